@@ -1,0 +1,706 @@
+"""Broker and topic configuration: Kafka's names, types, defaults, validators and documentation.
+
+``BROKER_CONFIGS`` and ``TOPIC_CONFIGS`` are the single source for parsing and validating
+configuration, for DescribeConfigs (defaults, sources, synonyms) and for the generated
+``docs/configuration.md`` (``tools/gen_config_docs.py``). Names, types and defaults follow
+Apache Kafka 3.9 (the last line that still had every protocol version these schemas cover);
+where odradek deliberately differs the definition says so in ``odradek_note``:
+
+* ``log.dirs`` defaults to ``./odradek-data`` (Kafka: ``/tmp/kafka-logs``): a dev broker keeps
+  its data beside where it was started rather than in a directory the OS may wipe.
+* ``node.id`` defaults to 1 so that ``odradek serve`` needs no configuration at all (Kafka in
+  KRaft mode requires it).
+
+A definition with ``applied=False`` is accepted and validated so that a stock Kafka
+``server.properties`` loads without warnings, but odradek does not act on it yet (the docs
+list these). Keys that no definition names are warned about at start and otherwise ignored,
+as Kafka does; a value that fails its definition refuses the start, naming the key.
+
+Parsing follows Kafka's ``ConfigDef.parseType``: surrounding whitespace is trimmed; booleans
+are ``true``/``false`` in any case; ints are 32-bit and longs 64-bit; lists are
+comma-separated with each item trimmed, and an empty string is the empty list.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+
+class ConfigType(enum.Enum):
+    """Kafka's ``ConfigDef.Type``; the value is the name DescribeConfigs (v3+) reports."""
+
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class ConfigSource(enum.IntEnum):
+    """Kafka's ``DescribeConfigsResponse.ConfigSource`` codes."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+    DYNAMIC_BROKER_LOGGER_CONFIG = 6
+    CLIENT_METRICS_CONFIG = 7
+    GROUP_CONFIG = 8
+
+
+class ConfigError(ValueError):
+    """A configuration value that its definition refuses; the message names the key."""
+
+    def __init__(self, key: str, value: Any, reason: str):
+        super().__init__(f"Invalid value {value!r} for configuration {key}: {reason}")
+        self.key = key
+        self.value = value
+        self.reason = reason
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT = _NoDefault()
+
+
+# --- validators: each takes the parsed value and returns None or raises ValueError(reason) ---
+
+
+def at_least(minimum: float) -> Callable[[Any], None]:
+    def check(value):
+        if value is not None and value < minimum:
+            raise ValueError(f"Value must be at least {minimum}")
+
+    check.description = f"[{minimum},...]"
+    return check
+
+
+def between(low: float, high: float) -> Callable[[Any], None]:
+    def check(value):
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"Value must be no less than {low} and no more than {high}")
+
+    check.description = f"[{low},...,{high}]"
+    return check
+
+
+def one_of(*allowed: str, case_sensitive: bool = True) -> Callable[[Any], None]:
+    def check(value):
+        if value is None:
+            return
+        candidate = value if case_sensitive else value.lower()
+        options = allowed if case_sensitive else tuple(a.lower() for a in allowed)
+        if candidate not in options:
+            raise ValueError(f"String must be one of: {', '.join(allowed)}")
+
+    check.description = "[" + ", ".join(allowed) + "]"
+    return check
+
+
+def list_of(*allowed: str, allow_empty: bool = True) -> Callable[[Any], None]:
+    def check(value):
+        if value is None:
+            return
+        if not value and not allow_empty:
+            raise ValueError("Empty list is not allowed")
+        for item in value:
+            if item not in allowed:
+                raise ValueError(f"Invalid value {item} for configuration: String must be one of: {', '.join(allowed)}")
+
+    check.description = "[" + ", ".join(allowed) + "]"
+    return check
+
+
+_LISTENER_RE = re.compile(r"^([A-Za-z0-9_]+)://(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):(-?\d+)$")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One entry of ``listeners``: ``NAME://host:port`` (an empty host binds every interface)."""
+
+    name: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}://{host}:{self.port}"
+
+
+def parse_listener(text: str) -> Listener:
+    match = _LISTENER_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a listener of the form NAME://host:port")
+    name, host, port = match.group(1), match.group(2), int(match.group(3))
+    if host.startswith("["):
+        host = host[1:-1]
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    return Listener(name.upper(), host, port)
+
+
+def _listeners_check(value):
+    if value is None:
+        return
+    names = set()
+    for item in value:
+        listener = parse_listener(item)
+        if listener.name in names:
+            raise ValueError(f"Each listener must have a different name, {listener.name} is repeated")
+        names.add(listener.name)
+
+
+_listeners_check.description = "list of NAME://host:port"
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _protocol_map_check(value):
+    if value is None:
+        return
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not of the form LISTENER_NAME:SECURITY_PROTOCOL")
+        if protocol.strip().upper() not in SECURITY_PROTOCOLS:
+            raise ValueError(f"unknown security protocol {protocol!r} (one of {', '.join(SECURITY_PROTOCOLS)})")
+
+
+_protocol_map_check.description = "list of LISTENER_NAME:SECURITY_PROTOCOL"
+
+
+def _cluster_id_check(value):
+    if value is None:
+        return
+    import base64
+
+    try:
+        raw = base64.urlsafe_b64decode(value + "==")
+    except Exception as exc:  # binascii.Error and friends
+        raise ValueError("must be a base64 (URL-safe, unpadded) encoded 16-byte UUID") from exc
+    if len(raw) != 16 or len(value) != 22:
+        raise ValueError("must be a base64 (URL-safe, unpadded) encoded 16-byte UUID")
+
+
+_cluster_id_check.description = "22-character base64 UUID"
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    """One configuration key: what Kafka calls a ``ConfigKey``."""
+
+    name: str
+    type: ConfigType
+    default: Any
+    doc: str
+    validator: Callable[[Any], None] | None = None
+    importance: str = "medium"
+    # Broker keys a topic config falls back to, most specific first (topic definitions only).
+    synonyms: tuple[str, ...] = ()
+    # False: accepted for compatibility with Kafka's files, not acted on by odradek yet.
+    applied: bool = True
+    # Where odradek's default or behaviour deliberately differs from Kafka's.
+    odradek_note: str = ""
+    # Secret values (PASSWORD) are never reported.
+    sensitive: bool = False
+
+    @property
+    def valid_values(self) -> str:
+        return getattr(self.validator, "description", "") if self.validator else ""
+
+    def parse(self, raw: Any) -> Any:
+        """Parse ``raw`` (a string from a file or an already typed value) and validate it."""
+        try:
+            value = _parse_typed(self.type, raw)
+            if self.validator is not None:
+                self.validator(value)
+        except ValueError as exc:
+            raise ConfigError(self.name, raw, str(exc)) from None
+        return value
+
+    def format(self, value: Any) -> str | None:
+        """The string form Kafka reports (DescribeConfigs, docs)."""
+        return format_value(self.type, value)
+
+
+def _parse_typed(kind: ConfigType, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if kind is ConfigType.BOOLEAN:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text == "true":
+            return True
+        if text == "false":
+            return False
+        raise ValueError("Expected value to be either true or false")
+    if kind in (ConfigType.INT, ConfigType.SHORT, ConfigType.LONG):
+        if isinstance(raw, bool):
+            raise ValueError("Expected an integer")
+        if isinstance(raw, int):
+            value = raw
+        else:
+            text = str(raw).strip()
+            if not re.fullmatch(r"[+-]?\d+", text):
+                raise ValueError(f"Not a number of type {kind.name}")
+            value = int(text)
+        bounds = {
+            ConfigType.SHORT: (-(2**15), 2**15 - 1),
+            ConfigType.INT: (INT32_MIN, INT32_MAX),
+            ConfigType.LONG: (INT64_MIN, INT64_MAX),
+        }[kind]
+        if not bounds[0] <= value <= bounds[1]:
+            raise ValueError(f"Not a number of type {kind.name}")
+        return value
+    if kind is ConfigType.DOUBLE:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        try:
+            return float(str(raw).strip())
+        except ValueError:
+            raise ValueError("Not a number of type DOUBLE") from None
+    if kind is ConfigType.LIST:
+        if isinstance(raw, (list, tuple)):
+            return [str(item).strip() for item in raw]
+        text = str(raw).strip()
+        if not text:
+            return []
+        return [item.strip() for item in text.split(",")]
+    # STRING, CLASS, PASSWORD
+    return str(raw).strip()
+
+
+def format_value(kind: ConfigType, value: Any) -> str | None:
+    if value is None:
+        return None
+    if kind is ConfigType.BOOLEAN:
+        return "true" if value else "false"
+    if kind is ConfigType.LIST:
+        return ",".join(value)
+    if kind is ConfigType.DOUBLE:
+        return repr(float(value))
+    return str(value)
+
+
+B, S, I, SH, L, D, LS = (
+    ConfigType.BOOLEAN,
+    ConfigType.STRING,
+    ConfigType.INT,
+    ConfigType.SHORT,
+    ConfigType.LONG,
+    ConfigType.DOUBLE,
+    ConfigType.LIST,
+)
+
+COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
+
+
+def _gzip_level(value):
+    # Kafka's GzipCompression.LEVEL_VALIDATOR: 1..9, or -1 for zlib's default.
+    if value is not None and value != -1 and not 1 <= value <= 9:
+        raise ValueError("Value must be -1 or in [1,...,9]")
+
+
+_gzip_level.description = "[1,...,9] or -1"
+_GZIP_LEVEL = _gzip_level
+
+
+def _d(*args, **kwargs) -> ConfigDef:
+    return ConfigDef(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Topic-level configuration (Kafka's TopicConfig / LogConfig), with the broker synonyms Kafka
+# reports for each (ServerTopicConfigSynonyms), most specific first.
+# --------------------------------------------------------------------------------------------
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in [
+        _d("cleanup.policy", LS, ["delete"], "The retention policy for old log segments: `delete` discards segments past their retention time or size; `compact` keeps the latest value of each key. Both may be given.", list_of("compact", "delete"), synonyms=("log.cleanup.policy",)),
+        _d("compression.type", S, "producer", "The final compression of the topic's data: a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) recompresses to it; `producer` keeps what the producer sent.", one_of(*COMPRESSION_TYPES), synonyms=("compression.type",)),
+        _d("compression.gzip.level", I, -1, "Compression level when compression.type is gzip.", _GZIP_LEVEL, synonyms=("compression.gzip.level",)),
+        _d("compression.lz4.level", I, 9, "Compression level when compression.type is lz4.", between(1, 17), synonyms=("compression.lz4.level",)),
+        _d("compression.zstd.level", I, 3, "Compression level when compression.type is zstd.", between(-131072, 22), synonyms=("compression.zstd.level",)),
+        _d("delete.retention.ms", L, 86400000, "How long delete tombstones are retained in compacted topics.", at_least(0), synonyms=("log.cleaner.delete.retention.ms",)),
+        _d("file.delete.delay.ms", L, 60000, "The time to wait before deleting a file from the filesystem.", at_least(0), synonyms=("log.segment.delete.delay.ms",)),
+        _d("flush.messages", L, INT64_MAX, "Force an fsync of the log after this many messages (Kafka relies on replication instead; the default never forces).", at_least(1), synonyms=("log.flush.interval.messages",)),
+        _d("flush.ms", L, INT64_MAX, "Force an fsync of the log after this much time.", at_least(0), synonyms=("log.flush.interval.ms",)),
+        _d("follower.replication.throttled.replicas", LS, [], "Replicas whose log replication is throttled on the follower side.", applied=False),
+        _d("index.interval.bytes", I, 4096, "How often (in bytes) an offset index entry is added.", at_least(0), synonyms=("log.index.interval.bytes",)),
+        _d("leader.replication.throttled.replicas", LS, [], "Replicas whose log replication is throttled on the leader side.", applied=False),
+        _d("local.retention.bytes", L, -2, "Bytes kept locally with tiered storage (-2: use retention.bytes).", at_least(-2), synonyms=("log.local.retention.bytes",), applied=False),
+        _d("local.retention.ms", L, -2, "Time kept locally with tiered storage (-2: use retention.ms).", at_least(-2), synonyms=("log.local.retention.ms",), applied=False),
+        _d("max.compaction.lag.ms", L, INT64_MAX, "The maximum time a message stays ineligible for compaction.", at_least(1), synonyms=("log.cleaner.max.compaction.lag.ms",)),
+        _d("max.message.bytes", I, 1048588, "The largest record batch size allowed for the topic (after compression).", at_least(0), synonyms=("message.max.bytes",)),
+        _d("message.downconversion.enable", B, True, "Whether the broker down-converts record batches for consumers fetching with an older message format.", synonyms=("log.message.downconversion.enable",)),
+        _d("message.format.version", S, "3.0-IV1", "Deprecated: ignored from inter.broker.protocol.version 3.0 on; kept for compatibility.", synonyms=("log.message.format.version",), applied=False),
+        _d("message.timestamp.after.max.ms", L, INT64_MAX, "How far a record's timestamp may be ahead of the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.after.max.ms",)),
+        _d("message.timestamp.before.max.ms", L, INT64_MAX, "How far a record's timestamp may be behind the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.before.max.ms",)),
+        _d("message.timestamp.difference.max.ms", L, INT64_MAX, "Deprecated: the maximum difference between a record's timestamp and the broker's time.", at_least(0), synonyms=("log.message.timestamp.difference.max.ms",)),
+        _d("message.timestamp.type", S, "CreateTime", "Whether record timestamps are the producer's (`CreateTime`) or the broker's append time (`LogAppendTime`).", one_of("CreateTime", "LogAppendTime"), synonyms=("log.message.timestamp.type",)),
+        _d("min.cleanable.dirty.ratio", D, 0.5, "The dirty ratio above which the log cleaner compacts the log.", between(0, 1), synonyms=("log.cleaner.min.cleanable.ratio",)),
+        _d("min.compaction.lag.ms", L, 0, "The minimum time a message stays uncompacted.", at_least(0), synonyms=("log.cleaner.min.compaction.lag.ms",)),
+        _d("min.insync.replicas", I, 1, "The minimum number of in-sync replicas that must acknowledge a write with acks=all.", at_least(1), synonyms=("min.insync.replicas",)),
+        _d("preallocate", B, False, "Preallocate the file on disk when creating a new log segment.", synonyms=("log.preallocate",), applied=False),
+        _d("remote.log.copy.disable", B, False, "Stop copying segments to tiered storage.", applied=False),
+        _d("remote.log.delete.on.disable", B, False, "Delete remote data when tiered storage is disabled.", applied=False),
+        _d("remote.storage.enable", B, False, "Enable tiered storage for the topic.", applied=False),
+        _d("retention.bytes", L, -1, "The maximum size a partition's log may grow to before old segments are discarded (-1: no limit).", synonyms=("log.retention.bytes",)),
+        _d("retention.ms", L, 604800000, "The maximum time a log segment is kept before it is discarded (-1: no limit).", at_least(-1), synonyms=("log.retention.ms", "log.retention.minutes", "log.retention.hours")),
+        _d("segment.bytes", I, 1073741824, "The segment file size of the log.", at_least(14), synonyms=("log.segment.bytes",)),
+        _d("segment.index.bytes", I, 10485760, "The size of the offset index file.", at_least(4), synonyms=("log.index.size.max.bytes",)),
+        _d("segment.jitter.ms", L, 0, "The maximum random jitter subtracted from segment.ms.", at_least(0), synonyms=("log.roll.jitter.ms", "log.roll.jitter.hours")),
+        _d("segment.ms", L, 604800000, "Roll a new segment after this time even if the current one is not full.", at_least(1), synonyms=("log.roll.ms", "log.roll.hours")),
+        _d("unclean.leader.election.enable", B, False, "Whether a replica outside the ISR may become leader (losing data).", synonyms=("unclean.leader.election.enable",), applied=False),
+    ]
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Broker configuration.
+# --------------------------------------------------------------------------------------------
+
+_DEFAULT_PROTOCOL_MAP = [
+    "CONTROLLER:PLAINTEXT",
+    "PLAINTEXT:PLAINTEXT",
+    "SSL:SSL",
+    "SASL_PLAINTEXT:SASL_PLAINTEXT",
+    "SASL_SSL:SASL_SSL",
+]
+
+BROKER_CONFIGS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in [
+        # identity and listeners
+        _d("node.id", I, 1, "The node id of this server (odradek runs one node, which is also the controller it reports).", at_least(0), "high", odradek_note="Default 1 so that `odradek serve` needs no configuration; Kafka requires it in KRaft mode."),
+        _d("broker.id", I, -1, "Older name of node.id; when set (not -1) and node.id is not, it is used as the node id.", at_least(-1), "high"),
+        _d("cluster.id", S, None, "The cluster id reported in Metadata and DescribeCluster. When unset, one is generated at first start and kept in the data directory's meta.properties.", _cluster_id_check, "medium", odradek_note="Kafka takes it from `kafka-storage format`; odradek generates it on first start."),
+        _d("listeners", LS, ["PLAINTEXT://localhost:9092"], "Comma-separated list of URIs the broker listens on, NAME://host:port. Port 0 picks a free port (the real port is printed at start). An empty host binds every interface.", _listeners_check, "high", odradek_note="Only PLAINTEXT listeners are served so far."),
+        _d("advertised.listeners", LS, None, "Listeners published to clients in Metadata, if different from `listeners`. When unset, the listeners are advertised (with the real port when the port is 0, and the host `localhost` when it is empty).", _listeners_check, "high"),
+        _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low"),
+        _d("inter.broker.listener.name", S, None, "Name of the listener used between brokers.", importance="medium", applied=False),
+        _d("controller.listener.names", LS, [], "Listener names used by the controller.", importance="high", applied=False),
+        _d("process.roles", LS, [], "The roles of this process in KRaft mode (broker, controller); odradek is always both.", list_of("broker", "controller"), "high", applied=False),
+        _d("controller.quorum.voters", LS, [], "The KRaft controller quorum voters.", importance="high", applied=False),
+        _d("controller.quorum.bootstrap.servers", LS, [], "Bootstrap addresses of the KRaft controller quorum.", importance="high", applied=False),
+        _d("rack", S, None, "Rack of this broker, reported in Metadata.", importance="medium"),
+        _d("broker.rack", S, None, "Rack of this broker, reported in Metadata (Kafka's name; `rack` is accepted as an alias).", importance="medium"),
+        # sockets and requests
+        _d("socket.request.max.bytes", I, 104857600, "The maximum size of a request frame; a larger size prefix closes the connection before anything is allocated.", at_least(1), "high"),
+        _d("socket.send.buffer.bytes", I, 102400, "SO_SNDBUF of the server sockets (-1: OS default).", importance="high"),
+        _d("socket.receive.buffer.bytes", I, 102400, "SO_RCVBUF of the server sockets (-1: OS default).", importance="high"),
+        _d("socket.listen.backlog.size", I, 50, "The listen backlog of the server sockets.", at_least(1), "medium"),
+        _d("connections.max.idle.ms", L, 600000, "Close connections idle for longer than this.", importance="medium"),
+        _d("queued.max.requests", I, 500, "Requests read ahead per connection before the broker stops reading from it (back-pressure); Kafka applies this across the network threads.", at_least(1), "high", odradek_note="Applied per connection, together with queued.max.request.bytes."),
+        _d("queued.max.request.bytes", L, -1, "Bytes of requests read ahead per connection before the broker stops reading from it (-1: 100 MiB, the frame limit).", importance="medium"),
+        _d("num.network.threads", I, 3, "Threads handling network requests (odradek uses one event loop).", at_least(1), "high", applied=False),
+        _d("num.io.threads", I, 8, "Threads processing requests (odradek uses one event loop).", at_least(1), "high", applied=False),
+        _d("num.recovery.threads.per.data.dir", I, 2, "Threads per data directory for log recovery at start and flushing at shutdown.", at_least(1), "high", applied=False),
+        _d("background.threads", I, 10, "Threads for background tasks.", at_least(1), "high", applied=False),
+        _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
+        # topics and logs
+        _d("log.dirs", LS, None, "Directories where the log data is kept (odradek uses the first).", importance="high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
+        _d("log.dir", S, "./odradek-data", "The data directory, used when log.dirs is not set.", importance="high", odradek_note="Default ./odradek-data (Kafka: /tmp/kafka-logs)."),
+        _d("num.partitions", I, 1, "Default number of partitions of auto-created topics and CreateTopics requests that leave it to the broker.", at_least(1), "medium"),
+        _d("default.replication.factor", I, 1, "Default replication factor of auto-created topics (a single node can only serve 1).", at_least(1), "medium"),
+        _d("auto.create.topics.enable", B, True, "Create a topic when a client asks Metadata for it (or produces to it) and it does not exist.", importance="high"),
+        _d("delete.topic.enable", B, True, "Allow DeleteTopics.", importance="high"),
+        _d("log.retention.hours", I, 168, "Hours to keep a log segment before deleting it; overridden by log.retention.minutes and log.retention.ms.", importance="high"),
+        _d("log.retention.minutes", I, None, "Minutes to keep a log segment; when unset, log.retention.hours applies.", importance="high"),
+        _d("log.retention.ms", L, None, "Milliseconds to keep a log segment (-1: forever); when unset, log.retention.minutes applies.", importance="high"),
+        _d("log.retention.bytes", L, -1, "The maximum size of a partition's log before old segments are deleted (-1: no limit).", importance="high"),
+        _d("log.retention.check.interval.ms", L, 300000, "How often the retention cleaner checks for segments to delete.", at_least(1), "medium"),
+        _d("log.segment.bytes", I, 1073741824, "The maximum size of a single log segment file.", at_least(14), "high"),
+        _d("log.segment.delete.delay.ms", L, 60000, "Time to wait before deleting a segment file.", at_least(0), "high"),
+        _d("log.roll.hours", I, 168, "The maximum time before a new segment is rolled; overridden by log.roll.ms.", at_least(1), "high"),
+        _d("log.roll.ms", L, None, "The maximum time before a new segment is rolled; when unset, log.roll.hours applies.", importance="high"),
+        _d("log.roll.jitter.hours", I, 0, "Maximum jitter subtracted from the roll time; overridden by log.roll.jitter.ms.", at_least(0), "high"),
+        _d("log.roll.jitter.ms", L, None, "Maximum jitter subtracted from the roll time.", importance="high"),
+        _d("log.index.size.max.bytes", I, 10485760, "The maximum size of an offset index file.", at_least(4), "medium"),
+        _d("log.index.interval.bytes", I, 4096, "Bytes between offset index entries.", at_least(0), "medium"),
+        _d("log.cleanup.policy", LS, ["delete"], "The default cleanup policy of topics: delete and/or compact.", list_of("compact", "delete"), "medium"),
+        _d("log.cleaner.enable", B, True, "Run the log cleaner for compacted topics.", importance="medium"),
+        _d("log.cleaner.delete.retention.ms", L, 86400000, "How long delete tombstones are kept in compacted topics.", at_least(0), "medium"),
+        _d("log.cleaner.min.compaction.lag.ms", L, 0, "The minimum time a message stays uncompacted.", at_least(0), "medium"),
+        _d("log.cleaner.max.compaction.lag.ms", L, INT64_MAX, "The maximum time a message stays ineligible for compaction.", at_least(1), "medium"),
+        _d("log.cleaner.min.cleanable.ratio", D, 0.5, "Dirty ratio above which the cleaner compacts a log.", between(0, 1), "medium"),
+        _d("log.cleaner.threads", I, 1, "Threads of the log cleaner.", at_least(0), "medium", applied=False),
+        _d("log.flush.interval.messages", L, INT64_MAX, "Messages accumulated on a partition before they are fsynced.", at_least(1), "high"),
+        _d("log.flush.interval.ms", L, None, "Maximum time data stays in memory before it is fsynced; when unset, log.flush.scheduler.interval.ms applies.", importance="high"),
+        _d("log.flush.scheduler.interval.ms", L, INT64_MAX, "How often the flusher checks whether a log needs flushing.", importance="high"),
+        _d("log.flush.offset.checkpoint.interval.ms", I, 60000, "How often the recovery point checkpoint is written.", at_least(0), "high", applied=False),
+        _d("log.preallocate", B, False, "Preallocate segment files.", importance="medium", applied=False),
+        _d("log.message.timestamp.type", S, "CreateTime", "Default timestamp type of topics: CreateTime or LogAppendTime.", one_of("CreateTime", "LogAppendTime"), "medium"),
+        _d("log.message.timestamp.difference.max.ms", L, INT64_MAX, "Deprecated maximum difference between record and broker timestamps.", at_least(0), "medium"),
+        _d("log.message.timestamp.before.max.ms", L, INT64_MAX, "How far a record timestamp may be behind the broker's time.", at_least(0), "medium"),
+        _d("log.message.timestamp.after.max.ms", L, INT64_MAX, "How far a record timestamp may be ahead of the broker's time.", at_least(0), "medium"),
+        _d("log.message.downconversion.enable", B, True, "Down-convert record batches for old fetch versions.", importance="low"),
+        _d("log.message.format.version", S, "3.0-IV1", "Deprecated; ignored.", importance="medium", applied=False),
+        _d("log.local.retention.ms", L, -2, "Local retention time with tiered storage.", at_least(-2), "medium", applied=False),
+        _d("log.local.retention.bytes", L, -2, "Local retention size with tiered storage.", at_least(-2), "medium", applied=False),
+        _d("message.max.bytes", I, 1048588, "The largest record batch size the broker accepts (topic override: max.message.bytes).", at_least(0), "high"),
+        _d("compression.type", S, "producer", "Default final compression of topics.", one_of(*COMPRESSION_TYPES), "high"),
+        _d("compression.gzip.level", I, -1, "Default gzip level.", _GZIP_LEVEL, "medium"),
+        _d("compression.lz4.level", I, 9, "Default lz4 level.", between(1, 17), "medium"),
+        _d("compression.zstd.level", I, 3, "Default zstd level.", between(-131072, 22), "medium"),
+        _d("min.insync.replicas", I, 1, "Minimum in-sync replicas for acks=all.", at_least(1), "high"),
+        _d("unclean.leader.election.enable", B, False, "Allow out-of-sync replicas to become leader.", importance="high", applied=False),
+        _d("odradek.flush.on.acks.all", B, True, "odradek only: fsync the partition log before acknowledging a produce with acks=all. Kafka relies on replication for durability and does not; a single node has no replicas, so odradek syncs unless this is false.", importance="high", odradek_note="odradek's own key."),
+        # internal topics and coordinators
+        _d("offsets.topic.num.partitions", I, 50, "Partitions of the __consumer_offsets topic.", at_least(1), "high"),
+        _d("offsets.topic.replication.factor", SH, 3, "Replication factor of __consumer_offsets (capped at the number of live brokers).", at_least(1), "high"),
+        _d("offsets.topic.segment.bytes", I, 104857600, "Segment size of __consumer_offsets.", at_least(1), "high"),
+        _d("offsets.retention.minutes", I, 10080, "Committed offsets of an empty group are kept this long.", at_least(1), "high"),
+        _d("offsets.retention.check.interval.ms", L, 600000, "How often stale offsets are checked.", at_least(1), "high"),
+        _d("offsets.commit.timeout.ms", I, 5000, "Timeout of an offset commit waiting for the offsets topic.", at_least(1), "high"),
+        _d("offsets.load.buffer.size", I, 5242880, "Batch size when loading offsets.", at_least(1), "high", applied=False),
+        _d("offset.metadata.max.bytes", I, 4096, "Maximum size of the metadata of an offset commit.", importance="high"),
+        _d("group.initial.rebalance.delay.ms", I, 3000, "Time the coordinator waits for more members before the first rebalance of a new group.", importance="medium"),
+        _d("group.min.session.timeout.ms", I, 6000, "Minimum session timeout a member may ask for.", importance="medium"),
+        _d("group.max.session.timeout.ms", I, 1800000, "Maximum session timeout a member may ask for.", importance="medium"),
+        _d("group.max.size", I, INT32_MAX, "Maximum number of members of a group.", at_least(1), "medium"),
+        _d("group.consumer.session.timeout.ms", I, 45000, "Session timeout of consumer-protocol (KIP-848) members.", at_least(1), "medium"),
+        _d("group.consumer.heartbeat.interval.ms", I, 5000, "Heartbeat interval of consumer-protocol (KIP-848) members.", at_least(1), "medium"),
+        _d("group.consumer.min.session.timeout.ms", I, 45000, "Minimum session timeout of consumer-protocol members.", at_least(1), "medium"),
+        _d("group.consumer.max.session.timeout.ms", I, 60000, "Maximum session timeout of consumer-protocol members.", at_least(1), "medium"),
+        _d("group.consumer.min.heartbeat.interval.ms", I, 5000, "Minimum heartbeat interval of consumer-protocol members.", at_least(1), "medium"),
+        _d("group.consumer.max.heartbeat.interval.ms", I, 15000, "Maximum heartbeat interval of consumer-protocol members.", at_least(1), "medium"),
+        _d("group.consumer.max.size", I, INT32_MAX, "Maximum members of a consumer-protocol group.", at_least(1), "medium"),
+        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium"),
+        _d("transaction.state.log.num.partitions", I, 50, "Partitions of the __transaction_state topic.", at_least(1), "high"),
+        _d("transaction.state.log.replication.factor", SH, 3, "Replication factor of __transaction_state (capped at the number of live brokers).", at_least(1), "high"),
+        _d("transaction.state.log.min.isr", I, 2, "min.insync.replicas of __transaction_state.", at_least(1), "high"),
+        _d("transaction.state.log.segment.bytes", I, 104857600, "Segment size of __transaction_state.", at_least(1), "high"),
+        _d("transaction.max.timeout.ms", I, 900000, "The maximum transaction timeout a producer may ask for.", at_least(1), "high"),
+        _d("transaction.abort.timed.out.transaction.cleanup.interval.ms", I, 10000, "How often timed-out transactions are rolled back.", at_least(1), "low"),
+        _d("transaction.remove.expired.transaction.cleanup.interval.ms", I, 3600000, "How often expired transactional ids are removed.", at_least(1), "low"),
+        _d("transactional.id.expiration.ms", I, 604800000, "Time after which an idle transactional id expires.", at_least(1), "high"),
+        _d("producer.id.expiration.ms", I, 86400000, "Time after which an idle producer id's state expires.", at_least(1), "low"),
+        _d("share.coordinator.state.topic.replication.factor", SH, 3, "Replication factor of the share-group state topic.", at_least(1), "high", applied=False),
+        _d("share.coordinator.state.topic.min.isr", SH, 2, "min.insync.replicas of the share-group state topic.", at_least(1), "high", applied=False),
+        _d("auto.leader.rebalance.enable", B, True, "Automatic leader balancing.", importance="high", applied=False),
+    ]
+}
+
+# Topic keys whose broker default comes from a differently named broker key: used by
+# DescribeConfigs and by TopicConfig resolution.
+TOPIC_TO_BROKER_SYNONYMS: dict[str, tuple[str, ...]] = {name: d.synonyms for name, d in TOPIC_CONFIGS.items()}
+
+
+@dataclass
+class ConfigEntry:
+    value: Any
+    source: ConfigSource
+
+
+class BrokerConfig:
+    """The broker's configuration after parsing: typed values plus where each came from.
+
+    Built once at start (``BrokerConfig.from_sources``); immutable afterwards until dynamic
+    broker configs exist (then the event loop will own it, like all broker state).
+    """
+
+    def __init__(self, entries: Mapping[str, ConfigEntry], unknown: Mapping[str, str]):
+        self._entries = dict(entries)
+        self.unknown = dict(unknown)
+
+    @classmethod
+    def from_sources(cls, *sources: Mapping[str, Any], logger=None) -> "BrokerConfig":
+        """Merge ``sources`` (later ones win: the file, then ``--override``s), parse and validate
+        every key, and warn about unknown keys. Raises ConfigError naming the first bad key."""
+        merged: dict[str, Any] = {}
+        for source in sources:
+            merged.update(source)
+        entries: dict[str, ConfigEntry] = {}
+        unknown: dict[str, str] = {}
+        for name, raw in merged.items():
+            definition = BROKER_CONFIGS.get(name)
+            if definition is None:
+                unknown[name] = raw
+                continue
+            entries[name] = ConfigEntry(definition.parse(raw), ConfigSource.STATIC_BROKER_CONFIG)
+        for name, definition in BROKER_CONFIGS.items():
+            if name not in entries:
+                entries[name] = ConfigEntry(definition.default, ConfigSource.DEFAULT_CONFIG)
+        config = cls(entries, unknown)
+        config._check_consistency()
+        if unknown and logger is not None:
+            logger.warning("unknown configuration keys ignored", keys=sorted(unknown))
+        return config
+
+    def _check_consistency(self) -> None:
+        listener_names = {listener.name for listener in self.listeners}
+        mapped = self.security_protocol_map
+        for name in listener_names:
+            if name not in mapped:
+                raise ConfigError("listener.security.protocol.map", ",".join(self["listener.security.protocol.map"]), f"no security protocol for listener {name}")
+            if mapped[name] != "PLAINTEXT":
+                raise ConfigError("listeners", ",".join(self["listeners"]), f"listener {name} uses {mapped[name]}; odradek serves PLAINTEXT only so far")
+        if not self.listeners:
+            raise ConfigError("listeners", "", "at least one listener is required")
+        advertised = self["advertised.listeners"]
+        if advertised is not None:
+            for listener in (parse_listener(item) for item in advertised):
+                if listener.name not in listener_names:
+                    raise ConfigError("advertised.listeners", ",".join(advertised), f"listener {listener.name} is not in listeners")
+        if self["group.min.session.timeout.ms"] > self["group.max.session.timeout.ms"]:
+            raise ConfigError("group.min.session.timeout.ms", self["group.min.session.timeout.ms"], "must not exceed group.max.session.timeout.ms")
+
+    # --- access ---
+
+    def __getitem__(self, name: str) -> Any:
+        return self._entries[name].value
+
+    def source(self, name: str) -> ConfigSource:
+        return self._entries[name].source
+
+    def is_set(self, name: str) -> bool:
+        return self._entries[name].source is not ConfigSource.DEFAULT_CONFIG
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return ((name, entry.value) for name, entry in self._entries.items())
+
+    # --- derived values (Kafka's KafkaConfig getters) ---
+
+    @property
+    def node_id(self) -> int:
+        if not self.is_set("node.id") and self["broker.id"] >= 0:
+            return self["broker.id"]
+        return self["node.id"]
+
+    @property
+    def rack(self) -> str | None:
+        return self["broker.rack"] if self["broker.rack"] is not None else self["rack"]
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return [parse_listener(item) for item in self["listeners"]]
+
+    @property
+    def advertised_listeners(self) -> list[Listener]:
+        """The configured advertised listeners (the server substitutes bound ports for 0)."""
+        items = self["advertised.listeners"]
+        return [parse_listener(item) for item in items] if items is not None else self.listeners
+
+    @property
+    def security_protocol_map(self) -> dict[str, str]:
+        result = {}
+        for item in self["listener.security.protocol.map"]:
+            name, _, protocol = item.partition(":")
+            result[name.strip().upper()] = protocol.strip().upper()
+        return result
+
+    @property
+    def log_dir(self) -> str:
+        dirs = self["log.dirs"]
+        return dirs[0] if dirs else self["log.dir"]
+
+    @property
+    def log_retention_ms(self) -> int:
+        if self["log.retention.ms"] is not None:
+            return self["log.retention.ms"]
+        if self["log.retention.minutes"] is not None:
+            return self["log.retention.minutes"] * 60_000
+        return self["log.retention.hours"] * 3_600_000
+
+    @property
+    def log_roll_ms(self) -> int:
+        if self["log.roll.ms"] is not None:
+            return self["log.roll.ms"]
+        return self["log.roll.hours"] * 3_600_000
+
+    @property
+    def log_roll_jitter_ms(self) -> int:
+        if self["log.roll.jitter.ms"] is not None:
+            return self["log.roll.jitter.ms"]
+        return self["log.roll.jitter.hours"] * 3_600_000
+
+    @property
+    def log_flush_interval_ms(self) -> int:
+        if self["log.flush.interval.ms"] is not None:
+            return self["log.flush.interval.ms"]
+        return self["log.flush.scheduler.interval.ms"]
+
+    @property
+    def queued_max_request_bytes(self) -> int:
+        value = self["queued.max.request.bytes"]
+        return value if value > 0 else 100 * 1024 * 1024
+
+    def broker_value_for_topic_config(self, topic_key: str) -> tuple[Any, str | None]:
+        """The broker-level default of topic config ``topic_key`` and the broker key it came
+        from (None: Kafka's built-in topic default). The first synonym that is set wins, as in
+        Kafka; the derived ones (retention, roll, flush) go through the same getters."""
+        definition = TOPIC_CONFIGS[topic_key]
+        for synonym in definition.synonyms:
+            if synonym in self._entries and self.is_set(synonym):
+                return self._topic_value_from_broker(topic_key, synonym), synonym
+        if definition.synonyms and definition.synonyms[0] in self._entries:
+            first = definition.synonyms[0]
+            return self._topic_value_from_broker(topic_key, first), first
+        return definition.default, None
+
+    def _topic_value_from_broker(self, topic_key: str, broker_key: str) -> Any:
+        derived = {
+            "retention.ms": lambda: self.log_retention_ms,
+            "segment.ms": lambda: self.log_roll_ms,
+            "segment.jitter.ms": lambda: self.log_roll_jitter_ms,
+            "flush.ms": lambda: self.log_flush_interval_ms,
+        }
+        if topic_key in derived:
+            return derived[topic_key]()
+        return self[broker_key]
+
+
+def topic_config_defaults(broker: BrokerConfig) -> dict[str, Any]:
+    """Every topic config's effective default on this broker."""
+    return {name: broker.broker_value_for_topic_config(name)[0] for name in TOPIC_CONFIGS}
+
+
+def validate_topic_configs(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Parse and validate topic-level overrides (CreateTopics, AlterConfigs). Raises ConfigError
+    for an unknown key (Kafka: INVALID_CONFIG "Unknown topic config name") or a bad value."""
+    result = {}
+    for name, raw in overrides.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise ConfigError(name, raw, "Unknown topic config name")
+        result[name] = definition.parse(raw)
+    return result
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``--override key=value`` items, as kafka-server-start accepts them."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(item, item, "an override must be of the form key=value")
+        result[key.strip()] = value
+    return result
+
+
+def generate_cluster_id() -> str:
+    """A new cluster id as Kafka makes them: a random UUID, base64 URL-safe, unpadded."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
