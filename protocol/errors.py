@@ -36,6 +36,15 @@ class ProtocolError(Exception):
 
     error_code: int = INVALID_REQUEST
     closes_connection: bool = False
+    # Context the connection codec fills in when it knows it (None otherwise): the request's
+    # API key, version and correlation id, the decoded request header when the header parsed but
+    # the rest did not, and, where Kafka answers instead of closing, the request to answer
+    # (see odradek.protocol.connection).
+    api_key: int | None = None
+    api_version: int | None = None
+    correlation_id: int | None = None
+    header = None
+    request = None
 
     def __init__(self, message: str, *, error_code: int | None = None, closes_connection: bool | None = None):
         super().__init__(message)
