@@ -1,0 +1,574 @@
+"""Record batches (magic 2): decode, validate, build; control records (transaction markers).
+
+A batch is the 61-byte header of :mod:`.header` followed by ``records_count`` records, the whole
+record section compressed as one blob when the compression bits are set. One record is::
+
+    length            varint   bytes that follow, up to the end of this record
+    attributes        int8     unused by Kafka, kept as read
+    timestamp_delta   varlong  from base_timestamp
+    offset_delta      varint   from base_offset
+    key_length        varint   -1: null key
+    key               bytes
+    value_length      varint   -1: null value
+    value             bytes
+    header_count      varint
+    headers           header_count x (key_length varint, key utf-8, value_length varint (-1 null), value)
+
+Decoding checks what Kafka's ``DefaultRecordBatch`` / ``DefaultRecord`` readers check: the CRC,
+that the batch length covers its header and lies inside the buffer, that each record's fields end
+exactly where its length says, and that the record section holds exactly ``records_count``
+records. Every failure raises :class:`~odradek.protocol.errors.CorruptRecord` (error code
+CORRUPT_MESSAGE) or a compression error from :mod:`.compression`; nothing else escapes.
+
+The timestamp type bit means LogAppendTime: then every record's timestamp *is* the batch's
+max_timestamp (the broker stamped it), whatever the deltas say. The delete-horizon bit means the
+log cleaner has put the delete horizon in base_timestamp.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple, Sequence
+
+import crc32c
+
+from ..errors import CorruptRecord, DecodeError
+from ..primitives import read_varint, read_varlong, write_varint, write_varlong
+from . import compression as _compression
+from .header import (
+    ATTRIBUTES_OFFSET,
+    BATCH_HEADER_SIZE,
+    COMPRESSION_MASK,
+    CONTROL_MASK,
+    CRC_OFFSET,
+    DELETE_HORIZON_MASK,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+    TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_MASK,
+    RecordBatchHeader,
+    batch_crc_matches,
+    read_batch_header,
+)
+
+CREATE_TIME = 0
+LOG_APPEND_TIME = 1
+NO_TIMESTAMP = -1
+
+# What decoding allows a compressed batch to inflate to when the caller does not say.
+DEFAULT_MAX_DECOMPRESSED_SIZE = 128 * 1024 * 1024
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_UINT32 = struct.Struct(">I")
+_CONTROL_KEY = struct.Struct(">hh")
+_END_TXN_MARKER = struct.Struct(">hi")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record of a v2 batch, with its offset and timestamp relative to the batch."""
+
+    offset_delta: int
+    timestamp_delta: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+    attributes: int = 0
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """A decoded magic-2 batch: its header fields and its records (already decompressed)."""
+
+    base_offset: int
+    partition_leader_epoch: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records: list[Record]
+    crc: int = 0
+    size_in_bytes: int = 0
+    magic: int = 2
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def timestamp_type(self) -> int:
+        return LOG_APPEND_TIME if self.attributes & TIMESTAMP_TYPE_MASK else CREATE_TIME
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_MASK)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_MASK)
+
+    @property
+    def delete_horizon(self) -> int | None:
+        """The log cleaner's delete horizon (ms), or None when the batch carries none."""
+        return self.base_timestamp if self.attributes & DELETE_HORIZON_MASK else None
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    def offset_of(self, record: Record) -> int:
+        return self.base_offset + record.offset_delta
+
+    def timestamp_of(self, record: Record) -> int:
+        if self.attributes & TIMESTAMP_TYPE_MASK:
+            return self.max_timestamp
+        return self.base_timestamp + record.timestamp_delta
+
+
+class IncompleteBatch(NamedTuple):
+    """The partial batch at the end of a buffer, as a fetch response may end with one.
+
+    Kafka fills a fetch response up to the requested size and lets the last batch be cut off;
+    consumers skip it and fetch it again from its offset. :func:`iter_batches` yields one of
+    these, last, instead of raising. ``position`` is where it starts in the buffer,
+    ``available`` how many of its bytes are there, ``size`` its full size in bytes when the first
+    12 bytes (offset and length) were present to tell, else None.
+    """
+
+    position: int
+    available: int
+    size: int | None
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def decode_batch(buf, pos: int = 0, *, max_decompressed_size: int) -> RecordBatch:
+    """Decode and verify the complete magic-2 batch at ``pos`` in ``buf``.
+
+    Raises CorruptRecord (truncated batch, wrong magic, CRC mismatch, malformed record, record
+    count mismatch), DecompressionLimitExceeded, UnsupportedCompression.
+    """
+    header = _read_complete_header(buf, pos)
+    if not batch_crc_matches(buf, pos, header):
+        raise CorruptRecord(f"record batch at {pos}: CRC mismatch (header says {header.crc:#010x})")
+    records = _decode_records_section(buf, pos, header, max_decompressed_size)
+    return RecordBatch(
+        base_offset=header.base_offset,
+        partition_leader_epoch=header.partition_leader_epoch,
+        attributes=header.attributes,
+        last_offset_delta=header.last_offset_delta,
+        base_timestamp=header.base_timestamp,
+        max_timestamp=header.max_timestamp,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+        records=records,
+        crc=header.crc,
+        size_in_bytes=header.size_in_bytes,
+    )
+
+
+def _read_complete_header(buf, pos: int) -> RecordBatchHeader:
+    available = len(buf) - pos
+    if available < BATCH_HEADER_SIZE:
+        raise CorruptRecord(f"record batch at {pos}: truncated header ({available} bytes)")
+    try:
+        header = read_batch_header(buf, pos)
+    except DecodeError as exc:  # cannot happen after the length check; keep the contract anyway
+        raise CorruptRecord(str(exc)) from None
+    if header.size_in_bytes > available:
+        raise CorruptRecord(
+            f"record batch at {pos}: truncated, {header.size_in_bytes} bytes declared, {available} present"
+        )
+    if header.records_count < 0:
+        raise CorruptRecord(f"record batch at {pos}: negative record count {header.records_count}")
+    return header
+
+
+def _decode_records_section(buf, pos: int, header: RecordBatchHeader, max_decompressed_size: int) -> list[Record]:
+    start = pos + BATCH_HEADER_SIZE
+    end = pos + header.size_in_bytes
+    codec = header.attributes & COMPRESSION_MASK
+    if codec == _compression.NONE:
+        section, section_start, section_end = buf, start, end
+    else:
+        section = _compression.decompress(
+            codec, memoryview(buf)[start:end], max_size=max_decompressed_size, magic=2
+        )
+        section_start, section_end = 0, len(section)
+    return decode_records(section, section_start, section_end, header.records_count)
+
+
+def decode_records(buf, pos: int, end: int, count: int) -> list[Record]:
+    """Decode exactly ``count`` records from ``buf[pos:end]``, which they must fill exactly."""
+    records = []
+    try:
+        for index in range(count):
+            if pos >= end:
+                raise CorruptRecord(f"record batch declares {count} records but holds {index}")
+            record, pos = _decode_record(buf, pos, end)
+            records.append(record)
+    except DecodeError as exc:  # a varint running past the data or over-long
+        raise CorruptRecord(f"malformed record: {exc}") from None
+    if pos != end:
+        raise CorruptRecord(f"record batch holds {end - pos} bytes after its {count} declared records")
+    return records
+
+
+def _decode_record(buf, pos: int, end: int) -> tuple[Record, int]:
+    length, pos = read_varint(buf, pos)
+    if length < 0 or length > end - pos:
+        raise CorruptRecord(f"record length {length} outside the batch")
+    record_end = pos + length
+    if length < 1:
+        raise CorruptRecord("record too short for its attributes")
+    attributes = buf[pos]
+    pos += 1
+    timestamp_delta, pos = read_varlong(buf, pos)
+    offset_delta, pos = read_varint(buf, pos)
+    key, pos = _read_nullable_bytes(buf, pos, record_end, "key")
+    value, pos = _read_nullable_bytes(buf, pos, record_end, "value")
+    header_count, pos = _read_bounded_varint(buf, pos, record_end)
+    if header_count < 0:
+        raise CorruptRecord(f"negative record header count {header_count}")
+    headers = []
+    for _ in range(header_count):
+        key_length, pos = _read_bounded_varint(buf, pos, record_end)
+        if key_length < 0 or key_length > record_end - pos:
+            raise CorruptRecord(f"record header key length {key_length} invalid")
+        try:
+            header_key = bytes(buf[pos : pos + key_length]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptRecord("record header key is not UTF-8") from None
+        pos += key_length
+        header_value, pos = _read_nullable_bytes(buf, pos, record_end, "header value")
+        headers.append((header_key, header_value))
+    if pos != record_end:
+        raise CorruptRecord(f"record fields end {pos - record_end:+d} bytes from its declared length")
+    return Record(offset_delta, timestamp_delta, key, value, headers, attributes), pos
+
+
+def _read_bounded_varint(buf, pos: int, limit: int) -> tuple[int, int]:
+    value, new_pos = read_varint(buf, pos)
+    if new_pos > limit:
+        raise CorruptRecord("record field runs past the record's length")
+    return value, new_pos
+
+
+def _read_nullable_bytes(buf, pos: int, limit: int, what: str) -> tuple[bytes | None, int]:
+    length, pos = _read_bounded_varint(buf, pos, limit)
+    if length == -1:
+        return None, pos
+    if length < -1 or length > limit - pos:
+        raise CorruptRecord(f"record {what} length {length} invalid")
+    return bytes(buf[pos : pos + length]), pos + length
+
+
+def iter_batches(
+    buf, *, max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE, allow_incomplete: bool = True
+) -> Iterator[RecordBatch | IncompleteBatch]:
+    """Decode the concatenated magic-2 batches of ``buf`` in order.
+
+    A partial batch at the end (fewer bytes than its length says, or fewer than a header) is
+    yielded as an :class:`IncompleteBatch`, last, when ``allow_incomplete`` (fetch responses);
+    otherwise (produce requests) it raises CorruptRecord. Anything wrong in a complete batch
+    raises as in :func:`decode_batch`.
+    """
+    for position, header in iter_batch_headers(buf, allow_incomplete=allow_incomplete):
+        if isinstance(header, IncompleteBatch):
+            yield header
+            return
+        yield decode_batch(buf, position, max_decompressed_size=max_decompressed_size)
+
+
+def iter_batch_headers(buf, *, allow_incomplete: bool = True) -> Iterator[tuple[int, RecordBatchHeader | IncompleteBatch]]:
+    """``(position, header)`` of each batch in ``buf`` without decoding or checking records.
+
+    Magic and minimum length are checked (CorruptRecord); the CRC is not. The trailing partial
+    batch is handled as in :func:`iter_batches`.
+    """
+    pos, end = 0, len(buf)
+    while pos < end:
+        available = end - pos
+        size = None
+        if available >= LOG_OVERHEAD:
+            size = LOG_OVERHEAD + int.from_bytes(buf[pos + 8 : pos + 12], "big", signed=True)
+        if available < BATCH_HEADER_SIZE or (size is not None and size > available):
+            if available > MAGIC_OFFSET and buf[pos + MAGIC_OFFSET] != 2:
+                raise CorruptRecord(f"record batch at {pos}: magic {buf[pos + MAGIC_OFFSET]}, expected 2")
+            if size is not None and size < BATCH_HEADER_SIZE:
+                raise CorruptRecord(f"record batch at {pos}: length {size - LOG_OVERHEAD} below the header size")
+            if not allow_incomplete:
+                raise CorruptRecord(f"record batch at {pos}: truncated ({available} bytes present)")
+            yield pos, IncompleteBatch(pos, available, size)
+            return
+        try:
+            header = read_batch_header(buf, pos)
+        except DecodeError as exc:
+            raise CorruptRecord(str(exc)) from None
+        yield pos, header
+        pos += header.size_in_bytes
+
+
+# --- Kafka's batch-level checks on append ------------------------------------------------------
+
+
+def validate_batch_for_append(buf, pos: int = 0, *, max_decompressed_size: int) -> RecordBatch:
+    """Decode the batch at ``pos`` and apply the checks Kafka's ``LogValidator`` makes on a
+    produced v2 batch before assigning offsets (pure; raises CorruptRecord):
+
+    * records_count > 0 and last_offset_delta + 1 == records_count;
+    * in a compressed batch the offset deltas are 0, 1, 2, ... (Kafka rejects inner records
+      whose offsets are not incremental);
+    * a transactional batch has a producer id;
+    * control batches are not accepted from producers (error code INVALID_RECORD) -- callers
+      appending markers themselves skip this function.
+    """
+    batch = decode_batch(buf, pos, max_decompressed_size=max_decompressed_size)
+    count = len(batch.records)
+    if count == 0:
+        raise CorruptRecord("record batch holds no records", error_code=87)
+    if batch.last_offset_delta + 1 != count:
+        raise CorruptRecord(
+            f"inconsistent batch offset range: last offset delta {batch.last_offset_delta} with {count} records",
+            error_code=87,
+        )
+    if batch.compression != _compression.NONE:
+        for expected, record in enumerate(batch.records):
+            if record.offset_delta != expected:
+                raise CorruptRecord(
+                    f"inner record offsets of a compressed batch are not incremental at {expected}",
+                    error_code=87,
+                )
+    if batch.is_transactional and batch.producer_id < 0:
+        raise CorruptRecord("transactional batch without a producer id", error_code=87)
+    if batch.is_control:
+        raise CorruptRecord("producers may not write control batches", error_code=87)
+    return batch
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def encode_record(out: bytearray, record: Record) -> None:
+    """Append one record in the v2 record format."""
+    body = bytearray()
+    body.append(record.attributes & 0xFF)
+    write_varlong(body, record.timestamp_delta)
+    write_varint(body, record.offset_delta)
+    _write_nullable_bytes(body, record.key)
+    _write_nullable_bytes(body, record.value)
+    write_varint(body, len(record.headers))
+    for header_key, header_value in record.headers:
+        encoded_key = header_key.encode("utf-8")
+        write_varint(body, len(encoded_key))
+        body += encoded_key
+        _write_nullable_bytes(body, header_value)
+    write_varint(out, len(body))
+    out += body
+
+
+def _write_nullable_bytes(out: bytearray, data: bytes | None) -> None:
+    if data is None:
+        write_varint(out, -1)
+    else:
+        write_varint(out, len(data))
+        out += data
+
+
+def build_batch(
+    records: Sequence[Record],
+    *,
+    base_offset: int = 0,
+    base_timestamp: int = 0,
+    max_timestamp: int | None = None,
+    compression: int = _compression.NONE,
+    compression_level: int | None = None,
+    timestamp_type: int = CREATE_TIME,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+    control: bool = False,
+    partition_leader_epoch: int = -1,
+    delete_horizon: int | None = None,
+    last_offset_delta: int | None = None,
+) -> bytes:
+    """Encode a magic-2 batch holding ``records``.
+
+    ``max_timestamp`` defaults to the largest record timestamp (base_timestamp + delta), or -1
+    for an empty batch as Kafka writes it; ``last_offset_delta`` to the last record's
+    offset_delta. With ``delete_horizon`` the delete-horizon bit is set and base_timestamp
+    *is* the horizon (so base_timestamp must then be left at its default or equal it).
+    """
+    if compression not in _compression.CODEC_NAMES:
+        raise _compression.UnsupportedCompression(f"unknown compression codec {compression}")
+    if delete_horizon is not None:
+        base_timestamp = delete_horizon
+    if max_timestamp is None:
+        max_timestamp = max((base_timestamp + r.timestamp_delta for r in records), default=NO_TIMESTAMP)
+    if last_offset_delta is None:
+        last_offset_delta = records[-1].offset_delta if records else 0
+    attributes = compression
+    if timestamp_type == LOG_APPEND_TIME:
+        attributes |= TIMESTAMP_TYPE_MASK
+    if transactional:
+        attributes |= TRANSACTIONAL_MASK
+    if control:
+        attributes |= CONTROL_MASK
+    if delete_horizon is not None:
+        attributes |= DELETE_HORIZON_MASK
+
+    section = bytearray()
+    for record in records:
+        encode_record(section, record)
+    if compression != _compression.NONE:
+        section = _compression.compress(compression, section, compression_level, magic=2)
+
+    out = bytearray(BATCH_HEADER_SIZE)
+    _HEADER.pack_into(
+        out,
+        0,
+        base_offset,
+        BATCH_HEADER_SIZE - LOG_OVERHEAD + len(section),
+        partition_leader_epoch,
+        2,
+        0,  # CRC, filled in below
+        attributes,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        len(records),
+    )
+    out += section
+    _UINT32.pack_into(out, CRC_OFFSET, crc32c.crc32c(memoryview(out)[ATTRIBUTES_OFFSET:]))
+    return bytes(out)
+
+
+# --- control records -----------------------------------------------------------------------------
+
+# Kafka's ControlRecordType ids (the key's "type" field).
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+CONTROL_LEADER_CHANGE = 2
+CONTROL_SNAPSHOT_HEADER = 3
+CONTROL_SNAPSHOT_FOOTER = 4
+CONTROL_KRAFT_VERSION = 5
+CONTROL_KRAFT_VOTERS = 6
+
+CONTROL_KEY_VERSION = 0
+END_TXN_MARKER_VERSION = 0
+
+
+class ControlRecord(NamedTuple):
+    """A control record's key (version, type); for commit/abort markers also the marker value
+    (version, coordinator epoch), else None for those two."""
+
+    key_version: int
+    control_type: int
+    marker_version: int | None = None
+    coordinator_epoch: int | None = None
+
+    @property
+    def is_commit(self) -> bool:
+        return self.control_type == CONTROL_COMMIT
+
+    @property
+    def is_abort(self) -> bool:
+        return self.control_type == CONTROL_ABORT
+
+
+def encode_control_key(control_type: int, version: int = CONTROL_KEY_VERSION) -> bytes:
+    return _CONTROL_KEY.pack(version, control_type)
+
+
+def encode_end_txn_marker(coordinator_epoch: int, version: int = END_TXN_MARKER_VERSION) -> bytes:
+    return _END_TXN_MARKER.pack(version, coordinator_epoch)
+
+
+def parse_control_record(record: Record) -> ControlRecord:
+    """Read a control record's key and, for commit/abort, its end-transaction marker value.
+
+    As Kafka does, a key or marker of a newer version is read for the fields this version knows
+    (trailing bytes ignored); a negative version or a short key/value is CorruptRecord.
+    """
+    key = record.key
+    if key is None or len(key) < _CONTROL_KEY.size:
+        raise CorruptRecord("control record key shorter than version and type")
+    key_version, control_type = _CONTROL_KEY.unpack_from(key)
+    if key_version < 0:
+        raise CorruptRecord(f"control record key version {key_version}")
+    if control_type not in (CONTROL_ABORT, CONTROL_COMMIT):
+        return ControlRecord(key_version, control_type)
+    value = record.value
+    if value is None or len(value) < _END_TXN_MARKER.size:
+        raise CorruptRecord("end transaction marker value too short")
+    marker_version, coordinator_epoch = _END_TXN_MARKER.unpack_from(value)
+    if marker_version < 0:
+        raise CorruptRecord(f"end transaction marker version {marker_version}")
+    return ControlRecord(key_version, control_type, marker_version, coordinator_epoch)
+
+
+def build_end_txn_marker_batch(
+    commit: bool,
+    *,
+    producer_id: int,
+    producer_epoch: int,
+    coordinator_epoch: int,
+    base_offset: int = 0,
+    timestamp: int = 0,
+    partition_leader_epoch: int = -1,
+) -> bytes:
+    """A control batch holding one commit or abort marker, as the transaction coordinator's
+    WriteTxnMarkers makes the partition leader append it (transactional + control bits)."""
+    marker = Record(
+        offset_delta=0,
+        timestamp_delta=0,
+        key=encode_control_key(CONTROL_COMMIT if commit else CONTROL_ABORT),
+        value=encode_end_txn_marker(coordinator_epoch),
+    )
+    return build_batch(
+        [marker],
+        base_offset=base_offset,
+        base_timestamp=timestamp,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        transactional=True,
+        control=True,
+        partition_leader_epoch=partition_leader_epoch,
+    )
+
+
+__all__ = [
+    "CREATE_TIME",
+    "LOG_APPEND_TIME",
+    "NO_TIMESTAMP",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "Record",
+    "RecordBatch",
+    "IncompleteBatch",
+    "decode_batch",
+    "decode_records",
+    "iter_batches",
+    "iter_batch_headers",
+    "validate_batch_for_append",
+    "encode_record",
+    "build_batch",
+    "ControlRecord",
+    "parse_control_record",
+    "encode_control_key",
+    "encode_end_txn_marker",
+    "build_end_txn_marker_batch",
+]
