@@ -1,0 +1,146 @@
+"""Small text files Kafka keeps next to the logs, read and written in Kafka's formats.
+
+Offset checkpoints (``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``,
+``replication-offset-checkpoint``, ``cleaner-offset-checkpoint``, one of each per data
+directory)::
+
+    0                      <- version
+    2                      <- number of entries
+    my-topic 0 1234        <- topic, partition, offset (space separated)
+    my-topic 1 99
+
+``leader-epoch-checkpoint`` (per partition directory): the same frame, entries ``epoch
+start_offset``.
+
+``partition.metadata`` (per partition directory)::
+
+    version: 0
+    topic_id: <the topic id, Kafka's Uuid.toString(): URL-safe base64 without padding>
+
+``meta.properties`` (per data directory): a Java properties file; Kafka 3.7+ writes
+``version=1``, ``node.id``, ``cluster.id`` and ``directory.id``.
+
+Every write goes to ``<name>.tmp``, is fsynced, then renamed over the old file (and the
+directory fsynced), so a crash leaves either the old or the new content, never a mix. A file
+that does not parse raises :class:`CorruptCheckpoint` (the caller decides: Kafka treats a
+corrupt checkpoint as fatal at start for offsets; we do the same, except for leader epochs,
+which are rebuilt from the log).
+
+Thread safety: none needed; these are functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+CHECKPOINT_VERSION = 0
+
+
+class CorruptCheckpoint(Exception):
+    pass
+
+
+def _parse_frame(text: str, path: str, fields_per_line: int) -> list[list[str]]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    try:
+        if int(lines[0]) != CHECKPOINT_VERSION:
+            raise CorruptCheckpoint(f"{path}: unknown version {lines[0]!r}")
+        count = int(lines[1])
+    except (IndexError, ValueError):
+        raise CorruptCheckpoint(f"{path}: malformed version or count line") from None
+    entries = [line.split(" ") for line in lines[2:]]
+    if len(entries) != count or any(len(e) != fields_per_line for e in entries):
+        raise CorruptCheckpoint(f"{path}: expected {count} entries of {fields_per_line} fields")
+    return entries
+
+
+def _frame(rows: list[str]) -> bytes:
+    return ("\n".join([str(CHECKPOINT_VERSION), str(len(rows)), *rows]) + "\n").encode()
+
+
+def read_offset_checkpoint(fs, path: str) -> dict[tuple[str, int], int]:
+    """``{(topic, partition): offset}``; empty if the file does not exist."""
+    if not fs.exists(path):
+        return {}
+    try:
+        text = fs.read_file(path).decode("utf-8")
+        return {(t, int(p)): int(o) for t, p, o in _parse_frame(text, path, 3)}
+    except (UnicodeDecodeError, ValueError) as error:
+        raise CorruptCheckpoint(f"{path}: {error}") from None
+
+
+def write_offset_checkpoint(fs, path: str, offsets: dict[tuple[str, int], int]) -> None:
+    rows = [f"{topic} {partition} {offset}" for (topic, partition), offset in sorted(offsets.items())]
+    fs.write_file_atomic(path, _frame(rows))
+
+
+def read_leader_epochs(fs, path: str) -> list[tuple[int, int]]:
+    """``[(epoch, start_offset), ...]`` in file order; empty if the file does not exist."""
+    if not fs.exists(path):
+        return []
+    try:
+        text = fs.read_file(path).decode("utf-8")
+        return [(int(e), int(o)) for e, o in _parse_frame(text, path, 2)]
+    except (UnicodeDecodeError, ValueError) as error:
+        raise CorruptCheckpoint(f"{path}: {error}") from None
+
+
+def write_leader_epochs(fs, path: str, entries: list[tuple[int, int]]) -> None:
+    fs.write_file_atomic(path, _frame([f"{epoch} {offset}" for epoch, offset in entries]))
+
+
+def uuid_to_kafka(value: uuid.UUID) -> str:
+    """Kafka's ``Uuid.toString()``: URL-safe base64 of the 16 bytes, no padding (22 chars)."""
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def uuid_from_kafka(text: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(text + "==")
+    except ValueError:
+        raise CorruptCheckpoint(f"not a Kafka uuid: {text!r}") from None
+    if len(raw) != 16:
+        raise CorruptCheckpoint(f"not a Kafka uuid: {text!r}")
+    return uuid.UUID(bytes=raw)
+
+
+def read_partition_metadata(fs, path: str) -> uuid.UUID | None:
+    if not fs.exists(path):
+        return None
+    fields = {}
+    for line in fs.read_file(path).decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if fields.get("version") != "0" or "topic_id" not in fields:
+        raise CorruptCheckpoint(f"{path}: expected 'version: 0' and 'topic_id'")
+    return uuid_from_kafka(fields["topic_id"])
+
+
+def write_partition_metadata(fs, path: str, topic_id: uuid.UUID) -> None:
+    fs.write_file_atomic(path, f"version: 0\ntopic_id: {uuid_to_kafka(topic_id)}".encode())
+
+
+def read_meta_properties(fs, path: str) -> dict[str, str] | None:
+    """The key/value pairs of ``meta.properties`` (None if absent). Kafka writes only plain
+    ``key=value`` lines and ``#`` comments there, which is all this reads."""
+    if not fs.exists(path):
+        return None
+    properties = {}
+    for line in fs.read_file(path).decode("latin-1").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise CorruptCheckpoint(f"{path}: line without '=': {line!r}")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
+def write_meta_properties(fs, path: str, properties: dict[str, str]) -> None:
+    lines = ["#", "#Written by odradek"] + [f"{key}={value}" for key, value in sorted(properties.items())]
+    fs.write_file_atomic(path, ("\n".join(lines) + "\n").encode("latin-1"))

@@ -1,0 +1,71 @@
+"""The leader epoch cache of a partition: which leader epoch started at which offset.
+
+Persisted as ``leader-epoch-checkpoint`` in the partition directory (format in
+:mod:`odradek.storage.checkpoints`). Entries are (epoch, start_offset), both strictly
+increasing. Replication will use it to answer OffsetsForLeaderEpoch and to find where a
+follower diverges; today the log records an entry whenever a batch arrives with a higher
+epoch than the last one.
+
+Thread safety: single-threaded, owned by its PartitionLog.
+"""
+
+from __future__ import annotations
+
+from .checkpoints import CorruptCheckpoint, read_leader_epochs, write_leader_epochs
+
+LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
+
+
+class LeaderEpochCache:
+    def __init__(self, fs, path: str):
+        self.fs = fs
+        self.path = path
+        try:
+            self.entries: list[tuple[int, int]] = read_leader_epochs(fs, path)
+        except CorruptCheckpoint:
+            # Rebuildable from the batches' partition_leader_epoch fields: start empty.
+            self.entries = []
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.entries[-1][0] if self.entries else -1
+
+    def assign(self, epoch: int, start_offset: int) -> None:
+        """Record that ``epoch`` starts at ``start_offset`` if it is newer than the latest."""
+        if epoch < 0 or epoch <= self.latest_epoch:
+            return
+        # An entry whose start offset is not below the new one never held data: replace it.
+        while self.entries and self.entries[-1][1] >= start_offset:
+            self.entries.pop()
+        self.entries.append((epoch, start_offset))
+        self._write()
+
+    def truncate_from_end(self, end_offset: int) -> None:
+        """Forget epochs that start at or after ``end_offset`` (the log was truncated)."""
+        kept = [entry for entry in self.entries if entry[1] < end_offset]
+        if kept != self.entries:
+            self.entries = kept
+            self._write()
+
+    def truncate_from_start(self, start_offset: int) -> None:
+        """Log start moved to ``start_offset``: the epoch covering it now starts there."""
+        kept = [entry for entry in self.entries if entry[1] >= start_offset]
+        covering = [entry for entry in self.entries if entry[1] < start_offset]
+        if covering and (not kept or kept[0][1] > start_offset):
+            kept.insert(0, (covering[-1][0], start_offset))
+        if kept != self.entries:
+            self.entries = kept
+            self._write()
+
+    def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
+        """(largest epoch <= ``epoch``, the offset where the next epoch starts, or the LEO)
+        — the OffsetsForLeaderEpoch answer. (-1, -1) when unknown."""
+        for index in range(len(self.entries) - 1, -1, -1):
+            entry_epoch, _ = self.entries[index]
+            if entry_epoch <= epoch:
+                end = self.entries[index + 1][1] if index + 1 < len(self.entries) else log_end_offset
+                return entry_epoch, end
+        return -1, -1
+
+    def _write(self) -> None:
+        write_leader_epochs(self.fs, self.path, self.entries)

@@ -1,0 +1,577 @@
+"""The log of one partition: a directory ``<topic>-<partition>`` of segments.
+
+Directory contents (Kafka's names): segments ``<base>.log``/``.index``/``.timeindex`` (see
+:mod:`odradek.storage.segment`), ``partition.metadata`` (topic id) and
+``leader-epoch-checkpoint`` (see :mod:`odradek.storage.checkpoints`). Files ending in
+``.deleted`` are leftovers of an interrupted deletion and are removed on open.
+
+Offsets this object owns (all on one node today; replication will move some of them):
+
+* ``log_start_offset`` — the first offset a consumer may read (raised by retention and
+  DeleteRecords; may sit inside the first segment);
+* ``log_end_offset`` (LEO) — the offset the next appended record gets;
+* ``high_watermark`` — stored here, advanced by the caller (:meth:`update_high_watermark`);
+  on one node the broker sets it to the LEO once an append is durable enough; reads are
+  bounded by it by default;
+* ``recovery_point`` (= :attr:`flushed_offset`) — every offset below it is fsynced; after an
+  unclean shutdown only segments from the one holding it onwards are rescanned.
+
+Appending is validate-then-commit: :func:`~odradek.storage.validation.validate_batches`
+checks the payload without touching anything, then :meth:`_commit` alone patches offsets
+(and LogAppendTime) into the payload's bytes and writes them. An I/O error while writing
+leaves the log as it was and raises :class:`~odradek.storage.errors.KafkaStorageError`.
+
+Durability is the caller's choice: :meth:`append` returns once the bytes are in the OS;
+:meth:`flush` fsyncs everything appended so far, so a broker can append a burst of produce
+requests and cover them all with one flush before acknowledging (group commit).
+``flush.messages`` / ``flush.ms`` trigger flushes on their own (``flush.ms`` when the caller
+calls :meth:`flush_if_due` from a timer).
+
+The in-memory backend is this same class over a
+:class:`~odradek.storage.fs.MemoryFileSystem`.
+
+Thread safety: single-threaded, owned by the broker's event loop (the partition layer). Read
+results are file regions; a region's bytes stay valid while its file lives (segment deletion
+unlinks files, open file objects keep them readable), but a truncation may shorten them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+import uuid
+
+from odradek.protocol.records.header import (
+    TIMESTAMP_TYPE_MASK,
+    patch_base_offset,
+    patch_max_timestamp,
+    patch_partition_leader_epoch,
+)
+
+from .checkpoints import read_partition_metadata, write_partition_metadata
+from .config import LogConfig
+from .errors import KafkaStorageError, OffsetOutOfRange
+from .indexes import NO_TIMESTAMP, CorruptIndex
+from .leader_epochs import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache
+from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
+
+PARTITION_METADATA = "partition.metadata"
+
+
+def _system_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_partition_dir_name(name: str) -> tuple[str, int] | None:
+    """``"my-topic-3"`` -> ("my-topic", 3); None for names that are not partition dirs."""
+    topic, sep, partition = name.rpartition("-")
+    if not sep or not topic or not partition.isdigit():
+        return None
+    return topic, int(partition)
+
+
+class AppendResult:
+    """What an append did: offsets assigned, the LogAppendTime stamped (-1 for CreateTime),
+    and the log start offset at the time (the produce response carries it)."""
+
+    __slots__ = ("first_offset", "last_offset", "log_append_time", "log_start_offset", "record_count", "size")
+
+    def __init__(self, first_offset, last_offset, log_append_time, log_start_offset, record_count, size):
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.log_append_time = log_append_time
+        self.log_start_offset = log_start_offset
+        self.record_count = record_count
+        self.size = size
+
+    @property
+    def end_offset(self) -> int:
+        """The log end offset right after this append: flush up to it to make it durable."""
+        return self.last_offset + 1
+
+    def __repr__(self) -> str:
+        return (f"AppendResult(first_offset={self.first_offset}, last_offset={self.last_offset}, "
+                f"log_append_time={self.log_append_time}, log_start_offset={self.log_start_offset})")
+
+
+class ReadResult:
+    """A read: ``regions`` (file ranges of whole batches, in order; empty when nothing is
+    readable yet) and the partition's offsets at read time, for the fetch response."""
+
+    __slots__ = ("regions", "high_watermark", "log_start_offset", "log_end_offset")
+
+    def __init__(self, regions, high_watermark, log_start_offset, log_end_offset):
+        self.regions = regions
+        self.high_watermark = high_watermark
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = log_end_offset
+
+    @property
+    def size(self) -> int:
+        return sum(region.length for region in self.regions)
+
+    def read_bytes(self) -> bytes:
+        return b"".join(region.read() for region in self.regions)
+
+
+class PartitionLog:
+    """The log of one partition; see the module docstring for its files and offsets."""
+
+    def __init__(self, fs, directory: str, topic: str, partition: int, config: LogConfig, clock):
+        self.fs = fs
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.config = config
+        self.clock = clock
+        self.segments: list[LogSegment] = []
+        self._base_offsets: list[int] = []
+        self.log_start_offset = 0
+        self.log_end_offset = 0
+        self.high_watermark = 0
+        self.recovery_point = 0
+        self.unflushed_messages = 0
+        self.last_flush_ms = clock()
+        self.leader_epochs: LeaderEpochCache | None = None
+        self.topic_id: uuid.UUID | None = None
+        self.recovered_bytes_truncated = 0
+        self.closed = False
+
+    # ------------------------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, fs, directory: str, config: LogConfig | None = None, *, topic: str | None = None,
+             partition: int | None = None, topic_id: uuid.UUID | None = None, recovery_point: int = 0,
+             log_start_offset: int = 0, high_watermark: int = 0, clean_shutdown: bool = True,
+             clock=_system_clock_ms) -> "PartitionLog":
+        """Open (or create) the partition directory.
+
+        ``recovery_point``, ``log_start_offset``, ``high_watermark`` come from the data
+        directory's checkpoints. With ``clean_shutdown`` False every segment from the one
+        holding the recovery point onwards is rescanned (CRC of every batch), its indexes
+        rebuilt, and the log cut at the first invalid byte; later segments are dropped."""
+        config = config or LogConfig()
+        if topic is None or partition is None:
+            parsed = parse_partition_dir_name(directory.rstrip("/").rsplit("/", 1)[-1])
+            if parsed is None:
+                raise ValueError(f"{directory} is not named <topic>-<partition>")
+            topic, partition = parsed
+        log = cls(fs, directory, topic, partition, config, clock)
+        fs.makedirs(directory)
+        log._load(recovery_point, log_start_offset, high_watermark, clean_shutdown)
+        stored_id = read_partition_metadata(fs, f"{directory}/{PARTITION_METADATA}")
+        if topic_id is not None and stored_id != topic_id:
+            write_partition_metadata(fs, f"{directory}/{PARTITION_METADATA}", topic_id)
+            stored_id = topic_id
+        log.topic_id = stored_id
+        return log
+
+    def _new_segment(self, base_offset: int) -> LogSegment:
+        return LogSegment(self.fs, self.directory, base_offset,
+                          index_interval_bytes=self.config.index_interval_bytes,
+                          max_index_size=self.config.segment_index_bytes, now_ms=self.clock())
+
+    def _load(self, recovery_point: int, log_start_offset: int, high_watermark: int, clean: bool) -> None:
+        fs = self.fs
+        base_offsets = []
+        names = fs.listdir(self.directory)
+        present = set(names)
+        for name in names:
+            path = f"{self.directory}/{name}"
+            if name.endswith(DELETED_SUFFIX) or name.endswith(".tmp"):
+                fs.unlink(path)  # an interrupted deletion or checkpoint write
+            elif name.endswith(LOG_SUFFIX) and name[: -len(LOG_SUFFIX)].isdigit():
+                base_offsets.append(int(name[: -len(LOG_SUFFIX)]))
+            elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)):
+                stem = name.rsplit(".", 1)[0]
+                if stem + LOG_SUFFIX not in present:
+                    fs.unlink(path)  # an index without its log cannot be trusted or used
+        for base in sorted(base_offsets):
+            self.segments.append(self._new_segment(base))
+        self._base_offsets = [segment.base_offset for segment in self.segments]
+        self.leader_epochs = LeaderEpochCache(fs, f"{self.directory}/{LEADER_EPOCH_CHECKPOINT}")
+
+        if not self.segments:
+            self._add_segment(self._new_segment(log_start_offset))
+        if not clean:
+            self._recover(recovery_point)
+        else:
+            # Indexes of a cleanly closed log are trusted but checked on first use (rebuilt
+            # from the log if they cannot be right); the active one now.
+            self.segments[-1].verify_indexes()
+        active = self.segments[-1]
+        active.on_become_active()
+        self.log_end_offset = active.next_offset()
+        self.log_start_offset = min(max(log_start_offset, self.segments[0].base_offset), self.log_end_offset)
+        self.recovery_point = min(max(recovery_point, self.log_start_offset), self.log_end_offset)
+        if not clean:
+            self.recovery_point = self.log_end_offset
+        self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
+        self.leader_epochs.truncate_from_end(self.log_end_offset)
+
+    def _recover(self, recovery_point: int) -> None:
+        """Rescan from the segment holding the recovery point; cut the first invalid byte and
+        drop every segment after it (their offsets could not follow a hole)."""
+        first = max(0, bisect.bisect_right(self._base_offsets, recovery_point) - 1)
+        expected = self.segments[first - 1].next_offset() if first > 0 else 0
+        index = first
+        while index < len(self.segments):
+            segment = self.segments[index]
+            truncated = segment.recover(expected_base=expected)
+            self.recovered_bytes_truncated += truncated
+            expected = segment.next_offset()
+            if truncated and index + 1 < len(self.segments):
+                for later in self.segments[index + 1:]:
+                    self.recovered_bytes_truncated += later.size
+                    later.delete()
+                del self.segments[index + 1:]
+                break
+            index += 1
+        self._base_offsets = [segment.base_offset for segment in self.segments]
+        for segment in self.segments[first:]:
+            segment.flush()  # what recovery kept is now on disk, whatever kind of crash it was
+
+    def _add_segment(self, segment: LogSegment) -> None:
+        self.segments.append(segment)
+        self._base_offsets.append(segment.base_offset)
+
+    # ------------------------------------------------------------------------------ appending
+    @property
+    def active_segment(self) -> LogSegment:
+        return self.segments[-1]
+
+    def append(self, records, *, leader_epoch: int = -1, origin: str = ORIGIN_CLIENT) -> AppendResult:
+        """Validate ``records`` (a produce payload: one or more magic-2 batches) and append it.
+
+        ``records`` is patched in place when it is a writable buffer (bytearray, writable
+        memoryview), otherwise copied once. Client and coordinator appends get offsets from
+        the LEO; replication appends keep theirs. Raises a ProtocolError subclass (the Kafka
+        error code to answer with) and leaves the log unchanged on any refusal or I/O error."""
+        self._check_open()
+        now = self.clock()
+        validated = validate_batches(records, self.config, now, origin)
+        if origin == ORIGIN_REPLICATION:
+            check_replicated_offsets(validated, self.log_end_offset)
+        buffer = records
+        if not isinstance(buffer, bytearray) and not (isinstance(buffer, memoryview) and not buffer.readonly):
+            buffer = bytearray(records)
+        return self._commit(buffer, validated, leader_epoch, origin, now)
+
+    def _commit(self, buffer, validated, leader_epoch: int, origin: str, now: int) -> AppendResult:
+        """The one place that mutates the log for an append."""
+        log_append_time = NO_TIMESTAMP
+        max_timestamp = validated.max_timestamp
+        if origin == ORIGIN_REPLICATION:
+            batch_last_offsets = [header.last_offset for _, header in validated.batches]
+        else:
+            batch_last_offsets = []
+            next_offset = self.log_end_offset
+            for position, header in validated.batches:
+                patch_base_offset(buffer, position, next_offset)
+                if leader_epoch >= 0:
+                    patch_partition_leader_epoch(buffer, position, leader_epoch)
+                if self.config.is_log_append_time:
+                    patch_max_timestamp(buffer, position, header.size_in_bytes, now,
+                                        header.attributes | TIMESTAMP_TYPE_MASK)
+                next_offset += header.last_offset_delta + 1
+                batch_last_offsets.append(next_offset - 1)
+            if self.config.is_log_append_time:
+                log_append_time = max_timestamp = now
+        first_offset = batch_last_offsets[0] - validated.batches[0][1].last_offset_delta
+        last_offset = batch_last_offsets[-1]
+        # The time index points at the batch holding the max timestamp (its last offset);
+        # with LogAppendTime every batch has it, so the first one does.
+        offset_of_max_timestamp = batch_last_offsets[
+            0 if log_append_time != NO_TIMESTAMP else validated.max_timestamp_batch]
+
+        try:
+            segment = self._maybe_roll(validated.size, max_timestamp, first_offset, last_offset, now)
+            segment.append(buffer, last_offset=last_offset, max_timestamp=max_timestamp,
+                           offset_of_max_timestamp=offset_of_max_timestamp)
+        except OSError as error:
+            raise KafkaStorageError(f"append to {self.directory} failed: {error}") from error
+
+        self.log_end_offset = last_offset + 1
+        epoch = leader_epoch if origin != ORIGIN_REPLICATION else validated.batches[0][1].partition_leader_epoch
+        if epoch >= 0 and epoch > self.leader_epochs.latest_epoch:
+            self.leader_epochs.assign(epoch, first_offset)
+        self.unflushed_messages += last_offset - first_offset + 1
+        if self.unflushed_messages >= self.config.flush_messages:
+            self.flush()
+        return AppendResult(first_offset, last_offset, log_append_time, self.log_start_offset,
+                            validated.offset_count, validated.size)
+
+    def _maybe_roll(self, size: int, max_timestamp: int, first_offset: int, last_offset: int, now: int) -> LogSegment:
+        segment = self.active_segment
+        if segment.should_roll(append_size=size, max_timestamp=max_timestamp, last_offset=last_offset, now_ms=now,
+                               segment_bytes=self.config.segment_bytes, segment_ms=self.config.segment_ms,
+                               jitter_ms=0):
+            segment = self.roll(first_offset)
+        return segment
+
+    def roll(self, base_offset: int | None = None) -> LogSegment:
+        """Start a new active segment at ``base_offset`` (default: the LEO). Returns it."""
+        base_offset = self.log_end_offset if base_offset is None else base_offset
+        current = self.active_segment
+        if current.size == 0 and current.base_offset == base_offset:
+            return current
+        if current.size == 0:
+            # An empty active segment at a different base: replace it (truncation/replication).
+            current.delete()
+            self.segments.pop()
+            self._base_offsets.pop()
+        else:
+            current.on_become_inactive()
+        segment = self._new_segment(base_offset)
+        segment.on_become_active()
+        self._add_segment(segment)
+        return segment
+
+    # -------------------------------------------------------------------------------- flushing
+    @property
+    def flushed_offset(self) -> int:
+        """Every offset below this is on disk (fsynced)."""
+        return self.recovery_point
+
+    def flush(self) -> int:
+        """fsync every segment holding unflushed data; returns the new flushed offset (the LEO
+        at the time of the call). One flush covers every append made before it."""
+        self._check_open()
+        end = self.log_end_offset
+        if end <= self.recovery_point and not any(s.has_unflushed_data for s in self.segments):
+            return self.recovery_point
+        try:
+            for segment in self.segments[max(0, bisect.bisect_right(self._base_offsets, self.recovery_point) - 1):]:
+                if segment.has_unflushed_data or segment is self.active_segment:
+                    segment.flush()
+        except OSError as error:
+            raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
+        self.recovery_point = end
+        self.unflushed_messages = 0
+        self.last_flush_ms = self.clock()
+        return end
+
+    def flush_up_to(self, offset: int) -> int:
+        """Make every offset below ``offset`` durable (no-op if already)."""
+        if offset <= self.recovery_point:
+            return self.recovery_point
+        return self.flush()
+
+    def flush_if_due(self) -> bool:
+        """Apply ``flush.ms``: flush if unflushed data is older than it. Call from a timer."""
+        if self.unflushed_messages and self.clock() - self.last_flush_ms >= self.config.flush_ms:
+            self.flush()
+            return True
+        return False
+
+    # -------------------------------------------------------------------------------- offsets
+    def update_high_watermark(self, offset: int) -> int:
+        """Set the high watermark (clamped to [log start, LEO]); returns the value kept."""
+        self.high_watermark = min(max(offset, self.log_start_offset), self.log_end_offset)
+        return self.high_watermark
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+    def _segment_index_for(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._base_offsets, offset) - 1)
+
+    # ---------------------------------------------------------------------------------- reads
+    def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
+             min_one_batch: bool = True) -> ReadResult:
+        """Whole batches from the one holding ``offset``, at most ``max_bytes`` (but at least
+        one batch when ``min_one_batch``), none reaching ``max_offset`` (default: the high
+        watermark; pass the LEO for a follower, the LSO for read_committed). Raises
+        OffsetOutOfRange outside [log start offset, LEO]."""
+        self._check_open()
+        if offset < self.log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRange(
+                f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] of {self.topic}-{self.partition}")
+        upper = self.high_watermark if max_offset is None else min(max_offset, self.log_end_offset)
+        regions = []
+        remaining = max_bytes
+        index = self._segment_index_for(offset)
+        position_offset = offset
+        while index < len(self.segments) and position_offset < upper:
+            segment = self.segments[index]
+            found = self._read_segment(segment, position_offset, remaining, upper, min_one_batch and not regions)
+            if found is not None:
+                region, _ = found
+                regions.append(region)
+                remaining -= region.length
+                if remaining <= 0:
+                    break
+            index += 1
+            if index < len(self.segments):
+                position_offset = self.segments[index].base_offset
+        return ReadResult(regions, self.high_watermark, self.log_start_offset, self.log_end_offset)
+
+    def _read_segment(self, segment, offset, max_bytes, upper, min_one_batch):
+        try:
+            return segment.read(offset, max_bytes, upper, min_one_batch)
+        except CorruptIndex:
+            # An index entry that does not point at a batch: rebuild from the log, retry once.
+            segment.rebuild_indexes()
+            return segment.read(offset, max_bytes, upper, min_one_batch)
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record with a timestamp >= ``timestamp`` at or
+        after the log start offset (ListOffsets by time); None if every record is older."""
+        self._check_open()
+        for segment in self.segments:
+            if segment.size == 0 or segment.max_timestamp_and_offset[0] < timestamp:
+                continue
+            found = segment.find_offset_by_timestamp(timestamp, self.log_start_offset)
+            if found is not None:
+                return found
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int]:
+        """(max timestamp, offset of the record carrying it) over the whole log; (-1, -1) when
+        the log is empty (ListOffsets MAX_TIMESTAMP)."""
+        best = (NO_TIMESTAMP, -1)
+        best_segment = None
+        for segment in self.segments:
+            if segment.size and segment.max_timestamp_and_offset[0] > best[0]:
+                best = segment.max_timestamp_and_offset
+                best_segment = segment
+        if best_segment is None:
+            return NO_TIMESTAMP, -1
+        found = best_segment.find_offset_by_timestamp(best[0], self.log_start_offset)
+        return found if found is not None else best
+
+    # ------------------------------------------------------------------------ retention & co
+    def _deletable_prefix(self, predicate) -> int:
+        """How many leading segments may go: those the predicate accepts, in order, each
+        wholly below the high watermark."""
+        count = 0
+        for index, segment in enumerate(self.segments):
+            next_base = self.segments[index + 1].base_offset if index + 1 < len(self.segments) else self.log_end_offset
+            if next_base > self.high_watermark or segment.size == 0 or not predicate(index, segment, next_base):
+                break
+            count += 1
+        return count
+
+    def delete_old_segments(self) -> int:
+        """Apply retention (``retention.ms``, ``retention.bytes``, the log start offset) and
+        delete the segments it condemns. Returns how many were deleted."""
+        self._check_open()
+        deleted = self._delete_prefix(lambda _i, _s, next_base: next_base <= self.log_start_offset)
+        if not self.config.deletes_old_segments:
+            return deleted
+        now = self.clock()
+        if self.config.retention_ms >= 0:
+            deleted += self._delete_prefix(lambda _i, s, _n: now - s.largest_timestamp() > self.config.retention_ms)
+        if self.config.retention_bytes >= 0:
+            excess = [self.size_in_bytes - self.config.retention_bytes]
+
+            def over_size(_i, segment, _n):
+                if excess[0] - segment.size < 0:
+                    return False
+                excess[0] -= segment.size
+                return True
+
+            deleted += self._delete_prefix(over_size)
+        return deleted
+
+    def _delete_prefix(self, predicate) -> int:
+        count = self._deletable_prefix(predicate)
+        if count == 0:
+            return 0
+        if count == len(self.segments):
+            # Everything goes: roll first so an (empty) active segment remains at the LEO.
+            self.roll()
+        doomed = self.segments[:count]
+        del self.segments[:count]
+        del self._base_offsets[:count]
+        for segment in doomed:
+            segment.delete()
+        self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
+        self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        self.leader_epochs.truncate_from_start(self.log_start_offset)
+        return count
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise the log start offset to ``offset`` (at most the high
+        watermark) and delete the segments wholly below it. Returns the new log start
+        offset (the response's low watermark)."""
+        self._check_open()
+        if offset > self.high_watermark or offset < 0:
+            raise OffsetOutOfRange(f"cannot delete records before {offset}: high watermark is {self.high_watermark}")
+        if offset > self.log_start_offset:
+            self.log_start_offset = offset
+            self.leader_epochs.truncate_from_start(offset)
+            self._delete_prefix(lambda _i, _s, next_base: next_base <= self.log_start_offset)
+        return self.log_start_offset
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch holding an offset >= ``offset`` (whole batches). Returns the new
+        LEO. Below the first segment, the log restarts empty at ``offset``."""
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return self.log_end_offset
+        if offset < self.segments[0].base_offset:
+            return self.truncate_fully_and_start_at(offset)
+        try:
+            keep = self._segment_index_for(offset)
+            for segment in self.segments[keep + 1:]:
+                segment.delete()
+            del self.segments[keep + 1:]
+            del self._base_offsets[keep + 1:]
+            segment = self.active_segment
+            segment.truncate_to(offset)
+            segment.on_become_active()
+        except OSError as error:
+            raise KafkaStorageError(f"truncation of {self.directory} failed: {error}") from error
+        self.log_end_offset = segment.next_offset()
+        self._clamp_offsets()
+        return self.log_end_offset
+
+    def truncate_fully_and_start_at(self, offset: int) -> int:
+        """Drop everything; the log restarts empty at ``offset`` (log start = LEO = offset)."""
+        self._check_open()
+        for segment in self.segments:
+            segment.delete()
+        self.segments.clear()
+        self._base_offsets.clear()
+        segment = self._new_segment(offset)
+        segment.on_become_active()
+        self._add_segment(segment)
+        self.log_start_offset = self.log_end_offset = self.high_watermark = self.recovery_point = offset
+        self.leader_epochs.truncate_from_end(offset)
+        self.leader_epochs.truncate_from_start(offset)
+        return offset
+
+    def _clamp_offsets(self) -> None:
+        self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
+        self.high_watermark = min(self.high_watermark, self.log_end_offset)
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self.leader_epochs.truncate_from_end(self.log_end_offset)
+
+    # ------------------------------------------------------------------------------ lifecycle
+    def _check_open(self) -> None:
+        if self.closed:
+            raise KafkaStorageError(f"log {self.directory} is closed")
+
+    def close(self) -> None:
+        """Flush and close every segment (indexes trimmed): what a clean shutdown does."""
+        if self.closed:
+            return
+        self.flush()
+        for segment in self.segments:
+            segment.close()
+        self.closed = True
+
+    def delete(self) -> None:
+        """Delete the whole partition: Kafka renames the directory to
+        ``<topic>-<partition>.<uuid>-delete`` first, so a crash mid-way leaves a name the next
+        start recognises; then the files go."""
+        for segment in self.segments:
+            segment.offset_index.close()
+            segment.time_index.close()
+        self.closed = True
+        parent, _, name = self.directory.rstrip("/").rpartition("/")
+        doomed = f"{parent}/{name}.{uuid.uuid4().hex}-delete"
+        self.fs.rename(self.directory, doomed)
+        self.fs.rmtree(doomed)

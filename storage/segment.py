@@ -1,0 +1,439 @@
+"""One segment of a partition log: ``<base>.log`` plus its ``.index`` and ``.timeindex``.
+
+File names are the segment's base offset, zero-padded to 20 digits, as Kafka names them
+(``00000000000000001234.log``). The base offset is <= every offset in the segment and > every
+offset of the segments before it.
+
+``.log`` format: record batches (magic 2, see :mod:`odradek.protocol.records.header`) one
+after the other, exactly as producers sent them except for the fields the broker patches
+(base offset, partition leader epoch, and for LogAppendTime the max timestamp, attributes and
+CRC). No header, no footer, no padding: the file is the concatenation of the batches, so a
+range of it can go to a consumer's socket as is. See :mod:`odradek.storage.indexes` for the
+two index files.
+
+The segment tracks its size and the data not yet fsynced; it never interprets record contents
+(only the 61-byte batch headers, and whole batches' CRCs during recovery).
+
+Thread safety: single-threaded, owned by its :class:`~odradek.storage.partition_log.PartitionLog`.
+"""
+
+from __future__ import annotations
+
+from odradek.protocol.errors import ProtocolError
+from odradek.protocol.records.header import (
+    BATCH_HEADER_SIZE,
+    LOG_OVERHEAD,
+    batch_crc_matches,
+    read_batch_header,
+)
+
+from .indexes import NO_TIMESTAMP, CorruptIndex, OffsetIndex, TimeIndex
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
+DELETED_SUFFIX = ".deleted"
+# The smallest possible batch (a header with no records) and an upper bound used to reject
+# absurd lengths in recovery before allocating anything.
+MIN_BATCH_SIZE = BATCH_HEADER_SIZE
+MAX_BATCH_SIZE = 0x7FFFFFFF
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class FileRegion:
+    """A byte range of a segment file: what a read returns instead of bytes.
+
+    ``file`` is a real file object with ``fileno()`` on the OS backend (hand it to
+    ``loop.sendfile(transport, file, position, length)``); on the memory backend it has no
+    fileno and the server uses :meth:`read`. The region keeps the file object alive, so a
+    segment deleted meanwhile (unlinked, not truncated) still reads correctly.
+    """
+
+    __slots__ = ("file", "position", "length", "_handle")
+
+    def __init__(self, handle, position: int, length: int):
+        self._handle = handle
+        self.file = handle.file
+        self.position = position
+        self.length = length
+
+    def read(self) -> bytes:
+        """The region's bytes (a copy: tests and the no-sendfile fallback only)."""
+        return self._handle.pread(self.length, self.position)
+
+    def __repr__(self) -> str:
+        return f"FileRegion({getattr(self._handle, 'path', '?')}, position={self.position}, length={self.length})"
+
+
+class BatchInfo:
+    """Where a batch sits in a segment, and the header fields the log needs."""
+
+    __slots__ = ("position", "size", "base_offset", "last_offset", "max_timestamp", "header")
+
+    def __init__(self, position: int, header):
+        self.position = position
+        self.header = header
+        self.size = header.size_in_bytes
+        self.base_offset = header.base_offset
+        self.last_offset = header.last_offset
+        self.max_timestamp = header.max_timestamp
+
+
+class LogSegment:
+    """A segment: append batches, find the batch holding an offset, recover, truncate.
+
+    State owned here: the log file's valid size, the bytes since the last index entry, the
+    max timestamp so far (and the offset of the batch that holds it), the timestamp that
+    ``segment.ms`` rolling counts from, and the position up to which the file is fsynced.
+    """
+
+    def __init__(self, fs, directory: str, base_offset: int, *, index_interval_bytes: int,
+                 max_index_size: int, now_ms: int, suffix: str = ""):
+        self.fs = fs
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.log_path = f"{directory}/{segment_file_name(base_offset, LOG_SUFFIX)}{suffix}"
+        self.log = fs.open(self.log_path)
+        self.size = self.log.size()
+        self.flushed_size = self.size
+        self.offset_index = OffsetIndex(
+            fs, f"{directory}/{segment_file_name(base_offset, INDEX_SUFFIX)}{suffix}", base_offset, max_index_size)
+        self.time_index = TimeIndex(
+            fs, f"{directory}/{segment_file_name(base_offset, TIME_INDEX_SUFFIX)}{suffix}", base_offset, max_index_size)
+        self.bytes_since_last_index_entry = 0
+        self._max_timestamp: tuple[int, int] | None = None  # (timestamp, offset), lazily from the time index
+        self._rolling_timestamp: int | None = None
+        self.created_ms = now_ms
+        self._next_offset: int | None = None
+        self._indexes_verified = False
+
+    # -- reading headers ---------------------------------------------------------------------
+    def _header_at(self, position: int):
+        raw = self.log.pread(BATCH_HEADER_SIZE, position)
+        return read_batch_header(raw, 0)
+
+    def batches(self, start_position: int = 0, end_position: int | None = None):
+        """Yield :class:`BatchInfo` for each batch from ``start_position``. Trusts the log
+        (used below the recovery point and after recovery); stops at a torn tail."""
+        end = self.size if end_position is None else end_position
+        position = start_position
+        while position + BATCH_HEADER_SIZE <= end:
+            header = self._header_at(position)
+            if position + header.size_in_bytes > end:
+                return
+            yield BatchInfo(position, header)
+            position += header.size_in_bytes
+
+    def _indexed_position(self, offset: int) -> int:
+        """Position to start scanning from for ``offset``, per the offset index. The batch
+        found there must start at or below the indexed offset and inside the segment, else
+        the index is corrupt (a bit flip can make an entry plausible but wrong)."""
+        self.verify_indexes()
+        indexed_offset, position = self.offset_index.lookup(offset)
+        if position == 0:
+            return 0
+        try:
+            header = self._header_at(position)
+        except ProtocolError:
+            header = None
+        if header is None or not (self.base_offset <= header.base_offset <= indexed_offset):
+            raise CorruptIndex(f"{self.offset_index.path}: entry ({indexed_offset}, {position}) is not a batch")
+        return position
+
+    def find_batch(self, offset: int, start_position: int = 0) -> BatchInfo | None:
+        """The first batch whose last offset is >= ``offset`` (index lookup, then scan)."""
+        for batch in self.batches(max(self._indexed_position(offset), start_position)):
+            if batch.last_offset >= offset:
+                return batch
+        return None
+
+    def verify_indexes(self) -> None:
+        """Check the indexes once (lazily: an inactive segment's indexes are read on first
+        use); rebuild them from the log if they cannot be right."""
+        if self._indexes_verified:
+            return
+        self._indexes_verified = True
+        try:
+            self.check_indexes()
+        except (CorruptIndex, ProtocolError):
+            self.rebuild_indexes()
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        if self._max_timestamp is None:
+            self._max_timestamp = self._read_largest_timestamp()
+        return self._max_timestamp
+
+    def _read_largest_timestamp(self) -> tuple[int, int]:
+        timestamp, offset = self.time_index.last_entry()
+        _, position = self.offset_index.lookup(offset)
+        for batch in self.batches(position):
+            if batch.max_timestamp > timestamp:
+                timestamp, offset = batch.max_timestamp, batch.last_offset
+        return timestamp, offset
+
+    def largest_timestamp(self) -> int:
+        """What time-based retention compares: the max record timestamp, or the file's mtime
+        when no record carries a timestamp."""
+        timestamp = self.max_timestamp_and_offset[0]
+        return timestamp if timestamp >= 0 else self.fs.mtime_ms(self.log_path)
+
+    def next_offset(self) -> int:
+        """The offset after the last batch (the base offset when empty)."""
+        if self._next_offset is None:
+            last = None
+            for last in self.batches(self._indexed_position(self.offset_index.last_offset())):
+                pass
+            self._next_offset = last.last_offset + 1 if last else self.base_offset
+        return self._next_offset
+
+    def first_batch_timestamp(self) -> int:
+        if self._rolling_timestamp is None and self.size > 0:
+            self._rolling_timestamp = self._header_at(0).max_timestamp
+        return self._rolling_timestamp if self._rolling_timestamp is not None else NO_TIMESTAMP
+
+    def time_waited_for_roll(self, now_ms: int, max_timestamp_in_append: int) -> int:
+        first = self.first_batch_timestamp()
+        if first >= 0:
+            return max_timestamp_in_append - first
+        return now_ms - self.created_ms
+
+    def should_roll(self, *, append_size: int, max_timestamp: int, last_offset: int, now_ms: int,
+                    segment_bytes: int, segment_ms: int, jitter_ms: int = 0) -> bool:
+        reached_roll_ms = self.time_waited_for_roll(now_ms, max_timestamp) > segment_ms - jitter_ms
+        return (
+            self.size > segment_bytes - append_size
+            or (self.size > 0 and reached_roll_ms)
+            or self.offset_index.is_full
+            or self.time_index.is_full
+            or not self.offset_index.can_hold(last_offset)
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, data, *, last_offset: int, max_timestamp: int, offset_of_max_timestamp: int) -> None:
+        """Write ``data`` (whole batches, offsets assigned) at the end; add index entries.
+
+        On an I/O error the file is cut back to where it was and the error propagates: the
+        segment is unchanged."""
+        position = self.size
+        try:
+            self.log.pwrite(data, position)
+        except OSError:
+            try:
+                self.log.truncate(position)
+            except OSError:
+                pass
+            raise
+        if position == 0:
+            self._rolling_timestamp = max_timestamp
+        self.size = position + len(data)
+        self._next_offset = last_offset + 1
+        current_max = self.max_timestamp_and_offset
+        if max_timestamp > current_max[0]:
+            self._max_timestamp = (max_timestamp, offset_of_max_timestamp)
+        if self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.offset_index.append(last_offset, position)
+            self.time_index.maybe_append(*self._max_timestamp)
+            self.bytes_since_last_index_entry = 0
+        self.bytes_since_last_index_entry += len(data)
+
+    def flush(self) -> None:
+        self.log.fsync()
+        self.offset_index.flush()
+        self.time_index.flush()
+        self.flushed_size = self.size
+
+    @property
+    def has_unflushed_data(self) -> bool:
+        return self.flushed_size < self.size
+
+    def on_become_active(self) -> None:
+        self.offset_index.preallocate()
+        self.time_index.preallocate()
+
+    def on_become_inactive(self) -> None:
+        """Rolled away from: write the final time index entry (the segment's max timestamp)
+        and trim both indexes to their entries."""
+        timestamp, offset = self.max_timestamp_and_offset
+        if timestamp >= 0:
+            self.time_index.maybe_append(timestamp, offset, final=True)
+        self.offset_index.trim()
+        self.time_index.trim()
+
+    def close(self) -> None:
+        if not self.log.closed:
+            self.on_become_inactive()
+        self.offset_index.close()
+        self.time_index.close()
+        self.log.close()
+
+    # -- recovery and truncation -----------------------------------------------------------
+    def check_indexes(self) -> None:
+        """Raise CorruptIndex unless both indexes are plausible for this log."""
+        self.offset_index.check(self.size)
+        if self.offset_index.entries:
+            indexed_offset, position = self.offset_index.lookup(self.offset_index.last_offset())
+            header = self._header_at(position)
+            if not (self.base_offset <= header.base_offset <= indexed_offset):
+                raise CorruptIndex(f"{self.offset_index.path}: last entry does not point at a batch")
+        self.time_index.check(self.next_offset())
+
+    def recover(self, expected_base: int | None = None) -> int:
+        """Re-read the whole log batch by batch (header, length, CRC, offsets increasing and
+        representable), rebuild both indexes, cut the log at the first invalid byte. Returns
+        the number of bytes cut. ``expected_base``: offsets must be at least this (the end of
+        the previous segment)."""
+        return self._scan_and_index(expected_base, verify_crc=True, cut_invalid_tail=True)
+
+    def rebuild_indexes(self) -> None:
+        """Rebuild both indexes from the batch headers, changing nothing in the log (a corrupt
+        index of a segment below the recovery point)."""
+        self._scan_and_index(None, verify_crc=False, cut_invalid_tail=False)
+
+    def _scan_and_index(self, expected_base: int | None, verify_crc: bool, cut_invalid_tail: bool) -> int:
+        self._indexes_verified = True
+        self.offset_index.reset()
+        self.time_index.reset()
+        self._max_timestamp = (NO_TIMESTAMP, self.base_offset)
+        file_size = self.log.size()
+        valid = 0
+        last_index_position = 0
+        next_offset = max(self.base_offset, expected_base or 0)
+        while valid + LOG_OVERHEAD <= file_size:
+            raw_prefix = self.log.pread(BATCH_HEADER_SIZE, valid)
+            try:
+                header = read_batch_header(raw_prefix, 0)
+            except ProtocolError:
+                break
+            size = header.size_in_bytes
+            if valid + size > file_size or header.base_offset < next_offset or header.last_offset_delta < 0 \
+                    or not self.offset_index.can_hold(header.last_offset):
+                break
+            if verify_crc and not batch_crc_matches(self.log.pread(size, valid), 0, header):
+                break
+            if header.max_timestamp > self._max_timestamp[0]:
+                self._max_timestamp = (header.max_timestamp, header.last_offset)
+            if valid - last_index_position > self.index_interval_bytes:
+                self.offset_index.append(header.last_offset, valid)
+                self.time_index.maybe_append(*self._max_timestamp)
+                last_index_position = valid
+            valid += size
+            next_offset = header.last_offset + 1
+        truncated = file_size - valid
+        if truncated and cut_invalid_tail:
+            self.log.truncate(valid)
+            self.size = valid
+            self.flushed_size = min(self.flushed_size, valid)
+        if self._max_timestamp[0] >= 0:
+            self.time_index.maybe_append(*self._max_timestamp, final=True)
+        self._next_offset = next_offset if valid else self.base_offset
+        self.bytes_since_last_index_entry = valid - last_index_position if valid else 0
+        self._rolling_timestamp = None
+        return truncated
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose last offset is >= ``offset`` (whole batches, as Kafka).
+        Returns the bytes removed."""
+        batch = self.find_batch(offset)
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        if batch is None:
+            return 0
+        removed = self.size - batch.position
+        self.log.truncate(batch.position)
+        self.size = batch.position
+        self.flushed_size = min(self.flushed_size, self.size)
+        self._next_offset = None
+        self._max_timestamp = None
+        self.bytes_since_last_index_entry = 0
+        if self.size == 0:
+            self._rolling_timestamp = None
+        return removed
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, start_offset: int, max_bytes: int, max_offset: int, min_one_batch: bool):
+        """``(region, first_batch)`` from the batch holding ``start_offset`` up to ``max_bytes``
+        of whole batches, none of which reaches ``max_offset`` (exclusive upper bound: the
+        high watermark or last stable offset). With ``min_one_batch`` the first batch comes
+        whole even when larger than ``max_bytes`` (Kafka's minOneMessage). None if no batch
+        qualifies."""
+        first = self.find_batch(start_offset)
+        if first is None or first.last_offset >= max_offset:
+            return None
+        length = 0
+        for batch in self.batches(first.position):
+            if batch.last_offset >= max_offset:
+                break
+            if length + batch.size > max_bytes:
+                if length == 0 and min_one_batch:
+                    length = batch.size
+                break
+            length += batch.size
+        if length == 0:
+            return None
+        return FileRegion(self.log, first.position, length), first
+
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int):
+        """(timestamp, offset) of the first batch with max timestamp >= ``timestamp`` and last
+        offset >= ``starting_offset``, or None. The offset is refined to the first record at
+        or after ``timestamp`` when the batch is uncompressed (see ``_first_record_at``)."""
+        self.verify_indexes()
+        _, indexed_offset = self.time_index.lookup(timestamp)
+        position = self._indexed_position(max(indexed_offset, starting_offset))
+        for batch in self.batches(position):
+            if batch.max_timestamp >= timestamp and batch.last_offset >= starting_offset:
+                offset = _first_record_at(self.log.pread(batch.size, batch.position), batch.header,
+                                          timestamp, starting_offset)
+                return batch.max_timestamp, offset
+        return None
+
+    # -- deletion --------------------------------------------------------------------------
+    def paths(self) -> list[str]:
+        return [self.log_path, self.offset_index.path, self.time_index.path]
+
+    def delete(self) -> None:
+        """Kafka's two steps: rename every file to ``*.deleted`` (so a crash in between leaves
+        files the next start recognises and removes), then unlink them. Open file objects
+        (regions being sent) stay readable until dropped."""
+        self.offset_index.close()
+        self.time_index.close()
+        renamed = []
+        for path in self.paths():
+            if self.fs.exists(path):
+                self.fs.rename(path, path + DELETED_SUFFIX)
+                renamed.append(path + DELETED_SUFFIX)
+        for path in renamed:
+            self.fs.unlink(path)
+
+
+def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int) -> int:
+    """The offset of the first record of an uncompressed batch with timestamp >= ``timestamp``
+    and offset >= ``starting_offset``. For a compressed batch (records unreadable without
+    decompressing) the batch's base offset, clamped to ``starting_offset``: a consumer seeking
+    by time may then see a few records of the batch older than asked, never miss one."""
+    from odradek.protocol.primitives import read_varint, read_varlong
+
+    fallback = max(header.base_offset, starting_offset)
+    if header.compression != 0 or header.is_log_append_time:
+        return fallback
+    position = BATCH_HEADER_SIZE
+    try:
+        for _ in range(header.records_count):
+            length, position = read_varint(batch, position)
+            record_end = position + length
+            position += 1  # attributes
+            timestamp_delta, position = read_varlong(batch, position)
+            offset_delta, position = read_varint(batch, position)
+            offset = header.base_offset + offset_delta
+            if header.base_timestamp + timestamp_delta >= timestamp and offset >= starting_offset:
+                return offset
+            position = record_end
+    except ProtocolError:
+        pass
+    return fallback

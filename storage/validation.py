@@ -1,0 +1,141 @@
+"""Validation of record batches before they are appended: pure functions, no I/O, no state.
+
+:func:`validate_batches` walks the batches of a produce (or replication) payload by their
+61-byte headers and checks what Kafka's ``LogValidator`` checks at batch level:
+
+* magic 2 (legacy magic 0/1 input is refused with UNSUPPORTED_FOR_MESSAGE_FORMAT until the
+  records package offers up-conversion; see ``_refuse_legacy``);
+* each batch lies wholly inside the payload, its length can hold a header, its CRC matches;
+* compression codec is one Kafka defines (0..4);
+* ``max.message.bytes`` per batch; the whole append no larger than ``segment.bytes``;
+* from clients: ``records_count == last_offset_delta + 1`` (offsets are dense), no control
+  batches, idempotent batches carry a sequence;
+* CreateTime topics: the batch's first timestamp no older than
+  ``message.timestamp.before.max.ms`` and its max timestamp no newer than
+  ``message.timestamp.after.max.ms`` (batch-level bounds: individual record timestamps are not
+  decoded on the hot path; the first and the max bound every record a Java/librdkafka
+  producer writes, whose timestamps never go below the batch's first).
+
+The result, :class:`ValidatedAppend`, tells the log where each batch starts and what offsets
+and timestamps the append spans; :meth:`PartitionLog.append` then commits it (patches and
+writes) in one place.
+"""
+
+from __future__ import annotations
+
+from odradek.protocol.errors import CorruptRecord, ProtocolError, UnsupportedCompression
+from odradek.protocol.records.header import (
+    BATCH_HEADER_SIZE,
+    LOG_OVERHEAD,
+    batch_crc_matches,
+    read_batch_header,
+    read_magic,
+)
+
+from .config import LogConfig
+from .errors import InvalidRecord, InvalidTimestamp, RecordListTooLarge, RecordTooLarge, UnsupportedForMessageFormat
+
+NO_TIMESTAMP = -1
+MAX_COMPRESSION_ID = 4  # none, gzip, snappy, lz4, zstd
+
+# Who is appending: a producer (offsets assigned here, full validation), a follower copying
+# the leader (offsets kept), or the broker itself (coordinators: control batches allowed).
+ORIGIN_CLIENT = "client"
+ORIGIN_REPLICATION = "replication"
+ORIGIN_COORDINATOR = "coordinator"
+
+
+class ValidatedAppend:
+    """What :func:`validate_batches` found: ``batches`` is a list of (position, header)."""
+
+    __slots__ = ("batches", "size", "offset_count", "max_timestamp", "max_timestamp_batch")
+
+    def __init__(self, batches, size, offset_count, max_timestamp, max_timestamp_batch):
+        self.batches = batches
+        self.size = size
+        self.offset_count = offset_count
+        self.max_timestamp = max_timestamp
+        self.max_timestamp_batch = max_timestamp_batch
+
+
+def _refuse_legacy(magic: int) -> None:
+    # TODO(#3): call odradek.protocol.records' up-conversion once it lands; until then legacy
+    # message sets (produce v0-v2 clients) are refused as Kafka refuses what it cannot convert.
+    raise UnsupportedForMessageFormat(f"message format magic {magic} is not supported yet; use magic 2")
+
+
+def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIGIN_CLIENT) -> ValidatedAppend:
+    """Check every batch of ``payload`` (bytes-like). Raises a ProtocolError subclass carrying
+    the Kafka error code; returns a :class:`ValidatedAppend` otherwise. Never writes."""
+    total = len(payload)
+    if total == 0:
+        raise InvalidRecord("no record batch in the append")
+    if total > config.segment_bytes:
+        raise RecordListTooLarge(f"append of {total} bytes exceeds segment.bytes {config.segment_bytes}")
+    batches = []
+    offset_count = 0
+    max_timestamp = NO_TIMESTAMP
+    max_timestamp_batch = 0
+    position = 0
+    from_client = origin == ORIGIN_CLIENT
+    check_times = not config.is_log_append_time and origin != ORIGIN_REPLICATION
+    while position < total:
+        if total - position < LOG_OVERHEAD + 5:
+            raise CorruptRecord(f"{total - position} trailing bytes are not a record batch")
+        magic = read_magic(payload, position)
+        if magic < 2:
+            _refuse_legacy(magic)
+        try:
+            header = read_batch_header(payload, position)
+        except CorruptRecord:
+            raise
+        except ProtocolError as error:
+            raise CorruptRecord(str(error)) from None
+        size = header.size_in_bytes
+        if position + size > total:
+            raise CorruptRecord(f"record batch of {size} bytes at {position} runs past the payload ({total} bytes)")
+        if size > config.max_message_bytes:
+            raise RecordTooLarge(f"record batch of {size} bytes exceeds max.message.bytes {config.max_message_bytes}")
+        if not batch_crc_matches(payload, position, header):
+            raise CorruptRecord(f"record batch at {position}: CRC mismatch")
+        if header.compression > MAX_COMPRESSION_ID:
+            raise UnsupportedCompression(f"unknown compression codec {header.compression}")
+        if header.last_offset_delta < 0:
+            raise InvalidRecord(f"record batch with last offset delta {header.last_offset_delta}")
+        if from_client:
+            if header.records_count <= 0 or header.records_count != header.last_offset_delta + 1:
+                raise InvalidRecord(
+                    f"inconsistent batch offset range: {header.records_count} records, last offset delta "
+                    f"{header.last_offset_delta}")
+            if header.is_control:
+                raise InvalidRecord("clients may not write control batches")
+            if header.has_producer_id and header.base_sequence < 0:
+                raise InvalidRecord("idempotent batch without a base sequence")
+            if header.is_transactional and not header.has_producer_id:
+                raise InvalidRecord("transactional batch without a producer id")
+        if check_times:
+            if header.base_timestamp != NO_TIMESTAMP and header.base_timestamp < now_ms - config.message_timestamp_before_max_ms:
+                raise InvalidTimestamp(
+                    f"timestamp {header.base_timestamp} is more than message.timestamp.before.max.ms "
+                    f"({config.message_timestamp_before_max_ms}) before the broker's {now_ms}")
+            if header.max_timestamp != NO_TIMESTAMP and header.max_timestamp > now_ms + config.message_timestamp_after_max_ms:
+                raise InvalidTimestamp(
+                    f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms "
+                    f"({config.message_timestamp_after_max_ms}) after the broker's {now_ms}")
+        if header.max_timestamp > max_timestamp:
+            max_timestamp = header.max_timestamp
+            max_timestamp_batch = len(batches)
+        batches.append((position, header))
+        offset_count += header.last_offset_delta + 1
+        position += size
+    return ValidatedAppend(batches, total, offset_count, max_timestamp, max_timestamp_batch)
+
+
+def check_replicated_offsets(validated: ValidatedAppend, log_end_offset: int) -> None:
+    """Batches copied from a leader keep their offsets: they must start at or after our end
+    and increase."""
+    expected = log_end_offset
+    for _, header in validated.batches:
+        if header.base_offset < expected:
+            raise InvalidRecord(f"replicated batch at offset {header.base_offset} is below {expected}")
+        expected = header.last_offset + 1
