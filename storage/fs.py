@@ -125,24 +125,34 @@ class OsFileSystem:
         an object whose ``close()`` releases it; raises BlockingIOError if another process
         holds it. (fcntl locks are per process: a second lock from the same process succeeds,
         so the log directory also refuses a second open in-process.)"""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        key = os.path.realpath(path)
+        if key in _LOCKED_IN_THIS_PROCESS:
+            raise BlockingIOError(errno.EAGAIN, f"{path} is already locked by this process")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process")
-        return _OsLock(fd)
+            raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process") from None
+        _LOCKED_IN_THIS_PROCESS.add(key)
+        return _OsLock(fd, key)
+
+
+# fcntl locks belong to the process, so they cannot stop a second open from this process.
+_LOCKED_IN_THIS_PROCESS: set[str] = set()
 
 
 class _OsLock:
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, key: str):
         self._fd = fd
+        self._key = key
 
     def close(self) -> None:
         if self._fd >= 0:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1
+            _LOCKED_IN_THIS_PROCESS.discard(self._key)
 
 
 class MemoryFile:

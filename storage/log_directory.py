@@ -1,0 +1,193 @@
+"""A data directory (one entry of ``log.dirs``): its metadata files and the partition logs in it.
+
+Layout, as Kafka writes it::
+
+    <log.dir>/
+        meta.properties                     version=1, node.id, cluster.id, directory.id
+        .lock                               fcntl lock held while a broker uses the directory
+        .kafka_cleanshutdown                present only between a clean shutdown and the next start
+        recovery-point-offset-checkpoint    per partition: offsets below are fsynced
+        log-start-offset-checkpoint         per partition: first readable offset
+        replication-offset-checkpoint       per partition: high watermark
+        cleaner-offset-checkpoint           per partition: how far compaction got (written
+                                            empty today: no compaction yet)
+        <topic>-<partition>/                one PartitionLog each
+
+Start: take the lock (another process holding it -> :class:`LogDirectoryLocked`), read or
+create ``meta.properties`` (a different node or cluster id -> :class:`InconsistentLogDirectory`),
+note whether the clean-shutdown marker is there and remove it, open every partition directory
+(recovering it when the marker was absent), remove directories of interrupted deletions
+(``*-delete``). Clean shutdown (:meth:`close`): flush and close every log, write the four
+checkpoints, write the marker (Kafka's JSON ``{"version":"0","broker_epoch":...}``, fsynced),
+release the lock.
+
+Thread safety: single-threaded, owned by the broker's event loop; the object is the one owner
+of the partition logs it opened.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from .checkpoints import (
+    read_meta_properties,
+    read_offset_checkpoint,
+    uuid_from_kafka,
+    uuid_to_kafka,
+    write_meta_properties,
+    write_offset_checkpoint,
+)
+from .config import LogConfig
+from .errors import InconsistentLogDirectory, LogDirectoryLocked
+from .fs import OsFileSystem
+from .partition_log import PartitionLog, _system_clock_ms, parse_partition_dir_name
+
+META_PROPERTIES = "meta.properties"
+LOCK_FILE = ".lock"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
+REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
+CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
+
+
+class LogDirectory:
+    def __init__(self, fs, path: str, default_config: LogConfig, clock):
+        self.fs = fs
+        self.path = path.rstrip("/") or "/"
+        self.default_config = default_config
+        self.clock = clock
+        self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self.node_id: int | None = None
+        self.cluster_id: str | None = None
+        self.directory_id: uuid.UUID | None = None
+        self.had_clean_shutdown = False
+        self._lock = None
+
+    @classmethod
+    def open(cls, path: str, *, node_id: int, cluster_id: str | None = None, fs=None,
+             default_config: LogConfig | None = None, topic_configs: dict[str, LogConfig] | None = None,
+             clock=_system_clock_ms) -> "LogDirectory":
+        """Open (creating if needed) the data directory at ``path`` and every log in it.
+        ``topic_configs`` gives the effective config of topics that override defaults."""
+        directory = cls(fs or OsFileSystem(), path, default_config or LogConfig(), clock)
+        directory._open(node_id, cluster_id, topic_configs or {})
+        return directory
+
+    def _open(self, node_id: int, cluster_id: str | None, topic_configs: dict[str, LogConfig]) -> None:
+        fs = self.fs
+        fs.makedirs(self.path)
+        try:
+            self._lock = fs.lock(f"{self.path}/{LOCK_FILE}")
+        except BlockingIOError:
+            raise LogDirectoryLocked(
+                f"data directory {self.path} is in use by another process (its {LOCK_FILE} is locked)") from None
+        try:
+            self._load_meta_properties(node_id, cluster_id)
+            marker = f"{self.path}/{CLEAN_SHUTDOWN_FILE}"
+            self.had_clean_shutdown = fs.exists(marker)
+            recovery_points = read_offset_checkpoint(fs, f"{self.path}/{RECOVERY_POINT_CHECKPOINT}")
+            log_starts = read_offset_checkpoint(fs, f"{self.path}/{LOG_START_OFFSET_CHECKPOINT}")
+            high_watermarks = read_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}")
+            for name in fs.listdir(self.path):
+                full = f"{self.path}/{name}"
+                if not fs.is_dir(full):
+                    continue
+                if name.endswith("-delete"):
+                    fs.rmtree(full)  # a deletion interrupted by a crash
+                    continue
+                parsed = parse_partition_dir_name(name)
+                if parsed is None:
+                    continue
+                key = parsed
+                self.logs[key] = PartitionLog.open(
+                    fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
+                    recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
+                    high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
+                    clock=self.clock)
+            # The marker vouches for the state we just loaded, not for the run that starts now.
+            fs.unlink(marker)
+            fs.fsync_dir(self.path)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _load_meta_properties(self, node_id: int, cluster_id: str | None) -> None:
+        path = f"{self.path}/{META_PROPERTIES}"
+        try:
+            properties = read_meta_properties(self.fs, path)
+        except Exception as error:  # noqa: BLE001 - any parse failure is the same refusal
+            raise InconsistentLogDirectory(f"{path}: {error}") from None
+        if properties is None:
+            properties = {"version": "1", "node.id": str(node_id)}
+            if cluster_id is not None:
+                properties["cluster.id"] = cluster_id
+            properties["directory.id"] = uuid_to_kafka(uuid.uuid4())
+            write_meta_properties(self.fs, path, properties)
+        version = properties.get("version")
+        stored_node = properties.get("node.id", properties.get("broker.id"))
+        if version not in ("0", "1"):
+            raise InconsistentLogDirectory(f"{path}: unsupported version {version!r}")
+        if stored_node is not None and stored_node != str(node_id):
+            raise InconsistentLogDirectory(f"{path} belongs to node {stored_node}, not {node_id}")
+        stored_cluster = properties.get("cluster.id")
+        if cluster_id is not None and stored_cluster is not None and stored_cluster != cluster_id:
+            raise InconsistentLogDirectory(f"{path} belongs to cluster {stored_cluster}, not {cluster_id}")
+        if "directory.id" not in properties:
+            properties["directory.id"] = uuid_to_kafka(uuid.uuid4())
+            if cluster_id is not None:
+                properties.setdefault("cluster.id", cluster_id)
+            write_meta_properties(self.fs, path, properties)
+        self.node_id = node_id
+        self.cluster_id = stored_cluster or cluster_id
+        self.directory_id = uuid_from_kafka(properties["directory.id"])
+
+    # -------------------------------------------------------------------------------- logs
+    def create_log(self, topic: str, partition: int, *, topic_id: uuid.UUID | None = None,
+                   config: LogConfig | None = None) -> PartitionLog:
+        """Open the log of a new partition (or return the existing one)."""
+        key = (topic, partition)
+        if key not in self.logs:
+            self.logs[key] = PartitionLog.open(
+                self.fs, f"{self.path}/{topic}-{partition}", config or self.default_config, topic=topic,
+                partition=partition, topic_id=topic_id, clock=self.clock)
+        return self.logs[key]
+
+    def get_log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self.logs.get((topic, partition))
+
+    def delete_log(self, topic: str, partition: int) -> None:
+        log = self.logs.pop((topic, partition), None)
+        if log is not None:
+            log.delete()
+
+    def checkpoint(self) -> None:
+        """Write the recovery points, log start offsets and high watermarks of every log."""
+        fs = self.fs
+        write_offset_checkpoint(fs, f"{self.path}/{RECOVERY_POINT_CHECKPOINT}",
+                                {key: log.recovery_point for key, log in self.logs.items()})
+        write_offset_checkpoint(fs, f"{self.path}/{LOG_START_OFFSET_CHECKPOINT}",
+                                {key: log.log_start_offset for key, log in self.logs.items()})
+        write_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}",
+                                {key: log.high_watermark for key, log in self.logs.items()})
+        if not fs.exists(f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}"):
+            write_offset_checkpoint(fs, f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}", {})
+
+    def flush_all(self) -> None:
+        for log in self.logs.values():
+            log.flush()
+
+    def close(self, broker_epoch: int = -1) -> None:
+        """Clean shutdown: flush and close every log, checkpoint, write the marker."""
+        for log in self.logs.values():
+            log.close()
+        self.checkpoint()
+        marker = json.dumps({"version": "0", "broker_epoch": str(broker_epoch)}, separators=(",", ":")).encode()
+        self.fs.write_file_atomic(f"{self.path}/{CLEAN_SHUTDOWN_FILE}", marker)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
