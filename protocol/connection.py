@@ -28,6 +28,11 @@ body that does not decode                      DecodeError (INVALID_REQUEST), ``
 bytes left after the body inside the frame     ignored, as Kafka does                     --
 =============================================  =========================================  ==========
 
+The ApiVersions answer Kafka gives then (``ApiVersionsRequest.getErrorResponse``): an
+ApiVersionsResponse v0 with ``error_code`` UNSUPPORTED_VERSION and ``api_keys`` holding one entry,
+ApiVersions' own version range, so the client can retry at a version we speak; encode it with
+``encode_response(error.request, response)`` (``error.request.response_version`` is 0).
+
 Every exception is a :class:`ProtocolError` whose ``closes_connection`` says which tier it is.
 After one that closes, the connection object is dead: every later call raises the same error.
 One that answers (the KIP-511 ApiVersions case) consumed its frame; the next request follows.
