@@ -159,13 +159,14 @@ class MemoryFile:
     """A file of the memory backend: ``data`` is what reads see, ``durable`` what survives
     :meth:`MemoryFileSystem.crash` (updated by :meth:`fsync`)."""
 
-    __slots__ = ("path", "data", "durable", "closed", "_fs")
+    __slots__ = ("path", "data", "durable", "closed", "written", "_fs")
 
     def __init__(self, path: str, fs: "MemoryFileSystem"):
         self.path = path
         self.data = bytearray()
         self.durable = b""
         self.closed = False
+        self.written = 0  # bytes up to the last written one: what counts against space_limit
         self._fs = fs
 
     @property
@@ -181,8 +182,10 @@ class MemoryFile:
 
     def pwrite(self, data, position: int) -> None:
         end = position + len(data)
+        if end > self.written:
+            self._fs._reserve(end - self.written)
+            self.written = end
         if end > len(self.data):
-            self._fs._reserve(end - len(self.data))
             if position > len(self.data):
                 self.data.extend(bytes(position - len(self.data)))
         self.data[position:end] = data
@@ -193,6 +196,7 @@ class MemoryFile:
             self.data.extend(bytes(size - len(self.data)))
         else:
             del self.data[size:]
+            self.written = min(self.written, size)
 
     def fsync(self) -> None:
         self.durable = bytes(self.data)
@@ -215,7 +219,7 @@ class MemoryFileSystem:
     def _reserve(self, extra: int) -> None:
         if self.space_limit is None:
             return
-        used = sum(len(f.data) for f in self.files.values())
+        used = sum(f.written for f in self.files.values())
         if used + extra > self.space_limit:
             raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
@@ -336,4 +340,5 @@ class MemoryFileSystem:
             if rng is not None and len(handle.data) > len(kept) and handle.data[: len(kept)] == kept:
                 kept = bytes(handle.data[: rng.randint(len(kept), len(handle.data))])
             handle.data = bytearray(kept)
+            handle.written = min(handle.written, len(kept))
             handle.closed = True

@@ -25,6 +25,9 @@ class LeaderEpochCache:
         except CorruptCheckpoint:
             # Rebuildable from the batches' partition_leader_epoch fields: start empty.
             self.entries = []
+            self._write()
+        if not fs.exists(path):
+            self._write()  # Kafka creates the file with the partition, empty
 
     @property
     def latest_epoch(self) -> int:

@@ -380,17 +380,16 @@ class LogSegment:
         return FileRegion(self.log, first.position, length), first
 
     def find_offset_by_timestamp(self, timestamp: int, starting_offset: int):
-        """(timestamp, offset) of the first batch with max timestamp >= ``timestamp`` and last
-        offset >= ``starting_offset``, or None. The offset is refined to the first record at
-        or after ``timestamp`` when the batch is uncompressed (see ``_first_record_at``)."""
+        """(timestamp, offset) of the first record with timestamp >= ``timestamp`` and offset
+        >= ``starting_offset``, or None: the time index narrows the scan, batch headers find
+        the batch, its records the record (see ``_first_record_at``)."""
         self.verify_indexes()
         _, indexed_offset = self.time_index.lookup(timestamp)
         position = self._indexed_position(max(indexed_offset, starting_offset))
         for batch in self.batches(position):
             if batch.max_timestamp >= timestamp and batch.last_offset >= starting_offset:
-                offset = _first_record_at(self.log.pread(batch.size, batch.position), batch.header,
-                                          timestamp, starting_offset)
-                return batch.max_timestamp, offset
+                return _first_record_at(self.log.pread(batch.size, batch.position), batch.header,
+                                        timestamp, starting_offset)
         return None
 
     # -- deletion --------------------------------------------------------------------------
@@ -412,14 +411,14 @@ class LogSegment:
             self.fs.unlink(path)
 
 
-def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int) -> int:
-    """The offset of the first record of an uncompressed batch with timestamp >= ``timestamp``
+def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int) -> tuple[int, int]:
+    """(timestamp, offset) of the first record of an uncompressed batch with timestamp >= ``timestamp``
     and offset >= ``starting_offset``. For a compressed batch (records unreadable without
-    decompressing) the batch's base offset, clamped to ``starting_offset``: a consumer seeking
+    decompressing) the batch's max timestamp and base offset, clamped to ``starting_offset``: a consumer seeking
     by time may then see a few records of the batch older than asked, never miss one."""
     from odradek.protocol.primitives import read_varint, read_varlong
 
-    fallback = max(header.base_offset, starting_offset)
+    fallback = header.max_timestamp, max(header.base_offset, starting_offset)
     if header.compression != 0 or header.is_log_append_time:
         return fallback
     position = BATCH_HEADER_SIZE
@@ -431,8 +430,9 @@ def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int)
             timestamp_delta, position = read_varlong(batch, position)
             offset_delta, position = read_varint(batch, position)
             offset = header.base_offset + offset_delta
-            if header.base_timestamp + timestamp_delta >= timestamp and offset >= starting_offset:
-                return offset
+            record_timestamp = header.base_timestamp + timestamp_delta
+            if record_timestamp >= timestamp and offset >= starting_offset:
+                return record_timestamp, offset
             position = record_end
     except ProtocolError:
         pass

@@ -37,6 +37,8 @@ from .errors import InvalidRecord, InvalidTimestamp, RecordListTooLarge, RecordT
 
 NO_TIMESTAMP = -1
 MAX_COMPRESSION_ID = 4  # none, gzip, snappy, lz4, zstd
+# crc, magic, attributes, key length, value length: the smallest magic-0 message after its size.
+LEGACY_MIN_MESSAGE_SIZE = 14
 
 # Who is appending: a producer (offsets assigned here, full validation), a follower copying
 # the leader (offsets kept), or the broker itself (coordinators: control batches allowed).
@@ -84,6 +86,11 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
             raise CorruptRecord(f"{total - position} trailing bytes are not a record batch")
         magic = read_magic(payload, position)
         if magic < 2:
+            # A legacy message: refuse it as such only if it is one (sane size, inside the
+            # payload); zeros or a torn tail are corrupt whatever their magic byte says.
+            legacy_size = int.from_bytes(payload[position + 8 : position + 12], "big", signed=True)
+            if legacy_size < LEGACY_MIN_MESSAGE_SIZE or position + LOG_OVERHEAD + legacy_size > total:
+                raise CorruptRecord(f"bytes at {position} are neither a record batch nor a legacy message")
             _refuse_legacy(magic)
         try:
             header = read_batch_header(payload, position)
