@@ -252,9 +252,9 @@ class PartitionLog:
         validated = validate_batches(records, self.config, now, origin)
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
-        buffer = records
+        buffer = records if validated.converted_payload is None else validated.converted_payload
         if not isinstance(buffer, bytearray) and not (isinstance(buffer, memoryview) and not buffer.readonly):
-            buffer = bytearray(records)
+            buffer = bytearray(buffer)
         return self._commit(buffer, validated, leader_epoch, origin, now)
 
     def _commit(self, buffer, validated, leader_epoch: int, origin: str, now: int) -> AppendResult:

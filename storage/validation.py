@@ -3,8 +3,8 @@
 :func:`validate_batches` walks the batches of a produce (or replication) payload by their
 61-byte headers and checks what Kafka's ``LogValidator`` checks at batch level:
 
-* magic 2 (legacy magic 0/1 input is refused with UNSUPPORTED_FOR_MESSAGE_FORMAT until the
-  records package offers up-conversion; see ``_refuse_legacy``);
+* magic 2; a legacy message set (magic 0/1, old producers) is up-converted to one v2 batch
+  first (``odradek.protocol.records.convert.up_convert``), then checked like any batch;
 * each batch lies wholly inside the payload, its length can hold a header, its CRC matches;
 * compression codec is one Kafka defines (0..4);
 * ``max.message.bytes`` per batch; the whole append no larger than ``segment.bytes``;
@@ -39,6 +39,8 @@ NO_TIMESTAMP = -1
 MAX_COMPRESSION_ID = 4  # none, gzip, snappy, lz4, zstd
 # crc, magic, attributes, key length, value length: the smallest magic-0 message after its size.
 LEGACY_MIN_MESSAGE_SIZE = 14
+# Bound on what decompressing a legacy message set may produce while up-converting it.
+MAX_DECOMPRESSED_APPEND_BYTES = 64 * 1024 * 1024
 
 # Who is appending: a producer (offsets assigned here, full validation), a follower copying
 # the leader (offsets kept), or the broker itself (coordinators: control batches allowed).
@@ -50,9 +52,11 @@ ORIGIN_COORDINATOR = "coordinator"
 class ValidatedAppend:
     """What :func:`validate_batches` found: ``batches`` is a list of (position, header)."""
 
-    __slots__ = ("batches", "size", "offset_count", "max_timestamp", "max_timestamp_batch")
+    __slots__ = ("batches", "size", "offset_count", "max_timestamp", "max_timestamp_batch", "converted_payload")
 
-    def __init__(self, batches, size, offset_count, max_timestamp, max_timestamp_batch):
+    def __init__(self, batches, size, offset_count, max_timestamp, max_timestamp_batch, converted_payload=None):
+        # Set when the input was a legacy message set: the v2 batch to append instead.
+        self.converted_payload = converted_payload
         self.batches = batches
         self.size = size
         self.offset_count = offset_count
@@ -60,10 +64,22 @@ class ValidatedAppend:
         self.max_timestamp_batch = max_timestamp_batch
 
 
-def _refuse_legacy(magic: int) -> None:
-    # TODO(#3): call odradek.protocol.records' up-conversion once it lands; until then legacy
-    # message sets (produce v0-v2 clients) are refused as Kafka refuses what it cannot convert.
-    raise UnsupportedForMessageFormat(f"message format magic {magic} is not supported yet; use magic 2")
+def _up_convert_legacy(payload, config: LogConfig, now_ms: int, origin: str) -> bytes:
+    """A legacy message set (magic 0/1, produce v0-v2 clients) as one v2 batch, as Kafka's
+    LogValidator converts it; offsets are assigned at commit like any batch's. Followers never
+    send legacy data (our logs hold only v2), so replication refuses it."""
+    if origin == ORIGIN_REPLICATION:
+        raise UnsupportedForMessageFormat("replicated data must be magic 2")
+    from odradek.protocol.records.batch import CREATE_TIME, LOG_APPEND_TIME
+    from odradek.protocol.records.convert import up_convert
+
+    return up_convert(
+        payload,
+        base_offset=0,
+        max_decompressed_size=max(MAX_DECOMPRESSED_APPEND_BYTES, config.max_message_bytes),
+        timestamp_type=LOG_APPEND_TIME if config.is_log_append_time else CREATE_TIME,
+        log_append_time=now_ms if config.is_log_append_time else None,
+    )
 
 
 def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIGIN_CLIENT) -> ValidatedAppend:
@@ -91,7 +107,12 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
             legacy_size = int.from_bytes(payload[position + 8 : position + 12], "big", signed=True)
             if legacy_size < LEGACY_MIN_MESSAGE_SIZE or position + LOG_OVERHEAD + legacy_size > total:
                 raise CorruptRecord(f"bytes at {position} are neither a record batch nor a legacy message")
-            _refuse_legacy(magic)
+            if position != 0:
+                raise CorruptRecord("a produce mixes record batches and legacy messages")
+            converted = _up_convert_legacy(payload, config, now_ms, origin)
+            validated = validate_batches(converted, config, now_ms, origin)
+            validated.converted_payload = converted
+            return validated
         try:
             header = read_batch_header(payload, position)
         except CorruptRecord:

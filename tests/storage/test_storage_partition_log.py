@@ -106,7 +106,7 @@ def test_regions_carry_real_files_for_sendfile(tmp_path):
     (lambda: make_batch([b"a"], producer_id=5, producer_epoch=0, base_sequence=-1), InvalidRecord),
     (lambda: make_batch([b"a"], attributes=0x10), InvalidRecord),
     (lambda: make_batch([b"a"], attributes=0x07), UnsupportedCompression),
-    (lambda: make_batch([b"a"])[:16] + b"\x01" + make_batch([b"a"])[17:], UnsupportedForMessageFormat),
+    (lambda: make_batch([b"a"])[:16] + b"\x01" + make_batch([b"a"])[17:], CorruptRecord),  # not a legacy message either
     (lambda: make_batch([b"a"])[:16] + b"\x03" + make_batch([b"a"])[17:], CorruptRecord),
     (lambda: make_batch([b"a"], timestamps=[T0 + 500 + 3_600_001]), InvalidTimestamp),
 ])
@@ -313,6 +313,10 @@ def test_replication_appends_keep_offsets(backend):
     assert log.log_end_offset == 12 and log.leader_epochs.entries == [(4, 10)]
     with pytest.raises(InvalidRecord):
         log.append(make_batch([b"c"], base_offset=11), origin="replication")
+    from odradek.protocol.records.legacy import LegacyRecord, build_message_set
+    legacy = build_message_set([LegacyRecord(offset=12, key=None, value=b"v", timestamp=T0)], magic=1)
+    with pytest.raises(UnsupportedForMessageFormat):
+        log.append(legacy, origin="replication")
 
 
 def test_delete_partition(backend):
@@ -331,3 +335,23 @@ def test_payload_is_patched_in_place_when_writable(backend):
     payload = bytearray(make_batch([b"b"], base_offset=0))
     log.append(payload)
     assert struct.unpack_from(">q", payload)[0] == 1
+
+
+@pytest.mark.parametrize("magic, compression", [(0, 0), (1, 0), (1, 1)])
+def test_legacy_message_sets_are_up_converted(backend, magic, compression):
+    from odradek.protocol.records.batch import decode_batch
+    from odradek.protocol.records.legacy import LegacyRecord, build_message_set
+
+    log = open_log(backend)
+    log.append(make_batch([b"first"]))
+    legacy = build_message_set(
+        [LegacyRecord(offset=i, key=None, value=b"v%d" % i, timestamp=T0 + i if magic else None) for i in range(3)],
+        magic=magic, compression=compression)
+    result = log.append(legacy)
+    assert (result.first_offset, result.last_offset) == (1, 3)
+    log.update_high_watermark(4)
+    data = log.read(1, 10_000).read_bytes()
+    batch = decode_batch(data, 0, max_decompressed_size=1 << 20)
+    assert batch.base_offset == 1 and [r.value for r in batch.records] == [b"v0", b"v1", b"v2"]
+    with pytest.raises(CorruptRecord):
+        log.append(make_batch([b"x"]) + legacy)
