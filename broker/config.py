@@ -423,7 +423,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("log.dir", S, "./odradek-data", "The data directory, used when log.dirs is not set.", importance="high", odradek_note="Default ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("num.partitions", I, 1, "Default number of partitions of auto-created topics and CreateTopics requests that leave it to the broker.", at_least(1), "medium"),
         _d("default.replication.factor", I, 1, "Default replication factor of auto-created topics (a single node can only serve 1).", at_least(1), "medium"),
-        _d("auto.create.topics.enable", B, True, "Create a topic when a client asks Metadata for it (or produces to it) and it does not exist.", importance="high"),
+        _d("auto.create.topics.enable", B, True, "Create a topic with the broker defaults when a client asks Metadata for it (and allows auto-creation) and it does not exist.", importance="high"),
         _d("delete.topic.enable", B, True, "Allow DeleteTopics.", importance="high"),
         _d("log.retention.hours", I, 168, "Hours to keep a log segment before deleting it; overridden by log.retention.minutes and log.retention.ms.", importance="high"),
         _d("log.retention.minutes", I, None, "Minutes to keep a log segment; when unset, log.retention.hours applies.", importance="high"),

@@ -1,0 +1,232 @@
+"""The broker's state and its one owner.
+
+:class:`Broker` owns every piece of mutable broker state: the configuration, the cluster
+identity, the topic table, the partitions and their logs. Handlers receive it in their
+context and change state only through its methods; everything runs on the event loop, so no
+locks exist and none are needed. Tests and admin hooks mutate through the same methods.
+
+Lifecycle: ``open()`` (lock and recover the data directory, load topics, open partition logs),
+then serving, then ``begin_shutdown()`` (long polls answer at once) and ``close()`` (flush and
+close every log; the storage engine writes its checkpoints and clean-shutdown marker).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import structlog
+
+from odradek.protocol import error_codes
+from odradek.storage.checkpoints import read_meta_properties
+from odradek.storage.config import LogConfig
+from odradek.storage.fs import OsFileSystem
+from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
+
+from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
+from .partition import Partition
+from .topics import INTERNAL_TOPICS, Topic, TopicError, TopicTable, validate_topic_config_overrides, validate_topic_name
+
+log = structlog.get_logger("odradek.broker")
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, clock_ms=None):
+        self.config = config
+        # Wall-clock milliseconds (record timestamps, retention); injectable for tests.
+        self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self.node_id = config.node_id
+        self.log_dir = os.path.abspath(config.log_dir)
+        self.cluster_id: str = config["cluster.id"] or ""
+        self.topics = TopicTable(self.log_dir)
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.bound_listeners: dict[str, tuple[str, int]] = {}
+        self.shutting_down = False
+        self._data_dir = None
+
+    # --- lifecycle ---
+
+    def open(self) -> None:
+        """Lock and recover the data directory (the storage engine's LogDirectory), load the
+        topic table and attach every partition's log."""
+        fs = OsFileSystem()
+        fs.makedirs(self.log_dir)
+        self.topics.load()
+        cluster_id = self.config["cluster.id"] or None
+        if cluster_id is None:
+            meta_path = os.path.join(self.log_dir, META_PROPERTIES)
+            stored = read_meta_properties(fs, meta_path) if fs.exists(meta_path) else None
+            cluster_id = (stored or {}).get("cluster.id") or generate_cluster_id()
+        self._data_dir = LogDirectory.open(
+            self.log_dir, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
+            default_config=log_config_from(self.default_topic_config()),
+            topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
+            clock=self.clock_ms)
+        self.cluster_id = self._data_dir.cluster_id or cluster_id
+        for topic in self.topics:
+            for index in range(topic.partition_count):
+                self._attach_partition(topic, index)
+        for topic_name, index in list(self._data_dir.logs):
+            if topic_name not in self.topics.by_name:
+                # A partition directory of a topic the table does not have: left by a crash in
+                # the middle of a deletion (the table is updated first). Finish the deletion.
+                log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
+                self._data_dir.delete_log(topic_name, index)
+
+    def set_bound_listeners(self, bound: dict[str, tuple[str, int]]) -> None:
+        self.bound_listeners = dict(bound)
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down = True
+        for partition in self.partitions.values():
+            partition._wake_fetchers()
+
+    def close(self) -> None:
+        """Flush and close every log, write the checkpoints and the clean-shutdown marker (the
+        storage engine's LogDirectory.close; a failure leaves no marker, so the next start
+        recovers)."""
+        data_dir, self._data_dir = self._data_dir, None
+        self.partitions.clear()
+        if data_dir is not None:
+            data_dir.close()
+
+    # --- listeners ---
+
+    def advertised_endpoint(self, listener_name: str) -> tuple[str, int]:
+        """The host and port clients on ``listener_name`` are told to use (Metadata)."""
+        for listener in self.config.advertised_listeners:
+            if listener.name == listener_name:
+                host, port = listener.host, listener.port
+                bound = self.bound_listeners.get(listener_name)
+                if port == 0 and bound is not None:
+                    port = bound[1]
+                if not host:
+                    host = "localhost"
+                return host, port
+        bound = self.bound_listeners.get(listener_name)
+        return bound if bound else ("localhost", 9092)
+
+    # --- topics ---
+
+    def default_topic_config(self) -> dict:
+        """Every topic config's value on this broker when a topic does not override it."""
+        return {name: self.config.broker_value_for_topic_config(name)[0] for name in TOPIC_CONFIGS}
+
+    def topic_log_config(self, topic: Topic) -> dict:
+        """The topic's effective config, by Kafka name: overrides over broker defaults."""
+        values = self.default_topic_config()
+        for name, raw in topic.configs.items():
+            values[name] = TOPIC_CONFIGS[name].parse(raw)
+        return values
+
+    def _attach_partition(self, topic: Topic, index: int) -> Partition:
+        partition_log = self._data_dir.get_log(topic.name, index)
+        if partition_log is None:
+            partition_log = self._data_dir.create_log(topic.name, index, topic_id=topic.topic_id,
+                                                      config=log_config_from(self.topic_log_config(topic)))
+        elif partition_log.topic_id is not None and partition_log.topic_id != topic.topic_id:
+            log.warning("partition.metadata has another topic id", topic=topic.name, partition=index,
+                        stored=str(partition_log.topic_id), expected=str(topic.topic_id))
+        # One replica: everything in the log was acknowledged by the only in-sync replica.
+        partition_log.update_high_watermark(partition_log.log_end_offset)
+        partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id)
+        self.partitions[(topic.name, index)] = partition
+        return partition
+
+    def partition(self, topic_name: str, index: int) -> Partition | None:
+        return self.partitions.get((topic_name, index))
+
+    def check_new_topic(self, name: str, num_partitions: int, replication_factor: int,
+                        assignments: dict[int, list[int]] | None, configs: dict[str, str | None]) -> tuple[int, dict[str, str]]:
+        """Validate a topic creation without doing it (CreateTopics validate_only, and the
+        first half of create_topic). Returns (partition count, config overrides as strings).
+        Raises TopicError with Kafka's code and message."""
+        validate_topic_name(name)
+        if name in self.topics.by_name:
+            raise TopicError(error_codes.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        collision_key = name.replace(".", "_")
+        for existing in self.topics.by_name:
+            if existing.replace(".", "_") == collision_key:
+                raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION,
+                                 f"Topic '{name}' collides with existing topic: {existing}")
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise TopicError(error_codes.INVALID_REQUEST,
+                                 "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                                 "Both cannot be used at the same time.")
+            indexes = sorted(assignments)
+            if indexes != list(range(len(indexes))):
+                raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                 "Partitions should be a consecutive 0-based integer sequence")
+            for index, brokers in assignments.items():
+                if not brokers:
+                    raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                     f"Replica assignment of partition {index} is empty")
+                if len(set(brokers)) != len(brokers):
+                    raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                     f"Duplicate brokers not allowed in replica assignment: {brokers}")
+                unknown = [broker for broker in brokers if broker != self.node_id]
+                if unknown:
+                    raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                     f"Unknown broker(s) {unknown} in replica assignment of partition {index}")
+            num_partitions = len(indexes)
+        else:
+            if num_partitions == -1:
+                num_partitions = self.config["num.partitions"]
+            if num_partitions <= 0:
+                raise TopicError(error_codes.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            if replication_factor == -1:
+                replication_factor = self.config["default.replication.factor"]
+            if replication_factor <= 0:
+                raise TopicError(error_codes.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0.")
+            if replication_factor > 1:
+                raise TopicError(error_codes.INVALID_REPLICATION_FACTOR,
+                                 f"Unable to replicate the partition {replication_factor} time(s): The target "
+                                 f"replication factor of {replication_factor} cannot be reached because only "
+                                 "1 broker(s) are registered.")
+        overrides = validate_topic_config_overrides(configs)
+        return num_partitions, overrides
+
+    def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
+                     assignments: dict[int, list[int]] | None = None,
+                     configs: dict[str, str | None] | None = None) -> Topic:
+        count, overrides = self.check_new_topic(name, num_partitions, replication_factor, assignments, configs or {})
+        topic = Topic(name, uuid.uuid4(), count, overrides)
+        self.topics.add(topic)
+        for index in range(count):
+            self._attach_partition(topic, index)
+        log.info("topic created", topic=name, partitions=count, topic_id=str(topic.topic_id))
+        return topic
+
+    def auto_create_topic(self, name: str) -> Topic | None:
+        """Create ``name`` with the broker defaults if auto-creation is on; None when it is off.
+        Raises TopicError for an invalid name."""
+        if not self.config["auto.create.topics.enable"]:
+            return None
+        if name in INTERNAL_TOPICS:
+            return None  # created by their coordinators, never by a client's Metadata request
+        return self.create_topic(name)
+
+    def delete_topic(self, topic: Topic) -> None:
+        if not self.config["delete.topic.enable"]:
+            raise TopicError(error_codes.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
+        self.topics.remove(topic)
+        for index in range(topic.partition_count):
+            partition = self.partitions.pop((topic.name, index), None)
+            if partition is not None:
+                partition.fail_waiters(TopicError(error_codes.UNKNOWN_TOPIC_OR_PARTITION, "topic deleted"))
+                self._data_dir.delete_log(topic.name, index)
+        log.info("topic deleted", topic=topic.name)
+
+
+def log_config_from(values: dict) -> LogConfig:
+    """The storage engine's LogConfig from typed topic config values (Kafka names)."""
+    properties = {}
+    for name, value in values.items():
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif isinstance(value, (bool, float)):
+            continue  # no LogConfig field is a flag or a ratio
+        properties[name] = value
+    return LogConfig.from_properties(properties)

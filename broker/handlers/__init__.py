@@ -1,0 +1,22 @@
+"""One module per API; importing this package registers every handler in :data:`REGISTRY`.
+
+``REGISTRY`` is the only source of the ApiVersions answer (see ``odradek.broker.registry``).
+To serve a new API, add a module here that registers with ``@REGISTRY.handles(...)`` and import
+it below; an API not imported here is neither advertised nor accepted.
+"""
+
+from ..registry import HandlerRegistry
+
+REGISTRY = HandlerRegistry()
+
+# Imported for their registrations (order does not matter: the registry sorts by key).
+from . import (  # noqa: E402,F401
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_cluster,
+    fetch,
+    list_offsets,
+    metadata,
+    produce,
+)

@@ -1,0 +1,45 @@
+"""ApiVersions (key 18), versions 0-4.
+
+Answers with every API the handler registry holds and the version range served for each; the
+registry is the only source, so an API without a handler is never advertised.
+
+Version notes:
+
+* KIP-511: a request at a version above what we serve is not parsed (the client may be newer
+  than us); the connection codec hands it here to answer at v0, with UNSUPPORTED_VERSION and
+  the full API list, so the client can retry at a version we speak.
+* v3+ carry ``client_software_name``/``version``; Kafka validates them (INVALID_REQUEST when
+  they do not match ``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
+* v3+ tagged fields: supported features (none), finalized features epoch -1, ZK migration
+  not ready: what a KRaft broker without feature flags answers.
+"""
+
+from __future__ import annotations
+
+import re
+
+from odradek.protocol import error_codes
+from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+
+from . import REGISTRY
+
+_SOFTWARE_FIELD = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
+
+
+def _api_list():
+    return [
+        ApiVersionsResponse.ApiVersion(api_key=entry.api_key, min_version=entry.min_version,
+                                       max_version=entry.max_version)
+        for entry in REGISTRY
+    ]
+
+
+@REGISTRY.handles(ApiVersionsRequest, ApiVersionsResponse)
+def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
+    served = REGISTRY.get(ApiVersionsRequest.API_KEY)
+    if not served.min_version <= ctx.api_version <= served.max_version:
+        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=_api_list())
+    if ctx.api_version >= 3 and not (_SOFTWARE_FIELD.match(request.client_software_name or "")
+                                     and _SOFTWARE_FIELD.match(request.client_software_version or "")):
+        return ApiVersionsResponse(error_code=error_codes.INVALID_REQUEST)
+    return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(), throttle_time_ms=0)

@@ -1,0 +1,98 @@
+"""Produce (key 0), versions 0-13 (v0-v2 carry legacy message sets, which the storage engine
+refuses with UNSUPPORTED_FOR_MESSAGE_FORMAT / CORRUPT_MESSAGE until up-conversion lands).
+
+Behaviour:
+
+* ``acks`` must be 0, 1 or -1 (all); anything else is INVALID_REQUIRED_ACKS for every partition.
+* Each partition's record set is validated and appended by the storage engine (CRC, sizes,
+  ``max.message.bytes``, timestamps); a refusal answers that partition with the error's Kafka
+  code and message and leaves the others unaffected.
+* Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
+  Produce never auto-creates topics (clients ask Metadata first, which does).
+* acks=0: no response at all. acks=1: answered after the append. acks=-1: after the records are
+  durable; on one node that means fsynced when ``odradek.flush.on.acks.all`` is true (grouped:
+  one fsync serves every produce that appended meanwhile), else at once like acks=1.
+* The response carries the first offset of the appended records, the log append time (or -1
+  for CreateTime topics, v2+) and the log start offset (v5+).
+
+Version notes: v3+ carry ``transactional_id`` (transactions are not served yet: transactional
+batches are appended as any idempotent batch would be); v8+ ``record_errors`` and
+``error_message``; v13+ topics by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from odradek.protocol import error_codes
+from odradek.protocol.errors import ProtocolError
+from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
+
+from . import REGISTRY
+from ._common import topic_by_name_or_id
+
+TopicResponse = ProduceResponse.TopicProduceResponse
+PartitionResponse = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+
+
+def _partition_error(index: int, code: int, message: str | None = None) -> PartitionResponse:
+    return PartitionResponse(index=index, error_code=code, base_offset=-1, log_append_time_ms=-1,
+                             log_start_offset=-1, error_message=message)
+
+
+@REGISTRY.handles(ProduceRequest, ProduceResponse)
+def handle_produce(ctx, request: ProduceRequest):
+    broker = ctx.broker
+    acks = request.acks
+    by_id = ctx.api_version >= 13
+    responses = []
+    durable_waits = []  # (partition, end offset, its response) for acks=-1
+    for topic_data in request.topic_data:
+        topic = topic_by_name_or_id(broker, None if by_id else topic_data.name, topic_data.topic_id if by_id else None)
+        partitions = []
+        for data in topic_data.partition_data:
+            if acks not in (0, 1, -1):
+                partitions.append(_partition_error(data.index, error_codes.INVALID_REQUIRED_ACKS))
+                continue
+            partition = broker.partition(topic.name, data.index) if topic is not None else None
+            if partition is None:
+                code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
+                partitions.append(_partition_error(data.index, code))
+                continue
+            if data.records is None or len(data.records) == 0:
+                partitions.append(_partition_error(data.index, error_codes.INVALID_RECORD,
+                                                   "The produce request has no record batches"))
+                continue
+            try:
+                appended = partition.append(data.records)
+            except ProtocolError as error:
+                partitions.append(_partition_error(data.index, error.error_code, str(error)))
+                continue
+            answer = PartitionResponse(
+                index=data.index,
+                error_code=error_codes.NONE,
+                base_offset=appended.first_offset,
+                log_append_time_ms=appended.log_append_time,
+                log_start_offset=partition.log_start_offset,
+            )
+            partitions.append(answer)
+            if acks == -1:
+                durable_waits.append((partition, appended.last_offset + 1, answer))
+        responses.append(TopicResponse(name=topic_data.name, topic_id=topic_data.topic_id, partition_responses=partitions))
+
+    response = ProduceResponse(responses=responses, throttle_time_ms=0)
+    if acks == 0:
+        return None
+    if durable_waits and broker.config["odradek.flush.on.acks.all"]:
+        return _after_durable(response, durable_waits)
+    return response
+
+
+async def _after_durable(response: ProduceResponse, waits) -> ProduceResponse:
+    results = await asyncio.gather(*(partition.wait_durable(end) for partition, end, _ in waits),
+                                   return_exceptions=True)
+    for (_, _, answer), result in zip(waits, results):
+        if isinstance(result, BaseException):
+            answer.error_code = error_codes.KAFKA_STORAGE_ERROR
+            answer.error_message = "The fsync of the appended records failed"
+    return response

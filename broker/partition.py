@@ -1,0 +1,146 @@
+"""One partition as the broker sees it: leadership, offsets, durability waits, fetch wake-ups.
+
+Even with a single node a partition carries what replication will need (DESIGN.md):
+
+* ``leader_epoch``: 0 since creation; bumped by leader changes once there is more than one node.
+* ``log_start_offset`` / ``log_end_offset``: from the partition log.
+* ``high_watermark``: the offset up to which consumers may read. Kafka advances it when every
+  in-sync replica has a record; here the leader is the only in-sync replica, so it advances to
+  the log end offset right after each append (what Kafka does with replication factor 1).
+* ``last_stable_offset``: the high watermark until transactions exist (then: the first offset
+  of the oldest open transaction).
+
+Durability: with ``odradek.flush.on.acks.all`` (default true) an acks=all produce is answered
+only once its records are fsynced. Flushes are grouped: all appends made during one pass of the
+event loop share one fsync, scheduled with ``call_soon`` after the first of them.
+
+Owner: the broker's event loop. Nothing here is thread-safe; handlers call it from the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class Partition:
+    """A partition this node leads (on one node: every partition)."""
+
+    def __init__(self, topic_name: str, topic_id, index: int, log: Any, node_id: int):
+        self.topic_name = topic_name
+        self.topic_id = topic_id
+        self.index = index
+        self.log = log
+        self.node_id = node_id
+        self.leader_epoch = 0
+        self._fetch_waiters: list[asyncio.Future] = []
+        self._flush_waiters: list[tuple[int, asyncio.Future]] = []
+        self._flush_scheduled = False
+
+    def __repr__(self) -> str:
+        return f"Partition({self.topic_name}-{self.index}, leo={self.log_end_offset}, hw={self.high_watermark})"
+
+    # --- offsets ---
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def leader_id(self) -> int:
+        return self.node_id
+
+    @property
+    def replicas(self) -> list[int]:
+        return [self.node_id]
+
+    # --- writes ---
+
+    def append(self, records) -> Any:
+        """Validate and append ``records`` (a produce's record set) as the leader. Raises the
+        storage layer's errors (each carries the Kafka error code to answer with). The high
+        watermark follows the log end offset at once (single replica), and fetches waiting on
+        this partition are woken."""
+        info = self.log.append(records, leader_epoch=self.leader_epoch)
+        self.log.update_high_watermark(self.log.log_end_offset)
+        self._wake_fetchers()
+        return info
+
+    async def wait_durable(self, end_offset: int) -> None:
+        """Return once every record below ``end_offset`` is fsynced (grouped, see module doc)."""
+        if self.log.flushed_offset >= end_offset:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((end_offset, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+        await future
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        waiters, self._flush_waiters = self._flush_waiters, []
+        try:
+            self.log.flush()
+        except Exception as error:  # the disk failed: every waiter learns it
+            for _, future in waiters:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        flushed = self.log.flushed_offset
+        for end_offset, future in waiters:
+            if future.done():
+                continue
+            if flushed >= end_offset:
+                future.set_result(None)
+            else:  # appended after the flush started: next round
+                self._flush_waiters.append((end_offset, future))
+        if self._flush_waiters and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    # --- reads ---
+
+    def read(self, fetch_offset: int, max_bytes: int, min_one_batch: bool, isolation_level: int = 0):
+        """File regions of the records from ``fetch_offset`` up to the high watermark (or the
+        last stable offset for read_committed), at most ``max_bytes`` unless ``min_one_batch``
+        lets a first batch exceed it. Raises OffsetOutOfRange outside [log start, log end]."""
+        upper = self.last_stable_offset if isolation_level == 1 else self.high_watermark
+        return self.log.read(fetch_offset, max_bytes, max_offset=upper, min_one_batch=min_one_batch)
+
+    def add_fetch_waiter(self, future: asyncio.Future) -> None:
+        self._fetch_waiters.append(future)
+
+    def remove_fetch_waiter(self, future: asyncio.Future) -> None:
+        try:
+            self._fetch_waiters.remove(future)
+        except ValueError:
+            pass
+
+    def _wake_fetchers(self) -> None:
+        if not self._fetch_waiters:
+            return
+        waiters, self._fetch_waiters = self._fetch_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    def fail_waiters(self, error: BaseException) -> None:
+        """The partition goes away (deleted, broker stopping): wake every waiter."""
+        self._wake_fetchers()
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(error)

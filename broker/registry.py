@@ -1,0 +1,80 @@
+"""The handler registry: which APIs and versions this broker serves, and who serves them.
+
+It is the ONLY source of the ApiVersions answer and of the version ranges the connection codec
+accepts: an API that is not registered is not advertised, and the codec refuses it as Kafka
+refuses an API it does not know (the connection closes). Registering an API key twice is an
+error, so two modules cannot silently fight over one API.
+
+A handler is a function ``handler(ctx, request) -> response``: ``ctx`` is the
+:class:`~odradek.broker.context.RequestContext` (the broker state it may use, the request
+header, the version), ``request`` the decoded request message, and the result a generated
+response message. A handler that has to wait (a produce with acks=all, a fetch long poll) is an
+``async def``; the server awaits it while still answering in request order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+class DuplicateHandler(ValueError):
+    """An API key registered twice."""
+
+
+@dataclass(frozen=True)
+class HandlerEntry:
+    api_key: int
+    name: str
+    min_version: int
+    max_version: int
+    handler: Callable
+    request_class: type
+    response_class: type
+
+
+class HandlerRegistry:
+    """API key -> handler entry. Filled at import of ``odradek.broker.handlers``; read-only after."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, HandlerEntry] = {}
+
+    def register(self, request_class: type, response_class: type, handler: Callable,
+                 min_version: int | None = None, max_version: int | None = None) -> HandlerEntry:
+        api_key = request_class.API_KEY
+        if api_key in self._entries:
+            raise DuplicateHandler(f"API key {api_key} ({request_class.__name__}) is already registered "
+                                   f"by {self._entries[api_key].handler.__module__}")
+        low = request_class.MIN_VERSION if min_version is None else min_version
+        high = request_class.MAX_VERSION if max_version is None else max_version
+        if not request_class.MIN_VERSION <= low <= high <= request_class.MAX_VERSION:
+            raise ValueError(f"{request_class.__name__}: versions {low}-{high} outside the schema's "
+                             f"{request_class.MIN_VERSION}-{request_class.MAX_VERSION}")
+        name = request_class.__name__.removesuffix("Request")
+        entry = HandlerEntry(api_key, name, low, high, handler, request_class, response_class)
+        self._entries[api_key] = entry
+        return entry
+
+    def handles(self, request_class: type, response_class: type, *, min_version: int | None = None,
+                max_version: int | None = None) -> Callable[[Callable], Callable]:
+        """Decorator form of :meth:`register`."""
+        def decorate(handler: Callable) -> Callable:
+            self.register(request_class, response_class, handler, min_version, max_version)
+            return handler
+        return decorate
+
+    def get(self, api_key: int) -> HandlerEntry | None:
+        return self._entries.get(api_key)
+
+    def __contains__(self, api_key: int) -> bool:
+        return api_key in self._entries
+
+    def __iter__(self):
+        return iter(sorted(self._entries.values(), key=lambda entry: entry.api_key))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def version_ranges(self) -> dict[int, tuple[int, int]]:
+        """api_key -> (min_version, max_version): what the connection codec accepts."""
+        return {key: (entry.min_version, entry.max_version) for key, entry in self._entries.items()}

@@ -1,0 +1,144 @@
+"""Topics: names, ids, partition counts and config overrides, and their validation.
+
+:class:`TopicTable` is the broker's topic metadata, persisted in the data directory as
+``odradek-topics.json`` (written to a temporary file, fsynced, renamed) until odradek has a
+metadata log as KRaft does. Each partition's data lives in the storage engine's
+``<topic>-<partition>`` directory; the table says which topics exist, so a partition directory
+left behind by a crash in the middle of a deletion is not resurrected.
+
+File format (version 1)::
+
+    {"version": 1, "topics": {"<name>": {"topic_id": "<uuid>", "partitions": N,
+                                        "configs": {"<topic config>": "<value as given>"}}}}
+
+Owner: the :class:`~odradek.broker.broker.Broker`, on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from odradek.protocol import error_codes
+
+from .config import ConfigError, validate_topic_configs
+
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+TOPICS_FILE = "odradek-topics.json"
+
+
+class TopicError(Exception):
+    """A refused topic operation, with the Kafka error code and message to answer with."""
+
+    def __init__(self, error_code: int, message: str):
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+
+def validate_topic_name(name: str) -> None:
+    """Kafka's ``Topic.validate``: 1..249 of [a-zA-Z0-9._-], not "." or ".."."""
+    if not name:
+        raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION, "Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION, "Topic name cannot be \".\" or \"..\"")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION,
+                         f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters, "
+                         f"topic name: {name}")
+    if not _LEGAL_TOPIC_NAME.match(name):
+        raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION,
+                         f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
+                         "alphanumerics, '.', '_' and '-'")
+
+
+def validate_topic_config_overrides(configs: dict[str, str | None]) -> dict[str, str]:
+    """Check overrides against the topic config definitions; returns them as strings (the form
+    they are stored and reported in). Raises TopicError(INVALID_CONFIG)."""
+    given = {name: value for name, value in configs.items() if value is not None}
+    try:
+        validate_topic_configs(given)
+    except ConfigError as error:
+        raise TopicError(error_codes.INVALID_CONFIG, str(error)) from None
+    return {name: str(value) for name, value in given.items()}
+
+
+@dataclass
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partition_count: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_internal(self) -> bool:
+        return self.name in INTERNAL_TOPICS
+
+
+class TopicTable:
+    """Name -> Topic and id -> Topic, persisted on every change."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.path = os.path.join(directory, TOPICS_FILE)
+        self.by_name: dict[str, Topic] = {}
+        self.by_id: dict[uuid.UUID, Topic] = {}
+
+    def load(self) -> None:
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as handle:
+            document = json.loads(handle.read().decode("utf-8"))
+        if document.get("version") != 1:
+            raise ValueError(f"{self.path}: unknown version {document.get('version')!r}")
+        for name, entry in document["topics"].items():
+            self._index(Topic(name, uuid.UUID(entry["topic_id"]), int(entry["partitions"]), dict(entry["configs"])))
+
+    def _index(self, topic: Topic) -> None:
+        self.by_name[topic.name] = topic
+        self.by_id[topic.topic_id] = topic
+
+    def save(self) -> None:
+        document = {
+            "version": 1,
+            "topics": {
+                topic.name: {"topic_id": str(topic.topic_id), "partitions": topic.partition_count,
+                             "configs": topic.configs}
+                for topic in self.by_name.values()
+            },
+        }
+        data = json.dumps(document, indent=1, sort_keys=True).encode("utf-8")
+        temporary = self.path + ".tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        directory_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+
+    def add(self, topic: Topic) -> None:
+        self._index(topic)
+        self.save()
+
+    def remove(self, topic: Topic) -> None:
+        self.by_name.pop(topic.name, None)
+        self.by_id.pop(topic.topic_id, None)
+        self.save()
+
+    def get(self, name: str) -> Topic | None:
+        return self.by_name.get(name)
+
+    def __iter__(self):
+        return iter(list(self.by_name.values()))
+
+    def __len__(self) -> int:
+        return len(self.by_name)

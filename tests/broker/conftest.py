@@ -1,0 +1,177 @@
+"""Fixtures that run a real ``odradek serve`` process on a random loopback port.
+
+``broker_process(data_dir=None, *overrides)`` starts one (a fresh tmp data dir unless given),
+waits for its "listening" line and returns a :class:`BrokerProcess`; every process still
+running at teardown is stopped with SIGTERM and must exit 0. ``broker`` is one such process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from odradek.protocol.connection import ClientConnection
+
+START_TIMEOUT = 15.0
+_LISTENING = re.compile(rb"odradek listening on (\S+):(\d+)")
+
+
+class BrokerProcess:
+    def __init__(self, data_dir, overrides, log_path):
+        self.data_dir = str(data_dir)
+        command = [sys.executable, "-m", "odradek.broker.cli", "serve",
+                   "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+                   "--override", f"log.dirs={self.data_dir}",
+                   "--log-level", "info"]
+        for item in overrides:
+            command += ["--override", item]
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log)
+        self.host, self.port = self._wait_listening()
+        self.bootstrap = f"{self.host}:{self.port}"
+
+    def _wait_listening(self):
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + START_TIMEOUT
+        buffered = b""
+        try:
+            while time.monotonic() < deadline:
+                if not selector.select(timeout=0.1):
+                    if self.process.poll() is not None:
+                        break
+                    continue
+                chunk = os.read(self.process.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buffered += chunk
+                match = _LISTENING.search(buffered)
+                if match:
+                    return match.group(1).decode(), int(match.group(2))
+        finally:
+            selector.close()
+        self.process.kill()
+        raise RuntimeError(f"broker did not start: stdout={buffered!r} log={self.log()}")
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as handle:
+            return handle.read().decode(errors="replace")[-4000:]
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait, return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"broker did not stop on SIGTERM within {timeout}s: {self.log()}")
+        self.process.stdout.close()
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+        self._log.close()
+
+
+@pytest.fixture
+def broker_process(tmp_path):
+    started: list[BrokerProcess] = []
+    counter = [0]
+
+    def start(data_dir=None, *overrides) -> BrokerProcess:
+        counter[0] += 1
+        directory = data_dir if data_dir is not None else tmp_path / f"data{counter[0]}"
+        process = BrokerProcess(directory, overrides, tmp_path / f"broker{counter[0]}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.returncode is None:
+            code = process.stop()
+            assert code == 0, f"broker exited {code}: {process.log()}"
+
+
+@pytest.fixture
+def broker(broker_process) -> BrokerProcess:
+    return broker_process()
+
+
+class RawClient:
+    """A blocking client over one socket using the sans-I/O ClientConnection."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.connection = ClientConnection()
+        self._correlation_id = 0
+
+    def next_correlation_id(self) -> int:
+        self._correlation_id += 1
+        return self._correlation_id
+
+    def send(self, message, version: int) -> int:
+        correlation_id = self.next_correlation_id()
+        self.sock.sendall(self.connection.encode_request(message, version, correlation_id))
+        return correlation_id
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self):
+        while True:
+            response = self.connection.next_response()
+            if response is not None:
+                return response
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("connection closed by the broker")
+            self.connection.receive_data(data)
+
+    def request(self, message, version: int):
+        correlation_id = self.send(message, version)
+        received_id, response = self.receive()
+        assert received_id == correlation_id
+        return response
+
+    def is_closed_by_peer(self, timeout: float = 5.0) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_client(broker):
+    clients = []
+
+    def connect() -> RawClient:
+        client = RawClient(broker.host, broker.port)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
