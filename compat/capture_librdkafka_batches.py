@@ -286,7 +286,7 @@ def main(argv=None) -> int:
             "codec": codec,
             "magic": int(message_format[1]),
             "librdkafka": confluent_kafka.libversion()[0],
-            "confluent_kafka": confluent_kafka.version()[0],
+            "confluent_kafka": confluent_kafka.__version__,
             "topic": TOPIC,
             "partition": 0,
             "bytes_base64": "keys, values and header values below are base64; null is null",
