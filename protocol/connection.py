@@ -266,6 +266,9 @@ class ServerConnection:
         if api_versions is None:
             api_versions = {key: (info.min_version, info.max_version) for key, info in registry.API_KEYS.items()}
         self.api_versions = dict(api_versions)
+        # api_key -> (min_version, max_version, ApiInfo), for the keys served that a schema defines.
+        self._served = {key: (low, high, registry.API_KEYS[key]) for key, (low, high) in self.api_versions.items()
+                        if key in registry.API_KEYS}
         self._failure: ProtocolError | None = None
 
     @property
@@ -309,16 +312,17 @@ class ServerConnection:
             raise DecodeError(f"request header truncated: frame of {size} bytes")
         api_key, api_version = _API_KEY_AND_VERSION.unpack_from(payload, 0)
         correlation_id = _INT32.unpack_from(payload, _CORRELATION_ID_OFFSET)[0] if size >= 8 else None
-        if api_key not in self.api_versions or api_key not in registry.API_KEYS:
+        served = self._served.get(api_key)
+        if served is None:
             raise _context(UnknownApiKey(f"unknown or unserved API key {api_key}"),
                            api_key, api_version, correlation_id)
+        min_version, max_version, info = served
         try:
             header, position = RequestHeader.decode_from(payload, 0, request_header_version(api_key, api_version))
         except DecodeError as error:
             raise _context(error, api_key, api_version, correlation_id)
         if header.client_id is None:
             header.client_id = ""  # Kafka reads a null client id as ""
-        min_version, max_version = self.api_versions[api_key]
         if not min_version <= api_version <= max_version:
             if api_key == API_VERSIONS_KEY:
                 # KIP-511: the body is not parsed; the broker answers v0 with UNSUPPORTED_VERSION
@@ -326,14 +330,12 @@ class ServerConnection:
                 error = UnsupportedVersion(
                     f"ApiVersions v{api_version} is outside v{min_version}-v{max_version}; answer at v0",
                     closes_connection=False)
-                body = registry.API_KEYS[api_key].request_class()
-                error.request = Request(header, body, size, response_version=0)
+                error.request = Request(header, info.request_class(), size, response_version=0)
             else:
-                error = UnsupportedVersion(
-                    f"{registry.API_KEYS[api_key].name} v{api_version} is outside v{min_version}-v{max_version}",
-                    closes_connection=True)
+                error = UnsupportedVersion(f"{info.name} v{api_version} is outside v{min_version}-v{max_version}",
+                                           closes_connection=True)
             raise _context(error, api_key, api_version, header.correlation_id, header)
-        request_class = registry.API_KEYS[api_key].request_class
+        request_class = info.request_class
         try:
             body, _ = request_class.decode_from(payload, position, api_version)
         except DecodeError as error:
