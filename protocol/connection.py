@@ -60,7 +60,6 @@ __all__ = [
     "ClientConnection",
     "Request",
     "ServerConnection",
-    "frame",
     "request_header_version",
     "response_header_version",
 ]
@@ -70,6 +69,7 @@ DEFAULT_MAX_FRAME_SIZE = 104857600
 # A client accepts any response a signed int32 size can describe, as Kafka's clients do.
 CLIENT_MAX_FRAME_SIZE = 2**31 - 1
 
+PRODUCE_KEY = 0
 API_VERSIONS_KEY = 18
 
 _INT32 = struct.Struct(">i")
@@ -81,11 +81,6 @@ _CORRELATION_ID_OFFSET = 4  # api_key int16, api_version int16, then correlation
 # request at a version we do not speak must still have its header read; see KIP-511).
 request_header_version = registry.request_header_version
 response_header_version = registry.response_header_version
-
-
-def frame(payload) -> bytes:
-    """``payload`` (bytes-like) with its int32 size prefix."""
-    return _INT32.pack(len(payload)) + bytes(payload)
 
 
 class Request:
@@ -341,9 +336,9 @@ class ServerConnection:
         except DecodeError as error:
             raise _context(error, api_key, api_version, header.correlation_id, header)
         except (ValueError, IndexError, struct.error, OverflowError) as error:
-            # Decoders promise DecodeError only; should one slip (an undecodable UTF-8 string
-            # is a ValueError), Kafka's answer to any parse failure is still to close. The
-            # original stays as __cause__ (the fuzz tests look for it).
+            # The generated decoders promise DecodeError only; should anything else slip out,
+            # Kafka's answer to any body that fails to parse is still to close. The original
+            # stays as __cause__ (the fuzz tests check there is none).
             raise _context(DecodeError(f"request body does not decode: {error}"),
                            api_key, api_version, header.correlation_id, header) from error
         return Request(header, body, size)
@@ -392,13 +387,16 @@ class ClientConnection:
 
     def encode_request(self, msg, version: int, correlation_id: int, client_id: str | None = "odradek-test") -> bytes:
         """The request frame for ``msg`` at ``version``; raises UnsupportedVersion if the message
-        cannot be encoded at that version."""
+        cannot be encoded at that version. A Produce with acks=0 expects no response (the
+        broker sends none), as in Kafka's clients."""
         body = bytearray()
         msg.write(body, version)
-        return self.encode_raw_request(msg.API_KEY, version, correlation_id, bytes(body), client_id)
+        expects_response = not (msg.API_KEY == PRODUCE_KEY and msg.acks == 0)
+        return self.encode_raw_request(msg.API_KEY, version, correlation_id, bytes(body), client_id,
+                                       expects_response=expects_response)
 
     def encode_raw_request(self, api_key: int, api_version: int, correlation_id: int, body: bytes = b"",
-                           client_id: str | None = "odradek-test") -> bytes:
+                           client_id: str | None = "odradek-test", *, expects_response: bool = True) -> bytes:
         """A request frame with an already-encoded body, at any version (tests use it to send
         what a client we do not know would send, e.g. ApiVersions v99)."""
         out = bytearray(4)
@@ -409,7 +407,8 @@ class ClientConnection:
                       client_id=client_id).write(out, header_version)
         out += body
         _INT32.pack_into(out, 0, len(out) - 4)
-        self._in_flight.append((correlation_id, api_key, api_version))
+        if expects_response:
+            self._in_flight.append((correlation_id, api_key, api_version))
         return bytes(out)
 
     def receive_data(self, data) -> None:

@@ -315,3 +315,12 @@ class TestFrameReader:
                 assert payload == b"abc"
                 count += 1
         assert count == 50000
+
+
+def test_client_expects_no_response_to_a_produce_with_acks_0():
+    client = ClientConnection()
+    client.encode_request(ProduceRequest(acks=0), 8, 1)
+    client.encode_request(MetadataRequest(), 1, 2)
+    assert client.in_flight == 1
+    client.receive_data(struct.pack(">ii", 4 + len(MetadataResponse().encode(1)), 2) + MetadataResponse().encode(1))
+    assert client.next_response() == (2, MetadataResponse.decode(MetadataResponse().encode(1), 1))
