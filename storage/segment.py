@@ -384,7 +384,14 @@ class LogSegment:
         >= ``starting_offset``, or None: the time index narrows the scan, batch headers find
         the batch, its records the record (see ``_first_record_at``)."""
         self.verify_indexes()
-        _, indexed_offset = self.time_index.lookup(timestamp)
+        indexed_timestamp, indexed_offset = self.time_index.lookup(timestamp)
+        if indexed_timestamp != NO_TIMESTAMP:
+            # An entry says: the batch ending at this offset has this max timestamp. If it does
+            # not, the entry is corrupt and trusting it could skip the batch we look for.
+            holder = self.find_batch(indexed_offset)
+            if holder is None or holder.last_offset != indexed_offset or holder.max_timestamp != indexed_timestamp:
+                self.rebuild_indexes()
+                indexed_timestamp, indexed_offset = self.time_index.lookup(timestamp)
         position = self._indexed_position(max(indexed_offset, starting_offset))
         for batch in self.batches(position):
             if batch.max_timestamp >= timestamp and batch.last_offset >= starting_offset:
