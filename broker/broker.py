@@ -26,6 +26,7 @@ from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
 
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .partition import Partition
+from .producer_ids import ProducerIdManager
 from .topics import INTERNAL_TOPICS, Topic, TopicError, TopicTable, validate_topic_config_overrides, validate_topic_name
 
 log = structlog.get_logger("odradek.broker")
@@ -44,6 +45,7 @@ class Broker:
         self.bound_listeners: dict[str, tuple[str, int]] = {}
         self.shutting_down = False
         self._data_dir = None
+        self.producer_ids: ProducerIdManager | None = None
 
     # --- lifecycle ---
 
@@ -64,6 +66,7 @@ class Broker:
             topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
             clock=self.clock_ms)
         self.cluster_id = self._data_dir.cluster_id or cluster_id
+        self.producer_ids = ProducerIdManager(self.log_dir)
         for topic in self.topics:
             for index in range(topic.partition_count):
                 self._attach_partition(topic, index)

@@ -16,6 +16,7 @@ from . import (  # noqa: E402,F401
     delete_topics,
     describe_cluster,
     fetch,
+    init_producer_id,
     list_offsets,
     metadata,
     produce,

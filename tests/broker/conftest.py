@@ -175,3 +175,13 @@ def raw_client(broker):
     yield connect
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def shared_broker(tmp_path_factory):
+    """One broker for a whole test module (tests use distinct topic names)."""
+    directory = tmp_path_factory.mktemp("shared-broker")
+    process = BrokerProcess(directory / "data", (), directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"

@@ -1,0 +1,51 @@
+"""Producer id allocation for InitProducerId.
+
+Kafka's controller hands brokers blocks of producer ids and records each block in the metadata
+log, so an id is never given out twice, even across restarts. odradek does the same with one
+file in the data directory, ``odradek-producer-ids.json`` (``{"version": 1,
+"next_block_start": N}``, written to a temporary file, fsynced, renamed): a block of
+``BLOCK_SIZE`` ids is reserved (and the file written) before any id of it is handed out, so a
+crash can waste the rest of a block but never repeat an id.
+
+Owner: the Broker, on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+BLOCK_SIZE = 1000
+FILE_NAME = "odradek-producer-ids.json"
+
+
+class ProducerIdManager:
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, FILE_NAME)
+        self._next = 0
+        self._block_end = 0
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as handle:
+                document = json.loads(handle.read().decode("utf-8"))
+            self._next = self._block_end = int(document["next_block_start"])
+
+    def next_producer_id(self) -> int:
+        if self._next >= self._block_end:
+            self._reserve(self._next + BLOCK_SIZE)
+        producer_id = self._next
+        self._next += 1
+        return producer_id
+
+    def _reserve(self, block_end: int) -> None:
+        temporary = self.path + ".tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(json.dumps({"version": 1, "next_block_start": block_end}).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        directory_fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
+        self._block_end = block_end
