@@ -454,3 +454,28 @@ def test_fuzz_decode_batch_mutated_with_valid_crc(rows, codec, data):
         decode_batch(bytes(batch), max_decompressed_size=4096)
     except ProtocolError:
         pass
+
+
+# --- every prefix, trailing data ---------------------------------------------------------------------
+
+
+def test_every_prefix_yields_complete_batches_then_the_partial_one():
+    first = build_batch(our_records(sample_rows(2)), base_offset=0, compression=GZIP)
+    second = build_batch(our_records(sample_rows(2)), base_offset=2)
+    data = first + second
+    for cut in range(len(data) + 1):
+        items = list(iter_batches(data[:cut]))
+        complete = [i for i in items if not isinstance(i, IncompleteBatch)]
+        assert [b.base_offset for b in complete] == [0, 2][: (cut >= len(first)) + (cut == len(data))]
+        partial = [i for i in items if isinstance(i, IncompleteBatch)]
+        assert len(partial) == (cut not in (0, len(first), len(data)))
+        assert not partial or items[-1] is partial[0]
+
+
+def test_decode_batch_ignores_what_follows_it():
+    data = build_batch(our_records(sample_rows(3)), base_offset=7)
+    for trailing in (b"\x00", b"garbage" * 10, data):
+        batch = decode_batch(data + trailing, max_decompressed_size=LIMIT)
+        assert batch.base_offset == 7 and batch.size_in_bytes == len(data)
+    assert decode_batch(b"xyz" + data, 3, max_decompressed_size=LIMIT).base_offset == 7
+    assert list(iter_batches(b"")) == []

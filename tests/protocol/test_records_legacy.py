@@ -270,3 +270,13 @@ def test_fuzz_mutated_with_valid_crc(items, magic, codec, data):
         decode_message_set(bytes(message_set), max_decompressed_size=4096)
     except ProtocolError:
         pass
+
+
+def test_every_prefix_yields_complete_entries_then_the_partial_one():
+    data = build_message_set([LegacyRecord(i, b"k", b"v" * i, TS) for i in range(3)], magic=1)
+    boundaries = [entry.position for entry in iter_legacy_entries(data)] + [len(data)]
+    for cut in range(len(data) + 1):
+        items = list(iter_legacy_entries(data[:cut], allow_incomplete=True))
+        complete = [i for i in items if not isinstance(i, IncompleteBatch)]
+        assert len(complete) == sum(1 for b in boundaries[1:] if b <= cut)
+        assert sum(isinstance(i, IncompleteBatch) for i in items) == (cut not in boundaries)
