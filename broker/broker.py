@@ -12,6 +12,7 @@ close every log; the storage engine writes its checkpoints and clean-shutdown ma
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -76,6 +77,31 @@ class Broker:
                 # the middle of a deletion (the table is updated first). Finish the deletion.
                 log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
                 self._data_dir.delete_log(topic_name, index)
+
+    async def run_maintenance(self) -> None:
+        """Background work, run as one task on the event loop until cancelled: retention
+        (every ``log.retention.check.interval.ms``: segments past ``retention.ms`` /
+        ``retention.bytes`` / the log start offset are deleted) and time-based flushing
+        (``flush.ms``, checked every second when some topic sets it)."""
+        retention_period = self.config["log.retention.check.interval.ms"] / 1000
+        loop = asyncio.get_running_loop()
+        next_retention = loop.time() + retention_period
+        while True:
+            flush_timed = any(p.log.config.flush_ms < 2**63 - 1 for p in self.partitions.values())
+            now = loop.time()
+            await asyncio.sleep(max(0.0, min(next_retention - now, 1.0 if flush_timed else retention_period)))
+            for partition in list(self.partitions.values()):
+                try:
+                    if flush_timed:
+                        partition.log.flush_if_due()
+                    if loop.time() >= next_retention:
+                        deleted = partition.log.delete_old_segments()
+                        if deleted:
+                            log.info("retention deleted segments", partition=repr(partition), segments=deleted)
+                except Exception as error:  # one partition's disk trouble must not stop the others
+                    log.error("maintenance failed", partition=repr(partition), error=repr(error))
+            if loop.time() >= next_retention:
+                next_retention = loop.time() + retention_period
 
     def set_bound_listeners(self, bound: dict[str, tuple[str, int]]) -> None:
         self.bound_listeners = dict(bound)

@@ -71,8 +71,10 @@ async def serve(config: BrokerConfig, ready_stream=None) -> None:
         for name, (host, port) in server.bound.items():
             print(f"odradek listening on {host}:{port} ({name})", file=out, flush=True)
         log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dir=broker.log_dir)
+        maintenance = asyncio.ensure_future(broker.run_maintenance())
         await stop.wait()
         log.info("shutting down")
+        maintenance.cancel()
         await server.shutdown()
     finally:
         broker.close()

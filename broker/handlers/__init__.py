@@ -15,6 +15,7 @@ from . import (  # noqa: E402,F401
     create_topics,
     delete_topics,
     describe_cluster,
+    describe_configs,
     fetch,
     init_producer_id,
     list_offsets,

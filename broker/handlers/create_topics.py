@@ -20,27 +20,11 @@ from collections import Counter
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 
-from ..config import TOPIC_CONFIGS, ConfigSource
+from ..config_view import topic_config_views
 from ..topics import TopicError
 from . import REGISTRY
 
 Result = CreateTopicsResponse.CreatableTopicResult
-
-
-def topic_config_entries(broker, overrides: dict[str, str], entry_class):
-    """Every topic config with its effective value and source (CreateTopics v5+ and
-    DescribeConfigs share this view)."""
-    entries = []
-    for name, definition in TOPIC_CONFIGS.items():
-        if name in overrides:
-            value, source = overrides[name], ConfigSource.DYNAMIC_TOPIC_CONFIG
-        else:
-            raw, broker_key = broker.config.broker_value_for_topic_config(name)
-            value = definition.format(raw)
-            source = (ConfigSource.STATIC_BROKER_CONFIG if broker_key and broker.config.is_set(broker_key)
-                      else ConfigSource.DEFAULT_CONFIG)
-        entries.append((name, value, source, definition.sensitive))
-    return entries
 
 
 @REGISTRY.handles(CreateTopicsRequest, CreateTopicsResponse)
@@ -74,9 +58,9 @@ def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
             result.num_partitions = count
             result.replication_factor = 1
             result.configs = [
-                Result.CreatableTopicConfigs(name=name, value=value, read_only=False, config_source=int(source),
-                                             is_sensitive=sensitive)
-                for name, value, source, sensitive in topic_config_entries(broker, overrides, None)
+                Result.CreatableTopicConfigs(name=view.name, value=view.value, read_only=view.read_only,
+                                             config_source=int(view.source), is_sensitive=view.sensitive)
+                for view in topic_config_views(broker.config, overrides)
             ]
         if version >= 7 and topic_id is not None:
             result.topic_id = topic_id

@@ -1,0 +1,123 @@
+"""Admin operations through real admin clients: create/describe/delete topics, DescribeConfigs
+with sources and synonyms, DescribeCluster; retention deleting old segments."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from odradek.protocol.messages.create_topics import CreateTopicsRequest
+from odradek.protocol.messages.describe_configs import DescribeConfigsRequest
+from odradek.protocol.messages.list_offsets import ListOffsetsRequest
+from odradek.protocol.records.batch import Record, build_batch
+
+from .conftest import RawClient
+from .test_server import create_topic, produce
+
+TOPIC, BROKER = 2, 4
+DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+
+
+def describe(client, resource_type, name, keys=None, version=4):
+    request = DescribeConfigsRequest(resources=[DescribeConfigsRequest.DescribeConfigsResource(
+        resource_type=resource_type, resource_name=name, configuration_keys=keys)],
+        include_synonyms=version >= 1, include_documentation=version >= 3)
+    return client.request(request, version).results[0]
+
+
+@pytest.fixture
+def configured_broker(broker_process):
+    return broker_process(None, "log.retention.hours=1", "num.partitions=3", "log.retention.check.interval.ms=200")
+
+
+def test_describe_configs_sources_and_synonyms(configured_broker):
+    client = RawClient(configured_broker.host, configured_broker.port)
+    try:
+        create_topic(client, "described", configs=[
+            CreateTopicsRequest.CreatableTopic.CreatableTopicConfig(name="cleanup.policy", value="compact")])
+        result = describe(client, TOPIC, "described")
+        assert result.error_code == 0
+        entries = {entry.name: entry for entry in result.configs}
+        assert (entries["cleanup.policy"].value, entries["cleanup.policy"].config_source) == ("compact", DYNAMIC_TOPIC_CONFIG)
+        retention = entries["retention.ms"]
+        assert (retention.value, retention.config_source) == ("3600000", STATIC_BROKER_CONFIG)
+        assert [(s.name, s.value, s.source) for s in retention.synonyms] == [
+            ("log.retention.hours", "1", STATIC_BROKER_CONFIG), ("log.retention.hours", "168", DEFAULT_CONFIG)]
+        assert (entries["segment.bytes"].value, entries["segment.bytes"].config_source) == ("1073741824", DEFAULT_CONFIG)
+        assert entries["segment.bytes"].config_type == 3 and entries["segment.bytes"].documentation
+        only = describe(client, TOPIC, "described", keys=["retention.ms"], version=0)
+        assert [(e.name, e.is_default) for e in only.configs] == [("retention.ms", False)]
+        assert describe(client, TOPIC, "missing").error_code == 3
+        broker_result = describe(client, BROKER, "1", keys=["num.partitions", "log.dirs", "log.retention.ms"])
+        values = {e.name: (e.value, e.config_source, e.read_only) for e in broker_result.configs}
+        assert values["num.partitions"] == ("3", STATIC_BROKER_CONFIG, True)
+        assert values["log.retention.ms"] == (None, DEFAULT_CONFIG, True)
+        assert describe(client, BROKER, "7").error_code == 42
+    finally:
+        client.close()
+
+
+def test_retention_deletes_old_segments(configured_broker):
+    client = RawClient(configured_broker.host, configured_broker.port)
+    try:
+        Config = CreateTopicsRequest.CreatableTopic.CreatableTopicConfig
+        create_topic(client, "short-lived", configs=[Config(name="segment.bytes", value="1024"),
+                                                     Config(name="retention.ms", value="60000")])
+        old = int(time.time() * 1000) - 3_600_000
+        for i in range(5):
+            batch = build_batch([Record(0, 0, None, b"x" * 700)], base_timestamp=old)
+            assert produce(client, "short-lived", 0, batch).error_code == 0
+
+        def earliest():
+            request = ListOffsetsRequest(replica_id=-1, topics=[ListOffsetsRequest.ListOffsetsTopic(
+                name="short-lived", partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
+                    partition_index=0, timestamp=-2)])])
+            return client.request(request, 7).topics[0].partitions[0].offset
+
+        deadline = time.monotonic() + 10
+        while earliest() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert earliest() == 5  # every segment went (the active one too, after a roll, as in Kafka)
+    finally:
+        client.close()
+
+
+def test_kafka_python_admin_round_trip(shared_broker):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+    name = f"adm-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=shared_broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 4, 1, topic_configs={"retention.ms": "1234"})])
+        assert name in admin.list_topics()
+        described = admin.describe_topics([name])[0]
+        assert len(described["partitions"]) == 4
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        assert "1234" in repr(configs)
+        cluster = admin.describe_cluster()
+        assert cluster["controller_id"] == 1
+        admin.delete_topics([name])
+        assert name not in admin.list_topics()
+    finally:
+        admin.close()
+
+
+def test_confluent_admin_round_trip(shared_broker):
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    name = f"cadm-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    for future in admin.create_topics([NewTopic(name, 2, 1, config={"cleanup.policy": "compact"})]).values():
+        future.result(10)
+    resource = ConfigResource("topic", name)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["cleanup.policy"].source == DYNAMIC_TOPIC_CONFIG
+    assert configs["retention.ms"].value == "604800000"
+    cluster = admin.describe_cluster().result(10)
+    assert cluster.controller.id == 1 and len(cluster.nodes) == 1
+    for future in admin.delete_topics([name]).values():
+        future.result(10)
+    assert name not in admin.list_topics(timeout=10).topics
