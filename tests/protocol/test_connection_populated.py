@@ -3,9 +3,10 @@ field a version carries, unknown tagged fields included) through both sides of t
 fed whole, in random chunks, and followed by the start of the next frame; and the same frames
 mutated, for the fuzz invariant (requests out or a ProtocolError, nothing else)."""
 
+import os
 import struct
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from odradek.protocol.connection import ClientConnection, ServerConnection
 from odradek.protocol.errors import ProtocolError
@@ -13,6 +14,8 @@ from odradek.protocol.messages import registry
 from test_messages_strategies import message_strategy
 
 KEYS = sorted(registry.API_KEYS)
+# Populated messages are big to generate; the CI profile's 100 examples would take ~10 s here.
+EXAMPLES = settings(max_examples=2000 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 40)
 
 
 @st.composite
@@ -26,6 +29,7 @@ def chunked(data: bytes, cuts):
     return [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
 
 
+@EXAMPLES
 @given(st.data())
 def test_populated_requests_whole_chunked_and_with_trailing_bytes(data):
     client = ClientConnection()
@@ -53,6 +57,7 @@ def test_populated_requests_whole_chunked_and_with_trailing_bytes(data):
             assert request.body == info.request_class.decode(frame[header_end:], version)
 
 
+@EXAMPLES
 @given(st.data())
 def test_populated_responses_through_both_sides(data):
     client = ClientConnection()
@@ -78,6 +83,7 @@ def test_populated_responses_through_both_sides(data):
     assert client.next_response() is None
 
 
+@EXAMPLES
 @given(st.data())
 def test_mutated_populated_requests_raise_only_protocol_errors(data):
     info, version = data.draw(api_and_version())
