@@ -128,3 +128,21 @@ def test_mutated_valid_frames(frames, cuts):
 def test_valid_frames_in_any_chunking_all_decode(frames, cuts):
     requests, error = drive(chunked(b"".join(frames), cuts))
     assert error is None and requests == len(frames)
+
+
+@given(st.binary(max_size=600), st.lists(st.integers(min_value=0), max_size=6),
+       st.lists(st.sampled_from(sorted(registry.API_KEYS)), min_size=1, max_size=3))
+def test_client_side_random_responses(data, cuts, api_keys):
+    # The client side holds the same invariant for responses (with some requests in flight,
+    # correlation ids 0.. so that random bytes sometimes match one).
+    client = ClientConnection(max_frame_size=MAX_FRAME)
+    for correlation_id, key in enumerate(api_keys):
+        info = registry.API_KEYS[key]
+        client.encode_raw_request(key, info.max_version, correlation_id, b"")
+    try:
+        for chunk in chunked(data, cuts):
+            client.receive_data(chunk)
+            while client.next_response() is not None:
+                pass
+    except ProtocolError as error:
+        check_error(error)
