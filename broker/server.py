@@ -26,7 +26,9 @@ Errors
 ------
 A :class:`~odradek.protocol.errors.ProtocolError` whose ``closes_connection`` is true (bad frame,
 frame over ``socket.request.max.bytes``, unknown API, unparsable body) closes that connection
-only, after the responses already queued before it were sent. The KIP-511 case (ApiVersions at a
+only, after the responses to requests already dispatched were sent. (The codec checks a size
+prefix the moment it arrives, so complete requests that arrived in the same chunk as a bad
+prefix are not answered.) The KIP-511 case (ApiVersions at a
 version we do not speak) is answered. An unexpected exception in a handler is logged and closes
 the connection, as Kafka would answer UNKNOWN_SERVER_ERROR and a client treats either as fatal
 for the request.
@@ -259,7 +261,7 @@ class KafkaProtocol(asyncio.Protocol):
         log.warning("protocol error, closing connection", peer=self.peer, error=str(error),
                     error_type=type(error).__name__, api_key=error.api_key, api_version=error.api_version,
                     correlation_id=error.correlation_id)
-        # Answer what was received before the bad frame, then close.
+        # Answer the requests already dispatched, then close.
         self._draining = True
         self._pause_reading()
         if self._pending:

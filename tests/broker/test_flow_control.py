@@ -1,0 +1,229 @@
+"""The connection protocol object over a fake transport: response order, back-pressure
+(reading pauses above the high-water mark and resumes below half of it), write pausing, and
+closing on protocol errors after answering what came before."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from odradek.broker.config import BrokerConfig
+from odradek.broker.registry import HandlerRegistry
+from odradek.broker.server import KafkaProtocol
+from odradek.protocol.connection import ClientConnection
+from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from odradek.protocol.messages.metadata import MetadataRequest, MetadataResponse
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self):
+        super().__init__()
+        self.written = bytearray()
+        self.reading = True
+        self.closed = False
+        self.pause_count = 0
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def write(self, data):
+        self.written += data
+
+    def writelines(self, chunks):
+        for chunk in chunks:
+            self.write(chunk)
+
+    def pause_reading(self):
+        self.reading = False
+        self.pause_count += 1
+
+    def resume_reading(self):
+        self.reading = True
+
+    def close(self):
+        self.closed = True
+
+    def is_closing(self):
+        return self.closed
+
+
+class FakeBroker:
+    def __init__(self, **overrides):
+        self.config = BrokerConfig.from_sources({k.replace("_", "."): str(v) for k, v in overrides.items()})
+
+
+class FakeServer:
+    def __init__(self, registry, **overrides):
+        self.broker = FakeBroker(**overrides)
+        self.registry = registry
+        self.connections = set()
+
+    def connection_closed(self):
+        pass
+
+
+def make(registry, **overrides):
+    server = FakeServer(registry, **overrides)
+    protocol = KafkaProtocol(server, "PLAINTEXT")
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def responses(transport, client):
+    client.receive_data(bytes(transport.written))
+    transport.written.clear()
+    out = []
+    while (item := client.next_response()) is not None:
+        out.append(item)
+    return out
+
+
+def test_responses_leave_in_request_order_even_when_later_ones_finish_first():
+    registry = HandlerRegistry()
+    gates: list[asyncio.Future] = []
+
+    def slow_metadata(ctx, request):
+        gate = asyncio.get_running_loop().create_future()
+        gates.append(gate)
+
+        async def wait():
+            await gate
+            return MetadataResponse(cluster_id="slow")
+        return wait()
+
+    registry.register(MetadataRequest, MetadataResponse, slow_metadata)
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        data = (client.encode_request(MetadataRequest(topics=None), 12, 1)
+                + client.encode_request(ApiVersionsRequest(), 2, 2)
+                + client.encode_request(MetadataRequest(topics=None), 12, 3))
+        protocol.data_received(data)
+        await asyncio.sleep(0)
+        assert transport.written == b""  # the fast ApiVersions waits behind the slow Metadata
+        gates[1].set_result(None)
+        await asyncio.sleep(0.01)
+        assert transport.written == b""
+        gates[0].set_result(None)
+        await asyncio.sleep(0.01)
+        assert [cid for cid, _ in responses(transport, client)] == [1, 2, 3]
+
+    asyncio.run(scenario())
+
+
+def test_reading_pauses_above_the_request_limit_and_resumes_below_half():
+    registry = HandlerRegistry()
+    gates: list[asyncio.Future] = []
+
+    def parked(ctx, request):
+        gate = asyncio.get_running_loop().create_future()
+        gates.append(gate)
+
+        async def wait():
+            await gate
+            return ApiVersionsResponse()
+        return wait()
+
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, parked)
+
+    async def scenario():
+        protocol, transport = make(registry, queued_max_requests=4)
+        client = ClientConnection()
+        protocol.data_received(b"".join(client.encode_request(ApiVersionsRequest(), 2, i) for i in range(10)))
+        assert not transport.reading
+        assert len(gates) == 4  # the other 6 stay as undecoded bytes until there is room
+        for gate in gates[:3]:
+            gate.set_result(None)
+        await asyncio.sleep(0.01)
+        assert len(responses(transport, client)) == 3
+        # Room again: the buffered requests are decoded (up to the limit) before reading resumes.
+        assert len(gates) == 7
+        while any(not gate.done() for gate in gates) or len(gates) < 10:
+            for gate in gates:
+                if not gate.done():
+                    gate.set_result(None)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
+        assert len(responses(transport, client)) == 7
+        assert transport.reading
+
+    asyncio.run(scenario())
+
+
+def test_paused_writing_holds_responses_and_then_reading():
+    registry = HandlerRegistry()
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
+
+    async def scenario():
+        protocol, transport = make(registry, queued_max_requests=3)
+        client = ClientConnection()
+        protocol.pause_writing()
+        protocol.data_received(b"".join(client.encode_request(ApiVersionsRequest(), 2, i) for i in range(5)))
+        assert transport.written == b"" and not transport.reading
+        protocol.resume_writing()
+        assert [cid for cid, _ in responses(transport, client)] == [0, 1, 2, 3, 4]
+        assert transport.reading
+
+    asyncio.run(scenario())
+
+
+def test_a_bad_frame_answers_pending_requests_then_closes():
+    registry = HandlerRegistry()
+    gate_holder = []
+
+    def slow(ctx, request):
+        gate = asyncio.get_running_loop().create_future()
+        gate_holder.append(gate)
+
+        async def wait():
+            await gate
+            return ApiVersionsResponse()
+        return wait()
+
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, slow)
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1))
+        protocol.data_received(struct.pack(">i", -1))  # a later chunk with a bad size prefix
+        assert not transport.closed and not transport.reading
+        gate_holder[0].set_result(None)
+        await asyncio.sleep(0.01)
+        assert [cid for cid, _ in responses(transport, client)] == [1]
+        assert transport.closed
+
+    asyncio.run(scenario())
+
+
+def test_an_unregistered_api_closes_the_connection():
+    registry = HandlerRegistry()
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(MetadataRequest(topics=None), 12, 1))
+        assert transport.closed and transport.written == b""
+
+    asyncio.run(scenario())
+
+
+def test_a_handler_bug_closes_only_that_connection():
+    registry = HandlerRegistry()
+
+    def broken(ctx, request):
+        raise RuntimeError("bug")
+
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, broken)
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1))
+        assert transport.closed
+
+    asyncio.run(scenario())
