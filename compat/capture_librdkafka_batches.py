@@ -45,6 +45,7 @@ API_VERSIONS = [
     (13, 0, 2),  # LeaveGroup
     (14, 0, 3),  # SyncGroup
     (18, 0, 3),  # ApiVersions
+    (22, 0, 1),  # InitProducerId
 ]
 
 
@@ -181,6 +182,8 @@ class LoopbackBroker:
                     with self.lock:
                         self.captured.extend(parse_produce(frame[body_start:], api_version))
                     response = produce_body(api_version)
+                elif api_key == 22 and api_version in (0, 1):
+                    response = struct.pack(">ihqh", 0, 0, PRODUCER_ID, PRODUCER_EPOCH)
                 else:
                     return  # anything else: hang up, librdkafka will notice
                 payload = struct.pack(">i", correlation_id) + response
@@ -201,16 +204,19 @@ def _read_exactly(connection: socket.socket, size: int) -> bytes | None:
     return bytes(data)
 
 
-# Message formats captured: the name prefix of the fixture and librdkafka settings. Without
-# ApiVersions, librdkafka believes broker.version.fallback: 0.9 gets Produce v1 with magic-0
-# messages (and lz4 with the pre-KIP-57 header checksum), 0.10 gets Produce v2 with magic 1.
-# For magic 1 the loopback broker advertises Produce <= v2 and Fetch <= v3 instead (librdkafka's
-# fallback setting only goes below 0.10).
+# Message formats captured: the name prefix of the fixture and librdkafka settings.
+# "v0": without ApiVersions librdkafka believes broker.version.fallback, and 0.9 means Produce v1
+# with magic-0 messages (and lz4 with the pre-KIP-57 header checksum). "v1": the loopback broker
+# advertises Produce <= v2 and Fetch <= v3 (the fallback setting cannot express 0.10).
+# "idempotent": magic 2 with a producer id, epoch and sequence, from InitProducerId.
 FORMATS = {
     "v2": {},
     "v1": {},
     "v0": {"api.version.request": False, "broker.version.fallback": "0.9.0"},
+    "idempotent": {"enable.idempotence": True, "acks": "all"},
 }
+PRODUCER_ID = 4711
+PRODUCER_EPOCH = 3
 MAGIC1_API_VERSIONS = [(0, 0, 2), (1, 0, 3)] + [entry for entry in API_VERSIONS if entry[0] not in (0, 1)]
 LEGACY_CODECS = ["none", "gzip", "snappy", "lz4"]  # zstd needs magic 2
 
@@ -233,7 +239,7 @@ def capture(codec: str, message_format: str) -> bytes:
             }
         )
         errors = []
-        legacy = message_format != "v2"
+        legacy = message_format in ("v0", "v1")
         for message in messages():
             producer.produce(
                 TOPIC,
@@ -274,17 +280,19 @@ def main(argv=None) -> int:
         }
         for m in messages()
     ]
-    jobs = [("v2", codec) for codec in CODECS] + [(f, codec) for f in ("v1", "v0") for codec in LEGACY_CODECS]
+    jobs = [(f, codec) for f in ("v2", "idempotent") for codec in CODECS]
+    jobs += [(f, codec) for f in ("v1", "v0") for codec in LEGACY_CODECS]
     for message_format, codec in jobs:
         data = capture(codec, message_format)
         name = codec if message_format == "v2" else f"{message_format}-{codec}"
         (out / f"{name}.bin").write_bytes(data)
         records = expected
-        if message_format != "v2":
+        if message_format in ("v0", "v1"):
             records = [dict(r, headers=[], timestamp=r["timestamp"] if message_format == "v1" else None) for r in expected]
         sidecar = {
             "codec": codec,
-            "magic": int(message_format[1]),
+            "magic": int(message_format[1]) if message_format in ("v0", "v1") else 2,
+            "producer": [PRODUCER_ID, PRODUCER_EPOCH] if message_format == "idempotent" else None,
             "librdkafka": confluent_kafka.libversion()[0],
             "confluent_kafka": confluent_kafka.__version__,
             "topic": TOPIC,

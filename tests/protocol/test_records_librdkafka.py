@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from odradek.protocol.records.batch import decode_batch, iter_batches
+from odradek.protocol.records.batch import decode_batch, iter_batch_headers, iter_batches, validate_batch_for_append
 from odradek.protocol.records.compression import CODEC_IDS, xxhash32
 from odradek.protocol.records.convert import down_convert, up_convert
 from odradek.protocol.records.legacy import decode_message_set, iter_legacy_entries
@@ -15,6 +15,8 @@ from odradek.protocol.records.legacy import decode_message_set, iter_legacy_entr
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "librdkafka"
 LIMIT = 16 * 1024 * 1024
 NAMES = sorted(path.stem for path in FIXTURES.glob("*.json"))
+V2_NAMES = [n for n in NAMES if not n.startswith(("v0-", "v1-"))]
+LEGACY_NAMES = [n for n in NAMES if n.startswith(("v0-", "v1-"))]
 
 
 def load(name):
@@ -31,26 +33,36 @@ def load(name):
 
 
 def test_every_codec_and_magic_was_captured():
-    assert set(NAMES) == {"none", "gzip", "snappy", "lz4", "zstd"} | {
+    codecs = {"none", "gzip", "snappy", "lz4", "zstd"}
+    assert set(NAMES) == codecs | {f"idempotent-{codec}" for codec in codecs} | {
         f"v{magic}-{codec}" for magic in (0, 1) for codec in ("none", "gzip", "snappy", "lz4")
     }
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("v")])
+@pytest.mark.parametrize("name", V2_NAMES)
 def test_librdkafka_v2_batches_decode_exactly(name):
     sidecar, data, expected = load(name)
     batches = list(iter_batches(data, max_decompressed_size=LIMIT, allow_incomplete=False))
     assert {b.compression for b in batches} == {CODEC_IDS[sidecar["codec"]]}
-    assert all(b.producer_id == -1 and not b.is_transactional and not b.is_control for b in batches)
+    assert not any(b.is_transactional or b.is_control for b in batches)
+    if sidecar["producer"]:
+        producer_id, producer_epoch = sidecar["producer"]
+        assert {(b.producer_id, b.producer_epoch) for b in batches} == {(producer_id, producer_epoch)}
+        assert batches[0].base_sequence == 0
+        assert [b.base_sequence for b in batches] == [b.base_offset for b in batches]
+    else:
+        assert {(b.producer_id, b.producer_epoch, b.base_sequence) for b in batches} == {(-1, -1, -1)}
     decoded = [
         (r.key, r.value, r.headers, batch.timestamp_of(r)) for batch in batches for r in batch.records
     ]
     assert decoded == expected
     offsets = [batch.offset_of(r) for batch in batches for r in batch.records]
     assert offsets == list(range(len(expected)))
+    for position, _ in iter_batch_headers(data, allow_incomplete=False):
+        validate_batch_for_append(data, position, max_decompressed_size=LIMIT)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("v")])
+@pytest.mark.parametrize("name", LEGACY_NAMES)
 def test_librdkafka_legacy_message_sets_decode_exactly(name):
     sidecar, data, expected = load(name)
     magic = sidecar["magic"]
@@ -74,7 +86,7 @@ def test_librdkafka_writes_magic0_lz4_with_the_pre_kip57_checksum():
     assert v1_frame[6] == (xxhash32(v1_frame[4:6]) >> 8) & 0xFF
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n.startswith("v")])
+@pytest.mark.parametrize("name", LEGACY_NAMES)
 def test_librdkafka_legacy_sets_up_convert(name):
     sidecar, data, expected = load(name)
     batch = decode_batch(up_convert(data, base_offset=10, max_decompressed_size=LIMIT), max_decompressed_size=LIMIT)
