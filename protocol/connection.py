@@ -48,7 +48,9 @@ decoded request can be memoryview slices of the received bytes.
 
 from __future__ import annotations
 
+import functools
 import struct
+import types
 from collections import deque
 
 from .errors import DecodeError, FrameTooLarge, ProtocolError, UnknownApiKey, UnsupportedVersion
@@ -247,23 +249,32 @@ def _context(error: ProtocolError, api_key, api_version, correlation_id, header=
     return error
 
 
+@functools.lru_cache(maxsize=16)
+def _served_table(api_versions: tuple | None):
+    """The served versions as a dict, and api_key -> (min_version, max_version, ApiInfo) for the
+    served keys a schema defines. Cached: a broker creates every connection with the same table
+    (read-only for the connections)."""
+    if api_versions is None:
+        api_versions = tuple((key, (info.min_version, info.max_version)) for key, info in registry.API_KEYS.items())
+    versions = {key: (low, high) for key, (low, high) in api_versions}
+    served = {key: (low, high, registry.API_KEYS[key]) for key, (low, high) in versions.items()
+              if key in registry.API_KEYS}
+    return types.MappingProxyType(versions), served
+
+
 class ServerConnection:
     """The broker side of one connection (sans-I/O). Owned by the connection's protocol object.
 
     ``max_frame_size`` is Kafka's ``socket.request.max.bytes``. ``api_versions`` maps each API
     key the broker serves to its (min_version, max_version); requests for other keys or versions
     are refused as Kafka refuses them (see the module docstring). By default every API and
-    version the generated schemas define is accepted.
+    version the generated schemas define is accepted. ``api_versions`` is read-only afterwards.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, api_versions: dict | None = None):
         self._reader = _FrameReader(max_frame_size)
-        if api_versions is None:
-            api_versions = {key: (info.min_version, info.max_version) for key, info in registry.API_KEYS.items()}
-        self.api_versions = dict(api_versions)
-        # api_key -> (min_version, max_version, ApiInfo), for the keys served that a schema defines.
-        self._served = {key: (low, high, registry.API_KEYS[key]) for key, (low, high) in self.api_versions.items()
-                        if key in registry.API_KEYS}
+        self.api_versions, self._served = _served_table(
+            None if api_versions is None else tuple(sorted((key, (low, high)) for key, (low, high) in api_versions.items())))
         self._failure: ProtocolError | None = None
 
     @property

@@ -324,3 +324,12 @@ def test_client_expects_no_response_to_a_produce_with_acks_0():
     assert client.in_flight == 1
     client.receive_data(struct.pack(">ii", 4 + len(MetadataResponse().encode(1)), 2) + MetadataResponse().encode(1))
     assert client.next_response() == (2, MetadataResponse.decode(MetadataResponse().encode(1), 1))
+
+
+def test_served_versions_table_is_shared_and_read_only():
+    first = ServerConnection(api_versions={18: [0, 4], 3: (1, 12)})
+    second = ServerConnection(api_versions={3: (1, 12), 18: (0, 4)})
+    assert first.api_versions == {18: (0, 4), 3: (1, 12)}
+    assert first.api_versions is second.api_versions
+    with pytest.raises(TypeError):
+        first.api_versions[0] = (0, 9)
