@@ -23,10 +23,16 @@ The stable public functions (other layers use these; change them only compatibly
     (produce requests).
     ``iter_batch_headers(buf, *, allow_incomplete=True)``: ``(position, RecordBatchHeader |
     IncompleteBatch)`` without decoding records or checking CRCs.
+    ``validate_produce_records(buf, *, max_decompressed_size) -> RecordBatch``: the single v2
+    batch of one partition's produce records (none or several: INVALID_RECORD; a trailing
+    partial batch is ignored, as Kafka trims it), then ``validate_batch_for_append``.
     ``validate_batch_for_append(buf, pos=0, *, max_decompressed_size) -> RecordBatch``: decode
-    plus Kafka ``LogValidator``'s batch checks on a produced batch (count > 0, offset range ==
-    count, incremental inner offsets when compressed, transactional => producer id, no control
-    batches from clients); pure, raises CorruptRecord with INVALID_RECORD.
+    plus Kafka ``LogValidator.validateBatch``'s checks for a client batch (count > 0 and ==
+    last_offset_delta + 1, no control batch, producer id => base sequence >= 0); pure, raises
+    CorruptRecord with INVALID_RECORD. Timestamp and compacted-key checks need configuration
+    and are the caller's.
+    ``assigns_in_place(batch) -> bool``: False when Kafka would rebuild a compressed batch
+    (inner offsets not 0..n-1) instead of patching its header.
     ``build_batch(records, *, base_offset, base_timestamp, compression, timestamp_type,
     producer_id, producer_epoch, base_sequence, transactional, control, partition_leader_epoch,
     delete_horizon, ...) -> bytes``; ``Record``, ``RecordBatch`` (``offset_of``,

@@ -347,39 +347,69 @@ def iter_batch_headers(buf, *, allow_incomplete: bool = True) -> Iterator[tuple[
 
 # --- Kafka's batch-level checks on append ------------------------------------------------------
 
+INVALID_RECORD = 87
+
 
 def validate_batch_for_append(buf, pos: int = 0, *, max_decompressed_size: int) -> RecordBatch:
-    """Decode the batch at ``pos`` and apply the checks Kafka's ``LogValidator`` makes on a
-    produced v2 batch before assigning offsets (pure; raises CorruptRecord):
+    """Decode the batch at ``pos`` and apply the batch checks Kafka's ``LogValidator.validateBatch``
+    makes on a v2 batch appended by a client (pure; CorruptRecord with INVALID_RECORD):
 
-    * records_count > 0 and last_offset_delta + 1 == records_count;
-    * in a compressed batch the offset deltas are 0, 1, 2, ... (Kafka rejects inner records
-      whose offsets are not incremental);
-    * a transactional batch has a producer id;
-    * control batches are not accepted from producers (error code INVALID_RECORD) -- callers
-      appending markers themselves skip this function.
+    * a positive record count equal to last_offset_delta + 1;
+    * no control batch (only the broker writes markers -- callers appending markers skip this);
+    * a batch with a producer id has a base sequence >= 0.
+
+    Not checked here, because they need the topic's configuration and clock: timestamps
+    (``message.timestamp.*``, and a client batch stamped LogAppendTime, INVALID_TIMESTAMP) and
+    keys on compacted topics. Inner offsets are not refused either: see :func:`assigns_in_place`.
     """
     batch = decode_batch(buf, pos, max_decompressed_size=max_decompressed_size)
     count = len(batch.records)
-    if count == 0:
-        raise CorruptRecord("record batch holds no records", error_code=87)
+    if count <= 0:
+        raise CorruptRecord("invalid reported count for record batch: 0", error_code=INVALID_RECORD)
     if batch.last_offset_delta + 1 != count:
         raise CorruptRecord(
             f"inconsistent batch offset range: last offset delta {batch.last_offset_delta} with {count} records",
-            error_code=87,
+            error_code=INVALID_RECORD,
         )
-    if batch.compression != _compression.NONE:
-        for expected, record in enumerate(batch.records):
-            if record.offset_delta != expected:
-                raise CorruptRecord(
-                    f"inner record offsets of a compressed batch are not incremental at {expected}",
-                    error_code=87,
-                )
-    if batch.is_transactional and batch.producer_id < 0:
-        raise CorruptRecord("transactional batch without a producer id", error_code=87)
     if batch.is_control:
-        raise CorruptRecord("producers may not write control batches", error_code=87)
+        raise CorruptRecord("clients are not allowed to write control records", error_code=INVALID_RECORD)
+    if batch.producer_id >= 0 and batch.base_sequence < 0:
+        raise CorruptRecord(
+            f"invalid sequence number {batch.base_sequence} for producer id {batch.producer_id}",
+            error_code=INVALID_RECORD,
+        )
     return batch
+
+
+def assigns_in_place(batch: RecordBatch) -> bool:
+    """Whether Kafka keeps this produced batch's bytes and only patches offsets (True), or
+    rebuilds it with offsets 0..n-1 (False).
+
+    Uncompressed v2 batches are always patched in place. For a compressed one Kafka compares each
+    record's offset (base_offset + offset_delta, as the producer sent it) with its index, and
+    rebuilds when any differs rather than rejecting it ("some older clients do not implement the
+    internal offsets correctly")."""
+    if batch.compression == _compression.NONE:
+        return True
+    return all(batch.base_offset + record.offset_delta == index for index, record in enumerate(batch.records))
+
+
+def validate_produce_records(buf, *, max_decompressed_size: int) -> RecordBatch:
+    """The one v2 batch of a produce request's records for one partition, validated.
+
+    As Kafka: no batch at all, or more than one v2 batch, is INVALID_RECORD; trailing bytes too
+    few to form a batch are ignored (Kafka trims them on append, ``UnifiedLog.trimInvalidBytes``).
+    Then :func:`validate_batch_for_append`. Legacy (magic 0/1) data raises CorruptRecord for
+    wrong magic; callers route those through :func:`odradek.protocol.records.convert.up_convert`.
+    """
+    positions = [pos for pos, header in iter_batch_headers(buf) if not isinstance(header, IncompleteBatch)]
+    if not positions:
+        raise CorruptRecord("produce records hold no complete record batch", error_code=INVALID_RECORD)
+    if len(positions) > 1:
+        raise CorruptRecord(
+            f"produce records hold {len(positions)} record batches, Kafka accepts one", error_code=INVALID_RECORD
+        )
+    return validate_batch_for_append(buf, positions[0], max_decompressed_size=max_decompressed_size)
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -590,6 +620,8 @@ __all__ = [
     "iter_batches",
     "iter_batch_headers",
     "validate_batch_for_append",
+    "validate_produce_records",
+    "assigns_in_place",
     "encode_record",
     "build_batch",
     "ControlRecord",

@@ -37,7 +37,9 @@ from odradek.protocol.records.batch import (
     iter_batch_headers,
     iter_batches,
     parse_control_record,
+    assigns_in_place,
     validate_batch_for_append,
+    validate_produce_records,
 )
 from odradek.protocol.records.compression import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from odradek.protocol.records.header import read_batch_header
@@ -392,13 +394,31 @@ def test_validate_batch_for_append_rejects_what_kafka_rejects():
     cases = [
         build_batch([], last_offset_delta=0),
         build_batch(ok, last_offset_delta=5),
-        build_batch([Record(0, 0, None, b"a"), Record(2, 0, None, b"b")], last_offset_delta=1, compression=GZIP),
-        build_batch(ok, transactional=True),
+        build_batch(ok, producer_id=7, producer_epoch=0, base_sequence=-1),
         build_end_txn_marker_batch(True, producer_id=1, producer_epoch=0, coordinator_epoch=0),
     ]
     for data in cases:
         with pytest.raises(CorruptRecord) as info:
             validate_batch_for_append(data, max_decompressed_size=LIMIT)
+        assert info.value.error_code == 87
+
+
+def test_compressed_batch_with_odd_inner_offsets_is_rebuilt_not_refused():
+    odd = [Record(0, 0, None, b"a"), Record(2, 0, None, b"b")]
+    batch = validate_batch_for_append(build_batch(odd, last_offset_delta=1, compression=GZIP), max_decompressed_size=LIMIT)
+    assert not assigns_in_place(batch)
+    ok = [Record(0, 0, None, b"a"), Record(1, 0, None, b"b")]
+    assert assigns_in_place(decode_batch(build_batch(ok, compression=GZIP), max_decompressed_size=LIMIT))
+    assert not assigns_in_place(decode_batch(build_batch(ok, compression=GZIP, base_offset=5), max_decompressed_size=LIMIT))
+    assert assigns_in_place(decode_batch(build_batch(odd, last_offset_delta=1), max_decompressed_size=LIMIT))
+
+
+def test_validate_produce_records_wants_exactly_one_batch():
+    one = build_batch([Record(0, 0, None, b"a")])
+    assert validate_produce_records(one + one[:30], max_decompressed_size=LIMIT).records[0].value == b"a"
+    for data in (b"", one[:-1], one + one):
+        with pytest.raises(CorruptRecord) as info:
+            validate_produce_records(data, max_decompressed_size=LIMIT)
         assert info.value.error_code == 87
 
 
