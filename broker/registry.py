@@ -18,6 +18,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 
+class _CloseConnection:
+    """What a handler returns instead of a response to close the connection once the responses
+    before it were sent (Kafka's ``closeConnection``: an acks=0 produce that failed, so that the
+    client, which expects no answer, notices and refreshes its metadata)."""
+
+    def __repr__(self) -> str:
+        return "CLOSE_CONNECTION"
+
+
+CLOSE_CONNECTION = _CloseConnection()
+
+
 class DuplicateHandler(ValueError):
     """An API key registered twice."""
 

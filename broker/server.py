@@ -53,6 +53,7 @@ from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
 from .context import RequestContext
+from .registry import CLOSE_CONNECTION
 
 log = structlog.get_logger("odradek.server")
 
@@ -214,6 +215,10 @@ class KafkaProtocol(asyncio.Protocol):
             entry = pending.popleft()
             self._pending_bytes -= entry.cost
             self.requests_served += 1
+            if entry.response is CLOSE_CONNECTION:
+                log.info("closing connection as the handler asked", peer=self.peer, api_key=entry.request.api_key)
+                self.close()
+                return
             if entry.response is not None:  # acks=0 produce: no response at all
                 self._write_response(entry.request, entry.response)
         if self._closing:

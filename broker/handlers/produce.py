@@ -9,7 +9,8 @@ Behaviour:
   code and message and leaves the others unaffected.
 * Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
   Produce never auto-creates topics (clients ask Metadata first, which does).
-* acks=0: no response at all. acks=1: answered after the append. acks=-1: after the records are
+* acks=0: no response at all, unless a partition failed: then the connection is closed, as
+  Kafka does, so the client notices. acks=1: answered after the append. acks=-1: after the records are
   durable; on one node that means fsynced when ``odradek.flush.on.acks.all`` is true (grouped:
   one fsync serves every produce that appended meanwhile), else at once like acks=1.
 * The response carries the first offset of the appended records, the log append time (or -1
@@ -28,6 +29,7 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 
+from ..registry import CLOSE_CONNECTION
 from . import REGISTRY
 from ._common import topic_by_name_or_id
 
@@ -82,7 +84,11 @@ def handle_produce(ctx, request: ProduceRequest):
 
     response = ProduceResponse(responses=responses, throttle_time_ms=0)
     if acks == 0:
-        return None
+        # No response; but an error must not pass silently: Kafka closes the connection so
+        # that the client notices and refreshes its metadata.
+        failed = any(answer.error_code != error_codes.NONE
+                     for topic_response in responses for answer in topic_response.partition_responses)
+        return CLOSE_CONNECTION if failed else None
     if durable_waits and broker.config["odradek.flush.on.acks.all"]:
         return _after_durable(response, durable_waits)
     return response

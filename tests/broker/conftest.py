@@ -164,11 +164,12 @@ class RawClient:
 
 
 @pytest.fixture
-def raw_client(broker):
+def raw_client(shared_broker):
+    """Connect RawClients to the module's shared broker (closed at teardown)."""
     clients = []
 
     def connect() -> RawClient:
-        client = RawClient(broker.host, broker.port)
+        client = RawClient(shared_broker.host, shared_broker.port)
         clients.append(client)
         return client
 
