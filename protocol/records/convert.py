@@ -9,8 +9,11 @@ timestamps (magic 0 has none: -1), keys and values; magic 0/1 carry no headers.
 Down-conversion is what Kafka does for fetch requests below v4 (``LazyDownConversionRecords`` /
 ``RecordsUtil.downConvert``): each batch newer than ``to_magic`` becomes legacy messages of
 ``to_magic`` -- a compressed batch one wrapper with the same codec, an uncompressed one plain
-messages --, with records below ``first_offset`` dropped, headers dropped, timestamps dropped for
-magic 0 and LogAppendTime batches stamped with their max timestamp. Control batches are skipped
+messages --, headers dropped, timestamps dropped for magic 0 and LogAppendTime batches stamped
+with their max timestamp. Records below ``first_offset`` (the fetch offset) are dropped from
+*uncompressed* batches only: an old consumer fetching from the middle of a v2 batch must not see
+the records before it (some librdkafka versions rely on it), while a compressed batch becomes one
+wrapper that old consumers already expect to skip into. Control batches are skipped
 (old consumers know no markers), batches already at or below ``to_magic`` are copied unchanged,
 and zstd, which no legacy format can carry, raises UnsupportedCompression (Kafka answers
 UNSUPPORTED_COMPRESSION_TYPE). A trailing partial batch is dropped, as Kafka does.
@@ -120,8 +123,11 @@ def down_convert(buf, *, to_magic: int, max_decompressed_size: int, first_offset
             out += _down_convert_batch(buf, pos, to_magic, first_offset, max_decompressed_size)
         else:  # a magic-1 message going to magic 0
             (entry,) = list(iter_legacy_entries(buf, pos, pos + size))
+            compressed = entry.record.compression != _compression.NONE
             records = [
-                r for r in expand_entry(entry.record, max_decompressed_size=max_decompressed_size) if r.offset >= first_offset
+                r
+                for r in expand_entry(entry.record, max_decompressed_size=max_decompressed_size)
+                if compressed or r.offset >= first_offset
             ]
             if records:
                 out += build_message_set(records, magic=0, compression=entry.record.compression)
@@ -134,10 +140,11 @@ def _down_convert_batch(buf, pos: int, to_magic: int, first_offset: int, max_dec
         return b""
     if batch.compression == _compression.ZSTD:
         raise UnsupportedCompression(f"a zstd batch cannot be down-converted to magic {to_magic}")
+    compressed = batch.compression != _compression.NONE
     records = [
         LegacyRecord(batch.offset_of(r), r.key, r.value, batch.timestamp_of(r) if to_magic else None)
         for r in batch.records
-        if batch.offset_of(r) >= first_offset
+        if compressed or batch.offset_of(r) >= first_offset
     ]
     if not records:
         return b""

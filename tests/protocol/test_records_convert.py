@@ -121,7 +121,11 @@ def test_down_convert_skips_below_first_offset_and_control_batches():
         + build_end_txn_marker_batch(True, producer_id=1, producer_epoch=0, coordinator_epoch=0, base_offset=15)
         + build_batch(v2_records(1), base_offset=16, base_timestamp=TS)
     )
+    # The first offset trims uncompressed batches only; a compressed one stays whole (Kafka).
     converted = down_convert(data, to_magic=1, max_decompressed_size=LIMIT, first_offset=12)
+    assert [r[0] for r in read_legacy(converted)] == [10, 11, 12, 13, 14, 16]
+    uncompressed = build_batch(v2_records(), base_offset=10, base_timestamp=TS) + build_batch(v2_records(1), base_offset=16)
+    converted = down_convert(uncompressed, to_magic=0, max_decompressed_size=LIMIT, first_offset=12)
     assert [r[0] for r in read_legacy(converted)] == [12, 13, 14, 16]
 
 
