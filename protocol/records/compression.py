@@ -77,8 +77,10 @@ def compress(codec: int, data, level: int | None = None, *, magic: int = 2) -> b
     if codec == NONE:
         return bytes(data)
     if codec == GZIP:
-        # mtime=0 keeps the output deterministic; Java's GZIPOutputStream writes 0 as well.
-        compressor = zlib.compressobj(9 if level is None else level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        # zlib's default level (6) is Java's Deflater default, which Kafka's gzip level -1 means.
+        # zlib writes mtime 0 in the gzip header, as Java's GZIPOutputStream does.
+        level = zlib.Z_DEFAULT_COMPRESSION if level is None else level
+        compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         return compressor.compress(data) + compressor.flush()
     if codec == SNAPPY:
         return _xerial_compress(data)
