@@ -75,6 +75,7 @@ PRODUCE_KEY = 0
 API_VERSIONS_KEY = 18
 
 _INT32 = struct.Struct(">i")
+_MERGE_LIMIT = 16384  # encode_response_parts merges the header into a first chunk up to this size
 _API_KEY_AND_VERSION = struct.Struct(">hh")
 _CORRELATION_ID_OFFSET = 4  # api_key int16, api_version int16, then correlation_id in every header version
 
@@ -376,8 +377,11 @@ class ServerConnection:
         for part in parts:
             total += part.size if not isinstance(part, (bytes, bytearray, memoryview)) else len(part)
         _INT32.pack_into(head, 0, total)
-        if parts and isinstance(parts[0], (bytes, bytearray, memoryview)):
-            return [bytes(head) + bytes(parts[0]), *parts[1:]]
+        first = parts[0] if parts else None
+        if isinstance(first, (bytes, bytearray, memoryview)) and len(first) <= _MERGE_LIMIT:
+            # One chunk instead of two for the common small response; a big first chunk (inline
+            # records) is not copied just to save a write.
+            return [bytes(head + first), *parts[1:]]
         return [bytes(head), *parts]
 
 

@@ -333,3 +333,18 @@ def test_served_versions_table_is_shared_and_read_only():
     assert first.api_versions is second.api_versions
     with pytest.raises(TypeError):
         first.api_versions[0] = (0, 9)
+
+
+def test_encode_response_parts_does_not_copy_a_big_first_chunk():
+    from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
+    server = ServerConnection()
+    server.receive_data(ClientConnection().encode_request(FetchRequest(), 4, 1))
+    request = server.next_request()
+    records = b"r" * 100000
+    response = FetchResponse(responses=[FetchResponse.FetchableTopicResponse(topic="t", partitions=[
+        FetchResponse.PartitionData(partition_index=0, records=records)])])
+    parts = server.encode_response_parts(request, response)
+    assert len(parts[0]) == 8  # size prefix + response header v0, alone
+    assert b"".join(parts) == server.encode_response(request, response)
+    small = server.encode_response_parts(request, FetchResponse())
+    assert len(small) == 1 and small[0] == server.encode_response(request, FetchResponse())
