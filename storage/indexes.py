@@ -65,11 +65,10 @@ class _SparseIndex:
             self._handle = self.fs.open(self.path)
             raw = self._handle.pread(self._handle.size(), 0)
             size = self.entry.size
-            count = len(raw) // size
-            zero = bytes(size)
-            # Drop the zero tail a preallocated, never-trimmed file carries after a crash.
-            while count > 0 and raw[(count - 1) * size : count * size] == zero:
-                count -= 1
+            # Drop the zero tail a preallocated, never-trimmed file carries after a crash: keep
+            # every entry that has a non-zero byte (rounding up), and never a partial entry.
+            meaningful = len(raw.rstrip(b"\0"))
+            count = min(-(-meaningful // size), len(raw) // size)
             self._entries = bytearray(raw[: count * size])
         return self._entries
 

@@ -220,7 +220,9 @@ class PartitionLog:
             truncated = segment.recover(expected_base=expected)
             self.recovered_bytes_truncated += truncated
             expected = segment.next_offset()
-            if truncated and index + 1 < len(self.segments):
+            # A cut tail, or an empty segment before another (a roll never leaves one), means
+            # what follows cannot continue this segment's offsets: drop it.
+            if (truncated or segment.size == 0) and index + 1 < len(self.segments):
                 for later in self.segments[index + 1:]:
                     self.recovered_bytes_truncated += later.size
                     later.delete()
@@ -321,7 +323,16 @@ class PartitionLog:
             self.segments.pop()
             self._base_offsets.pop()
         else:
+            # fsync the outgoing segment now (one fsync per segment.bytes): the next segment's
+            # data can then never be on disk while this one's tail is not, so recovery never
+            # finds a hole between segments.
             current.on_become_inactive()
+            try:
+                current.flush()
+            except OSError as error:
+                raise KafkaStorageError(f"flush of {current.log_path} failed: {error}") from error
+            if all(not s.has_unflushed_data for s in self.segments):
+                self.recovery_point = max(self.recovery_point, current.next_offset())
         segment = self._new_segment(base_offset)
         segment.on_become_active()
         self._add_segment(segment)
@@ -522,6 +533,8 @@ class PartitionLog:
             segment = self.active_segment
             segment.truncate_to(offset)
             segment.on_become_active()
+            # Make the cut durable now: a crash must not bring truncated (divergent) data back.
+            segment.flush()
         except OSError as error:
             raise KafkaStorageError(f"truncation of {self.directory} failed: {error}") from error
         self.log_end_offset = segment.next_offset()
