@@ -3,7 +3,7 @@
 """Shared runtime of the generated message codecs: base classes and the primitive readers and
 writers the generated encode/decode functions call.
 
-Readers take ``(buf, pos)`` where ``buf`` is a one-dimensional unsigned-byte memoryview and return
+Readers take ``(buf, pos)`` where ``buf`` is bytes, a bytearray or a flat unsigned-byte memoryview, and return
 ``(value, new_pos)``. They check every length against the bytes that remain *before* slicing or
 allocating, and raise :class:`DecodeError` for truncation, negative lengths (other than -1 / 0
 for a null where the field is nullable) and over-long varints. Fixed-width fields are read by the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from uuid import UUID, SafeUUID
 
-from ..errors import DecodeError, UnsupportedVersion
+from ..errors import DecodeError, ProtocolError, UnsupportedVersion
 
 __all__ = [
     "Struct", "Message", "FieldInfo", "DecodeError", "UNSET", "ZERO_UUID", "new",
@@ -111,8 +111,13 @@ class Struct:
         return f"{type(self).__qualname__}({', '.join(items)})"
 
 
-def _as_view(data) -> memoryview:
-    view = data if type(data) is memoryview else memoryview(data)
+def _as_buffer(data):
+    """bytes and bytearray are decoded as they are (indexing and slicing them is cheaper than a
+    memoryview's); anything else becomes a flat unsigned-byte memoryview."""
+    kind = type(data)
+    if kind is bytes or kind is bytearray:
+        return data
+    view = data if kind is memoryview else memoryview(data)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
@@ -178,10 +183,10 @@ class Message(Struct):
             raise UnsupportedVersion(
                 f"{cls.__name__} has no version {version} (supported {cls.MIN_VERSION}-{cls.MAX_VERSION})"
             )
-        buf = _as_view(data)
+        buf = _as_buffer(data)
         try:
             return decoder(buf, pos)
-        except DecodeError:
+        except ProtocolError:
             raise
         except (struct.error, IndexError, ValueError, OverflowError) as exc:
             # struct.error: a fixed-width field past the end; UnicodeDecodeError (a ValueError):
@@ -222,148 +227,198 @@ def _truncated(what, pos, length, buf):
     return DecodeError(f"{what} of {length} bytes at {pos} runs past the end ({len(buf)} bytes)")
 
 
+def bad_length(what, pos, length, buf):
+    if length < 0:
+        return DecodeError(f"{what} length {length} at {pos} is not allowed here")
+    return DecodeError(f"{what} length {length} at {pos} exceeds the remaining bytes ({len(buf)} in all)")
+
+
 def r_str(buf, pos):
     (n,) = _unpack_i16(buf, pos)
     pos += 2
-    if n < 0:
-        raise DecodeError(f"negative string length {n} at {pos - 2} for a non-nullable string")
     end = pos + n
-    if end > len(buf):
-        raise _truncated("string", pos, n, buf)
+    if n < 0 or end > len(buf):
+        raise bad_length("string", pos - 2, n, buf)
     return str(buf[pos:end], "utf-8"), end
 
 
 def r_nstr(buf, pos):
     (n,) = _unpack_i16(buf, pos)
     pos += 2
-    if n < 0:
+    end = pos + n
+    if n < 0 or end > len(buf):
         if n == -1:
             return None, pos
-        raise DecodeError(f"negative string length {n} at {pos - 2}")
-    end = pos + n
-    if end > len(buf):
-        raise _truncated("string", pos, n, buf)
+        raise bad_length("string", pos - 2, n, buf)
     return str(buf[pos:end], "utf-8"), end
 
 
+# Compact readers: the first byte is read directly (IndexError at the end of the buffer becomes
+# a DecodeError in Message.decode_from); only lengths of 127 and more take the varint path.
+
 def r_cstr(buf, pos):
-    n, pos = r_uvarint(buf, pos)
-    if n == 0:
-        raise DecodeError(f"null compact string at {pos - 1} for a non-nullable string")
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
     end = pos + n - 1
-    if end > len(buf):
-        raise _truncated("string", pos, n - 1, buf)
+    if n == 0 or end > len(buf):
+        raise bad_length("compact string", pos, n - 1, buf)
     return str(buf[pos:end], "utf-8"), end
 
 
 def r_cnstr(buf, pos):
-    n, pos = r_uvarint(buf, pos)
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
     if n == 0:
         return None, pos
     end = pos + n - 1
     if end > len(buf):
-        raise _truncated("string", pos, n - 1, buf)
+        raise bad_length("compact string", pos, n - 1, buf)
     return str(buf[pos:end], "utf-8"), end
 
 
-def _r_blob(buf, pos, nullable, compact, what):
-    """Length-prefixed bytes: (start, end) or (None, pos) for null; checked before slicing."""
-    if compact:
-        n, pos = r_uvarint(buf, pos)
-        n -= 1
-    else:
-        (n,) = _unpack_i32(buf, pos)
-        pos += 4
-    if n < 0:
-        if n == -1 and nullable:
-            return None, pos
-        raise DecodeError(f"{what} length {n} at {pos} is not allowed here")
-    end = pos + n
-    if end > len(buf):
-        raise _truncated(what, pos, n, buf)
-    return pos, end
-
-
 def r_bytes(buf, pos):
-    start, end = _r_blob(buf, pos, False, False, "bytes")
-    return buf[start:end].tobytes(), end
+    (n,) = _unpack_i32(buf, pos)
+    pos += 4
+    end = pos + n
+    if n < 0 or end > len(buf):
+        raise bad_length("bytes", pos - 4, n, buf)
+    return bytes(buf[pos:end]), end
 
 
 def r_nbytes(buf, pos):
-    start, end = _r_blob(buf, pos, True, False, "bytes")
-    if start is None:
-        return None, end
-    return buf[start:end].tobytes(), end
+    (n,) = _unpack_i32(buf, pos)
+    pos += 4
+    end = pos + n
+    if n < 0 or end > len(buf):
+        if n == -1:
+            return None, pos
+        raise bad_length("bytes", pos - 4, n, buf)
+    return bytes(buf[pos:end]), end
 
 
 def r_cbytes(buf, pos):
-    start, end = _r_blob(buf, pos, False, True, "bytes")
-    return buf[start:end].tobytes(), end
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    end = pos + n - 1
+    if n == 0 or end > len(buf):
+        raise bad_length("compact bytes", pos, n - 1, buf)
+    return bytes(buf[pos:end]), end
 
 
 def r_cnbytes(buf, pos):
-    start, end = _r_blob(buf, pos, True, True, "bytes")
-    if start is None:
-        return None, end
-    return buf[start:end].tobytes(), end
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    if n == 0:
+        return None, pos
+    end = pos + n - 1
+    if end > len(buf):
+        raise bad_length("compact bytes", pos, n - 1, buf)
+    return bytes(buf[pos:end]), end
 
+
+# Records are returned as memoryview slices of the input: no copy of the batch bytes.
 
 def r_rec(buf, pos):
-    start, end = _r_blob(buf, pos, False, False, "records")
-    return buf[start:end], end
+    (n,) = _unpack_i32(buf, pos)
+    pos += 4
+    end = pos + n
+    if n < 0 or end > len(buf):
+        raise bad_length("records", pos - 4, n, buf)
+    return memoryview(buf)[pos:end], end
 
 
 def r_nrec(buf, pos):
-    start, end = _r_blob(buf, pos, True, False, "records")
-    if start is None:
-        return None, end
-    return buf[start:end], end
+    (n,) = _unpack_i32(buf, pos)
+    pos += 4
+    end = pos + n
+    if n < 0 or end > len(buf):
+        if n == -1:
+            return None, pos
+        raise bad_length("records", pos - 4, n, buf)
+    return memoryview(buf)[pos:end], end
 
 
 def r_crec(buf, pos):
-    start, end = _r_blob(buf, pos, False, True, "records")
-    return buf[start:end], end
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    end = pos + n - 1
+    if n == 0 or end > len(buf):
+        raise bad_length("compact records", pos, n - 1, buf)
+    return memoryview(buf)[pos:end], end
 
 
 def r_cnrec(buf, pos):
-    start, end = _r_blob(buf, pos, True, True, "records")
-    if start is None:
-        return None, end
-    return buf[start:end], end
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    if n == 0:
+        return None, pos
+    end = pos + n - 1
+    if end > len(buf):
+        raise bad_length("compact records", pos, n - 1, buf)
+    return memoryview(buf)[pos:end], end
 
+
+# Array counts: at most one element per remaining byte, checked before anything is allocated
+# (an element takes at least one byte in every schema that has array elements of zero size...
+# none does; Kafka applies the same bound).
 
 def r_alen(buf, pos):
-    """Array count (int32) of a non-nullable array; at most one element per remaining byte."""
     (n,) = _unpack_i32(buf, pos)
     pos += 4
     if n < 0 or n > len(buf) - pos:
-        raise DecodeError(f"array length {n} at {pos - 4} is negative or exceeds the remaining bytes")
+        raise bad_length("array", pos - 4, n, buf)
     return n, pos
 
 
 def r_nalen(buf, pos):
     (n,) = _unpack_i32(buf, pos)
     pos += 4
-    if n == -1:
-        return -1, pos
     if n < 0 or n > len(buf) - pos:
-        raise DecodeError(f"array length {n} at {pos - 4} is negative or exceeds the remaining bytes")
+        if n == -1:
+            return -1, pos
+        raise bad_length("array", pos - 4, n, buf)
     return n, pos
 
 
 def r_calen(buf, pos):
-    n, pos = r_uvarint(buf, pos)
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
     n -= 1
     if n < 0 or n > len(buf) - pos:
-        raise DecodeError(f"compact array length {n} at {pos} is null or exceeds the remaining bytes")
+        raise bad_length("compact array", pos, n, buf)
     return n, pos
 
 
 def r_cnalen(buf, pos):
-    n, pos = r_uvarint(buf, pos)
+    n = buf[pos]
+    if n > 127:
+        n, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
     n -= 1
     if n > len(buf) - pos:
-        raise DecodeError(f"compact array length {n} at {pos} exceeds the remaining bytes")
+        raise bad_length("compact array", pos, n, buf)
     return n, pos
 
 
@@ -390,17 +445,23 @@ def r_uuid(buf, pos):
     return uuid_from(buf[pos:end]), end
 
 
-def r_tagged_unknown(buf, pos, count, unknown):
-    """Skip ``count`` tagged fields none of which is known here, keeping them in ``unknown``."""
+def r_tagged_unknown(buf, pos):
+    """A tagged-field section none of whose tags is known here: (list of (tag, bytes), pos)."""
+    count, pos = r_uvarint(buf, pos)
+    unknown = []
     for _ in range(count):
         tag, pos = r_uvarint(buf, pos)
         size, pos = r_uvarint(buf, pos)
         end = pos + size
         if end > len(buf):
             raise _truncated("tagged field", pos, size, buf)
-        unknown.append((tag, buf[pos:end].tobytes()))
+        unknown.append((tag, bytes(buf[pos:end])))
         pos = end
-    return pos
+    return unknown, pos
+
+
+def tagged_size_mismatch(tag, start, end, pos):
+    return DecodeError(f"tagged field {tag} declares {end - start} bytes but its value takes {pos - start}")
 
 
 def r_tag_header(buf, pos):

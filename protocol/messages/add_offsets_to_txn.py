@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['AddOffsetsToTxnRequest', 'AddOffsetsToTxnResponse']
 
 _S0 = _Struct('>qh')
-_S1 = _Struct('>ih')
+_S1 = _Struct('>h')
+_S2 = _Struct('>ih')
 
 
 class AddOffsetsToTxnRequest(Message):
@@ -67,12 +68,26 @@ def _enc_AddOffsetsToTxnRequest_v0(self, out, parts):
 
 
 def _dec_AddOffsetsToTxnRequest_v0(buf, pos):
-    self = new(AddOffsetsToTxnRequest)
-    self.transactional_id, pos = r_str(buf, pos)
-    (self.producer_id, self.producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(AddOffsetsToTxnRequest)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (obj1.producer_id, obj1.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    self.group_id, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj1.group_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -88,37 +103,61 @@ def _enc_AddOffsetsToTxnRequest_v3(self, out, parts):
 
 
 def _dec_AddOffsetsToTxnRequest_v3(buf, pos):
-    self = new(AddOffsetsToTxnRequest)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    (self.producer_id, self.producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(AddOffsetsToTxnRequest)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        raise bad_length('string', pos, n7, buf)
+    obj6.transactional_id = str(buf[pos:end8], 'utf-8')
+    pos = end8
+    (obj6.producer_id, obj6.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    self.group_id, pos = r_cstr(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        raise bad_length('string', pos, n9, buf)
+    obj6.group_id = str(buf[pos:end10], 'utf-8')
+    pos = end10
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 
 # AddOffsetsToTxnResponse v0-2
 def _enc_AddOffsetsToTxnResponse_v0(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AddOffsetsToTxnResponse', '0-2')
 
 
 def _dec_AddOffsetsToTxnResponse_v0(buf, pos):
-    self = new(AddOffsetsToTxnResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj11 = new(AddOffsetsToTxnResponse)
+    (obj11.throttle_time_ms, obj11.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.unknown_tagged_fields = []
+    obj11.unknown_tagged_fields = []
+    self = obj11
     return self, pos
 
 
 # AddOffsetsToTxnResponse v3-4
 def _enc_AddOffsetsToTxnResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -126,14 +165,16 @@ def _enc_AddOffsetsToTxnResponse_v3(self, out, parts):
 
 
 def _dec_AddOffsetsToTxnResponse_v3(buf, pos):
-    self = new(AddOffsetsToTxnResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj12 = new(AddOffsetsToTxnResponse)
+    (obj12.throttle_time_ms, obj12.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
+    else:
+        obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj12
     return self, pos
 
 

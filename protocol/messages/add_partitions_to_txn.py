@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,9 +16,10 @@ from ._runtime import (  # noqa: F401
 __all__ = ['AddPartitionsToTxnPartitionResult', 'AddPartitionsToTxnRequest', 'AddPartitionsToTxnResponse', 'AddPartitionsToTxnResult', 'AddPartitionsToTxnTopic', 'AddPartitionsToTxnTopicResult', 'AddPartitionsToTxnTransaction']
 
 _S0 = _Struct('>qh')
-_S1 = _Struct('>qh?')
+_S1 = _Struct('>h')
 _S2 = _Struct('>i')
-_S3 = _Struct('>ih')
+_S3 = _Struct('>qh?')
+_S4 = _Struct('>ih')
 
 
 class AddPartitionsToTxnRequest(Message):
@@ -122,42 +123,84 @@ class AddPartitionsToTxnPartitionResult(Struct):
 
 # AddPartitionsToTxnRequest v0-2
 def _enc_AddPartitionsToTxnRequest_v0(self, out, parts):
-    if (self.transactions is None or len(self.transactions) != 0):
+    if not ((self.transactions is not None and len(self.transactions) == 0)):
         raise cannot_carry('AddPartitionsToTxnRequest', 'transactions', '0-2')
     w_str(out, self.v3_and_below_transactional_id)
     out += _S0.pack(self.v3_and_below_producer_id, self.v3_and_below_producer_epoch)
     w_alen(out, self.v3_and_below_topics)
     for item1 in self.v3_and_below_topics:
-        _enc_AddPartitionsToTxnTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        w_fixed_array(out, item1.partitions, 'i')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('AddPartitionsToTxnTopic', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AddPartitionsToTxnRequest', '0-2')
 
 
 def _dec_AddPartitionsToTxnRequest_v0(buf, pos):
-    self = new(AddPartitionsToTxnRequest)
-    self.v3_and_below_transactional_id, pos = r_str(buf, pos)
-    (self.v3_and_below_producer_id, self.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(AddPartitionsToTxnRequest)
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.v3_and_below_transactional_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj2.v3_and_below_producer_id, obj2.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AddPartitionsToTxnTopic_v0(buf, pos)
-        items3.append(item4)
-    self.v3_and_below_topics = items3
-    self.transactions = []
-    self.unknown_tagged_fields = []
+    (n5,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(AddPartitionsToTxnTopic)
+        (n9,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj8.name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        (n11,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        obj8.partitions, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+        obj8.unknown_tagged_fields = []
+        items6.append(obj8)
+    obj2.v3_and_below_topics = items6
+    obj2.transactions = []
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # AddPartitionsToTxnRequest v3
 def _enc_AddPartitionsToTxnRequest_v3(self, out, parts):
-    if (self.transactions is None or len(self.transactions) != 0):
+    if not ((self.transactions is not None and len(self.transactions) == 0)):
         raise cannot_carry('AddPartitionsToTxnRequest', 'transactions', '3')
     w_cstr(out, self.v3_and_below_transactional_id)
     out += _S0.pack(self.v3_and_below_producer_id, self.v3_and_below_producer_epoch)
-    w_calen(out, self.v3_and_below_topics)
-    for item5 in self.v3_and_below_topics:
-        _enc_AddPartitionsToTxnTopic_v3(item5, out, parts)
+    n12 = len(self.v3_and_below_topics) + 1
+    if n12 < 128:
+        out.append(n12)
+    else:
+        w_uvarint(out, n12)
+    for item13 in self.v3_and_below_topics:
+        w_cstr(out, item13.name)
+        n14 = len(item13.partitions) + 1
+        if n14 < 128:
+            out.append(n14)
+        else:
+            w_uvarint(out, n14)
+        w_fixed_array(out, item13.partitions, 'i')
+        if item13.unknown_tagged_fields:
+            w_tagged(out, (), item13.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -165,38 +208,108 @@ def _enc_AddPartitionsToTxnRequest_v3(self, out, parts):
 
 
 def _dec_AddPartitionsToTxnRequest_v3(buf, pos):
-    self = new(AddPartitionsToTxnRequest)
-    self.v3_and_below_transactional_id, pos = r_cstr(buf, pos)
-    (self.v3_and_below_producer_id, self.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj15 = new(AddPartitionsToTxnRequest)
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    end17 = pos + n16
+    if n16 < 0 or end17 > limit:
+        raise bad_length('string', pos, n16, buf)
+    obj15.v3_and_below_transactional_id = str(buf[pos:end17], 'utf-8')
+    pos = end17
+    (obj15.v3_and_below_producer_id, obj15.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_AddPartitionsToTxnTopic_v3(buf, pos)
-        items7.append(item8)
-    self.v3_and_below_topics = items7
-    self.transactions = []
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    if n18 < 0 or n18 > limit - pos:
+        raise bad_length('array', pos, n18, buf)
+    items19 = []
+    for _ in range(n18):
+        obj21 = new(AddPartitionsToTxnTopic)
+        n22 = buf[pos]
+        if n22 > 127:
+            n22, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n22 -= 1
+        end23 = pos + n22
+        if n22 < 0 or end23 > limit:
+            raise bad_length('string', pos, n22, buf)
+        obj21.name = str(buf[pos:end23], 'utf-8')
+        pos = end23
+        n24 = buf[pos]
+        if n24 > 127:
+            n24, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n24 -= 1
+        if n24 < 0 or n24 > limit - pos:
+            raise bad_length('array', pos, n24, buf)
+        obj21.partitions, pos = r_fixed_array(buf, pos, n24, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj21.unknown_tagged_fields = []
+        else:
+            obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items19.append(obj21)
+    obj15.v3_and_below_topics = items19
+    obj15.transactions = []
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 
 # AddPartitionsToTxnRequest v4-5
 def _enc_AddPartitionsToTxnRequest_v4(self, out, parts):
-    if self.v3_and_below_transactional_id != '':
+    if not (self.v3_and_below_transactional_id == ''):
         raise cannot_carry('AddPartitionsToTxnRequest', 'v3_and_below_transactional_id', '4-5')
-    if self.v3_and_below_producer_id != 0:
+    if not (self.v3_and_below_producer_id == 0):
         raise cannot_carry('AddPartitionsToTxnRequest', 'v3_and_below_producer_id', '4-5')
-    if self.v3_and_below_producer_epoch != 0:
+    if not (self.v3_and_below_producer_epoch == 0):
         raise cannot_carry('AddPartitionsToTxnRequest', 'v3_and_below_producer_epoch', '4-5')
-    if (self.v3_and_below_topics is None or len(self.v3_and_below_topics) != 0):
+    if not ((self.v3_and_below_topics is not None and len(self.v3_and_below_topics) == 0)):
         raise cannot_carry('AddPartitionsToTxnRequest', 'v3_and_below_topics', '4-5')
-    w_calen(out, self.transactions)
-    for item10 in self.transactions:
-        _enc_AddPartitionsToTxnTransaction_v4(item10, out, parts)
+    n25 = len(self.transactions) + 1
+    if n25 < 128:
+        out.append(n25)
+    else:
+        w_uvarint(out, n25)
+    for item26 in self.transactions:
+        w_cstr(out, item26.transactional_id)
+        out += _S3.pack(item26.producer_id, item26.producer_epoch, item26.verify_only)
+        n27 = len(item26.topics) + 1
+        if n27 < 128:
+            out.append(n27)
+        else:
+            w_uvarint(out, n27)
+        for item28 in item26.topics:
+            w_cstr(out, item28.name)
+            n29 = len(item28.partitions) + 1
+            if n29 < 128:
+                out.append(n29)
+            else:
+                w_uvarint(out, n29)
+            w_fixed_array(out, item28.partitions, 'i')
+            if item28.unknown_tagged_fields:
+                w_tagged(out, (), item28.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item26.unknown_tagged_fields:
+            w_tagged(out, (), item26.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -204,135 +317,177 @@ def _enc_AddPartitionsToTxnRequest_v4(self, out, parts):
 
 
 def _dec_AddPartitionsToTxnRequest_v4(buf, pos):
-    self = new(AddPartitionsToTxnRequest)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_AddPartitionsToTxnTransaction_v4(buf, pos)
-        items12.append(item13)
-    self.transactions = items12
-    self.v3_and_below_transactional_id = ''
-    self.v3_and_below_producer_id = 0
-    self.v3_and_below_producer_epoch = 0
-    self.v3_and_below_topics = []
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AddPartitionsToTxnTransaction v4-5
-def _enc_AddPartitionsToTxnTransaction_v4(self, out, parts):
-    w_cstr(out, self.transactional_id)
-    out += _S1.pack(self.producer_id, self.producer_epoch, self.verify_only)
-    w_calen(out, self.topics)
-    for item15 in self.topics:
-        _enc_AddPartitionsToTxnTopic_v3(item15, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj30 = new(AddPartitionsToTxnRequest)
+    n31 = buf[pos]
+    if n31 > 127:
+        n31, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AddPartitionsToTxnTransaction_v4(buf, pos):
-    self = new(AddPartitionsToTxnTransaction)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    (self.producer_id, self.producer_epoch, self.verify_only,) = _S1.unpack_from(buf, pos)
-    pos += 11
-    n16, pos = r_calen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_AddPartitionsToTxnTopic_v3(buf, pos)
-        items17.append(item18)
-    self.topics = items17
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AddPartitionsToTxnTopic v0-2
-def _enc_AddPartitionsToTxnTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AddPartitionsToTxnTopic', '0-2')
-
-
-def _dec_AddPartitionsToTxnTopic_v0(buf, pos):
-    self = new(AddPartitionsToTxnTopic)
-    self.name, pos = r_str(buf, pos)
-    n20, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AddPartitionsToTxnTopic v3-5
-def _enc_AddPartitionsToTxnTopic_v3(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n31 -= 1
+    if n31 < 0 or n31 > limit - pos:
+        raise bad_length('array', pos, n31, buf)
+    items32 = []
+    for _ in range(n31):
+        obj34 = new(AddPartitionsToTxnTransaction)
+        n35 = buf[pos]
+        if n35 > 127:
+            n35, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n35 -= 1
+        end36 = pos + n35
+        if n35 < 0 or end36 > limit:
+            raise bad_length('string', pos, n35, buf)
+        obj34.transactional_id = str(buf[pos:end36], 'utf-8')
+        pos = end36
+        (obj34.producer_id, obj34.producer_epoch, obj34.verify_only,) = _S3.unpack_from(buf, pos)
+        pos += 11
+        n37 = buf[pos]
+        if n37 > 127:
+            n37, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n37 -= 1
+        if n37 < 0 or n37 > limit - pos:
+            raise bad_length('array', pos, n37, buf)
+        items38 = []
+        for _ in range(n37):
+            obj40 = new(AddPartitionsToTxnTopic)
+            n41 = buf[pos]
+            if n41 > 127:
+                n41, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n41 -= 1
+            end42 = pos + n41
+            if n41 < 0 or end42 > limit:
+                raise bad_length('string', pos, n41, buf)
+            obj40.name = str(buf[pos:end42], 'utf-8')
+            pos = end42
+            n43 = buf[pos]
+            if n43 > 127:
+                n43, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n43 -= 1
+            if n43 < 0 or n43 > limit - pos:
+                raise bad_length('array', pos, n43, buf)
+            obj40.partitions, pos = r_fixed_array(buf, pos, n43, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj40.unknown_tagged_fields = []
+            else:
+                obj40.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items38.append(obj40)
+        obj34.topics = items38
+        if buf[pos] == 0:
+            pos += 1
+            obj34.unknown_tagged_fields = []
+        else:
+            obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items32.append(obj34)
+    obj30.transactions = items32
+    obj30.v3_and_below_transactional_id = ''
+    obj30.v3_and_below_producer_id = 0
+    obj30.v3_and_below_producer_epoch = 0
+    obj30.v3_and_below_topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj30.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AddPartitionsToTxnTopic_v3(buf, pos):
-    self = new(AddPartitionsToTxnTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n21, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n21, 'i', 4)
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
+        obj30.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj30
     return self, pos
 
 
 # AddPartitionsToTxnResponse v0-2
 def _enc_AddPartitionsToTxnResponse_v0(self, out, parts):
-    if (self.results_by_transaction is None or len(self.results_by_transaction) != 0):
+    if not ((self.results_by_transaction is not None and len(self.results_by_transaction) == 0)):
         raise cannot_carry('AddPartitionsToTxnResponse', 'results_by_transaction', '0-2')
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.results_by_topic_v3_and_below)
-    for item23 in self.results_by_topic_v3_and_below:
-        _enc_AddPartitionsToTxnTopicResult_v0(item23, out, parts)
+    for item44 in self.results_by_topic_v3_and_below:
+        w_str(out, item44.name)
+        w_alen(out, item44.results_by_partition)
+        for item45 in item44.results_by_partition:
+            out += _S4.pack(item45.partition_index, item45.partition_error_code)
+            if item45.unknown_tagged_fields:
+                raise no_tagged_fields_error('AddPartitionsToTxnPartitionResult', '0-2')
+        if item44.unknown_tagged_fields:
+            raise no_tagged_fields_error('AddPartitionsToTxnTopicResult', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AddPartitionsToTxnResponse', '0-2')
 
 
 def _dec_AddPartitionsToTxnResponse_v0(buf, pos):
-    self = new(AddPartitionsToTxnResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(AddPartitionsToTxnResponse)
+    (obj46.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n24, pos = r_alen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_AddPartitionsToTxnTopicResult_v0(buf, pos)
-        items25.append(item26)
-    self.results_by_topic_v3_and_below = items25
-    self.error_code = 0
-    self.results_by_transaction = []
-    self.unknown_tagged_fields = []
+    (n47,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(AddPartitionsToTxnTopicResult)
+        (n51,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.name = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        (n53,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(AddPartitionsToTxnPartitionResult)
+            (obj56.partition_index, obj56.partition_error_code,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            obj56.unknown_tagged_fields = []
+            items54.append(obj56)
+        obj50.results_by_partition = items54
+        obj50.unknown_tagged_fields = []
+        items48.append(obj50)
+    obj46.results_by_topic_v3_and_below = items48
+    obj46.error_code = 0
+    obj46.results_by_transaction = []
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 
 # AddPartitionsToTxnResponse v3
 def _enc_AddPartitionsToTxnResponse_v3(self, out, parts):
-    if (self.results_by_transaction is None or len(self.results_by_transaction) != 0):
+    if not ((self.results_by_transaction is not None and len(self.results_by_transaction) == 0)):
         raise cannot_carry('AddPartitionsToTxnResponse', 'results_by_transaction', '3')
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.results_by_topic_v3_and_below)
-    for item27 in self.results_by_topic_v3_and_below:
-        _enc_AddPartitionsToTxnTopicResult_v3(item27, out, parts)
+    n57 = len(self.results_by_topic_v3_and_below) + 1
+    if n57 < 128:
+        out.append(n57)
+    else:
+        w_uvarint(out, n57)
+    for item58 in self.results_by_topic_v3_and_below:
+        w_cstr(out, item58.name)
+        n59 = len(item58.results_by_partition) + 1
+        if n59 < 128:
+            out.append(n59)
+        else:
+            w_uvarint(out, n59)
+        for item60 in item58.results_by_partition:
+            out += _S4.pack(item60.partition_index, item60.partition_error_code)
+            if item60.unknown_tagged_fields:
+                w_tagged(out, (), item60.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item58.unknown_tagged_fields:
+            w_tagged(out, (), item58.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -340,33 +495,108 @@ def _enc_AddPartitionsToTxnResponse_v3(self, out, parts):
 
 
 def _dec_AddPartitionsToTxnResponse_v3(buf, pos):
-    self = new(AddPartitionsToTxnResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj61 = new(AddPartitionsToTxnResponse)
+    (obj61.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n28, pos = r_calen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_AddPartitionsToTxnTopicResult_v3(buf, pos)
-        items29.append(item30)
-    self.results_by_topic_v3_and_below = items29
-    self.error_code = 0
-    self.results_by_transaction = []
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+    n62 = buf[pos]
+    if n62 > 127:
+        n62, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n62 -= 1
+    if n62 < 0 or n62 > limit - pos:
+        raise bad_length('array', pos, n62, buf)
+    items63 = []
+    for _ in range(n62):
+        obj65 = new(AddPartitionsToTxnTopicResult)
+        n66 = buf[pos]
+        if n66 > 127:
+            n66, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n66 -= 1
+        end67 = pos + n66
+        if n66 < 0 or end67 > limit:
+            raise bad_length('string', pos, n66, buf)
+        obj65.name = str(buf[pos:end67], 'utf-8')
+        pos = end67
+        n68 = buf[pos]
+        if n68 > 127:
+            n68, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n68 -= 1
+        if n68 < 0 or n68 > limit - pos:
+            raise bad_length('array', pos, n68, buf)
+        items69 = []
+        for _ in range(n68):
+            obj71 = new(AddPartitionsToTxnPartitionResult)
+            (obj71.partition_index, obj71.partition_error_code,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                pos += 1
+                obj71.unknown_tagged_fields = []
+            else:
+                obj71.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items69.append(obj71)
+        obj65.results_by_partition = items69
+        if buf[pos] == 0:
+            pos += 1
+            obj65.unknown_tagged_fields = []
+        else:
+            obj65.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items63.append(obj65)
+    obj61.results_by_topic_v3_and_below = items63
+    obj61.error_code = 0
+    obj61.results_by_transaction = []
+    if buf[pos] == 0:
+        pos += 1
+        obj61.unknown_tagged_fields = []
+    else:
+        obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj61
     return self, pos
 
 
 # AddPartitionsToTxnResponse v4-5
 def _enc_AddPartitionsToTxnResponse_v4(self, out, parts):
-    if (self.results_by_topic_v3_and_below is None or len(self.results_by_topic_v3_and_below) != 0):
+    if not ((self.results_by_topic_v3_and_below is not None and len(self.results_by_topic_v3_and_below) == 0)):
         raise cannot_carry('AddPartitionsToTxnResponse', 'results_by_topic_v3_and_below', '4-5')
-    out += _S3.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.results_by_transaction)
-    for item32 in self.results_by_transaction:
-        _enc_AddPartitionsToTxnResult_v4(item32, out, parts)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
+    n72 = len(self.results_by_transaction) + 1
+    if n72 < 128:
+        out.append(n72)
+    else:
+        w_uvarint(out, n72)
+    for item73 in self.results_by_transaction:
+        w_cstr(out, item73.transactional_id)
+        n74 = len(item73.topic_results) + 1
+        if n74 < 128:
+            out.append(n74)
+        else:
+            w_uvarint(out, n74)
+        for item75 in item73.topic_results:
+            w_cstr(out, item75.name)
+            n76 = len(item75.results_by_partition) + 1
+            if n76 < 128:
+                out.append(n76)
+            else:
+                w_uvarint(out, n76)
+            for item77 in item75.results_by_partition:
+                out += _S4.pack(item77.partition_index, item77.partition_error_code)
+                if item77.unknown_tagged_fields:
+                    w_tagged(out, (), item77.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item75.unknown_tagged_fields:
+                w_tagged(out, (), item75.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item73.unknown_tagged_fields:
+            w_tagged(out, (), item73.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -374,138 +604,95 @@ def _enc_AddPartitionsToTxnResponse_v4(self, out, parts):
 
 
 def _dec_AddPartitionsToTxnResponse_v4(buf, pos):
-    self = new(AddPartitionsToTxnResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj78 = new(AddPartitionsToTxnResponse)
+    (obj78.throttle_time_ms, obj78.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    n33, pos = r_calen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_AddPartitionsToTxnResult_v4(buf, pos)
-        items34.append(item35)
-    self.results_by_transaction = items34
-    self.results_by_topic_v3_and_below = []
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AddPartitionsToTxnResult v4-5
-def _enc_AddPartitionsToTxnResult_v4(self, out, parts):
-    w_cstr(out, self.transactional_id)
-    w_calen(out, self.topic_results)
-    for item37 in self.topic_results:
-        _enc_AddPartitionsToTxnTopicResult_v3(item37, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n79 = buf[pos]
+    if n79 > 127:
+        n79, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AddPartitionsToTxnResult_v4(buf, pos):
-    self = new(AddPartitionsToTxnResult)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    n38, pos = r_calen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_AddPartitionsToTxnTopicResult_v3(buf, pos)
-        items39.append(item40)
-    self.topic_results = items39
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AddPartitionsToTxnTopicResult v0-2
-def _enc_AddPartitionsToTxnTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.results_by_partition)
-    for item42 in self.results_by_partition:
-        _enc_AddPartitionsToTxnPartitionResult_v0(item42, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AddPartitionsToTxnTopicResult', '0-2')
-
-
-def _dec_AddPartitionsToTxnTopicResult_v0(buf, pos):
-    self = new(AddPartitionsToTxnTopicResult)
-    self.name, pos = r_str(buf, pos)
-    n43, pos = r_alen(buf, pos)
-    items44 = []
-    for _ in range(n43):
-        item45, pos = _dec_AddPartitionsToTxnPartitionResult_v0(buf, pos)
-        items44.append(item45)
-    self.results_by_partition = items44
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AddPartitionsToTxnTopicResult v3-5
-def _enc_AddPartitionsToTxnTopicResult_v3(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.results_by_partition)
-    for item46 in self.results_by_partition:
-        _enc_AddPartitionsToTxnPartitionResult_v3(item46, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n79 -= 1
+    if n79 < 0 or n79 > limit - pos:
+        raise bad_length('array', pos, n79, buf)
+    items80 = []
+    for _ in range(n79):
+        obj82 = new(AddPartitionsToTxnResult)
+        n83 = buf[pos]
+        if n83 > 127:
+            n83, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n83 -= 1
+        end84 = pos + n83
+        if n83 < 0 or end84 > limit:
+            raise bad_length('string', pos, n83, buf)
+        obj82.transactional_id = str(buf[pos:end84], 'utf-8')
+        pos = end84
+        n85 = buf[pos]
+        if n85 > 127:
+            n85, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n85 -= 1
+        if n85 < 0 or n85 > limit - pos:
+            raise bad_length('array', pos, n85, buf)
+        items86 = []
+        for _ in range(n85):
+            obj88 = new(AddPartitionsToTxnTopicResult)
+            n89 = buf[pos]
+            if n89 > 127:
+                n89, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n89 -= 1
+            end90 = pos + n89
+            if n89 < 0 or end90 > limit:
+                raise bad_length('string', pos, n89, buf)
+            obj88.name = str(buf[pos:end90], 'utf-8')
+            pos = end90
+            n91 = buf[pos]
+            if n91 > 127:
+                n91, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n91 -= 1
+            if n91 < 0 or n91 > limit - pos:
+                raise bad_length('array', pos, n91, buf)
+            items92 = []
+            for _ in range(n91):
+                obj94 = new(AddPartitionsToTxnPartitionResult)
+                (obj94.partition_index, obj94.partition_error_code,) = _S4.unpack_from(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    pos += 1
+                    obj94.unknown_tagged_fields = []
+                else:
+                    obj94.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items92.append(obj94)
+            obj88.results_by_partition = items92
+            if buf[pos] == 0:
+                pos += 1
+                obj88.unknown_tagged_fields = []
+            else:
+                obj88.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items86.append(obj88)
+        obj82.topic_results = items86
+        if buf[pos] == 0:
+            pos += 1
+            obj82.unknown_tagged_fields = []
+        else:
+            obj82.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items80.append(obj82)
+    obj78.results_by_transaction = items80
+    obj78.results_by_topic_v3_and_below = []
+    if buf[pos] == 0:
+        pos += 1
+        obj78.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AddPartitionsToTxnTopicResult_v3(buf, pos):
-    self = new(AddPartitionsToTxnTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    n47, pos = r_calen(buf, pos)
-    items48 = []
-    for _ in range(n47):
-        item49, pos = _dec_AddPartitionsToTxnPartitionResult_v3(buf, pos)
-        items48.append(item49)
-    self.results_by_partition = items48
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AddPartitionsToTxnPartitionResult v0-2
-def _enc_AddPartitionsToTxnPartitionResult_v0(self, out, parts):
-    out += _S3.pack(self.partition_index, self.partition_error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AddPartitionsToTxnPartitionResult', '0-2')
-
-
-def _dec_AddPartitionsToTxnPartitionResult_v0(buf, pos):
-    self = new(AddPartitionsToTxnPartitionResult)
-    (self.partition_index, self.partition_error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AddPartitionsToTxnPartitionResult v3-5
-def _enc_AddPartitionsToTxnPartitionResult_v3(self, out, parts):
-    out += _S3.pack(self.partition_index, self.partition_error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AddPartitionsToTxnPartitionResult_v3(buf, pos):
-    self = new(AddPartitionsToTxnPartitionResult)
-    (self.partition_index, self.partition_error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
+        obj78.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj78
     return self, pos
 
 

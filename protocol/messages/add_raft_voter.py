@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -76,9 +76,19 @@ class AddRaftVoterResponse(Message):
 def _enc_AddRaftVoterRequest_v0(self, out, parts):
     w_cnstr(out, self.cluster_id)
     out += _S0.pack(self.timeout_ms, self.voter_id, self.voter_directory_id.bytes)
-    w_calen(out, self.listeners)
-    for item1 in self.listeners:
-        _enc_Listener_v0(item1, out, parts)
+    n1 = len(self.listeners) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.listeners:
+        w_cstr(out, item2.name)
+        w_cstr(out, item2.host)
+        out += _S1.pack(item2.port)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -86,47 +96,73 @@ def _enc_AddRaftVoterRequest_v0(self, out, parts):
 
 
 def _dec_AddRaftVoterRequest_v0(buf, pos):
-    self = new(AddRaftVoterRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.timeout_ms, self.voter_id, raw2,) = _S0.unpack_from(buf, pos)
-    pos += 24
-    self.voter_directory_id = uuid_from(raw2)
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_Listener_v0(buf, pos)
-        items4.append(item5)
-    self.listeners = items4
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Listener v0
-def _enc_Listener_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj3 = new(AddRaftVoterRequest)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Listener_v0(buf, pos):
-    self = new(Listener)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n4 -= 1
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('string', pos, n4, buf)
+        obj3.cluster_id = None
+    else:
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        pos = end5
+    (obj3.timeout_ms, obj3.voter_id, raw6,) = _S0.unpack_from(buf, pos)
+    pos += 24
+    obj3.voter_directory_id = uuid_from(raw6)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
+    items8 = []
+    for _ in range(n7):
+        obj10 = new(Listener)
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj10.name = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj10.host = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (obj10.port,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj3.listeners = items8
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
@@ -141,15 +177,30 @@ def _enc_AddRaftVoterResponse_v0(self, out, parts):
 
 
 def _dec_AddRaftVoterResponse_v0(buf, pos):
-    self = new(AddRaftVoterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj15 = new(AddRaftVoterResponse)
+    (obj15.throttle_time_ms, obj15.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    end17 = pos + n16
+    if n16 < 0 or end17 > limit:
+        if n16 != -1:
+            raise bad_length('string', pos, n16, buf)
+        obj15.error_message = None
+    else:
+        obj15.error_message = str(buf[pos:end17], 'utf-8')
+        pos = end17
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 

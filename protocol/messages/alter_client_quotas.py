@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,8 +15,8 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['AlterClientQuotasRequest', 'AlterClientQuotasRequestEntityData', 'AlterClientQuotasRequestEntryData', 'AlterClientQuotasResponse', 'AlterClientQuotasResponseEntityData', 'AlterClientQuotasResponseEntryData', 'OpData']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>d?')
+_S0 = _Struct('>d?')
+_S1 = _Struct('>?')
 _S2 = _Struct('>i')
 _S3 = _Struct('>h')
 
@@ -122,32 +122,128 @@ class AlterClientQuotasResponseEntityData(Struct):
 def _enc_AlterClientQuotasRequest_v0(self, out, parts):
     w_alen(out, self.entries)
     for item1 in self.entries:
-        _enc_AlterClientQuotasRequestEntryData_v0(item1, out, parts)
-    out += _S0.pack(self.validate_only)
+        w_alen(out, item1.entity)
+        for item2 in item1.entity:
+            w_str(out, item2.entity_type)
+            w_nstr(out, item2.entity_name)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('AlterClientQuotasRequestEntityData', '0')
+        w_alen(out, item1.ops)
+        for item3 in item1.ops:
+            w_str(out, item3.key)
+            out += _S0.pack(item3.value, item3.remove)
+            if item3.unknown_tagged_fields:
+                raise no_tagged_fields_error('OpData', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterClientQuotasRequestEntryData', '0')
+    out += _S1.pack(self.validate_only)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AlterClientQuotasRequest', '0')
 
 
 def _dec_AlterClientQuotasRequest_v0(buf, pos):
-    self = new(AlterClientQuotasRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AlterClientQuotasRequestEntryData_v0(buf, pos)
-        items3.append(item4)
-    self.entries = items3
-    (self.validate_only,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(AlterClientQuotasRequest)
+    (n5,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(AlterClientQuotasRequestEntryData)
+        (n9,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n9 < 0 or n9 > limit - pos:
+            raise bad_length('array', pos, n9, buf)
+        items10 = []
+        for _ in range(n9):
+            obj12 = new(AlterClientQuotasRequestEntityData)
+            (n13,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end14 = pos + n13
+            if n13 < 0 or end14 > limit:
+                raise bad_length('string', pos, n13, buf)
+            obj12.entity_type = str(buf[pos:end14], 'utf-8')
+            pos = end14
+            (n15,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end16 = pos + n15
+            if n15 < 0 or end16 > limit:
+                if n15 != -1:
+                    raise bad_length('string', pos, n15, buf)
+                obj12.entity_name = None
+            else:
+                obj12.entity_name = str(buf[pos:end16], 'utf-8')
+                pos = end16
+            obj12.unknown_tagged_fields = []
+            items10.append(obj12)
+        obj8.entity = items10
+        (n17,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n17 < 0 or n17 > limit - pos:
+            raise bad_length('array', pos, n17, buf)
+        items18 = []
+        for _ in range(n17):
+            obj20 = new(OpData)
+            (n21,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end22 = pos + n21
+            if n21 < 0 or end22 > limit:
+                raise bad_length('string', pos, n21, buf)
+            obj20.key = str(buf[pos:end22], 'utf-8')
+            pos = end22
+            (obj20.value, obj20.remove,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            obj20.unknown_tagged_fields = []
+            items18.append(obj20)
+        obj8.ops = items18
+        obj8.unknown_tagged_fields = []
+        items6.append(obj8)
+    obj4.entries = items6
+    (obj4.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.unknown_tagged_fields = []
+    obj4.unknown_tagged_fields = []
+    self = obj4
     return self, pos
 
 
 # AlterClientQuotasRequest v1
 def _enc_AlterClientQuotasRequest_v1(self, out, parts):
-    w_calen(out, self.entries)
-    for item5 in self.entries:
-        _enc_AlterClientQuotasRequestEntryData_v1(item5, out, parts)
-    out += _S0.pack(self.validate_only)
+    n23 = len(self.entries) + 1
+    if n23 < 128:
+        out.append(n23)
+    else:
+        w_uvarint(out, n23)
+    for item24 in self.entries:
+        n25 = len(item24.entity) + 1
+        if n25 < 128:
+            out.append(n25)
+        else:
+            w_uvarint(out, n25)
+        for item26 in item24.entity:
+            w_cstr(out, item26.entity_type)
+            w_cnstr(out, item26.entity_name)
+            if item26.unknown_tagged_fields:
+                w_tagged(out, (), item26.unknown_tagged_fields)
+            else:
+                out.append(0)
+        n27 = len(item24.ops) + 1
+        if n27 < 128:
+            out.append(n27)
+        else:
+            w_uvarint(out, n27)
+        for item28 in item24.ops:
+            w_cstr(out, item28.key)
+            out += _S0.pack(item28.value, item28.remove)
+            if item28.unknown_tagged_fields:
+                w_tagged(out, (), item28.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item24.unknown_tagged_fields:
+            w_tagged(out, (), item24.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.validate_only)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -155,164 +251,108 @@ def _enc_AlterClientQuotasRequest_v1(self, out, parts):
 
 
 def _dec_AlterClientQuotasRequest_v1(buf, pos):
-    self = new(AlterClientQuotasRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_AlterClientQuotasRequestEntryData_v1(buf, pos)
-        items7.append(item8)
-    self.entries = items7
-    (self.validate_only,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(AlterClientQuotasRequest)
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(AlterClientQuotasRequestEntryData)
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        if n34 < 0 or n34 > limit - pos:
+            raise bad_length('array', pos, n34, buf)
+        items35 = []
+        for _ in range(n34):
+            obj37 = new(AlterClientQuotasRequestEntityData)
+            n38 = buf[pos]
+            if n38 > 127:
+                n38, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n38 -= 1
+            end39 = pos + n38
+            if n38 < 0 or end39 > limit:
+                raise bad_length('string', pos, n38, buf)
+            obj37.entity_type = str(buf[pos:end39], 'utf-8')
+            pos = end39
+            n40 = buf[pos]
+            if n40 > 127:
+                n40, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n40 -= 1
+            end41 = pos + n40
+            if n40 < 0 or end41 > limit:
+                if n40 != -1:
+                    raise bad_length('string', pos, n40, buf)
+                obj37.entity_name = None
+            else:
+                obj37.entity_name = str(buf[pos:end41], 'utf-8')
+                pos = end41
+            if buf[pos] == 0:
+                pos += 1
+                obj37.unknown_tagged_fields = []
+            else:
+                obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items35.append(obj37)
+        obj33.entity = items35
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        if n42 < 0 or n42 > limit - pos:
+            raise bad_length('array', pos, n42, buf)
+        items43 = []
+        for _ in range(n42):
+            obj45 = new(OpData)
+            n46 = buf[pos]
+            if n46 > 127:
+                n46, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n46 -= 1
+            end47 = pos + n46
+            if n46 < 0 or end47 > limit:
+                raise bad_length('string', pos, n46, buf)
+            obj45.key = str(buf[pos:end47], 'utf-8')
+            pos = end47
+            (obj45.value, obj45.remove,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            if buf[pos] == 0:
+                pos += 1
+                obj45.unknown_tagged_fields = []
+            else:
+                obj45.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items43.append(obj45)
+        obj33.ops = items43
+        if buf[pos] == 0:
+            pos += 1
+            obj33.unknown_tagged_fields = []
+        else:
+            obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items31.append(obj33)
+    obj29.entries = items31
+    (obj29.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 1
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterClientQuotasRequestEntryData v0
-def _enc_AlterClientQuotasRequestEntryData_v0(self, out, parts):
-    w_alen(out, self.entity)
-    for item10 in self.entity:
-        _enc_AlterClientQuotasRequestEntityData_v0(item10, out, parts)
-    w_alen(out, self.ops)
-    for item11 in self.ops:
-        _enc_OpData_v0(item11, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterClientQuotasRequestEntryData', '0')
-
-
-def _dec_AlterClientQuotasRequestEntryData_v0(buf, pos):
-    self = new(AlterClientQuotasRequestEntryData)
-    n12, pos = r_alen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_AlterClientQuotasRequestEntityData_v0(buf, pos)
-        items13.append(item14)
-    self.entity = items13
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_OpData_v0(buf, pos)
-        items16.append(item17)
-    self.ops = items16
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterClientQuotasRequestEntryData v1
-def _enc_AlterClientQuotasRequestEntryData_v1(self, out, parts):
-    w_calen(out, self.entity)
-    for item18 in self.entity:
-        _enc_AlterClientQuotasRequestEntityData_v1(item18, out, parts)
-    w_calen(out, self.ops)
-    for item19 in self.ops:
-        _enc_OpData_v1(item19, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj29.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterClientQuotasRequestEntryData_v1(buf, pos):
-    self = new(AlterClientQuotasRequestEntryData)
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_AlterClientQuotasRequestEntityData_v1(buf, pos)
-        items21.append(item22)
-    self.entity = items21
-    n23, pos = r_calen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_OpData_v1(buf, pos)
-        items24.append(item25)
-    self.ops = items24
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterClientQuotasRequestEntityData v0
-def _enc_AlterClientQuotasRequestEntityData_v0(self, out, parts):
-    w_str(out, self.entity_type)
-    w_nstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterClientQuotasRequestEntityData', '0')
-
-
-def _dec_AlterClientQuotasRequestEntityData_v0(buf, pos):
-    self = new(AlterClientQuotasRequestEntityData)
-    self.entity_type, pos = r_str(buf, pos)
-    self.entity_name, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterClientQuotasRequestEntityData v1
-def _enc_AlterClientQuotasRequestEntityData_v1(self, out, parts):
-    w_cstr(out, self.entity_type)
-    w_cnstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterClientQuotasRequestEntityData_v1(buf, pos):
-    self = new(AlterClientQuotasRequestEntityData)
-    self.entity_type, pos = r_cstr(buf, pos)
-    self.entity_name, pos = r_cnstr(buf, pos)
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OpData v0
-def _enc_OpData_v0(self, out, parts):
-    w_str(out, self.key)
-    out += _S1.pack(self.value, self.remove)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OpData', '0')
-
-
-def _dec_OpData_v0(buf, pos):
-    self = new(OpData)
-    self.key, pos = r_str(buf, pos)
-    (self.value, self.remove,) = _S1.unpack_from(buf, pos)
-    pos += 9
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OpData v1
-def _enc_OpData_v1(self, out, parts):
-    w_cstr(out, self.key)
-    out += _S1.pack(self.value, self.remove)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OpData_v1(buf, pos):
-    self = new(OpData)
-    self.key, pos = r_cstr(buf, pos)
-    (self.value, self.remove,) = _S1.unpack_from(buf, pos)
-    pos += 9
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+        obj29.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj29
     return self, pos
 
 
@@ -320,32 +360,107 @@ def _dec_OpData_v1(buf, pos):
 def _enc_AlterClientQuotasResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.entries)
-    for item29 in self.entries:
-        _enc_AlterClientQuotasResponseEntryData_v0(item29, out, parts)
+    for item48 in self.entries:
+        out += _S3.pack(item48.error_code)
+        w_nstr(out, item48.error_message)
+        w_alen(out, item48.entity)
+        for item49 in item48.entity:
+            w_str(out, item49.entity_type)
+            w_nstr(out, item49.entity_name)
+            if item49.unknown_tagged_fields:
+                raise no_tagged_fields_error('AlterClientQuotasResponseEntityData', '0')
+        if item48.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterClientQuotasResponseEntryData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AlterClientQuotasResponse', '0')
 
 
 def _dec_AlterClientQuotasResponse_v0(buf, pos):
-    self = new(AlterClientQuotasResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj50 = new(AlterClientQuotasResponse)
+    (obj50.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n30, pos = r_alen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_AlterClientQuotasResponseEntryData_v0(buf, pos)
-        items31.append(item32)
-    self.entries = items31
-    self.unknown_tagged_fields = []
+    (n51,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n51 < 0 or n51 > limit - pos:
+        raise bad_length('array', pos, n51, buf)
+    items52 = []
+    for _ in range(n51):
+        obj54 = new(AlterClientQuotasResponseEntryData)
+        (obj54.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        (n55,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            if n55 != -1:
+                raise bad_length('string', pos, n55, buf)
+            obj54.error_message = None
+        else:
+            obj54.error_message = str(buf[pos:end56], 'utf-8')
+            pos = end56
+        (n57,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n57 < 0 or n57 > limit - pos:
+            raise bad_length('array', pos, n57, buf)
+        items58 = []
+        for _ in range(n57):
+            obj60 = new(AlterClientQuotasResponseEntityData)
+            (n61,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end62 = pos + n61
+            if n61 < 0 or end62 > limit:
+                raise bad_length('string', pos, n61, buf)
+            obj60.entity_type = str(buf[pos:end62], 'utf-8')
+            pos = end62
+            (n63,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end64 = pos + n63
+            if n63 < 0 or end64 > limit:
+                if n63 != -1:
+                    raise bad_length('string', pos, n63, buf)
+                obj60.entity_name = None
+            else:
+                obj60.entity_name = str(buf[pos:end64], 'utf-8')
+                pos = end64
+            obj60.unknown_tagged_fields = []
+            items58.append(obj60)
+        obj54.entity = items58
+        obj54.unknown_tagged_fields = []
+        items52.append(obj54)
+    obj50.entries = items52
+    obj50.unknown_tagged_fields = []
+    self = obj50
     return self, pos
 
 
 # AlterClientQuotasResponse v1
 def _enc_AlterClientQuotasResponse_v1(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.entries)
-    for item33 in self.entries:
-        _enc_AlterClientQuotasResponseEntryData_v1(item33, out, parts)
+    n65 = len(self.entries) + 1
+    if n65 < 128:
+        out.append(n65)
+    else:
+        w_uvarint(out, n65)
+    for item66 in self.entries:
+        out += _S3.pack(item66.error_code)
+        w_cnstr(out, item66.error_message)
+        n67 = len(item66.entity) + 1
+        if n67 < 128:
+            out.append(n67)
+        else:
+            w_uvarint(out, n67)
+        for item68 in item66.entity:
+            w_cstr(out, item68.entity_type)
+            w_cnstr(out, item68.entity_name)
+            if item68.unknown_tagged_fields:
+                w_tagged(out, (), item68.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item66.unknown_tagged_fields:
+            w_tagged(out, (), item66.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -353,116 +468,93 @@ def _enc_AlterClientQuotasResponse_v1(self, out, parts):
 
 
 def _dec_AlterClientQuotasResponse_v1(buf, pos):
-    self = new(AlterClientQuotasResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj69 = new(AlterClientQuotasResponse)
+    (obj69.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n34, pos = r_calen(buf, pos)
-    items35 = []
-    for _ in range(n34):
-        item36, pos = _dec_AlterClientQuotasResponseEntryData_v1(buf, pos)
-        items35.append(item36)
-    self.entries = items35
-    count37, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count37:
-        pos = r_tagged_unknown(buf, pos, count37, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterClientQuotasResponseEntryData v0
-def _enc_AlterClientQuotasResponseEntryData_v0(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    w_alen(out, self.entity)
-    for item38 in self.entity:
-        _enc_AlterClientQuotasResponseEntityData_v0(item38, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterClientQuotasResponseEntryData', '0')
-
-
-def _dec_AlterClientQuotasResponseEntryData_v0(buf, pos):
-    self = new(AlterClientQuotasResponseEntryData)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    n39, pos = r_alen(buf, pos)
-    items40 = []
-    for _ in range(n39):
-        item41, pos = _dec_AlterClientQuotasResponseEntityData_v0(buf, pos)
-        items40.append(item41)
-    self.entity = items40
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterClientQuotasResponseEntryData v1
-def _enc_AlterClientQuotasResponseEntryData_v1(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_calen(out, self.entity)
-    for item42 in self.entity:
-        _enc_AlterClientQuotasResponseEntityData_v1(item42, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n70 = buf[pos]
+    if n70 > 127:
+        n70, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterClientQuotasResponseEntryData_v1(buf, pos):
-    self = new(AlterClientQuotasResponseEntryData)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    n43, pos = r_calen(buf, pos)
-    items44 = []
-    for _ in range(n43):
-        item45, pos = _dec_AlterClientQuotasResponseEntityData_v1(buf, pos)
-        items44.append(item45)
-    self.entity = items44
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterClientQuotasResponseEntityData v0
-def _enc_AlterClientQuotasResponseEntityData_v0(self, out, parts):
-    w_str(out, self.entity_type)
-    w_nstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterClientQuotasResponseEntityData', '0')
-
-
-def _dec_AlterClientQuotasResponseEntityData_v0(buf, pos):
-    self = new(AlterClientQuotasResponseEntityData)
-    self.entity_type, pos = r_str(buf, pos)
-    self.entity_name, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterClientQuotasResponseEntityData v1
-def _enc_AlterClientQuotasResponseEntityData_v1(self, out, parts):
-    w_cstr(out, self.entity_type)
-    w_cnstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n70 -= 1
+    if n70 < 0 or n70 > limit - pos:
+        raise bad_length('array', pos, n70, buf)
+    items71 = []
+    for _ in range(n70):
+        obj73 = new(AlterClientQuotasResponseEntryData)
+        (obj73.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        n74 = buf[pos]
+        if n74 > 127:
+            n74, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n74 -= 1
+        end75 = pos + n74
+        if n74 < 0 or end75 > limit:
+            if n74 != -1:
+                raise bad_length('string', pos, n74, buf)
+            obj73.error_message = None
+        else:
+            obj73.error_message = str(buf[pos:end75], 'utf-8')
+            pos = end75
+        n76 = buf[pos]
+        if n76 > 127:
+            n76, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n76 -= 1
+        if n76 < 0 or n76 > limit - pos:
+            raise bad_length('array', pos, n76, buf)
+        items77 = []
+        for _ in range(n76):
+            obj79 = new(AlterClientQuotasResponseEntityData)
+            n80 = buf[pos]
+            if n80 > 127:
+                n80, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n80 -= 1
+            end81 = pos + n80
+            if n80 < 0 or end81 > limit:
+                raise bad_length('string', pos, n80, buf)
+            obj79.entity_type = str(buf[pos:end81], 'utf-8')
+            pos = end81
+            n82 = buf[pos]
+            if n82 > 127:
+                n82, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n82 -= 1
+            end83 = pos + n82
+            if n82 < 0 or end83 > limit:
+                if n82 != -1:
+                    raise bad_length('string', pos, n82, buf)
+                obj79.entity_name = None
+            else:
+                obj79.entity_name = str(buf[pos:end83], 'utf-8')
+                pos = end83
+            if buf[pos] == 0:
+                pos += 1
+                obj79.unknown_tagged_fields = []
+            else:
+                obj79.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items77.append(obj79)
+        obj73.entity = items77
+        if buf[pos] == 0:
+            pos += 1
+            obj73.unknown_tagged_fields = []
+        else:
+            obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items71.append(obj73)
+    obj69.entries = items71
+    if buf[pos] == 0:
+        pos += 1
+        obj69.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterClientQuotasResponseEntityData_v1(buf, pos):
-    self = new(AlterClientQuotasResponseEntityData)
-    self.entity_type, pos = r_cstr(buf, pos)
-    self.entity_name, pos = r_cnstr(buf, pos)
-    count47, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count47:
-        pos = r_tagged_unknown(buf, pos, count47, unknown)
-    self.unknown_tagged_fields = unknown
+        obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj69
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,10 +16,10 @@ from ._runtime import (  # noqa: F401
 __all__ = ['AlterPartitionRequest', 'AlterPartitionRequestPartitionData', 'AlterPartitionRequestTopicData', 'AlterPartitionResponse', 'AlterPartitionResponsePartitionData', 'AlterPartitionResponseTopicData', 'BrokerState']
 
 _S0 = _Struct('>iq')
-_S1 = _Struct('>16s')
-_S2 = _Struct('>ii')
-_S3 = _Struct('>i')
-_S4 = _Struct('>bi')
+_S1 = _Struct('>ii')
+_S2 = _Struct('>i')
+_S3 = _Struct('>bi')
+_S4 = _Struct('>16s')
 _S5 = _Struct('>ih')
 _S6 = _Struct('>ihii')
 
@@ -135,9 +135,39 @@ class AlterPartitionResponsePartitionData(Struct):
 # AlterPartitionRequest v0
 def _enc_AlterPartitionRequest_v0(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_AlterPartitionRequestTopicData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.topic_name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            if not ((item4.new_isr_with_epochs is not None and len(item4.new_isr_with_epochs) == 0)):
+                raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr_with_epochs', '0')
+            if not (item4.leader_recovery_state == 0):
+                raise cannot_carry('AlterPartitionRequestPartitionData', 'leader_recovery_state', '0')
+            out += _S1.pack(item4.partition_index, item4.leader_epoch)
+            n5 = len(item4.new_isr) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            w_fixed_array(out, item4.new_isr, 'i')
+            out += _S2.pack(item4.partition_epoch)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -145,29 +175,116 @@ def _enc_AlterPartitionRequest_v0(self, out, parts):
 
 
 def _dec_AlterPartitionRequest_v0(buf, pos):
-    self = new(AlterPartitionRequest)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(AlterPartitionRequest)
+    (obj6.broker_id, obj6.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AlterPartitionRequestTopicData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
+    items8 = []
+    for _ in range(n7):
+        obj10 = new(AlterPartitionRequestTopicData)
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj10.topic_name = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        if n13 < 0 or n13 > limit - pos:
+            raise bad_length('array', pos, n13, buf)
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(AlterPartitionRequestPartitionData)
+            (obj16.partition_index, obj16.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            n17 = buf[pos]
+            if n17 > 127:
+                n17, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n17 -= 1
+            if n17 < 0 or n17 > limit - pos:
+                raise bad_length('array', pos, n17, buf)
+            obj16.new_isr, pos = r_fixed_array(buf, pos, n17, 'i', 4)
+            (obj16.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            obj16.new_isr_with_epochs = []
+            obj16.leader_recovery_state = 0
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj10.partitions = items14
+        obj10.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj6.topics = items8
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 
 # AlterPartitionRequest v1
 def _enc_AlterPartitionRequest_v1(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    w_calen(out, self.topics)
-    for item6 in self.topics:
-        _enc_AlterPartitionRequestTopicData_v1(item6, out, parts)
+    n18 = len(self.topics) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
+    for item19 in self.topics:
+        w_cstr(out, item19.topic_name)
+        n20 = len(item19.partitions) + 1
+        if n20 < 128:
+            out.append(n20)
+        else:
+            w_uvarint(out, n20)
+        for item21 in item19.partitions:
+            if not ((item21.new_isr_with_epochs is not None and len(item21.new_isr_with_epochs) == 0)):
+                raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr_with_epochs', '1-2')
+            out += _S1.pack(item21.partition_index, item21.leader_epoch)
+            n22 = len(item21.new_isr) + 1
+            if n22 < 128:
+                out.append(n22)
+            else:
+                w_uvarint(out, n22)
+            w_fixed_array(out, item21.new_isr, 'i')
+            out += _S3.pack(item21.leader_recovery_state, item21.partition_epoch)
+            if item21.unknown_tagged_fields:
+                w_tagged(out, (), item21.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item19.unknown_tagged_fields:
+            w_tagged(out, (), item19.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -175,29 +292,115 @@ def _enc_AlterPartitionRequest_v1(self, out, parts):
 
 
 def _dec_AlterPartitionRequest_v1(buf, pos):
-    self = new(AlterPartitionRequest)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj23 = new(AlterPartitionRequest)
+    (obj23.broker_id, obj23.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_AlterPartitionRequestTopicData_v1(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(AlterPartitionRequestTopicData)
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        obj27.topic_name = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        n30 = buf[pos]
+        if n30 > 127:
+            n30, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n30 -= 1
+        if n30 < 0 or n30 > limit - pos:
+            raise bad_length('array', pos, n30, buf)
+        items31 = []
+        for _ in range(n30):
+            obj33 = new(AlterPartitionRequestPartitionData)
+            (obj33.partition_index, obj33.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            n34 = buf[pos]
+            if n34 > 127:
+                n34, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n34 -= 1
+            if n34 < 0 or n34 > limit - pos:
+                raise bad_length('array', pos, n34, buf)
+            obj33.new_isr, pos = r_fixed_array(buf, pos, n34, 'i', 4)
+            (obj33.leader_recovery_state, obj33.partition_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 5
+            obj33.new_isr_with_epochs = []
+            if buf[pos] == 0:
+                pos += 1
+                obj33.unknown_tagged_fields = []
+            else:
+                obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items31.append(obj33)
+        obj27.partitions = items31
+        obj27.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj23.topics = items25
+    if buf[pos] == 0:
+        pos += 1
+        obj23.unknown_tagged_fields = []
+    else:
+        obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj23
     return self, pos
 
 
 # AlterPartitionRequest v2
 def _enc_AlterPartitionRequest_v2(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    w_calen(out, self.topics)
-    for item11 in self.topics:
-        _enc_AlterPartitionRequestTopicData_v2(item11, out, parts)
+    n35 = len(self.topics) + 1
+    if n35 < 128:
+        out.append(n35)
+    else:
+        w_uvarint(out, n35)
+    for item36 in self.topics:
+        out += _S4.pack(item36.topic_id.bytes)
+        n37 = len(item36.partitions) + 1
+        if n37 < 128:
+            out.append(n37)
+        else:
+            w_uvarint(out, n37)
+        for item38 in item36.partitions:
+            if not ((item38.new_isr_with_epochs is not None and len(item38.new_isr_with_epochs) == 0)):
+                raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr_with_epochs', '1-2')
+            out += _S1.pack(item38.partition_index, item38.leader_epoch)
+            n39 = len(item38.new_isr) + 1
+            if n39 < 128:
+                out.append(n39)
+            else:
+                w_uvarint(out, n39)
+            w_fixed_array(out, item38.new_isr, 'i')
+            out += _S3.pack(item38.leader_recovery_state, item38.partition_epoch)
+            if item38.unknown_tagged_fields:
+                w_tagged(out, (), item38.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item36.unknown_tagged_fields:
+            w_tagged(out, (), item36.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -205,29 +408,112 @@ def _enc_AlterPartitionRequest_v2(self, out, parts):
 
 
 def _dec_AlterPartitionRequest_v2(buf, pos):
-    self = new(AlterPartitionRequest)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj40 = new(AlterPartitionRequest)
+    (obj40.broker_id, obj40.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_AlterPartitionRequestTopicData_v2(buf, pos)
-        items13.append(item14)
-    self.topics = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
+    n41 = buf[pos]
+    if n41 > 127:
+        n41, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n41 -= 1
+    if n41 < 0 or n41 > limit - pos:
+        raise bad_length('array', pos, n41, buf)
+    items42 = []
+    for _ in range(n41):
+        obj44 = new(AlterPartitionRequestTopicData)
+        (raw45,) = _S4.unpack_from(buf, pos)
+        pos += 16
+        obj44.topic_id = uuid_from(raw45)
+        n46 = buf[pos]
+        if n46 > 127:
+            n46, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n46 -= 1
+        if n46 < 0 or n46 > limit - pos:
+            raise bad_length('array', pos, n46, buf)
+        items47 = []
+        for _ in range(n46):
+            obj49 = new(AlterPartitionRequestPartitionData)
+            (obj49.partition_index, obj49.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            n50 = buf[pos]
+            if n50 > 127:
+                n50, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n50 -= 1
+            if n50 < 0 or n50 > limit - pos:
+                raise bad_length('array', pos, n50, buf)
+            obj49.new_isr, pos = r_fixed_array(buf, pos, n50, 'i', 4)
+            (obj49.leader_recovery_state, obj49.partition_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 5
+            obj49.new_isr_with_epochs = []
+            if buf[pos] == 0:
+                pos += 1
+                obj49.unknown_tagged_fields = []
+            else:
+                obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items47.append(obj49)
+        obj44.partitions = items47
+        obj44.topic_name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj44.unknown_tagged_fields = []
+        else:
+            obj44.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items42.append(obj44)
+    obj40.topics = items42
+    if buf[pos] == 0:
+        pos += 1
+        obj40.unknown_tagged_fields = []
+    else:
+        obj40.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj40
     return self, pos
 
 
 # AlterPartitionRequest v3
 def _enc_AlterPartitionRequest_v3(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    w_calen(out, self.topics)
-    for item16 in self.topics:
-        _enc_AlterPartitionRequestTopicData_v3(item16, out, parts)
+    n51 = len(self.topics) + 1
+    if n51 < 128:
+        out.append(n51)
+    else:
+        w_uvarint(out, n51)
+    for item52 in self.topics:
+        out += _S4.pack(item52.topic_id.bytes)
+        n53 = len(item52.partitions) + 1
+        if n53 < 128:
+            out.append(n53)
+        else:
+            w_uvarint(out, n53)
+        for item54 in item52.partitions:
+            if not ((item54.new_isr is not None and len(item54.new_isr) == 0)):
+                raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr', '3')
+            out += _S1.pack(item54.partition_index, item54.leader_epoch)
+            n55 = len(item54.new_isr_with_epochs) + 1
+            if n55 < 128:
+                out.append(n55)
+            else:
+                w_uvarint(out, n55)
+            for item56 in item54.new_isr_with_epochs:
+                out += _S0.pack(item56.broker_id, item56.broker_epoch)
+                if item56.unknown_tagged_fields:
+                    w_tagged(out, (), item56.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            out += _S3.pack(item54.leader_recovery_state, item54.partition_epoch)
+            if item54.unknown_tagged_fields:
+                w_tagged(out, (), item54.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item52.unknown_tagged_fields:
+            w_tagged(out, (), item52.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -235,275 +521,116 @@ def _enc_AlterPartitionRequest_v3(self, out, parts):
 
 
 def _dec_AlterPartitionRequest_v3(buf, pos):
-    self = new(AlterPartitionRequest)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj57 = new(AlterPartitionRequest)
+    (obj57.broker_id, obj57.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_AlterPartitionRequestTopicData_v3(buf, pos)
-        items18.append(item19)
-    self.topics = items18
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestTopicData v0
-def _enc_AlterPartitionRequestTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item21 in self.partitions:
-        _enc_AlterPartitionRequestPartitionData_v0(item21, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n58 = buf[pos]
+    if n58 > 127:
+        n58, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestTopicData_v0(buf, pos):
-    self = new(AlterPartitionRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n22, pos = r_calen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_AlterPartitionRequestPartitionData_v0(buf, pos)
-        items23.append(item24)
-    self.partitions = items23
-    self.topic_id = ZERO_UUID
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestTopicData v1
-def _enc_AlterPartitionRequestTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item26 in self.partitions:
-        _enc_AlterPartitionRequestPartitionData_v1(item26, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n58 -= 1
+    if n58 < 0 or n58 > limit - pos:
+        raise bad_length('array', pos, n58, buf)
+    items59 = []
+    for _ in range(n58):
+        obj61 = new(AlterPartitionRequestTopicData)
+        (raw62,) = _S4.unpack_from(buf, pos)
+        pos += 16
+        obj61.topic_id = uuid_from(raw62)
+        n63 = buf[pos]
+        if n63 > 127:
+            n63, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n63 -= 1
+        if n63 < 0 or n63 > limit - pos:
+            raise bad_length('array', pos, n63, buf)
+        items64 = []
+        for _ in range(n63):
+            obj66 = new(AlterPartitionRequestPartitionData)
+            (obj66.partition_index, obj66.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            n67 = buf[pos]
+            if n67 > 127:
+                n67, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n67 -= 1
+            if n67 < 0 or n67 > limit - pos:
+                raise bad_length('array', pos, n67, buf)
+            items68 = []
+            for _ in range(n67):
+                obj70 = new(BrokerState)
+                (obj70.broker_id, obj70.broker_epoch,) = _S0.unpack_from(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    pos += 1
+                    obj70.unknown_tagged_fields = []
+                else:
+                    obj70.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items68.append(obj70)
+            obj66.new_isr_with_epochs = items68
+            (obj66.leader_recovery_state, obj66.partition_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 5
+            obj66.new_isr = []
+            if buf[pos] == 0:
+                pos += 1
+                obj66.unknown_tagged_fields = []
+            else:
+                obj66.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items64.append(obj66)
+        obj61.partitions = items64
+        obj61.topic_name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj61.unknown_tagged_fields = []
+        else:
+            obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items59.append(obj61)
+    obj57.topics = items59
+    if buf[pos] == 0:
+        pos += 1
+        obj57.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestTopicData_v1(buf, pos):
-    self = new(AlterPartitionRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_AlterPartitionRequestPartitionData_v1(buf, pos)
-        items28.append(item29)
-    self.partitions = items28
-    self.topic_id = ZERO_UUID
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestTopicData v2
-def _enc_AlterPartitionRequestTopicData_v2(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item31 in self.partitions:
-        _enc_AlterPartitionRequestPartitionData_v1(item31, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestTopicData_v2(buf, pos):
-    self = new(AlterPartitionRequestTopicData)
-    (raw32,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw32)
-    n33, pos = r_calen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_AlterPartitionRequestPartitionData_v1(buf, pos)
-        items34.append(item35)
-    self.partitions = items34
-    self.topic_name = ''
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestTopicData v3
-def _enc_AlterPartitionRequestTopicData_v3(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item37 in self.partitions:
-        _enc_AlterPartitionRequestPartitionData_v3(item37, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestTopicData_v3(buf, pos):
-    self = new(AlterPartitionRequestTopicData)
-    (raw38,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw38)
-    n39, pos = r_calen(buf, pos)
-    items40 = []
-    for _ in range(n39):
-        item41, pos = _dec_AlterPartitionRequestPartitionData_v3(buf, pos)
-        items40.append(item41)
-    self.partitions = items40
-    self.topic_name = ''
-    count42, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count42:
-        pos = r_tagged_unknown(buf, pos, count42, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestPartitionData v0
-def _enc_AlterPartitionRequestPartitionData_v0(self, out, parts):
-    if (self.new_isr_with_epochs is None or len(self.new_isr_with_epochs) != 0):
-        raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr_with_epochs', '0')
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('AlterPartitionRequestPartitionData', 'leader_recovery_state', '0')
-    out += _S2.pack(self.partition_index, self.leader_epoch)
-    w_calen(out, self.new_isr)
-    w_fixed_array(out, self.new_isr, 'i')
-    out += _S3.pack(self.partition_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestPartitionData_v0(buf, pos):
-    self = new(AlterPartitionRequestPartitionData)
-    (self.partition_index, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    n43, pos = r_calen(buf, pos)
-    self.new_isr, pos = r_fixed_array(buf, pos, n43, 'i', 4)
-    (self.partition_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    self.new_isr_with_epochs = []
-    self.leader_recovery_state = 0
-    count44, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count44:
-        pos = r_tagged_unknown(buf, pos, count44, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestPartitionData v1-2
-def _enc_AlterPartitionRequestPartitionData_v1(self, out, parts):
-    if (self.new_isr_with_epochs is None or len(self.new_isr_with_epochs) != 0):
-        raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr_with_epochs', '1-2')
-    out += _S2.pack(self.partition_index, self.leader_epoch)
-    w_calen(out, self.new_isr)
-    w_fixed_array(out, self.new_isr, 'i')
-    out += _S4.pack(self.leader_recovery_state, self.partition_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestPartitionData_v1(buf, pos):
-    self = new(AlterPartitionRequestPartitionData)
-    (self.partition_index, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    n45, pos = r_calen(buf, pos)
-    self.new_isr, pos = r_fixed_array(buf, pos, n45, 'i', 4)
-    (self.leader_recovery_state, self.partition_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 5
-    self.new_isr_with_epochs = []
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionRequestPartitionData v3
-def _enc_AlterPartitionRequestPartitionData_v3(self, out, parts):
-    if (self.new_isr is None or len(self.new_isr) != 0):
-        raise cannot_carry('AlterPartitionRequestPartitionData', 'new_isr', '3')
-    out += _S2.pack(self.partition_index, self.leader_epoch)
-    w_calen(out, self.new_isr_with_epochs)
-    for item47 in self.new_isr_with_epochs:
-        _enc_BrokerState_v3(item47, out, parts)
-    out += _S4.pack(self.leader_recovery_state, self.partition_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionRequestPartitionData_v3(buf, pos):
-    self = new(AlterPartitionRequestPartitionData)
-    (self.partition_index, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    n48, pos = r_calen(buf, pos)
-    items49 = []
-    for _ in range(n48):
-        item50, pos = _dec_BrokerState_v3(buf, pos)
-        items49.append(item50)
-    self.new_isr_with_epochs = items49
-    (self.leader_recovery_state, self.partition_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 5
-    self.new_isr = []
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BrokerState v3
-def _enc_BrokerState_v3(self, out, parts):
-    out += _S0.pack(self.broker_id, self.broker_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_BrokerState_v3(buf, pos):
-    self = new(BrokerState)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    count52, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count52:
-        pos = r_tagged_unknown(buf, pos, count52, unknown)
-    self.unknown_tagged_fields = unknown
+        obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj57
     return self, pos
 
 
 # AlterPartitionResponse v0
 def _enc_AlterPartitionResponse_v0(self, out, parts):
     out += _S5.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.topics)
-    for item53 in self.topics:
-        _enc_AlterPartitionResponseTopicData_v0(item53, out, parts)
+    n71 = len(self.topics) + 1
+    if n71 < 128:
+        out.append(n71)
+    else:
+        w_uvarint(out, n71)
+    for item72 in self.topics:
+        w_cstr(out, item72.topic_name)
+        n73 = len(item72.partitions) + 1
+        if n73 < 128:
+            out.append(n73)
+        else:
+            w_uvarint(out, n73)
+        for item74 in item72.partitions:
+            out += _S6.pack(item74.partition_index, item74.error_code, item74.leader_id, item74.leader_epoch)
+            n75 = len(item74.isr) + 1
+            if n75 < 128:
+                out.append(n75)
+            else:
+                w_uvarint(out, n75)
+            w_fixed_array(out, item74.isr, 'i')
+            out += _S2.pack(item74.partition_epoch)
+            if item74.unknown_tagged_fields:
+                w_tagged(out, (), item74.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item72.unknown_tagged_fields:
+            w_tagged(out, (), item72.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -511,29 +638,113 @@ def _enc_AlterPartitionResponse_v0(self, out, parts):
 
 
 def _dec_AlterPartitionResponse_v0(buf, pos):
-    self = new(AlterPartitionResponse)
-    (self.throttle_time_ms, self.error_code,) = _S5.unpack_from(buf, pos)
+    limit = len(buf)
+    obj76 = new(AlterPartitionResponse)
+    (obj76.throttle_time_ms, obj76.error_code,) = _S5.unpack_from(buf, pos)
     pos += 6
-    n54, pos = r_calen(buf, pos)
-    items55 = []
-    for _ in range(n54):
-        item56, pos = _dec_AlterPartitionResponseTopicData_v0(buf, pos)
-        items55.append(item56)
-    self.topics = items55
-    count57, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count57:
-        pos = r_tagged_unknown(buf, pos, count57, unknown)
-    self.unknown_tagged_fields = unknown
+    n77 = buf[pos]
+    if n77 > 127:
+        n77, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n77 -= 1
+    if n77 < 0 or n77 > limit - pos:
+        raise bad_length('array', pos, n77, buf)
+    items78 = []
+    for _ in range(n77):
+        obj80 = new(AlterPartitionResponseTopicData)
+        n81 = buf[pos]
+        if n81 > 127:
+            n81, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n81 -= 1
+        end82 = pos + n81
+        if n81 < 0 or end82 > limit:
+            raise bad_length('string', pos, n81, buf)
+        obj80.topic_name = str(buf[pos:end82], 'utf-8')
+        pos = end82
+        n83 = buf[pos]
+        if n83 > 127:
+            n83, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n83 -= 1
+        if n83 < 0 or n83 > limit - pos:
+            raise bad_length('array', pos, n83, buf)
+        items84 = []
+        for _ in range(n83):
+            obj86 = new(AlterPartitionResponsePartitionData)
+            (obj86.partition_index, obj86.error_code, obj86.leader_id, obj86.leader_epoch,) = _S6.unpack_from(buf, pos)
+            pos += 14
+            n87 = buf[pos]
+            if n87 > 127:
+                n87, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n87 -= 1
+            if n87 < 0 or n87 > limit - pos:
+                raise bad_length('array', pos, n87, buf)
+            obj86.isr, pos = r_fixed_array(buf, pos, n87, 'i', 4)
+            (obj86.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            obj86.leader_recovery_state = 0
+            if buf[pos] == 0:
+                pos += 1
+                obj86.unknown_tagged_fields = []
+            else:
+                obj86.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items84.append(obj86)
+        obj80.partitions = items84
+        obj80.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj80.unknown_tagged_fields = []
+        else:
+            obj80.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items78.append(obj80)
+    obj76.topics = items78
+    if buf[pos] == 0:
+        pos += 1
+        obj76.unknown_tagged_fields = []
+    else:
+        obj76.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj76
     return self, pos
 
 
 # AlterPartitionResponse v1
 def _enc_AlterPartitionResponse_v1(self, out, parts):
     out += _S5.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.topics)
-    for item58 in self.topics:
-        _enc_AlterPartitionResponseTopicData_v1(item58, out, parts)
+    n88 = len(self.topics) + 1
+    if n88 < 128:
+        out.append(n88)
+    else:
+        w_uvarint(out, n88)
+    for item89 in self.topics:
+        w_cstr(out, item89.topic_name)
+        n90 = len(item89.partitions) + 1
+        if n90 < 128:
+            out.append(n90)
+        else:
+            w_uvarint(out, n90)
+        for item91 in item89.partitions:
+            out += _S6.pack(item91.partition_index, item91.error_code, item91.leader_id, item91.leader_epoch)
+            n92 = len(item91.isr) + 1
+            if n92 < 128:
+                out.append(n92)
+            else:
+                w_uvarint(out, n92)
+            w_fixed_array(out, item91.isr, 'i')
+            out += _S3.pack(item91.leader_recovery_state, item91.partition_epoch)
+            if item91.unknown_tagged_fields:
+                w_tagged(out, (), item91.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item89.unknown_tagged_fields:
+            w_tagged(out, (), item89.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -541,29 +752,112 @@ def _enc_AlterPartitionResponse_v1(self, out, parts):
 
 
 def _dec_AlterPartitionResponse_v1(buf, pos):
-    self = new(AlterPartitionResponse)
-    (self.throttle_time_ms, self.error_code,) = _S5.unpack_from(buf, pos)
+    limit = len(buf)
+    obj93 = new(AlterPartitionResponse)
+    (obj93.throttle_time_ms, obj93.error_code,) = _S5.unpack_from(buf, pos)
     pos += 6
-    n59, pos = r_calen(buf, pos)
-    items60 = []
-    for _ in range(n59):
-        item61, pos = _dec_AlterPartitionResponseTopicData_v1(buf, pos)
-        items60.append(item61)
-    self.topics = items60
-    count62, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count62:
-        pos = r_tagged_unknown(buf, pos, count62, unknown)
-    self.unknown_tagged_fields = unknown
+    n94 = buf[pos]
+    if n94 > 127:
+        n94, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n94 -= 1
+    if n94 < 0 or n94 > limit - pos:
+        raise bad_length('array', pos, n94, buf)
+    items95 = []
+    for _ in range(n94):
+        obj97 = new(AlterPartitionResponseTopicData)
+        n98 = buf[pos]
+        if n98 > 127:
+            n98, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n98 -= 1
+        end99 = pos + n98
+        if n98 < 0 or end99 > limit:
+            raise bad_length('string', pos, n98, buf)
+        obj97.topic_name = str(buf[pos:end99], 'utf-8')
+        pos = end99
+        n100 = buf[pos]
+        if n100 > 127:
+            n100, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n100 -= 1
+        if n100 < 0 or n100 > limit - pos:
+            raise bad_length('array', pos, n100, buf)
+        items101 = []
+        for _ in range(n100):
+            obj103 = new(AlterPartitionResponsePartitionData)
+            (obj103.partition_index, obj103.error_code, obj103.leader_id, obj103.leader_epoch,) = _S6.unpack_from(buf, pos)
+            pos += 14
+            n104 = buf[pos]
+            if n104 > 127:
+                n104, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n104 -= 1
+            if n104 < 0 or n104 > limit - pos:
+                raise bad_length('array', pos, n104, buf)
+            obj103.isr, pos = r_fixed_array(buf, pos, n104, 'i', 4)
+            (obj103.leader_recovery_state, obj103.partition_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                pos += 1
+                obj103.unknown_tagged_fields = []
+            else:
+                obj103.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items101.append(obj103)
+        obj97.partitions = items101
+        obj97.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj97.unknown_tagged_fields = []
+        else:
+            obj97.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items95.append(obj97)
+    obj93.topics = items95
+    if buf[pos] == 0:
+        pos += 1
+        obj93.unknown_tagged_fields = []
+    else:
+        obj93.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj93
     return self, pos
 
 
 # AlterPartitionResponse v2-3
 def _enc_AlterPartitionResponse_v2(self, out, parts):
     out += _S5.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.topics)
-    for item63 in self.topics:
-        _enc_AlterPartitionResponseTopicData_v2(item63, out, parts)
+    n105 = len(self.topics) + 1
+    if n105 < 128:
+        out.append(n105)
+    else:
+        w_uvarint(out, n105)
+    for item106 in self.topics:
+        out += _S4.pack(item106.topic_id.bytes)
+        n107 = len(item106.partitions) + 1
+        if n107 < 128:
+            out.append(n107)
+        else:
+            w_uvarint(out, n107)
+        for item108 in item106.partitions:
+            out += _S6.pack(item108.partition_index, item108.error_code, item108.leader_id, item108.leader_epoch)
+            n109 = len(item108.isr) + 1
+            if n109 < 128:
+                out.append(n109)
+            else:
+                w_uvarint(out, n109)
+            w_fixed_array(out, item108.isr, 'i')
+            out += _S3.pack(item108.leader_recovery_state, item108.partition_epoch)
+            if item108.unknown_tagged_fields:
+                w_tagged(out, (), item108.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item106.unknown_tagged_fields:
+            w_tagged(out, (), item106.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -571,169 +865,69 @@ def _enc_AlterPartitionResponse_v2(self, out, parts):
 
 
 def _dec_AlterPartitionResponse_v2(buf, pos):
-    self = new(AlterPartitionResponse)
-    (self.throttle_time_ms, self.error_code,) = _S5.unpack_from(buf, pos)
+    limit = len(buf)
+    obj110 = new(AlterPartitionResponse)
+    (obj110.throttle_time_ms, obj110.error_code,) = _S5.unpack_from(buf, pos)
     pos += 6
-    n64, pos = r_calen(buf, pos)
-    items65 = []
-    for _ in range(n64):
-        item66, pos = _dec_AlterPartitionResponseTopicData_v2(buf, pos)
-        items65.append(item66)
-    self.topics = items65
-    count67, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count67:
-        pos = r_tagged_unknown(buf, pos, count67, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionResponseTopicData v0
-def _enc_AlterPartitionResponseTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item68 in self.partitions:
-        _enc_AlterPartitionResponsePartitionData_v0(item68, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n111 = buf[pos]
+    if n111 > 127:
+        n111, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterPartitionResponseTopicData_v0(buf, pos):
-    self = new(AlterPartitionResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n69, pos = r_calen(buf, pos)
-    items70 = []
-    for _ in range(n69):
-        item71, pos = _dec_AlterPartitionResponsePartitionData_v0(buf, pos)
-        items70.append(item71)
-    self.partitions = items70
-    self.topic_id = ZERO_UUID
-    count72, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count72:
-        pos = r_tagged_unknown(buf, pos, count72, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionResponseTopicData v1
-def _enc_AlterPartitionResponseTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item73 in self.partitions:
-        _enc_AlterPartitionResponsePartitionData_v1(item73, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n111 -= 1
+    if n111 < 0 or n111 > limit - pos:
+        raise bad_length('array', pos, n111, buf)
+    items112 = []
+    for _ in range(n111):
+        obj114 = new(AlterPartitionResponseTopicData)
+        (raw115,) = _S4.unpack_from(buf, pos)
+        pos += 16
+        obj114.topic_id = uuid_from(raw115)
+        n116 = buf[pos]
+        if n116 > 127:
+            n116, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n116 -= 1
+        if n116 < 0 or n116 > limit - pos:
+            raise bad_length('array', pos, n116, buf)
+        items117 = []
+        for _ in range(n116):
+            obj119 = new(AlterPartitionResponsePartitionData)
+            (obj119.partition_index, obj119.error_code, obj119.leader_id, obj119.leader_epoch,) = _S6.unpack_from(buf, pos)
+            pos += 14
+            n120 = buf[pos]
+            if n120 > 127:
+                n120, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n120 -= 1
+            if n120 < 0 or n120 > limit - pos:
+                raise bad_length('array', pos, n120, buf)
+            obj119.isr, pos = r_fixed_array(buf, pos, n120, 'i', 4)
+            (obj119.leader_recovery_state, obj119.partition_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                pos += 1
+                obj119.unknown_tagged_fields = []
+            else:
+                obj119.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items117.append(obj119)
+        obj114.partitions = items117
+        obj114.topic_name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj114.unknown_tagged_fields = []
+        else:
+            obj114.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items112.append(obj114)
+    obj110.topics = items112
+    if buf[pos] == 0:
+        pos += 1
+        obj110.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterPartitionResponseTopicData_v1(buf, pos):
-    self = new(AlterPartitionResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n74, pos = r_calen(buf, pos)
-    items75 = []
-    for _ in range(n74):
-        item76, pos = _dec_AlterPartitionResponsePartitionData_v1(buf, pos)
-        items75.append(item76)
-    self.partitions = items75
-    self.topic_id = ZERO_UUID
-    count77, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count77:
-        pos = r_tagged_unknown(buf, pos, count77, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionResponseTopicData v2-3
-def _enc_AlterPartitionResponseTopicData_v2(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item78 in self.partitions:
-        _enc_AlterPartitionResponsePartitionData_v1(item78, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionResponseTopicData_v2(buf, pos):
-    self = new(AlterPartitionResponseTopicData)
-    (raw79,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw79)
-    n80, pos = r_calen(buf, pos)
-    items81 = []
-    for _ in range(n80):
-        item82, pos = _dec_AlterPartitionResponsePartitionData_v1(buf, pos)
-        items81.append(item82)
-    self.partitions = items81
-    self.topic_name = ''
-    count83, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count83:
-        pos = r_tagged_unknown(buf, pos, count83, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionResponsePartitionData v0
-def _enc_AlterPartitionResponsePartitionData_v0(self, out, parts):
-    out += _S6.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    w_calen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S3.pack(self.partition_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionResponsePartitionData_v0(buf, pos):
-    self = new(AlterPartitionResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S6.unpack_from(buf, pos)
-    pos += 14
-    n84, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n84, 'i', 4)
-    (self.partition_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    self.leader_recovery_state = 0
-    count85, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count85:
-        pos = r_tagged_unknown(buf, pos, count85, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterPartitionResponsePartitionData v1-3
-def _enc_AlterPartitionResponsePartitionData_v1(self, out, parts):
-    out += _S6.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    w_calen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S4.pack(self.leader_recovery_state, self.partition_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AlterPartitionResponsePartitionData_v1(buf, pos):
-    self = new(AlterPartitionResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S6.unpack_from(buf, pos)
-    pos += 14
-    n86, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n86, 'i', 4)
-    (self.leader_recovery_state, self.partition_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 5
-    count87, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count87:
-        pos = r_tagged_unknown(buf, pos, count87, unknown)
-    self.unknown_tagged_fields = unknown
+        obj110.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj110
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -108,12 +108,34 @@ class ReassignablePartitionResponse(Struct):
 
 # AlterPartitionReassignmentsRequest v0
 def _enc_AlterPartitionReassignmentsRequest_v0(self, out, parts):
-    if self.allow_replication_factor_change != True:
+    if not (self.allow_replication_factor_change == True):
         raise cannot_carry('AlterPartitionReassignmentsRequest', 'allow_replication_factor_change', '0')
     out += _S0.pack(self.timeout_ms)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_ReassignableTopic_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S0.pack(item4.partition_index)
+            w_cnalen(out, item4.replicas)
+            if item4.replicas is not None:
+                w_fixed_array(out, item4.replicas, 'i')
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -121,30 +143,109 @@ def _enc_AlterPartitionReassignmentsRequest_v0(self, out, parts):
 
 
 def _dec_AlterPartitionReassignmentsRequest_v0(buf, pos):
-    self = new(AlterPartitionReassignmentsRequest)
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(AlterPartitionReassignmentsRequest)
+    (obj5.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_ReassignableTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.allow_replication_factor_change = True
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(ReassignableTopic)
+        n10 = buf[pos]
+        if n10 > 127:
+            n10, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n10 -= 1
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(ReassignablePartition)
+            (obj15.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            n16 = buf[pos]
+            if n16 > 127:
+                n16, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n16 -= 1
+            if (n16 < 0 and n16 != -1) or n16 > limit - pos:
+                raise bad_length('array', pos, n16, buf)
+            if n16 < 0:
+                obj15.replicas = None
+            else:
+                obj15.replicas, pos = r_fixed_array(buf, pos, n16, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj15.unknown_tagged_fields = []
+            else:
+                obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items13.append(obj15)
+        obj9.partitions = items13
+        if buf[pos] == 0:
+            pos += 1
+            obj9.unknown_tagged_fields = []
+        else:
+            obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items7.append(obj9)
+    obj5.topics = items7
+    obj5.allow_replication_factor_change = True
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # AlterPartitionReassignmentsRequest v1
 def _enc_AlterPartitionReassignmentsRequest_v1(self, out, parts):
     out += _S1.pack(self.timeout_ms, self.allow_replication_factor_change)
-    w_calen(out, self.topics)
-    for item6 in self.topics:
-        _enc_ReassignableTopic_v0(item6, out, parts)
+    n17 = len(self.topics) + 1
+    if n17 < 128:
+        out.append(n17)
+    else:
+        w_uvarint(out, n17)
+    for item18 in self.topics:
+        w_cstr(out, item18.name)
+        n19 = len(item18.partitions) + 1
+        if n19 < 128:
+            out.append(n19)
+        else:
+            w_uvarint(out, n19)
+        for item20 in item18.partitions:
+            out += _S0.pack(item20.partition_index)
+            w_cnalen(out, item20.replicas)
+            if item20.replicas is not None:
+                w_fixed_array(out, item20.replicas, 'i')
+            if item20.unknown_tagged_fields:
+                w_tagged(out, (), item20.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item18.unknown_tagged_fields:
+            w_tagged(out, (), item18.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -152,78 +253,77 @@ def _enc_AlterPartitionReassignmentsRequest_v1(self, out, parts):
 
 
 def _dec_AlterPartitionReassignmentsRequest_v1(buf, pos):
-    self = new(AlterPartitionReassignmentsRequest)
-    (self.timeout_ms, self.allow_replication_factor_change,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(AlterPartitionReassignmentsRequest)
+    (obj21.timeout_ms, obj21.allow_replication_factor_change,) = _S1.unpack_from(buf, pos)
     pos += 5
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_ReassignableTopic_v0(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReassignableTopic v0-1
-def _enc_ReassignableTopic_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item11 in self.partitions:
-        _enc_ReassignablePartition_v0(item11, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReassignableTopic_v0(buf, pos):
-    self = new(ReassignableTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_ReassignablePartition_v0(buf, pos)
-        items13.append(item14)
-    self.partitions = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReassignablePartition v0-1
-def _enc_ReassignablePartition_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    w_cnalen(out, self.replicas)
-    if self.replicas is not None:
-        w_fixed_array(out, self.replicas, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n22 -= 1
+    if n22 < 0 or n22 > limit - pos:
+        raise bad_length('array', pos, n22, buf)
+    items23 = []
+    for _ in range(n22):
+        obj25 = new(ReassignableTopic)
+        n26 = buf[pos]
+        if n26 > 127:
+            n26, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n26 -= 1
+        end27 = pos + n26
+        if n26 < 0 or end27 > limit:
+            raise bad_length('string', pos, n26, buf)
+        obj25.name = str(buf[pos:end27], 'utf-8')
+        pos = end27
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        if n28 < 0 or n28 > limit - pos:
+            raise bad_length('array', pos, n28, buf)
+        items29 = []
+        for _ in range(n28):
+            obj31 = new(ReassignablePartition)
+            (obj31.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            n32 = buf[pos]
+            if n32 > 127:
+                n32, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n32 -= 1
+            if (n32 < 0 and n32 != -1) or n32 > limit - pos:
+                raise bad_length('array', pos, n32, buf)
+            if n32 < 0:
+                obj31.replicas = None
+            else:
+                obj31.replicas, pos = r_fixed_array(buf, pos, n32, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj31.unknown_tagged_fields = []
+            else:
+                obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items29.append(obj31)
+        obj25.partitions = items29
+        if buf[pos] == 0:
+            pos += 1
+            obj25.unknown_tagged_fields = []
+        else:
+            obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items23.append(obj25)
+    obj21.topics = items23
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ReassignablePartition_v0(buf, pos):
-    self = new(ReassignablePartition)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n16, pos = r_cnalen(buf, pos)
-    if n16 < 0:
-        self.replicas = None
-    else:
-        self.replicas, pos = r_fixed_array(buf, pos, n16, 'i', 4)
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 
@@ -231,9 +331,29 @@ def _dec_ReassignablePartition_v0(buf, pos):
 def _enc_AlterPartitionReassignmentsResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.responses)
-    for item18 in self.responses:
-        _enc_ReassignableTopicResponse_v0(item18, out, parts)
+    n33 = len(self.responses) + 1
+    if n33 < 128:
+        out.append(n33)
+    else:
+        w_uvarint(out, n33)
+    for item34 in self.responses:
+        w_cstr(out, item34.name)
+        n35 = len(item34.partitions) + 1
+        if n35 < 128:
+            out.append(n35)
+        else:
+            w_uvarint(out, n35)
+        for item36 in item34.partitions:
+            out += _S2.pack(item36.partition_index, item36.error_code)
+            w_cnstr(out, item36.error_message)
+            if item36.unknown_tagged_fields:
+                w_tagged(out, (), item36.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item34.unknown_tagged_fields:
+            w_tagged(out, (), item34.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -241,22 +361,94 @@ def _enc_AlterPartitionReassignmentsResponse_v0(self, out, parts):
 
 
 def _dec_AlterPartitionReassignmentsResponse_v0(buf, pos):
-    self = new(AlterPartitionReassignmentsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj37 = new(AlterPartitionReassignmentsResponse)
+    (obj37.throttle_time_ms, obj37.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n19, pos = r_calen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_ReassignableTopicResponse_v0(buf, pos)
-        items20.append(item21)
-    self.responses = items20
-    self.allow_replication_factor_change = True
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n38 -= 1
+    end39 = pos + n38
+    if n38 < 0 or end39 > limit:
+        if n38 != -1:
+            raise bad_length('string', pos, n38, buf)
+        obj37.error_message = None
+    else:
+        obj37.error_message = str(buf[pos:end39], 'utf-8')
+        pos = end39
+    n40 = buf[pos]
+    if n40 > 127:
+        n40, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n40 -= 1
+    if n40 < 0 or n40 > limit - pos:
+        raise bad_length('array', pos, n40, buf)
+    items41 = []
+    for _ in range(n40):
+        obj43 = new(ReassignableTopicResponse)
+        n44 = buf[pos]
+        if n44 > 127:
+            n44, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n44 -= 1
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            raise bad_length('string', pos, n44, buf)
+        obj43.name = str(buf[pos:end45], 'utf-8')
+        pos = end45
+        n46 = buf[pos]
+        if n46 > 127:
+            n46, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n46 -= 1
+        if n46 < 0 or n46 > limit - pos:
+            raise bad_length('array', pos, n46, buf)
+        items47 = []
+        for _ in range(n46):
+            obj49 = new(ReassignablePartitionResponse)
+            (obj49.partition_index, obj49.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            n50 = buf[pos]
+            if n50 > 127:
+                n50, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n50 -= 1
+            end51 = pos + n50
+            if n50 < 0 or end51 > limit:
+                if n50 != -1:
+                    raise bad_length('string', pos, n50, buf)
+                obj49.error_message = None
+            else:
+                obj49.error_message = str(buf[pos:end51], 'utf-8')
+                pos = end51
+            if buf[pos] == 0:
+                pos += 1
+                obj49.unknown_tagged_fields = []
+            else:
+                obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items47.append(obj49)
+        obj43.partitions = items47
+        if buf[pos] == 0:
+            pos += 1
+            obj43.unknown_tagged_fields = []
+        else:
+            obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items41.append(obj43)
+    obj37.responses = items41
+    obj37.allow_replication_factor_change = True
+    if buf[pos] == 0:
+        pos += 1
+        obj37.unknown_tagged_fields = []
+    else:
+        obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj37
     return self, pos
 
 
@@ -264,9 +456,29 @@ def _dec_AlterPartitionReassignmentsResponse_v0(buf, pos):
 def _enc_AlterPartitionReassignmentsResponse_v1(self, out, parts):
     out += _S3.pack(self.throttle_time_ms, self.allow_replication_factor_change, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.responses)
-    for item23 in self.responses:
-        _enc_ReassignableTopicResponse_v0(item23, out, parts)
+    n52 = len(self.responses) + 1
+    if n52 < 128:
+        out.append(n52)
+    else:
+        w_uvarint(out, n52)
+    for item53 in self.responses:
+        w_cstr(out, item53.name)
+        n54 = len(item53.partitions) + 1
+        if n54 < 128:
+            out.append(n54)
+        else:
+            w_uvarint(out, n54)
+        for item55 in item53.partitions:
+            out += _S2.pack(item55.partition_index, item55.error_code)
+            w_cnstr(out, item55.error_message)
+            if item55.unknown_tagged_fields:
+                w_tagged(out, (), item55.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item53.unknown_tagged_fields:
+            w_tagged(out, (), item53.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -274,73 +486,93 @@ def _enc_AlterPartitionReassignmentsResponse_v1(self, out, parts):
 
 
 def _dec_AlterPartitionReassignmentsResponse_v1(buf, pos):
-    self = new(AlterPartitionReassignmentsResponse)
-    (self.throttle_time_ms, self.allow_replication_factor_change, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj56 = new(AlterPartitionReassignmentsResponse)
+    (obj56.throttle_time_ms, obj56.allow_replication_factor_change, obj56.error_code,) = _S3.unpack_from(buf, pos)
     pos += 7
-    self.error_message, pos = r_cnstr(buf, pos)
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_ReassignableTopicResponse_v0(buf, pos)
-        items25.append(item26)
-    self.responses = items25
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReassignableTopicResponse v0-1
-def _enc_ReassignableTopicResponse_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item28 in self.partitions:
-        _enc_ReassignablePartitionResponse_v0(item28, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n57 = buf[pos]
+    if n57 > 127:
+        n57, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReassignableTopicResponse_v0(buf, pos):
-    self = new(ReassignableTopicResponse)
-    self.name, pos = r_cstr(buf, pos)
-    n29, pos = r_calen(buf, pos)
-    items30 = []
-    for _ in range(n29):
-        item31, pos = _dec_ReassignablePartitionResponse_v0(buf, pos)
-        items30.append(item31)
-    self.partitions = items30
-    count32, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count32:
-        pos = r_tagged_unknown(buf, pos, count32, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReassignablePartitionResponse v0-1
-def _enc_ReassignablePartitionResponse_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n57 -= 1
+    end58 = pos + n57
+    if n57 < 0 or end58 > limit:
+        if n57 != -1:
+            raise bad_length('string', pos, n57, buf)
+        obj56.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_ReassignablePartitionResponse_v0(buf, pos):
-    self = new(ReassignablePartitionResponse)
-    (self.partition_index, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
+        obj56.error_message = str(buf[pos:end58], 'utf-8')
+        pos = end58
+    n59 = buf[pos]
+    if n59 > 127:
+        n59, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n59 -= 1
+    if n59 < 0 or n59 > limit - pos:
+        raise bad_length('array', pos, n59, buf)
+    items60 = []
+    for _ in range(n59):
+        obj62 = new(ReassignableTopicResponse)
+        n63 = buf[pos]
+        if n63 > 127:
+            n63, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n63 -= 1
+        end64 = pos + n63
+        if n63 < 0 or end64 > limit:
+            raise bad_length('string', pos, n63, buf)
+        obj62.name = str(buf[pos:end64], 'utf-8')
+        pos = end64
+        n65 = buf[pos]
+        if n65 > 127:
+            n65, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n65 -= 1
+        if n65 < 0 or n65 > limit - pos:
+            raise bad_length('array', pos, n65, buf)
+        items66 = []
+        for _ in range(n65):
+            obj68 = new(ReassignablePartitionResponse)
+            (obj68.partition_index, obj68.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            n69 = buf[pos]
+            if n69 > 127:
+                n69, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n69 -= 1
+            end70 = pos + n69
+            if n69 < 0 or end70 > limit:
+                if n69 != -1:
+                    raise bad_length('string', pos, n69, buf)
+                obj68.error_message = None
+            else:
+                obj68.error_message = str(buf[pos:end70], 'utf-8')
+                pos = end70
+            if buf[pos] == 0:
+                pos += 1
+                obj68.unknown_tagged_fields = []
+            else:
+                obj68.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items66.append(obj68)
+        obj62.partitions = items66
+        if buf[pos] == 0:
+            pos += 1
+            obj62.unknown_tagged_fields = []
+        else:
+            obj62.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items60.append(obj62)
+    obj56.responses = items60
+    if buf[pos] == 0:
+        pos += 1
+        obj56.unknown_tagged_fields = []
+    else:
+        obj56.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj56
     return self, pos
 
 

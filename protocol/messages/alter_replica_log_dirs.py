@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['AlterReplicaLogDir', 'AlterReplicaLogDirPartitionResult', 'AlterReplicaLogDirTopic', 'AlterReplicaLogDirTopicResult', 'AlterReplicaLogDirsRequest', 'AlterReplicaLogDirsResponse']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>ih')
+_S1 = _Struct('>h')
+_S2 = _Struct('>ih')
 
 
 class AlterReplicaLogDirsRequest(Message):
@@ -102,28 +103,97 @@ class AlterReplicaLogDirPartitionResult(Struct):
 def _enc_AlterReplicaLogDirsRequest_v0(self, out, parts):
     w_alen(out, self.dirs)
     for item1 in self.dirs:
-        _enc_AlterReplicaLogDir_v0(item1, out, parts)
+        w_str(out, item1.path)
+        w_alen(out, item1.topics)
+        for item2 in item1.topics:
+            w_str(out, item2.name)
+            w_alen(out, item2.partitions)
+            w_fixed_array(out, item2.partitions, 'i')
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('AlterReplicaLogDirTopic', '0-1')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterReplicaLogDir', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AlterReplicaLogDirsRequest', '0-1')
 
 
 def _dec_AlterReplicaLogDirsRequest_v0(buf, pos):
-    self = new(AlterReplicaLogDirsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AlterReplicaLogDir_v0(buf, pos)
-        items3.append(item4)
-    self.dirs = items3
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(AlterReplicaLogDirsRequest)
+    (n4,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(AlterReplicaLogDir)
+        (n8,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.path = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(AlterReplicaLogDirTopic)
+            (n14,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end15 = pos + n14
+            if n14 < 0 or end15 > limit:
+                raise bad_length('string', pos, n14, buf)
+            obj13.name = str(buf[pos:end15], 'utf-8')
+            pos = end15
+            (n16,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n16 < 0 or n16 > limit - pos:
+                raise bad_length('array', pos, n16, buf)
+            obj13.partitions, pos = r_fixed_array(buf, pos, n16, 'i', 4)
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.topics = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.dirs = items5
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # AlterReplicaLogDirsRequest v2
 def _enc_AlterReplicaLogDirsRequest_v2(self, out, parts):
-    w_calen(out, self.dirs)
-    for item5 in self.dirs:
-        _enc_AlterReplicaLogDir_v2(item5, out, parts)
+    n17 = len(self.dirs) + 1
+    if n17 < 128:
+        out.append(n17)
+    else:
+        w_uvarint(out, n17)
+    for item18 in self.dirs:
+        w_cstr(out, item18.path)
+        n19 = len(item18.topics) + 1
+        if n19 < 128:
+            out.append(n19)
+        else:
+            w_uvarint(out, n19)
+        for item20 in item18.topics:
+            w_cstr(out, item20.name)
+            n21 = len(item20.partitions) + 1
+            if n21 < 128:
+                out.append(n21)
+            else:
+                w_uvarint(out, n21)
+            w_fixed_array(out, item20.partitions, 'i')
+            if item20.unknown_tagged_fields:
+                w_tagged(out, (), item20.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item18.unknown_tagged_fields:
+            w_tagged(out, (), item18.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -131,112 +201,81 @@ def _enc_AlterReplicaLogDirsRequest_v2(self, out, parts):
 
 
 def _dec_AlterReplicaLogDirsRequest_v2(buf, pos):
-    self = new(AlterReplicaLogDirsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_AlterReplicaLogDir_v2(buf, pos)
-        items7.append(item8)
-    self.dirs = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterReplicaLogDir v0-1
-def _enc_AlterReplicaLogDir_v0(self, out, parts):
-    w_str(out, self.path)
-    w_alen(out, self.topics)
-    for item10 in self.topics:
-        _enc_AlterReplicaLogDirTopic_v0(item10, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterReplicaLogDir', '0-1')
-
-
-def _dec_AlterReplicaLogDir_v0(buf, pos):
-    self = new(AlterReplicaLogDir)
-    self.path, pos = r_str(buf, pos)
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_AlterReplicaLogDirTopic_v0(buf, pos)
-        items12.append(item13)
-    self.topics = items12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterReplicaLogDir v2
-def _enc_AlterReplicaLogDir_v2(self, out, parts):
-    w_cstr(out, self.path)
-    w_calen(out, self.topics)
-    for item14 in self.topics:
-        _enc_AlterReplicaLogDirTopic_v2(item14, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj22 = new(AlterReplicaLogDirsRequest)
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterReplicaLogDir_v2(buf, pos):
-    self = new(AlterReplicaLogDir)
-    self.path, pos = r_cstr(buf, pos)
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_AlterReplicaLogDirTopic_v2(buf, pos)
-        items16.append(item17)
-    self.topics = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterReplicaLogDirTopic v0-1
-def _enc_AlterReplicaLogDirTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterReplicaLogDirTopic', '0-1')
-
-
-def _dec_AlterReplicaLogDirTopic_v0(buf, pos):
-    self = new(AlterReplicaLogDirTopic)
-    self.name, pos = r_str(buf, pos)
-    n19, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n19, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterReplicaLogDirTopic v2
-def _enc_AlterReplicaLogDirTopic_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n23 -= 1
+    if n23 < 0 or n23 > limit - pos:
+        raise bad_length('array', pos, n23, buf)
+    items24 = []
+    for _ in range(n23):
+        obj26 = new(AlterReplicaLogDir)
+        n27 = buf[pos]
+        if n27 > 127:
+            n27, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n27 -= 1
+        end28 = pos + n27
+        if n27 < 0 or end28 > limit:
+            raise bad_length('string', pos, n27, buf)
+        obj26.path = str(buf[pos:end28], 'utf-8')
+        pos = end28
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        if n29 < 0 or n29 > limit - pos:
+            raise bad_length('array', pos, n29, buf)
+        items30 = []
+        for _ in range(n29):
+            obj32 = new(AlterReplicaLogDirTopic)
+            n33 = buf[pos]
+            if n33 > 127:
+                n33, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n33 -= 1
+            end34 = pos + n33
+            if n33 < 0 or end34 > limit:
+                raise bad_length('string', pos, n33, buf)
+            obj32.name = str(buf[pos:end34], 'utf-8')
+            pos = end34
+            n35 = buf[pos]
+            if n35 > 127:
+                n35, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n35 -= 1
+            if n35 < 0 or n35 > limit - pos:
+                raise bad_length('array', pos, n35, buf)
+            obj32.partitions, pos = r_fixed_array(buf, pos, n35, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj32.unknown_tagged_fields = []
+            else:
+                obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items30.append(obj32)
+        obj26.topics = items30
+        if buf[pos] == 0:
+            pos += 1
+            obj26.unknown_tagged_fields = []
+        else:
+            obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items24.append(obj26)
+    obj22.dirs = items24
+    if buf[pos] == 0:
+        pos += 1
+        obj22.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterReplicaLogDirTopic_v2(buf, pos):
-    self = new(AlterReplicaLogDirTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n20, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+        obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj22
     return self, pos
 
 
@@ -244,32 +283,83 @@ def _dec_AlterReplicaLogDirTopic_v2(buf, pos):
 def _enc_AlterReplicaLogDirsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item22 in self.results:
-        _enc_AlterReplicaLogDirTopicResult_v0(item22, out, parts)
+    for item36 in self.results:
+        w_str(out, item36.topic_name)
+        w_alen(out, item36.partitions)
+        for item37 in item36.partitions:
+            out += _S2.pack(item37.partition_index, item37.error_code)
+            if item37.unknown_tagged_fields:
+                raise no_tagged_fields_error('AlterReplicaLogDirPartitionResult', '0-1')
+        if item36.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterReplicaLogDirTopicResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('AlterReplicaLogDirsResponse', '0-1')
 
 
 def _dec_AlterReplicaLogDirsResponse_v0(buf, pos):
-    self = new(AlterReplicaLogDirsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj38 = new(AlterReplicaLogDirsResponse)
+    (obj38.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n23, pos = r_alen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_AlterReplicaLogDirTopicResult_v0(buf, pos)
-        items24.append(item25)
-    self.results = items24
-    self.unknown_tagged_fields = []
+    (n39,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n39 < 0 or n39 > limit - pos:
+        raise bad_length('array', pos, n39, buf)
+    items40 = []
+    for _ in range(n39):
+        obj42 = new(AlterReplicaLogDirTopicResult)
+        (n43,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end44 = pos + n43
+        if n43 < 0 or end44 > limit:
+            raise bad_length('string', pos, n43, buf)
+        obj42.topic_name = str(buf[pos:end44], 'utf-8')
+        pos = end44
+        (n45,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n45 < 0 or n45 > limit - pos:
+            raise bad_length('array', pos, n45, buf)
+        items46 = []
+        for _ in range(n45):
+            obj48 = new(AlterReplicaLogDirPartitionResult)
+            (obj48.partition_index, obj48.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            obj48.unknown_tagged_fields = []
+            items46.append(obj48)
+        obj42.partitions = items46
+        obj42.unknown_tagged_fields = []
+        items40.append(obj42)
+    obj38.results = items40
+    obj38.unknown_tagged_fields = []
+    self = obj38
     return self, pos
 
 
 # AlterReplicaLogDirsResponse v2
 def _enc_AlterReplicaLogDirsResponse_v2(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item26 in self.results:
-        _enc_AlterReplicaLogDirTopicResult_v2(item26, out, parts)
+    n49 = len(self.results) + 1
+    if n49 < 128:
+        out.append(n49)
+    else:
+        w_uvarint(out, n49)
+    for item50 in self.results:
+        w_cstr(out, item50.topic_name)
+        n51 = len(item50.partitions) + 1
+        if n51 < 128:
+            out.append(n51)
+        else:
+            w_uvarint(out, n51)
+        for item52 in item50.partitions:
+            out += _S2.pack(item52.partition_index, item52.error_code)
+            if item52.unknown_tagged_fields:
+                w_tagged(out, (), item52.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item50.unknown_tagged_fields:
+            w_tagged(out, (), item50.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -277,108 +367,65 @@ def _enc_AlterReplicaLogDirsResponse_v2(self, out, parts):
 
 
 def _dec_AlterReplicaLogDirsResponse_v2(buf, pos):
-    self = new(AlterReplicaLogDirsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj53 = new(AlterReplicaLogDirsResponse)
+    (obj53.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_AlterReplicaLogDirTopicResult_v2(buf, pos)
-        items28.append(item29)
-    self.results = items28
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterReplicaLogDirTopicResult v0-1
-def _enc_AlterReplicaLogDirTopicResult_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partitions)
-    for item31 in self.partitions:
-        _enc_AlterReplicaLogDirPartitionResult_v0(item31, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterReplicaLogDirTopicResult', '0-1')
-
-
-def _dec_AlterReplicaLogDirTopicResult_v0(buf, pos):
-    self = new(AlterReplicaLogDirTopicResult)
-    self.topic_name, pos = r_str(buf, pos)
-    n32, pos = r_alen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_AlterReplicaLogDirPartitionResult_v0(buf, pos)
-        items33.append(item34)
-    self.partitions = items33
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterReplicaLogDirTopicResult v2
-def _enc_AlterReplicaLogDirTopicResult_v2(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item35 in self.partitions:
-        _enc_AlterReplicaLogDirPartitionResult_v2(item35, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n54 = buf[pos]
+    if n54 > 127:
+        n54, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterReplicaLogDirTopicResult_v2(buf, pos):
-    self = new(AlterReplicaLogDirTopicResult)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n36, pos = r_calen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_AlterReplicaLogDirPartitionResult_v2(buf, pos)
-        items37.append(item38)
-    self.partitions = items37
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterReplicaLogDirPartitionResult v0-1
-def _enc_AlterReplicaLogDirPartitionResult_v0(self, out, parts):
-    out += _S1.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterReplicaLogDirPartitionResult', '0-1')
-
-
-def _dec_AlterReplicaLogDirPartitionResult_v0(buf, pos):
-    self = new(AlterReplicaLogDirPartitionResult)
-    (self.partition_index, self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterReplicaLogDirPartitionResult v2
-def _enc_AlterReplicaLogDirPartitionResult_v2(self, out, parts):
-    out += _S1.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n54 -= 1
+    if n54 < 0 or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    items55 = []
+    for _ in range(n54):
+        obj57 = new(AlterReplicaLogDirTopicResult)
+        n58 = buf[pos]
+        if n58 > 127:
+            n58, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n58 -= 1
+        end59 = pos + n58
+        if n58 < 0 or end59 > limit:
+            raise bad_length('string', pos, n58, buf)
+        obj57.topic_name = str(buf[pos:end59], 'utf-8')
+        pos = end59
+        n60 = buf[pos]
+        if n60 > 127:
+            n60, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n60 -= 1
+        if n60 < 0 or n60 > limit - pos:
+            raise bad_length('array', pos, n60, buf)
+        items61 = []
+        for _ in range(n60):
+            obj63 = new(AlterReplicaLogDirPartitionResult)
+            (obj63.partition_index, obj63.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                pos += 1
+                obj63.unknown_tagged_fields = []
+            else:
+                obj63.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items61.append(obj63)
+        obj57.partitions = items61
+        if buf[pos] == 0:
+            pos += 1
+            obj57.unknown_tagged_fields = []
+        else:
+            obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items55.append(obj57)
+    obj53.results = items55
+    if buf[pos] == 0:
+        pos += 1
+        obj53.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterReplicaLogDirPartitionResult_v2(buf, pos):
-    self = new(AlterReplicaLogDirPartitionResult)
-    (self.partition_index, self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
+        obj53.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj53
     return self, pos
 
 

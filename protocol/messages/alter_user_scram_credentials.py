@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -96,12 +96,32 @@ class AlterUserScramCredentialsResult(Struct):
 
 # AlterUserScramCredentialsRequest v0
 def _enc_AlterUserScramCredentialsRequest_v0(self, out, parts):
-    w_calen(out, self.deletions)
-    for item1 in self.deletions:
-        _enc_ScramCredentialDeletion_v0(item1, out, parts)
-    w_calen(out, self.upsertions)
-    for item2 in self.upsertions:
-        _enc_ScramCredentialUpsertion_v0(item2, out, parts)
+    n1 = len(self.deletions) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.deletions:
+        w_cstr(out, item2.name)
+        out += _S0.pack(item2.mechanism)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n3 = len(self.upsertions) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.upsertions:
+        w_cstr(out, item4.name)
+        out += _S1.pack(item4.mechanism, item4.iterations)
+        w_cbytes(out, item4.salt)
+        w_cbytes(out, item4.salted_password)
+        if item4.unknown_tagged_fields:
+            w_tagged(out, (), item4.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -109,83 +129,117 @@ def _enc_AlterUserScramCredentialsRequest_v0(self, out, parts):
 
 
 def _dec_AlterUserScramCredentialsRequest_v0(buf, pos):
-    self = new(AlterUserScramCredentialsRequest)
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_ScramCredentialDeletion_v0(buf, pos)
-        items4.append(item5)
-    self.deletions = items4
-    n6, pos = r_calen(buf, pos)
+    limit = len(buf)
+    obj5 = new(AlterUserScramCredentialsRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
     items7 = []
     for _ in range(n6):
-        item8, pos = _dec_ScramCredentialUpsertion_v0(buf, pos)
-        items7.append(item8)
-    self.upsertions = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ScramCredentialDeletion v0
-def _enc_ScramCredentialDeletion_v0(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S0.pack(self.mechanism)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj9 = new(ScramCredentialDeletion)
+        n10 = buf[pos]
+        if n10 > 127:
+            n10, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n10 -= 1
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (obj9.mechanism,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            obj9.unknown_tagged_fields = []
+        else:
+            obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items7.append(obj9)
+    obj5.deletions = items7
+    n12 = buf[pos]
+    if n12 > 127:
+        n12, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ScramCredentialDeletion_v0(buf, pos):
-    self = new(ScramCredentialDeletion)
-    self.name, pos = r_cstr(buf, pos)
-    (self.mechanism,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ScramCredentialUpsertion v0
-def _enc_ScramCredentialUpsertion_v0(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S1.pack(self.mechanism, self.iterations)
-    w_cbytes(out, self.salt)
-    w_cbytes(out, self.salted_password)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n12 -= 1
+    if n12 < 0 or n12 > limit - pos:
+        raise bad_length('array', pos, n12, buf)
+    items13 = []
+    for _ in range(n12):
+        obj15 = new(ScramCredentialUpsertion)
+        n16 = buf[pos]
+        if n16 > 127:
+            n16, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n16 -= 1
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            raise bad_length('string', pos, n16, buf)
+        obj15.name = str(buf[pos:end17], 'utf-8')
+        pos = end17
+        (obj15.mechanism, obj15.iterations,) = _S1.unpack_from(buf, pos)
+        pos += 5
+        n18 = buf[pos]
+        if n18 > 127:
+            n18, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n18 -= 1
+        end19 = pos + n18
+        if n18 < 0 or end19 > limit:
+            raise bad_length('bytes', pos, n18, buf)
+        obj15.salt = bytes(buf[pos:end19])
+        pos = end19
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            raise bad_length('bytes', pos, n20, buf)
+        obj15.salted_password = bytes(buf[pos:end21])
+        pos = end21
+        if buf[pos] == 0:
+            pos += 1
+            obj15.unknown_tagged_fields = []
+        else:
+            obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items13.append(obj15)
+    obj5.upsertions = items13
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ScramCredentialUpsertion_v0(buf, pos):
-    self = new(ScramCredentialUpsertion)
-    self.name, pos = r_cstr(buf, pos)
-    (self.mechanism, self.iterations,) = _S1.unpack_from(buf, pos)
-    pos += 5
-    self.salt, pos = r_cbytes(buf, pos)
-    self.salted_password, pos = r_cbytes(buf, pos)
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # AlterUserScramCredentialsResponse v0
 def _enc_AlterUserScramCredentialsResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item12 in self.results:
-        _enc_AlterUserScramCredentialsResult_v0(item12, out, parts)
+    n22 = len(self.results) + 1
+    if n22 < 128:
+        out.append(n22)
+    else:
+        w_uvarint(out, n22)
+    for item23 in self.results:
+        w_cstr(out, item23.user)
+        out += _S3.pack(item23.error_code)
+        w_cnstr(out, item23.error_message)
+        if item23.unknown_tagged_fields:
+            w_tagged(out, (), item23.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -193,45 +247,61 @@ def _enc_AlterUserScramCredentialsResponse_v0(self, out, parts):
 
 
 def _dec_AlterUserScramCredentialsResponse_v0(buf, pos):
-    self = new(AlterUserScramCredentialsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(AlterUserScramCredentialsResponse)
+    (obj24.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = _dec_AlterUserScramCredentialsResult_v0(buf, pos)
-        items14.append(item15)
-    self.results = items14
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterUserScramCredentialsResult v0
-def _enc_AlterUserScramCredentialsResult_v0(self, out, parts):
-    w_cstr(out, self.user)
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterUserScramCredentialsResult_v0(buf, pos):
-    self = new(AlterUserScramCredentialsResult)
-    self.user, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n25 -= 1
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(AlterUserScramCredentialsResult)
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.user = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        (obj28.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        end32 = pos + n31
+        if n31 < 0 or end32 > limit:
+            if n31 != -1:
+                raise bad_length('string', pos, n31, buf)
+            obj28.error_message = None
+        else:
+            obj28.error_message = str(buf[pos:end32], 'utf-8')
+            pos = end32
+        if buf[pos] == 0:
+            pos += 1
+            obj28.unknown_tagged_fields = []
+        else:
+            obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items26.append(obj28)
+    obj24.results = items26
+    if buf[pos] == 0:
+        pos += 1
+        obj24.unknown_tagged_fields = []
+    else:
+        obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj24
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,11 +16,11 @@ from ._runtime import (  # noqa: F401
 __all__ = ['ApiVersion', 'ApiVersionsRequest', 'ApiVersionsResponse', 'FinalizedFeatureKey', 'SupportedFeatureKey']
 
 _S0 = _Struct('>h')
-_S1 = _Struct('>i')
-_S2 = _Struct('>q')
-_S3 = _Struct('>?')
-_S4 = _Struct('>hhh')
-_S5 = _Struct('>hh')
+_S1 = _Struct('>hhh')
+_S2 = _Struct('>i')
+_S3 = _Struct('>hh')
+_S4 = _Struct('>q')
+_S5 = _Struct('>?')
 
 
 class ApiVersionsRequest(Message):
@@ -107,10 +107,12 @@ def _enc_ApiVersionsRequest_v0(self, out, parts):
 
 
 def _dec_ApiVersionsRequest_v0(buf, pos):
-    self = new(ApiVersionsRequest)
-    self.client_software_name = ''
-    self.client_software_version = ''
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(ApiVersionsRequest)
+    obj1.client_software_name = ''
+    obj1.client_software_version = ''
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -125,14 +127,36 @@ def _enc_ApiVersionsRequest_v3(self, out, parts):
 
 
 def _dec_ApiVersionsRequest_v3(buf, pos):
-    self = new(ApiVersionsRequest)
-    self.client_software_name, pos = r_cstr(buf, pos)
-    self.client_software_version, pos = r_cstr(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj2 = new(ApiVersionsRequest)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n3 -= 1
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.client_software_name = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj2.client_software_version = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
@@ -140,28 +164,38 @@ def _dec_ApiVersionsRequest_v3(buf, pos):
 def _enc_ApiVersionsResponse_v0(self, out, parts):
     out += _S0.pack(self.error_code)
     w_alen(out, self.api_keys)
-    for item2 in self.api_keys:
-        _enc_ApiVersion_v0(item2, out, parts)
+    for item7 in self.api_keys:
+        out += _S1.pack(item7.api_key, item7.min_version, item7.max_version)
+        if item7.unknown_tagged_fields:
+            raise no_tagged_fields_error('ApiVersion', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ApiVersionsResponse', '0')
 
 
 def _dec_ApiVersionsResponse_v0(buf, pos):
-    self = new(ApiVersionsResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(ApiVersionsResponse)
+    (obj8.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n3, pos = r_alen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_ApiVersion_v0(buf, pos)
-        items4.append(item5)
-    self.api_keys = items4
-    self.throttle_time_ms = 0
-    self.supported_features = []
-    self.finalized_features_epoch = -1
-    self.finalized_features = []
-    self.zk_migration_ready = False
-    self.unknown_tagged_fields = []
+    (n9,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        obj12 = new(ApiVersion)
+        (obj12.api_key, obj12.min_version, obj12.max_version,) = _S1.unpack_from(buf, pos)
+        pos += 6
+        obj12.unknown_tagged_fields = []
+        items10.append(obj12)
+    obj8.api_keys = items10
+    obj8.throttle_time_ms = 0
+    obj8.supported_features = []
+    obj8.finalized_features_epoch = -1
+    obj8.finalized_features = []
+    obj8.zk_migration_ready = False
+    obj8.unknown_tagged_fields = []
+    self = obj8
     return self, pos
 
 
@@ -169,202 +203,229 @@ def _dec_ApiVersionsResponse_v0(buf, pos):
 def _enc_ApiVersionsResponse_v1(self, out, parts):
     out += _S0.pack(self.error_code)
     w_alen(out, self.api_keys)
-    for item6 in self.api_keys:
-        _enc_ApiVersion_v0(item6, out, parts)
-    out += _S1.pack(self.throttle_time_ms)
+    for item13 in self.api_keys:
+        out += _S1.pack(item13.api_key, item13.min_version, item13.max_version)
+        if item13.unknown_tagged_fields:
+            raise no_tagged_fields_error('ApiVersion', '0-2')
+    out += _S2.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ApiVersionsResponse', '1-2')
 
 
 def _dec_ApiVersionsResponse_v1(buf, pos):
-    self = new(ApiVersionsResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj14 = new(ApiVersionsResponse)
+    (obj14.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n7, pos = r_alen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_ApiVersion_v0(buf, pos)
-        items8.append(item9)
-    self.api_keys = items8
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (n15,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.supported_features = []
-    self.finalized_features_epoch = -1
-    self.finalized_features = []
-    self.zk_migration_ready = False
-    self.unknown_tagged_fields = []
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(ApiVersion)
+        (obj18.api_key, obj18.min_version, obj18.max_version,) = _S1.unpack_from(buf, pos)
+        pos += 6
+        obj18.unknown_tagged_fields = []
+        items16.append(obj18)
+    obj14.api_keys = items16
+    (obj14.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    obj14.supported_features = []
+    obj14.finalized_features_epoch = -1
+    obj14.finalized_features = []
+    obj14.zk_migration_ready = False
+    obj14.unknown_tagged_fields = []
+    self = obj14
     return self, pos
 
 
 # ApiVersionsResponse v3-4
 def _enc_ApiVersionsResponse_v3(self, out, parts):
     out += _S0.pack(self.error_code)
-    w_calen(out, self.api_keys)
-    for item10 in self.api_keys:
-        _enc_ApiVersion_v3(item10, out, parts)
-    out += _S1.pack(self.throttle_time_ms)
-    tagged = []
-    if (self.supported_features is None or len(self.supported_features) != 0):
-        field = bytearray()
-        w_calen(field, self.supported_features)
-        for item11 in self.supported_features:
-            _enc_SupportedFeatureKey_v3(item11, field, None)
-        tagged.append((0, field))
-    if self.finalized_features_epoch != -1:
-        field = bytearray()
-        field += _S2.pack(self.finalized_features_epoch)
-        tagged.append((1, field))
-    if (self.finalized_features is None or len(self.finalized_features) != 0):
-        field = bytearray()
-        w_calen(field, self.finalized_features)
-        for item12 in self.finalized_features:
-            _enc_FinalizedFeatureKey_v3(item12, field, None)
-        tagged.append((2, field))
-    if self.zk_migration_ready != False:
-        field = bytearray()
-        field += _S3.pack(self.zk_migration_ready)
-        tagged.append((3, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n19 = len(self.api_keys) + 1
+    if n19 < 128:
+        out.append(n19)
+    else:
+        w_uvarint(out, n19)
+    for item20 in self.api_keys:
+        out += _S1.pack(item20.api_key, item20.min_version, item20.max_version)
+        if item20.unknown_tagged_fields:
+            w_tagged(out, (), item20.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S2.pack(self.throttle_time_ms)
+    tagged21 = []
+    if not ((self.supported_features is not None and len(self.supported_features) == 0)):
+        field22 = bytearray()
+        n23 = len(self.supported_features) + 1
+        if n23 < 128:
+            field22.append(n23)
+        else:
+            w_uvarint(field22, n23)
+        for item24 in self.supported_features:
+            w_cstr(field22, item24.name)
+            field22 += _S3.pack(item24.min_version, item24.max_version)
+            if item24.unknown_tagged_fields:
+                w_tagged(field22, (), item24.unknown_tagged_fields)
+            else:
+                field22.append(0)
+        tagged21.append((0, field22))
+    if not (self.finalized_features_epoch == -1):
+        field25 = bytearray()
+        field25 += _S4.pack(self.finalized_features_epoch)
+        tagged21.append((1, field25))
+    if not ((self.finalized_features is not None and len(self.finalized_features) == 0)):
+        field26 = bytearray()
+        n27 = len(self.finalized_features) + 1
+        if n27 < 128:
+            field26.append(n27)
+        else:
+            w_uvarint(field26, n27)
+        for item28 in self.finalized_features:
+            w_cstr(field26, item28.name)
+            field26 += _S3.pack(item28.max_version_level, item28.min_version_level)
+            if item28.unknown_tagged_fields:
+                w_tagged(field26, (), item28.unknown_tagged_fields)
+            else:
+                field26.append(0)
+        tagged21.append((2, field26))
+    if not (self.zk_migration_ready == False):
+        field29 = bytearray()
+        field29 += _S5.pack(self.zk_migration_ready)
+        tagged21.append((3, field29))
+    if tagged21 or self.unknown_tagged_fields:
+        w_tagged(out, tagged21, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_ApiVersionsResponse_v3(buf, pos):
-    self = new(ApiVersionsResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj30 = new(ApiVersionsResponse)
+    (obj30.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = _dec_ApiVersion_v3(buf, pos)
-        items14.append(item15)
-    self.api_keys = items14
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    n31 = buf[pos]
+    if n31 > 127:
+        n31, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n31 -= 1
+    if n31 < 0 or n31 > limit - pos:
+        raise bad_length('array', pos, n31, buf)
+    items32 = []
+    for _ in range(n31):
+        obj34 = new(ApiVersion)
+        (obj34.api_key, obj34.min_version, obj34.max_version,) = _S1.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            obj34.unknown_tagged_fields = []
+        else:
+            obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items32.append(obj34)
+    obj30.api_keys = items32
+    (obj30.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.supported_features = []
-    self.finalized_features_epoch = -1
-    self.finalized_features = []
-    self.zk_migration_ready = False
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        for _ in range(count16):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n17, pos = r_calen(field, pos)
-                items18 = []
-                for _ in range(n17):
-                    item19, pos = _dec_SupportedFeatureKey_v3(field, pos)
-                    items18.append(item19)
-                self.supported_features = items18
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.finalized_features_epoch,) = _S2.unpack_from(field, pos)
+    obj30.supported_features = []
+    obj30.finalized_features_epoch = -1
+    obj30.finalized_features = []
+    obj30.zk_migration_ready = False
+    if buf[pos] == 0:
+        pos += 1
+        obj30.unknown_tagged_fields = []
+    else:
+        count35, pos = r_uvarint(buf, pos)
+        unknown36 = []
+        for _ in range(count35):
+            tag37, start38, end39 = r_tag_header(buf, pos)
+            if tag37 == 0:
+                pos = start38
+                n40 = buf[pos]
+                if n40 > 127:
+                    n40, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n40 -= 1
+                if n40 < 0 or n40 > limit - pos:
+                    raise bad_length('array', pos, n40, buf)
+                items41 = []
+                for _ in range(n40):
+                    obj43 = new(SupportedFeatureKey)
+                    n44 = buf[pos]
+                    if n44 > 127:
+                        n44, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n44 -= 1
+                    end45 = pos + n44
+                    if n44 < 0 or end45 > limit:
+                        raise bad_length('string', pos, n44, buf)
+                    obj43.name = str(buf[pos:end45], 'utf-8')
+                    pos = end45
+                    (obj43.min_version, obj43.max_version,) = _S3.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj43.unknown_tagged_fields = []
+                    else:
+                        obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items41.append(obj43)
+                obj30.supported_features = items41
+                if pos != end39:
+                    raise tagged_size_mismatch(tag37, start38, end39, pos)
+            elif tag37 == 1:
+                pos = start38
+                (obj30.finalized_features_epoch,) = _S4.unpack_from(buf, pos)
                 pos += 8
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n20, pos = r_calen(field, pos)
-                items21 = []
-                for _ in range(n20):
-                    item22, pos = _dec_FinalizedFeatureKey_v3(field, pos)
-                    items21.append(item22)
-                self.finalized_features = items21
-            elif tag == 3:
-                field = buf[:end]
-                pos = start
-                (self.zk_migration_ready,) = _S3.unpack_from(field, pos)
+                if pos != end39:
+                    raise tagged_size_mismatch(tag37, start38, end39, pos)
+            elif tag37 == 2:
+                pos = start38
+                n46 = buf[pos]
+                if n46 > 127:
+                    n46, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n46 -= 1
+                if n46 < 0 or n46 > limit - pos:
+                    raise bad_length('array', pos, n46, buf)
+                items47 = []
+                for _ in range(n46):
+                    obj49 = new(FinalizedFeatureKey)
+                    n50 = buf[pos]
+                    if n50 > 127:
+                        n50, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n50 -= 1
+                    end51 = pos + n50
+                    if n50 < 0 or end51 > limit:
+                        raise bad_length('string', pos, n50, buf)
+                    obj49.name = str(buf[pos:end51], 'utf-8')
+                    pos = end51
+                    (obj49.max_version_level, obj49.min_version_level,) = _S3.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj49.unknown_tagged_fields = []
+                    else:
+                        obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items47.append(obj49)
+                obj30.finalized_features = items47
+                if pos != end39:
+                    raise tagged_size_mismatch(tag37, start38, end39, pos)
+            elif tag37 == 3:
+                pos = start38
+                (obj30.zk_migration_ready,) = _S5.unpack_from(buf, pos)
                 pos += 1
+                if pos != end39:
+                    raise tagged_size_mismatch(tag37, start38, end39, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ApiVersion v0-2
-def _enc_ApiVersion_v0(self, out, parts):
-    out += _S4.pack(self.api_key, self.min_version, self.max_version)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ApiVersion', '0-2')
-
-
-def _dec_ApiVersion_v0(buf, pos):
-    self = new(ApiVersion)
-    (self.api_key, self.min_version, self.max_version,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ApiVersion v3-4
-def _enc_ApiVersion_v3(self, out, parts):
-    out += _S4.pack(self.api_key, self.min_version, self.max_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ApiVersion_v3(buf, pos):
-    self = new(ApiVersion)
-    (self.api_key, self.min_version, self.max_version,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# SupportedFeatureKey v3-4
-def _enc_SupportedFeatureKey_v3(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S5.pack(self.min_version, self.max_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_SupportedFeatureKey_v3(buf, pos):
-    self = new(SupportedFeatureKey)
-    self.name, pos = r_cstr(buf, pos)
-    (self.min_version, self.max_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count24, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count24:
-        pos = r_tagged_unknown(buf, pos, count24, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FinalizedFeatureKey v3-4
-def _enc_FinalizedFeatureKey_v3(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S5.pack(self.max_version_level, self.min_version_level)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FinalizedFeatureKey_v3(buf, pos):
-    self = new(FinalizedFeatureKey)
-    self.name, pos = r_cstr(buf, pos)
-    (self.max_version_level, self.min_version_level,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
+                unknown36.append((tag37, bytes(buf[start38:end39])))
+                pos = end39
+        obj30.unknown_tagged_fields = unknown36
+    self = obj30
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -133,9 +133,39 @@ class AssignReplicasToDirsResponsePartitionData(Struct):
 # AssignReplicasToDirsRequest v0
 def _enc_AssignReplicasToDirsRequest_v0(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    w_calen(out, self.directories)
-    for item1 in self.directories:
-        _enc_AssignReplicasToDirsRequestDirectoryData_v0(item1, out, parts)
+    n1 = len(self.directories) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.directories:
+        out += _S1.pack(item2.id.bytes)
+        n3 = len(item2.topics) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.topics:
+            out += _S1.pack(item4.topic_id.bytes)
+            n5 = len(item4.partitions) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            for item6 in item4.partitions:
+                out += _S2.pack(item6.partition_index)
+                if item6.unknown_tagged_fields:
+                    w_tagged(out, (), item6.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -143,112 +173,117 @@ def _enc_AssignReplicasToDirsRequest_v0(self, out, parts):
 
 
 def _dec_AssignReplicasToDirsRequest_v0(buf, pos):
-    self = new(AssignReplicasToDirsRequest)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(AssignReplicasToDirsRequest)
+    (obj7.broker_id, obj7.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AssignReplicasToDirsRequestDirectoryData_v0(buf, pos)
-        items3.append(item4)
-    self.directories = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsRequestDirectoryData v0
-def _enc_AssignReplicasToDirsRequestDirectoryData_v0(self, out, parts):
-    out += _S1.pack(self.id.bytes)
-    w_calen(out, self.topics)
-    for item6 in self.topics:
-        _enc_AssignReplicasToDirsRequestTopicData_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsRequestDirectoryData_v0(buf, pos):
-    self = new(AssignReplicasToDirsRequestDirectoryData)
-    (raw7,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
     items9 = []
     for _ in range(n8):
-        item10, pos = _dec_AssignReplicasToDirsRequestTopicData_v0(buf, pos)
-        items9.append(item10)
-    self.topics = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsRequestTopicData v0
-def _enc_AssignReplicasToDirsRequestTopicData_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item12 in self.partitions:
-        _enc_AssignReplicasToDirsRequestPartitionData_v0(item12, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj11 = new(AssignReplicasToDirsRequestDirectoryData)
+        (raw12,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj11.id = uuid_from(raw12)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        if n13 < 0 or n13 > limit - pos:
+            raise bad_length('array', pos, n13, buf)
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(AssignReplicasToDirsRequestTopicData)
+            (raw17,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj16.topic_id = uuid_from(raw17)
+            n18 = buf[pos]
+            if n18 > 127:
+                n18, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n18 -= 1
+            if n18 < 0 or n18 > limit - pos:
+                raise bad_length('array', pos, n18, buf)
+            items19 = []
+            for _ in range(n18):
+                obj21 = new(AssignReplicasToDirsRequestPartitionData)
+                (obj21.partition_index,) = _S2.unpack_from(buf, pos)
+                pos += 4
+                if buf[pos] == 0:
+                    pos += 1
+                    obj21.unknown_tagged_fields = []
+                else:
+                    obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items19.append(obj21)
+            obj16.partitions = items19
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj11.topics = items14
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj7.directories = items9
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsRequestTopicData_v0(buf, pos):
-    self = new(AssignReplicasToDirsRequestTopicData)
-    (raw13,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw13)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_AssignReplicasToDirsRequestPartitionData_v0(buf, pos)
-        items15.append(item16)
-    self.partitions = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsRequestPartitionData v0
-def _enc_AssignReplicasToDirsRequestPartitionData_v0(self, out, parts):
-    out += _S2.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsRequestPartitionData_v0(buf, pos):
-    self = new(AssignReplicasToDirsRequestPartitionData)
-    (self.partition_index,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 
 # AssignReplicasToDirsResponse v0
 def _enc_AssignReplicasToDirsResponse_v0(self, out, parts):
     out += _S3.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.directories)
-    for item19 in self.directories:
-        _enc_AssignReplicasToDirsResponseDirectoryData_v0(item19, out, parts)
+    n22 = len(self.directories) + 1
+    if n22 < 128:
+        out.append(n22)
+    else:
+        w_uvarint(out, n22)
+    for item23 in self.directories:
+        out += _S1.pack(item23.id.bytes)
+        n24 = len(item23.topics) + 1
+        if n24 < 128:
+            out.append(n24)
+        else:
+            w_uvarint(out, n24)
+        for item25 in item23.topics:
+            out += _S1.pack(item25.topic_id.bytes)
+            n26 = len(item25.partitions) + 1
+            if n26 < 128:
+                out.append(n26)
+            else:
+                w_uvarint(out, n26)
+            for item27 in item25.partitions:
+                out += _S3.pack(item27.partition_index, item27.error_code)
+                if item27.unknown_tagged_fields:
+                    w_tagged(out, (), item27.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item25.unknown_tagged_fields:
+                w_tagged(out, (), item25.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item23.unknown_tagged_fields:
+            w_tagged(out, (), item23.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -256,103 +291,78 @@ def _enc_AssignReplicasToDirsResponse_v0(self, out, parts):
 
 
 def _dec_AssignReplicasToDirsResponse_v0(buf, pos):
-    self = new(AssignReplicasToDirsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj28 = new(AssignReplicasToDirsResponse)
+    (obj28.throttle_time_ms, obj28.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_AssignReplicasToDirsResponseDirectoryData_v0(buf, pos)
-        items21.append(item22)
-    self.directories = items21
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsResponseDirectoryData v0
-def _enc_AssignReplicasToDirsResponseDirectoryData_v0(self, out, parts):
-    out += _S1.pack(self.id.bytes)
-    w_calen(out, self.topics)
-    for item24 in self.topics:
-        _enc_AssignReplicasToDirsResponseTopicData_v0(item24, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n29 = buf[pos]
+    if n29 > 127:
+        n29, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsResponseDirectoryData_v0(buf, pos):
-    self = new(AssignReplicasToDirsResponseDirectoryData)
-    (raw25,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.id = uuid_from(raw25)
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_AssignReplicasToDirsResponseTopicData_v0(buf, pos)
-        items27.append(item28)
-    self.topics = items27
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsResponseTopicData v0
-def _enc_AssignReplicasToDirsResponseTopicData_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item30 in self.partitions:
-        _enc_AssignReplicasToDirsResponsePartitionData_v0(item30, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n29 -= 1
+    if n29 < 0 or n29 > limit - pos:
+        raise bad_length('array', pos, n29, buf)
+    items30 = []
+    for _ in range(n29):
+        obj32 = new(AssignReplicasToDirsResponseDirectoryData)
+        (raw33,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj32.id = uuid_from(raw33)
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        if n34 < 0 or n34 > limit - pos:
+            raise bad_length('array', pos, n34, buf)
+        items35 = []
+        for _ in range(n34):
+            obj37 = new(AssignReplicasToDirsResponseTopicData)
+            (raw38,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj37.topic_id = uuid_from(raw38)
+            n39 = buf[pos]
+            if n39 > 127:
+                n39, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n39 -= 1
+            if n39 < 0 or n39 > limit - pos:
+                raise bad_length('array', pos, n39, buf)
+            items40 = []
+            for _ in range(n39):
+                obj42 = new(AssignReplicasToDirsResponsePartitionData)
+                (obj42.partition_index, obj42.error_code,) = _S3.unpack_from(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    pos += 1
+                    obj42.unknown_tagged_fields = []
+                else:
+                    obj42.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items40.append(obj42)
+            obj37.partitions = items40
+            if buf[pos] == 0:
+                pos += 1
+                obj37.unknown_tagged_fields = []
+            else:
+                obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items35.append(obj37)
+        obj32.topics = items35
+        if buf[pos] == 0:
+            pos += 1
+            obj32.unknown_tagged_fields = []
+        else:
+            obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items30.append(obj32)
+    obj28.directories = items30
+    if buf[pos] == 0:
+        pos += 1
+        obj28.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsResponseTopicData_v0(buf, pos):
-    self = new(AssignReplicasToDirsResponseTopicData)
-    (raw31,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw31)
-    n32, pos = r_calen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_AssignReplicasToDirsResponsePartitionData_v0(buf, pos)
-        items33.append(item34)
-    self.partitions = items33
-    count35, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count35:
-        pos = r_tagged_unknown(buf, pos, count35, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AssignReplicasToDirsResponsePartitionData v0
-def _enc_AssignReplicasToDirsResponsePartitionData_v0(self, out, parts):
-    out += _S3.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AssignReplicasToDirsResponsePartitionData_v0(buf, pos):
-    self = new(AssignReplicasToDirsResponsePartitionData)
-    (self.partition_index, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
+        obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj28
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,11 +15,11 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['BeginQuorumEpochRequest', 'BeginQuorumEpochRequestPartitionData', 'BeginQuorumEpochRequestTopicData', 'BeginQuorumEpochResponse', 'BeginQuorumEpochResponsePartitionData', 'BeginQuorumEpochResponseTopicData', 'LeaderEndpoint', 'NodeEndpoint']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>H')
-_S2 = _Struct('>iii')
+_S0 = _Struct('>iii')
+_S1 = _Struct('>h')
+_S2 = _Struct('>i')
 _S3 = _Struct('>i16sii')
-_S4 = _Struct('>h')
+_S4 = _Struct('>H')
 _S5 = _Struct('>ihii')
 
 
@@ -143,36 +143,107 @@ def _enc_BeginQuorumEpochRequest_v0(self, out, parts):
     w_nstr(out, self.cluster_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_BeginQuorumEpochRequestTopicData_v0(item1, out, parts)
+        w_str(out, item1.topic_name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S0.pack(item2.partition_index, item2.leader_id, item2.leader_epoch)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('BeginQuorumEpochRequestPartitionData', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('BeginQuorumEpochRequestTopicData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('BeginQuorumEpochRequest', '0')
 
 
 def _dec_BeginQuorumEpochRequest_v0(buf, pos):
-    self = new(BeginQuorumEpochRequest)
-    self.cluster_id, pos = r_nstr(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_BeginQuorumEpochRequestTopicData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.voter_id = -1
-    self.leader_endpoints = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(BeginQuorumEpochRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('string', pos, n4, buf)
+        obj3.cluster_id = None
+    else:
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        pos = end5
+    (n6,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(BeginQuorumEpochRequestTopicData)
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (n12,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(BeginQuorumEpochRequestPartitionData)
+            (obj15.partition_index, obj15.leader_id, obj15.leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            obj15.voter_directory_id = ZERO_UUID
+            obj15.unknown_tagged_fields = []
+            items13.append(obj15)
+        obj9.partitions = items13
+        obj9.unknown_tagged_fields = []
+        items7.append(obj9)
+    obj3.topics = items7
+    obj3.voter_id = -1
+    obj3.leader_endpoints = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # BeginQuorumEpochRequest v1
 def _enc_BeginQuorumEpochRequest_v1(self, out, parts):
     w_cnstr(out, self.cluster_id)
-    out += _S0.pack(self.voter_id)
-    w_calen(out, self.topics)
-    for item5 in self.topics:
-        _enc_BeginQuorumEpochRequestTopicData_v1(item5, out, parts)
-    w_calen(out, self.leader_endpoints)
-    for item6 in self.leader_endpoints:
-        _enc_LeaderEndpoint_v1(item6, out, parts)
+    out += _S2.pack(self.voter_id)
+    n16 = len(self.topics) + 1
+    if n16 < 128:
+        out.append(n16)
+    else:
+        w_uvarint(out, n16)
+    for item17 in self.topics:
+        w_cstr(out, item17.topic_name)
+        n18 = len(item17.partitions) + 1
+        if n18 < 128:
+            out.append(n18)
+        else:
+            w_uvarint(out, n18)
+        for item19 in item17.partitions:
+            out += _S3.pack(item19.partition_index, item19.voter_directory_id.bytes, item19.leader_id, item19.leader_epoch)
+            if item19.unknown_tagged_fields:
+                w_tagged(out, (), item19.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item17.unknown_tagged_fields:
+            w_tagged(out, (), item17.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n20 = len(self.leader_endpoints) + 1
+    if n20 < 128:
+        out.append(n20)
+    else:
+        w_uvarint(out, n20)
+    for item21 in self.leader_endpoints:
+        w_cstr(out, item21.name)
+        w_cstr(out, item21.host)
+        out += _S4.pack(item21.port)
+        if item21.unknown_tagged_fields:
+            w_tagged(out, (), item21.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -180,334 +251,337 @@ def _enc_BeginQuorumEpochRequest_v1(self, out, parts):
 
 
 def _dec_BeginQuorumEpochRequest_v1(buf, pos):
-    self = new(BeginQuorumEpochRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.voter_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj22 = new(BeginQuorumEpochRequest)
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n23 -= 1
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        if n23 != -1:
+            raise bad_length('string', pos, n23, buf)
+        obj22.cluster_id = None
+    else:
+        obj22.cluster_id = str(buf[pos:end24], 'utf-8')
+        pos = end24
+    (obj22.voter_id,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_BeginQuorumEpochRequestTopicData_v1(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_LeaderEndpoint_v1(buf, pos)
-        items11.append(item12)
-    self.leader_endpoints = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BeginQuorumEpochRequestTopicData v0
-def _enc_BeginQuorumEpochRequestTopicData_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partitions)
-    for item14 in self.partitions:
-        _enc_BeginQuorumEpochRequestPartitionData_v0(item14, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('BeginQuorumEpochRequestTopicData', '0')
-
-
-def _dec_BeginQuorumEpochRequestTopicData_v0(buf, pos):
-    self = new(BeginQuorumEpochRequestTopicData)
-    self.topic_name, pos = r_str(buf, pos)
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_BeginQuorumEpochRequestPartitionData_v0(buf, pos)
-        items16.append(item17)
-    self.partitions = items16
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# BeginQuorumEpochRequestTopicData v1
-def _enc_BeginQuorumEpochRequestTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_BeginQuorumEpochRequestPartitionData_v1(item18, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_BeginQuorumEpochRequestTopicData_v1(buf, pos):
-    self = new(BeginQuorumEpochRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n19, pos = r_calen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_BeginQuorumEpochRequestPartitionData_v1(buf, pos)
-        items20.append(item21)
-    self.partitions = items20
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderEndpoint v1
-def _enc_LeaderEndpoint_v1(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n25 -= 1
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(BeginQuorumEpochRequestTopicData)
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        if n31 < 0 or n31 > limit - pos:
+            raise bad_length('array', pos, n31, buf)
+        items32 = []
+        for _ in range(n31):
+            obj34 = new(BeginQuorumEpochRequestPartitionData)
+            (obj34.partition_index, raw35, obj34.leader_id, obj34.leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 28
+            obj34.voter_directory_id = uuid_from(raw35)
+            if buf[pos] == 0:
+                pos += 1
+                obj34.unknown_tagged_fields = []
+            else:
+                obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items32.append(obj34)
+        obj28.partitions = items32
+        if buf[pos] == 0:
+            pos += 1
+            obj28.unknown_tagged_fields = []
+        else:
+            obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items26.append(obj28)
+    obj22.topics = items26
+    n36 = buf[pos]
+    if n36 > 127:
+        n36, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderEndpoint_v1(buf, pos):
-    self = new(LeaderEndpoint)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BeginQuorumEpochRequestPartitionData v0
-def _enc_BeginQuorumEpochRequestPartitionData_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('BeginQuorumEpochRequestPartitionData', '0')
-
-
-def _dec_BeginQuorumEpochRequestPartitionData_v0(buf, pos):
-    self = new(BeginQuorumEpochRequestPartitionData)
-    (self.partition_index, self.leader_id, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    self.voter_directory_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# BeginQuorumEpochRequestPartitionData v1
-def _enc_BeginQuorumEpochRequestPartitionData_v1(self, out, parts):
-    out += _S3.pack(self.partition_index, self.voter_directory_id.bytes, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n36 -= 1
+    if n36 < 0 or n36 > limit - pos:
+        raise bad_length('array', pos, n36, buf)
+    items37 = []
+    for _ in range(n36):
+        obj39 = new(LeaderEndpoint)
+        n40 = buf[pos]
+        if n40 > 127:
+            n40, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n40 -= 1
+        end41 = pos + n40
+        if n40 < 0 or end41 > limit:
+            raise bad_length('string', pos, n40, buf)
+        obj39.name = str(buf[pos:end41], 'utf-8')
+        pos = end41
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        end43 = pos + n42
+        if n42 < 0 or end43 > limit:
+            raise bad_length('string', pos, n42, buf)
+        obj39.host = str(buf[pos:end43], 'utf-8')
+        pos = end43
+        (obj39.port,) = _S4.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj39.unknown_tagged_fields = []
+        else:
+            obj39.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items37.append(obj39)
+    obj22.leader_endpoints = items37
+    if buf[pos] == 0:
+        pos += 1
+        obj22.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_BeginQuorumEpochRequestPartitionData_v1(buf, pos):
-    self = new(BeginQuorumEpochRequestPartitionData)
-    (self.partition_index, raw24, self.leader_id, self.leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 28
-    self.voter_directory_id = uuid_from(raw24)
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
+        obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj22
     return self, pos
 
 
 # BeginQuorumEpochResponse v0
 def _enc_BeginQuorumEpochResponse_v0(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('BeginQuorumEpochResponse', 'node_endpoints', '0')
-    out += _S4.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_alen(out, self.topics)
-    for item26 in self.topics:
-        _enc_BeginQuorumEpochResponseTopicData_v0(item26, out, parts)
+    for item44 in self.topics:
+        w_str(out, item44.topic_name)
+        w_alen(out, item44.partitions)
+        for item45 in item44.partitions:
+            out += _S5.pack(item45.partition_index, item45.error_code, item45.leader_id, item45.leader_epoch)
+            if item45.unknown_tagged_fields:
+                raise no_tagged_fields_error('BeginQuorumEpochResponsePartitionData', '0')
+        if item44.unknown_tagged_fields:
+            raise no_tagged_fields_error('BeginQuorumEpochResponseTopicData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('BeginQuorumEpochResponse', '0')
 
 
 def _dec_BeginQuorumEpochResponse_v0(buf, pos):
-    self = new(BeginQuorumEpochResponse)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(BeginQuorumEpochResponse)
+    (obj46.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n27, pos = r_alen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_BeginQuorumEpochResponseTopicData_v0(buf, pos)
-        items28.append(item29)
-    self.topics = items28
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n47,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(BeginQuorumEpochResponseTopicData)
+        (n51,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.topic_name = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        (n53,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(BeginQuorumEpochResponsePartitionData)
+            (obj56.partition_index, obj56.error_code, obj56.leader_id, obj56.leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 14
+            obj56.unknown_tagged_fields = []
+            items54.append(obj56)
+        obj50.partitions = items54
+        obj50.unknown_tagged_fields = []
+        items48.append(obj50)
+    obj46.topics = items48
+    obj46.node_endpoints = []
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 
 # BeginQuorumEpochResponse v1
 def _enc_BeginQuorumEpochResponse_v1(self, out, parts):
-    out += _S4.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item30 in self.topics:
-        _enc_BeginQuorumEpochResponseTopicData_v1(item30, out, parts)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item31 in self.node_endpoints:
-            _enc_NodeEndpoint_v1(item31, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S1.pack(self.error_code)
+    n57 = len(self.topics) + 1
+    if n57 < 128:
+        out.append(n57)
+    else:
+        w_uvarint(out, n57)
+    for item58 in self.topics:
+        w_cstr(out, item58.topic_name)
+        n59 = len(item58.partitions) + 1
+        if n59 < 128:
+            out.append(n59)
+        else:
+            w_uvarint(out, n59)
+        for item60 in item58.partitions:
+            out += _S5.pack(item60.partition_index, item60.error_code, item60.leader_id, item60.leader_epoch)
+            if item60.unknown_tagged_fields:
+                w_tagged(out, (), item60.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item58.unknown_tagged_fields:
+            w_tagged(out, (), item58.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged61 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field62 = bytearray()
+        n63 = len(self.node_endpoints) + 1
+        if n63 < 128:
+            field62.append(n63)
+        else:
+            w_uvarint(field62, n63)
+        for item64 in self.node_endpoints:
+            field62 += _S2.pack(item64.node_id)
+            w_cstr(field62, item64.host)
+            field62 += _S4.pack(item64.port)
+            if item64.unknown_tagged_fields:
+                w_tagged(field62, (), item64.unknown_tagged_fields)
+            else:
+                field62.append(0)
+        tagged61.append((0, field62))
+    if tagged61 or self.unknown_tagged_fields:
+        w_tagged(out, tagged61, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BeginQuorumEpochResponse_v1(buf, pos):
-    self = new(BeginQuorumEpochResponse)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj65 = new(BeginQuorumEpochResponse)
+    (obj65.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n32, pos = r_calen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_BeginQuorumEpochResponseTopicData_v1(buf, pos)
-        items33.append(item34)
-    self.topics = items33
-    self.node_endpoints = []
-    count35, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count35:
-        for _ in range(count35):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n36, pos = r_calen(field, pos)
-                items37 = []
-                for _ in range(n36):
-                    item38, pos = _dec_NodeEndpoint_v1(field, pos)
-                    items37.append(item38)
-                self.node_endpoints = items37
+    n66 = buf[pos]
+    if n66 > 127:
+        n66, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n66 -= 1
+    if n66 < 0 or n66 > limit - pos:
+        raise bad_length('array', pos, n66, buf)
+    items67 = []
+    for _ in range(n66):
+        obj69 = new(BeginQuorumEpochResponseTopicData)
+        n70 = buf[pos]
+        if n70 > 127:
+            n70, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n70 -= 1
+        end71 = pos + n70
+        if n70 < 0 or end71 > limit:
+            raise bad_length('string', pos, n70, buf)
+        obj69.topic_name = str(buf[pos:end71], 'utf-8')
+        pos = end71
+        n72 = buf[pos]
+        if n72 > 127:
+            n72, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n72 -= 1
+        if n72 < 0 or n72 > limit - pos:
+            raise bad_length('array', pos, n72, buf)
+        items73 = []
+        for _ in range(n72):
+            obj75 = new(BeginQuorumEpochResponsePartitionData)
+            (obj75.partition_index, obj75.error_code, obj75.leader_id, obj75.leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                pos += 1
+                obj75.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BeginQuorumEpochResponseTopicData v0
-def _enc_BeginQuorumEpochResponseTopicData_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partitions)
-    for item39 in self.partitions:
-        _enc_BeginQuorumEpochResponsePartitionData_v0(item39, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('BeginQuorumEpochResponseTopicData', '0')
-
-
-def _dec_BeginQuorumEpochResponseTopicData_v0(buf, pos):
-    self = new(BeginQuorumEpochResponseTopicData)
-    self.topic_name, pos = r_str(buf, pos)
-    n40, pos = r_alen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_BeginQuorumEpochResponsePartitionData_v0(buf, pos)
-        items41.append(item42)
-    self.partitions = items41
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# BeginQuorumEpochResponseTopicData v1
-def _enc_BeginQuorumEpochResponseTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item43 in self.partitions:
-        _enc_BeginQuorumEpochResponsePartitionData_v1(item43, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                obj75.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items73.append(obj75)
+        obj69.partitions = items73
+        if buf[pos] == 0:
+            pos += 1
+            obj69.unknown_tagged_fields = []
+        else:
+            obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items67.append(obj69)
+    obj65.topics = items67
+    obj65.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj65.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_BeginQuorumEpochResponseTopicData_v1(buf, pos):
-    self = new(BeginQuorumEpochResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n44, pos = r_calen(buf, pos)
-    items45 = []
-    for _ in range(n44):
-        item46, pos = _dec_BeginQuorumEpochResponsePartitionData_v1(buf, pos)
-        items45.append(item46)
-    self.partitions = items45
-    count47, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count47:
-        pos = r_tagged_unknown(buf, pos, count47, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v1
-def _enc_NodeEndpoint_v1(self, out, parts):
-    out += _S0.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v1(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count48, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count48:
-        pos = r_tagged_unknown(buf, pos, count48, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BeginQuorumEpochResponsePartitionData v0
-def _enc_BeginQuorumEpochResponsePartitionData_v0(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('BeginQuorumEpochResponsePartitionData', '0')
-
-
-def _dec_BeginQuorumEpochResponsePartitionData_v0(buf, pos):
-    self = new(BeginQuorumEpochResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 14
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# BeginQuorumEpochResponsePartitionData v1
-def _enc_BeginQuorumEpochResponsePartitionData_v1(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_BeginQuorumEpochResponsePartitionData_v1(buf, pos):
-    self = new(BeginQuorumEpochResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 14
-    count49, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count49:
-        pos = r_tagged_unknown(buf, pos, count49, unknown)
-    self.unknown_tagged_fields = unknown
+        count76, pos = r_uvarint(buf, pos)
+        unknown77 = []
+        for _ in range(count76):
+            tag78, start79, end80 = r_tag_header(buf, pos)
+            if tag78 == 0:
+                pos = start79
+                n81 = buf[pos]
+                if n81 > 127:
+                    n81, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n81 -= 1
+                if n81 < 0 or n81 > limit - pos:
+                    raise bad_length('array', pos, n81, buf)
+                items82 = []
+                for _ in range(n81):
+                    obj84 = new(NodeEndpoint)
+                    (obj84.node_id,) = _S2.unpack_from(buf, pos)
+                    pos += 4
+                    n85 = buf[pos]
+                    if n85 > 127:
+                        n85, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n85 -= 1
+                    end86 = pos + n85
+                    if n85 < 0 or end86 > limit:
+                        raise bad_length('string', pos, n85, buf)
+                    obj84.host = str(buf[pos:end86], 'utf-8')
+                    pos = end86
+                    (obj84.port,) = _S4.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj84.unknown_tagged_fields = []
+                    else:
+                        obj84.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items82.append(obj84)
+                obj65.node_endpoints = items82
+                if pos != end80:
+                    raise tagged_size_mismatch(tag78, start79, end80, pos)
+            else:
+                unknown77.append((tag78, bytes(buf[start79:end80])))
+                pos = end80
+        obj65.unknown_tagged_fields = unknown77
+    self = obj65
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['BrokerHeartbeatRequest', 'BrokerHeartbeatResponse']
 
 _S0 = _Struct('>iqq??')
-_S1 = _Struct('>ih???')
+_S1 = _Struct('>16s')
+_S2 = _Struct('>ih???')
 
 
 class BrokerHeartbeatRequest(Message):
@@ -64,7 +65,7 @@ class BrokerHeartbeatResponse(Message):
 
 # BrokerHeartbeatRequest v0
 def _enc_BrokerHeartbeatRequest_v0(self, out, parts):
-    if (self.offline_log_dirs is None or len(self.offline_log_dirs) != 0):
+    if not ((self.offline_log_dirs is not None and len(self.offline_log_dirs) == 0)):
         raise cannot_carry('BrokerHeartbeatRequest', 'offline_log_dirs', '0')
     out += _S0.pack(self.broker_id, self.broker_epoch, self.current_metadata_offset, self.want_fence, self.want_shut_down)
     if self.unknown_tagged_fields:
@@ -74,63 +75,83 @@ def _enc_BrokerHeartbeatRequest_v0(self, out, parts):
 
 
 def _dec_BrokerHeartbeatRequest_v0(buf, pos):
-    self = new(BrokerHeartbeatRequest)
-    (self.broker_id, self.broker_epoch, self.current_metadata_offset, self.want_fence, self.want_shut_down,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(BrokerHeartbeatRequest)
+    (obj1.broker_id, obj1.broker_epoch, obj1.current_metadata_offset, obj1.want_fence, obj1.want_shut_down,) = _S0.unpack_from(buf, pos)
     pos += 22
-    self.offline_log_dirs = []
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    obj1.offline_log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
 # BrokerHeartbeatRequest v1
 def _enc_BrokerHeartbeatRequest_v1(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch, self.current_metadata_offset, self.want_fence, self.want_shut_down)
-    tagged = []
-    if (self.offline_log_dirs is None or len(self.offline_log_dirs) != 0):
-        field = bytearray()
-        w_calen(field, self.offline_log_dirs)
-        for item2 in self.offline_log_dirs:
-            field += item2.bytes
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged2 = []
+    if not ((self.offline_log_dirs is not None and len(self.offline_log_dirs) == 0)):
+        field3 = bytearray()
+        n4 = len(self.offline_log_dirs) + 1
+        if n4 < 128:
+            field3.append(n4)
+        else:
+            w_uvarint(field3, n4)
+        for item5 in self.offline_log_dirs:
+            field3 += item5.bytes
+        tagged2.append((0, field3))
+    if tagged2 or self.unknown_tagged_fields:
+        w_tagged(out, tagged2, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BrokerHeartbeatRequest_v1(buf, pos):
-    self = new(BrokerHeartbeatRequest)
-    (self.broker_id, self.broker_epoch, self.current_metadata_offset, self.want_fence, self.want_shut_down,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(BrokerHeartbeatRequest)
+    (obj6.broker_id, obj6.broker_epoch, obj6.current_metadata_offset, obj6.want_fence, obj6.want_shut_down,) = _S0.unpack_from(buf, pos)
     pos += 22
-    self.offline_log_dirs = []
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        for _ in range(count3):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n4, pos = r_calen(field, pos)
-                items5 = []
-                for _ in range(n4):
-                    item6, pos = r_uuid(field, pos)
-                    items5.append(item6)
-                self.offline_log_dirs = items5
+    obj6.offline_log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        count7, pos = r_uvarint(buf, pos)
+        unknown8 = []
+        for _ in range(count7):
+            tag9, start10, end11 = r_tag_header(buf, pos)
+            if tag9 == 0:
+                pos = start10
+                n12 = buf[pos]
+                if n12 > 127:
+                    n12, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n12 -= 1
+                if n12 < 0 or n12 > limit - pos:
+                    raise bad_length('array', pos, n12, buf)
+                items13 = []
+                for _ in range(n12):
+                    item14 = uuid_from(_S1.unpack_from(buf, pos)[0])
+                    pos += 16
+                    items13.append(item14)
+                obj6.offline_log_dirs = items13
+                if pos != end11:
+                    raise tagged_size_mismatch(tag9, start10, end11, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown8.append((tag9, bytes(buf[start10:end11])))
+                pos = end11
+        obj6.unknown_tagged_fields = unknown8
+    self = obj6
     return self, pos
 
 
 # BrokerHeartbeatResponse v0-1
 def _enc_BrokerHeartbeatResponse_v0(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code, self.is_caught_up, self.is_fenced, self.should_shut_down)
+    out += _S2.pack(self.throttle_time_ms, self.error_code, self.is_caught_up, self.is_fenced, self.should_shut_down)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -138,14 +159,16 @@ def _enc_BrokerHeartbeatResponse_v0(self, out, parts):
 
 
 def _dec_BrokerHeartbeatResponse_v0(buf, pos):
-    self = new(BrokerHeartbeatResponse)
-    (self.throttle_time_ms, self.error_code, self.is_caught_up, self.is_fenced, self.should_shut_down,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj15 = new(BrokerHeartbeatResponse)
+    (obj15.throttle_time_ms, obj15.error_code, obj15.is_caught_up, obj15.is_fenced, obj15.should_shut_down,) = _S2.unpack_from(buf, pos)
     pos += 9
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 

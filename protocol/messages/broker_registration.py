@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -17,10 +17,10 @@ __all__ = ['BrokerRegistrationRequest', 'BrokerRegistrationResponse', 'Feature',
 
 _S0 = _Struct('>i')
 _S1 = _Struct('>16s')
-_S2 = _Struct('>?')
-_S3 = _Struct('>q')
-_S4 = _Struct('>Hh')
-_S5 = _Struct('>hh')
+_S2 = _Struct('>Hh')
+_S3 = _Struct('>hh')
+_S4 = _Struct('>?')
+_S5 = _Struct('>q')
 _S6 = _Struct('>ihq')
 
 
@@ -95,17 +95,36 @@ class BrokerRegistrationResponse(Message):
 
 # BrokerRegistrationRequest v0
 def _enc_BrokerRegistrationRequest_v0(self, out, parts):
-    if self.is_migrating_zk_broker != False:
+    if not (self.is_migrating_zk_broker == False):
         raise cannot_carry('BrokerRegistrationRequest', 'is_migrating_zk_broker', '0')
     out += _S0.pack(self.broker_id)
     w_cstr(out, self.cluster_id)
     out += _S1.pack(self.incarnation_id.bytes)
-    w_calen(out, self.listeners)
-    for item1 in self.listeners:
-        _enc_Listener_v0(item1, out, parts)
-    w_calen(out, self.features)
-    for item2 in self.features:
-        _enc_Feature_v0(item2, out, parts)
+    n1 = len(self.listeners) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.listeners:
+        w_cstr(out, item2.name)
+        w_cstr(out, item2.host)
+        out += _S2.pack(item2.port, item2.security_protocol)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n3 = len(self.features) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.features:
+        w_cstr(out, item4.name)
+        out += _S3.pack(item4.min_supported_version, item4.max_supported_version)
+        if item4.unknown_tagged_fields:
+            w_tagged(out, (), item4.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -114,34 +133,120 @@ def _enc_BrokerRegistrationRequest_v0(self, out, parts):
 
 
 def _dec_BrokerRegistrationRequest_v0(buf, pos):
-    self = new(BrokerRegistrationRequest)
-    (self.broker_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(BrokerRegistrationRequest)
+    (obj5.broker_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (raw3,) = _S1.unpack_from(buf, pos)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj5.cluster_id = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    (raw8,) = _S1.unpack_from(buf, pos)
     pos += 16
-    self.incarnation_id = uuid_from(raw3)
-    n4, pos = r_calen(buf, pos)
-    items5 = []
-    for _ in range(n4):
-        item6, pos = _dec_Listener_v0(buf, pos)
-        items5.append(item6)
-    self.listeners = items5
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_Feature_v0(buf, pos)
-        items8.append(item9)
-    self.features = items8
-    self.rack, pos = r_cnstr(buf, pos)
-    self.is_migrating_zk_broker = False
-    self.log_dirs = []
-    self.previous_broker_epoch = -1
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+    obj5.incarnation_id = uuid_from(raw8)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        obj12 = new(Listener)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj12.name = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        n15 = buf[pos]
+        if n15 > 127:
+            n15, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n15 -= 1
+        end16 = pos + n15
+        if n15 < 0 or end16 > limit:
+            raise bad_length('string', pos, n15, buf)
+        obj12.host = str(buf[pos:end16], 'utf-8')
+        pos = end16
+        (obj12.port, obj12.security_protocol,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj12.unknown_tagged_fields = []
+        else:
+            obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items10.append(obj12)
+    obj5.listeners = items10
+    n17 = buf[pos]
+    if n17 > 127:
+        n17, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n17 -= 1
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        obj20 = new(Feature)
+        n21 = buf[pos]
+        if n21 > 127:
+            n21, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n21 -= 1
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj20.name = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (obj20.min_supported_version, obj20.max_supported_version,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj20.unknown_tagged_fields = []
+        else:
+            obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items18.append(obj20)
+    obj5.features = items18
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n23 -= 1
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        if n23 != -1:
+            raise bad_length('string', pos, n23, buf)
+        obj5.rack = None
+    else:
+        obj5.rack = str(buf[pos:end24], 'utf-8')
+        pos = end24
+    obj5.is_migrating_zk_broker = False
+    obj5.log_dirs = []
+    obj5.previous_broker_epoch = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
@@ -150,14 +255,33 @@ def _enc_BrokerRegistrationRequest_v1(self, out, parts):
     out += _S0.pack(self.broker_id)
     w_cstr(out, self.cluster_id)
     out += _S1.pack(self.incarnation_id.bytes)
-    w_calen(out, self.listeners)
-    for item11 in self.listeners:
-        _enc_Listener_v0(item11, out, parts)
-    w_calen(out, self.features)
-    for item12 in self.features:
-        _enc_Feature_v0(item12, out, parts)
+    n25 = len(self.listeners) + 1
+    if n25 < 128:
+        out.append(n25)
+    else:
+        w_uvarint(out, n25)
+    for item26 in self.listeners:
+        w_cstr(out, item26.name)
+        w_cstr(out, item26.host)
+        out += _S2.pack(item26.port, item26.security_protocol)
+        if item26.unknown_tagged_fields:
+            w_tagged(out, (), item26.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n27 = len(self.features) + 1
+    if n27 < 128:
+        out.append(n27)
+    else:
+        w_uvarint(out, n27)
+    for item28 in self.features:
+        w_cstr(out, item28.name)
+        out += _S3.pack(item28.min_supported_version, item28.max_supported_version)
+        if item28.unknown_tagged_fields:
+            w_tagged(out, (), item28.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.is_migrating_zk_broker)
+    out += _S4.pack(self.is_migrating_zk_broker)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -165,35 +289,121 @@ def _enc_BrokerRegistrationRequest_v1(self, out, parts):
 
 
 def _dec_BrokerRegistrationRequest_v1(buf, pos):
-    self = new(BrokerRegistrationRequest)
-    (self.broker_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(BrokerRegistrationRequest)
+    (obj29.broker_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (raw13,) = _S1.unpack_from(buf, pos)
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    end31 = pos + n30
+    if n30 < 0 or end31 > limit:
+        raise bad_length('string', pos, n30, buf)
+    obj29.cluster_id = str(buf[pos:end31], 'utf-8')
+    pos = end31
+    (raw32,) = _S1.unpack_from(buf, pos)
     pos += 16
-    self.incarnation_id = uuid_from(raw13)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_Listener_v0(buf, pos)
-        items15.append(item16)
-    self.listeners = items15
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_Feature_v0(buf, pos)
-        items18.append(item19)
-    self.features = items18
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.is_migrating_zk_broker,) = _S2.unpack_from(buf, pos)
+    obj29.incarnation_id = uuid_from(raw32)
+    n33 = buf[pos]
+    if n33 > 127:
+        n33, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n33 -= 1
+    if n33 < 0 or n33 > limit - pos:
+        raise bad_length('array', pos, n33, buf)
+    items34 = []
+    for _ in range(n33):
+        obj36 = new(Listener)
+        n37 = buf[pos]
+        if n37 > 127:
+            n37, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n37 -= 1
+        end38 = pos + n37
+        if n37 < 0 or end38 > limit:
+            raise bad_length('string', pos, n37, buf)
+        obj36.name = str(buf[pos:end38], 'utf-8')
+        pos = end38
+        n39 = buf[pos]
+        if n39 > 127:
+            n39, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n39 -= 1
+        end40 = pos + n39
+        if n39 < 0 or end40 > limit:
+            raise bad_length('string', pos, n39, buf)
+        obj36.host = str(buf[pos:end40], 'utf-8')
+        pos = end40
+        (obj36.port, obj36.security_protocol,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj36.unknown_tagged_fields = []
+        else:
+            obj36.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items34.append(obj36)
+    obj29.listeners = items34
+    n41 = buf[pos]
+    if n41 > 127:
+        n41, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n41 -= 1
+    if n41 < 0 or n41 > limit - pos:
+        raise bad_length('array', pos, n41, buf)
+    items42 = []
+    for _ in range(n41):
+        obj44 = new(Feature)
+        n45 = buf[pos]
+        if n45 > 127:
+            n45, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n45 -= 1
+        end46 = pos + n45
+        if n45 < 0 or end46 > limit:
+            raise bad_length('string', pos, n45, buf)
+        obj44.name = str(buf[pos:end46], 'utf-8')
+        pos = end46
+        (obj44.min_supported_version, obj44.max_supported_version,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj44.unknown_tagged_fields = []
+        else:
+            obj44.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items42.append(obj44)
+    obj29.features = items42
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n47 -= 1
+    end48 = pos + n47
+    if n47 < 0 or end48 > limit:
+        if n47 != -1:
+            raise bad_length('string', pos, n47, buf)
+        obj29.rack = None
+    else:
+        obj29.rack = str(buf[pos:end48], 'utf-8')
+        pos = end48
+    (obj29.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
-    self.log_dirs = []
-    self.previous_broker_epoch = -1
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
+    obj29.log_dirs = []
+    obj29.previous_broker_epoch = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj29.unknown_tagged_fields = []
+    else:
+        obj29.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj29
     return self, pos
 
 
@@ -202,17 +412,40 @@ def _enc_BrokerRegistrationRequest_v2(self, out, parts):
     out += _S0.pack(self.broker_id)
     w_cstr(out, self.cluster_id)
     out += _S1.pack(self.incarnation_id.bytes)
-    w_calen(out, self.listeners)
-    for item21 in self.listeners:
-        _enc_Listener_v0(item21, out, parts)
-    w_calen(out, self.features)
-    for item22 in self.features:
-        _enc_Feature_v0(item22, out, parts)
+    n49 = len(self.listeners) + 1
+    if n49 < 128:
+        out.append(n49)
+    else:
+        w_uvarint(out, n49)
+    for item50 in self.listeners:
+        w_cstr(out, item50.name)
+        w_cstr(out, item50.host)
+        out += _S2.pack(item50.port, item50.security_protocol)
+        if item50.unknown_tagged_fields:
+            w_tagged(out, (), item50.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n51 = len(self.features) + 1
+    if n51 < 128:
+        out.append(n51)
+    else:
+        w_uvarint(out, n51)
+    for item52 in self.features:
+        w_cstr(out, item52.name)
+        out += _S3.pack(item52.min_supported_version, item52.max_supported_version)
+        if item52.unknown_tagged_fields:
+            w_tagged(out, (), item52.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.is_migrating_zk_broker)
-    w_calen(out, self.log_dirs)
-    for item23 in self.log_dirs:
-        out += item23.bytes
+    out += _S4.pack(self.is_migrating_zk_broker)
+    n53 = len(self.log_dirs) + 1
+    if n53 < 128:
+        out.append(n53)
+    else:
+        w_uvarint(out, n53)
+    for item54 in self.log_dirs:
+        out += item54.bytes
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -220,40 +453,134 @@ def _enc_BrokerRegistrationRequest_v2(self, out, parts):
 
 
 def _dec_BrokerRegistrationRequest_v2(buf, pos):
-    self = new(BrokerRegistrationRequest)
-    (self.broker_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj55 = new(BrokerRegistrationRequest)
+    (obj55.broker_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (raw24,) = _S1.unpack_from(buf, pos)
+    n56 = buf[pos]
+    if n56 > 127:
+        n56, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n56 -= 1
+    end57 = pos + n56
+    if n56 < 0 or end57 > limit:
+        raise bad_length('string', pos, n56, buf)
+    obj55.cluster_id = str(buf[pos:end57], 'utf-8')
+    pos = end57
+    (raw58,) = _S1.unpack_from(buf, pos)
     pos += 16
-    self.incarnation_id = uuid_from(raw24)
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_Listener_v0(buf, pos)
-        items26.append(item27)
-    self.listeners = items26
-    n28, pos = r_calen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_Feature_v0(buf, pos)
-        items29.append(item30)
-    self.features = items29
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.is_migrating_zk_broker,) = _S2.unpack_from(buf, pos)
+    obj55.incarnation_id = uuid_from(raw58)
+    n59 = buf[pos]
+    if n59 > 127:
+        n59, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n59 -= 1
+    if n59 < 0 or n59 > limit - pos:
+        raise bad_length('array', pos, n59, buf)
+    items60 = []
+    for _ in range(n59):
+        obj62 = new(Listener)
+        n63 = buf[pos]
+        if n63 > 127:
+            n63, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n63 -= 1
+        end64 = pos + n63
+        if n63 < 0 or end64 > limit:
+            raise bad_length('string', pos, n63, buf)
+        obj62.name = str(buf[pos:end64], 'utf-8')
+        pos = end64
+        n65 = buf[pos]
+        if n65 > 127:
+            n65, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n65 -= 1
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj62.host = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        (obj62.port, obj62.security_protocol,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj62.unknown_tagged_fields = []
+        else:
+            obj62.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items60.append(obj62)
+    obj55.listeners = items60
+    n67 = buf[pos]
+    if n67 > 127:
+        n67, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n67 -= 1
+    if n67 < 0 or n67 > limit - pos:
+        raise bad_length('array', pos, n67, buf)
+    items68 = []
+    for _ in range(n67):
+        obj70 = new(Feature)
+        n71 = buf[pos]
+        if n71 > 127:
+            n71, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n71 -= 1
+        end72 = pos + n71
+        if n71 < 0 or end72 > limit:
+            raise bad_length('string', pos, n71, buf)
+        obj70.name = str(buf[pos:end72], 'utf-8')
+        pos = end72
+        (obj70.min_supported_version, obj70.max_supported_version,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj70.unknown_tagged_fields = []
+        else:
+            obj70.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items68.append(obj70)
+    obj55.features = items68
+    n73 = buf[pos]
+    if n73 > 127:
+        n73, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n73 -= 1
+    end74 = pos + n73
+    if n73 < 0 or end74 > limit:
+        if n73 != -1:
+            raise bad_length('string', pos, n73, buf)
+        obj55.rack = None
+    else:
+        obj55.rack = str(buf[pos:end74], 'utf-8')
+        pos = end74
+    (obj55.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = r_uuid(buf, pos)
-        items32.append(item33)
-    self.log_dirs = items32
-    self.previous_broker_epoch = -1
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+    n75 = buf[pos]
+    if n75 > 127:
+        n75, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n75 -= 1
+    if n75 < 0 or n75 > limit - pos:
+        raise bad_length('array', pos, n75, buf)
+    items76 = []
+    for _ in range(n75):
+        item77 = uuid_from(_S1.unpack_from(buf, pos)[0])
+        pos += 16
+        items76.append(item77)
+    obj55.log_dirs = items76
+    obj55.previous_broker_epoch = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj55.unknown_tagged_fields = []
+    else:
+        obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj55
     return self, pos
 
 
@@ -262,18 +589,41 @@ def _enc_BrokerRegistrationRequest_v3(self, out, parts):
     out += _S0.pack(self.broker_id)
     w_cstr(out, self.cluster_id)
     out += _S1.pack(self.incarnation_id.bytes)
-    w_calen(out, self.listeners)
-    for item35 in self.listeners:
-        _enc_Listener_v0(item35, out, parts)
-    w_calen(out, self.features)
-    for item36 in self.features:
-        _enc_Feature_v0(item36, out, parts)
+    n78 = len(self.listeners) + 1
+    if n78 < 128:
+        out.append(n78)
+    else:
+        w_uvarint(out, n78)
+    for item79 in self.listeners:
+        w_cstr(out, item79.name)
+        w_cstr(out, item79.host)
+        out += _S2.pack(item79.port, item79.security_protocol)
+        if item79.unknown_tagged_fields:
+            w_tagged(out, (), item79.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n80 = len(self.features) + 1
+    if n80 < 128:
+        out.append(n80)
+    else:
+        w_uvarint(out, n80)
+    for item81 in self.features:
+        w_cstr(out, item81.name)
+        out += _S3.pack(item81.min_supported_version, item81.max_supported_version)
+        if item81.unknown_tagged_fields:
+            w_tagged(out, (), item81.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.is_migrating_zk_broker)
-    w_calen(out, self.log_dirs)
-    for item37 in self.log_dirs:
-        out += item37.bytes
-    out += _S3.pack(self.previous_broker_epoch)
+    out += _S4.pack(self.is_migrating_zk_broker)
+    n82 = len(self.log_dirs) + 1
+    if n82 < 128:
+        out.append(n82)
+    else:
+        w_uvarint(out, n82)
+    for item83 in self.log_dirs:
+        out += item83.bytes
+    out += _S5.pack(self.previous_broker_epoch)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -281,89 +631,135 @@ def _enc_BrokerRegistrationRequest_v3(self, out, parts):
 
 
 def _dec_BrokerRegistrationRequest_v3(buf, pos):
-    self = new(BrokerRegistrationRequest)
-    (self.broker_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj84 = new(BrokerRegistrationRequest)
+    (obj84.broker_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (raw38,) = _S1.unpack_from(buf, pos)
+    n85 = buf[pos]
+    if n85 > 127:
+        n85, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n85 -= 1
+    end86 = pos + n85
+    if n85 < 0 or end86 > limit:
+        raise bad_length('string', pos, n85, buf)
+    obj84.cluster_id = str(buf[pos:end86], 'utf-8')
+    pos = end86
+    (raw87,) = _S1.unpack_from(buf, pos)
     pos += 16
-    self.incarnation_id = uuid_from(raw38)
-    n39, pos = r_calen(buf, pos)
-    items40 = []
-    for _ in range(n39):
-        item41, pos = _dec_Listener_v0(buf, pos)
-        items40.append(item41)
-    self.listeners = items40
-    n42, pos = r_calen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_Feature_v0(buf, pos)
-        items43.append(item44)
-    self.features = items43
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.is_migrating_zk_broker,) = _S2.unpack_from(buf, pos)
+    obj84.incarnation_id = uuid_from(raw87)
+    n88 = buf[pos]
+    if n88 > 127:
+        n88, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n88 -= 1
+    if n88 < 0 or n88 > limit - pos:
+        raise bad_length('array', pos, n88, buf)
+    items89 = []
+    for _ in range(n88):
+        obj91 = new(Listener)
+        n92 = buf[pos]
+        if n92 > 127:
+            n92, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n92 -= 1
+        end93 = pos + n92
+        if n92 < 0 or end93 > limit:
+            raise bad_length('string', pos, n92, buf)
+        obj91.name = str(buf[pos:end93], 'utf-8')
+        pos = end93
+        n94 = buf[pos]
+        if n94 > 127:
+            n94, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n94 -= 1
+        end95 = pos + n94
+        if n94 < 0 or end95 > limit:
+            raise bad_length('string', pos, n94, buf)
+        obj91.host = str(buf[pos:end95], 'utf-8')
+        pos = end95
+        (obj91.port, obj91.security_protocol,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj91.unknown_tagged_fields = []
+        else:
+            obj91.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items89.append(obj91)
+    obj84.listeners = items89
+    n96 = buf[pos]
+    if n96 > 127:
+        n96, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n96 -= 1
+    if n96 < 0 or n96 > limit - pos:
+        raise bad_length('array', pos, n96, buf)
+    items97 = []
+    for _ in range(n96):
+        obj99 = new(Feature)
+        n100 = buf[pos]
+        if n100 > 127:
+            n100, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n100 -= 1
+        end101 = pos + n100
+        if n100 < 0 or end101 > limit:
+            raise bad_length('string', pos, n100, buf)
+        obj99.name = str(buf[pos:end101], 'utf-8')
+        pos = end101
+        (obj99.min_supported_version, obj99.max_supported_version,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj99.unknown_tagged_fields = []
+        else:
+            obj99.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items97.append(obj99)
+    obj84.features = items97
+    n102 = buf[pos]
+    if n102 > 127:
+        n102, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n102 -= 1
+    end103 = pos + n102
+    if n102 < 0 or end103 > limit:
+        if n102 != -1:
+            raise bad_length('string', pos, n102, buf)
+        obj84.rack = None
+    else:
+        obj84.rack = str(buf[pos:end103], 'utf-8')
+        pos = end103
+    (obj84.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
-    n45, pos = r_calen(buf, pos)
-    items46 = []
-    for _ in range(n45):
-        item47, pos = r_uuid(buf, pos)
-        items46.append(item47)
-    self.log_dirs = items46
-    (self.previous_broker_epoch,) = _S3.unpack_from(buf, pos)
+    n104 = buf[pos]
+    if n104 > 127:
+        n104, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n104 -= 1
+    if n104 < 0 or n104 > limit - pos:
+        raise bad_length('array', pos, n104, buf)
+    items105 = []
+    for _ in range(n104):
+        item106 = uuid_from(_S1.unpack_from(buf, pos)[0])
+        pos += 16
+        items105.append(item106)
+    obj84.log_dirs = items105
+    (obj84.previous_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 8
-    count48, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count48:
-        pos = r_tagged_unknown(buf, pos, count48, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Listener v0-4
-def _enc_Listener_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port, self.security_protocol)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj84.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Listener_v0(buf, pos):
-    self = new(Listener)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port, self.security_protocol,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    count49, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count49:
-        pos = r_tagged_unknown(buf, pos, count49, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Feature v0-4
-def _enc_Feature_v0(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S5.pack(self.min_supported_version, self.max_supported_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_Feature_v0(buf, pos):
-    self = new(Feature)
-    self.name, pos = r_cstr(buf, pos)
-    (self.min_supported_version, self.max_supported_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
+        obj84.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj84
     return self, pos
 
 
@@ -377,14 +773,16 @@ def _enc_BrokerRegistrationResponse_v0(self, out, parts):
 
 
 def _dec_BrokerRegistrationResponse_v0(buf, pos):
-    self = new(BrokerRegistrationResponse)
-    (self.throttle_time_ms, self.error_code, self.broker_epoch,) = _S6.unpack_from(buf, pos)
+    limit = len(buf)
+    obj107 = new(BrokerRegistrationResponse)
+    (obj107.throttle_time_ms, obj107.error_code, obj107.broker_epoch,) = _S6.unpack_from(buf, pos)
     pos += 14
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj107.unknown_tagged_fields = []
+    else:
+        obj107.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj107
     return self, pos
 
 

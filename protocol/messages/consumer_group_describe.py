@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -119,9 +119,13 @@ class TopicPartitions(Struct):
 
 # ConsumerGroupDescribeRequest v0
 def _enc_ConsumerGroupDescribeRequest_v0(self, out, parts):
-    w_calen(out, self.group_ids)
-    for item1 in self.group_ids:
-        w_cstr(out, item1)
+    n1 = len(self.group_ids) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.group_ids:
+        w_cstr(out, item2)
     out += _S0.pack(self.include_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -130,29 +134,132 @@ def _enc_ConsumerGroupDescribeRequest_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupDescribeRequest_v0(buf, pos):
-    self = new(ConsumerGroupDescribeRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.group_ids = items3
-    (self.include_authorized_operations,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ConsumerGroupDescribeRequest)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        n7 = buf[pos]
+        if n7 > 127:
+            n7, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n7 -= 1
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        item6 = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        items5.append(item6)
+    obj3.group_ids = items5
+    (obj3.include_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 1
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # ConsumerGroupDescribeResponse v0
 def _enc_ConsumerGroupDescribeResponse_v0(self, out, parts):
     out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item6 in self.groups:
-        _enc_DescribedGroup_v0(item6, out, parts)
+    n9 = len(self.groups) + 1
+    if n9 < 128:
+        out.append(n9)
+    else:
+        w_uvarint(out, n9)
+    for item10 in self.groups:
+        out += _S2.pack(item10.error_code)
+        w_cnstr(out, item10.error_message)
+        w_cstr(out, item10.group_id)
+        w_cstr(out, item10.group_state)
+        out += _S3.pack(item10.group_epoch, item10.assignment_epoch)
+        w_cstr(out, item10.assignor_name)
+        n11 = len(item10.members) + 1
+        if n11 < 128:
+            out.append(n11)
+        else:
+            w_uvarint(out, n11)
+        for item12 in item10.members:
+            w_cstr(out, item12.member_id)
+            w_cnstr(out, item12.instance_id)
+            w_cnstr(out, item12.rack_id)
+            out += _S1.pack(item12.member_epoch)
+            w_cstr(out, item12.client_id)
+            w_cstr(out, item12.client_host)
+            n13 = len(item12.subscribed_topic_names) + 1
+            if n13 < 128:
+                out.append(n13)
+            else:
+                w_uvarint(out, n13)
+            for item14 in item12.subscribed_topic_names:
+                w_cstr(out, item14)
+            w_cnstr(out, item12.subscribed_topic_regex)
+            s15 = item12.assignment
+            n16 = len(s15.topic_partitions) + 1
+            if n16 < 128:
+                out.append(n16)
+            else:
+                w_uvarint(out, n16)
+            for item17 in s15.topic_partitions:
+                out += _S4.pack(item17.topic_id.bytes)
+                w_cstr(out, item17.topic_name)
+                n18 = len(item17.partitions) + 1
+                if n18 < 128:
+                    out.append(n18)
+                else:
+                    w_uvarint(out, n18)
+                w_fixed_array(out, item17.partitions, 'i')
+                if item17.unknown_tagged_fields:
+                    w_tagged(out, (), item17.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if s15.unknown_tagged_fields:
+                w_tagged(out, (), s15.unknown_tagged_fields)
+            else:
+                out.append(0)
+            s19 = item12.target_assignment
+            n20 = len(s19.topic_partitions) + 1
+            if n20 < 128:
+                out.append(n20)
+            else:
+                w_uvarint(out, n20)
+            for item21 in s19.topic_partitions:
+                out += _S4.pack(item21.topic_id.bytes)
+                w_cstr(out, item21.topic_name)
+                n22 = len(item21.partitions) + 1
+                if n22 < 128:
+                    out.append(n22)
+                else:
+                    w_uvarint(out, n22)
+                w_fixed_array(out, item21.partitions, 'i')
+                if item21.unknown_tagged_fields:
+                    w_tagged(out, (), item21.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if s19.unknown_tagged_fields:
+                w_tagged(out, (), s19.unknown_tagged_fields)
+            else:
+                out.append(0)
+            if item12.unknown_tagged_fields:
+                w_tagged(out, (), item12.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S1.pack(item10.authorized_operations)
+        if item10.unknown_tagged_fields:
+            w_tagged(out, (), item10.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -160,165 +267,301 @@ def _enc_ConsumerGroupDescribeResponse_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
-    self = new(ConsumerGroupDescribeResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj23 = new(ConsumerGroupDescribeResponse)
+    (obj23.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_DescribedGroup_v0(buf, pos)
-        items8.append(item9)
-    self.groups = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedGroup v0
-def _enc_DescribedGroup_v0(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.group_state)
-    out += _S3.pack(self.group_epoch, self.assignment_epoch)
-    w_cstr(out, self.assignor_name)
-    w_calen(out, self.members)
-    for item11 in self.members:
-        _enc_Member_v0(item11, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribedGroup_v0(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    (self.group_epoch, self.assignment_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    self.assignor_name, pos = r_cstr(buf, pos)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_Member_v0(buf, pos)
-        items13.append(item14)
-    self.members = items13
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Member v0
-def _enc_Member_v0(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.instance_id)
-    w_cnstr(out, self.rack_id)
-    out += _S1.pack(self.member_epoch)
-    w_cstr(out, self.client_id)
-    w_cstr(out, self.client_host)
-    w_calen(out, self.subscribed_topic_names)
-    for item16 in self.subscribed_topic_names:
-        w_cstr(out, item16)
-    w_cnstr(out, self.subscribed_topic_regex)
-    _enc_Assignment_v0(self.assignment, out, parts)
-    _enc_Assignment_v0(self.target_assignment, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(DescribedGroup)
+        (obj27.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            if n28 != -1:
+                raise bad_length('string', pos, n28, buf)
+            obj27.error_message = None
+        else:
+            obj27.error_message = str(buf[pos:end29], 'utf-8')
+            pos = end29
+        n30 = buf[pos]
+        if n30 > 127:
+            n30, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n30 -= 1
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            raise bad_length('string', pos, n30, buf)
+        obj27.group_id = str(buf[pos:end31], 'utf-8')
+        pos = end31
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj27.group_state = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (obj27.group_epoch, obj27.assignment_epoch,) = _S3.unpack_from(buf, pos)
+        pos += 8
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj27.assignor_name = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        n36 = buf[pos]
+        if n36 > 127:
+            n36, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n36 -= 1
+        if n36 < 0 or n36 > limit - pos:
+            raise bad_length('array', pos, n36, buf)
+        items37 = []
+        for _ in range(n36):
+            obj39 = new(Member)
+            n40 = buf[pos]
+            if n40 > 127:
+                n40, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n40 -= 1
+            end41 = pos + n40
+            if n40 < 0 or end41 > limit:
+                raise bad_length('string', pos, n40, buf)
+            obj39.member_id = str(buf[pos:end41], 'utf-8')
+            pos = end41
+            n42 = buf[pos]
+            if n42 > 127:
+                n42, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n42 -= 1
+            end43 = pos + n42
+            if n42 < 0 or end43 > limit:
+                if n42 != -1:
+                    raise bad_length('string', pos, n42, buf)
+                obj39.instance_id = None
+            else:
+                obj39.instance_id = str(buf[pos:end43], 'utf-8')
+                pos = end43
+            n44 = buf[pos]
+            if n44 > 127:
+                n44, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n44 -= 1
+            end45 = pos + n44
+            if n44 < 0 or end45 > limit:
+                if n44 != -1:
+                    raise bad_length('string', pos, n44, buf)
+                obj39.rack_id = None
+            else:
+                obj39.rack_id = str(buf[pos:end45], 'utf-8')
+                pos = end45
+            (obj39.member_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n46 = buf[pos]
+            if n46 > 127:
+                n46, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n46 -= 1
+            end47 = pos + n46
+            if n46 < 0 or end47 > limit:
+                raise bad_length('string', pos, n46, buf)
+            obj39.client_id = str(buf[pos:end47], 'utf-8')
+            pos = end47
+            n48 = buf[pos]
+            if n48 > 127:
+                n48, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n48 -= 1
+            end49 = pos + n48
+            if n48 < 0 or end49 > limit:
+                raise bad_length('string', pos, n48, buf)
+            obj39.client_host = str(buf[pos:end49], 'utf-8')
+            pos = end49
+            n50 = buf[pos]
+            if n50 > 127:
+                n50, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n50 -= 1
+            if n50 < 0 or n50 > limit - pos:
+                raise bad_length('array', pos, n50, buf)
+            items51 = []
+            for _ in range(n50):
+                n53 = buf[pos]
+                if n53 > 127:
+                    n53, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n53 -= 1
+                end54 = pos + n53
+                if n53 < 0 or end54 > limit:
+                    raise bad_length('string', pos, n53, buf)
+                item52 = str(buf[pos:end54], 'utf-8')
+                pos = end54
+                items51.append(item52)
+            obj39.subscribed_topic_names = items51
+            n55 = buf[pos]
+            if n55 > 127:
+                n55, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n55 -= 1
+            end56 = pos + n55
+            if n55 < 0 or end56 > limit:
+                if n55 != -1:
+                    raise bad_length('string', pos, n55, buf)
+                obj39.subscribed_topic_regex = None
+            else:
+                obj39.subscribed_topic_regex = str(buf[pos:end56], 'utf-8')
+                pos = end56
+            obj57 = new(Assignment)
+            n58 = buf[pos]
+            if n58 > 127:
+                n58, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n58 -= 1
+            if n58 < 0 or n58 > limit - pos:
+                raise bad_length('array', pos, n58, buf)
+            items59 = []
+            for _ in range(n58):
+                obj61 = new(TopicPartitions)
+                (raw62,) = _S4.unpack_from(buf, pos)
+                pos += 16
+                obj61.topic_id = uuid_from(raw62)
+                n63 = buf[pos]
+                if n63 > 127:
+                    n63, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n63 -= 1
+                end64 = pos + n63
+                if n63 < 0 or end64 > limit:
+                    raise bad_length('string', pos, n63, buf)
+                obj61.topic_name = str(buf[pos:end64], 'utf-8')
+                pos = end64
+                n65 = buf[pos]
+                if n65 > 127:
+                    n65, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n65 -= 1
+                if n65 < 0 or n65 > limit - pos:
+                    raise bad_length('array', pos, n65, buf)
+                obj61.partitions, pos = r_fixed_array(buf, pos, n65, 'i', 4)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj61.unknown_tagged_fields = []
+                else:
+                    obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items59.append(obj61)
+            obj57.topic_partitions = items59
+            if buf[pos] == 0:
+                pos += 1
+                obj57.unknown_tagged_fields = []
+            else:
+                obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj39.assignment = obj57
+            obj66 = new(Assignment)
+            n67 = buf[pos]
+            if n67 > 127:
+                n67, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n67 -= 1
+            if n67 < 0 or n67 > limit - pos:
+                raise bad_length('array', pos, n67, buf)
+            items68 = []
+            for _ in range(n67):
+                obj70 = new(TopicPartitions)
+                (raw71,) = _S4.unpack_from(buf, pos)
+                pos += 16
+                obj70.topic_id = uuid_from(raw71)
+                n72 = buf[pos]
+                if n72 > 127:
+                    n72, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n72 -= 1
+                end73 = pos + n72
+                if n72 < 0 or end73 > limit:
+                    raise bad_length('string', pos, n72, buf)
+                obj70.topic_name = str(buf[pos:end73], 'utf-8')
+                pos = end73
+                n74 = buf[pos]
+                if n74 > 127:
+                    n74, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n74 -= 1
+                if n74 < 0 or n74 > limit - pos:
+                    raise bad_length('array', pos, n74, buf)
+                obj70.partitions, pos = r_fixed_array(buf, pos, n74, 'i', 4)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj70.unknown_tagged_fields = []
+                else:
+                    obj70.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items68.append(obj70)
+            obj66.topic_partitions = items68
+            if buf[pos] == 0:
+                pos += 1
+                obj66.unknown_tagged_fields = []
+            else:
+                obj66.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj39.target_assignment = obj66
+            if buf[pos] == 0:
+                pos += 1
+                obj39.unknown_tagged_fields = []
+            else:
+                obj39.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items37.append(obj39)
+        obj27.members = items37
+        (obj27.authorized_operations,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj23.groups = items25
+    if buf[pos] == 0:
+        pos += 1
+        obj23.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Member_v0(buf, pos):
-    self = new(Member)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.instance_id, pos = r_cnstr(buf, pos)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = r_cstr(buf, pos)
-        items18.append(item19)
-    self.subscribed_topic_names = items18
-    self.subscribed_topic_regex, pos = r_cnstr(buf, pos)
-    self.assignment, pos = _dec_Assignment_v0(buf, pos)
-    self.target_assignment, pos = _dec_Assignment_v0(buf, pos)
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Assignment v0
-def _enc_Assignment_v0(self, out, parts):
-    w_calen(out, self.topic_partitions)
-    for item21 in self.topic_partitions:
-        _enc_TopicPartitions_v0(item21, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_Assignment_v0(buf, pos):
-    self = new(Assignment)
-    n22, pos = r_calen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_TopicPartitions_v0(buf, pos)
-        items23.append(item24)
-    self.topic_partitions = items23
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0
-def _enc_TopicPartitions_v0(self, out, parts):
-    out += _S4.pack(self.topic_id.bytes)
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    (raw26,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw26)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n27, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n27, 'i', 4)
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+        obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj23
     return self, pos
 
 

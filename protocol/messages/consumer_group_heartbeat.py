@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -107,7 +107,7 @@ class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
 
 # ConsumerGroupHeartbeatRequest v0
 def _enc_ConsumerGroupHeartbeatRequest_v0(self, out, parts):
-    if self.subscribed_topic_regex is not None:
+    if not (self.subscribed_topic_regex is None):
         raise cannot_carry('ConsumerGroupHeartbeatRequest', 'subscribed_topic_regex', '0')
     w_cstr(out, self.group_id)
     w_cstr(out, self.member_id)
@@ -123,7 +123,17 @@ def _enc_ConsumerGroupHeartbeatRequest_v0(self, out, parts):
     w_cnalen(out, self.topic_partitions)
     if self.topic_partitions is not None:
         for item2 in self.topic_partitions:
-            _enc_ConsumerGroupHeartbeatRequestTopicPartitions_v0(item2, out, parts)
+            out += _S1.pack(item2.topic_id.bytes)
+            n3 = len(item2.partitions) + 1
+            if n3 < 128:
+                out.append(n3)
+            else:
+                w_uvarint(out, n3)
+            w_fixed_array(out, item2.partitions, 'i')
+            if item2.unknown_tagged_fields:
+                w_tagged(out, (), item2.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -131,40 +141,142 @@ def _enc_ConsumerGroupHeartbeatRequest_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
-    self = new(ConsumerGroupHeartbeatRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cstr(buf, pos)
-    (self.member_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.instance_id, pos = r_cnstr(buf, pos)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    (self.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n3, pos = r_cnalen(buf, pos)
-    if n3 < 0:
-        self.subscribed_topic_names = None
+    limit = len(buf)
+    obj4 = new(ConsumerGroupHeartbeatRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
     else:
-        items4 = []
-        for _ in range(n3):
-            item5, pos = r_cstr(buf, pos)
-            items4.append(item5)
-        self.subscribed_topic_names = items4
-    self.server_assignor, pos = r_cnstr(buf, pos)
-    n6, pos = r_cnalen(buf, pos)
-    if n6 < 0:
-        self.topic_partitions = None
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj4.group_id = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf, pos)
-            items7.append(item8)
-        self.topic_partitions = items7
-    self.subscribed_topic_regex = None
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n7 -= 1
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        raise bad_length('string', pos, n7, buf)
+    obj4.member_id = str(buf[pos:end8], 'utf-8')
+    pos = end8
+    (obj4.member_epoch,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        if n9 != -1:
+            raise bad_length('string', pos, n9, buf)
+        obj4.instance_id = None
+    else:
+        obj4.instance_id = str(buf[pos:end10], 'utf-8')
+        pos = end10
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj4.rack_id = None
+    else:
+        obj4.rack_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    (obj4.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    if (n13 < 0 and n13 != -1) or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    if n13 < 0:
+        obj4.subscribed_topic_names = None
+    else:
+        items14 = []
+        for _ in range(n13):
+            n16 = buf[pos]
+            if n16 > 127:
+                n16, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n16 -= 1
+            end17 = pos + n16
+            if n16 < 0 or end17 > limit:
+                raise bad_length('string', pos, n16, buf)
+            item15 = str(buf[pos:end17], 'utf-8')
+            pos = end17
+            items14.append(item15)
+        obj4.subscribed_topic_names = items14
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    end19 = pos + n18
+    if n18 < 0 or end19 > limit:
+        if n18 != -1:
+            raise bad_length('string', pos, n18, buf)
+        obj4.server_assignor = None
+    else:
+        obj4.server_assignor = str(buf[pos:end19], 'utf-8')
+        pos = end19
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n20 -= 1
+    if (n20 < 0 and n20 != -1) or n20 > limit - pos:
+        raise bad_length('array', pos, n20, buf)
+    if n20 < 0:
+        obj4.topic_partitions = None
+    else:
+        items21 = []
+        for _ in range(n20):
+            obj23 = new(ConsumerGroupHeartbeatRequestTopicPartitions)
+            (raw24,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj23.topic_id = uuid_from(raw24)
+            n25 = buf[pos]
+            if n25 > 127:
+                n25, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n25 -= 1
+            if n25 < 0 or n25 > limit - pos:
+                raise bad_length('array', pos, n25, buf)
+            obj23.partitions, pos = r_fixed_array(buf, pos, n25, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj23.unknown_tagged_fields = []
+            else:
+                obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items21.append(obj23)
+        obj4.topic_partitions = items21
+    obj4.subscribed_topic_regex = None
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
@@ -178,14 +290,24 @@ def _enc_ConsumerGroupHeartbeatRequest_v1(self, out, parts):
     out += _S0.pack(self.rebalance_timeout_ms)
     w_cnalen(out, self.subscribed_topic_names)
     if self.subscribed_topic_names is not None:
-        for item10 in self.subscribed_topic_names:
-            w_cstr(out, item10)
+        for item26 in self.subscribed_topic_names:
+            w_cstr(out, item26)
     w_cnstr(out, self.subscribed_topic_regex)
     w_cnstr(out, self.server_assignor)
     w_cnalen(out, self.topic_partitions)
     if self.topic_partitions is not None:
-        for item11 in self.topic_partitions:
-            _enc_ConsumerGroupHeartbeatRequestTopicPartitions_v0(item11, out, parts)
+        for item27 in self.topic_partitions:
+            out += _S1.pack(item27.topic_id.bytes)
+            n28 = len(item27.partitions) + 1
+            if n28 < 128:
+                out.append(n28)
+            else:
+                w_uvarint(out, n28)
+            w_fixed_array(out, item27.partitions, 'i')
+            if item27.unknown_tagged_fields:
+                w_tagged(out, (), item27.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -193,66 +315,155 @@ def _enc_ConsumerGroupHeartbeatRequest_v1(self, out, parts):
 
 
 def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
-    self = new(ConsumerGroupHeartbeatRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cstr(buf, pos)
-    (self.member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(ConsumerGroupHeartbeatRequest)
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    end31 = pos + n30
+    if n30 < 0 or end31 > limit:
+        raise bad_length('string', pos, n30, buf)
+    obj29.group_id = str(buf[pos:end31], 'utf-8')
+    pos = end31
+    n32 = buf[pos]
+    if n32 > 127:
+        n32, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n32 -= 1
+    end33 = pos + n32
+    if n32 < 0 or end33 > limit:
+        raise bad_length('string', pos, n32, buf)
+    obj29.member_id = str(buf[pos:end33], 'utf-8')
+    pos = end33
+    (obj29.member_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.instance_id, pos = r_cnstr(buf, pos)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    (self.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
+    n34 = buf[pos]
+    if n34 > 127:
+        n34, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n34 -= 1
+    end35 = pos + n34
+    if n34 < 0 or end35 > limit:
+        if n34 != -1:
+            raise bad_length('string', pos, n34, buf)
+        obj29.instance_id = None
+    else:
+        obj29.instance_id = str(buf[pos:end35], 'utf-8')
+        pos = end35
+    n36 = buf[pos]
+    if n36 > 127:
+        n36, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n36 -= 1
+    end37 = pos + n36
+    if n36 < 0 or end37 > limit:
+        if n36 != -1:
+            raise bad_length('string', pos, n36, buf)
+        obj29.rack_id = None
+    else:
+        obj29.rack_id = str(buf[pos:end37], 'utf-8')
+        pos = end37
+    (obj29.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n12, pos = r_cnalen(buf, pos)
-    if n12 < 0:
-        self.subscribed_topic_names = None
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
     else:
-        items13 = []
-        for _ in range(n12):
-            item14, pos = r_cstr(buf, pos)
-            items13.append(item14)
-        self.subscribed_topic_names = items13
-    self.subscribed_topic_regex, pos = r_cnstr(buf, pos)
-    self.server_assignor, pos = r_cnstr(buf, pos)
-    n15, pos = r_cnalen(buf, pos)
-    if n15 < 0:
-        self.topic_partitions = None
+        pos += 1
+    n38 -= 1
+    if (n38 < 0 and n38 != -1) or n38 > limit - pos:
+        raise bad_length('array', pos, n38, buf)
+    if n38 < 0:
+        obj29.subscribed_topic_names = None
     else:
-        items16 = []
-        for _ in range(n15):
-            item17, pos = _dec_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf, pos)
-            items16.append(item17)
-        self.topic_partitions = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ConsumerGroupHeartbeatRequestTopicPartitions v0-1
-def _enc_ConsumerGroupHeartbeatRequestTopicPartitions_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        items39 = []
+        for _ in range(n38):
+            n41 = buf[pos]
+            if n41 > 127:
+                n41, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n41 -= 1
+            end42 = pos + n41
+            if n41 < 0 or end42 > limit:
+                raise bad_length('string', pos, n41, buf)
+            item40 = str(buf[pos:end42], 'utf-8')
+            pos = end42
+            items39.append(item40)
+        obj29.subscribed_topic_names = items39
+    n43 = buf[pos]
+    if n43 > 127:
+        n43, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf, pos):
-    self = new(ConsumerGroupHeartbeatRequestTopicPartitions)
-    (raw19,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw19)
-    n20, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n43 -= 1
+    end44 = pos + n43
+    if n43 < 0 or end44 > limit:
+        if n43 != -1:
+            raise bad_length('string', pos, n43, buf)
+        obj29.subscribed_topic_regex = None
+    else:
+        obj29.subscribed_topic_regex = str(buf[pos:end44], 'utf-8')
+        pos = end44
+    n45 = buf[pos]
+    if n45 > 127:
+        n45, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n45 -= 1
+    end46 = pos + n45
+    if n45 < 0 or end46 > limit:
+        if n45 != -1:
+            raise bad_length('string', pos, n45, buf)
+        obj29.server_assignor = None
+    else:
+        obj29.server_assignor = str(buf[pos:end46], 'utf-8')
+        pos = end46
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n47 -= 1
+    if (n47 < 0 and n47 != -1) or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    if n47 < 0:
+        obj29.topic_partitions = None
+    else:
+        items48 = []
+        for _ in range(n47):
+            obj50 = new(ConsumerGroupHeartbeatRequestTopicPartitions)
+            (raw51,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj50.topic_id = uuid_from(raw51)
+            n52 = buf[pos]
+            if n52 > 127:
+                n52, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n52 -= 1
+            if n52 < 0 or n52 > limit - pos:
+                raise bad_length('array', pos, n52, buf)
+            obj50.partitions, pos = r_fixed_array(buf, pos, n52, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj50.unknown_tagged_fields = []
+            else:
+                obj50.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items48.append(obj50)
+        obj29.topic_partitions = items48
+    if buf[pos] == 0:
+        pos += 1
+        obj29.unknown_tagged_fields = []
+    else:
+        obj29.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj29
     return self, pos
 
 
@@ -266,7 +477,28 @@ def _enc_ConsumerGroupHeartbeatResponse_v0(self, out, parts):
         out.append(255)
     else:
         out.append(1)
-        _enc_Assignment_v0(self.assignment, out, parts)
+        s53 = self.assignment
+        n54 = len(s53.topic_partitions) + 1
+        if n54 < 128:
+            out.append(n54)
+        else:
+            w_uvarint(out, n54)
+        for item55 in s53.topic_partitions:
+            out += _S1.pack(item55.topic_id.bytes)
+            n56 = len(item55.partitions) + 1
+            if n56 < 128:
+                out.append(n56)
+            else:
+                w_uvarint(out, n56)
+            w_fixed_array(out, item55.partitions, 'i')
+            if item55.unknown_tagged_fields:
+                w_tagged(out, (), item55.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if s53.unknown_tagged_fields:
+            w_tagged(out, (), s53.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -274,77 +506,88 @@ def _enc_ConsumerGroupHeartbeatResponse_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupHeartbeatResponse_v0(buf, pos):
-    self = new(ConsumerGroupHeartbeatResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj57 = new(ConsumerGroupHeartbeatResponse)
+    (obj57.throttle_time_ms, obj57.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch, self.heartbeat_interval_ms,) = _S3.unpack_from(buf, pos)
+    n58 = buf[pos]
+    if n58 > 127:
+        n58, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n58 -= 1
+    end59 = pos + n58
+    if n58 < 0 or end59 > limit:
+        if n58 != -1:
+            raise bad_length('string', pos, n58, buf)
+        obj57.error_message = None
+    else:
+        obj57.error_message = str(buf[pos:end59], 'utf-8')
+        pos = end59
+    n60 = buf[pos]
+    if n60 > 127:
+        n60, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n60 -= 1
+    end61 = pos + n60
+    if n60 < 0 or end61 > limit:
+        if n60 != -1:
+            raise bad_length('string', pos, n60, buf)
+        obj57.member_id = None
+    else:
+        obj57.member_id = str(buf[pos:end61], 'utf-8')
+        pos = end61
+    (obj57.member_epoch, obj57.heartbeat_interval_ms,) = _S3.unpack_from(buf, pos)
     pos += 8
-    (marker22,) = _S4.unpack_from(buf, pos)
+    (marker62,) = _S4.unpack_from(buf, pos)
     pos += 1
-    if marker22 < 0:
-        self.assignment = None
+    if marker62 < 0:
+        obj57.assignment = None
     else:
-        self.assignment, pos = _dec_Assignment_v0(buf, pos)
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Assignment v0-1
-def _enc_Assignment_v0(self, out, parts):
-    w_calen(out, self.topic_partitions)
-    for item24 in self.topic_partitions:
-        _enc_ConsumerGroupHeartbeatResponseTopicPartitions_v0(item24, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj63 = new(Assignment)
+        n64 = buf[pos]
+        if n64 > 127:
+            n64, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n64 -= 1
+        if n64 < 0 or n64 > limit - pos:
+            raise bad_length('array', pos, n64, buf)
+        items65 = []
+        for _ in range(n64):
+            obj67 = new(ConsumerGroupHeartbeatResponseTopicPartitions)
+            (raw68,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj67.topic_id = uuid_from(raw68)
+            n69 = buf[pos]
+            if n69 > 127:
+                n69, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n69 -= 1
+            if n69 < 0 or n69 > limit - pos:
+                raise bad_length('array', pos, n69, buf)
+            obj67.partitions, pos = r_fixed_array(buf, pos, n69, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj67.unknown_tagged_fields = []
+            else:
+                obj67.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items65.append(obj67)
+        obj63.topic_partitions = items65
+        if buf[pos] == 0:
+            pos += 1
+            obj63.unknown_tagged_fields = []
+        else:
+            obj63.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        obj57.assignment = obj63
+    if buf[pos] == 0:
+        pos += 1
+        obj57.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Assignment_v0(buf, pos):
-    self = new(Assignment)
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_ConsumerGroupHeartbeatResponseTopicPartitions_v0(buf, pos)
-        items26.append(item27)
-    self.topic_partitions = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ConsumerGroupHeartbeatResponseTopicPartitions v0-1
-def _enc_ConsumerGroupHeartbeatResponseTopicPartitions_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ConsumerGroupHeartbeatResponseTopicPartitions_v0(buf, pos):
-    self = new(ConsumerGroupHeartbeatResponseTopicPartitions)
-    (raw29,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw29)
-    n30, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n30, 'i', 4)
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+        obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj57
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -75,11 +75,13 @@ def _enc_ControlledShutdownRequest_v0(self, out, parts):
 
 
 def _dec_ControlledShutdownRequest_v0(buf, pos):
-    self = new(ControlledShutdownRequest)
-    (self.broker_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(ControlledShutdownRequest)
+    (obj1.broker_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.broker_epoch = -1
-    self.unknown_tagged_fields = []
+    obj1.broker_epoch = -1
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -91,10 +93,12 @@ def _enc_ControlledShutdownRequest_v2(self, out, parts):
 
 
 def _dec_ControlledShutdownRequest_v2(buf, pos):
-    self = new(ControlledShutdownRequest)
-    (self.broker_id, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(ControlledShutdownRequest)
+    (obj2.broker_id, obj2.broker_epoch,) = _S1.unpack_from(buf, pos)
     pos += 12
-    self.unknown_tagged_fields = []
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -108,14 +112,16 @@ def _enc_ControlledShutdownRequest_v3(self, out, parts):
 
 
 def _dec_ControlledShutdownRequest_v3(buf, pos):
-    self = new(ControlledShutdownRequest)
-    (self.broker_id, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ControlledShutdownRequest)
+    (obj3.broker_id, obj3.broker_epoch,) = _S1.unpack_from(buf, pos)
     pos += 12
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
@@ -123,32 +129,59 @@ def _dec_ControlledShutdownRequest_v3(buf, pos):
 def _enc_ControlledShutdownResponse_v0(self, out, parts):
     out += _S2.pack(self.error_code)
     w_alen(out, self.remaining_partitions)
-    for item2 in self.remaining_partitions:
-        _enc_RemainingPartition_v0(item2, out, parts)
+    for item4 in self.remaining_partitions:
+        w_str(out, item4.topic_name)
+        out += _S0.pack(item4.partition_index)
+        if item4.unknown_tagged_fields:
+            raise no_tagged_fields_error('RemainingPartition', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ControlledShutdownResponse', '0-2')
 
 
 def _dec_ControlledShutdownResponse_v0(buf, pos):
-    self = new(ControlledShutdownResponse)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(ControlledShutdownResponse)
+    (obj5.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    n3, pos = r_alen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_RemainingPartition_v0(buf, pos)
-        items4.append(item5)
-    self.remaining_partitions = items4
-    self.unknown_tagged_fields = []
+    (n6,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(RemainingPartition)
+        (n10,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (obj9.partition_index,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj9.unknown_tagged_fields = []
+        items7.append(obj9)
+    obj5.remaining_partitions = items7
+    obj5.unknown_tagged_fields = []
+    self = obj5
     return self, pos
 
 
 # ControlledShutdownResponse v3
 def _enc_ControlledShutdownResponse_v3(self, out, parts):
     out += _S2.pack(self.error_code)
-    w_calen(out, self.remaining_partitions)
-    for item6 in self.remaining_partitions:
-        _enc_RemainingPartition_v3(item6, out, parts)
+    n12 = len(self.remaining_partitions) + 1
+    if n12 < 128:
+        out.append(n12)
+    else:
+        w_uvarint(out, n12)
+    for item13 in self.remaining_partitions:
+        w_cstr(out, item13.topic_name)
+        out += _S0.pack(item13.partition_index)
+        if item13.unknown_tagged_fields:
+            w_tagged(out, (), item13.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -156,60 +189,47 @@ def _enc_ControlledShutdownResponse_v3(self, out, parts):
 
 
 def _dec_ControlledShutdownResponse_v3(buf, pos):
-    self = new(ControlledShutdownResponse)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj14 = new(ControlledShutdownResponse)
+    (obj14.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_RemainingPartition_v3(buf, pos)
-        items8.append(item9)
-    self.remaining_partitions = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# RemainingPartition v0-2
-def _enc_RemainingPartition_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('RemainingPartition', '0-2')
-
-
-def _dec_RemainingPartition_v0(buf, pos):
-    self = new(RemainingPartition)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# RemainingPartition v3
-def _enc_RemainingPartition_v3(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_RemainingPartition_v3(buf, pos):
-    self = new(RemainingPartition)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(RemainingPartition)
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        obj18.topic_name = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        (obj18.partition_index,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj18.unknown_tagged_fields = []
+        else:
+            obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items16.append(obj18)
+    obj14.remaining_partitions = items16
+    if buf[pos] == 0:
+        pos += 1
+        obj14.unknown_tagged_fields = []
+    else:
+        obj14.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj14
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -87,49 +87,142 @@ class AclCreationResult(Struct):
 def _enc_CreateAclsRequest_v0(self, out, parts):
     w_alen(out, self.creations)
     for item1 in self.creations:
-        _enc_AclCreation_v0(item1, out, parts)
+        if not (item1.resource_pattern_type == 3):
+            raise cannot_carry('AclCreation', 'resource_pattern_type', '0')
+        out += _S0.pack(item1.resource_type)
+        w_str(out, item1.resource_name)
+        w_str(out, item1.principal)
+        w_str(out, item1.host)
+        out += _S1.pack(item1.operation, item1.permission_type)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('AclCreation', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateAclsRequest', '0')
 
 
 def _dec_CreateAclsRequest_v0(buf, pos):
-    self = new(CreateAclsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AclCreation_v0(buf, pos)
-        items3.append(item4)
-    self.creations = items3
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(CreateAclsRequest)
+    (n3,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(AclCreation)
+        (obj6.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n7,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.resource_name = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        (n9,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj6.principal = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        (n11,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj6.host = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        (obj6.operation, obj6.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj6.resource_pattern_type = 3
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.creations = items4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # CreateAclsRequest v1
 def _enc_CreateAclsRequest_v1(self, out, parts):
     w_alen(out, self.creations)
-    for item5 in self.creations:
-        _enc_AclCreation_v1(item5, out, parts)
+    for item13 in self.creations:
+        out += _S0.pack(item13.resource_type)
+        w_str(out, item13.resource_name)
+        out += _S0.pack(item13.resource_pattern_type)
+        w_str(out, item13.principal)
+        w_str(out, item13.host)
+        out += _S1.pack(item13.operation, item13.permission_type)
+        if item13.unknown_tagged_fields:
+            raise no_tagged_fields_error('AclCreation', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateAclsRequest', '1')
 
 
 def _dec_CreateAclsRequest_v1(buf, pos):
-    self = new(CreateAclsRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_AclCreation_v1(buf, pos)
-        items7.append(item8)
-    self.creations = items7
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj14 = new(CreateAclsRequest)
+    (n15,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(AclCreation)
+        (obj18.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n19,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        obj18.resource_name = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        (obj18.resource_pattern_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n21,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj18.principal = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (n23,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            raise bad_length('string', pos, n23, buf)
+        obj18.host = str(buf[pos:end24], 'utf-8')
+        pos = end24
+        (obj18.operation, obj18.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj18.unknown_tagged_fields = []
+        items16.append(obj18)
+    obj14.creations = items16
+    obj14.unknown_tagged_fields = []
+    self = obj14
     return self, pos
 
 
 # CreateAclsRequest v2-3
 def _enc_CreateAclsRequest_v2(self, out, parts):
-    w_calen(out, self.creations)
-    for item9 in self.creations:
-        _enc_AclCreation_v2(item9, out, parts)
+    n25 = len(self.creations) + 1
+    if n25 < 128:
+        out.append(n25)
+    else:
+        w_uvarint(out, n25)
+    for item26 in self.creations:
+        out += _S0.pack(item26.resource_type)
+        w_cstr(out, item26.resource_name)
+        out += _S0.pack(item26.resource_pattern_type)
+        w_cstr(out, item26.principal)
+        w_cstr(out, item26.host)
+        out += _S1.pack(item26.operation, item26.permission_type)
+        if item26.unknown_tagged_fields:
+            w_tagged(out, (), item26.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -137,105 +230,71 @@ def _enc_CreateAclsRequest_v2(self, out, parts):
 
 
 def _dec_CreateAclsRequest_v2(buf, pos):
-    self = new(CreateAclsRequest)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_AclCreation_v2(buf, pos)
-        items11.append(item12)
-    self.creations = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AclCreation v0
-def _enc_AclCreation_v0(self, out, parts):
-    if self.resource_pattern_type != 3:
-        raise cannot_carry('AclCreation', 'resource_pattern_type', '0')
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_str(out, self.principal)
-    w_str(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AclCreation', '0')
-
-
-def _dec_AclCreation_v0(buf, pos):
-    self = new(AclCreation)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    self.principal, pos = r_str(buf, pos)
-    self.host, pos = r_str(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.resource_pattern_type = 3
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AclCreation v1
-def _enc_AclCreation_v1(self, out, parts):
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    out += _S0.pack(self.resource_pattern_type)
-    w_str(out, self.principal)
-    w_str(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AclCreation', '1')
-
-
-def _dec_AclCreation_v1(buf, pos):
-    self = new(AclCreation)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    (self.resource_pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal, pos = r_str(buf, pos)
-    self.host, pos = r_str(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AclCreation v2-3
-def _enc_AclCreation_v2(self, out, parts):
-    out += _S0.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    out += _S0.pack(self.resource_pattern_type)
-    w_cstr(out, self.principal)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj27 = new(CreateAclsRequest)
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AclCreation_v2(buf, pos):
-    self = new(AclCreation)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    (self.resource_pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n28 -= 1
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(AclCreation)
+        (obj31.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj31.resource_name = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (obj31.resource_pattern_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj31.principal = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        n36 = buf[pos]
+        if n36 > 127:
+            n36, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n36 -= 1
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            raise bad_length('string', pos, n36, buf)
+        obj31.host = str(buf[pos:end37], 'utf-8')
+        pos = end37
+        (obj31.operation, obj31.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj31.unknown_tagged_fields = []
+        else:
+            obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items29.append(obj31)
+    obj27.creations = items29
+    if buf[pos] == 0:
+        pos += 1
+        obj27.unknown_tagged_fields = []
+    else:
+        obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj27
     return self, pos
 
 
@@ -243,32 +302,62 @@ def _dec_AclCreation_v2(buf, pos):
 def _enc_CreateAclsResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item15 in self.results:
-        _enc_AclCreationResult_v0(item15, out, parts)
+    for item38 in self.results:
+        out += _S3.pack(item38.error_code)
+        w_nstr(out, item38.error_message)
+        if item38.unknown_tagged_fields:
+            raise no_tagged_fields_error('AclCreationResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateAclsResponse', '0-1')
 
 
 def _dec_CreateAclsResponse_v0(buf, pos):
-    self = new(CreateAclsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj39 = new(CreateAclsResponse)
+    (obj39.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n16, pos = r_alen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_AclCreationResult_v0(buf, pos)
-        items17.append(item18)
-    self.results = items17
-    self.unknown_tagged_fields = []
+    (n40,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n40 < 0 or n40 > limit - pos:
+        raise bad_length('array', pos, n40, buf)
+    items41 = []
+    for _ in range(n40):
+        obj43 = new(AclCreationResult)
+        (obj43.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        (n44,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            if n44 != -1:
+                raise bad_length('string', pos, n44, buf)
+            obj43.error_message = None
+        else:
+            obj43.error_message = str(buf[pos:end45], 'utf-8')
+            pos = end45
+        obj43.unknown_tagged_fields = []
+        items41.append(obj43)
+    obj39.results = items41
+    obj39.unknown_tagged_fields = []
+    self = obj39
     return self, pos
 
 
 # CreateAclsResponse v2-3
 def _enc_CreateAclsResponse_v2(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item19 in self.results:
-        _enc_AclCreationResult_v2(item19, out, parts)
+    n46 = len(self.results) + 1
+    if n46 < 128:
+        out.append(n46)
+    else:
+        w_uvarint(out, n46)
+    for item47 in self.results:
+        out += _S3.pack(item47.error_code)
+        w_cnstr(out, item47.error_message)
+        if item47.unknown_tagged_fields:
+            w_tagged(out, (), item47.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -276,60 +365,50 @@ def _enc_CreateAclsResponse_v2(self, out, parts):
 
 
 def _dec_CreateAclsResponse_v2(buf, pos):
-    self = new(CreateAclsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj48 = new(CreateAclsResponse)
+    (obj48.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_AclCreationResult_v2(buf, pos)
-        items21.append(item22)
-    self.results = items21
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AclCreationResult v0-1
-def _enc_AclCreationResult_v0(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AclCreationResult', '0-1')
-
-
-def _dec_AclCreationResult_v0(buf, pos):
-    self = new(AclCreationResult)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AclCreationResult v2-3
-def _enc_AclCreationResult_v2(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AclCreationResult_v2(buf, pos):
-    self = new(AclCreationResult)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    count24, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count24:
-        pos = r_tagged_unknown(buf, pos, count24, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n49 -= 1
+    if n49 < 0 or n49 > limit - pos:
+        raise bad_length('array', pos, n49, buf)
+    items50 = []
+    for _ in range(n49):
+        obj52 = new(AclCreationResult)
+        (obj52.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        end54 = pos + n53
+        if n53 < 0 or end54 > limit:
+            if n53 != -1:
+                raise bad_length('string', pos, n53, buf)
+            obj52.error_message = None
+        else:
+            obj52.error_message = str(buf[pos:end54], 'utf-8')
+            pos = end54
+        if buf[pos] == 0:
+            pos += 1
+            obj52.unknown_tagged_fields = []
+        else:
+            obj52.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items50.append(obj52)
+    obj48.results = items50
+    if buf[pos] == 0:
+        pos += 1
+        obj48.unknown_tagged_fields = []
+    else:
+        obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj48
     return self, pos
 
 

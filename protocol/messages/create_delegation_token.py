@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,9 +16,9 @@ from ._runtime import (  # noqa: F401
 __all__ = ['CreatableRenewers', 'CreateDelegationTokenRequest', 'CreateDelegationTokenResponse']
 
 _S0 = _Struct('>q')
-_S1 = _Struct('>h')
-_S2 = _Struct('>qqq')
-_S3 = _Struct('>i')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>qqq')
 
 
 class CreateDelegationTokenRequest(Message):
@@ -81,43 +81,75 @@ class CreateDelegationTokenResponse(Message):
 
 # CreateDelegationTokenRequest v0-1
 def _enc_CreateDelegationTokenRequest_v0(self, out, parts):
-    if self.owner_principal_type != '':
+    if not (self.owner_principal_type == ''):
         raise cannot_carry('CreateDelegationTokenRequest', 'owner_principal_type', '0-1')
-    if self.owner_principal_name != '':
+    if not (self.owner_principal_name == ''):
         raise cannot_carry('CreateDelegationTokenRequest', 'owner_principal_name', '0-1')
     w_alen(out, self.renewers)
     for item1 in self.renewers:
-        _enc_CreatableRenewers_v0(item1, out, parts)
+        w_str(out, item1.principal_type)
+        w_str(out, item1.principal_name)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableRenewers', '0-1')
     out += _S0.pack(self.max_lifetime_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateDelegationTokenRequest', '0-1')
 
 
 def _dec_CreateDelegationTokenRequest_v0(buf, pos):
-    self = new(CreateDelegationTokenRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_CreatableRenewers_v0(buf, pos)
-        items3.append(item4)
-    self.renewers = items3
-    (self.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(CreateDelegationTokenRequest)
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(CreatableRenewers)
+        (n7,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.principal_type = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        (n9,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj6.principal_name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.renewers = items4
+    (obj2.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.owner_principal_type = ''
-    self.owner_principal_name = ''
-    self.unknown_tagged_fields = []
+    obj2.owner_principal_type = ''
+    obj2.owner_principal_name = ''
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # CreateDelegationTokenRequest v2
 def _enc_CreateDelegationTokenRequest_v2(self, out, parts):
-    if self.owner_principal_type != '':
+    if not (self.owner_principal_type == ''):
         raise cannot_carry('CreateDelegationTokenRequest', 'owner_principal_type', '2')
-    if self.owner_principal_name != '':
+    if not (self.owner_principal_name == ''):
         raise cannot_carry('CreateDelegationTokenRequest', 'owner_principal_name', '2')
-    w_calen(out, self.renewers)
-    for item5 in self.renewers:
-        _enc_CreatableRenewers_v2(item5, out, parts)
+    n11 = len(self.renewers) + 1
+    if n11 < 128:
+        out.append(n11)
+    else:
+        w_uvarint(out, n11)
+    for item12 in self.renewers:
+        w_cstr(out, item12.principal_type)
+        w_cstr(out, item12.principal_name)
+        if item12.unknown_tagged_fields:
+            w_tagged(out, (), item12.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S0.pack(self.max_lifetime_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -126,22 +158,58 @@ def _enc_CreateDelegationTokenRequest_v2(self, out, parts):
 
 
 def _dec_CreateDelegationTokenRequest_v2(buf, pos):
-    self = new(CreateDelegationTokenRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_CreatableRenewers_v2(buf, pos)
-        items7.append(item8)
-    self.renewers = items7
-    (self.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj13 = new(CreateDelegationTokenRequest)
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n14 -= 1
+    if n14 < 0 or n14 > limit - pos:
+        raise bad_length('array', pos, n14, buf)
+    items15 = []
+    for _ in range(n14):
+        obj17 = new(CreatableRenewers)
+        n18 = buf[pos]
+        if n18 > 127:
+            n18, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n18 -= 1
+        end19 = pos + n18
+        if n18 < 0 or end19 > limit:
+            raise bad_length('string', pos, n18, buf)
+        obj17.principal_type = str(buf[pos:end19], 'utf-8')
+        pos = end19
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            raise bad_length('string', pos, n20, buf)
+        obj17.principal_name = str(buf[pos:end21], 'utf-8')
+        pos = end21
+        if buf[pos] == 0:
+            pos += 1
+            obj17.unknown_tagged_fields = []
+        else:
+            obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items15.append(obj17)
+    obj13.renewers = items15
+    (obj13.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.owner_principal_type = ''
-    self.owner_principal_name = ''
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    obj13.owner_principal_type = ''
+    obj13.owner_principal_name = ''
+    if buf[pos] == 0:
+        pos += 1
+        obj13.unknown_tagged_fields = []
+    else:
+        obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj13
     return self, pos
 
 
@@ -149,9 +217,18 @@ def _dec_CreateDelegationTokenRequest_v2(buf, pos):
 def _enc_CreateDelegationTokenRequest_v3(self, out, parts):
     w_cnstr(out, self.owner_principal_type)
     w_cnstr(out, self.owner_principal_name)
-    w_calen(out, self.renewers)
-    for item10 in self.renewers:
-        _enc_CreatableRenewers_v2(item10, out, parts)
+    n22 = len(self.renewers) + 1
+    if n22 < 128:
+        out.append(n22)
+    else:
+        w_uvarint(out, n22)
+    for item23 in self.renewers:
+        w_cstr(out, item23.principal_type)
+        w_cstr(out, item23.principal_name)
+        if item23.unknown_tagged_fields:
+            w_tagged(out, (), item23.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S0.pack(self.max_lifetime_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -160,111 +237,161 @@ def _enc_CreateDelegationTokenRequest_v3(self, out, parts):
 
 
 def _dec_CreateDelegationTokenRequest_v3(buf, pos):
-    self = new(CreateDelegationTokenRequest)
-    self.owner_principal_type, pos = r_cnstr(buf, pos)
-    self.owner_principal_name, pos = r_cnstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_CreatableRenewers_v2(buf, pos)
-        items12.append(item13)
-    self.renewers = items12
-    (self.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableRenewers v0-1
-def _enc_CreatableRenewers_v0(self, out, parts):
-    w_str(out, self.principal_type)
-    w_str(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableRenewers', '0-1')
-
-
-def _dec_CreatableRenewers_v0(buf, pos):
-    self = new(CreatableRenewers)
-    self.principal_type, pos = r_str(buf, pos)
-    self.principal_name, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableRenewers v2-3
-def _enc_CreatableRenewers_v2(self, out, parts):
-    w_cstr(out, self.principal_type)
-    w_cstr(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj24 = new(CreateDelegationTokenRequest)
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_CreatableRenewers_v2(buf, pos):
-    self = new(CreatableRenewers)
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n25 -= 1
+    end26 = pos + n25
+    if n25 < 0 or end26 > limit:
+        if n25 != -1:
+            raise bad_length('string', pos, n25, buf)
+        obj24.owner_principal_type = None
+    else:
+        obj24.owner_principal_type = str(buf[pos:end26], 'utf-8')
+        pos = end26
+    n27 = buf[pos]
+    if n27 > 127:
+        n27, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n27 -= 1
+    end28 = pos + n27
+    if n27 < 0 or end28 > limit:
+        if n27 != -1:
+            raise bad_length('string', pos, n27, buf)
+        obj24.owner_principal_name = None
+    else:
+        obj24.owner_principal_name = str(buf[pos:end28], 'utf-8')
+        pos = end28
+    n29 = buf[pos]
+    if n29 > 127:
+        n29, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n29 -= 1
+    if n29 < 0 or n29 > limit - pos:
+        raise bad_length('array', pos, n29, buf)
+    items30 = []
+    for _ in range(n29):
+        obj32 = new(CreatableRenewers)
+        n33 = buf[pos]
+        if n33 > 127:
+            n33, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n33 -= 1
+        end34 = pos + n33
+        if n33 < 0 or end34 > limit:
+            raise bad_length('string', pos, n33, buf)
+        obj32.principal_type = str(buf[pos:end34], 'utf-8')
+        pos = end34
+        n35 = buf[pos]
+        if n35 > 127:
+            n35, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n35 -= 1
+        end36 = pos + n35
+        if n35 < 0 or end36 > limit:
+            raise bad_length('string', pos, n35, buf)
+        obj32.principal_name = str(buf[pos:end36], 'utf-8')
+        pos = end36
+        if buf[pos] == 0:
+            pos += 1
+            obj32.unknown_tagged_fields = []
+        else:
+            obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items30.append(obj32)
+    obj24.renewers = items30
+    (obj24.max_lifetime_ms,) = _S0.unpack_from(buf, pos)
+    pos += 8
+    if buf[pos] == 0:
+        pos += 1
+        obj24.unknown_tagged_fields = []
+    else:
+        obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj24
     return self, pos
 
 
 # CreateDelegationTokenResponse v0-1
 def _enc_CreateDelegationTokenResponse_v0(self, out, parts):
-    if self.token_requester_principal_type != '':
+    if not (self.token_requester_principal_type == ''):
         raise cannot_carry('CreateDelegationTokenResponse', 'token_requester_principal_type', '0-1')
-    if self.token_requester_principal_name != '':
+    if not (self.token_requester_principal_name == ''):
         raise cannot_carry('CreateDelegationTokenResponse', 'token_requester_principal_name', '0-1')
-    out += _S1.pack(self.error_code)
+    out += _S2.pack(self.error_code)
     w_str(out, self.principal_type)
     w_str(out, self.principal_name)
-    out += _S2.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
+    out += _S3.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
     w_str(out, self.token_id)
     w_bytes(out, self.hmac)
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateDelegationTokenResponse', '0-1')
 
 
 def _dec_CreateDelegationTokenResponse_v0(buf, pos):
-    self = new(CreateDelegationTokenResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj37 = new(CreateDelegationTokenResponse)
+    (obj37.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    self.principal_type, pos = r_str(buf, pos)
-    self.principal_name, pos = r_str(buf, pos)
-    (self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms,) = _S2.unpack_from(buf, pos)
+    (n38,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end39 = pos + n38
+    if n38 < 0 or end39 > limit:
+        raise bad_length('string', pos, n38, buf)
+    obj37.principal_type = str(buf[pos:end39], 'utf-8')
+    pos = end39
+    (n40,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end41 = pos + n40
+    if n40 < 0 or end41 > limit:
+        raise bad_length('string', pos, n40, buf)
+    obj37.principal_name = str(buf[pos:end41], 'utf-8')
+    pos = end41
+    (obj37.issue_timestamp_ms, obj37.expiry_timestamp_ms, obj37.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
-    self.token_id, pos = r_str(buf, pos)
-    self.hmac, pos = r_bytes(buf, pos)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (n42,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end43 = pos + n42
+    if n42 < 0 or end43 > limit:
+        raise bad_length('string', pos, n42, buf)
+    obj37.token_id = str(buf[pos:end43], 'utf-8')
+    pos = end43
+    (n44,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.token_requester_principal_type = ''
-    self.token_requester_principal_name = ''
-    self.unknown_tagged_fields = []
+    end45 = pos + n44
+    if n44 < 0 or end45 > limit:
+        raise bad_length('bytes', pos, n44, buf)
+    obj37.hmac = bytes(buf[pos:end45])
+    pos = end45
+    (obj37.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj37.token_requester_principal_type = ''
+    obj37.token_requester_principal_name = ''
+    obj37.unknown_tagged_fields = []
+    self = obj37
     return self, pos
 
 
 # CreateDelegationTokenResponse v2
 def _enc_CreateDelegationTokenResponse_v2(self, out, parts):
-    if self.token_requester_principal_type != '':
+    if not (self.token_requester_principal_type == ''):
         raise cannot_carry('CreateDelegationTokenResponse', 'token_requester_principal_type', '2')
-    if self.token_requester_principal_name != '':
+    if not (self.token_requester_principal_name == ''):
         raise cannot_carry('CreateDelegationTokenResponse', 'token_requester_principal_name', '2')
-    out += _S1.pack(self.error_code)
+    out += _S2.pack(self.error_code)
     w_cstr(out, self.principal_type)
     w_cstr(out, self.principal_name)
-    out += _S2.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
+    out += _S3.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
     w_cstr(out, self.token_id)
     w_cbytes(out, self.hmac)
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -272,38 +399,80 @@ def _enc_CreateDelegationTokenResponse_v2(self, out, parts):
 
 
 def _dec_CreateDelegationTokenResponse_v2(buf, pos):
-    self = new(CreateDelegationTokenResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(CreateDelegationTokenResponse)
+    (obj46.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    (self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms,) = _S2.unpack_from(buf, pos)
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n47 -= 1
+    end48 = pos + n47
+    if n47 < 0 or end48 > limit:
+        raise bad_length('string', pos, n47, buf)
+    obj46.principal_type = str(buf[pos:end48], 'utf-8')
+    pos = end48
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n49 -= 1
+    end50 = pos + n49
+    if n49 < 0 or end50 > limit:
+        raise bad_length('string', pos, n49, buf)
+    obj46.principal_name = str(buf[pos:end50], 'utf-8')
+    pos = end50
+    (obj46.issue_timestamp_ms, obj46.expiry_timestamp_ms, obj46.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
-    self.token_id, pos = r_cstr(buf, pos)
-    self.hmac, pos = r_cbytes(buf, pos)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    n51 = buf[pos]
+    if n51 > 127:
+        n51, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n51 -= 1
+    end52 = pos + n51
+    if n51 < 0 or end52 > limit:
+        raise bad_length('string', pos, n51, buf)
+    obj46.token_id = str(buf[pos:end52], 'utf-8')
+    pos = end52
+    n53 = buf[pos]
+    if n53 > 127:
+        n53, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n53 -= 1
+    end54 = pos + n53
+    if n53 < 0 or end54 > limit:
+        raise bad_length('bytes', pos, n53, buf)
+    obj46.hmac = bytes(buf[pos:end54])
+    pos = end54
+    (obj46.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.token_requester_principal_type = ''
-    self.token_requester_principal_name = ''
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+    obj46.token_requester_principal_type = ''
+    obj46.token_requester_principal_name = ''
+    if buf[pos] == 0:
+        pos += 1
+        obj46.unknown_tagged_fields = []
+    else:
+        obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj46
     return self, pos
 
 
 # CreateDelegationTokenResponse v3
 def _enc_CreateDelegationTokenResponse_v3(self, out, parts):
-    out += _S1.pack(self.error_code)
+    out += _S2.pack(self.error_code)
     w_cstr(out, self.principal_type)
     w_cstr(out, self.principal_name)
     w_cstr(out, self.token_requester_principal_type)
     w_cstr(out, self.token_requester_principal_name)
-    out += _S2.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
+    out += _S3.pack(self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms)
     w_cstr(out, self.token_id)
     w_cbytes(out, self.hmac)
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -311,24 +480,86 @@ def _enc_CreateDelegationTokenResponse_v3(self, out, parts):
 
 
 def _dec_CreateDelegationTokenResponse_v3(buf, pos):
-    self = new(CreateDelegationTokenResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj55 = new(CreateDelegationTokenResponse)
+    (obj55.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    self.token_requester_principal_type, pos = r_cstr(buf, pos)
-    self.token_requester_principal_name, pos = r_cstr(buf, pos)
-    (self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms,) = _S2.unpack_from(buf, pos)
+    n56 = buf[pos]
+    if n56 > 127:
+        n56, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n56 -= 1
+    end57 = pos + n56
+    if n56 < 0 or end57 > limit:
+        raise bad_length('string', pos, n56, buf)
+    obj55.principal_type = str(buf[pos:end57], 'utf-8')
+    pos = end57
+    n58 = buf[pos]
+    if n58 > 127:
+        n58, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n58 -= 1
+    end59 = pos + n58
+    if n58 < 0 or end59 > limit:
+        raise bad_length('string', pos, n58, buf)
+    obj55.principal_name = str(buf[pos:end59], 'utf-8')
+    pos = end59
+    n60 = buf[pos]
+    if n60 > 127:
+        n60, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n60 -= 1
+    end61 = pos + n60
+    if n60 < 0 or end61 > limit:
+        raise bad_length('string', pos, n60, buf)
+    obj55.token_requester_principal_type = str(buf[pos:end61], 'utf-8')
+    pos = end61
+    n62 = buf[pos]
+    if n62 > 127:
+        n62, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n62 -= 1
+    end63 = pos + n62
+    if n62 < 0 or end63 > limit:
+        raise bad_length('string', pos, n62, buf)
+    obj55.token_requester_principal_name = str(buf[pos:end63], 'utf-8')
+    pos = end63
+    (obj55.issue_timestamp_ms, obj55.expiry_timestamp_ms, obj55.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
-    self.token_id, pos = r_cstr(buf, pos)
-    self.hmac, pos = r_cbytes(buf, pos)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    n64 = buf[pos]
+    if n64 > 127:
+        n64, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n64 -= 1
+    end65 = pos + n64
+    if n64 < 0 or end65 > limit:
+        raise bad_length('string', pos, n64, buf)
+    obj55.token_id = str(buf[pos:end65], 'utf-8')
+    pos = end65
+    n66 = buf[pos]
+    if n66 > 127:
+        n66, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n66 -= 1
+    end67 = pos + n66
+    if n66 < 0 or end67 > limit:
+        raise bad_length('bytes', pos, n66, buf)
+    obj55.hmac = bytes(buf[pos:end67])
+    pos = end67
+    (obj55.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj55.unknown_tagged_fields = []
+    else:
+        obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj55
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,8 +15,8 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['CreatePartitionsAssignment', 'CreatePartitionsRequest', 'CreatePartitionsResponse', 'CreatePartitionsTopic', 'CreatePartitionsTopicResult']
 
-_S0 = _Struct('>i?')
-_S1 = _Struct('>i')
+_S0 = _Struct('>i')
+_S1 = _Struct('>i?')
 _S2 = _Struct('>h')
 
 
@@ -95,32 +95,97 @@ class CreatePartitionsTopicResult(Struct):
 def _enc_CreatePartitionsRequest_v0(self, out, parts):
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_CreatePartitionsTopic_v0(item1, out, parts)
-    out += _S0.pack(self.timeout_ms, self.validate_only)
+        w_str(out, item1.name)
+        out += _S0.pack(item1.count)
+        w_nalen(out, item1.assignments)
+        if item1.assignments is not None:
+            for item2 in item1.assignments:
+                w_alen(out, item2.broker_ids)
+                w_fixed_array(out, item2.broker_ids, 'i')
+                if item2.unknown_tagged_fields:
+                    raise no_tagged_fields_error('CreatePartitionsAssignment', '0-1')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatePartitionsTopic', '0-1')
+    out += _S1.pack(self.timeout_ms, self.validate_only)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreatePartitionsRequest', '0-1')
 
 
 def _dec_CreatePartitionsRequest_v0(buf, pos):
-    self = new(CreatePartitionsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_CreatePartitionsTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    (self.timeout_ms, self.validate_only,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(CreatePartitionsRequest)
+    (n4,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(CreatePartitionsTopic)
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (obj7.count,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n10,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if (n10 < 0 and n10 != -1) or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        if n10 < 0:
+            obj7.assignments = None
+        else:
+            items11 = []
+            for _ in range(n10):
+                obj13 = new(CreatePartitionsAssignment)
+                (n14,) = _S0.unpack_from(buf, pos)
+                pos += 4
+                if n14 < 0 or n14 > limit - pos:
+                    raise bad_length('array', pos, n14, buf)
+                obj13.broker_ids, pos = r_fixed_array(buf, pos, n14, 'i', 4)
+                obj13.unknown_tagged_fields = []
+                items11.append(obj13)
+            obj7.assignments = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topics = items5
+    (obj3.timeout_ms, obj3.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 5
-    self.unknown_tagged_fields = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # CreatePartitionsRequest v2-3
 def _enc_CreatePartitionsRequest_v2(self, out, parts):
-    w_calen(out, self.topics)
-    for item5 in self.topics:
-        _enc_CreatePartitionsTopic_v2(item5, out, parts)
-    out += _S0.pack(self.timeout_ms, self.validate_only)
+    n15 = len(self.topics) + 1
+    if n15 < 128:
+        out.append(n15)
+    else:
+        w_uvarint(out, n15)
+    for item16 in self.topics:
+        w_cstr(out, item16.name)
+        out += _S0.pack(item16.count)
+        w_cnalen(out, item16.assignments)
+        if item16.assignments is not None:
+            for item17 in item16.assignments:
+                n18 = len(item17.broker_ids) + 1
+                if n18 < 128:
+                    out.append(n18)
+                else:
+                    w_uvarint(out, n18)
+                w_fixed_array(out, item17.broker_ids, 'i')
+                if item17.unknown_tagged_fields:
+                    w_tagged(out, (), item17.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        if item16.unknown_tagged_fields:
+            w_tagged(out, (), item16.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.timeout_ms, self.validate_only)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -128,157 +193,149 @@ def _enc_CreatePartitionsRequest_v2(self, out, parts):
 
 
 def _dec_CreatePartitionsRequest_v2(buf, pos):
-    self = new(CreatePartitionsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_CreatePartitionsTopic_v2(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    (self.timeout_ms, self.validate_only,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj19 = new(CreatePartitionsRequest)
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n20 -= 1
+    if n20 < 0 or n20 > limit - pos:
+        raise bad_length('array', pos, n20, buf)
+    items21 = []
+    for _ in range(n20):
+        obj23 = new(CreatePartitionsTopic)
+        n24 = buf[pos]
+        if n24 > 127:
+            n24, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n24 -= 1
+        end25 = pos + n24
+        if n24 < 0 or end25 > limit:
+            raise bad_length('string', pos, n24, buf)
+        obj23.name = str(buf[pos:end25], 'utf-8')
+        pos = end25
+        (obj23.count,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n26 = buf[pos]
+        if n26 > 127:
+            n26, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n26 -= 1
+        if (n26 < 0 and n26 != -1) or n26 > limit - pos:
+            raise bad_length('array', pos, n26, buf)
+        if n26 < 0:
+            obj23.assignments = None
+        else:
+            items27 = []
+            for _ in range(n26):
+                obj29 = new(CreatePartitionsAssignment)
+                n30 = buf[pos]
+                if n30 > 127:
+                    n30, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n30 -= 1
+                if n30 < 0 or n30 > limit - pos:
+                    raise bad_length('array', pos, n30, buf)
+                obj29.broker_ids, pos = r_fixed_array(buf, pos, n30, 'i', 4)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj29.unknown_tagged_fields = []
+                else:
+                    obj29.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items27.append(obj29)
+            obj23.assignments = items27
+        if buf[pos] == 0:
+            pos += 1
+            obj23.unknown_tagged_fields = []
+        else:
+            obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items21.append(obj23)
+    obj19.topics = items21
+    (obj19.timeout_ms, obj19.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 5
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatePartitionsTopic v0-1
-def _enc_CreatePartitionsTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S1.pack(self.count)
-    w_nalen(out, self.assignments)
-    if self.assignments is not None:
-        for item10 in self.assignments:
-            _enc_CreatePartitionsAssignment_v0(item10, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatePartitionsTopic', '0-1')
-
-
-def _dec_CreatePartitionsTopic_v0(buf, pos):
-    self = new(CreatePartitionsTopic)
-    self.name, pos = r_str(buf, pos)
-    (self.count,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n11, pos = r_nalen(buf, pos)
-    if n11 < 0:
-        self.assignments = None
+    if buf[pos] == 0:
+        pos += 1
+        obj19.unknown_tagged_fields = []
     else:
-        items12 = []
-        for _ in range(n11):
-            item13, pos = _dec_CreatePartitionsAssignment_v0(buf, pos)
-            items12.append(item13)
-        self.assignments = items12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatePartitionsTopic v2-3
-def _enc_CreatePartitionsTopic_v2(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S1.pack(self.count)
-    w_cnalen(out, self.assignments)
-    if self.assignments is not None:
-        for item14 in self.assignments:
-            _enc_CreatePartitionsAssignment_v2(item14, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatePartitionsTopic_v2(buf, pos):
-    self = new(CreatePartitionsTopic)
-    self.name, pos = r_cstr(buf, pos)
-    (self.count,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n15, pos = r_cnalen(buf, pos)
-    if n15 < 0:
-        self.assignments = None
-    else:
-        items16 = []
-        for _ in range(n15):
-            item17, pos = _dec_CreatePartitionsAssignment_v2(buf, pos)
-            items16.append(item17)
-        self.assignments = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatePartitionsAssignment v0-1
-def _enc_CreatePartitionsAssignment_v0(self, out, parts):
-    w_alen(out, self.broker_ids)
-    w_fixed_array(out, self.broker_ids, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatePartitionsAssignment', '0-1')
-
-
-def _dec_CreatePartitionsAssignment_v0(buf, pos):
-    self = new(CreatePartitionsAssignment)
-    n19, pos = r_alen(buf, pos)
-    self.broker_ids, pos = r_fixed_array(buf, pos, n19, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatePartitionsAssignment v2-3
-def _enc_CreatePartitionsAssignment_v2(self, out, parts):
-    w_calen(out, self.broker_ids)
-    w_fixed_array(out, self.broker_ids, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatePartitionsAssignment_v2(buf, pos):
-    self = new(CreatePartitionsAssignment)
-    n20, pos = r_calen(buf, pos)
-    self.broker_ids, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+        obj19.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj19
     return self, pos
 
 
 # CreatePartitionsResponse v0-1
 def _enc_CreatePartitionsResponse_v0(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item22 in self.results:
-        _enc_CreatePartitionsTopicResult_v0(item22, out, parts)
+    for item31 in self.results:
+        w_str(out, item31.name)
+        out += _S2.pack(item31.error_code)
+        w_nstr(out, item31.error_message)
+        if item31.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatePartitionsTopicResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreatePartitionsResponse', '0-1')
 
 
 def _dec_CreatePartitionsResponse_v0(buf, pos):
-    self = new(CreatePartitionsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj32 = new(CreatePartitionsResponse)
+    (obj32.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n23, pos = r_alen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_CreatePartitionsTopicResult_v0(buf, pos)
-        items24.append(item25)
-    self.results = items24
-    self.unknown_tagged_fields = []
+    (n33,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n33 < 0 or n33 > limit - pos:
+        raise bad_length('array', pos, n33, buf)
+    items34 = []
+    for _ in range(n33):
+        obj36 = new(CreatePartitionsTopicResult)
+        (n37,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end38 = pos + n37
+        if n37 < 0 or end38 > limit:
+            raise bad_length('string', pos, n37, buf)
+        obj36.name = str(buf[pos:end38], 'utf-8')
+        pos = end38
+        (obj36.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n39,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end40 = pos + n39
+        if n39 < 0 or end40 > limit:
+            if n39 != -1:
+                raise bad_length('string', pos, n39, buf)
+            obj36.error_message = None
+        else:
+            obj36.error_message = str(buf[pos:end40], 'utf-8')
+            pos = end40
+        obj36.unknown_tagged_fields = []
+        items34.append(obj36)
+    obj32.results = items34
+    obj32.unknown_tagged_fields = []
+    self = obj32
     return self, pos
 
 
 # CreatePartitionsResponse v2-3
 def _enc_CreatePartitionsResponse_v2(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item26 in self.results:
-        _enc_CreatePartitionsTopicResult_v2(item26, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n41 = len(self.results) + 1
+    if n41 < 128:
+        out.append(n41)
+    else:
+        w_uvarint(out, n41)
+    for item42 in self.results:
+        w_cstr(out, item42.name)
+        out += _S2.pack(item42.error_code)
+        w_cnstr(out, item42.error_message)
+        if item42.unknown_tagged_fields:
+            w_tagged(out, (), item42.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -286,64 +343,61 @@ def _enc_CreatePartitionsResponse_v2(self, out, parts):
 
 
 def _dec_CreatePartitionsResponse_v2(buf, pos):
-    self = new(CreatePartitionsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj43 = new(CreatePartitionsResponse)
+    (obj43.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_CreatePartitionsTopicResult_v2(buf, pos)
-        items28.append(item29)
-    self.results = items28
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatePartitionsTopicResult v0-1
-def _enc_CreatePartitionsTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S2.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatePartitionsTopicResult', '0-1')
-
-
-def _dec_CreatePartitionsTopicResult_v0(buf, pos):
-    self = new(CreatePartitionsTopicResult)
-    self.name, pos = r_str(buf, pos)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatePartitionsTopicResult v2-3
-def _enc_CreatePartitionsTopicResult_v2(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n44 = buf[pos]
+    if n44 > 127:
+        n44, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_CreatePartitionsTopicResult_v2(buf, pos):
-    self = new(CreatePartitionsTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n44 -= 1
+    if n44 < 0 or n44 > limit - pos:
+        raise bad_length('array', pos, n44, buf)
+    items45 = []
+    for _ in range(n44):
+        obj47 = new(CreatePartitionsTopicResult)
+        n48 = buf[pos]
+        if n48 > 127:
+            n48, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n48 -= 1
+        end49 = pos + n48
+        if n48 < 0 or end49 > limit:
+            raise bad_length('string', pos, n48, buf)
+        obj47.name = str(buf[pos:end49], 'utf-8')
+        pos = end49
+        (obj47.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n50 = buf[pos]
+        if n50 > 127:
+            n50, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n50 -= 1
+        end51 = pos + n50
+        if n50 < 0 or end51 > limit:
+            if n50 != -1:
+                raise bad_length('string', pos, n50, buf)
+            obj47.error_message = None
+        else:
+            obj47.error_message = str(buf[pos:end51], 'utf-8')
+            pos = end51
+        if buf[pos] == 0:
+            pos += 1
+            obj47.unknown_tagged_fields = []
+        else:
+            obj47.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items45.append(obj47)
+    obj43.results = items45
+    if buf[pos] == 0:
+        pos += 1
+        obj43.unknown_tagged_fields = []
+    else:
+        obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj43
     return self, pos
 
 

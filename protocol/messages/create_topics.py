@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,12 +15,12 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['CreatableReplicaAssignment', 'CreatableTopic', 'CreatableTopicConfig', 'CreatableTopicConfigs', 'CreatableTopicResult', 'CreateTopicsRequest', 'CreateTopicsResponse']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>i?')
-_S2 = _Struct('>ih')
-_S3 = _Struct('>h')
-_S4 = _Struct('>16sh')
-_S5 = _Struct('>?b?')
+_S0 = _Struct('>ih')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>i?')
+_S4 = _Struct('>?b?')
+_S5 = _Struct('>16sh')
 
 
 class CreateTopicsRequest(Message):
@@ -129,61 +129,249 @@ class CreatableTopicConfigs(Struct):
 
 # CreateTopicsRequest v0
 def _enc_CreateTopicsRequest_v0(self, out, parts):
-    if self.validate_only != False:
+    if not (self.validate_only == False):
         raise cannot_carry('CreateTopicsRequest', 'validate_only', '0')
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_CreatableTopic_v0(item1, out, parts)
-    out += _S0.pack(self.timeout_ms)
+        w_str(out, item1.name)
+        out += _S0.pack(item1.num_partitions, item1.replication_factor)
+        w_alen(out, item1.assignments)
+        for item2 in item1.assignments:
+            out += _S1.pack(item2.partition_index)
+            w_alen(out, item2.broker_ids)
+            w_fixed_array(out, item2.broker_ids, 'i')
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('CreatableReplicaAssignment', '0-4')
+        w_alen(out, item1.configs)
+        for item3 in item1.configs:
+            w_str(out, item3.name)
+            w_nstr(out, item3.value)
+            if item3.unknown_tagged_fields:
+                raise no_tagged_fields_error('CreatableTopicConfig', '0-4')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableTopic', '0-4')
+    out += _S1.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateTopicsRequest', '0')
 
 
 def _dec_CreateTopicsRequest_v0(buf, pos):
-    self = new(CreateTopicsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_CreatableTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(CreateTopicsRequest)
+    (n5,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.validate_only = False
-    self.unknown_tagged_fields = []
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(CreatableTopic)
+        (n9,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj8.name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        (obj8.num_partitions, obj8.replication_factor,) = _S0.unpack_from(buf, pos)
+        pos += 6
+        (n11,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        items12 = []
+        for _ in range(n11):
+            obj14 = new(CreatableReplicaAssignment)
+            (obj14.partition_index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            (n15,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n15 < 0 or n15 > limit - pos:
+                raise bad_length('array', pos, n15, buf)
+            obj14.broker_ids, pos = r_fixed_array(buf, pos, n15, 'i', 4)
+            obj14.unknown_tagged_fields = []
+            items12.append(obj14)
+        obj8.assignments = items12
+        (n16,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n16 < 0 or n16 > limit - pos:
+            raise bad_length('array', pos, n16, buf)
+        items17 = []
+        for _ in range(n16):
+            obj19 = new(CreatableTopicConfig)
+            (n20,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end21 = pos + n20
+            if n20 < 0 or end21 > limit:
+                raise bad_length('string', pos, n20, buf)
+            obj19.name = str(buf[pos:end21], 'utf-8')
+            pos = end21
+            (n22,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end23 = pos + n22
+            if n22 < 0 or end23 > limit:
+                if n22 != -1:
+                    raise bad_length('string', pos, n22, buf)
+                obj19.value = None
+            else:
+                obj19.value = str(buf[pos:end23], 'utf-8')
+                pos = end23
+            obj19.unknown_tagged_fields = []
+            items17.append(obj19)
+        obj8.configs = items17
+        obj8.unknown_tagged_fields = []
+        items6.append(obj8)
+    obj4.topics = items6
+    (obj4.timeout_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj4.validate_only = False
+    obj4.unknown_tagged_fields = []
+    self = obj4
     return self, pos
 
 
 # CreateTopicsRequest v1-4
 def _enc_CreateTopicsRequest_v1(self, out, parts):
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_CreatableTopic_v0(item5, out, parts)
-    out += _S1.pack(self.timeout_ms, self.validate_only)
+    for item24 in self.topics:
+        w_str(out, item24.name)
+        out += _S0.pack(item24.num_partitions, item24.replication_factor)
+        w_alen(out, item24.assignments)
+        for item25 in item24.assignments:
+            out += _S1.pack(item25.partition_index)
+            w_alen(out, item25.broker_ids)
+            w_fixed_array(out, item25.broker_ids, 'i')
+            if item25.unknown_tagged_fields:
+                raise no_tagged_fields_error('CreatableReplicaAssignment', '0-4')
+        w_alen(out, item24.configs)
+        for item26 in item24.configs:
+            w_str(out, item26.name)
+            w_nstr(out, item26.value)
+            if item26.unknown_tagged_fields:
+                raise no_tagged_fields_error('CreatableTopicConfig', '0-4')
+        if item24.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableTopic', '0-4')
+    out += _S3.pack(self.timeout_ms, self.validate_only)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateTopicsRequest', '1-4')
 
 
 def _dec_CreateTopicsRequest_v1(buf, pos):
-    self = new(CreateTopicsRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_CreatableTopic_v0(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    (self.timeout_ms, self.validate_only,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj27 = new(CreateTopicsRequest)
+    (n28,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(CreatableTopic)
+        (n32,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj31.name = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (obj31.num_partitions, obj31.replication_factor,) = _S0.unpack_from(buf, pos)
+        pos += 6
+        (n34,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n34 < 0 or n34 > limit - pos:
+            raise bad_length('array', pos, n34, buf)
+        items35 = []
+        for _ in range(n34):
+            obj37 = new(CreatableReplicaAssignment)
+            (obj37.partition_index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            (n38,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n38 < 0 or n38 > limit - pos:
+                raise bad_length('array', pos, n38, buf)
+            obj37.broker_ids, pos = r_fixed_array(buf, pos, n38, 'i', 4)
+            obj37.unknown_tagged_fields = []
+            items35.append(obj37)
+        obj31.assignments = items35
+        (n39,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n39 < 0 or n39 > limit - pos:
+            raise bad_length('array', pos, n39, buf)
+        items40 = []
+        for _ in range(n39):
+            obj42 = new(CreatableTopicConfig)
+            (n43,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end44 = pos + n43
+            if n43 < 0 or end44 > limit:
+                raise bad_length('string', pos, n43, buf)
+            obj42.name = str(buf[pos:end44], 'utf-8')
+            pos = end44
+            (n45,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end46 = pos + n45
+            if n45 < 0 or end46 > limit:
+                if n45 != -1:
+                    raise bad_length('string', pos, n45, buf)
+                obj42.value = None
+            else:
+                obj42.value = str(buf[pos:end46], 'utf-8')
+                pos = end46
+            obj42.unknown_tagged_fields = []
+            items40.append(obj42)
+        obj31.configs = items40
+        obj31.unknown_tagged_fields = []
+        items29.append(obj31)
+    obj27.topics = items29
+    (obj27.timeout_ms, obj27.validate_only,) = _S3.unpack_from(buf, pos)
     pos += 5
-    self.unknown_tagged_fields = []
+    obj27.unknown_tagged_fields = []
+    self = obj27
     return self, pos
 
 
 # CreateTopicsRequest v5-7
 def _enc_CreateTopicsRequest_v5(self, out, parts):
-    w_calen(out, self.topics)
-    for item9 in self.topics:
-        _enc_CreatableTopic_v5(item9, out, parts)
-    out += _S1.pack(self.timeout_ms, self.validate_only)
+    n47 = len(self.topics) + 1
+    if n47 < 128:
+        out.append(n47)
+    else:
+        w_uvarint(out, n47)
+    for item48 in self.topics:
+        w_cstr(out, item48.name)
+        out += _S0.pack(item48.num_partitions, item48.replication_factor)
+        n49 = len(item48.assignments) + 1
+        if n49 < 128:
+            out.append(n49)
+        else:
+            w_uvarint(out, n49)
+        for item50 in item48.assignments:
+            out += _S1.pack(item50.partition_index)
+            n51 = len(item50.broker_ids) + 1
+            if n51 < 128:
+                out.append(n51)
+            else:
+                w_uvarint(out, n51)
+            w_fixed_array(out, item50.broker_ids, 'i')
+            if item50.unknown_tagged_fields:
+                w_tagged(out, (), item50.unknown_tagged_fields)
+            else:
+                out.append(0)
+        n52 = len(item48.configs) + 1
+        if n52 < 128:
+            out.append(n52)
+        else:
+            w_uvarint(out, n52)
+        for item53 in item48.configs:
+            w_cstr(out, item53.name)
+            w_cnstr(out, item53.value)
+            if item53.unknown_tagged_fields:
+                w_tagged(out, (), item53.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item48.unknown_tagged_fields:
+            w_tagged(out, (), item48.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S3.pack(self.timeout_ms, self.validate_only)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -191,255 +379,314 @@ def _enc_CreateTopicsRequest_v5(self, out, parts):
 
 
 def _dec_CreateTopicsRequest_v5(buf, pos):
-    self = new(CreateTopicsRequest)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_CreatableTopic_v5(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    (self.timeout_ms, self.validate_only,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj54 = new(CreateTopicsRequest)
+    n55 = buf[pos]
+    if n55 > 127:
+        n55, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n55 -= 1
+    if n55 < 0 or n55 > limit - pos:
+        raise bad_length('array', pos, n55, buf)
+    items56 = []
+    for _ in range(n55):
+        obj58 = new(CreatableTopic)
+        n59 = buf[pos]
+        if n59 > 127:
+            n59, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n59 -= 1
+        end60 = pos + n59
+        if n59 < 0 or end60 > limit:
+            raise bad_length('string', pos, n59, buf)
+        obj58.name = str(buf[pos:end60], 'utf-8')
+        pos = end60
+        (obj58.num_partitions, obj58.replication_factor,) = _S0.unpack_from(buf, pos)
+        pos += 6
+        n61 = buf[pos]
+        if n61 > 127:
+            n61, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n61 -= 1
+        if n61 < 0 or n61 > limit - pos:
+            raise bad_length('array', pos, n61, buf)
+        items62 = []
+        for _ in range(n61):
+            obj64 = new(CreatableReplicaAssignment)
+            (obj64.partition_index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n65 = buf[pos]
+            if n65 > 127:
+                n65, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n65 -= 1
+            if n65 < 0 or n65 > limit - pos:
+                raise bad_length('array', pos, n65, buf)
+            obj64.broker_ids, pos = r_fixed_array(buf, pos, n65, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj64.unknown_tagged_fields = []
+            else:
+                obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items62.append(obj64)
+        obj58.assignments = items62
+        n66 = buf[pos]
+        if n66 > 127:
+            n66, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n66 -= 1
+        if n66 < 0 or n66 > limit - pos:
+            raise bad_length('array', pos, n66, buf)
+        items67 = []
+        for _ in range(n66):
+            obj69 = new(CreatableTopicConfig)
+            n70 = buf[pos]
+            if n70 > 127:
+                n70, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n70 -= 1
+            end71 = pos + n70
+            if n70 < 0 or end71 > limit:
+                raise bad_length('string', pos, n70, buf)
+            obj69.name = str(buf[pos:end71], 'utf-8')
+            pos = end71
+            n72 = buf[pos]
+            if n72 > 127:
+                n72, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n72 -= 1
+            end73 = pos + n72
+            if n72 < 0 or end73 > limit:
+                if n72 != -1:
+                    raise bad_length('string', pos, n72, buf)
+                obj69.value = None
+            else:
+                obj69.value = str(buf[pos:end73], 'utf-8')
+                pos = end73
+            if buf[pos] == 0:
+                pos += 1
+                obj69.unknown_tagged_fields = []
+            else:
+                obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items67.append(obj69)
+        obj58.configs = items67
+        if buf[pos] == 0:
+            pos += 1
+            obj58.unknown_tagged_fields = []
+        else:
+            obj58.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items56.append(obj58)
+    obj54.topics = items56
+    (obj54.timeout_ms, obj54.validate_only,) = _S3.unpack_from(buf, pos)
     pos += 5
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableTopic v0-4
-def _enc_CreatableTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S2.pack(self.num_partitions, self.replication_factor)
-    w_alen(out, self.assignments)
-    for item14 in self.assignments:
-        _enc_CreatableReplicaAssignment_v0(item14, out, parts)
-    w_alen(out, self.configs)
-    for item15 in self.configs:
-        _enc_CreatableTopicConfig_v0(item15, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableTopic', '0-4')
-
-
-def _dec_CreatableTopic_v0(buf, pos):
-    self = new(CreatableTopic)
-    self.name, pos = r_str(buf, pos)
-    (self.num_partitions, self.replication_factor,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    n16, pos = r_alen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_CreatableReplicaAssignment_v0(buf, pos)
-        items17.append(item18)
-    self.assignments = items17
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_CreatableTopicConfig_v0(buf, pos)
-        items20.append(item21)
-    self.configs = items20
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableTopic v5-7
-def _enc_CreatableTopic_v5(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S2.pack(self.num_partitions, self.replication_factor)
-    w_calen(out, self.assignments)
-    for item22 in self.assignments:
-        _enc_CreatableReplicaAssignment_v5(item22, out, parts)
-    w_calen(out, self.configs)
-    for item23 in self.configs:
-        _enc_CreatableTopicConfig_v5(item23, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj54.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_CreatableTopic_v5(buf, pos):
-    self = new(CreatableTopic)
-    self.name, pos = r_cstr(buf, pos)
-    (self.num_partitions, self.replication_factor,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_CreatableReplicaAssignment_v5(buf, pos)
-        items25.append(item26)
-    self.assignments = items25
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_CreatableTopicConfig_v5(buf, pos)
-        items28.append(item29)
-    self.configs = items28
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableReplicaAssignment v0-4
-def _enc_CreatableReplicaAssignment_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    w_alen(out, self.broker_ids)
-    w_fixed_array(out, self.broker_ids, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableReplicaAssignment', '0-4')
-
-
-def _dec_CreatableReplicaAssignment_v0(buf, pos):
-    self = new(CreatableReplicaAssignment)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n31, pos = r_alen(buf, pos)
-    self.broker_ids, pos = r_fixed_array(buf, pos, n31, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableReplicaAssignment v5-7
-def _enc_CreatableReplicaAssignment_v5(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    w_calen(out, self.broker_ids)
-    w_fixed_array(out, self.broker_ids, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatableReplicaAssignment_v5(buf, pos):
-    self = new(CreatableReplicaAssignment)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n32, pos = r_calen(buf, pos)
-    self.broker_ids, pos = r_fixed_array(buf, pos, n32, 'i', 4)
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableTopicConfig v0-4
-def _enc_CreatableTopicConfig_v0(self, out, parts):
-    w_str(out, self.name)
-    w_nstr(out, self.value)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableTopicConfig', '0-4')
-
-
-def _dec_CreatableTopicConfig_v0(buf, pos):
-    self = new(CreatableTopicConfig)
-    self.name, pos = r_str(buf, pos)
-    self.value, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableTopicConfig v5-7
-def _enc_CreatableTopicConfig_v5(self, out, parts):
-    w_cstr(out, self.name)
-    w_cnstr(out, self.value)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatableTopicConfig_v5(buf, pos):
-    self = new(CreatableTopicConfig)
-    self.name, pos = r_cstr(buf, pos)
-    self.value, pos = r_cnstr(buf, pos)
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+        obj54.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj54
     return self, pos
 
 
 # CreateTopicsResponse v0
 def _enc_CreateTopicsResponse_v0(self, out, parts):
     w_alen(out, self.topics)
-    for item35 in self.topics:
-        _enc_CreatableTopicResult_v0(item35, out, parts)
+    for item74 in self.topics:
+        w_str(out, item74.name)
+        out += _S2.pack(item74.error_code)
+        if item74.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableTopicResult', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateTopicsResponse', '0')
 
 
 def _dec_CreateTopicsResponse_v0(buf, pos):
-    self = new(CreateTopicsResponse)
-    n36, pos = r_alen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_CreatableTopicResult_v0(buf, pos)
-        items37.append(item38)
-    self.topics = items37
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj75 = new(CreateTopicsResponse)
+    (n76,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n76 < 0 or n76 > limit - pos:
+        raise bad_length('array', pos, n76, buf)
+    items77 = []
+    for _ in range(n76):
+        obj79 = new(CreatableTopicResult)
+        (n80,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end81 = pos + n80
+        if n80 < 0 or end81 > limit:
+            raise bad_length('string', pos, n80, buf)
+        obj79.name = str(buf[pos:end81], 'utf-8')
+        pos = end81
+        (obj79.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        obj79.topic_id = ZERO_UUID
+        obj79.error_message = ''
+        obj79.topic_config_error_code = 0
+        obj79.num_partitions = -1
+        obj79.replication_factor = -1
+        obj79.configs = []
+        obj79.unknown_tagged_fields = []
+        items77.append(obj79)
+    obj75.topics = items77
+    obj75.throttle_time_ms = 0
+    obj75.unknown_tagged_fields = []
+    self = obj75
     return self, pos
 
 
 # CreateTopicsResponse v1
 def _enc_CreateTopicsResponse_v1(self, out, parts):
     w_alen(out, self.topics)
-    for item39 in self.topics:
-        _enc_CreatableTopicResult_v1(item39, out, parts)
+    for item82 in self.topics:
+        w_str(out, item82.name)
+        out += _S2.pack(item82.error_code)
+        w_nstr(out, item82.error_message)
+        if item82.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableTopicResult', '1-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateTopicsResponse', '1')
 
 
 def _dec_CreateTopicsResponse_v1(buf, pos):
-    self = new(CreateTopicsResponse)
-    n40, pos = r_alen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_CreatableTopicResult_v1(buf, pos)
-        items41.append(item42)
-    self.topics = items41
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj83 = new(CreateTopicsResponse)
+    (n84,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n84 < 0 or n84 > limit - pos:
+        raise bad_length('array', pos, n84, buf)
+    items85 = []
+    for _ in range(n84):
+        obj87 = new(CreatableTopicResult)
+        (n88,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end89 = pos + n88
+        if n88 < 0 or end89 > limit:
+            raise bad_length('string', pos, n88, buf)
+        obj87.name = str(buf[pos:end89], 'utf-8')
+        pos = end89
+        (obj87.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n90,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end91 = pos + n90
+        if n90 < 0 or end91 > limit:
+            if n90 != -1:
+                raise bad_length('string', pos, n90, buf)
+            obj87.error_message = None
+        else:
+            obj87.error_message = str(buf[pos:end91], 'utf-8')
+            pos = end91
+        obj87.topic_id = ZERO_UUID
+        obj87.topic_config_error_code = 0
+        obj87.num_partitions = -1
+        obj87.replication_factor = -1
+        obj87.configs = []
+        obj87.unknown_tagged_fields = []
+        items85.append(obj87)
+    obj83.topics = items85
+    obj83.throttle_time_ms = 0
+    obj83.unknown_tagged_fields = []
+    self = obj83
     return self, pos
 
 
 # CreateTopicsResponse v2-4
 def _enc_CreateTopicsResponse_v2(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item43 in self.topics:
-        _enc_CreatableTopicResult_v1(item43, out, parts)
+    for item92 in self.topics:
+        w_str(out, item92.name)
+        out += _S2.pack(item92.error_code)
+        w_nstr(out, item92.error_message)
+        if item92.unknown_tagged_fields:
+            raise no_tagged_fields_error('CreatableTopicResult', '1-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('CreateTopicsResponse', '2-4')
 
 
 def _dec_CreateTopicsResponse_v2(buf, pos):
-    self = new(CreateTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj93 = new(CreateTopicsResponse)
+    (obj93.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n44, pos = r_alen(buf, pos)
-    items45 = []
-    for _ in range(n44):
-        item46, pos = _dec_CreatableTopicResult_v1(buf, pos)
-        items45.append(item46)
-    self.topics = items45
-    self.unknown_tagged_fields = []
+    (n94,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n94 < 0 or n94 > limit - pos:
+        raise bad_length('array', pos, n94, buf)
+    items95 = []
+    for _ in range(n94):
+        obj97 = new(CreatableTopicResult)
+        (n98,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end99 = pos + n98
+        if n98 < 0 or end99 > limit:
+            raise bad_length('string', pos, n98, buf)
+        obj97.name = str(buf[pos:end99], 'utf-8')
+        pos = end99
+        (obj97.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n100,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end101 = pos + n100
+        if n100 < 0 or end101 > limit:
+            if n100 != -1:
+                raise bad_length('string', pos, n100, buf)
+            obj97.error_message = None
+        else:
+            obj97.error_message = str(buf[pos:end101], 'utf-8')
+            pos = end101
+        obj97.topic_id = ZERO_UUID
+        obj97.topic_config_error_code = 0
+        obj97.num_partitions = -1
+        obj97.replication_factor = -1
+        obj97.configs = []
+        obj97.unknown_tagged_fields = []
+        items95.append(obj97)
+    obj93.topics = items95
+    obj93.unknown_tagged_fields = []
+    self = obj93
     return self, pos
 
 
 # CreateTopicsResponse v5-6
 def _enc_CreateTopicsResponse_v5(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item47 in self.topics:
-        _enc_CreatableTopicResult_v5(item47, out, parts)
+    out += _S1.pack(self.throttle_time_ms)
+    n102 = len(self.topics) + 1
+    if n102 < 128:
+        out.append(n102)
+    else:
+        w_uvarint(out, n102)
+    for item103 in self.topics:
+        w_cstr(out, item103.name)
+        out += _S2.pack(item103.error_code)
+        w_cnstr(out, item103.error_message)
+        out += _S0.pack(item103.num_partitions, item103.replication_factor)
+        w_cnalen(out, item103.configs)
+        if item103.configs is not None:
+            for item104 in item103.configs:
+                w_cstr(out, item104.name)
+                w_cnstr(out, item104.value)
+                out += _S4.pack(item104.read_only, item104.config_source, item104.is_sensitive)
+                if item104.unknown_tagged_fields:
+                    w_tagged(out, (), item104.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        tagged105 = []
+        if not (item103.topic_config_error_code == 0):
+            field106 = bytearray()
+            field106 += _S2.pack(item103.topic_config_error_code)
+            tagged105.append((0, field106))
+        if tagged105 or item103.unknown_tagged_fields:
+            w_tagged(out, tagged105, item103.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -447,29 +694,161 @@ def _enc_CreateTopicsResponse_v5(self, out, parts):
 
 
 def _dec_CreateTopicsResponse_v5(buf, pos):
-    self = new(CreateTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj107 = new(CreateTopicsResponse)
+    (obj107.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n48, pos = r_calen(buf, pos)
-    items49 = []
-    for _ in range(n48):
-        item50, pos = _dec_CreatableTopicResult_v5(buf, pos)
-        items49.append(item50)
-    self.topics = items49
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
+    n108 = buf[pos]
+    if n108 > 127:
+        n108, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n108 -= 1
+    if n108 < 0 or n108 > limit - pos:
+        raise bad_length('array', pos, n108, buf)
+    items109 = []
+    for _ in range(n108):
+        obj111 = new(CreatableTopicResult)
+        n112 = buf[pos]
+        if n112 > 127:
+            n112, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n112 -= 1
+        end113 = pos + n112
+        if n112 < 0 or end113 > limit:
+            raise bad_length('string', pos, n112, buf)
+        obj111.name = str(buf[pos:end113], 'utf-8')
+        pos = end113
+        (obj111.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n114 = buf[pos]
+        if n114 > 127:
+            n114, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n114 -= 1
+        end115 = pos + n114
+        if n114 < 0 or end115 > limit:
+            if n114 != -1:
+                raise bad_length('string', pos, n114, buf)
+            obj111.error_message = None
+        else:
+            obj111.error_message = str(buf[pos:end115], 'utf-8')
+            pos = end115
+        (obj111.num_partitions, obj111.replication_factor,) = _S0.unpack_from(buf, pos)
+        pos += 6
+        n116 = buf[pos]
+        if n116 > 127:
+            n116, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n116 -= 1
+        if (n116 < 0 and n116 != -1) or n116 > limit - pos:
+            raise bad_length('array', pos, n116, buf)
+        if n116 < 0:
+            obj111.configs = None
+        else:
+            items117 = []
+            for _ in range(n116):
+                obj119 = new(CreatableTopicConfigs)
+                n120 = buf[pos]
+                if n120 > 127:
+                    n120, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n120 -= 1
+                end121 = pos + n120
+                if n120 < 0 or end121 > limit:
+                    raise bad_length('string', pos, n120, buf)
+                obj119.name = str(buf[pos:end121], 'utf-8')
+                pos = end121
+                n122 = buf[pos]
+                if n122 > 127:
+                    n122, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n122 -= 1
+                end123 = pos + n122
+                if n122 < 0 or end123 > limit:
+                    if n122 != -1:
+                        raise bad_length('string', pos, n122, buf)
+                    obj119.value = None
+                else:
+                    obj119.value = str(buf[pos:end123], 'utf-8')
+                    pos = end123
+                (obj119.read_only, obj119.config_source, obj119.is_sensitive,) = _S4.unpack_from(buf, pos)
+                pos += 3
+                if buf[pos] == 0:
+                    pos += 1
+                    obj119.unknown_tagged_fields = []
+                else:
+                    obj119.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items117.append(obj119)
+            obj111.configs = items117
+        obj111.topic_id = ZERO_UUID
+        obj111.topic_config_error_code = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj111.unknown_tagged_fields = []
+        else:
+            count124, pos = r_uvarint(buf, pos)
+            unknown125 = []
+            for _ in range(count124):
+                tag126, start127, end128 = r_tag_header(buf, pos)
+                if tag126 == 0:
+                    pos = start127
+                    (obj111.topic_config_error_code,) = _S2.unpack_from(buf, pos)
+                    pos += 2
+                    if pos != end128:
+                        raise tagged_size_mismatch(tag126, start127, end128, pos)
+                else:
+                    unknown125.append((tag126, bytes(buf[start127:end128])))
+                    pos = end128
+            obj111.unknown_tagged_fields = unknown125
+        items109.append(obj111)
+    obj107.topics = items109
+    if buf[pos] == 0:
+        pos += 1
+        obj107.unknown_tagged_fields = []
+    else:
+        obj107.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj107
     return self, pos
 
 
 # CreateTopicsResponse v7
 def _enc_CreateTopicsResponse_v7(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item52 in self.topics:
-        _enc_CreatableTopicResult_v7(item52, out, parts)
+    out += _S1.pack(self.throttle_time_ms)
+    n129 = len(self.topics) + 1
+    if n129 < 128:
+        out.append(n129)
+    else:
+        w_uvarint(out, n129)
+    for item130 in self.topics:
+        w_cstr(out, item130.name)
+        out += _S5.pack(item130.topic_id.bytes, item130.error_code)
+        w_cnstr(out, item130.error_message)
+        out += _S0.pack(item130.num_partitions, item130.replication_factor)
+        w_cnalen(out, item130.configs)
+        if item130.configs is not None:
+            for item131 in item130.configs:
+                w_cstr(out, item131.name)
+                w_cnstr(out, item131.value)
+                out += _S4.pack(item131.read_only, item131.config_source, item131.is_sensitive)
+                if item131.unknown_tagged_fields:
+                    w_tagged(out, (), item131.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        tagged132 = []
+        if not (item130.topic_config_error_code == 0):
+            field133 = bytearray()
+            field133 += _S2.pack(item130.topic_config_error_code)
+            tagged132.append((0, field133))
+        if tagged132 or item130.unknown_tagged_fields:
+            w_tagged(out, tagged132, item130.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -477,206 +856,126 @@ def _enc_CreateTopicsResponse_v7(self, out, parts):
 
 
 def _dec_CreateTopicsResponse_v7(buf, pos):
-    self = new(CreateTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj134 = new(CreateTopicsResponse)
+    (obj134.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n53, pos = r_calen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_CreatableTopicResult_v7(buf, pos)
-        items54.append(item55)
-    self.topics = items54
-    count56, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count56:
-        pos = r_tagged_unknown(buf, pos, count56, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableTopicResult v0
-def _enc_CreatableTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableTopicResult', '0')
-
-
-def _dec_CreatableTopicResult_v0(buf, pos):
-    self = new(CreatableTopicResult)
-    self.name, pos = r_str(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.topic_id = ZERO_UUID
-    self.error_message = ''
-    self.topic_config_error_code = 0
-    self.num_partitions = -1
-    self.replication_factor = -1
-    self.configs = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableTopicResult v1-4
-def _enc_CreatableTopicResult_v1(self, out, parts):
-    w_str(out, self.name)
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('CreatableTopicResult', '1-4')
-
-
-def _dec_CreatableTopicResult_v1(buf, pos):
-    self = new(CreatableTopicResult)
-    self.name, pos = r_str(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    self.topic_id = ZERO_UUID
-    self.topic_config_error_code = 0
-    self.num_partitions = -1
-    self.replication_factor = -1
-    self.configs = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# CreatableTopicResult v5-6
-def _enc_CreatableTopicResult_v5(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S2.pack(self.num_partitions, self.replication_factor)
-    w_cnalen(out, self.configs)
-    if self.configs is not None:
-        for item57 in self.configs:
-            _enc_CreatableTopicConfigs_v5(item57, out, parts)
-    tagged = []
-    if self.topic_config_error_code != 0:
-        field = bytearray()
-        field += _S3.pack(self.topic_config_error_code)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n135 = buf[pos]
+    if n135 > 127:
+        n135, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_CreatableTopicResult_v5(buf, pos):
-    self = new(CreatableTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.num_partitions, self.replication_factor,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    n58, pos = r_cnalen(buf, pos)
-    if n58 < 0:
-        self.configs = None
+        pos += 1
+    n135 -= 1
+    if n135 < 0 or n135 > limit - pos:
+        raise bad_length('array', pos, n135, buf)
+    items136 = []
+    for _ in range(n135):
+        obj138 = new(CreatableTopicResult)
+        n139 = buf[pos]
+        if n139 > 127:
+            n139, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n139 -= 1
+        end140 = pos + n139
+        if n139 < 0 or end140 > limit:
+            raise bad_length('string', pos, n139, buf)
+        obj138.name = str(buf[pos:end140], 'utf-8')
+        pos = end140
+        (raw141, obj138.error_code,) = _S5.unpack_from(buf, pos)
+        pos += 18
+        obj138.topic_id = uuid_from(raw141)
+        n142 = buf[pos]
+        if n142 > 127:
+            n142, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n142 -= 1
+        end143 = pos + n142
+        if n142 < 0 or end143 > limit:
+            if n142 != -1:
+                raise bad_length('string', pos, n142, buf)
+            obj138.error_message = None
+        else:
+            obj138.error_message = str(buf[pos:end143], 'utf-8')
+            pos = end143
+        (obj138.num_partitions, obj138.replication_factor,) = _S0.unpack_from(buf, pos)
+        pos += 6
+        n144 = buf[pos]
+        if n144 > 127:
+            n144, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n144 -= 1
+        if (n144 < 0 and n144 != -1) or n144 > limit - pos:
+            raise bad_length('array', pos, n144, buf)
+        if n144 < 0:
+            obj138.configs = None
+        else:
+            items145 = []
+            for _ in range(n144):
+                obj147 = new(CreatableTopicConfigs)
+                n148 = buf[pos]
+                if n148 > 127:
+                    n148, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n148 -= 1
+                end149 = pos + n148
+                if n148 < 0 or end149 > limit:
+                    raise bad_length('string', pos, n148, buf)
+                obj147.name = str(buf[pos:end149], 'utf-8')
+                pos = end149
+                n150 = buf[pos]
+                if n150 > 127:
+                    n150, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n150 -= 1
+                end151 = pos + n150
+                if n150 < 0 or end151 > limit:
+                    if n150 != -1:
+                        raise bad_length('string', pos, n150, buf)
+                    obj147.value = None
+                else:
+                    obj147.value = str(buf[pos:end151], 'utf-8')
+                    pos = end151
+                (obj147.read_only, obj147.config_source, obj147.is_sensitive,) = _S4.unpack_from(buf, pos)
+                pos += 3
+                if buf[pos] == 0:
+                    pos += 1
+                    obj147.unknown_tagged_fields = []
+                else:
+                    obj147.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items145.append(obj147)
+            obj138.configs = items145
+        obj138.topic_config_error_code = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj138.unknown_tagged_fields = []
+        else:
+            count152, pos = r_uvarint(buf, pos)
+            unknown153 = []
+            for _ in range(count152):
+                tag154, start155, end156 = r_tag_header(buf, pos)
+                if tag154 == 0:
+                    pos = start155
+                    (obj138.topic_config_error_code,) = _S2.unpack_from(buf, pos)
+                    pos += 2
+                    if pos != end156:
+                        raise tagged_size_mismatch(tag154, start155, end156, pos)
+                else:
+                    unknown153.append((tag154, bytes(buf[start155:end156])))
+                    pos = end156
+            obj138.unknown_tagged_fields = unknown153
+        items136.append(obj138)
+    obj134.topics = items136
+    if buf[pos] == 0:
+        pos += 1
+        obj134.unknown_tagged_fields = []
     else:
-        items59 = []
-        for _ in range(n58):
-            item60, pos = _dec_CreatableTopicConfigs_v5(buf, pos)
-            items59.append(item60)
-        self.configs = items59
-    self.topic_id = ZERO_UUID
-    self.topic_config_error_code = 0
-    count61, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count61:
-        for _ in range(count61):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.topic_config_error_code,) = _S3.unpack_from(field, pos)
-                pos += 2
-            else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableTopicResult v7
-def _enc_CreatableTopicResult_v7(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S4.pack(self.topic_id.bytes, self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S2.pack(self.num_partitions, self.replication_factor)
-    w_cnalen(out, self.configs)
-    if self.configs is not None:
-        for item62 in self.configs:
-            _enc_CreatableTopicConfigs_v5(item62, out, parts)
-    tagged = []
-    if self.topic_config_error_code != 0:
-        field = bytearray()
-        field += _S3.pack(self.topic_config_error_code)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatableTopicResult_v7(buf, pos):
-    self = new(CreatableTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    (raw63, self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 18
-    self.topic_id = uuid_from(raw63)
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.num_partitions, self.replication_factor,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    n64, pos = r_cnalen(buf, pos)
-    if n64 < 0:
-        self.configs = None
-    else:
-        items65 = []
-        for _ in range(n64):
-            item66, pos = _dec_CreatableTopicConfigs_v5(buf, pos)
-            items65.append(item66)
-        self.configs = items65
-    self.topic_config_error_code = 0
-    count67, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count67:
-        for _ in range(count67):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.topic_config_error_code,) = _S3.unpack_from(field, pos)
-                pos += 2
-            else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CreatableTopicConfigs v5-7
-def _enc_CreatableTopicConfigs_v5(self, out, parts):
-    w_cstr(out, self.name)
-    w_cnstr(out, self.value)
-    out += _S5.pack(self.read_only, self.config_source, self.is_sensitive)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_CreatableTopicConfigs_v5(buf, pos):
-    self = new(CreatableTopicConfigs)
-    self.name, pos = r_cstr(buf, pos)
-    self.value, pos = r_cnstr(buf, pos)
-    (self.read_only, self.config_source, self.is_sensitive,) = _S5.unpack_from(buf, pos)
-    pos += 3
-    count68, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count68:
-        pos = r_tagged_unknown(buf, pos, count68, unknown)
-    self.unknown_tagged_fields = unknown
+        obj134.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj134
     return self, pos
 
 

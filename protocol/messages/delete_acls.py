@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -106,49 +106,160 @@ class DeleteAclsMatchingAcl(Struct):
 def _enc_DeleteAclsRequest_v0(self, out, parts):
     w_alen(out, self.filters)
     for item1 in self.filters:
-        _enc_DeleteAclsFilter_v0(item1, out, parts)
+        if not (item1.pattern_type_filter == 3):
+            raise cannot_carry('DeleteAclsFilter', 'pattern_type_filter', '0')
+        out += _S0.pack(item1.resource_type_filter)
+        w_nstr(out, item1.resource_name_filter)
+        w_nstr(out, item1.principal_filter)
+        w_nstr(out, item1.host_filter)
+        out += _S1.pack(item1.operation, item1.permission_type)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteAclsFilter', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteAclsRequest', '0')
 
 
 def _dec_DeleteAclsRequest_v0(buf, pos):
-    self = new(DeleteAclsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_DeleteAclsFilter_v0(buf, pos)
-        items3.append(item4)
-    self.filters = items3
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(DeleteAclsRequest)
+    (n3,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(DeleteAclsFilter)
+        (obj6.resource_type_filter,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n7,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            if n7 != -1:
+                raise bad_length('string', pos, n7, buf)
+            obj6.resource_name_filter = None
+        else:
+            obj6.resource_name_filter = str(buf[pos:end8], 'utf-8')
+            pos = end8
+        (n9,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            if n9 != -1:
+                raise bad_length('string', pos, n9, buf)
+            obj6.principal_filter = None
+        else:
+            obj6.principal_filter = str(buf[pos:end10], 'utf-8')
+            pos = end10
+        (n11,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            if n11 != -1:
+                raise bad_length('string', pos, n11, buf)
+            obj6.host_filter = None
+        else:
+            obj6.host_filter = str(buf[pos:end12], 'utf-8')
+            pos = end12
+        (obj6.operation, obj6.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj6.pattern_type_filter = 3
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.filters = items4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # DeleteAclsRequest v1
 def _enc_DeleteAclsRequest_v1(self, out, parts):
     w_alen(out, self.filters)
-    for item5 in self.filters:
-        _enc_DeleteAclsFilter_v1(item5, out, parts)
+    for item13 in self.filters:
+        out += _S0.pack(item13.resource_type_filter)
+        w_nstr(out, item13.resource_name_filter)
+        out += _S0.pack(item13.pattern_type_filter)
+        w_nstr(out, item13.principal_filter)
+        w_nstr(out, item13.host_filter)
+        out += _S1.pack(item13.operation, item13.permission_type)
+        if item13.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteAclsFilter', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteAclsRequest', '1')
 
 
 def _dec_DeleteAclsRequest_v1(buf, pos):
-    self = new(DeleteAclsRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_DeleteAclsFilter_v1(buf, pos)
-        items7.append(item8)
-    self.filters = items7
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj14 = new(DeleteAclsRequest)
+    (n15,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(DeleteAclsFilter)
+        (obj18.resource_type_filter,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n19,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            if n19 != -1:
+                raise bad_length('string', pos, n19, buf)
+            obj18.resource_name_filter = None
+        else:
+            obj18.resource_name_filter = str(buf[pos:end20], 'utf-8')
+            pos = end20
+        (obj18.pattern_type_filter,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n21,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            if n21 != -1:
+                raise bad_length('string', pos, n21, buf)
+            obj18.principal_filter = None
+        else:
+            obj18.principal_filter = str(buf[pos:end22], 'utf-8')
+            pos = end22
+        (n23,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            if n23 != -1:
+                raise bad_length('string', pos, n23, buf)
+            obj18.host_filter = None
+        else:
+            obj18.host_filter = str(buf[pos:end24], 'utf-8')
+            pos = end24
+        (obj18.operation, obj18.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj18.unknown_tagged_fields = []
+        items16.append(obj18)
+    obj14.filters = items16
+    obj14.unknown_tagged_fields = []
+    self = obj14
     return self, pos
 
 
 # DeleteAclsRequest v2-3
 def _enc_DeleteAclsRequest_v2(self, out, parts):
-    w_calen(out, self.filters)
-    for item9 in self.filters:
-        _enc_DeleteAclsFilter_v2(item9, out, parts)
+    n25 = len(self.filters) + 1
+    if n25 < 128:
+        out.append(n25)
+    else:
+        w_uvarint(out, n25)
+    for item26 in self.filters:
+        out += _S0.pack(item26.resource_type_filter)
+        w_cnstr(out, item26.resource_name_filter)
+        out += _S0.pack(item26.pattern_type_filter)
+        w_cnstr(out, item26.principal_filter)
+        w_cnstr(out, item26.host_filter)
+        out += _S1.pack(item26.operation, item26.permission_type)
+        if item26.unknown_tagged_fields:
+            w_tagged(out, (), item26.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -156,105 +267,80 @@ def _enc_DeleteAclsRequest_v2(self, out, parts):
 
 
 def _dec_DeleteAclsRequest_v2(buf, pos):
-    self = new(DeleteAclsRequest)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_DeleteAclsFilter_v2(buf, pos)
-        items11.append(item12)
-    self.filters = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteAclsFilter v0
-def _enc_DeleteAclsFilter_v0(self, out, parts):
-    if self.pattern_type_filter != 3:
-        raise cannot_carry('DeleteAclsFilter', 'pattern_type_filter', '0')
-    out += _S0.pack(self.resource_type_filter)
-    w_nstr(out, self.resource_name_filter)
-    w_nstr(out, self.principal_filter)
-    w_nstr(out, self.host_filter)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsFilter', '0')
-
-
-def _dec_DeleteAclsFilter_v0(buf, pos):
-    self = new(DeleteAclsFilter)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name_filter, pos = r_nstr(buf, pos)
-    self.principal_filter, pos = r_nstr(buf, pos)
-    self.host_filter, pos = r_nstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.pattern_type_filter = 3
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsFilter v1
-def _enc_DeleteAclsFilter_v1(self, out, parts):
-    out += _S0.pack(self.resource_type_filter)
-    w_nstr(out, self.resource_name_filter)
-    out += _S0.pack(self.pattern_type_filter)
-    w_nstr(out, self.principal_filter)
-    w_nstr(out, self.host_filter)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsFilter', '1')
-
-
-def _dec_DeleteAclsFilter_v1(buf, pos):
-    self = new(DeleteAclsFilter)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name_filter, pos = r_nstr(buf, pos)
-    (self.pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal_filter, pos = r_nstr(buf, pos)
-    self.host_filter, pos = r_nstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsFilter v2-3
-def _enc_DeleteAclsFilter_v2(self, out, parts):
-    out += _S0.pack(self.resource_type_filter)
-    w_cnstr(out, self.resource_name_filter)
-    out += _S0.pack(self.pattern_type_filter)
-    w_cnstr(out, self.principal_filter)
-    w_cnstr(out, self.host_filter)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj27 = new(DeleteAclsRequest)
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteAclsFilter_v2(buf, pos):
-    self = new(DeleteAclsFilter)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name_filter, pos = r_cnstr(buf, pos)
-    (self.pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal_filter, pos = r_cnstr(buf, pos)
-    self.host_filter, pos = r_cnstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n28 -= 1
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(DeleteAclsFilter)
+        (obj31.resource_type_filter,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            if n32 != -1:
+                raise bad_length('string', pos, n32, buf)
+            obj31.resource_name_filter = None
+        else:
+            obj31.resource_name_filter = str(buf[pos:end33], 'utf-8')
+            pos = end33
+        (obj31.pattern_type_filter,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            if n34 != -1:
+                raise bad_length('string', pos, n34, buf)
+            obj31.principal_filter = None
+        else:
+            obj31.principal_filter = str(buf[pos:end35], 'utf-8')
+            pos = end35
+        n36 = buf[pos]
+        if n36 > 127:
+            n36, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n36 -= 1
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            if n36 != -1:
+                raise bad_length('string', pos, n36, buf)
+            obj31.host_filter = None
+        else:
+            obj31.host_filter = str(buf[pos:end37], 'utf-8')
+            pos = end37
+        (obj31.operation, obj31.permission_type,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj31.unknown_tagged_fields = []
+        else:
+            obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items29.append(obj31)
+    obj27.filters = items29
+    if buf[pos] == 0:
+        pos += 1
+        obj27.unknown_tagged_fields = []
+    else:
+        obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj27
     return self, pos
 
 
@@ -262,23 +348,105 @@ def _dec_DeleteAclsFilter_v2(buf, pos):
 def _enc_DeleteAclsResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.filter_results)
-    for item15 in self.filter_results:
-        _enc_DeleteAclsFilterResult_v0(item15, out, parts)
+    for item38 in self.filter_results:
+        out += _S3.pack(item38.error_code)
+        w_nstr(out, item38.error_message)
+        w_alen(out, item38.matching_acls)
+        for item39 in item38.matching_acls:
+            if not (item39.pattern_type == 3):
+                raise cannot_carry('DeleteAclsMatchingAcl', 'pattern_type', '0')
+            out += _S3.pack(item39.error_code)
+            w_nstr(out, item39.error_message)
+            out += _S0.pack(item39.resource_type)
+            w_str(out, item39.resource_name)
+            w_str(out, item39.principal)
+            w_str(out, item39.host)
+            out += _S1.pack(item39.operation, item39.permission_type)
+            if item39.unknown_tagged_fields:
+                raise no_tagged_fields_error('DeleteAclsMatchingAcl', '0')
+        if item38.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteAclsFilterResult', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteAclsResponse', '0')
 
 
 def _dec_DeleteAclsResponse_v0(buf, pos):
-    self = new(DeleteAclsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj40 = new(DeleteAclsResponse)
+    (obj40.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n16, pos = r_alen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_DeleteAclsFilterResult_v0(buf, pos)
-        items17.append(item18)
-    self.filter_results = items17
-    self.unknown_tagged_fields = []
+    (n41,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n41 < 0 or n41 > limit - pos:
+        raise bad_length('array', pos, n41, buf)
+    items42 = []
+    for _ in range(n41):
+        obj44 = new(DeleteAclsFilterResult)
+        (obj44.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        (n45,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end46 = pos + n45
+        if n45 < 0 or end46 > limit:
+            if n45 != -1:
+                raise bad_length('string', pos, n45, buf)
+            obj44.error_message = None
+        else:
+            obj44.error_message = str(buf[pos:end46], 'utf-8')
+            pos = end46
+        (n47,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n47 < 0 or n47 > limit - pos:
+            raise bad_length('array', pos, n47, buf)
+        items48 = []
+        for _ in range(n47):
+            obj50 = new(DeleteAclsMatchingAcl)
+            (obj50.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            (n51,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end52 = pos + n51
+            if n51 < 0 or end52 > limit:
+                if n51 != -1:
+                    raise bad_length('string', pos, n51, buf)
+                obj50.error_message = None
+            else:
+                obj50.error_message = str(buf[pos:end52], 'utf-8')
+                pos = end52
+            (obj50.resource_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            (n53,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end54 = pos + n53
+            if n53 < 0 or end54 > limit:
+                raise bad_length('string', pos, n53, buf)
+            obj50.resource_name = str(buf[pos:end54], 'utf-8')
+            pos = end54
+            (n55,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end56 = pos + n55
+            if n55 < 0 or end56 > limit:
+                raise bad_length('string', pos, n55, buf)
+            obj50.principal = str(buf[pos:end56], 'utf-8')
+            pos = end56
+            (n57,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end58 = pos + n57
+            if n57 < 0 or end58 > limit:
+                raise bad_length('string', pos, n57, buf)
+            obj50.host = str(buf[pos:end58], 'utf-8')
+            pos = end58
+            (obj50.operation, obj50.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            obj50.pattern_type = 3
+            obj50.unknown_tagged_fields = []
+            items48.append(obj50)
+        obj44.matching_acls = items48
+        obj44.unknown_tagged_fields = []
+        items42.append(obj44)
+    obj40.filter_results = items42
+    obj40.unknown_tagged_fields = []
+    self = obj40
     return self, pos
 
 
@@ -286,32 +454,141 @@ def _dec_DeleteAclsResponse_v0(buf, pos):
 def _enc_DeleteAclsResponse_v1(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.filter_results)
-    for item19 in self.filter_results:
-        _enc_DeleteAclsFilterResult_v1(item19, out, parts)
+    for item59 in self.filter_results:
+        out += _S3.pack(item59.error_code)
+        w_nstr(out, item59.error_message)
+        w_alen(out, item59.matching_acls)
+        for item60 in item59.matching_acls:
+            out += _S3.pack(item60.error_code)
+            w_nstr(out, item60.error_message)
+            out += _S0.pack(item60.resource_type)
+            w_str(out, item60.resource_name)
+            out += _S0.pack(item60.pattern_type)
+            w_str(out, item60.principal)
+            w_str(out, item60.host)
+            out += _S1.pack(item60.operation, item60.permission_type)
+            if item60.unknown_tagged_fields:
+                raise no_tagged_fields_error('DeleteAclsMatchingAcl', '1')
+        if item59.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteAclsFilterResult', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteAclsResponse', '1')
 
 
 def _dec_DeleteAclsResponse_v1(buf, pos):
-    self = new(DeleteAclsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj61 = new(DeleteAclsResponse)
+    (obj61.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n20, pos = r_alen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_DeleteAclsFilterResult_v1(buf, pos)
-        items21.append(item22)
-    self.filter_results = items21
-    self.unknown_tagged_fields = []
+    (n62,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n62 < 0 or n62 > limit - pos:
+        raise bad_length('array', pos, n62, buf)
+    items63 = []
+    for _ in range(n62):
+        obj65 = new(DeleteAclsFilterResult)
+        (obj65.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        (n66,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end67 = pos + n66
+        if n66 < 0 or end67 > limit:
+            if n66 != -1:
+                raise bad_length('string', pos, n66, buf)
+            obj65.error_message = None
+        else:
+            obj65.error_message = str(buf[pos:end67], 'utf-8')
+            pos = end67
+        (n68,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n68 < 0 or n68 > limit - pos:
+            raise bad_length('array', pos, n68, buf)
+        items69 = []
+        for _ in range(n68):
+            obj71 = new(DeleteAclsMatchingAcl)
+            (obj71.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            (n72,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end73 = pos + n72
+            if n72 < 0 or end73 > limit:
+                if n72 != -1:
+                    raise bad_length('string', pos, n72, buf)
+                obj71.error_message = None
+            else:
+                obj71.error_message = str(buf[pos:end73], 'utf-8')
+                pos = end73
+            (obj71.resource_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            (n74,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end75 = pos + n74
+            if n74 < 0 or end75 > limit:
+                raise bad_length('string', pos, n74, buf)
+            obj71.resource_name = str(buf[pos:end75], 'utf-8')
+            pos = end75
+            (obj71.pattern_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            (n76,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end77 = pos + n76
+            if n76 < 0 or end77 > limit:
+                raise bad_length('string', pos, n76, buf)
+            obj71.principal = str(buf[pos:end77], 'utf-8')
+            pos = end77
+            (n78,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end79 = pos + n78
+            if n78 < 0 or end79 > limit:
+                raise bad_length('string', pos, n78, buf)
+            obj71.host = str(buf[pos:end79], 'utf-8')
+            pos = end79
+            (obj71.operation, obj71.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            obj71.unknown_tagged_fields = []
+            items69.append(obj71)
+        obj65.matching_acls = items69
+        obj65.unknown_tagged_fields = []
+        items63.append(obj65)
+    obj61.filter_results = items63
+    obj61.unknown_tagged_fields = []
+    self = obj61
     return self, pos
 
 
 # DeleteAclsResponse v2-3
 def _enc_DeleteAclsResponse_v2(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.filter_results)
-    for item23 in self.filter_results:
-        _enc_DeleteAclsFilterResult_v2(item23, out, parts)
+    n80 = len(self.filter_results) + 1
+    if n80 < 128:
+        out.append(n80)
+    else:
+        w_uvarint(out, n80)
+    for item81 in self.filter_results:
+        out += _S3.pack(item81.error_code)
+        w_cnstr(out, item81.error_message)
+        n82 = len(item81.matching_acls) + 1
+        if n82 < 128:
+            out.append(n82)
+        else:
+            w_uvarint(out, n82)
+        for item83 in item81.matching_acls:
+            out += _S3.pack(item83.error_code)
+            w_cnstr(out, item83.error_message)
+            out += _S0.pack(item83.resource_type)
+            w_cstr(out, item83.resource_name)
+            out += _S0.pack(item83.pattern_type)
+            w_cstr(out, item83.principal)
+            w_cstr(out, item83.host)
+            out += _S1.pack(item83.operation, item83.permission_type)
+            if item83.unknown_tagged_fields:
+                w_tagged(out, (), item83.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item81.unknown_tagged_fields:
+            w_tagged(out, (), item81.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -319,206 +596,123 @@ def _enc_DeleteAclsResponse_v2(self, out, parts):
 
 
 def _dec_DeleteAclsResponse_v2(buf, pos):
-    self = new(DeleteAclsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj84 = new(DeleteAclsResponse)
+    (obj84.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_DeleteAclsFilterResult_v2(buf, pos)
-        items25.append(item26)
-    self.filter_results = items25
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteAclsFilterResult v0
-def _enc_DeleteAclsFilterResult_v0(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    w_alen(out, self.matching_acls)
-    for item28 in self.matching_acls:
-        _enc_DeleteAclsMatchingAcl_v0(item28, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsFilterResult', '0')
-
-
-def _dec_DeleteAclsFilterResult_v0(buf, pos):
-    self = new(DeleteAclsFilterResult)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    n29, pos = r_alen(buf, pos)
-    items30 = []
-    for _ in range(n29):
-        item31, pos = _dec_DeleteAclsMatchingAcl_v0(buf, pos)
-        items30.append(item31)
-    self.matching_acls = items30
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsFilterResult v1
-def _enc_DeleteAclsFilterResult_v1(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    w_alen(out, self.matching_acls)
-    for item32 in self.matching_acls:
-        _enc_DeleteAclsMatchingAcl_v1(item32, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsFilterResult', '1')
-
-
-def _dec_DeleteAclsFilterResult_v1(buf, pos):
-    self = new(DeleteAclsFilterResult)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    n33, pos = r_alen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_DeleteAclsMatchingAcl_v1(buf, pos)
-        items34.append(item35)
-    self.matching_acls = items34
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsFilterResult v2-3
-def _enc_DeleteAclsFilterResult_v2(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_calen(out, self.matching_acls)
-    for item36 in self.matching_acls:
-        _enc_DeleteAclsMatchingAcl_v2(item36, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n85 = buf[pos]
+    if n85 > 127:
+        n85, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteAclsFilterResult_v2(buf, pos):
-    self = new(DeleteAclsFilterResult)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    n37, pos = r_calen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_DeleteAclsMatchingAcl_v2(buf, pos)
-        items38.append(item39)
-    self.matching_acls = items38
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteAclsMatchingAcl v0
-def _enc_DeleteAclsMatchingAcl_v0(self, out, parts):
-    if self.pattern_type != 3:
-        raise cannot_carry('DeleteAclsMatchingAcl', 'pattern_type', '0')
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_str(out, self.principal)
-    w_str(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsMatchingAcl', '0')
-
-
-def _dec_DeleteAclsMatchingAcl_v0(buf, pos):
-    self = new(DeleteAclsMatchingAcl)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    self.principal, pos = r_str(buf, pos)
-    self.host, pos = r_str(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.pattern_type = 3
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsMatchingAcl v1
-def _enc_DeleteAclsMatchingAcl_v1(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    out += _S0.pack(self.pattern_type)
-    w_str(out, self.principal)
-    w_str(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteAclsMatchingAcl', '1')
-
-
-def _dec_DeleteAclsMatchingAcl_v1(buf, pos):
-    self = new(DeleteAclsMatchingAcl)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    (self.pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal, pos = r_str(buf, pos)
-    self.host, pos = r_str(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteAclsMatchingAcl v2-3
-def _enc_DeleteAclsMatchingAcl_v2(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S0.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    out += _S0.pack(self.pattern_type)
-    w_cstr(out, self.principal)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n85 -= 1
+    if n85 < 0 or n85 > limit - pos:
+        raise bad_length('array', pos, n85, buf)
+    items86 = []
+    for _ in range(n85):
+        obj88 = new(DeleteAclsFilterResult)
+        (obj88.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        n89 = buf[pos]
+        if n89 > 127:
+            n89, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n89 -= 1
+        end90 = pos + n89
+        if n89 < 0 or end90 > limit:
+            if n89 != -1:
+                raise bad_length('string', pos, n89, buf)
+            obj88.error_message = None
+        else:
+            obj88.error_message = str(buf[pos:end90], 'utf-8')
+            pos = end90
+        n91 = buf[pos]
+        if n91 > 127:
+            n91, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n91 -= 1
+        if n91 < 0 or n91 > limit - pos:
+            raise bad_length('array', pos, n91, buf)
+        items92 = []
+        for _ in range(n91):
+            obj94 = new(DeleteAclsMatchingAcl)
+            (obj94.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            n95 = buf[pos]
+            if n95 > 127:
+                n95, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n95 -= 1
+            end96 = pos + n95
+            if n95 < 0 or end96 > limit:
+                if n95 != -1:
+                    raise bad_length('string', pos, n95, buf)
+                obj94.error_message = None
+            else:
+                obj94.error_message = str(buf[pos:end96], 'utf-8')
+                pos = end96
+            (obj94.resource_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            n97 = buf[pos]
+            if n97 > 127:
+                n97, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n97 -= 1
+            end98 = pos + n97
+            if n97 < 0 or end98 > limit:
+                raise bad_length('string', pos, n97, buf)
+            obj94.resource_name = str(buf[pos:end98], 'utf-8')
+            pos = end98
+            (obj94.pattern_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            n99 = buf[pos]
+            if n99 > 127:
+                n99, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n99 -= 1
+            end100 = pos + n99
+            if n99 < 0 or end100 > limit:
+                raise bad_length('string', pos, n99, buf)
+            obj94.principal = str(buf[pos:end100], 'utf-8')
+            pos = end100
+            n101 = buf[pos]
+            if n101 > 127:
+                n101, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n101 -= 1
+            end102 = pos + n101
+            if n101 < 0 or end102 > limit:
+                raise bad_length('string', pos, n101, buf)
+            obj94.host = str(buf[pos:end102], 'utf-8')
+            pos = end102
+            (obj94.operation, obj94.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj94.unknown_tagged_fields = []
+            else:
+                obj94.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items92.append(obj94)
+        obj88.matching_acls = items92
+        if buf[pos] == 0:
+            pos += 1
+            obj88.unknown_tagged_fields = []
+        else:
+            obj88.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items86.append(obj88)
+    obj84.filter_results = items86
+    if buf[pos] == 0:
+        pos += 1
+        obj84.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DeleteAclsMatchingAcl_v2(buf, pos):
-    self = new(DeleteAclsMatchingAcl)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    (self.pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
+        obj84.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj84
     return self, pos
 
 

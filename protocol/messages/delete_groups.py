@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -75,22 +75,37 @@ def _enc_DeleteGroupsRequest_v0(self, out, parts):
 
 
 def _dec_DeleteGroupsRequest_v0(buf, pos):
-    self = new(DeleteGroupsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_str(buf, pos)
-        items3.append(item4)
-    self.groups_names = items3
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(DeleteGroupsRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        (n6,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end7 = pos + n6
+        if n6 < 0 or end7 > limit:
+            raise bad_length('string', pos, n6, buf)
+        item5 = str(buf[pos:end7], 'utf-8')
+        pos = end7
+        items4.append(item5)
+    obj2.groups_names = items4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # DeleteGroupsRequest v2
 def _enc_DeleteGroupsRequest_v2(self, out, parts):
-    w_calen(out, self.groups_names)
-    for item5 in self.groups_names:
-        w_cstr(out, item5)
+    n8 = len(self.groups_names) + 1
+    if n8 < 128:
+        out.append(n8)
+    else:
+        w_uvarint(out, n8)
+    for item9 in self.groups_names:
+        w_cstr(out, item9)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -98,18 +113,37 @@ def _enc_DeleteGroupsRequest_v2(self, out, parts):
 
 
 def _dec_DeleteGroupsRequest_v2(buf, pos):
-    self = new(DeleteGroupsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = r_cstr(buf, pos)
-        items7.append(item8)
-    self.groups_names = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj10 = new(DeleteGroupsRequest)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    if n11 < 0 or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    items12 = []
+    for _ in range(n11):
+        n14 = buf[pos]
+        if n14 > 127:
+            n14, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n14 -= 1
+        end15 = pos + n14
+        if n14 < 0 or end15 > limit:
+            raise bad_length('string', pos, n14, buf)
+        item13 = str(buf[pos:end15], 'utf-8')
+        pos = end15
+        items12.append(item13)
+    obj10.groups_names = items12
+    if buf[pos] == 0:
+        pos += 1
+        obj10.unknown_tagged_fields = []
+    else:
+        obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj10
     return self, pos
 
 
@@ -117,32 +151,59 @@ def _dec_DeleteGroupsRequest_v2(buf, pos):
 def _enc_DeleteGroupsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item10 in self.results:
-        _enc_DeletableGroupResult_v0(item10, out, parts)
+    for item16 in self.results:
+        w_str(out, item16.group_id)
+        out += _S1.pack(item16.error_code)
+        if item16.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeletableGroupResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteGroupsResponse', '0-1')
 
 
 def _dec_DeleteGroupsResponse_v0(buf, pos):
-    self = new(DeleteGroupsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj17 = new(DeleteGroupsResponse)
+    (obj17.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_DeletableGroupResult_v0(buf, pos)
-        items12.append(item13)
-    self.results = items12
-    self.unknown_tagged_fields = []
+    (n18,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n18 < 0 or n18 > limit - pos:
+        raise bad_length('array', pos, n18, buf)
+    items19 = []
+    for _ in range(n18):
+        obj21 = new(DeletableGroupResult)
+        (n22,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end23 = pos + n22
+        if n22 < 0 or end23 > limit:
+            raise bad_length('string', pos, n22, buf)
+        obj21.group_id = str(buf[pos:end23], 'utf-8')
+        pos = end23
+        (obj21.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj21.unknown_tagged_fields = []
+        items19.append(obj21)
+    obj17.results = items19
+    obj17.unknown_tagged_fields = []
+    self = obj17
     return self, pos
 
 
 # DeleteGroupsResponse v2
 def _enc_DeleteGroupsResponse_v2(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item14 in self.results:
-        _enc_DeletableGroupResult_v2(item14, out, parts)
+    n24 = len(self.results) + 1
+    if n24 < 128:
+        out.append(n24)
+    else:
+        w_uvarint(out, n24)
+    for item25 in self.results:
+        w_cstr(out, item25.group_id)
+        out += _S1.pack(item25.error_code)
+        if item25.unknown_tagged_fields:
+            w_tagged(out, (), item25.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -150,60 +211,47 @@ def _enc_DeleteGroupsResponse_v2(self, out, parts):
 
 
 def _dec_DeleteGroupsResponse_v2(buf, pos):
-    self = new(DeleteGroupsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj26 = new(DeleteGroupsResponse)
+    (obj26.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_DeletableGroupResult_v2(buf, pos)
-        items16.append(item17)
-    self.results = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeletableGroupResult v0-1
-def _enc_DeletableGroupResult_v0(self, out, parts):
-    w_str(out, self.group_id)
-    out += _S1.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeletableGroupResult', '0-1')
-
-
-def _dec_DeletableGroupResult_v0(buf, pos):
-    self = new(DeletableGroupResult)
-    self.group_id, pos = r_str(buf, pos)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeletableGroupResult v2
-def _enc_DeletableGroupResult_v2(self, out, parts):
-    w_cstr(out, self.group_id)
-    out += _S1.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n27 = buf[pos]
+    if n27 > 127:
+        n27, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeletableGroupResult_v2(buf, pos):
-    self = new(DeletableGroupResult)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n27 -= 1
+    if n27 < 0 or n27 > limit - pos:
+        raise bad_length('array', pos, n27, buf)
+    items28 = []
+    for _ in range(n27):
+        obj30 = new(DeletableGroupResult)
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        end32 = pos + n31
+        if n31 < 0 or end32 > limit:
+            raise bad_length('string', pos, n31, buf)
+        obj30.group_id = str(buf[pos:end32], 'utf-8')
+        pos = end32
+        (obj30.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj30.unknown_tagged_fields = []
+        else:
+            obj30.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items28.append(obj30)
+    obj26.results = items28
+    if buf[pos] == 0:
+        pos += 1
+        obj26.unknown_tagged_fields = []
+    else:
+        obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj26
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,9 +15,10 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['DeleteRecordsPartition', 'DeleteRecordsPartitionResult', 'DeleteRecordsRequest', 'DeleteRecordsResponse', 'DeleteRecordsTopic', 'DeleteRecordsTopicResult']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>iq')
-_S2 = _Struct('>iqh')
+_S0 = _Struct('>iq')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>iqh')
 
 
 class DeleteRecordsRequest(Message):
@@ -105,32 +106,83 @@ class DeleteRecordsPartitionResult(Struct):
 def _enc_DeleteRecordsRequest_v0(self, out, parts):
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_DeleteRecordsTopic_v0(item1, out, parts)
-    out += _S0.pack(self.timeout_ms)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S0.pack(item2.partition_index, item2.offset)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('DeleteRecordsPartition', '0-1')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteRecordsTopic', '0-1')
+    out += _S1.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteRecordsRequest', '0-1')
 
 
 def _dec_DeleteRecordsRequest_v0(buf, pos):
-    self = new(DeleteRecordsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_DeleteRecordsTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(DeleteRecordsRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.unknown_tagged_fields = []
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(DeleteRecordsTopic)
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(DeleteRecordsPartition)
+            (obj13.partition_index, obj13.offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.partitions = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topics = items5
+    (obj3.timeout_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # DeleteRecordsRequest v2
 def _enc_DeleteRecordsRequest_v2(self, out, parts):
-    w_calen(out, self.topics)
-    for item5 in self.topics:
-        _enc_DeleteRecordsTopic_v2(item5, out, parts)
-    out += _S0.pack(self.timeout_ms)
+    n14 = len(self.topics) + 1
+    if n14 < 128:
+        out.append(n14)
+    else:
+        w_uvarint(out, n14)
+    for item15 in self.topics:
+        w_cstr(out, item15.name)
+        n16 = len(item15.partitions) + 1
+        if n16 < 128:
+            out.append(n16)
+        else:
+            w_uvarint(out, n16)
+        for item17 in item15.partitions:
+            out += _S0.pack(item17.partition_index, item17.offset)
+            if item17.unknown_tagged_fields:
+                w_tagged(out, (), item17.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item15.unknown_tagged_fields:
+            w_tagged(out, (), item15.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -138,141 +190,149 @@ def _enc_DeleteRecordsRequest_v2(self, out, parts):
 
 
 def _dec_DeleteRecordsRequest_v2(buf, pos):
-    self = new(DeleteRecordsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_DeleteRecordsTopic_v2(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(DeleteRecordsRequest)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n19 -= 1
+    if n19 < 0 or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
+    items20 = []
+    for _ in range(n19):
+        obj22 = new(DeleteRecordsTopic)
+        n23 = buf[pos]
+        if n23 > 127:
+            n23, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n23 -= 1
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            raise bad_length('string', pos, n23, buf)
+        obj22.name = str(buf[pos:end24], 'utf-8')
+        pos = end24
+        n25 = buf[pos]
+        if n25 > 127:
+            n25, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n25 -= 1
+        if n25 < 0 or n25 > limit - pos:
+            raise bad_length('array', pos, n25, buf)
+        items26 = []
+        for _ in range(n25):
+            obj28 = new(DeleteRecordsPartition)
+            (obj28.partition_index, obj28.offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj28.unknown_tagged_fields = []
+            else:
+                obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items26.append(obj28)
+        obj22.partitions = items26
+        if buf[pos] == 0:
+            pos += 1
+            obj22.unknown_tagged_fields = []
+        else:
+            obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items20.append(obj22)
+    obj18.topics = items20
+    (obj18.timeout_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteRecordsTopic v0-1
-def _enc_DeleteRecordsTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item10 in self.partitions:
-        _enc_DeleteRecordsPartition_v0(item10, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteRecordsTopic', '0-1')
-
-
-def _dec_DeleteRecordsTopic_v0(buf, pos):
-    self = new(DeleteRecordsTopic)
-    self.name, pos = r_str(buf, pos)
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_DeleteRecordsPartition_v0(buf, pos)
-        items12.append(item13)
-    self.partitions = items12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteRecordsTopic v2
-def _enc_DeleteRecordsTopic_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item14 in self.partitions:
-        _enc_DeleteRecordsPartition_v2(item14, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DeleteRecordsTopic_v2(buf, pos):
-    self = new(DeleteRecordsTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_DeleteRecordsPartition_v2(buf, pos)
-        items16.append(item17)
-    self.partitions = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteRecordsPartition v0-1
-def _enc_DeleteRecordsPartition_v0(self, out, parts):
-    out += _S1.pack(self.partition_index, self.offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteRecordsPartition', '0-1')
-
-
-def _dec_DeleteRecordsPartition_v0(buf, pos):
-    self = new(DeleteRecordsPartition)
-    (self.partition_index, self.offset,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteRecordsPartition v2
-def _enc_DeleteRecordsPartition_v2(self, out, parts):
-    out += _S1.pack(self.partition_index, self.offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DeleteRecordsPartition_v2(buf, pos):
-    self = new(DeleteRecordsPartition)
-    (self.partition_index, self.offset,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 
 # DeleteRecordsResponse v0-1
 def _enc_DeleteRecordsResponse_v0(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item20 in self.topics:
-        _enc_DeleteRecordsTopicResult_v0(item20, out, parts)
+    for item29 in self.topics:
+        w_str(out, item29.name)
+        w_alen(out, item29.partitions)
+        for item30 in item29.partitions:
+            out += _S3.pack(item30.partition_index, item30.low_watermark, item30.error_code)
+            if item30.unknown_tagged_fields:
+                raise no_tagged_fields_error('DeleteRecordsPartitionResult', '0-1')
+        if item29.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeleteRecordsTopicResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteRecordsResponse', '0-1')
 
 
 def _dec_DeleteRecordsResponse_v0(buf, pos):
-    self = new(DeleteRecordsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj31 = new(DeleteRecordsResponse)
+    (obj31.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n21, pos = r_alen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = _dec_DeleteRecordsTopicResult_v0(buf, pos)
-        items22.append(item23)
-    self.topics = items22
-    self.unknown_tagged_fields = []
+    (n32,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n32 < 0 or n32 > limit - pos:
+        raise bad_length('array', pos, n32, buf)
+    items33 = []
+    for _ in range(n32):
+        obj35 = new(DeleteRecordsTopicResult)
+        (n36,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            raise bad_length('string', pos, n36, buf)
+        obj35.name = str(buf[pos:end37], 'utf-8')
+        pos = end37
+        (n38,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n38 < 0 or n38 > limit - pos:
+            raise bad_length('array', pos, n38, buf)
+        items39 = []
+        for _ in range(n38):
+            obj41 = new(DeleteRecordsPartitionResult)
+            (obj41.partition_index, obj41.low_watermark, obj41.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 14
+            obj41.unknown_tagged_fields = []
+            items39.append(obj41)
+        obj35.partitions = items39
+        obj35.unknown_tagged_fields = []
+        items33.append(obj35)
+    obj31.topics = items33
+    obj31.unknown_tagged_fields = []
+    self = obj31
     return self, pos
 
 
 # DeleteRecordsResponse v2
 def _enc_DeleteRecordsResponse_v2(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item24 in self.topics:
-        _enc_DeleteRecordsTopicResult_v2(item24, out, parts)
+    out += _S1.pack(self.throttle_time_ms)
+    n42 = len(self.topics) + 1
+    if n42 < 128:
+        out.append(n42)
+    else:
+        w_uvarint(out, n42)
+    for item43 in self.topics:
+        w_cstr(out, item43.name)
+        n44 = len(item43.partitions) + 1
+        if n44 < 128:
+            out.append(n44)
+        else:
+            w_uvarint(out, n44)
+        for item45 in item43.partitions:
+            out += _S3.pack(item45.partition_index, item45.low_watermark, item45.error_code)
+            if item45.unknown_tagged_fields:
+                w_tagged(out, (), item45.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item43.unknown_tagged_fields:
+            w_tagged(out, (), item43.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -280,108 +340,65 @@ def _enc_DeleteRecordsResponse_v2(self, out, parts):
 
 
 def _dec_DeleteRecordsResponse_v2(buf, pos):
-    self = new(DeleteRecordsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(DeleteRecordsResponse)
+    (obj46.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_DeleteRecordsTopicResult_v2(buf, pos)
-        items26.append(item27)
-    self.topics = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteRecordsTopicResult v0-1
-def _enc_DeleteRecordsTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item29 in self.partitions:
-        _enc_DeleteRecordsPartitionResult_v0(item29, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteRecordsTopicResult', '0-1')
-
-
-def _dec_DeleteRecordsTopicResult_v0(buf, pos):
-    self = new(DeleteRecordsTopicResult)
-    self.name, pos = r_str(buf, pos)
-    n30, pos = r_alen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_DeleteRecordsPartitionResult_v0(buf, pos)
-        items31.append(item32)
-    self.partitions = items31
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteRecordsTopicResult v2
-def _enc_DeleteRecordsTopicResult_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item33 in self.partitions:
-        _enc_DeleteRecordsPartitionResult_v2(item33, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteRecordsTopicResult_v2(buf, pos):
-    self = new(DeleteRecordsTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    n34, pos = r_calen(buf, pos)
-    items35 = []
-    for _ in range(n34):
-        item36, pos = _dec_DeleteRecordsPartitionResult_v2(buf, pos)
-        items35.append(item36)
-    self.partitions = items35
-    count37, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count37:
-        pos = r_tagged_unknown(buf, pos, count37, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteRecordsPartitionResult v0-1
-def _enc_DeleteRecordsPartitionResult_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.low_watermark, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeleteRecordsPartitionResult', '0-1')
-
-
-def _dec_DeleteRecordsPartitionResult_v0(buf, pos):
-    self = new(DeleteRecordsPartitionResult)
-    (self.partition_index, self.low_watermark, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 14
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeleteRecordsPartitionResult v2
-def _enc_DeleteRecordsPartitionResult_v2(self, out, parts):
-    out += _S2.pack(self.partition_index, self.low_watermark, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n47 -= 1
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(DeleteRecordsTopicResult)
+        n51 = buf[pos]
+        if n51 > 127:
+            n51, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n51 -= 1
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.name = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(DeleteRecordsPartitionResult)
+            (obj56.partition_index, obj56.low_watermark, obj56.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                pos += 1
+                obj56.unknown_tagged_fields = []
+            else:
+                obj56.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items54.append(obj56)
+        obj50.partitions = items54
+        if buf[pos] == 0:
+            pos += 1
+            obj50.unknown_tagged_fields = []
+        else:
+            obj50.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items48.append(obj50)
+    obj46.topics = items48
+    if buf[pos] == 0:
+        pos += 1
+        obj46.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DeleteRecordsPartitionResult_v2(buf, pos):
-    self = new(DeleteRecordsPartitionResult)
-    (self.partition_index, self.low_watermark, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 14
-    count38, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count38:
-        pos = r_tagged_unknown(buf, pos, count38, unknown)
-    self.unknown_tagged_fields = unknown
+        obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj46
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -102,9 +102,28 @@ class PartitionResult(Struct):
 # DeleteShareGroupStateRequest v0
 def _enc_DeleteShareGroupStateRequest_v0(self, out, parts):
     w_cstr(out, self.group_id)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_DeleteStateData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S0.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S1.pack(item4.partition)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -112,79 +131,94 @@ def _enc_DeleteShareGroupStateRequest_v0(self, out, parts):
 
 
 def _dec_DeleteShareGroupStateRequest_v0(buf, pos):
-    self = new(DeleteShareGroupStateRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_DeleteStateData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteStateData v0
-def _enc_DeleteStateData_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item6 in self.partitions:
-        _enc_PartitionData_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj5 = new(DeleteShareGroupStateRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteStateData_v0(buf, pos):
-    self = new(DeleteStateData)
-    (raw7,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj5.group_id = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
     items9 = []
     for _ in range(n8):
-        item10, pos = _dec_PartitionData_v0(buf, pos)
-        items9.append(item10)
-    self.partitions = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0
-def _enc_PartitionData_v0(self, out, parts):
-    out += _S1.pack(self.partition)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj11 = new(DeleteStateData)
+        (raw12,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj11.topic_id = uuid_from(raw12)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        if n13 < 0 or n13 > limit - pos:
+            raise bad_length('array', pos, n13, buf)
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(PartitionData)
+            (obj16.partition,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj11.partitions = items14
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj5.topics = items9
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # DeleteShareGroupStateResponse v0
 def _enc_DeleteShareGroupStateResponse_v0(self, out, parts):
-    w_calen(out, self.results)
-    for item13 in self.results:
-        _enc_DeleteStateResult_v0(item13, out, parts)
+    n17 = len(self.results) + 1
+    if n17 < 128:
+        out.append(n17)
+    else:
+        w_uvarint(out, n17)
+    for item18 in self.results:
+        out += _S0.pack(item18.topic_id.bytes)
+        n19 = len(item18.partitions) + 1
+        if n19 < 128:
+            out.append(n19)
+        else:
+            w_uvarint(out, n19)
+        for item20 in item18.partitions:
+            out += _S2.pack(item20.partition, item20.error_code)
+            w_cnstr(out, item20.error_message)
+            if item20.unknown_tagged_fields:
+                w_tagged(out, (), item20.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item18.unknown_tagged_fields:
+            w_tagged(out, (), item18.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -192,72 +226,69 @@ def _enc_DeleteShareGroupStateResponse_v0(self, out, parts):
 
 
 def _dec_DeleteShareGroupStateResponse_v0(buf, pos):
-    self = new(DeleteShareGroupStateResponse)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_DeleteStateResult_v0(buf, pos)
-        items15.append(item16)
-    self.results = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteStateResult v0
-def _enc_DeleteStateResult_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_PartitionResult_v0(item18, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj21 = new(DeleteShareGroupStateResponse)
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteStateResult_v0(buf, pos):
-    self = new(DeleteStateResult)
-    (raw19,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw19)
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_PartitionResult_v0(buf, pos)
-        items21.append(item22)
-    self.partitions = items21
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionResult v0
-def _enc_PartitionResult_v0(self, out, parts):
-    out += _S2.pack(self.partition, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n22 -= 1
+    if n22 < 0 or n22 > limit - pos:
+        raise bad_length('array', pos, n22, buf)
+    items23 = []
+    for _ in range(n22):
+        obj25 = new(DeleteStateResult)
+        (raw26,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj25.topic_id = uuid_from(raw26)
+        n27 = buf[pos]
+        if n27 > 127:
+            n27, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n27 -= 1
+        if n27 < 0 or n27 > limit - pos:
+            raise bad_length('array', pos, n27, buf)
+        items28 = []
+        for _ in range(n27):
+            obj30 = new(PartitionResult)
+            (obj30.partition, obj30.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            n31 = buf[pos]
+            if n31 > 127:
+                n31, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n31 -= 1
+            end32 = pos + n31
+            if n31 < 0 or end32 > limit:
+                if n31 != -1:
+                    raise bad_length('string', pos, n31, buf)
+                obj30.error_message = None
+            else:
+                obj30.error_message = str(buf[pos:end32], 'utf-8')
+                pos = end32
+            if buf[pos] == 0:
+                pos += 1
+                obj30.unknown_tagged_fields = []
+            else:
+                obj30.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items28.append(obj30)
+        obj25.partitions = items28
+        if buf[pos] == 0:
+            pos += 1
+            obj25.unknown_tagged_fields = []
+        else:
+            obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items23.append(obj25)
+    obj21.results = items23
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionResult_v0(buf, pos):
-    self = new(PartitionResult)
-    (self.partition, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count24, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count24:
-        pos = r_tagged_unknown(buf, pos, count24, unknown)
-    self.unknown_tagged_fields = unknown
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 

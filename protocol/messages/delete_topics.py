@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['DeletableTopicResult', 'DeleteTopicState', 'DeleteTopicsRequest', 'DeleteTopicsResponse']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>16s')
-_S2 = _Struct('>h')
+_S1 = _Struct('>h')
+_S2 = _Struct('>16s')
 _S3 = _Struct('>16sh')
 
 
@@ -84,7 +84,7 @@ class DeletableTopicResult(Struct):
 
 # DeleteTopicsRequest v0-3
 def _enc_DeleteTopicsRequest_v0(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('DeleteTopicsRequest', 'topics', '0-3')
     w_alen(out, self.topic_names)
     for item1 in self.topic_names:
@@ -95,27 +95,42 @@ def _enc_DeleteTopicsRequest_v0(self, out, parts):
 
 
 def _dec_DeleteTopicsRequest_v0(buf, pos):
-    self = new(DeleteTopicsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_str(buf, pos)
-        items3.append(item4)
-    self.topic_names = items3
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(DeleteTopicsRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.topics = []
-    self.unknown_tagged_fields = []
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        (n6,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end7 = pos + n6
+        if n6 < 0 or end7 > limit:
+            raise bad_length('string', pos, n6, buf)
+        item5 = str(buf[pos:end7], 'utf-8')
+        pos = end7
+        items4.append(item5)
+    obj2.topic_names = items4
+    (obj2.timeout_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj2.topics = []
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # DeleteTopicsRequest v4-5
 def _enc_DeleteTopicsRequest_v4(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('DeleteTopicsRequest', 'topics', '4-5')
-    w_calen(out, self.topic_names)
-    for item5 in self.topic_names:
-        w_cstr(out, item5)
+    n8 = len(self.topic_names) + 1
+    if n8 < 128:
+        out.append(n8)
+    else:
+        w_uvarint(out, n8)
+    for item9 in self.topic_names:
+        w_cstr(out, item9)
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -124,29 +139,57 @@ def _enc_DeleteTopicsRequest_v4(self, out, parts):
 
 
 def _dec_DeleteTopicsRequest_v4(buf, pos):
-    self = new(DeleteTopicsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = r_cstr(buf, pos)
-        items7.append(item8)
-    self.topic_names = items7
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj10 = new(DeleteTopicsRequest)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    if n11 < 0 or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    items12 = []
+    for _ in range(n11):
+        n14 = buf[pos]
+        if n14 > 127:
+            n14, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n14 -= 1
+        end15 = pos + n14
+        if n14 < 0 or end15 > limit:
+            raise bad_length('string', pos, n14, buf)
+        item13 = str(buf[pos:end15], 'utf-8')
+        pos = end15
+        items12.append(item13)
+    obj10.topic_names = items12
+    (obj10.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.topics = []
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    obj10.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj10.unknown_tagged_fields = []
+    else:
+        obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj10
     return self, pos
 
 
 # DeleteTopicsRequest v6
 def _enc_DeleteTopicsRequest_v6(self, out, parts):
-    w_calen(out, self.topics)
-    for item10 in self.topics:
-        _enc_DeleteTopicState_v6(item10, out, parts)
+    n16 = len(self.topics) + 1
+    if n16 < 128:
+        out.append(n16)
+    else:
+        w_uvarint(out, n16)
+    for item17 in self.topics:
+        w_cnstr(out, item17.name)
+        out += _S2.pack(item17.topic_id.bytes)
+        if item17.unknown_tagged_fields:
+            w_tagged(out, (), item17.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -155,67 +198,94 @@ def _enc_DeleteTopicsRequest_v6(self, out, parts):
 
 
 def _dec_DeleteTopicsRequest_v6(buf, pos):
-    self = new(DeleteTopicsRequest)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_DeleteTopicState_v6(buf, pos)
-        items12.append(item13)
-    self.topics = items12
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.topic_names = []
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeleteTopicState v6
-def _enc_DeleteTopicState_v6(self, out, parts):
-    w_cnstr(out, self.name)
-    out += _S1.pack(self.topic_id.bytes)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj18 = new(DeleteTopicsRequest)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeleteTopicState_v6(buf, pos):
-    self = new(DeleteTopicState)
-    self.name, pos = r_cnstr(buf, pos)
-    (raw15,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw15)
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n19 -= 1
+    if n19 < 0 or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
+    items20 = []
+    for _ in range(n19):
+        obj22 = new(DeleteTopicState)
+        n23 = buf[pos]
+        if n23 > 127:
+            n23, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n23 -= 1
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            if n23 != -1:
+                raise bad_length('string', pos, n23, buf)
+            obj22.name = None
+        else:
+            obj22.name = str(buf[pos:end24], 'utf-8')
+            pos = end24
+        (raw25,) = _S2.unpack_from(buf, pos)
+        pos += 16
+        obj22.topic_id = uuid_from(raw25)
+        if buf[pos] == 0:
+            pos += 1
+            obj22.unknown_tagged_fields = []
+        else:
+            obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items20.append(obj22)
+    obj18.topics = items20
+    (obj18.timeout_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj18.topic_names = []
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
+    else:
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 
 # DeleteTopicsResponse v0
 def _enc_DeleteTopicsResponse_v0(self, out, parts):
     w_alen(out, self.responses)
-    for item17 in self.responses:
-        _enc_DeletableTopicResult_v0(item17, out, parts)
+    for item26 in self.responses:
+        w_str(out, item26.name)
+        out += _S1.pack(item26.error_code)
+        if item26.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeletableTopicResult', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteTopicsResponse', '0')
 
 
 def _dec_DeleteTopicsResponse_v0(buf, pos):
-    self = new(DeleteTopicsResponse)
-    n18, pos = r_alen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_DeletableTopicResult_v0(buf, pos)
-        items19.append(item20)
-    self.responses = items19
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj27 = new(DeleteTopicsResponse)
+    (n28,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(DeletableTopicResult)
+        (n32,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj31.name = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (obj31.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj31.topic_id = ZERO_UUID
+        obj31.error_message = None
+        obj31.unknown_tagged_fields = []
+        items29.append(obj31)
+    obj27.responses = items29
+    obj27.throttle_time_ms = 0
+    obj27.unknown_tagged_fields = []
+    self = obj27
     return self, pos
 
 
@@ -223,32 +293,61 @@ def _dec_DeleteTopicsResponse_v0(buf, pos):
 def _enc_DeleteTopicsResponse_v1(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.responses)
-    for item21 in self.responses:
-        _enc_DeletableTopicResult_v0(item21, out, parts)
+    for item34 in self.responses:
+        w_str(out, item34.name)
+        out += _S1.pack(item34.error_code)
+        if item34.unknown_tagged_fields:
+            raise no_tagged_fields_error('DeletableTopicResult', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DeleteTopicsResponse', '1-3')
 
 
 def _dec_DeleteTopicsResponse_v1(buf, pos):
-    self = new(DeleteTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj35 = new(DeleteTopicsResponse)
+    (obj35.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_DeletableTopicResult_v0(buf, pos)
-        items23.append(item24)
-    self.responses = items23
-    self.unknown_tagged_fields = []
+    (n36,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n36 < 0 or n36 > limit - pos:
+        raise bad_length('array', pos, n36, buf)
+    items37 = []
+    for _ in range(n36):
+        obj39 = new(DeletableTopicResult)
+        (n40,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end41 = pos + n40
+        if n40 < 0 or end41 > limit:
+            raise bad_length('string', pos, n40, buf)
+        obj39.name = str(buf[pos:end41], 'utf-8')
+        pos = end41
+        (obj39.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj39.topic_id = ZERO_UUID
+        obj39.error_message = None
+        obj39.unknown_tagged_fields = []
+        items37.append(obj39)
+    obj35.responses = items37
+    obj35.unknown_tagged_fields = []
+    self = obj35
     return self, pos
 
 
 # DeleteTopicsResponse v4
 def _enc_DeleteTopicsResponse_v4(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.responses)
-    for item25 in self.responses:
-        _enc_DeletableTopicResult_v4(item25, out, parts)
+    n42 = len(self.responses) + 1
+    if n42 < 128:
+        out.append(n42)
+    else:
+        w_uvarint(out, n42)
+    for item43 in self.responses:
+        w_cstr(out, item43.name)
+        out += _S1.pack(item43.error_code)
+        if item43.unknown_tagged_fields:
+            w_tagged(out, (), item43.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -256,29 +355,68 @@ def _enc_DeleteTopicsResponse_v4(self, out, parts):
 
 
 def _dec_DeleteTopicsResponse_v4(buf, pos):
-    self = new(DeleteTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj44 = new(DeleteTopicsResponse)
+    (obj44.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_DeletableTopicResult_v4(buf, pos)
-        items27.append(item28)
-    self.responses = items27
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+    n45 = buf[pos]
+    if n45 > 127:
+        n45, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n45 -= 1
+    if n45 < 0 or n45 > limit - pos:
+        raise bad_length('array', pos, n45, buf)
+    items46 = []
+    for _ in range(n45):
+        obj48 = new(DeletableTopicResult)
+        n49 = buf[pos]
+        if n49 > 127:
+            n49, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n49 -= 1
+        end50 = pos + n49
+        if n49 < 0 or end50 > limit:
+            raise bad_length('string', pos, n49, buf)
+        obj48.name = str(buf[pos:end50], 'utf-8')
+        pos = end50
+        (obj48.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        obj48.topic_id = ZERO_UUID
+        obj48.error_message = None
+        if buf[pos] == 0:
+            pos += 1
+            obj48.unknown_tagged_fields = []
+        else:
+            obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items46.append(obj48)
+    obj44.responses = items46
+    if buf[pos] == 0:
+        pos += 1
+        obj44.unknown_tagged_fields = []
+    else:
+        obj44.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj44
     return self, pos
 
 
 # DeleteTopicsResponse v5
 def _enc_DeleteTopicsResponse_v5(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.responses)
-    for item30 in self.responses:
-        _enc_DeletableTopicResult_v5(item30, out, parts)
+    n51 = len(self.responses) + 1
+    if n51 < 128:
+        out.append(n51)
+    else:
+        w_uvarint(out, n51)
+    for item52 in self.responses:
+        w_cstr(out, item52.name)
+        out += _S1.pack(item52.error_code)
+        w_cnstr(out, item52.error_message)
+        if item52.unknown_tagged_fields:
+            w_tagged(out, (), item52.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -286,29 +424,81 @@ def _enc_DeleteTopicsResponse_v5(self, out, parts):
 
 
 def _dec_DeleteTopicsResponse_v5(buf, pos):
-    self = new(DeleteTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj53 = new(DeleteTopicsResponse)
+    (obj53.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_DeletableTopicResult_v5(buf, pos)
-        items32.append(item33)
-    self.responses = items32
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+    n54 = buf[pos]
+    if n54 > 127:
+        n54, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n54 -= 1
+    if n54 < 0 or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    items55 = []
+    for _ in range(n54):
+        obj57 = new(DeletableTopicResult)
+        n58 = buf[pos]
+        if n58 > 127:
+            n58, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n58 -= 1
+        end59 = pos + n58
+        if n58 < 0 or end59 > limit:
+            raise bad_length('string', pos, n58, buf)
+        obj57.name = str(buf[pos:end59], 'utf-8')
+        pos = end59
+        (obj57.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n60 = buf[pos]
+        if n60 > 127:
+            n60, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n60 -= 1
+        end61 = pos + n60
+        if n60 < 0 or end61 > limit:
+            if n60 != -1:
+                raise bad_length('string', pos, n60, buf)
+            obj57.error_message = None
+        else:
+            obj57.error_message = str(buf[pos:end61], 'utf-8')
+            pos = end61
+        obj57.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj57.unknown_tagged_fields = []
+        else:
+            obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items55.append(obj57)
+    obj53.responses = items55
+    if buf[pos] == 0:
+        pos += 1
+        obj53.unknown_tagged_fields = []
+    else:
+        obj53.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj53
     return self, pos
 
 
 # DeleteTopicsResponse v6
 def _enc_DeleteTopicsResponse_v6(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.responses)
-    for item35 in self.responses:
-        _enc_DeletableTopicResult_v6(item35, out, parts)
+    n62 = len(self.responses) + 1
+    if n62 < 128:
+        out.append(n62)
+    else:
+        w_uvarint(out, n62)
+    for item63 in self.responses:
+        w_cnstr(out, item63.name)
+        out += _S3.pack(item63.topic_id.bytes, item63.error_code)
+        w_cnstr(out, item63.error_message)
+        if item63.unknown_tagged_fields:
+            w_tagged(out, (), item63.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -316,116 +506,65 @@ def _enc_DeleteTopicsResponse_v6(self, out, parts):
 
 
 def _dec_DeleteTopicsResponse_v6(buf, pos):
-    self = new(DeleteTopicsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj64 = new(DeleteTopicsResponse)
+    (obj64.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n36, pos = r_calen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_DeletableTopicResult_v6(buf, pos)
-        items37.append(item38)
-    self.responses = items37
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeletableTopicResult v0-3
-def _enc_DeletableTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S2.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DeletableTopicResult', '0-3')
-
-
-def _dec_DeletableTopicResult_v0(buf, pos):
-    self = new(DeletableTopicResult)
-    self.name, pos = r_str(buf, pos)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.topic_id = ZERO_UUID
-    self.error_message = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DeletableTopicResult v4
-def _enc_DeletableTopicResult_v4(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S2.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n65 = buf[pos]
+    if n65 > 127:
+        n65, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DeletableTopicResult_v4(buf, pos):
-    self = new(DeletableTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.topic_id = ZERO_UUID
-    self.error_message = None
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeletableTopicResult v5
-def _enc_DeletableTopicResult_v5(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n65 -= 1
+    if n65 < 0 or n65 > limit - pos:
+        raise bad_length('array', pos, n65, buf)
+    items66 = []
+    for _ in range(n65):
+        obj68 = new(DeletableTopicResult)
+        n69 = buf[pos]
+        if n69 > 127:
+            n69, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n69 -= 1
+        end70 = pos + n69
+        if n69 < 0 or end70 > limit:
+            if n69 != -1:
+                raise bad_length('string', pos, n69, buf)
+            obj68.name = None
+        else:
+            obj68.name = str(buf[pos:end70], 'utf-8')
+            pos = end70
+        (raw71, obj68.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 18
+        obj68.topic_id = uuid_from(raw71)
+        n72 = buf[pos]
+        if n72 > 127:
+            n72, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n72 -= 1
+        end73 = pos + n72
+        if n72 < 0 or end73 > limit:
+            if n72 != -1:
+                raise bad_length('string', pos, n72, buf)
+            obj68.error_message = None
+        else:
+            obj68.error_message = str(buf[pos:end73], 'utf-8')
+            pos = end73
+        if buf[pos] == 0:
+            pos += 1
+            obj68.unknown_tagged_fields = []
+        else:
+            obj68.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items66.append(obj68)
+    obj64.responses = items66
+    if buf[pos] == 0:
+        pos += 1
+        obj64.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DeletableTopicResult_v5(buf, pos):
-    self = new(DeletableTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.topic_id = ZERO_UUID
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DeletableTopicResult v6
-def _enc_DeletableTopicResult_v6(self, out, parts):
-    w_cnstr(out, self.name)
-    out += _S3.pack(self.topic_id.bytes, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DeletableTopicResult_v6(buf, pos):
-    self = new(DeletableTopicResult)
-    self.name, pos = r_cnstr(buf, pos)
-    (raw42, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 18
-    self.topic_id = uuid_from(raw42)
-    self.error_message, pos = r_cnstr(buf, pos)
-    count43, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count43:
-        pos = r_tagged_unknown(buf, pos, count43, unknown)
-    self.unknown_tagged_fields = unknown
+        obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj64
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -17,7 +17,9 @@ __all__ = ['AclDescription', 'DescribeAclsRequest', 'DescribeAclsResource', 'Des
 
 _S0 = _Struct('>b')
 _S1 = _Struct('>bb')
-_S2 = _Struct('>ih')
+_S2 = _Struct('>h')
+_S3 = _Struct('>ih')
+_S4 = _Struct('>i')
 
 
 class DescribeAclsRequest(Message):
@@ -91,7 +93,7 @@ class AclDescription(Struct):
 
 # DescribeAclsRequest v0
 def _enc_DescribeAclsRequest_v0(self, out, parts):
-    if self.pattern_type_filter != 3:
+    if not (self.pattern_type_filter == 3):
         raise cannot_carry('DescribeAclsRequest', 'pattern_type_filter', '0')
     out += _S0.pack(self.resource_type_filter)
     w_nstr(out, self.resource_name_filter)
@@ -103,16 +105,45 @@ def _enc_DescribeAclsRequest_v0(self, out, parts):
 
 
 def _dec_DescribeAclsRequest_v0(buf, pos):
-    self = new(DescribeAclsRequest)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(DescribeAclsRequest)
+    (obj1.resource_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.resource_name_filter, pos = r_nstr(buf, pos)
-    self.principal_filter, pos = r_nstr(buf, pos)
-    self.host_filter, pos = r_nstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
+    (n2,) = _S2.unpack_from(buf, pos)
     pos += 2
-    self.pattern_type_filter = 3
-    self.unknown_tagged_fields = []
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        if n2 != -1:
+            raise bad_length('string', pos, n2, buf)
+        obj1.resource_name_filter = None
+    else:
+        obj1.resource_name_filter = str(buf[pos:end3], 'utf-8')
+        pos = end3
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('string', pos, n4, buf)
+        obj1.principal_filter = None
+    else:
+        obj1.principal_filter = str(buf[pos:end5], 'utf-8')
+        pos = end5
+    (n6,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        if n6 != -1:
+            raise bad_length('string', pos, n6, buf)
+        obj1.host_filter = None
+    else:
+        obj1.host_filter = str(buf[pos:end7], 'utf-8')
+        pos = end7
+    (obj1.operation, obj1.permission_type,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    obj1.pattern_type_filter = 3
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -129,17 +160,46 @@ def _enc_DescribeAclsRequest_v1(self, out, parts):
 
 
 def _dec_DescribeAclsRequest_v1(buf, pos):
-    self = new(DescribeAclsRequest)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(DescribeAclsRequest)
+    (obj8.resource_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.resource_name_filter, pos = r_nstr(buf, pos)
-    (self.pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.principal_filter, pos = r_nstr(buf, pos)
-    self.host_filter, pos = r_nstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
+    (n9,) = _S2.unpack_from(buf, pos)
     pos += 2
-    self.unknown_tagged_fields = []
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        if n9 != -1:
+            raise bad_length('string', pos, n9, buf)
+        obj8.resource_name_filter = None
+    else:
+        obj8.resource_name_filter = str(buf[pos:end10], 'utf-8')
+        pos = end10
+    (obj8.pattern_type_filter,) = _S0.unpack_from(buf, pos)
+    pos += 1
+    (n11,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj8.principal_filter = None
+    else:
+        obj8.principal_filter = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    (n13,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end14 = pos + n13
+    if n13 < 0 or end14 > limit:
+        if n13 != -1:
+            raise bad_length('string', pos, n13, buf)
+        obj8.host_filter = None
+    else:
+        obj8.host_filter = str(buf[pos:end14], 'utf-8')
+        pos = end14
+    (obj8.operation, obj8.permission_type,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    obj8.unknown_tagged_fields = []
+    self = obj8
     return self, pos
 
 
@@ -158,83 +218,273 @@ def _enc_DescribeAclsRequest_v2(self, out, parts):
 
 
 def _dec_DescribeAclsRequest_v2(buf, pos):
-    self = new(DescribeAclsRequest)
-    (self.resource_type_filter,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj15 = new(DescribeAclsRequest)
+    (obj15.resource_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.resource_name_filter, pos = r_cnstr(buf, pos)
-    (self.pattern_type_filter,) = _S0.unpack_from(buf, pos)
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    end17 = pos + n16
+    if n16 < 0 or end17 > limit:
+        if n16 != -1:
+            raise bad_length('string', pos, n16, buf)
+        obj15.resource_name_filter = None
+    else:
+        obj15.resource_name_filter = str(buf[pos:end17], 'utf-8')
+        pos = end17
+    (obj15.pattern_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.principal_filter, pos = r_cnstr(buf, pos)
-    self.host_filter, pos = r_cnstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    end19 = pos + n18
+    if n18 < 0 or end19 > limit:
+        if n18 != -1:
+            raise bad_length('string', pos, n18, buf)
+        obj15.principal_filter = None
+    else:
+        obj15.principal_filter = str(buf[pos:end19], 'utf-8')
+        pos = end19
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n20 -= 1
+    end21 = pos + n20
+    if n20 < 0 or end21 > limit:
+        if n20 != -1:
+            raise bad_length('string', pos, n20, buf)
+        obj15.host_filter = None
+    else:
+        obj15.host_filter = str(buf[pos:end21], 'utf-8')
+        pos = end21
+    (obj15.operation, obj15.permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 
 # DescribeAclsResponse v0
 def _enc_DescribeAclsResponse_v0(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_nstr(out, self.error_message)
     w_alen(out, self.resources)
-    for item2 in self.resources:
-        _enc_DescribeAclsResource_v0(item2, out, parts)
+    for item22 in self.resources:
+        if not (item22.pattern_type == 3):
+            raise cannot_carry('DescribeAclsResource', 'pattern_type', '0')
+        out += _S0.pack(item22.resource_type)
+        w_str(out, item22.resource_name)
+        w_alen(out, item22.acls)
+        for item23 in item22.acls:
+            w_str(out, item23.principal)
+            w_str(out, item23.host)
+            out += _S1.pack(item23.operation, item23.permission_type)
+            if item23.unknown_tagged_fields:
+                raise no_tagged_fields_error('AclDescription', '0-1')
+        if item22.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeAclsResource', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeAclsResponse', '0')
 
 
 def _dec_DescribeAclsResponse_v0(buf, pos):
-    self = new(DescribeAclsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(DescribeAclsResponse)
+    (obj24.throttle_time_ms, obj24.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_nstr(buf, pos)
-    n3, pos = r_alen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_DescribeAclsResource_v0(buf, pos)
-        items4.append(item5)
-    self.resources = items4
-    self.unknown_tagged_fields = []
+    (n25,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end26 = pos + n25
+    if n25 < 0 or end26 > limit:
+        if n25 != -1:
+            raise bad_length('string', pos, n25, buf)
+        obj24.error_message = None
+    else:
+        obj24.error_message = str(buf[pos:end26], 'utf-8')
+        pos = end26
+    (n27,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if n27 < 0 or n27 > limit - pos:
+        raise bad_length('array', pos, n27, buf)
+    items28 = []
+    for _ in range(n27):
+        obj30 = new(DescribeAclsResource)
+        (obj30.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n31,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end32 = pos + n31
+        if n31 < 0 or end32 > limit:
+            raise bad_length('string', pos, n31, buf)
+        obj30.resource_name = str(buf[pos:end32], 'utf-8')
+        pos = end32
+        (n33,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        if n33 < 0 or n33 > limit - pos:
+            raise bad_length('array', pos, n33, buf)
+        items34 = []
+        for _ in range(n33):
+            obj36 = new(AclDescription)
+            (n37,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end38 = pos + n37
+            if n37 < 0 or end38 > limit:
+                raise bad_length('string', pos, n37, buf)
+            obj36.principal = str(buf[pos:end38], 'utf-8')
+            pos = end38
+            (n39,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end40 = pos + n39
+            if n39 < 0 or end40 > limit:
+                raise bad_length('string', pos, n39, buf)
+            obj36.host = str(buf[pos:end40], 'utf-8')
+            pos = end40
+            (obj36.operation, obj36.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            obj36.unknown_tagged_fields = []
+            items34.append(obj36)
+        obj30.acls = items34
+        obj30.pattern_type = 3
+        obj30.unknown_tagged_fields = []
+        items28.append(obj30)
+    obj24.resources = items28
+    obj24.unknown_tagged_fields = []
+    self = obj24
     return self, pos
 
 
 # DescribeAclsResponse v1
 def _enc_DescribeAclsResponse_v1(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_nstr(out, self.error_message)
     w_alen(out, self.resources)
-    for item6 in self.resources:
-        _enc_DescribeAclsResource_v1(item6, out, parts)
+    for item41 in self.resources:
+        out += _S0.pack(item41.resource_type)
+        w_str(out, item41.resource_name)
+        out += _S0.pack(item41.pattern_type)
+        w_alen(out, item41.acls)
+        for item42 in item41.acls:
+            w_str(out, item42.principal)
+            w_str(out, item42.host)
+            out += _S1.pack(item42.operation, item42.permission_type)
+            if item42.unknown_tagged_fields:
+                raise no_tagged_fields_error('AclDescription', '0-1')
+        if item41.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeAclsResource', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeAclsResponse', '1')
 
 
 def _dec_DescribeAclsResponse_v1(buf, pos):
-    self = new(DescribeAclsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj43 = new(DescribeAclsResponse)
+    (obj43.throttle_time_ms, obj43.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_nstr(buf, pos)
-    n7, pos = r_alen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_DescribeAclsResource_v1(buf, pos)
-        items8.append(item9)
-    self.resources = items8
-    self.unknown_tagged_fields = []
+    (n44,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end45 = pos + n44
+    if n44 < 0 or end45 > limit:
+        if n44 != -1:
+            raise bad_length('string', pos, n44, buf)
+        obj43.error_message = None
+    else:
+        obj43.error_message = str(buf[pos:end45], 'utf-8')
+        pos = end45
+    (n46,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if n46 < 0 or n46 > limit - pos:
+        raise bad_length('array', pos, n46, buf)
+    items47 = []
+    for _ in range(n46):
+        obj49 = new(DescribeAclsResource)
+        (obj49.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n50,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end51 = pos + n50
+        if n50 < 0 or end51 > limit:
+            raise bad_length('string', pos, n50, buf)
+        obj49.resource_name = str(buf[pos:end51], 'utf-8')
+        pos = end51
+        (obj49.pattern_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n52,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        if n52 < 0 or n52 > limit - pos:
+            raise bad_length('array', pos, n52, buf)
+        items53 = []
+        for _ in range(n52):
+            obj55 = new(AclDescription)
+            (n56,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end57 = pos + n56
+            if n56 < 0 or end57 > limit:
+                raise bad_length('string', pos, n56, buf)
+            obj55.principal = str(buf[pos:end57], 'utf-8')
+            pos = end57
+            (n58,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end59 = pos + n58
+            if n58 < 0 or end59 > limit:
+                raise bad_length('string', pos, n58, buf)
+            obj55.host = str(buf[pos:end59], 'utf-8')
+            pos = end59
+            (obj55.operation, obj55.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            obj55.unknown_tagged_fields = []
+            items53.append(obj55)
+        obj49.acls = items53
+        obj49.unknown_tagged_fields = []
+        items47.append(obj49)
+    obj43.resources = items47
+    obj43.unknown_tagged_fields = []
+    self = obj43
     return self, pos
 
 
 # DescribeAclsResponse v2-3
 def _enc_DescribeAclsResponse_v2(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.resources)
-    for item10 in self.resources:
-        _enc_DescribeAclsResource_v2(item10, out, parts)
+    n60 = len(self.resources) + 1
+    if n60 < 128:
+        out.append(n60)
+    else:
+        w_uvarint(out, n60)
+    for item61 in self.resources:
+        out += _S0.pack(item61.resource_type)
+        w_cstr(out, item61.resource_name)
+        out += _S0.pack(item61.pattern_type)
+        n62 = len(item61.acls) + 1
+        if n62 < 128:
+            out.append(n62)
+        else:
+            w_uvarint(out, n62)
+        for item63 in item61.acls:
+            w_cstr(out, item63.principal)
+            w_cstr(out, item63.host)
+            out += _S1.pack(item63.operation, item63.permission_type)
+            if item63.unknown_tagged_fields:
+                w_tagged(out, (), item63.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item61.unknown_tagged_fields:
+            w_tagged(out, (), item61.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -242,158 +492,105 @@ def _enc_DescribeAclsResponse_v2(self, out, parts):
 
 
 def _dec_DescribeAclsResponse_v2(buf, pos):
-    self = new(DescribeAclsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj64 = new(DescribeAclsResponse)
+    (obj64.throttle_time_ms, obj64.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_DescribeAclsResource_v2(buf, pos)
-        items12.append(item13)
-    self.resources = items12
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeAclsResource v0
-def _enc_DescribeAclsResource_v0(self, out, parts):
-    if self.pattern_type != 3:
-        raise cannot_carry('DescribeAclsResource', 'pattern_type', '0')
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_alen(out, self.acls)
-    for item15 in self.acls:
-        _enc_AclDescription_v0(item15, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeAclsResource', '0')
-
-
-def _dec_DescribeAclsResource_v0(buf, pos):
-    self = new(DescribeAclsResource)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n16, pos = r_alen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_AclDescription_v0(buf, pos)
-        items17.append(item18)
-    self.acls = items17
-    self.pattern_type = 3
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeAclsResource v1
-def _enc_DescribeAclsResource_v1(self, out, parts):
-    out += _S0.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    out += _S0.pack(self.pattern_type)
-    w_alen(out, self.acls)
-    for item19 in self.acls:
-        _enc_AclDescription_v0(item19, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeAclsResource', '1')
-
-
-def _dec_DescribeAclsResource_v1(buf, pos):
-    self = new(DescribeAclsResource)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    (self.pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n20, pos = r_alen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_AclDescription_v0(buf, pos)
-        items21.append(item22)
-    self.acls = items21
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeAclsResource v2-3
-def _enc_DescribeAclsResource_v2(self, out, parts):
-    out += _S0.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    out += _S0.pack(self.pattern_type)
-    w_calen(out, self.acls)
-    for item23 in self.acls:
-        _enc_AclDescription_v2(item23, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n65 = buf[pos]
+    if n65 > 127:
+        n65, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeAclsResource_v2(buf, pos):
-    self = new(DescribeAclsResource)
-    (self.resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    (self.pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_AclDescription_v2(buf, pos)
-        items25.append(item26)
-    self.acls = items25
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AclDescription v0-1
-def _enc_AclDescription_v0(self, out, parts):
-    w_str(out, self.principal)
-    w_str(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AclDescription', '0-1')
-
-
-def _dec_AclDescription_v0(buf, pos):
-    self = new(AclDescription)
-    self.principal, pos = r_str(buf, pos)
-    self.host, pos = r_str(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AclDescription v2-3
-def _enc_AclDescription_v2(self, out, parts):
-    w_cstr(out, self.principal)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.operation, self.permission_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n65 -= 1
+    end66 = pos + n65
+    if n65 < 0 or end66 > limit:
+        if n65 != -1:
+            raise bad_length('string', pos, n65, buf)
+        obj64.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_AclDescription_v2(buf, pos):
-    self = new(AclDescription)
-    self.principal, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.operation, self.permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+        obj64.error_message = str(buf[pos:end66], 'utf-8')
+        pos = end66
+    n67 = buf[pos]
+    if n67 > 127:
+        n67, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n67 -= 1
+    if n67 < 0 or n67 > limit - pos:
+        raise bad_length('array', pos, n67, buf)
+    items68 = []
+    for _ in range(n67):
+        obj70 = new(DescribeAclsResource)
+        (obj70.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n71 = buf[pos]
+        if n71 > 127:
+            n71, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n71 -= 1
+        end72 = pos + n71
+        if n71 < 0 or end72 > limit:
+            raise bad_length('string', pos, n71, buf)
+        obj70.resource_name = str(buf[pos:end72], 'utf-8')
+        pos = end72
+        (obj70.pattern_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n73 = buf[pos]
+        if n73 > 127:
+            n73, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n73 -= 1
+        if n73 < 0 or n73 > limit - pos:
+            raise bad_length('array', pos, n73, buf)
+        items74 = []
+        for _ in range(n73):
+            obj76 = new(AclDescription)
+            n77 = buf[pos]
+            if n77 > 127:
+                n77, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n77 -= 1
+            end78 = pos + n77
+            if n77 < 0 or end78 > limit:
+                raise bad_length('string', pos, n77, buf)
+            obj76.principal = str(buf[pos:end78], 'utf-8')
+            pos = end78
+            n79 = buf[pos]
+            if n79 > 127:
+                n79, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n79 -= 1
+            end80 = pos + n79
+            if n79 < 0 or end80 > limit:
+                raise bad_length('string', pos, n79, buf)
+            obj76.host = str(buf[pos:end80], 'utf-8')
+            pos = end80
+            (obj76.operation, obj76.permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj76.unknown_tagged_fields = []
+            else:
+                obj76.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items74.append(obj76)
+        obj70.acls = items74
+        if buf[pos] == 0:
+            pos += 1
+            obj70.unknown_tagged_fields = []
+        else:
+            obj70.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items68.append(obj70)
+    obj64.resources = items68
+    if buf[pos] == 0:
+        pos += 1
+        obj64.unknown_tagged_fields = []
+    else:
+        obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj64
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,10 +15,12 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['ComponentData', 'DescribeClientQuotasRequest', 'DescribeClientQuotasResponse', 'EntityData', 'EntryData', 'ValueData']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>b')
-_S2 = _Struct('>ih')
-_S3 = _Struct('>d')
+_S0 = _Struct('>b')
+_S1 = _Struct('>?')
+_S2 = _Struct('>i')
+_S3 = _Struct('>h')
+_S4 = _Struct('>ih')
+_S5 = _Struct('>d')
 
 
 class DescribeClientQuotasRequest(Message):
@@ -108,32 +110,71 @@ class ValueData(Struct):
 def _enc_DescribeClientQuotasRequest_v0(self, out, parts):
     w_alen(out, self.components)
     for item1 in self.components:
-        _enc_ComponentData_v0(item1, out, parts)
-    out += _S0.pack(self.strict)
+        w_str(out, item1.entity_type)
+        out += _S0.pack(item1.match_type)
+        w_nstr(out, item1.match)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('ComponentData', '0')
+    out += _S1.pack(self.strict)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeClientQuotasRequest', '0')
 
 
 def _dec_DescribeClientQuotasRequest_v0(buf, pos):
-    self = new(DescribeClientQuotasRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_ComponentData_v0(buf, pos)
-        items3.append(item4)
-    self.components = items3
-    (self.strict,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(DescribeClientQuotasRequest)
+    (n3,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(ComponentData)
+        (n7,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.entity_type = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        (obj6.match_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n9,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            if n9 != -1:
+                raise bad_length('string', pos, n9, buf)
+            obj6.match = None
+        else:
+            obj6.match = str(buf[pos:end10], 'utf-8')
+            pos = end10
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.components = items4
+    (obj2.strict,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.unknown_tagged_fields = []
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # DescribeClientQuotasRequest v1
 def _enc_DescribeClientQuotasRequest_v1(self, out, parts):
-    w_calen(out, self.components)
-    for item5 in self.components:
-        _enc_ComponentData_v1(item5, out, parts)
-    out += _S0.pack(self.strict)
+    n11 = len(self.components) + 1
+    if n11 < 128:
+        out.append(n11)
+    else:
+        w_uvarint(out, n11)
+    for item12 in self.components:
+        w_cstr(out, item12.entity_type)
+        out += _S0.pack(item12.match_type)
+        w_cnstr(out, item12.match)
+        if item12.unknown_tagged_fields:
+            w_tagged(out, (), item12.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.strict)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -141,105 +182,203 @@ def _enc_DescribeClientQuotasRequest_v1(self, out, parts):
 
 
 def _dec_DescribeClientQuotasRequest_v1(buf, pos):
-    self = new(DescribeClientQuotasRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_ComponentData_v1(buf, pos)
-        items7.append(item8)
-    self.components = items7
-    (self.strict,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ComponentData v0
-def _enc_ComponentData_v0(self, out, parts):
-    w_str(out, self.entity_type)
-    out += _S1.pack(self.match_type)
-    w_nstr(out, self.match)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ComponentData', '0')
-
-
-def _dec_ComponentData_v0(buf, pos):
-    self = new(ComponentData)
-    self.entity_type, pos = r_str(buf, pos)
-    (self.match_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.match, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ComponentData v1
-def _enc_ComponentData_v1(self, out, parts):
-    w_cstr(out, self.entity_type)
-    out += _S1.pack(self.match_type)
-    w_cnstr(out, self.match)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj13 = new(DescribeClientQuotasRequest)
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ComponentData_v1(buf, pos):
-    self = new(ComponentData)
-    self.entity_type, pos = r_cstr(buf, pos)
-    (self.match_type,) = _S1.unpack_from(buf, pos)
+        pos += 1
+    n14 -= 1
+    if n14 < 0 or n14 > limit - pos:
+        raise bad_length('array', pos, n14, buf)
+    items15 = []
+    for _ in range(n14):
+        obj17 = new(ComponentData)
+        n18 = buf[pos]
+        if n18 > 127:
+            n18, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n18 -= 1
+        end19 = pos + n18
+        if n18 < 0 or end19 > limit:
+            raise bad_length('string', pos, n18, buf)
+        obj17.entity_type = str(buf[pos:end19], 'utf-8')
+        pos = end19
+        (obj17.match_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            if n20 != -1:
+                raise bad_length('string', pos, n20, buf)
+            obj17.match = None
+        else:
+            obj17.match = str(buf[pos:end21], 'utf-8')
+            pos = end21
+        if buf[pos] == 0:
+            pos += 1
+            obj17.unknown_tagged_fields = []
+        else:
+            obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items15.append(obj17)
+    obj13.components = items15
+    (obj13.strict,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.match, pos = r_cnstr(buf, pos)
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj13.unknown_tagged_fields = []
+    else:
+        obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj13
     return self, pos
 
 
 # DescribeClientQuotasResponse v0
 def _enc_DescribeClientQuotasResponse_v0(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_nstr(out, self.error_message)
     w_nalen(out, self.entries)
     if self.entries is not None:
-        for item11 in self.entries:
-            _enc_EntryData_v0(item11, out, parts)
+        for item22 in self.entries:
+            w_alen(out, item22.entity)
+            for item23 in item22.entity:
+                w_str(out, item23.entity_type)
+                w_nstr(out, item23.entity_name)
+                if item23.unknown_tagged_fields:
+                    raise no_tagged_fields_error('EntityData', '0')
+            w_alen(out, item22.values)
+            for item24 in item22.values:
+                w_str(out, item24.key)
+                out += _S5.pack(item24.value)
+                if item24.unknown_tagged_fields:
+                    raise no_tagged_fields_error('ValueData', '0')
+            if item22.unknown_tagged_fields:
+                raise no_tagged_fields_error('EntryData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeClientQuotasResponse', '0')
 
 
 def _dec_DescribeClientQuotasResponse_v0(buf, pos):
-    self = new(DescribeClientQuotasResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj25 = new(DescribeClientQuotasResponse)
+    (obj25.throttle_time_ms, obj25.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_nstr(buf, pos)
-    n12, pos = r_nalen(buf, pos)
-    if n12 < 0:
-        self.entries = None
+    (n26,) = _S3.unpack_from(buf, pos)
+    pos += 2
+    end27 = pos + n26
+    if n26 < 0 or end27 > limit:
+        if n26 != -1:
+            raise bad_length('string', pos, n26, buf)
+        obj25.error_message = None
     else:
-        items13 = []
-        for _ in range(n12):
-            item14, pos = _dec_EntryData_v0(buf, pos)
-            items13.append(item14)
-        self.entries = items13
-    self.unknown_tagged_fields = []
+        obj25.error_message = str(buf[pos:end27], 'utf-8')
+        pos = end27
+    (n28,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if (n28 < 0 and n28 != -1) or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    if n28 < 0:
+        obj25.entries = None
+    else:
+        items29 = []
+        for _ in range(n28):
+            obj31 = new(EntryData)
+            (n32,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n32 < 0 or n32 > limit - pos:
+                raise bad_length('array', pos, n32, buf)
+            items33 = []
+            for _ in range(n32):
+                obj35 = new(EntityData)
+                (n36,) = _S3.unpack_from(buf, pos)
+                pos += 2
+                end37 = pos + n36
+                if n36 < 0 or end37 > limit:
+                    raise bad_length('string', pos, n36, buf)
+                obj35.entity_type = str(buf[pos:end37], 'utf-8')
+                pos = end37
+                (n38,) = _S3.unpack_from(buf, pos)
+                pos += 2
+                end39 = pos + n38
+                if n38 < 0 or end39 > limit:
+                    if n38 != -1:
+                        raise bad_length('string', pos, n38, buf)
+                    obj35.entity_name = None
+                else:
+                    obj35.entity_name = str(buf[pos:end39], 'utf-8')
+                    pos = end39
+                obj35.unknown_tagged_fields = []
+                items33.append(obj35)
+            obj31.entity = items33
+            (n40,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n40 < 0 or n40 > limit - pos:
+                raise bad_length('array', pos, n40, buf)
+            items41 = []
+            for _ in range(n40):
+                obj43 = new(ValueData)
+                (n44,) = _S3.unpack_from(buf, pos)
+                pos += 2
+                end45 = pos + n44
+                if n44 < 0 or end45 > limit:
+                    raise bad_length('string', pos, n44, buf)
+                obj43.key = str(buf[pos:end45], 'utf-8')
+                pos = end45
+                (obj43.value,) = _S5.unpack_from(buf, pos)
+                pos += 8
+                obj43.unknown_tagged_fields = []
+                items41.append(obj43)
+            obj31.values = items41
+            obj31.unknown_tagged_fields = []
+            items29.append(obj31)
+        obj25.entries = items29
+    obj25.unknown_tagged_fields = []
+    self = obj25
     return self, pos
 
 
 # DescribeClientQuotasResponse v1
 def _enc_DescribeClientQuotasResponse_v1(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
     w_cnalen(out, self.entries)
     if self.entries is not None:
-        for item15 in self.entries:
-            _enc_EntryData_v1(item15, out, parts)
+        for item46 in self.entries:
+            n47 = len(item46.entity) + 1
+            if n47 < 128:
+                out.append(n47)
+            else:
+                w_uvarint(out, n47)
+            for item48 in item46.entity:
+                w_cstr(out, item48.entity_type)
+                w_cnstr(out, item48.entity_name)
+                if item48.unknown_tagged_fields:
+                    w_tagged(out, (), item48.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            n49 = len(item46.values) + 1
+            if n49 < 128:
+                out.append(n49)
+            else:
+                w_uvarint(out, n49)
+            for item50 in item46.values:
+                w_cstr(out, item50.key)
+                out += _S5.pack(item50.value)
+                if item50.unknown_tagged_fields:
+                    w_tagged(out, (), item50.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item46.unknown_tagged_fields:
+                w_tagged(out, (), item46.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -247,168 +386,125 @@ def _enc_DescribeClientQuotasResponse_v1(self, out, parts):
 
 
 def _dec_DescribeClientQuotasResponse_v1(buf, pos):
-    self = new(DescribeClientQuotasResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj51 = new(DescribeClientQuotasResponse)
+    (obj51.throttle_time_ms, obj51.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n16, pos = r_cnalen(buf, pos)
-    if n16 < 0:
-        self.entries = None
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
     else:
-        items17 = []
-        for _ in range(n16):
-            item18, pos = _dec_EntryData_v1(buf, pos)
-            items17.append(item18)
-        self.entries = items17
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EntryData v0
-def _enc_EntryData_v0(self, out, parts):
-    w_alen(out, self.entity)
-    for item20 in self.entity:
-        _enc_EntityData_v0(item20, out, parts)
-    w_alen(out, self.values)
-    for item21 in self.values:
-        _enc_ValueData_v0(item21, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EntryData', '0')
-
-
-def _dec_EntryData_v0(buf, pos):
-    self = new(EntryData)
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_EntityData_v0(buf, pos)
-        items23.append(item24)
-    self.entity = items23
-    n25, pos = r_alen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_ValueData_v0(buf, pos)
-        items26.append(item27)
-    self.values = items26
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EntryData v1
-def _enc_EntryData_v1(self, out, parts):
-    w_calen(out, self.entity)
-    for item28 in self.entity:
-        _enc_EntityData_v1(item28, out, parts)
-    w_calen(out, self.values)
-    for item29 in self.values:
-        _enc_ValueData_v1(item29, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n52 -= 1
+    end53 = pos + n52
+    if n52 < 0 or end53 > limit:
+        if n52 != -1:
+            raise bad_length('string', pos, n52, buf)
+        obj51.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_EntryData_v1(buf, pos):
-    self = new(EntryData)
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_EntityData_v1(buf, pos)
-        items31.append(item32)
-    self.entity = items31
-    n33, pos = r_calen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_ValueData_v1(buf, pos)
-        items34.append(item35)
-    self.values = items34
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EntityData v0
-def _enc_EntityData_v0(self, out, parts):
-    w_str(out, self.entity_type)
-    w_nstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EntityData', '0')
-
-
-def _dec_EntityData_v0(buf, pos):
-    self = new(EntityData)
-    self.entity_type, pos = r_str(buf, pos)
-    self.entity_name, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EntityData v1
-def _enc_EntityData_v1(self, out, parts):
-    w_cstr(out, self.entity_type)
-    w_cnstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj51.error_message = str(buf[pos:end53], 'utf-8')
+        pos = end53
+    n54 = buf[pos]
+    if n54 > 127:
+        n54, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_EntityData_v1(buf, pos):
-    self = new(EntityData)
-    self.entity_type, pos = r_cstr(buf, pos)
-    self.entity_name, pos = r_cnstr(buf, pos)
-    count37, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count37:
-        pos = r_tagged_unknown(buf, pos, count37, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ValueData v0
-def _enc_ValueData_v0(self, out, parts):
-    w_str(out, self.key)
-    out += _S3.pack(self.value)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ValueData', '0')
-
-
-def _dec_ValueData_v0(buf, pos):
-    self = new(ValueData)
-    self.key, pos = r_str(buf, pos)
-    (self.value,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ValueData v1
-def _enc_ValueData_v1(self, out, parts):
-    w_cstr(out, self.key)
-    out += _S3.pack(self.value)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n54 -= 1
+    if (n54 < 0 and n54 != -1) or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    if n54 < 0:
+        obj51.entries = None
     else:
-        out.append(0)
-
-
-def _dec_ValueData_v1(buf, pos):
-    self = new(ValueData)
-    self.key, pos = r_cstr(buf, pos)
-    (self.value,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    count38, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count38:
-        pos = r_tagged_unknown(buf, pos, count38, unknown)
-    self.unknown_tagged_fields = unknown
+        items55 = []
+        for _ in range(n54):
+            obj57 = new(EntryData)
+            n58 = buf[pos]
+            if n58 > 127:
+                n58, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n58 -= 1
+            if n58 < 0 or n58 > limit - pos:
+                raise bad_length('array', pos, n58, buf)
+            items59 = []
+            for _ in range(n58):
+                obj61 = new(EntityData)
+                n62 = buf[pos]
+                if n62 > 127:
+                    n62, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n62 -= 1
+                end63 = pos + n62
+                if n62 < 0 or end63 > limit:
+                    raise bad_length('string', pos, n62, buf)
+                obj61.entity_type = str(buf[pos:end63], 'utf-8')
+                pos = end63
+                n64 = buf[pos]
+                if n64 > 127:
+                    n64, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n64 -= 1
+                end65 = pos + n64
+                if n64 < 0 or end65 > limit:
+                    if n64 != -1:
+                        raise bad_length('string', pos, n64, buf)
+                    obj61.entity_name = None
+                else:
+                    obj61.entity_name = str(buf[pos:end65], 'utf-8')
+                    pos = end65
+                if buf[pos] == 0:
+                    pos += 1
+                    obj61.unknown_tagged_fields = []
+                else:
+                    obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items59.append(obj61)
+            obj57.entity = items59
+            n66 = buf[pos]
+            if n66 > 127:
+                n66, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n66 -= 1
+            if n66 < 0 or n66 > limit - pos:
+                raise bad_length('array', pos, n66, buf)
+            items67 = []
+            for _ in range(n66):
+                obj69 = new(ValueData)
+                n70 = buf[pos]
+                if n70 > 127:
+                    n70, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n70 -= 1
+                end71 = pos + n70
+                if n70 < 0 or end71 > limit:
+                    raise bad_length('string', pos, n70, buf)
+                obj69.key = str(buf[pos:end71], 'utf-8')
+                pos = end71
+                (obj69.value,) = _S5.unpack_from(buf, pos)
+                pos += 8
+                if buf[pos] == 0:
+                    pos += 1
+                    obj69.unknown_tagged_fields = []
+                else:
+                    obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items67.append(obj69)
+            obj57.values = items67
+            if buf[pos] == 0:
+                pos += 1
+                obj57.unknown_tagged_fields = []
+            else:
+                obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items55.append(obj57)
+        obj51.entries = items55
+    if buf[pos] == 0:
+        pos += 1
+        obj51.unknown_tagged_fields = []
+    else:
+        obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj51
     return self, pos
 
 

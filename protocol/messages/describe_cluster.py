@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -82,9 +82,9 @@ class DescribeClusterBroker(Struct):
 
 # DescribeClusterRequest v0
 def _enc_DescribeClusterRequest_v0(self, out, parts):
-    if self.endpoint_type != 1:
+    if not (self.endpoint_type == 1):
         raise cannot_carry('DescribeClusterRequest', 'endpoint_type', '0')
-    if self.include_fenced_brokers != False:
+    if not (self.include_fenced_brokers == False):
         raise cannot_carry('DescribeClusterRequest', 'include_fenced_brokers', '0')
     out += _S0.pack(self.include_cluster_authorized_operations)
     if self.unknown_tagged_fields:
@@ -94,22 +94,24 @@ def _enc_DescribeClusterRequest_v0(self, out, parts):
 
 
 def _dec_DescribeClusterRequest_v0(buf, pos):
-    self = new(DescribeClusterRequest)
-    (self.include_cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(DescribeClusterRequest)
+    (obj1.include_cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.endpoint_type = 1
-    self.include_fenced_brokers = False
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    obj1.endpoint_type = 1
+    obj1.include_fenced_brokers = False
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
 # DescribeClusterRequest v1
 def _enc_DescribeClusterRequest_v1(self, out, parts):
-    if self.include_fenced_brokers != False:
+    if not (self.include_fenced_brokers == False):
         raise cannot_carry('DescribeClusterRequest', 'include_fenced_brokers', '1')
     out += _S1.pack(self.include_cluster_authorized_operations, self.endpoint_type)
     if self.unknown_tagged_fields:
@@ -119,15 +121,17 @@ def _enc_DescribeClusterRequest_v1(self, out, parts):
 
 
 def _dec_DescribeClusterRequest_v1(buf, pos):
-    self = new(DescribeClusterRequest)
-    (self.include_cluster_authorized_operations, self.endpoint_type,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(DescribeClusterRequest)
+    (obj2.include_cluster_authorized_operations, obj2.endpoint_type,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.include_fenced_brokers = False
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj2.include_fenced_brokers = False
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
@@ -141,28 +145,43 @@ def _enc_DescribeClusterRequest_v2(self, out, parts):
 
 
 def _dec_DescribeClusterRequest_v2(buf, pos):
-    self = new(DescribeClusterRequest)
-    (self.include_cluster_authorized_operations, self.endpoint_type, self.include_fenced_brokers,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(DescribeClusterRequest)
+    (obj3.include_cluster_authorized_operations, obj3.endpoint_type, obj3.include_fenced_brokers,) = _S2.unpack_from(buf, pos)
     pos += 3
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # DescribeClusterResponse v0
 def _enc_DescribeClusterResponse_v0(self, out, parts):
-    if self.endpoint_type != 1:
+    if not (self.endpoint_type == 1):
         raise cannot_carry('DescribeClusterResponse', 'endpoint_type', '0')
     out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
     w_cstr(out, self.cluster_id)
     out += _S4.pack(self.controller_id)
-    w_calen(out, self.brokers)
-    for item4 in self.brokers:
-        _enc_DescribeClusterBroker_v0(item4, out, parts)
+    n4 = len(self.brokers) + 1
+    if n4 < 128:
+        out.append(n4)
+    else:
+        w_uvarint(out, n4)
+    for item5 in self.brokers:
+        if not (item5.is_fenced == False):
+            raise cannot_carry('DescribeClusterBroker', 'is_fenced', '0-1')
+        out += _S4.pack(item5.broker_id)
+        w_cstr(out, item5.host)
+        out += _S4.pack(item5.port)
+        w_cnstr(out, item5.rack)
+        if item5.unknown_tagged_fields:
+            w_tagged(out, (), item5.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S4.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -171,27 +190,94 @@ def _enc_DescribeClusterResponse_v0(self, out, parts):
 
 
 def _dec_DescribeClusterResponse_v0(buf, pos):
-    self = new(DescribeClusterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(DescribeClusterResponse)
+    (obj6.throttle_time_ms, obj6.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        if n7 != -1:
+            raise bad_length('string', pos, n7, buf)
+        obj6.error_message = None
+    else:
+        obj6.error_message = str(buf[pos:end8], 'utf-8')
+        pos = end8
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        raise bad_length('string', pos, n9, buf)
+    obj6.cluster_id = str(buf[pos:end10], 'utf-8')
+    pos = end10
+    (obj6.controller_id,) = _S4.unpack_from(buf, pos)
     pos += 4
-    n5, pos = r_calen(buf, pos)
-    items6 = []
-    for _ in range(n5):
-        item7, pos = _dec_DescribeClusterBroker_v0(buf, pos)
-        items6.append(item7)
-    self.brokers = items6
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    if n11 < 0 or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    items12 = []
+    for _ in range(n11):
+        obj14 = new(DescribeClusterBroker)
+        (obj14.broker_id,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n15 = buf[pos]
+        if n15 > 127:
+            n15, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n15 -= 1
+        end16 = pos + n15
+        if n15 < 0 or end16 > limit:
+            raise bad_length('string', pos, n15, buf)
+        obj14.host = str(buf[pos:end16], 'utf-8')
+        pos = end16
+        (obj14.port,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n17 = buf[pos]
+        if n17 > 127:
+            n17, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n17 -= 1
+        end18 = pos + n17
+        if n17 < 0 or end18 > limit:
+            if n17 != -1:
+                raise bad_length('string', pos, n17, buf)
+            obj14.rack = None
+        else:
+            obj14.rack = str(buf[pos:end18], 'utf-8')
+            pos = end18
+        obj14.is_fenced = False
+        if buf[pos] == 0:
+            pos += 1
+            obj14.unknown_tagged_fields = []
+        else:
+            obj14.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items12.append(obj14)
+    obj6.brokers = items12
+    (obj6.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
     pos += 4
-    self.endpoint_type = 1
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+    obj6.endpoint_type = 1
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 
@@ -202,9 +288,22 @@ def _enc_DescribeClusterResponse_v1(self, out, parts):
     out += _S5.pack(self.endpoint_type)
     w_cstr(out, self.cluster_id)
     out += _S4.pack(self.controller_id)
-    w_calen(out, self.brokers)
-    for item9 in self.brokers:
-        _enc_DescribeClusterBroker_v0(item9, out, parts)
+    n19 = len(self.brokers) + 1
+    if n19 < 128:
+        out.append(n19)
+    else:
+        w_uvarint(out, n19)
+    for item20 in self.brokers:
+        if not (item20.is_fenced == False):
+            raise cannot_carry('DescribeClusterBroker', 'is_fenced', '0-1')
+        out += _S4.pack(item20.broker_id)
+        w_cstr(out, item20.host)
+        out += _S4.pack(item20.port)
+        w_cnstr(out, item20.rack)
+        if item20.unknown_tagged_fields:
+            w_tagged(out, (), item20.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S4.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -213,28 +312,95 @@ def _enc_DescribeClusterResponse_v1(self, out, parts):
 
 
 def _dec_DescribeClusterResponse_v1(buf, pos):
-    self = new(DescribeClusterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(DescribeClusterResponse)
+    (obj21.throttle_time_ms, obj21.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.endpoint_type,) = _S5.unpack_from(buf, pos)
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n22 -= 1
+    end23 = pos + n22
+    if n22 < 0 or end23 > limit:
+        if n22 != -1:
+            raise bad_length('string', pos, n22, buf)
+        obj21.error_message = None
+    else:
+        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        pos = end23
+    (obj21.endpoint_type,) = _S5.unpack_from(buf, pos)
     pos += 1
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n24 -= 1
+    end25 = pos + n24
+    if n24 < 0 or end25 > limit:
+        raise bad_length('string', pos, n24, buf)
+    obj21.cluster_id = str(buf[pos:end25], 'utf-8')
+    pos = end25
+    (obj21.controller_id,) = _S4.unpack_from(buf, pos)
     pos += 4
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_DescribeClusterBroker_v0(buf, pos)
-        items11.append(item12)
-    self.brokers = items11
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    n26 = buf[pos]
+    if n26 > 127:
+        n26, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n26 -= 1
+    if n26 < 0 or n26 > limit - pos:
+        raise bad_length('array', pos, n26, buf)
+    items27 = []
+    for _ in range(n26):
+        obj29 = new(DescribeClusterBroker)
+        (obj29.broker_id,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n30 = buf[pos]
+        if n30 > 127:
+            n30, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n30 -= 1
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            raise bad_length('string', pos, n30, buf)
+        obj29.host = str(buf[pos:end31], 'utf-8')
+        pos = end31
+        (obj29.port,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            if n32 != -1:
+                raise bad_length('string', pos, n32, buf)
+            obj29.rack = None
+        else:
+            obj29.rack = str(buf[pos:end33], 'utf-8')
+            pos = end33
+        obj29.is_fenced = False
+        if buf[pos] == 0:
+            pos += 1
+            obj29.unknown_tagged_fields = []
+        else:
+            obj29.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items27.append(obj29)
+    obj21.brokers = items27
+    (obj21.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
     pos += 4
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
+    else:
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 
@@ -245,9 +411,21 @@ def _enc_DescribeClusterResponse_v2(self, out, parts):
     out += _S5.pack(self.endpoint_type)
     w_cstr(out, self.cluster_id)
     out += _S4.pack(self.controller_id)
-    w_calen(out, self.brokers)
-    for item14 in self.brokers:
-        _enc_DescribeClusterBroker_v2(item14, out, parts)
+    n34 = len(self.brokers) + 1
+    if n34 < 128:
+        out.append(n34)
+    else:
+        w_uvarint(out, n34)
+    for item35 in self.brokers:
+        out += _S4.pack(item35.broker_id)
+        w_cstr(out, item35.host)
+        out += _S4.pack(item35.port)
+        w_cnstr(out, item35.rack)
+        out += _S0.pack(item35.is_fenced)
+        if item35.unknown_tagged_fields:
+            w_tagged(out, (), item35.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S4.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -256,90 +434,96 @@ def _enc_DescribeClusterResponse_v2(self, out, parts):
 
 
 def _dec_DescribeClusterResponse_v2(buf, pos):
-    self = new(DescribeClusterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj36 = new(DescribeClusterResponse)
+    (obj36.throttle_time_ms, obj36.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.endpoint_type,) = _S5.unpack_from(buf, pos)
-    pos += 1
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_DescribeClusterBroker_v2(buf, pos)
-        items16.append(item17)
-    self.brokers = items16
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeClusterBroker v0-1
-def _enc_DescribeClusterBroker_v0(self, out, parts):
-    if self.is_fenced != False:
-        raise cannot_carry('DescribeClusterBroker', 'is_fenced', '0-1')
-    out += _S4.pack(self.broker_id)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n37 = buf[pos]
+    if n37 > 127:
+        n37, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeClusterBroker_v0(buf, pos):
-    self = new(DescribeClusterBroker)
-    (self.broker_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    self.is_fenced = False
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeClusterBroker v2
-def _enc_DescribeClusterBroker_v2(self, out, parts):
-    out += _S4.pack(self.broker_id)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port)
-    w_cnstr(out, self.rack)
-    out += _S0.pack(self.is_fenced)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n37 -= 1
+    end38 = pos + n37
+    if n37 < 0 or end38 > limit:
+        if n37 != -1:
+            raise bad_length('string', pos, n37, buf)
+        obj36.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_DescribeClusterBroker_v2(buf, pos):
-    self = new(DescribeClusterBroker)
-    (self.broker_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.is_fenced,) = _S0.unpack_from(buf, pos)
+        obj36.error_message = str(buf[pos:end38], 'utf-8')
+        pos = end38
+    (obj36.endpoint_type,) = _S5.unpack_from(buf, pos)
     pos += 1
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
+    n39 = buf[pos]
+    if n39 > 127:
+        n39, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n39 -= 1
+    end40 = pos + n39
+    if n39 < 0 or end40 > limit:
+        raise bad_length('string', pos, n39, buf)
+    obj36.cluster_id = str(buf[pos:end40], 'utf-8')
+    pos = end40
+    (obj36.controller_id,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    n41 = buf[pos]
+    if n41 > 127:
+        n41, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n41 -= 1
+    if n41 < 0 or n41 > limit - pos:
+        raise bad_length('array', pos, n41, buf)
+    items42 = []
+    for _ in range(n41):
+        obj44 = new(DescribeClusterBroker)
+        (obj44.broker_id,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n45 = buf[pos]
+        if n45 > 127:
+            n45, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n45 -= 1
+        end46 = pos + n45
+        if n45 < 0 or end46 > limit:
+            raise bad_length('string', pos, n45, buf)
+        obj44.host = str(buf[pos:end46], 'utf-8')
+        pos = end46
+        (obj44.port,) = _S4.unpack_from(buf, pos)
+        pos += 4
+        n47 = buf[pos]
+        if n47 > 127:
+            n47, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n47 -= 1
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            if n47 != -1:
+                raise bad_length('string', pos, n47, buf)
+            obj44.rack = None
+        else:
+            obj44.rack = str(buf[pos:end48], 'utf-8')
+            pos = end48
+        (obj44.is_fenced,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            obj44.unknown_tagged_fields = []
+        else:
+            obj44.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items42.append(obj44)
+    obj36.brokers = items42
+    (obj36.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if buf[pos] == 0:
+        pos += 1
+        obj36.unknown_tagged_fields = []
+    else:
+        obj36.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj36
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,11 +15,11 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['DescribeConfigsRequest', 'DescribeConfigsResource', 'DescribeConfigsResourceResult', 'DescribeConfigsResponse', 'DescribeConfigsResult', 'DescribeConfigsSynonym']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>??')
-_S2 = _Struct('>b')
-_S3 = _Struct('>i')
-_S4 = _Struct('>h')
+_S0 = _Struct('>b')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>?')
+_S4 = _Struct('>??')
 _S5 = _Struct('>???')
 _S6 = _Struct('>?b?')
 
@@ -119,88 +119,221 @@ class DescribeConfigsSynonym(Struct):
 
 # DescribeConfigsRequest v0
 def _enc_DescribeConfigsRequest_v0(self, out, parts):
-    if self.include_synonyms != False:
+    if not (self.include_synonyms == False):
         raise cannot_carry('DescribeConfigsRequest', 'include_synonyms', '0')
-    if self.include_documentation != False:
+    if not (self.include_documentation == False):
         raise cannot_carry('DescribeConfigsRequest', 'include_documentation', '0')
     w_alen(out, self.resources)
     for item1 in self.resources:
-        _enc_DescribeConfigsResource_v0(item1, out, parts)
+        out += _S0.pack(item1.resource_type)
+        w_str(out, item1.resource_name)
+        w_nalen(out, item1.configuration_keys)
+        if item1.configuration_keys is not None:
+            for item2 in item1.configuration_keys:
+                w_str(out, item2)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResource', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsRequest', '0')
 
 
 def _dec_DescribeConfigsRequest_v0(buf, pos):
-    self = new(DescribeConfigsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_DescribeConfigsResource_v0(buf, pos)
-        items3.append(item4)
-    self.resources = items3
-    self.include_synonyms = False
-    self.include_documentation = False
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(DescribeConfigsRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(DescribeConfigsResource)
+        (obj7.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.resource_name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if (n10 < 0 and n10 != -1) or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        if n10 < 0:
+            obj7.configuration_keys = None
+        else:
+            items11 = []
+            for _ in range(n10):
+                (n13,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end14 = pos + n13
+                if n13 < 0 or end14 > limit:
+                    raise bad_length('string', pos, n13, buf)
+                item12 = str(buf[pos:end14], 'utf-8')
+                pos = end14
+                items11.append(item12)
+            obj7.configuration_keys = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.resources = items5
+    obj3.include_synonyms = False
+    obj3.include_documentation = False
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # DescribeConfigsRequest v1-2
 def _enc_DescribeConfigsRequest_v1(self, out, parts):
-    if self.include_documentation != False:
+    if not (self.include_documentation == False):
         raise cannot_carry('DescribeConfigsRequest', 'include_documentation', '1-2')
     w_alen(out, self.resources)
-    for item5 in self.resources:
-        _enc_DescribeConfigsResource_v0(item5, out, parts)
-    out += _S0.pack(self.include_synonyms)
+    for item15 in self.resources:
+        out += _S0.pack(item15.resource_type)
+        w_str(out, item15.resource_name)
+        w_nalen(out, item15.configuration_keys)
+        if item15.configuration_keys is not None:
+            for item16 in item15.configuration_keys:
+                w_str(out, item16)
+        if item15.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResource', '0-3')
+    out += _S3.pack(self.include_synonyms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsRequest', '1-2')
 
 
 def _dec_DescribeConfigsRequest_v1(buf, pos):
-    self = new(DescribeConfigsRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_DescribeConfigsResource_v0(buf, pos)
-        items7.append(item8)
-    self.resources = items7
-    (self.include_synonyms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj17 = new(DescribeConfigsRequest)
+    (n18,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n18 < 0 or n18 > limit - pos:
+        raise bad_length('array', pos, n18, buf)
+    items19 = []
+    for _ in range(n18):
+        obj21 = new(DescribeConfigsResource)
+        (obj21.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n22,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end23 = pos + n22
+        if n22 < 0 or end23 > limit:
+            raise bad_length('string', pos, n22, buf)
+        obj21.resource_name = str(buf[pos:end23], 'utf-8')
+        pos = end23
+        (n24,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if (n24 < 0 and n24 != -1) or n24 > limit - pos:
+            raise bad_length('array', pos, n24, buf)
+        if n24 < 0:
+            obj21.configuration_keys = None
+        else:
+            items25 = []
+            for _ in range(n24):
+                (n27,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end28 = pos + n27
+                if n27 < 0 or end28 > limit:
+                    raise bad_length('string', pos, n27, buf)
+                item26 = str(buf[pos:end28], 'utf-8')
+                pos = end28
+                items25.append(item26)
+            obj21.configuration_keys = items25
+        obj21.unknown_tagged_fields = []
+        items19.append(obj21)
+    obj17.resources = items19
+    (obj17.include_synonyms,) = _S3.unpack_from(buf, pos)
     pos += 1
-    self.include_documentation = False
-    self.unknown_tagged_fields = []
+    obj17.include_documentation = False
+    obj17.unknown_tagged_fields = []
+    self = obj17
     return self, pos
 
 
 # DescribeConfigsRequest v3
 def _enc_DescribeConfigsRequest_v3(self, out, parts):
     w_alen(out, self.resources)
-    for item9 in self.resources:
-        _enc_DescribeConfigsResource_v0(item9, out, parts)
-    out += _S1.pack(self.include_synonyms, self.include_documentation)
+    for item29 in self.resources:
+        out += _S0.pack(item29.resource_type)
+        w_str(out, item29.resource_name)
+        w_nalen(out, item29.configuration_keys)
+        if item29.configuration_keys is not None:
+            for item30 in item29.configuration_keys:
+                w_str(out, item30)
+        if item29.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResource', '0-3')
+    out += _S4.pack(self.include_synonyms, self.include_documentation)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsRequest', '3')
 
 
 def _dec_DescribeConfigsRequest_v3(buf, pos):
-    self = new(DescribeConfigsRequest)
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_DescribeConfigsResource_v0(buf, pos)
-        items11.append(item12)
-    self.resources = items11
-    (self.include_synonyms, self.include_documentation,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj31 = new(DescribeConfigsRequest)
+    (n32,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n32 < 0 or n32 > limit - pos:
+        raise bad_length('array', pos, n32, buf)
+    items33 = []
+    for _ in range(n32):
+        obj35 = new(DescribeConfigsResource)
+        (obj35.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n36,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            raise bad_length('string', pos, n36, buf)
+        obj35.resource_name = str(buf[pos:end37], 'utf-8')
+        pos = end37
+        (n38,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if (n38 < 0 and n38 != -1) or n38 > limit - pos:
+            raise bad_length('array', pos, n38, buf)
+        if n38 < 0:
+            obj35.configuration_keys = None
+        else:
+            items39 = []
+            for _ in range(n38):
+                (n41,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end42 = pos + n41
+                if n41 < 0 or end42 > limit:
+                    raise bad_length('string', pos, n41, buf)
+                item40 = str(buf[pos:end42], 'utf-8')
+                pos = end42
+                items39.append(item40)
+            obj35.configuration_keys = items39
+        obj35.unknown_tagged_fields = []
+        items33.append(obj35)
+    obj31.resources = items33
+    (obj31.include_synonyms, obj31.include_documentation,) = _S4.unpack_from(buf, pos)
     pos += 2
-    self.unknown_tagged_fields = []
+    obj31.unknown_tagged_fields = []
+    self = obj31
     return self, pos
 
 
 # DescribeConfigsRequest v4
 def _enc_DescribeConfigsRequest_v4(self, out, parts):
-    w_calen(out, self.resources)
-    for item13 in self.resources:
-        _enc_DescribeConfigsResource_v4(item13, out, parts)
-    out += _S1.pack(self.include_synonyms, self.include_documentation)
+    n43 = len(self.resources) + 1
+    if n43 < 128:
+        out.append(n43)
+    else:
+        w_uvarint(out, n43)
+    for item44 in self.resources:
+        out += _S0.pack(item44.resource_type)
+        w_cstr(out, item44.resource_name)
+        w_cnalen(out, item44.configuration_keys)
+        if item44.configuration_keys is not None:
+            for item45 in item44.configuration_keys:
+                w_cstr(out, item45)
+        if item44.unknown_tagged_fields:
+            w_tagged(out, (), item44.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S4.pack(self.include_synonyms, self.include_documentation)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -208,167 +341,497 @@ def _enc_DescribeConfigsRequest_v4(self, out, parts):
 
 
 def _dec_DescribeConfigsRequest_v4(buf, pos):
-    self = new(DescribeConfigsRequest)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_DescribeConfigsResource_v4(buf, pos)
-        items15.append(item16)
-    self.resources = items15
-    (self.include_synonyms, self.include_documentation,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(DescribeConfigsRequest)
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n47 -= 1
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(DescribeConfigsResource)
+        (obj50.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n51 = buf[pos]
+        if n51 > 127:
+            n51, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n51 -= 1
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.resource_name = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        if (n53 < 0 and n53 != -1) or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        if n53 < 0:
+            obj50.configuration_keys = None
+        else:
+            items54 = []
+            for _ in range(n53):
+                n56 = buf[pos]
+                if n56 > 127:
+                    n56, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n56 -= 1
+                end57 = pos + n56
+                if n56 < 0 or end57 > limit:
+                    raise bad_length('string', pos, n56, buf)
+                item55 = str(buf[pos:end57], 'utf-8')
+                pos = end57
+                items54.append(item55)
+            obj50.configuration_keys = items54
+        if buf[pos] == 0:
+            pos += 1
+            obj50.unknown_tagged_fields = []
+        else:
+            obj50.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items48.append(obj50)
+    obj46.resources = items48
+    (obj46.include_synonyms, obj46.include_documentation,) = _S4.unpack_from(buf, pos)
     pos += 2
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeConfigsResource v0-3
-def _enc_DescribeConfigsResource_v0(self, out, parts):
-    out += _S2.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_nalen(out, self.configuration_keys)
-    if self.configuration_keys is not None:
-        for item18 in self.configuration_keys:
-            w_str(out, item18)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResource', '0-3')
-
-
-def _dec_DescribeConfigsResource_v0(buf, pos):
-    self = new(DescribeConfigsResource)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n19, pos = r_nalen(buf, pos)
-    if n19 < 0:
-        self.configuration_keys = None
+    if buf[pos] == 0:
+        pos += 1
+        obj46.unknown_tagged_fields = []
     else:
-        items20 = []
-        for _ in range(n19):
-            item21, pos = r_str(buf, pos)
-            items20.append(item21)
-        self.configuration_keys = items20
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResource v4
-def _enc_DescribeConfigsResource_v4(self, out, parts):
-    out += _S2.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    w_cnalen(out, self.configuration_keys)
-    if self.configuration_keys is not None:
-        for item22 in self.configuration_keys:
-            w_cstr(out, item22)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeConfigsResource_v4(buf, pos):
-    self = new(DescribeConfigsResource)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    n23, pos = r_cnalen(buf, pos)
-    if n23 < 0:
-        self.configuration_keys = None
-    else:
-        items24 = []
-        for _ in range(n23):
-            item25, pos = r_cstr(buf, pos)
-            items24.append(item25)
-        self.configuration_keys = items24
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
+        obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj46
     return self, pos
 
 
 # DescribeConfigsResponse v0
 def _enc_DescribeConfigsResponse_v0(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item27 in self.results:
-        _enc_DescribeConfigsResult_v0(item27, out, parts)
+    for item58 in self.results:
+        out += _S2.pack(item58.error_code)
+        w_nstr(out, item58.error_message)
+        out += _S0.pack(item58.resource_type)
+        w_str(out, item58.resource_name)
+        w_alen(out, item58.configs)
+        for item59 in item58.configs:
+            w_str(out, item59.name)
+            w_nstr(out, item59.value)
+            out += _S5.pack(item59.read_only, item59.is_default, item59.is_sensitive)
+            if item59.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribeConfigsResourceResult', '0')
+        if item58.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResult', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsResponse', '0')
 
 
 def _dec_DescribeConfigsResponse_v0(buf, pos):
-    self = new(DescribeConfigsResponse)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj60 = new(DescribeConfigsResponse)
+    (obj60.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n28, pos = r_alen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_DescribeConfigsResult_v0(buf, pos)
-        items29.append(item30)
-    self.results = items29
-    self.unknown_tagged_fields = []
+    (n61,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(DescribeConfigsResult)
+        (obj64.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n65,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            if n65 != -1:
+                raise bad_length('string', pos, n65, buf)
+            obj64.error_message = None
+        else:
+            obj64.error_message = str(buf[pos:end66], 'utf-8')
+            pos = end66
+        (obj64.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n67,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end68 = pos + n67
+        if n67 < 0 or end68 > limit:
+            raise bad_length('string', pos, n67, buf)
+        obj64.resource_name = str(buf[pos:end68], 'utf-8')
+        pos = end68
+        (n69,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n69 < 0 or n69 > limit - pos:
+            raise bad_length('array', pos, n69, buf)
+        items70 = []
+        for _ in range(n69):
+            obj72 = new(DescribeConfigsResourceResult)
+            (n73,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end74 = pos + n73
+            if n73 < 0 or end74 > limit:
+                raise bad_length('string', pos, n73, buf)
+            obj72.name = str(buf[pos:end74], 'utf-8')
+            pos = end74
+            (n75,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end76 = pos + n75
+            if n75 < 0 or end76 > limit:
+                if n75 != -1:
+                    raise bad_length('string', pos, n75, buf)
+                obj72.value = None
+            else:
+                obj72.value = str(buf[pos:end76], 'utf-8')
+                pos = end76
+            (obj72.read_only, obj72.is_default, obj72.is_sensitive,) = _S5.unpack_from(buf, pos)
+            pos += 3
+            obj72.config_source = -1
+            obj72.synonyms = []
+            obj72.config_type = 0
+            obj72.documentation = ''
+            obj72.unknown_tagged_fields = []
+            items70.append(obj72)
+        obj64.configs = items70
+        obj64.unknown_tagged_fields = []
+        items62.append(obj64)
+    obj60.results = items62
+    obj60.unknown_tagged_fields = []
+    self = obj60
     return self, pos
 
 
 # DescribeConfigsResponse v1-2
 def _enc_DescribeConfigsResponse_v1(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item31 in self.results:
-        _enc_DescribeConfigsResult_v1(item31, out, parts)
+    for item77 in self.results:
+        out += _S2.pack(item77.error_code)
+        w_nstr(out, item77.error_message)
+        out += _S0.pack(item77.resource_type)
+        w_str(out, item77.resource_name)
+        w_alen(out, item77.configs)
+        for item78 in item77.configs:
+            if not (item78.is_default == False):
+                raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '1-2')
+            w_str(out, item78.name)
+            w_nstr(out, item78.value)
+            out += _S6.pack(item78.read_only, item78.config_source, item78.is_sensitive)
+            w_alen(out, item78.synonyms)
+            for item79 in item78.synonyms:
+                w_str(out, item79.name)
+                w_nstr(out, item79.value)
+                out += _S0.pack(item79.source)
+                if item79.unknown_tagged_fields:
+                    raise no_tagged_fields_error('DescribeConfigsSynonym', '1-3')
+            if item78.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribeConfigsResourceResult', '1-2')
+        if item77.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResult', '1-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsResponse', '1-2')
 
 
 def _dec_DescribeConfigsResponse_v1(buf, pos):
-    self = new(DescribeConfigsResponse)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj80 = new(DescribeConfigsResponse)
+    (obj80.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n32, pos = r_alen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_DescribeConfigsResult_v1(buf, pos)
-        items33.append(item34)
-    self.results = items33
-    self.unknown_tagged_fields = []
+    (n81,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n81 < 0 or n81 > limit - pos:
+        raise bad_length('array', pos, n81, buf)
+    items82 = []
+    for _ in range(n81):
+        obj84 = new(DescribeConfigsResult)
+        (obj84.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n85,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end86 = pos + n85
+        if n85 < 0 or end86 > limit:
+            if n85 != -1:
+                raise bad_length('string', pos, n85, buf)
+            obj84.error_message = None
+        else:
+            obj84.error_message = str(buf[pos:end86], 'utf-8')
+            pos = end86
+        (obj84.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n87,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end88 = pos + n87
+        if n87 < 0 or end88 > limit:
+            raise bad_length('string', pos, n87, buf)
+        obj84.resource_name = str(buf[pos:end88], 'utf-8')
+        pos = end88
+        (n89,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n89 < 0 or n89 > limit - pos:
+            raise bad_length('array', pos, n89, buf)
+        items90 = []
+        for _ in range(n89):
+            obj92 = new(DescribeConfigsResourceResult)
+            (n93,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end94 = pos + n93
+            if n93 < 0 or end94 > limit:
+                raise bad_length('string', pos, n93, buf)
+            obj92.name = str(buf[pos:end94], 'utf-8')
+            pos = end94
+            (n95,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end96 = pos + n95
+            if n95 < 0 or end96 > limit:
+                if n95 != -1:
+                    raise bad_length('string', pos, n95, buf)
+                obj92.value = None
+            else:
+                obj92.value = str(buf[pos:end96], 'utf-8')
+                pos = end96
+            (obj92.read_only, obj92.config_source, obj92.is_sensitive,) = _S6.unpack_from(buf, pos)
+            pos += 3
+            (n97,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n97 < 0 or n97 > limit - pos:
+                raise bad_length('array', pos, n97, buf)
+            items98 = []
+            for _ in range(n97):
+                obj100 = new(DescribeConfigsSynonym)
+                (n101,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end102 = pos + n101
+                if n101 < 0 or end102 > limit:
+                    raise bad_length('string', pos, n101, buf)
+                obj100.name = str(buf[pos:end102], 'utf-8')
+                pos = end102
+                (n103,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end104 = pos + n103
+                if n103 < 0 or end104 > limit:
+                    if n103 != -1:
+                        raise bad_length('string', pos, n103, buf)
+                    obj100.value = None
+                else:
+                    obj100.value = str(buf[pos:end104], 'utf-8')
+                    pos = end104
+                (obj100.source,) = _S0.unpack_from(buf, pos)
+                pos += 1
+                obj100.unknown_tagged_fields = []
+                items98.append(obj100)
+            obj92.synonyms = items98
+            obj92.is_default = False
+            obj92.config_type = 0
+            obj92.documentation = ''
+            obj92.unknown_tagged_fields = []
+            items90.append(obj92)
+        obj84.configs = items90
+        obj84.unknown_tagged_fields = []
+        items82.append(obj84)
+    obj80.results = items82
+    obj80.unknown_tagged_fields = []
+    self = obj80
     return self, pos
 
 
 # DescribeConfigsResponse v3
 def _enc_DescribeConfigsResponse_v3(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item35 in self.results:
-        _enc_DescribeConfigsResult_v3(item35, out, parts)
+    for item105 in self.results:
+        out += _S2.pack(item105.error_code)
+        w_nstr(out, item105.error_message)
+        out += _S0.pack(item105.resource_type)
+        w_str(out, item105.resource_name)
+        w_alen(out, item105.configs)
+        for item106 in item105.configs:
+            if not (item106.is_default == False):
+                raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '3')
+            w_str(out, item106.name)
+            w_nstr(out, item106.value)
+            out += _S6.pack(item106.read_only, item106.config_source, item106.is_sensitive)
+            w_alen(out, item106.synonyms)
+            for item107 in item106.synonyms:
+                w_str(out, item107.name)
+                w_nstr(out, item107.value)
+                out += _S0.pack(item107.source)
+                if item107.unknown_tagged_fields:
+                    raise no_tagged_fields_error('DescribeConfigsSynonym', '1-3')
+            out += _S0.pack(item106.config_type)
+            w_nstr(out, item106.documentation)
+            if item106.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribeConfigsResourceResult', '3')
+        if item105.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeConfigsResult', '3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeConfigsResponse', '3')
 
 
 def _dec_DescribeConfigsResponse_v3(buf, pos):
-    self = new(DescribeConfigsResponse)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj108 = new(DescribeConfigsResponse)
+    (obj108.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n36, pos = r_alen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_DescribeConfigsResult_v3(buf, pos)
-        items37.append(item38)
-    self.results = items37
-    self.unknown_tagged_fields = []
+    (n109,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n109 < 0 or n109 > limit - pos:
+        raise bad_length('array', pos, n109, buf)
+    items110 = []
+    for _ in range(n109):
+        obj112 = new(DescribeConfigsResult)
+        (obj112.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        (n113,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end114 = pos + n113
+        if n113 < 0 or end114 > limit:
+            if n113 != -1:
+                raise bad_length('string', pos, n113, buf)
+            obj112.error_message = None
+        else:
+            obj112.error_message = str(buf[pos:end114], 'utf-8')
+            pos = end114
+        (obj112.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n115,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end116 = pos + n115
+        if n115 < 0 or end116 > limit:
+            raise bad_length('string', pos, n115, buf)
+        obj112.resource_name = str(buf[pos:end116], 'utf-8')
+        pos = end116
+        (n117,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n117 < 0 or n117 > limit - pos:
+            raise bad_length('array', pos, n117, buf)
+        items118 = []
+        for _ in range(n117):
+            obj120 = new(DescribeConfigsResourceResult)
+            (n121,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end122 = pos + n121
+            if n121 < 0 or end122 > limit:
+                raise bad_length('string', pos, n121, buf)
+            obj120.name = str(buf[pos:end122], 'utf-8')
+            pos = end122
+            (n123,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end124 = pos + n123
+            if n123 < 0 or end124 > limit:
+                if n123 != -1:
+                    raise bad_length('string', pos, n123, buf)
+                obj120.value = None
+            else:
+                obj120.value = str(buf[pos:end124], 'utf-8')
+                pos = end124
+            (obj120.read_only, obj120.config_source, obj120.is_sensitive,) = _S6.unpack_from(buf, pos)
+            pos += 3
+            (n125,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n125 < 0 or n125 > limit - pos:
+                raise bad_length('array', pos, n125, buf)
+            items126 = []
+            for _ in range(n125):
+                obj128 = new(DescribeConfigsSynonym)
+                (n129,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end130 = pos + n129
+                if n129 < 0 or end130 > limit:
+                    raise bad_length('string', pos, n129, buf)
+                obj128.name = str(buf[pos:end130], 'utf-8')
+                pos = end130
+                (n131,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end132 = pos + n131
+                if n131 < 0 or end132 > limit:
+                    if n131 != -1:
+                        raise bad_length('string', pos, n131, buf)
+                    obj128.value = None
+                else:
+                    obj128.value = str(buf[pos:end132], 'utf-8')
+                    pos = end132
+                (obj128.source,) = _S0.unpack_from(buf, pos)
+                pos += 1
+                obj128.unknown_tagged_fields = []
+                items126.append(obj128)
+            obj120.synonyms = items126
+            (obj120.config_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            (n133,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end134 = pos + n133
+            if n133 < 0 or end134 > limit:
+                if n133 != -1:
+                    raise bad_length('string', pos, n133, buf)
+                obj120.documentation = None
+            else:
+                obj120.documentation = str(buf[pos:end134], 'utf-8')
+                pos = end134
+            obj120.is_default = False
+            obj120.unknown_tagged_fields = []
+            items118.append(obj120)
+        obj112.configs = items118
+        obj112.unknown_tagged_fields = []
+        items110.append(obj112)
+    obj108.results = items110
+    obj108.unknown_tagged_fields = []
+    self = obj108
     return self, pos
 
 
 # DescribeConfigsResponse v4
 def _enc_DescribeConfigsResponse_v4(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item39 in self.results:
-        _enc_DescribeConfigsResult_v4(item39, out, parts)
+    out += _S1.pack(self.throttle_time_ms)
+    n135 = len(self.results) + 1
+    if n135 < 128:
+        out.append(n135)
+    else:
+        w_uvarint(out, n135)
+    for item136 in self.results:
+        out += _S2.pack(item136.error_code)
+        w_cnstr(out, item136.error_message)
+        out += _S0.pack(item136.resource_type)
+        w_cstr(out, item136.resource_name)
+        n137 = len(item136.configs) + 1
+        if n137 < 128:
+            out.append(n137)
+        else:
+            w_uvarint(out, n137)
+        for item138 in item136.configs:
+            if not (item138.is_default == False):
+                raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '4')
+            w_cstr(out, item138.name)
+            w_cnstr(out, item138.value)
+            out += _S6.pack(item138.read_only, item138.config_source, item138.is_sensitive)
+            n139 = len(item138.synonyms) + 1
+            if n139 < 128:
+                out.append(n139)
+            else:
+                w_uvarint(out, n139)
+            for item140 in item138.synonyms:
+                w_cstr(out, item140.name)
+                w_cnstr(out, item140.value)
+                out += _S0.pack(item140.source)
+                if item140.unknown_tagged_fields:
+                    w_tagged(out, (), item140.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            out += _S0.pack(item138.config_type)
+            w_cnstr(out, item138.documentation)
+            if item138.unknown_tagged_fields:
+                w_tagged(out, (), item138.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item136.unknown_tagged_fields:
+            w_tagged(out, (), item136.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -376,328 +839,170 @@ def _enc_DescribeConfigsResponse_v4(self, out, parts):
 
 
 def _dec_DescribeConfigsResponse_v4(buf, pos):
-    self = new(DescribeConfigsResponse)
-    (self.throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj141 = new(DescribeConfigsResponse)
+    (obj141.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n40, pos = r_calen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_DescribeConfigsResult_v4(buf, pos)
-        items41.append(item42)
-    self.results = items41
-    count43, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count43:
-        pos = r_tagged_unknown(buf, pos, count43, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeConfigsResult v0
-def _enc_DescribeConfigsResult_v0(self, out, parts):
-    out += _S4.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S2.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_alen(out, self.configs)
-    for item44 in self.configs:
-        _enc_DescribeConfigsResourceResult_v0(item44, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResult', '0')
-
-
-def _dec_DescribeConfigsResult_v0(buf, pos):
-    self = new(DescribeConfigsResult)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n45, pos = r_alen(buf, pos)
-    items46 = []
-    for _ in range(n45):
-        item47, pos = _dec_DescribeConfigsResourceResult_v0(buf, pos)
-        items46.append(item47)
-    self.configs = items46
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResult v1-2
-def _enc_DescribeConfigsResult_v1(self, out, parts):
-    out += _S4.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S2.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_alen(out, self.configs)
-    for item48 in self.configs:
-        _enc_DescribeConfigsResourceResult_v1(item48, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResult', '1-2')
-
-
-def _dec_DescribeConfigsResult_v1(buf, pos):
-    self = new(DescribeConfigsResult)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n49, pos = r_alen(buf, pos)
-    items50 = []
-    for _ in range(n49):
-        item51, pos = _dec_DescribeConfigsResourceResult_v1(buf, pos)
-        items50.append(item51)
-    self.configs = items50
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResult v3
-def _enc_DescribeConfigsResult_v3(self, out, parts):
-    out += _S4.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S2.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_alen(out, self.configs)
-    for item52 in self.configs:
-        _enc_DescribeConfigsResourceResult_v3(item52, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResult', '3')
-
-
-def _dec_DescribeConfigsResult_v3(buf, pos):
-    self = new(DescribeConfigsResult)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n53, pos = r_alen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_DescribeConfigsResourceResult_v3(buf, pos)
-        items54.append(item55)
-    self.configs = items54
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResult v4
-def _enc_DescribeConfigsResult_v4(self, out, parts):
-    out += _S4.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S2.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    w_calen(out, self.configs)
-    for item56 in self.configs:
-        _enc_DescribeConfigsResourceResult_v4(item56, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n142 = buf[pos]
+    if n142 > 127:
+        n142, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeConfigsResult_v4(buf, pos):
-    self = new(DescribeConfigsResult)
-    (self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    n57, pos = r_calen(buf, pos)
-    items58 = []
-    for _ in range(n57):
-        item59, pos = _dec_DescribeConfigsResourceResult_v4(buf, pos)
-        items58.append(item59)
-    self.configs = items58
-    count60, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count60:
-        pos = r_tagged_unknown(buf, pos, count60, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeConfigsResourceResult v0
-def _enc_DescribeConfigsResourceResult_v0(self, out, parts):
-    w_str(out, self.name)
-    w_nstr(out, self.value)
-    out += _S5.pack(self.read_only, self.is_default, self.is_sensitive)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResourceResult', '0')
-
-
-def _dec_DescribeConfigsResourceResult_v0(buf, pos):
-    self = new(DescribeConfigsResourceResult)
-    self.name, pos = r_str(buf, pos)
-    self.value, pos = r_nstr(buf, pos)
-    (self.read_only, self.is_default, self.is_sensitive,) = _S5.unpack_from(buf, pos)
-    pos += 3
-    self.config_source = -1
-    self.synonyms = []
-    self.config_type = 0
-    self.documentation = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResourceResult v1-2
-def _enc_DescribeConfigsResourceResult_v1(self, out, parts):
-    if self.is_default != False:
-        raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '1-2')
-    w_str(out, self.name)
-    w_nstr(out, self.value)
-    out += _S6.pack(self.read_only, self.config_source, self.is_sensitive)
-    w_alen(out, self.synonyms)
-    for item61 in self.synonyms:
-        _enc_DescribeConfigsSynonym_v1(item61, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResourceResult', '1-2')
-
-
-def _dec_DescribeConfigsResourceResult_v1(buf, pos):
-    self = new(DescribeConfigsResourceResult)
-    self.name, pos = r_str(buf, pos)
-    self.value, pos = r_nstr(buf, pos)
-    (self.read_only, self.config_source, self.is_sensitive,) = _S6.unpack_from(buf, pos)
-    pos += 3
-    n62, pos = r_alen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_DescribeConfigsSynonym_v1(buf, pos)
-        items63.append(item64)
-    self.synonyms = items63
-    self.is_default = False
-    self.config_type = 0
-    self.documentation = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResourceResult v3
-def _enc_DescribeConfigsResourceResult_v3(self, out, parts):
-    if self.is_default != False:
-        raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '3')
-    w_str(out, self.name)
-    w_nstr(out, self.value)
-    out += _S6.pack(self.read_only, self.config_source, self.is_sensitive)
-    w_alen(out, self.synonyms)
-    for item65 in self.synonyms:
-        _enc_DescribeConfigsSynonym_v1(item65, out, parts)
-    out += _S2.pack(self.config_type)
-    w_nstr(out, self.documentation)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsResourceResult', '3')
-
-
-def _dec_DescribeConfigsResourceResult_v3(buf, pos):
-    self = new(DescribeConfigsResourceResult)
-    self.name, pos = r_str(buf, pos)
-    self.value, pos = r_nstr(buf, pos)
-    (self.read_only, self.config_source, self.is_sensitive,) = _S6.unpack_from(buf, pos)
-    pos += 3
-    n66, pos = r_alen(buf, pos)
-    items67 = []
-    for _ in range(n66):
-        item68, pos = _dec_DescribeConfigsSynonym_v1(buf, pos)
-        items67.append(item68)
-    self.synonyms = items67
-    (self.config_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.documentation, pos = r_nstr(buf, pos)
-    self.is_default = False
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsResourceResult v4
-def _enc_DescribeConfigsResourceResult_v4(self, out, parts):
-    if self.is_default != False:
-        raise cannot_carry('DescribeConfigsResourceResult', 'is_default', '4')
-    w_cstr(out, self.name)
-    w_cnstr(out, self.value)
-    out += _S6.pack(self.read_only, self.config_source, self.is_sensitive)
-    w_calen(out, self.synonyms)
-    for item69 in self.synonyms:
-        _enc_DescribeConfigsSynonym_v4(item69, out, parts)
-    out += _S2.pack(self.config_type)
-    w_cnstr(out, self.documentation)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n142 -= 1
+    if n142 < 0 or n142 > limit - pos:
+        raise bad_length('array', pos, n142, buf)
+    items143 = []
+    for _ in range(n142):
+        obj145 = new(DescribeConfigsResult)
+        (obj145.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n146 = buf[pos]
+        if n146 > 127:
+            n146, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n146 -= 1
+        end147 = pos + n146
+        if n146 < 0 or end147 > limit:
+            if n146 != -1:
+                raise bad_length('string', pos, n146, buf)
+            obj145.error_message = None
+        else:
+            obj145.error_message = str(buf[pos:end147], 'utf-8')
+            pos = end147
+        (obj145.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n148 = buf[pos]
+        if n148 > 127:
+            n148, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n148 -= 1
+        end149 = pos + n148
+        if n148 < 0 or end149 > limit:
+            raise bad_length('string', pos, n148, buf)
+        obj145.resource_name = str(buf[pos:end149], 'utf-8')
+        pos = end149
+        n150 = buf[pos]
+        if n150 > 127:
+            n150, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n150 -= 1
+        if n150 < 0 or n150 > limit - pos:
+            raise bad_length('array', pos, n150, buf)
+        items151 = []
+        for _ in range(n150):
+            obj153 = new(DescribeConfigsResourceResult)
+            n154 = buf[pos]
+            if n154 > 127:
+                n154, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n154 -= 1
+            end155 = pos + n154
+            if n154 < 0 or end155 > limit:
+                raise bad_length('string', pos, n154, buf)
+            obj153.name = str(buf[pos:end155], 'utf-8')
+            pos = end155
+            n156 = buf[pos]
+            if n156 > 127:
+                n156, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n156 -= 1
+            end157 = pos + n156
+            if n156 < 0 or end157 > limit:
+                if n156 != -1:
+                    raise bad_length('string', pos, n156, buf)
+                obj153.value = None
+            else:
+                obj153.value = str(buf[pos:end157], 'utf-8')
+                pos = end157
+            (obj153.read_only, obj153.config_source, obj153.is_sensitive,) = _S6.unpack_from(buf, pos)
+            pos += 3
+            n158 = buf[pos]
+            if n158 > 127:
+                n158, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n158 -= 1
+            if n158 < 0 or n158 > limit - pos:
+                raise bad_length('array', pos, n158, buf)
+            items159 = []
+            for _ in range(n158):
+                obj161 = new(DescribeConfigsSynonym)
+                n162 = buf[pos]
+                if n162 > 127:
+                    n162, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n162 -= 1
+                end163 = pos + n162
+                if n162 < 0 or end163 > limit:
+                    raise bad_length('string', pos, n162, buf)
+                obj161.name = str(buf[pos:end163], 'utf-8')
+                pos = end163
+                n164 = buf[pos]
+                if n164 > 127:
+                    n164, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n164 -= 1
+                end165 = pos + n164
+                if n164 < 0 or end165 > limit:
+                    if n164 != -1:
+                        raise bad_length('string', pos, n164, buf)
+                    obj161.value = None
+                else:
+                    obj161.value = str(buf[pos:end165], 'utf-8')
+                    pos = end165
+                (obj161.source,) = _S0.unpack_from(buf, pos)
+                pos += 1
+                if buf[pos] == 0:
+                    pos += 1
+                    obj161.unknown_tagged_fields = []
+                else:
+                    obj161.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items159.append(obj161)
+            obj153.synonyms = items159
+            (obj153.config_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            n166 = buf[pos]
+            if n166 > 127:
+                n166, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n166 -= 1
+            end167 = pos + n166
+            if n166 < 0 or end167 > limit:
+                if n166 != -1:
+                    raise bad_length('string', pos, n166, buf)
+                obj153.documentation = None
+            else:
+                obj153.documentation = str(buf[pos:end167], 'utf-8')
+                pos = end167
+            obj153.is_default = False
+            if buf[pos] == 0:
+                pos += 1
+                obj153.unknown_tagged_fields = []
+            else:
+                obj153.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items151.append(obj153)
+        obj145.configs = items151
+        if buf[pos] == 0:
+            pos += 1
+            obj145.unknown_tagged_fields = []
+        else:
+            obj145.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items143.append(obj145)
+    obj141.results = items143
+    if buf[pos] == 0:
+        pos += 1
+        obj141.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribeConfigsResourceResult_v4(buf, pos):
-    self = new(DescribeConfigsResourceResult)
-    self.name, pos = r_cstr(buf, pos)
-    self.value, pos = r_cnstr(buf, pos)
-    (self.read_only, self.config_source, self.is_sensitive,) = _S6.unpack_from(buf, pos)
-    pos += 3
-    n70, pos = r_calen(buf, pos)
-    items71 = []
-    for _ in range(n70):
-        item72, pos = _dec_DescribeConfigsSynonym_v4(buf, pos)
-        items71.append(item72)
-    self.synonyms = items71
-    (self.config_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.documentation, pos = r_cnstr(buf, pos)
-    self.is_default = False
-    count73, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count73:
-        pos = r_tagged_unknown(buf, pos, count73, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeConfigsSynonym v1-3
-def _enc_DescribeConfigsSynonym_v1(self, out, parts):
-    w_str(out, self.name)
-    w_nstr(out, self.value)
-    out += _S2.pack(self.source)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeConfigsSynonym', '1-3')
-
-
-def _dec_DescribeConfigsSynonym_v1(buf, pos):
-    self = new(DescribeConfigsSynonym)
-    self.name, pos = r_str(buf, pos)
-    self.value, pos = r_nstr(buf, pos)
-    (self.source,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeConfigsSynonym v4
-def _enc_DescribeConfigsSynonym_v4(self, out, parts):
-    w_cstr(out, self.name)
-    w_cnstr(out, self.value)
-    out += _S2.pack(self.source)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeConfigsSynonym_v4(buf, pos):
-    self = new(DescribeConfigsSynonym)
-    self.name, pos = r_cstr(buf, pos)
-    self.value, pos = r_cnstr(buf, pos)
-    (self.source,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    count74, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count74:
-        pos = r_tagged_unknown(buf, pos, count74, unknown)
-    self.unknown_tagged_fields = unknown
+        obj141.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj141
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,8 +15,8 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['DescribeDelegationTokenOwner', 'DescribeDelegationTokenRequest', 'DescribeDelegationTokenResponse', 'DescribedDelegationToken', 'DescribedDelegationTokenRenewer']
 
-_S0 = _Struct('>h')
-_S1 = _Struct('>i')
+_S0 = _Struct('>i')
+_S1 = _Struct('>h')
 _S2 = _Struct('>qqq')
 
 
@@ -102,23 +102,46 @@ def _enc_DescribeDelegationTokenRequest_v0(self, out, parts):
     w_nalen(out, self.owners)
     if self.owners is not None:
         for item1 in self.owners:
-            _enc_DescribeDelegationTokenOwner_v0(item1, out, parts)
+            w_str(out, item1.principal_type)
+            w_str(out, item1.principal_name)
+            if item1.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribeDelegationTokenOwner', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeDelegationTokenRequest', '0-1')
 
 
 def _dec_DescribeDelegationTokenRequest_v0(buf, pos):
-    self = new(DescribeDelegationTokenRequest)
-    n2, pos = r_nalen(buf, pos)
-    if n2 < 0:
-        self.owners = None
+    limit = len(buf)
+    obj2 = new(DescribeDelegationTokenRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if (n3 < 0 and n3 != -1) or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    if n3 < 0:
+        obj2.owners = None
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_DescribeDelegationTokenOwner_v0(buf, pos)
-            items3.append(item4)
-        self.owners = items3
-    self.unknown_tagged_fields = []
+        items4 = []
+        for _ in range(n3):
+            obj6 = new(DescribeDelegationTokenOwner)
+            (n7,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end8 = pos + n7
+            if n7 < 0 or end8 > limit:
+                raise bad_length('string', pos, n7, buf)
+            obj6.principal_type = str(buf[pos:end8], 'utf-8')
+            pos = end8
+            (n9,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end10 = pos + n9
+            if n9 < 0 or end10 > limit:
+                raise bad_length('string', pos, n9, buf)
+            obj6.principal_name = str(buf[pos:end10], 'utf-8')
+            pos = end10
+            obj6.unknown_tagged_fields = []
+            items4.append(obj6)
+        obj2.owners = items4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -126,8 +149,13 @@ def _dec_DescribeDelegationTokenRequest_v0(buf, pos):
 def _enc_DescribeDelegationTokenRequest_v2(self, out, parts):
     w_cnalen(out, self.owners)
     if self.owners is not None:
-        for item5 in self.owners:
-            _enc_DescribeDelegationTokenOwner_v2(item5, out, parts)
+        for item11 in self.owners:
+            w_cstr(out, item11.principal_type)
+            w_cstr(out, item11.principal_name)
+            if item11.unknown_tagged_fields:
+                w_tagged(out, (), item11.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -135,96 +163,200 @@ def _enc_DescribeDelegationTokenRequest_v2(self, out, parts):
 
 
 def _dec_DescribeDelegationTokenRequest_v2(buf, pos):
-    self = new(DescribeDelegationTokenRequest)
-    n6, pos = r_cnalen(buf, pos)
-    if n6 < 0:
-        self.owners = None
+    limit = len(buf)
+    obj12 = new(DescribeDelegationTokenRequest)
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_DescribeDelegationTokenOwner_v2(buf, pos)
-            items7.append(item8)
-        self.owners = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeDelegationTokenOwner v0-1
-def _enc_DescribeDelegationTokenOwner_v0(self, out, parts):
-    w_str(out, self.principal_type)
-    w_str(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeDelegationTokenOwner', '0-1')
-
-
-def _dec_DescribeDelegationTokenOwner_v0(buf, pos):
-    self = new(DescribeDelegationTokenOwner)
-    self.principal_type, pos = r_str(buf, pos)
-    self.principal_name, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeDelegationTokenOwner v2-3
-def _enc_DescribeDelegationTokenOwner_v2(self, out, parts):
-    w_cstr(out, self.principal_type)
-    w_cstr(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n13 -= 1
+    if (n13 < 0 and n13 != -1) or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    if n13 < 0:
+        obj12.owners = None
     else:
-        out.append(0)
-
-
-def _dec_DescribeDelegationTokenOwner_v2(buf, pos):
-    self = new(DescribeDelegationTokenOwner)
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(DescribeDelegationTokenOwner)
+            n17 = buf[pos]
+            if n17 > 127:
+                n17, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n17 -= 1
+            end18 = pos + n17
+            if n17 < 0 or end18 > limit:
+                raise bad_length('string', pos, n17, buf)
+            obj16.principal_type = str(buf[pos:end18], 'utf-8')
+            pos = end18
+            n19 = buf[pos]
+            if n19 > 127:
+                n19, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n19 -= 1
+            end20 = pos + n19
+            if n19 < 0 or end20 > limit:
+                raise bad_length('string', pos, n19, buf)
+            obj16.principal_name = str(buf[pos:end20], 'utf-8')
+            pos = end20
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj12.owners = items14
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
+    else:
+        obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj12
     return self, pos
 
 
 # DescribeDelegationTokenResponse v0-1
 def _enc_DescribeDelegationTokenResponse_v0(self, out, parts):
-    out += _S0.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_alen(out, self.tokens)
-    for item11 in self.tokens:
-        _enc_DescribedDelegationToken_v0(item11, out, parts)
-    out += _S1.pack(self.throttle_time_ms)
+    for item21 in self.tokens:
+        if not (item21.token_requester_principal_type == ''):
+            raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_type', '0-1')
+        if not (item21.token_requester_principal_name == ''):
+            raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_name', '0-1')
+        w_str(out, item21.principal_type)
+        w_str(out, item21.principal_name)
+        out += _S2.pack(item21.issue_timestamp, item21.expiry_timestamp, item21.max_timestamp)
+        w_str(out, item21.token_id)
+        w_bytes(out, item21.hmac)
+        w_alen(out, item21.renewers)
+        for item22 in item21.renewers:
+            w_str(out, item22.principal_type)
+            w_str(out, item22.principal_name)
+            if item22.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribedDelegationTokenRenewer', '0-1')
+        if item21.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribedDelegationToken', '0-1')
+    out += _S0.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeDelegationTokenResponse', '0-1')
 
 
 def _dec_DescribeDelegationTokenResponse_v0(buf, pos):
-    self = new(DescribeDelegationTokenResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj23 = new(DescribeDelegationTokenResponse)
+    (obj23.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n12, pos = r_alen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_DescribedDelegationToken_v0(buf, pos)
-        items13.append(item14)
-    self.tokens = items13
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (n24,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.unknown_tagged_fields = []
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(DescribedDelegationToken)
+        (n28,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        obj27.principal_type = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        (n30,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            raise bad_length('string', pos, n30, buf)
+        obj27.principal_name = str(buf[pos:end31], 'utf-8')
+        pos = end31
+        (obj27.issue_timestamp, obj27.expiry_timestamp, obj27.max_timestamp,) = _S2.unpack_from(buf, pos)
+        pos += 24
+        (n32,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj27.token_id = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (n34,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('bytes', pos, n34, buf)
+        obj27.hmac = bytes(buf[pos:end35])
+        pos = end35
+        (n36,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n36 < 0 or n36 > limit - pos:
+            raise bad_length('array', pos, n36, buf)
+        items37 = []
+        for _ in range(n36):
+            obj39 = new(DescribedDelegationTokenRenewer)
+            (n40,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end41 = pos + n40
+            if n40 < 0 or end41 > limit:
+                raise bad_length('string', pos, n40, buf)
+            obj39.principal_type = str(buf[pos:end41], 'utf-8')
+            pos = end41
+            (n42,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end43 = pos + n42
+            if n42 < 0 or end43 > limit:
+                raise bad_length('string', pos, n42, buf)
+            obj39.principal_name = str(buf[pos:end43], 'utf-8')
+            pos = end43
+            obj39.unknown_tagged_fields = []
+            items37.append(obj39)
+        obj27.renewers = items37
+        obj27.token_requester_principal_type = ''
+        obj27.token_requester_principal_name = ''
+        obj27.unknown_tagged_fields = []
+        items25.append(obj27)
+    obj23.tokens = items25
+    (obj23.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj23.unknown_tagged_fields = []
+    self = obj23
     return self, pos
 
 
 # DescribeDelegationTokenResponse v2
 def _enc_DescribeDelegationTokenResponse_v2(self, out, parts):
-    out += _S0.pack(self.error_code)
-    w_calen(out, self.tokens)
-    for item15 in self.tokens:
-        _enc_DescribedDelegationToken_v2(item15, out, parts)
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S1.pack(self.error_code)
+    n44 = len(self.tokens) + 1
+    if n44 < 128:
+        out.append(n44)
+    else:
+        w_uvarint(out, n44)
+    for item45 in self.tokens:
+        if not (item45.token_requester_principal_type == ''):
+            raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_type', '2')
+        if not (item45.token_requester_principal_name == ''):
+            raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_name', '2')
+        w_cstr(out, item45.principal_type)
+        w_cstr(out, item45.principal_name)
+        out += _S2.pack(item45.issue_timestamp, item45.expiry_timestamp, item45.max_timestamp)
+        w_cstr(out, item45.token_id)
+        w_cbytes(out, item45.hmac)
+        n46 = len(item45.renewers) + 1
+        if n46 < 128:
+            out.append(n46)
+        else:
+            w_uvarint(out, n46)
+        for item47 in item45.renewers:
+            w_cstr(out, item47.principal_type)
+            w_cstr(out, item47.principal_name)
+            if item47.unknown_tagged_fields:
+                w_tagged(out, (), item47.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item45.unknown_tagged_fields:
+            w_tagged(out, (), item45.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S0.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -232,32 +364,160 @@ def _enc_DescribeDelegationTokenResponse_v2(self, out, parts):
 
 
 def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
-    self = new(DescribeDelegationTokenResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj48 = new(DescribeDelegationTokenResponse)
+    (obj48.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n16, pos = r_calen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_DescribedDelegationToken_v2(buf, pos)
-        items17.append(item18)
-    self.tokens = items17
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n49 -= 1
+    if n49 < 0 or n49 > limit - pos:
+        raise bad_length('array', pos, n49, buf)
+    items50 = []
+    for _ in range(n49):
+        obj52 = new(DescribedDelegationToken)
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        end54 = pos + n53
+        if n53 < 0 or end54 > limit:
+            raise bad_length('string', pos, n53, buf)
+        obj52.principal_type = str(buf[pos:end54], 'utf-8')
+        pos = end54
+        n55 = buf[pos]
+        if n55 > 127:
+            n55, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n55 -= 1
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            raise bad_length('string', pos, n55, buf)
+        obj52.principal_name = str(buf[pos:end56], 'utf-8')
+        pos = end56
+        (obj52.issue_timestamp, obj52.expiry_timestamp, obj52.max_timestamp,) = _S2.unpack_from(buf, pos)
+        pos += 24
+        n57 = buf[pos]
+        if n57 > 127:
+            n57, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n57 -= 1
+        end58 = pos + n57
+        if n57 < 0 or end58 > limit:
+            raise bad_length('string', pos, n57, buf)
+        obj52.token_id = str(buf[pos:end58], 'utf-8')
+        pos = end58
+        n59 = buf[pos]
+        if n59 > 127:
+            n59, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n59 -= 1
+        end60 = pos + n59
+        if n59 < 0 or end60 > limit:
+            raise bad_length('bytes', pos, n59, buf)
+        obj52.hmac = bytes(buf[pos:end60])
+        pos = end60
+        n61 = buf[pos]
+        if n61 > 127:
+            n61, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n61 -= 1
+        if n61 < 0 or n61 > limit - pos:
+            raise bad_length('array', pos, n61, buf)
+        items62 = []
+        for _ in range(n61):
+            obj64 = new(DescribedDelegationTokenRenewer)
+            n65 = buf[pos]
+            if n65 > 127:
+                n65, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n65 -= 1
+            end66 = pos + n65
+            if n65 < 0 or end66 > limit:
+                raise bad_length('string', pos, n65, buf)
+            obj64.principal_type = str(buf[pos:end66], 'utf-8')
+            pos = end66
+            n67 = buf[pos]
+            if n67 > 127:
+                n67, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n67 -= 1
+            end68 = pos + n67
+            if n67 < 0 or end68 > limit:
+                raise bad_length('string', pos, n67, buf)
+            obj64.principal_name = str(buf[pos:end68], 'utf-8')
+            pos = end68
+            if buf[pos] == 0:
+                pos += 1
+                obj64.unknown_tagged_fields = []
+            else:
+                obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items62.append(obj64)
+        obj52.renewers = items62
+        obj52.token_requester_principal_type = ''
+        obj52.token_requester_principal_name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj52.unknown_tagged_fields = []
+        else:
+            obj52.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items50.append(obj52)
+    obj48.tokens = items50
+    (obj48.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj48.unknown_tagged_fields = []
+    else:
+        obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj48
     return self, pos
 
 
 # DescribeDelegationTokenResponse v3
 def _enc_DescribeDelegationTokenResponse_v3(self, out, parts):
-    out += _S0.pack(self.error_code)
-    w_calen(out, self.tokens)
-    for item20 in self.tokens:
-        _enc_DescribedDelegationToken_v3(item20, out, parts)
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S1.pack(self.error_code)
+    n69 = len(self.tokens) + 1
+    if n69 < 128:
+        out.append(n69)
+    else:
+        w_uvarint(out, n69)
+    for item70 in self.tokens:
+        w_cstr(out, item70.principal_type)
+        w_cstr(out, item70.principal_name)
+        w_cstr(out, item70.token_requester_principal_type)
+        w_cstr(out, item70.token_requester_principal_name)
+        out += _S2.pack(item70.issue_timestamp, item70.expiry_timestamp, item70.max_timestamp)
+        w_cstr(out, item70.token_id)
+        w_cbytes(out, item70.hmac)
+        n71 = len(item70.renewers) + 1
+        if n71 < 128:
+            out.append(n71)
+        else:
+            w_uvarint(out, n71)
+        for item72 in item70.renewers:
+            w_cstr(out, item72.principal_type)
+            w_cstr(out, item72.principal_name)
+            if item72.unknown_tagged_fields:
+                w_tagged(out, (), item72.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item70.unknown_tagged_fields:
+            w_tagged(out, (), item70.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S0.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -265,184 +525,144 @@ def _enc_DescribeDelegationTokenResponse_v3(self, out, parts):
 
 
 def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
-    self = new(DescribeDelegationTokenResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj73 = new(DescribeDelegationTokenResponse)
+    (obj73.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n21, pos = r_calen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = _dec_DescribedDelegationToken_v3(buf, pos)
-        items22.append(item23)
-    self.tokens = items22
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    n74 = buf[pos]
+    if n74 > 127:
+        n74, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n74 -= 1
+    if n74 < 0 or n74 > limit - pos:
+        raise bad_length('array', pos, n74, buf)
+    items75 = []
+    for _ in range(n74):
+        obj77 = new(DescribedDelegationToken)
+        n78 = buf[pos]
+        if n78 > 127:
+            n78, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n78 -= 1
+        end79 = pos + n78
+        if n78 < 0 or end79 > limit:
+            raise bad_length('string', pos, n78, buf)
+        obj77.principal_type = str(buf[pos:end79], 'utf-8')
+        pos = end79
+        n80 = buf[pos]
+        if n80 > 127:
+            n80, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n80 -= 1
+        end81 = pos + n80
+        if n80 < 0 or end81 > limit:
+            raise bad_length('string', pos, n80, buf)
+        obj77.principal_name = str(buf[pos:end81], 'utf-8')
+        pos = end81
+        n82 = buf[pos]
+        if n82 > 127:
+            n82, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n82 -= 1
+        end83 = pos + n82
+        if n82 < 0 or end83 > limit:
+            raise bad_length('string', pos, n82, buf)
+        obj77.token_requester_principal_type = str(buf[pos:end83], 'utf-8')
+        pos = end83
+        n84 = buf[pos]
+        if n84 > 127:
+            n84, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n84 -= 1
+        end85 = pos + n84
+        if n84 < 0 or end85 > limit:
+            raise bad_length('string', pos, n84, buf)
+        obj77.token_requester_principal_name = str(buf[pos:end85], 'utf-8')
+        pos = end85
+        (obj77.issue_timestamp, obj77.expiry_timestamp, obj77.max_timestamp,) = _S2.unpack_from(buf, pos)
+        pos += 24
+        n86 = buf[pos]
+        if n86 > 127:
+            n86, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n86 -= 1
+        end87 = pos + n86
+        if n86 < 0 or end87 > limit:
+            raise bad_length('string', pos, n86, buf)
+        obj77.token_id = str(buf[pos:end87], 'utf-8')
+        pos = end87
+        n88 = buf[pos]
+        if n88 > 127:
+            n88, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n88 -= 1
+        end89 = pos + n88
+        if n88 < 0 or end89 > limit:
+            raise bad_length('bytes', pos, n88, buf)
+        obj77.hmac = bytes(buf[pos:end89])
+        pos = end89
+        n90 = buf[pos]
+        if n90 > 127:
+            n90, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n90 -= 1
+        if n90 < 0 or n90 > limit - pos:
+            raise bad_length('array', pos, n90, buf)
+        items91 = []
+        for _ in range(n90):
+            obj93 = new(DescribedDelegationTokenRenewer)
+            n94 = buf[pos]
+            if n94 > 127:
+                n94, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n94 -= 1
+            end95 = pos + n94
+            if n94 < 0 or end95 > limit:
+                raise bad_length('string', pos, n94, buf)
+            obj93.principal_type = str(buf[pos:end95], 'utf-8')
+            pos = end95
+            n96 = buf[pos]
+            if n96 > 127:
+                n96, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n96 -= 1
+            end97 = pos + n96
+            if n96 < 0 or end97 > limit:
+                raise bad_length('string', pos, n96, buf)
+            obj93.principal_name = str(buf[pos:end97], 'utf-8')
+            pos = end97
+            if buf[pos] == 0:
+                pos += 1
+                obj93.unknown_tagged_fields = []
+            else:
+                obj93.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items91.append(obj93)
+        obj77.renewers = items91
+        if buf[pos] == 0:
+            pos += 1
+            obj77.unknown_tagged_fields = []
+        else:
+            obj77.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items75.append(obj77)
+    obj73.tokens = items75
+    (obj73.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    count24, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count24:
-        pos = r_tagged_unknown(buf, pos, count24, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedDelegationToken v0-1
-def _enc_DescribedDelegationToken_v0(self, out, parts):
-    if self.token_requester_principal_type != '':
-        raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_type', '0-1')
-    if self.token_requester_principal_name != '':
-        raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_name', '0-1')
-    w_str(out, self.principal_type)
-    w_str(out, self.principal_name)
-    out += _S2.pack(self.issue_timestamp, self.expiry_timestamp, self.max_timestamp)
-    w_str(out, self.token_id)
-    w_bytes(out, self.hmac)
-    w_alen(out, self.renewers)
-    for item25 in self.renewers:
-        _enc_DescribedDelegationTokenRenewer_v0(item25, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedDelegationToken', '0-1')
-
-
-def _dec_DescribedDelegationToken_v0(buf, pos):
-    self = new(DescribedDelegationToken)
-    self.principal_type, pos = r_str(buf, pos)
-    self.principal_name, pos = r_str(buf, pos)
-    (self.issue_timestamp, self.expiry_timestamp, self.max_timestamp,) = _S2.unpack_from(buf, pos)
-    pos += 24
-    self.token_id, pos = r_str(buf, pos)
-    self.hmac, pos = r_bytes(buf, pos)
-    n26, pos = r_alen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_DescribedDelegationTokenRenewer_v0(buf, pos)
-        items27.append(item28)
-    self.renewers = items27
-    self.token_requester_principal_type = ''
-    self.token_requester_principal_name = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedDelegationToken v2
-def _enc_DescribedDelegationToken_v2(self, out, parts):
-    if self.token_requester_principal_type != '':
-        raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_type', '2')
-    if self.token_requester_principal_name != '':
-        raise cannot_carry('DescribedDelegationToken', 'token_requester_principal_name', '2')
-    w_cstr(out, self.principal_type)
-    w_cstr(out, self.principal_name)
-    out += _S2.pack(self.issue_timestamp, self.expiry_timestamp, self.max_timestamp)
-    w_cstr(out, self.token_id)
-    w_cbytes(out, self.hmac)
-    w_calen(out, self.renewers)
-    for item29 in self.renewers:
-        _enc_DescribedDelegationTokenRenewer_v2(item29, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj73.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribedDelegationToken_v2(buf, pos):
-    self = new(DescribedDelegationToken)
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    (self.issue_timestamp, self.expiry_timestamp, self.max_timestamp,) = _S2.unpack_from(buf, pos)
-    pos += 24
-    self.token_id, pos = r_cstr(buf, pos)
-    self.hmac, pos = r_cbytes(buf, pos)
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_DescribedDelegationTokenRenewer_v2(buf, pos)
-        items31.append(item32)
-    self.renewers = items31
-    self.token_requester_principal_type = ''
-    self.token_requester_principal_name = ''
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedDelegationToken v3
-def _enc_DescribedDelegationToken_v3(self, out, parts):
-    w_cstr(out, self.principal_type)
-    w_cstr(out, self.principal_name)
-    w_cstr(out, self.token_requester_principal_type)
-    w_cstr(out, self.token_requester_principal_name)
-    out += _S2.pack(self.issue_timestamp, self.expiry_timestamp, self.max_timestamp)
-    w_cstr(out, self.token_id)
-    w_cbytes(out, self.hmac)
-    w_calen(out, self.renewers)
-    for item34 in self.renewers:
-        _enc_DescribedDelegationTokenRenewer_v2(item34, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribedDelegationToken_v3(buf, pos):
-    self = new(DescribedDelegationToken)
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    self.token_requester_principal_type, pos = r_cstr(buf, pos)
-    self.token_requester_principal_name, pos = r_cstr(buf, pos)
-    (self.issue_timestamp, self.expiry_timestamp, self.max_timestamp,) = _S2.unpack_from(buf, pos)
-    pos += 24
-    self.token_id, pos = r_cstr(buf, pos)
-    self.hmac, pos = r_cbytes(buf, pos)
-    n35, pos = r_calen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_DescribedDelegationTokenRenewer_v2(buf, pos)
-        items36.append(item37)
-    self.renewers = items36
-    count38, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count38:
-        pos = r_tagged_unknown(buf, pos, count38, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedDelegationTokenRenewer v0-1
-def _enc_DescribedDelegationTokenRenewer_v0(self, out, parts):
-    w_str(out, self.principal_type)
-    w_str(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedDelegationTokenRenewer', '0-1')
-
-
-def _dec_DescribedDelegationTokenRenewer_v0(buf, pos):
-    self = new(DescribedDelegationTokenRenewer)
-    self.principal_type, pos = r_str(buf, pos)
-    self.principal_name, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedDelegationTokenRenewer v2-3
-def _enc_DescribedDelegationTokenRenewer_v2(self, out, parts):
-    w_cstr(out, self.principal_type)
-    w_cstr(out, self.principal_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribedDelegationTokenRenewer_v2(buf, pos):
-    self = new(DescribedDelegationTokenRenewer)
-    self.principal_type, pos = r_cstr(buf, pos)
-    self.principal_name, pos = r_cstr(buf, pos)
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
+        obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj73
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,9 +15,9 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['DescribeGroupsRequest', 'DescribeGroupsResponse', 'DescribedGroup', 'DescribedGroupMember']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>i')
-_S2 = _Struct('>h')
+_S0 = _Struct('>i')
+_S1 = _Struct('>h')
+_S2 = _Struct('>?')
 
 
 class DescribeGroupsRequest(Message):
@@ -90,7 +90,7 @@ class DescribedGroupMember(Struct):
 
 # DescribeGroupsRequest v0-2
 def _enc_DescribeGroupsRequest_v0(self, out, parts):
-    if self.include_authorized_operations != False:
+    if not (self.include_authorized_operations == False):
         raise cannot_carry('DescribeGroupsRequest', 'include_authorized_operations', '0-2')
     w_alen(out, self.groups)
     for item1 in self.groups:
@@ -100,48 +100,74 @@ def _enc_DescribeGroupsRequest_v0(self, out, parts):
 
 
 def _dec_DescribeGroupsRequest_v0(buf, pos):
-    self = new(DescribeGroupsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_str(buf, pos)
-        items3.append(item4)
-    self.groups = items3
-    self.include_authorized_operations = False
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(DescribeGroupsRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        (n6,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end7 = pos + n6
+        if n6 < 0 or end7 > limit:
+            raise bad_length('string', pos, n6, buf)
+        item5 = str(buf[pos:end7], 'utf-8')
+        pos = end7
+        items4.append(item5)
+    obj2.groups = items4
+    obj2.include_authorized_operations = False
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # DescribeGroupsRequest v3-4
 def _enc_DescribeGroupsRequest_v3(self, out, parts):
     w_alen(out, self.groups)
-    for item5 in self.groups:
-        w_str(out, item5)
-    out += _S0.pack(self.include_authorized_operations)
+    for item8 in self.groups:
+        w_str(out, item8)
+    out += _S2.pack(self.include_authorized_operations)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeGroupsRequest', '3-4')
 
 
 def _dec_DescribeGroupsRequest_v3(buf, pos):
-    self = new(DescribeGroupsRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = r_str(buf, pos)
-        items7.append(item8)
-    self.groups = items7
-    (self.include_authorized_operations,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj9 = new(DescribeGroupsRequest)
+    (n10,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    items11 = []
+    for _ in range(n10):
+        (n13,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        item12 = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        items11.append(item12)
+    obj9.groups = items11
+    (obj9.include_authorized_operations,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.unknown_tagged_fields = []
+    obj9.unknown_tagged_fields = []
+    self = obj9
     return self, pos
 
 
 # DescribeGroupsRequest v5-6
 def _enc_DescribeGroupsRequest_v5(self, out, parts):
-    w_calen(out, self.groups)
-    for item9 in self.groups:
-        w_cstr(out, item9)
-    out += _S0.pack(self.include_authorized_operations)
+    n15 = len(self.groups) + 1
+    if n15 < 128:
+        out.append(n15)
+    else:
+        w_uvarint(out, n15)
+    for item16 in self.groups:
+        w_cstr(out, item16)
+    out += _S2.pack(self.include_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -149,123 +175,595 @@ def _enc_DescribeGroupsRequest_v5(self, out, parts):
 
 
 def _dec_DescribeGroupsRequest_v5(buf, pos):
-    self = new(DescribeGroupsRequest)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = r_cstr(buf, pos)
-        items11.append(item12)
-    self.groups = items11
-    (self.include_authorized_operations,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj17 = new(DescribeGroupsRequest)
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    if n18 < 0 or n18 > limit - pos:
+        raise bad_length('array', pos, n18, buf)
+    items19 = []
+    for _ in range(n18):
+        n21 = buf[pos]
+        if n21 > 127:
+            n21, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n21 -= 1
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        item20 = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        items19.append(item20)
+    obj17.groups = items19
+    (obj17.include_authorized_operations,) = _S2.unpack_from(buf, pos)
     pos += 1
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj17.unknown_tagged_fields = []
+    else:
+        obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj17
     return self, pos
 
 
 # DescribeGroupsResponse v0
 def _enc_DescribeGroupsResponse_v0(self, out, parts):
     w_alen(out, self.groups)
-    for item14 in self.groups:
-        _enc_DescribedGroup_v0(item14, out, parts)
+    for item23 in self.groups:
+        if not (item23.error_message is None):
+            raise cannot_carry('DescribedGroup', 'error_message', '0-2')
+        if not (item23.authorized_operations == -2147483648):
+            raise cannot_carry('DescribedGroup', 'authorized_operations', '0-2')
+        out += _S1.pack(item23.error_code)
+        w_str(out, item23.group_id)
+        w_str(out, item23.group_state)
+        w_str(out, item23.protocol_type)
+        w_str(out, item23.protocol_data)
+        w_alen(out, item23.members)
+        for item24 in item23.members:
+            w_str(out, item24.member_id)
+            w_str(out, item24.client_id)
+            w_str(out, item24.client_host)
+            w_bytes(out, item24.member_metadata)
+            w_bytes(out, item24.member_assignment)
+            if item24.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribedGroupMember', '0-3')
+        if item23.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribedGroup', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeGroupsResponse', '0')
 
 
 def _dec_DescribeGroupsResponse_v0(buf, pos):
-    self = new(DescribeGroupsResponse)
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_DescribedGroup_v0(buf, pos)
-        items16.append(item17)
-    self.groups = items16
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj25 = new(DescribeGroupsResponse)
+    (n26,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n26 < 0 or n26 > limit - pos:
+        raise bad_length('array', pos, n26, buf)
+    items27 = []
+    for _ in range(n26):
+        obj29 = new(DescribedGroup)
+        (obj29.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n30,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            raise bad_length('string', pos, n30, buf)
+        obj29.group_id = str(buf[pos:end31], 'utf-8')
+        pos = end31
+        (n32,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj29.group_state = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (n34,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj29.protocol_type = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        (n36,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            raise bad_length('string', pos, n36, buf)
+        obj29.protocol_data = str(buf[pos:end37], 'utf-8')
+        pos = end37
+        (n38,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n38 < 0 or n38 > limit - pos:
+            raise bad_length('array', pos, n38, buf)
+        items39 = []
+        for _ in range(n38):
+            obj41 = new(DescribedGroupMember)
+            (n42,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end43 = pos + n42
+            if n42 < 0 or end43 > limit:
+                raise bad_length('string', pos, n42, buf)
+            obj41.member_id = str(buf[pos:end43], 'utf-8')
+            pos = end43
+            (n44,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end45 = pos + n44
+            if n44 < 0 or end45 > limit:
+                raise bad_length('string', pos, n44, buf)
+            obj41.client_id = str(buf[pos:end45], 'utf-8')
+            pos = end45
+            (n46,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end47 = pos + n46
+            if n46 < 0 or end47 > limit:
+                raise bad_length('string', pos, n46, buf)
+            obj41.client_host = str(buf[pos:end47], 'utf-8')
+            pos = end47
+            (n48,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end49 = pos + n48
+            if n48 < 0 or end49 > limit:
+                raise bad_length('bytes', pos, n48, buf)
+            obj41.member_metadata = bytes(buf[pos:end49])
+            pos = end49
+            (n50,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end51 = pos + n50
+            if n50 < 0 or end51 > limit:
+                raise bad_length('bytes', pos, n50, buf)
+            obj41.member_assignment = bytes(buf[pos:end51])
+            pos = end51
+            obj41.group_instance_id = None
+            obj41.unknown_tagged_fields = []
+            items39.append(obj41)
+        obj29.members = items39
+        obj29.error_message = None
+        obj29.authorized_operations = -2147483648
+        obj29.unknown_tagged_fields = []
+        items27.append(obj29)
+    obj25.groups = items27
+    obj25.throttle_time_ms = 0
+    obj25.unknown_tagged_fields = []
+    self = obj25
     return self, pos
 
 
 # DescribeGroupsResponse v1-2
 def _enc_DescribeGroupsResponse_v1(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.groups)
-    for item18 in self.groups:
-        _enc_DescribedGroup_v0(item18, out, parts)
+    for item52 in self.groups:
+        if not (item52.error_message is None):
+            raise cannot_carry('DescribedGroup', 'error_message', '0-2')
+        if not (item52.authorized_operations == -2147483648):
+            raise cannot_carry('DescribedGroup', 'authorized_operations', '0-2')
+        out += _S1.pack(item52.error_code)
+        w_str(out, item52.group_id)
+        w_str(out, item52.group_state)
+        w_str(out, item52.protocol_type)
+        w_str(out, item52.protocol_data)
+        w_alen(out, item52.members)
+        for item53 in item52.members:
+            w_str(out, item53.member_id)
+            w_str(out, item53.client_id)
+            w_str(out, item53.client_host)
+            w_bytes(out, item53.member_metadata)
+            w_bytes(out, item53.member_assignment)
+            if item53.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribedGroupMember', '0-3')
+        if item52.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribedGroup', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeGroupsResponse', '1-2')
 
 
 def _dec_DescribeGroupsResponse_v1(buf, pos):
-    self = new(DescribeGroupsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj54 = new(DescribeGroupsResponse)
+    (obj54.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_DescribedGroup_v0(buf, pos)
-        items20.append(item21)
-    self.groups = items20
-    self.unknown_tagged_fields = []
+    (n55,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n55 < 0 or n55 > limit - pos:
+        raise bad_length('array', pos, n55, buf)
+    items56 = []
+    for _ in range(n55):
+        obj58 = new(DescribedGroup)
+        (obj58.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n59,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end60 = pos + n59
+        if n59 < 0 or end60 > limit:
+            raise bad_length('string', pos, n59, buf)
+        obj58.group_id = str(buf[pos:end60], 'utf-8')
+        pos = end60
+        (n61,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end62 = pos + n61
+        if n61 < 0 or end62 > limit:
+            raise bad_length('string', pos, n61, buf)
+        obj58.group_state = str(buf[pos:end62], 'utf-8')
+        pos = end62
+        (n63,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end64 = pos + n63
+        if n63 < 0 or end64 > limit:
+            raise bad_length('string', pos, n63, buf)
+        obj58.protocol_type = str(buf[pos:end64], 'utf-8')
+        pos = end64
+        (n65,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj58.protocol_data = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        (n67,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n67 < 0 or n67 > limit - pos:
+            raise bad_length('array', pos, n67, buf)
+        items68 = []
+        for _ in range(n67):
+            obj70 = new(DescribedGroupMember)
+            (n71,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end72 = pos + n71
+            if n71 < 0 or end72 > limit:
+                raise bad_length('string', pos, n71, buf)
+            obj70.member_id = str(buf[pos:end72], 'utf-8')
+            pos = end72
+            (n73,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end74 = pos + n73
+            if n73 < 0 or end74 > limit:
+                raise bad_length('string', pos, n73, buf)
+            obj70.client_id = str(buf[pos:end74], 'utf-8')
+            pos = end74
+            (n75,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end76 = pos + n75
+            if n75 < 0 or end76 > limit:
+                raise bad_length('string', pos, n75, buf)
+            obj70.client_host = str(buf[pos:end76], 'utf-8')
+            pos = end76
+            (n77,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end78 = pos + n77
+            if n77 < 0 or end78 > limit:
+                raise bad_length('bytes', pos, n77, buf)
+            obj70.member_metadata = bytes(buf[pos:end78])
+            pos = end78
+            (n79,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end80 = pos + n79
+            if n79 < 0 or end80 > limit:
+                raise bad_length('bytes', pos, n79, buf)
+            obj70.member_assignment = bytes(buf[pos:end80])
+            pos = end80
+            obj70.group_instance_id = None
+            obj70.unknown_tagged_fields = []
+            items68.append(obj70)
+        obj58.members = items68
+        obj58.error_message = None
+        obj58.authorized_operations = -2147483648
+        obj58.unknown_tagged_fields = []
+        items56.append(obj58)
+    obj54.groups = items56
+    obj54.unknown_tagged_fields = []
+    self = obj54
     return self, pos
 
 
 # DescribeGroupsResponse v3
 def _enc_DescribeGroupsResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.groups)
-    for item22 in self.groups:
-        _enc_DescribedGroup_v3(item22, out, parts)
+    for item81 in self.groups:
+        if not (item81.error_message is None):
+            raise cannot_carry('DescribedGroup', 'error_message', '3')
+        out += _S1.pack(item81.error_code)
+        w_str(out, item81.group_id)
+        w_str(out, item81.group_state)
+        w_str(out, item81.protocol_type)
+        w_str(out, item81.protocol_data)
+        w_alen(out, item81.members)
+        for item82 in item81.members:
+            w_str(out, item82.member_id)
+            w_str(out, item82.client_id)
+            w_str(out, item82.client_host)
+            w_bytes(out, item82.member_metadata)
+            w_bytes(out, item82.member_assignment)
+            if item82.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribedGroupMember', '0-3')
+        out += _S0.pack(item81.authorized_operations)
+        if item81.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribedGroup', '3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeGroupsResponse', '3')
 
 
 def _dec_DescribeGroupsResponse_v3(buf, pos):
-    self = new(DescribeGroupsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj83 = new(DescribeGroupsResponse)
+    (obj83.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n23, pos = r_alen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_DescribedGroup_v3(buf, pos)
-        items24.append(item25)
-    self.groups = items24
-    self.unknown_tagged_fields = []
+    (n84,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n84 < 0 or n84 > limit - pos:
+        raise bad_length('array', pos, n84, buf)
+    items85 = []
+    for _ in range(n84):
+        obj87 = new(DescribedGroup)
+        (obj87.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n88,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end89 = pos + n88
+        if n88 < 0 or end89 > limit:
+            raise bad_length('string', pos, n88, buf)
+        obj87.group_id = str(buf[pos:end89], 'utf-8')
+        pos = end89
+        (n90,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end91 = pos + n90
+        if n90 < 0 or end91 > limit:
+            raise bad_length('string', pos, n90, buf)
+        obj87.group_state = str(buf[pos:end91], 'utf-8')
+        pos = end91
+        (n92,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end93 = pos + n92
+        if n92 < 0 or end93 > limit:
+            raise bad_length('string', pos, n92, buf)
+        obj87.protocol_type = str(buf[pos:end93], 'utf-8')
+        pos = end93
+        (n94,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end95 = pos + n94
+        if n94 < 0 or end95 > limit:
+            raise bad_length('string', pos, n94, buf)
+        obj87.protocol_data = str(buf[pos:end95], 'utf-8')
+        pos = end95
+        (n96,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n96 < 0 or n96 > limit - pos:
+            raise bad_length('array', pos, n96, buf)
+        items97 = []
+        for _ in range(n96):
+            obj99 = new(DescribedGroupMember)
+            (n100,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end101 = pos + n100
+            if n100 < 0 or end101 > limit:
+                raise bad_length('string', pos, n100, buf)
+            obj99.member_id = str(buf[pos:end101], 'utf-8')
+            pos = end101
+            (n102,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end103 = pos + n102
+            if n102 < 0 or end103 > limit:
+                raise bad_length('string', pos, n102, buf)
+            obj99.client_id = str(buf[pos:end103], 'utf-8')
+            pos = end103
+            (n104,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end105 = pos + n104
+            if n104 < 0 or end105 > limit:
+                raise bad_length('string', pos, n104, buf)
+            obj99.client_host = str(buf[pos:end105], 'utf-8')
+            pos = end105
+            (n106,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end107 = pos + n106
+            if n106 < 0 or end107 > limit:
+                raise bad_length('bytes', pos, n106, buf)
+            obj99.member_metadata = bytes(buf[pos:end107])
+            pos = end107
+            (n108,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end109 = pos + n108
+            if n108 < 0 or end109 > limit:
+                raise bad_length('bytes', pos, n108, buf)
+            obj99.member_assignment = bytes(buf[pos:end109])
+            pos = end109
+            obj99.group_instance_id = None
+            obj99.unknown_tagged_fields = []
+            items97.append(obj99)
+        obj87.members = items97
+        (obj87.authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj87.error_message = None
+        obj87.unknown_tagged_fields = []
+        items85.append(obj87)
+    obj83.groups = items85
+    obj83.unknown_tagged_fields = []
+    self = obj83
     return self, pos
 
 
 # DescribeGroupsResponse v4
 def _enc_DescribeGroupsResponse_v4(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.groups)
-    for item26 in self.groups:
-        _enc_DescribedGroup_v4(item26, out, parts)
+    for item110 in self.groups:
+        if not (item110.error_message is None):
+            raise cannot_carry('DescribedGroup', 'error_message', '4')
+        out += _S1.pack(item110.error_code)
+        w_str(out, item110.group_id)
+        w_str(out, item110.group_state)
+        w_str(out, item110.protocol_type)
+        w_str(out, item110.protocol_data)
+        w_alen(out, item110.members)
+        for item111 in item110.members:
+            w_str(out, item111.member_id)
+            w_nstr(out, item111.group_instance_id)
+            w_str(out, item111.client_id)
+            w_str(out, item111.client_host)
+            w_bytes(out, item111.member_metadata)
+            w_bytes(out, item111.member_assignment)
+            if item111.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribedGroupMember', '4')
+        out += _S0.pack(item110.authorized_operations)
+        if item110.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribedGroup', '4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeGroupsResponse', '4')
 
 
 def _dec_DescribeGroupsResponse_v4(buf, pos):
-    self = new(DescribeGroupsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj112 = new(DescribeGroupsResponse)
+    (obj112.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n27, pos = r_alen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_DescribedGroup_v4(buf, pos)
-        items28.append(item29)
-    self.groups = items28
-    self.unknown_tagged_fields = []
+    (n113,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n113 < 0 or n113 > limit - pos:
+        raise bad_length('array', pos, n113, buf)
+    items114 = []
+    for _ in range(n113):
+        obj116 = new(DescribedGroup)
+        (obj116.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n117,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end118 = pos + n117
+        if n117 < 0 or end118 > limit:
+            raise bad_length('string', pos, n117, buf)
+        obj116.group_id = str(buf[pos:end118], 'utf-8')
+        pos = end118
+        (n119,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end120 = pos + n119
+        if n119 < 0 or end120 > limit:
+            raise bad_length('string', pos, n119, buf)
+        obj116.group_state = str(buf[pos:end120], 'utf-8')
+        pos = end120
+        (n121,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end122 = pos + n121
+        if n121 < 0 or end122 > limit:
+            raise bad_length('string', pos, n121, buf)
+        obj116.protocol_type = str(buf[pos:end122], 'utf-8')
+        pos = end122
+        (n123,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end124 = pos + n123
+        if n123 < 0 or end124 > limit:
+            raise bad_length('string', pos, n123, buf)
+        obj116.protocol_data = str(buf[pos:end124], 'utf-8')
+        pos = end124
+        (n125,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n125 < 0 or n125 > limit - pos:
+            raise bad_length('array', pos, n125, buf)
+        items126 = []
+        for _ in range(n125):
+            obj128 = new(DescribedGroupMember)
+            (n129,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end130 = pos + n129
+            if n129 < 0 or end130 > limit:
+                raise bad_length('string', pos, n129, buf)
+            obj128.member_id = str(buf[pos:end130], 'utf-8')
+            pos = end130
+            (n131,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end132 = pos + n131
+            if n131 < 0 or end132 > limit:
+                if n131 != -1:
+                    raise bad_length('string', pos, n131, buf)
+                obj128.group_instance_id = None
+            else:
+                obj128.group_instance_id = str(buf[pos:end132], 'utf-8')
+                pos = end132
+            (n133,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end134 = pos + n133
+            if n133 < 0 or end134 > limit:
+                raise bad_length('string', pos, n133, buf)
+            obj128.client_id = str(buf[pos:end134], 'utf-8')
+            pos = end134
+            (n135,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end136 = pos + n135
+            if n135 < 0 or end136 > limit:
+                raise bad_length('string', pos, n135, buf)
+            obj128.client_host = str(buf[pos:end136], 'utf-8')
+            pos = end136
+            (n137,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end138 = pos + n137
+            if n137 < 0 or end138 > limit:
+                raise bad_length('bytes', pos, n137, buf)
+            obj128.member_metadata = bytes(buf[pos:end138])
+            pos = end138
+            (n139,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            end140 = pos + n139
+            if n139 < 0 or end140 > limit:
+                raise bad_length('bytes', pos, n139, buf)
+            obj128.member_assignment = bytes(buf[pos:end140])
+            pos = end140
+            obj128.unknown_tagged_fields = []
+            items126.append(obj128)
+        obj116.members = items126
+        (obj116.authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj116.error_message = None
+        obj116.unknown_tagged_fields = []
+        items114.append(obj116)
+    obj112.groups = items114
+    obj112.unknown_tagged_fields = []
+    self = obj112
     return self, pos
 
 
 # DescribeGroupsResponse v5
 def _enc_DescribeGroupsResponse_v5(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item30 in self.groups:
-        _enc_DescribedGroup_v5(item30, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n141 = len(self.groups) + 1
+    if n141 < 128:
+        out.append(n141)
+    else:
+        w_uvarint(out, n141)
+    for item142 in self.groups:
+        if not (item142.error_message is None):
+            raise cannot_carry('DescribedGroup', 'error_message', '5')
+        out += _S1.pack(item142.error_code)
+        w_cstr(out, item142.group_id)
+        w_cstr(out, item142.group_state)
+        w_cstr(out, item142.protocol_type)
+        w_cstr(out, item142.protocol_data)
+        n143 = len(item142.members) + 1
+        if n143 < 128:
+            out.append(n143)
+        else:
+            w_uvarint(out, n143)
+        for item144 in item142.members:
+            w_cstr(out, item144.member_id)
+            w_cnstr(out, item144.group_instance_id)
+            w_cstr(out, item144.client_id)
+            w_cstr(out, item144.client_host)
+            w_cbytes(out, item144.member_metadata)
+            w_cbytes(out, item144.member_assignment)
+            if item144.unknown_tagged_fields:
+                w_tagged(out, (), item144.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item142.authorized_operations)
+        if item142.unknown_tagged_fields:
+            w_tagged(out, (), item142.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -273,29 +771,209 @@ def _enc_DescribeGroupsResponse_v5(self, out, parts):
 
 
 def _dec_DescribeGroupsResponse_v5(buf, pos):
-    self = new(DescribeGroupsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj145 = new(DescribeGroupsResponse)
+    (obj145.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_DescribedGroup_v5(buf, pos)
-        items32.append(item33)
-    self.groups = items32
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+    n146 = buf[pos]
+    if n146 > 127:
+        n146, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n146 -= 1
+    if n146 < 0 or n146 > limit - pos:
+        raise bad_length('array', pos, n146, buf)
+    items147 = []
+    for _ in range(n146):
+        obj149 = new(DescribedGroup)
+        (obj149.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n150 = buf[pos]
+        if n150 > 127:
+            n150, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n150 -= 1
+        end151 = pos + n150
+        if n150 < 0 or end151 > limit:
+            raise bad_length('string', pos, n150, buf)
+        obj149.group_id = str(buf[pos:end151], 'utf-8')
+        pos = end151
+        n152 = buf[pos]
+        if n152 > 127:
+            n152, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n152 -= 1
+        end153 = pos + n152
+        if n152 < 0 or end153 > limit:
+            raise bad_length('string', pos, n152, buf)
+        obj149.group_state = str(buf[pos:end153], 'utf-8')
+        pos = end153
+        n154 = buf[pos]
+        if n154 > 127:
+            n154, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n154 -= 1
+        end155 = pos + n154
+        if n154 < 0 or end155 > limit:
+            raise bad_length('string', pos, n154, buf)
+        obj149.protocol_type = str(buf[pos:end155], 'utf-8')
+        pos = end155
+        n156 = buf[pos]
+        if n156 > 127:
+            n156, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n156 -= 1
+        end157 = pos + n156
+        if n156 < 0 or end157 > limit:
+            raise bad_length('string', pos, n156, buf)
+        obj149.protocol_data = str(buf[pos:end157], 'utf-8')
+        pos = end157
+        n158 = buf[pos]
+        if n158 > 127:
+            n158, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n158 -= 1
+        if n158 < 0 or n158 > limit - pos:
+            raise bad_length('array', pos, n158, buf)
+        items159 = []
+        for _ in range(n158):
+            obj161 = new(DescribedGroupMember)
+            n162 = buf[pos]
+            if n162 > 127:
+                n162, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n162 -= 1
+            end163 = pos + n162
+            if n162 < 0 or end163 > limit:
+                raise bad_length('string', pos, n162, buf)
+            obj161.member_id = str(buf[pos:end163], 'utf-8')
+            pos = end163
+            n164 = buf[pos]
+            if n164 > 127:
+                n164, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n164 -= 1
+            end165 = pos + n164
+            if n164 < 0 or end165 > limit:
+                if n164 != -1:
+                    raise bad_length('string', pos, n164, buf)
+                obj161.group_instance_id = None
+            else:
+                obj161.group_instance_id = str(buf[pos:end165], 'utf-8')
+                pos = end165
+            n166 = buf[pos]
+            if n166 > 127:
+                n166, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n166 -= 1
+            end167 = pos + n166
+            if n166 < 0 or end167 > limit:
+                raise bad_length('string', pos, n166, buf)
+            obj161.client_id = str(buf[pos:end167], 'utf-8')
+            pos = end167
+            n168 = buf[pos]
+            if n168 > 127:
+                n168, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n168 -= 1
+            end169 = pos + n168
+            if n168 < 0 or end169 > limit:
+                raise bad_length('string', pos, n168, buf)
+            obj161.client_host = str(buf[pos:end169], 'utf-8')
+            pos = end169
+            n170 = buf[pos]
+            if n170 > 127:
+                n170, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n170 -= 1
+            end171 = pos + n170
+            if n170 < 0 or end171 > limit:
+                raise bad_length('bytes', pos, n170, buf)
+            obj161.member_metadata = bytes(buf[pos:end171])
+            pos = end171
+            n172 = buf[pos]
+            if n172 > 127:
+                n172, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n172 -= 1
+            end173 = pos + n172
+            if n172 < 0 or end173 > limit:
+                raise bad_length('bytes', pos, n172, buf)
+            obj161.member_assignment = bytes(buf[pos:end173])
+            pos = end173
+            if buf[pos] == 0:
+                pos += 1
+                obj161.unknown_tagged_fields = []
+            else:
+                obj161.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items159.append(obj161)
+        obj149.members = items159
+        (obj149.authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj149.error_message = None
+        if buf[pos] == 0:
+            pos += 1
+            obj149.unknown_tagged_fields = []
+        else:
+            obj149.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items147.append(obj149)
+    obj145.groups = items147
+    if buf[pos] == 0:
+        pos += 1
+        obj145.unknown_tagged_fields = []
+    else:
+        obj145.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj145
     return self, pos
 
 
 # DescribeGroupsResponse v6
 def _enc_DescribeGroupsResponse_v6(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item35 in self.groups:
-        _enc_DescribedGroup_v6(item35, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n174 = len(self.groups) + 1
+    if n174 < 128:
+        out.append(n174)
+    else:
+        w_uvarint(out, n174)
+    for item175 in self.groups:
+        out += _S1.pack(item175.error_code)
+        w_cnstr(out, item175.error_message)
+        w_cstr(out, item175.group_id)
+        w_cstr(out, item175.group_state)
+        w_cstr(out, item175.protocol_type)
+        w_cstr(out, item175.protocol_data)
+        n176 = len(item175.members) + 1
+        if n176 < 128:
+            out.append(n176)
+        else:
+            w_uvarint(out, n176)
+        for item177 in item175.members:
+            w_cstr(out, item177.member_id)
+            w_cnstr(out, item177.group_instance_id)
+            w_cstr(out, item177.client_id)
+            w_cstr(out, item177.client_host)
+            w_cbytes(out, item177.member_metadata)
+            w_cbytes(out, item177.member_assignment)
+            if item177.unknown_tagged_fields:
+                w_tagged(out, (), item177.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item175.authorized_operations)
+        if item175.unknown_tagged_fields:
+            w_tagged(out, (), item175.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -303,298 +981,183 @@ def _enc_DescribeGroupsResponse_v6(self, out, parts):
 
 
 def _dec_DescribeGroupsResponse_v6(buf, pos):
-    self = new(DescribeGroupsResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj178 = new(DescribeGroupsResponse)
+    (obj178.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n36, pos = r_calen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_DescribedGroup_v6(buf, pos)
-        items37.append(item38)
-    self.groups = items37
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedGroup v0-2
-def _enc_DescribedGroup_v0(self, out, parts):
-    if self.error_message is not None:
-        raise cannot_carry('DescribedGroup', 'error_message', '0-2')
-    if self.authorized_operations != -2147483648:
-        raise cannot_carry('DescribedGroup', 'authorized_operations', '0-2')
-    out += _S2.pack(self.error_code)
-    w_str(out, self.group_id)
-    w_str(out, self.group_state)
-    w_str(out, self.protocol_type)
-    w_str(out, self.protocol_data)
-    w_alen(out, self.members)
-    for item40 in self.members:
-        _enc_DescribedGroupMember_v0(item40, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedGroup', '0-2')
-
-
-def _dec_DescribedGroup_v0(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.group_id, pos = r_str(buf, pos)
-    self.group_state, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    self.protocol_data, pos = r_str(buf, pos)
-    n41, pos = r_alen(buf, pos)
-    items42 = []
-    for _ in range(n41):
-        item43, pos = _dec_DescribedGroupMember_v0(buf, pos)
-        items42.append(item43)
-    self.members = items42
-    self.error_message = None
-    self.authorized_operations = -2147483648
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedGroup v3
-def _enc_DescribedGroup_v3(self, out, parts):
-    if self.error_message is not None:
-        raise cannot_carry('DescribedGroup', 'error_message', '3')
-    out += _S2.pack(self.error_code)
-    w_str(out, self.group_id)
-    w_str(out, self.group_state)
-    w_str(out, self.protocol_type)
-    w_str(out, self.protocol_data)
-    w_alen(out, self.members)
-    for item44 in self.members:
-        _enc_DescribedGroupMember_v0(item44, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedGroup', '3')
-
-
-def _dec_DescribedGroup_v3(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.group_id, pos = r_str(buf, pos)
-    self.group_state, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    self.protocol_data, pos = r_str(buf, pos)
-    n45, pos = r_alen(buf, pos)
-    items46 = []
-    for _ in range(n45):
-        item47, pos = _dec_DescribedGroupMember_v0(buf, pos)
-        items46.append(item47)
-    self.members = items46
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.error_message = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedGroup v4
-def _enc_DescribedGroup_v4(self, out, parts):
-    if self.error_message is not None:
-        raise cannot_carry('DescribedGroup', 'error_message', '4')
-    out += _S2.pack(self.error_code)
-    w_str(out, self.group_id)
-    w_str(out, self.group_state)
-    w_str(out, self.protocol_type)
-    w_str(out, self.protocol_data)
-    w_alen(out, self.members)
-    for item48 in self.members:
-        _enc_DescribedGroupMember_v4(item48, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedGroup', '4')
-
-
-def _dec_DescribedGroup_v4(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.group_id, pos = r_str(buf, pos)
-    self.group_state, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    self.protocol_data, pos = r_str(buf, pos)
-    n49, pos = r_alen(buf, pos)
-    items50 = []
-    for _ in range(n49):
-        item51, pos = _dec_DescribedGroupMember_v4(buf, pos)
-        items50.append(item51)
-    self.members = items50
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.error_message = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedGroup v5
-def _enc_DescribedGroup_v5(self, out, parts):
-    if self.error_message is not None:
-        raise cannot_carry('DescribedGroup', 'error_message', '5')
-    out += _S2.pack(self.error_code)
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.group_state)
-    w_cstr(out, self.protocol_type)
-    w_cstr(out, self.protocol_data)
-    w_calen(out, self.members)
-    for item52 in self.members:
-        _enc_DescribedGroupMember_v5(item52, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n179 = buf[pos]
+    if n179 > 127:
+        n179, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribedGroup_v5(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.group_id, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    self.protocol_data, pos = r_cstr(buf, pos)
-    n53, pos = r_calen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_DescribedGroupMember_v5(buf, pos)
-        items54.append(item55)
-    self.members = items54
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.error_message = None
-    count56, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count56:
-        pos = r_tagged_unknown(buf, pos, count56, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedGroup v6
-def _enc_DescribedGroup_v6(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.group_state)
-    w_cstr(out, self.protocol_type)
-    w_cstr(out, self.protocol_data)
-    w_calen(out, self.members)
-    for item57 in self.members:
-        _enc_DescribedGroupMember_v5(item57, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n179 -= 1
+    if n179 < 0 or n179 > limit - pos:
+        raise bad_length('array', pos, n179, buf)
+    items180 = []
+    for _ in range(n179):
+        obj182 = new(DescribedGroup)
+        (obj182.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n183 = buf[pos]
+        if n183 > 127:
+            n183, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n183 -= 1
+        end184 = pos + n183
+        if n183 < 0 or end184 > limit:
+            if n183 != -1:
+                raise bad_length('string', pos, n183, buf)
+            obj182.error_message = None
+        else:
+            obj182.error_message = str(buf[pos:end184], 'utf-8')
+            pos = end184
+        n185 = buf[pos]
+        if n185 > 127:
+            n185, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n185 -= 1
+        end186 = pos + n185
+        if n185 < 0 or end186 > limit:
+            raise bad_length('string', pos, n185, buf)
+        obj182.group_id = str(buf[pos:end186], 'utf-8')
+        pos = end186
+        n187 = buf[pos]
+        if n187 > 127:
+            n187, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n187 -= 1
+        end188 = pos + n187
+        if n187 < 0 or end188 > limit:
+            raise bad_length('string', pos, n187, buf)
+        obj182.group_state = str(buf[pos:end188], 'utf-8')
+        pos = end188
+        n189 = buf[pos]
+        if n189 > 127:
+            n189, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n189 -= 1
+        end190 = pos + n189
+        if n189 < 0 or end190 > limit:
+            raise bad_length('string', pos, n189, buf)
+        obj182.protocol_type = str(buf[pos:end190], 'utf-8')
+        pos = end190
+        n191 = buf[pos]
+        if n191 > 127:
+            n191, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n191 -= 1
+        end192 = pos + n191
+        if n191 < 0 or end192 > limit:
+            raise bad_length('string', pos, n191, buf)
+        obj182.protocol_data = str(buf[pos:end192], 'utf-8')
+        pos = end192
+        n193 = buf[pos]
+        if n193 > 127:
+            n193, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n193 -= 1
+        if n193 < 0 or n193 > limit - pos:
+            raise bad_length('array', pos, n193, buf)
+        items194 = []
+        for _ in range(n193):
+            obj196 = new(DescribedGroupMember)
+            n197 = buf[pos]
+            if n197 > 127:
+                n197, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n197 -= 1
+            end198 = pos + n197
+            if n197 < 0 or end198 > limit:
+                raise bad_length('string', pos, n197, buf)
+            obj196.member_id = str(buf[pos:end198], 'utf-8')
+            pos = end198
+            n199 = buf[pos]
+            if n199 > 127:
+                n199, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n199 -= 1
+            end200 = pos + n199
+            if n199 < 0 or end200 > limit:
+                if n199 != -1:
+                    raise bad_length('string', pos, n199, buf)
+                obj196.group_instance_id = None
+            else:
+                obj196.group_instance_id = str(buf[pos:end200], 'utf-8')
+                pos = end200
+            n201 = buf[pos]
+            if n201 > 127:
+                n201, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n201 -= 1
+            end202 = pos + n201
+            if n201 < 0 or end202 > limit:
+                raise bad_length('string', pos, n201, buf)
+            obj196.client_id = str(buf[pos:end202], 'utf-8')
+            pos = end202
+            n203 = buf[pos]
+            if n203 > 127:
+                n203, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n203 -= 1
+            end204 = pos + n203
+            if n203 < 0 or end204 > limit:
+                raise bad_length('string', pos, n203, buf)
+            obj196.client_host = str(buf[pos:end204], 'utf-8')
+            pos = end204
+            n205 = buf[pos]
+            if n205 > 127:
+                n205, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n205 -= 1
+            end206 = pos + n205
+            if n205 < 0 or end206 > limit:
+                raise bad_length('bytes', pos, n205, buf)
+            obj196.member_metadata = bytes(buf[pos:end206])
+            pos = end206
+            n207 = buf[pos]
+            if n207 > 127:
+                n207, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n207 -= 1
+            end208 = pos + n207
+            if n207 < 0 or end208 > limit:
+                raise bad_length('bytes', pos, n207, buf)
+            obj196.member_assignment = bytes(buf[pos:end208])
+            pos = end208
+            if buf[pos] == 0:
+                pos += 1
+                obj196.unknown_tagged_fields = []
+            else:
+                obj196.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items194.append(obj196)
+        obj182.members = items194
+        (obj182.authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj182.unknown_tagged_fields = []
+        else:
+            obj182.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items180.append(obj182)
+    obj178.groups = items180
+    if buf[pos] == 0:
+        pos += 1
+        obj178.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribedGroup_v6(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    self.protocol_data, pos = r_cstr(buf, pos)
-    n58, pos = r_calen(buf, pos)
-    items59 = []
-    for _ in range(n58):
-        item60, pos = _dec_DescribedGroupMember_v5(buf, pos)
-        items59.append(item60)
-    self.members = items59
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    count61, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count61:
-        pos = r_tagged_unknown(buf, pos, count61, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedGroupMember v0-3
-def _enc_DescribedGroupMember_v0(self, out, parts):
-    w_str(out, self.member_id)
-    w_str(out, self.client_id)
-    w_str(out, self.client_host)
-    w_bytes(out, self.member_metadata)
-    w_bytes(out, self.member_assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedGroupMember', '0-3')
-
-
-def _dec_DescribedGroupMember_v0(buf, pos):
-    self = new(DescribedGroupMember)
-    self.member_id, pos = r_str(buf, pos)
-    self.client_id, pos = r_str(buf, pos)
-    self.client_host, pos = r_str(buf, pos)
-    self.member_metadata, pos = r_bytes(buf, pos)
-    self.member_assignment, pos = r_bytes(buf, pos)
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedGroupMember v4
-def _enc_DescribedGroupMember_v4(self, out, parts):
-    w_str(out, self.member_id)
-    w_nstr(out, self.group_instance_id)
-    w_str(out, self.client_id)
-    w_str(out, self.client_host)
-    w_bytes(out, self.member_metadata)
-    w_bytes(out, self.member_assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribedGroupMember', '4')
-
-
-def _dec_DescribedGroupMember_v4(buf, pos):
-    self = new(DescribedGroupMember)
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.client_id, pos = r_str(buf, pos)
-    self.client_host, pos = r_str(buf, pos)
-    self.member_metadata, pos = r_bytes(buf, pos)
-    self.member_assignment, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribedGroupMember v5-6
-def _enc_DescribedGroupMember_v5(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    w_cstr(out, self.client_id)
-    w_cstr(out, self.client_host)
-    w_cbytes(out, self.member_metadata)
-    w_cbytes(out, self.member_assignment)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribedGroupMember_v5(buf, pos):
-    self = new(DescribedGroupMember)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    self.member_metadata, pos = r_cbytes(buf, pos)
-    self.member_assignment, pos = r_cbytes(buf, pos)
-    count62, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count62:
-        pos = r_tagged_unknown(buf, pos, count62, unknown)
-    self.unknown_tagged_fields = unknown
+        obj178.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj178
     return self, pos
 
 

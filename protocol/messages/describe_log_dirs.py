@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,11 +16,11 @@ from ._runtime import (  # noqa: F401
 __all__ = ['DescribableLogDirTopic', 'DescribeLogDirsPartition', 'DescribeLogDirsRequest', 'DescribeLogDirsResponse', 'DescribeLogDirsResult', 'DescribeLogDirsTopic']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>ih')
-_S2 = _Struct('>h')
-_S3 = _Struct('>qq')
-_S4 = _Struct('>qq?')
-_S5 = _Struct('>iqq?')
+_S1 = _Struct('>h')
+_S2 = _Struct('>iqq?')
+_S3 = _Struct('>ih')
+_S4 = _Struct('>qq')
+_S5 = _Struct('>qq?')
 
 
 class DescribeLogDirsRequest(Message):
@@ -114,23 +114,45 @@ def _enc_DescribeLogDirsRequest_v0(self, out, parts):
     w_nalen(out, self.topics)
     if self.topics is not None:
         for item1 in self.topics:
-            _enc_DescribableLogDirTopic_v0(item1, out, parts)
+            w_str(out, item1.topic)
+            w_alen(out, item1.partitions)
+            w_fixed_array(out, item1.partitions, 'i')
+            if item1.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribableLogDirTopic', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeLogDirsRequest', '0-1')
 
 
 def _dec_DescribeLogDirsRequest_v0(buf, pos):
-    self = new(DescribeLogDirsRequest)
-    n2, pos = r_nalen(buf, pos)
-    if n2 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj2 = new(DescribeLogDirsRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if (n3 < 0 and n3 != -1) or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    if n3 < 0:
+        obj2.topics = None
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_DescribableLogDirTopic_v0(buf, pos)
-            items3.append(item4)
-        self.topics = items3
-    self.unknown_tagged_fields = []
+        items4 = []
+        for _ in range(n3):
+            obj6 = new(DescribableLogDirTopic)
+            (n7,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end8 = pos + n7
+            if n7 < 0 or end8 > limit:
+                raise bad_length('string', pos, n7, buf)
+            obj6.topic = str(buf[pos:end8], 'utf-8')
+            pos = end8
+            (n9,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n9 < 0 or n9 > limit - pos:
+                raise bad_length('array', pos, n9, buf)
+            obj6.partitions, pos = r_fixed_array(buf, pos, n9, 'i', 4)
+            obj6.unknown_tagged_fields = []
+            items4.append(obj6)
+        obj2.topics = items4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -138,8 +160,18 @@ def _dec_DescribeLogDirsRequest_v0(buf, pos):
 def _enc_DescribeLogDirsRequest_v2(self, out, parts):
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item5 in self.topics:
-            _enc_DescribableLogDirTopic_v2(item5, out, parts)
+        for item10 in self.topics:
+            w_cstr(out, item10.topic)
+            n11 = len(item10.partitions) + 1
+            if n11 < 128:
+                out.append(n11)
+            else:
+                w_uvarint(out, n11)
+            w_fixed_array(out, item10.partitions, 'i')
+            if item10.unknown_tagged_fields:
+                w_tagged(out, (), item10.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -147,63 +179,55 @@ def _enc_DescribeLogDirsRequest_v2(self, out, parts):
 
 
 def _dec_DescribeLogDirsRequest_v2(buf, pos):
-    self = new(DescribeLogDirsRequest)
-    n6, pos = r_cnalen(buf, pos)
-    if n6 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj12 = new(DescribeLogDirsRequest)
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_DescribableLogDirTopic_v2(buf, pos)
-            items7.append(item8)
-        self.topics = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribableLogDirTopic v0-1
-def _enc_DescribableLogDirTopic_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribableLogDirTopic', '0-1')
-
-
-def _dec_DescribableLogDirTopic_v0(buf, pos):
-    self = new(DescribableLogDirTopic)
-    self.topic, pos = r_str(buf, pos)
-    n10, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n10, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribableLogDirTopic v2-5
-def _enc_DescribableLogDirTopic_v2(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n13 -= 1
+    if (n13 < 0 and n13 != -1) or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    if n13 < 0:
+        obj12.topics = None
     else:
-        out.append(0)
-
-
-def _dec_DescribableLogDirTopic_v2(buf, pos):
-    self = new(DescribableLogDirTopic)
-    self.topic, pos = r_cstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n11, 'i', 4)
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(DescribableLogDirTopic)
+            n17 = buf[pos]
+            if n17 > 127:
+                n17, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n17 -= 1
+            end18 = pos + n17
+            if n17 < 0 or end18 > limit:
+                raise bad_length('string', pos, n17, buf)
+            obj16.topic = str(buf[pos:end18], 'utf-8')
+            pos = end18
+            n19 = buf[pos]
+            if n19 > 127:
+                n19, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n19 -= 1
+            if n19 < 0 or n19 > limit - pos:
+                raise bad_length('array', pos, n19, buf)
+            obj16.partitions, pos = r_fixed_array(buf, pos, n19, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj12.topics = items14
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
+    else:
+        obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj12
     return self, pos
 
 
@@ -211,33 +235,124 @@ def _dec_DescribableLogDirTopic_v2(buf, pos):
 def _enc_DescribeLogDirsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.results)
-    for item13 in self.results:
-        _enc_DescribeLogDirsResult_v0(item13, out, parts)
+    for item20 in self.results:
+        out += _S1.pack(item20.error_code)
+        w_str(out, item20.log_dir)
+        w_alen(out, item20.topics)
+        for item21 in item20.topics:
+            w_str(out, item21.name)
+            w_alen(out, item21.partitions)
+            for item22 in item21.partitions:
+                out += _S2.pack(item22.partition_index, item22.partition_size, item22.offset_lag, item22.is_future_key)
+                if item22.unknown_tagged_fields:
+                    raise no_tagged_fields_error('DescribeLogDirsPartition', '0-1')
+            if item21.unknown_tagged_fields:
+                raise no_tagged_fields_error('DescribeLogDirsTopic', '0-1')
+        if item20.unknown_tagged_fields:
+            raise no_tagged_fields_error('DescribeLogDirsResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('DescribeLogDirsResponse', '0-1')
 
 
 def _dec_DescribeLogDirsResponse_v0(buf, pos):
-    self = new(DescribeLogDirsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj23 = new(DescribeLogDirsResponse)
+    (obj23.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_DescribeLogDirsResult_v0(buf, pos)
-        items15.append(item16)
-    self.results = items15
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    (n24,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(DescribeLogDirsResult)
+        (obj27.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n28,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        obj27.log_dir = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        (n30,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n30 < 0 or n30 > limit - pos:
+            raise bad_length('array', pos, n30, buf)
+        items31 = []
+        for _ in range(n30):
+            obj33 = new(DescribeLogDirsTopic)
+            (n34,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end35 = pos + n34
+            if n34 < 0 or end35 > limit:
+                raise bad_length('string', pos, n34, buf)
+            obj33.name = str(buf[pos:end35], 'utf-8')
+            pos = end35
+            (n36,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n36 < 0 or n36 > limit - pos:
+                raise bad_length('array', pos, n36, buf)
+            items37 = []
+            for _ in range(n36):
+                obj39 = new(DescribeLogDirsPartition)
+                (obj39.partition_index, obj39.partition_size, obj39.offset_lag, obj39.is_future_key,) = _S2.unpack_from(buf, pos)
+                pos += 21
+                obj39.unknown_tagged_fields = []
+                items37.append(obj39)
+            obj33.partitions = items37
+            obj33.unknown_tagged_fields = []
+            items31.append(obj33)
+        obj27.topics = items31
+        obj27.total_bytes = -1
+        obj27.usable_bytes = -1
+        obj27.is_cordoned = False
+        obj27.unknown_tagged_fields = []
+        items25.append(obj27)
+    obj23.results = items25
+    obj23.error_code = 0
+    obj23.unknown_tagged_fields = []
+    self = obj23
     return self, pos
 
 
 # DescribeLogDirsResponse v2
 def _enc_DescribeLogDirsResponse_v2(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.results)
-    for item17 in self.results:
-        _enc_DescribeLogDirsResult_v2(item17, out, parts)
+    n40 = len(self.results) + 1
+    if n40 < 128:
+        out.append(n40)
+    else:
+        w_uvarint(out, n40)
+    for item41 in self.results:
+        out += _S1.pack(item41.error_code)
+        w_cstr(out, item41.log_dir)
+        n42 = len(item41.topics) + 1
+        if n42 < 128:
+            out.append(n42)
+        else:
+            w_uvarint(out, n42)
+        for item43 in item41.topics:
+            w_cstr(out, item43.name)
+            n44 = len(item43.partitions) + 1
+            if n44 < 128:
+                out.append(n44)
+            else:
+                w_uvarint(out, n44)
+            for item45 in item43.partitions:
+                out += _S2.pack(item45.partition_index, item45.partition_size, item45.offset_lag, item45.is_future_key)
+                if item45.unknown_tagged_fields:
+                    w_tagged(out, (), item45.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item43.unknown_tagged_fields:
+                w_tagged(out, (), item43.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item41.unknown_tagged_fields:
+            w_tagged(out, (), item41.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -245,30 +360,140 @@ def _enc_DescribeLogDirsResponse_v2(self, out, parts):
 
 
 def _dec_DescribeLogDirsResponse_v2(buf, pos):
-    self = new(DescribeLogDirsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(DescribeLogDirsResponse)
+    (obj46.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n18, pos = r_calen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_DescribeLogDirsResult_v2(buf, pos)
-        items19.append(item20)
-    self.results = items19
-    self.error_code = 0
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+    n47 = buf[pos]
+    if n47 > 127:
+        n47, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n47 -= 1
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(DescribeLogDirsResult)
+        (obj50.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n51 = buf[pos]
+        if n51 > 127:
+            n51, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n51 -= 1
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.log_dir = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(DescribeLogDirsTopic)
+            n57 = buf[pos]
+            if n57 > 127:
+                n57, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n57 -= 1
+            end58 = pos + n57
+            if n57 < 0 or end58 > limit:
+                raise bad_length('string', pos, n57, buf)
+            obj56.name = str(buf[pos:end58], 'utf-8')
+            pos = end58
+            n59 = buf[pos]
+            if n59 > 127:
+                n59, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n59 -= 1
+            if n59 < 0 or n59 > limit - pos:
+                raise bad_length('array', pos, n59, buf)
+            items60 = []
+            for _ in range(n59):
+                obj62 = new(DescribeLogDirsPartition)
+                (obj62.partition_index, obj62.partition_size, obj62.offset_lag, obj62.is_future_key,) = _S2.unpack_from(buf, pos)
+                pos += 21
+                if buf[pos] == 0:
+                    pos += 1
+                    obj62.unknown_tagged_fields = []
+                else:
+                    obj62.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items60.append(obj62)
+            obj56.partitions = items60
+            if buf[pos] == 0:
+                pos += 1
+                obj56.unknown_tagged_fields = []
+            else:
+                obj56.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items54.append(obj56)
+        obj50.topics = items54
+        obj50.total_bytes = -1
+        obj50.usable_bytes = -1
+        obj50.is_cordoned = False
+        if buf[pos] == 0:
+            pos += 1
+            obj50.unknown_tagged_fields = []
+        else:
+            obj50.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items48.append(obj50)
+    obj46.results = items48
+    obj46.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj46.unknown_tagged_fields = []
+    else:
+        obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj46
     return self, pos
 
 
 # DescribeLogDirsResponse v3
 def _enc_DescribeLogDirsResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.results)
-    for item22 in self.results:
-        _enc_DescribeLogDirsResult_v2(item22, out, parts)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    n63 = len(self.results) + 1
+    if n63 < 128:
+        out.append(n63)
+    else:
+        w_uvarint(out, n63)
+    for item64 in self.results:
+        out += _S1.pack(item64.error_code)
+        w_cstr(out, item64.log_dir)
+        n65 = len(item64.topics) + 1
+        if n65 < 128:
+            out.append(n65)
+        else:
+            w_uvarint(out, n65)
+        for item66 in item64.topics:
+            w_cstr(out, item66.name)
+            n67 = len(item66.partitions) + 1
+            if n67 < 128:
+                out.append(n67)
+            else:
+                w_uvarint(out, n67)
+            for item68 in item66.partitions:
+                out += _S2.pack(item68.partition_index, item68.partition_size, item68.offset_lag, item68.is_future_key)
+                if item68.unknown_tagged_fields:
+                    w_tagged(out, (), item68.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item66.unknown_tagged_fields:
+                w_tagged(out, (), item66.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item64.unknown_tagged_fields:
+            w_tagged(out, (), item64.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -276,29 +501,140 @@ def _enc_DescribeLogDirsResponse_v3(self, out, parts):
 
 
 def _dec_DescribeLogDirsResponse_v3(buf, pos):
-    self = new(DescribeLogDirsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj69 = new(DescribeLogDirsResponse)
+    (obj69.throttle_time_ms, obj69.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n23, pos = r_calen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_DescribeLogDirsResult_v2(buf, pos)
-        items24.append(item25)
-    self.results = items24
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
+    n70 = buf[pos]
+    if n70 > 127:
+        n70, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n70 -= 1
+    if n70 < 0 or n70 > limit - pos:
+        raise bad_length('array', pos, n70, buf)
+    items71 = []
+    for _ in range(n70):
+        obj73 = new(DescribeLogDirsResult)
+        (obj73.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n74 = buf[pos]
+        if n74 > 127:
+            n74, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n74 -= 1
+        end75 = pos + n74
+        if n74 < 0 or end75 > limit:
+            raise bad_length('string', pos, n74, buf)
+        obj73.log_dir = str(buf[pos:end75], 'utf-8')
+        pos = end75
+        n76 = buf[pos]
+        if n76 > 127:
+            n76, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n76 -= 1
+        if n76 < 0 or n76 > limit - pos:
+            raise bad_length('array', pos, n76, buf)
+        items77 = []
+        for _ in range(n76):
+            obj79 = new(DescribeLogDirsTopic)
+            n80 = buf[pos]
+            if n80 > 127:
+                n80, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n80 -= 1
+            end81 = pos + n80
+            if n80 < 0 or end81 > limit:
+                raise bad_length('string', pos, n80, buf)
+            obj79.name = str(buf[pos:end81], 'utf-8')
+            pos = end81
+            n82 = buf[pos]
+            if n82 > 127:
+                n82, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n82 -= 1
+            if n82 < 0 or n82 > limit - pos:
+                raise bad_length('array', pos, n82, buf)
+            items83 = []
+            for _ in range(n82):
+                obj85 = new(DescribeLogDirsPartition)
+                (obj85.partition_index, obj85.partition_size, obj85.offset_lag, obj85.is_future_key,) = _S2.unpack_from(buf, pos)
+                pos += 21
+                if buf[pos] == 0:
+                    pos += 1
+                    obj85.unknown_tagged_fields = []
+                else:
+                    obj85.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items83.append(obj85)
+            obj79.partitions = items83
+            if buf[pos] == 0:
+                pos += 1
+                obj79.unknown_tagged_fields = []
+            else:
+                obj79.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items77.append(obj79)
+        obj73.topics = items77
+        obj73.total_bytes = -1
+        obj73.usable_bytes = -1
+        obj73.is_cordoned = False
+        if buf[pos] == 0:
+            pos += 1
+            obj73.unknown_tagged_fields = []
+        else:
+            obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items71.append(obj73)
+    obj69.results = items71
+    if buf[pos] == 0:
+        pos += 1
+        obj69.unknown_tagged_fields = []
+    else:
+        obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj69
     return self, pos
 
 
 # DescribeLogDirsResponse v4
 def _enc_DescribeLogDirsResponse_v4(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.results)
-    for item27 in self.results:
-        _enc_DescribeLogDirsResult_v4(item27, out, parts)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    n86 = len(self.results) + 1
+    if n86 < 128:
+        out.append(n86)
+    else:
+        w_uvarint(out, n86)
+    for item87 in self.results:
+        out += _S1.pack(item87.error_code)
+        w_cstr(out, item87.log_dir)
+        n88 = len(item87.topics) + 1
+        if n88 < 128:
+            out.append(n88)
+        else:
+            w_uvarint(out, n88)
+        for item89 in item87.topics:
+            w_cstr(out, item89.name)
+            n90 = len(item89.partitions) + 1
+            if n90 < 128:
+                out.append(n90)
+            else:
+                w_uvarint(out, n90)
+            for item91 in item89.partitions:
+                out += _S2.pack(item91.partition_index, item91.partition_size, item91.offset_lag, item91.is_future_key)
+                if item91.unknown_tagged_fields:
+                    w_tagged(out, (), item91.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item89.unknown_tagged_fields:
+                w_tagged(out, (), item89.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S4.pack(item87.total_bytes, item87.usable_bytes)
+        if item87.unknown_tagged_fields:
+            w_tagged(out, (), item87.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -306,29 +642,140 @@ def _enc_DescribeLogDirsResponse_v4(self, out, parts):
 
 
 def _dec_DescribeLogDirsResponse_v4(buf, pos):
-    self = new(DescribeLogDirsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj92 = new(DescribeLogDirsResponse)
+    (obj92.throttle_time_ms, obj92.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n28, pos = r_calen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_DescribeLogDirsResult_v4(buf, pos)
-        items29.append(item30)
-    self.results = items29
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+    n93 = buf[pos]
+    if n93 > 127:
+        n93, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n93 -= 1
+    if n93 < 0 or n93 > limit - pos:
+        raise bad_length('array', pos, n93, buf)
+    items94 = []
+    for _ in range(n93):
+        obj96 = new(DescribeLogDirsResult)
+        (obj96.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n97 = buf[pos]
+        if n97 > 127:
+            n97, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n97 -= 1
+        end98 = pos + n97
+        if n97 < 0 or end98 > limit:
+            raise bad_length('string', pos, n97, buf)
+        obj96.log_dir = str(buf[pos:end98], 'utf-8')
+        pos = end98
+        n99 = buf[pos]
+        if n99 > 127:
+            n99, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n99 -= 1
+        if n99 < 0 or n99 > limit - pos:
+            raise bad_length('array', pos, n99, buf)
+        items100 = []
+        for _ in range(n99):
+            obj102 = new(DescribeLogDirsTopic)
+            n103 = buf[pos]
+            if n103 > 127:
+                n103, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n103 -= 1
+            end104 = pos + n103
+            if n103 < 0 or end104 > limit:
+                raise bad_length('string', pos, n103, buf)
+            obj102.name = str(buf[pos:end104], 'utf-8')
+            pos = end104
+            n105 = buf[pos]
+            if n105 > 127:
+                n105, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n105 -= 1
+            if n105 < 0 or n105 > limit - pos:
+                raise bad_length('array', pos, n105, buf)
+            items106 = []
+            for _ in range(n105):
+                obj108 = new(DescribeLogDirsPartition)
+                (obj108.partition_index, obj108.partition_size, obj108.offset_lag, obj108.is_future_key,) = _S2.unpack_from(buf, pos)
+                pos += 21
+                if buf[pos] == 0:
+                    pos += 1
+                    obj108.unknown_tagged_fields = []
+                else:
+                    obj108.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items106.append(obj108)
+            obj102.partitions = items106
+            if buf[pos] == 0:
+                pos += 1
+                obj102.unknown_tagged_fields = []
+            else:
+                obj102.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items100.append(obj102)
+        obj96.topics = items100
+        (obj96.total_bytes, obj96.usable_bytes,) = _S4.unpack_from(buf, pos)
+        pos += 16
+        obj96.is_cordoned = False
+        if buf[pos] == 0:
+            pos += 1
+            obj96.unknown_tagged_fields = []
+        else:
+            obj96.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items94.append(obj96)
+    obj92.results = items94
+    if buf[pos] == 0:
+        pos += 1
+        obj92.unknown_tagged_fields = []
+    else:
+        obj92.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj92
     return self, pos
 
 
 # DescribeLogDirsResponse v5
 def _enc_DescribeLogDirsResponse_v5(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.results)
-    for item32 in self.results:
-        _enc_DescribeLogDirsResult_v5(item32, out, parts)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    n109 = len(self.results) + 1
+    if n109 < 128:
+        out.append(n109)
+    else:
+        w_uvarint(out, n109)
+    for item110 in self.results:
+        out += _S1.pack(item110.error_code)
+        w_cstr(out, item110.log_dir)
+        n111 = len(item110.topics) + 1
+        if n111 < 128:
+            out.append(n111)
+        else:
+            w_uvarint(out, n111)
+        for item112 in item110.topics:
+            w_cstr(out, item112.name)
+            n113 = len(item112.partitions) + 1
+            if n113 < 128:
+                out.append(n113)
+            else:
+                w_uvarint(out, n113)
+            for item114 in item112.partitions:
+                out += _S2.pack(item114.partition_index, item114.partition_size, item114.offset_lag, item114.is_future_key)
+                if item114.unknown_tagged_fields:
+                    w_tagged(out, (), item114.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item112.unknown_tagged_fields:
+                w_tagged(out, (), item112.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S5.pack(item110.total_bytes, item110.usable_bytes, item110.is_cordoned)
+        if item110.unknown_tagged_fields:
+            w_tagged(out, (), item110.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -336,243 +783,98 @@ def _enc_DescribeLogDirsResponse_v5(self, out, parts):
 
 
 def _dec_DescribeLogDirsResponse_v5(buf, pos):
-    self = new(DescribeLogDirsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj115 = new(DescribeLogDirsResponse)
+    (obj115.throttle_time_ms, obj115.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n33, pos = r_calen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_DescribeLogDirsResult_v5(buf, pos)
-        items34.append(item35)
-    self.results = items34
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeLogDirsResult v0-1
-def _enc_DescribeLogDirsResult_v0(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_str(out, self.log_dir)
-    w_alen(out, self.topics)
-    for item37 in self.topics:
-        _enc_DescribeLogDirsTopic_v0(item37, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeLogDirsResult', '0-1')
-
-
-def _dec_DescribeLogDirsResult_v0(buf, pos):
-    self = new(DescribeLogDirsResult)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.log_dir, pos = r_str(buf, pos)
-    n38, pos = r_alen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_DescribeLogDirsTopic_v0(buf, pos)
-        items39.append(item40)
-    self.topics = items39
-    self.total_bytes = -1
-    self.usable_bytes = -1
-    self.is_cordoned = False
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeLogDirsResult v2-3
-def _enc_DescribeLogDirsResult_v2(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cstr(out, self.log_dir)
-    w_calen(out, self.topics)
-    for item41 in self.topics:
-        _enc_DescribeLogDirsTopic_v2(item41, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n116 = buf[pos]
+    if n116 > 127:
+        n116, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeLogDirsResult_v2(buf, pos):
-    self = new(DescribeLogDirsResult)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.log_dir, pos = r_cstr(buf, pos)
-    n42, pos = r_calen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_DescribeLogDirsTopic_v2(buf, pos)
-        items43.append(item44)
-    self.topics = items43
-    self.total_bytes = -1
-    self.usable_bytes = -1
-    self.is_cordoned = False
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeLogDirsResult v4
-def _enc_DescribeLogDirsResult_v4(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cstr(out, self.log_dir)
-    w_calen(out, self.topics)
-    for item46 in self.topics:
-        _enc_DescribeLogDirsTopic_v2(item46, out, parts)
-    out += _S3.pack(self.total_bytes, self.usable_bytes)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n116 -= 1
+    if n116 < 0 or n116 > limit - pos:
+        raise bad_length('array', pos, n116, buf)
+    items117 = []
+    for _ in range(n116):
+        obj119 = new(DescribeLogDirsResult)
+        (obj119.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n120 = buf[pos]
+        if n120 > 127:
+            n120, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n120 -= 1
+        end121 = pos + n120
+        if n120 < 0 or end121 > limit:
+            raise bad_length('string', pos, n120, buf)
+        obj119.log_dir = str(buf[pos:end121], 'utf-8')
+        pos = end121
+        n122 = buf[pos]
+        if n122 > 127:
+            n122, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n122 -= 1
+        if n122 < 0 or n122 > limit - pos:
+            raise bad_length('array', pos, n122, buf)
+        items123 = []
+        for _ in range(n122):
+            obj125 = new(DescribeLogDirsTopic)
+            n126 = buf[pos]
+            if n126 > 127:
+                n126, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n126 -= 1
+            end127 = pos + n126
+            if n126 < 0 or end127 > limit:
+                raise bad_length('string', pos, n126, buf)
+            obj125.name = str(buf[pos:end127], 'utf-8')
+            pos = end127
+            n128 = buf[pos]
+            if n128 > 127:
+                n128, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n128 -= 1
+            if n128 < 0 or n128 > limit - pos:
+                raise bad_length('array', pos, n128, buf)
+            items129 = []
+            for _ in range(n128):
+                obj131 = new(DescribeLogDirsPartition)
+                (obj131.partition_index, obj131.partition_size, obj131.offset_lag, obj131.is_future_key,) = _S2.unpack_from(buf, pos)
+                pos += 21
+                if buf[pos] == 0:
+                    pos += 1
+                    obj131.unknown_tagged_fields = []
+                else:
+                    obj131.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items129.append(obj131)
+            obj125.partitions = items129
+            if buf[pos] == 0:
+                pos += 1
+                obj125.unknown_tagged_fields = []
+            else:
+                obj125.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items123.append(obj125)
+        obj119.topics = items123
+        (obj119.total_bytes, obj119.usable_bytes, obj119.is_cordoned,) = _S5.unpack_from(buf, pos)
+        pos += 17
+        if buf[pos] == 0:
+            pos += 1
+            obj119.unknown_tagged_fields = []
+        else:
+            obj119.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items117.append(obj119)
+    obj115.results = items117
+    if buf[pos] == 0:
+        pos += 1
+        obj115.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribeLogDirsResult_v4(buf, pos):
-    self = new(DescribeLogDirsResult)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.log_dir, pos = r_cstr(buf, pos)
-    n47, pos = r_calen(buf, pos)
-    items48 = []
-    for _ in range(n47):
-        item49, pos = _dec_DescribeLogDirsTopic_v2(buf, pos)
-        items48.append(item49)
-    self.topics = items48
-    (self.total_bytes, self.usable_bytes,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    self.is_cordoned = False
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeLogDirsResult v5
-def _enc_DescribeLogDirsResult_v5(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cstr(out, self.log_dir)
-    w_calen(out, self.topics)
-    for item51 in self.topics:
-        _enc_DescribeLogDirsTopic_v2(item51, out, parts)
-    out += _S4.pack(self.total_bytes, self.usable_bytes, self.is_cordoned)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeLogDirsResult_v5(buf, pos):
-    self = new(DescribeLogDirsResult)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.log_dir, pos = r_cstr(buf, pos)
-    n52, pos = r_calen(buf, pos)
-    items53 = []
-    for _ in range(n52):
-        item54, pos = _dec_DescribeLogDirsTopic_v2(buf, pos)
-        items53.append(item54)
-    self.topics = items53
-    (self.total_bytes, self.usable_bytes, self.is_cordoned,) = _S4.unpack_from(buf, pos)
-    pos += 17
-    count55, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count55:
-        pos = r_tagged_unknown(buf, pos, count55, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeLogDirsTopic v0-1
-def _enc_DescribeLogDirsTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item56 in self.partitions:
-        _enc_DescribeLogDirsPartition_v0(item56, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeLogDirsTopic', '0-1')
-
-
-def _dec_DescribeLogDirsTopic_v0(buf, pos):
-    self = new(DescribeLogDirsTopic)
-    self.name, pos = r_str(buf, pos)
-    n57, pos = r_alen(buf, pos)
-    items58 = []
-    for _ in range(n57):
-        item59, pos = _dec_DescribeLogDirsPartition_v0(buf, pos)
-        items58.append(item59)
-    self.partitions = items58
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeLogDirsTopic v2-5
-def _enc_DescribeLogDirsTopic_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item60 in self.partitions:
-        _enc_DescribeLogDirsPartition_v2(item60, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeLogDirsTopic_v2(buf, pos):
-    self = new(DescribeLogDirsTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n61, pos = r_calen(buf, pos)
-    items62 = []
-    for _ in range(n61):
-        item63, pos = _dec_DescribeLogDirsPartition_v2(buf, pos)
-        items62.append(item63)
-    self.partitions = items62
-    count64, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count64:
-        pos = r_tagged_unknown(buf, pos, count64, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeLogDirsPartition v0-1
-def _enc_DescribeLogDirsPartition_v0(self, out, parts):
-    out += _S5.pack(self.partition_index, self.partition_size, self.offset_lag, self.is_future_key)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('DescribeLogDirsPartition', '0-1')
-
-
-def _dec_DescribeLogDirsPartition_v0(buf, pos):
-    self = new(DescribeLogDirsPartition)
-    (self.partition_index, self.partition_size, self.offset_lag, self.is_future_key,) = _S5.unpack_from(buf, pos)
-    pos += 21
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# DescribeLogDirsPartition v2-5
-def _enc_DescribeLogDirsPartition_v2(self, out, parts):
-    out += _S5.pack(self.partition_index, self.partition_size, self.offset_lag, self.is_future_key)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeLogDirsPartition_v2(buf, pos):
-    self = new(DescribeLogDirsPartition)
-    (self.partition_index, self.partition_size, self.offset_lag, self.is_future_key,) = _S5.unpack_from(buf, pos)
-    pos += 21
-    count65, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count65:
-        pos = r_tagged_unknown(buf, pos, count65, unknown)
-    self.unknown_tagged_fields = unknown
+        obj115.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj115
     return self, pos
 
 

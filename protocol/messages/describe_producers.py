@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -107,9 +107,23 @@ class ProducerState(Struct):
 
 # DescribeProducersRequest v0
 def _enc_DescribeProducersRequest_v0(self, out, parts):
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_TopicRequest_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.name)
+        n3 = len(item2.partition_indexes) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        w_fixed_array(out, item2.partition_indexes, 'i')
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -117,51 +131,92 @@ def _enc_DescribeProducersRequest_v0(self, out, parts):
 
 
 def _dec_DescribeProducersRequest_v0(buf, pos):
-    self = new(DescribeProducersRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicRequest_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicRequest v0
-def _enc_TopicRequest_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj4 = new(DescribeProducersRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicRequest_v0(buf, pos):
-    self = new(TopicRequest)
-    self.name, pos = r_cstr(buf, pos)
-    n6, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n6, 'i', 4)
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n5 -= 1
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(TopicRequest)
+        n9 = buf[pos]
+        if n9 > 127:
+            n9, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n9 -= 1
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj8.name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        obj8.partition_indexes, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj8.unknown_tagged_fields = []
+        else:
+            obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items6.append(obj8)
+    obj4.topics = items6
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # DescribeProducersResponse v0
 def _enc_DescribeProducersResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item8 in self.topics:
-        _enc_TopicResponse_v0(item8, out, parts)
+    n12 = len(self.topics) + 1
+    if n12 < 128:
+        out.append(n12)
+    else:
+        w_uvarint(out, n12)
+    for item13 in self.topics:
+        w_cstr(out, item13.name)
+        n14 = len(item13.partitions) + 1
+        if n14 < 128:
+            out.append(n14)
+        else:
+            w_uvarint(out, n14)
+        for item15 in item13.partitions:
+            out += _S1.pack(item15.partition_index, item15.error_code)
+            w_cnstr(out, item15.error_message)
+            n16 = len(item15.active_producers) + 1
+            if n16 < 128:
+                out.append(n16)
+            else:
+                w_uvarint(out, n16)
+            for item17 in item15.active_producers:
+                out += _S2.pack(item17.producer_id, item17.producer_epoch, item17.last_sequence, item17.last_timestamp, item17.coordinator_epoch, item17.current_txn_start_offset)
+                if item17.unknown_tagged_fields:
+                    w_tagged(out, (), item17.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item15.unknown_tagged_fields:
+                w_tagged(out, (), item15.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item13.unknown_tagged_fields:
+            w_tagged(out, (), item13.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -169,102 +224,99 @@ def _enc_DescribeProducersResponse_v0(self, out, parts):
 
 
 def _dec_DescribeProducersResponse_v0(buf, pos):
-    self = new(DescribeProducersResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(DescribeProducersResponse)
+    (obj18.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n9, pos = r_calen(buf, pos)
-    items10 = []
-    for _ in range(n9):
-        item11, pos = _dec_TopicResponse_v0(buf, pos)
-        items10.append(item11)
-    self.topics = items10
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicResponse v0
-def _enc_TopicResponse_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item13 in self.partitions:
-        _enc_PartitionResponse_v0(item13, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicResponse_v0(buf, pos):
-    self = new(TopicResponse)
-    self.name, pos = r_cstr(buf, pos)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_PartitionResponse_v0(buf, pos)
-        items15.append(item16)
-    self.partitions = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionResponse v0
-def _enc_PartitionResponse_v0(self, out, parts):
-    out += _S1.pack(self.partition_index, self.error_code)
-    w_cnstr(out, self.error_message)
-    w_calen(out, self.active_producers)
-    for item18 in self.active_producers:
-        _enc_ProducerState_v0(item18, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_PartitionResponse_v0(buf, pos):
-    self = new(PartitionResponse)
-    (self.partition_index, self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n19, pos = r_calen(buf, pos)
+        pos += 1
+    n19 -= 1
+    if n19 < 0 or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
     items20 = []
     for _ in range(n19):
-        item21, pos = _dec_ProducerState_v0(buf, pos)
-        items20.append(item21)
-    self.active_producers = items20
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ProducerState v0
-def _enc_ProducerState_v0(self, out, parts):
-    out += _S2.pack(self.producer_id, self.producer_epoch, self.last_sequence, self.last_timestamp, self.coordinator_epoch, self.current_txn_start_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj22 = new(TopicResponse)
+        n23 = buf[pos]
+        if n23 > 127:
+            n23, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n23 -= 1
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            raise bad_length('string', pos, n23, buf)
+        obj22.name = str(buf[pos:end24], 'utf-8')
+        pos = end24
+        n25 = buf[pos]
+        if n25 > 127:
+            n25, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n25 -= 1
+        if n25 < 0 or n25 > limit - pos:
+            raise bad_length('array', pos, n25, buf)
+        items26 = []
+        for _ in range(n25):
+            obj28 = new(PartitionResponse)
+            (obj28.partition_index, obj28.error_code,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            n29 = buf[pos]
+            if n29 > 127:
+                n29, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n29 -= 1
+            end30 = pos + n29
+            if n29 < 0 or end30 > limit:
+                if n29 != -1:
+                    raise bad_length('string', pos, n29, buf)
+                obj28.error_message = None
+            else:
+                obj28.error_message = str(buf[pos:end30], 'utf-8')
+                pos = end30
+            n31 = buf[pos]
+            if n31 > 127:
+                n31, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n31 -= 1
+            if n31 < 0 or n31 > limit - pos:
+                raise bad_length('array', pos, n31, buf)
+            items32 = []
+            for _ in range(n31):
+                obj34 = new(ProducerState)
+                (obj34.producer_id, obj34.producer_epoch, obj34.last_sequence, obj34.last_timestamp, obj34.coordinator_epoch, obj34.current_txn_start_offset,) = _S2.unpack_from(buf, pos)
+                pos += 36
+                if buf[pos] == 0:
+                    pos += 1
+                    obj34.unknown_tagged_fields = []
+                else:
+                    obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items32.append(obj34)
+            obj28.active_producers = items32
+            if buf[pos] == 0:
+                pos += 1
+                obj28.unknown_tagged_fields = []
+            else:
+                obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items26.append(obj28)
+        obj22.partitions = items26
+        if buf[pos] == 0:
+            pos += 1
+            obj22.unknown_tagged_fields = []
+        else:
+            obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items20.append(obj22)
+    obj18.topics = items20
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ProducerState_v0(buf, pos):
-    self = new(ProducerState)
-    (self.producer_id, self.producer_epoch, self.last_sequence, self.last_timestamp, self.coordinator_epoch, self.current_txn_start_offset,) = _S2.unpack_from(buf, pos)
-    pos += 36
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 

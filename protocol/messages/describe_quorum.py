@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -18,12 +18,12 @@ __all__ = ['DescribeQuorumRequest', 'DescribeQuorumRequestPartitionData', 'Descr
 _S0 = _Struct('>i')
 _S1 = _Struct('>h')
 _S2 = _Struct('>ihiiq')
-_S3 = _Struct('>ih')
-_S4 = _Struct('>iiq')
-_S5 = _Struct('>H')
-_S6 = _Struct('>iq')
-_S7 = _Struct('>iqqq')
-_S8 = _Struct('>i16sqqq')
+_S3 = _Struct('>iq')
+_S4 = _Struct('>iqqq')
+_S5 = _Struct('>ih')
+_S6 = _Struct('>iiq')
+_S7 = _Struct('>i16sqqq')
+_S8 = _Struct('>H')
 
 
 class DescribeQuorumRequest(Message):
@@ -155,9 +155,28 @@ class ReplicaState(Struct):
 
 # DescribeQuorumRequest v0-2
 def _enc_DescribeQuorumRequest_v0(self, out, parts):
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_DescribeQuorumRequestTopicData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.topic_name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S0.pack(item4.partition_index)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -165,79 +184,119 @@ def _enc_DescribeQuorumRequest_v0(self, out, parts):
 
 
 def _dec_DescribeQuorumRequest_v0(buf, pos):
-    self = new(DescribeQuorumRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_DescribeQuorumRequestTopicData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumRequestTopicData v0-2
-def _enc_DescribeQuorumRequestTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item6 in self.partitions:
-        _enc_DescribeQuorumRequestPartitionData_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj5 = new(DescribeQuorumRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumRequestTopicData_v0(buf, pos):
-    self = new(DescribeQuorumRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_DescribeQuorumRequestPartitionData_v0(buf, pos)
-        items8.append(item9)
-    self.partitions = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumRequestPartitionData v0-2
-def _enc_DescribeQuorumRequestPartitionData_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n6 -= 1
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(DescribeQuorumRequestTopicData)
+        n10 = buf[pos]
+        if n10 > 127:
+            n10, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n10 -= 1
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(DescribeQuorumRequestPartitionData)
+            (obj15.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                pos += 1
+                obj15.unknown_tagged_fields = []
+            else:
+                obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items13.append(obj15)
+        obj9.partitions = items13
+        if buf[pos] == 0:
+            pos += 1
+            obj9.unknown_tagged_fields = []
+        else:
+            obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items7.append(obj9)
+    obj5.topics = items7
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumRequestPartitionData_v0(buf, pos):
-    self = new(DescribeQuorumRequestPartitionData)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # DescribeQuorumResponse v0
 def _enc_DescribeQuorumResponse_v0(self, out, parts):
-    if (self.nodes is None or len(self.nodes) != 0):
+    if not ((self.nodes is not None and len(self.nodes) == 0)):
         raise cannot_carry('DescribeQuorumResponse', 'nodes', '0')
     out += _S1.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item12 in self.topics:
-        _enc_DescribeQuorumResponseTopicData_v0(item12, out, parts)
+    n16 = len(self.topics) + 1
+    if n16 < 128:
+        out.append(n16)
+    else:
+        w_uvarint(out, n16)
+    for item17 in self.topics:
+        w_cstr(out, item17.topic_name)
+        n18 = len(item17.partitions) + 1
+        if n18 < 128:
+            out.append(n18)
+        else:
+            w_uvarint(out, n18)
+        for item19 in item17.partitions:
+            out += _S2.pack(item19.partition_index, item19.error_code, item19.leader_id, item19.leader_epoch, item19.high_watermark)
+            n20 = len(item19.current_voters) + 1
+            if n20 < 128:
+                out.append(n20)
+            else:
+                w_uvarint(out, n20)
+            for item21 in item19.current_voters:
+                if not (item21.replica_directory_id == ZERO_UUID):
+                    raise cannot_carry('ReplicaState', 'replica_directory_id', '0')
+                out += _S3.pack(item21.replica_id, item21.log_end_offset)
+                if item21.unknown_tagged_fields:
+                    w_tagged(out, (), item21.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            n22 = len(item19.observers) + 1
+            if n22 < 128:
+                out.append(n22)
+            else:
+                w_uvarint(out, n22)
+            for item23 in item19.observers:
+                if not (item23.replica_directory_id == ZERO_UUID):
+                    raise cannot_carry('ReplicaState', 'replica_directory_id', '0')
+                out += _S3.pack(item23.replica_id, item23.log_end_offset)
+                if item23.unknown_tagged_fields:
+                    w_tagged(out, (), item23.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item19.unknown_tagged_fields:
+                w_tagged(out, (), item19.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item17.unknown_tagged_fields:
+            w_tagged(out, (), item17.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -245,33 +304,170 @@ def _enc_DescribeQuorumResponse_v0(self, out, parts):
 
 
 def _dec_DescribeQuorumResponse_v0(buf, pos):
-    self = new(DescribeQuorumResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(DescribeQuorumResponse)
+    (obj24.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = _dec_DescribeQuorumResponseTopicData_v0(buf, pos)
-        items14.append(item15)
-    self.topics = items14
-    self.error_message = ''
-    self.nodes = []
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n25 -= 1
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(DescribeQuorumResponseTopicData)
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        if n31 < 0 or n31 > limit - pos:
+            raise bad_length('array', pos, n31, buf)
+        items32 = []
+        for _ in range(n31):
+            obj34 = new(DescribeQuorumResponsePartitionData)
+            (obj34.partition_index, obj34.error_code, obj34.leader_id, obj34.leader_epoch, obj34.high_watermark,) = _S2.unpack_from(buf, pos)
+            pos += 22
+            n35 = buf[pos]
+            if n35 > 127:
+                n35, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n35 -= 1
+            if n35 < 0 or n35 > limit - pos:
+                raise bad_length('array', pos, n35, buf)
+            items36 = []
+            for _ in range(n35):
+                obj38 = new(ReplicaState)
+                (obj38.replica_id, obj38.log_end_offset,) = _S3.unpack_from(buf, pos)
+                pos += 12
+                obj38.replica_directory_id = ZERO_UUID
+                obj38.last_fetch_timestamp = -1
+                obj38.last_caught_up_timestamp = -1
+                if buf[pos] == 0:
+                    pos += 1
+                    obj38.unknown_tagged_fields = []
+                else:
+                    obj38.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items36.append(obj38)
+            obj34.current_voters = items36
+            n39 = buf[pos]
+            if n39 > 127:
+                n39, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n39 -= 1
+            if n39 < 0 or n39 > limit - pos:
+                raise bad_length('array', pos, n39, buf)
+            items40 = []
+            for _ in range(n39):
+                obj42 = new(ReplicaState)
+                (obj42.replica_id, obj42.log_end_offset,) = _S3.unpack_from(buf, pos)
+                pos += 12
+                obj42.replica_directory_id = ZERO_UUID
+                obj42.last_fetch_timestamp = -1
+                obj42.last_caught_up_timestamp = -1
+                if buf[pos] == 0:
+                    pos += 1
+                    obj42.unknown_tagged_fields = []
+                else:
+                    obj42.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items40.append(obj42)
+            obj34.observers = items40
+            obj34.error_message = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj34.unknown_tagged_fields = []
+            else:
+                obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items32.append(obj34)
+        obj28.partitions = items32
+        if buf[pos] == 0:
+            pos += 1
+            obj28.unknown_tagged_fields = []
+        else:
+            obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items26.append(obj28)
+    obj24.topics = items26
+    obj24.error_message = ''
+    obj24.nodes = []
+    if buf[pos] == 0:
+        pos += 1
+        obj24.unknown_tagged_fields = []
+    else:
+        obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj24
     return self, pos
 
 
 # DescribeQuorumResponse v1
 def _enc_DescribeQuorumResponse_v1(self, out, parts):
-    if (self.nodes is None or len(self.nodes) != 0):
+    if not ((self.nodes is not None and len(self.nodes) == 0)):
         raise cannot_carry('DescribeQuorumResponse', 'nodes', '1')
     out += _S1.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item17 in self.topics:
-        _enc_DescribeQuorumResponseTopicData_v1(item17, out, parts)
+    n43 = len(self.topics) + 1
+    if n43 < 128:
+        out.append(n43)
+    else:
+        w_uvarint(out, n43)
+    for item44 in self.topics:
+        w_cstr(out, item44.topic_name)
+        n45 = len(item44.partitions) + 1
+        if n45 < 128:
+            out.append(n45)
+        else:
+            w_uvarint(out, n45)
+        for item46 in item44.partitions:
+            out += _S2.pack(item46.partition_index, item46.error_code, item46.leader_id, item46.leader_epoch, item46.high_watermark)
+            n47 = len(item46.current_voters) + 1
+            if n47 < 128:
+                out.append(n47)
+            else:
+                w_uvarint(out, n47)
+            for item48 in item46.current_voters:
+                if not (item48.replica_directory_id == ZERO_UUID):
+                    raise cannot_carry('ReplicaState', 'replica_directory_id', '1')
+                out += _S4.pack(item48.replica_id, item48.log_end_offset, item48.last_fetch_timestamp, item48.last_caught_up_timestamp)
+                if item48.unknown_tagged_fields:
+                    w_tagged(out, (), item48.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            n49 = len(item46.observers) + 1
+            if n49 < 128:
+                out.append(n49)
+            else:
+                w_uvarint(out, n49)
+            for item50 in item46.observers:
+                if not (item50.replica_directory_id == ZERO_UUID):
+                    raise cannot_carry('ReplicaState', 'replica_directory_id', '1')
+                out += _S4.pack(item50.replica_id, item50.log_end_offset, item50.last_fetch_timestamp, item50.last_caught_up_timestamp)
+                if item50.unknown_tagged_fields:
+                    w_tagged(out, (), item50.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item46.unknown_tagged_fields:
+                w_tagged(out, (), item46.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item44.unknown_tagged_fields:
+            w_tagged(out, (), item44.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -279,22 +475,110 @@ def _enc_DescribeQuorumResponse_v1(self, out, parts):
 
 
 def _dec_DescribeQuorumResponse_v1(buf, pos):
-    self = new(DescribeQuorumResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj51 = new(DescribeQuorumResponse)
+    (obj51.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n18, pos = r_calen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_DescribeQuorumResponseTopicData_v1(buf, pos)
-        items19.append(item20)
-    self.topics = items19
-    self.error_message = ''
-    self.nodes = []
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n52 -= 1
+    if n52 < 0 or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    items53 = []
+    for _ in range(n52):
+        obj55 = new(DescribeQuorumResponseTopicData)
+        n56 = buf[pos]
+        if n56 > 127:
+            n56, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n56 -= 1
+        end57 = pos + n56
+        if n56 < 0 or end57 > limit:
+            raise bad_length('string', pos, n56, buf)
+        obj55.topic_name = str(buf[pos:end57], 'utf-8')
+        pos = end57
+        n58 = buf[pos]
+        if n58 > 127:
+            n58, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n58 -= 1
+        if n58 < 0 or n58 > limit - pos:
+            raise bad_length('array', pos, n58, buf)
+        items59 = []
+        for _ in range(n58):
+            obj61 = new(DescribeQuorumResponsePartitionData)
+            (obj61.partition_index, obj61.error_code, obj61.leader_id, obj61.leader_epoch, obj61.high_watermark,) = _S2.unpack_from(buf, pos)
+            pos += 22
+            n62 = buf[pos]
+            if n62 > 127:
+                n62, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n62 -= 1
+            if n62 < 0 or n62 > limit - pos:
+                raise bad_length('array', pos, n62, buf)
+            items63 = []
+            for _ in range(n62):
+                obj65 = new(ReplicaState)
+                (obj65.replica_id, obj65.log_end_offset, obj65.last_fetch_timestamp, obj65.last_caught_up_timestamp,) = _S4.unpack_from(buf, pos)
+                pos += 28
+                obj65.replica_directory_id = ZERO_UUID
+                if buf[pos] == 0:
+                    pos += 1
+                    obj65.unknown_tagged_fields = []
+                else:
+                    obj65.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items63.append(obj65)
+            obj61.current_voters = items63
+            n66 = buf[pos]
+            if n66 > 127:
+                n66, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n66 -= 1
+            if n66 < 0 or n66 > limit - pos:
+                raise bad_length('array', pos, n66, buf)
+            items67 = []
+            for _ in range(n66):
+                obj69 = new(ReplicaState)
+                (obj69.replica_id, obj69.log_end_offset, obj69.last_fetch_timestamp, obj69.last_caught_up_timestamp,) = _S4.unpack_from(buf, pos)
+                pos += 28
+                obj69.replica_directory_id = ZERO_UUID
+                if buf[pos] == 0:
+                    pos += 1
+                    obj69.unknown_tagged_fields = []
+                else:
+                    obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items67.append(obj69)
+            obj61.observers = items67
+            obj61.error_message = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj61.unknown_tagged_fields = []
+            else:
+                obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items59.append(obj61)
+        obj55.partitions = items59
+        if buf[pos] == 0:
+            pos += 1
+            obj55.unknown_tagged_fields = []
+        else:
+            obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items53.append(obj55)
+    obj51.topics = items53
+    obj51.error_message = ''
+    obj51.nodes = []
+    if buf[pos] == 0:
+        pos += 1
+        obj51.unknown_tagged_fields = []
+    else:
+        obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj51
     return self, pos
 
 
@@ -302,12 +586,76 @@ def _dec_DescribeQuorumResponse_v1(buf, pos):
 def _enc_DescribeQuorumResponse_v2(self, out, parts):
     out += _S1.pack(self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.topics)
-    for item22 in self.topics:
-        _enc_DescribeQuorumResponseTopicData_v2(item22, out, parts)
-    w_calen(out, self.nodes)
-    for item23 in self.nodes:
-        _enc_Node_v2(item23, out, parts)
+    n70 = len(self.topics) + 1
+    if n70 < 128:
+        out.append(n70)
+    else:
+        w_uvarint(out, n70)
+    for item71 in self.topics:
+        w_cstr(out, item71.topic_name)
+        n72 = len(item71.partitions) + 1
+        if n72 < 128:
+            out.append(n72)
+        else:
+            w_uvarint(out, n72)
+        for item73 in item71.partitions:
+            out += _S5.pack(item73.partition_index, item73.error_code)
+            w_cnstr(out, item73.error_message)
+            out += _S6.pack(item73.leader_id, item73.leader_epoch, item73.high_watermark)
+            n74 = len(item73.current_voters) + 1
+            if n74 < 128:
+                out.append(n74)
+            else:
+                w_uvarint(out, n74)
+            for item75 in item73.current_voters:
+                out += _S7.pack(item75.replica_id, item75.replica_directory_id.bytes, item75.log_end_offset, item75.last_fetch_timestamp, item75.last_caught_up_timestamp)
+                if item75.unknown_tagged_fields:
+                    w_tagged(out, (), item75.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            n76 = len(item73.observers) + 1
+            if n76 < 128:
+                out.append(n76)
+            else:
+                w_uvarint(out, n76)
+            for item77 in item73.observers:
+                out += _S7.pack(item77.replica_id, item77.replica_directory_id.bytes, item77.log_end_offset, item77.last_fetch_timestamp, item77.last_caught_up_timestamp)
+                if item77.unknown_tagged_fields:
+                    w_tagged(out, (), item77.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item73.unknown_tagged_fields:
+                w_tagged(out, (), item73.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item71.unknown_tagged_fields:
+            w_tagged(out, (), item71.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n78 = len(self.nodes) + 1
+    if n78 < 128:
+        out.append(n78)
+    else:
+        w_uvarint(out, n78)
+    for item79 in self.nodes:
+        out += _S0.pack(item79.node_id)
+        n80 = len(item79.listeners) + 1
+        if n80 < 128:
+            out.append(n80)
+        else:
+            w_uvarint(out, n80)
+        for item81 in item79.listeners:
+            w_cstr(out, item81.name)
+            w_cstr(out, item81.host)
+            out += _S8.pack(item81.port)
+            if item81.unknown_tagged_fields:
+                w_tagged(out, (), item81.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item79.unknown_tagged_fields:
+            w_tagged(out, (), item79.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -315,365 +663,199 @@ def _enc_DescribeQuorumResponse_v2(self, out, parts):
 
 
 def _dec_DescribeQuorumResponse_v2(buf, pos):
-    self = new(DescribeQuorumResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj82 = new(DescribeQuorumResponse)
+    (obj82.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_DescribeQuorumResponseTopicData_v2(buf, pos)
-        items25.append(item26)
-    self.topics = items25
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_Node_v2(buf, pos)
-        items28.append(item29)
-    self.nodes = items28
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponseTopicData v0
-def _enc_DescribeQuorumResponseTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item31 in self.partitions:
-        _enc_DescribeQuorumResponsePartitionData_v0(item31, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n83 = buf[pos]
+    if n83 > 127:
+        n83, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponseTopicData_v0(buf, pos):
-    self = new(DescribeQuorumResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n32, pos = r_calen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_DescribeQuorumResponsePartitionData_v0(buf, pos)
-        items33.append(item34)
-    self.partitions = items33
-    count35, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count35:
-        pos = r_tagged_unknown(buf, pos, count35, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponseTopicData v1
-def _enc_DescribeQuorumResponseTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item36 in self.partitions:
-        _enc_DescribeQuorumResponsePartitionData_v1(item36, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n83 -= 1
+    end84 = pos + n83
+    if n83 < 0 or end84 > limit:
+        if n83 != -1:
+            raise bad_length('string', pos, n83, buf)
+        obj82.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponseTopicData_v1(buf, pos):
-    self = new(DescribeQuorumResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n37, pos = r_calen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_DescribeQuorumResponsePartitionData_v1(buf, pos)
-        items38.append(item39)
-    self.partitions = items38
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponseTopicData v2
-def _enc_DescribeQuorumResponseTopicData_v2(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item41 in self.partitions:
-        _enc_DescribeQuorumResponsePartitionData_v2(item41, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj82.error_message = str(buf[pos:end84], 'utf-8')
+        pos = end84
+    n85 = buf[pos]
+    if n85 > 127:
+        n85, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponseTopicData_v2(buf, pos):
-    self = new(DescribeQuorumResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n42, pos = r_calen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_DescribeQuorumResponsePartitionData_v2(buf, pos)
-        items43.append(item44)
-    self.partitions = items43
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Node v2
-def _enc_Node_v2(self, out, parts):
-    out += _S0.pack(self.node_id)
-    w_calen(out, self.listeners)
-    for item46 in self.listeners:
-        _enc_Listener_v2(item46, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n85 -= 1
+    if n85 < 0 or n85 > limit - pos:
+        raise bad_length('array', pos, n85, buf)
+    items86 = []
+    for _ in range(n85):
+        obj88 = new(DescribeQuorumResponseTopicData)
+        n89 = buf[pos]
+        if n89 > 127:
+            n89, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n89 -= 1
+        end90 = pos + n89
+        if n89 < 0 or end90 > limit:
+            raise bad_length('string', pos, n89, buf)
+        obj88.topic_name = str(buf[pos:end90], 'utf-8')
+        pos = end90
+        n91 = buf[pos]
+        if n91 > 127:
+            n91, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n91 -= 1
+        if n91 < 0 or n91 > limit - pos:
+            raise bad_length('array', pos, n91, buf)
+        items92 = []
+        for _ in range(n91):
+            obj94 = new(DescribeQuorumResponsePartitionData)
+            (obj94.partition_index, obj94.error_code,) = _S5.unpack_from(buf, pos)
+            pos += 6
+            n95 = buf[pos]
+            if n95 > 127:
+                n95, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n95 -= 1
+            end96 = pos + n95
+            if n95 < 0 or end96 > limit:
+                if n95 != -1:
+                    raise bad_length('string', pos, n95, buf)
+                obj94.error_message = None
+            else:
+                obj94.error_message = str(buf[pos:end96], 'utf-8')
+                pos = end96
+            (obj94.leader_id, obj94.leader_epoch, obj94.high_watermark,) = _S6.unpack_from(buf, pos)
+            pos += 16
+            n97 = buf[pos]
+            if n97 > 127:
+                n97, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n97 -= 1
+            if n97 < 0 or n97 > limit - pos:
+                raise bad_length('array', pos, n97, buf)
+            items98 = []
+            for _ in range(n97):
+                obj100 = new(ReplicaState)
+                (obj100.replica_id, raw101, obj100.log_end_offset, obj100.last_fetch_timestamp, obj100.last_caught_up_timestamp,) = _S7.unpack_from(buf, pos)
+                pos += 44
+                obj100.replica_directory_id = uuid_from(raw101)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj100.unknown_tagged_fields = []
+                else:
+                    obj100.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items98.append(obj100)
+            obj94.current_voters = items98
+            n102 = buf[pos]
+            if n102 > 127:
+                n102, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n102 -= 1
+            if n102 < 0 or n102 > limit - pos:
+                raise bad_length('array', pos, n102, buf)
+            items103 = []
+            for _ in range(n102):
+                obj105 = new(ReplicaState)
+                (obj105.replica_id, raw106, obj105.log_end_offset, obj105.last_fetch_timestamp, obj105.last_caught_up_timestamp,) = _S7.unpack_from(buf, pos)
+                pos += 44
+                obj105.replica_directory_id = uuid_from(raw106)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj105.unknown_tagged_fields = []
+                else:
+                    obj105.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items103.append(obj105)
+            obj94.observers = items103
+            if buf[pos] == 0:
+                pos += 1
+                obj94.unknown_tagged_fields = []
+            else:
+                obj94.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items92.append(obj94)
+        obj88.partitions = items92
+        if buf[pos] == 0:
+            pos += 1
+            obj88.unknown_tagged_fields = []
+        else:
+            obj88.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items86.append(obj88)
+    obj82.topics = items86
+    n107 = buf[pos]
+    if n107 > 127:
+        n107, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Node_v2(buf, pos):
-    self = new(Node)
-    (self.node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n47, pos = r_calen(buf, pos)
-    items48 = []
-    for _ in range(n47):
-        item49, pos = _dec_Listener_v2(buf, pos)
-        items48.append(item49)
-    self.listeners = items48
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponsePartitionData v0
-def _enc_DescribeQuorumResponsePartitionData_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.high_watermark)
-    w_calen(out, self.current_voters)
-    for item51 in self.current_voters:
-        _enc_ReplicaState_v0(item51, out, parts)
-    w_calen(out, self.observers)
-    for item52 in self.observers:
-        _enc_ReplicaState_v0(item52, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n107 -= 1
+    if n107 < 0 or n107 > limit - pos:
+        raise bad_length('array', pos, n107, buf)
+    items108 = []
+    for _ in range(n107):
+        obj110 = new(Node)
+        (obj110.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n111 = buf[pos]
+        if n111 > 127:
+            n111, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n111 -= 1
+        if n111 < 0 or n111 > limit - pos:
+            raise bad_length('array', pos, n111, buf)
+        items112 = []
+        for _ in range(n111):
+            obj114 = new(Listener)
+            n115 = buf[pos]
+            if n115 > 127:
+                n115, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n115 -= 1
+            end116 = pos + n115
+            if n115 < 0 or end116 > limit:
+                raise bad_length('string', pos, n115, buf)
+            obj114.name = str(buf[pos:end116], 'utf-8')
+            pos = end116
+            n117 = buf[pos]
+            if n117 > 127:
+                n117, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n117 -= 1
+            end118 = pos + n117
+            if n117 < 0 or end118 > limit:
+                raise bad_length('string', pos, n117, buf)
+            obj114.host = str(buf[pos:end118], 'utf-8')
+            pos = end118
+            (obj114.port,) = _S8.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj114.unknown_tagged_fields = []
+            else:
+                obj114.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items112.append(obj114)
+        obj110.listeners = items112
+        if buf[pos] == 0:
+            pos += 1
+            obj110.unknown_tagged_fields = []
+        else:
+            obj110.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items108.append(obj110)
+    obj82.nodes = items108
+    if buf[pos] == 0:
+        pos += 1
+        obj82.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponsePartitionData_v0(buf, pos):
-    self = new(DescribeQuorumResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.high_watermark,) = _S2.unpack_from(buf, pos)
-    pos += 22
-    n53, pos = r_calen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_ReplicaState_v0(buf, pos)
-        items54.append(item55)
-    self.current_voters = items54
-    n56, pos = r_calen(buf, pos)
-    items57 = []
-    for _ in range(n56):
-        item58, pos = _dec_ReplicaState_v0(buf, pos)
-        items57.append(item58)
-    self.observers = items57
-    self.error_message = ''
-    count59, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count59:
-        pos = r_tagged_unknown(buf, pos, count59, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponsePartitionData v1
-def _enc_DescribeQuorumResponsePartitionData_v1(self, out, parts):
-    out += _S2.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.high_watermark)
-    w_calen(out, self.current_voters)
-    for item60 in self.current_voters:
-        _enc_ReplicaState_v1(item60, out, parts)
-    w_calen(out, self.observers)
-    for item61 in self.observers:
-        _enc_ReplicaState_v1(item61, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponsePartitionData_v1(buf, pos):
-    self = new(DescribeQuorumResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.high_watermark,) = _S2.unpack_from(buf, pos)
-    pos += 22
-    n62, pos = r_calen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_ReplicaState_v1(buf, pos)
-        items63.append(item64)
-    self.current_voters = items63
-    n65, pos = r_calen(buf, pos)
-    items66 = []
-    for _ in range(n65):
-        item67, pos = _dec_ReplicaState_v1(buf, pos)
-        items66.append(item67)
-    self.observers = items66
-    self.error_message = ''
-    count68, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count68:
-        pos = r_tagged_unknown(buf, pos, count68, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeQuorumResponsePartitionData v2
-def _enc_DescribeQuorumResponsePartitionData_v2(self, out, parts):
-    out += _S3.pack(self.partition_index, self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S4.pack(self.leader_id, self.leader_epoch, self.high_watermark)
-    w_calen(out, self.current_voters)
-    for item69 in self.current_voters:
-        _enc_ReplicaState_v2(item69, out, parts)
-    w_calen(out, self.observers)
-    for item70 in self.observers:
-        _enc_ReplicaState_v2(item70, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeQuorumResponsePartitionData_v2(buf, pos):
-    self = new(DescribeQuorumResponsePartitionData)
-    (self.partition_index, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.leader_id, self.leader_epoch, self.high_watermark,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n71, pos = r_calen(buf, pos)
-    items72 = []
-    for _ in range(n71):
-        item73, pos = _dec_ReplicaState_v2(buf, pos)
-        items72.append(item73)
-    self.current_voters = items72
-    n74, pos = r_calen(buf, pos)
-    items75 = []
-    for _ in range(n74):
-        item76, pos = _dec_ReplicaState_v2(buf, pos)
-        items75.append(item76)
-    self.observers = items75
-    count77, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count77:
-        pos = r_tagged_unknown(buf, pos, count77, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Listener v2
-def _enc_Listener_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S5.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_Listener_v2(buf, pos):
-    self = new(Listener)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    count78, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count78:
-        pos = r_tagged_unknown(buf, pos, count78, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaState v0
-def _enc_ReplicaState_v0(self, out, parts):
-    if self.replica_directory_id != ZERO_UUID:
-        raise cannot_carry('ReplicaState', 'replica_directory_id', '0')
-    out += _S6.pack(self.replica_id, self.log_end_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ReplicaState_v0(buf, pos):
-    self = new(ReplicaState)
-    (self.replica_id, self.log_end_offset,) = _S6.unpack_from(buf, pos)
-    pos += 12
-    self.replica_directory_id = ZERO_UUID
-    self.last_fetch_timestamp = -1
-    self.last_caught_up_timestamp = -1
-    count79, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count79:
-        pos = r_tagged_unknown(buf, pos, count79, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaState v1
-def _enc_ReplicaState_v1(self, out, parts):
-    if self.replica_directory_id != ZERO_UUID:
-        raise cannot_carry('ReplicaState', 'replica_directory_id', '1')
-    out += _S7.pack(self.replica_id, self.log_end_offset, self.last_fetch_timestamp, self.last_caught_up_timestamp)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ReplicaState_v1(buf, pos):
-    self = new(ReplicaState)
-    (self.replica_id, self.log_end_offset, self.last_fetch_timestamp, self.last_caught_up_timestamp,) = _S7.unpack_from(buf, pos)
-    pos += 28
-    self.replica_directory_id = ZERO_UUID
-    count80, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count80:
-        pos = r_tagged_unknown(buf, pos, count80, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaState v2
-def _enc_ReplicaState_v2(self, out, parts):
-    out += _S8.pack(self.replica_id, self.replica_directory_id.bytes, self.log_end_offset, self.last_fetch_timestamp, self.last_caught_up_timestamp)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ReplicaState_v2(buf, pos):
-    self = new(ReplicaState)
-    (self.replica_id, raw81, self.log_end_offset, self.last_fetch_timestamp, self.last_caught_up_timestamp,) = _S8.unpack_from(buf, pos)
-    pos += 44
-    self.replica_directory_id = uuid_from(raw81)
-    count82, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count82:
-        pos = r_tagged_unknown(buf, pos, count82, unknown)
-    self.unknown_tagged_fields = unknown
+        obj82.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj82
     return self, pos
 
 

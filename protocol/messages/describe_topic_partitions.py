@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -129,15 +129,29 @@ class DescribeTopicPartitionsResponsePartition(Struct):
 
 # DescribeTopicPartitionsRequest v0
 def _enc_DescribeTopicPartitionsRequest_v0(self, out, parts):
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_TopicRequest_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.name)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S0.pack(self.response_partition_limit)
     if self.cursor is None:
         out.append(255)
     else:
         out.append(1)
-        _enc_DescribeTopicPartitionsRequestCursor_v0(self.cursor, out, parts)
+        s3 = self.cursor
+        w_cstr(out, s3.topic_name)
+        out += _S0.pack(s3.partition_index)
+        if s3.unknown_tagged_fields:
+            w_tagged(out, (), s3.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -145,83 +159,136 @@ def _enc_DescribeTopicPartitionsRequest_v0(self, out, parts):
 
 
 def _dec_DescribeTopicPartitionsRequest_v0(buf, pos):
-    self = new(DescribeTopicPartitionsRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicRequest_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    (self.response_partition_limit,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(DescribeTopicPartitionsRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(TopicRequest)
+        n9 = buf[pos]
+        if n9 > 127:
+            n9, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n9 -= 1
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj8.name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        if buf[pos] == 0:
+            pos += 1
+            obj8.unknown_tagged_fields = []
+        else:
+            obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items6.append(obj8)
+    obj4.topics = items6
+    (obj4.response_partition_limit,) = _S0.unpack_from(buf, pos)
     pos += 4
-    (marker5,) = _S1.unpack_from(buf, pos)
+    (marker11,) = _S1.unpack_from(buf, pos)
     pos += 1
-    if marker5 < 0:
-        self.cursor = None
+    if marker11 < 0:
+        obj4.cursor = None
     else:
-        self.cursor, pos = _dec_DescribeTopicPartitionsRequestCursor_v0(buf, pos)
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicRequest v0
-def _enc_TopicRequest_v0(self, out, parts):
-    w_cstr(out, self.name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj12 = new(DescribeTopicPartitionsRequestCursor)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj12.topic_name = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (obj12.partition_index,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj12.unknown_tagged_fields = []
+        else:
+            obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        obj4.cursor = obj12
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_TopicRequest_v0(buf, pos):
-    self = new(TopicRequest)
-    self.name, pos = r_cstr(buf, pos)
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeTopicPartitionsRequestCursor v0
-def _enc_DescribeTopicPartitionsRequestCursor_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeTopicPartitionsRequestCursor_v0(buf, pos):
-    self = new(DescribeTopicPartitionsRequestCursor)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # DescribeTopicPartitionsResponse v0
 def _enc_DescribeTopicPartitionsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item9 in self.topics:
-        _enc_DescribeTopicPartitionsResponseTopic_v0(item9, out, parts)
+    n15 = len(self.topics) + 1
+    if n15 < 128:
+        out.append(n15)
+    else:
+        w_uvarint(out, n15)
+    for item16 in self.topics:
+        out += _S2.pack(item16.error_code)
+        w_cnstr(out, item16.name)
+        out += _S3.pack(item16.topic_id.bytes, item16.is_internal)
+        n17 = len(item16.partitions) + 1
+        if n17 < 128:
+            out.append(n17)
+        else:
+            w_uvarint(out, n17)
+        for item18 in item16.partitions:
+            out += _S4.pack(item18.error_code, item18.partition_index, item18.leader_id, item18.leader_epoch)
+            n19 = len(item18.replica_nodes) + 1
+            if n19 < 128:
+                out.append(n19)
+            else:
+                w_uvarint(out, n19)
+            w_fixed_array(out, item18.replica_nodes, 'i')
+            n20 = len(item18.isr_nodes) + 1
+            if n20 < 128:
+                out.append(n20)
+            else:
+                w_uvarint(out, n20)
+            w_fixed_array(out, item18.isr_nodes, 'i')
+            w_cnalen(out, item18.eligible_leader_replicas)
+            if item18.eligible_leader_replicas is not None:
+                w_fixed_array(out, item18.eligible_leader_replicas, 'i')
+            w_cnalen(out, item18.last_known_elr)
+            if item18.last_known_elr is not None:
+                w_fixed_array(out, item18.last_known_elr, 'i')
+            n21 = len(item18.offline_replicas) + 1
+            if n21 < 128:
+                out.append(n21)
+            else:
+                w_uvarint(out, n21)
+            w_fixed_array(out, item18.offline_replicas, 'i')
+            if item18.unknown_tagged_fields:
+                w_tagged(out, (), item18.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item16.topic_authorized_operations)
+        if item16.unknown_tagged_fields:
+            w_tagged(out, (), item16.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.next_cursor is None:
         out.append(255)
     else:
         out.append(1)
-        _enc_DescribeTopicPartitionsResponseCursor_v0(self.next_cursor, out, parts)
+        s22 = self.next_cursor
+        w_cstr(out, s22.topic_name)
+        out += _S0.pack(s22.partition_index)
+        if s22.unknown_tagged_fields:
+            w_tagged(out, (), s22.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -229,137 +296,151 @@ def _enc_DescribeTopicPartitionsResponse_v0(self, out, parts):
 
 
 def _dec_DescribeTopicPartitionsResponse_v0(buf, pos):
-    self = new(DescribeTopicPartitionsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj23 = new(DescribeTopicPartitionsResponse)
+    (obj23.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_DescribeTopicPartitionsResponseTopic_v0(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    (marker13,) = _S1.unpack_from(buf, pos)
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(DescribeTopicPartitionsResponseTopic)
+        (obj27.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            if n28 != -1:
+                raise bad_length('string', pos, n28, buf)
+            obj27.name = None
+        else:
+            obj27.name = str(buf[pos:end29], 'utf-8')
+            pos = end29
+        (raw30, obj27.is_internal,) = _S3.unpack_from(buf, pos)
+        pos += 17
+        obj27.topic_id = uuid_from(raw30)
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        if n31 < 0 or n31 > limit - pos:
+            raise bad_length('array', pos, n31, buf)
+        items32 = []
+        for _ in range(n31):
+            obj34 = new(DescribeTopicPartitionsResponsePartition)
+            (obj34.error_code, obj34.partition_index, obj34.leader_id, obj34.leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 14
+            n35 = buf[pos]
+            if n35 > 127:
+                n35, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n35 -= 1
+            if n35 < 0 or n35 > limit - pos:
+                raise bad_length('array', pos, n35, buf)
+            obj34.replica_nodes, pos = r_fixed_array(buf, pos, n35, 'i', 4)
+            n36 = buf[pos]
+            if n36 > 127:
+                n36, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n36 -= 1
+            if n36 < 0 or n36 > limit - pos:
+                raise bad_length('array', pos, n36, buf)
+            obj34.isr_nodes, pos = r_fixed_array(buf, pos, n36, 'i', 4)
+            n37 = buf[pos]
+            if n37 > 127:
+                n37, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n37 -= 1
+            if (n37 < 0 and n37 != -1) or n37 > limit - pos:
+                raise bad_length('array', pos, n37, buf)
+            if n37 < 0:
+                obj34.eligible_leader_replicas = None
+            else:
+                obj34.eligible_leader_replicas, pos = r_fixed_array(buf, pos, n37, 'i', 4)
+            n38 = buf[pos]
+            if n38 > 127:
+                n38, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n38 -= 1
+            if (n38 < 0 and n38 != -1) or n38 > limit - pos:
+                raise bad_length('array', pos, n38, buf)
+            if n38 < 0:
+                obj34.last_known_elr = None
+            else:
+                obj34.last_known_elr, pos = r_fixed_array(buf, pos, n38, 'i', 4)
+            n39 = buf[pos]
+            if n39 > 127:
+                n39, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n39 -= 1
+            if n39 < 0 or n39 > limit - pos:
+                raise bad_length('array', pos, n39, buf)
+            obj34.offline_replicas, pos = r_fixed_array(buf, pos, n39, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj34.unknown_tagged_fields = []
+            else:
+                obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items32.append(obj34)
+        obj27.partitions = items32
+        (obj27.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj23.topics = items25
+    (marker40,) = _S1.unpack_from(buf, pos)
     pos += 1
-    if marker13 < 0:
-        self.next_cursor = None
+    if marker40 < 0:
+        obj23.next_cursor = None
     else:
-        self.next_cursor, pos = _dec_DescribeTopicPartitionsResponseCursor_v0(buf, pos)
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeTopicPartitionsResponseTopic v0
-def _enc_DescribeTopicPartitionsResponseTopic_v0(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.name)
-    out += _S3.pack(self.topic_id.bytes, self.is_internal)
-    w_calen(out, self.partitions)
-    for item15 in self.partitions:
-        _enc_DescribeTopicPartitionsResponsePartition_v0(item15, out, parts)
-    out += _S0.pack(self.topic_authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj41 = new(DescribeTopicPartitionsResponseCursor)
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        end43 = pos + n42
+        if n42 < 0 or end43 > limit:
+            raise bad_length('string', pos, n42, buf)
+        obj41.topic_name = str(buf[pos:end43], 'utf-8')
+        pos = end43
+        (obj41.partition_index,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj41.unknown_tagged_fields = []
+        else:
+            obj41.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        obj23.next_cursor = obj41
+    if buf[pos] == 0:
+        pos += 1
+        obj23.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_DescribeTopicPartitionsResponseTopic_v0(buf, pos):
-    self = new(DescribeTopicPartitionsResponseTopic)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_cnstr(buf, pos)
-    (raw16, self.is_internal,) = _S3.unpack_from(buf, pos)
-    pos += 17
-    self.topic_id = uuid_from(raw16)
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_DescribeTopicPartitionsResponsePartition_v0(buf, pos)
-        items18.append(item19)
-    self.partitions = items18
-    (self.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeTopicPartitionsResponseCursor v0
-def _enc_DescribeTopicPartitionsResponseCursor_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeTopicPartitionsResponseCursor_v0(buf, pos):
-    self = new(DescribeTopicPartitionsResponseCursor)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeTopicPartitionsResponsePartition v0
-def _enc_DescribeTopicPartitionsResponsePartition_v0(self, out, parts):
-    out += _S4.pack(self.error_code, self.partition_index, self.leader_id, self.leader_epoch)
-    w_calen(out, self.replica_nodes)
-    w_fixed_array(out, self.replica_nodes, 'i')
-    w_calen(out, self.isr_nodes)
-    w_fixed_array(out, self.isr_nodes, 'i')
-    w_cnalen(out, self.eligible_leader_replicas)
-    if self.eligible_leader_replicas is not None:
-        w_fixed_array(out, self.eligible_leader_replicas, 'i')
-    w_cnalen(out, self.last_known_elr)
-    if self.last_known_elr is not None:
-        w_fixed_array(out, self.last_known_elr, 'i')
-    w_calen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_DescribeTopicPartitionsResponsePartition_v0(buf, pos):
-    self = new(DescribeTopicPartitionsResponsePartition)
-    (self.error_code, self.partition_index, self.leader_id, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 14
-    n22, pos = r_calen(buf, pos)
-    self.replica_nodes, pos = r_fixed_array(buf, pos, n22, 'i', 4)
-    n23, pos = r_calen(buf, pos)
-    self.isr_nodes, pos = r_fixed_array(buf, pos, n23, 'i', 4)
-    n24, pos = r_cnalen(buf, pos)
-    if n24 < 0:
-        self.eligible_leader_replicas = None
-    else:
-        self.eligible_leader_replicas, pos = r_fixed_array(buf, pos, n24, 'i', 4)
-    n25, pos = r_cnalen(buf, pos)
-    if n25 < 0:
-        self.last_known_elr = None
-    else:
-        self.last_known_elr, pos = r_fixed_array(buf, pos, n25, 'i', 4)
-    n26, pos = r_calen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n26, 'i', 4)
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
+        obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj23
     return self, pos
 
 

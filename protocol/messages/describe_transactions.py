@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -85,9 +85,13 @@ class TopicData(Struct):
 
 # DescribeTransactionsRequest v0
 def _enc_DescribeTransactionsRequest_v0(self, out, parts):
-    w_calen(out, self.transactional_ids)
-    for item1 in self.transactional_ids:
-        w_cstr(out, item1)
+    n1 = len(self.transactional_ids) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.transactional_ids:
+        w_cstr(out, item2)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -95,27 +99,74 @@ def _enc_DescribeTransactionsRequest_v0(self, out, parts):
 
 
 def _dec_DescribeTransactionsRequest_v0(buf, pos):
-    self = new(DescribeTransactionsRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.transactional_ids = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj3 = new(DescribeTransactionsRequest)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        n7 = buf[pos]
+        if n7 > 127:
+            n7, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n7 -= 1
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        item6 = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        items5.append(item6)
+    obj3.transactional_ids = items5
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # DescribeTransactionsResponse v0
 def _enc_DescribeTransactionsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.transaction_states)
-    for item6 in self.transaction_states:
-        _enc_TransactionState_v0(item6, out, parts)
+    n9 = len(self.transaction_states) + 1
+    if n9 < 128:
+        out.append(n9)
+    else:
+        w_uvarint(out, n9)
+    for item10 in self.transaction_states:
+        out += _S1.pack(item10.error_code)
+        w_cstr(out, item10.transactional_id)
+        w_cstr(out, item10.transaction_state)
+        out += _S2.pack(item10.transaction_timeout_ms, item10.transaction_start_time_ms, item10.producer_id, item10.producer_epoch)
+        n11 = len(item10.topics) + 1
+        if n11 < 128:
+            out.append(n11)
+        else:
+            w_uvarint(out, n11)
+        for item12 in item10.topics:
+            w_cstr(out, item12.topic)
+            n13 = len(item12.partitions) + 1
+            if n13 < 128:
+                out.append(n13)
+            else:
+                w_uvarint(out, n13)
+            w_fixed_array(out, item12.partitions, 'i')
+            if item12.unknown_tagged_fields:
+                w_tagged(out, (), item12.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item10.unknown_tagged_fields:
+            w_tagged(out, (), item10.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -123,81 +174,98 @@ def _enc_DescribeTransactionsResponse_v0(self, out, parts):
 
 
 def _dec_DescribeTransactionsResponse_v0(buf, pos):
-    self = new(DescribeTransactionsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj14 = new(DescribeTransactionsResponse)
+    (obj14.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_TransactionState_v0(buf, pos)
-        items8.append(item9)
-    self.transaction_states = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TransactionState v0
-def _enc_TransactionState_v0(self, out, parts):
-    out += _S1.pack(self.error_code)
-    w_cstr(out, self.transactional_id)
-    w_cstr(out, self.transaction_state)
-    out += _S2.pack(self.transaction_timeout_ms, self.transaction_start_time_ms, self.producer_id, self.producer_epoch)
-    w_calen(out, self.topics)
-    for item11 in self.topics:
-        _enc_TopicData_v0(item11, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TransactionState_v0(buf, pos):
-    self = new(TransactionState)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.transactional_id, pos = r_cstr(buf, pos)
-    self.transaction_state, pos = r_cstr(buf, pos)
-    (self.transaction_timeout_ms, self.transaction_start_time_ms, self.producer_id, self.producer_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 22
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_TopicData_v0(buf, pos)
-        items13.append(item14)
-    self.topics = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicData v0
-def _enc_TopicData_v0(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(TransactionState)
+        (obj18.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        obj18.transactional_id = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        n21 = buf[pos]
+        if n21 > 127:
+            n21, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n21 -= 1
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj18.transaction_state = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (obj18.transaction_timeout_ms, obj18.transaction_start_time_ms, obj18.producer_id, obj18.producer_epoch,) = _S2.unpack_from(buf, pos)
+        pos += 22
+        n23 = buf[pos]
+        if n23 > 127:
+            n23, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n23 -= 1
+        if n23 < 0 or n23 > limit - pos:
+            raise bad_length('array', pos, n23, buf)
+        items24 = []
+        for _ in range(n23):
+            obj26 = new(TopicData)
+            n27 = buf[pos]
+            if n27 > 127:
+                n27, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n27 -= 1
+            end28 = pos + n27
+            if n27 < 0 or end28 > limit:
+                raise bad_length('string', pos, n27, buf)
+            obj26.topic = str(buf[pos:end28], 'utf-8')
+            pos = end28
+            n29 = buf[pos]
+            if n29 > 127:
+                n29, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n29 -= 1
+            if n29 < 0 or n29 > limit - pos:
+                raise bad_length('array', pos, n29, buf)
+            obj26.partitions, pos = r_fixed_array(buf, pos, n29, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj26.unknown_tagged_fields = []
+            else:
+                obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items24.append(obj26)
+        obj18.topics = items24
+        if buf[pos] == 0:
+            pos += 1
+            obj18.unknown_tagged_fields = []
+        else:
+            obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items16.append(obj18)
+    obj14.transaction_states = items16
+    if buf[pos] == 0:
+        pos += 1
+        obj14.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_TopicData_v0(buf, pos):
-    self = new(TopicData)
-    self.topic, pos = r_cstr(buf, pos)
-    n16, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n16, 'i', 4)
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+        obj14.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj14
     return self, pos
 
 

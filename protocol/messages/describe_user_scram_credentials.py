@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -96,7 +96,11 @@ def _enc_DescribeUserScramCredentialsRequest_v0(self, out, parts):
     w_cnalen(out, self.users)
     if self.users is not None:
         for item1 in self.users:
-            _enc_UserName_v0(item1, out, parts)
+            w_cstr(out, item1.name)
+            if item1.unknown_tagged_fields:
+                w_tagged(out, (), item1.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -104,41 +108,46 @@ def _enc_DescribeUserScramCredentialsRequest_v0(self, out, parts):
 
 
 def _dec_DescribeUserScramCredentialsRequest_v0(buf, pos):
-    self = new(DescribeUserScramCredentialsRequest)
-    n2, pos = r_cnalen(buf, pos)
-    if n2 < 0:
-        self.users = None
+    limit = len(buf)
+    obj2 = new(DescribeUserScramCredentialsRequest)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_UserName_v0(buf, pos)
-            items3.append(item4)
-        self.users = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UserName v0
-def _enc_UserName_v0(self, out, parts):
-    w_cstr(out, self.name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n3 -= 1
+    if (n3 < 0 and n3 != -1) or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    if n3 < 0:
+        obj2.users = None
     else:
-        out.append(0)
-
-
-def _dec_UserName_v0(buf, pos):
-    self = new(UserName)
-    self.name, pos = r_cstr(buf, pos)
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+        items4 = []
+        for _ in range(n3):
+            obj6 = new(UserName)
+            n7 = buf[pos]
+            if n7 > 127:
+                n7, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n7 -= 1
+            end8 = pos + n7
+            if n7 < 0 or end8 > limit:
+                raise bad_length('string', pos, n7, buf)
+            obj6.name = str(buf[pos:end8], 'utf-8')
+            pos = end8
+            if buf[pos] == 0:
+                pos += 1
+                obj6.unknown_tagged_fields = []
+            else:
+                obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items4.append(obj6)
+        obj2.users = items4
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
@@ -146,9 +155,30 @@ def _dec_UserName_v0(buf, pos):
 def _enc_DescribeUserScramCredentialsResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.results)
-    for item7 in self.results:
-        _enc_DescribeUserScramCredentialsResult_v0(item7, out, parts)
+    n9 = len(self.results) + 1
+    if n9 < 128:
+        out.append(n9)
+    else:
+        w_uvarint(out, n9)
+    for item10 in self.results:
+        w_cstr(out, item10.user)
+        out += _S1.pack(item10.error_code)
+        w_cnstr(out, item10.error_message)
+        n11 = len(item10.credential_infos) + 1
+        if n11 < 128:
+            out.append(n11)
+        else:
+            w_uvarint(out, n11)
+        for item12 in item10.credential_infos:
+            out += _S2.pack(item12.mechanism, item12.iterations)
+            if item12.unknown_tagged_fields:
+                w_tagged(out, (), item12.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item10.unknown_tagged_fields:
+            w_tagged(out, (), item10.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -156,76 +186,95 @@ def _enc_DescribeUserScramCredentialsResponse_v0(self, out, parts):
 
 
 def _dec_DescribeUserScramCredentialsResponse_v0(buf, pos):
-    self = new(DescribeUserScramCredentialsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj13 = new(DescribeUserScramCredentialsResponse)
+    (obj13.throttle_time_ms, obj13.error_code,) = _S0.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = _dec_DescribeUserScramCredentialsResult_v0(buf, pos)
-        items9.append(item10)
-    self.results = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribeUserScramCredentialsResult v0
-def _enc_DescribeUserScramCredentialsResult_v0(self, out, parts):
-    w_cstr(out, self.user)
-    out += _S1.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_calen(out, self.credential_infos)
-    for item12 in self.credential_infos:
-        _enc_CredentialInfo_v0(item12, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribeUserScramCredentialsResult_v0(buf, pos):
-    self = new(DescribeUserScramCredentialsResult)
-    self.user, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = _dec_CredentialInfo_v0(buf, pos)
-        items14.append(item15)
-    self.credential_infos = items14
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CredentialInfo v0
-def _enc_CredentialInfo_v0(self, out, parts):
-    out += _S2.pack(self.mechanism, self.iterations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n14 -= 1
+    end15 = pos + n14
+    if n14 < 0 or end15 > limit:
+        if n14 != -1:
+            raise bad_length('string', pos, n14, buf)
+        obj13.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_CredentialInfo_v0(buf, pos):
-    self = new(CredentialInfo)
-    (self.mechanism, self.iterations,) = _S2.unpack_from(buf, pos)
-    pos += 5
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+        obj13.error_message = str(buf[pos:end15], 'utf-8')
+        pos = end15
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    if n16 < 0 or n16 > limit - pos:
+        raise bad_length('array', pos, n16, buf)
+    items17 = []
+    for _ in range(n16):
+        obj19 = new(DescribeUserScramCredentialsResult)
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            raise bad_length('string', pos, n20, buf)
+        obj19.user = str(buf[pos:end21], 'utf-8')
+        pos = end21
+        (obj19.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n22 = buf[pos]
+        if n22 > 127:
+            n22, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n22 -= 1
+        end23 = pos + n22
+        if n22 < 0 or end23 > limit:
+            if n22 != -1:
+                raise bad_length('string', pos, n22, buf)
+            obj19.error_message = None
+        else:
+            obj19.error_message = str(buf[pos:end23], 'utf-8')
+            pos = end23
+        n24 = buf[pos]
+        if n24 > 127:
+            n24, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n24 -= 1
+        if n24 < 0 or n24 > limit - pos:
+            raise bad_length('array', pos, n24, buf)
+        items25 = []
+        for _ in range(n24):
+            obj27 = new(CredentialInfo)
+            (obj27.mechanism, obj27.iterations,) = _S2.unpack_from(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                pos += 1
+                obj27.unknown_tagged_fields = []
+            else:
+                obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items25.append(obj27)
+        obj19.credential_infos = items25
+        if buf[pos] == 0:
+            pos += 1
+            obj19.unknown_tagged_fields = []
+        else:
+            obj19.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items17.append(obj19)
+    obj13.results = items17
+    if buf[pos] == 0:
+        pos += 1
+        obj13.unknown_tagged_fields = []
+    else:
+        obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj13
     return self, pos
 
 

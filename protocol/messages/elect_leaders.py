@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,9 @@ from ._runtime import (  # noqa: F401
 __all__ = ['ElectLeadersRequest', 'ElectLeadersResponse', 'PartitionResult', 'ReplicaElectionResult', 'TopicPartitions']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>b')
-_S2 = _Struct('>ih')
+_S1 = _Struct('>h')
+_S2 = _Struct('>b')
+_S3 = _Struct('>ih')
 
 
 class ElectLeadersRequest(Message):
@@ -94,73 +95,127 @@ class PartitionResult(Struct):
 
 # ElectLeadersRequest v0
 def _enc_ElectLeadersRequest_v0(self, out, parts):
-    if self.election_type != 0:
+    if not (self.election_type == 0):
         raise cannot_carry('ElectLeadersRequest', 'election_type', '0')
     w_nalen(out, self.topic_partitions)
     if self.topic_partitions is not None:
         for item1 in self.topic_partitions:
-            _enc_TopicPartitions_v0(item1, out, parts)
+            w_str(out, item1.topic)
+            w_alen(out, item1.partitions)
+            w_fixed_array(out, item1.partitions, 'i')
+            if item1.unknown_tagged_fields:
+                raise no_tagged_fields_error('TopicPartitions', '0-1')
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ElectLeadersRequest', '0')
 
 
 def _dec_ElectLeadersRequest_v0(buf, pos):
-    self = new(ElectLeadersRequest)
-    n2, pos = r_nalen(buf, pos)
-    if n2 < 0:
-        self.topic_partitions = None
-    else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_TopicPartitions_v0(buf, pos)
-            items3.append(item4)
-        self.topic_partitions = items3
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(ElectLeadersRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.election_type = 0
-    self.unknown_tagged_fields = []
+    if (n3 < 0 and n3 != -1) or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    if n3 < 0:
+        obj2.topic_partitions = None
+    else:
+        items4 = []
+        for _ in range(n3):
+            obj6 = new(TopicPartitions)
+            (n7,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end8 = pos + n7
+            if n7 < 0 or end8 > limit:
+                raise bad_length('string', pos, n7, buf)
+            obj6.topic = str(buf[pos:end8], 'utf-8')
+            pos = end8
+            (n9,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n9 < 0 or n9 > limit - pos:
+                raise bad_length('array', pos, n9, buf)
+            obj6.partitions, pos = r_fixed_array(buf, pos, n9, 'i', 4)
+            obj6.unknown_tagged_fields = []
+            items4.append(obj6)
+        obj2.topic_partitions = items4
+    (obj2.timeout_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj2.election_type = 0
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # ElectLeadersRequest v1
 def _enc_ElectLeadersRequest_v1(self, out, parts):
-    out += _S1.pack(self.election_type)
+    out += _S2.pack(self.election_type)
     w_nalen(out, self.topic_partitions)
     if self.topic_partitions is not None:
-        for item5 in self.topic_partitions:
-            _enc_TopicPartitions_v0(item5, out, parts)
+        for item10 in self.topic_partitions:
+            w_str(out, item10.topic)
+            w_alen(out, item10.partitions)
+            w_fixed_array(out, item10.partitions, 'i')
+            if item10.unknown_tagged_fields:
+                raise no_tagged_fields_error('TopicPartitions', '0-1')
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ElectLeadersRequest', '1')
 
 
 def _dec_ElectLeadersRequest_v1(buf, pos):
-    self = new(ElectLeadersRequest)
-    (self.election_type,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj11 = new(ElectLeadersRequest)
+    (obj11.election_type,) = _S2.unpack_from(buf, pos)
     pos += 1
-    n6, pos = r_nalen(buf, pos)
-    if n6 < 0:
-        self.topic_partitions = None
-    else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_TopicPartitions_v0(buf, pos)
-            items7.append(item8)
-        self.topic_partitions = items7
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    (n12,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.unknown_tagged_fields = []
+    if (n12 < 0 and n12 != -1) or n12 > limit - pos:
+        raise bad_length('array', pos, n12, buf)
+    if n12 < 0:
+        obj11.topic_partitions = None
+    else:
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(TopicPartitions)
+            (n16,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end17 = pos + n16
+            if n16 < 0 or end17 > limit:
+                raise bad_length('string', pos, n16, buf)
+            obj15.topic = str(buf[pos:end17], 'utf-8')
+            pos = end17
+            (n18,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n18 < 0 or n18 > limit - pos:
+                raise bad_length('array', pos, n18, buf)
+            obj15.partitions, pos = r_fixed_array(buf, pos, n18, 'i', 4)
+            obj15.unknown_tagged_fields = []
+            items13.append(obj15)
+        obj11.topic_partitions = items13
+    (obj11.timeout_ms,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj11.unknown_tagged_fields = []
+    self = obj11
     return self, pos
 
 
 # ElectLeadersRequest v2
 def _enc_ElectLeadersRequest_v2(self, out, parts):
-    out += _S1.pack(self.election_type)
+    out += _S2.pack(self.election_type)
     w_cnalen(out, self.topic_partitions)
     if self.topic_partitions is not None:
-        for item9 in self.topic_partitions:
-            _enc_TopicPartitions_v2(item9, out, parts)
+        for item19 in self.topic_partitions:
+            w_cstr(out, item19.topic)
+            n20 = len(item19.partitions) + 1
+            if n20 < 128:
+                out.append(n20)
+            else:
+                w_uvarint(out, n20)
+            w_fixed_array(out, item19.partitions, 'i')
+            if item19.unknown_tagged_fields:
+                w_tagged(out, (), item19.unknown_tagged_fields)
+            else:
+                out.append(0)
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -169,127 +224,225 @@ def _enc_ElectLeadersRequest_v2(self, out, parts):
 
 
 def _dec_ElectLeadersRequest_v2(buf, pos):
-    self = new(ElectLeadersRequest)
-    (self.election_type,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(ElectLeadersRequest)
+    (obj21.election_type,) = _S2.unpack_from(buf, pos)
     pos += 1
-    n10, pos = r_cnalen(buf, pos)
-    if n10 < 0:
-        self.topic_partitions = None
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
     else:
-        items11 = []
-        for _ in range(n10):
-            item12, pos = _dec_TopicPartitions_v2(buf, pos)
-            items11.append(item12)
-        self.topic_partitions = items11
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+        pos += 1
+    n22 -= 1
+    if (n22 < 0 and n22 != -1) or n22 > limit - pos:
+        raise bad_length('array', pos, n22, buf)
+    if n22 < 0:
+        obj21.topic_partitions = None
+    else:
+        items23 = []
+        for _ in range(n22):
+            obj25 = new(TopicPartitions)
+            n26 = buf[pos]
+            if n26 > 127:
+                n26, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n26 -= 1
+            end27 = pos + n26
+            if n26 < 0 or end27 > limit:
+                raise bad_length('string', pos, n26, buf)
+            obj25.topic = str(buf[pos:end27], 'utf-8')
+            pos = end27
+            n28 = buf[pos]
+            if n28 > 127:
+                n28, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n28 -= 1
+            if n28 < 0 or n28 > limit - pos:
+                raise bad_length('array', pos, n28, buf)
+            obj25.partitions, pos = r_fixed_array(buf, pos, n28, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj25.unknown_tagged_fields = []
+            else:
+                obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items23.append(obj25)
+        obj21.topic_partitions = items23
+    (obj21.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0-1
-def _enc_TopicPartitions_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicPartitions', '0-1')
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    self.topic, pos = r_str(buf, pos)
-    n14, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n14, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicPartitions v2
-def _enc_TopicPartitions_v2(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v2(buf, pos):
-    self = new(TopicPartitions)
-    self.topic, pos = r_cstr(buf, pos)
-    n15, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n15, 'i', 4)
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 
 # ElectLeadersResponse v0
 def _enc_ElectLeadersResponse_v0(self, out, parts):
-    if self.error_code != 0:
+    if not (self.error_code == 0):
         raise cannot_carry('ElectLeadersResponse', 'error_code', '0')
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.replica_election_results)
-    for item17 in self.replica_election_results:
-        _enc_ReplicaElectionResult_v0(item17, out, parts)
+    for item29 in self.replica_election_results:
+        w_str(out, item29.topic)
+        w_alen(out, item29.partition_result)
+        for item30 in item29.partition_result:
+            out += _S3.pack(item30.partition_id, item30.error_code)
+            w_nstr(out, item30.error_message)
+            if item30.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionResult', '0-1')
+        if item29.unknown_tagged_fields:
+            raise no_tagged_fields_error('ReplicaElectionResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ElectLeadersResponse', '0')
 
 
 def _dec_ElectLeadersResponse_v0(buf, pos):
-    self = new(ElectLeadersResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj31 = new(ElectLeadersResponse)
+    (obj31.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n18, pos = r_alen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_ReplicaElectionResult_v0(buf, pos)
-        items19.append(item20)
-    self.replica_election_results = items19
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    (n32,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n32 < 0 or n32 > limit - pos:
+        raise bad_length('array', pos, n32, buf)
+    items33 = []
+    for _ in range(n32):
+        obj35 = new(ReplicaElectionResult)
+        (n36,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end37 = pos + n36
+        if n36 < 0 or end37 > limit:
+            raise bad_length('string', pos, n36, buf)
+        obj35.topic = str(buf[pos:end37], 'utf-8')
+        pos = end37
+        (n38,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n38 < 0 or n38 > limit - pos:
+            raise bad_length('array', pos, n38, buf)
+        items39 = []
+        for _ in range(n38):
+            obj41 = new(PartitionResult)
+            (obj41.partition_id, obj41.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            (n42,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end43 = pos + n42
+            if n42 < 0 or end43 > limit:
+                if n42 != -1:
+                    raise bad_length('string', pos, n42, buf)
+                obj41.error_message = None
+            else:
+                obj41.error_message = str(buf[pos:end43], 'utf-8')
+                pos = end43
+            obj41.unknown_tagged_fields = []
+            items39.append(obj41)
+        obj35.partition_result = items39
+        obj35.unknown_tagged_fields = []
+        items33.append(obj35)
+    obj31.replica_election_results = items33
+    obj31.error_code = 0
+    obj31.unknown_tagged_fields = []
+    self = obj31
     return self, pos
 
 
 # ElectLeadersResponse v1
 def _enc_ElectLeadersResponse_v1(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_alen(out, self.replica_election_results)
-    for item21 in self.replica_election_results:
-        _enc_ReplicaElectionResult_v0(item21, out, parts)
+    for item44 in self.replica_election_results:
+        w_str(out, item44.topic)
+        w_alen(out, item44.partition_result)
+        for item45 in item44.partition_result:
+            out += _S3.pack(item45.partition_id, item45.error_code)
+            w_nstr(out, item45.error_message)
+            if item45.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionResult', '0-1')
+        if item44.unknown_tagged_fields:
+            raise no_tagged_fields_error('ReplicaElectionResult', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ElectLeadersResponse', '1')
 
 
 def _dec_ElectLeadersResponse_v1(buf, pos):
-    self = new(ElectLeadersResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(ElectLeadersResponse)
+    (obj46.throttle_time_ms, obj46.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_ReplicaElectionResult_v0(buf, pos)
-        items23.append(item24)
-    self.replica_election_results = items23
-    self.unknown_tagged_fields = []
+    (n47,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        obj50 = new(ReplicaElectionResult)
+        (n51,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end52 = pos + n51
+        if n51 < 0 or end52 > limit:
+            raise bad_length('string', pos, n51, buf)
+        obj50.topic = str(buf[pos:end52], 'utf-8')
+        pos = end52
+        (n53,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(PartitionResult)
+            (obj56.partition_id, obj56.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            (n57,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end58 = pos + n57
+            if n57 < 0 or end58 > limit:
+                if n57 != -1:
+                    raise bad_length('string', pos, n57, buf)
+                obj56.error_message = None
+            else:
+                obj56.error_message = str(buf[pos:end58], 'utf-8')
+                pos = end58
+            obj56.unknown_tagged_fields = []
+            items54.append(obj56)
+        obj50.partition_result = items54
+        obj50.unknown_tagged_fields = []
+        items48.append(obj50)
+    obj46.replica_election_results = items48
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 
 # ElectLeadersResponse v2
 def _enc_ElectLeadersResponse_v2(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.replica_election_results)
-    for item25 in self.replica_election_results:
-        _enc_ReplicaElectionResult_v2(item25, out, parts)
+    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    n59 = len(self.replica_election_results) + 1
+    if n59 < 128:
+        out.append(n59)
+    else:
+        w_uvarint(out, n59)
+    for item60 in self.replica_election_results:
+        w_cstr(out, item60.topic)
+        n61 = len(item60.partition_result) + 1
+        if n61 < 128:
+            out.append(n61)
+        else:
+            w_uvarint(out, n61)
+        for item62 in item60.partition_result:
+            out += _S3.pack(item62.partition_id, item62.error_code)
+            w_cnstr(out, item62.error_message)
+            if item62.unknown_tagged_fields:
+                w_tagged(out, (), item62.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item60.unknown_tagged_fields:
+            w_tagged(out, (), item60.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -297,112 +450,79 @@ def _enc_ElectLeadersResponse_v2(self, out, parts):
 
 
 def _dec_ElectLeadersResponse_v2(buf, pos):
-    self = new(ElectLeadersResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj63 = new(ElectLeadersResponse)
+    (obj63.throttle_time_ms, obj63.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_ReplicaElectionResult_v2(buf, pos)
-        items27.append(item28)
-    self.replica_election_results = items27
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaElectionResult v0-1
-def _enc_ReplicaElectionResult_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partition_result)
-    for item30 in self.partition_result:
-        _enc_PartitionResult_v0(item30, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ReplicaElectionResult', '0-1')
-
-
-def _dec_ReplicaElectionResult_v0(buf, pos):
-    self = new(ReplicaElectionResult)
-    self.topic, pos = r_str(buf, pos)
-    n31, pos = r_alen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_PartitionResult_v0(buf, pos)
-        items32.append(item33)
-    self.partition_result = items32
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ReplicaElectionResult v2
-def _enc_ReplicaElectionResult_v2(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partition_result)
-    for item34 in self.partition_result:
-        _enc_PartitionResult_v2(item34, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n64 = buf[pos]
+    if n64 > 127:
+        n64, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReplicaElectionResult_v2(buf, pos):
-    self = new(ReplicaElectionResult)
-    self.topic, pos = r_cstr(buf, pos)
-    n35, pos = r_calen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_PartitionResult_v2(buf, pos)
-        items36.append(item37)
-    self.partition_result = items36
-    count38, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count38:
-        pos = r_tagged_unknown(buf, pos, count38, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionResult v0-1
-def _enc_PartitionResult_v0(self, out, parts):
-    out += _S2.pack(self.partition_id, self.error_code)
-    w_nstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionResult', '0-1')
-
-
-def _dec_PartitionResult_v0(buf, pos):
-    self = new(PartitionResult)
-    (self.partition_id, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionResult v2
-def _enc_PartitionResult_v2(self, out, parts):
-    out += _S2.pack(self.partition_id, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n64 -= 1
+    if n64 < 0 or n64 > limit - pos:
+        raise bad_length('array', pos, n64, buf)
+    items65 = []
+    for _ in range(n64):
+        obj67 = new(ReplicaElectionResult)
+        n68 = buf[pos]
+        if n68 > 127:
+            n68, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n68 -= 1
+        end69 = pos + n68
+        if n68 < 0 or end69 > limit:
+            raise bad_length('string', pos, n68, buf)
+        obj67.topic = str(buf[pos:end69], 'utf-8')
+        pos = end69
+        n70 = buf[pos]
+        if n70 > 127:
+            n70, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n70 -= 1
+        if n70 < 0 or n70 > limit - pos:
+            raise bad_length('array', pos, n70, buf)
+        items71 = []
+        for _ in range(n70):
+            obj73 = new(PartitionResult)
+            (obj73.partition_id, obj73.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            n74 = buf[pos]
+            if n74 > 127:
+                n74, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n74 -= 1
+            end75 = pos + n74
+            if n74 < 0 or end75 > limit:
+                if n74 != -1:
+                    raise bad_length('string', pos, n74, buf)
+                obj73.error_message = None
+            else:
+                obj73.error_message = str(buf[pos:end75], 'utf-8')
+                pos = end75
+            if buf[pos] == 0:
+                pos += 1
+                obj73.unknown_tagged_fields = []
+            else:
+                obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items71.append(obj73)
+        obj67.partition_result = items71
+        if buf[pos] == 0:
+            pos += 1
+            obj67.unknown_tagged_fields = []
+        else:
+            obj67.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items65.append(obj67)
+    obj63.replica_election_results = items65
+    if buf[pos] == 0:
+        pos += 1
+        obj63.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionResult_v2(buf, pos):
-    self = new(PartitionResult)
-    (self.partition_id, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
+        obj63.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj63
     return self, pos
 
 

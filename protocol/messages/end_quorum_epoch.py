@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,11 +15,11 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['EndQuorumEpochRequest', 'EndQuorumEpochRequestPartitionData', 'EndQuorumEpochRequestTopicData', 'EndQuorumEpochResponse', 'EndQuorumEpochResponsePartitionData', 'EndQuorumEpochResponseTopicData', 'LeaderEndpoint', 'NodeEndpoint', 'ReplicaInfo']
 
-_S0 = _Struct('>H')
-_S1 = _Struct('>iii')
-_S2 = _Struct('>i16s')
-_S3 = _Struct('>h')
-_S4 = _Struct('>i')
+_S0 = _Struct('>iii')
+_S1 = _Struct('>h')
+_S2 = _Struct('>i')
+_S3 = _Struct('>i16s')
+_S4 = _Struct('>H')
 _S5 = _Struct('>ihii')
 
 
@@ -154,34 +154,123 @@ def _enc_EndQuorumEpochRequest_v0(self, out, parts):
     w_nstr(out, self.cluster_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_EndQuorumEpochRequestTopicData_v0(item1, out, parts)
+        w_str(out, item1.topic_name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S0.pack(item2.partition_index, item2.leader_id, item2.leader_epoch)
+            w_alen(out, item2.preferred_successors)
+            w_fixed_array(out, item2.preferred_successors, 'i')
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('EndQuorumEpochRequestPartitionData', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('EndQuorumEpochRequestTopicData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('EndQuorumEpochRequest', '0')
 
 
 def _dec_EndQuorumEpochRequest_v0(buf, pos):
-    self = new(EndQuorumEpochRequest)
-    self.cluster_id, pos = r_nstr(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_EndQuorumEpochRequestTopicData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.leader_endpoints = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(EndQuorumEpochRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('string', pos, n4, buf)
+        obj3.cluster_id = None
+    else:
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        pos = end5
+    (n6,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(EndQuorumEpochRequestTopicData)
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (n12,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(EndQuorumEpochRequestPartitionData)
+            (obj15.partition_index, obj15.leader_id, obj15.leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            (n16,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n16 < 0 or n16 > limit - pos:
+                raise bad_length('array', pos, n16, buf)
+            obj15.preferred_successors, pos = r_fixed_array(buf, pos, n16, 'i', 4)
+            obj15.preferred_candidates = []
+            obj15.unknown_tagged_fields = []
+            items13.append(obj15)
+        obj9.partitions = items13
+        obj9.unknown_tagged_fields = []
+        items7.append(obj9)
+    obj3.topics = items7
+    obj3.leader_endpoints = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # EndQuorumEpochRequest v1
 def _enc_EndQuorumEpochRequest_v1(self, out, parts):
     w_cnstr(out, self.cluster_id)
-    w_calen(out, self.topics)
-    for item5 in self.topics:
-        _enc_EndQuorumEpochRequestTopicData_v1(item5, out, parts)
-    w_calen(out, self.leader_endpoints)
-    for item6 in self.leader_endpoints:
-        _enc_LeaderEndpoint_v1(item6, out, parts)
+    n17 = len(self.topics) + 1
+    if n17 < 128:
+        out.append(n17)
+    else:
+        w_uvarint(out, n17)
+    for item18 in self.topics:
+        w_cstr(out, item18.topic_name)
+        n19 = len(item18.partitions) + 1
+        if n19 < 128:
+            out.append(n19)
+        else:
+            w_uvarint(out, n19)
+        for item20 in item18.partitions:
+            out += _S0.pack(item20.partition_index, item20.leader_id, item20.leader_epoch)
+            n21 = len(item20.preferred_candidates) + 1
+            if n21 < 128:
+                out.append(n21)
+            else:
+                w_uvarint(out, n21)
+            for item22 in item20.preferred_candidates:
+                out += _S3.pack(item22.candidate_id, item22.candidate_directory_id.bytes)
+                if item22.unknown_tagged_fields:
+                    w_tagged(out, (), item22.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item20.unknown_tagged_fields:
+                w_tagged(out, (), item20.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item18.unknown_tagged_fields:
+            w_tagged(out, (), item18.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n23 = len(self.leader_endpoints) + 1
+    if n23 < 128:
+        out.append(n23)
+    else:
+        w_uvarint(out, n23)
+    for item24 in self.leader_endpoints:
+        w_cstr(out, item24.name)
+        w_cstr(out, item24.host)
+        out += _S4.pack(item24.port)
+        if item24.unknown_tagged_fields:
+            w_tagged(out, (), item24.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -189,367 +278,356 @@ def _enc_EndQuorumEpochRequest_v1(self, out, parts):
 
 
 def _dec_EndQuorumEpochRequest_v1(buf, pos):
-    self = new(EndQuorumEpochRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_EndQuorumEpochRequestTopicData_v1(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_LeaderEndpoint_v1(buf, pos)
-        items11.append(item12)
-    self.leader_endpoints = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EndQuorumEpochRequestTopicData v0
-def _enc_EndQuorumEpochRequestTopicData_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partitions)
-    for item14 in self.partitions:
-        _enc_EndQuorumEpochRequestPartitionData_v0(item14, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EndQuorumEpochRequestTopicData', '0')
-
-
-def _dec_EndQuorumEpochRequestTopicData_v0(buf, pos):
-    self = new(EndQuorumEpochRequestTopicData)
-    self.topic_name, pos = r_str(buf, pos)
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_EndQuorumEpochRequestPartitionData_v0(buf, pos)
-        items16.append(item17)
-    self.partitions = items16
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EndQuorumEpochRequestTopicData v1
-def _enc_EndQuorumEpochRequestTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_EndQuorumEpochRequestPartitionData_v1(item18, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj25 = new(EndQuorumEpochRequest)
+    n26 = buf[pos]
+    if n26 > 127:
+        n26, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_EndQuorumEpochRequestTopicData_v1(buf, pos):
-    self = new(EndQuorumEpochRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n19, pos = r_calen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_EndQuorumEpochRequestPartitionData_v1(buf, pos)
-        items20.append(item21)
-    self.partitions = items20
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderEndpoint v1
-def _enc_LeaderEndpoint_v1(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S0.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n26 -= 1
+    end27 = pos + n26
+    if n26 < 0 or end27 > limit:
+        if n26 != -1:
+            raise bad_length('string', pos, n26, buf)
+        obj25.cluster_id = None
     else:
-        out.append(0)
-
-
-def _dec_LeaderEndpoint_v1(buf, pos):
-    self = new(LeaderEndpoint)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EndQuorumEpochRequestPartitionData v0
-def _enc_EndQuorumEpochRequestPartitionData_v0(self, out, parts):
-    out += _S1.pack(self.partition_index, self.leader_id, self.leader_epoch)
-    w_alen(out, self.preferred_successors)
-    w_fixed_array(out, self.preferred_successors, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EndQuorumEpochRequestPartitionData', '0')
-
-
-def _dec_EndQuorumEpochRequestPartitionData_v0(buf, pos):
-    self = new(EndQuorumEpochRequestPartitionData)
-    (self.partition_index, self.leader_id, self.leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    n24, pos = r_alen(buf, pos)
-    self.preferred_successors, pos = r_fixed_array(buf, pos, n24, 'i', 4)
-    self.preferred_candidates = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EndQuorumEpochRequestPartitionData v1
-def _enc_EndQuorumEpochRequestPartitionData_v1(self, out, parts):
-    out += _S1.pack(self.partition_index, self.leader_id, self.leader_epoch)
-    w_calen(out, self.preferred_candidates)
-    for item25 in self.preferred_candidates:
-        _enc_ReplicaInfo_v1(item25, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj25.cluster_id = str(buf[pos:end27], 'utf-8')
+        pos = end27
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_EndQuorumEpochRequestPartitionData_v1(buf, pos):
-    self = new(EndQuorumEpochRequestPartitionData)
-    (self.partition_index, self.leader_id, self.leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_ReplicaInfo_v1(buf, pos)
-        items27.append(item28)
-    self.preferred_candidates = items27
-    self.preferred_successors = []
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaInfo v1
-def _enc_ReplicaInfo_v1(self, out, parts):
-    out += _S2.pack(self.candidate_id, self.candidate_directory_id.bytes)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n28 -= 1
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(EndQuorumEpochRequestTopicData)
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj31.topic_name = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        n34 = buf[pos]
+        if n34 > 127:
+            n34, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n34 -= 1
+        if n34 < 0 or n34 > limit - pos:
+            raise bad_length('array', pos, n34, buf)
+        items35 = []
+        for _ in range(n34):
+            obj37 = new(EndQuorumEpochRequestPartitionData)
+            (obj37.partition_index, obj37.leader_id, obj37.leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            n38 = buf[pos]
+            if n38 > 127:
+                n38, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n38 -= 1
+            if n38 < 0 or n38 > limit - pos:
+                raise bad_length('array', pos, n38, buf)
+            items39 = []
+            for _ in range(n38):
+                obj41 = new(ReplicaInfo)
+                (obj41.candidate_id, raw42,) = _S3.unpack_from(buf, pos)
+                pos += 20
+                obj41.candidate_directory_id = uuid_from(raw42)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj41.unknown_tagged_fields = []
+                else:
+                    obj41.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items39.append(obj41)
+            obj37.preferred_candidates = items39
+            obj37.preferred_successors = []
+            if buf[pos] == 0:
+                pos += 1
+                obj37.unknown_tagged_fields = []
+            else:
+                obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items35.append(obj37)
+        obj31.partitions = items35
+        if buf[pos] == 0:
+            pos += 1
+            obj31.unknown_tagged_fields = []
+        else:
+            obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items29.append(obj31)
+    obj25.topics = items29
+    n43 = buf[pos]
+    if n43 > 127:
+        n43, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReplicaInfo_v1(buf, pos):
-    self = new(ReplicaInfo)
-    (self.candidate_id, raw30,) = _S2.unpack_from(buf, pos)
-    pos += 20
-    self.candidate_directory_id = uuid_from(raw30)
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n43 -= 1
+    if n43 < 0 or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    items44 = []
+    for _ in range(n43):
+        obj46 = new(LeaderEndpoint)
+        n47 = buf[pos]
+        if n47 > 127:
+            n47, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n47 -= 1
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            raise bad_length('string', pos, n47, buf)
+        obj46.name = str(buf[pos:end48], 'utf-8')
+        pos = end48
+        n49 = buf[pos]
+        if n49 > 127:
+            n49, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n49 -= 1
+        end50 = pos + n49
+        if n49 < 0 or end50 > limit:
+            raise bad_length('string', pos, n49, buf)
+        obj46.host = str(buf[pos:end50], 'utf-8')
+        pos = end50
+        (obj46.port,) = _S4.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj46.unknown_tagged_fields = []
+        else:
+            obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items44.append(obj46)
+    obj25.leader_endpoints = items44
+    if buf[pos] == 0:
+        pos += 1
+        obj25.unknown_tagged_fields = []
+    else:
+        obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj25
     return self, pos
 
 
 # EndQuorumEpochResponse v0
 def _enc_EndQuorumEpochResponse_v0(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('EndQuorumEpochResponse', 'node_endpoints', '0')
-    out += _S3.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_alen(out, self.topics)
-    for item32 in self.topics:
-        _enc_EndQuorumEpochResponseTopicData_v0(item32, out, parts)
+    for item51 in self.topics:
+        w_str(out, item51.topic_name)
+        w_alen(out, item51.partitions)
+        for item52 in item51.partitions:
+            out += _S5.pack(item52.partition_index, item52.error_code, item52.leader_id, item52.leader_epoch)
+            if item52.unknown_tagged_fields:
+                raise no_tagged_fields_error('EndQuorumEpochResponsePartitionData', '0')
+        if item51.unknown_tagged_fields:
+            raise no_tagged_fields_error('EndQuorumEpochResponseTopicData', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('EndQuorumEpochResponse', '0')
 
 
 def _dec_EndQuorumEpochResponse_v0(buf, pos):
-    self = new(EndQuorumEpochResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj53 = new(EndQuorumEpochResponse)
+    (obj53.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n33, pos = r_alen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_EndQuorumEpochResponseTopicData_v0(buf, pos)
-        items34.append(item35)
-    self.topics = items34
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n54,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n54 < 0 or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    items55 = []
+    for _ in range(n54):
+        obj57 = new(EndQuorumEpochResponseTopicData)
+        (n58,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end59 = pos + n58
+        if n58 < 0 or end59 > limit:
+            raise bad_length('string', pos, n58, buf)
+        obj57.topic_name = str(buf[pos:end59], 'utf-8')
+        pos = end59
+        (n60,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n60 < 0 or n60 > limit - pos:
+            raise bad_length('array', pos, n60, buf)
+        items61 = []
+        for _ in range(n60):
+            obj63 = new(EndQuorumEpochResponsePartitionData)
+            (obj63.partition_index, obj63.error_code, obj63.leader_id, obj63.leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 14
+            obj63.unknown_tagged_fields = []
+            items61.append(obj63)
+        obj57.partitions = items61
+        obj57.unknown_tagged_fields = []
+        items55.append(obj57)
+    obj53.topics = items55
+    obj53.node_endpoints = []
+    obj53.unknown_tagged_fields = []
+    self = obj53
     return self, pos
 
 
 # EndQuorumEpochResponse v1
 def _enc_EndQuorumEpochResponse_v1(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item36 in self.topics:
-        _enc_EndQuorumEpochResponseTopicData_v1(item36, out, parts)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item37 in self.node_endpoints:
-            _enc_NodeEndpoint_v1(item37, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S1.pack(self.error_code)
+    n64 = len(self.topics) + 1
+    if n64 < 128:
+        out.append(n64)
+    else:
+        w_uvarint(out, n64)
+    for item65 in self.topics:
+        w_cstr(out, item65.topic_name)
+        n66 = len(item65.partitions) + 1
+        if n66 < 128:
+            out.append(n66)
+        else:
+            w_uvarint(out, n66)
+        for item67 in item65.partitions:
+            out += _S5.pack(item67.partition_index, item67.error_code, item67.leader_id, item67.leader_epoch)
+            if item67.unknown_tagged_fields:
+                w_tagged(out, (), item67.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item65.unknown_tagged_fields:
+            w_tagged(out, (), item65.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged68 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field69 = bytearray()
+        n70 = len(self.node_endpoints) + 1
+        if n70 < 128:
+            field69.append(n70)
+        else:
+            w_uvarint(field69, n70)
+        for item71 in self.node_endpoints:
+            field69 += _S2.pack(item71.node_id)
+            w_cstr(field69, item71.host)
+            field69 += _S4.pack(item71.port)
+            if item71.unknown_tagged_fields:
+                w_tagged(field69, (), item71.unknown_tagged_fields)
+            else:
+                field69.append(0)
+        tagged68.append((0, field69))
+    if tagged68 or self.unknown_tagged_fields:
+        w_tagged(out, tagged68, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_EndQuorumEpochResponse_v1(buf, pos):
-    self = new(EndQuorumEpochResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj72 = new(EndQuorumEpochResponse)
+    (obj72.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    n38, pos = r_calen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_EndQuorumEpochResponseTopicData_v1(buf, pos)
-        items39.append(item40)
-    self.topics = items39
-    self.node_endpoints = []
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        for _ in range(count41):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n42, pos = r_calen(field, pos)
-                items43 = []
-                for _ in range(n42):
-                    item44, pos = _dec_NodeEndpoint_v1(field, pos)
-                    items43.append(item44)
-                self.node_endpoints = items43
+    n73 = buf[pos]
+    if n73 > 127:
+        n73, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n73 -= 1
+    if n73 < 0 or n73 > limit - pos:
+        raise bad_length('array', pos, n73, buf)
+    items74 = []
+    for _ in range(n73):
+        obj76 = new(EndQuorumEpochResponseTopicData)
+        n77 = buf[pos]
+        if n77 > 127:
+            n77, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n77 -= 1
+        end78 = pos + n77
+        if n77 < 0 or end78 > limit:
+            raise bad_length('string', pos, n77, buf)
+        obj76.topic_name = str(buf[pos:end78], 'utf-8')
+        pos = end78
+        n79 = buf[pos]
+        if n79 > 127:
+            n79, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n79 -= 1
+        if n79 < 0 or n79 > limit - pos:
+            raise bad_length('array', pos, n79, buf)
+        items80 = []
+        for _ in range(n79):
+            obj82 = new(EndQuorumEpochResponsePartitionData)
+            (obj82.partition_index, obj82.error_code, obj82.leader_id, obj82.leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                pos += 1
+                obj82.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EndQuorumEpochResponseTopicData v0
-def _enc_EndQuorumEpochResponseTopicData_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partitions)
-    for item45 in self.partitions:
-        _enc_EndQuorumEpochResponsePartitionData_v0(item45, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EndQuorumEpochResponseTopicData', '0')
-
-
-def _dec_EndQuorumEpochResponseTopicData_v0(buf, pos):
-    self = new(EndQuorumEpochResponseTopicData)
-    self.topic_name, pos = r_str(buf, pos)
-    n46, pos = r_alen(buf, pos)
-    items47 = []
-    for _ in range(n46):
-        item48, pos = _dec_EndQuorumEpochResponsePartitionData_v0(buf, pos)
-        items47.append(item48)
-    self.partitions = items47
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EndQuorumEpochResponseTopicData v1
-def _enc_EndQuorumEpochResponseTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item49 in self.partitions:
-        _enc_EndQuorumEpochResponsePartitionData_v1(item49, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                obj82.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items80.append(obj82)
+        obj76.partitions = items80
+        if buf[pos] == 0:
+            pos += 1
+            obj76.unknown_tagged_fields = []
+        else:
+            obj76.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items74.append(obj76)
+    obj72.topics = items74
+    obj72.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj72.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_EndQuorumEpochResponseTopicData_v1(buf, pos):
-    self = new(EndQuorumEpochResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n50, pos = r_calen(buf, pos)
-    items51 = []
-    for _ in range(n50):
-        item52, pos = _dec_EndQuorumEpochResponsePartitionData_v1(buf, pos)
-        items51.append(item52)
-    self.partitions = items51
-    count53, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count53:
-        pos = r_tagged_unknown(buf, pos, count53, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v1
-def _enc_NodeEndpoint_v1(self, out, parts):
-    out += _S4.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S0.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v1(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    count54, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count54:
-        pos = r_tagged_unknown(buf, pos, count54, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EndQuorumEpochResponsePartitionData v0
-def _enc_EndQuorumEpochResponsePartitionData_v0(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EndQuorumEpochResponsePartitionData', '0')
-
-
-def _dec_EndQuorumEpochResponsePartitionData_v0(buf, pos):
-    self = new(EndQuorumEpochResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 14
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EndQuorumEpochResponsePartitionData v1
-def _enc_EndQuorumEpochResponsePartitionData_v1(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_EndQuorumEpochResponsePartitionData_v1(buf, pos):
-    self = new(EndQuorumEpochResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 14
-    count55, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count55:
-        pos = r_tagged_unknown(buf, pos, count55, unknown)
-    self.unknown_tagged_fields = unknown
+        count83, pos = r_uvarint(buf, pos)
+        unknown84 = []
+        for _ in range(count83):
+            tag85, start86, end87 = r_tag_header(buf, pos)
+            if tag85 == 0:
+                pos = start86
+                n88 = buf[pos]
+                if n88 > 127:
+                    n88, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n88 -= 1
+                if n88 < 0 or n88 > limit - pos:
+                    raise bad_length('array', pos, n88, buf)
+                items89 = []
+                for _ in range(n88):
+                    obj91 = new(NodeEndpoint)
+                    (obj91.node_id,) = _S2.unpack_from(buf, pos)
+                    pos += 4
+                    n92 = buf[pos]
+                    if n92 > 127:
+                        n92, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n92 -= 1
+                    end93 = pos + n92
+                    if n92 < 0 or end93 > limit:
+                        raise bad_length('string', pos, n92, buf)
+                    obj91.host = str(buf[pos:end93], 'utf-8')
+                    pos = end93
+                    (obj91.port,) = _S4.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj91.unknown_tagged_fields = []
+                    else:
+                        obj91.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items89.append(obj91)
+                obj72.node_endpoints = items89
+                if pos != end87:
+                    raise tagged_size_mismatch(tag85, start86, end87, pos)
+            else:
+                unknown84.append((tag85, bytes(buf[start86:end87])))
+                pos = end87
+        obj72.unknown_tagged_fields = unknown84
+    self = obj72
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,9 @@ from ._runtime import (  # noqa: F401
 __all__ = ['EndTxnRequest', 'EndTxnResponse']
 
 _S0 = _Struct('>qh?')
-_S1 = _Struct('>ih')
-_S2 = _Struct('>ihqh')
+_S1 = _Struct('>h')
+_S2 = _Struct('>ih')
+_S3 = _Struct('>ihqh')
 
 
 class EndTxnRequest(Message):
@@ -69,11 +70,19 @@ def _enc_EndTxnRequest_v0(self, out, parts):
 
 
 def _dec_EndTxnRequest_v0(buf, pos):
-    self = new(EndTxnRequest)
-    self.transactional_id, pos = r_str(buf, pos)
-    (self.producer_id, self.producer_epoch, self.committed,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(EndTxnRequest)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (obj1.producer_id, obj1.producer_epoch, obj1.committed,) = _S0.unpack_from(buf, pos)
     pos += 11
-    self.unknown_tagged_fields = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -88,38 +97,52 @@ def _enc_EndTxnRequest_v3(self, out, parts):
 
 
 def _dec_EndTxnRequest_v3(buf, pos):
-    self = new(EndTxnRequest)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    (self.producer_id, self.producer_epoch, self.committed,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(EndTxnRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj4.transactional_id = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (obj4.producer_id, obj4.producer_epoch, obj4.committed,) = _S0.unpack_from(buf, pos)
     pos += 11
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # EndTxnResponse v0-2
 def _enc_EndTxnResponse_v0(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('EndTxnResponse', '0-2')
 
 
 def _dec_EndTxnResponse_v0(buf, pos):
-    self = new(EndTxnResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(EndTxnResponse)
+    (obj7.throttle_time_ms, obj7.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.producer_id = -1
-    self.producer_epoch = -1
-    self.unknown_tagged_fields = []
+    obj7.producer_id = -1
+    obj7.producer_epoch = -1
+    obj7.unknown_tagged_fields = []
+    self = obj7
     return self, pos
 
 
 # EndTxnResponse v3-4
 def _enc_EndTxnResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -127,22 +150,24 @@ def _enc_EndTxnResponse_v3(self, out, parts):
 
 
 def _dec_EndTxnResponse_v3(buf, pos):
-    self = new(EndTxnResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(EndTxnResponse)
+    (obj8.throttle_time_ms, obj8.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.producer_id = -1
-    self.producer_epoch = -1
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj8.producer_id = -1
+    obj8.producer_epoch = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj8
     return self, pos
 
 
 # EndTxnResponse v5
 def _enc_EndTxnResponse_v5(self, out, parts):
-    out += _S2.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
+    out += _S3.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -150,14 +175,16 @@ def _enc_EndTxnResponse_v5(self, out, parts):
 
 
 def _dec_EndTxnResponse_v5(buf, pos):
-    self = new(EndTxnResponse)
-    (self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj9 = new(EndTxnResponse)
+    (obj9.throttle_time_ms, obj9.error_code, obj9.producer_id, obj9.producer_epoch,) = _S3.unpack_from(buf, pos)
     pos += 16
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj9.unknown_tagged_fields = []
+    else:
+        obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj9
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -67,15 +67,50 @@ def _enc_EnvelopeRequest_v0(self, out, parts):
 
 
 def _dec_EnvelopeRequest_v0(buf, pos):
-    self = new(EnvelopeRequest)
-    self.request_data, pos = r_cbytes(buf, pos)
-    self.request_principal, pos = r_cnbytes(buf, pos)
-    self.client_host_address, pos = r_cbytes(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj1 = new(EnvelopeRequest)
+    n2 = buf[pos]
+    if n2 > 127:
+        n2, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n2 -= 1
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('bytes', pos, n2, buf)
+    obj1.request_data = bytes(buf[pos:end3])
+    pos = end3
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('bytes', pos, n4, buf)
+        obj1.request_principal = None
+    else:
+        obj1.request_principal = bytes(buf[pos:end5])
+        pos = end5
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('bytes', pos, n6, buf)
+    obj1.client_host_address = bytes(buf[pos:end7])
+    pos = end7
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
@@ -90,15 +125,30 @@ def _enc_EnvelopeResponse_v0(self, out, parts):
 
 
 def _dec_EnvelopeResponse_v0(buf, pos):
-    self = new(EnvelopeResponse)
-    self.response_data, pos = r_cnbytes(buf, pos)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(EnvelopeResponse)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        if n9 != -1:
+            raise bad_length('bytes', pos, n9, buf)
+        obj8.response_data = None
+    else:
+        obj8.response_data = bytes(buf[pos:end10])
+        pos = end10
+    (obj8.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj8
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['ExpireDelegationTokenRequest', 'ExpireDelegationTokenResponse']
 
 _S0 = _Struct('>q')
-_S1 = _Struct('>hqi')
+_S1 = _Struct('>i')
+_S2 = _Struct('>hqi')
 
 
 class ExpireDelegationTokenRequest(Message):
@@ -65,11 +66,19 @@ def _enc_ExpireDelegationTokenRequest_v0(self, out, parts):
 
 
 def _dec_ExpireDelegationTokenRequest_v0(buf, pos):
-    self = new(ExpireDelegationTokenRequest)
-    self.hmac, pos = r_bytes(buf, pos)
-    (self.expiry_time_period_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(ExpireDelegationTokenRequest)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('bytes', pos, n2, buf)
+    obj1.hmac = bytes(buf[pos:end3])
+    pos = end3
+    (obj1.expiry_time_period_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.unknown_tagged_fields = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -84,36 +93,50 @@ def _enc_ExpireDelegationTokenRequest_v2(self, out, parts):
 
 
 def _dec_ExpireDelegationTokenRequest_v2(buf, pos):
-    self = new(ExpireDelegationTokenRequest)
-    self.hmac, pos = r_cbytes(buf, pos)
-    (self.expiry_time_period_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(ExpireDelegationTokenRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('bytes', pos, n5, buf)
+    obj4.hmac = bytes(buf[pos:end6])
+    pos = end6
+    (obj4.expiry_time_period_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # ExpireDelegationTokenResponse v0-1
 def _enc_ExpireDelegationTokenResponse_v0(self, out, parts):
-    out += _S1.pack(self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms)
+    out += _S2.pack(self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ExpireDelegationTokenResponse', '0-1')
 
 
 def _dec_ExpireDelegationTokenResponse_v0(buf, pos):
-    self = new(ExpireDelegationTokenResponse)
-    (self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(ExpireDelegationTokenResponse)
+    (obj7.error_code, obj7.expiry_timestamp_ms, obj7.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 14
-    self.unknown_tagged_fields = []
+    obj7.unknown_tagged_fields = []
+    self = obj7
     return self, pos
 
 
 # ExpireDelegationTokenResponse v2
 def _enc_ExpireDelegationTokenResponse_v2(self, out, parts):
-    out += _S1.pack(self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms)
+    out += _S2.pack(self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -121,14 +144,16 @@ def _enc_ExpireDelegationTokenResponse_v2(self, out, parts):
 
 
 def _dec_ExpireDelegationTokenResponse_v2(buf, pos):
-    self = new(ExpireDelegationTokenResponse)
-    (self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(ExpireDelegationTokenResponse)
+    (obj8.error_code, obj8.expiry_timestamp_ms, obj8.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 14
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj8
     return self, pos
 
 

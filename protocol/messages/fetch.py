@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,25 +16,26 @@ from ._runtime import (  # noqa: F401
 __all__ = ['AbortedTransaction', 'EpochEndOffset', 'FetchPartition', 'FetchRequest', 'FetchResponse', 'FetchTopic', 'FetchableTopicResponse', 'ForgottenTopic', 'LeaderIdAndEpoch', 'NodeEndpoint', 'PartitionData', 'ReplicaState', 'SnapshotId']
 
 _S0 = _Struct('>iii')
-_S1 = _Struct('>iiii')
-_S2 = _Struct('>iiiib')
-_S3 = _Struct('>iiiibii')
-_S4 = _Struct('>iiibii')
-_S5 = _Struct('>iq')
-_S6 = _Struct('>16s')
-_S7 = _Struct('>iqi')
-_S8 = _Struct('>iqqi')
-_S9 = _Struct('>iiqqi')
-_S10 = _Struct('>iiqiqi')
-_S11 = _Struct('>q')
-_S12 = _Struct('>i')
-_S13 = _Struct('>ihi')
+_S1 = _Struct('>iqi')
+_S2 = _Struct('>i')
+_S3 = _Struct('>h')
+_S4 = _Struct('>iiii')
+_S5 = _Struct('>iiiib')
+_S6 = _Struct('>iqqi')
+_S7 = _Struct('>iiiibii')
+_S8 = _Struct('>iiqqi')
+_S9 = _Struct('>iiqiqi')
+_S10 = _Struct('>16s')
+_S11 = _Struct('>iiibii')
+_S12 = _Struct('>iq')
+_S13 = _Struct('>q')
 _S14 = _Struct('>ihq')
 _S15 = _Struct('>ihqq')
-_S16 = _Struct('>ihqqq')
-_S17 = _Struct('>ii')
-_S18 = _Struct('>qi')
-_S19 = _Struct('>qq')
+_S16 = _Struct('>qq')
+_S17 = _Struct('>ihqqq')
+_S18 = _Struct('>ihi')
+_S19 = _Struct('>ii')
+_S20 = _Struct('>qi')
 
 
 class FetchRequest(Message):
@@ -229,1216 +230,2321 @@ class AbortedTransaction(Struct):
 
 # FetchRequest v0-2
 def _enc_FetchRequest_v0(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '0-2')
-    if (self.forgotten_topics_data is None or len(self.forgotten_topics_data) != 0):
+    if not ((self.forgotten_topics_data is not None and len(self.forgotten_topics_data) == 0)):
         raise cannot_carry('FetchRequest', 'forgotten_topics_data', '0-2')
     out += _S0.pack(self.replica_id, self.max_wait_ms, self.min_bytes)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_FetchTopic_v0(item1, out, parts)
+        w_str(out, item1.topic)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            if not (item2.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '0-4')
+            out += _S1.pack(item2.partition, item2.fetch_offset, item2.partition_max_bytes)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '0-4')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '0-2')
 
 
 def _dec_FetchRequest_v0(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(FetchRequest)
+    (obj3.replica_id, obj3.max_wait_ms, obj3.min_bytes,) = _S0.unpack_from(buf, pos)
     pos += 12
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_FetchTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.max_bytes = 2147483647
-    self.isolation_level = 0
-    self.session_id = 0
-    self.session_epoch = -1
-    self.forgotten_topics_data = []
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(FetchTopic)
+        (n8,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.topic = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(FetchPartition)
+            (obj13.partition, obj13.fetch_offset, obj13.partition_max_bytes,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj13.current_leader_epoch = -1
+            obj13.last_fetched_epoch = -1
+            obj13.log_start_offset = -1
+            obj13.replica_directory_id = ZERO_UUID
+            obj13.high_watermark = 9223372036854775807
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.partitions = items11
+        obj7.topic_id = ZERO_UUID
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topics = items5
+    obj3.cluster_id = None
+    obj3.replica_state = ReplicaState()
+    obj3.max_bytes = 2147483647
+    obj3.isolation_level = 0
+    obj3.session_id = 0
+    obj3.session_epoch = -1
+    obj3.forgotten_topics_data = []
+    obj3.rack_id = ''
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # FetchRequest v3
 def _enc_FetchRequest_v3(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '3')
-    if (self.forgotten_topics_data is None or len(self.forgotten_topics_data) != 0):
+    if not ((self.forgotten_topics_data is not None and len(self.forgotten_topics_data) == 0)):
         raise cannot_carry('FetchRequest', 'forgotten_topics_data', '3')
-    out += _S1.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes)
+    out += _S4.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes)
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_FetchTopic_v0(item5, out, parts)
+    for item14 in self.topics:
+        w_str(out, item14.topic)
+        w_alen(out, item14.partitions)
+        for item15 in item14.partitions:
+            if not (item15.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '0-4')
+            out += _S1.pack(item15.partition, item15.fetch_offset, item15.partition_max_bytes)
+            if item15.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '0-4')
+        if item14.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '3')
 
 
 def _dec_FetchRequest_v3(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj16 = new(FetchRequest)
+    (obj16.replica_id, obj16.max_wait_ms, obj16.min_bytes, obj16.max_bytes,) = _S4.unpack_from(buf, pos)
     pos += 16
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_FetchTopic_v0(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.isolation_level = 0
-    self.session_id = 0
-    self.session_epoch = -1
-    self.forgotten_topics_data = []
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n17,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        obj20 = new(FetchTopic)
+        (n21,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj20.topic = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (n23,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n23 < 0 or n23 > limit - pos:
+            raise bad_length('array', pos, n23, buf)
+        items24 = []
+        for _ in range(n23):
+            obj26 = new(FetchPartition)
+            (obj26.partition, obj26.fetch_offset, obj26.partition_max_bytes,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj26.current_leader_epoch = -1
+            obj26.last_fetched_epoch = -1
+            obj26.log_start_offset = -1
+            obj26.replica_directory_id = ZERO_UUID
+            obj26.high_watermark = 9223372036854775807
+            obj26.unknown_tagged_fields = []
+            items24.append(obj26)
+        obj20.partitions = items24
+        obj20.topic_id = ZERO_UUID
+        obj20.unknown_tagged_fields = []
+        items18.append(obj20)
+    obj16.topics = items18
+    obj16.cluster_id = None
+    obj16.replica_state = ReplicaState()
+    obj16.isolation_level = 0
+    obj16.session_id = 0
+    obj16.session_epoch = -1
+    obj16.forgotten_topics_data = []
+    obj16.rack_id = ''
+    obj16.unknown_tagged_fields = []
+    self = obj16
     return self, pos
 
 
 # FetchRequest v4
 def _enc_FetchRequest_v4(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '4')
-    if (self.forgotten_topics_data is None or len(self.forgotten_topics_data) != 0):
+    if not ((self.forgotten_topics_data is not None and len(self.forgotten_topics_data) == 0)):
         raise cannot_carry('FetchRequest', 'forgotten_topics_data', '4')
-    out += _S2.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level)
+    out += _S5.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level)
     w_alen(out, self.topics)
-    for item9 in self.topics:
-        _enc_FetchTopic_v0(item9, out, parts)
+    for item27 in self.topics:
+        w_str(out, item27.topic)
+        w_alen(out, item27.partitions)
+        for item28 in item27.partitions:
+            if not (item28.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '0-4')
+            out += _S1.pack(item28.partition, item28.fetch_offset, item28.partition_max_bytes)
+            if item28.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '0-4')
+        if item27.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '4')
 
 
 def _dec_FetchRequest_v4(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(FetchRequest)
+    (obj29.replica_id, obj29.max_wait_ms, obj29.min_bytes, obj29.max_bytes, obj29.isolation_level,) = _S5.unpack_from(buf, pos)
     pos += 17
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_FetchTopic_v0(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.session_id = 0
-    self.session_epoch = -1
-    self.forgotten_topics_data = []
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n30,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(FetchTopic)
+        (n34,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj33.topic = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        (n36,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n36 < 0 or n36 > limit - pos:
+            raise bad_length('array', pos, n36, buf)
+        items37 = []
+        for _ in range(n36):
+            obj39 = new(FetchPartition)
+            (obj39.partition, obj39.fetch_offset, obj39.partition_max_bytes,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj39.current_leader_epoch = -1
+            obj39.last_fetched_epoch = -1
+            obj39.log_start_offset = -1
+            obj39.replica_directory_id = ZERO_UUID
+            obj39.high_watermark = 9223372036854775807
+            obj39.unknown_tagged_fields = []
+            items37.append(obj39)
+        obj33.partitions = items37
+        obj33.topic_id = ZERO_UUID
+        obj33.unknown_tagged_fields = []
+        items31.append(obj33)
+    obj29.topics = items31
+    obj29.cluster_id = None
+    obj29.replica_state = ReplicaState()
+    obj29.session_id = 0
+    obj29.session_epoch = -1
+    obj29.forgotten_topics_data = []
+    obj29.rack_id = ''
+    obj29.unknown_tagged_fields = []
+    self = obj29
     return self, pos
 
 
 # FetchRequest v5-6
 def _enc_FetchRequest_v5(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '5-6')
-    if (self.forgotten_topics_data is None or len(self.forgotten_topics_data) != 0):
+    if not ((self.forgotten_topics_data is not None and len(self.forgotten_topics_data) == 0)):
         raise cannot_carry('FetchRequest', 'forgotten_topics_data', '5-6')
-    out += _S2.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level)
+    out += _S5.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level)
     w_alen(out, self.topics)
-    for item13 in self.topics:
-        _enc_FetchTopic_v5(item13, out, parts)
+    for item40 in self.topics:
+        w_str(out, item40.topic)
+        w_alen(out, item40.partitions)
+        for item41 in item40.partitions:
+            if not (item41.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '5-8')
+            out += _S6.pack(item41.partition, item41.fetch_offset, item41.log_start_offset, item41.partition_max_bytes)
+            if item41.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '5-8')
+        if item40.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '5-8')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '5-6')
 
 
 def _dec_FetchRequest_v5(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj42 = new(FetchRequest)
+    (obj42.replica_id, obj42.max_wait_ms, obj42.min_bytes, obj42.max_bytes, obj42.isolation_level,) = _S5.unpack_from(buf, pos)
     pos += 17
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_FetchTopic_v5(buf, pos)
-        items15.append(item16)
-    self.topics = items15
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.session_id = 0
-    self.session_epoch = -1
-    self.forgotten_topics_data = []
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n43,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n43 < 0 or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    items44 = []
+    for _ in range(n43):
+        obj46 = new(FetchTopic)
+        (n47,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            raise bad_length('string', pos, n47, buf)
+        obj46.topic = str(buf[pos:end48], 'utf-8')
+        pos = end48
+        (n49,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n49 < 0 or n49 > limit - pos:
+            raise bad_length('array', pos, n49, buf)
+        items50 = []
+        for _ in range(n49):
+            obj52 = new(FetchPartition)
+            (obj52.partition, obj52.fetch_offset, obj52.log_start_offset, obj52.partition_max_bytes,) = _S6.unpack_from(buf, pos)
+            pos += 24
+            obj52.current_leader_epoch = -1
+            obj52.last_fetched_epoch = -1
+            obj52.replica_directory_id = ZERO_UUID
+            obj52.high_watermark = 9223372036854775807
+            obj52.unknown_tagged_fields = []
+            items50.append(obj52)
+        obj46.partitions = items50
+        obj46.topic_id = ZERO_UUID
+        obj46.unknown_tagged_fields = []
+        items44.append(obj46)
+    obj42.topics = items44
+    obj42.cluster_id = None
+    obj42.replica_state = ReplicaState()
+    obj42.session_id = 0
+    obj42.session_epoch = -1
+    obj42.forgotten_topics_data = []
+    obj42.rack_id = ''
+    obj42.unknown_tagged_fields = []
+    self = obj42
     return self, pos
 
 
 # FetchRequest v7-8
 def _enc_FetchRequest_v7(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '7-8')
-    out += _S3.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    out += _S7.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
     w_alen(out, self.topics)
-    for item17 in self.topics:
-        _enc_FetchTopic_v5(item17, out, parts)
+    for item53 in self.topics:
+        w_str(out, item53.topic)
+        w_alen(out, item53.partitions)
+        for item54 in item53.partitions:
+            if not (item54.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '5-8')
+            out += _S6.pack(item54.partition, item54.fetch_offset, item54.log_start_offset, item54.partition_max_bytes)
+            if item54.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '5-8')
+        if item53.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '5-8')
     w_alen(out, self.forgotten_topics_data)
-    for item18 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v7(item18, out, parts)
+    for item55 in self.forgotten_topics_data:
+        w_str(out, item55.topic)
+        w_alen(out, item55.partitions)
+        w_fixed_array(out, item55.partitions, 'i')
+        if item55.unknown_tagged_fields:
+            raise no_tagged_fields_error('ForgottenTopic', '7-11')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '7-8')
 
 
 def _dec_FetchRequest_v7(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj56 = new(FetchRequest)
+    (obj56.replica_id, obj56.max_wait_ms, obj56.min_bytes, obj56.max_bytes, obj56.isolation_level, obj56.session_id, obj56.session_epoch,) = _S7.unpack_from(buf, pos)
     pos += 25
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_FetchTopic_v5(buf, pos)
-        items20.append(item21)
-    self.topics = items20
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_ForgottenTopic_v7(buf, pos)
-        items23.append(item24)
-    self.forgotten_topics_data = items23
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n57,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n57 < 0 or n57 > limit - pos:
+        raise bad_length('array', pos, n57, buf)
+    items58 = []
+    for _ in range(n57):
+        obj60 = new(FetchTopic)
+        (n61,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end62 = pos + n61
+        if n61 < 0 or end62 > limit:
+            raise bad_length('string', pos, n61, buf)
+        obj60.topic = str(buf[pos:end62], 'utf-8')
+        pos = end62
+        (n63,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n63 < 0 or n63 > limit - pos:
+            raise bad_length('array', pos, n63, buf)
+        items64 = []
+        for _ in range(n63):
+            obj66 = new(FetchPartition)
+            (obj66.partition, obj66.fetch_offset, obj66.log_start_offset, obj66.partition_max_bytes,) = _S6.unpack_from(buf, pos)
+            pos += 24
+            obj66.current_leader_epoch = -1
+            obj66.last_fetched_epoch = -1
+            obj66.replica_directory_id = ZERO_UUID
+            obj66.high_watermark = 9223372036854775807
+            obj66.unknown_tagged_fields = []
+            items64.append(obj66)
+        obj60.partitions = items64
+        obj60.topic_id = ZERO_UUID
+        obj60.unknown_tagged_fields = []
+        items58.append(obj60)
+    obj56.topics = items58
+    (n67,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n67 < 0 or n67 > limit - pos:
+        raise bad_length('array', pos, n67, buf)
+    items68 = []
+    for _ in range(n67):
+        obj70 = new(ForgottenTopic)
+        (n71,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end72 = pos + n71
+        if n71 < 0 or end72 > limit:
+            raise bad_length('string', pos, n71, buf)
+        obj70.topic = str(buf[pos:end72], 'utf-8')
+        pos = end72
+        (n73,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n73 < 0 or n73 > limit - pos:
+            raise bad_length('array', pos, n73, buf)
+        obj70.partitions, pos = r_fixed_array(buf, pos, n73, 'i', 4)
+        obj70.topic_id = ZERO_UUID
+        obj70.unknown_tagged_fields = []
+        items68.append(obj70)
+    obj56.forgotten_topics_data = items68
+    obj56.cluster_id = None
+    obj56.replica_state = ReplicaState()
+    obj56.rack_id = ''
+    obj56.unknown_tagged_fields = []
+    self = obj56
     return self, pos
 
 
 # FetchRequest v9-10
 def _enc_FetchRequest_v9(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '9-10')
-    out += _S3.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    out += _S7.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
     w_alen(out, self.topics)
-    for item25 in self.topics:
-        _enc_FetchTopic_v9(item25, out, parts)
+    for item74 in self.topics:
+        w_str(out, item74.topic)
+        w_alen(out, item74.partitions)
+        for item75 in item74.partitions:
+            if not (item75.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '9-11')
+            out += _S8.pack(item75.partition, item75.current_leader_epoch, item75.fetch_offset, item75.log_start_offset, item75.partition_max_bytes)
+            if item75.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '9-11')
+        if item74.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '9-11')
     w_alen(out, self.forgotten_topics_data)
-    for item26 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v7(item26, out, parts)
+    for item76 in self.forgotten_topics_data:
+        w_str(out, item76.topic)
+        w_alen(out, item76.partitions)
+        w_fixed_array(out, item76.partitions, 'i')
+        if item76.unknown_tagged_fields:
+            raise no_tagged_fields_error('ForgottenTopic', '7-11')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '9-10')
 
 
 def _dec_FetchRequest_v9(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj77 = new(FetchRequest)
+    (obj77.replica_id, obj77.max_wait_ms, obj77.min_bytes, obj77.max_bytes, obj77.isolation_level, obj77.session_id, obj77.session_epoch,) = _S7.unpack_from(buf, pos)
     pos += 25
-    n27, pos = r_alen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_FetchTopic_v9(buf, pos)
-        items28.append(item29)
-    self.topics = items28
-    n30, pos = r_alen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_ForgottenTopic_v7(buf, pos)
-        items31.append(item32)
-    self.forgotten_topics_data = items31
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.rack_id = ''
-    self.unknown_tagged_fields = []
+    (n78,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n78 < 0 or n78 > limit - pos:
+        raise bad_length('array', pos, n78, buf)
+    items79 = []
+    for _ in range(n78):
+        obj81 = new(FetchTopic)
+        (n82,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end83 = pos + n82
+        if n82 < 0 or end83 > limit:
+            raise bad_length('string', pos, n82, buf)
+        obj81.topic = str(buf[pos:end83], 'utf-8')
+        pos = end83
+        (n84,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n84 < 0 or n84 > limit - pos:
+            raise bad_length('array', pos, n84, buf)
+        items85 = []
+        for _ in range(n84):
+            obj87 = new(FetchPartition)
+            (obj87.partition, obj87.current_leader_epoch, obj87.fetch_offset, obj87.log_start_offset, obj87.partition_max_bytes,) = _S8.unpack_from(buf, pos)
+            pos += 28
+            obj87.last_fetched_epoch = -1
+            obj87.replica_directory_id = ZERO_UUID
+            obj87.high_watermark = 9223372036854775807
+            obj87.unknown_tagged_fields = []
+            items85.append(obj87)
+        obj81.partitions = items85
+        obj81.topic_id = ZERO_UUID
+        obj81.unknown_tagged_fields = []
+        items79.append(obj81)
+    obj77.topics = items79
+    (n88,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n88 < 0 or n88 > limit - pos:
+        raise bad_length('array', pos, n88, buf)
+    items89 = []
+    for _ in range(n88):
+        obj91 = new(ForgottenTopic)
+        (n92,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end93 = pos + n92
+        if n92 < 0 or end93 > limit:
+            raise bad_length('string', pos, n92, buf)
+        obj91.topic = str(buf[pos:end93], 'utf-8')
+        pos = end93
+        (n94,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n94 < 0 or n94 > limit - pos:
+            raise bad_length('array', pos, n94, buf)
+        obj91.partitions, pos = r_fixed_array(buf, pos, n94, 'i', 4)
+        obj91.topic_id = ZERO_UUID
+        obj91.unknown_tagged_fields = []
+        items89.append(obj91)
+    obj77.forgotten_topics_data = items89
+    obj77.cluster_id = None
+    obj77.replica_state = ReplicaState()
+    obj77.rack_id = ''
+    obj77.unknown_tagged_fields = []
+    self = obj77
     return self, pos
 
 
 # FetchRequest v11
 def _enc_FetchRequest_v11(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '11')
-    out += _S3.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    out += _S7.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
     w_alen(out, self.topics)
-    for item33 in self.topics:
-        _enc_FetchTopic_v9(item33, out, parts)
+    for item95 in self.topics:
+        w_str(out, item95.topic)
+        w_alen(out, item95.partitions)
+        for item96 in item95.partitions:
+            if not (item96.last_fetched_epoch == -1):
+                raise cannot_carry('FetchPartition', 'last_fetched_epoch', '9-11')
+            out += _S8.pack(item96.partition, item96.current_leader_epoch, item96.fetch_offset, item96.log_start_offset, item96.partition_max_bytes)
+            if item96.unknown_tagged_fields:
+                raise no_tagged_fields_error('FetchPartition', '9-11')
+        if item95.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchTopic', '9-11')
     w_alen(out, self.forgotten_topics_data)
-    for item34 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v7(item34, out, parts)
+    for item97 in self.forgotten_topics_data:
+        w_str(out, item97.topic)
+        w_alen(out, item97.partitions)
+        w_fixed_array(out, item97.partitions, 'i')
+        if item97.unknown_tagged_fields:
+            raise no_tagged_fields_error('ForgottenTopic', '7-11')
     w_str(out, self.rack_id)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchRequest', '11')
 
 
 def _dec_FetchRequest_v11(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj98 = new(FetchRequest)
+    (obj98.replica_id, obj98.max_wait_ms, obj98.min_bytes, obj98.max_bytes, obj98.isolation_level, obj98.session_id, obj98.session_epoch,) = _S7.unpack_from(buf, pos)
     pos += 25
-    n35, pos = r_alen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_FetchTopic_v9(buf, pos)
-        items36.append(item37)
-    self.topics = items36
-    n38, pos = r_alen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_ForgottenTopic_v7(buf, pos)
-        items39.append(item40)
-    self.forgotten_topics_data = items39
-    self.rack_id, pos = r_str(buf, pos)
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    self.unknown_tagged_fields = []
+    (n99,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n99 < 0 or n99 > limit - pos:
+        raise bad_length('array', pos, n99, buf)
+    items100 = []
+    for _ in range(n99):
+        obj102 = new(FetchTopic)
+        (n103,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end104 = pos + n103
+        if n103 < 0 or end104 > limit:
+            raise bad_length('string', pos, n103, buf)
+        obj102.topic = str(buf[pos:end104], 'utf-8')
+        pos = end104
+        (n105,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n105 < 0 or n105 > limit - pos:
+            raise bad_length('array', pos, n105, buf)
+        items106 = []
+        for _ in range(n105):
+            obj108 = new(FetchPartition)
+            (obj108.partition, obj108.current_leader_epoch, obj108.fetch_offset, obj108.log_start_offset, obj108.partition_max_bytes,) = _S8.unpack_from(buf, pos)
+            pos += 28
+            obj108.last_fetched_epoch = -1
+            obj108.replica_directory_id = ZERO_UUID
+            obj108.high_watermark = 9223372036854775807
+            obj108.unknown_tagged_fields = []
+            items106.append(obj108)
+        obj102.partitions = items106
+        obj102.topic_id = ZERO_UUID
+        obj102.unknown_tagged_fields = []
+        items100.append(obj102)
+    obj98.topics = items100
+    (n109,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n109 < 0 or n109 > limit - pos:
+        raise bad_length('array', pos, n109, buf)
+    items110 = []
+    for _ in range(n109):
+        obj112 = new(ForgottenTopic)
+        (n113,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end114 = pos + n113
+        if n113 < 0 or end114 > limit:
+            raise bad_length('string', pos, n113, buf)
+        obj112.topic = str(buf[pos:end114], 'utf-8')
+        pos = end114
+        (n115,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n115 < 0 or n115 > limit - pos:
+            raise bad_length('array', pos, n115, buf)
+        obj112.partitions, pos = r_fixed_array(buf, pos, n115, 'i', 4)
+        obj112.topic_id = ZERO_UUID
+        obj112.unknown_tagged_fields = []
+        items110.append(obj112)
+    obj98.forgotten_topics_data = items110
+    (n116,) = _S3.unpack_from(buf, pos)
+    pos += 2
+    end117 = pos + n116
+    if n116 < 0 or end117 > limit:
+        raise bad_length('string', pos, n116, buf)
+    obj98.rack_id = str(buf[pos:end117], 'utf-8')
+    pos = end117
+    obj98.cluster_id = None
+    obj98.replica_state = ReplicaState()
+    obj98.unknown_tagged_fields = []
+    self = obj98
     return self, pos
 
 
 # FetchRequest v12
 def _enc_FetchRequest_v12(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '12')
-    out += _S3.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
-    w_calen(out, self.topics)
-    for item41 in self.topics:
-        _enc_FetchTopic_v12(item41, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item42 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v12(item42, out, parts)
+    out += _S7.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    n118 = len(self.topics) + 1
+    if n118 < 128:
+        out.append(n118)
+    else:
+        w_uvarint(out, n118)
+    for item119 in self.topics:
+        w_cstr(out, item119.topic)
+        n120 = len(item119.partitions) + 1
+        if n120 < 128:
+            out.append(n120)
+        else:
+            w_uvarint(out, n120)
+        for item121 in item119.partitions:
+            out += _S9.pack(item121.partition, item121.current_leader_epoch, item121.fetch_offset, item121.last_fetched_epoch, item121.log_start_offset, item121.partition_max_bytes)
+            if item121.unknown_tagged_fields:
+                w_tagged(out, (), item121.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item119.unknown_tagged_fields:
+            w_tagged(out, (), item119.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n122 = len(self.forgotten_topics_data) + 1
+    if n122 < 128:
+        out.append(n122)
+    else:
+        w_uvarint(out, n122)
+    for item123 in self.forgotten_topics_data:
+        w_cstr(out, item123.topic)
+        n124 = len(item123.partitions) + 1
+        if n124 < 128:
+            out.append(n124)
+        else:
+            w_uvarint(out, n124)
+        w_fixed_array(out, item123.partitions, 'i')
+        if item123.unknown_tagged_fields:
+            w_tagged(out, (), item123.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.rack_id)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged125 = []
+    if not (self.cluster_id is None):
+        field126 = bytearray()
+        w_cnstr(field126, self.cluster_id)
+        tagged125.append((0, field126))
+    if tagged125 or self.unknown_tagged_fields:
+        w_tagged(out, tagged125, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchRequest_v12(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj127 = new(FetchRequest)
+    (obj127.replica_id, obj127.max_wait_ms, obj127.min_bytes, obj127.max_bytes, obj127.isolation_level, obj127.session_id, obj127.session_epoch,) = _S7.unpack_from(buf, pos)
     pos += 25
-    n43, pos = r_calen(buf, pos)
-    items44 = []
-    for _ in range(n43):
-        item45, pos = _dec_FetchTopic_v12(buf, pos)
-        items44.append(item45)
-    self.topics = items44
-    n46, pos = r_calen(buf, pos)
-    items47 = []
-    for _ in range(n46):
-        item48, pos = _dec_ForgottenTopic_v12(buf, pos)
-        items47.append(item48)
-    self.forgotten_topics_data = items47
-    self.rack_id, pos = r_cstr(buf, pos)
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    count49, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count49:
-        for _ in range(count49):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
+    n128 = buf[pos]
+    if n128 > 127:
+        n128, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n128 -= 1
+    if n128 < 0 or n128 > limit - pos:
+        raise bad_length('array', pos, n128, buf)
+    items129 = []
+    for _ in range(n128):
+        obj131 = new(FetchTopic)
+        n132 = buf[pos]
+        if n132 > 127:
+            n132, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n132 -= 1
+        end133 = pos + n132
+        if n132 < 0 or end133 > limit:
+            raise bad_length('string', pos, n132, buf)
+        obj131.topic = str(buf[pos:end133], 'utf-8')
+        pos = end133
+        n134 = buf[pos]
+        if n134 > 127:
+            n134, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n134 -= 1
+        if n134 < 0 or n134 > limit - pos:
+            raise bad_length('array', pos, n134, buf)
+        items135 = []
+        for _ in range(n134):
+            obj137 = new(FetchPartition)
+            (obj137.partition, obj137.current_leader_epoch, obj137.fetch_offset, obj137.last_fetched_epoch, obj137.log_start_offset, obj137.partition_max_bytes,) = _S9.unpack_from(buf, pos)
+            pos += 32
+            obj137.replica_directory_id = ZERO_UUID
+            obj137.high_watermark = 9223372036854775807
+            if buf[pos] == 0:
+                pos += 1
+                obj137.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                obj137.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items135.append(obj137)
+        obj131.partitions = items135
+        obj131.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj131.unknown_tagged_fields = []
+        else:
+            obj131.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items129.append(obj131)
+    obj127.topics = items129
+    n138 = buf[pos]
+    if n138 > 127:
+        n138, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n138 -= 1
+    if n138 < 0 or n138 > limit - pos:
+        raise bad_length('array', pos, n138, buf)
+    items139 = []
+    for _ in range(n138):
+        obj141 = new(ForgottenTopic)
+        n142 = buf[pos]
+        if n142 > 127:
+            n142, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n142 -= 1
+        end143 = pos + n142
+        if n142 < 0 or end143 > limit:
+            raise bad_length('string', pos, n142, buf)
+        obj141.topic = str(buf[pos:end143], 'utf-8')
+        pos = end143
+        n144 = buf[pos]
+        if n144 > 127:
+            n144, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n144 -= 1
+        if n144 < 0 or n144 > limit - pos:
+            raise bad_length('array', pos, n144, buf)
+        obj141.partitions, pos = r_fixed_array(buf, pos, n144, 'i', 4)
+        obj141.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj141.unknown_tagged_fields = []
+        else:
+            obj141.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items139.append(obj141)
+    obj127.forgotten_topics_data = items139
+    n145 = buf[pos]
+    if n145 > 127:
+        n145, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n145 -= 1
+    end146 = pos + n145
+    if n145 < 0 or end146 > limit:
+        raise bad_length('string', pos, n145, buf)
+    obj127.rack_id = str(buf[pos:end146], 'utf-8')
+    pos = end146
+    obj127.cluster_id = None
+    obj127.replica_state = ReplicaState()
+    if buf[pos] == 0:
+        pos += 1
+        obj127.unknown_tagged_fields = []
+    else:
+        count147, pos = r_uvarint(buf, pos)
+        unknown148 = []
+        for _ in range(count147):
+            tag149, start150, end151 = r_tag_header(buf, pos)
+            if tag149 == 0:
+                pos = start150
+                n152 = buf[pos]
+                if n152 > 127:
+                    n152, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n152 -= 1
+                end153 = pos + n152
+                if n152 < 0 or end153 > limit:
+                    if n152 != -1:
+                        raise bad_length('string', pos, n152, buf)
+                    obj127.cluster_id = None
+                else:
+                    obj127.cluster_id = str(buf[pos:end153], 'utf-8')
+                    pos = end153
+                if pos != end151:
+                    raise tagged_size_mismatch(tag149, start150, end151, pos)
+            else:
+                unknown148.append((tag149, bytes(buf[start150:end151])))
+                pos = end151
+        obj127.unknown_tagged_fields = unknown148
+    self = obj127
     return self, pos
 
 
 # FetchRequest v13-14
 def _enc_FetchRequest_v13(self, out, parts):
-    if self.replica_state != ReplicaState():
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
         raise cannot_carry('FetchRequest', 'replica_state', '13-14')
-    out += _S3.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
-    w_calen(out, self.topics)
-    for item50 in self.topics:
-        _enc_FetchTopic_v13(item50, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item51 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v13(item51, out, parts)
+    out += _S7.pack(self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    n154 = len(self.topics) + 1
+    if n154 < 128:
+        out.append(n154)
+    else:
+        w_uvarint(out, n154)
+    for item155 in self.topics:
+        out += _S10.pack(item155.topic_id.bytes)
+        n156 = len(item155.partitions) + 1
+        if n156 < 128:
+            out.append(n156)
+        else:
+            w_uvarint(out, n156)
+        for item157 in item155.partitions:
+            out += _S9.pack(item157.partition, item157.current_leader_epoch, item157.fetch_offset, item157.last_fetched_epoch, item157.log_start_offset, item157.partition_max_bytes)
+            if item157.unknown_tagged_fields:
+                w_tagged(out, (), item157.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item155.unknown_tagged_fields:
+            w_tagged(out, (), item155.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n158 = len(self.forgotten_topics_data) + 1
+    if n158 < 128:
+        out.append(n158)
+    else:
+        w_uvarint(out, n158)
+    for item159 in self.forgotten_topics_data:
+        out += _S10.pack(item159.topic_id.bytes)
+        n160 = len(item159.partitions) + 1
+        if n160 < 128:
+            out.append(n160)
+        else:
+            w_uvarint(out, n160)
+        w_fixed_array(out, item159.partitions, 'i')
+        if item159.unknown_tagged_fields:
+            w_tagged(out, (), item159.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.rack_id)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged161 = []
+    if not (self.cluster_id is None):
+        field162 = bytearray()
+        w_cnstr(field162, self.cluster_id)
+        tagged161.append((0, field162))
+    if tagged161 or self.unknown_tagged_fields:
+        w_tagged(out, tagged161, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchRequest_v13(buf, pos):
-    self = new(FetchRequest)
-    (self.replica_id, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj163 = new(FetchRequest)
+    (obj163.replica_id, obj163.max_wait_ms, obj163.min_bytes, obj163.max_bytes, obj163.isolation_level, obj163.session_id, obj163.session_epoch,) = _S7.unpack_from(buf, pos)
     pos += 25
-    n52, pos = r_calen(buf, pos)
-    items53 = []
-    for _ in range(n52):
-        item54, pos = _dec_FetchTopic_v13(buf, pos)
-        items53.append(item54)
-    self.topics = items53
-    n55, pos = r_calen(buf, pos)
-    items56 = []
-    for _ in range(n55):
-        item57, pos = _dec_ForgottenTopic_v13(buf, pos)
-        items56.append(item57)
-    self.forgotten_topics_data = items56
-    self.rack_id, pos = r_cstr(buf, pos)
-    self.cluster_id = None
-    self.replica_state = ReplicaState()
-    count58, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count58:
-        for _ in range(count58):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
+    n164 = buf[pos]
+    if n164 > 127:
+        n164, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n164 -= 1
+    if n164 < 0 or n164 > limit - pos:
+        raise bad_length('array', pos, n164, buf)
+    items165 = []
+    for _ in range(n164):
+        obj167 = new(FetchTopic)
+        (raw168,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj167.topic_id = uuid_from(raw168)
+        n169 = buf[pos]
+        if n169 > 127:
+            n169, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n169 -= 1
+        if n169 < 0 or n169 > limit - pos:
+            raise bad_length('array', pos, n169, buf)
+        items170 = []
+        for _ in range(n169):
+            obj172 = new(FetchPartition)
+            (obj172.partition, obj172.current_leader_epoch, obj172.fetch_offset, obj172.last_fetched_epoch, obj172.log_start_offset, obj172.partition_max_bytes,) = _S9.unpack_from(buf, pos)
+            pos += 32
+            obj172.replica_directory_id = ZERO_UUID
+            obj172.high_watermark = 9223372036854775807
+            if buf[pos] == 0:
+                pos += 1
+                obj172.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                obj172.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items170.append(obj172)
+        obj167.partitions = items170
+        obj167.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj167.unknown_tagged_fields = []
+        else:
+            obj167.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items165.append(obj167)
+    obj163.topics = items165
+    n173 = buf[pos]
+    if n173 > 127:
+        n173, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n173 -= 1
+    if n173 < 0 or n173 > limit - pos:
+        raise bad_length('array', pos, n173, buf)
+    items174 = []
+    for _ in range(n173):
+        obj176 = new(ForgottenTopic)
+        (raw177,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj176.topic_id = uuid_from(raw177)
+        n178 = buf[pos]
+        if n178 > 127:
+            n178, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n178 -= 1
+        if n178 < 0 or n178 > limit - pos:
+            raise bad_length('array', pos, n178, buf)
+        obj176.partitions, pos = r_fixed_array(buf, pos, n178, 'i', 4)
+        obj176.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj176.unknown_tagged_fields = []
+        else:
+            obj176.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items174.append(obj176)
+    obj163.forgotten_topics_data = items174
+    n179 = buf[pos]
+    if n179 > 127:
+        n179, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n179 -= 1
+    end180 = pos + n179
+    if n179 < 0 or end180 > limit:
+        raise bad_length('string', pos, n179, buf)
+    obj163.rack_id = str(buf[pos:end180], 'utf-8')
+    pos = end180
+    obj163.cluster_id = None
+    obj163.replica_state = ReplicaState()
+    if buf[pos] == 0:
+        pos += 1
+        obj163.unknown_tagged_fields = []
+    else:
+        count181, pos = r_uvarint(buf, pos)
+        unknown182 = []
+        for _ in range(count181):
+            tag183, start184, end185 = r_tag_header(buf, pos)
+            if tag183 == 0:
+                pos = start184
+                n186 = buf[pos]
+                if n186 > 127:
+                    n186, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n186 -= 1
+                end187 = pos + n186
+                if n186 < 0 or end187 > limit:
+                    if n186 != -1:
+                        raise bad_length('string', pos, n186, buf)
+                    obj163.cluster_id = None
+                else:
+                    obj163.cluster_id = str(buf[pos:end187], 'utf-8')
+                    pos = end187
+                if pos != end185:
+                    raise tagged_size_mismatch(tag183, start184, end185, pos)
+            else:
+                unknown182.append((tag183, bytes(buf[start184:end185])))
+                pos = end185
+        obj163.unknown_tagged_fields = unknown182
+    self = obj163
     return self, pos
 
 
 # FetchRequest v15-16
 def _enc_FetchRequest_v15(self, out, parts):
-    if self.replica_id != -1:
+    if not (self.replica_id == -1):
         raise cannot_carry('FetchRequest', 'replica_id', '15-16')
-    out += _S4.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
-    w_calen(out, self.topics)
-    for item59 in self.topics:
-        _enc_FetchTopic_v13(item59, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item60 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v13(item60, out, parts)
+    out += _S11.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    n188 = len(self.topics) + 1
+    if n188 < 128:
+        out.append(n188)
+    else:
+        w_uvarint(out, n188)
+    for item189 in self.topics:
+        out += _S10.pack(item189.topic_id.bytes)
+        n190 = len(item189.partitions) + 1
+        if n190 < 128:
+            out.append(n190)
+        else:
+            w_uvarint(out, n190)
+        for item191 in item189.partitions:
+            out += _S9.pack(item191.partition, item191.current_leader_epoch, item191.fetch_offset, item191.last_fetched_epoch, item191.log_start_offset, item191.partition_max_bytes)
+            if item191.unknown_tagged_fields:
+                w_tagged(out, (), item191.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item189.unknown_tagged_fields:
+            w_tagged(out, (), item189.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n192 = len(self.forgotten_topics_data) + 1
+    if n192 < 128:
+        out.append(n192)
+    else:
+        w_uvarint(out, n192)
+    for item193 in self.forgotten_topics_data:
+        out += _S10.pack(item193.topic_id.bytes)
+        n194 = len(item193.partitions) + 1
+        if n194 < 128:
+            out.append(n194)
+        else:
+            w_uvarint(out, n194)
+        w_fixed_array(out, item193.partitions, 'i')
+        if item193.unknown_tagged_fields:
+            w_tagged(out, (), item193.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.rack_id)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if self.replica_state != ReplicaState():
-        field = bytearray()
-        _enc_ReplicaState_v15(self.replica_state, field, None)
-        tagged.append((1, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged195 = []
+    if not (self.cluster_id is None):
+        field196 = bytearray()
+        w_cnstr(field196, self.cluster_id)
+        tagged195.append((0, field196))
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
+        field197 = bytearray()
+        s198 = self.replica_state
+        field197 += _S12.pack(s198.replica_id, s198.replica_epoch)
+        if s198.unknown_tagged_fields:
+            w_tagged(field197, (), s198.unknown_tagged_fields)
+        else:
+            field197.append(0)
+        tagged195.append((1, field197))
+    if tagged195 or self.unknown_tagged_fields:
+        w_tagged(out, tagged195, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchRequest_v15(buf, pos):
-    self = new(FetchRequest)
-    (self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj199 = new(FetchRequest)
+    (obj199.max_wait_ms, obj199.min_bytes, obj199.max_bytes, obj199.isolation_level, obj199.session_id, obj199.session_epoch,) = _S11.unpack_from(buf, pos)
     pos += 21
-    n61, pos = r_calen(buf, pos)
-    items62 = []
-    for _ in range(n61):
-        item63, pos = _dec_FetchTopic_v13(buf, pos)
-        items62.append(item63)
-    self.topics = items62
-    n64, pos = r_calen(buf, pos)
-    items65 = []
-    for _ in range(n64):
-        item66, pos = _dec_ForgottenTopic_v13(buf, pos)
-        items65.append(item66)
-    self.forgotten_topics_data = items65
-    self.rack_id, pos = r_cstr(buf, pos)
-    self.cluster_id = None
-    self.replica_id = -1
-    self.replica_state = ReplicaState()
-    count67, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count67:
-        for _ in range(count67):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                self.replica_state, pos = _dec_ReplicaState_v15(field, pos)
+    n200 = buf[pos]
+    if n200 > 127:
+        n200, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n200 -= 1
+    if n200 < 0 or n200 > limit - pos:
+        raise bad_length('array', pos, n200, buf)
+    items201 = []
+    for _ in range(n200):
+        obj203 = new(FetchTopic)
+        (raw204,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj203.topic_id = uuid_from(raw204)
+        n205 = buf[pos]
+        if n205 > 127:
+            n205, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n205 -= 1
+        if n205 < 0 or n205 > limit - pos:
+            raise bad_length('array', pos, n205, buf)
+        items206 = []
+        for _ in range(n205):
+            obj208 = new(FetchPartition)
+            (obj208.partition, obj208.current_leader_epoch, obj208.fetch_offset, obj208.last_fetched_epoch, obj208.log_start_offset, obj208.partition_max_bytes,) = _S9.unpack_from(buf, pos)
+            pos += 32
+            obj208.replica_directory_id = ZERO_UUID
+            obj208.high_watermark = 9223372036854775807
+            if buf[pos] == 0:
+                pos += 1
+                obj208.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                obj208.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items206.append(obj208)
+        obj203.partitions = items206
+        obj203.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj203.unknown_tagged_fields = []
+        else:
+            obj203.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items201.append(obj203)
+    obj199.topics = items201
+    n209 = buf[pos]
+    if n209 > 127:
+        n209, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n209 -= 1
+    if n209 < 0 or n209 > limit - pos:
+        raise bad_length('array', pos, n209, buf)
+    items210 = []
+    for _ in range(n209):
+        obj212 = new(ForgottenTopic)
+        (raw213,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj212.topic_id = uuid_from(raw213)
+        n214 = buf[pos]
+        if n214 > 127:
+            n214, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n214 -= 1
+        if n214 < 0 or n214 > limit - pos:
+            raise bad_length('array', pos, n214, buf)
+        obj212.partitions, pos = r_fixed_array(buf, pos, n214, 'i', 4)
+        obj212.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj212.unknown_tagged_fields = []
+        else:
+            obj212.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items210.append(obj212)
+    obj199.forgotten_topics_data = items210
+    n215 = buf[pos]
+    if n215 > 127:
+        n215, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n215 -= 1
+    end216 = pos + n215
+    if n215 < 0 or end216 > limit:
+        raise bad_length('string', pos, n215, buf)
+    obj199.rack_id = str(buf[pos:end216], 'utf-8')
+    pos = end216
+    obj199.cluster_id = None
+    obj199.replica_id = -1
+    obj199.replica_state = ReplicaState()
+    if buf[pos] == 0:
+        pos += 1
+        obj199.unknown_tagged_fields = []
+    else:
+        count217, pos = r_uvarint(buf, pos)
+        unknown218 = []
+        for _ in range(count217):
+            tag219, start220, end221 = r_tag_header(buf, pos)
+            if tag219 == 0:
+                pos = start220
+                n222 = buf[pos]
+                if n222 > 127:
+                    n222, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n222 -= 1
+                end223 = pos + n222
+                if n222 < 0 or end223 > limit:
+                    if n222 != -1:
+                        raise bad_length('string', pos, n222, buf)
+                    obj199.cluster_id = None
+                else:
+                    obj199.cluster_id = str(buf[pos:end223], 'utf-8')
+                    pos = end223
+                if pos != end221:
+                    raise tagged_size_mismatch(tag219, start220, end221, pos)
+            elif tag219 == 1:
+                pos = start220
+                obj224 = new(ReplicaState)
+                (obj224.replica_id, obj224.replica_epoch,) = _S12.unpack_from(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    pos += 1
+                    obj224.unknown_tagged_fields = []
+                else:
+                    obj224.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                obj199.replica_state = obj224
+                if pos != end221:
+                    raise tagged_size_mismatch(tag219, start220, end221, pos)
+            else:
+                unknown218.append((tag219, bytes(buf[start220:end221])))
+                pos = end221
+        obj199.unknown_tagged_fields = unknown218
+    self = obj199
     return self, pos
 
 
 # FetchRequest v17
 def _enc_FetchRequest_v17(self, out, parts):
-    if self.replica_id != -1:
+    if not (self.replica_id == -1):
         raise cannot_carry('FetchRequest', 'replica_id', '17')
-    out += _S4.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
-    w_calen(out, self.topics)
-    for item68 in self.topics:
-        _enc_FetchTopic_v17(item68, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item69 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v13(item69, out, parts)
+    out += _S11.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    n225 = len(self.topics) + 1
+    if n225 < 128:
+        out.append(n225)
+    else:
+        w_uvarint(out, n225)
+    for item226 in self.topics:
+        out += _S10.pack(item226.topic_id.bytes)
+        n227 = len(item226.partitions) + 1
+        if n227 < 128:
+            out.append(n227)
+        else:
+            w_uvarint(out, n227)
+        for item228 in item226.partitions:
+            out += _S9.pack(item228.partition, item228.current_leader_epoch, item228.fetch_offset, item228.last_fetched_epoch, item228.log_start_offset, item228.partition_max_bytes)
+            tagged229 = []
+            if not (item228.replica_directory_id == ZERO_UUID):
+                field230 = bytearray()
+                field230 += item228.replica_directory_id.bytes
+                tagged229.append((0, field230))
+            if tagged229 or item228.unknown_tagged_fields:
+                w_tagged(out, tagged229, item228.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item226.unknown_tagged_fields:
+            w_tagged(out, (), item226.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n231 = len(self.forgotten_topics_data) + 1
+    if n231 < 128:
+        out.append(n231)
+    else:
+        w_uvarint(out, n231)
+    for item232 in self.forgotten_topics_data:
+        out += _S10.pack(item232.topic_id.bytes)
+        n233 = len(item232.partitions) + 1
+        if n233 < 128:
+            out.append(n233)
+        else:
+            w_uvarint(out, n233)
+        w_fixed_array(out, item232.partitions, 'i')
+        if item232.unknown_tagged_fields:
+            w_tagged(out, (), item232.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.rack_id)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if self.replica_state != ReplicaState():
-        field = bytearray()
-        _enc_ReplicaState_v15(self.replica_state, field, None)
-        tagged.append((1, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged234 = []
+    if not (self.cluster_id is None):
+        field235 = bytearray()
+        w_cnstr(field235, self.cluster_id)
+        tagged234.append((0, field235))
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
+        field236 = bytearray()
+        s237 = self.replica_state
+        field236 += _S12.pack(s237.replica_id, s237.replica_epoch)
+        if s237.unknown_tagged_fields:
+            w_tagged(field236, (), s237.unknown_tagged_fields)
+        else:
+            field236.append(0)
+        tagged234.append((1, field236))
+    if tagged234 or self.unknown_tagged_fields:
+        w_tagged(out, tagged234, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchRequest_v17(buf, pos):
-    self = new(FetchRequest)
-    (self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj238 = new(FetchRequest)
+    (obj238.max_wait_ms, obj238.min_bytes, obj238.max_bytes, obj238.isolation_level, obj238.session_id, obj238.session_epoch,) = _S11.unpack_from(buf, pos)
     pos += 21
-    n70, pos = r_calen(buf, pos)
-    items71 = []
-    for _ in range(n70):
-        item72, pos = _dec_FetchTopic_v17(buf, pos)
-        items71.append(item72)
-    self.topics = items71
-    n73, pos = r_calen(buf, pos)
-    items74 = []
-    for _ in range(n73):
-        item75, pos = _dec_ForgottenTopic_v13(buf, pos)
-        items74.append(item75)
-    self.forgotten_topics_data = items74
-    self.rack_id, pos = r_cstr(buf, pos)
-    self.cluster_id = None
-    self.replica_id = -1
-    self.replica_state = ReplicaState()
-    count76, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count76:
-        for _ in range(count76):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                self.replica_state, pos = _dec_ReplicaState_v15(field, pos)
+    n239 = buf[pos]
+    if n239 > 127:
+        n239, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n239 -= 1
+    if n239 < 0 or n239 > limit - pos:
+        raise bad_length('array', pos, n239, buf)
+    items240 = []
+    for _ in range(n239):
+        obj242 = new(FetchTopic)
+        (raw243,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj242.topic_id = uuid_from(raw243)
+        n244 = buf[pos]
+        if n244 > 127:
+            n244, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n244 -= 1
+        if n244 < 0 or n244 > limit - pos:
+            raise bad_length('array', pos, n244, buf)
+        items245 = []
+        for _ in range(n244):
+            obj247 = new(FetchPartition)
+            (obj247.partition, obj247.current_leader_epoch, obj247.fetch_offset, obj247.last_fetched_epoch, obj247.log_start_offset, obj247.partition_max_bytes,) = _S9.unpack_from(buf, pos)
+            pos += 32
+            obj247.replica_directory_id = ZERO_UUID
+            obj247.high_watermark = 9223372036854775807
+            if buf[pos] == 0:
+                pos += 1
+                obj247.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                count248, pos = r_uvarint(buf, pos)
+                unknown249 = []
+                for _ in range(count248):
+                    tag250, start251, end252 = r_tag_header(buf, pos)
+                    if tag250 == 0:
+                        pos = start251
+                        obj247.replica_directory_id = uuid_from(_S10.unpack_from(buf, pos)[0])
+                        pos += 16
+                        if pos != end252:
+                            raise tagged_size_mismatch(tag250, start251, end252, pos)
+                    else:
+                        unknown249.append((tag250, bytes(buf[start251:end252])))
+                        pos = end252
+                obj247.unknown_tagged_fields = unknown249
+            items245.append(obj247)
+        obj242.partitions = items245
+        obj242.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj242.unknown_tagged_fields = []
+        else:
+            obj242.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items240.append(obj242)
+    obj238.topics = items240
+    n253 = buf[pos]
+    if n253 > 127:
+        n253, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n253 -= 1
+    if n253 < 0 or n253 > limit - pos:
+        raise bad_length('array', pos, n253, buf)
+    items254 = []
+    for _ in range(n253):
+        obj256 = new(ForgottenTopic)
+        (raw257,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj256.topic_id = uuid_from(raw257)
+        n258 = buf[pos]
+        if n258 > 127:
+            n258, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n258 -= 1
+        if n258 < 0 or n258 > limit - pos:
+            raise bad_length('array', pos, n258, buf)
+        obj256.partitions, pos = r_fixed_array(buf, pos, n258, 'i', 4)
+        obj256.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj256.unknown_tagged_fields = []
+        else:
+            obj256.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items254.append(obj256)
+    obj238.forgotten_topics_data = items254
+    n259 = buf[pos]
+    if n259 > 127:
+        n259, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n259 -= 1
+    end260 = pos + n259
+    if n259 < 0 or end260 > limit:
+        raise bad_length('string', pos, n259, buf)
+    obj238.rack_id = str(buf[pos:end260], 'utf-8')
+    pos = end260
+    obj238.cluster_id = None
+    obj238.replica_id = -1
+    obj238.replica_state = ReplicaState()
+    if buf[pos] == 0:
+        pos += 1
+        obj238.unknown_tagged_fields = []
+    else:
+        count261, pos = r_uvarint(buf, pos)
+        unknown262 = []
+        for _ in range(count261):
+            tag263, start264, end265 = r_tag_header(buf, pos)
+            if tag263 == 0:
+                pos = start264
+                n266 = buf[pos]
+                if n266 > 127:
+                    n266, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n266 -= 1
+                end267 = pos + n266
+                if n266 < 0 or end267 > limit:
+                    if n266 != -1:
+                        raise bad_length('string', pos, n266, buf)
+                    obj238.cluster_id = None
+                else:
+                    obj238.cluster_id = str(buf[pos:end267], 'utf-8')
+                    pos = end267
+                if pos != end265:
+                    raise tagged_size_mismatch(tag263, start264, end265, pos)
+            elif tag263 == 1:
+                pos = start264
+                obj268 = new(ReplicaState)
+                (obj268.replica_id, obj268.replica_epoch,) = _S12.unpack_from(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    pos += 1
+                    obj268.unknown_tagged_fields = []
+                else:
+                    obj268.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                obj238.replica_state = obj268
+                if pos != end265:
+                    raise tagged_size_mismatch(tag263, start264, end265, pos)
+            else:
+                unknown262.append((tag263, bytes(buf[start264:end265])))
+                pos = end265
+        obj238.unknown_tagged_fields = unknown262
+    self = obj238
     return self, pos
 
 
 # FetchRequest v18
 def _enc_FetchRequest_v18(self, out, parts):
-    if self.replica_id != -1:
+    if not (self.replica_id == -1):
         raise cannot_carry('FetchRequest', 'replica_id', '18')
-    out += _S4.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
-    w_calen(out, self.topics)
-    for item77 in self.topics:
-        _enc_FetchTopic_v18(item77, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item78 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v13(item78, out, parts)
+    out += _S11.pack(self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch)
+    n269 = len(self.topics) + 1
+    if n269 < 128:
+        out.append(n269)
+    else:
+        w_uvarint(out, n269)
+    for item270 in self.topics:
+        out += _S10.pack(item270.topic_id.bytes)
+        n271 = len(item270.partitions) + 1
+        if n271 < 128:
+            out.append(n271)
+        else:
+            w_uvarint(out, n271)
+        for item272 in item270.partitions:
+            out += _S9.pack(item272.partition, item272.current_leader_epoch, item272.fetch_offset, item272.last_fetched_epoch, item272.log_start_offset, item272.partition_max_bytes)
+            tagged273 = []
+            if not (item272.replica_directory_id == ZERO_UUID):
+                field274 = bytearray()
+                field274 += item272.replica_directory_id.bytes
+                tagged273.append((0, field274))
+            if not (item272.high_watermark == 9223372036854775807):
+                field275 = bytearray()
+                field275 += _S13.pack(item272.high_watermark)
+                tagged273.append((1, field275))
+            if tagged273 or item272.unknown_tagged_fields:
+                w_tagged(out, tagged273, item272.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item270.unknown_tagged_fields:
+            w_tagged(out, (), item270.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n276 = len(self.forgotten_topics_data) + 1
+    if n276 < 128:
+        out.append(n276)
+    else:
+        w_uvarint(out, n276)
+    for item277 in self.forgotten_topics_data:
+        out += _S10.pack(item277.topic_id.bytes)
+        n278 = len(item277.partitions) + 1
+        if n278 < 128:
+            out.append(n278)
+        else:
+            w_uvarint(out, n278)
+        w_fixed_array(out, item277.partitions, 'i')
+        if item277.unknown_tagged_fields:
+            w_tagged(out, (), item277.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.rack_id)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if self.replica_state != ReplicaState():
-        field = bytearray()
-        _enc_ReplicaState_v15(self.replica_state, field, None)
-        tagged.append((1, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged279 = []
+    if not (self.cluster_id is None):
+        field280 = bytearray()
+        w_cnstr(field280, self.cluster_id)
+        tagged279.append((0, field280))
+    if not ((self.replica_state is not None and _is_default_ReplicaState(self.replica_state))):
+        field281 = bytearray()
+        s282 = self.replica_state
+        field281 += _S12.pack(s282.replica_id, s282.replica_epoch)
+        if s282.unknown_tagged_fields:
+            w_tagged(field281, (), s282.unknown_tagged_fields)
+        else:
+            field281.append(0)
+        tagged279.append((1, field281))
+    if tagged279 or self.unknown_tagged_fields:
+        w_tagged(out, tagged279, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchRequest_v18(buf, pos):
-    self = new(FetchRequest)
-    (self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj283 = new(FetchRequest)
+    (obj283.max_wait_ms, obj283.min_bytes, obj283.max_bytes, obj283.isolation_level, obj283.session_id, obj283.session_epoch,) = _S11.unpack_from(buf, pos)
     pos += 21
-    n79, pos = r_calen(buf, pos)
-    items80 = []
-    for _ in range(n79):
-        item81, pos = _dec_FetchTopic_v18(buf, pos)
-        items80.append(item81)
-    self.topics = items80
-    n82, pos = r_calen(buf, pos)
-    items83 = []
-    for _ in range(n82):
-        item84, pos = _dec_ForgottenTopic_v13(buf, pos)
-        items83.append(item84)
-    self.forgotten_topics_data = items83
-    self.rack_id, pos = r_cstr(buf, pos)
-    self.cluster_id = None
-    self.replica_id = -1
-    self.replica_state = ReplicaState()
-    count85, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count85:
-        for _ in range(count85):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                self.replica_state, pos = _dec_ReplicaState_v15(field, pos)
+    n284 = buf[pos]
+    if n284 > 127:
+        n284, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n284 -= 1
+    if n284 < 0 or n284 > limit - pos:
+        raise bad_length('array', pos, n284, buf)
+    items285 = []
+    for _ in range(n284):
+        obj287 = new(FetchTopic)
+        (raw288,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj287.topic_id = uuid_from(raw288)
+        n289 = buf[pos]
+        if n289 > 127:
+            n289, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n289 -= 1
+        if n289 < 0 or n289 > limit - pos:
+            raise bad_length('array', pos, n289, buf)
+        items290 = []
+        for _ in range(n289):
+            obj292 = new(FetchPartition)
+            (obj292.partition, obj292.current_leader_epoch, obj292.fetch_offset, obj292.last_fetched_epoch, obj292.log_start_offset, obj292.partition_max_bytes,) = _S9.unpack_from(buf, pos)
+            pos += 32
+            obj292.replica_directory_id = ZERO_UUID
+            obj292.high_watermark = 9223372036854775807
+            if buf[pos] == 0:
+                pos += 1
+                obj292.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReplicaState v15-18
-def _enc_ReplicaState_v15(self, out, parts):
-    out += _S5.pack(self.replica_id, self.replica_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                count293, pos = r_uvarint(buf, pos)
+                unknown294 = []
+                for _ in range(count293):
+                    tag295, start296, end297 = r_tag_header(buf, pos)
+                    if tag295 == 0:
+                        pos = start296
+                        obj292.replica_directory_id = uuid_from(_S10.unpack_from(buf, pos)[0])
+                        pos += 16
+                        if pos != end297:
+                            raise tagged_size_mismatch(tag295, start296, end297, pos)
+                    elif tag295 == 1:
+                        pos = start296
+                        (obj292.high_watermark,) = _S13.unpack_from(buf, pos)
+                        pos += 8
+                        if pos != end297:
+                            raise tagged_size_mismatch(tag295, start296, end297, pos)
+                    else:
+                        unknown294.append((tag295, bytes(buf[start296:end297])))
+                        pos = end297
+                obj292.unknown_tagged_fields = unknown294
+            items290.append(obj292)
+        obj287.partitions = items290
+        obj287.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj287.unknown_tagged_fields = []
+        else:
+            obj287.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items285.append(obj287)
+    obj283.topics = items285
+    n298 = buf[pos]
+    if n298 > 127:
+        n298, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReplicaState_v15(buf, pos):
-    self = new(ReplicaState)
-    (self.replica_id, self.replica_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 12
-    count86, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count86:
-        pos = r_tagged_unknown(buf, pos, count86, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchTopic v0-4
-def _enc_FetchTopic_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item87 in self.partitions:
-        _enc_FetchPartition_v0(item87, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchTopic', '0-4')
-
-
-def _dec_FetchTopic_v0(buf, pos):
-    self = new(FetchTopic)
-    self.topic, pos = r_str(buf, pos)
-    n88, pos = r_alen(buf, pos)
-    items89 = []
-    for _ in range(n88):
-        item90, pos = _dec_FetchPartition_v0(buf, pos)
-        items89.append(item90)
-    self.partitions = items89
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchTopic v5-8
-def _enc_FetchTopic_v5(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item91 in self.partitions:
-        _enc_FetchPartition_v5(item91, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchTopic', '5-8')
-
-
-def _dec_FetchTopic_v5(buf, pos):
-    self = new(FetchTopic)
-    self.topic, pos = r_str(buf, pos)
-    n92, pos = r_alen(buf, pos)
-    items93 = []
-    for _ in range(n92):
-        item94, pos = _dec_FetchPartition_v5(buf, pos)
-        items93.append(item94)
-    self.partitions = items93
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchTopic v9-11
-def _enc_FetchTopic_v9(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item95 in self.partitions:
-        _enc_FetchPartition_v9(item95, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchTopic', '9-11')
-
-
-def _dec_FetchTopic_v9(buf, pos):
-    self = new(FetchTopic)
-    self.topic, pos = r_str(buf, pos)
-    n96, pos = r_alen(buf, pos)
-    items97 = []
-    for _ in range(n96):
-        item98, pos = _dec_FetchPartition_v9(buf, pos)
-        items97.append(item98)
-    self.partitions = items97
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchTopic v12
-def _enc_FetchTopic_v12(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    for item99 in self.partitions:
-        _enc_FetchPartition_v12(item99, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n298 -= 1
+    if n298 < 0 or n298 > limit - pos:
+        raise bad_length('array', pos, n298, buf)
+    items299 = []
+    for _ in range(n298):
+        obj301 = new(ForgottenTopic)
+        (raw302,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj301.topic_id = uuid_from(raw302)
+        n303 = buf[pos]
+        if n303 > 127:
+            n303, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n303 -= 1
+        if n303 < 0 or n303 > limit - pos:
+            raise bad_length('array', pos, n303, buf)
+        obj301.partitions, pos = r_fixed_array(buf, pos, n303, 'i', 4)
+        obj301.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj301.unknown_tagged_fields = []
+        else:
+            obj301.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items299.append(obj301)
+    obj283.forgotten_topics_data = items299
+    n304 = buf[pos]
+    if n304 > 127:
+        n304, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_FetchTopic_v12(buf, pos):
-    self = new(FetchTopic)
-    self.topic, pos = r_cstr(buf, pos)
-    n100, pos = r_calen(buf, pos)
-    items101 = []
-    for _ in range(n100):
-        item102, pos = _dec_FetchPartition_v12(buf, pos)
-        items101.append(item102)
-    self.partitions = items101
-    self.topic_id = ZERO_UUID
-    count103, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count103:
-        pos = r_tagged_unknown(buf, pos, count103, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchTopic v13-16
-def _enc_FetchTopic_v13(self, out, parts):
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item104 in self.partitions:
-        _enc_FetchPartition_v12(item104, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n304 -= 1
+    end305 = pos + n304
+    if n304 < 0 or end305 > limit:
+        raise bad_length('string', pos, n304, buf)
+    obj283.rack_id = str(buf[pos:end305], 'utf-8')
+    pos = end305
+    obj283.cluster_id = None
+    obj283.replica_id = -1
+    obj283.replica_state = ReplicaState()
+    if buf[pos] == 0:
+        pos += 1
+        obj283.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_FetchTopic_v13(buf, pos):
-    self = new(FetchTopic)
-    (raw105,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw105)
-    n106, pos = r_calen(buf, pos)
-    items107 = []
-    for _ in range(n106):
-        item108, pos = _dec_FetchPartition_v12(buf, pos)
-        items107.append(item108)
-    self.partitions = items107
-    self.topic = ''
-    count109, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count109:
-        pos = r_tagged_unknown(buf, pos, count109, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchTopic v17
-def _enc_FetchTopic_v17(self, out, parts):
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item110 in self.partitions:
-        _enc_FetchPartition_v17(item110, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchTopic_v17(buf, pos):
-    self = new(FetchTopic)
-    (raw111,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw111)
-    n112, pos = r_calen(buf, pos)
-    items113 = []
-    for _ in range(n112):
-        item114, pos = _dec_FetchPartition_v17(buf, pos)
-        items113.append(item114)
-    self.partitions = items113
-    self.topic = ''
-    count115, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count115:
-        pos = r_tagged_unknown(buf, pos, count115, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchTopic v18
-def _enc_FetchTopic_v18(self, out, parts):
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item116 in self.partitions:
-        _enc_FetchPartition_v18(item116, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchTopic_v18(buf, pos):
-    self = new(FetchTopic)
-    (raw117,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw117)
-    n118, pos = r_calen(buf, pos)
-    items119 = []
-    for _ in range(n118):
-        item120, pos = _dec_FetchPartition_v18(buf, pos)
-        items119.append(item120)
-    self.partitions = items119
-    self.topic = ''
-    count121, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count121:
-        pos = r_tagged_unknown(buf, pos, count121, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ForgottenTopic v7-11
-def _enc_ForgottenTopic_v7(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ForgottenTopic', '7-11')
-
-
-def _dec_ForgottenTopic_v7(buf, pos):
-    self = new(ForgottenTopic)
-    self.topic, pos = r_str(buf, pos)
-    n122, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n122, 'i', 4)
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ForgottenTopic v12
-def _enc_ForgottenTopic_v12(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ForgottenTopic_v12(buf, pos):
-    self = new(ForgottenTopic)
-    self.topic, pos = r_cstr(buf, pos)
-    n123, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n123, 'i', 4)
-    self.topic_id = ZERO_UUID
-    count124, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count124:
-        pos = r_tagged_unknown(buf, pos, count124, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ForgottenTopic v13-18
-def _enc_ForgottenTopic_v13(self, out, parts):
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ForgottenTopic_v13(buf, pos):
-    self = new(ForgottenTopic)
-    (raw125,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw125)
-    n126, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n126, 'i', 4)
-    self.topic = ''
-    count127, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count127:
-        pos = r_tagged_unknown(buf, pos, count127, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchPartition v0-4
-def _enc_FetchPartition_v0(self, out, parts):
-    if self.last_fetched_epoch != -1:
-        raise cannot_carry('FetchPartition', 'last_fetched_epoch', '0-4')
-    out += _S7.pack(self.partition, self.fetch_offset, self.partition_max_bytes)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchPartition', '0-4')
-
-
-def _dec_FetchPartition_v0(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.fetch_offset, self.partition_max_bytes,) = _S7.unpack_from(buf, pos)
-    pos += 16
-    self.current_leader_epoch = -1
-    self.last_fetched_epoch = -1
-    self.log_start_offset = -1
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchPartition v5-8
-def _enc_FetchPartition_v5(self, out, parts):
-    if self.last_fetched_epoch != -1:
-        raise cannot_carry('FetchPartition', 'last_fetched_epoch', '5-8')
-    out += _S8.pack(self.partition, self.fetch_offset, self.log_start_offset, self.partition_max_bytes)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchPartition', '5-8')
-
-
-def _dec_FetchPartition_v5(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.fetch_offset, self.log_start_offset, self.partition_max_bytes,) = _S8.unpack_from(buf, pos)
-    pos += 24
-    self.current_leader_epoch = -1
-    self.last_fetched_epoch = -1
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchPartition v9-11
-def _enc_FetchPartition_v9(self, out, parts):
-    if self.last_fetched_epoch != -1:
-        raise cannot_carry('FetchPartition', 'last_fetched_epoch', '9-11')
-    out += _S9.pack(self.partition, self.current_leader_epoch, self.fetch_offset, self.log_start_offset, self.partition_max_bytes)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchPartition', '9-11')
-
-
-def _dec_FetchPartition_v9(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.current_leader_epoch, self.fetch_offset, self.log_start_offset, self.partition_max_bytes,) = _S9.unpack_from(buf, pos)
-    pos += 28
-    self.last_fetched_epoch = -1
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchPartition v12-16
-def _enc_FetchPartition_v12(self, out, parts):
-    out += _S10.pack(self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchPartition_v12(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes,) = _S10.unpack_from(buf, pos)
-    pos += 32
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    count128, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count128:
-        pos = r_tagged_unknown(buf, pos, count128, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchPartition v17
-def _enc_FetchPartition_v17(self, out, parts):
-    out += _S10.pack(self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes)
-    tagged = []
-    if self.replica_directory_id != ZERO_UUID:
-        field = bytearray()
-        field += self.replica_directory_id.bytes
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchPartition_v17(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes,) = _S10.unpack_from(buf, pos)
-    pos += 32
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    count129, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count129:
-        for _ in range(count129):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.replica_directory_id, pos = r_uuid(field, pos)
+        count306, pos = r_uvarint(buf, pos)
+        unknown307 = []
+        for _ in range(count306):
+            tag308, start309, end310 = r_tag_header(buf, pos)
+            if tag308 == 0:
+                pos = start309
+                n311 = buf[pos]
+                if n311 > 127:
+                    n311, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n311 -= 1
+                end312 = pos + n311
+                if n311 < 0 or end312 > limit:
+                    if n311 != -1:
+                        raise bad_length('string', pos, n311, buf)
+                    obj283.cluster_id = None
+                else:
+                    obj283.cluster_id = str(buf[pos:end312], 'utf-8')
+                    pos = end312
+                if pos != end310:
+                    raise tagged_size_mismatch(tag308, start309, end310, pos)
+            elif tag308 == 1:
+                pos = start309
+                obj313 = new(ReplicaState)
+                (obj313.replica_id, obj313.replica_epoch,) = _S12.unpack_from(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    pos += 1
+                    obj313.unknown_tagged_fields = []
+                else:
+                    obj313.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                obj283.replica_state = obj313
+                if pos != end310:
+                    raise tagged_size_mismatch(tag308, start309, end310, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchPartition v18
-def _enc_FetchPartition_v18(self, out, parts):
-    out += _S10.pack(self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes)
-    tagged = []
-    if self.replica_directory_id != ZERO_UUID:
-        field = bytearray()
-        field += self.replica_directory_id.bytes
-        tagged.append((0, field))
-    if self.high_watermark != 9223372036854775807:
-        field = bytearray()
-        field += _S11.pack(self.high_watermark)
-        tagged.append((1, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchPartition_v18(buf, pos):
-    self = new(FetchPartition)
-    (self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes,) = _S10.unpack_from(buf, pos)
-    pos += 32
-    self.replica_directory_id = ZERO_UUID
-    self.high_watermark = 9223372036854775807
-    count130, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count130:
-        for _ in range(count130):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.replica_directory_id, pos = r_uuid(field, pos)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.high_watermark,) = _S11.unpack_from(field, pos)
-                pos += 8
-            else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown307.append((tag308, bytes(buf[start309:end310])))
+                pos = end310
+        obj283.unknown_tagged_fields = unknown307
+    self = obj283
     return self, pos
 
 
 # FetchResponse v0
 def _enc_FetchResponse_v0(self, out, parts):
-    if self.session_id != 0:
+    if not (self.session_id == 0):
         raise cannot_carry('FetchResponse', 'session_id', '0')
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '0')
     w_alen(out, self.responses)
-    for item131 in self.responses:
-        _enc_FetchableTopicResponse_v0(item131, out, parts)
+    for item314 in self.responses:
+        w_str(out, item314.topic)
+        w_alen(out, item314.partitions)
+        for item315 in item314.partitions:
+            if not ((item315.diverging_epoch is not None and _is_default_EpochEndOffset(item315.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '0-3')
+            if not ((item315.current_leader is not None and _is_default_LeaderIdAndEpoch(item315.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '0-3')
+            if not ((item315.snapshot_id is not None and _is_default_SnapshotId(item315.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '0-3')
+            if not (item315.preferred_read_replica == -1):
+                raise cannot_carry('PartitionData', 'preferred_read_replica', '0-3')
+            out += _S14.pack(item315.partition_index, item315.error_code, item315.high_watermark)
+            w_rec(out, parts, item315.records, True, False)
+            if item315.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '0-3')
+        if item314.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '0')
 
 
 def _dec_FetchResponse_v0(buf, pos):
-    self = new(FetchResponse)
-    n132, pos = r_alen(buf, pos)
-    items133 = []
-    for _ in range(n132):
-        item134, pos = _dec_FetchableTopicResponse_v0(buf, pos)
-        items133.append(item134)
-    self.responses = items133
-    self.throttle_time_ms = 0
-    self.error_code = 0
-    self.session_id = 0
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    view = memoryview(buf)
+    obj316 = new(FetchResponse)
+    (n317,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n317 < 0 or n317 > limit - pos:
+        raise bad_length('array', pos, n317, buf)
+    items318 = []
+    for _ in range(n317):
+        obj320 = new(FetchableTopicResponse)
+        (n321,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end322 = pos + n321
+        if n321 < 0 or end322 > limit:
+            raise bad_length('string', pos, n321, buf)
+        obj320.topic = str(buf[pos:end322], 'utf-8')
+        pos = end322
+        (n323,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n323 < 0 or n323 > limit - pos:
+            raise bad_length('array', pos, n323, buf)
+        items324 = []
+        for _ in range(n323):
+            obj326 = new(PartitionData)
+            (obj326.partition_index, obj326.error_code, obj326.high_watermark,) = _S14.unpack_from(buf, pos)
+            pos += 14
+            (n327,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end328 = pos + n327
+            if n327 < 0 or end328 > limit:
+                if n327 != -1:
+                    raise bad_length('records', pos, n327, buf)
+                obj326.records = None
+            else:
+                obj326.records = view[pos:end328]
+                pos = end328
+            obj326.last_stable_offset = -1
+            obj326.log_start_offset = -1
+            obj326.diverging_epoch = EpochEndOffset()
+            obj326.current_leader = LeaderIdAndEpoch()
+            obj326.snapshot_id = SnapshotId()
+            obj326.aborted_transactions = []
+            obj326.preferred_read_replica = -1
+            obj326.unknown_tagged_fields = []
+            items324.append(obj326)
+        obj320.partitions = items324
+        obj320.topic_id = ZERO_UUID
+        obj320.unknown_tagged_fields = []
+        items318.append(obj320)
+    obj316.responses = items318
+    obj316.throttle_time_ms = 0
+    obj316.error_code = 0
+    obj316.session_id = 0
+    obj316.node_endpoints = []
+    obj316.unknown_tagged_fields = []
+    self = obj316
     return self, pos
 
 
 # FetchResponse v1-3
 def _enc_FetchResponse_v1(self, out, parts):
-    if self.session_id != 0:
+    if not (self.session_id == 0):
         raise cannot_carry('FetchResponse', 'session_id', '1-3')
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '1-3')
-    out += _S12.pack(self.throttle_time_ms)
+    out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.responses)
-    for item135 in self.responses:
-        _enc_FetchableTopicResponse_v0(item135, out, parts)
+    for item329 in self.responses:
+        w_str(out, item329.topic)
+        w_alen(out, item329.partitions)
+        for item330 in item329.partitions:
+            if not ((item330.diverging_epoch is not None and _is_default_EpochEndOffset(item330.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '0-3')
+            if not ((item330.current_leader is not None and _is_default_LeaderIdAndEpoch(item330.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '0-3')
+            if not ((item330.snapshot_id is not None and _is_default_SnapshotId(item330.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '0-3')
+            if not (item330.preferred_read_replica == -1):
+                raise cannot_carry('PartitionData', 'preferred_read_replica', '0-3')
+            out += _S14.pack(item330.partition_index, item330.error_code, item330.high_watermark)
+            w_rec(out, parts, item330.records, True, False)
+            if item330.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '0-3')
+        if item329.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '1-3')
 
 
 def _dec_FetchResponse_v1(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms,) = _S12.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj331 = new(FetchResponse)
+    (obj331.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n136, pos = r_alen(buf, pos)
-    items137 = []
-    for _ in range(n136):
-        item138, pos = _dec_FetchableTopicResponse_v0(buf, pos)
-        items137.append(item138)
-    self.responses = items137
-    self.error_code = 0
-    self.session_id = 0
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n332,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n332 < 0 or n332 > limit - pos:
+        raise bad_length('array', pos, n332, buf)
+    items333 = []
+    for _ in range(n332):
+        obj335 = new(FetchableTopicResponse)
+        (n336,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end337 = pos + n336
+        if n336 < 0 or end337 > limit:
+            raise bad_length('string', pos, n336, buf)
+        obj335.topic = str(buf[pos:end337], 'utf-8')
+        pos = end337
+        (n338,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n338 < 0 or n338 > limit - pos:
+            raise bad_length('array', pos, n338, buf)
+        items339 = []
+        for _ in range(n338):
+            obj341 = new(PartitionData)
+            (obj341.partition_index, obj341.error_code, obj341.high_watermark,) = _S14.unpack_from(buf, pos)
+            pos += 14
+            (n342,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end343 = pos + n342
+            if n342 < 0 or end343 > limit:
+                if n342 != -1:
+                    raise bad_length('records', pos, n342, buf)
+                obj341.records = None
+            else:
+                obj341.records = view[pos:end343]
+                pos = end343
+            obj341.last_stable_offset = -1
+            obj341.log_start_offset = -1
+            obj341.diverging_epoch = EpochEndOffset()
+            obj341.current_leader = LeaderIdAndEpoch()
+            obj341.snapshot_id = SnapshotId()
+            obj341.aborted_transactions = []
+            obj341.preferred_read_replica = -1
+            obj341.unknown_tagged_fields = []
+            items339.append(obj341)
+        obj335.partitions = items339
+        obj335.topic_id = ZERO_UUID
+        obj335.unknown_tagged_fields = []
+        items333.append(obj335)
+    obj331.responses = items333
+    obj331.error_code = 0
+    obj331.session_id = 0
+    obj331.node_endpoints = []
+    obj331.unknown_tagged_fields = []
+    self = obj331
     return self, pos
 
 
 # FetchResponse v4
 def _enc_FetchResponse_v4(self, out, parts):
-    if self.session_id != 0:
+    if not (self.session_id == 0):
         raise cannot_carry('FetchResponse', 'session_id', '4')
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '4')
-    out += _S12.pack(self.throttle_time_ms)
+    out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.responses)
-    for item139 in self.responses:
-        _enc_FetchableTopicResponse_v4(item139, out, parts)
+    for item344 in self.responses:
+        w_str(out, item344.topic)
+        w_alen(out, item344.partitions)
+        for item345 in item344.partitions:
+            if not ((item345.diverging_epoch is not None and _is_default_EpochEndOffset(item345.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '4')
+            if not ((item345.current_leader is not None and _is_default_LeaderIdAndEpoch(item345.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '4')
+            if not ((item345.snapshot_id is not None and _is_default_SnapshotId(item345.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '4')
+            if not (item345.preferred_read_replica == -1):
+                raise cannot_carry('PartitionData', 'preferred_read_replica', '4')
+            out += _S15.pack(item345.partition_index, item345.error_code, item345.high_watermark, item345.last_stable_offset)
+            w_nalen(out, item345.aborted_transactions)
+            if item345.aborted_transactions is not None:
+                for item346 in item345.aborted_transactions:
+                    out += _S16.pack(item346.producer_id, item346.first_offset)
+                    if item346.unknown_tagged_fields:
+                        raise no_tagged_fields_error('AbortedTransaction', '4-11')
+            w_rec(out, parts, item345.records, True, False)
+            if item345.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '4')
+        if item344.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '4')
 
 
 def _dec_FetchResponse_v4(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms,) = _S12.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj347 = new(FetchResponse)
+    (obj347.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n140, pos = r_alen(buf, pos)
-    items141 = []
-    for _ in range(n140):
-        item142, pos = _dec_FetchableTopicResponse_v4(buf, pos)
-        items141.append(item142)
-    self.responses = items141
-    self.error_code = 0
-    self.session_id = 0
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n348,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n348 < 0 or n348 > limit - pos:
+        raise bad_length('array', pos, n348, buf)
+    items349 = []
+    for _ in range(n348):
+        obj351 = new(FetchableTopicResponse)
+        (n352,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end353 = pos + n352
+        if n352 < 0 or end353 > limit:
+            raise bad_length('string', pos, n352, buf)
+        obj351.topic = str(buf[pos:end353], 'utf-8')
+        pos = end353
+        (n354,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n354 < 0 or n354 > limit - pos:
+            raise bad_length('array', pos, n354, buf)
+        items355 = []
+        for _ in range(n354):
+            obj357 = new(PartitionData)
+            (obj357.partition_index, obj357.error_code, obj357.high_watermark, obj357.last_stable_offset,) = _S15.unpack_from(buf, pos)
+            pos += 22
+            (n358,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if (n358 < 0 and n358 != -1) or n358 > limit - pos:
+                raise bad_length('array', pos, n358, buf)
+            if n358 < 0:
+                obj357.aborted_transactions = None
+            else:
+                items359 = []
+                for _ in range(n358):
+                    obj361 = new(AbortedTransaction)
+                    (obj361.producer_id, obj361.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    obj361.unknown_tagged_fields = []
+                    items359.append(obj361)
+                obj357.aborted_transactions = items359
+            (n362,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end363 = pos + n362
+            if n362 < 0 or end363 > limit:
+                if n362 != -1:
+                    raise bad_length('records', pos, n362, buf)
+                obj357.records = None
+            else:
+                obj357.records = view[pos:end363]
+                pos = end363
+            obj357.log_start_offset = -1
+            obj357.diverging_epoch = EpochEndOffset()
+            obj357.current_leader = LeaderIdAndEpoch()
+            obj357.snapshot_id = SnapshotId()
+            obj357.preferred_read_replica = -1
+            obj357.unknown_tagged_fields = []
+            items355.append(obj357)
+        obj351.partitions = items355
+        obj351.topic_id = ZERO_UUID
+        obj351.unknown_tagged_fields = []
+        items349.append(obj351)
+    obj347.responses = items349
+    obj347.error_code = 0
+    obj347.session_id = 0
+    obj347.node_endpoints = []
+    obj347.unknown_tagged_fields = []
+    self = obj347
     return self, pos
 
 
 # FetchResponse v5-6
 def _enc_FetchResponse_v5(self, out, parts):
-    if self.session_id != 0:
+    if not (self.session_id == 0):
         raise cannot_carry('FetchResponse', 'session_id', '5-6')
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '5-6')
-    out += _S12.pack(self.throttle_time_ms)
+    out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.responses)
-    for item143 in self.responses:
-        _enc_FetchableTopicResponse_v5(item143, out, parts)
+    for item364 in self.responses:
+        w_str(out, item364.topic)
+        w_alen(out, item364.partitions)
+        for item365 in item364.partitions:
+            if not ((item365.diverging_epoch is not None and _is_default_EpochEndOffset(item365.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '5-10')
+            if not ((item365.current_leader is not None and _is_default_LeaderIdAndEpoch(item365.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '5-10')
+            if not ((item365.snapshot_id is not None and _is_default_SnapshotId(item365.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '5-10')
+            if not (item365.preferred_read_replica == -1):
+                raise cannot_carry('PartitionData', 'preferred_read_replica', '5-10')
+            out += _S17.pack(item365.partition_index, item365.error_code, item365.high_watermark, item365.last_stable_offset, item365.log_start_offset)
+            w_nalen(out, item365.aborted_transactions)
+            if item365.aborted_transactions is not None:
+                for item366 in item365.aborted_transactions:
+                    out += _S16.pack(item366.producer_id, item366.first_offset)
+                    if item366.unknown_tagged_fields:
+                        raise no_tagged_fields_error('AbortedTransaction', '4-11')
+            w_rec(out, parts, item365.records, True, False)
+            if item365.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '5-10')
+        if item364.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '5-10')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '5-6')
 
 
 def _dec_FetchResponse_v5(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms,) = _S12.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj367 = new(FetchResponse)
+    (obj367.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n144, pos = r_alen(buf, pos)
-    items145 = []
-    for _ in range(n144):
-        item146, pos = _dec_FetchableTopicResponse_v5(buf, pos)
-        items145.append(item146)
-    self.responses = items145
-    self.error_code = 0
-    self.session_id = 0
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n368,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n368 < 0 or n368 > limit - pos:
+        raise bad_length('array', pos, n368, buf)
+    items369 = []
+    for _ in range(n368):
+        obj371 = new(FetchableTopicResponse)
+        (n372,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end373 = pos + n372
+        if n372 < 0 or end373 > limit:
+            raise bad_length('string', pos, n372, buf)
+        obj371.topic = str(buf[pos:end373], 'utf-8')
+        pos = end373
+        (n374,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n374 < 0 or n374 > limit - pos:
+            raise bad_length('array', pos, n374, buf)
+        items375 = []
+        for _ in range(n374):
+            obj377 = new(PartitionData)
+            (obj377.partition_index, obj377.error_code, obj377.high_watermark, obj377.last_stable_offset, obj377.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            (n378,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if (n378 < 0 and n378 != -1) or n378 > limit - pos:
+                raise bad_length('array', pos, n378, buf)
+            if n378 < 0:
+                obj377.aborted_transactions = None
+            else:
+                items379 = []
+                for _ in range(n378):
+                    obj381 = new(AbortedTransaction)
+                    (obj381.producer_id, obj381.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    obj381.unknown_tagged_fields = []
+                    items379.append(obj381)
+                obj377.aborted_transactions = items379
+            (n382,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end383 = pos + n382
+            if n382 < 0 or end383 > limit:
+                if n382 != -1:
+                    raise bad_length('records', pos, n382, buf)
+                obj377.records = None
+            else:
+                obj377.records = view[pos:end383]
+                pos = end383
+            obj377.diverging_epoch = EpochEndOffset()
+            obj377.current_leader = LeaderIdAndEpoch()
+            obj377.snapshot_id = SnapshotId()
+            obj377.preferred_read_replica = -1
+            obj377.unknown_tagged_fields = []
+            items375.append(obj377)
+        obj371.partitions = items375
+        obj371.topic_id = ZERO_UUID
+        obj371.unknown_tagged_fields = []
+        items369.append(obj371)
+    obj367.responses = items369
+    obj367.error_code = 0
+    obj367.session_id = 0
+    obj367.node_endpoints = []
+    obj367.unknown_tagged_fields = []
+    self = obj367
     return self, pos
 
 
 # FetchResponse v7-10
 def _enc_FetchResponse_v7(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '7-10')
-    out += _S13.pack(self.throttle_time_ms, self.error_code, self.session_id)
+    out += _S18.pack(self.throttle_time_ms, self.error_code, self.session_id)
     w_alen(out, self.responses)
-    for item147 in self.responses:
-        _enc_FetchableTopicResponse_v5(item147, out, parts)
+    for item384 in self.responses:
+        w_str(out, item384.topic)
+        w_alen(out, item384.partitions)
+        for item385 in item384.partitions:
+            if not ((item385.diverging_epoch is not None and _is_default_EpochEndOffset(item385.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '5-10')
+            if not ((item385.current_leader is not None and _is_default_LeaderIdAndEpoch(item385.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '5-10')
+            if not ((item385.snapshot_id is not None and _is_default_SnapshotId(item385.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '5-10')
+            if not (item385.preferred_read_replica == -1):
+                raise cannot_carry('PartitionData', 'preferred_read_replica', '5-10')
+            out += _S17.pack(item385.partition_index, item385.error_code, item385.high_watermark, item385.last_stable_offset, item385.log_start_offset)
+            w_nalen(out, item385.aborted_transactions)
+            if item385.aborted_transactions is not None:
+                for item386 in item385.aborted_transactions:
+                    out += _S16.pack(item386.producer_id, item386.first_offset)
+                    if item386.unknown_tagged_fields:
+                        raise no_tagged_fields_error('AbortedTransaction', '4-11')
+            w_rec(out, parts, item385.records, True, False)
+            if item385.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '5-10')
+        if item384.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '5-10')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '7-10')
 
 
 def _dec_FetchResponse_v7(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms, self.error_code, self.session_id,) = _S13.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj387 = new(FetchResponse)
+    (obj387.throttle_time_ms, obj387.error_code, obj387.session_id,) = _S18.unpack_from(buf, pos)
     pos += 10
-    n148, pos = r_alen(buf, pos)
-    items149 = []
-    for _ in range(n148):
-        item150, pos = _dec_FetchableTopicResponse_v5(buf, pos)
-        items149.append(item150)
-    self.responses = items149
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n388,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n388 < 0 or n388 > limit - pos:
+        raise bad_length('array', pos, n388, buf)
+    items389 = []
+    for _ in range(n388):
+        obj391 = new(FetchableTopicResponse)
+        (n392,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end393 = pos + n392
+        if n392 < 0 or end393 > limit:
+            raise bad_length('string', pos, n392, buf)
+        obj391.topic = str(buf[pos:end393], 'utf-8')
+        pos = end393
+        (n394,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n394 < 0 or n394 > limit - pos:
+            raise bad_length('array', pos, n394, buf)
+        items395 = []
+        for _ in range(n394):
+            obj397 = new(PartitionData)
+            (obj397.partition_index, obj397.error_code, obj397.high_watermark, obj397.last_stable_offset, obj397.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            (n398,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if (n398 < 0 and n398 != -1) or n398 > limit - pos:
+                raise bad_length('array', pos, n398, buf)
+            if n398 < 0:
+                obj397.aborted_transactions = None
+            else:
+                items399 = []
+                for _ in range(n398):
+                    obj401 = new(AbortedTransaction)
+                    (obj401.producer_id, obj401.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    obj401.unknown_tagged_fields = []
+                    items399.append(obj401)
+                obj397.aborted_transactions = items399
+            (n402,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end403 = pos + n402
+            if n402 < 0 or end403 > limit:
+                if n402 != -1:
+                    raise bad_length('records', pos, n402, buf)
+                obj397.records = None
+            else:
+                obj397.records = view[pos:end403]
+                pos = end403
+            obj397.diverging_epoch = EpochEndOffset()
+            obj397.current_leader = LeaderIdAndEpoch()
+            obj397.snapshot_id = SnapshotId()
+            obj397.preferred_read_replica = -1
+            obj397.unknown_tagged_fields = []
+            items395.append(obj397)
+        obj391.partitions = items395
+        obj391.topic_id = ZERO_UUID
+        obj391.unknown_tagged_fields = []
+        items389.append(obj391)
+    obj387.responses = items389
+    obj387.node_endpoints = []
+    obj387.unknown_tagged_fields = []
+    self = obj387
     return self, pos
 
 
 # FetchResponse v11
 def _enc_FetchResponse_v11(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '11')
-    out += _S13.pack(self.throttle_time_ms, self.error_code, self.session_id)
+    out += _S18.pack(self.throttle_time_ms, self.error_code, self.session_id)
     w_alen(out, self.responses)
-    for item151 in self.responses:
-        _enc_FetchableTopicResponse_v11(item151, out, parts)
+    for item404 in self.responses:
+        w_str(out, item404.topic)
+        w_alen(out, item404.partitions)
+        for item405 in item404.partitions:
+            if not ((item405.diverging_epoch is not None and _is_default_EpochEndOffset(item405.diverging_epoch))):
+                raise cannot_carry('PartitionData', 'diverging_epoch', '11')
+            if not ((item405.current_leader is not None and _is_default_LeaderIdAndEpoch(item405.current_leader))):
+                raise cannot_carry('PartitionData', 'current_leader', '11')
+            if not ((item405.snapshot_id is not None and _is_default_SnapshotId(item405.snapshot_id))):
+                raise cannot_carry('PartitionData', 'snapshot_id', '11')
+            out += _S17.pack(item405.partition_index, item405.error_code, item405.high_watermark, item405.last_stable_offset, item405.log_start_offset)
+            w_nalen(out, item405.aborted_transactions)
+            if item405.aborted_transactions is not None:
+                for item406 in item405.aborted_transactions:
+                    out += _S16.pack(item406.producer_id, item406.first_offset)
+                    if item406.unknown_tagged_fields:
+                        raise no_tagged_fields_error('AbortedTransaction', '4-11')
+            out += _S2.pack(item405.preferred_read_replica)
+            w_rec(out, parts, item405.records, True, False)
+            if item405.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionData', '11')
+        if item404.unknown_tagged_fields:
+            raise no_tagged_fields_error('FetchableTopicResponse', '11')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FetchResponse', '11')
 
 
 def _dec_FetchResponse_v11(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms, self.error_code, self.session_id,) = _S13.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj407 = new(FetchResponse)
+    (obj407.throttle_time_ms, obj407.error_code, obj407.session_id,) = _S18.unpack_from(buf, pos)
     pos += 10
-    n152, pos = r_alen(buf, pos)
-    items153 = []
-    for _ in range(n152):
-        item154, pos = _dec_FetchableTopicResponse_v11(buf, pos)
-        items153.append(item154)
-    self.responses = items153
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    (n408,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n408 < 0 or n408 > limit - pos:
+        raise bad_length('array', pos, n408, buf)
+    items409 = []
+    for _ in range(n408):
+        obj411 = new(FetchableTopicResponse)
+        (n412,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end413 = pos + n412
+        if n412 < 0 or end413 > limit:
+            raise bad_length('string', pos, n412, buf)
+        obj411.topic = str(buf[pos:end413], 'utf-8')
+        pos = end413
+        (n414,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n414 < 0 or n414 > limit - pos:
+            raise bad_length('array', pos, n414, buf)
+        items415 = []
+        for _ in range(n414):
+            obj417 = new(PartitionData)
+            (obj417.partition_index, obj417.error_code, obj417.high_watermark, obj417.last_stable_offset, obj417.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            (n418,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if (n418 < 0 and n418 != -1) or n418 > limit - pos:
+                raise bad_length('array', pos, n418, buf)
+            if n418 < 0:
+                obj417.aborted_transactions = None
+            else:
+                items419 = []
+                for _ in range(n418):
+                    obj421 = new(AbortedTransaction)
+                    (obj421.producer_id, obj421.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    obj421.unknown_tagged_fields = []
+                    items419.append(obj421)
+                obj417.aborted_transactions = items419
+            (obj417.preferred_read_replica,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n422,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            end423 = pos + n422
+            if n422 < 0 or end423 > limit:
+                if n422 != -1:
+                    raise bad_length('records', pos, n422, buf)
+                obj417.records = None
+            else:
+                obj417.records = view[pos:end423]
+                pos = end423
+            obj417.diverging_epoch = EpochEndOffset()
+            obj417.current_leader = LeaderIdAndEpoch()
+            obj417.snapshot_id = SnapshotId()
+            obj417.unknown_tagged_fields = []
+            items415.append(obj417)
+        obj411.partitions = items415
+        obj411.topic_id = ZERO_UUID
+        obj411.unknown_tagged_fields = []
+        items409.append(obj411)
+    obj407.responses = items409
+    obj407.node_endpoints = []
+    obj407.unknown_tagged_fields = []
+    self = obj407
     return self, pos
 
 
 # FetchResponse v12
 def _enc_FetchResponse_v12(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '12')
-    out += _S13.pack(self.throttle_time_ms, self.error_code, self.session_id)
-    w_calen(out, self.responses)
-    for item155 in self.responses:
-        _enc_FetchableTopicResponse_v12(item155, out, parts)
+    out += _S18.pack(self.throttle_time_ms, self.error_code, self.session_id)
+    n424 = len(self.responses) + 1
+    if n424 < 128:
+        out.append(n424)
+    else:
+        w_uvarint(out, n424)
+    for item425 in self.responses:
+        w_cstr(out, item425.topic)
+        n426 = len(item425.partitions) + 1
+        if n426 < 128:
+            out.append(n426)
+        else:
+            w_uvarint(out, n426)
+        for item427 in item425.partitions:
+            out += _S17.pack(item427.partition_index, item427.error_code, item427.high_watermark, item427.last_stable_offset, item427.log_start_offset)
+            w_cnalen(out, item427.aborted_transactions)
+            if item427.aborted_transactions is not None:
+                for item428 in item427.aborted_transactions:
+                    out += _S16.pack(item428.producer_id, item428.first_offset)
+                    if item428.unknown_tagged_fields:
+                        w_tagged(out, (), item428.unknown_tagged_fields)
+                    else:
+                        out.append(0)
+            out += _S2.pack(item427.preferred_read_replica)
+            w_rec(out, parts, item427.records, True, True)
+            tagged429 = []
+            if not ((item427.diverging_epoch is not None and _is_default_EpochEndOffset(item427.diverging_epoch))):
+                field430 = bytearray()
+                s431 = item427.diverging_epoch
+                field430 += _S12.pack(s431.epoch, s431.end_offset)
+                if s431.unknown_tagged_fields:
+                    w_tagged(field430, (), s431.unknown_tagged_fields)
+                else:
+                    field430.append(0)
+                tagged429.append((0, field430))
+            if not ((item427.current_leader is not None and _is_default_LeaderIdAndEpoch(item427.current_leader))):
+                field432 = bytearray()
+                s433 = item427.current_leader
+                field432 += _S19.pack(s433.leader_id, s433.leader_epoch)
+                if s433.unknown_tagged_fields:
+                    w_tagged(field432, (), s433.unknown_tagged_fields)
+                else:
+                    field432.append(0)
+                tagged429.append((1, field432))
+            if not ((item427.snapshot_id is not None and _is_default_SnapshotId(item427.snapshot_id))):
+                field434 = bytearray()
+                s435 = item427.snapshot_id
+                field434 += _S20.pack(s435.end_offset, s435.epoch)
+                if s435.unknown_tagged_fields:
+                    w_tagged(field434, (), s435.unknown_tagged_fields)
+                else:
+                    field434.append(0)
+                tagged429.append((2, field434))
+            if tagged429 or item427.unknown_tagged_fields:
+                w_tagged(out, tagged429, item427.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item425.unknown_tagged_fields:
+            w_tagged(out, (), item425.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -1446,32 +2552,224 @@ def _enc_FetchResponse_v12(self, out, parts):
 
 
 def _dec_FetchResponse_v12(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms, self.error_code, self.session_id,) = _S13.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj436 = new(FetchResponse)
+    (obj436.throttle_time_ms, obj436.error_code, obj436.session_id,) = _S18.unpack_from(buf, pos)
     pos += 10
-    n156, pos = r_calen(buf, pos)
-    items157 = []
-    for _ in range(n156):
-        item158, pos = _dec_FetchableTopicResponse_v12(buf, pos)
-        items157.append(item158)
-    self.responses = items157
-    self.node_endpoints = []
-    count159, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count159:
-        pos = r_tagged_unknown(buf, pos, count159, unknown)
-    self.unknown_tagged_fields = unknown
+    n437 = buf[pos]
+    if n437 > 127:
+        n437, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n437 -= 1
+    if n437 < 0 or n437 > limit - pos:
+        raise bad_length('array', pos, n437, buf)
+    items438 = []
+    for _ in range(n437):
+        obj440 = new(FetchableTopicResponse)
+        n441 = buf[pos]
+        if n441 > 127:
+            n441, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n441 -= 1
+        end442 = pos + n441
+        if n441 < 0 or end442 > limit:
+            raise bad_length('string', pos, n441, buf)
+        obj440.topic = str(buf[pos:end442], 'utf-8')
+        pos = end442
+        n443 = buf[pos]
+        if n443 > 127:
+            n443, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n443 -= 1
+        if n443 < 0 or n443 > limit - pos:
+            raise bad_length('array', pos, n443, buf)
+        items444 = []
+        for _ in range(n443):
+            obj446 = new(PartitionData)
+            (obj446.partition_index, obj446.error_code, obj446.high_watermark, obj446.last_stable_offset, obj446.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            n447 = buf[pos]
+            if n447 > 127:
+                n447, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n447 -= 1
+            if (n447 < 0 and n447 != -1) or n447 > limit - pos:
+                raise bad_length('array', pos, n447, buf)
+            if n447 < 0:
+                obj446.aborted_transactions = None
+            else:
+                items448 = []
+                for _ in range(n447):
+                    obj450 = new(AbortedTransaction)
+                    (obj450.producer_id, obj450.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj450.unknown_tagged_fields = []
+                    else:
+                        obj450.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items448.append(obj450)
+                obj446.aborted_transactions = items448
+            (obj446.preferred_read_replica,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n451 = buf[pos]
+            if n451 > 127:
+                n451, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n451 -= 1
+            end452 = pos + n451
+            if n451 < 0 or end452 > limit:
+                if n451 != -1:
+                    raise bad_length('records', pos, n451, buf)
+                obj446.records = None
+            else:
+                obj446.records = view[pos:end452]
+                pos = end452
+            obj446.diverging_epoch = EpochEndOffset()
+            obj446.current_leader = LeaderIdAndEpoch()
+            obj446.snapshot_id = SnapshotId()
+            if buf[pos] == 0:
+                pos += 1
+                obj446.unknown_tagged_fields = []
+            else:
+                count453, pos = r_uvarint(buf, pos)
+                unknown454 = []
+                for _ in range(count453):
+                    tag455, start456, end457 = r_tag_header(buf, pos)
+                    if tag455 == 0:
+                        pos = start456
+                        obj458 = new(EpochEndOffset)
+                        (obj458.epoch, obj458.end_offset,) = _S12.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj458.unknown_tagged_fields = []
+                        else:
+                            obj458.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj446.diverging_epoch = obj458
+                        if pos != end457:
+                            raise tagged_size_mismatch(tag455, start456, end457, pos)
+                    elif tag455 == 1:
+                        pos = start456
+                        obj459 = new(LeaderIdAndEpoch)
+                        (obj459.leader_id, obj459.leader_epoch,) = _S19.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj459.unknown_tagged_fields = []
+                        else:
+                            obj459.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj446.current_leader = obj459
+                        if pos != end457:
+                            raise tagged_size_mismatch(tag455, start456, end457, pos)
+                    elif tag455 == 2:
+                        pos = start456
+                        obj460 = new(SnapshotId)
+                        (obj460.end_offset, obj460.epoch,) = _S20.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj460.unknown_tagged_fields = []
+                        else:
+                            obj460.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj446.snapshot_id = obj460
+                        if pos != end457:
+                            raise tagged_size_mismatch(tag455, start456, end457, pos)
+                    else:
+                        unknown454.append((tag455, bytes(buf[start456:end457])))
+                        pos = end457
+                obj446.unknown_tagged_fields = unknown454
+            items444.append(obj446)
+        obj440.partitions = items444
+        obj440.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj440.unknown_tagged_fields = []
+        else:
+            obj440.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items438.append(obj440)
+    obj436.responses = items438
+    obj436.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj436.unknown_tagged_fields = []
+    else:
+        obj436.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj436
     return self, pos
 
 
 # FetchResponse v13-15
 def _enc_FetchResponse_v13(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchResponse', 'node_endpoints', '13-15')
-    out += _S13.pack(self.throttle_time_ms, self.error_code, self.session_id)
-    w_calen(out, self.responses)
-    for item160 in self.responses:
-        _enc_FetchableTopicResponse_v13(item160, out, parts)
+    out += _S18.pack(self.throttle_time_ms, self.error_code, self.session_id)
+    n461 = len(self.responses) + 1
+    if n461 < 128:
+        out.append(n461)
+    else:
+        w_uvarint(out, n461)
+    for item462 in self.responses:
+        out += _S10.pack(item462.topic_id.bytes)
+        n463 = len(item462.partitions) + 1
+        if n463 < 128:
+            out.append(n463)
+        else:
+            w_uvarint(out, n463)
+        for item464 in item462.partitions:
+            out += _S17.pack(item464.partition_index, item464.error_code, item464.high_watermark, item464.last_stable_offset, item464.log_start_offset)
+            w_cnalen(out, item464.aborted_transactions)
+            if item464.aborted_transactions is not None:
+                for item465 in item464.aborted_transactions:
+                    out += _S16.pack(item465.producer_id, item465.first_offset)
+                    if item465.unknown_tagged_fields:
+                        w_tagged(out, (), item465.unknown_tagged_fields)
+                    else:
+                        out.append(0)
+            out += _S2.pack(item464.preferred_read_replica)
+            w_rec(out, parts, item464.records, True, True)
+            tagged466 = []
+            if not ((item464.diverging_epoch is not None and _is_default_EpochEndOffset(item464.diverging_epoch))):
+                field467 = bytearray()
+                s468 = item464.diverging_epoch
+                field467 += _S12.pack(s468.epoch, s468.end_offset)
+                if s468.unknown_tagged_fields:
+                    w_tagged(field467, (), s468.unknown_tagged_fields)
+                else:
+                    field467.append(0)
+                tagged466.append((0, field467))
+            if not ((item464.current_leader is not None and _is_default_LeaderIdAndEpoch(item464.current_leader))):
+                field469 = bytearray()
+                s470 = item464.current_leader
+                field469 += _S19.pack(s470.leader_id, s470.leader_epoch)
+                if s470.unknown_tagged_fields:
+                    w_tagged(field469, (), s470.unknown_tagged_fields)
+                else:
+                    field469.append(0)
+                tagged466.append((1, field469))
+            if not ((item464.snapshot_id is not None and _is_default_SnapshotId(item464.snapshot_id))):
+                field471 = bytearray()
+                s472 = item464.snapshot_id
+                field471 += _S20.pack(s472.end_offset, s472.epoch)
+                if s472.unknown_tagged_fields:
+                    w_tagged(field471, (), s472.unknown_tagged_fields)
+                else:
+                    field471.append(0)
+                tagged466.append((2, field471))
+            if tagged466 or item464.unknown_tagged_fields:
+                w_tagged(out, tagged466, item464.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item462.unknown_tagged_fields:
+            w_tagged(out, (), item462.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -1479,588 +2777,464 @@ def _enc_FetchResponse_v13(self, out, parts):
 
 
 def _dec_FetchResponse_v13(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms, self.error_code, self.session_id,) = _S13.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj473 = new(FetchResponse)
+    (obj473.throttle_time_ms, obj473.error_code, obj473.session_id,) = _S18.unpack_from(buf, pos)
     pos += 10
-    n161, pos = r_calen(buf, pos)
-    items162 = []
-    for _ in range(n161):
-        item163, pos = _dec_FetchableTopicResponse_v13(buf, pos)
-        items162.append(item163)
-    self.responses = items162
-    self.node_endpoints = []
-    count164, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count164:
-        pos = r_tagged_unknown(buf, pos, count164, unknown)
-    self.unknown_tagged_fields = unknown
+    n474 = buf[pos]
+    if n474 > 127:
+        n474, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n474 -= 1
+    if n474 < 0 or n474 > limit - pos:
+        raise bad_length('array', pos, n474, buf)
+    items475 = []
+    for _ in range(n474):
+        obj477 = new(FetchableTopicResponse)
+        (raw478,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj477.topic_id = uuid_from(raw478)
+        n479 = buf[pos]
+        if n479 > 127:
+            n479, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n479 -= 1
+        if n479 < 0 or n479 > limit - pos:
+            raise bad_length('array', pos, n479, buf)
+        items480 = []
+        for _ in range(n479):
+            obj482 = new(PartitionData)
+            (obj482.partition_index, obj482.error_code, obj482.high_watermark, obj482.last_stable_offset, obj482.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            n483 = buf[pos]
+            if n483 > 127:
+                n483, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n483 -= 1
+            if (n483 < 0 and n483 != -1) or n483 > limit - pos:
+                raise bad_length('array', pos, n483, buf)
+            if n483 < 0:
+                obj482.aborted_transactions = None
+            else:
+                items484 = []
+                for _ in range(n483):
+                    obj486 = new(AbortedTransaction)
+                    (obj486.producer_id, obj486.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj486.unknown_tagged_fields = []
+                    else:
+                        obj486.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items484.append(obj486)
+                obj482.aborted_transactions = items484
+            (obj482.preferred_read_replica,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n487 = buf[pos]
+            if n487 > 127:
+                n487, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n487 -= 1
+            end488 = pos + n487
+            if n487 < 0 or end488 > limit:
+                if n487 != -1:
+                    raise bad_length('records', pos, n487, buf)
+                obj482.records = None
+            else:
+                obj482.records = view[pos:end488]
+                pos = end488
+            obj482.diverging_epoch = EpochEndOffset()
+            obj482.current_leader = LeaderIdAndEpoch()
+            obj482.snapshot_id = SnapshotId()
+            if buf[pos] == 0:
+                pos += 1
+                obj482.unknown_tagged_fields = []
+            else:
+                count489, pos = r_uvarint(buf, pos)
+                unknown490 = []
+                for _ in range(count489):
+                    tag491, start492, end493 = r_tag_header(buf, pos)
+                    if tag491 == 0:
+                        pos = start492
+                        obj494 = new(EpochEndOffset)
+                        (obj494.epoch, obj494.end_offset,) = _S12.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj494.unknown_tagged_fields = []
+                        else:
+                            obj494.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj482.diverging_epoch = obj494
+                        if pos != end493:
+                            raise tagged_size_mismatch(tag491, start492, end493, pos)
+                    elif tag491 == 1:
+                        pos = start492
+                        obj495 = new(LeaderIdAndEpoch)
+                        (obj495.leader_id, obj495.leader_epoch,) = _S19.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj495.unknown_tagged_fields = []
+                        else:
+                            obj495.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj482.current_leader = obj495
+                        if pos != end493:
+                            raise tagged_size_mismatch(tag491, start492, end493, pos)
+                    elif tag491 == 2:
+                        pos = start492
+                        obj496 = new(SnapshotId)
+                        (obj496.end_offset, obj496.epoch,) = _S20.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj496.unknown_tagged_fields = []
+                        else:
+                            obj496.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj482.snapshot_id = obj496
+                        if pos != end493:
+                            raise tagged_size_mismatch(tag491, start492, end493, pos)
+                    else:
+                        unknown490.append((tag491, bytes(buf[start492:end493])))
+                        pos = end493
+                obj482.unknown_tagged_fields = unknown490
+            items480.append(obj482)
+        obj477.partitions = items480
+        obj477.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj477.unknown_tagged_fields = []
+        else:
+            obj477.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items475.append(obj477)
+    obj473.responses = items475
+    obj473.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj473.unknown_tagged_fields = []
+    else:
+        obj473.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj473
     return self, pos
 
 
 # FetchResponse v16-18
 def _enc_FetchResponse_v16(self, out, parts):
-    out += _S13.pack(self.throttle_time_ms, self.error_code, self.session_id)
-    w_calen(out, self.responses)
-    for item165 in self.responses:
-        _enc_FetchableTopicResponse_v13(item165, out, parts)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item166 in self.node_endpoints:
-            _enc_NodeEndpoint_v16(item166, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S18.pack(self.throttle_time_ms, self.error_code, self.session_id)
+    n497 = len(self.responses) + 1
+    if n497 < 128:
+        out.append(n497)
+    else:
+        w_uvarint(out, n497)
+    for item498 in self.responses:
+        out += _S10.pack(item498.topic_id.bytes)
+        n499 = len(item498.partitions) + 1
+        if n499 < 128:
+            out.append(n499)
+        else:
+            w_uvarint(out, n499)
+        for item500 in item498.partitions:
+            out += _S17.pack(item500.partition_index, item500.error_code, item500.high_watermark, item500.last_stable_offset, item500.log_start_offset)
+            w_cnalen(out, item500.aborted_transactions)
+            if item500.aborted_transactions is not None:
+                for item501 in item500.aborted_transactions:
+                    out += _S16.pack(item501.producer_id, item501.first_offset)
+                    if item501.unknown_tagged_fields:
+                        w_tagged(out, (), item501.unknown_tagged_fields)
+                    else:
+                        out.append(0)
+            out += _S2.pack(item500.preferred_read_replica)
+            w_rec(out, parts, item500.records, True, True)
+            tagged502 = []
+            if not ((item500.diverging_epoch is not None and _is_default_EpochEndOffset(item500.diverging_epoch))):
+                field503 = bytearray()
+                s504 = item500.diverging_epoch
+                field503 += _S12.pack(s504.epoch, s504.end_offset)
+                if s504.unknown_tagged_fields:
+                    w_tagged(field503, (), s504.unknown_tagged_fields)
+                else:
+                    field503.append(0)
+                tagged502.append((0, field503))
+            if not ((item500.current_leader is not None and _is_default_LeaderIdAndEpoch(item500.current_leader))):
+                field505 = bytearray()
+                s506 = item500.current_leader
+                field505 += _S19.pack(s506.leader_id, s506.leader_epoch)
+                if s506.unknown_tagged_fields:
+                    w_tagged(field505, (), s506.unknown_tagged_fields)
+                else:
+                    field505.append(0)
+                tagged502.append((1, field505))
+            if not ((item500.snapshot_id is not None and _is_default_SnapshotId(item500.snapshot_id))):
+                field507 = bytearray()
+                s508 = item500.snapshot_id
+                field507 += _S20.pack(s508.end_offset, s508.epoch)
+                if s508.unknown_tagged_fields:
+                    w_tagged(field507, (), s508.unknown_tagged_fields)
+                else:
+                    field507.append(0)
+                tagged502.append((2, field507))
+            if tagged502 or item500.unknown_tagged_fields:
+                w_tagged(out, tagged502, item500.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item498.unknown_tagged_fields:
+            w_tagged(out, (), item498.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged509 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field510 = bytearray()
+        n511 = len(self.node_endpoints) + 1
+        if n511 < 128:
+            field510.append(n511)
+        else:
+            w_uvarint(field510, n511)
+        for item512 in self.node_endpoints:
+            field510 += _S2.pack(item512.node_id)
+            w_cstr(field510, item512.host)
+            field510 += _S2.pack(item512.port)
+            w_cnstr(field510, item512.rack)
+            if item512.unknown_tagged_fields:
+                w_tagged(field510, (), item512.unknown_tagged_fields)
+            else:
+                field510.append(0)
+        tagged509.append((0, field510))
+    if tagged509 or self.unknown_tagged_fields:
+        w_tagged(out, tagged509, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchResponse_v16(buf, pos):
-    self = new(FetchResponse)
-    (self.throttle_time_ms, self.error_code, self.session_id,) = _S13.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj513 = new(FetchResponse)
+    (obj513.throttle_time_ms, obj513.error_code, obj513.session_id,) = _S18.unpack_from(buf, pos)
     pos += 10
-    n167, pos = r_calen(buf, pos)
-    items168 = []
-    for _ in range(n167):
-        item169, pos = _dec_FetchableTopicResponse_v13(buf, pos)
-        items168.append(item169)
-    self.responses = items168
-    self.node_endpoints = []
-    count170, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count170:
-        for _ in range(count170):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n171, pos = r_calen(field, pos)
-                items172 = []
-                for _ in range(n171):
-                    item173, pos = _dec_NodeEndpoint_v16(field, pos)
-                    items172.append(item173)
-                self.node_endpoints = items172
+    n514 = buf[pos]
+    if n514 > 127:
+        n514, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n514 -= 1
+    if n514 < 0 or n514 > limit - pos:
+        raise bad_length('array', pos, n514, buf)
+    items515 = []
+    for _ in range(n514):
+        obj517 = new(FetchableTopicResponse)
+        (raw518,) = _S10.unpack_from(buf, pos)
+        pos += 16
+        obj517.topic_id = uuid_from(raw518)
+        n519 = buf[pos]
+        if n519 > 127:
+            n519, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n519 -= 1
+        if n519 < 0 or n519 > limit - pos:
+            raise bad_length('array', pos, n519, buf)
+        items520 = []
+        for _ in range(n519):
+            obj522 = new(PartitionData)
+            (obj522.partition_index, obj522.error_code, obj522.high_watermark, obj522.last_stable_offset, obj522.log_start_offset,) = _S17.unpack_from(buf, pos)
+            pos += 30
+            n523 = buf[pos]
+            if n523 > 127:
+                n523, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchableTopicResponse v0-3
-def _enc_FetchableTopicResponse_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item174 in self.partitions:
-        _enc_PartitionData_v0(item174, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchableTopicResponse', '0-3')
-
-
-def _dec_FetchableTopicResponse_v0(buf, pos):
-    self = new(FetchableTopicResponse)
-    self.topic, pos = r_str(buf, pos)
-    n175, pos = r_alen(buf, pos)
-    items176 = []
-    for _ in range(n175):
-        item177, pos = _dec_PartitionData_v0(buf, pos)
-        items176.append(item177)
-    self.partitions = items176
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchableTopicResponse v4
-def _enc_FetchableTopicResponse_v4(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item178 in self.partitions:
-        _enc_PartitionData_v4(item178, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchableTopicResponse', '4')
-
-
-def _dec_FetchableTopicResponse_v4(buf, pos):
-    self = new(FetchableTopicResponse)
-    self.topic, pos = r_str(buf, pos)
-    n179, pos = r_alen(buf, pos)
-    items180 = []
-    for _ in range(n179):
-        item181, pos = _dec_PartitionData_v4(buf, pos)
-        items180.append(item181)
-    self.partitions = items180
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchableTopicResponse v5-10
-def _enc_FetchableTopicResponse_v5(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item182 in self.partitions:
-        _enc_PartitionData_v5(item182, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchableTopicResponse', '5-10')
-
-
-def _dec_FetchableTopicResponse_v5(buf, pos):
-    self = new(FetchableTopicResponse)
-    self.topic, pos = r_str(buf, pos)
-    n183, pos = r_alen(buf, pos)
-    items184 = []
-    for _ in range(n183):
-        item185, pos = _dec_PartitionData_v5(buf, pos)
-        items184.append(item185)
-    self.partitions = items184
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchableTopicResponse v11
-def _enc_FetchableTopicResponse_v11(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item186 in self.partitions:
-        _enc_PartitionData_v11(item186, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('FetchableTopicResponse', '11')
-
-
-def _dec_FetchableTopicResponse_v11(buf, pos):
-    self = new(FetchableTopicResponse)
-    self.topic, pos = r_str(buf, pos)
-    n187, pos = r_alen(buf, pos)
-    items188 = []
-    for _ in range(n187):
-        item189, pos = _dec_PartitionData_v11(buf, pos)
-        items188.append(item189)
-    self.partitions = items188
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# FetchableTopicResponse v12
-def _enc_FetchableTopicResponse_v12(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    for item190 in self.partitions:
-        _enc_PartitionData_v12(item190, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchableTopicResponse_v12(buf, pos):
-    self = new(FetchableTopicResponse)
-    self.topic, pos = r_cstr(buf, pos)
-    n191, pos = r_calen(buf, pos)
-    items192 = []
-    for _ in range(n191):
-        item193, pos = _dec_PartitionData_v12(buf, pos)
-        items192.append(item193)
-    self.partitions = items192
-    self.topic_id = ZERO_UUID
-    count194, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count194:
-        pos = r_tagged_unknown(buf, pos, count194, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchableTopicResponse v13-18
-def _enc_FetchableTopicResponse_v13(self, out, parts):
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item195 in self.partitions:
-        _enc_PartitionData_v12(item195, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchableTopicResponse_v13(buf, pos):
-    self = new(FetchableTopicResponse)
-    (raw196,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw196)
-    n197, pos = r_calen(buf, pos)
-    items198 = []
-    for _ in range(n197):
-        item199, pos = _dec_PartitionData_v12(buf, pos)
-        items198.append(item199)
-    self.partitions = items198
-    self.topic = ''
-    count200, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count200:
-        pos = r_tagged_unknown(buf, pos, count200, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v16-18
-def _enc_NodeEndpoint_v16(self, out, parts):
-    out += _S12.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S12.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v16(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S12.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S12.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    count201, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count201:
-        pos = r_tagged_unknown(buf, pos, count201, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0-3
-def _enc_PartitionData_v0(self, out, parts):
-    if self.diverging_epoch != EpochEndOffset():
-        raise cannot_carry('PartitionData', 'diverging_epoch', '0-3')
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionData', 'current_leader', '0-3')
-    if self.snapshot_id != SnapshotId():
-        raise cannot_carry('PartitionData', 'snapshot_id', '0-3')
-    if self.preferred_read_replica != -1:
-        raise cannot_carry('PartitionData', 'preferred_read_replica', '0-3')
-    out += _S14.pack(self.partition_index, self.error_code, self.high_watermark)
-    w_rec(out, parts, self.records, True, False)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionData', '0-3')
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code, self.high_watermark,) = _S14.unpack_from(buf, pos)
-    pos += 14
-    self.records, pos = r_nrec(buf, pos)
-    self.last_stable_offset = -1
-    self.log_start_offset = -1
-    self.diverging_epoch = EpochEndOffset()
-    self.current_leader = LeaderIdAndEpoch()
-    self.snapshot_id = SnapshotId()
-    self.aborted_transactions = []
-    self.preferred_read_replica = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionData v4
-def _enc_PartitionData_v4(self, out, parts):
-    if self.diverging_epoch != EpochEndOffset():
-        raise cannot_carry('PartitionData', 'diverging_epoch', '4')
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionData', 'current_leader', '4')
-    if self.snapshot_id != SnapshotId():
-        raise cannot_carry('PartitionData', 'snapshot_id', '4')
-    if self.preferred_read_replica != -1:
-        raise cannot_carry('PartitionData', 'preferred_read_replica', '4')
-    out += _S15.pack(self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset)
-    w_nalen(out, self.aborted_transactions)
-    if self.aborted_transactions is not None:
-        for item202 in self.aborted_transactions:
-            _enc_AbortedTransaction_v4(item202, out, parts)
-    w_rec(out, parts, self.records, True, False)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionData', '4')
-
-
-def _dec_PartitionData_v4(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset,) = _S15.unpack_from(buf, pos)
-    pos += 22
-    n203, pos = r_nalen(buf, pos)
-    if n203 < 0:
-        self.aborted_transactions = None
-    else:
-        items204 = []
-        for _ in range(n203):
-            item205, pos = _dec_AbortedTransaction_v4(buf, pos)
-            items204.append(item205)
-        self.aborted_transactions = items204
-    self.records, pos = r_nrec(buf, pos)
-    self.log_start_offset = -1
-    self.diverging_epoch = EpochEndOffset()
-    self.current_leader = LeaderIdAndEpoch()
-    self.snapshot_id = SnapshotId()
-    self.preferred_read_replica = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionData v5-10
-def _enc_PartitionData_v5(self, out, parts):
-    if self.diverging_epoch != EpochEndOffset():
-        raise cannot_carry('PartitionData', 'diverging_epoch', '5-10')
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionData', 'current_leader', '5-10')
-    if self.snapshot_id != SnapshotId():
-        raise cannot_carry('PartitionData', 'snapshot_id', '5-10')
-    if self.preferred_read_replica != -1:
-        raise cannot_carry('PartitionData', 'preferred_read_replica', '5-10')
-    out += _S16.pack(self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset)
-    w_nalen(out, self.aborted_transactions)
-    if self.aborted_transactions is not None:
-        for item206 in self.aborted_transactions:
-            _enc_AbortedTransaction_v4(item206, out, parts)
-    w_rec(out, parts, self.records, True, False)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionData', '5-10')
-
-
-def _dec_PartitionData_v5(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset,) = _S16.unpack_from(buf, pos)
-    pos += 30
-    n207, pos = r_nalen(buf, pos)
-    if n207 < 0:
-        self.aborted_transactions = None
-    else:
-        items208 = []
-        for _ in range(n207):
-            item209, pos = _dec_AbortedTransaction_v4(buf, pos)
-            items208.append(item209)
-        self.aborted_transactions = items208
-    self.records, pos = r_nrec(buf, pos)
-    self.diverging_epoch = EpochEndOffset()
-    self.current_leader = LeaderIdAndEpoch()
-    self.snapshot_id = SnapshotId()
-    self.preferred_read_replica = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionData v11
-def _enc_PartitionData_v11(self, out, parts):
-    if self.diverging_epoch != EpochEndOffset():
-        raise cannot_carry('PartitionData', 'diverging_epoch', '11')
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionData', 'current_leader', '11')
-    if self.snapshot_id != SnapshotId():
-        raise cannot_carry('PartitionData', 'snapshot_id', '11')
-    out += _S16.pack(self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset)
-    w_nalen(out, self.aborted_transactions)
-    if self.aborted_transactions is not None:
-        for item210 in self.aborted_transactions:
-            _enc_AbortedTransaction_v4(item210, out, parts)
-    out += _S12.pack(self.preferred_read_replica)
-    w_rec(out, parts, self.records, True, False)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionData', '11')
-
-
-def _dec_PartitionData_v11(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset,) = _S16.unpack_from(buf, pos)
-    pos += 30
-    n211, pos = r_nalen(buf, pos)
-    if n211 < 0:
-        self.aborted_transactions = None
-    else:
-        items212 = []
-        for _ in range(n211):
-            item213, pos = _dec_AbortedTransaction_v4(buf, pos)
-            items212.append(item213)
-        self.aborted_transactions = items212
-    (self.preferred_read_replica,) = _S12.unpack_from(buf, pos)
-    pos += 4
-    self.records, pos = r_nrec(buf, pos)
-    self.diverging_epoch = EpochEndOffset()
-    self.current_leader = LeaderIdAndEpoch()
-    self.snapshot_id = SnapshotId()
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionData v12-18
-def _enc_PartitionData_v12(self, out, parts):
-    out += _S16.pack(self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset)
-    w_cnalen(out, self.aborted_transactions)
-    if self.aborted_transactions is not None:
-        for item214 in self.aborted_transactions:
-            _enc_AbortedTransaction_v12(item214, out, parts)
-    out += _S12.pack(self.preferred_read_replica)
-    w_rec(out, parts, self.records, True, True)
-    tagged = []
-    if self.diverging_epoch != EpochEndOffset():
-        field = bytearray()
-        _enc_EpochEndOffset_v12(self.diverging_epoch, field, None)
-        tagged.append((0, field))
-    if self.current_leader != LeaderIdAndEpoch():
-        field = bytearray()
-        _enc_LeaderIdAndEpoch_v12(self.current_leader, field, None)
-        tagged.append((1, field))
-    if self.snapshot_id != SnapshotId():
-        field = bytearray()
-        _enc_SnapshotId_v12(self.snapshot_id, field, None)
-        tagged.append((2, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_PartitionData_v12(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset,) = _S16.unpack_from(buf, pos)
-    pos += 30
-    n215, pos = r_cnalen(buf, pos)
-    if n215 < 0:
-        self.aborted_transactions = None
-    else:
-        items216 = []
-        for _ in range(n215):
-            item217, pos = _dec_AbortedTransaction_v12(buf, pos)
-            items216.append(item217)
-        self.aborted_transactions = items216
-    (self.preferred_read_replica,) = _S12.unpack_from(buf, pos)
-    pos += 4
-    self.records, pos = r_cnrec(buf, pos)
-    self.diverging_epoch = EpochEndOffset()
-    self.current_leader = LeaderIdAndEpoch()
-    self.snapshot_id = SnapshotId()
-    count218, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count218:
-        for _ in range(count218):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.diverging_epoch, pos = _dec_EpochEndOffset_v12(field, pos)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                self.current_leader, pos = _dec_LeaderIdAndEpoch_v12(field, pos)
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                self.snapshot_id, pos = _dec_SnapshotId_v12(field, pos)
+                pos += 1
+            n523 -= 1
+            if (n523 < 0 and n523 != -1) or n523 > limit - pos:
+                raise bad_length('array', pos, n523, buf)
+            if n523 < 0:
+                obj522.aborted_transactions = None
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EpochEndOffset v12-18
-def _enc_EpochEndOffset_v12(self, out, parts):
-    out += _S5.pack(self.epoch, self.end_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                items524 = []
+                for _ in range(n523):
+                    obj526 = new(AbortedTransaction)
+                    (obj526.producer_id, obj526.first_offset,) = _S16.unpack_from(buf, pos)
+                    pos += 16
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj526.unknown_tagged_fields = []
+                    else:
+                        obj526.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items524.append(obj526)
+                obj522.aborted_transactions = items524
+            (obj522.preferred_read_replica,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n527 = buf[pos]
+            if n527 > 127:
+                n527, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n527 -= 1
+            end528 = pos + n527
+            if n527 < 0 or end528 > limit:
+                if n527 != -1:
+                    raise bad_length('records', pos, n527, buf)
+                obj522.records = None
+            else:
+                obj522.records = view[pos:end528]
+                pos = end528
+            obj522.diverging_epoch = EpochEndOffset()
+            obj522.current_leader = LeaderIdAndEpoch()
+            obj522.snapshot_id = SnapshotId()
+            if buf[pos] == 0:
+                pos += 1
+                obj522.unknown_tagged_fields = []
+            else:
+                count529, pos = r_uvarint(buf, pos)
+                unknown530 = []
+                for _ in range(count529):
+                    tag531, start532, end533 = r_tag_header(buf, pos)
+                    if tag531 == 0:
+                        pos = start532
+                        obj534 = new(EpochEndOffset)
+                        (obj534.epoch, obj534.end_offset,) = _S12.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj534.unknown_tagged_fields = []
+                        else:
+                            obj534.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj522.diverging_epoch = obj534
+                        if pos != end533:
+                            raise tagged_size_mismatch(tag531, start532, end533, pos)
+                    elif tag531 == 1:
+                        pos = start532
+                        obj535 = new(LeaderIdAndEpoch)
+                        (obj535.leader_id, obj535.leader_epoch,) = _S19.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj535.unknown_tagged_fields = []
+                        else:
+                            obj535.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj522.current_leader = obj535
+                        if pos != end533:
+                            raise tagged_size_mismatch(tag531, start532, end533, pos)
+                    elif tag531 == 2:
+                        pos = start532
+                        obj536 = new(SnapshotId)
+                        (obj536.end_offset, obj536.epoch,) = _S20.unpack_from(buf, pos)
+                        pos += 12
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj536.unknown_tagged_fields = []
+                        else:
+                            obj536.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj522.snapshot_id = obj536
+                        if pos != end533:
+                            raise tagged_size_mismatch(tag531, start532, end533, pos)
+                    else:
+                        unknown530.append((tag531, bytes(buf[start532:end533])))
+                        pos = end533
+                obj522.unknown_tagged_fields = unknown530
+            items520.append(obj522)
+        obj517.partitions = items520
+        obj517.topic = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj517.unknown_tagged_fields = []
+        else:
+            obj517.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items515.append(obj517)
+    obj513.responses = items515
+    obj513.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj513.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_EpochEndOffset_v12(buf, pos):
-    self = new(EpochEndOffset)
-    (self.epoch, self.end_offset,) = _S5.unpack_from(buf, pos)
-    pos += 12
-    count219, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count219:
-        pos = r_tagged_unknown(buf, pos, count219, unknown)
-    self.unknown_tagged_fields = unknown
+        count537, pos = r_uvarint(buf, pos)
+        unknown538 = []
+        for _ in range(count537):
+            tag539, start540, end541 = r_tag_header(buf, pos)
+            if tag539 == 0:
+                pos = start540
+                n542 = buf[pos]
+                if n542 > 127:
+                    n542, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n542 -= 1
+                if n542 < 0 or n542 > limit - pos:
+                    raise bad_length('array', pos, n542, buf)
+                items543 = []
+                for _ in range(n542):
+                    obj545 = new(NodeEndpoint)
+                    (obj545.node_id,) = _S2.unpack_from(buf, pos)
+                    pos += 4
+                    n546 = buf[pos]
+                    if n546 > 127:
+                        n546, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n546 -= 1
+                    end547 = pos + n546
+                    if n546 < 0 or end547 > limit:
+                        raise bad_length('string', pos, n546, buf)
+                    obj545.host = str(buf[pos:end547], 'utf-8')
+                    pos = end547
+                    (obj545.port,) = _S2.unpack_from(buf, pos)
+                    pos += 4
+                    n548 = buf[pos]
+                    if n548 > 127:
+                        n548, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n548 -= 1
+                    end549 = pos + n548
+                    if n548 < 0 or end549 > limit:
+                        if n548 != -1:
+                            raise bad_length('string', pos, n548, buf)
+                        obj545.rack = None
+                    else:
+                        obj545.rack = str(buf[pos:end549], 'utf-8')
+                        pos = end549
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj545.unknown_tagged_fields = []
+                    else:
+                        obj545.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items543.append(obj545)
+                obj513.node_endpoints = items543
+                if pos != end541:
+                    raise tagged_size_mismatch(tag539, start540, end541, pos)
+            else:
+                unknown538.append((tag539, bytes(buf[start540:end541])))
+                pos = end541
+        obj513.unknown_tagged_fields = unknown538
+    self = obj513
     return self, pos
 
 
-# LeaderIdAndEpoch v12-18
-def _enc_LeaderIdAndEpoch_v12(self, out, parts):
-    out += _S17.pack(self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
+def _is_default_EpochEndOffset(value):
+    return (value.epoch == -1
+            and value.end_offset == -1
+            and not value.unknown_tagged_fields)
 
 
-def _dec_LeaderIdAndEpoch_v12(buf, pos):
-    self = new(LeaderIdAndEpoch)
-    (self.leader_id, self.leader_epoch,) = _S17.unpack_from(buf, pos)
-    pos += 8
-    count220, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count220:
-        pos = r_tagged_unknown(buf, pos, count220, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
+def _is_default_LeaderIdAndEpoch(value):
+    return (value.leader_id == -1
+            and value.leader_epoch == -1
+            and not value.unknown_tagged_fields)
 
 
-# SnapshotId v12-18
-def _enc_SnapshotId_v12(self, out, parts):
-    out += _S18.pack(self.end_offset, self.epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
+def _is_default_ReplicaState(value):
+    return (value.replica_id == -1
+            and value.replica_epoch == -1
+            and not value.unknown_tagged_fields)
 
 
-def _dec_SnapshotId_v12(buf, pos):
-    self = new(SnapshotId)
-    (self.end_offset, self.epoch,) = _S18.unpack_from(buf, pos)
-    pos += 12
-    count221, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count221:
-        pos = r_tagged_unknown(buf, pos, count221, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AbortedTransaction v4-11
-def _enc_AbortedTransaction_v4(self, out, parts):
-    out += _S19.pack(self.producer_id, self.first_offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AbortedTransaction', '4-11')
-
-
-def _dec_AbortedTransaction_v4(buf, pos):
-    self = new(AbortedTransaction)
-    (self.producer_id, self.first_offset,) = _S19.unpack_from(buf, pos)
-    pos += 16
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AbortedTransaction v12-18
-def _enc_AbortedTransaction_v12(self, out, parts):
-    out += _S19.pack(self.producer_id, self.first_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_AbortedTransaction_v12(buf, pos):
-    self = new(AbortedTransaction)
-    (self.producer_id, self.first_offset,) = _S19.unpack_from(buf, pos)
-    pos += 16
-    count222, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count222:
-        pos = r_tagged_unknown(buf, pos, count222, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
+def _is_default_SnapshotId(value):
+    return (value.end_offset == -1
+            and value.epoch == -1
+            and not value.unknown_tagged_fields)
 
 
 FetchRequest._ENCODERS = {0: _enc_FetchRequest_v0, 1: _enc_FetchRequest_v0, 2: _enc_FetchRequest_v0, 3: _enc_FetchRequest_v3, 4: _enc_FetchRequest_v4, 5: _enc_FetchRequest_v5, 6: _enc_FetchRequest_v5, 7: _enc_FetchRequest_v7, 8: _enc_FetchRequest_v7, 9: _enc_FetchRequest_v9, 10: _enc_FetchRequest_v9, 11: _enc_FetchRequest_v11, 12: _enc_FetchRequest_v12, 13: _enc_FetchRequest_v13, 14: _enc_FetchRequest_v13, 15: _enc_FetchRequest_v15, 16: _enc_FetchRequest_v15, 17: _enc_FetchRequest_v17, 18: _enc_FetchRequest_v18}

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,12 +16,13 @@ from ._runtime import (  # noqa: F401
 __all__ = ['FetchSnapshotRequest', 'FetchSnapshotRequestPartitionSnapshot', 'FetchSnapshotRequestSnapshotId', 'FetchSnapshotRequestTopicSnapshot', 'FetchSnapshotResponse', 'FetchSnapshotResponsePartitionSnapshot', 'FetchSnapshotResponseSnapshotId', 'FetchSnapshotResponseTopicSnapshot', 'LeaderIdAndEpoch', 'NodeEndpoint']
 
 _S0 = _Struct('>ii')
-_S1 = _Struct('>q')
-_S2 = _Struct('>qi')
-_S3 = _Struct('>ih')
-_S4 = _Struct('>i')
-_S5 = _Struct('>H')
-_S6 = _Struct('>qq')
+_S1 = _Struct('>qi')
+_S2 = _Struct('>q')
+_S3 = _Struct('>16s')
+_S4 = _Struct('>ih')
+_S5 = _Struct('>qq')
+_S6 = _Struct('>i')
+_S7 = _Struct('>H')
 
 
 class FetchSnapshotRequest(Message):
@@ -170,245 +171,354 @@ class LeaderIdAndEpoch(Struct):
 # FetchSnapshotRequest v0
 def _enc_FetchSnapshotRequest_v0(self, out, parts):
     out += _S0.pack(self.replica_id, self.max_bytes)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_FetchSnapshotRequestTopicSnapshot_v0(item1, out, parts)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S0.pack(item4.partition, item4.current_leader_epoch)
+            s5 = item4.snapshot_id
+            out += _S1.pack(s5.end_offset, s5.epoch)
+            if s5.unknown_tagged_fields:
+                w_tagged(out, (), s5.unknown_tagged_fields)
+            else:
+                out.append(0)
+            out += _S2.pack(item4.position)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged6 = []
+    if not (self.cluster_id is None):
+        field7 = bytearray()
+        w_cnstr(field7, self.cluster_id)
+        tagged6.append((0, field7))
+    if tagged6 or self.unknown_tagged_fields:
+        w_tagged(out, tagged6, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchSnapshotRequest_v0(buf, pos):
-    self = new(FetchSnapshotRequest)
-    (self.replica_id, self.max_bytes,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(FetchSnapshotRequest)
+    (obj8.replica_id, obj8.max_bytes,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_FetchSnapshotRequestTopicSnapshot_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.cluster_id = None
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        for _ in range(count5):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        obj12 = new(FetchSnapshotRequestTopicSnapshot)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj12.name = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        n15 = buf[pos]
+        if n15 > 127:
+            n15, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n15 -= 1
+        if n15 < 0 or n15 > limit - pos:
+            raise bad_length('array', pos, n15, buf)
+        items16 = []
+        for _ in range(n15):
+            obj18 = new(FetchSnapshotRequestPartitionSnapshot)
+            (obj18.partition, obj18.current_leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            obj19 = new(FetchSnapshotRequestSnapshotId)
+            (obj19.end_offset, obj19.epoch,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj19.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                obj19.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj18.snapshot_id = obj19
+            (obj18.position,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            obj18.replica_directory_id = ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                obj18.unknown_tagged_fields = []
+            else:
+                obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items16.append(obj18)
+        obj12.partitions = items16
+        if buf[pos] == 0:
+            pos += 1
+            obj12.unknown_tagged_fields = []
+        else:
+            obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items10.append(obj12)
+    obj8.topics = items10
+    obj8.cluster_id = None
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        count20, pos = r_uvarint(buf, pos)
+        unknown21 = []
+        for _ in range(count20):
+            tag22, start23, end24 = r_tag_header(buf, pos)
+            if tag22 == 0:
+                pos = start23
+                n25 = buf[pos]
+                if n25 > 127:
+                    n25, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n25 -= 1
+                end26 = pos + n25
+                if n25 < 0 or end26 > limit:
+                    if n25 != -1:
+                        raise bad_length('string', pos, n25, buf)
+                    obj8.cluster_id = None
+                else:
+                    obj8.cluster_id = str(buf[pos:end26], 'utf-8')
+                    pos = end26
+                if pos != end24:
+                    raise tagged_size_mismatch(tag22, start23, end24, pos)
+            else:
+                unknown21.append((tag22, bytes(buf[start23:end24])))
+                pos = end24
+        obj8.unknown_tagged_fields = unknown21
+    self = obj8
     return self, pos
 
 
 # FetchSnapshotRequest v1
 def _enc_FetchSnapshotRequest_v1(self, out, parts):
     out += _S0.pack(self.replica_id, self.max_bytes)
-    w_calen(out, self.topics)
-    for item6 in self.topics:
-        _enc_FetchSnapshotRequestTopicSnapshot_v1(item6, out, parts)
-    tagged = []
-    if self.cluster_id is not None:
-        field = bytearray()
-        w_cnstr(field, self.cluster_id)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n27 = len(self.topics) + 1
+    if n27 < 128:
+        out.append(n27)
+    else:
+        w_uvarint(out, n27)
+    for item28 in self.topics:
+        w_cstr(out, item28.name)
+        n29 = len(item28.partitions) + 1
+        if n29 < 128:
+            out.append(n29)
+        else:
+            w_uvarint(out, n29)
+        for item30 in item28.partitions:
+            out += _S0.pack(item30.partition, item30.current_leader_epoch)
+            s31 = item30.snapshot_id
+            out += _S1.pack(s31.end_offset, s31.epoch)
+            if s31.unknown_tagged_fields:
+                w_tagged(out, (), s31.unknown_tagged_fields)
+            else:
+                out.append(0)
+            out += _S2.pack(item30.position)
+            tagged32 = []
+            if not (item30.replica_directory_id == ZERO_UUID):
+                field33 = bytearray()
+                field33 += item30.replica_directory_id.bytes
+                tagged32.append((0, field33))
+            if tagged32 or item30.unknown_tagged_fields:
+                w_tagged(out, tagged32, item30.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item28.unknown_tagged_fields:
+            w_tagged(out, (), item28.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged34 = []
+    if not (self.cluster_id is None):
+        field35 = bytearray()
+        w_cnstr(field35, self.cluster_id)
+        tagged34.append((0, field35))
+    if tagged34 or self.unknown_tagged_fields:
+        w_tagged(out, tagged34, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchSnapshotRequest_v1(buf, pos):
-    self = new(FetchSnapshotRequest)
-    (self.replica_id, self.max_bytes,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj36 = new(FetchSnapshotRequest)
+    (obj36.replica_id, obj36.max_bytes,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_FetchSnapshotRequestTopicSnapshot_v1(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    self.cluster_id = None
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        for _ in range(count10):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.cluster_id, pos = r_cnstr(field, pos)
+    n37 = buf[pos]
+    if n37 > 127:
+        n37, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n37 -= 1
+    if n37 < 0 or n37 > limit - pos:
+        raise bad_length('array', pos, n37, buf)
+    items38 = []
+    for _ in range(n37):
+        obj40 = new(FetchSnapshotRequestTopicSnapshot)
+        n41 = buf[pos]
+        if n41 > 127:
+            n41, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n41 -= 1
+        end42 = pos + n41
+        if n41 < 0 or end42 > limit:
+            raise bad_length('string', pos, n41, buf)
+        obj40.name = str(buf[pos:end42], 'utf-8')
+        pos = end42
+        n43 = buf[pos]
+        if n43 > 127:
+            n43, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n43 -= 1
+        if n43 < 0 or n43 > limit - pos:
+            raise bad_length('array', pos, n43, buf)
+        items44 = []
+        for _ in range(n43):
+            obj46 = new(FetchSnapshotRequestPartitionSnapshot)
+            (obj46.partition, obj46.current_leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            obj47 = new(FetchSnapshotRequestSnapshotId)
+            (obj47.end_offset, obj47.epoch,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj47.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotRequestTopicSnapshot v0
-def _enc_FetchSnapshotRequestTopicSnapshot_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item11 in self.partitions:
-        _enc_FetchSnapshotRequestPartitionSnapshot_v0(item11, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotRequestTopicSnapshot_v0(buf, pos):
-    self = new(FetchSnapshotRequestTopicSnapshot)
-    self.name, pos = r_cstr(buf, pos)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_FetchSnapshotRequestPartitionSnapshot_v0(buf, pos)
-        items13.append(item14)
-    self.partitions = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotRequestTopicSnapshot v1
-def _enc_FetchSnapshotRequestTopicSnapshot_v1(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item16 in self.partitions:
-        _enc_FetchSnapshotRequestPartitionSnapshot_v1(item16, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotRequestTopicSnapshot_v1(buf, pos):
-    self = new(FetchSnapshotRequestTopicSnapshot)
-    self.name, pos = r_cstr(buf, pos)
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_FetchSnapshotRequestPartitionSnapshot_v1(buf, pos)
-        items18.append(item19)
-    self.partitions = items18
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotRequestPartitionSnapshot v0
-def _enc_FetchSnapshotRequestPartitionSnapshot_v0(self, out, parts):
-    out += _S0.pack(self.partition, self.current_leader_epoch)
-    _enc_FetchSnapshotRequestSnapshotId_v0(self.snapshot_id, out, parts)
-    out += _S1.pack(self.position)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotRequestPartitionSnapshot_v0(buf, pos):
-    self = new(FetchSnapshotRequestPartitionSnapshot)
-    (self.partition, self.current_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    self.snapshot_id, pos = _dec_FetchSnapshotRequestSnapshotId_v0(buf, pos)
-    (self.position,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    self.replica_directory_id = ZERO_UUID
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotRequestPartitionSnapshot v1
-def _enc_FetchSnapshotRequestPartitionSnapshot_v1(self, out, parts):
-    out += _S0.pack(self.partition, self.current_leader_epoch)
-    _enc_FetchSnapshotRequestSnapshotId_v0(self.snapshot_id, out, parts)
-    out += _S1.pack(self.position)
-    tagged = []
-    if self.replica_directory_id != ZERO_UUID:
-        field = bytearray()
-        field += self.replica_directory_id.bytes
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotRequestPartitionSnapshot_v1(buf, pos):
-    self = new(FetchSnapshotRequestPartitionSnapshot)
-    (self.partition, self.current_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    self.snapshot_id, pos = _dec_FetchSnapshotRequestSnapshotId_v0(buf, pos)
-    (self.position,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    self.replica_directory_id = ZERO_UUID
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        for _ in range(count22):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.replica_directory_id, pos = r_uuid(field, pos)
+                obj47.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj46.snapshot_id = obj47
+            (obj46.position,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            obj46.replica_directory_id = ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                obj46.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotRequestSnapshotId v0-1
-def _enc_FetchSnapshotRequestSnapshotId_v0(self, out, parts):
-    out += _S2.pack(self.end_offset, self.epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                count48, pos = r_uvarint(buf, pos)
+                unknown49 = []
+                for _ in range(count48):
+                    tag50, start51, end52 = r_tag_header(buf, pos)
+                    if tag50 == 0:
+                        pos = start51
+                        obj46.replica_directory_id = uuid_from(_S3.unpack_from(buf, pos)[0])
+                        pos += 16
+                        if pos != end52:
+                            raise tagged_size_mismatch(tag50, start51, end52, pos)
+                    else:
+                        unknown49.append((tag50, bytes(buf[start51:end52])))
+                        pos = end52
+                obj46.unknown_tagged_fields = unknown49
+            items44.append(obj46)
+        obj40.partitions = items44
+        if buf[pos] == 0:
+            pos += 1
+            obj40.unknown_tagged_fields = []
+        else:
+            obj40.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items38.append(obj40)
+    obj36.topics = items38
+    obj36.cluster_id = None
+    if buf[pos] == 0:
+        pos += 1
+        obj36.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotRequestSnapshotId_v0(buf, pos):
-    self = new(FetchSnapshotRequestSnapshotId)
-    (self.end_offset, self.epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
+        count53, pos = r_uvarint(buf, pos)
+        unknown54 = []
+        for _ in range(count53):
+            tag55, start56, end57 = r_tag_header(buf, pos)
+            if tag55 == 0:
+                pos = start56
+                n58 = buf[pos]
+                if n58 > 127:
+                    n58, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n58 -= 1
+                end59 = pos + n58
+                if n58 < 0 or end59 > limit:
+                    if n58 != -1:
+                        raise bad_length('string', pos, n58, buf)
+                    obj36.cluster_id = None
+                else:
+                    obj36.cluster_id = str(buf[pos:end59], 'utf-8')
+                    pos = end59
+                if pos != end57:
+                    raise tagged_size_mismatch(tag55, start56, end57, pos)
+            else:
+                unknown54.append((tag55, bytes(buf[start56:end57])))
+                pos = end57
+        obj36.unknown_tagged_fields = unknown54
+    self = obj36
     return self, pos
 
 
 # FetchSnapshotResponse v0
 def _enc_FetchSnapshotResponse_v0(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('FetchSnapshotResponse', 'node_endpoints', '0')
-    out += _S3.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.topics)
-    for item24 in self.topics:
-        _enc_FetchSnapshotResponseTopicSnapshot_v0(item24, out, parts)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
+    n60 = len(self.topics) + 1
+    if n60 < 128:
+        out.append(n60)
+    else:
+        w_uvarint(out, n60)
+    for item61 in self.topics:
+        w_cstr(out, item61.name)
+        n62 = len(item61.partitions) + 1
+        if n62 < 128:
+            out.append(n62)
+        else:
+            w_uvarint(out, n62)
+        for item63 in item61.partitions:
+            out += _S4.pack(item63.index, item63.error_code)
+            s64 = item63.snapshot_id
+            out += _S1.pack(s64.end_offset, s64.epoch)
+            if s64.unknown_tagged_fields:
+                w_tagged(out, (), s64.unknown_tagged_fields)
+            else:
+                out.append(0)
+            out += _S5.pack(item63.size, item63.position)
+            w_rec(out, parts, item63.unaligned_records, False, True)
+            tagged65 = []
+            if not ((item63.current_leader is not None and _is_default_LeaderIdAndEpoch(item63.current_leader))):
+                field66 = bytearray()
+                s67 = item63.current_leader
+                field66 += _S0.pack(s67.leader_id, s67.leader_epoch)
+                if s67.unknown_tagged_fields:
+                    w_tagged(field66, (), s67.unknown_tagged_fields)
+                else:
+                    field66.append(0)
+                tagged65.append((0, field66))
+            if tagged65 or item63.unknown_tagged_fields:
+                w_tagged(out, tagged65, item63.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item61.unknown_tagged_fields:
+            w_tagged(out, (), item61.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -416,212 +526,335 @@ def _enc_FetchSnapshotResponse_v0(self, out, parts):
 
 
 def _dec_FetchSnapshotResponse_v0(buf, pos):
-    self = new(FetchSnapshotResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj68 = new(FetchSnapshotResponse)
+    (obj68.throttle_time_ms, obj68.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_FetchSnapshotResponseTopicSnapshot_v0(buf, pos)
-        items26.append(item27)
-    self.topics = items26
-    self.node_endpoints = []
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+    n69 = buf[pos]
+    if n69 > 127:
+        n69, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n69 -= 1
+    if n69 < 0 or n69 > limit - pos:
+        raise bad_length('array', pos, n69, buf)
+    items70 = []
+    for _ in range(n69):
+        obj72 = new(FetchSnapshotResponseTopicSnapshot)
+        n73 = buf[pos]
+        if n73 > 127:
+            n73, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n73 -= 1
+        end74 = pos + n73
+        if n73 < 0 or end74 > limit:
+            raise bad_length('string', pos, n73, buf)
+        obj72.name = str(buf[pos:end74], 'utf-8')
+        pos = end74
+        n75 = buf[pos]
+        if n75 > 127:
+            n75, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n75 -= 1
+        if n75 < 0 or n75 > limit - pos:
+            raise bad_length('array', pos, n75, buf)
+        items76 = []
+        for _ in range(n75):
+            obj78 = new(FetchSnapshotResponsePartitionSnapshot)
+            (obj78.index, obj78.error_code,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            obj79 = new(FetchSnapshotResponseSnapshotId)
+            (obj79.end_offset, obj79.epoch,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj79.unknown_tagged_fields = []
+            else:
+                obj79.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj78.snapshot_id = obj79
+            (obj78.size, obj78.position,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            n80 = buf[pos]
+            if n80 > 127:
+                n80, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n80 -= 1
+            end81 = pos + n80
+            if n80 < 0 or end81 > limit:
+                raise bad_length('records', pos, n80, buf)
+            obj78.unaligned_records = view[pos:end81]
+            pos = end81
+            obj78.current_leader = LeaderIdAndEpoch()
+            if buf[pos] == 0:
+                pos += 1
+                obj78.unknown_tagged_fields = []
+            else:
+                count82, pos = r_uvarint(buf, pos)
+                unknown83 = []
+                for _ in range(count82):
+                    tag84, start85, end86 = r_tag_header(buf, pos)
+                    if tag84 == 0:
+                        pos = start85
+                        obj87 = new(LeaderIdAndEpoch)
+                        (obj87.leader_id, obj87.leader_epoch,) = _S0.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj87.unknown_tagged_fields = []
+                        else:
+                            obj87.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj78.current_leader = obj87
+                        if pos != end86:
+                            raise tagged_size_mismatch(tag84, start85, end86, pos)
+                    else:
+                        unknown83.append((tag84, bytes(buf[start85:end86])))
+                        pos = end86
+                obj78.unknown_tagged_fields = unknown83
+            items76.append(obj78)
+        obj72.partitions = items76
+        if buf[pos] == 0:
+            pos += 1
+            obj72.unknown_tagged_fields = []
+        else:
+            obj72.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items70.append(obj72)
+    obj68.topics = items70
+    obj68.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj68.unknown_tagged_fields = []
+    else:
+        obj68.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj68
     return self, pos
 
 
 # FetchSnapshotResponse v1
 def _enc_FetchSnapshotResponse_v1(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.topics)
-    for item29 in self.topics:
-        _enc_FetchSnapshotResponseTopicSnapshot_v0(item29, out, parts)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item30 in self.node_endpoints:
-            _enc_NodeEndpoint_v1(item30, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
+    n88 = len(self.topics) + 1
+    if n88 < 128:
+        out.append(n88)
+    else:
+        w_uvarint(out, n88)
+    for item89 in self.topics:
+        w_cstr(out, item89.name)
+        n90 = len(item89.partitions) + 1
+        if n90 < 128:
+            out.append(n90)
+        else:
+            w_uvarint(out, n90)
+        for item91 in item89.partitions:
+            out += _S4.pack(item91.index, item91.error_code)
+            s92 = item91.snapshot_id
+            out += _S1.pack(s92.end_offset, s92.epoch)
+            if s92.unknown_tagged_fields:
+                w_tagged(out, (), s92.unknown_tagged_fields)
+            else:
+                out.append(0)
+            out += _S5.pack(item91.size, item91.position)
+            w_rec(out, parts, item91.unaligned_records, False, True)
+            tagged93 = []
+            if not ((item91.current_leader is not None and _is_default_LeaderIdAndEpoch(item91.current_leader))):
+                field94 = bytearray()
+                s95 = item91.current_leader
+                field94 += _S0.pack(s95.leader_id, s95.leader_epoch)
+                if s95.unknown_tagged_fields:
+                    w_tagged(field94, (), s95.unknown_tagged_fields)
+                else:
+                    field94.append(0)
+                tagged93.append((0, field94))
+            if tagged93 or item91.unknown_tagged_fields:
+                w_tagged(out, tagged93, item91.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item89.unknown_tagged_fields:
+            w_tagged(out, (), item89.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged96 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field97 = bytearray()
+        n98 = len(self.node_endpoints) + 1
+        if n98 < 128:
+            field97.append(n98)
+        else:
+            w_uvarint(field97, n98)
+        for item99 in self.node_endpoints:
+            field97 += _S6.pack(item99.node_id)
+            w_cstr(field97, item99.host)
+            field97 += _S7.pack(item99.port)
+            if item99.unknown_tagged_fields:
+                w_tagged(field97, (), item99.unknown_tagged_fields)
+            else:
+                field97.append(0)
+        tagged96.append((0, field97))
+    if tagged96 or self.unknown_tagged_fields:
+        w_tagged(out, tagged96, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_FetchSnapshotResponse_v1(buf, pos):
-    self = new(FetchSnapshotResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj100 = new(FetchSnapshotResponse)
+    (obj100.throttle_time_ms, obj100.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_FetchSnapshotResponseTopicSnapshot_v0(buf, pos)
-        items32.append(item33)
-    self.topics = items32
-    self.node_endpoints = []
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        for _ in range(count34):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n35, pos = r_calen(field, pos)
-                items36 = []
-                for _ in range(n35):
-                    item37, pos = _dec_NodeEndpoint_v1(field, pos)
-                    items36.append(item37)
-                self.node_endpoints = items36
+    n101 = buf[pos]
+    if n101 > 127:
+        n101, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n101 -= 1
+    if n101 < 0 or n101 > limit - pos:
+        raise bad_length('array', pos, n101, buf)
+    items102 = []
+    for _ in range(n101):
+        obj104 = new(FetchSnapshotResponseTopicSnapshot)
+        n105 = buf[pos]
+        if n105 > 127:
+            n105, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n105 -= 1
+        end106 = pos + n105
+        if n105 < 0 or end106 > limit:
+            raise bad_length('string', pos, n105, buf)
+        obj104.name = str(buf[pos:end106], 'utf-8')
+        pos = end106
+        n107 = buf[pos]
+        if n107 > 127:
+            n107, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n107 -= 1
+        if n107 < 0 or n107 > limit - pos:
+            raise bad_length('array', pos, n107, buf)
+        items108 = []
+        for _ in range(n107):
+            obj110 = new(FetchSnapshotResponsePartitionSnapshot)
+            (obj110.index, obj110.error_code,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            obj111 = new(FetchSnapshotResponseSnapshotId)
+            (obj111.end_offset, obj111.epoch,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj111.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotResponseTopicSnapshot v0-1
-def _enc_FetchSnapshotResponseTopicSnapshot_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item38 in self.partitions:
-        _enc_FetchSnapshotResponsePartitionSnapshot_v0(item38, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotResponseTopicSnapshot_v0(buf, pos):
-    self = new(FetchSnapshotResponseTopicSnapshot)
-    self.name, pos = r_cstr(buf, pos)
-    n39, pos = r_calen(buf, pos)
-    items40 = []
-    for _ in range(n39):
-        item41, pos = _dec_FetchSnapshotResponsePartitionSnapshot_v0(buf, pos)
-        items40.append(item41)
-    self.partitions = items40
-    count42, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count42:
-        pos = r_tagged_unknown(buf, pos, count42, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v1
-def _enc_NodeEndpoint_v1(self, out, parts):
-    out += _S4.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S5.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v1(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    count43, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count43:
-        pos = r_tagged_unknown(buf, pos, count43, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotResponsePartitionSnapshot v0-1
-def _enc_FetchSnapshotResponsePartitionSnapshot_v0(self, out, parts):
-    out += _S3.pack(self.index, self.error_code)
-    _enc_FetchSnapshotResponseSnapshotId_v0(self.snapshot_id, out, parts)
-    out += _S6.pack(self.size, self.position)
-    w_rec(out, parts, self.unaligned_records, False, True)
-    tagged = []
-    if self.current_leader != LeaderIdAndEpoch():
-        field = bytearray()
-        _enc_LeaderIdAndEpoch_v0(self.current_leader, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotResponsePartitionSnapshot_v0(buf, pos):
-    self = new(FetchSnapshotResponsePartitionSnapshot)
-    (self.index, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.snapshot_id, pos = _dec_FetchSnapshotResponseSnapshotId_v0(buf, pos)
-    (self.size, self.position,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.unaligned_records, pos = r_crec(buf, pos)
-    self.current_leader = LeaderIdAndEpoch()
-    count44, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count44:
-        for _ in range(count44):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.current_leader, pos = _dec_LeaderIdAndEpoch_v0(field, pos)
+                obj111.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj110.snapshot_id = obj111
+            (obj110.size, obj110.position,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            n112 = buf[pos]
+            if n112 > 127:
+                n112, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchSnapshotResponseSnapshotId v0-1
-def _enc_FetchSnapshotResponseSnapshotId_v0(self, out, parts):
-    out += _S2.pack(self.end_offset, self.epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                pos += 1
+            n112 -= 1
+            end113 = pos + n112
+            if n112 < 0 or end113 > limit:
+                raise bad_length('records', pos, n112, buf)
+            obj110.unaligned_records = view[pos:end113]
+            pos = end113
+            obj110.current_leader = LeaderIdAndEpoch()
+            if buf[pos] == 0:
+                pos += 1
+                obj110.unknown_tagged_fields = []
+            else:
+                count114, pos = r_uvarint(buf, pos)
+                unknown115 = []
+                for _ in range(count114):
+                    tag116, start117, end118 = r_tag_header(buf, pos)
+                    if tag116 == 0:
+                        pos = start117
+                        obj119 = new(LeaderIdAndEpoch)
+                        (obj119.leader_id, obj119.leader_epoch,) = _S0.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj119.unknown_tagged_fields = []
+                        else:
+                            obj119.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj110.current_leader = obj119
+                        if pos != end118:
+                            raise tagged_size_mismatch(tag116, start117, end118, pos)
+                    else:
+                        unknown115.append((tag116, bytes(buf[start117:end118])))
+                        pos = end118
+                obj110.unknown_tagged_fields = unknown115
+            items108.append(obj110)
+        obj104.partitions = items108
+        if buf[pos] == 0:
+            pos += 1
+            obj104.unknown_tagged_fields = []
+        else:
+            obj104.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items102.append(obj104)
+    obj100.topics = items102
+    obj100.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj100.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_FetchSnapshotResponseSnapshotId_v0(buf, pos):
-    self = new(FetchSnapshotResponseSnapshotId)
-    (self.end_offset, self.epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
+        count120, pos = r_uvarint(buf, pos)
+        unknown121 = []
+        for _ in range(count120):
+            tag122, start123, end124 = r_tag_header(buf, pos)
+            if tag122 == 0:
+                pos = start123
+                n125 = buf[pos]
+                if n125 > 127:
+                    n125, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n125 -= 1
+                if n125 < 0 or n125 > limit - pos:
+                    raise bad_length('array', pos, n125, buf)
+                items126 = []
+                for _ in range(n125):
+                    obj128 = new(NodeEndpoint)
+                    (obj128.node_id,) = _S6.unpack_from(buf, pos)
+                    pos += 4
+                    n129 = buf[pos]
+                    if n129 > 127:
+                        n129, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n129 -= 1
+                    end130 = pos + n129
+                    if n129 < 0 or end130 > limit:
+                        raise bad_length('string', pos, n129, buf)
+                    obj128.host = str(buf[pos:end130], 'utf-8')
+                    pos = end130
+                    (obj128.port,) = _S7.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj128.unknown_tagged_fields = []
+                    else:
+                        obj128.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items126.append(obj128)
+                obj100.node_endpoints = items126
+                if pos != end124:
+                    raise tagged_size_mismatch(tag122, start123, end124, pos)
+            else:
+                unknown121.append((tag122, bytes(buf[start123:end124])))
+                pos = end124
+        obj100.unknown_tagged_fields = unknown121
+    self = obj100
     return self, pos
 
 
-# LeaderIdAndEpoch v0-1
-def _enc_LeaderIdAndEpoch_v0(self, out, parts):
-    out += _S0.pack(self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderIdAndEpoch_v0(buf, pos):
-    self = new(LeaderIdAndEpoch)
-    (self.leader_id, self.leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
+def _is_default_LeaderIdAndEpoch(value):
+    return (value.leader_id == 0
+            and value.leader_epoch == 0
+            and not value.unknown_tagged_fields)
 
 
 FetchSnapshotRequest._ENCODERS = {0: _enc_FetchSnapshotRequest_v0, 1: _enc_FetchSnapshotRequest_v1}

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,10 +15,11 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['Coordinator', 'FindCoordinatorRequest', 'FindCoordinatorResponse']
 
-_S0 = _Struct('>b')
-_S1 = _Struct('>hi')
-_S2 = _Struct('>i')
-_S3 = _Struct('>ih')
+_S0 = _Struct('>h')
+_S1 = _Struct('>b')
+_S2 = _Struct('>hi')
+_S3 = _Struct('>i')
+_S4 = _Struct('>ih')
 
 
 class FindCoordinatorRequest(Message):
@@ -80,9 +81,9 @@ class Coordinator(Struct):
 
 # FindCoordinatorRequest v0
 def _enc_FindCoordinatorRequest_v0(self, out, parts):
-    if self.key_type != 0:
+    if not (self.key_type == 0):
         raise cannot_carry('FindCoordinatorRequest', 'key_type', '0')
-    if (self.coordinator_keys is None or len(self.coordinator_keys) != 0):
+    if not ((self.coordinator_keys is not None and len(self.coordinator_keys) == 0)):
         raise cannot_carry('FindCoordinatorRequest', 'coordinator_keys', '0')
     w_str(out, self.key)
     if self.unknown_tagged_fields:
@@ -90,40 +91,56 @@ def _enc_FindCoordinatorRequest_v0(self, out, parts):
 
 
 def _dec_FindCoordinatorRequest_v0(buf, pos):
-    self = new(FindCoordinatorRequest)
-    self.key, pos = r_str(buf, pos)
-    self.key_type = 0
-    self.coordinator_keys = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(FindCoordinatorRequest)
+    (n2,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.key = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    obj1.key_type = 0
+    obj1.coordinator_keys = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
 # FindCoordinatorRequest v1-2
 def _enc_FindCoordinatorRequest_v1(self, out, parts):
-    if (self.coordinator_keys is None or len(self.coordinator_keys) != 0):
+    if not ((self.coordinator_keys is not None and len(self.coordinator_keys) == 0)):
         raise cannot_carry('FindCoordinatorRequest', 'coordinator_keys', '1-2')
     w_str(out, self.key)
-    out += _S0.pack(self.key_type)
+    out += _S1.pack(self.key_type)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FindCoordinatorRequest', '1-2')
 
 
 def _dec_FindCoordinatorRequest_v1(buf, pos):
-    self = new(FindCoordinatorRequest)
-    self.key, pos = r_str(buf, pos)
-    (self.key_type,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(FindCoordinatorRequest)
+    (n5,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj4.key = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (obj4.key_type,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.coordinator_keys = []
-    self.unknown_tagged_fields = []
+    obj4.coordinator_keys = []
+    obj4.unknown_tagged_fields = []
+    self = obj4
     return self, pos
 
 
 # FindCoordinatorRequest v3
 def _enc_FindCoordinatorRequest_v3(self, out, parts):
-    if (self.coordinator_keys is None or len(self.coordinator_keys) != 0):
+    if not ((self.coordinator_keys is not None and len(self.coordinator_keys) == 0)):
         raise cannot_carry('FindCoordinatorRequest', 'coordinator_keys', '3')
     w_cstr(out, self.key)
-    out += _S0.pack(self.key_type)
+    out += _S1.pack(self.key_type)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -131,27 +148,43 @@ def _enc_FindCoordinatorRequest_v3(self, out, parts):
 
 
 def _dec_FindCoordinatorRequest_v3(buf, pos):
-    self = new(FindCoordinatorRequest)
-    self.key, pos = r_cstr(buf, pos)
-    (self.key_type,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(FindCoordinatorRequest)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('string', pos, n8, buf)
+    obj7.key = str(buf[pos:end9], 'utf-8')
+    pos = end9
+    (obj7.key_type,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.coordinator_keys = []
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    obj7.coordinator_keys = []
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
+    else:
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 
 # FindCoordinatorRequest v4-6
 def _enc_FindCoordinatorRequest_v4(self, out, parts):
-    if self.key != '':
+    if not (self.key == ''):
         raise cannot_carry('FindCoordinatorRequest', 'key', '4-6')
-    out += _S0.pack(self.key_type)
-    w_calen(out, self.coordinator_keys)
-    for item2 in self.coordinator_keys:
-        w_cstr(out, item2)
+    out += _S1.pack(self.key_type)
+    n10 = len(self.coordinator_keys) + 1
+    if n10 < 128:
+        out.append(n10)
+    else:
+        w_uvarint(out, n10)
+    for item11 in self.coordinator_keys:
+        w_cstr(out, item11)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -159,86 +192,130 @@ def _enc_FindCoordinatorRequest_v4(self, out, parts):
 
 
 def _dec_FindCoordinatorRequest_v4(buf, pos):
-    self = new(FindCoordinatorRequest)
-    (self.key_type,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj12 = new(FindCoordinatorRequest)
+    (obj12.key_type,) = _S1.unpack_from(buf, pos)
     pos += 1
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = r_cstr(buf, pos)
-        items4.append(item5)
-    self.coordinator_keys = items4
-    self.key = ''
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    if n13 < 0 or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    items14 = []
+    for _ in range(n13):
+        n16 = buf[pos]
+        if n16 > 127:
+            n16, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n16 -= 1
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            raise bad_length('string', pos, n16, buf)
+        item15 = str(buf[pos:end17], 'utf-8')
+        pos = end17
+        items14.append(item15)
+    obj12.coordinator_keys = items14
+    obj12.key = ''
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
+    else:
+        obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj12
     return self, pos
 
 
 # FindCoordinatorResponse v0
 def _enc_FindCoordinatorResponse_v0(self, out, parts):
-    if (self.coordinators is None or len(self.coordinators) != 0):
+    if not ((self.coordinators is not None and len(self.coordinators) == 0)):
         raise cannot_carry('FindCoordinatorResponse', 'coordinators', '0')
-    out += _S1.pack(self.error_code, self.node_id)
+    out += _S2.pack(self.error_code, self.node_id)
     w_str(out, self.host)
-    out += _S2.pack(self.port)
+    out += _S3.pack(self.port)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FindCoordinatorResponse', '0')
 
 
 def _dec_FindCoordinatorResponse_v0(buf, pos):
-    self = new(FindCoordinatorResponse)
-    (self.error_code, self.node_id,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(FindCoordinatorResponse)
+    (obj18.error_code, obj18.node_id,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.host, pos = r_str(buf, pos)
-    (self.port,) = _S2.unpack_from(buf, pos)
+    (n19,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        raise bad_length('string', pos, n19, buf)
+    obj18.host = str(buf[pos:end20], 'utf-8')
+    pos = end20
+    (obj18.port,) = _S3.unpack_from(buf, pos)
     pos += 4
-    self.throttle_time_ms = 0
-    self.error_message = ''
-    self.coordinators = []
-    self.unknown_tagged_fields = []
+    obj18.throttle_time_ms = 0
+    obj18.error_message = ''
+    obj18.coordinators = []
+    obj18.unknown_tagged_fields = []
+    self = obj18
     return self, pos
 
 
 # FindCoordinatorResponse v1-2
 def _enc_FindCoordinatorResponse_v1(self, out, parts):
-    if (self.coordinators is None or len(self.coordinators) != 0):
+    if not ((self.coordinators is not None and len(self.coordinators) == 0)):
         raise cannot_carry('FindCoordinatorResponse', 'coordinators', '1-2')
-    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_nstr(out, self.error_message)
-    out += _S2.pack(self.node_id)
+    out += _S3.pack(self.node_id)
     w_str(out, self.host)
-    out += _S2.pack(self.port)
+    out += _S3.pack(self.port)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('FindCoordinatorResponse', '1-2')
 
 
 def _dec_FindCoordinatorResponse_v1(buf, pos):
-    self = new(FindCoordinatorResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(FindCoordinatorResponse)
+    (obj21.throttle_time_ms, obj21.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.node_id,) = _S2.unpack_from(buf, pos)
+    (n22,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end23 = pos + n22
+    if n22 < 0 or end23 > limit:
+        if n22 != -1:
+            raise bad_length('string', pos, n22, buf)
+        obj21.error_message = None
+    else:
+        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        pos = end23
+    (obj21.node_id,) = _S3.unpack_from(buf, pos)
     pos += 4
-    self.host, pos = r_str(buf, pos)
-    (self.port,) = _S2.unpack_from(buf, pos)
+    (n24,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end25 = pos + n24
+    if n24 < 0 or end25 > limit:
+        raise bad_length('string', pos, n24, buf)
+    obj21.host = str(buf[pos:end25], 'utf-8')
+    pos = end25
+    (obj21.port,) = _S3.unpack_from(buf, pos)
     pos += 4
-    self.coordinators = []
-    self.unknown_tagged_fields = []
+    obj21.coordinators = []
+    obj21.unknown_tagged_fields = []
+    self = obj21
     return self, pos
 
 
 # FindCoordinatorResponse v3
 def _enc_FindCoordinatorResponse_v3(self, out, parts):
-    if (self.coordinators is None or len(self.coordinators) != 0):
+    if not ((self.coordinators is not None and len(self.coordinators) == 0)):
         raise cannot_carry('FindCoordinatorResponse', 'coordinators', '3')
-    out += _S3.pack(self.throttle_time_ms, self.error_code)
+    out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    out += _S2.pack(self.node_id)
+    out += _S3.pack(self.node_id)
     w_cstr(out, self.host)
-    out += _S2.pack(self.port)
+    out += _S3.pack(self.port)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -246,38 +323,75 @@ def _enc_FindCoordinatorResponse_v3(self, out, parts):
 
 
 def _dec_FindCoordinatorResponse_v3(buf, pos):
-    self = new(FindCoordinatorResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj26 = new(FindCoordinatorResponse)
+    (obj26.throttle_time_ms, obj26.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.node_id,) = _S2.unpack_from(buf, pos)
+    n27 = buf[pos]
+    if n27 > 127:
+        n27, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n27 -= 1
+    end28 = pos + n27
+    if n27 < 0 or end28 > limit:
+        if n27 != -1:
+            raise bad_length('string', pos, n27, buf)
+        obj26.error_message = None
+    else:
+        obj26.error_message = str(buf[pos:end28], 'utf-8')
+        pos = end28
+    (obj26.node_id,) = _S3.unpack_from(buf, pos)
     pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S2.unpack_from(buf, pos)
+    n29 = buf[pos]
+    if n29 > 127:
+        n29, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n29 -= 1
+    end30 = pos + n29
+    if n29 < 0 or end30 > limit:
+        raise bad_length('string', pos, n29, buf)
+    obj26.host = str(buf[pos:end30], 'utf-8')
+    pos = end30
+    (obj26.port,) = _S3.unpack_from(buf, pos)
     pos += 4
-    self.coordinators = []
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
+    obj26.coordinators = []
+    if buf[pos] == 0:
+        pos += 1
+        obj26.unknown_tagged_fields = []
+    else:
+        obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj26
     return self, pos
 
 
 # FindCoordinatorResponse v4-6
 def _enc_FindCoordinatorResponse_v4(self, out, parts):
-    if self.error_code != 0:
+    if not (self.error_code == 0):
         raise cannot_carry('FindCoordinatorResponse', 'error_code', '4-6')
-    if self.node_id != 0:
+    if not (self.node_id == 0):
         raise cannot_carry('FindCoordinatorResponse', 'node_id', '4-6')
-    if self.host != '':
+    if not (self.host == ''):
         raise cannot_carry('FindCoordinatorResponse', 'host', '4-6')
-    if self.port != 0:
+    if not (self.port == 0):
         raise cannot_carry('FindCoordinatorResponse', 'port', '4-6')
-    out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.coordinators)
-    for item8 in self.coordinators:
-        _enc_Coordinator_v4(item8, out, parts)
+    out += _S3.pack(self.throttle_time_ms)
+    n31 = len(self.coordinators) + 1
+    if n31 < 128:
+        out.append(n31)
+    else:
+        w_uvarint(out, n31)
+    for item32 in self.coordinators:
+        w_cstr(out, item32.key)
+        out += _S3.pack(item32.node_id)
+        w_cstr(out, item32.host)
+        out += _S4.pack(item32.port, item32.error_code)
+        w_cnstr(out, item32.error_message)
+        if item32.unknown_tagged_fields:
+            w_tagged(out, (), item32.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -285,55 +399,79 @@ def _enc_FindCoordinatorResponse_v4(self, out, parts):
 
 
 def _dec_FindCoordinatorResponse_v4(buf, pos):
-    self = new(FindCoordinatorResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj33 = new(FindCoordinatorResponse)
+    (obj33.throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
-    n9, pos = r_calen(buf, pos)
-    items10 = []
-    for _ in range(n9):
-        item11, pos = _dec_Coordinator_v4(buf, pos)
-        items10.append(item11)
-    self.coordinators = items10
-    self.error_code = 0
-    self.error_message = ''
-    self.node_id = 0
-    self.host = ''
-    self.port = 0
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Coordinator v4-6
-def _enc_Coordinator_v4(self, out, parts):
-    w_cstr(out, self.key)
-    out += _S2.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S3.pack(self.port, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n34 = buf[pos]
+    if n34 > 127:
+        n34, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Coordinator_v4(buf, pos):
-    self = new(Coordinator)
-    self.key, pos = r_cstr(buf, pos)
-    (self.node_id,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n34 -= 1
+    if n34 < 0 or n34 > limit - pos:
+        raise bad_length('array', pos, n34, buf)
+    items35 = []
+    for _ in range(n34):
+        obj37 = new(Coordinator)
+        n38 = buf[pos]
+        if n38 > 127:
+            n38, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n38 -= 1
+        end39 = pos + n38
+        if n38 < 0 or end39 > limit:
+            raise bad_length('string', pos, n38, buf)
+        obj37.key = str(buf[pos:end39], 'utf-8')
+        pos = end39
+        (obj37.node_id,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        n40 = buf[pos]
+        if n40 > 127:
+            n40, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n40 -= 1
+        end41 = pos + n40
+        if n40 < 0 or end41 > limit:
+            raise bad_length('string', pos, n40, buf)
+        obj37.host = str(buf[pos:end41], 'utf-8')
+        pos = end41
+        (obj37.port, obj37.error_code,) = _S4.unpack_from(buf, pos)
+        pos += 6
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        end43 = pos + n42
+        if n42 < 0 or end43 > limit:
+            if n42 != -1:
+                raise bad_length('string', pos, n42, buf)
+            obj37.error_message = None
+        else:
+            obj37.error_message = str(buf[pos:end43], 'utf-8')
+            pos = end43
+        if buf[pos] == 0:
+            pos += 1
+            obj37.unknown_tagged_fields = []
+        else:
+            obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items35.append(obj37)
+    obj33.coordinators = items35
+    obj33.error_code = 0
+    obj33.error_message = ''
+    obj33.node_id = 0
+    obj33.host = ''
+    obj33.port = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj33.unknown_tagged_fields = []
+    else:
+        obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj33
     return self, pos
 
 

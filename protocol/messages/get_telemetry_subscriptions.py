@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -72,27 +72,37 @@ def _enc_GetTelemetrySubscriptionsRequest_v0(self, out, parts):
 
 
 def _dec_GetTelemetrySubscriptionsRequest_v0(buf, pos):
-    self = new(GetTelemetrySubscriptionsRequest)
-    (raw1,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(GetTelemetrySubscriptionsRequest)
+    (raw2,) = _S0.unpack_from(buf, pos)
     pos += 16
-    self.client_instance_id = uuid_from(raw1)
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj1.client_instance_id = uuid_from(raw2)
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
 # GetTelemetrySubscriptionsResponse v0
 def _enc_GetTelemetrySubscriptionsResponse_v0(self, out, parts):
     out += _S1.pack(self.throttle_time_ms, self.error_code, self.client_instance_id.bytes, self.subscription_id)
-    w_calen(out, self.accepted_compression_types)
+    n3 = len(self.accepted_compression_types) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
     w_fixed_array(out, self.accepted_compression_types, 'b')
     out += _S2.pack(self.push_interval_ms, self.telemetry_max_bytes, self.delta_temporality)
-    w_calen(out, self.requested_metrics)
-    for item3 in self.requested_metrics:
-        w_cstr(out, item3)
+    n4 = len(self.requested_metrics) + 1
+    if n4 < 128:
+        out.append(n4)
+    else:
+        w_uvarint(out, n4)
+    for item5 in self.requested_metrics:
+        w_cstr(out, item5)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -100,25 +110,51 @@ def _enc_GetTelemetrySubscriptionsResponse_v0(self, out, parts):
 
 
 def _dec_GetTelemetrySubscriptionsResponse_v0(buf, pos):
-    self = new(GetTelemetrySubscriptionsResponse)
-    (self.throttle_time_ms, self.error_code, raw4, self.subscription_id,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(GetTelemetrySubscriptionsResponse)
+    (obj6.throttle_time_ms, obj6.error_code, raw7, obj6.subscription_id,) = _S1.unpack_from(buf, pos)
     pos += 26
-    self.client_instance_id = uuid_from(raw4)
-    n5, pos = r_calen(buf, pos)
-    self.accepted_compression_types, pos = r_fixed_array(buf, pos, n5, 'b', 1)
-    (self.push_interval_ms, self.telemetry_max_bytes, self.delta_temporality,) = _S2.unpack_from(buf, pos)
+    obj6.client_instance_id = uuid_from(raw7)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    obj6.accepted_compression_types, pos = r_fixed_array(buf, pos, n8, 'b', 1)
+    (obj6.push_interval_ms, obj6.telemetry_max_bytes, obj6.delta_temporality,) = _S2.unpack_from(buf, pos)
     pos += 9
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = r_cstr(buf, pos)
-        items7.append(item8)
-    self.requested_metrics = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        item11 = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        items10.append(item11)
+    obj6.requested_metrics = items10
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['RequestHeader', 'ResponseHeader']
 
 _S0 = _Struct('>hhi')
-_S1 = _Struct('>i')
+_S1 = _Struct('>h')
+_S2 = _Struct('>i')
 
 
 class RequestHeader(Message):
@@ -58,7 +59,7 @@ class ResponseHeader(Message):
 
 # RequestHeader v0
 def _enc_RequestHeader_v0(self, out, parts):
-    if self.client_id != '':
+    if not (self.client_id == ''):
         raise cannot_carry('RequestHeader', 'client_id', '0')
     out += _S0.pack(self.request_api_key, self.request_api_version, self.correlation_id)
     if self.unknown_tagged_fields:
@@ -66,11 +67,13 @@ def _enc_RequestHeader_v0(self, out, parts):
 
 
 def _dec_RequestHeader_v0(buf, pos):
-    self = new(RequestHeader)
-    (self.request_api_key, self.request_api_version, self.correlation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(RequestHeader)
+    (obj1.request_api_key, obj1.request_api_version, obj1.correlation_id,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.client_id = ''
-    self.unknown_tagged_fields = []
+    obj1.client_id = ''
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -83,11 +86,22 @@ def _enc_RequestHeader_v1(self, out, parts):
 
 
 def _dec_RequestHeader_v1(buf, pos):
-    self = new(RequestHeader)
-    (self.request_api_key, self.request_api_version, self.correlation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(RequestHeader)
+    (obj2.request_api_key, obj2.request_api_version, obj2.correlation_id,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.client_id, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        if n3 != -1:
+            raise bad_length('string', pos, n3, buf)
+        obj2.client_id = None
+    else:
+        obj2.client_id = str(buf[pos:end4], 'utf-8')
+        pos = end4
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -102,36 +116,49 @@ def _enc_RequestHeader_v2(self, out, parts):
 
 
 def _dec_RequestHeader_v2(buf, pos):
-    self = new(RequestHeader)
-    (self.request_api_key, self.request_api_version, self.correlation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(RequestHeader)
+    (obj5.request_api_key, obj5.request_api_version, obj5.correlation_id,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.client_id, pos = r_nstr(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    (n6,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        if n6 != -1:
+            raise bad_length('string', pos, n6, buf)
+        obj5.client_id = None
+    else:
+        obj5.client_id = str(buf[pos:end7], 'utf-8')
+        pos = end7
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # ResponseHeader v0
 def _enc_ResponseHeader_v0(self, out, parts):
-    out += _S1.pack(self.correlation_id)
+    out += _S2.pack(self.correlation_id)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ResponseHeader', '0')
 
 
 def _dec_ResponseHeader_v0(buf, pos):
-    self = new(ResponseHeader)
-    (self.correlation_id,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(ResponseHeader)
+    (obj8.correlation_id,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.unknown_tagged_fields = []
+    obj8.unknown_tagged_fields = []
+    self = obj8
     return self, pos
 
 
 # ResponseHeader v1
 def _enc_ResponseHeader_v1(self, out, parts):
-    out += _S1.pack(self.correlation_id)
+    out += _S2.pack(self.correlation_id)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -139,14 +166,16 @@ def _enc_ResponseHeader_v1(self, out, parts):
 
 
 def _dec_ResponseHeader_v1(buf, pos):
-    self = new(ResponseHeader)
-    (self.correlation_id,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj9 = new(ResponseHeader)
+    (obj9.correlation_id,) = _S2.unpack_from(buf, pos)
     pos += 4
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj9.unknown_tagged_fields = []
+    else:
+        obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj9
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -60,7 +60,7 @@ class HeartbeatResponse(Message):
 
 # HeartbeatRequest v0-2
 def _enc_HeartbeatRequest_v0(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('HeartbeatRequest', 'group_instance_id', '0-2')
     w_str(out, self.group_id)
     out += _S0.pack(self.generation_id)
@@ -70,13 +70,27 @@ def _enc_HeartbeatRequest_v0(self, out, parts):
 
 
 def _dec_HeartbeatRequest_v0(buf, pos):
-    self = new(HeartbeatRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(HeartbeatRequest)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (obj1.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    obj1.group_instance_id = None
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -91,13 +105,36 @@ def _enc_HeartbeatRequest_v3(self, out, parts):
 
 
 def _dec_HeartbeatRequest_v3(buf, pos):
-    self = new(HeartbeatRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(HeartbeatRequest)
+    (n7,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        raise bad_length('string', pos, n7, buf)
+    obj6.group_id = str(buf[pos:end8], 'utf-8')
+    pos = end8
+    (obj6.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
+    (n9,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        raise bad_length('string', pos, n9, buf)
+    obj6.member_id = str(buf[pos:end10], 'utf-8')
+    pos = end10
+    (n11,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj6.group_instance_id = None
+    else:
+        obj6.group_instance_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    obj6.unknown_tagged_fields = []
+    self = obj6
     return self, pos
 
 
@@ -114,17 +151,52 @@ def _enc_HeartbeatRequest_v4(self, out, parts):
 
 
 def _dec_HeartbeatRequest_v4(buf, pos):
-    self = new(HeartbeatRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj13 = new(HeartbeatRequest)
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n14 -= 1
+    end15 = pos + n14
+    if n14 < 0 or end15 > limit:
+        raise bad_length('string', pos, n14, buf)
+    obj13.group_id = str(buf[pos:end15], 'utf-8')
+    pos = end15
+    (obj13.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    end17 = pos + n16
+    if n16 < 0 or end17 > limit:
+        raise bad_length('string', pos, n16, buf)
+    obj13.member_id = str(buf[pos:end17], 'utf-8')
+    pos = end17
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    end19 = pos + n18
+    if n18 < 0 or end19 > limit:
+        if n18 != -1:
+            raise bad_length('string', pos, n18, buf)
+        obj13.group_instance_id = None
+    else:
+        obj13.group_instance_id = str(buf[pos:end19], 'utf-8')
+        pos = end19
+    if buf[pos] == 0:
+        pos += 1
+        obj13.unknown_tagged_fields = []
+    else:
+        obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj13
     return self, pos
 
 
@@ -136,11 +208,13 @@ def _enc_HeartbeatResponse_v0(self, out, parts):
 
 
 def _dec_HeartbeatResponse_v0(buf, pos):
-    self = new(HeartbeatResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj20 = new(HeartbeatResponse)
+    (obj20.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    obj20.throttle_time_ms = 0
+    obj20.unknown_tagged_fields = []
+    self = obj20
     return self, pos
 
 
@@ -152,10 +226,12 @@ def _enc_HeartbeatResponse_v1(self, out, parts):
 
 
 def _dec_HeartbeatResponse_v1(buf, pos):
-    self = new(HeartbeatResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(HeartbeatResponse)
+    (obj21.throttle_time_ms, obj21.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.unknown_tagged_fields = []
+    obj21.unknown_tagged_fields = []
+    self = obj21
     return self, pos
 
 
@@ -169,14 +245,16 @@ def _enc_HeartbeatResponse_v4(self, out, parts):
 
 
 def _dec_HeartbeatResponse_v4(buf, pos):
-    self = new(HeartbeatResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj22 = new(HeartbeatResponse)
+    (obj22.throttle_time_ms, obj22.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj22.unknown_tagged_fields = []
+    else:
+        obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj22
     return self, pos
 
 

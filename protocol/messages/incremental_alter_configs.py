@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,8 +15,8 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['AlterConfigsResource', 'AlterConfigsResourceResponse', 'AlterableConfig', 'IncrementalAlterConfigsRequest', 'IncrementalAlterConfigsResponse']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>b')
+_S0 = _Struct('>b')
+_S1 = _Struct('>?')
 _S2 = _Struct('>i')
 _S3 = _Struct('>h')
 
@@ -98,32 +98,108 @@ class AlterConfigsResourceResponse(Struct):
 def _enc_IncrementalAlterConfigsRequest_v0(self, out, parts):
     w_alen(out, self.resources)
     for item1 in self.resources:
-        _enc_AlterConfigsResource_v0(item1, out, parts)
-    out += _S0.pack(self.validate_only)
+        out += _S0.pack(item1.resource_type)
+        w_str(out, item1.resource_name)
+        w_alen(out, item1.configs)
+        for item2 in item1.configs:
+            w_str(out, item2.name)
+            out += _S0.pack(item2.config_operation)
+            w_nstr(out, item2.value)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('AlterableConfig', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterConfigsResource', '0')
+    out += _S1.pack(self.validate_only)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('IncrementalAlterConfigsRequest', '0')
 
 
 def _dec_IncrementalAlterConfigsRequest_v0(buf, pos):
-    self = new(IncrementalAlterConfigsRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AlterConfigsResource_v0(buf, pos)
-        items3.append(item4)
-    self.resources = items3
-    (self.validate_only,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(IncrementalAlterConfigsRequest)
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(AlterConfigsResource)
+        (obj7.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n8,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.resource_name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(AlterableConfig)
+            (n14,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end15 = pos + n14
+            if n14 < 0 or end15 > limit:
+                raise bad_length('string', pos, n14, buf)
+            obj13.name = str(buf[pos:end15], 'utf-8')
+            pos = end15
+            (obj13.config_operation,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            (n16,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end17 = pos + n16
+            if n16 < 0 or end17 > limit:
+                if n16 != -1:
+                    raise bad_length('string', pos, n16, buf)
+                obj13.value = None
+            else:
+                obj13.value = str(buf[pos:end17], 'utf-8')
+                pos = end17
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.configs = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.resources = items5
+    (obj3.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.unknown_tagged_fields = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # IncrementalAlterConfigsRequest v1
 def _enc_IncrementalAlterConfigsRequest_v1(self, out, parts):
-    w_calen(out, self.resources)
-    for item5 in self.resources:
-        _enc_AlterConfigsResource_v1(item5, out, parts)
-    out += _S0.pack(self.validate_only)
+    n18 = len(self.resources) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
+    for item19 in self.resources:
+        out += _S0.pack(item19.resource_type)
+        w_cstr(out, item19.resource_name)
+        n20 = len(item19.configs) + 1
+        if n20 < 128:
+            out.append(n20)
+        else:
+            w_uvarint(out, n20)
+        for item21 in item19.configs:
+            w_cstr(out, item21.name)
+            out += _S0.pack(item21.config_operation)
+            w_cnstr(out, item21.value)
+            if item21.unknown_tagged_fields:
+                w_tagged(out, (), item21.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item19.unknown_tagged_fields:
+            w_tagged(out, (), item19.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.validate_only)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -131,122 +207,92 @@ def _enc_IncrementalAlterConfigsRequest_v1(self, out, parts):
 
 
 def _dec_IncrementalAlterConfigsRequest_v1(buf, pos):
-    self = new(IncrementalAlterConfigsRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_AlterConfigsResource_v1(buf, pos)
-        items7.append(item8)
-    self.resources = items7
-    (self.validate_only,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterConfigsResource v0
-def _enc_AlterConfigsResource_v0(self, out, parts):
-    out += _S1.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    w_alen(out, self.configs)
-    for item10 in self.configs:
-        _enc_AlterableConfig_v0(item10, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterConfigsResource', '0')
-
-
-def _dec_AlterConfigsResource_v0(buf, pos):
-    self = new(AlterConfigsResource)
-    (self.resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_AlterableConfig_v0(buf, pos)
-        items12.append(item13)
-    self.configs = items12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterConfigsResource v1
-def _enc_AlterConfigsResource_v1(self, out, parts):
-    out += _S1.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    w_calen(out, self.configs)
-    for item14 in self.configs:
-        _enc_AlterableConfig_v1(item14, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj22 = new(IncrementalAlterConfigsRequest)
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterConfigsResource_v1(buf, pos):
-    self = new(AlterConfigsResource)
-    (self.resource_type,) = _S1.unpack_from(buf, pos)
+        pos += 1
+    n23 -= 1
+    if n23 < 0 or n23 > limit - pos:
+        raise bad_length('array', pos, n23, buf)
+    items24 = []
+    for _ in range(n23):
+        obj26 = new(AlterConfigsResource)
+        (obj26.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n27 = buf[pos]
+        if n27 > 127:
+            n27, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n27 -= 1
+        end28 = pos + n27
+        if n27 < 0 or end28 > limit:
+            raise bad_length('string', pos, n27, buf)
+        obj26.resource_name = str(buf[pos:end28], 'utf-8')
+        pos = end28
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        if n29 < 0 or n29 > limit - pos:
+            raise bad_length('array', pos, n29, buf)
+        items30 = []
+        for _ in range(n29):
+            obj32 = new(AlterableConfig)
+            n33 = buf[pos]
+            if n33 > 127:
+                n33, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n33 -= 1
+            end34 = pos + n33
+            if n33 < 0 or end34 > limit:
+                raise bad_length('string', pos, n33, buf)
+            obj32.name = str(buf[pos:end34], 'utf-8')
+            pos = end34
+            (obj32.config_operation,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            n35 = buf[pos]
+            if n35 > 127:
+                n35, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n35 -= 1
+            end36 = pos + n35
+            if n35 < 0 or end36 > limit:
+                if n35 != -1:
+                    raise bad_length('string', pos, n35, buf)
+                obj32.value = None
+            else:
+                obj32.value = str(buf[pos:end36], 'utf-8')
+                pos = end36
+            if buf[pos] == 0:
+                pos += 1
+                obj32.unknown_tagged_fields = []
+            else:
+                obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items30.append(obj32)
+        obj26.configs = items30
+        if buf[pos] == 0:
+            pos += 1
+            obj26.unknown_tagged_fields = []
+        else:
+            obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items24.append(obj26)
+    obj22.resources = items24
+    (obj22.validate_only,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_AlterableConfig_v1(buf, pos)
-        items16.append(item17)
-    self.configs = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterableConfig v0
-def _enc_AlterableConfig_v0(self, out, parts):
-    w_str(out, self.name)
-    out += _S1.pack(self.config_operation)
-    w_nstr(out, self.value)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterableConfig', '0')
-
-
-def _dec_AlterableConfig_v0(buf, pos):
-    self = new(AlterableConfig)
-    self.name, pos = r_str(buf, pos)
-    (self.config_operation,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.value, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterableConfig v1
-def _enc_AlterableConfig_v1(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S1.pack(self.config_operation)
-    w_cnstr(out, self.value)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj22.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AlterableConfig_v1(buf, pos):
-    self = new(AlterableConfig)
-    self.name, pos = r_cstr(buf, pos)
-    (self.config_operation,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.value, pos = r_cnstr(buf, pos)
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+        obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj22
     return self, pos
 
 
@@ -254,32 +300,75 @@ def _dec_AlterableConfig_v1(buf, pos):
 def _enc_IncrementalAlterConfigsResponse_v0(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.responses)
-    for item20 in self.responses:
-        _enc_AlterConfigsResourceResponse_v0(item20, out, parts)
+    for item37 in self.responses:
+        out += _S3.pack(item37.error_code)
+        w_nstr(out, item37.error_message)
+        out += _S0.pack(item37.resource_type)
+        w_str(out, item37.resource_name)
+        if item37.unknown_tagged_fields:
+            raise no_tagged_fields_error('AlterConfigsResourceResponse', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('IncrementalAlterConfigsResponse', '0')
 
 
 def _dec_IncrementalAlterConfigsResponse_v0(buf, pos):
-    self = new(IncrementalAlterConfigsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj38 = new(IncrementalAlterConfigsResponse)
+    (obj38.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n21, pos = r_alen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = _dec_AlterConfigsResourceResponse_v0(buf, pos)
-        items22.append(item23)
-    self.responses = items22
-    self.unknown_tagged_fields = []
+    (n39,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n39 < 0 or n39 > limit - pos:
+        raise bad_length('array', pos, n39, buf)
+    items40 = []
+    for _ in range(n39):
+        obj42 = new(AlterConfigsResourceResponse)
+        (obj42.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        (n43,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end44 = pos + n43
+        if n43 < 0 or end44 > limit:
+            if n43 != -1:
+                raise bad_length('string', pos, n43, buf)
+            obj42.error_message = None
+        else:
+            obj42.error_message = str(buf[pos:end44], 'utf-8')
+            pos = end44
+        (obj42.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        (n45,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end46 = pos + n45
+        if n45 < 0 or end46 > limit:
+            raise bad_length('string', pos, n45, buf)
+        obj42.resource_name = str(buf[pos:end46], 'utf-8')
+        pos = end46
+        obj42.unknown_tagged_fields = []
+        items40.append(obj42)
+    obj38.responses = items40
+    obj38.unknown_tagged_fields = []
+    self = obj38
     return self, pos
 
 
 # IncrementalAlterConfigsResponse v1
 def _enc_IncrementalAlterConfigsResponse_v1(self, out, parts):
     out += _S2.pack(self.throttle_time_ms)
-    w_calen(out, self.responses)
-    for item24 in self.responses:
-        _enc_AlterConfigsResourceResponse_v1(item24, out, parts)
+    n47 = len(self.responses) + 1
+    if n47 < 128:
+        out.append(n47)
+    else:
+        w_uvarint(out, n47)
+    for item48 in self.responses:
+        out += _S3.pack(item48.error_code)
+        w_cnstr(out, item48.error_message)
+        out += _S0.pack(item48.resource_type)
+        w_cstr(out, item48.resource_name)
+        if item48.unknown_tagged_fields:
+            w_tagged(out, (), item48.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -287,70 +376,63 @@ def _enc_IncrementalAlterConfigsResponse_v1(self, out, parts):
 
 
 def _dec_IncrementalAlterConfigsResponse_v1(buf, pos):
-    self = new(IncrementalAlterConfigsResponse)
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj49 = new(IncrementalAlterConfigsResponse)
+    (obj49.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_AlterConfigsResourceResponse_v1(buf, pos)
-        items26.append(item27)
-    self.responses = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AlterConfigsResourceResponse v0
-def _enc_AlterConfigsResourceResponse_v0(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_nstr(out, self.error_message)
-    out += _S1.pack(self.resource_type)
-    w_str(out, self.resource_name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('AlterConfigsResourceResponse', '0')
-
-
-def _dec_AlterConfigsResourceResponse_v0(buf, pos):
-    self = new(AlterConfigsResourceResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    (self.resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# AlterConfigsResourceResponse v1
-def _enc_AlterConfigsResourceResponse_v1(self, out, parts):
-    out += _S3.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S1.pack(self.resource_type)
-    w_cstr(out, self.resource_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n50 = buf[pos]
+    if n50 > 127:
+        n50, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AlterConfigsResourceResponse_v1(buf, pos):
-    self = new(AlterConfigsResourceResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    self.resource_name, pos = r_cstr(buf, pos)
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n50 -= 1
+    if n50 < 0 or n50 > limit - pos:
+        raise bad_length('array', pos, n50, buf)
+    items51 = []
+    for _ in range(n50):
+        obj53 = new(AlterConfigsResourceResponse)
+        (obj53.error_code,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        n54 = buf[pos]
+        if n54 > 127:
+            n54, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n54 -= 1
+        end55 = pos + n54
+        if n54 < 0 or end55 > limit:
+            if n54 != -1:
+                raise bad_length('string', pos, n54, buf)
+            obj53.error_message = None
+        else:
+            obj53.error_message = str(buf[pos:end55], 'utf-8')
+            pos = end55
+        (obj53.resource_type,) = _S0.unpack_from(buf, pos)
+        pos += 1
+        n56 = buf[pos]
+        if n56 > 127:
+            n56, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n56 -= 1
+        end57 = pos + n56
+        if n56 < 0 or end57 > limit:
+            raise bad_length('string', pos, n56, buf)
+        obj53.resource_name = str(buf[pos:end57], 'utf-8')
+        pos = end57
+        if buf[pos] == 0:
+            pos += 1
+            obj53.unknown_tagged_fields = []
+        else:
+            obj53.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items51.append(obj53)
+    obj49.responses = items51
+    if buf[pos] == 0:
+        pos += 1
+        obj49.unknown_tagged_fields = []
+    else:
+        obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj49
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,10 +16,11 @@ from ._runtime import (  # noqa: F401
 __all__ = ['InitProducerIdRequest', 'InitProducerIdResponse']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>iqh')
-_S2 = _Struct('>iqh??')
-_S3 = _Struct('>ihqh')
-_S4 = _Struct('>ihqhqh')
+_S1 = _Struct('>h')
+_S2 = _Struct('>iqh')
+_S3 = _Struct('>iqh??')
+_S4 = _Struct('>ihqh')
+_S5 = _Struct('>ihqhqh')
 
 
 class InitProducerIdRequest(Message):
@@ -68,13 +69,13 @@ class InitProducerIdResponse(Message):
 
 # InitProducerIdRequest v0-1
 def _enc_InitProducerIdRequest_v0(self, out, parts):
-    if self.producer_id != -1:
+    if not (self.producer_id == -1):
         raise cannot_carry('InitProducerIdRequest', 'producer_id', '0-1')
-    if self.producer_epoch != -1:
+    if not (self.producer_epoch == -1):
         raise cannot_carry('InitProducerIdRequest', 'producer_epoch', '0-1')
-    if self.enable2_pc != False:
+    if not (self.enable2_pc == False):
         raise cannot_carry('InitProducerIdRequest', 'enable2_pc', '0-1')
-    if self.keep_prepared_txn != False:
+    if not (self.keep_prepared_txn == False):
         raise cannot_carry('InitProducerIdRequest', 'keep_prepared_txn', '0-1')
     w_nstr(out, self.transactional_id)
     out += _S0.pack(self.transaction_timeout_ms)
@@ -83,27 +84,38 @@ def _enc_InitProducerIdRequest_v0(self, out, parts):
 
 
 def _dec_InitProducerIdRequest_v0(buf, pos):
-    self = new(InitProducerIdRequest)
-    self.transactional_id, pos = r_nstr(buf, pos)
-    (self.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(InitProducerIdRequest)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        if n2 != -1:
+            raise bad_length('string', pos, n2, buf)
+        obj1.transactional_id = None
+    else:
+        obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+        pos = end3
+    (obj1.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.producer_id = -1
-    self.producer_epoch = -1
-    self.enable2_pc = False
-    self.keep_prepared_txn = False
-    self.unknown_tagged_fields = []
+    obj1.producer_id = -1
+    obj1.producer_epoch = -1
+    obj1.enable2_pc = False
+    obj1.keep_prepared_txn = False
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
 # InitProducerIdRequest v2
 def _enc_InitProducerIdRequest_v2(self, out, parts):
-    if self.producer_id != -1:
+    if not (self.producer_id == -1):
         raise cannot_carry('InitProducerIdRequest', 'producer_id', '2')
-    if self.producer_epoch != -1:
+    if not (self.producer_epoch == -1):
         raise cannot_carry('InitProducerIdRequest', 'producer_epoch', '2')
-    if self.enable2_pc != False:
+    if not (self.enable2_pc == False):
         raise cannot_carry('InitProducerIdRequest', 'enable2_pc', '2')
-    if self.keep_prepared_txn != False:
+    if not (self.keep_prepared_txn == False):
         raise cannot_carry('InitProducerIdRequest', 'keep_prepared_txn', '2')
     w_cnstr(out, self.transactional_id)
     out += _S0.pack(self.transaction_timeout_ms)
@@ -114,30 +126,45 @@ def _enc_InitProducerIdRequest_v2(self, out, parts):
 
 
 def _dec_InitProducerIdRequest_v2(buf, pos):
-    self = new(InitProducerIdRequest)
-    self.transactional_id, pos = r_cnstr(buf, pos)
-    (self.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(InitProducerIdRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        if n5 != -1:
+            raise bad_length('string', pos, n5, buf)
+        obj4.transactional_id = None
+    else:
+        obj4.transactional_id = str(buf[pos:end6], 'utf-8')
+        pos = end6
+    (obj4.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.producer_id = -1
-    self.producer_epoch = -1
-    self.enable2_pc = False
-    self.keep_prepared_txn = False
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    obj4.producer_id = -1
+    obj4.producer_epoch = -1
+    obj4.enable2_pc = False
+    obj4.keep_prepared_txn = False
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # InitProducerIdRequest v3-5
 def _enc_InitProducerIdRequest_v3(self, out, parts):
-    if self.enable2_pc != False:
+    if not (self.enable2_pc == False):
         raise cannot_carry('InitProducerIdRequest', 'enable2_pc', '3-5')
-    if self.keep_prepared_txn != False:
+    if not (self.keep_prepared_txn == False):
         raise cannot_carry('InitProducerIdRequest', 'keep_prepared_txn', '3-5')
     w_cnstr(out, self.transactional_id)
-    out += _S1.pack(self.transaction_timeout_ms, self.producer_id, self.producer_epoch)
+    out += _S2.pack(self.transaction_timeout_ms, self.producer_id, self.producer_epoch)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -145,24 +172,39 @@ def _enc_InitProducerIdRequest_v3(self, out, parts):
 
 
 def _dec_InitProducerIdRequest_v3(buf, pos):
-    self = new(InitProducerIdRequest)
-    self.transactional_id, pos = r_cnstr(buf, pos)
-    (self.transaction_timeout_ms, self.producer_id, self.producer_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(InitProducerIdRequest)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        if n8 != -1:
+            raise bad_length('string', pos, n8, buf)
+        obj7.transactional_id = None
+    else:
+        obj7.transactional_id = str(buf[pos:end9], 'utf-8')
+        pos = end9
+    (obj7.transaction_timeout_ms, obj7.producer_id, obj7.producer_epoch,) = _S2.unpack_from(buf, pos)
     pos += 14
-    self.enable2_pc = False
-    self.keep_prepared_txn = False
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj7.enable2_pc = False
+    obj7.keep_prepared_txn = False
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
+    else:
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 
 # InitProducerIdRequest v6
 def _enc_InitProducerIdRequest_v6(self, out, parts):
     w_cnstr(out, self.transactional_id)
-    out += _S2.pack(self.transaction_timeout_ms, self.producer_id, self.producer_epoch, self.enable2_pc, self.keep_prepared_txn)
+    out += _S3.pack(self.transaction_timeout_ms, self.producer_id, self.producer_epoch, self.enable2_pc, self.keep_prepared_txn)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -170,46 +212,63 @@ def _enc_InitProducerIdRequest_v6(self, out, parts):
 
 
 def _dec_InitProducerIdRequest_v6(buf, pos):
-    self = new(InitProducerIdRequest)
-    self.transactional_id, pos = r_cnstr(buf, pos)
-    (self.transaction_timeout_ms, self.producer_id, self.producer_epoch, self.enable2_pc, self.keep_prepared_txn,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj10 = new(InitProducerIdRequest)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj10.transactional_id = None
+    else:
+        obj10.transactional_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    (obj10.transaction_timeout_ms, obj10.producer_id, obj10.producer_epoch, obj10.enable2_pc, obj10.keep_prepared_txn,) = _S3.unpack_from(buf, pos)
     pos += 16
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj10.unknown_tagged_fields = []
+    else:
+        obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj10
     return self, pos
 
 
 # InitProducerIdResponse v0-1
 def _enc_InitProducerIdResponse_v0(self, out, parts):
-    if self.ongoing_txn_producer_id != -1:
+    if not (self.ongoing_txn_producer_id == -1):
         raise cannot_carry('InitProducerIdResponse', 'ongoing_txn_producer_id', '0-1')
-    if self.ongoing_txn_producer_epoch != -1:
+    if not (self.ongoing_txn_producer_epoch == -1):
         raise cannot_carry('InitProducerIdResponse', 'ongoing_txn_producer_epoch', '0-1')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('InitProducerIdResponse', '0-1')
 
 
 def _dec_InitProducerIdResponse_v0(buf, pos):
-    self = new(InitProducerIdResponse)
-    (self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj13 = new(InitProducerIdResponse)
+    (obj13.throttle_time_ms, obj13.error_code, obj13.producer_id, obj13.producer_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    self.ongoing_txn_producer_id = -1
-    self.ongoing_txn_producer_epoch = -1
-    self.unknown_tagged_fields = []
+    obj13.ongoing_txn_producer_id = -1
+    obj13.ongoing_txn_producer_epoch = -1
+    obj13.unknown_tagged_fields = []
+    self = obj13
     return self, pos
 
 
 # InitProducerIdResponse v2-5
 def _enc_InitProducerIdResponse_v2(self, out, parts):
-    if self.ongoing_txn_producer_id != -1:
+    if not (self.ongoing_txn_producer_id == -1):
         raise cannot_carry('InitProducerIdResponse', 'ongoing_txn_producer_id', '2-5')
-    if self.ongoing_txn_producer_epoch != -1:
+    if not (self.ongoing_txn_producer_epoch == -1):
         raise cannot_carry('InitProducerIdResponse', 'ongoing_txn_producer_epoch', '2-5')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -217,22 +276,24 @@ def _enc_InitProducerIdResponse_v2(self, out, parts):
 
 
 def _dec_InitProducerIdResponse_v2(buf, pos):
-    self = new(InitProducerIdResponse)
-    (self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj14 = new(InitProducerIdResponse)
+    (obj14.throttle_time_ms, obj14.error_code, obj14.producer_id, obj14.producer_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    self.ongoing_txn_producer_id = -1
-    self.ongoing_txn_producer_epoch = -1
-    count4, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count4:
-        pos = r_tagged_unknown(buf, pos, count4, unknown)
-    self.unknown_tagged_fields = unknown
+    obj14.ongoing_txn_producer_id = -1
+    obj14.ongoing_txn_producer_epoch = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj14.unknown_tagged_fields = []
+    else:
+        obj14.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj14
     return self, pos
 
 
 # InitProducerIdResponse v6
 def _enc_InitProducerIdResponse_v6(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch, self.ongoing_txn_producer_id, self.ongoing_txn_producer_epoch)
+    out += _S5.pack(self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch, self.ongoing_txn_producer_id, self.ongoing_txn_producer_epoch)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -240,14 +301,16 @@ def _enc_InitProducerIdResponse_v6(self, out, parts):
 
 
 def _dec_InitProducerIdResponse_v6(buf, pos):
-    self = new(InitProducerIdResponse)
-    (self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch, self.ongoing_txn_producer_id, self.ongoing_txn_producer_epoch,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj15 = new(InitProducerIdResponse)
+    (obj15.throttle_time_ms, obj15.error_code, obj15.producer_id, obj15.producer_epoch, obj15.ongoing_txn_producer_id, obj15.ongoing_txn_producer_epoch,) = _S5.unpack_from(buf, pos)
     pos += 26
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 

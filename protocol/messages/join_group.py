@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,10 +16,11 @@ from ._runtime import (  # noqa: F401
 __all__ = ['JoinGroupRequest', 'JoinGroupRequestProtocol', 'JoinGroupResponse', 'JoinGroupResponseMember']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>ii')
-_S2 = _Struct('>hi')
-_S3 = _Struct('>ihi')
-_S4 = _Struct('>?')
+_S1 = _Struct('>h')
+_S2 = _Struct('>ii')
+_S3 = _Struct('>hi')
+_S4 = _Struct('>ihi')
+_S5 = _Struct('>?')
 
 
 class JoinGroupRequest(Message):
@@ -96,7 +97,7 @@ class JoinGroupResponseMember(Struct):
 
 # JoinGroupRequest v0
 def _enc_JoinGroupRequest_v0(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('JoinGroupRequest', 'group_instance_id', '0')
     w_str(out, self.group_id)
     out += _S0.pack(self.session_timeout_ms)
@@ -104,108 +105,249 @@ def _enc_JoinGroupRequest_v0(self, out, parts):
     w_str(out, self.protocol_type)
     w_alen(out, self.protocols)
     for item1 in self.protocols:
-        _enc_JoinGroupRequestProtocol_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_bytes(out, item1.metadata)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupRequestProtocol', '0-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupRequest', '0')
 
 
 def _dec_JoinGroupRequest_v0(buf, pos):
-    self = new(JoinGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.session_timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(JoinGroupRequest)
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj2.session_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_JoinGroupRequestProtocol_v0(buf, pos)
-        items3.append(item4)
-    self.protocols = items3
-    self.rebalance_timeout_ms = -1
-    self.group_instance_id = None
-    self.reason = None
-    self.unknown_tagged_fields = []
+    (n5,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (n7,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        raise bad_length('string', pos, n7, buf)
+    obj2.protocol_type = str(buf[pos:end8], 'utf-8')
+    pos = end8
+    (n9,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        obj12 = new(JoinGroupRequestProtocol)
+        (n13,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj12.name = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (n15,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end16 = pos + n15
+        if n15 < 0 or end16 > limit:
+            raise bad_length('bytes', pos, n15, buf)
+        obj12.metadata = bytes(buf[pos:end16])
+        pos = end16
+        obj12.unknown_tagged_fields = []
+        items10.append(obj12)
+    obj2.protocols = items10
+    obj2.rebalance_timeout_ms = -1
+    obj2.group_instance_id = None
+    obj2.reason = None
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # JoinGroupRequest v1-4
 def _enc_JoinGroupRequest_v1(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('JoinGroupRequest', 'group_instance_id', '1-4')
     w_str(out, self.group_id)
-    out += _S1.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
+    out += _S2.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
     w_str(out, self.member_id)
     w_str(out, self.protocol_type)
     w_alen(out, self.protocols)
-    for item5 in self.protocols:
-        _enc_JoinGroupRequestProtocol_v0(item5, out, parts)
+    for item17 in self.protocols:
+        w_str(out, item17.name)
+        w_bytes(out, item17.metadata)
+        if item17.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupRequestProtocol', '0-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupRequest', '1-4')
 
 
 def _dec_JoinGroupRequest_v1(buf, pos):
-    self = new(JoinGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.session_timeout_ms, self.rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(JoinGroupRequest)
+    (n19,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        raise bad_length('string', pos, n19, buf)
+    obj18.group_id = str(buf[pos:end20], 'utf-8')
+    pos = end20
+    (obj18.session_timeout_ms, obj18.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    self.member_id, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_JoinGroupRequestProtocol_v0(buf, pos)
-        items7.append(item8)
-    self.protocols = items7
-    self.group_instance_id = None
-    self.reason = None
-    self.unknown_tagged_fields = []
+    (n21,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        raise bad_length('string', pos, n21, buf)
+    obj18.member_id = str(buf[pos:end22], 'utf-8')
+    pos = end22
+    (n23,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        raise bad_length('string', pos, n23, buf)
+    obj18.protocol_type = str(buf[pos:end24], 'utf-8')
+    pos = end24
+    (n25,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(JoinGroupRequestProtocol)
+        (n29,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.name = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        (n31,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end32 = pos + n31
+        if n31 < 0 or end32 > limit:
+            raise bad_length('bytes', pos, n31, buf)
+        obj28.metadata = bytes(buf[pos:end32])
+        pos = end32
+        obj28.unknown_tagged_fields = []
+        items26.append(obj28)
+    obj18.protocols = items26
+    obj18.group_instance_id = None
+    obj18.reason = None
+    obj18.unknown_tagged_fields = []
+    self = obj18
     return self, pos
 
 
 # JoinGroupRequest v5
 def _enc_JoinGroupRequest_v5(self, out, parts):
     w_str(out, self.group_id)
-    out += _S1.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
+    out += _S2.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
     w_str(out, self.member_id)
     w_nstr(out, self.group_instance_id)
     w_str(out, self.protocol_type)
     w_alen(out, self.protocols)
-    for item9 in self.protocols:
-        _enc_JoinGroupRequestProtocol_v0(item9, out, parts)
+    for item33 in self.protocols:
+        w_str(out, item33.name)
+        w_bytes(out, item33.metadata)
+        if item33.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupRequestProtocol', '0-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupRequest', '5')
 
 
 def _dec_JoinGroupRequest_v5(buf, pos):
-    self = new(JoinGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.session_timeout_ms, self.rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj34 = new(JoinGroupRequest)
+    (n35,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end36 = pos + n35
+    if n35 < 0 or end36 > limit:
+        raise bad_length('string', pos, n35, buf)
+    obj34.group_id = str(buf[pos:end36], 'utf-8')
+    pos = end36
+    (obj34.session_timeout_ms, obj34.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_JoinGroupRequestProtocol_v0(buf, pos)
-        items11.append(item12)
-    self.protocols = items11
-    self.reason = None
-    self.unknown_tagged_fields = []
+    (n37,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end38 = pos + n37
+    if n37 < 0 or end38 > limit:
+        raise bad_length('string', pos, n37, buf)
+    obj34.member_id = str(buf[pos:end38], 'utf-8')
+    pos = end38
+    (n39,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end40 = pos + n39
+    if n39 < 0 or end40 > limit:
+        if n39 != -1:
+            raise bad_length('string', pos, n39, buf)
+        obj34.group_instance_id = None
+    else:
+        obj34.group_instance_id = str(buf[pos:end40], 'utf-8')
+        pos = end40
+    (n41,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end42 = pos + n41
+    if n41 < 0 or end42 > limit:
+        raise bad_length('string', pos, n41, buf)
+    obj34.protocol_type = str(buf[pos:end42], 'utf-8')
+    pos = end42
+    (n43,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n43 < 0 or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    items44 = []
+    for _ in range(n43):
+        obj46 = new(JoinGroupRequestProtocol)
+        (n47,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            raise bad_length('string', pos, n47, buf)
+        obj46.name = str(buf[pos:end48], 'utf-8')
+        pos = end48
+        (n49,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end50 = pos + n49
+        if n49 < 0 or end50 > limit:
+            raise bad_length('bytes', pos, n49, buf)
+        obj46.metadata = bytes(buf[pos:end50])
+        pos = end50
+        obj46.unknown_tagged_fields = []
+        items44.append(obj46)
+    obj34.protocols = items44
+    obj34.reason = None
+    obj34.unknown_tagged_fields = []
+    self = obj34
     return self, pos
 
 
 # JoinGroupRequest v6-7
 def _enc_JoinGroupRequest_v6(self, out, parts):
     w_cstr(out, self.group_id)
-    out += _S1.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
+    out += _S2.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
     w_cstr(out, self.protocol_type)
-    w_calen(out, self.protocols)
-    for item13 in self.protocols:
-        _enc_JoinGroupRequestProtocol_v6(item13, out, parts)
+    n51 = len(self.protocols) + 1
+    if n51 < 128:
+        out.append(n51)
+    else:
+        w_uvarint(out, n51)
+    for item52 in self.protocols:
+        w_cstr(out, item52.name)
+        w_cbytes(out, item52.metadata)
+        if item52.unknown_tagged_fields:
+            w_tagged(out, (), item52.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -213,38 +355,126 @@ def _enc_JoinGroupRequest_v6(self, out, parts):
 
 
 def _dec_JoinGroupRequest_v6(buf, pos):
-    self = new(JoinGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.session_timeout_ms, self.rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj53 = new(JoinGroupRequest)
+    n54 = buf[pos]
+    if n54 > 127:
+        n54, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n54 -= 1
+    end55 = pos + n54
+    if n54 < 0 or end55 > limit:
+        raise bad_length('string', pos, n54, buf)
+    obj53.group_id = str(buf[pos:end55], 'utf-8')
+    pos = end55
+    (obj53.session_timeout_ms, obj53.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_JoinGroupRequestProtocol_v6(buf, pos)
-        items15.append(item16)
-    self.protocols = items15
-    self.reason = None
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+    n56 = buf[pos]
+    if n56 > 127:
+        n56, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n56 -= 1
+    end57 = pos + n56
+    if n56 < 0 or end57 > limit:
+        raise bad_length('string', pos, n56, buf)
+    obj53.member_id = str(buf[pos:end57], 'utf-8')
+    pos = end57
+    n58 = buf[pos]
+    if n58 > 127:
+        n58, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n58 -= 1
+    end59 = pos + n58
+    if n58 < 0 or end59 > limit:
+        if n58 != -1:
+            raise bad_length('string', pos, n58, buf)
+        obj53.group_instance_id = None
+    else:
+        obj53.group_instance_id = str(buf[pos:end59], 'utf-8')
+        pos = end59
+    n60 = buf[pos]
+    if n60 > 127:
+        n60, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n60 -= 1
+    end61 = pos + n60
+    if n60 < 0 or end61 > limit:
+        raise bad_length('string', pos, n60, buf)
+    obj53.protocol_type = str(buf[pos:end61], 'utf-8')
+    pos = end61
+    n62 = buf[pos]
+    if n62 > 127:
+        n62, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n62 -= 1
+    if n62 < 0 or n62 > limit - pos:
+        raise bad_length('array', pos, n62, buf)
+    items63 = []
+    for _ in range(n62):
+        obj65 = new(JoinGroupRequestProtocol)
+        n66 = buf[pos]
+        if n66 > 127:
+            n66, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n66 -= 1
+        end67 = pos + n66
+        if n66 < 0 or end67 > limit:
+            raise bad_length('string', pos, n66, buf)
+        obj65.name = str(buf[pos:end67], 'utf-8')
+        pos = end67
+        n68 = buf[pos]
+        if n68 > 127:
+            n68, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n68 -= 1
+        end69 = pos + n68
+        if n68 < 0 or end69 > limit:
+            raise bad_length('bytes', pos, n68, buf)
+        obj65.metadata = bytes(buf[pos:end69])
+        pos = end69
+        if buf[pos] == 0:
+            pos += 1
+            obj65.unknown_tagged_fields = []
+        else:
+            obj65.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items63.append(obj65)
+    obj53.protocols = items63
+    obj53.reason = None
+    if buf[pos] == 0:
+        pos += 1
+        obj53.unknown_tagged_fields = []
+    else:
+        obj53.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj53
     return self, pos
 
 
 # JoinGroupRequest v8-9
 def _enc_JoinGroupRequest_v8(self, out, parts):
     w_cstr(out, self.group_id)
-    out += _S1.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
+    out += _S2.pack(self.session_timeout_ms, self.rebalance_timeout_ms)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
     w_cstr(out, self.protocol_type)
-    w_calen(out, self.protocols)
-    for item18 in self.protocols:
-        _enc_JoinGroupRequestProtocol_v6(item18, out, parts)
+    n70 = len(self.protocols) + 1
+    if n70 < 128:
+        out.append(n70)
+    else:
+        w_uvarint(out, n70)
+    for item71 in self.protocols:
+        w_cstr(out, item71.name)
+        w_cbytes(out, item71.metadata)
+        if item71.unknown_tagged_fields:
+            w_tagged(out, (), item71.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.reason)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -253,180 +483,380 @@ def _enc_JoinGroupRequest_v8(self, out, parts):
 
 
 def _dec_JoinGroupRequest_v8(buf, pos):
-    self = new(JoinGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.session_timeout_ms, self.rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    n19, pos = r_calen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_JoinGroupRequestProtocol_v6(buf, pos)
-        items20.append(item21)
-    self.protocols = items20
-    self.reason, pos = r_cnstr(buf, pos)
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# JoinGroupRequestProtocol v0-5
-def _enc_JoinGroupRequestProtocol_v0(self, out, parts):
-    w_str(out, self.name)
-    w_bytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('JoinGroupRequestProtocol', '0-5')
-
-
-def _dec_JoinGroupRequestProtocol_v0(buf, pos):
-    self = new(JoinGroupRequestProtocol)
-    self.name, pos = r_str(buf, pos)
-    self.metadata, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# JoinGroupRequestProtocol v6-9
-def _enc_JoinGroupRequestProtocol_v6(self, out, parts):
-    w_cstr(out, self.name)
-    w_cbytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj72 = new(JoinGroupRequest)
+    n73 = buf[pos]
+    if n73 > 127:
+        n73, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_JoinGroupRequestProtocol_v6(buf, pos):
-    self = new(JoinGroupRequestProtocol)
-    self.name, pos = r_cstr(buf, pos)
-    self.metadata, pos = r_cbytes(buf, pos)
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n73 -= 1
+    end74 = pos + n73
+    if n73 < 0 or end74 > limit:
+        raise bad_length('string', pos, n73, buf)
+    obj72.group_id = str(buf[pos:end74], 'utf-8')
+    pos = end74
+    (obj72.session_timeout_ms, obj72.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
+    pos += 8
+    n75 = buf[pos]
+    if n75 > 127:
+        n75, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n75 -= 1
+    end76 = pos + n75
+    if n75 < 0 or end76 > limit:
+        raise bad_length('string', pos, n75, buf)
+    obj72.member_id = str(buf[pos:end76], 'utf-8')
+    pos = end76
+    n77 = buf[pos]
+    if n77 > 127:
+        n77, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n77 -= 1
+    end78 = pos + n77
+    if n77 < 0 or end78 > limit:
+        if n77 != -1:
+            raise bad_length('string', pos, n77, buf)
+        obj72.group_instance_id = None
+    else:
+        obj72.group_instance_id = str(buf[pos:end78], 'utf-8')
+        pos = end78
+    n79 = buf[pos]
+    if n79 > 127:
+        n79, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n79 -= 1
+    end80 = pos + n79
+    if n79 < 0 or end80 > limit:
+        raise bad_length('string', pos, n79, buf)
+    obj72.protocol_type = str(buf[pos:end80], 'utf-8')
+    pos = end80
+    n81 = buf[pos]
+    if n81 > 127:
+        n81, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n81 -= 1
+    if n81 < 0 or n81 > limit - pos:
+        raise bad_length('array', pos, n81, buf)
+    items82 = []
+    for _ in range(n81):
+        obj84 = new(JoinGroupRequestProtocol)
+        n85 = buf[pos]
+        if n85 > 127:
+            n85, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n85 -= 1
+        end86 = pos + n85
+        if n85 < 0 or end86 > limit:
+            raise bad_length('string', pos, n85, buf)
+        obj84.name = str(buf[pos:end86], 'utf-8')
+        pos = end86
+        n87 = buf[pos]
+        if n87 > 127:
+            n87, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n87 -= 1
+        end88 = pos + n87
+        if n87 < 0 or end88 > limit:
+            raise bad_length('bytes', pos, n87, buf)
+        obj84.metadata = bytes(buf[pos:end88])
+        pos = end88
+        if buf[pos] == 0:
+            pos += 1
+            obj84.unknown_tagged_fields = []
+        else:
+            obj84.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items82.append(obj84)
+    obj72.protocols = items82
+    n89 = buf[pos]
+    if n89 > 127:
+        n89, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n89 -= 1
+    end90 = pos + n89
+    if n89 < 0 or end90 > limit:
+        if n89 != -1:
+            raise bad_length('string', pos, n89, buf)
+        obj72.reason = None
+    else:
+        obj72.reason = str(buf[pos:end90], 'utf-8')
+        pos = end90
+    if buf[pos] == 0:
+        pos += 1
+        obj72.unknown_tagged_fields = []
+    else:
+        obj72.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj72
     return self, pos
 
 
 # JoinGroupResponse v0-1
 def _enc_JoinGroupResponse_v0(self, out, parts):
-    if self.skip_assignment != False:
+    if not (self.skip_assignment == False):
         raise cannot_carry('JoinGroupResponse', 'skip_assignment', '0-1')
-    out += _S2.pack(self.error_code, self.generation_id)
+    out += _S3.pack(self.error_code, self.generation_id)
     w_str(out, self.protocol_name)
     w_str(out, self.leader)
     w_str(out, self.member_id)
     w_alen(out, self.members)
-    for item24 in self.members:
-        _enc_JoinGroupResponseMember_v0(item24, out, parts)
+    for item91 in self.members:
+        w_str(out, item91.member_id)
+        w_bytes(out, item91.metadata)
+        if item91.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupResponseMember', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupResponse', '0-1')
 
 
 def _dec_JoinGroupResponse_v0(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.error_code, self.generation_id,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj92 = new(JoinGroupResponse)
+    (obj92.error_code, obj92.generation_id,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.protocol_name, pos = r_str(buf, pos)
-    self.leader, pos = r_str(buf, pos)
-    self.member_id, pos = r_str(buf, pos)
-    n25, pos = r_alen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_JoinGroupResponseMember_v0(buf, pos)
-        items26.append(item27)
-    self.members = items26
-    self.throttle_time_ms = 0
-    self.protocol_type = None
-    self.skip_assignment = False
-    self.unknown_tagged_fields = []
+    (n93,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end94 = pos + n93
+    if n93 < 0 or end94 > limit:
+        raise bad_length('string', pos, n93, buf)
+    obj92.protocol_name = str(buf[pos:end94], 'utf-8')
+    pos = end94
+    (n95,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end96 = pos + n95
+    if n95 < 0 or end96 > limit:
+        raise bad_length('string', pos, n95, buf)
+    obj92.leader = str(buf[pos:end96], 'utf-8')
+    pos = end96
+    (n97,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end98 = pos + n97
+    if n97 < 0 or end98 > limit:
+        raise bad_length('string', pos, n97, buf)
+    obj92.member_id = str(buf[pos:end98], 'utf-8')
+    pos = end98
+    (n99,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n99 < 0 or n99 > limit - pos:
+        raise bad_length('array', pos, n99, buf)
+    items100 = []
+    for _ in range(n99):
+        obj102 = new(JoinGroupResponseMember)
+        (n103,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end104 = pos + n103
+        if n103 < 0 or end104 > limit:
+            raise bad_length('string', pos, n103, buf)
+        obj102.member_id = str(buf[pos:end104], 'utf-8')
+        pos = end104
+        (n105,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end106 = pos + n105
+        if n105 < 0 or end106 > limit:
+            raise bad_length('bytes', pos, n105, buf)
+        obj102.metadata = bytes(buf[pos:end106])
+        pos = end106
+        obj102.group_instance_id = None
+        obj102.unknown_tagged_fields = []
+        items100.append(obj102)
+    obj92.members = items100
+    obj92.throttle_time_ms = 0
+    obj92.protocol_type = None
+    obj92.skip_assignment = False
+    obj92.unknown_tagged_fields = []
+    self = obj92
     return self, pos
 
 
 # JoinGroupResponse v2-4
 def _enc_JoinGroupResponse_v2(self, out, parts):
-    if self.skip_assignment != False:
+    if not (self.skip_assignment == False):
         raise cannot_carry('JoinGroupResponse', 'skip_assignment', '2-4')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.generation_id)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.generation_id)
     w_str(out, self.protocol_name)
     w_str(out, self.leader)
     w_str(out, self.member_id)
     w_alen(out, self.members)
-    for item28 in self.members:
-        _enc_JoinGroupResponseMember_v0(item28, out, parts)
+    for item107 in self.members:
+        w_str(out, item107.member_id)
+        w_bytes(out, item107.metadata)
+        if item107.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupResponseMember', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupResponse', '2-4')
 
 
 def _dec_JoinGroupResponse_v2(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.throttle_time_ms, self.error_code, self.generation_id,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj108 = new(JoinGroupResponse)
+    (obj108.throttle_time_ms, obj108.error_code, obj108.generation_id,) = _S4.unpack_from(buf, pos)
     pos += 10
-    self.protocol_name, pos = r_str(buf, pos)
-    self.leader, pos = r_str(buf, pos)
-    self.member_id, pos = r_str(buf, pos)
-    n29, pos = r_alen(buf, pos)
-    items30 = []
-    for _ in range(n29):
-        item31, pos = _dec_JoinGroupResponseMember_v0(buf, pos)
-        items30.append(item31)
-    self.members = items30
-    self.protocol_type = None
-    self.skip_assignment = False
-    self.unknown_tagged_fields = []
+    (n109,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end110 = pos + n109
+    if n109 < 0 or end110 > limit:
+        raise bad_length('string', pos, n109, buf)
+    obj108.protocol_name = str(buf[pos:end110], 'utf-8')
+    pos = end110
+    (n111,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end112 = pos + n111
+    if n111 < 0 or end112 > limit:
+        raise bad_length('string', pos, n111, buf)
+    obj108.leader = str(buf[pos:end112], 'utf-8')
+    pos = end112
+    (n113,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end114 = pos + n113
+    if n113 < 0 or end114 > limit:
+        raise bad_length('string', pos, n113, buf)
+    obj108.member_id = str(buf[pos:end114], 'utf-8')
+    pos = end114
+    (n115,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n115 < 0 or n115 > limit - pos:
+        raise bad_length('array', pos, n115, buf)
+    items116 = []
+    for _ in range(n115):
+        obj118 = new(JoinGroupResponseMember)
+        (n119,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end120 = pos + n119
+        if n119 < 0 or end120 > limit:
+            raise bad_length('string', pos, n119, buf)
+        obj118.member_id = str(buf[pos:end120], 'utf-8')
+        pos = end120
+        (n121,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end122 = pos + n121
+        if n121 < 0 or end122 > limit:
+            raise bad_length('bytes', pos, n121, buf)
+        obj118.metadata = bytes(buf[pos:end122])
+        pos = end122
+        obj118.group_instance_id = None
+        obj118.unknown_tagged_fields = []
+        items116.append(obj118)
+    obj108.members = items116
+    obj108.protocol_type = None
+    obj108.skip_assignment = False
+    obj108.unknown_tagged_fields = []
+    self = obj108
     return self, pos
 
 
 # JoinGroupResponse v5
 def _enc_JoinGroupResponse_v5(self, out, parts):
-    if self.skip_assignment != False:
+    if not (self.skip_assignment == False):
         raise cannot_carry('JoinGroupResponse', 'skip_assignment', '5')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.generation_id)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.generation_id)
     w_str(out, self.protocol_name)
     w_str(out, self.leader)
     w_str(out, self.member_id)
     w_alen(out, self.members)
-    for item32 in self.members:
-        _enc_JoinGroupResponseMember_v5(item32, out, parts)
+    for item123 in self.members:
+        w_str(out, item123.member_id)
+        w_nstr(out, item123.group_instance_id)
+        w_bytes(out, item123.metadata)
+        if item123.unknown_tagged_fields:
+            raise no_tagged_fields_error('JoinGroupResponseMember', '5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('JoinGroupResponse', '5')
 
 
 def _dec_JoinGroupResponse_v5(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.throttle_time_ms, self.error_code, self.generation_id,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj124 = new(JoinGroupResponse)
+    (obj124.throttle_time_ms, obj124.error_code, obj124.generation_id,) = _S4.unpack_from(buf, pos)
     pos += 10
-    self.protocol_name, pos = r_str(buf, pos)
-    self.leader, pos = r_str(buf, pos)
-    self.member_id, pos = r_str(buf, pos)
-    n33, pos = r_alen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_JoinGroupResponseMember_v5(buf, pos)
-        items34.append(item35)
-    self.members = items34
-    self.protocol_type = None
-    self.skip_assignment = False
-    self.unknown_tagged_fields = []
+    (n125,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end126 = pos + n125
+    if n125 < 0 or end126 > limit:
+        raise bad_length('string', pos, n125, buf)
+    obj124.protocol_name = str(buf[pos:end126], 'utf-8')
+    pos = end126
+    (n127,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end128 = pos + n127
+    if n127 < 0 or end128 > limit:
+        raise bad_length('string', pos, n127, buf)
+    obj124.leader = str(buf[pos:end128], 'utf-8')
+    pos = end128
+    (n129,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end130 = pos + n129
+    if n129 < 0 or end130 > limit:
+        raise bad_length('string', pos, n129, buf)
+    obj124.member_id = str(buf[pos:end130], 'utf-8')
+    pos = end130
+    (n131,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n131 < 0 or n131 > limit - pos:
+        raise bad_length('array', pos, n131, buf)
+    items132 = []
+    for _ in range(n131):
+        obj134 = new(JoinGroupResponseMember)
+        (n135,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end136 = pos + n135
+        if n135 < 0 or end136 > limit:
+            raise bad_length('string', pos, n135, buf)
+        obj134.member_id = str(buf[pos:end136], 'utf-8')
+        pos = end136
+        (n137,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end138 = pos + n137
+        if n137 < 0 or end138 > limit:
+            if n137 != -1:
+                raise bad_length('string', pos, n137, buf)
+            obj134.group_instance_id = None
+        else:
+            obj134.group_instance_id = str(buf[pos:end138], 'utf-8')
+            pos = end138
+        (n139,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end140 = pos + n139
+        if n139 < 0 or end140 > limit:
+            raise bad_length('bytes', pos, n139, buf)
+        obj134.metadata = bytes(buf[pos:end140])
+        pos = end140
+        obj134.unknown_tagged_fields = []
+        items132.append(obj134)
+    obj124.members = items132
+    obj124.protocol_type = None
+    obj124.skip_assignment = False
+    obj124.unknown_tagged_fields = []
+    self = obj124
     return self, pos
 
 
 # JoinGroupResponse v6
 def _enc_JoinGroupResponse_v6(self, out, parts):
-    if self.skip_assignment != False:
+    if not (self.skip_assignment == False):
         raise cannot_carry('JoinGroupResponse', 'skip_assignment', '6')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.generation_id)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.generation_id)
     w_cstr(out, self.protocol_name)
     w_cstr(out, self.leader)
     w_cstr(out, self.member_id)
-    w_calen(out, self.members)
-    for item36 in self.members:
-        _enc_JoinGroupResponseMember_v6(item36, out, parts)
+    n141 = len(self.members) + 1
+    if n141 < 128:
+        out.append(n141)
+    else:
+        w_uvarint(out, n141)
+    for item142 in self.members:
+        w_cstr(out, item142.member_id)
+        w_cnstr(out, item142.group_instance_id)
+        w_cbytes(out, item142.metadata)
+        if item142.unknown_tagged_fields:
+            w_tagged(out, (), item142.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -434,40 +864,130 @@ def _enc_JoinGroupResponse_v6(self, out, parts):
 
 
 def _dec_JoinGroupResponse_v6(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.throttle_time_ms, self.error_code, self.generation_id,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj143 = new(JoinGroupResponse)
+    (obj143.throttle_time_ms, obj143.error_code, obj143.generation_id,) = _S4.unpack_from(buf, pos)
     pos += 10
-    self.protocol_name, pos = r_cstr(buf, pos)
-    self.leader, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cstr(buf, pos)
-    n37, pos = r_calen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_JoinGroupResponseMember_v6(buf, pos)
-        items38.append(item39)
-    self.members = items38
-    self.protocol_type = None
-    self.skip_assignment = False
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
+    n144 = buf[pos]
+    if n144 > 127:
+        n144, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n144 -= 1
+    end145 = pos + n144
+    if n144 < 0 or end145 > limit:
+        raise bad_length('string', pos, n144, buf)
+    obj143.protocol_name = str(buf[pos:end145], 'utf-8')
+    pos = end145
+    n146 = buf[pos]
+    if n146 > 127:
+        n146, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n146 -= 1
+    end147 = pos + n146
+    if n146 < 0 or end147 > limit:
+        raise bad_length('string', pos, n146, buf)
+    obj143.leader = str(buf[pos:end147], 'utf-8')
+    pos = end147
+    n148 = buf[pos]
+    if n148 > 127:
+        n148, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n148 -= 1
+    end149 = pos + n148
+    if n148 < 0 or end149 > limit:
+        raise bad_length('string', pos, n148, buf)
+    obj143.member_id = str(buf[pos:end149], 'utf-8')
+    pos = end149
+    n150 = buf[pos]
+    if n150 > 127:
+        n150, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n150 -= 1
+    if n150 < 0 or n150 > limit - pos:
+        raise bad_length('array', pos, n150, buf)
+    items151 = []
+    for _ in range(n150):
+        obj153 = new(JoinGroupResponseMember)
+        n154 = buf[pos]
+        if n154 > 127:
+            n154, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n154 -= 1
+        end155 = pos + n154
+        if n154 < 0 or end155 > limit:
+            raise bad_length('string', pos, n154, buf)
+        obj153.member_id = str(buf[pos:end155], 'utf-8')
+        pos = end155
+        n156 = buf[pos]
+        if n156 > 127:
+            n156, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n156 -= 1
+        end157 = pos + n156
+        if n156 < 0 or end157 > limit:
+            if n156 != -1:
+                raise bad_length('string', pos, n156, buf)
+            obj153.group_instance_id = None
+        else:
+            obj153.group_instance_id = str(buf[pos:end157], 'utf-8')
+            pos = end157
+        n158 = buf[pos]
+        if n158 > 127:
+            n158, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n158 -= 1
+        end159 = pos + n158
+        if n158 < 0 or end159 > limit:
+            raise bad_length('bytes', pos, n158, buf)
+        obj153.metadata = bytes(buf[pos:end159])
+        pos = end159
+        if buf[pos] == 0:
+            pos += 1
+            obj153.unknown_tagged_fields = []
+        else:
+            obj153.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items151.append(obj153)
+    obj143.members = items151
+    obj143.protocol_type = None
+    obj143.skip_assignment = False
+    if buf[pos] == 0:
+        pos += 1
+        obj143.unknown_tagged_fields = []
+    else:
+        obj143.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj143
     return self, pos
 
 
 # JoinGroupResponse v7-8
 def _enc_JoinGroupResponse_v7(self, out, parts):
-    if self.skip_assignment != False:
+    if not (self.skip_assignment == False):
         raise cannot_carry('JoinGroupResponse', 'skip_assignment', '7-8')
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.generation_id)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.generation_id)
     w_cnstr(out, self.protocol_type)
     w_cnstr(out, self.protocol_name)
     w_cstr(out, self.leader)
     w_cstr(out, self.member_id)
-    w_calen(out, self.members)
-    for item41 in self.members:
-        _enc_JoinGroupResponseMember_v6(item41, out, parts)
+    n160 = len(self.members) + 1
+    if n160 < 128:
+        out.append(n160)
+    else:
+        w_uvarint(out, n160)
+    for item161 in self.members:
+        w_cstr(out, item161.member_id)
+        w_cnstr(out, item161.group_instance_id)
+        w_cbytes(out, item161.metadata)
+        if item161.unknown_tagged_fields:
+            w_tagged(out, (), item161.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -475,39 +995,145 @@ def _enc_JoinGroupResponse_v7(self, out, parts):
 
 
 def _dec_JoinGroupResponse_v7(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.throttle_time_ms, self.error_code, self.generation_id,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj162 = new(JoinGroupResponse)
+    (obj162.throttle_time_ms, obj162.error_code, obj162.generation_id,) = _S4.unpack_from(buf, pos)
     pos += 10
-    self.protocol_type, pos = r_cnstr(buf, pos)
-    self.protocol_name, pos = r_cnstr(buf, pos)
-    self.leader, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cstr(buf, pos)
-    n42, pos = r_calen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_JoinGroupResponseMember_v6(buf, pos)
-        items43.append(item44)
-    self.members = items43
-    self.skip_assignment = False
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
+    n163 = buf[pos]
+    if n163 > 127:
+        n163, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n163 -= 1
+    end164 = pos + n163
+    if n163 < 0 or end164 > limit:
+        if n163 != -1:
+            raise bad_length('string', pos, n163, buf)
+        obj162.protocol_type = None
+    else:
+        obj162.protocol_type = str(buf[pos:end164], 'utf-8')
+        pos = end164
+    n165 = buf[pos]
+    if n165 > 127:
+        n165, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n165 -= 1
+    end166 = pos + n165
+    if n165 < 0 or end166 > limit:
+        if n165 != -1:
+            raise bad_length('string', pos, n165, buf)
+        obj162.protocol_name = None
+    else:
+        obj162.protocol_name = str(buf[pos:end166], 'utf-8')
+        pos = end166
+    n167 = buf[pos]
+    if n167 > 127:
+        n167, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n167 -= 1
+    end168 = pos + n167
+    if n167 < 0 or end168 > limit:
+        raise bad_length('string', pos, n167, buf)
+    obj162.leader = str(buf[pos:end168], 'utf-8')
+    pos = end168
+    n169 = buf[pos]
+    if n169 > 127:
+        n169, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n169 -= 1
+    end170 = pos + n169
+    if n169 < 0 or end170 > limit:
+        raise bad_length('string', pos, n169, buf)
+    obj162.member_id = str(buf[pos:end170], 'utf-8')
+    pos = end170
+    n171 = buf[pos]
+    if n171 > 127:
+        n171, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n171 -= 1
+    if n171 < 0 or n171 > limit - pos:
+        raise bad_length('array', pos, n171, buf)
+    items172 = []
+    for _ in range(n171):
+        obj174 = new(JoinGroupResponseMember)
+        n175 = buf[pos]
+        if n175 > 127:
+            n175, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n175 -= 1
+        end176 = pos + n175
+        if n175 < 0 or end176 > limit:
+            raise bad_length('string', pos, n175, buf)
+        obj174.member_id = str(buf[pos:end176], 'utf-8')
+        pos = end176
+        n177 = buf[pos]
+        if n177 > 127:
+            n177, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n177 -= 1
+        end178 = pos + n177
+        if n177 < 0 or end178 > limit:
+            if n177 != -1:
+                raise bad_length('string', pos, n177, buf)
+            obj174.group_instance_id = None
+        else:
+            obj174.group_instance_id = str(buf[pos:end178], 'utf-8')
+            pos = end178
+        n179 = buf[pos]
+        if n179 > 127:
+            n179, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n179 -= 1
+        end180 = pos + n179
+        if n179 < 0 or end180 > limit:
+            raise bad_length('bytes', pos, n179, buf)
+        obj174.metadata = bytes(buf[pos:end180])
+        pos = end180
+        if buf[pos] == 0:
+            pos += 1
+            obj174.unknown_tagged_fields = []
+        else:
+            obj174.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items172.append(obj174)
+    obj162.members = items172
+    obj162.skip_assignment = False
+    if buf[pos] == 0:
+        pos += 1
+        obj162.unknown_tagged_fields = []
+    else:
+        obj162.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj162
     return self, pos
 
 
 # JoinGroupResponse v9
 def _enc_JoinGroupResponse_v9(self, out, parts):
-    out += _S3.pack(self.throttle_time_ms, self.error_code, self.generation_id)
+    out += _S4.pack(self.throttle_time_ms, self.error_code, self.generation_id)
     w_cnstr(out, self.protocol_type)
     w_cnstr(out, self.protocol_name)
     w_cstr(out, self.leader)
-    out += _S4.pack(self.skip_assignment)
+    out += _S5.pack(self.skip_assignment)
     w_cstr(out, self.member_id)
-    w_calen(out, self.members)
-    for item46 in self.members:
-        _enc_JoinGroupResponseMember_v6(item46, out, parts)
+    n181 = len(self.members) + 1
+    if n181 < 128:
+        out.append(n181)
+    else:
+        w_uvarint(out, n181)
+    for item182 in self.members:
+        w_cstr(out, item182.member_id)
+        w_cnstr(out, item182.group_instance_id)
+        w_cbytes(out, item182.metadata)
+        if item182.unknown_tagged_fields:
+            w_tagged(out, (), item182.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -515,85 +1141,122 @@ def _enc_JoinGroupResponse_v9(self, out, parts):
 
 
 def _dec_JoinGroupResponse_v9(buf, pos):
-    self = new(JoinGroupResponse)
-    (self.throttle_time_ms, self.error_code, self.generation_id,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj183 = new(JoinGroupResponse)
+    (obj183.throttle_time_ms, obj183.error_code, obj183.generation_id,) = _S4.unpack_from(buf, pos)
     pos += 10
-    self.protocol_type, pos = r_cnstr(buf, pos)
-    self.protocol_name, pos = r_cnstr(buf, pos)
-    self.leader, pos = r_cstr(buf, pos)
-    (self.skip_assignment,) = _S4.unpack_from(buf, pos)
-    pos += 1
-    self.member_id, pos = r_cstr(buf, pos)
-    n47, pos = r_calen(buf, pos)
-    items48 = []
-    for _ in range(n47):
-        item49, pos = _dec_JoinGroupResponseMember_v6(buf, pos)
-        items48.append(item49)
-    self.members = items48
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# JoinGroupResponseMember v0-4
-def _enc_JoinGroupResponseMember_v0(self, out, parts):
-    w_str(out, self.member_id)
-    w_bytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('JoinGroupResponseMember', '0-4')
-
-
-def _dec_JoinGroupResponseMember_v0(buf, pos):
-    self = new(JoinGroupResponseMember)
-    self.member_id, pos = r_str(buf, pos)
-    self.metadata, pos = r_bytes(buf, pos)
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# JoinGroupResponseMember v5
-def _enc_JoinGroupResponseMember_v5(self, out, parts):
-    w_str(out, self.member_id)
-    w_nstr(out, self.group_instance_id)
-    w_bytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('JoinGroupResponseMember', '5')
-
-
-def _dec_JoinGroupResponseMember_v5(buf, pos):
-    self = new(JoinGroupResponseMember)
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.metadata, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# JoinGroupResponseMember v6-9
-def _enc_JoinGroupResponseMember_v6(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    w_cbytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n184 = buf[pos]
+    if n184 > 127:
+        n184, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_JoinGroupResponseMember_v6(buf, pos):
-    self = new(JoinGroupResponseMember)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.metadata, pos = r_cbytes(buf, pos)
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n184 -= 1
+    end185 = pos + n184
+    if n184 < 0 or end185 > limit:
+        if n184 != -1:
+            raise bad_length('string', pos, n184, buf)
+        obj183.protocol_type = None
+    else:
+        obj183.protocol_type = str(buf[pos:end185], 'utf-8')
+        pos = end185
+    n186 = buf[pos]
+    if n186 > 127:
+        n186, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n186 -= 1
+    end187 = pos + n186
+    if n186 < 0 or end187 > limit:
+        if n186 != -1:
+            raise bad_length('string', pos, n186, buf)
+        obj183.protocol_name = None
+    else:
+        obj183.protocol_name = str(buf[pos:end187], 'utf-8')
+        pos = end187
+    n188 = buf[pos]
+    if n188 > 127:
+        n188, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n188 -= 1
+    end189 = pos + n188
+    if n188 < 0 or end189 > limit:
+        raise bad_length('string', pos, n188, buf)
+    obj183.leader = str(buf[pos:end189], 'utf-8')
+    pos = end189
+    (obj183.skip_assignment,) = _S5.unpack_from(buf, pos)
+    pos += 1
+    n190 = buf[pos]
+    if n190 > 127:
+        n190, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n190 -= 1
+    end191 = pos + n190
+    if n190 < 0 or end191 > limit:
+        raise bad_length('string', pos, n190, buf)
+    obj183.member_id = str(buf[pos:end191], 'utf-8')
+    pos = end191
+    n192 = buf[pos]
+    if n192 > 127:
+        n192, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n192 -= 1
+    if n192 < 0 or n192 > limit - pos:
+        raise bad_length('array', pos, n192, buf)
+    items193 = []
+    for _ in range(n192):
+        obj195 = new(JoinGroupResponseMember)
+        n196 = buf[pos]
+        if n196 > 127:
+            n196, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n196 -= 1
+        end197 = pos + n196
+        if n196 < 0 or end197 > limit:
+            raise bad_length('string', pos, n196, buf)
+        obj195.member_id = str(buf[pos:end197], 'utf-8')
+        pos = end197
+        n198 = buf[pos]
+        if n198 > 127:
+            n198, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n198 -= 1
+        end199 = pos + n198
+        if n198 < 0 or end199 > limit:
+            if n198 != -1:
+                raise bad_length('string', pos, n198, buf)
+            obj195.group_instance_id = None
+        else:
+            obj195.group_instance_id = str(buf[pos:end199], 'utf-8')
+            pos = end199
+        n200 = buf[pos]
+        if n200 > 127:
+            n200, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n200 -= 1
+        end201 = pos + n200
+        if n200 < 0 or end201 > limit:
+            raise bad_length('bytes', pos, n200, buf)
+        obj195.metadata = bytes(buf[pos:end201])
+        pos = end201
+        if buf[pos] == 0:
+            pos += 1
+            obj195.unknown_tagged_fields = []
+        else:
+            obj195.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items193.append(obj195)
+    obj183.members = items193
+    if buf[pos] == 0:
+        pos += 1
+        obj183.unknown_tagged_fields = []
+    else:
+        obj183.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj183
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,15 +16,15 @@ from ._runtime import (  # noqa: F401
 __all__ = ['LeaderAndIsrLiveLeader', 'LeaderAndIsrPartitionError', 'LeaderAndIsrPartitionState', 'LeaderAndIsrRequest', 'LeaderAndIsrResponse', 'LeaderAndIsrTopicError', 'LeaderAndIsrTopicState']
 
 _S0 = _Struct('>ii')
-_S1 = _Struct('>iiq')
-_S2 = _Struct('>iiqb')
-_S3 = _Struct('>i?iqb')
-_S4 = _Struct('>iiii')
-_S5 = _Struct('>i')
-_S6 = _Struct('>?')
-_S7 = _Struct('>?b')
-_S8 = _Struct('>16s')
-_S9 = _Struct('>h')
+_S1 = _Struct('>iiii')
+_S2 = _Struct('>i')
+_S3 = _Struct('>h')
+_S4 = _Struct('>?')
+_S5 = _Struct('>iiq')
+_S6 = _Struct('>iiqb')
+_S7 = _Struct('>16s')
+_S8 = _Struct('>?b')
+_S9 = _Struct('>i?iqb')
 _S10 = _Struct('>ih')
 
 
@@ -141,189 +141,536 @@ class LeaderAndIsrTopicError(Struct):
 
 # LeaderAndIsrRequest v0
 def _enc_LeaderAndIsrRequest_v0(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '0')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('LeaderAndIsrRequest', 'type', '0')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'topic_states', '0')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
     for item1 in self.ungrouped_partition_states:
-        _enc_LeaderAndIsrPartitionState_v0(item1, out, parts)
+        if not (item1.leader_recovery_state == 0):
+            raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '0')
+        w_str(out, item1.topic_name)
+        out += _S1.pack(item1.partition_index, item1.controller_epoch, item1.leader, item1.leader_epoch)
+        w_alen(out, item1.isr)
+        w_fixed_array(out, item1.isr, 'i')
+        out += _S2.pack(item1.partition_epoch)
+        w_alen(out, item1.replicas)
+        w_fixed_array(out, item1.replicas, 'i')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrPartitionState', '0')
     w_alen(out, self.live_leaders)
     for item2 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v0(item2, out, parts)
+        out += _S2.pack(item2.broker_id)
+        w_str(out, item2.host_name)
+        out += _S2.pack(item2.port)
+        if item2.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrLiveLeader', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaderAndIsrRequest', '0')
 
 
 def _dec_LeaderAndIsrRequest_v0(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(LeaderAndIsrRequest)
+    (obj3.controller_id, obj3.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n3, pos = r_alen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_LeaderAndIsrPartitionState_v0(buf, pos)
-        items4.append(item5)
-    self.ungrouped_partition_states = items4
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_LeaderAndIsrLiveLeader_v0(buf, pos)
-        items7.append(item8)
-    self.live_leaders = items7
-    self.is_k_raft_controller = False
-    self.broker_epoch = -1
-    self.type = 0
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(LeaderAndIsrPartitionState)
+        (n8,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.topic_name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (obj7.partition_index, obj7.controller_epoch, obj7.leader, obj7.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n10,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        obj7.isr, pos = r_fixed_array(buf, pos, n10, 'i', 4)
+        (obj7.partition_epoch,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n11,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        obj7.replicas, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+        obj7.adding_replicas = []
+        obj7.removing_replicas = []
+        obj7.is_new = False
+        obj7.leader_recovery_state = 0
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.ungrouped_partition_states = items5
+    (n12,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n12 < 0 or n12 > limit - pos:
+        raise bad_length('array', pos, n12, buf)
+    items13 = []
+    for _ in range(n12):
+        obj15 = new(LeaderAndIsrLiveLeader)
+        (obj15.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n16,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            raise bad_length('string', pos, n16, buf)
+        obj15.host_name = str(buf[pos:end17], 'utf-8')
+        pos = end17
+        (obj15.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        obj15.unknown_tagged_fields = []
+        items13.append(obj15)
+    obj3.live_leaders = items13
+    obj3.is_k_raft_controller = False
+    obj3.broker_epoch = -1
+    obj3.type = 0
+    obj3.topic_states = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # LeaderAndIsrRequest v1
 def _enc_LeaderAndIsrRequest_v1(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '1')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('LeaderAndIsrRequest', 'type', '1')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'topic_states', '1')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
-    for item9 in self.ungrouped_partition_states:
-        _enc_LeaderAndIsrPartitionState_v1(item9, out, parts)
+    for item18 in self.ungrouped_partition_states:
+        if not (item18.leader_recovery_state == 0):
+            raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '1')
+        w_str(out, item18.topic_name)
+        out += _S1.pack(item18.partition_index, item18.controller_epoch, item18.leader, item18.leader_epoch)
+        w_alen(out, item18.isr)
+        w_fixed_array(out, item18.isr, 'i')
+        out += _S2.pack(item18.partition_epoch)
+        w_alen(out, item18.replicas)
+        w_fixed_array(out, item18.replicas, 'i')
+        out += _S4.pack(item18.is_new)
+        if item18.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrPartitionState', '1')
     w_alen(out, self.live_leaders)
-    for item10 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v0(item10, out, parts)
+    for item19 in self.live_leaders:
+        out += _S2.pack(item19.broker_id)
+        w_str(out, item19.host_name)
+        out += _S2.pack(item19.port)
+        if item19.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrLiveLeader', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaderAndIsrRequest', '1')
 
 
 def _dec_LeaderAndIsrRequest_v1(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj20 = new(LeaderAndIsrRequest)
+    (obj20.controller_id, obj20.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_LeaderAndIsrPartitionState_v1(buf, pos)
-        items12.append(item13)
-    self.ungrouped_partition_states = items12
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_LeaderAndIsrLiveLeader_v0(buf, pos)
-        items15.append(item16)
-    self.live_leaders = items15
-    self.is_k_raft_controller = False
-    self.broker_epoch = -1
-    self.type = 0
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n21,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n21 < 0 or n21 > limit - pos:
+        raise bad_length('array', pos, n21, buf)
+    items22 = []
+    for _ in range(n21):
+        obj24 = new(LeaderAndIsrPartitionState)
+        (n25,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end26 = pos + n25
+        if n25 < 0 or end26 > limit:
+            raise bad_length('string', pos, n25, buf)
+        obj24.topic_name = str(buf[pos:end26], 'utf-8')
+        pos = end26
+        (obj24.partition_index, obj24.controller_epoch, obj24.leader, obj24.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n27,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n27 < 0 or n27 > limit - pos:
+            raise bad_length('array', pos, n27, buf)
+        obj24.isr, pos = r_fixed_array(buf, pos, n27, 'i', 4)
+        (obj24.partition_epoch,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n28,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n28 < 0 or n28 > limit - pos:
+            raise bad_length('array', pos, n28, buf)
+        obj24.replicas, pos = r_fixed_array(buf, pos, n28, 'i', 4)
+        (obj24.is_new,) = _S4.unpack_from(buf, pos)
+        pos += 1
+        obj24.adding_replicas = []
+        obj24.removing_replicas = []
+        obj24.leader_recovery_state = 0
+        obj24.unknown_tagged_fields = []
+        items22.append(obj24)
+    obj20.ungrouped_partition_states = items22
+    (n29,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n29 < 0 or n29 > limit - pos:
+        raise bad_length('array', pos, n29, buf)
+    items30 = []
+    for _ in range(n29):
+        obj32 = new(LeaderAndIsrLiveLeader)
+        (obj32.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n33,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end34 = pos + n33
+        if n33 < 0 or end34 > limit:
+            raise bad_length('string', pos, n33, buf)
+        obj32.host_name = str(buf[pos:end34], 'utf-8')
+        pos = end34
+        (obj32.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        obj32.unknown_tagged_fields = []
+        items30.append(obj32)
+    obj20.live_leaders = items30
+    obj20.is_k_raft_controller = False
+    obj20.broker_epoch = -1
+    obj20.type = 0
+    obj20.topic_states = []
+    obj20.unknown_tagged_fields = []
+    self = obj20
     return self, pos
 
 
 # LeaderAndIsrRequest v2
 def _enc_LeaderAndIsrRequest_v2(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '2')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('LeaderAndIsrRequest', 'type', '2')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '2')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    out += _S5.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
     w_alen(out, self.topic_states)
-    for item17 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v2(item17, out, parts)
+    for item35 in self.topic_states:
+        w_str(out, item35.topic_name)
+        w_alen(out, item35.partition_states)
+        for item36 in item35.partition_states:
+            if not (item36.leader_recovery_state == 0):
+                raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '2')
+            out += _S1.pack(item36.partition_index, item36.controller_epoch, item36.leader, item36.leader_epoch)
+            w_alen(out, item36.isr)
+            w_fixed_array(out, item36.isr, 'i')
+            out += _S2.pack(item36.partition_epoch)
+            w_alen(out, item36.replicas)
+            w_fixed_array(out, item36.replicas, 'i')
+            out += _S4.pack(item36.is_new)
+            if item36.unknown_tagged_fields:
+                raise no_tagged_fields_error('LeaderAndIsrPartitionState', '2')
+        if item35.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrTopicState', '2')
     w_alen(out, self.live_leaders)
-    for item18 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v0(item18, out, parts)
+    for item37 in self.live_leaders:
+        out += _S2.pack(item37.broker_id)
+        w_str(out, item37.host_name)
+        out += _S2.pack(item37.port)
+        if item37.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrLiveLeader', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaderAndIsrRequest', '2')
 
 
 def _dec_LeaderAndIsrRequest_v2(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj38 = new(LeaderAndIsrRequest)
+    (obj38.controller_id, obj38.controller_epoch, obj38.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_LeaderAndIsrTopicState_v2(buf, pos)
-        items20.append(item21)
-    self.topic_states = items20
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_LeaderAndIsrLiveLeader_v0(buf, pos)
-        items23.append(item24)
-    self.live_leaders = items23
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    self.unknown_tagged_fields = []
+    (n39,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n39 < 0 or n39 > limit - pos:
+        raise bad_length('array', pos, n39, buf)
+    items40 = []
+    for _ in range(n39):
+        obj42 = new(LeaderAndIsrTopicState)
+        (n43,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end44 = pos + n43
+        if n43 < 0 or end44 > limit:
+            raise bad_length('string', pos, n43, buf)
+        obj42.topic_name = str(buf[pos:end44], 'utf-8')
+        pos = end44
+        (n45,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n45 < 0 or n45 > limit - pos:
+            raise bad_length('array', pos, n45, buf)
+        items46 = []
+        for _ in range(n45):
+            obj48 = new(LeaderAndIsrPartitionState)
+            (obj48.partition_index, obj48.controller_epoch, obj48.leader, obj48.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            (n49,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n49 < 0 or n49 > limit - pos:
+                raise bad_length('array', pos, n49, buf)
+            obj48.isr, pos = r_fixed_array(buf, pos, n49, 'i', 4)
+            (obj48.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n50,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n50 < 0 or n50 > limit - pos:
+                raise bad_length('array', pos, n50, buf)
+            obj48.replicas, pos = r_fixed_array(buf, pos, n50, 'i', 4)
+            (obj48.is_new,) = _S4.unpack_from(buf, pos)
+            pos += 1
+            obj48.topic_name = ''
+            obj48.adding_replicas = []
+            obj48.removing_replicas = []
+            obj48.leader_recovery_state = 0
+            obj48.unknown_tagged_fields = []
+            items46.append(obj48)
+        obj42.partition_states = items46
+        obj42.topic_id = ZERO_UUID
+        obj42.unknown_tagged_fields = []
+        items40.append(obj42)
+    obj38.topic_states = items40
+    (n51,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n51 < 0 or n51 > limit - pos:
+        raise bad_length('array', pos, n51, buf)
+    items52 = []
+    for _ in range(n51):
+        obj54 = new(LeaderAndIsrLiveLeader)
+        (obj54.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n55,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            raise bad_length('string', pos, n55, buf)
+        obj54.host_name = str(buf[pos:end56], 'utf-8')
+        pos = end56
+        (obj54.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        obj54.unknown_tagged_fields = []
+        items52.append(obj54)
+    obj38.live_leaders = items52
+    obj38.is_k_raft_controller = False
+    obj38.type = 0
+    obj38.ungrouped_partition_states = []
+    obj38.unknown_tagged_fields = []
+    self = obj38
     return self, pos
 
 
 # LeaderAndIsrRequest v3
 def _enc_LeaderAndIsrRequest_v3(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '3')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('LeaderAndIsrRequest', 'type', '3')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '3')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    out += _S5.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
     w_alen(out, self.topic_states)
-    for item25 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v3(item25, out, parts)
+    for item57 in self.topic_states:
+        w_str(out, item57.topic_name)
+        w_alen(out, item57.partition_states)
+        for item58 in item57.partition_states:
+            if not (item58.leader_recovery_state == 0):
+                raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '3')
+            out += _S1.pack(item58.partition_index, item58.controller_epoch, item58.leader, item58.leader_epoch)
+            w_alen(out, item58.isr)
+            w_fixed_array(out, item58.isr, 'i')
+            out += _S2.pack(item58.partition_epoch)
+            w_alen(out, item58.replicas)
+            w_fixed_array(out, item58.replicas, 'i')
+            w_alen(out, item58.adding_replicas)
+            w_fixed_array(out, item58.adding_replicas, 'i')
+            w_alen(out, item58.removing_replicas)
+            w_fixed_array(out, item58.removing_replicas, 'i')
+            out += _S4.pack(item58.is_new)
+            if item58.unknown_tagged_fields:
+                raise no_tagged_fields_error('LeaderAndIsrPartitionState', '3')
+        if item57.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrTopicState', '3')
     w_alen(out, self.live_leaders)
-    for item26 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v0(item26, out, parts)
+    for item59 in self.live_leaders:
+        out += _S2.pack(item59.broker_id)
+        w_str(out, item59.host_name)
+        out += _S2.pack(item59.port)
+        if item59.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrLiveLeader', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaderAndIsrRequest', '3')
 
 
 def _dec_LeaderAndIsrRequest_v3(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj60 = new(LeaderAndIsrRequest)
+    (obj60.controller_id, obj60.controller_epoch, obj60.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
-    n27, pos = r_alen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_LeaderAndIsrTopicState_v3(buf, pos)
-        items28.append(item29)
-    self.topic_states = items28
-    n30, pos = r_alen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_LeaderAndIsrLiveLeader_v0(buf, pos)
-        items31.append(item32)
-    self.live_leaders = items31
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    self.unknown_tagged_fields = []
+    (n61,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(LeaderAndIsrTopicState)
+        (n65,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        (n67,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n67 < 0 or n67 > limit - pos:
+            raise bad_length('array', pos, n67, buf)
+        items68 = []
+        for _ in range(n67):
+            obj70 = new(LeaderAndIsrPartitionState)
+            (obj70.partition_index, obj70.controller_epoch, obj70.leader, obj70.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            (n71,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n71 < 0 or n71 > limit - pos:
+                raise bad_length('array', pos, n71, buf)
+            obj70.isr, pos = r_fixed_array(buf, pos, n71, 'i', 4)
+            (obj70.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n72,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n72 < 0 or n72 > limit - pos:
+                raise bad_length('array', pos, n72, buf)
+            obj70.replicas, pos = r_fixed_array(buf, pos, n72, 'i', 4)
+            (n73,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n73 < 0 or n73 > limit - pos:
+                raise bad_length('array', pos, n73, buf)
+            obj70.adding_replicas, pos = r_fixed_array(buf, pos, n73, 'i', 4)
+            (n74,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n74 < 0 or n74 > limit - pos:
+                raise bad_length('array', pos, n74, buf)
+            obj70.removing_replicas, pos = r_fixed_array(buf, pos, n74, 'i', 4)
+            (obj70.is_new,) = _S4.unpack_from(buf, pos)
+            pos += 1
+            obj70.topic_name = ''
+            obj70.leader_recovery_state = 0
+            obj70.unknown_tagged_fields = []
+            items68.append(obj70)
+        obj64.partition_states = items68
+        obj64.topic_id = ZERO_UUID
+        obj64.unknown_tagged_fields = []
+        items62.append(obj64)
+    obj60.topic_states = items62
+    (n75,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n75 < 0 or n75 > limit - pos:
+        raise bad_length('array', pos, n75, buf)
+    items76 = []
+    for _ in range(n75):
+        obj78 = new(LeaderAndIsrLiveLeader)
+        (obj78.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n79,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end80 = pos + n79
+        if n79 < 0 or end80 > limit:
+            raise bad_length('string', pos, n79, buf)
+        obj78.host_name = str(buf[pos:end80], 'utf-8')
+        pos = end80
+        (obj78.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        obj78.unknown_tagged_fields = []
+        items76.append(obj78)
+    obj60.live_leaders = items76
+    obj60.is_k_raft_controller = False
+    obj60.type = 0
+    obj60.ungrouped_partition_states = []
+    obj60.unknown_tagged_fields = []
+    self = obj60
     return self, pos
 
 
 # LeaderAndIsrRequest v4
 def _enc_LeaderAndIsrRequest_v4(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '4')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('LeaderAndIsrRequest', 'type', '4')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '4')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item33 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v4(item33, out, parts)
-    w_calen(out, self.live_leaders)
-    for item34 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v4(item34, out, parts)
+    out += _S5.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    n81 = len(self.topic_states) + 1
+    if n81 < 128:
+        out.append(n81)
+    else:
+        w_uvarint(out, n81)
+    for item82 in self.topic_states:
+        w_cstr(out, item82.topic_name)
+        n83 = len(item82.partition_states) + 1
+        if n83 < 128:
+            out.append(n83)
+        else:
+            w_uvarint(out, n83)
+        for item84 in item82.partition_states:
+            if not (item84.leader_recovery_state == 0):
+                raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '4-5')
+            out += _S1.pack(item84.partition_index, item84.controller_epoch, item84.leader, item84.leader_epoch)
+            n85 = len(item84.isr) + 1
+            if n85 < 128:
+                out.append(n85)
+            else:
+                w_uvarint(out, n85)
+            w_fixed_array(out, item84.isr, 'i')
+            out += _S2.pack(item84.partition_epoch)
+            n86 = len(item84.replicas) + 1
+            if n86 < 128:
+                out.append(n86)
+            else:
+                w_uvarint(out, n86)
+            w_fixed_array(out, item84.replicas, 'i')
+            n87 = len(item84.adding_replicas) + 1
+            if n87 < 128:
+                out.append(n87)
+            else:
+                w_uvarint(out, n87)
+            w_fixed_array(out, item84.adding_replicas, 'i')
+            n88 = len(item84.removing_replicas) + 1
+            if n88 < 128:
+                out.append(n88)
+            else:
+                w_uvarint(out, n88)
+            w_fixed_array(out, item84.removing_replicas, 'i')
+            out += _S4.pack(item84.is_new)
+            if item84.unknown_tagged_fields:
+                w_tagged(out, (), item84.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item82.unknown_tagged_fields:
+            w_tagged(out, (), item82.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n89 = len(self.live_leaders) + 1
+    if n89 < 128:
+        out.append(n89)
+    else:
+        w_uvarint(out, n89)
+    for item90 in self.live_leaders:
+        out += _S2.pack(item90.broker_id)
+        w_cstr(out, item90.host_name)
+        out += _S2.pack(item90.port)
+        if item90.unknown_tagged_fields:
+            w_tagged(out, (), item90.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -331,45 +678,218 @@ def _enc_LeaderAndIsrRequest_v4(self, out, parts):
 
 
 def _dec_LeaderAndIsrRequest_v4(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj91 = new(LeaderAndIsrRequest)
+    (obj91.controller_id, obj91.controller_epoch, obj91.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
-    n35, pos = r_calen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_LeaderAndIsrTopicState_v4(buf, pos)
-        items36.append(item37)
-    self.topic_states = items36
-    n38, pos = r_calen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_LeaderAndIsrLiveLeader_v4(buf, pos)
-        items39.append(item40)
-    self.live_leaders = items39
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
+    n92 = buf[pos]
+    if n92 > 127:
+        n92, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n92 -= 1
+    if n92 < 0 or n92 > limit - pos:
+        raise bad_length('array', pos, n92, buf)
+    items93 = []
+    for _ in range(n92):
+        obj95 = new(LeaderAndIsrTopicState)
+        n96 = buf[pos]
+        if n96 > 127:
+            n96, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n96 -= 1
+        end97 = pos + n96
+        if n96 < 0 or end97 > limit:
+            raise bad_length('string', pos, n96, buf)
+        obj95.topic_name = str(buf[pos:end97], 'utf-8')
+        pos = end97
+        n98 = buf[pos]
+        if n98 > 127:
+            n98, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n98 -= 1
+        if n98 < 0 or n98 > limit - pos:
+            raise bad_length('array', pos, n98, buf)
+        items99 = []
+        for _ in range(n98):
+            obj101 = new(LeaderAndIsrPartitionState)
+            (obj101.partition_index, obj101.controller_epoch, obj101.leader, obj101.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n102 = buf[pos]
+            if n102 > 127:
+                n102, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n102 -= 1
+            if n102 < 0 or n102 > limit - pos:
+                raise bad_length('array', pos, n102, buf)
+            obj101.isr, pos = r_fixed_array(buf, pos, n102, 'i', 4)
+            (obj101.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n103 = buf[pos]
+            if n103 > 127:
+                n103, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n103 -= 1
+            if n103 < 0 or n103 > limit - pos:
+                raise bad_length('array', pos, n103, buf)
+            obj101.replicas, pos = r_fixed_array(buf, pos, n103, 'i', 4)
+            n104 = buf[pos]
+            if n104 > 127:
+                n104, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n104 -= 1
+            if n104 < 0 or n104 > limit - pos:
+                raise bad_length('array', pos, n104, buf)
+            obj101.adding_replicas, pos = r_fixed_array(buf, pos, n104, 'i', 4)
+            n105 = buf[pos]
+            if n105 > 127:
+                n105, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n105 -= 1
+            if n105 < 0 or n105 > limit - pos:
+                raise bad_length('array', pos, n105, buf)
+            obj101.removing_replicas, pos = r_fixed_array(buf, pos, n105, 'i', 4)
+            (obj101.is_new,) = _S4.unpack_from(buf, pos)
+            pos += 1
+            obj101.topic_name = ''
+            obj101.leader_recovery_state = 0
+            if buf[pos] == 0:
+                pos += 1
+                obj101.unknown_tagged_fields = []
+            else:
+                obj101.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items99.append(obj101)
+        obj95.partition_states = items99
+        obj95.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj95.unknown_tagged_fields = []
+        else:
+            obj95.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items93.append(obj95)
+    obj91.topic_states = items93
+    n106 = buf[pos]
+    if n106 > 127:
+        n106, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n106 -= 1
+    if n106 < 0 or n106 > limit - pos:
+        raise bad_length('array', pos, n106, buf)
+    items107 = []
+    for _ in range(n106):
+        obj109 = new(LeaderAndIsrLiveLeader)
+        (obj109.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n110 = buf[pos]
+        if n110 > 127:
+            n110, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n110 -= 1
+        end111 = pos + n110
+        if n110 < 0 or end111 > limit:
+            raise bad_length('string', pos, n110, buf)
+        obj109.host_name = str(buf[pos:end111], 'utf-8')
+        pos = end111
+        (obj109.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj109.unknown_tagged_fields = []
+        else:
+            obj109.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items107.append(obj109)
+    obj91.live_leaders = items107
+    obj91.is_k_raft_controller = False
+    obj91.type = 0
+    obj91.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj91.unknown_tagged_fields = []
+    else:
+        obj91.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj91
     return self, pos
 
 
 # LeaderAndIsrRequest v5
 def _enc_LeaderAndIsrRequest_v5(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '5')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '5')
-    out += _S2.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.type)
-    w_calen(out, self.topic_states)
-    for item42 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v5(item42, out, parts)
-    w_calen(out, self.live_leaders)
-    for item43 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v4(item43, out, parts)
+    out += _S6.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.type)
+    n112 = len(self.topic_states) + 1
+    if n112 < 128:
+        out.append(n112)
+    else:
+        w_uvarint(out, n112)
+    for item113 in self.topic_states:
+        w_cstr(out, item113.topic_name)
+        out += _S7.pack(item113.topic_id.bytes)
+        n114 = len(item113.partition_states) + 1
+        if n114 < 128:
+            out.append(n114)
+        else:
+            w_uvarint(out, n114)
+        for item115 in item113.partition_states:
+            if not (item115.leader_recovery_state == 0):
+                raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '4-5')
+            out += _S1.pack(item115.partition_index, item115.controller_epoch, item115.leader, item115.leader_epoch)
+            n116 = len(item115.isr) + 1
+            if n116 < 128:
+                out.append(n116)
+            else:
+                w_uvarint(out, n116)
+            w_fixed_array(out, item115.isr, 'i')
+            out += _S2.pack(item115.partition_epoch)
+            n117 = len(item115.replicas) + 1
+            if n117 < 128:
+                out.append(n117)
+            else:
+                w_uvarint(out, n117)
+            w_fixed_array(out, item115.replicas, 'i')
+            n118 = len(item115.adding_replicas) + 1
+            if n118 < 128:
+                out.append(n118)
+            else:
+                w_uvarint(out, n118)
+            w_fixed_array(out, item115.adding_replicas, 'i')
+            n119 = len(item115.removing_replicas) + 1
+            if n119 < 128:
+                out.append(n119)
+            else:
+                w_uvarint(out, n119)
+            w_fixed_array(out, item115.removing_replicas, 'i')
+            out += _S4.pack(item115.is_new)
+            if item115.unknown_tagged_fields:
+                w_tagged(out, (), item115.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item113.unknown_tagged_fields:
+            w_tagged(out, (), item113.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n120 = len(self.live_leaders) + 1
+    if n120 < 128:
+        out.append(n120)
+    else:
+        w_uvarint(out, n120)
+    for item121 in self.live_leaders:
+        out += _S2.pack(item121.broker_id)
+        w_cstr(out, item121.host_name)
+        out += _S2.pack(item121.port)
+        if item121.unknown_tagged_fields:
+            w_tagged(out, (), item121.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -377,44 +897,217 @@ def _enc_LeaderAndIsrRequest_v5(self, out, parts):
 
 
 def _dec_LeaderAndIsrRequest_v5(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch, self.type,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj122 = new(LeaderAndIsrRequest)
+    (obj122.controller_id, obj122.controller_epoch, obj122.broker_epoch, obj122.type,) = _S6.unpack_from(buf, pos)
     pos += 17
-    n44, pos = r_calen(buf, pos)
-    items45 = []
-    for _ in range(n44):
-        item46, pos = _dec_LeaderAndIsrTopicState_v5(buf, pos)
-        items45.append(item46)
-    self.topic_states = items45
-    n47, pos = r_calen(buf, pos)
-    items48 = []
-    for _ in range(n47):
-        item49, pos = _dec_LeaderAndIsrLiveLeader_v4(buf, pos)
-        items48.append(item49)
-    self.live_leaders = items48
-    self.is_k_raft_controller = False
-    self.ungrouped_partition_states = []
-    count50, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count50:
-        pos = r_tagged_unknown(buf, pos, count50, unknown)
-    self.unknown_tagged_fields = unknown
+    n123 = buf[pos]
+    if n123 > 127:
+        n123, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n123 -= 1
+    if n123 < 0 or n123 > limit - pos:
+        raise bad_length('array', pos, n123, buf)
+    items124 = []
+    for _ in range(n123):
+        obj126 = new(LeaderAndIsrTopicState)
+        n127 = buf[pos]
+        if n127 > 127:
+            n127, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n127 -= 1
+        end128 = pos + n127
+        if n127 < 0 or end128 > limit:
+            raise bad_length('string', pos, n127, buf)
+        obj126.topic_name = str(buf[pos:end128], 'utf-8')
+        pos = end128
+        (raw129,) = _S7.unpack_from(buf, pos)
+        pos += 16
+        obj126.topic_id = uuid_from(raw129)
+        n130 = buf[pos]
+        if n130 > 127:
+            n130, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n130 -= 1
+        if n130 < 0 or n130 > limit - pos:
+            raise bad_length('array', pos, n130, buf)
+        items131 = []
+        for _ in range(n130):
+            obj133 = new(LeaderAndIsrPartitionState)
+            (obj133.partition_index, obj133.controller_epoch, obj133.leader, obj133.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n134 = buf[pos]
+            if n134 > 127:
+                n134, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n134 -= 1
+            if n134 < 0 or n134 > limit - pos:
+                raise bad_length('array', pos, n134, buf)
+            obj133.isr, pos = r_fixed_array(buf, pos, n134, 'i', 4)
+            (obj133.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n135 = buf[pos]
+            if n135 > 127:
+                n135, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n135 -= 1
+            if n135 < 0 or n135 > limit - pos:
+                raise bad_length('array', pos, n135, buf)
+            obj133.replicas, pos = r_fixed_array(buf, pos, n135, 'i', 4)
+            n136 = buf[pos]
+            if n136 > 127:
+                n136, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n136 -= 1
+            if n136 < 0 or n136 > limit - pos:
+                raise bad_length('array', pos, n136, buf)
+            obj133.adding_replicas, pos = r_fixed_array(buf, pos, n136, 'i', 4)
+            n137 = buf[pos]
+            if n137 > 127:
+                n137, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n137 -= 1
+            if n137 < 0 or n137 > limit - pos:
+                raise bad_length('array', pos, n137, buf)
+            obj133.removing_replicas, pos = r_fixed_array(buf, pos, n137, 'i', 4)
+            (obj133.is_new,) = _S4.unpack_from(buf, pos)
+            pos += 1
+            obj133.topic_name = ''
+            obj133.leader_recovery_state = 0
+            if buf[pos] == 0:
+                pos += 1
+                obj133.unknown_tagged_fields = []
+            else:
+                obj133.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items131.append(obj133)
+        obj126.partition_states = items131
+        if buf[pos] == 0:
+            pos += 1
+            obj126.unknown_tagged_fields = []
+        else:
+            obj126.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items124.append(obj126)
+    obj122.topic_states = items124
+    n138 = buf[pos]
+    if n138 > 127:
+        n138, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n138 -= 1
+    if n138 < 0 or n138 > limit - pos:
+        raise bad_length('array', pos, n138, buf)
+    items139 = []
+    for _ in range(n138):
+        obj141 = new(LeaderAndIsrLiveLeader)
+        (obj141.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n142 = buf[pos]
+        if n142 > 127:
+            n142, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n142 -= 1
+        end143 = pos + n142
+        if n142 < 0 or end143 > limit:
+            raise bad_length('string', pos, n142, buf)
+        obj141.host_name = str(buf[pos:end143], 'utf-8')
+        pos = end143
+        (obj141.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj141.unknown_tagged_fields = []
+        else:
+            obj141.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items139.append(obj141)
+    obj122.live_leaders = items139
+    obj122.is_k_raft_controller = False
+    obj122.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj122.unknown_tagged_fields = []
+    else:
+        obj122.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj122
     return self, pos
 
 
 # LeaderAndIsrRequest v6
 def _enc_LeaderAndIsrRequest_v6(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('LeaderAndIsrRequest', 'is_k_raft_controller', '6')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '6')
-    out += _S2.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.type)
-    w_calen(out, self.topic_states)
-    for item51 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v6(item51, out, parts)
-    w_calen(out, self.live_leaders)
-    for item52 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v4(item52, out, parts)
+    out += _S6.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.type)
+    n144 = len(self.topic_states) + 1
+    if n144 < 128:
+        out.append(n144)
+    else:
+        w_uvarint(out, n144)
+    for item145 in self.topic_states:
+        w_cstr(out, item145.topic_name)
+        out += _S7.pack(item145.topic_id.bytes)
+        n146 = len(item145.partition_states) + 1
+        if n146 < 128:
+            out.append(n146)
+        else:
+            w_uvarint(out, n146)
+        for item147 in item145.partition_states:
+            out += _S1.pack(item147.partition_index, item147.controller_epoch, item147.leader, item147.leader_epoch)
+            n148 = len(item147.isr) + 1
+            if n148 < 128:
+                out.append(n148)
+            else:
+                w_uvarint(out, n148)
+            w_fixed_array(out, item147.isr, 'i')
+            out += _S2.pack(item147.partition_epoch)
+            n149 = len(item147.replicas) + 1
+            if n149 < 128:
+                out.append(n149)
+            else:
+                w_uvarint(out, n149)
+            w_fixed_array(out, item147.replicas, 'i')
+            n150 = len(item147.adding_replicas) + 1
+            if n150 < 128:
+                out.append(n150)
+            else:
+                w_uvarint(out, n150)
+            w_fixed_array(out, item147.adding_replicas, 'i')
+            n151 = len(item147.removing_replicas) + 1
+            if n151 < 128:
+                out.append(n151)
+            else:
+                w_uvarint(out, n151)
+            w_fixed_array(out, item147.removing_replicas, 'i')
+            out += _S8.pack(item147.is_new, item147.leader_recovery_state)
+            if item147.unknown_tagged_fields:
+                w_tagged(out, (), item147.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item145.unknown_tagged_fields:
+            w_tagged(out, (), item145.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n152 = len(self.live_leaders) + 1
+    if n152 < 128:
+        out.append(n152)
+    else:
+        w_uvarint(out, n152)
+    for item153 in self.live_leaders:
+        out += _S2.pack(item153.broker_id)
+        w_cstr(out, item153.host_name)
+        out += _S2.pack(item153.port)
+        if item153.unknown_tagged_fields:
+            w_tagged(out, (), item153.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -422,42 +1115,214 @@ def _enc_LeaderAndIsrRequest_v6(self, out, parts):
 
 
 def _dec_LeaderAndIsrRequest_v6(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch, self.type,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj154 = new(LeaderAndIsrRequest)
+    (obj154.controller_id, obj154.controller_epoch, obj154.broker_epoch, obj154.type,) = _S6.unpack_from(buf, pos)
     pos += 17
-    n53, pos = r_calen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_LeaderAndIsrTopicState_v6(buf, pos)
-        items54.append(item55)
-    self.topic_states = items54
-    n56, pos = r_calen(buf, pos)
-    items57 = []
-    for _ in range(n56):
-        item58, pos = _dec_LeaderAndIsrLiveLeader_v4(buf, pos)
-        items57.append(item58)
-    self.live_leaders = items57
-    self.is_k_raft_controller = False
-    self.ungrouped_partition_states = []
-    count59, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count59:
-        pos = r_tagged_unknown(buf, pos, count59, unknown)
-    self.unknown_tagged_fields = unknown
+    n155 = buf[pos]
+    if n155 > 127:
+        n155, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n155 -= 1
+    if n155 < 0 or n155 > limit - pos:
+        raise bad_length('array', pos, n155, buf)
+    items156 = []
+    for _ in range(n155):
+        obj158 = new(LeaderAndIsrTopicState)
+        n159 = buf[pos]
+        if n159 > 127:
+            n159, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n159 -= 1
+        end160 = pos + n159
+        if n159 < 0 or end160 > limit:
+            raise bad_length('string', pos, n159, buf)
+        obj158.topic_name = str(buf[pos:end160], 'utf-8')
+        pos = end160
+        (raw161,) = _S7.unpack_from(buf, pos)
+        pos += 16
+        obj158.topic_id = uuid_from(raw161)
+        n162 = buf[pos]
+        if n162 > 127:
+            n162, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n162 -= 1
+        if n162 < 0 or n162 > limit - pos:
+            raise bad_length('array', pos, n162, buf)
+        items163 = []
+        for _ in range(n162):
+            obj165 = new(LeaderAndIsrPartitionState)
+            (obj165.partition_index, obj165.controller_epoch, obj165.leader, obj165.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n166 = buf[pos]
+            if n166 > 127:
+                n166, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n166 -= 1
+            if n166 < 0 or n166 > limit - pos:
+                raise bad_length('array', pos, n166, buf)
+            obj165.isr, pos = r_fixed_array(buf, pos, n166, 'i', 4)
+            (obj165.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n167 = buf[pos]
+            if n167 > 127:
+                n167, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n167 -= 1
+            if n167 < 0 or n167 > limit - pos:
+                raise bad_length('array', pos, n167, buf)
+            obj165.replicas, pos = r_fixed_array(buf, pos, n167, 'i', 4)
+            n168 = buf[pos]
+            if n168 > 127:
+                n168, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n168 -= 1
+            if n168 < 0 or n168 > limit - pos:
+                raise bad_length('array', pos, n168, buf)
+            obj165.adding_replicas, pos = r_fixed_array(buf, pos, n168, 'i', 4)
+            n169 = buf[pos]
+            if n169 > 127:
+                n169, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n169 -= 1
+            if n169 < 0 or n169 > limit - pos:
+                raise bad_length('array', pos, n169, buf)
+            obj165.removing_replicas, pos = r_fixed_array(buf, pos, n169, 'i', 4)
+            (obj165.is_new, obj165.leader_recovery_state,) = _S8.unpack_from(buf, pos)
+            pos += 2
+            obj165.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj165.unknown_tagged_fields = []
+            else:
+                obj165.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items163.append(obj165)
+        obj158.partition_states = items163
+        if buf[pos] == 0:
+            pos += 1
+            obj158.unknown_tagged_fields = []
+        else:
+            obj158.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items156.append(obj158)
+    obj154.topic_states = items156
+    n170 = buf[pos]
+    if n170 > 127:
+        n170, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n170 -= 1
+    if n170 < 0 or n170 > limit - pos:
+        raise bad_length('array', pos, n170, buf)
+    items171 = []
+    for _ in range(n170):
+        obj173 = new(LeaderAndIsrLiveLeader)
+        (obj173.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n174 = buf[pos]
+        if n174 > 127:
+            n174, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n174 -= 1
+        end175 = pos + n174
+        if n174 < 0 or end175 > limit:
+            raise bad_length('string', pos, n174, buf)
+        obj173.host_name = str(buf[pos:end175], 'utf-8')
+        pos = end175
+        (obj173.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj173.unknown_tagged_fields = []
+        else:
+            obj173.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items171.append(obj173)
+    obj154.live_leaders = items171
+    obj154.is_k_raft_controller = False
+    obj154.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj154.unknown_tagged_fields = []
+    else:
+        obj154.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj154
     return self, pos
 
 
 # LeaderAndIsrRequest v7
 def _enc_LeaderAndIsrRequest_v7(self, out, parts):
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('LeaderAndIsrRequest', 'ungrouped_partition_states', '7')
-    out += _S3.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch, self.type)
-    w_calen(out, self.topic_states)
-    for item60 in self.topic_states:
-        _enc_LeaderAndIsrTopicState_v6(item60, out, parts)
-    w_calen(out, self.live_leaders)
-    for item61 in self.live_leaders:
-        _enc_LeaderAndIsrLiveLeader_v4(item61, out, parts)
+    out += _S9.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch, self.type)
+    n176 = len(self.topic_states) + 1
+    if n176 < 128:
+        out.append(n176)
+    else:
+        w_uvarint(out, n176)
+    for item177 in self.topic_states:
+        w_cstr(out, item177.topic_name)
+        out += _S7.pack(item177.topic_id.bytes)
+        n178 = len(item177.partition_states) + 1
+        if n178 < 128:
+            out.append(n178)
+        else:
+            w_uvarint(out, n178)
+        for item179 in item177.partition_states:
+            out += _S1.pack(item179.partition_index, item179.controller_epoch, item179.leader, item179.leader_epoch)
+            n180 = len(item179.isr) + 1
+            if n180 < 128:
+                out.append(n180)
+            else:
+                w_uvarint(out, n180)
+            w_fixed_array(out, item179.isr, 'i')
+            out += _S2.pack(item179.partition_epoch)
+            n181 = len(item179.replicas) + 1
+            if n181 < 128:
+                out.append(n181)
+            else:
+                w_uvarint(out, n181)
+            w_fixed_array(out, item179.replicas, 'i')
+            n182 = len(item179.adding_replicas) + 1
+            if n182 < 128:
+                out.append(n182)
+            else:
+                w_uvarint(out, n182)
+            w_fixed_array(out, item179.adding_replicas, 'i')
+            n183 = len(item179.removing_replicas) + 1
+            if n183 < 128:
+                out.append(n183)
+            else:
+                w_uvarint(out, n183)
+            w_fixed_array(out, item179.removing_replicas, 'i')
+            out += _S8.pack(item179.is_new, item179.leader_recovery_state)
+            if item179.unknown_tagged_fields:
+                w_tagged(out, (), item179.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item177.unknown_tagged_fields:
+            w_tagged(out, (), item177.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n184 = len(self.live_leaders) + 1
+    if n184 < 128:
+        out.append(n184)
+    else:
+        w_uvarint(out, n184)
+    for item185 in self.live_leaders:
+        out += _S2.pack(item185.broker_id)
+        w_cstr(out, item185.host_name)
+        out += _S2.pack(item185.port)
+        if item185.unknown_tagged_fields:
+            w_tagged(out, (), item185.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -465,492 +1330,208 @@ def _enc_LeaderAndIsrRequest_v7(self, out, parts):
 
 
 def _dec_LeaderAndIsrRequest_v7(buf, pos):
-    self = new(LeaderAndIsrRequest)
-    (self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch, self.type,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj186 = new(LeaderAndIsrRequest)
+    (obj186.controller_id, obj186.is_k_raft_controller, obj186.controller_epoch, obj186.broker_epoch, obj186.type,) = _S9.unpack_from(buf, pos)
     pos += 18
-    n62, pos = r_calen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_LeaderAndIsrTopicState_v6(buf, pos)
-        items63.append(item64)
-    self.topic_states = items63
-    n65, pos = r_calen(buf, pos)
-    items66 = []
-    for _ in range(n65):
-        item67, pos = _dec_LeaderAndIsrLiveLeader_v4(buf, pos)
-        items66.append(item67)
-    self.live_leaders = items66
-    self.ungrouped_partition_states = []
-    count68, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count68:
-        pos = r_tagged_unknown(buf, pos, count68, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v0
-def _enc_LeaderAndIsrPartitionState_v0(self, out, parts):
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '0')
-    w_str(out, self.topic_name)
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrPartitionState', '0')
-
-
-def _dec_LeaderAndIsrPartitionState_v0(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n69, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n69, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n70, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n70, 'i', 4)
-    self.adding_replicas = []
-    self.removing_replicas = []
-    self.is_new = False
-    self.leader_recovery_state = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v1
-def _enc_LeaderAndIsrPartitionState_v1(self, out, parts):
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '1')
-    w_str(out, self.topic_name)
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    out += _S6.pack(self.is_new)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrPartitionState', '1')
-
-
-def _dec_LeaderAndIsrPartitionState_v1(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n71, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n71, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n72, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n72, 'i', 4)
-    (self.is_new,) = _S6.unpack_from(buf, pos)
-    pos += 1
-    self.adding_replicas = []
-    self.removing_replicas = []
-    self.leader_recovery_state = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v2
-def _enc_LeaderAndIsrPartitionState_v2(self, out, parts):
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '2')
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    out += _S6.pack(self.is_new)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrPartitionState', '2')
-
-
-def _dec_LeaderAndIsrPartitionState_v2(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n73, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n73, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n74, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n74, 'i', 4)
-    (self.is_new,) = _S6.unpack_from(buf, pos)
-    pos += 1
-    self.topic_name = ''
-    self.adding_replicas = []
-    self.removing_replicas = []
-    self.leader_recovery_state = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v3
-def _enc_LeaderAndIsrPartitionState_v3(self, out, parts):
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '3')
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_alen(out, self.adding_replicas)
-    w_fixed_array(out, self.adding_replicas, 'i')
-    w_alen(out, self.removing_replicas)
-    w_fixed_array(out, self.removing_replicas, 'i')
-    out += _S6.pack(self.is_new)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrPartitionState', '3')
-
-
-def _dec_LeaderAndIsrPartitionState_v3(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n75, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n75, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n76, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n76, 'i', 4)
-    n77, pos = r_alen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n77, 'i', 4)
-    n78, pos = r_alen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n78, 'i', 4)
-    (self.is_new,) = _S6.unpack_from(buf, pos)
-    pos += 1
-    self.topic_name = ''
-    self.leader_recovery_state = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v4-5
-def _enc_LeaderAndIsrPartitionState_v4(self, out, parts):
-    if self.leader_recovery_state != 0:
-        raise cannot_carry('LeaderAndIsrPartitionState', 'leader_recovery_state', '4-5')
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_calen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_calen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.adding_replicas)
-    w_fixed_array(out, self.adding_replicas, 'i')
-    w_calen(out, self.removing_replicas)
-    w_fixed_array(out, self.removing_replicas, 'i')
-    out += _S6.pack(self.is_new)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n187 = buf[pos]
+    if n187 > 127:
+        n187, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrPartitionState_v4(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n79, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n79, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n80, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n80, 'i', 4)
-    n81, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n81, 'i', 4)
-    n82, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n82, 'i', 4)
-    (self.is_new,) = _S6.unpack_from(buf, pos)
-    pos += 1
-    self.topic_name = ''
-    self.leader_recovery_state = 0
-    count83, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count83:
-        pos = r_tagged_unknown(buf, pos, count83, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrPartitionState v6-7
-def _enc_LeaderAndIsrPartitionState_v6(self, out, parts):
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_calen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.partition_epoch)
-    w_calen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.adding_replicas)
-    w_fixed_array(out, self.adding_replicas, 'i')
-    w_calen(out, self.removing_replicas)
-    w_fixed_array(out, self.removing_replicas, 'i')
-    out += _S7.pack(self.is_new, self.leader_recovery_state)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n187 -= 1
+    if n187 < 0 or n187 > limit - pos:
+        raise bad_length('array', pos, n187, buf)
+    items188 = []
+    for _ in range(n187):
+        obj190 = new(LeaderAndIsrTopicState)
+        n191 = buf[pos]
+        if n191 > 127:
+            n191, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n191 -= 1
+        end192 = pos + n191
+        if n191 < 0 or end192 > limit:
+            raise bad_length('string', pos, n191, buf)
+        obj190.topic_name = str(buf[pos:end192], 'utf-8')
+        pos = end192
+        (raw193,) = _S7.unpack_from(buf, pos)
+        pos += 16
+        obj190.topic_id = uuid_from(raw193)
+        n194 = buf[pos]
+        if n194 > 127:
+            n194, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n194 -= 1
+        if n194 < 0 or n194 > limit - pos:
+            raise bad_length('array', pos, n194, buf)
+        items195 = []
+        for _ in range(n194):
+            obj197 = new(LeaderAndIsrPartitionState)
+            (obj197.partition_index, obj197.controller_epoch, obj197.leader, obj197.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n198 = buf[pos]
+            if n198 > 127:
+                n198, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n198 -= 1
+            if n198 < 0 or n198 > limit - pos:
+                raise bad_length('array', pos, n198, buf)
+            obj197.isr, pos = r_fixed_array(buf, pos, n198, 'i', 4)
+            (obj197.partition_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n199 = buf[pos]
+            if n199 > 127:
+                n199, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n199 -= 1
+            if n199 < 0 or n199 > limit - pos:
+                raise bad_length('array', pos, n199, buf)
+            obj197.replicas, pos = r_fixed_array(buf, pos, n199, 'i', 4)
+            n200 = buf[pos]
+            if n200 > 127:
+                n200, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n200 -= 1
+            if n200 < 0 or n200 > limit - pos:
+                raise bad_length('array', pos, n200, buf)
+            obj197.adding_replicas, pos = r_fixed_array(buf, pos, n200, 'i', 4)
+            n201 = buf[pos]
+            if n201 > 127:
+                n201, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n201 -= 1
+            if n201 < 0 or n201 > limit - pos:
+                raise bad_length('array', pos, n201, buf)
+            obj197.removing_replicas, pos = r_fixed_array(buf, pos, n201, 'i', 4)
+            (obj197.is_new, obj197.leader_recovery_state,) = _S8.unpack_from(buf, pos)
+            pos += 2
+            obj197.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj197.unknown_tagged_fields = []
+            else:
+                obj197.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items195.append(obj197)
+        obj190.partition_states = items195
+        if buf[pos] == 0:
+            pos += 1
+            obj190.unknown_tagged_fields = []
+        else:
+            obj190.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items188.append(obj190)
+    obj186.topic_states = items188
+    n202 = buf[pos]
+    if n202 > 127:
+        n202, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrPartitionState_v6(buf, pos):
-    self = new(LeaderAndIsrPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n84, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n84, 'i', 4)
-    (self.partition_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n85, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n85, 'i', 4)
-    n86, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n86, 'i', 4)
-    n87, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n87, 'i', 4)
-    (self.is_new, self.leader_recovery_state,) = _S7.unpack_from(buf, pos)
-    pos += 2
-    self.topic_name = ''
-    count88, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count88:
-        pos = r_tagged_unknown(buf, pos, count88, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrTopicState v2
-def _enc_LeaderAndIsrTopicState_v2(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partition_states)
-    for item89 in self.partition_states:
-        _enc_LeaderAndIsrPartitionState_v2(item89, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrTopicState', '2')
-
-
-def _dec_LeaderAndIsrTopicState_v2(buf, pos):
-    self = new(LeaderAndIsrTopicState)
-    self.topic_name, pos = r_str(buf, pos)
-    n90, pos = r_alen(buf, pos)
-    items91 = []
-    for _ in range(n90):
-        item92, pos = _dec_LeaderAndIsrPartitionState_v2(buf, pos)
-        items91.append(item92)
-    self.partition_states = items91
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrTopicState v3
-def _enc_LeaderAndIsrTopicState_v3(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partition_states)
-    for item93 in self.partition_states:
-        _enc_LeaderAndIsrPartitionState_v3(item93, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrTopicState', '3')
-
-
-def _dec_LeaderAndIsrTopicState_v3(buf, pos):
-    self = new(LeaderAndIsrTopicState)
-    self.topic_name, pos = r_str(buf, pos)
-    n94, pos = r_alen(buf, pos)
-    items95 = []
-    for _ in range(n94):
-        item96, pos = _dec_LeaderAndIsrPartitionState_v3(buf, pos)
-        items95.append(item96)
-    self.partition_states = items95
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrTopicState v4
-def _enc_LeaderAndIsrTopicState_v4(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partition_states)
-    for item97 in self.partition_states:
-        _enc_LeaderAndIsrPartitionState_v4(item97, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n202 -= 1
+    if n202 < 0 or n202 > limit - pos:
+        raise bad_length('array', pos, n202, buf)
+    items203 = []
+    for _ in range(n202):
+        obj205 = new(LeaderAndIsrLiveLeader)
+        (obj205.broker_id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n206 = buf[pos]
+        if n206 > 127:
+            n206, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n206 -= 1
+        end207 = pos + n206
+        if n206 < 0 or end207 > limit:
+            raise bad_length('string', pos, n206, buf)
+        obj205.host_name = str(buf[pos:end207], 'utf-8')
+        pos = end207
+        (obj205.port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj205.unknown_tagged_fields = []
+        else:
+            obj205.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items203.append(obj205)
+    obj186.live_leaders = items203
+    obj186.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj186.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrTopicState_v4(buf, pos):
-    self = new(LeaderAndIsrTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n98, pos = r_calen(buf, pos)
-    items99 = []
-    for _ in range(n98):
-        item100, pos = _dec_LeaderAndIsrPartitionState_v4(buf, pos)
-        items99.append(item100)
-    self.partition_states = items99
-    self.topic_id = ZERO_UUID
-    count101, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count101:
-        pos = r_tagged_unknown(buf, pos, count101, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrTopicState v5
-def _enc_LeaderAndIsrTopicState_v5(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S8.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_states)
-    for item102 in self.partition_states:
-        _enc_LeaderAndIsrPartitionState_v4(item102, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrTopicState_v5(buf, pos):
-    self = new(LeaderAndIsrTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (raw103,) = _S8.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw103)
-    n104, pos = r_calen(buf, pos)
-    items105 = []
-    for _ in range(n104):
-        item106, pos = _dec_LeaderAndIsrPartitionState_v4(buf, pos)
-        items105.append(item106)
-    self.partition_states = items105
-    count107, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count107:
-        pos = r_tagged_unknown(buf, pos, count107, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrTopicState v6-7
-def _enc_LeaderAndIsrTopicState_v6(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S8.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_states)
-    for item108 in self.partition_states:
-        _enc_LeaderAndIsrPartitionState_v6(item108, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrTopicState_v6(buf, pos):
-    self = new(LeaderAndIsrTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (raw109,) = _S8.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw109)
-    n110, pos = r_calen(buf, pos)
-    items111 = []
-    for _ in range(n110):
-        item112, pos = _dec_LeaderAndIsrPartitionState_v6(buf, pos)
-        items111.append(item112)
-    self.partition_states = items111
-    count113, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count113:
-        pos = r_tagged_unknown(buf, pos, count113, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrLiveLeader v0-3
-def _enc_LeaderAndIsrLiveLeader_v0(self, out, parts):
-    out += _S5.pack(self.broker_id)
-    w_str(out, self.host_name)
-    out += _S5.pack(self.port)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrLiveLeader', '0-3')
-
-
-def _dec_LeaderAndIsrLiveLeader_v0(buf, pos):
-    self = new(LeaderAndIsrLiveLeader)
-    (self.broker_id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host_name, pos = r_str(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrLiveLeader v4-7
-def _enc_LeaderAndIsrLiveLeader_v4(self, out, parts):
-    out += _S5.pack(self.broker_id)
-    w_cstr(out, self.host_name)
-    out += _S5.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrLiveLeader_v4(buf, pos):
-    self = new(LeaderAndIsrLiveLeader)
-    (self.broker_id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host_name, pos = r_cstr(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count114, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count114:
-        pos = r_tagged_unknown(buf, pos, count114, unknown)
-    self.unknown_tagged_fields = unknown
+        obj186.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj186
     return self, pos
 
 
 # LeaderAndIsrResponse v0-3
 def _enc_LeaderAndIsrResponse_v0(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('LeaderAndIsrResponse', 'topics', '0-3')
-    out += _S9.pack(self.error_code)
+    out += _S3.pack(self.error_code)
     w_alen(out, self.partition_errors)
-    for item115 in self.partition_errors:
-        _enc_LeaderAndIsrPartitionError_v0(item115, out, parts)
+    for item208 in self.partition_errors:
+        w_str(out, item208.topic_name)
+        out += _S10.pack(item208.partition_index, item208.error_code)
+        if item208.unknown_tagged_fields:
+            raise no_tagged_fields_error('LeaderAndIsrPartitionError', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaderAndIsrResponse', '0-3')
 
 
 def _dec_LeaderAndIsrResponse_v0(buf, pos):
-    self = new(LeaderAndIsrResponse)
-    (self.error_code,) = _S9.unpack_from(buf, pos)
+    limit = len(buf)
+    obj209 = new(LeaderAndIsrResponse)
+    (obj209.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    n116, pos = r_alen(buf, pos)
-    items117 = []
-    for _ in range(n116):
-        item118, pos = _dec_LeaderAndIsrPartitionError_v0(buf, pos)
-        items117.append(item118)
-    self.partition_errors = items117
-    self.topics = []
-    self.unknown_tagged_fields = []
+    (n210,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n210 < 0 or n210 > limit - pos:
+        raise bad_length('array', pos, n210, buf)
+    items211 = []
+    for _ in range(n210):
+        obj213 = new(LeaderAndIsrPartitionError)
+        (n214,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end215 = pos + n214
+        if n214 < 0 or end215 > limit:
+            raise bad_length('string', pos, n214, buf)
+        obj213.topic_name = str(buf[pos:end215], 'utf-8')
+        pos = end215
+        (obj213.partition_index, obj213.error_code,) = _S10.unpack_from(buf, pos)
+        pos += 6
+        obj213.unknown_tagged_fields = []
+        items211.append(obj213)
+    obj209.partition_errors = items211
+    obj209.topics = []
+    obj209.unknown_tagged_fields = []
+    self = obj209
     return self, pos
 
 
 # LeaderAndIsrResponse v4
 def _enc_LeaderAndIsrResponse_v4(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('LeaderAndIsrResponse', 'topics', '4')
-    out += _S9.pack(self.error_code)
-    w_calen(out, self.partition_errors)
-    for item119 in self.partition_errors:
-        _enc_LeaderAndIsrPartitionError_v4(item119, out, parts)
+    out += _S3.pack(self.error_code)
+    n216 = len(self.partition_errors) + 1
+    if n216 < 128:
+        out.append(n216)
+    else:
+        w_uvarint(out, n216)
+    for item217 in self.partition_errors:
+        w_cstr(out, item217.topic_name)
+        out += _S10.pack(item217.partition_index, item217.error_code)
+        if item217.unknown_tagged_fields:
+            w_tagged(out, (), item217.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -958,32 +1539,78 @@ def _enc_LeaderAndIsrResponse_v4(self, out, parts):
 
 
 def _dec_LeaderAndIsrResponse_v4(buf, pos):
-    self = new(LeaderAndIsrResponse)
-    (self.error_code,) = _S9.unpack_from(buf, pos)
+    limit = len(buf)
+    obj218 = new(LeaderAndIsrResponse)
+    (obj218.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    n120, pos = r_calen(buf, pos)
-    items121 = []
-    for _ in range(n120):
-        item122, pos = _dec_LeaderAndIsrPartitionError_v4(buf, pos)
-        items121.append(item122)
-    self.partition_errors = items121
-    self.topics = []
-    count123, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count123:
-        pos = r_tagged_unknown(buf, pos, count123, unknown)
-    self.unknown_tagged_fields = unknown
+    n219 = buf[pos]
+    if n219 > 127:
+        n219, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n219 -= 1
+    if n219 < 0 or n219 > limit - pos:
+        raise bad_length('array', pos, n219, buf)
+    items220 = []
+    for _ in range(n219):
+        obj222 = new(LeaderAndIsrPartitionError)
+        n223 = buf[pos]
+        if n223 > 127:
+            n223, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n223 -= 1
+        end224 = pos + n223
+        if n223 < 0 or end224 > limit:
+            raise bad_length('string', pos, n223, buf)
+        obj222.topic_name = str(buf[pos:end224], 'utf-8')
+        pos = end224
+        (obj222.partition_index, obj222.error_code,) = _S10.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            obj222.unknown_tagged_fields = []
+        else:
+            obj222.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items220.append(obj222)
+    obj218.partition_errors = items220
+    obj218.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj218.unknown_tagged_fields = []
+    else:
+        obj218.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj218
     return self, pos
 
 
 # LeaderAndIsrResponse v5-7
 def _enc_LeaderAndIsrResponse_v5(self, out, parts):
-    if (self.partition_errors is None or len(self.partition_errors) != 0):
+    if not ((self.partition_errors is not None and len(self.partition_errors) == 0)):
         raise cannot_carry('LeaderAndIsrResponse', 'partition_errors', '5-7')
-    out += _S9.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item124 in self.topics:
-        _enc_LeaderAndIsrTopicError_v5(item124, out, parts)
+    out += _S3.pack(self.error_code)
+    n225 = len(self.topics) + 1
+    if n225 < 128:
+        out.append(n225)
+    else:
+        w_uvarint(out, n225)
+    for item226 in self.topics:
+        out += _S7.pack(item226.topic_id.bytes)
+        n227 = len(item226.partition_errors) + 1
+        if n227 < 128:
+            out.append(n227)
+        else:
+            w_uvarint(out, n227)
+        for item228 in item226.partition_errors:
+            out += _S10.pack(item228.partition_index, item228.error_code)
+            if item228.unknown_tagged_fields:
+                w_tagged(out, (), item228.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item226.unknown_tagged_fields:
+            w_tagged(out, (), item226.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -991,114 +1618,59 @@ def _enc_LeaderAndIsrResponse_v5(self, out, parts):
 
 
 def _dec_LeaderAndIsrResponse_v5(buf, pos):
-    self = new(LeaderAndIsrResponse)
-    (self.error_code,) = _S9.unpack_from(buf, pos)
+    limit = len(buf)
+    obj229 = new(LeaderAndIsrResponse)
+    (obj229.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    n125, pos = r_calen(buf, pos)
-    items126 = []
-    for _ in range(n125):
-        item127, pos = _dec_LeaderAndIsrTopicError_v5(buf, pos)
-        items126.append(item127)
-    self.topics = items126
-    self.partition_errors = []
-    count128, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count128:
-        pos = r_tagged_unknown(buf, pos, count128, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrPartitionError v0-3
-def _enc_LeaderAndIsrPartitionError_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S10.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('LeaderAndIsrPartitionError', '0-3')
-
-
-def _dec_LeaderAndIsrPartitionError_v0(buf, pos):
-    self = new(LeaderAndIsrPartitionError)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.error_code,) = _S10.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# LeaderAndIsrPartitionError v4
-def _enc_LeaderAndIsrPartitionError_v4(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S10.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n230 = buf[pos]
+    if n230 > 127:
+        n230, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrPartitionError_v4(buf, pos):
-    self = new(LeaderAndIsrPartitionError)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.partition_index, self.error_code,) = _S10.unpack_from(buf, pos)
-    pos += 6
-    count129, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count129:
-        pos = r_tagged_unknown(buf, pos, count129, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrPartitionError v5-7
-def _enc_LeaderAndIsrPartitionError_v5(self, out, parts):
-    out += _S10.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n230 -= 1
+    if n230 < 0 or n230 > limit - pos:
+        raise bad_length('array', pos, n230, buf)
+    items231 = []
+    for _ in range(n230):
+        obj233 = new(LeaderAndIsrTopicError)
+        (raw234,) = _S7.unpack_from(buf, pos)
+        pos += 16
+        obj233.topic_id = uuid_from(raw234)
+        n235 = buf[pos]
+        if n235 > 127:
+            n235, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n235 -= 1
+        if n235 < 0 or n235 > limit - pos:
+            raise bad_length('array', pos, n235, buf)
+        items236 = []
+        for _ in range(n235):
+            obj238 = new(LeaderAndIsrPartitionError)
+            (obj238.partition_index, obj238.error_code,) = _S10.unpack_from(buf, pos)
+            pos += 6
+            obj238.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj238.unknown_tagged_fields = []
+            else:
+                obj238.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items236.append(obj238)
+        obj233.partition_errors = items236
+        if buf[pos] == 0:
+            pos += 1
+            obj233.unknown_tagged_fields = []
+        else:
+            obj233.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items231.append(obj233)
+    obj229.topics = items231
+    obj229.partition_errors = []
+    if buf[pos] == 0:
+        pos += 1
+        obj229.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrPartitionError_v5(buf, pos):
-    self = new(LeaderAndIsrPartitionError)
-    (self.partition_index, self.error_code,) = _S10.unpack_from(buf, pos)
-    pos += 6
-    self.topic_name = ''
-    count130, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count130:
-        pos = r_tagged_unknown(buf, pos, count130, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderAndIsrTopicError v5-7
-def _enc_LeaderAndIsrTopicError_v5(self, out, parts):
-    out += _S8.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_errors)
-    for item131 in self.partition_errors:
-        _enc_LeaderAndIsrPartitionError_v5(item131, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderAndIsrTopicError_v5(buf, pos):
-    self = new(LeaderAndIsrTopicError)
-    (raw132,) = _S8.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw132)
-    n133, pos = r_calen(buf, pos)
-    items134 = []
-    for _ in range(n133):
-        item135, pos = _dec_LeaderAndIsrPartitionError_v5(buf, pos)
-        items134.append(item135)
-    self.partition_errors = items134
-    count136, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count136:
-        pos = r_tagged_unknown(buf, pos, count136, unknown)
-    self.unknown_tagged_fields = unknown
+        obj229.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj229
     return self, pos
 
 

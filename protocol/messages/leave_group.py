@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['LeaveGroupRequest', 'LeaveGroupResponse', 'MemberIdentity', 'MemberResponse']
 
 _S0 = _Struct('>h')
-_S1 = _Struct('>ih')
+_S1 = _Struct('>i')
+_S2 = _Struct('>ih')
 
 
 class LeaveGroupRequest(Message):
@@ -83,7 +84,7 @@ class MemberResponse(Struct):
 
 # LeaveGroupRequest v0-2
 def _enc_LeaveGroupRequest_v0(self, out, parts):
-    if (self.members is None or len(self.members) != 0):
+    if not ((self.members is not None and len(self.members) == 0)):
         raise cannot_carry('LeaveGroupRequest', 'members', '0-2')
     w_str(out, self.group_id)
     w_str(out, self.member_id)
@@ -92,48 +93,104 @@ def _enc_LeaveGroupRequest_v0(self, out, parts):
 
 
 def _dec_LeaveGroupRequest_v0(buf, pos):
-    self = new(LeaveGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    self.member_id, pos = r_str(buf, pos)
-    self.members = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(LeaveGroupRequest)
+    (n2,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (n4,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    obj1.members = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
 # LeaveGroupRequest v3
 def _enc_LeaveGroupRequest_v3(self, out, parts):
-    if self.member_id != '':
+    if not (self.member_id == ''):
         raise cannot_carry('LeaveGroupRequest', 'member_id', '3')
     w_str(out, self.group_id)
     w_alen(out, self.members)
-    for item1 in self.members:
-        _enc_MemberIdentity_v3(item1, out, parts)
+    for item6 in self.members:
+        w_str(out, item6.member_id)
+        w_nstr(out, item6.group_instance_id)
+        if item6.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberIdentity', '3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaveGroupRequest', '3')
 
 
 def _dec_LeaveGroupRequest_v3(buf, pos):
-    self = new(LeaveGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_MemberIdentity_v3(buf, pos)
-        items3.append(item4)
-    self.members = items3
-    self.member_id = ''
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj7 = new(LeaveGroupRequest)
+    (n8,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('string', pos, n8, buf)
+    obj7.group_id = str(buf[pos:end9], 'utf-8')
+    pos = end9
+    (n10,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    items11 = []
+    for _ in range(n10):
+        obj13 = new(MemberIdentity)
+        (n14,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end15 = pos + n14
+        if n14 < 0 or end15 > limit:
+            raise bad_length('string', pos, n14, buf)
+        obj13.member_id = str(buf[pos:end15], 'utf-8')
+        pos = end15
+        (n16,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            if n16 != -1:
+                raise bad_length('string', pos, n16, buf)
+            obj13.group_instance_id = None
+        else:
+            obj13.group_instance_id = str(buf[pos:end17], 'utf-8')
+            pos = end17
+        obj13.reason = None
+        obj13.unknown_tagged_fields = []
+        items11.append(obj13)
+    obj7.members = items11
+    obj7.member_id = ''
+    obj7.unknown_tagged_fields = []
+    self = obj7
     return self, pos
 
 
 # LeaveGroupRequest v4
 def _enc_LeaveGroupRequest_v4(self, out, parts):
-    if self.member_id != '':
+    if not (self.member_id == ''):
         raise cannot_carry('LeaveGroupRequest', 'member_id', '4')
     w_cstr(out, self.group_id)
-    w_calen(out, self.members)
-    for item5 in self.members:
-        _enc_MemberIdentity_v4(item5, out, parts)
+    n18 = len(self.members) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
+    for item19 in self.members:
+        w_cstr(out, item19.member_id)
+        w_cnstr(out, item19.group_instance_id)
+        if item19.unknown_tagged_fields:
+            w_tagged(out, (), item19.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -141,31 +198,91 @@ def _enc_LeaveGroupRequest_v4(self, out, parts):
 
 
 def _dec_LeaveGroupRequest_v4(buf, pos):
-    self = new(LeaveGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_MemberIdentity_v4(buf, pos)
-        items7.append(item8)
-    self.members = items7
-    self.member_id = ''
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj20 = new(LeaveGroupRequest)
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        raise bad_length('string', pos, n21, buf)
+    obj20.group_id = str(buf[pos:end22], 'utf-8')
+    pos = end22
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n23 -= 1
+    if n23 < 0 or n23 > limit - pos:
+        raise bad_length('array', pos, n23, buf)
+    items24 = []
+    for _ in range(n23):
+        obj26 = new(MemberIdentity)
+        n27 = buf[pos]
+        if n27 > 127:
+            n27, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n27 -= 1
+        end28 = pos + n27
+        if n27 < 0 or end28 > limit:
+            raise bad_length('string', pos, n27, buf)
+        obj26.member_id = str(buf[pos:end28], 'utf-8')
+        pos = end28
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            if n29 != -1:
+                raise bad_length('string', pos, n29, buf)
+            obj26.group_instance_id = None
+        else:
+            obj26.group_instance_id = str(buf[pos:end30], 'utf-8')
+            pos = end30
+        obj26.reason = None
+        if buf[pos] == 0:
+            pos += 1
+            obj26.unknown_tagged_fields = []
+        else:
+            obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items24.append(obj26)
+    obj20.members = items24
+    obj20.member_id = ''
+    if buf[pos] == 0:
+        pos += 1
+        obj20.unknown_tagged_fields = []
+    else:
+        obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj20
     return self, pos
 
 
 # LeaveGroupRequest v5
 def _enc_LeaveGroupRequest_v5(self, out, parts):
-    if self.member_id != '':
+    if not (self.member_id == ''):
         raise cannot_carry('LeaveGroupRequest', 'member_id', '5')
     w_cstr(out, self.group_id)
-    w_calen(out, self.members)
-    for item10 in self.members:
-        _enc_MemberIdentity_v5(item10, out, parts)
+    n31 = len(self.members) + 1
+    if n31 < 128:
+        out.append(n31)
+    else:
+        w_uvarint(out, n31)
+    for item32 in self.members:
+        w_cstr(out, item32.member_id)
+        w_cnstr(out, item32.group_instance_id)
+        w_cnstr(out, item32.reason)
+        if item32.unknown_tagged_fields:
+            w_tagged(out, (), item32.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -173,90 +290,89 @@ def _enc_LeaveGroupRequest_v5(self, out, parts):
 
 
 def _dec_LeaveGroupRequest_v5(buf, pos):
-    self = new(LeaveGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_MemberIdentity_v5(buf, pos)
-        items12.append(item13)
-    self.members = items12
-    self.member_id = ''
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MemberIdentity v3
-def _enc_MemberIdentity_v3(self, out, parts):
-    w_str(out, self.member_id)
-    w_nstr(out, self.group_instance_id)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MemberIdentity', '3')
-
-
-def _dec_MemberIdentity_v3(buf, pos):
-    self = new(MemberIdentity)
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.reason = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MemberIdentity v4
-def _enc_MemberIdentity_v4(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj33 = new(LeaveGroupRequest)
+    n34 = buf[pos]
+    if n34 > 127:
+        n34, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MemberIdentity_v4(buf, pos):
-    self = new(MemberIdentity)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.reason = None
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MemberIdentity v5
-def _enc_MemberIdentity_v5(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    w_cnstr(out, self.reason)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n34 -= 1
+    end35 = pos + n34
+    if n34 < 0 or end35 > limit:
+        raise bad_length('string', pos, n34, buf)
+    obj33.group_id = str(buf[pos:end35], 'utf-8')
+    pos = end35
+    n36 = buf[pos]
+    if n36 > 127:
+        n36, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MemberIdentity_v5(buf, pos):
-    self = new(MemberIdentity)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.reason, pos = r_cnstr(buf, pos)
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n36 -= 1
+    if n36 < 0 or n36 > limit - pos:
+        raise bad_length('array', pos, n36, buf)
+    items37 = []
+    for _ in range(n36):
+        obj39 = new(MemberIdentity)
+        n40 = buf[pos]
+        if n40 > 127:
+            n40, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n40 -= 1
+        end41 = pos + n40
+        if n40 < 0 or end41 > limit:
+            raise bad_length('string', pos, n40, buf)
+        obj39.member_id = str(buf[pos:end41], 'utf-8')
+        pos = end41
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        end43 = pos + n42
+        if n42 < 0 or end43 > limit:
+            if n42 != -1:
+                raise bad_length('string', pos, n42, buf)
+            obj39.group_instance_id = None
+        else:
+            obj39.group_instance_id = str(buf[pos:end43], 'utf-8')
+            pos = end43
+        n44 = buf[pos]
+        if n44 > 127:
+            n44, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n44 -= 1
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            if n44 != -1:
+                raise bad_length('string', pos, n44, buf)
+            obj39.reason = None
+        else:
+            obj39.reason = str(buf[pos:end45], 'utf-8')
+            pos = end45
+        if buf[pos] == 0:
+            pos += 1
+            obj39.unknown_tagged_fields = []
+        else:
+            obj39.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items37.append(obj39)
+    obj33.members = items37
+    obj33.member_id = ''
+    if buf[pos] == 0:
+        pos += 1
+        obj33.unknown_tagged_fields = []
+    else:
+        obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj33
     return self, pos
 
 
 # LeaveGroupResponse v0
 def _enc_LeaveGroupResponse_v0(self, out, parts):
-    if (self.members is None or len(self.members) != 0):
+    if not ((self.members is not None and len(self.members) == 0)):
         raise cannot_carry('LeaveGroupResponse', 'members', '0')
     out += _S0.pack(self.error_code)
     if self.unknown_tagged_fields:
@@ -264,63 +380,106 @@ def _enc_LeaveGroupResponse_v0(self, out, parts):
 
 
 def _dec_LeaveGroupResponse_v0(buf, pos):
-    self = new(LeaveGroupResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(LeaveGroupResponse)
+    (obj46.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    self.throttle_time_ms = 0
-    self.members = []
-    self.unknown_tagged_fields = []
+    obj46.throttle_time_ms = 0
+    obj46.members = []
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 
 # LeaveGroupResponse v1-2
 def _enc_LeaveGroupResponse_v1(self, out, parts):
-    if (self.members is None or len(self.members) != 0):
+    if not ((self.members is not None and len(self.members) == 0)):
         raise cannot_carry('LeaveGroupResponse', 'members', '1-2')
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaveGroupResponse', '1-2')
 
 
 def _dec_LeaveGroupResponse_v1(buf, pos):
-    self = new(LeaveGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj47 = new(LeaveGroupResponse)
+    (obj47.throttle_time_ms, obj47.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.members = []
-    self.unknown_tagged_fields = []
+    obj47.members = []
+    obj47.unknown_tagged_fields = []
+    self = obj47
     return self, pos
 
 
 # LeaveGroupResponse v3
 def _enc_LeaveGroupResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     w_alen(out, self.members)
-    for item17 in self.members:
-        _enc_MemberResponse_v3(item17, out, parts)
+    for item48 in self.members:
+        w_str(out, item48.member_id)
+        w_nstr(out, item48.group_instance_id)
+        out += _S0.pack(item48.error_code)
+        if item48.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberResponse', '3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('LeaveGroupResponse', '3')
 
 
 def _dec_LeaveGroupResponse_v3(buf, pos):
-    self = new(LeaveGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj49 = new(LeaveGroupResponse)
+    (obj49.throttle_time_ms, obj49.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n18, pos = r_alen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_MemberResponse_v3(buf, pos)
-        items19.append(item20)
-    self.members = items19
-    self.unknown_tagged_fields = []
+    (n50,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n50 < 0 or n50 > limit - pos:
+        raise bad_length('array', pos, n50, buf)
+    items51 = []
+    for _ in range(n50):
+        obj53 = new(MemberResponse)
+        (n54,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end55 = pos + n54
+        if n54 < 0 or end55 > limit:
+            raise bad_length('string', pos, n54, buf)
+        obj53.member_id = str(buf[pos:end55], 'utf-8')
+        pos = end55
+        (n56,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end57 = pos + n56
+        if n56 < 0 or end57 > limit:
+            if n56 != -1:
+                raise bad_length('string', pos, n56, buf)
+            obj53.group_instance_id = None
+        else:
+            obj53.group_instance_id = str(buf[pos:end57], 'utf-8')
+            pos = end57
+        (obj53.error_code,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        obj53.unknown_tagged_fields = []
+        items51.append(obj53)
+    obj49.members = items51
+    obj49.unknown_tagged_fields = []
+    self = obj49
     return self, pos
 
 
 # LeaveGroupResponse v4-5
 def _enc_LeaveGroupResponse_v4(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.members)
-    for item21 in self.members:
-        _enc_MemberResponse_v4(item21, out, parts)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    n58 = len(self.members) + 1
+    if n58 < 128:
+        out.append(n58)
+    else:
+        w_uvarint(out, n58)
+    for item59 in self.members:
+        w_cstr(out, item59.member_id)
+        w_cnstr(out, item59.group_instance_id)
+        out += _S0.pack(item59.error_code)
+        if item59.unknown_tagged_fields:
+            w_tagged(out, (), item59.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -328,64 +487,61 @@ def _enc_LeaveGroupResponse_v4(self, out, parts):
 
 
 def _dec_LeaveGroupResponse_v4(buf, pos):
-    self = new(LeaveGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj60 = new(LeaveGroupResponse)
+    (obj60.throttle_time_ms, obj60.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n22, pos = r_calen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_MemberResponse_v4(buf, pos)
-        items23.append(item24)
-    self.members = items23
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MemberResponse v3
-def _enc_MemberResponse_v3(self, out, parts):
-    w_str(out, self.member_id)
-    w_nstr(out, self.group_instance_id)
-    out += _S0.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MemberResponse', '3')
-
-
-def _dec_MemberResponse_v3(buf, pos):
-    self = new(MemberResponse)
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MemberResponse v4-5
-def _enc_MemberResponse_v4(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    out += _S0.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n61 = buf[pos]
+    if n61 > 127:
+        n61, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MemberResponse_v4(buf, pos):
-    self = new(MemberResponse)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n61 -= 1
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(MemberResponse)
+        n65 = buf[pos]
+        if n65 > 127:
+            n65, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n65 -= 1
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj64.member_id = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        n67 = buf[pos]
+        if n67 > 127:
+            n67, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n67 -= 1
+        end68 = pos + n67
+        if n67 < 0 or end68 > limit:
+            if n67 != -1:
+                raise bad_length('string', pos, n67, buf)
+            obj64.group_instance_id = None
+        else:
+            obj64.group_instance_id = str(buf[pos:end68], 'utf-8')
+            pos = end68
+        (obj64.error_code,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj64.unknown_tagged_fields = []
+        else:
+            obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items62.append(obj64)
+    obj60.members = items62
+    if buf[pos] == 0:
+        pos += 1
+        obj60.unknown_tagged_fields = []
+    else:
+        obj60.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj60
     return self, pos
 
 

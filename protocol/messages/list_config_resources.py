@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -68,7 +68,7 @@ class ConfigResource(Struct):
 
 # ListConfigResourcesRequest v0
 def _enc_ListConfigResourcesRequest_v0(self, out, parts):
-    if (self.resource_types is None or len(self.resource_types) != 0):
+    if not ((self.resource_types is not None and len(self.resource_types) == 0)):
         raise cannot_carry('ListConfigResourcesRequest', 'resource_types', '0')
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -77,19 +77,25 @@ def _enc_ListConfigResourcesRequest_v0(self, out, parts):
 
 
 def _dec_ListConfigResourcesRequest_v0(buf, pos):
-    self = new(ListConfigResourcesRequest)
-    self.resource_types = []
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj1 = new(ListConfigResourcesRequest)
+    obj1.resource_types = []
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
 # ListConfigResourcesRequest v1
 def _enc_ListConfigResourcesRequest_v1(self, out, parts):
-    w_calen(out, self.resource_types)
+    n2 = len(self.resource_types) + 1
+    if n2 < 128:
+        out.append(n2)
+    else:
+        w_uvarint(out, n2)
     w_fixed_array(out, self.resource_types, 'b')
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -98,23 +104,40 @@ def _enc_ListConfigResourcesRequest_v1(self, out, parts):
 
 
 def _dec_ListConfigResourcesRequest_v1(buf, pos):
-    self = new(ListConfigResourcesRequest)
-    n2, pos = r_calen(buf, pos)
-    self.resource_types, pos = r_fixed_array(buf, pos, n2, 'b', 1)
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj3 = new(ListConfigResourcesRequest)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    obj3.resource_types, pos = r_fixed_array(buf, pos, n4, 'b', 1)
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # ListConfigResourcesResponse v0
 def _enc_ListConfigResourcesResponse_v0(self, out, parts):
     out += _S0.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.config_resources)
-    for item4 in self.config_resources:
-        _enc_ConfigResource_v0(item4, out, parts)
+    n5 = len(self.config_resources) + 1
+    if n5 < 128:
+        out.append(n5)
+    else:
+        w_uvarint(out, n5)
+    for item6 in self.config_resources:
+        w_cstr(out, item6.resource_name)
+        if item6.unknown_tagged_fields:
+            w_tagged(out, (), item6.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -122,29 +145,64 @@ def _enc_ListConfigResourcesResponse_v0(self, out, parts):
 
 
 def _dec_ListConfigResourcesResponse_v0(buf, pos):
-    self = new(ListConfigResourcesResponse)
-    (self.throttle_time_ms, self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(ListConfigResourcesResponse)
+    (obj7.throttle_time_ms, obj7.error_code,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n5, pos = r_calen(buf, pos)
-    items6 = []
-    for _ in range(n5):
-        item7, pos = _dec_ConfigResource_v0(buf, pos)
-        items6.append(item7)
-    self.config_resources = items6
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        obj11 = new(ConfigResource)
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        obj11.resource_name = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        obj11.resource_type = 16
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj7.config_resources = items9
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
+    else:
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 
 # ListConfigResourcesResponse v1
 def _enc_ListConfigResourcesResponse_v1(self, out, parts):
     out += _S0.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.config_resources)
-    for item9 in self.config_resources:
-        _enc_ConfigResource_v1(item9, out, parts)
+    n14 = len(self.config_resources) + 1
+    if n14 < 128:
+        out.append(n14)
+    else:
+        w_uvarint(out, n14)
+    for item15 in self.config_resources:
+        w_cstr(out, item15.resource_name)
+        out += _S1.pack(item15.resource_type)
+        if item15.unknown_tagged_fields:
+            w_tagged(out, (), item15.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -152,64 +210,47 @@ def _enc_ListConfigResourcesResponse_v1(self, out, parts):
 
 
 def _dec_ListConfigResourcesResponse_v1(buf, pos):
-    self = new(ListConfigResourcesResponse)
-    (self.throttle_time_ms, self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj16 = new(ListConfigResourcesResponse)
+    (obj16.throttle_time_ms, obj16.error_code,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_ConfigResource_v1(buf, pos)
-        items11.append(item12)
-    self.config_resources = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ConfigResource v0
-def _enc_ConfigResource_v0(self, out, parts):
-    w_cstr(out, self.resource_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n17 = buf[pos]
+    if n17 > 127:
+        n17, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ConfigResource_v0(buf, pos):
-    self = new(ConfigResource)
-    self.resource_name, pos = r_cstr(buf, pos)
-    self.resource_type = 16
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ConfigResource v1
-def _enc_ConfigResource_v1(self, out, parts):
-    w_cstr(out, self.resource_name)
-    out += _S1.pack(self.resource_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n17 -= 1
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        obj20 = new(ConfigResource)
+        n21 = buf[pos]
+        if n21 > 127:
+            n21, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n21 -= 1
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj20.resource_name = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (obj20.resource_type,) = _S1.unpack_from(buf, pos)
+        pos += 1
+        if buf[pos] == 0:
+            pos += 1
+            obj20.unknown_tagged_fields = []
+        else:
+            obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items18.append(obj20)
+    obj16.config_resources = items18
+    if buf[pos] == 0:
+        pos += 1
+        obj16.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ConfigResource_v1(buf, pos):
-    self = new(ConfigResource)
-    self.resource_name, pos = r_cstr(buf, pos)
-    (self.resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
+        obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj16
     return self, pos
 
 

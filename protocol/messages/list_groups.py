@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,7 +16,8 @@ from ._runtime import (  # noqa: F401
 __all__ = ['ListGroupsRequest', 'ListGroupsResponse', 'ListedGroup']
 
 _S0 = _Struct('>h')
-_S1 = _Struct('>ih')
+_S1 = _Struct('>i')
+_S2 = _Struct('>ih')
 
 
 class ListGroupsRequest(Message):
@@ -71,27 +72,29 @@ class ListedGroup(Struct):
 
 # ListGroupsRequest v0-2
 def _enc_ListGroupsRequest_v0(self, out, parts):
-    if (self.states_filter is None or len(self.states_filter) != 0):
+    if not ((self.states_filter is not None and len(self.states_filter) == 0)):
         raise cannot_carry('ListGroupsRequest', 'states_filter', '0-2')
-    if (self.types_filter is None or len(self.types_filter) != 0):
+    if not ((self.types_filter is not None and len(self.types_filter) == 0)):
         raise cannot_carry('ListGroupsRequest', 'types_filter', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListGroupsRequest', '0-2')
 
 
 def _dec_ListGroupsRequest_v0(buf, pos):
-    self = new(ListGroupsRequest)
-    self.states_filter = []
-    self.types_filter = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(ListGroupsRequest)
+    obj1.states_filter = []
+    obj1.types_filter = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
 # ListGroupsRequest v3
 def _enc_ListGroupsRequest_v3(self, out, parts):
-    if (self.states_filter is None or len(self.states_filter) != 0):
+    if not ((self.states_filter is not None and len(self.states_filter) == 0)):
         raise cannot_carry('ListGroupsRequest', 'states_filter', '3')
-    if (self.types_filter is None or len(self.types_filter) != 0):
+    if not ((self.types_filter is not None and len(self.types_filter) == 0)):
         raise cannot_carry('ListGroupsRequest', 'types_filter', '3')
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -100,24 +103,30 @@ def _enc_ListGroupsRequest_v3(self, out, parts):
 
 
 def _dec_ListGroupsRequest_v3(buf, pos):
-    self = new(ListGroupsRequest)
-    self.states_filter = []
-    self.types_filter = []
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj2 = new(ListGroupsRequest)
+    obj2.states_filter = []
+    obj2.types_filter = []
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
 # ListGroupsRequest v4
 def _enc_ListGroupsRequest_v4(self, out, parts):
-    if (self.types_filter is None or len(self.types_filter) != 0):
+    if not ((self.types_filter is not None and len(self.types_filter) == 0)):
         raise cannot_carry('ListGroupsRequest', 'types_filter', '4')
-    w_calen(out, self.states_filter)
-    for item2 in self.states_filter:
-        w_cstr(out, item2)
+    n3 = len(self.states_filter) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.states_filter:
+        w_cstr(out, item4)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -125,30 +134,57 @@ def _enc_ListGroupsRequest_v4(self, out, parts):
 
 
 def _dec_ListGroupsRequest_v4(buf, pos):
-    self = new(ListGroupsRequest)
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = r_cstr(buf, pos)
-        items4.append(item5)
-    self.states_filter = items4
-    self.types_filter = []
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj5 = new(ListGroupsRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        n9 = buf[pos]
+        if n9 > 127:
+            n9, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n9 -= 1
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        item8 = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        items7.append(item8)
+    obj5.states_filter = items7
+    obj5.types_filter = []
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # ListGroupsRequest v5
 def _enc_ListGroupsRequest_v5(self, out, parts):
-    w_calen(out, self.states_filter)
-    for item7 in self.states_filter:
-        w_cstr(out, item7)
-    w_calen(out, self.types_filter)
-    for item8 in self.types_filter:
-        w_cstr(out, item8)
+    n11 = len(self.states_filter) + 1
+    if n11 < 128:
+        out.append(n11)
+    else:
+        w_uvarint(out, n11)
+    for item12 in self.states_filter:
+        w_cstr(out, item12)
+    n13 = len(self.types_filter) + 1
+    if n13 < 128:
+        out.append(n13)
+    else:
+        w_uvarint(out, n13)
+    for item14 in self.types_filter:
+        w_cstr(out, item14)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -156,24 +192,60 @@ def _enc_ListGroupsRequest_v5(self, out, parts):
 
 
 def _dec_ListGroupsRequest_v5(buf, pos):
-    self = new(ListGroupsRequest)
-    n9, pos = r_calen(buf, pos)
-    items10 = []
-    for _ in range(n9):
-        item11, pos = r_cstr(buf, pos)
-        items10.append(item11)
-    self.states_filter = items10
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = r_cstr(buf, pos)
-        items13.append(item14)
-    self.types_filter = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj15 = new(ListGroupsRequest)
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    if n16 < 0 or n16 > limit - pos:
+        raise bad_length('array', pos, n16, buf)
+    items17 = []
+    for _ in range(n16):
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        item18 = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        items17.append(item18)
+    obj15.states_filter = items17
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    if n21 < 0 or n21 > limit - pos:
+        raise bad_length('array', pos, n21, buf)
+    items22 = []
+    for _ in range(n21):
+        n24 = buf[pos]
+        if n24 > 127:
+            n24, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n24 -= 1
+        end25 = pos + n24
+        if n24 < 0 or end25 > limit:
+            raise bad_length('string', pos, n24, buf)
+        item23 = str(buf[pos:end25], 'utf-8')
+        pos = end25
+        items22.append(item23)
+    obj15.types_filter = items22
+    if buf[pos] == 0:
+        pos += 1
+        obj15.unknown_tagged_fields = []
+    else:
+        obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj15
     return self, pos
 
 
@@ -181,57 +253,116 @@ def _dec_ListGroupsRequest_v5(buf, pos):
 def _enc_ListGroupsResponse_v0(self, out, parts):
     out += _S0.pack(self.error_code)
     w_alen(out, self.groups)
-    for item16 in self.groups:
-        _enc_ListedGroup_v0(item16, out, parts)
+    for item26 in self.groups:
+        w_str(out, item26.group_id)
+        w_str(out, item26.protocol_type)
+        if item26.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListedGroup', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListGroupsResponse', '0')
 
 
 def _dec_ListGroupsResponse_v0(buf, pos):
-    self = new(ListGroupsResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj27 = new(ListGroupsResponse)
+    (obj27.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n17, pos = r_alen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_ListedGroup_v0(buf, pos)
-        items18.append(item19)
-    self.groups = items18
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    (n28,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(ListedGroup)
+        (n32,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end33 = pos + n32
+        if n32 < 0 or end33 > limit:
+            raise bad_length('string', pos, n32, buf)
+        obj31.group_id = str(buf[pos:end33], 'utf-8')
+        pos = end33
+        (n34,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj31.protocol_type = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        obj31.group_state = ''
+        obj31.group_type = ''
+        obj31.unknown_tagged_fields = []
+        items29.append(obj31)
+    obj27.groups = items29
+    obj27.throttle_time_ms = 0
+    obj27.unknown_tagged_fields = []
+    self = obj27
     return self, pos
 
 
 # ListGroupsResponse v1-2
 def _enc_ListGroupsResponse_v1(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
     w_alen(out, self.groups)
-    for item20 in self.groups:
-        _enc_ListedGroup_v0(item20, out, parts)
+    for item36 in self.groups:
+        w_str(out, item36.group_id)
+        w_str(out, item36.protocol_type)
+        if item36.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListedGroup', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListGroupsResponse', '1-2')
 
 
 def _dec_ListGroupsResponse_v1(buf, pos):
-    self = new(ListGroupsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj37 = new(ListGroupsResponse)
+    (obj37.throttle_time_ms, obj37.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n21, pos = r_alen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = _dec_ListedGroup_v0(buf, pos)
-        items22.append(item23)
-    self.groups = items22
-    self.unknown_tagged_fields = []
+    (n38,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n38 < 0 or n38 > limit - pos:
+        raise bad_length('array', pos, n38, buf)
+    items39 = []
+    for _ in range(n38):
+        obj41 = new(ListedGroup)
+        (n42,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end43 = pos + n42
+        if n42 < 0 or end43 > limit:
+            raise bad_length('string', pos, n42, buf)
+        obj41.group_id = str(buf[pos:end43], 'utf-8')
+        pos = end43
+        (n44,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            raise bad_length('string', pos, n44, buf)
+        obj41.protocol_type = str(buf[pos:end45], 'utf-8')
+        pos = end45
+        obj41.group_state = ''
+        obj41.group_type = ''
+        obj41.unknown_tagged_fields = []
+        items39.append(obj41)
+    obj37.groups = items39
+    obj37.unknown_tagged_fields = []
+    self = obj37
     return self, pos
 
 
 # ListGroupsResponse v3
 def _enc_ListGroupsResponse_v3(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.groups)
-    for item24 in self.groups:
-        _enc_ListedGroup_v3(item24, out, parts)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    n46 = len(self.groups) + 1
+    if n46 < 128:
+        out.append(n46)
+    else:
+        w_uvarint(out, n46)
+    for item47 in self.groups:
+        w_cstr(out, item47.group_id)
+        w_cstr(out, item47.protocol_type)
+        if item47.unknown_tagged_fields:
+            w_tagged(out, (), item47.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -239,29 +370,77 @@ def _enc_ListGroupsResponse_v3(self, out, parts):
 
 
 def _dec_ListGroupsResponse_v3(buf, pos):
-    self = new(ListGroupsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj48 = new(ListGroupsResponse)
+    (obj48.throttle_time_ms, obj48.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_ListedGroup_v3(buf, pos)
-        items26.append(item27)
-    self.groups = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n49 -= 1
+    if n49 < 0 or n49 > limit - pos:
+        raise bad_length('array', pos, n49, buf)
+    items50 = []
+    for _ in range(n49):
+        obj52 = new(ListedGroup)
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        end54 = pos + n53
+        if n53 < 0 or end54 > limit:
+            raise bad_length('string', pos, n53, buf)
+        obj52.group_id = str(buf[pos:end54], 'utf-8')
+        pos = end54
+        n55 = buf[pos]
+        if n55 > 127:
+            n55, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n55 -= 1
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            raise bad_length('string', pos, n55, buf)
+        obj52.protocol_type = str(buf[pos:end56], 'utf-8')
+        pos = end56
+        obj52.group_state = ''
+        obj52.group_type = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj52.unknown_tagged_fields = []
+        else:
+            obj52.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items50.append(obj52)
+    obj48.groups = items50
+    if buf[pos] == 0:
+        pos += 1
+        obj48.unknown_tagged_fields = []
+    else:
+        obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj48
     return self, pos
 
 
 # ListGroupsResponse v4
 def _enc_ListGroupsResponse_v4(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.groups)
-    for item29 in self.groups:
-        _enc_ListedGroup_v4(item29, out, parts)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    n57 = len(self.groups) + 1
+    if n57 < 128:
+        out.append(n57)
+    else:
+        w_uvarint(out, n57)
+    for item58 in self.groups:
+        w_cstr(out, item58.group_id)
+        w_cstr(out, item58.protocol_type)
+        w_cstr(out, item58.group_state)
+        if item58.unknown_tagged_fields:
+            w_tagged(out, (), item58.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -269,29 +448,88 @@ def _enc_ListGroupsResponse_v4(self, out, parts):
 
 
 def _dec_ListGroupsResponse_v4(buf, pos):
-    self = new(ListGroupsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj59 = new(ListGroupsResponse)
+    (obj59.throttle_time_ms, obj59.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_ListedGroup_v4(buf, pos)
-        items31.append(item32)
-    self.groups = items31
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
+    n60 = buf[pos]
+    if n60 > 127:
+        n60, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n60 -= 1
+    if n60 < 0 or n60 > limit - pos:
+        raise bad_length('array', pos, n60, buf)
+    items61 = []
+    for _ in range(n60):
+        obj63 = new(ListedGroup)
+        n64 = buf[pos]
+        if n64 > 127:
+            n64, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n64 -= 1
+        end65 = pos + n64
+        if n64 < 0 or end65 > limit:
+            raise bad_length('string', pos, n64, buf)
+        obj63.group_id = str(buf[pos:end65], 'utf-8')
+        pos = end65
+        n66 = buf[pos]
+        if n66 > 127:
+            n66, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n66 -= 1
+        end67 = pos + n66
+        if n66 < 0 or end67 > limit:
+            raise bad_length('string', pos, n66, buf)
+        obj63.protocol_type = str(buf[pos:end67], 'utf-8')
+        pos = end67
+        n68 = buf[pos]
+        if n68 > 127:
+            n68, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n68 -= 1
+        end69 = pos + n68
+        if n68 < 0 or end69 > limit:
+            raise bad_length('string', pos, n68, buf)
+        obj63.group_state = str(buf[pos:end69], 'utf-8')
+        pos = end69
+        obj63.group_type = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj63.unknown_tagged_fields = []
+        else:
+            obj63.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items61.append(obj63)
+    obj59.groups = items61
+    if buf[pos] == 0:
+        pos += 1
+        obj59.unknown_tagged_fields = []
+    else:
+        obj59.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj59
     return self, pos
 
 
 # ListGroupsResponse v5
 def _enc_ListGroupsResponse_v5(self, out, parts):
-    out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.groups)
-    for item34 in self.groups:
-        _enc_ListedGroup_v5(item34, out, parts)
+    out += _S2.pack(self.throttle_time_ms, self.error_code)
+    n70 = len(self.groups) + 1
+    if n70 < 128:
+        out.append(n70)
+    else:
+        w_uvarint(out, n70)
+    for item71 in self.groups:
+        w_cstr(out, item71.group_id)
+        w_cstr(out, item71.protocol_type)
+        w_cstr(out, item71.group_state)
+        w_cstr(out, item71.group_type)
+        if item71.unknown_tagged_fields:
+            w_tagged(out, (), item71.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -299,113 +537,78 @@ def _enc_ListGroupsResponse_v5(self, out, parts):
 
 
 def _dec_ListGroupsResponse_v5(buf, pos):
-    self = new(ListGroupsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj72 = new(ListGroupsResponse)
+    (obj72.throttle_time_ms, obj72.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n35, pos = r_calen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_ListedGroup_v5(buf, pos)
-        items36.append(item37)
-    self.groups = items36
-    count38, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count38:
-        pos = r_tagged_unknown(buf, pos, count38, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListedGroup v0-2
-def _enc_ListedGroup_v0(self, out, parts):
-    w_str(out, self.group_id)
-    w_str(out, self.protocol_type)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListedGroup', '0-2')
-
-
-def _dec_ListedGroup_v0(buf, pos):
-    self = new(ListedGroup)
-    self.group_id, pos = r_str(buf, pos)
-    self.protocol_type, pos = r_str(buf, pos)
-    self.group_state = ''
-    self.group_type = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListedGroup v3
-def _enc_ListedGroup_v3(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.protocol_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n73 = buf[pos]
+    if n73 > 127:
+        n73, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ListedGroup_v3(buf, pos):
-    self = new(ListedGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    self.group_state = ''
-    self.group_type = ''
-    count39, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count39:
-        pos = r_tagged_unknown(buf, pos, count39, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListedGroup v4
-def _enc_ListedGroup_v4(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.protocol_type)
-    w_cstr(out, self.group_state)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n73 -= 1
+    if n73 < 0 or n73 > limit - pos:
+        raise bad_length('array', pos, n73, buf)
+    items74 = []
+    for _ in range(n73):
+        obj76 = new(ListedGroup)
+        n77 = buf[pos]
+        if n77 > 127:
+            n77, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n77 -= 1
+        end78 = pos + n77
+        if n77 < 0 or end78 > limit:
+            raise bad_length('string', pos, n77, buf)
+        obj76.group_id = str(buf[pos:end78], 'utf-8')
+        pos = end78
+        n79 = buf[pos]
+        if n79 > 127:
+            n79, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n79 -= 1
+        end80 = pos + n79
+        if n79 < 0 or end80 > limit:
+            raise bad_length('string', pos, n79, buf)
+        obj76.protocol_type = str(buf[pos:end80], 'utf-8')
+        pos = end80
+        n81 = buf[pos]
+        if n81 > 127:
+            n81, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n81 -= 1
+        end82 = pos + n81
+        if n81 < 0 or end82 > limit:
+            raise bad_length('string', pos, n81, buf)
+        obj76.group_state = str(buf[pos:end82], 'utf-8')
+        pos = end82
+        n83 = buf[pos]
+        if n83 > 127:
+            n83, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n83 -= 1
+        end84 = pos + n83
+        if n83 < 0 or end84 > limit:
+            raise bad_length('string', pos, n83, buf)
+        obj76.group_type = str(buf[pos:end84], 'utf-8')
+        pos = end84
+        if buf[pos] == 0:
+            pos += 1
+            obj76.unknown_tagged_fields = []
+        else:
+            obj76.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items74.append(obj76)
+    obj72.groups = items74
+    if buf[pos] == 0:
+        pos += 1
+        obj72.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ListedGroup_v4(buf, pos):
-    self = new(ListedGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    self.group_type = ''
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListedGroup v5
-def _enc_ListedGroup_v5(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.protocol_type)
-    w_cstr(out, self.group_state)
-    w_cstr(out, self.group_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ListedGroup_v5(buf, pos):
-    self = new(ListedGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    self.group_type, pos = r_cstr(buf, pos)
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
+        obj72.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj72
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,13 +16,14 @@ from ._runtime import (  # noqa: F401
 __all__ = ['ListOffsetsPartition', 'ListOffsetsPartitionResponse', 'ListOffsetsRequest', 'ListOffsetsResponse', 'ListOffsetsTopic', 'ListOffsetsTopicResponse']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>ib')
-_S2 = _Struct('>iqi')
+_S1 = _Struct('>iqi')
+_S2 = _Struct('>h')
 _S3 = _Struct('>iq')
-_S4 = _Struct('>iiq')
-_S5 = _Struct('>ih')
-_S6 = _Struct('>ihqq')
-_S7 = _Struct('>ihqqi')
+_S4 = _Struct('>ib')
+_S5 = _Struct('>iiq')
+_S6 = _Struct('>ih')
+_S7 = _Struct('>ihqq')
+_S8 = _Struct('>ihqqi')
 
 
 class ListOffsetsRequest(Message):
@@ -115,116 +116,277 @@ class ListOffsetsPartitionResponse(Struct):
 
 # ListOffsetsRequest v0
 def _enc_ListOffsetsRequest_v0(self, out, parts):
-    if self.isolation_level != 0:
+    if not (self.isolation_level == 0):
         raise cannot_carry('ListOffsetsRequest', 'isolation_level', '0')
     out += _S0.pack(self.replica_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_ListOffsetsTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S1.pack(item2.partition_index, item2.timestamp, item2.max_num_offsets)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartition', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopic', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsRequest', '0')
 
 
 def _dec_ListOffsetsRequest_v0(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ListOffsetsRequest)
+    (obj3.replica_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_ListOffsetsTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.isolation_level = 0
-    self.timeout_ms = 0
-    self.unknown_tagged_fields = []
+    (n4,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(ListOffsetsTopic)
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(ListOffsetsPartition)
+            (obj13.partition_index, obj13.timestamp, obj13.max_num_offsets,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            obj13.current_leader_epoch = -1
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.partitions = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topics = items5
+    obj3.isolation_level = 0
+    obj3.timeout_ms = 0
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # ListOffsetsRequest v1
 def _enc_ListOffsetsRequest_v1(self, out, parts):
-    if self.isolation_level != 0:
+    if not (self.isolation_level == 0):
         raise cannot_carry('ListOffsetsRequest', 'isolation_level', '1')
     out += _S0.pack(self.replica_id)
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_ListOffsetsTopic_v1(item5, out, parts)
+    for item14 in self.topics:
+        w_str(out, item14.name)
+        w_alen(out, item14.partitions)
+        for item15 in item14.partitions:
+            if not (item15.max_num_offsets == 1):
+                raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '1-3')
+            out += _S3.pack(item15.partition_index, item15.timestamp)
+            if item15.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartition', '1-3')
+        if item14.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopic', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsRequest', '1')
 
 
 def _dec_ListOffsetsRequest_v1(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj16 = new(ListOffsetsRequest)
+    (obj16.replica_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_ListOffsetsTopic_v1(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.isolation_level = 0
-    self.timeout_ms = 0
-    self.unknown_tagged_fields = []
+    (n17,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        obj20 = new(ListOffsetsTopic)
+        (n21,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj20.name = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (n23,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n23 < 0 or n23 > limit - pos:
+            raise bad_length('array', pos, n23, buf)
+        items24 = []
+        for _ in range(n23):
+            obj26 = new(ListOffsetsPartition)
+            (obj26.partition_index, obj26.timestamp,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            obj26.current_leader_epoch = -1
+            obj26.max_num_offsets = 1
+            obj26.unknown_tagged_fields = []
+            items24.append(obj26)
+        obj20.partitions = items24
+        obj20.unknown_tagged_fields = []
+        items18.append(obj20)
+    obj16.topics = items18
+    obj16.isolation_level = 0
+    obj16.timeout_ms = 0
+    obj16.unknown_tagged_fields = []
+    self = obj16
     return self, pos
 
 
 # ListOffsetsRequest v2-3
 def _enc_ListOffsetsRequest_v2(self, out, parts):
-    out += _S1.pack(self.replica_id, self.isolation_level)
+    out += _S4.pack(self.replica_id, self.isolation_level)
     w_alen(out, self.topics)
-    for item9 in self.topics:
-        _enc_ListOffsetsTopic_v1(item9, out, parts)
+    for item27 in self.topics:
+        w_str(out, item27.name)
+        w_alen(out, item27.partitions)
+        for item28 in item27.partitions:
+            if not (item28.max_num_offsets == 1):
+                raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '1-3')
+            out += _S3.pack(item28.partition_index, item28.timestamp)
+            if item28.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartition', '1-3')
+        if item27.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopic', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsRequest', '2-3')
 
 
 def _dec_ListOffsetsRequest_v2(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id, self.isolation_level,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(ListOffsetsRequest)
+    (obj29.replica_id, obj29.isolation_level,) = _S4.unpack_from(buf, pos)
     pos += 5
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_ListOffsetsTopic_v1(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.timeout_ms = 0
-    self.unknown_tagged_fields = []
+    (n30,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(ListOffsetsTopic)
+        (n34,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj33.name = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        (n36,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n36 < 0 or n36 > limit - pos:
+            raise bad_length('array', pos, n36, buf)
+        items37 = []
+        for _ in range(n36):
+            obj39 = new(ListOffsetsPartition)
+            (obj39.partition_index, obj39.timestamp,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            obj39.current_leader_epoch = -1
+            obj39.max_num_offsets = 1
+            obj39.unknown_tagged_fields = []
+            items37.append(obj39)
+        obj33.partitions = items37
+        obj33.unknown_tagged_fields = []
+        items31.append(obj33)
+    obj29.topics = items31
+    obj29.timeout_ms = 0
+    obj29.unknown_tagged_fields = []
+    self = obj29
     return self, pos
 
 
 # ListOffsetsRequest v4-5
 def _enc_ListOffsetsRequest_v4(self, out, parts):
-    out += _S1.pack(self.replica_id, self.isolation_level)
+    out += _S4.pack(self.replica_id, self.isolation_level)
     w_alen(out, self.topics)
-    for item13 in self.topics:
-        _enc_ListOffsetsTopic_v4(item13, out, parts)
+    for item40 in self.topics:
+        w_str(out, item40.name)
+        w_alen(out, item40.partitions)
+        for item41 in item40.partitions:
+            if not (item41.max_num_offsets == 1):
+                raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '4-5')
+            out += _S5.pack(item41.partition_index, item41.current_leader_epoch, item41.timestamp)
+            if item41.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartition', '4-5')
+        if item40.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopic', '4-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsRequest', '4-5')
 
 
 def _dec_ListOffsetsRequest_v4(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id, self.isolation_level,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj42 = new(ListOffsetsRequest)
+    (obj42.replica_id, obj42.isolation_level,) = _S4.unpack_from(buf, pos)
     pos += 5
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_ListOffsetsTopic_v4(buf, pos)
-        items15.append(item16)
-    self.topics = items15
-    self.timeout_ms = 0
-    self.unknown_tagged_fields = []
+    (n43,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n43 < 0 or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    items44 = []
+    for _ in range(n43):
+        obj46 = new(ListOffsetsTopic)
+        (n47,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            raise bad_length('string', pos, n47, buf)
+        obj46.name = str(buf[pos:end48], 'utf-8')
+        pos = end48
+        (n49,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n49 < 0 or n49 > limit - pos:
+            raise bad_length('array', pos, n49, buf)
+        items50 = []
+        for _ in range(n49):
+            obj52 = new(ListOffsetsPartition)
+            (obj52.partition_index, obj52.current_leader_epoch, obj52.timestamp,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            obj52.max_num_offsets = 1
+            obj52.unknown_tagged_fields = []
+            items50.append(obj52)
+        obj46.partitions = items50
+        obj46.unknown_tagged_fields = []
+        items44.append(obj46)
+    obj42.topics = items44
+    obj42.timeout_ms = 0
+    obj42.unknown_tagged_fields = []
+    self = obj42
     return self, pos
 
 
 # ListOffsetsRequest v6-9
 def _enc_ListOffsetsRequest_v6(self, out, parts):
-    out += _S1.pack(self.replica_id, self.isolation_level)
-    w_calen(out, self.topics)
-    for item17 in self.topics:
-        _enc_ListOffsetsTopic_v6(item17, out, parts)
+    out += _S4.pack(self.replica_id, self.isolation_level)
+    n53 = len(self.topics) + 1
+    if n53 < 128:
+        out.append(n53)
+    else:
+        w_uvarint(out, n53)
+    for item54 in self.topics:
+        w_cstr(out, item54.name)
+        n55 = len(item54.partitions) + 1
+        if n55 < 128:
+            out.append(n55)
+        else:
+            w_uvarint(out, n55)
+        for item56 in item54.partitions:
+            if not (item56.max_num_offsets == 1):
+                raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '6-11')
+            out += _S5.pack(item56.partition_index, item56.current_leader_epoch, item56.timestamp)
+            if item56.unknown_tagged_fields:
+                w_tagged(out, (), item56.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item54.unknown_tagged_fields:
+            w_tagged(out, (), item54.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -232,30 +394,97 @@ def _enc_ListOffsetsRequest_v6(self, out, parts):
 
 
 def _dec_ListOffsetsRequest_v6(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id, self.isolation_level,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj57 = new(ListOffsetsRequest)
+    (obj57.replica_id, obj57.isolation_level,) = _S4.unpack_from(buf, pos)
     pos += 5
-    n18, pos = r_calen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_ListOffsetsTopic_v6(buf, pos)
-        items19.append(item20)
-    self.topics = items19
-    self.timeout_ms = 0
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+    n58 = buf[pos]
+    if n58 > 127:
+        n58, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n58 -= 1
+    if n58 < 0 or n58 > limit - pos:
+        raise bad_length('array', pos, n58, buf)
+    items59 = []
+    for _ in range(n58):
+        obj61 = new(ListOffsetsTopic)
+        n62 = buf[pos]
+        if n62 > 127:
+            n62, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n62 -= 1
+        end63 = pos + n62
+        if n62 < 0 or end63 > limit:
+            raise bad_length('string', pos, n62, buf)
+        obj61.name = str(buf[pos:end63], 'utf-8')
+        pos = end63
+        n64 = buf[pos]
+        if n64 > 127:
+            n64, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n64 -= 1
+        if n64 < 0 or n64 > limit - pos:
+            raise bad_length('array', pos, n64, buf)
+        items65 = []
+        for _ in range(n64):
+            obj67 = new(ListOffsetsPartition)
+            (obj67.partition_index, obj67.current_leader_epoch, obj67.timestamp,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            obj67.max_num_offsets = 1
+            if buf[pos] == 0:
+                pos += 1
+                obj67.unknown_tagged_fields = []
+            else:
+                obj67.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items65.append(obj67)
+        obj61.partitions = items65
+        if buf[pos] == 0:
+            pos += 1
+            obj61.unknown_tagged_fields = []
+        else:
+            obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items59.append(obj61)
+    obj57.topics = items59
+    obj57.timeout_ms = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj57.unknown_tagged_fields = []
+    else:
+        obj57.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj57
     return self, pos
 
 
 # ListOffsetsRequest v10-11
 def _enc_ListOffsetsRequest_v10(self, out, parts):
-    out += _S1.pack(self.replica_id, self.isolation_level)
-    w_calen(out, self.topics)
-    for item22 in self.topics:
-        _enc_ListOffsetsTopic_v6(item22, out, parts)
+    out += _S4.pack(self.replica_id, self.isolation_level)
+    n68 = len(self.topics) + 1
+    if n68 < 128:
+        out.append(n68)
+    else:
+        w_uvarint(out, n68)
+    for item69 in self.topics:
+        w_cstr(out, item69.name)
+        n70 = len(item69.partitions) + 1
+        if n70 < 128:
+            out.append(n70)
+        else:
+            w_uvarint(out, n70)
+        for item71 in item69.partitions:
+            if not (item71.max_num_offsets == 1):
+                raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '6-11')
+            out += _S5.pack(item71.partition_index, item71.current_leader_epoch, item71.timestamp)
+            if item71.unknown_tagged_fields:
+                w_tagged(out, (), item71.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item69.unknown_tagged_fields:
+            w_tagged(out, (), item69.unknown_tagged_fields)
+        else:
+            out.append(0)
     out += _S0.pack(self.timeout_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -264,241 +493,198 @@ def _enc_ListOffsetsRequest_v10(self, out, parts):
 
 
 def _dec_ListOffsetsRequest_v10(buf, pos):
-    self = new(ListOffsetsRequest)
-    (self.replica_id, self.isolation_level,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj72 = new(ListOffsetsRequest)
+    (obj72.replica_id, obj72.isolation_level,) = _S4.unpack_from(buf, pos)
     pos += 5
-    n23, pos = r_calen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_ListOffsetsTopic_v6(buf, pos)
-        items24.append(item25)
-    self.topics = items24
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    n73 = buf[pos]
+    if n73 > 127:
+        n73, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n73 -= 1
+    if n73 < 0 or n73 > limit - pos:
+        raise bad_length('array', pos, n73, buf)
+    items74 = []
+    for _ in range(n73):
+        obj76 = new(ListOffsetsTopic)
+        n77 = buf[pos]
+        if n77 > 127:
+            n77, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n77 -= 1
+        end78 = pos + n77
+        if n77 < 0 or end78 > limit:
+            raise bad_length('string', pos, n77, buf)
+        obj76.name = str(buf[pos:end78], 'utf-8')
+        pos = end78
+        n79 = buf[pos]
+        if n79 > 127:
+            n79, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n79 -= 1
+        if n79 < 0 or n79 > limit - pos:
+            raise bad_length('array', pos, n79, buf)
+        items80 = []
+        for _ in range(n79):
+            obj82 = new(ListOffsetsPartition)
+            (obj82.partition_index, obj82.current_leader_epoch, obj82.timestamp,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            obj82.max_num_offsets = 1
+            if buf[pos] == 0:
+                pos += 1
+                obj82.unknown_tagged_fields = []
+            else:
+                obj82.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items80.append(obj82)
+        obj76.partitions = items80
+        if buf[pos] == 0:
+            pos += 1
+            obj76.unknown_tagged_fields = []
+        else:
+            obj76.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items74.append(obj76)
+    obj72.topics = items74
+    (obj72.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListOffsetsTopic v0
-def _enc_ListOffsetsTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item27 in self.partitions:
-        _enc_ListOffsetsPartition_v0(item27, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopic', '0')
-
-
-def _dec_ListOffsetsTopic_v0(buf, pos):
-    self = new(ListOffsetsTopic)
-    self.name, pos = r_str(buf, pos)
-    n28, pos = r_alen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_ListOffsetsPartition_v0(buf, pos)
-        items29.append(item30)
-    self.partitions = items29
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopic v1-3
-def _enc_ListOffsetsTopic_v1(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item31 in self.partitions:
-        _enc_ListOffsetsPartition_v1(item31, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopic', '1-3')
-
-
-def _dec_ListOffsetsTopic_v1(buf, pos):
-    self = new(ListOffsetsTopic)
-    self.name, pos = r_str(buf, pos)
-    n32, pos = r_alen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_ListOffsetsPartition_v1(buf, pos)
-        items33.append(item34)
-    self.partitions = items33
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopic v4-5
-def _enc_ListOffsetsTopic_v4(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item35 in self.partitions:
-        _enc_ListOffsetsPartition_v4(item35, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopic', '4-5')
-
-
-def _dec_ListOffsetsTopic_v4(buf, pos):
-    self = new(ListOffsetsTopic)
-    self.name, pos = r_str(buf, pos)
-    n36, pos = r_alen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_ListOffsetsPartition_v4(buf, pos)
-        items37.append(item38)
-    self.partitions = items37
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopic v6-11
-def _enc_ListOffsetsTopic_v6(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item39 in self.partitions:
-        _enc_ListOffsetsPartition_v6(item39, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj72.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ListOffsetsTopic_v6(buf, pos):
-    self = new(ListOffsetsTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n40, pos = r_calen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_ListOffsetsPartition_v6(buf, pos)
-        items41.append(item42)
-    self.partitions = items41
-    count43, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count43:
-        pos = r_tagged_unknown(buf, pos, count43, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListOffsetsPartition v0
-def _enc_ListOffsetsPartition_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.timestamp, self.max_num_offsets)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartition', '0')
-
-
-def _dec_ListOffsetsPartition_v0(buf, pos):
-    self = new(ListOffsetsPartition)
-    (self.partition_index, self.timestamp, self.max_num_offsets,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    self.current_leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartition v1-3
-def _enc_ListOffsetsPartition_v1(self, out, parts):
-    if self.max_num_offsets != 1:
-        raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '1-3')
-    out += _S3.pack(self.partition_index, self.timestamp)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartition', '1-3')
-
-
-def _dec_ListOffsetsPartition_v1(buf, pos):
-    self = new(ListOffsetsPartition)
-    (self.partition_index, self.timestamp,) = _S3.unpack_from(buf, pos)
-    pos += 12
-    self.current_leader_epoch = -1
-    self.max_num_offsets = 1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartition v4-5
-def _enc_ListOffsetsPartition_v4(self, out, parts):
-    if self.max_num_offsets != 1:
-        raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '4-5')
-    out += _S4.pack(self.partition_index, self.current_leader_epoch, self.timestamp)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartition', '4-5')
-
-
-def _dec_ListOffsetsPartition_v4(buf, pos):
-    self = new(ListOffsetsPartition)
-    (self.partition_index, self.current_leader_epoch, self.timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    self.max_num_offsets = 1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartition v6-11
-def _enc_ListOffsetsPartition_v6(self, out, parts):
-    if self.max_num_offsets != 1:
-        raise cannot_carry('ListOffsetsPartition', 'max_num_offsets', '6-11')
-    out += _S4.pack(self.partition_index, self.current_leader_epoch, self.timestamp)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ListOffsetsPartition_v6(buf, pos):
-    self = new(ListOffsetsPartition)
-    (self.partition_index, self.current_leader_epoch, self.timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    self.max_num_offsets = 1
-    count44, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count44:
-        pos = r_tagged_unknown(buf, pos, count44, unknown)
-    self.unknown_tagged_fields = unknown
+        obj72.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj72
     return self, pos
 
 
 # ListOffsetsResponse v0
 def _enc_ListOffsetsResponse_v0(self, out, parts):
     w_alen(out, self.topics)
-    for item45 in self.topics:
-        _enc_ListOffsetsTopicResponse_v0(item45, out, parts)
+    for item83 in self.topics:
+        w_str(out, item83.name)
+        w_alen(out, item83.partitions)
+        for item84 in item83.partitions:
+            if not (item84.timestamp == -1):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'timestamp', '0')
+            if not (item84.offset == -1):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'offset', '0')
+            if not (item84.leader_epoch == -1):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '0')
+            out += _S6.pack(item84.partition_index, item84.error_code)
+            w_alen(out, item84.old_style_offsets)
+            w_fixed_array(out, item84.old_style_offsets, 'q')
+            if item84.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartitionResponse', '0')
+        if item83.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopicResponse', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsResponse', '0')
 
 
 def _dec_ListOffsetsResponse_v0(buf, pos):
-    self = new(ListOffsetsResponse)
-    n46, pos = r_alen(buf, pos)
-    items47 = []
-    for _ in range(n46):
-        item48, pos = _dec_ListOffsetsTopicResponse_v0(buf, pos)
-        items47.append(item48)
-    self.topics = items47
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj85 = new(ListOffsetsResponse)
+    (n86,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n86 < 0 or n86 > limit - pos:
+        raise bad_length('array', pos, n86, buf)
+    items87 = []
+    for _ in range(n86):
+        obj89 = new(ListOffsetsTopicResponse)
+        (n90,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end91 = pos + n90
+        if n90 < 0 or end91 > limit:
+            raise bad_length('string', pos, n90, buf)
+        obj89.name = str(buf[pos:end91], 'utf-8')
+        pos = end91
+        (n92,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n92 < 0 or n92 > limit - pos:
+            raise bad_length('array', pos, n92, buf)
+        items93 = []
+        for _ in range(n92):
+            obj95 = new(ListOffsetsPartitionResponse)
+            (obj95.partition_index, obj95.error_code,) = _S6.unpack_from(buf, pos)
+            pos += 6
+            (n96,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n96 < 0 or n96 > limit - pos:
+                raise bad_length('array', pos, n96, buf)
+            obj95.old_style_offsets, pos = r_fixed_array(buf, pos, n96, 'q', 8)
+            obj95.timestamp = -1
+            obj95.offset = -1
+            obj95.leader_epoch = -1
+            obj95.unknown_tagged_fields = []
+            items93.append(obj95)
+        obj89.partitions = items93
+        obj89.unknown_tagged_fields = []
+        items87.append(obj89)
+    obj85.topics = items87
+    obj85.throttle_time_ms = 0
+    obj85.unknown_tagged_fields = []
+    self = obj85
     return self, pos
 
 
 # ListOffsetsResponse v1
 def _enc_ListOffsetsResponse_v1(self, out, parts):
     w_alen(out, self.topics)
-    for item49 in self.topics:
-        _enc_ListOffsetsTopicResponse_v1(item49, out, parts)
+    for item97 in self.topics:
+        w_str(out, item97.name)
+        w_alen(out, item97.partitions)
+        for item98 in item97.partitions:
+            if not ((item98.old_style_offsets is not None and len(item98.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
+            if not (item98.leader_epoch == -1):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '1-3')
+            out += _S7.pack(item98.partition_index, item98.error_code, item98.timestamp, item98.offset)
+            if item98.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartitionResponse', '1-3')
+        if item97.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopicResponse', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsResponse', '1')
 
 
 def _dec_ListOffsetsResponse_v1(buf, pos):
-    self = new(ListOffsetsResponse)
-    n50, pos = r_alen(buf, pos)
-    items51 = []
-    for _ in range(n50):
-        item52, pos = _dec_ListOffsetsTopicResponse_v1(buf, pos)
-        items51.append(item52)
-    self.topics = items51
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj99 = new(ListOffsetsResponse)
+    (n100,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n100 < 0 or n100 > limit - pos:
+        raise bad_length('array', pos, n100, buf)
+    items101 = []
+    for _ in range(n100):
+        obj103 = new(ListOffsetsTopicResponse)
+        (n104,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end105 = pos + n104
+        if n104 < 0 or end105 > limit:
+            raise bad_length('string', pos, n104, buf)
+        obj103.name = str(buf[pos:end105], 'utf-8')
+        pos = end105
+        (n106,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n106 < 0 or n106 > limit - pos:
+            raise bad_length('array', pos, n106, buf)
+        items107 = []
+        for _ in range(n106):
+            obj109 = new(ListOffsetsPartitionResponse)
+            (obj109.partition_index, obj109.error_code, obj109.timestamp, obj109.offset,) = _S7.unpack_from(buf, pos)
+            pos += 22
+            obj109.old_style_offsets = []
+            obj109.leader_epoch = -1
+            obj109.unknown_tagged_fields = []
+            items107.append(obj109)
+        obj103.partitions = items107
+        obj103.unknown_tagged_fields = []
+        items101.append(obj103)
+    obj99.topics = items101
+    obj99.throttle_time_ms = 0
+    obj99.unknown_tagged_fields = []
+    self = obj99
     return self, pos
 
 
@@ -506,23 +692,61 @@ def _dec_ListOffsetsResponse_v1(buf, pos):
 def _enc_ListOffsetsResponse_v2(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item53 in self.topics:
-        _enc_ListOffsetsTopicResponse_v1(item53, out, parts)
+    for item110 in self.topics:
+        w_str(out, item110.name)
+        w_alen(out, item110.partitions)
+        for item111 in item110.partitions:
+            if not ((item111.old_style_offsets is not None and len(item111.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
+            if not (item111.leader_epoch == -1):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '1-3')
+            out += _S7.pack(item111.partition_index, item111.error_code, item111.timestamp, item111.offset)
+            if item111.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartitionResponse', '1-3')
+        if item110.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopicResponse', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsResponse', '2-3')
 
 
 def _dec_ListOffsetsResponse_v2(buf, pos):
-    self = new(ListOffsetsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj112 = new(ListOffsetsResponse)
+    (obj112.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n54, pos = r_alen(buf, pos)
-    items55 = []
-    for _ in range(n54):
-        item56, pos = _dec_ListOffsetsTopicResponse_v1(buf, pos)
-        items55.append(item56)
-    self.topics = items55
-    self.unknown_tagged_fields = []
+    (n113,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n113 < 0 or n113 > limit - pos:
+        raise bad_length('array', pos, n113, buf)
+    items114 = []
+    for _ in range(n113):
+        obj116 = new(ListOffsetsTopicResponse)
+        (n117,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end118 = pos + n117
+        if n117 < 0 or end118 > limit:
+            raise bad_length('string', pos, n117, buf)
+        obj116.name = str(buf[pos:end118], 'utf-8')
+        pos = end118
+        (n119,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n119 < 0 or n119 > limit - pos:
+            raise bad_length('array', pos, n119, buf)
+        items120 = []
+        for _ in range(n119):
+            obj122 = new(ListOffsetsPartitionResponse)
+            (obj122.partition_index, obj122.error_code, obj122.timestamp, obj122.offset,) = _S7.unpack_from(buf, pos)
+            pos += 22
+            obj122.old_style_offsets = []
+            obj122.leader_epoch = -1
+            obj122.unknown_tagged_fields = []
+            items120.append(obj122)
+        obj116.partitions = items120
+        obj116.unknown_tagged_fields = []
+        items114.append(obj116)
+    obj112.topics = items114
+    obj112.unknown_tagged_fields = []
+    self = obj112
     return self, pos
 
 
@@ -530,32 +754,88 @@ def _dec_ListOffsetsResponse_v2(buf, pos):
 def _enc_ListOffsetsResponse_v4(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item57 in self.topics:
-        _enc_ListOffsetsTopicResponse_v4(item57, out, parts)
+    for item123 in self.topics:
+        w_str(out, item123.name)
+        w_alen(out, item123.partitions)
+        for item124 in item123.partitions:
+            if not ((item124.old_style_offsets is not None and len(item124.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '4-5')
+            out += _S8.pack(item124.partition_index, item124.error_code, item124.timestamp, item124.offset, item124.leader_epoch)
+            if item124.unknown_tagged_fields:
+                raise no_tagged_fields_error('ListOffsetsPartitionResponse', '4-5')
+        if item123.unknown_tagged_fields:
+            raise no_tagged_fields_error('ListOffsetsTopicResponse', '4-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ListOffsetsResponse', '4-5')
 
 
 def _dec_ListOffsetsResponse_v4(buf, pos):
-    self = new(ListOffsetsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj125 = new(ListOffsetsResponse)
+    (obj125.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n58, pos = r_alen(buf, pos)
-    items59 = []
-    for _ in range(n58):
-        item60, pos = _dec_ListOffsetsTopicResponse_v4(buf, pos)
-        items59.append(item60)
-    self.topics = items59
-    self.unknown_tagged_fields = []
+    (n126,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n126 < 0 or n126 > limit - pos:
+        raise bad_length('array', pos, n126, buf)
+    items127 = []
+    for _ in range(n126):
+        obj129 = new(ListOffsetsTopicResponse)
+        (n130,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end131 = pos + n130
+        if n130 < 0 or end131 > limit:
+            raise bad_length('string', pos, n130, buf)
+        obj129.name = str(buf[pos:end131], 'utf-8')
+        pos = end131
+        (n132,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n132 < 0 or n132 > limit - pos:
+            raise bad_length('array', pos, n132, buf)
+        items133 = []
+        for _ in range(n132):
+            obj135 = new(ListOffsetsPartitionResponse)
+            (obj135.partition_index, obj135.error_code, obj135.timestamp, obj135.offset, obj135.leader_epoch,) = _S8.unpack_from(buf, pos)
+            pos += 26
+            obj135.old_style_offsets = []
+            obj135.unknown_tagged_fields = []
+            items133.append(obj135)
+        obj129.partitions = items133
+        obj129.unknown_tagged_fields = []
+        items127.append(obj129)
+    obj125.topics = items127
+    obj125.unknown_tagged_fields = []
+    self = obj125
     return self, pos
 
 
 # ListOffsetsResponse v6-11
 def _enc_ListOffsetsResponse_v6(self, out, parts):
     out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item61 in self.topics:
-        _enc_ListOffsetsTopicResponse_v6(item61, out, parts)
+    n136 = len(self.topics) + 1
+    if n136 < 128:
+        out.append(n136)
+    else:
+        w_uvarint(out, n136)
+    for item137 in self.topics:
+        w_cstr(out, item137.name)
+        n138 = len(item137.partitions) + 1
+        if n138 < 128:
+            out.append(n138)
+        else:
+            w_uvarint(out, n138)
+        for item139 in item137.partitions:
+            if not ((item139.old_style_offsets is not None and len(item139.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '6-11')
+            out += _S8.pack(item139.partition_index, item139.error_code, item139.timestamp, item139.offset, item139.leader_epoch)
+            if item139.unknown_tagged_fields:
+                w_tagged(out, (), item139.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item137.unknown_tagged_fields:
+            w_tagged(out, (), item137.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -563,209 +843,66 @@ def _enc_ListOffsetsResponse_v6(self, out, parts):
 
 
 def _dec_ListOffsetsResponse_v6(buf, pos):
-    self = new(ListOffsetsResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj140 = new(ListOffsetsResponse)
+    (obj140.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n62, pos = r_calen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_ListOffsetsTopicResponse_v6(buf, pos)
-        items63.append(item64)
-    self.topics = items63
-    count65, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count65:
-        pos = r_tagged_unknown(buf, pos, count65, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListOffsetsTopicResponse v0
-def _enc_ListOffsetsTopicResponse_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item66 in self.partitions:
-        _enc_ListOffsetsPartitionResponse_v0(item66, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopicResponse', '0')
-
-
-def _dec_ListOffsetsTopicResponse_v0(buf, pos):
-    self = new(ListOffsetsTopicResponse)
-    self.name, pos = r_str(buf, pos)
-    n67, pos = r_alen(buf, pos)
-    items68 = []
-    for _ in range(n67):
-        item69, pos = _dec_ListOffsetsPartitionResponse_v0(buf, pos)
-        items68.append(item69)
-    self.partitions = items68
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopicResponse v1-3
-def _enc_ListOffsetsTopicResponse_v1(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item70 in self.partitions:
-        _enc_ListOffsetsPartitionResponse_v1(item70, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopicResponse', '1-3')
-
-
-def _dec_ListOffsetsTopicResponse_v1(buf, pos):
-    self = new(ListOffsetsTopicResponse)
-    self.name, pos = r_str(buf, pos)
-    n71, pos = r_alen(buf, pos)
-    items72 = []
-    for _ in range(n71):
-        item73, pos = _dec_ListOffsetsPartitionResponse_v1(buf, pos)
-        items72.append(item73)
-    self.partitions = items72
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopicResponse v4-5
-def _enc_ListOffsetsTopicResponse_v4(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item74 in self.partitions:
-        _enc_ListOffsetsPartitionResponse_v4(item74, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsTopicResponse', '4-5')
-
-
-def _dec_ListOffsetsTopicResponse_v4(buf, pos):
-    self = new(ListOffsetsTopicResponse)
-    self.name, pos = r_str(buf, pos)
-    n75, pos = r_alen(buf, pos)
-    items76 = []
-    for _ in range(n75):
-        item77, pos = _dec_ListOffsetsPartitionResponse_v4(buf, pos)
-        items76.append(item77)
-    self.partitions = items76
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsTopicResponse v6-11
-def _enc_ListOffsetsTopicResponse_v6(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item78 in self.partitions:
-        _enc_ListOffsetsPartitionResponse_v6(item78, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n141 = buf[pos]
+    if n141 > 127:
+        n141, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ListOffsetsTopicResponse_v6(buf, pos):
-    self = new(ListOffsetsTopicResponse)
-    self.name, pos = r_cstr(buf, pos)
-    n79, pos = r_calen(buf, pos)
-    items80 = []
-    for _ in range(n79):
-        item81, pos = _dec_ListOffsetsPartitionResponse_v6(buf, pos)
-        items80.append(item81)
-    self.partitions = items80
-    count82, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count82:
-        pos = r_tagged_unknown(buf, pos, count82, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListOffsetsPartitionResponse v0
-def _enc_ListOffsetsPartitionResponse_v0(self, out, parts):
-    if self.timestamp != -1:
-        raise cannot_carry('ListOffsetsPartitionResponse', 'timestamp', '0')
-    if self.offset != -1:
-        raise cannot_carry('ListOffsetsPartitionResponse', 'offset', '0')
-    if self.leader_epoch != -1:
-        raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '0')
-    out += _S5.pack(self.partition_index, self.error_code)
-    w_alen(out, self.old_style_offsets)
-    w_fixed_array(out, self.old_style_offsets, 'q')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartitionResponse', '0')
-
-
-def _dec_ListOffsetsPartitionResponse_v0(buf, pos):
-    self = new(ListOffsetsPartitionResponse)
-    (self.partition_index, self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 6
-    n83, pos = r_alen(buf, pos)
-    self.old_style_offsets, pos = r_fixed_array(buf, pos, n83, 'q', 8)
-    self.timestamp = -1
-    self.offset = -1
-    self.leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartitionResponse v1-3
-def _enc_ListOffsetsPartitionResponse_v1(self, out, parts):
-    if (self.old_style_offsets is None or len(self.old_style_offsets) != 0):
-        raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
-    if self.leader_epoch != -1:
-        raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '1-3')
-    out += _S6.pack(self.partition_index, self.error_code, self.timestamp, self.offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartitionResponse', '1-3')
-
-
-def _dec_ListOffsetsPartitionResponse_v1(buf, pos):
-    self = new(ListOffsetsPartitionResponse)
-    (self.partition_index, self.error_code, self.timestamp, self.offset,) = _S6.unpack_from(buf, pos)
-    pos += 22
-    self.old_style_offsets = []
-    self.leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartitionResponse v4-5
-def _enc_ListOffsetsPartitionResponse_v4(self, out, parts):
-    if (self.old_style_offsets is None or len(self.old_style_offsets) != 0):
-        raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '4-5')
-    out += _S7.pack(self.partition_index, self.error_code, self.timestamp, self.offset, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('ListOffsetsPartitionResponse', '4-5')
-
-
-def _dec_ListOffsetsPartitionResponse_v4(buf, pos):
-    self = new(ListOffsetsPartitionResponse)
-    (self.partition_index, self.error_code, self.timestamp, self.offset, self.leader_epoch,) = _S7.unpack_from(buf, pos)
-    pos += 26
-    self.old_style_offsets = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# ListOffsetsPartitionResponse v6-11
-def _enc_ListOffsetsPartitionResponse_v6(self, out, parts):
-    if (self.old_style_offsets is None or len(self.old_style_offsets) != 0):
-        raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '6-11')
-    out += _S7.pack(self.partition_index, self.error_code, self.timestamp, self.offset, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n141 -= 1
+    if n141 < 0 or n141 > limit - pos:
+        raise bad_length('array', pos, n141, buf)
+    items142 = []
+    for _ in range(n141):
+        obj144 = new(ListOffsetsTopicResponse)
+        n145 = buf[pos]
+        if n145 > 127:
+            n145, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n145 -= 1
+        end146 = pos + n145
+        if n145 < 0 or end146 > limit:
+            raise bad_length('string', pos, n145, buf)
+        obj144.name = str(buf[pos:end146], 'utf-8')
+        pos = end146
+        n147 = buf[pos]
+        if n147 > 127:
+            n147, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n147 -= 1
+        if n147 < 0 or n147 > limit - pos:
+            raise bad_length('array', pos, n147, buf)
+        items148 = []
+        for _ in range(n147):
+            obj150 = new(ListOffsetsPartitionResponse)
+            (obj150.partition_index, obj150.error_code, obj150.timestamp, obj150.offset, obj150.leader_epoch,) = _S8.unpack_from(buf, pos)
+            pos += 26
+            obj150.old_style_offsets = []
+            if buf[pos] == 0:
+                pos += 1
+                obj150.unknown_tagged_fields = []
+            else:
+                obj150.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items148.append(obj150)
+        obj144.partitions = items148
+        if buf[pos] == 0:
+            pos += 1
+            obj144.unknown_tagged_fields = []
+        else:
+            obj144.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items142.append(obj144)
+    obj140.topics = items142
+    if buf[pos] == 0:
+        pos += 1
+        obj140.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ListOffsetsPartitionResponse_v6(buf, pos):
-    self = new(ListOffsetsPartitionResponse)
-    (self.partition_index, self.error_code, self.timestamp, self.offset, self.leader_epoch,) = _S7.unpack_from(buf, pos)
-    pos += 26
-    self.old_style_offsets = []
-    count84, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count84:
-        pos = r_tagged_unknown(buf, pos, count84, unknown)
-    self.unknown_tagged_fields = unknown
+        obj140.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj140
     return self, pos
 
 

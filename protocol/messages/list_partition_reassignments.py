@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -98,7 +98,17 @@ def _enc_ListPartitionReassignmentsRequest_v0(self, out, parts):
     w_cnalen(out, self.topics)
     if self.topics is not None:
         for item1 in self.topics:
-            _enc_ListPartitionReassignmentsTopics_v0(item1, out, parts)
+            w_cstr(out, item1.name)
+            n2 = len(item1.partition_indexes) + 1
+            if n2 < 128:
+                out.append(n2)
+            else:
+                w_uvarint(out, n2)
+            w_fixed_array(out, item1.partition_indexes, 'i')
+            if item1.unknown_tagged_fields:
+                w_tagged(out, (), item1.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -106,47 +116,57 @@ def _enc_ListPartitionReassignmentsRequest_v0(self, out, parts):
 
 
 def _dec_ListPartitionReassignmentsRequest_v0(buf, pos):
-    self = new(ListPartitionReassignmentsRequest)
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ListPartitionReassignmentsRequest)
+    (obj3.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n2, pos = r_cnalen(buf, pos)
-    if n2 < 0:
-        self.topics = None
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_ListPartitionReassignmentsTopics_v0(buf, pos)
-            items3.append(item4)
-        self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ListPartitionReassignmentsTopics v0
-def _enc_ListPartitionReassignmentsTopics_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n4 -= 1
+    if (n4 < 0 and n4 != -1) or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    if n4 < 0:
+        obj3.topics = None
     else:
-        out.append(0)
-
-
-def _dec_ListPartitionReassignmentsTopics_v0(buf, pos):
-    self = new(ListPartitionReassignmentsTopics)
-    self.name, pos = r_cstr(buf, pos)
-    n6, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n6, 'i', 4)
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
+        items5 = []
+        for _ in range(n4):
+            obj7 = new(ListPartitionReassignmentsTopics)
+            n8 = buf[pos]
+            if n8 > 127:
+                n8, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n8 -= 1
+            end9 = pos + n8
+            if n8 < 0 or end9 > limit:
+                raise bad_length('string', pos, n8, buf)
+            obj7.name = str(buf[pos:end9], 'utf-8')
+            pos = end9
+            n10 = buf[pos]
+            if n10 > 127:
+                n10, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n10 -= 1
+            if n10 < 0 or n10 > limit - pos:
+                raise bad_length('array', pos, n10, buf)
+            obj7.partition_indexes, pos = r_fixed_array(buf, pos, n10, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj7.unknown_tagged_fields = []
+            else:
+                obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items5.append(obj7)
+        obj3.topics = items5
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
@@ -154,9 +174,46 @@ def _dec_ListPartitionReassignmentsTopics_v0(buf, pos):
 def _enc_ListPartitionReassignmentsResponse_v0(self, out, parts):
     out += _S1.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.topics)
-    for item8 in self.topics:
-        _enc_OngoingTopicReassignment_v0(item8, out, parts)
+    n11 = len(self.topics) + 1
+    if n11 < 128:
+        out.append(n11)
+    else:
+        w_uvarint(out, n11)
+    for item12 in self.topics:
+        w_cstr(out, item12.name)
+        n13 = len(item12.partitions) + 1
+        if n13 < 128:
+            out.append(n13)
+        else:
+            w_uvarint(out, n13)
+        for item14 in item12.partitions:
+            out += _S0.pack(item14.partition_index)
+            n15 = len(item14.replicas) + 1
+            if n15 < 128:
+                out.append(n15)
+            else:
+                w_uvarint(out, n15)
+            w_fixed_array(out, item14.replicas, 'i')
+            n16 = len(item14.adding_replicas) + 1
+            if n16 < 128:
+                out.append(n16)
+            else:
+                w_uvarint(out, n16)
+            w_fixed_array(out, item14.adding_replicas, 'i')
+            n17 = len(item14.removing_replicas) + 1
+            if n17 < 128:
+                out.append(n17)
+            else:
+                w_uvarint(out, n17)
+            w_fixed_array(out, item14.removing_replicas, 'i')
+            if item14.unknown_tagged_fields:
+                w_tagged(out, (), item14.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item12.unknown_tagged_fields:
+            w_tagged(out, (), item12.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -164,83 +221,106 @@ def _enc_ListPartitionReassignmentsResponse_v0(self, out, parts):
 
 
 def _dec_ListPartitionReassignmentsResponse_v0(buf, pos):
-    self = new(ListPartitionReassignmentsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(ListPartitionReassignmentsResponse)
+    (obj18.throttle_time_ms, obj18.error_code,) = _S1.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n9, pos = r_calen(buf, pos)
-    items10 = []
-    for _ in range(n9):
-        item11, pos = _dec_OngoingTopicReassignment_v0(buf, pos)
-        items10.append(item11)
-    self.topics = items10
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OngoingTopicReassignment v0
-def _enc_OngoingTopicReassignment_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item13 in self.partitions:
-        _enc_OngoingPartitionReassignment_v0(item13, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OngoingTopicReassignment_v0(buf, pos):
-    self = new(OngoingTopicReassignment)
-    self.name, pos = r_cstr(buf, pos)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_OngoingPartitionReassignment_v0(buf, pos)
-        items15.append(item16)
-    self.partitions = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OngoingPartitionReassignment v0
-def _enc_OngoingPartitionReassignment_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    w_calen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.adding_replicas)
-    w_fixed_array(out, self.adding_replicas, 'i')
-    w_calen(out, self.removing_replicas)
-    w_fixed_array(out, self.removing_replicas, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n19 -= 1
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        if n19 != -1:
+            raise bad_length('string', pos, n19, buf)
+        obj18.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_OngoingPartitionReassignment_v0(buf, pos):
-    self = new(OngoingPartitionReassignment)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n18, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n18, 'i', 4)
-    n19, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n19, 'i', 4)
-    n20, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+        obj18.error_message = str(buf[pos:end20], 'utf-8')
+        pos = end20
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    if n21 < 0 or n21 > limit - pos:
+        raise bad_length('array', pos, n21, buf)
+    items22 = []
+    for _ in range(n21):
+        obj24 = new(OngoingTopicReassignment)
+        n25 = buf[pos]
+        if n25 > 127:
+            n25, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n25 -= 1
+        end26 = pos + n25
+        if n25 < 0 or end26 > limit:
+            raise bad_length('string', pos, n25, buf)
+        obj24.name = str(buf[pos:end26], 'utf-8')
+        pos = end26
+        n27 = buf[pos]
+        if n27 > 127:
+            n27, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n27 -= 1
+        if n27 < 0 or n27 > limit - pos:
+            raise bad_length('array', pos, n27, buf)
+        items28 = []
+        for _ in range(n27):
+            obj30 = new(OngoingPartitionReassignment)
+            (obj30.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            n31 = buf[pos]
+            if n31 > 127:
+                n31, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n31 -= 1
+            if n31 < 0 or n31 > limit - pos:
+                raise bad_length('array', pos, n31, buf)
+            obj30.replicas, pos = r_fixed_array(buf, pos, n31, 'i', 4)
+            n32 = buf[pos]
+            if n32 > 127:
+                n32, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n32 -= 1
+            if n32 < 0 or n32 > limit - pos:
+                raise bad_length('array', pos, n32, buf)
+            obj30.adding_replicas, pos = r_fixed_array(buf, pos, n32, 'i', 4)
+            n33 = buf[pos]
+            if n33 > 127:
+                n33, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n33 -= 1
+            if n33 < 0 or n33 > limit - pos:
+                raise bad_length('array', pos, n33, buf)
+            obj30.removing_replicas, pos = r_fixed_array(buf, pos, n33, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj30.unknown_tagged_fields = []
+            else:
+                obj30.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items28.append(obj30)
+        obj24.partitions = items28
+        if buf[pos] == 0:
+            pos += 1
+            obj24.unknown_tagged_fields = []
+        else:
+            obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items22.append(obj24)
+    obj18.topics = items22
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
+    else:
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -73,14 +73,22 @@ class TransactionState(Struct):
 
 # ListTransactionsRequest v0
 def _enc_ListTransactionsRequest_v0(self, out, parts):
-    if self.duration_filter != -1:
+    if not (self.duration_filter == -1):
         raise cannot_carry('ListTransactionsRequest', 'duration_filter', '0')
-    if self.transactional_id_pattern is not None:
+    if not (self.transactional_id_pattern is None):
         raise cannot_carry('ListTransactionsRequest', 'transactional_id_pattern', '0')
-    w_calen(out, self.state_filters)
-    for item1 in self.state_filters:
-        w_cstr(out, item1)
-    w_calen(out, self.producer_id_filters)
+    n1 = len(self.state_filters) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.state_filters:
+        w_cstr(out, item2)
+    n3 = len(self.producer_id_filters) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
     w_fixed_array(out, self.producer_id_filters, 'q')
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -89,33 +97,67 @@ def _enc_ListTransactionsRequest_v0(self, out, parts):
 
 
 def _dec_ListTransactionsRequest_v0(buf, pos):
-    self = new(ListTransactionsRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.state_filters = items3
-    n5, pos = r_calen(buf, pos)
-    self.producer_id_filters, pos = r_fixed_array(buf, pos, n5, 'q', 8)
-    self.duration_filter = -1
-    self.transactional_id_pattern = None
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj4 = new(ListTransactionsRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        n8 = buf[pos]
+        if n8 > 127:
+            n8, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n8 -= 1
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        item7 = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        items6.append(item7)
+    obj4.state_filters = items6
+    n10 = buf[pos]
+    if n10 > 127:
+        n10, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n10 -= 1
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    obj4.producer_id_filters, pos = r_fixed_array(buf, pos, n10, 'q', 8)
+    obj4.duration_filter = -1
+    obj4.transactional_id_pattern = None
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # ListTransactionsRequest v1
 def _enc_ListTransactionsRequest_v1(self, out, parts):
-    if self.transactional_id_pattern is not None:
+    if not (self.transactional_id_pattern is None):
         raise cannot_carry('ListTransactionsRequest', 'transactional_id_pattern', '1')
-    w_calen(out, self.state_filters)
-    for item7 in self.state_filters:
-        w_cstr(out, item7)
-    w_calen(out, self.producer_id_filters)
+    n11 = len(self.state_filters) + 1
+    if n11 < 128:
+        out.append(n11)
+    else:
+        w_uvarint(out, n11)
+    for item12 in self.state_filters:
+        w_cstr(out, item12)
+    n13 = len(self.producer_id_filters) + 1
+    if n13 < 128:
+        out.append(n13)
+    else:
+        w_uvarint(out, n13)
     w_fixed_array(out, self.producer_id_filters, 'q')
     out += _S0.pack(self.duration_filter)
     if self.unknown_tagged_fields:
@@ -125,32 +167,66 @@ def _enc_ListTransactionsRequest_v1(self, out, parts):
 
 
 def _dec_ListTransactionsRequest_v1(buf, pos):
-    self = new(ListTransactionsRequest)
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = r_cstr(buf, pos)
-        items9.append(item10)
-    self.state_filters = items9
-    n11, pos = r_calen(buf, pos)
-    self.producer_id_filters, pos = r_fixed_array(buf, pos, n11, 'q', 8)
-    (self.duration_filter,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj14 = new(ListTransactionsRequest)
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        n18 = buf[pos]
+        if n18 > 127:
+            n18, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n18 -= 1
+        end19 = pos + n18
+        if n18 < 0 or end19 > limit:
+            raise bad_length('string', pos, n18, buf)
+        item17 = str(buf[pos:end19], 'utf-8')
+        pos = end19
+        items16.append(item17)
+    obj14.state_filters = items16
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n20 -= 1
+    if n20 < 0 or n20 > limit - pos:
+        raise bad_length('array', pos, n20, buf)
+    obj14.producer_id_filters, pos = r_fixed_array(buf, pos, n20, 'q', 8)
+    (obj14.duration_filter,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.transactional_id_pattern = None
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+    obj14.transactional_id_pattern = None
+    if buf[pos] == 0:
+        pos += 1
+        obj14.unknown_tagged_fields = []
+    else:
+        obj14.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj14
     return self, pos
 
 
 # ListTransactionsRequest v2
 def _enc_ListTransactionsRequest_v2(self, out, parts):
-    w_calen(out, self.state_filters)
-    for item13 in self.state_filters:
-        w_cstr(out, item13)
-    w_calen(out, self.producer_id_filters)
+    n21 = len(self.state_filters) + 1
+    if n21 < 128:
+        out.append(n21)
+    else:
+        w_uvarint(out, n21)
+    for item22 in self.state_filters:
+        w_cstr(out, item22)
+    n23 = len(self.producer_id_filters) + 1
+    if n23 < 128:
+        out.append(n23)
+    else:
+        w_uvarint(out, n23)
     w_fixed_array(out, self.producer_id_filters, 'q')
     out += _S0.pack(self.duration_filter)
     w_cnstr(out, self.transactional_id_pattern)
@@ -161,35 +237,88 @@ def _enc_ListTransactionsRequest_v2(self, out, parts):
 
 
 def _dec_ListTransactionsRequest_v2(buf, pos):
-    self = new(ListTransactionsRequest)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = r_cstr(buf, pos)
-        items15.append(item16)
-    self.state_filters = items15
-    n17, pos = r_calen(buf, pos)
-    self.producer_id_filters, pos = r_fixed_array(buf, pos, n17, 'q', 8)
-    (self.duration_filter,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(ListTransactionsRequest)
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n25 -= 1
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        item27 = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        items26.append(item27)
+    obj24.state_filters = items26
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    obj24.producer_id_filters, pos = r_fixed_array(buf, pos, n30, 'q', 8)
+    (obj24.duration_filter,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.transactional_id_pattern, pos = r_cnstr(buf, pos)
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
+    n31 = buf[pos]
+    if n31 > 127:
+        n31, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n31 -= 1
+    end32 = pos + n31
+    if n31 < 0 or end32 > limit:
+        if n31 != -1:
+            raise bad_length('string', pos, n31, buf)
+        obj24.transactional_id_pattern = None
+    else:
+        obj24.transactional_id_pattern = str(buf[pos:end32], 'utf-8')
+        pos = end32
+    if buf[pos] == 0:
+        pos += 1
+        obj24.unknown_tagged_fields = []
+    else:
+        obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj24
     return self, pos
 
 
 # ListTransactionsResponse v0-2
 def _enc_ListTransactionsResponse_v0(self, out, parts):
     out += _S1.pack(self.throttle_time_ms, self.error_code)
-    w_calen(out, self.unknown_state_filters)
-    for item19 in self.unknown_state_filters:
-        w_cstr(out, item19)
-    w_calen(out, self.transaction_states)
-    for item20 in self.transaction_states:
-        _enc_TransactionState_v0(item20, out, parts)
+    n33 = len(self.unknown_state_filters) + 1
+    if n33 < 128:
+        out.append(n33)
+    else:
+        w_uvarint(out, n33)
+    for item34 in self.unknown_state_filters:
+        w_cstr(out, item34)
+    n35 = len(self.transaction_states) + 1
+    if n35 < 128:
+        out.append(n35)
+    else:
+        w_uvarint(out, n35)
+    for item36 in self.transaction_states:
+        w_cstr(out, item36.transactional_id)
+        out += _S0.pack(item36.producer_id)
+        w_cstr(out, item36.transaction_state)
+        if item36.unknown_tagged_fields:
+            w_tagged(out, (), item36.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -197,51 +326,81 @@ def _enc_ListTransactionsResponse_v0(self, out, parts):
 
 
 def _dec_ListTransactionsResponse_v0(buf, pos):
-    self = new(ListTransactionsResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj37 = new(ListTransactionsResponse)
+    (obj37.throttle_time_ms, obj37.error_code,) = _S1.unpack_from(buf, pos)
     pos += 6
-    n21, pos = r_calen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = r_cstr(buf, pos)
-        items22.append(item23)
-    self.unknown_state_filters = items22
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_TransactionState_v0(buf, pos)
-        items25.append(item26)
-    self.transaction_states = items25
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TransactionState v0-2
-def _enc_TransactionState_v0(self, out, parts):
-    w_cstr(out, self.transactional_id)
-    out += _S0.pack(self.producer_id)
-    w_cstr(out, self.transaction_state)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TransactionState_v0(buf, pos):
-    self = new(TransactionState)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    (self.producer_id,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    self.transaction_state, pos = r_cstr(buf, pos)
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n38 -= 1
+    if n38 < 0 or n38 > limit - pos:
+        raise bad_length('array', pos, n38, buf)
+    items39 = []
+    for _ in range(n38):
+        n41 = buf[pos]
+        if n41 > 127:
+            n41, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n41 -= 1
+        end42 = pos + n41
+        if n41 < 0 or end42 > limit:
+            raise bad_length('string', pos, n41, buf)
+        item40 = str(buf[pos:end42], 'utf-8')
+        pos = end42
+        items39.append(item40)
+    obj37.unknown_state_filters = items39
+    n43 = buf[pos]
+    if n43 > 127:
+        n43, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n43 -= 1
+    if n43 < 0 or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    items44 = []
+    for _ in range(n43):
+        obj46 = new(TransactionState)
+        n47 = buf[pos]
+        if n47 > 127:
+            n47, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n47 -= 1
+        end48 = pos + n47
+        if n47 < 0 or end48 > limit:
+            raise bad_length('string', pos, n47, buf)
+        obj46.transactional_id = str(buf[pos:end48], 'utf-8')
+        pos = end48
+        (obj46.producer_id,) = _S0.unpack_from(buf, pos)
+        pos += 8
+        n49 = buf[pos]
+        if n49 > 127:
+            n49, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n49 -= 1
+        end50 = pos + n49
+        if n49 < 0 or end50 > limit:
+            raise bad_length('string', pos, n49, buf)
+        obj46.transaction_state = str(buf[pos:end50], 'utf-8')
+        pos = end50
+        if buf[pos] == 0:
+            pos += 1
+            obj46.unknown_tagged_fields = []
+        else:
+            obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items44.append(obj46)
+    obj37.transaction_states = items44
+    if buf[pos] == 0:
+        pos += 1
+        obj37.unknown_tagged_fields = []
+    else:
+        obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj37
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,15 +15,15 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['MetadataRequest', 'MetadataRequestTopic', 'MetadataResponse', 'MetadataResponseBroker', 'MetadataResponsePartition', 'MetadataResponseTopic']
 
-_S0 = _Struct('>?')
-_S1 = _Struct('>???')
-_S2 = _Struct('>??')
-_S3 = _Struct('>16s')
-_S4 = _Struct('>i')
-_S5 = _Struct('>h')
-_S6 = _Struct('>16s?')
-_S7 = _Struct('>hii')
-_S8 = _Struct('>hiii')
+_S0 = _Struct('>i')
+_S1 = _Struct('>h')
+_S2 = _Struct('>?')
+_S3 = _Struct('>???')
+_S4 = _Struct('>16s')
+_S5 = _Struct('>??')
+_S6 = _Struct('>hii')
+_S7 = _Struct('>hiii')
+_S8 = _Struct('>16s?')
 
 
 class MetadataRequest(Message):
@@ -126,99 +126,147 @@ class MetadataResponsePartition(Struct):
 
 # MetadataRequest v0
 def _enc_MetadataRequest_v0(self, out, parts):
-    if self.allow_auto_topic_creation != True:
+    if not (self.allow_auto_topic_creation == True):
         raise cannot_carry('MetadataRequest', 'allow_auto_topic_creation', '0')
-    if self.include_cluster_authorized_operations != False:
+    if not (self.include_cluster_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_cluster_authorized_operations', '0')
-    if self.include_topic_authorized_operations != False:
+    if not (self.include_topic_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_topic_authorized_operations', '0')
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_MetadataRequestTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataRequestTopic', '0-8')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataRequest', '0')
 
 
 def _dec_MetadataRequest_v0(buf, pos):
-    self = new(MetadataRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_MetadataRequestTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.allow_auto_topic_creation = True
-    self.include_cluster_authorized_operations = False
-    self.include_topic_authorized_operations = False
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(MetadataRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(MetadataRequestTopic)
+        (n7,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.name = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        obj6.topic_id = ZERO_UUID
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.topics = items4
+    obj2.allow_auto_topic_creation = True
+    obj2.include_cluster_authorized_operations = False
+    obj2.include_topic_authorized_operations = False
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # MetadataRequest v1-3
 def _enc_MetadataRequest_v1(self, out, parts):
-    if self.allow_auto_topic_creation != True:
+    if not (self.allow_auto_topic_creation == True):
         raise cannot_carry('MetadataRequest', 'allow_auto_topic_creation', '1-3')
-    if self.include_cluster_authorized_operations != False:
+    if not (self.include_cluster_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_cluster_authorized_operations', '1-3')
-    if self.include_topic_authorized_operations != False:
+    if not (self.include_topic_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_topic_authorized_operations', '1-3')
     w_nalen(out, self.topics)
     if self.topics is not None:
-        for item5 in self.topics:
-            _enc_MetadataRequestTopic_v0(item5, out, parts)
+        for item9 in self.topics:
+            w_str(out, item9.name)
+            if item9.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataRequestTopic', '0-8')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataRequest', '1-3')
 
 
 def _dec_MetadataRequest_v1(buf, pos):
-    self = new(MetadataRequest)
-    n6, pos = r_nalen(buf, pos)
-    if n6 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj10 = new(MetadataRequest)
+    (n11,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if (n11 < 0 and n11 != -1) or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    if n11 < 0:
+        obj10.topics = None
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_MetadataRequestTopic_v0(buf, pos)
-            items7.append(item8)
-        self.topics = items7
-    self.allow_auto_topic_creation = True
-    self.include_cluster_authorized_operations = False
-    self.include_topic_authorized_operations = False
-    self.unknown_tagged_fields = []
+        items12 = []
+        for _ in range(n11):
+            obj14 = new(MetadataRequestTopic)
+            (n15,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end16 = pos + n15
+            if n15 < 0 or end16 > limit:
+                raise bad_length('string', pos, n15, buf)
+            obj14.name = str(buf[pos:end16], 'utf-8')
+            pos = end16
+            obj14.topic_id = ZERO_UUID
+            obj14.unknown_tagged_fields = []
+            items12.append(obj14)
+        obj10.topics = items12
+    obj10.allow_auto_topic_creation = True
+    obj10.include_cluster_authorized_operations = False
+    obj10.include_topic_authorized_operations = False
+    obj10.unknown_tagged_fields = []
+    self = obj10
     return self, pos
 
 
 # MetadataRequest v4-7
 def _enc_MetadataRequest_v4(self, out, parts):
-    if self.include_cluster_authorized_operations != False:
+    if not (self.include_cluster_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_cluster_authorized_operations', '4-7')
-    if self.include_topic_authorized_operations != False:
+    if not (self.include_topic_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_topic_authorized_operations', '4-7')
     w_nalen(out, self.topics)
     if self.topics is not None:
-        for item9 in self.topics:
-            _enc_MetadataRequestTopic_v0(item9, out, parts)
-    out += _S0.pack(self.allow_auto_topic_creation)
+        for item17 in self.topics:
+            w_str(out, item17.name)
+            if item17.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataRequestTopic', '0-8')
+    out += _S2.pack(self.allow_auto_topic_creation)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataRequest', '4-7')
 
 
 def _dec_MetadataRequest_v4(buf, pos):
-    self = new(MetadataRequest)
-    n10, pos = r_nalen(buf, pos)
-    if n10 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj18 = new(MetadataRequest)
+    (n19,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if (n19 < 0 and n19 != -1) or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
+    if n19 < 0:
+        obj18.topics = None
     else:
-        items11 = []
-        for _ in range(n10):
-            item12, pos = _dec_MetadataRequestTopic_v0(buf, pos)
-            items11.append(item12)
-        self.topics = items11
-    (self.allow_auto_topic_creation,) = _S0.unpack_from(buf, pos)
+        items20 = []
+        for _ in range(n19):
+            obj22 = new(MetadataRequestTopic)
+            (n23,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end24 = pos + n23
+            if n23 < 0 or end24 > limit:
+                raise bad_length('string', pos, n23, buf)
+            obj22.name = str(buf[pos:end24], 'utf-8')
+            pos = end24
+            obj22.topic_id = ZERO_UUID
+            obj22.unknown_tagged_fields = []
+            items20.append(obj22)
+        obj18.topics = items20
+    (obj18.allow_auto_topic_creation,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.include_cluster_authorized_operations = False
-    self.include_topic_authorized_operations = False
-    self.unknown_tagged_fields = []
+    obj18.include_cluster_authorized_operations = False
+    obj18.include_topic_authorized_operations = False
+    obj18.unknown_tagged_fields = []
+    self = obj18
     return self, pos
 
 
@@ -226,27 +274,43 @@ def _dec_MetadataRequest_v4(buf, pos):
 def _enc_MetadataRequest_v8(self, out, parts):
     w_nalen(out, self.topics)
     if self.topics is not None:
-        for item13 in self.topics:
-            _enc_MetadataRequestTopic_v0(item13, out, parts)
-    out += _S1.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
+        for item25 in self.topics:
+            w_str(out, item25.name)
+            if item25.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataRequestTopic', '0-8')
+    out += _S3.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataRequest', '8')
 
 
 def _dec_MetadataRequest_v8(buf, pos):
-    self = new(MetadataRequest)
-    n14, pos = r_nalen(buf, pos)
-    if n14 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj26 = new(MetadataRequest)
+    (n27,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if (n27 < 0 and n27 != -1) or n27 > limit - pos:
+        raise bad_length('array', pos, n27, buf)
+    if n27 < 0:
+        obj26.topics = None
     else:
-        items15 = []
-        for _ in range(n14):
-            item16, pos = _dec_MetadataRequestTopic_v0(buf, pos)
-            items15.append(item16)
-        self.topics = items15
-    (self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
+        items28 = []
+        for _ in range(n27):
+            obj30 = new(MetadataRequestTopic)
+            (n31,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end32 = pos + n31
+            if n31 < 0 or end32 > limit:
+                raise bad_length('string', pos, n31, buf)
+            obj30.name = str(buf[pos:end32], 'utf-8')
+            pos = end32
+            obj30.topic_id = ZERO_UUID
+            obj30.unknown_tagged_fields = []
+            items28.append(obj30)
+        obj26.topics = items28
+    (obj26.allow_auto_topic_creation, obj26.include_cluster_authorized_operations, obj26.include_topic_authorized_operations,) = _S3.unpack_from(buf, pos)
     pos += 3
-    self.unknown_tagged_fields = []
+    obj26.unknown_tagged_fields = []
+    self = obj26
     return self, pos
 
 
@@ -254,9 +318,13 @@ def _dec_MetadataRequest_v8(buf, pos):
 def _enc_MetadataRequest_v9(self, out, parts):
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item17 in self.topics:
-            _enc_MetadataRequestTopic_v9(item17, out, parts)
-    out += _S1.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
+        for item33 in self.topics:
+            w_cstr(out, item33.name)
+            if item33.unknown_tagged_fields:
+                w_tagged(out, (), item33.unknown_tagged_fields)
+            else:
+                out.append(0)
+    out += _S3.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -264,23 +332,49 @@ def _enc_MetadataRequest_v9(self, out, parts):
 
 
 def _dec_MetadataRequest_v9(buf, pos):
-    self = new(MetadataRequest)
-    n18, pos = r_cnalen(buf, pos)
-    if n18 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj34 = new(MetadataRequest)
+    n35 = buf[pos]
+    if n35 > 127:
+        n35, pos = r_uvarint(buf, pos)
     else:
-        items19 = []
-        for _ in range(n18):
-            item20, pos = _dec_MetadataRequestTopic_v9(buf, pos)
-            items19.append(item20)
-        self.topics = items19
-    (self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
+        pos += 1
+    n35 -= 1
+    if (n35 < 0 and n35 != -1) or n35 > limit - pos:
+        raise bad_length('array', pos, n35, buf)
+    if n35 < 0:
+        obj34.topics = None
+    else:
+        items36 = []
+        for _ in range(n35):
+            obj38 = new(MetadataRequestTopic)
+            n39 = buf[pos]
+            if n39 > 127:
+                n39, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n39 -= 1
+            end40 = pos + n39
+            if n39 < 0 or end40 > limit:
+                raise bad_length('string', pos, n39, buf)
+            obj38.name = str(buf[pos:end40], 'utf-8')
+            pos = end40
+            obj38.topic_id = ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                obj38.unknown_tagged_fields = []
+            else:
+                obj38.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items36.append(obj38)
+        obj34.topics = items36
+    (obj34.allow_auto_topic_creation, obj34.include_cluster_authorized_operations, obj34.include_topic_authorized_operations,) = _S3.unpack_from(buf, pos)
     pos += 3
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj34.unknown_tagged_fields = []
+    else:
+        obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj34
     return self, pos
 
 
@@ -288,9 +382,14 @@ def _dec_MetadataRequest_v9(buf, pos):
 def _enc_MetadataRequest_v10(self, out, parts):
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item22 in self.topics:
-            _enc_MetadataRequestTopic_v10(item22, out, parts)
-    out += _S1.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
+        for item41 in self.topics:
+            out += _S4.pack(item41.topic_id.bytes)
+            w_cnstr(out, item41.name)
+            if item41.unknown_tagged_fields:
+                w_tagged(out, (), item41.unknown_tagged_fields)
+            else:
+                out.append(0)
+    out += _S3.pack(self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -298,35 +397,71 @@ def _enc_MetadataRequest_v10(self, out, parts):
 
 
 def _dec_MetadataRequest_v10(buf, pos):
-    self = new(MetadataRequest)
-    n23, pos = r_cnalen(buf, pos)
-    if n23 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj42 = new(MetadataRequest)
+    n43 = buf[pos]
+    if n43 > 127:
+        n43, pos = r_uvarint(buf, pos)
     else:
-        items24 = []
-        for _ in range(n23):
-            item25, pos = _dec_MetadataRequestTopic_v10(buf, pos)
-            items24.append(item25)
-        self.topics = items24
-    (self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
+        pos += 1
+    n43 -= 1
+    if (n43 < 0 and n43 != -1) or n43 > limit - pos:
+        raise bad_length('array', pos, n43, buf)
+    if n43 < 0:
+        obj42.topics = None
+    else:
+        items44 = []
+        for _ in range(n43):
+            obj46 = new(MetadataRequestTopic)
+            (raw47,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            obj46.topic_id = uuid_from(raw47)
+            n48 = buf[pos]
+            if n48 > 127:
+                n48, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n48 -= 1
+            end49 = pos + n48
+            if n48 < 0 or end49 > limit:
+                if n48 != -1:
+                    raise bad_length('string', pos, n48, buf)
+                obj46.name = None
+            else:
+                obj46.name = str(buf[pos:end49], 'utf-8')
+                pos = end49
+            if buf[pos] == 0:
+                pos += 1
+                obj46.unknown_tagged_fields = []
+            else:
+                obj46.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items44.append(obj46)
+        obj42.topics = items44
+    (obj42.allow_auto_topic_creation, obj42.include_cluster_authorized_operations, obj42.include_topic_authorized_operations,) = _S3.unpack_from(buf, pos)
     pos += 3
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj42.unknown_tagged_fields = []
+    else:
+        obj42.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj42
     return self, pos
 
 
 # MetadataRequest v11-13
 def _enc_MetadataRequest_v11(self, out, parts):
-    if self.include_cluster_authorized_operations != False:
+    if not (self.include_cluster_authorized_operations == False):
         raise cannot_carry('MetadataRequest', 'include_cluster_authorized_operations', '11-13')
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item27 in self.topics:
-            _enc_MetadataRequestTopic_v10(item27, out, parts)
-    out += _S2.pack(self.allow_auto_topic_creation, self.include_topic_authorized_operations)
+        for item50 in self.topics:
+            out += _S4.pack(item50.topic_id.bytes)
+            w_cnstr(out, item50.name)
+            if item50.unknown_tagged_fields:
+                w_tagged(out, (), item50.unknown_tagged_fields)
+            else:
+                out.append(0)
+    out += _S5.pack(self.allow_auto_topic_creation, self.include_topic_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -334,383 +469,1070 @@ def _enc_MetadataRequest_v11(self, out, parts):
 
 
 def _dec_MetadataRequest_v11(buf, pos):
-    self = new(MetadataRequest)
-    n28, pos = r_cnalen(buf, pos)
-    if n28 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj51 = new(MetadataRequest)
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
     else:
-        items29 = []
-        for _ in range(n28):
-            item30, pos = _dec_MetadataRequestTopic_v10(buf, pos)
-            items29.append(item30)
-        self.topics = items29
-    (self.allow_auto_topic_creation, self.include_topic_authorized_operations,) = _S2.unpack_from(buf, pos)
+        pos += 1
+    n52 -= 1
+    if (n52 < 0 and n52 != -1) or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    if n52 < 0:
+        obj51.topics = None
+    else:
+        items53 = []
+        for _ in range(n52):
+            obj55 = new(MetadataRequestTopic)
+            (raw56,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            obj55.topic_id = uuid_from(raw56)
+            n57 = buf[pos]
+            if n57 > 127:
+                n57, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n57 -= 1
+            end58 = pos + n57
+            if n57 < 0 or end58 > limit:
+                if n57 != -1:
+                    raise bad_length('string', pos, n57, buf)
+                obj55.name = None
+            else:
+                obj55.name = str(buf[pos:end58], 'utf-8')
+                pos = end58
+            if buf[pos] == 0:
+                pos += 1
+                obj55.unknown_tagged_fields = []
+            else:
+                obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items53.append(obj55)
+        obj51.topics = items53
+    (obj51.allow_auto_topic_creation, obj51.include_topic_authorized_operations,) = _S5.unpack_from(buf, pos)
     pos += 2
-    self.include_cluster_authorized_operations = False
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataRequestTopic v0-8
-def _enc_MetadataRequestTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataRequestTopic', '0-8')
-
-
-def _dec_MetadataRequestTopic_v0(buf, pos):
-    self = new(MetadataRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataRequestTopic v9
-def _enc_MetadataRequestTopic_v9(self, out, parts):
-    w_cstr(out, self.name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj51.include_cluster_authorized_operations = False
+    if buf[pos] == 0:
+        pos += 1
+        obj51.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_MetadataRequestTopic_v9(buf, pos):
-    self = new(MetadataRequestTopic)
-    self.name, pos = r_cstr(buf, pos)
-    self.topic_id = ZERO_UUID
-    count32, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count32:
-        pos = r_tagged_unknown(buf, pos, count32, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataRequestTopic v10-13
-def _enc_MetadataRequestTopic_v10(self, out, parts):
-    out += _S3.pack(self.topic_id.bytes)
-    w_cnstr(out, self.name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_MetadataRequestTopic_v10(buf, pos):
-    self = new(MetadataRequestTopic)
-    (raw33,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw33)
-    self.name, pos = r_cnstr(buf, pos)
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+        obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj51
     return self, pos
 
 
 # MetadataResponse v0
 def _enc_MetadataResponse_v0(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '0')
     w_alen(out, self.brokers)
-    for item35 in self.brokers:
-        _enc_MetadataResponseBroker_v0(item35, out, parts)
+    for item59 in self.brokers:
+        out += _S0.pack(item59.node_id)
+        w_str(out, item59.host)
+        out += _S0.pack(item59.port)
+        if item59.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '0')
     w_alen(out, self.topics)
-    for item36 in self.topics:
-        _enc_MetadataResponseTopic_v0(item36, out, parts)
+    for item60 in self.topics:
+        if not (item60.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '0')
+        out += _S1.pack(item60.error_code)
+        w_str(out, item60.name)
+        w_alen(out, item60.partitions)
+        for item61 in item60.partitions:
+            out += _S6.pack(item61.error_code, item61.partition_index, item61.leader_id)
+            w_alen(out, item61.replica_nodes)
+            w_fixed_array(out, item61.replica_nodes, 'i')
+            w_alen(out, item61.isr_nodes)
+            w_fixed_array(out, item61.isr_nodes, 'i')
+            if item61.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '0-4')
+        if item60.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '0')
 
 
 def _dec_MetadataResponse_v0(buf, pos):
-    self = new(MetadataResponse)
-    n37, pos = r_alen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_MetadataResponseBroker_v0(buf, pos)
-        items38.append(item39)
-    self.brokers = items38
-    n40, pos = r_alen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_MetadataResponseTopic_v0(buf, pos)
-        items41.append(item42)
-    self.topics = items41
-    self.throttle_time_ms = 0
-    self.cluster_id = None
-    self.controller_id = -1
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj62 = new(MetadataResponse)
+    (n63,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n63 < 0 or n63 > limit - pos:
+        raise bad_length('array', pos, n63, buf)
+    items64 = []
+    for _ in range(n63):
+        obj66 = new(MetadataResponseBroker)
+        (obj66.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n67,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end68 = pos + n67
+        if n67 < 0 or end68 > limit:
+            raise bad_length('string', pos, n67, buf)
+        obj66.host = str(buf[pos:end68], 'utf-8')
+        pos = end68
+        (obj66.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj66.rack = None
+        obj66.unknown_tagged_fields = []
+        items64.append(obj66)
+    obj62.brokers = items64
+    (n69,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n69 < 0 or n69 > limit - pos:
+        raise bad_length('array', pos, n69, buf)
+    items70 = []
+    for _ in range(n69):
+        obj72 = new(MetadataResponseTopic)
+        (obj72.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n73,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end74 = pos + n73
+        if n73 < 0 or end74 > limit:
+            raise bad_length('string', pos, n73, buf)
+        obj72.name = str(buf[pos:end74], 'utf-8')
+        pos = end74
+        (n75,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n75 < 0 or n75 > limit - pos:
+            raise bad_length('array', pos, n75, buf)
+        items76 = []
+        for _ in range(n75):
+            obj78 = new(MetadataResponsePartition)
+            (obj78.error_code, obj78.partition_index, obj78.leader_id,) = _S6.unpack_from(buf, pos)
+            pos += 10
+            (n79,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n79 < 0 or n79 > limit - pos:
+                raise bad_length('array', pos, n79, buf)
+            obj78.replica_nodes, pos = r_fixed_array(buf, pos, n79, 'i', 4)
+            (n80,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n80 < 0 or n80 > limit - pos:
+                raise bad_length('array', pos, n80, buf)
+            obj78.isr_nodes, pos = r_fixed_array(buf, pos, n80, 'i', 4)
+            obj78.leader_epoch = -1
+            obj78.offline_replicas = []
+            obj78.unknown_tagged_fields = []
+            items76.append(obj78)
+        obj72.partitions = items76
+        obj72.topic_id = ZERO_UUID
+        obj72.is_internal = False
+        obj72.topic_authorized_operations = -2147483648
+        obj72.unknown_tagged_fields = []
+        items70.append(obj72)
+    obj62.topics = items70
+    obj62.throttle_time_ms = 0
+    obj62.cluster_id = None
+    obj62.controller_id = -1
+    obj62.cluster_authorized_operations = -2147483648
+    obj62.error_code = 0
+    obj62.unknown_tagged_fields = []
+    self = obj62
     return self, pos
 
 
 # MetadataResponse v1
 def _enc_MetadataResponse_v1(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '1')
     w_alen(out, self.brokers)
-    for item43 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item43, out, parts)
-    out += _S4.pack(self.controller_id)
+    for item81 in self.brokers:
+        out += _S0.pack(item81.node_id)
+        w_str(out, item81.host)
+        out += _S0.pack(item81.port)
+        w_nstr(out, item81.rack)
+        if item81.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item44 in self.topics:
-        _enc_MetadataResponseTopic_v1(item44, out, parts)
+    for item82 in self.topics:
+        if not (item82.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '1-4')
+        out += _S1.pack(item82.error_code)
+        w_str(out, item82.name)
+        out += _S2.pack(item82.is_internal)
+        w_alen(out, item82.partitions)
+        for item83 in item82.partitions:
+            out += _S6.pack(item83.error_code, item83.partition_index, item83.leader_id)
+            w_alen(out, item83.replica_nodes)
+            w_fixed_array(out, item83.replica_nodes, 'i')
+            w_alen(out, item83.isr_nodes)
+            w_fixed_array(out, item83.isr_nodes, 'i')
+            if item83.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '0-4')
+        if item82.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '1-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '1')
 
 
 def _dec_MetadataResponse_v1(buf, pos):
-    self = new(MetadataResponse)
-    n45, pos = r_alen(buf, pos)
-    items46 = []
-    for _ in range(n45):
-        item47, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items46.append(item47)
-    self.brokers = items46
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj84 = new(MetadataResponse)
+    (n85,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n48, pos = r_alen(buf, pos)
-    items49 = []
-    for _ in range(n48):
-        item50, pos = _dec_MetadataResponseTopic_v1(buf, pos)
-        items49.append(item50)
-    self.topics = items49
-    self.throttle_time_ms = 0
-    self.cluster_id = None
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    if n85 < 0 or n85 > limit - pos:
+        raise bad_length('array', pos, n85, buf)
+    items86 = []
+    for _ in range(n85):
+        obj88 = new(MetadataResponseBroker)
+        (obj88.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n89,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end90 = pos + n89
+        if n89 < 0 or end90 > limit:
+            raise bad_length('string', pos, n89, buf)
+        obj88.host = str(buf[pos:end90], 'utf-8')
+        pos = end90
+        (obj88.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n91,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end92 = pos + n91
+        if n91 < 0 or end92 > limit:
+            if n91 != -1:
+                raise bad_length('string', pos, n91, buf)
+            obj88.rack = None
+        else:
+            obj88.rack = str(buf[pos:end92], 'utf-8')
+            pos = end92
+        obj88.unknown_tagged_fields = []
+        items86.append(obj88)
+    obj84.brokers = items86
+    (obj84.controller_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n93,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n93 < 0 or n93 > limit - pos:
+        raise bad_length('array', pos, n93, buf)
+    items94 = []
+    for _ in range(n93):
+        obj96 = new(MetadataResponseTopic)
+        (obj96.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n97,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end98 = pos + n97
+        if n97 < 0 or end98 > limit:
+            raise bad_length('string', pos, n97, buf)
+        obj96.name = str(buf[pos:end98], 'utf-8')
+        pos = end98
+        (obj96.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n99,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n99 < 0 or n99 > limit - pos:
+            raise bad_length('array', pos, n99, buf)
+        items100 = []
+        for _ in range(n99):
+            obj102 = new(MetadataResponsePartition)
+            (obj102.error_code, obj102.partition_index, obj102.leader_id,) = _S6.unpack_from(buf, pos)
+            pos += 10
+            (n103,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n103 < 0 or n103 > limit - pos:
+                raise bad_length('array', pos, n103, buf)
+            obj102.replica_nodes, pos = r_fixed_array(buf, pos, n103, 'i', 4)
+            (n104,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n104 < 0 or n104 > limit - pos:
+                raise bad_length('array', pos, n104, buf)
+            obj102.isr_nodes, pos = r_fixed_array(buf, pos, n104, 'i', 4)
+            obj102.leader_epoch = -1
+            obj102.offline_replicas = []
+            obj102.unknown_tagged_fields = []
+            items100.append(obj102)
+        obj96.partitions = items100
+        obj96.topic_id = ZERO_UUID
+        obj96.topic_authorized_operations = -2147483648
+        obj96.unknown_tagged_fields = []
+        items94.append(obj96)
+    obj84.topics = items94
+    obj84.throttle_time_ms = 0
+    obj84.cluster_id = None
+    obj84.cluster_authorized_operations = -2147483648
+    obj84.error_code = 0
+    obj84.unknown_tagged_fields = []
+    self = obj84
     return self, pos
 
 
 # MetadataResponse v2
 def _enc_MetadataResponse_v2(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '2')
     w_alen(out, self.brokers)
-    for item51 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item51, out, parts)
+    for item105 in self.brokers:
+        out += _S0.pack(item105.node_id)
+        w_str(out, item105.host)
+        out += _S0.pack(item105.port)
+        w_nstr(out, item105.rack)
+        if item105.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
     w_nstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item52 in self.topics:
-        _enc_MetadataResponseTopic_v1(item52, out, parts)
+    for item106 in self.topics:
+        if not (item106.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '1-4')
+        out += _S1.pack(item106.error_code)
+        w_str(out, item106.name)
+        out += _S2.pack(item106.is_internal)
+        w_alen(out, item106.partitions)
+        for item107 in item106.partitions:
+            out += _S6.pack(item107.error_code, item107.partition_index, item107.leader_id)
+            w_alen(out, item107.replica_nodes)
+            w_fixed_array(out, item107.replica_nodes, 'i')
+            w_alen(out, item107.isr_nodes)
+            w_fixed_array(out, item107.isr_nodes, 'i')
+            if item107.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '0-4')
+        if item106.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '1-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '2')
 
 
 def _dec_MetadataResponse_v2(buf, pos):
-    self = new(MetadataResponse)
-    n53, pos = r_alen(buf, pos)
-    items54 = []
-    for _ in range(n53):
-        item55, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items54.append(item55)
-    self.brokers = items54
-    self.cluster_id, pos = r_nstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj108 = new(MetadataResponse)
+    (n109,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n56, pos = r_alen(buf, pos)
-    items57 = []
-    for _ in range(n56):
-        item58, pos = _dec_MetadataResponseTopic_v1(buf, pos)
-        items57.append(item58)
-    self.topics = items57
-    self.throttle_time_ms = 0
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    if n109 < 0 or n109 > limit - pos:
+        raise bad_length('array', pos, n109, buf)
+    items110 = []
+    for _ in range(n109):
+        obj112 = new(MetadataResponseBroker)
+        (obj112.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n113,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end114 = pos + n113
+        if n113 < 0 or end114 > limit:
+            raise bad_length('string', pos, n113, buf)
+        obj112.host = str(buf[pos:end114], 'utf-8')
+        pos = end114
+        (obj112.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n115,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end116 = pos + n115
+        if n115 < 0 or end116 > limit:
+            if n115 != -1:
+                raise bad_length('string', pos, n115, buf)
+            obj112.rack = None
+        else:
+            obj112.rack = str(buf[pos:end116], 'utf-8')
+            pos = end116
+        obj112.unknown_tagged_fields = []
+        items110.append(obj112)
+    obj108.brokers = items110
+    (n117,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end118 = pos + n117
+    if n117 < 0 or end118 > limit:
+        if n117 != -1:
+            raise bad_length('string', pos, n117, buf)
+        obj108.cluster_id = None
+    else:
+        obj108.cluster_id = str(buf[pos:end118], 'utf-8')
+        pos = end118
+    (obj108.controller_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n119,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n119 < 0 or n119 > limit - pos:
+        raise bad_length('array', pos, n119, buf)
+    items120 = []
+    for _ in range(n119):
+        obj122 = new(MetadataResponseTopic)
+        (obj122.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n123,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end124 = pos + n123
+        if n123 < 0 or end124 > limit:
+            raise bad_length('string', pos, n123, buf)
+        obj122.name = str(buf[pos:end124], 'utf-8')
+        pos = end124
+        (obj122.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n125,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n125 < 0 or n125 > limit - pos:
+            raise bad_length('array', pos, n125, buf)
+        items126 = []
+        for _ in range(n125):
+            obj128 = new(MetadataResponsePartition)
+            (obj128.error_code, obj128.partition_index, obj128.leader_id,) = _S6.unpack_from(buf, pos)
+            pos += 10
+            (n129,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n129 < 0 or n129 > limit - pos:
+                raise bad_length('array', pos, n129, buf)
+            obj128.replica_nodes, pos = r_fixed_array(buf, pos, n129, 'i', 4)
+            (n130,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n130 < 0 or n130 > limit - pos:
+                raise bad_length('array', pos, n130, buf)
+            obj128.isr_nodes, pos = r_fixed_array(buf, pos, n130, 'i', 4)
+            obj128.leader_epoch = -1
+            obj128.offline_replicas = []
+            obj128.unknown_tagged_fields = []
+            items126.append(obj128)
+        obj122.partitions = items126
+        obj122.topic_id = ZERO_UUID
+        obj122.topic_authorized_operations = -2147483648
+        obj122.unknown_tagged_fields = []
+        items120.append(obj122)
+    obj108.topics = items120
+    obj108.throttle_time_ms = 0
+    obj108.cluster_authorized_operations = -2147483648
+    obj108.error_code = 0
+    obj108.unknown_tagged_fields = []
+    self = obj108
     return self, pos
 
 
 # MetadataResponse v3-4
 def _enc_MetadataResponse_v3(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '3-4')
-    out += _S4.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.brokers)
-    for item59 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item59, out, parts)
+    for item131 in self.brokers:
+        out += _S0.pack(item131.node_id)
+        w_str(out, item131.host)
+        out += _S0.pack(item131.port)
+        w_nstr(out, item131.rack)
+        if item131.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
     w_nstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item60 in self.topics:
-        _enc_MetadataResponseTopic_v1(item60, out, parts)
+    for item132 in self.topics:
+        if not (item132.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '1-4')
+        out += _S1.pack(item132.error_code)
+        w_str(out, item132.name)
+        out += _S2.pack(item132.is_internal)
+        w_alen(out, item132.partitions)
+        for item133 in item132.partitions:
+            out += _S6.pack(item133.error_code, item133.partition_index, item133.leader_id)
+            w_alen(out, item133.replica_nodes)
+            w_fixed_array(out, item133.replica_nodes, 'i')
+            w_alen(out, item133.isr_nodes)
+            w_fixed_array(out, item133.isr_nodes, 'i')
+            if item133.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '0-4')
+        if item132.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '1-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '3-4')
 
 
 def _dec_MetadataResponse_v3(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj134 = new(MetadataResponse)
+    (obj134.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n61, pos = r_alen(buf, pos)
-    items62 = []
-    for _ in range(n61):
-        item63, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items62.append(item63)
-    self.brokers = items62
-    self.cluster_id, pos = r_nstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    (n135,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n64, pos = r_alen(buf, pos)
-    items65 = []
-    for _ in range(n64):
-        item66, pos = _dec_MetadataResponseTopic_v1(buf, pos)
-        items65.append(item66)
-    self.topics = items65
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    if n135 < 0 or n135 > limit - pos:
+        raise bad_length('array', pos, n135, buf)
+    items136 = []
+    for _ in range(n135):
+        obj138 = new(MetadataResponseBroker)
+        (obj138.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n139,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end140 = pos + n139
+        if n139 < 0 or end140 > limit:
+            raise bad_length('string', pos, n139, buf)
+        obj138.host = str(buf[pos:end140], 'utf-8')
+        pos = end140
+        (obj138.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n141,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end142 = pos + n141
+        if n141 < 0 or end142 > limit:
+            if n141 != -1:
+                raise bad_length('string', pos, n141, buf)
+            obj138.rack = None
+        else:
+            obj138.rack = str(buf[pos:end142], 'utf-8')
+            pos = end142
+        obj138.unknown_tagged_fields = []
+        items136.append(obj138)
+    obj134.brokers = items136
+    (n143,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end144 = pos + n143
+    if n143 < 0 or end144 > limit:
+        if n143 != -1:
+            raise bad_length('string', pos, n143, buf)
+        obj134.cluster_id = None
+    else:
+        obj134.cluster_id = str(buf[pos:end144], 'utf-8')
+        pos = end144
+    (obj134.controller_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n145,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n145 < 0 or n145 > limit - pos:
+        raise bad_length('array', pos, n145, buf)
+    items146 = []
+    for _ in range(n145):
+        obj148 = new(MetadataResponseTopic)
+        (obj148.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n149,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end150 = pos + n149
+        if n149 < 0 or end150 > limit:
+            raise bad_length('string', pos, n149, buf)
+        obj148.name = str(buf[pos:end150], 'utf-8')
+        pos = end150
+        (obj148.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n151,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n151 < 0 or n151 > limit - pos:
+            raise bad_length('array', pos, n151, buf)
+        items152 = []
+        for _ in range(n151):
+            obj154 = new(MetadataResponsePartition)
+            (obj154.error_code, obj154.partition_index, obj154.leader_id,) = _S6.unpack_from(buf, pos)
+            pos += 10
+            (n155,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n155 < 0 or n155 > limit - pos:
+                raise bad_length('array', pos, n155, buf)
+            obj154.replica_nodes, pos = r_fixed_array(buf, pos, n155, 'i', 4)
+            (n156,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n156 < 0 or n156 > limit - pos:
+                raise bad_length('array', pos, n156, buf)
+            obj154.isr_nodes, pos = r_fixed_array(buf, pos, n156, 'i', 4)
+            obj154.leader_epoch = -1
+            obj154.offline_replicas = []
+            obj154.unknown_tagged_fields = []
+            items152.append(obj154)
+        obj148.partitions = items152
+        obj148.topic_id = ZERO_UUID
+        obj148.topic_authorized_operations = -2147483648
+        obj148.unknown_tagged_fields = []
+        items146.append(obj148)
+    obj134.topics = items146
+    obj134.cluster_authorized_operations = -2147483648
+    obj134.error_code = 0
+    obj134.unknown_tagged_fields = []
+    self = obj134
     return self, pos
 
 
 # MetadataResponse v5-6
 def _enc_MetadataResponse_v5(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '5-6')
-    out += _S4.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.brokers)
-    for item67 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item67, out, parts)
+    for item157 in self.brokers:
+        out += _S0.pack(item157.node_id)
+        w_str(out, item157.host)
+        out += _S0.pack(item157.port)
+        w_nstr(out, item157.rack)
+        if item157.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
     w_nstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item68 in self.topics:
-        _enc_MetadataResponseTopic_v5(item68, out, parts)
+    for item158 in self.topics:
+        if not (item158.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '5-6')
+        out += _S1.pack(item158.error_code)
+        w_str(out, item158.name)
+        out += _S2.pack(item158.is_internal)
+        w_alen(out, item158.partitions)
+        for item159 in item158.partitions:
+            out += _S6.pack(item159.error_code, item159.partition_index, item159.leader_id)
+            w_alen(out, item159.replica_nodes)
+            w_fixed_array(out, item159.replica_nodes, 'i')
+            w_alen(out, item159.isr_nodes)
+            w_fixed_array(out, item159.isr_nodes, 'i')
+            w_alen(out, item159.offline_replicas)
+            w_fixed_array(out, item159.offline_replicas, 'i')
+            if item159.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '5-6')
+        if item158.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '5-6')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '5-6')
 
 
 def _dec_MetadataResponse_v5(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj160 = new(MetadataResponse)
+    (obj160.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n69, pos = r_alen(buf, pos)
-    items70 = []
-    for _ in range(n69):
-        item71, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items70.append(item71)
-    self.brokers = items70
-    self.cluster_id, pos = r_nstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    (n161,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n72, pos = r_alen(buf, pos)
-    items73 = []
-    for _ in range(n72):
-        item74, pos = _dec_MetadataResponseTopic_v5(buf, pos)
-        items73.append(item74)
-    self.topics = items73
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    if n161 < 0 or n161 > limit - pos:
+        raise bad_length('array', pos, n161, buf)
+    items162 = []
+    for _ in range(n161):
+        obj164 = new(MetadataResponseBroker)
+        (obj164.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n165,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end166 = pos + n165
+        if n165 < 0 or end166 > limit:
+            raise bad_length('string', pos, n165, buf)
+        obj164.host = str(buf[pos:end166], 'utf-8')
+        pos = end166
+        (obj164.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n167,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end168 = pos + n167
+        if n167 < 0 or end168 > limit:
+            if n167 != -1:
+                raise bad_length('string', pos, n167, buf)
+            obj164.rack = None
+        else:
+            obj164.rack = str(buf[pos:end168], 'utf-8')
+            pos = end168
+        obj164.unknown_tagged_fields = []
+        items162.append(obj164)
+    obj160.brokers = items162
+    (n169,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end170 = pos + n169
+    if n169 < 0 or end170 > limit:
+        if n169 != -1:
+            raise bad_length('string', pos, n169, buf)
+        obj160.cluster_id = None
+    else:
+        obj160.cluster_id = str(buf[pos:end170], 'utf-8')
+        pos = end170
+    (obj160.controller_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n171,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n171 < 0 or n171 > limit - pos:
+        raise bad_length('array', pos, n171, buf)
+    items172 = []
+    for _ in range(n171):
+        obj174 = new(MetadataResponseTopic)
+        (obj174.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n175,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end176 = pos + n175
+        if n175 < 0 or end176 > limit:
+            raise bad_length('string', pos, n175, buf)
+        obj174.name = str(buf[pos:end176], 'utf-8')
+        pos = end176
+        (obj174.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n177,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n177 < 0 or n177 > limit - pos:
+            raise bad_length('array', pos, n177, buf)
+        items178 = []
+        for _ in range(n177):
+            obj180 = new(MetadataResponsePartition)
+            (obj180.error_code, obj180.partition_index, obj180.leader_id,) = _S6.unpack_from(buf, pos)
+            pos += 10
+            (n181,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n181 < 0 or n181 > limit - pos:
+                raise bad_length('array', pos, n181, buf)
+            obj180.replica_nodes, pos = r_fixed_array(buf, pos, n181, 'i', 4)
+            (n182,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n182 < 0 or n182 > limit - pos:
+                raise bad_length('array', pos, n182, buf)
+            obj180.isr_nodes, pos = r_fixed_array(buf, pos, n182, 'i', 4)
+            (n183,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n183 < 0 or n183 > limit - pos:
+                raise bad_length('array', pos, n183, buf)
+            obj180.offline_replicas, pos = r_fixed_array(buf, pos, n183, 'i', 4)
+            obj180.leader_epoch = -1
+            obj180.unknown_tagged_fields = []
+            items178.append(obj180)
+        obj174.partitions = items178
+        obj174.topic_id = ZERO_UUID
+        obj174.topic_authorized_operations = -2147483648
+        obj174.unknown_tagged_fields = []
+        items172.append(obj174)
+    obj160.topics = items172
+    obj160.cluster_authorized_operations = -2147483648
+    obj160.error_code = 0
+    obj160.unknown_tagged_fields = []
+    self = obj160
     return self, pos
 
 
 # MetadataResponse v7
 def _enc_MetadataResponse_v7(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '7')
-    out += _S4.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.brokers)
-    for item75 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item75, out, parts)
+    for item184 in self.brokers:
+        out += _S0.pack(item184.node_id)
+        w_str(out, item184.host)
+        out += _S0.pack(item184.port)
+        w_nstr(out, item184.rack)
+        if item184.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
     w_nstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item76 in self.topics:
-        _enc_MetadataResponseTopic_v7(item76, out, parts)
+    for item185 in self.topics:
+        if not (item185.topic_authorized_operations == -2147483648):
+            raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '7')
+        out += _S1.pack(item185.error_code)
+        w_str(out, item185.name)
+        out += _S2.pack(item185.is_internal)
+        w_alen(out, item185.partitions)
+        for item186 in item185.partitions:
+            out += _S7.pack(item186.error_code, item186.partition_index, item186.leader_id, item186.leader_epoch)
+            w_alen(out, item186.replica_nodes)
+            w_fixed_array(out, item186.replica_nodes, 'i')
+            w_alen(out, item186.isr_nodes)
+            w_fixed_array(out, item186.isr_nodes, 'i')
+            w_alen(out, item186.offline_replicas)
+            w_fixed_array(out, item186.offline_replicas, 'i')
+            if item186.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '7-8')
+        if item185.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '7')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '7')
 
 
 def _dec_MetadataResponse_v7(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj187 = new(MetadataResponse)
+    (obj187.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n77, pos = r_alen(buf, pos)
-    items78 = []
-    for _ in range(n77):
-        item79, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items78.append(item79)
-    self.brokers = items78
-    self.cluster_id, pos = r_nstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    (n188,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n80, pos = r_alen(buf, pos)
-    items81 = []
-    for _ in range(n80):
-        item82, pos = _dec_MetadataResponseTopic_v7(buf, pos)
-        items81.append(item82)
-    self.topics = items81
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    if n188 < 0 or n188 > limit - pos:
+        raise bad_length('array', pos, n188, buf)
+    items189 = []
+    for _ in range(n188):
+        obj191 = new(MetadataResponseBroker)
+        (obj191.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n192,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end193 = pos + n192
+        if n192 < 0 or end193 > limit:
+            raise bad_length('string', pos, n192, buf)
+        obj191.host = str(buf[pos:end193], 'utf-8')
+        pos = end193
+        (obj191.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n194,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end195 = pos + n194
+        if n194 < 0 or end195 > limit:
+            if n194 != -1:
+                raise bad_length('string', pos, n194, buf)
+            obj191.rack = None
+        else:
+            obj191.rack = str(buf[pos:end195], 'utf-8')
+            pos = end195
+        obj191.unknown_tagged_fields = []
+        items189.append(obj191)
+    obj187.brokers = items189
+    (n196,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end197 = pos + n196
+    if n196 < 0 or end197 > limit:
+        if n196 != -1:
+            raise bad_length('string', pos, n196, buf)
+        obj187.cluster_id = None
+    else:
+        obj187.cluster_id = str(buf[pos:end197], 'utf-8')
+        pos = end197
+    (obj187.controller_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n198,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n198 < 0 or n198 > limit - pos:
+        raise bad_length('array', pos, n198, buf)
+    items199 = []
+    for _ in range(n198):
+        obj201 = new(MetadataResponseTopic)
+        (obj201.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n202,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end203 = pos + n202
+        if n202 < 0 or end203 > limit:
+            raise bad_length('string', pos, n202, buf)
+        obj201.name = str(buf[pos:end203], 'utf-8')
+        pos = end203
+        (obj201.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n204,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n204 < 0 or n204 > limit - pos:
+            raise bad_length('array', pos, n204, buf)
+        items205 = []
+        for _ in range(n204):
+            obj207 = new(MetadataResponsePartition)
+            (obj207.error_code, obj207.partition_index, obj207.leader_id, obj207.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            (n208,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n208 < 0 or n208 > limit - pos:
+                raise bad_length('array', pos, n208, buf)
+            obj207.replica_nodes, pos = r_fixed_array(buf, pos, n208, 'i', 4)
+            (n209,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n209 < 0 or n209 > limit - pos:
+                raise bad_length('array', pos, n209, buf)
+            obj207.isr_nodes, pos = r_fixed_array(buf, pos, n209, 'i', 4)
+            (n210,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n210 < 0 or n210 > limit - pos:
+                raise bad_length('array', pos, n210, buf)
+            obj207.offline_replicas, pos = r_fixed_array(buf, pos, n210, 'i', 4)
+            obj207.unknown_tagged_fields = []
+            items205.append(obj207)
+        obj201.partitions = items205
+        obj201.topic_id = ZERO_UUID
+        obj201.topic_authorized_operations = -2147483648
+        obj201.unknown_tagged_fields = []
+        items199.append(obj201)
+    obj187.topics = items199
+    obj187.cluster_authorized_operations = -2147483648
+    obj187.error_code = 0
+    obj187.unknown_tagged_fields = []
+    self = obj187
     return self, pos
 
 
 # MetadataResponse v8
 def _enc_MetadataResponse_v8(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms)
+    out += _S0.pack(self.throttle_time_ms)
     w_alen(out, self.brokers)
-    for item83 in self.brokers:
-        _enc_MetadataResponseBroker_v1(item83, out, parts)
+    for item211 in self.brokers:
+        out += _S0.pack(item211.node_id)
+        w_str(out, item211.host)
+        out += _S0.pack(item211.port)
+        w_nstr(out, item211.rack)
+        if item211.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
     w_nstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
+    out += _S0.pack(self.controller_id)
     w_alen(out, self.topics)
-    for item84 in self.topics:
-        _enc_MetadataResponseTopic_v8(item84, out, parts)
-    out += _S4.pack(self.cluster_authorized_operations)
+    for item212 in self.topics:
+        out += _S1.pack(item212.error_code)
+        w_str(out, item212.name)
+        out += _S2.pack(item212.is_internal)
+        w_alen(out, item212.partitions)
+        for item213 in item212.partitions:
+            out += _S7.pack(item213.error_code, item213.partition_index, item213.leader_id, item213.leader_epoch)
+            w_alen(out, item213.replica_nodes)
+            w_fixed_array(out, item213.replica_nodes, 'i')
+            w_alen(out, item213.isr_nodes)
+            w_fixed_array(out, item213.isr_nodes, 'i')
+            w_alen(out, item213.offline_replicas)
+            w_fixed_array(out, item213.offline_replicas, 'i')
+            if item213.unknown_tagged_fields:
+                raise no_tagged_fields_error('MetadataResponsePartition', '7-8')
+        out += _S0.pack(item212.topic_authorized_operations)
+        if item212.unknown_tagged_fields:
+            raise no_tagged_fields_error('MetadataResponseTopic', '8')
+    out += _S0.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('MetadataResponse', '8')
 
 
 def _dec_MetadataResponse_v8(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj214 = new(MetadataResponse)
+    (obj214.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n85, pos = r_alen(buf, pos)
-    items86 = []
-    for _ in range(n85):
-        item87, pos = _dec_MetadataResponseBroker_v1(buf, pos)
-        items86.append(item87)
-    self.brokers = items86
-    self.cluster_id, pos = r_nstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    (n215,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n88, pos = r_alen(buf, pos)
-    items89 = []
-    for _ in range(n88):
-        item90, pos = _dec_MetadataResponseTopic_v8(buf, pos)
-        items89.append(item90)
-    self.topics = items89
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    if n215 < 0 or n215 > limit - pos:
+        raise bad_length('array', pos, n215, buf)
+    items216 = []
+    for _ in range(n215):
+        obj218 = new(MetadataResponseBroker)
+        (obj218.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n219,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end220 = pos + n219
+        if n219 < 0 or end220 > limit:
+            raise bad_length('string', pos, n219, buf)
+        obj218.host = str(buf[pos:end220], 'utf-8')
+        pos = end220
+        (obj218.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n221,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end222 = pos + n221
+        if n221 < 0 or end222 > limit:
+            if n221 != -1:
+                raise bad_length('string', pos, n221, buf)
+            obj218.rack = None
+        else:
+            obj218.rack = str(buf[pos:end222], 'utf-8')
+            pos = end222
+        obj218.unknown_tagged_fields = []
+        items216.append(obj218)
+    obj214.brokers = items216
+    (n223,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end224 = pos + n223
+    if n223 < 0 or end224 > limit:
+        if n223 != -1:
+            raise bad_length('string', pos, n223, buf)
+        obj214.cluster_id = None
+    else:
+        obj214.cluster_id = str(buf[pos:end224], 'utf-8')
+        pos = end224
+    (obj214.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.error_code = 0
-    self.unknown_tagged_fields = []
+    (n225,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n225 < 0 or n225 > limit - pos:
+        raise bad_length('array', pos, n225, buf)
+    items226 = []
+    for _ in range(n225):
+        obj228 = new(MetadataResponseTopic)
+        (obj228.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        (n229,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end230 = pos + n229
+        if n229 < 0 or end230 > limit:
+            raise bad_length('string', pos, n229, buf)
+        obj228.name = str(buf[pos:end230], 'utf-8')
+        pos = end230
+        (obj228.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        (n231,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n231 < 0 or n231 > limit - pos:
+            raise bad_length('array', pos, n231, buf)
+        items232 = []
+        for _ in range(n231):
+            obj234 = new(MetadataResponsePartition)
+            (obj234.error_code, obj234.partition_index, obj234.leader_id, obj234.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            (n235,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n235 < 0 or n235 > limit - pos:
+                raise bad_length('array', pos, n235, buf)
+            obj234.replica_nodes, pos = r_fixed_array(buf, pos, n235, 'i', 4)
+            (n236,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n236 < 0 or n236 > limit - pos:
+                raise bad_length('array', pos, n236, buf)
+            obj234.isr_nodes, pos = r_fixed_array(buf, pos, n236, 'i', 4)
+            (n237,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if n237 < 0 or n237 > limit - pos:
+                raise bad_length('array', pos, n237, buf)
+            obj234.offline_replicas, pos = r_fixed_array(buf, pos, n237, 'i', 4)
+            obj234.unknown_tagged_fields = []
+            items232.append(obj234)
+        obj228.partitions = items232
+        (obj228.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj228.topic_id = ZERO_UUID
+        obj228.unknown_tagged_fields = []
+        items226.append(obj228)
+    obj214.topics = items226
+    (obj214.cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj214.error_code = 0
+    obj214.unknown_tagged_fields = []
+    self = obj214
     return self, pos
 
 
 # MetadataResponse v9
 def _enc_MetadataResponse_v9(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.brokers)
-    for item91 in self.brokers:
-        _enc_MetadataResponseBroker_v9(item91, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n238 = len(self.brokers) + 1
+    if n238 < 128:
+        out.append(n238)
+    else:
+        w_uvarint(out, n238)
+    for item239 in self.brokers:
+        out += _S0.pack(item239.node_id)
+        w_cstr(out, item239.host)
+        out += _S0.pack(item239.port)
+        w_cnstr(out, item239.rack)
+        if item239.unknown_tagged_fields:
+            w_tagged(out, (), item239.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
-    w_calen(out, self.topics)
-    for item92 in self.topics:
-        _enc_MetadataResponseTopic_v9(item92, out, parts)
-    out += _S4.pack(self.cluster_authorized_operations)
+    out += _S0.pack(self.controller_id)
+    n240 = len(self.topics) + 1
+    if n240 < 128:
+        out.append(n240)
+    else:
+        w_uvarint(out, n240)
+    for item241 in self.topics:
+        out += _S1.pack(item241.error_code)
+        w_cstr(out, item241.name)
+        out += _S2.pack(item241.is_internal)
+        n242 = len(item241.partitions) + 1
+        if n242 < 128:
+            out.append(n242)
+        else:
+            w_uvarint(out, n242)
+        for item243 in item241.partitions:
+            out += _S7.pack(item243.error_code, item243.partition_index, item243.leader_id, item243.leader_epoch)
+            n244 = len(item243.replica_nodes) + 1
+            if n244 < 128:
+                out.append(n244)
+            else:
+                w_uvarint(out, n244)
+            w_fixed_array(out, item243.replica_nodes, 'i')
+            n245 = len(item243.isr_nodes) + 1
+            if n245 < 128:
+                out.append(n245)
+            else:
+                w_uvarint(out, n245)
+            w_fixed_array(out, item243.isr_nodes, 'i')
+            n246 = len(item243.offline_replicas) + 1
+            if n246 < 128:
+                out.append(n246)
+            else:
+                w_uvarint(out, n246)
+            w_fixed_array(out, item243.offline_replicas, 'i')
+            if item243.unknown_tagged_fields:
+                w_tagged(out, (), item243.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item241.topic_authorized_operations)
+        if item241.unknown_tagged_fields:
+            w_tagged(out, (), item241.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S0.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -718,47 +1540,231 @@ def _enc_MetadataResponse_v9(self, out, parts):
 
 
 def _dec_MetadataResponse_v9(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj247 = new(MetadataResponse)
+    (obj247.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n93, pos = r_calen(buf, pos)
-    items94 = []
-    for _ in range(n93):
-        item95, pos = _dec_MetadataResponseBroker_v9(buf, pos)
-        items94.append(item95)
-    self.brokers = items94
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n248 = buf[pos]
+    if n248 > 127:
+        n248, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n248 -= 1
+    if n248 < 0 or n248 > limit - pos:
+        raise bad_length('array', pos, n248, buf)
+    items249 = []
+    for _ in range(n248):
+        obj251 = new(MetadataResponseBroker)
+        (obj251.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n252 = buf[pos]
+        if n252 > 127:
+            n252, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n252 -= 1
+        end253 = pos + n252
+        if n252 < 0 or end253 > limit:
+            raise bad_length('string', pos, n252, buf)
+        obj251.host = str(buf[pos:end253], 'utf-8')
+        pos = end253
+        (obj251.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n254 = buf[pos]
+        if n254 > 127:
+            n254, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n254 -= 1
+        end255 = pos + n254
+        if n254 < 0 or end255 > limit:
+            if n254 != -1:
+                raise bad_length('string', pos, n254, buf)
+            obj251.rack = None
+        else:
+            obj251.rack = str(buf[pos:end255], 'utf-8')
+            pos = end255
+        if buf[pos] == 0:
+            pos += 1
+            obj251.unknown_tagged_fields = []
+        else:
+            obj251.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items249.append(obj251)
+    obj247.brokers = items249
+    n256 = buf[pos]
+    if n256 > 127:
+        n256, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n256 -= 1
+    end257 = pos + n256
+    if n256 < 0 or end257 > limit:
+        if n256 != -1:
+            raise bad_length('string', pos, n256, buf)
+        obj247.cluster_id = None
+    else:
+        obj247.cluster_id = str(buf[pos:end257], 'utf-8')
+        pos = end257
+    (obj247.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n96, pos = r_calen(buf, pos)
-    items97 = []
-    for _ in range(n96):
-        item98, pos = _dec_MetadataResponseTopic_v9(buf, pos)
-        items97.append(item98)
-    self.topics = items97
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    n258 = buf[pos]
+    if n258 > 127:
+        n258, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n258 -= 1
+    if n258 < 0 or n258 > limit - pos:
+        raise bad_length('array', pos, n258, buf)
+    items259 = []
+    for _ in range(n258):
+        obj261 = new(MetadataResponseTopic)
+        (obj261.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n262 = buf[pos]
+        if n262 > 127:
+            n262, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n262 -= 1
+        end263 = pos + n262
+        if n262 < 0 or end263 > limit:
+            raise bad_length('string', pos, n262, buf)
+        obj261.name = str(buf[pos:end263], 'utf-8')
+        pos = end263
+        (obj261.is_internal,) = _S2.unpack_from(buf, pos)
+        pos += 1
+        n264 = buf[pos]
+        if n264 > 127:
+            n264, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n264 -= 1
+        if n264 < 0 or n264 > limit - pos:
+            raise bad_length('array', pos, n264, buf)
+        items265 = []
+        for _ in range(n264):
+            obj267 = new(MetadataResponsePartition)
+            (obj267.error_code, obj267.partition_index, obj267.leader_id, obj267.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            n268 = buf[pos]
+            if n268 > 127:
+                n268, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n268 -= 1
+            if n268 < 0 or n268 > limit - pos:
+                raise bad_length('array', pos, n268, buf)
+            obj267.replica_nodes, pos = r_fixed_array(buf, pos, n268, 'i', 4)
+            n269 = buf[pos]
+            if n269 > 127:
+                n269, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n269 -= 1
+            if n269 < 0 or n269 > limit - pos:
+                raise bad_length('array', pos, n269, buf)
+            obj267.isr_nodes, pos = r_fixed_array(buf, pos, n269, 'i', 4)
+            n270 = buf[pos]
+            if n270 > 127:
+                n270, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n270 -= 1
+            if n270 < 0 or n270 > limit - pos:
+                raise bad_length('array', pos, n270, buf)
+            obj267.offline_replicas, pos = r_fixed_array(buf, pos, n270, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj267.unknown_tagged_fields = []
+            else:
+                obj267.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items265.append(obj267)
+        obj261.partitions = items265
+        (obj261.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        obj261.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj261.unknown_tagged_fields = []
+        else:
+            obj261.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items259.append(obj261)
+    obj247.topics = items259
+    (obj247.cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.error_code = 0
-    count99, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count99:
-        pos = r_tagged_unknown(buf, pos, count99, unknown)
-    self.unknown_tagged_fields = unknown
+    obj247.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj247.unknown_tagged_fields = []
+    else:
+        obj247.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj247
     return self, pos
 
 
 # MetadataResponse v10
 def _enc_MetadataResponse_v10(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.brokers)
-    for item100 in self.brokers:
-        _enc_MetadataResponseBroker_v9(item100, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n271 = len(self.brokers) + 1
+    if n271 < 128:
+        out.append(n271)
+    else:
+        w_uvarint(out, n271)
+    for item272 in self.brokers:
+        out += _S0.pack(item272.node_id)
+        w_cstr(out, item272.host)
+        out += _S0.pack(item272.port)
+        w_cnstr(out, item272.rack)
+        if item272.unknown_tagged_fields:
+            w_tagged(out, (), item272.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
-    w_calen(out, self.topics)
-    for item101 in self.topics:
-        _enc_MetadataResponseTopic_v10(item101, out, parts)
-    out += _S4.pack(self.cluster_authorized_operations)
+    out += _S0.pack(self.controller_id)
+    n273 = len(self.topics) + 1
+    if n273 < 128:
+        out.append(n273)
+    else:
+        w_uvarint(out, n273)
+    for item274 in self.topics:
+        out += _S1.pack(item274.error_code)
+        w_cstr(out, item274.name)
+        out += _S8.pack(item274.topic_id.bytes, item274.is_internal)
+        n275 = len(item274.partitions) + 1
+        if n275 < 128:
+            out.append(n275)
+        else:
+            w_uvarint(out, n275)
+        for item276 in item274.partitions:
+            out += _S7.pack(item276.error_code, item276.partition_index, item276.leader_id, item276.leader_epoch)
+            n277 = len(item276.replica_nodes) + 1
+            if n277 < 128:
+                out.append(n277)
+            else:
+                w_uvarint(out, n277)
+            w_fixed_array(out, item276.replica_nodes, 'i')
+            n278 = len(item276.isr_nodes) + 1
+            if n278 < 128:
+                out.append(n278)
+            else:
+                w_uvarint(out, n278)
+            w_fixed_array(out, item276.isr_nodes, 'i')
+            n279 = len(item276.offline_replicas) + 1
+            if n279 < 128:
+                out.append(n279)
+            else:
+                w_uvarint(out, n279)
+            w_fixed_array(out, item276.offline_replicas, 'i')
+            if item276.unknown_tagged_fields:
+                w_tagged(out, (), item276.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item274.topic_authorized_operations)
+        if item274.unknown_tagged_fields:
+            w_tagged(out, (), item274.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S0.pack(self.cluster_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -766,48 +1772,232 @@ def _enc_MetadataResponse_v10(self, out, parts):
 
 
 def _dec_MetadataResponse_v10(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj280 = new(MetadataResponse)
+    (obj280.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n102, pos = r_calen(buf, pos)
-    items103 = []
-    for _ in range(n102):
-        item104, pos = _dec_MetadataResponseBroker_v9(buf, pos)
-        items103.append(item104)
-    self.brokers = items103
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n281 = buf[pos]
+    if n281 > 127:
+        n281, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n281 -= 1
+    if n281 < 0 or n281 > limit - pos:
+        raise bad_length('array', pos, n281, buf)
+    items282 = []
+    for _ in range(n281):
+        obj284 = new(MetadataResponseBroker)
+        (obj284.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n285 = buf[pos]
+        if n285 > 127:
+            n285, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n285 -= 1
+        end286 = pos + n285
+        if n285 < 0 or end286 > limit:
+            raise bad_length('string', pos, n285, buf)
+        obj284.host = str(buf[pos:end286], 'utf-8')
+        pos = end286
+        (obj284.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n287 = buf[pos]
+        if n287 > 127:
+            n287, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n287 -= 1
+        end288 = pos + n287
+        if n287 < 0 or end288 > limit:
+            if n287 != -1:
+                raise bad_length('string', pos, n287, buf)
+            obj284.rack = None
+        else:
+            obj284.rack = str(buf[pos:end288], 'utf-8')
+            pos = end288
+        if buf[pos] == 0:
+            pos += 1
+            obj284.unknown_tagged_fields = []
+        else:
+            obj284.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items282.append(obj284)
+    obj280.brokers = items282
+    n289 = buf[pos]
+    if n289 > 127:
+        n289, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n289 -= 1
+    end290 = pos + n289
+    if n289 < 0 or end290 > limit:
+        if n289 != -1:
+            raise bad_length('string', pos, n289, buf)
+        obj280.cluster_id = None
+    else:
+        obj280.cluster_id = str(buf[pos:end290], 'utf-8')
+        pos = end290
+    (obj280.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n105, pos = r_calen(buf, pos)
-    items106 = []
-    for _ in range(n105):
-        item107, pos = _dec_MetadataResponseTopic_v10(buf, pos)
-        items106.append(item107)
-    self.topics = items106
-    (self.cluster_authorized_operations,) = _S4.unpack_from(buf, pos)
+    n291 = buf[pos]
+    if n291 > 127:
+        n291, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n291 -= 1
+    if n291 < 0 or n291 > limit - pos:
+        raise bad_length('array', pos, n291, buf)
+    items292 = []
+    for _ in range(n291):
+        obj294 = new(MetadataResponseTopic)
+        (obj294.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n295 = buf[pos]
+        if n295 > 127:
+            n295, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n295 -= 1
+        end296 = pos + n295
+        if n295 < 0 or end296 > limit:
+            raise bad_length('string', pos, n295, buf)
+        obj294.name = str(buf[pos:end296], 'utf-8')
+        pos = end296
+        (raw297, obj294.is_internal,) = _S8.unpack_from(buf, pos)
+        pos += 17
+        obj294.topic_id = uuid_from(raw297)
+        n298 = buf[pos]
+        if n298 > 127:
+            n298, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n298 -= 1
+        if n298 < 0 or n298 > limit - pos:
+            raise bad_length('array', pos, n298, buf)
+        items299 = []
+        for _ in range(n298):
+            obj301 = new(MetadataResponsePartition)
+            (obj301.error_code, obj301.partition_index, obj301.leader_id, obj301.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            n302 = buf[pos]
+            if n302 > 127:
+                n302, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n302 -= 1
+            if n302 < 0 or n302 > limit - pos:
+                raise bad_length('array', pos, n302, buf)
+            obj301.replica_nodes, pos = r_fixed_array(buf, pos, n302, 'i', 4)
+            n303 = buf[pos]
+            if n303 > 127:
+                n303, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n303 -= 1
+            if n303 < 0 or n303 > limit - pos:
+                raise bad_length('array', pos, n303, buf)
+            obj301.isr_nodes, pos = r_fixed_array(buf, pos, n303, 'i', 4)
+            n304 = buf[pos]
+            if n304 > 127:
+                n304, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n304 -= 1
+            if n304 < 0 or n304 > limit - pos:
+                raise bad_length('array', pos, n304, buf)
+            obj301.offline_replicas, pos = r_fixed_array(buf, pos, n304, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj301.unknown_tagged_fields = []
+            else:
+                obj301.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items299.append(obj301)
+        obj294.partitions = items299
+        (obj294.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj294.unknown_tagged_fields = []
+        else:
+            obj294.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items292.append(obj294)
+    obj280.topics = items292
+    (obj280.cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.error_code = 0
-    count108, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count108:
-        pos = r_tagged_unknown(buf, pos, count108, unknown)
-    self.unknown_tagged_fields = unknown
+    obj280.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj280.unknown_tagged_fields = []
+    else:
+        obj280.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj280
     return self, pos
 
 
 # MetadataResponse v11
 def _enc_MetadataResponse_v11(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '11')
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.brokers)
-    for item109 in self.brokers:
-        _enc_MetadataResponseBroker_v9(item109, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n305 = len(self.brokers) + 1
+    if n305 < 128:
+        out.append(n305)
+    else:
+        w_uvarint(out, n305)
+    for item306 in self.brokers:
+        out += _S0.pack(item306.node_id)
+        w_cstr(out, item306.host)
+        out += _S0.pack(item306.port)
+        w_cnstr(out, item306.rack)
+        if item306.unknown_tagged_fields:
+            w_tagged(out, (), item306.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
-    w_calen(out, self.topics)
-    for item110 in self.topics:
-        _enc_MetadataResponseTopic_v10(item110, out, parts)
+    out += _S0.pack(self.controller_id)
+    n307 = len(self.topics) + 1
+    if n307 < 128:
+        out.append(n307)
+    else:
+        w_uvarint(out, n307)
+    for item308 in self.topics:
+        out += _S1.pack(item308.error_code)
+        w_cstr(out, item308.name)
+        out += _S8.pack(item308.topic_id.bytes, item308.is_internal)
+        n309 = len(item308.partitions) + 1
+        if n309 < 128:
+            out.append(n309)
+        else:
+            w_uvarint(out, n309)
+        for item310 in item308.partitions:
+            out += _S7.pack(item310.error_code, item310.partition_index, item310.leader_id, item310.leader_epoch)
+            n311 = len(item310.replica_nodes) + 1
+            if n311 < 128:
+                out.append(n311)
+            else:
+                w_uvarint(out, n311)
+            w_fixed_array(out, item310.replica_nodes, 'i')
+            n312 = len(item310.isr_nodes) + 1
+            if n312 < 128:
+                out.append(n312)
+            else:
+                w_uvarint(out, n312)
+            w_fixed_array(out, item310.isr_nodes, 'i')
+            n313 = len(item310.offline_replicas) + 1
+            if n313 < 128:
+                out.append(n313)
+            else:
+                w_uvarint(out, n313)
+            w_fixed_array(out, item310.offline_replicas, 'i')
+            if item310.unknown_tagged_fields:
+                w_tagged(out, (), item310.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item308.topic_authorized_operations)
+        if item308.unknown_tagged_fields:
+            w_tagged(out, (), item308.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -815,47 +2005,231 @@ def _enc_MetadataResponse_v11(self, out, parts):
 
 
 def _dec_MetadataResponse_v11(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj314 = new(MetadataResponse)
+    (obj314.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n111, pos = r_calen(buf, pos)
-    items112 = []
-    for _ in range(n111):
-        item113, pos = _dec_MetadataResponseBroker_v9(buf, pos)
-        items112.append(item113)
-    self.brokers = items112
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n315 = buf[pos]
+    if n315 > 127:
+        n315, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n315 -= 1
+    if n315 < 0 or n315 > limit - pos:
+        raise bad_length('array', pos, n315, buf)
+    items316 = []
+    for _ in range(n315):
+        obj318 = new(MetadataResponseBroker)
+        (obj318.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n319 = buf[pos]
+        if n319 > 127:
+            n319, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n319 -= 1
+        end320 = pos + n319
+        if n319 < 0 or end320 > limit:
+            raise bad_length('string', pos, n319, buf)
+        obj318.host = str(buf[pos:end320], 'utf-8')
+        pos = end320
+        (obj318.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n321 = buf[pos]
+        if n321 > 127:
+            n321, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n321 -= 1
+        end322 = pos + n321
+        if n321 < 0 or end322 > limit:
+            if n321 != -1:
+                raise bad_length('string', pos, n321, buf)
+            obj318.rack = None
+        else:
+            obj318.rack = str(buf[pos:end322], 'utf-8')
+            pos = end322
+        if buf[pos] == 0:
+            pos += 1
+            obj318.unknown_tagged_fields = []
+        else:
+            obj318.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items316.append(obj318)
+    obj314.brokers = items316
+    n323 = buf[pos]
+    if n323 > 127:
+        n323, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n323 -= 1
+    end324 = pos + n323
+    if n323 < 0 or end324 > limit:
+        if n323 != -1:
+            raise bad_length('string', pos, n323, buf)
+        obj314.cluster_id = None
+    else:
+        obj314.cluster_id = str(buf[pos:end324], 'utf-8')
+        pos = end324
+    (obj314.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n114, pos = r_calen(buf, pos)
-    items115 = []
-    for _ in range(n114):
-        item116, pos = _dec_MetadataResponseTopic_v10(buf, pos)
-        items115.append(item116)
-    self.topics = items115
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    count117, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count117:
-        pos = r_tagged_unknown(buf, pos, count117, unknown)
-    self.unknown_tagged_fields = unknown
+    n325 = buf[pos]
+    if n325 > 127:
+        n325, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n325 -= 1
+    if n325 < 0 or n325 > limit - pos:
+        raise bad_length('array', pos, n325, buf)
+    items326 = []
+    for _ in range(n325):
+        obj328 = new(MetadataResponseTopic)
+        (obj328.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n329 = buf[pos]
+        if n329 > 127:
+            n329, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n329 -= 1
+        end330 = pos + n329
+        if n329 < 0 or end330 > limit:
+            raise bad_length('string', pos, n329, buf)
+        obj328.name = str(buf[pos:end330], 'utf-8')
+        pos = end330
+        (raw331, obj328.is_internal,) = _S8.unpack_from(buf, pos)
+        pos += 17
+        obj328.topic_id = uuid_from(raw331)
+        n332 = buf[pos]
+        if n332 > 127:
+            n332, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n332 -= 1
+        if n332 < 0 or n332 > limit - pos:
+            raise bad_length('array', pos, n332, buf)
+        items333 = []
+        for _ in range(n332):
+            obj335 = new(MetadataResponsePartition)
+            (obj335.error_code, obj335.partition_index, obj335.leader_id, obj335.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            n336 = buf[pos]
+            if n336 > 127:
+                n336, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n336 -= 1
+            if n336 < 0 or n336 > limit - pos:
+                raise bad_length('array', pos, n336, buf)
+            obj335.replica_nodes, pos = r_fixed_array(buf, pos, n336, 'i', 4)
+            n337 = buf[pos]
+            if n337 > 127:
+                n337, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n337 -= 1
+            if n337 < 0 or n337 > limit - pos:
+                raise bad_length('array', pos, n337, buf)
+            obj335.isr_nodes, pos = r_fixed_array(buf, pos, n337, 'i', 4)
+            n338 = buf[pos]
+            if n338 > 127:
+                n338, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n338 -= 1
+            if n338 < 0 or n338 > limit - pos:
+                raise bad_length('array', pos, n338, buf)
+            obj335.offline_replicas, pos = r_fixed_array(buf, pos, n338, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj335.unknown_tagged_fields = []
+            else:
+                obj335.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items333.append(obj335)
+        obj328.partitions = items333
+        (obj328.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj328.unknown_tagged_fields = []
+        else:
+            obj328.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items326.append(obj328)
+    obj314.topics = items326
+    obj314.cluster_authorized_operations = -2147483648
+    obj314.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj314.unknown_tagged_fields = []
+    else:
+        obj314.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj314
     return self, pos
 
 
 # MetadataResponse v12
 def _enc_MetadataResponse_v12(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '12')
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.brokers)
-    for item118 in self.brokers:
-        _enc_MetadataResponseBroker_v9(item118, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n339 = len(self.brokers) + 1
+    if n339 < 128:
+        out.append(n339)
+    else:
+        w_uvarint(out, n339)
+    for item340 in self.brokers:
+        out += _S0.pack(item340.node_id)
+        w_cstr(out, item340.host)
+        out += _S0.pack(item340.port)
+        w_cnstr(out, item340.rack)
+        if item340.unknown_tagged_fields:
+            w_tagged(out, (), item340.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
-    w_calen(out, self.topics)
-    for item119 in self.topics:
-        _enc_MetadataResponseTopic_v12(item119, out, parts)
+    out += _S0.pack(self.controller_id)
+    n341 = len(self.topics) + 1
+    if n341 < 128:
+        out.append(n341)
+    else:
+        w_uvarint(out, n341)
+    for item342 in self.topics:
+        out += _S1.pack(item342.error_code)
+        w_cnstr(out, item342.name)
+        out += _S8.pack(item342.topic_id.bytes, item342.is_internal)
+        n343 = len(item342.partitions) + 1
+        if n343 < 128:
+            out.append(n343)
+        else:
+            w_uvarint(out, n343)
+        for item344 in item342.partitions:
+            out += _S7.pack(item344.error_code, item344.partition_index, item344.leader_id, item344.leader_epoch)
+            n345 = len(item344.replica_nodes) + 1
+            if n345 < 128:
+                out.append(n345)
+            else:
+                w_uvarint(out, n345)
+            w_fixed_array(out, item344.replica_nodes, 'i')
+            n346 = len(item344.isr_nodes) + 1
+            if n346 < 128:
+                out.append(n346)
+            else:
+                w_uvarint(out, n346)
+            w_fixed_array(out, item344.isr_nodes, 'i')
+            n347 = len(item344.offline_replicas) + 1
+            if n347 < 128:
+                out.append(n347)
+            else:
+                w_uvarint(out, n347)
+            w_fixed_array(out, item344.offline_replicas, 'i')
+            if item344.unknown_tagged_fields:
+                w_tagged(out, (), item344.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item342.topic_authorized_operations)
+        if item342.unknown_tagged_fields:
+            w_tagged(out, (), item342.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -863,48 +2237,235 @@ def _enc_MetadataResponse_v12(self, out, parts):
 
 
 def _dec_MetadataResponse_v12(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj348 = new(MetadataResponse)
+    (obj348.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n120, pos = r_calen(buf, pos)
-    items121 = []
-    for _ in range(n120):
-        item122, pos = _dec_MetadataResponseBroker_v9(buf, pos)
-        items121.append(item122)
-    self.brokers = items121
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
+    n349 = buf[pos]
+    if n349 > 127:
+        n349, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n349 -= 1
+    if n349 < 0 or n349 > limit - pos:
+        raise bad_length('array', pos, n349, buf)
+    items350 = []
+    for _ in range(n349):
+        obj352 = new(MetadataResponseBroker)
+        (obj352.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n353 = buf[pos]
+        if n353 > 127:
+            n353, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n353 -= 1
+        end354 = pos + n353
+        if n353 < 0 or end354 > limit:
+            raise bad_length('string', pos, n353, buf)
+        obj352.host = str(buf[pos:end354], 'utf-8')
+        pos = end354
+        (obj352.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n355 = buf[pos]
+        if n355 > 127:
+            n355, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n355 -= 1
+        end356 = pos + n355
+        if n355 < 0 or end356 > limit:
+            if n355 != -1:
+                raise bad_length('string', pos, n355, buf)
+            obj352.rack = None
+        else:
+            obj352.rack = str(buf[pos:end356], 'utf-8')
+            pos = end356
+        if buf[pos] == 0:
+            pos += 1
+            obj352.unknown_tagged_fields = []
+        else:
+            obj352.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items350.append(obj352)
+    obj348.brokers = items350
+    n357 = buf[pos]
+    if n357 > 127:
+        n357, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n357 -= 1
+    end358 = pos + n357
+    if n357 < 0 or end358 > limit:
+        if n357 != -1:
+            raise bad_length('string', pos, n357, buf)
+        obj348.cluster_id = None
+    else:
+        obj348.cluster_id = str(buf[pos:end358], 'utf-8')
+        pos = end358
+    (obj348.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n123, pos = r_calen(buf, pos)
-    items124 = []
-    for _ in range(n123):
-        item125, pos = _dec_MetadataResponseTopic_v12(buf, pos)
-        items124.append(item125)
-    self.topics = items124
-    self.cluster_authorized_operations = -2147483648
-    self.error_code = 0
-    count126, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count126:
-        pos = r_tagged_unknown(buf, pos, count126, unknown)
-    self.unknown_tagged_fields = unknown
+    n359 = buf[pos]
+    if n359 > 127:
+        n359, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n359 -= 1
+    if n359 < 0 or n359 > limit - pos:
+        raise bad_length('array', pos, n359, buf)
+    items360 = []
+    for _ in range(n359):
+        obj362 = new(MetadataResponseTopic)
+        (obj362.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n363 = buf[pos]
+        if n363 > 127:
+            n363, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n363 -= 1
+        end364 = pos + n363
+        if n363 < 0 or end364 > limit:
+            if n363 != -1:
+                raise bad_length('string', pos, n363, buf)
+            obj362.name = None
+        else:
+            obj362.name = str(buf[pos:end364], 'utf-8')
+            pos = end364
+        (raw365, obj362.is_internal,) = _S8.unpack_from(buf, pos)
+        pos += 17
+        obj362.topic_id = uuid_from(raw365)
+        n366 = buf[pos]
+        if n366 > 127:
+            n366, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n366 -= 1
+        if n366 < 0 or n366 > limit - pos:
+            raise bad_length('array', pos, n366, buf)
+        items367 = []
+        for _ in range(n366):
+            obj369 = new(MetadataResponsePartition)
+            (obj369.error_code, obj369.partition_index, obj369.leader_id, obj369.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            n370 = buf[pos]
+            if n370 > 127:
+                n370, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n370 -= 1
+            if n370 < 0 or n370 > limit - pos:
+                raise bad_length('array', pos, n370, buf)
+            obj369.replica_nodes, pos = r_fixed_array(buf, pos, n370, 'i', 4)
+            n371 = buf[pos]
+            if n371 > 127:
+                n371, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n371 -= 1
+            if n371 < 0 or n371 > limit - pos:
+                raise bad_length('array', pos, n371, buf)
+            obj369.isr_nodes, pos = r_fixed_array(buf, pos, n371, 'i', 4)
+            n372 = buf[pos]
+            if n372 > 127:
+                n372, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n372 -= 1
+            if n372 < 0 or n372 > limit - pos:
+                raise bad_length('array', pos, n372, buf)
+            obj369.offline_replicas, pos = r_fixed_array(buf, pos, n372, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj369.unknown_tagged_fields = []
+            else:
+                obj369.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items367.append(obj369)
+        obj362.partitions = items367
+        (obj362.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj362.unknown_tagged_fields = []
+        else:
+            obj362.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items360.append(obj362)
+    obj348.topics = items360
+    obj348.cluster_authorized_operations = -2147483648
+    obj348.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj348.unknown_tagged_fields = []
+    else:
+        obj348.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj348
     return self, pos
 
 
 # MetadataResponse v13
 def _enc_MetadataResponse_v13(self, out, parts):
-    if self.cluster_authorized_operations != -2147483648:
+    if not (self.cluster_authorized_operations == -2147483648):
         raise cannot_carry('MetadataResponse', 'cluster_authorized_operations', '13')
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.brokers)
-    for item127 in self.brokers:
-        _enc_MetadataResponseBroker_v9(item127, out, parts)
+    out += _S0.pack(self.throttle_time_ms)
+    n373 = len(self.brokers) + 1
+    if n373 < 128:
+        out.append(n373)
+    else:
+        w_uvarint(out, n373)
+    for item374 in self.brokers:
+        out += _S0.pack(item374.node_id)
+        w_cstr(out, item374.host)
+        out += _S0.pack(item374.port)
+        w_cnstr(out, item374.rack)
+        if item374.unknown_tagged_fields:
+            w_tagged(out, (), item374.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.cluster_id)
-    out += _S4.pack(self.controller_id)
-    w_calen(out, self.topics)
-    for item128 in self.topics:
-        _enc_MetadataResponseTopic_v12(item128, out, parts)
-    out += _S5.pack(self.error_code)
+    out += _S0.pack(self.controller_id)
+    n375 = len(self.topics) + 1
+    if n375 < 128:
+        out.append(n375)
+    else:
+        w_uvarint(out, n375)
+    for item376 in self.topics:
+        out += _S1.pack(item376.error_code)
+        w_cnstr(out, item376.name)
+        out += _S8.pack(item376.topic_id.bytes, item376.is_internal)
+        n377 = len(item376.partitions) + 1
+        if n377 < 128:
+            out.append(n377)
+        else:
+            w_uvarint(out, n377)
+        for item378 in item376.partitions:
+            out += _S7.pack(item378.error_code, item378.partition_index, item378.leader_id, item378.leader_epoch)
+            n379 = len(item378.replica_nodes) + 1
+            if n379 < 128:
+                out.append(n379)
+            else:
+                w_uvarint(out, n379)
+            w_fixed_array(out, item378.replica_nodes, 'i')
+            n380 = len(item378.isr_nodes) + 1
+            if n380 < 128:
+                out.append(n380)
+            else:
+                w_uvarint(out, n380)
+            w_fixed_array(out, item378.isr_nodes, 'i')
+            n381 = len(item378.offline_replicas) + 1
+            if n381 < 128:
+                out.append(n381)
+            else:
+                w_uvarint(out, n381)
+            w_fixed_array(out, item378.offline_replicas, 'i')
+            if item378.unknown_tagged_fields:
+                w_tagged(out, (), item378.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item376.topic_authorized_operations)
+        if item376.unknown_tagged_fields:
+            w_tagged(out, (), item376.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.error_code)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -912,496 +2473,168 @@ def _enc_MetadataResponse_v13(self, out, parts):
 
 
 def _dec_MetadataResponse_v13(buf, pos):
-    self = new(MetadataResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj382 = new(MetadataResponse)
+    (obj382.throttle_time_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n129, pos = r_calen(buf, pos)
-    items130 = []
-    for _ in range(n129):
-        item131, pos = _dec_MetadataResponseBroker_v9(buf, pos)
-        items130.append(item131)
-    self.brokers = items130
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.controller_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    n132, pos = r_calen(buf, pos)
-    items133 = []
-    for _ in range(n132):
-        item134, pos = _dec_MetadataResponseTopic_v12(buf, pos)
-        items133.append(item134)
-    self.topics = items133
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.cluster_authorized_operations = -2147483648
-    count135, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count135:
-        pos = r_tagged_unknown(buf, pos, count135, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataResponseBroker v0
-def _enc_MetadataResponseBroker_v0(self, out, parts):
-    out += _S4.pack(self.node_id)
-    w_str(out, self.host)
-    out += _S4.pack(self.port)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseBroker', '0')
-
-
-def _dec_MetadataResponseBroker_v0(buf, pos):
-    self = new(MetadataResponseBroker)
-    (self.node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_str(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.rack = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseBroker v1-8
-def _enc_MetadataResponseBroker_v1(self, out, parts):
-    out += _S4.pack(self.node_id)
-    w_str(out, self.host)
-    out += _S4.pack(self.port)
-    w_nstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseBroker', '1-8')
-
-
-def _dec_MetadataResponseBroker_v1(buf, pos):
-    self = new(MetadataResponseBroker)
-    (self.node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_str(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseBroker v9-13
-def _enc_MetadataResponseBroker_v9(self, out, parts):
-    out += _S4.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n383 = buf[pos]
+    if n383 > 127:
+        n383, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MetadataResponseBroker_v9(buf, pos):
-    self = new(MetadataResponseBroker)
-    (self.node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    count136, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count136:
-        pos = r_tagged_unknown(buf, pos, count136, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataResponseTopic v0
-def _enc_MetadataResponseTopic_v0(self, out, parts):
-    if self.topic_authorized_operations != -2147483648:
-        raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '0')
-    out += _S5.pack(self.error_code)
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item137 in self.partitions:
-        _enc_MetadataResponsePartition_v0(item137, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseTopic', '0')
-
-
-def _dec_MetadataResponseTopic_v0(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_str(buf, pos)
-    n138, pos = r_alen(buf, pos)
-    items139 = []
-    for _ in range(n138):
-        item140, pos = _dec_MetadataResponsePartition_v0(buf, pos)
-        items139.append(item140)
-    self.partitions = items139
-    self.topic_id = ZERO_UUID
-    self.is_internal = False
-    self.topic_authorized_operations = -2147483648
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseTopic v1-4
-def _enc_MetadataResponseTopic_v1(self, out, parts):
-    if self.topic_authorized_operations != -2147483648:
-        raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '1-4')
-    out += _S5.pack(self.error_code)
-    w_str(out, self.name)
-    out += _S0.pack(self.is_internal)
-    w_alen(out, self.partitions)
-    for item141 in self.partitions:
-        _enc_MetadataResponsePartition_v0(item141, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseTopic', '1-4')
-
-
-def _dec_MetadataResponseTopic_v1(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_str(buf, pos)
-    (self.is_internal,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n142, pos = r_alen(buf, pos)
-    items143 = []
-    for _ in range(n142):
-        item144, pos = _dec_MetadataResponsePartition_v0(buf, pos)
-        items143.append(item144)
-    self.partitions = items143
-    self.topic_id = ZERO_UUID
-    self.topic_authorized_operations = -2147483648
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseTopic v5-6
-def _enc_MetadataResponseTopic_v5(self, out, parts):
-    if self.topic_authorized_operations != -2147483648:
-        raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '5-6')
-    out += _S5.pack(self.error_code)
-    w_str(out, self.name)
-    out += _S0.pack(self.is_internal)
-    w_alen(out, self.partitions)
-    for item145 in self.partitions:
-        _enc_MetadataResponsePartition_v5(item145, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseTopic', '5-6')
-
-
-def _dec_MetadataResponseTopic_v5(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_str(buf, pos)
-    (self.is_internal,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n146, pos = r_alen(buf, pos)
-    items147 = []
-    for _ in range(n146):
-        item148, pos = _dec_MetadataResponsePartition_v5(buf, pos)
-        items147.append(item148)
-    self.partitions = items147
-    self.topic_id = ZERO_UUID
-    self.topic_authorized_operations = -2147483648
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseTopic v7
-def _enc_MetadataResponseTopic_v7(self, out, parts):
-    if self.topic_authorized_operations != -2147483648:
-        raise cannot_carry('MetadataResponseTopic', 'topic_authorized_operations', '7')
-    out += _S5.pack(self.error_code)
-    w_str(out, self.name)
-    out += _S0.pack(self.is_internal)
-    w_alen(out, self.partitions)
-    for item149 in self.partitions:
-        _enc_MetadataResponsePartition_v7(item149, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseTopic', '7')
-
-
-def _dec_MetadataResponseTopic_v7(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_str(buf, pos)
-    (self.is_internal,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n150, pos = r_alen(buf, pos)
-    items151 = []
-    for _ in range(n150):
-        item152, pos = _dec_MetadataResponsePartition_v7(buf, pos)
-        items151.append(item152)
-    self.partitions = items151
-    self.topic_id = ZERO_UUID
-    self.topic_authorized_operations = -2147483648
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseTopic v8
-def _enc_MetadataResponseTopic_v8(self, out, parts):
-    out += _S5.pack(self.error_code)
-    w_str(out, self.name)
-    out += _S0.pack(self.is_internal)
-    w_alen(out, self.partitions)
-    for item153 in self.partitions:
-        _enc_MetadataResponsePartition_v7(item153, out, parts)
-    out += _S4.pack(self.topic_authorized_operations)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponseTopic', '8')
-
-
-def _dec_MetadataResponseTopic_v8(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_str(buf, pos)
-    (self.is_internal,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n154, pos = r_alen(buf, pos)
-    items155 = []
-    for _ in range(n154):
-        item156, pos = _dec_MetadataResponsePartition_v7(buf, pos)
-        items155.append(item156)
-    self.partitions = items155
-    (self.topic_authorized_operations,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponseTopic v9
-def _enc_MetadataResponseTopic_v9(self, out, parts):
-    out += _S5.pack(self.error_code)
-    w_cstr(out, self.name)
-    out += _S0.pack(self.is_internal)
-    w_calen(out, self.partitions)
-    for item157 in self.partitions:
-        _enc_MetadataResponsePartition_v9(item157, out, parts)
-    out += _S4.pack(self.topic_authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n383 -= 1
+    if n383 < 0 or n383 > limit - pos:
+        raise bad_length('array', pos, n383, buf)
+    items384 = []
+    for _ in range(n383):
+        obj386 = new(MetadataResponseBroker)
+        (obj386.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n387 = buf[pos]
+        if n387 > 127:
+            n387, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n387 -= 1
+        end388 = pos + n387
+        if n387 < 0 or end388 > limit:
+            raise bad_length('string', pos, n387, buf)
+        obj386.host = str(buf[pos:end388], 'utf-8')
+        pos = end388
+        (obj386.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n389 = buf[pos]
+        if n389 > 127:
+            n389, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n389 -= 1
+        end390 = pos + n389
+        if n389 < 0 or end390 > limit:
+            if n389 != -1:
+                raise bad_length('string', pos, n389, buf)
+            obj386.rack = None
+        else:
+            obj386.rack = str(buf[pos:end390], 'utf-8')
+            pos = end390
+        if buf[pos] == 0:
+            pos += 1
+            obj386.unknown_tagged_fields = []
+        else:
+            obj386.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items384.append(obj386)
+    obj382.brokers = items384
+    n391 = buf[pos]
+    if n391 > 127:
+        n391, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MetadataResponseTopic_v9(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_cstr(buf, pos)
-    (self.is_internal,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    n158, pos = r_calen(buf, pos)
-    items159 = []
-    for _ in range(n158):
-        item160, pos = _dec_MetadataResponsePartition_v9(buf, pos)
-        items159.append(item160)
-    self.partitions = items159
-    (self.topic_authorized_operations,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.topic_id = ZERO_UUID
-    count161, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count161:
-        pos = r_tagged_unknown(buf, pos, count161, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataResponseTopic v10-11
-def _enc_MetadataResponseTopic_v10(self, out, parts):
-    out += _S5.pack(self.error_code)
-    w_cstr(out, self.name)
-    out += _S6.pack(self.topic_id.bytes, self.is_internal)
-    w_calen(out, self.partitions)
-    for item162 in self.partitions:
-        _enc_MetadataResponsePartition_v9(item162, out, parts)
-    out += _S4.pack(self.topic_authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n391 -= 1
+    end392 = pos + n391
+    if n391 < 0 or end392 > limit:
+        if n391 != -1:
+            raise bad_length('string', pos, n391, buf)
+        obj382.cluster_id = None
     else:
-        out.append(0)
-
-
-def _dec_MetadataResponseTopic_v10(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.name, pos = r_cstr(buf, pos)
-    (raw163, self.is_internal,) = _S6.unpack_from(buf, pos)
-    pos += 17
-    self.topic_id = uuid_from(raw163)
-    n164, pos = r_calen(buf, pos)
-    items165 = []
-    for _ in range(n164):
-        item166, pos = _dec_MetadataResponsePartition_v9(buf, pos)
-        items165.append(item166)
-    self.partitions = items165
-    (self.topic_authorized_operations,) = _S4.unpack_from(buf, pos)
+        obj382.cluster_id = str(buf[pos:end392], 'utf-8')
+        pos = end392
+    (obj382.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    count167, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count167:
-        pos = r_tagged_unknown(buf, pos, count167, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataResponseTopic v12-13
-def _enc_MetadataResponseTopic_v12(self, out, parts):
-    out += _S5.pack(self.error_code)
-    w_cnstr(out, self.name)
-    out += _S6.pack(self.topic_id.bytes, self.is_internal)
-    w_calen(out, self.partitions)
-    for item168 in self.partitions:
-        _enc_MetadataResponsePartition_v9(item168, out, parts)
-    out += _S4.pack(self.topic_authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n393 = buf[pos]
+    if n393 > 127:
+        n393, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MetadataResponseTopic_v12(buf, pos):
-    self = new(MetadataResponseTopic)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
+        pos += 1
+    n393 -= 1
+    if n393 < 0 or n393 > limit - pos:
+        raise bad_length('array', pos, n393, buf)
+    items394 = []
+    for _ in range(n393):
+        obj396 = new(MetadataResponseTopic)
+        (obj396.error_code,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        n397 = buf[pos]
+        if n397 > 127:
+            n397, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n397 -= 1
+        end398 = pos + n397
+        if n397 < 0 or end398 > limit:
+            if n397 != -1:
+                raise bad_length('string', pos, n397, buf)
+            obj396.name = None
+        else:
+            obj396.name = str(buf[pos:end398], 'utf-8')
+            pos = end398
+        (raw399, obj396.is_internal,) = _S8.unpack_from(buf, pos)
+        pos += 17
+        obj396.topic_id = uuid_from(raw399)
+        n400 = buf[pos]
+        if n400 > 127:
+            n400, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n400 -= 1
+        if n400 < 0 or n400 > limit - pos:
+            raise bad_length('array', pos, n400, buf)
+        items401 = []
+        for _ in range(n400):
+            obj403 = new(MetadataResponsePartition)
+            (obj403.error_code, obj403.partition_index, obj403.leader_id, obj403.leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 14
+            n404 = buf[pos]
+            if n404 > 127:
+                n404, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n404 -= 1
+            if n404 < 0 or n404 > limit - pos:
+                raise bad_length('array', pos, n404, buf)
+            obj403.replica_nodes, pos = r_fixed_array(buf, pos, n404, 'i', 4)
+            n405 = buf[pos]
+            if n405 > 127:
+                n405, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n405 -= 1
+            if n405 < 0 or n405 > limit - pos:
+                raise bad_length('array', pos, n405, buf)
+            obj403.isr_nodes, pos = r_fixed_array(buf, pos, n405, 'i', 4)
+            n406 = buf[pos]
+            if n406 > 127:
+                n406, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n406 -= 1
+            if n406 < 0 or n406 > limit - pos:
+                raise bad_length('array', pos, n406, buf)
+            obj403.offline_replicas, pos = r_fixed_array(buf, pos, n406, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj403.unknown_tagged_fields = []
+            else:
+                obj403.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items401.append(obj403)
+        obj396.partitions = items401
+        (obj396.topic_authorized_operations,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj396.unknown_tagged_fields = []
+        else:
+            obj396.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items394.append(obj396)
+    obj382.topics = items394
+    (obj382.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.name, pos = r_cnstr(buf, pos)
-    (raw169, self.is_internal,) = _S6.unpack_from(buf, pos)
-    pos += 17
-    self.topic_id = uuid_from(raw169)
-    n170, pos = r_calen(buf, pos)
-    items171 = []
-    for _ in range(n170):
-        item172, pos = _dec_MetadataResponsePartition_v9(buf, pos)
-        items171.append(item172)
-    self.partitions = items171
-    (self.topic_authorized_operations,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    count173, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count173:
-        pos = r_tagged_unknown(buf, pos, count173, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MetadataResponsePartition v0-4
-def _enc_MetadataResponsePartition_v0(self, out, parts):
-    out += _S7.pack(self.error_code, self.partition_index, self.leader_id)
-    w_alen(out, self.replica_nodes)
-    w_fixed_array(out, self.replica_nodes, 'i')
-    w_alen(out, self.isr_nodes)
-    w_fixed_array(out, self.isr_nodes, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponsePartition', '0-4')
-
-
-def _dec_MetadataResponsePartition_v0(buf, pos):
-    self = new(MetadataResponsePartition)
-    (self.error_code, self.partition_index, self.leader_id,) = _S7.unpack_from(buf, pos)
-    pos += 10
-    n174, pos = r_alen(buf, pos)
-    self.replica_nodes, pos = r_fixed_array(buf, pos, n174, 'i', 4)
-    n175, pos = r_alen(buf, pos)
-    self.isr_nodes, pos = r_fixed_array(buf, pos, n175, 'i', 4)
-    self.leader_epoch = -1
-    self.offline_replicas = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponsePartition v5-6
-def _enc_MetadataResponsePartition_v5(self, out, parts):
-    out += _S7.pack(self.error_code, self.partition_index, self.leader_id)
-    w_alen(out, self.replica_nodes)
-    w_fixed_array(out, self.replica_nodes, 'i')
-    w_alen(out, self.isr_nodes)
-    w_fixed_array(out, self.isr_nodes, 'i')
-    w_alen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponsePartition', '5-6')
-
-
-def _dec_MetadataResponsePartition_v5(buf, pos):
-    self = new(MetadataResponsePartition)
-    (self.error_code, self.partition_index, self.leader_id,) = _S7.unpack_from(buf, pos)
-    pos += 10
-    n176, pos = r_alen(buf, pos)
-    self.replica_nodes, pos = r_fixed_array(buf, pos, n176, 'i', 4)
-    n177, pos = r_alen(buf, pos)
-    self.isr_nodes, pos = r_fixed_array(buf, pos, n177, 'i', 4)
-    n178, pos = r_alen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n178, 'i', 4)
-    self.leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponsePartition v7-8
-def _enc_MetadataResponsePartition_v7(self, out, parts):
-    out += _S8.pack(self.error_code, self.partition_index, self.leader_id, self.leader_epoch)
-    w_alen(out, self.replica_nodes)
-    w_fixed_array(out, self.replica_nodes, 'i')
-    w_alen(out, self.isr_nodes)
-    w_fixed_array(out, self.isr_nodes, 'i')
-    w_alen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MetadataResponsePartition', '7-8')
-
-
-def _dec_MetadataResponsePartition_v7(buf, pos):
-    self = new(MetadataResponsePartition)
-    (self.error_code, self.partition_index, self.leader_id, self.leader_epoch,) = _S8.unpack_from(buf, pos)
-    pos += 14
-    n179, pos = r_alen(buf, pos)
-    self.replica_nodes, pos = r_fixed_array(buf, pos, n179, 'i', 4)
-    n180, pos = r_alen(buf, pos)
-    self.isr_nodes, pos = r_fixed_array(buf, pos, n180, 'i', 4)
-    n181, pos = r_alen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n181, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MetadataResponsePartition v9-13
-def _enc_MetadataResponsePartition_v9(self, out, parts):
-    out += _S8.pack(self.error_code, self.partition_index, self.leader_id, self.leader_epoch)
-    w_calen(out, self.replica_nodes)
-    w_fixed_array(out, self.replica_nodes, 'i')
-    w_calen(out, self.isr_nodes)
-    w_fixed_array(out, self.isr_nodes, 'i')
-    w_calen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj382.cluster_authorized_operations = -2147483648
+    if buf[pos] == 0:
+        pos += 1
+        obj382.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_MetadataResponsePartition_v9(buf, pos):
-    self = new(MetadataResponsePartition)
-    (self.error_code, self.partition_index, self.leader_id, self.leader_epoch,) = _S8.unpack_from(buf, pos)
-    pos += 14
-    n182, pos = r_calen(buf, pos)
-    self.replica_nodes, pos = r_fixed_array(buf, pos, n182, 'i', 4)
-    n183, pos = r_calen(buf, pos)
-    self.isr_nodes, pos = r_fixed_array(buf, pos, n183, 'i', 4)
-    n184, pos = r_calen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n184, 'i', 4)
-    count185, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count185:
-        pos = r_tagged_unknown(buf, pos, count185, unknown)
-    self.unknown_tagged_fields = unknown
+        obj382.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj382
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,13 +15,14 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['OffsetCommitRequest', 'OffsetCommitRequestPartition', 'OffsetCommitRequestTopic', 'OffsetCommitResponse', 'OffsetCommitResponsePartition', 'OffsetCommitResponseTopic']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>q')
-_S2 = _Struct('>16s')
-_S3 = _Struct('>iq')
-_S4 = _Struct('>iqq')
+_S0 = _Struct('>iq')
+_S1 = _Struct('>h')
+_S2 = _Struct('>i')
+_S3 = _Struct('>iqq')
+_S4 = _Struct('>q')
 _S5 = _Struct('>iqi')
-_S6 = _Struct('>ih')
+_S6 = _Struct('>16s')
+_S7 = _Struct('>ih')
 
 
 class OffsetCommitRequest(Message):
@@ -115,203 +116,583 @@ class OffsetCommitResponsePartition(Struct):
 
 # OffsetCommitRequest v0
 def _enc_OffsetCommitRequest_v0(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('OffsetCommitRequest', 'group_instance_id', '0')
     w_str(out, self.group_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_OffsetCommitRequestTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            if not (item2.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '0,2-5')
+            out += _S0.pack(item2.partition_index, item2.committed_offset)
+            w_nstr(out, item2.committed_metadata)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '0,2-5')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '0,2-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '0')
 
 
 def _dec_OffsetCommitRequest_v0(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_OffsetCommitRequestTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.generation_id_or_member_epoch = -1
-    self.member_id = ''
-    self.group_instance_id = None
-    self.retention_time_ms = -1
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(OffsetCommitRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj3.group_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    (n6,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        obj9 = new(OffsetCommitRequestTopic)
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (n12,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(OffsetCommitRequestPartition)
+            (obj15.partition_index, obj15.committed_offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            (n16,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end17 = pos + n16
+            if n16 < 0 or end17 > limit:
+                if n16 != -1:
+                    raise bad_length('string', pos, n16, buf)
+                obj15.committed_metadata = None
+            else:
+                obj15.committed_metadata = str(buf[pos:end17], 'utf-8')
+                pos = end17
+            obj15.committed_leader_epoch = -1
+            obj15.commit_timestamp = -1
+            obj15.unknown_tagged_fields = []
+            items13.append(obj15)
+        obj9.partitions = items13
+        obj9.topic_id = ZERO_UUID
+        obj9.unknown_tagged_fields = []
+        items7.append(obj9)
+    obj3.topics = items7
+    obj3.generation_id_or_member_epoch = -1
+    obj3.member_id = ''
+    obj3.group_instance_id = None
+    obj3.retention_time_ms = -1
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # OffsetCommitRequest v1
 def _enc_OffsetCommitRequest_v1(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('OffsetCommitRequest', 'group_instance_id', '1')
     w_str(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_str(out, self.member_id)
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_OffsetCommitRequestTopic_v1(item5, out, parts)
+    for item18 in self.topics:
+        w_str(out, item18.name)
+        w_alen(out, item18.partitions)
+        for item19 in item18.partitions:
+            out += _S3.pack(item19.partition_index, item19.committed_offset, item19.commit_timestamp)
+            w_nstr(out, item19.committed_metadata)
+            if item19.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '1')
+        if item18.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '1')
 
 
 def _dec_OffsetCommitRequest_v1(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj20 = new(OffsetCommitRequest)
+    (n21,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        raise bad_length('string', pos, n21, buf)
+    obj20.group_id = str(buf[pos:end22], 'utf-8')
+    pos = end22
+    (obj20.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_OffsetCommitRequestTopic_v1(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.group_instance_id = None
-    self.retention_time_ms = -1
-    self.unknown_tagged_fields = []
+    (n23,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        raise bad_length('string', pos, n23, buf)
+    obj20.member_id = str(buf[pos:end24], 'utf-8')
+    pos = end24
+    (n25,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(OffsetCommitRequestTopic)
+        (n29,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.name = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        (n31,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n31 < 0 or n31 > limit - pos:
+            raise bad_length('array', pos, n31, buf)
+        items32 = []
+        for _ in range(n31):
+            obj34 = new(OffsetCommitRequestPartition)
+            (obj34.partition_index, obj34.committed_offset, obj34.commit_timestamp,) = _S3.unpack_from(buf, pos)
+            pos += 20
+            (n35,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end36 = pos + n35
+            if n35 < 0 or end36 > limit:
+                if n35 != -1:
+                    raise bad_length('string', pos, n35, buf)
+                obj34.committed_metadata = None
+            else:
+                obj34.committed_metadata = str(buf[pos:end36], 'utf-8')
+                pos = end36
+            obj34.committed_leader_epoch = -1
+            obj34.unknown_tagged_fields = []
+            items32.append(obj34)
+        obj28.partitions = items32
+        obj28.topic_id = ZERO_UUID
+        obj28.unknown_tagged_fields = []
+        items26.append(obj28)
+    obj20.topics = items26
+    obj20.group_instance_id = None
+    obj20.retention_time_ms = -1
+    obj20.unknown_tagged_fields = []
+    self = obj20
     return self, pos
 
 
 # OffsetCommitRequest v2-4
 def _enc_OffsetCommitRequest_v2(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('OffsetCommitRequest', 'group_instance_id', '2-4')
     w_str(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_str(out, self.member_id)
-    out += _S1.pack(self.retention_time_ms)
+    out += _S4.pack(self.retention_time_ms)
     w_alen(out, self.topics)
-    for item9 in self.topics:
-        _enc_OffsetCommitRequestTopic_v0(item9, out, parts)
+    for item37 in self.topics:
+        w_str(out, item37.name)
+        w_alen(out, item37.partitions)
+        for item38 in item37.partitions:
+            if not (item38.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '0,2-5')
+            out += _S0.pack(item38.partition_index, item38.committed_offset)
+            w_nstr(out, item38.committed_metadata)
+            if item38.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '0,2-5')
+        if item37.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '0,2-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '2-4')
 
 
 def _dec_OffsetCommitRequest_v2(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj39 = new(OffsetCommitRequest)
+    (n40,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end41 = pos + n40
+    if n40 < 0 or end41 > limit:
+        raise bad_length('string', pos, n40, buf)
+    obj39.group_id = str(buf[pos:end41], 'utf-8')
+    pos = end41
+    (obj39.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    (self.retention_time_ms,) = _S1.unpack_from(buf, pos)
+    (n42,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end43 = pos + n42
+    if n42 < 0 or end43 > limit:
+        raise bad_length('string', pos, n42, buf)
+    obj39.member_id = str(buf[pos:end43], 'utf-8')
+    pos = end43
+    (obj39.retention_time_ms,) = _S4.unpack_from(buf, pos)
     pos += 8
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_OffsetCommitRequestTopic_v0(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
+    (n44,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n44 < 0 or n44 > limit - pos:
+        raise bad_length('array', pos, n44, buf)
+    items45 = []
+    for _ in range(n44):
+        obj47 = new(OffsetCommitRequestTopic)
+        (n48,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end49 = pos + n48
+        if n48 < 0 or end49 > limit:
+            raise bad_length('string', pos, n48, buf)
+        obj47.name = str(buf[pos:end49], 'utf-8')
+        pos = end49
+        (n50,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n50 < 0 or n50 > limit - pos:
+            raise bad_length('array', pos, n50, buf)
+        items51 = []
+        for _ in range(n50):
+            obj53 = new(OffsetCommitRequestPartition)
+            (obj53.partition_index, obj53.committed_offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            (n54,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end55 = pos + n54
+            if n54 < 0 or end55 > limit:
+                if n54 != -1:
+                    raise bad_length('string', pos, n54, buf)
+                obj53.committed_metadata = None
+            else:
+                obj53.committed_metadata = str(buf[pos:end55], 'utf-8')
+                pos = end55
+            obj53.committed_leader_epoch = -1
+            obj53.commit_timestamp = -1
+            obj53.unknown_tagged_fields = []
+            items51.append(obj53)
+        obj47.partitions = items51
+        obj47.topic_id = ZERO_UUID
+        obj47.unknown_tagged_fields = []
+        items45.append(obj47)
+    obj39.topics = items45
+    obj39.group_instance_id = None
+    obj39.unknown_tagged_fields = []
+    self = obj39
     return self, pos
 
 
 # OffsetCommitRequest v5
 def _enc_OffsetCommitRequest_v5(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('OffsetCommitRequest', 'group_instance_id', '5')
     w_str(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_str(out, self.member_id)
     w_alen(out, self.topics)
-    for item13 in self.topics:
-        _enc_OffsetCommitRequestTopic_v0(item13, out, parts)
+    for item56 in self.topics:
+        w_str(out, item56.name)
+        w_alen(out, item56.partitions)
+        for item57 in item56.partitions:
+            if not (item57.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '0,2-5')
+            out += _S0.pack(item57.partition_index, item57.committed_offset)
+            w_nstr(out, item57.committed_metadata)
+            if item57.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '0,2-5')
+        if item56.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '0,2-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '5')
 
 
 def _dec_OffsetCommitRequest_v5(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj58 = new(OffsetCommitRequest)
+    (n59,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end60 = pos + n59
+    if n59 < 0 or end60 > limit:
+        raise bad_length('string', pos, n59, buf)
+    obj58.group_id = str(buf[pos:end60], 'utf-8')
+    pos = end60
+    (obj58.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_OffsetCommitRequestTopic_v0(buf, pos)
-        items15.append(item16)
-    self.topics = items15
-    self.group_instance_id = None
-    self.retention_time_ms = -1
-    self.unknown_tagged_fields = []
+    (n61,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end62 = pos + n61
+    if n61 < 0 or end62 > limit:
+        raise bad_length('string', pos, n61, buf)
+    obj58.member_id = str(buf[pos:end62], 'utf-8')
+    pos = end62
+    (n63,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n63 < 0 or n63 > limit - pos:
+        raise bad_length('array', pos, n63, buf)
+    items64 = []
+    for _ in range(n63):
+        obj66 = new(OffsetCommitRequestTopic)
+        (n67,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end68 = pos + n67
+        if n67 < 0 or end68 > limit:
+            raise bad_length('string', pos, n67, buf)
+        obj66.name = str(buf[pos:end68], 'utf-8')
+        pos = end68
+        (n69,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n69 < 0 or n69 > limit - pos:
+            raise bad_length('array', pos, n69, buf)
+        items70 = []
+        for _ in range(n69):
+            obj72 = new(OffsetCommitRequestPartition)
+            (obj72.partition_index, obj72.committed_offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            (n73,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end74 = pos + n73
+            if n73 < 0 or end74 > limit:
+                if n73 != -1:
+                    raise bad_length('string', pos, n73, buf)
+                obj72.committed_metadata = None
+            else:
+                obj72.committed_metadata = str(buf[pos:end74], 'utf-8')
+                pos = end74
+            obj72.committed_leader_epoch = -1
+            obj72.commit_timestamp = -1
+            obj72.unknown_tagged_fields = []
+            items70.append(obj72)
+        obj66.partitions = items70
+        obj66.topic_id = ZERO_UUID
+        obj66.unknown_tagged_fields = []
+        items64.append(obj66)
+    obj58.topics = items64
+    obj58.group_instance_id = None
+    obj58.retention_time_ms = -1
+    obj58.unknown_tagged_fields = []
+    self = obj58
     return self, pos
 
 
 # OffsetCommitRequest v6
 def _enc_OffsetCommitRequest_v6(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('OffsetCommitRequest', 'group_instance_id', '6')
     w_str(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_str(out, self.member_id)
     w_alen(out, self.topics)
-    for item17 in self.topics:
-        _enc_OffsetCommitRequestTopic_v6(item17, out, parts)
+    for item75 in self.topics:
+        w_str(out, item75.name)
+        w_alen(out, item75.partitions)
+        for item76 in item75.partitions:
+            if not (item76.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '6-7')
+            out += _S5.pack(item76.partition_index, item76.committed_offset, item76.committed_leader_epoch)
+            w_nstr(out, item76.committed_metadata)
+            if item76.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '6-7')
+        if item75.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '6-7')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '6')
 
 
 def _dec_OffsetCommitRequest_v6(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj77 = new(OffsetCommitRequest)
+    (n78,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end79 = pos + n78
+    if n78 < 0 or end79 > limit:
+        raise bad_length('string', pos, n78, buf)
+    obj77.group_id = str(buf[pos:end79], 'utf-8')
+    pos = end79
+    (obj77.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    n18, pos = r_alen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_OffsetCommitRequestTopic_v6(buf, pos)
-        items19.append(item20)
-    self.topics = items19
-    self.group_instance_id = None
-    self.retention_time_ms = -1
-    self.unknown_tagged_fields = []
+    (n80,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end81 = pos + n80
+    if n80 < 0 or end81 > limit:
+        raise bad_length('string', pos, n80, buf)
+    obj77.member_id = str(buf[pos:end81], 'utf-8')
+    pos = end81
+    (n82,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n82 < 0 or n82 > limit - pos:
+        raise bad_length('array', pos, n82, buf)
+    items83 = []
+    for _ in range(n82):
+        obj85 = new(OffsetCommitRequestTopic)
+        (n86,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end87 = pos + n86
+        if n86 < 0 or end87 > limit:
+            raise bad_length('string', pos, n86, buf)
+        obj85.name = str(buf[pos:end87], 'utf-8')
+        pos = end87
+        (n88,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n88 < 0 or n88 > limit - pos:
+            raise bad_length('array', pos, n88, buf)
+        items89 = []
+        for _ in range(n88):
+            obj91 = new(OffsetCommitRequestPartition)
+            (obj91.partition_index, obj91.committed_offset, obj91.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            (n92,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end93 = pos + n92
+            if n92 < 0 or end93 > limit:
+                if n92 != -1:
+                    raise bad_length('string', pos, n92, buf)
+                obj91.committed_metadata = None
+            else:
+                obj91.committed_metadata = str(buf[pos:end93], 'utf-8')
+                pos = end93
+            obj91.commit_timestamp = -1
+            obj91.unknown_tagged_fields = []
+            items89.append(obj91)
+        obj85.partitions = items89
+        obj85.topic_id = ZERO_UUID
+        obj85.unknown_tagged_fields = []
+        items83.append(obj85)
+    obj77.topics = items83
+    obj77.group_instance_id = None
+    obj77.retention_time_ms = -1
+    obj77.unknown_tagged_fields = []
+    self = obj77
     return self, pos
 
 
 # OffsetCommitRequest v7
 def _enc_OffsetCommitRequest_v7(self, out, parts):
     w_str(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_str(out, self.member_id)
     w_nstr(out, self.group_instance_id)
     w_alen(out, self.topics)
-    for item21 in self.topics:
-        _enc_OffsetCommitRequestTopic_v6(item21, out, parts)
+    for item94 in self.topics:
+        w_str(out, item94.name)
+        w_alen(out, item94.partitions)
+        for item95 in item94.partitions:
+            if not (item95.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '6-7')
+            out += _S5.pack(item95.partition_index, item95.committed_offset, item95.committed_leader_epoch)
+            w_nstr(out, item95.committed_metadata)
+            if item95.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitRequestPartition', '6-7')
+        if item94.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitRequestTopic', '6-7')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitRequest', '7')
 
 
 def _dec_OffsetCommitRequest_v7(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj96 = new(OffsetCommitRequest)
+    (n97,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end98 = pos + n97
+    if n97 < 0 or end98 > limit:
+        raise bad_length('string', pos, n97, buf)
+    obj96.group_id = str(buf[pos:end98], 'utf-8')
+    pos = end98
+    (obj96.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_OffsetCommitRequestTopic_v6(buf, pos)
-        items23.append(item24)
-    self.topics = items23
-    self.retention_time_ms = -1
-    self.unknown_tagged_fields = []
+    (n99,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end100 = pos + n99
+    if n99 < 0 or end100 > limit:
+        raise bad_length('string', pos, n99, buf)
+    obj96.member_id = str(buf[pos:end100], 'utf-8')
+    pos = end100
+    (n101,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end102 = pos + n101
+    if n101 < 0 or end102 > limit:
+        if n101 != -1:
+            raise bad_length('string', pos, n101, buf)
+        obj96.group_instance_id = None
+    else:
+        obj96.group_instance_id = str(buf[pos:end102], 'utf-8')
+        pos = end102
+    (n103,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n103 < 0 or n103 > limit - pos:
+        raise bad_length('array', pos, n103, buf)
+    items104 = []
+    for _ in range(n103):
+        obj106 = new(OffsetCommitRequestTopic)
+        (n107,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end108 = pos + n107
+        if n107 < 0 or end108 > limit:
+            raise bad_length('string', pos, n107, buf)
+        obj106.name = str(buf[pos:end108], 'utf-8')
+        pos = end108
+        (n109,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n109 < 0 or n109 > limit - pos:
+            raise bad_length('array', pos, n109, buf)
+        items110 = []
+        for _ in range(n109):
+            obj112 = new(OffsetCommitRequestPartition)
+            (obj112.partition_index, obj112.committed_offset, obj112.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            (n113,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            end114 = pos + n113
+            if n113 < 0 or end114 > limit:
+                if n113 != -1:
+                    raise bad_length('string', pos, n113, buf)
+                obj112.committed_metadata = None
+            else:
+                obj112.committed_metadata = str(buf[pos:end114], 'utf-8')
+                pos = end114
+            obj112.commit_timestamp = -1
+            obj112.unknown_tagged_fields = []
+            items110.append(obj112)
+        obj106.partitions = items110
+        obj106.topic_id = ZERO_UUID
+        obj106.unknown_tagged_fields = []
+        items104.append(obj106)
+    obj96.topics = items104
+    obj96.retention_time_ms = -1
+    obj96.unknown_tagged_fields = []
+    self = obj96
     return self, pos
 
 
 # OffsetCommitRequest v8-9
 def _enc_OffsetCommitRequest_v8(self, out, parts):
     w_cstr(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
-    w_calen(out, self.topics)
-    for item25 in self.topics:
-        _enc_OffsetCommitRequestTopic_v8(item25, out, parts)
+    n115 = len(self.topics) + 1
+    if n115 < 128:
+        out.append(n115)
+    else:
+        w_uvarint(out, n115)
+    for item116 in self.topics:
+        w_cstr(out, item116.name)
+        n117 = len(item116.partitions) + 1
+        if n117 < 128:
+            out.append(n117)
+        else:
+            w_uvarint(out, n117)
+        for item118 in item116.partitions:
+            if not (item118.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '8-10')
+            out += _S5.pack(item118.partition_index, item118.committed_offset, item118.committed_leader_epoch)
+            w_cnstr(out, item118.committed_metadata)
+            if item118.unknown_tagged_fields:
+                w_tagged(out, (), item118.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item116.unknown_tagged_fields:
+            w_tagged(out, (), item116.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -319,36 +700,152 @@ def _enc_OffsetCommitRequest_v8(self, out, parts):
 
 
 def _dec_OffsetCommitRequest_v8(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj119 = new(OffsetCommitRequest)
+    n120 = buf[pos]
+    if n120 > 127:
+        n120, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n120 -= 1
+    end121 = pos + n120
+    if n120 < 0 or end121 > limit:
+        raise bad_length('string', pos, n120, buf)
+    obj119.group_id = str(buf[pos:end121], 'utf-8')
+    pos = end121
+    (obj119.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_OffsetCommitRequestTopic_v8(buf, pos)
-        items27.append(item28)
-    self.topics = items27
-    self.retention_time_ms = -1
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+    n122 = buf[pos]
+    if n122 > 127:
+        n122, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n122 -= 1
+    end123 = pos + n122
+    if n122 < 0 or end123 > limit:
+        raise bad_length('string', pos, n122, buf)
+    obj119.member_id = str(buf[pos:end123], 'utf-8')
+    pos = end123
+    n124 = buf[pos]
+    if n124 > 127:
+        n124, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n124 -= 1
+    end125 = pos + n124
+    if n124 < 0 or end125 > limit:
+        if n124 != -1:
+            raise bad_length('string', pos, n124, buf)
+        obj119.group_instance_id = None
+    else:
+        obj119.group_instance_id = str(buf[pos:end125], 'utf-8')
+        pos = end125
+    n126 = buf[pos]
+    if n126 > 127:
+        n126, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n126 -= 1
+    if n126 < 0 or n126 > limit - pos:
+        raise bad_length('array', pos, n126, buf)
+    items127 = []
+    for _ in range(n126):
+        obj129 = new(OffsetCommitRequestTopic)
+        n130 = buf[pos]
+        if n130 > 127:
+            n130, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n130 -= 1
+        end131 = pos + n130
+        if n130 < 0 or end131 > limit:
+            raise bad_length('string', pos, n130, buf)
+        obj129.name = str(buf[pos:end131], 'utf-8')
+        pos = end131
+        n132 = buf[pos]
+        if n132 > 127:
+            n132, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n132 -= 1
+        if n132 < 0 or n132 > limit - pos:
+            raise bad_length('array', pos, n132, buf)
+        items133 = []
+        for _ in range(n132):
+            obj135 = new(OffsetCommitRequestPartition)
+            (obj135.partition_index, obj135.committed_offset, obj135.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            n136 = buf[pos]
+            if n136 > 127:
+                n136, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n136 -= 1
+            end137 = pos + n136
+            if n136 < 0 or end137 > limit:
+                if n136 != -1:
+                    raise bad_length('string', pos, n136, buf)
+                obj135.committed_metadata = None
+            else:
+                obj135.committed_metadata = str(buf[pos:end137], 'utf-8')
+                pos = end137
+            obj135.commit_timestamp = -1
+            if buf[pos] == 0:
+                pos += 1
+                obj135.unknown_tagged_fields = []
+            else:
+                obj135.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items133.append(obj135)
+        obj129.partitions = items133
+        obj129.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj129.unknown_tagged_fields = []
+        else:
+            obj129.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items127.append(obj129)
+    obj119.topics = items127
+    obj119.retention_time_ms = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj119.unknown_tagged_fields = []
+    else:
+        obj119.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj119
     return self, pos
 
 
 # OffsetCommitRequest v10
 def _enc_OffsetCommitRequest_v10(self, out, parts):
     w_cstr(out, self.group_id)
-    out += _S0.pack(self.generation_id_or_member_epoch)
+    out += _S2.pack(self.generation_id_or_member_epoch)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
-    w_calen(out, self.topics)
-    for item30 in self.topics:
-        _enc_OffsetCommitRequestTopic_v10(item30, out, parts)
+    n138 = len(self.topics) + 1
+    if n138 < 128:
+        out.append(n138)
+    else:
+        w_uvarint(out, n138)
+    for item139 in self.topics:
+        out += _S6.pack(item139.topic_id.bytes)
+        n140 = len(item139.partitions) + 1
+        if n140 < 128:
+            out.append(n140)
+        else:
+            w_uvarint(out, n140)
+        for item141 in item139.partitions:
+            if not (item141.commit_timestamp == -1):
+                raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '8-10')
+            out += _S5.pack(item141.partition_index, item141.committed_offset, item141.committed_leader_epoch)
+            w_cnstr(out, item141.committed_metadata)
+            if item141.unknown_tagged_fields:
+                w_tagged(out, (), item141.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item139.unknown_tagged_fields:
+            w_tagged(out, (), item139.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -356,298 +853,250 @@ def _enc_OffsetCommitRequest_v10(self, out, parts):
 
 
 def _dec_OffsetCommitRequest_v10(buf, pos):
-    self = new(OffsetCommitRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.generation_id_or_member_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj142 = new(OffsetCommitRequest)
+    n143 = buf[pos]
+    if n143 > 127:
+        n143, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n143 -= 1
+    end144 = pos + n143
+    if n143 < 0 or end144 > limit:
+        raise bad_length('string', pos, n143, buf)
+    obj142.group_id = str(buf[pos:end144], 'utf-8')
+    pos = end144
+    (obj142.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_OffsetCommitRequestTopic_v10(buf, pos)
-        items32.append(item33)
-    self.topics = items32
-    self.retention_time_ms = -1
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitRequestTopic v0,2-5
-def _enc_OffsetCommitRequestTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item35 in self.partitions:
-        _enc_OffsetCommitRequestPartition_v0(item35, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestTopic', '0,2-5')
-
-
-def _dec_OffsetCommitRequestTopic_v0(buf, pos):
-    self = new(OffsetCommitRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n36, pos = r_alen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_OffsetCommitRequestPartition_v0(buf, pos)
-        items37.append(item38)
-    self.partitions = items37
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestTopic v1
-def _enc_OffsetCommitRequestTopic_v1(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item39 in self.partitions:
-        _enc_OffsetCommitRequestPartition_v1(item39, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestTopic', '1')
-
-
-def _dec_OffsetCommitRequestTopic_v1(buf, pos):
-    self = new(OffsetCommitRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n40, pos = r_alen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_OffsetCommitRequestPartition_v1(buf, pos)
-        items41.append(item42)
-    self.partitions = items41
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestTopic v6-7
-def _enc_OffsetCommitRequestTopic_v6(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item43 in self.partitions:
-        _enc_OffsetCommitRequestPartition_v6(item43, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestTopic', '6-7')
-
-
-def _dec_OffsetCommitRequestTopic_v6(buf, pos):
-    self = new(OffsetCommitRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n44, pos = r_alen(buf, pos)
-    items45 = []
-    for _ in range(n44):
-        item46, pos = _dec_OffsetCommitRequestPartition_v6(buf, pos)
-        items45.append(item46)
-    self.partitions = items45
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestTopic v8-9
-def _enc_OffsetCommitRequestTopic_v8(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item47 in self.partitions:
-        _enc_OffsetCommitRequestPartition_v8(item47, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n145 = buf[pos]
+    if n145 > 127:
+        n145, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetCommitRequestTopic_v8(buf, pos):
-    self = new(OffsetCommitRequestTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n48, pos = r_calen(buf, pos)
-    items49 = []
-    for _ in range(n48):
-        item50, pos = _dec_OffsetCommitRequestPartition_v8(buf, pos)
-        items49.append(item50)
-    self.partitions = items49
-    self.topic_id = ZERO_UUID
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitRequestTopic v10
-def _enc_OffsetCommitRequestTopic_v10(self, out, parts):
-    out += _S2.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item52 in self.partitions:
-        _enc_OffsetCommitRequestPartition_v8(item52, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n145 -= 1
+    end146 = pos + n145
+    if n145 < 0 or end146 > limit:
+        raise bad_length('string', pos, n145, buf)
+    obj142.member_id = str(buf[pos:end146], 'utf-8')
+    pos = end146
+    n147 = buf[pos]
+    if n147 > 127:
+        n147, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetCommitRequestTopic_v10(buf, pos):
-    self = new(OffsetCommitRequestTopic)
-    (raw53,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw53)
-    n54, pos = r_calen(buf, pos)
-    items55 = []
-    for _ in range(n54):
-        item56, pos = _dec_OffsetCommitRequestPartition_v8(buf, pos)
-        items55.append(item56)
-    self.partitions = items55
-    self.name = ''
-    count57, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count57:
-        pos = r_tagged_unknown(buf, pos, count57, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitRequestPartition v0,2-5
-def _enc_OffsetCommitRequestPartition_v0(self, out, parts):
-    if self.commit_timestamp != -1:
-        raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '0,2-5')
-    out += _S3.pack(self.partition_index, self.committed_offset)
-    w_nstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestPartition', '0,2-5')
-
-
-def _dec_OffsetCommitRequestPartition_v0(buf, pos):
-    self = new(OffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset,) = _S3.unpack_from(buf, pos)
-    pos += 12
-    self.committed_metadata, pos = r_nstr(buf, pos)
-    self.committed_leader_epoch = -1
-    self.commit_timestamp = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestPartition v1
-def _enc_OffsetCommitRequestPartition_v1(self, out, parts):
-    out += _S4.pack(self.partition_index, self.committed_offset, self.commit_timestamp)
-    w_nstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestPartition', '1')
-
-
-def _dec_OffsetCommitRequestPartition_v1(buf, pos):
-    self = new(OffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset, self.commit_timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 20
-    self.committed_metadata, pos = r_nstr(buf, pos)
-    self.committed_leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestPartition v6-7
-def _enc_OffsetCommitRequestPartition_v6(self, out, parts):
-    if self.commit_timestamp != -1:
-        raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '6-7')
-    out += _S5.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_nstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitRequestPartition', '6-7')
-
-
-def _dec_OffsetCommitRequestPartition_v6(buf, pos):
-    self = new(OffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 16
-    self.committed_metadata, pos = r_nstr(buf, pos)
-    self.commit_timestamp = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitRequestPartition v8-10
-def _enc_OffsetCommitRequestPartition_v8(self, out, parts):
-    if self.commit_timestamp != -1:
-        raise cannot_carry('OffsetCommitRequestPartition', 'commit_timestamp', '8-10')
-    out += _S5.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_cnstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n147 -= 1
+    end148 = pos + n147
+    if n147 < 0 or end148 > limit:
+        if n147 != -1:
+            raise bad_length('string', pos, n147, buf)
+        obj142.group_instance_id = None
     else:
-        out.append(0)
-
-
-def _dec_OffsetCommitRequestPartition_v8(buf, pos):
-    self = new(OffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 16
-    self.committed_metadata, pos = r_cnstr(buf, pos)
-    self.commit_timestamp = -1
-    count58, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count58:
-        pos = r_tagged_unknown(buf, pos, count58, unknown)
-    self.unknown_tagged_fields = unknown
+        obj142.group_instance_id = str(buf[pos:end148], 'utf-8')
+        pos = end148
+    n149 = buf[pos]
+    if n149 > 127:
+        n149, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n149 -= 1
+    if n149 < 0 or n149 > limit - pos:
+        raise bad_length('array', pos, n149, buf)
+    items150 = []
+    for _ in range(n149):
+        obj152 = new(OffsetCommitRequestTopic)
+        (raw153,) = _S6.unpack_from(buf, pos)
+        pos += 16
+        obj152.topic_id = uuid_from(raw153)
+        n154 = buf[pos]
+        if n154 > 127:
+            n154, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n154 -= 1
+        if n154 < 0 or n154 > limit - pos:
+            raise bad_length('array', pos, n154, buf)
+        items155 = []
+        for _ in range(n154):
+            obj157 = new(OffsetCommitRequestPartition)
+            (obj157.partition_index, obj157.committed_offset, obj157.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            n158 = buf[pos]
+            if n158 > 127:
+                n158, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n158 -= 1
+            end159 = pos + n158
+            if n158 < 0 or end159 > limit:
+                if n158 != -1:
+                    raise bad_length('string', pos, n158, buf)
+                obj157.committed_metadata = None
+            else:
+                obj157.committed_metadata = str(buf[pos:end159], 'utf-8')
+                pos = end159
+            obj157.commit_timestamp = -1
+            if buf[pos] == 0:
+                pos += 1
+                obj157.unknown_tagged_fields = []
+            else:
+                obj157.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items155.append(obj157)
+        obj152.partitions = items155
+        obj152.name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj152.unknown_tagged_fields = []
+        else:
+            obj152.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items150.append(obj152)
+    obj142.topics = items150
+    obj142.retention_time_ms = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj142.unknown_tagged_fields = []
+    else:
+        obj142.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj142
     return self, pos
 
 
 # OffsetCommitResponse v0-2
 def _enc_OffsetCommitResponse_v0(self, out, parts):
     w_alen(out, self.topics)
-    for item59 in self.topics:
-        _enc_OffsetCommitResponseTopic_v0(item59, out, parts)
+    for item160 in self.topics:
+        w_str(out, item160.name)
+        w_alen(out, item160.partitions)
+        for item161 in item160.partitions:
+            out += _S7.pack(item161.partition_index, item161.error_code)
+            if item161.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitResponsePartition', '0-7')
+        if item160.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitResponseTopic', '0-7')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitResponse', '0-2')
 
 
 def _dec_OffsetCommitResponse_v0(buf, pos):
-    self = new(OffsetCommitResponse)
-    n60, pos = r_alen(buf, pos)
-    items61 = []
-    for _ in range(n60):
-        item62, pos = _dec_OffsetCommitResponseTopic_v0(buf, pos)
-        items61.append(item62)
-    self.topics = items61
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj162 = new(OffsetCommitResponse)
+    (n163,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n163 < 0 or n163 > limit - pos:
+        raise bad_length('array', pos, n163, buf)
+    items164 = []
+    for _ in range(n163):
+        obj166 = new(OffsetCommitResponseTopic)
+        (n167,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end168 = pos + n167
+        if n167 < 0 or end168 > limit:
+            raise bad_length('string', pos, n167, buf)
+        obj166.name = str(buf[pos:end168], 'utf-8')
+        pos = end168
+        (n169,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n169 < 0 or n169 > limit - pos:
+            raise bad_length('array', pos, n169, buf)
+        items170 = []
+        for _ in range(n169):
+            obj172 = new(OffsetCommitResponsePartition)
+            (obj172.partition_index, obj172.error_code,) = _S7.unpack_from(buf, pos)
+            pos += 6
+            obj172.unknown_tagged_fields = []
+            items170.append(obj172)
+        obj166.partitions = items170
+        obj166.topic_id = ZERO_UUID
+        obj166.unknown_tagged_fields = []
+        items164.append(obj166)
+    obj162.topics = items164
+    obj162.throttle_time_ms = 0
+    obj162.unknown_tagged_fields = []
+    self = obj162
     return self, pos
 
 
 # OffsetCommitResponse v3-7
 def _enc_OffsetCommitResponse_v3(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
+    out += _S2.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item63 in self.topics:
-        _enc_OffsetCommitResponseTopic_v0(item63, out, parts)
+    for item173 in self.topics:
+        w_str(out, item173.name)
+        w_alen(out, item173.partitions)
+        for item174 in item173.partitions:
+            out += _S7.pack(item174.partition_index, item174.error_code)
+            if item174.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetCommitResponsePartition', '0-7')
+        if item173.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetCommitResponseTopic', '0-7')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitResponse', '3-7')
 
 
 def _dec_OffsetCommitResponse_v3(buf, pos):
-    self = new(OffsetCommitResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj175 = new(OffsetCommitResponse)
+    (obj175.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n64, pos = r_alen(buf, pos)
-    items65 = []
-    for _ in range(n64):
-        item66, pos = _dec_OffsetCommitResponseTopic_v0(buf, pos)
-        items65.append(item66)
-    self.topics = items65
-    self.unknown_tagged_fields = []
+    (n176,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n176 < 0 or n176 > limit - pos:
+        raise bad_length('array', pos, n176, buf)
+    items177 = []
+    for _ in range(n176):
+        obj179 = new(OffsetCommitResponseTopic)
+        (n180,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end181 = pos + n180
+        if n180 < 0 or end181 > limit:
+            raise bad_length('string', pos, n180, buf)
+        obj179.name = str(buf[pos:end181], 'utf-8')
+        pos = end181
+        (n182,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n182 < 0 or n182 > limit - pos:
+            raise bad_length('array', pos, n182, buf)
+        items183 = []
+        for _ in range(n182):
+            obj185 = new(OffsetCommitResponsePartition)
+            (obj185.partition_index, obj185.error_code,) = _S7.unpack_from(buf, pos)
+            pos += 6
+            obj185.unknown_tagged_fields = []
+            items183.append(obj185)
+        obj179.partitions = items183
+        obj179.topic_id = ZERO_UUID
+        obj179.unknown_tagged_fields = []
+        items177.append(obj179)
+    obj175.topics = items177
+    obj175.unknown_tagged_fields = []
+    self = obj175
     return self, pos
 
 
 # OffsetCommitResponse v8-9
 def _enc_OffsetCommitResponse_v8(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item67 in self.topics:
-        _enc_OffsetCommitResponseTopic_v8(item67, out, parts)
+    out += _S2.pack(self.throttle_time_ms)
+    n186 = len(self.topics) + 1
+    if n186 < 128:
+        out.append(n186)
+    else:
+        w_uvarint(out, n186)
+    for item187 in self.topics:
+        w_cstr(out, item187.name)
+        n188 = len(item187.partitions) + 1
+        if n188 < 128:
+            out.append(n188)
+        else:
+            w_uvarint(out, n188)
+        for item189 in item187.partitions:
+            out += _S7.pack(item189.partition_index, item189.error_code)
+            if item189.unknown_tagged_fields:
+                w_tagged(out, (), item189.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item187.unknown_tagged_fields:
+            w_tagged(out, (), item187.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -655,29 +1104,94 @@ def _enc_OffsetCommitResponse_v8(self, out, parts):
 
 
 def _dec_OffsetCommitResponse_v8(buf, pos):
-    self = new(OffsetCommitResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj190 = new(OffsetCommitResponse)
+    (obj190.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n68, pos = r_calen(buf, pos)
-    items69 = []
-    for _ in range(n68):
-        item70, pos = _dec_OffsetCommitResponseTopic_v8(buf, pos)
-        items69.append(item70)
-    self.topics = items69
-    count71, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count71:
-        pos = r_tagged_unknown(buf, pos, count71, unknown)
-    self.unknown_tagged_fields = unknown
+    n191 = buf[pos]
+    if n191 > 127:
+        n191, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n191 -= 1
+    if n191 < 0 or n191 > limit - pos:
+        raise bad_length('array', pos, n191, buf)
+    items192 = []
+    for _ in range(n191):
+        obj194 = new(OffsetCommitResponseTopic)
+        n195 = buf[pos]
+        if n195 > 127:
+            n195, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n195 -= 1
+        end196 = pos + n195
+        if n195 < 0 or end196 > limit:
+            raise bad_length('string', pos, n195, buf)
+        obj194.name = str(buf[pos:end196], 'utf-8')
+        pos = end196
+        n197 = buf[pos]
+        if n197 > 127:
+            n197, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n197 -= 1
+        if n197 < 0 or n197 > limit - pos:
+            raise bad_length('array', pos, n197, buf)
+        items198 = []
+        for _ in range(n197):
+            obj200 = new(OffsetCommitResponsePartition)
+            (obj200.partition_index, obj200.error_code,) = _S7.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                pos += 1
+                obj200.unknown_tagged_fields = []
+            else:
+                obj200.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items198.append(obj200)
+        obj194.partitions = items198
+        obj194.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj194.unknown_tagged_fields = []
+        else:
+            obj194.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items192.append(obj194)
+    obj190.topics = items192
+    if buf[pos] == 0:
+        pos += 1
+        obj190.unknown_tagged_fields = []
+    else:
+        obj190.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj190
     return self, pos
 
 
 # OffsetCommitResponse v10
 def _enc_OffsetCommitResponse_v10(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item72 in self.topics:
-        _enc_OffsetCommitResponseTopic_v10(item72, out, parts)
+    out += _S2.pack(self.throttle_time_ms)
+    n201 = len(self.topics) + 1
+    if n201 < 128:
+        out.append(n201)
+    else:
+        w_uvarint(out, n201)
+    for item202 in self.topics:
+        out += _S6.pack(item202.topic_id.bytes)
+        n203 = len(item202.partitions) + 1
+        if n203 < 128:
+            out.append(n203)
+        else:
+            w_uvarint(out, n203)
+        for item204 in item202.partitions:
+            out += _S7.pack(item204.partition_index, item204.error_code)
+            if item204.unknown_tagged_fields:
+                w_tagged(out, (), item204.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item202.unknown_tagged_fields:
+            w_tagged(out, (), item202.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -685,142 +1199,58 @@ def _enc_OffsetCommitResponse_v10(self, out, parts):
 
 
 def _dec_OffsetCommitResponse_v10(buf, pos):
-    self = new(OffsetCommitResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj205 = new(OffsetCommitResponse)
+    (obj205.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
-    n73, pos = r_calen(buf, pos)
-    items74 = []
-    for _ in range(n73):
-        item75, pos = _dec_OffsetCommitResponseTopic_v10(buf, pos)
-        items74.append(item75)
-    self.topics = items74
-    count76, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count76:
-        pos = r_tagged_unknown(buf, pos, count76, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitResponseTopic v0-7
-def _enc_OffsetCommitResponseTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item77 in self.partitions:
-        _enc_OffsetCommitResponsePartition_v0(item77, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitResponseTopic', '0-7')
-
-
-def _dec_OffsetCommitResponseTopic_v0(buf, pos):
-    self = new(OffsetCommitResponseTopic)
-    self.name, pos = r_str(buf, pos)
-    n78, pos = r_alen(buf, pos)
-    items79 = []
-    for _ in range(n78):
-        item80, pos = _dec_OffsetCommitResponsePartition_v0(buf, pos)
-        items79.append(item80)
-    self.partitions = items79
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitResponseTopic v8-9
-def _enc_OffsetCommitResponseTopic_v8(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item81 in self.partitions:
-        _enc_OffsetCommitResponsePartition_v8(item81, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n206 = buf[pos]
+    if n206 > 127:
+        n206, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetCommitResponseTopic_v8(buf, pos):
-    self = new(OffsetCommitResponseTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n82, pos = r_calen(buf, pos)
-    items83 = []
-    for _ in range(n82):
-        item84, pos = _dec_OffsetCommitResponsePartition_v8(buf, pos)
-        items83.append(item84)
-    self.partitions = items83
-    self.topic_id = ZERO_UUID
-    count85, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count85:
-        pos = r_tagged_unknown(buf, pos, count85, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitResponseTopic v10
-def _enc_OffsetCommitResponseTopic_v10(self, out, parts):
-    out += _S2.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item86 in self.partitions:
-        _enc_OffsetCommitResponsePartition_v8(item86, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n206 -= 1
+    if n206 < 0 or n206 > limit - pos:
+        raise bad_length('array', pos, n206, buf)
+    items207 = []
+    for _ in range(n206):
+        obj209 = new(OffsetCommitResponseTopic)
+        (raw210,) = _S6.unpack_from(buf, pos)
+        pos += 16
+        obj209.topic_id = uuid_from(raw210)
+        n211 = buf[pos]
+        if n211 > 127:
+            n211, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n211 -= 1
+        if n211 < 0 or n211 > limit - pos:
+            raise bad_length('array', pos, n211, buf)
+        items212 = []
+        for _ in range(n211):
+            obj214 = new(OffsetCommitResponsePartition)
+            (obj214.partition_index, obj214.error_code,) = _S7.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                pos += 1
+                obj214.unknown_tagged_fields = []
+            else:
+                obj214.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items212.append(obj214)
+        obj209.partitions = items212
+        obj209.name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj209.unknown_tagged_fields = []
+        else:
+            obj209.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items207.append(obj209)
+    obj205.topics = items207
+    if buf[pos] == 0:
+        pos += 1
+        obj205.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_OffsetCommitResponseTopic_v10(buf, pos):
-    self = new(OffsetCommitResponseTopic)
-    (raw87,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw87)
-    n88, pos = r_calen(buf, pos)
-    items89 = []
-    for _ in range(n88):
-        item90, pos = _dec_OffsetCommitResponsePartition_v8(buf, pos)
-        items89.append(item90)
-    self.partitions = items89
-    self.name = ''
-    count91, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count91:
-        pos = r_tagged_unknown(buf, pos, count91, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetCommitResponsePartition v0-7
-def _enc_OffsetCommitResponsePartition_v0(self, out, parts):
-    out += _S6.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetCommitResponsePartition', '0-7')
-
-
-def _dec_OffsetCommitResponsePartition_v0(buf, pos):
-    self = new(OffsetCommitResponsePartition)
-    (self.partition_index, self.error_code,) = _S6.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetCommitResponsePartition v8-10
-def _enc_OffsetCommitResponsePartition_v8(self, out, parts):
-    out += _S6.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetCommitResponsePartition_v8(buf, pos):
-    self = new(OffsetCommitResponsePartition)
-    (self.partition_index, self.error_code,) = _S6.unpack_from(buf, pos)
-    pos += 6
-    count92, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count92:
-        pos = r_tagged_unknown(buf, pos, count92, unknown)
-    self.unknown_tagged_fields = unknown
+        obj205.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj205
     return self, pos
 
 

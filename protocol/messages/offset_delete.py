@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,9 @@ from ._runtime import (  # noqa: F401
 __all__ = ['OffsetDeleteRequest', 'OffsetDeleteRequestPartition', 'OffsetDeleteRequestTopic', 'OffsetDeleteResponse', 'OffsetDeleteResponsePartition', 'OffsetDeleteResponseTopic']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>hi')
-_S2 = _Struct('>ih')
+_S1 = _Struct('>h')
+_S2 = _Struct('>hi')
+_S3 = _Struct('>ih')
 
 
 class OffsetDeleteRequest(Message):
@@ -105,121 +106,115 @@ def _enc_OffsetDeleteRequest_v0(self, out, parts):
     w_str(out, self.group_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_OffsetDeleteRequestTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S0.pack(item2.partition_index)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetDeleteRequestPartition', '0')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetDeleteRequestTopic', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetDeleteRequest', '0')
 
 
 def _dec_OffsetDeleteRequest_v0(buf, pos):
-    self = new(OffsetDeleteRequest)
-    self.group_id, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_OffsetDeleteRequestTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetDeleteRequestTopic v0
-def _enc_OffsetDeleteRequestTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item5 in self.partitions:
-        _enc_OffsetDeleteRequestPartition_v0(item5, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetDeleteRequestTopic', '0')
-
-
-def _dec_OffsetDeleteRequestTopic_v0(buf, pos):
-    self = new(OffsetDeleteRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n6, pos = r_alen(buf, pos)
+    limit = len(buf)
+    obj3 = new(OffsetDeleteRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj3.group_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    (n6,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
     items7 = []
     for _ in range(n6):
-        item8, pos = _dec_OffsetDeleteRequestPartition_v0(buf, pos)
-        items7.append(item8)
-    self.partitions = items7
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetDeleteRequestPartition v0
-def _enc_OffsetDeleteRequestPartition_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetDeleteRequestPartition', '0')
-
-
-def _dec_OffsetDeleteRequestPartition_v0(buf, pos):
-    self = new(OffsetDeleteRequestPartition)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.unknown_tagged_fields = []
+        obj9 = new(OffsetDeleteRequestTopic)
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            raise bad_length('string', pos, n10, buf)
+        obj9.name = str(buf[pos:end11], 'utf-8')
+        pos = end11
+        (n12,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(OffsetDeleteRequestPartition)
+            (obj15.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            obj15.unknown_tagged_fields = []
+            items13.append(obj15)
+        obj9.partitions = items13
+        obj9.unknown_tagged_fields = []
+        items7.append(obj9)
+    obj3.topics = items7
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # OffsetDeleteResponse v0
 def _enc_OffsetDeleteResponse_v0(self, out, parts):
-    out += _S1.pack(self.error_code, self.throttle_time_ms)
+    out += _S2.pack(self.error_code, self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item9 in self.topics:
-        _enc_OffsetDeleteResponseTopic_v0(item9, out, parts)
+    for item16 in self.topics:
+        w_str(out, item16.name)
+        w_alen(out, item16.partitions)
+        for item17 in item16.partitions:
+            out += _S3.pack(item17.partition_index, item17.error_code)
+            if item17.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetDeleteResponsePartition', '0')
+        if item16.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetDeleteResponseTopic', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetDeleteResponse', '0')
 
 
 def _dec_OffsetDeleteResponse_v0(buf, pos):
-    self = new(OffsetDeleteResponse)
-    (self.error_code, self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(OffsetDeleteResponse)
+    (obj18.error_code, obj18.throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 6
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_OffsetDeleteResponseTopic_v0(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetDeleteResponseTopic v0
-def _enc_OffsetDeleteResponseTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item13 in self.partitions:
-        _enc_OffsetDeleteResponsePartition_v0(item13, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetDeleteResponseTopic', '0')
-
-
-def _dec_OffsetDeleteResponseTopic_v0(buf, pos):
-    self = new(OffsetDeleteResponseTopic)
-    self.name, pos = r_str(buf, pos)
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_OffsetDeleteResponsePartition_v0(buf, pos)
-        items15.append(item16)
-    self.partitions = items15
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetDeleteResponsePartition v0
-def _enc_OffsetDeleteResponsePartition_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetDeleteResponsePartition', '0')
-
-
-def _dec_OffsetDeleteResponsePartition_v0(buf, pos):
-    self = new(OffsetDeleteResponsePartition)
-    (self.partition_index, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
+    (n19,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n19 < 0 or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
+    items20 = []
+    for _ in range(n19):
+        obj22 = new(OffsetDeleteResponseTopic)
+        (n23,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end24 = pos + n23
+        if n23 < 0 or end24 > limit:
+            raise bad_length('string', pos, n23, buf)
+        obj22.name = str(buf[pos:end24], 'utf-8')
+        pos = end24
+        (n25,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n25 < 0 or n25 > limit - pos:
+            raise bad_length('array', pos, n25, buf)
+        items26 = []
+        for _ in range(n25):
+            obj28 = new(OffsetDeleteResponsePartition)
+            (obj28.partition_index, obj28.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            obj28.unknown_tagged_fields = []
+            items26.append(obj28)
+        obj22.partitions = items26
+        obj22.unknown_tagged_fields = []
+        items20.append(obj22)
+    obj18.topics = items20
+    obj18.unknown_tagged_fields = []
+    self = obj18
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,10 +15,10 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['OffsetFetchRequest', 'OffsetFetchRequestGroup', 'OffsetFetchRequestTopic', 'OffsetFetchRequestTopics', 'OffsetFetchResponse', 'OffsetFetchResponseGroup', 'OffsetFetchResponsePartition', 'OffsetFetchResponsePartitions', 'OffsetFetchResponseTopic', 'OffsetFetchResponseTopics']
 
-_S0 = _Struct('>?')
+_S0 = _Struct('>h')
 _S1 = _Struct('>i')
-_S2 = _Struct('>16s')
-_S3 = _Struct('>h')
+_S2 = _Struct('>?')
+_S3 = _Struct('>16s')
 _S4 = _Struct('>iq')
 _S5 = _Struct('>iqi')
 
@@ -164,77 +164,143 @@ class OffsetFetchResponsePartitions(Struct):
 
 # OffsetFetchRequest v0-1
 def _enc_OffsetFetchRequest_v0(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'groups', '0-1')
-    if self.require_stable != False:
+    if not (self.require_stable == False):
         raise cannot_carry('OffsetFetchRequest', 'require_stable', '0-1')
     w_str(out, self.group_id)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_OffsetFetchRequestTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partition_indexes)
+        w_fixed_array(out, item1.partition_indexes, 'i')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetFetchRequestTopic', '0-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchRequest', '0-1')
 
 
 def _dec_OffsetFetchRequest_v0(buf, pos):
-    self = new(OffsetFetchRequest)
-    self.group_id, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_OffsetFetchRequestTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.groups = []
-    self.require_stable = False
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(OffsetFetchRequest)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (n5,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(OffsetFetchRequestTopic)
+        (n9,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        obj8.name = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        (n11,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        obj8.partition_indexes, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+        obj8.unknown_tagged_fields = []
+        items6.append(obj8)
+    obj2.topics = items6
+    obj2.groups = []
+    obj2.require_stable = False
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # OffsetFetchRequest v2-5
 def _enc_OffsetFetchRequest_v2(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'groups', '2-5')
-    if self.require_stable != False:
+    if not (self.require_stable == False):
         raise cannot_carry('OffsetFetchRequest', 'require_stable', '2-5')
     w_str(out, self.group_id)
     w_nalen(out, self.topics)
     if self.topics is not None:
-        for item5 in self.topics:
-            _enc_OffsetFetchRequestTopic_v0(item5, out, parts)
+        for item12 in self.topics:
+            w_str(out, item12.name)
+            w_alen(out, item12.partition_indexes)
+            w_fixed_array(out, item12.partition_indexes, 'i')
+            if item12.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetFetchRequestTopic', '0-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchRequest', '2-5')
 
 
 def _dec_OffsetFetchRequest_v2(buf, pos):
-    self = new(OffsetFetchRequest)
-    self.group_id, pos = r_str(buf, pos)
-    n6, pos = r_nalen(buf, pos)
-    if n6 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj13 = new(OffsetFetchRequest)
+    (n14,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end15 = pos + n14
+    if n14 < 0 or end15 > limit:
+        raise bad_length('string', pos, n14, buf)
+    obj13.group_id = str(buf[pos:end15], 'utf-8')
+    pos = end15
+    (n16,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if (n16 < 0 and n16 != -1) or n16 > limit - pos:
+        raise bad_length('array', pos, n16, buf)
+    if n16 < 0:
+        obj13.topics = None
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_OffsetFetchRequestTopic_v0(buf, pos)
-            items7.append(item8)
-        self.topics = items7
-    self.groups = []
-    self.require_stable = False
-    self.unknown_tagged_fields = []
+        items17 = []
+        for _ in range(n16):
+            obj19 = new(OffsetFetchRequestTopic)
+            (n20,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            end21 = pos + n20
+            if n20 < 0 or end21 > limit:
+                raise bad_length('string', pos, n20, buf)
+            obj19.name = str(buf[pos:end21], 'utf-8')
+            pos = end21
+            (n22,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n22 < 0 or n22 > limit - pos:
+                raise bad_length('array', pos, n22, buf)
+            obj19.partition_indexes, pos = r_fixed_array(buf, pos, n22, 'i', 4)
+            obj19.unknown_tagged_fields = []
+            items17.append(obj19)
+        obj13.topics = items17
+    obj13.groups = []
+    obj13.require_stable = False
+    obj13.unknown_tagged_fields = []
+    self = obj13
     return self, pos
 
 
 # OffsetFetchRequest v6
 def _enc_OffsetFetchRequest_v6(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'groups', '6')
-    if self.require_stable != False:
+    if not (self.require_stable == False):
         raise cannot_carry('OffsetFetchRequest', 'require_stable', '6')
     w_cstr(out, self.group_id)
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item9 in self.topics:
-            _enc_OffsetFetchRequestTopic_v6(item9, out, parts)
+        for item23 in self.topics:
+            w_cstr(out, item23.name)
+            n24 = len(item23.partition_indexes) + 1
+            if n24 < 128:
+                out.append(n24)
+            else:
+                w_uvarint(out, n24)
+            w_fixed_array(out, item23.partition_indexes, 'i')
+            if item23.unknown_tagged_fields:
+                w_tagged(out, (), item23.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -242,37 +308,91 @@ def _enc_OffsetFetchRequest_v6(self, out, parts):
 
 
 def _dec_OffsetFetchRequest_v6(buf, pos):
-    self = new(OffsetFetchRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n10, pos = r_cnalen(buf, pos)
-    if n10 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj25 = new(OffsetFetchRequest)
+    n26 = buf[pos]
+    if n26 > 127:
+        n26, pos = r_uvarint(buf, pos)
     else:
-        items11 = []
-        for _ in range(n10):
-            item12, pos = _dec_OffsetFetchRequestTopic_v6(buf, pos)
-            items11.append(item12)
-        self.topics = items11
-    self.groups = []
-    self.require_stable = False
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n26 -= 1
+    end27 = pos + n26
+    if n26 < 0 or end27 > limit:
+        raise bad_length('string', pos, n26, buf)
+    obj25.group_id = str(buf[pos:end27], 'utf-8')
+    pos = end27
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n28 -= 1
+    if (n28 < 0 and n28 != -1) or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    if n28 < 0:
+        obj25.topics = None
+    else:
+        items29 = []
+        for _ in range(n28):
+            obj31 = new(OffsetFetchRequestTopic)
+            n32 = buf[pos]
+            if n32 > 127:
+                n32, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n32 -= 1
+            end33 = pos + n32
+            if n32 < 0 or end33 > limit:
+                raise bad_length('string', pos, n32, buf)
+            obj31.name = str(buf[pos:end33], 'utf-8')
+            pos = end33
+            n34 = buf[pos]
+            if n34 > 127:
+                n34, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n34 -= 1
+            if n34 < 0 or n34 > limit - pos:
+                raise bad_length('array', pos, n34, buf)
+            obj31.partition_indexes, pos = r_fixed_array(buf, pos, n34, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj31.unknown_tagged_fields = []
+            else:
+                obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items29.append(obj31)
+        obj25.topics = items29
+    obj25.groups = []
+    obj25.require_stable = False
+    if buf[pos] == 0:
+        pos += 1
+        obj25.unknown_tagged_fields = []
+    else:
+        obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj25
     return self, pos
 
 
 # OffsetFetchRequest v7
 def _enc_OffsetFetchRequest_v7(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'groups', '7')
     w_cstr(out, self.group_id)
     w_cnalen(out, self.topics)
     if self.topics is not None:
-        for item14 in self.topics:
-            _enc_OffsetFetchRequestTopic_v6(item14, out, parts)
-    out += _S0.pack(self.require_stable)
+        for item35 in self.topics:
+            w_cstr(out, item35.name)
+            n36 = len(item35.partition_indexes) + 1
+            if n36 < 128:
+                out.append(n36)
+            else:
+                w_uvarint(out, n36)
+            w_fixed_array(out, item35.partition_indexes, 'i')
+            if item35.unknown_tagged_fields:
+                w_tagged(out, (), item35.unknown_tagged_fields)
+            else:
+                out.append(0)
+    out += _S2.pack(self.require_stable)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -280,38 +400,104 @@ def _enc_OffsetFetchRequest_v7(self, out, parts):
 
 
 def _dec_OffsetFetchRequest_v7(buf, pos):
-    self = new(OffsetFetchRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n15, pos = r_cnalen(buf, pos)
-    if n15 < 0:
-        self.topics = None
+    limit = len(buf)
+    obj37 = new(OffsetFetchRequest)
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
     else:
-        items16 = []
-        for _ in range(n15):
-            item17, pos = _dec_OffsetFetchRequestTopic_v6(buf, pos)
-            items16.append(item17)
-        self.topics = items16
-    (self.require_stable,) = _S0.unpack_from(buf, pos)
+        pos += 1
+    n38 -= 1
+    end39 = pos + n38
+    if n38 < 0 or end39 > limit:
+        raise bad_length('string', pos, n38, buf)
+    obj37.group_id = str(buf[pos:end39], 'utf-8')
+    pos = end39
+    n40 = buf[pos]
+    if n40 > 127:
+        n40, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n40 -= 1
+    if (n40 < 0 and n40 != -1) or n40 > limit - pos:
+        raise bad_length('array', pos, n40, buf)
+    if n40 < 0:
+        obj37.topics = None
+    else:
+        items41 = []
+        for _ in range(n40):
+            obj43 = new(OffsetFetchRequestTopic)
+            n44 = buf[pos]
+            if n44 > 127:
+                n44, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n44 -= 1
+            end45 = pos + n44
+            if n44 < 0 or end45 > limit:
+                raise bad_length('string', pos, n44, buf)
+            obj43.name = str(buf[pos:end45], 'utf-8')
+            pos = end45
+            n46 = buf[pos]
+            if n46 > 127:
+                n46, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n46 -= 1
+            if n46 < 0 or n46 > limit - pos:
+                raise bad_length('array', pos, n46, buf)
+            obj43.partition_indexes, pos = r_fixed_array(buf, pos, n46, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj43.unknown_tagged_fields = []
+            else:
+                obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items41.append(obj43)
+        obj37.topics = items41
+    (obj37.require_stable,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.groups = []
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
+    obj37.groups = []
+    if buf[pos] == 0:
+        pos += 1
+        obj37.unknown_tagged_fields = []
+    else:
+        obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj37
     return self, pos
 
 
 # OffsetFetchRequest v8
 def _enc_OffsetFetchRequest_v8(self, out, parts):
-    if self.group_id != '':
+    if not (self.group_id == ''):
         raise cannot_carry('OffsetFetchRequest', 'group_id', '8')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'topics', '8')
-    w_calen(out, self.groups)
-    for item19 in self.groups:
-        _enc_OffsetFetchRequestGroup_v8(item19, out, parts)
-    out += _S0.pack(self.require_stable)
+    n47 = len(self.groups) + 1
+    if n47 < 128:
+        out.append(n47)
+    else:
+        w_uvarint(out, n47)
+    for item48 in self.groups:
+        w_cstr(out, item48.group_id)
+        w_cnalen(out, item48.topics)
+        if item48.topics is not None:
+            for item49 in item48.topics:
+                w_cstr(out, item49.name)
+                n50 = len(item49.partition_indexes) + 1
+                if n50 < 128:
+                    out.append(n50)
+                else:
+                    w_uvarint(out, n50)
+                w_fixed_array(out, item49.partition_indexes, 'i')
+                if item49.unknown_tagged_fields:
+                    w_tagged(out, (), item49.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        if item48.unknown_tagged_fields:
+            w_tagged(out, (), item48.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S2.pack(self.require_stable)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -319,35 +505,128 @@ def _enc_OffsetFetchRequest_v8(self, out, parts):
 
 
 def _dec_OffsetFetchRequest_v8(buf, pos):
-    self = new(OffsetFetchRequest)
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_OffsetFetchRequestGroup_v8(buf, pos)
-        items21.append(item22)
-    self.groups = items21
-    (self.require_stable,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj51 = new(OffsetFetchRequest)
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n52 -= 1
+    if n52 < 0 or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    items53 = []
+    for _ in range(n52):
+        obj55 = new(OffsetFetchRequestGroup)
+        n56 = buf[pos]
+        if n56 > 127:
+            n56, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n56 -= 1
+        end57 = pos + n56
+        if n56 < 0 or end57 > limit:
+            raise bad_length('string', pos, n56, buf)
+        obj55.group_id = str(buf[pos:end57], 'utf-8')
+        pos = end57
+        n58 = buf[pos]
+        if n58 > 127:
+            n58, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n58 -= 1
+        if (n58 < 0 and n58 != -1) or n58 > limit - pos:
+            raise bad_length('array', pos, n58, buf)
+        if n58 < 0:
+            obj55.topics = None
+        else:
+            items59 = []
+            for _ in range(n58):
+                obj61 = new(OffsetFetchRequestTopics)
+                n62 = buf[pos]
+                if n62 > 127:
+                    n62, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n62 -= 1
+                end63 = pos + n62
+                if n62 < 0 or end63 > limit:
+                    raise bad_length('string', pos, n62, buf)
+                obj61.name = str(buf[pos:end63], 'utf-8')
+                pos = end63
+                n64 = buf[pos]
+                if n64 > 127:
+                    n64, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n64 -= 1
+                if n64 < 0 or n64 > limit - pos:
+                    raise bad_length('array', pos, n64, buf)
+                obj61.partition_indexes, pos = r_fixed_array(buf, pos, n64, 'i', 4)
+                obj61.topic_id = ZERO_UUID
+                if buf[pos] == 0:
+                    pos += 1
+                    obj61.unknown_tagged_fields = []
+                else:
+                    obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items59.append(obj61)
+            obj55.topics = items59
+        obj55.member_id = None
+        obj55.member_epoch = -1
+        if buf[pos] == 0:
+            pos += 1
+            obj55.unknown_tagged_fields = []
+        else:
+            obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items53.append(obj55)
+    obj51.groups = items53
+    (obj51.require_stable,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.group_id = ''
-    self.topics = []
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
+    obj51.group_id = ''
+    obj51.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj51.unknown_tagged_fields = []
+    else:
+        obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj51
     return self, pos
 
 
 # OffsetFetchRequest v9
 def _enc_OffsetFetchRequest_v9(self, out, parts):
-    if self.group_id != '':
+    if not (self.group_id == ''):
         raise cannot_carry('OffsetFetchRequest', 'group_id', '9')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'topics', '9')
-    w_calen(out, self.groups)
-    for item24 in self.groups:
-        _enc_OffsetFetchRequestGroup_v9(item24, out, parts)
-    out += _S0.pack(self.require_stable)
+    n65 = len(self.groups) + 1
+    if n65 < 128:
+        out.append(n65)
+    else:
+        w_uvarint(out, n65)
+    for item66 in self.groups:
+        w_cstr(out, item66.group_id)
+        w_cnstr(out, item66.member_id)
+        out += _S1.pack(item66.member_epoch)
+        w_cnalen(out, item66.topics)
+        if item66.topics is not None:
+            for item67 in item66.topics:
+                w_cstr(out, item67.name)
+                n68 = len(item67.partition_indexes) + 1
+                if n68 < 128:
+                    out.append(n68)
+                else:
+                    w_uvarint(out, n68)
+                w_fixed_array(out, item67.partition_indexes, 'i')
+                if item67.unknown_tagged_fields:
+                    w_tagged(out, (), item67.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        if item66.unknown_tagged_fields:
+            w_tagged(out, (), item66.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S2.pack(self.require_stable)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -355,35 +634,142 @@ def _enc_OffsetFetchRequest_v9(self, out, parts):
 
 
 def _dec_OffsetFetchRequest_v9(buf, pos):
-    self = new(OffsetFetchRequest)
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_OffsetFetchRequestGroup_v9(buf, pos)
-        items26.append(item27)
-    self.groups = items26
-    (self.require_stable,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj69 = new(OffsetFetchRequest)
+    n70 = buf[pos]
+    if n70 > 127:
+        n70, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n70 -= 1
+    if n70 < 0 or n70 > limit - pos:
+        raise bad_length('array', pos, n70, buf)
+    items71 = []
+    for _ in range(n70):
+        obj73 = new(OffsetFetchRequestGroup)
+        n74 = buf[pos]
+        if n74 > 127:
+            n74, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n74 -= 1
+        end75 = pos + n74
+        if n74 < 0 or end75 > limit:
+            raise bad_length('string', pos, n74, buf)
+        obj73.group_id = str(buf[pos:end75], 'utf-8')
+        pos = end75
+        n76 = buf[pos]
+        if n76 > 127:
+            n76, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n76 -= 1
+        end77 = pos + n76
+        if n76 < 0 or end77 > limit:
+            if n76 != -1:
+                raise bad_length('string', pos, n76, buf)
+            obj73.member_id = None
+        else:
+            obj73.member_id = str(buf[pos:end77], 'utf-8')
+            pos = end77
+        (obj73.member_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        n78 = buf[pos]
+        if n78 > 127:
+            n78, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n78 -= 1
+        if (n78 < 0 and n78 != -1) or n78 > limit - pos:
+            raise bad_length('array', pos, n78, buf)
+        if n78 < 0:
+            obj73.topics = None
+        else:
+            items79 = []
+            for _ in range(n78):
+                obj81 = new(OffsetFetchRequestTopics)
+                n82 = buf[pos]
+                if n82 > 127:
+                    n82, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n82 -= 1
+                end83 = pos + n82
+                if n82 < 0 or end83 > limit:
+                    raise bad_length('string', pos, n82, buf)
+                obj81.name = str(buf[pos:end83], 'utf-8')
+                pos = end83
+                n84 = buf[pos]
+                if n84 > 127:
+                    n84, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n84 -= 1
+                if n84 < 0 or n84 > limit - pos:
+                    raise bad_length('array', pos, n84, buf)
+                obj81.partition_indexes, pos = r_fixed_array(buf, pos, n84, 'i', 4)
+                obj81.topic_id = ZERO_UUID
+                if buf[pos] == 0:
+                    pos += 1
+                    obj81.unknown_tagged_fields = []
+                else:
+                    obj81.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items79.append(obj81)
+            obj73.topics = items79
+        if buf[pos] == 0:
+            pos += 1
+            obj73.unknown_tagged_fields = []
+        else:
+            obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items71.append(obj73)
+    obj69.groups = items71
+    (obj69.require_stable,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.group_id = ''
-    self.topics = []
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+    obj69.group_id = ''
+    obj69.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj69.unknown_tagged_fields = []
+    else:
+        obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj69
     return self, pos
 
 
 # OffsetFetchRequest v10
 def _enc_OffsetFetchRequest_v10(self, out, parts):
-    if self.group_id != '':
+    if not (self.group_id == ''):
         raise cannot_carry('OffsetFetchRequest', 'group_id', '10')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('OffsetFetchRequest', 'topics', '10')
-    w_calen(out, self.groups)
-    for item29 in self.groups:
-        _enc_OffsetFetchRequestGroup_v10(item29, out, parts)
-    out += _S0.pack(self.require_stable)
+    n85 = len(self.groups) + 1
+    if n85 < 128:
+        out.append(n85)
+    else:
+        w_uvarint(out, n85)
+    for item86 in self.groups:
+        w_cstr(out, item86.group_id)
+        w_cnstr(out, item86.member_id)
+        out += _S1.pack(item86.member_epoch)
+        w_cnalen(out, item86.topics)
+        if item86.topics is not None:
+            for item87 in item86.topics:
+                out += _S3.pack(item87.topic_id.bytes)
+                n88 = len(item87.partition_indexes) + 1
+                if n88 < 128:
+                    out.append(n88)
+                else:
+                    w_uvarint(out, n88)
+                w_fixed_array(out, item87.partition_indexes, 'i')
+                if item87.unknown_tagged_fields:
+                    w_tagged(out, (), item87.unknown_tagged_fields)
+                else:
+                    out.append(0)
+        if item86.unknown_tagged_fields:
+            w_tagged(out, (), item86.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S2.pack(self.require_stable)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -391,353 +777,431 @@ def _enc_OffsetFetchRequest_v10(self, out, parts):
 
 
 def _dec_OffsetFetchRequest_v10(buf, pos):
-    self = new(OffsetFetchRequest)
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_OffsetFetchRequestGroup_v10(buf, pos)
-        items31.append(item32)
-    self.groups = items31
-    (self.require_stable,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj89 = new(OffsetFetchRequest)
+    n90 = buf[pos]
+    if n90 > 127:
+        n90, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n90 -= 1
+    if n90 < 0 or n90 > limit - pos:
+        raise bad_length('array', pos, n90, buf)
+    items91 = []
+    for _ in range(n90):
+        obj93 = new(OffsetFetchRequestGroup)
+        n94 = buf[pos]
+        if n94 > 127:
+            n94, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n94 -= 1
+        end95 = pos + n94
+        if n94 < 0 or end95 > limit:
+            raise bad_length('string', pos, n94, buf)
+        obj93.group_id = str(buf[pos:end95], 'utf-8')
+        pos = end95
+        n96 = buf[pos]
+        if n96 > 127:
+            n96, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n96 -= 1
+        end97 = pos + n96
+        if n96 < 0 or end97 > limit:
+            if n96 != -1:
+                raise bad_length('string', pos, n96, buf)
+            obj93.member_id = None
+        else:
+            obj93.member_id = str(buf[pos:end97], 'utf-8')
+            pos = end97
+        (obj93.member_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        n98 = buf[pos]
+        if n98 > 127:
+            n98, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n98 -= 1
+        if (n98 < 0 and n98 != -1) or n98 > limit - pos:
+            raise bad_length('array', pos, n98, buf)
+        if n98 < 0:
+            obj93.topics = None
+        else:
+            items99 = []
+            for _ in range(n98):
+                obj101 = new(OffsetFetchRequestTopics)
+                (raw102,) = _S3.unpack_from(buf, pos)
+                pos += 16
+                obj101.topic_id = uuid_from(raw102)
+                n103 = buf[pos]
+                if n103 > 127:
+                    n103, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n103 -= 1
+                if n103 < 0 or n103 > limit - pos:
+                    raise bad_length('array', pos, n103, buf)
+                obj101.partition_indexes, pos = r_fixed_array(buf, pos, n103, 'i', 4)
+                obj101.name = ''
+                if buf[pos] == 0:
+                    pos += 1
+                    obj101.unknown_tagged_fields = []
+                else:
+                    obj101.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items99.append(obj101)
+            obj93.topics = items99
+        if buf[pos] == 0:
+            pos += 1
+            obj93.unknown_tagged_fields = []
+        else:
+            obj93.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items91.append(obj93)
+    obj89.groups = items91
+    (obj89.require_stable,) = _S2.unpack_from(buf, pos)
     pos += 1
-    self.group_id = ''
-    self.topics = []
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestTopic v0-5
-def _enc_OffsetFetchRequestTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetFetchRequestTopic', '0-5')
-
-
-def _dec_OffsetFetchRequestTopic_v0(buf, pos):
-    self = new(OffsetFetchRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n34, pos = r_alen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n34, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetFetchRequestTopic v6-7
-def _enc_OffsetFetchRequestTopic_v6(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj89.group_id = ''
+    obj89.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj89.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestTopic_v6(buf, pos):
-    self = new(OffsetFetchRequestTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n35, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n35, 'i', 4)
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestGroup v8
-def _enc_OffsetFetchRequestGroup_v8(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cnalen(out, self.topics)
-    if self.topics is not None:
-        for item37 in self.topics:
-            _enc_OffsetFetchRequestTopics_v8(item37, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestGroup_v8(buf, pos):
-    self = new(OffsetFetchRequestGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    n38, pos = r_cnalen(buf, pos)
-    if n38 < 0:
-        self.topics = None
-    else:
-        items39 = []
-        for _ in range(n38):
-            item40, pos = _dec_OffsetFetchRequestTopics_v8(buf, pos)
-            items39.append(item40)
-        self.topics = items39
-    self.member_id = None
-    self.member_epoch = -1
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestGroup v9
-def _enc_OffsetFetchRequestGroup_v9(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cnstr(out, self.member_id)
-    out += _S1.pack(self.member_epoch)
-    w_cnalen(out, self.topics)
-    if self.topics is not None:
-        for item42 in self.topics:
-            _enc_OffsetFetchRequestTopics_v8(item42, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestGroup_v9(buf, pos):
-    self = new(OffsetFetchRequestGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n43, pos = r_cnalen(buf, pos)
-    if n43 < 0:
-        self.topics = None
-    else:
-        items44 = []
-        for _ in range(n43):
-            item45, pos = _dec_OffsetFetchRequestTopics_v8(buf, pos)
-            items44.append(item45)
-        self.topics = items44
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestGroup v10
-def _enc_OffsetFetchRequestGroup_v10(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_cnstr(out, self.member_id)
-    out += _S1.pack(self.member_epoch)
-    w_cnalen(out, self.topics)
-    if self.topics is not None:
-        for item47 in self.topics:
-            _enc_OffsetFetchRequestTopics_v10(item47, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestGroup_v10(buf, pos):
-    self = new(OffsetFetchRequestGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n48, pos = r_cnalen(buf, pos)
-    if n48 < 0:
-        self.topics = None
-    else:
-        items49 = []
-        for _ in range(n48):
-            item50, pos = _dec_OffsetFetchRequestTopics_v10(buf, pos)
-            items49.append(item50)
-        self.topics = items49
-    count51, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count51:
-        pos = r_tagged_unknown(buf, pos, count51, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestTopics v8-9
-def _enc_OffsetFetchRequestTopics_v8(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestTopics_v8(buf, pos):
-    self = new(OffsetFetchRequestTopics)
-    self.name, pos = r_cstr(buf, pos)
-    n52, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n52, 'i', 4)
-    self.topic_id = ZERO_UUID
-    count53, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count53:
-        pos = r_tagged_unknown(buf, pos, count53, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchRequestTopics v10
-def _enc_OffsetFetchRequestTopics_v10(self, out, parts):
-    out += _S2.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchRequestTopics_v10(buf, pos):
-    self = new(OffsetFetchRequestTopics)
-    (raw54,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw54)
-    n55, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n55, 'i', 4)
-    self.name = ''
-    count56, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count56:
-        pos = r_tagged_unknown(buf, pos, count56, unknown)
-    self.unknown_tagged_fields = unknown
+        obj89.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj89
     return self, pos
 
 
 # OffsetFetchResponse v0-1
 def _enc_OffsetFetchResponse_v0(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'groups', '0-1')
     w_alen(out, self.topics)
-    for item57 in self.topics:
-        _enc_OffsetFetchResponseTopic_v0(item57, out, parts)
+    for item104 in self.topics:
+        w_str(out, item104.name)
+        w_alen(out, item104.partitions)
+        for item105 in item104.partitions:
+            out += _S4.pack(item105.partition_index, item105.committed_offset)
+            w_nstr(out, item105.metadata)
+            out += _S0.pack(item105.error_code)
+            if item105.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetFetchResponsePartition', '0-4')
+        if item104.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetFetchResponseTopic', '0-4')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchResponse', '0-1')
 
 
 def _dec_OffsetFetchResponse_v0(buf, pos):
-    self = new(OffsetFetchResponse)
-    n58, pos = r_alen(buf, pos)
-    items59 = []
-    for _ in range(n58):
-        item60, pos = _dec_OffsetFetchResponseTopic_v0(buf, pos)
-        items59.append(item60)
-    self.topics = items59
-    self.throttle_time_ms = 0
-    self.error_code = 0
-    self.groups = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj106 = new(OffsetFetchResponse)
+    (n107,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n107 < 0 or n107 > limit - pos:
+        raise bad_length('array', pos, n107, buf)
+    items108 = []
+    for _ in range(n107):
+        obj110 = new(OffsetFetchResponseTopic)
+        (n111,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end112 = pos + n111
+        if n111 < 0 or end112 > limit:
+            raise bad_length('string', pos, n111, buf)
+        obj110.name = str(buf[pos:end112], 'utf-8')
+        pos = end112
+        (n113,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n113 < 0 or n113 > limit - pos:
+            raise bad_length('array', pos, n113, buf)
+        items114 = []
+        for _ in range(n113):
+            obj116 = new(OffsetFetchResponsePartition)
+            (obj116.partition_index, obj116.committed_offset,) = _S4.unpack_from(buf, pos)
+            pos += 12
+            (n117,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            end118 = pos + n117
+            if n117 < 0 or end118 > limit:
+                if n117 != -1:
+                    raise bad_length('string', pos, n117, buf)
+                obj116.metadata = None
+            else:
+                obj116.metadata = str(buf[pos:end118], 'utf-8')
+                pos = end118
+            (obj116.error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            obj116.committed_leader_epoch = -1
+            obj116.unknown_tagged_fields = []
+            items114.append(obj116)
+        obj110.partitions = items114
+        obj110.unknown_tagged_fields = []
+        items108.append(obj110)
+    obj106.topics = items108
+    obj106.throttle_time_ms = 0
+    obj106.error_code = 0
+    obj106.groups = []
+    obj106.unknown_tagged_fields = []
+    self = obj106
     return self, pos
 
 
 # OffsetFetchResponse v2
 def _enc_OffsetFetchResponse_v2(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'groups', '2')
     w_alen(out, self.topics)
-    for item61 in self.topics:
-        _enc_OffsetFetchResponseTopic_v0(item61, out, parts)
-    out += _S3.pack(self.error_code)
+    for item119 in self.topics:
+        w_str(out, item119.name)
+        w_alen(out, item119.partitions)
+        for item120 in item119.partitions:
+            out += _S4.pack(item120.partition_index, item120.committed_offset)
+            w_nstr(out, item120.metadata)
+            out += _S0.pack(item120.error_code)
+            if item120.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetFetchResponsePartition', '0-4')
+        if item119.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetFetchResponseTopic', '0-4')
+    out += _S0.pack(self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchResponse', '2')
 
 
 def _dec_OffsetFetchResponse_v2(buf, pos):
-    self = new(OffsetFetchResponse)
-    n62, pos = r_alen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_OffsetFetchResponseTopic_v0(buf, pos)
-        items63.append(item64)
-    self.topics = items63
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj121 = new(OffsetFetchResponse)
+    (n122,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n122 < 0 or n122 > limit - pos:
+        raise bad_length('array', pos, n122, buf)
+    items123 = []
+    for _ in range(n122):
+        obj125 = new(OffsetFetchResponseTopic)
+        (n126,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end127 = pos + n126
+        if n126 < 0 or end127 > limit:
+            raise bad_length('string', pos, n126, buf)
+        obj125.name = str(buf[pos:end127], 'utf-8')
+        pos = end127
+        (n128,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n128 < 0 or n128 > limit - pos:
+            raise bad_length('array', pos, n128, buf)
+        items129 = []
+        for _ in range(n128):
+            obj131 = new(OffsetFetchResponsePartition)
+            (obj131.partition_index, obj131.committed_offset,) = _S4.unpack_from(buf, pos)
+            pos += 12
+            (n132,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            end133 = pos + n132
+            if n132 < 0 or end133 > limit:
+                if n132 != -1:
+                    raise bad_length('string', pos, n132, buf)
+                obj131.metadata = None
+            else:
+                obj131.metadata = str(buf[pos:end133], 'utf-8')
+                pos = end133
+            (obj131.error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            obj131.committed_leader_epoch = -1
+            obj131.unknown_tagged_fields = []
+            items129.append(obj131)
+        obj125.partitions = items129
+        obj125.unknown_tagged_fields = []
+        items123.append(obj125)
+    obj121.topics = items123
+    (obj121.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    self.throttle_time_ms = 0
-    self.groups = []
-    self.unknown_tagged_fields = []
+    obj121.throttle_time_ms = 0
+    obj121.groups = []
+    obj121.unknown_tagged_fields = []
+    self = obj121
     return self, pos
 
 
 # OffsetFetchResponse v3-4
 def _enc_OffsetFetchResponse_v3(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'groups', '3-4')
     out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item65 in self.topics:
-        _enc_OffsetFetchResponseTopic_v0(item65, out, parts)
-    out += _S3.pack(self.error_code)
+    for item134 in self.topics:
+        w_str(out, item134.name)
+        w_alen(out, item134.partitions)
+        for item135 in item134.partitions:
+            out += _S4.pack(item135.partition_index, item135.committed_offset)
+            w_nstr(out, item135.metadata)
+            out += _S0.pack(item135.error_code)
+            if item135.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetFetchResponsePartition', '0-4')
+        if item134.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetFetchResponseTopic', '0-4')
+    out += _S0.pack(self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchResponse', '3-4')
 
 
 def _dec_OffsetFetchResponse_v3(buf, pos):
-    self = new(OffsetFetchResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj136 = new(OffsetFetchResponse)
+    (obj136.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n66, pos = r_alen(buf, pos)
-    items67 = []
-    for _ in range(n66):
-        item68, pos = _dec_OffsetFetchResponseTopic_v0(buf, pos)
-        items67.append(item68)
-    self.topics = items67
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    (n137,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n137 < 0 or n137 > limit - pos:
+        raise bad_length('array', pos, n137, buf)
+    items138 = []
+    for _ in range(n137):
+        obj140 = new(OffsetFetchResponseTopic)
+        (n141,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end142 = pos + n141
+        if n141 < 0 or end142 > limit:
+            raise bad_length('string', pos, n141, buf)
+        obj140.name = str(buf[pos:end142], 'utf-8')
+        pos = end142
+        (n143,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n143 < 0 or n143 > limit - pos:
+            raise bad_length('array', pos, n143, buf)
+        items144 = []
+        for _ in range(n143):
+            obj146 = new(OffsetFetchResponsePartition)
+            (obj146.partition_index, obj146.committed_offset,) = _S4.unpack_from(buf, pos)
+            pos += 12
+            (n147,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            end148 = pos + n147
+            if n147 < 0 or end148 > limit:
+                if n147 != -1:
+                    raise bad_length('string', pos, n147, buf)
+                obj146.metadata = None
+            else:
+                obj146.metadata = str(buf[pos:end148], 'utf-8')
+                pos = end148
+            (obj146.error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            obj146.committed_leader_epoch = -1
+            obj146.unknown_tagged_fields = []
+            items144.append(obj146)
+        obj140.partitions = items144
+        obj140.unknown_tagged_fields = []
+        items138.append(obj140)
+    obj136.topics = items138
+    (obj136.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    self.groups = []
-    self.unknown_tagged_fields = []
+    obj136.groups = []
+    obj136.unknown_tagged_fields = []
+    self = obj136
     return self, pos
 
 
 # OffsetFetchResponse v5
 def _enc_OffsetFetchResponse_v5(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'groups', '5')
     out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item69 in self.topics:
-        _enc_OffsetFetchResponseTopic_v5(item69, out, parts)
-    out += _S3.pack(self.error_code)
+    for item149 in self.topics:
+        w_str(out, item149.name)
+        w_alen(out, item149.partitions)
+        for item150 in item149.partitions:
+            out += _S5.pack(item150.partition_index, item150.committed_offset, item150.committed_leader_epoch)
+            w_nstr(out, item150.metadata)
+            out += _S0.pack(item150.error_code)
+            if item150.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetFetchResponsePartition', '5')
+        if item149.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetFetchResponseTopic', '5')
+    out += _S0.pack(self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetFetchResponse', '5')
 
 
 def _dec_OffsetFetchResponse_v5(buf, pos):
-    self = new(OffsetFetchResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj151 = new(OffsetFetchResponse)
+    (obj151.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n70, pos = r_alen(buf, pos)
-    items71 = []
-    for _ in range(n70):
-        item72, pos = _dec_OffsetFetchResponseTopic_v5(buf, pos)
-        items71.append(item72)
-    self.topics = items71
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    (n152,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n152 < 0 or n152 > limit - pos:
+        raise bad_length('array', pos, n152, buf)
+    items153 = []
+    for _ in range(n152):
+        obj155 = new(OffsetFetchResponseTopic)
+        (n156,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end157 = pos + n156
+        if n156 < 0 or end157 > limit:
+            raise bad_length('string', pos, n156, buf)
+        obj155.name = str(buf[pos:end157], 'utf-8')
+        pos = end157
+        (n158,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n158 < 0 or n158 > limit - pos:
+            raise bad_length('array', pos, n158, buf)
+        items159 = []
+        for _ in range(n158):
+            obj161 = new(OffsetFetchResponsePartition)
+            (obj161.partition_index, obj161.committed_offset, obj161.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            (n162,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            end163 = pos + n162
+            if n162 < 0 or end163 > limit:
+                if n162 != -1:
+                    raise bad_length('string', pos, n162, buf)
+                obj161.metadata = None
+            else:
+                obj161.metadata = str(buf[pos:end163], 'utf-8')
+                pos = end163
+            (obj161.error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            obj161.unknown_tagged_fields = []
+            items159.append(obj161)
+        obj155.partitions = items159
+        obj155.unknown_tagged_fields = []
+        items153.append(obj155)
+    obj151.topics = items153
+    (obj151.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    self.groups = []
-    self.unknown_tagged_fields = []
+    obj151.groups = []
+    obj151.unknown_tagged_fields = []
+    self = obj151
     return self, pos
 
 
 # OffsetFetchResponse v6-7
 def _enc_OffsetFetchResponse_v6(self, out, parts):
-    if (self.groups is None or len(self.groups) != 0):
+    if not ((self.groups is not None and len(self.groups) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'groups', '6-7')
     out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item73 in self.topics:
-        _enc_OffsetFetchResponseTopic_v6(item73, out, parts)
-    out += _S3.pack(self.error_code)
+    n164 = len(self.topics) + 1
+    if n164 < 128:
+        out.append(n164)
+    else:
+        w_uvarint(out, n164)
+    for item165 in self.topics:
+        w_cstr(out, item165.name)
+        n166 = len(item165.partitions) + 1
+        if n166 < 128:
+            out.append(n166)
+        else:
+            w_uvarint(out, n166)
+        for item167 in item165.partitions:
+            out += _S5.pack(item167.partition_index, item167.committed_offset, item167.committed_leader_epoch)
+            w_cnstr(out, item167.metadata)
+            out += _S0.pack(item167.error_code)
+            if item167.unknown_tagged_fields:
+                w_tagged(out, (), item167.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item165.unknown_tagged_fields:
+            w_tagged(out, (), item165.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S0.pack(self.error_code)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -745,34 +1209,128 @@ def _enc_OffsetFetchResponse_v6(self, out, parts):
 
 
 def _dec_OffsetFetchResponse_v6(buf, pos):
-    self = new(OffsetFetchResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj168 = new(OffsetFetchResponse)
+    (obj168.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n74, pos = r_calen(buf, pos)
-    items75 = []
-    for _ in range(n74):
-        item76, pos = _dec_OffsetFetchResponseTopic_v6(buf, pos)
-        items75.append(item76)
-    self.topics = items75
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    n169 = buf[pos]
+    if n169 > 127:
+        n169, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n169 -= 1
+    if n169 < 0 or n169 > limit - pos:
+        raise bad_length('array', pos, n169, buf)
+    items170 = []
+    for _ in range(n169):
+        obj172 = new(OffsetFetchResponseTopic)
+        n173 = buf[pos]
+        if n173 > 127:
+            n173, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n173 -= 1
+        end174 = pos + n173
+        if n173 < 0 or end174 > limit:
+            raise bad_length('string', pos, n173, buf)
+        obj172.name = str(buf[pos:end174], 'utf-8')
+        pos = end174
+        n175 = buf[pos]
+        if n175 > 127:
+            n175, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n175 -= 1
+        if n175 < 0 or n175 > limit - pos:
+            raise bad_length('array', pos, n175, buf)
+        items176 = []
+        for _ in range(n175):
+            obj178 = new(OffsetFetchResponsePartition)
+            (obj178.partition_index, obj178.committed_offset, obj178.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+            pos += 16
+            n179 = buf[pos]
+            if n179 > 127:
+                n179, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n179 -= 1
+            end180 = pos + n179
+            if n179 < 0 or end180 > limit:
+                if n179 != -1:
+                    raise bad_length('string', pos, n179, buf)
+                obj178.metadata = None
+            else:
+                obj178.metadata = str(buf[pos:end180], 'utf-8')
+                pos = end180
+            (obj178.error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj178.unknown_tagged_fields = []
+            else:
+                obj178.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items176.append(obj178)
+        obj172.partitions = items176
+        if buf[pos] == 0:
+            pos += 1
+            obj172.unknown_tagged_fields = []
+        else:
+            obj172.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items170.append(obj172)
+    obj168.topics = items170
+    (obj168.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    self.groups = []
-    count77, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count77:
-        pos = r_tagged_unknown(buf, pos, count77, unknown)
-    self.unknown_tagged_fields = unknown
+    obj168.groups = []
+    if buf[pos] == 0:
+        pos += 1
+        obj168.unknown_tagged_fields = []
+    else:
+        obj168.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj168
     return self, pos
 
 
 # OffsetFetchResponse v8-9
 def _enc_OffsetFetchResponse_v8(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'topics', '8-9')
     out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item78 in self.groups:
-        _enc_OffsetFetchResponseGroup_v8(item78, out, parts)
+    n181 = len(self.groups) + 1
+    if n181 < 128:
+        out.append(n181)
+    else:
+        w_uvarint(out, n181)
+    for item182 in self.groups:
+        w_cstr(out, item182.group_id)
+        n183 = len(item182.topics) + 1
+        if n183 < 128:
+            out.append(n183)
+        else:
+            w_uvarint(out, n183)
+        for item184 in item182.topics:
+            w_cstr(out, item184.name)
+            n185 = len(item184.partitions) + 1
+            if n185 < 128:
+                out.append(n185)
+            else:
+                w_uvarint(out, n185)
+            for item186 in item184.partitions:
+                out += _S5.pack(item186.partition_index, item186.committed_offset, item186.committed_leader_epoch)
+                w_cnstr(out, item186.metadata)
+                out += _S0.pack(item186.error_code)
+                if item186.unknown_tagged_fields:
+                    w_tagged(out, (), item186.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item184.unknown_tagged_fields:
+                w_tagged(out, (), item184.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item182.error_code)
+        if item182.unknown_tagged_fields:
+            w_tagged(out, (), item182.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -780,33 +1338,159 @@ def _enc_OffsetFetchResponse_v8(self, out, parts):
 
 
 def _dec_OffsetFetchResponse_v8(buf, pos):
-    self = new(OffsetFetchResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj187 = new(OffsetFetchResponse)
+    (obj187.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n79, pos = r_calen(buf, pos)
-    items80 = []
-    for _ in range(n79):
-        item81, pos = _dec_OffsetFetchResponseGroup_v8(buf, pos)
-        items80.append(item81)
-    self.groups = items80
-    self.topics = []
-    self.error_code = 0
-    count82, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count82:
-        pos = r_tagged_unknown(buf, pos, count82, unknown)
-    self.unknown_tagged_fields = unknown
+    n188 = buf[pos]
+    if n188 > 127:
+        n188, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n188 -= 1
+    if n188 < 0 or n188 > limit - pos:
+        raise bad_length('array', pos, n188, buf)
+    items189 = []
+    for _ in range(n188):
+        obj191 = new(OffsetFetchResponseGroup)
+        n192 = buf[pos]
+        if n192 > 127:
+            n192, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n192 -= 1
+        end193 = pos + n192
+        if n192 < 0 or end193 > limit:
+            raise bad_length('string', pos, n192, buf)
+        obj191.group_id = str(buf[pos:end193], 'utf-8')
+        pos = end193
+        n194 = buf[pos]
+        if n194 > 127:
+            n194, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n194 -= 1
+        if n194 < 0 or n194 > limit - pos:
+            raise bad_length('array', pos, n194, buf)
+        items195 = []
+        for _ in range(n194):
+            obj197 = new(OffsetFetchResponseTopics)
+            n198 = buf[pos]
+            if n198 > 127:
+                n198, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n198 -= 1
+            end199 = pos + n198
+            if n198 < 0 or end199 > limit:
+                raise bad_length('string', pos, n198, buf)
+            obj197.name = str(buf[pos:end199], 'utf-8')
+            pos = end199
+            n200 = buf[pos]
+            if n200 > 127:
+                n200, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n200 -= 1
+            if n200 < 0 or n200 > limit - pos:
+                raise bad_length('array', pos, n200, buf)
+            items201 = []
+            for _ in range(n200):
+                obj203 = new(OffsetFetchResponsePartitions)
+                (obj203.partition_index, obj203.committed_offset, obj203.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+                pos += 16
+                n204 = buf[pos]
+                if n204 > 127:
+                    n204, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n204 -= 1
+                end205 = pos + n204
+                if n204 < 0 or end205 > limit:
+                    if n204 != -1:
+                        raise bad_length('string', pos, n204, buf)
+                    obj203.metadata = None
+                else:
+                    obj203.metadata = str(buf[pos:end205], 'utf-8')
+                    pos = end205
+                (obj203.error_code,) = _S0.unpack_from(buf, pos)
+                pos += 2
+                if buf[pos] == 0:
+                    pos += 1
+                    obj203.unknown_tagged_fields = []
+                else:
+                    obj203.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items201.append(obj203)
+            obj197.partitions = items201
+            obj197.topic_id = ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                obj197.unknown_tagged_fields = []
+            else:
+                obj197.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items195.append(obj197)
+        obj191.topics = items195
+        (obj191.error_code,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj191.unknown_tagged_fields = []
+        else:
+            obj191.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items189.append(obj191)
+    obj187.groups = items189
+    obj187.topics = []
+    obj187.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj187.unknown_tagged_fields = []
+    else:
+        obj187.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj187
     return self, pos
 
 
 # OffsetFetchResponse v10
 def _enc_OffsetFetchResponse_v10(self, out, parts):
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('OffsetFetchResponse', 'topics', '10')
     out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item83 in self.groups:
-        _enc_OffsetFetchResponseGroup_v10(item83, out, parts)
+    n206 = len(self.groups) + 1
+    if n206 < 128:
+        out.append(n206)
+    else:
+        w_uvarint(out, n206)
+    for item207 in self.groups:
+        w_cstr(out, item207.group_id)
+        n208 = len(item207.topics) + 1
+        if n208 < 128:
+            out.append(n208)
+        else:
+            w_uvarint(out, n208)
+        for item209 in item207.topics:
+            out += _S3.pack(item209.topic_id.bytes)
+            n210 = len(item209.partitions) + 1
+            if n210 < 128:
+                out.append(n210)
+            else:
+                w_uvarint(out, n210)
+            for item211 in item209.partitions:
+                out += _S5.pack(item211.partition_index, item211.committed_offset, item211.committed_leader_epoch)
+                w_cnstr(out, item211.metadata)
+                out += _S0.pack(item211.error_code)
+                if item211.unknown_tagged_fields:
+                    w_tagged(out, (), item211.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item209.unknown_tagged_fields:
+                w_tagged(out, (), item209.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S0.pack(item207.error_code)
+        if item207.unknown_tagged_fields:
+            w_tagged(out, (), item207.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -814,316 +1498,107 @@ def _enc_OffsetFetchResponse_v10(self, out, parts):
 
 
 def _dec_OffsetFetchResponse_v10(buf, pos):
-    self = new(OffsetFetchResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj212 = new(OffsetFetchResponse)
+    (obj212.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n84, pos = r_calen(buf, pos)
-    items85 = []
-    for _ in range(n84):
-        item86, pos = _dec_OffsetFetchResponseGroup_v10(buf, pos)
-        items85.append(item86)
-    self.groups = items85
-    self.topics = []
-    self.error_code = 0
-    count87, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count87:
-        pos = r_tagged_unknown(buf, pos, count87, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponseTopic v0-4
-def _enc_OffsetFetchResponseTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item88 in self.partitions:
-        _enc_OffsetFetchResponsePartition_v0(item88, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetFetchResponseTopic', '0-4')
-
-
-def _dec_OffsetFetchResponseTopic_v0(buf, pos):
-    self = new(OffsetFetchResponseTopic)
-    self.name, pos = r_str(buf, pos)
-    n89, pos = r_alen(buf, pos)
-    items90 = []
-    for _ in range(n89):
-        item91, pos = _dec_OffsetFetchResponsePartition_v0(buf, pos)
-        items90.append(item91)
-    self.partitions = items90
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetFetchResponseTopic v5
-def _enc_OffsetFetchResponseTopic_v5(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item92 in self.partitions:
-        _enc_OffsetFetchResponsePartition_v5(item92, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetFetchResponseTopic', '5')
-
-
-def _dec_OffsetFetchResponseTopic_v5(buf, pos):
-    self = new(OffsetFetchResponseTopic)
-    self.name, pos = r_str(buf, pos)
-    n93, pos = r_alen(buf, pos)
-    items94 = []
-    for _ in range(n93):
-        item95, pos = _dec_OffsetFetchResponsePartition_v5(buf, pos)
-        items94.append(item95)
-    self.partitions = items94
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetFetchResponseTopic v6-7
-def _enc_OffsetFetchResponseTopic_v6(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item96 in self.partitions:
-        _enc_OffsetFetchResponsePartition_v6(item96, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n213 = buf[pos]
+    if n213 > 127:
+        n213, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponseTopic_v6(buf, pos):
-    self = new(OffsetFetchResponseTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n97, pos = r_calen(buf, pos)
-    items98 = []
-    for _ in range(n97):
-        item99, pos = _dec_OffsetFetchResponsePartition_v6(buf, pos)
-        items98.append(item99)
-    self.partitions = items98
-    count100, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count100:
-        pos = r_tagged_unknown(buf, pos, count100, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponseGroup v8-9
-def _enc_OffsetFetchResponseGroup_v8(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_calen(out, self.topics)
-    for item101 in self.topics:
-        _enc_OffsetFetchResponseTopics_v8(item101, out, parts)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n213 -= 1
+    if n213 < 0 or n213 > limit - pos:
+        raise bad_length('array', pos, n213, buf)
+    items214 = []
+    for _ in range(n213):
+        obj216 = new(OffsetFetchResponseGroup)
+        n217 = buf[pos]
+        if n217 > 127:
+            n217, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n217 -= 1
+        end218 = pos + n217
+        if n217 < 0 or end218 > limit:
+            raise bad_length('string', pos, n217, buf)
+        obj216.group_id = str(buf[pos:end218], 'utf-8')
+        pos = end218
+        n219 = buf[pos]
+        if n219 > 127:
+            n219, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n219 -= 1
+        if n219 < 0 or n219 > limit - pos:
+            raise bad_length('array', pos, n219, buf)
+        items220 = []
+        for _ in range(n219):
+            obj222 = new(OffsetFetchResponseTopics)
+            (raw223,) = _S3.unpack_from(buf, pos)
+            pos += 16
+            obj222.topic_id = uuid_from(raw223)
+            n224 = buf[pos]
+            if n224 > 127:
+                n224, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n224 -= 1
+            if n224 < 0 or n224 > limit - pos:
+                raise bad_length('array', pos, n224, buf)
+            items225 = []
+            for _ in range(n224):
+                obj227 = new(OffsetFetchResponsePartitions)
+                (obj227.partition_index, obj227.committed_offset, obj227.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
+                pos += 16
+                n228 = buf[pos]
+                if n228 > 127:
+                    n228, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n228 -= 1
+                end229 = pos + n228
+                if n228 < 0 or end229 > limit:
+                    if n228 != -1:
+                        raise bad_length('string', pos, n228, buf)
+                    obj227.metadata = None
+                else:
+                    obj227.metadata = str(buf[pos:end229], 'utf-8')
+                    pos = end229
+                (obj227.error_code,) = _S0.unpack_from(buf, pos)
+                pos += 2
+                if buf[pos] == 0:
+                    pos += 1
+                    obj227.unknown_tagged_fields = []
+                else:
+                    obj227.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items225.append(obj227)
+            obj222.partitions = items225
+            obj222.name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj222.unknown_tagged_fields = []
+            else:
+                obj222.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items220.append(obj222)
+        obj216.topics = items220
+        (obj216.error_code,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj216.unknown_tagged_fields = []
+        else:
+            obj216.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items214.append(obj216)
+    obj212.groups = items214
+    obj212.topics = []
+    obj212.error_code = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj212.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponseGroup_v8(buf, pos):
-    self = new(OffsetFetchResponseGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    n102, pos = r_calen(buf, pos)
-    items103 = []
-    for _ in range(n102):
-        item104, pos = _dec_OffsetFetchResponseTopics_v8(buf, pos)
-        items103.append(item104)
-    self.topics = items103
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    count105, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count105:
-        pos = r_tagged_unknown(buf, pos, count105, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponseGroup v10
-def _enc_OffsetFetchResponseGroup_v10(self, out, parts):
-    w_cstr(out, self.group_id)
-    w_calen(out, self.topics)
-    for item106 in self.topics:
-        _enc_OffsetFetchResponseTopics_v10(item106, out, parts)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponseGroup_v10(buf, pos):
-    self = new(OffsetFetchResponseGroup)
-    self.group_id, pos = r_cstr(buf, pos)
-    n107, pos = r_calen(buf, pos)
-    items108 = []
-    for _ in range(n107):
-        item109, pos = _dec_OffsetFetchResponseTopics_v10(buf, pos)
-        items108.append(item109)
-    self.topics = items108
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    count110, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count110:
-        pos = r_tagged_unknown(buf, pos, count110, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponsePartition v0-4
-def _enc_OffsetFetchResponsePartition_v0(self, out, parts):
-    out += _S4.pack(self.partition_index, self.committed_offset)
-    w_nstr(out, self.metadata)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetFetchResponsePartition', '0-4')
-
-
-def _dec_OffsetFetchResponsePartition_v0(buf, pos):
-    self = new(OffsetFetchResponsePartition)
-    (self.partition_index, self.committed_offset,) = _S4.unpack_from(buf, pos)
-    pos += 12
-    self.metadata, pos = r_nstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.committed_leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetFetchResponsePartition v5
-def _enc_OffsetFetchResponsePartition_v5(self, out, parts):
-    out += _S5.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_nstr(out, self.metadata)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetFetchResponsePartition', '5')
-
-
-def _dec_OffsetFetchResponsePartition_v5(buf, pos):
-    self = new(OffsetFetchResponsePartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 16
-    self.metadata, pos = r_nstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetFetchResponsePartition v6-7
-def _enc_OffsetFetchResponsePartition_v6(self, out, parts):
-    out += _S5.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_cnstr(out, self.metadata)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponsePartition_v6(buf, pos):
-    self = new(OffsetFetchResponsePartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 16
-    self.metadata, pos = r_cnstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    count111, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count111:
-        pos = r_tagged_unknown(buf, pos, count111, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponseTopics v8-9
-def _enc_OffsetFetchResponseTopics_v8(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item112 in self.partitions:
-        _enc_OffsetFetchResponsePartitions_v8(item112, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponseTopics_v8(buf, pos):
-    self = new(OffsetFetchResponseTopics)
-    self.name, pos = r_cstr(buf, pos)
-    n113, pos = r_calen(buf, pos)
-    items114 = []
-    for _ in range(n113):
-        item115, pos = _dec_OffsetFetchResponsePartitions_v8(buf, pos)
-        items114.append(item115)
-    self.partitions = items114
-    self.topic_id = ZERO_UUID
-    count116, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count116:
-        pos = r_tagged_unknown(buf, pos, count116, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponseTopics v10
-def _enc_OffsetFetchResponseTopics_v10(self, out, parts):
-    out += _S2.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item117 in self.partitions:
-        _enc_OffsetFetchResponsePartitions_v8(item117, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponseTopics_v10(buf, pos):
-    self = new(OffsetFetchResponseTopics)
-    (raw118,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw118)
-    n119, pos = r_calen(buf, pos)
-    items120 = []
-    for _ in range(n119):
-        item121, pos = _dec_OffsetFetchResponsePartitions_v8(buf, pos)
-        items120.append(item121)
-    self.partitions = items120
-    self.name = ''
-    count122, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count122:
-        pos = r_tagged_unknown(buf, pos, count122, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetFetchResponsePartitions v8-10
-def _enc_OffsetFetchResponsePartitions_v8(self, out, parts):
-    out += _S5.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_cnstr(out, self.metadata)
-    out += _S3.pack(self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_OffsetFetchResponsePartitions_v8(buf, pos):
-    self = new(OffsetFetchResponsePartitions)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S5.unpack_from(buf, pos)
-    pos += 16
-    self.metadata, pos = r_cnstr(buf, pos)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    count123, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count123:
-        pos = r_tagged_unknown(buf, pos, count123, unknown)
-    self.unknown_tagged_fields = unknown
+        obj212.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj212
     return self, pos
 
 

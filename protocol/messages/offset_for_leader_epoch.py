@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,11 +15,12 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['EpochEndOffset', 'OffsetForLeaderEpochRequest', 'OffsetForLeaderEpochResponse', 'OffsetForLeaderPartition', 'OffsetForLeaderTopic', 'OffsetForLeaderTopicResult']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>ii')
-_S2 = _Struct('>iii')
-_S3 = _Struct('>hiq')
-_S4 = _Struct('>hiiq')
+_S0 = _Struct('>ii')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>iii')
+_S4 = _Struct('>hiq')
+_S5 = _Struct('>hiiq')
 
 
 class OffsetForLeaderEpochRequest(Message):
@@ -109,76 +110,192 @@ class EpochEndOffset(Struct):
 def _enc_OffsetForLeaderEpochRequest_v0(self, out, parts):
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_OffsetForLeaderTopic_v0(item1, out, parts)
+        w_str(out, item1.topic)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S0.pack(item2.partition, item2.leader_epoch)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetForLeaderPartition', '0-1')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopic', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochRequest', '0-1')
 
 
 def _dec_OffsetForLeaderEpochRequest_v0(buf, pos):
-    self = new(OffsetForLeaderEpochRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_OffsetForLeaderTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.replica_id = -2
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(OffsetForLeaderEpochRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(OffsetForLeaderTopic)
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.topic = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(OffsetForLeaderPartition)
+            (obj13.partition, obj13.leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            obj13.current_leader_epoch = -1
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.partitions = items11
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topics = items5
+    obj3.replica_id = -2
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # OffsetForLeaderEpochRequest v2
 def _enc_OffsetForLeaderEpochRequest_v2(self, out, parts):
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_OffsetForLeaderTopic_v2(item5, out, parts)
+    for item14 in self.topics:
+        w_str(out, item14.topic)
+        w_alen(out, item14.partitions)
+        for item15 in item14.partitions:
+            out += _S3.pack(item15.partition, item15.current_leader_epoch, item15.leader_epoch)
+            if item15.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetForLeaderPartition', '2-3')
+        if item14.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopic', '2-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochRequest', '2')
 
 
 def _dec_OffsetForLeaderEpochRequest_v2(buf, pos):
-    self = new(OffsetForLeaderEpochRequest)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_OffsetForLeaderTopic_v2(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.replica_id = -2
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj16 = new(OffsetForLeaderEpochRequest)
+    (n17,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        obj20 = new(OffsetForLeaderTopic)
+        (n21,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('string', pos, n21, buf)
+        obj20.topic = str(buf[pos:end22], 'utf-8')
+        pos = end22
+        (n23,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n23 < 0 or n23 > limit - pos:
+            raise bad_length('array', pos, n23, buf)
+        items24 = []
+        for _ in range(n23):
+            obj26 = new(OffsetForLeaderPartition)
+            (obj26.partition, obj26.current_leader_epoch, obj26.leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            obj26.unknown_tagged_fields = []
+            items24.append(obj26)
+        obj20.partitions = items24
+        obj20.unknown_tagged_fields = []
+        items18.append(obj20)
+    obj16.topics = items18
+    obj16.replica_id = -2
+    obj16.unknown_tagged_fields = []
+    self = obj16
     return self, pos
 
 
 # OffsetForLeaderEpochRequest v3
 def _enc_OffsetForLeaderEpochRequest_v3(self, out, parts):
-    out += _S0.pack(self.replica_id)
+    out += _S1.pack(self.replica_id)
     w_alen(out, self.topics)
-    for item9 in self.topics:
-        _enc_OffsetForLeaderTopic_v2(item9, out, parts)
+    for item27 in self.topics:
+        w_str(out, item27.topic)
+        w_alen(out, item27.partitions)
+        for item28 in item27.partitions:
+            out += _S3.pack(item28.partition, item28.current_leader_epoch, item28.leader_epoch)
+            if item28.unknown_tagged_fields:
+                raise no_tagged_fields_error('OffsetForLeaderPartition', '2-3')
+        if item27.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopic', '2-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochRequest', '3')
 
 
 def _dec_OffsetForLeaderEpochRequest_v3(buf, pos):
-    self = new(OffsetForLeaderEpochRequest)
-    (self.replica_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(OffsetForLeaderEpochRequest)
+    (obj29.replica_id,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_OffsetForLeaderTopic_v2(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.unknown_tagged_fields = []
+    (n30,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(OffsetForLeaderTopic)
+        (n34,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end35 = pos + n34
+        if n34 < 0 or end35 > limit:
+            raise bad_length('string', pos, n34, buf)
+        obj33.topic = str(buf[pos:end35], 'utf-8')
+        pos = end35
+        (n36,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n36 < 0 or n36 > limit - pos:
+            raise bad_length('array', pos, n36, buf)
+        items37 = []
+        for _ in range(n36):
+            obj39 = new(OffsetForLeaderPartition)
+            (obj39.partition, obj39.current_leader_epoch, obj39.leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            obj39.unknown_tagged_fields = []
+            items37.append(obj39)
+        obj33.partitions = items37
+        obj33.unknown_tagged_fields = []
+        items31.append(obj33)
+    obj29.topics = items31
+    obj29.unknown_tagged_fields = []
+    self = obj29
     return self, pos
 
 
 # OffsetForLeaderEpochRequest v4
 def _enc_OffsetForLeaderEpochRequest_v4(self, out, parts):
-    out += _S0.pack(self.replica_id)
-    w_calen(out, self.topics)
-    for item13 in self.topics:
-        _enc_OffsetForLeaderTopic_v4(item13, out, parts)
+    out += _S1.pack(self.replica_id)
+    n40 = len(self.topics) + 1
+    if n40 < 128:
+        out.append(n40)
+    else:
+        w_uvarint(out, n40)
+    for item41 in self.topics:
+        w_cstr(out, item41.topic)
+        n42 = len(item41.partitions) + 1
+        if n42 < 128:
+            out.append(n42)
+        else:
+            w_uvarint(out, n42)
+        for item43 in item41.partitions:
+            out += _S3.pack(item43.partition, item43.current_leader_epoch, item43.leader_epoch)
+            if item43.unknown_tagged_fields:
+                w_tagged(out, (), item43.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item41.unknown_tagged_fields:
+            w_tagged(out, (), item41.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -186,224 +303,258 @@ def _enc_OffsetForLeaderEpochRequest_v4(self, out, parts):
 
 
 def _dec_OffsetForLeaderEpochRequest_v4(buf, pos):
-    self = new(OffsetForLeaderEpochRequest)
-    (self.replica_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj44 = new(OffsetForLeaderEpochRequest)
+    (obj44.replica_id,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_OffsetForLeaderTopic_v4(buf, pos)
-        items15.append(item16)
-    self.topics = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetForLeaderTopic v0-1
-def _enc_OffsetForLeaderTopic_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_OffsetForLeaderPartition_v0(item18, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderTopic', '0-1')
-
-
-def _dec_OffsetForLeaderTopic_v0(buf, pos):
-    self = new(OffsetForLeaderTopic)
-    self.topic, pos = r_str(buf, pos)
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_OffsetForLeaderPartition_v0(buf, pos)
-        items20.append(item21)
-    self.partitions = items20
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderTopic v2-3
-def _enc_OffsetForLeaderTopic_v2(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item22 in self.partitions:
-        _enc_OffsetForLeaderPartition_v2(item22, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderTopic', '2-3')
-
-
-def _dec_OffsetForLeaderTopic_v2(buf, pos):
-    self = new(OffsetForLeaderTopic)
-    self.topic, pos = r_str(buf, pos)
-    n23, pos = r_alen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_OffsetForLeaderPartition_v2(buf, pos)
-        items24.append(item25)
-    self.partitions = items24
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderTopic v4
-def _enc_OffsetForLeaderTopic_v4(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    for item26 in self.partitions:
-        _enc_OffsetForLeaderPartition_v4(item26, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n45 = buf[pos]
+    if n45 > 127:
+        n45, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetForLeaderTopic_v4(buf, pos):
-    self = new(OffsetForLeaderTopic)
-    self.topic, pos = r_cstr(buf, pos)
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_OffsetForLeaderPartition_v4(buf, pos)
-        items28.append(item29)
-    self.partitions = items28
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetForLeaderPartition v0-1
-def _enc_OffsetForLeaderPartition_v0(self, out, parts):
-    out += _S1.pack(self.partition, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderPartition', '0-1')
-
-
-def _dec_OffsetForLeaderPartition_v0(buf, pos):
-    self = new(OffsetForLeaderPartition)
-    (self.partition, self.leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    self.current_leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderPartition v2-3
-def _enc_OffsetForLeaderPartition_v2(self, out, parts):
-    out += _S2.pack(self.partition, self.current_leader_epoch, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderPartition', '2-3')
-
-
-def _dec_OffsetForLeaderPartition_v2(buf, pos):
-    self = new(OffsetForLeaderPartition)
-    (self.partition, self.current_leader_epoch, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderPartition v4
-def _enc_OffsetForLeaderPartition_v4(self, out, parts):
-    out += _S2.pack(self.partition, self.current_leader_epoch, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n45 -= 1
+    if n45 < 0 or n45 > limit - pos:
+        raise bad_length('array', pos, n45, buf)
+    items46 = []
+    for _ in range(n45):
+        obj48 = new(OffsetForLeaderTopic)
+        n49 = buf[pos]
+        if n49 > 127:
+            n49, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n49 -= 1
+        end50 = pos + n49
+        if n49 < 0 or end50 > limit:
+            raise bad_length('string', pos, n49, buf)
+        obj48.topic = str(buf[pos:end50], 'utf-8')
+        pos = end50
+        n51 = buf[pos]
+        if n51 > 127:
+            n51, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n51 -= 1
+        if n51 < 0 or n51 > limit - pos:
+            raise bad_length('array', pos, n51, buf)
+        items52 = []
+        for _ in range(n51):
+            obj54 = new(OffsetForLeaderPartition)
+            (obj54.partition, obj54.current_leader_epoch, obj54.leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                pos += 1
+                obj54.unknown_tagged_fields = []
+            else:
+                obj54.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items52.append(obj54)
+        obj48.partitions = items52
+        if buf[pos] == 0:
+            pos += 1
+            obj48.unknown_tagged_fields = []
+        else:
+            obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items46.append(obj48)
+    obj44.topics = items46
+    if buf[pos] == 0:
+        pos += 1
+        obj44.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_OffsetForLeaderPartition_v4(buf, pos):
-    self = new(OffsetForLeaderPartition)
-    (self.partition, self.current_leader_epoch, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+        obj44.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj44
     return self, pos
 
 
 # OffsetForLeaderEpochResponse v0
 def _enc_OffsetForLeaderEpochResponse_v0(self, out, parts):
     w_alen(out, self.topics)
-    for item32 in self.topics:
-        _enc_OffsetForLeaderTopicResult_v0(item32, out, parts)
+    for item55 in self.topics:
+        w_str(out, item55.topic)
+        w_alen(out, item55.partitions)
+        for item56 in item55.partitions:
+            out += _S4.pack(item56.error_code, item56.partition, item56.end_offset)
+            if item56.unknown_tagged_fields:
+                raise no_tagged_fields_error('EpochEndOffset', '0')
+        if item55.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopicResult', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochResponse', '0')
 
 
 def _dec_OffsetForLeaderEpochResponse_v0(buf, pos):
-    self = new(OffsetForLeaderEpochResponse)
-    n33, pos = r_alen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_OffsetForLeaderTopicResult_v0(buf, pos)
-        items34.append(item35)
-    self.topics = items34
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj57 = new(OffsetForLeaderEpochResponse)
+    (n58,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n58 < 0 or n58 > limit - pos:
+        raise bad_length('array', pos, n58, buf)
+    items59 = []
+    for _ in range(n58):
+        obj61 = new(OffsetForLeaderTopicResult)
+        (n62,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end63 = pos + n62
+        if n62 < 0 or end63 > limit:
+            raise bad_length('string', pos, n62, buf)
+        obj61.topic = str(buf[pos:end63], 'utf-8')
+        pos = end63
+        (n64,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n64 < 0 or n64 > limit - pos:
+            raise bad_length('array', pos, n64, buf)
+        items65 = []
+        for _ in range(n64):
+            obj67 = new(EpochEndOffset)
+            (obj67.error_code, obj67.partition, obj67.end_offset,) = _S4.unpack_from(buf, pos)
+            pos += 14
+            obj67.leader_epoch = -1
+            obj67.unknown_tagged_fields = []
+            items65.append(obj67)
+        obj61.partitions = items65
+        obj61.unknown_tagged_fields = []
+        items59.append(obj61)
+    obj57.topics = items59
+    obj57.throttle_time_ms = 0
+    obj57.unknown_tagged_fields = []
+    self = obj57
     return self, pos
 
 
 # OffsetForLeaderEpochResponse v1
 def _enc_OffsetForLeaderEpochResponse_v1(self, out, parts):
     w_alen(out, self.topics)
-    for item36 in self.topics:
-        _enc_OffsetForLeaderTopicResult_v1(item36, out, parts)
+    for item68 in self.topics:
+        w_str(out, item68.topic)
+        w_alen(out, item68.partitions)
+        for item69 in item68.partitions:
+            out += _S5.pack(item69.error_code, item69.partition, item69.leader_epoch, item69.end_offset)
+            if item69.unknown_tagged_fields:
+                raise no_tagged_fields_error('EpochEndOffset', '1-3')
+        if item68.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopicResult', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochResponse', '1')
 
 
 def _dec_OffsetForLeaderEpochResponse_v1(buf, pos):
-    self = new(OffsetForLeaderEpochResponse)
-    n37, pos = r_alen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_OffsetForLeaderTopicResult_v1(buf, pos)
-        items38.append(item39)
-    self.topics = items38
-    self.throttle_time_ms = 0
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj70 = new(OffsetForLeaderEpochResponse)
+    (n71,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n71 < 0 or n71 > limit - pos:
+        raise bad_length('array', pos, n71, buf)
+    items72 = []
+    for _ in range(n71):
+        obj74 = new(OffsetForLeaderTopicResult)
+        (n75,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end76 = pos + n75
+        if n75 < 0 or end76 > limit:
+            raise bad_length('string', pos, n75, buf)
+        obj74.topic = str(buf[pos:end76], 'utf-8')
+        pos = end76
+        (n77,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n77 < 0 or n77 > limit - pos:
+            raise bad_length('array', pos, n77, buf)
+        items78 = []
+        for _ in range(n77):
+            obj80 = new(EpochEndOffset)
+            (obj80.error_code, obj80.partition, obj80.leader_epoch, obj80.end_offset,) = _S5.unpack_from(buf, pos)
+            pos += 18
+            obj80.unknown_tagged_fields = []
+            items78.append(obj80)
+        obj74.partitions = items78
+        obj74.unknown_tagged_fields = []
+        items72.append(obj74)
+    obj70.topics = items72
+    obj70.throttle_time_ms = 0
+    obj70.unknown_tagged_fields = []
+    self = obj70
     return self, pos
 
 
 # OffsetForLeaderEpochResponse v2-3
 def _enc_OffsetForLeaderEpochResponse_v2(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
+    out += _S1.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item40 in self.topics:
-        _enc_OffsetForLeaderTopicResult_v1(item40, out, parts)
+    for item81 in self.topics:
+        w_str(out, item81.topic)
+        w_alen(out, item81.partitions)
+        for item82 in item81.partitions:
+            out += _S5.pack(item82.error_code, item82.partition, item82.leader_epoch, item82.end_offset)
+            if item82.unknown_tagged_fields:
+                raise no_tagged_fields_error('EpochEndOffset', '1-3')
+        if item81.unknown_tagged_fields:
+            raise no_tagged_fields_error('OffsetForLeaderTopicResult', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetForLeaderEpochResponse', '2-3')
 
 
 def _dec_OffsetForLeaderEpochResponse_v2(buf, pos):
-    self = new(OffsetForLeaderEpochResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj83 = new(OffsetForLeaderEpochResponse)
+    (obj83.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n41, pos = r_alen(buf, pos)
-    items42 = []
-    for _ in range(n41):
-        item43, pos = _dec_OffsetForLeaderTopicResult_v1(buf, pos)
-        items42.append(item43)
-    self.topics = items42
-    self.unknown_tagged_fields = []
+    (n84,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n84 < 0 or n84 > limit - pos:
+        raise bad_length('array', pos, n84, buf)
+    items85 = []
+    for _ in range(n84):
+        obj87 = new(OffsetForLeaderTopicResult)
+        (n88,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end89 = pos + n88
+        if n88 < 0 or end89 > limit:
+            raise bad_length('string', pos, n88, buf)
+        obj87.topic = str(buf[pos:end89], 'utf-8')
+        pos = end89
+        (n90,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n90 < 0 or n90 > limit - pos:
+            raise bad_length('array', pos, n90, buf)
+        items91 = []
+        for _ in range(n90):
+            obj93 = new(EpochEndOffset)
+            (obj93.error_code, obj93.partition, obj93.leader_epoch, obj93.end_offset,) = _S5.unpack_from(buf, pos)
+            pos += 18
+            obj93.unknown_tagged_fields = []
+            items91.append(obj93)
+        obj87.partitions = items91
+        obj87.unknown_tagged_fields = []
+        items85.append(obj87)
+    obj83.topics = items85
+    obj83.unknown_tagged_fields = []
+    self = obj83
     return self, pos
 
 
 # OffsetForLeaderEpochResponse v4
 def _enc_OffsetForLeaderEpochResponse_v4(self, out, parts):
-    out += _S0.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item44 in self.topics:
-        _enc_OffsetForLeaderTopicResult_v4(item44, out, parts)
+    out += _S1.pack(self.throttle_time_ms)
+    n94 = len(self.topics) + 1
+    if n94 < 128:
+        out.append(n94)
+    else:
+        w_uvarint(out, n94)
+    for item95 in self.topics:
+        w_cstr(out, item95.topic)
+        n96 = len(item95.partitions) + 1
+        if n96 < 128:
+            out.append(n96)
+        else:
+            w_uvarint(out, n96)
+        for item97 in item95.partitions:
+            out += _S5.pack(item97.error_code, item97.partition, item97.leader_epoch, item97.end_offset)
+            if item97.unknown_tagged_fields:
+                w_tagged(out, (), item97.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item95.unknown_tagged_fields:
+            w_tagged(out, (), item95.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -411,147 +562,65 @@ def _enc_OffsetForLeaderEpochResponse_v4(self, out, parts):
 
 
 def _dec_OffsetForLeaderEpochResponse_v4(buf, pos):
-    self = new(OffsetForLeaderEpochResponse)
-    (self.throttle_time_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj98 = new(OffsetForLeaderEpochResponse)
+    (obj98.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n45, pos = r_calen(buf, pos)
-    items46 = []
-    for _ in range(n45):
-        item47, pos = _dec_OffsetForLeaderTopicResult_v4(buf, pos)
-        items46.append(item47)
-    self.topics = items46
-    count48, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count48:
-        pos = r_tagged_unknown(buf, pos, count48, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# OffsetForLeaderTopicResult v0
-def _enc_OffsetForLeaderTopicResult_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item49 in self.partitions:
-        _enc_EpochEndOffset_v0(item49, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderTopicResult', '0')
-
-
-def _dec_OffsetForLeaderTopicResult_v0(buf, pos):
-    self = new(OffsetForLeaderTopicResult)
-    self.topic, pos = r_str(buf, pos)
-    n50, pos = r_alen(buf, pos)
-    items51 = []
-    for _ in range(n50):
-        item52, pos = _dec_EpochEndOffset_v0(buf, pos)
-        items51.append(item52)
-    self.partitions = items51
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderTopicResult v1-3
-def _enc_OffsetForLeaderTopicResult_v1(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    for item53 in self.partitions:
-        _enc_EpochEndOffset_v1(item53, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('OffsetForLeaderTopicResult', '1-3')
-
-
-def _dec_OffsetForLeaderTopicResult_v1(buf, pos):
-    self = new(OffsetForLeaderTopicResult)
-    self.topic, pos = r_str(buf, pos)
-    n54, pos = r_alen(buf, pos)
-    items55 = []
-    for _ in range(n54):
-        item56, pos = _dec_EpochEndOffset_v1(buf, pos)
-        items55.append(item56)
-    self.partitions = items55
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# OffsetForLeaderTopicResult v4
-def _enc_OffsetForLeaderTopicResult_v4(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partitions)
-    for item57 in self.partitions:
-        _enc_EpochEndOffset_v4(item57, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n99 = buf[pos]
+    if n99 > 127:
+        n99, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_OffsetForLeaderTopicResult_v4(buf, pos):
-    self = new(OffsetForLeaderTopicResult)
-    self.topic, pos = r_cstr(buf, pos)
-    n58, pos = r_calen(buf, pos)
-    items59 = []
-    for _ in range(n58):
-        item60, pos = _dec_EpochEndOffset_v4(buf, pos)
-        items59.append(item60)
-    self.partitions = items59
-    count61, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count61:
-        pos = r_tagged_unknown(buf, pos, count61, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EpochEndOffset v0
-def _enc_EpochEndOffset_v0(self, out, parts):
-    out += _S3.pack(self.error_code, self.partition, self.end_offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EpochEndOffset', '0')
-
-
-def _dec_EpochEndOffset_v0(buf, pos):
-    self = new(EpochEndOffset)
-    (self.error_code, self.partition, self.end_offset,) = _S3.unpack_from(buf, pos)
-    pos += 14
-    self.leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EpochEndOffset v1-3
-def _enc_EpochEndOffset_v1(self, out, parts):
-    out += _S4.pack(self.error_code, self.partition, self.leader_epoch, self.end_offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('EpochEndOffset', '1-3')
-
-
-def _dec_EpochEndOffset_v1(buf, pos):
-    self = new(EpochEndOffset)
-    (self.error_code, self.partition, self.leader_epoch, self.end_offset,) = _S4.unpack_from(buf, pos)
-    pos += 18
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# EpochEndOffset v4
-def _enc_EpochEndOffset_v4(self, out, parts):
-    out += _S4.pack(self.error_code, self.partition, self.leader_epoch, self.end_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n99 -= 1
+    if n99 < 0 or n99 > limit - pos:
+        raise bad_length('array', pos, n99, buf)
+    items100 = []
+    for _ in range(n99):
+        obj102 = new(OffsetForLeaderTopicResult)
+        n103 = buf[pos]
+        if n103 > 127:
+            n103, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n103 -= 1
+        end104 = pos + n103
+        if n103 < 0 or end104 > limit:
+            raise bad_length('string', pos, n103, buf)
+        obj102.topic = str(buf[pos:end104], 'utf-8')
+        pos = end104
+        n105 = buf[pos]
+        if n105 > 127:
+            n105, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n105 -= 1
+        if n105 < 0 or n105 > limit - pos:
+            raise bad_length('array', pos, n105, buf)
+        items106 = []
+        for _ in range(n105):
+            obj108 = new(EpochEndOffset)
+            (obj108.error_code, obj108.partition, obj108.leader_epoch, obj108.end_offset,) = _S5.unpack_from(buf, pos)
+            pos += 18
+            if buf[pos] == 0:
+                pos += 1
+                obj108.unknown_tagged_fields = []
+            else:
+                obj108.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items106.append(obj108)
+        obj102.partitions = items106
+        if buf[pos] == 0:
+            pos += 1
+            obj102.unknown_tagged_fields = []
+        else:
+            obj102.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items100.append(obj102)
+    obj98.topics = items100
+    if buf[pos] == 0:
+        pos += 1
+        obj98.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_EpochEndOffset_v4(buf, pos):
-    self = new(EpochEndOffset)
-    (self.error_code, self.partition, self.leader_epoch, self.end_offset,) = _S4.unpack_from(buf, pos)
-    pos += 18
-    count62, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count62:
-        pos = r_tagged_unknown(buf, pos, count62, unknown)
-    self.unknown_tagged_fields = unknown
+        obj98.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj98
     return self, pos
 
 

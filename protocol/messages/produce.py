@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,12 +16,13 @@ from ._runtime import (  # noqa: F401
 __all__ = ['BatchIndexAndErrorMessage', 'LeaderIdAndEpoch', 'NodeEndpoint', 'PartitionProduceData', 'PartitionProduceResponse', 'ProduceRequest', 'ProduceResponse', 'TopicProduceData', 'TopicProduceResponse']
 
 _S0 = _Struct('>hi')
-_S1 = _Struct('>16s')
-_S2 = _Struct('>i')
-_S3 = _Struct('>ihq')
-_S4 = _Struct('>ihqq')
-_S5 = _Struct('>ihqqq')
-_S6 = _Struct('>ii')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>16s')
+_S4 = _Struct('>ihq')
+_S5 = _Struct('>ihqq')
+_S6 = _Struct('>ihqqq')
+_S7 = _Struct('>ii')
 
 
 class ProduceRequest(Message):
@@ -152,28 +153,73 @@ class LeaderIdAndEpoch(Struct):
 
 # ProduceRequest v0-2
 def _enc_ProduceRequest_v0(self, out, parts):
-    if self.transactional_id is not None:
+    if not (self.transactional_id is None):
         raise cannot_carry('ProduceRequest', 'transactional_id', '0-2')
     out += _S0.pack(self.acks, self.timeout_ms)
     w_alen(out, self.topic_data)
     for item1 in self.topic_data:
-        _enc_TopicProduceData_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partition_data)
+        for item2 in item1.partition_data:
+            out += _S1.pack(item2.index)
+            w_rec(out, parts, item2.records, True, False)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceData', '0-8')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceData', '0-8')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceRequest', '0-2')
 
 
 def _dec_ProduceRequest_v0(buf, pos):
-    self = new(ProduceRequest)
-    (self.acks, self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj3 = new(ProduceRequest)
+    (obj3.acks, obj3.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicProduceData_v0(buf, pos)
-        items3.append(item4)
-    self.topic_data = items3
-    self.transactional_id = None
-    self.unknown_tagged_fields = []
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(TopicProduceData)
+        (n8,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (n10,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        items11 = []
+        for _ in range(n10):
+            obj13 = new(PartitionProduceData)
+            (obj13.index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            (n14,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            end15 = pos + n14
+            if n14 < 0 or end15 > limit:
+                if n14 != -1:
+                    raise bad_length('records', pos, n14, buf)
+                obj13.records = None
+            else:
+                obj13.records = view[pos:end15]
+                pos = end15
+            obj13.unknown_tagged_fields = []
+            items11.append(obj13)
+        obj7.partition_data = items11
+        obj7.topic_id = ZERO_UUID
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.topic_data = items5
+    obj3.transactional_id = None
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
@@ -182,24 +228,78 @@ def _enc_ProduceRequest_v3(self, out, parts):
     w_nstr(out, self.transactional_id)
     out += _S0.pack(self.acks, self.timeout_ms)
     w_alen(out, self.topic_data)
-    for item5 in self.topic_data:
-        _enc_TopicProduceData_v0(item5, out, parts)
+    for item16 in self.topic_data:
+        w_str(out, item16.name)
+        w_alen(out, item16.partition_data)
+        for item17 in item16.partition_data:
+            out += _S1.pack(item17.index)
+            w_rec(out, parts, item17.records, True, False)
+            if item17.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceData', '0-8')
+        if item16.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceData', '0-8')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceRequest', '3-8')
 
 
 def _dec_ProduceRequest_v3(buf, pos):
-    self = new(ProduceRequest)
-    self.transactional_id, pos = r_nstr(buf, pos)
-    (self.acks, self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj18 = new(ProduceRequest)
+    (n19,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        if n19 != -1:
+            raise bad_length('string', pos, n19, buf)
+        obj18.transactional_id = None
+    else:
+        obj18.transactional_id = str(buf[pos:end20], 'utf-8')
+        pos = end20
+    (obj18.acks, obj18.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_TopicProduceData_v0(buf, pos)
-        items7.append(item8)
-    self.topic_data = items7
-    self.unknown_tagged_fields = []
+    (n21,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n21 < 0 or n21 > limit - pos:
+        raise bad_length('array', pos, n21, buf)
+    items22 = []
+    for _ in range(n21):
+        obj24 = new(TopicProduceData)
+        (n25,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end26 = pos + n25
+        if n25 < 0 or end26 > limit:
+            raise bad_length('string', pos, n25, buf)
+        obj24.name = str(buf[pos:end26], 'utf-8')
+        pos = end26
+        (n27,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n27 < 0 or n27 > limit - pos:
+            raise bad_length('array', pos, n27, buf)
+        items28 = []
+        for _ in range(n27):
+            obj30 = new(PartitionProduceData)
+            (obj30.index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            (n31,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            end32 = pos + n31
+            if n31 < 0 or end32 > limit:
+                if n31 != -1:
+                    raise bad_length('records', pos, n31, buf)
+                obj30.records = None
+            else:
+                obj30.records = view[pos:end32]
+                pos = end32
+            obj30.unknown_tagged_fields = []
+            items28.append(obj30)
+        obj24.partition_data = items28
+        obj24.topic_id = ZERO_UUID
+        obj24.unknown_tagged_fields = []
+        items22.append(obj24)
+    obj18.topic_data = items22
+    obj18.unknown_tagged_fields = []
+    self = obj18
     return self, pos
 
 
@@ -207,9 +307,29 @@ def _dec_ProduceRequest_v3(buf, pos):
 def _enc_ProduceRequest_v9(self, out, parts):
     w_cnstr(out, self.transactional_id)
     out += _S0.pack(self.acks, self.timeout_ms)
-    w_calen(out, self.topic_data)
-    for item9 in self.topic_data:
-        _enc_TopicProduceData_v9(item9, out, parts)
+    n33 = len(self.topic_data) + 1
+    if n33 < 128:
+        out.append(n33)
+    else:
+        w_uvarint(out, n33)
+    for item34 in self.topic_data:
+        w_cstr(out, item34.name)
+        n35 = len(item34.partition_data) + 1
+        if n35 < 128:
+            out.append(n35)
+        else:
+            w_uvarint(out, n35)
+        for item36 in item34.partition_data:
+            out += _S1.pack(item36.index)
+            w_rec(out, parts, item36.records, True, True)
+            if item36.unknown_tagged_fields:
+                w_tagged(out, (), item36.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item34.unknown_tagged_fields:
+            w_tagged(out, (), item34.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -217,21 +337,95 @@ def _enc_ProduceRequest_v9(self, out, parts):
 
 
 def _dec_ProduceRequest_v9(buf, pos):
-    self = new(ProduceRequest)
-    self.transactional_id, pos = r_cnstr(buf, pos)
-    (self.acks, self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj37 = new(ProduceRequest)
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n38 -= 1
+    end39 = pos + n38
+    if n38 < 0 or end39 > limit:
+        if n38 != -1:
+            raise bad_length('string', pos, n38, buf)
+        obj37.transactional_id = None
+    else:
+        obj37.transactional_id = str(buf[pos:end39], 'utf-8')
+        pos = end39
+    (obj37.acks, obj37.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_TopicProduceData_v9(buf, pos)
-        items11.append(item12)
-    self.topic_data = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+    n40 = buf[pos]
+    if n40 > 127:
+        n40, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n40 -= 1
+    if n40 < 0 or n40 > limit - pos:
+        raise bad_length('array', pos, n40, buf)
+    items41 = []
+    for _ in range(n40):
+        obj43 = new(TopicProduceData)
+        n44 = buf[pos]
+        if n44 > 127:
+            n44, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n44 -= 1
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            raise bad_length('string', pos, n44, buf)
+        obj43.name = str(buf[pos:end45], 'utf-8')
+        pos = end45
+        n46 = buf[pos]
+        if n46 > 127:
+            n46, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n46 -= 1
+        if n46 < 0 or n46 > limit - pos:
+            raise bad_length('array', pos, n46, buf)
+        items47 = []
+        for _ in range(n46):
+            obj49 = new(PartitionProduceData)
+            (obj49.index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n50 = buf[pos]
+            if n50 > 127:
+                n50, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n50 -= 1
+            end51 = pos + n50
+            if n50 < 0 or end51 > limit:
+                if n50 != -1:
+                    raise bad_length('records', pos, n50, buf)
+                obj49.records = None
+            else:
+                obj49.records = view[pos:end51]
+                pos = end51
+            if buf[pos] == 0:
+                pos += 1
+                obj49.unknown_tagged_fields = []
+            else:
+                obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items47.append(obj49)
+        obj43.partition_data = items47
+        obj43.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj43.unknown_tagged_fields = []
+        else:
+            obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items41.append(obj43)
+    obj37.topic_data = items41
+    if buf[pos] == 0:
+        pos += 1
+        obj37.unknown_tagged_fields = []
+    else:
+        obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj37
     return self, pos
 
 
@@ -239,9 +433,29 @@ def _dec_ProduceRequest_v9(buf, pos):
 def _enc_ProduceRequest_v13(self, out, parts):
     w_cnstr(out, self.transactional_id)
     out += _S0.pack(self.acks, self.timeout_ms)
-    w_calen(out, self.topic_data)
-    for item14 in self.topic_data:
-        _enc_TopicProduceData_v13(item14, out, parts)
+    n52 = len(self.topic_data) + 1
+    if n52 < 128:
+        out.append(n52)
+    else:
+        w_uvarint(out, n52)
+    for item53 in self.topic_data:
+        out += _S3.pack(item53.topic_id.bytes)
+        n54 = len(item53.partition_data) + 1
+        if n54 < 128:
+            out.append(n54)
+        else:
+            w_uvarint(out, n54)
+        for item55 in item53.partition_data:
+            out += _S1.pack(item55.index)
+            w_rec(out, parts, item55.records, True, True)
+            if item55.unknown_tagged_fields:
+                w_tagged(out, (), item55.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item53.unknown_tagged_fields:
+            w_tagged(out, (), item53.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -249,291 +463,497 @@ def _enc_ProduceRequest_v13(self, out, parts):
 
 
 def _dec_ProduceRequest_v13(buf, pos):
-    self = new(ProduceRequest)
-    self.transactional_id, pos = r_cnstr(buf, pos)
-    (self.acks, self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj56 = new(ProduceRequest)
+    n57 = buf[pos]
+    if n57 > 127:
+        n57, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n57 -= 1
+    end58 = pos + n57
+    if n57 < 0 or end58 > limit:
+        if n57 != -1:
+            raise bad_length('string', pos, n57, buf)
+        obj56.transactional_id = None
+    else:
+        obj56.transactional_id = str(buf[pos:end58], 'utf-8')
+        pos = end58
+    (obj56.acks, obj56.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_TopicProduceData_v13(buf, pos)
-        items16.append(item17)
-    self.topic_data = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicProduceData v0-8
-def _enc_TopicProduceData_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_data)
-    for item19 in self.partition_data:
-        _enc_PartitionProduceData_v0(item19, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicProduceData', '0-8')
-
-
-def _dec_TopicProduceData_v0(buf, pos):
-    self = new(TopicProduceData)
-    self.name, pos = r_str(buf, pos)
-    n20, pos = r_alen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_PartitionProduceData_v0(buf, pos)
-        items21.append(item22)
-    self.partition_data = items21
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicProduceData v9-12
-def _enc_TopicProduceData_v9(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_data)
-    for item23 in self.partition_data:
-        _enc_PartitionProduceData_v9(item23, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n59 = buf[pos]
+    if n59 > 127:
+        n59, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicProduceData_v9(buf, pos):
-    self = new(TopicProduceData)
-    self.name, pos = r_cstr(buf, pos)
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_PartitionProduceData_v9(buf, pos)
-        items25.append(item26)
-    self.partition_data = items25
-    self.topic_id = ZERO_UUID
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicProduceData v13
-def _enc_TopicProduceData_v13(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_data)
-    for item28 in self.partition_data:
-        _enc_PartitionProduceData_v9(item28, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n59 -= 1
+    if n59 < 0 or n59 > limit - pos:
+        raise bad_length('array', pos, n59, buf)
+    items60 = []
+    for _ in range(n59):
+        obj62 = new(TopicProduceData)
+        (raw63,) = _S3.unpack_from(buf, pos)
+        pos += 16
+        obj62.topic_id = uuid_from(raw63)
+        n64 = buf[pos]
+        if n64 > 127:
+            n64, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n64 -= 1
+        if n64 < 0 or n64 > limit - pos:
+            raise bad_length('array', pos, n64, buf)
+        items65 = []
+        for _ in range(n64):
+            obj67 = new(PartitionProduceData)
+            (obj67.index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n68 = buf[pos]
+            if n68 > 127:
+                n68, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n68 -= 1
+            end69 = pos + n68
+            if n68 < 0 or end69 > limit:
+                if n68 != -1:
+                    raise bad_length('records', pos, n68, buf)
+                obj67.records = None
+            else:
+                obj67.records = view[pos:end69]
+                pos = end69
+            if buf[pos] == 0:
+                pos += 1
+                obj67.unknown_tagged_fields = []
+            else:
+                obj67.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items65.append(obj67)
+        obj62.partition_data = items65
+        obj62.name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj62.unknown_tagged_fields = []
+        else:
+            obj62.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items60.append(obj62)
+    obj56.topic_data = items60
+    if buf[pos] == 0:
+        pos += 1
+        obj56.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_TopicProduceData_v13(buf, pos):
-    self = new(TopicProduceData)
-    (raw29,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw29)
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_PartitionProduceData_v9(buf, pos)
-        items31.append(item32)
-    self.partition_data = items31
-    self.name = ''
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionProduceData v0-8
-def _enc_PartitionProduceData_v0(self, out, parts):
-    out += _S2.pack(self.index)
-    w_rec(out, parts, self.records, True, False)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionProduceData', '0-8')
-
-
-def _dec_PartitionProduceData_v0(buf, pos):
-    self = new(PartitionProduceData)
-    (self.index,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.records, pos = r_nrec(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionProduceData v9-13
-def _enc_PartitionProduceData_v9(self, out, parts):
-    out += _S2.pack(self.index)
-    w_rec(out, parts, self.records, True, True)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_PartitionProduceData_v9(buf, pos):
-    self = new(PartitionProduceData)
-    (self.index,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.records, pos = r_cnrec(buf, pos)
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
+        obj56.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj56
     return self, pos
 
 
 # ProduceResponse v0
 def _enc_ProduceResponse_v0(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '0')
     w_alen(out, self.responses)
-    for item35 in self.responses:
-        _enc_TopicProduceResponse_v0(item35, out, parts)
+    for item70 in self.responses:
+        w_str(out, item70.name)
+        w_alen(out, item70.partition_responses)
+        for item71 in item70.partition_responses:
+            if not ((item71.current_leader is not None and _is_default_LeaderIdAndEpoch(item71.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '0-1')
+            out += _S4.pack(item71.index, item71.error_code, item71.base_offset)
+            if item71.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceResponse', '0-1')
+        if item70.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceResponse', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceResponse', '0')
 
 
 def _dec_ProduceResponse_v0(buf, pos):
-    self = new(ProduceResponse)
-    n36, pos = r_alen(buf, pos)
-    items37 = []
-    for _ in range(n36):
-        item38, pos = _dec_TopicProduceResponse_v0(buf, pos)
-        items37.append(item38)
-    self.responses = items37
-    self.throttle_time_ms = 0
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj72 = new(ProduceResponse)
+    (n73,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n73 < 0 or n73 > limit - pos:
+        raise bad_length('array', pos, n73, buf)
+    items74 = []
+    for _ in range(n73):
+        obj76 = new(TopicProduceResponse)
+        (n77,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end78 = pos + n77
+        if n77 < 0 or end78 > limit:
+            raise bad_length('string', pos, n77, buf)
+        obj76.name = str(buf[pos:end78], 'utf-8')
+        pos = end78
+        (n79,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n79 < 0 or n79 > limit - pos:
+            raise bad_length('array', pos, n79, buf)
+        items80 = []
+        for _ in range(n79):
+            obj82 = new(PartitionProduceResponse)
+            (obj82.index, obj82.error_code, obj82.base_offset,) = _S4.unpack_from(buf, pos)
+            pos += 14
+            obj82.log_append_time_ms = -1
+            obj82.log_start_offset = -1
+            obj82.record_errors = []
+            obj82.error_message = None
+            obj82.current_leader = LeaderIdAndEpoch()
+            obj82.unknown_tagged_fields = []
+            items80.append(obj82)
+        obj76.partition_responses = items80
+        obj76.topic_id = ZERO_UUID
+        obj76.unknown_tagged_fields = []
+        items74.append(obj76)
+    obj72.responses = items74
+    obj72.throttle_time_ms = 0
+    obj72.node_endpoints = []
+    obj72.unknown_tagged_fields = []
+    self = obj72
     return self, pos
 
 
 # ProduceResponse v1
 def _enc_ProduceResponse_v1(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '1')
     w_alen(out, self.responses)
-    for item39 in self.responses:
-        _enc_TopicProduceResponse_v0(item39, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
+    for item83 in self.responses:
+        w_str(out, item83.name)
+        w_alen(out, item83.partition_responses)
+        for item84 in item83.partition_responses:
+            if not ((item84.current_leader is not None and _is_default_LeaderIdAndEpoch(item84.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '0-1')
+            out += _S4.pack(item84.index, item84.error_code, item84.base_offset)
+            if item84.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceResponse', '0-1')
+        if item83.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceResponse', '0-1')
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceResponse', '1')
 
 
 def _dec_ProduceResponse_v1(buf, pos):
-    self = new(ProduceResponse)
-    n40, pos = r_alen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_TopicProduceResponse_v0(buf, pos)
-        items41.append(item42)
-    self.responses = items41
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj85 = new(ProduceResponse)
+    (n86,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    if n86 < 0 or n86 > limit - pos:
+        raise bad_length('array', pos, n86, buf)
+    items87 = []
+    for _ in range(n86):
+        obj89 = new(TopicProduceResponse)
+        (n90,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end91 = pos + n90
+        if n90 < 0 or end91 > limit:
+            raise bad_length('string', pos, n90, buf)
+        obj89.name = str(buf[pos:end91], 'utf-8')
+        pos = end91
+        (n92,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n92 < 0 or n92 > limit - pos:
+            raise bad_length('array', pos, n92, buf)
+        items93 = []
+        for _ in range(n92):
+            obj95 = new(PartitionProduceResponse)
+            (obj95.index, obj95.error_code, obj95.base_offset,) = _S4.unpack_from(buf, pos)
+            pos += 14
+            obj95.log_append_time_ms = -1
+            obj95.log_start_offset = -1
+            obj95.record_errors = []
+            obj95.error_message = None
+            obj95.current_leader = LeaderIdAndEpoch()
+            obj95.unknown_tagged_fields = []
+            items93.append(obj95)
+        obj89.partition_responses = items93
+        obj89.topic_id = ZERO_UUID
+        obj89.unknown_tagged_fields = []
+        items87.append(obj89)
+    obj85.responses = items87
+    (obj85.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj85.node_endpoints = []
+    obj85.unknown_tagged_fields = []
+    self = obj85
     return self, pos
 
 
 # ProduceResponse v2-4
 def _enc_ProduceResponse_v2(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '2-4')
     w_alen(out, self.responses)
-    for item43 in self.responses:
-        _enc_TopicProduceResponse_v2(item43, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
+    for item96 in self.responses:
+        w_str(out, item96.name)
+        w_alen(out, item96.partition_responses)
+        for item97 in item96.partition_responses:
+            if not ((item97.current_leader is not None and _is_default_LeaderIdAndEpoch(item97.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '2-4')
+            out += _S5.pack(item97.index, item97.error_code, item97.base_offset, item97.log_append_time_ms)
+            if item97.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceResponse', '2-4')
+        if item96.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceResponse', '2-4')
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceResponse', '2-4')
 
 
 def _dec_ProduceResponse_v2(buf, pos):
-    self = new(ProduceResponse)
-    n44, pos = r_alen(buf, pos)
-    items45 = []
-    for _ in range(n44):
-        item46, pos = _dec_TopicProduceResponse_v2(buf, pos)
-        items45.append(item46)
-    self.responses = items45
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj98 = new(ProduceResponse)
+    (n99,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    if n99 < 0 or n99 > limit - pos:
+        raise bad_length('array', pos, n99, buf)
+    items100 = []
+    for _ in range(n99):
+        obj102 = new(TopicProduceResponse)
+        (n103,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end104 = pos + n103
+        if n103 < 0 or end104 > limit:
+            raise bad_length('string', pos, n103, buf)
+        obj102.name = str(buf[pos:end104], 'utf-8')
+        pos = end104
+        (n105,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n105 < 0 or n105 > limit - pos:
+            raise bad_length('array', pos, n105, buf)
+        items106 = []
+        for _ in range(n105):
+            obj108 = new(PartitionProduceResponse)
+            (obj108.index, obj108.error_code, obj108.base_offset, obj108.log_append_time_ms,) = _S5.unpack_from(buf, pos)
+            pos += 22
+            obj108.log_start_offset = -1
+            obj108.record_errors = []
+            obj108.error_message = None
+            obj108.current_leader = LeaderIdAndEpoch()
+            obj108.unknown_tagged_fields = []
+            items106.append(obj108)
+        obj102.partition_responses = items106
+        obj102.topic_id = ZERO_UUID
+        obj102.unknown_tagged_fields = []
+        items100.append(obj102)
+    obj98.responses = items100
+    (obj98.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj98.node_endpoints = []
+    obj98.unknown_tagged_fields = []
+    self = obj98
     return self, pos
 
 
 # ProduceResponse v5-7
 def _enc_ProduceResponse_v5(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '5-7')
     w_alen(out, self.responses)
-    for item47 in self.responses:
-        _enc_TopicProduceResponse_v5(item47, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
+    for item109 in self.responses:
+        w_str(out, item109.name)
+        w_alen(out, item109.partition_responses)
+        for item110 in item109.partition_responses:
+            if not ((item110.current_leader is not None and _is_default_LeaderIdAndEpoch(item110.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '5-7')
+            out += _S6.pack(item110.index, item110.error_code, item110.base_offset, item110.log_append_time_ms, item110.log_start_offset)
+            if item110.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceResponse', '5-7')
+        if item109.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceResponse', '5-7')
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceResponse', '5-7')
 
 
 def _dec_ProduceResponse_v5(buf, pos):
-    self = new(ProduceResponse)
-    n48, pos = r_alen(buf, pos)
-    items49 = []
-    for _ in range(n48):
-        item50, pos = _dec_TopicProduceResponse_v5(buf, pos)
-        items49.append(item50)
-    self.responses = items49
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj111 = new(ProduceResponse)
+    (n112,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    if n112 < 0 or n112 > limit - pos:
+        raise bad_length('array', pos, n112, buf)
+    items113 = []
+    for _ in range(n112):
+        obj115 = new(TopicProduceResponse)
+        (n116,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end117 = pos + n116
+        if n116 < 0 or end117 > limit:
+            raise bad_length('string', pos, n116, buf)
+        obj115.name = str(buf[pos:end117], 'utf-8')
+        pos = end117
+        (n118,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n118 < 0 or n118 > limit - pos:
+            raise bad_length('array', pos, n118, buf)
+        items119 = []
+        for _ in range(n118):
+            obj121 = new(PartitionProduceResponse)
+            (obj121.index, obj121.error_code, obj121.base_offset, obj121.log_append_time_ms, obj121.log_start_offset,) = _S6.unpack_from(buf, pos)
+            pos += 30
+            obj121.record_errors = []
+            obj121.error_message = None
+            obj121.current_leader = LeaderIdAndEpoch()
+            obj121.unknown_tagged_fields = []
+            items119.append(obj121)
+        obj115.partition_responses = items119
+        obj115.topic_id = ZERO_UUID
+        obj115.unknown_tagged_fields = []
+        items113.append(obj115)
+    obj111.responses = items113
+    (obj111.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj111.node_endpoints = []
+    obj111.unknown_tagged_fields = []
+    self = obj111
     return self, pos
 
 
 # ProduceResponse v8
 def _enc_ProduceResponse_v8(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '8')
     w_alen(out, self.responses)
-    for item51 in self.responses:
-        _enc_TopicProduceResponse_v8(item51, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
+    for item122 in self.responses:
+        w_str(out, item122.name)
+        w_alen(out, item122.partition_responses)
+        for item123 in item122.partition_responses:
+            if not ((item123.current_leader is not None and _is_default_LeaderIdAndEpoch(item123.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '8')
+            out += _S6.pack(item123.index, item123.error_code, item123.base_offset, item123.log_append_time_ms, item123.log_start_offset)
+            w_alen(out, item123.record_errors)
+            for item124 in item123.record_errors:
+                out += _S1.pack(item124.batch_index)
+                w_nstr(out, item124.batch_index_error_message)
+                if item124.unknown_tagged_fields:
+                    raise no_tagged_fields_error('BatchIndexAndErrorMessage', '8')
+            w_nstr(out, item123.error_message)
+            if item123.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionProduceResponse', '8')
+        if item122.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicProduceResponse', '8')
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ProduceResponse', '8')
 
 
 def _dec_ProduceResponse_v8(buf, pos):
-    self = new(ProduceResponse)
-    n52, pos = r_alen(buf, pos)
-    items53 = []
-    for _ in range(n52):
-        item54, pos = _dec_TopicProduceResponse_v8(buf, pos)
-        items53.append(item54)
-    self.responses = items53
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj125 = new(ProduceResponse)
+    (n126,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.node_endpoints = []
-    self.unknown_tagged_fields = []
+    if n126 < 0 or n126 > limit - pos:
+        raise bad_length('array', pos, n126, buf)
+    items127 = []
+    for _ in range(n126):
+        obj129 = new(TopicProduceResponse)
+        (n130,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end131 = pos + n130
+        if n130 < 0 or end131 > limit:
+            raise bad_length('string', pos, n130, buf)
+        obj129.name = str(buf[pos:end131], 'utf-8')
+        pos = end131
+        (n132,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n132 < 0 or n132 > limit - pos:
+            raise bad_length('array', pos, n132, buf)
+        items133 = []
+        for _ in range(n132):
+            obj135 = new(PartitionProduceResponse)
+            (obj135.index, obj135.error_code, obj135.base_offset, obj135.log_append_time_ms, obj135.log_start_offset,) = _S6.unpack_from(buf, pos)
+            pos += 30
+            (n136,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n136 < 0 or n136 > limit - pos:
+                raise bad_length('array', pos, n136, buf)
+            items137 = []
+            for _ in range(n136):
+                obj139 = new(BatchIndexAndErrorMessage)
+                (obj139.batch_index,) = _S1.unpack_from(buf, pos)
+                pos += 4
+                (n140,) = _S2.unpack_from(buf, pos)
+                pos += 2
+                end141 = pos + n140
+                if n140 < 0 or end141 > limit:
+                    if n140 != -1:
+                        raise bad_length('string', pos, n140, buf)
+                    obj139.batch_index_error_message = None
+                else:
+                    obj139.batch_index_error_message = str(buf[pos:end141], 'utf-8')
+                    pos = end141
+                obj139.unknown_tagged_fields = []
+                items137.append(obj139)
+            obj135.record_errors = items137
+            (n142,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end143 = pos + n142
+            if n142 < 0 or end143 > limit:
+                if n142 != -1:
+                    raise bad_length('string', pos, n142, buf)
+                obj135.error_message = None
+            else:
+                obj135.error_message = str(buf[pos:end143], 'utf-8')
+                pos = end143
+            obj135.current_leader = LeaderIdAndEpoch()
+            obj135.unknown_tagged_fields = []
+            items133.append(obj135)
+        obj129.partition_responses = items133
+        obj129.topic_id = ZERO_UUID
+        obj129.unknown_tagged_fields = []
+        items127.append(obj129)
+    obj125.responses = items127
+    (obj125.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj125.node_endpoints = []
+    obj125.unknown_tagged_fields = []
+    self = obj125
     return self, pos
 
 
 # ProduceResponse v9
 def _enc_ProduceResponse_v9(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('ProduceResponse', 'node_endpoints', '9')
-    w_calen(out, self.responses)
-    for item55 in self.responses:
-        _enc_TopicProduceResponse_v9(item55, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
+    n144 = len(self.responses) + 1
+    if n144 < 128:
+        out.append(n144)
+    else:
+        w_uvarint(out, n144)
+    for item145 in self.responses:
+        w_cstr(out, item145.name)
+        n146 = len(item145.partition_responses) + 1
+        if n146 < 128:
+            out.append(n146)
+        else:
+            w_uvarint(out, n146)
+        for item147 in item145.partition_responses:
+            if not ((item147.current_leader is not None and _is_default_LeaderIdAndEpoch(item147.current_leader))):
+                raise cannot_carry('PartitionProduceResponse', 'current_leader', '9')
+            out += _S6.pack(item147.index, item147.error_code, item147.base_offset, item147.log_append_time_ms, item147.log_start_offset)
+            n148 = len(item147.record_errors) + 1
+            if n148 < 128:
+                out.append(n148)
+            else:
+                w_uvarint(out, n148)
+            for item149 in item147.record_errors:
+                out += _S1.pack(item149.batch_index)
+                w_cnstr(out, item149.batch_index_error_message)
+                if item149.unknown_tagged_fields:
+                    w_tagged(out, (), item149.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            w_cnstr(out, item147.error_message)
+            if item147.unknown_tagged_fields:
+                w_tagged(out, (), item147.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item145.unknown_tagged_fields:
+            w_tagged(out, (), item145.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.throttle_time_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -541,574 +961,643 @@ def _enc_ProduceResponse_v9(self, out, parts):
 
 
 def _dec_ProduceResponse_v9(buf, pos):
-    self = new(ProduceResponse)
-    n56, pos = r_calen(buf, pos)
-    items57 = []
-    for _ in range(n56):
-        item58, pos = _dec_TopicProduceResponse_v9(buf, pos)
-        items57.append(item58)
-    self.responses = items57
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj150 = new(ProduceResponse)
+    n151 = buf[pos]
+    if n151 > 127:
+        n151, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n151 -= 1
+    if n151 < 0 or n151 > limit - pos:
+        raise bad_length('array', pos, n151, buf)
+    items152 = []
+    for _ in range(n151):
+        obj154 = new(TopicProduceResponse)
+        n155 = buf[pos]
+        if n155 > 127:
+            n155, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n155 -= 1
+        end156 = pos + n155
+        if n155 < 0 or end156 > limit:
+            raise bad_length('string', pos, n155, buf)
+        obj154.name = str(buf[pos:end156], 'utf-8')
+        pos = end156
+        n157 = buf[pos]
+        if n157 > 127:
+            n157, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n157 -= 1
+        if n157 < 0 or n157 > limit - pos:
+            raise bad_length('array', pos, n157, buf)
+        items158 = []
+        for _ in range(n157):
+            obj160 = new(PartitionProduceResponse)
+            (obj160.index, obj160.error_code, obj160.base_offset, obj160.log_append_time_ms, obj160.log_start_offset,) = _S6.unpack_from(buf, pos)
+            pos += 30
+            n161 = buf[pos]
+            if n161 > 127:
+                n161, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n161 -= 1
+            if n161 < 0 or n161 > limit - pos:
+                raise bad_length('array', pos, n161, buf)
+            items162 = []
+            for _ in range(n161):
+                obj164 = new(BatchIndexAndErrorMessage)
+                (obj164.batch_index,) = _S1.unpack_from(buf, pos)
+                pos += 4
+                n165 = buf[pos]
+                if n165 > 127:
+                    n165, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n165 -= 1
+                end166 = pos + n165
+                if n165 < 0 or end166 > limit:
+                    if n165 != -1:
+                        raise bad_length('string', pos, n165, buf)
+                    obj164.batch_index_error_message = None
+                else:
+                    obj164.batch_index_error_message = str(buf[pos:end166], 'utf-8')
+                    pos = end166
+                if buf[pos] == 0:
+                    pos += 1
+                    obj164.unknown_tagged_fields = []
+                else:
+                    obj164.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items162.append(obj164)
+            obj160.record_errors = items162
+            n167 = buf[pos]
+            if n167 > 127:
+                n167, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n167 -= 1
+            end168 = pos + n167
+            if n167 < 0 or end168 > limit:
+                if n167 != -1:
+                    raise bad_length('string', pos, n167, buf)
+                obj160.error_message = None
+            else:
+                obj160.error_message = str(buf[pos:end168], 'utf-8')
+                pos = end168
+            obj160.current_leader = LeaderIdAndEpoch()
+            if buf[pos] == 0:
+                pos += 1
+                obj160.unknown_tagged_fields = []
+            else:
+                obj160.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items158.append(obj160)
+        obj154.partition_responses = items158
+        obj154.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj154.unknown_tagged_fields = []
+        else:
+            obj154.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items152.append(obj154)
+    obj150.responses = items152
+    (obj150.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.node_endpoints = []
-    count59, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count59:
-        pos = r_tagged_unknown(buf, pos, count59, unknown)
-    self.unknown_tagged_fields = unknown
+    obj150.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj150.unknown_tagged_fields = []
+    else:
+        obj150.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj150
     return self, pos
 
 
 # ProduceResponse v10-12
 def _enc_ProduceResponse_v10(self, out, parts):
-    w_calen(out, self.responses)
-    for item60 in self.responses:
-        _enc_TopicProduceResponse_v10(item60, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item61 in self.node_endpoints:
-            _enc_NodeEndpoint_v10(item61, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n169 = len(self.responses) + 1
+    if n169 < 128:
+        out.append(n169)
+    else:
+        w_uvarint(out, n169)
+    for item170 in self.responses:
+        w_cstr(out, item170.name)
+        n171 = len(item170.partition_responses) + 1
+        if n171 < 128:
+            out.append(n171)
+        else:
+            w_uvarint(out, n171)
+        for item172 in item170.partition_responses:
+            out += _S6.pack(item172.index, item172.error_code, item172.base_offset, item172.log_append_time_ms, item172.log_start_offset)
+            n173 = len(item172.record_errors) + 1
+            if n173 < 128:
+                out.append(n173)
+            else:
+                w_uvarint(out, n173)
+            for item174 in item172.record_errors:
+                out += _S1.pack(item174.batch_index)
+                w_cnstr(out, item174.batch_index_error_message)
+                if item174.unknown_tagged_fields:
+                    w_tagged(out, (), item174.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            w_cnstr(out, item172.error_message)
+            tagged175 = []
+            if not ((item172.current_leader is not None and _is_default_LeaderIdAndEpoch(item172.current_leader))):
+                field176 = bytearray()
+                s177 = item172.current_leader
+                field176 += _S7.pack(s177.leader_id, s177.leader_epoch)
+                if s177.unknown_tagged_fields:
+                    w_tagged(field176, (), s177.unknown_tagged_fields)
+                else:
+                    field176.append(0)
+                tagged175.append((0, field176))
+            if tagged175 or item172.unknown_tagged_fields:
+                w_tagged(out, tagged175, item172.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item170.unknown_tagged_fields:
+            w_tagged(out, (), item170.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.throttle_time_ms)
+    tagged178 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field179 = bytearray()
+        n180 = len(self.node_endpoints) + 1
+        if n180 < 128:
+            field179.append(n180)
+        else:
+            w_uvarint(field179, n180)
+        for item181 in self.node_endpoints:
+            field179 += _S1.pack(item181.node_id)
+            w_cstr(field179, item181.host)
+            field179 += _S1.pack(item181.port)
+            w_cnstr(field179, item181.rack)
+            if item181.unknown_tagged_fields:
+                w_tagged(field179, (), item181.unknown_tagged_fields)
+            else:
+                field179.append(0)
+        tagged178.append((0, field179))
+    if tagged178 or self.unknown_tagged_fields:
+        w_tagged(out, tagged178, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_ProduceResponse_v10(buf, pos):
-    self = new(ProduceResponse)
-    n62, pos = r_calen(buf, pos)
-    items63 = []
-    for _ in range(n62):
-        item64, pos = _dec_TopicProduceResponse_v10(buf, pos)
-        items63.append(item64)
-    self.responses = items63
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.node_endpoints = []
-    count65, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count65:
-        for _ in range(count65):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n66, pos = r_calen(field, pos)
-                items67 = []
-                for _ in range(n66):
-                    item68, pos = _dec_NodeEndpoint_v10(field, pos)
-                    items67.append(item68)
-                self.node_endpoints = items67
+    limit = len(buf)
+    obj182 = new(ProduceResponse)
+    n183 = buf[pos]
+    if n183 > 127:
+        n183, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n183 -= 1
+    if n183 < 0 or n183 > limit - pos:
+        raise bad_length('array', pos, n183, buf)
+    items184 = []
+    for _ in range(n183):
+        obj186 = new(TopicProduceResponse)
+        n187 = buf[pos]
+        if n187 > 127:
+            n187, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n187 -= 1
+        end188 = pos + n187
+        if n187 < 0 or end188 > limit:
+            raise bad_length('string', pos, n187, buf)
+        obj186.name = str(buf[pos:end188], 'utf-8')
+        pos = end188
+        n189 = buf[pos]
+        if n189 > 127:
+            n189, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n189 -= 1
+        if n189 < 0 or n189 > limit - pos:
+            raise bad_length('array', pos, n189, buf)
+        items190 = []
+        for _ in range(n189):
+            obj192 = new(PartitionProduceResponse)
+            (obj192.index, obj192.error_code, obj192.base_offset, obj192.log_append_time_ms, obj192.log_start_offset,) = _S6.unpack_from(buf, pos)
+            pos += 30
+            n193 = buf[pos]
+            if n193 > 127:
+                n193, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                pos += 1
+            n193 -= 1
+            if n193 < 0 or n193 > limit - pos:
+                raise bad_length('array', pos, n193, buf)
+            items194 = []
+            for _ in range(n193):
+                obj196 = new(BatchIndexAndErrorMessage)
+                (obj196.batch_index,) = _S1.unpack_from(buf, pos)
+                pos += 4
+                n197 = buf[pos]
+                if n197 > 127:
+                    n197, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n197 -= 1
+                end198 = pos + n197
+                if n197 < 0 or end198 > limit:
+                    if n197 != -1:
+                        raise bad_length('string', pos, n197, buf)
+                    obj196.batch_index_error_message = None
+                else:
+                    obj196.batch_index_error_message = str(buf[pos:end198], 'utf-8')
+                    pos = end198
+                if buf[pos] == 0:
+                    pos += 1
+                    obj196.unknown_tagged_fields = []
+                else:
+                    obj196.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items194.append(obj196)
+            obj192.record_errors = items194
+            n199 = buf[pos]
+            if n199 > 127:
+                n199, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n199 -= 1
+            end200 = pos + n199
+            if n199 < 0 or end200 > limit:
+                if n199 != -1:
+                    raise bad_length('string', pos, n199, buf)
+                obj192.error_message = None
+            else:
+                obj192.error_message = str(buf[pos:end200], 'utf-8')
+                pos = end200
+            obj192.current_leader = LeaderIdAndEpoch()
+            if buf[pos] == 0:
+                pos += 1
+                obj192.unknown_tagged_fields = []
+            else:
+                count201, pos = r_uvarint(buf, pos)
+                unknown202 = []
+                for _ in range(count201):
+                    tag203, start204, end205 = r_tag_header(buf, pos)
+                    if tag203 == 0:
+                        pos = start204
+                        obj206 = new(LeaderIdAndEpoch)
+                        (obj206.leader_id, obj206.leader_epoch,) = _S7.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj206.unknown_tagged_fields = []
+                        else:
+                            obj206.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj192.current_leader = obj206
+                        if pos != end205:
+                            raise tagged_size_mismatch(tag203, start204, end205, pos)
+                    else:
+                        unknown202.append((tag203, bytes(buf[start204:end205])))
+                        pos = end205
+                obj192.unknown_tagged_fields = unknown202
+            items190.append(obj192)
+        obj186.partition_responses = items190
+        obj186.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj186.unknown_tagged_fields = []
+        else:
+            obj186.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items184.append(obj186)
+    obj182.responses = items184
+    (obj182.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    obj182.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj182.unknown_tagged_fields = []
+    else:
+        count207, pos = r_uvarint(buf, pos)
+        unknown208 = []
+        for _ in range(count207):
+            tag209, start210, end211 = r_tag_header(buf, pos)
+            if tag209 == 0:
+                pos = start210
+                n212 = buf[pos]
+                if n212 > 127:
+                    n212, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n212 -= 1
+                if n212 < 0 or n212 > limit - pos:
+                    raise bad_length('array', pos, n212, buf)
+                items213 = []
+                for _ in range(n212):
+                    obj215 = new(NodeEndpoint)
+                    (obj215.node_id,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    n216 = buf[pos]
+                    if n216 > 127:
+                        n216, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n216 -= 1
+                    end217 = pos + n216
+                    if n216 < 0 or end217 > limit:
+                        raise bad_length('string', pos, n216, buf)
+                    obj215.host = str(buf[pos:end217], 'utf-8')
+                    pos = end217
+                    (obj215.port,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    n218 = buf[pos]
+                    if n218 > 127:
+                        n218, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n218 -= 1
+                    end219 = pos + n218
+                    if n218 < 0 or end219 > limit:
+                        if n218 != -1:
+                            raise bad_length('string', pos, n218, buf)
+                        obj215.rack = None
+                    else:
+                        obj215.rack = str(buf[pos:end219], 'utf-8')
+                        pos = end219
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj215.unknown_tagged_fields = []
+                    else:
+                        obj215.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items213.append(obj215)
+                obj182.node_endpoints = items213
+                if pos != end211:
+                    raise tagged_size_mismatch(tag209, start210, end211, pos)
+            else:
+                unknown208.append((tag209, bytes(buf[start210:end211])))
+                pos = end211
+        obj182.unknown_tagged_fields = unknown208
+    self = obj182
     return self, pos
 
 
 # ProduceResponse v13
 def _enc_ProduceResponse_v13(self, out, parts):
-    w_calen(out, self.responses)
-    for item69 in self.responses:
-        _enc_TopicProduceResponse_v13(item69, out, parts)
-    out += _S2.pack(self.throttle_time_ms)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item70 in self.node_endpoints:
-            _enc_NodeEndpoint_v10(item70, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n220 = len(self.responses) + 1
+    if n220 < 128:
+        out.append(n220)
+    else:
+        w_uvarint(out, n220)
+    for item221 in self.responses:
+        out += _S3.pack(item221.topic_id.bytes)
+        n222 = len(item221.partition_responses) + 1
+        if n222 < 128:
+            out.append(n222)
+        else:
+            w_uvarint(out, n222)
+        for item223 in item221.partition_responses:
+            out += _S6.pack(item223.index, item223.error_code, item223.base_offset, item223.log_append_time_ms, item223.log_start_offset)
+            n224 = len(item223.record_errors) + 1
+            if n224 < 128:
+                out.append(n224)
+            else:
+                w_uvarint(out, n224)
+            for item225 in item223.record_errors:
+                out += _S1.pack(item225.batch_index)
+                w_cnstr(out, item225.batch_index_error_message)
+                if item225.unknown_tagged_fields:
+                    w_tagged(out, (), item225.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            w_cnstr(out, item223.error_message)
+            tagged226 = []
+            if not ((item223.current_leader is not None and _is_default_LeaderIdAndEpoch(item223.current_leader))):
+                field227 = bytearray()
+                s228 = item223.current_leader
+                field227 += _S7.pack(s228.leader_id, s228.leader_epoch)
+                if s228.unknown_tagged_fields:
+                    w_tagged(field227, (), s228.unknown_tagged_fields)
+                else:
+                    field227.append(0)
+                tagged226.append((0, field227))
+            if tagged226 or item223.unknown_tagged_fields:
+                w_tagged(out, tagged226, item223.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item221.unknown_tagged_fields:
+            w_tagged(out, (), item221.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S1.pack(self.throttle_time_ms)
+    tagged229 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field230 = bytearray()
+        n231 = len(self.node_endpoints) + 1
+        if n231 < 128:
+            field230.append(n231)
+        else:
+            w_uvarint(field230, n231)
+        for item232 in self.node_endpoints:
+            field230 += _S1.pack(item232.node_id)
+            w_cstr(field230, item232.host)
+            field230 += _S1.pack(item232.port)
+            w_cnstr(field230, item232.rack)
+            if item232.unknown_tagged_fields:
+                w_tagged(field230, (), item232.unknown_tagged_fields)
+            else:
+                field230.append(0)
+        tagged229.append((0, field230))
+    if tagged229 or self.unknown_tagged_fields:
+        w_tagged(out, tagged229, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_ProduceResponse_v13(buf, pos):
-    self = new(ProduceResponse)
-    n71, pos = r_calen(buf, pos)
-    items72 = []
-    for _ in range(n71):
-        item73, pos = _dec_TopicProduceResponse_v13(buf, pos)
-        items72.append(item73)
-    self.responses = items72
-    (self.throttle_time_ms,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.node_endpoints = []
-    count74, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count74:
-        for _ in range(count74):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n75, pos = r_calen(field, pos)
-                items76 = []
-                for _ in range(n75):
-                    item77, pos = _dec_NodeEndpoint_v10(field, pos)
-                    items76.append(item77)
-                self.node_endpoints = items76
+    limit = len(buf)
+    obj233 = new(ProduceResponse)
+    n234 = buf[pos]
+    if n234 > 127:
+        n234, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n234 -= 1
+    if n234 < 0 or n234 > limit - pos:
+        raise bad_length('array', pos, n234, buf)
+    items235 = []
+    for _ in range(n234):
+        obj237 = new(TopicProduceResponse)
+        (raw238,) = _S3.unpack_from(buf, pos)
+        pos += 16
+        obj237.topic_id = uuid_from(raw238)
+        n239 = buf[pos]
+        if n239 > 127:
+            n239, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n239 -= 1
+        if n239 < 0 or n239 > limit - pos:
+            raise bad_length('array', pos, n239, buf)
+        items240 = []
+        for _ in range(n239):
+            obj242 = new(PartitionProduceResponse)
+            (obj242.index, obj242.error_code, obj242.base_offset, obj242.log_append_time_ms, obj242.log_start_offset,) = _S6.unpack_from(buf, pos)
+            pos += 30
+            n243 = buf[pos]
+            if n243 > 127:
+                n243, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicProduceResponse v0-1
-def _enc_TopicProduceResponse_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_responses)
-    for item78 in self.partition_responses:
-        _enc_PartitionProduceResponse_v0(item78, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicProduceResponse', '0-1')
-
-
-def _dec_TopicProduceResponse_v0(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_str(buf, pos)
-    n79, pos = r_alen(buf, pos)
-    items80 = []
-    for _ in range(n79):
-        item81, pos = _dec_PartitionProduceResponse_v0(buf, pos)
-        items80.append(item81)
-    self.partition_responses = items80
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicProduceResponse v2-4
-def _enc_TopicProduceResponse_v2(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_responses)
-    for item82 in self.partition_responses:
-        _enc_PartitionProduceResponse_v2(item82, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicProduceResponse', '2-4')
-
-
-def _dec_TopicProduceResponse_v2(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_str(buf, pos)
-    n83, pos = r_alen(buf, pos)
-    items84 = []
-    for _ in range(n83):
-        item85, pos = _dec_PartitionProduceResponse_v2(buf, pos)
-        items84.append(item85)
-    self.partition_responses = items84
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicProduceResponse v5-7
-def _enc_TopicProduceResponse_v5(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_responses)
-    for item86 in self.partition_responses:
-        _enc_PartitionProduceResponse_v5(item86, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicProduceResponse', '5-7')
-
-
-def _dec_TopicProduceResponse_v5(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_str(buf, pos)
-    n87, pos = r_alen(buf, pos)
-    items88 = []
-    for _ in range(n87):
-        item89, pos = _dec_PartitionProduceResponse_v5(buf, pos)
-        items88.append(item89)
-    self.partition_responses = items88
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicProduceResponse v8
-def _enc_TopicProduceResponse_v8(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_responses)
-    for item90 in self.partition_responses:
-        _enc_PartitionProduceResponse_v8(item90, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicProduceResponse', '8')
-
-
-def _dec_TopicProduceResponse_v8(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_str(buf, pos)
-    n91, pos = r_alen(buf, pos)
-    items92 = []
-    for _ in range(n91):
-        item93, pos = _dec_PartitionProduceResponse_v8(buf, pos)
-        items92.append(item93)
-    self.partition_responses = items92
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicProduceResponse v9
-def _enc_TopicProduceResponse_v9(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_responses)
-    for item94 in self.partition_responses:
-        _enc_PartitionProduceResponse_v9(item94, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicProduceResponse_v9(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_cstr(buf, pos)
-    n95, pos = r_calen(buf, pos)
-    items96 = []
-    for _ in range(n95):
-        item97, pos = _dec_PartitionProduceResponse_v9(buf, pos)
-        items96.append(item97)
-    self.partition_responses = items96
-    self.topic_id = ZERO_UUID
-    count98, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count98:
-        pos = r_tagged_unknown(buf, pos, count98, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicProduceResponse v10-12
-def _enc_TopicProduceResponse_v10(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_responses)
-    for item99 in self.partition_responses:
-        _enc_PartitionProduceResponse_v10(item99, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicProduceResponse_v10(buf, pos):
-    self = new(TopicProduceResponse)
-    self.name, pos = r_cstr(buf, pos)
-    n100, pos = r_calen(buf, pos)
-    items101 = []
-    for _ in range(n100):
-        item102, pos = _dec_PartitionProduceResponse_v10(buf, pos)
-        items101.append(item102)
-    self.partition_responses = items101
-    self.topic_id = ZERO_UUID
-    count103, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count103:
-        pos = r_tagged_unknown(buf, pos, count103, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicProduceResponse v13
-def _enc_TopicProduceResponse_v13(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_responses)
-    for item104 in self.partition_responses:
-        _enc_PartitionProduceResponse_v10(item104, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicProduceResponse_v13(buf, pos):
-    self = new(TopicProduceResponse)
-    (raw105,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw105)
-    n106, pos = r_calen(buf, pos)
-    items107 = []
-    for _ in range(n106):
-        item108, pos = _dec_PartitionProduceResponse_v10(buf, pos)
-        items107.append(item108)
-    self.partition_responses = items107
-    self.name = ''
-    count109, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count109:
-        pos = r_tagged_unknown(buf, pos, count109, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v10-13
-def _enc_NodeEndpoint_v10(self, out, parts):
-    out += _S2.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S2.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v10(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    count110, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count110:
-        pos = r_tagged_unknown(buf, pos, count110, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionProduceResponse v0-1
-def _enc_PartitionProduceResponse_v0(self, out, parts):
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionProduceResponse', 'current_leader', '0-1')
-    out += _S3.pack(self.index, self.error_code, self.base_offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionProduceResponse', '0-1')
-
-
-def _dec_PartitionProduceResponse_v0(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset,) = _S3.unpack_from(buf, pos)
-    pos += 14
-    self.log_append_time_ms = -1
-    self.log_start_offset = -1
-    self.record_errors = []
-    self.error_message = None
-    self.current_leader = LeaderIdAndEpoch()
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionProduceResponse v2-4
-def _enc_PartitionProduceResponse_v2(self, out, parts):
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionProduceResponse', 'current_leader', '2-4')
-    out += _S4.pack(self.index, self.error_code, self.base_offset, self.log_append_time_ms)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionProduceResponse', '2-4')
-
-
-def _dec_PartitionProduceResponse_v2(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset, self.log_append_time_ms,) = _S4.unpack_from(buf, pos)
-    pos += 22
-    self.log_start_offset = -1
-    self.record_errors = []
-    self.error_message = None
-    self.current_leader = LeaderIdAndEpoch()
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionProduceResponse v5-7
-def _enc_PartitionProduceResponse_v5(self, out, parts):
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionProduceResponse', 'current_leader', '5-7')
-    out += _S5.pack(self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionProduceResponse', '5-7')
-
-
-def _dec_PartitionProduceResponse_v5(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset,) = _S5.unpack_from(buf, pos)
-    pos += 30
-    self.record_errors = []
-    self.error_message = None
-    self.current_leader = LeaderIdAndEpoch()
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionProduceResponse v8
-def _enc_PartitionProduceResponse_v8(self, out, parts):
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionProduceResponse', 'current_leader', '8')
-    out += _S5.pack(self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset)
-    w_alen(out, self.record_errors)
-    for item111 in self.record_errors:
-        _enc_BatchIndexAndErrorMessage_v8(item111, out, parts)
-    w_nstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionProduceResponse', '8')
-
-
-def _dec_PartitionProduceResponse_v8(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset,) = _S5.unpack_from(buf, pos)
-    pos += 30
-    n112, pos = r_alen(buf, pos)
-    items113 = []
-    for _ in range(n112):
-        item114, pos = _dec_BatchIndexAndErrorMessage_v8(buf, pos)
-        items113.append(item114)
-    self.record_errors = items113
-    self.error_message, pos = r_nstr(buf, pos)
-    self.current_leader = LeaderIdAndEpoch()
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionProduceResponse v9
-def _enc_PartitionProduceResponse_v9(self, out, parts):
-    if self.current_leader != LeaderIdAndEpoch():
-        raise cannot_carry('PartitionProduceResponse', 'current_leader', '9')
-    out += _S5.pack(self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset)
-    w_calen(out, self.record_errors)
-    for item115 in self.record_errors:
-        _enc_BatchIndexAndErrorMessage_v9(item115, out, parts)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_PartitionProduceResponse_v9(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset,) = _S5.unpack_from(buf, pos)
-    pos += 30
-    n116, pos = r_calen(buf, pos)
-    items117 = []
-    for _ in range(n116):
-        item118, pos = _dec_BatchIndexAndErrorMessage_v9(buf, pos)
-        items117.append(item118)
-    self.record_errors = items117
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.current_leader = LeaderIdAndEpoch()
-    count119, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count119:
-        pos = r_tagged_unknown(buf, pos, count119, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionProduceResponse v10-13
-def _enc_PartitionProduceResponse_v10(self, out, parts):
-    out += _S5.pack(self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset)
-    w_calen(out, self.record_errors)
-    for item120 in self.record_errors:
-        _enc_BatchIndexAndErrorMessage_v9(item120, out, parts)
-    w_cnstr(out, self.error_message)
-    tagged = []
-    if self.current_leader != LeaderIdAndEpoch():
-        field = bytearray()
-        _enc_LeaderIdAndEpoch_v10(self.current_leader, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_PartitionProduceResponse_v10(buf, pos):
-    self = new(PartitionProduceResponse)
-    (self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset,) = _S5.unpack_from(buf, pos)
-    pos += 30
-    n121, pos = r_calen(buf, pos)
-    items122 = []
-    for _ in range(n121):
-        item123, pos = _dec_BatchIndexAndErrorMessage_v9(buf, pos)
-        items122.append(item123)
-    self.record_errors = items122
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.current_leader = LeaderIdAndEpoch()
-    count124, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count124:
-        for _ in range(count124):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.current_leader, pos = _dec_LeaderIdAndEpoch_v10(field, pos)
+                pos += 1
+            n243 -= 1
+            if n243 < 0 or n243 > limit - pos:
+                raise bad_length('array', pos, n243, buf)
+            items244 = []
+            for _ in range(n243):
+                obj246 = new(BatchIndexAndErrorMessage)
+                (obj246.batch_index,) = _S1.unpack_from(buf, pos)
+                pos += 4
+                n247 = buf[pos]
+                if n247 > 127:
+                    n247, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n247 -= 1
+                end248 = pos + n247
+                if n247 < 0 or end248 > limit:
+                    if n247 != -1:
+                        raise bad_length('string', pos, n247, buf)
+                    obj246.batch_index_error_message = None
+                else:
+                    obj246.batch_index_error_message = str(buf[pos:end248], 'utf-8')
+                    pos = end248
+                if buf[pos] == 0:
+                    pos += 1
+                    obj246.unknown_tagged_fields = []
+                else:
+                    obj246.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items244.append(obj246)
+            obj242.record_errors = items244
+            n249 = buf[pos]
+            if n249 > 127:
+                n249, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BatchIndexAndErrorMessage v8
-def _enc_BatchIndexAndErrorMessage_v8(self, out, parts):
-    out += _S2.pack(self.batch_index)
-    w_nstr(out, self.batch_index_error_message)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('BatchIndexAndErrorMessage', '8')
-
-
-def _dec_BatchIndexAndErrorMessage_v8(buf, pos):
-    self = new(BatchIndexAndErrorMessage)
-    (self.batch_index,) = _S2.unpack_from(buf, pos)
+                pos += 1
+            n249 -= 1
+            end250 = pos + n249
+            if n249 < 0 or end250 > limit:
+                if n249 != -1:
+                    raise bad_length('string', pos, n249, buf)
+                obj242.error_message = None
+            else:
+                obj242.error_message = str(buf[pos:end250], 'utf-8')
+                pos = end250
+            obj242.current_leader = LeaderIdAndEpoch()
+            if buf[pos] == 0:
+                pos += 1
+                obj242.unknown_tagged_fields = []
+            else:
+                count251, pos = r_uvarint(buf, pos)
+                unknown252 = []
+                for _ in range(count251):
+                    tag253, start254, end255 = r_tag_header(buf, pos)
+                    if tag253 == 0:
+                        pos = start254
+                        obj256 = new(LeaderIdAndEpoch)
+                        (obj256.leader_id, obj256.leader_epoch,) = _S7.unpack_from(buf, pos)
+                        pos += 8
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj256.unknown_tagged_fields = []
+                        else:
+                            obj256.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        obj242.current_leader = obj256
+                        if pos != end255:
+                            raise tagged_size_mismatch(tag253, start254, end255, pos)
+                    else:
+                        unknown252.append((tag253, bytes(buf[start254:end255])))
+                        pos = end255
+                obj242.unknown_tagged_fields = unknown252
+            items240.append(obj242)
+        obj237.partition_responses = items240
+        obj237.name = ''
+        if buf[pos] == 0:
+            pos += 1
+            obj237.unknown_tagged_fields = []
+        else:
+            obj237.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items235.append(obj237)
+    obj233.responses = items235
+    (obj233.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    self.batch_index_error_message, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# BatchIndexAndErrorMessage v9-13
-def _enc_BatchIndexAndErrorMessage_v9(self, out, parts):
-    out += _S2.pack(self.batch_index)
-    w_cnstr(out, self.batch_index_error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj233.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj233.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_BatchIndexAndErrorMessage_v9(buf, pos):
-    self = new(BatchIndexAndErrorMessage)
-    (self.batch_index,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    self.batch_index_error_message, pos = r_cnstr(buf, pos)
-    count125, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count125:
-        pos = r_tagged_unknown(buf, pos, count125, unknown)
-    self.unknown_tagged_fields = unknown
+        count257, pos = r_uvarint(buf, pos)
+        unknown258 = []
+        for _ in range(count257):
+            tag259, start260, end261 = r_tag_header(buf, pos)
+            if tag259 == 0:
+                pos = start260
+                n262 = buf[pos]
+                if n262 > 127:
+                    n262, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n262 -= 1
+                if n262 < 0 or n262 > limit - pos:
+                    raise bad_length('array', pos, n262, buf)
+                items263 = []
+                for _ in range(n262):
+                    obj265 = new(NodeEndpoint)
+                    (obj265.node_id,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    n266 = buf[pos]
+                    if n266 > 127:
+                        n266, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n266 -= 1
+                    end267 = pos + n266
+                    if n266 < 0 or end267 > limit:
+                        raise bad_length('string', pos, n266, buf)
+                    obj265.host = str(buf[pos:end267], 'utf-8')
+                    pos = end267
+                    (obj265.port,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    n268 = buf[pos]
+                    if n268 > 127:
+                        n268, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n268 -= 1
+                    end269 = pos + n268
+                    if n268 < 0 or end269 > limit:
+                        if n268 != -1:
+                            raise bad_length('string', pos, n268, buf)
+                        obj265.rack = None
+                    else:
+                        obj265.rack = str(buf[pos:end269], 'utf-8')
+                        pos = end269
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj265.unknown_tagged_fields = []
+                    else:
+                        obj265.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items263.append(obj265)
+                obj233.node_endpoints = items263
+                if pos != end261:
+                    raise tagged_size_mismatch(tag259, start260, end261, pos)
+            else:
+                unknown258.append((tag259, bytes(buf[start260:end261])))
+                pos = end261
+        obj233.unknown_tagged_fields = unknown258
+    self = obj233
     return self, pos
 
 
-# LeaderIdAndEpoch v10-13
-def _enc_LeaderIdAndEpoch_v10(self, out, parts):
-    out += _S6.pack(self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_LeaderIdAndEpoch_v10(buf, pos):
-    self = new(LeaderIdAndEpoch)
-    (self.leader_id, self.leader_epoch,) = _S6.unpack_from(buf, pos)
-    pos += 8
-    count126, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count126:
-        pos = r_tagged_unknown(buf, pos, count126, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
+def _is_default_LeaderIdAndEpoch(value):
+    return (value.leader_id == -1
+            and value.leader_epoch == -1
+            and not value.unknown_tagged_fields)
 
 
 ProduceRequest._ENCODERS = {0: _enc_ProduceRequest_v0, 1: _enc_ProduceRequest_v0, 2: _enc_ProduceRequest_v0, 3: _enc_ProduceRequest_v3, 4: _enc_ProduceRequest_v3, 5: _enc_ProduceRequest_v3, 6: _enc_ProduceRequest_v3, 7: _enc_ProduceRequest_v3, 8: _enc_ProduceRequest_v3, 9: _enc_ProduceRequest_v9, 10: _enc_ProduceRequest_v9, 11: _enc_ProduceRequest_v9, 12: _enc_ProduceRequest_v9, 13: _enc_ProduceRequest_v13}

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -69,16 +69,28 @@ def _enc_PushTelemetryRequest_v0(self, out, parts):
 
 
 def _dec_PushTelemetryRequest_v0(buf, pos):
-    self = new(PushTelemetryRequest)
-    (raw1, self.subscription_id, self.terminating, self.compression_type,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(PushTelemetryRequest)
+    (raw2, obj1.subscription_id, obj1.terminating, obj1.compression_type,) = _S0.unpack_from(buf, pos)
     pos += 22
-    self.client_instance_id = uuid_from(raw1)
-    self.metrics, pos = r_cbytes(buf, pos)
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj1.client_instance_id = uuid_from(raw2)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n3 -= 1
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('bytes', pos, n3, buf)
+    obj1.metrics = bytes(buf[pos:end4])
+    pos = end4
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
@@ -92,14 +104,16 @@ def _enc_PushTelemetryResponse_v0(self, out, parts):
 
 
 def _dec_PushTelemetryResponse_v0(buf, pos):
-    self = new(PushTelemetryResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(PushTelemetryResponse)
+    (obj5.throttle_time_ms, obj5.error_code,) = _S1.unpack_from(buf, pos)
     pos += 6
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -121,9 +121,28 @@ class StateBatch(Struct):
 # ReadShareGroupStateRequest v0
 def _enc_ReadShareGroupStateRequest_v0(self, out, parts):
     w_cstr(out, self.group_id)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_ReadStateData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S0.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S1.pack(item4.partition, item4.leader_epoch)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -131,79 +150,106 @@ def _enc_ReadShareGroupStateRequest_v0(self, out, parts):
 
 
 def _dec_ReadShareGroupStateRequest_v0(buf, pos):
-    self = new(ReadShareGroupStateRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_ReadStateData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReadStateData v0
-def _enc_ReadStateData_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item6 in self.partitions:
-        _enc_PartitionData_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj5 = new(ReadShareGroupStateRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReadStateData_v0(buf, pos):
-    self = new(ReadStateData)
-    (raw7,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj5.group_id = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
     items9 = []
     for _ in range(n8):
-        item10, pos = _dec_PartitionData_v0(buf, pos)
-        items9.append(item10)
-    self.partitions = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0
-def _enc_PartitionData_v0(self, out, parts):
-    out += _S1.pack(self.partition, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj11 = new(ReadStateData)
+        (raw12,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj11.topic_id = uuid_from(raw12)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        if n13 < 0 or n13 > limit - pos:
+            raise bad_length('array', pos, n13, buf)
+        items14 = []
+        for _ in range(n13):
+            obj16 = new(PartitionData)
+            (obj16.partition, obj16.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            if buf[pos] == 0:
+                pos += 1
+                obj16.unknown_tagged_fields = []
+            else:
+                obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items14.append(obj16)
+        obj11.partitions = items14
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj5.topics = items9
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition, self.leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # ReadShareGroupStateResponse v0
 def _enc_ReadShareGroupStateResponse_v0(self, out, parts):
-    w_calen(out, self.results)
-    for item13 in self.results:
-        _enc_ReadStateResult_v0(item13, out, parts)
+    n17 = len(self.results) + 1
+    if n17 < 128:
+        out.append(n17)
+    else:
+        w_uvarint(out, n17)
+    for item18 in self.results:
+        out += _S0.pack(item18.topic_id.bytes)
+        n19 = len(item18.partitions) + 1
+        if n19 < 128:
+            out.append(n19)
+        else:
+            w_uvarint(out, n19)
+        for item20 in item18.partitions:
+            out += _S2.pack(item20.partition, item20.error_code)
+            w_cnstr(out, item20.error_message)
+            out += _S3.pack(item20.state_epoch, item20.start_offset)
+            n21 = len(item20.state_batches) + 1
+            if n21 < 128:
+                out.append(n21)
+            else:
+                w_uvarint(out, n21)
+            for item22 in item20.state_batches:
+                out += _S4.pack(item22.first_offset, item22.last_offset, item22.delivery_state, item22.delivery_count)
+                if item22.unknown_tagged_fields:
+                    w_tagged(out, (), item22.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item20.unknown_tagged_fields:
+                w_tagged(out, (), item20.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item18.unknown_tagged_fields:
+            w_tagged(out, (), item18.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -211,105 +257,91 @@ def _enc_ReadShareGroupStateResponse_v0(self, out, parts):
 
 
 def _dec_ReadShareGroupStateResponse_v0(buf, pos):
-    self = new(ReadShareGroupStateResponse)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_ReadStateResult_v0(buf, pos)
-        items15.append(item16)
-    self.results = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ReadStateResult v0
-def _enc_ReadStateResult_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_PartitionResult_v0(item18, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj23 = new(ReadShareGroupStateResponse)
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ReadStateResult_v0(buf, pos):
-    self = new(ReadStateResult)
-    (raw19,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw19)
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_PartitionResult_v0(buf, pos)
-        items21.append(item22)
-    self.partitions = items21
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionResult v0
-def _enc_PartitionResult_v0(self, out, parts):
-    out += _S2.pack(self.partition, self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S3.pack(self.state_epoch, self.start_offset)
-    w_calen(out, self.state_batches)
-    for item24 in self.state_batches:
-        _enc_StateBatch_v0(item24, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(ReadStateResult)
+        (raw28,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj27.topic_id = uuid_from(raw28)
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        if n29 < 0 or n29 > limit - pos:
+            raise bad_length('array', pos, n29, buf)
+        items30 = []
+        for _ in range(n29):
+            obj32 = new(PartitionResult)
+            (obj32.partition, obj32.error_code,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            n33 = buf[pos]
+            if n33 > 127:
+                n33, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n33 -= 1
+            end34 = pos + n33
+            if n33 < 0 or end34 > limit:
+                if n33 != -1:
+                    raise bad_length('string', pos, n33, buf)
+                obj32.error_message = None
+            else:
+                obj32.error_message = str(buf[pos:end34], 'utf-8')
+                pos = end34
+            (obj32.state_epoch, obj32.start_offset,) = _S3.unpack_from(buf, pos)
+            pos += 12
+            n35 = buf[pos]
+            if n35 > 127:
+                n35, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n35 -= 1
+            if n35 < 0 or n35 > limit - pos:
+                raise bad_length('array', pos, n35, buf)
+            items36 = []
+            for _ in range(n35):
+                obj38 = new(StateBatch)
+                (obj38.first_offset, obj38.last_offset, obj38.delivery_state, obj38.delivery_count,) = _S4.unpack_from(buf, pos)
+                pos += 19
+                if buf[pos] == 0:
+                    pos += 1
+                    obj38.unknown_tagged_fields = []
+                else:
+                    obj38.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items36.append(obj38)
+            obj32.state_batches = items36
+            if buf[pos] == 0:
+                pos += 1
+                obj32.unknown_tagged_fields = []
+            else:
+                obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items30.append(obj32)
+        obj27.partitions = items30
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj23.results = items25
+    if buf[pos] == 0:
+        pos += 1
+        obj23.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionResult_v0(buf, pos):
-    self = new(PartitionResult)
-    (self.partition, self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.state_epoch, self.start_offset,) = _S3.unpack_from(buf, pos)
-    pos += 12
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_StateBatch_v0(buf, pos)
-        items26.append(item27)
-    self.state_batches = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StateBatch v0
-def _enc_StateBatch_v0(self, out, parts):
-    out += _S4.pack(self.first_offset, self.last_offset, self.delivery_state, self.delivery_count)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_StateBatch_v0(buf, pos):
-    self = new(StateBatch)
-    (self.first_offset, self.last_offset, self.delivery_state, self.delivery_count,) = _S4.unpack_from(buf, pos)
-    pos += 19
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+        obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj23
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -68,16 +68,31 @@ def _enc_RemoveRaftVoterRequest_v0(self, out, parts):
 
 
 def _dec_RemoveRaftVoterRequest_v0(buf, pos):
-    self = new(RemoveRaftVoterRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.voter_id, raw1,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(RemoveRaftVoterRequest)
+    n2 = buf[pos]
+    if n2 > 127:
+        n2, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n2 -= 1
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        if n2 != -1:
+            raise bad_length('string', pos, n2, buf)
+        obj1.cluster_id = None
+    else:
+        obj1.cluster_id = str(buf[pos:end3], 'utf-8')
+        pos = end3
+    (obj1.voter_id, raw4,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.voter_directory_id = uuid_from(raw1)
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    obj1.voter_directory_id = uuid_from(raw4)
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 
@@ -92,15 +107,30 @@ def _enc_RemoveRaftVoterResponse_v0(self, out, parts):
 
 
 def _dec_RemoveRaftVoterResponse_v0(buf, pos):
-    self = new(RemoveRaftVoterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(RemoveRaftVoterResponse)
+    (obj5.throttle_time_ms, obj5.error_code,) = _S1.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count3, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count3:
-        pos = r_tagged_unknown(buf, pos, count3, unknown)
-    self.unknown_tagged_fields = unknown
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        if n6 != -1:
+            raise bad_length('string', pos, n6, buf)
+        obj5.error_message = None
+    else:
+        obj5.error_message = str(buf[pos:end7], 'utf-8')
+        pos = end7
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,8 +15,9 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['SaslAuthenticateRequest', 'SaslAuthenticateResponse']
 
-_S0 = _Struct('>h')
-_S1 = _Struct('>q')
+_S0 = _Struct('>i')
+_S1 = _Struct('>h')
+_S2 = _Struct('>q')
 
 
 class SaslAuthenticateRequest(Message):
@@ -64,9 +65,17 @@ def _enc_SaslAuthenticateRequest_v0(self, out, parts):
 
 
 def _dec_SaslAuthenticateRequest_v0(buf, pos):
-    self = new(SaslAuthenticateRequest)
-    self.auth_bytes, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(SaslAuthenticateRequest)
+    (n2,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('bytes', pos, n2, buf)
+    obj1.auth_bytes = bytes(buf[pos:end3])
+    pos = end3
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -80,19 +89,31 @@ def _enc_SaslAuthenticateRequest_v2(self, out, parts):
 
 
 def _dec_SaslAuthenticateRequest_v2(buf, pos):
-    self = new(SaslAuthenticateRequest)
-    self.auth_bytes, pos = r_cbytes(buf, pos)
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj4 = new(SaslAuthenticateRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('bytes', pos, n5, buf)
+    obj4.auth_bytes = bytes(buf[pos:end6])
+    pos = end6
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # SaslAuthenticateResponse v0
 def _enc_SaslAuthenticateResponse_v0(self, out, parts):
-    out += _S0.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_nstr(out, self.error_message)
     w_bytes(out, self.auth_bytes)
     if self.unknown_tagged_fields:
@@ -100,44 +121,78 @@ def _enc_SaslAuthenticateResponse_v0(self, out, parts):
 
 
 def _dec_SaslAuthenticateResponse_v0(buf, pos):
-    self = new(SaslAuthenticateResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(SaslAuthenticateResponse)
+    (obj7.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    self.auth_bytes, pos = r_bytes(buf, pos)
-    self.session_lifetime_ms = 0
-    self.unknown_tagged_fields = []
+    (n8,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        if n8 != -1:
+            raise bad_length('string', pos, n8, buf)
+        obj7.error_message = None
+    else:
+        obj7.error_message = str(buf[pos:end9], 'utf-8')
+        pos = end9
+    (n10,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end11 = pos + n10
+    if n10 < 0 or end11 > limit:
+        raise bad_length('bytes', pos, n10, buf)
+    obj7.auth_bytes = bytes(buf[pos:end11])
+    pos = end11
+    obj7.session_lifetime_ms = 0
+    obj7.unknown_tagged_fields = []
+    self = obj7
     return self, pos
 
 
 # SaslAuthenticateResponse v1
 def _enc_SaslAuthenticateResponse_v1(self, out, parts):
-    out += _S0.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_nstr(out, self.error_message)
     w_bytes(out, self.auth_bytes)
-    out += _S1.pack(self.session_lifetime_ms)
+    out += _S2.pack(self.session_lifetime_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('SaslAuthenticateResponse', '1')
 
 
 def _dec_SaslAuthenticateResponse_v1(buf, pos):
-    self = new(SaslAuthenticateResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj12 = new(SaslAuthenticateResponse)
+    (obj12.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.error_message, pos = r_nstr(buf, pos)
-    self.auth_bytes, pos = r_bytes(buf, pos)
-    (self.session_lifetime_ms,) = _S1.unpack_from(buf, pos)
+    (n13,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end14 = pos + n13
+    if n13 < 0 or end14 > limit:
+        if n13 != -1:
+            raise bad_length('string', pos, n13, buf)
+        obj12.error_message = None
+    else:
+        obj12.error_message = str(buf[pos:end14], 'utf-8')
+        pos = end14
+    (n15,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end16 = pos + n15
+    if n15 < 0 or end16 > limit:
+        raise bad_length('bytes', pos, n15, buf)
+    obj12.auth_bytes = bytes(buf[pos:end16])
+    pos = end16
+    (obj12.session_lifetime_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    self.unknown_tagged_fields = []
+    obj12.unknown_tagged_fields = []
+    self = obj12
     return self, pos
 
 
 # SaslAuthenticateResponse v2
 def _enc_SaslAuthenticateResponse_v2(self, out, parts):
-    out += _S0.pack(self.error_code)
+    out += _S1.pack(self.error_code)
     w_cnstr(out, self.error_message)
     w_cbytes(out, self.auth_bytes)
-    out += _S1.pack(self.session_lifetime_ms)
+    out += _S2.pack(self.session_lifetime_ms)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -145,18 +200,43 @@ def _enc_SaslAuthenticateResponse_v2(self, out, parts):
 
 
 def _dec_SaslAuthenticateResponse_v2(buf, pos):
-    self = new(SaslAuthenticateResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj17 = new(SaslAuthenticateResponse)
+    (obj17.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.auth_bytes, pos = r_cbytes(buf, pos)
-    (self.session_lifetime_ms,) = _S1.unpack_from(buf, pos)
+    n18 = buf[pos]
+    if n18 > 127:
+        n18, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n18 -= 1
+    end19 = pos + n18
+    if n18 < 0 or end19 > limit:
+        if n18 != -1:
+            raise bad_length('string', pos, n18, buf)
+        obj17.error_message = None
+    else:
+        obj17.error_message = str(buf[pos:end19], 'utf-8')
+        pos = end19
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n20 -= 1
+    end21 = pos + n20
+    if n20 < 0 or end21 > limit:
+        raise bad_length('bytes', pos, n20, buf)
+    obj17.auth_bytes = bytes(buf[pos:end21])
+    pos = end21
+    (obj17.session_lifetime_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj17.unknown_tagged_fields = []
+    else:
+        obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj17
     return self, pos
 
 

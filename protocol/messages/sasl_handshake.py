@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,6 +16,7 @@ from ._runtime import (  # noqa: F401
 __all__ = ['SaslHandshakeRequest', 'SaslHandshakeResponse']
 
 _S0 = _Struct('>h')
+_S1 = _Struct('>i')
 
 
 class SaslHandshakeRequest(Message):
@@ -61,9 +62,17 @@ def _enc_SaslHandshakeRequest_v0(self, out, parts):
 
 
 def _dec_SaslHandshakeRequest_v0(buf, pos):
-    self = new(SaslHandshakeRequest)
-    self.mechanism, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(SaslHandshakeRequest)
+    (n2,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.mechanism = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -71,23 +80,34 @@ def _dec_SaslHandshakeRequest_v0(buf, pos):
 def _enc_SaslHandshakeResponse_v0(self, out, parts):
     out += _S0.pack(self.error_code)
     w_alen(out, self.mechanisms)
-    for item1 in self.mechanisms:
-        w_str(out, item1)
+    for item4 in self.mechanisms:
+        w_str(out, item4)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('SaslHandshakeResponse', '0-1')
 
 
 def _dec_SaslHandshakeResponse_v0(buf, pos):
-    self = new(SaslHandshakeResponse)
-    (self.error_code,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(SaslHandshakeResponse)
+    (obj5.error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_str(buf, pos)
-        items3.append(item4)
-    self.mechanisms = items3
-    self.unknown_tagged_fields = []
+    (n6,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
+    items7 = []
+    for _ in range(n6):
+        (n9,) = _S0.unpack_from(buf, pos)
+        pos += 2
+        end10 = pos + n9
+        if n9 < 0 or end10 > limit:
+            raise bad_length('string', pos, n9, buf)
+        item8 = str(buf[pos:end10], 'utf-8')
+        pos = end10
+        items7.append(item8)
+    obj5.mechanisms = items7
+    obj5.unknown_tagged_fields = []
+    self = obj5
     return self, pos
 
 

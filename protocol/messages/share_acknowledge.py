@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -150,9 +150,45 @@ def _enc_ShareAcknowledgeRequest_v0(self, out, parts):
     w_cnstr(out, self.group_id)
     w_cnstr(out, self.member_id)
     out += _S0.pack(self.share_session_epoch)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_AcknowledgeTopic_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S1.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S0.pack(item4.partition_index)
+            n5 = len(item4.acknowledgement_batches) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            for item6 in item4.acknowledgement_batches:
+                out += _S2.pack(item6.first_offset, item6.last_offset)
+                n7 = len(item6.acknowledge_types) + 1
+                if n7 < 128:
+                    out.append(n7)
+                else:
+                    w_uvarint(out, n7)
+                w_fixed_array(out, item6.acknowledge_types, 'b')
+                if item6.unknown_tagged_fields:
+                    w_tagged(out, (), item6.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -160,108 +196,114 @@ def _enc_ShareAcknowledgeRequest_v0(self, out, parts):
 
 
 def _dec_ShareAcknowledgeRequest_v0(buf, pos):
-    self = new(ShareAcknowledgeRequest)
-    self.group_id, pos = r_cnstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.share_session_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_AcknowledgeTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AcknowledgeTopic v0
-def _enc_AcknowledgeTopic_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item6 in self.partitions:
-        _enc_AcknowledgePartition_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj8 = new(ShareAcknowledgeRequest)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_AcknowledgeTopic_v0(buf, pos):
-    self = new(AcknowledgeTopic)
-    (raw7,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = _dec_AcknowledgePartition_v0(buf, pos)
-        items9.append(item10)
-    self.partitions = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AcknowledgePartition v0
-def _enc_AcknowledgePartition_v0(self, out, parts):
-    out += _S0.pack(self.partition_index)
-    w_calen(out, self.acknowledgement_batches)
-    for item12 in self.acknowledgement_batches:
-        _enc_AcknowledgementBatch_v0(item12, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        if n9 != -1:
+            raise bad_length('string', pos, n9, buf)
+        obj8.group_id = None
     else:
-        out.append(0)
-
-
-def _dec_AcknowledgePartition_v0(buf, pos):
-    self = new(AcknowledgePartition)
-    (self.partition_index,) = _S0.unpack_from(buf, pos)
+        obj8.group_id = str(buf[pos:end10], 'utf-8')
+        pos = end10
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj8.member_id = None
+    else:
+        obj8.member_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    (obj8.share_session_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n13, pos = r_calen(buf, pos)
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    if n13 < 0 or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
     items14 = []
     for _ in range(n13):
-        item15, pos = _dec_AcknowledgementBatch_v0(buf, pos)
-        items14.append(item15)
-    self.acknowledgement_batches = items14
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AcknowledgementBatch v0
-def _enc_AcknowledgementBatch_v0(self, out, parts):
-    out += _S2.pack(self.first_offset, self.last_offset)
-    w_calen(out, self.acknowledge_types)
-    w_fixed_array(out, self.acknowledge_types, 'b')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj16 = new(AcknowledgeTopic)
+        (raw17,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj16.topic_id = uuid_from(raw17)
+        n18 = buf[pos]
+        if n18 > 127:
+            n18, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n18 -= 1
+        if n18 < 0 or n18 > limit - pos:
+            raise bad_length('array', pos, n18, buf)
+        items19 = []
+        for _ in range(n18):
+            obj21 = new(AcknowledgePartition)
+            (obj21.partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            n22 = buf[pos]
+            if n22 > 127:
+                n22, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n22 -= 1
+            if n22 < 0 or n22 > limit - pos:
+                raise bad_length('array', pos, n22, buf)
+            items23 = []
+            for _ in range(n22):
+                obj25 = new(AcknowledgementBatch)
+                (obj25.first_offset, obj25.last_offset,) = _S2.unpack_from(buf, pos)
+                pos += 16
+                n26 = buf[pos]
+                if n26 > 127:
+                    n26, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n26 -= 1
+                if n26 < 0 or n26 > limit - pos:
+                    raise bad_length('array', pos, n26, buf)
+                obj25.acknowledge_types, pos = r_fixed_array(buf, pos, n26, 'b', 1)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj25.unknown_tagged_fields = []
+                else:
+                    obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items23.append(obj25)
+            obj21.acknowledgement_batches = items23
+            if buf[pos] == 0:
+                pos += 1
+                obj21.unknown_tagged_fields = []
+            else:
+                obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items19.append(obj21)
+        obj16.partitions = items19
+        if buf[pos] == 0:
+            pos += 1
+            obj16.unknown_tagged_fields = []
+        else:
+            obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items14.append(obj16)
+    obj8.topics = items14
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AcknowledgementBatch_v0(buf, pos):
-    self = new(AcknowledgementBatch)
-    (self.first_offset, self.last_offset,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    n17, pos = r_calen(buf, pos)
-    self.acknowledge_types, pos = r_fixed_array(buf, pos, n17, 'b', 1)
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
+        obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj8
     return self, pos
 
 
@@ -269,12 +311,49 @@ def _dec_AcknowledgementBatch_v0(buf, pos):
 def _enc_ShareAcknowledgeResponse_v0(self, out, parts):
     out += _S3.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.responses)
-    for item19 in self.responses:
-        _enc_ShareAcknowledgeTopicResponse_v0(item19, out, parts)
-    w_calen(out, self.node_endpoints)
-    for item20 in self.node_endpoints:
-        _enc_NodeEndpoint_v0(item20, out, parts)
+    n27 = len(self.responses) + 1
+    if n27 < 128:
+        out.append(n27)
+    else:
+        w_uvarint(out, n27)
+    for item28 in self.responses:
+        out += _S1.pack(item28.topic_id.bytes)
+        n29 = len(item28.partitions) + 1
+        if n29 < 128:
+            out.append(n29)
+        else:
+            w_uvarint(out, n29)
+        for item30 in item28.partitions:
+            out += _S3.pack(item30.partition_index, item30.error_code)
+            w_cnstr(out, item30.error_message)
+            s31 = item30.current_leader
+            out += _S4.pack(s31.leader_id, s31.leader_epoch)
+            if s31.unknown_tagged_fields:
+                w_tagged(out, (), s31.unknown_tagged_fields)
+            else:
+                out.append(0)
+            if item30.unknown_tagged_fields:
+                w_tagged(out, (), item30.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item28.unknown_tagged_fields:
+            w_tagged(out, (), item28.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n32 = len(self.node_endpoints) + 1
+    if n32 < 128:
+        out.append(n32)
+    else:
+        w_uvarint(out, n32)
+    for item33 in self.node_endpoints:
+        out += _S0.pack(item33.node_id)
+        w_cstr(out, item33.host)
+        out += _S0.pack(item33.port)
+        w_cnstr(out, item33.rack)
+        if item33.unknown_tagged_fields:
+            w_tagged(out, (), item33.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -282,132 +361,141 @@ def _enc_ShareAcknowledgeResponse_v0(self, out, parts):
 
 
 def _dec_ShareAcknowledgeResponse_v0(buf, pos):
-    self = new(ShareAcknowledgeResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj34 = new(ShareAcknowledgeResponse)
+    (obj34.throttle_time_ms, obj34.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n21, pos = r_calen(buf, pos)
-    items22 = []
-    for _ in range(n21):
-        item23, pos = _dec_ShareAcknowledgeTopicResponse_v0(buf, pos)
-        items22.append(item23)
-    self.responses = items22
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_NodeEndpoint_v0(buf, pos)
-        items25.append(item26)
-    self.node_endpoints = items25
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ShareAcknowledgeTopicResponse v0
-def _enc_ShareAcknowledgeTopicResponse_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item28 in self.partitions:
-        _enc_PartitionData_v0(item28, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n35 = buf[pos]
+    if n35 > 127:
+        n35, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ShareAcknowledgeTopicResponse_v0(buf, pos):
-    self = new(ShareAcknowledgeTopicResponse)
-    (raw29,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw29)
-    n30, pos = r_calen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_PartitionData_v0(buf, pos)
-        items31.append(item32)
-    self.partitions = items31
-    count33, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count33:
-        pos = r_tagged_unknown(buf, pos, count33, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v0
-def _enc_NodeEndpoint_v0(self, out, parts):
-    out += _S0.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S0.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n35 -= 1
+    end36 = pos + n35
+    if n35 < 0 or end36 > limit:
+        if n35 != -1:
+            raise bad_length('string', pos, n35, buf)
+        obj34.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v0(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0
-def _enc_PartitionData_v0(self, out, parts):
-    out += _S3.pack(self.partition_index, self.error_code)
-    w_cnstr(out, self.error_message)
-    _enc_LeaderIdAndEpoch_v0(self.current_leader, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj34.error_message = str(buf[pos:end36], 'utf-8')
+        pos = end36
+    n37 = buf[pos]
+    if n37 > 127:
+        n37, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.current_leader, pos = _dec_LeaderIdAndEpoch_v0(buf, pos)
-    count35, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count35:
-        pos = r_tagged_unknown(buf, pos, count35, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderIdAndEpoch v0
-def _enc_LeaderIdAndEpoch_v0(self, out, parts):
-    out += _S4.pack(self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n37 -= 1
+    if n37 < 0 or n37 > limit - pos:
+        raise bad_length('array', pos, n37, buf)
+    items38 = []
+    for _ in range(n37):
+        obj40 = new(ShareAcknowledgeTopicResponse)
+        (raw41,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj40.topic_id = uuid_from(raw41)
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        if n42 < 0 or n42 > limit - pos:
+            raise bad_length('array', pos, n42, buf)
+        items43 = []
+        for _ in range(n42):
+            obj45 = new(PartitionData)
+            (obj45.partition_index, obj45.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            n46 = buf[pos]
+            if n46 > 127:
+                n46, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n46 -= 1
+            end47 = pos + n46
+            if n46 < 0 or end47 > limit:
+                if n46 != -1:
+                    raise bad_length('string', pos, n46, buf)
+                obj45.error_message = None
+            else:
+                obj45.error_message = str(buf[pos:end47], 'utf-8')
+                pos = end47
+            obj48 = new(LeaderIdAndEpoch)
+            (obj48.leader_id, obj48.leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 8
+            if buf[pos] == 0:
+                pos += 1
+                obj48.unknown_tagged_fields = []
+            else:
+                obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj45.current_leader = obj48
+            if buf[pos] == 0:
+                pos += 1
+                obj45.unknown_tagged_fields = []
+            else:
+                obj45.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items43.append(obj45)
+        obj40.partitions = items43
+        if buf[pos] == 0:
+            pos += 1
+            obj40.unknown_tagged_fields = []
+        else:
+            obj40.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items38.append(obj40)
+    obj34.responses = items38
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderIdAndEpoch_v0(buf, pos):
-    self = new(LeaderIdAndEpoch)
-    (self.leader_id, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 8
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n49 -= 1
+    if n49 < 0 or n49 > limit - pos:
+        raise bad_length('array', pos, n49, buf)
+    items50 = []
+    for _ in range(n49):
+        obj52 = new(NodeEndpoint)
+        (obj52.node_id,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        end54 = pos + n53
+        if n53 < 0 or end54 > limit:
+            raise bad_length('string', pos, n53, buf)
+        obj52.host = str(buf[pos:end54], 'utf-8')
+        pos = end54
+        (obj52.port,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        n55 = buf[pos]
+        if n55 > 127:
+            n55, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n55 -= 1
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            if n55 != -1:
+                raise bad_length('string', pos, n55, buf)
+            obj52.rack = None
+        else:
+            obj52.rack = str(buf[pos:end56], 'utf-8')
+            pos = end56
+        if buf[pos] == 0:
+            pos += 1
+            obj52.unknown_tagged_fields = []
+        else:
+            obj52.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items50.append(obj52)
+    obj34.node_endpoints = items50
+    if buf[pos] == 0:
+        pos += 1
+        obj34.unknown_tagged_fields = []
+    else:
+        obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj34
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -20,9 +20,9 @@ _S1 = _Struct('>16s')
 _S2 = _Struct('>ii')
 _S3 = _Struct('>qq')
 _S4 = _Struct('>ih')
-_S5 = _Struct('>i')
-_S6 = _Struct('>h')
-_S7 = _Struct('>qqh')
+_S5 = _Struct('>h')
+_S6 = _Struct('>qqh')
+_S7 = _Struct('>i')
 
 
 class ShareFetchRequest(Message):
@@ -185,12 +185,62 @@ def _enc_ShareFetchRequest_v0(self, out, parts):
     w_cnstr(out, self.group_id)
     w_cnstr(out, self.member_id)
     out += _S0.pack(self.share_session_epoch, self.max_wait_ms, self.min_bytes, self.max_bytes)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_FetchTopic_v0(item1, out, parts)
-    w_calen(out, self.forgotten_topics_data)
-    for item2 in self.forgotten_topics_data:
-        _enc_ForgottenTopic_v0(item2, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S1.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S2.pack(item4.partition_index, item4.partition_max_bytes)
+            n5 = len(item4.acknowledgement_batches) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            for item6 in item4.acknowledgement_batches:
+                out += _S3.pack(item6.first_offset, item6.last_offset)
+                n7 = len(item6.acknowledge_types) + 1
+                if n7 < 128:
+                    out.append(n7)
+                else:
+                    w_uvarint(out, n7)
+                w_fixed_array(out, item6.acknowledge_types, 'b')
+                if item6.unknown_tagged_fields:
+                    w_tagged(out, (), item6.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n8 = len(self.forgotten_topics_data) + 1
+    if n8 < 128:
+        out.append(n8)
+    else:
+        w_uvarint(out, n8)
+    for item9 in self.forgotten_topics_data:
+        out += _S1.pack(item9.topic_id.bytes)
+        n10 = len(item9.partitions) + 1
+        if n10 < 128:
+            out.append(n10)
+        else:
+            w_uvarint(out, n10)
+        w_fixed_array(out, item9.partitions, 'i')
+        if item9.unknown_tagged_fields:
+            w_tagged(out, (), item9.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -198,140 +248,144 @@ def _enc_ShareFetchRequest_v0(self, out, parts):
 
 
 def _dec_ShareFetchRequest_v0(buf, pos):
-    self = new(ShareFetchRequest)
-    self.group_id, pos = r_cnstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.share_session_epoch, self.max_wait_ms, self.min_bytes, self.max_bytes,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_FetchTopic_v0(buf, pos)
-        items4.append(item5)
-    self.topics = items4
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_ForgottenTopic_v0(buf, pos)
-        items7.append(item8)
-    self.forgotten_topics_data = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchTopic v0
-def _enc_FetchTopic_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item10 in self.partitions:
-        _enc_FetchPartition_v0(item10, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj11 = new(ShareFetchRequest)
+    n12 = buf[pos]
+    if n12 > 127:
+        n12, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_FetchTopic_v0(buf, pos):
-    self = new(FetchTopic)
-    (raw11,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw11)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_FetchPartition_v0(buf, pos)
-        items13.append(item14)
-    self.partitions = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ForgottenTopic v0
-def _enc_ForgottenTopic_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n12 -= 1
+    end13 = pos + n12
+    if n12 < 0 or end13 > limit:
+        if n12 != -1:
+            raise bad_length('string', pos, n12, buf)
+        obj11.group_id = None
     else:
-        out.append(0)
-
-
-def _dec_ForgottenTopic_v0(buf, pos):
-    self = new(ForgottenTopic)
-    (raw16,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw16)
-    n17, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n17, 'i', 4)
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FetchPartition v0
-def _enc_FetchPartition_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.partition_max_bytes)
-    w_calen(out, self.acknowledgement_batches)
-    for item19 in self.acknowledgement_batches:
-        _enc_AcknowledgementBatch_v0(item19, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj11.group_id = str(buf[pos:end13], 'utf-8')
+        pos = end13
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_FetchPartition_v0(buf, pos):
-    self = new(FetchPartition)
-    (self.partition_index, self.partition_max_bytes,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_AcknowledgementBatch_v0(buf, pos)
-        items21.append(item22)
-    self.acknowledgement_batches = items21
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AcknowledgementBatch v0
-def _enc_AcknowledgementBatch_v0(self, out, parts):
-    out += _S3.pack(self.first_offset, self.last_offset)
-    w_calen(out, self.acknowledge_types)
-    w_fixed_array(out, self.acknowledge_types, 'b')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n14 -= 1
+    end15 = pos + n14
+    if n14 < 0 or end15 > limit:
+        if n14 != -1:
+            raise bad_length('string', pos, n14, buf)
+        obj11.member_id = None
     else:
-        out.append(0)
-
-
-def _dec_AcknowledgementBatch_v0(buf, pos):
-    self = new(AcknowledgementBatch)
-    (self.first_offset, self.last_offset,) = _S3.unpack_from(buf, pos)
+        obj11.member_id = str(buf[pos:end15], 'utf-8')
+        pos = end15
+    (obj11.share_session_epoch, obj11.max_wait_ms, obj11.min_bytes, obj11.max_bytes,) = _S0.unpack_from(buf, pos)
     pos += 16
-    n24, pos = r_calen(buf, pos)
-    self.acknowledge_types, pos = r_fixed_array(buf, pos, n24, 'b', 1)
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
+    n16 = buf[pos]
+    if n16 > 127:
+        n16, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n16 -= 1
+    if n16 < 0 or n16 > limit - pos:
+        raise bad_length('array', pos, n16, buf)
+    items17 = []
+    for _ in range(n16):
+        obj19 = new(FetchTopic)
+        (raw20,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj19.topic_id = uuid_from(raw20)
+        n21 = buf[pos]
+        if n21 > 127:
+            n21, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n21 -= 1
+        if n21 < 0 or n21 > limit - pos:
+            raise bad_length('array', pos, n21, buf)
+        items22 = []
+        for _ in range(n21):
+            obj24 = new(FetchPartition)
+            (obj24.partition_index, obj24.partition_max_bytes,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            n25 = buf[pos]
+            if n25 > 127:
+                n25, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n25 -= 1
+            if n25 < 0 or n25 > limit - pos:
+                raise bad_length('array', pos, n25, buf)
+            items26 = []
+            for _ in range(n25):
+                obj28 = new(AcknowledgementBatch)
+                (obj28.first_offset, obj28.last_offset,) = _S3.unpack_from(buf, pos)
+                pos += 16
+                n29 = buf[pos]
+                if n29 > 127:
+                    n29, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n29 -= 1
+                if n29 < 0 or n29 > limit - pos:
+                    raise bad_length('array', pos, n29, buf)
+                obj28.acknowledge_types, pos = r_fixed_array(buf, pos, n29, 'b', 1)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj28.unknown_tagged_fields = []
+                else:
+                    obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items26.append(obj28)
+            obj24.acknowledgement_batches = items26
+            if buf[pos] == 0:
+                pos += 1
+                obj24.unknown_tagged_fields = []
+            else:
+                obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items22.append(obj24)
+        obj19.partitions = items22
+        if buf[pos] == 0:
+            pos += 1
+            obj19.unknown_tagged_fields = []
+        else:
+            obj19.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items17.append(obj19)
+    obj11.topics = items17
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(ForgottenTopic)
+        (raw34,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj33.topic_id = uuid_from(raw34)
+        n35 = buf[pos]
+        if n35 > 127:
+            n35, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n35 -= 1
+        if n35 < 0 or n35 > limit - pos:
+            raise bad_length('array', pos, n35, buf)
+        obj33.partitions, pos = r_fixed_array(buf, pos, n35, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj33.unknown_tagged_fields = []
+        else:
+            obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items31.append(obj33)
+    obj11.forgotten_topics_data = items31
+    if buf[pos] == 0:
+        pos += 1
+        obj11.unknown_tagged_fields = []
+    else:
+        obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj11
     return self, pos
 
 
@@ -339,12 +393,63 @@ def _dec_AcknowledgementBatch_v0(buf, pos):
 def _enc_ShareFetchResponse_v0(self, out, parts):
     out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.responses)
-    for item26 in self.responses:
-        _enc_ShareFetchableTopicResponse_v0(item26, out, parts)
-    w_calen(out, self.node_endpoints)
-    for item27 in self.node_endpoints:
-        _enc_NodeEndpoint_v0(item27, out, parts)
+    n36 = len(self.responses) + 1
+    if n36 < 128:
+        out.append(n36)
+    else:
+        w_uvarint(out, n36)
+    for item37 in self.responses:
+        out += _S1.pack(item37.topic_id.bytes)
+        n38 = len(item37.partitions) + 1
+        if n38 < 128:
+            out.append(n38)
+        else:
+            w_uvarint(out, n38)
+        for item39 in item37.partitions:
+            out += _S4.pack(item39.partition_index, item39.error_code)
+            w_cnstr(out, item39.error_message)
+            out += _S5.pack(item39.acknowledge_error_code)
+            w_cnstr(out, item39.acknowledge_error_message)
+            s40 = item39.current_leader
+            out += _S2.pack(s40.leader_id, s40.leader_epoch)
+            if s40.unknown_tagged_fields:
+                w_tagged(out, (), s40.unknown_tagged_fields)
+            else:
+                out.append(0)
+            w_rec(out, parts, item39.records, True, True)
+            n41 = len(item39.acquired_records) + 1
+            if n41 < 128:
+                out.append(n41)
+            else:
+                w_uvarint(out, n41)
+            for item42 in item39.acquired_records:
+                out += _S6.pack(item42.first_offset, item42.last_offset, item42.delivery_count)
+                if item42.unknown_tagged_fields:
+                    w_tagged(out, (), item42.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item39.unknown_tagged_fields:
+                w_tagged(out, (), item39.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item37.unknown_tagged_fields:
+            w_tagged(out, (), item37.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n43 = len(self.node_endpoints) + 1
+    if n43 < 128:
+        out.append(n43)
+    else:
+        w_uvarint(out, n43)
+    for item44 in self.node_endpoints:
+        out += _S7.pack(item44.node_id)
+        w_cstr(out, item44.host)
+        out += _S7.pack(item44.port)
+        w_cnstr(out, item44.rack)
+        if item44.unknown_tagged_fields:
+            w_tagged(out, (), item44.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -352,169 +457,192 @@ def _enc_ShareFetchResponse_v0(self, out, parts):
 
 
 def _dec_ShareFetchResponse_v0(buf, pos):
-    self = new(ShareFetchResponse)
-    (self.throttle_time_ms, self.error_code,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    view = memoryview(buf)
+    obj45 = new(ShareFetchResponse)
+    (obj45.throttle_time_ms, obj45.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n28, pos = r_calen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_ShareFetchableTopicResponse_v0(buf, pos)
-        items29.append(item30)
-    self.responses = items29
-    n31, pos = r_calen(buf, pos)
-    items32 = []
-    for _ in range(n31):
-        item33, pos = _dec_NodeEndpoint_v0(buf, pos)
-        items32.append(item33)
-    self.node_endpoints = items32
-    count34, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count34:
-        pos = r_tagged_unknown(buf, pos, count34, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ShareFetchableTopicResponse v0
-def _enc_ShareFetchableTopicResponse_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item35 in self.partitions:
-        _enc_PartitionData_v0(item35, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n46 = buf[pos]
+    if n46 > 127:
+        n46, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ShareFetchableTopicResponse_v0(buf, pos):
-    self = new(ShareFetchableTopicResponse)
-    (raw36,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw36)
-    n37, pos = r_calen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_PartitionData_v0(buf, pos)
-        items38.append(item39)
-    self.partitions = items38
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v0
-def _enc_NodeEndpoint_v0(self, out, parts):
-    out += _S5.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S5.pack(self.port)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n46 -= 1
+    end47 = pos + n46
+    if n46 < 0 or end47 > limit:
+        if n46 != -1:
+            raise bad_length('string', pos, n46, buf)
+        obj45.error_message = None
     else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v0(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.rack, pos = r_cnstr(buf, pos)
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0
-def _enc_PartitionData_v0(self, out, parts):
-    out += _S4.pack(self.partition_index, self.error_code)
-    w_cnstr(out, self.error_message)
-    out += _S6.pack(self.acknowledge_error_code)
-    w_cnstr(out, self.acknowledge_error_message)
-    _enc_LeaderIdAndEpoch_v0(self.current_leader, out, parts)
-    w_rec(out, parts, self.records, True, True)
-    w_calen(out, self.acquired_records)
-    for item42 in self.acquired_records:
-        _enc_AcquiredRecords_v0(item42, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj45.error_message = str(buf[pos:end47], 'utf-8')
+        pos = end47
+    n48 = buf[pos]
+    if n48 > 127:
+        n48, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition_index, self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    (self.acknowledge_error_code,) = _S6.unpack_from(buf, pos)
-    pos += 2
-    self.acknowledge_error_message, pos = r_cnstr(buf, pos)
-    self.current_leader, pos = _dec_LeaderIdAndEpoch_v0(buf, pos)
-    self.records, pos = r_cnrec(buf, pos)
-    n43, pos = r_calen(buf, pos)
-    items44 = []
-    for _ in range(n43):
-        item45, pos = _dec_AcquiredRecords_v0(buf, pos)
-        items44.append(item45)
-    self.acquired_records = items44
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# LeaderIdAndEpoch v0
-def _enc_LeaderIdAndEpoch_v0(self, out, parts):
-    out += _S2.pack(self.leader_id, self.leader_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n48 -= 1
+    if n48 < 0 or n48 > limit - pos:
+        raise bad_length('array', pos, n48, buf)
+    items49 = []
+    for _ in range(n48):
+        obj51 = new(ShareFetchableTopicResponse)
+        (raw52,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj51.topic_id = uuid_from(raw52)
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        if n53 < 0 or n53 > limit - pos:
+            raise bad_length('array', pos, n53, buf)
+        items54 = []
+        for _ in range(n53):
+            obj56 = new(PartitionData)
+            (obj56.partition_index, obj56.error_code,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            n57 = buf[pos]
+            if n57 > 127:
+                n57, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n57 -= 1
+            end58 = pos + n57
+            if n57 < 0 or end58 > limit:
+                if n57 != -1:
+                    raise bad_length('string', pos, n57, buf)
+                obj56.error_message = None
+            else:
+                obj56.error_message = str(buf[pos:end58], 'utf-8')
+                pos = end58
+            (obj56.acknowledge_error_code,) = _S5.unpack_from(buf, pos)
+            pos += 2
+            n59 = buf[pos]
+            if n59 > 127:
+                n59, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n59 -= 1
+            end60 = pos + n59
+            if n59 < 0 or end60 > limit:
+                if n59 != -1:
+                    raise bad_length('string', pos, n59, buf)
+                obj56.acknowledge_error_message = None
+            else:
+                obj56.acknowledge_error_message = str(buf[pos:end60], 'utf-8')
+                pos = end60
+            obj61 = new(LeaderIdAndEpoch)
+            (obj61.leader_id, obj61.leader_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            if buf[pos] == 0:
+                pos += 1
+                obj61.unknown_tagged_fields = []
+            else:
+                obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj56.current_leader = obj61
+            n62 = buf[pos]
+            if n62 > 127:
+                n62, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n62 -= 1
+            end63 = pos + n62
+            if n62 < 0 or end63 > limit:
+                if n62 != -1:
+                    raise bad_length('records', pos, n62, buf)
+                obj56.records = None
+            else:
+                obj56.records = view[pos:end63]
+                pos = end63
+            n64 = buf[pos]
+            if n64 > 127:
+                n64, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n64 -= 1
+            if n64 < 0 or n64 > limit - pos:
+                raise bad_length('array', pos, n64, buf)
+            items65 = []
+            for _ in range(n64):
+                obj67 = new(AcquiredRecords)
+                (obj67.first_offset, obj67.last_offset, obj67.delivery_count,) = _S6.unpack_from(buf, pos)
+                pos += 18
+                if buf[pos] == 0:
+                    pos += 1
+                    obj67.unknown_tagged_fields = []
+                else:
+                    obj67.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items65.append(obj67)
+            obj56.acquired_records = items65
+            if buf[pos] == 0:
+                pos += 1
+                obj56.unknown_tagged_fields = []
+            else:
+                obj56.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items54.append(obj56)
+        obj51.partitions = items54
+        if buf[pos] == 0:
+            pos += 1
+            obj51.unknown_tagged_fields = []
+        else:
+            obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items49.append(obj51)
+    obj45.responses = items49
+    n68 = buf[pos]
+    if n68 > 127:
+        n68, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_LeaderIdAndEpoch_v0(buf, pos):
-    self = new(LeaderIdAndEpoch)
-    (self.leader_id, self.leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    count47, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count47:
-        pos = r_tagged_unknown(buf, pos, count47, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# AcquiredRecords v0
-def _enc_AcquiredRecords_v0(self, out, parts):
-    out += _S7.pack(self.first_offset, self.last_offset, self.delivery_count)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n68 -= 1
+    if n68 < 0 or n68 > limit - pos:
+        raise bad_length('array', pos, n68, buf)
+    items69 = []
+    for _ in range(n68):
+        obj71 = new(NodeEndpoint)
+        (obj71.node_id,) = _S7.unpack_from(buf, pos)
+        pos += 4
+        n72 = buf[pos]
+        if n72 > 127:
+            n72, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n72 -= 1
+        end73 = pos + n72
+        if n72 < 0 or end73 > limit:
+            raise bad_length('string', pos, n72, buf)
+        obj71.host = str(buf[pos:end73], 'utf-8')
+        pos = end73
+        (obj71.port,) = _S7.unpack_from(buf, pos)
+        pos += 4
+        n74 = buf[pos]
+        if n74 > 127:
+            n74, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n74 -= 1
+        end75 = pos + n74
+        if n74 < 0 or end75 > limit:
+            if n74 != -1:
+                raise bad_length('string', pos, n74, buf)
+            obj71.rack = None
+        else:
+            obj71.rack = str(buf[pos:end75], 'utf-8')
+            pos = end75
+        if buf[pos] == 0:
+            pos += 1
+            obj71.unknown_tagged_fields = []
+        else:
+            obj71.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items69.append(obj71)
+    obj45.node_endpoints = items69
+    if buf[pos] == 0:
+        pos += 1
+        obj45.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_AcquiredRecords_v0(buf, pos):
-    self = new(AcquiredRecords)
-    (self.first_offset, self.last_offset, self.delivery_count,) = _S7.unpack_from(buf, pos)
-    pos += 18
-    count48, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count48:
-        pos = r_tagged_unknown(buf, pos, count48, unknown)
-    self.unknown_tagged_fields = unknown
+        obj45.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj45
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -116,9 +116,13 @@ class TopicPartitions(Struct):
 
 # ShareGroupDescribeRequest v0
 def _enc_ShareGroupDescribeRequest_v0(self, out, parts):
-    w_calen(out, self.group_ids)
-    for item1 in self.group_ids:
-        w_cstr(out, item1)
+    n1 = len(self.group_ids) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.group_ids:
+        w_cstr(out, item2)
     out += _S0.pack(self.include_authorized_operations)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
@@ -127,29 +131,107 @@ def _enc_ShareGroupDescribeRequest_v0(self, out, parts):
 
 
 def _dec_ShareGroupDescribeRequest_v0(buf, pos):
-    self = new(ShareGroupDescribeRequest)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.group_ids = items3
-    (self.include_authorized_operations,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ShareGroupDescribeRequest)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        n7 = buf[pos]
+        if n7 > 127:
+            n7, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n7 -= 1
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        item6 = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        items5.append(item6)
+    obj3.group_ids = items5
+    (obj3.include_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 1
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # ShareGroupDescribeResponse v0
 def _enc_ShareGroupDescribeResponse_v0(self, out, parts):
     out += _S1.pack(self.throttle_time_ms)
-    w_calen(out, self.groups)
-    for item6 in self.groups:
-        _enc_DescribedGroup_v0(item6, out, parts)
+    n9 = len(self.groups) + 1
+    if n9 < 128:
+        out.append(n9)
+    else:
+        w_uvarint(out, n9)
+    for item10 in self.groups:
+        out += _S2.pack(item10.error_code)
+        w_cnstr(out, item10.error_message)
+        w_cstr(out, item10.group_id)
+        w_cstr(out, item10.group_state)
+        out += _S3.pack(item10.group_epoch, item10.assignment_epoch)
+        w_cstr(out, item10.assignor_name)
+        n11 = len(item10.members) + 1
+        if n11 < 128:
+            out.append(n11)
+        else:
+            w_uvarint(out, n11)
+        for item12 in item10.members:
+            w_cstr(out, item12.member_id)
+            w_cnstr(out, item12.rack_id)
+            out += _S1.pack(item12.member_epoch)
+            w_cstr(out, item12.client_id)
+            w_cstr(out, item12.client_host)
+            n13 = len(item12.subscribed_topic_names) + 1
+            if n13 < 128:
+                out.append(n13)
+            else:
+                w_uvarint(out, n13)
+            for item14 in item12.subscribed_topic_names:
+                w_cstr(out, item14)
+            s15 = item12.assignment
+            n16 = len(s15.topic_partitions) + 1
+            if n16 < 128:
+                out.append(n16)
+            else:
+                w_uvarint(out, n16)
+            for item17 in s15.topic_partitions:
+                out += _S4.pack(item17.topic_id.bytes)
+                w_cstr(out, item17.topic_name)
+                n18 = len(item17.partitions) + 1
+                if n18 < 128:
+                    out.append(n18)
+                else:
+                    w_uvarint(out, n18)
+                w_fixed_array(out, item17.partitions, 'i')
+                if item17.unknown_tagged_fields:
+                    w_tagged(out, (), item17.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if s15.unknown_tagged_fields:
+                w_tagged(out, (), s15.unknown_tagged_fields)
+            else:
+                out.append(0)
+            if item12.unknown_tagged_fields:
+                w_tagged(out, (), item12.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S1.pack(item10.authorized_operations)
+        if item10.unknown_tagged_fields:
+            w_tagged(out, (), item10.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -157,159 +239,225 @@ def _enc_ShareGroupDescribeResponse_v0(self, out, parts):
 
 
 def _dec_ShareGroupDescribeResponse_v0(buf, pos):
-    self = new(ShareGroupDescribeResponse)
-    (self.throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj19 = new(ShareGroupDescribeResponse)
+    (obj19.throttle_time_ms,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_DescribedGroup_v0(buf, pos)
-        items8.append(item9)
-    self.groups = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# DescribedGroup v0
-def _enc_DescribedGroup_v0(self, out, parts):
-    out += _S2.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    w_cstr(out, self.group_id)
-    w_cstr(out, self.group_state)
-    out += _S3.pack(self.group_epoch, self.assignment_epoch)
-    w_cstr(out, self.assignor_name)
-    w_calen(out, self.members)
-    for item11 in self.members:
-        _enc_Member_v0(item11, out, parts)
-    out += _S1.pack(self.authorized_operations)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n20 = buf[pos]
+    if n20 > 127:
+        n20, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_DescribedGroup_v0(buf, pos):
-    self = new(DescribedGroup)
-    (self.error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.group_state, pos = r_cstr(buf, pos)
-    (self.group_epoch, self.assignment_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    self.assignor_name, pos = r_cstr(buf, pos)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_Member_v0(buf, pos)
-        items13.append(item14)
-    self.members = items13
-    (self.authorized_operations,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Member v0
-def _enc_Member_v0(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.rack_id)
-    out += _S1.pack(self.member_epoch)
-    w_cstr(out, self.client_id)
-    w_cstr(out, self.client_host)
-    w_calen(out, self.subscribed_topic_names)
-    for item16 in self.subscribed_topic_names:
-        w_cstr(out, item16)
-    _enc_Assignment_v0(self.assignment, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n20 -= 1
+    if n20 < 0 or n20 > limit - pos:
+        raise bad_length('array', pos, n20, buf)
+    items21 = []
+    for _ in range(n20):
+        obj23 = new(DescribedGroup)
+        (obj23.error_code,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        n24 = buf[pos]
+        if n24 > 127:
+            n24, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n24 -= 1
+        end25 = pos + n24
+        if n24 < 0 or end25 > limit:
+            if n24 != -1:
+                raise bad_length('string', pos, n24, buf)
+            obj23.error_message = None
+        else:
+            obj23.error_message = str(buf[pos:end25], 'utf-8')
+            pos = end25
+        n26 = buf[pos]
+        if n26 > 127:
+            n26, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n26 -= 1
+        end27 = pos + n26
+        if n26 < 0 or end27 > limit:
+            raise bad_length('string', pos, n26, buf)
+        obj23.group_id = str(buf[pos:end27], 'utf-8')
+        pos = end27
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        obj23.group_state = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        (obj23.group_epoch, obj23.assignment_epoch,) = _S3.unpack_from(buf, pos)
+        pos += 8
+        n30 = buf[pos]
+        if n30 > 127:
+            n30, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n30 -= 1
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            raise bad_length('string', pos, n30, buf)
+        obj23.assignor_name = str(buf[pos:end31], 'utf-8')
+        pos = end31
+        n32 = buf[pos]
+        if n32 > 127:
+            n32, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n32 -= 1
+        if n32 < 0 or n32 > limit - pos:
+            raise bad_length('array', pos, n32, buf)
+        items33 = []
+        for _ in range(n32):
+            obj35 = new(Member)
+            n36 = buf[pos]
+            if n36 > 127:
+                n36, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n36 -= 1
+            end37 = pos + n36
+            if n36 < 0 or end37 > limit:
+                raise bad_length('string', pos, n36, buf)
+            obj35.member_id = str(buf[pos:end37], 'utf-8')
+            pos = end37
+            n38 = buf[pos]
+            if n38 > 127:
+                n38, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n38 -= 1
+            end39 = pos + n38
+            if n38 < 0 or end39 > limit:
+                if n38 != -1:
+                    raise bad_length('string', pos, n38, buf)
+                obj35.rack_id = None
+            else:
+                obj35.rack_id = str(buf[pos:end39], 'utf-8')
+                pos = end39
+            (obj35.member_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n40 = buf[pos]
+            if n40 > 127:
+                n40, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n40 -= 1
+            end41 = pos + n40
+            if n40 < 0 or end41 > limit:
+                raise bad_length('string', pos, n40, buf)
+            obj35.client_id = str(buf[pos:end41], 'utf-8')
+            pos = end41
+            n42 = buf[pos]
+            if n42 > 127:
+                n42, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n42 -= 1
+            end43 = pos + n42
+            if n42 < 0 or end43 > limit:
+                raise bad_length('string', pos, n42, buf)
+            obj35.client_host = str(buf[pos:end43], 'utf-8')
+            pos = end43
+            n44 = buf[pos]
+            if n44 > 127:
+                n44, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n44 -= 1
+            if n44 < 0 or n44 > limit - pos:
+                raise bad_length('array', pos, n44, buf)
+            items45 = []
+            for _ in range(n44):
+                n47 = buf[pos]
+                if n47 > 127:
+                    n47, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n47 -= 1
+                end48 = pos + n47
+                if n47 < 0 or end48 > limit:
+                    raise bad_length('string', pos, n47, buf)
+                item46 = str(buf[pos:end48], 'utf-8')
+                pos = end48
+                items45.append(item46)
+            obj35.subscribed_topic_names = items45
+            obj49 = new(Assignment)
+            n50 = buf[pos]
+            if n50 > 127:
+                n50, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n50 -= 1
+            if n50 < 0 or n50 > limit - pos:
+                raise bad_length('array', pos, n50, buf)
+            items51 = []
+            for _ in range(n50):
+                obj53 = new(TopicPartitions)
+                (raw54,) = _S4.unpack_from(buf, pos)
+                pos += 16
+                obj53.topic_id = uuid_from(raw54)
+                n55 = buf[pos]
+                if n55 > 127:
+                    n55, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n55 -= 1
+                end56 = pos + n55
+                if n55 < 0 or end56 > limit:
+                    raise bad_length('string', pos, n55, buf)
+                obj53.topic_name = str(buf[pos:end56], 'utf-8')
+                pos = end56
+                n57 = buf[pos]
+                if n57 > 127:
+                    n57, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n57 -= 1
+                if n57 < 0 or n57 > limit - pos:
+                    raise bad_length('array', pos, n57, buf)
+                obj53.partitions, pos = r_fixed_array(buf, pos, n57, 'i', 4)
+                if buf[pos] == 0:
+                    pos += 1
+                    obj53.unknown_tagged_fields = []
+                else:
+                    obj53.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items51.append(obj53)
+            obj49.topic_partitions = items51
+            if buf[pos] == 0:
+                pos += 1
+                obj49.unknown_tagged_fields = []
+            else:
+                obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            obj35.assignment = obj49
+            if buf[pos] == 0:
+                pos += 1
+                obj35.unknown_tagged_fields = []
+            else:
+                obj35.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items33.append(obj35)
+        obj23.members = items33
+        (obj23.authorized_operations,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj23.unknown_tagged_fields = []
+        else:
+            obj23.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items21.append(obj23)
+    obj19.groups = items21
+    if buf[pos] == 0:
+        pos += 1
+        obj19.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Member_v0(buf, pos):
-    self = new(Member)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = r_cstr(buf, pos)
-        items18.append(item19)
-    self.subscribed_topic_names = items18
-    self.assignment, pos = _dec_Assignment_v0(buf, pos)
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Assignment v0
-def _enc_Assignment_v0(self, out, parts):
-    w_calen(out, self.topic_partitions)
-    for item21 in self.topic_partitions:
-        _enc_TopicPartitions_v0(item21, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_Assignment_v0(buf, pos):
-    self = new(Assignment)
-    n22, pos = r_calen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_TopicPartitions_v0(buf, pos)
-        items23.append(item24)
-    self.topic_partitions = items23
-    count25, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count25:
-        pos = r_tagged_unknown(buf, pos, count25, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0
-def _enc_TopicPartitions_v0(self, out, parts):
-    out += _S4.pack(self.topic_id.bytes)
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    (raw26,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw26)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n27, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n27, 'i', 4)
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
+        obj19.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj19
     return self, pos
 
 

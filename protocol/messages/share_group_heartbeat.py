@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -18,8 +18,8 @@ __all__ = ['Assignment', 'ShareGroupHeartbeatRequest', 'ShareGroupHeartbeatRespo
 _S0 = _Struct('>i')
 _S1 = _Struct('>ih')
 _S2 = _Struct('>ii')
-_S3 = _Struct('>b')
-_S4 = _Struct('>16s')
+_S3 = _Struct('>16s')
+_S4 = _Struct('>b')
 
 
 class ShareGroupHeartbeatRequest(Message):
@@ -104,26 +104,78 @@ def _enc_ShareGroupHeartbeatRequest_v0(self, out, parts):
 
 
 def _dec_ShareGroupHeartbeatRequest_v0(buf, pos):
-    self = new(ShareGroupHeartbeatRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    self.member_id, pos = r_cstr(buf, pos)
-    (self.member_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.rack_id, pos = r_cnstr(buf, pos)
-    n2, pos = r_cnalen(buf, pos)
-    if n2 < 0:
-        self.subscribed_topic_names = None
+    limit = len(buf)
+    obj2 = new(ShareGroupHeartbeatRequest)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = r_cstr(buf, pos)
-            items3.append(item4)
-        self.subscribed_topic_names = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n3 -= 1
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (obj2.member_epoch,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        if n7 != -1:
+            raise bad_length('string', pos, n7, buf)
+        obj2.rack_id = None
+    else:
+        obj2.rack_id = str(buf[pos:end8], 'utf-8')
+        pos = end8
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    if (n9 < 0 and n9 != -1) or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    if n9 < 0:
+        obj2.subscribed_topic_names = None
+    else:
+        items10 = []
+        for _ in range(n9):
+            n12 = buf[pos]
+            if n12 > 127:
+                n12, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n12 -= 1
+            end13 = pos + n12
+            if n12 < 0 or end13 > limit:
+                raise bad_length('string', pos, n12, buf)
+            item11 = str(buf[pos:end13], 'utf-8')
+            pos = end13
+            items10.append(item11)
+        obj2.subscribed_topic_names = items10
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
@@ -137,7 +189,28 @@ def _enc_ShareGroupHeartbeatResponse_v0(self, out, parts):
         out.append(255)
     else:
         out.append(1)
-        _enc_Assignment_v0(self.assignment, out, parts)
+        s14 = self.assignment
+        n15 = len(s14.topic_partitions) + 1
+        if n15 < 128:
+            out.append(n15)
+        else:
+            w_uvarint(out, n15)
+        for item16 in s14.topic_partitions:
+            out += _S3.pack(item16.topic_id.bytes)
+            n17 = len(item16.partitions) + 1
+            if n17 < 128:
+                out.append(n17)
+            else:
+                w_uvarint(out, n17)
+            w_fixed_array(out, item16.partitions, 'i')
+            if item16.unknown_tagged_fields:
+                w_tagged(out, (), item16.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if s14.unknown_tagged_fields:
+            w_tagged(out, (), s14.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -145,77 +218,88 @@ def _enc_ShareGroupHeartbeatResponse_v0(self, out, parts):
 
 
 def _dec_ShareGroupHeartbeatResponse_v0(buf, pos):
-    self = new(ShareGroupHeartbeatResponse)
-    (self.throttle_time_ms, self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(ShareGroupHeartbeatResponse)
+    (obj18.throttle_time_ms, obj18.error_code,) = _S1.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.member_id, pos = r_cnstr(buf, pos)
-    (self.member_epoch, self.heartbeat_interval_ms,) = _S2.unpack_from(buf, pos)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n19 -= 1
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        if n19 != -1:
+            raise bad_length('string', pos, n19, buf)
+        obj18.error_message = None
+    else:
+        obj18.error_message = str(buf[pos:end20], 'utf-8')
+        pos = end20
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        if n21 != -1:
+            raise bad_length('string', pos, n21, buf)
+        obj18.member_id = None
+    else:
+        obj18.member_id = str(buf[pos:end22], 'utf-8')
+        pos = end22
+    (obj18.member_epoch, obj18.heartbeat_interval_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
-    (marker6,) = _S3.unpack_from(buf, pos)
+    (marker23,) = _S4.unpack_from(buf, pos)
     pos += 1
-    if marker6 < 0:
-        self.assignment = None
+    if marker23 < 0:
+        obj18.assignment = None
     else:
-        self.assignment, pos = _dec_Assignment_v0(buf, pos)
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Assignment v0
-def _enc_Assignment_v0(self, out, parts):
-    w_calen(out, self.topic_partitions)
-    for item8 in self.topic_partitions:
-        _enc_TopicPartitions_v0(item8, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj24 = new(Assignment)
+        n25 = buf[pos]
+        if n25 > 127:
+            n25, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n25 -= 1
+        if n25 < 0 or n25 > limit - pos:
+            raise bad_length('array', pos, n25, buf)
+        items26 = []
+        for _ in range(n25):
+            obj28 = new(TopicPartitions)
+            (raw29,) = _S3.unpack_from(buf, pos)
+            pos += 16
+            obj28.topic_id = uuid_from(raw29)
+            n30 = buf[pos]
+            if n30 > 127:
+                n30, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n30 -= 1
+            if n30 < 0 or n30 > limit - pos:
+                raise bad_length('array', pos, n30, buf)
+            obj28.partitions, pos = r_fixed_array(buf, pos, n30, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj28.unknown_tagged_fields = []
+            else:
+                obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items26.append(obj28)
+        obj24.topic_partitions = items26
+        if buf[pos] == 0:
+            pos += 1
+            obj24.unknown_tagged_fields = []
+        else:
+            obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        obj18.assignment = obj24
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Assignment_v0(buf, pos):
-    self = new(Assignment)
-    n9, pos = r_calen(buf, pos)
-    items10 = []
-    for _ in range(n9):
-        item11, pos = _dec_TopicPartitions_v0(buf, pos)
-        items10.append(item11)
-    self.topic_partitions = items10
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0
-def _enc_TopicPartitions_v0(self, out, parts):
-    out += _S4.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    (raw13,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw13)
-    n14, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n14, 'i', 4)
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,11 +16,11 @@ from ._runtime import (  # noqa: F401
 __all__ = ['StopReplicaPartitionError', 'StopReplicaPartitionState', 'StopReplicaPartitionV0', 'StopReplicaRequest', 'StopReplicaResponse', 'StopReplicaTopicState', 'StopReplicaTopicV1']
 
 _S0 = _Struct('>ii?')
-_S1 = _Struct('>iiq?')
-_S2 = _Struct('>iiq')
-_S3 = _Struct('>i?iq')
-_S4 = _Struct('>i')
-_S5 = _Struct('>h')
+_S1 = _Struct('>i')
+_S2 = _Struct('>h')
+_S3 = _Struct('>iiq?')
+_S4 = _Struct('>iiq')
+_S5 = _Struct('>i?iq')
 _S6 = _Struct('>ih')
 
 
@@ -125,83 +125,137 @@ class StopReplicaPartitionError(Struct):
 
 # StopReplicaRequest v0
 def _enc_StopReplicaRequest_v0(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('StopReplicaRequest', 'is_k_raft_controller', '0')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topics', '0')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topic_states', '0')
     out += _S0.pack(self.controller_id, self.controller_epoch, self.delete_partitions)
     w_alen(out, self.ungrouped_partitions)
     for item1 in self.ungrouped_partitions:
-        _enc_StopReplicaPartitionV0_v0(item1, out, parts)
+        w_str(out, item1.topic_name)
+        out += _S1.pack(item1.partition_index)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('StopReplicaPartitionV0', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('StopReplicaRequest', '0')
 
 
 def _dec_StopReplicaRequest_v0(buf, pos):
-    self = new(StopReplicaRequest)
-    (self.controller_id, self.controller_epoch, self.delete_partitions,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(StopReplicaRequest)
+    (obj2.controller_id, obj2.controller_epoch, obj2.delete_partitions,) = _S0.unpack_from(buf, pos)
     pos += 9
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_StopReplicaPartitionV0_v0(buf, pos)
-        items3.append(item4)
-    self.ungrouped_partitions = items3
-    self.is_k_raft_controller = False
-    self.broker_epoch = -1
-    self.topics = []
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(StopReplicaPartitionV0)
+        (n7,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.topic_name = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        (obj6.partition_index,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.ungrouped_partitions = items4
+    obj2.is_k_raft_controller = False
+    obj2.broker_epoch = -1
+    obj2.topics = []
+    obj2.topic_states = []
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # StopReplicaRequest v1
 def _enc_StopReplicaRequest_v1(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('StopReplicaRequest', 'is_k_raft_controller', '1')
-    if (self.ungrouped_partitions is None or len(self.ungrouped_partitions) != 0):
+    if not ((self.ungrouped_partitions is not None and len(self.ungrouped_partitions) == 0)):
         raise cannot_carry('StopReplicaRequest', 'ungrouped_partitions', '1')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topic_states', '1')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions)
+    out += _S3.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions)
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_StopReplicaTopicV1_v1(item5, out, parts)
+    for item9 in self.topics:
+        w_str(out, item9.name)
+        w_alen(out, item9.partition_indexes)
+        w_fixed_array(out, item9.partition_indexes, 'i')
+        if item9.unknown_tagged_fields:
+            raise no_tagged_fields_error('StopReplicaTopicV1', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('StopReplicaRequest', '1')
 
 
 def _dec_StopReplicaRequest_v1(buf, pos):
-    self = new(StopReplicaRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj10 = new(StopReplicaRequest)
+    (obj10.controller_id, obj10.controller_epoch, obj10.broker_epoch, obj10.delete_partitions,) = _S3.unpack_from(buf, pos)
     pos += 17
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_StopReplicaTopicV1_v1(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.is_k_raft_controller = False
-    self.ungrouped_partitions = []
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n11,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n11 < 0 or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    items12 = []
+    for _ in range(n11):
+        obj14 = new(StopReplicaTopicV1)
+        (n15,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end16 = pos + n15
+        if n15 < 0 or end16 > limit:
+            raise bad_length('string', pos, n15, buf)
+        obj14.name = str(buf[pos:end16], 'utf-8')
+        pos = end16
+        (n17,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n17 < 0 or n17 > limit - pos:
+            raise bad_length('array', pos, n17, buf)
+        obj14.partition_indexes, pos = r_fixed_array(buf, pos, n17, 'i', 4)
+        obj14.unknown_tagged_fields = []
+        items12.append(obj14)
+    obj10.topics = items12
+    obj10.is_k_raft_controller = False
+    obj10.ungrouped_partitions = []
+    obj10.topic_states = []
+    obj10.unknown_tagged_fields = []
+    self = obj10
     return self, pos
 
 
 # StopReplicaRequest v2
 def _enc_StopReplicaRequest_v2(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('StopReplicaRequest', 'is_k_raft_controller', '2')
-    if (self.ungrouped_partitions is None or len(self.ungrouped_partitions) != 0):
+    if not ((self.ungrouped_partitions is not None and len(self.ungrouped_partitions) == 0)):
         raise cannot_carry('StopReplicaRequest', 'ungrouped_partitions', '2')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topic_states', '2')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions)
-    w_calen(out, self.topics)
-    for item9 in self.topics:
-        _enc_StopReplicaTopicV1_v2(item9, out, parts)
+    out += _S3.pack(self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions)
+    n18 = len(self.topics) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
+    for item19 in self.topics:
+        w_cstr(out, item19.name)
+        n20 = len(item19.partition_indexes) + 1
+        if n20 < 128:
+            out.append(n20)
+        else:
+            w_uvarint(out, n20)
+        w_fixed_array(out, item19.partition_indexes, 'i')
+        if item19.unknown_tagged_fields:
+            w_tagged(out, (), item19.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -209,40 +263,93 @@ def _enc_StopReplicaRequest_v2(self, out, parts):
 
 
 def _dec_StopReplicaRequest_v2(buf, pos):
-    self = new(StopReplicaRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch, self.delete_partitions,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(StopReplicaRequest)
+    (obj21.controller_id, obj21.controller_epoch, obj21.broker_epoch, obj21.delete_partitions,) = _S3.unpack_from(buf, pos)
     pos += 17
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_StopReplicaTopicV1_v2(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    self.is_k_raft_controller = False
-    self.ungrouped_partitions = []
-    self.topic_states = []
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n22 -= 1
+    if n22 < 0 or n22 > limit - pos:
+        raise bad_length('array', pos, n22, buf)
+    items23 = []
+    for _ in range(n22):
+        obj25 = new(StopReplicaTopicV1)
+        n26 = buf[pos]
+        if n26 > 127:
+            n26, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n26 -= 1
+        end27 = pos + n26
+        if n26 < 0 or end27 > limit:
+            raise bad_length('string', pos, n26, buf)
+        obj25.name = str(buf[pos:end27], 'utf-8')
+        pos = end27
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        if n28 < 0 or n28 > limit - pos:
+            raise bad_length('array', pos, n28, buf)
+        obj25.partition_indexes, pos = r_fixed_array(buf, pos, n28, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj25.unknown_tagged_fields = []
+        else:
+            obj25.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items23.append(obj25)
+    obj21.topics = items23
+    obj21.is_k_raft_controller = False
+    obj21.ungrouped_partitions = []
+    obj21.topic_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
+    else:
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 
 # StopReplicaRequest v3
 def _enc_StopReplicaRequest_v3(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('StopReplicaRequest', 'is_k_raft_controller', '3')
-    if self.delete_partitions != False:
+    if not (self.delete_partitions == False):
         raise cannot_carry('StopReplicaRequest', 'delete_partitions', '3')
-    if (self.ungrouped_partitions is None or len(self.ungrouped_partitions) != 0):
+    if not ((self.ungrouped_partitions is not None and len(self.ungrouped_partitions) == 0)):
         raise cannot_carry('StopReplicaRequest', 'ungrouped_partitions', '3')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topics', '3')
-    out += _S2.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item14 in self.topic_states:
-        _enc_StopReplicaTopicState_v3(item14, out, parts)
+    out += _S4.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    n29 = len(self.topic_states) + 1
+    if n29 < 128:
+        out.append(n29)
+    else:
+        w_uvarint(out, n29)
+    for item30 in self.topic_states:
+        w_cstr(out, item30.topic_name)
+        n31 = len(item30.partition_states) + 1
+        if n31 < 128:
+            out.append(n31)
+        else:
+            w_uvarint(out, n31)
+        for item32 in item30.partition_states:
+            out += _S0.pack(item32.partition_index, item32.leader_epoch, item32.delete_partition)
+            if item32.unknown_tagged_fields:
+                w_tagged(out, (), item32.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item30.unknown_tagged_fields:
+            w_tagged(out, (), item30.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -250,39 +357,103 @@ def _enc_StopReplicaRequest_v3(self, out, parts):
 
 
 def _dec_StopReplicaRequest_v3(buf, pos):
-    self = new(StopReplicaRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj33 = new(StopReplicaRequest)
+    (obj33.controller_id, obj33.controller_epoch, obj33.broker_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_StopReplicaTopicState_v3(buf, pos)
-        items16.append(item17)
-    self.topic_states = items16
-    self.is_k_raft_controller = False
-    self.delete_partitions = False
-    self.ungrouped_partitions = []
-    self.topics = []
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
+    n34 = buf[pos]
+    if n34 > 127:
+        n34, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n34 -= 1
+    if n34 < 0 or n34 > limit - pos:
+        raise bad_length('array', pos, n34, buf)
+    items35 = []
+    for _ in range(n34):
+        obj37 = new(StopReplicaTopicState)
+        n38 = buf[pos]
+        if n38 > 127:
+            n38, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n38 -= 1
+        end39 = pos + n38
+        if n38 < 0 or end39 > limit:
+            raise bad_length('string', pos, n38, buf)
+        obj37.topic_name = str(buf[pos:end39], 'utf-8')
+        pos = end39
+        n40 = buf[pos]
+        if n40 > 127:
+            n40, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n40 -= 1
+        if n40 < 0 or n40 > limit - pos:
+            raise bad_length('array', pos, n40, buf)
+        items41 = []
+        for _ in range(n40):
+            obj43 = new(StopReplicaPartitionState)
+            (obj43.partition_index, obj43.leader_epoch, obj43.delete_partition,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            if buf[pos] == 0:
+                pos += 1
+                obj43.unknown_tagged_fields = []
+            else:
+                obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items41.append(obj43)
+        obj37.partition_states = items41
+        if buf[pos] == 0:
+            pos += 1
+            obj37.unknown_tagged_fields = []
+        else:
+            obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items35.append(obj37)
+    obj33.topic_states = items35
+    obj33.is_k_raft_controller = False
+    obj33.delete_partitions = False
+    obj33.ungrouped_partitions = []
+    obj33.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj33.unknown_tagged_fields = []
+    else:
+        obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj33
     return self, pos
 
 
 # StopReplicaRequest v4
 def _enc_StopReplicaRequest_v4(self, out, parts):
-    if self.delete_partitions != False:
+    if not (self.delete_partitions == False):
         raise cannot_carry('StopReplicaRequest', 'delete_partitions', '4')
-    if (self.ungrouped_partitions is None or len(self.ungrouped_partitions) != 0):
+    if not ((self.ungrouped_partitions is not None and len(self.ungrouped_partitions) == 0)):
         raise cannot_carry('StopReplicaRequest', 'ungrouped_partitions', '4')
-    if (self.topics is None or len(self.topics) != 0):
+    if not ((self.topics is not None and len(self.topics) == 0)):
         raise cannot_carry('StopReplicaRequest', 'topics', '4')
-    out += _S3.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item19 in self.topic_states:
-        _enc_StopReplicaTopicState_v3(item19, out, parts)
+    out += _S5.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch)
+    n44 = len(self.topic_states) + 1
+    if n44 < 128:
+        out.append(n44)
+    else:
+        w_uvarint(out, n44)
+    for item45 in self.topic_states:
+        w_cstr(out, item45.topic_name)
+        n46 = len(item45.partition_states) + 1
+        if n46 < 128:
+            out.append(n46)
+        else:
+            w_uvarint(out, n46)
+        for item47 in item45.partition_states:
+            out += _S0.pack(item47.partition_index, item47.leader_epoch, item47.delete_partition)
+            if item47.unknown_tagged_fields:
+                w_tagged(out, (), item47.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item45.unknown_tagged_fields:
+            w_tagged(out, (), item45.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -290,165 +461,128 @@ def _enc_StopReplicaRequest_v4(self, out, parts):
 
 
 def _dec_StopReplicaRequest_v4(buf, pos):
-    self = new(StopReplicaRequest)
-    (self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj48 = new(StopReplicaRequest)
+    (obj48.controller_id, obj48.is_k_raft_controller, obj48.controller_epoch, obj48.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 17
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_StopReplicaTopicState_v3(buf, pos)
-        items21.append(item22)
-    self.topic_states = items21
-    self.delete_partitions = False
-    self.ungrouped_partitions = []
-    self.topics = []
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StopReplicaPartitionV0 v0
-def _enc_StopReplicaPartitionV0_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S4.pack(self.partition_index)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('StopReplicaPartitionV0', '0')
-
-
-def _dec_StopReplicaPartitionV0_v0(buf, pos):
-    self = new(StopReplicaPartitionV0)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# StopReplicaTopicV1 v1
-def _enc_StopReplicaTopicV1_v1(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('StopReplicaTopicV1', '1')
-
-
-def _dec_StopReplicaTopicV1_v1(buf, pos):
-    self = new(StopReplicaTopicV1)
-    self.name, pos = r_str(buf, pos)
-    n24, pos = r_alen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n24, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# StopReplicaTopicV1 v2
-def _enc_StopReplicaTopicV1_v2(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n49 = buf[pos]
+    if n49 > 127:
+        n49, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_StopReplicaTopicV1_v2(buf, pos):
-    self = new(StopReplicaTopicV1)
-    self.name, pos = r_cstr(buf, pos)
-    n25, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n25, 'i', 4)
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StopReplicaTopicState v3-4
-def _enc_StopReplicaTopicState_v3(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partition_states)
-    for item27 in self.partition_states:
-        _enc_StopReplicaPartitionState_v3(item27, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n49 -= 1
+    if n49 < 0 or n49 > limit - pos:
+        raise bad_length('array', pos, n49, buf)
+    items50 = []
+    for _ in range(n49):
+        obj52 = new(StopReplicaTopicState)
+        n53 = buf[pos]
+        if n53 > 127:
+            n53, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n53 -= 1
+        end54 = pos + n53
+        if n53 < 0 or end54 > limit:
+            raise bad_length('string', pos, n53, buf)
+        obj52.topic_name = str(buf[pos:end54], 'utf-8')
+        pos = end54
+        n55 = buf[pos]
+        if n55 > 127:
+            n55, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n55 -= 1
+        if n55 < 0 or n55 > limit - pos:
+            raise bad_length('array', pos, n55, buf)
+        items56 = []
+        for _ in range(n55):
+            obj58 = new(StopReplicaPartitionState)
+            (obj58.partition_index, obj58.leader_epoch, obj58.delete_partition,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            if buf[pos] == 0:
+                pos += 1
+                obj58.unknown_tagged_fields = []
+            else:
+                obj58.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items56.append(obj58)
+        obj52.partition_states = items56
+        if buf[pos] == 0:
+            pos += 1
+            obj52.unknown_tagged_fields = []
+        else:
+            obj52.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items50.append(obj52)
+    obj48.topic_states = items50
+    obj48.delete_partitions = False
+    obj48.ungrouped_partitions = []
+    obj48.topics = []
+    if buf[pos] == 0:
+        pos += 1
+        obj48.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_StopReplicaTopicState_v3(buf, pos):
-    self = new(StopReplicaTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n28, pos = r_calen(buf, pos)
-    items29 = []
-    for _ in range(n28):
-        item30, pos = _dec_StopReplicaPartitionState_v3(buf, pos)
-        items29.append(item30)
-    self.partition_states = items29
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StopReplicaPartitionState v3-4
-def _enc_StopReplicaPartitionState_v3(self, out, parts):
-    out += _S0.pack(self.partition_index, self.leader_epoch, self.delete_partition)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_StopReplicaPartitionState_v3(buf, pos):
-    self = new(StopReplicaPartitionState)
-    (self.partition_index, self.leader_epoch, self.delete_partition,) = _S0.unpack_from(buf, pos)
-    pos += 9
-    count32, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count32:
-        pos = r_tagged_unknown(buf, pos, count32, unknown)
-    self.unknown_tagged_fields = unknown
+        obj48.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj48
     return self, pos
 
 
 # StopReplicaResponse v0-1
 def _enc_StopReplicaResponse_v0(self, out, parts):
-    out += _S5.pack(self.error_code)
+    out += _S2.pack(self.error_code)
     w_alen(out, self.partition_errors)
-    for item33 in self.partition_errors:
-        _enc_StopReplicaPartitionError_v0(item33, out, parts)
+    for item59 in self.partition_errors:
+        w_str(out, item59.topic_name)
+        out += _S6.pack(item59.partition_index, item59.error_code)
+        if item59.unknown_tagged_fields:
+            raise no_tagged_fields_error('StopReplicaPartitionError', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('StopReplicaResponse', '0-1')
 
 
 def _dec_StopReplicaResponse_v0(buf, pos):
-    self = new(StopReplicaResponse)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
+    limit = len(buf)
+    obj60 = new(StopReplicaResponse)
+    (obj60.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    n34, pos = r_alen(buf, pos)
-    items35 = []
-    for _ in range(n34):
-        item36, pos = _dec_StopReplicaPartitionError_v0(buf, pos)
-        items35.append(item36)
-    self.partition_errors = items35
-    self.unknown_tagged_fields = []
+    (n61,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(StopReplicaPartitionError)
+        (n65,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        (obj64.partition_index, obj64.error_code,) = _S6.unpack_from(buf, pos)
+        pos += 6
+        obj64.unknown_tagged_fields = []
+        items62.append(obj64)
+    obj60.partition_errors = items62
+    obj60.unknown_tagged_fields = []
+    self = obj60
     return self, pos
 
 
 # StopReplicaResponse v2-4
 def _enc_StopReplicaResponse_v2(self, out, parts):
-    out += _S5.pack(self.error_code)
-    w_calen(out, self.partition_errors)
-    for item37 in self.partition_errors:
-        _enc_StopReplicaPartitionError_v2(item37, out, parts)
+    out += _S2.pack(self.error_code)
+    n67 = len(self.partition_errors) + 1
+    if n67 < 128:
+        out.append(n67)
+    else:
+        w_uvarint(out, n67)
+    for item68 in self.partition_errors:
+        w_cstr(out, item68.topic_name)
+        out += _S6.pack(item68.partition_index, item68.error_code)
+        if item68.unknown_tagged_fields:
+            w_tagged(out, (), item68.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -456,60 +590,47 @@ def _enc_StopReplicaResponse_v2(self, out, parts):
 
 
 def _dec_StopReplicaResponse_v2(buf, pos):
-    self = new(StopReplicaResponse)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
+    limit = len(buf)
+    obj69 = new(StopReplicaResponse)
+    (obj69.error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
-    n38, pos = r_calen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_StopReplicaPartitionError_v2(buf, pos)
-        items39.append(item40)
-    self.partition_errors = items39
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        pos = r_tagged_unknown(buf, pos, count41, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StopReplicaPartitionError v0-1
-def _enc_StopReplicaPartitionError_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S6.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('StopReplicaPartitionError', '0-1')
-
-
-def _dec_StopReplicaPartitionError_v0(buf, pos):
-    self = new(StopReplicaPartitionError)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.error_code,) = _S6.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# StopReplicaPartitionError v2-4
-def _enc_StopReplicaPartitionError_v2(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S6.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n70 = buf[pos]
+    if n70 > 127:
+        n70, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_StopReplicaPartitionError_v2(buf, pos):
-    self = new(StopReplicaPartitionError)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.partition_index, self.error_code,) = _S6.unpack_from(buf, pos)
-    pos += 6
-    count42, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count42:
-        pos = r_tagged_unknown(buf, pos, count42, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n70 -= 1
+    if n70 < 0 or n70 > limit - pos:
+        raise bad_length('array', pos, n70, buf)
+    items71 = []
+    for _ in range(n70):
+        obj73 = new(StopReplicaPartitionError)
+        n74 = buf[pos]
+        if n74 > 127:
+            n74, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n74 -= 1
+        end75 = pos + n74
+        if n74 < 0 or end75 > limit:
+            raise bad_length('string', pos, n74, buf)
+        obj73.topic_name = str(buf[pos:end75], 'utf-8')
+        pos = end75
+        (obj73.partition_index, obj73.error_code,) = _S6.unpack_from(buf, pos)
+        pos += 6
+        if buf[pos] == 0:
+            pos += 1
+            obj73.unknown_tagged_fields = []
+        else:
+            obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items71.append(obj73)
+    obj69.partition_errors = items71
+    if buf[pos] == 0:
+        pos += 1
+        obj69.unknown_tagged_fields = []
+    else:
+        obj69.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj69
     return self, pos
 
 

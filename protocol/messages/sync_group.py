@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -77,34 +77,69 @@ class SyncGroupResponse(Message):
 
 # SyncGroupRequest v0-2
 def _enc_SyncGroupRequest_v0(self, out, parts):
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('SyncGroupRequest', 'group_instance_id', '0-2')
     w_str(out, self.group_id)
     out += _S0.pack(self.generation_id)
     w_str(out, self.member_id)
     w_alen(out, self.assignments)
     for item1 in self.assignments:
-        _enc_SyncGroupRequestAssignment_v0(item1, out, parts)
+        w_str(out, item1.member_id)
+        w_bytes(out, item1.assignment)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('SyncGroupRequestAssignment', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('SyncGroupRequest', '0-2')
 
 
 def _dec_SyncGroupRequest_v0(buf, pos):
-    self = new(SyncGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(SyncGroupRequest)
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj2.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_SyncGroupRequestAssignment_v0(buf, pos)
-        items3.append(item4)
-    self.assignments = items3
-    self.group_instance_id = None
-    self.protocol_type = None
-    self.protocol_name = None
-    self.unknown_tagged_fields = []
+    (n5,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (n7,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
+    items8 = []
+    for _ in range(n7):
+        obj10 = new(SyncGroupRequestAssignment)
+        (n11,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj10.member_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        (n13,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('bytes', pos, n13, buf)
+        obj10.assignment = bytes(buf[pos:end14])
+        pos = end14
+        obj10.unknown_tagged_fields = []
+        items8.append(obj10)
+    obj2.assignments = items8
+    obj2.group_instance_id = None
+    obj2.protocol_type = None
+    obj2.protocol_name = None
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -115,28 +150,72 @@ def _enc_SyncGroupRequest_v3(self, out, parts):
     w_str(out, self.member_id)
     w_nstr(out, self.group_instance_id)
     w_alen(out, self.assignments)
-    for item5 in self.assignments:
-        _enc_SyncGroupRequestAssignment_v0(item5, out, parts)
+    for item15 in self.assignments:
+        w_str(out, item15.member_id)
+        w_bytes(out, item15.assignment)
+        if item15.unknown_tagged_fields:
+            raise no_tagged_fields_error('SyncGroupRequestAssignment', '0-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('SyncGroupRequest', '3')
 
 
 def _dec_SyncGroupRequest_v3(buf, pos):
-    self = new(SyncGroupRequest)
-    self.group_id, pos = r_str(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj16 = new(SyncGroupRequest)
+    (n17,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end18 = pos + n17
+    if n17 < 0 or end18 > limit:
+        raise bad_length('string', pos, n17, buf)
+    obj16.group_id = str(buf[pos:end18], 'utf-8')
+    pos = end18
+    (obj16.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_SyncGroupRequestAssignment_v0(buf, pos)
-        items7.append(item8)
-    self.assignments = items7
-    self.protocol_type = None
-    self.protocol_name = None
-    self.unknown_tagged_fields = []
+    (n19,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end20 = pos + n19
+    if n19 < 0 or end20 > limit:
+        raise bad_length('string', pos, n19, buf)
+    obj16.member_id = str(buf[pos:end20], 'utf-8')
+    pos = end20
+    (n21,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        if n21 != -1:
+            raise bad_length('string', pos, n21, buf)
+        obj16.group_instance_id = None
+    else:
+        obj16.group_instance_id = str(buf[pos:end22], 'utf-8')
+        pos = end22
+    (n23,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n23 < 0 or n23 > limit - pos:
+        raise bad_length('array', pos, n23, buf)
+    items24 = []
+    for _ in range(n23):
+        obj26 = new(SyncGroupRequestAssignment)
+        (n27,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end28 = pos + n27
+        if n27 < 0 or end28 > limit:
+            raise bad_length('string', pos, n27, buf)
+        obj26.member_id = str(buf[pos:end28], 'utf-8')
+        pos = end28
+        (n29,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('bytes', pos, n29, buf)
+        obj26.assignment = bytes(buf[pos:end30])
+        pos = end30
+        obj26.unknown_tagged_fields = []
+        items24.append(obj26)
+    obj16.assignments = items24
+    obj16.protocol_type = None
+    obj16.protocol_name = None
+    obj16.unknown_tagged_fields = []
+    self = obj16
     return self, pos
 
 
@@ -146,9 +225,18 @@ def _enc_SyncGroupRequest_v4(self, out, parts):
     out += _S0.pack(self.generation_id)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
-    w_calen(out, self.assignments)
-    for item9 in self.assignments:
-        _enc_SyncGroupRequestAssignment_v4(item9, out, parts)
+    n31 = len(self.assignments) + 1
+    if n31 < 128:
+        out.append(n31)
+    else:
+        w_uvarint(out, n31)
+    for item32 in self.assignments:
+        w_cstr(out, item32.member_id)
+        w_cbytes(out, item32.assignment)
+        if item32.unknown_tagged_fields:
+            w_tagged(out, (), item32.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -156,25 +244,94 @@ def _enc_SyncGroupRequest_v4(self, out, parts):
 
 
 def _dec_SyncGroupRequest_v4(buf, pos):
-    self = new(SyncGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj33 = new(SyncGroupRequest)
+    n34 = buf[pos]
+    if n34 > 127:
+        n34, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n34 -= 1
+    end35 = pos + n34
+    if n34 < 0 or end35 > limit:
+        raise bad_length('string', pos, n34, buf)
+    obj33.group_id = str(buf[pos:end35], 'utf-8')
+    pos = end35
+    (obj33.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_SyncGroupRequestAssignment_v4(buf, pos)
-        items11.append(item12)
-    self.assignments = items11
-    self.protocol_type = None
-    self.protocol_name = None
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+    n36 = buf[pos]
+    if n36 > 127:
+        n36, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n36 -= 1
+    end37 = pos + n36
+    if n36 < 0 or end37 > limit:
+        raise bad_length('string', pos, n36, buf)
+    obj33.member_id = str(buf[pos:end37], 'utf-8')
+    pos = end37
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n38 -= 1
+    end39 = pos + n38
+    if n38 < 0 or end39 > limit:
+        if n38 != -1:
+            raise bad_length('string', pos, n38, buf)
+        obj33.group_instance_id = None
+    else:
+        obj33.group_instance_id = str(buf[pos:end39], 'utf-8')
+        pos = end39
+    n40 = buf[pos]
+    if n40 > 127:
+        n40, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n40 -= 1
+    if n40 < 0 or n40 > limit - pos:
+        raise bad_length('array', pos, n40, buf)
+    items41 = []
+    for _ in range(n40):
+        obj43 = new(SyncGroupRequestAssignment)
+        n44 = buf[pos]
+        if n44 > 127:
+            n44, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n44 -= 1
+        end45 = pos + n44
+        if n44 < 0 or end45 > limit:
+            raise bad_length('string', pos, n44, buf)
+        obj43.member_id = str(buf[pos:end45], 'utf-8')
+        pos = end45
+        n46 = buf[pos]
+        if n46 > 127:
+            n46, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n46 -= 1
+        end47 = pos + n46
+        if n46 < 0 or end47 > limit:
+            raise bad_length('bytes', pos, n46, buf)
+        obj43.assignment = bytes(buf[pos:end47])
+        pos = end47
+        if buf[pos] == 0:
+            pos += 1
+            obj43.unknown_tagged_fields = []
+        else:
+            obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items41.append(obj43)
+    obj33.assignments = items41
+    obj33.protocol_type = None
+    obj33.protocol_name = None
+    if buf[pos] == 0:
+        pos += 1
+        obj33.unknown_tagged_fields = []
+    else:
+        obj33.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj33
     return self, pos
 
 
@@ -186,9 +343,18 @@ def _enc_SyncGroupRequest_v5(self, out, parts):
     w_cnstr(out, self.group_instance_id)
     w_cnstr(out, self.protocol_type)
     w_cnstr(out, self.protocol_name)
-    w_calen(out, self.assignments)
-    for item14 in self.assignments:
-        _enc_SyncGroupRequestAssignment_v4(item14, out, parts)
+    n48 = len(self.assignments) + 1
+    if n48 < 128:
+        out.append(n48)
+    else:
+        w_uvarint(out, n48)
+    for item49 in self.assignments:
+        w_cstr(out, item49.member_id)
+        w_cbytes(out, item49.assignment)
+        if item49.unknown_tagged_fields:
+            w_tagged(out, (), item49.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -196,63 +362,120 @@ def _enc_SyncGroupRequest_v5(self, out, parts):
 
 
 def _dec_SyncGroupRequest_v5(buf, pos):
-    self = new(SyncGroupRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.protocol_type, pos = r_cnstr(buf, pos)
-    self.protocol_name, pos = r_cnstr(buf, pos)
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_SyncGroupRequestAssignment_v4(buf, pos)
-        items16.append(item17)
-    self.assignments = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# SyncGroupRequestAssignment v0-3
-def _enc_SyncGroupRequestAssignment_v0(self, out, parts):
-    w_str(out, self.member_id)
-    w_bytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('SyncGroupRequestAssignment', '0-3')
-
-
-def _dec_SyncGroupRequestAssignment_v0(buf, pos):
-    self = new(SyncGroupRequestAssignment)
-    self.member_id, pos = r_str(buf, pos)
-    self.assignment, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# SyncGroupRequestAssignment v4-5
-def _enc_SyncGroupRequestAssignment_v4(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cbytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj50 = new(SyncGroupRequest)
+    n51 = buf[pos]
+    if n51 > 127:
+        n51, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_SyncGroupRequestAssignment_v4(buf, pos):
-    self = new(SyncGroupRequestAssignment)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.assignment, pos = r_cbytes(buf, pos)
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n51 -= 1
+    end52 = pos + n51
+    if n51 < 0 or end52 > limit:
+        raise bad_length('string', pos, n51, buf)
+    obj50.group_id = str(buf[pos:end52], 'utf-8')
+    pos = end52
+    (obj50.generation_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    n53 = buf[pos]
+    if n53 > 127:
+        n53, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n53 -= 1
+    end54 = pos + n53
+    if n53 < 0 or end54 > limit:
+        raise bad_length('string', pos, n53, buf)
+    obj50.member_id = str(buf[pos:end54], 'utf-8')
+    pos = end54
+    n55 = buf[pos]
+    if n55 > 127:
+        n55, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n55 -= 1
+    end56 = pos + n55
+    if n55 < 0 or end56 > limit:
+        if n55 != -1:
+            raise bad_length('string', pos, n55, buf)
+        obj50.group_instance_id = None
+    else:
+        obj50.group_instance_id = str(buf[pos:end56], 'utf-8')
+        pos = end56
+    n57 = buf[pos]
+    if n57 > 127:
+        n57, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n57 -= 1
+    end58 = pos + n57
+    if n57 < 0 or end58 > limit:
+        if n57 != -1:
+            raise bad_length('string', pos, n57, buf)
+        obj50.protocol_type = None
+    else:
+        obj50.protocol_type = str(buf[pos:end58], 'utf-8')
+        pos = end58
+    n59 = buf[pos]
+    if n59 > 127:
+        n59, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n59 -= 1
+    end60 = pos + n59
+    if n59 < 0 or end60 > limit:
+        if n59 != -1:
+            raise bad_length('string', pos, n59, buf)
+        obj50.protocol_name = None
+    else:
+        obj50.protocol_name = str(buf[pos:end60], 'utf-8')
+        pos = end60
+    n61 = buf[pos]
+    if n61 > 127:
+        n61, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n61 -= 1
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(SyncGroupRequestAssignment)
+        n65 = buf[pos]
+        if n65 > 127:
+            n65, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n65 -= 1
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj64.member_id = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        n67 = buf[pos]
+        if n67 > 127:
+            n67, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n67 -= 1
+        end68 = pos + n67
+        if n67 < 0 or end68 > limit:
+            raise bad_length('bytes', pos, n67, buf)
+        obj64.assignment = bytes(buf[pos:end68])
+        pos = end68
+        if buf[pos] == 0:
+            pos += 1
+            obj64.unknown_tagged_fields = []
+        else:
+            obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items62.append(obj64)
+    obj50.assignments = items62
+    if buf[pos] == 0:
+        pos += 1
+        obj50.unknown_tagged_fields = []
+    else:
+        obj50.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj50
     return self, pos
 
 
@@ -265,14 +488,22 @@ def _enc_SyncGroupResponse_v0(self, out, parts):
 
 
 def _dec_SyncGroupResponse_v0(buf, pos):
-    self = new(SyncGroupResponse)
-    (self.error_code,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj69 = new(SyncGroupResponse)
+    (obj69.error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
-    self.assignment, pos = r_bytes(buf, pos)
-    self.throttle_time_ms = 0
-    self.protocol_type = None
-    self.protocol_name = None
-    self.unknown_tagged_fields = []
+    (n70,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end71 = pos + n70
+    if n70 < 0 or end71 > limit:
+        raise bad_length('bytes', pos, n70, buf)
+    obj69.assignment = bytes(buf[pos:end71])
+    pos = end71
+    obj69.throttle_time_ms = 0
+    obj69.protocol_type = None
+    obj69.protocol_name = None
+    obj69.unknown_tagged_fields = []
+    self = obj69
     return self, pos
 
 
@@ -285,13 +516,21 @@ def _enc_SyncGroupResponse_v1(self, out, parts):
 
 
 def _dec_SyncGroupResponse_v1(buf, pos):
-    self = new(SyncGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj72 = new(SyncGroupResponse)
+    (obj72.throttle_time_ms, obj72.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.assignment, pos = r_bytes(buf, pos)
-    self.protocol_type = None
-    self.protocol_name = None
-    self.unknown_tagged_fields = []
+    (n73,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end74 = pos + n73
+    if n73 < 0 or end74 > limit:
+        raise bad_length('bytes', pos, n73, buf)
+    obj72.assignment = bytes(buf[pos:end74])
+    pos = end74
+    obj72.protocol_type = None
+    obj72.protocol_name = None
+    obj72.unknown_tagged_fields = []
+    self = obj72
     return self, pos
 
 
@@ -306,17 +545,29 @@ def _enc_SyncGroupResponse_v4(self, out, parts):
 
 
 def _dec_SyncGroupResponse_v4(buf, pos):
-    self = new(SyncGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj75 = new(SyncGroupResponse)
+    (obj75.throttle_time_ms, obj75.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.assignment, pos = r_cbytes(buf, pos)
-    self.protocol_type = None
-    self.protocol_name = None
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
+    n76 = buf[pos]
+    if n76 > 127:
+        n76, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n76 -= 1
+    end77 = pos + n76
+    if n76 < 0 or end77 > limit:
+        raise bad_length('bytes', pos, n76, buf)
+    obj75.assignment = bytes(buf[pos:end77])
+    pos = end77
+    obj75.protocol_type = None
+    obj75.protocol_name = None
+    if buf[pos] == 0:
+        pos += 1
+        obj75.unknown_tagged_fields = []
+    else:
+        obj75.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj75
     return self, pos
 
 
@@ -333,17 +584,55 @@ def _enc_SyncGroupResponse_v5(self, out, parts):
 
 
 def _dec_SyncGroupResponse_v5(buf, pos):
-    self = new(SyncGroupResponse)
-    (self.throttle_time_ms, self.error_code,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj78 = new(SyncGroupResponse)
+    (obj78.throttle_time_ms, obj78.error_code,) = _S2.unpack_from(buf, pos)
     pos += 6
-    self.protocol_type, pos = r_cnstr(buf, pos)
-    self.protocol_name, pos = r_cnstr(buf, pos)
-    self.assignment, pos = r_cbytes(buf, pos)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+    n79 = buf[pos]
+    if n79 > 127:
+        n79, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n79 -= 1
+    end80 = pos + n79
+    if n79 < 0 or end80 > limit:
+        if n79 != -1:
+            raise bad_length('string', pos, n79, buf)
+        obj78.protocol_type = None
+    else:
+        obj78.protocol_type = str(buf[pos:end80], 'utf-8')
+        pos = end80
+    n81 = buf[pos]
+    if n81 > 127:
+        n81, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n81 -= 1
+    end82 = pos + n81
+    if n81 < 0 or end82 > limit:
+        if n81 != -1:
+            raise bad_length('string', pos, n81, buf)
+        obj78.protocol_name = None
+    else:
+        obj78.protocol_name = str(buf[pos:end82], 'utf-8')
+        pos = end82
+    n83 = buf[pos]
+    if n83 > 127:
+        n83, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n83 -= 1
+    end84 = pos + n83
+    if n83 < 0 or end84 > limit:
+        raise bad_length('bytes', pos, n83, buf)
+    obj78.assignment = bytes(buf[pos:end84])
+    pos = end84
+    if buf[pos] == 0:
+        pos += 1
+        obj78.unknown_tagged_fields = []
+    else:
+        obj78.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj78
     return self, pos
 
 

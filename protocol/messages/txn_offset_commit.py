@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,11 +16,12 @@ from ._runtime import (  # noqa: F401
 __all__ = ['TxnOffsetCommitRequest', 'TxnOffsetCommitRequestPartition', 'TxnOffsetCommitRequestTopic', 'TxnOffsetCommitResponse', 'TxnOffsetCommitResponsePartition', 'TxnOffsetCommitResponseTopic']
 
 _S0 = _Struct('>qh')
-_S1 = _Struct('>qhi')
-_S2 = _Struct('>iq')
-_S3 = _Struct('>iqi')
-_S4 = _Struct('>i')
-_S5 = _Struct('>ih')
+_S1 = _Struct('>iq')
+_S2 = _Struct('>h')
+_S3 = _Struct('>i')
+_S4 = _Struct('>iqi')
+_S5 = _Struct('>qhi')
+_S6 = _Struct('>ih')
 
 
 class TxnOffsetCommitRequest(Message):
@@ -113,75 +114,186 @@ class TxnOffsetCommitResponsePartition(Struct):
 
 # TxnOffsetCommitRequest v0-1
 def _enc_TxnOffsetCommitRequest_v0(self, out, parts):
-    if self.generation_id != -1:
+    if not (self.generation_id == -1):
         raise cannot_carry('TxnOffsetCommitRequest', 'generation_id', '0-1')
-    if self.member_id != '':
+    if not (self.member_id == ''):
         raise cannot_carry('TxnOffsetCommitRequest', 'member_id', '0-1')
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('TxnOffsetCommitRequest', 'group_instance_id', '0-1')
     w_str(out, self.transactional_id)
     w_str(out, self.group_id)
     out += _S0.pack(self.producer_id, self.producer_epoch)
     w_alen(out, self.topics)
     for item1 in self.topics:
-        _enc_TxnOffsetCommitRequestTopic_v0(item1, out, parts)
+        w_str(out, item1.name)
+        w_alen(out, item1.partitions)
+        for item2 in item1.partitions:
+            out += _S1.pack(item2.partition_index, item2.committed_offset)
+            w_nstr(out, item2.committed_metadata)
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('TxnOffsetCommitRequestPartition', '0-1')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('TxnOffsetCommitRequestTopic', '0-1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('TxnOffsetCommitRequest', '0-1')
 
 
 def _dec_TxnOffsetCommitRequest_v0(buf, pos):
-    self = new(TxnOffsetCommitRequest)
-    self.transactional_id, pos = r_str(buf, pos)
-    self.group_id, pos = r_str(buf, pos)
-    (self.producer_id, self.producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(TxnOffsetCommitRequest)
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj3.transactional_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    (n6,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj3.group_id = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    (obj3.producer_id, obj3.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TxnOffsetCommitRequestTopic_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.generation_id = -1
-    self.member_id = ''
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
+    (n8,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        obj11 = new(TxnOffsetCommitRequestTopic)
+        (n12,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        obj11.name = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        (n14,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if n14 < 0 or n14 > limit - pos:
+            raise bad_length('array', pos, n14, buf)
+        items15 = []
+        for _ in range(n14):
+            obj17 = new(TxnOffsetCommitRequestPartition)
+            (obj17.partition_index, obj17.committed_offset,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            (n18,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end19 = pos + n18
+            if n18 < 0 or end19 > limit:
+                if n18 != -1:
+                    raise bad_length('string', pos, n18, buf)
+                obj17.committed_metadata = None
+            else:
+                obj17.committed_metadata = str(buf[pos:end19], 'utf-8')
+                pos = end19
+            obj17.committed_leader_epoch = -1
+            obj17.unknown_tagged_fields = []
+            items15.append(obj17)
+        obj11.partitions = items15
+        obj11.unknown_tagged_fields = []
+        items9.append(obj11)
+    obj3.topics = items9
+    obj3.generation_id = -1
+    obj3.member_id = ''
+    obj3.group_instance_id = None
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # TxnOffsetCommitRequest v2
 def _enc_TxnOffsetCommitRequest_v2(self, out, parts):
-    if self.generation_id != -1:
+    if not (self.generation_id == -1):
         raise cannot_carry('TxnOffsetCommitRequest', 'generation_id', '2')
-    if self.member_id != '':
+    if not (self.member_id == ''):
         raise cannot_carry('TxnOffsetCommitRequest', 'member_id', '2')
-    if self.group_instance_id is not None:
+    if not (self.group_instance_id is None):
         raise cannot_carry('TxnOffsetCommitRequest', 'group_instance_id', '2')
     w_str(out, self.transactional_id)
     w_str(out, self.group_id)
     out += _S0.pack(self.producer_id, self.producer_epoch)
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        _enc_TxnOffsetCommitRequestTopic_v2(item5, out, parts)
+    for item20 in self.topics:
+        w_str(out, item20.name)
+        w_alen(out, item20.partitions)
+        for item21 in item20.partitions:
+            out += _S4.pack(item21.partition_index, item21.committed_offset, item21.committed_leader_epoch)
+            w_nstr(out, item21.committed_metadata)
+            if item21.unknown_tagged_fields:
+                raise no_tagged_fields_error('TxnOffsetCommitRequestPartition', '2')
+        if item20.unknown_tagged_fields:
+            raise no_tagged_fields_error('TxnOffsetCommitRequestTopic', '2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('TxnOffsetCommitRequest', '2')
 
 
 def _dec_TxnOffsetCommitRequest_v2(buf, pos):
-    self = new(TxnOffsetCommitRequest)
-    self.transactional_id, pos = r_str(buf, pos)
-    self.group_id, pos = r_str(buf, pos)
-    (self.producer_id, self.producer_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj22 = new(TxnOffsetCommitRequest)
+    (n23,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        raise bad_length('string', pos, n23, buf)
+    obj22.transactional_id = str(buf[pos:end24], 'utf-8')
+    pos = end24
+    (n25,) = _S2.unpack_from(buf, pos)
+    pos += 2
+    end26 = pos + n25
+    if n25 < 0 or end26 > limit:
+        raise bad_length('string', pos, n25, buf)
+    obj22.group_id = str(buf[pos:end26], 'utf-8')
+    pos = end26
+    (obj22.producer_id, obj22.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_TxnOffsetCommitRequestTopic_v2(buf, pos)
-        items7.append(item8)
-    self.topics = items7
-    self.generation_id = -1
-    self.member_id = ''
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
+    (n27,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if n27 < 0 or n27 > limit - pos:
+        raise bad_length('array', pos, n27, buf)
+    items28 = []
+    for _ in range(n27):
+        obj30 = new(TxnOffsetCommitRequestTopic)
+        (n31,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end32 = pos + n31
+        if n31 < 0 or end32 > limit:
+            raise bad_length('string', pos, n31, buf)
+        obj30.name = str(buf[pos:end32], 'utf-8')
+        pos = end32
+        (n33,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if n33 < 0 or n33 > limit - pos:
+            raise bad_length('array', pos, n33, buf)
+        items34 = []
+        for _ in range(n33):
+            obj36 = new(TxnOffsetCommitRequestPartition)
+            (obj36.partition_index, obj36.committed_offset, obj36.committed_leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            (n37,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end38 = pos + n37
+            if n37 < 0 or end38 > limit:
+                if n37 != -1:
+                    raise bad_length('string', pos, n37, buf)
+                obj36.committed_metadata = None
+            else:
+                obj36.committed_metadata = str(buf[pos:end38], 'utf-8')
+                pos = end38
+            obj36.unknown_tagged_fields = []
+            items34.append(obj36)
+        obj30.partitions = items34
+        obj30.unknown_tagged_fields = []
+        items28.append(obj30)
+    obj22.topics = items28
+    obj22.generation_id = -1
+    obj22.member_id = ''
+    obj22.group_instance_id = None
+    obj22.unknown_tagged_fields = []
+    self = obj22
     return self, pos
 
 
@@ -189,12 +301,32 @@ def _dec_TxnOffsetCommitRequest_v2(buf, pos):
 def _enc_TxnOffsetCommitRequest_v3(self, out, parts):
     w_cstr(out, self.transactional_id)
     w_cstr(out, self.group_id)
-    out += _S1.pack(self.producer_id, self.producer_epoch, self.generation_id)
+    out += _S5.pack(self.producer_id, self.producer_epoch, self.generation_id)
     w_cstr(out, self.member_id)
     w_cnstr(out, self.group_instance_id)
-    w_calen(out, self.topics)
-    for item9 in self.topics:
-        _enc_TxnOffsetCommitRequestTopic_v3(item9, out, parts)
+    n39 = len(self.topics) + 1
+    if n39 < 128:
+        out.append(n39)
+    else:
+        w_uvarint(out, n39)
+    for item40 in self.topics:
+        w_cstr(out, item40.name)
+        n41 = len(item40.partitions) + 1
+        if n41 < 128:
+            out.append(n41)
+        else:
+            w_uvarint(out, n41)
+        for item42 in item40.partitions:
+            out += _S4.pack(item42.partition_index, item42.committed_offset, item42.committed_leader_epoch)
+            w_cnstr(out, item42.committed_metadata)
+            if item42.unknown_tagged_fields:
+                w_tagged(out, (), item42.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item40.unknown_tagged_fields:
+            w_tagged(out, (), item40.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -202,190 +334,210 @@ def _enc_TxnOffsetCommitRequest_v3(self, out, parts):
 
 
 def _dec_TxnOffsetCommitRequest_v3(buf, pos):
-    self = new(TxnOffsetCommitRequest)
-    self.transactional_id, pos = r_cstr(buf, pos)
-    self.group_id, pos = r_cstr(buf, pos)
-    (self.producer_id, self.producer_epoch, self.generation_id,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj43 = new(TxnOffsetCommitRequest)
+    n44 = buf[pos]
+    if n44 > 127:
+        n44, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n44 -= 1
+    end45 = pos + n44
+    if n44 < 0 or end45 > limit:
+        raise bad_length('string', pos, n44, buf)
+    obj43.transactional_id = str(buf[pos:end45], 'utf-8')
+    pos = end45
+    n46 = buf[pos]
+    if n46 > 127:
+        n46, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n46 -= 1
+    end47 = pos + n46
+    if n46 < 0 or end47 > limit:
+        raise bad_length('string', pos, n46, buf)
+    obj43.group_id = str(buf[pos:end47], 'utf-8')
+    pos = end47
+    (obj43.producer_id, obj43.producer_epoch, obj43.generation_id,) = _S5.unpack_from(buf, pos)
     pos += 14
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    n10, pos = r_calen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_TxnOffsetCommitRequestTopic_v3(buf, pos)
-        items11.append(item12)
-    self.topics = items11
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TxnOffsetCommitRequestTopic v0-1
-def _enc_TxnOffsetCommitRequestTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item14 in self.partitions:
-        _enc_TxnOffsetCommitRequestPartition_v0(item14, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitRequestTopic', '0-1')
-
-
-def _dec_TxnOffsetCommitRequestTopic_v0(buf, pos):
-    self = new(TxnOffsetCommitRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_TxnOffsetCommitRequestPartition_v0(buf, pos)
-        items16.append(item17)
-    self.partitions = items16
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitRequestTopic v2
-def _enc_TxnOffsetCommitRequestTopic_v2(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item18 in self.partitions:
-        _enc_TxnOffsetCommitRequestPartition_v2(item18, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitRequestTopic', '2')
-
-
-def _dec_TxnOffsetCommitRequestTopic_v2(buf, pos):
-    self = new(TxnOffsetCommitRequestTopic)
-    self.name, pos = r_str(buf, pos)
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_TxnOffsetCommitRequestPartition_v2(buf, pos)
-        items20.append(item21)
-    self.partitions = items20
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitRequestTopic v3-5
-def _enc_TxnOffsetCommitRequestTopic_v3(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item22 in self.partitions:
-        _enc_TxnOffsetCommitRequestPartition_v3(item22, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n48 = buf[pos]
+    if n48 > 127:
+        n48, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TxnOffsetCommitRequestTopic_v3(buf, pos):
-    self = new(TxnOffsetCommitRequestTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n23, pos = r_calen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = _dec_TxnOffsetCommitRequestPartition_v3(buf, pos)
-        items24.append(item25)
-    self.partitions = items24
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        pos = r_tagged_unknown(buf, pos, count26, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TxnOffsetCommitRequestPartition v0-1
-def _enc_TxnOffsetCommitRequestPartition_v0(self, out, parts):
-    out += _S2.pack(self.partition_index, self.committed_offset)
-    w_nstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitRequestPartition', '0-1')
-
-
-def _dec_TxnOffsetCommitRequestPartition_v0(buf, pos):
-    self = new(TxnOffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    self.committed_metadata, pos = r_nstr(buf, pos)
-    self.committed_leader_epoch = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitRequestPartition v2
-def _enc_TxnOffsetCommitRequestPartition_v2(self, out, parts):
-    out += _S3.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_nstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitRequestPartition', '2')
-
-
-def _dec_TxnOffsetCommitRequestPartition_v2(buf, pos):
-    self = new(TxnOffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    self.committed_metadata, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitRequestPartition v3-5
-def _enc_TxnOffsetCommitRequestPartition_v3(self, out, parts):
-    out += _S3.pack(self.partition_index, self.committed_offset, self.committed_leader_epoch)
-    w_cnstr(out, self.committed_metadata)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n48 -= 1
+    end49 = pos + n48
+    if n48 < 0 or end49 > limit:
+        raise bad_length('string', pos, n48, buf)
+    obj43.member_id = str(buf[pos:end49], 'utf-8')
+    pos = end49
+    n50 = buf[pos]
+    if n50 > 127:
+        n50, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TxnOffsetCommitRequestPartition_v3(buf, pos):
-    self = new(TxnOffsetCommitRequestPartition)
-    (self.partition_index, self.committed_offset, self.committed_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    self.committed_metadata, pos = r_cnstr(buf, pos)
-    count27, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count27:
-        pos = r_tagged_unknown(buf, pos, count27, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n50 -= 1
+    end51 = pos + n50
+    if n50 < 0 or end51 > limit:
+        if n50 != -1:
+            raise bad_length('string', pos, n50, buf)
+        obj43.group_instance_id = None
+    else:
+        obj43.group_instance_id = str(buf[pos:end51], 'utf-8')
+        pos = end51
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n52 -= 1
+    if n52 < 0 or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    items53 = []
+    for _ in range(n52):
+        obj55 = new(TxnOffsetCommitRequestTopic)
+        n56 = buf[pos]
+        if n56 > 127:
+            n56, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n56 -= 1
+        end57 = pos + n56
+        if n56 < 0 or end57 > limit:
+            raise bad_length('string', pos, n56, buf)
+        obj55.name = str(buf[pos:end57], 'utf-8')
+        pos = end57
+        n58 = buf[pos]
+        if n58 > 127:
+            n58, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n58 -= 1
+        if n58 < 0 or n58 > limit - pos:
+            raise bad_length('array', pos, n58, buf)
+        items59 = []
+        for _ in range(n58):
+            obj61 = new(TxnOffsetCommitRequestPartition)
+            (obj61.partition_index, obj61.committed_offset, obj61.committed_leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            n62 = buf[pos]
+            if n62 > 127:
+                n62, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n62 -= 1
+            end63 = pos + n62
+            if n62 < 0 or end63 > limit:
+                if n62 != -1:
+                    raise bad_length('string', pos, n62, buf)
+                obj61.committed_metadata = None
+            else:
+                obj61.committed_metadata = str(buf[pos:end63], 'utf-8')
+                pos = end63
+            if buf[pos] == 0:
+                pos += 1
+                obj61.unknown_tagged_fields = []
+            else:
+                obj61.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items59.append(obj61)
+        obj55.partitions = items59
+        if buf[pos] == 0:
+            pos += 1
+            obj55.unknown_tagged_fields = []
+        else:
+            obj55.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items53.append(obj55)
+    obj43.topics = items53
+    if buf[pos] == 0:
+        pos += 1
+        obj43.unknown_tagged_fields = []
+    else:
+        obj43.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj43
     return self, pos
 
 
 # TxnOffsetCommitResponse v0-2
 def _enc_TxnOffsetCommitResponse_v0(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms)
+    out += _S3.pack(self.throttle_time_ms)
     w_alen(out, self.topics)
-    for item28 in self.topics:
-        _enc_TxnOffsetCommitResponseTopic_v0(item28, out, parts)
+    for item64 in self.topics:
+        w_str(out, item64.name)
+        w_alen(out, item64.partitions)
+        for item65 in item64.partitions:
+            out += _S6.pack(item65.partition_index, item65.error_code)
+            if item65.unknown_tagged_fields:
+                raise no_tagged_fields_error('TxnOffsetCommitResponsePartition', '0-2')
+        if item64.unknown_tagged_fields:
+            raise no_tagged_fields_error('TxnOffsetCommitResponseTopic', '0-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('TxnOffsetCommitResponse', '0-2')
 
 
 def _dec_TxnOffsetCommitResponse_v0(buf, pos):
-    self = new(TxnOffsetCommitResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj66 = new(TxnOffsetCommitResponse)
+    (obj66.throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
-    n29, pos = r_alen(buf, pos)
-    items30 = []
-    for _ in range(n29):
-        item31, pos = _dec_TxnOffsetCommitResponseTopic_v0(buf, pos)
-        items30.append(item31)
-    self.topics = items30
-    self.unknown_tagged_fields = []
+    (n67,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if n67 < 0 or n67 > limit - pos:
+        raise bad_length('array', pos, n67, buf)
+    items68 = []
+    for _ in range(n67):
+        obj70 = new(TxnOffsetCommitResponseTopic)
+        (n71,) = _S2.unpack_from(buf, pos)
+        pos += 2
+        end72 = pos + n71
+        if n71 < 0 or end72 > limit:
+            raise bad_length('string', pos, n71, buf)
+        obj70.name = str(buf[pos:end72], 'utf-8')
+        pos = end72
+        (n73,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if n73 < 0 or n73 > limit - pos:
+            raise bad_length('array', pos, n73, buf)
+        items74 = []
+        for _ in range(n73):
+            obj76 = new(TxnOffsetCommitResponsePartition)
+            (obj76.partition_index, obj76.error_code,) = _S6.unpack_from(buf, pos)
+            pos += 6
+            obj76.unknown_tagged_fields = []
+            items74.append(obj76)
+        obj70.partitions = items74
+        obj70.unknown_tagged_fields = []
+        items68.append(obj70)
+    obj66.topics = items68
+    obj66.unknown_tagged_fields = []
+    self = obj66
     return self, pos
 
 
 # TxnOffsetCommitResponse v3-5
 def _enc_TxnOffsetCommitResponse_v3(self, out, parts):
-    out += _S4.pack(self.throttle_time_ms)
-    w_calen(out, self.topics)
-    for item32 in self.topics:
-        _enc_TxnOffsetCommitResponseTopic_v3(item32, out, parts)
+    out += _S3.pack(self.throttle_time_ms)
+    n77 = len(self.topics) + 1
+    if n77 < 128:
+        out.append(n77)
+    else:
+        w_uvarint(out, n77)
+    for item78 in self.topics:
+        w_cstr(out, item78.name)
+        n79 = len(item78.partitions) + 1
+        if n79 < 128:
+            out.append(n79)
+        else:
+            w_uvarint(out, n79)
+        for item80 in item78.partitions:
+            out += _S6.pack(item80.partition_index, item80.error_code)
+            if item80.unknown_tagged_fields:
+                w_tagged(out, (), item80.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item78.unknown_tagged_fields:
+            w_tagged(out, (), item78.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -393,108 +545,65 @@ def _enc_TxnOffsetCommitResponse_v3(self, out, parts):
 
 
 def _dec_TxnOffsetCommitResponse_v3(buf, pos):
-    self = new(TxnOffsetCommitResponse)
-    (self.throttle_time_ms,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj81 = new(TxnOffsetCommitResponse)
+    (obj81.throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
-    n33, pos = r_calen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_TxnOffsetCommitResponseTopic_v3(buf, pos)
-        items34.append(item35)
-    self.topics = items34
-    count36, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count36:
-        pos = r_tagged_unknown(buf, pos, count36, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TxnOffsetCommitResponseTopic v0-2
-def _enc_TxnOffsetCommitResponseTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item37 in self.partitions:
-        _enc_TxnOffsetCommitResponsePartition_v0(item37, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitResponseTopic', '0-2')
-
-
-def _dec_TxnOffsetCommitResponseTopic_v0(buf, pos):
-    self = new(TxnOffsetCommitResponseTopic)
-    self.name, pos = r_str(buf, pos)
-    n38, pos = r_alen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_TxnOffsetCommitResponsePartition_v0(buf, pos)
-        items39.append(item40)
-    self.partitions = items39
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitResponseTopic v3-5
-def _enc_TxnOffsetCommitResponseTopic_v3(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item41 in self.partitions:
-        _enc_TxnOffsetCommitResponsePartition_v3(item41, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n82 = buf[pos]
+    if n82 > 127:
+        n82, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TxnOffsetCommitResponseTopic_v3(buf, pos):
-    self = new(TxnOffsetCommitResponseTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n42, pos = r_calen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_TxnOffsetCommitResponsePartition_v3(buf, pos)
-        items43.append(item44)
-    self.partitions = items43
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TxnOffsetCommitResponsePartition v0-2
-def _enc_TxnOffsetCommitResponsePartition_v0(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TxnOffsetCommitResponsePartition', '0-2')
-
-
-def _dec_TxnOffsetCommitResponsePartition_v0(buf, pos):
-    self = new(TxnOffsetCommitResponsePartition)
-    (self.partition_index, self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TxnOffsetCommitResponsePartition v3-5
-def _enc_TxnOffsetCommitResponsePartition_v3(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n82 -= 1
+    if n82 < 0 or n82 > limit - pos:
+        raise bad_length('array', pos, n82, buf)
+    items83 = []
+    for _ in range(n82):
+        obj85 = new(TxnOffsetCommitResponseTopic)
+        n86 = buf[pos]
+        if n86 > 127:
+            n86, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n86 -= 1
+        end87 = pos + n86
+        if n86 < 0 or end87 > limit:
+            raise bad_length('string', pos, n86, buf)
+        obj85.name = str(buf[pos:end87], 'utf-8')
+        pos = end87
+        n88 = buf[pos]
+        if n88 > 127:
+            n88, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n88 -= 1
+        if n88 < 0 or n88 > limit - pos:
+            raise bad_length('array', pos, n88, buf)
+        items89 = []
+        for _ in range(n88):
+            obj91 = new(TxnOffsetCommitResponsePartition)
+            (obj91.partition_index, obj91.error_code,) = _S6.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                pos += 1
+                obj91.unknown_tagged_fields = []
+            else:
+                obj91.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items89.append(obj91)
+        obj85.partitions = items89
+        if buf[pos] == 0:
+            pos += 1
+            obj85.unknown_tagged_fields = []
+        else:
+            obj85.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items83.append(obj85)
+    obj81.topics = items83
+    if buf[pos] == 0:
+        pos += 1
+        obj81.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_TxnOffsetCommitResponsePartition_v3(buf, pos):
-    self = new(TxnOffsetCommitResponsePartition)
-    (self.partition_index, self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 6
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
+        obj81.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj81
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,9 +16,9 @@ from ._runtime import (  # noqa: F401
 __all__ = ['FeatureUpdateKey', 'UpdatableFeatureResult', 'UpdateFeaturesRequest', 'UpdateFeaturesResponse']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>?')
-_S2 = _Struct('>h?')
-_S3 = _Struct('>hb')
+_S1 = _Struct('>h?')
+_S2 = _Struct('>hb')
+_S3 = _Struct('>?')
 _S4 = _Struct('>ih')
 _S5 = _Struct('>h')
 
@@ -89,12 +89,23 @@ class UpdatableFeatureResult(Struct):
 
 # UpdateFeaturesRequest v0
 def _enc_UpdateFeaturesRequest_v0(self, out, parts):
-    if self.validate_only != False:
+    if not (self.validate_only == False):
         raise cannot_carry('UpdateFeaturesRequest', 'validate_only', '0')
     out += _S0.pack(self.timeout_ms)
-    w_calen(out, self.feature_updates)
-    for item1 in self.feature_updates:
-        _enc_FeatureUpdateKey_v0(item1, out, parts)
+    n1 = len(self.feature_updates) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.feature_updates:
+        if not (item2.upgrade_type == 1):
+            raise cannot_carry('FeatureUpdateKey', 'upgrade_type', '0')
+        w_cstr(out, item2.feature)
+        out += _S1.pack(item2.max_version_level, item2.allow_downgrade)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -102,31 +113,70 @@ def _enc_UpdateFeaturesRequest_v0(self, out, parts):
 
 
 def _dec_UpdateFeaturesRequest_v0(buf, pos):
-    self = new(UpdateFeaturesRequest)
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(UpdateFeaturesRequest)
+    (obj3.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_FeatureUpdateKey_v0(buf, pos)
-        items3.append(item4)
-    self.feature_updates = items3
-    self.validate_only = False
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(FeatureUpdateKey)
+        n8 = buf[pos]
+        if n8 > 127:
+            n8, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n8 -= 1
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.feature = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (obj7.max_version_level, obj7.allow_downgrade,) = _S1.unpack_from(buf, pos)
+        pos += 3
+        obj7.upgrade_type = 1
+        if buf[pos] == 0:
+            pos += 1
+            obj7.unknown_tagged_fields = []
+        else:
+            obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items5.append(obj7)
+    obj3.feature_updates = items5
+    obj3.validate_only = False
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 
 # UpdateFeaturesRequest v1-2
 def _enc_UpdateFeaturesRequest_v1(self, out, parts):
     out += _S0.pack(self.timeout_ms)
-    w_calen(out, self.feature_updates)
-    for item6 in self.feature_updates:
-        _enc_FeatureUpdateKey_v1(item6, out, parts)
-    out += _S1.pack(self.validate_only)
+    n10 = len(self.feature_updates) + 1
+    if n10 < 128:
+        out.append(n10)
+    else:
+        w_uvarint(out, n10)
+    for item11 in self.feature_updates:
+        if not (item11.allow_downgrade == False):
+            raise cannot_carry('FeatureUpdateKey', 'allow_downgrade', '1-2')
+        w_cstr(out, item11.feature)
+        out += _S2.pack(item11.max_version_level, item11.upgrade_type)
+        if item11.unknown_tagged_fields:
+            w_tagged(out, (), item11.unknown_tagged_fields)
+        else:
+            out.append(0)
+    out += _S3.pack(self.validate_only)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -134,74 +184,50 @@ def _enc_UpdateFeaturesRequest_v1(self, out, parts):
 
 
 def _dec_UpdateFeaturesRequest_v1(buf, pos):
-    self = new(UpdateFeaturesRequest)
-    (self.timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj12 = new(UpdateFeaturesRequest)
+    (obj12.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_FeatureUpdateKey_v1(buf, pos)
-        items8.append(item9)
-    self.feature_updates = items8
-    (self.validate_only,) = _S1.unpack_from(buf, pos)
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    if n13 < 0 or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    items14 = []
+    for _ in range(n13):
+        obj16 = new(FeatureUpdateKey)
+        n17 = buf[pos]
+        if n17 > 127:
+            n17, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n17 -= 1
+        end18 = pos + n17
+        if n17 < 0 or end18 > limit:
+            raise bad_length('string', pos, n17, buf)
+        obj16.feature = str(buf[pos:end18], 'utf-8')
+        pos = end18
+        (obj16.max_version_level, obj16.upgrade_type,) = _S2.unpack_from(buf, pos)
+        pos += 3
+        obj16.allow_downgrade = False
+        if buf[pos] == 0:
+            pos += 1
+            obj16.unknown_tagged_fields = []
+        else:
+            obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items14.append(obj16)
+    obj12.feature_updates = items14
+    (obj12.validate_only,) = _S3.unpack_from(buf, pos)
     pos += 1
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FeatureUpdateKey v0
-def _enc_FeatureUpdateKey_v0(self, out, parts):
-    if self.upgrade_type != 1:
-        raise cannot_carry('FeatureUpdateKey', 'upgrade_type', '0')
-    w_cstr(out, self.feature)
-    out += _S2.pack(self.max_version_level, self.allow_downgrade)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_FeatureUpdateKey_v0(buf, pos):
-    self = new(FeatureUpdateKey)
-    self.feature, pos = r_cstr(buf, pos)
-    (self.max_version_level, self.allow_downgrade,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    self.upgrade_type = 1
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# FeatureUpdateKey v1-2
-def _enc_FeatureUpdateKey_v1(self, out, parts):
-    if self.allow_downgrade != False:
-        raise cannot_carry('FeatureUpdateKey', 'allow_downgrade', '1-2')
-    w_cstr(out, self.feature)
-    out += _S3.pack(self.max_version_level, self.upgrade_type)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_FeatureUpdateKey_v1(buf, pos):
-    self = new(FeatureUpdateKey)
-    self.feature, pos = r_cstr(buf, pos)
-    (self.max_version_level, self.upgrade_type,) = _S3.unpack_from(buf, pos)
-    pos += 3
-    self.allow_downgrade = False
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        obj12.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj12
     return self, pos
 
 
@@ -209,9 +235,19 @@ def _dec_FeatureUpdateKey_v1(buf, pos):
 def _enc_UpdateFeaturesResponse_v0(self, out, parts):
     out += _S4.pack(self.throttle_time_ms, self.error_code)
     w_cnstr(out, self.error_message)
-    w_calen(out, self.results)
-    for item13 in self.results:
-        _enc_UpdatableFeatureResult_v0(item13, out, parts)
+    n19 = len(self.results) + 1
+    if n19 < 128:
+        out.append(n19)
+    else:
+        w_uvarint(out, n19)
+    for item20 in self.results:
+        w_cstr(out, item20.feature)
+        out += _S5.pack(item20.error_code)
+        w_cnstr(out, item20.error_message)
+        if item20.unknown_tagged_fields:
+            w_tagged(out, (), item20.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -219,21 +255,75 @@ def _enc_UpdateFeaturesResponse_v0(self, out, parts):
 
 
 def _dec_UpdateFeaturesResponse_v0(buf, pos):
-    self = new(UpdateFeaturesResponse)
-    (self.throttle_time_ms, self.error_code,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(UpdateFeaturesResponse)
+    (obj21.throttle_time_ms, obj21.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_UpdatableFeatureResult_v0(buf, pos)
-        items15.append(item16)
-    self.results = items15
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n22 -= 1
+    end23 = pos + n22
+    if n22 < 0 or end23 > limit:
+        if n22 != -1:
+            raise bad_length('string', pos, n22, buf)
+        obj21.error_message = None
+    else:
+        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        pos = end23
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(UpdatableFeatureResult)
+        n28 = buf[pos]
+        if n28 > 127:
+            n28, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n28 -= 1
+        end29 = pos + n28
+        if n28 < 0 or end29 > limit:
+            raise bad_length('string', pos, n28, buf)
+        obj27.feature = str(buf[pos:end29], 'utf-8')
+        pos = end29
+        (obj27.error_code,) = _S5.unpack_from(buf, pos)
+        pos += 2
+        n30 = buf[pos]
+        if n30 > 127:
+            n30, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n30 -= 1
+        end31 = pos + n30
+        if n30 < 0 or end31 > limit:
+            if n30 != -1:
+                raise bad_length('string', pos, n30, buf)
+            obj27.error_message = None
+        else:
+            obj27.error_message = str(buf[pos:end31], 'utf-8')
+            pos = end31
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj21.results = items25
+    if buf[pos] == 0:
+        pos += 1
+        obj21.unknown_tagged_fields = []
+    else:
+        obj21.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj21
     return self, pos
 
 
@@ -248,41 +338,31 @@ def _enc_UpdateFeaturesResponse_v2(self, out, parts):
 
 
 def _dec_UpdateFeaturesResponse_v2(buf, pos):
-    self = new(UpdateFeaturesResponse)
-    (self.throttle_time_ms, self.error_code,) = _S4.unpack_from(buf, pos)
+    limit = len(buf)
+    obj32 = new(UpdateFeaturesResponse)
+    (obj32.throttle_time_ms, obj32.error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    self.results = []
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdatableFeatureResult v0-1
-def _enc_UpdatableFeatureResult_v0(self, out, parts):
-    w_cstr(out, self.feature)
-    out += _S5.pack(self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n33 = buf[pos]
+    if n33 > 127:
+        n33, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_UpdatableFeatureResult_v0(buf, pos):
-    self = new(UpdatableFeatureResult)
-    self.feature, pos = r_cstr(buf, pos)
-    (self.error_code,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    self.error_message, pos = r_cnstr(buf, pos)
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n33 -= 1
+    end34 = pos + n33
+    if n33 < 0 or end34 > limit:
+        if n33 != -1:
+            raise bad_length('string', pos, n33, buf)
+        obj32.error_message = None
+    else:
+        obj32.error_message = str(buf[pos:end34], 'utf-8')
+        pos = end34
+    obj32.results = []
+    if buf[pos] == 0:
+        pos += 1
+        obj32.unknown_tagged_fields = []
+    else:
+        obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj32
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,13 +16,13 @@ from ._runtime import (  # noqa: F401
 __all__ = ['UpdateMetadataBroker', 'UpdateMetadataEndpoint', 'UpdateMetadataPartitionState', 'UpdateMetadataRequest', 'UpdateMetadataResponse', 'UpdateMetadataTopicState']
 
 _S0 = _Struct('>ii')
-_S1 = _Struct('>iiq')
-_S2 = _Struct('>i?iq')
-_S3 = _Struct('>b')
-_S4 = _Struct('>iiii')
-_S5 = _Struct('>i')
-_S6 = _Struct('>16s')
-_S7 = _Struct('>h')
+_S1 = _Struct('>iiii')
+_S2 = _Struct('>i')
+_S3 = _Struct('>h')
+_S4 = _Struct('>iiq')
+_S5 = _Struct('>16s')
+_S6 = _Struct('>i?iq')
+_S7 = _Struct('>b')
 
 
 class UpdateMetadataRequest(Message):
@@ -125,276 +125,863 @@ class UpdateMetadataResponse(Message):
 
 # UpdateMetadataRequest v0
 def _enc_UpdateMetadataRequest_v0(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '0')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '0')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'topic_states', '0')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
     for item1 in self.ungrouped_partition_states:
-        _enc_UpdateMetadataPartitionState_v0(item1, out, parts)
+        w_str(out, item1.topic_name)
+        out += _S1.pack(item1.partition_index, item1.controller_epoch, item1.leader, item1.leader_epoch)
+        w_alen(out, item1.isr)
+        w_fixed_array(out, item1.isr, 'i')
+        out += _S2.pack(item1.zk_version)
+        w_alen(out, item1.replicas)
+        w_fixed_array(out, item1.replicas, 'i')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataPartitionState', '0-3')
     w_alen(out, self.live_brokers)
     for item2 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v0(item2, out, parts)
+        out += _S2.pack(item2.id)
+        w_str(out, item2.v0_host)
+        out += _S2.pack(item2.v0_port)
+        if item2.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '0')
 
 
 def _dec_UpdateMetadataRequest_v0(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(UpdateMetadataRequest)
+    (obj3.controller_id, obj3.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n3, pos = r_alen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_UpdateMetadataPartitionState_v0(buf, pos)
-        items4.append(item5)
-    self.ungrouped_partition_states = items4
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_UpdateMetadataBroker_v0(buf, pos)
-        items7.append(item8)
-    self.live_brokers = items7
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.broker_epoch = -1
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n4,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(UpdateMetadataPartitionState)
+        (n8,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.topic_name = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        (obj7.partition_index, obj7.controller_epoch, obj7.leader, obj7.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n10,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        obj7.isr, pos = r_fixed_array(buf, pos, n10, 'i', 4)
+        (obj7.zk_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n11,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n11 < 0 or n11 > limit - pos:
+            raise bad_length('array', pos, n11, buf)
+        obj7.replicas, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+        obj7.offline_replicas = []
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.ungrouped_partition_states = items5
+    (n12,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n12 < 0 or n12 > limit - pos:
+        raise bad_length('array', pos, n12, buf)
+    items13 = []
+    for _ in range(n12):
+        obj15 = new(UpdateMetadataBroker)
+        (obj15.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n16,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            raise bad_length('string', pos, n16, buf)
+        obj15.v0_host = str(buf[pos:end17], 'utf-8')
+        pos = end17
+        (obj15.v0_port,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        obj15.endpoints = []
+        obj15.rack = ''
+        obj15.unknown_tagged_fields = []
+        items13.append(obj15)
+    obj3.live_brokers = items13
+    obj3.is_k_raft_controller = False
+    obj3.type = 0
+    obj3.broker_epoch = -1
+    obj3.topic_states = []
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # UpdateMetadataRequest v1
 def _enc_UpdateMetadataRequest_v1(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '1')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '1')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'topic_states', '1')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
-    for item9 in self.ungrouped_partition_states:
-        _enc_UpdateMetadataPartitionState_v0(item9, out, parts)
+    for item18 in self.ungrouped_partition_states:
+        w_str(out, item18.topic_name)
+        out += _S1.pack(item18.partition_index, item18.controller_epoch, item18.leader, item18.leader_epoch)
+        w_alen(out, item18.isr)
+        w_fixed_array(out, item18.isr, 'i')
+        out += _S2.pack(item18.zk_version)
+        w_alen(out, item18.replicas)
+        w_fixed_array(out, item18.replicas, 'i')
+        if item18.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataPartitionState', '0-3')
     w_alen(out, self.live_brokers)
-    for item10 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v1(item10, out, parts)
+    for item19 in self.live_brokers:
+        out += _S2.pack(item19.id)
+        w_alen(out, item19.endpoints)
+        for item20 in item19.endpoints:
+            out += _S2.pack(item20.port)
+            w_str(out, item20.host)
+            out += _S3.pack(item20.security_protocol)
+            if item20.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataEndpoint', '1-2')
+        if item19.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '1')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '1')
 
 
 def _dec_UpdateMetadataRequest_v1(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj21 = new(UpdateMetadataRequest)
+    (obj21.controller_id, obj21.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n11, pos = r_alen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_UpdateMetadataPartitionState_v0(buf, pos)
-        items12.append(item13)
-    self.ungrouped_partition_states = items12
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_UpdateMetadataBroker_v1(buf, pos)
-        items15.append(item16)
-    self.live_brokers = items15
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.broker_epoch = -1
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n22,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n22 < 0 or n22 > limit - pos:
+        raise bad_length('array', pos, n22, buf)
+    items23 = []
+    for _ in range(n22):
+        obj25 = new(UpdateMetadataPartitionState)
+        (n26,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end27 = pos + n26
+        if n26 < 0 or end27 > limit:
+            raise bad_length('string', pos, n26, buf)
+        obj25.topic_name = str(buf[pos:end27], 'utf-8')
+        pos = end27
+        (obj25.partition_index, obj25.controller_epoch, obj25.leader, obj25.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n28,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n28 < 0 or n28 > limit - pos:
+            raise bad_length('array', pos, n28, buf)
+        obj25.isr, pos = r_fixed_array(buf, pos, n28, 'i', 4)
+        (obj25.zk_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n29,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n29 < 0 or n29 > limit - pos:
+            raise bad_length('array', pos, n29, buf)
+        obj25.replicas, pos = r_fixed_array(buf, pos, n29, 'i', 4)
+        obj25.offline_replicas = []
+        obj25.unknown_tagged_fields = []
+        items23.append(obj25)
+    obj21.ungrouped_partition_states = items23
+    (n30,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        obj33 = new(UpdateMetadataBroker)
+        (obj33.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n34,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n34 < 0 or n34 > limit - pos:
+            raise bad_length('array', pos, n34, buf)
+        items35 = []
+        for _ in range(n34):
+            obj37 = new(UpdateMetadataEndpoint)
+            (obj37.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n38,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end39 = pos + n38
+            if n38 < 0 or end39 > limit:
+                raise bad_length('string', pos, n38, buf)
+            obj37.host = str(buf[pos:end39], 'utf-8')
+            pos = end39
+            (obj37.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            obj37.listener = ''
+            obj37.unknown_tagged_fields = []
+            items35.append(obj37)
+        obj33.endpoints = items35
+        obj33.v0_host = ''
+        obj33.v0_port = 0
+        obj33.rack = ''
+        obj33.unknown_tagged_fields = []
+        items31.append(obj33)
+    obj21.live_brokers = items31
+    obj21.is_k_raft_controller = False
+    obj21.type = 0
+    obj21.broker_epoch = -1
+    obj21.topic_states = []
+    obj21.unknown_tagged_fields = []
+    self = obj21
     return self, pos
 
 
 # UpdateMetadataRequest v2
 def _enc_UpdateMetadataRequest_v2(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '2')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '2')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'topic_states', '2')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
-    for item17 in self.ungrouped_partition_states:
-        _enc_UpdateMetadataPartitionState_v0(item17, out, parts)
+    for item40 in self.ungrouped_partition_states:
+        w_str(out, item40.topic_name)
+        out += _S1.pack(item40.partition_index, item40.controller_epoch, item40.leader, item40.leader_epoch)
+        w_alen(out, item40.isr)
+        w_fixed_array(out, item40.isr, 'i')
+        out += _S2.pack(item40.zk_version)
+        w_alen(out, item40.replicas)
+        w_fixed_array(out, item40.replicas, 'i')
+        if item40.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataPartitionState', '0-3')
     w_alen(out, self.live_brokers)
-    for item18 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v2(item18, out, parts)
+    for item41 in self.live_brokers:
+        out += _S2.pack(item41.id)
+        w_alen(out, item41.endpoints)
+        for item42 in item41.endpoints:
+            out += _S2.pack(item42.port)
+            w_str(out, item42.host)
+            out += _S3.pack(item42.security_protocol)
+            if item42.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataEndpoint', '1-2')
+        w_nstr(out, item41.rack)
+        if item41.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '2')
 
 
 def _dec_UpdateMetadataRequest_v2(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj43 = new(UpdateMetadataRequest)
+    (obj43.controller_id, obj43.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n19, pos = r_alen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_UpdateMetadataPartitionState_v0(buf, pos)
-        items20.append(item21)
-    self.ungrouped_partition_states = items20
-    n22, pos = r_alen(buf, pos)
-    items23 = []
-    for _ in range(n22):
-        item24, pos = _dec_UpdateMetadataBroker_v2(buf, pos)
-        items23.append(item24)
-    self.live_brokers = items23
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.broker_epoch = -1
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n44,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n44 < 0 or n44 > limit - pos:
+        raise bad_length('array', pos, n44, buf)
+    items45 = []
+    for _ in range(n44):
+        obj47 = new(UpdateMetadataPartitionState)
+        (n48,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end49 = pos + n48
+        if n48 < 0 or end49 > limit:
+            raise bad_length('string', pos, n48, buf)
+        obj47.topic_name = str(buf[pos:end49], 'utf-8')
+        pos = end49
+        (obj47.partition_index, obj47.controller_epoch, obj47.leader, obj47.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n50,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n50 < 0 or n50 > limit - pos:
+            raise bad_length('array', pos, n50, buf)
+        obj47.isr, pos = r_fixed_array(buf, pos, n50, 'i', 4)
+        (obj47.zk_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n51,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n51 < 0 or n51 > limit - pos:
+            raise bad_length('array', pos, n51, buf)
+        obj47.replicas, pos = r_fixed_array(buf, pos, n51, 'i', 4)
+        obj47.offline_replicas = []
+        obj47.unknown_tagged_fields = []
+        items45.append(obj47)
+    obj43.ungrouped_partition_states = items45
+    (n52,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n52 < 0 or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    items53 = []
+    for _ in range(n52):
+        obj55 = new(UpdateMetadataBroker)
+        (obj55.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n56,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n56 < 0 or n56 > limit - pos:
+            raise bad_length('array', pos, n56, buf)
+        items57 = []
+        for _ in range(n56):
+            obj59 = new(UpdateMetadataEndpoint)
+            (obj59.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n60,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end61 = pos + n60
+            if n60 < 0 or end61 > limit:
+                raise bad_length('string', pos, n60, buf)
+            obj59.host = str(buf[pos:end61], 'utf-8')
+            pos = end61
+            (obj59.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            obj59.listener = ''
+            obj59.unknown_tagged_fields = []
+            items57.append(obj59)
+        obj55.endpoints = items57
+        (n62,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end63 = pos + n62
+        if n62 < 0 or end63 > limit:
+            if n62 != -1:
+                raise bad_length('string', pos, n62, buf)
+            obj55.rack = None
+        else:
+            obj55.rack = str(buf[pos:end63], 'utf-8')
+            pos = end63
+        obj55.v0_host = ''
+        obj55.v0_port = 0
+        obj55.unknown_tagged_fields = []
+        items53.append(obj55)
+    obj43.live_brokers = items53
+    obj43.is_k_raft_controller = False
+    obj43.type = 0
+    obj43.broker_epoch = -1
+    obj43.topic_states = []
+    obj43.unknown_tagged_fields = []
+    self = obj43
     return self, pos
 
 
 # UpdateMetadataRequest v3
 def _enc_UpdateMetadataRequest_v3(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '3')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '3')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'topic_states', '3')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
-    for item25 in self.ungrouped_partition_states:
-        _enc_UpdateMetadataPartitionState_v0(item25, out, parts)
+    for item64 in self.ungrouped_partition_states:
+        w_str(out, item64.topic_name)
+        out += _S1.pack(item64.partition_index, item64.controller_epoch, item64.leader, item64.leader_epoch)
+        w_alen(out, item64.isr)
+        w_fixed_array(out, item64.isr, 'i')
+        out += _S2.pack(item64.zk_version)
+        w_alen(out, item64.replicas)
+        w_fixed_array(out, item64.replicas, 'i')
+        if item64.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataPartitionState', '0-3')
     w_alen(out, self.live_brokers)
-    for item26 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v3(item26, out, parts)
+    for item65 in self.live_brokers:
+        out += _S2.pack(item65.id)
+        w_alen(out, item65.endpoints)
+        for item66 in item65.endpoints:
+            out += _S2.pack(item66.port)
+            w_str(out, item66.host)
+            w_str(out, item66.listener)
+            out += _S3.pack(item66.security_protocol)
+            if item66.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataEndpoint', '3-5')
+        w_nstr(out, item65.rack)
+        if item65.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '3-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '3')
 
 
 def _dec_UpdateMetadataRequest_v3(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj67 = new(UpdateMetadataRequest)
+    (obj67.controller_id, obj67.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n27, pos = r_alen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_UpdateMetadataPartitionState_v0(buf, pos)
-        items28.append(item29)
-    self.ungrouped_partition_states = items28
-    n30, pos = r_alen(buf, pos)
-    items31 = []
-    for _ in range(n30):
-        item32, pos = _dec_UpdateMetadataBroker_v3(buf, pos)
-        items31.append(item32)
-    self.live_brokers = items31
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.broker_epoch = -1
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n68,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n68 < 0 or n68 > limit - pos:
+        raise bad_length('array', pos, n68, buf)
+    items69 = []
+    for _ in range(n68):
+        obj71 = new(UpdateMetadataPartitionState)
+        (n72,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end73 = pos + n72
+        if n72 < 0 or end73 > limit:
+            raise bad_length('string', pos, n72, buf)
+        obj71.topic_name = str(buf[pos:end73], 'utf-8')
+        pos = end73
+        (obj71.partition_index, obj71.controller_epoch, obj71.leader, obj71.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n74,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n74 < 0 or n74 > limit - pos:
+            raise bad_length('array', pos, n74, buf)
+        obj71.isr, pos = r_fixed_array(buf, pos, n74, 'i', 4)
+        (obj71.zk_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n75,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n75 < 0 or n75 > limit - pos:
+            raise bad_length('array', pos, n75, buf)
+        obj71.replicas, pos = r_fixed_array(buf, pos, n75, 'i', 4)
+        obj71.offline_replicas = []
+        obj71.unknown_tagged_fields = []
+        items69.append(obj71)
+    obj67.ungrouped_partition_states = items69
+    (n76,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n76 < 0 or n76 > limit - pos:
+        raise bad_length('array', pos, n76, buf)
+    items77 = []
+    for _ in range(n76):
+        obj79 = new(UpdateMetadataBroker)
+        (obj79.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n80,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n80 < 0 or n80 > limit - pos:
+            raise bad_length('array', pos, n80, buf)
+        items81 = []
+        for _ in range(n80):
+            obj83 = new(UpdateMetadataEndpoint)
+            (obj83.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n84,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end85 = pos + n84
+            if n84 < 0 or end85 > limit:
+                raise bad_length('string', pos, n84, buf)
+            obj83.host = str(buf[pos:end85], 'utf-8')
+            pos = end85
+            (n86,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end87 = pos + n86
+            if n86 < 0 or end87 > limit:
+                raise bad_length('string', pos, n86, buf)
+            obj83.listener = str(buf[pos:end87], 'utf-8')
+            pos = end87
+            (obj83.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            obj83.unknown_tagged_fields = []
+            items81.append(obj83)
+        obj79.endpoints = items81
+        (n88,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end89 = pos + n88
+        if n88 < 0 or end89 > limit:
+            if n88 != -1:
+                raise bad_length('string', pos, n88, buf)
+            obj79.rack = None
+        else:
+            obj79.rack = str(buf[pos:end89], 'utf-8')
+            pos = end89
+        obj79.v0_host = ''
+        obj79.v0_port = 0
+        obj79.unknown_tagged_fields = []
+        items77.append(obj79)
+    obj67.live_brokers = items77
+    obj67.is_k_raft_controller = False
+    obj67.type = 0
+    obj67.broker_epoch = -1
+    obj67.topic_states = []
+    obj67.unknown_tagged_fields = []
+    self = obj67
     return self, pos
 
 
 # UpdateMetadataRequest v4
 def _enc_UpdateMetadataRequest_v4(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '4')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '4')
-    if (self.topic_states is None or len(self.topic_states) != 0):
+    if not ((self.topic_states is not None and len(self.topic_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'topic_states', '4')
     out += _S0.pack(self.controller_id, self.controller_epoch)
     w_alen(out, self.ungrouped_partition_states)
-    for item33 in self.ungrouped_partition_states:
-        _enc_UpdateMetadataPartitionState_v4(item33, out, parts)
+    for item90 in self.ungrouped_partition_states:
+        w_str(out, item90.topic_name)
+        out += _S1.pack(item90.partition_index, item90.controller_epoch, item90.leader, item90.leader_epoch)
+        w_alen(out, item90.isr)
+        w_fixed_array(out, item90.isr, 'i')
+        out += _S2.pack(item90.zk_version)
+        w_alen(out, item90.replicas)
+        w_fixed_array(out, item90.replicas, 'i')
+        w_alen(out, item90.offline_replicas)
+        w_fixed_array(out, item90.offline_replicas, 'i')
+        if item90.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataPartitionState', '4')
     w_alen(out, self.live_brokers)
-    for item34 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v3(item34, out, parts)
+    for item91 in self.live_brokers:
+        out += _S2.pack(item91.id)
+        w_alen(out, item91.endpoints)
+        for item92 in item91.endpoints:
+            out += _S2.pack(item92.port)
+            w_str(out, item92.host)
+            w_str(out, item92.listener)
+            out += _S3.pack(item92.security_protocol)
+            if item92.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataEndpoint', '3-5')
+        w_nstr(out, item91.rack)
+        if item91.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '3-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '4')
 
 
 def _dec_UpdateMetadataRequest_v4(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj93 = new(UpdateMetadataRequest)
+    (obj93.controller_id, obj93.controller_epoch,) = _S0.unpack_from(buf, pos)
     pos += 8
-    n35, pos = r_alen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_UpdateMetadataPartitionState_v4(buf, pos)
-        items36.append(item37)
-    self.ungrouped_partition_states = items36
-    n38, pos = r_alen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_UpdateMetadataBroker_v3(buf, pos)
-        items39.append(item40)
-    self.live_brokers = items39
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.broker_epoch = -1
-    self.topic_states = []
-    self.unknown_tagged_fields = []
+    (n94,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n94 < 0 or n94 > limit - pos:
+        raise bad_length('array', pos, n94, buf)
+    items95 = []
+    for _ in range(n94):
+        obj97 = new(UpdateMetadataPartitionState)
+        (n98,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end99 = pos + n98
+        if n98 < 0 or end99 > limit:
+            raise bad_length('string', pos, n98, buf)
+        obj97.topic_name = str(buf[pos:end99], 'utf-8')
+        pos = end99
+        (obj97.partition_index, obj97.controller_epoch, obj97.leader, obj97.leader_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        (n100,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n100 < 0 or n100 > limit - pos:
+            raise bad_length('array', pos, n100, buf)
+        obj97.isr, pos = r_fixed_array(buf, pos, n100, 'i', 4)
+        (obj97.zk_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n101,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n101 < 0 or n101 > limit - pos:
+            raise bad_length('array', pos, n101, buf)
+        obj97.replicas, pos = r_fixed_array(buf, pos, n101, 'i', 4)
+        (n102,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n102 < 0 or n102 > limit - pos:
+            raise bad_length('array', pos, n102, buf)
+        obj97.offline_replicas, pos = r_fixed_array(buf, pos, n102, 'i', 4)
+        obj97.unknown_tagged_fields = []
+        items95.append(obj97)
+    obj93.ungrouped_partition_states = items95
+    (n103,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n103 < 0 or n103 > limit - pos:
+        raise bad_length('array', pos, n103, buf)
+    items104 = []
+    for _ in range(n103):
+        obj106 = new(UpdateMetadataBroker)
+        (obj106.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n107,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n107 < 0 or n107 > limit - pos:
+            raise bad_length('array', pos, n107, buf)
+        items108 = []
+        for _ in range(n107):
+            obj110 = new(UpdateMetadataEndpoint)
+            (obj110.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n111,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end112 = pos + n111
+            if n111 < 0 or end112 > limit:
+                raise bad_length('string', pos, n111, buf)
+            obj110.host = str(buf[pos:end112], 'utf-8')
+            pos = end112
+            (n113,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end114 = pos + n113
+            if n113 < 0 or end114 > limit:
+                raise bad_length('string', pos, n113, buf)
+            obj110.listener = str(buf[pos:end114], 'utf-8')
+            pos = end114
+            (obj110.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            obj110.unknown_tagged_fields = []
+            items108.append(obj110)
+        obj106.endpoints = items108
+        (n115,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end116 = pos + n115
+        if n115 < 0 or end116 > limit:
+            if n115 != -1:
+                raise bad_length('string', pos, n115, buf)
+            obj106.rack = None
+        else:
+            obj106.rack = str(buf[pos:end116], 'utf-8')
+            pos = end116
+        obj106.v0_host = ''
+        obj106.v0_port = 0
+        obj106.unknown_tagged_fields = []
+        items104.append(obj106)
+    obj93.live_brokers = items104
+    obj93.is_k_raft_controller = False
+    obj93.type = 0
+    obj93.broker_epoch = -1
+    obj93.topic_states = []
+    obj93.unknown_tagged_fields = []
+    self = obj93
     return self, pos
 
 
 # UpdateMetadataRequest v5
 def _enc_UpdateMetadataRequest_v5(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '5')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '5')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'ungrouped_partition_states', '5')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    out += _S4.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
     w_alen(out, self.topic_states)
-    for item41 in self.topic_states:
-        _enc_UpdateMetadataTopicState_v5(item41, out, parts)
+    for item117 in self.topic_states:
+        w_str(out, item117.topic_name)
+        w_alen(out, item117.partition_states)
+        for item118 in item117.partition_states:
+            out += _S1.pack(item118.partition_index, item118.controller_epoch, item118.leader, item118.leader_epoch)
+            w_alen(out, item118.isr)
+            w_fixed_array(out, item118.isr, 'i')
+            out += _S2.pack(item118.zk_version)
+            w_alen(out, item118.replicas)
+            w_fixed_array(out, item118.replicas, 'i')
+            w_alen(out, item118.offline_replicas)
+            w_fixed_array(out, item118.offline_replicas, 'i')
+            if item118.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataPartitionState', '5')
+        if item117.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataTopicState', '5')
     w_alen(out, self.live_brokers)
-    for item42 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v3(item42, out, parts)
+    for item119 in self.live_brokers:
+        out += _S2.pack(item119.id)
+        w_alen(out, item119.endpoints)
+        for item120 in item119.endpoints:
+            out += _S2.pack(item120.port)
+            w_str(out, item120.host)
+            w_str(out, item120.listener)
+            out += _S3.pack(item120.security_protocol)
+            if item120.unknown_tagged_fields:
+                raise no_tagged_fields_error('UpdateMetadataEndpoint', '3-5')
+        w_nstr(out, item119.rack)
+        if item119.unknown_tagged_fields:
+            raise no_tagged_fields_error('UpdateMetadataBroker', '3-5')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataRequest', '5')
 
 
 def _dec_UpdateMetadataRequest_v5(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj121 = new(UpdateMetadataRequest)
+    (obj121.controller_id, obj121.controller_epoch, obj121.broker_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    n43, pos = r_alen(buf, pos)
-    items44 = []
-    for _ in range(n43):
-        item45, pos = _dec_UpdateMetadataTopicState_v5(buf, pos)
-        items44.append(item45)
-    self.topic_states = items44
-    n46, pos = r_alen(buf, pos)
-    items47 = []
-    for _ in range(n46):
-        item48, pos = _dec_UpdateMetadataBroker_v3(buf, pos)
-        items47.append(item48)
-    self.live_brokers = items47
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    self.unknown_tagged_fields = []
+    (n122,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n122 < 0 or n122 > limit - pos:
+        raise bad_length('array', pos, n122, buf)
+    items123 = []
+    for _ in range(n122):
+        obj125 = new(UpdateMetadataTopicState)
+        (n126,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end127 = pos + n126
+        if n126 < 0 or end127 > limit:
+            raise bad_length('string', pos, n126, buf)
+        obj125.topic_name = str(buf[pos:end127], 'utf-8')
+        pos = end127
+        (n128,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n128 < 0 or n128 > limit - pos:
+            raise bad_length('array', pos, n128, buf)
+        items129 = []
+        for _ in range(n128):
+            obj131 = new(UpdateMetadataPartitionState)
+            (obj131.partition_index, obj131.controller_epoch, obj131.leader, obj131.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            (n132,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n132 < 0 or n132 > limit - pos:
+                raise bad_length('array', pos, n132, buf)
+            obj131.isr, pos = r_fixed_array(buf, pos, n132, 'i', 4)
+            (obj131.zk_version,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n133,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n133 < 0 or n133 > limit - pos:
+                raise bad_length('array', pos, n133, buf)
+            obj131.replicas, pos = r_fixed_array(buf, pos, n133, 'i', 4)
+            (n134,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n134 < 0 or n134 > limit - pos:
+                raise bad_length('array', pos, n134, buf)
+            obj131.offline_replicas, pos = r_fixed_array(buf, pos, n134, 'i', 4)
+            obj131.topic_name = ''
+            obj131.unknown_tagged_fields = []
+            items129.append(obj131)
+        obj125.partition_states = items129
+        obj125.topic_id = ZERO_UUID
+        obj125.unknown_tagged_fields = []
+        items123.append(obj125)
+    obj121.topic_states = items123
+    (n135,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if n135 < 0 or n135 > limit - pos:
+        raise bad_length('array', pos, n135, buf)
+    items136 = []
+    for _ in range(n135):
+        obj138 = new(UpdateMetadataBroker)
+        (obj138.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        (n139,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if n139 < 0 or n139 > limit - pos:
+            raise bad_length('array', pos, n139, buf)
+        items140 = []
+        for _ in range(n139):
+            obj142 = new(UpdateMetadataEndpoint)
+            (obj142.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            (n143,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end144 = pos + n143
+            if n143 < 0 or end144 > limit:
+                raise bad_length('string', pos, n143, buf)
+            obj142.host = str(buf[pos:end144], 'utf-8')
+            pos = end144
+            (n145,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end146 = pos + n145
+            if n145 < 0 or end146 > limit:
+                raise bad_length('string', pos, n145, buf)
+            obj142.listener = str(buf[pos:end146], 'utf-8')
+            pos = end146
+            (obj142.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            obj142.unknown_tagged_fields = []
+            items140.append(obj142)
+        obj138.endpoints = items140
+        (n147,) = _S3.unpack_from(buf, pos)
+        pos += 2
+        end148 = pos + n147
+        if n147 < 0 or end148 > limit:
+            if n147 != -1:
+                raise bad_length('string', pos, n147, buf)
+            obj138.rack = None
+        else:
+            obj138.rack = str(buf[pos:end148], 'utf-8')
+            pos = end148
+        obj138.v0_host = ''
+        obj138.v0_port = 0
+        obj138.unknown_tagged_fields = []
+        items136.append(obj138)
+    obj121.live_brokers = items136
+    obj121.is_k_raft_controller = False
+    obj121.type = 0
+    obj121.ungrouped_partition_states = []
+    obj121.unknown_tagged_fields = []
+    self = obj121
     return self, pos
 
 
 # UpdateMetadataRequest v6
 def _enc_UpdateMetadataRequest_v6(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '6')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '6')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'ungrouped_partition_states', '6')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item49 in self.topic_states:
-        _enc_UpdateMetadataTopicState_v6(item49, out, parts)
-    w_calen(out, self.live_brokers)
-    for item50 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v6(item50, out, parts)
+    out += _S4.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    n149 = len(self.topic_states) + 1
+    if n149 < 128:
+        out.append(n149)
+    else:
+        w_uvarint(out, n149)
+    for item150 in self.topic_states:
+        w_cstr(out, item150.topic_name)
+        n151 = len(item150.partition_states) + 1
+        if n151 < 128:
+            out.append(n151)
+        else:
+            w_uvarint(out, n151)
+        for item152 in item150.partition_states:
+            out += _S1.pack(item152.partition_index, item152.controller_epoch, item152.leader, item152.leader_epoch)
+            n153 = len(item152.isr) + 1
+            if n153 < 128:
+                out.append(n153)
+            else:
+                w_uvarint(out, n153)
+            w_fixed_array(out, item152.isr, 'i')
+            out += _S2.pack(item152.zk_version)
+            n154 = len(item152.replicas) + 1
+            if n154 < 128:
+                out.append(n154)
+            else:
+                w_uvarint(out, n154)
+            w_fixed_array(out, item152.replicas, 'i')
+            n155 = len(item152.offline_replicas) + 1
+            if n155 < 128:
+                out.append(n155)
+            else:
+                w_uvarint(out, n155)
+            w_fixed_array(out, item152.offline_replicas, 'i')
+            if item152.unknown_tagged_fields:
+                w_tagged(out, (), item152.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item150.unknown_tagged_fields:
+            w_tagged(out, (), item150.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n156 = len(self.live_brokers) + 1
+    if n156 < 128:
+        out.append(n156)
+    else:
+        w_uvarint(out, n156)
+    for item157 in self.live_brokers:
+        out += _S2.pack(item157.id)
+        n158 = len(item157.endpoints) + 1
+        if n158 < 128:
+            out.append(n158)
+        else:
+            w_uvarint(out, n158)
+        for item159 in item157.endpoints:
+            out += _S2.pack(item159.port)
+            w_cstr(out, item159.host)
+            w_cstr(out, item159.listener)
+            out += _S3.pack(item159.security_protocol)
+            if item159.unknown_tagged_fields:
+                w_tagged(out, (), item159.unknown_tagged_fields)
+            else:
+                out.append(0)
+        w_cnstr(out, item157.rack)
+        if item157.unknown_tagged_fields:
+            w_tagged(out, (), item157.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -402,47 +989,259 @@ def _enc_UpdateMetadataRequest_v6(self, out, parts):
 
 
 def _dec_UpdateMetadataRequest_v6(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj160 = new(UpdateMetadataRequest)
+    (obj160.controller_id, obj160.controller_epoch, obj160.broker_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    n51, pos = r_calen(buf, pos)
-    items52 = []
-    for _ in range(n51):
-        item53, pos = _dec_UpdateMetadataTopicState_v6(buf, pos)
-        items52.append(item53)
-    self.topic_states = items52
-    n54, pos = r_calen(buf, pos)
-    items55 = []
-    for _ in range(n54):
-        item56, pos = _dec_UpdateMetadataBroker_v6(buf, pos)
-        items55.append(item56)
-    self.live_brokers = items55
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    count57, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count57:
-        pos = r_tagged_unknown(buf, pos, count57, unknown)
-    self.unknown_tagged_fields = unknown
+    n161 = buf[pos]
+    if n161 > 127:
+        n161, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n161 -= 1
+    if n161 < 0 or n161 > limit - pos:
+        raise bad_length('array', pos, n161, buf)
+    items162 = []
+    for _ in range(n161):
+        obj164 = new(UpdateMetadataTopicState)
+        n165 = buf[pos]
+        if n165 > 127:
+            n165, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n165 -= 1
+        end166 = pos + n165
+        if n165 < 0 or end166 > limit:
+            raise bad_length('string', pos, n165, buf)
+        obj164.topic_name = str(buf[pos:end166], 'utf-8')
+        pos = end166
+        n167 = buf[pos]
+        if n167 > 127:
+            n167, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n167 -= 1
+        if n167 < 0 or n167 > limit - pos:
+            raise bad_length('array', pos, n167, buf)
+        items168 = []
+        for _ in range(n167):
+            obj170 = new(UpdateMetadataPartitionState)
+            (obj170.partition_index, obj170.controller_epoch, obj170.leader, obj170.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n171 = buf[pos]
+            if n171 > 127:
+                n171, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n171 -= 1
+            if n171 < 0 or n171 > limit - pos:
+                raise bad_length('array', pos, n171, buf)
+            obj170.isr, pos = r_fixed_array(buf, pos, n171, 'i', 4)
+            (obj170.zk_version,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n172 = buf[pos]
+            if n172 > 127:
+                n172, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n172 -= 1
+            if n172 < 0 or n172 > limit - pos:
+                raise bad_length('array', pos, n172, buf)
+            obj170.replicas, pos = r_fixed_array(buf, pos, n172, 'i', 4)
+            n173 = buf[pos]
+            if n173 > 127:
+                n173, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n173 -= 1
+            if n173 < 0 or n173 > limit - pos:
+                raise bad_length('array', pos, n173, buf)
+            obj170.offline_replicas, pos = r_fixed_array(buf, pos, n173, 'i', 4)
+            obj170.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj170.unknown_tagged_fields = []
+            else:
+                obj170.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items168.append(obj170)
+        obj164.partition_states = items168
+        obj164.topic_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj164.unknown_tagged_fields = []
+        else:
+            obj164.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items162.append(obj164)
+    obj160.topic_states = items162
+    n174 = buf[pos]
+    if n174 > 127:
+        n174, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n174 -= 1
+    if n174 < 0 or n174 > limit - pos:
+        raise bad_length('array', pos, n174, buf)
+    items175 = []
+    for _ in range(n174):
+        obj177 = new(UpdateMetadataBroker)
+        (obj177.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n178 = buf[pos]
+        if n178 > 127:
+            n178, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n178 -= 1
+        if n178 < 0 or n178 > limit - pos:
+            raise bad_length('array', pos, n178, buf)
+        items179 = []
+        for _ in range(n178):
+            obj181 = new(UpdateMetadataEndpoint)
+            (obj181.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n182 = buf[pos]
+            if n182 > 127:
+                n182, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n182 -= 1
+            end183 = pos + n182
+            if n182 < 0 or end183 > limit:
+                raise bad_length('string', pos, n182, buf)
+            obj181.host = str(buf[pos:end183], 'utf-8')
+            pos = end183
+            n184 = buf[pos]
+            if n184 > 127:
+                n184, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n184 -= 1
+            end185 = pos + n184
+            if n184 < 0 or end185 > limit:
+                raise bad_length('string', pos, n184, buf)
+            obj181.listener = str(buf[pos:end185], 'utf-8')
+            pos = end185
+            (obj181.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj181.unknown_tagged_fields = []
+            else:
+                obj181.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items179.append(obj181)
+        obj177.endpoints = items179
+        n186 = buf[pos]
+        if n186 > 127:
+            n186, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n186 -= 1
+        end187 = pos + n186
+        if n186 < 0 or end187 > limit:
+            if n186 != -1:
+                raise bad_length('string', pos, n186, buf)
+            obj177.rack = None
+        else:
+            obj177.rack = str(buf[pos:end187], 'utf-8')
+            pos = end187
+        obj177.v0_host = ''
+        obj177.v0_port = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj177.unknown_tagged_fields = []
+        else:
+            obj177.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items175.append(obj177)
+    obj160.live_brokers = items175
+    obj160.is_k_raft_controller = False
+    obj160.type = 0
+    obj160.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj160.unknown_tagged_fields = []
+    else:
+        obj160.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj160
     return self, pos
 
 
 # UpdateMetadataRequest v7
 def _enc_UpdateMetadataRequest_v7(self, out, parts):
-    if self.is_k_raft_controller != False:
+    if not (self.is_k_raft_controller == False):
         raise cannot_carry('UpdateMetadataRequest', 'is_k_raft_controller', '7')
-    if self.type != 0:
+    if not (self.type == 0):
         raise cannot_carry('UpdateMetadataRequest', 'type', '7')
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'ungrouped_partition_states', '7')
-    out += _S1.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item58 in self.topic_states:
-        _enc_UpdateMetadataTopicState_v7(item58, out, parts)
-    w_calen(out, self.live_brokers)
-    for item59 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v6(item59, out, parts)
+    out += _S4.pack(self.controller_id, self.controller_epoch, self.broker_epoch)
+    n188 = len(self.topic_states) + 1
+    if n188 < 128:
+        out.append(n188)
+    else:
+        w_uvarint(out, n188)
+    for item189 in self.topic_states:
+        w_cstr(out, item189.topic_name)
+        out += _S5.pack(item189.topic_id.bytes)
+        n190 = len(item189.partition_states) + 1
+        if n190 < 128:
+            out.append(n190)
+        else:
+            w_uvarint(out, n190)
+        for item191 in item189.partition_states:
+            out += _S1.pack(item191.partition_index, item191.controller_epoch, item191.leader, item191.leader_epoch)
+            n192 = len(item191.isr) + 1
+            if n192 < 128:
+                out.append(n192)
+            else:
+                w_uvarint(out, n192)
+            w_fixed_array(out, item191.isr, 'i')
+            out += _S2.pack(item191.zk_version)
+            n193 = len(item191.replicas) + 1
+            if n193 < 128:
+                out.append(n193)
+            else:
+                w_uvarint(out, n193)
+            w_fixed_array(out, item191.replicas, 'i')
+            n194 = len(item191.offline_replicas) + 1
+            if n194 < 128:
+                out.append(n194)
+            else:
+                w_uvarint(out, n194)
+            w_fixed_array(out, item191.offline_replicas, 'i')
+            if item191.unknown_tagged_fields:
+                w_tagged(out, (), item191.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item189.unknown_tagged_fields:
+            w_tagged(out, (), item189.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n195 = len(self.live_brokers) + 1
+    if n195 < 128:
+        out.append(n195)
+    else:
+        w_uvarint(out, n195)
+    for item196 in self.live_brokers:
+        out += _S2.pack(item196.id)
+        n197 = len(item196.endpoints) + 1
+        if n197 < 128:
+            out.append(n197)
+        else:
+            w_uvarint(out, n197)
+        for item198 in item196.endpoints:
+            out += _S2.pack(item198.port)
+            w_cstr(out, item198.host)
+            w_cstr(out, item198.listener)
+            out += _S3.pack(item198.security_protocol)
+            if item198.unknown_tagged_fields:
+                w_tagged(out, (), item198.unknown_tagged_fields)
+            else:
+                out.append(0)
+        w_cnstr(out, item196.rack)
+        if item196.unknown_tagged_fields:
+            w_tagged(out, (), item196.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -450,533 +1249,479 @@ def _enc_UpdateMetadataRequest_v7(self, out, parts):
 
 
 def _dec_UpdateMetadataRequest_v7(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.controller_epoch, self.broker_epoch,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj199 = new(UpdateMetadataRequest)
+    (obj199.controller_id, obj199.controller_epoch, obj199.broker_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
-    n60, pos = r_calen(buf, pos)
-    items61 = []
-    for _ in range(n60):
-        item62, pos = _dec_UpdateMetadataTopicState_v7(buf, pos)
-        items61.append(item62)
-    self.topic_states = items61
-    n63, pos = r_calen(buf, pos)
-    items64 = []
-    for _ in range(n63):
-        item65, pos = _dec_UpdateMetadataBroker_v6(buf, pos)
-        items64.append(item65)
-    self.live_brokers = items64
-    self.is_k_raft_controller = False
-    self.type = 0
-    self.ungrouped_partition_states = []
-    count66, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count66:
-        pos = r_tagged_unknown(buf, pos, count66, unknown)
-    self.unknown_tagged_fields = unknown
+    n200 = buf[pos]
+    if n200 > 127:
+        n200, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n200 -= 1
+    if n200 < 0 or n200 > limit - pos:
+        raise bad_length('array', pos, n200, buf)
+    items201 = []
+    for _ in range(n200):
+        obj203 = new(UpdateMetadataTopicState)
+        n204 = buf[pos]
+        if n204 > 127:
+            n204, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n204 -= 1
+        end205 = pos + n204
+        if n204 < 0 or end205 > limit:
+            raise bad_length('string', pos, n204, buf)
+        obj203.topic_name = str(buf[pos:end205], 'utf-8')
+        pos = end205
+        (raw206,) = _S5.unpack_from(buf, pos)
+        pos += 16
+        obj203.topic_id = uuid_from(raw206)
+        n207 = buf[pos]
+        if n207 > 127:
+            n207, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n207 -= 1
+        if n207 < 0 or n207 > limit - pos:
+            raise bad_length('array', pos, n207, buf)
+        items208 = []
+        for _ in range(n207):
+            obj210 = new(UpdateMetadataPartitionState)
+            (obj210.partition_index, obj210.controller_epoch, obj210.leader, obj210.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n211 = buf[pos]
+            if n211 > 127:
+                n211, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n211 -= 1
+            if n211 < 0 or n211 > limit - pos:
+                raise bad_length('array', pos, n211, buf)
+            obj210.isr, pos = r_fixed_array(buf, pos, n211, 'i', 4)
+            (obj210.zk_version,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n212 = buf[pos]
+            if n212 > 127:
+                n212, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n212 -= 1
+            if n212 < 0 or n212 > limit - pos:
+                raise bad_length('array', pos, n212, buf)
+            obj210.replicas, pos = r_fixed_array(buf, pos, n212, 'i', 4)
+            n213 = buf[pos]
+            if n213 > 127:
+                n213, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n213 -= 1
+            if n213 < 0 or n213 > limit - pos:
+                raise bad_length('array', pos, n213, buf)
+            obj210.offline_replicas, pos = r_fixed_array(buf, pos, n213, 'i', 4)
+            obj210.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj210.unknown_tagged_fields = []
+            else:
+                obj210.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items208.append(obj210)
+        obj203.partition_states = items208
+        if buf[pos] == 0:
+            pos += 1
+            obj203.unknown_tagged_fields = []
+        else:
+            obj203.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items201.append(obj203)
+    obj199.topic_states = items201
+    n214 = buf[pos]
+    if n214 > 127:
+        n214, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n214 -= 1
+    if n214 < 0 or n214 > limit - pos:
+        raise bad_length('array', pos, n214, buf)
+    items215 = []
+    for _ in range(n214):
+        obj217 = new(UpdateMetadataBroker)
+        (obj217.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n218 = buf[pos]
+        if n218 > 127:
+            n218, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n218 -= 1
+        if n218 < 0 or n218 > limit - pos:
+            raise bad_length('array', pos, n218, buf)
+        items219 = []
+        for _ in range(n218):
+            obj221 = new(UpdateMetadataEndpoint)
+            (obj221.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n222 = buf[pos]
+            if n222 > 127:
+                n222, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n222 -= 1
+            end223 = pos + n222
+            if n222 < 0 or end223 > limit:
+                raise bad_length('string', pos, n222, buf)
+            obj221.host = str(buf[pos:end223], 'utf-8')
+            pos = end223
+            n224 = buf[pos]
+            if n224 > 127:
+                n224, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n224 -= 1
+            end225 = pos + n224
+            if n224 < 0 or end225 > limit:
+                raise bad_length('string', pos, n224, buf)
+            obj221.listener = str(buf[pos:end225], 'utf-8')
+            pos = end225
+            (obj221.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj221.unknown_tagged_fields = []
+            else:
+                obj221.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items219.append(obj221)
+        obj217.endpoints = items219
+        n226 = buf[pos]
+        if n226 > 127:
+            n226, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n226 -= 1
+        end227 = pos + n226
+        if n226 < 0 or end227 > limit:
+            if n226 != -1:
+                raise bad_length('string', pos, n226, buf)
+            obj217.rack = None
+        else:
+            obj217.rack = str(buf[pos:end227], 'utf-8')
+            pos = end227
+        obj217.v0_host = ''
+        obj217.v0_port = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj217.unknown_tagged_fields = []
+        else:
+            obj217.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items215.append(obj217)
+    obj199.live_brokers = items215
+    obj199.is_k_raft_controller = False
+    obj199.type = 0
+    obj199.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj199.unknown_tagged_fields = []
+    else:
+        obj199.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj199
     return self, pos
 
 
 # UpdateMetadataRequest v8
 def _enc_UpdateMetadataRequest_v8(self, out, parts):
-    if (self.ungrouped_partition_states is None or len(self.ungrouped_partition_states) != 0):
+    if not ((self.ungrouped_partition_states is not None and len(self.ungrouped_partition_states) == 0)):
         raise cannot_carry('UpdateMetadataRequest', 'ungrouped_partition_states', '8')
-    out += _S2.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch)
-    w_calen(out, self.topic_states)
-    for item67 in self.topic_states:
-        _enc_UpdateMetadataTopicState_v7(item67, out, parts)
-    w_calen(out, self.live_brokers)
-    for item68 in self.live_brokers:
-        _enc_UpdateMetadataBroker_v6(item68, out, parts)
-    tagged = []
-    if self.type != 0:
-        field = bytearray()
-        field += _S3.pack(self.type)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S6.pack(self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch)
+    n228 = len(self.topic_states) + 1
+    if n228 < 128:
+        out.append(n228)
+    else:
+        w_uvarint(out, n228)
+    for item229 in self.topic_states:
+        w_cstr(out, item229.topic_name)
+        out += _S5.pack(item229.topic_id.bytes)
+        n230 = len(item229.partition_states) + 1
+        if n230 < 128:
+            out.append(n230)
+        else:
+            w_uvarint(out, n230)
+        for item231 in item229.partition_states:
+            out += _S1.pack(item231.partition_index, item231.controller_epoch, item231.leader, item231.leader_epoch)
+            n232 = len(item231.isr) + 1
+            if n232 < 128:
+                out.append(n232)
+            else:
+                w_uvarint(out, n232)
+            w_fixed_array(out, item231.isr, 'i')
+            out += _S2.pack(item231.zk_version)
+            n233 = len(item231.replicas) + 1
+            if n233 < 128:
+                out.append(n233)
+            else:
+                w_uvarint(out, n233)
+            w_fixed_array(out, item231.replicas, 'i')
+            n234 = len(item231.offline_replicas) + 1
+            if n234 < 128:
+                out.append(n234)
+            else:
+                w_uvarint(out, n234)
+            w_fixed_array(out, item231.offline_replicas, 'i')
+            if item231.unknown_tagged_fields:
+                w_tagged(out, (), item231.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item229.unknown_tagged_fields:
+            w_tagged(out, (), item229.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n235 = len(self.live_brokers) + 1
+    if n235 < 128:
+        out.append(n235)
+    else:
+        w_uvarint(out, n235)
+    for item236 in self.live_brokers:
+        out += _S2.pack(item236.id)
+        n237 = len(item236.endpoints) + 1
+        if n237 < 128:
+            out.append(n237)
+        else:
+            w_uvarint(out, n237)
+        for item238 in item236.endpoints:
+            out += _S2.pack(item238.port)
+            w_cstr(out, item238.host)
+            w_cstr(out, item238.listener)
+            out += _S3.pack(item238.security_protocol)
+            if item238.unknown_tagged_fields:
+                w_tagged(out, (), item238.unknown_tagged_fields)
+            else:
+                out.append(0)
+        w_cnstr(out, item236.rack)
+        if item236.unknown_tagged_fields:
+            w_tagged(out, (), item236.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged239 = []
+    if not (self.type == 0):
+        field240 = bytearray()
+        field240 += _S7.pack(self.type)
+        tagged239.append((0, field240))
+    if tagged239 or self.unknown_tagged_fields:
+        w_tagged(out, tagged239, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_UpdateMetadataRequest_v8(buf, pos):
-    self = new(UpdateMetadataRequest)
-    (self.controller_id, self.is_k_raft_controller, self.controller_epoch, self.broker_epoch,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj241 = new(UpdateMetadataRequest)
+    (obj241.controller_id, obj241.is_k_raft_controller, obj241.controller_epoch, obj241.broker_epoch,) = _S6.unpack_from(buf, pos)
     pos += 17
-    n69, pos = r_calen(buf, pos)
-    items70 = []
-    for _ in range(n69):
-        item71, pos = _dec_UpdateMetadataTopicState_v7(buf, pos)
-        items70.append(item71)
-    self.topic_states = items70
-    n72, pos = r_calen(buf, pos)
-    items73 = []
-    for _ in range(n72):
-        item74, pos = _dec_UpdateMetadataBroker_v6(buf, pos)
-        items73.append(item74)
-    self.live_brokers = items73
-    self.type = 0
-    self.ungrouped_partition_states = []
-    count75, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count75:
-        for _ in range(count75):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.type,) = _S3.unpack_from(field, pos)
-                pos += 1
+    n242 = buf[pos]
+    if n242 > 127:
+        n242, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n242 -= 1
+    if n242 < 0 or n242 > limit - pos:
+        raise bad_length('array', pos, n242, buf)
+    items243 = []
+    for _ in range(n242):
+        obj245 = new(UpdateMetadataTopicState)
+        n246 = buf[pos]
+        if n246 > 127:
+            n246, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n246 -= 1
+        end247 = pos + n246
+        if n246 < 0 or end247 > limit:
+            raise bad_length('string', pos, n246, buf)
+        obj245.topic_name = str(buf[pos:end247], 'utf-8')
+        pos = end247
+        (raw248,) = _S5.unpack_from(buf, pos)
+        pos += 16
+        obj245.topic_id = uuid_from(raw248)
+        n249 = buf[pos]
+        if n249 > 127:
+            n249, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n249 -= 1
+        if n249 < 0 or n249 > limit - pos:
+            raise bad_length('array', pos, n249, buf)
+        items250 = []
+        for _ in range(n249):
+            obj252 = new(UpdateMetadataPartitionState)
+            (obj252.partition_index, obj252.controller_epoch, obj252.leader, obj252.leader_epoch,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            n253 = buf[pos]
+            if n253 > 127:
+                n253, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdateMetadataPartitionState v0-3
-def _enc_UpdateMetadataPartitionState_v0(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.zk_version)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataPartitionState', '0-3')
-
-
-def _dec_UpdateMetadataPartitionState_v0(buf, pos):
-    self = new(UpdateMetadataPartitionState)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n76, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n76, 'i', 4)
-    (self.zk_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n77, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n77, 'i', 4)
-    self.offline_replicas = []
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataPartitionState v4
-def _enc_UpdateMetadataPartitionState_v4(self, out, parts):
-    w_str(out, self.topic_name)
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.zk_version)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_alen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataPartitionState', '4')
-
-
-def _dec_UpdateMetadataPartitionState_v4(buf, pos):
-    self = new(UpdateMetadataPartitionState)
-    self.topic_name, pos = r_str(buf, pos)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n78, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n78, 'i', 4)
-    (self.zk_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n79, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n79, 'i', 4)
-    n80, pos = r_alen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n80, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataPartitionState v5
-def _enc_UpdateMetadataPartitionState_v5(self, out, parts):
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_alen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.zk_version)
-    w_alen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_alen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataPartitionState', '5')
-
-
-def _dec_UpdateMetadataPartitionState_v5(buf, pos):
-    self = new(UpdateMetadataPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n81, pos = r_alen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n81, 'i', 4)
-    (self.zk_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n82, pos = r_alen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n82, 'i', 4)
-    n83, pos = r_alen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n83, 'i', 4)
-    self.topic_name = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataPartitionState v6-8
-def _enc_UpdateMetadataPartitionState_v6(self, out, parts):
-    out += _S4.pack(self.partition_index, self.controller_epoch, self.leader, self.leader_epoch)
-    w_calen(out, self.isr)
-    w_fixed_array(out, self.isr, 'i')
-    out += _S5.pack(self.zk_version)
-    w_calen(out, self.replicas)
-    w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.offline_replicas)
-    w_fixed_array(out, self.offline_replicas, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                pos += 1
+            n253 -= 1
+            if n253 < 0 or n253 > limit - pos:
+                raise bad_length('array', pos, n253, buf)
+            obj252.isr, pos = r_fixed_array(buf, pos, n253, 'i', 4)
+            (obj252.zk_version,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n254 = buf[pos]
+            if n254 > 127:
+                n254, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n254 -= 1
+            if n254 < 0 or n254 > limit - pos:
+                raise bad_length('array', pos, n254, buf)
+            obj252.replicas, pos = r_fixed_array(buf, pos, n254, 'i', 4)
+            n255 = buf[pos]
+            if n255 > 127:
+                n255, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n255 -= 1
+            if n255 < 0 or n255 > limit - pos:
+                raise bad_length('array', pos, n255, buf)
+            obj252.offline_replicas, pos = r_fixed_array(buf, pos, n255, 'i', 4)
+            obj252.topic_name = ''
+            if buf[pos] == 0:
+                pos += 1
+                obj252.unknown_tagged_fields = []
+            else:
+                obj252.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items250.append(obj252)
+        obj245.partition_states = items250
+        if buf[pos] == 0:
+            pos += 1
+            obj245.unknown_tagged_fields = []
+        else:
+            obj245.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items243.append(obj245)
+    obj241.topic_states = items243
+    n256 = buf[pos]
+    if n256 > 127:
+        n256, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_UpdateMetadataPartitionState_v6(buf, pos):
-    self = new(UpdateMetadataPartitionState)
-    (self.partition_index, self.controller_epoch, self.leader, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    n84, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n84, 'i', 4)
-    (self.zk_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n85, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n85, 'i', 4)
-    n86, pos = r_calen(buf, pos)
-    self.offline_replicas, pos = r_fixed_array(buf, pos, n86, 'i', 4)
-    self.topic_name = ''
-    count87, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count87:
-        pos = r_tagged_unknown(buf, pos, count87, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdateMetadataTopicState v5
-def _enc_UpdateMetadataTopicState_v5(self, out, parts):
-    w_str(out, self.topic_name)
-    w_alen(out, self.partition_states)
-    for item88 in self.partition_states:
-        _enc_UpdateMetadataPartitionState_v5(item88, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataTopicState', '5')
-
-
-def _dec_UpdateMetadataTopicState_v5(buf, pos):
-    self = new(UpdateMetadataTopicState)
-    self.topic_name, pos = r_str(buf, pos)
-    n89, pos = r_alen(buf, pos)
-    items90 = []
-    for _ in range(n89):
-        item91, pos = _dec_UpdateMetadataPartitionState_v5(buf, pos)
-        items90.append(item91)
-    self.partition_states = items90
-    self.topic_id = ZERO_UUID
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataTopicState v6
-def _enc_UpdateMetadataTopicState_v6(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partition_states)
-    for item92 in self.partition_states:
-        _enc_UpdateMetadataPartitionState_v6(item92, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n256 -= 1
+    if n256 < 0 or n256 > limit - pos:
+        raise bad_length('array', pos, n256, buf)
+    items257 = []
+    for _ in range(n256):
+        obj259 = new(UpdateMetadataBroker)
+        (obj259.id,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        n260 = buf[pos]
+        if n260 > 127:
+            n260, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n260 -= 1
+        if n260 < 0 or n260 > limit - pos:
+            raise bad_length('array', pos, n260, buf)
+        items261 = []
+        for _ in range(n260):
+            obj263 = new(UpdateMetadataEndpoint)
+            (obj263.port,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            n264 = buf[pos]
+            if n264 > 127:
+                n264, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n264 -= 1
+            end265 = pos + n264
+            if n264 < 0 or end265 > limit:
+                raise bad_length('string', pos, n264, buf)
+            obj263.host = str(buf[pos:end265], 'utf-8')
+            pos = end265
+            n266 = buf[pos]
+            if n266 > 127:
+                n266, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n266 -= 1
+            end267 = pos + n266
+            if n266 < 0 or end267 > limit:
+                raise bad_length('string', pos, n266, buf)
+            obj263.listener = str(buf[pos:end267], 'utf-8')
+            pos = end267
+            (obj263.security_protocol,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj263.unknown_tagged_fields = []
+            else:
+                obj263.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items261.append(obj263)
+        obj259.endpoints = items261
+        n268 = buf[pos]
+        if n268 > 127:
+            n268, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n268 -= 1
+        end269 = pos + n268
+        if n268 < 0 or end269 > limit:
+            if n268 != -1:
+                raise bad_length('string', pos, n268, buf)
+            obj259.rack = None
+        else:
+            obj259.rack = str(buf[pos:end269], 'utf-8')
+            pos = end269
+        obj259.v0_host = ''
+        obj259.v0_port = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj259.unknown_tagged_fields = []
+        else:
+            obj259.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items257.append(obj259)
+    obj241.live_brokers = items257
+    obj241.type = 0
+    obj241.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        pos += 1
+        obj241.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_UpdateMetadataTopicState_v6(buf, pos):
-    self = new(UpdateMetadataTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n93, pos = r_calen(buf, pos)
-    items94 = []
-    for _ in range(n93):
-        item95, pos = _dec_UpdateMetadataPartitionState_v6(buf, pos)
-        items94.append(item95)
-    self.partition_states = items94
-    self.topic_id = ZERO_UUID
-    count96, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count96:
-        pos = r_tagged_unknown(buf, pos, count96, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdateMetadataTopicState v7-8
-def _enc_UpdateMetadataTopicState_v7(self, out, parts):
-    w_cstr(out, self.topic_name)
-    out += _S6.pack(self.topic_id.bytes)
-    w_calen(out, self.partition_states)
-    for item97 in self.partition_states:
-        _enc_UpdateMetadataPartitionState_v6(item97, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_UpdateMetadataTopicState_v7(buf, pos):
-    self = new(UpdateMetadataTopicState)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (raw98,) = _S6.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw98)
-    n99, pos = r_calen(buf, pos)
-    items100 = []
-    for _ in range(n99):
-        item101, pos = _dec_UpdateMetadataPartitionState_v6(buf, pos)
-        items100.append(item101)
-    self.partition_states = items100
-    count102, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count102:
-        pos = r_tagged_unknown(buf, pos, count102, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdateMetadataBroker v0
-def _enc_UpdateMetadataBroker_v0(self, out, parts):
-    out += _S5.pack(self.id)
-    w_str(out, self.v0_host)
-    out += _S5.pack(self.v0_port)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataBroker', '0')
-
-
-def _dec_UpdateMetadataBroker_v0(buf, pos):
-    self = new(UpdateMetadataBroker)
-    (self.id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.v0_host, pos = r_str(buf, pos)
-    (self.v0_port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.endpoints = []
-    self.rack = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataBroker v1
-def _enc_UpdateMetadataBroker_v1(self, out, parts):
-    out += _S5.pack(self.id)
-    w_alen(out, self.endpoints)
-    for item103 in self.endpoints:
-        _enc_UpdateMetadataEndpoint_v1(item103, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataBroker', '1')
-
-
-def _dec_UpdateMetadataBroker_v1(buf, pos):
-    self = new(UpdateMetadataBroker)
-    (self.id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n104, pos = r_alen(buf, pos)
-    items105 = []
-    for _ in range(n104):
-        item106, pos = _dec_UpdateMetadataEndpoint_v1(buf, pos)
-        items105.append(item106)
-    self.endpoints = items105
-    self.v0_host = ''
-    self.v0_port = 0
-    self.rack = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataBroker v2
-def _enc_UpdateMetadataBroker_v2(self, out, parts):
-    out += _S5.pack(self.id)
-    w_alen(out, self.endpoints)
-    for item107 in self.endpoints:
-        _enc_UpdateMetadataEndpoint_v1(item107, out, parts)
-    w_nstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataBroker', '2')
-
-
-def _dec_UpdateMetadataBroker_v2(buf, pos):
-    self = new(UpdateMetadataBroker)
-    (self.id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n108, pos = r_alen(buf, pos)
-    items109 = []
-    for _ in range(n108):
-        item110, pos = _dec_UpdateMetadataEndpoint_v1(buf, pos)
-        items109.append(item110)
-    self.endpoints = items109
-    self.rack, pos = r_nstr(buf, pos)
-    self.v0_host = ''
-    self.v0_port = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataBroker v3-5
-def _enc_UpdateMetadataBroker_v3(self, out, parts):
-    out += _S5.pack(self.id)
-    w_alen(out, self.endpoints)
-    for item111 in self.endpoints:
-        _enc_UpdateMetadataEndpoint_v3(item111, out, parts)
-    w_nstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataBroker', '3-5')
-
-
-def _dec_UpdateMetadataBroker_v3(buf, pos):
-    self = new(UpdateMetadataBroker)
-    (self.id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n112, pos = r_alen(buf, pos)
-    items113 = []
-    for _ in range(n112):
-        item114, pos = _dec_UpdateMetadataEndpoint_v3(buf, pos)
-        items113.append(item114)
-    self.endpoints = items113
-    self.rack, pos = r_nstr(buf, pos)
-    self.v0_host = ''
-    self.v0_port = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataBroker v6-8
-def _enc_UpdateMetadataBroker_v6(self, out, parts):
-    out += _S5.pack(self.id)
-    w_calen(out, self.endpoints)
-    for item115 in self.endpoints:
-        _enc_UpdateMetadataEndpoint_v6(item115, out, parts)
-    w_cnstr(out, self.rack)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_UpdateMetadataBroker_v6(buf, pos):
-    self = new(UpdateMetadataBroker)
-    (self.id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    n116, pos = r_calen(buf, pos)
-    items117 = []
-    for _ in range(n116):
-        item118, pos = _dec_UpdateMetadataEndpoint_v6(buf, pos)
-        items117.append(item118)
-    self.endpoints = items117
-    self.rack, pos = r_cnstr(buf, pos)
-    self.v0_host = ''
-    self.v0_port = 0
-    count119, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count119:
-        pos = r_tagged_unknown(buf, pos, count119, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# UpdateMetadataEndpoint v1-2
-def _enc_UpdateMetadataEndpoint_v1(self, out, parts):
-    out += _S5.pack(self.port)
-    w_str(out, self.host)
-    out += _S7.pack(self.security_protocol)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataEndpoint', '1-2')
-
-
-def _dec_UpdateMetadataEndpoint_v1(buf, pos):
-    self = new(UpdateMetadataEndpoint)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_str(buf, pos)
-    (self.security_protocol,) = _S7.unpack_from(buf, pos)
-    pos += 2
-    self.listener = ''
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataEndpoint v3-5
-def _enc_UpdateMetadataEndpoint_v3(self, out, parts):
-    out += _S5.pack(self.port)
-    w_str(out, self.host)
-    w_str(out, self.listener)
-    out += _S7.pack(self.security_protocol)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('UpdateMetadataEndpoint', '3-5')
-
-
-def _dec_UpdateMetadataEndpoint_v3(buf, pos):
-    self = new(UpdateMetadataEndpoint)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_str(buf, pos)
-    self.listener, pos = r_str(buf, pos)
-    (self.security_protocol,) = _S7.unpack_from(buf, pos)
-    pos += 2
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# UpdateMetadataEndpoint v6-8
-def _enc_UpdateMetadataEndpoint_v6(self, out, parts):
-    out += _S5.pack(self.port)
-    w_cstr(out, self.host)
-    w_cstr(out, self.listener)
-    out += _S7.pack(self.security_protocol)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_UpdateMetadataEndpoint_v6(buf, pos):
-    self = new(UpdateMetadataEndpoint)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    self.listener, pos = r_cstr(buf, pos)
-    (self.security_protocol,) = _S7.unpack_from(buf, pos)
-    pos += 2
-    count120, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count120:
-        pos = r_tagged_unknown(buf, pos, count120, unknown)
-    self.unknown_tagged_fields = unknown
+        count270, pos = r_uvarint(buf, pos)
+        unknown271 = []
+        for _ in range(count270):
+            tag272, start273, end274 = r_tag_header(buf, pos)
+            if tag272 == 0:
+                pos = start273
+                (obj241.type,) = _S7.unpack_from(buf, pos)
+                pos += 1
+                if pos != end274:
+                    raise tagged_size_mismatch(tag272, start273, end274, pos)
+            else:
+                unknown271.append((tag272, bytes(buf[start273:end274])))
+                pos = end274
+        obj241.unknown_tagged_fields = unknown271
+    self = obj241
     return self, pos
 
 
 # UpdateMetadataResponse v0-5
 def _enc_UpdateMetadataResponse_v0(self, out, parts):
-    out += _S7.pack(self.error_code)
+    out += _S3.pack(self.error_code)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('UpdateMetadataResponse', '0-5')
 
 
 def _dec_UpdateMetadataResponse_v0(buf, pos):
-    self = new(UpdateMetadataResponse)
-    (self.error_code,) = _S7.unpack_from(buf, pos)
+    limit = len(buf)
+    obj275 = new(UpdateMetadataResponse)
+    (obj275.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    self.unknown_tagged_fields = []
+    obj275.unknown_tagged_fields = []
+    self = obj275
     return self, pos
 
 
 # UpdateMetadataResponse v6-8
 def _enc_UpdateMetadataResponse_v6(self, out, parts):
-    out += _S7.pack(self.error_code)
+    out += _S3.pack(self.error_code)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -984,14 +1729,16 @@ def _enc_UpdateMetadataResponse_v6(self, out, parts):
 
 
 def _dec_UpdateMetadataResponse_v6(buf, pos):
-    self = new(UpdateMetadataResponse)
-    (self.error_code,) = _S7.unpack_from(buf, pos)
+    limit = len(buf)
+    obj276 = new(UpdateMetadataResponse)
+    (obj276.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    count121, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count121:
-        pos = r_tagged_unknown(buf, pos, count121, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj276.unknown_tagged_fields = []
+    else:
+        obj276.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj276
     return self, pos
 
 

@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -104,10 +104,25 @@ class CurrentLeader(Struct):
 def _enc_UpdateRaftVoterRequest_v0(self, out, parts):
     w_cnstr(out, self.cluster_id)
     out += _S0.pack(self.current_leader_epoch, self.voter_id, self.voter_directory_id.bytes)
-    w_calen(out, self.listeners)
-    for item1 in self.listeners:
-        _enc_Listener_v0(item1, out, parts)
-    _enc_KRaftVersionFeature_v0(self.k_raft_version_feature, out, parts)
+    n1 = len(self.listeners) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.listeners:
+        w_cstr(out, item2.name)
+        w_cstr(out, item2.host)
+        out += _S1.pack(item2.port)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    s3 = self.k_raft_version_feature
+    out += _S2.pack(s3.min_supported_version, s3.max_supported_version)
+    if s3.unknown_tagged_fields:
+        w_tagged(out, (), s3.unknown_tagged_fields)
+    else:
+        out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -115,131 +130,160 @@ def _enc_UpdateRaftVoterRequest_v0(self, out, parts):
 
 
 def _dec_UpdateRaftVoterRequest_v0(buf, pos):
-    self = new(UpdateRaftVoterRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.current_leader_epoch, self.voter_id, raw2,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(UpdateRaftVoterRequest)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        if n5 != -1:
+            raise bad_length('string', pos, n5, buf)
+        obj4.cluster_id = None
+    else:
+        obj4.cluster_id = str(buf[pos:end6], 'utf-8')
+        pos = end6
+    (obj4.current_leader_epoch, obj4.voter_id, raw7,) = _S0.unpack_from(buf, pos)
     pos += 24
-    self.voter_directory_id = uuid_from(raw2)
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_Listener_v0(buf, pos)
-        items4.append(item5)
-    self.listeners = items4
-    self.k_raft_version_feature, pos = _dec_KRaftVersionFeature_v0(buf, pos)
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Listener v0
-def _enc_Listener_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj4.voter_directory_id = uuid_from(raw7)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Listener_v0(buf, pos):
-    self = new(Listener)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# KRaftVersionFeature v0
-def _enc_KRaftVersionFeature_v0(self, out, parts):
-    out += _S2.pack(self.min_supported_version, self.max_supported_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_KRaftVersionFeature_v0(buf, pos):
-    self = new(KRaftVersionFeature)
-    (self.min_supported_version, self.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        obj11 = new(Listener)
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        obj11.name = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        n14 = buf[pos]
+        if n14 > 127:
+            n14, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n14 -= 1
+        end15 = pos + n14
+        if n14 < 0 or end15 > limit:
+            raise bad_length('string', pos, n14, buf)
+        obj11.host = str(buf[pos:end15], 'utf-8')
+        pos = end15
+        (obj11.port,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj4.listeners = items9
+    obj16 = new(KRaftVersionFeature)
+    (obj16.min_supported_version, obj16.max_supported_version,) = _S2.unpack_from(buf, pos)
     pos += 4
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj16.unknown_tagged_fields = []
+    else:
+        obj16.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    obj4.k_raft_version_feature = obj16
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 
 # UpdateRaftVoterResponse v0
 def _enc_UpdateRaftVoterResponse_v0(self, out, parts):
     out += _S3.pack(self.throttle_time_ms, self.error_code)
-    tagged = []
-    if self.current_leader != CurrentLeader():
-        field = bytearray()
-        _enc_CurrentLeader_v0(self.current_leader, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged17 = []
+    if not ((self.current_leader is not None and _is_default_CurrentLeader(self.current_leader))):
+        field18 = bytearray()
+        s19 = self.current_leader
+        field18 += _S4.pack(s19.leader_id, s19.leader_epoch)
+        w_cstr(field18, s19.host)
+        field18 += _S5.pack(s19.port)
+        if s19.unknown_tagged_fields:
+            w_tagged(field18, (), s19.unknown_tagged_fields)
+        else:
+            field18.append(0)
+        tagged17.append((0, field18))
+    if tagged17 or self.unknown_tagged_fields:
+        w_tagged(out, tagged17, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_UpdateRaftVoterResponse_v0(buf, pos):
-    self = new(UpdateRaftVoterResponse)
-    (self.throttle_time_ms, self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj20 = new(UpdateRaftVoterResponse)
+    (obj20.throttle_time_ms, obj20.error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
-    self.current_leader = CurrentLeader()
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        for _ in range(count9):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.current_leader, pos = _dec_CurrentLeader_v0(field, pos)
-            else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# CurrentLeader v0
-def _enc_CurrentLeader_v0(self, out, parts):
-    out += _S4.pack(self.leader_id, self.leader_epoch)
-    w_cstr(out, self.host)
-    out += _S5.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj20.current_leader = CurrentLeader()
+    if buf[pos] == 0:
+        pos += 1
+        obj20.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_CurrentLeader_v0(buf, pos):
-    self = new(CurrentLeader)
-    (self.leader_id, self.leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 8
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+        count21, pos = r_uvarint(buf, pos)
+        unknown22 = []
+        for _ in range(count21):
+            tag23, start24, end25 = r_tag_header(buf, pos)
+            if tag23 == 0:
+                pos = start24
+                obj26 = new(CurrentLeader)
+                (obj26.leader_id, obj26.leader_epoch,) = _S4.unpack_from(buf, pos)
+                pos += 8
+                n27 = buf[pos]
+                if n27 > 127:
+                    n27, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n27 -= 1
+                end28 = pos + n27
+                if n27 < 0 or end28 > limit:
+                    raise bad_length('string', pos, n27, buf)
+                obj26.host = str(buf[pos:end28], 'utf-8')
+                pos = end28
+                (obj26.port,) = _S5.unpack_from(buf, pos)
+                pos += 4
+                if buf[pos] == 0:
+                    pos += 1
+                    obj26.unknown_tagged_fields = []
+                else:
+                    obj26.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                obj20.current_leader = obj26
+                if pos != end25:
+                    raise tagged_size_mismatch(tag23, start24, end25, pos)
+            else:
+                unknown22.append((tag23, bytes(buf[start24:end25])))
+                pos = end25
+        obj20.unknown_tagged_fields = unknown22
+    self = obj20
     return self, pos
+
+
+def _is_default_CurrentLeader(value):
+    return (value.leader_id == -1
+            and value.leader_epoch == -1
+            and value.host == ''
+            and value.port == 0
+            and not value.unknown_tagged_fields)
 
 
 UpdateRaftVoterRequest._ENCODERS = {0: _enc_UpdateRaftVoterRequest_v0}

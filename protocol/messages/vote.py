@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,12 +15,12 @@ from ._runtime import (  # noqa: F401
 
 __all__ = ['NodeEndpoint', 'VoteRequest', 'VoteRequestPartitionData', 'VoteRequestTopicData', 'VoteResponse', 'VoteResponsePartitionData', 'VoteResponseTopicData']
 
-_S0 = _Struct('>i')
-_S1 = _Struct('>iiiiq')
+_S0 = _Struct('>iiiiq')
+_S1 = _Struct('>i')
 _S2 = _Struct('>iii16s16siq')
 _S3 = _Struct('>h')
-_S4 = _Struct('>H')
-_S5 = _Struct('>ihii?')
+_S4 = _Struct('>ihii?')
+_S5 = _Struct('>H')
 
 
 class VoteRequest(Message):
@@ -132,9 +132,28 @@ class VoteResponsePartitionData(Struct):
 # VoteRequest v0
 def _enc_VoteRequest_v0(self, out, parts):
     w_cnstr(out, self.cluster_id)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_VoteRequestTopicData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        w_cstr(out, item2.topic_name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S0.pack(item4.partition_index, item4.candidate_epoch, item4.candidate_id, item4.last_offset_epoch, item4.last_offset)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -142,30 +161,109 @@ def _enc_VoteRequest_v0(self, out, parts):
 
 
 def _dec_VoteRequest_v0(buf, pos):
-    self = new(VoteRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_VoteRequestTopicData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.voter_id = -1
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj5 = new(VoteRequest)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        if n6 != -1:
+            raise bad_length('string', pos, n6, buf)
+        obj5.cluster_id = None
+    else:
+        obj5.cluster_id = str(buf[pos:end7], 'utf-8')
+        pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        obj11 = new(VoteRequestTopicData)
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        obj11.topic_name = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        n14 = buf[pos]
+        if n14 > 127:
+            n14, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n14 -= 1
+        if n14 < 0 or n14 > limit - pos:
+            raise bad_length('array', pos, n14, buf)
+        items15 = []
+        for _ in range(n14):
+            obj17 = new(VoteRequestPartitionData)
+            (obj17.partition_index, obj17.candidate_epoch, obj17.candidate_id, obj17.last_offset_epoch, obj17.last_offset,) = _S0.unpack_from(buf, pos)
+            pos += 24
+            obj17.candidate_directory_id = ZERO_UUID
+            obj17.voter_directory_id = ZERO_UUID
+            if buf[pos] == 0:
+                pos += 1
+                obj17.unknown_tagged_fields = []
+            else:
+                obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items15.append(obj17)
+        obj11.partitions = items15
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj5.topics = items9
+    obj5.voter_id = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # VoteRequest v1
 def _enc_VoteRequest_v1(self, out, parts):
     w_cnstr(out, self.cluster_id)
-    out += _S0.pack(self.voter_id)
-    w_calen(out, self.topics)
-    for item6 in self.topics:
-        _enc_VoteRequestTopicData_v1(item6, out, parts)
+    out += _S1.pack(self.voter_id)
+    n18 = len(self.topics) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
+    for item19 in self.topics:
+        w_cstr(out, item19.topic_name)
+        n20 = len(item19.partitions) + 1
+        if n20 < 128:
+            out.append(n20)
+        else:
+            w_uvarint(out, n20)
+        for item21 in item19.partitions:
+            out += _S2.pack(item21.partition_index, item21.candidate_epoch, item21.candidate_id, item21.candidate_directory_id.bytes, item21.voter_directory_id.bytes, item21.last_offset_epoch, item21.last_offset)
+            if item21.unknown_tagged_fields:
+                w_tagged(out, (), item21.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item19.unknown_tagged_fields:
+            w_tagged(out, (), item19.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -173,136 +271,111 @@ def _enc_VoteRequest_v1(self, out, parts):
 
 
 def _dec_VoteRequest_v1(buf, pos):
-    self = new(VoteRequest)
-    self.cluster_id, pos = r_cnstr(buf, pos)
-    (self.voter_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj22 = new(VoteRequest)
+    n23 = buf[pos]
+    if n23 > 127:
+        n23, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n23 -= 1
+    end24 = pos + n23
+    if n23 < 0 or end24 > limit:
+        if n23 != -1:
+            raise bad_length('string', pos, n23, buf)
+        obj22.cluster_id = None
+    else:
+        obj22.cluster_id = str(buf[pos:end24], 'utf-8')
+        pos = end24
+    (obj22.voter_id,) = _S1.unpack_from(buf, pos)
     pos += 4
-    n7, pos = r_calen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = _dec_VoteRequestTopicData_v1(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteRequestTopicData v0
-def _enc_VoteRequestTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item11 in self.partitions:
-        _enc_VoteRequestPartitionData_v0(item11, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n25 = buf[pos]
+    if n25 > 127:
+        n25, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_VoteRequestTopicData_v0(buf, pos):
-    self = new(VoteRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_VoteRequestPartitionData_v0(buf, pos)
-        items13.append(item14)
-    self.partitions = items13
-    count15, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count15:
-        pos = r_tagged_unknown(buf, pos, count15, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteRequestTopicData v1
-def _enc_VoteRequestTopicData_v1(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item16 in self.partitions:
-        _enc_VoteRequestPartitionData_v1(item16, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n25 -= 1
+    if n25 < 0 or n25 > limit - pos:
+        raise bad_length('array', pos, n25, buf)
+    items26 = []
+    for _ in range(n25):
+        obj28 = new(VoteRequestTopicData)
+        n29 = buf[pos]
+        if n29 > 127:
+            n29, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n29 -= 1
+        end30 = pos + n29
+        if n29 < 0 or end30 > limit:
+            raise bad_length('string', pos, n29, buf)
+        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        pos = end30
+        n31 = buf[pos]
+        if n31 > 127:
+            n31, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n31 -= 1
+        if n31 < 0 or n31 > limit - pos:
+            raise bad_length('array', pos, n31, buf)
+        items32 = []
+        for _ in range(n31):
+            obj34 = new(VoteRequestPartitionData)
+            (obj34.partition_index, obj34.candidate_epoch, obj34.candidate_id, raw35, raw36, obj34.last_offset_epoch, obj34.last_offset,) = _S2.unpack_from(buf, pos)
+            pos += 56
+            obj34.candidate_directory_id = uuid_from(raw35)
+            obj34.voter_directory_id = uuid_from(raw36)
+            if buf[pos] == 0:
+                pos += 1
+                obj34.unknown_tagged_fields = []
+            else:
+                obj34.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items32.append(obj34)
+        obj28.partitions = items32
+        if buf[pos] == 0:
+            pos += 1
+            obj28.unknown_tagged_fields = []
+        else:
+            obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items26.append(obj28)
+    obj22.topics = items26
+    if buf[pos] == 0:
+        pos += 1
+        obj22.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_VoteRequestTopicData_v1(buf, pos):
-    self = new(VoteRequestTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_VoteRequestPartitionData_v1(buf, pos)
-        items18.append(item19)
-    self.partitions = items18
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteRequestPartitionData v0
-def _enc_VoteRequestPartitionData_v0(self, out, parts):
-    out += _S1.pack(self.partition_index, self.candidate_epoch, self.candidate_id, self.last_offset_epoch, self.last_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_VoteRequestPartitionData_v0(buf, pos):
-    self = new(VoteRequestPartitionData)
-    (self.partition_index, self.candidate_epoch, self.candidate_id, self.last_offset_epoch, self.last_offset,) = _S1.unpack_from(buf, pos)
-    pos += 24
-    self.candidate_directory_id = ZERO_UUID
-    self.voter_directory_id = ZERO_UUID
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteRequestPartitionData v1
-def _enc_VoteRequestPartitionData_v1(self, out, parts):
-    out += _S2.pack(self.partition_index, self.candidate_epoch, self.candidate_id, self.candidate_directory_id.bytes, self.voter_directory_id.bytes, self.last_offset_epoch, self.last_offset)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_VoteRequestPartitionData_v1(buf, pos):
-    self = new(VoteRequestPartitionData)
-    (self.partition_index, self.candidate_epoch, self.candidate_id, raw22, raw23, self.last_offset_epoch, self.last_offset,) = _S2.unpack_from(buf, pos)
-    pos += 56
-    self.candidate_directory_id = uuid_from(raw22)
-    self.voter_directory_id = uuid_from(raw23)
-    count24, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count24:
-        pos = r_tagged_unknown(buf, pos, count24, unknown)
-    self.unknown_tagged_fields = unknown
+        obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj22
     return self, pos
 
 
 # VoteResponse v0
 def _enc_VoteResponse_v0(self, out, parts):
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
         raise cannot_carry('VoteResponse', 'node_endpoints', '0')
     out += _S3.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item25 in self.topics:
-        _enc_VoteResponseTopicData_v0(item25, out, parts)
+    n37 = len(self.topics) + 1
+    if n37 < 128:
+        out.append(n37)
+    else:
+        w_uvarint(out, n37)
+    for item38 in self.topics:
+        w_cstr(out, item38.topic_name)
+        n39 = len(item38.partitions) + 1
+        if n39 < 128:
+            out.append(n39)
+        else:
+            w_uvarint(out, n39)
+        for item40 in item38.partitions:
+            out += _S4.pack(item40.partition_index, item40.error_code, item40.leader_id, item40.leader_epoch, item40.vote_granted)
+            if item40.unknown_tagged_fields:
+                w_tagged(out, (), item40.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item38.unknown_tagged_fields:
+            w_tagged(out, (), item38.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -310,148 +383,222 @@ def _enc_VoteResponse_v0(self, out, parts):
 
 
 def _dec_VoteResponse_v0(buf, pos):
-    self = new(VoteResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj41 = new(VoteResponse)
+    (obj41.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    n26, pos = r_calen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_VoteResponseTopicData_v0(buf, pos)
-        items27.append(item28)
-    self.topics = items27
-    self.node_endpoints = []
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+    n42 = buf[pos]
+    if n42 > 127:
+        n42, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n42 -= 1
+    if n42 < 0 or n42 > limit - pos:
+        raise bad_length('array', pos, n42, buf)
+    items43 = []
+    for _ in range(n42):
+        obj45 = new(VoteResponseTopicData)
+        n46 = buf[pos]
+        if n46 > 127:
+            n46, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n46 -= 1
+        end47 = pos + n46
+        if n46 < 0 or end47 > limit:
+            raise bad_length('string', pos, n46, buf)
+        obj45.topic_name = str(buf[pos:end47], 'utf-8')
+        pos = end47
+        n48 = buf[pos]
+        if n48 > 127:
+            n48, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n48 -= 1
+        if n48 < 0 or n48 > limit - pos:
+            raise bad_length('array', pos, n48, buf)
+        items49 = []
+        for _ in range(n48):
+            obj51 = new(VoteResponsePartitionData)
+            (obj51.partition_index, obj51.error_code, obj51.leader_id, obj51.leader_epoch, obj51.vote_granted,) = _S4.unpack_from(buf, pos)
+            pos += 15
+            if buf[pos] == 0:
+                pos += 1
+                obj51.unknown_tagged_fields = []
+            else:
+                obj51.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items49.append(obj51)
+        obj45.partitions = items49
+        if buf[pos] == 0:
+            pos += 1
+            obj45.unknown_tagged_fields = []
+        else:
+            obj45.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items43.append(obj45)
+    obj41.topics = items43
+    obj41.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj41.unknown_tagged_fields = []
+    else:
+        obj41.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj41
     return self, pos
 
 
 # VoteResponse v1
 def _enc_VoteResponse_v1(self, out, parts):
     out += _S3.pack(self.error_code)
-    w_calen(out, self.topics)
-    for item30 in self.topics:
-        _enc_VoteResponseTopicData_v0(item30, out, parts)
-    tagged = []
-    if (self.node_endpoints is None or len(self.node_endpoints) != 0):
-        field = bytearray()
-        w_calen(field, self.node_endpoints)
-        for item31 in self.node_endpoints:
-            _enc_NodeEndpoint_v1(item31, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n52 = len(self.topics) + 1
+    if n52 < 128:
+        out.append(n52)
+    else:
+        w_uvarint(out, n52)
+    for item53 in self.topics:
+        w_cstr(out, item53.topic_name)
+        n54 = len(item53.partitions) + 1
+        if n54 < 128:
+            out.append(n54)
+        else:
+            w_uvarint(out, n54)
+        for item55 in item53.partitions:
+            out += _S4.pack(item55.partition_index, item55.error_code, item55.leader_id, item55.leader_epoch, item55.vote_granted)
+            if item55.unknown_tagged_fields:
+                w_tagged(out, (), item55.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item53.unknown_tagged_fields:
+            w_tagged(out, (), item53.unknown_tagged_fields)
+        else:
+            out.append(0)
+    tagged56 = []
+    if not ((self.node_endpoints is not None and len(self.node_endpoints) == 0)):
+        field57 = bytearray()
+        n58 = len(self.node_endpoints) + 1
+        if n58 < 128:
+            field57.append(n58)
+        else:
+            w_uvarint(field57, n58)
+        for item59 in self.node_endpoints:
+            field57 += _S1.pack(item59.node_id)
+            w_cstr(field57, item59.host)
+            field57 += _S5.pack(item59.port)
+            if item59.unknown_tagged_fields:
+                w_tagged(field57, (), item59.unknown_tagged_fields)
+            else:
+                field57.append(0)
+        tagged56.append((0, field57))
+    if tagged56 or self.unknown_tagged_fields:
+        w_tagged(out, tagged56, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_VoteResponse_v1(buf, pos):
-    self = new(VoteResponse)
-    (self.error_code,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj60 = new(VoteResponse)
+    (obj60.error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
-    n32, pos = r_calen(buf, pos)
-    items33 = []
-    for _ in range(n32):
-        item34, pos = _dec_VoteResponseTopicData_v0(buf, pos)
-        items33.append(item34)
-    self.topics = items33
-    self.node_endpoints = []
-    count35, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count35:
-        for _ in range(count35):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n36, pos = r_calen(field, pos)
-                items37 = []
-                for _ in range(n36):
-                    item38, pos = _dec_NodeEndpoint_v1(field, pos)
-                    items37.append(item38)
-                self.node_endpoints = items37
+    n61 = buf[pos]
+    if n61 > 127:
+        n61, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n61 -= 1
+    if n61 < 0 or n61 > limit - pos:
+        raise bad_length('array', pos, n61, buf)
+    items62 = []
+    for _ in range(n61):
+        obj64 = new(VoteResponseTopicData)
+        n65 = buf[pos]
+        if n65 > 127:
+            n65, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n65 -= 1
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('string', pos, n65, buf)
+        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        pos = end66
+        n67 = buf[pos]
+        if n67 > 127:
+            n67, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n67 -= 1
+        if n67 < 0 or n67 > limit - pos:
+            raise bad_length('array', pos, n67, buf)
+        items68 = []
+        for _ in range(n67):
+            obj70 = new(VoteResponsePartitionData)
+            (obj70.partition_index, obj70.error_code, obj70.leader_id, obj70.leader_epoch, obj70.vote_granted,) = _S4.unpack_from(buf, pos)
+            pos += 15
+            if buf[pos] == 0:
+                pos += 1
+                obj70.unknown_tagged_fields = []
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteResponseTopicData v0-1
-def _enc_VoteResponseTopicData_v0(self, out, parts):
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    for item39 in self.partitions:
-        _enc_VoteResponsePartitionData_v0(item39, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                obj70.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items68.append(obj70)
+        obj64.partitions = items68
+        if buf[pos] == 0:
+            pos += 1
+            obj64.unknown_tagged_fields = []
+        else:
+            obj64.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items62.append(obj64)
+    obj60.topics = items62
+    obj60.node_endpoints = []
+    if buf[pos] == 0:
+        pos += 1
+        obj60.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_VoteResponseTopicData_v0(buf, pos):
-    self = new(VoteResponseTopicData)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n40, pos = r_calen(buf, pos)
-    items41 = []
-    for _ in range(n40):
-        item42, pos = _dec_VoteResponsePartitionData_v0(buf, pos)
-        items41.append(item42)
-    self.partitions = items41
-    count43, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count43:
-        pos = r_tagged_unknown(buf, pos, count43, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# NodeEndpoint v1
-def _enc_NodeEndpoint_v1(self, out, parts):
-    out += _S0.pack(self.node_id)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_NodeEndpoint_v1(buf, pos):
-    self = new(NodeEndpoint)
-    (self.node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    count44, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count44:
-        pos = r_tagged_unknown(buf, pos, count44, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# VoteResponsePartitionData v0-1
-def _enc_VoteResponsePartitionData_v0(self, out, parts):
-    out += _S5.pack(self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.vote_granted)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_VoteResponsePartitionData_v0(buf, pos):
-    self = new(VoteResponsePartitionData)
-    (self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.vote_granted,) = _S5.unpack_from(buf, pos)
-    pos += 15
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
+        count71, pos = r_uvarint(buf, pos)
+        unknown72 = []
+        for _ in range(count71):
+            tag73, start74, end75 = r_tag_header(buf, pos)
+            if tag73 == 0:
+                pos = start74
+                n76 = buf[pos]
+                if n76 > 127:
+                    n76, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n76 -= 1
+                if n76 < 0 or n76 > limit - pos:
+                    raise bad_length('array', pos, n76, buf)
+                items77 = []
+                for _ in range(n76):
+                    obj79 = new(NodeEndpoint)
+                    (obj79.node_id,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    n80 = buf[pos]
+                    if n80 > 127:
+                        n80, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n80 -= 1
+                    end81 = pos + n80
+                    if n80 < 0 or end81 > limit:
+                        raise bad_length('string', pos, n80, buf)
+                    obj79.host = str(buf[pos:end81], 'utf-8')
+                    pos = end81
+                    (obj79.port,) = _S5.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj79.unknown_tagged_fields = []
+                    else:
+                        obj79.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    items77.append(obj79)
+                obj60.node_endpoints = items77
+                if pos != end75:
+                    raise tagged_size_mismatch(tag73, start74, end75, pos)
+            else:
+                unknown72.append((tag73, bytes(buf[start74:end75])))
+                pos = end75
+        obj60.unknown_tagged_fields = unknown72
+    self = obj60
     return self, pos
 
 

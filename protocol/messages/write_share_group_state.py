@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -120,9 +120,39 @@ class PartitionResult(Struct):
 # WriteShareGroupStateRequest v0
 def _enc_WriteShareGroupStateRequest_v0(self, out, parts):
     w_cstr(out, self.group_id)
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_WriteStateData_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S0.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partitions:
+            out += _S1.pack(item4.partition, item4.state_epoch, item4.leader_epoch, item4.start_offset)
+            n5 = len(item4.state_batches) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            for item6 in item4.state_batches:
+                out += _S2.pack(item6.first_offset, item6.last_offset, item6.delivery_state, item6.delivery_count)
+                if item6.unknown_tagged_fields:
+                    w_tagged(out, (), item6.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -130,109 +160,114 @@ def _enc_WriteShareGroupStateRequest_v0(self, out, parts):
 
 
 def _dec_WriteShareGroupStateRequest_v0(buf, pos):
-    self = new(WriteShareGroupStateRequest)
-    self.group_id, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_WriteStateData_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WriteStateData v0
-def _enc_WriteStateData_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item6 in self.partitions:
-        _enc_PartitionData_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj7 = new(WriteShareGroupStateRequest)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_WriteStateData_v0(buf, pos):
-    self = new(WriteStateData)
-    (raw7,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = _dec_PartitionData_v0(buf, pos)
-        items9.append(item10)
-    self.partitions = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionData v0
-def _enc_PartitionData_v0(self, out, parts):
-    out += _S1.pack(self.partition, self.state_epoch, self.leader_epoch, self.start_offset)
-    w_calen(out, self.state_batches)
-    for item12 in self.state_batches:
-        _enc_StateBatch_v0(item12, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n8 -= 1
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('string', pos, n8, buf)
+    obj7.group_id = str(buf[pos:end9], 'utf-8')
+    pos = end9
+    n10 = buf[pos]
+    if n10 > 127:
+        n10, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_PartitionData_v0(buf, pos):
-    self = new(PartitionData)
-    (self.partition, self.state_epoch, self.leader_epoch, self.start_offset,) = _S1.unpack_from(buf, pos)
-    pos += 20
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = _dec_StateBatch_v0(buf, pos)
-        items14.append(item15)
-    self.state_batches = items14
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StateBatch v0
-def _enc_StateBatch_v0(self, out, parts):
-    out += _S2.pack(self.first_offset, self.last_offset, self.delivery_state, self.delivery_count)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n10 -= 1
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    items11 = []
+    for _ in range(n10):
+        obj13 = new(WriteStateData)
+        (raw14,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj13.topic_id = uuid_from(raw14)
+        n15 = buf[pos]
+        if n15 > 127:
+            n15, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n15 -= 1
+        if n15 < 0 or n15 > limit - pos:
+            raise bad_length('array', pos, n15, buf)
+        items16 = []
+        for _ in range(n15):
+            obj18 = new(PartitionData)
+            (obj18.partition, obj18.state_epoch, obj18.leader_epoch, obj18.start_offset,) = _S1.unpack_from(buf, pos)
+            pos += 20
+            n19 = buf[pos]
+            if n19 > 127:
+                n19, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n19 -= 1
+            if n19 < 0 or n19 > limit - pos:
+                raise bad_length('array', pos, n19, buf)
+            items20 = []
+            for _ in range(n19):
+                obj22 = new(StateBatch)
+                (obj22.first_offset, obj22.last_offset, obj22.delivery_state, obj22.delivery_count,) = _S2.unpack_from(buf, pos)
+                pos += 19
+                if buf[pos] == 0:
+                    pos += 1
+                    obj22.unknown_tagged_fields = []
+                else:
+                    obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items20.append(obj22)
+            obj18.state_batches = items20
+            if buf[pos] == 0:
+                pos += 1
+                obj18.unknown_tagged_fields = []
+            else:
+                obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items16.append(obj18)
+        obj13.partitions = items16
+        if buf[pos] == 0:
+            pos += 1
+            obj13.unknown_tagged_fields = []
+        else:
+            obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items11.append(obj13)
+    obj7.topics = items11
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_StateBatch_v0(buf, pos):
-    self = new(StateBatch)
-    (self.first_offset, self.last_offset, self.delivery_state, self.delivery_count,) = _S2.unpack_from(buf, pos)
-    pos += 19
-    count17, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count17:
-        pos = r_tagged_unknown(buf, pos, count17, unknown)
-    self.unknown_tagged_fields = unknown
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 
 # WriteShareGroupStateResponse v0
 def _enc_WriteShareGroupStateResponse_v0(self, out, parts):
-    w_calen(out, self.results)
-    for item18 in self.results:
-        _enc_WriteStateResult_v0(item18, out, parts)
+    n23 = len(self.results) + 1
+    if n23 < 128:
+        out.append(n23)
+    else:
+        w_uvarint(out, n23)
+    for item24 in self.results:
+        out += _S0.pack(item24.topic_id.bytes)
+        n25 = len(item24.partitions) + 1
+        if n25 < 128:
+            out.append(n25)
+        else:
+            w_uvarint(out, n25)
+        for item26 in item24.partitions:
+            out += _S3.pack(item26.partition, item26.error_code)
+            w_cnstr(out, item26.error_message)
+            if item26.unknown_tagged_fields:
+                w_tagged(out, (), item26.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item24.unknown_tagged_fields:
+            w_tagged(out, (), item24.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -240,72 +275,69 @@ def _enc_WriteShareGroupStateResponse_v0(self, out, parts):
 
 
 def _dec_WriteShareGroupStateResponse_v0(buf, pos):
-    self = new(WriteShareGroupStateResponse)
-    n19, pos = r_calen(buf, pos)
-    items20 = []
-    for _ in range(n19):
-        item21, pos = _dec_WriteStateResult_v0(buf, pos)
-        items20.append(item21)
-    self.results = items20
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WriteStateResult v0
-def _enc_WriteStateResult_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    for item23 in self.partitions:
-        _enc_PartitionResult_v0(item23, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj27 = new(WriteShareGroupStateResponse)
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_WriteStateResult_v0(buf, pos):
-    self = new(WriteStateResult)
-    (raw24,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw24)
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_PartitionResult_v0(buf, pos)
-        items26.append(item27)
-    self.partitions = items26
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionResult v0
-def _enc_PartitionResult_v0(self, out, parts):
-    out += _S3.pack(self.partition, self.error_code)
-    w_cnstr(out, self.error_message)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n28 -= 1
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    items29 = []
+    for _ in range(n28):
+        obj31 = new(WriteStateResult)
+        (raw32,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj31.topic_id = uuid_from(raw32)
+        n33 = buf[pos]
+        if n33 > 127:
+            n33, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n33 -= 1
+        if n33 < 0 or n33 > limit - pos:
+            raise bad_length('array', pos, n33, buf)
+        items34 = []
+        for _ in range(n33):
+            obj36 = new(PartitionResult)
+            (obj36.partition, obj36.error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            n37 = buf[pos]
+            if n37 > 127:
+                n37, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n37 -= 1
+            end38 = pos + n37
+            if n37 < 0 or end38 > limit:
+                if n37 != -1:
+                    raise bad_length('string', pos, n37, buf)
+                obj36.error_message = None
+            else:
+                obj36.error_message = str(buf[pos:end38], 'utf-8')
+                pos = end38
+            if buf[pos] == 0:
+                pos += 1
+                obj36.unknown_tagged_fields = []
+            else:
+                obj36.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items34.append(obj36)
+        obj31.partitions = items34
+        if buf[pos] == 0:
+            pos += 1
+            obj31.unknown_tagged_fields = []
+        else:
+            obj31.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items29.append(obj31)
+    obj27.results = items29
+    if buf[pos] == 0:
+        pos += 1
+        obj27.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionResult_v0(buf, pos):
-    self = new(PartitionResult)
-    (self.partition, self.error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    self.error_message, pos = r_cnstr(buf, pos)
-    count29, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count29:
-        pos = r_tagged_unknown(buf, pos, count29, unknown)
-    self.unknown_tagged_fields = unknown
+        obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj27
     return self, pos
 
 

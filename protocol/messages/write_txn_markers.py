@@ -7,7 +7,7 @@ from ._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -17,9 +17,10 @@ __all__ = ['WritableTxnMarker', 'WritableTxnMarkerPartitionResult', 'WritableTxn
 
 _S0 = _Struct('>qh?')
 _S1 = _Struct('>i')
-_S2 = _Struct('>ib')
-_S3 = _Struct('>q')
-_S4 = _Struct('>ih')
+_S2 = _Struct('>h')
+_S3 = _Struct('>ib')
+_S4 = _Struct('>q')
+_S5 = _Struct('>ih')
 
 
 class WriteTxnMarkersRequest(Message):
@@ -119,28 +120,97 @@ class WritableTxnMarkerPartitionResult(Struct):
 def _enc_WriteTxnMarkersRequest_v0(self, out, parts):
     w_alen(out, self.markers)
     for item1 in self.markers:
-        _enc_WritableTxnMarker_v0(item1, out, parts)
+        out += _S0.pack(item1.producer_id, item1.producer_epoch, item1.transaction_result)
+        w_alen(out, item1.topics)
+        for item2 in item1.topics:
+            w_str(out, item2.name)
+            w_alen(out, item2.partition_indexes)
+            w_fixed_array(out, item2.partition_indexes, 'i')
+            if item2.unknown_tagged_fields:
+                raise no_tagged_fields_error('WritableTxnMarkerTopic', '0')
+        out += _S1.pack(item1.coordinator_epoch)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('WritableTxnMarker', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('WriteTxnMarkersRequest', '0')
 
 
 def _dec_WriteTxnMarkersRequest_v0(buf, pos):
-    self = new(WriteTxnMarkersRequest)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_WritableTxnMarker_v0(buf, pos)
-        items3.append(item4)
-    self.markers = items3
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj3 = new(WriteTxnMarkersRequest)
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(WritableTxnMarker)
+        (obj7.producer_id, obj7.producer_epoch, obj7.transaction_result,) = _S0.unpack_from(buf, pos)
+        pos += 11
+        (n8,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n8 < 0 or n8 > limit - pos:
+            raise bad_length('array', pos, n8, buf)
+        items9 = []
+        for _ in range(n8):
+            obj11 = new(WritableTxnMarkerTopic)
+            (n12,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end13 = pos + n12
+            if n12 < 0 or end13 > limit:
+                raise bad_length('string', pos, n12, buf)
+            obj11.name = str(buf[pos:end13], 'utf-8')
+            pos = end13
+            (n14,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n14 < 0 or n14 > limit - pos:
+                raise bad_length('array', pos, n14, buf)
+            obj11.partition_indexes, pos = r_fixed_array(buf, pos, n14, 'i', 4)
+            obj11.unknown_tagged_fields = []
+            items9.append(obj11)
+        obj7.topics = items9
+        (obj7.coordinator_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        obj7.transaction_version = 0
+        obj7.unknown_tagged_fields = []
+        items5.append(obj7)
+    obj3.markers = items5
+    obj3.unknown_tagged_fields = []
+    self = obj3
     return self, pos
 
 
 # WriteTxnMarkersRequest v1
 def _enc_WriteTxnMarkersRequest_v1(self, out, parts):
-    w_calen(out, self.markers)
-    for item5 in self.markers:
-        _enc_WritableTxnMarker_v1(item5, out, parts)
+    n15 = len(self.markers) + 1
+    if n15 < 128:
+        out.append(n15)
+    else:
+        w_uvarint(out, n15)
+    for item16 in self.markers:
+        out += _S0.pack(item16.producer_id, item16.producer_epoch, item16.transaction_result)
+        n17 = len(item16.topics) + 1
+        if n17 < 128:
+            out.append(n17)
+        else:
+            w_uvarint(out, n17)
+        for item18 in item16.topics:
+            w_cstr(out, item18.name)
+            n19 = len(item18.partition_indexes) + 1
+            if n19 < 128:
+                out.append(n19)
+            else:
+                w_uvarint(out, n19)
+            w_fixed_array(out, item18.partition_indexes, 'i')
+            if item18.unknown_tagged_fields:
+                w_tagged(out, (), item18.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S1.pack(item16.coordinator_epoch)
+        if item16.unknown_tagged_fields:
+            w_tagged(out, (), item16.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -148,26 +218,109 @@ def _enc_WriteTxnMarkersRequest_v1(self, out, parts):
 
 
 def _dec_WriteTxnMarkersRequest_v1(buf, pos):
-    self = new(WriteTxnMarkersRequest)
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_WritableTxnMarker_v1(buf, pos)
-        items7.append(item8)
-    self.markers = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj20 = new(WriteTxnMarkersRequest)
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    if n21 < 0 or n21 > limit - pos:
+        raise bad_length('array', pos, n21, buf)
+    items22 = []
+    for _ in range(n21):
+        obj24 = new(WritableTxnMarker)
+        (obj24.producer_id, obj24.producer_epoch, obj24.transaction_result,) = _S0.unpack_from(buf, pos)
+        pos += 11
+        n25 = buf[pos]
+        if n25 > 127:
+            n25, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n25 -= 1
+        if n25 < 0 or n25 > limit - pos:
+            raise bad_length('array', pos, n25, buf)
+        items26 = []
+        for _ in range(n25):
+            obj28 = new(WritableTxnMarkerTopic)
+            n29 = buf[pos]
+            if n29 > 127:
+                n29, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n29 -= 1
+            end30 = pos + n29
+            if n29 < 0 or end30 > limit:
+                raise bad_length('string', pos, n29, buf)
+            obj28.name = str(buf[pos:end30], 'utf-8')
+            pos = end30
+            n31 = buf[pos]
+            if n31 > 127:
+                n31, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n31 -= 1
+            if n31 < 0 or n31 > limit - pos:
+                raise bad_length('array', pos, n31, buf)
+            obj28.partition_indexes, pos = r_fixed_array(buf, pos, n31, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj28.unknown_tagged_fields = []
+            else:
+                obj28.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items26.append(obj28)
+        obj24.topics = items26
+        (obj24.coordinator_epoch,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        obj24.transaction_version = 0
+        if buf[pos] == 0:
+            pos += 1
+            obj24.unknown_tagged_fields = []
+        else:
+            obj24.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items22.append(obj24)
+    obj20.markers = items22
+    if buf[pos] == 0:
+        pos += 1
+        obj20.unknown_tagged_fields = []
+    else:
+        obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj20
     return self, pos
 
 
 # WriteTxnMarkersRequest v2
 def _enc_WriteTxnMarkersRequest_v2(self, out, parts):
-    w_calen(out, self.markers)
-    for item10 in self.markers:
-        _enc_WritableTxnMarker_v2(item10, out, parts)
+    n32 = len(self.markers) + 1
+    if n32 < 128:
+        out.append(n32)
+    else:
+        w_uvarint(out, n32)
+    for item33 in self.markers:
+        out += _S0.pack(item33.producer_id, item33.producer_epoch, item33.transaction_result)
+        n34 = len(item33.topics) + 1
+        if n34 < 128:
+            out.append(n34)
+        else:
+            w_uvarint(out, n34)
+        for item35 in item33.topics:
+            w_cstr(out, item35.name)
+            n36 = len(item35.partition_indexes) + 1
+            if n36 < 128:
+                out.append(n36)
+            else:
+                w_uvarint(out, n36)
+            w_fixed_array(out, item35.partition_indexes, 'i')
+            if item35.unknown_tagged_fields:
+                w_tagged(out, (), item35.unknown_tagged_fields)
+            else:
+                out.append(0)
+        out += _S3.pack(item33.coordinator_epoch, item33.transaction_version)
+        if item33.unknown_tagged_fields:
+            w_tagged(out, (), item33.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -175,184 +328,182 @@ def _enc_WriteTxnMarkersRequest_v2(self, out, parts):
 
 
 def _dec_WriteTxnMarkersRequest_v2(buf, pos):
-    self = new(WriteTxnMarkersRequest)
-    n11, pos = r_calen(buf, pos)
-    items12 = []
-    for _ in range(n11):
-        item13, pos = _dec_WritableTxnMarker_v2(buf, pos)
-        items12.append(item13)
-    self.markers = items12
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarker v0
-def _enc_WritableTxnMarker_v0(self, out, parts):
-    out += _S0.pack(self.producer_id, self.producer_epoch, self.transaction_result)
-    w_alen(out, self.topics)
-    for item15 in self.topics:
-        _enc_WritableTxnMarkerTopic_v0(item15, out, parts)
-    out += _S1.pack(self.coordinator_epoch)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('WritableTxnMarker', '0')
-
-
-def _dec_WritableTxnMarker_v0(buf, pos):
-    self = new(WritableTxnMarker)
-    (self.producer_id, self.producer_epoch, self.transaction_result,) = _S0.unpack_from(buf, pos)
-    pos += 11
-    n16, pos = r_alen(buf, pos)
-    items17 = []
-    for _ in range(n16):
-        item18, pos = _dec_WritableTxnMarkerTopic_v0(buf, pos)
-        items17.append(item18)
-    self.topics = items17
-    (self.coordinator_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.transaction_version = 0
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# WritableTxnMarker v1
-def _enc_WritableTxnMarker_v1(self, out, parts):
-    out += _S0.pack(self.producer_id, self.producer_epoch, self.transaction_result)
-    w_calen(out, self.topics)
-    for item19 in self.topics:
-        _enc_WritableTxnMarkerTopic_v1(item19, out, parts)
-    out += _S1.pack(self.coordinator_epoch)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj37 = new(WriteTxnMarkersRequest)
+    n38 = buf[pos]
+    if n38 > 127:
+        n38, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarker_v1(buf, pos):
-    self = new(WritableTxnMarker)
-    (self.producer_id, self.producer_epoch, self.transaction_result,) = _S0.unpack_from(buf, pos)
-    pos += 11
-    n20, pos = r_calen(buf, pos)
-    items21 = []
-    for _ in range(n20):
-        item22, pos = _dec_WritableTxnMarkerTopic_v1(buf, pos)
-        items21.append(item22)
-    self.topics = items21
-    (self.coordinator_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.transaction_version = 0
-    count23, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count23:
-        pos = r_tagged_unknown(buf, pos, count23, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarker v2
-def _enc_WritableTxnMarker_v2(self, out, parts):
-    out += _S0.pack(self.producer_id, self.producer_epoch, self.transaction_result)
-    w_calen(out, self.topics)
-    for item24 in self.topics:
-        _enc_WritableTxnMarkerTopic_v1(item24, out, parts)
-    out += _S2.pack(self.coordinator_epoch, self.transaction_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n38 -= 1
+    if n38 < 0 or n38 > limit - pos:
+        raise bad_length('array', pos, n38, buf)
+    items39 = []
+    for _ in range(n38):
+        obj41 = new(WritableTxnMarker)
+        (obj41.producer_id, obj41.producer_epoch, obj41.transaction_result,) = _S0.unpack_from(buf, pos)
+        pos += 11
+        n42 = buf[pos]
+        if n42 > 127:
+            n42, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n42 -= 1
+        if n42 < 0 or n42 > limit - pos:
+            raise bad_length('array', pos, n42, buf)
+        items43 = []
+        for _ in range(n42):
+            obj45 = new(WritableTxnMarkerTopic)
+            n46 = buf[pos]
+            if n46 > 127:
+                n46, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n46 -= 1
+            end47 = pos + n46
+            if n46 < 0 or end47 > limit:
+                raise bad_length('string', pos, n46, buf)
+            obj45.name = str(buf[pos:end47], 'utf-8')
+            pos = end47
+            n48 = buf[pos]
+            if n48 > 127:
+                n48, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n48 -= 1
+            if n48 < 0 or n48 > limit - pos:
+                raise bad_length('array', pos, n48, buf)
+            obj45.partition_indexes, pos = r_fixed_array(buf, pos, n48, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj45.unknown_tagged_fields = []
+            else:
+                obj45.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items43.append(obj45)
+        obj41.topics = items43
+        (obj41.coordinator_epoch, obj41.transaction_version,) = _S3.unpack_from(buf, pos)
+        pos += 5
+        if buf[pos] == 0:
+            pos += 1
+            obj41.unknown_tagged_fields = []
+        else:
+            obj41.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items39.append(obj41)
+    obj37.markers = items39
+    if buf[pos] == 0:
+        pos += 1
+        obj37.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarker_v2(buf, pos):
-    self = new(WritableTxnMarker)
-    (self.producer_id, self.producer_epoch, self.transaction_result,) = _S0.unpack_from(buf, pos)
-    pos += 11
-    n25, pos = r_calen(buf, pos)
-    items26 = []
-    for _ in range(n25):
-        item27, pos = _dec_WritableTxnMarkerTopic_v1(buf, pos)
-        items26.append(item27)
-    self.topics = items26
-    (self.coordinator_epoch, self.transaction_version,) = _S2.unpack_from(buf, pos)
-    pos += 5
-    count28, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count28:
-        pos = r_tagged_unknown(buf, pos, count28, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarkerTopic v0
-def _enc_WritableTxnMarkerTopic_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('WritableTxnMarkerTopic', '0')
-
-
-def _dec_WritableTxnMarkerTopic_v0(buf, pos):
-    self = new(WritableTxnMarkerTopic)
-    self.name, pos = r_str(buf, pos)
-    n29, pos = r_alen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n29, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# WritableTxnMarkerTopic v1-2
-def _enc_WritableTxnMarkerTopic_v1(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partition_indexes)
-    w_fixed_array(out, self.partition_indexes, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarkerTopic_v1(buf, pos):
-    self = new(WritableTxnMarkerTopic)
-    self.name, pos = r_cstr(buf, pos)
-    n30, pos = r_calen(buf, pos)
-    self.partition_indexes, pos = r_fixed_array(buf, pos, n30, 'i', 4)
-    count31, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count31:
-        pos = r_tagged_unknown(buf, pos, count31, unknown)
-    self.unknown_tagged_fields = unknown
+        obj37.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj37
     return self, pos
 
 
 # WriteTxnMarkersResponse v0
 def _enc_WriteTxnMarkersResponse_v0(self, out, parts):
     w_alen(out, self.markers)
-    for item32 in self.markers:
-        _enc_WritableTxnMarkerResult_v0(item32, out, parts)
+    for item49 in self.markers:
+        out += _S4.pack(item49.producer_id)
+        w_alen(out, item49.topics)
+        for item50 in item49.topics:
+            w_str(out, item50.name)
+            w_alen(out, item50.partitions)
+            for item51 in item50.partitions:
+                out += _S5.pack(item51.partition_index, item51.error_code)
+                if item51.unknown_tagged_fields:
+                    raise no_tagged_fields_error('WritableTxnMarkerPartitionResult', '0')
+            if item50.unknown_tagged_fields:
+                raise no_tagged_fields_error('WritableTxnMarkerTopicResult', '0')
+        if item49.unknown_tagged_fields:
+            raise no_tagged_fields_error('WritableTxnMarkerResult', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('WriteTxnMarkersResponse', '0')
 
 
 def _dec_WriteTxnMarkersResponse_v0(buf, pos):
-    self = new(WriteTxnMarkersResponse)
-    n33, pos = r_alen(buf, pos)
-    items34 = []
-    for _ in range(n33):
-        item35, pos = _dec_WritableTxnMarkerResult_v0(buf, pos)
-        items34.append(item35)
-    self.markers = items34
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj52 = new(WriteTxnMarkersResponse)
+    (n53,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if n53 < 0 or n53 > limit - pos:
+        raise bad_length('array', pos, n53, buf)
+    items54 = []
+    for _ in range(n53):
+        obj56 = new(WritableTxnMarkerResult)
+        (obj56.producer_id,) = _S4.unpack_from(buf, pos)
+        pos += 8
+        (n57,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if n57 < 0 or n57 > limit - pos:
+            raise bad_length('array', pos, n57, buf)
+        items58 = []
+        for _ in range(n57):
+            obj60 = new(WritableTxnMarkerTopicResult)
+            (n61,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            end62 = pos + n61
+            if n61 < 0 or end62 > limit:
+                raise bad_length('string', pos, n61, buf)
+            obj60.name = str(buf[pos:end62], 'utf-8')
+            pos = end62
+            (n63,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if n63 < 0 or n63 > limit - pos:
+                raise bad_length('array', pos, n63, buf)
+            items64 = []
+            for _ in range(n63):
+                obj66 = new(WritableTxnMarkerPartitionResult)
+                (obj66.partition_index, obj66.error_code,) = _S5.unpack_from(buf, pos)
+                pos += 6
+                obj66.unknown_tagged_fields = []
+                items64.append(obj66)
+            obj60.partitions = items64
+            obj60.unknown_tagged_fields = []
+            items58.append(obj60)
+        obj56.topics = items58
+        obj56.unknown_tagged_fields = []
+        items54.append(obj56)
+    obj52.markers = items54
+    obj52.unknown_tagged_fields = []
+    self = obj52
     return self, pos
 
 
 # WriteTxnMarkersResponse v1-2
 def _enc_WriteTxnMarkersResponse_v1(self, out, parts):
-    w_calen(out, self.markers)
-    for item36 in self.markers:
-        _enc_WritableTxnMarkerResult_v1(item36, out, parts)
+    n67 = len(self.markers) + 1
+    if n67 < 128:
+        out.append(n67)
+    else:
+        w_uvarint(out, n67)
+    for item68 in self.markers:
+        out += _S4.pack(item68.producer_id)
+        n69 = len(item68.topics) + 1
+        if n69 < 128:
+            out.append(n69)
+        else:
+            w_uvarint(out, n69)
+        for item70 in item68.topics:
+            w_cstr(out, item70.name)
+            n71 = len(item70.partitions) + 1
+            if n71 < 128:
+                out.append(n71)
+            else:
+                w_uvarint(out, n71)
+            for item72 in item70.partitions:
+                out += _S5.pack(item72.partition_index, item72.error_code)
+                if item72.unknown_tagged_fields:
+                    w_tagged(out, (), item72.unknown_tagged_fields)
+                else:
+                    out.append(0)
+            if item70.unknown_tagged_fields:
+                w_tagged(out, (), item70.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item68.unknown_tagged_fields:
+            w_tagged(out, (), item68.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -360,160 +511,83 @@ def _enc_WriteTxnMarkersResponse_v1(self, out, parts):
 
 
 def _dec_WriteTxnMarkersResponse_v1(buf, pos):
-    self = new(WriteTxnMarkersResponse)
-    n37, pos = r_calen(buf, pos)
-    items38 = []
-    for _ in range(n37):
-        item39, pos = _dec_WritableTxnMarkerResult_v1(buf, pos)
-        items38.append(item39)
-    self.markers = items38
-    count40, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count40:
-        pos = r_tagged_unknown(buf, pos, count40, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarkerResult v0
-def _enc_WritableTxnMarkerResult_v0(self, out, parts):
-    out += _S3.pack(self.producer_id)
-    w_alen(out, self.topics)
-    for item41 in self.topics:
-        _enc_WritableTxnMarkerTopicResult_v0(item41, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('WritableTxnMarkerResult', '0')
-
-
-def _dec_WritableTxnMarkerResult_v0(buf, pos):
-    self = new(WritableTxnMarkerResult)
-    (self.producer_id,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    n42, pos = r_alen(buf, pos)
-    items43 = []
-    for _ in range(n42):
-        item44, pos = _dec_WritableTxnMarkerTopicResult_v0(buf, pos)
-        items43.append(item44)
-    self.topics = items43
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# WritableTxnMarkerResult v1-2
-def _enc_WritableTxnMarkerResult_v1(self, out, parts):
-    out += _S3.pack(self.producer_id)
-    w_calen(out, self.topics)
-    for item45 in self.topics:
-        _enc_WritableTxnMarkerTopicResult_v1(item45, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj73 = new(WriteTxnMarkersResponse)
+    n74 = buf[pos]
+    if n74 > 127:
+        n74, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarkerResult_v1(buf, pos):
-    self = new(WritableTxnMarkerResult)
-    (self.producer_id,) = _S3.unpack_from(buf, pos)
-    pos += 8
-    n46, pos = r_calen(buf, pos)
-    items47 = []
-    for _ in range(n46):
-        item48, pos = _dec_WritableTxnMarkerTopicResult_v1(buf, pos)
-        items47.append(item48)
-    self.topics = items47
-    count49, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count49:
-        pos = r_tagged_unknown(buf, pos, count49, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarkerTopicResult v0
-def _enc_WritableTxnMarkerTopicResult_v0(self, out, parts):
-    w_str(out, self.name)
-    w_alen(out, self.partitions)
-    for item50 in self.partitions:
-        _enc_WritableTxnMarkerPartitionResult_v0(item50, out, parts)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('WritableTxnMarkerTopicResult', '0')
-
-
-def _dec_WritableTxnMarkerTopicResult_v0(buf, pos):
-    self = new(WritableTxnMarkerTopicResult)
-    self.name, pos = r_str(buf, pos)
-    n51, pos = r_alen(buf, pos)
-    items52 = []
-    for _ in range(n51):
-        item53, pos = _dec_WritableTxnMarkerPartitionResult_v0(buf, pos)
-        items52.append(item53)
-    self.partitions = items52
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# WritableTxnMarkerTopicResult v1-2
-def _enc_WritableTxnMarkerTopicResult_v1(self, out, parts):
-    w_cstr(out, self.name)
-    w_calen(out, self.partitions)
-    for item54 in self.partitions:
-        _enc_WritableTxnMarkerPartitionResult_v1(item54, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n74 -= 1
+    if n74 < 0 or n74 > limit - pos:
+        raise bad_length('array', pos, n74, buf)
+    items75 = []
+    for _ in range(n74):
+        obj77 = new(WritableTxnMarkerResult)
+        (obj77.producer_id,) = _S4.unpack_from(buf, pos)
+        pos += 8
+        n78 = buf[pos]
+        if n78 > 127:
+            n78, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n78 -= 1
+        if n78 < 0 or n78 > limit - pos:
+            raise bad_length('array', pos, n78, buf)
+        items79 = []
+        for _ in range(n78):
+            obj81 = new(WritableTxnMarkerTopicResult)
+            n82 = buf[pos]
+            if n82 > 127:
+                n82, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n82 -= 1
+            end83 = pos + n82
+            if n82 < 0 or end83 > limit:
+                raise bad_length('string', pos, n82, buf)
+            obj81.name = str(buf[pos:end83], 'utf-8')
+            pos = end83
+            n84 = buf[pos]
+            if n84 > 127:
+                n84, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n84 -= 1
+            if n84 < 0 or n84 > limit - pos:
+                raise bad_length('array', pos, n84, buf)
+            items85 = []
+            for _ in range(n84):
+                obj87 = new(WritableTxnMarkerPartitionResult)
+                (obj87.partition_index, obj87.error_code,) = _S5.unpack_from(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    pos += 1
+                    obj87.unknown_tagged_fields = []
+                else:
+                    obj87.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                items85.append(obj87)
+            obj81.partitions = items85
+            if buf[pos] == 0:
+                pos += 1
+                obj81.unknown_tagged_fields = []
+            else:
+                obj81.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items79.append(obj81)
+        obj77.topics = items79
+        if buf[pos] == 0:
+            pos += 1
+            obj77.unknown_tagged_fields = []
+        else:
+            obj77.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items75.append(obj77)
+    obj73.markers = items75
+    if buf[pos] == 0:
+        pos += 1
+        obj73.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarkerTopicResult_v1(buf, pos):
-    self = new(WritableTxnMarkerTopicResult)
-    self.name, pos = r_cstr(buf, pos)
-    n55, pos = r_calen(buf, pos)
-    items56 = []
-    for _ in range(n55):
-        item57, pos = _dec_WritableTxnMarkerPartitionResult_v1(buf, pos)
-        items56.append(item57)
-    self.partitions = items56
-    count58, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count58:
-        pos = r_tagged_unknown(buf, pos, count58, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# WritableTxnMarkerPartitionResult v0
-def _enc_WritableTxnMarkerPartitionResult_v0(self, out, parts):
-    out += _S4.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('WritableTxnMarkerPartitionResult', '0')
-
-
-def _dec_WritableTxnMarkerPartitionResult_v0(buf, pos):
-    self = new(WritableTxnMarkerPartitionResult)
-    (self.partition_index, self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# WritableTxnMarkerPartitionResult v1-2
-def _enc_WritableTxnMarkerPartitionResult_v1(self, out, parts):
-    out += _S4.pack(self.partition_index, self.error_code)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_WritableTxnMarkerPartitionResult_v1(buf, pos):
-    self = new(WritableTxnMarkerPartitionResult)
-    (self.partition_index, self.error_code,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    count59, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count59:
-        pos = r_tagged_unknown(buf, pos, count59, unknown)
-    self.unknown_tagged_fields = unknown
+        obj73.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj73
     return self, pos
 
 

@@ -58,8 +58,10 @@ class ModuleEmitter:
                     self.ident[id(struct)] = message.name + struct.name
         # layout bookkeeping: (struct id, version) -> function suffix
         self.layout_of: dict[tuple[int, int], str] = {}
+        self.signature_of: dict[tuple[int, int], tuple] = {}
         self.layouts: dict[int, dict[tuple, list[int]]] = {}
         self.tmp = 0
+        self.is_default_needed: set[int] = set()
 
     @staticmethod
     def _walk(root: StructModel):
@@ -92,6 +94,7 @@ class ModuleEmitter:
             tuple(desc(v) for v in tagged),
         )
         groups = self.layouts.setdefault(id(struct), {})
+        self.signature_of[key] = signature
         versions = groups.setdefault(signature, [])
         versions.append(version)
         name = f"{self.ident[id(struct)]}_v{versions[0]}"
@@ -130,90 +133,120 @@ class ModuleEmitter:
     def mutable_default(self, fm: FieldModel) -> bool:
         return not fm.default_null and (fm.is_array or fm.struct is not None)
 
-    def non_default_cond(self, fm: FieldModel, value: str) -> str:
-        """A condition true when ``value`` differs from the field's default (Kafka's rule for
-        writing a tagged field and for refusing a field a version cannot carry)."""
+    def default_cond(self, fm: FieldModel, value: str) -> str:
+        """A condition true when ``value`` equals the field's default. Its negation is Kafka's
+        rule for writing a tagged field and for refusing a field a version cannot carry."""
         if fm.default_null:
-            return f"{value} is not None"
+            return f"{value} is None"
         if fm.is_array or fm.type == "bytes":
-            return f"({value} is None or len({value}) != 0)"
+            return f"({value} is not None and len({value}) == 0)"
         if fm.struct is not None:
-            return f"{value} != {self.ident[id(fm.struct)]}()"
+            self.is_default_needed.add(id(fm.struct))
+            return f"({value} is not None and _is_default_{self.ident[id(fm.struct)]}({value}))"
         if fm.type == "records":
-            return f"{value} is not None"
-        return f"{value} != {self.default_expr(fm)}"
+            return f"{value} is None"
+        return f"{value} == {self.default_expr(fm)}"
+
+    def non_default_cond(self, fm: FieldModel, value: str) -> str:
+        return f"not ({self.default_cond(fm, value)})"
+
+    def emit_is_default(self, struct: StructModel) -> list[str]:
+        cls = self.ident[id(struct)]
+        conds = [self.default_cond(fm, f"value.{fm.attr}") for fm in struct.fields]
+        conds.append("not value.unknown_tagged_fields")
+        lines = [f"def _is_default_{cls}(value):"]
+        lines.append(f"    return ({conds[0]}")
+        for cond in conds[1:]:
+            lines.append(f"            and {cond}")
+        lines[-1] += ")"
+        return lines
 
     # -- encoding -----------------------------------------------------------------------------
+    #
+    # Nested structs are inlined into their message's function: one function per message
+    # layout, with loops over arrays but no call per struct (calls dominate the cost of small
+    # structs in CPython). Variable names are made unique with fresh().
 
-    def enc_value(self, view: FieldView, value: str, out: str, parts: str, version: int, indent: str) -> list[str]:
-        """Lines appending ``value`` (one field value) to ``out``."""
+    def enc_len(self, value: str, compact: bool, null: bool, out: str, ind: str) -> list[str]:
+        """Array count: int32, or uvarint(count + 1) with a one-byte fast path."""
+        if not compact:
+            return [f"{ind}{'w_nalen' if null else 'w_alen'}({out}, {value})"]
+        if null:
+            return [f"{ind}w_cnalen({out}, {value})"]
+        n = self.fresh("n")
+        return [
+            f"{ind}{n} = len({value}) + 1",
+            f"{ind}if {n} < 128:",
+            f"{ind}    {out}.append({n})",
+            f"{ind}else:",
+            f"{ind}    w_uvarint({out}, {n})",
+        ]
+
+    def enc_value(self, view: FieldView, value: str, out: str, parts: str, version: int, ind: str) -> list[str]:
+        """Lines appending one field value to ``out``."""
         fm = view.model
         compact = view.flexible
         null = view.nullable
         lines = []
         if fm.is_array:
-            prefix = ("w_c" if compact else "w_") + ("nalen" if null else "alen")
-            lines.append(f"{indent}{prefix}({out}, {value})")
-            body_indent = indent
+            lines.extend(self.enc_len(value, compact, null, out, ind))
+            body = ind
             if null:
-                lines.append(f"{indent}if {value} is not None:")
-                body_indent = indent + "    "
+                lines.append(f"{ind}if {value} is not None:")
+                body = ind + "    "
+            if fm.type in FIXED and fm.type != "uuid" and fm.struct is None:
+                lines.append(f"{body}w_fixed_array({out}, {value}, {FIXED[fm.type][0]!r})")
+                return lines
+            item = self.fresh("item")
+            lines.append(f"{body}for {item} in {value}:")
             if fm.struct is not None:
-                fn = "_enc_" + self.layout(fm.struct, version)
-                item = self.fresh("item")
-                lines.append(f"{body_indent}for {item} in {value}:")
-                lines.append(f"{body_indent}    {fn}({item}, {out}, {parts})")
-            elif fm.type == "uuid":
-                item = self.fresh("item")
-                lines.append(f"{body_indent}for {item} in {value}:")
-                lines.append(f"{body_indent}    {out} += {item}.bytes")
-            elif fm.type in FIXED:
-                lines.append(f"{body_indent}w_fixed_array({out}, {value}, {FIXED[fm.type][0]!r})")
+                lines.extend(self.enc_struct(fm.struct, version, item, out, parts, body + "    "))
             else:
-                item = self.fresh("item")
-                lines.append(f"{body_indent}for {item} in {value}:")
-                lines.extend(self.enc_scalar(fm.type, compact, False, item, out, parts, body_indent + "    "))
+                lines.extend(self.enc_scalar(fm.type, compact, False, item, out, parts, body + "    "))
             return lines
         if fm.struct is not None:
-            fn = "_enc_" + self.layout(fm.struct, version)
             if null:
-                lines.append(f"{indent}if {value} is None:")
-                lines.append(f"{indent}    {out}.append(255)")
-                lines.append(f"{indent}else:")
-                lines.append(f"{indent}    {out}.append(1)")
-                lines.append(f"{indent}    {fn}({value}, {out}, {parts})")
+                lines.append(f"{ind}if {value} is None:")
+                lines.append(f"{ind}    {out}.append(255)")
+                lines.append(f"{ind}else:")
+                lines.append(f"{ind}    {out}.append(1)")
+                lines.extend(self.enc_struct(fm.struct, version, value, out, parts, ind + "    "))
             else:
-                lines.append(f"{indent}{fn}({value}, {out}, {parts})")
+                lines.extend(self.enc_struct(fm.struct, version, value, out, parts, ind))
             return lines
-        return self.enc_scalar(fm.type, compact, null, value, out, parts, indent)
+        return self.enc_scalar(fm.type, compact, null, value, out, parts, ind)
 
-    def enc_scalar(self, type_: str, compact: bool, null: bool, value: str, out: str, parts: str, indent: str) -> list[str]:
+    def enc_scalar(self, type_: str, compact: bool, null: bool, value: str, out: str, parts: str, ind: str) -> list[str]:
+        if type_ == "uuid":
+            return [f"{ind}{out} += {value}.bytes"]
         if type_ in FIXED:
-            code, _ = FIXED[type_]
-            if type_ == "uuid":
-                return [f"{indent}{out} += {value}.bytes"]
-            return [f"{indent}{out} += {self.fmt('>' + code)}.pack({value})"]
+            return [f"{ind}{out} += {self.fmt('>' + FIXED[type_][0])}.pack({value})"]
         if type_ == "records":
-            return [f"{indent}w_rec({out}, {parts}, {value}, {null}, {compact})"]
+            return [f"{ind}w_rec({out}, {parts}, {value}, {null}, {compact})"]
         stem = {"string": "str", "bytes": "bytes"}[type_]
         fn = "w_" + ("c" if compact else "") + ("n" if null else "") + stem
-        return [f"{indent}{fn}({out}, {value})"]
+        return [f"{ind}{fn}({out}, {value})"]
 
-    def emit_encoder(self, struct: StructModel, name: str, versions: list[int]) -> list[str]:
-        version = versions[0]
+    def enc_struct(self, struct: StructModel, version: int, obj: str, out: str, parts: str, ind: str) -> list[str]:
+        """Lines appending struct value ``obj`` (an expression that is a plain name or
+        attribute access) at ``version``."""
         regular, tagged = struct.views[version]
         cls = self.ident[id(struct)]
+        versions = self.layouts[id(struct)][self.signature_of[(id(struct), version)]]
         vtext = _versions_text(versions)
-        lines = [f"def _enc_{name}(self, out, parts):"]
-        ind = "    "
+        lines: list[str] = []
+        if "." in obj:
+            # Evaluate an attribute chain once.
+            name = self.fresh("s")
+            lines.append(f"{ind}{name} = {obj}")
+            obj = name
         present = {v.model.attr for v in regular} | {v.model.attr for v in tagged}
         # Fields this layout cannot carry: refuse non-default values unless ignorable.
         for fm in struct.fields:
             if fm.attr in present or fm.ignorable:
                 continue
-            lines.append(f"{ind}if {self.non_default_cond(fm, 'self.' + fm.attr)}:")
+            lines.append(f"{ind}if {self.non_default_cond(fm, obj + '.' + fm.attr)}:")
             lines.append(f"{ind}    raise cannot_carry({cls!r}, {fm.attr!r}, {vtext!r})")
-        # Regular fields in wire order; consecutive fixed-width ones packed together.
         run: list[FieldView] = []
 
         def flush():
@@ -221,9 +254,9 @@ class ModuleEmitter:
                 return
             code = ">" + "".join(FIXED[v.model.type][0] for v in run)
             args = ", ".join(
-                f"self.{v.model.attr}.bytes" if v.model.type == "uuid" else f"self.{v.model.attr}" for v in run
+                f"{obj}.{v.model.attr}.bytes" if v.model.type == "uuid" else f"{obj}.{v.model.attr}" for v in run
             )
-            lines.append(f"{ind}out += {self.fmt(code)}.pack({args})")
+            lines.append(f"{ind}{out} += {self.fmt(code)}.pack({args})")
             run.clear()
 
         for view in regular:
@@ -232,96 +265,165 @@ class ModuleEmitter:
                 run.append(view)
                 continue
             flush()
-            lines.extend(self.enc_value(view, f"self.{fm.attr}", "out", "parts", version, ind))
+            lines.extend(self.enc_value(view, f"{obj}.{fm.attr}", out, parts, version, ind))
         flush()
         if struct.flexible[version]:
             if tagged:
-                lines.append(f"{ind}tagged = []")
+                tags = self.fresh("tagged")
+                lines.append(f"{ind}{tags} = []")
                 for view in tagged:
                     fm = view.model
-                    lines.append(f"{ind}if {self.non_default_cond(fm, 'self.' + fm.attr)}:")
-                    lines.append(f"{ind}    field = bytearray()")
-                    lines.extend(self.enc_value(view, f"self.{fm.attr}", "field", "None", version, ind + "    "))
-                    lines.append(f"{ind}    tagged.append(({view.tag}, field))")
-                lines.append(f"{ind}if tagged or self.unknown_tagged_fields:")
-                lines.append(f"{ind}    w_tagged(out, tagged, self.unknown_tagged_fields)")
+                    field = self.fresh("field")
+                    lines.append(f"{ind}if {self.non_default_cond(fm, obj + '.' + fm.attr)}:")
+                    lines.append(f"{ind}    {field} = bytearray()")
+                    lines.extend(self.enc_value(view, f"{obj}.{fm.attr}", field, "None", version, ind + "    "))
+                    lines.append(f"{ind}    {tags}.append(({view.tag}, {field}))")
+                lines.append(f"{ind}if {tags} or {obj}.unknown_tagged_fields:")
+                lines.append(f"{ind}    w_tagged({out}, {tags}, {obj}.unknown_tagged_fields)")
                 lines.append(f"{ind}else:")
-                lines.append(f"{ind}    out.append(0)")
+                lines.append(f"{ind}    {out}.append(0)")
             else:
-                lines.append(f"{ind}if self.unknown_tagged_fields:")
-                lines.append(f"{ind}    w_tagged(out, (), self.unknown_tagged_fields)")
+                lines.append(f"{ind}if {obj}.unknown_tagged_fields:")
+                lines.append(f"{ind}    w_tagged({out}, (), {obj}.unknown_tagged_fields)")
                 lines.append(f"{ind}else:")
-                lines.append(f"{ind}    out.append(0)")
+                lines.append(f"{ind}    {out}.append(0)")
         else:
-            lines.append(f"{ind}if self.unknown_tagged_fields:")
+            lines.append(f"{ind}if {obj}.unknown_tagged_fields:")
             lines.append(f"{ind}    raise no_tagged_fields_error({cls!r}, {vtext!r})")
+        return lines
+
+    def emit_encoder(self, struct: StructModel, name: str, versions: list[int]) -> list[str]:
+        lines = [f"def _enc_{name}(self, out, parts):"]
+        lines.extend(self.enc_struct(struct, versions[0], "self", "out", "parts", "    "))
         return lines
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def dec_value(self, view: FieldView, target: str, buf: str, version: int, indent: str) -> list[str]:
-        """Lines reading one field value from ``buf`` at ``pos`` into ``target``."""
+    def dec_prefix(self, n: str, compact: bool, ind: str) -> list[str]:
+        """Read a length/count prefix into ``n`` (compact: the uvarint as written, i.e. +1)."""
+        if compact:
+            return [
+                f"{ind}{n} = buf[pos]",
+                f"{ind}if {n} > 127:",
+                f"{ind}    {n}, pos = r_uvarint(buf, pos)",
+                f"{ind}else:",
+                f"{ind}    pos += 1",
+            ]
+        return []
+
+    def dec_blob(self, kind: str, compact: bool, null: bool, target: str, ind: str) -> list[str]:
+        """A length-prefixed string/bytes/records value; the length is checked against the
+        remaining bytes before anything is sliced."""
+        n = self.fresh("n")
+        end = self.fresh("end")
+        what = {"str": "string", "bytes": "bytes", "rec": "records"}[kind]
+        convert = {
+            "str": f"str(buf[pos:{end}], 'utf-8')",
+            "bytes": f"bytes(buf[pos:{end}])",
+            "rec": f"view[pos:{end}]",
+        }[kind]
+        if kind == "rec":
+            self.uses_view = True
+        lines = []
+        if compact:
+            lines.extend(self.dec_prefix(n, True, ind))
+            lines.append(f"{ind}{n} -= 1")
+        else:
+            prefix = self.fmt(">h" if kind == "str" else ">i")
+            size = 2 if kind == "str" else 4
+            lines.append(f"{ind}({n},) = {prefix}.unpack_from(buf, pos)")
+            lines.append(f"{ind}pos += {size}")
+        lines.append(f"{ind}{end} = pos + {n}")
+        lines.append(f"{ind}if {n} < 0 or {end} > limit:")
+        if null:
+            lines.append(f"{ind}    if {n} != -1:")
+            lines.append(f"{ind}        raise bad_length({what!r}, pos, {n}, buf)")
+            lines.append(f"{ind}    {target} = None")
+            lines.append(f"{ind}else:")
+            lines.append(f"{ind}    {target} = {convert}")
+            lines.append(f"{ind}    pos = {end}")
+        else:
+            lines.append(f"{ind}    raise bad_length({what!r}, pos, {n}, buf)")
+            lines.append(f"{ind}{target} = {convert}")
+            lines.append(f"{ind}pos = {end}")
+        return lines
+
+    def dec_count(self, n: str, compact: bool, null: bool, ind: str) -> list[str]:
+        """An array count into ``n`` (-1 for null), at most one element per remaining byte."""
+        lines = []
+        if compact:
+            lines.extend(self.dec_prefix(n, True, ind))
+            lines.append(f"{ind}{n} -= 1")
+        else:
+            lines.append(f"{ind}({n},) = {self.fmt('>i')}.unpack_from(buf, pos)")
+            lines.append(f"{ind}pos += 4")
+        cond = f"({n} < 0 and {n} != -1)" if null else f"{n} < 0"
+        lines.append(f"{ind}if {cond} or {n} > limit - pos:")
+        lines.append(f"{ind}    raise bad_length('array', pos, {n}, buf)")
+        return lines
+
+    def dec_value(self, view: FieldView, target: str, version: int, ind: str) -> list[str]:
+        """Lines reading one field value at ``pos`` into ``target``."""
         fm = view.model
         compact = view.flexible
         null = view.nullable
         lines = []
         if fm.is_array:
             n = self.fresh("n")
-            fn = ("r_c" if compact else "r_") + ("nalen" if null else "alen")
-            lines.append(f"{indent}{n}, pos = {fn}({buf}, pos)")
-            body = indent
+            lines.extend(self.dec_count(n, compact, null, ind))
+            body = ind
             if null:
-                lines.append(f"{indent}if {n} < 0:")
-                lines.append(f"{indent}    {target} = None")
-                lines.append(f"{indent}else:")
-                body = indent + "    "
+                lines.append(f"{ind}if {n} < 0:")
+                lines.append(f"{ind}    {target} = None")
+                lines.append(f"{ind}else:")
+                body = ind + "    "
             if fm.type in FIXED and fm.type != "uuid" and fm.struct is None:
                 code, size = FIXED[fm.type]
-                lines.append(f"{body}{target}, pos = r_fixed_array({buf}, pos, {n}, {code!r}, {size})")
+                lines.append(f"{body}{target}, pos = r_fixed_array(buf, pos, {n}, {code!r}, {size})")
                 return lines
             items = self.fresh("items")
             item = self.fresh("item")
             lines.append(f"{body}{items} = []")
             lines.append(f"{body}for _ in range({n}):")
             if fm.struct is not None:
-                lines.append(f"{body}    {item}, pos = _dec_{self.layout(fm.struct, version)}({buf}, pos)")
+                lines.extend(self.dec_struct(fm.struct, version, item, body + "    ", direct=f"{items}.append"))
             else:
-                lines.extend(self.dec_scalar(fm.type, compact, False, item, buf, body + "    "))
-            lines.append(f"{body}    {items}.append({item})")
+                lines.extend(self.dec_scalar(fm.type, compact, False, item, body + "    "))
+                lines.append(f"{body}    {items}.append({item})")
             lines.append(f"{body}{target} = {items}")
             return lines
         if fm.struct is not None:
-            fn = "_dec_" + self.layout(fm.struct, version)
             if null:
                 marker = self.fresh("marker")
-                lines.append(f"{indent}({marker},) = {self.fmt('>b')}.unpack_from({buf}, pos)")
-                lines.append(f"{indent}pos += 1")
-                lines.append(f"{indent}if {marker} < 0:")
-                lines.append(f"{indent}    {target} = None")
-                lines.append(f"{indent}else:")
-                lines.append(f"{indent}    {target}, pos = {fn}({buf}, pos)")
+                lines.append(f"{ind}({marker},) = {self.fmt('>b')}.unpack_from(buf, pos)")
+                lines.append(f"{ind}pos += 1")
+                lines.append(f"{ind}if {marker} < 0:")
+                lines.append(f"{ind}    {target} = None")
+                lines.append(f"{ind}else:")
+                lines.extend(self.dec_struct(fm.struct, version, target, ind + "    "))
             else:
-                lines.append(f"{indent}{target}, pos = {fn}({buf}, pos)")
+                lines.extend(self.dec_struct(fm.struct, version, target, ind))
             return lines
-        return self.dec_scalar(fm.type, compact, null, target, buf, indent)
+        return self.dec_scalar(fm.type, compact, null, target, ind)
 
-    def dec_scalar(self, type_: str, compact: bool, null: bool, target: str, buf: str, indent: str) -> list[str]:
+    def dec_scalar(self, type_: str, compact: bool, null: bool, target: str, ind: str) -> list[str]:
         if type_ == "uuid":
-            return [f"{indent}{target}, pos = r_uuid({buf}, pos)"]
+            return [f"{ind}{target} = uuid_from({self.fmt('>16s')}.unpack_from(buf, pos)[0])",
+                    f"{ind}pos += 16"]
         if type_ in FIXED:
             code, size = FIXED[type_]
-            return [f"{indent}({target},) = {self.fmt('>' + code)}.unpack_from({buf}, pos)",
-                    f"{indent}pos += {size}"]
-        stem = {"string": "str", "bytes": "bytes", "records": "rec"}[type_]
-        fn = "r_" + ("c" if compact else "") + ("n" if null else "") + stem
-        return [f"{indent}{target}, pos = {fn}({buf}, pos)"]
+            return [f"{ind}({target},) = {self.fmt('>' + code)}.unpack_from(buf, pos)",
+                    f"{ind}pos += {size}"]
+        kind = {"string": "str", "bytes": "bytes", "records": "rec"}[type_]
+        return self.dec_blob(kind, compact, null, target, ind)
 
-    def emit_decoder(self, struct: StructModel, name: str, versions: list[int]) -> list[str]:
-        version = versions[0]
+    def dec_struct(self, struct: StructModel, version: int, target: str, ind: str, direct: str | None = None) -> list[str]:
+        """Lines decoding a struct at ``pos`` into ``target`` (assigned at the end, so that
+        ``target`` may be an attribute of the enclosing object), or passed to ``direct``."""
         regular, tagged = struct.views[version]
         cls = self.ident[id(struct)]
-        ind = "    "
-        lines = [f"def _dec_{name}(buf, pos):", f"{ind}self = new({cls})"]
+        obj = self.fresh("obj")
+        lines = [f"{ind}{obj} = new({cls})"]
         run: list[FieldView] = []
 
         def flush():
@@ -337,11 +439,11 @@ class ModuleEmitter:
                     targets.append(tmp)
                     uuids.append((v.model.attr, tmp))
                 else:
-                    targets.append(f"self.{v.model.attr}")
+                    targets.append(f"{obj}.{v.model.attr}")
             lines.append(f"{ind}({', '.join(targets)},) = {self.fmt(code)}.unpack_from(buf, pos)")
             lines.append(f"{ind}pos += {size}")
             for attr, tmp in uuids:
-                lines.append(f"{ind}self.{attr} = uuid_from({tmp})")
+                lines.append(f"{ind}{obj}.{attr} = uuid_from({tmp})")
             run.clear()
 
         for view in regular:
@@ -350,39 +452,59 @@ class ModuleEmitter:
                 run.append(view)
                 continue
             flush()
-            lines.extend(self.dec_value(view, f"self.{fm.attr}", "buf", version, ind))
+            lines.extend(self.dec_value(view, f"{obj}.{fm.attr}", version, ind))
         flush()
         on_wire = {v.model.attr for v in regular}
         # Fields not on the wire at this version, and tagged fields, start at their defaults.
         for fm in struct.fields:
             if fm.attr not in on_wire:
-                lines.append(f"{ind}self.{fm.attr} = {self.default_expr(fm)}")
+                lines.append(f"{ind}{obj}.{fm.attr} = {self.default_expr(fm)}")
         if struct.flexible[version]:
-            count = self.fresh("count")
-            lines.append(f"{ind}{count}, pos = r_uvarint(buf, pos)")
-            lines.append(f"{ind}unknown = []")
-            lines.append(f"{ind}if {count}:")
+            # Nearly every section is empty (one zero byte): test that without a call.
+            lines.append(f"{ind}if buf[pos] == 0:")
+            lines.append(f"{ind}    pos += 1")
+            lines.append(f"{ind}    {obj}.unknown_tagged_fields = []")
+            lines.append(f"{ind}else:")
             if tagged:
+                count = self.fresh("count")
+                unknown = self.fresh("unknown")
+                lines.append(f"{ind}    {count}, pos = r_uvarint(buf, pos)")
+                lines.append(f"{ind}    {unknown} = []")
                 lines.append(f"{ind}    for _ in range({count}):")
-                lines.append(f"{ind}        tag, start, end = r_tag_header(buf, pos)")
+                tag, start, end = self.fresh("tag"), self.fresh("start"), self.fresh("end")
+                lines.append(f"{ind}        {tag}, {start}, {end} = r_tag_header(buf, pos)")
                 keyword = "if"
                 for view in tagged:
-                    lines.append(f"{ind}        {keyword} tag == {view.tag}:")
-                    # Read the value from a view that ends with the field, so a bad inner
-                    # length cannot read into the next field.
-                    lines.append(f"{ind}            field = buf[:end]")
-                    lines.append(f"{ind}            pos = start")
-                    lines.extend(self.dec_value(view, f"self.{view.model.attr}", "field", version, ind + "            "))
+                    lines.append(f"{ind}        {keyword} {tag} == {view.tag}:")
+                    lines.append(f"{ind}            pos = {start}")
+                    lines.extend(self.dec_value(view, f"{obj}.{view.model.attr}", version, ind + "            "))
+                    # The value must fill exactly the size its tag declared.
+                    lines.append(f"{ind}            if pos != {end}:")
+                    lines.append(f"{ind}                raise tagged_size_mismatch({tag}, {start}, {end}, pos)")
                     keyword = "elif"
                 lines.append(f"{ind}        else:")
-                lines.append(f"{ind}            unknown.append((tag, buf[start:end].tobytes()))")
-                lines.append(f"{ind}        pos = end")
+                lines.append(f"{ind}            {unknown}.append(({tag}, bytes(buf[{start}:{end}])))")
+                lines.append(f"{ind}            pos = {end}")
+                lines.append(f"{ind}    {obj}.unknown_tagged_fields = {unknown}")
             else:
-                lines.append(f"{ind}    pos = r_tagged_unknown(buf, pos, {count}, unknown)")
-            lines.append(f"{ind}self.unknown_tagged_fields = unknown")
+                lines.append(f"{ind}    {obj}.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)")
         else:
-            lines.append(f"{ind}self.unknown_tagged_fields = []")
-        lines.append(f"{ind}return self, pos")
+            lines.append(f"{ind}{obj}.unknown_tagged_fields = []")
+        if direct:
+            lines.append(f"{ind}{direct}({obj})")
+        else:
+            lines.append(f"{ind}{target} = {obj}")
+        return lines
+
+    def emit_decoder(self, struct: StructModel, name: str, versions: list[int]) -> list[str]:
+        self.uses_view = False
+        body = self.dec_struct(struct, versions[0], "self", "    ")
+        lines = [f"def _dec_{name}(buf, pos):", "    limit = len(buf)"]
+        if self.uses_view:
+            # Records values are slices of one view of the input: zero-copy.
+            lines.append("    view = memoryview(buf)")
+        lines.extend(body)
+        lines.append("    return self, pos")
         return lines
 
     # -- classes ------------------------------------------------------------------------------
@@ -452,7 +574,7 @@ class ModuleEmitter:
             for struct in self._walk(message.root):
                 classes.extend(self.emit_class(struct, message))
         for message in self.messages:
-            for struct in self._walk(message.root):
+            for struct in (message.root,):
                 groups = self.layouts.get(id(struct), {})
                 for versions in groups.values():
                     name = f"{self.ident[id(struct)]}_v{versions[0]}"
@@ -463,6 +585,15 @@ class ModuleEmitter:
                     functions.extend(self.emit_decoder(struct, name, versions))
                     functions.append("")
                     functions.append("")
+        # Default tests for struct fields (tagged or version-limited), and for their own structs.
+        done: set[int] = set()
+        by_id = {id(s): s for m in self.messages for s in self._walk(m.root)}
+        while self.is_default_needed - done:
+            for struct_id in sorted(self.is_default_needed - done, key=lambda i: self.ident[i]):
+                done.add(struct_id)
+                functions.extend(self.emit_is_default(by_id[struct_id]))
+                functions.append("")
+                functions.append("")
         for message in self.messages:
             root_ident = self.ident[id(message.root)]
             enc = ", ".join(f"{v}: _enc_{self.layout_of[(id(message.root), v)]}" for v in message.versions)
@@ -490,7 +621,7 @@ class ModuleEmitter:
             "    FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,",
             "    r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,",
             "    r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,",
-            "    r_uuid, r_tagged_unknown, r_tag_header,",
+            "    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,",
             "    w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,",
             "    w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,",
             "    cannot_carry, no_tagged_fields_error,",

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -59,22 +59,54 @@ def _enc_AccessControlEntryRecord_v0(self, out, parts):
 
 
 def _dec_AccessControlEntryRecord_v0(buf, pos):
-    self = new(AccessControlEntryRecord)
-    (raw1, self.resource_type,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(AccessControlEntryRecord)
+    (raw2, obj1.resource_type,) = _S0.unpack_from(buf, pos)
     pos += 17
-    self.id = uuid_from(raw1)
-    self.resource_name, pos = r_cstr(buf, pos)
-    (self.pattern_type,) = _S1.unpack_from(buf, pos)
+    obj1.id = uuid_from(raw2)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n3 -= 1
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj1.resource_name = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj1.pattern_type,) = _S1.unpack_from(buf, pos)
     pos += 1
-    self.principal, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.operation, self.permission_type,) = _S2.unpack_from(buf, pos)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj1.principal = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        raise bad_length('string', pos, n7, buf)
+    obj1.host = str(buf[pos:end8], 'utf-8')
+    pos = end8
+    (obj1.operation, obj1.permission_type,) = _S2.unpack_from(buf, pos)
     pos += 2
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        pos = r_tagged_unknown(buf, pos, count2, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 

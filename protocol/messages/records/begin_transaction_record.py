@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -36,33 +36,52 @@ class BeginTransactionRecord(Message):
 
 # BeginTransactionRecord v0
 def _enc_BeginTransactionRecord_v0(self, out, parts):
-    tagged = []
-    if self.name is not None:
-        field = bytearray()
-        w_cnstr(field, self.name)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged1 = []
+    if not (self.name is None):
+        field2 = bytearray()
+        w_cnstr(field2, self.name)
+        tagged1.append((0, field2))
+    if tagged1 or self.unknown_tagged_fields:
+        w_tagged(out, tagged1, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BeginTransactionRecord_v0(buf, pos):
-    self = new(BeginTransactionRecord)
-    self.name = None
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        for _ in range(count1):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                self.name, pos = r_cnstr(field, pos)
+    limit = len(buf)
+    obj3 = new(BeginTransactionRecord)
+    obj3.name = None
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        count4, pos = r_uvarint(buf, pos)
+        unknown5 = []
+        for _ in range(count4):
+            tag6, start7, end8 = r_tag_header(buf, pos)
+            if tag6 == 0:
+                pos = start7
+                n9 = buf[pos]
+                if n9 > 127:
+                    n9, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n9 -= 1
+                end10 = pos + n9
+                if n9 < 0 or end10 > limit:
+                    if n9 != -1:
+                        raise bad_length('string', pos, n9, buf)
+                    obj3.name = None
+                else:
+                    obj3.name = str(buf[pos:end10], 'utf-8')
+                    pos = end10
+                if pos != end8:
+                    raise tagged_size_mismatch(tag6, start7, end8, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown5.append((tag6, bytes(buf[start7:end8])))
+                pos = end8
+        obj3.unknown_tagged_fields = unknown5
+    self = obj3
     return self, pos
 
 

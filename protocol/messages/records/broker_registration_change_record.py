@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -17,6 +17,7 @@ __all__ = ['BrokerRegistrationChangeRecord']
 
 _S0 = _Struct('>iq')
 _S1 = _Struct('>b')
+_S2 = _Struct('>16s')
 
 
 class BrokerRegistrationChangeRecord(Message):
@@ -42,154 +43,187 @@ class BrokerRegistrationChangeRecord(Message):
 
 # BrokerRegistrationChangeRecord v0
 def _enc_BrokerRegistrationChangeRecord_v0(self, out, parts):
-    if self.in_controlled_shutdown != 0:
+    if not (self.in_controlled_shutdown == 0):
         raise cannot_carry('BrokerRegistrationChangeRecord', 'in_controlled_shutdown', '0')
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
         raise cannot_carry('BrokerRegistrationChangeRecord', 'log_dirs', '0')
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    tagged = []
-    if self.fenced != 0:
-        field = bytearray()
-        field += _S1.pack(self.fenced)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged1 = []
+    if not (self.fenced == 0):
+        field2 = bytearray()
+        field2 += _S1.pack(self.fenced)
+        tagged1.append((0, field2))
+    if tagged1 or self.unknown_tagged_fields:
+        w_tagged(out, tagged1, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BrokerRegistrationChangeRecord_v0(buf, pos):
-    self = new(BrokerRegistrationChangeRecord)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(BrokerRegistrationChangeRecord)
+    (obj3.broker_id, obj3.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    self.fenced = 0
-    self.in_controlled_shutdown = 0
-    self.log_dirs = []
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        for _ in range(count1):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.fenced,) = _S1.unpack_from(field, pos)
+    obj3.fenced = 0
+    obj3.in_controlled_shutdown = 0
+    obj3.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        count4, pos = r_uvarint(buf, pos)
+        unknown5 = []
+        for _ in range(count4):
+            tag6, start7, end8 = r_tag_header(buf, pos)
+            if tag6 == 0:
+                pos = start7
+                (obj3.fenced,) = _S1.unpack_from(buf, pos)
                 pos += 1
+                if pos != end8:
+                    raise tagged_size_mismatch(tag6, start7, end8, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown5.append((tag6, bytes(buf[start7:end8])))
+                pos = end8
+        obj3.unknown_tagged_fields = unknown5
+    self = obj3
     return self, pos
 
 
 # BrokerRegistrationChangeRecord v1
 def _enc_BrokerRegistrationChangeRecord_v1(self, out, parts):
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
         raise cannot_carry('BrokerRegistrationChangeRecord', 'log_dirs', '1')
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    tagged = []
-    if self.fenced != 0:
-        field = bytearray()
-        field += _S1.pack(self.fenced)
-        tagged.append((0, field))
-    if self.in_controlled_shutdown != 0:
-        field = bytearray()
-        field += _S1.pack(self.in_controlled_shutdown)
-        tagged.append((1, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged9 = []
+    if not (self.fenced == 0):
+        field10 = bytearray()
+        field10 += _S1.pack(self.fenced)
+        tagged9.append((0, field10))
+    if not (self.in_controlled_shutdown == 0):
+        field11 = bytearray()
+        field11 += _S1.pack(self.in_controlled_shutdown)
+        tagged9.append((1, field11))
+    if tagged9 or self.unknown_tagged_fields:
+        w_tagged(out, tagged9, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BrokerRegistrationChangeRecord_v1(buf, pos):
-    self = new(BrokerRegistrationChangeRecord)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj12 = new(BrokerRegistrationChangeRecord)
+    (obj12.broker_id, obj12.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    self.fenced = 0
-    self.in_controlled_shutdown = 0
-    self.log_dirs = []
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        for _ in range(count2):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.fenced,) = _S1.unpack_from(field, pos)
+    obj12.fenced = 0
+    obj12.in_controlled_shutdown = 0
+    obj12.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj12.unknown_tagged_fields = []
+    else:
+        count13, pos = r_uvarint(buf, pos)
+        unknown14 = []
+        for _ in range(count13):
+            tag15, start16, end17 = r_tag_header(buf, pos)
+            if tag15 == 0:
+                pos = start16
+                (obj12.fenced,) = _S1.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.in_controlled_shutdown,) = _S1.unpack_from(field, pos)
+                if pos != end17:
+                    raise tagged_size_mismatch(tag15, start16, end17, pos)
+            elif tag15 == 1:
+                pos = start16
+                (obj12.in_controlled_shutdown,) = _S1.unpack_from(buf, pos)
                 pos += 1
+                if pos != end17:
+                    raise tagged_size_mismatch(tag15, start16, end17, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown14.append((tag15, bytes(buf[start16:end17])))
+                pos = end17
+        obj12.unknown_tagged_fields = unknown14
+    self = obj12
     return self, pos
 
 
 # BrokerRegistrationChangeRecord v2
 def _enc_BrokerRegistrationChangeRecord_v2(self, out, parts):
     out += _S0.pack(self.broker_id, self.broker_epoch)
-    tagged = []
-    if self.fenced != 0:
-        field = bytearray()
-        field += _S1.pack(self.fenced)
-        tagged.append((0, field))
-    if self.in_controlled_shutdown != 0:
-        field = bytearray()
-        field += _S1.pack(self.in_controlled_shutdown)
-        tagged.append((1, field))
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
-        field = bytearray()
-        w_calen(field, self.log_dirs)
-        for item3 in self.log_dirs:
-            field += item3.bytes
-        tagged.append((2, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged18 = []
+    if not (self.fenced == 0):
+        field19 = bytearray()
+        field19 += _S1.pack(self.fenced)
+        tagged18.append((0, field19))
+    if not (self.in_controlled_shutdown == 0):
+        field20 = bytearray()
+        field20 += _S1.pack(self.in_controlled_shutdown)
+        tagged18.append((1, field20))
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
+        field21 = bytearray()
+        n22 = len(self.log_dirs) + 1
+        if n22 < 128:
+            field21.append(n22)
+        else:
+            w_uvarint(field21, n22)
+        for item23 in self.log_dirs:
+            field21 += item23.bytes
+        tagged18.append((2, field21))
+    if tagged18 or self.unknown_tagged_fields:
+        w_tagged(out, tagged18, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_BrokerRegistrationChangeRecord_v2(buf, pos):
-    self = new(BrokerRegistrationChangeRecord)
-    (self.broker_id, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(BrokerRegistrationChangeRecord)
+    (obj24.broker_id, obj24.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 12
-    self.fenced = 0
-    self.in_controlled_shutdown = 0
-    self.log_dirs = []
-    count4, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count4:
-        for _ in range(count4):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.fenced,) = _S1.unpack_from(field, pos)
+    obj24.fenced = 0
+    obj24.in_controlled_shutdown = 0
+    obj24.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj24.unknown_tagged_fields = []
+    else:
+        count25, pos = r_uvarint(buf, pos)
+        unknown26 = []
+        for _ in range(count25):
+            tag27, start28, end29 = r_tag_header(buf, pos)
+            if tag27 == 0:
+                pos = start28
+                (obj24.fenced,) = _S1.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.in_controlled_shutdown,) = _S1.unpack_from(field, pos)
+                if pos != end29:
+                    raise tagged_size_mismatch(tag27, start28, end29, pos)
+            elif tag27 == 1:
+                pos = start28
+                (obj24.in_controlled_shutdown,) = _S1.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n5, pos = r_calen(field, pos)
-                items6 = []
-                for _ in range(n5):
-                    item7, pos = r_uuid(field, pos)
-                    items6.append(item7)
-                self.log_dirs = items6
+                if pos != end29:
+                    raise tagged_size_mismatch(tag27, start28, end29, pos)
+            elif tag27 == 2:
+                pos = start28
+                n30 = buf[pos]
+                if n30 > 127:
+                    n30, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n30 -= 1
+                if n30 < 0 or n30 > limit - pos:
+                    raise bad_length('array', pos, n30, buf)
+                items31 = []
+                for _ in range(n30):
+                    item32 = uuid_from(_S2.unpack_from(buf, pos)[0])
+                    pos += 16
+                    items31.append(item32)
+                obj24.log_dirs = items31
+                if pos != end29:
+                    raise tagged_size_mismatch(tag27, start28, end29, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown26.append((tag27, bytes(buf[start28:end29])))
+                pos = end29
+        obj24.unknown_tagged_fields = unknown26
+    self = obj24
     return self, pos
 
 

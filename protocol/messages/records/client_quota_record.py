@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -51,9 +51,18 @@ class EntityData(Struct):
 
 # ClientQuotaRecord v0
 def _enc_ClientQuotaRecord_v0(self, out, parts):
-    w_calen(out, self.entity)
-    for item1 in self.entity:
-        _enc_EntityData_v0(item1, out, parts)
+    n1 = len(self.entity) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.entity:
+        w_cstr(out, item2.entity_type)
+        w_cnstr(out, item2.entity_name)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cstr(out, self.key)
     out += _S0.pack(self.value, self.remove)
     if self.unknown_tagged_fields:
@@ -63,43 +72,70 @@ def _enc_ClientQuotaRecord_v0(self, out, parts):
 
 
 def _dec_ClientQuotaRecord_v0(buf, pos):
-    self = new(ClientQuotaRecord)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_EntityData_v0(buf, pos)
-        items3.append(item4)
-    self.entity = items3
-    self.key, pos = r_cstr(buf, pos)
-    (self.value, self.remove,) = _S0.unpack_from(buf, pos)
-    pos += 9
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# EntityData v0
-def _enc_EntityData_v0(self, out, parts):
-    w_cstr(out, self.entity_type)
-    w_cnstr(out, self.entity_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj3 = new(ClientQuotaRecord)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_EntityData_v0(buf, pos):
-    self = new(EntityData)
-    self.entity_type, pos = r_cstr(buf, pos)
-    self.entity_name, pos = r_cnstr(buf, pos)
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(EntityData)
+        n8 = buf[pos]
+        if n8 > 127:
+            n8, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n8 -= 1
+        end9 = pos + n8
+        if n8 < 0 or end9 > limit:
+            raise bad_length('string', pos, n8, buf)
+        obj7.entity_type = str(buf[pos:end9], 'utf-8')
+        pos = end9
+        n10 = buf[pos]
+        if n10 > 127:
+            n10, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n10 -= 1
+        end11 = pos + n10
+        if n10 < 0 or end11 > limit:
+            if n10 != -1:
+                raise bad_length('string', pos, n10, buf)
+            obj7.entity_name = None
+        else:
+            obj7.entity_name = str(buf[pos:end11], 'utf-8')
+            pos = end11
+        if buf[pos] == 0:
+            pos += 1
+            obj7.unknown_tagged_fields = []
+        else:
+            obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items5.append(obj7)
+    obj3.entity = items5
+    n12 = buf[pos]
+    if n12 > 127:
+        n12, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n12 -= 1
+    end13 = pos + n12
+    if n12 < 0 or end13 > limit:
+        raise bad_length('string', pos, n12, buf)
+    obj3.key = str(buf[pos:end13], 'utf-8')
+    pos = end13
+    (obj3.value, obj3.remove,) = _S0.unpack_from(buf, pos)
+    pos += 9
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 

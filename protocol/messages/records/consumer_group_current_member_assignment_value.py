@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -54,12 +54,40 @@ class TopicPartitions(Struct):
 # ConsumerGroupCurrentMemberAssignmentValue v0
 def _enc_ConsumerGroupCurrentMemberAssignmentValue_v0(self, out, parts):
     out += _S0.pack(self.member_epoch, self.previous_member_epoch, self.state)
-    w_calen(out, self.assigned_partitions)
-    for item1 in self.assigned_partitions:
-        _enc_TopicPartitions_v0(item1, out, parts)
-    w_calen(out, self.partitions_pending_revocation)
-    for item2 in self.partitions_pending_revocation:
-        _enc_TopicPartitions_v0(item2, out, parts)
+    n1 = len(self.assigned_partitions) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.assigned_partitions:
+        out += _S1.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        w_fixed_array(out, item2.partitions, 'i')
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n4 = len(self.partitions_pending_revocation) + 1
+    if n4 < 128:
+        out.append(n4)
+    else:
+        w_uvarint(out, n4)
+    for item5 in self.partitions_pending_revocation:
+        out += _S1.pack(item5.topic_id.bytes)
+        n6 = len(item5.partitions) + 1
+        if n6 < 128:
+            out.append(n6)
+        else:
+            w_uvarint(out, n6)
+        w_fixed_array(out, item5.partitions, 'i')
+        if item5.unknown_tagged_fields:
+            w_tagged(out, (), item5.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -67,52 +95,76 @@ def _enc_ConsumerGroupCurrentMemberAssignmentValue_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupCurrentMemberAssignmentValue_v0(buf, pos):
-    self = new(ConsumerGroupCurrentMemberAssignmentValue)
-    (self.member_epoch, self.previous_member_epoch, self.state,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(ConsumerGroupCurrentMemberAssignmentValue)
+    (obj7.member_epoch, obj7.previous_member_epoch, obj7.state,) = _S0.unpack_from(buf, pos)
     pos += 9
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_TopicPartitions_v0(buf, pos)
-        items4.append(item5)
-    self.assigned_partitions = items4
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_TopicPartitions_v0(buf, pos)
-        items7.append(item8)
-    self.partitions_pending_revocation = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0
-def _enc_TopicPartitions_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    (raw10,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw10)
-    n11, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n11, 'i', 4)
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        obj11 = new(TopicPartitions)
+        (raw12,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj11.topic_id = uuid_from(raw12)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        if n13 < 0 or n13 > limit - pos:
+            raise bad_length('array', pos, n13, buf)
+        obj11.partitions, pos = r_fixed_array(buf, pos, n13, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj7.assigned_partitions = items9
+    n14 = buf[pos]
+    if n14 > 127:
+        n14, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n14 -= 1
+    if n14 < 0 or n14 > limit - pos:
+        raise bad_length('array', pos, n14, buf)
+    items15 = []
+    for _ in range(n14):
+        obj17 = new(TopicPartitions)
+        (raw18,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj17.topic_id = uuid_from(raw18)
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        if n19 < 0 or n19 > limit - pos:
+            raise bad_length('array', pos, n19, buf)
+        obj17.partitions, pos = r_fixed_array(buf, pos, n19, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj17.unknown_tagged_fields = []
+        else:
+            obj17.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items15.append(obj17)
+    obj7.partitions_pending_revocation = items15
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
+    else:
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 

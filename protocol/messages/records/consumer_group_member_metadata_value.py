@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -72,115 +72,233 @@ def _enc_ConsumerGroupMemberMetadataValue_v0(self, out, parts):
     w_cnstr(out, self.rack_id)
     w_cstr(out, self.client_id)
     w_cstr(out, self.client_host)
-    w_calen(out, self.subscribed_topic_names)
-    for item1 in self.subscribed_topic_names:
-        w_cstr(out, item1)
+    n1 = len(self.subscribed_topic_names) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.subscribed_topic_names:
+        w_cstr(out, item2)
     w_cnstr(out, self.subscribed_topic_regex)
     out += _S0.pack(self.rebalance_timeout_ms)
     w_cnstr(out, self.server_assignor)
-    tagged = []
-    if self.classic_member_metadata != ClassicMemberMetadata():
-        field = bytearray()
+    tagged3 = []
+    if not ((self.classic_member_metadata is not None and _is_default_ClassicMemberMetadata(self.classic_member_metadata))):
+        field4 = bytearray()
         if self.classic_member_metadata is None:
-            field.append(255)
+            field4.append(255)
         else:
-            field.append(1)
-            _enc_ClassicMemberMetadata_v0(self.classic_member_metadata, field, None)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+            field4.append(1)
+            s5 = self.classic_member_metadata
+            field4 += _S0.pack(s5.session_timeout_ms)
+            n6 = len(s5.supported_protocols) + 1
+            if n6 < 128:
+                field4.append(n6)
+            else:
+                w_uvarint(field4, n6)
+            for item7 in s5.supported_protocols:
+                w_cstr(field4, item7.name)
+                w_cbytes(field4, item7.metadata)
+                if item7.unknown_tagged_fields:
+                    w_tagged(field4, (), item7.unknown_tagged_fields)
+                else:
+                    field4.append(0)
+            if s5.unknown_tagged_fields:
+                w_tagged(field4, (), s5.unknown_tagged_fields)
+            else:
+                field4.append(0)
+        tagged3.append((0, field4))
+    if tagged3 or self.unknown_tagged_fields:
+        w_tagged(out, tagged3, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
-    self = new(ConsumerGroupMemberMetadataValue)
-    self.instance_id, pos = r_cnstr(buf, pos)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.subscribed_topic_names = items3
-    self.subscribed_topic_regex, pos = r_cnstr(buf, pos)
-    (self.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(ConsumerGroupMemberMetadataValue)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    end10 = pos + n9
+    if n9 < 0 or end10 > limit:
+        if n9 != -1:
+            raise bad_length('string', pos, n9, buf)
+        obj8.instance_id = None
+    else:
+        obj8.instance_id = str(buf[pos:end10], 'utf-8')
+        pos = end10
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        if n11 != -1:
+            raise bad_length('string', pos, n11, buf)
+        obj8.rack_id = None
+    else:
+        obj8.rack_id = str(buf[pos:end12], 'utf-8')
+        pos = end12
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    end14 = pos + n13
+    if n13 < 0 or end14 > limit:
+        raise bad_length('string', pos, n13, buf)
+    obj8.client_id = str(buf[pos:end14], 'utf-8')
+    pos = end14
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n15 -= 1
+    end16 = pos + n15
+    if n15 < 0 or end16 > limit:
+        raise bad_length('string', pos, n15, buf)
+    obj8.client_host = str(buf[pos:end16], 'utf-8')
+    pos = end16
+    n17 = buf[pos]
+    if n17 > 127:
+        n17, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n17 -= 1
+    if n17 < 0 or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    items18 = []
+    for _ in range(n17):
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            raise bad_length('string', pos, n20, buf)
+        item19 = str(buf[pos:end21], 'utf-8')
+        pos = end21
+        items18.append(item19)
+    obj8.subscribed_topic_names = items18
+    n22 = buf[pos]
+    if n22 > 127:
+        n22, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n22 -= 1
+    end23 = pos + n22
+    if n22 < 0 or end23 > limit:
+        if n22 != -1:
+            raise bad_length('string', pos, n22, buf)
+        obj8.subscribed_topic_regex = None
+    else:
+        obj8.subscribed_topic_regex = str(buf[pos:end23], 'utf-8')
+        pos = end23
+    (obj8.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.server_assignor, pos = r_cnstr(buf, pos)
-    self.classic_member_metadata = ClassicMemberMetadata()
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        for _ in range(count5):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (marker6,) = _S1.unpack_from(field, pos)
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n24 -= 1
+    end25 = pos + n24
+    if n24 < 0 or end25 > limit:
+        if n24 != -1:
+            raise bad_length('string', pos, n24, buf)
+        obj8.server_assignor = None
+    else:
+        obj8.server_assignor = str(buf[pos:end25], 'utf-8')
+        pos = end25
+    obj8.classic_member_metadata = ClassicMemberMetadata()
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        count26, pos = r_uvarint(buf, pos)
+        unknown27 = []
+        for _ in range(count26):
+            tag28, start29, end30 = r_tag_header(buf, pos)
+            if tag28 == 0:
+                pos = start29
+                (marker31,) = _S1.unpack_from(buf, pos)
                 pos += 1
-                if marker6 < 0:
-                    self.classic_member_metadata = None
+                if marker31 < 0:
+                    obj8.classic_member_metadata = None
                 else:
-                    self.classic_member_metadata, pos = _dec_ClassicMemberMetadata_v0(field, pos)
+                    obj32 = new(ClassicMemberMetadata)
+                    (obj32.session_timeout_ms,) = _S0.unpack_from(buf, pos)
+                    pos += 4
+                    n33 = buf[pos]
+                    if n33 > 127:
+                        n33, pos = r_uvarint(buf, pos)
+                    else:
+                        pos += 1
+                    n33 -= 1
+                    if n33 < 0 or n33 > limit - pos:
+                        raise bad_length('array', pos, n33, buf)
+                    items34 = []
+                    for _ in range(n33):
+                        obj36 = new(ClassicProtocol)
+                        n37 = buf[pos]
+                        if n37 > 127:
+                            n37, pos = r_uvarint(buf, pos)
+                        else:
+                            pos += 1
+                        n37 -= 1
+                        end38 = pos + n37
+                        if n37 < 0 or end38 > limit:
+                            raise bad_length('string', pos, n37, buf)
+                        obj36.name = str(buf[pos:end38], 'utf-8')
+                        pos = end38
+                        n39 = buf[pos]
+                        if n39 > 127:
+                            n39, pos = r_uvarint(buf, pos)
+                        else:
+                            pos += 1
+                        n39 -= 1
+                        end40 = pos + n39
+                        if n39 < 0 or end40 > limit:
+                            raise bad_length('bytes', pos, n39, buf)
+                        obj36.metadata = bytes(buf[pos:end40])
+                        pos = end40
+                        if buf[pos] == 0:
+                            pos += 1
+                            obj36.unknown_tagged_fields = []
+                        else:
+                            obj36.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                        items34.append(obj36)
+                    obj32.supported_protocols = items34
+                    if buf[pos] == 0:
+                        pos += 1
+                        obj32.unknown_tagged_fields = []
+                    else:
+                        obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+                    obj8.classic_member_metadata = obj32
+                if pos != end30:
+                    raise tagged_size_mismatch(tag28, start29, end30, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown27.append((tag28, bytes(buf[start29:end30])))
+                pos = end30
+        obj8.unknown_tagged_fields = unknown27
+    self = obj8
     return self, pos
 
 
-# ClassicMemberMetadata v0
-def _enc_ClassicMemberMetadata_v0(self, out, parts):
-    out += _S0.pack(self.session_timeout_ms)
-    w_calen(out, self.supported_protocols)
-    for item7 in self.supported_protocols:
-        _enc_ClassicProtocol_v0(item7, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ClassicMemberMetadata_v0(buf, pos):
-    self = new(ClassicMemberMetadata)
-    (self.session_timeout_ms,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = _dec_ClassicProtocol_v0(buf, pos)
-        items9.append(item10)
-    self.supported_protocols = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ClassicProtocol v0
-def _enc_ClassicProtocol_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cbytes(out, self.metadata)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_ClassicProtocol_v0(buf, pos):
-    self = new(ClassicProtocol)
-    self.name, pos = r_cstr(buf, pos)
-    self.metadata, pos = r_cbytes(buf, pos)
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
+def _is_default_ClassicMemberMetadata(value):
+    return (value.session_timeout_ms == 0
+            and (value.supported_protocols is not None and len(value.supported_protocols) == 0)
+            and not value.unknown_tagged_fields)
 
 
 ConsumerGroupMemberMetadataValue._ENCODERS = {0: _enc_ConsumerGroupMemberMetadataValue_v0}

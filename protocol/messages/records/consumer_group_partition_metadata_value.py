@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -62,9 +62,37 @@ class PartitionMetadata(Struct):
 
 # ConsumerGroupPartitionMetadataValue v0
 def _enc_ConsumerGroupPartitionMetadataValue_v0(self, out, parts):
-    w_calen(out, self.topics)
-    for item1 in self.topics:
-        _enc_TopicMetadata_v0(item1, out, parts)
+    n1 = len(self.topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.topics:
+        out += _S0.pack(item2.topic_id.bytes)
+        w_cstr(out, item2.topic_name)
+        out += _S1.pack(item2.num_partitions)
+        n3 = len(item2.partition_metadata) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.partition_metadata:
+            out += _S1.pack(item4.partition)
+            n5 = len(item4.racks) + 1
+            if n5 < 128:
+                out.append(n5)
+            else:
+                w_uvarint(out, n5)
+            for item6 in item4.racks:
+                w_cstr(out, item6)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -72,84 +100,91 @@ def _enc_ConsumerGroupPartitionMetadataValue_v0(self, out, parts):
 
 
 def _dec_ConsumerGroupPartitionMetadataValue_v0(buf, pos):
-    self = new(ConsumerGroupPartitionMetadataValue)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicMetadata_v0(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicMetadata v0
-def _enc_TopicMetadata_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_cstr(out, self.topic_name)
-    out += _S1.pack(self.num_partitions)
-    w_calen(out, self.partition_metadata)
-    for item6 in self.partition_metadata:
-        _enc_PartitionMetadata_v0(item6, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj7 = new(ConsumerGroupPartitionMetadataValue)
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicMetadata_v0(buf, pos):
-    self = new(TopicMetadata)
-    (raw7,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw7)
-    self.topic_name, pos = r_cstr(buf, pos)
-    (self.num_partitions,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n8, pos = r_calen(buf, pos)
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
     items9 = []
     for _ in range(n8):
-        item10, pos = _dec_PartitionMetadata_v0(buf, pos)
-        items9.append(item10)
-    self.partition_metadata = items9
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionMetadata v0
-def _enc_PartitionMetadata_v0(self, out, parts):
-    out += _S1.pack(self.partition)
-    w_calen(out, self.racks)
-    for item12 in self.racks:
-        w_cstr(out, item12)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj11 = new(TopicMetadata)
+        (raw12,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj11.topic_id = uuid_from(raw12)
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj11.topic_name = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (obj11.num_partitions,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        n15 = buf[pos]
+        if n15 > 127:
+            n15, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n15 -= 1
+        if n15 < 0 or n15 > limit - pos:
+            raise bad_length('array', pos, n15, buf)
+        items16 = []
+        for _ in range(n15):
+            obj18 = new(PartitionMetadata)
+            (obj18.partition,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            n19 = buf[pos]
+            if n19 > 127:
+                n19, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n19 -= 1
+            if n19 < 0 or n19 > limit - pos:
+                raise bad_length('array', pos, n19, buf)
+            items20 = []
+            for _ in range(n19):
+                n22 = buf[pos]
+                if n22 > 127:
+                    n22, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n22 -= 1
+                end23 = pos + n22
+                if n22 < 0 or end23 > limit:
+                    raise bad_length('string', pos, n22, buf)
+                item21 = str(buf[pos:end23], 'utf-8')
+                pos = end23
+                items20.append(item21)
+            obj18.racks = items20
+            if buf[pos] == 0:
+                pos += 1
+                obj18.unknown_tagged_fields = []
+            else:
+                obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items16.append(obj18)
+        obj11.partition_metadata = items16
+        if buf[pos] == 0:
+            pos += 1
+            obj11.unknown_tagged_fields = []
+        else:
+            obj11.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items9.append(obj11)
+    obj7.topics = items9
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionMetadata_v0(buf, pos):
-    self = new(PartitionMetadata)
-    (self.partition,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = r_cstr(buf, pos)
-        items14.append(item15)
-    self.racks = items14
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        pos = r_tagged_unknown(buf, pos, count16, unknown)
-    self.unknown_tagged_fields = unknown
+        obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj7
     return self, pos
 
 

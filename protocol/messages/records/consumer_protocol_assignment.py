@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,6 +15,8 @@ from .._runtime import (  # noqa: F401
 
 __all__ = ['ConsumerProtocolAssignment', 'TopicPartition']
 
+_S0 = _Struct('>i')
+_S1 = _Struct('>h')
 
 
 class ConsumerProtocolAssignment(Message):
@@ -50,40 +52,53 @@ class TopicPartition(Struct):
 def _enc_ConsumerProtocolAssignment_v0(self, out, parts):
     w_alen(out, self.assigned_partitions)
     for item1 in self.assigned_partitions:
-        _enc_TopicPartition_v0(item1, out, parts)
+        w_str(out, item1.topic)
+        w_alen(out, item1.partitions)
+        w_fixed_array(out, item1.partitions, 'i')
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicPartition', '0-3')
     w_nbytes(out, self.user_data)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ConsumerProtocolAssignment', '0-3')
 
 
 def _dec_ConsumerProtocolAssignment_v0(buf, pos):
-    self = new(ConsumerProtocolAssignment)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicPartition_v0(buf, pos)
-        items3.append(item4)
-    self.assigned_partitions = items3
-    self.user_data, pos = r_nbytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicPartition v0-3
-def _enc_TopicPartition_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicPartition', '0-3')
-
-
-def _dec_TopicPartition_v0(buf, pos):
-    self = new(TopicPartition)
-    self.topic, pos = r_str(buf, pos)
-    n5, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n5, 'i', 4)
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(ConsumerProtocolAssignment)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        obj6 = new(TopicPartition)
+        (n7,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end8 = pos + n7
+        if n7 < 0 or end8 > limit:
+            raise bad_length('string', pos, n7, buf)
+        obj6.topic = str(buf[pos:end8], 'utf-8')
+        pos = end8
+        (n9,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n9 < 0 or n9 > limit - pos:
+            raise bad_length('array', pos, n9, buf)
+        obj6.partitions, pos = r_fixed_array(buf, pos, n9, 'i', 4)
+        obj6.unknown_tagged_fields = []
+        items4.append(obj6)
+    obj2.assigned_partitions = items4
+    (n10,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end11 = pos + n10
+    if n10 < 0 or end11 > limit:
+        if n10 != -1:
+            raise bad_length('bytes', pos, n10, buf)
+        obj2.user_data = None
+    else:
+        obj2.user_data = bytes(buf[pos:end11])
+        pos = end11
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,6 +16,7 @@ from .._runtime import (  # noqa: F401
 __all__ = ['ConsumerProtocolSubscription', 'TopicPartition']
 
 _S0 = _Struct('>i')
+_S1 = _Struct('>h')
 
 
 class ConsumerProtocolSubscription(Message):
@@ -61,100 +62,204 @@ def _enc_ConsumerProtocolSubscription_v0(self, out, parts):
 
 
 def _dec_ConsumerProtocolSubscription_v0(buf, pos):
-    self = new(ConsumerProtocolSubscription)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_str(buf, pos)
-        items3.append(item4)
-    self.topics = items3
-    self.user_data, pos = r_nbytes(buf, pos)
-    self.owned_partitions = []
-    self.generation_id = -1
-    self.rack_id = None
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj2 = new(ConsumerProtocolSubscription)
+    (n3,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n3 < 0 or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    items4 = []
+    for _ in range(n3):
+        (n6,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end7 = pos + n6
+        if n6 < 0 or end7 > limit:
+            raise bad_length('string', pos, n6, buf)
+        item5 = str(buf[pos:end7], 'utf-8')
+        pos = end7
+        items4.append(item5)
+    obj2.topics = items4
+    (n8,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        if n8 != -1:
+            raise bad_length('bytes', pos, n8, buf)
+        obj2.user_data = None
+    else:
+        obj2.user_data = bytes(buf[pos:end9])
+        pos = end9
+    obj2.owned_partitions = []
+    obj2.generation_id = -1
+    obj2.rack_id = None
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
 # ConsumerProtocolSubscription v1
 def _enc_ConsumerProtocolSubscription_v1(self, out, parts):
     w_alen(out, self.topics)
-    for item5 in self.topics:
-        w_str(out, item5)
+    for item10 in self.topics:
+        w_str(out, item10)
     w_nbytes(out, self.user_data)
     w_alen(out, self.owned_partitions)
-    for item6 in self.owned_partitions:
-        _enc_TopicPartition_v1(item6, out, parts)
+    for item11 in self.owned_partitions:
+        w_str(out, item11.topic)
+        w_alen(out, item11.partitions)
+        w_fixed_array(out, item11.partitions, 'i')
+        if item11.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicPartition', '1-3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ConsumerProtocolSubscription', '1')
 
 
 def _dec_ConsumerProtocolSubscription_v1(buf, pos):
-    self = new(ConsumerProtocolSubscription)
-    n7, pos = r_alen(buf, pos)
-    items8 = []
-    for _ in range(n7):
-        item9, pos = r_str(buf, pos)
-        items8.append(item9)
-    self.topics = items8
-    self.user_data, pos = r_nbytes(buf, pos)
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_TopicPartition_v1(buf, pos)
-        items11.append(item12)
-    self.owned_partitions = items11
-    self.generation_id = -1
-    self.rack_id = None
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj12 = new(ConsumerProtocolSubscription)
+    (n13,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n13 < 0 or n13 > limit - pos:
+        raise bad_length('array', pos, n13, buf)
+    items14 = []
+    for _ in range(n13):
+        (n16,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end17 = pos + n16
+        if n16 < 0 or end17 > limit:
+            raise bad_length('string', pos, n16, buf)
+        item15 = str(buf[pos:end17], 'utf-8')
+        pos = end17
+        items14.append(item15)
+    obj12.topics = items14
+    (n18,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end19 = pos + n18
+    if n18 < 0 or end19 > limit:
+        if n18 != -1:
+            raise bad_length('bytes', pos, n18, buf)
+        obj12.user_data = None
+    else:
+        obj12.user_data = bytes(buf[pos:end19])
+        pos = end19
+    (n20,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n20 < 0 or n20 > limit - pos:
+        raise bad_length('array', pos, n20, buf)
+    items21 = []
+    for _ in range(n20):
+        obj23 = new(TopicPartition)
+        (n24,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end25 = pos + n24
+        if n24 < 0 or end25 > limit:
+            raise bad_length('string', pos, n24, buf)
+        obj23.topic = str(buf[pos:end25], 'utf-8')
+        pos = end25
+        (n26,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n26 < 0 or n26 > limit - pos:
+            raise bad_length('array', pos, n26, buf)
+        obj23.partitions, pos = r_fixed_array(buf, pos, n26, 'i', 4)
+        obj23.unknown_tagged_fields = []
+        items21.append(obj23)
+    obj12.owned_partitions = items21
+    obj12.generation_id = -1
+    obj12.rack_id = None
+    obj12.unknown_tagged_fields = []
+    self = obj12
     return self, pos
 
 
 # ConsumerProtocolSubscription v2
 def _enc_ConsumerProtocolSubscription_v2(self, out, parts):
     w_alen(out, self.topics)
-    for item13 in self.topics:
-        w_str(out, item13)
+    for item27 in self.topics:
+        w_str(out, item27)
     w_nbytes(out, self.user_data)
     w_alen(out, self.owned_partitions)
-    for item14 in self.owned_partitions:
-        _enc_TopicPartition_v1(item14, out, parts)
+    for item28 in self.owned_partitions:
+        w_str(out, item28.topic)
+        w_alen(out, item28.partitions)
+        w_fixed_array(out, item28.partitions, 'i')
+        if item28.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicPartition', '1-3')
     out += _S0.pack(self.generation_id)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('ConsumerProtocolSubscription', '2')
 
 
 def _dec_ConsumerProtocolSubscription_v2(buf, pos):
-    self = new(ConsumerProtocolSubscription)
-    n15, pos = r_alen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = r_str(buf, pos)
-        items16.append(item17)
-    self.topics = items16
-    self.user_data, pos = r_nbytes(buf, pos)
-    n18, pos = r_alen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_TopicPartition_v1(buf, pos)
-        items19.append(item20)
-    self.owned_partitions = items19
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj29 = new(ConsumerProtocolSubscription)
+    (n30,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.rack_id = None
-    self.unknown_tagged_fields = []
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    items31 = []
+    for _ in range(n30):
+        (n33,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end34 = pos + n33
+        if n33 < 0 or end34 > limit:
+            raise bad_length('string', pos, n33, buf)
+        item32 = str(buf[pos:end34], 'utf-8')
+        pos = end34
+        items31.append(item32)
+    obj29.topics = items31
+    (n35,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end36 = pos + n35
+    if n35 < 0 or end36 > limit:
+        if n35 != -1:
+            raise bad_length('bytes', pos, n35, buf)
+        obj29.user_data = None
+    else:
+        obj29.user_data = bytes(buf[pos:end36])
+        pos = end36
+    (n37,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n37 < 0 or n37 > limit - pos:
+        raise bad_length('array', pos, n37, buf)
+    items38 = []
+    for _ in range(n37):
+        obj40 = new(TopicPartition)
+        (n41,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end42 = pos + n41
+        if n41 < 0 or end42 > limit:
+            raise bad_length('string', pos, n41, buf)
+        obj40.topic = str(buf[pos:end42], 'utf-8')
+        pos = end42
+        (n43,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n43 < 0 or n43 > limit - pos:
+            raise bad_length('array', pos, n43, buf)
+        obj40.partitions, pos = r_fixed_array(buf, pos, n43, 'i', 4)
+        obj40.unknown_tagged_fields = []
+        items38.append(obj40)
+    obj29.owned_partitions = items38
+    (obj29.generation_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    obj29.rack_id = None
+    obj29.unknown_tagged_fields = []
+    self = obj29
     return self, pos
 
 
 # ConsumerProtocolSubscription v3
 def _enc_ConsumerProtocolSubscription_v3(self, out, parts):
     w_alen(out, self.topics)
-    for item21 in self.topics:
-        w_str(out, item21)
+    for item44 in self.topics:
+        w_str(out, item44)
     w_nbytes(out, self.user_data)
     w_alen(out, self.owned_partitions)
-    for item22 in self.owned_partitions:
-        _enc_TopicPartition_v1(item22, out, parts)
+    for item45 in self.owned_partitions:
+        w_str(out, item45.topic)
+        w_alen(out, item45.partitions)
+        w_fixed_array(out, item45.partitions, 'i')
+        if item45.unknown_tagged_fields:
+            raise no_tagged_fields_error('TopicPartition', '1-3')
     out += _S0.pack(self.generation_id)
     w_nstr(out, self.rack_id)
     if self.unknown_tagged_fields:
@@ -162,42 +267,69 @@ def _enc_ConsumerProtocolSubscription_v3(self, out, parts):
 
 
 def _dec_ConsumerProtocolSubscription_v3(buf, pos):
-    self = new(ConsumerProtocolSubscription)
-    n23, pos = r_alen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = r_str(buf, pos)
-        items24.append(item25)
-    self.topics = items24
-    self.user_data, pos = r_nbytes(buf, pos)
-    n26, pos = r_alen(buf, pos)
-    items27 = []
-    for _ in range(n26):
-        item28, pos = _dec_TopicPartition_v1(buf, pos)
-        items27.append(item28)
-    self.owned_partitions = items27
-    (self.generation_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(ConsumerProtocolSubscription)
+    (n47,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.rack_id, pos = r_nstr(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# TopicPartition v1-3
-def _enc_TopicPartition_v1(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('TopicPartition', '1-3')
-
-
-def _dec_TopicPartition_v1(buf, pos):
-    self = new(TopicPartition)
-    self.topic, pos = r_str(buf, pos)
-    n29, pos = r_alen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n29, 'i', 4)
-    self.unknown_tagged_fields = []
+    if n47 < 0 or n47 > limit - pos:
+        raise bad_length('array', pos, n47, buf)
+    items48 = []
+    for _ in range(n47):
+        (n50,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end51 = pos + n50
+        if n50 < 0 or end51 > limit:
+            raise bad_length('string', pos, n50, buf)
+        item49 = str(buf[pos:end51], 'utf-8')
+        pos = end51
+        items48.append(item49)
+    obj46.topics = items48
+    (n52,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    end53 = pos + n52
+    if n52 < 0 or end53 > limit:
+        if n52 != -1:
+            raise bad_length('bytes', pos, n52, buf)
+        obj46.user_data = None
+    else:
+        obj46.user_data = bytes(buf[pos:end53])
+        pos = end53
+    (n54,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n54 < 0 or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    items55 = []
+    for _ in range(n54):
+        obj57 = new(TopicPartition)
+        (n58,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end59 = pos + n58
+        if n58 < 0 or end59 > limit:
+            raise bad_length('string', pos, n58, buf)
+        obj57.topic = str(buf[pos:end59], 'utf-8')
+        pos = end59
+        (n60,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        if n60 < 0 or n60 > limit - pos:
+            raise bad_length('array', pos, n60, buf)
+        obj57.partitions, pos = r_fixed_array(buf, pos, n60, 'i', 4)
+        obj57.unknown_tagged_fields = []
+        items55.append(obj57)
+    obj46.owned_partitions = items55
+    (obj46.generation_id,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    (n61,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end62 = pos + n61
+    if n61 < 0 or end62 > limit:
+        if n61 != -1:
+            raise bad_length('string', pos, n61, buf)
+        obj46.rack_id = None
+    else:
+        obj46.rack_id = str(buf[pos:end62], 'utf-8')
+        pos = end62
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -45,9 +45,13 @@ class DelegationTokenRecord(Message):
 def _enc_DelegationTokenRecord_v0(self, out, parts):
     w_cstr(out, self.owner)
     w_cstr(out, self.requester)
-    w_calen(out, self.renewers)
-    for item1 in self.renewers:
-        w_cstr(out, item1)
+    n1 = len(self.renewers) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.renewers:
+        w_cstr(out, item2)
     out += _S0.pack(self.issue_timestamp, self.max_timestamp, self.expiration_timestamp)
     w_cstr(out, self.token_id)
     if self.unknown_tagged_fields:
@@ -57,23 +61,72 @@ def _enc_DelegationTokenRecord_v0(self, out, parts):
 
 
 def _dec_DelegationTokenRecord_v0(buf, pos):
-    self = new(DelegationTokenRecord)
-    self.owner, pos = r_cstr(buf, pos)
-    self.requester, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.renewers = items3
-    (self.issue_timestamp, self.max_timestamp, self.expiration_timestamp,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(DelegationTokenRecord)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj3.owner = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj3.requester = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    if n8 < 0 or n8 > limit - pos:
+        raise bad_length('array', pos, n8, buf)
+    items9 = []
+    for _ in range(n8):
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        item10 = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        items9.append(item10)
+    obj3.renewers = items9
+    (obj3.issue_timestamp, obj3.max_timestamp, obj3.expiration_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 24
-    self.token_id, pos = r_cstr(buf, pos)
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    n13 = buf[pos]
+    if n13 > 127:
+        n13, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n13 -= 1
+    end14 = pos + n13
+    if n13 < 0 or end14 > limit:
+        raise bad_length('string', pos, n13, buf)
+    obj3.token_id = str(buf[pos:end14], 'utf-8')
+    pos = end14
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 

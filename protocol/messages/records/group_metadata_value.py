@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,9 @@ from .._runtime import (  # noqa: F401
 __all__ = ['GroupMetadataValue', 'MemberMetadata']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>q')
+_S1 = _Struct('>h')
 _S2 = _Struct('>ii')
+_S3 = _Struct('>q')
 
 
 class GroupMetadataValue(Message):
@@ -67,26 +68,102 @@ def _enc_GroupMetadataValue_v0(self, out, parts):
     w_nstr(out, self.leader)
     w_alen(out, self.members)
     for item1 in self.members:
-        _enc_MemberMetadata_v0(item1, out, parts)
+        w_str(out, item1.member_id)
+        w_str(out, item1.client_id)
+        w_str(out, item1.client_host)
+        out += _S0.pack(item1.session_timeout)
+        w_bytes(out, item1.subscription)
+        w_bytes(out, item1.assignment)
+        if item1.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberMetadata', '0')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('GroupMetadataValue', '0')
 
 
 def _dec_GroupMetadataValue_v0(buf, pos):
-    self = new(GroupMetadataValue)
-    self.protocol_type, pos = r_str(buf, pos)
-    (self.generation,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(GroupMetadataValue)
+    (n3,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.protocol_type = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj2.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.protocol, pos = r_nstr(buf, pos)
-    self.leader, pos = r_nstr(buf, pos)
-    n2, pos = r_alen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_MemberMetadata_v0(buf, pos)
-        items3.append(item4)
-    self.members = items3
-    self.current_state_timestamp = -1
-    self.unknown_tagged_fields = []
+    (n5,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        if n5 != -1:
+            raise bad_length('string', pos, n5, buf)
+        obj2.protocol = None
+    else:
+        obj2.protocol = str(buf[pos:end6], 'utf-8')
+        pos = end6
+    (n7,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end8 = pos + n7
+    if n7 < 0 or end8 > limit:
+        if n7 != -1:
+            raise bad_length('string', pos, n7, buf)
+        obj2.leader = None
+    else:
+        obj2.leader = str(buf[pos:end8], 'utf-8')
+        pos = end8
+    (n9,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    items10 = []
+    for _ in range(n9):
+        obj12 = new(MemberMetadata)
+        (n13,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj12.member_id = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (n15,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end16 = pos + n15
+        if n15 < 0 or end16 > limit:
+            raise bad_length('string', pos, n15, buf)
+        obj12.client_id = str(buf[pos:end16], 'utf-8')
+        pos = end16
+        (n17,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end18 = pos + n17
+        if n17 < 0 or end18 > limit:
+            raise bad_length('string', pos, n17, buf)
+        obj12.client_host = str(buf[pos:end18], 'utf-8')
+        pos = end18
+        (obj12.session_timeout,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        (n19,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('bytes', pos, n19, buf)
+        obj12.subscription = bytes(buf[pos:end20])
+        pos = end20
+        (n21,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end22 = pos + n21
+        if n21 < 0 or end22 > limit:
+            raise bad_length('bytes', pos, n21, buf)
+        obj12.assignment = bytes(buf[pos:end22])
+        pos = end22
+        obj12.group_instance_id = None
+        obj12.rebalance_timeout = -1
+        obj12.unknown_tagged_fields = []
+        items10.append(obj12)
+    obj2.members = items10
+    obj2.current_state_timestamp = -1
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -97,27 +174,102 @@ def _enc_GroupMetadataValue_v1(self, out, parts):
     w_nstr(out, self.protocol)
     w_nstr(out, self.leader)
     w_alen(out, self.members)
-    for item5 in self.members:
-        _enc_MemberMetadata_v1(item5, out, parts)
+    for item23 in self.members:
+        w_str(out, item23.member_id)
+        w_str(out, item23.client_id)
+        w_str(out, item23.client_host)
+        out += _S2.pack(item23.rebalance_timeout, item23.session_timeout)
+        w_bytes(out, item23.subscription)
+        w_bytes(out, item23.assignment)
+        if item23.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberMetadata', '1-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('GroupMetadataValue', '1')
 
 
 def _dec_GroupMetadataValue_v1(buf, pos):
-    self = new(GroupMetadataValue)
-    self.protocol_type, pos = r_str(buf, pos)
-    (self.generation,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj24 = new(GroupMetadataValue)
+    (n25,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end26 = pos + n25
+    if n25 < 0 or end26 > limit:
+        raise bad_length('string', pos, n25, buf)
+    obj24.protocol_type = str(buf[pos:end26], 'utf-8')
+    pos = end26
+    (obj24.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.protocol, pos = r_nstr(buf, pos)
-    self.leader, pos = r_nstr(buf, pos)
-    n6, pos = r_alen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_MemberMetadata_v1(buf, pos)
-        items7.append(item8)
-    self.members = items7
-    self.current_state_timestamp = -1
-    self.unknown_tagged_fields = []
+    (n27,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end28 = pos + n27
+    if n27 < 0 or end28 > limit:
+        if n27 != -1:
+            raise bad_length('string', pos, n27, buf)
+        obj24.protocol = None
+    else:
+        obj24.protocol = str(buf[pos:end28], 'utf-8')
+        pos = end28
+    (n29,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end30 = pos + n29
+    if n29 < 0 or end30 > limit:
+        if n29 != -1:
+            raise bad_length('string', pos, n29, buf)
+        obj24.leader = None
+    else:
+        obj24.leader = str(buf[pos:end30], 'utf-8')
+        pos = end30
+    (n31,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n31 < 0 or n31 > limit - pos:
+        raise bad_length('array', pos, n31, buf)
+    items32 = []
+    for _ in range(n31):
+        obj34 = new(MemberMetadata)
+        (n35,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end36 = pos + n35
+        if n35 < 0 or end36 > limit:
+            raise bad_length('string', pos, n35, buf)
+        obj34.member_id = str(buf[pos:end36], 'utf-8')
+        pos = end36
+        (n37,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end38 = pos + n37
+        if n37 < 0 or end38 > limit:
+            raise bad_length('string', pos, n37, buf)
+        obj34.client_id = str(buf[pos:end38], 'utf-8')
+        pos = end38
+        (n39,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end40 = pos + n39
+        if n39 < 0 or end40 > limit:
+            raise bad_length('string', pos, n39, buf)
+        obj34.client_host = str(buf[pos:end40], 'utf-8')
+        pos = end40
+        (obj34.rebalance_timeout, obj34.session_timeout,) = _S2.unpack_from(buf, pos)
+        pos += 8
+        (n41,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end42 = pos + n41
+        if n41 < 0 or end42 > limit:
+            raise bad_length('bytes', pos, n41, buf)
+        obj34.subscription = bytes(buf[pos:end42])
+        pos = end42
+        (n43,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end44 = pos + n43
+        if n43 < 0 or end44 > limit:
+            raise bad_length('bytes', pos, n43, buf)
+        obj34.assignment = bytes(buf[pos:end44])
+        pos = end44
+        obj34.group_instance_id = None
+        obj34.unknown_tagged_fields = []
+        items32.append(obj34)
+    obj24.members = items32
+    obj24.current_state_timestamp = -1
+    obj24.unknown_tagged_fields = []
+    self = obj24
     return self, pos
 
 
@@ -127,30 +279,105 @@ def _enc_GroupMetadataValue_v2(self, out, parts):
     out += _S0.pack(self.generation)
     w_nstr(out, self.protocol)
     w_nstr(out, self.leader)
-    out += _S1.pack(self.current_state_timestamp)
+    out += _S3.pack(self.current_state_timestamp)
     w_alen(out, self.members)
-    for item9 in self.members:
-        _enc_MemberMetadata_v1(item9, out, parts)
+    for item45 in self.members:
+        w_str(out, item45.member_id)
+        w_str(out, item45.client_id)
+        w_str(out, item45.client_host)
+        out += _S2.pack(item45.rebalance_timeout, item45.session_timeout)
+        w_bytes(out, item45.subscription)
+        w_bytes(out, item45.assignment)
+        if item45.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberMetadata', '1-2')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('GroupMetadataValue', '2')
 
 
 def _dec_GroupMetadataValue_v2(buf, pos):
-    self = new(GroupMetadataValue)
-    self.protocol_type, pos = r_str(buf, pos)
-    (self.generation,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj46 = new(GroupMetadataValue)
+    (n47,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end48 = pos + n47
+    if n47 < 0 or end48 > limit:
+        raise bad_length('string', pos, n47, buf)
+    obj46.protocol_type = str(buf[pos:end48], 'utf-8')
+    pos = end48
+    (obj46.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.protocol, pos = r_nstr(buf, pos)
-    self.leader, pos = r_nstr(buf, pos)
-    (self.current_state_timestamp,) = _S1.unpack_from(buf, pos)
+    (n49,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end50 = pos + n49
+    if n49 < 0 or end50 > limit:
+        if n49 != -1:
+            raise bad_length('string', pos, n49, buf)
+        obj46.protocol = None
+    else:
+        obj46.protocol = str(buf[pos:end50], 'utf-8')
+        pos = end50
+    (n51,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end52 = pos + n51
+    if n51 < 0 or end52 > limit:
+        if n51 != -1:
+            raise bad_length('string', pos, n51, buf)
+        obj46.leader = None
+    else:
+        obj46.leader = str(buf[pos:end52], 'utf-8')
+        pos = end52
+    (obj46.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
-    n10, pos = r_alen(buf, pos)
-    items11 = []
-    for _ in range(n10):
-        item12, pos = _dec_MemberMetadata_v1(buf, pos)
-        items11.append(item12)
-    self.members = items11
-    self.unknown_tagged_fields = []
+    (n53,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n53 < 0 or n53 > limit - pos:
+        raise bad_length('array', pos, n53, buf)
+    items54 = []
+    for _ in range(n53):
+        obj56 = new(MemberMetadata)
+        (n57,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end58 = pos + n57
+        if n57 < 0 or end58 > limit:
+            raise bad_length('string', pos, n57, buf)
+        obj56.member_id = str(buf[pos:end58], 'utf-8')
+        pos = end58
+        (n59,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end60 = pos + n59
+        if n59 < 0 or end60 > limit:
+            raise bad_length('string', pos, n59, buf)
+        obj56.client_id = str(buf[pos:end60], 'utf-8')
+        pos = end60
+        (n61,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end62 = pos + n61
+        if n61 < 0 or end62 > limit:
+            raise bad_length('string', pos, n61, buf)
+        obj56.client_host = str(buf[pos:end62], 'utf-8')
+        pos = end62
+        (obj56.rebalance_timeout, obj56.session_timeout,) = _S2.unpack_from(buf, pos)
+        pos += 8
+        (n63,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end64 = pos + n63
+        if n63 < 0 or end64 > limit:
+            raise bad_length('bytes', pos, n63, buf)
+        obj56.subscription = bytes(buf[pos:end64])
+        pos = end64
+        (n65,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end66 = pos + n65
+        if n65 < 0 or end66 > limit:
+            raise bad_length('bytes', pos, n65, buf)
+        obj56.assignment = bytes(buf[pos:end66])
+        pos = end66
+        obj56.group_instance_id = None
+        obj56.unknown_tagged_fields = []
+        items54.append(obj56)
+    obj46.members = items54
+    obj46.unknown_tagged_fields = []
+    self = obj46
     return self, pos
 
 
@@ -160,30 +387,115 @@ def _enc_GroupMetadataValue_v3(self, out, parts):
     out += _S0.pack(self.generation)
     w_nstr(out, self.protocol)
     w_nstr(out, self.leader)
-    out += _S1.pack(self.current_state_timestamp)
+    out += _S3.pack(self.current_state_timestamp)
     w_alen(out, self.members)
-    for item13 in self.members:
-        _enc_MemberMetadata_v3(item13, out, parts)
+    for item67 in self.members:
+        w_str(out, item67.member_id)
+        w_nstr(out, item67.group_instance_id)
+        w_str(out, item67.client_id)
+        w_str(out, item67.client_host)
+        out += _S2.pack(item67.rebalance_timeout, item67.session_timeout)
+        w_bytes(out, item67.subscription)
+        w_bytes(out, item67.assignment)
+        if item67.unknown_tagged_fields:
+            raise no_tagged_fields_error('MemberMetadata', '3')
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('GroupMetadataValue', '3')
 
 
 def _dec_GroupMetadataValue_v3(buf, pos):
-    self = new(GroupMetadataValue)
-    self.protocol_type, pos = r_str(buf, pos)
-    (self.generation,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj68 = new(GroupMetadataValue)
+    (n69,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end70 = pos + n69
+    if n69 < 0 or end70 > limit:
+        raise bad_length('string', pos, n69, buf)
+    obj68.protocol_type = str(buf[pos:end70], 'utf-8')
+    pos = end70
+    (obj68.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.protocol, pos = r_nstr(buf, pos)
-    self.leader, pos = r_nstr(buf, pos)
-    (self.current_state_timestamp,) = _S1.unpack_from(buf, pos)
+    (n71,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end72 = pos + n71
+    if n71 < 0 or end72 > limit:
+        if n71 != -1:
+            raise bad_length('string', pos, n71, buf)
+        obj68.protocol = None
+    else:
+        obj68.protocol = str(buf[pos:end72], 'utf-8')
+        pos = end72
+    (n73,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end74 = pos + n73
+    if n73 < 0 or end74 > limit:
+        if n73 != -1:
+            raise bad_length('string', pos, n73, buf)
+        obj68.leader = None
+    else:
+        obj68.leader = str(buf[pos:end74], 'utf-8')
+        pos = end74
+    (obj68.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
-    n14, pos = r_alen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_MemberMetadata_v3(buf, pos)
-        items15.append(item16)
-    self.members = items15
-    self.unknown_tagged_fields = []
+    (n75,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    if n75 < 0 or n75 > limit - pos:
+        raise bad_length('array', pos, n75, buf)
+    items76 = []
+    for _ in range(n75):
+        obj78 = new(MemberMetadata)
+        (n79,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end80 = pos + n79
+        if n79 < 0 or end80 > limit:
+            raise bad_length('string', pos, n79, buf)
+        obj78.member_id = str(buf[pos:end80], 'utf-8')
+        pos = end80
+        (n81,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end82 = pos + n81
+        if n81 < 0 or end82 > limit:
+            if n81 != -1:
+                raise bad_length('string', pos, n81, buf)
+            obj78.group_instance_id = None
+        else:
+            obj78.group_instance_id = str(buf[pos:end82], 'utf-8')
+            pos = end82
+        (n83,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end84 = pos + n83
+        if n83 < 0 or end84 > limit:
+            raise bad_length('string', pos, n83, buf)
+        obj78.client_id = str(buf[pos:end84], 'utf-8')
+        pos = end84
+        (n85,) = _S1.unpack_from(buf, pos)
+        pos += 2
+        end86 = pos + n85
+        if n85 < 0 or end86 > limit:
+            raise bad_length('string', pos, n85, buf)
+        obj78.client_host = str(buf[pos:end86], 'utf-8')
+        pos = end86
+        (obj78.rebalance_timeout, obj78.session_timeout,) = _S2.unpack_from(buf, pos)
+        pos += 8
+        (n87,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end88 = pos + n87
+        if n87 < 0 or end88 > limit:
+            raise bad_length('bytes', pos, n87, buf)
+        obj78.subscription = bytes(buf[pos:end88])
+        pos = end88
+        (n89,) = _S0.unpack_from(buf, pos)
+        pos += 4
+        end90 = pos + n89
+        if n89 < 0 or end90 > limit:
+            raise bad_length('bytes', pos, n89, buf)
+        obj78.assignment = bytes(buf[pos:end90])
+        pos = end90
+        obj78.unknown_tagged_fields = []
+        items76.append(obj78)
+    obj68.members = items76
+    obj68.unknown_tagged_fields = []
+    self = obj68
     return self, pos
 
 
@@ -193,10 +505,24 @@ def _enc_GroupMetadataValue_v4(self, out, parts):
     out += _S0.pack(self.generation)
     w_cnstr(out, self.protocol)
     w_cnstr(out, self.leader)
-    out += _S1.pack(self.current_state_timestamp)
-    w_calen(out, self.members)
-    for item17 in self.members:
-        _enc_MemberMetadata_v4(item17, out, parts)
+    out += _S3.pack(self.current_state_timestamp)
+    n91 = len(self.members) + 1
+    if n91 < 128:
+        out.append(n91)
+    else:
+        w_uvarint(out, n91)
+    for item92 in self.members:
+        w_cstr(out, item92.member_id)
+        w_cnstr(out, item92.group_instance_id)
+        w_cstr(out, item92.client_id)
+        w_cstr(out, item92.client_host)
+        out += _S2.pack(item92.rebalance_timeout, item92.session_timeout)
+        w_cbytes(out, item92.subscription)
+        w_cbytes(out, item92.assignment)
+        if item92.unknown_tagged_fields:
+            w_tagged(out, (), item92.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -204,138 +530,146 @@ def _enc_GroupMetadataValue_v4(self, out, parts):
 
 
 def _dec_GroupMetadataValue_v4(buf, pos):
-    self = new(GroupMetadataValue)
-    self.protocol_type, pos = r_cstr(buf, pos)
-    (self.generation,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.protocol, pos = r_cnstr(buf, pos)
-    self.leader, pos = r_cnstr(buf, pos)
-    (self.current_state_timestamp,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    n18, pos = r_calen(buf, pos)
-    items19 = []
-    for _ in range(n18):
-        item20, pos = _dec_MemberMetadata_v4(buf, pos)
-        items19.append(item20)
-    self.members = items19
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# MemberMetadata v0
-def _enc_MemberMetadata_v0(self, out, parts):
-    w_str(out, self.member_id)
-    w_str(out, self.client_id)
-    w_str(out, self.client_host)
-    out += _S0.pack(self.session_timeout)
-    w_bytes(out, self.subscription)
-    w_bytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MemberMetadata', '0')
-
-
-def _dec_MemberMetadata_v0(buf, pos):
-    self = new(MemberMetadata)
-    self.member_id, pos = r_str(buf, pos)
-    self.client_id, pos = r_str(buf, pos)
-    self.client_host, pos = r_str(buf, pos)
-    (self.session_timeout,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    self.subscription, pos = r_bytes(buf, pos)
-    self.assignment, pos = r_bytes(buf, pos)
-    self.group_instance_id = None
-    self.rebalance_timeout = -1
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MemberMetadata v1-2
-def _enc_MemberMetadata_v1(self, out, parts):
-    w_str(out, self.member_id)
-    w_str(out, self.client_id)
-    w_str(out, self.client_host)
-    out += _S2.pack(self.rebalance_timeout, self.session_timeout)
-    w_bytes(out, self.subscription)
-    w_bytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MemberMetadata', '1-2')
-
-
-def _dec_MemberMetadata_v1(buf, pos):
-    self = new(MemberMetadata)
-    self.member_id, pos = r_str(buf, pos)
-    self.client_id, pos = r_str(buf, pos)
-    self.client_host, pos = r_str(buf, pos)
-    (self.rebalance_timeout, self.session_timeout,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    self.subscription, pos = r_bytes(buf, pos)
-    self.assignment, pos = r_bytes(buf, pos)
-    self.group_instance_id = None
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MemberMetadata v3
-def _enc_MemberMetadata_v3(self, out, parts):
-    w_str(out, self.member_id)
-    w_nstr(out, self.group_instance_id)
-    w_str(out, self.client_id)
-    w_str(out, self.client_host)
-    out += _S2.pack(self.rebalance_timeout, self.session_timeout)
-    w_bytes(out, self.subscription)
-    w_bytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('MemberMetadata', '3')
-
-
-def _dec_MemberMetadata_v3(buf, pos):
-    self = new(MemberMetadata)
-    self.member_id, pos = r_str(buf, pos)
-    self.group_instance_id, pos = r_nstr(buf, pos)
-    self.client_id, pos = r_str(buf, pos)
-    self.client_host, pos = r_str(buf, pos)
-    (self.rebalance_timeout, self.session_timeout,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    self.subscription, pos = r_bytes(buf, pos)
-    self.assignment, pos = r_bytes(buf, pos)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# MemberMetadata v4
-def _enc_MemberMetadata_v4(self, out, parts):
-    w_cstr(out, self.member_id)
-    w_cnstr(out, self.group_instance_id)
-    w_cstr(out, self.client_id)
-    w_cstr(out, self.client_host)
-    out += _S2.pack(self.rebalance_timeout, self.session_timeout)
-    w_cbytes(out, self.subscription)
-    w_cbytes(out, self.assignment)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj93 = new(GroupMetadataValue)
+    n94 = buf[pos]
+    if n94 > 127:
+        n94, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_MemberMetadata_v4(buf, pos):
-    self = new(MemberMetadata)
-    self.member_id, pos = r_cstr(buf, pos)
-    self.group_instance_id, pos = r_cnstr(buf, pos)
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    (self.rebalance_timeout, self.session_timeout,) = _S2.unpack_from(buf, pos)
+        pos += 1
+    n94 -= 1
+    end95 = pos + n94
+    if n94 < 0 or end95 > limit:
+        raise bad_length('string', pos, n94, buf)
+    obj93.protocol_type = str(buf[pos:end95], 'utf-8')
+    pos = end95
+    (obj93.generation,) = _S0.unpack_from(buf, pos)
+    pos += 4
+    n96 = buf[pos]
+    if n96 > 127:
+        n96, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n96 -= 1
+    end97 = pos + n96
+    if n96 < 0 or end97 > limit:
+        if n96 != -1:
+            raise bad_length('string', pos, n96, buf)
+        obj93.protocol = None
+    else:
+        obj93.protocol = str(buf[pos:end97], 'utf-8')
+        pos = end97
+    n98 = buf[pos]
+    if n98 > 127:
+        n98, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n98 -= 1
+    end99 = pos + n98
+    if n98 < 0 or end99 > limit:
+        if n98 != -1:
+            raise bad_length('string', pos, n98, buf)
+        obj93.leader = None
+    else:
+        obj93.leader = str(buf[pos:end99], 'utf-8')
+        pos = end99
+    (obj93.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
-    self.subscription, pos = r_cbytes(buf, pos)
-    self.assignment, pos = r_cbytes(buf, pos)
-    count22, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count22:
-        pos = r_tagged_unknown(buf, pos, count22, unknown)
-    self.unknown_tagged_fields = unknown
+    n100 = buf[pos]
+    if n100 > 127:
+        n100, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n100 -= 1
+    if n100 < 0 or n100 > limit - pos:
+        raise bad_length('array', pos, n100, buf)
+    items101 = []
+    for _ in range(n100):
+        obj103 = new(MemberMetadata)
+        n104 = buf[pos]
+        if n104 > 127:
+            n104, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n104 -= 1
+        end105 = pos + n104
+        if n104 < 0 or end105 > limit:
+            raise bad_length('string', pos, n104, buf)
+        obj103.member_id = str(buf[pos:end105], 'utf-8')
+        pos = end105
+        n106 = buf[pos]
+        if n106 > 127:
+            n106, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n106 -= 1
+        end107 = pos + n106
+        if n106 < 0 or end107 > limit:
+            if n106 != -1:
+                raise bad_length('string', pos, n106, buf)
+            obj103.group_instance_id = None
+        else:
+            obj103.group_instance_id = str(buf[pos:end107], 'utf-8')
+            pos = end107
+        n108 = buf[pos]
+        if n108 > 127:
+            n108, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n108 -= 1
+        end109 = pos + n108
+        if n108 < 0 or end109 > limit:
+            raise bad_length('string', pos, n108, buf)
+        obj103.client_id = str(buf[pos:end109], 'utf-8')
+        pos = end109
+        n110 = buf[pos]
+        if n110 > 127:
+            n110, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n110 -= 1
+        end111 = pos + n110
+        if n110 < 0 or end111 > limit:
+            raise bad_length('string', pos, n110, buf)
+        obj103.client_host = str(buf[pos:end111], 'utf-8')
+        pos = end111
+        (obj103.rebalance_timeout, obj103.session_timeout,) = _S2.unpack_from(buf, pos)
+        pos += 8
+        n112 = buf[pos]
+        if n112 > 127:
+            n112, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n112 -= 1
+        end113 = pos + n112
+        if n112 < 0 or end113 > limit:
+            raise bad_length('bytes', pos, n112, buf)
+        obj103.subscription = bytes(buf[pos:end113])
+        pos = end113
+        n114 = buf[pos]
+        if n114 > 127:
+            n114, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n114 -= 1
+        end115 = pos + n114
+        if n114 < 0 or end115 > limit:
+            raise bad_length('bytes', pos, n114, buf)
+        obj103.assignment = bytes(buf[pos:end115])
+        pos = end115
+        if buf[pos] == 0:
+            pos += 1
+            obj103.unknown_tagged_fields = []
+        else:
+            obj103.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items101.append(obj103)
+    obj93.members = items101
+    if buf[pos] == 0:
+        pos += 1
+        obj93.unknown_tagged_fields = []
+    else:
+        obj93.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj93
     return self, pos
 
 

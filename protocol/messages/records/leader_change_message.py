@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -54,12 +54,32 @@ class Voter(Struct):
 # LeaderChangeMessage v0
 def _enc_LeaderChangeMessage_v0(self, out, parts):
     out += _S0.pack(self.version, self.leader_id)
-    w_calen(out, self.voters)
-    for item1 in self.voters:
-        _enc_Voter_v0(item1, out, parts)
-    w_calen(out, self.granting_voters)
-    for item2 in self.granting_voters:
-        _enc_Voter_v0(item2, out, parts)
+    n1 = len(self.voters) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.voters:
+        if not (item2.voter_directory_id == ZERO_UUID):
+            raise cannot_carry('Voter', 'voter_directory_id', '0')
+        out += _S1.pack(item2.voter_id)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n3 = len(self.granting_voters) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.granting_voters:
+        if not (item4.voter_directory_id == ZERO_UUID):
+            raise cannot_carry('Voter', 'voter_directory_id', '0')
+        out += _S1.pack(item4.voter_id)
+        if item4.unknown_tagged_fields:
+            w_tagged(out, (), item4.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -67,38 +87,86 @@ def _enc_LeaderChangeMessage_v0(self, out, parts):
 
 
 def _dec_LeaderChangeMessage_v0(buf, pos):
-    self = new(LeaderChangeMessage)
-    (self.version, self.leader_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(LeaderChangeMessage)
+    (obj5.version, obj5.leader_id,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_Voter_v0(buf, pos)
-        items4.append(item5)
-    self.voters = items4
-    n6, pos = r_calen(buf, pos)
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    if n6 < 0 or n6 > limit - pos:
+        raise bad_length('array', pos, n6, buf)
     items7 = []
     for _ in range(n6):
-        item8, pos = _dec_Voter_v0(buf, pos)
-        items7.append(item8)
-    self.granting_voters = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
+        obj9 = new(Voter)
+        (obj9.voter_id,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        obj9.voter_directory_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj9.unknown_tagged_fields = []
+        else:
+            obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items7.append(obj9)
+    obj5.voters = items7
+    n10 = buf[pos]
+    if n10 > 127:
+        n10, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n10 -= 1
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    items11 = []
+    for _ in range(n10):
+        obj13 = new(Voter)
+        (obj13.voter_id,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        obj13.voter_directory_id = ZERO_UUID
+        if buf[pos] == 0:
+            pos += 1
+            obj13.unknown_tagged_fields = []
+        else:
+            obj13.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items11.append(obj13)
+    obj5.granting_voters = items11
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # LeaderChangeMessage v1
 def _enc_LeaderChangeMessage_v1(self, out, parts):
     out += _S0.pack(self.version, self.leader_id)
-    w_calen(out, self.voters)
-    for item10 in self.voters:
-        _enc_Voter_v1(item10, out, parts)
-    w_calen(out, self.granting_voters)
-    for item11 in self.granting_voters:
-        _enc_Voter_v1(item11, out, parts)
+    n14 = len(self.voters) + 1
+    if n14 < 128:
+        out.append(n14)
+    else:
+        w_uvarint(out, n14)
+    for item15 in self.voters:
+        out += _S2.pack(item15.voter_id, item15.voter_directory_id.bytes)
+        if item15.unknown_tagged_fields:
+            w_tagged(out, (), item15.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n16 = len(self.granting_voters) + 1
+    if n16 < 128:
+        out.append(n16)
+    else:
+        w_uvarint(out, n16)
+    for item17 in self.granting_voters:
+        out += _S2.pack(item17.voter_id, item17.voter_directory_id.bytes)
+        if item17.unknown_tagged_fields:
+            w_tagged(out, (), item17.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -106,72 +174,58 @@ def _enc_LeaderChangeMessage_v1(self, out, parts):
 
 
 def _dec_LeaderChangeMessage_v1(buf, pos):
-    self = new(LeaderChangeMessage)
-    (self.version, self.leader_id,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj18 = new(LeaderChangeMessage)
+    (obj18.version, obj18.leader_id,) = _S0.unpack_from(buf, pos)
     pos += 6
-    n12, pos = r_calen(buf, pos)
-    items13 = []
-    for _ in range(n12):
-        item14, pos = _dec_Voter_v1(buf, pos)
-        items13.append(item14)
-    self.voters = items13
-    n15, pos = r_calen(buf, pos)
-    items16 = []
-    for _ in range(n15):
-        item17, pos = _dec_Voter_v1(buf, pos)
-        items16.append(item17)
-    self.granting_voters = items16
-    count18, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count18:
-        pos = r_tagged_unknown(buf, pos, count18, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Voter v0
-def _enc_Voter_v0(self, out, parts):
-    if self.voter_directory_id != ZERO_UUID:
-        raise cannot_carry('Voter', 'voter_directory_id', '0')
-    out += _S1.pack(self.voter_id)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n19 = buf[pos]
+    if n19 > 127:
+        n19, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Voter_v0(buf, pos):
-    self = new(Voter)
-    (self.voter_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    self.voter_directory_id = ZERO_UUID
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        pos = r_tagged_unknown(buf, pos, count19, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Voter v1
-def _enc_Voter_v1(self, out, parts):
-    out += _S2.pack(self.voter_id, self.voter_directory_id.bytes)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n19 -= 1
+    if n19 < 0 or n19 > limit - pos:
+        raise bad_length('array', pos, n19, buf)
+    items20 = []
+    for _ in range(n19):
+        obj22 = new(Voter)
+        (obj22.voter_id, raw23,) = _S2.unpack_from(buf, pos)
+        pos += 20
+        obj22.voter_directory_id = uuid_from(raw23)
+        if buf[pos] == 0:
+            pos += 1
+            obj22.unknown_tagged_fields = []
+        else:
+            obj22.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items20.append(obj22)
+    obj18.voters = items20
+    n24 = buf[pos]
+    if n24 > 127:
+        n24, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Voter_v1(buf, pos):
-    self = new(Voter)
-    (self.voter_id, raw20,) = _S2.unpack_from(buf, pos)
-    pos += 20
-    self.voter_directory_id = uuid_from(raw20)
-    count21, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count21:
-        pos = r_tagged_unknown(buf, pos, count21, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n24 -= 1
+    if n24 < 0 or n24 > limit - pos:
+        raise bad_length('array', pos, n24, buf)
+    items25 = []
+    for _ in range(n24):
+        obj27 = new(Voter)
+        (obj27.voter_id, raw28,) = _S2.unpack_from(buf, pos)
+        pos += 20
+        obj27.voter_directory_id = uuid_from(raw28)
+        if buf[pos] == 0:
+            pos += 1
+            obj27.unknown_tagged_fields = []
+        else:
+            obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items25.append(obj27)
+    obj18.granting_voters = items25
+    if buf[pos] == 0:
+        pos += 1
+        obj18.unknown_tagged_fields = []
+    else:
+        obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj18
     return self, pos
 
 

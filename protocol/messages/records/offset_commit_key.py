@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,6 +16,7 @@ from .._runtime import (  # noqa: F401
 __all__ = ['OffsetCommitKey']
 
 _S0 = _Struct('>i')
+_S1 = _Struct('>h')
 
 
 class OffsetCommitKey(Message):
@@ -47,12 +48,26 @@ def _enc_OffsetCommitKey_v0(self, out, parts):
 
 
 def _dec_OffsetCommitKey_v0(buf, pos):
-    self = new(OffsetCommitKey)
-    self.group, pos = r_str(buf, pos)
-    self.topic, pos = r_str(buf, pos)
-    (self.partition,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(OffsetCommitKey)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.group = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (n4,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj1.topic = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    (obj1.partition,) = _S0.unpack_from(buf, pos)
     pos += 4
-    self.unknown_tagged_fields = []
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 

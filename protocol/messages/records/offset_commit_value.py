@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,9 @@ from .._runtime import (  # noqa: F401
 __all__ = ['OffsetCommitValue']
 
 _S0 = _Struct('>q')
-_S1 = _Struct('>qq')
-_S2 = _Struct('>qi')
+_S1 = _Struct('>h')
+_S2 = _Struct('>qq')
+_S3 = _Struct('>qi')
 
 
 class OffsetCommitValue(Message):
@@ -51,15 +52,23 @@ def _enc_OffsetCommitValue_v0(self, out, parts):
 
 
 def _dec_OffsetCommitValue_v0(buf, pos):
-    self = new(OffsetCommitValue)
-    (self.offset,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(OffsetCommitValue)
+    (obj1.offset,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.metadata, pos = r_str(buf, pos)
-    (self.commit_timestamp,) = _S0.unpack_from(buf, pos)
+    (n2,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.metadata = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (obj1.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.leader_epoch = -1
-    self.expire_timestamp = -1
-    self.unknown_tagged_fields = []
+    obj1.leader_epoch = -1
+    obj1.expire_timestamp = -1
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 
@@ -67,26 +76,34 @@ def _dec_OffsetCommitValue_v0(buf, pos):
 def _enc_OffsetCommitValue_v1(self, out, parts):
     out += _S0.pack(self.offset)
     w_str(out, self.metadata)
-    out += _S1.pack(self.commit_timestamp, self.expire_timestamp)
+    out += _S2.pack(self.commit_timestamp, self.expire_timestamp)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('OffsetCommitValue', '1')
 
 
 def _dec_OffsetCommitValue_v1(buf, pos):
-    self = new(OffsetCommitValue)
-    (self.offset,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(OffsetCommitValue)
+    (obj4.offset,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.metadata, pos = r_str(buf, pos)
-    (self.commit_timestamp, self.expire_timestamp,) = _S1.unpack_from(buf, pos)
+    (n5,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end6 = pos + n5
+    if n5 < 0 or end6 > limit:
+        raise bad_length('string', pos, n5, buf)
+    obj4.metadata = str(buf[pos:end6], 'utf-8')
+    pos = end6
+    (obj4.commit_timestamp, obj4.expire_timestamp,) = _S2.unpack_from(buf, pos)
     pos += 16
-    self.leader_epoch = -1
-    self.unknown_tagged_fields = []
+    obj4.leader_epoch = -1
+    obj4.unknown_tagged_fields = []
+    self = obj4
     return self, pos
 
 
 # OffsetCommitValue v3
 def _enc_OffsetCommitValue_v3(self, out, parts):
-    out += _S2.pack(self.offset, self.leader_epoch)
+    out += _S3.pack(self.offset, self.leader_epoch)
     w_str(out, self.metadata)
     out += _S0.pack(self.commit_timestamp)
     if self.unknown_tagged_fields:
@@ -94,20 +111,28 @@ def _enc_OffsetCommitValue_v3(self, out, parts):
 
 
 def _dec_OffsetCommitValue_v3(buf, pos):
-    self = new(OffsetCommitValue)
-    (self.offset, self.leader_epoch,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(OffsetCommitValue)
+    (obj7.offset, obj7.leader_epoch,) = _S3.unpack_from(buf, pos)
     pos += 12
-    self.metadata, pos = r_str(buf, pos)
-    (self.commit_timestamp,) = _S0.unpack_from(buf, pos)
+    (n8,) = _S1.unpack_from(buf, pos)
+    pos += 2
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('string', pos, n8, buf)
+    obj7.metadata = str(buf[pos:end9], 'utf-8')
+    pos = end9
+    (obj7.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.expire_timestamp = -1
-    self.unknown_tagged_fields = []
+    obj7.expire_timestamp = -1
+    obj7.unknown_tagged_fields = []
+    self = obj7
     return self, pos
 
 
 # OffsetCommitValue v4
 def _enc_OffsetCommitValue_v4(self, out, parts):
-    out += _S2.pack(self.offset, self.leader_epoch)
+    out += _S3.pack(self.offset, self.leader_epoch)
     w_cstr(out, self.metadata)
     out += _S0.pack(self.commit_timestamp)
     if self.unknown_tagged_fields:
@@ -117,18 +142,30 @@ def _enc_OffsetCommitValue_v4(self, out, parts):
 
 
 def _dec_OffsetCommitValue_v4(buf, pos):
-    self = new(OffsetCommitValue)
-    (self.offset, self.leader_epoch,) = _S2.unpack_from(buf, pos)
+    limit = len(buf)
+    obj10 = new(OffsetCommitValue)
+    (obj10.offset, obj10.leader_epoch,) = _S3.unpack_from(buf, pos)
     pos += 12
-    self.metadata, pos = r_cstr(buf, pos)
-    (self.commit_timestamp,) = _S0.unpack_from(buf, pos)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    end12 = pos + n11
+    if n11 < 0 or end12 > limit:
+        raise bad_length('string', pos, n11, buf)
+    obj10.metadata = str(buf[pos:end12], 'utf-8')
+    pos = end12
+    (obj10.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
-    self.expire_timestamp = -1
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    obj10.expire_timestamp = -1
+    if buf[pos] == 0:
+        pos += 1
+        obj10.unknown_tagged_fields = []
+    else:
+        obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj10
     return self, pos
 
 

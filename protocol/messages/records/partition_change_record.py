@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -18,6 +18,7 @@ __all__ = ['PartitionChangeRecord']
 _S0 = _Struct('>i16s')
 _S1 = _Struct('>i')
 _S2 = _Struct('>b')
+_S3 = _Struct('>16s')
 
 
 class PartitionChangeRecord(Message):
@@ -49,407 +50,558 @@ class PartitionChangeRecord(Message):
 
 # PartitionChangeRecord v0
 def _enc_PartitionChangeRecord_v0(self, out, parts):
-    if self.directories is not None:
+    if not (self.directories is None):
         raise cannot_carry('PartitionChangeRecord', 'directories', '0')
-    if self.eligible_leader_replicas is not None:
+    if not (self.eligible_leader_replicas is None):
         raise cannot_carry('PartitionChangeRecord', 'eligible_leader_replicas', '0')
-    if self.last_known_elr is not None:
+    if not (self.last_known_elr is None):
         raise cannot_carry('PartitionChangeRecord', 'last_known_elr', '0')
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    tagged = []
-    if self.isr is not None:
-        field = bytearray()
-        w_cnalen(field, self.isr)
+    tagged1 = []
+    if not (self.isr is None):
+        field2 = bytearray()
+        w_cnalen(field2, self.isr)
         if self.isr is not None:
-            w_fixed_array(field, self.isr, 'i')
-        tagged.append((0, field))
-    if self.leader != -2:
-        field = bytearray()
-        field += _S1.pack(self.leader)
-        tagged.append((1, field))
-    if self.replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.replicas)
+            w_fixed_array(field2, self.isr, 'i')
+        tagged1.append((0, field2))
+    if not (self.leader == -2):
+        field3 = bytearray()
+        field3 += _S1.pack(self.leader)
+        tagged1.append((1, field3))
+    if not (self.replicas is None):
+        field4 = bytearray()
+        w_cnalen(field4, self.replicas)
         if self.replicas is not None:
-            w_fixed_array(field, self.replicas, 'i')
-        tagged.append((2, field))
-    if self.removing_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.removing_replicas)
+            w_fixed_array(field4, self.replicas, 'i')
+        tagged1.append((2, field4))
+    if not (self.removing_replicas is None):
+        field5 = bytearray()
+        w_cnalen(field5, self.removing_replicas)
         if self.removing_replicas is not None:
-            w_fixed_array(field, self.removing_replicas, 'i')
-        tagged.append((3, field))
-    if self.adding_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.adding_replicas)
+            w_fixed_array(field5, self.removing_replicas, 'i')
+        tagged1.append((3, field5))
+    if not (self.adding_replicas is None):
+        field6 = bytearray()
+        w_cnalen(field6, self.adding_replicas)
         if self.adding_replicas is not None:
-            w_fixed_array(field, self.adding_replicas, 'i')
-        tagged.append((4, field))
-    if self.leader_recovery_state != -1:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((5, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+            w_fixed_array(field6, self.adding_replicas, 'i')
+        tagged1.append((4, field6))
+    if not (self.leader_recovery_state == -1):
+        field7 = bytearray()
+        field7 += _S2.pack(self.leader_recovery_state)
+        tagged1.append((5, field7))
+    if tagged1 or self.unknown_tagged_fields:
+        w_tagged(out, tagged1, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionChangeRecord_v0(buf, pos):
-    self = new(PartitionChangeRecord)
-    (self.partition_id, raw1,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj8 = new(PartitionChangeRecord)
+    (obj8.partition_id, raw9,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw1)
-    self.isr = None
-    self.leader = -2
-    self.replicas = None
-    self.removing_replicas = None
-    self.adding_replicas = None
-    self.leader_recovery_state = -1
-    self.directories = None
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count2, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count2:
-        for _ in range(count2):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n3, pos = r_cnalen(field, pos)
-                if n3 < 0:
-                    self.isr = None
+    obj8.topic_id = uuid_from(raw9)
+    obj8.isr = None
+    obj8.leader = -2
+    obj8.replicas = None
+    obj8.removing_replicas = None
+    obj8.adding_replicas = None
+    obj8.leader_recovery_state = -1
+    obj8.directories = None
+    obj8.eligible_leader_replicas = None
+    obj8.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj8.unknown_tagged_fields = []
+    else:
+        count10, pos = r_uvarint(buf, pos)
+        unknown11 = []
+        for _ in range(count10):
+            tag12, start13, end14 = r_tag_header(buf, pos)
+            if tag12 == 0:
+                pos = start13
+                n15 = buf[pos]
+                if n15 > 127:
+                    n15, pos = r_uvarint(buf, pos)
                 else:
-                    self.isr, pos = r_fixed_array(field, pos, n3, 'i', 4)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.leader,) = _S1.unpack_from(field, pos)
+                    pos += 1
+                n15 -= 1
+                if (n15 < 0 and n15 != -1) or n15 > limit - pos:
+                    raise bad_length('array', pos, n15, buf)
+                if n15 < 0:
+                    obj8.isr = None
+                else:
+                    obj8.isr, pos = r_fixed_array(buf, pos, n15, 'i', 4)
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
+            elif tag12 == 1:
+                pos = start13
+                (obj8.leader,) = _S1.unpack_from(buf, pos)
                 pos += 4
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n4, pos = r_cnalen(field, pos)
-                if n4 < 0:
-                    self.replicas = None
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
+            elif tag12 == 2:
+                pos = start13
+                n16 = buf[pos]
+                if n16 > 127:
+                    n16, pos = r_uvarint(buf, pos)
                 else:
-                    self.replicas, pos = r_fixed_array(field, pos, n4, 'i', 4)
-            elif tag == 3:
-                field = buf[:end]
-                pos = start
-                n5, pos = r_cnalen(field, pos)
-                if n5 < 0:
-                    self.removing_replicas = None
+                    pos += 1
+                n16 -= 1
+                if (n16 < 0 and n16 != -1) or n16 > limit - pos:
+                    raise bad_length('array', pos, n16, buf)
+                if n16 < 0:
+                    obj8.replicas = None
                 else:
-                    self.removing_replicas, pos = r_fixed_array(field, pos, n5, 'i', 4)
-            elif tag == 4:
-                field = buf[:end]
-                pos = start
-                n6, pos = r_cnalen(field, pos)
-                if n6 < 0:
-                    self.adding_replicas = None
+                    obj8.replicas, pos = r_fixed_array(buf, pos, n16, 'i', 4)
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
+            elif tag12 == 3:
+                pos = start13
+                n17 = buf[pos]
+                if n17 > 127:
+                    n17, pos = r_uvarint(buf, pos)
                 else:
-                    self.adding_replicas, pos = r_fixed_array(field, pos, n6, 'i', 4)
-            elif tag == 5:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+                    pos += 1
+                n17 -= 1
+                if (n17 < 0 and n17 != -1) or n17 > limit - pos:
+                    raise bad_length('array', pos, n17, buf)
+                if n17 < 0:
+                    obj8.removing_replicas = None
+                else:
+                    obj8.removing_replicas, pos = r_fixed_array(buf, pos, n17, 'i', 4)
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
+            elif tag12 == 4:
+                pos = start13
+                n18 = buf[pos]
+                if n18 > 127:
+                    n18, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n18 -= 1
+                if (n18 < 0 and n18 != -1) or n18 > limit - pos:
+                    raise bad_length('array', pos, n18, buf)
+                if n18 < 0:
+                    obj8.adding_replicas = None
+                else:
+                    obj8.adding_replicas, pos = r_fixed_array(buf, pos, n18, 'i', 4)
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
+            elif tag12 == 5:
+                pos = start13
+                (obj8.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
+                if pos != end14:
+                    raise tagged_size_mismatch(tag12, start13, end14, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown11.append((tag12, bytes(buf[start13:end14])))
+                pos = end14
+        obj8.unknown_tagged_fields = unknown11
+    self = obj8
     return self, pos
 
 
 # PartitionChangeRecord v1
 def _enc_PartitionChangeRecord_v1(self, out, parts):
-    if self.eligible_leader_replicas is not None:
+    if not (self.eligible_leader_replicas is None):
         raise cannot_carry('PartitionChangeRecord', 'eligible_leader_replicas', '1')
-    if self.last_known_elr is not None:
+    if not (self.last_known_elr is None):
         raise cannot_carry('PartitionChangeRecord', 'last_known_elr', '1')
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    tagged = []
-    if self.isr is not None:
-        field = bytearray()
-        w_cnalen(field, self.isr)
+    tagged19 = []
+    if not (self.isr is None):
+        field20 = bytearray()
+        w_cnalen(field20, self.isr)
         if self.isr is not None:
-            w_fixed_array(field, self.isr, 'i')
-        tagged.append((0, field))
-    if self.leader != -2:
-        field = bytearray()
-        field += _S1.pack(self.leader)
-        tagged.append((1, field))
-    if self.replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.replicas)
+            w_fixed_array(field20, self.isr, 'i')
+        tagged19.append((0, field20))
+    if not (self.leader == -2):
+        field21 = bytearray()
+        field21 += _S1.pack(self.leader)
+        tagged19.append((1, field21))
+    if not (self.replicas is None):
+        field22 = bytearray()
+        w_cnalen(field22, self.replicas)
         if self.replicas is not None:
-            w_fixed_array(field, self.replicas, 'i')
-        tagged.append((2, field))
-    if self.removing_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.removing_replicas)
+            w_fixed_array(field22, self.replicas, 'i')
+        tagged19.append((2, field22))
+    if not (self.removing_replicas is None):
+        field23 = bytearray()
+        w_cnalen(field23, self.removing_replicas)
         if self.removing_replicas is not None:
-            w_fixed_array(field, self.removing_replicas, 'i')
-        tagged.append((3, field))
-    if self.adding_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.adding_replicas)
+            w_fixed_array(field23, self.removing_replicas, 'i')
+        tagged19.append((3, field23))
+    if not (self.adding_replicas is None):
+        field24 = bytearray()
+        w_cnalen(field24, self.adding_replicas)
         if self.adding_replicas is not None:
-            w_fixed_array(field, self.adding_replicas, 'i')
-        tagged.append((4, field))
-    if self.leader_recovery_state != -1:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((5, field))
-    if self.directories is not None:
-        field = bytearray()
-        w_cnalen(field, self.directories)
+            w_fixed_array(field24, self.adding_replicas, 'i')
+        tagged19.append((4, field24))
+    if not (self.leader_recovery_state == -1):
+        field25 = bytearray()
+        field25 += _S2.pack(self.leader_recovery_state)
+        tagged19.append((5, field25))
+    if not (self.directories is None):
+        field26 = bytearray()
+        w_cnalen(field26, self.directories)
         if self.directories is not None:
-            for item7 in self.directories:
-                field += item7.bytes
-        tagged.append((8, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+            for item27 in self.directories:
+                field26 += item27.bytes
+        tagged19.append((8, field26))
+    if tagged19 or self.unknown_tagged_fields:
+        w_tagged(out, tagged19, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionChangeRecord_v1(buf, pos):
-    self = new(PartitionChangeRecord)
-    (self.partition_id, raw8,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj28 = new(PartitionChangeRecord)
+    (obj28.partition_id, raw29,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw8)
-    self.isr = None
-    self.leader = -2
-    self.replicas = None
-    self.removing_replicas = None
-    self.adding_replicas = None
-    self.leader_recovery_state = -1
-    self.directories = None
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        for _ in range(count9):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n10, pos = r_cnalen(field, pos)
-                if n10 < 0:
-                    self.isr = None
+    obj28.topic_id = uuid_from(raw29)
+    obj28.isr = None
+    obj28.leader = -2
+    obj28.replicas = None
+    obj28.removing_replicas = None
+    obj28.adding_replicas = None
+    obj28.leader_recovery_state = -1
+    obj28.directories = None
+    obj28.eligible_leader_replicas = None
+    obj28.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj28.unknown_tagged_fields = []
+    else:
+        count30, pos = r_uvarint(buf, pos)
+        unknown31 = []
+        for _ in range(count30):
+            tag32, start33, end34 = r_tag_header(buf, pos)
+            if tag32 == 0:
+                pos = start33
+                n35 = buf[pos]
+                if n35 > 127:
+                    n35, pos = r_uvarint(buf, pos)
                 else:
-                    self.isr, pos = r_fixed_array(field, pos, n10, 'i', 4)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.leader,) = _S1.unpack_from(field, pos)
+                    pos += 1
+                n35 -= 1
+                if (n35 < 0 and n35 != -1) or n35 > limit - pos:
+                    raise bad_length('array', pos, n35, buf)
+                if n35 < 0:
+                    obj28.isr = None
+                else:
+                    obj28.isr, pos = r_fixed_array(buf, pos, n35, 'i', 4)
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 1:
+                pos = start33
+                (obj28.leader,) = _S1.unpack_from(buf, pos)
                 pos += 4
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n11, pos = r_cnalen(field, pos)
-                if n11 < 0:
-                    self.replicas = None
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 2:
+                pos = start33
+                n36 = buf[pos]
+                if n36 > 127:
+                    n36, pos = r_uvarint(buf, pos)
                 else:
-                    self.replicas, pos = r_fixed_array(field, pos, n11, 'i', 4)
-            elif tag == 3:
-                field = buf[:end]
-                pos = start
-                n12, pos = r_cnalen(field, pos)
-                if n12 < 0:
-                    self.removing_replicas = None
+                    pos += 1
+                n36 -= 1
+                if (n36 < 0 and n36 != -1) or n36 > limit - pos:
+                    raise bad_length('array', pos, n36, buf)
+                if n36 < 0:
+                    obj28.replicas = None
                 else:
-                    self.removing_replicas, pos = r_fixed_array(field, pos, n12, 'i', 4)
-            elif tag == 4:
-                field = buf[:end]
-                pos = start
-                n13, pos = r_cnalen(field, pos)
-                if n13 < 0:
-                    self.adding_replicas = None
+                    obj28.replicas, pos = r_fixed_array(buf, pos, n36, 'i', 4)
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 3:
+                pos = start33
+                n37 = buf[pos]
+                if n37 > 127:
+                    n37, pos = r_uvarint(buf, pos)
                 else:
-                    self.adding_replicas, pos = r_fixed_array(field, pos, n13, 'i', 4)
-            elif tag == 5:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+                    pos += 1
+                n37 -= 1
+                if (n37 < 0 and n37 != -1) or n37 > limit - pos:
+                    raise bad_length('array', pos, n37, buf)
+                if n37 < 0:
+                    obj28.removing_replicas = None
+                else:
+                    obj28.removing_replicas, pos = r_fixed_array(buf, pos, n37, 'i', 4)
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 4:
+                pos = start33
+                n38 = buf[pos]
+                if n38 > 127:
+                    n38, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n38 -= 1
+                if (n38 < 0 and n38 != -1) or n38 > limit - pos:
+                    raise bad_length('array', pos, n38, buf)
+                if n38 < 0:
+                    obj28.adding_replicas = None
+                else:
+                    obj28.adding_replicas, pos = r_fixed_array(buf, pos, n38, 'i', 4)
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 5:
+                pos = start33
+                (obj28.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 8:
-                field = buf[:end]
-                pos = start
-                n14, pos = r_cnalen(field, pos)
-                if n14 < 0:
-                    self.directories = None
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
+            elif tag32 == 8:
+                pos = start33
+                n39 = buf[pos]
+                if n39 > 127:
+                    n39, pos = r_uvarint(buf, pos)
                 else:
-                    items15 = []
-                    for _ in range(n14):
-                        item16, pos = r_uuid(field, pos)
-                        items15.append(item16)
-                    self.directories = items15
+                    pos += 1
+                n39 -= 1
+                if (n39 < 0 and n39 != -1) or n39 > limit - pos:
+                    raise bad_length('array', pos, n39, buf)
+                if n39 < 0:
+                    obj28.directories = None
+                else:
+                    items40 = []
+                    for _ in range(n39):
+                        item41 = uuid_from(_S3.unpack_from(buf, pos)[0])
+                        pos += 16
+                        items40.append(item41)
+                    obj28.directories = items40
+                if pos != end34:
+                    raise tagged_size_mismatch(tag32, start33, end34, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown31.append((tag32, bytes(buf[start33:end34])))
+                pos = end34
+        obj28.unknown_tagged_fields = unknown31
+    self = obj28
     return self, pos
 
 
 # PartitionChangeRecord v2
 def _enc_PartitionChangeRecord_v2(self, out, parts):
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    tagged = []
-    if self.isr is not None:
-        field = bytearray()
-        w_cnalen(field, self.isr)
+    tagged42 = []
+    if not (self.isr is None):
+        field43 = bytearray()
+        w_cnalen(field43, self.isr)
         if self.isr is not None:
-            w_fixed_array(field, self.isr, 'i')
-        tagged.append((0, field))
-    if self.leader != -2:
-        field = bytearray()
-        field += _S1.pack(self.leader)
-        tagged.append((1, field))
-    if self.replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.replicas)
+            w_fixed_array(field43, self.isr, 'i')
+        tagged42.append((0, field43))
+    if not (self.leader == -2):
+        field44 = bytearray()
+        field44 += _S1.pack(self.leader)
+        tagged42.append((1, field44))
+    if not (self.replicas is None):
+        field45 = bytearray()
+        w_cnalen(field45, self.replicas)
         if self.replicas is not None:
-            w_fixed_array(field, self.replicas, 'i')
-        tagged.append((2, field))
-    if self.removing_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.removing_replicas)
+            w_fixed_array(field45, self.replicas, 'i')
+        tagged42.append((2, field45))
+    if not (self.removing_replicas is None):
+        field46 = bytearray()
+        w_cnalen(field46, self.removing_replicas)
         if self.removing_replicas is not None:
-            w_fixed_array(field, self.removing_replicas, 'i')
-        tagged.append((3, field))
-    if self.adding_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.adding_replicas)
+            w_fixed_array(field46, self.removing_replicas, 'i')
+        tagged42.append((3, field46))
+    if not (self.adding_replicas is None):
+        field47 = bytearray()
+        w_cnalen(field47, self.adding_replicas)
         if self.adding_replicas is not None:
-            w_fixed_array(field, self.adding_replicas, 'i')
-        tagged.append((4, field))
-    if self.leader_recovery_state != -1:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((5, field))
-    if self.eligible_leader_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.eligible_leader_replicas)
+            w_fixed_array(field47, self.adding_replicas, 'i')
+        tagged42.append((4, field47))
+    if not (self.leader_recovery_state == -1):
+        field48 = bytearray()
+        field48 += _S2.pack(self.leader_recovery_state)
+        tagged42.append((5, field48))
+    if not (self.eligible_leader_replicas is None):
+        field49 = bytearray()
+        w_cnalen(field49, self.eligible_leader_replicas)
         if self.eligible_leader_replicas is not None:
-            w_fixed_array(field, self.eligible_leader_replicas, 'i')
-        tagged.append((6, field))
-    if self.last_known_elr is not None:
-        field = bytearray()
-        w_cnalen(field, self.last_known_elr)
+            w_fixed_array(field49, self.eligible_leader_replicas, 'i')
+        tagged42.append((6, field49))
+    if not (self.last_known_elr is None):
+        field50 = bytearray()
+        w_cnalen(field50, self.last_known_elr)
         if self.last_known_elr is not None:
-            w_fixed_array(field, self.last_known_elr, 'i')
-        tagged.append((7, field))
-    if self.directories is not None:
-        field = bytearray()
-        w_cnalen(field, self.directories)
+            w_fixed_array(field50, self.last_known_elr, 'i')
+        tagged42.append((7, field50))
+    if not (self.directories is None):
+        field51 = bytearray()
+        w_cnalen(field51, self.directories)
         if self.directories is not None:
-            for item17 in self.directories:
-                field += item17.bytes
-        tagged.append((8, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+            for item52 in self.directories:
+                field51 += item52.bytes
+        tagged42.append((8, field51))
+    if tagged42 or self.unknown_tagged_fields:
+        w_tagged(out, tagged42, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionChangeRecord_v2(buf, pos):
-    self = new(PartitionChangeRecord)
-    (self.partition_id, raw18,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj53 = new(PartitionChangeRecord)
+    (obj53.partition_id, raw54,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw18)
-    self.isr = None
-    self.leader = -2
-    self.replicas = None
-    self.removing_replicas = None
-    self.adding_replicas = None
-    self.leader_recovery_state = -1
-    self.directories = None
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count19, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count19:
-        for _ in range(count19):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n20, pos = r_cnalen(field, pos)
-                if n20 < 0:
-                    self.isr = None
+    obj53.topic_id = uuid_from(raw54)
+    obj53.isr = None
+    obj53.leader = -2
+    obj53.replicas = None
+    obj53.removing_replicas = None
+    obj53.adding_replicas = None
+    obj53.leader_recovery_state = -1
+    obj53.directories = None
+    obj53.eligible_leader_replicas = None
+    obj53.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj53.unknown_tagged_fields = []
+    else:
+        count55, pos = r_uvarint(buf, pos)
+        unknown56 = []
+        for _ in range(count55):
+            tag57, start58, end59 = r_tag_header(buf, pos)
+            if tag57 == 0:
+                pos = start58
+                n60 = buf[pos]
+                if n60 > 127:
+                    n60, pos = r_uvarint(buf, pos)
                 else:
-                    self.isr, pos = r_fixed_array(field, pos, n20, 'i', 4)
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.leader,) = _S1.unpack_from(field, pos)
+                    pos += 1
+                n60 -= 1
+                if (n60 < 0 and n60 != -1) or n60 > limit - pos:
+                    raise bad_length('array', pos, n60, buf)
+                if n60 < 0:
+                    obj53.isr = None
+                else:
+                    obj53.isr, pos = r_fixed_array(buf, pos, n60, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 1:
+                pos = start58
+                (obj53.leader,) = _S1.unpack_from(buf, pos)
                 pos += 4
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n21, pos = r_cnalen(field, pos)
-                if n21 < 0:
-                    self.replicas = None
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 2:
+                pos = start58
+                n61 = buf[pos]
+                if n61 > 127:
+                    n61, pos = r_uvarint(buf, pos)
                 else:
-                    self.replicas, pos = r_fixed_array(field, pos, n21, 'i', 4)
-            elif tag == 3:
-                field = buf[:end]
-                pos = start
-                n22, pos = r_cnalen(field, pos)
-                if n22 < 0:
-                    self.removing_replicas = None
+                    pos += 1
+                n61 -= 1
+                if (n61 < 0 and n61 != -1) or n61 > limit - pos:
+                    raise bad_length('array', pos, n61, buf)
+                if n61 < 0:
+                    obj53.replicas = None
                 else:
-                    self.removing_replicas, pos = r_fixed_array(field, pos, n22, 'i', 4)
-            elif tag == 4:
-                field = buf[:end]
-                pos = start
-                n23, pos = r_cnalen(field, pos)
-                if n23 < 0:
-                    self.adding_replicas = None
+                    obj53.replicas, pos = r_fixed_array(buf, pos, n61, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 3:
+                pos = start58
+                n62 = buf[pos]
+                if n62 > 127:
+                    n62, pos = r_uvarint(buf, pos)
                 else:
-                    self.adding_replicas, pos = r_fixed_array(field, pos, n23, 'i', 4)
-            elif tag == 5:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+                    pos += 1
+                n62 -= 1
+                if (n62 < 0 and n62 != -1) or n62 > limit - pos:
+                    raise bad_length('array', pos, n62, buf)
+                if n62 < 0:
+                    obj53.removing_replicas = None
+                else:
+                    obj53.removing_replicas, pos = r_fixed_array(buf, pos, n62, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 4:
+                pos = start58
+                n63 = buf[pos]
+                if n63 > 127:
+                    n63, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n63 -= 1
+                if (n63 < 0 and n63 != -1) or n63 > limit - pos:
+                    raise bad_length('array', pos, n63, buf)
+                if n63 < 0:
+                    obj53.adding_replicas = None
+                else:
+                    obj53.adding_replicas, pos = r_fixed_array(buf, pos, n63, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 5:
+                pos = start58
+                (obj53.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 6:
-                field = buf[:end]
-                pos = start
-                n24, pos = r_cnalen(field, pos)
-                if n24 < 0:
-                    self.eligible_leader_replicas = None
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 6:
+                pos = start58
+                n64 = buf[pos]
+                if n64 > 127:
+                    n64, pos = r_uvarint(buf, pos)
                 else:
-                    self.eligible_leader_replicas, pos = r_fixed_array(field, pos, n24, 'i', 4)
-            elif tag == 7:
-                field = buf[:end]
-                pos = start
-                n25, pos = r_cnalen(field, pos)
-                if n25 < 0:
-                    self.last_known_elr = None
+                    pos += 1
+                n64 -= 1
+                if (n64 < 0 and n64 != -1) or n64 > limit - pos:
+                    raise bad_length('array', pos, n64, buf)
+                if n64 < 0:
+                    obj53.eligible_leader_replicas = None
                 else:
-                    self.last_known_elr, pos = r_fixed_array(field, pos, n25, 'i', 4)
-            elif tag == 8:
-                field = buf[:end]
-                pos = start
-                n26, pos = r_cnalen(field, pos)
-                if n26 < 0:
-                    self.directories = None
+                    obj53.eligible_leader_replicas, pos = r_fixed_array(buf, pos, n64, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 7:
+                pos = start58
+                n65 = buf[pos]
+                if n65 > 127:
+                    n65, pos = r_uvarint(buf, pos)
                 else:
-                    items27 = []
-                    for _ in range(n26):
-                        item28, pos = r_uuid(field, pos)
-                        items27.append(item28)
-                    self.directories = items27
+                    pos += 1
+                n65 -= 1
+                if (n65 < 0 and n65 != -1) or n65 > limit - pos:
+                    raise bad_length('array', pos, n65, buf)
+                if n65 < 0:
+                    obj53.last_known_elr = None
+                else:
+                    obj53.last_known_elr, pos = r_fixed_array(buf, pos, n65, 'i', 4)
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
+            elif tag57 == 8:
+                pos = start58
+                n66 = buf[pos]
+                if n66 > 127:
+                    n66, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n66 -= 1
+                if (n66 < 0 and n66 != -1) or n66 > limit - pos:
+                    raise bad_length('array', pos, n66, buf)
+                if n66 < 0:
+                    obj53.directories = None
+                else:
+                    items67 = []
+                    for _ in range(n66):
+                        item68 = uuid_from(_S3.unpack_from(buf, pos)[0])
+                        pos += 16
+                        items67.append(item68)
+                    obj53.directories = items67
+                if pos != end59:
+                    raise tagged_size_mismatch(tag57, start58, end59, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown56.append((tag57, bytes(buf[start58:end59])))
+                pos = end59
+        obj53.unknown_tagged_fields = unknown56
+    self = obj53
     return self, pos
 
 

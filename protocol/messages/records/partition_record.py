@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -18,6 +18,7 @@ __all__ = ['PartitionRecord']
 _S0 = _Struct('>i16s')
 _S1 = _Struct('>iii')
 _S2 = _Struct('>b')
+_S3 = _Struct('>16s')
 
 
 class PartitionRecord(Message):
@@ -51,232 +52,422 @@ class PartitionRecord(Message):
 
 # PartitionRecord v0
 def _enc_PartitionRecord_v0(self, out, parts):
-    if (self.directories is None or len(self.directories) != 0):
+    if not ((self.directories is not None and len(self.directories) == 0)):
         raise cannot_carry('PartitionRecord', 'directories', '0')
-    if self.eligible_leader_replicas is not None:
+    if not (self.eligible_leader_replicas is None):
         raise cannot_carry('PartitionRecord', 'eligible_leader_replicas', '0')
-    if self.last_known_elr is not None:
+    if not (self.last_known_elr is None):
         raise cannot_carry('PartitionRecord', 'last_known_elr', '0')
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    w_calen(out, self.replicas)
+    n1 = len(self.replicas) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
     w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.isr)
+    n2 = len(self.isr) + 1
+    if n2 < 128:
+        out.append(n2)
+    else:
+        w_uvarint(out, n2)
     w_fixed_array(out, self.isr, 'i')
-    w_calen(out, self.removing_replicas)
+    n3 = len(self.removing_replicas) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
     w_fixed_array(out, self.removing_replicas, 'i')
-    w_calen(out, self.adding_replicas)
+    n4 = len(self.adding_replicas) + 1
+    if n4 < 128:
+        out.append(n4)
+    else:
+        w_uvarint(out, n4)
     w_fixed_array(out, self.adding_replicas, 'i')
     out += _S1.pack(self.leader, self.leader_epoch, self.partition_epoch)
-    tagged = []
-    if self.leader_recovery_state != 0:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged5 = []
+    if not (self.leader_recovery_state == 0):
+        field6 = bytearray()
+        field6 += _S2.pack(self.leader_recovery_state)
+        tagged5.append((0, field6))
+    if tagged5 or self.unknown_tagged_fields:
+        w_tagged(out, tagged5, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionRecord_v0(buf, pos):
-    self = new(PartitionRecord)
-    (self.partition_id, raw1,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj7 = new(PartitionRecord)
+    (obj7.partition_id, raw8,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw1)
-    n2, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n2, 'i', 4)
-    n3, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n3, 'i', 4)
-    n4, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n4, 'i', 4)
-    n5, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n5, 'i', 4)
-    (self.leader, self.leader_epoch, self.partition_epoch,) = _S1.unpack_from(buf, pos)
+    obj7.topic_id = uuid_from(raw8)
+    n9 = buf[pos]
+    if n9 > 127:
+        n9, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n9 -= 1
+    if n9 < 0 or n9 > limit - pos:
+        raise bad_length('array', pos, n9, buf)
+    obj7.replicas, pos = r_fixed_array(buf, pos, n9, 'i', 4)
+    n10 = buf[pos]
+    if n10 > 127:
+        n10, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n10 -= 1
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    obj7.isr, pos = r_fixed_array(buf, pos, n10, 'i', 4)
+    n11 = buf[pos]
+    if n11 > 127:
+        n11, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n11 -= 1
+    if n11 < 0 or n11 > limit - pos:
+        raise bad_length('array', pos, n11, buf)
+    obj7.removing_replicas, pos = r_fixed_array(buf, pos, n11, 'i', 4)
+    n12 = buf[pos]
+    if n12 > 127:
+        n12, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n12 -= 1
+    if n12 < 0 or n12 > limit - pos:
+        raise bad_length('array', pos, n12, buf)
+    obj7.adding_replicas, pos = r_fixed_array(buf, pos, n12, 'i', 4)
+    (obj7.leader, obj7.leader_epoch, obj7.partition_epoch,) = _S1.unpack_from(buf, pos)
     pos += 12
-    self.leader_recovery_state = 0
-    self.directories = []
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        for _ in range(count6):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+    obj7.leader_recovery_state = 0
+    obj7.directories = []
+    obj7.eligible_leader_replicas = None
+    obj7.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj7.unknown_tagged_fields = []
+    else:
+        count13, pos = r_uvarint(buf, pos)
+        unknown14 = []
+        for _ in range(count13):
+            tag15, start16, end17 = r_tag_header(buf, pos)
+            if tag15 == 0:
+                pos = start16
+                (obj7.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
+                if pos != end17:
+                    raise tagged_size_mismatch(tag15, start16, end17, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown14.append((tag15, bytes(buf[start16:end17])))
+                pos = end17
+        obj7.unknown_tagged_fields = unknown14
+    self = obj7
     return self, pos
 
 
 # PartitionRecord v1
 def _enc_PartitionRecord_v1(self, out, parts):
-    if self.eligible_leader_replicas is not None:
+    if not (self.eligible_leader_replicas is None):
         raise cannot_carry('PartitionRecord', 'eligible_leader_replicas', '1')
-    if self.last_known_elr is not None:
+    if not (self.last_known_elr is None):
         raise cannot_carry('PartitionRecord', 'last_known_elr', '1')
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    w_calen(out, self.replicas)
+    n18 = len(self.replicas) + 1
+    if n18 < 128:
+        out.append(n18)
+    else:
+        w_uvarint(out, n18)
     w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.isr)
+    n19 = len(self.isr) + 1
+    if n19 < 128:
+        out.append(n19)
+    else:
+        w_uvarint(out, n19)
     w_fixed_array(out, self.isr, 'i')
-    w_calen(out, self.removing_replicas)
+    n20 = len(self.removing_replicas) + 1
+    if n20 < 128:
+        out.append(n20)
+    else:
+        w_uvarint(out, n20)
     w_fixed_array(out, self.removing_replicas, 'i')
-    w_calen(out, self.adding_replicas)
+    n21 = len(self.adding_replicas) + 1
+    if n21 < 128:
+        out.append(n21)
+    else:
+        w_uvarint(out, n21)
     w_fixed_array(out, self.adding_replicas, 'i')
     out += _S1.pack(self.leader, self.leader_epoch, self.partition_epoch)
-    w_calen(out, self.directories)
-    for item7 in self.directories:
-        out += item7.bytes
-    tagged = []
-    if self.leader_recovery_state != 0:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    n22 = len(self.directories) + 1
+    if n22 < 128:
+        out.append(n22)
+    else:
+        w_uvarint(out, n22)
+    for item23 in self.directories:
+        out += item23.bytes
+    tagged24 = []
+    if not (self.leader_recovery_state == 0):
+        field25 = bytearray()
+        field25 += _S2.pack(self.leader_recovery_state)
+        tagged24.append((0, field25))
+    if tagged24 or self.unknown_tagged_fields:
+        w_tagged(out, tagged24, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionRecord_v1(buf, pos):
-    self = new(PartitionRecord)
-    (self.partition_id, raw8,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj26 = new(PartitionRecord)
+    (obj26.partition_id, raw27,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw8)
-    n9, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n9, 'i', 4)
-    n10, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n10, 'i', 4)
-    n11, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n11, 'i', 4)
-    n12, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n12, 'i', 4)
-    (self.leader, self.leader_epoch, self.partition_epoch,) = _S1.unpack_from(buf, pos)
+    obj26.topic_id = uuid_from(raw27)
+    n28 = buf[pos]
+    if n28 > 127:
+        n28, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n28 -= 1
+    if n28 < 0 or n28 > limit - pos:
+        raise bad_length('array', pos, n28, buf)
+    obj26.replicas, pos = r_fixed_array(buf, pos, n28, 'i', 4)
+    n29 = buf[pos]
+    if n29 > 127:
+        n29, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n29 -= 1
+    if n29 < 0 or n29 > limit - pos:
+        raise bad_length('array', pos, n29, buf)
+    obj26.isr, pos = r_fixed_array(buf, pos, n29, 'i', 4)
+    n30 = buf[pos]
+    if n30 > 127:
+        n30, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n30 -= 1
+    if n30 < 0 or n30 > limit - pos:
+        raise bad_length('array', pos, n30, buf)
+    obj26.removing_replicas, pos = r_fixed_array(buf, pos, n30, 'i', 4)
+    n31 = buf[pos]
+    if n31 > 127:
+        n31, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n31 -= 1
+    if n31 < 0 or n31 > limit - pos:
+        raise bad_length('array', pos, n31, buf)
+    obj26.adding_replicas, pos = r_fixed_array(buf, pos, n31, 'i', 4)
+    (obj26.leader, obj26.leader_epoch, obj26.partition_epoch,) = _S1.unpack_from(buf, pos)
     pos += 12
-    n13, pos = r_calen(buf, pos)
-    items14 = []
-    for _ in range(n13):
-        item15, pos = r_uuid(buf, pos)
-        items14.append(item15)
-    self.directories = items14
-    self.leader_recovery_state = 0
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count16, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count16:
-        for _ in range(count16):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+    n32 = buf[pos]
+    if n32 > 127:
+        n32, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n32 -= 1
+    if n32 < 0 or n32 > limit - pos:
+        raise bad_length('array', pos, n32, buf)
+    items33 = []
+    for _ in range(n32):
+        item34 = uuid_from(_S3.unpack_from(buf, pos)[0])
+        pos += 16
+        items33.append(item34)
+    obj26.directories = items33
+    obj26.leader_recovery_state = 0
+    obj26.eligible_leader_replicas = None
+    obj26.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj26.unknown_tagged_fields = []
+    else:
+        count35, pos = r_uvarint(buf, pos)
+        unknown36 = []
+        for _ in range(count35):
+            tag37, start38, end39 = r_tag_header(buf, pos)
+            if tag37 == 0:
+                pos = start38
+                (obj26.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
+                if pos != end39:
+                    raise tagged_size_mismatch(tag37, start38, end39, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown36.append((tag37, bytes(buf[start38:end39])))
+                pos = end39
+        obj26.unknown_tagged_fields = unknown36
+    self = obj26
     return self, pos
 
 
 # PartitionRecord v2
 def _enc_PartitionRecord_v2(self, out, parts):
     out += _S0.pack(self.partition_id, self.topic_id.bytes)
-    w_calen(out, self.replicas)
+    n40 = len(self.replicas) + 1
+    if n40 < 128:
+        out.append(n40)
+    else:
+        w_uvarint(out, n40)
     w_fixed_array(out, self.replicas, 'i')
-    w_calen(out, self.isr)
+    n41 = len(self.isr) + 1
+    if n41 < 128:
+        out.append(n41)
+    else:
+        w_uvarint(out, n41)
     w_fixed_array(out, self.isr, 'i')
-    w_calen(out, self.removing_replicas)
+    n42 = len(self.removing_replicas) + 1
+    if n42 < 128:
+        out.append(n42)
+    else:
+        w_uvarint(out, n42)
     w_fixed_array(out, self.removing_replicas, 'i')
-    w_calen(out, self.adding_replicas)
+    n43 = len(self.adding_replicas) + 1
+    if n43 < 128:
+        out.append(n43)
+    else:
+        w_uvarint(out, n43)
     w_fixed_array(out, self.adding_replicas, 'i')
     out += _S1.pack(self.leader, self.leader_epoch, self.partition_epoch)
-    w_calen(out, self.directories)
-    for item17 in self.directories:
-        out += item17.bytes
-    tagged = []
-    if self.leader_recovery_state != 0:
-        field = bytearray()
-        field += _S2.pack(self.leader_recovery_state)
-        tagged.append((0, field))
-    if self.eligible_leader_replicas is not None:
-        field = bytearray()
-        w_cnalen(field, self.eligible_leader_replicas)
+    n44 = len(self.directories) + 1
+    if n44 < 128:
+        out.append(n44)
+    else:
+        w_uvarint(out, n44)
+    for item45 in self.directories:
+        out += item45.bytes
+    tagged46 = []
+    if not (self.leader_recovery_state == 0):
+        field47 = bytearray()
+        field47 += _S2.pack(self.leader_recovery_state)
+        tagged46.append((0, field47))
+    if not (self.eligible_leader_replicas is None):
+        field48 = bytearray()
+        w_cnalen(field48, self.eligible_leader_replicas)
         if self.eligible_leader_replicas is not None:
-            w_fixed_array(field, self.eligible_leader_replicas, 'i')
-        tagged.append((1, field))
-    if self.last_known_elr is not None:
-        field = bytearray()
-        w_cnalen(field, self.last_known_elr)
+            w_fixed_array(field48, self.eligible_leader_replicas, 'i')
+        tagged46.append((1, field48))
+    if not (self.last_known_elr is None):
+        field49 = bytearray()
+        w_cnalen(field49, self.last_known_elr)
         if self.last_known_elr is not None:
-            w_fixed_array(field, self.last_known_elr, 'i')
-        tagged.append((2, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+            w_fixed_array(field49, self.last_known_elr, 'i')
+        tagged46.append((2, field49))
+    if tagged46 or self.unknown_tagged_fields:
+        w_tagged(out, tagged46, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_PartitionRecord_v2(buf, pos):
-    self = new(PartitionRecord)
-    (self.partition_id, raw18,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj50 = new(PartitionRecord)
+    (obj50.partition_id, raw51,) = _S0.unpack_from(buf, pos)
     pos += 20
-    self.topic_id = uuid_from(raw18)
-    n19, pos = r_calen(buf, pos)
-    self.replicas, pos = r_fixed_array(buf, pos, n19, 'i', 4)
-    n20, pos = r_calen(buf, pos)
-    self.isr, pos = r_fixed_array(buf, pos, n20, 'i', 4)
-    n21, pos = r_calen(buf, pos)
-    self.removing_replicas, pos = r_fixed_array(buf, pos, n21, 'i', 4)
-    n22, pos = r_calen(buf, pos)
-    self.adding_replicas, pos = r_fixed_array(buf, pos, n22, 'i', 4)
-    (self.leader, self.leader_epoch, self.partition_epoch,) = _S1.unpack_from(buf, pos)
+    obj50.topic_id = uuid_from(raw51)
+    n52 = buf[pos]
+    if n52 > 127:
+        n52, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n52 -= 1
+    if n52 < 0 or n52 > limit - pos:
+        raise bad_length('array', pos, n52, buf)
+    obj50.replicas, pos = r_fixed_array(buf, pos, n52, 'i', 4)
+    n53 = buf[pos]
+    if n53 > 127:
+        n53, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n53 -= 1
+    if n53 < 0 or n53 > limit - pos:
+        raise bad_length('array', pos, n53, buf)
+    obj50.isr, pos = r_fixed_array(buf, pos, n53, 'i', 4)
+    n54 = buf[pos]
+    if n54 > 127:
+        n54, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n54 -= 1
+    if n54 < 0 or n54 > limit - pos:
+        raise bad_length('array', pos, n54, buf)
+    obj50.removing_replicas, pos = r_fixed_array(buf, pos, n54, 'i', 4)
+    n55 = buf[pos]
+    if n55 > 127:
+        n55, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n55 -= 1
+    if n55 < 0 or n55 > limit - pos:
+        raise bad_length('array', pos, n55, buf)
+    obj50.adding_replicas, pos = r_fixed_array(buf, pos, n55, 'i', 4)
+    (obj50.leader, obj50.leader_epoch, obj50.partition_epoch,) = _S1.unpack_from(buf, pos)
     pos += 12
-    n23, pos = r_calen(buf, pos)
-    items24 = []
-    for _ in range(n23):
-        item25, pos = r_uuid(buf, pos)
-        items24.append(item25)
-    self.directories = items24
-    self.leader_recovery_state = 0
-    self.eligible_leader_replicas = None
-    self.last_known_elr = None
-    count26, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count26:
-        for _ in range(count26):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.leader_recovery_state,) = _S2.unpack_from(field, pos)
+    n56 = buf[pos]
+    if n56 > 127:
+        n56, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n56 -= 1
+    if n56 < 0 or n56 > limit - pos:
+        raise bad_length('array', pos, n56, buf)
+    items57 = []
+    for _ in range(n56):
+        item58 = uuid_from(_S3.unpack_from(buf, pos)[0])
+        pos += 16
+        items57.append(item58)
+    obj50.directories = items57
+    obj50.leader_recovery_state = 0
+    obj50.eligible_leader_replicas = None
+    obj50.last_known_elr = None
+    if buf[pos] == 0:
+        pos += 1
+        obj50.unknown_tagged_fields = []
+    else:
+        count59, pos = r_uvarint(buf, pos)
+        unknown60 = []
+        for _ in range(count59):
+            tag61, start62, end63 = r_tag_header(buf, pos)
+            if tag61 == 0:
+                pos = start62
+                (obj50.leader_recovery_state,) = _S2.unpack_from(buf, pos)
                 pos += 1
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                n27, pos = r_cnalen(field, pos)
-                if n27 < 0:
-                    self.eligible_leader_replicas = None
+                if pos != end63:
+                    raise tagged_size_mismatch(tag61, start62, end63, pos)
+            elif tag61 == 1:
+                pos = start62
+                n64 = buf[pos]
+                if n64 > 127:
+                    n64, pos = r_uvarint(buf, pos)
                 else:
-                    self.eligible_leader_replicas, pos = r_fixed_array(field, pos, n27, 'i', 4)
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                n28, pos = r_cnalen(field, pos)
-                if n28 < 0:
-                    self.last_known_elr = None
+                    pos += 1
+                n64 -= 1
+                if (n64 < 0 and n64 != -1) or n64 > limit - pos:
+                    raise bad_length('array', pos, n64, buf)
+                if n64 < 0:
+                    obj50.eligible_leader_replicas = None
                 else:
-                    self.last_known_elr, pos = r_fixed_array(field, pos, n28, 'i', 4)
+                    obj50.eligible_leader_replicas, pos = r_fixed_array(buf, pos, n64, 'i', 4)
+                if pos != end63:
+                    raise tagged_size_mismatch(tag61, start62, end63, pos)
+            elif tag61 == 2:
+                pos = start62
+                n65 = buf[pos]
+                if n65 > 127:
+                    n65, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n65 -= 1
+                if (n65 < 0 and n65 != -1) or n65 > limit - pos:
+                    raise bad_length('array', pos, n65, buf)
+                if n65 < 0:
+                    obj50.last_known_elr = None
+                else:
+                    obj50.last_known_elr, pos = r_fixed_array(buf, pos, n65, 'i', 4)
+                if pos != end63:
+                    raise tagged_size_mismatch(tag61, start62, end63, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
+                unknown60.append((tag61, bytes(buf[start62:end63])))
+                pos = end63
+        obj50.unknown_tagged_fields = unknown60
+    self = obj50
     return self, pos
 
 

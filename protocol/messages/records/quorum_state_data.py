@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,8 +16,8 @@ from .._runtime import (  # noqa: F401
 __all__ = ['QuorumStateData', 'Voter']
 
 _S0 = _Struct('>iiiq')
-_S1 = _Struct('>iii16s')
-_S2 = _Struct('>i')
+_S1 = _Struct('>i')
+_S2 = _Struct('>iii16s')
 
 
 class QuorumStateData(Message):
@@ -55,14 +55,18 @@ class Voter(Struct):
 
 # QuorumStateData v0
 def _enc_QuorumStateData_v0(self, out, parts):
-    if self.voted_directory_id != ZERO_UUID:
+    if not (self.voted_directory_id == ZERO_UUID):
         raise cannot_carry('QuorumStateData', 'voted_directory_id', '0')
     w_cstr(out, self.cluster_id)
     out += _S0.pack(self.leader_id, self.leader_epoch, self.voted_id, self.applied_offset)
     w_cnalen(out, self.current_voters)
     if self.current_voters is not None:
         for item1 in self.current_voters:
-            _enc_Voter_v0(item1, out, parts)
+            out += _S1.pack(item1.voter_id)
+            if item1.unknown_tagged_fields:
+                w_tagged(out, (), item1.unknown_tagged_fields)
+            else:
+                out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -70,37 +74,63 @@ def _enc_QuorumStateData_v0(self, out, parts):
 
 
 def _dec_QuorumStateData_v0(buf, pos):
-    self = new(QuorumStateData)
-    self.cluster_id, pos = r_cstr(buf, pos)
-    (self.leader_id, self.leader_epoch, self.voted_id, self.applied_offset,) = _S0.unpack_from(buf, pos)
-    pos += 20
-    n2, pos = r_cnalen(buf, pos)
-    if n2 < 0:
-        self.current_voters = None
+    limit = len(buf)
+    obj2 = new(QuorumStateData)
+    n3 = buf[pos]
+    if n3 > 127:
+        n3, pos = r_uvarint(buf, pos)
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_Voter_v0(buf, pos)
-            items3.append(item4)
-        self.current_voters = items3
-    self.voted_directory_id = ZERO_UUID
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n3 -= 1
+    end4 = pos + n3
+    if n3 < 0 or end4 > limit:
+        raise bad_length('string', pos, n3, buf)
+    obj2.cluster_id = str(buf[pos:end4], 'utf-8')
+    pos = end4
+    (obj2.leader_id, obj2.leader_epoch, obj2.voted_id, obj2.applied_offset,) = _S0.unpack_from(buf, pos)
+    pos += 20
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n5 -= 1
+    if (n5 < 0 and n5 != -1) or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    if n5 < 0:
+        obj2.current_voters = None
+    else:
+        items6 = []
+        for _ in range(n5):
+            obj8 = new(Voter)
+            (obj8.voter_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                pos += 1
+                obj8.unknown_tagged_fields = []
+            else:
+                obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items6.append(obj8)
+        obj2.current_voters = items6
+    obj2.voted_directory_id = ZERO_UUID
+    if buf[pos] == 0:
+        pos += 1
+        obj2.unknown_tagged_fields = []
+    else:
+        obj2.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj2
     return self, pos
 
 
 # QuorumStateData v1
 def _enc_QuorumStateData_v1(self, out, parts):
-    if self.cluster_id != '':
+    if not (self.cluster_id == ''):
         raise cannot_carry('QuorumStateData', 'cluster_id', '1')
-    if self.applied_offset != 0:
+    if not (self.applied_offset == 0):
         raise cannot_carry('QuorumStateData', 'applied_offset', '1')
-    if (self.current_voters is None or len(self.current_voters) != 0):
+    if not ((self.current_voters is not None and len(self.current_voters) == 0)):
         raise cannot_carry('QuorumStateData', 'current_voters', '1')
-    out += _S1.pack(self.leader_id, self.leader_epoch, self.voted_id, self.voted_directory_id.bytes)
+    out += _S2.pack(self.leader_id, self.leader_epoch, self.voted_id, self.voted_directory_id.bytes)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -108,39 +138,20 @@ def _enc_QuorumStateData_v1(self, out, parts):
 
 
 def _dec_QuorumStateData_v1(buf, pos):
-    self = new(QuorumStateData)
-    (self.leader_id, self.leader_epoch, self.voted_id, raw6,) = _S1.unpack_from(buf, pos)
+    limit = len(buf)
+    obj9 = new(QuorumStateData)
+    (obj9.leader_id, obj9.leader_epoch, obj9.voted_id, raw10,) = _S2.unpack_from(buf, pos)
     pos += 28
-    self.voted_directory_id = uuid_from(raw6)
-    self.cluster_id = ''
-    self.applied_offset = 0
-    self.current_voters = []
-    count7, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count7:
-        pos = r_tagged_unknown(buf, pos, count7, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Voter v0
-def _enc_Voter_v0(self, out, parts):
-    out += _S2.pack(self.voter_id)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    obj9.voted_directory_id = uuid_from(raw10)
+    obj9.cluster_id = ''
+    obj9.applied_offset = 0
+    obj9.current_voters = []
+    if buf[pos] == 0:
+        pos += 1
+        obj9.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Voter_v0(buf, pos):
-    self = new(Voter)
-    (self.voter_id,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+        obj9.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj9
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -16,11 +16,12 @@ from .._runtime import (  # noqa: F401
 __all__ = ['BrokerEndpoint', 'BrokerFeature', 'RegisterBrokerRecord']
 
 _S0 = _Struct('>i16sq')
-_S1 = _Struct('>?')
-_S2 = _Struct('>??')
-_S3 = _Struct('>i?16sq')
-_S4 = _Struct('>Hh')
-_S5 = _Struct('>hh')
+_S1 = _Struct('>Hh')
+_S2 = _Struct('>hh')
+_S3 = _Struct('>?')
+_S4 = _Struct('>??')
+_S5 = _Struct('>i?16sq')
+_S6 = _Struct('>16s')
 
 
 class RegisterBrokerRecord(Message):
@@ -76,21 +77,40 @@ class BrokerFeature(Struct):
 
 # RegisterBrokerRecord v0
 def _enc_RegisterBrokerRecord_v0(self, out, parts):
-    if self.is_migrating_zk_broker != False:
+    if not (self.is_migrating_zk_broker == False):
         raise cannot_carry('RegisterBrokerRecord', 'is_migrating_zk_broker', '0')
-    if self.in_controlled_shutdown != False:
+    if not (self.in_controlled_shutdown == False):
         raise cannot_carry('RegisterBrokerRecord', 'in_controlled_shutdown', '0')
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
         raise cannot_carry('RegisterBrokerRecord', 'log_dirs', '0')
     out += _S0.pack(self.broker_id, self.incarnation_id.bytes, self.broker_epoch)
-    w_calen(out, self.end_points)
-    for item1 in self.end_points:
-        _enc_BrokerEndpoint_v0(item1, out, parts)
-    w_calen(out, self.features)
-    for item2 in self.features:
-        _enc_BrokerFeature_v0(item2, out, parts)
+    n1 = len(self.end_points) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.end_points:
+        w_cstr(out, item2.name)
+        w_cstr(out, item2.host)
+        out += _S1.pack(item2.port, item2.security_protocol)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n3 = len(self.features) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.features:
+        w_cstr(out, item4.name)
+        out += _S2.pack(item4.min_supported_version, item4.max_supported_version)
+        if item4.unknown_tagged_fields:
+            w_tagged(out, (), item4.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S1.pack(self.fenced)
+    out += _S3.pack(self.fenced)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -98,51 +118,146 @@ def _enc_RegisterBrokerRecord_v0(self, out, parts):
 
 
 def _dec_RegisterBrokerRecord_v0(buf, pos):
-    self = new(RegisterBrokerRecord)
-    (self.broker_id, raw3, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(RegisterBrokerRecord)
+    (obj5.broker_id, raw6, obj5.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 28
-    self.incarnation_id = uuid_from(raw3)
-    n4, pos = r_calen(buf, pos)
-    items5 = []
-    for _ in range(n4):
-        item6, pos = _dec_BrokerEndpoint_v0(buf, pos)
-        items5.append(item6)
-    self.end_points = items5
-    n7, pos = r_calen(buf, pos)
+    obj5.incarnation_id = uuid_from(raw6)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
     items8 = []
     for _ in range(n7):
-        item9, pos = _dec_BrokerFeature_v0(buf, pos)
-        items8.append(item9)
-    self.features = items8
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.fenced,) = _S1.unpack_from(buf, pos)
+        obj10 = new(BrokerEndpoint)
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj10.name = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj10.host = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (obj10.port, obj10.security_protocol,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj5.end_points = items8
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(BrokerFeature)
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        obj18.name = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        (obj18.min_supported_version, obj18.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj18.unknown_tagged_fields = []
+        else:
+            obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items16.append(obj18)
+    obj5.features = items16
+    n21 = buf[pos]
+    if n21 > 127:
+        n21, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n21 -= 1
+    end22 = pos + n21
+    if n21 < 0 or end22 > limit:
+        if n21 != -1:
+            raise bad_length('string', pos, n21, buf)
+        obj5.rack = None
+    else:
+        obj5.rack = str(buf[pos:end22], 'utf-8')
+        pos = end22
+    (obj5.fenced,) = _S3.unpack_from(buf, pos)
     pos += 1
-    self.is_migrating_zk_broker = False
-    self.in_controlled_shutdown = False
-    self.log_dirs = []
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
+    obj5.is_migrating_zk_broker = False
+    obj5.in_controlled_shutdown = False
+    obj5.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
+    else:
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 
 # RegisterBrokerRecord v1
 def _enc_RegisterBrokerRecord_v1(self, out, parts):
-    if self.is_migrating_zk_broker != False:
+    if not (self.is_migrating_zk_broker == False):
         raise cannot_carry('RegisterBrokerRecord', 'is_migrating_zk_broker', '1')
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
         raise cannot_carry('RegisterBrokerRecord', 'log_dirs', '1')
     out += _S0.pack(self.broker_id, self.incarnation_id.bytes, self.broker_epoch)
-    w_calen(out, self.end_points)
-    for item11 in self.end_points:
-        _enc_BrokerEndpoint_v0(item11, out, parts)
-    w_calen(out, self.features)
-    for item12 in self.features:
-        _enc_BrokerFeature_v0(item12, out, parts)
+    n23 = len(self.end_points) + 1
+    if n23 < 128:
+        out.append(n23)
+    else:
+        w_uvarint(out, n23)
+    for item24 in self.end_points:
+        w_cstr(out, item24.name)
+        w_cstr(out, item24.host)
+        out += _S1.pack(item24.port, item24.security_protocol)
+        if item24.unknown_tagged_fields:
+            w_tagged(out, (), item24.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n25 = len(self.features) + 1
+    if n25 < 128:
+        out.append(n25)
+    else:
+        w_uvarint(out, n25)
+    for item26 in self.features:
+        w_cstr(out, item26.name)
+        out += _S2.pack(item26.min_supported_version, item26.max_supported_version)
+        if item26.unknown_tagged_fields:
+            w_tagged(out, (), item26.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.fenced, self.in_controlled_shutdown)
+    out += _S4.pack(self.fenced, self.in_controlled_shutdown)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -150,48 +265,143 @@ def _enc_RegisterBrokerRecord_v1(self, out, parts):
 
 
 def _dec_RegisterBrokerRecord_v1(buf, pos):
-    self = new(RegisterBrokerRecord)
-    (self.broker_id, raw13, self.broker_epoch,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj27 = new(RegisterBrokerRecord)
+    (obj27.broker_id, raw28, obj27.broker_epoch,) = _S0.unpack_from(buf, pos)
     pos += 28
-    self.incarnation_id = uuid_from(raw13)
-    n14, pos = r_calen(buf, pos)
-    items15 = []
-    for _ in range(n14):
-        item16, pos = _dec_BrokerEndpoint_v0(buf, pos)
-        items15.append(item16)
-    self.end_points = items15
-    n17, pos = r_calen(buf, pos)
-    items18 = []
-    for _ in range(n17):
-        item19, pos = _dec_BrokerFeature_v0(buf, pos)
-        items18.append(item19)
-    self.features = items18
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.fenced, self.in_controlled_shutdown,) = _S2.unpack_from(buf, pos)
+    obj27.incarnation_id = uuid_from(raw28)
+    n29 = buf[pos]
+    if n29 > 127:
+        n29, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n29 -= 1
+    if n29 < 0 or n29 > limit - pos:
+        raise bad_length('array', pos, n29, buf)
+    items30 = []
+    for _ in range(n29):
+        obj32 = new(BrokerEndpoint)
+        n33 = buf[pos]
+        if n33 > 127:
+            n33, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n33 -= 1
+        end34 = pos + n33
+        if n33 < 0 or end34 > limit:
+            raise bad_length('string', pos, n33, buf)
+        obj32.name = str(buf[pos:end34], 'utf-8')
+        pos = end34
+        n35 = buf[pos]
+        if n35 > 127:
+            n35, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n35 -= 1
+        end36 = pos + n35
+        if n35 < 0 or end36 > limit:
+            raise bad_length('string', pos, n35, buf)
+        obj32.host = str(buf[pos:end36], 'utf-8')
+        pos = end36
+        (obj32.port, obj32.security_protocol,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj32.unknown_tagged_fields = []
+        else:
+            obj32.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items30.append(obj32)
+    obj27.end_points = items30
+    n37 = buf[pos]
+    if n37 > 127:
+        n37, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n37 -= 1
+    if n37 < 0 or n37 > limit - pos:
+        raise bad_length('array', pos, n37, buf)
+    items38 = []
+    for _ in range(n37):
+        obj40 = new(BrokerFeature)
+        n41 = buf[pos]
+        if n41 > 127:
+            n41, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n41 -= 1
+        end42 = pos + n41
+        if n41 < 0 or end42 > limit:
+            raise bad_length('string', pos, n41, buf)
+        obj40.name = str(buf[pos:end42], 'utf-8')
+        pos = end42
+        (obj40.min_supported_version, obj40.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj40.unknown_tagged_fields = []
+        else:
+            obj40.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items38.append(obj40)
+    obj27.features = items38
+    n43 = buf[pos]
+    if n43 > 127:
+        n43, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n43 -= 1
+    end44 = pos + n43
+    if n43 < 0 or end44 > limit:
+        if n43 != -1:
+            raise bad_length('string', pos, n43, buf)
+        obj27.rack = None
+    else:
+        obj27.rack = str(buf[pos:end44], 'utf-8')
+        pos = end44
+    (obj27.fenced, obj27.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2
-    self.is_migrating_zk_broker = False
-    self.log_dirs = []
-    count20, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count20:
-        pos = r_tagged_unknown(buf, pos, count20, unknown)
-    self.unknown_tagged_fields = unknown
+    obj27.is_migrating_zk_broker = False
+    obj27.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj27.unknown_tagged_fields = []
+    else:
+        obj27.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj27
     return self, pos
 
 
 # RegisterBrokerRecord v2
 def _enc_RegisterBrokerRecord_v2(self, out, parts):
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
         raise cannot_carry('RegisterBrokerRecord', 'log_dirs', '2')
-    out += _S3.pack(self.broker_id, self.is_migrating_zk_broker, self.incarnation_id.bytes, self.broker_epoch)
-    w_calen(out, self.end_points)
-    for item21 in self.end_points:
-        _enc_BrokerEndpoint_v0(item21, out, parts)
-    w_calen(out, self.features)
-    for item22 in self.features:
-        _enc_BrokerFeature_v0(item22, out, parts)
+    out += _S5.pack(self.broker_id, self.is_migrating_zk_broker, self.incarnation_id.bytes, self.broker_epoch)
+    n45 = len(self.end_points) + 1
+    if n45 < 128:
+        out.append(n45)
+    else:
+        w_uvarint(out, n45)
+    for item46 in self.end_points:
+        w_cstr(out, item46.name)
+        w_cstr(out, item46.host)
+        out += _S1.pack(item46.port, item46.security_protocol)
+        if item46.unknown_tagged_fields:
+            w_tagged(out, (), item46.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n47 = len(self.features) + 1
+    if n47 < 128:
+        out.append(n47)
+    else:
+        w_uvarint(out, n47)
+    for item48 in self.features:
+        w_cstr(out, item48.name)
+        out += _S2.pack(item48.min_supported_version, item48.max_supported_version)
+        if item48.unknown_tagged_fields:
+            w_tagged(out, (), item48.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.fenced, self.in_controlled_shutdown)
+    out += _S4.pack(self.fenced, self.in_controlled_shutdown)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -199,145 +409,284 @@ def _enc_RegisterBrokerRecord_v2(self, out, parts):
 
 
 def _dec_RegisterBrokerRecord_v2(buf, pos):
-    self = new(RegisterBrokerRecord)
-    (self.broker_id, self.is_migrating_zk_broker, raw23, self.broker_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj49 = new(RegisterBrokerRecord)
+    (obj49.broker_id, obj49.is_migrating_zk_broker, raw50, obj49.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 29
-    self.incarnation_id = uuid_from(raw23)
-    n24, pos = r_calen(buf, pos)
-    items25 = []
-    for _ in range(n24):
-        item26, pos = _dec_BrokerEndpoint_v0(buf, pos)
-        items25.append(item26)
-    self.end_points = items25
-    n27, pos = r_calen(buf, pos)
-    items28 = []
-    for _ in range(n27):
-        item29, pos = _dec_BrokerFeature_v0(buf, pos)
-        items28.append(item29)
-    self.features = items28
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.fenced, self.in_controlled_shutdown,) = _S2.unpack_from(buf, pos)
+    obj49.incarnation_id = uuid_from(raw50)
+    n51 = buf[pos]
+    if n51 > 127:
+        n51, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n51 -= 1
+    if n51 < 0 or n51 > limit - pos:
+        raise bad_length('array', pos, n51, buf)
+    items52 = []
+    for _ in range(n51):
+        obj54 = new(BrokerEndpoint)
+        n55 = buf[pos]
+        if n55 > 127:
+            n55, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n55 -= 1
+        end56 = pos + n55
+        if n55 < 0 or end56 > limit:
+            raise bad_length('string', pos, n55, buf)
+        obj54.name = str(buf[pos:end56], 'utf-8')
+        pos = end56
+        n57 = buf[pos]
+        if n57 > 127:
+            n57, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n57 -= 1
+        end58 = pos + n57
+        if n57 < 0 or end58 > limit:
+            raise bad_length('string', pos, n57, buf)
+        obj54.host = str(buf[pos:end58], 'utf-8')
+        pos = end58
+        (obj54.port, obj54.security_protocol,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj54.unknown_tagged_fields = []
+        else:
+            obj54.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items52.append(obj54)
+    obj49.end_points = items52
+    n59 = buf[pos]
+    if n59 > 127:
+        n59, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n59 -= 1
+    if n59 < 0 or n59 > limit - pos:
+        raise bad_length('array', pos, n59, buf)
+    items60 = []
+    for _ in range(n59):
+        obj62 = new(BrokerFeature)
+        n63 = buf[pos]
+        if n63 > 127:
+            n63, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n63 -= 1
+        end64 = pos + n63
+        if n63 < 0 or end64 > limit:
+            raise bad_length('string', pos, n63, buf)
+        obj62.name = str(buf[pos:end64], 'utf-8')
+        pos = end64
+        (obj62.min_supported_version, obj62.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj62.unknown_tagged_fields = []
+        else:
+            obj62.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items60.append(obj62)
+    obj49.features = items60
+    n65 = buf[pos]
+    if n65 > 127:
+        n65, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n65 -= 1
+    end66 = pos + n65
+    if n65 < 0 or end66 > limit:
+        if n65 != -1:
+            raise bad_length('string', pos, n65, buf)
+        obj49.rack = None
+    else:
+        obj49.rack = str(buf[pos:end66], 'utf-8')
+        pos = end66
+    (obj49.fenced, obj49.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2
-    self.log_dirs = []
-    count30, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count30:
-        pos = r_tagged_unknown(buf, pos, count30, unknown)
-    self.unknown_tagged_fields = unknown
+    obj49.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj49.unknown_tagged_fields = []
+    else:
+        obj49.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj49
     return self, pos
 
 
 # RegisterBrokerRecord v3
 def _enc_RegisterBrokerRecord_v3(self, out, parts):
-    out += _S3.pack(self.broker_id, self.is_migrating_zk_broker, self.incarnation_id.bytes, self.broker_epoch)
-    w_calen(out, self.end_points)
-    for item31 in self.end_points:
-        _enc_BrokerEndpoint_v0(item31, out, parts)
-    w_calen(out, self.features)
-    for item32 in self.features:
-        _enc_BrokerFeature_v0(item32, out, parts)
+    out += _S5.pack(self.broker_id, self.is_migrating_zk_broker, self.incarnation_id.bytes, self.broker_epoch)
+    n67 = len(self.end_points) + 1
+    if n67 < 128:
+        out.append(n67)
+    else:
+        w_uvarint(out, n67)
+    for item68 in self.end_points:
+        w_cstr(out, item68.name)
+        w_cstr(out, item68.host)
+        out += _S1.pack(item68.port, item68.security_protocol)
+        if item68.unknown_tagged_fields:
+            w_tagged(out, (), item68.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n69 = len(self.features) + 1
+    if n69 < 128:
+        out.append(n69)
+    else:
+        w_uvarint(out, n69)
+    for item70 in self.features:
+        w_cstr(out, item70.name)
+        out += _S2.pack(item70.min_supported_version, item70.max_supported_version)
+        if item70.unknown_tagged_fields:
+            w_tagged(out, (), item70.unknown_tagged_fields)
+        else:
+            out.append(0)
     w_cnstr(out, self.rack)
-    out += _S2.pack(self.fenced, self.in_controlled_shutdown)
-    tagged = []
-    if (self.log_dirs is None or len(self.log_dirs) != 0):
-        field = bytearray()
-        w_calen(field, self.log_dirs)
-        for item33 in self.log_dirs:
-            field += item33.bytes
-        tagged.append((0, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    out += _S4.pack(self.fenced, self.in_controlled_shutdown)
+    tagged71 = []
+    if not ((self.log_dirs is not None and len(self.log_dirs) == 0)):
+        field72 = bytearray()
+        n73 = len(self.log_dirs) + 1
+        if n73 < 128:
+            field72.append(n73)
+        else:
+            w_uvarint(field72, n73)
+        for item74 in self.log_dirs:
+            field72 += item74.bytes
+        tagged71.append((0, field72))
+    if tagged71 or self.unknown_tagged_fields:
+        w_tagged(out, tagged71, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_RegisterBrokerRecord_v3(buf, pos):
-    self = new(RegisterBrokerRecord)
-    (self.broker_id, self.is_migrating_zk_broker, raw34, self.broker_epoch,) = _S3.unpack_from(buf, pos)
+    limit = len(buf)
+    obj75 = new(RegisterBrokerRecord)
+    (obj75.broker_id, obj75.is_migrating_zk_broker, raw76, obj75.broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 29
-    self.incarnation_id = uuid_from(raw34)
-    n35, pos = r_calen(buf, pos)
-    items36 = []
-    for _ in range(n35):
-        item37, pos = _dec_BrokerEndpoint_v0(buf, pos)
-        items36.append(item37)
-    self.end_points = items36
-    n38, pos = r_calen(buf, pos)
-    items39 = []
-    for _ in range(n38):
-        item40, pos = _dec_BrokerFeature_v0(buf, pos)
-        items39.append(item40)
-    self.features = items39
-    self.rack, pos = r_cnstr(buf, pos)
-    (self.fenced, self.in_controlled_shutdown,) = _S2.unpack_from(buf, pos)
+    obj75.incarnation_id = uuid_from(raw76)
+    n77 = buf[pos]
+    if n77 > 127:
+        n77, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n77 -= 1
+    if n77 < 0 or n77 > limit - pos:
+        raise bad_length('array', pos, n77, buf)
+    items78 = []
+    for _ in range(n77):
+        obj80 = new(BrokerEndpoint)
+        n81 = buf[pos]
+        if n81 > 127:
+            n81, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n81 -= 1
+        end82 = pos + n81
+        if n81 < 0 or end82 > limit:
+            raise bad_length('string', pos, n81, buf)
+        obj80.name = str(buf[pos:end82], 'utf-8')
+        pos = end82
+        n83 = buf[pos]
+        if n83 > 127:
+            n83, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n83 -= 1
+        end84 = pos + n83
+        if n83 < 0 or end84 > limit:
+            raise bad_length('string', pos, n83, buf)
+        obj80.host = str(buf[pos:end84], 'utf-8')
+        pos = end84
+        (obj80.port, obj80.security_protocol,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj80.unknown_tagged_fields = []
+        else:
+            obj80.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items78.append(obj80)
+    obj75.end_points = items78
+    n85 = buf[pos]
+    if n85 > 127:
+        n85, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n85 -= 1
+    if n85 < 0 or n85 > limit - pos:
+        raise bad_length('array', pos, n85, buf)
+    items86 = []
+    for _ in range(n85):
+        obj88 = new(BrokerFeature)
+        n89 = buf[pos]
+        if n89 > 127:
+            n89, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n89 -= 1
+        end90 = pos + n89
+        if n89 < 0 or end90 > limit:
+            raise bad_length('string', pos, n89, buf)
+        obj88.name = str(buf[pos:end90], 'utf-8')
+        pos = end90
+        (obj88.min_supported_version, obj88.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj88.unknown_tagged_fields = []
+        else:
+            obj88.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items86.append(obj88)
+    obj75.features = items86
+    n91 = buf[pos]
+    if n91 > 127:
+        n91, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n91 -= 1
+    end92 = pos + n91
+    if n91 < 0 or end92 > limit:
+        if n91 != -1:
+            raise bad_length('string', pos, n91, buf)
+        obj75.rack = None
+    else:
+        obj75.rack = str(buf[pos:end92], 'utf-8')
+        pos = end92
+    (obj75.fenced, obj75.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2
-    self.log_dirs = []
-    count41, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count41:
-        for _ in range(count41):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                n42, pos = r_calen(field, pos)
-                items43 = []
-                for _ in range(n42):
-                    item44, pos = r_uuid(field, pos)
-                    items43.append(item44)
-                self.log_dirs = items43
+    obj75.log_dirs = []
+    if buf[pos] == 0:
+        pos += 1
+        obj75.unknown_tagged_fields = []
+    else:
+        count93, pos = r_uvarint(buf, pos)
+        unknown94 = []
+        for _ in range(count93):
+            tag95, start96, end97 = r_tag_header(buf, pos)
+            if tag95 == 0:
+                pos = start96
+                n98 = buf[pos]
+                if n98 > 127:
+                    n98, pos = r_uvarint(buf, pos)
+                else:
+                    pos += 1
+                n98 -= 1
+                if n98 < 0 or n98 > limit - pos:
+                    raise bad_length('array', pos, n98, buf)
+                items99 = []
+                for _ in range(n98):
+                    item100 = uuid_from(_S6.unpack_from(buf, pos)[0])
+                    pos += 16
+                    items99.append(item100)
+                obj75.log_dirs = items99
+                if pos != end97:
+                    raise tagged_size_mismatch(tag95, start96, end97, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BrokerEndpoint v0-3
-def _enc_BrokerEndpoint_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S4.pack(self.port, self.security_protocol)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_BrokerEndpoint_v0(buf, pos):
-    self = new(BrokerEndpoint)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port, self.security_protocol,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    count45, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count45:
-        pos = r_tagged_unknown(buf, pos, count45, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# BrokerFeature v0-3
-def _enc_BrokerFeature_v0(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S5.pack(self.min_supported_version, self.max_supported_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_BrokerFeature_v0(buf, pos):
-    self = new(BrokerFeature)
-    self.name, pos = r_cstr(buf, pos)
-    (self.min_supported_version, self.max_supported_version,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    count46, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count46:
-        pos = r_tagged_unknown(buf, pos, count46, unknown)
-    self.unknown_tagged_fields = unknown
+                unknown94.append((tag95, bytes(buf[start96:end97])))
+                pos = end97
+        obj75.unknown_tagged_fields = unknown94
+    self = obj75
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -69,12 +69,31 @@ class ControllerFeature(Struct):
 # RegisterControllerRecord v0
 def _enc_RegisterControllerRecord_v0(self, out, parts):
     out += _S0.pack(self.controller_id, self.incarnation_id.bytes, self.zk_migration_ready)
-    w_calen(out, self.end_points)
-    for item1 in self.end_points:
-        _enc_ControllerEndpoint_v0(item1, out, parts)
-    w_calen(out, self.features)
-    for item2 in self.features:
-        _enc_ControllerFeature_v0(item2, out, parts)
+    n1 = len(self.end_points) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.end_points:
+        w_cstr(out, item2.name)
+        w_cstr(out, item2.host)
+        out += _S1.pack(item2.port, item2.security_protocol)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n3 = len(self.features) + 1
+    if n3 < 128:
+        out.append(n3)
+    else:
+        w_uvarint(out, n3)
+    for item4 in self.features:
+        w_cstr(out, item4.name)
+        out += _S2.pack(item4.min_supported_version, item4.max_supported_version)
+        if item4.unknown_tagged_fields:
+            w_tagged(out, (), item4.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -82,75 +101,90 @@ def _enc_RegisterControllerRecord_v0(self, out, parts):
 
 
 def _dec_RegisterControllerRecord_v0(buf, pos):
-    self = new(RegisterControllerRecord)
-    (self.controller_id, raw3, self.zk_migration_ready,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj5 = new(RegisterControllerRecord)
+    (obj5.controller_id, raw6, obj5.zk_migration_ready,) = _S0.unpack_from(buf, pos)
     pos += 21
-    self.incarnation_id = uuid_from(raw3)
-    n4, pos = r_calen(buf, pos)
-    items5 = []
-    for _ in range(n4):
-        item6, pos = _dec_ControllerEndpoint_v0(buf, pos)
-        items5.append(item6)
-    self.end_points = items5
-    n7, pos = r_calen(buf, pos)
+    obj5.incarnation_id = uuid_from(raw6)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
     items8 = []
     for _ in range(n7):
-        item9, pos = _dec_ControllerFeature_v0(buf, pos)
-        items8.append(item9)
-    self.features = items8
-    count10, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count10:
-        pos = r_tagged_unknown(buf, pos, count10, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ControllerEndpoint v0
-def _enc_ControllerEndpoint_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S1.pack(self.port, self.security_protocol)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        obj10 = new(ControllerEndpoint)
+        n11 = buf[pos]
+        if n11 > 127:
+            n11, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n11 -= 1
+        end12 = pos + n11
+        if n11 < 0 or end12 > limit:
+            raise bad_length('string', pos, n11, buf)
+        obj10.name = str(buf[pos:end12], 'utf-8')
+        pos = end12
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        obj10.host = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        (obj10.port, obj10.security_protocol,) = _S1.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj5.end_points = items8
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_ControllerEndpoint_v0(buf, pos):
-    self = new(ControllerEndpoint)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port, self.security_protocol,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# ControllerFeature v0
-def _enc_ControllerFeature_v0(self, out, parts):
-    w_cstr(out, self.name)
-    out += _S2.pack(self.min_supported_version, self.max_supported_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(ControllerFeature)
+        n19 = buf[pos]
+        if n19 > 127:
+            n19, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n19 -= 1
+        end20 = pos + n19
+        if n19 < 0 or end20 > limit:
+            raise bad_length('string', pos, n19, buf)
+        obj18.name = str(buf[pos:end20], 'utf-8')
+        pos = end20
+        (obj18.min_supported_version, obj18.max_supported_version,) = _S2.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj18.unknown_tagged_fields = []
+        else:
+            obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items16.append(obj18)
+    obj5.features = items16
+    if buf[pos] == 0:
+        pos += 1
+        obj5.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_ControllerFeature_v0(buf, pos):
-    self = new(ControllerFeature)
-    self.name, pos = r_cstr(buf, pos)
-    (self.min_supported_version, self.max_supported_version,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        obj5.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj5
     return self, pos
 
 

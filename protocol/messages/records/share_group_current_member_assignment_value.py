@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -53,9 +53,23 @@ class TopicPartitions(Struct):
 # ShareGroupCurrentMemberAssignmentValue v0
 def _enc_ShareGroupCurrentMemberAssignmentValue_v0(self, out, parts):
     out += _S0.pack(self.member_epoch, self.previous_member_epoch, self.state)
-    w_calen(out, self.assigned_partitions)
-    for item1 in self.assigned_partitions:
-        _enc_TopicPartitions_v0(item1, out, parts)
+    n1 = len(self.assigned_partitions) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.assigned_partitions:
+        out += _S1.pack(item2.topic_id.bytes)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        w_fixed_array(out, item2.partitions, 'i')
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -63,46 +77,46 @@ def _enc_ShareGroupCurrentMemberAssignmentValue_v0(self, out, parts):
 
 
 def _dec_ShareGroupCurrentMemberAssignmentValue_v0(buf, pos):
-    self = new(ShareGroupCurrentMemberAssignmentValue)
-    (self.member_epoch, self.previous_member_epoch, self.state,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj4 = new(ShareGroupCurrentMemberAssignmentValue)
+    (obj4.member_epoch, obj4.previous_member_epoch, obj4.state,) = _S0.unpack_from(buf, pos)
     pos += 9
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_TopicPartitions_v0(buf, pos)
-        items3.append(item4)
-    self.assigned_partitions = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitions v0
-def _enc_TopicPartitions_v0(self, out, parts):
-    out += _S1.pack(self.topic_id.bytes)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n5 = buf[pos]
+    if n5 > 127:
+        n5, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicPartitions_v0(buf, pos):
-    self = new(TopicPartitions)
-    (raw6,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw6)
-    n7, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n7, 'i', 4)
-    count8, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count8:
-        pos = r_tagged_unknown(buf, pos, count8, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n5 -= 1
+    if n5 < 0 or n5 > limit - pos:
+        raise bad_length('array', pos, n5, buf)
+    items6 = []
+    for _ in range(n5):
+        obj8 = new(TopicPartitions)
+        (raw9,) = _S1.unpack_from(buf, pos)
+        pos += 16
+        obj8.topic_id = uuid_from(raw9)
+        n10 = buf[pos]
+        if n10 > 127:
+            n10, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n10 -= 1
+        if n10 < 0 or n10 > limit - pos:
+            raise bad_length('array', pos, n10, buf)
+        obj8.partitions, pos = r_fixed_array(buf, pos, n10, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj8.unknown_tagged_fields = []
+        else:
+            obj8.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items6.append(obj8)
+    obj4.assigned_partitions = items6
+    if buf[pos] == 0:
+        pos += 1
+        obj4.unknown_tagged_fields = []
+    else:
+        obj4.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj4
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -42,9 +42,13 @@ def _enc_ShareGroupMemberMetadataValue_v0(self, out, parts):
     w_cnstr(out, self.rack_id)
     w_cstr(out, self.client_id)
     w_cstr(out, self.client_host)
-    w_calen(out, self.subscribed_topic_names)
-    for item1 in self.subscribed_topic_names:
-        w_cstr(out, item1)
+    n1 = len(self.subscribed_topic_names) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.subscribed_topic_names:
+        w_cstr(out, item2)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -52,21 +56,73 @@ def _enc_ShareGroupMemberMetadataValue_v0(self, out, parts):
 
 
 def _dec_ShareGroupMemberMetadataValue_v0(buf, pos):
-    self = new(ShareGroupMemberMetadataValue)
-    self.rack_id, pos = r_cnstr(buf, pos)
-    self.client_id, pos = r_cstr(buf, pos)
-    self.client_host, pos = r_cstr(buf, pos)
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = r_cstr(buf, pos)
-        items3.append(item4)
-    self.subscribed_topic_names = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
+    limit = len(buf)
+    obj3 = new(ShareGroupMemberMetadataValue)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        if n4 != -1:
+            raise bad_length('string', pos, n4, buf)
+        obj3.rack_id = None
+    else:
+        obj3.rack_id = str(buf[pos:end5], 'utf-8')
+        pos = end5
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('string', pos, n6, buf)
+    obj3.client_id = str(buf[pos:end7], 'utf-8')
+    pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('string', pos, n8, buf)
+    obj3.client_host = str(buf[pos:end9], 'utf-8')
+    pos = end9
+    n10 = buf[pos]
+    if n10 > 127:
+        n10, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n10 -= 1
+    if n10 < 0 or n10 > limit - pos:
+        raise bad_length('array', pos, n10, buf)
+    items11 = []
+    for _ in range(n10):
+        n13 = buf[pos]
+        if n13 > 127:
+            n13, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n13 -= 1
+        end14 = pos + n13
+        if n13 < 0 or end14 > limit:
+            raise bad_length('string', pos, n13, buf)
+        item12 = str(buf[pos:end14], 'utf-8')
+        pos = end14
+        items11.append(item12)
+    obj3.subscribed_topic_names = items11
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -61,12 +61,36 @@ class TopicInfo(Struct):
 
 # ShareGroupStatePartitionMetadataValue v0
 def _enc_ShareGroupStatePartitionMetadataValue_v0(self, out, parts):
-    w_calen(out, self.initialized_topics)
-    for item1 in self.initialized_topics:
-        _enc_TopicPartitionsInfo_v0(item1, out, parts)
-    w_calen(out, self.deleting_topics)
-    for item2 in self.deleting_topics:
-        _enc_TopicInfo_v0(item2, out, parts)
+    n1 = len(self.initialized_topics) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.initialized_topics:
+        out += _S0.pack(item2.topic_id.bytes)
+        w_cstr(out, item2.topic_name)
+        n3 = len(item2.partitions) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        w_fixed_array(out, item2.partitions, 'i')
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
+    n4 = len(self.deleting_topics) + 1
+    if n4 < 128:
+        out.append(n4)
+    else:
+        w_uvarint(out, n4)
+    for item5 in self.deleting_topics:
+        out += _S0.pack(item5.topic_id.bytes)
+        w_cstr(out, item5.topic_name)
+        if item5.unknown_tagged_fields:
+            w_tagged(out, (), item5.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -74,76 +98,87 @@ def _enc_ShareGroupStatePartitionMetadataValue_v0(self, out, parts):
 
 
 def _dec_ShareGroupStatePartitionMetadataValue_v0(buf, pos):
-    self = new(ShareGroupStatePartitionMetadataValue)
-    n3, pos = r_calen(buf, pos)
-    items4 = []
-    for _ in range(n3):
-        item5, pos = _dec_TopicPartitionsInfo_v0(buf, pos)
-        items4.append(item5)
-    self.initialized_topics = items4
-    n6, pos = r_calen(buf, pos)
-    items7 = []
-    for _ in range(n6):
-        item8, pos = _dec_TopicInfo_v0(buf, pos)
-        items7.append(item8)
-    self.deleting_topics = items7
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        pos = r_tagged_unknown(buf, pos, count9, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicPartitionsInfo v0
-def _enc_TopicPartitionsInfo_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_cstr(out, self.topic_name)
-    w_calen(out, self.partitions)
-    w_fixed_array(out, self.partitions, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    limit = len(buf)
+    obj6 = new(ShareGroupStatePartitionMetadataValue)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicPartitionsInfo_v0(buf, pos):
-    self = new(TopicPartitionsInfo)
-    (raw10,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw10)
-    self.topic_name, pos = r_cstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    self.partitions, pos = r_fixed_array(buf, pos, n11, 'i', 4)
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# TopicInfo v0
-def _enc_TopicInfo_v0(self, out, parts):
-    out += _S0.pack(self.topic_id.bytes)
-    w_cstr(out, self.topic_name)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
+    items8 = []
+    for _ in range(n7):
+        obj10 = new(TopicPartitionsInfo)
+        (raw11,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj10.topic_id = uuid_from(raw11)
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        end13 = pos + n12
+        if n12 < 0 or end13 > limit:
+            raise bad_length('string', pos, n12, buf)
+        obj10.topic_name = str(buf[pos:end13], 'utf-8')
+        pos = end13
+        n14 = buf[pos]
+        if n14 > 127:
+            n14, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n14 -= 1
+        if n14 < 0 or n14 > limit - pos:
+            raise bad_length('array', pos, n14, buf)
+        obj10.partitions, pos = r_fixed_array(buf, pos, n14, 'i', 4)
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj6.initialized_topics = items8
+    n15 = buf[pos]
+    if n15 > 127:
+        n15, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_TopicInfo_v0(buf, pos):
-    self = new(TopicInfo)
-    (raw13,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    self.topic_id = uuid_from(raw13)
-    self.topic_name, pos = r_cstr(buf, pos)
-    count14, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count14:
-        pos = r_tagged_unknown(buf, pos, count14, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n15 -= 1
+    if n15 < 0 or n15 > limit - pos:
+        raise bad_length('array', pos, n15, buf)
+    items16 = []
+    for _ in range(n15):
+        obj18 = new(TopicInfo)
+        (raw19,) = _S0.unpack_from(buf, pos)
+        pos += 16
+        obj18.topic_id = uuid_from(raw19)
+        n20 = buf[pos]
+        if n20 > 127:
+            n20, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n20 -= 1
+        end21 = pos + n20
+        if n20 < 0 or end21 > limit:
+            raise bad_length('string', pos, n20, buf)
+        obj18.topic_name = str(buf[pos:end21], 'utf-8')
+        pos = end21
+        if buf[pos] == 0:
+            pos += 1
+            obj18.unknown_tagged_fields = []
+        else:
+            obj18.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items16.append(obj18)
+    obj6.deleting_topics = items16
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
+    else:
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 

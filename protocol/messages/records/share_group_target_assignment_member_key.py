@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -15,6 +15,7 @@ from .._runtime import (  # noqa: F401
 
 __all__ = ['ShareGroupTargetAssignmentMemberKey']
 
+_S0 = _Struct('>h')
 
 
 class ShareGroupTargetAssignmentMemberKey(Message):
@@ -44,10 +45,24 @@ def _enc_ShareGroupTargetAssignmentMemberKey_v13(self, out, parts):
 
 
 def _dec_ShareGroupTargetAssignmentMemberKey_v13(buf, pos):
-    self = new(ShareGroupTargetAssignmentMemberKey)
-    self.group_id, pos = r_str(buf, pos)
-    self.member_id, pos = r_str(buf, pos)
-    self.unknown_tagged_fields = []
+    limit = len(buf)
+    obj1 = new(ShareGroupTargetAssignmentMemberKey)
+    (n2,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (n4,) = _S0.unpack_from(buf, pos)
+    pos += 2
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('string', pos, n4, buf)
+    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    pos = end5
+    obj1.unknown_tagged_fields = []
+    self = obj1
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -55,9 +55,17 @@ class StateBatch(Struct):
 # ShareUpdateValue v0
 def _enc_ShareUpdateValue_v0(self, out, parts):
     out += _S0.pack(self.snapshot_epoch, self.leader_epoch, self.start_offset)
-    w_calen(out, self.state_batches)
-    for item1 in self.state_batches:
-        _enc_StateBatch_v0(item1, out, parts)
+    n1 = len(self.state_batches) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.state_batches:
+        out += _S1.pack(item2.first_offset, item2.last_offset, item2.delivery_state, item2.delivery_count)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -65,41 +73,36 @@ def _enc_ShareUpdateValue_v0(self, out, parts):
 
 
 def _dec_ShareUpdateValue_v0(buf, pos):
-    self = new(ShareUpdateValue)
-    (self.snapshot_epoch, self.leader_epoch, self.start_offset,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj3 = new(ShareUpdateValue)
+    (obj3.snapshot_epoch, obj3.leader_epoch, obj3.start_offset,) = _S0.unpack_from(buf, pos)
     pos += 14
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_StateBatch_v0(buf, pos)
-        items3.append(item4)
-    self.state_batches = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# StateBatch v0
-def _enc_StateBatch_v0(self, out, parts):
-    out += _S1.pack(self.first_offset, self.last_offset, self.delivery_state, self.delivery_count)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_StateBatch_v0(buf, pos):
-    self = new(StateBatch)
-    (self.first_offset, self.last_offset, self.delivery_state, self.delivery_count,) = _S1.unpack_from(buf, pos)
-    pos += 19
-    count6, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count6:
-        pos = r_tagged_unknown(buf, pos, count6, unknown)
-    self.unknown_tagged_fields = unknown
+        pos += 1
+    n4 -= 1
+    if n4 < 0 or n4 > limit - pos:
+        raise bad_length('array', pos, n4, buf)
+    items5 = []
+    for _ in range(n4):
+        obj7 = new(StateBatch)
+        (obj7.first_offset, obj7.last_offset, obj7.delivery_state, obj7.delivery_count,) = _S1.unpack_from(buf, pos)
+        pos += 19
+        if buf[pos] == 0:
+            pos += 1
+            obj7.unknown_tagged_fields = []
+        else:
+            obj7.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items5.append(obj7)
+    obj3.state_batches = items5
+    if buf[pos] == 0:
+        pos += 1
+        obj3.unknown_tagged_fields = []
+    else:
+        obj3.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj3
     return self, pos
 
 

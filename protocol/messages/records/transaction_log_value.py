@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -17,8 +17,9 @@ __all__ = ['PartitionsSchema', 'TransactionLogValue']
 
 _S0 = _Struct('>qhib')
 _S1 = _Struct('>qq')
-_S2 = _Struct('>q')
+_S2 = _Struct('>i')
 _S3 = _Struct('>h')
+_S4 = _Struct('>q')
 
 
 class TransactionLogValue(Message):
@@ -60,41 +61,63 @@ class PartitionsSchema(Struct):
 
 # TransactionLogValue v0
 def _enc_TransactionLogValue_v0(self, out, parts):
-    if self.previous_producer_id != -1:
+    if not (self.previous_producer_id == -1):
         raise cannot_carry('TransactionLogValue', 'previous_producer_id', '0')
-    if self.next_producer_id != -1:
+    if not (self.next_producer_id == -1):
         raise cannot_carry('TransactionLogValue', 'next_producer_id', '0')
-    if self.client_transaction_version != 0:
+    if not (self.client_transaction_version == 0):
         raise cannot_carry('TransactionLogValue', 'client_transaction_version', '0')
     out += _S0.pack(self.producer_id, self.producer_epoch, self.transaction_timeout_ms, self.transaction_status)
     w_nalen(out, self.transaction_partitions)
     if self.transaction_partitions is not None:
         for item1 in self.transaction_partitions:
-            _enc_PartitionsSchema_v0(item1, out, parts)
+            w_str(out, item1.topic)
+            w_alen(out, item1.partition_ids)
+            w_fixed_array(out, item1.partition_ids, 'i')
+            if item1.unknown_tagged_fields:
+                raise no_tagged_fields_error('PartitionsSchema', '0')
     out += _S1.pack(self.transaction_last_update_timestamp_ms, self.transaction_start_timestamp_ms)
     if self.unknown_tagged_fields:
         raise no_tagged_fields_error('TransactionLogValue', '0')
 
 
 def _dec_TransactionLogValue_v0(buf, pos):
-    self = new(TransactionLogValue)
-    (self.producer_id, self.producer_epoch, self.transaction_timeout_ms, self.transaction_status,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj2 = new(TransactionLogValue)
+    (obj2.producer_id, obj2.producer_epoch, obj2.transaction_timeout_ms, obj2.transaction_status,) = _S0.unpack_from(buf, pos)
     pos += 15
-    n2, pos = r_nalen(buf, pos)
-    if n2 < 0:
-        self.transaction_partitions = None
+    (n3,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if (n3 < 0 and n3 != -1) or n3 > limit - pos:
+        raise bad_length('array', pos, n3, buf)
+    if n3 < 0:
+        obj2.transaction_partitions = None
     else:
-        items3 = []
-        for _ in range(n2):
-            item4, pos = _dec_PartitionsSchema_v0(buf, pos)
-            items3.append(item4)
-        self.transaction_partitions = items3
-    (self.transaction_last_update_timestamp_ms, self.transaction_start_timestamp_ms,) = _S1.unpack_from(buf, pos)
+        items4 = []
+        for _ in range(n3):
+            obj6 = new(PartitionsSchema)
+            (n7,) = _S3.unpack_from(buf, pos)
+            pos += 2
+            end8 = pos + n7
+            if n7 < 0 or end8 > limit:
+                raise bad_length('string', pos, n7, buf)
+            obj6.topic = str(buf[pos:end8], 'utf-8')
+            pos = end8
+            (n9,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if n9 < 0 or n9 > limit - pos:
+                raise bad_length('array', pos, n9, buf)
+            obj6.partition_ids, pos = r_fixed_array(buf, pos, n9, 'i', 4)
+            obj6.unknown_tagged_fields = []
+            items4.append(obj6)
+        obj2.transaction_partitions = items4
+    (obj2.transaction_last_update_timestamp_ms, obj2.transaction_start_timestamp_ms,) = _S1.unpack_from(buf, pos)
     pos += 16
-    self.previous_producer_id = -1
-    self.next_producer_id = -1
-    self.client_transaction_version = 0
-    self.unknown_tagged_fields = []
+    obj2.previous_producer_id = -1
+    obj2.next_producer_id = -1
+    obj2.client_transaction_version = 0
+    obj2.unknown_tagged_fields = []
+    self = obj2
     return self, pos
 
 
@@ -103,112 +126,120 @@ def _enc_TransactionLogValue_v1(self, out, parts):
     out += _S0.pack(self.producer_id, self.producer_epoch, self.transaction_timeout_ms, self.transaction_status)
     w_cnalen(out, self.transaction_partitions)
     if self.transaction_partitions is not None:
-        for item5 in self.transaction_partitions:
-            _enc_PartitionsSchema_v1(item5, out, parts)
+        for item10 in self.transaction_partitions:
+            w_cstr(out, item10.topic)
+            n11 = len(item10.partition_ids) + 1
+            if n11 < 128:
+                out.append(n11)
+            else:
+                w_uvarint(out, n11)
+            w_fixed_array(out, item10.partition_ids, 'i')
+            if item10.unknown_tagged_fields:
+                w_tagged(out, (), item10.unknown_tagged_fields)
+            else:
+                out.append(0)
     out += _S1.pack(self.transaction_last_update_timestamp_ms, self.transaction_start_timestamp_ms)
-    tagged = []
-    if self.previous_producer_id != -1:
-        field = bytearray()
-        field += _S2.pack(self.previous_producer_id)
-        tagged.append((0, field))
-    if self.next_producer_id != -1:
-        field = bytearray()
-        field += _S2.pack(self.next_producer_id)
-        tagged.append((1, field))
-    if self.client_transaction_version != 0:
-        field = bytearray()
-        field += _S3.pack(self.client_transaction_version)
-        tagged.append((2, field))
-    if tagged or self.unknown_tagged_fields:
-        w_tagged(out, tagged, self.unknown_tagged_fields)
+    tagged12 = []
+    if not (self.previous_producer_id == -1):
+        field13 = bytearray()
+        field13 += _S4.pack(self.previous_producer_id)
+        tagged12.append((0, field13))
+    if not (self.next_producer_id == -1):
+        field14 = bytearray()
+        field14 += _S4.pack(self.next_producer_id)
+        tagged12.append((1, field14))
+    if not (self.client_transaction_version == 0):
+        field15 = bytearray()
+        field15 += _S3.pack(self.client_transaction_version)
+        tagged12.append((2, field15))
+    if tagged12 or self.unknown_tagged_fields:
+        w_tagged(out, tagged12, self.unknown_tagged_fields)
     else:
         out.append(0)
 
 
 def _dec_TransactionLogValue_v1(buf, pos):
-    self = new(TransactionLogValue)
-    (self.producer_id, self.producer_epoch, self.transaction_timeout_ms, self.transaction_status,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj16 = new(TransactionLogValue)
+    (obj16.producer_id, obj16.producer_epoch, obj16.transaction_timeout_ms, obj16.transaction_status,) = _S0.unpack_from(buf, pos)
     pos += 15
-    n6, pos = r_cnalen(buf, pos)
-    if n6 < 0:
-        self.transaction_partitions = None
+    n17 = buf[pos]
+    if n17 > 127:
+        n17, pos = r_uvarint(buf, pos)
     else:
-        items7 = []
-        for _ in range(n6):
-            item8, pos = _dec_PartitionsSchema_v1(buf, pos)
-            items7.append(item8)
-        self.transaction_partitions = items7
-    (self.transaction_last_update_timestamp_ms, self.transaction_start_timestamp_ms,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    self.previous_producer_id = -1
-    self.next_producer_id = -1
-    self.client_transaction_version = 0
-    count9, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count9:
-        for _ in range(count9):
-            tag, start, end = r_tag_header(buf, pos)
-            if tag == 0:
-                field = buf[:end]
-                pos = start
-                (self.previous_producer_id,) = _S2.unpack_from(field, pos)
-                pos += 8
-            elif tag == 1:
-                field = buf[:end]
-                pos = start
-                (self.next_producer_id,) = _S2.unpack_from(field, pos)
-                pos += 8
-            elif tag == 2:
-                field = buf[:end]
-                pos = start
-                (self.client_transaction_version,) = _S3.unpack_from(field, pos)
-                pos += 2
+        pos += 1
+    n17 -= 1
+    if (n17 < 0 and n17 != -1) or n17 > limit - pos:
+        raise bad_length('array', pos, n17, buf)
+    if n17 < 0:
+        obj16.transaction_partitions = None
+    else:
+        items18 = []
+        for _ in range(n17):
+            obj20 = new(PartitionsSchema)
+            n21 = buf[pos]
+            if n21 > 127:
+                n21, pos = r_uvarint(buf, pos)
             else:
-                unknown.append((tag, buf[start:end].tobytes()))
-            pos = end
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# PartitionsSchema v0
-def _enc_PartitionsSchema_v0(self, out, parts):
-    w_str(out, self.topic)
-    w_alen(out, self.partition_ids)
-    w_fixed_array(out, self.partition_ids, 'i')
-    if self.unknown_tagged_fields:
-        raise no_tagged_fields_error('PartitionsSchema', '0')
-
-
-def _dec_PartitionsSchema_v0(buf, pos):
-    self = new(PartitionsSchema)
-    self.topic, pos = r_str(buf, pos)
-    n10, pos = r_alen(buf, pos)
-    self.partition_ids, pos = r_fixed_array(buf, pos, n10, 'i', 4)
-    self.unknown_tagged_fields = []
-    return self, pos
-
-
-# PartitionsSchema v1
-def _enc_PartitionsSchema_v1(self, out, parts):
-    w_cstr(out, self.topic)
-    w_calen(out, self.partition_ids)
-    w_fixed_array(out, self.partition_ids, 'i')
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+                pos += 1
+            n21 -= 1
+            end22 = pos + n21
+            if n21 < 0 or end22 > limit:
+                raise bad_length('string', pos, n21, buf)
+            obj20.topic = str(buf[pos:end22], 'utf-8')
+            pos = end22
+            n23 = buf[pos]
+            if n23 > 127:
+                n23, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n23 -= 1
+            if n23 < 0 or n23 > limit - pos:
+                raise bad_length('array', pos, n23, buf)
+            obj20.partition_ids, pos = r_fixed_array(buf, pos, n23, 'i', 4)
+            if buf[pos] == 0:
+                pos += 1
+                obj20.unknown_tagged_fields = []
+            else:
+                obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items18.append(obj20)
+        obj16.transaction_partitions = items18
+    (obj16.transaction_last_update_timestamp_ms, obj16.transaction_start_timestamp_ms,) = _S1.unpack_from(buf, pos)
+    pos += 16
+    obj16.previous_producer_id = -1
+    obj16.next_producer_id = -1
+    obj16.client_transaction_version = 0
+    if buf[pos] == 0:
+        pos += 1
+        obj16.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_PartitionsSchema_v1(buf, pos):
-    self = new(PartitionsSchema)
-    self.topic, pos = r_cstr(buf, pos)
-    n11, pos = r_calen(buf, pos)
-    self.partition_ids, pos = r_fixed_array(buf, pos, n11, 'i', 4)
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
+        count24, pos = r_uvarint(buf, pos)
+        unknown25 = []
+        for _ in range(count24):
+            tag26, start27, end28 = r_tag_header(buf, pos)
+            if tag26 == 0:
+                pos = start27
+                (obj16.previous_producer_id,) = _S4.unpack_from(buf, pos)
+                pos += 8
+                if pos != end28:
+                    raise tagged_size_mismatch(tag26, start27, end28, pos)
+            elif tag26 == 1:
+                pos = start27
+                (obj16.next_producer_id,) = _S4.unpack_from(buf, pos)
+                pos += 8
+                if pos != end28:
+                    raise tagged_size_mismatch(tag26, start27, end28, pos)
+            elif tag26 == 2:
+                pos = start27
+                (obj16.client_transaction_version,) = _S3.unpack_from(buf, pos)
+                pos += 2
+                if pos != end28:
+                    raise tagged_size_mismatch(tag26, start27, end28, pos)
+            else:
+                unknown25.append((tag26, bytes(buf[start27:end28])))
+                pos = end28
+        obj16.unknown_tagged_fields = unknown25
+    self = obj16
     return self, pos
 
 

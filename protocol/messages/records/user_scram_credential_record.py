@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -56,20 +56,62 @@ def _enc_UserScramCredentialRecord_v0(self, out, parts):
 
 
 def _dec_UserScramCredentialRecord_v0(buf, pos):
-    self = new(UserScramCredentialRecord)
-    self.name, pos = r_cstr(buf, pos)
-    (self.mechanism,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj1 = new(UserScramCredentialRecord)
+    n2 = buf[pos]
+    if n2 > 127:
+        n2, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n2 -= 1
+    end3 = pos + n2
+    if n2 < 0 or end3 > limit:
+        raise bad_length('string', pos, n2, buf)
+    obj1.name = str(buf[pos:end3], 'utf-8')
+    pos = end3
+    (obj1.mechanism,) = _S0.unpack_from(buf, pos)
     pos += 1
-    self.salt, pos = r_cbytes(buf, pos)
-    self.stored_key, pos = r_cbytes(buf, pos)
-    self.server_key, pos = r_cbytes(buf, pos)
-    (self.iterations,) = _S1.unpack_from(buf, pos)
+    n4 = buf[pos]
+    if n4 > 127:
+        n4, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n4 -= 1
+    end5 = pos + n4
+    if n4 < 0 or end5 > limit:
+        raise bad_length('bytes', pos, n4, buf)
+    obj1.salt = bytes(buf[pos:end5])
+    pos = end5
+    n6 = buf[pos]
+    if n6 > 127:
+        n6, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n6 -= 1
+    end7 = pos + n6
+    if n6 < 0 or end7 > limit:
+        raise bad_length('bytes', pos, n6, buf)
+    obj1.stored_key = bytes(buf[pos:end7])
+    pos = end7
+    n8 = buf[pos]
+    if n8 > 127:
+        n8, pos = r_uvarint(buf, pos)
+    else:
+        pos += 1
+    n8 -= 1
+    end9 = pos + n8
+    if n8 < 0 or end9 > limit:
+        raise bad_length('bytes', pos, n8, buf)
+    obj1.server_key = bytes(buf[pos:end9])
+    pos = end9
+    (obj1.iterations,) = _S1.unpack_from(buf, pos)
     pos += 4
-    count1, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count1:
-        pos = r_tagged_unknown(buf, pos, count1, unknown)
-    self.unknown_tagged_fields = unknown
+    if buf[pos] == 0:
+        pos += 1
+        obj1.unknown_tagged_fields = []
+    else:
+        obj1.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj1
     return self, pos
 
 

@@ -7,7 +7,7 @@ from .._runtime import (  # noqa: F401
     FieldInfo, Message, Struct, UNSET, ZERO_UUID, new, uuid_from,
     r_uvarint, r_str, r_nstr, r_cstr, r_cnstr, r_bytes, r_nbytes, r_cbytes, r_cnbytes,
     r_rec, r_nrec, r_crec, r_cnrec, r_alen, r_nalen, r_calen, r_cnalen, r_fixed_array,
-    r_uuid, r_tagged_unknown, r_tag_header,
+    r_uuid, r_tagged_unknown, r_tag_header, tagged_size_mismatch, bad_length,
     w_uvarint, w_str, w_nstr, w_cstr, w_cnstr, w_bytes, w_nbytes, w_cbytes, w_cnbytes,
     w_rec, w_alen, w_nalen, w_calen, w_cnalen, w_fixed_array, w_tagged,
     cannot_carry, no_tagged_fields_error,
@@ -78,9 +78,36 @@ class KRaftVersionFeature(Struct):
 # VotersRecord v0
 def _enc_VotersRecord_v0(self, out, parts):
     out += _S0.pack(self.version)
-    w_calen(out, self.voters)
-    for item1 in self.voters:
-        _enc_Voter_v0(item1, out, parts)
+    n1 = len(self.voters) + 1
+    if n1 < 128:
+        out.append(n1)
+    else:
+        w_uvarint(out, n1)
+    for item2 in self.voters:
+        out += _S1.pack(item2.voter_id, item2.voter_directory_id.bytes)
+        n3 = len(item2.endpoints) + 1
+        if n3 < 128:
+            out.append(n3)
+        else:
+            w_uvarint(out, n3)
+        for item4 in item2.endpoints:
+            w_cstr(out, item4.name)
+            w_cstr(out, item4.host)
+            out += _S2.pack(item4.port)
+            if item4.unknown_tagged_fields:
+                w_tagged(out, (), item4.unknown_tagged_fields)
+            else:
+                out.append(0)
+        s5 = item2.k_raft_version_feature
+        out += _S3.pack(s5.min_supported_version, s5.max_supported_version)
+        if s5.unknown_tagged_fields:
+            w_tagged(out, (), s5.unknown_tagged_fields)
+        else:
+            out.append(0)
+        if item2.unknown_tagged_fields:
+            w_tagged(out, (), item2.unknown_tagged_fields)
+        else:
+            out.append(0)
     if self.unknown_tagged_fields:
         w_tagged(out, (), self.unknown_tagged_fields)
     else:
@@ -88,99 +115,88 @@ def _enc_VotersRecord_v0(self, out, parts):
 
 
 def _dec_VotersRecord_v0(buf, pos):
-    self = new(VotersRecord)
-    (self.version,) = _S0.unpack_from(buf, pos)
+    limit = len(buf)
+    obj6 = new(VotersRecord)
+    (obj6.version,) = _S0.unpack_from(buf, pos)
     pos += 2
-    n2, pos = r_calen(buf, pos)
-    items3 = []
-    for _ in range(n2):
-        item4, pos = _dec_Voter_v0(buf, pos)
-        items3.append(item4)
-    self.voters = items3
-    count5, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count5:
-        pos = r_tagged_unknown(buf, pos, count5, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Voter v0
-def _enc_Voter_v0(self, out, parts):
-    out += _S1.pack(self.voter_id, self.voter_directory_id.bytes)
-    w_calen(out, self.endpoints)
-    for item6 in self.endpoints:
-        _enc_Endpoint_v0(item6, out, parts)
-    _enc_KRaftVersionFeature_v0(self.k_raft_version_feature, out, parts)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+    n7 = buf[pos]
+    if n7 > 127:
+        n7, pos = r_uvarint(buf, pos)
     else:
-        out.append(0)
-
-
-def _dec_Voter_v0(buf, pos):
-    self = new(Voter)
-    (self.voter_id, raw7,) = _S1.unpack_from(buf, pos)
-    pos += 20
-    self.voter_directory_id = uuid_from(raw7)
-    n8, pos = r_calen(buf, pos)
-    items9 = []
-    for _ in range(n8):
-        item10, pos = _dec_Endpoint_v0(buf, pos)
-        items9.append(item10)
-    self.endpoints = items9
-    self.k_raft_version_feature, pos = _dec_KRaftVersionFeature_v0(buf, pos)
-    count11, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count11:
-        pos = r_tagged_unknown(buf, pos, count11, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# Endpoint v0
-def _enc_Endpoint_v0(self, out, parts):
-    w_cstr(out, self.name)
-    w_cstr(out, self.host)
-    out += _S2.pack(self.port)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
+        pos += 1
+    n7 -= 1
+    if n7 < 0 or n7 > limit - pos:
+        raise bad_length('array', pos, n7, buf)
+    items8 = []
+    for _ in range(n7):
+        obj10 = new(Voter)
+        (obj10.voter_id, raw11,) = _S1.unpack_from(buf, pos)
+        pos += 20
+        obj10.voter_directory_id = uuid_from(raw11)
+        n12 = buf[pos]
+        if n12 > 127:
+            n12, pos = r_uvarint(buf, pos)
+        else:
+            pos += 1
+        n12 -= 1
+        if n12 < 0 or n12 > limit - pos:
+            raise bad_length('array', pos, n12, buf)
+        items13 = []
+        for _ in range(n12):
+            obj15 = new(Endpoint)
+            n16 = buf[pos]
+            if n16 > 127:
+                n16, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n16 -= 1
+            end17 = pos + n16
+            if n16 < 0 or end17 > limit:
+                raise bad_length('string', pos, n16, buf)
+            obj15.name = str(buf[pos:end17], 'utf-8')
+            pos = end17
+            n18 = buf[pos]
+            if n18 > 127:
+                n18, pos = r_uvarint(buf, pos)
+            else:
+                pos += 1
+            n18 -= 1
+            end19 = pos + n18
+            if n18 < 0 or end19 > limit:
+                raise bad_length('string', pos, n18, buf)
+            obj15.host = str(buf[pos:end19], 'utf-8')
+            pos = end19
+            (obj15.port,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                pos += 1
+                obj15.unknown_tagged_fields = []
+            else:
+                obj15.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+            items13.append(obj15)
+        obj10.endpoints = items13
+        obj20 = new(KRaftVersionFeature)
+        (obj20.min_supported_version, obj20.max_supported_version,) = _S3.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] == 0:
+            pos += 1
+            obj20.unknown_tagged_fields = []
+        else:
+            obj20.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        obj10.k_raft_version_feature = obj20
+        if buf[pos] == 0:
+            pos += 1
+            obj10.unknown_tagged_fields = []
+        else:
+            obj10.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+        items8.append(obj10)
+    obj6.voters = items8
+    if buf[pos] == 0:
+        pos += 1
+        obj6.unknown_tagged_fields = []
     else:
-        out.append(0)
-
-
-def _dec_Endpoint_v0(buf, pos):
-    self = new(Endpoint)
-    self.name, pos = r_cstr(buf, pos)
-    self.host, pos = r_cstr(buf, pos)
-    (self.port,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    count12, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count12:
-        pos = r_tagged_unknown(buf, pos, count12, unknown)
-    self.unknown_tagged_fields = unknown
-    return self, pos
-
-
-# KRaftVersionFeature v0
-def _enc_KRaftVersionFeature_v0(self, out, parts):
-    out += _S3.pack(self.min_supported_version, self.max_supported_version)
-    if self.unknown_tagged_fields:
-        w_tagged(out, (), self.unknown_tagged_fields)
-    else:
-        out.append(0)
-
-
-def _dec_KRaftVersionFeature_v0(buf, pos):
-    self = new(KRaftVersionFeature)
-    (self.min_supported_version, self.max_supported_version,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    count13, pos = r_uvarint(buf, pos)
-    unknown = []
-    if count13:
-        pos = r_tagged_unknown(buf, pos, count13, unknown)
-    self.unknown_tagged_fields = unknown
+        obj6.unknown_tagged_fields, pos = r_tagged_unknown(buf, pos)
+    self = obj6
     return self, pos
 
 
