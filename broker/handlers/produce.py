@@ -16,8 +16,10 @@ Behaviour:
 * The response carries the first offset of the appended records, the log append time (or -1
   for CreateTime topics, v2+) and the log start offset (v5+).
 
-Version notes: v3+ carry ``transactional_id`` (transactions are not served yet: transactional
-batches are appended as any idempotent batch would be); v8+ ``record_errors`` and
+Version notes: v3+ carry ``transactional_id``. Transactions are not served yet (no producer can
+obtain a transactional producer id here), so a produce with a transactional id is refused with
+INVALID_TXN_STATE for every partition rather than appended with no way to commit or abort it;
+v8+ ``record_errors`` and
 ``error_message``; v13+ topics by id.
 """
 
@@ -53,6 +55,10 @@ def handle_produce(ctx, request: ProduceRequest):
         topic = topic_by_name_or_id(broker, None if by_id else topic_data.name, topic_data.topic_id if by_id else None)
         partitions = []
         for data in topic_data.partition_data:
+            if request.transactional_id is not None:
+                partitions.append(_partition_error(data.index, error_codes.INVALID_TXN_STATE,
+                                                   "Transactions are not served by this broker yet"))
+                continue
             if acks not in (0, 1, -1):
                 partitions.append(_partition_error(data.index, error_codes.INVALID_REQUIRED_ACKS))
                 continue

@@ -275,3 +275,23 @@ def test_acks_0_sends_nothing_and_closes_the_connection_on_error(raw_client):
             index=5, records=batch_of(b"lost"))])])
     client.send(bad, 9)
     assert client.is_closed_by_peer()
+
+
+def test_transactional_produce_is_refused_until_transactions_exist(raw_client):
+    client = raw_client()
+    create_topic(client, "txn")
+    request = ProduceRequest(transactional_id="tx-1", acks=-1, timeout_ms=5000, topic_data=[
+        ProduceRequest.TopicProduceData(name="txn", partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch_of(b"t"))])])
+    answer = client.request(request, 9).responses[0].partition_responses[0]
+    assert answer.error_code == error_codes.INVALID_TXN_STATE
+
+
+def test_quickstart_api_table_matches_the_registry():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "quickstart.md").read_text()
+    documented = {name: (int(low), int(high))
+                  for name, low, high in re.findall(r"^\| (\w+) \| (\d+)-(\d+)", text, flags=re.M)}
+    assert documented == {entry.name: (entry.min_version, entry.max_version) for entry in REGISTRY}
