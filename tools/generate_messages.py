@@ -99,16 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if changed or stale:
             for rel in changed:
-                print(f"out of date: protocol/messages/{rel}", file=sys.stderr)
+                print(f"out of date: {os.path.join(os.path.relpath(args.out), rel)}", file=sys.stderr)
             for rel in stale:
-                print(f"not generated (remove it): protocol/messages/{rel}", file=sys.stderr)
+                print(f"not generated (remove it): {os.path.join(os.path.relpath(args.out), rel)}", file=sys.stderr)
             print("run: python tools/generate_messages.py", file=sys.stderr)
             return 1
-        print(f"protocol/messages: {len(files)} files up to date")
+        print(f"{os.path.relpath(args.out)}: {len(files)} files up to date")
         return 0
     for rel in stale:
         os.remove(os.path.join(args.out, rel))
-    print(f"protocol/messages: {len(files)} files, {len(changed)} written, {len(stale)} removed")
+    print(f"{os.path.relpath(args.out)}: {len(files)} files, {len(changed)} written, {len(stale)} removed")
     return 0
 
 

@@ -330,6 +330,12 @@ def test_ignorable_field_at_a_version_without_it_is_dropped():
 def test_null_in_a_version_that_cannot_carry_it_raises_value_error():
     with pytest.raises(ValueError):
         MetadataRequest(topics=None).encode(0)
+    with pytest.raises(ValueError):
+        ProduceRequest(topic_data=None).encode(9)      # compact, non-nullable array
+    with pytest.raises(ValueError):
+        ProduceRequest(topic_data=[None]).encode(9)    # a struct that is None
+    with pytest.raises(ValueError):
+        ProduceRequest(acks=1 << 20).encode(3)         # int16 out of range
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +373,7 @@ def test_encode_parts_passes_records_objects_through():
         assert [part for part in parts if not isinstance(part, bytes)] == regions
         joined = b"".join(part if isinstance(part, bytes) else part.data for part in parts)
         assert joined == response(lambda p: regions[p].data).encode(version)
-        with pytest.raises(TypeError):
+        with pytest.raises(ValueError, match="encode_parts"):
             response(lambda p: regions[p]).encode(version)
 
 

@@ -144,15 +144,24 @@ class Message(Struct):
             )
         return encoder
 
+    def _run_encoder(self, version, out, parts):
+        encoder = self._encoder(version)
+        try:
+            encoder(self, out, parts)
+        except (struct.error, TypeError, AttributeError, UnicodeEncodeError) as exc:
+            # A value of the wrong type or range (an int too large for its field, None where the
+            # version has no null, a str with lone surrogates): one exception type for callers.
+            raise ValueError(f"{type(self).__name__} v{version} cannot be encoded: {exc}") from exc
+
     def encode(self, version: int) -> bytes:
         """The message body at ``version`` as bytes."""
         out = bytearray()
-        self._encoder(version)(self, out, None)
+        self._run_encoder(version, out, None)
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
         """Append the message body at ``version`` to ``out``."""
-        self._encoder(version)(self, out, None)
+        self._run_encoder(version, out, None)
 
     def encode_parts(self, version: int) -> list:
         """The encoding as a list of bytes chunks, with each records value that is not bytes-like
@@ -160,7 +169,7 @@ class Message(Struct):
         into the chunk before it. Joining the chunks with those values' bytes gives encode()."""
         out = bytearray()
         parts: list = []
-        self._encoder(version)(self, out, parts)
+        self._run_encoder(version, out, parts)
         if out:
             parts.append(bytes(out))
         return parts
@@ -583,7 +592,7 @@ def w_rec(out, parts, value, nullable, compact):
     if inline:
         out += value
     elif parts is None:
-        raise TypeError(
+        raise ValueError(
             f"records value of type {type(value).__name__} is not bytes-like; use encode_parts()"
         )
     else:

@@ -498,6 +498,9 @@ def merge(files: list[SchemaFile], spec_root: str) -> MessageModel:
     # references them at that version, which fill_views already guarantees.
 
     flexible_versions = [v for v in all_versions if v in owners[v].flexible]
+    if flexible_versions and flexible_versions != [v for v in all_versions if v >= flexible_versions[0]]:
+        # FLEXIBLE_MIN_VERSION and the header-version rule assume "flexible from N on".
+        raise SchemaError(f"{newest.name}: flexible versions {flexible_versions} are not a tail of the range")
     return MessageModel(
         name=newest.name,
         type=newest.type,
