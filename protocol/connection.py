@@ -193,7 +193,8 @@ class _FrameReader:
             return None
         payload = self._take(size)
         self._frame_size = -1
-        self._read_size()  # check the following frame's prefix as soon as it is there
+        # The following frame's prefix is checked on the next call (or feed), so that a bad one
+        # never costs the whole frame before it.
         return payload
 
     def _take(self, count: int):

@@ -69,7 +69,8 @@ def test_frame_over_the_limit_raises_from_the_prefix_alone_before_allocating():
 def test_frame_over_the_limit_after_a_good_frame():
     good = ClientConnection().encode_request(MetadataRequest(), 1, 1)
     server = ServerConnection(max_frame_size=100)
-    server.receive_data(good + INT32.pack(101))  # the second prefix is checked once reached
+    server.receive_data(good + INT32.pack(101))
+    assert server.next_request().correlation_id == 1  # the good frame before it is not lost
     with pytest.raises(FrameTooLarge):
         server.next_request()
 
