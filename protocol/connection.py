@@ -39,11 +39,13 @@ One that answers (the KIP-511 ApiVersions case) consumed its frame; the next req
 The exceptions carry ``api_key``, ``api_version`` and ``correlation_id`` when the frame had them,
 and ``header`` (the decoded request header) when the header decoded.
 
-The receive buffer keeps the bytes it was fed as the (immutable) chunks they came in and hands a
-frame out as a zero-copy slice of one chunk when the frame lies within it, else joins the pieces
-once when the frame is complete. So neither many small chunks nor one big frame in many chunks
-costs more than linear time (no re-scanning, no repeated compaction), and the records of a
-decoded request can be memoryview slices of the received bytes.
+The receive buffer (:class:`_FrameReader`, after h11's ``ReceiveBuffer``) keeps big received
+chunks as the immutable ``bytes`` they came in and hands a frame out as a zero-copy slice of one
+chunk when the frame lies within it, else joins the pieces once when the frame is complete;
+small chunks are coalesced. So neither many small chunks nor one big frame in many chunks costs
+more than linear time (no re-scanning, no repeated compaction), memory is what was fed (nothing
+is allocated from a size prefix), and the records of a decoded request are memoryview slices of
+the received bytes.
 """
 
 from __future__ import annotations
