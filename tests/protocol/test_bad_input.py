@@ -220,3 +220,13 @@ def test_trailing_bytes_inside_the_frame_are_ignored_as_kafka_does():
     data = ClientConnection().encode_request(MetadataRequest(), 1, 1)
     server.receive_data(framed(data[4:] + b"trailing"))
     assert server.next_request().body == MetadataRequest()
+
+
+@pytest.mark.xfail(strict=True, raises=DecodeError, reason=(
+    "Kafka reads strings with new String(bytes, UTF_8), which replaces malformed UTF-8 with U+FFFD "
+    "and accepts the request; the generated decoders (protocol/messages/_runtime.py) raise "
+    "DecodeError instead, so we close where Kafka answers"))
+def test_invalid_utf8_in_a_string_is_read_with_replacement_as_kafka_does():
+    server = ServerConnection()
+    server.receive_data(framed(struct.pack(">hhih", 3, 1, 1, 2) + b"\xff\xfe" + INT32.pack(-1)))
+    assert server.next_request().client_id == "\ufffd\ufffd"
