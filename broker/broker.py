@@ -237,6 +237,34 @@ class Broker:
             return None  # created by their coordinators, never by a client's Metadata request
         return self.create_topic(name)
 
+    def check_new_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None) -> None:
+        """Validate growing ``topic`` to ``count`` partitions (CreatePartitions); TopicError
+        with Kafka's code and message when refused."""
+        current = topic.partition_count
+        if count < current:
+            raise TopicError(error_codes.INVALID_PARTITIONS,
+                             f"Topic currently has {current} partitions, which is higher than the requested {count}.")
+        if count == current:
+            raise TopicError(error_codes.INVALID_PARTITIONS, f"Topic already has {current} partitions.")
+        if assignments is not None:
+            if len(assignments) != count - current:
+                raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                 f"Increasing the number of partitions by {count - current} but "
+                                 f"{len(assignments)} assignments provided.")
+            for brokers in assignments:
+                if not brokers or any(broker != self.node_id for broker in brokers) or len(set(brokers)) != len(brokers):
+                    raise TopicError(error_codes.INVALID_REPLICA_ASSIGNMENT,
+                                     f"Invalid replica assignment {brokers}: the only broker is {self.node_id}")
+
+    def create_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None = None) -> None:
+        self.check_new_partitions(topic, count, assignments)
+        previous = topic.partition_count
+        topic.partition_count = count
+        self.topics.save()
+        for index in range(previous, count):
+            self._attach_partition(topic, index)
+        log.info("partitions created", topic=topic.name, partitions=count)
+
     def delete_topic(self, topic: Topic) -> None:
         if not self.config["delete.topic.enable"]:
             raise TopicError(error_codes.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")

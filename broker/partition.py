@@ -111,7 +111,18 @@ class Partition:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_now)
 
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: raise the log start offset to ``offset`` (<= high watermark).
+        Returns the new log start offset; raises OffsetOutOfRange above the high watermark."""
+        return self.log.delete_records_before(offset)
+
     # --- reads ---
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest epoch <= ``epoch``, where the next epoch starts or the log end offset);
+        (-1, -1) when the leader-epoch cache knows no such epoch (OffsetForLeaderEpoch)."""
+        return self.log.leader_epochs.end_offset_for(epoch, self.log.log_end_offset)
+
 
     def read(self, fetch_offset: int, max_bytes: int, min_one_batch: bool, isolation_level: int = 0):
         """File regions of the records from ``fetch_offset`` up to the high watermark (or the

@@ -12,7 +12,9 @@ REGISTRY = HandlerRegistry()
 # Imported for their registrations (order does not matter: the registry sorts by key).
 from . import (  # noqa: E402,F401
     api_versions,
+    create_partitions,
     create_topics,
+    delete_records,
     delete_topics,
     describe_cluster,
     describe_configs,
@@ -20,5 +22,6 @@ from . import (  # noqa: E402,F401
     init_producer_id,
     list_offsets,
     metadata,
+    offset_for_leader_epoch,
     produce,
 )

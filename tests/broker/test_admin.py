@@ -121,3 +121,46 @@ def test_confluent_admin_round_trip(shared_broker):
     for future in admin.delete_topics([name]).values():
         future.result(10)
     assert name not in admin.list_topics(timeout=10).topics
+
+
+def test_create_partitions_delete_records_and_epochs(shared_broker):
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    from confluent_kafka import TopicPartition
+
+    from odradek.protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest
+
+    name = f"grow-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    for future in admin.create_topics([NewTopic(name, 1, 1)]).values():
+        future.result(10)
+    for future in admin.create_partitions([NewPartitions(name, 3)]).values():
+        future.result(10)
+    assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == 3
+    with pytest.raises(Exception) as refused:
+        for future in admin.create_partitions([NewPartitions(name, 2)]).values():
+            future.result(10)
+    assert "INVALID_PARTITIONS" in repr(refused.value) or "higher" in repr(refused.value)
+
+    client = RawClient(shared_broker.host, shared_broker.port)
+    try:
+        for i in range(4):
+            produce(client, name, 2, build_batch([Record(0, 0, None, b"%d" % i)]))
+        deleted = admin.delete_records([TopicPartition(name, 2, 3)])
+        for future in deleted.values():
+            assert future.result(10).low_watermark == 3
+        request = ListOffsetsRequest(replica_id=-1, topics=[ListOffsetsRequest.ListOffsetsTopic(
+            name=name, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=2, timestamp=-2)])])
+        assert client.request(request, 7).topics[0].partitions[0].offset == 3
+
+        epochs = OffsetForLeaderEpochRequest(replica_id=-1, topics=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic(
+            topic=name, partitions=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic.OffsetForLeaderPartition(
+                partition=p, current_leader_epoch=0, leader_epoch=0) for p in (0, 2, 9)])])
+        answers = client.request(epochs, 4).topics[0].partitions
+        assert [(a.error_code, a.leader_epoch, a.end_offset) for a in answers] == [
+            (0, -1, -1),  # nothing appended yet: no epoch known
+            (0, 0, 4),
+            (3, -1, -1),
+        ]
+    finally:
+        client.close()
