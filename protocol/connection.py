@@ -312,6 +312,20 @@ class ServerConnection:
                 self._failure = error
             raise
 
+    def next_raw_frame(self):
+        """The payload of the next whole frame undecoded (bytes or memoryview), or None.
+
+        For what is framed but is not a Kafka request: the SASL tokens a client sends after a
+        SaslHandshake v0 (KIP-43, before SaslAuthenticate existed) are size-prefixed raw bytes.
+        The frame-size limit applies as to requests.
+        """
+        self._check_alive()
+        try:
+            return self._reader.next_frame()
+        except ProtocolError as error:
+            self._failure = error
+            raise
+
     def _check_alive(self) -> None:
         if self._failure is not None:
             raise self._failure

@@ -7,7 +7,7 @@ import pytest
 
 from odradek.protocol import connection
 from odradek.protocol.connection import ClientConnection, Request, ServerConnection, _FrameReader
-from odradek.protocol.errors import UnsupportedVersion
+from odradek.protocol.errors import FrameTooLarge, UnsupportedVersion
 from odradek.protocol.messages import registry
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from odradek.protocol.messages.headers import RequestHeader
@@ -348,3 +348,20 @@ def test_encode_response_parts_does_not_copy_a_big_first_chunk():
     assert b"".join(parts) == server.encode_response(request, response)
     small = server.encode_response_parts(request, FetchResponse())
     assert len(small) == 1 and small[0] == server.encode_response(request, FetchResponse())
+
+
+def test_raw_frames_between_requests():
+    # SaslHandshake v0 is followed by a raw SASL token in a frame of its own, then requests again.
+    client = ClientConnection()
+    server = ServerConnection(max_frame_size=100)
+    token = b"\x00user\x00secret"
+    server.receive_data(client.encode_request(MetadataRequest(), 1, 1) + struct.pack(">i", len(token)) + token
+                        + client.encode_request(MetadataRequest(), 1, 2))
+    assert server.next_request().correlation_id == 1
+    assert server.next_raw_frame() == token
+    assert server.next_request().correlation_id == 2
+    assert server.next_raw_frame() is None
+    with pytest.raises(FrameTooLarge):
+        server.receive_data(struct.pack(">i", 101))
+    with pytest.raises(FrameTooLarge):  # and the connection stays failed
+        server.next_raw_frame()
