@@ -265,6 +265,22 @@ class Broker:
             self._attach_partition(topic, index)
         log.info("partitions created", topic=topic.name, partitions=count)
 
+    def check_topic_configs(self, overrides: dict[str, str | None]) -> dict[str, str]:
+        """Validate a complete new set of topic overrides; TopicError(INVALID_CONFIG) if refused."""
+        return validate_topic_config_overrides(overrides)
+
+    def set_topic_configs(self, topic: Topic, overrides: dict[str, str | None]) -> None:
+        """Replace ``topic``'s overrides (AlterConfigs, IncrementalAlterConfigs) and apply them
+        to its partition logs at once (the log reads its config on every append and roll)."""
+        topic.configs = self.check_topic_configs(overrides)
+        self.topics.save()
+        log_config = log_config_from(self.topic_log_config(topic))
+        for index in range(topic.partition_count):
+            partition = self.partitions.get((topic.name, index))
+            if partition is not None:
+                partition.log.config = log_config
+        log.info("topic configs changed", topic=topic.name, configs=topic.configs)
+
     def delete_topic(self, topic: Topic) -> None:
         if not self.config["delete.topic.enable"]:
             raise TopicError(error_codes.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")

@@ -11,6 +11,7 @@ REGISTRY = HandlerRegistry()
 
 # Imported for their registrations (order does not matter: the registry sorts by key).
 from . import (  # noqa: E402,F401
+    alter_configs,
     api_versions,
     create_partitions,
     create_topics,
@@ -19,6 +20,7 @@ from . import (  # noqa: E402,F401
     describe_cluster,
     describe_configs,
     fetch,
+    incremental_alter_configs,
     init_producer_id,
     list_offsets,
     metadata,

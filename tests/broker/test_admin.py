@@ -164,3 +164,43 @@ def test_create_partitions_delete_records_and_epochs(shared_broker):
         ]
     finally:
         client.close()
+
+
+def test_alter_configs_and_incremental_alter_configs(shared_broker):
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic)
+
+    name = f"alter-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    for future in admin.create_topics([NewTopic(name, 1, 1, config={"retention.ms": "1000"})]).values():
+        future.result(10)
+
+    def current():
+        resource = ConfigResource("topic", name)
+        return {key: (entry.value, entry.source) for key, entry in admin.describe_configs([resource])[resource].result(10).items()}
+
+    incremental = ConfigResource("topic", name, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+    ])
+    for future in admin.incremental_alter_configs([incremental]).values():
+        future.result(10)
+    configs = current()
+    assert configs["cleanup.policy"] == ("delete,compact", DYNAMIC_TOPIC_CONFIG)
+    assert configs["retention.ms"] == ("604800000", DEFAULT_CONFIG)
+    assert configs["segment.bytes"] == ("1048576", DYNAMIC_TOPIC_CONFIG)
+
+    bad = ConfigResource("topic", name, incremental_configs=[
+        ConfigEntry("segment.bytes", "2", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(Exception):
+        for future in admin.incremental_alter_configs([bad]).values():
+            future.result(10)
+    assert current()["segment.bytes"] == ("1048576", DYNAMIC_TOPIC_CONFIG)  # unchanged
+
+    # Legacy AlterConfigs replaces the whole set: what is not given returns to its default.
+    for future in admin.alter_configs([ConfigResource("topic", name, set_config={"retention.ms": "5000"})]).values():
+        future.result(10)
+    configs = current()
+    assert configs["retention.ms"] == ("5000", DYNAMIC_TOPIC_CONFIG)
+    assert configs["segment.bytes"] == ("1073741824", DEFAULT_CONFIG)
+    assert configs["cleanup.policy"] == ("delete", DEFAULT_CONFIG)
