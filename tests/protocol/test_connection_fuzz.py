@@ -146,3 +146,22 @@ def test_client_side_random_responses(data, cuts, api_keys):
                 pass
     except ProtocolError as error:
         check_error(error)
+
+
+@st.composite
+def frames_with_plausible_headers(draw):
+    """A frame whose header starts as a real one (a known API key at a version near its range),
+    followed by random bytes: so that the header and body decoders, not the key lookup, see the
+    garbage."""
+    key = draw(st.sampled_from(sorted(registry.API_KEYS)))
+    info = registry.API_KEYS[key]
+    version = draw(st.integers(info.min_version - 1, info.max_version + 1))
+    client_id_length = draw(st.sampled_from([-1, 0, 3, 200, 32767, -2]))
+    rest = draw(st.binary(max_size=120))
+    payload = struct.pack(">hhih", key, version, draw(st.integers(-(2**31), 2**31 - 1)), client_id_length) + rest
+    return struct.pack(">i", len(payload)) + payload
+
+
+@given(st.lists(frames_with_plausible_headers(), min_size=1, max_size=4), st.lists(st.integers(min_value=0), max_size=6))
+def test_plausible_headers_with_random_bodies(frames, cuts):
+    drive(chunked(b"".join(frames), cuts))
