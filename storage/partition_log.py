@@ -199,6 +199,15 @@ class PartitionLog:
             # Indexes of a cleanly closed log are trusted but checked on first use (rebuilt
             # from the log if they cannot be right); the active one now.
             self.segments[-1].verify_indexes()
+        if self.segments[-1].next_offset() < log_start_offset:
+            # Unflushed data lost in a crash ended the log below its checkpointed start: offsets
+            # below the log start were handed out and deleted, so restart empty there rather
+            # than hand them out again.
+            for segment in self.segments:
+                segment.delete()
+            self.segments.clear()
+            self._base_offsets.clear()
+            self._add_segment(self._new_segment(log_start_offset))
         active = self.segments[-1]
         active.on_become_active()
         self.log_end_offset = active.next_offset()

@@ -1,0 +1,151 @@
+"""Stateful property test: random appends, rolls (tiny segments), high watermark moves,
+DeleteRecords, retention by size, truncation, flushes, clean reopens and simulated power losses
+agree with a plain list-of-batches model of the log (on the memory backend)."""
+
+import random
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from odradek.protocol.records.header import read_batch_header
+from odradek.storage.config import LogConfig
+from odradek.storage.fs import MemoryFileSystem
+from odradek.storage.partition_log import PartitionLog
+
+from storage_batches import make_batch
+
+T0 = 1_700_000_000_000
+DIRECTORY = "data/topic-0"
+
+
+class LogModel(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.fs = MemoryFileSystem()
+        self.config = LogConfig(segment_bytes=700, index_interval_bytes=150, segment_index_bytes=64,
+                                retention_bytes=-1)
+        self.now = T0 + 1000
+        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now)
+        # The model: batches as (base_offset, last_offset, tag), tag = the value of its records.
+        self.batches: list[tuple[int, int, bytes]] = []
+        self.log_start = 0
+        self.end = 0
+        self.high_watermark = 0
+        self.flushed = 0
+        self.counter = 0
+
+    # ----------------------------------------------------------------------------- rules
+    @rule(records=st.integers(1, 4), size=st.integers(0, 120))
+    def append(self, records, size):
+        tag = b"%d:" % self.counter + b"p" * size
+        self.counter += 1
+        result = self.log.append(make_batch([tag] * records, timestamps=[T0 + self.counter] * records))
+        assert (result.first_offset, result.last_offset) == (self.end, self.end + records - 1)
+        self.batches.append((self.end, self.end + records - 1, tag))
+        self.end += records
+
+    @rule(data=st.data())
+    def move_high_watermark(self, data):
+        target = data.draw(st.integers(self.high_watermark, self.end))
+        assert self.log.update_high_watermark(target) == target
+        self.high_watermark = target
+
+    @rule()
+    def flush(self):
+        assert self.log.flush() == self.end
+        self.flushed = self.end
+
+    @rule()
+    def roll(self):
+        self.log.roll()
+
+    @rule(data=st.data())
+    def delete_records(self, data):
+        target = data.draw(st.integers(self.log_start, self.high_watermark))
+        assert self.log.delete_records_before(target) == max(target, self.log_start)
+        self.log_start = max(target, self.log_start)
+
+    @rule(limit=st.integers(0, 2000))
+    def retention_by_size(self, limit):
+        old_start = self.log_start
+        size_before = self.log.size_in_bytes
+        self.log.config = self.config = LogConfig(**{**self.config.__dict__, "retention_bytes": limit})
+        self.log.delete_old_segments()
+        self.log.config = self.config = LogConfig(**{**self.config.__dict__, "retention_bytes": -1})
+        new_start = self.log.log_start_offset
+        assert new_start >= old_start and new_start <= max(self.high_watermark, old_start)
+        if new_start != old_start:
+            # Whole segments went: the new start is a batch boundary, the log not below the limit.
+            assert new_start == self.end or any(b[0] == new_start for b in self.batches)
+            assert self.log.size_in_bytes >= min(limit, size_before) or new_start == self.end
+        self.log_start = new_start
+
+    @rule(data=st.data())
+    def truncate(self, data):
+        boundaries = sorted({b[0] for b in self.batches if b[0] >= self.log_start} | {self.end})
+        target = data.draw(st.sampled_from(boundaries))
+        assert self.log.truncate_to(target) == target
+        self.batches = [b for b in self.batches if b[1] < target]
+        self.end = target
+        self.high_watermark = min(self.high_watermark, target)
+        self.flushed = min(self.flushed, target)
+
+    @rule()
+    def reopen_clean(self):
+        self.log.close()
+        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
+                                     recovery_point=self.end, log_start_offset=self.log_start,
+                                     high_watermark=self.high_watermark, clean_shutdown=True)
+        self.flushed = self.end
+
+    @rule(seed=st.integers(0, 2**32 - 1), torn=st.booleans())
+    def power_loss(self, seed, torn):
+        # Offsets checkpointed at the last flush are what a real restart would read.
+        self.fs.crash(random.Random(seed) if torn else None)
+        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
+                                     recovery_point=self.flushed, log_start_offset=self.log_start,
+                                     high_watermark=self.high_watermark, clean_shutdown=False)
+        new_end = self.log.log_end_offset
+        assert new_end >= self.flushed, "lost flushed data"
+        assert new_end <= self.end
+        # Whole batches survive; a log that lost everything from its start restarts there.
+        assert new_end == self.log_start or any(b[1] + 1 == new_end for b in self.batches), "partial batch"
+        self.batches = [b for b in self.batches if b[1] < new_end]
+        self.end = new_end
+        self.high_watermark = min(self.high_watermark, new_end)
+        self.flushed = new_end
+
+    # ------------------------------------------------------------------------ invariants
+    @invariant()
+    def offsets_agree(self):
+        log = self.log
+        assert (log.log_start_offset, log.log_end_offset, log.high_watermark) == (
+            self.log_start, self.end, self.high_watermark)
+        assert log.flushed_offset >= self.flushed
+
+    @invariant()
+    def contents_agree(self):
+        visible = [b for b in self.batches if b[1] >= self.log_start and b[1] < self.high_watermark]
+        if self.log_start >= self.high_watermark:
+            assert self.log.read(self.log_start, 10**6).regions == []
+            return
+        data = self.log.read(self.log_start, 10**6).read_bytes()
+        position, seen = 0, []
+        while position < len(data):
+            header = read_batch_header(data, position)
+            tag = data[position + 61 + 8 : position + header.size_in_bytes]  # first record's value onwards
+            seen.append((header.base_offset, header.last_offset))
+            position += header.size_in_bytes
+        assert seen == [(b[0], b[1]) for b in visible]
+        # Every visible offset is found through the index, in the right batch with its content.
+        for base, last, tag in visible[-3:]:
+            batch = self.log.read(last, 1).read_bytes()
+            header = read_batch_header(batch)
+            assert header.base_offset == base and tag in batch
+        for segment in self.log.segments:
+            segment.check_indexes()
+
+
+LogModel.TestCase.settings = settings(stateful_step_count=30, deadline=None)
+test_log_agrees_with_model = LogModel.TestCase
