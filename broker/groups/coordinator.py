@@ -1,0 +1,731 @@
+"""The group coordinator: classic groups (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), their
+timers, and committed offsets.
+
+Kafka's semantics (``GroupMetadataManager`` / ``ClassicGroup`` of Kafka's group-coordinator
+module), in brief:
+
+* **Join** (KIP-394): from JoinGroup v4 a member without an id is answered MEMBER_ID_REQUIRED
+  with a fresh id and must join again with it (so a retried JoinGroup cannot leave orphan members
+  behind); the pending id expires after the session timeout. A join starts (or joins) a
+  rebalance: the JoinGroup is parked until every member has rejoined or the group's rebalance
+  timeout (the largest any member asked for) passes; members that did not rejoin are removed.
+  The first rebalance of an empty group waits ``group.initial.rebalance.delay.ms``, extended by
+  that much (up to the rebalance timeout) each time another member arrives meanwhile, so a
+  fleet starting together forms one generation instead of many.
+* **Sync**: followers' SyncGroups are parked until the leader's SyncGroup brings the
+  assignment; members without one get empty bytes. Members that do not sync within the
+  rebalance timeout are removed and the group rebalances.
+* **Heartbeat** pushes back the member's session expiry and answers REBALANCE_IN_PROGRESS
+  while the group prepares a rebalance; a member whose session expires is removed.
+* **Static members** (KIP-345, ``group.instance.id``): a restarted static member takes its
+  place back under a new member id without a rebalance when the group is stable and the
+  selected protocol does not change; the old id is fenced (FENCED_INSTANCE_ID).
+* **Offsets**: commits are validated against the group (generation, member, state); a commit
+  with generation -1 outside any group creates a "simple" Empty group that only holds offsets.
+
+Responses leave through callbacks (``respond(result)``) so that this module knows nothing about
+asyncio futures or wire versions: the handlers in ``odradek.broker.handlers`` wrap a future
+around the callback and encode the result.
+
+Ownership: one coordinator per broker (``broker.group_coordinator``) owns every group, offset
+and timer; all of it runs on the broker's event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from odradek.protocol import error_codes
+
+from .classic import ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond, SyncResult
+from .timer import LoopTimer
+
+log = structlog.get_logger("odradek.groups")
+
+EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (GroupState.EMPTY, GroupState.PREPARING_REBALANCE,
+                                              GroupState.COMPLETING_REBALANCE, GroupState.STABLE, GroupState.DEAD)
+
+# Kafka answers a new member's first parked JoinGroup within this long at most (it cannot
+# heartbeat yet, and a client that gave up and retried would otherwise leave a defunct member).
+NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
+FIRST_JOIN_VERSION_REQUIRING_MEMBER_ID = 4  # KIP-394
+FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT = 9  # KIP-814
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    initial_rebalance_delay_ms: int = 3000
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1800000
+    max_size: int = 2**31 - 1
+    offset_metadata_max_bytes: int = 4096
+    offsets_retention_ms: int = 10080 * 60 * 1000
+    offsets_retention_check_interval_ms: int = 600000
+
+    @classmethod
+    def from_broker_config(cls, config) -> "GroupConfig":
+        return cls(
+            initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
+            min_session_timeout_ms=config["group.min.session.timeout.ms"],
+            max_session_timeout_ms=config["group.max.session.timeout.ms"],
+            max_size=config["group.max.size"],
+            offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
+            offsets_retention_ms=config["offsets.retention.minutes"] * 60 * 1000,
+            offsets_retention_check_interval_ms=config["offsets.retention.check.interval.ms"],
+        )
+
+
+@dataclass(slots=True)
+class CommittedOffset:
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp_ms: int
+    expire_timestamp_ms: int | None = None  # from OffsetCommit v2-4's retention time
+
+
+@dataclass(slots=True)
+class JoinRequest:
+    group_id: str
+    member_id: str
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    client_id: str = ""
+    client_host: str = ""
+    api_version: int = 9
+    reason: str | None = None
+
+
+def coordinator_partition(key: str, partition_count: int) -> int:
+    """The partition of ``__consumer_offsets`` (or ``__transaction_state``) that owns ``key``:
+    Kafka's ``Utils.abs(key.hashCode()) % partitionCount``, Java's String hash over UTF-16."""
+    hash_value = 0
+    encoded = key.encode("utf-16-be")
+    for index in range(0, len(encoded), 2):
+        hash_value = (31 * hash_value + int.from_bytes(encoded[index:index + 2], "big")) & 0xFFFFFFFF
+    if hash_value >= 2**31:
+        hash_value -= 2**32
+    absolute = 0 if hash_value == -2**31 else abs(hash_value)
+    return absolute % partition_count
+
+
+class GroupCoordinator:
+    def __init__(self, config: GroupConfig | None = None, timer=None):
+        self.config = config or GroupConfig()
+        self.timer = timer or LoopTimer()
+        self.groups: dict[str, ClassicGroup] = {}
+        self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        self.active = True
+        self._cleanup_armed = False
+
+    def now_ms(self) -> int:
+        return self.timer.now_ms()
+
+    # --- lifecycle ---
+
+    def shutdown(self) -> None:
+        """Stop serving: answer every parked request (COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR
+        as Kafka does when a coordinator unloads) so connections can drain, stop every timer."""
+        self.active = False
+        self.timer.cancel_all()
+        for group in self.groups.values():
+            for member in group.members.values():
+                member.complete_join(JoinResult(error_codes.NOT_COORDINATOR, member_id=member.member_id))
+                member.complete_sync(SyncResult(error_codes.NOT_COORDINATOR))
+
+    # --- timers ---
+
+    def _heartbeat_key(self, group: ClassicGroup, member_id: str):
+        return ("heartbeat", group.group_id, member_id)
+
+    def _join_key(self, group: ClassicGroup):
+        return ("join", group.group_id)
+
+    def _sync_key(self, group: ClassicGroup):
+        return ("sync", group.group_id)
+
+    def _reschedule_heartbeat(self, group: ClassicGroup, member: Member, timeout_ms: int | None = None) -> None:
+        group_id, member_id = group.group_id, member.member_id
+        self.timer.schedule(self._heartbeat_key(group, member_id),
+                            member.session_timeout_ms if timeout_ms is None else timeout_ms,
+                            lambda: self._expire_heartbeat(group_id, member_id))
+
+    def _arm_cleanup(self) -> None:
+        if not self._cleanup_armed:
+            self._cleanup_armed = True
+            self.timer.schedule(("cleanup",), self.config.offsets_retention_check_interval_ms, self._run_cleanup)
+
+    def _run_cleanup(self) -> None:
+        self._cleanup_armed = False
+        self.cleanup()
+        if self.groups:
+            self._arm_cleanup()
+
+    def cleanup(self) -> None:
+        """Kafka's periodic offset expiration: offsets of empty groups older than
+        ``offsets.retention.minutes`` (or past the retention a v2-4 commit asked for) go, and an
+        Empty group without offsets is forgotten."""
+        now = self.now_ms()
+        for group_id in list(self.groups):
+            group = self.groups[group_id]
+            stored = self.offsets.get(group_id, {})
+            if group.is_in(EMPTY):
+                expired = [key for key, value in stored.items()
+                           if (value.expire_timestamp_ms is not None and value.expire_timestamp_ms <= now)
+                           or (value.expire_timestamp_ms is None
+                               and max(value.commit_timestamp_ms, group.state_timestamp_ms) + self.config.offsets_retention_ms <= now)]
+                for key in expired:
+                    del stored[key]
+                if not stored and not group.pending_join_members:
+                    self.offsets.pop(group_id, None)
+                    group.transition_to(DEAD, now)
+                    del self.groups[group_id]
+
+    # --- lookups ---
+
+    def group(self, group_id: str) -> ClassicGroup | None:
+        return self.groups.get(group_id)
+
+    def _get_or_create(self, group_id: str) -> ClassicGroup:
+        group = self.groups.get(group_id)
+        if group is None:
+            group = ClassicGroup(group_id, self.now_ms())
+            self.groups[group_id] = group
+            self._arm_cleanup()
+        return group
+
+    # --- JoinGroup ---
+
+    def join_group(self, request: JoinRequest, respond: Respond) -> None:
+        """Handle a JoinGroup; ``respond(JoinResult)`` is called now or when the join phase ends."""
+        if not self.active:
+            respond(JoinResult(error_codes.COORDINATOR_NOT_AVAILABLE, member_id=request.member_id))
+            return
+        if not request.group_id:
+            respond(JoinResult(error_codes.INVALID_GROUP_ID, member_id=request.member_id))
+            return
+        if not (self.config.min_session_timeout_ms <= request.session_timeout_ms <= self.config.max_session_timeout_ms):
+            respond(JoinResult(error_codes.INVALID_SESSION_TIMEOUT, member_id=request.member_id))
+            return
+        is_unknown_member = request.member_id == ""
+        group = self.groups.get(request.group_id)
+        if group is None:
+            if not is_unknown_member:
+                respond(JoinResult(error_codes.UNKNOWN_MEMBER_ID, member_id=request.member_id))
+                return
+            group = self._get_or_create(request.group_id)
+        if not self._accept_joining_member(group, request.member_id):
+            removed = group.remove(request.member_id)
+            if removed is not None:
+                self.timer.cancel(self._heartbeat_key(group, removed.member_id))
+                self._answer_removed(removed)
+            respond(JoinResult(error_codes.GROUP_MAX_SIZE_REACHED))
+            return
+        if is_unknown_member:
+            self._join_new_member(group, request, respond)
+        else:
+            self._join_existing_member(group, request, respond)
+
+    def _accept_joining_member(self, group: ClassicGroup, member_id: str) -> bool:
+        limit = self.config.max_size
+        if group.is_in(EMPTY, DEAD):
+            return True
+        if group.is_in(PREPARING):
+            # Counting members already parked (not the member count, which may exceed a lowered
+            # limit) admits rejoining members first and turns away the last ones.
+            member = group.members.get(member_id)
+            return (member is not None and member.awaiting_join) or group.num_awaiting_join() < limit
+        return member_id in group.members or len(group.members) < limit
+
+    def _join_new_member(self, group: ClassicGroup, request: JoinRequest, respond: Respond) -> None:
+        if group.is_in(DEAD):
+            respond(JoinResult(error_codes.COORDINATOR_NOT_AVAILABLE))
+            return
+        if not group.supports_protocols(request.protocol_type, [name for name, _ in request.protocols]):
+            respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL))
+            return
+        new_member_id = group.generate_member_id(request.client_id, request.group_instance_id)
+        if request.group_instance_id is not None:
+            existing = group.static_member_id(request.group_instance_id)
+            if existing is not None:
+                self._replace_static_member(group, request, existing, new_member_id, respond)
+            else:
+                self._add_member_and_rebalance(group, request, new_member_id, respond)
+        elif request.api_version >= FIRST_JOIN_VERSION_REQUIRING_MEMBER_ID:
+            group.pending_join_members.add(new_member_id)
+            group_id = group.group_id
+            self.timer.schedule(self._heartbeat_key(group, new_member_id), request.session_timeout_ms,
+                                lambda: self._expire_heartbeat(group_id, new_member_id))
+            respond(JoinResult(error_codes.MEMBER_ID_REQUIRED, member_id=new_member_id))
+        else:
+            self._add_member_and_rebalance(group, request, new_member_id, respond)
+
+    def _join_existing_member(self, group: ClassicGroup, request: JoinRequest, respond: Respond) -> None:
+        member_id = request.member_id
+        if group.is_in(DEAD):
+            respond(JoinResult(error_codes.COORDINATOR_NOT_AVAILABLE, member_id=member_id))
+            return
+        if not group.supports_protocols(request.protocol_type, [name for name, _ in request.protocols]):
+            respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id))
+            return
+        if group.is_pending_member(member_id):
+            if request.group_instance_id is not None:
+                # A pending id was handed to a dynamic member; a static one never gets one.
+                respond(JoinResult(error_codes.UNKNOWN_MEMBER_ID, member_id=member_id))
+                return
+            self._add_member_and_rebalance(group, request, member_id, respond)
+            return
+        try:
+            group.validate_member(member_id, request.group_instance_id)
+        except GroupError as error:
+            respond(JoinResult(error.error_code, member_id=member_id))
+            return
+        member = group.members[member_id]
+        same_metadata = member.protocols == request.protocols
+        if group.is_in(PREPARING):
+            self._update_member_and_rebalance(group, member, request, respond)
+        elif group.is_in(COMPLETING):
+            if same_metadata:
+                # It lost the answer to its JoinGroup: answer again for the current generation.
+                respond(self._join_answer(group, member, members=group.is_leader(member_id)))
+            else:
+                self._update_member_and_rebalance(group, member, request, respond)
+        elif group.is_in(STABLE):
+            if group.is_leader(member_id) or not same_metadata:
+                # A leader rejoining asks for a rebalance (e.g. the topics' partitions changed,
+                # which the metadata does not show).
+                self._update_member_and_rebalance(group, member, request, respond)
+            else:
+                respond(self._join_answer(group, member, members=False))
+        else:
+            respond(JoinResult(error_codes.UNKNOWN_MEMBER_ID, member_id=member_id))
+
+    def _join_answer(self, group: ClassicGroup, member: Member, *, members: bool,
+                     leader: str | None = None, skip_assignment: bool = False) -> JoinResult:
+        return JoinResult(
+            error_codes.NONE, member_id=member.member_id, generation_id=group.generation_id,
+            protocol_type=group.protocol_type, protocol_name=group.protocol_name,
+            leader=(group.leader_id or "") if leader is None else leader,
+            skip_assignment=skip_assignment,
+            members=group.members_metadata() if members else [])
+
+    def _set_join_waiter(self, member: Member, respond: Respond) -> None:
+        if member.join_waiter is not None and member.join_waiter is not respond:
+            # A second JoinGroup while the first is parked: the first one is superseded.
+            member.complete_join(JoinResult(error_codes.REBALANCE_IN_PROGRESS, member_id=member.member_id))
+        member.join_waiter = respond
+
+    def _add_member_and_rebalance(self, group: ClassicGroup, request: JoinRequest, member_id: str,
+                                  respond: Respond) -> None:
+        member = Member(member_id, request.group_instance_id, request.client_id, request.client_host,
+                        request.rebalance_timeout_ms, request.session_timeout_ms, request.protocol_type,
+                        list(request.protocols))
+        if group.is_in(PREPARING) and group.previous_state is EMPTY:
+            group.new_member_added = True  # extends the initial rebalance delay
+        group.add(member)
+        member.join_waiter = respond
+        # The member cannot heartbeat before its JoinGroup is answered; bound the wait instead.
+        self._reschedule_heartbeat(group, member, NEW_MEMBER_JOIN_TIMEOUT_MS)
+        self._maybe_prepare_rebalance_or_complete_join(group, f"adding member {member_id}")
+
+    def _update_member_and_rebalance(self, group: ClassicGroup, member: Member, request: JoinRequest,
+                                     respond: Respond) -> None:
+        group.update_protocols(member, list(request.protocols))
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        member.session_timeout_ms = request.session_timeout_ms
+        member.client_id = request.client_id
+        member.client_host = request.client_host
+        self._set_join_waiter(member, respond)
+        self._maybe_prepare_rebalance_or_complete_join(group, f"member {member.member_id} rejoins")
+
+    def _replace_static_member(self, group: ClassicGroup, request: JoinRequest, old_member_id: str,
+                               new_member_id: str, respond: Respond) -> None:
+        previous_leader = group.leader_id or ""
+        self.timer.cancel(self._heartbeat_key(group, old_member_id))
+        member = group.replace_static_member(request.group_instance_id, old_member_id, new_member_id)
+        group.update_protocols(member, list(request.protocols))
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        member.session_timeout_ms = request.session_timeout_ms
+        member.client_id = request.client_id
+        member.client_host = request.client_host
+        self._reschedule_heartbeat(group, member)
+        if group.is_in(STABLE):
+            if group.select_protocol() == group.protocol_name:
+                # Nothing the assignment depends on changed: hand the member its old place.
+                if request.api_version >= FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT:
+                    is_leader = group.is_leader(new_member_id)
+                    respond(self._join_answer(group, member, members=is_leader, skip_assignment=is_leader))
+                else:
+                    # Older clients would run the assignment if told they lead, and a Stable
+                    # group would not broadcast it: name the previous leader id instead.
+                    respond(self._join_answer(group, member, members=False, leader=previous_leader))
+                return
+            self._set_join_waiter(member, respond)
+            self._maybe_prepare_rebalance_or_complete_join(group, f"static member {new_member_id} changes the protocol")
+        elif group.is_in(COMPLETING):
+            # The leader may already be assigning to the old id: rebalance so the new id gets one.
+            self._set_join_waiter(member, respond)
+            self._prepare_rebalance(group, f"static member {new_member_id} replaced during the sync phase")
+        else:
+            self._set_join_waiter(member, respond)
+            self._maybe_complete_join_phase(group)
+
+    def _maybe_prepare_rebalance_or_complete_join(self, group: ClassicGroup, reason: str) -> None:
+        if group.can_rebalance():
+            self._prepare_rebalance(group, reason)
+        else:
+            self._maybe_complete_join_phase(group)
+
+    def _maybe_complete_join_phase(self, group: ClassicGroup) -> None:
+        # The initial rebalance only ends on its (extended) delay, never early.
+        if group.is_in(PREPARING) and group.previous_state is not EMPTY and group.has_all_members_joined():
+            self._complete_join(group)
+
+    def _prepare_rebalance(self, group: ClassicGroup, reason: str) -> None:
+        if group.is_in(COMPLETING):
+            # Members parked in SyncGroup must rejoin: their generation is over.
+            for member in group.members.values():
+                member.assignment = b""
+            self._propagate_assignment(group, error_codes.REBALANCE_IN_PROGRESS)
+        group.pending_sync_members.clear()
+        self.timer.cancel(self._sync_key(group))
+        initial = group.is_in(EMPTY)
+        if initial:
+            delay = self.config.initial_rebalance_delay_ms
+            remaining = max(group.rebalance_timeout_ms() - delay, 0)
+            group_id = group.group_id
+            self.timer.schedule(self._join_key(group), delay,
+                                lambda: self._try_complete_initial_rebalance(group_id, delay, remaining))
+        group.transition_to(PREPARING, self.now_ms())
+        log.info("preparing to rebalance group", group=group.group_id, generation=group.generation_id, reason=reason)
+        if not initial:
+            if group.has_all_members_joined():
+                self._complete_join(group)
+            else:
+                group_id = group.group_id
+                self.timer.schedule(self._join_key(group), group.rebalance_timeout_ms(),
+                                    lambda: self._complete_join_by_id(group_id))
+
+    def _try_complete_initial_rebalance(self, group_id: str, delay_ms: int, remaining_ms: int) -> None:
+        group = self.groups.get(group_id)
+        if group is None:
+            return
+        if group.new_member_added and remaining_ms != 0:
+            group.new_member_added = False
+            next_delay = min(self.config.initial_rebalance_delay_ms, remaining_ms)
+            next_remaining = max(remaining_ms - delay_ms, 0)
+            self.timer.schedule(self._join_key(group), next_delay,
+                                lambda: self._try_complete_initial_rebalance(group_id, next_delay, next_remaining))
+        else:
+            self._complete_join(group)
+
+    def _complete_join_by_id(self, group_id: str) -> None:
+        group = self.groups.get(group_id)
+        if group is not None:
+            self._complete_join(group)
+
+    def _complete_join(self, group: ClassicGroup) -> None:
+        """End the join phase: drop dynamic members that did not rejoin, start the next
+        generation and answer every parked JoinGroup."""
+        self.timer.cancel(self._join_key(group))
+        for member in group.not_yet_rejoined():
+            if not member.is_static:
+                group.remove(member.member_id)
+                self.timer.cancel(self._heartbeat_key(group, member.member_id))
+                self._answer_removed(member)
+        if group.is_in(DEAD):
+            return
+        if not group.maybe_elect_new_joined_leader() and group.members:
+            # Nobody rejoined (only static members are left): wait another rebalance timeout
+            # for them, or for their sessions to expire.
+            group_id = group.group_id
+            self.timer.schedule(self._join_key(group), group.rebalance_timeout_ms(),
+                                lambda: self._complete_join_by_id(group_id))
+            return
+        group.init_next_generation(self.now_ms())
+        if group.is_in(EMPTY):
+            log.info("group is empty", group=group.group_id, generation=group.generation_id)
+            return
+        log.info("group rebalanced", group=group.group_id, generation=group.generation_id,
+                 protocol=group.protocol_name, members=len(group.members))
+        for member in list(group.members.values()):
+            member.complete_join(self._join_answer(group, member, members=group.is_leader(member.member_id)))
+            self._reschedule_heartbeat(group, member)
+            member.is_new = False
+            group.pending_sync_members.add(member.member_id)
+        group_id, generation = group.group_id, group.generation_id
+        self.timer.schedule(self._sync_key(group), group.rebalance_timeout_ms(),
+                            lambda: self._expire_pending_sync(group_id, generation))
+
+    def _expire_pending_sync(self, group_id: str, generation_id: int) -> None:
+        group = self.groups.get(group_id)
+        if group is None or group.generation_id != generation_id or not group.is_in(COMPLETING, STABLE):
+            return
+        if group.pending_sync_members:
+            missing = sorted(group.pending_sync_members)
+            for member_id in missing:
+                member = group.remove(member_id)
+                self.timer.cancel(self._heartbeat_key(group, member_id))
+                if member is not None:
+                    self._answer_removed(member)
+            self._prepare_rebalance(group, f"members {missing} did not sync in time")
+
+    def _expire_heartbeat(self, group_id: str, member_id: str) -> None:
+        group = self.groups.get(group_id)
+        if group is None or group.is_in(DEAD):
+            return
+        if group.is_pending_member(member_id):
+            group.remove(member_id)
+            self._maybe_complete_join_after_removal(group)
+            return
+        member = group.members.get(member_id)
+        if member is None or member.has_satisfied_heartbeat():
+            return
+        log.info("member session expired", group=group_id, member=member_id)
+        self._remove_member_and_update_group(group, member)
+
+    def _answer_removed(self, member: Member) -> None:
+        """A removed member's parked requests learn it is gone (it should rejoin)."""
+        member.complete_join(JoinResult(error_codes.UNKNOWN_MEMBER_ID))
+        member.complete_sync(SyncResult(error_codes.UNKNOWN_MEMBER_ID))
+
+    def _remove_member_and_update_group(self, group: ClassicGroup, member: Member) -> None:
+        self._answer_removed(member)
+        group.remove(member.member_id)
+        self.timer.cancel(self._heartbeat_key(group, member.member_id))
+        if group.is_in(STABLE, COMPLETING):
+            self._maybe_prepare_rebalance_or_complete_join(group, f"member {member.member_id} removed")
+        else:
+            self._maybe_complete_join_after_removal(group)
+
+    def _maybe_complete_join_after_removal(self, group: ClassicGroup) -> None:
+        if group.is_in(PREPARING) and group.has_all_members_joined():
+            self._complete_join(group)
+
+    # --- SyncGroup ---
+
+    def sync_group(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
+                   protocol_type: str | None, protocol_name: str | None,
+                   assignments: dict[str, bytes], respond: Respond) -> None:
+        if not self.active:
+            respond(SyncResult(error_codes.COORDINATOR_NOT_AVAILABLE))
+            return
+        if not group_id:
+            respond(SyncResult(error_codes.INVALID_GROUP_ID))
+            return
+        group = self.groups.get(group_id)
+        if group is None or group.is_in(EMPTY):
+            respond(SyncResult(error_codes.UNKNOWN_MEMBER_ID))
+            return
+        if group.is_in(DEAD):
+            respond(SyncResult(error_codes.COORDINATOR_NOT_AVAILABLE))
+            return
+        try:
+            group.validate_member(member_id, group_instance_id)
+        except GroupError as error:
+            respond(SyncResult(error.error_code))
+            return
+        if generation_id != group.generation_id:
+            respond(SyncResult(error_codes.ILLEGAL_GENERATION))
+            return
+        if _inconsistent(protocol_type, group.protocol_type) or _inconsistent(protocol_name, group.protocol_name):
+            respond(SyncResult(error_codes.INCONSISTENT_GROUP_PROTOCOL))
+            return
+        if group.is_in(PREPARING):
+            respond(SyncResult(error_codes.REBALANCE_IN_PROGRESS))
+            return
+        member = group.members[member_id]
+        self._sync_received(group, member_id)
+        if group.is_in(COMPLETING):
+            if member.sync_waiter is not None:
+                member.complete_sync(SyncResult(error_codes.REBALANCE_IN_PROGRESS))
+            member.sync_waiter = respond
+            if group.is_leader(member_id):
+                for each in group.members.values():
+                    each.assignment = assignments.get(each.member_id, b"")
+                group.transition_to(STABLE, self.now_ms())
+                self._propagate_assignment(group, error_codes.NONE)
+                log.info("group stable", group=group.group_id, generation=group.generation_id)
+        else:  # Stable: the assignment is known, answer at once
+            respond(SyncResult(error_codes.NONE, group.protocol_type, group.protocol_name, member.assignment))
+
+    def _sync_received(self, group: ClassicGroup, member_id: str) -> None:
+        group.pending_sync_members.discard(member_id)
+        if not group.pending_sync_members:
+            self.timer.cancel(self._sync_key(group))
+
+    def _propagate_assignment(self, group: ClassicGroup, error_code: int) -> None:
+        ok = error_code == error_codes.NONE
+        for member in group.members.values():
+            answered = member.complete_sync(SyncResult(
+                error_code, group.protocol_type if ok else None, group.protocol_name if ok else None,
+                member.assignment))
+            if answered:
+                self._reschedule_heartbeat(group, member)
+
+    # --- Heartbeat ---
+
+    def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        if not group_id:
+            return error_codes.INVALID_GROUP_ID
+        group = self.groups.get(group_id)
+        if group is None:
+            return error_codes.UNKNOWN_MEMBER_ID
+        if group.is_in(DEAD):
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        try:
+            group.validate_member(member_id, group_instance_id)
+        except GroupError as error:
+            return error.error_code
+        if generation_id != group.generation_id:
+            return error_codes.ILLEGAL_GENERATION
+        if group.is_in(EMPTY):
+            return error_codes.UNKNOWN_MEMBER_ID
+        self._reschedule_heartbeat(group, group.members[member_id])
+        if group.is_in(PREPARING):
+            return error_codes.REBALANCE_IN_PROGRESS
+        return error_codes.NONE
+
+    # --- LeaveGroup ---
+
+    def leave_group(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[int, list[int]]:
+        """Remove members given as (member id, group instance id; "" member id = by instance id
+        only). Returns (top-level error, per-member errors)."""
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE, []
+        if not group_id:
+            return error_codes.INVALID_GROUP_ID, []
+        group = self.groups.get(group_id)
+        if group is None:
+            return error_codes.UNKNOWN_MEMBER_ID, []
+        if group.is_in(DEAD):
+            return error_codes.COORDINATOR_NOT_AVAILABLE, []
+        results = []
+        removed_any = False
+        for member_id, instance_id in members:
+            if member_id == "":
+                existing = group.static_member_id(instance_id)
+                if existing is None:
+                    results.append(error_codes.UNKNOWN_MEMBER_ID)
+                    continue
+                self._remove_current_member(group, existing)
+            elif group.is_pending_member(member_id):
+                group.remove(member_id)
+                self.timer.cancel(self._heartbeat_key(group, member_id))
+            else:
+                try:
+                    group.validate_member(member_id, instance_id)
+                except GroupError as error:
+                    results.append(error.error_code)
+                    continue
+                self._remove_current_member(group, member_id)
+            results.append(error_codes.NONE)
+            removed_any = True
+        if removed_any:
+            if group.is_in(STABLE, COMPLETING):
+                self._maybe_prepare_rebalance_or_complete_join(group, "members left")
+            elif group.is_in(PREPARING):
+                self._maybe_complete_join_phase(group)
+        return error_codes.NONE, results
+
+    def _remove_current_member(self, group: ClassicGroup, member_id: str) -> None:
+        member = group.members[member_id]
+        self.timer.cancel(self._heartbeat_key(group, member_id))
+        self._answer_removed(member)
+        group.remove(member_id)
+        log.info("member left", group=group.group_id, member=member_id)
+
+    # --- offsets ---
+
+    def validate_offset_commit(self, group_id: str, generation_id: int, member_id: str,
+                               group_instance_id: str | None, api_version: int) -> tuple[int, ClassicGroup | None]:
+        """(error code, group): whether an OffsetCommit may store offsets for this group. A
+        commit with a negative generation for a group that does not exist creates a simple
+        (Empty) group that only holds offsets."""
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE, None
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id >= 0:
+                return (error_codes.GROUP_ID_NOT_FOUND if api_version >= 9 else error_codes.ILLEGAL_GENERATION), None
+            return error_codes.NONE, None  # created when something is actually stored
+        if group.is_in(DEAD):
+            return error_codes.COORDINATOR_NOT_AVAILABLE, group
+        if generation_id < 0 and group.is_in(EMPTY):
+            return error_codes.NONE, group
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            try:
+                group.validate_member(member_id, group_instance_id)
+            except GroupError as error:
+                return error.error_code, group
+            if generation_id != group.generation_id:
+                return error_codes.ILLEGAL_GENERATION, group
+        elif not group.is_in(EMPTY):
+            # No member id and no generation (v0): only an empty group takes such commits.
+            return error_codes.UNKNOWN_MEMBER_ID, group
+        if group.is_in(COMPLETING):
+            # The member has its new generation but not its assignment yet.
+            return error_codes.REBALANCE_IN_PROGRESS, group
+        return error_codes.NONE, group
+
+    def metadata_too_large(self, metadata: str | None) -> bool:
+        return metadata is not None and len(metadata) > self.config.offset_metadata_max_bytes
+
+    def store_offsets(self, group_id: str, entries: list[tuple[str, int, int, int, str | None]],
+                      retention_ms: int = -1) -> None:
+        """Store validated commits: (topic, partition, offset, leader epoch, metadata)."""
+        now = self.now_ms()
+        self._get_or_create(group_id)
+        stored = self.offsets.setdefault(group_id, {})
+        expire = now + retention_ms if retention_ms is not None and retention_ms >= 0 else None
+        for topic, partition, offset, leader_epoch, metadata in entries:
+            stored[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata or "", now, expire)
+
+    def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
+                      ) -> tuple[int, dict[tuple[str, int], CommittedOffset]]:
+        """(group error, committed offsets): the requested partitions' offsets (absent ones
+        left out), or every stored offset when ``partitions`` is None."""
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE, {}
+        stored = self.offsets.get(group_id, {})
+        if partitions is None:
+            return error_codes.NONE, dict(stored)
+        return error_codes.NONE, {key: stored[key] for key in partitions if key in stored}
+
+    def delete_topic_offsets(self, topic: str) -> None:
+        """Offsets of a deleted topic go with it (Kafka's onPartitionsDeleted)."""
+        for stored in self.offsets.values():
+            for key in [key for key in stored if key[0] == topic]:
+                del stored[key]
+
+    # --- administration ---
+
+    def list_groups(self) -> list[ClassicGroup]:
+        return [group for group in self.groups.values() if not group.is_in(DEAD)]
+
+    def delete_group(self, group_id: str) -> int:
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        group = self.groups.get(group_id)
+        if group is None or group.is_in(DEAD):
+            return error_codes.GROUP_ID_NOT_FOUND
+        if not group.is_in(EMPTY):
+            return error_codes.NON_EMPTY_GROUP
+        for member_id in list(group.pending_join_members):
+            self.timer.cancel(self._heartbeat_key(group, member_id))
+        group.transition_to(DEAD, self.now_ms())
+        del self.groups[group_id]
+        self.offsets.pop(group_id, None)
+        log.info("group deleted", group=group_id)
+        return error_codes.NONE
+
+
+def _inconsistent(requested: str | None, current: str | None) -> bool:
+    return requested is not None and current is not None and requested != current
