@@ -26,6 +26,7 @@ from odradek.storage.fs import OsFileSystem
 from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
 
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
+from .groups import GroupConfig, GroupCoordinator
 from .partition import Partition
 from .producer_ids import ProducerIdManager
 from .topics import INTERNAL_TOPICS, Topic, TopicError, TopicTable, validate_topic_config_overrides, validate_topic_name
@@ -47,6 +48,8 @@ class Broker:
         self.shutting_down = False
         self._data_dir = None
         self.producer_ids: ProducerIdManager | None = None
+        # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
+        self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
 
     # --- lifecycle ---
 
@@ -110,6 +113,7 @@ class Broker:
         self.shutting_down = True
         for partition in self.partitions.values():
             partition._wake_fetchers()
+        self.group_coordinator.shutdown()  # answers parked JoinGroup/SyncGroup so connections drain
 
     def close(self) -> None:
         """Flush and close every log, write the checkpoints and the clean-shutdown marker (the
@@ -290,6 +294,7 @@ class Broker:
             if partition is not None:
                 partition.fail_waiters(TopicError(error_codes.UNKNOWN_TOPIC_OR_PARTITION, "topic deleted"))
                 self._data_dir.delete_log(topic.name, index)
+        self.group_coordinator.delete_topic_offsets(topic.name)
         log.info("topic deleted", topic=topic.name)
 
 
