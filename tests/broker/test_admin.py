@@ -204,3 +204,23 @@ def test_alter_configs_and_incremental_alter_configs(shared_broker):
     assert configs["retention.ms"] == ("5000", DYNAMIC_TOPIC_CONFIG)
     assert configs["segment.bytes"] == ("1073741824", DEFAULT_CONFIG)
     assert configs["cleanup.policy"] == ("delete", DEFAULT_CONFIG)
+
+
+def test_describe_log_dirs(shared_broker):
+    from odradek.protocol.messages.describe_log_dirs import DescribeLogDirsRequest
+
+    client = RawClient(shared_broker.host, shared_broker.port)
+    try:
+        create_topic(client, "sized", partitions=2)
+        produce(client, "sized", 1, build_batch([Record(0, 0, None, b"x" * 100)]))
+        everything = client.request(DescribeLogDirsRequest(topics=None), 4)
+        (result,) = everything.results
+        assert result.error_code == 0 and result.log_dir == shared_broker.data_dir
+        assert result.total_bytes > 0 and result.usable_bytes > 0
+        sized = {t.name: {p.partition_index: p.partition_size for p in t.partitions} for t in result.topics}["sized"]
+        assert sized[0] == 0 and sized[1] > 100
+        some = client.request(DescribeLogDirsRequest(topics=[DescribeLogDirsRequest.DescribableLogDirTopic(
+            topic="sized", partitions=[1, 7])]), 1)
+        assert [(t.name, [p.partition_index for p in t.partitions]) for t in some.results[0].topics] == [("sized", [1])]
+    finally:
+        client.close()
