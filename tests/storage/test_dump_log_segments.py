@@ -1,56 +1,306 @@
-"""Kafka's own DumpLogSegments reads an odradek partition directory: every batch valid, every
-record's offset and payload as written, index entries matching the log. Slow: it fetches Kafka's
-jars from Maven Central on first use (compat/kafka_jars.py) and starts a JVM."""
+"""Kafka's own DumpLogSegments (from the Maven Central jars, compat/kafka_jars.py) reads a
+partition directory that odradek.storage wrote.
 
-import os
+What is checked, on a log of several segments holding every codec (none, gzip, lz4, zstd,
+snappy), null and non-null keys, null and empty values, headers, an idempotent producer's
+batches, CreateTime and LogAppendTime:
+
+* ``--deep-iteration --print-data-log``: every batch valid (CRC), with the base/last offset,
+  count, codec, producer id/epoch/sequence and leader epoch we wrote; every record's offset,
+  timestamp, key, payload and header keys (the tool prints no header values); no index or time
+  index complaint (the tool cross-checks each index entry against the log in this mode);
+* ``--verify-index-only``: no mismatch between the indexes and the log;
+* ``--index-sanity-check``: every ``.index`` and ``.timeindex`` passes the check a Kafka broker
+  runs at start to decide whether to rebuild an index;
+* and, so that the checks above are known to be able to fail, a copy whose offset index has one
+  entry pointing at a wrong position is reported by the tool.
+
+Java and Maven are required: without them the session fixture raises (the test fails, it is
+not skipped). The first run downloads the jars (about 55 MB, 40 s); later runs reuse
+compat/.cache/ and take a few seconds (one JVM per tool run).
+"""
+
+from __future__ import annotations
+
+import importlib.util
 import re
 import shutil
+import struct
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
+from odradek.protocol.records import compression
+from odradek.protocol.records.batch import Record, build_batch
 from odradek.storage.config import LogConfig
 from odradek.storage.log_directory import LogDirectory
 
-from storage_batches import make_batch
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_700_000_000_000
+LEADER_EPOCH = 7
+PRODUCER_ID = 4242
+PRODUCER_EPOCH = 3
+CODECS = [compression.NONE, compression.GZIP, compression.LZ4, compression.ZSTD, compression.SNAPPY]
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "compat"))
+# Lines DumpLogSegments prints when something is wrong (its own messages, Kafka 4.x).
+PROBLEM_MARKERS = (
+    "isvalid: false",
+    "Mismatches in",
+    "The following indexed offsets are not found",
+    "Found timestamp mismatch",
+    "Found out of order timestamp",
+    "invalid bytes at the end",
+    "Error at",
+    "Unknown record type",
+    "Ignoring unknown file",
+    "Exception",
+)
 
-pytestmark = pytest.mark.slow
 
-DUMP_LOG_SEGMENTS = "org.apache.kafka.tools.DumpLogSegments"  # kafka.tools.* before Kafka 4.0
+def load_kafka_jars():
+    """compat/kafka_jars.py is a script, not a package: import it by path (once)."""
+    if "kafka_jars" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("kafka_jars", REPO / "compat" / "kafka_jars.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["kafka_jars"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["kafka_jars"]
 
 
-@pytest.mark.skipif(shutil.which("java") is None or shutil.which("mvn") is None, reason="needs java and mvn")
-@pytest.mark.parametrize("timestamp_type", ["CreateTime", "LogAppendTime"])
-def test_dump_log_segments_reads_our_segments(tmp_path, timestamp_type):
-    import kafka_jars
+@pytest.fixture(scope="session")
+def kafka_jars():
+    module = load_kafka_jars()
+    module.ensure()  # raises KafkaJarsUnavailable without java/mvn: a failure, not a skip
+    return module
 
-    config = LogConfig(segment_bytes=700, index_interval_bytes=100, message_timestamp_type=timestamp_type,
-                       message_timestamp_before_max_ms=2**63 - 1, message_timestamp_after_max_ms=2**62)
-    directory = LogDirectory.open(str(tmp_path), node_id=1, cluster_id="odradek-test", default_config=config)
+
+def dump(kafka_jars, files, *options, check=True):
+    """Run the tool; its dump goes to stdout, its error report ("Mismatches in", ...) to stderr."""
+    return kafka_jars.run_java(kafka_jars.DUMP_LOG_SEGMENTS,
+                               [*options, "--files", ",".join(str(f) for f in files)],
+                               timeout=120, check=check)
+
+
+def problems(output: str, segment_bases: dict[str, int]) -> list[str]:
+    """Lines of ``output`` reporting a problem. One report is not a problem: DumpLogSegments
+    (4.x) starts each file's "previous offset" at -1, so a segment whose base offset is N > 0
+    is always reported as "-1 is followed by N" -- Kafka-written segments get the same line."""
+    found = []
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("Non-consecutive offsets in "):
+            name = Path(line[len("Non-consecutive offsets in "):].strip()).name
+            pairs = []
+            for follower in lines[number + 1:]:
+                if not follower.startswith("  "):
+                    break
+                pairs.append(follower.strip())
+            if pairs != [f"-1 is followed by {segment_bases.get(name)}"]:
+                found.append(f"{line}: {pairs}")
+        elif any(marker in line for marker in PROBLEM_MARKERS):
+            found.append(line)
+    return found
+
+
+# ---------------------------------------------------------------------------------- the log
+def record_spec(batch_number: int, index: int) -> dict:
+    """What record ``index`` of batch ``batch_number`` holds: null keys and values, an empty
+    value, non-ASCII UTF-8, headers (one with a null value), repetitive text that compresses."""
+    key = None if index % 4 == 0 else f"key-{batch_number}-{index}"
+    if index == 2:
+        value = None
+    elif index == 3:
+        value = ""
+    else:
+        value = f"value {batch_number}/{index} grüße € " + "abc" * (index + batch_number % 5)
+    headers = []
+    if index % 3 == 1:
+        headers = [("trace-id", f"t{batch_number}.{index}".encode()), ("empty", None)]
+    return {"key": key, "value": value, "headers": headers, "timestamp_delta": index * 7}
+
+
+def build_partition(root: Path, timestamp_type: str):
+    """Write ``dumped-0`` under ``root`` with odradek.storage (clean shutdown); return the
+    expected batches and records."""
+    config = LogConfig(segment_bytes=600, index_interval_bytes=120, message_timestamp_type=timestamp_type)
+    directory = LogDirectory.open(str(root), node_id=1, cluster_id="odradek-dump-test", default_config=config)
     log = directory.create_log("dumped", 0, topic_id=uuid.uuid4())
-    expected = []
-    for i in range(25):
-        values = [b"value-%d-%d" % (i, j) for j in range(i % 3 + 1)]
-        result = log.append(make_batch(values), leader_epoch=7)
-        expected.extend((result.first_offset + j, value) for j, value in enumerate(values))
+    batches, records = [], []
+    sequence = 0
+    for batch_number in range(15):
+        codec = CODECS[batch_number % len(CODECS)]
+        count = 1 + batch_number % 6
+        specs = [record_spec(batch_number, i) for i in range(count)]
+        idempotent = batch_number % 2 == 1
+        base_timestamp = T0 + batch_number * 1000
+        payload = build_batch(
+            [Record(i, spec["timestamp_delta"],
+                    None if spec["key"] is None else spec["key"].encode(),
+                    None if spec["value"] is None else spec["value"].encode(),
+                    spec["headers"]) for i, spec in enumerate(specs)],
+            base_timestamp=base_timestamp, compression=codec,
+            producer_id=PRODUCER_ID if idempotent else -1,
+            producer_epoch=PRODUCER_EPOCH if idempotent else -1,
+            base_sequence=sequence if idempotent else -1)
+        result = log.append(payload, leader_epoch=LEADER_EPOCH)
+        stamped = result.log_append_time
+        batches.append({
+            "base_offset": result.first_offset, "last_offset": result.last_offset, "count": count,
+            "codec": compression.codec_name(codec), "producer_id": PRODUCER_ID if idempotent else -1,
+            "producer_epoch": PRODUCER_EPOCH if idempotent else -1,
+            "base_sequence": sequence if idempotent else -1,
+        })
+        for i, spec in enumerate(specs):
+            records.append({
+                "offset": result.first_offset + i,
+                "timestamp": stamped if stamped >= 0 else base_timestamp + spec["timestamp_delta"],
+                "key": spec["key"], "value": spec["value"],
+                "header_keys": [name for name, _ in spec["headers"]],
+                "sequence": sequence + i if idempotent else -1,
+            })
+        if idempotent:
+            sequence += count
     directory.close()
-    partition_dir = tmp_path / "dumped-0"
-    files = sorted(str(p) for p in partition_dir.iterdir() if p.suffix in (".log", ".index", ".timeindex"))
-    assert len(files) >= 6  # several segments
+    return batches, records
 
-    result = kafka_jars.run_java(DUMP_LOG_SEGMENTS, ["--deep-iteration", "--print-data-log", "--files", ",".join(files)],
-                                 timeout=180)
-    out = result.stdout
-    assert "isvalid: false" not in out and "Mismatches" not in out and "mismatch" not in out.lower(), out
-    batch_lines = [line for line in out.splitlines() if line.startswith("baseOffset:")]
-    assert len(batch_lines) == 25 and all("isvalid: true" in line and "partitionLeaderEpoch: 7" in line
-                                          for line in batch_lines)
-    if timestamp_type == "LogAppendTime":
-        assert all("LogAppendTime:" in line for line in batch_lines)
-    records = re.findall(r"^\| offset: (\d+) .* payload: (\S+)$", out, re.M)
-    assert [(int(o), p.encode()) for o, p in records] == expected
-    index_entries = re.findall(r"^offset: (\d+) position: (\d+)$", out, re.M)
-    assert index_entries, "no offset index entries were dumped"
+
+def segment_files(partition_dir: Path) -> list[Path]:
+    return sorted(p for p in partition_dir.iterdir() if p.suffix in (".log", ".index", ".timeindex"))
+
+
+# ------------------------------------------------------------------------- output parsing
+_BATCH_LINE = re.compile(
+    r"^baseOffset: (\d+) lastOffset: (\d+) count: (\d+) baseSequence: (-?\d+) lastSequence: (-?\d+) "
+    r"producerId: (-?\d+) producerEpoch: (-?\d+) partitionLeaderEpoch: (-?\d+) isTransactional: (\w+) "
+    r"isControl: (\w+) .* position: (\d+) (CreateTime|LogAppendTime): (-?\d+) size: (\d+) magic: (\d) "
+    r"compresscodec: (\w+) crc: (\d+) isvalid: (\w+)$")
+_RECORD_LINE = re.compile(
+    r"^\| offset: (\d+) (CreateTime|LogAppendTime): (-?\d+) keySize: (-?\d+) valueSize: (-?\d+) "
+    r"sequence: (-?\d+) headerKeys: \[([^\]]*)\](.*)$")
+
+
+def parse_record(line: str) -> dict:
+    match = _RECORD_LINE.match(line)
+    assert match, f"unexpected record line: {line!r}"
+    offset, timestamp_type, timestamp, key_size, value_size, sequence, header_keys, rest = match.groups()
+    key_size, value_size = int(key_size), int(value_size)
+    key = value = None
+    # The tool prints " key: <key>" when the key is not null, then " payload: <value>" when the
+    # value is not null; our keys are ASCII, so keySize (bytes) is also its length in characters.
+    if key_size >= 0:
+        assert rest.startswith(" key: "), line
+        key, rest = rest[6:6 + key_size], rest[6 + key_size:]
+    if value_size >= 0:
+        assert rest.startswith(" payload: "), line
+        value, rest = rest[10:], ""
+        assert len(value.encode()) == value_size, line
+    assert rest == "", line
+    return {"offset": int(offset), "timestamp_type": timestamp_type, "timestamp": int(timestamp),
+            "key": key, "value": value, "header_keys": header_keys.split(",") if header_keys else [],
+            "sequence": int(sequence)}
+
+
+# ------------------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("timestamp_type", ["CreateTime", "LogAppendTime"])
+def test_dump_log_segments_reads_every_record(kafka_jars, tmp_path, timestamp_type):
+    expected_batches, expected_records = build_partition(tmp_path, timestamp_type)
+    files = segment_files(tmp_path / "dumped-0")
+    bases = {p.name: int(p.stem) for p in files if p.suffix == ".log"}
+    assert len(bases) >= 4, f"wanted several segments, got {sorted(bases)}"
+
+    result = dump(kafka_jars, files, "--deep-iteration", "--print-data-log")
+    output = result.stdout
+    assert problems(output + result.stderr, bases) == [], result.stderr
+
+    batch_lines = [_BATCH_LINE.match(line) for line in output.splitlines() if line.startswith("baseOffset:")]
+    assert all(batch_lines), output
+    seen_batches = [{
+        "base_offset": int(m[1]), "last_offset": int(m[2]), "count": int(m[3]), "codec": m[16],
+        "producer_id": int(m[6]), "producer_epoch": int(m[7]), "base_sequence": int(m[4]),
+    } for m in batch_lines]
+    assert seen_batches == expected_batches
+    assert {m[8] for m in batch_lines} == {str(LEADER_EPOCH)}
+    assert {(m[9], m[10], m[12], m[15], m[18]) for m in batch_lines} == {("false", "false", timestamp_type, "2", "true")}
+
+    seen_records = [parse_record(line) for line in output.splitlines() if line.startswith("| offset:")]
+    assert {r.pop("timestamp_type") for r in seen_records} == {timestamp_type}
+    assert seen_records == expected_records
+
+    # Every index got dumped with entries (the sparse index interval is small), and each
+    # entry names a batch boundary the tool found in the log (checked by the tool itself:
+    # "Mismatches in" / "not found" would have been reported above).
+    index_entries = re.findall(r"^offset: (\d+) position: (\d+)$", output, re.M)
+    time_entries = re.findall(r"^timestamp: (-?\d+) offset: (\d+)$", output, re.M)
+    assert len(index_entries) >= len(bases) and len(time_entries) >= len(bases)
+
+
+def test_verify_index_only_and_sanity_check_pass(kafka_jars, tmp_path):
+    build_partition(tmp_path, "CreateTime")
+    files = segment_files(tmp_path / "dumped-0")
+    bases = {p.name: int(p.stem) for p in files if p.suffix == ".log"}
+
+    verified = dump(kafka_jars, files, "--verify-index-only")
+    assert problems(verified.stdout + verified.stderr, bases) == [], verified.stderr
+
+    sanity = dump(kafka_jars, files, "--index-sanity-check").stdout
+    passed = {Path(p).name for p in re.findall(r"^(\S+) passed sanity check\.$", sanity, re.M)}
+    empty = {Path(p).name for p in re.findall(r"^(\S+) is empty\.$", sanity, re.M)}
+    indexes = {p.name for p in files if p.suffix in (".index", ".timeindex")}
+    # An empty .index (a segment too small for one entry) is reported as empty, not checked.
+    assert passed | empty == indexes and passed, sanity
+
+
+def test_a_wrong_index_entry_is_reported(kafka_jars, tmp_path):
+    """The negative control: the checks above would catch a bad index."""
+    build_partition(tmp_path, "CreateTime")
+    partition_dir = tmp_path / "dumped-0"
+    first_index = min(p for p in partition_dir.iterdir() if p.suffix == ".index" and p.stat().st_size >= 16)
+    data = bytearray(first_index.read_bytes())
+    relative_offset, position = struct.unpack_from(">ii", data, 8)
+    # The second entry names an offset one past the batch at its position (entries name the
+    # last offset of the batch they point at).
+    struct.pack_into(">ii", data, 8, relative_offset + 1, position)
+    first_index.write_bytes(bytes(data))
+    log_file = first_index.with_suffix(".log")
+    # The index before its log, as in a sorted listing (the tool checks the index entries
+    # against the log when it reaches the index file).
+    result = dump(kafka_jars, [first_index, log_file], "--verify-index-only", check=False)
+    assert result.returncode == 0, result.stderr
+    reported = problems(result.stdout + result.stderr, {log_file.name: int(log_file.stem)})
+    assert reported and reported[0].startswith("Mismatches in"), result.stderr
+    base = int(log_file.stem)
+    assert f"Index offset: {base + relative_offset + 1}, log offset: {base + relative_offset}" in result.stderr
+
+
+def test_producer_snapshots_are_read_by_kafka(kafka_jars, tmp_path):
+    """Our ``.snapshot`` files (producer state) parse with Kafka's reader (CRC, version, entry
+    layout) and name the idempotent producer's last batch."""
+    expected_batches, _ = build_partition(tmp_path, "CreateTime")
+    snapshots = sorted((tmp_path / "dumped-0").glob("*.snapshot"))
+    assert snapshots, "no producer snapshot written"
+    result = dump(kafka_jars, snapshots)
+    output = result.stdout
+    assert problems(output + result.stderr, {}) == [], result.stderr
+    entries = re.findall(
+        r"^producerId: (-?\d+) producerEpoch: (-?\d+) coordinatorEpoch: (-?\d+) .* "
+        r"firstSequence: (-?\d+) lastSequence: (-?\d+) lastOffset: (-?\d+) offsetDelta: (-?\d+) "
+        r"timestamp: (-?\d+)$", output, re.M)
+    assert len(entries) == len(snapshots), output
+    last = [b for b in expected_batches if b["producer_id"] == PRODUCER_ID][-1]
+    producer_id, epoch, _, first_sequence, last_sequence, last_offset, offset_delta, _ = map(int, entries[-1])
+    assert (producer_id, epoch) == (PRODUCER_ID, PRODUCER_EPOCH)
+    assert (first_sequence, last_sequence) == (last["base_sequence"], last["base_sequence"] + last["count"] - 1)
+    assert (last_offset, offset_delta) == (last["last_offset"], last["count"] - 1)
+
+
+def test_kafka_jars_second_run_is_instant(kafka_jars):
+    """compat/kafka_jars.py does not call Maven again once the jars are there."""
+    import time
+
+    started = time.monotonic()
+    lib = kafka_jars.ensure()
+    assert time.monotonic() - started < 0.5
+    assert any(lib.glob("kafka_2.13-*.jar")) and any(lib.glob("kafka-tools-*.jar"))
+    assert shutil.which("java")

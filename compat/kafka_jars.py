@@ -1,0 +1,257 @@
+"""Apache Kafka's own jars, fetched from Maven Central, as test tools.
+
+Run from the repository root (or import it)::
+
+    python compat/kafka_jars.py [--version 4.3.1]        # fetch, print the lib directory
+    python compat/kafka_jars.py --run kafka.tools.DumpLogSegments --files x.log
+
+The jars are resolved with Maven (``mvn dependency:copy-dependencies`` over a small pom written
+next to them) into ``compat/.cache/kafka-<version>/lib``, which is gitignored: nothing fetched
+is ever committed. A marker file written after a complete copy makes a second run instant (no
+Maven, no network); an interrupted copy leaves no marker and is redone.
+
+What is fetched is what Kafka's own distribution puts in ``libs/`` for the tools we use:
+``kafka_2.13`` (the broker, ``kafka.Kafka``, ``kafka.tools.DumpLogSegments``), ``kafka-tools``
+(``TopicCommand``, ``GetOffsetShell``, console producer/consumer), ``kafka-storage`` and
+``kafka-server-common`` and ``kafka-metadata`` (``StorageTool``'s pieces), ``kafka-clients``,
+plus a log4j2 backend so that the JVMs log through a configuration we choose, not stderr noise.
+
+``run_java(main_class, args)`` runs a main class on that classpath with a bounded wall-clock
+time: every JVM a test starts must end, whatever Kafka does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Pinned so that the fixtures and the test expectations do not move under us; a recent 4.x
+# (KRaft only, Java 17) release. Override with ODRADEK_KAFKA_VERSION to try another one.
+DEFAULT_VERSION = "4.3.1"
+LOG4J_VERSION = "2.24.3"
+
+# Main classes, as named in Kafka 4.x (DumpLogSegments and the CLI tools moved from kafka.tools /
+# kafka.admin in the core jar to org.apache.kafka.tools in kafka-tools).
+DUMP_LOG_SEGMENTS = "org.apache.kafka.tools.DumpLogSegments"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+KAFKA_SERVER = "kafka.Kafka"
+TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
+
+CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
+_COMPLETE_MARKER = "COMPLETE"
+
+# Artifacts of group org.apache.kafka that the tools and a KRaft broker need; Maven adds
+# their transitive runtime dependencies (scala-library, jackson, zstd-jni, lz4, snappy, ...).
+KAFKA_ARTIFACTS = [
+    "kafka_2.13",
+    "kafka-tools",
+    "kafka-storage",
+    "kafka-server-common",
+    "kafka-server",
+    "kafka-metadata",
+    "kafka-raft",
+    "kafka-clients",
+    "kafka-group-coordinator",
+    "kafka-transaction-coordinator",
+    "kafka-share-coordinator",
+    "kafka-coordinator-common",
+]
+
+# Kafka's distribution logs through log4j2 behind slf4j; the poms only declare the API.
+LOGGING_ARTIFACTS = [
+    ("org.apache.logging.log4j", "log4j-api", LOG4J_VERSION),
+    ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+    ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION),
+]
+
+# Quiet by default: warnings and errors on stderr, nothing on stdout (tests parse stdout).
+_LOG4J2_CONFIG = """\
+Configuration:
+  status: warn
+  Appenders:
+    Console:
+      name: STDERR
+      target: SYSTEM_ERR
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: warn
+      AppenderRef:
+        ref: STDERR
+"""
+_LOG4J2_PROPERTIES = """\
+status = warn
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = STDERR
+"""
+
+
+class KafkaJarsUnavailable(RuntimeError):
+    """Java or Maven is missing, or Maven could not resolve the jars."""
+
+
+def kafka_version() -> str:
+    return os.environ.get("ODRADEK_KAFKA_VERSION", DEFAULT_VERSION)
+
+
+def home(version: str | None = None) -> Path:
+    """``compat/.cache/kafka-<version>``: the pom, ``lib/`` and the log configuration."""
+    return CACHE_ROOT / f"kafka-{version or kafka_version()}"
+
+
+def _pom(version: str) -> str:
+    dependencies = [("org.apache.kafka", artifact, version) for artifact in KAFKA_ARTIFACTS]
+    dependencies += LOGGING_ARTIFACTS
+    rendered = "\n".join(
+        "    <dependency><groupId>{}</groupId><artifactId>{}</artifactId>"
+        "<version>{}</version></dependency>".format(*dependency)
+        for dependency in dependencies
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by compat/kafka_jars.py: the jars Kafka's tools need, copied to lib/. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>odradek.compat</groupId>
+  <artifactId>kafka-jars</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{rendered}
+  </dependencies>
+</project>
+"""
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise KafkaJarsUnavailable(
+            f"{name!r} is not on PATH; Kafka's jars need a JDK (17+) and Maven "
+            "(Debian: apt-get install openjdk-17-jdk-headless maven)"
+        )
+    return path
+
+
+def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
+    """Make sure the jars of ``version`` are in ``home(version)/lib``; return that directory.
+
+    Instant when a previous run completed (the marker file exists)."""
+    version = version or kafka_version()
+    root = home(version)
+    lib = root / "lib"
+    if (root / _COMPLETE_MARKER).exists():
+        return lib
+    mvn = require_tool("mvn")
+    require_tool("java")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pom.xml").write_text(_pom(version))
+    # A partial copy from an interrupted run may hold stale jars: start from an empty lib/.
+    if lib.exists():
+        shutil.rmtree(lib)
+    command = [
+        mvn, "-q", "-B", "-f", str(root / "pom.xml"),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+        "-DincludeScope=runtime",
+    ]
+    started = time.monotonic()
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise KafkaJarsUnavailable(f"Maven did not finish within {timeout}s") from exc
+    if result.returncode != 0:
+        raise KafkaJarsUnavailable(
+            f"Maven failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    if not any(lib.glob("kafka_2.13-*.jar")):
+        raise KafkaJarsUnavailable(f"Maven finished but {lib} has no kafka_2.13 jar")
+    (root / "log4j2.yaml").write_text(_LOG4J2_CONFIG)
+    (root / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+    (root / _COMPLETE_MARKER).write_text(f"fetched in {time.monotonic() - started:.1f}s\n")
+    return lib
+
+
+def classpath(version: str | None = None) -> str:
+    """The classpath (``lib/*`` jars, sorted) of Kafka ``version``, fetching it if needed."""
+    lib = ensure(version)
+    return os.pathsep.join(str(jar) for jar in sorted(lib.glob("*.jar")))
+
+
+def java_command(main_class: str, args: list[str] = (), *, version: str | None = None,
+                 heap: str = "256m", jvm_options: list[str] = ()) -> list[str]:
+    """The argv that runs ``main_class`` with Kafka's jars (a small heap, quiet logging)."""
+    java = require_tool("java")
+    cp = classpath(version)
+    log_config = home(version) / "log4j2.properties"
+    return [
+        java, f"-Xmx{heap}", "-Xss1m",
+        # Short-lived tool JVMs: no JIT tiers beyond C1, no class data sharing warnings.
+        "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+        "-Djava.awt.headless=true",
+        # Text in and out as UTF-8 whatever the locale (a CI's C locale would print '?').
+        "-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dsun.stderr.encoding=UTF-8",
+        f"-Dlog4j2.configurationFile={log_config}",
+        f"-Dlog4j.configurationFile={log_config}",
+        *jvm_options,
+        "-cp", cp, main_class, *args,
+    ]
+
+
+def run_java(main_class: str, args: list[str] = (), *, timeout: float = 120.0,
+             version: str | None = None, input: str | None = None, check: bool = True,
+             heap: str = "256m", jvm_options: list[str] = (), cwd: str | None = None,
+             ) -> subprocess.CompletedProcess:
+    """Run ``main_class`` to completion (killed after ``timeout`` seconds); text output.
+
+    ``check`` raises ``subprocess.CalledProcessError`` (with the output) on a non-zero exit."""
+    command = java_command(main_class, list(args), version=version, heap=heap,
+                           jvm_options=list(jvm_options))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                            input=input, cwd=cwd)
+    if check and result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, command[-len(args) - 1:],
+                                            result.stdout, result.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", default=None, help=f"Kafka version (default {kafka_version()})")
+    parser.add_argument("--classpath", action="store_true", help="print the classpath")
+    parser.add_argument("--run", metavar="MAIN_CLASS",
+                        help="run a main class with the jars; every later argument is its own")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after --run MAIN_CLASS belongs to the Java program, --help included.
+    run_args: list[str] = []
+    if "--run" in argv:
+        cut = argv.index("--run") + 2
+        argv, run_args = argv[:cut], argv[cut:]
+    options = parser.parse_args(argv)
+    started = time.monotonic()
+    lib = ensure(options.version)
+    if options.run:
+        command = java_command(options.run, run_args, version=options.version)
+        return subprocess.call(command)
+    if options.classpath:
+        print(classpath(options.version))
+    else:
+        print(f"{lib} ({len(list(lib.glob('*.jar')))} jars, {time.monotonic() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
