@@ -69,7 +69,8 @@ async def serve(config: BrokerConfig, ready_stream=None) -> None:
         broker.set_bound_listeners(server.bound)
         out = ready_stream or sys.stdout
         for name, (host, port) in server.bound.items():
-            print(f"odradek listening on {host}:{port} ({name})", file=out, flush=True)
+            shown = f"[{host}]" if ":" in host else host
+            print(f"odradek listening on {shown}:{port} ({name})", file=out, flush=True)
         log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dir=broker.log_dir)
         maintenance = asyncio.ensure_future(broker.run_maintenance())
         await stop.wait()

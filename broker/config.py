@@ -563,6 +563,13 @@ class BrokerConfig:
             for listener in (parse_listener(item) for item in advertised):
                 if listener.name not in listener_names:
                     raise ConfigError("advertised.listeners", ",".join(advertised), f"listener {listener.name} is not in listeners")
+        for listener in self.advertised_listeners:
+            if listener.host in ("0.0.0.0", "::"):
+                # As Kafka: clients cannot connect to the wildcard address they would be told.
+                key = "advertised.listeners" if self["advertised.listeners"] is not None else "listeners"
+                raise ConfigError(key, ",".join(self[key]),
+                                  f"advertised.listeners cannot use the nonroutable meta-address {listener.host}. "
+                                  "Use a routable IP address (set advertised.listeners).")
         if self["group.min.session.timeout.ms"] > self["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", self["group.min.session.timeout.ms"], "must not exceed group.max.session.timeout.ms")
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections import deque
 
@@ -323,6 +324,11 @@ class BrokerServer:
         config = self.broker.config
         for listener in config.listeners:
             host = listener.host or None
+            if listener.port == 0 and host is not None:
+                # A name with several addresses (localhost: 127.0.0.1 and ::1) would get a
+                # different random port on each; bind the first address only.
+                infos = await loop.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+                host = infos[0][4][0] if infos else host
             server = await loop.create_server(
                 lambda name=listener.name: KafkaProtocol(self, name),
                 host=host,
@@ -337,8 +343,6 @@ class BrokerServer:
         self._sweeper = asyncio.ensure_future(self._sweep_idle())
 
     def _configure_sockets(self, server) -> None:
-        import socket
-
         config = self.broker.config
         for sock in server.sockets:
             for option, key in ((socket.SO_SNDBUF, "socket.send.buffer.bytes"),

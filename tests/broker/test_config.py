@@ -148,3 +148,13 @@ def test_topic_config_validation():
         validate_topic_configs({"retention.mss": "1"})
     with pytest.raises(ConfigError):
         validate_topic_configs({"min.cleanable.dirty.ratio": "2"})
+
+
+def test_wildcard_address_must_not_be_advertised():
+    with pytest.raises(ConfigError) as info:
+        BrokerConfig.from_sources({"listeners": "PLAINTEXT://0.0.0.0:9092"})
+    assert "nonroutable" in str(info.value)
+    config = BrokerConfig.from_sources({"listeners": "PLAINTEXT://0.0.0.0:9092",
+                                        "advertised.listeners": "PLAINTEXT://broker.example:9092"})
+    assert [(l.host, l.port) for l in config.advertised_listeners] == [("broker.example", 9092)]
+    assert [(l.host, l.port) for l in BrokerConfig.from_sources({"listeners": "PLAINTEXT://[::1]:0"}).listeners] == [("::1", 0)]
