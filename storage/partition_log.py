@@ -53,6 +53,7 @@ from .config import LogConfig
 from .errors import KafkaStorageError, OffsetOutOfRange
 from .indexes import NO_TIMESTAMP, CorruptIndex
 from .leader_epochs import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache
+from .producer_state import ProducerStateManager
 from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
 
@@ -134,6 +135,7 @@ class PartitionLog:
         self.unflushed_messages = 0
         self.last_flush_ms = clock()
         self.leader_epochs: LeaderEpochCache | None = None
+        self.producer_state = ProducerStateManager(fs, directory)
         self.topic_id: uuid.UUID | None = None
         self.recovered_bytes_truncated = 0
         self.closed = False
@@ -217,6 +219,23 @@ class PartitionLog:
             self.recovery_point = self.log_end_offset
         self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
+        self._rebuild_producer_state()
+
+    def _rebuild_producer_state(self) -> None:
+        """Newest usable snapshot, then the batch headers after it up to the LEO."""
+        state = self.producer_state
+        start = max(state.load_latest_snapshot(at_most=self.log_end_offset), self.segments[0].base_offset)
+        for segment in self.segments[self._segment_index_for(start):]:
+            position = 0
+            if segment.base_offset < start:
+                first = segment.find_batch(start)
+                if first is None:
+                    continue
+                position = first.position
+            for batch in segment.batches(position):
+                if batch.last_offset >= start:
+                    state.replay(batch.header)
+        state.map_end_offset = self.log_end_offset
 
     def _recover(self, recovery_point: int) -> None:
         """Rescan from the segment holding the recovery point; cut the first invalid byte and
@@ -263,12 +282,17 @@ class PartitionLog:
         validated = validate_batches(records, self.config, now, origin)
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
+        plan = self.producer_state.prepare([header for _, header in validated.batches], origin == ORIGIN_CLIENT)
+        if plan.duplicate is not None:
+            # A producer's retry of a batch we have: answer with the original offsets.
+            return AppendResult(plan.duplicate.first_offset, plan.duplicate.last_offset, NO_TIMESTAMP,
+                                self.log_start_offset, 0, 0)
         buffer = records if validated.converted_payload is None else validated.converted_payload
         if not isinstance(buffer, bytearray) and not (isinstance(buffer, memoryview) and not buffer.readonly):
             buffer = bytearray(buffer)
-        return self._commit(buffer, validated, leader_epoch, origin, now)
+        return self._commit(buffer, validated, plan, leader_epoch, origin, now)
 
-    def _commit(self, buffer, validated, leader_epoch: int, origin: str, now: int) -> AppendResult:
+    def _commit(self, buffer, validated, plan, leader_epoch: int, origin: str, now: int) -> AppendResult:
         """The one place that mutates the log for an append."""
         log_append_time = NO_TIMESTAMP
         max_timestamp = validated.max_timestamp
@@ -303,6 +327,7 @@ class PartitionLog:
             raise KafkaStorageError(f"append to {self.directory} failed: {error}") from error
 
         self.log_end_offset = last_offset + 1
+        self.producer_state.apply(plan, batch_last_offsets, self.log_end_offset)
         epoch = leader_epoch if origin != ORIGIN_REPLICATION else validated.batches[0][1].partition_leader_epoch
         if epoch >= 0 and epoch > self.leader_epochs.latest_epoch:
             self.leader_epochs.assign(epoch, first_offset)
@@ -345,6 +370,8 @@ class PartitionLog:
         segment = self._new_segment(base_offset)
         segment.on_become_active()
         self._add_segment(segment)
+        # Kafka snapshots producer state at every roll: recovery replays at most one segment.
+        self.producer_state.take_snapshot()
         return segment
 
     # -------------------------------------------------------------------------------- flushing
@@ -510,6 +537,7 @@ class PartitionLog:
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         self.recovery_point = max(self.recovery_point, self.log_start_offset)
         self.leader_epochs.truncate_from_start(self.log_start_offset)
+        self.producer_state.delete_snapshots_before(self.segments[0].base_offset)
         return count
 
     def delete_records_before(self, offset: int) -> int:
@@ -548,6 +576,7 @@ class PartitionLog:
             raise KafkaStorageError(f"truncation of {self.directory} failed: {error}") from error
         self.log_end_offset = segment.next_offset()
         self._clamp_offsets()
+        self._rebuild_producer_state()
         return self.log_end_offset
 
     def truncate_fully_and_start_at(self, offset: int) -> int:
@@ -563,6 +592,9 @@ class PartitionLog:
         self.log_start_offset = self.log_end_offset = self.high_watermark = self.recovery_point = offset
         self.leader_epochs.truncate_from_end(offset)
         self.leader_epochs.truncate_from_start(offset)
+        self.producer_state.delete_snapshots_before(offset + 1)  # all of them: the log restarts
+        self.producer_state.producers = {}
+        self.producer_state.map_end_offset = offset
         return offset
 
     def _clamp_offsets(self) -> None:
@@ -581,6 +613,7 @@ class PartitionLog:
         if self.closed:
             return
         self.flush()
+        self.producer_state.take_snapshot()
         for segment in self.segments:
             segment.close()
         self.closed = True

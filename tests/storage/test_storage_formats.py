@@ -178,7 +178,10 @@ def test_data_directory_files(tmp_path):
     partition_dir = tmp_path / "orders-2"
     assert sorted(p.name for p in partition_dir.iterdir()) == [
         "00000000000000000000.index", "00000000000000000000.log", "00000000000000000000.timeindex",
-        "leader-epoch-checkpoint", "partition.metadata"]
+        "00000000000000000002.snapshot", "leader-epoch-checkpoint", "partition.metadata"]
+    # Producer state snapshot at the log end: version 1, CRC-32C of the rest, no producers.
+    assert (partition_dir / "00000000000000000002.snapshot").read_bytes() == (
+        struct.pack(">hI", 1, __import__("crc32c").crc32c(b"\0\0\0\0")) + b"\0\0\0\0")
     # Trimmed on close: the time index holds the final (max timestamp) entry only.
     assert (partition_dir / "00000000000000000000.index").stat().st_size == 0
     assert (partition_dir / "00000000000000000000.timeindex").read_bytes() == struct.pack(">qi", 1_700_000_000_001, 1)

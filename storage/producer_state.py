@@ -1,0 +1,296 @@
+"""Producer state of a partition: what idempotent (and later transactional) producers wrote.
+
+For every producer id the partition remembers the producer's epoch and the metadata of its
+last five batches (first/last sequence, last offset, timestamp), as Kafka's
+``ProducerStateManager`` does. With it the log refuses a batch whose sequence does not follow
+the previous one (OUT_OF_ORDER_SEQUENCE_NUMBER), a batch from an older epoch
+(INVALID_PRODUCER_EPOCH), and recognises a retried batch it already has (the append returns the
+original offsets and writes nothing): exactly-once appends per partition.
+
+Validate, then commit: :meth:`ProducerStateManager.prepare` checks an append against the state
+and returns a plan without changing anything; :meth:`ProducerStateManager.apply` records it
+once the bytes are written.
+
+Snapshot files ``<offset, 20 digits>.snapshot`` in the partition directory hold the state as of
+that offset, in Kafka's format (big-endian)::
+
+    version          int16   1
+    crc              uint32  CRC-32C of everything after this field
+    entry_count      int32
+    entries, 46 bytes each:
+        producer_id int64, epoch int16, last_sequence int32, last_offset int64,
+        offset_delta int32 (last - first sequence of the last batch), timestamp int64,
+        coordinator_epoch int32, current_txn_first_offset int64 (-1: no open transaction)
+
+Like Kafka's, a snapshot keeps only each producer's last batch. Snapshots are written when a
+segment rolls and at clean shutdown; on open the newest snapshot at or below the log end is
+loaded and the batches after it are replayed from their headers (no record is decoded). A
+snapshot that fails its CRC is ignored (an older one, or the log itself, takes its place).
+
+Not yet: producer expiration (``producer.id.expiration.ms``), the coordinator epoch of
+transaction markers (the log keeps -1), aborted-transaction tracking for ``.txnindex``.
+
+Thread safety: single-threaded, owned by its PartitionLog.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+import crc32c
+
+from .errors import StorageError
+
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_VERSION = 1
+RETAINED_BATCHES = 5
+NO_SEQUENCE = -1
+INT32_MAX = 0x7FFFFFFF
+
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+INVALID_PRODUCER_EPOCH = 47
+
+_SNAPSHOT_HEADER = struct.Struct(">hIi")
+_ENTRY = struct.Struct(">qhiqiqiq")
+
+
+class OutOfOrderSequence(StorageError):
+    error_code = OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+class InvalidProducerEpoch(StorageError):
+    error_code = INVALID_PRODUCER_EPOCH
+
+
+class CorruptSnapshot(Exception):
+    pass
+
+
+class BatchMetadata:
+    __slots__ = ("first_sequence", "last_sequence", "last_offset", "offset_delta", "timestamp")
+
+    def __init__(self, first_sequence, last_sequence, last_offset, offset_delta, timestamp):
+        self.first_sequence = first_sequence
+        self.last_sequence = last_sequence
+        self.last_offset = last_offset
+        self.offset_delta = offset_delta
+        self.timestamp = timestamp
+
+    @property
+    def first_offset(self) -> int:
+        return self.last_offset - self.offset_delta
+
+
+class ProducerEntry:
+    __slots__ = ("producer_id", "epoch", "batches", "coordinator_epoch", "current_txn_first_offset", "last_timestamp")
+
+    def __init__(self, producer_id: int, epoch: int = -1):
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.batches: deque[BatchMetadata] = deque(maxlen=RETAINED_BATCHES)
+        self.coordinator_epoch = -1
+        self.current_txn_first_offset = -1
+        self.last_timestamp = -1
+
+    @property
+    def last_sequence(self) -> int:
+        return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
+
+    def find_duplicate(self, epoch: int, first_sequence: int, last_sequence: int) -> BatchMetadata | None:
+        if epoch != self.epoch:
+            return None
+        for batch in self.batches:
+            if batch.first_sequence == first_sequence and batch.last_sequence == last_sequence:
+                return batch
+        return None
+
+
+def _last_sequence(base_sequence: int, last_offset_delta: int) -> int:
+    # Sequences wrap from INT32_MAX to 0.
+    return (base_sequence + last_offset_delta) % (INT32_MAX + 1) if base_sequence >= 0 else NO_SEQUENCE
+
+
+def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
+    return next_sequence == last_sequence + 1 or (next_sequence == 0 and last_sequence == INT32_MAX)
+
+
+class AppendPlan:
+    """What :meth:`ProducerStateManager.prepare` decided. ``duplicate`` is the metadata of the
+    batch already in the log when the append is a retry; else ``updates`` lists, per batch
+    index, (producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+    transactional) for the batches that carry a producer id."""
+
+    __slots__ = ("duplicate", "updates")
+
+    def __init__(self, duplicate=None, updates=()):
+        self.duplicate = duplicate
+        self.updates = updates
+
+
+class ProducerStateManager:
+    def __init__(self, fs, directory: str):
+        self.fs = fs
+        self.directory = directory
+        self.producers: dict[int, ProducerEntry] = {}
+        self.map_end_offset = 0  # the state reflects the log below this offset
+
+    # ------------------------------------------------------------------ validate, commit
+    def prepare(self, headers, from_client: bool) -> AppendPlan:
+        """Check the batches (RecordBatchHeader list) of an append; pure. Raises
+        OutOfOrderSequence / InvalidProducerEpoch for clients; replicated batches are taken
+        as the leader wrote them."""
+        updates = []
+        # Working view of the producers touched by this append (several batches may follow
+        # each other); the real entries are not changed here.
+        pending: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence)
+        for index, header in enumerate(headers):
+            if header.producer_id < 0:
+                continue
+            producer_id = header.producer_id
+            entry = self.producers.get(producer_id)
+            last_sequence = _last_sequence(header.base_sequence, header.last_offset_delta)
+            if from_client and entry is not None and producer_id not in pending:
+                duplicate = entry.find_duplicate(header.producer_epoch, header.base_sequence, last_sequence)
+                if duplicate is not None:
+                    return AppendPlan(duplicate=duplicate)
+            current_epoch, current_last = pending.get(
+                producer_id, (entry.epoch, entry.last_sequence) if entry is not None else (-1, NO_SEQUENCE))
+            if from_client:
+                self._check(producer_id, header, current_epoch, current_last)
+            pending[producer_id] = (header.producer_epoch, last_sequence)
+            updates.append((index, producer_id, header.producer_epoch, header.base_sequence, last_sequence,
+                            header.last_offset_delta, header.max_timestamp, header.is_transactional,
+                            header.is_control))
+        return AppendPlan(updates=updates)
+
+    @staticmethod
+    def _check(producer_id: int, header, current_epoch: int, current_last: int) -> None:
+        epoch = header.producer_epoch
+        if epoch < current_epoch:
+            raise InvalidProducerEpoch(
+                f"producer {producer_id}: epoch {epoch} is older than the current {current_epoch}")
+        if epoch != current_epoch:
+            if header.base_sequence != 0 and current_epoch != -1:
+                raise OutOfOrderSequence(
+                    f"producer {producer_id}: a new epoch {epoch} must start at sequence 0, not {header.base_sequence}")
+        elif current_epoch != -1 and current_last != NO_SEQUENCE and not _in_sequence(current_last, header.base_sequence):
+            raise OutOfOrderSequence(
+                f"producer {producer_id}: sequence {header.base_sequence} does not follow {current_last}")
+
+    def apply(self, plan: AppendPlan, batch_last_offsets: list[int], end_offset: int) -> None:
+        """Record an append that was written; ``batch_last_offsets[i]`` is batch i's last offset."""
+        for (index, producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+             transactional, control) in plan.updates:
+            self._update(producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+                         transactional, control, batch_last_offsets[index])
+        self.map_end_offset = end_offset
+
+    def _update(self, producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+                transactional, control, last_offset) -> None:
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = self.producers[producer_id] = ProducerEntry(producer_id, epoch)
+        if epoch != entry.epoch:
+            entry.epoch = epoch
+            entry.batches.clear()
+        entry.last_timestamp = timestamp
+        if control:
+            entry.current_txn_first_offset = -1  # a transaction marker ends the open transaction
+            return
+        if first_sequence >= 0:
+            entry.batches.append(BatchMetadata(first_sequence, last_sequence, last_offset, offset_delta, timestamp))
+        if transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = last_offset - offset_delta
+
+    def replay(self, header) -> None:
+        """Rebuild state from a batch header read back from the log (recovery)."""
+        if header.producer_id >= 0:
+            self._update(header.producer_id, header.producer_epoch, header.base_sequence,
+                         _last_sequence(header.base_sequence, header.last_offset_delta), header.last_offset_delta,
+                         header.max_timestamp, header.is_transactional, header.is_control, header.last_offset)
+        self.map_end_offset = header.last_offset + 1
+
+    # -------------------------------------------------------------------------- snapshots
+    def snapshot_path(self, offset: int) -> str:
+        return f"{self.directory}/{offset:020d}{SNAPSHOT_SUFFIX}"
+
+    def snapshot_offsets(self) -> list[int]:
+        offsets = []
+        for name in self.fs.listdir(self.directory):
+            stem = name[: -len(SNAPSHOT_SUFFIX)]
+            if name.endswith(SNAPSHOT_SUFFIX) and stem.isdigit():
+                offsets.append(int(stem))
+        return sorted(offsets)
+
+    def encode(self) -> bytes:
+        body = bytearray(struct.pack(">i", len(self.producers)))
+        for producer_id in sorted(self.producers):
+            entry = self.producers[producer_id]
+            last = entry.batches[-1] if entry.batches else None
+            body += _ENTRY.pack(
+                producer_id, entry.epoch,
+                last.last_sequence if last else NO_SEQUENCE,
+                last.last_offset if last else -1,
+                last.offset_delta if last else 0,
+                entry.last_timestamp,
+                entry.coordinator_epoch,
+                entry.current_txn_first_offset)
+        return struct.pack(">hI", SNAPSHOT_VERSION, crc32c.crc32c(body)) + bytes(body)
+
+    def decode(self, data: bytes) -> dict[int, ProducerEntry]:
+        if len(data) < _SNAPSHOT_HEADER.size:
+            raise CorruptSnapshot("snapshot shorter than its header")
+        version, crc, count = _SNAPSHOT_HEADER.unpack_from(data, 0)
+        if version != SNAPSHOT_VERSION:
+            raise CorruptSnapshot(f"snapshot version {version}")
+        if crc32c.crc32c(data[6:]) != crc:
+            raise CorruptSnapshot("snapshot CRC mismatch")
+        if count < 0 or len(data) != _SNAPSHOT_HEADER.size + count * _ENTRY.size:
+            raise CorruptSnapshot("snapshot size does not match its entry count")
+        producers = {}
+        for i in range(count):
+            (producer_id, epoch, last_sequence, last_offset, offset_delta, timestamp, coordinator_epoch,
+             txn_first_offset) = _ENTRY.unpack_from(data, _SNAPSHOT_HEADER.size + i * _ENTRY.size)
+            entry = ProducerEntry(producer_id, epoch)
+            if last_offset >= 0:
+                first_sequence = (last_sequence - offset_delta) % (INT32_MAX + 1) if last_sequence >= 0 else NO_SEQUENCE
+                entry.batches.append(BatchMetadata(first_sequence, last_sequence, last_offset, offset_delta, timestamp))
+            entry.last_timestamp = timestamp
+            entry.coordinator_epoch = coordinator_epoch
+            entry.current_txn_first_offset = txn_first_offset
+            producers[producer_id] = entry
+        return producers
+
+    def take_snapshot(self) -> None:
+        """Write the state as of ``map_end_offset`` (no-op if that snapshot exists)."""
+        path = self.snapshot_path(self.map_end_offset)
+        if not self.fs.exists(path):
+            self.fs.write_file_atomic(path, self.encode())
+
+    def load_latest_snapshot(self, at_most: int, at_least: int = 0) -> int:
+        """Replace the state by the newest valid snapshot with offset in [at_least, at_most];
+        corrupt or out-of-range snapshots above ``at_most`` are deleted. Returns the offset
+        the state now reflects (``at_least`` with an empty state if none qualifies)."""
+        for offset in reversed(self.snapshot_offsets()):
+            path = self.snapshot_path(offset)
+            if offset > at_most:
+                self.fs.unlink(path)
+                continue
+            if offset < at_least:
+                break
+            try:
+                self.producers = self.decode(self.fs.read_file(path))
+            except CorruptSnapshot:
+                self.fs.unlink(path)
+                continue
+            self.map_end_offset = offset
+            return offset
+        self.producers = {}
+        self.map_end_offset = at_least
+        return at_least
+
+    def delete_snapshots_before(self, offset: int) -> None:
+        for snapshot in self.snapshot_offsets():
+            if snapshot < offset:
+                self.fs.unlink(self.snapshot_path(snapshot))
