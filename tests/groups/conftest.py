@@ -1,0 +1,35 @@
+"""Group tests reuse the broker fixtures (a real ``odradek serve`` per test or per module)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.conftest import BrokerProcess, RawClient, broker_process  # noqa: F401  (tests/broker, a fixture)
+
+# Fast group settings for tests that are not about the timings themselves: the first rebalance
+# starts at once and clients may ask for short sessions.
+FAST_GROUPS = ("group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=500", "num.partitions=4")
+
+
+@pytest.fixture(scope="module")
+def group_broker(tmp_path_factory):
+    """One broker with fast group settings for a whole test module (tests use distinct names)."""
+    directory = tmp_path_factory.mktemp("group-broker")
+    process = BrokerProcess(directory / "data", FAST_GROUPS, directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"
+
+
+@pytest.fixture
+def group_client(group_broker):
+    clients = []
+
+    def connect() -> RawClient:
+        client = RawClient(group_broker.host, group_broker.port)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
