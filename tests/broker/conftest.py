@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -21,7 +22,17 @@ import pytest
 from odradek.protocol.connection import ClientConnection
 
 START_TIMEOUT = 15.0
+# Broker subprocesses keep compiled bytecode outside the repository (tox sets
+# PYTHONDONTWRITEBYTECODE, which would make every start recompile the generated codecs).
+_PYCACHE_DIR = os.path.join(tempfile.gettempdir(), f"odradek-test-pycache-{os.getuid()}")
 _LISTENING = re.compile(rb"odradek listening on (\S+):(\d+)")
+
+
+def subprocess_env() -> dict:
+    """The environment for odradek subprocesses: bytecode cached in _PYCACHE_DIR."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=_PYCACHE_DIR)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 class BrokerProcess:
@@ -35,7 +46,7 @@ class BrokerProcess:
             command += ["--override", item]
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, env=subprocess_env())
         self.host, self.port = self._wait_listening()
         self.bootstrap = f"{self.host}:{self.port}"
 

@@ -14,9 +14,12 @@ from odradek.broker.registry import DuplicateHandler, HandlerRegistry
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
 
+from .conftest import subprocess_env
+
 
 def run_cli(*args, timeout=30):
-    return subprocess.run([sys.executable, "-m", "odradek.broker.cli", *args], capture_output=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "odradek.broker.cli", *args], capture_output=True, timeout=timeout,
+                          env=subprocess_env())
 
 
 def test_invalid_config_refused_naming_the_key(tmp_path):
