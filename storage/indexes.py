@@ -57,6 +57,7 @@ class _SparseIndex:
         self.max_entries = max(1, max_index_size // self.entry.size)
         self._handle = None
         self._entries: bytearray | None = None  # loaded lazily
+        self._written = 0  # bytes of _entries already in the file
         self._preallocated = False
 
     # -- loading ---------------------------------------------------------------------------
@@ -70,6 +71,7 @@ class _SparseIndex:
             meaningful = len(raw.rstrip(b"\0"))
             count = min(-(-meaningful // size), len(raw) // size)
             self._entries = bytearray(raw[: count * size])
+            self._written = len(self._entries)
         return self._entries
 
     @property
@@ -84,11 +86,15 @@ class _SparseIndex:
         return self.entry.unpack_from(self._load(), index * self.entry.size)
 
     def _append_entry(self, *fields) -> None:
-        entries = self._load()
-        position = len(entries)
-        packed = self.entry.pack(*fields)
-        self._handle.pwrite(packed, position)
-        entries += packed
+        # Kept in memory until the next flush/trim/close (write_pending): an index entry per
+        # append would otherwise cost a syscall per append. Entries not yet written can only be
+        # lost with unflushed log data, which recovery rescans and re-indexes anyway.
+        self._load().extend(self.entry.pack(*fields))
+
+    def write_pending(self) -> None:
+        if self._entries is not None and self._written < len(self._entries):
+            self._handle.pwrite(memoryview(self._entries)[self._written:], self._written)
+            self._written = len(self._entries)
 
     def _bisect(self, key_field: int, target: int) -> int:
         """Index of the last entry whose ``key_field`` is <= target, or -1."""
@@ -110,18 +116,21 @@ class _SparseIndex:
     def preallocate(self) -> None:
         """Grow the file (sparse) to the maximum size: this index belongs to the active segment."""
         self._load()
+        self.write_pending()
         self._handle.truncate(self.max_entries * self.entry.size)
         self._preallocated = True
 
     def trim(self) -> None:
         """Shrink the file to its entries (segment rolled or log closing)."""
         entries = self._load()
+        self.write_pending()
         self._handle.truncate(len(entries))
         self._preallocated = False
 
     def reset(self) -> None:
         entries = self._load()
         del entries[:]
+        self._written = 0
         self._handle.truncate(0)
         if self._preallocated:
             self._handle.truncate(self.max_entries * self.entry.size)
@@ -130,6 +139,8 @@ class _SparseIndex:
         entries = self._load()
         size = self.entry.size
         del entries[count * size :]
+        self.write_pending()
+        self._written = len(entries)
         # Zero the dropped entries on disk too (they are inside the preallocated area).
         self._handle.truncate(count * size)
         if self._preallocated:
@@ -137,10 +148,12 @@ class _SparseIndex:
 
     def flush(self) -> None:
         if self._handle is not None:
+            self.write_pending()
             self._handle.fsync()
 
     def close(self) -> None:
         if self._handle is not None:
+            self.write_pending()
             self._handle.close()
             self._handle = None
         self._entries = None
@@ -176,6 +189,14 @@ class OffsetIndex(_SparseIndex):
             return self.base_offset, 0
         relative, position = self.entry_at(found)
         return self.base_offset + relative, position
+
+    def lookup_position(self, position: int) -> tuple[int, int]:
+        """(offset, position) of the last entry at or below byte ``position``; (base, 0) if none."""
+        found = self._bisect(1, position)
+        if found < 0:
+            return self.base_offset, 0
+        relative, entry_position = self.entry_at(found)
+        return self.base_offset + relative, entry_position
 
     def truncate_to(self, offset: int) -> None:
         """Drop the entries for offsets >= ``offset``."""

@@ -18,7 +18,7 @@ create ``meta.properties`` (a different node or cluster id -> :class:`Inconsiste
 note whether the clean-shutdown marker is there and remove it, open every partition directory
 (recovering it when the marker was absent), remove directories of interrupted deletions
 (``*-delete``). Clean shutdown (:meth:`close`): flush and close every log, write the four
-checkpoints, write the marker (Kafka's JSON ``{"version":"0","broker_epoch":...}``, fsynced),
+checkpoints, write the marker (Kafka 4's JSON ``{"version":0,"brokerEpoch":...}``, fsynced),
 release the lock.
 
 Thread safety: single-threaded, owned by the broker's event loop; the object is the one owner
@@ -183,7 +183,8 @@ class LogDirectory:
         for log in self.logs.values():
             log.close()
         self.checkpoint()
-        marker = json.dumps({"version": "0", "broker_epoch": str(broker_epoch)}, separators=(",", ":")).encode()
+        # Kafka 4.x's CleanShutdownFileHandler shape: numbers, camelCase key.
+        marker = json.dumps({"version": 0, "brokerEpoch": broker_epoch}, separators=(",", ":")).encode()
         self.fs.write_file_atomic(f"{self.path}/{CLEAN_SHUTDOWN_FILE}", marker)
         self._release_lock()
 

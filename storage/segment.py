@@ -20,6 +20,7 @@ Thread safety: single-threaded, owned by its :class:`~odradek.storage.partition_
 from __future__ import annotations
 
 from odradek.protocol.errors import ProtocolError
+from odradek.protocol.primitives import read_varint, read_varlong
 from odradek.protocol.records.header import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -38,6 +39,8 @@ DELETED_SUFFIX = ".deleted"
 # absurd lengths in recovery before allocating anything.
 MIN_BATCH_SIZE = BATCH_HEADER_SIZE
 MAX_BATCH_SIZE = 0x7FFFFFFF
+# Bound on decompressing one batch to find a record by timestamp (ListOffsets).
+MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -362,22 +365,42 @@ class LogSegment:
         of whole batches, none of which reaches ``max_offset`` (exclusive upper bound: the
         high watermark or last stable offset). With ``min_one_batch`` the first batch comes
         whole even when larger than ``max_bytes`` (Kafka's minOneMessage). None if no batch
-        qualifies."""
+        qualifies.
+
+        Cost: two index lookups and short header scans (at most about index.interval.bytes
+        each), not a scan of the whole range: the end is found through the index by position.
+        """
         first = self.find_batch(start_offset)
         if first is None or first.last_offset >= max_offset:
             return None
-        length = 0
-        for batch in self.batches(first.position):
-            if batch.last_offset >= max_offset:
-                break
-            if length + batch.size > max_bytes:
-                if length == 0 and min_one_batch:
-                    length = batch.size
-                break
-            length += batch.size
-        if length == 0:
-            return None
-        return FileRegion(self.log, first.position, length), first
+        end_position = self.size
+        if max_offset < self.next_offset():
+            bound = self.find_batch(max_offset, first.position)
+            if bound is not None:
+                end_position = bound.position
+        first_end = first.position + first.size
+        limit = min(end_position, first.position + max_bytes)
+        if first_end > limit:
+            if not (min_one_batch and first_end <= end_position):
+                return None
+            return FileRegion(self.log, first.position, first.size), first
+        end = max(first_end, self._indexed_boundary(limit))
+        for batch in self.batches(end, limit):
+            end = batch.position + batch.size
+        return FileRegion(self.log, first.position, end - first.position), first
+
+    def _indexed_boundary(self, limit: int) -> int:
+        """A batch boundary at or below byte ``limit``, from the offset index (0 if none)."""
+        indexed_offset, position = self.offset_index.lookup_position(limit)
+        if position == 0:
+            return 0
+        try:
+            header = self._header_at(position)
+        except ProtocolError:
+            header = None
+        if header is None or not (self.base_offset <= header.base_offset <= indexed_offset):
+            raise CorruptIndex(f"{self.offset_index.path}: entry ({indexed_offset}, {position}) is not a batch")
+        return position
 
     def find_offset_by_timestamp(self, timestamp: int, starting_offset: int):
         """(timestamp, offset) of the first record with timestamp >= ``timestamp`` and offset
@@ -419,14 +442,28 @@ class LogSegment:
 
 
 def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int) -> tuple[int, int]:
-    """(timestamp, offset) of the first record of an uncompressed batch with timestamp >= ``timestamp``
-    and offset >= ``starting_offset``. For a compressed batch (records unreadable without
-    decompressing) the batch's max timestamp and base offset, clamped to ``starting_offset``: a consumer seeking
-    by time may then see a few records of the batch older than asked, never miss one."""
-    from odradek.protocol.primitives import read_varint, read_varlong
+    """(timestamp, offset) of the first record of ``batch`` with timestamp >= ``timestamp`` and
+    offset >= ``starting_offset``, as Kafka's ``searchForTimestamp`` answers ListOffsets.
 
+    Uncompressed records are walked in place (their varint headers only); a compressed batch
+    is decompressed (bounded). A LogAppendTime batch stamps every record with its max
+    timestamp. A batch that cannot be decoded answers with its max timestamp and base offset.
+    """
     fallback = header.max_timestamp, max(header.base_offset, starting_offset)
-    if header.compression != 0 or header.is_log_append_time:
+    if header.is_log_append_time:
+        return fallback
+    if header.compression != 0:
+        from odradek.protocol.records.batch import decode_batch
+
+        try:
+            decoded = decode_batch(batch, 0, max_decompressed_size=MAX_DECOMPRESSED_BATCH_BYTES)
+        except ProtocolError:
+            return fallback
+        for record in decoded.records:
+            offset = decoded.offset_of(record)
+            record_timestamp = decoded.timestamp_of(record)
+            if record_timestamp >= timestamp and offset >= starting_offset:
+                return record_timestamp, offset
         return fallback
     position = BATCH_HEADER_SIZE
     try:

@@ -1,6 +1,5 @@
 """Byte layouts of every file the storage engine writes, checked against Kafka's formats."""
 
-import json
 import struct
 import uuid
 
@@ -43,6 +42,8 @@ def test_offset_index_layout_preallocation_and_trim(fs_root):
     assert fs.file_size(path) == 80  # preallocated to segment.index.bytes
     index.append(105, 4200)
     index.append(110, 9000)
+    assert fs.read_file(path) == bytes(80)  # entries reach the file at flush, trim or close
+    index.flush()
     raw = fs.read_file(path)
     assert raw[:16] == struct.pack(">ii", 5, 4200) + struct.pack(">ii", 10, 9000)
     assert raw[16:] == bytes(64)
@@ -83,6 +84,7 @@ def test_time_index_layout_and_lookup(fs_root):
     index.maybe_append(1000, 55)
     index.maybe_append(1000, 60)  # not above the last timestamp: ignored
     index.maybe_append(2000, 70)
+    index.write_pending()
     raw = fs.read_file(path)
     assert raw[:24] == struct.pack(">qi", 1000, 5) + struct.pack(">qi", 2000, 20)
     assert index.is_full  # 3 slots, one reserved for the final entry
@@ -170,7 +172,7 @@ def test_data_directory_files(tmp_path):
     meta = checkpoints.read_meta_properties(OsFileSystem(), str(tmp_path / "meta.properties"))
     assert meta["version"] == "1" and meta["node.id"] == "7" and meta["cluster.id"] == "MkU3OEVBNTcwNTJENDM2Qk"
     assert len(meta["directory.id"]) == 22
-    assert json.loads((tmp_path / ".kafka_cleanshutdown").read_text()) == {"version": "0", "broker_epoch": "42"}
+    assert (tmp_path / ".kafka_cleanshutdown").read_text() == '{"version":0,"brokerEpoch":42}'
     for name in ("recovery-point-offset-checkpoint", "replication-offset-checkpoint"):
         assert (tmp_path / name).read_text() == "0\n1\norders 2 2\n"
     assert (tmp_path / "log-start-offset-checkpoint").read_text() == "0\n1\norders 2 0\n"
