@@ -27,6 +27,7 @@ from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
 
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
+from .fetch_sessions import FetchSessionCache
 from .partition import Partition
 from .producer_ids import ProducerIdManager
 from .topics import INTERNAL_TOPICS, Topic, TopicError, TopicTable, validate_topic_config_overrides, validate_topic_name
@@ -48,6 +49,7 @@ class Broker:
         self.shutting_down = False
         self._data_dir = None
         self.producer_ids: ProducerIdManager | None = None
+        self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
         self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
 

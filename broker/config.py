@@ -417,6 +417,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("num.io.threads", I, 8, "Threads processing requests (odradek uses one event loop).", at_least(1), "high", applied=False),
         _d("num.recovery.threads.per.data.dir", I, 2, "Threads per data directory for log recovery at start and flushing at shutdown.", at_least(1), "high", applied=False),
         _d("background.threads", I, 10, "Threads for background tasks.", at_least(1), "high", applied=False),
+        _d("max.incremental.fetch.session.cache.slots", I, 1000, "The maximum number of incremental fetch sessions (KIP-227) kept; when full, the least recently used one is evicted.", at_least(0), "medium"),
         _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
         # topics and logs
         _d("log.dirs", LS, None, "Directories where the log data is kept (odradek uses the first).", importance="high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),

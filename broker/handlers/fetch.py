@@ -4,7 +4,7 @@ not served yet; follower fetches come with replication).
 Behaviour:
 
 * Each partition is read from ``fetch_offset`` up to the high watermark (read_uncommitted) or
-  the last stable offset (read_committed, v4+), at most ``partition_max_bytes``, and the whole
+  the last stable offset (read_committed), at most ``partition_max_bytes``, and the whole
   response at most ``max_bytes``; the first partition that has data returns at least one whole
   batch even if it is larger than both limits (Kafka's minOneMessage, so a consumer never
   stalls on a big batch).
@@ -17,14 +17,14 @@ Behaviour:
 * Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (v13+ by id: UNKNOWN_TOPIC_ID);
   OFFSET_OUT_OF_RANGE outside [log start offset, log end offset]; FENCED_LEADER_EPOCH /
   UNKNOWN_LEADER_EPOCH when ``current_leader_epoch`` (v9+) is older / newer than ours.
-* Fetch sessions (KIP-227, v7+): this broker does not create sessions. A request to create one
-  (session id 0, epoch 0) is answered as a full fetch with session id 0 ("no session"), which
-  clients accept and keep sending full requests; a request in an existing session (id != 0)
-  gets FETCH_SESSION_ID_NOT_FOUND, after which clients start over.
+* Fetch sessions (KIP-227, v7+): see :mod:`odradek.broker.fetch_sessions`. Session errors
+  (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) are
+  top-level and answer at once with no partitions.
 
 Version notes: v4+ last stable offset and aborted transactions (null for read_uncommitted,
-empty for read_committed until transactions exist); v5+ log start offset; v11+ preferred read
-replica (-1); v12+ flexible, diverging epoch and current leader (tagged); v13+ topic ids.
+empty for read_committed until transactions exist); v5+ log start offset; v7+ sessions; v11+
+preferred read replica (-1); v12+ flexible, diverging epoch and current leader (tagged); v13+
+topic ids.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
 
+from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchSessionError, FetchTarget
 from ..records_source import FileRegions
 from . import REGISTRY
-from ._common import topic_by_name_or_id
 
 TopicResponse = FetchResponse.FetchableTopicResponse
 PartitionData = FetchResponse.FetchableTopicResponse.PartitionData
@@ -45,7 +45,80 @@ READ_COMMITTED = 1
 MIN_FETCH_VERSION = 4
 
 
-def _error_partition(index: int, code: int, partition=None) -> PartitionData:
+def _targets(request: FetchRequest, uses_topic_ids: bool) -> tuple[list[FetchTarget], list[tuple]]:
+    targets = []
+    for topic in request.topics:
+        for item in topic.partitions:
+            key = ("id", topic.topic_id, item.partition) if uses_topic_ids else ("name", topic.topic, item.partition)
+            targets.append(FetchTarget(key, None if uses_topic_ids else topic.topic, topic.topic_id, item.partition,
+                                       item.fetch_offset, item.partition_max_bytes, item.current_leader_epoch))
+    forgotten = []
+    for topic in request.forgotten_topics_data:
+        for index in topic.partitions:
+            forgotten.append(("id", topic.topic_id, index) if uses_topic_ids else ("name", topic.topic, index))
+    return targets, forgotten
+
+
+class _Read:
+    """One pass over the targets: per target (partition or None, PartitionData, bytes)."""
+
+    __slots__ = ("items", "total", "errors", "watched")
+
+    def __init__(self):
+        self.items = []
+        self.total = 0
+        self.errors = False
+        self.watched = []
+
+
+def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: int) -> _Read:
+    uses_ids = version >= 13
+    isolation = request.isolation_level
+    remaining = request.max_bytes
+    min_one_batch = True
+    result = _Read()
+    for target in targets:
+        topic = broker.topics.by_id.get(target.topic_id) if uses_ids else broker.topics.get(target.topic_name)
+        partition = broker.partition(topic.name, target.partition) if topic is not None else None
+        if partition is None:
+            result.errors = True
+            code = error_codes.UNKNOWN_TOPIC_ID if uses_ids and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            result.items.append((target, None, _error_data(target.partition, code), 0))
+            continue
+        epoch = target.current_leader_epoch if version >= 9 else -1
+        if epoch != -1 and epoch != partition.leader_epoch:
+            result.errors = True
+            code = error_codes.FENCED_LEADER_EPOCH if epoch < partition.leader_epoch else error_codes.UNKNOWN_LEADER_EPOCH
+            result.items.append((target, partition, _error_data(target.partition, code, partition), 0))
+            continue
+        limit = max(0, min(target.partition_max_bytes, remaining))
+        try:
+            read = partition.read(target.fetch_offset, limit, min_one_batch, isolation)
+        except ProtocolError as error:
+            result.errors = True
+            result.items.append((target, partition, _error_data(target.partition, error.error_code, partition), 0))
+            continue
+        records = FileRegions(read.regions) if read.regions else b""
+        size = len(records)
+        if size:
+            min_one_batch = False
+            remaining -= size
+            result.total += size
+        result.watched.append(partition)
+        result.items.append((target, partition, PartitionData(
+            partition_index=target.partition,
+            error_code=error_codes.NONE,
+            high_watermark=partition.high_watermark,
+            last_stable_offset=partition.last_stable_offset,
+            log_start_offset=partition.log_start_offset,
+            aborted_transactions=[] if isolation == READ_COMMITTED else None,
+            preferred_read_replica=-1,
+            records=records,
+        ), size))
+    return result
+
+
+def _error_data(index: int, code: int, partition=None) -> PartitionData:
     return PartitionData(
         partition_index=index, error_code=code,
         high_watermark=partition.high_watermark if partition is not None else -1,
@@ -55,84 +128,55 @@ def _error_partition(index: int, code: int, partition=None) -> PartitionData:
     )
 
 
-def _read_all(broker, request: FetchRequest, version: int):
-    """One pass over the requested partitions: (response topics, bytes read, any error,
-    partitions to wait on)."""
-    by_id = version >= 13
-    isolation = request.isolation_level if version >= 4 else 0
-    remaining = request.max_bytes if version >= 3 else 2**31 - 1
-    min_one_batch = True
-    total = 0
-    errors = False
-    watched = []
-    topics = []
-    for wanted in request.topics:
-        topic = topic_by_name_or_id(broker, None if by_id else wanted.topic, wanted.topic_id if by_id else None)
-        answers = []
-        for fetch_partition in wanted.partitions:
-            index = fetch_partition.partition
-            partition = broker.partition(topic.name, index) if topic is not None else None
-            if partition is None:
-                errors = True
-                code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
-                answers.append(_error_partition(index, code))
-                continue
-            current_epoch = fetch_partition.current_leader_epoch if version >= 9 else -1
-            if current_epoch != -1 and current_epoch != partition.leader_epoch:
-                errors = True
-                code = (error_codes.FENCED_LEADER_EPOCH if current_epoch < partition.leader_epoch
-                        else error_codes.UNKNOWN_LEADER_EPOCH)
-                answers.append(_error_partition(index, code, partition))
-                continue
-            limit = max(0, min(fetch_partition.partition_max_bytes, remaining))
-            try:
-                result = partition.read(fetch_partition.fetch_offset, limit, min_one_batch, isolation)
-            except ProtocolError as error:
-                errors = True
-                answers.append(_error_partition(index, error.error_code, partition))
-                continue
-            records = FileRegions(result.regions) if result.regions else b""
-            size = len(records)
-            if size:
-                min_one_batch = False
-                remaining -= size
-                total += size
-            watched.append(partition)
-            answers.append(PartitionData(
-                partition_index=index,
-                error_code=error_codes.NONE,
-                high_watermark=partition.high_watermark,
-                last_stable_offset=partition.last_stable_offset,
-                log_start_offset=partition.log_start_offset,
-                aborted_transactions=[] if isolation == READ_COMMITTED else None,
-                preferred_read_replica=-1,
-                records=records,
-            ))
-        topics.append(TopicResponse(topic=wanted.topic, topic_id=wanted.topic_id, partitions=answers))
-    return topics, total, errors, watched
+def _respond(read: _Read, session, incremental: bool) -> FetchResponse:
+    """The response for ``read``: every partition, or (incremental) only what changed; the
+    session remembers what was sent."""
+    topics: dict[tuple, TopicResponse] = {}
+    for target, _, data, size in read.items:
+        if incremental and not session.should_send(target, data.error_code, size, data.high_watermark,
+                                                   data.last_stable_offset, data.log_start_offset):
+            continue
+        if session is not None:
+            session.record_sent(target, data.high_watermark, data.last_stable_offset, data.log_start_offset, size > 0)
+        topic_key = target.key[:2]
+        response_topic = topics.get(topic_key)
+        if response_topic is None:
+            response_topic = topics[topic_key] = TopicResponse(topic=target.topic_name or "", topic_id=target.topic_id,
+                                                               partitions=[])
+        response_topic.partitions.append(data)
+    return FetchResponse(error_code=error_codes.NONE,
+                         session_id=session.session_id if session is not None else INVALID_SESSION_ID,
+                         responses=list(topics.values()))
 
 
 @REGISTRY.handles(FetchRequest, FetchResponse, min_version=MIN_FETCH_VERSION)
 def handle_fetch(ctx, request: FetchRequest):
+    broker = ctx.broker
     version = ctx.api_version
-    if version >= 7 and request.session_id != 0:
-        return FetchResponse(error_code=error_codes.FETCH_SESSION_ID_NOT_FOUND, session_id=0, responses=[])
-    topics, total, errors, watched = _read_all(ctx.broker, request, version)
-    if total >= request.min_bytes or errors or request.max_wait_ms <= 0 or not watched \
-            or ctx.broker.shutting_down:
-        return FetchResponse(error_code=error_codes.NONE, session_id=0, responses=topics)
-    return _long_poll(ctx, request, version, watched)
+    uses_ids = version >= 13
+    targets, forgotten = _targets(request, uses_ids)
+    session_id, epoch = (request.session_id, request.session_epoch) if version >= 7 else (INVALID_SESSION_ID, FINAL_EPOCH)
+    try:
+        session, targets, incremental = broker.fetch_sessions.resolve(session_id, epoch, targets, forgotten, uses_ids)
+    except FetchSessionError as error:
+        return FetchResponse(error_code=error.error_code, session_id=INVALID_SESSION_ID, responses=[])
+    read = _read(broker, targets, request, version)
+    if read.total >= request.min_bytes or read.errors or request.max_wait_ms <= 0 or not read.watched \
+            or broker.shutting_down:
+        return _respond(read, session, incremental)
+    return _long_poll(broker, request, version, targets, read, session, incremental)
 
 
-async def _long_poll(ctx, request: FetchRequest, version: int, watched) -> FetchResponse:
+async def _long_poll(broker, request: FetchRequest, version: int, targets, read: _Read, session,
+                     incremental: bool) -> FetchResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request.max_wait_ms / 1000
-    broker = ctx.broker
     while True:
         timeout = deadline - loop.time()
         if timeout <= 0 or broker.shutting_down:
             break
         woken = loop.create_future()
+        watched = read.watched
         for partition in watched:
             partition.add_fetch_waiter(woken)
         try:
@@ -142,8 +186,7 @@ async def _long_poll(ctx, request: FetchRequest, version: int, watched) -> Fetch
                 partition.remove_fetch_waiter(woken)
             if not woken.done():
                 woken.cancel()
-        topics, total, errors, watched = _read_all(broker, request, version)
-        if total >= request.min_bytes or errors or not watched:
-            return FetchResponse(error_code=error_codes.NONE, session_id=0, responses=topics)
-    topics, _, _, _ = _read_all(broker, request, version)
-    return FetchResponse(error_code=error_codes.NONE, session_id=0, responses=topics)
+        read = _read(broker, targets, request, version)
+        if read.total >= request.min_bytes or read.errors or not read.watched:
+            return _respond(read, session, incremental)
+    return _respond(_read(broker, targets, request, version), session, incremental)
