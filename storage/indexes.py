@@ -75,6 +75,10 @@ class _SparseIndex:
         return self._entries
 
     @property
+    def loaded(self) -> bool:
+        return self._entries is not None
+
+    @property
     def entries(self) -> int:
         return len(self._load()) // self.entry.size
 

@@ -270,7 +270,9 @@ class LogSegment:
         self.time_index.trim()
 
     def close(self) -> None:
-        if not self.log.closed:
+        # Segments whose indexes were never loaded were finalised when they rolled: closing
+        # them must not read every index of the log.
+        if not self.log.closed and (self.offset_index.loaded or self.time_index.loaded):
             self.on_become_inactive()
         self.offset_index.close()
         self.time_index.close()

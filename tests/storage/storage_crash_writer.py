@@ -1,6 +1,7 @@
 """Subprocess for the crash test: append to a data directory as fast as possible, flush now and
 then, print ``flushed <batches> <end_offset>`` after each flush; killed with SIGKILL at random.
 
+Batches come from one idempotent producer (id 77) whose sequences follow the offsets.
 Batch number n holds ``n % 5 + 1`` records whose values start with ``b"n=<n>;"``, so a reader can
 tell which batches survived, in order, each once. On start it recovers the directory and
 continues after the last batch it finds.
@@ -16,6 +17,9 @@ from storage_batches import make_batch
 
 CONFIG = LogConfig(segment_bytes=64 * 1024, index_interval_bytes=512, segment_index_bytes=1024,
                    retention_bytes=-1)
+
+
+PRODUCER_ID = 77
 
 
 def batch_number(data: bytes) -> int:
@@ -36,7 +40,10 @@ def main(path: str, seed: int) -> None:
     while True:
         count = number % 5 + 1
         padding = b"x" * ((number * 7919 + seed) % 700)
-        log.append(make_batch([b"n=%d;%s" % (number, padding)] * count))
+        # An idempotent producer whose sequence is the offset (it is the only writer from 0):
+        # a producer state recovered wrongly makes this append fail, and the test sees it.
+        log.append(make_batch([b"n=%d;%s" % (number, padding)] * count, producer_id=PRODUCER_ID,
+                              producer_epoch=0, base_sequence=log.log_end_offset % (2**31)))
         number += 1
         if number % 3 == 0:
             end = log.flush()

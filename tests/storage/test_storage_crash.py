@@ -1,6 +1,7 @@
 """Crash test: a subprocess appends as fast as it can and is SIGKILLed at random moments; after
 each kill the directory is reopened (recovery) and checked: every batch reported flushed is
-there once, batches are whole and in order, nothing is duplicated, indexes agree with the log.
+there once, batches are whole and in order, nothing is duplicated, indexes agree with the log,
+and the idempotent producer's state was recovered (a retry of the last batch is recognised).
 5 kills in the CI suite, 50 under ``-m slow``."""
 
 import os
@@ -35,6 +36,8 @@ def run_and_kill(path: str, seed: int, rng: random.Random) -> int:
             time.sleep(0.005)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+        # It must have been writing until killed, not stopped by an error of its own.
+        assert writer.returncode == -signal.SIGKILL, writer.stderr.read()
         os.set_blocking(writer.stdout.fileno(), True)
         for line in writer.stdout.read().splitlines():
             if line.startswith("flushed "):
@@ -65,6 +68,12 @@ def check_directory(path: str, flushed_batches: int, clean_close: bool) -> int:
                 assert segment.find_batch(batch.base_offset).position == batch.position
                 numbers.append(batch_number(data))
         assert expected_offset == log.log_end_offset
+        if log.log_end_offset > log.log_start_offset:
+            # The producer state survived too: a retry of the last batch is recognised.
+            last = log.read(log.log_end_offset - 1, 1).read_bytes()
+            end = log.log_end_offset
+            retry = log.append(last)
+            assert (retry.last_offset + 1, log.log_end_offset) == (end, end), "retry appended twice"
     assert numbers == list(range(len(numbers))), "batches lost, duplicated or reordered"
     assert len(numbers) >= flushed_batches, f"{flushed_batches} reported flushed, {len(numbers)} found"
     if clean_close:

@@ -116,6 +116,32 @@ class LogModel(RuleBasedStateMachine):
         self.high_watermark = min(self.high_watermark, new_end)
         self.flushed = new_end
 
+    @rule(data=st.data(), max_bytes=st.integers(0, 1500), min_one=st.booleans())
+    def read_some(self, data, max_bytes, min_one):
+        visible = [b for b in self.batches if b[1] >= self.log_start and b[1] < self.high_watermark]
+        if not visible:
+            return
+        start = data.draw(st.integers(self.log_start, visible[-1][1]))
+        result = self.log.read(start, max_bytes, min_one_batch=min_one).read_bytes()
+        position, seen = 0, []
+        while position < len(result):
+            header = read_batch_header(result, position)
+            seen.append((header.base_offset, header.last_offset, header.size_in_bytes))
+            position += header.size_in_bytes
+        assert position == len(result)  # whole batches only
+        wanted = [b for b in visible if b[1] >= start]
+        assert [s[:2] for s in seen] == [(b[0], b[1]) for b in wanted[: len(seen)]]
+        if seen:
+            assert sum(s[2] for s in seen) <= max_bytes or (min_one and len(seen) == 1)
+        else:
+            assert not min_one
+        if len(seen) < len(wanted) and (seen or not min_one):
+            # Stopped early only for want of room: the next batch would not have fitted
+            # (segments end a read region; the next read continues from there).
+            next_size = len(make_batch([wanted[len(seen)][2]] * (wanted[len(seen)][1] - wanted[len(seen)][0] + 1),
+                                       timestamps=[0] * (wanted[len(seen)][1] - wanted[len(seen)][0] + 1)))
+            assert sum(s[2] for s in seen) + next_size > max_bytes
+
     # ------------------------------------------------------------------------ invariants
     @invariant()
     def offsets_agree(self):
