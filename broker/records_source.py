@@ -2,9 +2,10 @@
 
 :class:`FileRegions` is what a fetch handler puts in a ``records`` field: the generated
 encoders write its length prefix from ``size`` and hand the object itself to the server
-(``encode_parts``), which copies the regions straight from the segment files into one buffer
-with ``os.preadv`` and writes it to the socket (see ``server.read_record_source``). The record
-bytes never become Python objects on the way.
+(``encode_parts``), which reads it chunk by chunk with :class:`RegionReader` (``os.preadv``
+straight from the segment file into a buffer handed to the transport), only as fast as the
+socket takes it. The record bytes never become Python objects, and a 50 MB fetch response
+never occupies 50 MB of memory at once.
 """
 
 from __future__ import annotations
@@ -56,3 +57,49 @@ class FileRegions:
 
     def __repr__(self) -> str:
         return f"FileRegions({len(self.regions)} regions, {self.size} bytes)"
+
+
+class RegionReader:
+    """Reads a :class:`FileRegions` in chunks, front to back (the server's send cursor)."""
+
+    __slots__ = ("_regions", "_index", "_offset")
+
+    def __init__(self, source: FileRegions):
+        self._regions = source.regions
+        self._index = 0
+        self._offset = 0  # bytes of the current region already read
+
+    @property
+    def done(self) -> bool:
+        return self._index >= len(self._regions)
+
+    def next_chunk(self, max_size: int) -> bytearray:
+        """Up to ``max_size`` bytes from within the current region. Raises OSError on a short
+        read (the region shrank: the response can then not be completed)."""
+        region = self._regions[self._index]
+        size = min(max_size, region.length - self._offset)
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        position = region.position + self._offset
+        fileno = getattr(region.file, "fileno", None)
+        try:
+            fd = fileno() if fileno is not None else None
+        except (OSError, ValueError):
+            fd = None
+        if fd is None:  # the in-memory backend
+            data = region.read()[self._offset:self._offset + size]
+            if len(data) != size:
+                raise OSError(f"short read: {len(data)} of {size} bytes")
+            view[:] = data
+        else:
+            filled = 0
+            while filled < size:
+                count = os.preadv(fd, [view[filled:]], position + filled)
+                if count <= 0:
+                    raise OSError(f"short read: {filled} of {size} bytes")
+                filled += count
+        self._offset += size
+        if self._offset >= region.length:
+            self._index += 1
+            self._offset = 0
+        return buffer

@@ -18,8 +18,9 @@ Flow control
 A connection stops being read (``transport.pause_reading``) while it has more than
 ``queued.max.requests`` requests pending or more than ``queued.max.request.bytes`` of request
 bytes buffered or pending, and resumes when both drop below half of that. When the socket
-cannot take more (``pause_writing``), ready responses stay queued, the queue fills, and reading
-stops: a slow or hostile peer holds at most one bounded queue, never the broker's memory, and
+cannot take more (``pause_writing``), output stops (record data is read from the segment files
+chunk by chunk, only as the socket takes it), ready responses stay queued, the queue fills, and
+reading stops: a slow or hostile peer holds at most one bounded queue, never the broker's memory, and
 other connections keep being served.
 
 Errors
@@ -54,11 +55,18 @@ from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
 from .context import RequestContext
+from .records_source import RegionReader
 from .registry import CLOSE_CONNECTION
 
 log = structlog.get_logger("odradek.server")
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+# Record data goes from the segment file to the socket in chunks of this size (read with
+# preadv into a fresh buffer, handed to the transport): measured on this machine,
+# readinto + write reached 3.4 GB/s against 2.4 GB/s for os.sendfile over loopback, and
+# chunking bounds the memory a large fetch response holds to about one chunk plus the
+# transport's write buffer.
+SEND_CHUNK_SIZE = 1 << 20
 
 
 class _Pending:
@@ -90,6 +98,7 @@ class KafkaProtocol(asyncio.Protocol):
         self.peer = "?"
         self._pending: deque[_Pending] = deque()
         self._pending_bytes = 0
+        self._output: deque = deque()  # response bytes and RegionReaders not yet written
         self._max_requests = config["queued.max.requests"]
         self._max_bytes = config.queued_max_request_bytes
         self._reading_paused = False
@@ -134,7 +143,7 @@ class KafkaProtocol(asyncio.Protocol):
         # The client half-closed: answer what is pending, then close (returning False closes
         # the transport once the write buffer drains; pending responses would be lost, so keep
         # it open while work remains).
-        if self._pending:
+        if self._pending or self._output:
             self._draining = True
             return True
         return False
@@ -211,6 +220,8 @@ class KafkaProtocol(asyncio.Protocol):
     # --- responses out ---
 
     def _send_ready(self) -> None:
+        if not self._pump_output():
+            return  # an earlier response is still being sent; resume_writing continues
         pending = self._pending
         while pending and pending[0].done and not self._writing_paused and not self._closing:
             entry = pending.popleft()
@@ -222,6 +233,8 @@ class KafkaProtocol(asyncio.Protocol):
                 return
             if entry.response is not None:  # acks=0 produce: no response at all
                 self._write_response(entry.request, entry.response)
+                if self._output:
+                    return  # the socket is full mid-response
         if self._closing:
             return
         if self._draining:
@@ -232,18 +245,38 @@ class KafkaProtocol(asyncio.Protocol):
             self._read_requests()
 
     def _write_response(self, request, response) -> None:
-        transport = self.transport
         try:
             parts = self.connection.encode_response_parts(request, response)
         except Exception as error:  # an encoder refusing a field this version cannot carry: a bug
             self._handler_failed(request, error)
             return
-        try:
-            chunks = [part if isinstance(part, _BYTES_LIKE) else read_record_source(part) for part in parts]
-        except OSError as error:  # a segment shrank under us: the frame cannot be completed
-            self._handler_failed(request, error)
-            return
-        transport.writelines(chunks)
+        output = self._output
+        for part in parts:
+            output.append(part if isinstance(part, _BYTES_LIKE) else RegionReader(part))
+        self._pump_output()
+
+    def _pump_output(self) -> bool:
+        """Write queued response bytes while the socket takes them; record data is read from
+        the segment files one chunk at a time, only when it can be written. True when all
+        queued output was handed to the transport."""
+        output = self._output
+        transport = self.transport
+        while output and not self._writing_paused and not self._closing:
+            part = output[0]
+            if isinstance(part, _BYTES_LIKE):
+                output.popleft()
+                transport.write(part)
+                continue
+            try:
+                chunk = part.next_chunk(SEND_CHUNK_SIZE)
+            except OSError as error:  # a segment shrank under us: the frame cannot be completed
+                log.error("reading record data for a response failed", peer=self.peer, error=repr(error))
+                self.close()
+                return False
+            if part.done:
+                output.popleft()
+            transport.write(chunk)
+        return not output
 
     # --- flow control ---
 
@@ -270,7 +303,7 @@ class KafkaProtocol(asyncio.Protocol):
         # Answer the requests already dispatched, then close.
         self._draining = True
         self._pause_reading()
-        if self._pending:
+        if self._pending or self._output:
             self._send_ready()
         else:
             self.close()
@@ -281,7 +314,7 @@ class KafkaProtocol(asyncio.Protocol):
             return
         self._draining = True
         self._pause_reading()
-        if not self._pending:
+        if not self._pending and not self._output:
             self.close()
 
     def close(self) -> None:
@@ -293,17 +326,7 @@ class KafkaProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._pending
-
-
-def read_record_source(source) -> bytearray:
-    """The bytes of a record source from a fetch response (file regions of the storage
-    engine), read with ``preadv`` into one buffer of exactly its size. Measured on this
-    machine: readinto + write 3.4 GB/s vs os.sendfile 2.4 GB/s over loopback; the transport
-    sends the buffer without a further copy when the socket takes it whole."""
-    buffer = bytearray(source.size)
-    source.read_into(memoryview(buffer))
-    return buffer
+        return not self._pending and not self._output
 
 
 class BrokerServer:

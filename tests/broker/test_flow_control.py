@@ -227,3 +227,62 @@ def test_a_handler_bug_closes_only_that_connection():
         assert transport.closed
 
     asyncio.run(scenario())
+
+
+class _Region:
+    def __init__(self, file, position, length):
+        self.file, self.position, self.length = file, position, length
+
+
+def test_record_data_is_read_only_as_fast_as_the_socket_takes_it(tmp_path):
+    from odradek.broker.records_source import FileRegions
+    from odradek.broker.server import SEND_CHUNK_SIZE
+    from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
+
+    payload = bytes(range(256)) * (5 * SEND_CHUNK_SIZE // 256 + 7)
+    path = tmp_path / "segment.log"
+    path.write_bytes(b"head" + payload)
+    handle = open(path, "rb")
+    registry = HandlerRegistry()
+
+    def serve(ctx, request):
+        return FetchResponse(responses=[FetchResponse.FetchableTopicResponse(
+            topic="t", partitions=[FetchResponse.FetchableTopicResponse.PartitionData(
+                partition_index=0, records=FileRegions([_Region(handle, 4, len(payload))]))])])
+
+    registry.register(FetchRequest, FetchResponse, serve, min_version=4)
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
+
+    async def scenario():
+        protocol, transport = make(registry)
+        received = bytearray()
+        original_write = transport.write
+
+        def write(data):  # a socket that takes one write, then is full until drained
+            original_write(data)
+            protocol.pause_writing()
+
+        transport.write = write
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(FetchRequest(max_wait_ms=0), 12, 1)
+                               + client.encode_request(ApiVersionsRequest(), 2, 2))
+        writes = 0
+        while True:
+            assert len(transport.written) <= SEND_CHUNK_SIZE + 4096  # never more than a chunk at once
+            received += transport.written
+            transport.written.clear()
+            writes += 1
+            if not protocol._writing_paused:
+                break
+            protocol.resume_writing()
+        client.receive_data(bytes(received))
+        first = client.next_response()
+        second = client.next_response()
+        assert first[0] == 1 and bytes(first[1].responses[0].partitions[0].records) == payload
+        assert second[0] == 2
+        assert writes > 5
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        handle.close()
