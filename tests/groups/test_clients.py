@@ -1,0 +1,221 @@
+"""Real clients in consumer groups against a real broker: kafka-python and confluent-kafka
+(librdkafka) split partitions, consume everything once, commit, resume, and rebalance when a
+member leaves."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition as ConfluentPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from broker.test_server import create_topic
+from odradek.protocol import error_codes as E
+from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
+
+from .conftest import RawClient
+
+PARTITIONS = 4
+DEADLINE = 30.0
+
+
+def produce_kafka_python(bootstrap, topic, values, partitions=PARTITIONS):
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for index, value in enumerate(values):
+        producer.send(topic, value=value, partition=index % partitions)
+    producer.flush()
+    producer.close()
+
+
+def wait_until(condition, timeout=DEADLINE, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+
+
+class PythonMember(threading.Thread):
+    """A kafka-python consumer polling in its own thread (a JoinGroup blocks its poll until the
+    rebalance completes, so group members must run concurrently)."""
+
+    def __init__(self, bootstrap, topic, group, name):
+        super().__init__(name=name, daemon=True)
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=group, client_id=name, auto_offset_reset="earliest",
+            enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=200,
+            max_poll_interval_ms=20000)
+        self.records: list[tuple[int, int, bytes]] = []
+        self.assignment: set[int] = set()
+        self.failure: BaseException | None = None
+        self._stopping = threading.Event()
+
+    def run(self):
+        try:
+            while not self._stopping.is_set():
+                # A poll longer than a rebalance: with 100 ms polls kafka-python 3.0.12 sometimes
+                # never finished a rebalance it led (its SyncGroup was answered, the assignment
+                # never applied, heartbeats stopped; the broker log shows the group stable).
+                batch = self.consumer.poll(timeout_ms=1000)
+                for partition, messages in batch.items():
+                    self.records.extend((partition.partition, m.offset, m.value) for m in messages)
+                if batch:
+                    self.consumer.commit()
+                self.assignment = {tp.partition for tp in self.consumer.assignment()}
+        except BaseException as error:  # reported by the test, not swallowed
+            self.failure = error
+        finally:
+            self.consumer.close()  # sends LeaveGroup
+
+    def stop(self):
+        self._stopping.set()
+        self.join(15)
+        assert not self.is_alive() and self.failure is None, self.failure
+
+
+def committed_offsets(broker, group, topic):
+    client = RawClient(broker.host, broker.port)
+    try:
+        answer = client.request(OffsetFetchRequest(group_id=group, topics=[
+            OffsetFetchRequestTopic(name=topic, partition_indexes=list(range(PARTITIONS)))]), 7)
+    finally:
+        client.close()
+    assert answer.error_code == E.NONE
+    return {p.partition_index: p.committed_offset for p in answer.topics[0].partitions}
+
+
+def test_kafka_python_members_split_partitions_consume_once_and_resume(group_broker):
+    topic, group = "kp-split", "kp-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    first = PythonMember(group_broker.bootstrap, topic, group, "kp-1")
+    second = PythonMember(group_broker.bootstrap, topic, group, "kp-2")
+    first.start()
+    second.start()
+    try:
+        wait_until(lambda: len(first.assignment) == 2 and len(second.assignment) == 2, what="a 2+2 split")
+        assert first.assignment | second.assignment == set(range(PARTITIONS))
+        values = [b"value-%d" % index for index in range(40)]
+        produce_kafka_python(group_broker.bootstrap, topic, values)
+        wait_until(lambda: len(first.records) + len(second.records) >= len(values), what="all records")
+        time.sleep(0.3)  # anything delivered twice would show up now
+    finally:
+        first.stop()
+        second.stop()
+    consumed = first.records + second.records
+    assert sorted(value for _, _, value in consumed) == sorted(values)  # each record exactly once
+    assert {p for p, _, _ in first.records} <= first.assignment
+    assert {p for p, _, _ in second.records} <= second.assignment
+    assert committed_offsets(group_broker, group, topic) == {p: 10 for p in range(PARTITIONS)}
+
+    # A member of the same group started later resumes from the committed offsets.
+    later = [b"later-%d" % index for index in range(8)]
+    produce_kafka_python(group_broker.bootstrap, topic, later)
+    third = PythonMember(group_broker.bootstrap, topic, group, "kp-3")
+    third.start()
+    try:
+        wait_until(lambda: len(third.records) >= len(later), what="the new records")
+        time.sleep(0.3)
+    finally:
+        third.stop()
+    assert sorted(value for _, _, value in third.records) == sorted(later)
+    assert committed_offsets(group_broker, group, topic) == {p: 12 for p in range(PARTITIONS)}
+
+
+def test_member_that_leaves_hands_its_partitions_to_the_other_at_once(group_broker):
+    topic, group = "kp-leave", "kp-leave-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    staying = PythonMember(group_broker.bootstrap, topic, group, "stays")
+    leaving = PythonMember(group_broker.bootstrap, topic, group, "leaves")
+    staying.start()
+    leaving.start()
+    try:
+        wait_until(lambda: len(staying.assignment) == 2 and len(leaving.assignment) == 2,
+                   what=lambda: f"a 2+2 split: {staying.assignment} {leaving.assignment} {staying.failure} {leaving.failure}")
+        started = time.monotonic()
+        leaving.stop()  # close() sends LeaveGroup
+        wait_until(lambda: staying.assignment == set(range(PARTITIONS)), what="all partitions on the stayer")
+        # Well inside the 10 s session timeout: the LeaveGroup, not an expiry, moved them.
+        assert time.monotonic() - started < 8
+    finally:
+        staying.stop()
+
+
+def confluent_consumer(bootstrap, group, name):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": name,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                     "session.timeout.ms": 6000, "heartbeat.interval.ms": 200,
+                     "topic.metadata.refresh.interval.ms": 1000})
+
+
+def test_confluent_kafka_members_split_partitions_and_commit(group_broker):
+    topic, group = "ck-split", "ck-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    producer = Producer({"bootstrap.servers": group_broker.bootstrap})
+    values = [b"ck-%d" % index for index in range(40)]
+    for index, value in enumerate(values):
+        producer.produce(topic, value=value, partition=index % PARTITIONS)
+    assert producer.flush(10) == 0
+    members = [confluent_consumer(group_broker.bootstrap, group, f"ck-{index}") for index in range(2)]
+    for member in members:
+        member.subscribe([topic])
+    received = {0: [], 1: []}
+    deadline = time.monotonic() + DEADLINE
+    # librdkafka joins in its background threads; poll both until both hold partitions and
+    # every record arrived (the first may start alone and hand partitions over on rebalance).
+    while time.monotonic() < deadline:
+        for index, member in enumerate(members):
+            message = member.poll(0.05)
+            if message is not None and message.error() is None:
+                received[index].append((message.partition(), message.offset(), message.value()))
+                member.commit(message=message, asynchronous=False)
+        assignments = [{tp.partition for tp in member.assignment()} for member in members]
+        if (sum(len(r) for r in received.values()) >= len(values)
+                and all(len(a) == 2 for a in assignments)):
+            break
+    try:
+        assert [len(a) for a in assignments] == [2, 2] and assignments[0] | assignments[1] == set(range(PARTITIONS))
+        everything = received[0] + received[1]
+        # A partition moved by the rebalance may be re-read from its last commit: at least once,
+        # and nothing beyond what was committed twice.
+        assert {value for _, _, value in everything} == set(values)
+        committed = members[0].committed([ConfluentPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [(p, 10) for p in range(PARTITIONS)]
+    finally:
+        for member in members:
+            member.close()
+
+
+def test_mixed_clients_in_one_group(group_broker):
+    """kafka-python and librdkafka members share the "range" protocol and split the partitions."""
+    topic, group = "mixed", "mixed-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    python_member = PythonMember(group_broker.bootstrap, topic, group, "mixed-python")
+    python_member.start()
+    native = Consumer({"bootstrap.servers": group_broker.bootstrap, "group.id": group, "client.id": "mixed-native",
+                       "session.timeout.ms": 10000, "heartbeat.interval.ms": 200,
+                       "partition.assignment.strategy": "range"})
+    native.subscribe([topic])
+    try:
+        deadline = time.monotonic() + DEADLINE
+        native_partitions: set[int] = set()
+        while time.monotonic() < deadline:
+            native.poll(0.05)
+            native_partitions = {tp.partition for tp in native.assignment()}
+            if len(native_partitions) == 2 and len(python_member.assignment) == 2:
+                break
+        assert native_partitions | python_member.assignment == set(range(PARTITIONS))
+        assert not native_partitions & python_member.assignment
+    finally:
+        native.close()
+        python_member.stop()
