@@ -105,6 +105,7 @@ class KafkaProtocol(asyncio.Protocol):
         self._writing_paused = False
         self._closing = False
         self._draining = False  # shutdown: no new requests, finish the pending ones
+        self._in_read_loop = False
         self.last_activity = time.monotonic()
         self.requests_served = 0
 
@@ -162,6 +163,15 @@ class KafkaProtocol(asyncio.Protocol):
                 or self._pending_bytes + self.connection.buffered_bytes >= self._max_bytes)
 
     def _read_requests(self) -> None:
+        if self._in_read_loop:
+            return  # re-entered from a response sent by a request this loop dispatched
+        self._in_read_loop = True
+        try:
+            self._read_requests_loop()
+        finally:
+            self._in_read_loop = False
+
+    def _read_requests_loop(self) -> None:
         while not self._closing and not self._draining:
             if self._over_limit():
                 self._pause_reading()

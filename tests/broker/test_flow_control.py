@@ -286,3 +286,32 @@ def test_record_data_is_read_only_as_fast_as_the_socket_takes_it(tmp_path):
         asyncio.run(scenario())
     finally:
         handle.close()
+
+
+def test_thousands_of_pipelined_requests_after_a_pause_do_not_recurse():
+    registry = HandlerRegistry()
+    gates: list[asyncio.Future] = []
+
+    def first_parked(ctx, request):
+        if not gates:
+            gate = asyncio.get_running_loop().create_future()
+            gates.append(gate)
+
+            async def wait():
+                await gate
+                return ApiVersionsResponse()
+            return wait()
+        return ApiVersionsResponse()
+
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, first_parked)
+
+    async def scenario():
+        protocol, transport = make(registry, queued_max_requests=4)
+        client = ClientConnection()
+        count = 3000
+        protocol.data_received(b"".join(client.encode_request(ApiVersionsRequest(), 2, i) for i in range(count)))
+        gates[0].set_result(None)
+        await asyncio.sleep(0.05)
+        assert [cid for cid, _ in responses(transport, client)] == list(range(count))
+
+    asyncio.run(scenario())
