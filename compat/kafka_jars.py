@@ -44,6 +44,10 @@ TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
+CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
+LOG_DIRS_COMMAND = "org.apache.kafka.tools.LogDirsCommand"
 
 CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
 _COMPLETE_MARKER = "COMPLETE"
@@ -199,8 +203,8 @@ def java_command(main_class: str, args: list[str] = (), *, version: str | None =
     log_config = home(version) / "log4j2.properties"
     return [
         java, f"-Xmx{heap}", "-Xss1m",
-        # Short-lived tool JVMs: no JIT tiers beyond C1, no class data sharing warnings.
-        "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+        # Short-lived tool JVMs on a shared 2-core machine: C1 only, one GC thread.
+        "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:+UseSerialGC",
         "-Djava.awt.headless=true",
         # Text in and out as UTF-8 whatever the locale (a CI's C locale would print '?').
         "-Dfile.encoding=UTF-8", "-Dsun.stdout.encoding=UTF-8", "-Dsun.stderr.encoding=UTF-8",

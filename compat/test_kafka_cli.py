@@ -1,0 +1,222 @@
+"""Apache Kafka's own command-line tools (from the Maven Central jars, compat/kafka_jars.py)
+against a real ``odradek serve`` process on a random loopback port.
+
+Tools run (Kafka 4.x main classes; the shell scripts of a Kafka distribution call the same):
+kafka-topics (TopicCommand), kafka-console-producer (ConsoleProducer), kafka-console-consumer
+(ConsoleConsumer, by partition and in a consumer group), kafka-consumer-groups
+(ConsumerGroupCommand), kafka-get-offsets (GetOffsetShell), kafka-configs (ConfigCommand),
+kafka-delete-records (DeleteRecordsCommand), kafka-log-dirs (LogDirsCommand).
+
+Slow (one JVM per tool run, 2-4 s each; about a minute in all). Run with
+``python -m pytest compat/test_kafka_cli.py``. Java and Maven are required: without them the
+fixture raises (a failure, not a skip). The broker is started with the fixture class the broker
+tests use (tests/broker/conftest.py), imported, not copied.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from broker.conftest import BrokerProcess  # noqa: E402  (tests/broker/conftest.py)
+
+pytestmark = pytest.mark.slow
+
+TOOL_TIMEOUT = 90.0
+
+
+def _load_kafka_jars():
+    if "kafka_jars" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("kafka_jars", REPO / "compat" / "kafka_jars.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["kafka_jars"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["kafka_jars"]
+
+
+@pytest.fixture(scope="module")
+def kafka_jars():
+    module = _load_kafka_jars()
+    module.ensure()  # KafkaJarsUnavailable without java/mvn: an error, not a skip
+    return module
+
+
+@pytest.fixture(scope="module")
+def odradek(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("odradek-cli")
+    process = BrokerProcess(directory / "data", (), directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"odradek exited {code}: {process.log()}"
+
+
+@pytest.fixture(scope="module")
+def tool(kafka_jars, odradek):
+    """tool(main_class, *args, input=None, ok=True) -> CompletedProcess, with
+    --bootstrap-server added; ``ok`` asserts exit status 0 (showing the output and the
+    broker's log otherwise)."""
+
+    def run(main_class, *args, input=None, ok=True):
+        result = kafka_jars.run_java(main_class, ["--bootstrap-server", odradek.bootstrap, *args],
+                                     input=input, timeout=TOOL_TIMEOUT, check=False)
+        if ok:
+            assert result.returncode == 0, (
+                f"{main_class} {args} exited {result.returncode}\nstdout: {result.stdout[-3000:]}\n"
+                f"stderr: {result.stderr[-3000:]}\nbroker: {odradek.log()[-2000:]}")
+        return result
+
+    return run
+
+
+def create_topic(kafka_jars, tool, name, partitions=1, *configs):
+    extra = [item for config in configs for item in ("--config", config)]
+    result = tool(kafka_jars.TOPIC_COMMAND, "--create", "--topic", name, "--partitions", str(partitions),
+                  "--replication-factor", "1", *extra)
+    assert f"Created topic {name}." in result.stdout
+
+
+def test_topics_create_list_describe_alter_delete(kafka_jars, tool):
+    create_topic(kafka_jars, tool, "cli-topics", 3, "retention.ms=86400000")
+    assert "cli-topics" in tool(kafka_jars.TOPIC_COMMAND, "--list").stdout.split()
+
+    described = tool(kafka_jars.TOPIC_COMMAND, "--describe", "--topic", "cli-topics").stdout
+    assert re.search(r"Topic: cli-topics\tTopicId: \S+\tPartitionCount: 3\tReplicationFactor: 1", described), described
+    assert "retention.ms=86400000" in described
+    partitions = re.findall(r"Partition: (\d+)\tLeader: (\d+)\tReplicas: (\d+)\tIsr: (\d+)", described)
+    assert sorted(partitions) == [(str(p), "1", "1", "1") for p in range(3)]
+
+    tool(kafka_jars.TOPIC_COMMAND, "--alter", "--topic", "cli-topics", "--partitions", "5")
+    described = tool(kafka_jars.TOPIC_COMMAND, "--describe", "--topic", "cli-topics").stdout
+    assert "PartitionCount: 5" in described
+
+    duplicate = tool(kafka_jars.TOPIC_COMMAND, "--create", "--topic", "cli-topics", "--partitions", "1", ok=False)
+    assert duplicate.returncode != 0 and "TopicExistsException" in duplicate.stdout + duplicate.stderr
+
+    tool(kafka_jars.TOPIC_COMMAND, "--delete", "--topic", "cli-topics")
+    assert "cli-topics" not in tool(kafka_jars.TOPIC_COMMAND, "--list").stdout.split()
+
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def test_console_producer_and_consumer_every_codec(kafka_jars, tool):
+    """Keys, headers (one null), null values (``null.marker``), each codec from the producer;
+    the consumer reads the one partition back in order with offsets."""
+    create_topic(kafka_jars, tool, "cli-console")
+    expected = []
+    for codec in CODECS:
+        lines = []
+        for i in range(3):
+            key, value = f"{codec}-k{i}", (None if i == 1 else f"{codec} value {i} ünïcode")
+            headers = f"h:{codec}{i},empty:NULL"
+            lines.append(f"{headers}\t{key}\t{'NULL' if value is None else value}")
+            expected.append((f"h:{codec}{i},empty:NULL", key, "NULL" if value is None else value))
+        tool(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-console", "--compression-codec", codec,
+             "--reader-property", "parse.key=true", "--reader-property", "parse.headers=true",
+             "--reader-property", "null.marker=NULL", input="\n".join(lines) + "\n")
+    consumed = tool(kafka_jars.CONSOLE_CONSUMER, "--topic", "cli-console", "--partition", "0",
+                    "--offset", "earliest", "--max-messages", str(len(expected)), "--timeout-ms", "20000",
+                    "--formatter-property", "print.key=true", "--formatter-property", "print.headers=true",
+                    "--formatter-property", "print.offset=true", "--formatter-property", "null.literal=NULL")
+    rows = [line.split("\t") for line in consumed.stdout.splitlines() if line.startswith("Offset:")]
+    assert [(int(r[0][len("Offset:"):]), *r[1:]) for r in rows] == [
+        (offset, *row) for offset, row in enumerate(expected)], consumed.stdout
+    assert f"Processed a total of {len(expected)} messages" in consumed.stderr
+
+
+def test_console_consumer_in_a_group_and_consumer_groups_tool(kafka_jars, tool):
+    create_topic(kafka_jars, tool, "cli-group", 2)
+    lines = [f"key-{i}:value-{i}" for i in range(6)]
+    tool(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-group", "--reader-property", "parse.key=true",
+         "--reader-property", "key.separator=:", input="\n".join(lines) + "\n")
+    consumed = tool(kafka_jars.CONSOLE_CONSUMER, "--topic", "cli-group", "--group", "cli-group-1",
+                    "--from-beginning", "--max-messages", "6", "--timeout-ms", "30000",
+                    "--formatter-property", "print.key=true", "--formatter-property", "key.separator=:")
+    assert sorted(line for line in consumed.stdout.splitlines() if line) == sorted(lines)
+
+    listed = tool(kafka_jars.CONSUMER_GROUP_COMMAND, "--list").stdout.split()
+    assert "cli-group-1" in listed
+    described = tool(kafka_jars.CONSUMER_GROUP_COMMAND, "--describe", "--group", "cli-group-1").stdout
+    rows = re.findall(r"^cli-group-1\s+cli-group\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", described, re.M)
+    # Every partition's committed offset is its log end offset: lag 0, six records in all.
+    assert len(rows) == 2 and all(current == end and lag == "0" for _, current, end, lag in rows), described
+    assert sum(int(end) for _, _, end, _ in rows) == 6
+
+
+def test_get_offsets_latest_earliest_max_timestamp_and_by_time(kafka_jars, tool):
+    create_topic(kafka_jars, tool, "cli-offsets")
+    tool(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-offsets", input="".join(f"v{i}\n" for i in range(4)))
+    consumed = tool(kafka_jars.CONSOLE_CONSUMER, "--topic", "cli-offsets", "--partition", "0", "--offset",
+                    "earliest", "--max-messages", "4", "--timeout-ms", "20000",
+                    "--formatter-property", "print.timestamp=true", "--formatter-property", "print.offset=true")
+    timestamps = [int(t) for t, _ in re.findall(r"^CreateTime:(\d+)\tOffset:(\d+)\t", consumed.stdout, re.M)]
+    assert len(timestamps) == 4, consumed.stdout
+
+    def offsets(*args):
+        out = tool(kafka_jars.GET_OFFSET_SHELL, "--topic", "cli-offsets", *args).stdout
+        return dict(re.findall(r"^cli-offsets:(\d+):(-?\d*)$", out, re.M))
+
+    def first_at_or_after(target):
+        return next(str(offset) for offset, ts in enumerate(timestamps) if ts >= target)
+
+    assert offsets() == {"0": "4"}  # latest by default
+    assert offsets("--time", "-1") == {"0": "4"}
+    assert offsets("--time", "-2") == {"0": "0"}
+    # KIP-734: the (first) record holding the largest timestamp.
+    assert offsets("--time", "-3") == {"0": str(timestamps.index(max(timestamps)))}
+    assert offsets("--time", str(timestamps[2])) == {"0": first_at_or_after(timestamps[2])}
+    assert offsets("--time", str(timestamps[0] - 60_000)) == {"0": "0"}
+    # Nothing that late: the tool prints no offset for the partition.
+    assert offsets("--time", str(max(timestamps) + 60_000)).get("0") in (None, "", "-1")
+
+
+def test_configs_alter_and_describe(kafka_jars, tool):
+    create_topic(kafka_jars, tool, "cli-configs")
+    tool(kafka_jars.CONFIG_COMMAND, "--entity-type", "topics", "--entity-name", "cli-configs", "--alter",
+         "--add-config", "retention.ms=123456,cleanup.policy=compact")
+    described = tool(kafka_jars.CONFIG_COMMAND, "--entity-type", "topics", "--entity-name", "cli-configs",
+                     "--describe").stdout
+    assert "retention.ms=123456" in described and "cleanup.policy=compact" in described
+    tool(kafka_jars.CONFIG_COMMAND, "--entity-type", "topics", "--entity-name", "cli-configs", "--alter",
+         "--delete-config", "cleanup.policy")
+    described = tool(kafka_jars.CONFIG_COMMAND, "--entity-type", "topics", "--entity-name", "cli-configs",
+                     "--describe").stdout
+    assert "retention.ms=123456" in described and "cleanup.policy" not in described
+    refused = tool(kafka_jars.CONFIG_COMMAND, "--entity-type", "topics", "--entity-name", "cli-configs",
+                   "--alter", "--add-config", "retention.ms=not-a-number", ok=False)
+    assert refused.returncode != 0
+
+
+def test_delete_records_moves_the_log_start(kafka_jars, tool, tmp_path):
+    create_topic(kafka_jars, tool, "cli-delete")
+    tool(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-delete", input="".join(f"v{i}\n" for i in range(5)))
+    plan = tmp_path / "delete.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "cli-delete", "partition": 0, "offset": 3}]}))
+    result = tool(kafka_jars.DELETE_RECORDS_COMMAND, "--offset-json-file", str(plan))
+    assert "partition: cli-delete-0\tlow_watermark: 3" in result.stdout, result.stdout
+    earliest = tool(kafka_jars.GET_OFFSET_SHELL, "--topic", "cli-delete", "--time", "-2").stdout
+    assert "cli-delete:0:3" in earliest.split()
+    consumed = tool(kafka_jars.CONSOLE_CONSUMER, "--topic", "cli-delete", "--partition", "0", "--offset",
+                    "earliest", "--max-messages", "2", "--timeout-ms", "20000")
+    assert consumed.stdout.split() == ["v3", "v4"]
+
+
+def test_log_dirs_describe(kafka_jars, tool, odradek):
+    create_topic(kafka_jars, tool, "cli-logdirs", 2)
+    tool(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-logdirs", input="a\nb\nc\n")
+    out = tool(kafka_jars.LOG_DIRS_COMMAND, "--describe", "--topic-list", "cli-logdirs").stdout
+    document = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    (broker,) = document["brokers"]
+    assert broker["broker"] == 1
+    (log_dir,) = broker["logDirs"]
+    assert log_dir["error"] is None and Path(log_dir["logDir"]).resolve() == Path(odradek.data_dir).resolve()
+    sizes = {p["partition"]: p["size"] for p in log_dir["partitions"]}
+    assert set(sizes) == {"cli-logdirs-0", "cli-logdirs-1"}
+    assert sum(sizes.values()) > 0
