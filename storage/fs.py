@@ -178,6 +178,8 @@ class MemoryFile:
         return len(self.data)
 
     def pread(self, size: int, position: int) -> bytes:
+        if self._fs.read_error is not None:
+            raise self._fs.read_error
         return bytes(self.data[position : position + size])
 
     def pwrite(self, data, position: int) -> None:
@@ -208,12 +210,15 @@ class MemoryFile:
 class MemoryFileSystem:
     """The in-memory backend. Directory entries (create, rename, unlink) are durable at once;
     file contents are durable once fsynced. ``space_limit`` (bytes written past the end of
-    files, in total) simulates a full disk: a write past it raises ``OSError(ENOSPC)``."""
+    files, in total) simulates a full disk: a write past it raises ``OSError(ENOSPC)``;
+    ``read_error`` makes reads fail."""
 
     def __init__(self, space_limit: int | None = None):
         self.files: dict[str, MemoryFile] = {}
         self.dirs: set[str] = {""}
         self.space_limit = space_limit
+        # Set to an OSError to make every read fail with it (a dying disk).
+        self.read_error: OSError | None = None
         self.locks: set[str] = set()
 
     def _reserve(self, extra: int) -> None:

@@ -38,6 +38,7 @@ unlinks files, open file objects keep them readable), but a truncation may short
 from __future__ import annotations
 
 import bisect
+import functools
 import time
 import uuid
 
@@ -58,6 +59,19 @@ from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX
 from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
 
 PARTITION_METADATA = "partition.metadata"
+
+
+def _io_errors_as_storage_errors(method):
+    """An OSError from the disk is answered as KAFKA_STORAGE_ERROR, never leaks as itself."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as error:
+            raise KafkaStorageError(f"{self.directory}: {error}") from error
+
+    return wrapper
 
 
 def _system_clock_ms() -> int:
@@ -345,6 +359,7 @@ class PartitionLog:
             segment = self.roll(first_offset)
         return segment
 
+    @_io_errors_as_storage_errors
     def roll(self, base_offset: int | None = None) -> LogSegment:
         """Start a new active segment at ``base_offset`` (default: the LEO). Returns it."""
         base_offset = self.log_end_offset if base_offset is None else base_offset
@@ -425,6 +440,7 @@ class PartitionLog:
         return max(0, bisect.bisect_right(self._base_offsets, offset) - 1)
 
     # ---------------------------------------------------------------------------------- reads
+    @_io_errors_as_storage_errors
     def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
              min_one_batch: bool = True) -> ReadResult:
         """Whole batches from the one holding ``offset``, at most ``max_bytes`` (but at least
@@ -462,6 +478,7 @@ class PartitionLog:
             segment.rebuild_indexes()
             return segment.read(offset, max_bytes, upper, min_one_batch)
 
+    @_io_errors_as_storage_errors
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with a timestamp >= ``timestamp`` at or
         after the log start offset (ListOffsets by time); None if every record is older."""
@@ -474,6 +491,7 @@ class PartitionLog:
                 return found
         return None
 
+    @_io_errors_as_storage_errors
     def max_timestamp_offset(self) -> tuple[int, int]:
         """(max timestamp, offset of the record carrying it) over the whole log; (-1, -1) when
         the log is empty (ListOffsets MAX_TIMESTAMP)."""
@@ -500,6 +518,7 @@ class PartitionLog:
             count += 1
         return count
 
+    @_io_errors_as_storage_errors
     def delete_old_segments(self) -> int:
         """Apply retention (``retention.ms``, ``retention.bytes``, the log start offset) and
         delete the segments it condemns. Returns how many were deleted."""
@@ -540,6 +559,7 @@ class PartitionLog:
         self.producer_state.delete_snapshots_before(self.segments[0].base_offset)
         return count
 
+    @_io_errors_as_storage_errors
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise the log start offset to ``offset`` (at most the high
         watermark) and delete the segments wholly below it. Returns the new log start
@@ -579,6 +599,7 @@ class PartitionLog:
         self._rebuild_producer_state()
         return self.log_end_offset
 
+    @_io_errors_as_storage_errors
     def truncate_fully_and_start_at(self, offset: int) -> int:
         """Drop everything; the log restarts empty at ``offset`` (log start = LEO = offset)."""
         self._check_open()
@@ -608,6 +629,7 @@ class PartitionLog:
         if self.closed:
             raise KafkaStorageError(f"log {self.directory} is closed")
 
+    @_io_errors_as_storage_errors
     def close(self) -> None:
         """Flush and close every segment (indexes trimmed): what a clean shutdown does."""
         if self.closed:
@@ -618,6 +640,7 @@ class PartitionLog:
             segment.close()
         self.closed = True
 
+    @_io_errors_as_storage_errors
     def delete(self) -> None:
         """Delete the whole partition: Kafka renames the directory to
         ``<topic>-<partition>.<uuid>-delete`` first, so a crash mid-way leaves a name the next

@@ -160,11 +160,14 @@ class LogSegment:
         use); rebuild them from the log if they cannot be right."""
         if self._indexes_verified:
             return
-        self._indexes_verified = True
+        self._indexes_verified = True  # set first: the check itself looks batches up
         try:
             self.check_indexes()
         except (CorruptIndex, ProtocolError):
             self.rebuild_indexes()
+        except OSError:
+            self._indexes_verified = False  # not checked after all: try again next time
+            raise
 
     # -- state -----------------------------------------------------------------------------
     @property

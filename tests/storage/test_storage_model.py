@@ -45,6 +45,38 @@ class LogModel(RuleBasedStateMachine):
         self.batches.append((self.end, self.end + records - 1, tag))
         self.end += records
 
+    def _last_idempotent(self):
+        for batch in reversed(self.batches):
+            if batch[2].startswith(b"idem"):
+                return batch
+        return None
+
+    @rule(records=st.integers(1, 3))
+    def append_idempotent(self, records):
+        """One idempotent producer (id 9, epoch 0) whose sequence is its record count so far;
+        the model derives the next sequence from the batches it still holds."""
+        last = self._last_idempotent()
+        sequence = int(last[2].split(b":")[1]) + (last[1] - last[0] + 1) if last else 0
+        tag = b"idem:%d:%d" % (sequence, self.counter)
+        self.counter += 1
+        result = self.log.append(make_batch([tag] * records, producer_id=9, producer_epoch=0,
+                                            base_sequence=sequence, timestamps=[T0 + self.counter] * records))
+        assert (result.first_offset, result.last_offset) == (self.end, self.end + records - 1)
+        self.batches.append((self.end, self.end + records - 1, tag))
+        self.end += records
+
+    @precondition(lambda self: self._last_idempotent() is not None
+                  and self._last_idempotent()[0] >= self.log.segments[0].base_offset)
+    @rule()
+    def retry_last_idempotent(self):
+        base, last, tag = self._last_idempotent()
+        sequence = int(tag.split(b":")[1])
+        records = last - base + 1
+        result = self.log.append(make_batch([tag] * records, producer_id=9, producer_epoch=0, base_sequence=sequence,
+                                            timestamps=[T0] * records))
+        assert (result.first_offset, result.last_offset) == (base, last), "a retry was appended again"
+        assert self.log.log_end_offset == self.end
+
     @rule(data=st.data())
     def move_high_watermark(self, data):
         target = data.draw(st.integers(self.high_watermark, self.end))

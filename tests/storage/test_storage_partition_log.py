@@ -355,3 +355,18 @@ def test_legacy_message_sets_are_up_converted(backend, magic, compression):
     assert batch.base_offset == 1 and [r.value for r in batch.records] == [b"v0", b"v1", b"v2"]
     with pytest.raises(CorruptRecord):
         log.append(make_batch([b"x"]) + legacy)
+
+
+def test_read_errors_are_storage_errors():
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=Clock())
+    log.append(make_batch([b"a"]))
+    log.update_high_watermark(1)
+
+    fs.read_error = OSError(5, "Input/output error (simulated)")
+    with pytest.raises(KafkaStorageError):
+        log.read(0, 100)
+    with pytest.raises(KafkaStorageError):
+        log.offset_for_timestamp(0)
+    fs.read_error = None
+    assert log.read(0, 100).size > 0
