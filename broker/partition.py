@@ -118,6 +118,10 @@ class Partition:
 
     # --- reads ---
 
+    def active_producers(self) -> list:
+        """The producers whose idempotence state the log keeps (DescribeProducers)."""
+        return list(self.log.producer_state.producers.values())
+
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """(largest epoch <= ``epoch``, where the next epoch starts or the log end offset);
         (-1, -1) when the leader-epoch cache knows no such epoch (OffsetForLeaderEpoch)."""

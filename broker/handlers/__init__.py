@@ -21,6 +21,8 @@ from . import (  # noqa: E402,F401
     describe_cluster,
     describe_configs,
     describe_log_dirs,
+    describe_producers,
+    describe_topic_partitions,
     describe_groups,
     fetch,
     find_coordinator,

@@ -224,3 +224,28 @@ def test_describe_log_dirs(shared_broker):
         assert [(t.name, [p.partition_index for p in t.partitions]) for t in some.results[0].topics] == [("sized", [1])]
     finally:
         client.close()
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(shared_broker):
+    from odradek.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest as Request
+
+    client = RawClient(shared_broker.host, shared_broker.port)
+    try:
+        create_topic(client, "paged-a", partitions=3)
+        create_topic(client, "paged-b", partitions=2)
+        topics = [Request.TopicRequest(name=name) for name in ("paged-b", "paged-a", "paged-missing")]
+        seen = []
+        cursor = None
+        for _ in range(10):
+            response = client.request(Request(topics=topics, response_partition_limit=2, cursor=cursor), 0)
+            for topic in response.topics:
+                seen += [(topic.name, topic.error_code, p.partition_index, p.leader_id) for p in topic.partitions]
+                if topic.error_code:
+                    seen.append((topic.name, topic.error_code))
+            cursor = response.next_cursor
+            if cursor is None:
+                break
+        assert seen == [("paged-a", 0, 0, 1), ("paged-a", 0, 1, 1), ("paged-a", 0, 2, 1), ("paged-b", 0, 0, 1),
+                        ("paged-b", 0, 1, 1), ("paged-missing", 3)]
+    finally:
+        client.close()

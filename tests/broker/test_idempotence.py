@@ -67,3 +67,18 @@ def test_producer_ids_are_not_reused_after_a_restart(broker_process, tmp_path):
         assert init_producer_id(client).producer_id > before
     finally:
         client.close()
+
+
+def test_describe_producers(raw_client):
+    from odradek.protocol.messages.describe_producers import DescribeProducersRequest
+
+    client = raw_client()
+    create_topic(client, "described-producers")
+    pid = init_producer_id(client).producer_id
+    produce(client, "described-producers", 0, idempotent_batch(pid, 0, 0, b"a", b"b", b"c"))
+    request = DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+        name="described-producers", partition_indexes=[0, 3])])
+    (topic,) = client.request(request, 0).topics
+    known, unknown = topic.partitions
+    assert unknown.error_code == error_codes.UNKNOWN_TOPIC_OR_PARTITION
+    assert [(p.producer_id, p.producer_epoch, p.last_sequence) for p in known.active_producers] == [(pid, 0, 2)]
