@@ -8,8 +8,12 @@
 //                                plain (acks=1, no idempotence), idempotent, or transactional
 //     RECORD <id> <timestamp> <key> <value> [<header key> <header value>]...
 //     FLUSH | BEGIN | COMMIT | ABORT | SLEEP <ms>
+//     TIMES <target>...          ListOffsets by timestamp (Admin.listOffsets) on partition 0;
+//                                target "max" asks for the max timestamp (KIP-734)
 // For every RECORD, once acknowledged (at the next FLUSH/COMMIT/ABORT or at the end), prints
 //     ACK <id> <partition> <offset> <timestamp>
+// and for every TIMES target, Kafka's answer (offset -1 when no record is that late):
+//     TIME <target> <offset> <timestamp>
 // Anything that fails makes the program exit non-zero: the fixture is then not written.
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -25,11 +29,14 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public class FixtureProducer {
@@ -142,6 +149,22 @@ public class FixtureProducer {
                     report(pending);
                     producer.abortTransaction();
                     break;
+                case "TIMES": {
+                    Properties adminProps = new Properties();
+                    adminProps.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+                    TopicPartition partition = new TopicPartition(topic, 0);
+                    try (Admin admin = Admin.create(adminProps)) {
+                        for (int i = 1; i < f.length; i++) {
+                            OffsetSpec spec = f[i].equals("max")
+                                    ? OffsetSpec.maxTimestamp() : OffsetSpec.forTimestamp(Long.parseLong(f[i]));
+                            ListOffsetsResult.ListOffsetsResultInfo info = admin.listOffsets(Map.of(partition, spec))
+                                    .partitionResult(partition).get(60, TimeUnit.SECONDS);
+                            System.out.println("TIME " + f[i] + " " + info.offset() + " " + info.timestamp());
+                        }
+                    }
+                    System.out.flush();
+                    break;
+                }
                 case "SLEEP":
                     Thread.sleep(Long.parseLong(f[1]));
                     break;

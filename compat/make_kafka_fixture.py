@@ -147,7 +147,15 @@ def producer_commands(steps: list[dict]) -> str:
             lines.append("COMMIT")
         elif step["transaction"] == "abort":
             lines.append("ABORT")
+    lines.append("\t".join(["TIMES", *(str(t) for t in timestamp_targets(steps)), "max"]))
     return "\n".join(lines) + "\n"
+
+
+def timestamp_targets(steps: list[dict]) -> list[int]:
+    """ListOffsets-by-time targets whose answers Kafka records in the fixture: every record's
+    timestamp and one millisecond later (inside and between batches), one before all."""
+    stamps = sorted({rec["timestamp"] for step in steps for batch in step["batches"] for rec in batch})
+    return [stamps[0] - 10_000] + sorted({t + delta for t in stamps for delta in (0, 1)})
 
 
 def server_properties(work: Path, broker_port: int, controller_port: int) -> str:
@@ -200,7 +208,7 @@ def stop(process: subprocess.Popen) -> int:
         raise RuntimeError(f"Kafka did not stop within {BROKER_STOP_TIMEOUT}s of SIGTERM")
 
 
-def produce(work: Path, bootstrap: str, steps: list[dict]) -> dict[int, tuple[int, int, int]]:
+def produce(work: Path, bootstrap: str, steps: list[dict]) -> tuple[dict[int, tuple[int, int, int]], list]:
     command = [shutil.which("java") or "java", "-Xmx256m", "-Dfile.encoding=UTF-8",
                f"-Dlog4j2.configurationFile={kafka_jars.home() / 'log4j2.properties'}",
                "-cp", kafka_jars.classpath(), str(PRODUCER_SOURCE), bootstrap]
@@ -209,12 +217,15 @@ def produce(work: Path, bootstrap: str, steps: list[dict]) -> dict[int, tuple[in
     (work / "producer.log").write_text(result.stdout + "\n" + result.stderr)
     if result.returncode != 0:
         raise RuntimeError(f"FixtureProducer failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    acks = {}
+    acks, times = {}, []
     for line in result.stdout.splitlines():
         if line.startswith("ACK "):
             _, record_id, partition, offset, timestamp = line.split()
             acks[int(record_id)] = (int(partition), int(offset), int(timestamp))
-    return acks
+        elif line.startswith("TIME "):
+            _, target, offset, timestamp = line.split()
+            times.append([target if target == "max" else int(target), int(offset), int(timestamp)])
+    return acks, times
 
 
 def expected_document(steps, acks, partition_dir: Path) -> dict:
@@ -296,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(broker_port, broker, BROKER_START_TIMEOUT, log_path)
-        acks = produce(work, f"127.0.0.1:{broker_port}", steps)
+        acks, times = produce(work, f"127.0.0.1:{broker_port}", steps)
     finally:
         code = stop(broker)
     if code not in (0, 143):
@@ -316,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         if (data / name).exists():
             shutil.copy2(data / name, target / name)
     document = expected_document(steps, acks, partition_dir)
+    # Kafka's own answers to ListOffsets by timestamp: [target, offset, timestamp] (offset -1:
+    # no record that late; target "max": the max-timestamp query).
+    document["list_offsets_by_time"] = times
     (out / "expected.json").write_text(render(document))
     assert json.loads((out / "expected.json").read_text()) == document
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
