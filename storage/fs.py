@@ -156,15 +156,18 @@ class _OsLock:
 
 
 class MemoryFile:
-    """A file of the memory backend: ``data`` is what reads see, ``durable`` what survives
-    :meth:`MemoryFileSystem.crash` (updated by :meth:`fsync`)."""
+    """A file of the memory backend. ``length`` is its size; ``data`` holds its first bytes,
+    and every byte between ``len(data)`` and ``length`` is zero (sparse growth, as when an
+    index is preallocated, allocates nothing). ``durable`` is the (data, length) that survives
+    :meth:`MemoryFileSystem.crash`, updated by :meth:`fsync`."""
 
-    __slots__ = ("path", "data", "durable", "closed", "written", "_fs")
+    __slots__ = ("path", "data", "length", "durable", "closed", "written", "_fs")
 
     def __init__(self, path: str, fs: "MemoryFileSystem"):
         self.path = path
         self.data = bytearray()
-        self.durable = b""
+        self.length = 0
+        self.durable = (b"", 0)
         self.closed = False
         self.written = 0  # bytes up to the last written one: what counts against space_limit
         self._fs = fs
@@ -175,33 +178,35 @@ class MemoryFile:
         return self
 
     def size(self) -> int:
-        return len(self.data)
+        return max(self.length, len(self.data))
 
     def pread(self, size: int, position: int) -> bytes:
         if self._fs.read_error is not None:
             raise self._fs.read_error
-        return bytes(self.data[position : position + size])
+        end = min(position + size, self.size())
+        if end <= position:
+            return b""
+        chunk = bytes(self.data[position:end])
+        return chunk + bytes(end - position - len(chunk))
 
     def pwrite(self, data, position: int) -> None:
         end = position + len(data)
         if end > self.written:
             self._fs._reserve(end - self.written)
             self.written = end
-        if end > len(self.data):
-            if position > len(self.data):
-                self.data.extend(bytes(position - len(self.data)))
+        if position > len(self.data):
+            self.data.extend(bytes(position - len(self.data)))
         self.data[position:end] = data
+        self.length = max(self.length, end)
 
     def truncate(self, size: int) -> None:
-        if size > len(self.data):
-            # Sparse growth (index preallocation) does not consume the simulated space.
-            self.data.extend(bytes(size - len(self.data)))
-        else:
+        if size < len(self.data):
             del self.data[size:]
-            self.written = min(self.written, size)
+        self.length = size
+        self.written = min(self.written, size)
 
     def fsync(self) -> None:
-        self.durable = bytes(self.data)
+        self.durable = (bytes(self.data), self.size())
 
     def close(self) -> None:
         self.closed = True
@@ -300,7 +305,7 @@ class MemoryFileSystem:
                 self.dirs.discard(entry)
 
     def file_size(self, path: str) -> int:
-        return len(self.files[self._norm(path)].data)
+        return self.files[self._norm(path)].size()
 
     def mtime_ms(self, path: str) -> int:
         return 0
@@ -309,7 +314,8 @@ class MemoryFileSystem:
         key = self._norm(path)
         if key not in self.files:
             raise FileNotFoundError(errno.ENOENT, "no such file", path)
-        return bytes(self.files[key].data)
+        handle = self.files[key]
+        return handle.pread(handle.size(), 0)
 
     def write_file_atomic(self, path: str, data: bytes) -> None:
         handle = self.open(path + ".tmp")
@@ -341,9 +347,11 @@ class MemoryFileSystem:
         written some of the page cache back), which produces torn tails."""
         self.locks.clear()
         for handle in self.files.values():
-            kept = handle.durable
+            kept, length = handle.durable
             if rng is not None and len(handle.data) > len(kept) and handle.data[: len(kept)] == kept:
                 kept = bytes(handle.data[: rng.randint(len(kept), len(handle.data))])
+                length = max(length, len(kept))
             handle.data = bytearray(kept)
+            handle.length = length
             handle.written = min(handle.written, len(kept))
             handle.closed = True

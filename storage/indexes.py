@@ -132,7 +132,11 @@ class _SparseIndex:
         self._preallocated = False
 
     def reset(self) -> None:
-        entries = self._load()
+        if self._entries is None:
+            # Not loaded: no need to read a (maybe preallocated, 10 MiB) file we empty anyway.
+            self._handle = self.fs.open(self.path)
+            self._entries = bytearray()
+        entries = self._entries
         del entries[:]
         self._written = 0
         self._handle.truncate(0)

@@ -187,3 +187,13 @@ def test_data_directory_files(tmp_path):
     # Trimmed on close: the time index holds the final (max timestamp) entry only.
     assert (partition_dir / "00000000000000000000.index").stat().st_size == 0
     assert (partition_dir / "00000000000000000000.timeindex").read_bytes() == struct.pack(">qi", 1_700_000_000_001, 1)
+
+
+def test_memory_backend_preallocates_without_allocating():
+    fs = MemoryFileSystem()
+    logs = [PartitionLog.open(fs, f"data/t-{i}", LogConfig(), clock=lambda: NOW) for i in range(200)]
+    index = fs.files["data/t-7/00000000000000000000.index"]
+    assert index.size() == 10 * 1024 * 1024 and len(index.data) == 0
+    logs[7].append(make_batch([b"x"]))
+    assert sum(len(f.data) for f in fs.files.values()) < 100_000
+    assert fs.read_file("data/t-7/00000000000000000000.index") == bytes(10 * 1024 * 1024)
