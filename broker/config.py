@@ -399,7 +399,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("advertised.listeners", LS, None, "Listeners published to clients in Metadata, if different from `listeners`. When unset, the listeners are advertised (with the real port when the port is 0, and the host `localhost` when it is empty).", _listeners_check, "high"),
         _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low"),
         _d("inter.broker.listener.name", S, None, "Name of the listener used between brokers.", importance="medium", applied=False),
-        _d("controller.listener.names", LS, [], "Listener names used by the controller.", importance="high", applied=False),
+        _d("controller.listener.names", LS, [], "Listener names used by the KRaft controller quorum. odradek does not bind these listeners: its one node is its own controller.", importance="high"),
         _d("process.roles", LS, [], "The roles of this process in KRaft mode (broker, controller); odradek is always both.", list_of("broker", "controller"), "high", applied=False),
         _d("controller.quorum.voters", LS, [], "The KRaft controller quorum voters.", importance="high", applied=False),
         _d("controller.quorum.bootstrap.servers", LS, [], "Bootstrap addresses of the KRaft controller quorum.", importance="high", applied=False),
@@ -555,17 +555,19 @@ class BrokerConfig:
         for name in listener_names:
             if name not in mapped:
                 raise ConfigError("listener.security.protocol.map", ",".join(self["listener.security.protocol.map"]), f"no security protocol for listener {name}")
-            if mapped[name] != "PLAINTEXT":
+            if mapped[name] != "PLAINTEXT" and name in {l.name for l in self.client_listeners}:
                 raise ConfigError("listeners", ",".join(self["listeners"]), f"listener {name} uses {mapped[name]}; odradek serves PLAINTEXT only so far")
-        if not self.listeners:
-            raise ConfigError("listeners", "", "at least one listener is required")
+        if not self.client_listeners:
+            raise ConfigError("listeners", ",".join(self["listeners"]),
+                              "at least one listener that is not a controller listener is required")
         advertised = self["advertised.listeners"]
         if advertised is not None:
             for listener in (parse_listener(item) for item in advertised):
                 if listener.name not in listener_names:
                     raise ConfigError("advertised.listeners", ",".join(advertised), f"listener {listener.name} is not in listeners")
+        served = {listener.name for listener in self.client_listeners}
         for listener in self.advertised_listeners:
-            if listener.host in ("0.0.0.0", "::"):
+            if listener.name in served and listener.host in ("0.0.0.0", "::"):
                 # As Kafka: clients cannot connect to the wildcard address they would be told.
                 key = "advertised.listeners" if self["advertised.listeners"] is not None else "listeners"
                 raise ConfigError(key, ",".join(self[key]),
@@ -603,6 +605,14 @@ class BrokerConfig:
     @property
     def listeners(self) -> list[Listener]:
         return [parse_listener(item) for item in self["listeners"]]
+
+    @property
+    def client_listeners(self) -> list[Listener]:
+        """The listeners odradek serves: all but those named in ``controller.listener.names``
+        (a stock KRaft ``server.properties`` declares a CONTROLLER listener for the quorum;
+        odradek's one node is its own controller and needs no quorum port)."""
+        controller_names = {name.strip().upper() for name in self["controller.listener.names"]}
+        return [listener for listener in self.listeners if listener.name not in controller_names]
 
     @property
     def advertised_listeners(self) -> list[Listener]:

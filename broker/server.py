@@ -355,7 +355,7 @@ class BrokerServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         config = self.broker.config
-        for listener in config.listeners:
+        for listener in config.client_listeners:
             host = listener.host or None
             if listener.port == 0 and host is not None:
                 # A name with several addresses (localhost: 127.0.0.1 and ::1) would get a

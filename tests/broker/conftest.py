@@ -36,12 +36,13 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path):
+    def __init__(self, data_dir, overrides, log_path, config_file=None):
         self.data_dir = str(data_dir)
-        command = [sys.executable, "-m", "odradek.broker.cli", "serve",
-                   "--override", "listeners=PLAINTEXT://127.0.0.1:0",
-                   "--override", f"log.dirs={self.data_dir}",
-                   "--log-level", "info"]
+        command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", "info"]
+        if config_file is not None:
+            command += ["--config", str(config_file)]
+        else:
+            command += ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={self.data_dir}"]
         for item in overrides:
             command += ["--override", item]
         self.log_path = log_path

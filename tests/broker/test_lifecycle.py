@@ -102,3 +102,50 @@ def test_config_docs_subcommand_prints_the_reference():
     result = run_cli("config-docs")
     assert result.returncode == 0
     assert result.stdout.decode() == render()
+
+
+STOCK_KRAFT_PROPERTIES = """\
+# The shape of Kafka 4's config/server.properties (KRaft, combined broker and controller).
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=localhost:9093
+listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs={log_dirs}
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+"""
+
+
+def test_a_stock_kafka_server_properties_starts_cleanly(tmp_path):
+    from .conftest import BrokerProcess
+
+    properties = tmp_path / "server.properties"
+    properties.write_text(STOCK_KRAFT_PROPERTIES.format(log_dirs=tmp_path / "data"))
+    broker = BrokerProcess(tmp_path / "unused", (), tmp_path / "broker.log", config_file=properties)
+    try:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        assert producer.send("stock", b"x").get(timeout=10).offset == 0
+        producer.close()
+    finally:
+        assert broker.stop() == 0
+    log = broker.log()
+    assert "unknown configuration keys" not in log, log
