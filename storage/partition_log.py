@@ -624,6 +624,11 @@ class PartitionLog:
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
 
+    def expire_producers(self, expiration_ms: int = 86_400_000) -> int:
+        """Apply the broker's ``producer.id.expiration.ms``; call from a timer. Returns how
+        many producer ids were forgotten."""
+        return self.producer_state.expire(self.clock(), expiration_ms)
+
     # ------------------------------------------------------------------------------ lifecycle
     def _check_open(self) -> None:
         if self.closed:

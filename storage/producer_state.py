@@ -27,8 +27,8 @@ segment rolls and at clean shutdown; on open the newest snapshot at or below the
 loaded and the batches after it are replayed from their headers (no record is decoded). A
 snapshot that fails its CRC is ignored (an older one, or the log itself, takes its place).
 
-Not yet: producer expiration (``producer.id.expiration.ms``), the coordinator epoch of
-transaction markers (the log keeps -1), aborted-transaction tracking for ``.txnindex``.
+Not yet: the coordinator epoch of transaction markers (the log keeps -1), aborted-transaction
+tracking for ``.txnindex``.
 
 Thread safety: single-threaded, owned by its PartitionLog.
 """
@@ -210,6 +210,15 @@ class ProducerStateManager:
                          _last_sequence(header.base_sequence, header.last_offset_delta), header.last_offset_delta,
                          header.max_timestamp, header.is_transactional, header.is_control, header.last_offset)
         self.map_end_offset = header.last_offset + 1
+
+    def expire(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget producers idle for ``expiration_ms`` (by their last batch's timestamp) with no
+        open transaction, as Kafka's ``producer.id.expiration.ms``. Returns how many."""
+        expired = [pid for pid, entry in self.producers.items()
+                   if entry.current_txn_first_offset < 0 and now_ms - entry.last_timestamp >= expiration_ms]
+        for pid in expired:
+            del self.producers[pid]
+        return len(expired)
 
     # -------------------------------------------------------------------------- snapshots
     def snapshot_path(self, offset: int) -> str:

@@ -165,3 +165,15 @@ def test_snapshot_with_a_bit_flip_or_torn_tail_is_refused(noise, position_seed):
     for bad in (bytes(data), torn):
         with pytest.raises(CorruptSnapshot):
             state.decode(bad)
+
+
+def test_idle_producers_expire():
+    now = [T0 + 1000]
+    log = PartitionLog.open(MemoryFileSystem(), "d/t-0", LogConfig(), clock=lambda: now[0])
+    log.append(idempotent([b"a"], 0))
+    log.append(make_batch([b"t"], producer_id=5, producer_epoch=0, base_sequence=0, attributes=0x10,
+                          timestamps=[T0]))  # an open transaction keeps its producer
+    now[0] = T0 + 86_400_000
+    assert log.expire_producers() == 1
+    assert set(log.producer_state.producers) == {5}
+    assert log.append(idempotent([b"b"], 9)).first_offset == 2  # unknown again: any sequence
