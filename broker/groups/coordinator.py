@@ -122,6 +122,88 @@ class GroupCoordinator:
         self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
         self.active = True
         self._cleanup_armed = False
+        # Where groups and offsets are persisted (``persistence.ConsumerOffsetsLog``); None keeps
+        # everything in memory (unit tests).
+        self.store = None
+
+    # --- persistence ---
+
+    def attach_store(self, store) -> None:
+        """Persist to ``store`` from now on, after replaying what it holds."""
+        self.store = store
+        store.load(self)
+
+    def _write(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> int:
+        """Append records for ``group_id``; the Kafka error code to answer when the log refuses
+        (Kafka's mapping of append errors for coordinators: storage trouble -> NOT_COORDINATOR,
+        anything else -> COORDINATOR_NOT_AVAILABLE)."""
+        if self.store is None or not records:
+            return error_codes.NONE
+        try:
+            self.store.append(group_id, records, self.now_ms())
+        except Exception as error:
+            log.error("could not write to __consumer_offsets", group=group_id, error=repr(error))
+            if getattr(error, "error_code", None) == error_codes.KAFKA_STORAGE_ERROR:
+                return error_codes.NOT_COORDINATOR
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        return error_codes.NONE
+
+    def _group_record(self, group: ClassicGroup) -> tuple[bytes, bytes]:
+        from . import persistence
+        members = tuple(persistence.StoredMember(
+            m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+            m.session_timeout_ms, m.metadata_for(group.protocol_name) if group.protocol_name else b"", m.assignment)
+            for m in group.members.values())
+        stored = persistence.StoredGroup(group.protocol_type or "", group.generation_id, group.protocol_name,
+                                         group.leader_id, group.state_timestamp_ms, members)
+        return persistence.group_metadata_key(group.group_id), persistence.group_metadata_value(stored)
+
+    def _offset_tombstones(self, group_id: str, keys) -> list[tuple[bytes, None]]:
+        from . import persistence
+        return [(persistence.offset_commit_key(group_id, topic, partition), None) for topic, partition in keys]
+
+    def restore_offset(self, group_id: str, topic: str, partition: int, committed: CommittedOffset | None) -> None:
+        """Replay one offset record (None: a tombstone)."""
+        stored = self.offsets.setdefault(group_id, {})
+        if committed is None:
+            stored.pop((topic, partition), None)
+        else:
+            stored[(topic, partition)] = committed
+
+    def restore_group(self, group_id: str, stored) -> None:
+        """Replay one group metadata record (None: a tombstone): the group comes back Stable
+        with its generation, leader and assignments, or Empty."""
+        self.groups.pop(group_id, None)
+        if stored is None:
+            return
+        group = ClassicGroup(group_id, self.now_ms())
+        group.generation_id = stored.generation_id
+        group.protocol_type = stored.protocol_type or None
+        for item in stored.members:
+            member = Member(item.member_id, item.group_instance_id, item.client_id, item.client_host,
+                            item.rebalance_timeout_ms, item.session_timeout_ms, stored.protocol_type,
+                            [(stored.protocol_name or "", item.subscription)], assignment=item.assignment, is_new=False)
+            group.add(member)
+        if group.members:
+            group.protocol_name = stored.protocol_name
+            if stored.leader_id in group.members:
+                group.leader_id = stored.leader_id
+            group.state = STABLE  # what the record describes; no transition happened here
+        self.groups[group_id] = group
+
+    def finish_restore(self) -> None:
+        """After replay: offsets without a group record belong to an Empty (simple) group;
+        restored members get a session to keep alive, as Kafka arms their timers on load."""
+        for group_id, stored in list(self.offsets.items()):
+            if not stored:
+                del self.offsets[group_id]
+            elif group_id not in self.groups:
+                self.groups[group_id] = ClassicGroup(group_id, self.now_ms())
+        for group in self.groups.values():
+            for member in group.members.values():
+                self._reschedule_heartbeat(group, member)
+        if self.groups:
+            self._arm_cleanup()
 
     def now_ms(self) -> int:
         return self.timer.now_ms()
@@ -179,9 +261,16 @@ class GroupCoordinator:
                            if (value.expire_timestamp_ms is not None and value.expire_timestamp_ms <= now)
                            or (value.expire_timestamp_ms is None
                                and max(value.commit_timestamp_ms, group.state_timestamp_ms) + self.config.offsets_retention_ms <= now)]
+                forget = not (set(stored) - set(expired)) and not group.pending_join_members
+                records = self._offset_tombstones(group_id, expired)
+                if forget and self.store is not None:
+                    from .persistence import group_metadata_key
+                    records.append((group_metadata_key(group_id), None))
+                if self._write(group_id, records) != error_codes.NONE:
+                    continue  # try again at the next interval
                 for key in expired:
                     del stored[key]
-                if not stored and not group.pending_join_members:
+                if forget:
                     self.offsets.pop(group_id, None)
                     group.transition_to(DEAD, now)
                     del self.groups[group_id]
@@ -357,6 +446,7 @@ class GroupCoordinator:
         if group.is_in(STABLE):
             if group.select_protocol() == group.protocol_name:
                 # Nothing the assignment depends on changed: hand the member its old place.
+                self._write(group.group_id, [self._group_record(group)])
                 if request.api_version >= FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT:
                     is_leader = group.is_leader(new_member_id)
                     respond(self._join_answer(group, member, members=is_leader, skip_assignment=is_leader))
@@ -450,6 +540,7 @@ class GroupCoordinator:
         group.init_next_generation(self.now_ms())
         if group.is_in(EMPTY):
             log.info("group is empty", group=group.group_id, generation=group.generation_id)
+            self._write(group.group_id, [self._group_record(group)])
             return
         log.info("group rebalanced", group=group.group_id, generation=group.generation_id,
                  protocol=group.protocol_name, members=len(group.members))
@@ -548,6 +639,14 @@ class GroupCoordinator:
             if group.is_leader(member_id):
                 for each in group.members.values():
                     each.assignment = assignments.get(each.member_id, b"")
+                error = self._write(group.group_id, [self._group_record(group)])
+                if error != error_codes.NONE:
+                    # Not stored, not handed out: everyone learns the error and rejoins.
+                    for each in group.members.values():
+                        each.assignment = b""
+                    self._propagate_assignment(group, error)
+                    self._maybe_prepare_rebalance_or_complete_join(group, "the assignment could not be stored")
+                    return
                 group.transition_to(STABLE, self.now_ms())
                 self._propagate_assignment(group, error_codes.NONE)
                 log.info("group stable", group=group.group_id, generation=group.generation_id)
@@ -679,14 +778,22 @@ class GroupCoordinator:
         return metadata is not None and len(metadata) > self.config.offset_metadata_max_bytes
 
     def store_offsets(self, group_id: str, entries: list[tuple[str, int, int, int, str | None]],
-                      retention_ms: int = -1) -> None:
-        """Store validated commits: (topic, partition, offset, leader epoch, metadata)."""
+                      retention_ms: int = -1) -> int:
+        """Store validated commits: (topic, partition, offset, leader epoch, metadata). Written
+        to the log first; returns the error code for all of them when that fails."""
         now = self.now_ms()
-        self._get_or_create(group_id)
-        stored = self.offsets.setdefault(group_id, {})
         expire = now + retention_ms if retention_ms is not None and retention_ms >= 0 else None
-        for topic, partition, offset, leader_epoch, metadata in entries:
-            stored[(topic, partition)] = CommittedOffset(offset, leader_epoch, metadata or "", now, expire)
+        commits = {(topic, partition): CommittedOffset(offset, leader_epoch, metadata or "", now, expire)
+                   for topic, partition, offset, leader_epoch, metadata in entries}
+        if self.store is not None:
+            from .persistence import offset_commit_key, offset_commit_value
+            error = self._write(group_id, [(offset_commit_key(group_id, topic, partition), offset_commit_value(value))
+                                           for (topic, partition), value in commits.items()])
+            if error != error_codes.NONE:
+                return error
+        self._get_or_create(group_id)
+        self.offsets.setdefault(group_id, {}).update(commits)
+        return error_codes.NONE
 
     def fetch_offsets(self, group_id: str, partitions: list[tuple[str, int]] | None
                       ) -> tuple[int, dict[tuple[str, int], CommittedOffset]]:
@@ -701,8 +808,10 @@ class GroupCoordinator:
 
     def delete_topic_offsets(self, topic: str) -> None:
         """Offsets of a deleted topic go with it (Kafka's onPartitionsDeleted)."""
-        for stored in self.offsets.values():
-            for key in [key for key in stored if key[0] == topic]:
+        for group_id, stored in self.offsets.items():
+            gone = [key for key in stored if key[0] == topic]
+            self._write(group_id, self._offset_tombstones(group_id, gone))
+            for key in gone:
                 del stored[key]
 
     # --- administration ---
@@ -718,6 +827,13 @@ class GroupCoordinator:
             return error_codes.GROUP_ID_NOT_FOUND
         if not group.is_in(EMPTY):
             return error_codes.NON_EMPTY_GROUP
+        if self.store is not None:
+            from .persistence import group_metadata_key
+            records = self._offset_tombstones(group_id, self.offsets.get(group_id, {}))
+            records.append((group_metadata_key(group_id), None))
+            error = self._write(group_id, records)
+            if error != error_codes.NONE:
+                return error
         for member_id in list(group.pending_join_members):
             self.timer.cancel(self._heartbeat_key(group, member_id))
         group.transition_to(DEAD, self.now_ms())

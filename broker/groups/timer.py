@@ -25,17 +25,31 @@ from typing import Callable, Hashable
 
 
 class LoopTimer:
-    """Timers on the running asyncio loop; ``now_ms`` is the loop's monotonic clock."""
+    """Timers on the running asyncio loop; ``now_ms`` is a monotonic clock.
+
+    Timers armed while no loop runs (a broker opened, and its groups replayed, before serving)
+    wait in ``_deferred`` with their deadline and are handed to the loop by the next call made
+    from it."""
 
     def __init__(self) -> None:
         self._handles: dict[Hashable, asyncio.TimerHandle] = {}
+        self._deferred: dict[Hashable, tuple[int, Callable[[], None]]] = {}
 
     def now_ms(self) -> int:
         return time.monotonic_ns() // 1_000_000
 
     def schedule(self, key: Hashable, delay_ms: int, callback: Callable[[], None]) -> None:
         self.cancel(key)
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._deferred[key] = (self.now_ms() + max(delay_ms, 0), callback)
+            return
+        if self._deferred:
+            deferred, self._deferred = self._deferred, {}
+            for deferred_key, (deadline, deferred_callback) in deferred.items():
+                self._handles[deferred_key] = loop.call_later(max(deadline - self.now_ms(), 0) / 1000, self._fire,
+                                                              deferred_key, deferred_callback)
         self._handles[key] = loop.call_later(max(delay_ms, 0) / 1000, self._fire, key, callback)
 
     def _fire(self, key: Hashable, callback: Callable[[], None]) -> None:
@@ -43,17 +57,19 @@ class LoopTimer:
         callback()
 
     def cancel(self, key: Hashable) -> None:
+        self._deferred.pop(key, None)
         handle = self._handles.pop(key, None)
         if handle is not None:
             handle.cancel()
 
     def is_scheduled(self, key: Hashable) -> bool:
-        return key in self._handles
+        return key in self._handles or key in self._deferred
 
     def cancel_all(self) -> None:
         for handle in self._handles.values():
             handle.cancel()
         self._handles.clear()
+        self._deferred.clear()
 
 
 class ManualTimer:

@@ -43,6 +43,7 @@ def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitRespo
 
     answers: list[tuple[object, list[OffsetCommitResponsePartition]]] = []
     to_store = []
+    stored_answers = []  # the answers of the partitions in to_store, for a failed write
     for wanted in request.topics:
         topic = topic_by_name_or_id(broker, None if by_id else wanted.name, wanted.topic_id if by_id else None)
         partitions = []
@@ -58,12 +59,17 @@ def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitRespo
                 leader_epoch = item.committed_leader_epoch if version >= 6 else -1
                 to_store.append((topic.name, item.partition_index, item.committed_offset, leader_epoch,
                                  item.committed_metadata))
-            partitions.append(OffsetCommitResponsePartition(partition_index=item.partition_index, error_code=code))
+            answer = OffsetCommitResponsePartition(partition_index=item.partition_index, error_code=code)
+            if code == error_codes.NONE:
+                stored_answers.append(answer)
+            partitions.append(answer)
         if by_id:
             answers.append(OffsetCommitResponseTopic(topic_id=wanted.topic_id, partitions=partitions))
         else:
             answers.append(OffsetCommitResponseTopic(name=wanted.name, partitions=partitions))
     if to_store:
         retention = request.retention_time_ms if 2 <= version <= 4 else -1
-        coordinator.store_offsets(request.group_id, to_store, retention)
+        error = coordinator.store_offsets(request.group_id, to_store, retention)
+        for answer in stored_answers:
+            answer.error_code = error
     return OffsetCommitResponse(topics=answers)
