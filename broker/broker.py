@@ -27,6 +27,7 @@ from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
 
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
+from .groups.persistence import ConsumerOffsetsLog
 from .fetch_sessions import FetchSessionCache
 from .partition import Partition
 from .producer_ids import ProducerIdManager
@@ -82,6 +83,8 @@ class Broker:
                 # the middle of a deletion (the table is updated first). Finish the deletion.
                 log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
                 self._data_dir.delete_log(topic_name, index)
+        # Replay __consumer_offsets: groups and committed offsets are back before we listen.
+        self.group_coordinator.attach_store(ConsumerOffsetsLog(self))
 
     async def run_maintenance(self) -> None:
         """Background work, run as one task on the event loop until cancelled: retention
