@@ -24,9 +24,11 @@ What it does:
    clean-shutdown marker written) and copies ``fixture-0/`` and the data directory's
    ``meta.properties``, ``.kafka_cleanshutdown`` and offset checkpoint files to
    ``<out>/log-dir/``, with ``<out>/expected.json``: every record with the offset and timestamp
-   the broker acknowledged, and what the files should say (log end offset, segments).
+   the broker acknowledged, what the files should say (log end offset, segments), and Kafka's
+   own answers to ListOffsets by timestamp (Admin client, before the shutdown) for every
+   record timestamp and the millisecond after it, and for the max timestamp.
 
-The output is data produced by this script from our own inputs; it is committed (about 50 KB) and
+The output is data produced by this script from our own inputs; it is committed (about 60 KB) and
 read by ``tests/storage/test_kafka_written_dir.py``. Every JVM run is bounded in time.
 """
 
@@ -35,7 +37,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shutil
 import signal
 import socket

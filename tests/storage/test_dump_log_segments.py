@@ -8,16 +8,17 @@ batches, CreateTime and LogAppendTime:
 * ``--deep-iteration --print-data-log``: every batch valid (CRC), with the base/last offset,
   count, codec, producer id/epoch/sequence and leader epoch we wrote; every record's offset,
   timestamp, key, payload and header keys (the tool prints no header values); no index or time
-  index complaint (the tool cross-checks each index entry against the log in this mode);
+  index complaint (the tool cross-checks each index entry against the log in this mode); the
+  producer snapshots (``.snapshot``) parsed by Kafka's reader;
 * ``--verify-index-only``: no mismatch between the indexes and the log;
 * ``--index-sanity-check``: every ``.index`` and ``.timeindex`` passes the check a Kafka broker
   runs at start to decide whether to rebuild an index;
-* and, so that the checks above are known to be able to fail, a copy whose offset index has one
-  entry pointing at a wrong position is reported by the tool.
+* and, so that the checks above are known to be able to fail, a log whose offset index has one
+  entry naming the wrong offset is reported by the tool.
 
 Java and Maven are required: without them the session fixture raises (the test fails, it is
-not skipped). The first run downloads the jars (about 55 MB, 40 s); later runs reuse
-compat/.cache/ and take a few seconds (one JVM per tool run).
+not skipped). The first run copies the jars into compat/.cache/ (about 55 MB: 25 s with a warm
+~/.m2, about 40 s from Maven Central); later runs start four JVMs, 1-4 s each.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import re
 import shutil
 import struct
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -121,12 +123,10 @@ def record_spec(batch_number: int, index: int) -> dict:
     return {"key": key, "value": value, "headers": headers, "timestamp_delta": index * 7}
 
 
-def build_partition(root: Path, timestamp_type: str):
-    """Write ``dumped-0`` under ``root`` with odradek.storage (clean shutdown); return the
-    expected batches and records."""
+def fill_partition(directory: LogDirectory, topic: str, timestamp_type: str):
+    """Append the test batches to ``<topic>-0``; return the expected batches and records."""
     config = LogConfig(segment_bytes=600, index_interval_bytes=120, message_timestamp_type=timestamp_type)
-    directory = LogDirectory.open(str(root), node_id=1, cluster_id="odradek-dump-test", default_config=config)
-    log = directory.create_log("dumped", 0, topic_id=uuid.uuid4())
+    log = directory.create_log(topic, 0, topic_id=uuid.uuid4(), config=config)
     batches, records = [], []
     sequence = 0
     for batch_number in range(15):
@@ -162,12 +162,55 @@ def build_partition(root: Path, timestamp_type: str):
             })
         if idempotent:
             sequence += count
-    directory.close()
     return batches, records
 
 
-def segment_files(partition_dir: Path) -> list[Path]:
-    return sorted(p for p in partition_dir.iterdir() if p.suffix in (".log", ".index", ".timeindex"))
+TIMESTAMP_TYPES = {"create-time": "CreateTime", "append-time": "LogAppendTime"}
+
+
+def build_data_dir(root: Path) -> dict:
+    """One data directory, one partition per timestamp type, closed cleanly (as a broker
+    leaves it at shutdown); returns {topic: (batches, records)}."""
+    directory = LogDirectory.open(str(root), node_id=1, cluster_id="odradek-dump-test")
+    expected = {topic: fill_partition(directory, topic, kind) for topic, kind in TIMESTAMP_TYPES.items()}
+    directory.close()
+    return expected
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dumped")
+    return root, build_data_dir(root)
+
+
+@pytest.fixture(scope="module")
+def deep_dump(kafka_jars, data_dir):
+    """One DumpLogSegments run over every segment file and producer snapshot of both
+    partitions: ``--deep-iteration --print-data-log``."""
+    root, _ = data_dir
+    files = [f for topic in TIMESTAMP_TYPES for f in segment_files(root / f"{topic}-0", snapshots=True)]
+    return dump(kafka_jars, files, "--deep-iteration", "--print-data-log")
+
+
+def sections(output: str) -> dict[Path, list[str]]:
+    """The dump split by file: {path: the lines printed under its "Dumping <path>" line}."""
+    found: dict[Path, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("Dumping "):
+            current = found.setdefault(Path(line[len("Dumping "):]), [])
+        elif current is not None:
+            current.append(line)
+    return found
+
+
+def segment_files(partition_dir: Path, snapshots: bool = False) -> list[Path]:
+    suffixes = (".log", ".index", ".timeindex") + ((".snapshot",) if snapshots else ())
+    return sorted(p for p in partition_dir.iterdir() if p.suffix in suffixes)
+
+
+def segment_bases(root: Path) -> dict[str, int]:
+    return {p.name: int(p.stem) for p in root.glob("*-0/*.log")}
 
 
 # ------------------------------------------------------------------------- output parsing
@@ -203,19 +246,24 @@ def parse_record(line: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ tests
-@pytest.mark.parametrize("timestamp_type", ["CreateTime", "LogAppendTime"])
-def test_dump_log_segments_reads_every_record(kafka_jars, tmp_path, timestamp_type):
-    expected_batches, expected_records = build_partition(tmp_path, timestamp_type)
-    files = segment_files(tmp_path / "dumped-0")
-    bases = {p.name: int(p.stem) for p in files if p.suffix == ".log"}
-    assert len(bases) >= 4, f"wanted several segments, got {sorted(bases)}"
+def test_dump_reports_no_problem(deep_dump, data_dir):
+    root, _ = data_dir
+    assert problems(deep_dump.stdout + deep_dump.stderr, segment_bases(root)) == [], deep_dump.stderr
 
-    result = dump(kafka_jars, files, "--deep-iteration", "--print-data-log")
-    output = result.stdout
-    assert problems(output + result.stderr, bases) == [], result.stderr
 
-    batch_lines = [_BATCH_LINE.match(line) for line in output.splitlines() if line.startswith("baseOffset:")]
-    assert all(batch_lines), output
+@pytest.mark.parametrize("topic", list(TIMESTAMP_TYPES))
+def test_dump_shows_every_batch_and_record(deep_dump, data_dir, topic):
+    root, expected = data_dir
+    expected_batches, expected_records = expected[topic]
+    timestamp_type = TIMESTAMP_TYPES[topic]
+    partition_dir = root / f"{topic}-0"
+    dumped = sections(deep_dump.stdout)
+    lines = [line for path in sorted(dumped) if path.parent == partition_dir and path.suffix == ".log"
+             for line in dumped[path]]
+    assert len([p for p in dumped if p.parent == partition_dir and p.suffix == ".log"]) >= 4  # several segments
+
+    batch_lines = [_BATCH_LINE.match(line) for line in lines if line.startswith("baseOffset:")]
+    assert all(batch_lines), lines
     seen_batches = [{
         "base_offset": int(m[1]), "last_offset": int(m[2]), "count": int(m[3]), "codec": m[16],
         "producer_id": int(m[6]), "producer_epoch": int(m[7]), "base_sequence": int(m[4]),
@@ -224,38 +272,61 @@ def test_dump_log_segments_reads_every_record(kafka_jars, tmp_path, timestamp_ty
     assert {m[8] for m in batch_lines} == {str(LEADER_EPOCH)}
     assert {(m[9], m[10], m[12], m[15], m[18]) for m in batch_lines} == {("false", "false", timestamp_type, "2", "true")}
 
-    seen_records = [parse_record(line) for line in output.splitlines() if line.startswith("| offset:")]
+    seen_records = [parse_record(line) for line in lines if line.startswith("| offset:")]
     assert {r.pop("timestamp_type") for r in seen_records} == {timestamp_type}
     assert seen_records == expected_records
 
-    # Every index got dumped with entries (the sparse index interval is small), and each
-    # entry names a batch boundary the tool found in the log (checked by the tool itself:
-    # "Mismatches in" / "not found" would have been reported above).
-    index_entries = re.findall(r"^offset: (\d+) position: (\d+)$", output, re.M)
-    time_entries = re.findall(r"^timestamp: (-?\d+) offset: (\d+)$", output, re.M)
-    assert len(index_entries) >= len(bases) and len(time_entries) >= len(bases)
+    # Every segment's indexes were dumped; each entry names a batch boundary the tool found in
+    # the log (checked by the tool itself: a mismatch would be in test_dump_reports_no_problem).
+    index_entries = [line for path, found in dumped.items() if path.parent == partition_dir
+                     and path.suffix == ".index" for line in found if re.match(r"^offset: \d+ position: \d+$", line)]
+    time_entries = [line for path, found in dumped.items() if path.parent == partition_dir
+                    and path.suffix == ".timeindex" for line in found if re.match(r"^timestamp: -?\d+ offset: \d+$", line)]
+    assert len(index_entries) >= len(seen_batches) // 4 and len(time_entries) >= 4
 
 
-def test_verify_index_only_and_sanity_check_pass(kafka_jars, tmp_path):
-    build_partition(tmp_path, "CreateTime")
-    files = segment_files(tmp_path / "dumped-0")
-    bases = {p.name: int(p.stem) for p in files if p.suffix == ".log"}
+def test_producer_snapshots_are_read_by_kafka(deep_dump, data_dir):
+    """Our ``.snapshot`` files (producer state) parse with Kafka's reader (CRC, version, entry
+    layout) and name the idempotent producer's last batch."""
+    root, expected = data_dir
+    expected_batches, _ = expected["create-time"]
+    partition_dir = root / "create-time-0"
+    snapshots = sorted(partition_dir.glob("*.snapshot"))
+    assert snapshots, "no producer snapshot written"
+    dumped = sections(deep_dump.stdout)
+    entry = re.compile(
+        r"^producerId: (-?\d+) producerEpoch: (-?\d+) coordinatorEpoch: (-?\d+) .* "
+        r"firstSequence: (-?\d+) lastSequence: (-?\d+) lastOffset: (-?\d+) offsetDelta: (-?\d+) "
+        r"timestamp: (-?\d+)$")
+    entries = [entry.match(line) for path in snapshots for line in dumped[path]]
+    assert len(entries) == len(snapshots) and all(entries), {p: dumped[p] for p in snapshots}
+    last = [b for b in expected_batches if b["producer_id"] == PRODUCER_ID][-1]
+    producer_id, epoch, _, first_sequence, last_sequence, last_offset, offset_delta, _ = map(int, entries[-1].groups())
+    assert (producer_id, epoch) == (PRODUCER_ID, PRODUCER_EPOCH)
+    assert (first_sequence, last_sequence) == (last["base_sequence"], last["base_sequence"] + last["count"] - 1)
+    assert (last_offset, offset_delta) == (last["last_offset"], last["count"] - 1)
 
+
+def test_verify_index_only_and_sanity_check_pass(kafka_jars, data_dir):
+    root, _ = data_dir
+    files = [f for topic in TIMESTAMP_TYPES for f in segment_files(root / f"{topic}-0")]
     verified = dump(kafka_jars, files, "--verify-index-only")
-    assert problems(verified.stdout + verified.stderr, bases) == [], verified.stderr
+    assert problems(verified.stdout + verified.stderr, segment_bases(root)) == [], verified.stderr
 
     sanity = dump(kafka_jars, files, "--index-sanity-check").stdout
-    passed = {Path(p).name for p in re.findall(r"^(\S+) passed sanity check\.$", sanity, re.M)}
-    empty = {Path(p).name for p in re.findall(r"^(\S+) is empty\.$", sanity, re.M)}
-    indexes = {p.name for p in files if p.suffix in (".index", ".timeindex")}
+    passed = {Path(p) for p in re.findall(r"^(\S+) passed sanity check\.$", sanity, re.M)}
+    empty = {Path(p) for p in re.findall(r"^(\S+) is empty\.$", sanity, re.M)}
+    indexes = {p for p in files if p.suffix in (".index", ".timeindex")}
     # An empty .index (a segment too small for one entry) is reported as empty, not checked.
     assert passed | empty == indexes and passed, sanity
 
 
 def test_a_wrong_index_entry_is_reported(kafka_jars, tmp_path):
     """The negative control: the checks above would catch a bad index."""
-    build_partition(tmp_path, "CreateTime")
-    partition_dir = tmp_path / "dumped-0"
+    directory = LogDirectory.open(str(tmp_path), node_id=1)
+    fill_partition(directory, "broken", "CreateTime")
+    directory.close()
+    partition_dir = tmp_path / "broken-0"
     first_index = min(p for p in partition_dir.iterdir() if p.suffix == ".index" and p.stat().st_size >= 16)
     data = bytearray(first_index.read_bytes())
     relative_offset, position = struct.unpack_from(">ii", data, 8)
@@ -274,31 +345,8 @@ def test_a_wrong_index_entry_is_reported(kafka_jars, tmp_path):
     assert f"Index offset: {base + relative_offset + 1}, log offset: {base + relative_offset}" in result.stderr
 
 
-def test_producer_snapshots_are_read_by_kafka(kafka_jars, tmp_path):
-    """Our ``.snapshot`` files (producer state) parse with Kafka's reader (CRC, version, entry
-    layout) and name the idempotent producer's last batch."""
-    expected_batches, _ = build_partition(tmp_path, "CreateTime")
-    snapshots = sorted((tmp_path / "dumped-0").glob("*.snapshot"))
-    assert snapshots, "no producer snapshot written"
-    result = dump(kafka_jars, snapshots)
-    output = result.stdout
-    assert problems(output + result.stderr, {}) == [], result.stderr
-    entries = re.findall(
-        r"^producerId: (-?\d+) producerEpoch: (-?\d+) coordinatorEpoch: (-?\d+) .* "
-        r"firstSequence: (-?\d+) lastSequence: (-?\d+) lastOffset: (-?\d+) offsetDelta: (-?\d+) "
-        r"timestamp: (-?\d+)$", output, re.M)
-    assert len(entries) == len(snapshots), output
-    last = [b for b in expected_batches if b["producer_id"] == PRODUCER_ID][-1]
-    producer_id, epoch, _, first_sequence, last_sequence, last_offset, offset_delta, _ = map(int, entries[-1])
-    assert (producer_id, epoch) == (PRODUCER_ID, PRODUCER_EPOCH)
-    assert (first_sequence, last_sequence) == (last["base_sequence"], last["base_sequence"] + last["count"] - 1)
-    assert (last_offset, offset_delta) == (last["last_offset"], last["count"] - 1)
-
-
 def test_kafka_jars_second_run_is_instant(kafka_jars):
     """compat/kafka_jars.py does not call Maven again once the jars are there."""
-    import time
-
     started = time.monotonic()
     lib = kafka_jars.ensure()
     assert time.monotonic() - started < 0.5
