@@ -169,6 +169,7 @@ class Broker:
         # One replica: everything in the log was acknowledged by the only in-sync replica.
         partition_log.update_high_watermark(partition_log.log_end_offset)
         partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id)
+        partition.apply_topic_config(self.topic_log_config(topic))
         self.partitions[(topic.name, index)] = partition
         return partition
 
@@ -283,11 +284,13 @@ class Broker:
         to its partition logs at once (the log reads its config on every append and roll)."""
         topic.configs = self.check_topic_configs(overrides)
         self.topics.save()
-        log_config = log_config_from(self.topic_log_config(topic))
+        values = self.topic_log_config(topic)
+        log_config = log_config_from(values)
         for index in range(topic.partition_count):
             partition = self.partitions.get((topic.name, index))
             if partition is not None:
                 partition.log.config = log_config
+                partition.apply_topic_config(values)
         log.info("topic configs changed", topic=topic.name, configs=topic.configs)
 
     def delete_topic(self, topic: Topic) -> None:

@@ -33,12 +33,18 @@ class Partition:
         self.log = log
         self.node_id = node_id
         self.leader_epoch = 0
+        self._min_insync_replicas = 1
         self._fetch_waiters: list[asyncio.Future] = []
         self._flush_waiters: list[tuple[int, asyncio.Future]] = []
         self._flush_scheduled = False
 
     def __repr__(self) -> str:
         return f"Partition({self.topic_name}-{self.index}, leo={self.log_end_offset}, hw={self.high_watermark})"
+
+    def apply_topic_config(self, values: dict) -> None:
+        """Take the broker-level parts of the topic's effective config (the log's own parts
+        go to the log's LogConfig)."""
+        self._min_insync_replicas = values["min.insync.replicas"]
 
     # --- offsets ---
 
@@ -65,6 +71,15 @@ class Partition:
     @property
     def replicas(self) -> list[int]:
         return [self.node_id]
+
+    @property
+    def in_sync_replicas(self) -> list[int]:
+        return [self.node_id]
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """The topic's ``min.insync.replicas`` (set by the broker when configs change)."""
+        return self._min_insync_replicas
 
     # --- writes ---
 

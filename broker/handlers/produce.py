@@ -7,6 +7,8 @@ Behaviour:
 * Each partition's record set is validated and appended by the storage engine (CRC, sizes,
   ``max.message.bytes``, timestamps); a refusal answers that partition with the error's Kafka
   code and message and leaves the others unaffected.
+* acks=-1 on a topic whose ``min.insync.replicas`` exceeds the in-sync replicas (one node:
+  any value above 1): NOT_ENOUGH_REPLICAS, before anything is appended.
 * Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
   Produce never auto-creates topics (clients ask Metadata first, which does).
 * acks=0: no response at all, unless a partition failed: then the connection is closed, as
@@ -66,6 +68,14 @@ def handle_produce(ctx, request: ProduceRequest):
             if partition is None:
                 code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
                 partitions.append(_partition_error(data.index, code))
+                continue
+            if acks == -1 and partition.min_insync_replicas > len(partition.in_sync_replicas):
+                # Checked before appending, as Kafka does (NOT_ENOUGH_REPLICAS_AFTER_APPEND is
+                # for an ISR that shrinks while waiting, which one node cannot have).
+                partitions.append(_partition_error(
+                    data.index, error_codes.NOT_ENOUGH_REPLICAS,
+                    f"The size of the current ISR {partition.in_sync_replicas} is insufficient to satisfy the "
+                    f"min.isr requirement of {partition.min_insync_replicas}"))
                 continue
             if data.records is None or len(data.records) == 0:
                 partitions.append(_partition_error(data.index, error_codes.INVALID_RECORD,

@@ -297,3 +297,11 @@ def test_quickstart_api_table_is_generated_from_the_registry():
     table = render_api_table()
     for entry in REGISTRY:
         assert f"| {entry.name} | {entry.api_key} | {entry.min_version}-{entry.max_version} |" in table
+
+
+def test_min_insync_replicas_above_one_refuses_acks_all(raw_client):
+    client = raw_client()
+    Config = CreateTopicsRequest.CreatableTopic.CreatableTopicConfig
+    create_topic(client, "isr2", configs=[Config(name="min.insync.replicas", value="2")])
+    assert produce(client, "isr2", 0, batch_of(b"x"), acks=-1).error_code == error_codes.NOT_ENOUGH_REPLICAS
+    assert produce(client, "isr2", 0, batch_of(b"x"), acks=1).error_code == 0
