@@ -31,6 +31,7 @@ import json
 import uuid
 
 from .checkpoints import (
+    CorruptCheckpoint,
     read_meta_properties,
     read_offset_checkpoint,
     uuid_from_kafka,
@@ -63,6 +64,7 @@ class LogDirectory:
         self.cluster_id: str | None = None
         self.directory_id: uuid.UUID | None = None
         self.had_clean_shutdown = False
+        self.corrupt_checkpoints: list[str] = []  # names of checkpoint files ignored at start
         self._lock = None
 
     @classmethod
@@ -87,9 +89,13 @@ class LogDirectory:
             self._load_meta_properties(node_id, cluster_id)
             marker = f"{self.path}/{CLEAN_SHUTDOWN_FILE}"
             self.had_clean_shutdown = fs.exists(marker)
-            recovery_points = read_offset_checkpoint(fs, f"{self.path}/{RECOVERY_POINT_CHECKPOINT}")
-            log_starts = read_offset_checkpoint(fs, f"{self.path}/{LOG_START_OFFSET_CHECKPOINT}")
-            high_watermarks = read_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}")
+            # A checkpoint that does not parse is treated as Kafka's LogManager does: reset
+            # (recovery points to 0, so every log is rescanned from its start).
+            recovery_points = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT)
+            if recovery_points is None:
+                recovery_points, self.had_clean_shutdown = {}, False
+            log_starts = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT) or {}
+            high_watermarks = self._read_checkpoint(REPLICATION_OFFSET_CHECKPOINT) or {}
             for name in fs.listdir(self.path):
                 full = f"{self.path}/{name}"
                 if not fs.is_dir(full):
@@ -112,6 +118,14 @@ class LogDirectory:
         except BaseException:
             self._release_lock()
             raise
+
+    def _read_checkpoint(self, name: str):
+        """The checkpoint's offsets, or None if the file is corrupt (it is then ignored)."""
+        try:
+            return read_offset_checkpoint(self.fs, f"{self.path}/{name}")
+        except CorruptCheckpoint:
+            self.corrupt_checkpoints.append(name)
+            return None
 
     def _load_meta_properties(self, node_id: int, cluster_id: str | None) -> None:
         path = f"{self.path}/{META_PROPERTIES}"

@@ -363,6 +363,8 @@ class PartitionLog:
     def roll(self, base_offset: int | None = None) -> LogSegment:
         """Start a new active segment at ``base_offset`` (default: the LEO). Returns it."""
         base_offset = self.log_end_offset if base_offset is None else base_offset
+        if base_offset < self.log_end_offset:
+            raise ValueError(f"cannot roll to {base_offset}, below the log end offset {self.log_end_offset}")
         current = self.active_segment
         if current.size == 0 and current.base_offset == base_offset:
             return current

@@ -104,3 +104,18 @@ def test_interrupted_partition_deletion_is_finished_at_start():
     directory = LogDirectory.open("data", node_id=1, fs=fs, clock=clock)
     assert directory.logs == {} and "gone-0.0123456789abcdef-delete" not in fs.listdir("data")
     directory.close()
+
+
+def test_corrupt_checkpoints_are_ignored_and_logs_rescanned():
+    fs = MemoryFileSystem()
+    directory = LogDirectory.open("data", node_id=1, fs=fs, clock=clock)
+    log = directory.create_log("t", 0)
+    log.append(make_batch([b"a"]))
+    log.update_high_watermark(1)
+    directory.close()
+    fs.write_file_atomic("data/recovery-point-offset-checkpoint", b"0\n7\ngarbage")
+    directory = LogDirectory.open("data", node_id=1, fs=fs, clock=clock)
+    assert directory.corrupt_checkpoints == ["recovery-point-offset-checkpoint"]
+    assert not directory.had_clean_shutdown  # forced full recovery
+    assert directory.get_log("t", 0).log_end_offset == 1 and directory.get_log("t", 0).high_watermark == 1
+    directory.close()
