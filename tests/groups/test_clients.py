@@ -219,3 +219,93 @@ def test_mixed_clients_in_one_group(group_broker):
     finally:
         native.close()
         python_member.stop()
+
+
+def _poll_until(consumers, condition, timeout=DEADLINE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for consumer in consumers:
+            consumer.poll(0.05)
+        if condition():
+            return True
+    return False
+
+
+def _partitions(consumer) -> set[int]:
+    return {tp.partition for tp in consumer.assignment()}
+
+
+def test_restarted_static_member_gets_its_partitions_back_without_a_rebalance(group_broker):
+    topic, group = "static", "static-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    revoked = []
+
+    def static_member(instance, on_revoke=None):
+        consumer = Consumer({"bootstrap.servers": group_broker.bootstrap, "group.id": group,
+                             "group.instance.id": instance, "session.timeout.ms": 10000,
+                             "heartbeat.interval.ms": 200})
+        if on_revoke is None:
+            consumer.subscribe([topic])
+        else:
+            consumer.subscribe([topic], on_revoke=on_revoke)
+        return consumer
+
+    first = static_member("instance-1")
+    second = static_member("instance-2", on_revoke=lambda consumer, partitions: revoked.append(list(partitions)))
+    try:
+        assert _poll_until([first, second], lambda: len(_partitions(first)) == 2 and len(_partitions(second)) == 2)
+        before = _partitions(first)
+        revoked.clear()
+        first.close()  # a static member does not leave the group when it closes (KIP-345)
+        first = static_member("instance-1")
+        assert _poll_until([first, second], lambda: _partitions(first) == before, timeout=15)
+        _poll_until([second], lambda: False, timeout=1)  # a rebalance would reach the other member now
+        assert revoked == [] and len(_partitions(second)) == 2
+    finally:
+        first.close()
+        second.close()
+
+
+MEMBER_SCRIPT = """
+import sys, time
+from confluent_kafka import Consumer
+consumer = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2], "session.timeout.ms": 2000,
+                     "heartbeat.interval.ms": 200})
+consumer.subscribe([sys.argv[3]])
+while True:
+    consumer.poll(0.1)
+    if consumer.assignment():
+        print("assigned", flush=True)
+"""
+
+
+def test_killed_member_loses_its_partitions_after_its_session(group_broker, tmp_path):
+    import subprocess
+    import sys
+
+    topic, group = "killed", "killed-group"
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=PARTITIONS)
+    setup.close()
+    survivor = Consumer({"bootstrap.servers": group_broker.bootstrap, "group.id": group, "session.timeout.ms": 10000,
+                         "heartbeat.interval.ms": 200})
+    survivor.subscribe([topic])
+    script = tmp_path / "member.py"
+    script.write_text(MEMBER_SCRIPT)
+    victim = subprocess.Popen([sys.executable, str(script), group_broker.bootstrap, group, topic],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert _poll_until([survivor], lambda: len(_partitions(survivor)) == 2)
+        victim.kill()  # SIGKILL: no LeaveGroup, only the session timeout tells
+        victim.wait()
+        started = time.monotonic()
+        assert _poll_until([survivor], lambda: _partitions(survivor) == set(range(PARTITIONS)), timeout=20)
+        assert time.monotonic() - started >= 1.5  # it took the victim's 2 s session to notice
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+        victim.stdout.close()
+        survivor.close()
