@@ -38,6 +38,7 @@ unlinks files, open file objects keep them readable), but a truncation may short
 from __future__ import annotations
 
 import bisect
+import random
 import functools
 import time
 import uuid
@@ -183,9 +184,14 @@ class PartitionLog:
         return log
 
     def _new_segment(self, base_offset: int) -> LogSegment:
-        return LogSegment(self.fs, self.directory, base_offset,
-                          index_interval_bytes=self.config.index_interval_bytes,
-                          max_index_size=self.config.segment_index_bytes, now_ms=self.clock())
+        segment = LogSegment(self.fs, self.directory, base_offset,
+                             index_interval_bytes=self.config.index_interval_bytes,
+                             max_index_size=self.config.segment_index_bytes, now_ms=self.clock())
+        # segment.jitter.ms: each segment rolls up to that much early, so partitions created
+        # together do not all roll (and fsync) at the same moment.
+        jitter = min(self.config.segment_jitter_ms, self.config.segment_ms)
+        segment.roll_jitter_ms = random.randrange(jitter) if jitter > 0 else 0
+        return segment
 
     def _load(self, recovery_point: int, log_start_offset: int, high_watermark: int, clean: bool) -> None:
         fs = self.fs
@@ -355,7 +361,7 @@ class PartitionLog:
         segment = self.active_segment
         if segment.should_roll(append_size=size, max_timestamp=max_timestamp, last_offset=last_offset, now_ms=now,
                                segment_bytes=self.config.segment_bytes, segment_ms=self.config.segment_ms,
-                               jitter_ms=0):
+                               jitter_ms=segment.roll_jitter_ms):
             segment = self.roll(first_offset)
         return segment
 

@@ -114,6 +114,7 @@ class LogSegment:
         self.created_ms = now_ms
         self._next_offset: int | None = None
         self._indexes_verified = False
+        self.roll_jitter_ms = 0  # set by the log from segment.jitter.ms
 
     # -- reading headers ---------------------------------------------------------------------
     def _header_at(self, position: int):

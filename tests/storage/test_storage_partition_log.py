@@ -370,3 +370,15 @@ def test_read_errors_are_storage_errors():
         log.offset_for_timestamp(0)
     fs.read_error = None
     assert log.read(0, 100).size > 0
+
+
+def test_segment_jitter_rolls_early_within_bounds(backend):
+    clock = Clock()
+    log = open_log(backend, clock, segment_ms=1000, segment_jitter_ms=1000)
+    jitter = log.active_segment.roll_jitter_ms
+    assert 0 <= jitter < 1000
+    log.append(make_batch([b"a"], timestamps=[T0]))
+    log.append(make_batch([b"b"], timestamps=[T0 + 1000 - jitter]))
+    assert len(log.segments) == 1
+    log.append(make_batch([b"c"], timestamps=[T0 + 1001 - jitter]))
+    assert len(log.segments) == 2
