@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from . import recompress
+
 
 class Partition:
     """A partition this node leads (on one node: every partition)."""
@@ -34,6 +36,8 @@ class Partition:
         self.node_id = node_id
         self.leader_epoch = 0
         self._min_insync_replicas = 1
+        self._target_codec: int | None = None  # compression.type "producer": keep as sent
+        self._codec_level: int | None = None
         self._fetch_waiters: list[asyncio.Future] = []
         self._flush_waiters: list[tuple[int, asyncio.Future]] = []
         self._flush_scheduled = False
@@ -45,6 +49,10 @@ class Partition:
         """Take the broker-level parts of the topic's effective config (the log's own parts
         go to the log's LogConfig)."""
         self._min_insync_replicas = values["min.insync.replicas"]
+        codec = recompress.target_codec(values["compression.type"])
+        self._target_codec = codec
+        self._codec_level = (None if codec is None else recompress.codec_level(
+            codec, values["compression.gzip.level"], values["compression.lz4.level"], values["compression.zstd.level"]))
 
     # --- offsets ---
 
@@ -88,6 +96,8 @@ class Partition:
         storage layer's errors (each carries the Kafka error code to answer with). The high
         watermark follows the log end offset at once (single replica), and fetches waiting on
         this partition are woken."""
+        if self._target_codec is not None:
+            records = recompress.recompress(records, self._target_codec, self._codec_level)
         info = self.log.append(records, leader_epoch=self.leader_epoch)
         self.log.update_high_watermark(self.log.log_end_offset)
         self._wake_fetchers()
