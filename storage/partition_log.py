@@ -56,7 +56,7 @@ from .errors import KafkaStorageError, OffsetOutOfRange
 from .indexes import NO_TIMESTAMP, CorruptIndex
 from .leader_epochs import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache
 from .producer_state import ProducerStateManager
-from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LogSegment
 from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
 
 PARTITION_METADATA = "partition.metadata"
@@ -204,7 +204,7 @@ class PartitionLog:
                 fs.unlink(path)  # an interrupted deletion or checkpoint write
             elif name.endswith(LOG_SUFFIX) and name[: -len(LOG_SUFFIX)].isdigit():
                 base_offsets.append(int(name[: -len(LOG_SUFFIX)]))
-            elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)):
+            elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)):
                 stem = name.rsplit(".", 1)[0]
                 if stem + LOG_SUFFIX not in present:
                     fs.unlink(path)  # an index without its log cannot be trusted or used
@@ -500,6 +500,20 @@ class PartitionLog:
         return None
 
     @_io_errors_as_storage_errors
+    @_io_errors_as_storage_errors
+    def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list:
+        """Aborted transactions (from the ``.txnindex`` files) overlapping
+        [fetch_offset, upper_bound_offset): what a read_committed fetch response lists."""
+        found = []
+        for segment in self.segments[self._segment_index_for(fetch_offset):]:
+            if segment.base_offset >= upper_bound_offset:
+                break
+            overlapping, complete = segment.txn_index.aborted_overlapping(fetch_offset, upper_bound_offset)
+            found.extend(overlapping)
+            if complete:
+                break
+        return found
+
     def max_timestamp_offset(self) -> tuple[int, int]:
         """(max timestamp, offset of the record carrying it) over the whole log; (-1, -1) when
         the log is empty (ListOffsets MAX_TIMESTAMP)."""

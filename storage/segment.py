@@ -29,6 +29,7 @@ from odradek.protocol.records.header import (
 )
 
 from .indexes import NO_TIMESTAMP, CorruptIndex, OffsetIndex, TimeIndex
+from .txn_index import TransactionIndex
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -108,6 +109,8 @@ class LogSegment:
             fs, f"{directory}/{segment_file_name(base_offset, INDEX_SUFFIX)}{suffix}", base_offset, max_index_size)
         self.time_index = TimeIndex(
             fs, f"{directory}/{segment_file_name(base_offset, TIME_INDEX_SUFFIX)}{suffix}", base_offset, max_index_size)
+        self.txn_index = TransactionIndex(
+            fs, f"{directory}/{segment_file_name(base_offset, TXN_INDEX_SUFFIX)}{suffix}")
         self.bytes_since_last_index_entry = 0
         self._max_timestamp: tuple[int, int] | None = None  # (timestamp, offset), lazily from the time index
         self._rolling_timestamp: int | None = None
@@ -335,6 +338,8 @@ class LogSegment:
             valid += size
             next_offset = header.last_offset + 1
         truncated = file_size - valid
+        if cut_invalid_tail:
+            self.txn_index.truncate_to(next_offset if valid else self.base_offset)
         if truncated and cut_invalid_tail:
             self.log.truncate(valid)
             self.size = valid
@@ -352,6 +357,7 @@ class LogSegment:
         batch = self.find_batch(offset)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(batch.base_offset if batch is not None else offset)
         if batch is None:
             return 0
         removed = self.size - batch.position
@@ -430,7 +436,7 @@ class LogSegment:
 
     # -- deletion --------------------------------------------------------------------------
     def paths(self) -> list[str]:
-        return [self.log_path, self.offset_index.path, self.time_index.path]
+        return [self.log_path, self.offset_index.path, self.time_index.path, self.txn_index.path]
 
     def delete(self) -> None:
         """Kafka's two steps: rename every file to ``*.deleted`` (so a crash in between leaves

@@ -197,3 +197,23 @@ def test_memory_backend_preallocates_without_allocating():
     logs[7].append(make_batch([b"x"]))
     assert sum(len(f.data) for f in fs.files.values()) < 100_000
     assert fs.read_file("data/t-7/00000000000000000000.index") == bytes(10 * 1024 * 1024)
+
+
+def test_transaction_index_format_truncation_and_deletion():
+    from odradek.storage.txn_index import AbortedTxn
+
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=lambda: NOW)
+    for i in range(10):
+        log.append(make_batch([b"v%d" % i]))
+    segment = log.active_segment
+    segment.txn_index.append(AbortedTxn(5, 1, 3, 1))
+    segment.txn_index.append(AbortedTxn(6, 2, 7, 4))
+    raw = fs.read_file("d/t-0/00000000000000000000.txnindex")
+    assert raw == struct.pack(">hqqqq", 0, 5, 1, 3, 1) + struct.pack(">hqqqq", 0, 6, 2, 7, 4)
+    assert log.aborted_transactions(4, 10) == [AbortedTxn(6, 2, 7, 4)]
+    assert log.aborted_transactions(0, 2) == [AbortedTxn(5, 1, 3, 1)]  # the second starts at the bound
+    log.truncate_to(7)
+    assert log.aborted_transactions(0, 10) == [AbortedTxn(5, 1, 3, 1)]
+    log.truncate_fully_and_start_at(20)
+    assert not fs.exists("d/t-0/00000000000000000000.txnindex")
