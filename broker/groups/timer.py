@@ -25,7 +25,7 @@ from typing import Callable, Hashable
 
 
 class LoopTimer:
-    """Timers on the running asyncio loop; ``now_ms`` is a monotonic clock.
+    """Timers on the running asyncio loop; ``now_ms`` is the wall clock.
 
     Timers armed while no loop runs (a broker opened, and its groups replayed, before serving)
     wait in ``_deferred`` with their deadline and are handed to the loop by the next call made
@@ -36,7 +36,10 @@ class LoopTimer:
         self._deferred: dict[Hashable, tuple[int, Callable[[], None]]] = {}
 
     def now_ms(self) -> int:
-        return time.monotonic_ns() // 1_000_000
+        # Wall-clock, as Kafka's time.milliseconds(): it stamps commits and group records that
+        # outlive the process (retention compares them with a later clock). Delays do not use
+        # it: the loop's own monotonic clock runs them.
+        return time.time_ns() // 1_000_000
 
     def schedule(self, key: Hashable, delay_ms: int, callback: Callable[[], None]) -> None:
         self.cancel(key)
