@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
+from odradek.protocol.messages.create_partitions import CreatePartitionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
+from odradek.protocol.messages.delete_records import DeleteRecordsRequest
+from odradek.protocol.messages.describe_cluster import DescribeClusterRequest
+from odradek.protocol.messages.describe_configs import DescribeConfigsRequest
+from odradek.protocol.messages.describe_log_dirs import DescribeLogDirsRequest
+from odradek.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest
+from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
+from odradek.protocol.messages.init_producer_id import InitProducerIdRequest
+from odradek.protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest
 from odradek.protocol.messages.fetch import FetchRequest
 from odradek.protocol.messages.list_offsets import ListOffsetsRequest
 from odradek.protocol.messages.metadata import MetadataRequest
@@ -38,6 +47,26 @@ def _valid_frames() -> list[bytes]:
         (ListOffsetsRequest(topics=[ListOffsetsRequest.ListOffsetsTopic(
             name="fuzzed", partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
                 partition_index=0, timestamp=-1)])]), 7),
+        (DescribeConfigsRequest(resources=[DescribeConfigsRequest.DescribeConfigsResource(
+            resource_type=2, resource_name="fuzzed", configuration_keys=None)], include_synonyms=True), 4),
+        (IncrementalAlterConfigsRequest(resources=[IncrementalAlterConfigsRequest.AlterConfigsResource(
+            resource_type=2, resource_name="fuzzed", configs=[IncrementalAlterConfigsRequest.AlterConfigsResource
+                                                              .AlterableConfig(name="cleanup.policy",
+                                                                               config_operation=2,
+                                                                               value="compact")])]), 1),
+        (CreatePartitionsRequest(topics=[CreatePartitionsRequest.CreatePartitionsTopic(
+            name="fuzzed", count=2, assignments=None)], validate_only=True), 3),
+        (DeleteRecordsRequest(topics=[DeleteRecordsRequest.DeleteRecordsTopic(
+            name="fuzzed", partitions=[DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition(
+                partition_index=0, offset=0)])]), 2),
+        (OffsetForLeaderEpochRequest(topics=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic(
+            topic="fuzzed", partitions=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic.OffsetForLeaderPartition(
+                partition=0, leader_epoch=0)])]), 4),
+        (DescribeLogDirsRequest(topics=None), 4),
+        (DescribeTopicPartitionsRequest(topics=[DescribeTopicPartitionsRequest.TopicRequest(name="fuzzed")],
+                                        response_partition_limit=1), 0),
+        (InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=1000), 4),
+        (DescribeClusterRequest(), 1),
     ]
     return [client.encode_request(message, version, 1) for message, version in messages]
 
@@ -102,3 +131,79 @@ def test_hostile_frames_never_hurt_the_broker_or_other_connections(shared_broker
     finally:
         witness.close()
     assert _rss_kb(shared_broker.process.pid) < 150_000
+
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+INT64 = st.integers(-(2**63), 2**63 - 1)
+NAMES = st.sampled_from(["fuzzed", "", "missing", "a" * 300, "bad name"])
+
+
+@st.composite
+def odd_but_valid_requests(draw):
+    """Requests that decode fine but carry values a careful client would not send: every
+    handler must answer them (with error codes), never fail."""
+    kind = draw(st.sampled_from(["fetch", "list_offsets", "create_partitions", "delete_records", "epochs",
+                                 "topic_partitions", "create_topics", "init_producer_id"]))
+    name = draw(NAMES)
+    if kind == "fetch":
+        return FetchRequest(max_wait_ms=draw(st.integers(-5, 50)), min_bytes=draw(INT32), max_bytes=draw(INT32),
+                            isolation_level=draw(st.integers(-1, 2)), session_id=draw(st.sampled_from([0, 0, 1, -1])),
+                            session_epoch=draw(st.sampled_from([-1, 0, 1, 7])),
+                            topics=[FetchRequest.FetchTopic(topic=name, partitions=[
+                                FetchRequest.FetchTopic.FetchPartition(
+                                    partition=draw(INT32), fetch_offset=draw(INT64),
+                                    partition_max_bytes=draw(INT32), current_leader_epoch=draw(INT32))])]), 12
+    if kind == "list_offsets":
+        return ListOffsetsRequest(isolation_level=draw(st.integers(-1, 2)), topics=[ListOffsetsRequest.ListOffsetsTopic(
+            name=name, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=draw(st.integers(-1, 3)), timestamp=draw(INT64),
+                current_leader_epoch=draw(st.integers(-2, 2)))])]), draw(st.sampled_from([7, 9]))
+    if kind == "create_partitions":
+        return CreatePartitionsRequest(topics=[CreatePartitionsRequest.CreatePartitionsTopic(
+            name=name, count=draw(st.integers(-3, 5)),
+            assignments=draw(st.one_of(st.none(), st.lists(st.builds(
+                CreatePartitionsRequest.CreatePartitionsTopic.CreatePartitionsAssignment,
+                broker_ids=st.lists(st.integers(-1, 3), max_size=3)), max_size=4))))],
+            validate_only=True), 3
+    if kind == "delete_records":
+        return DeleteRecordsRequest(topics=[DeleteRecordsRequest.DeleteRecordsTopic(
+            name=name, partitions=[DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition(
+                partition_index=draw(st.integers(-1, 2)), offset=draw(st.integers(-3, 3)))])]), 2
+    if kind == "epochs":
+        return OffsetForLeaderEpochRequest(topics=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic(
+            topic=name, partitions=[OffsetForLeaderEpochRequest.OffsetForLeaderTopic.OffsetForLeaderPartition(
+                partition=draw(st.integers(-1, 2)), leader_epoch=draw(INT32),
+                current_leader_epoch=draw(st.integers(-2, 2)))])]), 4
+    if kind == "topic_partitions":
+        cursor = draw(st.one_of(st.none(), st.builds(DescribeTopicPartitionsRequest.Cursor, topic_name=NAMES,
+                                                     partition_index=INT32)))
+        return DescribeTopicPartitionsRequest(topics=[DescribeTopicPartitionsRequest.TopicRequest(name=name)],
+                                              response_partition_limit=draw(INT32), cursor=cursor), 0
+    if kind == "create_topics":
+        return CreateTopicsRequest(validate_only=True, topics=[CreateTopicsRequest.CreatableTopic(
+            name=name, num_partitions=draw(st.integers(-2, 3)), replication_factor=draw(st.integers(-2, 3)),
+            assignments=draw(st.lists(st.builds(CreateTopicsRequest.CreatableTopic.CreatableReplicaAssignment,
+                                                partition_index=st.integers(-1, 3),
+                                                broker_ids=st.lists(st.integers(-1, 2), max_size=2)), max_size=3)),
+            configs=[CreateTopicsRequest.CreatableTopic.CreatableTopicConfig(
+                name=draw(st.sampled_from(["retention.ms", "cleanup.policy", "nope", "segment.bytes"])),
+                value=draw(st.one_of(st.none(), st.text(max_size=8))))])]), 7
+    return InitProducerIdRequest(transactional_id=draw(st.one_of(st.none(), st.just("t"))),
+                                 transaction_timeout_ms=draw(INT32), producer_id=draw(st.integers(-2, 5)),
+                                 producer_epoch=draw(st.integers(-2, 32767))), 4
+
+
+def test_odd_but_valid_requests_are_answered(shared_broker):
+    client = RawClient(shared_broker.host, shared_broker.port)
+
+    @settings(max_examples=int(__import__("os").environ.get("ODRADEK_FUZZ_EXAMPLES", "60")), deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(odd_but_valid_requests())
+    def ask(item):
+        message, version = item
+        client.request(message, version)  # a handler failure would close the connection here
+
+    try:
+        ask()
+    finally:
+        client.close()
