@@ -189,6 +189,8 @@ class GroupCoordinator:
             if stored.leader_id in group.members:
                 group.leader_id = stored.leader_id
             group.state = STABLE  # what the record describes; no transition happened here
+        if stored.state_timestamp_ms >= 0:
+            group.state_timestamp_ms = stored.state_timestamp_ms  # offsets expire counting from it
         self.groups[group_id] = group
 
     def finish_restore(self) -> None:
