@@ -11,6 +11,8 @@ Behaviour:
   any value above 1): NOT_ENOUGH_REPLICAS, before anything is appended.
 * Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
   Produce never auto-creates topics (clients ask Metadata first, which does).
+* ``timeout_ms`` bounds the wait for durability (acks=-1): a partition not durable by then
+  answers REQUEST_TIMED_OUT (its records stay appended, as in Kafka).
 * acks=0: no response at all, unless a partition failed: then the connection is closed, as
   Kafka does, so the client notices. acks=1: answered after the append. acks=-1: after the records are
   durable; on one node that means fsynced when ``odradek.flush.on.acks.all`` is true (grouped:
@@ -106,15 +108,23 @@ def handle_produce(ctx, request: ProduceRequest):
                      for topic_response in responses for answer in topic_response.partition_responses)
         return CLOSE_CONNECTION if failed else None
     if durable_waits and broker.config["odradek.flush.on.acks.all"]:
-        return _after_durable(response, durable_waits)
+        return _after_durable(response, durable_waits, request.timeout_ms)
     return response
 
 
-async def _after_durable(response: ProduceResponse, waits) -> ProduceResponse:
-    results = await asyncio.gather(*(partition.wait_durable(end) for partition, end, _ in waits),
-                                   return_exceptions=True)
-    for (_, _, answer), result in zip(waits, results):
-        if isinstance(result, BaseException):
+async def _after_durable(response: ProduceResponse, waits, timeout_ms: int) -> ProduceResponse:
+    """Answer once every appended partition is fsynced; a partition whose fsync fails answers
+    KAFKA_STORAGE_ERROR, one not durable within ``timeout_ms`` REQUEST_TIMED_OUT (its records
+    stay appended and become durable with the next flush, as in Kafka, where a timed-out
+    acks=all produce may still be committed)."""
+    tasks = [asyncio.ensure_future(partition.wait_durable(end)) for partition, end, _ in waits]
+    _, late = await asyncio.wait(tasks, timeout=max(timeout_ms, 0) / 1000)
+    for task, (_, _, answer) in zip(tasks, waits):
+        if task in late:
+            task.cancel()
+            answer.error_code = error_codes.REQUEST_TIMED_OUT
+            answer.error_message = f"The records were not durable within the request timeout of {timeout_ms} ms"
+        elif task.exception() is not None:
             answer.error_code = error_codes.KAFKA_STORAGE_ERROR
             answer.error_message = "The fsync of the appended records failed"
     return response
