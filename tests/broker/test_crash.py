@@ -42,7 +42,10 @@ def test_acknowledged_records_survive_kill_9(broker_process, tmp_path, round_):
     stop = threading.Event()
     worker = threading.Thread(target=produce_until_killed, args=(first, acknowledged, stop))
     worker.start()
-    time.sleep(0.3 + 0.17 * round_)  # a different kill point each round
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 3 and time.monotonic() < deadline and worker.is_alive():
+        time.sleep(0.01)  # a loaded machine may take a while for the first acks
+    time.sleep(0.05 + 0.17 * round_)  # a different kill point each round
     first.kill()
     stop.set()
     worker.join(10)
