@@ -46,7 +46,7 @@ def test_kafka_python_produce_consume(shared_broker, codec):
     producer.close()
 
     consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=5000)
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=15000)
     consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
     received = {}
     for record in consumer:
@@ -129,8 +129,8 @@ def test_aiokafka_produce_consume(shared_broker):
             consumer.assign([TopicPartition(topic, 0)])
             received = []
             while len(received) < 25:
-                batches = await consumer.getmany(timeout_ms=5000)
-                assert batches, "no records within 5 s"
+                batches = await consumer.getmany(timeout_ms=15000)
+                assert batches, "no records within 15 s"
                 for records in batches.values():
                     received += [(r.offset, r.key, r.value, list(r.headers)) for r in records]
         finally:

@@ -59,7 +59,7 @@ def test_restart_keeps_records_and_continues_offsets(broker_process, tmp_path):
     producer.close()
     assert metadata.offset == 20
     consumer = KafkaConsumer(bootstrap_servers=second.bootstrap, group_id=None, enable_auto_commit=False,
-                             consumer_timeout_ms=5000)
+                             consumer_timeout_ms=15000)
     consumer.assign([TopicPartition("kept", 0)])
     consumer.seek_to_beginning()
     values = []
