@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from odradek.protocol import error_codes
+from odradek.protocol.errors import ProtocolError
+from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
+
+CONSUMER_PROTOCOL_TYPE = "consumer"
 
 
 class GroupState(enum.Enum):
@@ -317,6 +321,26 @@ class ClassicGroup:
         """What the leader receives: every member's metadata for the selected protocol."""
         return [(member.member_id, member.group_instance_id, member.metadata_for(self.protocol_name))
                 for member in self.members.values()]
+
+    def subscribed_topics(self) -> set[str] | None:
+        """The topics the members of a "consumer" group subscribe to (from their
+        ConsumerProtocolSubscription for the selected protocol); None when unknown (another
+        protocol type, or metadata that does not parse)."""
+        if self.protocol_type != CONSUMER_PROTOCOL_TYPE or not self.protocol_name:
+            return None
+        topics: set[str] = set()
+        for member in self.members.values():
+            try:
+                metadata = member.metadata_for(self.protocol_name)
+                if len(metadata) < 2:
+                    return None
+                version = int.from_bytes(metadata[:2], "big", signed=True)
+                # Newer subscription versions only add fields: read them as the newest we know.
+                known = min(max(version, 0), ConsumerProtocolSubscription.MAX_VERSION)
+                topics.update(ConsumerProtocolSubscription.decode(memoryview(metadata)[2:], known).topics)
+            except (KeyError, ProtocolError):
+                return None
+        return topics
 
     def init_next_generation(self, now_ms: int) -> None:
         self.generation_id += 1

@@ -808,6 +808,37 @@ class GroupCoordinator:
             return error_codes.NONE, dict(stored)
         return error_codes.NONE, {key: stored[key] for key in partitions if key in stored}
 
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> tuple[int, dict[tuple[str, int], int]]:
+        """OffsetDelete: (group error, per-partition error). Offsets of topics the group's
+        members subscribe to stay (GROUP_SUBSCRIBED_TO_TOPIC); a non-empty group that is not
+        a consumer group cannot tell, so it refuses them all (NON_EMPTY_GROUP), as Kafka."""
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE, {}
+        group = self.groups.get(group_id)
+        if group is None or group.is_in(DEAD):
+            return error_codes.GROUP_ID_NOT_FOUND, {}
+        subscribed: set[str] | None = set()
+        if not group.is_in(EMPTY):
+            if group.protocol_type != "consumer":
+                return error_codes.NON_EMPTY_GROUP, {}
+            subscribed = group.subscribed_topics()
+        stored = self.offsets.get(group_id, {})
+        results = {}
+        deleted = []
+        for key in partitions:
+            if subscribed is None or key[0] in subscribed:
+                results[key] = error_codes.GROUP_SUBSCRIBED_TO_TOPIC
+            else:
+                results[key] = error_codes.NONE
+                if key in stored:
+                    deleted.append(key)
+        error = self._write(group_id, self._offset_tombstones(group_id, deleted))
+        if error != error_codes.NONE:
+            return error, {}
+        for key in deleted:
+            del stored[key]
+        return error_codes.NONE, results
+
     def delete_topic_offsets(self, topic: str) -> None:
         """Offsets of a deleted topic go with it (Kafka's onPartitionsDeleted)."""
         for group_id, stored in self.offsets.items():

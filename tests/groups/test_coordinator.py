@@ -380,3 +380,30 @@ def test_shutdown_answers_parked_requests():
 def test_coordinator_partition_follows_java_string_hash(key, expected_hash):
     absolute = 0 if expected_hash == -(2**31) else abs(expected_hash)
     assert coordinator_partition(key, 50) == absolute % 50
+
+
+def _subscription(*topics: str) -> bytes:
+    from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
+    return (1).to_bytes(2, "big") + ConsumerProtocolSubscription(topics=list(topics)).encode(1)
+
+
+def test_offset_delete_spares_topics_the_members_subscribe_to():
+    coordinator, timer = make()
+    member_id, answer = new_member(coordinator, protocols=(("range", _subscription("subscribed")),))
+    timer.advance(DELAY)
+    sync(coordinator, member_id, 1, {member_id: b""})
+    coordinator.store_offsets("g", [("subscribed", 0, 5, -1, ""), ("other", 0, 7, -1, "")])
+    error, results = coordinator.delete_offsets("g", [("subscribed", 0), ("other", 0)])
+    assert error == E.NONE and results == {("subscribed", 0): E.GROUP_SUBSCRIBED_TO_TOPIC, ("other", 0): E.NONE}
+    assert set(coordinator.fetch_offsets("g", None)[1]) == {("subscribed", 0)}
+    assert coordinator.delete_offsets("missing", [("other", 0)]) == (E.GROUP_ID_NOT_FOUND, {})
+
+
+def test_offset_delete_in_a_non_consumer_group_needs_it_empty():
+    coordinator, timer = make()
+    member_id, answer = new_member(coordinator, group="connect", protocol_type="connect")
+    coordinator.store_offsets("connect", [("t", 0, 1, -1, "")])
+    assert coordinator.delete_offsets("connect", [("t", 0)]) == (E.NON_EMPTY_GROUP, {})
+    timer.advance(DELAY)
+    coordinator.leave_group("connect", [(member_id, None)])
+    assert coordinator.delete_offsets("connect", [("t", 0)]) == (E.NONE, {("t", 0): E.NONE})

@@ -200,3 +200,26 @@ def test_list_describe_and_delete_groups(group_client):
     fetched = client.request(OffsetFetchRequest(group_id="admin-empty", topics=[
         OffsetFetchRequestTopic(name="admin-groups", partition_indexes=[0])]), 7)
     assert fetched.topics[0].partitions[0].committed_offset == -1
+
+
+def test_offset_delete(group_client):
+    from odradek.protocol.messages.offset_delete import (
+        OffsetDeleteRequest,
+        OffsetDeleteRequestPartition,
+        OffsetDeleteRequestTopic,
+    )
+
+    client = group_client()
+    create_topic(client, "delete-offsets", partitions=2)
+    client.request(OffsetCommitRequest(group_id="deleting", topics=[OffsetCommitRequestTopic(name="delete-offsets", partitions=[
+        OffsetCommitRequestPartition(partition_index=index, committed_offset=4) for index in (0, 1)])]), 8)
+    answer = client.request(OffsetDeleteRequest(group_id="deleting", topics=[OffsetDeleteRequestTopic(
+        name="delete-offsets", partitions=[OffsetDeleteRequestPartition(partition_index=index) for index in (0, 7)])]), 0)
+    assert answer.error_code == E.NONE
+    assert [(p.partition_index, p.error_code) for p in answer.topics[0].partitions] == [
+        (0, E.NONE), (7, E.UNKNOWN_TOPIC_OR_PARTITION)]
+    fetched = client.request(OffsetFetchRequest(group_id="deleting", topics=[
+        OffsetFetchRequestTopic(name="delete-offsets", partition_indexes=[0, 1])]), 7)
+    assert [p.committed_offset for p in fetched.topics[0].partitions] == [-1, 4]
+    missing = client.request(OffsetDeleteRequest(group_id="no-such", topics=[]), 0)
+    assert missing.error_code == E.GROUP_ID_NOT_FOUND
