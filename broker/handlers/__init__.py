@@ -35,6 +35,7 @@ from . import (  # noqa: E402,F401
     list_offsets,
     metadata,
     offset_commit,
+    offset_delete,
     offset_fetch,
     offset_for_leader_epoch,
     produce,
