@@ -66,6 +66,11 @@ def test_kafka_consumer_groups_tool_and_offsets_decoder(group_broker):
         assert '"offset":0,"leaderEpoch"' in dumped  # the reset, as an offset commit value
         assert '"protocolType":"consumer"' in dumped  # a group metadata record
 
+        tool(GROUPS_TOOL, *server, "--delete-offsets", "--group", group, "--topic", f"{topic}:1")
+        fetched = client.request(OffsetFetchRequest(group_id=group, topics=[
+            OffsetFetchRequestTopic(name=topic, partition_indexes=[0, 1])]), 7)
+        assert [p.committed_offset for p in fetched.topics[0].partitions] == [0, -1]
+
         deleted = tool(GROUPS_TOOL, *server, "--delete", "--group", group)
         assert "successful" in deleted
         assert group not in tool(GROUPS_TOOL, *server, "--list").split()
