@@ -36,6 +36,7 @@ class Partition:
         self.node_id = node_id
         self.leader_epoch = 0
         self._min_insync_replicas = 1
+        self.downconversion_enabled = True
         self._target_codec: int | None = None  # compression.type "producer": keep as sent
         self._codec_level: int | None = None
         self._fetch_waiters: list[asyncio.Future] = []
@@ -49,6 +50,7 @@ class Partition:
         """Take the broker-level parts of the topic's effective config (the log's own parts
         go to the log's LogConfig)."""
         self._min_insync_replicas = values["min.insync.replicas"]
+        self.downconversion_enabled = values["message.downconversion.enable"]
         codec = recompress.target_codec(values["compression.type"])
         self._target_codec = codec
         self._codec_level = (None if codec is None else recompress.codec_level(

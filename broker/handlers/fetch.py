@@ -1,5 +1,4 @@
-"""Fetch (key 1), versions 4-18 for consumers (v0-v3 would need magic 0/1 down-conversion,
-not served yet; follower fetches come with replication).
+"""Fetch (key 1), versions 0-18 for consumers (follower fetches come with replication).
 
 Behaviour:
 
@@ -21,7 +20,12 @@ Behaviour:
   (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) are
   top-level and answer at once with no partitions.
 
-Version notes: v4+ last stable offset and aborted transactions (null for read_uncommitted,
+Version notes: v0-v3 predate record batches: what is read is down-converted to magic 0
+(v0-v1) or magic 1 (v2-v3) message sets (``odradek.protocol.records.convert``), copied through
+memory; a topic with ``message.downconversion.enable=false`` answers them UNSUPPORTED_VERSION,
+and zstd data UNSUPPORTED_COMPRESSION_TYPE, as Kafka does. v0-v2 have no response byte limit
+and no "at least one batch" rule (a batch larger than ``partition_max_bytes`` is not returned,
+as Kafka's hard limit). v4+ last stable offset and aborted transactions (null for read_uncommitted,
 empty for read_committed until transactions exist); v5+ log start offset; v7+ sessions; v11+
 preferred read replica (-1); v12+ flexible, diverging epoch and current leader (tagged); v13+
 topic ids.
@@ -35,6 +39,8 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
 
+from odradek.protocol.records.convert import down_convert
+
 from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchSessionError, FetchTarget
 from ..records_source import FileRegions
 from . import REGISTRY
@@ -42,7 +48,13 @@ from . import REGISTRY
 TopicResponse = FetchResponse.FetchableTopicResponse
 PartitionData = FetchResponse.FetchableTopicResponse.PartitionData
 READ_COMMITTED = 1
-MIN_FETCH_VERSION = 4
+FIRST_BATCH_VERSION = 4  # below: down-convert to legacy message sets
+# Kafka's cap on what one down-conversion may decompress (a hostile batch cannot expand past it).
+MAX_DECOMPRESSED_SIZE = 128 * 1024 * 1024
+
+
+def _legacy_magic(version: int) -> int:
+    return 0 if version <= 1 else 1
 
 
 def _targets(request: FetchRequest, uses_topic_ids: bool) -> tuple[list[FetchTarget], list[tuple]]:
@@ -75,7 +87,7 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
     uses_ids = version >= 13
     isolation = request.isolation_level
     remaining = request.max_bytes
-    min_one_batch = True
+    min_one_batch = version >= 3  # v0-v2: a hard per-partition limit (Kafka's hardMaxBytesLimit)
     result = _Read()
     for target in targets:
         topic = broker.topics.by_id.get(target.topic_id) if uses_ids else broker.topics.get(target.topic_name)
@@ -91,14 +103,23 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
             code = error_codes.FENCED_LEADER_EPOCH if epoch < partition.leader_epoch else error_codes.UNKNOWN_LEADER_EPOCH
             result.items.append((target, partition, _error_data(target.partition, code, partition), 0))
             continue
+        if version < FIRST_BATCH_VERSION and not partition.downconversion_enabled:
+            result.errors = True
+            result.items.append((target, partition,
+                                 _error_data(target.partition, error_codes.UNSUPPORTED_VERSION, partition), 0))
+            continue
         limit = max(0, min(target.partition_max_bytes, remaining))
         try:
             read = partition.read(target.fetch_offset, limit, min_one_batch, isolation)
+            records = FileRegions(read.regions) if read.regions else b""
+            if records and version < FIRST_BATCH_VERSION:
+                records = down_convert(records.read_bytes(), to_magic=_legacy_magic(version),
+                                       max_decompressed_size=MAX_DECOMPRESSED_SIZE,
+                                       first_offset=target.fetch_offset)
         except ProtocolError as error:
             result.errors = True
             result.items.append((target, partition, _error_data(target.partition, error.error_code, partition), 0))
             continue
-        records = FileRegions(read.regions) if read.regions else b""
         size = len(records)
         if size:
             min_one_batch = False
@@ -149,7 +170,7 @@ def _respond(read: _Read, session, incremental: bool) -> FetchResponse:
                          responses=list(topics.values()))
 
 
-@REGISTRY.handles(FetchRequest, FetchResponse, min_version=MIN_FETCH_VERSION)
+@REGISTRY.handles(FetchRequest, FetchResponse)
 def handle_fetch(ctx, request: FetchRequest):
     broker = ctx.broker
     version = ctx.api_version

@@ -139,3 +139,26 @@ def test_aiokafka_produce_consume(shared_broker):
 
     received = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert received == [(i, b"k%d" % i, b"v%d" % i, [("n", b"%d" % i)]) for i in range(25)]
+
+
+def test_kafka_python_speaking_kafka_0_10(shared_broker):
+    """An 0.10-era client: Produce v2 with magic-1 message sets (up-converted on append) and
+    Fetch v3 (down-converted to magic 1 on read)."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    topic = unique("old-client")
+    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, api_version=(0, 10, 1), acks=1)
+    offsets = [producer.send(topic, key=b"k%d" % i, value=b"v%d" % i, partition=0).get(timeout=10).offset
+               for i in range(5)]
+    producer.close()
+    assert offsets == list(range(5))
+    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, api_version=(0, 10, 1), group_id=None,
+                             enable_auto_commit=False, consumer_timeout_ms=15000, auto_offset_reset="earliest")
+    consumer.assign([TopicPartition(topic, 0)])
+    received = []
+    for record in consumer:
+        received.append((record.offset, record.key, record.value))
+        if len(received) == 5:
+            break
+    consumer.close()
+    assert received == [(i, b"k%d" % i, b"v%d" % i) for i in range(5)]

@@ -83,7 +83,7 @@ def test_api_versions_at_an_unsupported_version_answers_v0_with_the_list(raw_cli
 
 def test_an_unserved_version_of_another_api_closes_only_that_connection(raw_client):
     bad, good = raw_client(), raw_client()
-    bad.send_raw(bad.connection.encode_raw_request(1, 0, 1, b""))  # Fetch v0: not served
+    bad.send_raw(bad.connection.encode_raw_request(3, 99, 1, b""))  # Metadata v99: not served
     assert bad.is_closed_by_peer()
     assert good.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 3).error_code == error_codes.NONE
 
@@ -305,3 +305,22 @@ def test_min_insync_replicas_above_one_refuses_acks_all(raw_client):
     create_topic(client, "isr2", configs=[Config(name="min.insync.replicas", value="2")])
     assert produce(client, "isr2", 0, batch_of(b"x"), acks=-1).error_code == error_codes.NOT_ENOUGH_REPLICAS
     assert produce(client, "isr2", 0, batch_of(b"x"), acks=1).error_code == 0
+
+
+def test_old_fetch_versions_get_down_converted_message_sets(raw_client):
+    from odradek.protocol.records.legacy import decode_message_set
+
+    client = raw_client()
+    Config = CreateTopicsRequest.CreatableTopic.CreatableTopicConfig
+    create_topic(client, "old-fetch")
+    create_topic(client, "no-down", configs=[Config(name="message.downconversion.enable", value="false")])
+    produce(client, "old-fetch", 0, batch_of(b"a", b"b", None))
+    produce(client, "old-fetch", 0, batch_of(b"c"))
+    for version, magic in ((0, 0), (1, 0), (2, 1), (3, 1)):
+        data = client.request(fetch_request("old-fetch", 0, 1), version).responses[0].partitions[0]
+        assert data.error_code == 0 and data.high_watermark == 4
+        messages = decode_message_set(bytes(data.records), max_decompressed_size=1 << 20)
+        assert [(m.offset, m.value) for m in messages] == [(1, b"b"), (2, None), (3, b"c")]
+        assert {m.magic for m in messages} == {magic}
+    refused = client.request(fetch_request("no-down", 0, 0), 3).responses[0].partitions[0]
+    assert refused.error_code == error_codes.UNSUPPORTED_VERSION
