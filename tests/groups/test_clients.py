@@ -309,3 +309,40 @@ def test_killed_member_loses_its_partitions_after_its_session(group_broker, tmp_
             victim.wait()
         victim.stdout.close()
         survivor.close()
+
+
+def test_cooperative_sticky_keeps_unaffected_partitions_through_a_rebalance(group_broker):
+    """Three librdkafka members with cooperative-sticky on six partitions: when the third one
+    joins, the first two give up only what moves to it (incremental revocation, KIP-429); the
+    broker sees ordinary classic rebalances and passes the protocol through."""
+    topic, group, partitions = "coop", "coop-group", 6
+    setup = RawClient(group_broker.host, group_broker.port)
+    create_topic(setup, topic, partitions=partitions)
+    setup.close()
+    revoked: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    def member(name):
+        consumer = Consumer({"bootstrap.servers": group_broker.bootstrap, "group.id": group, "client.id": name,
+                             "partition.assignment.strategy": "cooperative-sticky",
+                             "session.timeout.ms": 10000, "heartbeat.interval.ms": 200})
+        consumer.subscribe([topic], on_revoke=lambda c, lost: revoked[name].extend(tp.partition for tp in lost))
+        return consumer
+
+    a, b = member("a"), member("b")
+    c = None
+    try:
+        assert _poll_until([a, b], lambda: len(_partitions(a)) == 3 and len(_partitions(b)) == 3)
+        before = {"a": _partitions(a), "b": _partitions(b)}
+        revoked["a"].clear()
+        revoked["b"].clear()
+        c = member("c")
+        assert _poll_until([a, b, c], lambda: [len(_partitions(x)) for x in (a, b, c)] == [2, 2, 2])
+        after = {"a": _partitions(a), "b": _partitions(b)}
+        for name in ("a", "b"):
+            assert after[name] <= before[name]  # sticky: nothing new, nothing shuffled
+            assert sorted(revoked[name]) == sorted(before[name] - after[name])  # only what moved
+        assert _partitions(a) | _partitions(b) | _partitions(c) == set(range(partitions))
+    finally:
+        for consumer in (a, b, c):
+            if consumer is not None:
+                consumer.close()
