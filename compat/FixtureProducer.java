@@ -4,7 +4,8 @@
 //
 // Commands on stdin, one per line, fields separated by tabs; bytes are base64, "-" is null:
 //     TOPIC <name> <partitions> [<config>=<value>]...  create the topic (Admin client)
-//     PRODUCER <codec> <mode>    a new producer (the previous one is closed); mode is
+//     PRODUCER <codec> <mode> [<config>=<value>]...
+//                                a new producer (the previous one is closed); mode is
 //                                plain (acks=1, no idempotence), idempotent, or transactional
 //     RECORD <id> <timestamp> <key> <value> [<header key> <header value>]...
 //     FLUSH | BEGIN | COMMIT | ABORT | SLEEP <ms>
@@ -64,8 +65,20 @@ public class FixtureProducer {
         System.out.flush();
     }
 
-    public static void main(String[] args) throws Exception {
-        String bootstrap = args[0];
+    public static void main(String[] args) {
+        // Report failures here: the single-file source launcher's own handler can itself fail
+        // on some stack traces ("IllegalArgumentException: 0 > -7") and hide the real error.
+        try {
+            run(args[0]);
+        } catch (Throwable error) {
+            error.printStackTrace();
+            System.out.flush();
+            System.exit(1);
+        }
+        System.exit(0);
+    }
+
+    private static void run(String bootstrap) throws Exception {
         String topic = null;
         KafkaProducer<byte[], byte[]> producer = null;
         List<Pending> pending = new ArrayList<>();
@@ -116,6 +129,10 @@ public class FixtureProducer {
                     }
                     if (mode.equals("transactional")) {
                         props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "fixture-" + f[1]);
+                    }
+                    for (int i = 3; i < f.length; i++) {
+                        String[] kv = f[i].split("=", 2);
+                        props.put(kv[0], kv[1]);
                     }
                     producer = new KafkaProducer<>(props);
                     if (mode.equals("transactional")) {
