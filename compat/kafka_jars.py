@@ -49,7 +49,8 @@ CONFIG_COMMAND = "kafka.admin.ConfigCommand"
 DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
 LOG_DIRS_COMMAND = "org.apache.kafka.tools.LogDirsCommand"
 
-CACHE_ROOT = Path(__file__).resolve().parent / ".cache"
+# compat/.cache (gitignored); ODRADEK_KAFKA_CACHE points elsewhere (a CI cache directory).
+CACHE_ROOT = Path(os.environ.get("ODRADEK_KAFKA_CACHE") or Path(__file__).resolve().parent / ".cache")
 _COMPLETE_MARKER = "COMPLETE"
 
 # Artifacts of group org.apache.kafka that the tools and a KRaft broker need; Maven adds
@@ -157,10 +158,10 @@ def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
     version = version or kafka_version()
     root = home(version)
     lib = root / "lib"
+    require_tool("java")  # cached jars are no use without it: fail here, clearly
     if (root / _COMPLETE_MARKER).exists():
         return lib
     mvn = require_tool("mvn")
-    require_tool("java")
     root.mkdir(parents=True, exist_ok=True)
     (root / "pom.xml").write_text(_pom(version))
     # A partial copy from an interrupted run may hold stale jars: start from an empty lib/.

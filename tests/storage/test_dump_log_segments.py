@@ -24,6 +24,7 @@ not skipped). The first run copies the jars into compat/.cache/ (about 55 MB: 25
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import struct
@@ -352,3 +353,35 @@ def test_kafka_jars_second_run_is_instant(kafka_jars):
     assert time.monotonic() - started < 0.5
     assert any(lib.glob("kafka_2.13-*.jar")) and any(lib.glob("kafka-tools-*.jar"))
     assert shutil.which("java")
+
+
+def test_kafka_written_log_continued_by_odradek(kafka_jars, tmp_path):
+    """The Kafka-written fixture (tests/fixtures/kafka-written), opened by odradek.storage and
+    appended to until it rolls twice (odradek extends Kafka's last segment and its indexes,
+    then writes segments of its own), still reads clean in Kafka's tool: every offset once, in
+    order, indexes matching the log."""
+    fixture = REPO / "tests" / "fixtures" / "kafka-written"
+    expected = json.loads((fixture / "expected.json").read_text())
+    shutil.copytree(fixture / "log-dir", tmp_path / "log-dir")
+    directory = LogDirectory.open(str(tmp_path / "log-dir"), node_id=1)
+    log = directory.get_log(expected["topic"], expected["partition"])
+    log.config = LogConfig(segment_bytes=2048, index_interval_bytes=256)
+    appended = 0
+    for batch_number in range(30):
+        specs = [record_spec(batch_number, i) for i in range(4)]
+        log.append(build_batch([Record(i, spec["timestamp_delta"],
+                                       None if spec["key"] is None else spec["key"].encode(),
+                                       None if spec["value"] is None else spec["value"].encode(),
+                                       spec["headers"]) for i, spec in enumerate(specs)],
+                               base_timestamp=T0 + batch_number, compression=CODECS[batch_number % len(CODECS)]))
+        appended += len(specs)
+    assert len(log.segments) >= len(expected["segments"]) + 2
+    directory.close()
+
+    partition_dir = tmp_path / "log-dir" / f"{expected['topic']}-{expected['partition']}"
+    files = segment_files(partition_dir)
+    result = dump(kafka_jars, files, "--deep-iteration")
+    assert problems(result.stdout + result.stderr, {p.name: int(p.stem) for p in files if p.suffix == ".log"}) == [], \
+        result.stderr
+    offsets = [int(m) for m in re.findall(r"^\| offset: (\d+) ", result.stdout, re.M)]
+    assert offsets == list(range(expected["log_end_offset"] + appended))
