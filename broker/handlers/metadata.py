@@ -24,7 +24,7 @@ from __future__ import annotations
 from odradek.protocol import error_codes
 from odradek.protocol.messages.metadata import MetadataRequest, MetadataResponse
 
-from ..topics import TopicError
+from ..topics import TopicError, validate_topic_name
 from . import REGISTRY
 from ._common import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS, TOPIC_OPERATIONS
 
@@ -74,7 +74,7 @@ def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
         topics = []
         for wanted in requested:
             name = wanted.name
-            if not name:
+            if name is None or (not name and version >= 10 and wanted.topic_id.int != 0):
                 topic_id = wanted.topic_id
                 topic = broker.topics.by_id.get(topic_id) if topic_id is not None else None
                 if topic is None:
@@ -90,7 +90,12 @@ def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
                     topics.append(_error_topic(error.error_code, name))
                     continue
             if topic is None:
-                topics.append(_error_topic(error_codes.UNKNOWN_TOPIC_OR_PARTITION, name))
+                try:  # as Kafka: an illegal name is INVALID_TOPIC_EXCEPTION even without auto-creation
+                    validate_topic_name(name)
+                    code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
+                except TopicError as error:
+                    code = error.error_code
+                topics.append(_error_topic(code, name))
             else:
                 topics.append(topic_metadata(broker, topic, include_operations, version))
 

@@ -324,3 +324,13 @@ def test_old_fetch_versions_get_down_converted_message_sets(raw_client):
         assert {m.magic for m in messages} == {magic}
     refused = client.request(fetch_request("no-down", 0, 0), 3).responses[0].partitions[0]
     assert refused.error_code == error_codes.UNSUPPORTED_VERSION
+
+
+def test_metadata_names_illegal_topics_even_without_auto_creation(raw_client):
+    client = raw_client()
+    wanted = [MetadataRequest.MetadataRequestTopic(name=name) for name in ("", "bad/name", "fine-but-missing")]
+    for version in (4, 9, 12):  # before v4 every Metadata request may auto-create
+        response = client.request(MetadataRequest(topics=wanted, allow_auto_topic_creation=False), version)
+        assert [(t.name, t.error_code) for t in response.topics] == [
+            ("", error_codes.INVALID_TOPIC_EXCEPTION), ("bad/name", error_codes.INVALID_TOPIC_EXCEPTION),
+            ("fine-but-missing", error_codes.UNKNOWN_TOPIC_OR_PARTITION)]
