@@ -2,7 +2,7 @@
 
 - A wire-bytes generator driven by a Kafka JSON schema (a dict in the schema's own shape:
   "fields", "versions", "nullableVersions", "taggedVersions", "tag", "default",
-  "flexibleVersions"). It writes random, *canonical* message bodies field by field and knows
+  "flexibleVersions", and "choices" or "range": the only values an int field may take). It writes random, *canonical* message bodies field by field and knows
   nothing of any codec, so it can be fed the oracle's schema and judge both codecs by the same
   bytes. Canonical means: what a correct encoder writes back after decoding it (a tagged field
   only when it differs from its default, tags in ascending order, booleans as 0/1).
@@ -106,6 +106,9 @@ def draw_scalar(rng, type_name: str, field: dict, ctx: WireContext, nullable: bo
     compact = _field_is_compact(field, ctx)
     if type_name in INT_FORMATS:
         fmt, low, high = INT_FORMATS[type_name]
+        if "choices" in field:  # an oracle that only takes some values (kio's error codes)
+            return struct.pack(fmt, rng.choice(field["choices"]))
+        low, high = field.get("range", (low, high))  # or only a narrower range (kio's times)
         return struct.pack(fmt, _int(rng, low, high))
     if type_name == "bool":
         return bytes([rng.randint(0, 1)])
@@ -216,7 +219,7 @@ def draw_struct(rng, fields: list[dict], ctx: WireContext) -> bytes:
             if rng.randrange(2):
                 value = draw_field_value(rng, field, ctx)
                 if value != default_value_bytes(field, ctx):
-                    tagged.append((field["tag"], value))
+                    tagged.append((int(field["tag"]), value))  # some schemas write "0"
             continue
         out += draw_field_value(rng, field, ctx)
     if ctx.flexible:
