@@ -194,14 +194,59 @@ def test_confluent_kafka_members_split_partitions_and_commit(group_broker):
             member.close()
 
 
+class AioMember(threading.Thread):
+    """An aiokafka consumer on its own event loop in a thread."""
+
+    def __init__(self, bootstrap, topic, group):
+        super().__init__(name="aiokafka-member", daemon=True)
+        self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self.assignment: set[int] = set()
+        self.failure: BaseException | None = None
+        self._stopping = threading.Event()
+
+    def run(self):
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+        async def main():
+            # aiokafka's default assignor is roundrobin alone, which librdkafka's "range" does not
+            # share: the broker would rightly refuse it (INCONSISTENT_GROUP_PROTOCOL).
+            consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+                                        client_id="mixed-aiokafka", session_timeout_ms=10000,
+                                        heartbeat_interval_ms=200,
+                                        partition_assignment_strategy=(RangePartitionAssignor,))
+            await consumer.start()
+            try:
+                while not self._stopping.is_set():
+                    await consumer.getmany(timeout_ms=100)
+                    self.assignment = {tp.partition for tp in consumer.assignment()}
+            finally:
+                await consumer.stop()
+
+        try:
+            asyncio.run(main())
+        except BaseException as error:
+            self.failure = error
+
+    def stop(self):
+        self._stopping.set()
+        self.join(15)
+        assert not self.is_alive() and self.failure is None, self.failure
+
+
 def test_mixed_clients_in_one_group(group_broker):
-    """kafka-python and librdkafka members share the "range" protocol and split the partitions."""
-    topic, group = "mixed", "mixed-group"
+    """kafka-python, aiokafka and librdkafka members share the "range" assignor and split six
+    partitions two each."""
+    topic, group, partitions = "mixed", "mixed-group", 6
     setup = RawClient(group_broker.host, group_broker.port)
-    create_topic(setup, topic, partitions=PARTITIONS)
+    create_topic(setup, topic, partitions=partitions)
     setup.close()
     python_member = PythonMember(group_broker.bootstrap, topic, group, "mixed-python")
     python_member.start()
+    aio_member = AioMember(group_broker.bootstrap, topic, group)
+    aio_member.start()
     native = Consumer({"bootstrap.servers": group_broker.bootstrap, "group.id": group, "client.id": "mixed-native",
                        "session.timeout.ms": 10000, "heartbeat.interval.ms": 200,
                        "partition.assignment.strategy": "range"})
@@ -212,13 +257,15 @@ def test_mixed_clients_in_one_group(group_broker):
         while time.monotonic() < deadline:
             native.poll(0.05)
             native_partitions = {tp.partition for tp in native.assignment()}
-            if len(native_partitions) == 2 and len(python_member.assignment) == 2:
+            if [len(native_partitions), len(python_member.assignment), len(aio_member.assignment)] == [2, 2, 2]:
                 break
-        assert native_partitions | python_member.assignment == set(range(PARTITIONS))
-        assert not native_partitions & python_member.assignment
+        assigned = [native_partitions, python_member.assignment, aio_member.assignment]
+        assert [len(each) for each in assigned] == [2, 2, 2], assigned
+        assert set().union(*assigned) == set(range(partitions))
     finally:
         native.close()
         python_member.stop()
+        aio_member.stop()
 
 
 def _poll_until(consumers, condition, timeout=DEADLINE):
