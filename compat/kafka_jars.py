@@ -3,16 +3,18 @@
 Run from the repository root (or import it)::
 
     python compat/kafka_jars.py [--version 4.3.1]        # fetch, print the lib directory
-    python compat/kafka_jars.py --run kafka.tools.DumpLogSegments --files x.log
+    python compat/kafka_jars.py --run org.apache.kafka.tools.DumpLogSegments --files x.log
 
 The jars are resolved with Maven (``mvn dependency:copy-dependencies`` over a small pom written
 next to them) into ``compat/.cache/kafka-<version>/lib``, which is gitignored: nothing fetched
 is ever committed. A marker file written after a complete copy makes a second run instant (no
-Maven, no network); an interrupted copy leaves no marker and is redone.
+Maven, no network); an interrupted copy leaves no marker and is redone. Concurrent first runs
+(two test processes) serialise on a lock file.
 
 What is fetched is what Kafka's own distribution puts in ``libs/`` for the tools we use:
-``kafka_2.13`` (the broker, ``kafka.Kafka``, ``kafka.tools.DumpLogSegments``), ``kafka-tools``
-(``TopicCommand``, ``GetOffsetShell``, console producer/consumer), ``kafka-storage`` and
+``kafka_2.13`` (the broker ``kafka.Kafka``, ``kafka.tools.StorageTool``, ``ConfigCommand``),
+``kafka-tools`` (``DumpLogSegments``, ``TopicCommand``, ``GetOffsetShell``, console
+producer/consumer, ...), ``kafka-storage`` and
 ``kafka-server-common`` and ``kafka-metadata`` (``StorageTool``'s pieces), ``kafka-clients``,
 plus a log4j2 backend so that the JVMs log through a configuration we choose, not stderr noise.
 
@@ -23,6 +25,7 @@ time: every JVM a test starts must end, whatever Kafka does.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -78,21 +81,6 @@ LOGGING_ARTIFACTS = [
 ]
 
 # Quiet by default: warnings and errors on stderr, nothing on stdout (tests parse stdout).
-_LOG4J2_CONFIG = """\
-Configuration:
-  status: warn
-  Appenders:
-    Console:
-      name: STDERR
-      target: SYSTEM_ERR
-      PatternLayout:
-        Pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: warn
-      AppenderRef:
-        ref: STDERR
-"""
 _LOG4J2_PROPERTIES = """\
 status = warn
 appender.stderr.type = Console
@@ -163,6 +151,14 @@ def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
         return lib
     mvn = require_tool("mvn")
     root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (root / _COMPLETE_MARKER).exists():
+            return lib  # another process fetched them while we waited
+        return _fetch(mvn, version, root, lib, timeout)
+
+
+def _fetch(mvn: str, version: str, root: Path, lib: Path, timeout: float) -> Path:
     (root / "pom.xml").write_text(_pom(version))
     # A partial copy from an interrupted run may hold stale jars: start from an empty lib/.
     if lib.exists():
@@ -184,7 +180,6 @@ def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
         )
     if not any(lib.glob("kafka_2.13-*.jar")):
         raise KafkaJarsUnavailable(f"Maven finished but {lib} has no kafka_2.13 jar")
-    (root / "log4j2.yaml").write_text(_LOG4J2_CONFIG)
     (root / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
     (root / _COMPLETE_MARKER).write_text(f"fetched in {time.monotonic() - started:.1f}s\n")
     return lib
