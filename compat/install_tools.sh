@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the non-Python tools the test suites drive, so that a fresh machine needs nothing by
+# hand: kcat (librdkafka's CLI, Debian package) and Apache Kafka's jars from Maven Central
+# (compat/kafka_jars.py, cached in compat/.cache). Idempotent: a second run costs a second.
+# Python clients (kafka-python, aiokafka, confluent-kafka) come from pyproject's `test` extra.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt_get="apt-get"
+    elif command -v sudo >/dev/null 2>&1; then
+        apt_get="sudo apt-get"
+    else
+        echo "install_tools: kcat is missing and apt-get needs root" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $apt_get update -qq
+    $apt_get install -y -qq kcat >/dev/null
+fi
+
+for tool in java mvn; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "install_tools: $tool is missing (Java 17 and Maven are needed for Kafka's jars)" >&2; exit 1; }
+done
+python3 compat/kafka_jars.py >/dev/null
+echo "install_tools: kcat $(command -v kcat || command -v kafkacat), Kafka jars in compat/.cache"
