@@ -18,6 +18,7 @@ import re
 import struct
 
 from odradek.protocol.messages.headers import RequestHeader
+from odradek.protocol.primitives import read_uvarint
 
 MAX_ARRAY = 3  # elements per array: enough to hit "more than one", small enough to stay fast
 
@@ -77,6 +78,12 @@ def _float(rng: random.Random) -> float:
     return rng.choice((0.0, -0.0, 1.5, float("inf"), float("-inf"), 1e308, rng.uniform(-1e9, 1e9)))
 
 
+def _size(rng: random.Random, small: int) -> int:
+    """Mostly small; one time in eight 120-300, so that compact lengths (varint of length + 1)
+    and tagged-field sizes cross the one-byte varint limit of 127."""
+    return rng.randint(120, 300) if rng.randrange(8) == 0 else rng.randint(0, small)
+
+
 class WireContext:
     """What the field encoders need to know: the version, and whether it is a flexible one."""
 
@@ -119,12 +126,12 @@ def draw_scalar(rng, type_name: str, field: dict, ctx: WireContext, nullable: bo
     if type_name == "string":
         if nullable and rng.randrange(5) == 0:
             return _length_prefix(ctx, compact, None, ">h")
-        raw = "".join(rng.choices(TEXT_ALPHABET, k=rng.randint(0, 8))).encode("utf-8")
+        raw = "".join(rng.choices(TEXT_ALPHABET, k=_size(rng, 8))).encode("utf-8")
         return _length_prefix(ctx, compact, len(raw), ">h") + raw
     if type_name in ("bytes", "records"):
         if nullable and rng.randrange(5) == 0:
             return _length_prefix(ctx, compact, None, ">i")
-        raw = rng.randbytes(rng.randint(0, 24))
+        raw = rng.randbytes(_size(rng, 24))
         return _length_prefix(ctx, compact, len(raw), ">i") + raw
     raise AssertionError(f"schema type {type_name!r} not known to the oracle generator")
 
@@ -136,7 +143,8 @@ def draw_field_value(rng, field: dict, ctx: WireContext) -> bytes:
         element_type = type_name[2:]
         if nullable and rng.randrange(5) == 0:
             return _length_prefix(ctx, ctx.flexible, None, ">i")
-        count = rng.randint(0, MAX_ARRAY)
+        # Scalar arrays sometimes get a count whose compact varint takes two bytes.
+        count = rng.randint(0, MAX_ARRAY) if "fields" in field else _size(rng, MAX_ARRAY)
         out = bytearray(_length_prefix(ctx, ctx.flexible, count, ">i"))
         for _ in range(count):
             if "fields" in field:
@@ -345,18 +353,19 @@ def test_tagged_fields_are_canonical():
     seen = set()
     for seed in range(300):
         raw = wire_message(schema, 0, seed)
-        count = raw[0]
+        count, pos = read_uvarint(raw, 0)
         seen.add(count)
-        pos, tags = 1, []
+        tags = []
         for _ in range(count):
-            tag, size = raw[pos], raw[pos + 1]
-            value = raw[pos + 2 : pos + 2 + size]
+            tag, pos = read_uvarint(raw, pos)
+            size, pos = read_uvarint(raw, pos)  # past 127 bytes the size takes two
+            value = raw[pos : pos + size]
             tags.append(tag)
             if tag == 1:
                 assert value != struct.pack(">i", -1)  # the default is never written
             else:
                 assert value != b"\x00"  # a null (the default) is never written
-            pos += 2 + size
+            pos += size
         assert pos == len(raw)
         assert tags == sorted(tags)
     assert seen == {0, 1, 2}
