@@ -25,6 +25,7 @@ from odradek.storage.config import LogConfig
 from odradek.storage.fs import OsFileSystem
 from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
 
+from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
 from .groups.persistence import ConsumerOffsetsLog
@@ -53,6 +54,8 @@ class Broker:
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
         self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
+        # KIP-714 client instances (GetTelemetrySubscriptions / PushTelemetry, not advertised).
+        self.client_metrics = ClientMetrics(config["telemetry.max.bytes"], self.clock_ms)
 
     # --- lifecycle ---
 

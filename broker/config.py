@@ -419,6 +419,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("background.threads", I, 10, "Threads for background tasks.", at_least(1), "high", applied=False),
         _d("max.incremental.fetch.session.cache.slots", I, 1000, "The maximum number of incremental fetch sessions (KIP-227) kept; when full, the least recently used one is evicted.", at_least(0), "medium"),
         _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
+        _d("telemetry.max.bytes", I, 1048576, "The maximum size (after compression) of a client's metrics push (KIP-714 PushTelemetry); a larger push gets TELEMETRY_TOO_LARGE.", at_least(1), "low"),
         # topics and logs
         _d("log.dirs", LS, None, "Directories where the log data is kept (odradek uses the first).", importance="high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("log.dir", S, "./odradek-data", "The data directory, used when log.dirs is not set.", importance="high", odradek_note="Default ./odradek-data (Kafka: /tmp/kafka-logs)."),

@@ -81,12 +81,17 @@ API_TABLE_END = "<!-- END API TABLE -->"
 
 
 def render_api_table() -> str:
-    """The served APIs and versions: exactly what ApiVersions advertises."""
+    """The served APIs and versions: exactly what ApiVersions advertises, then the APIs answered
+    but not advertised (as Kafka does; see ``odradek.broker.registry``)."""
     from .handlers import REGISTRY
 
     lines = ["| API | key | versions |", "| --- | --- | --- |"]
-    for entry in REGISTRY:
+    for entry in REGISTRY.advertised():
         lines.append(f"| {entry.name} | {entry.api_key} | {entry.min_version}-{entry.max_version} |")
+    for entry in REGISTRY:
+        if not entry.advertised:
+            lines.append(f"| {entry.name} | {entry.api_key} | {entry.min_version}-{entry.max_version}, "
+                         "answered but not advertised |")
     return "\n".join(lines)
 
 

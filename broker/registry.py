@@ -5,6 +5,11 @@ accepts: an API that is not registered is not advertised, and the codec refuses 
 refuses an API it does not know (the connection closes). Registering an API key twice is an
 error, so two modules cannot silently fight over one API.
 
+An entry registered with ``advertised=False`` is served (the codec accepts it and its handler
+answers) but left out of ApiVersions: Kafka does this with the client telemetry APIs when no
+metrics plugin receives them, so clients do not send them unasked, yet answers a client that
+sends them anyway.
+
 A handler is a function ``handler(ctx, request) -> response``: ``ctx`` is the
 :class:`~odradek.broker.context.RequestContext` (the broker state it may use, the request
 header, the version), ``request`` the decoded request message, and the result a generated
@@ -43,6 +48,7 @@ class HandlerEntry:
     handler: Callable
     request_class: type
     response_class: type
+    advertised: bool = True
 
 
 class HandlerRegistry:
@@ -52,7 +58,8 @@ class HandlerRegistry:
         self._entries: dict[int, HandlerEntry] = {}
 
     def register(self, request_class: type, response_class: type, handler: Callable,
-                 min_version: int | None = None, max_version: int | None = None) -> HandlerEntry:
+                 min_version: int | None = None, max_version: int | None = None, *,
+                 advertised: bool = True) -> HandlerEntry:
         api_key = request_class.API_KEY
         if api_key in self._entries:
             raise DuplicateHandler(f"API key {api_key} ({request_class.__name__}) is already registered "
@@ -63,15 +70,15 @@ class HandlerRegistry:
             raise ValueError(f"{request_class.__name__}: versions {low}-{high} outside the schema's "
                              f"{request_class.MIN_VERSION}-{request_class.MAX_VERSION}")
         name = request_class.__name__.removesuffix("Request")
-        entry = HandlerEntry(api_key, name, low, high, handler, request_class, response_class)
+        entry = HandlerEntry(api_key, name, low, high, handler, request_class, response_class, advertised)
         self._entries[api_key] = entry
         return entry
 
     def handles(self, request_class: type, response_class: type, *, min_version: int | None = None,
-                max_version: int | None = None) -> Callable[[Callable], Callable]:
+                max_version: int | None = None, advertised: bool = True) -> Callable[[Callable], Callable]:
         """Decorator form of :meth:`register`."""
         def decorate(handler: Callable) -> Callable:
-            self.register(request_class, response_class, handler, min_version, max_version)
+            self.register(request_class, response_class, handler, min_version, max_version, advertised=advertised)
             return handler
         return decorate
 
@@ -86,6 +93,10 @@ class HandlerRegistry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def advertised(self):
+        """The entries ApiVersions lists, by API key."""
+        return [entry for entry in self if entry.advertised]
 
     def version_ranges(self) -> dict[int, tuple[int, int]]:
         """api_key -> (min_version, max_version): what the connection codec accepts."""

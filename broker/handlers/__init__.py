@@ -26,6 +26,7 @@ from . import (  # noqa: E402,F401
     describe_groups,
     fetch,
     find_coordinator,
+    get_telemetry_subscriptions,
     heartbeat,
     incremental_alter_configs,
     init_producer_id,
@@ -39,5 +40,6 @@ from . import (  # noqa: E402,F401
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    push_telemetry,
     sync_group,
 )

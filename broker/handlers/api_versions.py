@@ -1,7 +1,8 @@
 """ApiVersions (key 18), versions 0-4.
 
-Answers with every API the handler registry holds and the version range served for each; the
-registry is the only source, so an API without a handler is never advertised.
+Answers with every API the handler registry advertises and the version range served for each;
+the registry is the only source, so an API without a handler is never advertised (and one
+registered with ``advertised=False``, the telemetry APIs, is served but not listed).
 
 Version notes:
 
@@ -30,7 +31,7 @@ def _api_list():
     return [
         ApiVersionsResponse.ApiVersion(api_key=entry.api_key, min_version=entry.min_version,
                                        max_version=entry.max_version)
-        for entry in REGISTRY
+        for entry in REGISTRY.advertised()
     ]
 
 

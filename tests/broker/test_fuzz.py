@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import uuid
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -22,9 +23,11 @@ from odradek.protocol.messages.incremental_alter_configs import IncrementalAlter
 from odradek.protocol.messages.init_producer_id import InitProducerIdRequest
 from odradek.protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest
 from odradek.protocol.messages.fetch import FetchRequest
+from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest
 from odradek.protocol.messages.list_offsets import ListOffsetsRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.messages.produce import ProduceRequest
+from odradek.protocol.messages.push_telemetry import PushTelemetryRequest
 from odradek.protocol.records.batch import Record, build_batch
 
 from .conftest import RawClient
@@ -67,6 +70,8 @@ def _valid_frames() -> list[bytes]:
                                         response_partition_limit=1), 0),
         (InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=1000), 4),
         (DescribeClusterRequest(), 1),
+        (GetTelemetrySubscriptionsRequest(), 0),
+        (PushTelemetryRequest(client_instance_id=uuid.UUID(int=7), subscription_id=1, metrics=b"m"), 0),
     ]
     return [client.encode_request(message, version, 1) for message, version in messages]
 
@@ -143,7 +148,7 @@ def odd_but_valid_requests(draw):
     """Requests that decode fine but carry values a careful client would not send: every
     handler must answer them (with error codes), never fail."""
     kind = draw(st.sampled_from(["fetch", "list_offsets", "create_partitions", "delete_records", "epochs",
-                                 "topic_partitions", "create_topics", "init_producer_id"]))
+                                 "topic_partitions", "create_topics", "init_producer_id", "telemetry"]))
     name = draw(NAMES)
     if kind == "fetch":
         return FetchRequest(max_wait_ms=draw(st.integers(-5, 50)), min_bytes=draw(INT32), max_bytes=draw(INT32),
@@ -188,6 +193,13 @@ def odd_but_valid_requests(draw):
             configs=[CreateTopicsRequest.CreatableTopic.CreatableTopicConfig(
                 name=draw(st.sampled_from(["retention.ms", "cleanup.policy", "nope", "segment.bytes"])),
                 value=draw(st.one_of(st.none(), st.text(max_size=8))))])]), 7
+    if kind == "telemetry":
+        instance_id = draw(st.sampled_from([uuid.UUID(int=0), uuid.UUID(int=1), uuid.UUID(int=7)]))
+        if draw(st.booleans()):
+            return GetTelemetrySubscriptionsRequest(client_instance_id=instance_id), 0
+        return PushTelemetryRequest(client_instance_id=instance_id, subscription_id=draw(INT32),
+                                    terminating=draw(st.booleans()), compression_type=draw(st.integers(-128, 127)),
+                                    metrics=draw(st.binary(max_size=64))), 0
     return InitProducerIdRequest(transactional_id=draw(st.one_of(st.none(), st.just("t"))),
                                  transaction_timeout_ms=draw(INT32), producer_id=draw(st.integers(-2, 5)),
                                  producer_epoch=draw(st.integers(-2, 32767))), 4
