@@ -40,6 +40,7 @@ import structlog
 from odradek.protocol import error_codes
 
 from .classic import ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond, SyncResult
+from .consumer import ConsumerGroups
 from .timer import LoopTimer
 
 log = structlog.get_logger("odradek.groups")
@@ -63,6 +64,9 @@ class GroupConfig:
     offset_metadata_max_bytes: int = 4096
     offsets_retention_ms: int = 10080 * 60 * 1000
     offsets_retention_check_interval_ms: int = 600000
+    consumer_session_timeout_ms: int = 45000  # KIP-848 consumer groups
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_max_size: int = 2**31 - 1
 
     @classmethod
     def from_broker_config(cls, config) -> "GroupConfig":
@@ -74,6 +78,9 @@ class GroupConfig:
             offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
             offsets_retention_ms=config["offsets.retention.minutes"] * 60 * 1000,
             offsets_retention_check_interval_ms=config["offsets.retention.check.interval.ms"],
+            consumer_session_timeout_ms=config["group.consumer.session.timeout.ms"],
+            consumer_heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
+            consumer_max_size=config["group.consumer.max.size"],
         )
 
 
@@ -119,6 +126,8 @@ class GroupCoordinator:
         self.config = config or GroupConfig()
         self.timer = timer or LoopTimer()
         self.groups: dict[str, ClassicGroup] = {}
+        # KIP-848 consumer groups (a group id names a classic group or a consumer group).
+        self.consumer = ConsumerGroups(self)
         self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
         self.active = True
         self._cleanup_armed = False
@@ -199,12 +208,13 @@ class GroupCoordinator:
         for group_id, stored in list(self.offsets.items()):
             if not stored:
                 del self.offsets[group_id]
-            elif group_id not in self.groups:
+            elif group_id not in self.groups and group_id not in self.consumer.groups:
                 self.groups[group_id] = ClassicGroup(group_id, self.now_ms())
         for group in self.groups.values():
             for member in group.members.values():
                 self._reschedule_heartbeat(group, member)
-        if self.groups:
+        self.consumer.finish_restore()
+        if self.groups or self.consumer.groups:
             self._arm_cleanup()
 
     def now_ms(self) -> int:
@@ -247,7 +257,7 @@ class GroupCoordinator:
     def _run_cleanup(self) -> None:
         self._cleanup_armed = False
         self.cleanup()
-        if self.groups:
+        if self.groups or self.consumer.groups:
             self._arm_cleanup()
 
     def cleanup(self) -> None:
@@ -276,11 +286,25 @@ class GroupCoordinator:
                     self.offsets.pop(group_id, None)
                     group.transition_to(DEAD, now)
                     del self.groups[group_id]
+        self.consumer.cleanup(now)
 
     # --- lookups ---
 
     def group(self, group_id: str) -> ClassicGroup | None:
         return self.groups.get(group_id)
+
+    def forget_empty_classic_group(self, group_id: str) -> bool:
+        """Drop an Empty classic group (its offsets stay) so that a consumer group can take
+        its id, as Kafka does when a consumer-protocol member joins; False if it is not empty."""
+        group = self.groups.get(group_id)
+        if group is None or not group.is_in(EMPTY) or group.pending_join_members:
+            return False
+        from .persistence import group_metadata_key
+        if self.store is not None and self._write(group_id, [(group_metadata_key(group_id), None)]) != error_codes.NONE:
+            return False
+        group.transition_to(DEAD, self.now_ms())
+        del self.groups[group_id]
+        return True
 
     def _get_or_create(self, group_id: str) -> ClassicGroup:
         group = self.groups.get(group_id)
@@ -303,6 +327,13 @@ class GroupCoordinator:
         if not (self.config.min_session_timeout_ms <= request.session_timeout_ms <= self.config.max_session_timeout_ms):
             respond(JoinResult(error_codes.INVALID_SESSION_TIMEOUT, member_id=request.member_id))
             return
+        consumer_group = self.consumer.group(request.group_id)
+        if consumer_group is not None:
+            # Classic members do not join consumer groups here (no migration); an empty one
+            # gives its id up to the classic group, as in Kafka.
+            if not consumer_group.is_empty() or self.consumer.delete(request.group_id, keep_offsets=True) != error_codes.NONE:
+                respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
+                return
         is_unknown_member = request.member_id == ""
         group = self.groups.get(request.group_id)
         if group is None:
@@ -752,6 +783,9 @@ class GroupCoordinator:
         (Empty) group that only holds offsets."""
         if not self.active:
             return error_codes.COORDINATOR_NOT_AVAILABLE, None
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            return self.consumer.validate_offset_commit(consumer_group, member_id, generation_id, api_version), None
         group = self.groups.get(group_id)
         if group is None:
             if generation_id >= 0:
@@ -793,7 +827,8 @@ class GroupCoordinator:
                                            for (topic, partition), value in commits.items()])
             if error != error_codes.NONE:
                 return error
-        self._get_or_create(group_id)
+        if group_id not in self.consumer.groups:
+            self._get_or_create(group_id)
         self.offsets.setdefault(group_id, {}).update(commits)
         return error_codes.NONE
 
@@ -814,11 +849,14 @@ class GroupCoordinator:
         a consumer group cannot tell, so it refuses them all (NON_EMPTY_GROUP), as Kafka."""
         if not self.active:
             return error_codes.COORDINATOR_NOT_AVAILABLE, {}
+        consumer_group = self.consumer.group(group_id)
         group = self.groups.get(group_id)
-        if group is None or group.is_in(DEAD):
-            return error_codes.GROUP_ID_NOT_FOUND, {}
         subscribed: set[str] | None = set()
-        if not group.is_in(EMPTY):
+        if consumer_group is not None:
+            subscribed = consumer_group.subscribed_topic_names()
+        elif group is None or group.is_in(DEAD):
+            return error_codes.GROUP_ID_NOT_FOUND, {}
+        elif not group.is_in(EMPTY):
             if group.protocol_type != "consumer":
                 return error_codes.NON_EMPTY_GROUP, {}
             subscribed = group.subscribed_topics()
@@ -855,6 +893,8 @@ class GroupCoordinator:
     def delete_group(self, group_id: str) -> int:
         if not self.active:
             return error_codes.COORDINATOR_NOT_AVAILABLE
+        if group_id in self.consumer.groups:
+            return self.consumer.delete(group_id)
         group = self.groups.get(group_id)
         if group is None or group.is_in(DEAD):
             return error_codes.GROUP_ID_NOT_FOUND

@@ -11,13 +11,20 @@ schema of ``group-coordinator/*.json`` at that version):
 * group metadata: key version 2 ``GroupMetadataKey`` (group); value version 3
   ``GroupMetadataValue`` (protocol type, generation, protocol, leader, state timestamp, and per
   member its id, instance id, client id and host, timeouts, subscription and assignment);
+* KIP-848 consumer groups (``broker/groups/consumer.py``), each value version 0: group epoch
+  (key version 3 ``ConsumerGroupMetadataKey``), subscribed topics' ids and partition counts (4,
+  ``ConsumerGroupPartitionMetadata``), per member its subscription and client (5,
+  ``ConsumerGroupMemberMetadata``), the target assignment's epoch (6,
+  ``ConsumerGroupTargetAssignmentMetadata``) and per member its target (7,
+  ``ConsumerGroupTargetAssignmentMember``), per member its epochs, state, assigned and revoking
+  partitions (8, ``ConsumerGroupCurrentMemberAssignment``);
 * a null value is a tombstone: the offset or the group is gone.
 
 Which partition holds a group's records: ``coordinator_partition(group, partitions)``, Kafka's
 hash. The topic is created (compacted, ``offsets.topic.num.partitions`` partitions) on the first
 write, as Kafka creates it on the first coordinator lookup. On start the coordinator replays
 every partition before the broker listens (:meth:`ConsumerOffsetsLog.load`); record keys of
-versions it does not know (Kafka's KIP-848 consumer-group records) are skipped.
+versions it does not know (share groups, streams groups) are skipped.
 
 Ownership: the :class:`ConsumerOffsetsLog` belongs to the group coordinator and is used on the
 event loop only.
@@ -31,12 +38,27 @@ from dataclasses import dataclass
 import structlog
 
 from odradek.protocol.errors import DecodeError, ProtocolError
+from odradek.protocol.messages.records import (
+    consumer_group_current_member_assignment_key as current_key,
+    consumer_group_current_member_assignment_value as current_value,
+    consumer_group_member_metadata_key as member_key,
+    consumer_group_member_metadata_value as member_value,
+    consumer_group_metadata_key as epoch_key,
+    consumer_group_metadata_value as epoch_value,
+    consumer_group_partition_metadata_key as partition_metadata_key,
+    consumer_group_partition_metadata_value as partition_metadata_value,
+    consumer_group_target_assignment_member_key as target_key,
+    consumer_group_target_assignment_member_value as target_value,
+    consumer_group_target_assignment_metadata_key as target_epoch_key,
+    consumer_group_target_assignment_metadata_value as target_epoch_value,
+)
 from odradek.protocol.messages.records.group_metadata_key import GroupMetadataKey
 from odradek.protocol.messages.records.group_metadata_value import GroupMetadataValue, MemberMetadata
 from odradek.protocol.messages.records.offset_commit_key import OffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_value import OffsetCommitValue
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
+from .consumer import ConsumerMember, MemberState
 from .coordinator import CommittedOffset, coordinator_partition
 
 log = structlog.get_logger("odradek.groups")
@@ -47,6 +69,13 @@ GROUP_KEY_VERSION = 2
 OFFSET_VALUE_VERSION = 3
 OFFSET_VALUE_WITH_EXPIRY_VERSION = 1
 GROUP_VALUE_VERSION = 3
+CONSUMER_GROUP_EPOCH_KEY_VERSION = 3
+CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION = 4
+CONSUMER_GROUP_MEMBER_KEY_VERSION = 5
+CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION = 6
+CONSUMER_GROUP_TARGET_KEY_VERSION = 7
+CONSUMER_GROUP_CURRENT_KEY_VERSION = 8
+CONSUMER_GROUP_VALUE_VERSION = 0
 _VERSION = struct.Struct(">h")
 READ_CHUNK_BYTES = 8 << 20
 
@@ -108,6 +137,144 @@ def group_metadata_value(stored: StoredGroup) -> bytes:
     return _VERSION.pack(GROUP_VALUE_VERSION) + value.encode(GROUP_VALUE_VERSION)
 
 
+def _versioned(version: int, message) -> bytes:
+    return _VERSION.pack(version) + message.encode(version)
+
+
+def _topic_partitions(struct_class, assignment) -> list:
+    return [struct_class(topic_id=topic_id, partitions=sorted(partitions))
+            for topic_id, partitions in sorted(assignment.items(), key=lambda item: str(item[0])) if partitions]
+
+
+def _assignment_of(topic_partitions) -> dict:
+    return {item.topic_id: set(item.partitions) for item in topic_partitions if item.partitions}
+
+
+def consumer_group_epoch_record(group_id: str, epoch: int) -> tuple[bytes, bytes]:
+    return (_versioned(CONSUMER_GROUP_EPOCH_KEY_VERSION, epoch_key.ConsumerGroupMetadataKey(group_id=group_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION, epoch_value.ConsumerGroupMetadataValue(epoch=epoch)))
+
+
+def consumer_group_partition_metadata_record(group_id: str, metadata: dict) -> tuple[bytes, bytes]:
+    topics = [partition_metadata_value.TopicMetadata(topic_id=topic_id, topic_name=name, num_partitions=count,
+                                                     partition_metadata=[])
+              for name, (topic_id, count) in sorted(metadata.items())]
+    return (_versioned(CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION,
+                       partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION, partition_metadata_value.ConsumerGroupPartitionMetadataValue(
+                topics=topics)))
+
+
+def consumer_group_member_record(group_id: str, member: ConsumerMember) -> tuple[bytes, bytes]:
+    value = member_value.ConsumerGroupMemberMetadataValue(
+        instance_id=member.instance_id, rack_id=member.rack_id, client_id=member.client_id,
+        client_host=member.client_host, subscribed_topic_names=list(member.subscribed_topic_names),
+        subscribed_topic_regex=member.subscribed_topic_regex, rebalance_timeout_ms=member.rebalance_timeout_ms,
+        server_assignor=member.server_assignor)
+    return (_versioned(CONSUMER_GROUP_MEMBER_KEY_VERSION,
+                       member_key.ConsumerGroupMemberMetadataKey(group_id=group_id, member_id=member.member_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
+
+
+def consumer_group_assignment_epoch_record(group_id: str, epoch: int) -> tuple[bytes, bytes]:
+    return (_versioned(CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION,
+                       target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION,
+                       target_epoch_value.ConsumerGroupTargetAssignmentMetadataValue(assignment_epoch=epoch)))
+
+
+def consumer_group_target_record(group_id: str, member_id: str, assignment: dict) -> tuple[bytes, bytes]:
+    value = target_value.ConsumerGroupTargetAssignmentMemberValue(
+        topic_partitions=_topic_partitions(target_value.TopicPartition, assignment))
+    return (_versioned(CONSUMER_GROUP_TARGET_KEY_VERSION,
+                       target_key.ConsumerGroupTargetAssignmentMemberKey(group_id=group_id, member_id=member_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
+
+
+def consumer_group_current_assignment_record(group_id: str, member: ConsumerMember) -> tuple[bytes, bytes]:
+    value = current_value.ConsumerGroupCurrentMemberAssignmentValue(
+        member_epoch=member.member_epoch, previous_member_epoch=member.previous_member_epoch,
+        state=int(member.state),
+        assigned_partitions=_topic_partitions(current_value.TopicPartitions, member.assigned),
+        partitions_pending_revocation=_topic_partitions(current_value.TopicPartitions, member.pending_revocation))
+    return (_versioned(CONSUMER_GROUP_CURRENT_KEY_VERSION, current_key.ConsumerGroupCurrentMemberAssignmentKey(
+                group_id=group_id, member_id=member.member_id)),
+            _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
+
+
+def consumer_group_member_tombstones(group_id: str, member_id: str) -> list[tuple[bytes, None]]:
+    """A member leaves: its current assignment, target and metadata go (Kafka's order)."""
+    return [
+        (_versioned(CONSUMER_GROUP_CURRENT_KEY_VERSION, current_key.ConsumerGroupCurrentMemberAssignmentKey(
+            group_id=group_id, member_id=member_id)), None),
+        (_versioned(CONSUMER_GROUP_TARGET_KEY_VERSION, target_key.ConsumerGroupTargetAssignmentMemberKey(
+            group_id=group_id, member_id=member_id)), None),
+        (_versioned(CONSUMER_GROUP_MEMBER_KEY_VERSION, member_key.ConsumerGroupMemberMetadataKey(
+            group_id=group_id, member_id=member_id)), None),
+    ]
+
+
+def consumer_group_tombstones(group_id: str) -> list[tuple[bytes, None]]:
+    """An empty consumer group is deleted: its group-level records go, the epoch last."""
+    return [
+        (_versioned(CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION,
+                    target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)), None),
+        (_versioned(CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION,
+                    partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)), None),
+        (_versioned(CONSUMER_GROUP_EPOCH_KEY_VERSION, epoch_key.ConsumerGroupMetadataKey(group_id=group_id)), None),
+    ]
+
+
+def _decode_consumer_record(key_version: int, key_body, value):
+    key_class, kind = _CONSUMER_KEYS[key_version]
+    key = key_class.decode(key_body, key_version)
+    member_id = getattr(key, "member_id", None)
+    if value is None:
+        return ("consumer", kind, key.group_id, member_id, None)
+    value_version, body = _split_version(value)
+    if kind == "epoch":
+        decoded = epoch_value.ConsumerGroupMetadataValue.decode(body, value_version).epoch
+    elif kind == "partition_metadata":
+        topics = partition_metadata_value.ConsumerGroupPartitionMetadataValue.decode(body, value_version).topics
+        decoded = {topic.topic_name: (topic.topic_id, topic.num_partitions) for topic in topics}
+    elif kind == "member":
+        item = member_value.ConsumerGroupMemberMetadataValue.decode(body, value_version)
+        decoded = ConsumerMember(
+            member_id, instance_id=item.instance_id, rack_id=item.rack_id, client_id=item.client_id,
+            client_host=item.client_host, rebalance_timeout_ms=item.rebalance_timeout_ms,
+            subscribed_topic_names=tuple(item.subscribed_topic_names), subscribed_topic_regex=item.subscribed_topic_regex,
+            server_assignor=item.server_assignor)
+    elif kind == "target":
+        decoded = _assignment_of(target_value.ConsumerGroupTargetAssignmentMemberValue.decode(
+            body, value_version).topic_partitions)
+    elif kind == "assignment_epoch":
+        decoded = target_epoch_value.ConsumerGroupTargetAssignmentMetadataValue.decode(
+            body, value_version).assignment_epoch
+    else:
+        item = current_value.ConsumerGroupCurrentMemberAssignmentValue.decode(body, value_version)
+        try:
+            state = MemberState(item.state)
+        except ValueError:
+            state = MemberState.UNKNOWN
+        decoded = ConsumerMember(member_id, member_epoch=item.member_epoch,
+                                 previous_member_epoch=item.previous_member_epoch, state=state,
+                                 assigned=_assignment_of(item.assigned_partitions),
+                                 pending_revocation=_assignment_of(item.partitions_pending_revocation))
+    return ("consumer", kind, key.group_id, member_id, decoded)
+
+
+_CONSUMER_KEYS = {
+    CONSUMER_GROUP_EPOCH_KEY_VERSION: (epoch_key.ConsumerGroupMetadataKey, "epoch"),
+    CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION: (partition_metadata_key.ConsumerGroupPartitionMetadataKey,
+                                                    "partition_metadata"),
+    CONSUMER_GROUP_MEMBER_KEY_VERSION: (member_key.ConsumerGroupMemberMetadataKey, "member"),
+    CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION: (target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey,
+                                                  "assignment_epoch"),
+    CONSUMER_GROUP_TARGET_KEY_VERSION: (target_key.ConsumerGroupTargetAssignmentMemberKey, "target"),
+    CONSUMER_GROUP_CURRENT_KEY_VERSION: (current_key.ConsumerGroupCurrentMemberAssignmentKey, "current"),
+}
+
+
 def _split_version(data) -> tuple[int, memoryview]:
     if data is None or len(data) < 2:
         raise DecodeError("a __consumer_offsets key or value needs a 2-byte version")
@@ -120,7 +287,10 @@ def decode_record(key, value):
 
     * ``("offset", group, topic, partition, CommittedOffset | None)``
     * ``("group", group, StoredGroup | None)``
-    * ``None`` for a record kind this coordinator does not keep (KIP-848 records and others).
+    * ``("consumer", kind, group, member id | None, value | None)`` for a KIP-848 consumer
+      group record, kind one of "epoch", "partition_metadata", "member", "target",
+      "assignment_epoch", "current" (see :meth:`ConsumerGroups.restore`);
+    * ``None`` for a record kind this coordinator does not keep (share and streams groups).
 
     Raises a ProtocolError subclass (DecodeError, UnsupportedVersion) for bytes that are not
     such a record."""
@@ -148,6 +318,8 @@ def decode_record(key, value):
         return ("group", group_key.group, StoredGroup(
             decoded.protocol_type, decoded.generation, decoded.protocol, decoded.leader,
             decoded.current_state_timestamp if value_version >= 2 else -1, members))
+    if key_version in _CONSUMER_KEYS:
+        return _decode_consumer_record(key_version, key_body, value)
     return None
 
 
@@ -207,6 +379,8 @@ class ConsumerOffsetsLog:
                     continue
                 if decoded[0] == "offset":
                     coordinator.restore_offset(*decoded[1:])
+                elif decoded[0] == "consumer":
+                    coordinator.consumer.restore(*decoded[1:])
                 else:
                     coordinator.restore_group(*decoded[1:])
         coordinator.finish_restore()

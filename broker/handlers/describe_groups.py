@@ -3,7 +3,8 @@
 A Stable group reports its selected protocol and each member's metadata for it and its
 assignment; a group in another state reports its members without metadata or assignment (as
 Kafka does: they are in flux). A group that does not exist is reported in state "Dead" with no
-error before v6 and GROUP_ID_NOT_FOUND from v6 (KIP-1043).
+error before v6 and GROUP_ID_NOT_FOUND from v6 (KIP-1043); so is a KIP-848 consumer group
+(ConsumerGroupDescribe describes those), as in Kafka.
 
 Version notes: v3 can ask for the authorized operations (every group operation is allowed: no
 authorizer); v4 adds members' ``group.instance.id``; v6 an error message.
@@ -37,8 +38,10 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
     group = coordinator.group(group_id)
     if group is None:
         if version >= 6:
+            message = (f"Group {group_id} is not a classic group." if coordinator.consumer.group(group_id) is not None
+                       else f"Group {group_id} not found.")
             return DescribedGroup(group_id=group_id, error_code=error_codes.GROUP_ID_NOT_FOUND,
-                                  error_message=f"Group {group_id} not found.", group_state=GroupState.DEAD.value)
+                                  error_message=message, group_state=GroupState.DEAD.value)
         return DescribedGroup(group_id=group_id, group_state=GroupState.DEAD.value, authorized_operations=operations)
     stable = group.is_in(GroupState.STABLE)
     members = []

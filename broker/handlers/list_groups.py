@@ -1,8 +1,8 @@
 """ListGroups (key 16), versions 0-5: every group this coordinator knows.
 
 Version notes: v4 filters by state and answers each group's state (KIP-518; the filter is
-case-insensitive as in Kafka); v5 filters by type and answers each group's type (KIP-848: all
-groups here are "classic").
+case-insensitive as in Kafka); v5 filters by type and answers each group's type (KIP-848:
+"classic", or "consumer" for a group of the consumer protocol).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from odradek.protocol.messages.list_groups import ListedGroup, ListGroupsRequest
 from . import REGISTRY
 
 CLASSIC_TYPE = "classic"
+CONSUMER_TYPE = "consumer"
 
 
 @REGISTRY.handles(ListGroupsRequest, ListGroupsResponse)
@@ -32,4 +33,10 @@ def handle_list_groups(ctx, request: ListGroupsRequest) -> ListGroupsResponse:
         listed.append(ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type or "",
                                   group_state=group.state.value if version >= 4 else "",
                                   group_type=CLASSIC_TYPE if version >= 5 else ""))
+    for group in coordinator.consumer.groups.values():
+        if (states and group.state.value.lower() not in states) or (types and CONSUMER_TYPE not in types):
+            continue
+        listed.append(ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type,
+                                  group_state=group.state.value if version >= 4 else "",
+                                  group_type=CONSUMER_TYPE if version >= 5 else ""))
     return ListGroupsResponse(error_code=error_codes.NONE, groups=listed)

@@ -6,8 +6,8 @@ does); a null topic list (v2+) asks for every committed offset of the group. ``r
 
 Version notes: v0-1 report errors per partition only, v2-7 also at the top; v5 adds the leader
 epoch; from v8 one request asks for several groups (KIP-709), each answered with its own error;
-v9 carries the member id and epoch of the KIP-848 consumer protocol (ignored for classic
-groups, as Kafka does); v10 names topics by id (an unknown id is UNKNOWN_TOPIC_ID).
+v9 carries the member id and epoch of the KIP-848 consumer protocol (checked for consumer
+groups: UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH; ignored for classic groups, as Kafka does); v10 names topics by id (an unknown id is UNKNOWN_TOPIC_ID).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from . import REGISTRY
 from ._common import topic_by_name_or_id
 
 BATCHED_VERSION = 8
+MEMBER_EPOCH_VERSION = 9
 TOPIC_IDS_VERSION = 10
 
 
@@ -94,6 +95,12 @@ def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse
     by_id = version >= TOPIC_IDS_VERSION
     groups = []
     for wanted in request.groups:
+        if version >= MEMBER_EPOCH_VERSION:
+            error = broker.group_coordinator.consumer.validate_offset_fetch(wanted.group_id, wanted.member_id,
+                                                                            wanted.member_epoch)
+            if error != error_codes.NONE:
+                groups.append(OffsetFetchResponseGroup(group_id=wanted.group_id, error_code=error))
+                continue
         error, result = _fetch_group(broker, wanted.group_id, wanted.topics, by_id)
         topics = []
         for name, topic_id, entries in result:

@@ -1,0 +1,870 @@
+"""KIP-848 consumer groups (``group.protocol=consumer``): their state, the reconciliation of each
+member towards its target assignment, and the ConsumerGroupHeartbeat state machine.
+
+Kafka's semantics (``GroupMetadataManager.consumerGroupHeartbeat``, ``ConsumerGroup``,
+``CurrentAssignmentBuilder`` of Kafka's group-coordinator module), in brief:
+
+* **Epochs.** The *group epoch* goes up whenever what the assignment depends on changes: a
+  member joins or leaves, a subscription (topic names, regex, server assignor) changes, or a
+  subscribed topic appears, disappears or gains partitions. The *assignment epoch* is the group
+  epoch for which the target assignment was last computed (here at once, in the heartbeat that
+  bumped the group epoch, so the group is never seen ``Assigning``). Each member has a *member
+  epoch*: the assignment epoch it has reconciled to.
+* **Reconciliation is incremental.** A member keeps the partitions of its target it already
+  has; partitions it must give up are *revoked first* (the member stays at its epoch until a
+  heartbeat no longer lists them as owned, within its rebalance timeout or it is fenced); a
+  partition of its target that another member still owns (or has not confirmed revoking) is
+  *unreleased* and handed over on a later heartbeat, once free. So no partition is ever owned
+  by two members, and members move to the new epoch one by one, without a stop-the-world.
+* **Membership.** Epoch 0 joins (the member id comes from the broker in v0, from the client in
+  v1, KIP-1082); -1 leaves; a static member (``group.instance.id``) leaving with -2 keeps its
+  partitions until it returns under a new member id (getting them back with no rebalance) or its
+  session expires. Members heartbeat every ``group.consumer.heartbeat.interval.ms`` and are
+  fenced (removed) after ``group.consumer.session.timeout.ms`` without one.
+* **Errors** as Kafka answers them: FENCED_MEMBER_EPOCH for a stale or future epoch (the member
+  drops its partitions and rejoins), UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID (an instance id
+  still in use), FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED, UNSUPPORTED_ASSIGNOR,
+  INVALID_REGULAR_EXPRESSION, INVALID_REQUEST for missing or contradictory fields,
+  GROUP_ID_NOT_FOUND for a group id a non-empty classic group holds.
+
+Regex subscriptions (``SubscribedTopicRegex``) are resolved against every topic name on each
+heartbeat, with Python's ``re.fullmatch``. Kafka uses RE2/J, which has no backreferences or
+lookaround: such patterns are refused here too (INVALID_REGULAR_EXPRESSION); Python-only syntax
+RE2/J lacks (``(?P<name>...)`` is shared; possessive quantifiers and ``\\Z`` differ) may be
+accepted here where Kafka refuses it.
+
+Where odradek departs from Kafka: a known member id rejoining with epoch 0 (the Java client
+keeps its id after being fenced) is taken as that member starting afresh, with no partitions;
+the classic <-> consumer group conversion (``group.consumer.migration.policy``) is not done.
+State changes are applied, then written to ``__consumer_offsets``; a failed write is answered
+with the coordinator error but not rolled back.
+
+Ownership: the :class:`ConsumerGroups` of the broker's
+:class:`~odradek.broker.groups.coordinator.GroupCoordinator` owns every consumer group and
+their timers; it runs on the broker's event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import re
+import uuid
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from odradek.protocol import error_codes
+
+from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, Assignment, AssignmentSpec, MemberSpec
+
+log = structlog.get_logger("odradek.groups")
+
+JOIN_GROUP_MEMBER_EPOCH = 0
+LEAVE_GROUP_MEMBER_EPOCH = -1
+LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2
+CLIENT_GENERATED_MEMBER_ID_VERSION = 1  # KIP-1082: from v1 the client names itself
+REGEX_VERSION = 1
+FIRST_MEMBER_EPOCH_OFFSET_COMMIT_VERSION = 9  # members of consumer groups commit with their epoch
+CONSUMER_GROUP_TYPE = "consumer"
+CONSUMER_PROTOCOL_TYPE = "consumer"
+
+# RE2/J (Kafka's regex engine for subscriptions) has neither backreferences nor lookaround.
+_UNSUPPORTED_REGEX_SYNTAX = re.compile(r"\\[1-9]|\(\?<?[=!]|\(\?P=")
+
+
+class MemberState(enum.IntEnum):
+    """Kafka's ``MemberState``; the values are those of the persisted records."""
+
+    STABLE = 0
+    UNREVOKED_PARTITIONS = 1
+    UNRELEASED_PARTITIONS = 2
+    UNKNOWN = 127
+
+
+class ConsumerGroupState(enum.Enum):
+    EMPTY = "Empty"
+    ASSIGNING = "Assigning"
+    RECONCILING = "Reconciling"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+def _copy(assignment: Assignment) -> Assignment:
+    return {topic_id: set(partitions) for topic_id, partitions in assignment.items() if partitions}
+
+
+@dataclass(slots=True)
+class ConsumerMember:
+    member_id: str
+    instance_id: str | None = None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: tuple[str, ...] = ()
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    member_epoch: int = 0
+    previous_member_epoch: int = 0
+    state: MemberState = MemberState.STABLE
+    assigned: Assignment = field(default_factory=dict)
+    pending_revocation: Assignment = field(default_factory=dict)
+
+    def is_reconciled_to(self, epoch: int) -> bool:
+        return self.state is MemberState.STABLE and self.member_epoch == epoch
+
+    def with_epoch(self, epoch: int, **changes) -> "ConsumerMember":
+        """A copy at ``epoch``, remembering the epoch it leaves (Kafka's updateMemberEpoch)."""
+        return replace(self, previous_member_epoch=self.member_epoch, member_epoch=epoch, **changes)
+
+    def owned(self) -> Assignment:
+        """Partitions the member may still be consuming: assigned and pending revocation."""
+        owned = _copy(self.assigned)
+        for topic_id, partitions in self.pending_revocation.items():
+            owned.setdefault(topic_id, set()).update(partitions)
+        return owned
+
+
+def _owns_any(reported: list[tuple[uuid.UUID, list[int]]] | None, partitions: Assignment) -> bool:
+    """Whether the partitions a heartbeat reports as owned include any of ``partitions``; a
+    heartbeat that does not report them (None) is taken as still owning them."""
+    if reported is None:
+        return True
+    return any(partition in partitions.get(topic_id, ()) for topic_id, owned in reported for partition in owned)
+
+
+def _is_subset(reported: list[tuple[uuid.UUID, list[int]]] | None, assignment: Assignment) -> bool:
+    if reported is None:
+        return False
+    return all(partition in assignment.get(topic_id, ()) for topic_id, owned in reported for partition in owned)
+
+
+def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment, partition_epoch,
+              reported_owned: list[tuple[uuid.UUID, list[int]]] | None) -> ConsumerMember:
+    """The member's next state on its way to ``target`` (Kafka's CurrentAssignmentBuilder).
+
+    ``partition_epoch(topic_id, partition)`` is the epoch of the member owning a partition, -1
+    when free; ``reported_owned`` is what the heartbeat says the member owns (None: not said)."""
+    if member.state is MemberState.STABLE:
+        if member.member_epoch == target_epoch:
+            return member
+        return _next_assignment(member, member.member_epoch, target_epoch, target, partition_epoch, reported_owned)
+    if member.state is MemberState.UNREVOKED_PARTITIONS:
+        if _owns_any(reported_owned, member.pending_revocation):
+            return member  # still waiting for the revocation to be acknowledged
+        return _next_assignment(member, member.member_epoch + 1, target_epoch, target, partition_epoch, reported_owned)
+    if member.state is MemberState.UNRELEASED_PARTITIONS:
+        return _next_assignment(member, member.member_epoch, target_epoch, target, partition_epoch, reported_owned)
+    return _next_assignment(member, target_epoch, target_epoch, target, partition_epoch, reported_owned)
+
+
+def _next_assignment(member: ConsumerMember, member_epoch: int, target_epoch: int, target: Assignment,
+                     partition_epoch, reported_owned) -> ConsumerMember:
+    kept: Assignment = {}
+    revoking: Assignment = {}
+    pending: Assignment = {}
+    unreleased = False
+    for topic_id in set(target) | set(member.assigned):
+        wanted = target.get(topic_id, set())
+        current = member.assigned.get(topic_id, set())
+        keep = current & wanted
+        revoke = current - keep
+        add = set()
+        for partition in wanted - keep:
+            if partition_epoch(topic_id, partition) == -1:
+                add.add(partition)
+            else:
+                unreleased = True
+        if keep:
+            kept[topic_id] = keep
+        if revoke:
+            revoking[topic_id] = revoke
+        if add:
+            pending[topic_id] = add
+    if revoking and _owns_any(reported_owned, revoking):
+        # Give up first: the member stays in its epoch until it confirms the revocation.
+        return member.with_epoch(member_epoch, state=MemberState.UNREVOKED_PARTITIONS, assigned=kept,
+                                 pending_revocation=revoking)
+    for topic_id, partitions in pending.items():
+        kept.setdefault(topic_id, set()).update(partitions)
+    state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
+    return member.with_epoch(target_epoch, state=state, assigned=kept, pending_revocation={})
+
+
+class ConsumerGroup:
+    """One consumer group: its members, epochs, target assignment and partition ownership."""
+
+    def __init__(self, group_id: str):
+        self.group_id = group_id
+        self.group_epoch = 0
+        self.assignment_epoch = 0
+        self.members: dict[str, ConsumerMember] = {}
+        self.static_members: dict[str, str] = {}  # instance id -> member id
+        self.target: dict[str, Assignment] = {}  # member id -> target assignment
+        # (topic id, partition) -> epoch of the member that owns it (assigned or revoking)
+        self.partition_epochs: dict[tuple[uuid.UUID, int], int] = {}
+        # subscribed topic name -> (topic id, partition count), as of the last group epoch bump
+        self.subscription_metadata: dict[str, tuple[uuid.UUID, int]] = {}
+        self.resolved_regexes: dict[str, frozenset[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"ConsumerGroup({self.group_id!r}, {self.state.value}, epoch={self.group_epoch}, members={len(self.members)})"
+
+    @property
+    def protocol_type(self) -> str:
+        return CONSUMER_PROTOCOL_TYPE
+
+    @property
+    def state(self) -> ConsumerGroupState:
+        if not self.members:
+            return ConsumerGroupState.EMPTY
+        if self.group_epoch > self.assignment_epoch:
+            return ConsumerGroupState.ASSIGNING
+        for member in self.members.values():
+            if not member.is_reconciled_to(self.assignment_epoch):
+                return ConsumerGroupState.RECONCILING
+        return ConsumerGroupState.STABLE
+
+    def is_empty(self) -> bool:
+        return not self.members
+
+    def partition_epoch(self, topic_id: uuid.UUID, partition: int) -> int:
+        return self.partition_epochs.get((topic_id, partition), -1)
+
+    def static_member(self, instance_id: str | None) -> ConsumerMember | None:
+        member_id = self.static_members.get(instance_id) if instance_id is not None else None
+        return self.members.get(member_id) if member_id is not None else None
+
+    def _release(self, member: ConsumerMember) -> None:
+        for topic_id, partitions in member.owned().items():
+            for partition in partitions:
+                if self.partition_epochs.get((topic_id, partition)) is not None:
+                    del self.partition_epochs[(topic_id, partition)]
+
+    def put_member(self, member: ConsumerMember, replaying: bool = False) -> None:
+        """Add or replace a member (by member id), moving its partitions' ownership. Taking a
+        partition another member owns is a bug, except in a replay of records that a crash left
+        inconsistent (the last record wins there)."""
+        previous = self.members.get(member.member_id)
+        if previous is not None:
+            self._release(previous)
+        for topic_id, partitions in member.owned().items():
+            for partition in partitions:
+                key = (topic_id, partition)
+                if key in self.partition_epochs and not replaying:
+                    raise AssertionError(f"{self.group_id}: partition {key} is still owned at epoch "
+                                         f"{self.partition_epochs[key]}")
+                self.partition_epochs[key] = member.member_epoch
+        self.members[member.member_id] = member
+        if member.instance_id is not None:
+            self.static_members[member.instance_id] = member.member_id
+
+    def remove_member(self, member_id: str) -> ConsumerMember | None:
+        member = self.members.pop(member_id, None)
+        if member is None:
+            return None
+        self._release(member)
+        self.target.pop(member_id, None)
+        if member.instance_id is not None and self.static_members.get(member.instance_id) == member_id:
+            del self.static_members[member.instance_id]
+        return member
+
+    def subscribed_topic_names(self, members=None) -> set[str]:
+        names: set[str] = set()
+        for member in (self.members.values() if members is None else members):
+            names.update(member.subscribed_topic_names)
+            if member.subscribed_topic_regex:
+                names.update(self.resolved_regexes.get(member.subscribed_topic_regex, ()))
+        return names
+
+    def member_topic_names(self, member: ConsumerMember) -> set[str]:
+        names = set(member.subscribed_topic_names)
+        if member.subscribed_topic_regex:
+            names.update(self.resolved_regexes.get(member.subscribed_topic_regex, ()))
+        return names
+
+    def preferred_assignor(self) -> str:
+        """The server assignor most members name (Kafka's computePreferredServerAssignor)."""
+        counts: dict[str, int] = {}
+        for member in self.members.values():
+            if member.server_assignor is not None:
+                counts[member.server_assignor] = counts.get(member.server_assignor, 0) + 1
+        if not counts:
+            return DEFAULT_ASSIGNOR
+        return max(counts, key=lambda name: counts[name])
+
+
+def resolve_regex(pattern: str, topic_names) -> frozenset[str]:
+    compiled = re.compile(pattern)
+    return frozenset(name for name in topic_names if compiled.fullmatch(name))
+
+
+def regex_error(pattern: str) -> str | None:
+    """Why ``pattern`` is not a subscription regex Kafka would take, or None."""
+    if _UNSUPPORTED_REGEX_SYNTAX.search(pattern):
+        return f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: RE2 has no backreferences or lookaround."
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: {error}."
+    return None
+
+
+def generate_member_id() -> str:
+    """Kafka's ``Uuid.randomUuid().toString()``: 16 random bytes, URL-safe base64, no padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+
+
+@dataclass(slots=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None = None
+    rack_id: str | None = None
+    rebalance_timeout_ms: int = -1
+    subscribed_topic_names: list[str] | None = None
+    subscribed_topic_regex: str | None = None
+    server_assignor: str | None = None
+    owned: list[tuple[uuid.UUID, list[int]]] | None = None
+    client_id: str = ""
+    client_host: str = ""
+    api_version: int = 1
+
+
+@dataclass(slots=True)
+class HeartbeatResult:
+    error_code: int = error_codes.NONE
+    error_message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = 0
+    heartbeat_interval_ms: int = 0
+    assignment: Assignment | None = None  # None: unchanged, not sent
+
+
+class HeartbeatError(Exception):
+    def __init__(self, error_code: int, message: str | None = None):
+        super().__init__(message or f"error code {error_code}")
+        self.error_code = error_code
+        self.message = message
+
+
+def _invalid(message: str) -> HeartbeatError:
+    return HeartbeatError(error_codes.INVALID_REQUEST, message)
+
+
+class ConsumerGroups:
+    """Every consumer group of one coordinator, and the ConsumerGroupHeartbeat state machine.
+
+    ``coordinator`` (the :class:`~odradek.broker.groups.coordinator.GroupCoordinator`) lends its
+    configuration, timer, record writer and classic groups (a group id is either kind)."""
+
+    def __init__(self, coordinator):
+        self.coordinator = coordinator
+        self.groups: dict[str, ConsumerGroup] = {}
+
+    @property
+    def config(self):
+        return self.coordinator.config
+
+    @property
+    def timer(self):
+        return self.coordinator.timer
+
+    def group(self, group_id: str) -> ConsumerGroup | None:
+        return self.groups.get(group_id)
+
+    # --- ConsumerGroupHeartbeat ---
+
+    def heartbeat(self, request: HeartbeatRequest, topics) -> HeartbeatResult:
+        """Handle one heartbeat; ``topics`` maps every topic name to an object with ``topic_id``
+        and ``partition_count`` (the broker's topic table)."""
+        if not self.coordinator.active:
+            return HeartbeatResult(error_codes.COORDINATOR_NOT_AVAILABLE)
+        try:
+            self._validate(request)
+            if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
+                return self._leave(request)
+            return self._heartbeat(request, topics)
+        except HeartbeatError as error:
+            return HeartbeatResult(error.error_code, error.message)
+
+    def _validate(self, request: HeartbeatRequest) -> None:
+        if request.group_id == "":
+            raise _invalid("GroupId can't be empty.")
+        if request.instance_id == "":
+            raise _invalid("InstanceId can't be empty.")
+        if request.rack_id == "":
+            raise _invalid("RackId can't be empty.")
+        epoch = request.member_epoch
+        if request.api_version >= CLIENT_GENERATED_MEMBER_ID_VERSION and request.member_id == "":
+            raise _invalid("MemberId can't be empty.")
+        if epoch > 0 or epoch == LEAVE_GROUP_MEMBER_EPOCH:
+            if request.member_id == "":
+                raise _invalid("MemberId can't be empty.")
+        elif epoch == JOIN_GROUP_MEMBER_EPOCH:
+            if request.rebalance_timeout_ms == -1:
+                raise _invalid("RebalanceTimeoutMs must be provided in first request.")
+            if request.owned:
+                raise _invalid("TopicPartitions must be empty when (re-)joining.")
+            if request.subscribed_topic_names is None and request.subscribed_topic_regex is None:
+                raise _invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.")
+        elif epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            if request.member_id == "":
+                raise _invalid("MemberId can't be empty.")
+            if request.instance_id is None:
+                raise _invalid("InstanceId can't be null.")
+        else:
+            raise _invalid("MemberEpoch is invalid.")
+        if request.server_assignor is not None and request.server_assignor not in ASSIGNORS:
+            raise HeartbeatError(error_codes.UNSUPPORTED_ASSIGNOR,
+                                 f"ServerAssignor {request.server_assignor} is not supported. "
+                                 f"Supported assignors: {', '.join(ASSIGNORS)}.")
+        if request.subscribed_topic_regex:
+            problem = regex_error(request.subscribed_topic_regex)
+            if problem is not None:
+                raise HeartbeatError(error_codes.INVALID_REGULAR_EXPRESSION, problem)
+
+    def _get_or_create_group(self, group_id: str, create: bool) -> ConsumerGroup:
+        group = self.groups.get(group_id)
+        if group is not None:
+            return group
+        classic = self.coordinator.groups.get(group_id)
+        if classic is not None:
+            if not create or not self.coordinator.forget_empty_classic_group(group_id):
+                raise HeartbeatError(error_codes.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+        elif not create:
+            raise HeartbeatError(error_codes.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
+        group = ConsumerGroup(group_id)
+        self.groups[group_id] = group
+        self.coordinator._arm_cleanup()
+        return group
+
+    @staticmethod
+    def _check_epoch(member: ConsumerMember, received: int, owned) -> None:
+        if received > member.member_epoch:
+            raise HeartbeatError(error_codes.FENCED_MEMBER_EPOCH,
+                                 f"The consumer group member has a greater member epoch ({received}) than the one "
+                                 f"known by the group coordinator ({member.member_epoch}). The member must abandon "
+                                 "all its partitions and rejoin.")
+        if received < member.member_epoch:
+            # The answer that moved it to the current epoch may have been lost: the previous
+            # epoch is fine while it owns nothing beyond its current assignment.
+            if received != member.previous_member_epoch or not _is_subset(owned, member.assigned):
+                raise HeartbeatError(error_codes.FENCED_MEMBER_EPOCH,
+                                     f"The consumer group member has a smaller member epoch ({received}) than the one "
+                                     f"known by the group coordinator ({member.member_epoch}). The member must "
+                                     "abandon all its partitions and rejoin.")
+
+    def _member_for(self, group: ConsumerGroup, request: HeartbeatRequest, member_id: str,
+                    records: list) -> tuple[ConsumerMember, bool, bool]:
+        """(the member as it stands, whether it is new to the group, whether its metadata
+        record must be written under its member id)."""
+        joining = request.member_epoch == JOIN_GROUP_MEMBER_EPOCH
+        if request.instance_id is None:
+            member = group.members.get(member_id)
+            if member is None:
+                if not joining:
+                    raise HeartbeatError(error_codes.UNKNOWN_MEMBER_ID,
+                                         f"Member {member_id} is not a member of group {group.group_id}.")
+                return ConsumerMember(member_id), True, True
+            if joining:
+                return self._restart(group, member), False, False
+            self._check_epoch(member, request.member_epoch, request.owned)
+            return member, False, False
+        existing = group.static_member(request.instance_id)
+        if joining:
+            if existing is None:
+                member = group.members.get(member_id)
+                if member is None:
+                    return ConsumerMember(member_id), True, True
+                return self._restart(group, member), False, False
+            if existing.member_id == member_id:
+                return self._restart(group, existing), False, False
+            if existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+                raise HeartbeatError(error_codes.UNRELEASED_INSTANCE_ID,
+                                     f"Static member {member_id} with instance id {request.instance_id} cannot join "
+                                     f"the group because the instance id is owned by {existing.member_id} member.")
+            # The static member is back under a new member id: it takes over the old one's
+            # place, target and partitions, so nothing rebalances.
+            replacement = replace(existing, member_id=member_id, member_epoch=0, previous_member_epoch=0,
+                                  pending_revocation={})
+            target = group.target.get(existing.member_id, {})
+            self._remove(group, existing, records, bump=False)
+            group.target[member_id] = target
+            records.append(self._record_target(group.group_id, member_id, target))
+            log.info("static member rejoined", group=group.group_id, instance=request.instance_id,
+                     member=member_id, replaced=existing.member_id)
+            return replacement, False, True
+        if existing is None:
+            raise HeartbeatError(error_codes.UNKNOWN_MEMBER_ID, f"Instance id {request.instance_id} is unknown.")
+        if existing.member_id != member_id:
+            raise HeartbeatError(error_codes.FENCED_INSTANCE_ID,
+                                 f"Static member {member_id} with instance id {request.instance_id} was fenced by "
+                                 f"member {existing.member_id}.")
+        self._check_epoch(existing, request.member_epoch, request.owned)
+        return existing, False, False
+
+    def _restart(self, group: ConsumerGroup, member: ConsumerMember) -> ConsumerMember:
+        """A known member joining again with epoch 0 has dropped everything it owned."""
+        fresh = replace(member, member_epoch=0, previous_member_epoch=0, state=MemberState.STABLE,
+                        assigned={}, pending_revocation={})
+        group.put_member(fresh)
+        self.timer.cancel(self._revocation_key(group.group_id, member.member_id))
+        return fresh
+
+    def _heartbeat(self, request: HeartbeatRequest, topics) -> HeartbeatResult:
+        joining = request.member_epoch == JOIN_GROUP_MEMBER_EPOCH
+        group = self._get_or_create_group(request.group_id, joining)
+        member_id = request.member_id or generate_member_id()
+        if (len(group.members) >= self.config.consumer_max_size and member_id not in group.members
+                and group.static_member(request.instance_id) is None):
+            raise HeartbeatError(error_codes.GROUP_MAX_SIZE_REACHED,
+                                 f"The consumer group has reached its maximum capacity of "
+                                 f"{self.config.consumer_max_size} members.")
+        records: list = []
+        member, is_new, write_metadata = self._member_for(group, request, member_id, records)
+
+        updated = replace(
+            member,
+            instance_id=request.instance_id if request.instance_id is not None else member.instance_id,
+            rack_id=request.rack_id if request.rack_id is not None else member.rack_id,
+            rebalance_timeout_ms=(request.rebalance_timeout_ms if request.rebalance_timeout_ms != -1
+                                  else member.rebalance_timeout_ms),
+            server_assignor=request.server_assignor if request.server_assignor is not None else member.server_assignor,
+            subscribed_topic_names=(tuple(request.subscribed_topic_names)
+                                    if request.subscribed_topic_names is not None else member.subscribed_topic_names),
+            subscribed_topic_regex=((request.subscribed_topic_regex or None)
+                                    if request.subscribed_topic_regex is not None else member.subscribed_topic_regex),
+            client_id=request.client_id, client_host=request.client_host)
+        subscription_changed = is_new or (
+            (updated.subscribed_topic_names, updated.subscribed_topic_regex, updated.server_assignor)
+            != (member.subscribed_topic_names, member.subscribed_topic_regex, member.server_assignor))
+        if write_metadata or _metadata_differs(member, updated):
+            records.append(self._record_member_metadata(group.group_id, updated))
+        group.put_member(updated)
+
+        bump = subscription_changed
+        if self._refresh_subscription_metadata(group, topics, records):
+            bump = True
+        if bump:
+            group.group_epoch += 1
+            records.append(self._record_group_epoch(group))
+            log.info("consumer group epoch bumped", group=group.group_id, epoch=group.group_epoch)
+        if group.group_epoch > group.assignment_epoch:
+            self._compute_target_assignment(group, records)
+
+        current = group.members[member_id]
+        if not current.is_reconciled_to(group.assignment_epoch):
+            reconciled = reconcile(current, group.assignment_epoch, group.target.get(member_id, {}),
+                                   group.partition_epoch, request.owned)
+            if reconciled != current:
+                group.put_member(reconciled)
+                records.append(self._record_current_assignment(group.group_id, reconciled))
+                if reconciled.state is MemberState.UNREVOKED_PARTITIONS:
+                    self._schedule_revocation_timeout(group.group_id, reconciled)
+                else:
+                    self.timer.cancel(self._revocation_key(group.group_id, member_id))
+            current = reconciled
+        self._schedule_session_timeout(group.group_id, member_id)
+
+        error = self.coordinator._write(group.group_id, records)
+        if error != error_codes.NONE:
+            return HeartbeatResult(error)
+        result = HeartbeatResult(member_id=member_id, member_epoch=current.member_epoch,
+                                 heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
+        full_request = joining or (request.rebalance_timeout_ms != -1 and request.owned is not None
+                                   and (request.subscribed_topic_names is not None
+                                        or request.subscribed_topic_regex is not None))
+        if full_request or current.assigned != member.assigned:
+            result.assignment = _copy(current.assigned)
+        return result
+
+    def _refresh_subscription_metadata(self, group: ConsumerGroup, topics, records: list) -> bool:
+        """Resolve the members' regexes and look up every subscribed topic; True (and a record)
+        when that changed what the assignment depends on."""
+        regexes = {member.subscribed_topic_regex for member in group.members.values() if member.subscribed_topic_regex}
+        if regexes:
+            names = list(topics)
+            group.resolved_regexes = {pattern: resolve_regex(pattern, names) for pattern in regexes}
+        else:
+            group.resolved_regexes = {}
+        metadata = {}
+        for name in group.subscribed_topic_names():
+            topic = topics.get(name)
+            if topic is not None:
+                metadata[name] = (topic.topic_id, topic.partition_count)
+        if metadata == group.subscription_metadata:
+            return False
+        group.subscription_metadata = metadata
+        records.append(self._record_partition_metadata(group))
+        return True
+
+    def _compute_target_assignment(self, group: ConsumerGroup, records: list) -> None:
+        metadata = group.subscription_metadata
+        spec = AssignmentSpec(
+            members={member_id: MemberSpec(frozenset(metadata[name][0] for name in group.member_topic_names(member)
+                                                     if name in metadata),
+                                           member.instance_id, member.rack_id)
+                     for member_id, member in group.members.items()},
+            partition_counts={topic_id: count for topic_id, count in metadata.values()},
+            current=group.target)
+        assignor = group.preferred_assignor()
+        target = ASSIGNORS[assignor].assign(spec)
+        for member_id, assignment in target.items():
+            if group.target.get(member_id) != assignment:
+                records.append(self._record_target(group.group_id, member_id, assignment))
+        group.target = target
+        group.assignment_epoch = group.group_epoch
+        records.append(self._record_assignment_epoch(group))
+        log.info("consumer group target assignment computed", group=group.group_id, epoch=group.group_epoch,
+                 assignor=assignor, members=len(target))
+
+    # --- leaving and fencing ---
+
+    def _leave(self, request: HeartbeatRequest) -> HeartbeatResult:
+        group = self.groups.get(request.group_id)
+        if group is None:
+            raise HeartbeatError(error_codes.GROUP_ID_NOT_FOUND, f"Consumer group {request.group_id} not found.")
+        records: list = []
+        if request.instance_id is None:
+            member = group.members.get(request.member_id)
+            if member is None:
+                raise HeartbeatError(error_codes.UNKNOWN_MEMBER_ID,
+                                     f"Member {request.member_id} is not a member of group {group.group_id}.")
+            log.info("member left the consumer group", group=group.group_id, member=member.member_id)
+            self._remove(group, member, records)
+        else:
+            member = group.static_member(request.instance_id)
+            if member is None:
+                raise HeartbeatError(error_codes.UNKNOWN_MEMBER_ID, f"Instance id {request.instance_id} is unknown.")
+            if member.member_id != request.member_id:
+                raise HeartbeatError(error_codes.FENCED_INSTANCE_ID,
+                                     f"Static member {request.member_id} with instance id {request.instance_id} was "
+                                     f"fenced by member {member.member_id}.")
+            if request.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+                # Gone for now: its partitions wait for it (or for its session to expire).
+                away = replace(member, member_epoch=LEAVE_GROUP_STATIC_MEMBER_EPOCH, pending_revocation={})
+                group.put_member(away)
+                self.timer.cancel(self._revocation_key(group.group_id, member.member_id))
+                records.append(self._record_current_assignment(group.group_id, away))
+                log.info("static member temporarily left the consumer group", group=group.group_id,
+                         member=member.member_id, instance=request.instance_id)
+            else:
+                log.info("static member left the consumer group", group=group.group_id, member=member.member_id)
+                self._remove(group, member, records)
+        error = self.coordinator._write(group.group_id, records)
+        if error != error_codes.NONE:
+            return HeartbeatResult(error)
+        return HeartbeatResult(member_id=request.member_id, member_epoch=request.member_epoch)
+
+    def _remove(self, group: ConsumerGroup, member: ConsumerMember, records: list, bump: bool = True) -> None:
+        group.remove_member(member.member_id)
+        self.timer.cancel(self._session_key(group.group_id, member.member_id))
+        self.timer.cancel(self._revocation_key(group.group_id, member.member_id))
+        records.extend(self._member_tombstones(group.group_id, member.member_id))
+        if bump:
+            # The topics it alone subscribed to leave the metadata at the next heartbeat's
+            # refresh; the epoch bump already makes the next heartbeat recompute the target.
+            group.group_epoch += 1
+            records.append(self._record_group_epoch(group))
+
+    def fence(self, group_id: str, member_id: str, reason: str) -> None:
+        group = self.groups.get(group_id)
+        member = group.members.get(member_id) if group is not None else None
+        if member is None:
+            return
+        log.info("consumer group member fenced", group=group_id, member=member_id, reason=reason)
+        records: list = []
+        self._remove(group, member, records)
+        self.coordinator._write(group_id, records)
+
+    # --- timers ---
+
+    @staticmethod
+    def _session_key(group_id: str, member_id: str):
+        return ("consumer-session", group_id, member_id)
+
+    @staticmethod
+    def _revocation_key(group_id: str, member_id: str):
+        return ("consumer-revocation", group_id, member_id)
+
+    def _schedule_session_timeout(self, group_id: str, member_id: str) -> None:
+        self.timer.schedule(self._session_key(group_id, member_id), self.config.consumer_session_timeout_ms,
+                            lambda: self.fence(group_id, member_id, "the member session expired"))
+
+    def _schedule_revocation_timeout(self, group_id: str, member: ConsumerMember) -> None:
+        member_id, epoch = member.member_id, member.member_epoch
+
+        def expire() -> None:
+            group = self.groups.get(group_id)
+            current = group.members.get(member_id) if group is not None else None
+            if current is not None and current.member_epoch == epoch:
+                self.fence(group_id, member_id, f"it did not revoke partitions within {member.rebalance_timeout_ms} ms")
+
+        self.timer.schedule(self._revocation_key(group_id, member_id), max(member.rebalance_timeout_ms, 0), expire)
+
+    # --- ConsumerGroupDescribe, offsets, administration ---
+
+    def validate_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int) -> int:
+        """Kafka's ConsumerGroup.validateOffsetCommit: the committer's member epoch must be its
+        current one (STALE_MEMBER_EPOCH); -1 from outside the group only while it is empty."""
+        if member_epoch < 0 and group.is_empty():
+            return error_codes.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return error_codes.UNKNOWN_MEMBER_ID
+        if api_version < FIRST_MEMBER_EPOCH_OFFSET_COMMIT_VERSION:
+            return error_codes.UNSUPPORTED_VERSION
+        if member_epoch != member.member_epoch:
+            return error_codes.STALE_MEMBER_EPOCH
+        return error_codes.NONE
+
+    def validate_offset_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
+        """OffsetFetch v9+ from a member checks its epoch (admin fetches carry none)."""
+        group = self.groups.get(group_id)
+        if group is None or (member_id is None and member_epoch < 0):
+            return error_codes.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return error_codes.UNKNOWN_MEMBER_ID
+        if member_epoch != member.member_epoch:
+            return error_codes.STALE_MEMBER_EPOCH
+        return error_codes.NONE
+
+    def delete(self, group_id: str, keep_offsets: bool = False) -> int:
+        """DeleteGroups of an empty consumer group (its offsets go too, unless a classic group
+        takes the id over)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return error_codes.GROUP_ID_NOT_FOUND
+        if not group.is_empty():
+            return error_codes.NON_EMPTY_GROUP
+        records = [] if keep_offsets else self.coordinator._offset_tombstones(
+            group_id, self.coordinator.offsets.get(group_id, {}))
+        records.extend(self._group_tombstones(group_id))
+        error = self.coordinator._write(group_id, records)
+        if error != error_codes.NONE:
+            return error
+        del self.groups[group_id]
+        if not keep_offsets:
+            self.coordinator.offsets.pop(group_id, None)
+        log.info("consumer group deleted", group=group_id)
+        return error_codes.NONE
+
+    def cleanup(self, now_ms: int) -> None:
+        """Offsets of an empty consumer group expire ``offsets.retention.minutes`` after their
+        commit (Kafka's consumer groups count from the commit only); an empty group without
+        offsets is then deleted."""
+        coordinator = self.coordinator
+        for group_id in list(self.groups):
+            group = self.groups[group_id]
+            if not group.is_empty():
+                continue
+            stored = coordinator.offsets.get(group_id, {})
+            expired = [key for key, value in stored.items()
+                       if (value.expire_timestamp_ms if value.expire_timestamp_ms is not None
+                           else value.commit_timestamp_ms + self.config.offsets_retention_ms) <= now_ms]
+            forget = not (set(stored) - set(expired))
+            records = coordinator._offset_tombstones(group_id, expired)
+            if forget:
+                records.extend(self._group_tombstones(group_id))
+            if coordinator._write(group_id, records) != error_codes.NONE:
+                continue
+            for key in expired:
+                del stored[key]
+            if forget:
+                coordinator.offsets.pop(group_id, None)
+                del self.groups[group_id]
+
+    # --- records (written to __consumer_offsets; formats in persistence) ---
+
+    def _record_group_epoch(self, group: ConsumerGroup):
+        from . import persistence
+        return persistence.consumer_group_epoch_record(group.group_id, group.group_epoch)
+
+    def _record_partition_metadata(self, group: ConsumerGroup):
+        from . import persistence
+        return persistence.consumer_group_partition_metadata_record(group.group_id, group.subscription_metadata)
+
+    def _record_member_metadata(self, group_id: str, member: ConsumerMember):
+        from . import persistence
+        return persistence.consumer_group_member_record(group_id, member)
+
+    def _record_target(self, group_id: str, member_id: str, assignment: Assignment):
+        from . import persistence
+        return persistence.consumer_group_target_record(group_id, member_id, assignment)
+
+    def _record_assignment_epoch(self, group: ConsumerGroup):
+        from . import persistence
+        return persistence.consumer_group_assignment_epoch_record(group.group_id, group.assignment_epoch)
+
+    def _record_current_assignment(self, group_id: str, member: ConsumerMember):
+        from . import persistence
+        return persistence.consumer_group_current_assignment_record(group_id, member)
+
+    def _member_tombstones(self, group_id: str, member_id: str):
+        from . import persistence
+        return persistence.consumer_group_member_tombstones(group_id, member_id)
+
+    def _group_tombstones(self, group_id: str):
+        from . import persistence
+        return persistence.consumer_group_tombstones(group_id)
+
+    # --- replay ---
+
+    def restore(self, kind: str, group_id: str, member_id: str | None, value) -> None:
+        """Replay one consumer group record (``value`` None: a tombstone); see
+        ``persistence.decode_record`` for the kinds."""
+        group = self.groups.get(group_id)
+        if group is None:
+            if value is None:
+                return
+            group = self.groups[group_id] = ConsumerGroup(group_id)
+        if kind == "epoch":
+            if value is None:
+                del self.groups[group_id]  # the group was deleted (its last tombstone)
+            else:
+                group.group_epoch = value
+        elif kind == "partition_metadata":
+            group.subscription_metadata = value or {}
+        elif kind == "member":
+            if value is None:
+                group.remove_member(member_id)
+            else:
+                existing = group.members.get(member_id)
+                merged = value if existing is None else replace(
+                    existing, **{name: getattr(value, name) for name in _METADATA_FIELDS})
+                group.put_member(merged, replaying=True)
+        elif kind == "target":
+            if value is None:
+                group.target.pop(member_id, None)
+            else:
+                group.target[member_id] = value
+        elif kind == "assignment_epoch":
+            group.assignment_epoch = value if value is not None else 0
+        elif kind == "current":
+            if value is None:
+                return  # the member's metadata tombstone, which follows, removes it
+            existing = group.members.get(member_id) or ConsumerMember(member_id)
+            group.put_member(replace(existing, member_epoch=value.member_epoch,
+                                     previous_member_epoch=value.previous_member_epoch, state=value.state,
+                                     assigned=value.assigned, pending_revocation=value.pending_revocation),
+                             replaying=True)
+
+    def finish_restore(self) -> None:
+        """Restored members get a session to keep alive, and revoking ones their deadline."""
+        for group in self.groups.values():
+            for member in group.members.values():
+                self._schedule_session_timeout(group.group_id, member.member_id)
+                if member.state is MemberState.UNREVOKED_PARTITIONS:
+                    self._schedule_revocation_timeout(group.group_id, member)
+
+
+_METADATA_FIELDS = ("instance_id", "rack_id", "client_id", "client_host", "rebalance_timeout_ms",
+                    "subscribed_topic_names", "subscribed_topic_regex", "server_assignor")
+
+
+def _metadata_differs(before: ConsumerMember, after: ConsumerMember) -> bool:
+    return any(getattr(before, name) != getattr(after, name) for name in _METADATA_FIELDS)
