@@ -1,14 +1,20 @@
-"""kill -9 in the middle of acks=all produce traffic: after a restart every acknowledged record
-is readable, once, in order, at the offset it was acknowledged with, and offsets continue."""
+"""kill -9 and SIGTERM in the middle of acks=all produce traffic: after a restart every
+acknowledged record is readable, once, in order, at the offset it was acknowledged with, and
+offsets continue. SIGTERM also answers the requests in flight, writes the clean-shutdown marker
+and exits 0."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 
+from odradek.protocol.messages.produce import ProduceRequest
 from odradek.protocol.records.batch import Record, build_batch
+
+from odradek.storage.log_directory import CLEAN_SHUTDOWN_FILE
 
 from .conftest import RawClient
 from .test_server import create_topic, fetch_request, produce, records_of
@@ -51,8 +57,12 @@ def test_acknowledged_records_survive_kill_9(broker_process, tmp_path, round_):
     worker.join(10)
     assert acknowledged, "nothing was acknowledged before the kill"
 
-    second = broker_process(data_dir)
-    client = RawClient(second.host, second.port)
+    check_acknowledged_after_restart(broker_process(data_dir), acknowledged)
+
+
+def check_acknowledged_after_restart(broker, acknowledged) -> None:
+    """Every acknowledged batch at its offset, nothing twice, and the next offset continues."""
+    client = RawClient(broker.host, broker.port)
     try:
         values = []
         offset = 0
@@ -74,3 +84,68 @@ def test_acknowledged_records_survive_kill_9(broker_process, tmp_path, round_):
         assert next_answer.base_offset == len(values)
     finally:
         client.close()
+
+
+def produce_pipelined_until_closed(broker, acknowledged: list, sent: list, failures: list,
+                                   stop: threading.Event, depth=4):
+    """acks=all produces with ``depth`` requests in flight on one connection, until the broker
+    closes it: ``sent`` lists every request sent, ``acknowledged`` (base offset, i) each answer,
+    ``failures`` an answer out of order or with an error."""
+    client = RawClient(broker.host, broker.port)
+    in_flight = []
+    try:
+        i = 0
+        while not stop.is_set():
+            while len(in_flight) < depth:
+                batch = build_batch([Record(j, 0, None, b"%d-%d" % (i, j)) for j in range(3)],
+                                    base_timestamp=1_700_000_000_000)
+                request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
+                    name="crash", partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(
+                        index=0, records=batch)])])
+                in_flight.append((client.send(request, 9), i))
+                sent.append(i)
+                i += 1
+            correlation_id, response = client.receive()
+            expected_id, expected_i = in_flight.pop(0)
+            assert correlation_id == expected_id  # answers in request order, none skipped
+            answer = response.responses[0].partition_responses[0]
+            assert answer.error_code == 0, answer
+            acknowledged.append((answer.base_offset, expected_i))
+    except (ConnectionError, OSError):
+        pass  # the broker closed the connection: the requests still in flight are unanswered
+    except AssertionError as failure:
+        failures.append(failure)
+    finally:
+        client.close()
+
+
+def test_acknowledged_records_survive_sigterm(broker_process, tmp_path):
+    data_dir = tmp_path / "sigterm-data"
+    first = broker_process(data_dir)
+    setup = RawClient(first.host, first.port)
+    create_topic(setup, "crash")
+    setup.close()
+    acknowledged: list = []
+    sent: list = []
+    failures: list = []
+    stop = threading.Event()
+    worker = threading.Thread(target=produce_pipelined_until_closed, args=(first, acknowledged, sent, failures, stop))
+    worker.start()
+    deadline = time.monotonic() + 20
+    while len(acknowledged) < 10 and time.monotonic() < deadline and worker.is_alive():
+        time.sleep(0.01)
+    assert worker.is_alive(), "the producer stopped before SIGTERM"
+    acknowledged_before = len(acknowledged)
+    # SIGTERM with the producer still sending: in-flight requests are answered, exit code 0.
+    assert first.stop() == 0, first.log()
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert not failures, failures
+    assert acknowledged_before >= 10, "too few acknowledgements before SIGTERM"
+    # Answers came in order for a prefix of what was sent (the producer asserts the order).
+    assert [i for _, i in acknowledged] == sent[:len(acknowledged)]
+    assert "connection still busy at shutdown" not in first.log()
+    assert os.path.exists(data_dir / CLEAN_SHUTDOWN_FILE)
+
+    check_acknowledged_after_restart(broker_process(data_dir), acknowledged)
