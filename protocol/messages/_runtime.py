@@ -37,8 +37,9 @@ new = object.__new__
 ZERO_UUID = UUID(int=0)
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 # encode() leaves records values at least this large out of its buffer and joins them in at
-# the end: one copy of the records instead of two (into the buffer, then bytes(buffer)).
-_JOIN_RECORDS_MIN_SIZE = 32 * 1024
+# the end: one copy of the records instead of two (into the buffer, then bytes(buffer)). Below
+# about 2 KiB the extra chunk costs as much as the copy it saves (benchmarks/protocol_codecs.py).
+_JOIN_RECORDS_MIN_SIZE = 2 * 1024
 
 
 class _JoinedChunks(list):
