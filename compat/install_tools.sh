@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the non-Python tools the test suites drive, so that a fresh machine needs nothing by
-# hand: kcat (librdkafka's CLI, Debian package) and Apache Kafka's jars from Maven Central
-# (compat/kafka_jars.py, cached in compat/.cache). Idempotent: a second run costs a second.
+# hand: kcat (librdkafka's CLI, Debian package), Apache Kafka's jars from Maven Central
+# (compat/kafka_jars.py, cached in compat/.cache) and the Go test programs (compat/go_programs.py:
+# modules from the Go module proxy, checked against the committed go.sum, binaries cached in
+# compat/.cache/go). Idempotent: a second run costs a second.
 # Python clients (kafka-python, aiokafka, confluent-kafka) come from pyproject's `test` extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +26,6 @@ for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "install_tools: $tool is missing (Java 17 and Maven are needed for Kafka's jars)" >&2; exit 1; }
 done
 python3 compat/kafka_jars.py >/dev/null
-echo "install_tools: kcat $(command -v kcat || command -v kafkacat), Kafka jars in compat/.cache"
+command -v go >/dev/null 2>&1 || { echo "install_tools: go is missing (the franz-go test member is a Go program)" >&2; exit 1; }
+python3 compat/go_programs.py >/dev/null
+echo "install_tools: kcat $(command -v kcat || command -v kafkacat), Kafka jars and Go programs in compat/.cache"

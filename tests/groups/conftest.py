@@ -11,6 +11,13 @@ from broker.conftest import BrokerProcess, RawClient, broker_process  # noqa: F4
 FAST_GROUPS = ("group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=500", "num.partitions=4")
 
 
+def assert_no_traceback(broker: BrokerProcess) -> None:
+    """The broker logged no unexpected exception (a handler or coordinator bug) so far."""
+    with open(broker.log_path, encoding="utf-8", errors="replace") as handle:
+        log = handle.read()
+    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 2000):][:6000]
+
+
 @pytest.fixture(scope="module")
 def group_broker(tmp_path_factory):
     """One broker with fast group settings for a whole test module (tests use distinct names)."""

@@ -22,7 +22,7 @@ from broker.test_server import create_topic
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 
-from .conftest import RawClient
+from .conftest import RawClient, assert_no_traceback
 
 pytestmark = pytest.mark.slow
 
@@ -230,5 +230,4 @@ def test_churn_every_record_at_least_once_and_offsets_never_go_back(group_broker
             member.wait()
         for handle in error_files:
             handle.close()
-    log = open(group_broker.log_path, encoding="utf-8", errors="replace").read()
-    assert "Traceback" not in log, log[log.index("Traceback") - 2000:][:6000]
+    assert_no_traceback(group_broker)

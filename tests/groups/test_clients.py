@@ -76,11 +76,11 @@ class PythonMember(threading.Thread):
         assert not self.is_alive() and self.failure is None, self.failure
 
 
-def committed_offsets(broker, group, topic):
+def committed_offsets(broker, group, topic, partitions=PARTITIONS):
     client = RawClient(broker.host, broker.port)
     try:
         answer = client.request(OffsetFetchRequest(group_id=group, topics=[
-            OffsetFetchRequestTopic(name=topic, partition_indexes=list(range(PARTITIONS)))]), 7)
+            OffsetFetchRequestTopic(name=topic, partition_indexes=list(range(partitions)))]), 7)
     finally:
         client.close()
     assert answer.error_code == E.NONE
@@ -195,12 +195,13 @@ def test_confluent_kafka_members_split_partitions_and_commit(group_broker):
 
 
 class AioMember(threading.Thread):
-    """An aiokafka consumer on its own event loop in a thread."""
+    """An aiokafka consumer on its own event loop in a thread; commits what each poll returned."""
 
     def __init__(self, bootstrap, topic, group):
         super().__init__(name="aiokafka-member", daemon=True)
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
         self.assignment: set[int] = set()
+        self.records: list[tuple[int, int, bytes]] = []
         self.failure: BaseException | None = None
         self._stopping = threading.Event()
 
@@ -215,12 +216,17 @@ class AioMember(threading.Thread):
             # share: the broker would rightly refuse it (INCONSISTENT_GROUP_PROTOCOL).
             consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
                                         client_id="mixed-aiokafka", session_timeout_ms=10000,
-                                        heartbeat_interval_ms=200,
+                                        heartbeat_interval_ms=200, auto_offset_reset="earliest",
+                                        enable_auto_commit=False,
                                         partition_assignment_strategy=(RangePartitionAssignor,))
             await consumer.start()
             try:
                 while not self._stopping.is_set():
-                    await consumer.getmany(timeout_ms=100)
+                    batch = await consumer.getmany(timeout_ms=100)
+                    for partition, messages in batch.items():
+                        self.records.extend((partition.partition, m.offset, m.value) for m in messages)
+                    if batch:
+                        await consumer.commit()
                     self.assignment = {tp.partition for tp in consumer.assignment()}
             finally:
                 await consumer.stop()
