@@ -646,8 +646,28 @@ def w_cnalen(out, value):
         w_uvarint(out, len(value) + 1)
 
 
+# Fixed-width arrays are mostly short (replica lists, partition indexes): a precompiled
+# struct.Struct per element count up to this many, instead of formatting a struct format string
+# per array. Built per element code on first use, so importing costs nothing.
+_SHORT_ARRAY_MAX = 16
+_SHORT_ARRAY_PACKERS: dict = {}
+
+
+def _short_array_packers(code):
+    packers = tuple(struct.Struct(f">{count}{code}").pack for count in range(_SHORT_ARRAY_MAX + 1))
+    _SHORT_ARRAY_PACKERS[code] = packers
+    return packers
+
+
 def w_fixed_array(out, values, code):
-    out += struct.pack(f">{len(values)}{code}", *values)
+    count = len(values)
+    if count == 0:
+        return
+    if count <= _SHORT_ARRAY_MAX:
+        packers = _SHORT_ARRAY_PACKERS.get(code) or _short_array_packers(code)
+        out += packers[count](*values)
+    else:
+        out += struct.pack(f">{count}{code}", *values)
 
 
 def w_tagged(out, known, unknown):
