@@ -13,6 +13,8 @@ REGISTRY = HandlerRegistry()
 from . import (  # noqa: E402,F401
     alter_configs,
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
