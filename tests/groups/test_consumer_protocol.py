@@ -1,0 +1,510 @@
+"""KIP-848 consumer groups without a socket: the assignors, the heartbeat state machine with a
+manual clock (epochs, incremental reconciliation, fencing, static members, timeouts, errors),
+the offset rules for consumer groups, the records in __consumer_offsets and their replay, and a
+property test over random joins, leaves, subscription changes and partition growth."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from odradek.broker.groups import GroupCoordinator, JoinRequest, ManualTimer
+from odradek.broker.groups.assignors import AssignmentSpec, MemberSpec, RangeAssignor, UniformAssignor
+from odradek.broker.groups.consumer import ConsumerGroupState, HeartbeatRequest, MemberState
+from odradek.broker.groups.persistence import decode_record
+from odradek.broker.topics import Topic
+from odradek.protocol import error_codes as E
+
+A, B, C = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
+
+
+# --- assignors ---
+
+def _spec(members: dict[str, set], counts: dict, current=None) -> AssignmentSpec:
+    return AssignmentSpec({m: MemberSpec(frozenset(topics)) for m, topics in members.items()}, counts, current or {})
+
+
+def _check_valid(spec: AssignmentSpec, result) -> None:
+    owners = {}
+    for member_id, assignment in result.items():
+        for topic_id, partitions in assignment.items():
+            assert topic_id in spec.members[member_id].subscribed_topic_ids
+            for partition in partitions:
+                assert 0 <= partition < spec.partition_counts[topic_id]
+                assert (topic_id, partition) not in owners, "a partition assigned twice"
+                owners[(topic_id, partition)] = member_id
+    for topic_id, count in spec.partition_counts.items():
+        if any(topic_id in m.subscribed_topic_ids for m in spec.members.values()):
+            assert all((topic_id, p) in owners for p in range(count)), "a subscribed partition left out"
+
+
+def _sizes(result) -> list[int]:
+    return sorted(sum(len(p) for p in assignment.values()) for assignment in result.values())
+
+
+def test_uniform_balances_and_sticks():
+    spec = _spec({"m1": {A, B}, "m2": {A, B}}, {A: 4, B: 2})
+    first = UniformAssignor().assign(spec)
+    _check_valid(spec, first)
+    assert _sizes(first) == [3, 3]
+    spec = _spec({"m1": {A, B}, "m2": {A, B}, "m3": {A, B}}, {A: 4, B: 2}, current=first)
+    second = UniformAssignor().assign(spec)
+    _check_valid(spec, second)
+    assert _sizes(second) == [2, 2, 2]
+    kept = sum(len(second[m].get(t, set()) & first[m].get(t, set())) for m in ("m1", "m2") for t in (A, B))
+    assert kept == 4  # only the two partitions the newcomer needs moved
+
+
+def test_uniform_heterogeneous_subscriptions():
+    spec = _spec({"m1": {A}, "m2": {A, B}, "m3": {B}}, {A: 3, B: 3})
+    result = UniformAssignor().assign(spec)
+    _check_valid(spec, result)
+    assert _sizes(result) == [2, 2, 2]
+
+
+def test_range_co_partitions():
+    spec = _spec({"m1": {A, B}, "m2": {A, B}}, {A: 3, B: 3})
+    result = RangeAssignor().assign(spec)
+    _check_valid(spec, result)
+    assert result["m1"] == {A: {0, 1}, B: {0, 1}} and result["m2"] == {A: {2}, B: {2}}
+
+
+@given(st.dictionaries(st.sampled_from(["m1", "m2", "m3", "m4", "m5"]),
+                       st.sets(st.sampled_from([A, B, C]), min_size=1), min_size=1),
+       st.fixed_dictionaries({A: st.integers(1, 8), B: st.integers(1, 8), C: st.integers(1, 8)}),
+       st.sampled_from([UniformAssignor(), RangeAssignor()]))
+def test_assignors_give_every_subscribed_partition_to_one_subscriber(members, counts, assignor):
+    spec = _spec(members, counts)
+    result = assignor.assign(spec)
+    _check_valid(spec, result)
+    if isinstance(assignor, UniformAssignor) and len({frozenset(t) for t in members.values()}) == 1:
+        sizes = _sizes(result)
+        assert sizes[-1] - sizes[0] <= 1
+        # sticky: recomputing from its own result moves nothing
+        assert UniformAssignor().assign(_spec(members, counts, current=result)) == result
+
+
+# --- the heartbeat state machine ---
+
+class Cluster:
+    """A coordinator with a manual clock and a topic table the test changes."""
+
+    def __init__(self, **topics):
+        self.coordinator = GroupCoordinator(timer=ManualTimer())
+        self.groups = self.coordinator.consumer
+        self.topics = {name: Topic(name, uuid.uuid5(uuid.NAMESPACE_DNS, name), count) for name, count in topics.items()}
+
+    def beat(self, member_id, epoch, group="g", **fields):
+        request = HeartbeatRequest(group, member_id, epoch, **fields)
+        return self.groups.heartbeat(request, self.topics)
+
+    def join(self, member_id, topics=("t",), group="g", **fields):
+        fields.setdefault("rebalance_timeout_ms", 30000)
+        return self.beat(member_id, 0, group=group, subscribed_topic_names=list(topics), owned=[], **fields)
+
+    def tid(self, name):
+        return self.topics[name].topic_id
+
+
+def _owned(assignment) -> list:
+    return [(topic_id, sorted(partitions)) for topic_id, partitions in (assignment or {}).items()]
+
+
+def _count(assignment) -> int:
+    return sum(len(p) for p in (assignment or {}).values())
+
+
+def test_join_gets_every_partition_and_the_interval():
+    cluster = Cluster(t=4)
+    answer = cluster.join("m1")
+    assert answer.error_code == E.NONE and answer.member_epoch == 1 and answer.heartbeat_interval_ms == 5000
+    assert answer.assignment == {cluster.tid("t"): {0, 1, 2, 3}}
+    group = cluster.groups.group("g")
+    assert group.state is ConsumerGroupState.STABLE and group.group_epoch == group.assignment_epoch == 1
+    again = cluster.beat("m1", 1, owned=_owned(answer.assignment))
+    assert again.error_code == E.NONE and again.member_epoch == 1 and again.assignment is None  # unchanged
+
+
+def test_member_id_from_the_broker_at_v0_and_from_the_client_at_v1():
+    cluster = Cluster(t=1)
+    generated = cluster.beat("", 0, subscribed_topic_names=["t"], rebalance_timeout_ms=1000, owned=[], api_version=0)
+    assert generated.error_code == E.NONE and len(generated.member_id) == 22  # Kafka's Uuid.toString()
+    refused = cluster.beat("", 0, subscribed_topic_names=["t"], rebalance_timeout_ms=1000, owned=[], api_version=1)
+    assert refused.error_code == E.INVALID_REQUEST and refused.error_message == "MemberId can't be empty."
+
+
+def test_incremental_reconciliation_revokes_before_assigning():
+    cluster = Cluster(t=4)
+    first = cluster.join("m1")
+    second = cluster.join("m2")
+    # m2 is at the new epoch but gets nothing while m1 still owns what it will get.
+    assert second.member_epoch == 2 and _count(second.assignment) == 0
+    group = cluster.groups.group("g")
+    assert group.state is ConsumerGroupState.RECONCILING
+    assert group.members["m2"].state is MemberState.UNRELEASED_PARTITIONS
+    # m1 is asked to give two up: it stays at epoch 1 until it confirms.
+    revoke = cluster.beat("m1", 1, owned=_owned(first.assignment))
+    assert revoke.member_epoch == 1 and _count(revoke.assignment) == 2
+    assert group.members["m1"].state is MemberState.UNREVOKED_PARTITIONS
+    still = cluster.beat("m2", 2, owned=[])
+    assert _count(still.assignment) == 0  # not released yet
+    done = cluster.beat("m1", 1, owned=_owned(revoke.assignment))
+    assert done.member_epoch == 2 and done.assignment is None
+    got = cluster.beat("m2", 2, owned=[])
+    assert _count(got.assignment) == 2 and not (got.assignment[cluster.tid("t")] & revoke.assignment[cluster.tid("t")])
+    assert group.state is ConsumerGroupState.STABLE
+
+
+def test_epoch_fencing_and_the_lost_response_tolerance():
+    cluster = Cluster(t=2)
+    first = cluster.join("m1")
+    assert cluster.beat("m1", 5, owned=[]).error_code == E.FENCED_MEMBER_EPOCH  # ahead
+    cluster.join("m2")  # epoch 2 for the group
+    revoke = cluster.beat("m1", 1, owned=_owned(first.assignment))
+    moved = cluster.beat("m1", 1, owned=_owned(revoke.assignment))
+    assert moved.member_epoch == 2
+    # The answer with epoch 2 was lost: the previous epoch with a subset of the assignment is fine...
+    assert cluster.beat("m1", 1, owned=_owned(revoke.assignment)).error_code == E.NONE
+    # ...owning more than it has is not, nor an older epoch.
+    assert cluster.beat("m1", 1, owned=_owned(first.assignment)).error_code == E.FENCED_MEMBER_EPOCH
+    assert cluster.beat("m1", -3, owned=[]).error_code == E.INVALID_REQUEST  # -3: no such epoch
+    # A fenced member rejoins with epoch 0 under its id and starts afresh.
+    rejoined = cluster.join("m1")
+    assert rejoined.error_code == E.NONE and rejoined.member_epoch == 2
+
+
+def test_unknown_member_and_unknown_group():
+    cluster = Cluster(t=1)
+    assert cluster.beat("m1", 1, group="nope", owned=[]).error_code == E.GROUP_ID_NOT_FOUND
+    cluster.join("m1")
+    assert cluster.beat("ghost", 1, owned=[]).error_code == E.UNKNOWN_MEMBER_ID
+    assert cluster.beat("ghost", -1).error_code == E.UNKNOWN_MEMBER_ID
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(group="", member_id="m", epoch=0), "GroupId can't be empty."),
+    (dict(member_id="m", epoch=0, instance_id=""), "InstanceId can't be empty."),
+    (dict(member_id="m", epoch=0, rack_id=""), "RackId can't be empty."),
+    (dict(member_id="m", epoch=0, rebalance_timeout_ms=-1), "RebalanceTimeoutMs must be provided in first request."),
+    (dict(member_id="m", epoch=0, owned=[(A, [0])]), "TopicPartitions must be empty when (re-)joining."),
+    (dict(member_id="m", epoch=0, subscribed_topic_names=None),
+     "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."),
+    (dict(member_id="m", epoch=-2), "InstanceId can't be null."),
+    (dict(member_id="m", epoch=-7), "MemberEpoch is invalid."),
+])
+def test_invalid_requests(fields, message):
+    cluster = Cluster(t=1)
+    request = dict(rebalance_timeout_ms=1000, subscribed_topic_names=["t"], owned=[])
+    request.update({k: v for k, v in fields.items() if k not in ("group", "member_id", "epoch")})
+    answer = cluster.beat(fields["member_id"], fields["epoch"], group=fields.get("group", "g"), **request)
+    assert (answer.error_code, answer.error_message) == (E.INVALID_REQUEST, message)
+
+
+def test_assignor_regex_and_size_errors():
+    cluster = Cluster(t=1)
+    assert cluster.join("m1", server_assignor="sticky").error_code == E.UNSUPPORTED_ASSIGNOR
+    assert cluster.beat("m1", 0, subscribed_topic_regex="(?=t)", rebalance_timeout_ms=1, owned=[]).error_code \
+        == E.INVALID_REGULAR_EXPRESSION
+    assert cluster.beat("m1", 0, subscribed_topic_regex="t[", rebalance_timeout_ms=1, owned=[]).error_code \
+        == E.INVALID_REGULAR_EXPRESSION
+    cluster.coordinator.config = type(cluster.coordinator.config)(consumer_max_size=1)
+    assert cluster.join("m1").error_code == E.NONE
+    assert cluster.join("m2").error_code == E.GROUP_MAX_SIZE_REACHED
+    assert cluster.join("m1").error_code == E.NONE  # a member already in is not turned away
+
+
+def test_range_assignor_chosen_by_the_members():
+    cluster = Cluster(t=3, u=3)
+    cluster.join("a", topics=("t", "u"), server_assignor="range")
+    cluster.join("b", topics=("t", "u"), server_assignor="range")
+    group = cluster.groups.group("g")
+    assert group.preferred_assignor() == "range"
+    assert group.target["a"] == {cluster.tid("t"): {0, 1}, cluster.tid("u"): {0, 1}}
+
+
+def test_leave_bumps_the_epoch_and_frees_partitions():
+    cluster = Cluster(t=2)
+    first = cluster.join("m1")
+    cluster.join("m2")
+    left = cluster.beat("m2", -1)
+    assert (left.error_code, left.member_epoch) == (E.NONE, -1)
+    group = cluster.groups.group("g")
+    assert set(group.members) == {"m1"} and group.group_epoch == 3
+    back = cluster.beat("m1", 1, owned=_owned(first.assignment))
+    assert back.member_epoch == 3 and group.state is ConsumerGroupState.STABLE
+    assert cluster.beat("m1", -1).error_code == E.NONE and group.state is ConsumerGroupState.EMPTY
+
+
+def test_static_member_leaves_temporarily_and_comes_back_without_a_rebalance():
+    cluster = Cluster(t=4)
+    first = cluster.join("s1", instance_id="pod-1")
+    other = cluster.join("o1", instance_id="pod-2")
+    revoke = cluster.beat("s1", 1, owned=_owned(first.assignment))
+    cluster.beat("s1", 1, owned=_owned(revoke.assignment))
+    other = cluster.beat("o1", 2, owned=[])
+    group = cluster.groups.group("g")
+    kept = group.members["s1"].assigned
+    epoch = group.group_epoch
+    # Another instance cannot take pod-1 while s1 holds it.
+    assert cluster.join("s2", instance_id="pod-1").error_code == E.UNRELEASED_INSTANCE_ID
+    assert cluster.beat("s2", 2, instance_id="pod-1", owned=[]).error_code == E.FENCED_INSTANCE_ID
+    away = cluster.beat("s1", -2, instance_id="pod-1")
+    assert (away.error_code, away.member_epoch) == (E.NONE, -2)
+    # Its partitions wait: the other member gets none of them.
+    assert cluster.beat("o1", 2, owned=_owned(other.assignment)).assignment is None
+    back = cluster.join("s2", instance_id="pod-1")
+    assert back.error_code == E.NONE and back.assignment == kept and back.member_epoch == epoch
+    assert group.group_epoch == epoch and "s1" not in group.members and group.static_members["pod-1"] == "s2"
+
+
+def test_session_timeout_fences_a_silent_member():
+    cluster = Cluster(t=2)
+    cluster.join("m1")
+    cluster.join("m2")
+    timer = cluster.coordinator.timer
+    for _ in range(10):  # m1 heartbeats; m2 is silent
+        timer.advance(5000)
+        member = cluster.groups.group("g").members["m1"]
+        cluster.beat("m1", member.member_epoch, owned=_owned(member.assigned))
+    group = cluster.groups.group("g")
+    assert set(group.members) == {"m1"}
+    member = group.members["m1"]
+    answer = cluster.beat("m1", member.member_epoch, owned=_owned(member.assigned))
+    assert _count(group.members["m1"].assigned) == 2 and answer.error_code == E.NONE
+
+
+def test_rebalance_timeout_fences_a_member_that_does_not_revoke():
+    cluster = Cluster(t=2)
+    first = cluster.join("m1", rebalance_timeout_ms=10000)
+    cluster.join("m2")
+    cluster.beat("m1", 1, owned=_owned(first.assignment))  # asked to revoke one
+    timer = cluster.coordinator.timer
+    timer.advance(5000)
+    cluster.beat("m1", 1, owned=_owned(first.assignment))  # alive, but still owns it
+    timer.advance(5001)
+    assert "m1" not in cluster.groups.group("g").members
+    assert cluster.beat("m1", 1, owned=[]).error_code == E.UNKNOWN_MEMBER_ID
+
+
+def test_new_partitions_and_topics_bump_the_epoch():
+    cluster = Cluster(t=1)
+    first = cluster.join("m1", topics=("t", "later"))
+    assert first.member_epoch == 1
+    cluster.topics["t"].partition_count = 3
+    grown = cluster.beat("m1", 1, owned=_owned(first.assignment))
+    assert grown.member_epoch == 2 and grown.assignment == {cluster.tid("t"): {0, 1, 2}}
+    cluster.topics["later"] = Topic("later", uuid.uuid4(), 1)
+    created = cluster.beat("m1", 2, owned=_owned(grown.assignment))
+    assert created.member_epoch == 3 and _count(created.assignment) == 4
+
+
+def test_regex_subscription_follows_the_topics():
+    cluster = Cluster(**{"orders-eu": 1, "orders-us": 1, "payments": 1})
+    answer = cluster.beat("m1", 0, subscribed_topic_regex="orders-.*", rebalance_timeout_ms=1000, owned=[])
+    assert set(answer.assignment) == {cluster.tid("orders-eu"), cluster.tid("orders-us")}
+    cluster.topics["orders-asia"] = Topic("orders-asia", uuid.uuid4(), 1)
+    more = cluster.beat("m1", 1, owned=_owned(answer.assignment))
+    assert cluster.tid("orders-asia") in more.assignment
+    switched = cluster.beat("m1", more.member_epoch, subscribed_topic_regex="", subscribed_topic_names=["payments"],
+                            owned=_owned(more.assignment))
+    assert switched.assignment == {}  # revoke everything first
+    final = cluster.beat("m1", switched.member_epoch, owned=[])
+    assert final.assignment == {cluster.tid("payments"): {0}}
+
+
+# --- classic and consumer groups share the group ids ---
+
+def _classic_join(cluster, group, member_id=""):
+    answers = []
+    cluster.coordinator.join_group(JoinRequest(group, member_id, None, "consumer", [("range", b"")], 10000, 10000,
+                                               api_version=3), answers.append)
+    return answers
+
+
+def test_classic_and_consumer_groups_refuse_each_other():
+    cluster = Cluster(t=1)
+    cluster.join("m1", group="modern")
+    assert _classic_join(cluster, "modern")[0].error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    cluster.coordinator.config = type(cluster.coordinator.config)(initial_rebalance_delay_ms=0)
+    _classic_join(cluster, "old")
+    cluster.coordinator.timer.advance(0)
+    assert cluster.coordinator.group("old").members
+    assert cluster.join("m1", group="old").error_code == E.GROUP_ID_NOT_FOUND
+    # An empty consumer group gives its id up to a classic member, and vice versa.
+    assert cluster.beat("m1", -1, group="modern").error_code == E.NONE
+    assert _classic_join(cluster, "modern") == [] and cluster.groups.group("modern") is None
+    assert cluster.coordinator.store_offsets("simple", [("t", 0, 5, -1, None)]) == E.NONE
+    assert cluster.join("m9", group="simple").error_code == E.NONE
+    assert cluster.coordinator.group("simple") is None and cluster.coordinator.offsets["simple"]
+
+
+def test_offset_commit_and_fetch_use_the_member_epoch():
+    cluster = Cluster(t=1)
+    answer = cluster.join("m1")
+    coordinator = cluster.coordinator
+    assert coordinator.validate_offset_commit("g", 1, "m1", None, 9)[0] == E.NONE
+    assert coordinator.validate_offset_commit("g", 0, "m1", None, 9)[0] == E.STALE_MEMBER_EPOCH
+    assert coordinator.validate_offset_commit("g", 1, "nobody", None, 9)[0] == E.UNKNOWN_MEMBER_ID
+    assert coordinator.validate_offset_commit("g", 1, "m1", None, 8)[0] == E.UNSUPPORTED_VERSION
+    assert coordinator.validate_offset_commit("g", -1, "", None, 9)[0] == E.UNKNOWN_MEMBER_ID  # not empty
+    assert cluster.groups.validate_offset_fetch("g", "m1", 1) == E.NONE
+    assert cluster.groups.validate_offset_fetch("g", "m1", 7) == E.STALE_MEMBER_EPOCH
+    assert cluster.groups.validate_offset_fetch("g", None, -1) == E.NONE
+    assert coordinator.store_offsets("g", [("t", 0, 3, -1, "")]) == E.NONE
+    assert coordinator.group("g") is None  # no classic twin was created
+    assert coordinator.delete_offsets("g", [("t", 0)])[1] == {("t", 0): E.GROUP_SUBSCRIBED_TO_TOPIC}
+    assert coordinator.delete_group("g") == E.NON_EMPTY_GROUP
+    cluster.beat("m1", -1)
+    assert coordinator.validate_offset_commit("g", -1, "", None, 9)[0] == E.NONE  # empty: admin commits
+    assert coordinator.delete_group("g") == E.NONE and cluster.groups.group("g") is None
+
+
+# --- records and replay ---
+
+class RecordingStore:
+    """The coordinator's store interface kept in a list (the on-disk path is tested over a
+    socket in test_consumer_protocol_wire.py)."""
+
+    def __init__(self):
+        self.records = []
+
+    def append(self, group_id, records, now_ms):
+        self.records.extend(records)
+
+    def load(self, coordinator):
+        for key, value in self.records:
+            decoded = decode_record(key, value)
+            if decoded and decoded[0] == "consumer":
+                coordinator.consumer.restore(*decoded[1:])
+            elif decoded and decoded[0] == "offset":
+                coordinator.restore_offset(*decoded[1:])
+        coordinator.finish_restore()
+
+
+def _state(groups):
+    return {group_id: (group.group_epoch, group.assignment_epoch, group.subscription_metadata, group.target,
+                       group.partition_epochs, group.static_members,
+                       {m.member_id: m for m in group.members.values()})
+            for group_id, group in groups.groups.items()}
+
+
+def test_records_replay_to_the_same_groups():
+    cluster = Cluster(t=4, u=2)
+    store = RecordingStore()
+    cluster.coordinator.store = store
+    first = cluster.join("m1", topics=("t", "u"), instance_id="pod-1", rack_id="r1")
+    cluster.join("m2", topics=("t",), server_assignor="range")
+    cluster.beat("m1", 1, owned=_owned(first.assignment))  # m1 revoking: a mid-reconciliation state
+    cluster.join("gone", group="other")
+    cluster.beat("gone", -1, group="other")
+    cluster.join("dead", group="deleted")
+    cluster.beat("dead", -1, group="deleted")
+    assert cluster.coordinator.delete_group("deleted") == E.NONE
+    replayed = GroupCoordinator(timer=ManualTimer())
+    replayed.attach_store(store)
+    assert _state(replayed.consumer) == _state(cluster.groups)
+    assert "deleted" not in replayed.consumer.groups and replayed.consumer.groups["other"].is_empty()
+    # Restored members carry on with their epochs.
+    member = replayed.consumer.group("g").members["m2"]
+    answer = replayed.consumer.heartbeat(HeartbeatRequest("g", "m2", member.member_epoch, owned=[]), cluster.topics)
+    assert answer.error_code == E.NONE
+
+
+def test_record_values_decode_as_kafka_writes_them():
+    cluster = Cluster(t=2)
+    store = RecordingStore()
+    cluster.coordinator.store = store
+    cluster.join("m1", rack_id="rack-a")
+    kinds = [decode_record(key, value)[1] for key, value in store.records]
+    assert kinds == ["member", "partition_metadata", "epoch", "target", "assignment_epoch", "current"]
+    # The key versions are Kafka's (3..8) and every value is version 0.
+    assert sorted({int.from_bytes(key[:2], "big") for key, _ in store.records}) == [3, 4, 5, 6, 7, 8]
+    assert {value[:2] for _, value in store.records} == {b"\x00\x00"}
+    current = decode_record(*store.records[-1])[4]
+    assert (current.member_epoch, current.state, current.assigned) == (1, MemberState.STABLE,
+                                                                       {cluster.tid("t"): {0, 1}})
+
+
+# --- the property: no partition is ever owned twice, and the group settles ---
+
+class SimulatedClient:
+    def __init__(self, member_id):
+        self.member_id = member_id
+        self.epoch = 0
+        self.owned: dict = {}
+        # Partitions taken away but still being given up (callbacks, final commits): the
+        # client still owns them until a heartbeat reports it does not.
+        self.releasing: set = set()
+        self.joined = False
+
+
+operations = st.lists(st.tuples(
+    st.sampled_from(["join", "beat", "beat", "beat", "leave", "resubscribe", "grow", "lazy_beat"]),
+    st.integers(0, 3),
+    st.sampled_from([("t",), ("u",), ("t", "u")]),
+    st.sampled_from(["uniform", "range"])), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations)
+def test_random_membership_never_double_owns_and_settles(ops):
+    cluster = Cluster(t=3, u=2)
+    clients = [SimulatedClient(f"c{index}") for index in range(4)]
+
+    def send(client, request_epoch=None, **fields):
+        if fields.get("owned") is not None:
+            client.releasing = set()  # this heartbeat reports them gone
+        answer = cluster.beat(client.member_id, client.epoch if request_epoch is None else request_epoch, **fields)
+        if answer.error_code in (E.FENCED_MEMBER_EPOCH, E.UNKNOWN_MEMBER_ID):
+            client.owned, client.releasing, client.joined, client.epoch = {}, set(), False, 0
+            return
+        assert answer.error_code == E.NONE, answer
+        client.epoch = answer.member_epoch
+        if answer.assignment is not None:
+            new = {t: set(p) for t, p in answer.assignment.items()}
+            client.releasing |= {(t, p) for t, ps in client.owned.items() for p in ps if p not in new.get(t, ())}
+            client.owned = new
+        check()
+
+    def check():
+        seen = {}
+        for client in clients:
+            held = {(t, p) for t, ps in client.owned.items() for p in ps} | client.releasing
+            for key in held:
+                assert key not in seen, f"{key} owned by {seen[key]} and {client.member_id}"
+                seen[key] = client.member_id
+
+    for action, index, topics, assignor in ops:
+        client = clients[index]
+        if action == "join" and not client.joined:
+            client.joined = True
+            client.owned = {}
+            send(client, 0, subscribed_topic_names=list(topics), rebalance_timeout_ms=60000, owned=[],
+                 server_assignor=assignor)
+        elif action in ("beat", "lazy_beat") and client.joined:
+            send(client, owned=None if action == "lazy_beat" else _owned(client.owned))
+        elif action == "leave" and client.joined:
+            client.owned, client.releasing = {}, set()  # a leaving client gives everything up first
+            send(client, -1)
+            client.joined, client.epoch = False, 0
+        elif action == "resubscribe" and client.joined:
+            send(client, subscribed_topic_names=list(topics), owned=_owned(client.owned))
+        elif action == "grow":
+            cluster.topics[topics[0]].partition_count += 1
+        cluster.coordinator.timer.advance(100)
+    live = [client for client in clients if client.joined]
+    for _ in range(6):  # everyone heartbeats a few times: the group settles
+        for client in live:
+            if client.joined:
+                send(client, owned=_owned(client.owned))
+    group = cluster.groups.group("g")
+    if group is None or not live:
+        return
+    assert group.state is ConsumerGroupState.STABLE
+    subscribed = group.subscribed_topic_names()
+    expected = {(cluster.tid(name), p) for name in subscribed for p in range(cluster.topics[name].partition_count)}
+    owned = {(t, p) for client in clients for t, ps in client.owned.items() for p in ps}
+    assert owned == expected
