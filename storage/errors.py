@@ -47,18 +47,33 @@ class RecordListTooLarge(StorageError):
     error_code = RECORD_LIST_TOO_LARGE
 
 
-class InvalidTimestamp(StorageError):
-    """A CreateTime timestamp outside ``message.timestamp.before.max.ms`` /
-    ``message.timestamp.after.max.ms`` of the broker's clock."""
-
-    error_code = INVALID_TIMESTAMP
-
-
 class InvalidRecord(StorageError):
     """A batch that is well formed but breaks a rule of the log: inconsistent offset range,
     a control batch from a client, an idempotent batch without a sequence."""
 
     error_code = INVALID_RECORD
+
+
+class RecordValidationError(StorageError):
+    """Kafka's ``RecordValidationException``: records of a batch refused one by one.
+    ``record_errors`` lists ``(index of the record in its batch, message)``; the exception's
+    message is Kafka's summary, which Produce v8+ answers as ``error_message`` beside the
+    record errors. This class is the INVALID_RECORD kind (a keyless record on a compacted
+    topic)."""
+
+    error_code = INVALID_RECORD
+
+    def __init__(self, message: str, record_errors: list[tuple[int, str]]):
+        super().__init__(message)
+        self.record_errors = record_errors
+
+
+class InvalidTimestamp(RecordValidationError):
+    """Records whose CreateTime timestamp is outside ``message.timestamp.before.max.ms`` /
+    ``message.timestamp.after.max.ms`` of the broker's clock (Kafka answers INVALID_TIMESTAMP
+    when any record of the batch has one, whatever else is wrong with the others)."""
+
+    error_code = INVALID_TIMESTAMP
 
 
 class UnsupportedForMessageFormat(StorageError):

@@ -299,7 +299,7 @@ class PartitionLog:
         error code to answer with) and leaves the log unchanged on any refusal or I/O error."""
         self._check_open()
         now = self.clock()
-        validated = validate_batches(records, self.config, now, origin)
+        validated = validate_batches(records, self.config, now, origin, f"{self.topic}-{self.partition}")
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
         plan = self.producer_state.prepare([header for _, header in validated.batches], origin == ORIGIN_CLIENT)

@@ -14,7 +14,16 @@
   ``message.timestamp.before.max.ms`` and its max timestamp no newer than
   ``message.timestamp.after.max.ms`` (batch-level bounds: individual record timestamps are not
   decoded on the hot path; the first and the max bound every record a Java/librdkafka
-  producer writes, whose timestamps never go below the batch's first).
+  producer writes, whose timestamps never go below the batch's first). A batch outside the
+  bounds is decoded and its records checked one by one, as Kafka's ``validateTimestamp`` does,
+  so that the refusal names each record out of range;
+* compacted topics (``cleanup.policy`` with ``compact``): every record from a client has a key
+  (the batch is decoded; Kafka's ``validateKey``).
+
+Faults of single records are reported as Kafka's ``RecordValidationException`` reports them
+(:class:`~odradek.storage.errors.RecordValidationError`): per batch, each faulty record's index
+in its batch and Kafka's message for it, a key fault taking precedence over a timestamp fault
+of the same record; the first batch with faults refuses the whole append.
 
 The result, :class:`ValidatedAppend`, tells the log where each batch starts and what offsets
 and timestamps the append spans; :meth:`PartitionLog.append` then commits it (patches and
@@ -24,6 +33,7 @@ writes) in one place.
 from __future__ import annotations
 
 from odradek.protocol.errors import CorruptRecord, ProtocolError, UnsupportedCompression
+from odradek.protocol.records.batch import LOG_APPEND_TIME, decode_batch
 from odradek.protocol.records.header import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -33,7 +43,14 @@ from odradek.protocol.records.header import (
 )
 
 from .config import LogConfig
-from .errors import InvalidRecord, InvalidTimestamp, RecordListTooLarge, RecordTooLarge, UnsupportedForMessageFormat
+from .errors import (
+    InvalidRecord,
+    InvalidTimestamp,
+    RecordListTooLarge,
+    RecordTooLarge,
+    RecordValidationError,
+    UnsupportedForMessageFormat,
+)
 
 NO_TIMESTAMP = -1
 MAX_COMPRESSION_ID = 4  # none, gzip, snappy, lz4, zstd
@@ -82,9 +99,11 @@ def _up_convert_legacy(payload, config: LogConfig, now_ms: int, origin: str) -> 
     )
 
 
-def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIGIN_CLIENT) -> ValidatedAppend:
+def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIGIN_CLIENT,
+                     topic_partition: str = "") -> ValidatedAppend:
     """Check every batch of ``payload`` (bytes-like). Raises a ProtocolError subclass carrying
-    the Kafka error code; returns a :class:`ValidatedAppend` otherwise. Never writes."""
+    the Kafka error code; returns a :class:`ValidatedAppend` otherwise. Never writes.
+    ``topic_partition`` (``name-index``) is named in record errors, as Kafka names it."""
     total = len(payload)
     if total == 0:
         raise InvalidRecord("no record batch in the append")
@@ -97,6 +116,8 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
     position = 0
     from_client = origin == ORIGIN_CLIENT
     check_times = not config.is_log_append_time and origin != ORIGIN_REPLICATION
+    # cleanup.policy is a list of "compact" and "delete" (validated where configs are parsed).
+    check_keys = from_client and "compact" in config.cleanup_policy
     while position < total:
         if total - position < LOG_OVERHEAD + 5:
             raise CorruptRecord(f"{total - position} trailing bytes are not a record batch")
@@ -110,7 +131,7 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
             if position != 0:
                 raise CorruptRecord("a produce mixes record batches and legacy messages")
             converted = _up_convert_legacy(payload, config, now_ms, origin)
-            validated = validate_batches(converted, config, now_ms, origin)
+            validated = validate_batches(converted, config, now_ms, origin, topic_partition)
             validated.converted_payload = converted
             return validated
         try:
@@ -141,15 +162,16 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
                 raise InvalidRecord("idempotent batch without a base sequence")
             if header.is_transactional and not header.has_producer_id:
                 raise InvalidRecord("transactional batch without a producer id")
-        if check_times:
-            if header.base_timestamp != NO_TIMESTAMP and header.base_timestamp < now_ms - config.message_timestamp_before_max_ms:
-                raise InvalidTimestamp(
-                    f"timestamp {header.base_timestamp} is more than message.timestamp.before.max.ms "
-                    f"({config.message_timestamp_before_max_ms}) before the broker's {now_ms}")
-            if header.max_timestamp != NO_TIMESTAMP and header.max_timestamp > now_ms + config.message_timestamp_after_max_ms:
-                raise InvalidTimestamp(
-                    f"timestamp {header.max_timestamp} is more than message.timestamp.after.max.ms "
-                    f"({config.message_timestamp_after_max_ms}) after the broker's {now_ms}")
+        times_out_of_bounds = check_times and (
+            (header.base_timestamp != NO_TIMESTAMP
+             and header.base_timestamp < now_ms - config.message_timestamp_before_max_ms)
+            or (header.max_timestamp != NO_TIMESTAMP
+                and header.max_timestamp > now_ms + config.message_timestamp_after_max_ms))
+        if check_keys or times_out_of_bounds:
+            record_errors = _record_errors(payload, position, config, now_ms, check_keys, times_out_of_bounds,
+                                           topic_partition)
+            if record_errors:
+                raise _record_validation_error(record_errors)
         if header.max_timestamp > max_timestamp:
             max_timestamp = header.max_timestamp
             max_timestamp_batch = len(batches)
@@ -157,6 +179,47 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
         offset_count += header.last_offset_delta + 1
         position += size
     return ValidatedAppend(batches, total, offset_count, max_timestamp, max_timestamp_batch)
+
+
+def _java_long(value: int) -> int:
+    """``value`` wrapped to a signed 64-bit integer, as Java's long arithmetic (Kafka's message
+    prints ``now + message.timestamp.after.max.ms`` so)."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def _record_errors(payload, position: int, config: LogConfig, now_ms: int, check_keys: bool,
+                   check_times: bool, topic_partition: str) -> list[tuple[bool, int, str]]:
+    """Kafka's ``LogValidator.validateRecord`` over the decoded batch at ``position``: (is a
+    timestamp fault, index in the batch, message) of each record without a key
+    (``check_keys``) or, failing that, with a timestamp out of bounds (``check_times``)."""
+    batch = decode_batch(payload, position,
+                         max_decompressed_size=max(MAX_DECOMPRESSED_APPEND_BYTES, config.max_message_bytes))
+    before, after = config.message_timestamp_before_max_ms, config.message_timestamp_after_max_ms
+    errors = []
+    for index, record in enumerate(batch.records):
+        if check_keys and record.key is None:
+            errors.append((False, index, f"Compacted topic cannot accept message without key in topic partition "
+                                         f"{topic_partition}"))
+            continue
+        if check_times and batch.timestamp_type != LOG_APPEND_TIME:
+            timestamp = batch.timestamp_of(record)
+            if timestamp != NO_TIMESTAMP and (now_ms - timestamp > before or timestamp - now_ms > after):
+                errors.append((True, index, f"Timestamp {timestamp} of message with offset {batch.offset_of(record)} "
+                                            f"is out of range. The timestamp should be within "
+                                            f"[{_java_long(now_ms - before)}, {_java_long(now_ms + after)}]"))
+    return errors
+
+
+def _record_validation_error(faults: list[tuple[bool, int, str]]) -> RecordValidationError:
+    """Kafka's ``processRecordErrors``: INVALID_TIMESTAMP if any timestamp is at fault, else
+    INVALID_RECORD with the first three record errors in the message."""
+    record_errors = [(index, message) for _, index, message in faults]
+    if any(is_timestamp for is_timestamp, _, _ in faults):
+        return InvalidTimestamp("One or more records have been rejected due to invalid timestamp", record_errors)
+    shown = ", ".join(f"RecordError(batchIndex={index}, message='{message}')" for index, message in record_errors[:3])
+    return RecordValidationError(
+        f"One or more records have been rejected due to {len(record_errors)} record errors in total, and only "
+        f"showing the first three errors at most: [{shown}]", record_errors)
 
 
 def check_replicated_offsets(validated: ValidatedAppend, log_end_offset: int) -> None:

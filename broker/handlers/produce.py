@@ -1,12 +1,17 @@
-"""Produce (key 0), versions 0-13 (v0-v2 carry legacy message sets, which the storage engine
-refuses with UNSUPPORTED_FOR_MESSAGE_FORMAT / CORRUPT_MESSAGE until up-conversion lands).
+"""Produce (key 0), versions 0-13 (v0-v2 carry legacy message sets, magic 0 and 1, which the
+storage engine up-converts to one v2 batch before appending, as Kafka's LogValidator does).
 
 Behaviour:
 
 * ``acks`` must be 0, 1 or -1 (all); anything else is INVALID_REQUIRED_ACKS for every partition.
 * Each partition's record set is validated and appended by the storage engine (CRC, sizes,
-  ``max.message.bytes``, timestamps); a refusal answers that partition with the error's Kafka
-  code and message and leaves the others unaffected.
+  ``max.message.bytes``, timestamps, keys on compacted topics); a refusal answers that
+  partition with the error's Kafka code and message and leaves the others unaffected.
+* Faults of single records (a keyless record on a compacted topic: INVALID_RECORD; a
+  timestamp outside ``message.timestamp.before/after.max.ms``: INVALID_TIMESTAMP) are answered
+  as Kafka answers its ``RecordValidationException``: v8+ ``record_errors`` (each record's index
+  in its batch and Kafka's message) and Kafka's summary as ``error_message``, with the
+  partition's log start offset.
 * acks=-1 on a topic whose ``min.insync.replicas`` exceeds the in-sync replicas (one node:
   any value above 1): NOT_ENOUGH_REPLICAS, before anything is appended.
 * Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
@@ -23,8 +28,7 @@ Behaviour:
 Version notes: v3+ carry ``transactional_id``. Transactions are not served yet (no producer can
 obtain a transactional producer id here), so a produce with a transactional id is refused with
 INVALID_TXN_STATE for every partition rather than appended with no way to commit or abort it;
-v8+ ``record_errors`` and
-``error_message``; v13+ topics by id.
+v8+ ``record_errors`` and ``error_message``; v13+ topics by id.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import asyncio
 from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
+from odradek.storage.errors import RecordValidationError
 
 from ..registry import CLOSE_CONNECTION
 from . import REGISTRY
@@ -41,6 +46,7 @@ from ._common import topic_by_name_or_id
 
 TopicResponse = ProduceResponse.TopicProduceResponse
 PartitionResponse = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+RecordErrorEntry = PartitionResponse.BatchIndexAndErrorMessage
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> PartitionResponse:
@@ -85,6 +91,13 @@ def handle_produce(ctx, request: ProduceRequest):
                 continue
             try:
                 appended = partition.append(data.records)
+            except RecordValidationError as error:
+                answer = _partition_error(data.index, error.error_code, str(error))
+                answer.log_start_offset = partition.log_start_offset
+                answer.record_errors = [RecordErrorEntry(batch_index=index, batch_index_error_message=message)
+                                        for index, message in error.record_errors]
+                partitions.append(answer)
+                continue
             except ProtocolError as error:
                 partitions.append(_partition_error(data.index, error.error_code, str(error)))
                 continue

@@ -44,13 +44,15 @@ def encode_record(offset_delta: int, timestamp_delta: int, key: bytes | None, va
 def make_batch(values: list[bytes], *, base_offset: int = 0, timestamps: list[int] | None = None,
                producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
                attributes: int = 0, partition_leader_epoch: int = -1, records_count: int | None = None,
-               last_offset_delta: int | None = None) -> bytes:
-    """One uncompressed batch holding ``values`` (one record each)."""
+               last_offset_delta: int | None = None, keys: list[bytes | None] | None = None) -> bytes:
+    """One uncompressed batch holding ``values`` (one record each), keyed ``k0``, ``k1``...
+    unless ``keys`` says otherwise."""
     if timestamps is None:
         timestamps = [1_700_000_000_000 + i for i in range(len(values))]
     base_timestamp = timestamps[0] if timestamps else -1
     records = b"".join(
-        encode_record(i, timestamps[i] - base_timestamp, b"k%d" % i, value) for i, value in enumerate(values))
+        encode_record(i, timestamps[i] - base_timestamp, b"k%d" % i if keys is None else keys[i], value)
+        for i, value in enumerate(values))
     last_delta = len(values) - 1 if last_offset_delta is None else last_offset_delta
     count = len(values) if records_count is None else records_count
     after_crc = struct.pack(">hiqqqhii", attributes, last_delta, base_timestamp, max(timestamps, default=-1),

@@ -15,6 +15,7 @@ from odradek.storage.errors import (
     OffsetOutOfRange,
     RecordListTooLarge,
     RecordTooLarge,
+    RecordValidationError,
     UnsupportedForMessageFormat,
 )
 from odradek.storage.fs import MemoryFileSystem, OsFileSystem
@@ -130,6 +131,58 @@ def test_size_and_timestamp_limits_from_config(backend):
         log.append(make_batch([b"x"], timestamps=[T0 - 1000]))
     assert raised.value.error_code == 32
     log.append(make_batch([b"x"], timestamps=[T0]))
+
+
+def test_compacted_topics_refuse_keyless_records_naming_each(backend):
+    fs, root = backend
+    for number, policy in enumerate(("compact", "compact,delete", "delete, compact")):
+        log = PartitionLog.open(fs, f"{root}/compacted{number}-3", LogConfig(cleanup_policy=policy), clock=Clock())
+        with pytest.raises(RecordValidationError) as raised:
+            log.append(make_batch([b"a", b"b", b"c", b"d", b"e"], keys=[b"k", None, b"k", None, None]))
+        error = raised.value
+        assert error.error_code == 87 and not isinstance(error, InvalidTimestamp)
+        message = f"Compacted topic cannot accept message without key in topic partition compacted{number}-3"
+        assert error.record_errors == [(1, message), (3, message), (4, message)]
+        shown = ", ".join(f"RecordError(batchIndex={index}, message='{message}')" for index in (1, 3, 4))
+        assert str(error) == ("One or more records have been rejected due to 3 record errors in total, and only "
+                              f"showing the first three errors at most: [{shown}]")
+        assert log.log_end_offset == 0
+        # Keyed records are taken; a later batch's faults are indexed within that batch.
+        log.append(make_batch([b"a"]))
+        with pytest.raises(RecordValidationError) as raised:
+            log.append(make_batch([b"a"]) + make_batch([b"b", b"c"], keys=[b"k", None]))
+        assert raised.value.record_errors == [(1, message)]
+        assert log.log_end_offset == 1
+        log.close()
+    # Not compacted: keyless records are fine.
+    assert open_log(backend, cleanup_policy="delete").append(make_batch([b"a"], keys=[None])).first_offset == 0
+
+
+def test_timestamp_faults_name_each_record(backend):
+    clock = Clock(T0 + 10_000)
+    log = open_log(backend, clock, message_timestamp_before_max_ms=1000, message_timestamp_after_max_ms=2000,
+                   cleanup_policy="compact")
+    with pytest.raises(InvalidTimestamp) as raised:
+        log.append(make_batch([b"a", b"b", b"c"], base_offset=7, timestamps=[T0 + 8_000, T0 + 9_500, T0 + 12_001],
+                              keys=[b"k", b"k", None]))
+    error = raised.value
+    assert error.error_code == 32 and str(error) == "One or more records have been rejected due to invalid timestamp"
+    window = f"[{T0 + 9_000}, {T0 + 12_000}]"
+    # Record 2 has no key: its key fault is reported, not its timestamp (Kafka's order); the
+    # answer is still INVALID_TIMESTAMP because record 0's timestamp is at fault.
+    assert error.record_errors == [
+        (0, f"Timestamp {T0 + 8_000} of message with offset 7 is out of range. The timestamp should be within {window}"),
+        (2, "Compacted topic cannot accept message without key in topic partition t-0"),
+    ]
+    assert log.log_end_offset == 0
+    log.close()
+    # Java's long arithmetic in the message: an after-limit of Long.MAX_VALUE wraps.
+    log = open_log(backend, clock, message_timestamp_before_max_ms=1000, message_timestamp_after_max_ms=2**63 - 1)
+    with pytest.raises(InvalidTimestamp) as raised:
+        log.append(make_batch([b"a"], timestamps=[T0]))
+    assert raised.value.record_errors == [
+        (0, f"Timestamp {T0} of message with offset 0 is out of range. The timestamp should be within "
+            f"[{T0 + 9_000}, {T0 + 10_000 + 2**63 - 1 - 2**64}]")]
 
 
 def test_log_append_time_patches_max_timestamp_and_crc(backend):
