@@ -77,7 +77,8 @@ class InvalidTimestamp(RecordValidationError):
 
 
 class UnsupportedForMessageFormat(StorageError):
-    """Legacy (magic 0/1) input while no up-converter is available."""
+    """Legacy (magic 0/1) input where it cannot be up-converted: data copied from a leader, whose
+    logs hold magic 2 only."""
 
     error_code = UNSUPPORTED_FOR_MESSAGE_FORMAT
 
