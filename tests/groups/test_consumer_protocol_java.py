@@ -5,7 +5,9 @@ synchronously after each poll.
 
 The fast test (CI) has two members split six partitions and consume every record once; the
 slow ones add a third member joining and leaving, a SIGKILLed member whose partitions move after
-its session, a static member restarted with its partitions back, and a regex subscription. The
+its session, a static member restarted with its partitions back, a broker-side regex
+subscription, and Kafka's tools on the group (kafka-consumer-groups --describe, DumpLogSegments'
+offsets decoder reading every consumer-group record odradek writes). The
 broker runs with short consumer heartbeats (500 ms) so that reconciliation takes seconds.
 Without java the module is skipped (CI installs it with compat/install_tools.sh).
 """
@@ -320,3 +322,41 @@ def test_broker_side_regex_subscription_picks_up_matching_topics(kip848_broker, 
     topics = {tp.topic_name for tp in described.members[0].assignment.topic_partitions}
     assert topics == {"regex-a", "regex-b"}
     member.stop()
+
+
+@pytest.mark.slow
+def test_kafka_tools_describe_the_group_and_decode_its_records(kip848_broker, java_consumer):
+    from broker.test_java_tools import tool  # tests/broker's runner of Kafka's main classes
+    from odradek.broker.groups import coordinator_partition
+
+    topic, group = "kip848-tools", "kip848-tools-group"
+    _topic(kip848_broker, topic, 2)
+    member = java_consumer(group, topic)
+    wait_until(lambda: member.assignment() == {0, 1}, "the member's assignment", [member])
+    values = [f"tools-{index}" for index in range(6)]
+    produce(kip848_broker.bootstrap, topic, values, 2)
+    wait_until(lambda: len(member.records()) == 6, "the member's records", [member])
+    server = ["--bootstrap-server", kip848_broker.bootstrap]
+    groups_tool = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    assert group in tool(groups_tool, *server, "--list", "--type", "consumer").split()
+    state = tool(groups_tool, *server, "--describe", "--group", group, "--state")
+    assert "Stable" in state and "uniform" in state, state
+    members = tool(groups_tool, *server, "--describe", "--group", group, "--members", "--verbose")
+    assert f"{topic}:0,1" in members.replace(" ", ""), members
+    offsets = tool(groups_tool, *server, "--describe", "--group", group)
+    rows = [line.split() for line in offsets.splitlines() if line.startswith(group)]
+    assert sorted((row[2], row[3], row[4], row[5]) for row in rows) == [("0", "3", "3", "0"), ("1", "3", "3", "0")], offsets
+    member.stop()
+
+    segment = (Path(kip848_broker.data_dir) / f"__consumer_offsets-{coordinator_partition(group, 50)}"
+               / "00000000000000000000.log")
+    dumped = tool("org.apache.kafka.tools.DumpLogSegments", "--offsets-decoder", "--deep-iteration",
+                  "--files", str(segment))
+    # Kafka's offsets decoder reads every KIP-848 record type (key versions 3-8) we write...
+    for key_type in range(3, 9):
+        assert f'key: {{"type":"{key_type}","data":{{"groupId":"{group}"' in dumped, (key_type, dumped[-4000:])
+    assert '"subscribedTopicNames":["kip848-tools"]' in dumped and '"assignmentEpoch":1' in dumped
+    assert '"memberEpoch":1,"previousMemberEpoch":0,"state":0,"assignedPartitions":[{"topicId"' in dumped
+    # ...and the member's tombstones when it left, then the bumped group epoch.
+    assert '"type":"5","data":{"groupId":"kip848-tools-group","memberId"' in dumped and "payload: <DELETE>" in dumped
+    assert '"data":{"epoch":2}' in dumped
