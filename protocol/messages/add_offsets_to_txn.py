@@ -75,7 +75,7 @@ def _dec_AddOffsetsToTxnRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+    obj1.transactional_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (obj1.producer_id, obj1.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -84,7 +84,7 @@ def _dec_AddOffsetsToTxnRequest_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.group_id = str(buf[pos:end5], 'utf-8')
+    obj1.group_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     obj1.unknown_tagged_fields = []
     self = obj1
@@ -114,7 +114,7 @@ def _dec_AddOffsetsToTxnRequest_v3(buf, pos):
     end8 = pos + n7
     if n7 < 0 or end8 > limit:
         raise bad_length('string', pos, n7, buf)
-    obj6.transactional_id = str(buf[pos:end8], 'utf-8')
+    obj6.transactional_id = str(buf[pos:end8], 'utf-8', 'replace')
     pos = end8
     (obj6.producer_id, obj6.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -127,7 +127,7 @@ def _dec_AddOffsetsToTxnRequest_v3(buf, pos):
     end10 = pos + n9
     if n9 < 0 or end10 > limit:
         raise bad_length('string', pos, n9, buf)
-    obj6.group_id = str(buf[pos:end10], 'utf-8')
+    obj6.group_id = str(buf[pos:end10], 'utf-8', 'replace')
     pos = end10
     if buf[pos] == 0:
         pos += 1

@@ -146,7 +146,7 @@ def _dec_AddPartitionsToTxnRequest_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.v3_and_below_transactional_id = str(buf[pos:end4], 'utf-8')
+    obj2.v3_and_below_transactional_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj2.v3_and_below_producer_id, obj2.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -162,7 +162,7 @@ def _dec_AddPartitionsToTxnRequest_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj8.name = str(buf[pos:end10], 'utf-8')
+        obj8.name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         (n11,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -219,7 +219,7 @@ def _dec_AddPartitionsToTxnRequest_v3(buf, pos):
     end17 = pos + n16
     if n16 < 0 or end17 > limit:
         raise bad_length('string', pos, n16, buf)
-    obj15.v3_and_below_transactional_id = str(buf[pos:end17], 'utf-8')
+    obj15.v3_and_below_transactional_id = str(buf[pos:end17], 'utf-8', 'replace')
     pos = end17
     (obj15.v3_and_below_producer_id, obj15.v3_and_below_producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -243,7 +243,7 @@ def _dec_AddPartitionsToTxnRequest_v3(buf, pos):
         end23 = pos + n22
         if n22 < 0 or end23 > limit:
             raise bad_length('string', pos, n22, buf)
-        obj21.name = str(buf[pos:end23], 'utf-8')
+        obj21.name = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
         n24 = buf[pos]
         if n24 > 127:
@@ -339,7 +339,7 @@ def _dec_AddPartitionsToTxnRequest_v4(buf, pos):
         end36 = pos + n35
         if n35 < 0 or end36 > limit:
             raise bad_length('string', pos, n35, buf)
-        obj34.transactional_id = str(buf[pos:end36], 'utf-8')
+        obj34.transactional_id = str(buf[pos:end36], 'utf-8', 'replace')
         pos = end36
         (obj34.producer_id, obj34.producer_epoch, obj34.verify_only,) = _S3.unpack_from(buf, pos)
         pos += 11
@@ -363,7 +363,7 @@ def _dec_AddPartitionsToTxnRequest_v4(buf, pos):
             end42 = pos + n41
             if n41 < 0 or end42 > limit:
                 raise bad_length('string', pos, n41, buf)
-            obj40.name = str(buf[pos:end42], 'utf-8')
+            obj40.name = str(buf[pos:end42], 'utf-8', 'replace')
             pos = end42
             n43 = buf[pos]
             if n43 > 127:
@@ -437,7 +437,7 @@ def _dec_AddPartitionsToTxnResponse_v0(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.name = str(buf[pos:end52], 'utf-8')
+        obj50.name = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         (n53,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -519,7 +519,7 @@ def _dec_AddPartitionsToTxnResponse_v3(buf, pos):
         end67 = pos + n66
         if n66 < 0 or end67 > limit:
             raise bad_length('string', pos, n66, buf)
-        obj65.name = str(buf[pos:end67], 'utf-8')
+        obj65.name = str(buf[pos:end67], 'utf-8', 'replace')
         pos = end67
         n68 = buf[pos]
         if n68 > 127:
@@ -628,7 +628,7 @@ def _dec_AddPartitionsToTxnResponse_v4(buf, pos):
         end84 = pos + n83
         if n83 < 0 or end84 > limit:
             raise bad_length('string', pos, n83, buf)
-        obj82.transactional_id = str(buf[pos:end84], 'utf-8')
+        obj82.transactional_id = str(buf[pos:end84], 'utf-8', 'replace')
         pos = end84
         n85 = buf[pos]
         if n85 > 127:
@@ -650,7 +650,7 @@ def _dec_AddPartitionsToTxnResponse_v4(buf, pos):
             end90 = pos + n89
             if n89 < 0 or end90 > limit:
                 raise bad_length('string', pos, n89, buf)
-            obj88.name = str(buf[pos:end90], 'utf-8')
+            obj88.name = str(buf[pos:end90], 'utf-8', 'replace')
             pos = end90
             n91 = buf[pos]
             if n91 > 127:

@@ -110,7 +110,7 @@ def _dec_AddRaftVoterRequest_v0(buf, pos):
             raise bad_length('string', pos, n4, buf)
         obj3.cluster_id = None
     else:
-        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8', 'replace')
         pos = end5
     (obj3.timeout_ms, obj3.voter_id, raw6,) = _S0.unpack_from(buf, pos)
     pos += 24
@@ -135,7 +135,7 @@ def _dec_AddRaftVoterRequest_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj10.name = str(buf[pos:end12], 'utf-8')
+        obj10.name = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         n13 = buf[pos]
         if n13 > 127:
@@ -146,7 +146,7 @@ def _dec_AddRaftVoterRequest_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj10.host = str(buf[pos:end14], 'utf-8')
+        obj10.host = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (obj10.port,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -193,7 +193,7 @@ def _dec_AddRaftVoterResponse_v0(buf, pos):
             raise bad_length('string', pos, n16, buf)
         obj15.error_message = None
     else:
-        obj15.error_message = str(buf[pos:end17], 'utf-8')
+        obj15.error_message = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
     if buf[pos] == 0:
         pos += 1

@@ -163,7 +163,7 @@ def _dec_AlterClientQuotasRequest_v0(buf, pos):
             end14 = pos + n13
             if n13 < 0 or end14 > limit:
                 raise bad_length('string', pos, n13, buf)
-            obj12.entity_type = str(buf[pos:end14], 'utf-8')
+            obj12.entity_type = str(buf[pos:end14], 'utf-8', 'replace')
             pos = end14
             (n15,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -173,7 +173,7 @@ def _dec_AlterClientQuotasRequest_v0(buf, pos):
                     raise bad_length('string', pos, n15, buf)
                 obj12.entity_name = None
             else:
-                obj12.entity_name = str(buf[pos:end16], 'utf-8')
+                obj12.entity_name = str(buf[pos:end16], 'utf-8', 'replace')
                 pos = end16
             obj12.unknown_tagged_fields = []
             items10.append(obj12)
@@ -190,7 +190,7 @@ def _dec_AlterClientQuotasRequest_v0(buf, pos):
             end22 = pos + n21
             if n21 < 0 or end22 > limit:
                 raise bad_length('string', pos, n21, buf)
-            obj20.key = str(buf[pos:end22], 'utf-8')
+            obj20.key = str(buf[pos:end22], 'utf-8', 'replace')
             pos = end22
             (obj20.value, obj20.remove,) = _S0.unpack_from(buf, pos)
             pos += 9
@@ -284,7 +284,7 @@ def _dec_AlterClientQuotasRequest_v1(buf, pos):
             end39 = pos + n38
             if n38 < 0 or end39 > limit:
                 raise bad_length('string', pos, n38, buf)
-            obj37.entity_type = str(buf[pos:end39], 'utf-8')
+            obj37.entity_type = str(buf[pos:end39], 'utf-8', 'replace')
             pos = end39
             n40 = buf[pos]
             if n40 > 127:
@@ -298,7 +298,7 @@ def _dec_AlterClientQuotasRequest_v1(buf, pos):
                     raise bad_length('string', pos, n40, buf)
                 obj37.entity_name = None
             else:
-                obj37.entity_name = str(buf[pos:end41], 'utf-8')
+                obj37.entity_name = str(buf[pos:end41], 'utf-8', 'replace')
                 pos = end41
             if buf[pos] == 0:
                 pos += 1
@@ -327,7 +327,7 @@ def _dec_AlterClientQuotasRequest_v1(buf, pos):
             end47 = pos + n46
             if n46 < 0 or end47 > limit:
                 raise bad_length('string', pos, n46, buf)
-            obj45.key = str(buf[pos:end47], 'utf-8')
+            obj45.key = str(buf[pos:end47], 'utf-8', 'replace')
             pos = end47
             (obj45.value, obj45.remove,) = _S0.unpack_from(buf, pos)
             pos += 9
@@ -397,7 +397,7 @@ def _dec_AlterClientQuotasResponse_v0(buf, pos):
                 raise bad_length('string', pos, n55, buf)
             obj54.error_message = None
         else:
-            obj54.error_message = str(buf[pos:end56], 'utf-8')
+            obj54.error_message = str(buf[pos:end56], 'utf-8', 'replace')
             pos = end56
         (n57,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -411,7 +411,7 @@ def _dec_AlterClientQuotasResponse_v0(buf, pos):
             end62 = pos + n61
             if n61 < 0 or end62 > limit:
                 raise bad_length('string', pos, n61, buf)
-            obj60.entity_type = str(buf[pos:end62], 'utf-8')
+            obj60.entity_type = str(buf[pos:end62], 'utf-8', 'replace')
             pos = end62
             (n63,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -421,7 +421,7 @@ def _dec_AlterClientQuotasResponse_v0(buf, pos):
                     raise bad_length('string', pos, n63, buf)
                 obj60.entity_name = None
             else:
-                obj60.entity_name = str(buf[pos:end64], 'utf-8')
+                obj60.entity_name = str(buf[pos:end64], 'utf-8', 'replace')
                 pos = end64
             obj60.unknown_tagged_fields = []
             items58.append(obj60)
@@ -497,7 +497,7 @@ def _dec_AlterClientQuotasResponse_v1(buf, pos):
                 raise bad_length('string', pos, n74, buf)
             obj73.error_message = None
         else:
-            obj73.error_message = str(buf[pos:end75], 'utf-8')
+            obj73.error_message = str(buf[pos:end75], 'utf-8', 'replace')
             pos = end75
         n76 = buf[pos]
         if n76 > 127:
@@ -519,7 +519,7 @@ def _dec_AlterClientQuotasResponse_v1(buf, pos):
             end81 = pos + n80
             if n80 < 0 or end81 > limit:
                 raise bad_length('string', pos, n80, buf)
-            obj79.entity_type = str(buf[pos:end81], 'utf-8')
+            obj79.entity_type = str(buf[pos:end81], 'utf-8', 'replace')
             pos = end81
             n82 = buf[pos]
             if n82 > 127:
@@ -533,7 +533,7 @@ def _dec_AlterClientQuotasResponse_v1(buf, pos):
                     raise bad_length('string', pos, n82, buf)
                 obj79.entity_name = None
             else:
-                obj79.entity_name = str(buf[pos:end83], 'utf-8')
+                obj79.entity_name = str(buf[pos:end83], 'utf-8', 'replace')
                 pos = end83
             if buf[pos] == 0:
                 pos += 1

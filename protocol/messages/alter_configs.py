@@ -129,7 +129,7 @@ def _dec_AlterConfigsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.resource_name = str(buf[pos:end9], 'utf-8')
+        obj7.resource_name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -143,7 +143,7 @@ def _dec_AlterConfigsRequest_v0(buf, pos):
             end15 = pos + n14
             if n14 < 0 or end15 > limit:
                 raise bad_length('string', pos, n14, buf)
-            obj13.name = str(buf[pos:end15], 'utf-8')
+            obj13.name = str(buf[pos:end15], 'utf-8', 'replace')
             pos = end15
             (n16,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -153,7 +153,7 @@ def _dec_AlterConfigsRequest_v0(buf, pos):
                     raise bad_length('string', pos, n16, buf)
                 obj13.value = None
             else:
-                obj13.value = str(buf[pos:end17], 'utf-8')
+                obj13.value = str(buf[pos:end17], 'utf-8', 'replace')
                 pos = end17
             obj13.unknown_tagged_fields = []
             items11.append(obj13)
@@ -226,7 +226,7 @@ def _dec_AlterConfigsRequest_v2(buf, pos):
         end28 = pos + n27
         if n27 < 0 or end28 > limit:
             raise bad_length('string', pos, n27, buf)
-        obj26.resource_name = str(buf[pos:end28], 'utf-8')
+        obj26.resource_name = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
         n29 = buf[pos]
         if n29 > 127:
@@ -248,7 +248,7 @@ def _dec_AlterConfigsRequest_v2(buf, pos):
             end34 = pos + n33
             if n33 < 0 or end34 > limit:
                 raise bad_length('string', pos, n33, buf)
-            obj32.name = str(buf[pos:end34], 'utf-8')
+            obj32.name = str(buf[pos:end34], 'utf-8', 'replace')
             pos = end34
             n35 = buf[pos]
             if n35 > 127:
@@ -262,7 +262,7 @@ def _dec_AlterConfigsRequest_v2(buf, pos):
                     raise bad_length('string', pos, n35, buf)
                 obj32.value = None
             else:
-                obj32.value = str(buf[pos:end36], 'utf-8')
+                obj32.value = str(buf[pos:end36], 'utf-8', 'replace')
                 pos = end36
             if buf[pos] == 0:
                 pos += 1
@@ -326,7 +326,7 @@ def _dec_AlterConfigsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n43, buf)
             obj42.error_message = None
         else:
-            obj42.error_message = str(buf[pos:end44], 'utf-8')
+            obj42.error_message = str(buf[pos:end44], 'utf-8', 'replace')
             pos = end44
         (obj42.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -335,7 +335,7 @@ def _dec_AlterConfigsResponse_v0(buf, pos):
         end46 = pos + n45
         if n45 < 0 or end46 > limit:
             raise bad_length('string', pos, n45, buf)
-        obj42.resource_name = str(buf[pos:end46], 'utf-8')
+        obj42.resource_name = str(buf[pos:end46], 'utf-8', 'replace')
         pos = end46
         obj42.unknown_tagged_fields = []
         items40.append(obj42)
@@ -398,7 +398,7 @@ def _dec_AlterConfigsResponse_v2(buf, pos):
                 raise bad_length('string', pos, n54, buf)
             obj53.error_message = None
         else:
-            obj53.error_message = str(buf[pos:end55], 'utf-8')
+            obj53.error_message = str(buf[pos:end55], 'utf-8', 'replace')
             pos = end55
         (obj53.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -411,7 +411,7 @@ def _dec_AlterConfigsResponse_v2(buf, pos):
         end57 = pos + n56
         if n56 < 0 or end57 > limit:
             raise bad_length('string', pos, n56, buf)
-        obj53.resource_name = str(buf[pos:end57], 'utf-8')
+        obj53.resource_name = str(buf[pos:end57], 'utf-8', 'replace')
         pos = end57
         if buf[pos] == 0:
             pos += 1

@@ -199,7 +199,7 @@ def _dec_AlterPartitionRequest_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj10.topic_name = str(buf[pos:end12], 'utf-8')
+        obj10.topic_name = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         n13 = buf[pos]
         if n13 > 127:
@@ -316,7 +316,7 @@ def _dec_AlterPartitionRequest_v1(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        obj27.topic_name = str(buf[pos:end29], 'utf-8')
+        obj27.topic_name = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         n30 = buf[pos]
         if n30 > 127:
@@ -662,7 +662,7 @@ def _dec_AlterPartitionResponse_v0(buf, pos):
         end82 = pos + n81
         if n81 < 0 or end82 > limit:
             raise bad_length('string', pos, n81, buf)
-        obj80.topic_name = str(buf[pos:end82], 'utf-8')
+        obj80.topic_name = str(buf[pos:end82], 'utf-8', 'replace')
         pos = end82
         n83 = buf[pos]
         if n83 > 127:
@@ -776,7 +776,7 @@ def _dec_AlterPartitionResponse_v1(buf, pos):
         end99 = pos + n98
         if n98 < 0 or end99 > limit:
             raise bad_length('string', pos, n98, buf)
-        obj97.topic_name = str(buf[pos:end99], 'utf-8')
+        obj97.topic_name = str(buf[pos:end99], 'utf-8', 'replace')
         pos = end99
         n100 = buf[pos]
         if n100 > 127:

@@ -167,7 +167,7 @@ def _dec_AlterPartitionReassignmentsRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.name = str(buf[pos:end11], 'utf-8')
+        obj9.name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         n12 = buf[pos]
         if n12 > 127:
@@ -277,7 +277,7 @@ def _dec_AlterPartitionReassignmentsRequest_v1(buf, pos):
         end27 = pos + n26
         if n26 < 0 or end27 > limit:
             raise bad_length('string', pos, n26, buf)
-        obj25.name = str(buf[pos:end27], 'utf-8')
+        obj25.name = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
         n28 = buf[pos]
         if n28 > 127:
@@ -377,7 +377,7 @@ def _dec_AlterPartitionReassignmentsResponse_v0(buf, pos):
             raise bad_length('string', pos, n38, buf)
         obj37.error_message = None
     else:
-        obj37.error_message = str(buf[pos:end39], 'utf-8')
+        obj37.error_message = str(buf[pos:end39], 'utf-8', 'replace')
         pos = end39
     n40 = buf[pos]
     if n40 > 127:
@@ -399,7 +399,7 @@ def _dec_AlterPartitionReassignmentsResponse_v0(buf, pos):
         end45 = pos + n44
         if n44 < 0 or end45 > limit:
             raise bad_length('string', pos, n44, buf)
-        obj43.name = str(buf[pos:end45], 'utf-8')
+        obj43.name = str(buf[pos:end45], 'utf-8', 'replace')
         pos = end45
         n46 = buf[pos]
         if n46 > 127:
@@ -426,7 +426,7 @@ def _dec_AlterPartitionReassignmentsResponse_v0(buf, pos):
                     raise bad_length('string', pos, n50, buf)
                 obj49.error_message = None
             else:
-                obj49.error_message = str(buf[pos:end51], 'utf-8')
+                obj49.error_message = str(buf[pos:end51], 'utf-8', 'replace')
                 pos = end51
             if buf[pos] == 0:
                 pos += 1
@@ -502,7 +502,7 @@ def _dec_AlterPartitionReassignmentsResponse_v1(buf, pos):
             raise bad_length('string', pos, n57, buf)
         obj56.error_message = None
     else:
-        obj56.error_message = str(buf[pos:end58], 'utf-8')
+        obj56.error_message = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
     n59 = buf[pos]
     if n59 > 127:
@@ -524,7 +524,7 @@ def _dec_AlterPartitionReassignmentsResponse_v1(buf, pos):
         end64 = pos + n63
         if n63 < 0 or end64 > limit:
             raise bad_length('string', pos, n63, buf)
-        obj62.name = str(buf[pos:end64], 'utf-8')
+        obj62.name = str(buf[pos:end64], 'utf-8', 'replace')
         pos = end64
         n65 = buf[pos]
         if n65 > 127:
@@ -551,7 +551,7 @@ def _dec_AlterPartitionReassignmentsResponse_v1(buf, pos):
                     raise bad_length('string', pos, n69, buf)
                 obj68.error_message = None
             else:
-                obj68.error_message = str(buf[pos:end70], 'utf-8')
+                obj68.error_message = str(buf[pos:end70], 'utf-8', 'replace')
                 pos = end70
             if buf[pos] == 0:
                 pos += 1

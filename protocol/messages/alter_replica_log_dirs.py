@@ -132,7 +132,7 @@ def _dec_AlterReplicaLogDirsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.path = str(buf[pos:end9], 'utf-8')
+        obj7.path = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -146,7 +146,7 @@ def _dec_AlterReplicaLogDirsRequest_v0(buf, pos):
             end15 = pos + n14
             if n14 < 0 or end15 > limit:
                 raise bad_length('string', pos, n14, buf)
-            obj13.name = str(buf[pos:end15], 'utf-8')
+            obj13.name = str(buf[pos:end15], 'utf-8', 'replace')
             pos = end15
             (n16,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -223,7 +223,7 @@ def _dec_AlterReplicaLogDirsRequest_v2(buf, pos):
         end28 = pos + n27
         if n27 < 0 or end28 > limit:
             raise bad_length('string', pos, n27, buf)
-        obj26.path = str(buf[pos:end28], 'utf-8')
+        obj26.path = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
         n29 = buf[pos]
         if n29 > 127:
@@ -245,7 +245,7 @@ def _dec_AlterReplicaLogDirsRequest_v2(buf, pos):
             end34 = pos + n33
             if n33 < 0 or end34 > limit:
                 raise bad_length('string', pos, n33, buf)
-            obj32.name = str(buf[pos:end34], 'utf-8')
+            obj32.name = str(buf[pos:end34], 'utf-8', 'replace')
             pos = end34
             n35 = buf[pos]
             if n35 > 127:
@@ -313,7 +313,7 @@ def _dec_AlterReplicaLogDirsResponse_v0(buf, pos):
         end44 = pos + n43
         if n43 < 0 or end44 > limit:
             raise bad_length('string', pos, n43, buf)
-        obj42.topic_name = str(buf[pos:end44], 'utf-8')
+        obj42.topic_name = str(buf[pos:end44], 'utf-8', 'replace')
         pos = end44
         (n45,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -391,7 +391,7 @@ def _dec_AlterReplicaLogDirsResponse_v2(buf, pos):
         end59 = pos + n58
         if n58 < 0 or end59 > limit:
             raise bad_length('string', pos, n58, buf)
-        obj57.topic_name = str(buf[pos:end59], 'utf-8')
+        obj57.topic_name = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
         n60 = buf[pos]
         if n60 > 127:

@@ -151,7 +151,7 @@ def _dec_AlterUserScramCredentialsRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.name = str(buf[pos:end11], 'utf-8')
+        obj9.name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (obj9.mechanism,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -182,7 +182,7 @@ def _dec_AlterUserScramCredentialsRequest_v0(buf, pos):
         end17 = pos + n16
         if n16 < 0 or end17 > limit:
             raise bad_length('string', pos, n16, buf)
-        obj15.name = str(buf[pos:end17], 'utf-8')
+        obj15.name = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
         (obj15.mechanism, obj15.iterations,) = _S1.unpack_from(buf, pos)
         pos += 5
@@ -271,7 +271,7 @@ def _dec_AlterUserScramCredentialsResponse_v0(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.user = str(buf[pos:end30], 'utf-8')
+        obj28.user = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         (obj28.error_code,) = _S3.unpack_from(buf, pos)
         pos += 2
@@ -287,7 +287,7 @@ def _dec_AlterUserScramCredentialsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n31, buf)
             obj28.error_message = None
         else:
-            obj28.error_message = str(buf[pos:end32], 'utf-8')
+            obj28.error_message = str(buf[pos:end32], 'utf-8', 'replace')
             pos = end32
         if buf[pos] == 0:
             pos += 1

@@ -138,7 +138,7 @@ def _dec_ApiVersionsRequest_v3(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.client_software_name = str(buf[pos:end4], 'utf-8')
+    obj2.client_software_name = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     n5 = buf[pos]
     if n5 > 127:
@@ -149,7 +149,7 @@ def _dec_ApiVersionsRequest_v3(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj2.client_software_version = str(buf[pos:end6], 'utf-8')
+    obj2.client_software_version = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     if buf[pos] == 0:
         pos += 1
@@ -361,7 +361,7 @@ def _dec_ApiVersionsResponse_v3(buf, pos):
                     end45 = pos + n44
                     if n44 < 0 or end45 > limit:
                         raise bad_length('string', pos, n44, buf)
-                    obj43.name = str(buf[pos:end45], 'utf-8')
+                    obj43.name = str(buf[pos:end45], 'utf-8', 'replace')
                     pos = end45
                     (obj43.min_version, obj43.max_version,) = _S3.unpack_from(buf, pos)
                     pos += 4
@@ -402,7 +402,7 @@ def _dec_ApiVersionsResponse_v3(buf, pos):
                     end51 = pos + n50
                     if n50 < 0 or end51 > limit:
                         raise bad_length('string', pos, n50, buf)
-                    obj49.name = str(buf[pos:end51], 'utf-8')
+                    obj49.name = str(buf[pos:end51], 'utf-8', 'replace')
                     pos = end51
                     (obj49.max_version_level, obj49.min_version_level,) = _S3.unpack_from(buf, pos)
                     pos += 4

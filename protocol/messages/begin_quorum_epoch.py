@@ -166,7 +166,7 @@ def _dec_BeginQuorumEpochRequest_v0(buf, pos):
             raise bad_length('string', pos, n4, buf)
         obj3.cluster_id = None
     else:
-        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8', 'replace')
         pos = end5
     (n6,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -180,7 +180,7 @@ def _dec_BeginQuorumEpochRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        obj9.topic_name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (n12,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -265,7 +265,7 @@ def _dec_BeginQuorumEpochRequest_v1(buf, pos):
             raise bad_length('string', pos, n23, buf)
         obj22.cluster_id = None
     else:
-        obj22.cluster_id = str(buf[pos:end24], 'utf-8')
+        obj22.cluster_id = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
     (obj22.voter_id,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -289,7 +289,7 @@ def _dec_BeginQuorumEpochRequest_v1(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        obj28.topic_name = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         n31 = buf[pos]
         if n31 > 127:
@@ -339,7 +339,7 @@ def _dec_BeginQuorumEpochRequest_v1(buf, pos):
         end41 = pos + n40
         if n40 < 0 or end41 > limit:
             raise bad_length('string', pos, n40, buf)
-        obj39.name = str(buf[pos:end41], 'utf-8')
+        obj39.name = str(buf[pos:end41], 'utf-8', 'replace')
         pos = end41
         n42 = buf[pos]
         if n42 > 127:
@@ -350,7 +350,7 @@ def _dec_BeginQuorumEpochRequest_v1(buf, pos):
         end43 = pos + n42
         if n42 < 0 or end43 > limit:
             raise bad_length('string', pos, n42, buf)
-        obj39.host = str(buf[pos:end43], 'utf-8')
+        obj39.host = str(buf[pos:end43], 'utf-8', 'replace')
         pos = end43
         (obj39.port,) = _S4.unpack_from(buf, pos)
         pos += 2
@@ -406,7 +406,7 @@ def _dec_BeginQuorumEpochResponse_v0(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.topic_name = str(buf[pos:end52], 'utf-8')
+        obj50.topic_name = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         (n53,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -502,7 +502,7 @@ def _dec_BeginQuorumEpochResponse_v1(buf, pos):
         end71 = pos + n70
         if n70 < 0 or end71 > limit:
             raise bad_length('string', pos, n70, buf)
-        obj69.topic_name = str(buf[pos:end71], 'utf-8')
+        obj69.topic_name = str(buf[pos:end71], 'utf-8', 'replace')
         pos = end71
         n72 = buf[pos]
         if n72 > 127:
@@ -564,7 +564,7 @@ def _dec_BeginQuorumEpochResponse_v1(buf, pos):
                     end86 = pos + n85
                     if n85 < 0 or end86 > limit:
                         raise bad_length('string', pos, n85, buf)
-                    obj84.host = str(buf[pos:end86], 'utf-8')
+                    obj84.host = str(buf[pos:end86], 'utf-8', 'replace')
                     pos = end86
                     (obj84.port,) = _S4.unpack_from(buf, pos)
                     pos += 2

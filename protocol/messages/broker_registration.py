@@ -146,7 +146,7 @@ def _dec_BrokerRegistrationRequest_v0(buf, pos):
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj5.cluster_id = str(buf[pos:end7], 'utf-8')
+    obj5.cluster_id = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     (raw8,) = _S1.unpack_from(buf, pos)
     pos += 16
@@ -171,7 +171,7 @@ def _dec_BrokerRegistrationRequest_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj12.name = str(buf[pos:end14], 'utf-8')
+        obj12.name = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         n15 = buf[pos]
         if n15 > 127:
@@ -182,7 +182,7 @@ def _dec_BrokerRegistrationRequest_v0(buf, pos):
         end16 = pos + n15
         if n15 < 0 or end16 > limit:
             raise bad_length('string', pos, n15, buf)
-        obj12.host = str(buf[pos:end16], 'utf-8')
+        obj12.host = str(buf[pos:end16], 'utf-8', 'replace')
         pos = end16
         (obj12.port, obj12.security_protocol,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -213,7 +213,7 @@ def _dec_BrokerRegistrationRequest_v0(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj20.name = str(buf[pos:end22], 'utf-8')
+        obj20.name = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (obj20.min_supported_version, obj20.max_supported_version,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -236,7 +236,7 @@ def _dec_BrokerRegistrationRequest_v0(buf, pos):
             raise bad_length('string', pos, n23, buf)
         obj5.rack = None
     else:
-        obj5.rack = str(buf[pos:end24], 'utf-8')
+        obj5.rack = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
     obj5.is_migrating_zk_broker = False
     obj5.log_dirs = []
@@ -302,7 +302,7 @@ def _dec_BrokerRegistrationRequest_v1(buf, pos):
     end31 = pos + n30
     if n30 < 0 or end31 > limit:
         raise bad_length('string', pos, n30, buf)
-    obj29.cluster_id = str(buf[pos:end31], 'utf-8')
+    obj29.cluster_id = str(buf[pos:end31], 'utf-8', 'replace')
     pos = end31
     (raw32,) = _S1.unpack_from(buf, pos)
     pos += 16
@@ -327,7 +327,7 @@ def _dec_BrokerRegistrationRequest_v1(buf, pos):
         end38 = pos + n37
         if n37 < 0 or end38 > limit:
             raise bad_length('string', pos, n37, buf)
-        obj36.name = str(buf[pos:end38], 'utf-8')
+        obj36.name = str(buf[pos:end38], 'utf-8', 'replace')
         pos = end38
         n39 = buf[pos]
         if n39 > 127:
@@ -338,7 +338,7 @@ def _dec_BrokerRegistrationRequest_v1(buf, pos):
         end40 = pos + n39
         if n39 < 0 or end40 > limit:
             raise bad_length('string', pos, n39, buf)
-        obj36.host = str(buf[pos:end40], 'utf-8')
+        obj36.host = str(buf[pos:end40], 'utf-8', 'replace')
         pos = end40
         (obj36.port, obj36.security_protocol,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -369,7 +369,7 @@ def _dec_BrokerRegistrationRequest_v1(buf, pos):
         end46 = pos + n45
         if n45 < 0 or end46 > limit:
             raise bad_length('string', pos, n45, buf)
-        obj44.name = str(buf[pos:end46], 'utf-8')
+        obj44.name = str(buf[pos:end46], 'utf-8', 'replace')
         pos = end46
         (obj44.min_supported_version, obj44.max_supported_version,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -392,7 +392,7 @@ def _dec_BrokerRegistrationRequest_v1(buf, pos):
             raise bad_length('string', pos, n47, buf)
         obj29.rack = None
     else:
-        obj29.rack = str(buf[pos:end48], 'utf-8')
+        obj29.rack = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
     (obj29.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
@@ -466,7 +466,7 @@ def _dec_BrokerRegistrationRequest_v2(buf, pos):
     end57 = pos + n56
     if n56 < 0 or end57 > limit:
         raise bad_length('string', pos, n56, buf)
-    obj55.cluster_id = str(buf[pos:end57], 'utf-8')
+    obj55.cluster_id = str(buf[pos:end57], 'utf-8', 'replace')
     pos = end57
     (raw58,) = _S1.unpack_from(buf, pos)
     pos += 16
@@ -491,7 +491,7 @@ def _dec_BrokerRegistrationRequest_v2(buf, pos):
         end64 = pos + n63
         if n63 < 0 or end64 > limit:
             raise bad_length('string', pos, n63, buf)
-        obj62.name = str(buf[pos:end64], 'utf-8')
+        obj62.name = str(buf[pos:end64], 'utf-8', 'replace')
         pos = end64
         n65 = buf[pos]
         if n65 > 127:
@@ -502,7 +502,7 @@ def _dec_BrokerRegistrationRequest_v2(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj62.host = str(buf[pos:end66], 'utf-8')
+        obj62.host = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         (obj62.port, obj62.security_protocol,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -533,7 +533,7 @@ def _dec_BrokerRegistrationRequest_v2(buf, pos):
         end72 = pos + n71
         if n71 < 0 or end72 > limit:
             raise bad_length('string', pos, n71, buf)
-        obj70.name = str(buf[pos:end72], 'utf-8')
+        obj70.name = str(buf[pos:end72], 'utf-8', 'replace')
         pos = end72
         (obj70.min_supported_version, obj70.max_supported_version,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -556,7 +556,7 @@ def _dec_BrokerRegistrationRequest_v2(buf, pos):
             raise bad_length('string', pos, n73, buf)
         obj55.rack = None
     else:
-        obj55.rack = str(buf[pos:end74], 'utf-8')
+        obj55.rack = str(buf[pos:end74], 'utf-8', 'replace')
         pos = end74
     (obj55.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
@@ -644,7 +644,7 @@ def _dec_BrokerRegistrationRequest_v3(buf, pos):
     end86 = pos + n85
     if n85 < 0 or end86 > limit:
         raise bad_length('string', pos, n85, buf)
-    obj84.cluster_id = str(buf[pos:end86], 'utf-8')
+    obj84.cluster_id = str(buf[pos:end86], 'utf-8', 'replace')
     pos = end86
     (raw87,) = _S1.unpack_from(buf, pos)
     pos += 16
@@ -669,7 +669,7 @@ def _dec_BrokerRegistrationRequest_v3(buf, pos):
         end93 = pos + n92
         if n92 < 0 or end93 > limit:
             raise bad_length('string', pos, n92, buf)
-        obj91.name = str(buf[pos:end93], 'utf-8')
+        obj91.name = str(buf[pos:end93], 'utf-8', 'replace')
         pos = end93
         n94 = buf[pos]
         if n94 > 127:
@@ -680,7 +680,7 @@ def _dec_BrokerRegistrationRequest_v3(buf, pos):
         end95 = pos + n94
         if n94 < 0 or end95 > limit:
             raise bad_length('string', pos, n94, buf)
-        obj91.host = str(buf[pos:end95], 'utf-8')
+        obj91.host = str(buf[pos:end95], 'utf-8', 'replace')
         pos = end95
         (obj91.port, obj91.security_protocol,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -711,7 +711,7 @@ def _dec_BrokerRegistrationRequest_v3(buf, pos):
         end101 = pos + n100
         if n100 < 0 or end101 > limit:
             raise bad_length('string', pos, n100, buf)
-        obj99.name = str(buf[pos:end101], 'utf-8')
+        obj99.name = str(buf[pos:end101], 'utf-8', 'replace')
         pos = end101
         (obj99.min_supported_version, obj99.max_supported_version,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -734,7 +734,7 @@ def _dec_BrokerRegistrationRequest_v3(buf, pos):
             raise bad_length('string', pos, n102, buf)
         obj84.rack = None
     else:
-        obj84.rack = str(buf[pos:end103], 'utf-8')
+        obj84.rack = str(buf[pos:end103], 'utf-8', 'replace')
         pos = end103
     (obj84.is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1

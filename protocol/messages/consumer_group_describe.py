@@ -155,7 +155,7 @@ def _dec_ConsumerGroupDescribeRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        item6 = str(buf[pos:end8], 'utf-8')
+        item6 = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         items5.append(item6)
     obj3.group_ids = items5
@@ -296,7 +296,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                 raise bad_length('string', pos, n28, buf)
             obj27.error_message = None
         else:
-            obj27.error_message = str(buf[pos:end29], 'utf-8')
+            obj27.error_message = str(buf[pos:end29], 'utf-8', 'replace')
             pos = end29
         n30 = buf[pos]
         if n30 > 127:
@@ -307,7 +307,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
         end31 = pos + n30
         if n30 < 0 or end31 > limit:
             raise bad_length('string', pos, n30, buf)
-        obj27.group_id = str(buf[pos:end31], 'utf-8')
+        obj27.group_id = str(buf[pos:end31], 'utf-8', 'replace')
         pos = end31
         n32 = buf[pos]
         if n32 > 127:
@@ -318,7 +318,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj27.group_state = str(buf[pos:end33], 'utf-8')
+        obj27.group_state = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (obj27.group_epoch, obj27.assignment_epoch,) = _S3.unpack_from(buf, pos)
         pos += 8
@@ -331,7 +331,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj27.assignor_name = str(buf[pos:end35], 'utf-8')
+        obj27.assignor_name = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         n36 = buf[pos]
         if n36 > 127:
@@ -353,7 +353,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
             end41 = pos + n40
             if n40 < 0 or end41 > limit:
                 raise bad_length('string', pos, n40, buf)
-            obj39.member_id = str(buf[pos:end41], 'utf-8')
+            obj39.member_id = str(buf[pos:end41], 'utf-8', 'replace')
             pos = end41
             n42 = buf[pos]
             if n42 > 127:
@@ -367,7 +367,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                     raise bad_length('string', pos, n42, buf)
                 obj39.instance_id = None
             else:
-                obj39.instance_id = str(buf[pos:end43], 'utf-8')
+                obj39.instance_id = str(buf[pos:end43], 'utf-8', 'replace')
                 pos = end43
             n44 = buf[pos]
             if n44 > 127:
@@ -381,7 +381,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                     raise bad_length('string', pos, n44, buf)
                 obj39.rack_id = None
             else:
-                obj39.rack_id = str(buf[pos:end45], 'utf-8')
+                obj39.rack_id = str(buf[pos:end45], 'utf-8', 'replace')
                 pos = end45
             (obj39.member_epoch,) = _S1.unpack_from(buf, pos)
             pos += 4
@@ -394,7 +394,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
             end47 = pos + n46
             if n46 < 0 or end47 > limit:
                 raise bad_length('string', pos, n46, buf)
-            obj39.client_id = str(buf[pos:end47], 'utf-8')
+            obj39.client_id = str(buf[pos:end47], 'utf-8', 'replace')
             pos = end47
             n48 = buf[pos]
             if n48 > 127:
@@ -405,7 +405,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
             end49 = pos + n48
             if n48 < 0 or end49 > limit:
                 raise bad_length('string', pos, n48, buf)
-            obj39.client_host = str(buf[pos:end49], 'utf-8')
+            obj39.client_host = str(buf[pos:end49], 'utf-8', 'replace')
             pos = end49
             n50 = buf[pos]
             if n50 > 127:
@@ -426,7 +426,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                 end54 = pos + n53
                 if n53 < 0 or end54 > limit:
                     raise bad_length('string', pos, n53, buf)
-                item52 = str(buf[pos:end54], 'utf-8')
+                item52 = str(buf[pos:end54], 'utf-8', 'replace')
                 pos = end54
                 items51.append(item52)
             obj39.subscribed_topic_names = items51
@@ -442,7 +442,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                     raise bad_length('string', pos, n55, buf)
                 obj39.subscribed_topic_regex = None
             else:
-                obj39.subscribed_topic_regex = str(buf[pos:end56], 'utf-8')
+                obj39.subscribed_topic_regex = str(buf[pos:end56], 'utf-8', 'replace')
                 pos = end56
             obj57 = new(Assignment)
             n58 = buf[pos]
@@ -468,7 +468,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                 end64 = pos + n63
                 if n63 < 0 or end64 > limit:
                     raise bad_length('string', pos, n63, buf)
-                obj61.topic_name = str(buf[pos:end64], 'utf-8')
+                obj61.topic_name = str(buf[pos:end64], 'utf-8', 'replace')
                 pos = end64
                 n65 = buf[pos]
                 if n65 > 127:
@@ -516,7 +516,7 @@ def _dec_ConsumerGroupDescribeResponse_v0(buf, pos):
                 end73 = pos + n72
                 if n72 < 0 or end73 > limit:
                     raise bad_length('string', pos, n72, buf)
-                obj70.topic_name = str(buf[pos:end73], 'utf-8')
+                obj70.topic_name = str(buf[pos:end73], 'utf-8', 'replace')
                 pos = end73
                 n74 = buf[pos]
                 if n74 > 127:

@@ -152,7 +152,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj4.group_id = str(buf[pos:end6], 'utf-8')
+    obj4.group_id = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     n7 = buf[pos]
     if n7 > 127:
@@ -163,7 +163,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
     end8 = pos + n7
     if n7 < 0 or end8 > limit:
         raise bad_length('string', pos, n7, buf)
-    obj4.member_id = str(buf[pos:end8], 'utf-8')
+    obj4.member_id = str(buf[pos:end8], 'utf-8', 'replace')
     pos = end8
     (obj4.member_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -179,7 +179,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
             raise bad_length('string', pos, n9, buf)
         obj4.instance_id = None
     else:
-        obj4.instance_id = str(buf[pos:end10], 'utf-8')
+        obj4.instance_id = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
     n11 = buf[pos]
     if n11 > 127:
@@ -193,7 +193,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj4.rack_id = None
     else:
-        obj4.rack_id = str(buf[pos:end12], 'utf-8')
+        obj4.rack_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     (obj4.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -219,7 +219,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
             end17 = pos + n16
             if n16 < 0 or end17 > limit:
                 raise bad_length('string', pos, n16, buf)
-            item15 = str(buf[pos:end17], 'utf-8')
+            item15 = str(buf[pos:end17], 'utf-8', 'replace')
             pos = end17
             items14.append(item15)
         obj4.subscribed_topic_names = items14
@@ -235,7 +235,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v0(buf, pos):
             raise bad_length('string', pos, n18, buf)
         obj4.server_assignor = None
     else:
-        obj4.server_assignor = str(buf[pos:end19], 'utf-8')
+        obj4.server_assignor = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
     n20 = buf[pos]
     if n20 > 127:
@@ -326,7 +326,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
     end31 = pos + n30
     if n30 < 0 or end31 > limit:
         raise bad_length('string', pos, n30, buf)
-    obj29.group_id = str(buf[pos:end31], 'utf-8')
+    obj29.group_id = str(buf[pos:end31], 'utf-8', 'replace')
     pos = end31
     n32 = buf[pos]
     if n32 > 127:
@@ -337,7 +337,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
     end33 = pos + n32
     if n32 < 0 or end33 > limit:
         raise bad_length('string', pos, n32, buf)
-    obj29.member_id = str(buf[pos:end33], 'utf-8')
+    obj29.member_id = str(buf[pos:end33], 'utf-8', 'replace')
     pos = end33
     (obj29.member_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -353,7 +353,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
             raise bad_length('string', pos, n34, buf)
         obj29.instance_id = None
     else:
-        obj29.instance_id = str(buf[pos:end35], 'utf-8')
+        obj29.instance_id = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
     n36 = buf[pos]
     if n36 > 127:
@@ -367,7 +367,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
             raise bad_length('string', pos, n36, buf)
         obj29.rack_id = None
     else:
-        obj29.rack_id = str(buf[pos:end37], 'utf-8')
+        obj29.rack_id = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
     (obj29.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -393,7 +393,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
             end42 = pos + n41
             if n41 < 0 or end42 > limit:
                 raise bad_length('string', pos, n41, buf)
-            item40 = str(buf[pos:end42], 'utf-8')
+            item40 = str(buf[pos:end42], 'utf-8', 'replace')
             pos = end42
             items39.append(item40)
         obj29.subscribed_topic_names = items39
@@ -409,7 +409,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
             raise bad_length('string', pos, n43, buf)
         obj29.subscribed_topic_regex = None
     else:
-        obj29.subscribed_topic_regex = str(buf[pos:end44], 'utf-8')
+        obj29.subscribed_topic_regex = str(buf[pos:end44], 'utf-8', 'replace')
         pos = end44
     n45 = buf[pos]
     if n45 > 127:
@@ -423,7 +423,7 @@ def _dec_ConsumerGroupHeartbeatRequest_v1(buf, pos):
             raise bad_length('string', pos, n45, buf)
         obj29.server_assignor = None
     else:
-        obj29.server_assignor = str(buf[pos:end46], 'utf-8')
+        obj29.server_assignor = str(buf[pos:end46], 'utf-8', 'replace')
         pos = end46
     n47 = buf[pos]
     if n47 > 127:
@@ -522,7 +522,7 @@ def _dec_ConsumerGroupHeartbeatResponse_v0(buf, pos):
             raise bad_length('string', pos, n58, buf)
         obj57.error_message = None
     else:
-        obj57.error_message = str(buf[pos:end59], 'utf-8')
+        obj57.error_message = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
     n60 = buf[pos]
     if n60 > 127:
@@ -536,7 +536,7 @@ def _dec_ConsumerGroupHeartbeatResponse_v0(buf, pos):
             raise bad_length('string', pos, n60, buf)
         obj57.member_id = None
     else:
-        obj57.member_id = str(buf[pos:end61], 'utf-8')
+        obj57.member_id = str(buf[pos:end61], 'utf-8', 'replace')
         pos = end61
     (obj57.member_epoch, obj57.heartbeat_interval_ms,) = _S3.unpack_from(buf, pos)
     pos += 8

@@ -155,7 +155,7 @@ def _dec_ControlledShutdownResponse_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        obj9.topic_name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (obj9.partition_index,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -213,7 +213,7 @@ def _dec_ControlledShutdownResponse_v3(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        obj18.topic_name = str(buf[pos:end20], 'utf-8')
+        obj18.topic_name = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         (obj18.partition_index,) = _S0.unpack_from(buf, pos)
         pos += 4

@@ -117,21 +117,21 @@ def _dec_CreateAclsRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.resource_name = str(buf[pos:end8], 'utf-8')
+        obj6.resource_name = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         (n9,) = _S3.unpack_from(buf, pos)
         pos += 2
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj6.principal = str(buf[pos:end10], 'utf-8')
+        obj6.principal = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         (n11,) = _S3.unpack_from(buf, pos)
         pos += 2
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj6.host = str(buf[pos:end12], 'utf-8')
+        obj6.host = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         (obj6.operation, obj6.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -177,7 +177,7 @@ def _dec_CreateAclsRequest_v1(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        obj18.resource_name = str(buf[pos:end20], 'utf-8')
+        obj18.resource_name = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         (obj18.resource_pattern_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -186,14 +186,14 @@ def _dec_CreateAclsRequest_v1(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj18.principal = str(buf[pos:end22], 'utf-8')
+        obj18.principal = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (n23,) = _S3.unpack_from(buf, pos)
         pos += 2
         end24 = pos + n23
         if n23 < 0 or end24 > limit:
             raise bad_length('string', pos, n23, buf)
-        obj18.host = str(buf[pos:end24], 'utf-8')
+        obj18.host = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
         (obj18.operation, obj18.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -254,7 +254,7 @@ def _dec_CreateAclsRequest_v2(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj31.resource_name = str(buf[pos:end33], 'utf-8')
+        obj31.resource_name = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (obj31.resource_pattern_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -267,7 +267,7 @@ def _dec_CreateAclsRequest_v2(buf, pos):
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj31.principal = str(buf[pos:end35], 'utf-8')
+        obj31.principal = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         n36 = buf[pos]
         if n36 > 127:
@@ -278,7 +278,7 @@ def _dec_CreateAclsRequest_v2(buf, pos):
         end37 = pos + n36
         if n36 < 0 or end37 > limit:
             raise bad_length('string', pos, n36, buf)
-        obj31.host = str(buf[pos:end37], 'utf-8')
+        obj31.host = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
         (obj31.operation, obj31.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -333,7 +333,7 @@ def _dec_CreateAclsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n44, buf)
             obj43.error_message = None
         else:
-            obj43.error_message = str(buf[pos:end45], 'utf-8')
+            obj43.error_message = str(buf[pos:end45], 'utf-8', 'replace')
             pos = end45
         obj43.unknown_tagged_fields = []
         items41.append(obj43)
@@ -394,7 +394,7 @@ def _dec_CreateAclsResponse_v2(buf, pos):
                 raise bad_length('string', pos, n53, buf)
             obj52.error_message = None
         else:
-            obj52.error_message = str(buf[pos:end54], 'utf-8')
+            obj52.error_message = str(buf[pos:end54], 'utf-8', 'replace')
             pos = end54
         if buf[pos] == 0:
             pos += 1

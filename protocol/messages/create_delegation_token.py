@@ -111,14 +111,14 @@ def _dec_CreateDelegationTokenRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.principal_type = str(buf[pos:end8], 'utf-8')
+        obj6.principal_type = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         (n9,) = _S2.unpack_from(buf, pos)
         pos += 2
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj6.principal_name = str(buf[pos:end10], 'utf-8')
+        obj6.principal_name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         obj6.unknown_tagged_fields = []
         items4.append(obj6)
@@ -180,7 +180,7 @@ def _dec_CreateDelegationTokenRequest_v2(buf, pos):
         end19 = pos + n18
         if n18 < 0 or end19 > limit:
             raise bad_length('string', pos, n18, buf)
-        obj17.principal_type = str(buf[pos:end19], 'utf-8')
+        obj17.principal_type = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
         n20 = buf[pos]
         if n20 > 127:
@@ -191,7 +191,7 @@ def _dec_CreateDelegationTokenRequest_v2(buf, pos):
         end21 = pos + n20
         if n20 < 0 or end21 > limit:
             raise bad_length('string', pos, n20, buf)
-        obj17.principal_name = str(buf[pos:end21], 'utf-8')
+        obj17.principal_name = str(buf[pos:end21], 'utf-8', 'replace')
         pos = end21
         if buf[pos] == 0:
             pos += 1
@@ -251,7 +251,7 @@ def _dec_CreateDelegationTokenRequest_v3(buf, pos):
             raise bad_length('string', pos, n25, buf)
         obj24.owner_principal_type = None
     else:
-        obj24.owner_principal_type = str(buf[pos:end26], 'utf-8')
+        obj24.owner_principal_type = str(buf[pos:end26], 'utf-8', 'replace')
         pos = end26
     n27 = buf[pos]
     if n27 > 127:
@@ -265,7 +265,7 @@ def _dec_CreateDelegationTokenRequest_v3(buf, pos):
             raise bad_length('string', pos, n27, buf)
         obj24.owner_principal_name = None
     else:
-        obj24.owner_principal_name = str(buf[pos:end28], 'utf-8')
+        obj24.owner_principal_name = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
     n29 = buf[pos]
     if n29 > 127:
@@ -287,7 +287,7 @@ def _dec_CreateDelegationTokenRequest_v3(buf, pos):
         end34 = pos + n33
         if n33 < 0 or end34 > limit:
             raise bad_length('string', pos, n33, buf)
-        obj32.principal_type = str(buf[pos:end34], 'utf-8')
+        obj32.principal_type = str(buf[pos:end34], 'utf-8', 'replace')
         pos = end34
         n35 = buf[pos]
         if n35 > 127:
@@ -298,7 +298,7 @@ def _dec_CreateDelegationTokenRequest_v3(buf, pos):
         end36 = pos + n35
         if n35 < 0 or end36 > limit:
             raise bad_length('string', pos, n35, buf)
-        obj32.principal_name = str(buf[pos:end36], 'utf-8')
+        obj32.principal_name = str(buf[pos:end36], 'utf-8', 'replace')
         pos = end36
         if buf[pos] == 0:
             pos += 1
@@ -345,14 +345,14 @@ def _dec_CreateDelegationTokenResponse_v0(buf, pos):
     end39 = pos + n38
     if n38 < 0 or end39 > limit:
         raise bad_length('string', pos, n38, buf)
-    obj37.principal_type = str(buf[pos:end39], 'utf-8')
+    obj37.principal_type = str(buf[pos:end39], 'utf-8', 'replace')
     pos = end39
     (n40,) = _S2.unpack_from(buf, pos)
     pos += 2
     end41 = pos + n40
     if n40 < 0 or end41 > limit:
         raise bad_length('string', pos, n40, buf)
-    obj37.principal_name = str(buf[pos:end41], 'utf-8')
+    obj37.principal_name = str(buf[pos:end41], 'utf-8', 'replace')
     pos = end41
     (obj37.issue_timestamp_ms, obj37.expiry_timestamp_ms, obj37.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
@@ -361,7 +361,7 @@ def _dec_CreateDelegationTokenResponse_v0(buf, pos):
     end43 = pos + n42
     if n42 < 0 or end43 > limit:
         raise bad_length('string', pos, n42, buf)
-    obj37.token_id = str(buf[pos:end43], 'utf-8')
+    obj37.token_id = str(buf[pos:end43], 'utf-8', 'replace')
     pos = end43
     (n44,) = _S1.unpack_from(buf, pos)
     pos += 4
@@ -412,7 +412,7 @@ def _dec_CreateDelegationTokenResponse_v2(buf, pos):
     end48 = pos + n47
     if n47 < 0 or end48 > limit:
         raise bad_length('string', pos, n47, buf)
-    obj46.principal_type = str(buf[pos:end48], 'utf-8')
+    obj46.principal_type = str(buf[pos:end48], 'utf-8', 'replace')
     pos = end48
     n49 = buf[pos]
     if n49 > 127:
@@ -423,7 +423,7 @@ def _dec_CreateDelegationTokenResponse_v2(buf, pos):
     end50 = pos + n49
     if n49 < 0 or end50 > limit:
         raise bad_length('string', pos, n49, buf)
-    obj46.principal_name = str(buf[pos:end50], 'utf-8')
+    obj46.principal_name = str(buf[pos:end50], 'utf-8', 'replace')
     pos = end50
     (obj46.issue_timestamp_ms, obj46.expiry_timestamp_ms, obj46.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
@@ -436,7 +436,7 @@ def _dec_CreateDelegationTokenResponse_v2(buf, pos):
     end52 = pos + n51
     if n51 < 0 or end52 > limit:
         raise bad_length('string', pos, n51, buf)
-    obj46.token_id = str(buf[pos:end52], 'utf-8')
+    obj46.token_id = str(buf[pos:end52], 'utf-8', 'replace')
     pos = end52
     n53 = buf[pos]
     if n53 > 127:
@@ -493,7 +493,7 @@ def _dec_CreateDelegationTokenResponse_v3(buf, pos):
     end57 = pos + n56
     if n56 < 0 or end57 > limit:
         raise bad_length('string', pos, n56, buf)
-    obj55.principal_type = str(buf[pos:end57], 'utf-8')
+    obj55.principal_type = str(buf[pos:end57], 'utf-8', 'replace')
     pos = end57
     n58 = buf[pos]
     if n58 > 127:
@@ -504,7 +504,7 @@ def _dec_CreateDelegationTokenResponse_v3(buf, pos):
     end59 = pos + n58
     if n58 < 0 or end59 > limit:
         raise bad_length('string', pos, n58, buf)
-    obj55.principal_name = str(buf[pos:end59], 'utf-8')
+    obj55.principal_name = str(buf[pos:end59], 'utf-8', 'replace')
     pos = end59
     n60 = buf[pos]
     if n60 > 127:
@@ -515,7 +515,7 @@ def _dec_CreateDelegationTokenResponse_v3(buf, pos):
     end61 = pos + n60
     if n60 < 0 or end61 > limit:
         raise bad_length('string', pos, n60, buf)
-    obj55.token_requester_principal_type = str(buf[pos:end61], 'utf-8')
+    obj55.token_requester_principal_type = str(buf[pos:end61], 'utf-8', 'replace')
     pos = end61
     n62 = buf[pos]
     if n62 > 127:
@@ -526,7 +526,7 @@ def _dec_CreateDelegationTokenResponse_v3(buf, pos):
     end63 = pos + n62
     if n62 < 0 or end63 > limit:
         raise bad_length('string', pos, n62, buf)
-    obj55.token_requester_principal_name = str(buf[pos:end63], 'utf-8')
+    obj55.token_requester_principal_name = str(buf[pos:end63], 'utf-8', 'replace')
     pos = end63
     (obj55.issue_timestamp_ms, obj55.expiry_timestamp_ms, obj55.max_timestamp_ms,) = _S3.unpack_from(buf, pos)
     pos += 24
@@ -539,7 +539,7 @@ def _dec_CreateDelegationTokenResponse_v3(buf, pos):
     end65 = pos + n64
     if n64 < 0 or end65 > limit:
         raise bad_length('string', pos, n64, buf)
-    obj55.token_id = str(buf[pos:end65], 'utf-8')
+    obj55.token_id = str(buf[pos:end65], 'utf-8', 'replace')
     pos = end65
     n66 = buf[pos]
     if n66 > 127:

@@ -126,7 +126,7 @@ def _dec_CreatePartitionsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.name = str(buf[pos:end9], 'utf-8')
+        obj7.name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (obj7.count,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -215,7 +215,7 @@ def _dec_CreatePartitionsRequest_v2(buf, pos):
         end25 = pos + n24
         if n24 < 0 or end25 > limit:
             raise bad_length('string', pos, n24, buf)
-        obj23.name = str(buf[pos:end25], 'utf-8')
+        obj23.name = str(buf[pos:end25], 'utf-8', 'replace')
         pos = end25
         (obj23.count,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -298,7 +298,7 @@ def _dec_CreatePartitionsResponse_v0(buf, pos):
         end38 = pos + n37
         if n37 < 0 or end38 > limit:
             raise bad_length('string', pos, n37, buf)
-        obj36.name = str(buf[pos:end38], 'utf-8')
+        obj36.name = str(buf[pos:end38], 'utf-8', 'replace')
         pos = end38
         (obj36.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -310,7 +310,7 @@ def _dec_CreatePartitionsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n39, buf)
             obj36.error_message = None
         else:
-            obj36.error_message = str(buf[pos:end40], 'utf-8')
+            obj36.error_message = str(buf[pos:end40], 'utf-8', 'replace')
             pos = end40
         obj36.unknown_tagged_fields = []
         items34.append(obj36)
@@ -367,7 +367,7 @@ def _dec_CreatePartitionsResponse_v2(buf, pos):
         end49 = pos + n48
         if n48 < 0 or end49 > limit:
             raise bad_length('string', pos, n48, buf)
-        obj47.name = str(buf[pos:end49], 'utf-8')
+        obj47.name = str(buf[pos:end49], 'utf-8', 'replace')
         pos = end49
         (obj47.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -383,7 +383,7 @@ def _dec_CreatePartitionsResponse_v2(buf, pos):
                 raise bad_length('string', pos, n50, buf)
             obj47.error_message = None
         else:
-            obj47.error_message = str(buf[pos:end51], 'utf-8')
+            obj47.error_message = str(buf[pos:end51], 'utf-8', 'replace')
             pos = end51
         if buf[pos] == 0:
             pos += 1

@@ -170,7 +170,7 @@ def _dec_CreateTopicsRequest_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj8.name = str(buf[pos:end10], 'utf-8')
+        obj8.name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         (obj8.num_partitions, obj8.replication_factor,) = _S0.unpack_from(buf, pos)
         pos += 6
@@ -203,7 +203,7 @@ def _dec_CreateTopicsRequest_v0(buf, pos):
             end21 = pos + n20
             if n20 < 0 or end21 > limit:
                 raise bad_length('string', pos, n20, buf)
-            obj19.name = str(buf[pos:end21], 'utf-8')
+            obj19.name = str(buf[pos:end21], 'utf-8', 'replace')
             pos = end21
             (n22,) = _S2.unpack_from(buf, pos)
             pos += 2
@@ -213,7 +213,7 @@ def _dec_CreateTopicsRequest_v0(buf, pos):
                     raise bad_length('string', pos, n22, buf)
                 obj19.value = None
             else:
-                obj19.value = str(buf[pos:end23], 'utf-8')
+                obj19.value = str(buf[pos:end23], 'utf-8', 'replace')
                 pos = end23
             obj19.unknown_tagged_fields = []
             items17.append(obj19)
@@ -270,7 +270,7 @@ def _dec_CreateTopicsRequest_v1(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj31.name = str(buf[pos:end33], 'utf-8')
+        obj31.name = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (obj31.num_partitions, obj31.replication_factor,) = _S0.unpack_from(buf, pos)
         pos += 6
@@ -303,7 +303,7 @@ def _dec_CreateTopicsRequest_v1(buf, pos):
             end44 = pos + n43
             if n43 < 0 or end44 > limit:
                 raise bad_length('string', pos, n43, buf)
-            obj42.name = str(buf[pos:end44], 'utf-8')
+            obj42.name = str(buf[pos:end44], 'utf-8', 'replace')
             pos = end44
             (n45,) = _S2.unpack_from(buf, pos)
             pos += 2
@@ -313,7 +313,7 @@ def _dec_CreateTopicsRequest_v1(buf, pos):
                     raise bad_length('string', pos, n45, buf)
                 obj42.value = None
             else:
-                obj42.value = str(buf[pos:end46], 'utf-8')
+                obj42.value = str(buf[pos:end46], 'utf-8', 'replace')
                 pos = end46
             obj42.unknown_tagged_fields = []
             items40.append(obj42)
@@ -401,7 +401,7 @@ def _dec_CreateTopicsRequest_v5(buf, pos):
         end60 = pos + n59
         if n59 < 0 or end60 > limit:
             raise bad_length('string', pos, n59, buf)
-        obj58.name = str(buf[pos:end60], 'utf-8')
+        obj58.name = str(buf[pos:end60], 'utf-8', 'replace')
         pos = end60
         (obj58.num_partitions, obj58.replication_factor,) = _S0.unpack_from(buf, pos)
         pos += 6
@@ -454,7 +454,7 @@ def _dec_CreateTopicsRequest_v5(buf, pos):
             end71 = pos + n70
             if n70 < 0 or end71 > limit:
                 raise bad_length('string', pos, n70, buf)
-            obj69.name = str(buf[pos:end71], 'utf-8')
+            obj69.name = str(buf[pos:end71], 'utf-8', 'replace')
             pos = end71
             n72 = buf[pos]
             if n72 > 127:
@@ -468,7 +468,7 @@ def _dec_CreateTopicsRequest_v5(buf, pos):
                     raise bad_length('string', pos, n72, buf)
                 obj69.value = None
             else:
-                obj69.value = str(buf[pos:end73], 'utf-8')
+                obj69.value = str(buf[pos:end73], 'utf-8', 'replace')
                 pos = end73
             if buf[pos] == 0:
                 pos += 1
@@ -522,7 +522,7 @@ def _dec_CreateTopicsResponse_v0(buf, pos):
         end81 = pos + n80
         if n80 < 0 or end81 > limit:
             raise bad_length('string', pos, n80, buf)
-        obj79.name = str(buf[pos:end81], 'utf-8')
+        obj79.name = str(buf[pos:end81], 'utf-8', 'replace')
         pos = end81
         (obj79.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -569,7 +569,7 @@ def _dec_CreateTopicsResponse_v1(buf, pos):
         end89 = pos + n88
         if n88 < 0 or end89 > limit:
             raise bad_length('string', pos, n88, buf)
-        obj87.name = str(buf[pos:end89], 'utf-8')
+        obj87.name = str(buf[pos:end89], 'utf-8', 'replace')
         pos = end89
         (obj87.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -581,7 +581,7 @@ def _dec_CreateTopicsResponse_v1(buf, pos):
                 raise bad_length('string', pos, n90, buf)
             obj87.error_message = None
         else:
-            obj87.error_message = str(buf[pos:end91], 'utf-8')
+            obj87.error_message = str(buf[pos:end91], 'utf-8', 'replace')
             pos = end91
         obj87.topic_id = ZERO_UUID
         obj87.topic_config_error_code = 0
@@ -628,7 +628,7 @@ def _dec_CreateTopicsResponse_v2(buf, pos):
         end99 = pos + n98
         if n98 < 0 or end99 > limit:
             raise bad_length('string', pos, n98, buf)
-        obj97.name = str(buf[pos:end99], 'utf-8')
+        obj97.name = str(buf[pos:end99], 'utf-8', 'replace')
         pos = end99
         (obj97.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -640,7 +640,7 @@ def _dec_CreateTopicsResponse_v2(buf, pos):
                 raise bad_length('string', pos, n100, buf)
             obj97.error_message = None
         else:
-            obj97.error_message = str(buf[pos:end101], 'utf-8')
+            obj97.error_message = str(buf[pos:end101], 'utf-8', 'replace')
             pos = end101
         obj97.topic_id = ZERO_UUID
         obj97.topic_config_error_code = 0
@@ -718,7 +718,7 @@ def _dec_CreateTopicsResponse_v5(buf, pos):
         end113 = pos + n112
         if n112 < 0 or end113 > limit:
             raise bad_length('string', pos, n112, buf)
-        obj111.name = str(buf[pos:end113], 'utf-8')
+        obj111.name = str(buf[pos:end113], 'utf-8', 'replace')
         pos = end113
         (obj111.error_code,) = _S2.unpack_from(buf, pos)
         pos += 2
@@ -734,7 +734,7 @@ def _dec_CreateTopicsResponse_v5(buf, pos):
                 raise bad_length('string', pos, n114, buf)
             obj111.error_message = None
         else:
-            obj111.error_message = str(buf[pos:end115], 'utf-8')
+            obj111.error_message = str(buf[pos:end115], 'utf-8', 'replace')
             pos = end115
         (obj111.num_partitions, obj111.replication_factor,) = _S0.unpack_from(buf, pos)
         pos += 6
@@ -761,7 +761,7 @@ def _dec_CreateTopicsResponse_v5(buf, pos):
                 end121 = pos + n120
                 if n120 < 0 or end121 > limit:
                     raise bad_length('string', pos, n120, buf)
-                obj119.name = str(buf[pos:end121], 'utf-8')
+                obj119.name = str(buf[pos:end121], 'utf-8', 'replace')
                 pos = end121
                 n122 = buf[pos]
                 if n122 > 127:
@@ -775,7 +775,7 @@ def _dec_CreateTopicsResponse_v5(buf, pos):
                         raise bad_length('string', pos, n122, buf)
                     obj119.value = None
                 else:
-                    obj119.value = str(buf[pos:end123], 'utf-8')
+                    obj119.value = str(buf[pos:end123], 'utf-8', 'replace')
                     pos = end123
                 (obj119.read_only, obj119.config_source, obj119.is_sensitive,) = _S4.unpack_from(buf, pos)
                 pos += 3
@@ -880,7 +880,7 @@ def _dec_CreateTopicsResponse_v7(buf, pos):
         end140 = pos + n139
         if n139 < 0 or end140 > limit:
             raise bad_length('string', pos, n139, buf)
-        obj138.name = str(buf[pos:end140], 'utf-8')
+        obj138.name = str(buf[pos:end140], 'utf-8', 'replace')
         pos = end140
         (raw141, obj138.error_code,) = _S5.unpack_from(buf, pos)
         pos += 18
@@ -897,7 +897,7 @@ def _dec_CreateTopicsResponse_v7(buf, pos):
                 raise bad_length('string', pos, n142, buf)
             obj138.error_message = None
         else:
-            obj138.error_message = str(buf[pos:end143], 'utf-8')
+            obj138.error_message = str(buf[pos:end143], 'utf-8', 'replace')
             pos = end143
         (obj138.num_partitions, obj138.replication_factor,) = _S0.unpack_from(buf, pos)
         pos += 6
@@ -924,7 +924,7 @@ def _dec_CreateTopicsResponse_v7(buf, pos):
                 end149 = pos + n148
                 if n148 < 0 or end149 > limit:
                     raise bad_length('string', pos, n148, buf)
-                obj147.name = str(buf[pos:end149], 'utf-8')
+                obj147.name = str(buf[pos:end149], 'utf-8', 'replace')
                 pos = end149
                 n150 = buf[pos]
                 if n150 > 127:
@@ -938,7 +938,7 @@ def _dec_CreateTopicsResponse_v7(buf, pos):
                         raise bad_length('string', pos, n150, buf)
                     obj147.value = None
                 else:
-                    obj147.value = str(buf[pos:end151], 'utf-8')
+                    obj147.value = str(buf[pos:end151], 'utf-8', 'replace')
                     pos = end151
                 (obj147.read_only, obj147.config_source, obj147.is_sensitive,) = _S4.unpack_from(buf, pos)
                 pos += 3

@@ -139,7 +139,7 @@ def _dec_DeleteAclsRequest_v0(buf, pos):
                 raise bad_length('string', pos, n7, buf)
             obj6.resource_name_filter = None
         else:
-            obj6.resource_name_filter = str(buf[pos:end8], 'utf-8')
+            obj6.resource_name_filter = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
         (n9,) = _S3.unpack_from(buf, pos)
         pos += 2
@@ -149,7 +149,7 @@ def _dec_DeleteAclsRequest_v0(buf, pos):
                 raise bad_length('string', pos, n9, buf)
             obj6.principal_filter = None
         else:
-            obj6.principal_filter = str(buf[pos:end10], 'utf-8')
+            obj6.principal_filter = str(buf[pos:end10], 'utf-8', 'replace')
             pos = end10
         (n11,) = _S3.unpack_from(buf, pos)
         pos += 2
@@ -159,7 +159,7 @@ def _dec_DeleteAclsRequest_v0(buf, pos):
                 raise bad_length('string', pos, n11, buf)
             obj6.host_filter = None
         else:
-            obj6.host_filter = str(buf[pos:end12], 'utf-8')
+            obj6.host_filter = str(buf[pos:end12], 'utf-8', 'replace')
             pos = end12
         (obj6.operation, obj6.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -208,7 +208,7 @@ def _dec_DeleteAclsRequest_v1(buf, pos):
                 raise bad_length('string', pos, n19, buf)
             obj18.resource_name_filter = None
         else:
-            obj18.resource_name_filter = str(buf[pos:end20], 'utf-8')
+            obj18.resource_name_filter = str(buf[pos:end20], 'utf-8', 'replace')
             pos = end20
         (obj18.pattern_type_filter,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -220,7 +220,7 @@ def _dec_DeleteAclsRequest_v1(buf, pos):
                 raise bad_length('string', pos, n21, buf)
             obj18.principal_filter = None
         else:
-            obj18.principal_filter = str(buf[pos:end22], 'utf-8')
+            obj18.principal_filter = str(buf[pos:end22], 'utf-8', 'replace')
             pos = end22
         (n23,) = _S3.unpack_from(buf, pos)
         pos += 2
@@ -230,7 +230,7 @@ def _dec_DeleteAclsRequest_v1(buf, pos):
                 raise bad_length('string', pos, n23, buf)
             obj18.host_filter = None
         else:
-            obj18.host_filter = str(buf[pos:end24], 'utf-8')
+            obj18.host_filter = str(buf[pos:end24], 'utf-8', 'replace')
             pos = end24
         (obj18.operation, obj18.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -294,7 +294,7 @@ def _dec_DeleteAclsRequest_v2(buf, pos):
                 raise bad_length('string', pos, n32, buf)
             obj31.resource_name_filter = None
         else:
-            obj31.resource_name_filter = str(buf[pos:end33], 'utf-8')
+            obj31.resource_name_filter = str(buf[pos:end33], 'utf-8', 'replace')
             pos = end33
         (obj31.pattern_type_filter,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -310,7 +310,7 @@ def _dec_DeleteAclsRequest_v2(buf, pos):
                 raise bad_length('string', pos, n34, buf)
             obj31.principal_filter = None
         else:
-            obj31.principal_filter = str(buf[pos:end35], 'utf-8')
+            obj31.principal_filter = str(buf[pos:end35], 'utf-8', 'replace')
             pos = end35
         n36 = buf[pos]
         if n36 > 127:
@@ -324,7 +324,7 @@ def _dec_DeleteAclsRequest_v2(buf, pos):
                 raise bad_length('string', pos, n36, buf)
             obj31.host_filter = None
         else:
-            obj31.host_filter = str(buf[pos:end37], 'utf-8')
+            obj31.host_filter = str(buf[pos:end37], 'utf-8', 'replace')
             pos = end37
         (obj31.operation, obj31.permission_type,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -392,7 +392,7 @@ def _dec_DeleteAclsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n45, buf)
             obj44.error_message = None
         else:
-            obj44.error_message = str(buf[pos:end46], 'utf-8')
+            obj44.error_message = str(buf[pos:end46], 'utf-8', 'replace')
             pos = end46
         (n47,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -411,7 +411,7 @@ def _dec_DeleteAclsResponse_v0(buf, pos):
                     raise bad_length('string', pos, n51, buf)
                 obj50.error_message = None
             else:
-                obj50.error_message = str(buf[pos:end52], 'utf-8')
+                obj50.error_message = str(buf[pos:end52], 'utf-8', 'replace')
                 pos = end52
             (obj50.resource_type,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -420,21 +420,21 @@ def _dec_DeleteAclsResponse_v0(buf, pos):
             end54 = pos + n53
             if n53 < 0 or end54 > limit:
                 raise bad_length('string', pos, n53, buf)
-            obj50.resource_name = str(buf[pos:end54], 'utf-8')
+            obj50.resource_name = str(buf[pos:end54], 'utf-8', 'replace')
             pos = end54
             (n55,) = _S3.unpack_from(buf, pos)
             pos += 2
             end56 = pos + n55
             if n55 < 0 or end56 > limit:
                 raise bad_length('string', pos, n55, buf)
-            obj50.principal = str(buf[pos:end56], 'utf-8')
+            obj50.principal = str(buf[pos:end56], 'utf-8', 'replace')
             pos = end56
             (n57,) = _S3.unpack_from(buf, pos)
             pos += 2
             end58 = pos + n57
             if n57 < 0 or end58 > limit:
                 raise bad_length('string', pos, n57, buf)
-            obj50.host = str(buf[pos:end58], 'utf-8')
+            obj50.host = str(buf[pos:end58], 'utf-8', 'replace')
             pos = end58
             (obj50.operation, obj50.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2
@@ -497,7 +497,7 @@ def _dec_DeleteAclsResponse_v1(buf, pos):
                 raise bad_length('string', pos, n66, buf)
             obj65.error_message = None
         else:
-            obj65.error_message = str(buf[pos:end67], 'utf-8')
+            obj65.error_message = str(buf[pos:end67], 'utf-8', 'replace')
             pos = end67
         (n68,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -516,7 +516,7 @@ def _dec_DeleteAclsResponse_v1(buf, pos):
                     raise bad_length('string', pos, n72, buf)
                 obj71.error_message = None
             else:
-                obj71.error_message = str(buf[pos:end73], 'utf-8')
+                obj71.error_message = str(buf[pos:end73], 'utf-8', 'replace')
                 pos = end73
             (obj71.resource_type,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -525,7 +525,7 @@ def _dec_DeleteAclsResponse_v1(buf, pos):
             end75 = pos + n74
             if n74 < 0 or end75 > limit:
                 raise bad_length('string', pos, n74, buf)
-            obj71.resource_name = str(buf[pos:end75], 'utf-8')
+            obj71.resource_name = str(buf[pos:end75], 'utf-8', 'replace')
             pos = end75
             (obj71.pattern_type,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -534,14 +534,14 @@ def _dec_DeleteAclsResponse_v1(buf, pos):
             end77 = pos + n76
             if n76 < 0 or end77 > limit:
                 raise bad_length('string', pos, n76, buf)
-            obj71.principal = str(buf[pos:end77], 'utf-8')
+            obj71.principal = str(buf[pos:end77], 'utf-8', 'replace')
             pos = end77
             (n78,) = _S3.unpack_from(buf, pos)
             pos += 2
             end79 = pos + n78
             if n78 < 0 or end79 > limit:
                 raise bad_length('string', pos, n78, buf)
-            obj71.host = str(buf[pos:end79], 'utf-8')
+            obj71.host = str(buf[pos:end79], 'utf-8', 'replace')
             pos = end79
             (obj71.operation, obj71.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2
@@ -625,7 +625,7 @@ def _dec_DeleteAclsResponse_v2(buf, pos):
                 raise bad_length('string', pos, n89, buf)
             obj88.error_message = None
         else:
-            obj88.error_message = str(buf[pos:end90], 'utf-8')
+            obj88.error_message = str(buf[pos:end90], 'utf-8', 'replace')
             pos = end90
         n91 = buf[pos]
         if n91 > 127:
@@ -652,7 +652,7 @@ def _dec_DeleteAclsResponse_v2(buf, pos):
                     raise bad_length('string', pos, n95, buf)
                 obj94.error_message = None
             else:
-                obj94.error_message = str(buf[pos:end96], 'utf-8')
+                obj94.error_message = str(buf[pos:end96], 'utf-8', 'replace')
                 pos = end96
             (obj94.resource_type,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -665,7 +665,7 @@ def _dec_DeleteAclsResponse_v2(buf, pos):
             end98 = pos + n97
             if n97 < 0 or end98 > limit:
                 raise bad_length('string', pos, n97, buf)
-            obj94.resource_name = str(buf[pos:end98], 'utf-8')
+            obj94.resource_name = str(buf[pos:end98], 'utf-8', 'replace')
             pos = end98
             (obj94.pattern_type,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -678,7 +678,7 @@ def _dec_DeleteAclsResponse_v2(buf, pos):
             end100 = pos + n99
             if n99 < 0 or end100 > limit:
                 raise bad_length('string', pos, n99, buf)
-            obj94.principal = str(buf[pos:end100], 'utf-8')
+            obj94.principal = str(buf[pos:end100], 'utf-8', 'replace')
             pos = end100
             n101 = buf[pos]
             if n101 > 127:
@@ -689,7 +689,7 @@ def _dec_DeleteAclsResponse_v2(buf, pos):
             end102 = pos + n101
             if n101 < 0 or end102 > limit:
                 raise bad_length('string', pos, n101, buf)
-            obj94.host = str(buf[pos:end102], 'utf-8')
+            obj94.host = str(buf[pos:end102], 'utf-8', 'replace')
             pos = end102
             (obj94.operation, obj94.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2

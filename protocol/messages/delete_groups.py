@@ -88,7 +88,7 @@ def _dec_DeleteGroupsRequest_v0(buf, pos):
         end7 = pos + n6
         if n6 < 0 or end7 > limit:
             raise bad_length('string', pos, n6, buf)
-        item5 = str(buf[pos:end7], 'utf-8')
+        item5 = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
         items4.append(item5)
     obj2.groups_names = items4
@@ -134,7 +134,7 @@ def _dec_DeleteGroupsRequest_v2(buf, pos):
         end15 = pos + n14
         if n14 < 0 or end15 > limit:
             raise bad_length('string', pos, n14, buf)
-        item13 = str(buf[pos:end15], 'utf-8')
+        item13 = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
         items12.append(item13)
     obj10.groups_names = items12
@@ -177,7 +177,7 @@ def _dec_DeleteGroupsResponse_v0(buf, pos):
         end23 = pos + n22
         if n22 < 0 or end23 > limit:
             raise bad_length('string', pos, n22, buf)
-        obj21.group_id = str(buf[pos:end23], 'utf-8')
+        obj21.group_id = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
         (obj21.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -235,7 +235,7 @@ def _dec_DeleteGroupsResponse_v2(buf, pos):
         end32 = pos + n31
         if n31 < 0 or end32 > limit:
             raise bad_length('string', pos, n31, buf)
-        obj30.group_id = str(buf[pos:end32], 'utf-8')
+        obj30.group_id = str(buf[pos:end32], 'utf-8', 'replace')
         pos = end32
         (obj30.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2

@@ -134,7 +134,7 @@ def _dec_DeleteRecordsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.name = str(buf[pos:end9], 'utf-8')
+        obj7.name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -212,7 +212,7 @@ def _dec_DeleteRecordsRequest_v2(buf, pos):
         end24 = pos + n23
         if n23 < 0 or end24 > limit:
             raise bad_length('string', pos, n23, buf)
-        obj22.name = str(buf[pos:end24], 'utf-8')
+        obj22.name = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
         n25 = buf[pos]
         if n25 > 127:
@@ -286,7 +286,7 @@ def _dec_DeleteRecordsResponse_v0(buf, pos):
         end37 = pos + n36
         if n36 < 0 or end37 > limit:
             raise bad_length('string', pos, n36, buf)
-        obj35.name = str(buf[pos:end37], 'utf-8')
+        obj35.name = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
         (n38,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -364,7 +364,7 @@ def _dec_DeleteRecordsResponse_v2(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.name = str(buf[pos:end52], 'utf-8')
+        obj50.name = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         n53 = buf[pos]
         if n53 > 127:

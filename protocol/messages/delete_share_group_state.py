@@ -142,7 +142,7 @@ def _dec_DeleteShareGroupStateRequest_v0(buf, pos):
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj5.group_id = str(buf[pos:end7], 'utf-8')
+    obj5.group_id = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     n8 = buf[pos]
     if n8 > 127:
@@ -267,7 +267,7 @@ def _dec_DeleteShareGroupStateResponse_v0(buf, pos):
                     raise bad_length('string', pos, n31, buf)
                 obj30.error_message = None
             else:
-                obj30.error_message = str(buf[pos:end32], 'utf-8')
+                obj30.error_message = str(buf[pos:end32], 'utf-8', 'replace')
                 pos = end32
             if buf[pos] == 0:
                 pos += 1

@@ -108,7 +108,7 @@ def _dec_DeleteTopicsRequest_v0(buf, pos):
         end7 = pos + n6
         if n6 < 0 or end7 > limit:
             raise bad_length('string', pos, n6, buf)
-        item5 = str(buf[pos:end7], 'utf-8')
+        item5 = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
         items4.append(item5)
     obj2.topic_names = items4
@@ -160,7 +160,7 @@ def _dec_DeleteTopicsRequest_v4(buf, pos):
         end15 = pos + n14
         if n14 < 0 or end15 > limit:
             raise bad_length('string', pos, n14, buf)
-        item13 = str(buf[pos:end15], 'utf-8')
+        item13 = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
         items12.append(item13)
     obj10.topic_names = items12
@@ -223,7 +223,7 @@ def _dec_DeleteTopicsRequest_v6(buf, pos):
                 raise bad_length('string', pos, n23, buf)
             obj22.name = None
         else:
-            obj22.name = str(buf[pos:end24], 'utf-8')
+            obj22.name = str(buf[pos:end24], 'utf-8', 'replace')
             pos = end24
         (raw25,) = _S2.unpack_from(buf, pos)
         pos += 16
@@ -274,7 +274,7 @@ def _dec_DeleteTopicsResponse_v0(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj31.name = str(buf[pos:end33], 'utf-8')
+        obj31.name = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (obj31.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -319,7 +319,7 @@ def _dec_DeleteTopicsResponse_v1(buf, pos):
         end41 = pos + n40
         if n40 < 0 or end41 > limit:
             raise bad_length('string', pos, n40, buf)
-        obj39.name = str(buf[pos:end41], 'utf-8')
+        obj39.name = str(buf[pos:end41], 'utf-8', 'replace')
         pos = end41
         (obj39.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -379,7 +379,7 @@ def _dec_DeleteTopicsResponse_v4(buf, pos):
         end50 = pos + n49
         if n49 < 0 or end50 > limit:
             raise bad_length('string', pos, n49, buf)
-        obj48.name = str(buf[pos:end50], 'utf-8')
+        obj48.name = str(buf[pos:end50], 'utf-8', 'replace')
         pos = end50
         (obj48.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -448,7 +448,7 @@ def _dec_DeleteTopicsResponse_v5(buf, pos):
         end59 = pos + n58
         if n58 < 0 or end59 > limit:
             raise bad_length('string', pos, n58, buf)
-        obj57.name = str(buf[pos:end59], 'utf-8')
+        obj57.name = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
         (obj57.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -464,7 +464,7 @@ def _dec_DeleteTopicsResponse_v5(buf, pos):
                 raise bad_length('string', pos, n60, buf)
             obj57.error_message = None
         else:
-            obj57.error_message = str(buf[pos:end61], 'utf-8')
+            obj57.error_message = str(buf[pos:end61], 'utf-8', 'replace')
             pos = end61
         obj57.topic_id = ZERO_UUID
         if buf[pos] == 0:
@@ -533,7 +533,7 @@ def _dec_DeleteTopicsResponse_v6(buf, pos):
                 raise bad_length('string', pos, n69, buf)
             obj68.name = None
         else:
-            obj68.name = str(buf[pos:end70], 'utf-8')
+            obj68.name = str(buf[pos:end70], 'utf-8', 'replace')
             pos = end70
         (raw71, obj68.error_code,) = _S3.unpack_from(buf, pos)
         pos += 18
@@ -550,7 +550,7 @@ def _dec_DeleteTopicsResponse_v6(buf, pos):
                 raise bad_length('string', pos, n72, buf)
             obj68.error_message = None
         else:
-            obj68.error_message = str(buf[pos:end73], 'utf-8')
+            obj68.error_message = str(buf[pos:end73], 'utf-8', 'replace')
             pos = end73
         if buf[pos] == 0:
             pos += 1

@@ -117,7 +117,7 @@ def _dec_DescribeAclsRequest_v0(buf, pos):
             raise bad_length('string', pos, n2, buf)
         obj1.resource_name_filter = None
     else:
-        obj1.resource_name_filter = str(buf[pos:end3], 'utf-8')
+        obj1.resource_name_filter = str(buf[pos:end3], 'utf-8', 'replace')
         pos = end3
     (n4,) = _S2.unpack_from(buf, pos)
     pos += 2
@@ -127,7 +127,7 @@ def _dec_DescribeAclsRequest_v0(buf, pos):
             raise bad_length('string', pos, n4, buf)
         obj1.principal_filter = None
     else:
-        obj1.principal_filter = str(buf[pos:end5], 'utf-8')
+        obj1.principal_filter = str(buf[pos:end5], 'utf-8', 'replace')
         pos = end5
     (n6,) = _S2.unpack_from(buf, pos)
     pos += 2
@@ -137,7 +137,7 @@ def _dec_DescribeAclsRequest_v0(buf, pos):
             raise bad_length('string', pos, n6, buf)
         obj1.host_filter = None
     else:
-        obj1.host_filter = str(buf[pos:end7], 'utf-8')
+        obj1.host_filter = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
     (obj1.operation, obj1.permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -172,7 +172,7 @@ def _dec_DescribeAclsRequest_v1(buf, pos):
             raise bad_length('string', pos, n9, buf)
         obj8.resource_name_filter = None
     else:
-        obj8.resource_name_filter = str(buf[pos:end10], 'utf-8')
+        obj8.resource_name_filter = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
     (obj8.pattern_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
@@ -184,7 +184,7 @@ def _dec_DescribeAclsRequest_v1(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj8.principal_filter = None
     else:
-        obj8.principal_filter = str(buf[pos:end12], 'utf-8')
+        obj8.principal_filter = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     (n13,) = _S2.unpack_from(buf, pos)
     pos += 2
@@ -194,7 +194,7 @@ def _dec_DescribeAclsRequest_v1(buf, pos):
             raise bad_length('string', pos, n13, buf)
         obj8.host_filter = None
     else:
-        obj8.host_filter = str(buf[pos:end14], 'utf-8')
+        obj8.host_filter = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
     (obj8.operation, obj8.permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -234,7 +234,7 @@ def _dec_DescribeAclsRequest_v2(buf, pos):
             raise bad_length('string', pos, n16, buf)
         obj15.resource_name_filter = None
     else:
-        obj15.resource_name_filter = str(buf[pos:end17], 'utf-8')
+        obj15.resource_name_filter = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
     (obj15.pattern_type_filter,) = _S0.unpack_from(buf, pos)
     pos += 1
@@ -250,7 +250,7 @@ def _dec_DescribeAclsRequest_v2(buf, pos):
             raise bad_length('string', pos, n18, buf)
         obj15.principal_filter = None
     else:
-        obj15.principal_filter = str(buf[pos:end19], 'utf-8')
+        obj15.principal_filter = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
     n20 = buf[pos]
     if n20 > 127:
@@ -264,7 +264,7 @@ def _dec_DescribeAclsRequest_v2(buf, pos):
             raise bad_length('string', pos, n20, buf)
         obj15.host_filter = None
     else:
-        obj15.host_filter = str(buf[pos:end21], 'utf-8')
+        obj15.host_filter = str(buf[pos:end21], 'utf-8', 'replace')
         pos = end21
     (obj15.operation, obj15.permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -313,7 +313,7 @@ def _dec_DescribeAclsResponse_v0(buf, pos):
             raise bad_length('string', pos, n25, buf)
         obj24.error_message = None
     else:
-        obj24.error_message = str(buf[pos:end26], 'utf-8')
+        obj24.error_message = str(buf[pos:end26], 'utf-8', 'replace')
         pos = end26
     (n27,) = _S4.unpack_from(buf, pos)
     pos += 4
@@ -329,7 +329,7 @@ def _dec_DescribeAclsResponse_v0(buf, pos):
         end32 = pos + n31
         if n31 < 0 or end32 > limit:
             raise bad_length('string', pos, n31, buf)
-        obj30.resource_name = str(buf[pos:end32], 'utf-8')
+        obj30.resource_name = str(buf[pos:end32], 'utf-8', 'replace')
         pos = end32
         (n33,) = _S4.unpack_from(buf, pos)
         pos += 4
@@ -343,14 +343,14 @@ def _dec_DescribeAclsResponse_v0(buf, pos):
             end38 = pos + n37
             if n37 < 0 or end38 > limit:
                 raise bad_length('string', pos, n37, buf)
-            obj36.principal = str(buf[pos:end38], 'utf-8')
+            obj36.principal = str(buf[pos:end38], 'utf-8', 'replace')
             pos = end38
             (n39,) = _S2.unpack_from(buf, pos)
             pos += 2
             end40 = pos + n39
             if n39 < 0 or end40 > limit:
                 raise bad_length('string', pos, n39, buf)
-            obj36.host = str(buf[pos:end40], 'utf-8')
+            obj36.host = str(buf[pos:end40], 'utf-8', 'replace')
             pos = end40
             (obj36.operation, obj36.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2
@@ -401,7 +401,7 @@ def _dec_DescribeAclsResponse_v1(buf, pos):
             raise bad_length('string', pos, n44, buf)
         obj43.error_message = None
     else:
-        obj43.error_message = str(buf[pos:end45], 'utf-8')
+        obj43.error_message = str(buf[pos:end45], 'utf-8', 'replace')
         pos = end45
     (n46,) = _S4.unpack_from(buf, pos)
     pos += 4
@@ -417,7 +417,7 @@ def _dec_DescribeAclsResponse_v1(buf, pos):
         end51 = pos + n50
         if n50 < 0 or end51 > limit:
             raise bad_length('string', pos, n50, buf)
-        obj49.resource_name = str(buf[pos:end51], 'utf-8')
+        obj49.resource_name = str(buf[pos:end51], 'utf-8', 'replace')
         pos = end51
         (obj49.pattern_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -433,14 +433,14 @@ def _dec_DescribeAclsResponse_v1(buf, pos):
             end57 = pos + n56
             if n56 < 0 or end57 > limit:
                 raise bad_length('string', pos, n56, buf)
-            obj55.principal = str(buf[pos:end57], 'utf-8')
+            obj55.principal = str(buf[pos:end57], 'utf-8', 'replace')
             pos = end57
             (n58,) = _S2.unpack_from(buf, pos)
             pos += 2
             end59 = pos + n58
             if n58 < 0 or end59 > limit:
                 raise bad_length('string', pos, n58, buf)
-            obj55.host = str(buf[pos:end59], 'utf-8')
+            obj55.host = str(buf[pos:end59], 'utf-8', 'replace')
             pos = end59
             (obj55.operation, obj55.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2
@@ -508,7 +508,7 @@ def _dec_DescribeAclsResponse_v2(buf, pos):
             raise bad_length('string', pos, n65, buf)
         obj64.error_message = None
     else:
-        obj64.error_message = str(buf[pos:end66], 'utf-8')
+        obj64.error_message = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
     n67 = buf[pos]
     if n67 > 127:
@@ -532,7 +532,7 @@ def _dec_DescribeAclsResponse_v2(buf, pos):
         end72 = pos + n71
         if n71 < 0 or end72 > limit:
             raise bad_length('string', pos, n71, buf)
-        obj70.resource_name = str(buf[pos:end72], 'utf-8')
+        obj70.resource_name = str(buf[pos:end72], 'utf-8', 'replace')
         pos = end72
         (obj70.pattern_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -556,7 +556,7 @@ def _dec_DescribeAclsResponse_v2(buf, pos):
             end78 = pos + n77
             if n77 < 0 or end78 > limit:
                 raise bad_length('string', pos, n77, buf)
-            obj76.principal = str(buf[pos:end78], 'utf-8')
+            obj76.principal = str(buf[pos:end78], 'utf-8', 'replace')
             pos = end78
             n79 = buf[pos]
             if n79 > 127:
@@ -567,7 +567,7 @@ def _dec_DescribeAclsResponse_v2(buf, pos):
             end80 = pos + n79
             if n79 < 0 or end80 > limit:
                 raise bad_length('string', pos, n79, buf)
-            obj76.host = str(buf[pos:end80], 'utf-8')
+            obj76.host = str(buf[pos:end80], 'utf-8', 'replace')
             pos = end80
             (obj76.operation, obj76.permission_type,) = _S1.unpack_from(buf, pos)
             pos += 2

@@ -135,7 +135,7 @@ def _dec_DescribeClientQuotasRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.entity_type = str(buf[pos:end8], 'utf-8')
+        obj6.entity_type = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         (obj6.match_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -147,7 +147,7 @@ def _dec_DescribeClientQuotasRequest_v0(buf, pos):
                 raise bad_length('string', pos, n9, buf)
             obj6.match = None
         else:
-            obj6.match = str(buf[pos:end10], 'utf-8')
+            obj6.match = str(buf[pos:end10], 'utf-8', 'replace')
             pos = end10
         obj6.unknown_tagged_fields = []
         items4.append(obj6)
@@ -204,7 +204,7 @@ def _dec_DescribeClientQuotasRequest_v1(buf, pos):
         end19 = pos + n18
         if n18 < 0 or end19 > limit:
             raise bad_length('string', pos, n18, buf)
-        obj17.entity_type = str(buf[pos:end19], 'utf-8')
+        obj17.entity_type = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
         (obj17.match_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -220,7 +220,7 @@ def _dec_DescribeClientQuotasRequest_v1(buf, pos):
                 raise bad_length('string', pos, n20, buf)
             obj17.match = None
         else:
-            obj17.match = str(buf[pos:end21], 'utf-8')
+            obj17.match = str(buf[pos:end21], 'utf-8', 'replace')
             pos = end21
         if buf[pos] == 0:
             pos += 1
@@ -278,7 +278,7 @@ def _dec_DescribeClientQuotasResponse_v0(buf, pos):
             raise bad_length('string', pos, n26, buf)
         obj25.error_message = None
     else:
-        obj25.error_message = str(buf[pos:end27], 'utf-8')
+        obj25.error_message = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
     (n28,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -302,7 +302,7 @@ def _dec_DescribeClientQuotasResponse_v0(buf, pos):
                 end37 = pos + n36
                 if n36 < 0 or end37 > limit:
                     raise bad_length('string', pos, n36, buf)
-                obj35.entity_type = str(buf[pos:end37], 'utf-8')
+                obj35.entity_type = str(buf[pos:end37], 'utf-8', 'replace')
                 pos = end37
                 (n38,) = _S3.unpack_from(buf, pos)
                 pos += 2
@@ -312,7 +312,7 @@ def _dec_DescribeClientQuotasResponse_v0(buf, pos):
                         raise bad_length('string', pos, n38, buf)
                     obj35.entity_name = None
                 else:
-                    obj35.entity_name = str(buf[pos:end39], 'utf-8')
+                    obj35.entity_name = str(buf[pos:end39], 'utf-8', 'replace')
                     pos = end39
                 obj35.unknown_tagged_fields = []
                 items33.append(obj35)
@@ -329,7 +329,7 @@ def _dec_DescribeClientQuotasResponse_v0(buf, pos):
                 end45 = pos + n44
                 if n44 < 0 or end45 > limit:
                     raise bad_length('string', pos, n44, buf)
-                obj43.key = str(buf[pos:end45], 'utf-8')
+                obj43.key = str(buf[pos:end45], 'utf-8', 'replace')
                 pos = end45
                 (obj43.value,) = _S5.unpack_from(buf, pos)
                 pos += 8
@@ -402,7 +402,7 @@ def _dec_DescribeClientQuotasResponse_v1(buf, pos):
             raise bad_length('string', pos, n52, buf)
         obj51.error_message = None
     else:
-        obj51.error_message = str(buf[pos:end53], 'utf-8')
+        obj51.error_message = str(buf[pos:end53], 'utf-8', 'replace')
         pos = end53
     n54 = buf[pos]
     if n54 > 127:
@@ -438,7 +438,7 @@ def _dec_DescribeClientQuotasResponse_v1(buf, pos):
                 end63 = pos + n62
                 if n62 < 0 or end63 > limit:
                     raise bad_length('string', pos, n62, buf)
-                obj61.entity_type = str(buf[pos:end63], 'utf-8')
+                obj61.entity_type = str(buf[pos:end63], 'utf-8', 'replace')
                 pos = end63
                 n64 = buf[pos]
                 if n64 > 127:
@@ -452,7 +452,7 @@ def _dec_DescribeClientQuotasResponse_v1(buf, pos):
                         raise bad_length('string', pos, n64, buf)
                     obj61.entity_name = None
                 else:
-                    obj61.entity_name = str(buf[pos:end65], 'utf-8')
+                    obj61.entity_name = str(buf[pos:end65], 'utf-8', 'replace')
                     pos = end65
                 if buf[pos] == 0:
                     pos += 1
@@ -481,7 +481,7 @@ def _dec_DescribeClientQuotasResponse_v1(buf, pos):
                 end71 = pos + n70
                 if n70 < 0 or end71 > limit:
                     raise bad_length('string', pos, n70, buf)
-                obj69.key = str(buf[pos:end71], 'utf-8')
+                obj69.key = str(buf[pos:end71], 'utf-8', 'replace')
                 pos = end71
                 (obj69.value,) = _S5.unpack_from(buf, pos)
                 pos += 8

@@ -206,7 +206,7 @@ def _dec_DescribeClusterResponse_v0(buf, pos):
             raise bad_length('string', pos, n7, buf)
         obj6.error_message = None
     else:
-        obj6.error_message = str(buf[pos:end8], 'utf-8')
+        obj6.error_message = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
     n9 = buf[pos]
     if n9 > 127:
@@ -217,7 +217,7 @@ def _dec_DescribeClusterResponse_v0(buf, pos):
     end10 = pos + n9
     if n9 < 0 or end10 > limit:
         raise bad_length('string', pos, n9, buf)
-    obj6.cluster_id = str(buf[pos:end10], 'utf-8')
+    obj6.cluster_id = str(buf[pos:end10], 'utf-8', 'replace')
     pos = end10
     (obj6.controller_id,) = _S4.unpack_from(buf, pos)
     pos += 4
@@ -243,7 +243,7 @@ def _dec_DescribeClusterResponse_v0(buf, pos):
         end16 = pos + n15
         if n15 < 0 or end16 > limit:
             raise bad_length('string', pos, n15, buf)
-        obj14.host = str(buf[pos:end16], 'utf-8')
+        obj14.host = str(buf[pos:end16], 'utf-8', 'replace')
         pos = end16
         (obj14.port,) = _S4.unpack_from(buf, pos)
         pos += 4
@@ -259,7 +259,7 @@ def _dec_DescribeClusterResponse_v0(buf, pos):
                 raise bad_length('string', pos, n17, buf)
             obj14.rack = None
         else:
-            obj14.rack = str(buf[pos:end18], 'utf-8')
+            obj14.rack = str(buf[pos:end18], 'utf-8', 'replace')
             pos = end18
         obj14.is_fenced = False
         if buf[pos] == 0:
@@ -328,7 +328,7 @@ def _dec_DescribeClusterResponse_v1(buf, pos):
             raise bad_length('string', pos, n22, buf)
         obj21.error_message = None
     else:
-        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        obj21.error_message = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
     (obj21.endpoint_type,) = _S5.unpack_from(buf, pos)
     pos += 1
@@ -341,7 +341,7 @@ def _dec_DescribeClusterResponse_v1(buf, pos):
     end25 = pos + n24
     if n24 < 0 or end25 > limit:
         raise bad_length('string', pos, n24, buf)
-    obj21.cluster_id = str(buf[pos:end25], 'utf-8')
+    obj21.cluster_id = str(buf[pos:end25], 'utf-8', 'replace')
     pos = end25
     (obj21.controller_id,) = _S4.unpack_from(buf, pos)
     pos += 4
@@ -367,7 +367,7 @@ def _dec_DescribeClusterResponse_v1(buf, pos):
         end31 = pos + n30
         if n30 < 0 or end31 > limit:
             raise bad_length('string', pos, n30, buf)
-        obj29.host = str(buf[pos:end31], 'utf-8')
+        obj29.host = str(buf[pos:end31], 'utf-8', 'replace')
         pos = end31
         (obj29.port,) = _S4.unpack_from(buf, pos)
         pos += 4
@@ -383,7 +383,7 @@ def _dec_DescribeClusterResponse_v1(buf, pos):
                 raise bad_length('string', pos, n32, buf)
             obj29.rack = None
         else:
-            obj29.rack = str(buf[pos:end33], 'utf-8')
+            obj29.rack = str(buf[pos:end33], 'utf-8', 'replace')
             pos = end33
         obj29.is_fenced = False
         if buf[pos] == 0:
@@ -450,7 +450,7 @@ def _dec_DescribeClusterResponse_v2(buf, pos):
             raise bad_length('string', pos, n37, buf)
         obj36.error_message = None
     else:
-        obj36.error_message = str(buf[pos:end38], 'utf-8')
+        obj36.error_message = str(buf[pos:end38], 'utf-8', 'replace')
         pos = end38
     (obj36.endpoint_type,) = _S5.unpack_from(buf, pos)
     pos += 1
@@ -463,7 +463,7 @@ def _dec_DescribeClusterResponse_v2(buf, pos):
     end40 = pos + n39
     if n39 < 0 or end40 > limit:
         raise bad_length('string', pos, n39, buf)
-    obj36.cluster_id = str(buf[pos:end40], 'utf-8')
+    obj36.cluster_id = str(buf[pos:end40], 'utf-8', 'replace')
     pos = end40
     (obj36.controller_id,) = _S4.unpack_from(buf, pos)
     pos += 4
@@ -489,7 +489,7 @@ def _dec_DescribeClusterResponse_v2(buf, pos):
         end46 = pos + n45
         if n45 < 0 or end46 > limit:
             raise bad_length('string', pos, n45, buf)
-        obj44.host = str(buf[pos:end46], 'utf-8')
+        obj44.host = str(buf[pos:end46], 'utf-8', 'replace')
         pos = end46
         (obj44.port,) = _S4.unpack_from(buf, pos)
         pos += 4
@@ -505,7 +505,7 @@ def _dec_DescribeClusterResponse_v2(buf, pos):
                 raise bad_length('string', pos, n47, buf)
             obj44.rack = None
         else:
-            obj44.rack = str(buf[pos:end48], 'utf-8')
+            obj44.rack = str(buf[pos:end48], 'utf-8', 'replace')
             pos = end48
         (obj44.is_fenced,) = _S0.unpack_from(buf, pos)
         pos += 1

@@ -154,7 +154,7 @@ def _dec_DescribeConfigsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.resource_name = str(buf[pos:end9], 'utf-8')
+        obj7.resource_name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -170,7 +170,7 @@ def _dec_DescribeConfigsRequest_v0(buf, pos):
                 end14 = pos + n13
                 if n13 < 0 or end14 > limit:
                     raise bad_length('string', pos, n13, buf)
-                item12 = str(buf[pos:end14], 'utf-8')
+                item12 = str(buf[pos:end14], 'utf-8', 'replace')
                 pos = end14
                 items11.append(item12)
             obj7.configuration_keys = items11
@@ -220,7 +220,7 @@ def _dec_DescribeConfigsRequest_v1(buf, pos):
         end23 = pos + n22
         if n22 < 0 or end23 > limit:
             raise bad_length('string', pos, n22, buf)
-        obj21.resource_name = str(buf[pos:end23], 'utf-8')
+        obj21.resource_name = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
         (n24,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -236,7 +236,7 @@ def _dec_DescribeConfigsRequest_v1(buf, pos):
                 end28 = pos + n27
                 if n27 < 0 or end28 > limit:
                     raise bad_length('string', pos, n27, buf)
-                item26 = str(buf[pos:end28], 'utf-8')
+                item26 = str(buf[pos:end28], 'utf-8', 'replace')
                 pos = end28
                 items25.append(item26)
             obj21.configuration_keys = items25
@@ -285,7 +285,7 @@ def _dec_DescribeConfigsRequest_v3(buf, pos):
         end37 = pos + n36
         if n36 < 0 or end37 > limit:
             raise bad_length('string', pos, n36, buf)
-        obj35.resource_name = str(buf[pos:end37], 'utf-8')
+        obj35.resource_name = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
         (n38,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -301,7 +301,7 @@ def _dec_DescribeConfigsRequest_v3(buf, pos):
                 end42 = pos + n41
                 if n41 < 0 or end42 > limit:
                     raise bad_length('string', pos, n41, buf)
-                item40 = str(buf[pos:end42], 'utf-8')
+                item40 = str(buf[pos:end42], 'utf-8', 'replace')
                 pos = end42
                 items39.append(item40)
             obj35.configuration_keys = items39
@@ -365,7 +365,7 @@ def _dec_DescribeConfigsRequest_v4(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.resource_name = str(buf[pos:end52], 'utf-8')
+        obj50.resource_name = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         n53 = buf[pos]
         if n53 > 127:
@@ -389,7 +389,7 @@ def _dec_DescribeConfigsRequest_v4(buf, pos):
                 end57 = pos + n56
                 if n56 < 0 or end57 > limit:
                     raise bad_length('string', pos, n56, buf)
-                item55 = str(buf[pos:end57], 'utf-8')
+                item55 = str(buf[pos:end57], 'utf-8', 'replace')
                 pos = end57
                 items54.append(item55)
             obj50.configuration_keys = items54
@@ -455,7 +455,7 @@ def _dec_DescribeConfigsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n65, buf)
             obj64.error_message = None
         else:
-            obj64.error_message = str(buf[pos:end66], 'utf-8')
+            obj64.error_message = str(buf[pos:end66], 'utf-8', 'replace')
             pos = end66
         (obj64.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -464,7 +464,7 @@ def _dec_DescribeConfigsResponse_v0(buf, pos):
         end68 = pos + n67
         if n67 < 0 or end68 > limit:
             raise bad_length('string', pos, n67, buf)
-        obj64.resource_name = str(buf[pos:end68], 'utf-8')
+        obj64.resource_name = str(buf[pos:end68], 'utf-8', 'replace')
         pos = end68
         (n69,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -478,7 +478,7 @@ def _dec_DescribeConfigsResponse_v0(buf, pos):
             end74 = pos + n73
             if n73 < 0 or end74 > limit:
                 raise bad_length('string', pos, n73, buf)
-            obj72.name = str(buf[pos:end74], 'utf-8')
+            obj72.name = str(buf[pos:end74], 'utf-8', 'replace')
             pos = end74
             (n75,) = _S2.unpack_from(buf, pos)
             pos += 2
@@ -488,7 +488,7 @@ def _dec_DescribeConfigsResponse_v0(buf, pos):
                     raise bad_length('string', pos, n75, buf)
                 obj72.value = None
             else:
-                obj72.value = str(buf[pos:end76], 'utf-8')
+                obj72.value = str(buf[pos:end76], 'utf-8', 'replace')
                 pos = end76
             (obj72.read_only, obj72.is_default, obj72.is_sensitive,) = _S5.unpack_from(buf, pos)
             pos += 3
@@ -560,7 +560,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
                 raise bad_length('string', pos, n85, buf)
             obj84.error_message = None
         else:
-            obj84.error_message = str(buf[pos:end86], 'utf-8')
+            obj84.error_message = str(buf[pos:end86], 'utf-8', 'replace')
             pos = end86
         (obj84.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -569,7 +569,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
         end88 = pos + n87
         if n87 < 0 or end88 > limit:
             raise bad_length('string', pos, n87, buf)
-        obj84.resource_name = str(buf[pos:end88], 'utf-8')
+        obj84.resource_name = str(buf[pos:end88], 'utf-8', 'replace')
         pos = end88
         (n89,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -583,7 +583,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
             end94 = pos + n93
             if n93 < 0 or end94 > limit:
                 raise bad_length('string', pos, n93, buf)
-            obj92.name = str(buf[pos:end94], 'utf-8')
+            obj92.name = str(buf[pos:end94], 'utf-8', 'replace')
             pos = end94
             (n95,) = _S2.unpack_from(buf, pos)
             pos += 2
@@ -593,7 +593,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
                     raise bad_length('string', pos, n95, buf)
                 obj92.value = None
             else:
-                obj92.value = str(buf[pos:end96], 'utf-8')
+                obj92.value = str(buf[pos:end96], 'utf-8', 'replace')
                 pos = end96
             (obj92.read_only, obj92.config_source, obj92.is_sensitive,) = _S6.unpack_from(buf, pos)
             pos += 3
@@ -609,7 +609,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
                 end102 = pos + n101
                 if n101 < 0 or end102 > limit:
                     raise bad_length('string', pos, n101, buf)
-                obj100.name = str(buf[pos:end102], 'utf-8')
+                obj100.name = str(buf[pos:end102], 'utf-8', 'replace')
                 pos = end102
                 (n103,) = _S2.unpack_from(buf, pos)
                 pos += 2
@@ -619,7 +619,7 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
                         raise bad_length('string', pos, n103, buf)
                     obj100.value = None
                 else:
-                    obj100.value = str(buf[pos:end104], 'utf-8')
+                    obj100.value = str(buf[pos:end104], 'utf-8', 'replace')
                     pos = end104
                 (obj100.source,) = _S0.unpack_from(buf, pos)
                 pos += 1
@@ -695,7 +695,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
                 raise bad_length('string', pos, n113, buf)
             obj112.error_message = None
         else:
-            obj112.error_message = str(buf[pos:end114], 'utf-8')
+            obj112.error_message = str(buf[pos:end114], 'utf-8', 'replace')
             pos = end114
         (obj112.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -704,7 +704,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
         end116 = pos + n115
         if n115 < 0 or end116 > limit:
             raise bad_length('string', pos, n115, buf)
-        obj112.resource_name = str(buf[pos:end116], 'utf-8')
+        obj112.resource_name = str(buf[pos:end116], 'utf-8', 'replace')
         pos = end116
         (n117,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -718,7 +718,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
             end122 = pos + n121
             if n121 < 0 or end122 > limit:
                 raise bad_length('string', pos, n121, buf)
-            obj120.name = str(buf[pos:end122], 'utf-8')
+            obj120.name = str(buf[pos:end122], 'utf-8', 'replace')
             pos = end122
             (n123,) = _S2.unpack_from(buf, pos)
             pos += 2
@@ -728,7 +728,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
                     raise bad_length('string', pos, n123, buf)
                 obj120.value = None
             else:
-                obj120.value = str(buf[pos:end124], 'utf-8')
+                obj120.value = str(buf[pos:end124], 'utf-8', 'replace')
                 pos = end124
             (obj120.read_only, obj120.config_source, obj120.is_sensitive,) = _S6.unpack_from(buf, pos)
             pos += 3
@@ -744,7 +744,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
                 end130 = pos + n129
                 if n129 < 0 or end130 > limit:
                     raise bad_length('string', pos, n129, buf)
-                obj128.name = str(buf[pos:end130], 'utf-8')
+                obj128.name = str(buf[pos:end130], 'utf-8', 'replace')
                 pos = end130
                 (n131,) = _S2.unpack_from(buf, pos)
                 pos += 2
@@ -754,7 +754,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
                         raise bad_length('string', pos, n131, buf)
                     obj128.value = None
                 else:
-                    obj128.value = str(buf[pos:end132], 'utf-8')
+                    obj128.value = str(buf[pos:end132], 'utf-8', 'replace')
                     pos = end132
                 (obj128.source,) = _S0.unpack_from(buf, pos)
                 pos += 1
@@ -771,7 +771,7 @@ def _dec_DescribeConfigsResponse_v3(buf, pos):
                     raise bad_length('string', pos, n133, buf)
                 obj120.documentation = None
             else:
-                obj120.documentation = str(buf[pos:end134], 'utf-8')
+                obj120.documentation = str(buf[pos:end134], 'utf-8', 'replace')
                 pos = end134
             obj120.is_default = False
             obj120.unknown_tagged_fields = []
@@ -868,7 +868,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
                 raise bad_length('string', pos, n146, buf)
             obj145.error_message = None
         else:
-            obj145.error_message = str(buf[pos:end147], 'utf-8')
+            obj145.error_message = str(buf[pos:end147], 'utf-8', 'replace')
             pos = end147
         (obj145.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -881,7 +881,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
         end149 = pos + n148
         if n148 < 0 or end149 > limit:
             raise bad_length('string', pos, n148, buf)
-        obj145.resource_name = str(buf[pos:end149], 'utf-8')
+        obj145.resource_name = str(buf[pos:end149], 'utf-8', 'replace')
         pos = end149
         n150 = buf[pos]
         if n150 > 127:
@@ -903,7 +903,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
             end155 = pos + n154
             if n154 < 0 or end155 > limit:
                 raise bad_length('string', pos, n154, buf)
-            obj153.name = str(buf[pos:end155], 'utf-8')
+            obj153.name = str(buf[pos:end155], 'utf-8', 'replace')
             pos = end155
             n156 = buf[pos]
             if n156 > 127:
@@ -917,7 +917,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
                     raise bad_length('string', pos, n156, buf)
                 obj153.value = None
             else:
-                obj153.value = str(buf[pos:end157], 'utf-8')
+                obj153.value = str(buf[pos:end157], 'utf-8', 'replace')
                 pos = end157
             (obj153.read_only, obj153.config_source, obj153.is_sensitive,) = _S6.unpack_from(buf, pos)
             pos += 3
@@ -941,7 +941,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
                 end163 = pos + n162
                 if n162 < 0 or end163 > limit:
                     raise bad_length('string', pos, n162, buf)
-                obj161.name = str(buf[pos:end163], 'utf-8')
+                obj161.name = str(buf[pos:end163], 'utf-8', 'replace')
                 pos = end163
                 n164 = buf[pos]
                 if n164 > 127:
@@ -955,7 +955,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
                         raise bad_length('string', pos, n164, buf)
                     obj161.value = None
                 else:
-                    obj161.value = str(buf[pos:end165], 'utf-8')
+                    obj161.value = str(buf[pos:end165], 'utf-8', 'replace')
                     pos = end165
                 (obj161.source,) = _S0.unpack_from(buf, pos)
                 pos += 1
@@ -980,7 +980,7 @@ def _dec_DescribeConfigsResponse_v4(buf, pos):
                     raise bad_length('string', pos, n166, buf)
                 obj153.documentation = None
             else:
-                obj153.documentation = str(buf[pos:end167], 'utf-8')
+                obj153.documentation = str(buf[pos:end167], 'utf-8', 'replace')
                 pos = end167
             obj153.is_default = False
             if buf[pos] == 0:

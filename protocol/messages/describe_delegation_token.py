@@ -128,14 +128,14 @@ def _dec_DescribeDelegationTokenRequest_v0(buf, pos):
             end8 = pos + n7
             if n7 < 0 or end8 > limit:
                 raise bad_length('string', pos, n7, buf)
-            obj6.principal_type = str(buf[pos:end8], 'utf-8')
+            obj6.principal_type = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
             (n9,) = _S1.unpack_from(buf, pos)
             pos += 2
             end10 = pos + n9
             if n9 < 0 or end10 > limit:
                 raise bad_length('string', pos, n9, buf)
-            obj6.principal_name = str(buf[pos:end10], 'utf-8')
+            obj6.principal_name = str(buf[pos:end10], 'utf-8', 'replace')
             pos = end10
             obj6.unknown_tagged_fields = []
             items4.append(obj6)
@@ -188,7 +188,7 @@ def _dec_DescribeDelegationTokenRequest_v2(buf, pos):
             end18 = pos + n17
             if n17 < 0 or end18 > limit:
                 raise bad_length('string', pos, n17, buf)
-            obj16.principal_type = str(buf[pos:end18], 'utf-8')
+            obj16.principal_type = str(buf[pos:end18], 'utf-8', 'replace')
             pos = end18
             n19 = buf[pos]
             if n19 > 127:
@@ -199,7 +199,7 @@ def _dec_DescribeDelegationTokenRequest_v2(buf, pos):
             end20 = pos + n19
             if n19 < 0 or end20 > limit:
                 raise bad_length('string', pos, n19, buf)
-            obj16.principal_name = str(buf[pos:end20], 'utf-8')
+            obj16.principal_name = str(buf[pos:end20], 'utf-8', 'replace')
             pos = end20
             if buf[pos] == 0:
                 pos += 1
@@ -261,14 +261,14 @@ def _dec_DescribeDelegationTokenResponse_v0(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        obj27.principal_type = str(buf[pos:end29], 'utf-8')
+        obj27.principal_type = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         (n30,) = _S1.unpack_from(buf, pos)
         pos += 2
         end31 = pos + n30
         if n30 < 0 or end31 > limit:
             raise bad_length('string', pos, n30, buf)
-        obj27.principal_name = str(buf[pos:end31], 'utf-8')
+        obj27.principal_name = str(buf[pos:end31], 'utf-8', 'replace')
         pos = end31
         (obj27.issue_timestamp, obj27.expiry_timestamp, obj27.max_timestamp,) = _S2.unpack_from(buf, pos)
         pos += 24
@@ -277,7 +277,7 @@ def _dec_DescribeDelegationTokenResponse_v0(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj27.token_id = str(buf[pos:end33], 'utf-8')
+        obj27.token_id = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (n34,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -298,14 +298,14 @@ def _dec_DescribeDelegationTokenResponse_v0(buf, pos):
             end41 = pos + n40
             if n40 < 0 or end41 > limit:
                 raise bad_length('string', pos, n40, buf)
-            obj39.principal_type = str(buf[pos:end41], 'utf-8')
+            obj39.principal_type = str(buf[pos:end41], 'utf-8', 'replace')
             pos = end41
             (n42,) = _S1.unpack_from(buf, pos)
             pos += 2
             end43 = pos + n42
             if n42 < 0 or end43 > limit:
                 raise bad_length('string', pos, n42, buf)
-            obj39.principal_name = str(buf[pos:end43], 'utf-8')
+            obj39.principal_name = str(buf[pos:end43], 'utf-8', 'replace')
             pos = end43
             obj39.unknown_tagged_fields = []
             items37.append(obj39)
@@ -388,7 +388,7 @@ def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
         end54 = pos + n53
         if n53 < 0 or end54 > limit:
             raise bad_length('string', pos, n53, buf)
-        obj52.principal_type = str(buf[pos:end54], 'utf-8')
+        obj52.principal_type = str(buf[pos:end54], 'utf-8', 'replace')
         pos = end54
         n55 = buf[pos]
         if n55 > 127:
@@ -399,7 +399,7 @@ def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
         end56 = pos + n55
         if n55 < 0 or end56 > limit:
             raise bad_length('string', pos, n55, buf)
-        obj52.principal_name = str(buf[pos:end56], 'utf-8')
+        obj52.principal_name = str(buf[pos:end56], 'utf-8', 'replace')
         pos = end56
         (obj52.issue_timestamp, obj52.expiry_timestamp, obj52.max_timestamp,) = _S2.unpack_from(buf, pos)
         pos += 24
@@ -412,7 +412,7 @@ def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
         end58 = pos + n57
         if n57 < 0 or end58 > limit:
             raise bad_length('string', pos, n57, buf)
-        obj52.token_id = str(buf[pos:end58], 'utf-8')
+        obj52.token_id = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
         n59 = buf[pos]
         if n59 > 127:
@@ -445,7 +445,7 @@ def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
             end66 = pos + n65
             if n65 < 0 or end66 > limit:
                 raise bad_length('string', pos, n65, buf)
-            obj64.principal_type = str(buf[pos:end66], 'utf-8')
+            obj64.principal_type = str(buf[pos:end66], 'utf-8', 'replace')
             pos = end66
             n67 = buf[pos]
             if n67 > 127:
@@ -456,7 +456,7 @@ def _dec_DescribeDelegationTokenResponse_v2(buf, pos):
             end68 = pos + n67
             if n67 < 0 or end68 > limit:
                 raise bad_length('string', pos, n67, buf)
-            obj64.principal_name = str(buf[pos:end68], 'utf-8')
+            obj64.principal_name = str(buf[pos:end68], 'utf-8', 'replace')
             pos = end68
             if buf[pos] == 0:
                 pos += 1
@@ -549,7 +549,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
         end79 = pos + n78
         if n78 < 0 or end79 > limit:
             raise bad_length('string', pos, n78, buf)
-        obj77.principal_type = str(buf[pos:end79], 'utf-8')
+        obj77.principal_type = str(buf[pos:end79], 'utf-8', 'replace')
         pos = end79
         n80 = buf[pos]
         if n80 > 127:
@@ -560,7 +560,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
         end81 = pos + n80
         if n80 < 0 or end81 > limit:
             raise bad_length('string', pos, n80, buf)
-        obj77.principal_name = str(buf[pos:end81], 'utf-8')
+        obj77.principal_name = str(buf[pos:end81], 'utf-8', 'replace')
         pos = end81
         n82 = buf[pos]
         if n82 > 127:
@@ -571,7 +571,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
         end83 = pos + n82
         if n82 < 0 or end83 > limit:
             raise bad_length('string', pos, n82, buf)
-        obj77.token_requester_principal_type = str(buf[pos:end83], 'utf-8')
+        obj77.token_requester_principal_type = str(buf[pos:end83], 'utf-8', 'replace')
         pos = end83
         n84 = buf[pos]
         if n84 > 127:
@@ -582,7 +582,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
         end85 = pos + n84
         if n84 < 0 or end85 > limit:
             raise bad_length('string', pos, n84, buf)
-        obj77.token_requester_principal_name = str(buf[pos:end85], 'utf-8')
+        obj77.token_requester_principal_name = str(buf[pos:end85], 'utf-8', 'replace')
         pos = end85
         (obj77.issue_timestamp, obj77.expiry_timestamp, obj77.max_timestamp,) = _S2.unpack_from(buf, pos)
         pos += 24
@@ -595,7 +595,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
         end87 = pos + n86
         if n86 < 0 or end87 > limit:
             raise bad_length('string', pos, n86, buf)
-        obj77.token_id = str(buf[pos:end87], 'utf-8')
+        obj77.token_id = str(buf[pos:end87], 'utf-8', 'replace')
         pos = end87
         n88 = buf[pos]
         if n88 > 127:
@@ -628,7 +628,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
             end95 = pos + n94
             if n94 < 0 or end95 > limit:
                 raise bad_length('string', pos, n94, buf)
-            obj93.principal_type = str(buf[pos:end95], 'utf-8')
+            obj93.principal_type = str(buf[pos:end95], 'utf-8', 'replace')
             pos = end95
             n96 = buf[pos]
             if n96 > 127:
@@ -639,7 +639,7 @@ def _dec_DescribeDelegationTokenResponse_v3(buf, pos):
             end97 = pos + n96
             if n96 < 0 or end97 > limit:
                 raise bad_length('string', pos, n96, buf)
-            obj93.principal_name = str(buf[pos:end97], 'utf-8')
+            obj93.principal_name = str(buf[pos:end97], 'utf-8', 'replace')
             pos = end97
             if buf[pos] == 0:
                 pos += 1

@@ -113,7 +113,7 @@ def _dec_DescribeGroupsRequest_v0(buf, pos):
         end7 = pos + n6
         if n6 < 0 or end7 > limit:
             raise bad_length('string', pos, n6, buf)
-        item5 = str(buf[pos:end7], 'utf-8')
+        item5 = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
         items4.append(item5)
     obj2.groups = items4
@@ -147,7 +147,7 @@ def _dec_DescribeGroupsRequest_v3(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        item12 = str(buf[pos:end14], 'utf-8')
+        item12 = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         items11.append(item12)
     obj9.groups = items11
@@ -196,7 +196,7 @@ def _dec_DescribeGroupsRequest_v5(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        item20 = str(buf[pos:end22], 'utf-8')
+        item20 = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         items19.append(item20)
     obj17.groups = items19
@@ -256,28 +256,28 @@ def _dec_DescribeGroupsResponse_v0(buf, pos):
         end31 = pos + n30
         if n30 < 0 or end31 > limit:
             raise bad_length('string', pos, n30, buf)
-        obj29.group_id = str(buf[pos:end31], 'utf-8')
+        obj29.group_id = str(buf[pos:end31], 'utf-8', 'replace')
         pos = end31
         (n32,) = _S1.unpack_from(buf, pos)
         pos += 2
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj29.group_state = str(buf[pos:end33], 'utf-8')
+        obj29.group_state = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (n34,) = _S1.unpack_from(buf, pos)
         pos += 2
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj29.protocol_type = str(buf[pos:end35], 'utf-8')
+        obj29.protocol_type = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         (n36,) = _S1.unpack_from(buf, pos)
         pos += 2
         end37 = pos + n36
         if n36 < 0 or end37 > limit:
             raise bad_length('string', pos, n36, buf)
-        obj29.protocol_data = str(buf[pos:end37], 'utf-8')
+        obj29.protocol_data = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
         (n38,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -291,21 +291,21 @@ def _dec_DescribeGroupsResponse_v0(buf, pos):
             end43 = pos + n42
             if n42 < 0 or end43 > limit:
                 raise bad_length('string', pos, n42, buf)
-            obj41.member_id = str(buf[pos:end43], 'utf-8')
+            obj41.member_id = str(buf[pos:end43], 'utf-8', 'replace')
             pos = end43
             (n44,) = _S1.unpack_from(buf, pos)
             pos += 2
             end45 = pos + n44
             if n44 < 0 or end45 > limit:
                 raise bad_length('string', pos, n44, buf)
-            obj41.client_id = str(buf[pos:end45], 'utf-8')
+            obj41.client_id = str(buf[pos:end45], 'utf-8', 'replace')
             pos = end45
             (n46,) = _S1.unpack_from(buf, pos)
             pos += 2
             end47 = pos + n46
             if n46 < 0 or end47 > limit:
                 raise bad_length('string', pos, n46, buf)
-            obj41.client_host = str(buf[pos:end47], 'utf-8')
+            obj41.client_host = str(buf[pos:end47], 'utf-8', 'replace')
             pos = end47
             (n48,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -384,28 +384,28 @@ def _dec_DescribeGroupsResponse_v1(buf, pos):
         end60 = pos + n59
         if n59 < 0 or end60 > limit:
             raise bad_length('string', pos, n59, buf)
-        obj58.group_id = str(buf[pos:end60], 'utf-8')
+        obj58.group_id = str(buf[pos:end60], 'utf-8', 'replace')
         pos = end60
         (n61,) = _S1.unpack_from(buf, pos)
         pos += 2
         end62 = pos + n61
         if n61 < 0 or end62 > limit:
             raise bad_length('string', pos, n61, buf)
-        obj58.group_state = str(buf[pos:end62], 'utf-8')
+        obj58.group_state = str(buf[pos:end62], 'utf-8', 'replace')
         pos = end62
         (n63,) = _S1.unpack_from(buf, pos)
         pos += 2
         end64 = pos + n63
         if n63 < 0 or end64 > limit:
             raise bad_length('string', pos, n63, buf)
-        obj58.protocol_type = str(buf[pos:end64], 'utf-8')
+        obj58.protocol_type = str(buf[pos:end64], 'utf-8', 'replace')
         pos = end64
         (n65,) = _S1.unpack_from(buf, pos)
         pos += 2
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj58.protocol_data = str(buf[pos:end66], 'utf-8')
+        obj58.protocol_data = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         (n67,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -419,21 +419,21 @@ def _dec_DescribeGroupsResponse_v1(buf, pos):
             end72 = pos + n71
             if n71 < 0 or end72 > limit:
                 raise bad_length('string', pos, n71, buf)
-            obj70.member_id = str(buf[pos:end72], 'utf-8')
+            obj70.member_id = str(buf[pos:end72], 'utf-8', 'replace')
             pos = end72
             (n73,) = _S1.unpack_from(buf, pos)
             pos += 2
             end74 = pos + n73
             if n73 < 0 or end74 > limit:
                 raise bad_length('string', pos, n73, buf)
-            obj70.client_id = str(buf[pos:end74], 'utf-8')
+            obj70.client_id = str(buf[pos:end74], 'utf-8', 'replace')
             pos = end74
             (n75,) = _S1.unpack_from(buf, pos)
             pos += 2
             end76 = pos + n75
             if n75 < 0 or end76 > limit:
                 raise bad_length('string', pos, n75, buf)
-            obj70.client_host = str(buf[pos:end76], 'utf-8')
+            obj70.client_host = str(buf[pos:end76], 'utf-8', 'replace')
             pos = end76
             (n77,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -510,28 +510,28 @@ def _dec_DescribeGroupsResponse_v3(buf, pos):
         end89 = pos + n88
         if n88 < 0 or end89 > limit:
             raise bad_length('string', pos, n88, buf)
-        obj87.group_id = str(buf[pos:end89], 'utf-8')
+        obj87.group_id = str(buf[pos:end89], 'utf-8', 'replace')
         pos = end89
         (n90,) = _S1.unpack_from(buf, pos)
         pos += 2
         end91 = pos + n90
         if n90 < 0 or end91 > limit:
             raise bad_length('string', pos, n90, buf)
-        obj87.group_state = str(buf[pos:end91], 'utf-8')
+        obj87.group_state = str(buf[pos:end91], 'utf-8', 'replace')
         pos = end91
         (n92,) = _S1.unpack_from(buf, pos)
         pos += 2
         end93 = pos + n92
         if n92 < 0 or end93 > limit:
             raise bad_length('string', pos, n92, buf)
-        obj87.protocol_type = str(buf[pos:end93], 'utf-8')
+        obj87.protocol_type = str(buf[pos:end93], 'utf-8', 'replace')
         pos = end93
         (n94,) = _S1.unpack_from(buf, pos)
         pos += 2
         end95 = pos + n94
         if n94 < 0 or end95 > limit:
             raise bad_length('string', pos, n94, buf)
-        obj87.protocol_data = str(buf[pos:end95], 'utf-8')
+        obj87.protocol_data = str(buf[pos:end95], 'utf-8', 'replace')
         pos = end95
         (n96,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -545,21 +545,21 @@ def _dec_DescribeGroupsResponse_v3(buf, pos):
             end101 = pos + n100
             if n100 < 0 or end101 > limit:
                 raise bad_length('string', pos, n100, buf)
-            obj99.member_id = str(buf[pos:end101], 'utf-8')
+            obj99.member_id = str(buf[pos:end101], 'utf-8', 'replace')
             pos = end101
             (n102,) = _S1.unpack_from(buf, pos)
             pos += 2
             end103 = pos + n102
             if n102 < 0 or end103 > limit:
                 raise bad_length('string', pos, n102, buf)
-            obj99.client_id = str(buf[pos:end103], 'utf-8')
+            obj99.client_id = str(buf[pos:end103], 'utf-8', 'replace')
             pos = end103
             (n104,) = _S1.unpack_from(buf, pos)
             pos += 2
             end105 = pos + n104
             if n104 < 0 or end105 > limit:
                 raise bad_length('string', pos, n104, buf)
-            obj99.client_host = str(buf[pos:end105], 'utf-8')
+            obj99.client_host = str(buf[pos:end105], 'utf-8', 'replace')
             pos = end105
             (n106,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -638,28 +638,28 @@ def _dec_DescribeGroupsResponse_v4(buf, pos):
         end118 = pos + n117
         if n117 < 0 or end118 > limit:
             raise bad_length('string', pos, n117, buf)
-        obj116.group_id = str(buf[pos:end118], 'utf-8')
+        obj116.group_id = str(buf[pos:end118], 'utf-8', 'replace')
         pos = end118
         (n119,) = _S1.unpack_from(buf, pos)
         pos += 2
         end120 = pos + n119
         if n119 < 0 or end120 > limit:
             raise bad_length('string', pos, n119, buf)
-        obj116.group_state = str(buf[pos:end120], 'utf-8')
+        obj116.group_state = str(buf[pos:end120], 'utf-8', 'replace')
         pos = end120
         (n121,) = _S1.unpack_from(buf, pos)
         pos += 2
         end122 = pos + n121
         if n121 < 0 or end122 > limit:
             raise bad_length('string', pos, n121, buf)
-        obj116.protocol_type = str(buf[pos:end122], 'utf-8')
+        obj116.protocol_type = str(buf[pos:end122], 'utf-8', 'replace')
         pos = end122
         (n123,) = _S1.unpack_from(buf, pos)
         pos += 2
         end124 = pos + n123
         if n123 < 0 or end124 > limit:
             raise bad_length('string', pos, n123, buf)
-        obj116.protocol_data = str(buf[pos:end124], 'utf-8')
+        obj116.protocol_data = str(buf[pos:end124], 'utf-8', 'replace')
         pos = end124
         (n125,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -673,7 +673,7 @@ def _dec_DescribeGroupsResponse_v4(buf, pos):
             end130 = pos + n129
             if n129 < 0 or end130 > limit:
                 raise bad_length('string', pos, n129, buf)
-            obj128.member_id = str(buf[pos:end130], 'utf-8')
+            obj128.member_id = str(buf[pos:end130], 'utf-8', 'replace')
             pos = end130
             (n131,) = _S1.unpack_from(buf, pos)
             pos += 2
@@ -683,21 +683,21 @@ def _dec_DescribeGroupsResponse_v4(buf, pos):
                     raise bad_length('string', pos, n131, buf)
                 obj128.group_instance_id = None
             else:
-                obj128.group_instance_id = str(buf[pos:end132], 'utf-8')
+                obj128.group_instance_id = str(buf[pos:end132], 'utf-8', 'replace')
                 pos = end132
             (n133,) = _S1.unpack_from(buf, pos)
             pos += 2
             end134 = pos + n133
             if n133 < 0 or end134 > limit:
                 raise bad_length('string', pos, n133, buf)
-            obj128.client_id = str(buf[pos:end134], 'utf-8')
+            obj128.client_id = str(buf[pos:end134], 'utf-8', 'replace')
             pos = end134
             (n135,) = _S1.unpack_from(buf, pos)
             pos += 2
             end136 = pos + n135
             if n135 < 0 or end136 > limit:
                 raise bad_length('string', pos, n135, buf)
-            obj128.client_host = str(buf[pos:end136], 'utf-8')
+            obj128.client_host = str(buf[pos:end136], 'utf-8', 'replace')
             pos = end136
             (n137,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -797,7 +797,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
         end151 = pos + n150
         if n150 < 0 or end151 > limit:
             raise bad_length('string', pos, n150, buf)
-        obj149.group_id = str(buf[pos:end151], 'utf-8')
+        obj149.group_id = str(buf[pos:end151], 'utf-8', 'replace')
         pos = end151
         n152 = buf[pos]
         if n152 > 127:
@@ -808,7 +808,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
         end153 = pos + n152
         if n152 < 0 or end153 > limit:
             raise bad_length('string', pos, n152, buf)
-        obj149.group_state = str(buf[pos:end153], 'utf-8')
+        obj149.group_state = str(buf[pos:end153], 'utf-8', 'replace')
         pos = end153
         n154 = buf[pos]
         if n154 > 127:
@@ -819,7 +819,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
         end155 = pos + n154
         if n154 < 0 or end155 > limit:
             raise bad_length('string', pos, n154, buf)
-        obj149.protocol_type = str(buf[pos:end155], 'utf-8')
+        obj149.protocol_type = str(buf[pos:end155], 'utf-8', 'replace')
         pos = end155
         n156 = buf[pos]
         if n156 > 127:
@@ -830,7 +830,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
         end157 = pos + n156
         if n156 < 0 or end157 > limit:
             raise bad_length('string', pos, n156, buf)
-        obj149.protocol_data = str(buf[pos:end157], 'utf-8')
+        obj149.protocol_data = str(buf[pos:end157], 'utf-8', 'replace')
         pos = end157
         n158 = buf[pos]
         if n158 > 127:
@@ -852,7 +852,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
             end163 = pos + n162
             if n162 < 0 or end163 > limit:
                 raise bad_length('string', pos, n162, buf)
-            obj161.member_id = str(buf[pos:end163], 'utf-8')
+            obj161.member_id = str(buf[pos:end163], 'utf-8', 'replace')
             pos = end163
             n164 = buf[pos]
             if n164 > 127:
@@ -866,7 +866,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
                     raise bad_length('string', pos, n164, buf)
                 obj161.group_instance_id = None
             else:
-                obj161.group_instance_id = str(buf[pos:end165], 'utf-8')
+                obj161.group_instance_id = str(buf[pos:end165], 'utf-8', 'replace')
                 pos = end165
             n166 = buf[pos]
             if n166 > 127:
@@ -877,7 +877,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
             end167 = pos + n166
             if n166 < 0 or end167 > limit:
                 raise bad_length('string', pos, n166, buf)
-            obj161.client_id = str(buf[pos:end167], 'utf-8')
+            obj161.client_id = str(buf[pos:end167], 'utf-8', 'replace')
             pos = end167
             n168 = buf[pos]
             if n168 > 127:
@@ -888,7 +888,7 @@ def _dec_DescribeGroupsResponse_v5(buf, pos):
             end169 = pos + n168
             if n168 < 0 or end169 > limit:
                 raise bad_length('string', pos, n168, buf)
-            obj161.client_host = str(buf[pos:end169], 'utf-8')
+            obj161.client_host = str(buf[pos:end169], 'utf-8', 'replace')
             pos = end169
             n170 = buf[pos]
             if n170 > 127:
@@ -1010,7 +1010,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
                 raise bad_length('string', pos, n183, buf)
             obj182.error_message = None
         else:
-            obj182.error_message = str(buf[pos:end184], 'utf-8')
+            obj182.error_message = str(buf[pos:end184], 'utf-8', 'replace')
             pos = end184
         n185 = buf[pos]
         if n185 > 127:
@@ -1021,7 +1021,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
         end186 = pos + n185
         if n185 < 0 or end186 > limit:
             raise bad_length('string', pos, n185, buf)
-        obj182.group_id = str(buf[pos:end186], 'utf-8')
+        obj182.group_id = str(buf[pos:end186], 'utf-8', 'replace')
         pos = end186
         n187 = buf[pos]
         if n187 > 127:
@@ -1032,7 +1032,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
         end188 = pos + n187
         if n187 < 0 or end188 > limit:
             raise bad_length('string', pos, n187, buf)
-        obj182.group_state = str(buf[pos:end188], 'utf-8')
+        obj182.group_state = str(buf[pos:end188], 'utf-8', 'replace')
         pos = end188
         n189 = buf[pos]
         if n189 > 127:
@@ -1043,7 +1043,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
         end190 = pos + n189
         if n189 < 0 or end190 > limit:
             raise bad_length('string', pos, n189, buf)
-        obj182.protocol_type = str(buf[pos:end190], 'utf-8')
+        obj182.protocol_type = str(buf[pos:end190], 'utf-8', 'replace')
         pos = end190
         n191 = buf[pos]
         if n191 > 127:
@@ -1054,7 +1054,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
         end192 = pos + n191
         if n191 < 0 or end192 > limit:
             raise bad_length('string', pos, n191, buf)
-        obj182.protocol_data = str(buf[pos:end192], 'utf-8')
+        obj182.protocol_data = str(buf[pos:end192], 'utf-8', 'replace')
         pos = end192
         n193 = buf[pos]
         if n193 > 127:
@@ -1076,7 +1076,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
             end198 = pos + n197
             if n197 < 0 or end198 > limit:
                 raise bad_length('string', pos, n197, buf)
-            obj196.member_id = str(buf[pos:end198], 'utf-8')
+            obj196.member_id = str(buf[pos:end198], 'utf-8', 'replace')
             pos = end198
             n199 = buf[pos]
             if n199 > 127:
@@ -1090,7 +1090,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
                     raise bad_length('string', pos, n199, buf)
                 obj196.group_instance_id = None
             else:
-                obj196.group_instance_id = str(buf[pos:end200], 'utf-8')
+                obj196.group_instance_id = str(buf[pos:end200], 'utf-8', 'replace')
                 pos = end200
             n201 = buf[pos]
             if n201 > 127:
@@ -1101,7 +1101,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
             end202 = pos + n201
             if n201 < 0 or end202 > limit:
                 raise bad_length('string', pos, n201, buf)
-            obj196.client_id = str(buf[pos:end202], 'utf-8')
+            obj196.client_id = str(buf[pos:end202], 'utf-8', 'replace')
             pos = end202
             n203 = buf[pos]
             if n203 > 127:
@@ -1112,7 +1112,7 @@ def _dec_DescribeGroupsResponse_v6(buf, pos):
             end204 = pos + n203
             if n203 < 0 or end204 > limit:
                 raise bad_length('string', pos, n203, buf)
-            obj196.client_host = str(buf[pos:end204], 'utf-8')
+            obj196.client_host = str(buf[pos:end204], 'utf-8', 'replace')
             pos = end204
             n205 = buf[pos]
             if n205 > 127:

@@ -141,7 +141,7 @@ def _dec_DescribeLogDirsRequest_v0(buf, pos):
             end8 = pos + n7
             if n7 < 0 or end8 > limit:
                 raise bad_length('string', pos, n7, buf)
-            obj6.topic = str(buf[pos:end8], 'utf-8')
+            obj6.topic = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
             (n9,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -204,7 +204,7 @@ def _dec_DescribeLogDirsRequest_v2(buf, pos):
             end18 = pos + n17
             if n17 < 0 or end18 > limit:
                 raise bad_length('string', pos, n17, buf)
-            obj16.topic = str(buf[pos:end18], 'utf-8')
+            obj16.topic = str(buf[pos:end18], 'utf-8', 'replace')
             pos = end18
             n19 = buf[pos]
             if n19 > 127:
@@ -273,7 +273,7 @@ def _dec_DescribeLogDirsResponse_v0(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        obj27.log_dir = str(buf[pos:end29], 'utf-8')
+        obj27.log_dir = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         (n30,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -287,7 +287,7 @@ def _dec_DescribeLogDirsResponse_v0(buf, pos):
             end35 = pos + n34
             if n34 < 0 or end35 > limit:
                 raise bad_length('string', pos, n34, buf)
-            obj33.name = str(buf[pos:end35], 'utf-8')
+            obj33.name = str(buf[pos:end35], 'utf-8', 'replace')
             pos = end35
             (n36,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -386,7 +386,7 @@ def _dec_DescribeLogDirsResponse_v2(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.log_dir = str(buf[pos:end52], 'utf-8')
+        obj50.log_dir = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         n53 = buf[pos]
         if n53 > 127:
@@ -408,7 +408,7 @@ def _dec_DescribeLogDirsResponse_v2(buf, pos):
             end58 = pos + n57
             if n57 < 0 or end58 > limit:
                 raise bad_length('string', pos, n57, buf)
-            obj56.name = str(buf[pos:end58], 'utf-8')
+            obj56.name = str(buf[pos:end58], 'utf-8', 'replace')
             pos = end58
             n59 = buf[pos]
             if n59 > 127:
@@ -527,7 +527,7 @@ def _dec_DescribeLogDirsResponse_v3(buf, pos):
         end75 = pos + n74
         if n74 < 0 or end75 > limit:
             raise bad_length('string', pos, n74, buf)
-        obj73.log_dir = str(buf[pos:end75], 'utf-8')
+        obj73.log_dir = str(buf[pos:end75], 'utf-8', 'replace')
         pos = end75
         n76 = buf[pos]
         if n76 > 127:
@@ -549,7 +549,7 @@ def _dec_DescribeLogDirsResponse_v3(buf, pos):
             end81 = pos + n80
             if n80 < 0 or end81 > limit:
                 raise bad_length('string', pos, n80, buf)
-            obj79.name = str(buf[pos:end81], 'utf-8')
+            obj79.name = str(buf[pos:end81], 'utf-8', 'replace')
             pos = end81
             n82 = buf[pos]
             if n82 > 127:
@@ -668,7 +668,7 @@ def _dec_DescribeLogDirsResponse_v4(buf, pos):
         end98 = pos + n97
         if n97 < 0 or end98 > limit:
             raise bad_length('string', pos, n97, buf)
-        obj96.log_dir = str(buf[pos:end98], 'utf-8')
+        obj96.log_dir = str(buf[pos:end98], 'utf-8', 'replace')
         pos = end98
         n99 = buf[pos]
         if n99 > 127:
@@ -690,7 +690,7 @@ def _dec_DescribeLogDirsResponse_v4(buf, pos):
             end104 = pos + n103
             if n103 < 0 or end104 > limit:
                 raise bad_length('string', pos, n103, buf)
-            obj102.name = str(buf[pos:end104], 'utf-8')
+            obj102.name = str(buf[pos:end104], 'utf-8', 'replace')
             pos = end104
             n105 = buf[pos]
             if n105 > 127:
@@ -809,7 +809,7 @@ def _dec_DescribeLogDirsResponse_v5(buf, pos):
         end121 = pos + n120
         if n120 < 0 or end121 > limit:
             raise bad_length('string', pos, n120, buf)
-        obj119.log_dir = str(buf[pos:end121], 'utf-8')
+        obj119.log_dir = str(buf[pos:end121], 'utf-8', 'replace')
         pos = end121
         n122 = buf[pos]
         if n122 > 127:
@@ -831,7 +831,7 @@ def _dec_DescribeLogDirsResponse_v5(buf, pos):
             end127 = pos + n126
             if n126 < 0 or end127 > limit:
                 raise bad_length('string', pos, n126, buf)
-            obj125.name = str(buf[pos:end127], 'utf-8')
+            obj125.name = str(buf[pos:end127], 'utf-8', 'replace')
             pos = end127
             n128 = buf[pos]
             if n128 > 127:

@@ -153,7 +153,7 @@ def _dec_DescribeProducersRequest_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj8.name = str(buf[pos:end10], 'utf-8')
+        obj8.name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         n11 = buf[pos]
         if n11 > 127:
@@ -248,7 +248,7 @@ def _dec_DescribeProducersResponse_v0(buf, pos):
         end24 = pos + n23
         if n23 < 0 or end24 > limit:
             raise bad_length('string', pos, n23, buf)
-        obj22.name = str(buf[pos:end24], 'utf-8')
+        obj22.name = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
         n25 = buf[pos]
         if n25 > 127:
@@ -275,7 +275,7 @@ def _dec_DescribeProducersResponse_v0(buf, pos):
                     raise bad_length('string', pos, n29, buf)
                 obj28.error_message = None
             else:
-                obj28.error_message = str(buf[pos:end30], 'utf-8')
+                obj28.error_message = str(buf[pos:end30], 'utf-8', 'replace')
                 pos = end30
             n31 = buf[pos]
             if n31 > 127:

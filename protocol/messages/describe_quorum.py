@@ -206,7 +206,7 @@ def _dec_DescribeQuorumRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        obj9.topic_name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         n12 = buf[pos]
         if n12 > 127:
@@ -328,7 +328,7 @@ def _dec_DescribeQuorumResponse_v0(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        obj28.topic_name = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         n31 = buf[pos]
         if n31 > 127:
@@ -499,7 +499,7 @@ def _dec_DescribeQuorumResponse_v1(buf, pos):
         end57 = pos + n56
         if n56 < 0 or end57 > limit:
             raise bad_length('string', pos, n56, buf)
-        obj55.topic_name = str(buf[pos:end57], 'utf-8')
+        obj55.topic_name = str(buf[pos:end57], 'utf-8', 'replace')
         pos = end57
         n58 = buf[pos]
         if n58 > 127:
@@ -679,7 +679,7 @@ def _dec_DescribeQuorumResponse_v2(buf, pos):
             raise bad_length('string', pos, n83, buf)
         obj82.error_message = None
     else:
-        obj82.error_message = str(buf[pos:end84], 'utf-8')
+        obj82.error_message = str(buf[pos:end84], 'utf-8', 'replace')
         pos = end84
     n85 = buf[pos]
     if n85 > 127:
@@ -701,7 +701,7 @@ def _dec_DescribeQuorumResponse_v2(buf, pos):
         end90 = pos + n89
         if n89 < 0 or end90 > limit:
             raise bad_length('string', pos, n89, buf)
-        obj88.topic_name = str(buf[pos:end90], 'utf-8')
+        obj88.topic_name = str(buf[pos:end90], 'utf-8', 'replace')
         pos = end90
         n91 = buf[pos]
         if n91 > 127:
@@ -728,7 +728,7 @@ def _dec_DescribeQuorumResponse_v2(buf, pos):
                     raise bad_length('string', pos, n95, buf)
                 obj94.error_message = None
             else:
-                obj94.error_message = str(buf[pos:end96], 'utf-8')
+                obj94.error_message = str(buf[pos:end96], 'utf-8', 'replace')
                 pos = end96
             (obj94.leader_id, obj94.leader_epoch, obj94.high_watermark,) = _S6.unpack_from(buf, pos)
             pos += 16
@@ -821,7 +821,7 @@ def _dec_DescribeQuorumResponse_v2(buf, pos):
             end116 = pos + n115
             if n115 < 0 or end116 > limit:
                 raise bad_length('string', pos, n115, buf)
-            obj114.name = str(buf[pos:end116], 'utf-8')
+            obj114.name = str(buf[pos:end116], 'utf-8', 'replace')
             pos = end116
             n117 = buf[pos]
             if n117 > 127:
@@ -832,7 +832,7 @@ def _dec_DescribeQuorumResponse_v2(buf, pos):
             end118 = pos + n117
             if n117 < 0 or end118 > limit:
                 raise bad_length('string', pos, n117, buf)
-            obj114.host = str(buf[pos:end118], 'utf-8')
+            obj114.host = str(buf[pos:end118], 'utf-8', 'replace')
             pos = end118
             (obj114.port,) = _S8.unpack_from(buf, pos)
             pos += 2

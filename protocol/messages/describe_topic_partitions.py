@@ -181,7 +181,7 @@ def _dec_DescribeTopicPartitionsRequest_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj8.name = str(buf[pos:end10], 'utf-8')
+        obj8.name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         if buf[pos] == 0:
             pos += 1
@@ -207,7 +207,7 @@ def _dec_DescribeTopicPartitionsRequest_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj12.topic_name = str(buf[pos:end14], 'utf-8')
+        obj12.topic_name = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (obj12.partition_index,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -325,7 +325,7 @@ def _dec_DescribeTopicPartitionsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n28, buf)
             obj27.name = None
         else:
-            obj27.name = str(buf[pos:end29], 'utf-8')
+            obj27.name = str(buf[pos:end29], 'utf-8', 'replace')
             pos = end29
         (raw30, obj27.is_internal,) = _S3.unpack_from(buf, pos)
         pos += 17
@@ -425,7 +425,7 @@ def _dec_DescribeTopicPartitionsResponse_v0(buf, pos):
         end43 = pos + n42
         if n42 < 0 or end43 > limit:
             raise bad_length('string', pos, n42, buf)
-        obj41.topic_name = str(buf[pos:end43], 'utf-8')
+        obj41.topic_name = str(buf[pos:end43], 'utf-8', 'replace')
         pos = end43
         (obj41.partition_index,) = _S0.unpack_from(buf, pos)
         pos += 4

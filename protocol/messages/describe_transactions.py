@@ -120,7 +120,7 @@ def _dec_DescribeTransactionsRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        item6 = str(buf[pos:end8], 'utf-8')
+        item6 = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         items5.append(item6)
     obj3.transactional_ids = items5
@@ -200,7 +200,7 @@ def _dec_DescribeTransactionsResponse_v0(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        obj18.transactional_id = str(buf[pos:end20], 'utf-8')
+        obj18.transactional_id = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         n21 = buf[pos]
         if n21 > 127:
@@ -211,7 +211,7 @@ def _dec_DescribeTransactionsResponse_v0(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj18.transaction_state = str(buf[pos:end22], 'utf-8')
+        obj18.transaction_state = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (obj18.transaction_timeout_ms, obj18.transaction_start_time_ms, obj18.producer_id, obj18.producer_epoch,) = _S2.unpack_from(buf, pos)
         pos += 22
@@ -235,7 +235,7 @@ def _dec_DescribeTransactionsResponse_v0(buf, pos):
             end28 = pos + n27
             if n27 < 0 or end28 > limit:
                 raise bad_length('string', pos, n27, buf)
-            obj26.topic = str(buf[pos:end28], 'utf-8')
+            obj26.topic = str(buf[pos:end28], 'utf-8', 'replace')
             pos = end28
             n29 = buf[pos]
             if n29 > 127:

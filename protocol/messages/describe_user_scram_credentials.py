@@ -133,7 +133,7 @@ def _dec_DescribeUserScramCredentialsRequest_v0(buf, pos):
             end8 = pos + n7
             if n7 < 0 or end8 > limit:
                 raise bad_length('string', pos, n7, buf)
-            obj6.name = str(buf[pos:end8], 'utf-8')
+            obj6.name = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
             if buf[pos] == 0:
                 pos += 1
@@ -202,7 +202,7 @@ def _dec_DescribeUserScramCredentialsResponse_v0(buf, pos):
             raise bad_length('string', pos, n14, buf)
         obj13.error_message = None
     else:
-        obj13.error_message = str(buf[pos:end15], 'utf-8')
+        obj13.error_message = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
     n16 = buf[pos]
     if n16 > 127:
@@ -224,7 +224,7 @@ def _dec_DescribeUserScramCredentialsResponse_v0(buf, pos):
         end21 = pos + n20
         if n20 < 0 or end21 > limit:
             raise bad_length('string', pos, n20, buf)
-        obj19.user = str(buf[pos:end21], 'utf-8')
+        obj19.user = str(buf[pos:end21], 'utf-8', 'replace')
         pos = end21
         (obj19.error_code,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -240,7 +240,7 @@ def _dec_DescribeUserScramCredentialsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n22, buf)
             obj19.error_message = None
         else:
-            obj19.error_message = str(buf[pos:end23], 'utf-8')
+            obj19.error_message = str(buf[pos:end23], 'utf-8', 'replace')
             pos = end23
         n24 = buf[pos]
         if n24 > 127:

@@ -128,7 +128,7 @@ def _dec_ElectLeadersRequest_v0(buf, pos):
             end8 = pos + n7
             if n7 < 0 or end8 > limit:
                 raise bad_length('string', pos, n7, buf)
-            obj6.topic = str(buf[pos:end8], 'utf-8')
+            obj6.topic = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
             (n9,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -182,7 +182,7 @@ def _dec_ElectLeadersRequest_v1(buf, pos):
             end17 = pos + n16
             if n16 < 0 or end17 > limit:
                 raise bad_length('string', pos, n16, buf)
-            obj15.topic = str(buf[pos:end17], 'utf-8')
+            obj15.topic = str(buf[pos:end17], 'utf-8', 'replace')
             pos = end17
             (n18,) = _S0.unpack_from(buf, pos)
             pos += 4
@@ -251,7 +251,7 @@ def _dec_ElectLeadersRequest_v2(buf, pos):
             end27 = pos + n26
             if n26 < 0 or end27 > limit:
                 raise bad_length('string', pos, n26, buf)
-            obj25.topic = str(buf[pos:end27], 'utf-8')
+            obj25.topic = str(buf[pos:end27], 'utf-8', 'replace')
             pos = end27
             n28 = buf[pos]
             if n28 > 127:
@@ -317,7 +317,7 @@ def _dec_ElectLeadersResponse_v0(buf, pos):
         end37 = pos + n36
         if n36 < 0 or end37 > limit:
             raise bad_length('string', pos, n36, buf)
-        obj35.topic = str(buf[pos:end37], 'utf-8')
+        obj35.topic = str(buf[pos:end37], 'utf-8', 'replace')
         pos = end37
         (n38,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -336,7 +336,7 @@ def _dec_ElectLeadersResponse_v0(buf, pos):
                     raise bad_length('string', pos, n42, buf)
                 obj41.error_message = None
             else:
-                obj41.error_message = str(buf[pos:end43], 'utf-8')
+                obj41.error_message = str(buf[pos:end43], 'utf-8', 'replace')
                 pos = end43
             obj41.unknown_tagged_fields = []
             items39.append(obj41)
@@ -385,7 +385,7 @@ def _dec_ElectLeadersResponse_v1(buf, pos):
         end52 = pos + n51
         if n51 < 0 or end52 > limit:
             raise bad_length('string', pos, n51, buf)
-        obj50.topic = str(buf[pos:end52], 'utf-8')
+        obj50.topic = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
         (n53,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -404,7 +404,7 @@ def _dec_ElectLeadersResponse_v1(buf, pos):
                     raise bad_length('string', pos, n57, buf)
                 obj56.error_message = None
             else:
-                obj56.error_message = str(buf[pos:end58], 'utf-8')
+                obj56.error_message = str(buf[pos:end58], 'utf-8', 'replace')
                 pos = end58
             obj56.unknown_tagged_fields = []
             items54.append(obj56)
@@ -474,7 +474,7 @@ def _dec_ElectLeadersResponse_v2(buf, pos):
         end69 = pos + n68
         if n68 < 0 or end69 > limit:
             raise bad_length('string', pos, n68, buf)
-        obj67.topic = str(buf[pos:end69], 'utf-8')
+        obj67.topic = str(buf[pos:end69], 'utf-8', 'replace')
         pos = end69
         n70 = buf[pos]
         if n70 > 127:
@@ -501,7 +501,7 @@ def _dec_ElectLeadersResponse_v2(buf, pos):
                     raise bad_length('string', pos, n74, buf)
                 obj73.error_message = None
             else:
-                obj73.error_message = str(buf[pos:end75], 'utf-8')
+                obj73.error_message = str(buf[pos:end75], 'utf-8', 'replace')
                 pos = end75
             if buf[pos] == 0:
                 pos += 1

@@ -179,7 +179,7 @@ def _dec_EndQuorumEpochRequest_v0(buf, pos):
             raise bad_length('string', pos, n4, buf)
         obj3.cluster_id = None
     else:
-        obj3.cluster_id = str(buf[pos:end5], 'utf-8')
+        obj3.cluster_id = str(buf[pos:end5], 'utf-8', 'replace')
         pos = end5
     (n6,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -193,7 +193,7 @@ def _dec_EndQuorumEpochRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.topic_name = str(buf[pos:end11], 'utf-8')
+        obj9.topic_name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (n12,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -292,7 +292,7 @@ def _dec_EndQuorumEpochRequest_v1(buf, pos):
             raise bad_length('string', pos, n26, buf)
         obj25.cluster_id = None
     else:
-        obj25.cluster_id = str(buf[pos:end27], 'utf-8')
+        obj25.cluster_id = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
     n28 = buf[pos]
     if n28 > 127:
@@ -314,7 +314,7 @@ def _dec_EndQuorumEpochRequest_v1(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj31.topic_name = str(buf[pos:end33], 'utf-8')
+        obj31.topic_name = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         n34 = buf[pos]
         if n34 > 127:
@@ -385,7 +385,7 @@ def _dec_EndQuorumEpochRequest_v1(buf, pos):
         end48 = pos + n47
         if n47 < 0 or end48 > limit:
             raise bad_length('string', pos, n47, buf)
-        obj46.name = str(buf[pos:end48], 'utf-8')
+        obj46.name = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
         n49 = buf[pos]
         if n49 > 127:
@@ -396,7 +396,7 @@ def _dec_EndQuorumEpochRequest_v1(buf, pos):
         end50 = pos + n49
         if n49 < 0 or end50 > limit:
             raise bad_length('string', pos, n49, buf)
-        obj46.host = str(buf[pos:end50], 'utf-8')
+        obj46.host = str(buf[pos:end50], 'utf-8', 'replace')
         pos = end50
         (obj46.port,) = _S4.unpack_from(buf, pos)
         pos += 2
@@ -452,7 +452,7 @@ def _dec_EndQuorumEpochResponse_v0(buf, pos):
         end59 = pos + n58
         if n58 < 0 or end59 > limit:
             raise bad_length('string', pos, n58, buf)
-        obj57.topic_name = str(buf[pos:end59], 'utf-8')
+        obj57.topic_name = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
         (n60,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -548,7 +548,7 @@ def _dec_EndQuorumEpochResponse_v1(buf, pos):
         end78 = pos + n77
         if n77 < 0 or end78 > limit:
             raise bad_length('string', pos, n77, buf)
-        obj76.topic_name = str(buf[pos:end78], 'utf-8')
+        obj76.topic_name = str(buf[pos:end78], 'utf-8', 'replace')
         pos = end78
         n79 = buf[pos]
         if n79 > 127:
@@ -610,7 +610,7 @@ def _dec_EndQuorumEpochResponse_v1(buf, pos):
                     end93 = pos + n92
                     if n92 < 0 or end93 > limit:
                         raise bad_length('string', pos, n92, buf)
-                    obj91.host = str(buf[pos:end93], 'utf-8')
+                    obj91.host = str(buf[pos:end93], 'utf-8', 'replace')
                     pos = end93
                     (obj91.port,) = _S4.unpack_from(buf, pos)
                     pos += 2

@@ -77,7 +77,7 @@ def _dec_EndTxnRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+    obj1.transactional_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (obj1.producer_id, obj1.producer_epoch, obj1.committed,) = _S0.unpack_from(buf, pos)
     pos += 11
@@ -108,7 +108,7 @@ def _dec_EndTxnRequest_v3(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj4.transactional_id = str(buf[pos:end6], 'utf-8')
+    obj4.transactional_id = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (obj4.producer_id, obj4.producer_epoch, obj4.committed,) = _S0.unpack_from(buf, pos)
     pos += 11

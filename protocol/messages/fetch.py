@@ -268,7 +268,7 @@ def _dec_FetchRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.topic = str(buf[pos:end9], 'utf-8')
+        obj7.topic = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -344,7 +344,7 @@ def _dec_FetchRequest_v3(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj20.topic = str(buf[pos:end22], 'utf-8')
+        obj20.topic = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (n23,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -419,7 +419,7 @@ def _dec_FetchRequest_v4(buf, pos):
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj33.topic = str(buf[pos:end35], 'utf-8')
+        obj33.topic = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         (n36,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -493,7 +493,7 @@ def _dec_FetchRequest_v5(buf, pos):
         end48 = pos + n47
         if n47 < 0 or end48 > limit:
             raise bad_length('string', pos, n47, buf)
-        obj46.topic = str(buf[pos:end48], 'utf-8')
+        obj46.topic = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
         (n49,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -571,7 +571,7 @@ def _dec_FetchRequest_v7(buf, pos):
         end62 = pos + n61
         if n61 < 0 or end62 > limit:
             raise bad_length('string', pos, n61, buf)
-        obj60.topic = str(buf[pos:end62], 'utf-8')
+        obj60.topic = str(buf[pos:end62], 'utf-8', 'replace')
         pos = end62
         (n63,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -605,7 +605,7 @@ def _dec_FetchRequest_v7(buf, pos):
         end72 = pos + n71
         if n71 < 0 or end72 > limit:
             raise bad_length('string', pos, n71, buf)
-        obj70.topic = str(buf[pos:end72], 'utf-8')
+        obj70.topic = str(buf[pos:end72], 'utf-8', 'replace')
         pos = end72
         (n73,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -669,7 +669,7 @@ def _dec_FetchRequest_v9(buf, pos):
         end83 = pos + n82
         if n82 < 0 or end83 > limit:
             raise bad_length('string', pos, n82, buf)
-        obj81.topic = str(buf[pos:end83], 'utf-8')
+        obj81.topic = str(buf[pos:end83], 'utf-8', 'replace')
         pos = end83
         (n84,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -702,7 +702,7 @@ def _dec_FetchRequest_v9(buf, pos):
         end93 = pos + n92
         if n92 < 0 or end93 > limit:
             raise bad_length('string', pos, n92, buf)
-        obj91.topic = str(buf[pos:end93], 'utf-8')
+        obj91.topic = str(buf[pos:end93], 'utf-8', 'replace')
         pos = end93
         (n94,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -767,7 +767,7 @@ def _dec_FetchRequest_v11(buf, pos):
         end104 = pos + n103
         if n103 < 0 or end104 > limit:
             raise bad_length('string', pos, n103, buf)
-        obj102.topic = str(buf[pos:end104], 'utf-8')
+        obj102.topic = str(buf[pos:end104], 'utf-8', 'replace')
         pos = end104
         (n105,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -800,7 +800,7 @@ def _dec_FetchRequest_v11(buf, pos):
         end114 = pos + n113
         if n113 < 0 or end114 > limit:
             raise bad_length('string', pos, n113, buf)
-        obj112.topic = str(buf[pos:end114], 'utf-8')
+        obj112.topic = str(buf[pos:end114], 'utf-8', 'replace')
         pos = end114
         (n115,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -816,7 +816,7 @@ def _dec_FetchRequest_v11(buf, pos):
     end117 = pos + n116
     if n116 < 0 or end117 > limit:
         raise bad_length('string', pos, n116, buf)
-    obj98.rack_id = str(buf[pos:end117], 'utf-8')
+    obj98.rack_id = str(buf[pos:end117], 'utf-8', 'replace')
     pos = end117
     obj98.cluster_id = None
     obj98.replica_state = ReplicaState()
@@ -906,7 +906,7 @@ def _dec_FetchRequest_v12(buf, pos):
         end133 = pos + n132
         if n132 < 0 or end133 > limit:
             raise bad_length('string', pos, n132, buf)
-        obj131.topic = str(buf[pos:end133], 'utf-8')
+        obj131.topic = str(buf[pos:end133], 'utf-8', 'replace')
         pos = end133
         n134 = buf[pos]
         if n134 > 127:
@@ -958,7 +958,7 @@ def _dec_FetchRequest_v12(buf, pos):
         end143 = pos + n142
         if n142 < 0 or end143 > limit:
             raise bad_length('string', pos, n142, buf)
-        obj141.topic = str(buf[pos:end143], 'utf-8')
+        obj141.topic = str(buf[pos:end143], 'utf-8', 'replace')
         pos = end143
         n144 = buf[pos]
         if n144 > 127:
@@ -986,7 +986,7 @@ def _dec_FetchRequest_v12(buf, pos):
     end146 = pos + n145
     if n145 < 0 or end146 > limit:
         raise bad_length('string', pos, n145, buf)
-    obj127.rack_id = str(buf[pos:end146], 'utf-8')
+    obj127.rack_id = str(buf[pos:end146], 'utf-8', 'replace')
     pos = end146
     obj127.cluster_id = None
     obj127.replica_state = ReplicaState()
@@ -1012,7 +1012,7 @@ def _dec_FetchRequest_v12(buf, pos):
                         raise bad_length('string', pos, n152, buf)
                     obj127.cluster_id = None
                 else:
-                    obj127.cluster_id = str(buf[pos:end153], 'utf-8')
+                    obj127.cluster_id = str(buf[pos:end153], 'utf-8', 'replace')
                     pos = end153
                 if pos != end151:
                     raise tagged_size_mismatch(tag149, start150, end151, pos)
@@ -1169,7 +1169,7 @@ def _dec_FetchRequest_v13(buf, pos):
     end180 = pos + n179
     if n179 < 0 or end180 > limit:
         raise bad_length('string', pos, n179, buf)
-    obj163.rack_id = str(buf[pos:end180], 'utf-8')
+    obj163.rack_id = str(buf[pos:end180], 'utf-8', 'replace')
     pos = end180
     obj163.cluster_id = None
     obj163.replica_state = ReplicaState()
@@ -1195,7 +1195,7 @@ def _dec_FetchRequest_v13(buf, pos):
                         raise bad_length('string', pos, n186, buf)
                     obj163.cluster_id = None
                 else:
-                    obj163.cluster_id = str(buf[pos:end187], 'utf-8')
+                    obj163.cluster_id = str(buf[pos:end187], 'utf-8', 'replace')
                     pos = end187
                 if pos != end185:
                     raise tagged_size_mismatch(tag183, start184, end185, pos)
@@ -1361,7 +1361,7 @@ def _dec_FetchRequest_v15(buf, pos):
     end216 = pos + n215
     if n215 < 0 or end216 > limit:
         raise bad_length('string', pos, n215, buf)
-    obj199.rack_id = str(buf[pos:end216], 'utf-8')
+    obj199.rack_id = str(buf[pos:end216], 'utf-8', 'replace')
     pos = end216
     obj199.cluster_id = None
     obj199.replica_id = -1
@@ -1388,7 +1388,7 @@ def _dec_FetchRequest_v15(buf, pos):
                         raise bad_length('string', pos, n222, buf)
                     obj199.cluster_id = None
                 else:
-                    obj199.cluster_id = str(buf[pos:end223], 'utf-8')
+                    obj199.cluster_id = str(buf[pos:end223], 'utf-8', 'replace')
                     pos = end223
                 if pos != end221:
                     raise tagged_size_mismatch(tag219, start220, end221, pos)
@@ -1585,7 +1585,7 @@ def _dec_FetchRequest_v17(buf, pos):
     end260 = pos + n259
     if n259 < 0 or end260 > limit:
         raise bad_length('string', pos, n259, buf)
-    obj238.rack_id = str(buf[pos:end260], 'utf-8')
+    obj238.rack_id = str(buf[pos:end260], 'utf-8', 'replace')
     pos = end260
     obj238.cluster_id = None
     obj238.replica_id = -1
@@ -1612,7 +1612,7 @@ def _dec_FetchRequest_v17(buf, pos):
                         raise bad_length('string', pos, n266, buf)
                     obj238.cluster_id = None
                 else:
-                    obj238.cluster_id = str(buf[pos:end267], 'utf-8')
+                    obj238.cluster_id = str(buf[pos:end267], 'utf-8', 'replace')
                     pos = end267
                 if pos != end265:
                     raise tagged_size_mismatch(tag263, start264, end265, pos)
@@ -1819,7 +1819,7 @@ def _dec_FetchRequest_v18(buf, pos):
     end305 = pos + n304
     if n304 < 0 or end305 > limit:
         raise bad_length('string', pos, n304, buf)
-    obj283.rack_id = str(buf[pos:end305], 'utf-8')
+    obj283.rack_id = str(buf[pos:end305], 'utf-8', 'replace')
     pos = end305
     obj283.cluster_id = None
     obj283.replica_id = -1
@@ -1846,7 +1846,7 @@ def _dec_FetchRequest_v18(buf, pos):
                         raise bad_length('string', pos, n311, buf)
                     obj283.cluster_id = None
                 else:
-                    obj283.cluster_id = str(buf[pos:end312], 'utf-8')
+                    obj283.cluster_id = str(buf[pos:end312], 'utf-8', 'replace')
                     pos = end312
                 if pos != end310:
                     raise tagged_size_mismatch(tag308, start309, end310, pos)
@@ -1916,7 +1916,7 @@ def _dec_FetchResponse_v0(buf, pos):
         end322 = pos + n321
         if n321 < 0 or end322 > limit:
             raise bad_length('string', pos, n321, buf)
-        obj320.topic = str(buf[pos:end322], 'utf-8')
+        obj320.topic = str(buf[pos:end322], 'utf-8', 'replace')
         pos = end322
         (n323,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2008,7 +2008,7 @@ def _dec_FetchResponse_v1(buf, pos):
         end337 = pos + n336
         if n336 < 0 or end337 > limit:
             raise bad_length('string', pos, n336, buf)
-        obj335.topic = str(buf[pos:end337], 'utf-8')
+        obj335.topic = str(buf[pos:end337], 'utf-8', 'replace')
         pos = end337
         (n338,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2105,7 +2105,7 @@ def _dec_FetchResponse_v4(buf, pos):
         end353 = pos + n352
         if n352 < 0 or end353 > limit:
             raise bad_length('string', pos, n352, buf)
-        obj351.topic = str(buf[pos:end353], 'utf-8')
+        obj351.topic = str(buf[pos:end353], 'utf-8', 'replace')
         pos = end353
         (n354,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2215,7 +2215,7 @@ def _dec_FetchResponse_v5(buf, pos):
         end373 = pos + n372
         if n372 < 0 or end373 > limit:
             raise bad_length('string', pos, n372, buf)
-        obj371.topic = str(buf[pos:end373], 'utf-8')
+        obj371.topic = str(buf[pos:end373], 'utf-8', 'replace')
         pos = end373
         (n374,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2322,7 +2322,7 @@ def _dec_FetchResponse_v7(buf, pos):
         end393 = pos + n392
         if n392 < 0 or end393 > limit:
             raise bad_length('string', pos, n392, buf)
-        obj391.topic = str(buf[pos:end393], 'utf-8')
+        obj391.topic = str(buf[pos:end393], 'utf-8', 'replace')
         pos = end393
         (n394,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2426,7 +2426,7 @@ def _dec_FetchResponse_v11(buf, pos):
         end413 = pos + n412
         if n412 < 0 or end413 > limit:
             raise bad_length('string', pos, n412, buf)
-        obj411.topic = str(buf[pos:end413], 'utf-8')
+        obj411.topic = str(buf[pos:end413], 'utf-8', 'replace')
         pos = end413
         (n414,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -2577,7 +2577,7 @@ def _dec_FetchResponse_v12(buf, pos):
         end442 = pos + n441
         if n441 < 0 or end442 > limit:
             raise bad_length('string', pos, n441, buf)
-        obj440.topic = str(buf[pos:end442], 'utf-8')
+        obj440.topic = str(buf[pos:end442], 'utf-8', 'replace')
         pos = end442
         n443 = buf[pos]
         if n443 > 127:
@@ -3178,7 +3178,7 @@ def _dec_FetchResponse_v16(buf, pos):
                     end547 = pos + n546
                     if n546 < 0 or end547 > limit:
                         raise bad_length('string', pos, n546, buf)
-                    obj545.host = str(buf[pos:end547], 'utf-8')
+                    obj545.host = str(buf[pos:end547], 'utf-8', 'replace')
                     pos = end547
                     (obj545.port,) = _S2.unpack_from(buf, pos)
                     pos += 4
@@ -3194,7 +3194,7 @@ def _dec_FetchResponse_v16(buf, pos):
                             raise bad_length('string', pos, n548, buf)
                         obj545.rack = None
                     else:
-                        obj545.rack = str(buf[pos:end549], 'utf-8')
+                        obj545.rack = str(buf[pos:end549], 'utf-8', 'replace')
                         pos = end549
                     if buf[pos] == 0:
                         pos += 1

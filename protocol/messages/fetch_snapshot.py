@@ -236,7 +236,7 @@ def _dec_FetchSnapshotRequest_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj12.name = str(buf[pos:end14], 'utf-8')
+        obj12.name = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         n15 = buf[pos]
         if n15 > 127:
@@ -300,7 +300,7 @@ def _dec_FetchSnapshotRequest_v0(buf, pos):
                         raise bad_length('string', pos, n25, buf)
                     obj8.cluster_id = None
                 else:
-                    obj8.cluster_id = str(buf[pos:end26], 'utf-8')
+                    obj8.cluster_id = str(buf[pos:end26], 'utf-8', 'replace')
                     pos = end26
                 if pos != end24:
                     raise tagged_size_mismatch(tag22, start23, end24, pos)
@@ -385,7 +385,7 @@ def _dec_FetchSnapshotRequest_v1(buf, pos):
         end42 = pos + n41
         if n41 < 0 or end42 > limit:
             raise bad_length('string', pos, n41, buf)
-        obj40.name = str(buf[pos:end42], 'utf-8')
+        obj40.name = str(buf[pos:end42], 'utf-8', 'replace')
         pos = end42
         n43 = buf[pos]
         if n43 > 127:
@@ -462,7 +462,7 @@ def _dec_FetchSnapshotRequest_v1(buf, pos):
                         raise bad_length('string', pos, n58, buf)
                     obj36.cluster_id = None
                 else:
-                    obj36.cluster_id = str(buf[pos:end59], 'utf-8')
+                    obj36.cluster_id = str(buf[pos:end59], 'utf-8', 'replace')
                     pos = end59
                 if pos != end57:
                     raise tagged_size_mismatch(tag55, start56, end57, pos)
@@ -551,7 +551,7 @@ def _dec_FetchSnapshotResponse_v0(buf, pos):
         end74 = pos + n73
         if n73 < 0 or end74 > limit:
             raise bad_length('string', pos, n73, buf)
-        obj72.name = str(buf[pos:end74], 'utf-8')
+        obj72.name = str(buf[pos:end74], 'utf-8', 'replace')
         pos = end74
         n75 = buf[pos]
         if n75 > 127:
@@ -725,7 +725,7 @@ def _dec_FetchSnapshotResponse_v1(buf, pos):
         end106 = pos + n105
         if n105 < 0 or end106 > limit:
             raise bad_length('string', pos, n105, buf)
-        obj104.name = str(buf[pos:end106], 'utf-8')
+        obj104.name = str(buf[pos:end106], 'utf-8', 'replace')
         pos = end106
         n107 = buf[pos]
         if n107 > 127:
@@ -830,7 +830,7 @@ def _dec_FetchSnapshotResponse_v1(buf, pos):
                     end130 = pos + n129
                     if n129 < 0 or end130 > limit:
                         raise bad_length('string', pos, n129, buf)
-                    obj128.host = str(buf[pos:end130], 'utf-8')
+                    obj128.host = str(buf[pos:end130], 'utf-8', 'replace')
                     pos = end130
                     (obj128.port,) = _S7.unpack_from(buf, pos)
                     pos += 2

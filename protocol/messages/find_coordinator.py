@@ -98,7 +98,7 @@ def _dec_FindCoordinatorRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.key = str(buf[pos:end3], 'utf-8')
+    obj1.key = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     obj1.key_type = 0
     obj1.coordinator_keys = []
@@ -125,7 +125,7 @@ def _dec_FindCoordinatorRequest_v1(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj4.key = str(buf[pos:end6], 'utf-8')
+    obj4.key = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (obj4.key_type,) = _S1.unpack_from(buf, pos)
     pos += 1
@@ -159,7 +159,7 @@ def _dec_FindCoordinatorRequest_v3(buf, pos):
     end9 = pos + n8
     if n8 < 0 or end9 > limit:
         raise bad_length('string', pos, n8, buf)
-    obj7.key = str(buf[pos:end9], 'utf-8')
+    obj7.key = str(buf[pos:end9], 'utf-8', 'replace')
     pos = end9
     (obj7.key_type,) = _S1.unpack_from(buf, pos)
     pos += 1
@@ -215,7 +215,7 @@ def _dec_FindCoordinatorRequest_v4(buf, pos):
         end17 = pos + n16
         if n16 < 0 or end17 > limit:
             raise bad_length('string', pos, n16, buf)
-        item15 = str(buf[pos:end17], 'utf-8')
+        item15 = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
         items14.append(item15)
     obj12.coordinator_keys = items14
@@ -250,7 +250,7 @@ def _dec_FindCoordinatorResponse_v0(buf, pos):
     end20 = pos + n19
     if n19 < 0 or end20 > limit:
         raise bad_length('string', pos, n19, buf)
-    obj18.host = str(buf[pos:end20], 'utf-8')
+    obj18.host = str(buf[pos:end20], 'utf-8', 'replace')
     pos = end20
     (obj18.port,) = _S3.unpack_from(buf, pos)
     pos += 4
@@ -288,7 +288,7 @@ def _dec_FindCoordinatorResponse_v1(buf, pos):
             raise bad_length('string', pos, n22, buf)
         obj21.error_message = None
     else:
-        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        obj21.error_message = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
     (obj21.node_id,) = _S3.unpack_from(buf, pos)
     pos += 4
@@ -297,7 +297,7 @@ def _dec_FindCoordinatorResponse_v1(buf, pos):
     end25 = pos + n24
     if n24 < 0 or end25 > limit:
         raise bad_length('string', pos, n24, buf)
-    obj21.host = str(buf[pos:end25], 'utf-8')
+    obj21.host = str(buf[pos:end25], 'utf-8', 'replace')
     pos = end25
     (obj21.port,) = _S3.unpack_from(buf, pos)
     pos += 4
@@ -339,7 +339,7 @@ def _dec_FindCoordinatorResponse_v3(buf, pos):
             raise bad_length('string', pos, n27, buf)
         obj26.error_message = None
     else:
-        obj26.error_message = str(buf[pos:end28], 'utf-8')
+        obj26.error_message = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
     (obj26.node_id,) = _S3.unpack_from(buf, pos)
     pos += 4
@@ -352,7 +352,7 @@ def _dec_FindCoordinatorResponse_v3(buf, pos):
     end30 = pos + n29
     if n29 < 0 or end30 > limit:
         raise bad_length('string', pos, n29, buf)
-    obj26.host = str(buf[pos:end30], 'utf-8')
+    obj26.host = str(buf[pos:end30], 'utf-8', 'replace')
     pos = end30
     (obj26.port,) = _S3.unpack_from(buf, pos)
     pos += 4
@@ -423,7 +423,7 @@ def _dec_FindCoordinatorResponse_v4(buf, pos):
         end39 = pos + n38
         if n38 < 0 or end39 > limit:
             raise bad_length('string', pos, n38, buf)
-        obj37.key = str(buf[pos:end39], 'utf-8')
+        obj37.key = str(buf[pos:end39], 'utf-8', 'replace')
         pos = end39
         (obj37.node_id,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -436,7 +436,7 @@ def _dec_FindCoordinatorResponse_v4(buf, pos):
         end41 = pos + n40
         if n40 < 0 or end41 > limit:
             raise bad_length('string', pos, n40, buf)
-        obj37.host = str(buf[pos:end41], 'utf-8')
+        obj37.host = str(buf[pos:end41], 'utf-8', 'replace')
         pos = end41
         (obj37.port, obj37.error_code,) = _S4.unpack_from(buf, pos)
         pos += 6
@@ -452,7 +452,7 @@ def _dec_FindCoordinatorResponse_v4(buf, pos):
                 raise bad_length('string', pos, n42, buf)
             obj37.error_message = None
         else:
-            obj37.error_message = str(buf[pos:end43], 'utf-8')
+            obj37.error_message = str(buf[pos:end43], 'utf-8', 'replace')
             pos = end43
         if buf[pos] == 0:
             pos += 1

@@ -145,7 +145,7 @@ def _dec_GetTelemetrySubscriptionsResponse_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        item11 = str(buf[pos:end13], 'utf-8')
+        item11 = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         items10.append(item11)
     obj6.requested_metrics = items10

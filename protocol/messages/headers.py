@@ -98,7 +98,7 @@ def _dec_RequestHeader_v1(buf, pos):
             raise bad_length('string', pos, n3, buf)
         obj2.client_id = None
     else:
-        obj2.client_id = str(buf[pos:end4], 'utf-8')
+        obj2.client_id = str(buf[pos:end4], 'utf-8', 'replace')
         pos = end4
     obj2.unknown_tagged_fields = []
     self = obj2
@@ -128,7 +128,7 @@ def _dec_RequestHeader_v2(buf, pos):
             raise bad_length('string', pos, n6, buf)
         obj5.client_id = None
     else:
-        obj5.client_id = str(buf[pos:end7], 'utf-8')
+        obj5.client_id = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
     if buf[pos] == 0:
         pos += 1

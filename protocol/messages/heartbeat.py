@@ -77,7 +77,7 @@ def _dec_HeartbeatRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    obj1.group_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (obj1.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -86,7 +86,7 @@ def _dec_HeartbeatRequest_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    obj1.member_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     obj1.group_instance_id = None
     obj1.unknown_tagged_fields = []
@@ -112,7 +112,7 @@ def _dec_HeartbeatRequest_v3(buf, pos):
     end8 = pos + n7
     if n7 < 0 or end8 > limit:
         raise bad_length('string', pos, n7, buf)
-    obj6.group_id = str(buf[pos:end8], 'utf-8')
+    obj6.group_id = str(buf[pos:end8], 'utf-8', 'replace')
     pos = end8
     (obj6.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -121,7 +121,7 @@ def _dec_HeartbeatRequest_v3(buf, pos):
     end10 = pos + n9
     if n9 < 0 or end10 > limit:
         raise bad_length('string', pos, n9, buf)
-    obj6.member_id = str(buf[pos:end10], 'utf-8')
+    obj6.member_id = str(buf[pos:end10], 'utf-8', 'replace')
     pos = end10
     (n11,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -131,7 +131,7 @@ def _dec_HeartbeatRequest_v3(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj6.group_instance_id = None
     else:
-        obj6.group_instance_id = str(buf[pos:end12], 'utf-8')
+        obj6.group_instance_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     obj6.unknown_tagged_fields = []
     self = obj6
@@ -162,7 +162,7 @@ def _dec_HeartbeatRequest_v4(buf, pos):
     end15 = pos + n14
     if n14 < 0 or end15 > limit:
         raise bad_length('string', pos, n14, buf)
-    obj13.group_id = str(buf[pos:end15], 'utf-8')
+    obj13.group_id = str(buf[pos:end15], 'utf-8', 'replace')
     pos = end15
     (obj13.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -175,7 +175,7 @@ def _dec_HeartbeatRequest_v4(buf, pos):
     end17 = pos + n16
     if n16 < 0 or end17 > limit:
         raise bad_length('string', pos, n16, buf)
-    obj13.member_id = str(buf[pos:end17], 'utf-8')
+    obj13.member_id = str(buf[pos:end17], 'utf-8', 'replace')
     pos = end17
     n18 = buf[pos]
     if n18 > 127:
@@ -189,7 +189,7 @@ def _dec_HeartbeatRequest_v4(buf, pos):
             raise bad_length('string', pos, n18, buf)
         obj13.group_instance_id = None
     else:
-        obj13.group_instance_id = str(buf[pos:end19], 'utf-8')
+        obj13.group_instance_id = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
     if buf[pos] == 0:
         pos += 1

@@ -131,7 +131,7 @@ def _dec_IncrementalAlterConfigsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.resource_name = str(buf[pos:end9], 'utf-8')
+        obj7.resource_name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -145,7 +145,7 @@ def _dec_IncrementalAlterConfigsRequest_v0(buf, pos):
             end15 = pos + n14
             if n14 < 0 or end15 > limit:
                 raise bad_length('string', pos, n14, buf)
-            obj13.name = str(buf[pos:end15], 'utf-8')
+            obj13.name = str(buf[pos:end15], 'utf-8', 'replace')
             pos = end15
             (obj13.config_operation,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -157,7 +157,7 @@ def _dec_IncrementalAlterConfigsRequest_v0(buf, pos):
                     raise bad_length('string', pos, n16, buf)
                 obj13.value = None
             else:
-                obj13.value = str(buf[pos:end17], 'utf-8')
+                obj13.value = str(buf[pos:end17], 'utf-8', 'replace')
                 pos = end17
             obj13.unknown_tagged_fields = []
             items11.append(obj13)
@@ -231,7 +231,7 @@ def _dec_IncrementalAlterConfigsRequest_v1(buf, pos):
         end28 = pos + n27
         if n27 < 0 or end28 > limit:
             raise bad_length('string', pos, n27, buf)
-        obj26.resource_name = str(buf[pos:end28], 'utf-8')
+        obj26.resource_name = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
         n29 = buf[pos]
         if n29 > 127:
@@ -253,7 +253,7 @@ def _dec_IncrementalAlterConfigsRequest_v1(buf, pos):
             end34 = pos + n33
             if n33 < 0 or end34 > limit:
                 raise bad_length('string', pos, n33, buf)
-            obj32.name = str(buf[pos:end34], 'utf-8')
+            obj32.name = str(buf[pos:end34], 'utf-8', 'replace')
             pos = end34
             (obj32.config_operation,) = _S0.unpack_from(buf, pos)
             pos += 1
@@ -269,7 +269,7 @@ def _dec_IncrementalAlterConfigsRequest_v1(buf, pos):
                     raise bad_length('string', pos, n35, buf)
                 obj32.value = None
             else:
-                obj32.value = str(buf[pos:end36], 'utf-8')
+                obj32.value = str(buf[pos:end36], 'utf-8', 'replace')
                 pos = end36
             if buf[pos] == 0:
                 pos += 1
@@ -333,7 +333,7 @@ def _dec_IncrementalAlterConfigsResponse_v0(buf, pos):
                 raise bad_length('string', pos, n43, buf)
             obj42.error_message = None
         else:
-            obj42.error_message = str(buf[pos:end44], 'utf-8')
+            obj42.error_message = str(buf[pos:end44], 'utf-8', 'replace')
             pos = end44
         (obj42.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -342,7 +342,7 @@ def _dec_IncrementalAlterConfigsResponse_v0(buf, pos):
         end46 = pos + n45
         if n45 < 0 or end46 > limit:
             raise bad_length('string', pos, n45, buf)
-        obj42.resource_name = str(buf[pos:end46], 'utf-8')
+        obj42.resource_name = str(buf[pos:end46], 'utf-8', 'replace')
         pos = end46
         obj42.unknown_tagged_fields = []
         items40.append(obj42)
@@ -405,7 +405,7 @@ def _dec_IncrementalAlterConfigsResponse_v1(buf, pos):
                 raise bad_length('string', pos, n54, buf)
             obj53.error_message = None
         else:
-            obj53.error_message = str(buf[pos:end55], 'utf-8')
+            obj53.error_message = str(buf[pos:end55], 'utf-8', 'replace')
             pos = end55
         (obj53.resource_type,) = _S0.unpack_from(buf, pos)
         pos += 1
@@ -418,7 +418,7 @@ def _dec_IncrementalAlterConfigsResponse_v1(buf, pos):
         end57 = pos + n56
         if n56 < 0 or end57 > limit:
             raise bad_length('string', pos, n56, buf)
-        obj53.resource_name = str(buf[pos:end57], 'utf-8')
+        obj53.resource_name = str(buf[pos:end57], 'utf-8', 'replace')
         pos = end57
         if buf[pos] == 0:
             pos += 1

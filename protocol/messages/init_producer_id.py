@@ -94,7 +94,7 @@ def _dec_InitProducerIdRequest_v0(buf, pos):
             raise bad_length('string', pos, n2, buf)
         obj1.transactional_id = None
     else:
-        obj1.transactional_id = str(buf[pos:end3], 'utf-8')
+        obj1.transactional_id = str(buf[pos:end3], 'utf-8', 'replace')
         pos = end3
     (obj1.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -140,7 +140,7 @@ def _dec_InitProducerIdRequest_v2(buf, pos):
             raise bad_length('string', pos, n5, buf)
         obj4.transactional_id = None
     else:
-        obj4.transactional_id = str(buf[pos:end6], 'utf-8')
+        obj4.transactional_id = str(buf[pos:end6], 'utf-8', 'replace')
         pos = end6
     (obj4.transaction_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -186,7 +186,7 @@ def _dec_InitProducerIdRequest_v3(buf, pos):
             raise bad_length('string', pos, n8, buf)
         obj7.transactional_id = None
     else:
-        obj7.transactional_id = str(buf[pos:end9], 'utf-8')
+        obj7.transactional_id = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
     (obj7.transaction_timeout_ms, obj7.producer_id, obj7.producer_epoch,) = _S2.unpack_from(buf, pos)
     pos += 14
@@ -226,7 +226,7 @@ def _dec_InitProducerIdRequest_v6(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj10.transactional_id = None
     else:
-        obj10.transactional_id = str(buf[pos:end12], 'utf-8')
+        obj10.transactional_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     (obj10.transaction_timeout_ms, obj10.producer_id, obj10.producer_epoch, obj10.enable2_pc, obj10.keep_prepared_txn,) = _S3.unpack_from(buf, pos)
     pos += 16

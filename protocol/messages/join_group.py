@@ -121,7 +121,7 @@ def _dec_JoinGroupRequest_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    obj2.group_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj2.session_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -130,14 +130,14 @@ def _dec_JoinGroupRequest_v0(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    obj2.member_id = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (n7,) = _S1.unpack_from(buf, pos)
     pos += 2
     end8 = pos + n7
     if n7 < 0 or end8 > limit:
         raise bad_length('string', pos, n7, buf)
-    obj2.protocol_type = str(buf[pos:end8], 'utf-8')
+    obj2.protocol_type = str(buf[pos:end8], 'utf-8', 'replace')
     pos = end8
     (n9,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -151,7 +151,7 @@ def _dec_JoinGroupRequest_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj12.name = str(buf[pos:end14], 'utf-8')
+        obj12.name = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (n15,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -197,7 +197,7 @@ def _dec_JoinGroupRequest_v1(buf, pos):
     end20 = pos + n19
     if n19 < 0 or end20 > limit:
         raise bad_length('string', pos, n19, buf)
-    obj18.group_id = str(buf[pos:end20], 'utf-8')
+    obj18.group_id = str(buf[pos:end20], 'utf-8', 'replace')
     pos = end20
     (obj18.session_timeout_ms, obj18.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
@@ -206,14 +206,14 @@ def _dec_JoinGroupRequest_v1(buf, pos):
     end22 = pos + n21
     if n21 < 0 or end22 > limit:
         raise bad_length('string', pos, n21, buf)
-    obj18.member_id = str(buf[pos:end22], 'utf-8')
+    obj18.member_id = str(buf[pos:end22], 'utf-8', 'replace')
     pos = end22
     (n23,) = _S1.unpack_from(buf, pos)
     pos += 2
     end24 = pos + n23
     if n23 < 0 or end24 > limit:
         raise bad_length('string', pos, n23, buf)
-    obj18.protocol_type = str(buf[pos:end24], 'utf-8')
+    obj18.protocol_type = str(buf[pos:end24], 'utf-8', 'replace')
     pos = end24
     (n25,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -227,7 +227,7 @@ def _dec_JoinGroupRequest_v1(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.name = str(buf[pos:end30], 'utf-8')
+        obj28.name = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         (n31,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -271,7 +271,7 @@ def _dec_JoinGroupRequest_v5(buf, pos):
     end36 = pos + n35
     if n35 < 0 or end36 > limit:
         raise bad_length('string', pos, n35, buf)
-    obj34.group_id = str(buf[pos:end36], 'utf-8')
+    obj34.group_id = str(buf[pos:end36], 'utf-8', 'replace')
     pos = end36
     (obj34.session_timeout_ms, obj34.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
@@ -280,7 +280,7 @@ def _dec_JoinGroupRequest_v5(buf, pos):
     end38 = pos + n37
     if n37 < 0 or end38 > limit:
         raise bad_length('string', pos, n37, buf)
-    obj34.member_id = str(buf[pos:end38], 'utf-8')
+    obj34.member_id = str(buf[pos:end38], 'utf-8', 'replace')
     pos = end38
     (n39,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -290,14 +290,14 @@ def _dec_JoinGroupRequest_v5(buf, pos):
             raise bad_length('string', pos, n39, buf)
         obj34.group_instance_id = None
     else:
-        obj34.group_instance_id = str(buf[pos:end40], 'utf-8')
+        obj34.group_instance_id = str(buf[pos:end40], 'utf-8', 'replace')
         pos = end40
     (n41,) = _S1.unpack_from(buf, pos)
     pos += 2
     end42 = pos + n41
     if n41 < 0 or end42 > limit:
         raise bad_length('string', pos, n41, buf)
-    obj34.protocol_type = str(buf[pos:end42], 'utf-8')
+    obj34.protocol_type = str(buf[pos:end42], 'utf-8', 'replace')
     pos = end42
     (n43,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -311,7 +311,7 @@ def _dec_JoinGroupRequest_v5(buf, pos):
         end48 = pos + n47
         if n47 < 0 or end48 > limit:
             raise bad_length('string', pos, n47, buf)
-        obj46.name = str(buf[pos:end48], 'utf-8')
+        obj46.name = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
         (n49,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -366,7 +366,7 @@ def _dec_JoinGroupRequest_v6(buf, pos):
     end55 = pos + n54
     if n54 < 0 or end55 > limit:
         raise bad_length('string', pos, n54, buf)
-    obj53.group_id = str(buf[pos:end55], 'utf-8')
+    obj53.group_id = str(buf[pos:end55], 'utf-8', 'replace')
     pos = end55
     (obj53.session_timeout_ms, obj53.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
@@ -379,7 +379,7 @@ def _dec_JoinGroupRequest_v6(buf, pos):
     end57 = pos + n56
     if n56 < 0 or end57 > limit:
         raise bad_length('string', pos, n56, buf)
-    obj53.member_id = str(buf[pos:end57], 'utf-8')
+    obj53.member_id = str(buf[pos:end57], 'utf-8', 'replace')
     pos = end57
     n58 = buf[pos]
     if n58 > 127:
@@ -393,7 +393,7 @@ def _dec_JoinGroupRequest_v6(buf, pos):
             raise bad_length('string', pos, n58, buf)
         obj53.group_instance_id = None
     else:
-        obj53.group_instance_id = str(buf[pos:end59], 'utf-8')
+        obj53.group_instance_id = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
     n60 = buf[pos]
     if n60 > 127:
@@ -404,7 +404,7 @@ def _dec_JoinGroupRequest_v6(buf, pos):
     end61 = pos + n60
     if n60 < 0 or end61 > limit:
         raise bad_length('string', pos, n60, buf)
-    obj53.protocol_type = str(buf[pos:end61], 'utf-8')
+    obj53.protocol_type = str(buf[pos:end61], 'utf-8', 'replace')
     pos = end61
     n62 = buf[pos]
     if n62 > 127:
@@ -426,7 +426,7 @@ def _dec_JoinGroupRequest_v6(buf, pos):
         end67 = pos + n66
         if n66 < 0 or end67 > limit:
             raise bad_length('string', pos, n66, buf)
-        obj65.name = str(buf[pos:end67], 'utf-8')
+        obj65.name = str(buf[pos:end67], 'utf-8', 'replace')
         pos = end67
         n68 = buf[pos]
         if n68 > 127:
@@ -494,7 +494,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
     end74 = pos + n73
     if n73 < 0 or end74 > limit:
         raise bad_length('string', pos, n73, buf)
-    obj72.group_id = str(buf[pos:end74], 'utf-8')
+    obj72.group_id = str(buf[pos:end74], 'utf-8', 'replace')
     pos = end74
     (obj72.session_timeout_ms, obj72.rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
@@ -507,7 +507,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
     end76 = pos + n75
     if n75 < 0 or end76 > limit:
         raise bad_length('string', pos, n75, buf)
-    obj72.member_id = str(buf[pos:end76], 'utf-8')
+    obj72.member_id = str(buf[pos:end76], 'utf-8', 'replace')
     pos = end76
     n77 = buf[pos]
     if n77 > 127:
@@ -521,7 +521,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
             raise bad_length('string', pos, n77, buf)
         obj72.group_instance_id = None
     else:
-        obj72.group_instance_id = str(buf[pos:end78], 'utf-8')
+        obj72.group_instance_id = str(buf[pos:end78], 'utf-8', 'replace')
         pos = end78
     n79 = buf[pos]
     if n79 > 127:
@@ -532,7 +532,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
     end80 = pos + n79
     if n79 < 0 or end80 > limit:
         raise bad_length('string', pos, n79, buf)
-    obj72.protocol_type = str(buf[pos:end80], 'utf-8')
+    obj72.protocol_type = str(buf[pos:end80], 'utf-8', 'replace')
     pos = end80
     n81 = buf[pos]
     if n81 > 127:
@@ -554,7 +554,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
         end86 = pos + n85
         if n85 < 0 or end86 > limit:
             raise bad_length('string', pos, n85, buf)
-        obj84.name = str(buf[pos:end86], 'utf-8')
+        obj84.name = str(buf[pos:end86], 'utf-8', 'replace')
         pos = end86
         n87 = buf[pos]
         if n87 > 127:
@@ -586,7 +586,7 @@ def _dec_JoinGroupRequest_v8(buf, pos):
             raise bad_length('string', pos, n89, buf)
         obj72.reason = None
     else:
-        obj72.reason = str(buf[pos:end90], 'utf-8')
+        obj72.reason = str(buf[pos:end90], 'utf-8', 'replace')
         pos = end90
     if buf[pos] == 0:
         pos += 1
@@ -625,21 +625,21 @@ def _dec_JoinGroupResponse_v0(buf, pos):
     end94 = pos + n93
     if n93 < 0 or end94 > limit:
         raise bad_length('string', pos, n93, buf)
-    obj92.protocol_name = str(buf[pos:end94], 'utf-8')
+    obj92.protocol_name = str(buf[pos:end94], 'utf-8', 'replace')
     pos = end94
     (n95,) = _S1.unpack_from(buf, pos)
     pos += 2
     end96 = pos + n95
     if n95 < 0 or end96 > limit:
         raise bad_length('string', pos, n95, buf)
-    obj92.leader = str(buf[pos:end96], 'utf-8')
+    obj92.leader = str(buf[pos:end96], 'utf-8', 'replace')
     pos = end96
     (n97,) = _S1.unpack_from(buf, pos)
     pos += 2
     end98 = pos + n97
     if n97 < 0 or end98 > limit:
         raise bad_length('string', pos, n97, buf)
-    obj92.member_id = str(buf[pos:end98], 'utf-8')
+    obj92.member_id = str(buf[pos:end98], 'utf-8', 'replace')
     pos = end98
     (n99,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -653,7 +653,7 @@ def _dec_JoinGroupResponse_v0(buf, pos):
         end104 = pos + n103
         if n103 < 0 or end104 > limit:
             raise bad_length('string', pos, n103, buf)
-        obj102.member_id = str(buf[pos:end104], 'utf-8')
+        obj102.member_id = str(buf[pos:end104], 'utf-8', 'replace')
         pos = end104
         (n105,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -702,21 +702,21 @@ def _dec_JoinGroupResponse_v2(buf, pos):
     end110 = pos + n109
     if n109 < 0 or end110 > limit:
         raise bad_length('string', pos, n109, buf)
-    obj108.protocol_name = str(buf[pos:end110], 'utf-8')
+    obj108.protocol_name = str(buf[pos:end110], 'utf-8', 'replace')
     pos = end110
     (n111,) = _S1.unpack_from(buf, pos)
     pos += 2
     end112 = pos + n111
     if n111 < 0 or end112 > limit:
         raise bad_length('string', pos, n111, buf)
-    obj108.leader = str(buf[pos:end112], 'utf-8')
+    obj108.leader = str(buf[pos:end112], 'utf-8', 'replace')
     pos = end112
     (n113,) = _S1.unpack_from(buf, pos)
     pos += 2
     end114 = pos + n113
     if n113 < 0 or end114 > limit:
         raise bad_length('string', pos, n113, buf)
-    obj108.member_id = str(buf[pos:end114], 'utf-8')
+    obj108.member_id = str(buf[pos:end114], 'utf-8', 'replace')
     pos = end114
     (n115,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -730,7 +730,7 @@ def _dec_JoinGroupResponse_v2(buf, pos):
         end120 = pos + n119
         if n119 < 0 or end120 > limit:
             raise bad_length('string', pos, n119, buf)
-        obj118.member_id = str(buf[pos:end120], 'utf-8')
+        obj118.member_id = str(buf[pos:end120], 'utf-8', 'replace')
         pos = end120
         (n121,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -779,21 +779,21 @@ def _dec_JoinGroupResponse_v5(buf, pos):
     end126 = pos + n125
     if n125 < 0 or end126 > limit:
         raise bad_length('string', pos, n125, buf)
-    obj124.protocol_name = str(buf[pos:end126], 'utf-8')
+    obj124.protocol_name = str(buf[pos:end126], 'utf-8', 'replace')
     pos = end126
     (n127,) = _S1.unpack_from(buf, pos)
     pos += 2
     end128 = pos + n127
     if n127 < 0 or end128 > limit:
         raise bad_length('string', pos, n127, buf)
-    obj124.leader = str(buf[pos:end128], 'utf-8')
+    obj124.leader = str(buf[pos:end128], 'utf-8', 'replace')
     pos = end128
     (n129,) = _S1.unpack_from(buf, pos)
     pos += 2
     end130 = pos + n129
     if n129 < 0 or end130 > limit:
         raise bad_length('string', pos, n129, buf)
-    obj124.member_id = str(buf[pos:end130], 'utf-8')
+    obj124.member_id = str(buf[pos:end130], 'utf-8', 'replace')
     pos = end130
     (n131,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -807,7 +807,7 @@ def _dec_JoinGroupResponse_v5(buf, pos):
         end136 = pos + n135
         if n135 < 0 or end136 > limit:
             raise bad_length('string', pos, n135, buf)
-        obj134.member_id = str(buf[pos:end136], 'utf-8')
+        obj134.member_id = str(buf[pos:end136], 'utf-8', 'replace')
         pos = end136
         (n137,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -817,7 +817,7 @@ def _dec_JoinGroupResponse_v5(buf, pos):
                 raise bad_length('string', pos, n137, buf)
             obj134.group_instance_id = None
         else:
-            obj134.group_instance_id = str(buf[pos:end138], 'utf-8')
+            obj134.group_instance_id = str(buf[pos:end138], 'utf-8', 'replace')
             pos = end138
         (n139,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -877,7 +877,7 @@ def _dec_JoinGroupResponse_v6(buf, pos):
     end145 = pos + n144
     if n144 < 0 or end145 > limit:
         raise bad_length('string', pos, n144, buf)
-    obj143.protocol_name = str(buf[pos:end145], 'utf-8')
+    obj143.protocol_name = str(buf[pos:end145], 'utf-8', 'replace')
     pos = end145
     n146 = buf[pos]
     if n146 > 127:
@@ -888,7 +888,7 @@ def _dec_JoinGroupResponse_v6(buf, pos):
     end147 = pos + n146
     if n146 < 0 or end147 > limit:
         raise bad_length('string', pos, n146, buf)
-    obj143.leader = str(buf[pos:end147], 'utf-8')
+    obj143.leader = str(buf[pos:end147], 'utf-8', 'replace')
     pos = end147
     n148 = buf[pos]
     if n148 > 127:
@@ -899,7 +899,7 @@ def _dec_JoinGroupResponse_v6(buf, pos):
     end149 = pos + n148
     if n148 < 0 or end149 > limit:
         raise bad_length('string', pos, n148, buf)
-    obj143.member_id = str(buf[pos:end149], 'utf-8')
+    obj143.member_id = str(buf[pos:end149], 'utf-8', 'replace')
     pos = end149
     n150 = buf[pos]
     if n150 > 127:
@@ -921,7 +921,7 @@ def _dec_JoinGroupResponse_v6(buf, pos):
         end155 = pos + n154
         if n154 < 0 or end155 > limit:
             raise bad_length('string', pos, n154, buf)
-        obj153.member_id = str(buf[pos:end155], 'utf-8')
+        obj153.member_id = str(buf[pos:end155], 'utf-8', 'replace')
         pos = end155
         n156 = buf[pos]
         if n156 > 127:
@@ -935,7 +935,7 @@ def _dec_JoinGroupResponse_v6(buf, pos):
                 raise bad_length('string', pos, n156, buf)
             obj153.group_instance_id = None
         else:
-            obj153.group_instance_id = str(buf[pos:end157], 'utf-8')
+            obj153.group_instance_id = str(buf[pos:end157], 'utf-8', 'replace')
             pos = end157
         n158 = buf[pos]
         if n158 > 127:
@@ -1011,7 +1011,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
             raise bad_length('string', pos, n163, buf)
         obj162.protocol_type = None
     else:
-        obj162.protocol_type = str(buf[pos:end164], 'utf-8')
+        obj162.protocol_type = str(buf[pos:end164], 'utf-8', 'replace')
         pos = end164
     n165 = buf[pos]
     if n165 > 127:
@@ -1025,7 +1025,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
             raise bad_length('string', pos, n165, buf)
         obj162.protocol_name = None
     else:
-        obj162.protocol_name = str(buf[pos:end166], 'utf-8')
+        obj162.protocol_name = str(buf[pos:end166], 'utf-8', 'replace')
         pos = end166
     n167 = buf[pos]
     if n167 > 127:
@@ -1036,7 +1036,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
     end168 = pos + n167
     if n167 < 0 or end168 > limit:
         raise bad_length('string', pos, n167, buf)
-    obj162.leader = str(buf[pos:end168], 'utf-8')
+    obj162.leader = str(buf[pos:end168], 'utf-8', 'replace')
     pos = end168
     n169 = buf[pos]
     if n169 > 127:
@@ -1047,7 +1047,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
     end170 = pos + n169
     if n169 < 0 or end170 > limit:
         raise bad_length('string', pos, n169, buf)
-    obj162.member_id = str(buf[pos:end170], 'utf-8')
+    obj162.member_id = str(buf[pos:end170], 'utf-8', 'replace')
     pos = end170
     n171 = buf[pos]
     if n171 > 127:
@@ -1069,7 +1069,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
         end176 = pos + n175
         if n175 < 0 or end176 > limit:
             raise bad_length('string', pos, n175, buf)
-        obj174.member_id = str(buf[pos:end176], 'utf-8')
+        obj174.member_id = str(buf[pos:end176], 'utf-8', 'replace')
         pos = end176
         n177 = buf[pos]
         if n177 > 127:
@@ -1083,7 +1083,7 @@ def _dec_JoinGroupResponse_v7(buf, pos):
                 raise bad_length('string', pos, n177, buf)
             obj174.group_instance_id = None
         else:
-            obj174.group_instance_id = str(buf[pos:end178], 'utf-8')
+            obj174.group_instance_id = str(buf[pos:end178], 'utf-8', 'replace')
             pos = end178
         n179 = buf[pos]
         if n179 > 127:
@@ -1157,7 +1157,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
             raise bad_length('string', pos, n184, buf)
         obj183.protocol_type = None
     else:
-        obj183.protocol_type = str(buf[pos:end185], 'utf-8')
+        obj183.protocol_type = str(buf[pos:end185], 'utf-8', 'replace')
         pos = end185
     n186 = buf[pos]
     if n186 > 127:
@@ -1171,7 +1171,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
             raise bad_length('string', pos, n186, buf)
         obj183.protocol_name = None
     else:
-        obj183.protocol_name = str(buf[pos:end187], 'utf-8')
+        obj183.protocol_name = str(buf[pos:end187], 'utf-8', 'replace')
         pos = end187
     n188 = buf[pos]
     if n188 > 127:
@@ -1182,7 +1182,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
     end189 = pos + n188
     if n188 < 0 or end189 > limit:
         raise bad_length('string', pos, n188, buf)
-    obj183.leader = str(buf[pos:end189], 'utf-8')
+    obj183.leader = str(buf[pos:end189], 'utf-8', 'replace')
     pos = end189
     (obj183.skip_assignment,) = _S5.unpack_from(buf, pos)
     pos += 1
@@ -1195,7 +1195,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
     end191 = pos + n190
     if n190 < 0 or end191 > limit:
         raise bad_length('string', pos, n190, buf)
-    obj183.member_id = str(buf[pos:end191], 'utf-8')
+    obj183.member_id = str(buf[pos:end191], 'utf-8', 'replace')
     pos = end191
     n192 = buf[pos]
     if n192 > 127:
@@ -1217,7 +1217,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
         end197 = pos + n196
         if n196 < 0 or end197 > limit:
             raise bad_length('string', pos, n196, buf)
-        obj195.member_id = str(buf[pos:end197], 'utf-8')
+        obj195.member_id = str(buf[pos:end197], 'utf-8', 'replace')
         pos = end197
         n198 = buf[pos]
         if n198 > 127:
@@ -1231,7 +1231,7 @@ def _dec_JoinGroupResponse_v9(buf, pos):
                 raise bad_length('string', pos, n198, buf)
             obj195.group_instance_id = None
         else:
-            obj195.group_instance_id = str(buf[pos:end199], 'utf-8')
+            obj195.group_instance_id = str(buf[pos:end199], 'utf-8', 'replace')
             pos = end199
         n200 = buf[pos]
         if n200 > 127:

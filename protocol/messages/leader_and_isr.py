@@ -189,7 +189,7 @@ def _dec_LeaderAndIsrRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.topic_name = str(buf[pos:end9], 'utf-8')
+        obj7.topic_name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (obj7.partition_index, obj7.controller_epoch, obj7.leader, obj7.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -226,7 +226,7 @@ def _dec_LeaderAndIsrRequest_v0(buf, pos):
         end17 = pos + n16
         if n16 < 0 or end17 > limit:
             raise bad_length('string', pos, n16, buf)
-        obj15.host_name = str(buf[pos:end17], 'utf-8')
+        obj15.host_name = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
         (obj15.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -293,7 +293,7 @@ def _dec_LeaderAndIsrRequest_v1(buf, pos):
         end26 = pos + n25
         if n25 < 0 or end26 > limit:
             raise bad_length('string', pos, n25, buf)
-        obj24.topic_name = str(buf[pos:end26], 'utf-8')
+        obj24.topic_name = str(buf[pos:end26], 'utf-8', 'replace')
         pos = end26
         (obj24.partition_index, obj24.controller_epoch, obj24.leader, obj24.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -331,7 +331,7 @@ def _dec_LeaderAndIsrRequest_v1(buf, pos):
         end34 = pos + n33
         if n33 < 0 or end34 > limit:
             raise bad_length('string', pos, n33, buf)
-        obj32.host_name = str(buf[pos:end34], 'utf-8')
+        obj32.host_name = str(buf[pos:end34], 'utf-8', 'replace')
         pos = end34
         (obj32.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -402,7 +402,7 @@ def _dec_LeaderAndIsrRequest_v2(buf, pos):
         end44 = pos + n43
         if n43 < 0 or end44 > limit:
             raise bad_length('string', pos, n43, buf)
-        obj42.topic_name = str(buf[pos:end44], 'utf-8')
+        obj42.topic_name = str(buf[pos:end44], 'utf-8', 'replace')
         pos = end44
         (n45,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -452,7 +452,7 @@ def _dec_LeaderAndIsrRequest_v2(buf, pos):
         end56 = pos + n55
         if n55 < 0 or end56 > limit:
             raise bad_length('string', pos, n55, buf)
-        obj54.host_name = str(buf[pos:end56], 'utf-8')
+        obj54.host_name = str(buf[pos:end56], 'utf-8', 'replace')
         pos = end56
         (obj54.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -526,7 +526,7 @@ def _dec_LeaderAndIsrRequest_v3(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        obj64.topic_name = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         (n67,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -584,7 +584,7 @@ def _dec_LeaderAndIsrRequest_v3(buf, pos):
         end80 = pos + n79
         if n79 < 0 or end80 > limit:
             raise bad_length('string', pos, n79, buf)
-        obj78.host_name = str(buf[pos:end80], 'utf-8')
+        obj78.host_name = str(buf[pos:end80], 'utf-8', 'replace')
         pos = end80
         (obj78.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -702,7 +702,7 @@ def _dec_LeaderAndIsrRequest_v4(buf, pos):
         end97 = pos + n96
         if n96 < 0 or end97 > limit:
             raise bad_length('string', pos, n96, buf)
-        obj95.topic_name = str(buf[pos:end97], 'utf-8')
+        obj95.topic_name = str(buf[pos:end97], 'utf-8', 'replace')
         pos = end97
         n98 = buf[pos]
         if n98 > 127:
@@ -796,7 +796,7 @@ def _dec_LeaderAndIsrRequest_v4(buf, pos):
         end111 = pos + n110
         if n110 < 0 or end111 > limit:
             raise bad_length('string', pos, n110, buf)
-        obj109.host_name = str(buf[pos:end111], 'utf-8')
+        obj109.host_name = str(buf[pos:end111], 'utf-8', 'replace')
         pos = end111
         (obj109.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -921,7 +921,7 @@ def _dec_LeaderAndIsrRequest_v5(buf, pos):
         end128 = pos + n127
         if n127 < 0 or end128 > limit:
             raise bad_length('string', pos, n127, buf)
-        obj126.topic_name = str(buf[pos:end128], 'utf-8')
+        obj126.topic_name = str(buf[pos:end128], 'utf-8', 'replace')
         pos = end128
         (raw129,) = _S7.unpack_from(buf, pos)
         pos += 16
@@ -1017,7 +1017,7 @@ def _dec_LeaderAndIsrRequest_v5(buf, pos):
         end143 = pos + n142
         if n142 < 0 or end143 > limit:
             raise bad_length('string', pos, n142, buf)
-        obj141.host_name = str(buf[pos:end143], 'utf-8')
+        obj141.host_name = str(buf[pos:end143], 'utf-8', 'replace')
         pos = end143
         (obj141.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -1139,7 +1139,7 @@ def _dec_LeaderAndIsrRequest_v6(buf, pos):
         end160 = pos + n159
         if n159 < 0 or end160 > limit:
             raise bad_length('string', pos, n159, buf)
-        obj158.topic_name = str(buf[pos:end160], 'utf-8')
+        obj158.topic_name = str(buf[pos:end160], 'utf-8', 'replace')
         pos = end160
         (raw161,) = _S7.unpack_from(buf, pos)
         pos += 16
@@ -1234,7 +1234,7 @@ def _dec_LeaderAndIsrRequest_v6(buf, pos):
         end175 = pos + n174
         if n174 < 0 or end175 > limit:
             raise bad_length('string', pos, n174, buf)
-        obj173.host_name = str(buf[pos:end175], 'utf-8')
+        obj173.host_name = str(buf[pos:end175], 'utf-8', 'replace')
         pos = end175
         (obj173.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -1354,7 +1354,7 @@ def _dec_LeaderAndIsrRequest_v7(buf, pos):
         end192 = pos + n191
         if n191 < 0 or end192 > limit:
             raise bad_length('string', pos, n191, buf)
-        obj190.topic_name = str(buf[pos:end192], 'utf-8')
+        obj190.topic_name = str(buf[pos:end192], 'utf-8', 'replace')
         pos = end192
         (raw193,) = _S7.unpack_from(buf, pos)
         pos += 16
@@ -1449,7 +1449,7 @@ def _dec_LeaderAndIsrRequest_v7(buf, pos):
         end207 = pos + n206
         if n206 < 0 or end207 > limit:
             raise bad_length('string', pos, n206, buf)
-        obj205.host_name = str(buf[pos:end207], 'utf-8')
+        obj205.host_name = str(buf[pos:end207], 'utf-8', 'replace')
         pos = end207
         (obj205.port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -1502,7 +1502,7 @@ def _dec_LeaderAndIsrResponse_v0(buf, pos):
         end215 = pos + n214
         if n214 < 0 or end215 > limit:
             raise bad_length('string', pos, n214, buf)
-        obj213.topic_name = str(buf[pos:end215], 'utf-8')
+        obj213.topic_name = str(buf[pos:end215], 'utf-8', 'replace')
         pos = end215
         (obj213.partition_index, obj213.error_code,) = _S10.unpack_from(buf, pos)
         pos += 6
@@ -1563,7 +1563,7 @@ def _dec_LeaderAndIsrResponse_v4(buf, pos):
         end224 = pos + n223
         if n223 < 0 or end224 > limit:
             raise bad_length('string', pos, n223, buf)
-        obj222.topic_name = str(buf[pos:end224], 'utf-8')
+        obj222.topic_name = str(buf[pos:end224], 'utf-8', 'replace')
         pos = end224
         (obj222.partition_index, obj222.error_code,) = _S10.unpack_from(buf, pos)
         pos += 6

@@ -100,14 +100,14 @@ def _dec_LeaveGroupRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    obj1.group_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (n4,) = _S0.unpack_from(buf, pos)
     pos += 2
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    obj1.member_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     obj1.members = []
     obj1.unknown_tagged_fields = []
@@ -138,7 +138,7 @@ def _dec_LeaveGroupRequest_v3(buf, pos):
     end9 = pos + n8
     if n8 < 0 or end9 > limit:
         raise bad_length('string', pos, n8, buf)
-    obj7.group_id = str(buf[pos:end9], 'utf-8')
+    obj7.group_id = str(buf[pos:end9], 'utf-8', 'replace')
     pos = end9
     (n10,) = _S1.unpack_from(buf, pos)
     pos += 4
@@ -152,7 +152,7 @@ def _dec_LeaveGroupRequest_v3(buf, pos):
         end15 = pos + n14
         if n14 < 0 or end15 > limit:
             raise bad_length('string', pos, n14, buf)
-        obj13.member_id = str(buf[pos:end15], 'utf-8')
+        obj13.member_id = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
         (n16,) = _S0.unpack_from(buf, pos)
         pos += 2
@@ -162,7 +162,7 @@ def _dec_LeaveGroupRequest_v3(buf, pos):
                 raise bad_length('string', pos, n16, buf)
             obj13.group_instance_id = None
         else:
-            obj13.group_instance_id = str(buf[pos:end17], 'utf-8')
+            obj13.group_instance_id = str(buf[pos:end17], 'utf-8', 'replace')
             pos = end17
         obj13.reason = None
         obj13.unknown_tagged_fields = []
@@ -209,7 +209,7 @@ def _dec_LeaveGroupRequest_v4(buf, pos):
     end22 = pos + n21
     if n21 < 0 or end22 > limit:
         raise bad_length('string', pos, n21, buf)
-    obj20.group_id = str(buf[pos:end22], 'utf-8')
+    obj20.group_id = str(buf[pos:end22], 'utf-8', 'replace')
     pos = end22
     n23 = buf[pos]
     if n23 > 127:
@@ -231,7 +231,7 @@ def _dec_LeaveGroupRequest_v4(buf, pos):
         end28 = pos + n27
         if n27 < 0 or end28 > limit:
             raise bad_length('string', pos, n27, buf)
-        obj26.member_id = str(buf[pos:end28], 'utf-8')
+        obj26.member_id = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
         n29 = buf[pos]
         if n29 > 127:
@@ -245,7 +245,7 @@ def _dec_LeaveGroupRequest_v4(buf, pos):
                 raise bad_length('string', pos, n29, buf)
             obj26.group_instance_id = None
         else:
-            obj26.group_instance_id = str(buf[pos:end30], 'utf-8')
+            obj26.group_instance_id = str(buf[pos:end30], 'utf-8', 'replace')
             pos = end30
         obj26.reason = None
         if buf[pos] == 0:
@@ -301,7 +301,7 @@ def _dec_LeaveGroupRequest_v5(buf, pos):
     end35 = pos + n34
     if n34 < 0 or end35 > limit:
         raise bad_length('string', pos, n34, buf)
-    obj33.group_id = str(buf[pos:end35], 'utf-8')
+    obj33.group_id = str(buf[pos:end35], 'utf-8', 'replace')
     pos = end35
     n36 = buf[pos]
     if n36 > 127:
@@ -323,7 +323,7 @@ def _dec_LeaveGroupRequest_v5(buf, pos):
         end41 = pos + n40
         if n40 < 0 or end41 > limit:
             raise bad_length('string', pos, n40, buf)
-        obj39.member_id = str(buf[pos:end41], 'utf-8')
+        obj39.member_id = str(buf[pos:end41], 'utf-8', 'replace')
         pos = end41
         n42 = buf[pos]
         if n42 > 127:
@@ -337,7 +337,7 @@ def _dec_LeaveGroupRequest_v5(buf, pos):
                 raise bad_length('string', pos, n42, buf)
             obj39.group_instance_id = None
         else:
-            obj39.group_instance_id = str(buf[pos:end43], 'utf-8')
+            obj39.group_instance_id = str(buf[pos:end43], 'utf-8', 'replace')
             pos = end43
         n44 = buf[pos]
         if n44 > 127:
@@ -351,7 +351,7 @@ def _dec_LeaveGroupRequest_v5(buf, pos):
                 raise bad_length('string', pos, n44, buf)
             obj39.reason = None
         else:
-            obj39.reason = str(buf[pos:end45], 'utf-8')
+            obj39.reason = str(buf[pos:end45], 'utf-8', 'replace')
             pos = end45
         if buf[pos] == 0:
             pos += 1
@@ -442,7 +442,7 @@ def _dec_LeaveGroupResponse_v3(buf, pos):
         end55 = pos + n54
         if n54 < 0 or end55 > limit:
             raise bad_length('string', pos, n54, buf)
-        obj53.member_id = str(buf[pos:end55], 'utf-8')
+        obj53.member_id = str(buf[pos:end55], 'utf-8', 'replace')
         pos = end55
         (n56,) = _S0.unpack_from(buf, pos)
         pos += 2
@@ -452,7 +452,7 @@ def _dec_LeaveGroupResponse_v3(buf, pos):
                 raise bad_length('string', pos, n56, buf)
             obj53.group_instance_id = None
         else:
-            obj53.group_instance_id = str(buf[pos:end57], 'utf-8')
+            obj53.group_instance_id = str(buf[pos:end57], 'utf-8', 'replace')
             pos = end57
         (obj53.error_code,) = _S0.unpack_from(buf, pos)
         pos += 2
@@ -511,7 +511,7 @@ def _dec_LeaveGroupResponse_v4(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj64.member_id = str(buf[pos:end66], 'utf-8')
+        obj64.member_id = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         n67 = buf[pos]
         if n67 > 127:
@@ -525,7 +525,7 @@ def _dec_LeaveGroupResponse_v4(buf, pos):
                 raise bad_length('string', pos, n67, buf)
             obj64.group_instance_id = None
         else:
-            obj64.group_instance_id = str(buf[pos:end68], 'utf-8')
+            obj64.group_instance_id = str(buf[pos:end68], 'utf-8', 'replace')
             pos = end68
         (obj64.error_code,) = _S0.unpack_from(buf, pos)
         pos += 2

@@ -169,7 +169,7 @@ def _dec_ListConfigResourcesResponse_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        obj11.resource_name = str(buf[pos:end13], 'utf-8')
+        obj11.resource_name = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         obj11.resource_type = 16
         if buf[pos] == 0:
@@ -234,7 +234,7 @@ def _dec_ListConfigResourcesResponse_v1(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj20.resource_name = str(buf[pos:end22], 'utf-8')
+        obj20.resource_name = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (obj20.resource_type,) = _S1.unpack_from(buf, pos)
         pos += 1

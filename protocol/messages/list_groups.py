@@ -155,7 +155,7 @@ def _dec_ListGroupsRequest_v4(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        item8 = str(buf[pos:end10], 'utf-8')
+        item8 = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         items7.append(item8)
     obj5.states_filter = items7
@@ -213,7 +213,7 @@ def _dec_ListGroupsRequest_v5(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        item18 = str(buf[pos:end20], 'utf-8')
+        item18 = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         items17.append(item18)
     obj15.states_filter = items17
@@ -236,7 +236,7 @@ def _dec_ListGroupsRequest_v5(buf, pos):
         end25 = pos + n24
         if n24 < 0 or end25 > limit:
             raise bad_length('string', pos, n24, buf)
-        item23 = str(buf[pos:end25], 'utf-8')
+        item23 = str(buf[pos:end25], 'utf-8', 'replace')
         pos = end25
         items22.append(item23)
     obj15.types_filter = items22
@@ -279,14 +279,14 @@ def _dec_ListGroupsResponse_v0(buf, pos):
         end33 = pos + n32
         if n32 < 0 or end33 > limit:
             raise bad_length('string', pos, n32, buf)
-        obj31.group_id = str(buf[pos:end33], 'utf-8')
+        obj31.group_id = str(buf[pos:end33], 'utf-8', 'replace')
         pos = end33
         (n34,) = _S0.unpack_from(buf, pos)
         pos += 2
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj31.protocol_type = str(buf[pos:end35], 'utf-8')
+        obj31.protocol_type = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         obj31.group_state = ''
         obj31.group_type = ''
@@ -329,14 +329,14 @@ def _dec_ListGroupsResponse_v1(buf, pos):
         end43 = pos + n42
         if n42 < 0 or end43 > limit:
             raise bad_length('string', pos, n42, buf)
-        obj41.group_id = str(buf[pos:end43], 'utf-8')
+        obj41.group_id = str(buf[pos:end43], 'utf-8', 'replace')
         pos = end43
         (n44,) = _S0.unpack_from(buf, pos)
         pos += 2
         end45 = pos + n44
         if n44 < 0 or end45 > limit:
             raise bad_length('string', pos, n44, buf)
-        obj41.protocol_type = str(buf[pos:end45], 'utf-8')
+        obj41.protocol_type = str(buf[pos:end45], 'utf-8', 'replace')
         pos = end45
         obj41.group_state = ''
         obj41.group_type = ''
@@ -394,7 +394,7 @@ def _dec_ListGroupsResponse_v3(buf, pos):
         end54 = pos + n53
         if n53 < 0 or end54 > limit:
             raise bad_length('string', pos, n53, buf)
-        obj52.group_id = str(buf[pos:end54], 'utf-8')
+        obj52.group_id = str(buf[pos:end54], 'utf-8', 'replace')
         pos = end54
         n55 = buf[pos]
         if n55 > 127:
@@ -405,7 +405,7 @@ def _dec_ListGroupsResponse_v3(buf, pos):
         end56 = pos + n55
         if n55 < 0 or end56 > limit:
             raise bad_length('string', pos, n55, buf)
-        obj52.protocol_type = str(buf[pos:end56], 'utf-8')
+        obj52.protocol_type = str(buf[pos:end56], 'utf-8', 'replace')
         pos = end56
         obj52.group_state = ''
         obj52.group_type = ''
@@ -472,7 +472,7 @@ def _dec_ListGroupsResponse_v4(buf, pos):
         end65 = pos + n64
         if n64 < 0 or end65 > limit:
             raise bad_length('string', pos, n64, buf)
-        obj63.group_id = str(buf[pos:end65], 'utf-8')
+        obj63.group_id = str(buf[pos:end65], 'utf-8', 'replace')
         pos = end65
         n66 = buf[pos]
         if n66 > 127:
@@ -483,7 +483,7 @@ def _dec_ListGroupsResponse_v4(buf, pos):
         end67 = pos + n66
         if n66 < 0 or end67 > limit:
             raise bad_length('string', pos, n66, buf)
-        obj63.protocol_type = str(buf[pos:end67], 'utf-8')
+        obj63.protocol_type = str(buf[pos:end67], 'utf-8', 'replace')
         pos = end67
         n68 = buf[pos]
         if n68 > 127:
@@ -494,7 +494,7 @@ def _dec_ListGroupsResponse_v4(buf, pos):
         end69 = pos + n68
         if n68 < 0 or end69 > limit:
             raise bad_length('string', pos, n68, buf)
-        obj63.group_state = str(buf[pos:end69], 'utf-8')
+        obj63.group_state = str(buf[pos:end69], 'utf-8', 'replace')
         pos = end69
         obj63.group_type = ''
         if buf[pos] == 0:
@@ -561,7 +561,7 @@ def _dec_ListGroupsResponse_v5(buf, pos):
         end78 = pos + n77
         if n77 < 0 or end78 > limit:
             raise bad_length('string', pos, n77, buf)
-        obj76.group_id = str(buf[pos:end78], 'utf-8')
+        obj76.group_id = str(buf[pos:end78], 'utf-8', 'replace')
         pos = end78
         n79 = buf[pos]
         if n79 > 127:
@@ -572,7 +572,7 @@ def _dec_ListGroupsResponse_v5(buf, pos):
         end80 = pos + n79
         if n79 < 0 or end80 > limit:
             raise bad_length('string', pos, n79, buf)
-        obj76.protocol_type = str(buf[pos:end80], 'utf-8')
+        obj76.protocol_type = str(buf[pos:end80], 'utf-8', 'replace')
         pos = end80
         n81 = buf[pos]
         if n81 > 127:
@@ -583,7 +583,7 @@ def _dec_ListGroupsResponse_v5(buf, pos):
         end82 = pos + n81
         if n81 < 0 or end82 > limit:
             raise bad_length('string', pos, n81, buf)
-        obj76.group_state = str(buf[pos:end82], 'utf-8')
+        obj76.group_state = str(buf[pos:end82], 'utf-8', 'replace')
         pos = end82
         n83 = buf[pos]
         if n83 > 127:
@@ -594,7 +594,7 @@ def _dec_ListGroupsResponse_v5(buf, pos):
         end84 = pos + n83
         if n83 < 0 or end84 > limit:
             raise bad_length('string', pos, n83, buf)
-        obj76.group_type = str(buf[pos:end84], 'utf-8')
+        obj76.group_type = str(buf[pos:end84], 'utf-8', 'replace')
         pos = end84
         if buf[pos] == 0:
             pos += 1

@@ -150,7 +150,7 @@ def _dec_ListOffsetsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.name = str(buf[pos:end9], 'utf-8')
+        obj7.name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -213,7 +213,7 @@ def _dec_ListOffsetsRequest_v1(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj20.name = str(buf[pos:end22], 'utf-8')
+        obj20.name = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (n23,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -275,7 +275,7 @@ def _dec_ListOffsetsRequest_v2(buf, pos):
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj33.name = str(buf[pos:end35], 'utf-8')
+        obj33.name = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         (n36,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -336,7 +336,7 @@ def _dec_ListOffsetsRequest_v4(buf, pos):
         end48 = pos + n47
         if n47 < 0 or end48 > limit:
             raise bad_length('string', pos, n47, buf)
-        obj46.name = str(buf[pos:end48], 'utf-8')
+        obj46.name = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
         (n49,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -418,7 +418,7 @@ def _dec_ListOffsetsRequest_v6(buf, pos):
         end63 = pos + n62
         if n62 < 0 or end63 > limit:
             raise bad_length('string', pos, n62, buf)
-        obj61.name = str(buf[pos:end63], 'utf-8')
+        obj61.name = str(buf[pos:end63], 'utf-8', 'replace')
         pos = end63
         n64 = buf[pos]
         if n64 > 127:
@@ -517,7 +517,7 @@ def _dec_ListOffsetsRequest_v10(buf, pos):
         end78 = pos + n77
         if n77 < 0 or end78 > limit:
             raise bad_length('string', pos, n77, buf)
-        obj76.name = str(buf[pos:end78], 'utf-8')
+        obj76.name = str(buf[pos:end78], 'utf-8', 'replace')
         pos = end78
         n79 = buf[pos]
         if n79 > 127:
@@ -597,7 +597,7 @@ def _dec_ListOffsetsResponse_v0(buf, pos):
         end91 = pos + n90
         if n90 < 0 or end91 > limit:
             raise bad_length('string', pos, n90, buf)
-        obj89.name = str(buf[pos:end91], 'utf-8')
+        obj89.name = str(buf[pos:end91], 'utf-8', 'replace')
         pos = end91
         (n92,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -663,7 +663,7 @@ def _dec_ListOffsetsResponse_v1(buf, pos):
         end105 = pos + n104
         if n104 < 0 or end105 > limit:
             raise bad_length('string', pos, n104, buf)
-        obj103.name = str(buf[pos:end105], 'utf-8')
+        obj103.name = str(buf[pos:end105], 'utf-8', 'replace')
         pos = end105
         (n106,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -726,7 +726,7 @@ def _dec_ListOffsetsResponse_v2(buf, pos):
         end118 = pos + n117
         if n117 < 0 or end118 > limit:
             raise bad_length('string', pos, n117, buf)
-        obj116.name = str(buf[pos:end118], 'utf-8')
+        obj116.name = str(buf[pos:end118], 'utf-8', 'replace')
         pos = end118
         (n119,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -786,7 +786,7 @@ def _dec_ListOffsetsResponse_v4(buf, pos):
         end131 = pos + n130
         if n130 < 0 or end131 > limit:
             raise bad_length('string', pos, n130, buf)
-        obj129.name = str(buf[pos:end131], 'utf-8')
+        obj129.name = str(buf[pos:end131], 'utf-8', 'replace')
         pos = end131
         (n132,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -867,7 +867,7 @@ def _dec_ListOffsetsResponse_v6(buf, pos):
         end146 = pos + n145
         if n145 < 0 or end146 > limit:
             raise bad_length('string', pos, n145, buf)
-        obj144.name = str(buf[pos:end146], 'utf-8')
+        obj144.name = str(buf[pos:end146], 'utf-8', 'replace')
         pos = end146
         n147 = buf[pos]
         if n147 > 127:

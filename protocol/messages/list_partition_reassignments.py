@@ -143,7 +143,7 @@ def _dec_ListPartitionReassignmentsRequest_v0(buf, pos):
             end9 = pos + n8
             if n8 < 0 or end9 > limit:
                 raise bad_length('string', pos, n8, buf)
-            obj7.name = str(buf[pos:end9], 'utf-8')
+            obj7.name = str(buf[pos:end9], 'utf-8', 'replace')
             pos = end9
             n10 = buf[pos]
             if n10 > 127:
@@ -237,7 +237,7 @@ def _dec_ListPartitionReassignmentsResponse_v0(buf, pos):
             raise bad_length('string', pos, n19, buf)
         obj18.error_message = None
     else:
-        obj18.error_message = str(buf[pos:end20], 'utf-8')
+        obj18.error_message = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
     n21 = buf[pos]
     if n21 > 127:
@@ -259,7 +259,7 @@ def _dec_ListPartitionReassignmentsResponse_v0(buf, pos):
         end26 = pos + n25
         if n25 < 0 or end26 > limit:
             raise bad_length('string', pos, n25, buf)
-        obj24.name = str(buf[pos:end26], 'utf-8')
+        obj24.name = str(buf[pos:end26], 'utf-8', 'replace')
         pos = end26
         n27 = buf[pos]
         if n27 > 127:

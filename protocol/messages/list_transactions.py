@@ -118,7 +118,7 @@ def _dec_ListTransactionsRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        item7 = str(buf[pos:end9], 'utf-8')
+        item7 = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         items6.append(item7)
     obj4.state_filters = items6
@@ -188,7 +188,7 @@ def _dec_ListTransactionsRequest_v1(buf, pos):
         end19 = pos + n18
         if n18 < 0 or end19 > limit:
             raise bad_length('string', pos, n18, buf)
-        item17 = str(buf[pos:end19], 'utf-8')
+        item17 = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
         items16.append(item17)
     obj14.state_filters = items16
@@ -258,7 +258,7 @@ def _dec_ListTransactionsRequest_v2(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        item27 = str(buf[pos:end29], 'utf-8')
+        item27 = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         items26.append(item27)
     obj24.state_filters = items26
@@ -285,7 +285,7 @@ def _dec_ListTransactionsRequest_v2(buf, pos):
             raise bad_length('string', pos, n31, buf)
         obj24.transactional_id_pattern = None
     else:
-        obj24.transactional_id_pattern = str(buf[pos:end32], 'utf-8')
+        obj24.transactional_id_pattern = str(buf[pos:end32], 'utf-8', 'replace')
         pos = end32
     if buf[pos] == 0:
         pos += 1
@@ -349,7 +349,7 @@ def _dec_ListTransactionsResponse_v0(buf, pos):
         end42 = pos + n41
         if n41 < 0 or end42 > limit:
             raise bad_length('string', pos, n41, buf)
-        item40 = str(buf[pos:end42], 'utf-8')
+        item40 = str(buf[pos:end42], 'utf-8', 'replace')
         pos = end42
         items39.append(item40)
     obj37.unknown_state_filters = items39
@@ -373,7 +373,7 @@ def _dec_ListTransactionsResponse_v0(buf, pos):
         end48 = pos + n47
         if n47 < 0 or end48 > limit:
             raise bad_length('string', pos, n47, buf)
-        obj46.transactional_id = str(buf[pos:end48], 'utf-8')
+        obj46.transactional_id = str(buf[pos:end48], 'utf-8', 'replace')
         pos = end48
         (obj46.producer_id,) = _S0.unpack_from(buf, pos)
         pos += 8
@@ -386,7 +386,7 @@ def _dec_ListTransactionsResponse_v0(buf, pos):
         end50 = pos + n49
         if n49 < 0 or end50 > limit:
             raise bad_length('string', pos, n49, buf)
-        obj46.transaction_state = str(buf[pos:end50], 'utf-8')
+        obj46.transaction_state = str(buf[pos:end50], 'utf-8', 'replace')
         pos = end50
         if buf[pos] == 0:
             pos += 1

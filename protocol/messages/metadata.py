@@ -156,7 +156,7 @@ def _dec_MetadataRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.name = str(buf[pos:end8], 'utf-8')
+        obj6.name = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         obj6.topic_id = ZERO_UUID
         obj6.unknown_tagged_fields = []
@@ -206,7 +206,7 @@ def _dec_MetadataRequest_v1(buf, pos):
             end16 = pos + n15
             if n15 < 0 or end16 > limit:
                 raise bad_length('string', pos, n15, buf)
-            obj14.name = str(buf[pos:end16], 'utf-8')
+            obj14.name = str(buf[pos:end16], 'utf-8', 'replace')
             pos = end16
             obj14.topic_id = ZERO_UUID
             obj14.unknown_tagged_fields = []
@@ -255,7 +255,7 @@ def _dec_MetadataRequest_v4(buf, pos):
             end24 = pos + n23
             if n23 < 0 or end24 > limit:
                 raise bad_length('string', pos, n23, buf)
-            obj22.name = str(buf[pos:end24], 'utf-8')
+            obj22.name = str(buf[pos:end24], 'utf-8', 'replace')
             pos = end24
             obj22.topic_id = ZERO_UUID
             obj22.unknown_tagged_fields = []
@@ -301,7 +301,7 @@ def _dec_MetadataRequest_v8(buf, pos):
             end32 = pos + n31
             if n31 < 0 or end32 > limit:
                 raise bad_length('string', pos, n31, buf)
-            obj30.name = str(buf[pos:end32], 'utf-8')
+            obj30.name = str(buf[pos:end32], 'utf-8', 'replace')
             pos = end32
             obj30.topic_id = ZERO_UUID
             obj30.unknown_tagged_fields = []
@@ -357,7 +357,7 @@ def _dec_MetadataRequest_v9(buf, pos):
             end40 = pos + n39
             if n39 < 0 or end40 > limit:
                 raise bad_length('string', pos, n39, buf)
-            obj38.name = str(buf[pos:end40], 'utf-8')
+            obj38.name = str(buf[pos:end40], 'utf-8', 'replace')
             pos = end40
             obj38.topic_id = ZERO_UUID
             if buf[pos] == 0:
@@ -428,7 +428,7 @@ def _dec_MetadataRequest_v10(buf, pos):
                     raise bad_length('string', pos, n48, buf)
                 obj46.name = None
             else:
-                obj46.name = str(buf[pos:end49], 'utf-8')
+                obj46.name = str(buf[pos:end49], 'utf-8', 'replace')
                 pos = end49
             if buf[pos] == 0:
                 pos += 1
@@ -500,7 +500,7 @@ def _dec_MetadataRequest_v11(buf, pos):
                     raise bad_length('string', pos, n57, buf)
                 obj55.name = None
             else:
-                obj55.name = str(buf[pos:end58], 'utf-8')
+                obj55.name = str(buf[pos:end58], 'utf-8', 'replace')
                 pos = end58
             if buf[pos] == 0:
                 pos += 1
@@ -570,7 +570,7 @@ def _dec_MetadataResponse_v0(buf, pos):
         end68 = pos + n67
         if n67 < 0 or end68 > limit:
             raise bad_length('string', pos, n67, buf)
-        obj66.host = str(buf[pos:end68], 'utf-8')
+        obj66.host = str(buf[pos:end68], 'utf-8', 'replace')
         pos = end68
         (obj66.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -592,7 +592,7 @@ def _dec_MetadataResponse_v0(buf, pos):
         end74 = pos + n73
         if n73 < 0 or end74 > limit:
             raise bad_length('string', pos, n73, buf)
-        obj72.name = str(buf[pos:end74], 'utf-8')
+        obj72.name = str(buf[pos:end74], 'utf-8', 'replace')
         pos = end74
         (n75,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -686,7 +686,7 @@ def _dec_MetadataResponse_v1(buf, pos):
         end90 = pos + n89
         if n89 < 0 or end90 > limit:
             raise bad_length('string', pos, n89, buf)
-        obj88.host = str(buf[pos:end90], 'utf-8')
+        obj88.host = str(buf[pos:end90], 'utf-8', 'replace')
         pos = end90
         (obj88.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -698,7 +698,7 @@ def _dec_MetadataResponse_v1(buf, pos):
                 raise bad_length('string', pos, n91, buf)
             obj88.rack = None
         else:
-            obj88.rack = str(buf[pos:end92], 'utf-8')
+            obj88.rack = str(buf[pos:end92], 'utf-8', 'replace')
             pos = end92
         obj88.unknown_tagged_fields = []
         items86.append(obj88)
@@ -719,7 +719,7 @@ def _dec_MetadataResponse_v1(buf, pos):
         end98 = pos + n97
         if n97 < 0 or end98 > limit:
             raise bad_length('string', pos, n97, buf)
-        obj96.name = str(buf[pos:end98], 'utf-8')
+        obj96.name = str(buf[pos:end98], 'utf-8', 'replace')
         pos = end98
         (obj96.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -814,7 +814,7 @@ def _dec_MetadataResponse_v2(buf, pos):
         end114 = pos + n113
         if n113 < 0 or end114 > limit:
             raise bad_length('string', pos, n113, buf)
-        obj112.host = str(buf[pos:end114], 'utf-8')
+        obj112.host = str(buf[pos:end114], 'utf-8', 'replace')
         pos = end114
         (obj112.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -826,7 +826,7 @@ def _dec_MetadataResponse_v2(buf, pos):
                 raise bad_length('string', pos, n115, buf)
             obj112.rack = None
         else:
-            obj112.rack = str(buf[pos:end116], 'utf-8')
+            obj112.rack = str(buf[pos:end116], 'utf-8', 'replace')
             pos = end116
         obj112.unknown_tagged_fields = []
         items110.append(obj112)
@@ -839,7 +839,7 @@ def _dec_MetadataResponse_v2(buf, pos):
             raise bad_length('string', pos, n117, buf)
         obj108.cluster_id = None
     else:
-        obj108.cluster_id = str(buf[pos:end118], 'utf-8')
+        obj108.cluster_id = str(buf[pos:end118], 'utf-8', 'replace')
         pos = end118
     (obj108.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -857,7 +857,7 @@ def _dec_MetadataResponse_v2(buf, pos):
         end124 = pos + n123
         if n123 < 0 or end124 > limit:
             raise bad_length('string', pos, n123, buf)
-        obj122.name = str(buf[pos:end124], 'utf-8')
+        obj122.name = str(buf[pos:end124], 'utf-8', 'replace')
         pos = end124
         (obj122.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -954,7 +954,7 @@ def _dec_MetadataResponse_v3(buf, pos):
         end140 = pos + n139
         if n139 < 0 or end140 > limit:
             raise bad_length('string', pos, n139, buf)
-        obj138.host = str(buf[pos:end140], 'utf-8')
+        obj138.host = str(buf[pos:end140], 'utf-8', 'replace')
         pos = end140
         (obj138.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -966,7 +966,7 @@ def _dec_MetadataResponse_v3(buf, pos):
                 raise bad_length('string', pos, n141, buf)
             obj138.rack = None
         else:
-            obj138.rack = str(buf[pos:end142], 'utf-8')
+            obj138.rack = str(buf[pos:end142], 'utf-8', 'replace')
             pos = end142
         obj138.unknown_tagged_fields = []
         items136.append(obj138)
@@ -979,7 +979,7 @@ def _dec_MetadataResponse_v3(buf, pos):
             raise bad_length('string', pos, n143, buf)
         obj134.cluster_id = None
     else:
-        obj134.cluster_id = str(buf[pos:end144], 'utf-8')
+        obj134.cluster_id = str(buf[pos:end144], 'utf-8', 'replace')
         pos = end144
     (obj134.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -997,7 +997,7 @@ def _dec_MetadataResponse_v3(buf, pos):
         end150 = pos + n149
         if n149 < 0 or end150 > limit:
             raise bad_length('string', pos, n149, buf)
-        obj148.name = str(buf[pos:end150], 'utf-8')
+        obj148.name = str(buf[pos:end150], 'utf-8', 'replace')
         pos = end150
         (obj148.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -1095,7 +1095,7 @@ def _dec_MetadataResponse_v5(buf, pos):
         end166 = pos + n165
         if n165 < 0 or end166 > limit:
             raise bad_length('string', pos, n165, buf)
-        obj164.host = str(buf[pos:end166], 'utf-8')
+        obj164.host = str(buf[pos:end166], 'utf-8', 'replace')
         pos = end166
         (obj164.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -1107,7 +1107,7 @@ def _dec_MetadataResponse_v5(buf, pos):
                 raise bad_length('string', pos, n167, buf)
             obj164.rack = None
         else:
-            obj164.rack = str(buf[pos:end168], 'utf-8')
+            obj164.rack = str(buf[pos:end168], 'utf-8', 'replace')
             pos = end168
         obj164.unknown_tagged_fields = []
         items162.append(obj164)
@@ -1120,7 +1120,7 @@ def _dec_MetadataResponse_v5(buf, pos):
             raise bad_length('string', pos, n169, buf)
         obj160.cluster_id = None
     else:
-        obj160.cluster_id = str(buf[pos:end170], 'utf-8')
+        obj160.cluster_id = str(buf[pos:end170], 'utf-8', 'replace')
         pos = end170
     (obj160.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1138,7 +1138,7 @@ def _dec_MetadataResponse_v5(buf, pos):
         end176 = pos + n175
         if n175 < 0 or end176 > limit:
             raise bad_length('string', pos, n175, buf)
-        obj174.name = str(buf[pos:end176], 'utf-8')
+        obj174.name = str(buf[pos:end176], 'utf-8', 'replace')
         pos = end176
         (obj174.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -1240,7 +1240,7 @@ def _dec_MetadataResponse_v7(buf, pos):
         end193 = pos + n192
         if n192 < 0 or end193 > limit:
             raise bad_length('string', pos, n192, buf)
-        obj191.host = str(buf[pos:end193], 'utf-8')
+        obj191.host = str(buf[pos:end193], 'utf-8', 'replace')
         pos = end193
         (obj191.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -1252,7 +1252,7 @@ def _dec_MetadataResponse_v7(buf, pos):
                 raise bad_length('string', pos, n194, buf)
             obj191.rack = None
         else:
-            obj191.rack = str(buf[pos:end195], 'utf-8')
+            obj191.rack = str(buf[pos:end195], 'utf-8', 'replace')
             pos = end195
         obj191.unknown_tagged_fields = []
         items189.append(obj191)
@@ -1265,7 +1265,7 @@ def _dec_MetadataResponse_v7(buf, pos):
             raise bad_length('string', pos, n196, buf)
         obj187.cluster_id = None
     else:
-        obj187.cluster_id = str(buf[pos:end197], 'utf-8')
+        obj187.cluster_id = str(buf[pos:end197], 'utf-8', 'replace')
         pos = end197
     (obj187.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1283,7 +1283,7 @@ def _dec_MetadataResponse_v7(buf, pos):
         end203 = pos + n202
         if n202 < 0 or end203 > limit:
             raise bad_length('string', pos, n202, buf)
-        obj201.name = str(buf[pos:end203], 'utf-8')
+        obj201.name = str(buf[pos:end203], 'utf-8', 'replace')
         pos = end203
         (obj201.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -1382,7 +1382,7 @@ def _dec_MetadataResponse_v8(buf, pos):
         end220 = pos + n219
         if n219 < 0 or end220 > limit:
             raise bad_length('string', pos, n219, buf)
-        obj218.host = str(buf[pos:end220], 'utf-8')
+        obj218.host = str(buf[pos:end220], 'utf-8', 'replace')
         pos = end220
         (obj218.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -1394,7 +1394,7 @@ def _dec_MetadataResponse_v8(buf, pos):
                 raise bad_length('string', pos, n221, buf)
             obj218.rack = None
         else:
-            obj218.rack = str(buf[pos:end222], 'utf-8')
+            obj218.rack = str(buf[pos:end222], 'utf-8', 'replace')
             pos = end222
         obj218.unknown_tagged_fields = []
         items216.append(obj218)
@@ -1407,7 +1407,7 @@ def _dec_MetadataResponse_v8(buf, pos):
             raise bad_length('string', pos, n223, buf)
         obj214.cluster_id = None
     else:
-        obj214.cluster_id = str(buf[pos:end224], 'utf-8')
+        obj214.cluster_id = str(buf[pos:end224], 'utf-8', 'replace')
         pos = end224
     (obj214.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1425,7 +1425,7 @@ def _dec_MetadataResponse_v8(buf, pos):
         end230 = pos + n229
         if n229 < 0 or end230 > limit:
             raise bad_length('string', pos, n229, buf)
-        obj228.name = str(buf[pos:end230], 'utf-8')
+        obj228.name = str(buf[pos:end230], 'utf-8', 'replace')
         pos = end230
         (obj228.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -1566,7 +1566,7 @@ def _dec_MetadataResponse_v9(buf, pos):
         end253 = pos + n252
         if n252 < 0 or end253 > limit:
             raise bad_length('string', pos, n252, buf)
-        obj251.host = str(buf[pos:end253], 'utf-8')
+        obj251.host = str(buf[pos:end253], 'utf-8', 'replace')
         pos = end253
         (obj251.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -1582,7 +1582,7 @@ def _dec_MetadataResponse_v9(buf, pos):
                 raise bad_length('string', pos, n254, buf)
             obj251.rack = None
         else:
-            obj251.rack = str(buf[pos:end255], 'utf-8')
+            obj251.rack = str(buf[pos:end255], 'utf-8', 'replace')
             pos = end255
         if buf[pos] == 0:
             pos += 1
@@ -1603,7 +1603,7 @@ def _dec_MetadataResponse_v9(buf, pos):
             raise bad_length('string', pos, n256, buf)
         obj247.cluster_id = None
     else:
-        obj247.cluster_id = str(buf[pos:end257], 'utf-8')
+        obj247.cluster_id = str(buf[pos:end257], 'utf-8', 'replace')
         pos = end257
     (obj247.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1629,7 +1629,7 @@ def _dec_MetadataResponse_v9(buf, pos):
         end263 = pos + n262
         if n262 < 0 or end263 > limit:
             raise bad_length('string', pos, n262, buf)
-        obj261.name = str(buf[pos:end263], 'utf-8')
+        obj261.name = str(buf[pos:end263], 'utf-8', 'replace')
         pos = end263
         (obj261.is_internal,) = _S2.unpack_from(buf, pos)
         pos += 1
@@ -1798,7 +1798,7 @@ def _dec_MetadataResponse_v10(buf, pos):
         end286 = pos + n285
         if n285 < 0 or end286 > limit:
             raise bad_length('string', pos, n285, buf)
-        obj284.host = str(buf[pos:end286], 'utf-8')
+        obj284.host = str(buf[pos:end286], 'utf-8', 'replace')
         pos = end286
         (obj284.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -1814,7 +1814,7 @@ def _dec_MetadataResponse_v10(buf, pos):
                 raise bad_length('string', pos, n287, buf)
             obj284.rack = None
         else:
-            obj284.rack = str(buf[pos:end288], 'utf-8')
+            obj284.rack = str(buf[pos:end288], 'utf-8', 'replace')
             pos = end288
         if buf[pos] == 0:
             pos += 1
@@ -1835,7 +1835,7 @@ def _dec_MetadataResponse_v10(buf, pos):
             raise bad_length('string', pos, n289, buf)
         obj280.cluster_id = None
     else:
-        obj280.cluster_id = str(buf[pos:end290], 'utf-8')
+        obj280.cluster_id = str(buf[pos:end290], 'utf-8', 'replace')
         pos = end290
     (obj280.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1861,7 +1861,7 @@ def _dec_MetadataResponse_v10(buf, pos):
         end296 = pos + n295
         if n295 < 0 or end296 > limit:
             raise bad_length('string', pos, n295, buf)
-        obj294.name = str(buf[pos:end296], 'utf-8')
+        obj294.name = str(buf[pos:end296], 'utf-8', 'replace')
         pos = end296
         (raw297, obj294.is_internal,) = _S8.unpack_from(buf, pos)
         pos += 17
@@ -2031,7 +2031,7 @@ def _dec_MetadataResponse_v11(buf, pos):
         end320 = pos + n319
         if n319 < 0 or end320 > limit:
             raise bad_length('string', pos, n319, buf)
-        obj318.host = str(buf[pos:end320], 'utf-8')
+        obj318.host = str(buf[pos:end320], 'utf-8', 'replace')
         pos = end320
         (obj318.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -2047,7 +2047,7 @@ def _dec_MetadataResponse_v11(buf, pos):
                 raise bad_length('string', pos, n321, buf)
             obj318.rack = None
         else:
-            obj318.rack = str(buf[pos:end322], 'utf-8')
+            obj318.rack = str(buf[pos:end322], 'utf-8', 'replace')
             pos = end322
         if buf[pos] == 0:
             pos += 1
@@ -2068,7 +2068,7 @@ def _dec_MetadataResponse_v11(buf, pos):
             raise bad_length('string', pos, n323, buf)
         obj314.cluster_id = None
     else:
-        obj314.cluster_id = str(buf[pos:end324], 'utf-8')
+        obj314.cluster_id = str(buf[pos:end324], 'utf-8', 'replace')
         pos = end324
     (obj314.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -2094,7 +2094,7 @@ def _dec_MetadataResponse_v11(buf, pos):
         end330 = pos + n329
         if n329 < 0 or end330 > limit:
             raise bad_length('string', pos, n329, buf)
-        obj328.name = str(buf[pos:end330], 'utf-8')
+        obj328.name = str(buf[pos:end330], 'utf-8', 'replace')
         pos = end330
         (raw331, obj328.is_internal,) = _S8.unpack_from(buf, pos)
         pos += 17
@@ -2263,7 +2263,7 @@ def _dec_MetadataResponse_v12(buf, pos):
         end354 = pos + n353
         if n353 < 0 or end354 > limit:
             raise bad_length('string', pos, n353, buf)
-        obj352.host = str(buf[pos:end354], 'utf-8')
+        obj352.host = str(buf[pos:end354], 'utf-8', 'replace')
         pos = end354
         (obj352.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -2279,7 +2279,7 @@ def _dec_MetadataResponse_v12(buf, pos):
                 raise bad_length('string', pos, n355, buf)
             obj352.rack = None
         else:
-            obj352.rack = str(buf[pos:end356], 'utf-8')
+            obj352.rack = str(buf[pos:end356], 'utf-8', 'replace')
             pos = end356
         if buf[pos] == 0:
             pos += 1
@@ -2300,7 +2300,7 @@ def _dec_MetadataResponse_v12(buf, pos):
             raise bad_length('string', pos, n357, buf)
         obj348.cluster_id = None
     else:
-        obj348.cluster_id = str(buf[pos:end358], 'utf-8')
+        obj348.cluster_id = str(buf[pos:end358], 'utf-8', 'replace')
         pos = end358
     (obj348.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -2329,7 +2329,7 @@ def _dec_MetadataResponse_v12(buf, pos):
                 raise bad_length('string', pos, n363, buf)
             obj362.name = None
         else:
-            obj362.name = str(buf[pos:end364], 'utf-8')
+            obj362.name = str(buf[pos:end364], 'utf-8', 'replace')
             pos = end364
         (raw365, obj362.is_internal,) = _S8.unpack_from(buf, pos)
         pos += 17
@@ -2499,7 +2499,7 @@ def _dec_MetadataResponse_v13(buf, pos):
         end388 = pos + n387
         if n387 < 0 or end388 > limit:
             raise bad_length('string', pos, n387, buf)
-        obj386.host = str(buf[pos:end388], 'utf-8')
+        obj386.host = str(buf[pos:end388], 'utf-8', 'replace')
         pos = end388
         (obj386.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -2515,7 +2515,7 @@ def _dec_MetadataResponse_v13(buf, pos):
                 raise bad_length('string', pos, n389, buf)
             obj386.rack = None
         else:
-            obj386.rack = str(buf[pos:end390], 'utf-8')
+            obj386.rack = str(buf[pos:end390], 'utf-8', 'replace')
             pos = end390
         if buf[pos] == 0:
             pos += 1
@@ -2536,7 +2536,7 @@ def _dec_MetadataResponse_v13(buf, pos):
             raise bad_length('string', pos, n391, buf)
         obj382.cluster_id = None
     else:
-        obj382.cluster_id = str(buf[pos:end392], 'utf-8')
+        obj382.cluster_id = str(buf[pos:end392], 'utf-8', 'replace')
         pos = end392
     (obj382.controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -2565,7 +2565,7 @@ def _dec_MetadataResponse_v13(buf, pos):
                 raise bad_length('string', pos, n397, buf)
             obj396.name = None
         else:
-            obj396.name = str(buf[pos:end398], 'utf-8')
+            obj396.name = str(buf[pos:end398], 'utf-8', 'replace')
             pos = end398
         (raw399, obj396.is_internal,) = _S8.unpack_from(buf, pos)
         pos += 17

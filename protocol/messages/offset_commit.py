@@ -144,7 +144,7 @@ def _dec_OffsetCommitRequest_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj3.group_id = str(buf[pos:end5], 'utf-8')
+    obj3.group_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     (n6,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -158,7 +158,7 @@ def _dec_OffsetCommitRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.name = str(buf[pos:end11], 'utf-8')
+        obj9.name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (n12,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -177,7 +177,7 @@ def _dec_OffsetCommitRequest_v0(buf, pos):
                     raise bad_length('string', pos, n16, buf)
                 obj15.committed_metadata = None
             else:
-                obj15.committed_metadata = str(buf[pos:end17], 'utf-8')
+                obj15.committed_metadata = str(buf[pos:end17], 'utf-8', 'replace')
                 pos = end17
             obj15.committed_leader_epoch = -1
             obj15.commit_timestamp = -1
@@ -227,7 +227,7 @@ def _dec_OffsetCommitRequest_v1(buf, pos):
     end22 = pos + n21
     if n21 < 0 or end22 > limit:
         raise bad_length('string', pos, n21, buf)
-    obj20.group_id = str(buf[pos:end22], 'utf-8')
+    obj20.group_id = str(buf[pos:end22], 'utf-8', 'replace')
     pos = end22
     (obj20.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -236,7 +236,7 @@ def _dec_OffsetCommitRequest_v1(buf, pos):
     end24 = pos + n23
     if n23 < 0 or end24 > limit:
         raise bad_length('string', pos, n23, buf)
-    obj20.member_id = str(buf[pos:end24], 'utf-8')
+    obj20.member_id = str(buf[pos:end24], 'utf-8', 'replace')
     pos = end24
     (n25,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -250,7 +250,7 @@ def _dec_OffsetCommitRequest_v1(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.name = str(buf[pos:end30], 'utf-8')
+        obj28.name = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         (n31,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -269,7 +269,7 @@ def _dec_OffsetCommitRequest_v1(buf, pos):
                     raise bad_length('string', pos, n35, buf)
                 obj34.committed_metadata = None
             else:
-                obj34.committed_metadata = str(buf[pos:end36], 'utf-8')
+                obj34.committed_metadata = str(buf[pos:end36], 'utf-8', 'replace')
                 pos = end36
             obj34.committed_leader_epoch = -1
             obj34.unknown_tagged_fields = []
@@ -319,7 +319,7 @@ def _dec_OffsetCommitRequest_v2(buf, pos):
     end41 = pos + n40
     if n40 < 0 or end41 > limit:
         raise bad_length('string', pos, n40, buf)
-    obj39.group_id = str(buf[pos:end41], 'utf-8')
+    obj39.group_id = str(buf[pos:end41], 'utf-8', 'replace')
     pos = end41
     (obj39.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -328,7 +328,7 @@ def _dec_OffsetCommitRequest_v2(buf, pos):
     end43 = pos + n42
     if n42 < 0 or end43 > limit:
         raise bad_length('string', pos, n42, buf)
-    obj39.member_id = str(buf[pos:end43], 'utf-8')
+    obj39.member_id = str(buf[pos:end43], 'utf-8', 'replace')
     pos = end43
     (obj39.retention_time_ms,) = _S4.unpack_from(buf, pos)
     pos += 8
@@ -344,7 +344,7 @@ def _dec_OffsetCommitRequest_v2(buf, pos):
         end49 = pos + n48
         if n48 < 0 or end49 > limit:
             raise bad_length('string', pos, n48, buf)
-        obj47.name = str(buf[pos:end49], 'utf-8')
+        obj47.name = str(buf[pos:end49], 'utf-8', 'replace')
         pos = end49
         (n50,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -363,7 +363,7 @@ def _dec_OffsetCommitRequest_v2(buf, pos):
                     raise bad_length('string', pos, n54, buf)
                 obj53.committed_metadata = None
             else:
-                obj53.committed_metadata = str(buf[pos:end55], 'utf-8')
+                obj53.committed_metadata = str(buf[pos:end55], 'utf-8', 'replace')
                 pos = end55
             obj53.committed_leader_epoch = -1
             obj53.commit_timestamp = -1
@@ -412,7 +412,7 @@ def _dec_OffsetCommitRequest_v5(buf, pos):
     end60 = pos + n59
     if n59 < 0 or end60 > limit:
         raise bad_length('string', pos, n59, buf)
-    obj58.group_id = str(buf[pos:end60], 'utf-8')
+    obj58.group_id = str(buf[pos:end60], 'utf-8', 'replace')
     pos = end60
     (obj58.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -421,7 +421,7 @@ def _dec_OffsetCommitRequest_v5(buf, pos):
     end62 = pos + n61
     if n61 < 0 or end62 > limit:
         raise bad_length('string', pos, n61, buf)
-    obj58.member_id = str(buf[pos:end62], 'utf-8')
+    obj58.member_id = str(buf[pos:end62], 'utf-8', 'replace')
     pos = end62
     (n63,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -435,7 +435,7 @@ def _dec_OffsetCommitRequest_v5(buf, pos):
         end68 = pos + n67
         if n67 < 0 or end68 > limit:
             raise bad_length('string', pos, n67, buf)
-        obj66.name = str(buf[pos:end68], 'utf-8')
+        obj66.name = str(buf[pos:end68], 'utf-8', 'replace')
         pos = end68
         (n69,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -454,7 +454,7 @@ def _dec_OffsetCommitRequest_v5(buf, pos):
                     raise bad_length('string', pos, n73, buf)
                 obj72.committed_metadata = None
             else:
-                obj72.committed_metadata = str(buf[pos:end74], 'utf-8')
+                obj72.committed_metadata = str(buf[pos:end74], 'utf-8', 'replace')
                 pos = end74
             obj72.committed_leader_epoch = -1
             obj72.commit_timestamp = -1
@@ -504,7 +504,7 @@ def _dec_OffsetCommitRequest_v6(buf, pos):
     end79 = pos + n78
     if n78 < 0 or end79 > limit:
         raise bad_length('string', pos, n78, buf)
-    obj77.group_id = str(buf[pos:end79], 'utf-8')
+    obj77.group_id = str(buf[pos:end79], 'utf-8', 'replace')
     pos = end79
     (obj77.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -513,7 +513,7 @@ def _dec_OffsetCommitRequest_v6(buf, pos):
     end81 = pos + n80
     if n80 < 0 or end81 > limit:
         raise bad_length('string', pos, n80, buf)
-    obj77.member_id = str(buf[pos:end81], 'utf-8')
+    obj77.member_id = str(buf[pos:end81], 'utf-8', 'replace')
     pos = end81
     (n82,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -527,7 +527,7 @@ def _dec_OffsetCommitRequest_v6(buf, pos):
         end87 = pos + n86
         if n86 < 0 or end87 > limit:
             raise bad_length('string', pos, n86, buf)
-        obj85.name = str(buf[pos:end87], 'utf-8')
+        obj85.name = str(buf[pos:end87], 'utf-8', 'replace')
         pos = end87
         (n88,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -546,7 +546,7 @@ def _dec_OffsetCommitRequest_v6(buf, pos):
                     raise bad_length('string', pos, n92, buf)
                 obj91.committed_metadata = None
             else:
-                obj91.committed_metadata = str(buf[pos:end93], 'utf-8')
+                obj91.committed_metadata = str(buf[pos:end93], 'utf-8', 'replace')
                 pos = end93
             obj91.commit_timestamp = -1
             obj91.unknown_tagged_fields = []
@@ -594,7 +594,7 @@ def _dec_OffsetCommitRequest_v7(buf, pos):
     end98 = pos + n97
     if n97 < 0 or end98 > limit:
         raise bad_length('string', pos, n97, buf)
-    obj96.group_id = str(buf[pos:end98], 'utf-8')
+    obj96.group_id = str(buf[pos:end98], 'utf-8', 'replace')
     pos = end98
     (obj96.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -603,7 +603,7 @@ def _dec_OffsetCommitRequest_v7(buf, pos):
     end100 = pos + n99
     if n99 < 0 or end100 > limit:
         raise bad_length('string', pos, n99, buf)
-    obj96.member_id = str(buf[pos:end100], 'utf-8')
+    obj96.member_id = str(buf[pos:end100], 'utf-8', 'replace')
     pos = end100
     (n101,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -613,7 +613,7 @@ def _dec_OffsetCommitRequest_v7(buf, pos):
             raise bad_length('string', pos, n101, buf)
         obj96.group_instance_id = None
     else:
-        obj96.group_instance_id = str(buf[pos:end102], 'utf-8')
+        obj96.group_instance_id = str(buf[pos:end102], 'utf-8', 'replace')
         pos = end102
     (n103,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -627,7 +627,7 @@ def _dec_OffsetCommitRequest_v7(buf, pos):
         end108 = pos + n107
         if n107 < 0 or end108 > limit:
             raise bad_length('string', pos, n107, buf)
-        obj106.name = str(buf[pos:end108], 'utf-8')
+        obj106.name = str(buf[pos:end108], 'utf-8', 'replace')
         pos = end108
         (n109,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -646,7 +646,7 @@ def _dec_OffsetCommitRequest_v7(buf, pos):
                     raise bad_length('string', pos, n113, buf)
                 obj112.committed_metadata = None
             else:
-                obj112.committed_metadata = str(buf[pos:end114], 'utf-8')
+                obj112.committed_metadata = str(buf[pos:end114], 'utf-8', 'replace')
                 pos = end114
             obj112.commit_timestamp = -1
             obj112.unknown_tagged_fields = []
@@ -711,7 +711,7 @@ def _dec_OffsetCommitRequest_v8(buf, pos):
     end121 = pos + n120
     if n120 < 0 or end121 > limit:
         raise bad_length('string', pos, n120, buf)
-    obj119.group_id = str(buf[pos:end121], 'utf-8')
+    obj119.group_id = str(buf[pos:end121], 'utf-8', 'replace')
     pos = end121
     (obj119.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -724,7 +724,7 @@ def _dec_OffsetCommitRequest_v8(buf, pos):
     end123 = pos + n122
     if n122 < 0 or end123 > limit:
         raise bad_length('string', pos, n122, buf)
-    obj119.member_id = str(buf[pos:end123], 'utf-8')
+    obj119.member_id = str(buf[pos:end123], 'utf-8', 'replace')
     pos = end123
     n124 = buf[pos]
     if n124 > 127:
@@ -738,7 +738,7 @@ def _dec_OffsetCommitRequest_v8(buf, pos):
             raise bad_length('string', pos, n124, buf)
         obj119.group_instance_id = None
     else:
-        obj119.group_instance_id = str(buf[pos:end125], 'utf-8')
+        obj119.group_instance_id = str(buf[pos:end125], 'utf-8', 'replace')
         pos = end125
     n126 = buf[pos]
     if n126 > 127:
@@ -760,7 +760,7 @@ def _dec_OffsetCommitRequest_v8(buf, pos):
         end131 = pos + n130
         if n130 < 0 or end131 > limit:
             raise bad_length('string', pos, n130, buf)
-        obj129.name = str(buf[pos:end131], 'utf-8')
+        obj129.name = str(buf[pos:end131], 'utf-8', 'replace')
         pos = end131
         n132 = buf[pos]
         if n132 > 127:
@@ -787,7 +787,7 @@ def _dec_OffsetCommitRequest_v8(buf, pos):
                     raise bad_length('string', pos, n136, buf)
                 obj135.committed_metadata = None
             else:
-                obj135.committed_metadata = str(buf[pos:end137], 'utf-8')
+                obj135.committed_metadata = str(buf[pos:end137], 'utf-8', 'replace')
                 pos = end137
             obj135.commit_timestamp = -1
             if buf[pos] == 0:
@@ -864,7 +864,7 @@ def _dec_OffsetCommitRequest_v10(buf, pos):
     end144 = pos + n143
     if n143 < 0 or end144 > limit:
         raise bad_length('string', pos, n143, buf)
-    obj142.group_id = str(buf[pos:end144], 'utf-8')
+    obj142.group_id = str(buf[pos:end144], 'utf-8', 'replace')
     pos = end144
     (obj142.generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
     pos += 4
@@ -877,7 +877,7 @@ def _dec_OffsetCommitRequest_v10(buf, pos):
     end146 = pos + n145
     if n145 < 0 or end146 > limit:
         raise bad_length('string', pos, n145, buf)
-    obj142.member_id = str(buf[pos:end146], 'utf-8')
+    obj142.member_id = str(buf[pos:end146], 'utf-8', 'replace')
     pos = end146
     n147 = buf[pos]
     if n147 > 127:
@@ -891,7 +891,7 @@ def _dec_OffsetCommitRequest_v10(buf, pos):
             raise bad_length('string', pos, n147, buf)
         obj142.group_instance_id = None
     else:
-        obj142.group_instance_id = str(buf[pos:end148], 'utf-8')
+        obj142.group_instance_id = str(buf[pos:end148], 'utf-8', 'replace')
         pos = end148
     n149 = buf[pos]
     if n149 > 127:
@@ -932,7 +932,7 @@ def _dec_OffsetCommitRequest_v10(buf, pos):
                     raise bad_length('string', pos, n158, buf)
                 obj157.committed_metadata = None
             else:
-                obj157.committed_metadata = str(buf[pos:end159], 'utf-8')
+                obj157.committed_metadata = str(buf[pos:end159], 'utf-8', 'replace')
                 pos = end159
             obj157.commit_timestamp = -1
             if buf[pos] == 0:
@@ -991,7 +991,7 @@ def _dec_OffsetCommitResponse_v0(buf, pos):
         end168 = pos + n167
         if n167 < 0 or end168 > limit:
             raise bad_length('string', pos, n167, buf)
-        obj166.name = str(buf[pos:end168], 'utf-8')
+        obj166.name = str(buf[pos:end168], 'utf-8', 'replace')
         pos = end168
         (n169,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -1049,7 +1049,7 @@ def _dec_OffsetCommitResponse_v3(buf, pos):
         end181 = pos + n180
         if n180 < 0 or end181 > limit:
             raise bad_length('string', pos, n180, buf)
-        obj179.name = str(buf[pos:end181], 'utf-8')
+        obj179.name = str(buf[pos:end181], 'utf-8', 'replace')
         pos = end181
         (n182,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -1128,7 +1128,7 @@ def _dec_OffsetCommitResponse_v8(buf, pos):
         end196 = pos + n195
         if n195 < 0 or end196 > limit:
             raise bad_length('string', pos, n195, buf)
-        obj194.name = str(buf[pos:end196], 'utf-8')
+        obj194.name = str(buf[pos:end196], 'utf-8', 'replace')
         pos = end196
         n197 = buf[pos]
         if n197 > 127:

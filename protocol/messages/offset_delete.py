@@ -126,7 +126,7 @@ def _dec_OffsetDeleteRequest_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj3.group_id = str(buf[pos:end5], 'utf-8')
+    obj3.group_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     (n6,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -140,7 +140,7 @@ def _dec_OffsetDeleteRequest_v0(buf, pos):
         end11 = pos + n10
         if n10 < 0 or end11 > limit:
             raise bad_length('string', pos, n10, buf)
-        obj9.name = str(buf[pos:end11], 'utf-8')
+        obj9.name = str(buf[pos:end11], 'utf-8', 'replace')
         pos = end11
         (n12,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -196,7 +196,7 @@ def _dec_OffsetDeleteResponse_v0(buf, pos):
         end24 = pos + n23
         if n23 < 0 or end24 > limit:
             raise bad_length('string', pos, n23, buf)
-        obj22.name = str(buf[pos:end24], 'utf-8')
+        obj22.name = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
         (n25,) = _S0.unpack_from(buf, pos)
         pos += 4

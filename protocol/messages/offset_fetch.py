@@ -188,7 +188,7 @@ def _dec_OffsetFetchRequest_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    obj2.group_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (n5,) = _S1.unpack_from(buf, pos)
     pos += 4
@@ -202,7 +202,7 @@ def _dec_OffsetFetchRequest_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        obj8.name = str(buf[pos:end10], 'utf-8')
+        obj8.name = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         (n11,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -246,7 +246,7 @@ def _dec_OffsetFetchRequest_v2(buf, pos):
     end15 = pos + n14
     if n14 < 0 or end15 > limit:
         raise bad_length('string', pos, n14, buf)
-    obj13.group_id = str(buf[pos:end15], 'utf-8')
+    obj13.group_id = str(buf[pos:end15], 'utf-8', 'replace')
     pos = end15
     (n16,) = _S1.unpack_from(buf, pos)
     pos += 4
@@ -263,7 +263,7 @@ def _dec_OffsetFetchRequest_v2(buf, pos):
             end21 = pos + n20
             if n20 < 0 or end21 > limit:
                 raise bad_length('string', pos, n20, buf)
-            obj19.name = str(buf[pos:end21], 'utf-8')
+            obj19.name = str(buf[pos:end21], 'utf-8', 'replace')
             pos = end21
             (n22,) = _S1.unpack_from(buf, pos)
             pos += 4
@@ -319,7 +319,7 @@ def _dec_OffsetFetchRequest_v6(buf, pos):
     end27 = pos + n26
     if n26 < 0 or end27 > limit:
         raise bad_length('string', pos, n26, buf)
-    obj25.group_id = str(buf[pos:end27], 'utf-8')
+    obj25.group_id = str(buf[pos:end27], 'utf-8', 'replace')
     pos = end27
     n28 = buf[pos]
     if n28 > 127:
@@ -344,7 +344,7 @@ def _dec_OffsetFetchRequest_v6(buf, pos):
             end33 = pos + n32
             if n32 < 0 or end33 > limit:
                 raise bad_length('string', pos, n32, buf)
-            obj31.name = str(buf[pos:end33], 'utf-8')
+            obj31.name = str(buf[pos:end33], 'utf-8', 'replace')
             pos = end33
             n34 = buf[pos]
             if n34 > 127:
@@ -411,7 +411,7 @@ def _dec_OffsetFetchRequest_v7(buf, pos):
     end39 = pos + n38
     if n38 < 0 or end39 > limit:
         raise bad_length('string', pos, n38, buf)
-    obj37.group_id = str(buf[pos:end39], 'utf-8')
+    obj37.group_id = str(buf[pos:end39], 'utf-8', 'replace')
     pos = end39
     n40 = buf[pos]
     if n40 > 127:
@@ -436,7 +436,7 @@ def _dec_OffsetFetchRequest_v7(buf, pos):
             end45 = pos + n44
             if n44 < 0 or end45 > limit:
                 raise bad_length('string', pos, n44, buf)
-            obj43.name = str(buf[pos:end45], 'utf-8')
+            obj43.name = str(buf[pos:end45], 'utf-8', 'replace')
             pos = end45
             n46 = buf[pos]
             if n46 > 127:
@@ -527,7 +527,7 @@ def _dec_OffsetFetchRequest_v8(buf, pos):
         end57 = pos + n56
         if n56 < 0 or end57 > limit:
             raise bad_length('string', pos, n56, buf)
-        obj55.group_id = str(buf[pos:end57], 'utf-8')
+        obj55.group_id = str(buf[pos:end57], 'utf-8', 'replace')
         pos = end57
         n58 = buf[pos]
         if n58 > 127:
@@ -552,7 +552,7 @@ def _dec_OffsetFetchRequest_v8(buf, pos):
                 end63 = pos + n62
                 if n62 < 0 or end63 > limit:
                     raise bad_length('string', pos, n62, buf)
-                obj61.name = str(buf[pos:end63], 'utf-8')
+                obj61.name = str(buf[pos:end63], 'utf-8', 'replace')
                 pos = end63
                 n64 = buf[pos]
                 if n64 > 127:
@@ -656,7 +656,7 @@ def _dec_OffsetFetchRequest_v9(buf, pos):
         end75 = pos + n74
         if n74 < 0 or end75 > limit:
             raise bad_length('string', pos, n74, buf)
-        obj73.group_id = str(buf[pos:end75], 'utf-8')
+        obj73.group_id = str(buf[pos:end75], 'utf-8', 'replace')
         pos = end75
         n76 = buf[pos]
         if n76 > 127:
@@ -670,7 +670,7 @@ def _dec_OffsetFetchRequest_v9(buf, pos):
                 raise bad_length('string', pos, n76, buf)
             obj73.member_id = None
         else:
-            obj73.member_id = str(buf[pos:end77], 'utf-8')
+            obj73.member_id = str(buf[pos:end77], 'utf-8', 'replace')
             pos = end77
         (obj73.member_epoch,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -697,7 +697,7 @@ def _dec_OffsetFetchRequest_v9(buf, pos):
                 end83 = pos + n82
                 if n82 < 0 or end83 > limit:
                     raise bad_length('string', pos, n82, buf)
-                obj81.name = str(buf[pos:end83], 'utf-8')
+                obj81.name = str(buf[pos:end83], 'utf-8', 'replace')
                 pos = end83
                 n84 = buf[pos]
                 if n84 > 127:
@@ -799,7 +799,7 @@ def _dec_OffsetFetchRequest_v10(buf, pos):
         end95 = pos + n94
         if n94 < 0 or end95 > limit:
             raise bad_length('string', pos, n94, buf)
-        obj93.group_id = str(buf[pos:end95], 'utf-8')
+        obj93.group_id = str(buf[pos:end95], 'utf-8', 'replace')
         pos = end95
         n96 = buf[pos]
         if n96 > 127:
@@ -813,7 +813,7 @@ def _dec_OffsetFetchRequest_v10(buf, pos):
                 raise bad_length('string', pos, n96, buf)
             obj93.member_id = None
         else:
-            obj93.member_id = str(buf[pos:end97], 'utf-8')
+            obj93.member_id = str(buf[pos:end97], 'utf-8', 'replace')
             pos = end97
         (obj93.member_epoch,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -906,7 +906,7 @@ def _dec_OffsetFetchResponse_v0(buf, pos):
         end112 = pos + n111
         if n111 < 0 or end112 > limit:
             raise bad_length('string', pos, n111, buf)
-        obj110.name = str(buf[pos:end112], 'utf-8')
+        obj110.name = str(buf[pos:end112], 'utf-8', 'replace')
         pos = end112
         (n113,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -925,7 +925,7 @@ def _dec_OffsetFetchResponse_v0(buf, pos):
                     raise bad_length('string', pos, n117, buf)
                 obj116.metadata = None
             else:
-                obj116.metadata = str(buf[pos:end118], 'utf-8')
+                obj116.metadata = str(buf[pos:end118], 'utf-8', 'replace')
                 pos = end118
             (obj116.error_code,) = _S0.unpack_from(buf, pos)
             pos += 2
@@ -980,7 +980,7 @@ def _dec_OffsetFetchResponse_v2(buf, pos):
         end127 = pos + n126
         if n126 < 0 or end127 > limit:
             raise bad_length('string', pos, n126, buf)
-        obj125.name = str(buf[pos:end127], 'utf-8')
+        obj125.name = str(buf[pos:end127], 'utf-8', 'replace')
         pos = end127
         (n128,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -999,7 +999,7 @@ def _dec_OffsetFetchResponse_v2(buf, pos):
                     raise bad_length('string', pos, n132, buf)
                 obj131.metadata = None
             else:
-                obj131.metadata = str(buf[pos:end133], 'utf-8')
+                obj131.metadata = str(buf[pos:end133], 'utf-8', 'replace')
                 pos = end133
             (obj131.error_code,) = _S0.unpack_from(buf, pos)
             pos += 2
@@ -1058,7 +1058,7 @@ def _dec_OffsetFetchResponse_v3(buf, pos):
         end142 = pos + n141
         if n141 < 0 or end142 > limit:
             raise bad_length('string', pos, n141, buf)
-        obj140.name = str(buf[pos:end142], 'utf-8')
+        obj140.name = str(buf[pos:end142], 'utf-8', 'replace')
         pos = end142
         (n143,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -1077,7 +1077,7 @@ def _dec_OffsetFetchResponse_v3(buf, pos):
                     raise bad_length('string', pos, n147, buf)
                 obj146.metadata = None
             else:
-                obj146.metadata = str(buf[pos:end148], 'utf-8')
+                obj146.metadata = str(buf[pos:end148], 'utf-8', 'replace')
                 pos = end148
             (obj146.error_code,) = _S0.unpack_from(buf, pos)
             pos += 2
@@ -1135,7 +1135,7 @@ def _dec_OffsetFetchResponse_v5(buf, pos):
         end157 = pos + n156
         if n156 < 0 or end157 > limit:
             raise bad_length('string', pos, n156, buf)
-        obj155.name = str(buf[pos:end157], 'utf-8')
+        obj155.name = str(buf[pos:end157], 'utf-8', 'replace')
         pos = end157
         (n158,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -1154,7 +1154,7 @@ def _dec_OffsetFetchResponse_v5(buf, pos):
                     raise bad_length('string', pos, n162, buf)
                 obj161.metadata = None
             else:
-                obj161.metadata = str(buf[pos:end163], 'utf-8')
+                obj161.metadata = str(buf[pos:end163], 'utf-8', 'replace')
                 pos = end163
             (obj161.error_code,) = _S0.unpack_from(buf, pos)
             pos += 2
@@ -1233,7 +1233,7 @@ def _dec_OffsetFetchResponse_v6(buf, pos):
         end174 = pos + n173
         if n173 < 0 or end174 > limit:
             raise bad_length('string', pos, n173, buf)
-        obj172.name = str(buf[pos:end174], 'utf-8')
+        obj172.name = str(buf[pos:end174], 'utf-8', 'replace')
         pos = end174
         n175 = buf[pos]
         if n175 > 127:
@@ -1260,7 +1260,7 @@ def _dec_OffsetFetchResponse_v6(buf, pos):
                     raise bad_length('string', pos, n179, buf)
                 obj178.metadata = None
             else:
-                obj178.metadata = str(buf[pos:end180], 'utf-8')
+                obj178.metadata = str(buf[pos:end180], 'utf-8', 'replace')
                 pos = end180
             (obj178.error_code,) = _S0.unpack_from(buf, pos)
             pos += 2
@@ -1362,7 +1362,7 @@ def _dec_OffsetFetchResponse_v8(buf, pos):
         end193 = pos + n192
         if n192 < 0 or end193 > limit:
             raise bad_length('string', pos, n192, buf)
-        obj191.group_id = str(buf[pos:end193], 'utf-8')
+        obj191.group_id = str(buf[pos:end193], 'utf-8', 'replace')
         pos = end193
         n194 = buf[pos]
         if n194 > 127:
@@ -1384,7 +1384,7 @@ def _dec_OffsetFetchResponse_v8(buf, pos):
             end199 = pos + n198
             if n198 < 0 or end199 > limit:
                 raise bad_length('string', pos, n198, buf)
-            obj197.name = str(buf[pos:end199], 'utf-8')
+            obj197.name = str(buf[pos:end199], 'utf-8', 'replace')
             pos = end199
             n200 = buf[pos]
             if n200 > 127:
@@ -1411,7 +1411,7 @@ def _dec_OffsetFetchResponse_v8(buf, pos):
                         raise bad_length('string', pos, n204, buf)
                     obj203.metadata = None
                 else:
-                    obj203.metadata = str(buf[pos:end205], 'utf-8')
+                    obj203.metadata = str(buf[pos:end205], 'utf-8', 'replace')
                     pos = end205
                 (obj203.error_code,) = _S0.unpack_from(buf, pos)
                 pos += 2
@@ -1522,7 +1522,7 @@ def _dec_OffsetFetchResponse_v10(buf, pos):
         end218 = pos + n217
         if n217 < 0 or end218 > limit:
             raise bad_length('string', pos, n217, buf)
-        obj216.group_id = str(buf[pos:end218], 'utf-8')
+        obj216.group_id = str(buf[pos:end218], 'utf-8', 'replace')
         pos = end218
         n219 = buf[pos]
         if n219 > 127:
@@ -1563,7 +1563,7 @@ def _dec_OffsetFetchResponse_v10(buf, pos):
                         raise bad_length('string', pos, n228, buf)
                     obj227.metadata = None
                 else:
-                    obj227.metadata = str(buf[pos:end229], 'utf-8')
+                    obj227.metadata = str(buf[pos:end229], 'utf-8', 'replace')
                     pos = end229
                 (obj227.error_code,) = _S0.unpack_from(buf, pos)
                 pos += 2

@@ -137,7 +137,7 @@ def _dec_OffsetForLeaderEpochRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.topic = str(buf[pos:end9], 'utf-8')
+        obj7.topic = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -192,7 +192,7 @@ def _dec_OffsetForLeaderEpochRequest_v2(buf, pos):
         end22 = pos + n21
         if n21 < 0 or end22 > limit:
             raise bad_length('string', pos, n21, buf)
-        obj20.topic = str(buf[pos:end22], 'utf-8')
+        obj20.topic = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
         (n23,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -249,7 +249,7 @@ def _dec_OffsetForLeaderEpochRequest_v3(buf, pos):
         end35 = pos + n34
         if n34 < 0 or end35 > limit:
             raise bad_length('string', pos, n34, buf)
-        obj33.topic = str(buf[pos:end35], 'utf-8')
+        obj33.topic = str(buf[pos:end35], 'utf-8', 'replace')
         pos = end35
         (n36,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -327,7 +327,7 @@ def _dec_OffsetForLeaderEpochRequest_v4(buf, pos):
         end50 = pos + n49
         if n49 < 0 or end50 > limit:
             raise bad_length('string', pos, n49, buf)
-        obj48.topic = str(buf[pos:end50], 'utf-8')
+        obj48.topic = str(buf[pos:end50], 'utf-8', 'replace')
         pos = end50
         n51 = buf[pos]
         if n51 > 127:
@@ -396,7 +396,7 @@ def _dec_OffsetForLeaderEpochResponse_v0(buf, pos):
         end63 = pos + n62
         if n62 < 0 or end63 > limit:
             raise bad_length('string', pos, n62, buf)
-        obj61.topic = str(buf[pos:end63], 'utf-8')
+        obj61.topic = str(buf[pos:end63], 'utf-8', 'replace')
         pos = end63
         (n64,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -451,7 +451,7 @@ def _dec_OffsetForLeaderEpochResponse_v1(buf, pos):
         end76 = pos + n75
         if n75 < 0 or end76 > limit:
             raise bad_length('string', pos, n75, buf)
-        obj74.topic = str(buf[pos:end76], 'utf-8')
+        obj74.topic = str(buf[pos:end76], 'utf-8', 'replace')
         pos = end76
         (n77,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -508,7 +508,7 @@ def _dec_OffsetForLeaderEpochResponse_v2(buf, pos):
         end89 = pos + n88
         if n88 < 0 or end89 > limit:
             raise bad_length('string', pos, n88, buf)
-        obj87.topic = str(buf[pos:end89], 'utf-8')
+        obj87.topic = str(buf[pos:end89], 'utf-8', 'replace')
         pos = end89
         (n90,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -586,7 +586,7 @@ def _dec_OffsetForLeaderEpochResponse_v4(buf, pos):
         end104 = pos + n103
         if n103 < 0 or end104 > limit:
             raise bad_length('string', pos, n103, buf)
-        obj102.topic = str(buf[pos:end104], 'utf-8')
+        obj102.topic = str(buf[pos:end104], 'utf-8', 'replace')
         pos = end104
         n105 = buf[pos]
         if n105 > 127:

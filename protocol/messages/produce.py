@@ -189,7 +189,7 @@ def _dec_ProduceRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.name = str(buf[pos:end9], 'utf-8')
+        obj7.name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (n10,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -254,7 +254,7 @@ def _dec_ProduceRequest_v3(buf, pos):
             raise bad_length('string', pos, n19, buf)
         obj18.transactional_id = None
     else:
-        obj18.transactional_id = str(buf[pos:end20], 'utf-8')
+        obj18.transactional_id = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
     (obj18.acks, obj18.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
@@ -270,7 +270,7 @@ def _dec_ProduceRequest_v3(buf, pos):
         end26 = pos + n25
         if n25 < 0 or end26 > limit:
             raise bad_length('string', pos, n25, buf)
-        obj24.name = str(buf[pos:end26], 'utf-8')
+        obj24.name = str(buf[pos:end26], 'utf-8', 'replace')
         pos = end26
         (n27,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -352,7 +352,7 @@ def _dec_ProduceRequest_v9(buf, pos):
             raise bad_length('string', pos, n38, buf)
         obj37.transactional_id = None
     else:
-        obj37.transactional_id = str(buf[pos:end39], 'utf-8')
+        obj37.transactional_id = str(buf[pos:end39], 'utf-8', 'replace')
         pos = end39
     (obj37.acks, obj37.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
@@ -376,7 +376,7 @@ def _dec_ProduceRequest_v9(buf, pos):
         end45 = pos + n44
         if n44 < 0 or end45 > limit:
             raise bad_length('string', pos, n44, buf)
-        obj43.name = str(buf[pos:end45], 'utf-8')
+        obj43.name = str(buf[pos:end45], 'utf-8', 'replace')
         pos = end45
         n46 = buf[pos]
         if n46 > 127:
@@ -478,7 +478,7 @@ def _dec_ProduceRequest_v13(buf, pos):
             raise bad_length('string', pos, n57, buf)
         obj56.transactional_id = None
     else:
-        obj56.transactional_id = str(buf[pos:end58], 'utf-8')
+        obj56.transactional_id = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
     (obj56.acks, obj56.timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 6
@@ -582,7 +582,7 @@ def _dec_ProduceResponse_v0(buf, pos):
         end78 = pos + n77
         if n77 < 0 or end78 > limit:
             raise bad_length('string', pos, n77, buf)
-        obj76.name = str(buf[pos:end78], 'utf-8')
+        obj76.name = str(buf[pos:end78], 'utf-8', 'replace')
         pos = end78
         (n79,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -648,7 +648,7 @@ def _dec_ProduceResponse_v1(buf, pos):
         end91 = pos + n90
         if n90 < 0 or end91 > limit:
             raise bad_length('string', pos, n90, buf)
-        obj89.name = str(buf[pos:end91], 'utf-8')
+        obj89.name = str(buf[pos:end91], 'utf-8', 'replace')
         pos = end91
         (n92,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -715,7 +715,7 @@ def _dec_ProduceResponse_v2(buf, pos):
         end104 = pos + n103
         if n103 < 0 or end104 > limit:
             raise bad_length('string', pos, n103, buf)
-        obj102.name = str(buf[pos:end104], 'utf-8')
+        obj102.name = str(buf[pos:end104], 'utf-8', 'replace')
         pos = end104
         (n105,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -781,7 +781,7 @@ def _dec_ProduceResponse_v5(buf, pos):
         end117 = pos + n116
         if n116 < 0 or end117 > limit:
             raise bad_length('string', pos, n116, buf)
-        obj115.name = str(buf[pos:end117], 'utf-8')
+        obj115.name = str(buf[pos:end117], 'utf-8', 'replace')
         pos = end117
         (n118,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -853,7 +853,7 @@ def _dec_ProduceResponse_v8(buf, pos):
         end131 = pos + n130
         if n130 < 0 or end131 > limit:
             raise bad_length('string', pos, n130, buf)
-        obj129.name = str(buf[pos:end131], 'utf-8')
+        obj129.name = str(buf[pos:end131], 'utf-8', 'replace')
         pos = end131
         (n132,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -881,7 +881,7 @@ def _dec_ProduceResponse_v8(buf, pos):
                         raise bad_length('string', pos, n140, buf)
                     obj139.batch_index_error_message = None
                 else:
-                    obj139.batch_index_error_message = str(buf[pos:end141], 'utf-8')
+                    obj139.batch_index_error_message = str(buf[pos:end141], 'utf-8', 'replace')
                     pos = end141
                 obj139.unknown_tagged_fields = []
                 items137.append(obj139)
@@ -894,7 +894,7 @@ def _dec_ProduceResponse_v8(buf, pos):
                     raise bad_length('string', pos, n142, buf)
                 obj135.error_message = None
             else:
-                obj135.error_message = str(buf[pos:end143], 'utf-8')
+                obj135.error_message = str(buf[pos:end143], 'utf-8', 'replace')
                 pos = end143
             obj135.current_leader = LeaderIdAndEpoch()
             obj135.unknown_tagged_fields = []
@@ -983,7 +983,7 @@ def _dec_ProduceResponse_v9(buf, pos):
         end156 = pos + n155
         if n155 < 0 or end156 > limit:
             raise bad_length('string', pos, n155, buf)
-        obj154.name = str(buf[pos:end156], 'utf-8')
+        obj154.name = str(buf[pos:end156], 'utf-8', 'replace')
         pos = end156
         n157 = buf[pos]
         if n157 > 127:
@@ -1023,7 +1023,7 @@ def _dec_ProduceResponse_v9(buf, pos):
                         raise bad_length('string', pos, n165, buf)
                     obj164.batch_index_error_message = None
                 else:
-                    obj164.batch_index_error_message = str(buf[pos:end166], 'utf-8')
+                    obj164.batch_index_error_message = str(buf[pos:end166], 'utf-8', 'replace')
                     pos = end166
                 if buf[pos] == 0:
                     pos += 1
@@ -1044,7 +1044,7 @@ def _dec_ProduceResponse_v9(buf, pos):
                     raise bad_length('string', pos, n167, buf)
                 obj160.error_message = None
             else:
-                obj160.error_message = str(buf[pos:end168], 'utf-8')
+                obj160.error_message = str(buf[pos:end168], 'utf-8', 'replace')
                 pos = end168
             obj160.current_leader = LeaderIdAndEpoch()
             if buf[pos] == 0:
@@ -1169,7 +1169,7 @@ def _dec_ProduceResponse_v10(buf, pos):
         end188 = pos + n187
         if n187 < 0 or end188 > limit:
             raise bad_length('string', pos, n187, buf)
-        obj186.name = str(buf[pos:end188], 'utf-8')
+        obj186.name = str(buf[pos:end188], 'utf-8', 'replace')
         pos = end188
         n189 = buf[pos]
         if n189 > 127:
@@ -1209,7 +1209,7 @@ def _dec_ProduceResponse_v10(buf, pos):
                         raise bad_length('string', pos, n197, buf)
                     obj196.batch_index_error_message = None
                 else:
-                    obj196.batch_index_error_message = str(buf[pos:end198], 'utf-8')
+                    obj196.batch_index_error_message = str(buf[pos:end198], 'utf-8', 'replace')
                     pos = end198
                 if buf[pos] == 0:
                     pos += 1
@@ -1230,7 +1230,7 @@ def _dec_ProduceResponse_v10(buf, pos):
                     raise bad_length('string', pos, n199, buf)
                 obj192.error_message = None
             else:
-                obj192.error_message = str(buf[pos:end200], 'utf-8')
+                obj192.error_message = str(buf[pos:end200], 'utf-8', 'replace')
                 pos = end200
             obj192.current_leader = LeaderIdAndEpoch()
             if buf[pos] == 0:
@@ -1303,7 +1303,7 @@ def _dec_ProduceResponse_v10(buf, pos):
                     end217 = pos + n216
                     if n216 < 0 or end217 > limit:
                         raise bad_length('string', pos, n216, buf)
-                    obj215.host = str(buf[pos:end217], 'utf-8')
+                    obj215.host = str(buf[pos:end217], 'utf-8', 'replace')
                     pos = end217
                     (obj215.port,) = _S1.unpack_from(buf, pos)
                     pos += 4
@@ -1319,7 +1319,7 @@ def _dec_ProduceResponse_v10(buf, pos):
                             raise bad_length('string', pos, n218, buf)
                         obj215.rack = None
                     else:
-                        obj215.rack = str(buf[pos:end219], 'utf-8')
+                        obj215.rack = str(buf[pos:end219], 'utf-8', 'replace')
                         pos = end219
                     if buf[pos] == 0:
                         pos += 1
@@ -1465,7 +1465,7 @@ def _dec_ProduceResponse_v13(buf, pos):
                         raise bad_length('string', pos, n247, buf)
                     obj246.batch_index_error_message = None
                 else:
-                    obj246.batch_index_error_message = str(buf[pos:end248], 'utf-8')
+                    obj246.batch_index_error_message = str(buf[pos:end248], 'utf-8', 'replace')
                     pos = end248
                 if buf[pos] == 0:
                     pos += 1
@@ -1486,7 +1486,7 @@ def _dec_ProduceResponse_v13(buf, pos):
                     raise bad_length('string', pos, n249, buf)
                 obj242.error_message = None
             else:
-                obj242.error_message = str(buf[pos:end250], 'utf-8')
+                obj242.error_message = str(buf[pos:end250], 'utf-8', 'replace')
                 pos = end250
             obj242.current_leader = LeaderIdAndEpoch()
             if buf[pos] == 0:
@@ -1559,7 +1559,7 @@ def _dec_ProduceResponse_v13(buf, pos):
                     end267 = pos + n266
                     if n266 < 0 or end267 > limit:
                         raise bad_length('string', pos, n266, buf)
-                    obj265.host = str(buf[pos:end267], 'utf-8')
+                    obj265.host = str(buf[pos:end267], 'utf-8', 'replace')
                     pos = end267
                     (obj265.port,) = _S1.unpack_from(buf, pos)
                     pos += 4
@@ -1575,7 +1575,7 @@ def _dec_ProduceResponse_v13(buf, pos):
                             raise bad_length('string', pos, n268, buf)
                         obj265.rack = None
                     else:
-                        obj265.rack = str(buf[pos:end269], 'utf-8')
+                        obj265.rack = str(buf[pos:end269], 'utf-8', 'replace')
                         pos = end269
                     if buf[pos] == 0:
                         pos += 1

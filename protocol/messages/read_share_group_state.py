@@ -161,7 +161,7 @@ def _dec_ReadShareGroupStateRequest_v0(buf, pos):
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj5.group_id = str(buf[pos:end7], 'utf-8')
+    obj5.group_id = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     n8 = buf[pos]
     if n8 > 127:
@@ -298,7 +298,7 @@ def _dec_ReadShareGroupStateResponse_v0(buf, pos):
                     raise bad_length('string', pos, n33, buf)
                 obj32.error_message = None
             else:
-                obj32.error_message = str(buf[pos:end34], 'utf-8')
+                obj32.error_message = str(buf[pos:end34], 'utf-8', 'replace')
                 pos = end34
             (obj32.state_epoch, obj32.start_offset,) = _S3.unpack_from(buf, pos)
             pos += 12

@@ -82,7 +82,7 @@ def _dec_RemoveRaftVoterRequest_v0(buf, pos):
             raise bad_length('string', pos, n2, buf)
         obj1.cluster_id = None
     else:
-        obj1.cluster_id = str(buf[pos:end3], 'utf-8')
+        obj1.cluster_id = str(buf[pos:end3], 'utf-8', 'replace')
         pos = end3
     (obj1.voter_id, raw4,) = _S0.unpack_from(buf, pos)
     pos += 20
@@ -123,7 +123,7 @@ def _dec_RemoveRaftVoterResponse_v0(buf, pos):
             raise bad_length('string', pos, n6, buf)
         obj5.error_message = None
     else:
-        obj5.error_message = str(buf[pos:end7], 'utf-8')
+        obj5.error_message = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
     if buf[pos] == 0:
         pos += 1

@@ -133,7 +133,7 @@ def _dec_SaslAuthenticateResponse_v0(buf, pos):
             raise bad_length('string', pos, n8, buf)
         obj7.error_message = None
     else:
-        obj7.error_message = str(buf[pos:end9], 'utf-8')
+        obj7.error_message = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
     (n10,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -171,7 +171,7 @@ def _dec_SaslAuthenticateResponse_v1(buf, pos):
             raise bad_length('string', pos, n13, buf)
         obj12.error_message = None
     else:
-        obj12.error_message = str(buf[pos:end14], 'utf-8')
+        obj12.error_message = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
     (n15,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -216,7 +216,7 @@ def _dec_SaslAuthenticateResponse_v2(buf, pos):
             raise bad_length('string', pos, n18, buf)
         obj17.error_message = None
     else:
-        obj17.error_message = str(buf[pos:end19], 'utf-8')
+        obj17.error_message = str(buf[pos:end19], 'utf-8', 'replace')
         pos = end19
     n20 = buf[pos]
     if n20 > 127:

@@ -69,7 +69,7 @@ def _dec_SaslHandshakeRequest_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.mechanism = str(buf[pos:end3], 'utf-8')
+    obj1.mechanism = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     obj1.unknown_tagged_fields = []
     self = obj1
@@ -102,7 +102,7 @@ def _dec_SaslHandshakeResponse_v0(buf, pos):
         end10 = pos + n9
         if n9 < 0 or end10 > limit:
             raise bad_length('string', pos, n9, buf)
-        item8 = str(buf[pos:end10], 'utf-8')
+        item8 = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
         items7.append(item8)
     obj5.mechanisms = items7

@@ -210,7 +210,7 @@ def _dec_ShareAcknowledgeRequest_v0(buf, pos):
             raise bad_length('string', pos, n9, buf)
         obj8.group_id = None
     else:
-        obj8.group_id = str(buf[pos:end10], 'utf-8')
+        obj8.group_id = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
     n11 = buf[pos]
     if n11 > 127:
@@ -224,7 +224,7 @@ def _dec_ShareAcknowledgeRequest_v0(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj8.member_id = None
     else:
-        obj8.member_id = str(buf[pos:end12], 'utf-8')
+        obj8.member_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     (obj8.share_session_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -377,7 +377,7 @@ def _dec_ShareAcknowledgeResponse_v0(buf, pos):
             raise bad_length('string', pos, n35, buf)
         obj34.error_message = None
     else:
-        obj34.error_message = str(buf[pos:end36], 'utf-8')
+        obj34.error_message = str(buf[pos:end36], 'utf-8', 'replace')
         pos = end36
     n37 = buf[pos]
     if n37 > 127:
@@ -418,7 +418,7 @@ def _dec_ShareAcknowledgeResponse_v0(buf, pos):
                     raise bad_length('string', pos, n46, buf)
                 obj45.error_message = None
             else:
-                obj45.error_message = str(buf[pos:end47], 'utf-8')
+                obj45.error_message = str(buf[pos:end47], 'utf-8', 'replace')
                 pos = end47
             obj48 = new(LeaderIdAndEpoch)
             (obj48.leader_id, obj48.leader_epoch,) = _S4.unpack_from(buf, pos)
@@ -465,7 +465,7 @@ def _dec_ShareAcknowledgeResponse_v0(buf, pos):
         end54 = pos + n53
         if n53 < 0 or end54 > limit:
             raise bad_length('string', pos, n53, buf)
-        obj52.host = str(buf[pos:end54], 'utf-8')
+        obj52.host = str(buf[pos:end54], 'utf-8', 'replace')
         pos = end54
         (obj52.port,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -481,7 +481,7 @@ def _dec_ShareAcknowledgeResponse_v0(buf, pos):
                 raise bad_length('string', pos, n55, buf)
             obj52.rack = None
         else:
-            obj52.rack = str(buf[pos:end56], 'utf-8')
+            obj52.rack = str(buf[pos:end56], 'utf-8', 'replace')
             pos = end56
         if buf[pos] == 0:
             pos += 1

@@ -262,7 +262,7 @@ def _dec_ShareFetchRequest_v0(buf, pos):
             raise bad_length('string', pos, n12, buf)
         obj11.group_id = None
     else:
-        obj11.group_id = str(buf[pos:end13], 'utf-8')
+        obj11.group_id = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
     n14 = buf[pos]
     if n14 > 127:
@@ -276,7 +276,7 @@ def _dec_ShareFetchRequest_v0(buf, pos):
             raise bad_length('string', pos, n14, buf)
         obj11.member_id = None
     else:
-        obj11.member_id = str(buf[pos:end15], 'utf-8')
+        obj11.member_id = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
     (obj11.share_session_epoch, obj11.max_wait_ms, obj11.min_bytes, obj11.max_bytes,) = _S0.unpack_from(buf, pos)
     pos += 16
@@ -474,7 +474,7 @@ def _dec_ShareFetchResponse_v0(buf, pos):
             raise bad_length('string', pos, n46, buf)
         obj45.error_message = None
     else:
-        obj45.error_message = str(buf[pos:end47], 'utf-8')
+        obj45.error_message = str(buf[pos:end47], 'utf-8', 'replace')
         pos = end47
     n48 = buf[pos]
     if n48 > 127:
@@ -515,7 +515,7 @@ def _dec_ShareFetchResponse_v0(buf, pos):
                     raise bad_length('string', pos, n57, buf)
                 obj56.error_message = None
             else:
-                obj56.error_message = str(buf[pos:end58], 'utf-8')
+                obj56.error_message = str(buf[pos:end58], 'utf-8', 'replace')
                 pos = end58
             (obj56.acknowledge_error_code,) = _S5.unpack_from(buf, pos)
             pos += 2
@@ -531,7 +531,7 @@ def _dec_ShareFetchResponse_v0(buf, pos):
                     raise bad_length('string', pos, n59, buf)
                 obj56.acknowledge_error_message = None
             else:
-                obj56.acknowledge_error_message = str(buf[pos:end60], 'utf-8')
+                obj56.acknowledge_error_message = str(buf[pos:end60], 'utf-8', 'replace')
                 pos = end60
             obj61 = new(LeaderIdAndEpoch)
             (obj61.leader_id, obj61.leader_epoch,) = _S2.unpack_from(buf, pos)
@@ -612,7 +612,7 @@ def _dec_ShareFetchResponse_v0(buf, pos):
         end73 = pos + n72
         if n72 < 0 or end73 > limit:
             raise bad_length('string', pos, n72, buf)
-        obj71.host = str(buf[pos:end73], 'utf-8')
+        obj71.host = str(buf[pos:end73], 'utf-8', 'replace')
         pos = end73
         (obj71.port,) = _S7.unpack_from(buf, pos)
         pos += 4
@@ -628,7 +628,7 @@ def _dec_ShareFetchResponse_v0(buf, pos):
                 raise bad_length('string', pos, n74, buf)
             obj71.rack = None
         else:
-            obj71.rack = str(buf[pos:end75], 'utf-8')
+            obj71.rack = str(buf[pos:end75], 'utf-8', 'replace')
             pos = end75
         if buf[pos] == 0:
             pos += 1

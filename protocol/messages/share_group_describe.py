@@ -152,7 +152,7 @@ def _dec_ShareGroupDescribeRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        item6 = str(buf[pos:end8], 'utf-8')
+        item6 = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         items5.append(item6)
     obj3.group_ids = items5
@@ -268,7 +268,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
                 raise bad_length('string', pos, n24, buf)
             obj23.error_message = None
         else:
-            obj23.error_message = str(buf[pos:end25], 'utf-8')
+            obj23.error_message = str(buf[pos:end25], 'utf-8', 'replace')
             pos = end25
         n26 = buf[pos]
         if n26 > 127:
@@ -279,7 +279,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
         end27 = pos + n26
         if n26 < 0 or end27 > limit:
             raise bad_length('string', pos, n26, buf)
-        obj23.group_id = str(buf[pos:end27], 'utf-8')
+        obj23.group_id = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
         n28 = buf[pos]
         if n28 > 127:
@@ -290,7 +290,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        obj23.group_state = str(buf[pos:end29], 'utf-8')
+        obj23.group_state = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         (obj23.group_epoch, obj23.assignment_epoch,) = _S3.unpack_from(buf, pos)
         pos += 8
@@ -303,7 +303,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
         end31 = pos + n30
         if n30 < 0 or end31 > limit:
             raise bad_length('string', pos, n30, buf)
-        obj23.assignor_name = str(buf[pos:end31], 'utf-8')
+        obj23.assignor_name = str(buf[pos:end31], 'utf-8', 'replace')
         pos = end31
         n32 = buf[pos]
         if n32 > 127:
@@ -325,7 +325,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
             end37 = pos + n36
             if n36 < 0 or end37 > limit:
                 raise bad_length('string', pos, n36, buf)
-            obj35.member_id = str(buf[pos:end37], 'utf-8')
+            obj35.member_id = str(buf[pos:end37], 'utf-8', 'replace')
             pos = end37
             n38 = buf[pos]
             if n38 > 127:
@@ -339,7 +339,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
                     raise bad_length('string', pos, n38, buf)
                 obj35.rack_id = None
             else:
-                obj35.rack_id = str(buf[pos:end39], 'utf-8')
+                obj35.rack_id = str(buf[pos:end39], 'utf-8', 'replace')
                 pos = end39
             (obj35.member_epoch,) = _S1.unpack_from(buf, pos)
             pos += 4
@@ -352,7 +352,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
             end41 = pos + n40
             if n40 < 0 or end41 > limit:
                 raise bad_length('string', pos, n40, buf)
-            obj35.client_id = str(buf[pos:end41], 'utf-8')
+            obj35.client_id = str(buf[pos:end41], 'utf-8', 'replace')
             pos = end41
             n42 = buf[pos]
             if n42 > 127:
@@ -363,7 +363,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
             end43 = pos + n42
             if n42 < 0 or end43 > limit:
                 raise bad_length('string', pos, n42, buf)
-            obj35.client_host = str(buf[pos:end43], 'utf-8')
+            obj35.client_host = str(buf[pos:end43], 'utf-8', 'replace')
             pos = end43
             n44 = buf[pos]
             if n44 > 127:
@@ -384,7 +384,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
                 end48 = pos + n47
                 if n47 < 0 or end48 > limit:
                     raise bad_length('string', pos, n47, buf)
-                item46 = str(buf[pos:end48], 'utf-8')
+                item46 = str(buf[pos:end48], 'utf-8', 'replace')
                 pos = end48
                 items45.append(item46)
             obj35.subscribed_topic_names = items45
@@ -412,7 +412,7 @@ def _dec_ShareGroupDescribeResponse_v0(buf, pos):
                 end56 = pos + n55
                 if n55 < 0 or end56 > limit:
                     raise bad_length('string', pos, n55, buf)
-                obj53.topic_name = str(buf[pos:end56], 'utf-8')
+                obj53.topic_name = str(buf[pos:end56], 'utf-8', 'replace')
                 pos = end56
                 n57 = buf[pos]
                 if n57 > 127:

@@ -115,7 +115,7 @@ def _dec_ShareGroupHeartbeatRequest_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    obj2.group_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     n5 = buf[pos]
     if n5 > 127:
@@ -126,7 +126,7 @@ def _dec_ShareGroupHeartbeatRequest_v0(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    obj2.member_id = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (obj2.member_epoch,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -142,7 +142,7 @@ def _dec_ShareGroupHeartbeatRequest_v0(buf, pos):
             raise bad_length('string', pos, n7, buf)
         obj2.rack_id = None
     else:
-        obj2.rack_id = str(buf[pos:end8], 'utf-8')
+        obj2.rack_id = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
     n9 = buf[pos]
     if n9 > 127:
@@ -166,7 +166,7 @@ def _dec_ShareGroupHeartbeatRequest_v0(buf, pos):
             end13 = pos + n12
             if n12 < 0 or end13 > limit:
                 raise bad_length('string', pos, n12, buf)
-            item11 = str(buf[pos:end13], 'utf-8')
+            item11 = str(buf[pos:end13], 'utf-8', 'replace')
             pos = end13
             items10.append(item11)
         obj2.subscribed_topic_names = items10
@@ -234,7 +234,7 @@ def _dec_ShareGroupHeartbeatResponse_v0(buf, pos):
             raise bad_length('string', pos, n19, buf)
         obj18.error_message = None
     else:
-        obj18.error_message = str(buf[pos:end20], 'utf-8')
+        obj18.error_message = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
     n21 = buf[pos]
     if n21 > 127:
@@ -248,7 +248,7 @@ def _dec_ShareGroupHeartbeatResponse_v0(buf, pos):
             raise bad_length('string', pos, n21, buf)
         obj18.member_id = None
     else:
-        obj18.member_id = str(buf[pos:end22], 'utf-8')
+        obj18.member_id = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
     (obj18.member_epoch, obj18.heartbeat_interval_ms,) = _S2.unpack_from(buf, pos)
     pos += 8

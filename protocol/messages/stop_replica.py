@@ -159,7 +159,7 @@ def _dec_StopReplicaRequest_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.topic_name = str(buf[pos:end8], 'utf-8')
+        obj6.topic_name = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         (obj6.partition_index,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -212,7 +212,7 @@ def _dec_StopReplicaRequest_v1(buf, pos):
         end16 = pos + n15
         if n15 < 0 or end16 > limit:
             raise bad_length('string', pos, n15, buf)
-        obj14.name = str(buf[pos:end16], 'utf-8')
+        obj14.name = str(buf[pos:end16], 'utf-8', 'replace')
         pos = end16
         (n17,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -287,7 +287,7 @@ def _dec_StopReplicaRequest_v2(buf, pos):
         end27 = pos + n26
         if n26 < 0 or end27 > limit:
             raise bad_length('string', pos, n26, buf)
-        obj25.name = str(buf[pos:end27], 'utf-8')
+        obj25.name = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
         n28 = buf[pos]
         if n28 > 127:
@@ -381,7 +381,7 @@ def _dec_StopReplicaRequest_v3(buf, pos):
         end39 = pos + n38
         if n38 < 0 or end39 > limit:
             raise bad_length('string', pos, n38, buf)
-        obj37.topic_name = str(buf[pos:end39], 'utf-8')
+        obj37.topic_name = str(buf[pos:end39], 'utf-8', 'replace')
         pos = end39
         n40 = buf[pos]
         if n40 > 127:
@@ -485,7 +485,7 @@ def _dec_StopReplicaRequest_v4(buf, pos):
         end54 = pos + n53
         if n53 < 0 or end54 > limit:
             raise bad_length('string', pos, n53, buf)
-        obj52.topic_name = str(buf[pos:end54], 'utf-8')
+        obj52.topic_name = str(buf[pos:end54], 'utf-8', 'replace')
         pos = end54
         n55 = buf[pos]
         if n55 > 127:
@@ -556,7 +556,7 @@ def _dec_StopReplicaResponse_v0(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        obj64.topic_name = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         (obj64.partition_index, obj64.error_code,) = _S6.unpack_from(buf, pos)
         pos += 6
@@ -614,7 +614,7 @@ def _dec_StopReplicaResponse_v2(buf, pos):
         end75 = pos + n74
         if n74 < 0 or end75 > limit:
             raise bad_length('string', pos, n74, buf)
-        obj73.topic_name = str(buf[pos:end75], 'utf-8')
+        obj73.topic_name = str(buf[pos:end75], 'utf-8', 'replace')
         pos = end75
         (obj73.partition_index, obj73.error_code,) = _S6.unpack_from(buf, pos)
         pos += 6

@@ -100,7 +100,7 @@ def _dec_SyncGroupRequest_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.group_id = str(buf[pos:end4], 'utf-8')
+    obj2.group_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj2.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -109,7 +109,7 @@ def _dec_SyncGroupRequest_v0(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj2.member_id = str(buf[pos:end6], 'utf-8')
+    obj2.member_id = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (n7,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -123,7 +123,7 @@ def _dec_SyncGroupRequest_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj10.member_id = str(buf[pos:end12], 'utf-8')
+        obj10.member_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         (n13,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -167,7 +167,7 @@ def _dec_SyncGroupRequest_v3(buf, pos):
     end18 = pos + n17
     if n17 < 0 or end18 > limit:
         raise bad_length('string', pos, n17, buf)
-    obj16.group_id = str(buf[pos:end18], 'utf-8')
+    obj16.group_id = str(buf[pos:end18], 'utf-8', 'replace')
     pos = end18
     (obj16.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -176,7 +176,7 @@ def _dec_SyncGroupRequest_v3(buf, pos):
     end20 = pos + n19
     if n19 < 0 or end20 > limit:
         raise bad_length('string', pos, n19, buf)
-    obj16.member_id = str(buf[pos:end20], 'utf-8')
+    obj16.member_id = str(buf[pos:end20], 'utf-8', 'replace')
     pos = end20
     (n21,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -186,7 +186,7 @@ def _dec_SyncGroupRequest_v3(buf, pos):
             raise bad_length('string', pos, n21, buf)
         obj16.group_instance_id = None
     else:
-        obj16.group_instance_id = str(buf[pos:end22], 'utf-8')
+        obj16.group_instance_id = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
     (n23,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -200,7 +200,7 @@ def _dec_SyncGroupRequest_v3(buf, pos):
         end28 = pos + n27
         if n27 < 0 or end28 > limit:
             raise bad_length('string', pos, n27, buf)
-        obj26.member_id = str(buf[pos:end28], 'utf-8')
+        obj26.member_id = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
         (n29,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -255,7 +255,7 @@ def _dec_SyncGroupRequest_v4(buf, pos):
     end35 = pos + n34
     if n34 < 0 or end35 > limit:
         raise bad_length('string', pos, n34, buf)
-    obj33.group_id = str(buf[pos:end35], 'utf-8')
+    obj33.group_id = str(buf[pos:end35], 'utf-8', 'replace')
     pos = end35
     (obj33.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -268,7 +268,7 @@ def _dec_SyncGroupRequest_v4(buf, pos):
     end37 = pos + n36
     if n36 < 0 or end37 > limit:
         raise bad_length('string', pos, n36, buf)
-    obj33.member_id = str(buf[pos:end37], 'utf-8')
+    obj33.member_id = str(buf[pos:end37], 'utf-8', 'replace')
     pos = end37
     n38 = buf[pos]
     if n38 > 127:
@@ -282,7 +282,7 @@ def _dec_SyncGroupRequest_v4(buf, pos):
             raise bad_length('string', pos, n38, buf)
         obj33.group_instance_id = None
     else:
-        obj33.group_instance_id = str(buf[pos:end39], 'utf-8')
+        obj33.group_instance_id = str(buf[pos:end39], 'utf-8', 'replace')
         pos = end39
     n40 = buf[pos]
     if n40 > 127:
@@ -304,7 +304,7 @@ def _dec_SyncGroupRequest_v4(buf, pos):
         end45 = pos + n44
         if n44 < 0 or end45 > limit:
             raise bad_length('string', pos, n44, buf)
-        obj43.member_id = str(buf[pos:end45], 'utf-8')
+        obj43.member_id = str(buf[pos:end45], 'utf-8', 'replace')
         pos = end45
         n46 = buf[pos]
         if n46 > 127:
@@ -373,7 +373,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
     end52 = pos + n51
     if n51 < 0 or end52 > limit:
         raise bad_length('string', pos, n51, buf)
-    obj50.group_id = str(buf[pos:end52], 'utf-8')
+    obj50.group_id = str(buf[pos:end52], 'utf-8', 'replace')
     pos = end52
     (obj50.generation_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -386,7 +386,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
     end54 = pos + n53
     if n53 < 0 or end54 > limit:
         raise bad_length('string', pos, n53, buf)
-    obj50.member_id = str(buf[pos:end54], 'utf-8')
+    obj50.member_id = str(buf[pos:end54], 'utf-8', 'replace')
     pos = end54
     n55 = buf[pos]
     if n55 > 127:
@@ -400,7 +400,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
             raise bad_length('string', pos, n55, buf)
         obj50.group_instance_id = None
     else:
-        obj50.group_instance_id = str(buf[pos:end56], 'utf-8')
+        obj50.group_instance_id = str(buf[pos:end56], 'utf-8', 'replace')
         pos = end56
     n57 = buf[pos]
     if n57 > 127:
@@ -414,7 +414,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
             raise bad_length('string', pos, n57, buf)
         obj50.protocol_type = None
     else:
-        obj50.protocol_type = str(buf[pos:end58], 'utf-8')
+        obj50.protocol_type = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
     n59 = buf[pos]
     if n59 > 127:
@@ -428,7 +428,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
             raise bad_length('string', pos, n59, buf)
         obj50.protocol_name = None
     else:
-        obj50.protocol_name = str(buf[pos:end60], 'utf-8')
+        obj50.protocol_name = str(buf[pos:end60], 'utf-8', 'replace')
         pos = end60
     n61 = buf[pos]
     if n61 > 127:
@@ -450,7 +450,7 @@ def _dec_SyncGroupRequest_v5(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj64.member_id = str(buf[pos:end66], 'utf-8')
+        obj64.member_id = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         n67 = buf[pos]
         if n67 > 127:
@@ -600,7 +600,7 @@ def _dec_SyncGroupResponse_v5(buf, pos):
             raise bad_length('string', pos, n79, buf)
         obj78.protocol_type = None
     else:
-        obj78.protocol_type = str(buf[pos:end80], 'utf-8')
+        obj78.protocol_type = str(buf[pos:end80], 'utf-8', 'replace')
         pos = end80
     n81 = buf[pos]
     if n81 > 127:
@@ -614,7 +614,7 @@ def _dec_SyncGroupResponse_v5(buf, pos):
             raise bad_length('string', pos, n81, buf)
         obj78.protocol_name = None
     else:
-        obj78.protocol_name = str(buf[pos:end82], 'utf-8')
+        obj78.protocol_name = str(buf[pos:end82], 'utf-8', 'replace')
         pos = end82
     n83 = buf[pos]
     if n83 > 127:

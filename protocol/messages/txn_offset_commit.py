@@ -146,14 +146,14 @@ def _dec_TxnOffsetCommitRequest_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj3.transactional_id = str(buf[pos:end5], 'utf-8')
+    obj3.transactional_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     (n6,) = _S2.unpack_from(buf, pos)
     pos += 2
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj3.group_id = str(buf[pos:end7], 'utf-8')
+    obj3.group_id = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     (obj3.producer_id, obj3.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -169,7 +169,7 @@ def _dec_TxnOffsetCommitRequest_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        obj11.name = str(buf[pos:end13], 'utf-8')
+        obj11.name = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         (n14,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -188,7 +188,7 @@ def _dec_TxnOffsetCommitRequest_v0(buf, pos):
                     raise bad_length('string', pos, n18, buf)
                 obj17.committed_metadata = None
             else:
-                obj17.committed_metadata = str(buf[pos:end19], 'utf-8')
+                obj17.committed_metadata = str(buf[pos:end19], 'utf-8', 'replace')
                 pos = end19
             obj17.committed_leader_epoch = -1
             obj17.unknown_tagged_fields = []
@@ -239,14 +239,14 @@ def _dec_TxnOffsetCommitRequest_v2(buf, pos):
     end24 = pos + n23
     if n23 < 0 or end24 > limit:
         raise bad_length('string', pos, n23, buf)
-    obj22.transactional_id = str(buf[pos:end24], 'utf-8')
+    obj22.transactional_id = str(buf[pos:end24], 'utf-8', 'replace')
     pos = end24
     (n25,) = _S2.unpack_from(buf, pos)
     pos += 2
     end26 = pos + n25
     if n25 < 0 or end26 > limit:
         raise bad_length('string', pos, n25, buf)
-    obj22.group_id = str(buf[pos:end26], 'utf-8')
+    obj22.group_id = str(buf[pos:end26], 'utf-8', 'replace')
     pos = end26
     (obj22.producer_id, obj22.producer_epoch,) = _S0.unpack_from(buf, pos)
     pos += 10
@@ -262,7 +262,7 @@ def _dec_TxnOffsetCommitRequest_v2(buf, pos):
         end32 = pos + n31
         if n31 < 0 or end32 > limit:
             raise bad_length('string', pos, n31, buf)
-        obj30.name = str(buf[pos:end32], 'utf-8')
+        obj30.name = str(buf[pos:end32], 'utf-8', 'replace')
         pos = end32
         (n33,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -281,7 +281,7 @@ def _dec_TxnOffsetCommitRequest_v2(buf, pos):
                     raise bad_length('string', pos, n37, buf)
                 obj36.committed_metadata = None
             else:
-                obj36.committed_metadata = str(buf[pos:end38], 'utf-8')
+                obj36.committed_metadata = str(buf[pos:end38], 'utf-8', 'replace')
                 pos = end38
             obj36.unknown_tagged_fields = []
             items34.append(obj36)
@@ -345,7 +345,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
     end45 = pos + n44
     if n44 < 0 or end45 > limit:
         raise bad_length('string', pos, n44, buf)
-    obj43.transactional_id = str(buf[pos:end45], 'utf-8')
+    obj43.transactional_id = str(buf[pos:end45], 'utf-8', 'replace')
     pos = end45
     n46 = buf[pos]
     if n46 > 127:
@@ -356,7 +356,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
     end47 = pos + n46
     if n46 < 0 or end47 > limit:
         raise bad_length('string', pos, n46, buf)
-    obj43.group_id = str(buf[pos:end47], 'utf-8')
+    obj43.group_id = str(buf[pos:end47], 'utf-8', 'replace')
     pos = end47
     (obj43.producer_id, obj43.producer_epoch, obj43.generation_id,) = _S5.unpack_from(buf, pos)
     pos += 14
@@ -369,7 +369,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
     end49 = pos + n48
     if n48 < 0 or end49 > limit:
         raise bad_length('string', pos, n48, buf)
-    obj43.member_id = str(buf[pos:end49], 'utf-8')
+    obj43.member_id = str(buf[pos:end49], 'utf-8', 'replace')
     pos = end49
     n50 = buf[pos]
     if n50 > 127:
@@ -383,7 +383,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
             raise bad_length('string', pos, n50, buf)
         obj43.group_instance_id = None
     else:
-        obj43.group_instance_id = str(buf[pos:end51], 'utf-8')
+        obj43.group_instance_id = str(buf[pos:end51], 'utf-8', 'replace')
         pos = end51
     n52 = buf[pos]
     if n52 > 127:
@@ -405,7 +405,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
         end57 = pos + n56
         if n56 < 0 or end57 > limit:
             raise bad_length('string', pos, n56, buf)
-        obj55.name = str(buf[pos:end57], 'utf-8')
+        obj55.name = str(buf[pos:end57], 'utf-8', 'replace')
         pos = end57
         n58 = buf[pos]
         if n58 > 127:
@@ -432,7 +432,7 @@ def _dec_TxnOffsetCommitRequest_v3(buf, pos):
                     raise bad_length('string', pos, n62, buf)
                 obj61.committed_metadata = None
             else:
-                obj61.committed_metadata = str(buf[pos:end63], 'utf-8')
+                obj61.committed_metadata = str(buf[pos:end63], 'utf-8', 'replace')
                 pos = end63
             if buf[pos] == 0:
                 pos += 1
@@ -491,7 +491,7 @@ def _dec_TxnOffsetCommitResponse_v0(buf, pos):
         end72 = pos + n71
         if n71 < 0 or end72 > limit:
             raise bad_length('string', pos, n71, buf)
-        obj70.name = str(buf[pos:end72], 'utf-8')
+        obj70.name = str(buf[pos:end72], 'utf-8', 'replace')
         pos = end72
         (n73,) = _S3.unpack_from(buf, pos)
         pos += 4
@@ -569,7 +569,7 @@ def _dec_TxnOffsetCommitResponse_v3(buf, pos):
         end87 = pos + n86
         if n86 < 0 or end87 > limit:
             raise bad_length('string', pos, n86, buf)
-        obj85.name = str(buf[pos:end87], 'utf-8')
+        obj85.name = str(buf[pos:end87], 'utf-8', 'replace')
         pos = end87
         n88 = buf[pos]
         if n88 > 127:

@@ -105,7 +105,7 @@ def _dec_UnregisterBrokerResponse_v0(buf, pos):
             raise bad_length('string', pos, n3, buf)
         obj2.error_message = None
     else:
-        obj2.error_message = str(buf[pos:end4], 'utf-8')
+        obj2.error_message = str(buf[pos:end4], 'utf-8', 'replace')
         pos = end4
     if buf[pos] == 0:
         pos += 1

@@ -137,7 +137,7 @@ def _dec_UpdateFeaturesRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.feature = str(buf[pos:end9], 'utf-8')
+        obj7.feature = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (obj7.max_version_level, obj7.allow_downgrade,) = _S1.unpack_from(buf, pos)
         pos += 3
@@ -208,7 +208,7 @@ def _dec_UpdateFeaturesRequest_v1(buf, pos):
         end18 = pos + n17
         if n17 < 0 or end18 > limit:
             raise bad_length('string', pos, n17, buf)
-        obj16.feature = str(buf[pos:end18], 'utf-8')
+        obj16.feature = str(buf[pos:end18], 'utf-8', 'replace')
         pos = end18
         (obj16.max_version_level, obj16.upgrade_type,) = _S2.unpack_from(buf, pos)
         pos += 3
@@ -271,7 +271,7 @@ def _dec_UpdateFeaturesResponse_v0(buf, pos):
             raise bad_length('string', pos, n22, buf)
         obj21.error_message = None
     else:
-        obj21.error_message = str(buf[pos:end23], 'utf-8')
+        obj21.error_message = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
     n24 = buf[pos]
     if n24 > 127:
@@ -293,7 +293,7 @@ def _dec_UpdateFeaturesResponse_v0(buf, pos):
         end29 = pos + n28
         if n28 < 0 or end29 > limit:
             raise bad_length('string', pos, n28, buf)
-        obj27.feature = str(buf[pos:end29], 'utf-8')
+        obj27.feature = str(buf[pos:end29], 'utf-8', 'replace')
         pos = end29
         (obj27.error_code,) = _S5.unpack_from(buf, pos)
         pos += 2
@@ -309,7 +309,7 @@ def _dec_UpdateFeaturesResponse_v0(buf, pos):
                 raise bad_length('string', pos, n30, buf)
             obj27.error_message = None
         else:
-            obj27.error_message = str(buf[pos:end31], 'utf-8')
+            obj27.error_message = str(buf[pos:end31], 'utf-8', 'replace')
             pos = end31
         if buf[pos] == 0:
             pos += 1
@@ -354,7 +354,7 @@ def _dec_UpdateFeaturesResponse_v2(buf, pos):
             raise bad_length('string', pos, n33, buf)
         obj32.error_message = None
     else:
-        obj32.error_message = str(buf[pos:end34], 'utf-8')
+        obj32.error_message = str(buf[pos:end34], 'utf-8', 'replace')
         pos = end34
     obj32.results = []
     if buf[pos] == 0:

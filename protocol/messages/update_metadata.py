@@ -171,7 +171,7 @@ def _dec_UpdateMetadataRequest_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.topic_name = str(buf[pos:end9], 'utf-8')
+        obj7.topic_name = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         (obj7.partition_index, obj7.controller_epoch, obj7.leader, obj7.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -205,7 +205,7 @@ def _dec_UpdateMetadataRequest_v0(buf, pos):
         end17 = pos + n16
         if n16 < 0 or end17 > limit:
             raise bad_length('string', pos, n16, buf)
-        obj15.v0_host = str(buf[pos:end17], 'utf-8')
+        obj15.v0_host = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
         (obj15.v0_port,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -276,7 +276,7 @@ def _dec_UpdateMetadataRequest_v1(buf, pos):
         end27 = pos + n26
         if n26 < 0 or end27 > limit:
             raise bad_length('string', pos, n26, buf)
-        obj25.topic_name = str(buf[pos:end27], 'utf-8')
+        obj25.topic_name = str(buf[pos:end27], 'utf-8', 'replace')
         pos = end27
         (obj25.partition_index, obj25.controller_epoch, obj25.leader, obj25.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -319,7 +319,7 @@ def _dec_UpdateMetadataRequest_v1(buf, pos):
             end39 = pos + n38
             if n38 < 0 or end39 > limit:
                 raise bad_length('string', pos, n38, buf)
-            obj37.host = str(buf[pos:end39], 'utf-8')
+            obj37.host = str(buf[pos:end39], 'utf-8', 'replace')
             pos = end39
             (obj37.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -396,7 +396,7 @@ def _dec_UpdateMetadataRequest_v2(buf, pos):
         end49 = pos + n48
         if n48 < 0 or end49 > limit:
             raise bad_length('string', pos, n48, buf)
-        obj47.topic_name = str(buf[pos:end49], 'utf-8')
+        obj47.topic_name = str(buf[pos:end49], 'utf-8', 'replace')
         pos = end49
         (obj47.partition_index, obj47.controller_epoch, obj47.leader, obj47.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -439,7 +439,7 @@ def _dec_UpdateMetadataRequest_v2(buf, pos):
             end61 = pos + n60
             if n60 < 0 or end61 > limit:
                 raise bad_length('string', pos, n60, buf)
-            obj59.host = str(buf[pos:end61], 'utf-8')
+            obj59.host = str(buf[pos:end61], 'utf-8', 'replace')
             pos = end61
             (obj59.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -455,7 +455,7 @@ def _dec_UpdateMetadataRequest_v2(buf, pos):
                 raise bad_length('string', pos, n62, buf)
             obj55.rack = None
         else:
-            obj55.rack = str(buf[pos:end63], 'utf-8')
+            obj55.rack = str(buf[pos:end63], 'utf-8', 'replace')
             pos = end63
         obj55.v0_host = ''
         obj55.v0_port = 0
@@ -526,7 +526,7 @@ def _dec_UpdateMetadataRequest_v3(buf, pos):
         end73 = pos + n72
         if n72 < 0 or end73 > limit:
             raise bad_length('string', pos, n72, buf)
-        obj71.topic_name = str(buf[pos:end73], 'utf-8')
+        obj71.topic_name = str(buf[pos:end73], 'utf-8', 'replace')
         pos = end73
         (obj71.partition_index, obj71.controller_epoch, obj71.leader, obj71.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -569,14 +569,14 @@ def _dec_UpdateMetadataRequest_v3(buf, pos):
             end85 = pos + n84
             if n84 < 0 or end85 > limit:
                 raise bad_length('string', pos, n84, buf)
-            obj83.host = str(buf[pos:end85], 'utf-8')
+            obj83.host = str(buf[pos:end85], 'utf-8', 'replace')
             pos = end85
             (n86,) = _S3.unpack_from(buf, pos)
             pos += 2
             end87 = pos + n86
             if n86 < 0 or end87 > limit:
                 raise bad_length('string', pos, n86, buf)
-            obj83.listener = str(buf[pos:end87], 'utf-8')
+            obj83.listener = str(buf[pos:end87], 'utf-8', 'replace')
             pos = end87
             (obj83.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -591,7 +591,7 @@ def _dec_UpdateMetadataRequest_v3(buf, pos):
                 raise bad_length('string', pos, n88, buf)
             obj79.rack = None
         else:
-            obj79.rack = str(buf[pos:end89], 'utf-8')
+            obj79.rack = str(buf[pos:end89], 'utf-8', 'replace')
             pos = end89
         obj79.v0_host = ''
         obj79.v0_port = 0
@@ -664,7 +664,7 @@ def _dec_UpdateMetadataRequest_v4(buf, pos):
         end99 = pos + n98
         if n98 < 0 or end99 > limit:
             raise bad_length('string', pos, n98, buf)
-        obj97.topic_name = str(buf[pos:end99], 'utf-8')
+        obj97.topic_name = str(buf[pos:end99], 'utf-8', 'replace')
         pos = end99
         (obj97.partition_index, obj97.controller_epoch, obj97.leader, obj97.leader_epoch,) = _S1.unpack_from(buf, pos)
         pos += 16
@@ -711,14 +711,14 @@ def _dec_UpdateMetadataRequest_v4(buf, pos):
             end112 = pos + n111
             if n111 < 0 or end112 > limit:
                 raise bad_length('string', pos, n111, buf)
-            obj110.host = str(buf[pos:end112], 'utf-8')
+            obj110.host = str(buf[pos:end112], 'utf-8', 'replace')
             pos = end112
             (n113,) = _S3.unpack_from(buf, pos)
             pos += 2
             end114 = pos + n113
             if n113 < 0 or end114 > limit:
                 raise bad_length('string', pos, n113, buf)
-            obj110.listener = str(buf[pos:end114], 'utf-8')
+            obj110.listener = str(buf[pos:end114], 'utf-8', 'replace')
             pos = end114
             (obj110.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -733,7 +733,7 @@ def _dec_UpdateMetadataRequest_v4(buf, pos):
                 raise bad_length('string', pos, n115, buf)
             obj106.rack = None
         else:
-            obj106.rack = str(buf[pos:end116], 'utf-8')
+            obj106.rack = str(buf[pos:end116], 'utf-8', 'replace')
             pos = end116
         obj106.v0_host = ''
         obj106.v0_port = 0
@@ -810,7 +810,7 @@ def _dec_UpdateMetadataRequest_v5(buf, pos):
         end127 = pos + n126
         if n126 < 0 or end127 > limit:
             raise bad_length('string', pos, n126, buf)
-        obj125.topic_name = str(buf[pos:end127], 'utf-8')
+        obj125.topic_name = str(buf[pos:end127], 'utf-8', 'replace')
         pos = end127
         (n128,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -869,14 +869,14 @@ def _dec_UpdateMetadataRequest_v5(buf, pos):
             end144 = pos + n143
             if n143 < 0 or end144 > limit:
                 raise bad_length('string', pos, n143, buf)
-            obj142.host = str(buf[pos:end144], 'utf-8')
+            obj142.host = str(buf[pos:end144], 'utf-8', 'replace')
             pos = end144
             (n145,) = _S3.unpack_from(buf, pos)
             pos += 2
             end146 = pos + n145
             if n145 < 0 or end146 > limit:
                 raise bad_length('string', pos, n145, buf)
-            obj142.listener = str(buf[pos:end146], 'utf-8')
+            obj142.listener = str(buf[pos:end146], 'utf-8', 'replace')
             pos = end146
             (obj142.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -891,7 +891,7 @@ def _dec_UpdateMetadataRequest_v5(buf, pos):
                 raise bad_length('string', pos, n147, buf)
             obj138.rack = None
         else:
-            obj138.rack = str(buf[pos:end148], 'utf-8')
+            obj138.rack = str(buf[pos:end148], 'utf-8', 'replace')
             pos = end148
         obj138.v0_host = ''
         obj138.v0_port = 0
@@ -1013,7 +1013,7 @@ def _dec_UpdateMetadataRequest_v6(buf, pos):
         end166 = pos + n165
         if n165 < 0 or end166 > limit:
             raise bad_length('string', pos, n165, buf)
-        obj164.topic_name = str(buf[pos:end166], 'utf-8')
+        obj164.topic_name = str(buf[pos:end166], 'utf-8', 'replace')
         pos = end166
         n167 = buf[pos]
         if n167 > 127:
@@ -1108,7 +1108,7 @@ def _dec_UpdateMetadataRequest_v6(buf, pos):
             end183 = pos + n182
             if n182 < 0 or end183 > limit:
                 raise bad_length('string', pos, n182, buf)
-            obj181.host = str(buf[pos:end183], 'utf-8')
+            obj181.host = str(buf[pos:end183], 'utf-8', 'replace')
             pos = end183
             n184 = buf[pos]
             if n184 > 127:
@@ -1119,7 +1119,7 @@ def _dec_UpdateMetadataRequest_v6(buf, pos):
             end185 = pos + n184
             if n184 < 0 or end185 > limit:
                 raise bad_length('string', pos, n184, buf)
-            obj181.listener = str(buf[pos:end185], 'utf-8')
+            obj181.listener = str(buf[pos:end185], 'utf-8', 'replace')
             pos = end185
             (obj181.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -1142,7 +1142,7 @@ def _dec_UpdateMetadataRequest_v6(buf, pos):
                 raise bad_length('string', pos, n186, buf)
             obj177.rack = None
         else:
-            obj177.rack = str(buf[pos:end187], 'utf-8')
+            obj177.rack = str(buf[pos:end187], 'utf-8', 'replace')
             pos = end187
         obj177.v0_host = ''
         obj177.v0_port = 0
@@ -1273,7 +1273,7 @@ def _dec_UpdateMetadataRequest_v7(buf, pos):
         end205 = pos + n204
         if n204 < 0 or end205 > limit:
             raise bad_length('string', pos, n204, buf)
-        obj203.topic_name = str(buf[pos:end205], 'utf-8')
+        obj203.topic_name = str(buf[pos:end205], 'utf-8', 'replace')
         pos = end205
         (raw206,) = _S5.unpack_from(buf, pos)
         pos += 16
@@ -1370,7 +1370,7 @@ def _dec_UpdateMetadataRequest_v7(buf, pos):
             end223 = pos + n222
             if n222 < 0 or end223 > limit:
                 raise bad_length('string', pos, n222, buf)
-            obj221.host = str(buf[pos:end223], 'utf-8')
+            obj221.host = str(buf[pos:end223], 'utf-8', 'replace')
             pos = end223
             n224 = buf[pos]
             if n224 > 127:
@@ -1381,7 +1381,7 @@ def _dec_UpdateMetadataRequest_v7(buf, pos):
             end225 = pos + n224
             if n224 < 0 or end225 > limit:
                 raise bad_length('string', pos, n224, buf)
-            obj221.listener = str(buf[pos:end225], 'utf-8')
+            obj221.listener = str(buf[pos:end225], 'utf-8', 'replace')
             pos = end225
             (obj221.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -1404,7 +1404,7 @@ def _dec_UpdateMetadataRequest_v7(buf, pos):
                 raise bad_length('string', pos, n226, buf)
             obj217.rack = None
         else:
-            obj217.rack = str(buf[pos:end227], 'utf-8')
+            obj217.rack = str(buf[pos:end227], 'utf-8', 'replace')
             pos = end227
         obj217.v0_host = ''
         obj217.v0_port = 0
@@ -1536,7 +1536,7 @@ def _dec_UpdateMetadataRequest_v8(buf, pos):
         end247 = pos + n246
         if n246 < 0 or end247 > limit:
             raise bad_length('string', pos, n246, buf)
-        obj245.topic_name = str(buf[pos:end247], 'utf-8')
+        obj245.topic_name = str(buf[pos:end247], 'utf-8', 'replace')
         pos = end247
         (raw248,) = _S5.unpack_from(buf, pos)
         pos += 16
@@ -1633,7 +1633,7 @@ def _dec_UpdateMetadataRequest_v8(buf, pos):
             end265 = pos + n264
             if n264 < 0 or end265 > limit:
                 raise bad_length('string', pos, n264, buf)
-            obj263.host = str(buf[pos:end265], 'utf-8')
+            obj263.host = str(buf[pos:end265], 'utf-8', 'replace')
             pos = end265
             n266 = buf[pos]
             if n266 > 127:
@@ -1644,7 +1644,7 @@ def _dec_UpdateMetadataRequest_v8(buf, pos):
             end267 = pos + n266
             if n266 < 0 or end267 > limit:
                 raise bad_length('string', pos, n266, buf)
-            obj263.listener = str(buf[pos:end267], 'utf-8')
+            obj263.listener = str(buf[pos:end267], 'utf-8', 'replace')
             pos = end267
             (obj263.security_protocol,) = _S3.unpack_from(buf, pos)
             pos += 2
@@ -1667,7 +1667,7 @@ def _dec_UpdateMetadataRequest_v8(buf, pos):
                 raise bad_length('string', pos, n268, buf)
             obj259.rack = None
         else:
-            obj259.rack = str(buf[pos:end269], 'utf-8')
+            obj259.rack = str(buf[pos:end269], 'utf-8', 'replace')
             pos = end269
         obj259.v0_host = ''
         obj259.v0_port = 0

@@ -144,7 +144,7 @@ def _dec_UpdateRaftVoterRequest_v0(buf, pos):
             raise bad_length('string', pos, n5, buf)
         obj4.cluster_id = None
     else:
-        obj4.cluster_id = str(buf[pos:end6], 'utf-8')
+        obj4.cluster_id = str(buf[pos:end6], 'utf-8', 'replace')
         pos = end6
     (obj4.current_leader_epoch, obj4.voter_id, raw7,) = _S0.unpack_from(buf, pos)
     pos += 24
@@ -169,7 +169,7 @@ def _dec_UpdateRaftVoterRequest_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        obj11.name = str(buf[pos:end13], 'utf-8')
+        obj11.name = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         n14 = buf[pos]
         if n14 > 127:
@@ -180,7 +180,7 @@ def _dec_UpdateRaftVoterRequest_v0(buf, pos):
         end15 = pos + n14
         if n14 < 0 or end15 > limit:
             raise bad_length('string', pos, n14, buf)
-        obj11.host = str(buf[pos:end15], 'utf-8')
+        obj11.host = str(buf[pos:end15], 'utf-8', 'replace')
         pos = end15
         (obj11.port,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -258,7 +258,7 @@ def _dec_UpdateRaftVoterResponse_v0(buf, pos):
                 end28 = pos + n27
                 if n27 < 0 or end28 > limit:
                     raise bad_length('string', pos, n27, buf)
-                obj26.host = str(buf[pos:end28], 'utf-8')
+                obj26.host = str(buf[pos:end28], 'utf-8', 'replace')
                 pos = end28
                 (obj26.port,) = _S5.unpack_from(buf, pos)
                 pos += 4

@@ -175,7 +175,7 @@ def _dec_VoteRequest_v0(buf, pos):
             raise bad_length('string', pos, n6, buf)
         obj5.cluster_id = None
     else:
-        obj5.cluster_id = str(buf[pos:end7], 'utf-8')
+        obj5.cluster_id = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
     n8 = buf[pos]
     if n8 > 127:
@@ -197,7 +197,7 @@ def _dec_VoteRequest_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        obj11.topic_name = str(buf[pos:end13], 'utf-8')
+        obj11.topic_name = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         n14 = buf[pos]
         if n14 > 127:
@@ -285,7 +285,7 @@ def _dec_VoteRequest_v1(buf, pos):
             raise bad_length('string', pos, n23, buf)
         obj22.cluster_id = None
     else:
-        obj22.cluster_id = str(buf[pos:end24], 'utf-8')
+        obj22.cluster_id = str(buf[pos:end24], 'utf-8', 'replace')
         pos = end24
     (obj22.voter_id,) = _S1.unpack_from(buf, pos)
     pos += 4
@@ -309,7 +309,7 @@ def _dec_VoteRequest_v1(buf, pos):
         end30 = pos + n29
         if n29 < 0 or end30 > limit:
             raise bad_length('string', pos, n29, buf)
-        obj28.topic_name = str(buf[pos:end30], 'utf-8')
+        obj28.topic_name = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
         n31 = buf[pos]
         if n31 > 127:
@@ -407,7 +407,7 @@ def _dec_VoteResponse_v0(buf, pos):
         end47 = pos + n46
         if n46 < 0 or end47 > limit:
             raise bad_length('string', pos, n46, buf)
-        obj45.topic_name = str(buf[pos:end47], 'utf-8')
+        obj45.topic_name = str(buf[pos:end47], 'utf-8', 'replace')
         pos = end47
         n48 = buf[pos]
         if n48 > 127:
@@ -519,7 +519,7 @@ def _dec_VoteResponse_v1(buf, pos):
         end66 = pos + n65
         if n65 < 0 or end66 > limit:
             raise bad_length('string', pos, n65, buf)
-        obj64.topic_name = str(buf[pos:end66], 'utf-8')
+        obj64.topic_name = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
         n67 = buf[pos]
         if n67 > 127:
@@ -581,7 +581,7 @@ def _dec_VoteResponse_v1(buf, pos):
                     end81 = pos + n80
                     if n80 < 0 or end81 > limit:
                         raise bad_length('string', pos, n80, buf)
-                    obj79.host = str(buf[pos:end81], 'utf-8')
+                    obj79.host = str(buf[pos:end81], 'utf-8', 'replace')
                     pos = end81
                     (obj79.port,) = _S5.unpack_from(buf, pos)
                     pos += 2

@@ -171,7 +171,7 @@ def _dec_WriteShareGroupStateRequest_v0(buf, pos):
     end9 = pos + n8
     if n8 < 0 or end9 > limit:
         raise bad_length('string', pos, n8, buf)
-    obj7.group_id = str(buf[pos:end9], 'utf-8')
+    obj7.group_id = str(buf[pos:end9], 'utf-8', 'replace')
     pos = end9
     n10 = buf[pos]
     if n10 > 127:
@@ -316,7 +316,7 @@ def _dec_WriteShareGroupStateResponse_v0(buf, pos):
                     raise bad_length('string', pos, n37, buf)
                 obj36.error_message = None
             else:
-                obj36.error_message = str(buf[pos:end38], 'utf-8')
+                obj36.error_message = str(buf[pos:end38], 'utf-8', 'replace')
                 pos = end38
             if buf[pos] == 0:
                 pos += 1

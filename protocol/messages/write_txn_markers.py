@@ -159,7 +159,7 @@ def _dec_WriteTxnMarkersRequest_v0(buf, pos):
             end13 = pos + n12
             if n12 < 0 or end13 > limit:
                 raise bad_length('string', pos, n12, buf)
-            obj11.name = str(buf[pos:end13], 'utf-8')
+            obj11.name = str(buf[pos:end13], 'utf-8', 'replace')
             pos = end13
             (n14,) = _S1.unpack_from(buf, pos)
             pos += 4
@@ -253,7 +253,7 @@ def _dec_WriteTxnMarkersRequest_v1(buf, pos):
             end30 = pos + n29
             if n29 < 0 or end30 > limit:
                 raise bad_length('string', pos, n29, buf)
-            obj28.name = str(buf[pos:end30], 'utf-8')
+            obj28.name = str(buf[pos:end30], 'utf-8', 'replace')
             pos = end30
             n31 = buf[pos]
             if n31 > 127:
@@ -363,7 +363,7 @@ def _dec_WriteTxnMarkersRequest_v2(buf, pos):
             end47 = pos + n46
             if n46 < 0 or end47 > limit:
                 raise bad_length('string', pos, n46, buf)
-            obj45.name = str(buf[pos:end47], 'utf-8')
+            obj45.name = str(buf[pos:end47], 'utf-8', 'replace')
             pos = end47
             n48 = buf[pos]
             if n48 > 127:
@@ -444,7 +444,7 @@ def _dec_WriteTxnMarkersResponse_v0(buf, pos):
             end62 = pos + n61
             if n61 < 0 or end62 > limit:
                 raise bad_length('string', pos, n61, buf)
-            obj60.name = str(buf[pos:end62], 'utf-8')
+            obj60.name = str(buf[pos:end62], 'utf-8', 'replace')
             pos = end62
             (n63,) = _S1.unpack_from(buf, pos)
             pos += 4
@@ -546,7 +546,7 @@ def _dec_WriteTxnMarkersResponse_v1(buf, pos):
             end83 = pos + n82
             if n82 < 0 or end83 > limit:
                 raise bad_length('string', pos, n82, buf)
-            obj81.name = str(buf[pos:end83], 'utf-8')
+            obj81.name = str(buf[pos:end83], 'utf-8', 'replace')
             pos = end83
             n84 = buf[pos]
             if n84 > 127:

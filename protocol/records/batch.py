@@ -281,7 +281,7 @@ def _decode_record(buf, pos: int, end: int) -> tuple[Record, int]:
         if size < 0 or size > limit - pos:
             raise CorruptRecord(f"record header key length {size} invalid")
         try:
-            header_key = str(buf[pos : pos + size], "utf-8")
+            header_key = str(buf[pos : pos + size], "utf-8", "replace")  # as Kafka's Utils.utf8: U+FFFD
         except UnicodeDecodeError:
             raise CorruptRecord("record header key is not UTF-8") from None
         pos += size

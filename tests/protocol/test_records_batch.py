@@ -331,7 +331,6 @@ def test_bad_varint_in_record():
         b"\x00\x00\x00\x03\x00\x00",  # key length -2
         b"\x00\x00\x00\x01\x01\x01",  # header count -1
         b"\x00\x00\x00\x01\x01\x02\x01",  # header key length -1
-        b"\x00\x00\x00\x01\x01\x02\x02\xff\x01",  # header key not UTF-8
         b"\x00\x00\x00\x01\x01\x00\x00",  # one byte left over inside the record
     ],
 )
@@ -341,6 +340,16 @@ def test_malformed_record_fields(body):
     section += body
     with pytest.raises(CorruptRecord):
         decode_batch(raw_batch(bytes(section), 1), max_decompressed_size=LIMIT)
+
+
+def test_header_key_not_utf8_is_read_with_replacement_as_kafka_does():
+    # Kafka's DefaultRecord reads header keys with Utils.utf8 (new String(bytes, UTF_8)).
+    body = b"\x00\x00\x00\x01\x01\x02\x02\xff\x01"  # one header, key b"\xff", value null
+    section = bytearray()
+    write_varint(section, len(body))
+    section += body
+    record = decode_batch(raw_batch(bytes(section), 1), max_decompressed_size=LIMIT).records[0]
+    assert record.headers == [("\ufffd", None)]
 
 
 def test_wrong_magic_and_short_length():

@@ -318,7 +318,7 @@ class ModuleEmitter:
         end = self.fresh("end")
         what = {"str": "string", "bytes": "bytes", "rec": "records"}[kind]
         convert = {
-            "str": f"str(buf[pos:{end}], 'utf-8')",
+            "str": f"str(buf[pos:{end}], 'utf-8', 'replace')",  # as r_str: U+FFFD, as Kafka
             "bytes": f"bytes(buf[pos:{end}])",
             "rec": f"view[pos:{end}]",
         }[kind]

@@ -255,13 +255,16 @@ def bad_length(what, pos, length, buf):
     return DecodeError(f"{what} length {length} at {pos} exceeds the remaining bytes ({len(buf)} in all)")
 
 
+# Strings are read as Kafka reads them (new String(bytes, UTF_8)): malformed UTF-8 becomes U+FFFD
+# and the request is still answered.
+
 def r_str(buf, pos):
     (n,) = _unpack_i16(buf, pos)
     pos += 2
     end = pos + n
     if n < 0 or end > len(buf):
         raise bad_length("string", pos - 2, n, buf)
-    return str(buf[pos:end], "utf-8"), end
+    return str(buf[pos:end], "utf-8", "replace"), end
 
 
 def r_nstr(buf, pos):
@@ -272,7 +275,7 @@ def r_nstr(buf, pos):
         if n == -1:
             return None, pos
         raise bad_length("string", pos - 2, n, buf)
-    return str(buf[pos:end], "utf-8"), end
+    return str(buf[pos:end], "utf-8", "replace"), end
 
 
 # Compact readers: the first byte is read directly (IndexError at the end of the buffer becomes
@@ -287,7 +290,7 @@ def r_cstr(buf, pos):
     end = pos + n - 1
     if n == 0 or end > len(buf):
         raise bad_length("compact string", pos, n - 1, buf)
-    return str(buf[pos:end], "utf-8"), end
+    return str(buf[pos:end], "utf-8", "replace"), end
 
 
 def r_cnstr(buf, pos):
@@ -301,7 +304,7 @@ def r_cnstr(buf, pos):
     end = pos + n - 1
     if end > len(buf):
         raise bad_length("compact string", pos, n - 1, buf)
-    return str(buf[pos:end], "utf-8"), end
+    return str(buf[pos:end], "utf-8", "replace"), end
 
 
 def r_bytes(buf, pos):

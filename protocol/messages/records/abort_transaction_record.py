@@ -73,7 +73,7 @@ def _dec_AbortTransactionRecord_v0(buf, pos):
                         raise bad_length('string', pos, n9, buf)
                     obj3.reason = None
                 else:
-                    obj3.reason = str(buf[pos:end10], 'utf-8')
+                    obj3.reason = str(buf[pos:end10], 'utf-8', 'replace')
                     pos = end10
                 if pos != end8:
                     raise tagged_size_mismatch(tag6, start7, end8, pos)

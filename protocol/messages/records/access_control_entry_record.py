@@ -73,7 +73,7 @@ def _dec_AccessControlEntryRecord_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj1.resource_name = str(buf[pos:end4], 'utf-8')
+    obj1.resource_name = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj1.pattern_type,) = _S1.unpack_from(buf, pos)
     pos += 1
@@ -86,7 +86,7 @@ def _dec_AccessControlEntryRecord_v0(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj1.principal = str(buf[pos:end6], 'utf-8')
+    obj1.principal = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     n7 = buf[pos]
     if n7 > 127:
@@ -97,7 +97,7 @@ def _dec_AccessControlEntryRecord_v0(buf, pos):
     end8 = pos + n7
     if n7 < 0 or end8 > limit:
         raise bad_length('string', pos, n7, buf)
-    obj1.host = str(buf[pos:end8], 'utf-8')
+    obj1.host = str(buf[pos:end8], 'utf-8', 'replace')
     pos = end8
     (obj1.operation, obj1.permission_type,) = _S2.unpack_from(buf, pos)
     pos += 2

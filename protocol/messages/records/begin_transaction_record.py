@@ -73,7 +73,7 @@ def _dec_BeginTransactionRecord_v0(buf, pos):
                         raise bad_length('string', pos, n9, buf)
                     obj3.name = None
                 else:
-                    obj3.name = str(buf[pos:end10], 'utf-8')
+                    obj3.name = str(buf[pos:end10], 'utf-8', 'replace')
                     pos = end10
                 if pos != end8:
                     raise tagged_size_mismatch(tag6, start7, end8, pos)

@@ -94,7 +94,7 @@ def _dec_ClientQuotaRecord_v0(buf, pos):
         end9 = pos + n8
         if n8 < 0 or end9 > limit:
             raise bad_length('string', pos, n8, buf)
-        obj7.entity_type = str(buf[pos:end9], 'utf-8')
+        obj7.entity_type = str(buf[pos:end9], 'utf-8', 'replace')
         pos = end9
         n10 = buf[pos]
         if n10 > 127:
@@ -108,7 +108,7 @@ def _dec_ClientQuotaRecord_v0(buf, pos):
                 raise bad_length('string', pos, n10, buf)
             obj7.entity_name = None
         else:
-            obj7.entity_name = str(buf[pos:end11], 'utf-8')
+            obj7.entity_name = str(buf[pos:end11], 'utf-8', 'replace')
             pos = end11
         if buf[pos] == 0:
             pos += 1
@@ -126,7 +126,7 @@ def _dec_ClientQuotaRecord_v0(buf, pos):
     end13 = pos + n12
     if n12 < 0 or end13 > limit:
         raise bad_length('string', pos, n12, buf)
-    obj3.key = str(buf[pos:end13], 'utf-8')
+    obj3.key = str(buf[pos:end13], 'utf-8', 'replace')
     pos = end13
     (obj3.value, obj3.remove,) = _S0.unpack_from(buf, pos)
     pos += 9

@@ -64,7 +64,7 @@ def _dec_ConfigRecord_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.resource_name = str(buf[pos:end3], 'utf-8')
+    obj1.resource_name = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     n4 = buf[pos]
     if n4 > 127:
@@ -75,7 +75,7 @@ def _dec_ConfigRecord_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.name = str(buf[pos:end5], 'utf-8')
+    obj1.name = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     n6 = buf[pos]
     if n6 > 127:
@@ -89,7 +89,7 @@ def _dec_ConfigRecord_v0(buf, pos):
             raise bad_length('string', pos, n6, buf)
         obj1.value = None
     else:
-        obj1.value = str(buf[pos:end7], 'utf-8')
+        obj1.value = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
     if buf[pos] == 0:
         pos += 1

@@ -129,7 +129,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n9, buf)
         obj8.instance_id = None
     else:
-        obj8.instance_id = str(buf[pos:end10], 'utf-8')
+        obj8.instance_id = str(buf[pos:end10], 'utf-8', 'replace')
         pos = end10
     n11 = buf[pos]
     if n11 > 127:
@@ -143,7 +143,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n11, buf)
         obj8.rack_id = None
     else:
-        obj8.rack_id = str(buf[pos:end12], 'utf-8')
+        obj8.rack_id = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
     n13 = buf[pos]
     if n13 > 127:
@@ -154,7 +154,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
     end14 = pos + n13
     if n13 < 0 or end14 > limit:
         raise bad_length('string', pos, n13, buf)
-    obj8.client_id = str(buf[pos:end14], 'utf-8')
+    obj8.client_id = str(buf[pos:end14], 'utf-8', 'replace')
     pos = end14
     n15 = buf[pos]
     if n15 > 127:
@@ -165,7 +165,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
     end16 = pos + n15
     if n15 < 0 or end16 > limit:
         raise bad_length('string', pos, n15, buf)
-    obj8.client_host = str(buf[pos:end16], 'utf-8')
+    obj8.client_host = str(buf[pos:end16], 'utf-8', 'replace')
     pos = end16
     n17 = buf[pos]
     if n17 > 127:
@@ -186,7 +186,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
         end21 = pos + n20
         if n20 < 0 or end21 > limit:
             raise bad_length('string', pos, n20, buf)
-        item19 = str(buf[pos:end21], 'utf-8')
+        item19 = str(buf[pos:end21], 'utf-8', 'replace')
         pos = end21
         items18.append(item19)
     obj8.subscribed_topic_names = items18
@@ -202,7 +202,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n22, buf)
         obj8.subscribed_topic_regex = None
     else:
-        obj8.subscribed_topic_regex = str(buf[pos:end23], 'utf-8')
+        obj8.subscribed_topic_regex = str(buf[pos:end23], 'utf-8', 'replace')
         pos = end23
     (obj8.rebalance_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -218,7 +218,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n24, buf)
         obj8.server_assignor = None
     else:
-        obj8.server_assignor = str(buf[pos:end25], 'utf-8')
+        obj8.server_assignor = str(buf[pos:end25], 'utf-8', 'replace')
         pos = end25
     obj8.classic_member_metadata = ClassicMemberMetadata()
     if buf[pos] == 0:
@@ -259,7 +259,7 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
                         end38 = pos + n37
                         if n37 < 0 or end38 > limit:
                             raise bad_length('string', pos, n37, buf)
-                        obj36.name = str(buf[pos:end38], 'utf-8')
+                        obj36.name = str(buf[pos:end38], 'utf-8', 'replace')
                         pos = end38
                         n39 = buf[pos]
                         if n39 > 127:

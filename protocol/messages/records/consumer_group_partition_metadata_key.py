@@ -50,7 +50,7 @@ def _dec_ConsumerGroupPartitionMetadataKey_v4(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    obj1.group_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     obj1.unknown_tagged_fields = []
     self = obj1

@@ -77,7 +77,7 @@ def _dec_ConsumerProtocolAssignment_v0(buf, pos):
         end8 = pos + n7
         if n7 < 0 or end8 > limit:
             raise bad_length('string', pos, n7, buf)
-        obj6.topic = str(buf[pos:end8], 'utf-8')
+        obj6.topic = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
         (n9,) = _S0.unpack_from(buf, pos)
         pos += 4

@@ -75,7 +75,7 @@ def _dec_ConsumerProtocolSubscription_v0(buf, pos):
         end7 = pos + n6
         if n6 < 0 or end7 > limit:
             raise bad_length('string', pos, n6, buf)
-        item5 = str(buf[pos:end7], 'utf-8')
+        item5 = str(buf[pos:end7], 'utf-8', 'replace')
         pos = end7
         items4.append(item5)
     obj2.topics = items4
@@ -128,7 +128,7 @@ def _dec_ConsumerProtocolSubscription_v1(buf, pos):
         end17 = pos + n16
         if n16 < 0 or end17 > limit:
             raise bad_length('string', pos, n16, buf)
-        item15 = str(buf[pos:end17], 'utf-8')
+        item15 = str(buf[pos:end17], 'utf-8', 'replace')
         pos = end17
         items14.append(item15)
     obj12.topics = items14
@@ -154,7 +154,7 @@ def _dec_ConsumerProtocolSubscription_v1(buf, pos):
         end25 = pos + n24
         if n24 < 0 or end25 > limit:
             raise bad_length('string', pos, n24, buf)
-        obj23.topic = str(buf[pos:end25], 'utf-8')
+        obj23.topic = str(buf[pos:end25], 'utf-8', 'replace')
         pos = end25
         (n26,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -203,7 +203,7 @@ def _dec_ConsumerProtocolSubscription_v2(buf, pos):
         end34 = pos + n33
         if n33 < 0 or end34 > limit:
             raise bad_length('string', pos, n33, buf)
-        item32 = str(buf[pos:end34], 'utf-8')
+        item32 = str(buf[pos:end34], 'utf-8', 'replace')
         pos = end34
         items31.append(item32)
     obj29.topics = items31
@@ -229,7 +229,7 @@ def _dec_ConsumerProtocolSubscription_v2(buf, pos):
         end42 = pos + n41
         if n41 < 0 or end42 > limit:
             raise bad_length('string', pos, n41, buf)
-        obj40.topic = str(buf[pos:end42], 'utf-8')
+        obj40.topic = str(buf[pos:end42], 'utf-8', 'replace')
         pos = end42
         (n43,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -280,7 +280,7 @@ def _dec_ConsumerProtocolSubscription_v3(buf, pos):
         end51 = pos + n50
         if n50 < 0 or end51 > limit:
             raise bad_length('string', pos, n50, buf)
-        item49 = str(buf[pos:end51], 'utf-8')
+        item49 = str(buf[pos:end51], 'utf-8', 'replace')
         pos = end51
         items48.append(item49)
     obj46.topics = items48
@@ -306,7 +306,7 @@ def _dec_ConsumerProtocolSubscription_v3(buf, pos):
         end59 = pos + n58
         if n58 < 0 or end59 > limit:
             raise bad_length('string', pos, n58, buf)
-        obj57.topic = str(buf[pos:end59], 'utf-8')
+        obj57.topic = str(buf[pos:end59], 'utf-8', 'replace')
         pos = end59
         (n60,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -326,7 +326,7 @@ def _dec_ConsumerProtocolSubscription_v3(buf, pos):
             raise bad_length('string', pos, n61, buf)
         obj46.rack_id = None
     else:
-        obj46.rack_id = str(buf[pos:end62], 'utf-8')
+        obj46.rack_id = str(buf[pos:end62], 'utf-8', 'replace')
         pos = end62
     obj46.unknown_tagged_fields = []
     self = obj46

@@ -60,7 +60,7 @@ def _dec_DefaultPrincipalData_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.type = str(buf[pos:end3], 'utf-8')
+    obj1.type = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     n4 = buf[pos]
     if n4 > 127:
@@ -71,7 +71,7 @@ def _dec_DefaultPrincipalData_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.name = str(buf[pos:end5], 'utf-8')
+    obj1.name = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     (obj1.token_authenticated,) = _S0.unpack_from(buf, pos)
     pos += 1

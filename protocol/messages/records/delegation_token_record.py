@@ -72,7 +72,7 @@ def _dec_DelegationTokenRecord_v0(buf, pos):
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj3.owner = str(buf[pos:end5], 'utf-8')
+    obj3.owner = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     n6 = buf[pos]
     if n6 > 127:
@@ -83,7 +83,7 @@ def _dec_DelegationTokenRecord_v0(buf, pos):
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj3.requester = str(buf[pos:end7], 'utf-8')
+    obj3.requester = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     n8 = buf[pos]
     if n8 > 127:
@@ -104,7 +104,7 @@ def _dec_DelegationTokenRecord_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        item10 = str(buf[pos:end12], 'utf-8')
+        item10 = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         items9.append(item10)
     obj3.renewers = items9
@@ -119,7 +119,7 @@ def _dec_DelegationTokenRecord_v0(buf, pos):
     end14 = pos + n13
     if n13 < 0 or end14 > limit:
         raise bad_length('string', pos, n13, buf)
-    obj3.token_id = str(buf[pos:end14], 'utf-8')
+    obj3.token_id = str(buf[pos:end14], 'utf-8', 'replace')
     pos = end14
     if buf[pos] == 0:
         pos += 1

@@ -58,7 +58,7 @@ def _dec_FeatureLevelRecord_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.name = str(buf[pos:end3], 'utf-8')
+    obj1.name = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (obj1.feature_level,) = _S0.unpack_from(buf, pos)
     pos += 2

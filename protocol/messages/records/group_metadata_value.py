@@ -88,7 +88,7 @@ def _dec_GroupMetadataValue_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.protocol_type = str(buf[pos:end4], 'utf-8')
+    obj2.protocol_type = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj2.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -100,7 +100,7 @@ def _dec_GroupMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n5, buf)
         obj2.protocol = None
     else:
-        obj2.protocol = str(buf[pos:end6], 'utf-8')
+        obj2.protocol = str(buf[pos:end6], 'utf-8', 'replace')
         pos = end6
     (n7,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -110,7 +110,7 @@ def _dec_GroupMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n7, buf)
         obj2.leader = None
     else:
-        obj2.leader = str(buf[pos:end8], 'utf-8')
+        obj2.leader = str(buf[pos:end8], 'utf-8', 'replace')
         pos = end8
     (n9,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -124,21 +124,21 @@ def _dec_GroupMetadataValue_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj12.member_id = str(buf[pos:end14], 'utf-8')
+        obj12.member_id = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (n15,) = _S1.unpack_from(buf, pos)
         pos += 2
         end16 = pos + n15
         if n15 < 0 or end16 > limit:
             raise bad_length('string', pos, n15, buf)
-        obj12.client_id = str(buf[pos:end16], 'utf-8')
+        obj12.client_id = str(buf[pos:end16], 'utf-8', 'replace')
         pos = end16
         (n17,) = _S1.unpack_from(buf, pos)
         pos += 2
         end18 = pos + n17
         if n17 < 0 or end18 > limit:
             raise bad_length('string', pos, n17, buf)
-        obj12.client_host = str(buf[pos:end18], 'utf-8')
+        obj12.client_host = str(buf[pos:end18], 'utf-8', 'replace')
         pos = end18
         (obj12.session_timeout,) = _S0.unpack_from(buf, pos)
         pos += 4
@@ -195,7 +195,7 @@ def _dec_GroupMetadataValue_v1(buf, pos):
     end26 = pos + n25
     if n25 < 0 or end26 > limit:
         raise bad_length('string', pos, n25, buf)
-    obj24.protocol_type = str(buf[pos:end26], 'utf-8')
+    obj24.protocol_type = str(buf[pos:end26], 'utf-8', 'replace')
     pos = end26
     (obj24.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -207,7 +207,7 @@ def _dec_GroupMetadataValue_v1(buf, pos):
             raise bad_length('string', pos, n27, buf)
         obj24.protocol = None
     else:
-        obj24.protocol = str(buf[pos:end28], 'utf-8')
+        obj24.protocol = str(buf[pos:end28], 'utf-8', 'replace')
         pos = end28
     (n29,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -217,7 +217,7 @@ def _dec_GroupMetadataValue_v1(buf, pos):
             raise bad_length('string', pos, n29, buf)
         obj24.leader = None
     else:
-        obj24.leader = str(buf[pos:end30], 'utf-8')
+        obj24.leader = str(buf[pos:end30], 'utf-8', 'replace')
         pos = end30
     (n31,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -231,21 +231,21 @@ def _dec_GroupMetadataValue_v1(buf, pos):
         end36 = pos + n35
         if n35 < 0 or end36 > limit:
             raise bad_length('string', pos, n35, buf)
-        obj34.member_id = str(buf[pos:end36], 'utf-8')
+        obj34.member_id = str(buf[pos:end36], 'utf-8', 'replace')
         pos = end36
         (n37,) = _S1.unpack_from(buf, pos)
         pos += 2
         end38 = pos + n37
         if n37 < 0 or end38 > limit:
             raise bad_length('string', pos, n37, buf)
-        obj34.client_id = str(buf[pos:end38], 'utf-8')
+        obj34.client_id = str(buf[pos:end38], 'utf-8', 'replace')
         pos = end38
         (n39,) = _S1.unpack_from(buf, pos)
         pos += 2
         end40 = pos + n39
         if n39 < 0 or end40 > limit:
             raise bad_length('string', pos, n39, buf)
-        obj34.client_host = str(buf[pos:end40], 'utf-8')
+        obj34.client_host = str(buf[pos:end40], 'utf-8', 'replace')
         pos = end40
         (obj34.rebalance_timeout, obj34.session_timeout,) = _S2.unpack_from(buf, pos)
         pos += 8
@@ -302,7 +302,7 @@ def _dec_GroupMetadataValue_v2(buf, pos):
     end48 = pos + n47
     if n47 < 0 or end48 > limit:
         raise bad_length('string', pos, n47, buf)
-    obj46.protocol_type = str(buf[pos:end48], 'utf-8')
+    obj46.protocol_type = str(buf[pos:end48], 'utf-8', 'replace')
     pos = end48
     (obj46.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -314,7 +314,7 @@ def _dec_GroupMetadataValue_v2(buf, pos):
             raise bad_length('string', pos, n49, buf)
         obj46.protocol = None
     else:
-        obj46.protocol = str(buf[pos:end50], 'utf-8')
+        obj46.protocol = str(buf[pos:end50], 'utf-8', 'replace')
         pos = end50
     (n51,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -324,7 +324,7 @@ def _dec_GroupMetadataValue_v2(buf, pos):
             raise bad_length('string', pos, n51, buf)
         obj46.leader = None
     else:
-        obj46.leader = str(buf[pos:end52], 'utf-8')
+        obj46.leader = str(buf[pos:end52], 'utf-8', 'replace')
         pos = end52
     (obj46.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
@@ -340,21 +340,21 @@ def _dec_GroupMetadataValue_v2(buf, pos):
         end58 = pos + n57
         if n57 < 0 or end58 > limit:
             raise bad_length('string', pos, n57, buf)
-        obj56.member_id = str(buf[pos:end58], 'utf-8')
+        obj56.member_id = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
         (n59,) = _S1.unpack_from(buf, pos)
         pos += 2
         end60 = pos + n59
         if n59 < 0 or end60 > limit:
             raise bad_length('string', pos, n59, buf)
-        obj56.client_id = str(buf[pos:end60], 'utf-8')
+        obj56.client_id = str(buf[pos:end60], 'utf-8', 'replace')
         pos = end60
         (n61,) = _S1.unpack_from(buf, pos)
         pos += 2
         end62 = pos + n61
         if n61 < 0 or end62 > limit:
             raise bad_length('string', pos, n61, buf)
-        obj56.client_host = str(buf[pos:end62], 'utf-8')
+        obj56.client_host = str(buf[pos:end62], 'utf-8', 'replace')
         pos = end62
         (obj56.rebalance_timeout, obj56.session_timeout,) = _S2.unpack_from(buf, pos)
         pos += 8
@@ -411,7 +411,7 @@ def _dec_GroupMetadataValue_v3(buf, pos):
     end70 = pos + n69
     if n69 < 0 or end70 > limit:
         raise bad_length('string', pos, n69, buf)
-    obj68.protocol_type = str(buf[pos:end70], 'utf-8')
+    obj68.protocol_type = str(buf[pos:end70], 'utf-8', 'replace')
     pos = end70
     (obj68.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -423,7 +423,7 @@ def _dec_GroupMetadataValue_v3(buf, pos):
             raise bad_length('string', pos, n71, buf)
         obj68.protocol = None
     else:
-        obj68.protocol = str(buf[pos:end72], 'utf-8')
+        obj68.protocol = str(buf[pos:end72], 'utf-8', 'replace')
         pos = end72
     (n73,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -433,7 +433,7 @@ def _dec_GroupMetadataValue_v3(buf, pos):
             raise bad_length('string', pos, n73, buf)
         obj68.leader = None
     else:
-        obj68.leader = str(buf[pos:end74], 'utf-8')
+        obj68.leader = str(buf[pos:end74], 'utf-8', 'replace')
         pos = end74
     (obj68.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
@@ -449,7 +449,7 @@ def _dec_GroupMetadataValue_v3(buf, pos):
         end80 = pos + n79
         if n79 < 0 or end80 > limit:
             raise bad_length('string', pos, n79, buf)
-        obj78.member_id = str(buf[pos:end80], 'utf-8')
+        obj78.member_id = str(buf[pos:end80], 'utf-8', 'replace')
         pos = end80
         (n81,) = _S1.unpack_from(buf, pos)
         pos += 2
@@ -459,21 +459,21 @@ def _dec_GroupMetadataValue_v3(buf, pos):
                 raise bad_length('string', pos, n81, buf)
             obj78.group_instance_id = None
         else:
-            obj78.group_instance_id = str(buf[pos:end82], 'utf-8')
+            obj78.group_instance_id = str(buf[pos:end82], 'utf-8', 'replace')
             pos = end82
         (n83,) = _S1.unpack_from(buf, pos)
         pos += 2
         end84 = pos + n83
         if n83 < 0 or end84 > limit:
             raise bad_length('string', pos, n83, buf)
-        obj78.client_id = str(buf[pos:end84], 'utf-8')
+        obj78.client_id = str(buf[pos:end84], 'utf-8', 'replace')
         pos = end84
         (n85,) = _S1.unpack_from(buf, pos)
         pos += 2
         end86 = pos + n85
         if n85 < 0 or end86 > limit:
             raise bad_length('string', pos, n85, buf)
-        obj78.client_host = str(buf[pos:end86], 'utf-8')
+        obj78.client_host = str(buf[pos:end86], 'utf-8', 'replace')
         pos = end86
         (obj78.rebalance_timeout, obj78.session_timeout,) = _S2.unpack_from(buf, pos)
         pos += 8
@@ -541,7 +541,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
     end95 = pos + n94
     if n94 < 0 or end95 > limit:
         raise bad_length('string', pos, n94, buf)
-    obj93.protocol_type = str(buf[pos:end95], 'utf-8')
+    obj93.protocol_type = str(buf[pos:end95], 'utf-8', 'replace')
     pos = end95
     (obj93.generation,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -557,7 +557,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
             raise bad_length('string', pos, n96, buf)
         obj93.protocol = None
     else:
-        obj93.protocol = str(buf[pos:end97], 'utf-8')
+        obj93.protocol = str(buf[pos:end97], 'utf-8', 'replace')
         pos = end97
     n98 = buf[pos]
     if n98 > 127:
@@ -571,7 +571,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
             raise bad_length('string', pos, n98, buf)
         obj93.leader = None
     else:
-        obj93.leader = str(buf[pos:end99], 'utf-8')
+        obj93.leader = str(buf[pos:end99], 'utf-8', 'replace')
         pos = end99
     (obj93.current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
@@ -595,7 +595,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
         end105 = pos + n104
         if n104 < 0 or end105 > limit:
             raise bad_length('string', pos, n104, buf)
-        obj103.member_id = str(buf[pos:end105], 'utf-8')
+        obj103.member_id = str(buf[pos:end105], 'utf-8', 'replace')
         pos = end105
         n106 = buf[pos]
         if n106 > 127:
@@ -609,7 +609,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
                 raise bad_length('string', pos, n106, buf)
             obj103.group_instance_id = None
         else:
-            obj103.group_instance_id = str(buf[pos:end107], 'utf-8')
+            obj103.group_instance_id = str(buf[pos:end107], 'utf-8', 'replace')
             pos = end107
         n108 = buf[pos]
         if n108 > 127:
@@ -620,7 +620,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
         end109 = pos + n108
         if n108 < 0 or end109 > limit:
             raise bad_length('string', pos, n108, buf)
-        obj103.client_id = str(buf[pos:end109], 'utf-8')
+        obj103.client_id = str(buf[pos:end109], 'utf-8', 'replace')
         pos = end109
         n110 = buf[pos]
         if n110 > 127:
@@ -631,7 +631,7 @@ def _dec_GroupMetadataValue_v4(buf, pos):
         end111 = pos + n110
         if n110 < 0 or end111 > limit:
             raise bad_length('string', pos, n110, buf)
-        obj103.client_host = str(buf[pos:end111], 'utf-8')
+        obj103.client_host = str(buf[pos:end111], 'utf-8', 'replace')
         pos = end111
         (obj103.rebalance_timeout, obj103.session_timeout,) = _S2.unpack_from(buf, pos)
         pos += 8

@@ -61,7 +61,7 @@ def _dec_OffsetCommitValue_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.metadata = str(buf[pos:end3], 'utf-8')
+    obj1.metadata = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (obj1.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
@@ -91,7 +91,7 @@ def _dec_OffsetCommitValue_v1(buf, pos):
     end6 = pos + n5
     if n5 < 0 or end6 > limit:
         raise bad_length('string', pos, n5, buf)
-    obj4.metadata = str(buf[pos:end6], 'utf-8')
+    obj4.metadata = str(buf[pos:end6], 'utf-8', 'replace')
     pos = end6
     (obj4.commit_timestamp, obj4.expire_timestamp,) = _S2.unpack_from(buf, pos)
     pos += 16
@@ -120,7 +120,7 @@ def _dec_OffsetCommitValue_v3(buf, pos):
     end9 = pos + n8
     if n8 < 0 or end9 > limit:
         raise bad_length('string', pos, n8, buf)
-    obj7.metadata = str(buf[pos:end9], 'utf-8')
+    obj7.metadata = str(buf[pos:end9], 'utf-8', 'replace')
     pos = end9
     (obj7.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
@@ -155,7 +155,7 @@ def _dec_OffsetCommitValue_v4(buf, pos):
     end12 = pos + n11
     if n11 < 0 or end12 > limit:
         raise bad_length('string', pos, n11, buf)
-    obj10.metadata = str(buf[pos:end12], 'utf-8')
+    obj10.metadata = str(buf[pos:end12], 'utf-8', 'replace')
     pos = end12
     (obj10.commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8

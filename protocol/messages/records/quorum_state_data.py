@@ -85,7 +85,7 @@ def _dec_QuorumStateData_v0(buf, pos):
     end4 = pos + n3
     if n3 < 0 or end4 > limit:
         raise bad_length('string', pos, n3, buf)
-    obj2.cluster_id = str(buf[pos:end4], 'utf-8')
+    obj2.cluster_id = str(buf[pos:end4], 'utf-8', 'replace')
     pos = end4
     (obj2.leader_id, obj2.leader_epoch, obj2.voted_id, obj2.applied_offset,) = _S0.unpack_from(buf, pos)
     pos += 20

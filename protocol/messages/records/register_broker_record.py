@@ -143,7 +143,7 @@ def _dec_RegisterBrokerRecord_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj10.name = str(buf[pos:end12], 'utf-8')
+        obj10.name = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         n13 = buf[pos]
         if n13 > 127:
@@ -154,7 +154,7 @@ def _dec_RegisterBrokerRecord_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj10.host = str(buf[pos:end14], 'utf-8')
+        obj10.host = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (obj10.port, obj10.security_protocol,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -185,7 +185,7 @@ def _dec_RegisterBrokerRecord_v0(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        obj18.name = str(buf[pos:end20], 'utf-8')
+        obj18.name = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         (obj18.min_supported_version, obj18.max_supported_version,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -208,7 +208,7 @@ def _dec_RegisterBrokerRecord_v0(buf, pos):
             raise bad_length('string', pos, n21, buf)
         obj5.rack = None
     else:
-        obj5.rack = str(buf[pos:end22], 'utf-8')
+        obj5.rack = str(buf[pos:end22], 'utf-8', 'replace')
         pos = end22
     (obj5.fenced,) = _S3.unpack_from(buf, pos)
     pos += 1
@@ -290,7 +290,7 @@ def _dec_RegisterBrokerRecord_v1(buf, pos):
         end34 = pos + n33
         if n33 < 0 or end34 > limit:
             raise bad_length('string', pos, n33, buf)
-        obj32.name = str(buf[pos:end34], 'utf-8')
+        obj32.name = str(buf[pos:end34], 'utf-8', 'replace')
         pos = end34
         n35 = buf[pos]
         if n35 > 127:
@@ -301,7 +301,7 @@ def _dec_RegisterBrokerRecord_v1(buf, pos):
         end36 = pos + n35
         if n35 < 0 or end36 > limit:
             raise bad_length('string', pos, n35, buf)
-        obj32.host = str(buf[pos:end36], 'utf-8')
+        obj32.host = str(buf[pos:end36], 'utf-8', 'replace')
         pos = end36
         (obj32.port, obj32.security_protocol,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -332,7 +332,7 @@ def _dec_RegisterBrokerRecord_v1(buf, pos):
         end42 = pos + n41
         if n41 < 0 or end42 > limit:
             raise bad_length('string', pos, n41, buf)
-        obj40.name = str(buf[pos:end42], 'utf-8')
+        obj40.name = str(buf[pos:end42], 'utf-8', 'replace')
         pos = end42
         (obj40.min_supported_version, obj40.max_supported_version,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -355,7 +355,7 @@ def _dec_RegisterBrokerRecord_v1(buf, pos):
             raise bad_length('string', pos, n43, buf)
         obj27.rack = None
     else:
-        obj27.rack = str(buf[pos:end44], 'utf-8')
+        obj27.rack = str(buf[pos:end44], 'utf-8', 'replace')
         pos = end44
     (obj27.fenced, obj27.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2
@@ -434,7 +434,7 @@ def _dec_RegisterBrokerRecord_v2(buf, pos):
         end56 = pos + n55
         if n55 < 0 or end56 > limit:
             raise bad_length('string', pos, n55, buf)
-        obj54.name = str(buf[pos:end56], 'utf-8')
+        obj54.name = str(buf[pos:end56], 'utf-8', 'replace')
         pos = end56
         n57 = buf[pos]
         if n57 > 127:
@@ -445,7 +445,7 @@ def _dec_RegisterBrokerRecord_v2(buf, pos):
         end58 = pos + n57
         if n57 < 0 or end58 > limit:
             raise bad_length('string', pos, n57, buf)
-        obj54.host = str(buf[pos:end58], 'utf-8')
+        obj54.host = str(buf[pos:end58], 'utf-8', 'replace')
         pos = end58
         (obj54.port, obj54.security_protocol,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -476,7 +476,7 @@ def _dec_RegisterBrokerRecord_v2(buf, pos):
         end64 = pos + n63
         if n63 < 0 or end64 > limit:
             raise bad_length('string', pos, n63, buf)
-        obj62.name = str(buf[pos:end64], 'utf-8')
+        obj62.name = str(buf[pos:end64], 'utf-8', 'replace')
         pos = end64
         (obj62.min_supported_version, obj62.max_supported_version,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -499,7 +499,7 @@ def _dec_RegisterBrokerRecord_v2(buf, pos):
             raise bad_length('string', pos, n65, buf)
         obj49.rack = None
     else:
-        obj49.rack = str(buf[pos:end66], 'utf-8')
+        obj49.rack = str(buf[pos:end66], 'utf-8', 'replace')
         pos = end66
     (obj49.fenced, obj49.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2
@@ -586,7 +586,7 @@ def _dec_RegisterBrokerRecord_v3(buf, pos):
         end82 = pos + n81
         if n81 < 0 or end82 > limit:
             raise bad_length('string', pos, n81, buf)
-        obj80.name = str(buf[pos:end82], 'utf-8')
+        obj80.name = str(buf[pos:end82], 'utf-8', 'replace')
         pos = end82
         n83 = buf[pos]
         if n83 > 127:
@@ -597,7 +597,7 @@ def _dec_RegisterBrokerRecord_v3(buf, pos):
         end84 = pos + n83
         if n83 < 0 or end84 > limit:
             raise bad_length('string', pos, n83, buf)
-        obj80.host = str(buf[pos:end84], 'utf-8')
+        obj80.host = str(buf[pos:end84], 'utf-8', 'replace')
         pos = end84
         (obj80.port, obj80.security_protocol,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -628,7 +628,7 @@ def _dec_RegisterBrokerRecord_v3(buf, pos):
         end90 = pos + n89
         if n89 < 0 or end90 > limit:
             raise bad_length('string', pos, n89, buf)
-        obj88.name = str(buf[pos:end90], 'utf-8')
+        obj88.name = str(buf[pos:end90], 'utf-8', 'replace')
         pos = end90
         (obj88.min_supported_version, obj88.max_supported_version,) = _S2.unpack_from(buf, pos)
         pos += 4
@@ -651,7 +651,7 @@ def _dec_RegisterBrokerRecord_v3(buf, pos):
             raise bad_length('string', pos, n91, buf)
         obj75.rack = None
     else:
-        obj75.rack = str(buf[pos:end92], 'utf-8')
+        obj75.rack = str(buf[pos:end92], 'utf-8', 'replace')
         pos = end92
     (obj75.fenced, obj75.in_controlled_shutdown,) = _S4.unpack_from(buf, pos)
     pos += 2

@@ -126,7 +126,7 @@ def _dec_RegisterControllerRecord_v0(buf, pos):
         end12 = pos + n11
         if n11 < 0 or end12 > limit:
             raise bad_length('string', pos, n11, buf)
-        obj10.name = str(buf[pos:end12], 'utf-8')
+        obj10.name = str(buf[pos:end12], 'utf-8', 'replace')
         pos = end12
         n13 = buf[pos]
         if n13 > 127:
@@ -137,7 +137,7 @@ def _dec_RegisterControllerRecord_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj10.host = str(buf[pos:end14], 'utf-8')
+        obj10.host = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (obj10.port, obj10.security_protocol,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -168,7 +168,7 @@ def _dec_RegisterControllerRecord_v0(buf, pos):
         end20 = pos + n19
         if n19 < 0 or end20 > limit:
             raise bad_length('string', pos, n19, buf)
-        obj18.name = str(buf[pos:end20], 'utf-8')
+        obj18.name = str(buf[pos:end20], 'utf-8', 'replace')
         pos = end20
         (obj18.min_supported_version, obj18.max_supported_version,) = _S2.unpack_from(buf, pos)
         pos += 4

@@ -55,7 +55,7 @@ def _dec_RemoveDelegationTokenRecord_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.token_id = str(buf[pos:end3], 'utf-8')
+    obj1.token_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     if buf[pos] == 0:
         pos += 1

@@ -52,14 +52,14 @@ def _dec_ShareGroupCurrentMemberAssignmentKey_v14(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    obj1.group_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (n4,) = _S0.unpack_from(buf, pos)
     pos += 2
     end5 = pos + n4
     if n4 < 0 or end5 > limit:
         raise bad_length('string', pos, n4, buf)
-    obj1.member_id = str(buf[pos:end5], 'utf-8')
+    obj1.member_id = str(buf[pos:end5], 'utf-8', 'replace')
     pos = end5
     obj1.unknown_tagged_fields = []
     self = obj1

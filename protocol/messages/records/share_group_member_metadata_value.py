@@ -70,7 +70,7 @@ def _dec_ShareGroupMemberMetadataValue_v0(buf, pos):
             raise bad_length('string', pos, n4, buf)
         obj3.rack_id = None
     else:
-        obj3.rack_id = str(buf[pos:end5], 'utf-8')
+        obj3.rack_id = str(buf[pos:end5], 'utf-8', 'replace')
         pos = end5
     n6 = buf[pos]
     if n6 > 127:
@@ -81,7 +81,7 @@ def _dec_ShareGroupMemberMetadataValue_v0(buf, pos):
     end7 = pos + n6
     if n6 < 0 or end7 > limit:
         raise bad_length('string', pos, n6, buf)
-    obj3.client_id = str(buf[pos:end7], 'utf-8')
+    obj3.client_id = str(buf[pos:end7], 'utf-8', 'replace')
     pos = end7
     n8 = buf[pos]
     if n8 > 127:
@@ -92,7 +92,7 @@ def _dec_ShareGroupMemberMetadataValue_v0(buf, pos):
     end9 = pos + n8
     if n8 < 0 or end9 > limit:
         raise bad_length('string', pos, n8, buf)
-    obj3.client_host = str(buf[pos:end9], 'utf-8')
+    obj3.client_host = str(buf[pos:end9], 'utf-8', 'replace')
     pos = end9
     n10 = buf[pos]
     if n10 > 127:
@@ -113,7 +113,7 @@ def _dec_ShareGroupMemberMetadataValue_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        item12 = str(buf[pos:end14], 'utf-8')
+        item12 = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         items11.append(item12)
     obj3.subscribed_topic_names = items11

@@ -125,7 +125,7 @@ def _dec_ShareGroupPartitionMetadataValue_v0(buf, pos):
         end14 = pos + n13
         if n13 < 0 or end14 > limit:
             raise bad_length('string', pos, n13, buf)
-        obj11.topic_name = str(buf[pos:end14], 'utf-8')
+        obj11.topic_name = str(buf[pos:end14], 'utf-8', 'replace')
         pos = end14
         (obj11.num_partitions,) = _S1.unpack_from(buf, pos)
         pos += 4
@@ -161,7 +161,7 @@ def _dec_ShareGroupPartitionMetadataValue_v0(buf, pos):
                 end23 = pos + n22
                 if n22 < 0 or end23 > limit:
                     raise bad_length('string', pos, n22, buf)
-                item21 = str(buf[pos:end23], 'utf-8')
+                item21 = str(buf[pos:end23], 'utf-8', 'replace')
                 pos = end23
                 items20.append(item21)
             obj18.racks = items20

@@ -123,7 +123,7 @@ def _dec_ShareGroupStatePartitionMetadataValue_v0(buf, pos):
         end13 = pos + n12
         if n12 < 0 or end13 > limit:
             raise bad_length('string', pos, n12, buf)
-        obj10.topic_name = str(buf[pos:end13], 'utf-8')
+        obj10.topic_name = str(buf[pos:end13], 'utf-8', 'replace')
         pos = end13
         n14 = buf[pos]
         if n14 > 127:
@@ -164,7 +164,7 @@ def _dec_ShareGroupStatePartitionMetadataValue_v0(buf, pos):
         end21 = pos + n20
         if n20 < 0 or end21 > limit:
             raise bad_length('string', pos, n20, buf)
-        obj18.topic_name = str(buf[pos:end21], 'utf-8')
+        obj18.topic_name = str(buf[pos:end21], 'utf-8', 'replace')
         pos = end21
         if buf[pos] == 0:
             pos += 1

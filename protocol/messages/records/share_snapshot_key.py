@@ -54,7 +54,7 @@ def _dec_ShareSnapshotKey_v0(buf, pos):
     end3 = pos + n2
     if n2 < 0 or end3 > limit:
         raise bad_length('string', pos, n2, buf)
-    obj1.group_id = str(buf[pos:end3], 'utf-8')
+    obj1.group_id = str(buf[pos:end3], 'utf-8', 'replace')
     pos = end3
     (raw4, obj1.partition,) = _S0.unpack_from(buf, pos)
     pos += 20

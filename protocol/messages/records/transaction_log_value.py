@@ -101,7 +101,7 @@ def _dec_TransactionLogValue_v0(buf, pos):
             end8 = pos + n7
             if n7 < 0 or end8 > limit:
                 raise bad_length('string', pos, n7, buf)
-            obj6.topic = str(buf[pos:end8], 'utf-8')
+            obj6.topic = str(buf[pos:end8], 'utf-8', 'replace')
             pos = end8
             (n9,) = _S2.unpack_from(buf, pos)
             pos += 4
@@ -186,7 +186,7 @@ def _dec_TransactionLogValue_v1(buf, pos):
             end22 = pos + n21
             if n21 < 0 or end22 > limit:
                 raise bad_length('string', pos, n21, buf)
-            obj20.topic = str(buf[pos:end22], 'utf-8')
+            obj20.topic = str(buf[pos:end22], 'utf-8', 'replace')
             pos = end22
             n23 = buf[pos]
             if n23 > 127:

@@ -153,7 +153,7 @@ def _dec_VotersRecord_v0(buf, pos):
             end17 = pos + n16
             if n16 < 0 or end17 > limit:
                 raise bad_length('string', pos, n16, buf)
-            obj15.name = str(buf[pos:end17], 'utf-8')
+            obj15.name = str(buf[pos:end17], 'utf-8', 'replace')
             pos = end17
             n18 = buf[pos]
             if n18 > 127:
@@ -164,7 +164,7 @@ def _dec_VotersRecord_v0(buf, pos):
             end19 = pos + n18
             if n18 < 0 or end19 > limit:
                 raise bad_length('string', pos, n18, buf)
-            obj15.host = str(buf[pos:end19], 'utf-8')
+            obj15.host = str(buf[pos:end19], 'utf-8', 'replace')
             pos = end19
             (obj15.port,) = _S2.unpack_from(buf, pos)
             pos += 2
