@@ -354,6 +354,23 @@ def test_records_decode_is_a_zero_copy_slice_of_the_input():
     assert records == batch
 
 
+@pytest.mark.parametrize("sizes", [(0, 2047), (2048, 5), (2047, 2048, 2049), (1 << 20, 0, 4096)])
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_encode_joins_large_records_to_the_same_bytes_as_write(sizes, kind):
+    # encode() keeps records of 2 KiB and more out of its buffer and joins them at the end.
+    response = FetchResponse(responses=[FetchResponse.FetchableTopicResponse(topic="t", partitions=[
+        FetchResponse.PartitionData(partition_index=p, records=kind(bytes([p + 1]) * size))
+        for p, size in enumerate(sizes)])])
+    for version in (4, 12):
+        written = bytearray()
+        response.write(written, version)
+        encoded = response.encode(version)
+        assert type(encoded) is bytes and encoded == written
+        decoded = FetchResponse.decode(encoded, version)
+        assert [bytes(p.records) for p in decoded.responses[0].partitions] == [
+            bytes([p + 1]) * size for p, size in enumerate(sizes)]
+
+
 class FileRegion:
     """Stands in for a segment-file region the server sends with sendfile."""
 
