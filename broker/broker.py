@@ -5,7 +5,7 @@ identity, the topic table, the partitions and their logs. Handlers receive it in
 context and change state only through its methods; everything runs on the event loop, so no
 locks exist and none are needed. Tests and admin hooks mutate through the same methods.
 
-Lifecycle: ``open()`` (lock and recover the data directory, load topics, open partition logs),
+Lifecycle: ``open()`` (lock and recover the data directories, load topics, open partition logs),
 then serving, then ``begin_shutdown()`` (long polls answer at once) and ``close()`` (flush and
 close every log; the storage engine writes its checkpoints and clean-shutdown marker).
 """
@@ -20,10 +20,9 @@ import uuid
 import structlog
 
 from odradek.protocol import error_codes
-from odradek.storage.checkpoints import read_meta_properties
 from odradek.storage.config import LogConfig
 from odradek.storage.fs import OsFileSystem
-from odradek.storage.log_directory import META_PROPERTIES, LogDirectory
+from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 
 from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
@@ -43,7 +42,9 @@ class Broker:
         # Wall-clock milliseconds (record timestamps, retention); injectable for tests.
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.node_id = config.node_id
-        self.log_dir = os.path.abspath(config.log_dir)
+        # Every entry of log.dirs; the first also holds the topic table and producer id blocks.
+        self.log_dirs = [os.path.abspath(path) for path in config.log_dirs]
+        self.log_dir = self.log_dirs[0]
         self.cluster_id: str = config["cluster.id"] or ""
         self.topics = TopicTable(self.log_dir)
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -60,18 +61,14 @@ class Broker:
     # --- lifecycle ---
 
     def open(self) -> None:
-        """Lock and recover the data directory (the storage engine's LogDirectory), load the
-        topic table and attach every partition's log."""
+        """Lock and recover the data directories (the storage engine's LogDirectories), load
+        the topic table and attach every partition's log."""
         fs = OsFileSystem()
         fs.makedirs(self.log_dir)
         self.topics.load()
-        cluster_id = self.config["cluster.id"] or None
-        if cluster_id is None:
-            meta_path = os.path.join(self.log_dir, META_PROPERTIES)
-            stored = read_meta_properties(fs, meta_path) if fs.exists(meta_path) else None
-            cluster_id = (stored or {}).get("cluster.id") or generate_cluster_id()
-        self._data_dir = LogDirectory.open(
-            self.log_dir, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
+        cluster_id = self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or generate_cluster_id()
+        self._data_dir = LogDirectories.open(
+            self.log_dirs, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
             default_config=log_config_from(self.default_topic_config()),
             topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
             clock=self.clock_ms)
@@ -124,9 +121,9 @@ class Broker:
         self.group_coordinator.shutdown()  # answers parked JoinGroup/SyncGroup so connections drain
 
     def close(self) -> None:
-        """Flush and close every log, write the checkpoints and the clean-shutdown marker (the
-        storage engine's LogDirectory.close; a failure leaves no marker, so the next start
-        recovers)."""
+        """Flush and close every log, write the checkpoints and the clean-shutdown marker of
+        every data directory (the storage engine's LogDirectories.close; a directory whose
+        close fails gets no marker, so the next start recovers it)."""
         data_dir, self._data_dir = self._data_dir, None
         self.partitions.clear()
         if data_dir is not None:
@@ -178,6 +175,11 @@ class Broker:
 
     def partition(self, topic_name: str, index: int) -> Partition | None:
         return self.partitions.get((topic_name, index))
+
+    def log_dir_of(self, topic_name: str, index: int) -> str | None:
+        """The data directory (an entry of ``log_dirs``) holding the partition's log."""
+        directory = self._data_dir.directory_of(topic_name, index) if self._data_dir is not None else None
+        return directory.path if directory is not None else None
 
     def check_new_topic(self, name: str, num_partitions: int, replication_factor: int,
                         assignments: dict[int, list[int]] | None, configs: dict[str, str | None]) -> tuple[int, dict[str, str]]:

@@ -71,7 +71,7 @@ async def serve(config: BrokerConfig, ready_stream=None) -> None:
         for name, (host, port) in server.bound.items():
             shown = f"[{host}]" if ":" in host else host
             print(f"odradek listening on {shown}:{port} ({name})", file=out, flush=True)
-        log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dir=broker.log_dir)
+        log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs)
         maintenance = asyncio.ensure_future(broker.run_maintenance())
         await stop.wait()
         log.info("shutting down")

@@ -24,6 +24,7 @@ comma-separated with each item trimmed, and an empty string is the empty list.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -169,6 +170,20 @@ def _listeners_check(value):
 
 
 _listeners_check.description = "list of NAME://host:port"
+
+
+def _log_dirs_check(value):
+    if value is None:
+        return
+    if not value or any(not item for item in value):
+        raise ValueError("Empty log directory name")
+    resolved = [os.path.abspath(item) for item in value]
+    duplicates = sorted({path for path in resolved if resolved.count(path) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicate log directory found: {', '.join(duplicates)}")
+
+
+_log_dirs_check.description = "list of distinct directories"
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
@@ -421,7 +436,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
         _d("telemetry.max.bytes", I, 1048576, "The maximum size (after compression) of a client's metrics push (KIP-714 PushTelemetry); a larger push gets TELEMETRY_TOO_LARGE.", at_least(1), "low"),
         # topics and logs
-        _d("log.dirs", LS, None, "Directories where the log data is kept (odradek uses the first).", importance="high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
+        _d("log.dirs", LS, None, "Directories where the log data is kept. Each new partition goes to the directory holding the fewest partitions; the first one also holds the topic table and producer id blocks (Kafka's metadata.log.dir default).", _log_dirs_check, "high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("log.dir", S, "./odradek-data", "The data directory, used when log.dirs is not set.", importance="high", odradek_note="Default ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("num.partitions", I, 1, "Default number of partitions of auto-created topics and CreateTopics requests that leave it to the broker.", at_least(1), "medium"),
         _d("default.replication.factor", I, 1, "Default replication factor of auto-created topics (a single node can only serve 1).", at_least(1), "medium"),
@@ -630,9 +645,14 @@ class BrokerConfig:
         return result
 
     @property
+    def log_dirs(self) -> list[str]:
+        """The data directories: ``log.dirs``, else ``log.dir``."""
+        return list(self["log.dirs"] or [self["log.dir"]])
+
+    @property
     def log_dir(self) -> str:
-        dirs = self["log.dirs"]
-        return dirs[0] if dirs else self["log.dir"]
+        """The first data directory (topic table, producer ids)."""
+        return self.log_dirs[0]
 
     @property
     def log_retention_ms(self) -> int:

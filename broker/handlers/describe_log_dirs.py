@@ -1,10 +1,12 @@
 """DescribeLogDirs (key 35), versions 0-5.
 
-One data directory (the first of ``log.dirs``): for every partition asked for (all of them
-when ``topics`` is null) its size on disk in bytes and an offset lag of 0 (the only replica is
-the leader; a future log exists only during a directory move, never here). Partitions this
-broker does not have are left out, as Kafka does. v4+ report the file system's total and
-usable bytes (``statvfs``); v5 ``is_cordoned`` is false.
+One result per data directory of ``log.dirs`` (absolute paths, every directory even when it
+holds none of the partitions asked for, as Kafka's ReplicaManager answers): for every partition
+asked for (all of them when ``topics`` is null) that lives in that directory, its size on disk
+in bytes and an offset lag of 0 (the only replica is the leader; a future log exists only
+during a directory move, never here). Partitions this broker does not have are left out, as
+Kafka does. v4+ report each directory's file system total and usable bytes (``statvfs``); v5
+``is_cordoned`` is false.
 """
 
 from __future__ import annotations
@@ -30,19 +32,23 @@ def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> DescribeLo
             wanted.setdefault(topic_name, []).append(index)
     else:
         wanted = {item.topic: list(item.partitions) for item in request.topics}
-    topics = []
-    for topic_name, indexes in sorted(wanted.items()):
-        partitions = [
-            PartitionResult(partition_index=index, partition_size=partition.log.size_in_bytes, offset_lag=0,
-                            is_future_key=False)
-            for index in sorted(indexes)
-            if (partition := broker.partition(topic_name, index)) is not None
-        ]
-        if partitions:
-            topics.append(TopicResult(name=topic_name, partitions=partitions))
-    result = Result(error_code=error_codes.NONE, log_dir=broker.log_dir, topics=topics)
-    if ctx.api_version >= 4:
-        stats = os.statvfs(broker.log_dir)
-        result.total_bytes = stats.f_blocks * stats.f_frsize
-        result.usable_bytes = stats.f_bavail * stats.f_frsize
-    return DescribeLogDirsResponse(throttle_time_ms=0, error_code=error_codes.NONE, results=[result])
+    results = []
+    for log_dir in broker.log_dirs:
+        topics = []
+        for topic_name, indexes in sorted(wanted.items()):
+            partitions = [
+                PartitionResult(partition_index=index, partition_size=partition.log.size_in_bytes, offset_lag=0,
+                                is_future_key=False)
+                for index in sorted(indexes)
+                if (partition := broker.partition(topic_name, index)) is not None
+                and broker.log_dir_of(topic_name, index) == log_dir
+            ]
+            if partitions:
+                topics.append(TopicResult(name=topic_name, partitions=partitions))
+        result = Result(error_code=error_codes.NONE, log_dir=log_dir, topics=topics)
+        if ctx.api_version >= 4:
+            stats = os.statvfs(log_dir)
+            result.total_bytes = stats.f_blocks * stats.f_frsize
+            result.usable_bytes = stats.f_bavail * stats.f_frsize
+        results.append(result)
+    return DescribeLogDirsResponse(throttle_time_ms=0, error_code=error_codes.NONE, results=results)
