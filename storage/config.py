@@ -35,6 +35,11 @@ class LogConfig:
     flush_ms: int = LONG_MAX
     file_delete_delay_ms: int = 60_000
     cleanup_policy: str = "delete"
+    # Compaction (cleanup.policy=compact); see odradek.storage.cleaner.
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    min_cleanable_dirty_ratio: float = 0.5
+    delete_retention_ms: int = 24 * 60 * 60 * 1000
 
     @classmethod
     def from_properties(cls, properties: dict | None = None, base: "LogConfig | None" = None) -> "LogConfig":
@@ -47,6 +52,8 @@ class LogConfig:
                 continue
             if field_name in ("message_timestamp_type", "cleanup_policy"):
                 changes[field_name] = str(value)
+            elif field_name == "min_cleanable_dirty_ratio":
+                changes[field_name] = float(value)
             else:
                 changes[field_name] = int(value)
         config = replace(base, **changes)
@@ -65,14 +72,26 @@ class LogConfig:
             raise ValueError("segment.ms must be >= 1")
         if self.message_timestamp_type not in (CREATE_TIME, LOG_APPEND_TIME):
             raise ValueError(f"message.timestamp.type must be CreateTime or LogAppendTime")
+        if not 0 <= self.min_cleanable_dirty_ratio <= 1:
+            raise ValueError("min.cleanable.dirty.ratio must be in [0, 1]")
+        if self.max_compaction_lag_ms < 1 or self.min_compaction_lag_ms < 0 or self.delete_retention_ms < 0:
+            raise ValueError("max.compaction.lag.ms must be >= 1, min.compaction.lag.ms and delete.retention.ms >= 0")
 
     @property
     def is_log_append_time(self) -> bool:
         return self.message_timestamp_type == LOG_APPEND_TIME
 
     @property
+    def compacts(self) -> bool:
+        return "compact" in self._policies
+
+    @property
     def deletes_old_segments(self) -> bool:
-        return "delete" in self.cleanup_policy.split(",")
+        return "delete" in self._policies
+
+    @property
+    def _policies(self) -> list[str]:
+        return [policy.strip() for policy in self.cleanup_policy.split(",")]
 
 
 # Kafka config name -> field name ("segment.bytes" -> "segment_bytes").

@@ -51,6 +51,7 @@ from odradek.protocol.records.header import (
 )
 
 from .checkpoints import read_partition_metadata, write_partition_metadata
+from .cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, complete_interrupted_swaps, rename_all
 from .config import LogConfig
 from .errors import KafkaStorageError, OffsetOutOfRange
 from .indexes import NO_TIMESTAMP, CorruptIndex
@@ -196,6 +197,7 @@ class PartitionLog:
     def _load(self, recovery_point: int, log_start_offset: int, high_watermark: int, clean: bool) -> None:
         fs = self.fs
         base_offsets = []
+        complete_interrupted_swaps(fs, self.directory)
         names = fs.listdir(self.directory)
         present = set(names)
         for name in names:
@@ -471,8 +473,10 @@ class PartitionLog:
                 region, _ = found
                 regions.append(region)
                 remaining -= region.length
-                if remaining <= 0:
-                    break
+                if remaining <= 0 or region.position + region.length < segment.size:
+                    break  # out of room (or at the upper bound): later segments must not be skipped to
+            elif segment.find_batch(position_offset) is not None:
+                break  # the next batch is here but did not fit: the read ends, as Kafka's
             index += 1
             if index < len(self.segments):
                 position_offset = self.segments[index].base_offset
@@ -610,13 +614,21 @@ class PartitionLog:
             del self.segments[keep + 1:]
             del self._base_offsets[keep + 1:]
             segment = self.active_segment
+            first_removed = segment.find_batch(offset)
+            new_end = min(offset, first_removed.base_offset) if first_removed is not None else offset
             segment.truncate_to(offset)
             segment.on_become_active()
             # Make the cut durable now: a crash must not bring truncated (divergent) data back.
             segment.flush()
+            self.log_end_offset = segment.next_offset()
+            if self.log_end_offset < new_end:
+                # Compaction emptied the offsets before the cut: the log still ends at the cut,
+                # which an (empty) active segment based there records.
+                segment = self.roll(new_end)
+                self.log_end_offset = new_end
+                self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         except OSError as error:
             raise KafkaStorageError(f"truncation of {self.directory} failed: {error}") from error
-        self.log_end_offset = segment.next_offset()
         self._clamp_offsets()
         self._rebuild_producer_state()
         return self.log_end_offset
@@ -645,6 +657,34 @@ class PartitionLog:
         self.high_watermark = min(self.high_watermark, self.log_end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
+
+    @_io_errors_as_storage_errors
+    def compact(self, first_dirty_offset: int | None = None, now_ms: int | None = None):
+        """Run the log cleaner once, whatever the dirty ratio (cleanup.policy must include
+        compact); see :mod:`odradek.storage.cleaner`. Returns its CleanerStats."""
+        from .cleaner import clean
+
+        self._check_open()
+        return clean(self, first_dirty_offset, now_ms)
+
+    @_io_errors_as_storage_errors
+    def replace_segments(self, old_segments: list[LogSegment], base_offset: int) -> None:
+        """Swap the cleaned segment ``<base_offset>.log.cleaned`` (and its indexes, complete
+        and fsynced) in for ``old_segments`` (consecutive, not the active one, the first at
+        ``base_offset``): ``.cleaned`` -> ``.swap``, delete the old segments, ``.swap`` ->
+        final names. A crash at any point leaves the old or the new segment (see
+        :func:`~odradek.storage.cleaner.complete_interrupted_swaps`)."""
+        first = self.segments.index(old_segments[0])
+        count = len(old_segments)
+        if self.segments[first:first + count] != old_segments or first + count >= len(self.segments):
+            raise ValueError("only consecutive inactive segments are replaced")
+        fs, directory = self.fs, self.directory
+        rename_all(fs, directory, base_offset, CLEANED_SUFFIX, SWAP_SUFFIX)
+        for segment in old_segments:
+            segment.delete()
+        rename_all(fs, directory, base_offset, SWAP_SUFFIX, "")
+        self.segments[first:first + count] = [self._new_segment(base_offset)]
+        self._base_offsets[first:first + count] = [base_offset]
 
     def expire_producers(self, expiration_ms: int = 86_400_000) -> int:
         """Apply the broker's ``producer.id.expiration.ms``; call from a timer. Returns how

@@ -8,6 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from odradek.protocol.records.batch import decode_batch
 from odradek.protocol.records.header import read_batch_header
 from odradek.storage.config import LogConfig
 from odradek.storage.fs import MemoryFileSystem
@@ -25,15 +26,22 @@ class LogModel(RuleBasedStateMachine):
         self.fs = MemoryFileSystem()
         self.config = LogConfig(segment_bytes=700, index_interval_bytes=150, segment_index_bytes=64,
                                 retention_bytes=-1)
-        self.now = T0 + 1000
+        self.now = T0 + 100_000
         self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now)
         # The model: batches as (base_offset, last_offset, tag), tag = the value of its records.
         self.batches: list[tuple[int, int, bytes]] = []
+        # Record indexes (within their batch) still present, for batches compaction thinned.
+        self.kept: dict[int, list[int]] = {}
         self.log_start = 0
         self.end = 0
         self.high_watermark = 0
         self.flushed = 0
         self.counter = 0
+        # Compaction removed an idempotent batch (not the producer's last); if a truncation then
+        # removes the last one, the sequence the log expects depends on which producer-state
+        # snapshots exist (as in Kafka), which this model does not follow: idempotent appends stop.
+        self.idempotent_compacted = False
+        self.idempotent_history_lost = False
 
     # ----------------------------------------------------------------------------- rules
     @rule(records=st.integers(1, 4), size=st.integers(0, 120))
@@ -51,6 +59,12 @@ class LogModel(RuleBasedStateMachine):
                 return batch
         return None
 
+    def _forget_idempotent_history_if_cut(self, new_end):
+        last = self._last_idempotent()
+        if self.idempotent_compacted and last is not None and last[1] >= new_end:
+            self.idempotent_history_lost = True
+
+    @precondition(lambda self: not self.idempotent_history_lost)
     @rule(records=st.integers(1, 3))
     def append_idempotent(self, records):
         """One idempotent producer (id 9, epoch 0) whose sequence is its record count so far;
@@ -65,7 +79,7 @@ class LogModel(RuleBasedStateMachine):
         self.batches.append((self.end, self.end + records - 1, tag))
         self.end += records
 
-    @precondition(lambda self: self._last_idempotent() is not None
+    @precondition(lambda self: not self.idempotent_history_lost and self._last_idempotent() is not None
                   and self._last_idempotent()[0] >= self.log.segments[0].base_offset)
     @rule()
     def retry_last_idempotent(self):
@@ -108,8 +122,8 @@ class LogModel(RuleBasedStateMachine):
         new_start = self.log.log_start_offset
         assert new_start >= old_start and new_start <= max(self.high_watermark, old_start)
         if new_start != old_start:
-            # Whole segments went: the new start is a batch boundary, the log not below the limit.
-            assert new_start == self.end or any(b[0] == new_start for b in self.batches)
+            # Whole segments went: the new start is not inside a batch, the log not below the limit.
+            assert not any(b[0] < new_start <= b[1] for b in self.batches)
             assert self.log.size_in_bytes >= min(limit, size_before) or new_start == self.end
         self.log_start = new_start
 
@@ -118,7 +132,14 @@ class LogModel(RuleBasedStateMachine):
         boundaries = sorted({b[0] for b in self.batches if b[0] >= self.log_start} | {self.end})
         target = data.draw(st.sampled_from(boundaries))
         assert self.log.truncate_to(target) == target
+        self._forget_idempotent_history_if_cut(target)
         self.batches = [b for b in self.batches if b[1] < target]
+        # A cut that leaves nothing readable (compaction emptied what stayed) restarts the log there.
+        new_start = self.log.log_start_offset
+        assert new_start == self.log_start or (new_start == target and not any(
+            b[1] >= self.log_start for b in self.batches))
+        self.log_start = new_start
+        self.kept = {base: kept for base, kept in self.kept.items() if base < target}
         self.end = target
         self.high_watermark = min(self.high_watermark, target)
         self.flushed = min(self.flushed, target)
@@ -142,8 +163,10 @@ class LogModel(RuleBasedStateMachine):
         assert new_end >= self.flushed, "lost flushed data"
         assert new_end <= self.end
         # Whole batches survive; a log that lost everything from its start restarts there.
-        assert new_end == self.log_start or any(b[1] + 1 == new_end for b in self.batches), "partial batch"
+        assert new_end == self.log_start or not any(b[0] < new_end <= b[1] for b in self.batches), "partial batch"
+        self._forget_idempotent_history_if_cut(new_end)
         self.batches = [b for b in self.batches if b[1] < new_end]
+        self.kept = {base: kept for base, kept in self.kept.items() if base < new_end}
         self.end = new_end
         self.high_watermark = min(self.high_watermark, new_end)
         self.flushed = new_end
@@ -170,9 +193,61 @@ class LogModel(RuleBasedStateMachine):
         if len(seen) < len(wanted) and (seen or not min_one):
             # Stopped early only for want of room: the next batch would not have fitted
             # (segments end a read region; the next read continues from there).
-            next_size = len(make_batch([wanted[len(seen)][2]] * (wanted[len(seen)][1] - wanted[len(seen)][0] + 1),
-                                       timestamps=[0] * (wanted[len(seen)][1] - wanted[len(seen)][0] + 1)))
+            next_size = self.log.read(max(wanted[len(seen)][0], self.log_start), 1).size
             assert sum(s[2] for s in seen) + next_size > max_bytes
+
+    @rule(advance_high_watermark=st.booleans())
+    def compact(self, advance_high_watermark):
+        """Compaction keeps the last record of each key (keys are k0, k1, ... by position in
+        the batch) among the cleanable segments; offsets do not move; a batch compaction
+        empties may go, except the idempotent producer's last one."""
+        log = self.log
+        if advance_high_watermark:  # as a single node does once appends are durable
+            self.high_watermark = log.update_high_watermark(self.end)
+        log.config = self.config = LogConfig(**{**self.config.__dict__, "cleanup_policy": "compact"})
+        try:
+            count = 0
+            for index, segment in enumerate(log.segments[:-1]):
+                if log.segments[index + 1].base_offset > log.high_watermark:
+                    break
+                count += 1
+            boundary = log.segments[count].base_offset
+            first_present = log.segments[0].base_offset
+            log.compact()
+        finally:
+            log.config = self.config = LogConfig(**{**self.config.__dict__, "cleanup_policy": "delete"})
+        cleanable = [b for b in self.batches if b[0] >= first_present and b[1] < boundary]
+        records_of = {base: self.kept.get(base, list(range(last - base + 1))) for base, last, _ in cleanable}
+        latest = {}
+        # Records below the log start are not read (nor mapped); their batches are not checked.
+        for base, last, _ in cleanable:
+            if last < self.log_start:
+                continue
+            for i in records_of[base]:
+                latest[b"k%d" % i] = base + i
+        expected = {base: [i for i in records_of[base] if latest.get(b"k%d" % i, base + i) <= base + i]
+                    for base in records_of}
+        last_idempotent = self._last_idempotent()
+        # What the log holds now below the boundary, batch by batch: (base, last) -> kept indexes.
+        found = {}
+        for segment in log.segments:
+            for info in segment.batches():
+                if info.header.base_offset >= boundary:
+                    break
+                batch = decode_batch(segment.log.pread(info.size, info.position), 0, max_decompressed_size=1 << 20)
+                found[(batch.base_offset, batch.last_offset)] = [r.offset_delta for r in batch.records]
+        assert set(found) <= {(b[0], b[1]) for b in cleanable}, "compaction moved offsets"
+        for base, last, tag in cleanable:
+            if last < self.log_start:
+                self.kept[base] = found.get((base, last), [])
+            elif (base, last) in found:
+                assert found[(base, last)] == expected[base]
+                self.kept[base] = expected[base]
+            else:
+                assert not expected[base], "a record that is the last of its key went"
+                assert (base, last, tag) != last_idempotent, "the producer's last batch went"
+                self.idempotent_compacted |= tag.startswith(b"idem")
+        self.batches = [b for b in self.batches if b not in cleanable or (b[0], b[1]) in found]
 
     # ------------------------------------------------------------------------ invariants
     @invariant()
@@ -200,7 +275,8 @@ class LogModel(RuleBasedStateMachine):
         for base, last, tag in visible[-3:]:
             batch = self.log.read(last, 1).read_bytes()
             header = read_batch_header(batch)
-            assert header.base_offset == base and tag in batch
+            assert header.base_offset == base and header.last_offset == last
+            assert (tag in batch) == bool(self.kept.get(base, True))
         for segment in self.log.segments:
             segment.check_indexes()
 
