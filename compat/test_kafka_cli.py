@@ -225,6 +225,30 @@ def test_log_dirs_describe(kafka_jars, tool, odradek):
     assert sum(sizes.values()) > 0
 
 
+def test_log_dirs_describe_two_directories(kafka_jars, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    broker = BrokerProcess(one, (f"log.dirs={one},{two}",), tmp_path / "broker.log")
+    try:
+        def run(main_class, *args, input=None):
+            result = kafka_jars.run_java(main_class, ["--bootstrap-server", broker.bootstrap, *args],
+                                         input=input, timeout=TOOL_TIMEOUT, check=False)
+            assert result.returncode == 0, f"{main_class} {args}: {result.stdout[-2000:]} {result.stderr[-2000:]}"
+            return result.stdout
+
+        run(kafka_jars.TOPIC_COMMAND, "--create", "--topic", "cli-two-dirs", "--partitions", "3",
+            "--replication-factor", "1")
+        run(kafka_jars.CONSOLE_PRODUCER, "--topic", "cli-two-dirs", input="a\nb\nc\nd\n")
+        out = run(kafka_jars.LOG_DIRS_COMMAND, "--describe", "--topic-list", "cli-two-dirs")
+        document = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+        (described,) = document["brokers"]
+        partitions = {Path(log_dir["logDir"]).resolve(): sorted(p["partition"] for p in log_dir["partitions"])
+                      for log_dir in described["logDirs"] if log_dir["error"] is None}
+        # The first directory gets partitions 0 and 2, the second partition 1 (fewest first).
+        assert partitions == {one.resolve(): ["cli-two-dirs-0", "cli-two-dirs-2"], two.resolve(): ["cli-two-dirs-1"]}
+    finally:
+        assert broker.stop() == 0, broker.log()
+
+
 # ----------------------------------------------------------------- Kafka's Java client itself
 FIXTURE_PRODUCER = REPO / "compat" / "FixtureProducer.java"
 
