@@ -1,0 +1,163 @@
+"""The same raw requests to a real Apache Kafka broker (from the Maven jars, KRaft combined
+mode, started as compat/make_kafka_fixture.py starts it) and to ``odradek serve``: the answers
+must agree field by field, where Kafka's own answer is the specification.
+
+Covered: KIP-714 telemetry without a metrics plugin (GetTelemetrySubscriptions and
+PushTelemetry left out of ApiVersions, yet answered: subscription fields, throttling, the
+checks of a push in order) and Produce per-record errors (a keyless record on a compacted
+topic, timestamps out of bounds: error code, record_errors, error_message, offsets).
+
+Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine). Java and Maven
+are required: without them the fixture raises (a failure, not a skip).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "compat"))
+sys.path.insert(0, str(REPO / "tests"))
+import kafka_jars  # noqa: E402  (a sibling script)
+import make_kafka_fixture as kafka_broker_setup  # noqa: E402
+from broker.conftest import BrokerProcess, RawClient  # noqa: E402
+
+from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
+from odradek.protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest  # noqa: E402
+from odradek.protocol.messages.produce import ProduceRequest  # noqa: E402
+from odradek.protocol.messages.push_telemetry import PushTelemetryRequest  # noqa: E402
+from odradek.protocol.records.batch import Record, build_batch  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ZERO = uuid.UUID(int=0)
+Topic = CreateTopicsRequest.CreatableTopic
+TopicConfig = Topic.CreatableTopicConfig
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory):
+    """(host, port) of a running Kafka broker."""
+    kafka_jars.ensure()
+    work = tmp_path_factory.mktemp("kafka")
+    broker_port, controller_port = kafka_broker_setup.free_port(), kafka_broker_setup.free_port()
+    properties = work / "server.properties"
+    properties.write_text(kafka_broker_setup.server_properties(work, broker_port, controller_port))
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
+    log_path = work / "kafka.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(kafka_jars.java_command(kafka_jars.KAFKA_SERVER, [str(properties)], heap="512m"),
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        kafka_broker_setup.wait_for_port(broker_port, process, kafka_broker_setup.BROKER_START_TIMEOUT, log_path)
+        yield "127.0.0.1", broker_port
+    finally:
+        kafka_broker_setup.stop(process)
+
+
+@pytest.fixture(scope="module")
+def odradek(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("odradek")
+    process = BrokerProcess(directory / "data", (), directory / "broker.log")
+    yield process.host, process.port
+    assert process.stop() == 0, process.log()
+
+
+def telemetry_answers(host, port) -> list:
+    client = RawClient(host, port, timeout=30)
+    try:
+        def get(instance_id=ZERO):
+            return client.request(GetTelemetrySubscriptionsRequest(client_instance_id=instance_id), 0)
+
+        def push(instance_id, subscription_id, **fields):
+            return client.request(PushTelemetryRequest(client_instance_id=instance_id,
+                                                       subscription_id=subscription_id, **fields), 0).error_code
+
+        advertised = {item.api_key for item in client.request(
+            ApiVersionsRequest(client_software_name="compat", client_software_version="1"), 3).api_keys}
+        first = get()
+        answers = [
+            ("advertised", sorted(advertised & {71, 72})),
+            ("subscription", first.error_code, first.client_instance_id != ZERO, first.accepted_compression_types,
+             first.push_interval_ms, first.telemetry_max_bytes, first.delta_temporality, first.requested_metrics),
+        ]
+        again = get(first.client_instance_id)
+        answers.append(("get again", again.error_code, again.client_instance_id))
+        answers.append(("push zero id", push(ZERO, first.subscription_id)))
+        answers.append(("push wrong subscription", push(first.client_instance_id, first.subscription_id + 1)))
+        answers.append(("get after refusal", get(first.client_instance_id).error_code))
+        fresh = get()
+        answers.append(("push", push(fresh.client_instance_id, fresh.subscription_id, metrics=b"x" * 10)))
+        answers.append(("push early", push(fresh.client_instance_id, fresh.subscription_id, metrics=b"x")))
+        answers.append(("push terminating", push(fresh.client_instance_id, fresh.subscription_id, terminating=True)))
+        answers.append(("after terminating", push(fresh.client_instance_id, fresh.subscription_id, terminating=True)))
+        fresh = get()
+        answers.append(("unknown codec", push(fresh.client_instance_id, fresh.subscription_id, compression_type=9)))
+        fresh = get()
+        answers.append(("too large", push(fresh.client_instance_id, fresh.subscription_id, metrics=b"m" * (1 << 20 | 1))))
+        return answers
+    finally:
+        client.close()
+
+
+def record_error_answers(host, port) -> list:
+    client = RawClient(host, port, timeout=30)
+    suffix = uuid.uuid4().hex[:8]
+    compacted, bounded = f"compacted-{suffix}", f"bounded-{suffix}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=compacted, num_partitions=1, replication_factor=1,
+                  configs=[TopicConfig(name="cleanup.policy", value="compact")]),
+            Topic(name=bounded, num_partitions=1, replication_factor=1,
+                  configs=[TopicConfig(name="message.timestamp.before.max.ms", value="60000"),
+                           TopicConfig(name="message.timestamp.after.max.ms", value="60000")])]), 5)
+        assert [topic.error_code for topic in created.topics] == [0, 0]
+
+        def produce(topic, records, version=9):
+            batch = build_batch(records, base_timestamp=int(time.time() * 1000))
+            request = ProduceRequest(acks=1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+                name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+            for _ in range(50):  # Kafka's leader for a new topic may take a moment
+                answer = client.request(request, version).responses[0].partition_responses[0]
+                if answer.error_code not in (3, 6):  # UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+                    break
+                time.sleep(0.2)
+            # Timestamps differ between the runs: compare the messages with numbers masked.
+            return (answer.error_code, answer.base_offset, answer.log_start_offset,
+                    [(item.batch_index, re.sub(r"\d{6,}", "N", item.batch_index_error_message.replace(suffix, "*")))
+                     for item in answer.record_errors],
+                    None if answer.error_message is None else answer.error_message.replace(suffix, "*"))
+
+        keys = [b"a", None, b"c", None]
+        return [
+            produce(compacted, [Record(i, 0, key, b"v") for i, key in enumerate(keys)]),
+            produce(compacted, [Record(i, 0, key, b"v") for i, key in enumerate(keys)], version=7),
+            produce(compacted, [Record(0, 0, b"k", b"kept")]),
+            produce(bounded, [Record(0, 0, b"k", b"now"), Record(1, -3_600_000, b"k", b"old"),
+                              Record(2, 3_600_000, b"k", b"future")]),
+            produce(bounded, [Record(0, 0, b"k", b"now")]),
+        ]
+    finally:
+        client.close()
+
+
+def test_telemetry_answers_agree(kafka, odradek):
+    expected = telemetry_answers(*kafka)
+    assert expected[0] == ("advertised", [])  # the premise: Kafka runs without a metrics plugin
+    assert telemetry_answers(*odradek) == expected
+
+
+def test_produce_record_errors_agree(kafka, odradek):
+    expected = record_error_answers(*kafka)
+    assert expected[0][0] == 87 and len(expected[0][3]) == 2  # the premise: Kafka refused them
+    assert record_error_answers(*odradek) == expected
