@@ -9,8 +9,8 @@ Layout, as Kafka writes it::
         recovery-point-offset-checkpoint    per partition: offsets below are fsynced
         log-start-offset-checkpoint         per partition: first readable offset
         replication-offset-checkpoint       per partition: high watermark
-        cleaner-offset-checkpoint           per partition: how far compaction got (written
-                                            empty today: no compaction yet)
+        cleaner-offset-checkpoint           per compacted partition: its first dirty offset
+                                            (how far the log cleaner got)
         <topic>-<partition>/                one PartitionLog each
 
 Start: take the lock (another process holding it -> :class:`LogDirectoryLocked`), read or
@@ -65,6 +65,8 @@ class LogDirectory:
         self.directory_id: uuid.UUID | None = None
         self.had_clean_shutdown = False
         self.corrupt_checkpoints: list[str] = []  # names of checkpoint files ignored at start
+        # First dirty offset per compacted partition, kept by the log cleaner (odradek.storage.cleaner_manager).
+        self.cleaner_offsets: dict[tuple[str, int], int] = {}
         self._lock = None
 
     @classmethod
@@ -96,6 +98,7 @@ class LogDirectory:
                 recovery_points, self.had_clean_shutdown = {}, False
             log_starts = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT) or {}
             high_watermarks = self._read_checkpoint(REPLICATION_OFFSET_CHECKPOINT) or {}
+            self.cleaner_offsets = self._read_checkpoint(CLEANER_OFFSET_CHECKPOINT) or {}
             for name in fs.listdir(self.path):
                 full = f"{self.path}/{name}"
                 if not fs.is_dir(full):
@@ -173,6 +176,7 @@ class LogDirectory:
 
     def delete_log(self, topic: str, partition: int) -> None:
         log = self.logs.pop((topic, partition), None)
+        self.cleaner_offsets.pop((topic, partition), None)
         if log is not None:
             log.delete()
 
@@ -185,8 +189,12 @@ class LogDirectory:
                                 {key: log.log_start_offset for key, log in self.logs.items()})
         write_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}",
                                 {key: log.high_watermark for key, log in self.logs.items()})
-        if not fs.exists(f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}"):
-            write_offset_checkpoint(fs, f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}", {})
+        self.write_cleaner_checkpoint()
+
+    def write_cleaner_checkpoint(self) -> None:
+        """Write ``cleaner-offset-checkpoint`` (the log cleaner does after every clean)."""
+        write_offset_checkpoint(self.fs, f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}",
+                                {key: offset for key, offset in self.cleaner_offsets.items() if key in self.logs})
 
     def flush_all(self) -> None:
         for log in self.logs.values():
