@@ -12,7 +12,10 @@ Per client instance, Kafka keeps its subscription id, the times of its last get 
 request before the push interval is throttled), whether it said it is terminating, and the last
 error it was answered with. So does :class:`ClientMetrics`, in a bounded LRU map like Kafka's
 cache (16384 instances), an instance expiring after ``max(60 s, 3 * push interval)`` without a
-request.
+request. Unlike Kafka, an instance is not forgotten when the connection that created it closes
+(it expires instead); a client that reconnects within the push interval is therefore still
+throttled where Kafka would answer it at once. compat/test_same_answers_as_kafka.py checks
+these answers against a real Kafka broker.
 
 Owner: the Broker, on the event loop.
 """
