@@ -116,8 +116,7 @@ def validate_batches(payload, config: LogConfig, now_ms: int, origin: str = ORIG
     position = 0
     from_client = origin == ORIGIN_CLIENT
     check_times = not config.is_log_append_time and origin != ORIGIN_REPLICATION
-    # cleanup.policy is a list of "compact" and "delete" (validated where configs are parsed).
-    check_keys = from_client and "compact" in config.cleanup_policy
+    check_keys = from_client and config.compacts
     while position < total:
         if total - position < LOG_OVERHEAD + 5:
             raise CorruptRecord(f"{total - position} trailing bytes are not a record batch")
