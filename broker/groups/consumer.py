@@ -27,11 +27,14 @@ Kafka's semantics (``GroupMetadataManager.consumerGroupHeartbeat``, ``ConsumerGr
   INVALID_REGULAR_EXPRESSION, INVALID_REQUEST for missing or contradictory fields,
   GROUP_ID_NOT_FOUND for a group id a non-empty classic group holds.
 
-Regex subscriptions (``SubscribedTopicRegex``) are resolved against every topic name on each
-heartbeat, with Python's ``re.fullmatch``. Kafka uses RE2/J, which has no backreferences or
-lookaround: such patterns are refused here too (INVALID_REGULAR_EXPRESSION); Python-only syntax
-RE2/J lacks (``(?P<name>...)`` is shared; possessive quantifiers and ``\\Z`` differ) may be
-accepted here where Kafka refuses it.
+Regex subscriptions (``SubscribedTopicRegex``) are resolved against every topic name, with
+Python's ``re.fullmatch``, whenever the topics or the group's patterns change. Kafka uses RE2/J,
+which has no backreferences or lookaround: such patterns are refused here too
+(INVALID_REGULAR_EXPRESSION). RE2/J matches in linear time; Python's engine backtracks, so
+patterns that can backtrack catastrophically (a repeated group that itself repeats or
+alternates, or more than three unbounded repeats) are refused as well, where Kafka takes them.
+Syntax only one of the two engines knows (RE2's ``\\p{Greek}``, Python's ``(?P=name)``) is read
+by each its own way.
 
 Where odradek departs from Kafka: a known member id rejoining with epoch 0 (the Java client
 keeps its id after being fenced) is taken as that member starting afresh, with no partitions;
@@ -50,6 +53,12 @@ import base64
 import enum
 import re
 import uuid
+
+try:  # Python 3.11+: the regex parser, to judge how a pattern would backtrack
+    from re import _constants, _parser as _regex_parser
+except ImportError:  # pragma: no cover - Python < 3.11 is not supported
+    import sre_constants as _constants
+    import sre_parse as _regex_parser
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -71,6 +80,7 @@ CONSUMER_PROTOCOL_TYPE = "consumer"
 
 # RE2/J (Kafka's regex engine for subscriptions) has neither backreferences nor lookaround.
 _UNSUPPORTED_REGEX_SYNTAX = re.compile(r"\\[1-9]|\(\?<?[=!]|\(\?P=")
+MAX_UNBOUNDED_REPEATS = 3
 
 
 class MemberState(enum.IntEnum):
@@ -207,6 +217,7 @@ class ConsumerGroup:
         # subscribed topic name -> (topic id, partition count), as of the last group epoch bump
         self.subscription_metadata: dict[str, tuple[uuid.UUID, int]] = {}
         self.resolved_regexes: dict[str, frozenset[str]] = {}
+        self.regexes_resolved_against: frozenset[str] | None = None  # the topic names they were matched to
 
     def __repr__(self) -> str:
         return f"ConsumerGroup({self.group_id!r}, {self.state.value}, epoch={self.group_epoch}, members={len(self.members)})"
@@ -301,14 +312,45 @@ def resolve_regex(pattern: str, topic_names) -> frozenset[str]:
 
 
 def regex_error(pattern: str) -> str | None:
-    """Why ``pattern`` is not a subscription regex Kafka would take, or None."""
+    """Why ``pattern`` is not a subscription regex this broker takes, or None."""
     if _UNSUPPORTED_REGEX_SYNTAX.search(pattern):
         return f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: RE2 has no backreferences or lookaround."
     try:
-        re.compile(pattern)
-    except re.error as error:
+        parsed = _regex_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as error:
         return f"SubscribedTopicRegex `{pattern}` is not a valid regular expression: {error}."
+    unbounded = [0]
+    if _backtracks_badly(parsed, unbounded, inside_repeat=False) or unbounded[0] > MAX_UNBOUNDED_REPEATS:
+        return (f"SubscribedTopicRegex `{pattern}` is refused: it could backtrack catastrophically (nested or more "
+                f"than {MAX_UNBOUNDED_REPEATS} unbounded repeats).")
     return None
+
+
+def _backtracks_badly(parsed, unbounded: list[int], inside_repeat: bool) -> bool:
+    """Whether the parsed pattern repeats something that itself repeats or alternates (the
+    shapes that make a backtracking engine exponential); counts unbounded repeats."""
+    for op, argument in parsed:
+        if op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT):
+            low, high, body = argument
+            repeats = high is _constants.MAXREPEAT or high > 1
+            if high is _constants.MAXREPEAT:
+                unbounded[0] += 1
+            if repeats and inside_repeat:
+                return True
+            if _backtracks_badly(body, unbounded, inside_repeat or repeats):
+                return True
+        elif op is _constants.BRANCH:
+            if inside_repeat:
+                return True
+            if any(_backtracks_badly(branch, unbounded, inside_repeat) for branch in argument[1]):
+                return True
+        elif op is _constants.SUBPATTERN:
+            if _backtracks_badly(argument[-1], unbounded, inside_repeat):
+                return True
+        elif op in (_constants.ATOMIC_GROUP,):
+            if _backtracks_badly(argument, unbounded, inside_repeat):
+                return True
+    return False
 
 
 def generate_member_id() -> str:
@@ -586,10 +628,14 @@ class ConsumerGroups:
         when that changed what the assignment depends on."""
         regexes = {member.subscribed_topic_regex for member in group.members.values() if member.subscribed_topic_regex}
         if regexes:
-            names = list(topics)
-            group.resolved_regexes = {pattern: resolve_regex(pattern, names) for pattern in regexes}
+            names = frozenset(topics)
+            if names != group.regexes_resolved_against or regexes != set(group.resolved_regexes):
+                previous = group.resolved_regexes if names == group.regexes_resolved_against else {}
+                group.resolved_regexes = {pattern: previous.get(pattern) or resolve_regex(pattern, names)
+                                          for pattern in regexes}
+                group.regexes_resolved_against = names
         else:
-            group.resolved_regexes = {}
+            group.resolved_regexes, group.regexes_resolved_against = {}, None
         metadata = {}
         for name in group.subscribed_topic_names():
             topic = topics.get(name)

@@ -508,3 +508,49 @@ def test_random_membership_never_double_owns_and_settles(ops):
     expected = {(cluster.tid(name), p) for name in subscribed for p in range(cluster.topics[name].partition_count)}
     owned = {(t, p) for client in clients for t, ps in client.owned.items() for p in ps}
     assert owned == expected
+
+
+@pytest.mark.parametrize("pattern, ok", [
+    ("orders-.*", True), ("^[a-z]+_(eu|us)$", True), ("a{2,5}x", True), (r"\d+\.events", True),
+    ("(a+)+$", False), ("(a|aa)*b", False), (".*a.*b.*c.*d", False), ("(x*){2}", False),  # could backtrack for ever
+    ("t[", False), ("(?=x)y", False), ("(?<!x)y", False), (r"(a)\1", False),  # not RE2 / not a regex
+])
+def test_which_subscription_regexes_are_taken(pattern, ok):
+    cluster = Cluster(t=1)
+    answer = cluster.beat("m", 0, subscribed_topic_regex=pattern, rebalance_timeout_ms=1000, owned=[])
+    assert answer.error_code == (E.NONE if ok else E.INVALID_REGULAR_EXPRESSION), answer.error_message
+
+
+KNOWN_ANSWERS = {E.NONE, E.INVALID_REQUEST, E.FENCED_MEMBER_EPOCH, E.UNKNOWN_MEMBER_ID, E.UNRELEASED_INSTANCE_ID,
+                 E.FENCED_INSTANCE_ID, E.UNSUPPORTED_ASSIGNOR, E.INVALID_REGULAR_EXPRESSION, E.GROUP_ID_NOT_FOUND}
+
+random_requests = st.builds(
+    HeartbeatRequest,
+    group_id=st.sampled_from(["g", "h", ""]),
+    member_id=st.sampled_from(["", "m1", "m2", "m3"]),
+    member_epoch=st.integers(-3, 6),
+    instance_id=st.sampled_from([None, None, "", "pod-1", "pod-2"]),
+    rack_id=st.sampled_from([None, "", "r"]),
+    rebalance_timeout_ms=st.sampled_from([-1, 0, 1000]),
+    subscribed_topic_names=st.one_of(st.none(), st.lists(st.sampled_from(["t", "u", "missing", ""]), max_size=3)),
+    subscribed_topic_regex=st.sampled_from([None, "", "t|u", "(a+)+", "["]),
+    server_assignor=st.sampled_from([None, "uniform", "range", "other"]),
+    owned=st.one_of(st.none(), st.lists(st.tuples(st.sampled_from([A, uuid.uuid5(uuid.NAMESPACE_DNS, "t")]),
+                                                  st.lists(st.integers(-2, 5), max_size=3)), max_size=2)),
+    api_version=st.integers(0, 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(random_requests, max_size=25), st.lists(st.integers(0, 60000), max_size=25))
+def test_any_heartbeat_sequence_gets_a_kafka_answer(requests, pauses):
+    cluster = Cluster(t=3, u=1)
+    for index, request in enumerate(requests):
+        answer = cluster.groups.heartbeat(request, cluster.topics)
+        assert answer.error_code in KNOWN_ANSWERS, answer
+        if answer.error_code != E.NONE:
+            assert answer.error_message
+        if index < len(pauses):
+            cluster.coordinator.timer.advance(pauses[index])
+    for group in cluster.groups.groups.values():  # ownership stays consistent with the members
+        owned = {(t, p): m.member_epoch for m in group.members.values() for t, ps in m.owned().items() for p in ps}
+        assert owned == group.partition_epochs
