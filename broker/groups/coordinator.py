@@ -22,6 +22,8 @@ module), in brief:
   selected protocol does not change; the old id is fenced (FENCED_INSTANCE_ID).
 * **Offsets**: commits are validated against the group (generation, member, state); a commit
   with generation -1 outside any group creates a "simple" Empty group that only holds offsets.
+* **KIP-848 consumer groups** live in :mod:`odradek.broker.groups.consumer` (``self.consumer``);
+  a group id names either kind, and the offsets of both are kept here.
 
 Responses leave through callbacks (``respond(result)``) so that this module knows nothing about
 asyncio futures or wire versions: the handlers in ``odradek.broker.handlers`` wrap a future

@@ -3,7 +3,9 @@
 Per group: state (Empty, Assigning, Reconciling, Stable), group epoch, assignment epoch, the
 assignor in use, and per member its epoch, client, subscription (names and regex), current
 assignment and target assignment, topics named by id and name. A group id that is not a
-consumer group (unknown, or a classic group) is GROUP_ID_NOT_FOUND; an empty id INVALID_GROUP_ID.
+consumer group (unknown, or a classic group) is GROUP_ID_NOT_FOUND; an empty id INVALID_GROUP_ID;
+every group is UNSUPPORTED_VERSION while ``group.coordinator.rebalance.protocols`` leaves out
+``consumer``, as in Kafka.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from odradek.protocol.messages.consumer_group_describe import (
 
 from . import REGISTRY
 from ._common import AUTHORIZED_OPERATIONS_OMITTED
+from .consumer_group_heartbeat import consumer_protocol_enabled
 from .describe_groups import GROUP_OPERATIONS
 
 
@@ -34,6 +37,8 @@ def _assignment(broker, assignment) -> Assignment:
 
 def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
     coordinator = ctx.broker.group_coordinator
+    if not consumer_protocol_enabled(ctx.broker.config):
+        return DescribedGroup(group_id=group_id, error_code=error_codes.UNSUPPORTED_VERSION)
     if not coordinator.active:
         return DescribedGroup(group_id=group_id, error_code=error_codes.COORDINATOR_NOT_AVAILABLE)
     if not group_id:

@@ -4,7 +4,8 @@ Per partition the answer is UNKNOWN_TOPIC_OR_PARTITION (v10: UNKNOWN_TOPIC_ID) f
 this broker does not have; otherwise the group's verdict on the committer applies to every
 partition (see ``GroupCoordinator.validate_offset_commit``: ILLEGAL_GENERATION,
 UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS, GROUP_ID_NOT_FOUND from v9 for a
-generation >= 0 in a group that does not exist); metadata longer than
+generation >= 0 in a group that does not exist; for a KIP-848 consumer group the generation is the
+member epoch: STALE_MEMBER_EPOCH, and UNSUPPORTED_VERSION below v9); metadata longer than
 ``offset.metadata.max.bytes`` is OFFSET_METADATA_TOO_LARGE. A commit with generation -1 from
 outside any group (the admin client, a consumer using ``assign``) creates a "simple" group.
 

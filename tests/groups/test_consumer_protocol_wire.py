@@ -214,3 +214,14 @@ def _commit_kept(client, group, epoch, member_id):
                                                   OffsetCommitRequestPartition(partition_index=0, committed_offset=4,
                                                                                committed_metadata="")])]),
                           9).topics[0].partitions[0].error_code
+
+
+def test_consumer_protocol_can_be_switched_off(broker_process):
+    broker = broker_process(None, "group.coordinator.rebalance.protocols=classic")
+    client = RawClient(broker.host, broker.port)
+    try:
+        assert _join(client, "off", "m").error_code == E.UNSUPPORTED_VERSION
+        described = client.request(ConsumerGroupDescribeRequest(group_ids=["off"]), 0).groups[0]
+        assert described.error_code == E.UNSUPPORTED_VERSION
+    finally:
+        client.close()
