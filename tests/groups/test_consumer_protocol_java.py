@@ -6,7 +6,8 @@ synchronously after each poll.
 The fast test (CI) has two members split six partitions and consume every record once; the
 slow ones add a third member joining and leaving, a SIGKILLed member whose partitions move after
 its session, a static member restarted with its partitions back, a broker-side regex
-subscription, and Kafka's tools on the group (kafka-consumer-groups --describe, DumpLogSegments'
+subscription, members carrying on across a broker restart (SIGTERM, SIGKILL) without a
+rebalance, and Kafka's tools on the group (kafka-consumer-groups --describe, DumpLogSegments'
 offsets decoder reading every consumer-group record odradek writes). The
 broker runs with short consumer heartbeats (500 ms) so that reconciliation takes seconds.
 Without java the module is skipped (CI installs it with compat/install_tools.sh).
@@ -360,3 +361,43 @@ def test_kafka_tools_describe_the_group_and_decode_its_records(kip848_broker, ja
     # ...and the member's tombstones when it left, then the bumped group epoch.
     assert '"type":"5","data":{"groupId":"kip848-tools-group","memberId"' in dumped and "payload: <DELETE>" in dumped
     assert '"data":{"epoch":2}' in dumped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def test_java_members_carry_on_across_a_broker_restart(java_classpath, tmp_path, stop):
+    data, log = tmp_path / "data", tmp_path / "broker.log"
+    broker = BrokerProcess(data, CONSUMER_PROTOCOL_BROKER, log)
+    topic, group = "kip848-restart", "kip848-restart-group"
+    _topic(broker, topic, 4)
+    members = [JavaConsumer(java_classpath, broker.bootstrap, group, topic) for _ in range(2)]
+    try:
+        wait_until(lambda: split_evenly(members, 4), "two members split four partitions", members)
+        before = [member.assignment() for member in members]
+        first = [f"before-{index}" for index in range(20)]
+        produce(broker.bootstrap, topic, first, 4)
+        wait_until(lambda: consumed_once(members, first), "the first records", members)
+        epoch = describe_group(broker, group).group_epoch
+        port = broker.port
+        if stop == "sigterm":
+            assert broker.stop() == 0
+        else:
+            broker.kill()
+        # The same port, so the clients find their coordinator again.
+        broker = BrokerProcess(data, CONSUMER_PROTOCOL_BROKER + (f"listeners=PLAINTEXT://127.0.0.1:{port}",), log)
+        described = describe_group(broker, group)
+        assert described.group_epoch == epoch and len(described.members) == 2
+        second = [f"after-{index}" for index in range(20)]
+        produce(broker.bootstrap, topic, second, 4)
+        wait_until(lambda: consumed_once(members, first + second), "the records after the restart", members)
+        # Nobody rebalanced: the members kept their partitions and the group its epoch.
+        assert [member.assignment() for member in members] == before
+        assert describe_group(broker, group).group_epoch == epoch
+        for member in members:
+            member.stop()
+    finally:
+        for member in members:
+            if member.process.poll() is None:
+                member.kill()
+        assert_no_traceback(broker)
+        broker.stop()
