@@ -554,3 +554,24 @@ def test_any_heartbeat_sequence_gets_a_kafka_answer(requests, pauses):
     for group in cluster.groups.groups.values():  # ownership stays consistent with the members
         owned = {(t, p): m.member_epoch for m in group.members.values() for t, ps in m.owned().items() for p in ps}
         assert owned == group.partition_epochs
+
+
+def test_an_empty_consumer_group_and_its_offsets_expire():
+    cluster = Cluster(t=1)
+    coordinator = cluster.coordinator
+    coordinator.config = type(coordinator.config)(offsets_retention_ms=60000, offsets_retention_check_interval_ms=10000)
+    cluster.join("m1")
+    assert coordinator.store_offsets("g", [("t", 0, 3, -1, "")]) == E.NONE
+    cluster.beat("m1", -1)  # empty from now on; its offset was committed at time 0
+    coordinator.timer.advance(50000)
+    assert cluster.groups.group("g") is not None and coordinator.offsets["g"]
+    coordinator.timer.advance(20000)  # 60 s after the commit, at the next check
+    assert cluster.groups.group("g") is None and "g" not in coordinator.offsets
+    # A group with members keeps its offsets however old they are.
+    cluster.join("m2", group="busy")
+    coordinator.store_offsets("busy", [("t", 0, 1, -1, "")])
+    for _ in range(20):
+        coordinator.timer.advance(10000)
+        member = cluster.groups.group("busy").members["m2"]
+        cluster.beat("m2", member.member_epoch, group="busy", owned=_owned(member.assigned))
+    assert coordinator.offsets["busy"]
