@@ -20,6 +20,7 @@ import uuid
 import structlog
 
 from odradek.protocol import error_codes
+from odradek.storage.cleaner_manager import LogCleanerManager
 from odradek.storage.config import LogConfig
 from odradek.storage.fs import OsFileSystem
 from odradek.storage.log_directories import LogDirectories, stored_cluster_id
@@ -51,6 +52,7 @@ class Broker:
         self.bound_listeners: dict[str, tuple[str, int]] = {}
         self.shutting_down = False
         self._data_dir = None
+        self._cleaner_manager = None  # the log cleaner's state (first dirty offsets live in the data dirs)
         self.producer_ids: ProducerIdManager | None = None
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
@@ -90,7 +92,15 @@ class Broker:
         """Background work, run as one task on the event loop until cancelled: retention
         (every ``log.retention.check.interval.ms``: segments past ``retention.ms`` /
         ``retention.bytes`` / the log start offset are deleted) and time-based flushing
-        (``flush.ms``, checked every second when some topic sets it)."""
+        (``flush.ms``, checked every second when some topic sets it); and the log cleaner
+        (:meth:`run_log_cleaner`) as a second task, cancelled with this one."""
+        cleaner = asyncio.ensure_future(self.run_log_cleaner())
+        try:
+            await self._run_retention_and_flush()
+        finally:
+            cleaner.cancel()
+
+    async def _run_retention_and_flush(self) -> None:
         retention_period = self.config["log.retention.check.interval.ms"] / 1000
         loop = asyncio.get_running_loop()
         next_retention = loop.time() + retention_period
@@ -110,6 +120,29 @@ class Broker:
                     log.error("maintenance failed", partition=repr(partition), error=repr(error))
             if loop.time() >= next_retention:
                 next_retention = loop.time() + retention_period
+
+    async def run_log_cleaner(self) -> None:
+        """Kafka's log cleaner (``log.cleaner.enable``): clean the filthiest compacted log
+        (``cleanup.policy`` with ``compact``, ``__consumer_offsets`` included), yielding to the
+        event loop every few MiB of work (see odradek.storage.cleaner); when no log needs
+        cleaning, sleep ``log.cleaner.backoff.ms``."""
+        if not self.config["log.cleaner.enable"]:
+            return
+        backoff = self.config["log.cleaner.backoff.ms"] / 1000
+        while True:
+            data_dir = self._data_dir
+            if data_dir is None:
+                return
+            manager = self._cleaner_manager
+            if manager is None or manager.directories != data_dir.directories:
+                manager = self._cleaner_manager = LogCleanerManager(data_dir.directories, self.clock_ms)
+            manager.last_stats = None
+            try:
+                for _ in manager.clean_filthiest():
+                    await asyncio.sleep(0)  # let requests in between slices of the clean
+            except Exception as error:  # noqa: BLE001 - the cleaner must outlive one bad round
+                log.error("log cleaner round failed", error=repr(error))
+            await asyncio.sleep(0 if manager.last_stats is not None else backoff)
 
     def set_bound_listeners(self, bound: dict[str, tuple[str, int]]) -> None:
         self.bound_listeners = dict(bound)
@@ -317,7 +350,7 @@ def log_config_from(values: dict) -> LogConfig:
     for name, value in values.items():
         if isinstance(value, list):
             value = ",".join(value)
-        elif isinstance(value, (bool, float)):
-            continue  # no LogConfig field is a flag or a ratio
+        elif isinstance(value, bool):
+            continue  # no LogConfig field is a flag
         properties[name] = value
     return LogConfig.from_properties(properties)
