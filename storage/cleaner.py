@@ -43,7 +43,7 @@ it covers, found from its offset range, are deleted first). Either way the log i
 original or the cleaned one.
 
 The work is a generator (:meth:`LogClean.steps`) that yields about every
-:data:`STEP_BYTES` read, so the broker's event loop can interleave a clean with serving; each
+:data:`STEP_BYTES` read (fsyncing its output every :data:`SYNC_BYTES`), so the broker's event loop can interleave a clean with serving; each
 step checks the log was not closed and its segments not deleted meanwhile
 (:class:`CleaningAborted`, the ``.cleaned`` files are removed).
 
@@ -71,7 +71,8 @@ SWAP_SUFFIX = ".swap"
 SEGMENT_SUFFIXES = (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LOG_SUFFIX)
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
-STEP_BYTES = 4 * 1024 * 1024  # a step reads about this much before yielding
+STEP_BYTES = 1024 * 1024  # a step reads (and writes) about this much before yielding: ~10-20 ms
+SYNC_BYTES = 8 * 1024 * 1024  # a clean fsyncs its output every this much written
 INT32_MAX = 2**31 - 1
 # Kafka's offset and time index entries: 8 and 12 bytes.
 OFFSET_INDEX_ENTRY = 8
@@ -325,6 +326,7 @@ class LogClean:
                              max_index_size=log.config.segment_index_bytes, now_ms=self.now_ms, suffix=CLEANED_SUFFIX)
         changed = len(group) > 1
         swapped = closed = False
+        synced = 0
         try:
             for segment in group:
                 for _, header, raw in _raw_batches(segment):
@@ -338,6 +340,11 @@ class LogClean:
                         cleaned.append(kept, last_offset=header.last_offset, max_timestamp=header.max_timestamp,
                                        offset_of_max_timestamp=header.last_offset)
                     if self._account(len(raw)):
+                        if cleaned.size - synced >= SYNC_BYTES:
+                            # fsync as we go: the flush before the swap then has little left to
+                            # write and does not hold the event loop for a whole segment's worth.
+                            cleaned.log.fsync()
+                            synced = cleaned.size
                         yield
                         self._check_still_valid(group)
             if not changed:
