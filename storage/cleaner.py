@@ -28,10 +28,10 @@ A clean (:class:`LogClean`, Kafka's ``Cleaner.doClean``):
    - the last batch of each group (so a segment's next offset, and the log's offsets, stay
      what they were; Kafka keeps the last batch of the cleaning round for the same reason).
 
-What is kept whole: control batches (transaction markers), transactional batches (whether
+What is kept whole: control batches (transaction markers) and transactional batches (whether
 their transaction committed or aborted needs the transaction state; they are neither mapped
-nor compacted), and records without a key (Kafka refuses them at produce time for compacted
-topics and drops them in the cleaner; odradek does not refuse them yet, so it keeps them).
+nor compacted). Records without a key go, as in Kafka's cleaner (a compacted topic refuses
+them at produce time; they can only come from the time the topic had ``cleanup.policy=delete``).
 
 Crash safety, as Kafka's ``replaceSegments``: a group is written as ``<base>.log.cleaned``
 (+ ``.index``/``.timeindex``/``.txnindex`` ``.cleaned``), fsynced; renamed to ``*.swap``
@@ -382,8 +382,7 @@ class LogClean:
         kept = []
         for record in records:
             if record.key is None:
-                kept.append(record)
-                continue
+                continue  # Kafka's cleaner counts it as an invalid message and drops it
             offset = base + record.offset_delta
             if latest.get(record.key, offset) > offset:
                 continue  # superseded

@@ -122,6 +122,19 @@ def test_only_below_the_high_watermark_and_past_the_lag(backend):
     assert log.compact().segments_cleaned > 0
 
 
+def test_records_without_a_key_go_as_in_kafkas_cleaner(backend):
+    fs, directory = backend
+    clock = Clock()
+    log = PartitionLog.open(fs, directory, LogConfig(segment_bytes=300), clock=clock)  # delete: keyless allowed
+    log.append(keyed_batch([(None, b"no key"), (b"k", b"a")]))
+    for i in range(6):
+        log.append(keyed_batch([(b"other", b"x" * 100)]))
+    log.config = LogConfig(cleanup_policy="compact", segment_bytes=300)  # the topic switched to compact
+    log.update_high_watermark(log.log_end_offset)
+    log.compact()
+    assert [(offset, key) for offset, key, _ in contents(log) if offset < 2] == [(1, b"k")]
+
+
 def test_delete_policy_is_not_compacted(backend):
     fs, directory = backend
     log = PartitionLog.open(fs, directory, LogConfig(segment_bytes=300), clock=Clock())
@@ -277,3 +290,25 @@ def test_the_manager_cleans_by_dirty_ratio_and_max_lag_and_checkpoints_where_it_
     reopened = LogDirectory.open("data", node_id=1, fs=fs, clock=clock)
     assert reopened.cleaner_offsets == {("t", 0): expected}
     reopened.close()
+
+
+def test_compact_and_delete_both_apply():
+    from odradek.storage.cleaner import cleanable_offsets
+
+    fs, clock = MemoryFileSystem(), Clock()
+    config = LogConfig(cleanup_policy="compact,delete", segment_bytes=300, retention_ms=10_000)
+    log = PartitionLog.open(fs, "d/t-0", config, clock=clock)
+    for i in range(10):
+        log.append(keyed_batch([(b"k%d" % (i % 2), b"old%d" % i + b"x" * 90)], timestamp=T0))
+    for i in range(10):
+        log.append(keyed_batch([(b"k%d" % (i % 2), b"new%d" % i + b"x" * 90)], timestamp=T0 + 50_000))
+    log.update_high_watermark(log.log_end_offset)
+    stats = log.compact()
+    assert stats.records_removed > 0
+    kept = contents(log)
+    assert not any(value.startswith(b"old") for _, _, value in kept)  # superseded by the new ones
+    clock.now = T0 + 55_000  # the first segments' records are past retention.ms
+    assert log.delete_old_segments() > 0 and log.log_start_offset > 0
+    # The checkpointed first dirty offset fell below the new log start: it restarts there.
+    assert cleanable_offsets(log, 0, clock()).first_dirty_offset == log.log_start_offset
+    assert [r for r in contents(log) if r[0] >= log.log_start_offset] == [r for r in kept if r[0] >= log.log_start_offset]
