@@ -57,6 +57,8 @@ class Broker:
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
         # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
         self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
+        # KIP-848 groups resolve names and ids through the topic table (classic members' JoinGroup).
+        self.group_coordinator.consumer.topics = self.topics.by_name
         # KIP-714 client instances (GetTelemetrySubscriptions / PushTelemetry, not advertised).
         self.client_metrics = ClientMetrics(config["telemetry.max.bytes"], self.clock_ms)
 
@@ -135,7 +137,9 @@ class Broker:
                 return
             manager = self._cleaner_manager
             if manager is None or manager.directories != data_dir.directories:
-                manager = self._cleaner_manager = LogCleanerManager(data_dir.directories, self.clock_ms)
+                map_bytes = int(self.config["log.cleaner.dedupe.buffer.size"]
+                                * self.config["log.cleaner.io.buffer.load.factor"])
+                manager = self._cleaner_manager = LogCleanerManager(data_dir.directories, self.clock_ms, map_bytes)
             manager.last_stats = None
             try:
                 for _ in manager.clean_filthiest():

@@ -47,9 +47,13 @@ The work is a generator (:meth:`LogClean.steps`) that yields about every
 step checks the log was not closed and its segments not deleted meanwhile
 (:class:`CleaningAborted`, the ``.cleaned`` files are removed).
 
+The offset map's memory is bounded (``max_map_bytes``: the broker's
+``log.cleaner.dedupe.buffer.size`` × ``log.cleaner.io.buffer.load.factor``, each key counted
+as its length plus :data:`MAP_ENTRY_OVERHEAD`): when it fills, the clean covers the log up to
+the last batch mapped, and the next clean starts there (Kafka's partially mapped segment).
+
 Not yet: removal of aborted transactional data and of markers whose transaction is fully
-cleaned (Kafka's ``CleanedTransactionMetadata``); a bounded offset map
-(``log.cleaner.dedupe.buffer.size``: the map holds every dirty key); I/O throttling
+cleaned (Kafka's ``CleanedTransactionMetadata``); I/O throttling
 (``log.cleaner.io.max.bytes.per.second``).
 
 Thread safety: runs on the log owner's thread (the broker's event loop), like any log mutation.
@@ -74,6 +78,9 @@ READ_CHUNK_BYTES = 1024 * 1024
 STEP_BYTES = 1024 * 1024  # a step reads (and writes) about this much before yielding: ~10-20 ms
 SYNC_BYTES = 8 * 1024 * 1024  # a clean fsyncs its output every this much written
 INT32_MAX = 2**31 - 1
+# What a key costs in the offset map besides its bytes: the bytes object, the int offset and
+# the dict slot (CPython, 64-bit), for the ``log.cleaner.dedupe.buffer.size`` budget.
+MAP_ENTRY_OVERHEAD = 100
 # Kafka's offset and time index entries: 8 and 12 bytes.
 OFFSET_INDEX_ENTRY = 8
 TIME_INDEX_ENTRY = 12
@@ -258,10 +265,13 @@ def _decode(raw: bytes):
 class LogClean:
     """One clean of one log: :meth:`steps` does the work in slices, :meth:`run` all at once."""
 
-    def __init__(self, log, to_clean: LogToClean, now_ms: int):
+    def __init__(self, log, to_clean: LogToClean, now_ms: int, max_map_bytes: int | None = None):
+        """``max_map_bytes``: the offset map's memory budget (estimated; None: unbounded)."""
         self.log = log
         self.to_clean = to_clean
         self.now_ms = now_ms
+        self.max_map_bytes = max_map_bytes
+        self.map_end = to_clean.first_uncleanable_offset
         self.stats = CleanerStats(to_clean.first_dirty_offset)
         self._read_since_yield = 0
 
@@ -293,8 +303,10 @@ class LogClean:
         dirty = [segment for index, segment in enumerate(involved)
                  if log.segments[index + 1].base_offset > to_clean.first_dirty_offset]
 
-        # 1. The offset map over the dirty part.
+        # 1. The offset map over the dirty part, until it is full (Kafka's buildOffsetMap): the
+        #    clean then ends after the last batch mapped, and the next one goes on from there.
         latest: dict[bytes, int] = {}
+        map_bytes = 0
         for segment in dirty:
             for _, header, raw in _raw_batches(segment):
                 stats.map_bytes_read += len(raw)
@@ -302,11 +314,21 @@ class LogClean:
                     batch = _decode(raw)
                     base = batch.base_offset
                     for record in batch.records:
-                        if record.key is not None:
-                            latest[record.key] = base + record.offset_delta
+                        key = record.key
+                        if key is not None:
+                            if key not in latest:
+                                map_bytes += len(key) + MAP_ENTRY_OVERHEAD
+                            latest[key] = base + record.offset_delta
+                if self.max_map_bytes is not None and map_bytes >= self.max_map_bytes and header.next_offset < end:
+                    end = header.next_offset
+                    break
                 if self._account(len(raw)):
                     yield
                     self._check_still_valid(involved)
+            if end != to_clean.first_uncleanable_offset:
+                break  # the map is full
+        self.map_end = end
+        involved = [segment for segment in involved if segment.base_offset < end]
 
         # 2. Rewrite every group of the cleanable part.
         last_offset_of_producer = {pid: entry.batches[-1].last_offset
@@ -371,8 +393,8 @@ class LogClean:
         """The bytes of the batch once compacted: ``raw`` itself when nothing changes, b"" when
         it goes, else a rebuilt batch (same offsets and producer fields, fewer records)."""
         stats = self.stats
-        if header.is_control or header.is_transactional:
-            return raw
+        if header.is_control or header.is_transactional or header.base_offset >= self.map_end:
+            return raw  # (past the map's end: the next clean's dirty part)
         batch = _decode(raw)
         records = batch.records
         stats.records_read += len(records)

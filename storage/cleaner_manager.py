@@ -31,10 +31,12 @@ log = structlog.get_logger("odradek.storage.cleaner")
 
 
 class LogCleanerManager:
-    def __init__(self, directories, clock):
-        """``directories``: the LogDirectory objects whose logs to clean; ``clock``: wall-clock ms."""
+    def __init__(self, directories, clock, max_map_bytes: int | None = None):
+        """``directories``: the LogDirectory objects whose logs to clean; ``clock``: wall-clock
+        ms; ``max_map_bytes``: the offset map's budget (see :class:`~odradek.storage.cleaner.LogClean`)."""
         self.directories = list(directories)
         self.clock = clock
+        self.max_map_bytes = max_map_bytes
         self.uncleanable: set[tuple[str, int]] = set()
         self.last_stats: CleanerStats | None = None
 
@@ -62,7 +64,7 @@ class LogCleanerManager:
         if not candidates:
             return
         directory, key, to_clean = max(candidates, key=lambda candidate: candidate[2].cleanable_ratio)
-        clean = LogClean(to_clean.log, to_clean, now_ms)
+        clean = LogClean(to_clean.log, to_clean, now_ms, self.max_map_bytes)
         try:
             yield from clean.steps()
         except CleaningAborted:

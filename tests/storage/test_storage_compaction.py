@@ -312,3 +312,36 @@ def test_compact_and_delete_both_apply():
     # The checkpointed first dirty offset fell below the new log start: it restarts there.
     assert cleanable_offsets(log, 0, clock()).first_dirty_offset == log.log_start_offset
     assert [r for r in contents(log) if r[0] >= log.log_start_offset] == [r for r in kept if r[0] >= log.log_start_offset]
+
+
+def test_a_full_offset_map_cleans_in_rounds_to_the_same_result():
+    from odradek.storage.cleaner import MAP_ENTRY_OVERHEAD, LogClean, cleanable_offsets
+
+    def build():
+        log = compacted_log((MemoryFileSystem(), "d/t-0"), Clock())
+        for i in range(90):
+            log.append(keyed_batch([(b"key%02d" % (i % 30), b"v%d" % i + b"x" * 60)]))
+        log.update_high_watermark(log.log_end_offset)
+        return log
+
+    reference = build()
+    reference.compact()
+    expected = contents(reference)
+    log = build()
+    budget = 4 * (len(b"key00") + MAP_ENTRY_OVERHEAD)  # four keys a round
+    first_dirty, rounds = None, 0
+    while True:
+        to_clean = cleanable_offsets(log, first_dirty, log.clock())
+        if to_clean.cleanable_bytes == 0:
+            break
+        clean = LogClean(log, to_clean, log.clock(), max_map_bytes=budget)
+        stats = clean.run()
+        assert to_clean.first_dirty_offset < stats.next_dirty_offset <= to_clean.first_uncleanable_offset
+        found = contents(log)
+        # Never a record that is the last of its key (below the end of this round's map) lost.
+        for key in {k for _, k, _ in expected}:
+            last = max(o for o, k, _ in contents(reference) if k == key)
+            assert any(o == last for o, _, _ in found) or last >= stats.next_dirty_offset
+        first_dirty, rounds = stats.next_dirty_offset, rounds + 1
+    assert rounds > 3
+    assert contents(log) == expected
