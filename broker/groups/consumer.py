@@ -36,9 +36,14 @@ alternates, or more than three unbounded repeats) are refused as well, where Kaf
 Syntax only one of the two engines knows (RE2's ``\\p{Greek}``, Python's ``(?P=name)``) is read
 by each its own way.
 
+Classic members (JoinGroup/SyncGroup/Heartbeat) may be members of a consumer group, and a
+classic group of the consumer protocol type is upgraded when a consumer-protocol member joins
+(Kafka's online migration; see "classic members" below).
+
 Where odradek departs from Kafka: a known member id rejoining with epoch 0 (the Java client
 keeps its id after being fenced) is taken as that member starting afresh, with no partitions;
-the classic <-> consumer group conversion (``group.consumer.migration.policy``) is not done.
+the downgrade of a consumer group left with only classic members back to a classic group is not
+done, nor is ``group.consumer.migration.policy`` read.
 State changes are applied, then written to ``__consumer_offsets``; a failed write is answered
 with the coordinator error but not rolled back.
 
@@ -64,8 +69,15 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from odradek.protocol import error_codes
+from odradek.protocol.errors import ProtocolError
+from odradek.protocol.messages.records.consumer_protocol_assignment import (
+    ConsumerProtocolAssignment,
+    TopicPartition as AssignedTopicPartition,
+)
+from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
 
 from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, Assignment, AssignmentSpec, MemberSpec
+from .classic import GroupState, JoinResult, SyncResult
 
 log = structlog.get_logger("odradek.groups")
 
@@ -104,6 +116,16 @@ def _copy(assignment: Assignment) -> Assignment:
     return {topic_id: set(partitions) for topic_id, partitions in assignment.items() if partitions}
 
 
+@dataclass(frozen=True, slots=True)
+class ClassicMemberInfo:
+    """What a member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat) inside a
+    consumer group adds: its session timeout and its protocols (assignor names and subscription
+    metadata), as in Kafka's ``ClassicMemberMetadata``."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
+
+
 @dataclass(slots=True)
 class ConsumerMember:
     member_id: str
@@ -120,6 +142,7 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    classic: ClassicMemberInfo | None = None  # set for a member using the classic protocol
 
     def is_reconciled_to(self, epoch: int) -> bool:
         return self.state is MemberState.STABLE and self.member_epoch == epoch
@@ -353,6 +376,16 @@ def _backtracks_badly(parsed, unbounded: list[int], inside_repeat: bool) -> bool
     return False
 
 
+def _decode_subscription(metadata: bytes) -> ConsumerProtocolSubscription:
+    """A classic member's subscription (its JoinGroup protocol metadata); newer versions only
+    add fields, so they are read as the newest known. Raises a ProtocolError if unreadable."""
+    if len(metadata) < 2:
+        raise ProtocolError("subscription metadata needs a 2-byte version")
+    version = int.from_bytes(metadata[:2], "big", signed=True)
+    known = min(max(version, ConsumerProtocolSubscription.MIN_VERSION), ConsumerProtocolSubscription.MAX_VERSION)
+    return ConsumerProtocolSubscription.decode(memoryview(metadata)[2:], known)
+
+
 def generate_member_id() -> str:
     """Kafka's ``Uuid.randomUuid().toString()``: 16 random bytes, URL-safe base64, no padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
@@ -405,6 +438,9 @@ class ConsumerGroups:
     def __init__(self, coordinator):
         self.coordinator = coordinator
         self.groups: dict[str, ConsumerGroup] = {}
+        # Topic name -> topic (``topic_id``, ``partition_count``): the broker's topic table, for
+        # the requests that do not bring it along (classic members' JoinGroup, upgrades).
+        self.topics: dict = {}
 
     @property
     def config(self):
@@ -474,7 +510,11 @@ class ConsumerGroups:
             return group
         classic = self.coordinator.groups.get(group_id)
         if classic is not None:
-            if not create or not self.coordinator.forget_empty_classic_group(group_id):
+            if create and not self.coordinator.forget_empty_classic_group(group_id):
+                upgraded = self.upgrade(classic)
+                if upgraded is not None:
+                    return upgraded
+            if not create or group_id in self.coordinator.groups:
                 raise HeartbeatError(error_codes.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         elif not create:
             raise HeartbeatError(error_codes.GROUP_ID_NOT_FOUND, f"Consumer group {group_id} not found.")
@@ -580,6 +620,27 @@ class ConsumerGroups:
             subscribed_topic_regex=((request.subscribed_topic_regex or None)
                                     if request.subscribed_topic_regex is not None else member.subscribed_topic_regex),
             client_id=request.client_id, client_host=request.client_host)
+        current = self._update_and_reconcile(group, member, updated, is_new, write_metadata, request.owned,
+                                             topics, records)
+        self._schedule_session_timeout(group.group_id, member_id)
+
+        error = self.coordinator._write(group.group_id, records)
+        if error != error_codes.NONE:
+            return HeartbeatResult(error)
+        result = HeartbeatResult(member_id=member_id, member_epoch=current.member_epoch,
+                                 heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
+        full_request = joining or (request.rebalance_timeout_ms != -1 and request.owned is not None
+                                   and (request.subscribed_topic_names is not None
+                                        or request.subscribed_topic_regex is not None))
+        if full_request or current.assigned != member.assigned:
+            result.assignment = _copy(current.assigned)
+        return result
+
+    def _update_and_reconcile(self, group: ConsumerGroup, member: ConsumerMember, updated: ConsumerMember,
+                              is_new: bool, write_metadata: bool, owned, topics, records: list) -> ConsumerMember:
+        """Steps 1-3 of every heartbeat (and of a classic member's JoinGroup): store the member's
+        changes, bump the group epoch if the assignment depends on them, compute the target if
+        the epoch moved, and reconcile the member towards its target."""
         subscription_changed = is_new or (
             (updated.subscribed_topic_names, updated.subscribed_topic_regex, updated.server_assignor)
             != (member.subscribed_topic_names, member.subscribed_topic_regex, member.server_assignor))
@@ -597,31 +658,21 @@ class ConsumerGroups:
         if group.group_epoch > group.assignment_epoch:
             self._compute_target_assignment(group, records)
 
+        member_id = updated.member_id
         current = group.members[member_id]
         if not current.is_reconciled_to(group.assignment_epoch):
             reconciled = reconcile(current, group.assignment_epoch, group.target.get(member_id, {}),
-                                   group.partition_epoch, request.owned)
+                                   group.partition_epoch, owned)
             if reconciled != current:
                 group.put_member(reconciled)
                 records.append(self._record_current_assignment(group.group_id, reconciled))
-                if reconciled.state is MemberState.UNREVOKED_PARTITIONS:
+                # Classic members have their join and sync timeouts instead.
+                if reconciled.state is MemberState.UNREVOKED_PARTITIONS and reconciled.classic is None:
                     self._schedule_revocation_timeout(group.group_id, reconciled)
                 else:
                     self.timer.cancel(self._revocation_key(group.group_id, member_id))
             current = reconciled
-        self._schedule_session_timeout(group.group_id, member_id)
-
-        error = self.coordinator._write(group.group_id, records)
-        if error != error_codes.NONE:
-            return HeartbeatResult(error)
-        result = HeartbeatResult(member_id=member_id, member_epoch=current.member_epoch,
-                                 heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
-        full_request = joining or (request.rebalance_timeout_ms != -1 and request.owned is not None
-                                   and (request.subscribed_topic_names is not None
-                                        or request.subscribed_topic_regex is not None))
-        if full_request or current.assigned != member.assigned:
-            result.assignment = _copy(current.assigned)
-        return result
+        return current
 
     def _refresh_subscription_metadata(self, group: ConsumerGroup, topics, records: list) -> bool:
         """Resolve the members' regexes and look up every subscribed topic; True (and a record)
@@ -707,8 +758,8 @@ class ConsumerGroups:
 
     def _remove(self, group: ConsumerGroup, member: ConsumerMember, records: list, bump: bool = True) -> None:
         group.remove_member(member.member_id)
-        self.timer.cancel(self._session_key(group.group_id, member.member_id))
-        self.timer.cancel(self._revocation_key(group.group_id, member.member_id))
+        for key in (self._session_key, self._revocation_key, self._join_key, self._sync_key):
+            self.timer.cancel(key(group.group_id, member.member_id))
         records.extend(self._member_tombstones(group.group_id, member.member_id))
         if bump:
             # The topics it alone subscribed to leave the metadata at the next heartbeat's
@@ -737,8 +788,20 @@ class ConsumerGroups:
         return ("consumer-revocation", group_id, member_id)
 
     def _schedule_session_timeout(self, group_id: str, member_id: str) -> None:
-        self.timer.schedule(self._session_key(group_id, member_id), self.config.consumer_session_timeout_ms,
+        group = self.groups.get(group_id)
+        member = group.members.get(member_id) if group is not None else None
+        timeout = (member.classic.session_timeout_ms if member is not None and member.classic is not None
+                   else self.config.consumer_session_timeout_ms)
+        self.timer.schedule(self._session_key(group_id, member_id), timeout,
                             lambda: self.fence(group_id, member_id, "the member session expired"))
+
+    @staticmethod
+    def _join_key(group_id: str, member_id: str):
+        return ("consumer-classic-join", group_id, member_id)
+
+    @staticmethod
+    def _sync_key(group_id: str, member_id: str):
+        return ("consumer-classic-sync", group_id, member_id)
 
     def _schedule_revocation_timeout(self, group_id: str, member: ConsumerMember) -> None:
         member_id, epoch = member.member_id, member.member_epoch
@@ -761,6 +824,8 @@ class ConsumerGroups:
         member = group.members.get(member_id)
         if member is None:
             return error_codes.UNKNOWN_MEMBER_ID
+        if member.classic is not None:  # its generation is its member epoch
+            return error_codes.NONE if member_epoch == member.member_epoch else error_codes.ILLEGAL_GENERATION
         if api_version < FIRST_MEMBER_EPOCH_OFFSET_COMMIT_VERSION:
             return error_codes.UNSUPPORTED_VERSION
         if member_epoch != member.member_epoch:
@@ -776,8 +841,256 @@ class ConsumerGroups:
         if member is None:
             return error_codes.UNKNOWN_MEMBER_ID
         if member_epoch != member.member_epoch:
-            return error_codes.STALE_MEMBER_EPOCH
+            return error_codes.ILLEGAL_GENERATION if member.classic is not None else error_codes.STALE_MEMBER_EPOCH
         return error_codes.NONE
+
+    # --- classic members in a consumer group, and the online upgrade (KIP-848 migration) ---
+    #
+    # A consumer group also takes members speaking the classic protocol, as Kafka does so that
+    # an application can move from one protocol to the other member by member. For such a
+    # member JoinGroup is a heartbeat with its (decoded) subscription: it is answered at once,
+    # the generation being its member epoch, never as a leader; SyncGroup hands it its current
+    # assignment as ConsumerProtocolAssignment bytes; Heartbeat answers REBALANCE_IN_PROGRESS
+    # when it has to rejoin to move on (a new group epoch, partitions to revoke, or partitions
+    # freed for it). A classic group of the "consumer" protocol type becomes a consumer group
+    # when a consumer-protocol member joins it (members, generation and assignments carried
+    # over). The way back (a consumer group whose last consumer-protocol member left becoming
+    # classic again) is not done: such a group stays a consumer group serving classic members.
+
+    def supports_classic_protocols(self, group: ConsumerGroup, protocol_type: str, names: list[str]) -> bool:
+        if group.is_empty():
+            return bool(protocol_type) and bool(names)
+        classic = [dict(m.classic.protocols) for m in group.members.values() if m.classic is not None]
+        return protocol_type == CONSUMER_PROTOCOL_TYPE and any(all(name in p for p in classic) for name in names)
+
+    def _decode_owned(self, topic_partitions) -> list[tuple[uuid.UUID, list[int]]]:
+        owned = []
+        for item in topic_partitions or ():
+            topic = self.topics.get(item.topic)
+            if topic is not None:
+                owned.append((topic.topic_id, list(item.partitions)))
+        return owned
+
+    def classic_join(self, group: ConsumerGroup, request, respond) -> None:
+        """A JoinGroup (``coordinator.JoinRequest``) to a non-empty consumer group."""
+        member_id = request.member_id
+        unknown = member_id == ""
+        if unknown:
+            member_id = generate_member_id()
+        if len(group.members) >= self.config.consumer_max_size and member_id not in group.members:
+            respond(JoinResult(error_codes.GROUP_MAX_SIZE_REACHED, member_id=request.member_id))
+            return
+        names = [name for name, _ in request.protocols]
+        if not self.supports_classic_protocols(group, request.protocol_type, names):
+            respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
+            return
+        if unknown and request.group_instance_id is None and request.api_version >= 4:
+            respond(JoinResult(error_codes.MEMBER_ID_REQUIRED, member_id=member_id))  # KIP-394, as for classic groups
+            return
+        try:
+            subscription = _decode_subscription(request.protocols[0][1])
+        except ProtocolError:
+            respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
+            return
+        records: list = []
+        instance_id = request.group_instance_id
+        write_metadata = False
+        existing = group.static_member(instance_id)
+        if existing is not None and existing.member_id != member_id:
+            if not unknown:
+                respond(JoinResult(error_codes.FENCED_INSTANCE_ID, member_id=request.member_id))
+                return
+            # A restarted static member takes its old place, target and partitions.
+            member = replace(existing, member_id=member_id, member_epoch=0, previous_member_epoch=0,
+                             pending_revocation={})
+            target = group.target.get(existing.member_id, {})
+            self._remove(group, existing, records, bump=False)
+            group.target[member_id] = target
+            records.append(self._record_target(group.group_id, member_id, target))
+            is_new, write_metadata = False, True
+        else:
+            member = group.members.get(member_id)
+            is_new = member is None
+            if is_new:
+                member = ConsumerMember(member_id)
+        updated = replace(
+            member, instance_id=instance_id if instance_id is not None else member.instance_id,
+            rack_id=subscription.rack_id if subscription.rack_id is not None else member.rack_id,
+            rebalance_timeout_ms=request.rebalance_timeout_ms, subscribed_topic_names=tuple(subscription.topics),
+            client_id=request.client_id, client_host=request.client_host,
+            classic=ClassicMemberInfo(request.session_timeout_ms, tuple(request.protocols)))
+        owned = self._decode_owned(subscription.owned_partitions)
+        current = self._update_and_reconcile(group, member, updated, is_new, write_metadata or is_new, owned,
+                                             self.topics, records)
+        group_id = group.group_id
+        self.timer.cancel(self._join_key(group_id, member_id))
+        self._schedule_session_timeout(group_id, member_id)
+        self.timer.schedule(self._sync_key(group_id, member_id), max(request.rebalance_timeout_ms, 0),
+                            lambda: self.fence(group_id, member_id, "the classic member did not sync in time"))
+        error = self.coordinator._write(group_id, records)
+        if error != error_codes.NONE:
+            respond(JoinResult(error, member_id=member_id))
+            return
+        respond(JoinResult(error_codes.NONE, member_id=member_id, generation_id=current.member_epoch,
+                           protocol_type=CONSUMER_PROTOCOL_TYPE, protocol_name=names[0], leader=""))
+
+    def _classic_member(self, group: ConsumerGroup, member_id: str, instance_id: str | None):
+        """(member, error code) of a classic request's sender."""
+        if instance_id is None:
+            member = group.members.get(member_id)
+        else:
+            member = group.static_member(instance_id)
+            if member is not None and member.member_id != member_id:
+                return None, error_codes.FENCED_INSTANCE_ID
+        if member is None or member.classic is None:
+            return None, error_codes.UNKNOWN_MEMBER_ID
+        return member, error_codes.NONE
+
+    def _must_rejoin(self, group: ConsumerGroup, member: ConsumerMember) -> bool:
+        """Whether a classic member has to rejoin to move on (Kafka's conditions)."""
+        if member.member_epoch < group.group_epoch or member.state is MemberState.UNREVOKED_PARTITIONS:
+            return True
+        return member.state is MemberState.UNRELEASED_PARTITIONS and not self._waiting_on_unreleased(group, member)
+
+    @staticmethod
+    def _waiting_on_unreleased(group: ConsumerGroup, member: ConsumerMember) -> bool:
+        for topic_id, partitions in group.target.get(member.member_id, {}).items():
+            held = member.assigned.get(topic_id, set())
+            if any(p not in held and group.partition_epoch(topic_id, p) != -1 for p in partitions):
+                return True
+        return False
+
+    def _ask_to_rejoin(self, group: ConsumerGroup, member: ConsumerMember) -> None:
+        key = self._join_key(group.group_id, member.member_id)
+        if not self.timer.is_scheduled(key):
+            group_id, member_id = group.group_id, member.member_id
+            self.timer.schedule(key, max(member.rebalance_timeout_ms, 0),
+                                lambda: self.fence(group_id, member_id, "the classic member did not rejoin in time"))
+
+    def classic_sync(self, group: ConsumerGroup, generation_id: int, member_id: str, instance_id: str | None,
+                     protocol_type: str | None, protocol_name: str | None) -> SyncResult:
+        member, error = self._classic_member(group, member_id, instance_id)
+        if error != error_codes.NONE:
+            return SyncResult(error)
+        if generation_id != member.member_epoch:
+            return SyncResult(error_codes.ILLEGAL_GENERATION)
+        protocols = dict(member.classic.protocols)
+        if (protocol_type is not None and protocol_type != CONSUMER_PROTOCOL_TYPE) or (
+                protocol_name is not None and protocol_name not in protocols):
+            return SyncResult(error_codes.INCONSISTENT_GROUP_PROTOCOL)
+        if group.group_epoch > member.member_epoch and member.state is not MemberState.UNREVOKED_PARTITIONS:
+            self._ask_to_rejoin(group, member)
+            return SyncResult(error_codes.REBALANCE_IN_PROGRESS)
+        self.timer.cancel(self._sync_key(group.group_id, member.member_id))
+        self._schedule_session_timeout(group.group_id, member.member_id)
+        name = protocol_name or member.classic.protocols[0][0]
+        return SyncResult(error_codes.NONE, CONSUMER_PROTOCOL_TYPE, name,
+                          self._encode_assignment(member.assigned, protocols.get(name, b"")))
+
+    def _encode_assignment(self, assigned: Assignment, subscription_metadata: bytes) -> bytes:
+        """The member's partitions as ConsumerProtocolAssignment, at its subscription's version."""
+        version = int.from_bytes(subscription_metadata[:2], "big", signed=True) if len(subscription_metadata) >= 2 else 0
+        version = min(max(version, ConsumerProtocolAssignment.MIN_VERSION), ConsumerProtocolAssignment.MAX_VERSION)
+        by_id = {topic.topic_id: topic.name for topic in self.topics.values()}
+        topics = [AssignedTopicPartition(topic=by_id[topic_id], partitions=sorted(partitions))
+                  for topic_id, partitions in assigned.items() if topic_id in by_id and partitions]
+        message = ConsumerProtocolAssignment(assigned_partitions=sorted(topics, key=lambda t: t.topic), user_data=None)
+        return version.to_bytes(2, "big") + message.encode(version)
+
+    def classic_heartbeat(self, group: ConsumerGroup, generation_id: int, member_id: str,
+                          instance_id: str | None) -> int:
+        member, error = self._classic_member(group, member_id, instance_id)
+        if error != error_codes.NONE:
+            return error
+        if generation_id != member.member_epoch:
+            return error_codes.ILLEGAL_GENERATION
+        self._schedule_session_timeout(group.group_id, member.member_id)
+        if self._must_rejoin(group, member):
+            self._ask_to_rejoin(group, member)
+            return error_codes.REBALANCE_IN_PROGRESS
+        return error_codes.NONE
+
+    def classic_leave(self, group: ConsumerGroup, leaving: list[tuple[str, str | None]]) -> tuple[int, list[int]]:
+        records: list = []
+        results = []
+        for member_id, instance_id in leaving:
+            if instance_id is None:
+                member = group.members.get(member_id)
+                error = error_codes.NONE if member is not None and member.classic is not None else error_codes.UNKNOWN_MEMBER_ID
+            else:
+                member = group.static_member(instance_id)
+                if member is None:
+                    error = error_codes.UNKNOWN_MEMBER_ID
+                elif member_id and member.member_id != member_id:
+                    error = error_codes.FENCED_INSTANCE_ID
+                else:
+                    error = error_codes.NONE if member.classic is not None else error_codes.UNKNOWN_MEMBER_ID
+            results.append(error)
+            if error == error_codes.NONE:
+                log.info("classic member left the consumer group", group=group.group_id, member=member.member_id)
+                self._remove(group, member, records, bump=False)
+        if records:
+            group.group_epoch += 1
+            records.append(self._record_group_epoch(group))
+        error = self.coordinator._write(group.group_id, records)
+        return error, results
+
+    def upgrade(self, classic_group) -> ConsumerGroup | None:
+        """Turn a classic group of the consumer protocol type into a consumer group (Kafka's
+        online upgrade): its members, generation (the group and member epochs) and assignments
+        are carried over; parked JoinGroup/SyncGroup requests learn of the rebalance. None when
+        it cannot be (another protocol type, too many members, unreadable metadata)."""
+        if classic_group.protocol_type != CONSUMER_PROTOCOL_TYPE or len(classic_group.members) > self.config.consumer_max_size:
+            return None
+        if classic_group.state not in (GroupState.STABLE, GroupState.PREPARING_REBALANCE,
+                                       GroupState.COMPLETING_REBALANCE):
+            return None
+        group = ConsumerGroup(classic_group.group_id)
+        epoch = classic_group.generation_id
+        group.group_epoch = group.assignment_epoch = epoch
+        try:
+            for old in classic_group.members.values():
+                name = classic_group.protocol_name or old.protocols[0][0]
+                subscription = _decode_subscription(old.metadata_for(name))
+                assigned = self._decode_assignment(old.assignment) if classic_group.state is GroupState.STABLE else {}
+                member = ConsumerMember(
+                    old.member_id, instance_id=old.group_instance_id, rack_id=subscription.rack_id,
+                    client_id=old.client_id, client_host=old.client_host, rebalance_timeout_ms=old.rebalance_timeout_ms,
+                    subscribed_topic_names=tuple(subscription.topics), member_epoch=epoch, previous_member_epoch=epoch,
+                    assigned=assigned, classic=ClassicMemberInfo(old.session_timeout_ms, tuple(old.protocols)))
+                group.put_member(member, replaying=True)  # a leader's assignment may overlap: last one wins
+                group.target[member.member_id] = _copy(group.members[member.member_id].assigned)
+        except (ProtocolError, KeyError, IndexError):
+            return None
+        records: list = []
+        for member in group.members.values():
+            records.append(self._record_member_metadata(group.group_id, member))
+            records.append(self._record_target(group.group_id, member.member_id, group.target[member.member_id]))
+            records.append(self._record_current_assignment(group.group_id, member))
+        self._refresh_subscription_metadata(group, self.topics, records)
+        records.append(self._record_group_epoch(group))
+        records.append(self._record_assignment_epoch(group))
+        self.coordinator.retire_classic_group(classic_group, records)
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self._schedule_session_timeout(group.group_id, member.member_id)
+        log.info("classic group upgraded to a consumer group", group=group.group_id, epoch=epoch,
+                 members=len(group.members))
+        return group
+
+    def _decode_assignment(self, data: bytes) -> Assignment:
+        if len(data) < 2:
+            return {}
+        version = int.from_bytes(data[:2], "big", signed=True)
+        known = min(max(version, ConsumerProtocolAssignment.MIN_VERSION), ConsumerProtocolAssignment.MAX_VERSION)
+        decoded = ConsumerProtocolAssignment.decode(memoryview(data)[2:], known)
+        assignment: Assignment = {}
+        for item in decoded.assigned_partitions:
+            topic = self.topics.get(item.topic)
+            if topic is not None:
+                assignment.setdefault(topic.topic_id, set()).update(p for p in item.partitions
+                                                                     if 0 <= p < topic.partition_count)
+        return _copy(assignment)
 
     def delete(self, group_id: str, keep_offsets: bool = False) -> int:
         """DeleteGroups of an empty consumer group (its offsets go too, unless a classic group
@@ -909,7 +1222,7 @@ class ConsumerGroups:
 
 
 _METADATA_FIELDS = ("instance_id", "rack_id", "client_id", "client_host", "rebalance_timeout_ms",
-                    "subscribed_topic_names", "subscribed_topic_regex", "server_assignor")
+                    "subscribed_topic_names", "subscribed_topic_regex", "server_assignor", "classic")
 
 
 def _metadata_differs(before: ConsumerMember, after: ConsumerMember) -> bool:

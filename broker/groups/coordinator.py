@@ -308,6 +308,23 @@ class GroupCoordinator:
         del self.groups[group_id]
         return True
 
+    def retire_classic_group(self, group: ClassicGroup, records: list) -> None:
+        """A classic group becomes a consumer group (``ConsumerGroups.upgrade``): its parked
+        requests learn of the rebalance, its timers stop, its record is deleted (in the same
+        write as the consumer group's ``records``)."""
+        from .persistence import group_metadata_key
+        for member in group.members.values():
+            member.complete_join(JoinResult(error_codes.REBALANCE_IN_PROGRESS, member_id=member.member_id))
+            member.complete_sync(SyncResult(error_codes.REBALANCE_IN_PROGRESS))
+            self.timer.cancel(self._heartbeat_key(group, member.member_id))
+        for member_id in group.pending_join_members:
+            self.timer.cancel(self._heartbeat_key(group, member_id))
+        self.timer.cancel(self._join_key(group))
+        self.timer.cancel(self._sync_key(group))
+        self._write(group.group_id, [(group_metadata_key(group.group_id), None)] + records)
+        group.transition_to(DEAD, self.now_ms())
+        del self.groups[group.group_id]
+
     def _get_or_create(self, group_id: str) -> ClassicGroup:
         group = self.groups.get(group_id)
         if group is None:
@@ -331,10 +348,13 @@ class GroupCoordinator:
             return
         consumer_group = self.consumer.group(request.group_id)
         if consumer_group is not None:
-            # Classic members do not join consumer groups here (no migration); an empty one
-            # gives its id up to the classic group, as in Kafka.
-            if not consumer_group.is_empty() or self.consumer.delete(request.group_id, keep_offsets=True) != error_codes.NONE:
-                respond(JoinResult(error_codes.INCONSISTENT_GROUP_PROTOCOL, member_id=request.member_id))
+            # A classic member joins a consumer group as one of its members; an empty consumer
+            # group gives its id up to a classic group instead, as in Kafka.
+            if not consumer_group.is_empty():
+                self.consumer.classic_join(consumer_group, request, respond)
+                return
+            if self.consumer.delete(request.group_id, keep_offsets=True) != error_codes.NONE:
+                respond(JoinResult(error_codes.COORDINATOR_NOT_AVAILABLE, member_id=request.member_id))
                 return
         is_unknown_member = request.member_id == ""
         group = self.groups.get(request.group_id)
@@ -644,6 +664,11 @@ class GroupCoordinator:
         if not group_id:
             respond(SyncResult(error_codes.INVALID_GROUP_ID))
             return
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            respond(self.consumer.classic_sync(consumer_group, generation_id, member_id, group_instance_id,
+                                               protocol_type, protocol_name))
+            return
         group = self.groups.get(group_id)
         if group is None or group.is_in(EMPTY):
             respond(SyncResult(error_codes.UNKNOWN_MEMBER_ID))
@@ -709,6 +734,9 @@ class GroupCoordinator:
             return error_codes.COORDINATOR_NOT_AVAILABLE
         if not group_id:
             return error_codes.INVALID_GROUP_ID
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            return self.consumer.classic_heartbeat(consumer_group, generation_id, member_id, group_instance_id)
         group = self.groups.get(group_id)
         if group is None:
             return error_codes.UNKNOWN_MEMBER_ID
@@ -736,6 +764,9 @@ class GroupCoordinator:
             return error_codes.COORDINATOR_NOT_AVAILABLE, []
         if not group_id:
             return error_codes.INVALID_GROUP_ID, []
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            return self.consumer.classic_leave(consumer_group, members)
         group = self.groups.get(group_id)
         if group is None:
             return error_codes.UNKNOWN_MEMBER_ID, []

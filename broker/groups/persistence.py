@@ -58,7 +58,7 @@ from odradek.protocol.messages.records.offset_commit_key import OffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_value import OffsetCommitValue
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
-from .consumer import ConsumerMember, MemberState
+from .consumer import ClassicMemberInfo, ConsumerMember, MemberState
 from .coordinator import CommittedOffset, coordinator_partition
 
 log = structlog.get_logger("odradek.groups")
@@ -171,6 +171,11 @@ def consumer_group_member_record(group_id: str, member: ConsumerMember) -> tuple
         client_host=member.client_host, subscribed_topic_names=list(member.subscribed_topic_names),
         subscribed_topic_regex=member.subscribed_topic_regex, rebalance_timeout_ms=member.rebalance_timeout_ms,
         server_assignor=member.server_assignor)
+    if member.classic is not None:
+        value.classic_member_metadata = member_value.ClassicMemberMetadata(
+            session_timeout_ms=member.classic.session_timeout_ms,
+            supported_protocols=[member_value.ClassicProtocol(name=name, metadata=metadata)
+                                 for name, metadata in member.classic.protocols])
     return (_versioned(CONSUMER_GROUP_MEMBER_KEY_VERSION,
                        member_key.ConsumerGroupMemberMetadataKey(group_id=group_id, member_id=member.member_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
@@ -239,11 +244,16 @@ def _decode_consumer_record(key_version: int, key_body, value):
         decoded = {topic.topic_name: (topic.topic_id, topic.num_partitions) for topic in topics}
     elif kind == "member":
         item = member_value.ConsumerGroupMemberMetadataValue.decode(body, value_version)
+        classic = item.classic_member_metadata
+        if classic is not None and not classic.supported_protocols and classic.session_timeout_ms == 0:
+            classic = None  # the field is absent: a consumer-protocol member (the codec yields the empty struct)
         decoded = ConsumerMember(
             member_id, instance_id=item.instance_id, rack_id=item.rack_id, client_id=item.client_id,
             client_host=item.client_host, rebalance_timeout_ms=item.rebalance_timeout_ms,
             subscribed_topic_names=tuple(item.subscribed_topic_names), subscribed_topic_regex=item.subscribed_topic_regex,
-            server_assignor=item.server_assignor)
+            server_assignor=item.server_assignor,
+            classic=None if classic is None else ClassicMemberInfo(
+                classic.session_timeout_ms, tuple((p.name, bytes(p.metadata)) for p in classic.supported_protocols)))
     elif kind == "target":
         decoded = _assignment_of(target_value.ConsumerGroupTargetAssignmentMemberValue.decode(
             body, value_version).topic_partitions)

@@ -11,12 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from odradek.broker.groups import GroupCoordinator, JoinRequest, ManualTimer
+from odradek.broker.groups import GroupCoordinator, GroupState, JoinRequest, ManualTimer
 from odradek.broker.groups.assignors import AssignmentSpec, MemberSpec, RangeAssignor, UniformAssignor
 from odradek.broker.groups.consumer import ConsumerGroupState, HeartbeatRequest, MemberState
 from odradek.broker.groups.persistence import decode_record
 from odradek.broker.topics import Topic
 from odradek.protocol import error_codes as E
+from odradek.protocol.messages.records.consumer_protocol_assignment import (
+    ConsumerProtocolAssignment,
+    TopicPartition as AssignedTopicPartition,
+)
+from odradek.protocol.messages.records.consumer_protocol_subscription import (
+    ConsumerProtocolSubscription,
+    TopicPartition as SubscribedTopicPartition,
+)
 
 A, B, C = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)
 
@@ -96,6 +104,7 @@ class Cluster:
         self.coordinator = GroupCoordinator(timer=ManualTimer())
         self.groups = self.coordinator.consumer
         self.topics = {name: Topic(name, uuid.uuid5(uuid.NAMESPACE_DNS, name), count) for name, count in topics.items()}
+        self.groups.topics = self.topics
 
     def beat(self, member_id, epoch, group="g", **fields):
         request = HeartbeatRequest(group, member_id, epoch, **fields)
@@ -317,28 +326,142 @@ def test_regex_subscription_follows_the_topics():
 
 # --- classic and consumer groups share the group ids ---
 
-def _classic_join(cluster, group, member_id=""):
+def _subscription(topics, owned=(), version=1) -> bytes:
+    message = ConsumerProtocolSubscription(topics=list(topics), user_data=None, owned_partitions=[
+        SubscribedTopicPartition(topic=topic, partitions=list(partitions)) for topic, partitions in owned])
+    return version.to_bytes(2, "big") + message.encode(version)
+
+
+def _assignment_bytes(assigned: dict[str, list[int]]) -> bytes:
+    message = ConsumerProtocolAssignment(assigned_partitions=[
+        AssignedTopicPartition(topic=topic, partitions=partitions) for topic, partitions in assigned.items()],
+        user_data=None)
+    return (1).to_bytes(2, "big") + message.encode(1)
+
+
+def _decoded(assignment: bytes) -> dict[str, set[int]]:
+    decoded = ConsumerProtocolAssignment.decode(memoryview(assignment)[2:], 1)
+    return {item.topic: set(item.partitions) for item in decoded.assigned_partitions}
+
+
+def _classic_join(cluster, group, member_id="", topics=("t",), owned=(), protocol_type="consumer", version=5,
+                  instance_id=None):
     answers = []
-    cluster.coordinator.join_group(JoinRequest(group, member_id, None, "consumer", [("range", b"")], 10000, 10000,
-                                               api_version=3), answers.append)
+    cluster.coordinator.join_group(JoinRequest(group, member_id, instance_id, protocol_type,
+                                               [("range", _subscription(topics, owned))], 10000, 20000,
+                                               api_version=version), answers.append)
     return answers
 
 
-def test_classic_and_consumer_groups_refuse_each_other():
+def _classic_member(cluster, group, topics=("t",)):
+    """A classic member through MEMBER_ID_REQUIRED, JoinGroup and SyncGroup: (id, generation, assignment)."""
+    required = _classic_join(cluster, group, topics=topics)[0]
+    assert required.error_code == E.MEMBER_ID_REQUIRED
+    joined = _classic_join(cluster, group, required.member_id, topics=topics)[0]
+    assert joined.error_code == E.NONE and joined.leader == "" and not joined.members
+    synced = []
+    cluster.coordinator.sync_group(group, joined.generation_id, joined.member_id, None, "consumer", "range", {},
+                                   synced.append)
+    assert synced[0].error_code == E.NONE and synced[0].protocol_name == "range"
+    return joined.member_id, joined.generation_id, _decoded(synced[0].assignment)
+
+
+def test_classic_and_consumer_groups_share_ids():
     cluster = Cluster(t=1)
-    cluster.join("m1", group="modern")
-    assert _classic_join(cluster, "modern")[0].error_code == E.INCONSISTENT_GROUP_PROTOCOL
     cluster.coordinator.config = type(cluster.coordinator.config)(initial_rebalance_delay_ms=0)
-    _classic_join(cluster, "old")
+    cluster.join("m1", group="modern")
+    # A classic member of another protocol type cannot join a consumer group.
+    assert _classic_join(cluster, "modern", protocol_type="connect")[0].error_code == E.INCONSISTENT_GROUP_PROTOCOL
+    # A classic group of another protocol type cannot become one.
+    cluster.coordinator.join_group(JoinRequest("connect-group", "", None, "connect", [("v1", b"x")], 10000, 10000,
+                                               api_version=3), lambda result: None)
     cluster.coordinator.timer.advance(0)
-    assert cluster.coordinator.group("old").members
-    assert cluster.join("m1", group="old").error_code == E.GROUP_ID_NOT_FOUND
+    assert cluster.join("m1", group="connect-group").error_code == E.GROUP_ID_NOT_FOUND
     # An empty consumer group gives its id up to a classic member, and vice versa.
     assert cluster.beat("m1", -1, group="modern").error_code == E.NONE
-    assert _classic_join(cluster, "modern") == [] and cluster.groups.group("modern") is None
+    assert _classic_join(cluster, "modern", version=3) == [] and cluster.groups.group("modern") is None
     assert cluster.coordinator.store_offsets("simple", [("t", 0, 5, -1, None)]) == E.NONE
     assert cluster.join("m9", group="simple").error_code == E.NONE
     assert cluster.coordinator.group("simple") is None and cluster.coordinator.offsets["simple"]
+
+
+def test_classic_members_inside_a_consumer_group():
+    cluster = Cluster(t=4)
+    first = cluster.join("modern")
+    classic_id, generation, assigned = _classic_member(cluster, "g")
+    assert generation == 2 and assigned == {}  # nothing until "modern" lets go
+    coordinator = cluster.coordinator
+    revoke = cluster.beat("modern", 1, owned=_owned(first.assignment))
+    cluster.beat("modern", 1, owned=_owned(revoke.assignment))
+    # Its heartbeat tells it to rejoin to get the freed partitions.
+    assert coordinator.heartbeat("g", generation, classic_id, None) == E.REBALANCE_IN_PROGRESS
+    rejoined = _classic_join(cluster, "g", classic_id)[0]
+    synced = []
+    coordinator.sync_group("g", rejoined.generation_id, classic_id, None, "consumer", "range", {}, synced.append)
+    assert len(_decoded(synced[0].assignment)["t"]) == 2
+    assert coordinator.heartbeat("g", rejoined.generation_id, classic_id, None) == E.NONE
+    assert coordinator.heartbeat("g", rejoined.generation_id + 1, classic_id, None) == E.ILLEGAL_GENERATION
+    assert coordinator.heartbeat("g", rejoined.generation_id, "stranger", None) == E.UNKNOWN_MEMBER_ID
+    # Offsets: its generation is its member epoch.
+    assert coordinator.validate_offset_commit("g", rejoined.generation_id, classic_id, None, 7)[0] == E.NONE
+    assert coordinator.validate_offset_commit("g", 1, classic_id, None, 7)[0] == E.ILLEGAL_GENERATION
+    described = cluster.groups.group("g")
+    assert described.state is ConsumerGroupState.STABLE and described.members[classic_id].classic is not None
+    # It leaves with LeaveGroup: the group epoch goes up, "modern" gets everything back.
+    assert coordinator.leave_group("g", [(classic_id, None)]) == (E.NONE, [E.NONE])
+    back = cluster.beat("modern", 2, owned=_owned(cluster.groups.group("g").members["modern"].assigned))
+    assert _count(back.assignment) == 4
+    # A classic member that never syncs is removed after its rebalance timeout.
+    lazy = _classic_join(cluster, "g")[0]
+    lazy = _classic_join(cluster, "g", lazy.member_id)[0]
+    assert lazy.member_id in cluster.groups.group("g").members
+    coordinator.timer.advance(20001)
+    assert lazy.member_id not in cluster.groups.group("g").members
+
+
+def test_a_classic_group_upgrades_when_a_consumer_protocol_member_joins():
+    cluster = Cluster(t=4)
+    coordinator = cluster.coordinator
+    coordinator.config = type(coordinator.config)(initial_rebalance_delay_ms=0)
+    joins = []
+    for name in ("a", "b"):
+        coordinator.join_group(JoinRequest("up", "", None, "consumer", [("range", _subscription(["t"]))], 10000,
+                                           20000, api_version=3, client_id=name), joins.append)
+    coordinator.timer.advance(0)
+    leader = next(j for j in joins if j.members)
+    follower = next(j for j in joins if not j.members)
+    plan = {leader.member_id: {"t": [0, 1]}, follower.member_id: {"t": [2, 3]}}
+    syncs = []
+    coordinator.sync_group("up", leader.generation_id, follower.member_id, None, None, None, {}, syncs.append)
+    coordinator.sync_group("up", leader.generation_id, leader.member_id, None, None, None,
+                           {m: _assignment_bytes(a) for m, a in plan.items()}, syncs.append)
+    assert coordinator.group("up").is_in(GroupState.STABLE)
+    generation = leader.generation_id
+
+    modern = cluster.join("modern", group="up")
+    assert modern.error_code == E.NONE and coordinator.group("up") is None
+    group = cluster.groups.group("up")
+    assert group.group_epoch == generation + 1 and set(group.members) == {leader.member_id, follower.member_id, "modern"}
+    assert group.members[leader.member_id].assigned == {cluster.tid("t"): {0, 1}}  # carried over
+    # The classic members learn of the rebalance and rejoin; everyone ends with disjoint shares.
+    owners = {}
+    for _ in range(3):
+        for member_id in (leader.member_id, follower.member_id):
+            member = group.members[member_id]
+            if coordinator.heartbeat("up", member.member_epoch, member_id, None) == E.REBALANCE_IN_PROGRESS:
+                owned = [("t", sorted(member.assigned.get(cluster.tid("t"), ())))]
+                rejoined = _classic_join(cluster, "up", member_id, owned=owned)[0]
+                synced = []
+                coordinator.sync_group("up", rejoined.generation_id, member_id, None, "consumer", "range", {},
+                                       synced.append)
+                owners[member_id] = _decoded(synced[0].assignment).get("t", set())
+        answer = cluster.beat("modern", group.members["modern"].member_epoch, group="up",
+                              owned=_owned(group.members["modern"].assigned))
+        assert answer.error_code == E.NONE
+    owners["modern"] = group.members["modern"].assigned.get(cluster.tid("t"), set())
+    assert sorted(len(p) for p in owners.values()) == [1, 1, 2]
+    assert set().union(*owners.values()) == {0, 1, 2, 3} and sum(map(len, owners.values())) == 4
+    assert group.state is ConsumerGroupState.STABLE
 
 
 def test_offset_commit_and_fetch_use_the_member_epoch():

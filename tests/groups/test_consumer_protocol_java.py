@@ -401,3 +401,47 @@ def test_java_members_carry_on_across_a_broker_restart(java_classpath, tmp_path,
                 member.kill()
         assert_no_traceback(broker)
         broker.stop()
+
+
+@pytest.mark.slow
+def test_a_classic_group_upgrades_online_when_a_consumer_protocol_member_joins(kip848_broker, java_classpath):
+    # A rolling upgrade: two Java consumers of the classic protocol, then one of the new one.
+    topic, group = "kip848-upgrade", "kip848-upgrade-group"
+    _topic(kip848_broker, topic, 6)
+    def start(protocol):
+        classic_timing = ("session.timeout.ms=10000", "heartbeat.interval.ms=500") if protocol == "classic" else ()
+        return JavaConsumer(java_classpath, kip848_broker.bootstrap, group, topic, f"group.protocol={protocol}",
+                            *classic_timing)
+
+    classic = [start("classic"), start("classic")]
+    members = list(classic)
+    try:
+        wait_until(lambda: split_evenly(classic, 6), "two classic members split six partitions", classic)
+        client = RawClient(kip848_broker.host, kip848_broker.port)
+        listed = {g.group_id: g.group_type for g in client.request(ListGroupsRequest(), 5).groups}
+        assert listed[group] == "classic"
+        first = [f"classic-{index}" for index in range(60)]
+        produce(kip848_broker.bootstrap, topic, first, 6)
+        wait_until(lambda: consumed_once(classic, first), "the first records", classic)
+
+        modern = start("consumer")
+        members.append(modern)
+        wait_until(lambda: split_evenly(members, 6), "three members with two partitions each", members)
+        listed = {g.group_id: g.group_type for g in client.request(ListGroupsRequest(), 5).groups}
+        assert listed[group] == "consumer"
+        described = describe_group(kip848_broker, group)
+        assert described.group_state == "Stable" and len(described.members) == 3
+        second = [f"mixed-{index}" for index in range(60)]
+        produce(kip848_broker.bootstrap, topic, second, 6)
+        wait_until(lambda: consumed_once(members, first + second), "every record once", members)
+        assert modern.records() and {v for _, _, v in modern.records()} <= set(second)
+
+        classic[0].stop()  # a classic member leaves with LeaveGroup; the others take over
+        wait_until(lambda: split_evenly(members[1:], 6), "the two others to split the partitions", members[1:])
+        client.close()
+        for member in members[1:]:
+            member.stop()
+    finally:
+        for member in members:
+            if member.process.poll() is None:
+                member.kill()

@@ -162,9 +162,9 @@ def test_other_group_apis_on_a_consumer_group(group_client, topic_id):
     new = client.request(DescribeGroupsRequest(groups=["cg-admin"]), 6).groups[0]
     assert new.error_code == E.GROUP_ID_NOT_FOUND and new.error_message == "Group cg-admin is not a classic group."
     classic = client.request(JoinGroupRequest(group_id="cg-admin", session_timeout_ms=10000, rebalance_timeout_ms=10000,
-                                              member_id="", protocol_type="consumer", protocols=[
-                                                  JoinGroupRequestProtocol(name="range", metadata=b"")]), 5)
-    assert classic.error_code == E.INCONSISTENT_GROUP_PROTOCOL
+                                              member_id="", protocol_type="connect", protocols=[
+                                                  JoinGroupRequestProtocol(name="v1", metadata=b"")]), 5)
+    assert classic.error_code == E.INCONSISTENT_GROUP_PROTOCOL  # only "consumer" members may join it
     assert client.request(DeleteGroupsRequest(groups_names=["cg-admin"]), 2).results[0].error_code == E.NON_EMPTY_GROUP
     client.request(ConsumerGroupHeartbeatRequest(group_id="cg-admin", member_id="admin-m", member_epoch=-1), 1)
     assert client.request(DeleteGroupsRequest(groups_names=["cg-admin"]), 2).results[0].error_code == E.NONE
