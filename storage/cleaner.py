@@ -66,6 +66,7 @@ import time
 from odradek.protocol.records.batch import CREATE_TIME, LOG_APPEND_TIME, Record, build_batch, decode_batch
 from odradek.protocol.records.header import BATCH_HEADER_SIZE, read_batch_header
 
+from .indexes import NO_TIMESTAMP
 from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LogSegment, segment_file_name
 
 CLEANED_SUFFIX = ".cleaned"
@@ -353,13 +354,14 @@ class LogClean:
             for segment in group:
                 for _, header, raw in _raw_batches(segment):
                     stats.bytes_read += len(raw)
-                    kept = self._filter_batch(header, raw, latest, delete_horizon,
-                                              keep_empty=header.last_offset == group_last_offset
-                                              or last_offset_of_producer.get(header.producer_id) == header.last_offset)
+                    kept, indexed_timestamp = self._filter_batch(
+                        header, raw, latest, delete_horizon,
+                        keep_empty=header.last_offset == group_last_offset
+                        or last_offset_of_producer.get(header.producer_id) == header.last_offset)
                     if kept is not raw:
                         changed = True
                     if kept:
-                        cleaned.append(kept, last_offset=header.last_offset, max_timestamp=header.max_timestamp,
+                        cleaned.append(kept, last_offset=header.last_offset, max_timestamp=indexed_timestamp,
                                        offset_of_max_timestamp=header.last_offset)
                     if self._account(len(raw)):
                         if cleaned.size - synced >= SYNC_BYTES:
@@ -390,11 +392,13 @@ class LogClean:
                 remove_cleaned_files(log.fs, directory, base)
 
     def _filter_batch(self, header, raw, latest, delete_horizon, keep_empty):
-        """The bytes of the batch once compacted: ``raw`` itself when nothing changes, b"" when
-        it goes, else a rebuilt batch (same offsets and producer fields, fewer records)."""
+        """The bytes of the batch once compacted (``raw`` itself when nothing changes, b"" when
+        it goes, else a rebuilt batch: same offsets and producer fields, fewer records) and the
+        timestamp the time index may give it (the largest of the records left, as Kafka's
+        DumpLogSegments checks; none for an emptied batch)."""
         stats = self.stats
         if header.is_control or header.is_transactional or header.base_offset >= self.map_end:
-            return raw  # (past the map's end: the next clean's dirty part)
+            return raw, header.max_timestamp  # (past the map's end: the next clean's dirty part)
         batch = _decode(raw)
         records = batch.records
         stats.records_read += len(records)
@@ -414,10 +418,16 @@ class LogClean:
         has_tombstone = any(record.value is None and record.key is not None for record in kept)
         new_horizon = (horizon if horizon is not None else delete_horizon) if has_tombstone else None
         if len(kept) == len(records) and new_horizon == horizon:
-            return raw
+            return raw, header.max_timestamp
         stats.records_removed += len(records) - len(kept)
         if not kept and not keep_empty:
-            return b""
+            return b"", NO_TIMESTAMP
+        if header.is_log_append_time or not kept:
+            # An emptied batch keeps its header's, as Kafka's writeEmptyHeader (producer state
+            # rebuilt from it keeps the producer's last timestamp), but is not indexed by it.
+            max_timestamp = batch.max_timestamp
+        else:
+            max_timestamp = max(batch.base_timestamp + record.timestamp_delta for record in kept)
         # Absolute record timestamps are kept; with a delete horizon they are relative to it.
         new_base = new_horizon if new_horizon is not None else (
             base_timestamp_of(batch, kept) if horizon is not None else batch.base_timestamp)
@@ -425,12 +435,13 @@ class LogClean:
         if shift:
             kept = [Record(r.offset_delta, r.timestamp_delta + shift, r.key, r.value, r.headers, r.attributes)
                     for r in kept]
-        return build_batch(
-            kept, base_offset=base, base_timestamp=new_base, max_timestamp=batch.max_timestamp,
+        rebuilt = build_batch(
+            kept, base_offset=base, base_timestamp=new_base, max_timestamp=max_timestamp,
             compression=batch.compression, timestamp_type=LOG_APPEND_TIME if header.is_log_append_time else CREATE_TIME,
             producer_id=batch.producer_id, producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence,
             partition_leader_epoch=batch.partition_leader_epoch, delete_horizon=new_horizon,
             last_offset_delta=batch.last_offset_delta)
+        return rebuilt, max_timestamp if kept else NO_TIMESTAMP
 
 
 def base_timestamp_of(batch, records) -> int:

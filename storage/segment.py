@@ -184,7 +184,7 @@ class LogSegment:
         timestamp, offset = self.time_index.last_entry()
         _, position = self.offset_index.lookup(offset)
         for batch in self.batches(position):
-            if batch.max_timestamp > timestamp:
+            if batch.max_timestamp > timestamp and batch.header.records_count:  # see _scan_and_index
                 timestamp, offset = batch.max_timestamp, batch.last_offset
         return timestamp, offset
 
@@ -329,7 +329,10 @@ class LogSegment:
                 break
             if verify_crc and not batch_crc_matches(self.log.pread(size, valid), 0, header):
                 break
-            if header.max_timestamp > self._max_timestamp[0]:
+            # A batch the log cleaner emptied keeps its max timestamp (producer state needs it)
+            # but has no record to index: the time index points at records (Kafka's
+            # DumpLogSegments checks each entry against the records' timestamps).
+            if header.max_timestamp > self._max_timestamp[0] and header.records_count:
                 self._max_timestamp = (header.max_timestamp, header.last_offset)
             if valid - last_index_position > self.index_interval_bytes:
                 self.offset_index.append(header.last_offset, valid)
