@@ -345,3 +345,36 @@ def test_a_full_offset_map_cleans_in_rounds_to_the_same_result():
         first_dirty, rounds = stats.next_dirty_offset, rounds + 1
     assert rounds > 3
     assert contents(log) == expected
+
+
+def test_a_clean_yields_every_step_bytes_and_stops_if_its_segments_go():
+    from odradek.storage import cleaner
+
+    log = PartitionLog.open(MemoryFileSystem(), "d/t-0", LogConfig(cleanup_policy="compact", segment_bytes=64 * 1024),
+                            clock=Clock())
+    big = b"x" * 4000
+    for i in range(1000):  # ~4 MiB in ~64 segments
+        log.append(keyed_batch([(b"k%d" % (i % 50), big)]))
+    log.update_high_watermark(log.log_end_offset)
+    clean = cleaner.LogClean(log, cleaner.cleanable_offsets(log, None, log.clock()), log.clock())
+    steps = sum(1 for _ in clean.steps())
+    read = clean.stats.map_bytes_read + clean.stats.bytes_read
+    # Never more than STEP_BYTES (plus the batch that crossed it) between two yields.
+    assert steps >= read // (cleaner.STEP_BYTES + 4100)
+    assert contents(log)  # and the clean went through
+
+    # A log whose segments are deleted between two steps: the clean stops, nothing swapped.
+    log2 = PartitionLog.open(MemoryFileSystem(), "d/t-1", LogConfig(cleanup_policy="compact", segment_bytes=64 * 1024),
+                             clock=Clock())
+    for i in range(1000):
+        log2.append(keyed_batch([(b"k%d" % (i % 50), big)]))
+    log2.update_high_watermark(log2.log_end_offset)
+    before = contents(log2)
+    running = cleaner.LogClean(log2, cleaner.cleanable_offsets(log2, None, log2.clock()), log2.clock()).steps()
+    next(running)
+    log2.delete_records_before(log2.segments[2].base_offset)  # retention/DeleteRecords meanwhile
+    with pytest.raises(cleaner.CleaningAborted):
+        for _ in running:
+            pass
+    assert not any(name.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for name in log2.fs.listdir("d/t-1"))
+    assert contents(log2) == [r for r in before if r[0] >= log2.log_start_offset]
