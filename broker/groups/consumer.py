@@ -36,14 +36,14 @@ alternates, or more than three unbounded repeats) are refused as well, where Kaf
 Syntax only one of the two engines knows (RE2's ``\\p{Greek}``, Python's ``(?P=name)``) is read
 by each its own way.
 
-Classic members (JoinGroup/SyncGroup/Heartbeat) may be members of a consumer group, and a
-classic group of the consumer protocol type is upgraded when a consumer-protocol member joins
-(Kafka's online migration; see "classic members" below).
+Classic members (JoinGroup/SyncGroup/Heartbeat) may be members of a consumer group; a classic
+group of the consumer protocol type is upgraded when a consumer-protocol member joins, and a
+consumer group left with classic members only is downgraded (Kafka's online migration; see
+"classic members" below).
 
 Where odradek departs from Kafka: a known member id rejoining with epoch 0 (the Java client
 keeps its id after being fenced) is taken as that member starting afresh, with no partitions;
-the downgrade of a consumer group left with only classic members back to a classic group is not
-done, nor is ``group.consumer.migration.policy`` read.
+``group.consumer.migration.policy`` is not read: groups migrate both ways (Kafka's default).
 State changes are applied, then written to ``__consumer_offsets``; a failed write is answered
 with the coordinator error but not rolled back.
 
@@ -731,7 +731,7 @@ class ConsumerGroups:
                 raise HeartbeatError(error_codes.UNKNOWN_MEMBER_ID,
                                      f"Member {request.member_id} is not a member of group {group.group_id}.")
             log.info("member left the consumer group", group=group.group_id, member=member.member_id)
-            self._remove(group, member, records)
+            self._fence_member(group, member, records)
         else:
             member = group.static_member(request.instance_id)
             if member is None:
@@ -750,7 +750,7 @@ class ConsumerGroups:
                          member=member.member_id, instance=request.instance_id)
             else:
                 log.info("static member left the consumer group", group=group.group_id, member=member.member_id)
-                self._remove(group, member, records)
+                self._fence_member(group, member, records)
         error = self.coordinator._write(group.group_id, records)
         if error != error_codes.NONE:
             return HeartbeatResult(error)
@@ -774,8 +774,34 @@ class ConsumerGroups:
             return
         log.info("consumer group member fenced", group=group_id, member=member_id, reason=reason)
         records: list = []
-        self._remove(group, member, records)
+        self._fence_member(group, member, records)
         self.coordinator._write(group_id, records)
+
+    def _fence_member(self, group: ConsumerGroup, member: ConsumerMember, records: list) -> None:
+        """Remove a member that left or was fenced; when only classic members remain, the group
+        goes back to being a classic group (Kafka's online downgrade), which then rebalances."""
+        rest = [m for m in group.members.values() if m.member_id != member.member_id]
+        if rest and all(m.classic is not None for m in rest) and len(rest) <= self.config.classic_max_size:
+            self._downgrade(group, rest, records)
+        else:
+            self._remove(group, member, records)
+
+    def _downgrade(self, group: ConsumerGroup, rest: list[ConsumerMember], records: list) -> None:
+        for member in group.members.values():
+            for key in (self._session_key, self._revocation_key, self._join_key, self._sync_key):
+                self.timer.cancel(key(group.group_id, member.member_id))
+            records.extend(self._member_tombstones(group.group_id, member.member_id))
+        records.extend(self._group_tombstones(group.group_id))
+        del self.groups[group.group_id]
+        members = []
+        for member in rest:
+            protocols = list(member.classic.protocols)
+            target = group.target.get(member.member_id, member.assigned)
+            members.append((member, protocols, {name: self._encode_assignment(target, metadata)
+                                                for name, metadata in protocols}))
+        log.info("consumer group downgraded to a classic group", group=group.group_id, epoch=group.group_epoch,
+                 members=len(rest))
+        self.coordinator.adopt_downgraded_group(group.group_id, group.group_epoch, members, records)
 
     # --- timers ---
 
@@ -854,8 +880,8 @@ class ConsumerGroups:
     # when it has to rejoin to move on (a new group epoch, partitions to revoke, or partitions
     # freed for it). A classic group of the "consumer" protocol type becomes a consumer group
     # when a consumer-protocol member joins it (members, generation and assignments carried
-    # over). The way back (a consumer group whose last consumer-protocol member left becoming
-    # classic again) is not done: such a group stays a consumer group serving classic members.
+    # over); a consumer group whose last consumer-protocol member leaves or is fenced, with
+    # classic members left, becomes a classic group again (``_downgrade``) and rebalances.
 
     def supports_classic_protocols(self, group: ConsumerGroup, protocol_type: str, names: list[str]) -> bool:
         if group.is_empty():

@@ -70,6 +70,10 @@ class GroupConfig:
     consumer_heartbeat_interval_ms: int = 5000
     consumer_max_size: int = 2**31 - 1
 
+    @property
+    def classic_max_size(self) -> int:
+        return self.max_size
+
     @classmethod
     def from_broker_config(cls, config) -> "GroupConfig":
         return cls(
@@ -307,6 +311,27 @@ class GroupCoordinator:
         group.transition_to(DEAD, self.now_ms())
         del self.groups[group_id]
         return True
+
+    def adopt_downgraded_group(self, group_id: str, generation: int, members, records: list) -> None:
+        """A consumer group left with classic members only becomes a classic group again
+        (``ConsumerGroups._downgrade``): Stable in the consumer group's epoch, each member with
+        its protocols and its target assignment, then a rebalance, as Kafka's online downgrade.
+        ``members``: (ConsumerMember, protocols, {protocol name: assignment bytes})."""
+        group = ClassicGroup(group_id, self.now_ms())
+        group.generation_id = generation
+        for member, protocols, assignments in members:
+            group.add(Member(member.member_id, member.instance_id, member.client_id, member.client_host,
+                             member.rebalance_timeout_ms, member.classic.session_timeout_ms, "consumer", protocols,
+                             is_new=False))
+        group.protocol_name = group.select_protocol()
+        for member, _, assignments in members:
+            group.members[member.member_id].assignment = assignments.get(group.protocol_name, b"")
+        group.state = STABLE  # what the consumer group was; the rebalance below moves it on
+        self.groups[group_id] = group
+        self._write(group_id, records + [self._group_record(group)])
+        for member in group.members.values():
+            self._reschedule_heartbeat(group, member)
+        self._prepare_rebalance(group, "downgraded from a consumer group")
 
     def retire_classic_group(self, group: ClassicGroup, records: list) -> None:
         """A classic group becomes a consumer group (``ConsumerGroups.upgrade``): its parked

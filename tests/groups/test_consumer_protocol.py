@@ -698,3 +698,27 @@ def test_an_empty_consumer_group_and_its_offsets_expire():
         member = cluster.groups.group("busy").members["m2"]
         cluster.beat("m2", member.member_epoch, group="busy", owned=_owned(member.assigned))
     assert coordinator.offsets["busy"]
+
+
+def test_a_consumer_group_left_with_classic_members_downgrades():
+    cluster = Cluster(t=4)
+    coordinator = cluster.coordinator
+    cluster.join("modern")
+    classic_a, _, _ = _classic_member(cluster, "g")
+    classic_b, _, _ = _classic_member(cluster, "g")
+    epoch = cluster.groups.group("g").group_epoch
+    assert coordinator.store_offsets("g", [("t", 0, 7, -1, "")]) == E.NONE
+    assert cluster.beat("modern", -1).error_code == E.NONE
+    # Only classic members are left: it is a classic group again, in the consumer group's epoch,
+    # rebalancing; its offsets stay.
+    assert cluster.groups.group("g") is None
+    classic = coordinator.group("g")
+    assert classic.is_in(GroupState.PREPARING_REBALANCE) and set(classic.members) == {classic_a, classic_b}
+    assert classic.generation_id == epoch and classic.protocol_name == "range"
+    assert coordinator.offsets["g"][("t", 0)].offset == 7
+    answers = []
+    for member_id in (classic_a, classic_b):
+        coordinator.join_group(JoinRequest("g", member_id, None, "consumer", [("range", _subscription(["t"]))],
+                                           10000, 20000, api_version=5), answers.append)
+    assert [a.error_code for a in answers] == [E.NONE, E.NONE] and answers[0].generation_id == epoch + 1
+    assert sum(1 for a in answers if a.members) == 1  # a leader again, with everyone's subscription

@@ -404,8 +404,9 @@ def test_java_members_carry_on_across_a_broker_restart(java_classpath, tmp_path,
 
 
 @pytest.mark.slow
-def test_a_classic_group_upgrades_online_when_a_consumer_protocol_member_joins(kip848_broker, java_classpath):
-    # A rolling upgrade: two Java consumers of the classic protocol, then one of the new one.
+def test_a_group_upgrades_and_downgrades_online_as_protocols_change(kip848_broker, java_classpath):
+    # A rolling upgrade: two Java consumers of the classic protocol, then one of the new one;
+    # then it goes away again.
     topic, group = "kip848-upgrade", "kip848-upgrade-group"
     _topic(kip848_broker, topic, 6)
     def start(protocol):
@@ -436,10 +437,17 @@ def test_a_classic_group_upgrades_online_when_a_consumer_protocol_member_joins(k
         wait_until(lambda: consumed_once(members, first + second), "every record once", members)
         assert modern.records() and {v for _, _, v in modern.records()} <= set(second)
 
-        classic[0].stop()  # a classic member leaves with LeaveGroup; the others take over
-        wait_until(lambda: split_evenly(members[1:], 6), "the two others to split the partitions", members[1:])
+        # The consumer-protocol member leaves: only classic members are left, the group is a
+        # classic group again and they split the partitions in a classic rebalance.
+        modern.stop()
+        wait_until(lambda: split_evenly(classic, 6), "the classic members to split the partitions", classic)
+        listed = {g.group_id: g.group_type for g in client.request(ListGroupsRequest(), 5).groups}
+        assert listed[group] == "classic"
+        third = [f"classic-again-{index}" for index in range(60)]
+        produce(kip848_broker.bootstrap, topic, third, 6)
+        wait_until(lambda: consumed_once(members, first + second + third), "every record once", members)
         client.close()
-        for member in members[1:]:
+        for member in classic:
             member.stop()
     finally:
         for member in members:
