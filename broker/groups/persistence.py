@@ -333,6 +333,18 @@ def decode_record(key, value):
     return None
 
 
+def replay(coordinator, decoded) -> None:
+    """Apply one decoded record (:func:`decode_record`) to the coordinator."""
+    if decoded is None:
+        return
+    if decoded[0] == "offset":
+        coordinator.restore_offset(*decoded[1:])
+    elif decoded[0] == "consumer":
+        coordinator.consumer.restore(*decoded[1:])
+    else:
+        coordinator.restore_group(*decoded[1:])
+
+
 # --- the topic ---
 
 class ConsumerOffsetsLog:
@@ -385,14 +397,7 @@ class ConsumerOffsetsLog:
                     log.warning("skipping an unreadable __consumer_offsets record", partition=index, error=str(error))
                     continue
                 count += 1
-                if decoded is None:
-                    continue
-                if decoded[0] == "offset":
-                    coordinator.restore_offset(*decoded[1:])
-                elif decoded[0] == "consumer":
-                    coordinator.consumer.restore(*decoded[1:])
-                else:
-                    coordinator.restore_group(*decoded[1:])
+                replay(coordinator, decoded)
         coordinator.finish_restore()
         log.info("consumer offsets loaded", records=count, groups=len(coordinator.groups))
         return count

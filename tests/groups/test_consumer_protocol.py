@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from odradek.broker.groups import GroupCoordinator, GroupState, JoinRequest, ManualTimer
 from odradek.broker.groups.assignors import AssignmentSpec, MemberSpec, RangeAssignor, UniformAssignor
 from odradek.broker.groups.consumer import ConsumerGroupState, HeartbeatRequest, MemberState
-from odradek.broker.groups.persistence import decode_record
+from odradek.broker.groups.persistence import decode_record, replay
 from odradek.broker.topics import Topic
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.records.consumer_protocol_assignment import (
@@ -499,11 +499,7 @@ class RecordingStore:
 
     def load(self, coordinator):
         for key, value in self.records:
-            decoded = decode_record(key, value)
-            if decoded and decoded[0] == "consumer":
-                coordinator.consumer.restore(*decoded[1:])
-            elif decoded and decoded[0] == "offset":
-                coordinator.restore_offset(*decoded[1:])
+            replay(coordinator, decode_record(key, value))
         coordinator.finish_restore()
 
 
@@ -722,3 +718,22 @@ def test_a_consumer_group_left_with_classic_members_downgrades():
                                            10000, 20000, api_version=5), answers.append)
     assert [a.error_code for a in answers] == [E.NONE, E.NONE] and answers[0].generation_id == epoch + 1
     assert sum(1 for a in answers if a.members) == 1  # a leader again, with everyone's subscription
+
+
+def test_migrations_replay_from_the_records():
+    cluster = Cluster(t=4)
+    store = RecordingStore()
+    cluster.coordinator.store = store
+    cluster.coordinator.config = type(cluster.coordinator.config)(initial_rebalance_delay_ms=0)
+    cluster.join("modern")
+    classic_id, _, _ = _classic_member(cluster, "g")
+    replayed = GroupCoordinator(timer=ManualTimer())
+    replayed.attach_store(store)
+    assert _state(replayed.consumer) == _state(cluster.groups)
+    assert replayed.consumer.group("g").members[classic_id].classic.protocols[0][0] == "range"
+    cluster.beat("modern", -1)  # downgrade
+    replayed = GroupCoordinator(timer=ManualTimer())
+    replayed.attach_store(store)
+    assert replayed.consumer.group("g") is None
+    assert set(replayed.group("g").members) == {classic_id}
+    assert replayed.group("g").generation_id == cluster.coordinator.group("g").generation_id
