@@ -28,10 +28,15 @@ A clean (:class:`LogClean`, Kafka's ``Cleaner.doClean``):
    - the last batch of each group (so a segment's next offset, and the log's offsets, stay
      what they were; Kafka keeps the last batch of the cleaning round for the same reason).
 
-What is kept whole: control batches (transaction markers) and transactional batches (whether
-their transaction committed or aborted needs the transaction state; they are neither mapped
-nor compacted). Records without a key go, as in Kafka's cleaner (a compacted topic refuses
-them at produce time; they can only come from the time the topic had ``cleanup.policy=delete``).
+Transactions, as Kafka's ``CleanedTransactionMetadata``: the aborted transactions of the
+``.txnindex`` files tell which transactional batches were aborted. Those are not mapped and
+go (their records at least: the batch with a producer's last sequence stays, empty); batches
+of committed transactions are compacted like any other. A marker stays while its
+transaction still has a batch in the log (an ABORT keeps its ``.txnindex`` entry so far);
+after that it gets a delete horizon like a tombstone and goes in the first clean past it,
+unless it is its producer's last entry (it carries the producer's epoch). Records without a
+key go, as in Kafka's cleaner (a compacted topic refuses them at produce time; they can only
+come from the time the topic had ``cleanup.policy=delete``).
 
 Crash safety, as Kafka's ``replaceSegments``: a group is written as ``<base>.log.cleaned``
 (+ ``.index``/``.timeindex``/``.txnindex`` ``.cleaned``), fsynced; renamed to ``*.swap``
@@ -52,9 +57,7 @@ The offset map's memory is bounded (``max_map_bytes``: the broker's
 as its length plus :data:`MAP_ENTRY_OVERHEAD`): when it fills, the clean covers the log up to
 the last batch mapped, and the next clean starts there (Kafka's partially mapped segment).
 
-Not yet: removal of aborted transactional data and of markers whose transaction is fully
-cleaned (Kafka's ``CleanedTransactionMetadata``); I/O throttling
-(``log.cleaner.io.max.bytes.per.second``).
+Not yet: I/O throttling (``log.cleaner.io.max.bytes.per.second``).
 
 Thread safety: runs on the log owner's thread (the broker's event loop), like any log mutation.
 """
@@ -63,7 +66,8 @@ from __future__ import annotations
 
 import time
 
-from odradek.protocol.records.batch import CREATE_TIME, LOG_APPEND_TIME, Record, build_batch, decode_batch
+from odradek.protocol.records.batch import (
+    CREATE_TIME, LOG_APPEND_TIME, Record, build_batch, decode_batch, parse_control_record)
 from odradek.protocol.records.header import BATCH_HEADER_SIZE, read_batch_header
 
 from .indexes import NO_TIMESTAMP
@@ -308,10 +312,15 @@ class LogClean:
         #    clean then ends after the last batch mapped, and the next one goes on from there.
         latest: dict[bytes, int] = {}
         map_bytes = 0
+        transactions = CleanedTransactionMetadata(aborted_transactions(log, to_clean.first_dirty_offset, end))
         for segment in dirty:
             for _, header, raw in _raw_batches(segment):
                 stats.map_bytes_read += len(raw)
-                if not (header.is_control or header.is_transactional) and header.last_offset >= to_clean.first_dirty_offset:
+                if header.is_control:
+                    batch = _decode(raw)
+                    transactions.on_control_batch_read(
+                        header, parse_control_record(batch.records[0]) if batch.records else None)
+                elif not transactions.on_batch_read(header) and header.last_offset >= to_clean.first_dirty_offset:
                     batch = _decode(raw)
                     base = batch.base_offset
                     for record in batch.records:
@@ -334,12 +343,13 @@ class LogClean:
         # 2. Rewrite every group of the cleanable part.
         last_offset_of_producer = {pid: entry.batches[-1].last_offset
                                    for pid, entry in log.producer_state.producers.items() if entry.batches}
+        transactions = CleanedTransactionMetadata(aborted_transactions(log, log.segments[0].base_offset, end))
         for group in group_segments_by_size(involved, log.config.segment_bytes, log.config.segment_index_bytes):
-            yield from self._clean_group(group, latest, last_offset_of_producer)
+            yield from self._clean_group(group, latest, last_offset_of_producer, transactions)
         stats.next_dirty_offset = end
         stats.elapsed_seconds = time.monotonic() - stats.started
 
-    def _clean_group(self, group, latest, last_offset_of_producer):
+    def _clean_group(self, group, latest, last_offset_of_producer, transactions):
         log, stats = self.log, self.stats
         directory, base = log.directory, group[0].base_offset
         group_last_offset = group[-1].next_offset() - 1
@@ -354,10 +364,15 @@ class LogClean:
             for segment in group:
                 for _, header, raw in _raw_batches(segment):
                     stats.bytes_read += len(raw)
+                    producer_offset = last_offset_of_producer.get(header.producer_id, -1)
                     kept, indexed_timestamp = self._filter_batch(
-                        header, raw, latest, delete_horizon,
-                        keep_empty=header.last_offset == group_last_offset
-                        or last_offset_of_producer.get(header.producer_id) == header.last_offset)
+                        header, raw, latest, delete_horizon, keep_empty=header.last_offset == group_last_offset,
+                        # The batch with the producer's last sequence, or a marker after it
+                        # (the producer's last entry: its epoch), stays for producer state.
+                        producer_last=header.has_producer_id and (
+                            producer_offset == header.last_offset
+                            or (header.is_control and producer_offset < header.base_offset)),
+                        transactions=transactions)
                     if kept is not raw:
                         changed = True
                     if kept:
@@ -371,11 +386,11 @@ class LogClean:
                             synced = cleaned.size
                         yield
                         self._check_still_valid(group)
-            if not changed:
+            kept_aborted, transactions.cleaned_index = transactions.cleaned_index, []
+            if not changed and kept_aborted == group[0].txn_index.entries():
                 return
             self._check_still_valid(group)
-            aborted = [entry for segment in group for entry in segment.txn_index.entries()]
-            for entry in aborted:
+            for entry in kept_aborted:
                 cleaned.txn_index.append(entry)
             cleaned.on_become_inactive()
             cleaned.flush()
@@ -391,14 +406,23 @@ class LogClean:
                     cleaned.close()
                 remove_cleaned_files(log.fs, directory, base)
 
-    def _filter_batch(self, header, raw, latest, delete_horizon, keep_empty):
+    def _filter_batch(self, header, raw, latest, delete_horizon, keep_empty, producer_last, transactions):
         """The bytes of the batch once compacted (``raw`` itself when nothing changes, b"" when
         it goes, else a rebuilt batch: same offsets and producer fields, fewer records) and the
         timestamp the time index may give it (the largest of the records left, as Kafka's
         DumpLogSegments checks; none for an emptied batch)."""
         stats = self.stats
-        if header.is_control or header.is_transactional or header.base_offset >= self.map_end:
-            return raw, header.max_timestamp  # (past the map's end: the next clean's dirty part)
+        if header.is_control:
+            return self._filter_marker(header, raw, delete_horizon, keep_empty or producer_last, transactions)
+        if transactions.on_batch_read(header):
+            # Data of an aborted transaction: no reader may see it; it goes, records first.
+            stats.records_removed += header.records_count
+            stats.records_read += header.records_count
+            if not (keep_empty or producer_last):
+                return b"", NO_TIMESTAMP
+            return _rebuild(_decode(raw), header, [], None, header.max_timestamp), NO_TIMESTAMP
+        if header.base_offset >= self.map_end:
+            return raw, header.max_timestamp  # past the map's end: the next clean's dirty part
         batch = _decode(raw)
         records = batch.records
         stats.records_read += len(records)
@@ -420,7 +444,7 @@ class LogClean:
         if len(kept) == len(records) and new_horizon == horizon:
             return raw, header.max_timestamp
         stats.records_removed += len(records) - len(kept)
-        if not kept and not keep_empty:
+        if not kept and not (keep_empty or producer_last):
             return b"", NO_TIMESTAMP
         if header.is_log_append_time or not kept:
             # An emptied batch keeps its header's, as Kafka's writeEmptyHeader (producer state
@@ -428,20 +452,106 @@ class LogClean:
             max_timestamp = batch.max_timestamp
         else:
             max_timestamp = max(batch.base_timestamp + record.timestamp_delta for record in kept)
-        # Absolute record timestamps are kept; with a delete horizon they are relative to it.
-        new_base = new_horizon if new_horizon is not None else (
-            base_timestamp_of(batch, kept) if horizon is not None else batch.base_timestamp)
-        shift = batch.base_timestamp - new_base
-        if shift:
-            kept = [Record(r.offset_delta, r.timestamp_delta + shift, r.key, r.value, r.headers, r.attributes)
-                    for r in kept]
-        rebuilt = build_batch(
-            kept, base_offset=base, base_timestamp=new_base, max_timestamp=max_timestamp,
-            compression=batch.compression, timestamp_type=LOG_APPEND_TIME if header.is_log_append_time else CREATE_TIME,
-            producer_id=batch.producer_id, producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence,
-            partition_leader_epoch=batch.partition_leader_epoch, delete_horizon=new_horizon,
-            last_offset_delta=batch.last_offset_delta)
-        return rebuilt, max_timestamp if kept else NO_TIMESTAMP
+        return _rebuild(batch, header, kept, new_horizon, max_timestamp), max_timestamp if kept else NO_TIMESTAMP
+
+    def _filter_marker(self, header, raw, delete_horizon, keep, transactions):
+        """A transaction marker stays until its transaction's data is all gone (Kafka's
+        CleanedTransactionMetadata); it then gets a delete horizon, and goes at the first clean
+        after it, unless ``keep`` (its producer's last entry, which carries the producer's
+        epoch, or the last batch of the group)."""
+        batch = _decode(raw)
+        control = parse_control_record(batch.records[0]) if batch.records else None
+        if not transactions.on_control_batch_read(header, control) or keep:
+            return raw, header.max_timestamp
+        horizon = batch.delete_horizon
+        if horizon is None:
+            return _rebuild(batch, header, batch.records, delete_horizon, batch.max_timestamp), header.max_timestamp
+        if self.now_ms >= horizon:
+            self.stats.records_removed += len(batch.records)
+            return b"", NO_TIMESTAMP
+        return raw, header.max_timestamp
+
+
+def _rebuild(batch, header, kept, horizon, max_timestamp) -> bytes:
+    """``batch`` holding only ``kept`` (same offsets, producer fields and attributes), with the
+    delete horizon ``horizon`` (None: none). Absolute record timestamps are kept; with a delete
+    horizon they are relative to it."""
+    new_base = horizon if horizon is not None else (
+        base_timestamp_of(batch, kept) if batch.delete_horizon is not None else batch.base_timestamp)
+    shift = batch.base_timestamp - new_base
+    if shift:
+        kept = [Record(r.offset_delta, r.timestamp_delta + shift, r.key, r.value, r.headers, r.attributes)
+                for r in kept]
+    return build_batch(
+        kept, base_offset=batch.base_offset, base_timestamp=new_base, max_timestamp=max_timestamp,
+        compression=batch.compression, timestamp_type=LOG_APPEND_TIME if header.is_log_append_time else CREATE_TIME,
+        producer_id=batch.producer_id, producer_epoch=batch.producer_epoch, base_sequence=batch.base_sequence,
+        transactional=header.is_transactional, control=header.is_control,
+        partition_leader_epoch=batch.partition_leader_epoch, delete_horizon=horizon,
+        last_offset_delta=batch.last_offset_delta)
+
+
+class CleanedTransactionMetadata:
+    """What a clean knows of the transactions in the range it reads, in offset order (Kafka's
+    ``CleanedTransactionMetadata``): from the aborted transactions of the transaction indexes,
+    whether a transactional batch was aborted, and whether a marker may go (an ABORT once no
+    batch of its transaction is left, a COMMIT once its transaction has no batch left).
+    ``cleaned_index`` collects the aborted transactions the segment being written still needs
+    in its ``.txnindex``."""
+
+    def __init__(self, aborted):
+        self._pending = sorted(aborted, key=lambda entry: entry.first_offset)
+        self._ongoing_aborted: dict[int, list] = {}  # producer id -> [AbortedTxn, batch seen]
+        self._ongoing_committed: set[int] = set()
+        self.cleaned_index: list = []
+
+    def _start_aborted_up_to(self, offset: int) -> None:
+        while self._pending and self._pending[0].first_offset <= offset:
+            entry = self._pending.pop(0)
+            self._ongoing_aborted[entry.producer_id] = [entry, False]
+
+    def on_batch_read(self, header) -> bool:
+        """Whether this data batch belongs to an aborted transaction."""
+        self._start_aborted_up_to(header.last_offset)
+        if not header.is_transactional:
+            return False
+        ongoing = self._ongoing_aborted.get(header.producer_id)
+        if ongoing is not None:
+            ongoing[1] = True
+            return True
+        self._ongoing_committed.add(header.producer_id)
+        return False
+
+    def on_control_batch_read(self, header, control) -> bool:
+        """Whether this control batch may be removed (its transaction has no data left)."""
+        self._start_aborted_up_to(header.last_offset)
+        if control is None:
+            return False
+        if control.is_abort:
+            ongoing = self._ongoing_aborted.pop(header.producer_id, None)
+            if ongoing is not None and ongoing[1]:
+                self.cleaned_index.append(ongoing[0])  # its data is still in the log: keep both
+                return False
+            return True
+        if control.is_commit:
+            if header.producer_id in self._ongoing_committed:
+                self._ongoing_committed.discard(header.producer_id)
+                return False
+            return True
+        return False
+
+
+def aborted_transactions(log, start: int, upper: int) -> list:
+    """Kafka's ``collectAbortedTransactions``: the aborted transactions overlapping [start,
+    upper), from the segment holding ``start`` on until an entry's LSO reaches ``upper`` (an
+    entry lives in the segment of its marker, which may be past ``upper``)."""
+    found = []
+    for segment in log.segments[log._segment_index_for(start):]:
+        overlapping, complete = segment.txn_index.aborted_overlapping(start, upper)
+        found.extend(overlapping)
+        if complete:
+            break
+    return found
 
 
 def base_timestamp_of(batch, records) -> int:

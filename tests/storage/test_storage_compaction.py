@@ -378,3 +378,64 @@ def test_a_clean_yields_every_step_bytes_and_stops_if_its_segments_go():
             pass
     assert not any(name.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for name in log2.fs.listdir("d/t-1"))
     assert contents(log2) == [r for r in before if r[0] >= log2.log_start_offset]
+
+
+# ----------------------------------------------------------------------------- transactions
+def test_aborted_transactions_go_and_their_markers_after_the_delete_horizon():
+    from odradek.protocol.records.batch import build_end_txn_marker_batch
+    from odradek.storage.txn_index import AbortedTxn
+    from odradek.storage.validation import ORIGIN_COORDINATOR
+
+    clock = Clock()
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(cleanup_policy="compact", segment_bytes=400, delete_retention_ms=5000),
+                            clock=clock)
+    producer_a, producer_b = dict(producer_id=100, producer_epoch=0), dict(producer_id=200, producer_epoch=0)
+
+    def txn_batch(pairs, producer, sequence):
+        batch = bytearray(keyed_batch(pairs, timestamp=clock.now, base_sequence=sequence, **producer))
+        batch[22] |= 0x10  # the transactional attribute bit (attributes int16 at 21..22)
+        import crc32c, struct
+        struct.pack_into(">I", batch, 17, crc32c.crc32c(bytes(batch[21:])))
+        return bytes(batch)
+
+    def marker(commit, producer):
+        return build_end_txn_marker_batch(commit, coordinator_epoch=0, timestamp=clock.now, **producer)
+
+    log.append(keyed_batch([(b"k3", b"kept"), (b"k9", b"old")], timestamp=clock.now))          # 0-1
+    aborted = log.append(txn_batch([(b"k3", b"aborted"), (b"k4", b"aborted")], producer_a, 0))  # 2-3
+    abort_marker = log.append(marker(False, producer_a), origin=ORIGIN_COORDINATOR)             # 4
+    log.segments[-1].txn_index.append(AbortedTxn(100, aborted.first_offset, abort_marker.first_offset, 5))
+    committed = log.append(txn_batch([(b"k9", b"a-committed")], producer_a, 2))                  # 5
+    log.append(marker(True, producer_a), origin=ORIGIN_COORDINATOR)                              # 6
+    log.append(txn_batch([(b"k1", b"b-committed")], producer_b, 0))                              # 7
+    log.append(marker(True, producer_b), origin=ORIGIN_COORDINATOR)                              # 8
+    for i in range(12):
+        log.append(keyed_batch([(b"k1", b"plain%d" % i + b"z" * 60)], timestamp=clock.now))      # 9-20
+    log.roll()
+    log.update_high_watermark(log.log_end_offset)
+    offsets = lambda: [offset for offset, _, _ in contents(log)]
+    values = lambda: {key: value for _, key, value in contents(log)}
+
+    log.compact()
+    found = values()
+    assert found[b"k3"] == b"kept"  # an aborted record supersedes nothing
+    assert b"k4" not in found and aborted.first_offset not in offsets()  # aborted data gone
+    assert found[b"k9"] == b"a-committed" and 1 not in offsets()  # a committed one does
+    assert abort_marker.first_offset in offsets()  # its transaction had data this round
+    assert [(t.producer_id, t.first_offset) for t in log.aborted_transactions(0, log.log_end_offset)] == [(100, 2)]
+
+    # (Cleans of the whole log again: a real cleaner gets there with new dirty data.)
+    log.compact()  # no aborted data left: the marker gets a delete horizon, its index entry goes
+    assert abort_marker.first_offset in offsets() and log.aborted_transactions(0, log.log_end_offset) == []
+    clock.now += 6000
+    log.compact()
+    assert abort_marker.first_offset not in offsets()
+    # Producer B's only batch is superseded (k1) but stays, empty, with its sequence; its COMMIT too.
+    b_batches = [info.header for s in log.segments for info in s.batches() if info.header.producer_id == 200]
+    assert [(h.base_offset, h.records_count, h.is_control) for h in b_batches] == [(7, 0, False), (8, 1, True)]
+    assert committed.first_offset in offsets()
+    log.close()
+    reopened = PartitionLog.open(fs, "d/t-0", LogConfig(cleanup_policy="compact", segment_bytes=400), clock=clock,
+                                 clean_shutdown=False)
+    assert reopened.producer_state.producers[200].last_sequence == 0
