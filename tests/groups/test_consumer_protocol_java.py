@@ -1,5 +1,5 @@
 """Kafka's Java consumer with ``group.protocol=consumer`` (KIP-848) against a real ``odradek
-serve``: compat/GroupConsumer.java (compiled once per module with javac, run with Kafka's jars
+serve``: compat/GroupConsumer.java (compiled once per module with javac when there is one, run with Kafka's jars
 from compat/kafka_jars.py) subscribes, prints its assignments and records and commits
 synchronously after each poll.
 
@@ -52,14 +52,17 @@ def _kafka_jars():
 
 @pytest.fixture(scope="module")
 def java_classpath(tmp_path_factory):
-    """The classpath with Kafka's jars and the compiled GroupConsumer."""
-    if shutil.which("java") is None or shutil.which("javac") is None:
-        pytest.skip("java is not installed (compat/install_tools.sh installs it)")
+    """(classpath, main): Kafka's jars and GroupConsumer compiled once with javac, or without a
+    JDK's javac the source file itself (java compiles it at each start, a second slower)."""
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed (compat/install_tools.sh requires it)")
     jars = _kafka_jars().classpath()
+    if shutil.which("javac") is None:
+        return jars, str(PROGRAM)
     classes = tmp_path_factory.mktemp("group-consumer-classes")
     subprocess.run(["javac", "-d", str(classes), "-cp", jars, str(PROGRAM)], check=True, capture_output=True,
                    timeout=120)
-    return f"{classes}:{jars}"
+    return f"{classes}:{jars}", "GroupConsumer"
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +78,11 @@ def kip848_broker(tmp_path_factory):
 class JavaConsumer:
     """One GroupConsumer JVM; its stdout lines are collected by a thread."""
 
-    def __init__(self, classpath: str, bootstrap: str, group: str, topic: str, *configs: str):
+    def __init__(self, program: tuple[str, str], bootstrap: str, group: str, topic: str, *configs: str):
+        classpath, main = program
         log_config = _kafka_jars().home() / "log4j2.properties"
         command = ["java", "-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                   f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath, "GroupConsumer",
+                   f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath, main,
                    bootstrap, group, topic, "group.protocol=consumer", *configs]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
