@@ -1,7 +1,7 @@
 """Kafka's Java consumer with ``group.protocol=consumer`` (KIP-848) against a real ``odradek
-serve``: compat/GroupConsumer.java (compiled once per module with javac when there is one, run with Kafka's jars
-from compat/kafka_jars.py) subscribes, prints its assignments and records and commits
-synchronously after each poll.
+serve``: compat/GroupConsumer.java (compiled once per module with javac when there is one, run
+with Kafka's jars from compat/kafka_jars.py) subscribes, prints its assignments and records and
+commits synchronously after each poll.
 
 The fast test (CI) has two members split six partitions and consume every record once; the
 slow ones add a third member joining and leaving, a SIGKILLed member whose partitions move after
