@@ -737,3 +737,124 @@ def test_migrations_replay_from_the_records():
     assert replayed.consumer.group("g") is None
     assert set(replayed.group("g").members) == {classic_id}
     assert replayed.group("g").generation_id == cluster.coordinator.group("g").generation_id
+
+
+class ClassicClient:
+    """A classic consumer inside the consumer group: eager (gives everything up before it
+    rejoins) or cooperative (keeps what it has, reports it in its subscription, and gives up
+    what a SyncGroup no longer lists right after it)."""
+
+    def __init__(self, cluster, name, cooperative):
+        self.cluster, self.name, self.cooperative = cluster, name, cooperative
+        self.member_id = ""
+        self.generation = -1
+        self.owned: set[int] = set()
+        self.joined = False
+
+    def join(self, topics=("t",)):
+        coordinator = self.cluster.coordinator
+        if not self.member_id:
+            required = _classic_join(self.cluster, "g", topics=topics)[0]
+            if required.error_code != E.MEMBER_ID_REQUIRED:
+                return
+            self.member_id = required.member_id
+        if not self.cooperative:
+            self.owned = set()  # eager: revoke everything first
+        owned = [("t", sorted(self.owned))] if self.owned else []
+        joined = _classic_join(self.cluster, "g", self.member_id, topics=topics, owned=owned)[0]
+        if joined.error_code != E.NONE:
+            self.forget()
+            return
+        self.joined, self.generation = True, joined.generation_id
+        synced = []
+        coordinator.sync_group("g", self.generation, self.member_id, None, "consumer", "range", {}, synced.append)
+        if synced[0].error_code == E.NONE:
+            self.owned = _decoded(synced[0].assignment).get("t", set())
+
+    def heartbeat(self):
+        error = self.cluster.coordinator.heartbeat("g", self.generation, self.member_id, None)
+        if error == E.REBALANCE_IN_PROGRESS:
+            self.join()
+        elif error != E.NONE:
+            self.forget()
+
+    def leave(self):
+        self.owned = set()
+        self.cluster.coordinator.leave_group("g", [(self.member_id, None)])
+        self.forget()
+
+    def forget(self):
+        self.member_id, self.generation, self.owned, self.joined = "", -1, set(), False
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["beat", "beat", "classic_join", "classic_beat", "classic_leave",
+                                           "modern_join", "modern_leave", "grow"]),
+                          st.integers(0, 2)), max_size=40),
+       st.booleans())
+def test_classic_and_consumer_members_never_double_own(ops, cooperative):
+    cluster = Cluster(t=4)
+    anchor = SimulatedClient("anchor")  # a consumer-protocol member that stays: the group stays a consumer group
+    modern = [SimulatedClient(f"modern-{index}") for index in range(3)]
+    classic = [ClassicClient(cluster, f"classic-{index}", cooperative) for index in range(3)]
+    t = cluster.tid("t")
+
+    def beat(client, **fields):
+        if fields.get("owned") is not None:
+            client.releasing = set()
+        answer = cluster.beat(client.member_id, client.epoch, **fields)
+        if answer.error_code in (E.FENCED_MEMBER_EPOCH, E.UNKNOWN_MEMBER_ID):
+            client.owned, client.releasing, client.joined, client.epoch = {}, set(), False, 0
+            return
+        assert answer.error_code == E.NONE, answer
+        client.epoch = answer.member_epoch
+        if answer.assignment is not None:
+            new = {k: set(v) for k, v in answer.assignment.items()}
+            client.releasing |= {p for p in client.owned.get(t, ()) if p not in new.get(t, ())}
+            client.owned = new
+
+    def check():
+        seen = {}
+        for client in [anchor] + modern:
+            for p in client.owned.get(t, set()) | client.releasing:
+                assert p not in seen, (p, seen[p], client.member_id)
+                seen[p] = client.member_id
+        for client in classic:
+            for p in client.owned:
+                assert p not in seen, (p, seen[p], client.member_id)
+                seen[p] = client.member_id
+
+    anchor.joined = True
+    beat(anchor, subscribed_topic_names=["t"], rebalance_timeout_ms=600000, owned=[])
+    for action, index in ops:
+        if action == "beat":
+            for client in [anchor] + [m for m in modern if m.joined]:
+                beat(client, owned=_owned(client.owned))
+        elif action == "classic_join" and not classic[index].joined:
+            classic[index].join()
+        elif action == "classic_beat" and classic[index].joined:
+            classic[index].heartbeat()
+        elif action == "classic_leave" and classic[index].joined:
+            classic[index].leave()
+        elif action == "modern_join" and not modern[index].joined:
+            modern[index].joined, modern[index].epoch, modern[index].owned = True, 0, {}
+            beat(modern[index], subscribed_topic_names=["t"], rebalance_timeout_ms=600000, owned=[])
+        elif action == "modern_leave" and modern[index].joined:
+            modern[index].owned, modern[index].releasing = {}, set()
+            cluster.beat(modern[index].member_id, -1)
+            modern[index].joined = False
+        elif action == "grow":
+            cluster.topics["t"].partition_count += 1
+        check()
+        cluster.coordinator.timer.advance(100)
+    for _ in range(8):  # everyone heartbeats: the group settles with every partition owned once
+        for client in [anchor] + [m for m in modern if m.joined]:
+            beat(client, owned=_owned(client.owned))
+        for client in classic:
+            if client.joined:
+                client.heartbeat()
+        check()
+    group = cluster.groups.group("g")
+    assert group.state is ConsumerGroupState.STABLE
+    owned = [p for c in [anchor] + modern for p in c.owned.get(t, ())] + [p for c in classic for p in c.owned]
+    assert sorted(owned) == list(range(cluster.topics["t"].partition_count))
