@@ -26,7 +26,9 @@ records, each record a key drawn uniformly from ``--keys`` keys and a value maki
 MiB/s is Kafka's own figure for the cleaner ("MB of log processed ... MB/sec"): MiB of the log
 the clean went over (every segment up to the first uncleanable offset, which the rewrite
 reads) per second of wall time, the offset map, fsync and swap included. The table also gives
-the dirty part (what the offset map reads) and the bytes kept.
+the dirty part (what the offset map reads), the bytes kept, and how long the slices of work
+between two yields took (the broker serves requests between slices: the longest slice is the
+longest a request can wait behind the cleaner).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _support import KIB, MIB, markdown_table  # noqa: E402
+from _support import KIB, MIB, markdown_table, percentile  # noqa: E402
 from storage import drop_from_page_cache, parse_size  # noqa: E402
 
 from odradek.protocol.records.batch import Record, build_batch  # noqa: E402
@@ -87,10 +89,16 @@ def timed_clean(log: PartitionLog, directory: str, first_dirty: int | None, cold
         drop_from_page_cache(directory)
     now = log.clock()
     to_clean = cleanable_offsets(log, first_dirty, now)
-    start = time.perf_counter()
-    stats = LogClean(log, to_clean, now).run()
+    clean = LogClean(log, to_clean, now)
+    slices = []
+    start = last = time.perf_counter()
+    for _ in clean.steps():  # as the broker drives it: one slice between two event-loop turns
+        current = time.perf_counter()
+        slices.append(current - last)
+        last = current
+    slices.append(time.perf_counter() - last)
     elapsed = time.perf_counter() - start
-    return to_clean, stats, elapsed
+    return to_clean, clean.stats, elapsed, sorted(slices)
 
 
 def main(argv=None) -> int:
@@ -113,11 +121,11 @@ def main(argv=None) -> int:
         log = PartitionLog.open(OsFileSystem(), directory, config)
         written = fill(log, args.bytes, args, seed=1)
         rows = []
-        to_clean, stats, elapsed = timed_clean(log, directory, None, args.cold)
-        rows.append(row("full clean", to_clean, stats, elapsed))
+        to_clean, stats, elapsed, slices = timed_clean(log, directory, None, args.cold)
+        rows.append(row("full clean", to_clean, stats, elapsed, slices))
         fill(log, int(written * args.dirty_fraction), args, seed=2)
-        to_clean, stats, elapsed = timed_clean(log, directory, stats.next_dirty_offset, args.cold)
-        rows.append(row("incremental clean", to_clean, stats, elapsed))
+        to_clean, stats, elapsed, slices = timed_clean(log, directory, stats.next_dirty_offset, args.cold)
+        rows.append(row("incremental clean", to_clean, stats, elapsed, slices))
         log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -126,13 +134,14 @@ def main(argv=None) -> int:
           f"{args.batch_records} records a batch, segments of {args.segment_bytes / MIB:.0f} MiB, page cache {cache}, "
           f"in {args.dir}\n")
     print(markdown_table(["clean", "log MiB processed", "dirty MiB (mapped)", "seconds", "MiB/s", "kept MiB",
-                          "records removed"], rows))
+                          "records removed", "slice ms p50 / p99 / max"], rows))
     return 0
 
 
-def row(name, to_clean, stats, elapsed) -> list[str]:
+def row(name, to_clean, stats, elapsed, slices) -> list[str]:
     return [name, f"{stats.bytes_read / MIB:.1f}", f"{to_clean.cleanable_bytes / MIB:.1f}", f"{elapsed:.2f}",
-            f"{stats.bytes_read / MIB / elapsed:.1f}", f"{stats.bytes_written / MIB:.1f}", f"{stats.records_removed}"]
+            f"{stats.bytes_read / MIB / elapsed:.1f}", f"{stats.bytes_written / MIB:.1f}", f"{stats.records_removed}",
+            f"{percentile(slices, 0.5) * 1000:.1f} / {percentile(slices, 0.99) * 1000:.1f} / {slices[-1] * 1000:.1f}"]
 
 
 if __name__ == "__main__":
