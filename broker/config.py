@@ -508,6 +508,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.min.heartbeat.interval.ms", I, 5000, "Minimum heartbeat interval of consumer-protocol members.", at_least(1), "medium"),
         _d("group.consumer.max.heartbeat.interval.ms", I, 15000, "Maximum heartbeat interval of consumer-protocol members.", at_least(1), "medium"),
         _d("group.consumer.max.size", I, INT32_MAX, "Maximum members of a consumer-protocol group.", at_least(1), "medium"),
+        _d("group.consumer.assignors", LS, ["uniform", "range"], "The server-side assignors consumer-protocol groups may name; the first is the default.", list_of("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor", allow_empty=False), "medium"),
+        _d("group.consumer.migration.policy", S, "bidirectional", "Whether a group may move between the classic and the consumer protocol while it has members: `upgrade` (classic to consumer), `downgrade` (back), `bidirectional` or `disabled`.", one_of("disabled", "upgrade", "downgrade", "bidirectional", case_sensitive=False), "medium"),
         _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium"),
         _d("transaction.state.log.num.partitions", I, 50, "Partitions of the __transaction_state topic.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.replication.factor", SH, 3, "Replication factor of __transaction_state (capped at the number of live brokers).", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),

@@ -131,3 +131,16 @@ def _by_member(spec: AssignmentSpec, owner: dict[tuple[uuid.UUID, int], str]) ->
 
 ASSIGNORS = {assignor.name: assignor for assignor in (UniformAssignor(), RangeAssignor())}
 DEFAULT_ASSIGNOR = UniformAssignor.name
+# ``group.consumer.assignors`` may name them by Kafka's class names too.
+CLASS_NAMES = {"org.apache.kafka.coordinator.group.assignor.UniformAssignor": UniformAssignor.name,
+               "org.apache.kafka.coordinator.group.assignor.RangeAssignor": RangeAssignor.name}
+
+
+def assignor_names(configured) -> tuple[str, ...]:
+    """The assignors a ``group.consumer.assignors`` value enables, by short name, in order."""
+    names: list[str] = []
+    for item in configured:
+        name = CLASS_NAMES.get(item, item)
+        if name in ASSIGNORS and name not in names:
+            names.append(name)
+    return tuple(names) or (DEFAULT_ASSIGNOR,)

@@ -38,12 +38,11 @@ by each its own way.
 
 Classic members (JoinGroup/SyncGroup/Heartbeat) may be members of a consumer group; a classic
 group of the consumer protocol type is upgraded when a consumer-protocol member joins, and a
-consumer group left with classic members only is downgraded (Kafka's online migration; see
-"classic members" below).
+consumer group left with classic members only is downgraded (Kafka's online migration, as
+``group.consumer.migration.policy`` allows; see "classic members" below).
 
 Where odradek departs from Kafka: a known member id rejoining with epoch 0 (the Java client
-keeps its id after being fenced) is taken as that member starting afresh, with no partitions;
-``group.consumer.migration.policy`` is not read: groups migrate both ways (Kafka's default).
+keeps its id after being fenced) is taken as that member starting afresh, with no partitions.
 State changes are applied, then written to ``__consumer_offsets``; a failed write is answered
 with the coordinator error but not rolled back.
 
@@ -76,7 +75,7 @@ from odradek.protocol.messages.records.consumer_protocol_assignment import (
 )
 from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
 
-from .assignors import ASSIGNORS, DEFAULT_ASSIGNOR, Assignment, AssignmentSpec, MemberSpec
+from .assignors import ASSIGNORS, Assignment, AssignmentSpec, MemberSpec
 from .classic import GroupState, JoinResult, SyncResult
 
 log = structlog.get_logger("odradek.groups")
@@ -318,14 +317,15 @@ class ConsumerGroup:
             names.update(self.resolved_regexes.get(member.subscribed_topic_regex, ()))
         return names
 
-    def preferred_assignor(self) -> str:
-        """The server assignor most members name (Kafka's computePreferredServerAssignor)."""
+    def preferred_assignor(self, default: str) -> str:
+        """The server assignor most members name (Kafka's computePreferredServerAssignor), or
+        ``default`` (the first of ``group.consumer.assignors``)."""
         counts: dict[str, int] = {}
         for member in self.members.values():
             if member.server_assignor is not None:
                 counts[member.server_assignor] = counts.get(member.server_assignor, 0) + 1
         if not counts:
-            return DEFAULT_ASSIGNOR
+            return default
         return max(counts, key=lambda name: counts[name])
 
 
@@ -495,10 +495,11 @@ class ConsumerGroups:
                 raise _invalid("InstanceId can't be null.")
         else:
             raise _invalid("MemberEpoch is invalid.")
-        if request.server_assignor is not None and request.server_assignor not in ASSIGNORS:
+        enabled = self.config.consumer_assignors
+        if request.server_assignor is not None and request.server_assignor not in enabled:
             raise HeartbeatError(error_codes.UNSUPPORTED_ASSIGNOR,
                                  f"ServerAssignor {request.server_assignor} is not supported. "
-                                 f"Supported assignors: {', '.join(ASSIGNORS)}.")
+                                 f"Supported assignors: {', '.join(enabled)}.")
         if request.subscribed_topic_regex:
             problem = regex_error(request.subscribed_topic_regex)
             if problem is not None:
@@ -510,7 +511,7 @@ class ConsumerGroups:
             return group
         classic = self.coordinator.groups.get(group_id)
         if classic is not None:
-            if create and not self.coordinator.forget_empty_classic_group(group_id):
+            if create and not self.coordinator.forget_empty_classic_group(group_id) and self._may_migrate("upgrade"):
                 upgraded = self.upgrade(classic)
                 if upgraded is not None:
                     return upgraded
@@ -707,7 +708,7 @@ class ConsumerGroups:
                      for member_id, member in group.members.items()},
             partition_counts={topic_id: count for topic_id, count in metadata.values()},
             current=group.target)
-        assignor = group.preferred_assignor()
+        assignor = group.preferred_assignor(self.config.consumer_assignors[0])
         target = ASSIGNORS[assignor].assign(spec)
         for member_id, assignment in target.items():
             if group.target.get(member_id) != assignment:
@@ -781,7 +782,8 @@ class ConsumerGroups:
         """Remove a member that left or was fenced; when only classic members remain, the group
         goes back to being a classic group (Kafka's online downgrade), which then rebalances."""
         rest = [m for m in group.members.values() if m.member_id != member.member_id]
-        if rest and all(m.classic is not None for m in rest) and len(rest) <= self.config.classic_max_size:
+        if (rest and all(m.classic is not None for m in rest) and len(rest) <= self.config.classic_max_size
+                and self._may_migrate("downgrade")):
             self._downgrade(group, rest, records)
         else:
             self._remove(group, member, records)
@@ -882,6 +884,10 @@ class ConsumerGroups:
     # when a consumer-protocol member joins it (members, generation and assignments carried
     # over); a consumer group whose last consumer-protocol member leaves or is fenced, with
     # classic members left, becomes a classic group again (``_downgrade``) and rebalances.
+
+    def _may_migrate(self, direction: str) -> bool:
+        """Whether ``group.consumer.migration.policy`` allows an online upgrade or downgrade."""
+        return self.config.migration_policy in (direction, "bidirectional")
 
     def supports_classic_protocols(self, group: ConsumerGroup, protocol_type: str, names: list[str]) -> bool:
         if group.is_empty():

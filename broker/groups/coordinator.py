@@ -42,6 +42,7 @@ import structlog
 from odradek.protocol import error_codes
 
 from .classic import ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond, SyncResult
+from .assignors import assignor_names
 from .consumer import ConsumerGroups
 from .timer import LoopTimer
 
@@ -69,6 +70,8 @@ class GroupConfig:
     consumer_session_timeout_ms: int = 45000  # KIP-848 consumer groups
     consumer_heartbeat_interval_ms: int = 5000
     consumer_max_size: int = 2**31 - 1
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")  # the first is the default
+    migration_policy: str = "bidirectional"  # group.consumer.migration.policy
 
     @property
     def classic_max_size(self) -> int:
@@ -87,6 +90,8 @@ class GroupConfig:
             consumer_session_timeout_ms=config["group.consumer.session.timeout.ms"],
             consumer_heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
             consumer_max_size=config["group.consumer.max.size"],
+            consumer_assignors=assignor_names(config["group.consumer.assignors"]),
+            migration_policy=config["group.consumer.migration.policy"].lower(),
         )
 
 

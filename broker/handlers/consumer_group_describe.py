@@ -59,7 +59,8 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
         for member in group.members.values()]
     return DescribedGroup(
         group_id=group_id, group_state=group.state.value, group_epoch=group.group_epoch,
-        assignment_epoch=group.assignment_epoch, assignor_name=group.preferred_assignor(), members=members,
+        assignment_epoch=group.assignment_epoch, assignor_name=group.preferred_assignor(coordinator.config.consumer_assignors[0]),
+        members=members,
         authorized_operations=GROUP_OPERATIONS if include_operations else AUTHORIZED_OPERATIONS_OMITTED)
 
 

@@ -230,7 +230,7 @@ def test_range_assignor_chosen_by_the_members():
     cluster.join("a", topics=("t", "u"), server_assignor="range")
     cluster.join("b", topics=("t", "u"), server_assignor="range")
     group = cluster.groups.group("g")
-    assert group.preferred_assignor() == "range"
+    assert group.preferred_assignor("uniform") == "range"
     assert group.target["a"] == {cluster.tid("t"): {0, 1}, cluster.tid("u"): {0, 1}}
 
 
@@ -858,3 +858,31 @@ def test_classic_and_consumer_members_never_double_own(ops, cooperative):
     assert group.state is ConsumerGroupState.STABLE
     owned = [p for c in [anchor] + modern for p in c.owned.get(t, ())] + [p for c in classic for p in c.owned]
     assert sorted(owned) == list(range(cluster.topics["t"].partition_count))
+
+
+def test_assignors_setting():
+    cluster = Cluster(t=2)
+    cluster.coordinator.config = type(cluster.coordinator.config)(consumer_assignors=("range",))
+    assert cluster.join("m1", server_assignor="uniform").error_code == E.UNSUPPORTED_ASSIGNOR
+    assert cluster.join("m1").error_code == E.NONE
+    assert cluster.groups.group("g").preferred_assignor(cluster.coordinator.config.consumer_assignors[0]) == "range"
+
+
+@pytest.mark.parametrize("policy, upgrades, downgrades", [
+    ("bidirectional", True, True), ("upgrade", True, False), ("downgrade", False, True), ("disabled", False, False)])
+def test_migration_policy(policy, upgrades, downgrades):
+    cluster = Cluster(t=2)
+    coordinator = cluster.coordinator
+    coordinator.config = type(coordinator.config)(initial_rebalance_delay_ms=0, migration_policy=policy)
+    joins = []
+    coordinator.join_group(JoinRequest("old", "", None, "consumer", [("range", _subscription(["t"]))], 10000, 20000,
+                                       api_version=3), joins.append)
+    coordinator.timer.advance(0)
+    answer = cluster.join("modern", group="old")
+    assert answer.error_code == (E.NONE if upgrades else E.GROUP_ID_NOT_FOUND)
+    # A classic member may join a consumer group whatever the policy (as in Kafka).
+    cluster.join("modern", group="g")
+    classic_id, _, _ = _classic_member(cluster, "g")
+    cluster.beat("modern", -1)
+    assert (coordinator.group("g") is not None) == downgrades
+    assert (cluster.groups.group("g") is not None) == (not downgrades)
