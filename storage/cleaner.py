@@ -312,7 +312,7 @@ class LogClean:
         #    clean then ends after the last batch mapped, and the next one goes on from there.
         latest: dict[bytes, int] = {}
         map_bytes = 0
-        transactions = CleanedTransactionMetadata(aborted_transactions(log, to_clean.first_dirty_offset, end))
+        transactions = CleanedTransactionMetadata(log.aborted_transactions(to_clean.first_dirty_offset, end))
         for segment in dirty:
             for _, header, raw in _raw_batches(segment):
                 stats.map_bytes_read += len(raw)
@@ -343,7 +343,7 @@ class LogClean:
         # 2. Rewrite every group of the cleanable part.
         last_offset_of_producer = {pid: entry.batches[-1].last_offset
                                    for pid, entry in log.producer_state.producers.items() if entry.batches}
-        transactions = CleanedTransactionMetadata(aborted_transactions(log, log.segments[0].base_offset, end))
+        transactions = CleanedTransactionMetadata(log.aborted_transactions(log.segments[0].base_offset, end))
         for group in group_segments_by_size(involved, log.config.segment_bytes, log.config.segment_index_bytes):
             yield from self._clean_group(group, latest, last_offset_of_producer, transactions)
         stats.next_dirty_offset = end
@@ -539,19 +539,6 @@ class CleanedTransactionMetadata:
                 return False
             return True
         return False
-
-
-def aborted_transactions(log, start: int, upper: int) -> list:
-    """Kafka's ``collectAbortedTransactions``: the aborted transactions overlapping [start,
-    upper), from the segment holding ``start`` on until an entry's LSO reaches ``upper`` (an
-    entry lives in the segment of its marker, which may be past ``upper``)."""
-    found = []
-    for segment in log.segments[log._segment_index_for(start):]:
-        overlapping, complete = segment.txn_index.aborted_overlapping(start, upper)
-        found.extend(overlapping)
-        if complete:
-            break
-    return found
 
 
 def base_timestamp_of(batch, records) -> int:

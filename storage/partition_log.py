@@ -504,14 +504,14 @@ class PartitionLog:
         return None
 
     @_io_errors_as_storage_errors
-    @_io_errors_as_storage_errors
     def aborted_transactions(self, fetch_offset: int, upper_bound_offset: int) -> list:
         """Aborted transactions (from the ``.txnindex`` files) overlapping
-        [fetch_offset, upper_bound_offset): what a read_committed fetch response lists."""
+        [fetch_offset, upper_bound_offset): what a read_committed fetch response lists. As
+        Kafka's ``collectAbortedTransactions`` the search goes on past the upper bound until an
+        entry's LSO reaches it: an entry lives in the segment of its ABORT marker, which may
+        come after the transaction's data."""
         found = []
         for segment in self.segments[self._segment_index_for(fetch_offset):]:
-            if segment.base_offset >= upper_bound_offset:
-                break
             overlapping, complete = segment.txn_index.aborted_overlapping(fetch_offset, upper_bound_offset)
             found.extend(overlapping)
             if complete:

@@ -439,3 +439,31 @@ def test_aborted_transactions_go_and_their_markers_after_the_delete_horizon():
     reopened = PartitionLog.open(fs, "d/t-0", LogConfig(cleanup_policy="compact", segment_bytes=400), clock=clock,
                                  clean_shutdown=False)
     assert reopened.producer_state.producers[200].last_sequence == 0
+
+
+def test_an_aborted_transaction_whose_marker_is_in_a_later_segment_is_found_and_cleaned():
+    from odradek.protocol.records.batch import build_end_txn_marker_batch
+    from odradek.storage.txn_index import AbortedTxn
+    from odradek.storage.validation import ORIGIN_COORDINATOR
+
+    import struct
+
+    import crc32c
+
+    log = compacted_log((MemoryFileSystem(), "d/t-0"), Clock())
+    log.append(keyed_batch([(b"k", b"committed before")]))
+    data = bytearray(keyed_batch([(b"k", b"aborted")], producer_id=5, producer_epoch=0, base_sequence=0))
+    data[22] |= 0x10  # transactional
+    struct.pack_into(">I", data, 17, crc32c.crc32c(bytes(data[21:])))
+    aborted = log.append(bytes(data))
+    log.roll()
+    abort = log.append(build_end_txn_marker_batch(False, producer_id=5, producer_epoch=0, coordinator_epoch=0,
+                                                  timestamp=T0), origin=ORIGIN_COORDINATOR)
+    log.active_segment.txn_index.append(AbortedTxn(5, aborted.first_offset, abort.first_offset, abort.last_offset + 1))
+    for i in range(6):
+        log.append(keyed_batch([(b"other", b"y" * 100)]))
+    log.update_high_watermark(log.log_end_offset)
+    # The entry lives in the marker's segment, past the range asked about.
+    assert [t.first_offset for t in log.aborted_transactions(aborted.first_offset, aborted.last_offset + 1)] == [1]
+    log.compact()
+    assert [(key, value) for _, key, value in contents(log) if key == b"k"] == [(b"k", b"committed before")]
