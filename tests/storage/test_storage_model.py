@@ -240,6 +240,9 @@ class LogModel(RuleBasedStateMachine):
                 found[(batch.base_offset, batch.last_offset)] = [r.offset_delta for r in batch.records]
         assert set(found) <= {(b[0], b[1]) for b in cleanable}, "compaction moved offsets"
         for base, last, tag in cleanable:
+            if (base, last) not in found:
+                assert (base, last, tag) != last_idempotent, "the producer's last batch went"
+                self.idempotent_compacted |= tag.startswith(b"idem")
             if last < self.log_start:
                 self.kept[base] = found.get((base, last), [])
             elif (base, last) in found:
@@ -247,8 +250,6 @@ class LogModel(RuleBasedStateMachine):
                 self.kept[base] = expected[base]
             else:
                 assert not expected[base], "a record that is the last of its key went"
-                assert (base, last, tag) != last_idempotent, "the producer's last batch went"
-                self.idempotent_compacted |= tag.startswith(b"idem")
         self.batches = [b for b in self.batches if b not in cleanable or (b[0], b[1]) in found]
 
     # ------------------------------------------------------------------------ invariants
