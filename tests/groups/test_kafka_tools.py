@@ -111,11 +111,18 @@ def test_kafka_consumer_groups_tool_and_offsets_decoder(group_broker):
         try:
             wait_until(lambda: member.assignment == {0, 1}, what="the member's assignment")
             wait_until(lambda: len(member.records) == 10, what="the member's records")
+            wait_until(lambda: committed() == [5, 5], what="the member's commit")
             members = tool(GROUPS_TOOL, *server, "--describe", "--group", group, "--members", "--verbose")
             row = next(line.split() for line in members.splitlines() if line.startswith(group))
             # GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS CURRENT-EPOCH CURRENT-ASSIGNMENT ... (Kafka 4.x)
             assert row[3] == "tools-member" and row[4] == "2" and row[6] == f"{topic}:0,1", members
             assert "Stable" in tool(GROUPS_TOOL, *server, "--describe", "--group", group, "--state")
+            # A live group refuses both: the tool checks the state, the broker NON_EMPTY_GROUP.
+            refused = tool(GROUPS_TOOL, *server, "--reset-offsets", "--group", group, "--topic", topic,
+                           "--to-earliest", "--execute")
+            assert "can only be reset if the group 'tools-group' is inactive" in refused, refused
+            assert "GroupNotEmptyException" in tool(GROUPS_TOOL, *server, "--delete", "--group", group)
+            assert committed() == [5, 5]
         finally:
             member.stop()  # leaves the group (LeaveGroup), having committed 5 and 5
         assert committed() == [5, 5]
