@@ -598,6 +598,18 @@ class BrokerConfig:
                                   "Use a routable IP address (set advertised.listeners).")
         if self["group.min.session.timeout.ms"] > self["group.max.session.timeout.ms"]:
             raise ConfigError("group.min.session.timeout.ms", self["group.min.session.timeout.ms"], "must not exceed group.max.session.timeout.ms")
+        # Kafka's GroupCoordinatorConfig: the consumer protocol's interval and session within bounds.
+        for low, value, high in (("group.consumer.min.heartbeat.interval.ms", "group.consumer.heartbeat.interval.ms",
+                                  "group.consumer.max.heartbeat.interval.ms"),
+                                 ("group.consumer.min.session.timeout.ms", "group.consumer.session.timeout.ms",
+                                  "group.consumer.max.session.timeout.ms")):
+            if self[value] < self[low]:
+                raise ConfigError(value, self[value], f"must be greater than or equal to {low}")
+            if self[value] > self[high]:
+                raise ConfigError(value, self[value], f"must be less than or equal to {high}")
+        if self["group.consumer.heartbeat.interval.ms"] >= self["group.consumer.session.timeout.ms"]:
+            raise ConfigError("group.consumer.heartbeat.interval.ms", self["group.consumer.heartbeat.interval.ms"],
+                              "must be less than group.consumer.session.timeout.ms")
 
     # --- access ---
 

@@ -886,3 +886,23 @@ def test_migration_policy(policy, upgrades, downgrades):
     cluster.beat("modern", -1)
     assert (coordinator.group("g") is not None) == downgrades
     assert (cluster.groups.group("g") is not None) == (not downgrades)
+
+
+@pytest.mark.parametrize("settings, key", [
+    ({"group.consumer.heartbeat.interval.ms": "100"}, "group.consumer.heartbeat.interval.ms"),  # below the minimum
+    ({"group.consumer.session.timeout.ms": "90000"}, "group.consumer.session.timeout.ms"),  # above the maximum
+    ({"group.consumer.min.heartbeat.interval.ms": "1", "group.consumer.heartbeat.interval.ms": "50000",
+      "group.consumer.max.heartbeat.interval.ms": "60000"}, "group.consumer.heartbeat.interval.ms"),  # >= session
+    ({"group.consumer.migration.policy": "sideways"}, "group.consumer.migration.policy"),
+    ({"group.consumer.assignors": "sticky"}, "group.consumer.assignors"),
+])
+def test_consumer_protocol_settings_are_checked_as_kafka_does(settings, key):
+    from odradek.broker.config import BrokerConfig, ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        BrokerConfig.from_sources(settings)
+    assert info.value.key == key
+    config = BrokerConfig.from_sources({"group.consumer.migration.policy": "UPGRADE",
+                                        "group.consumer.assignors": "org.apache.kafka.coordinator.group.assignor.RangeAssignor,uniform"})
+    group_config = type(GroupCoordinator().config).from_broker_config(config)
+    assert (group_config.migration_policy, group_config.consumer_assignors) == ("upgrade", ("range", "uniform"))
