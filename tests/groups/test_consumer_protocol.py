@@ -906,3 +906,14 @@ def test_consumer_protocol_settings_are_checked_as_kafka_does(settings, key):
                                         "group.consumer.assignors": "org.apache.kafka.coordinator.group.assignor.RangeAssignor,uniform"})
     group_config = type(GroupCoordinator().config).from_broker_config(config)
     assert (group_config.migration_policy, group_config.consumer_assignors) == ("upgrade", ("range", "uniform"))
+
+
+def test_a_deleted_topic_is_taken_away():
+    cluster = Cluster(t=2, u=2)
+    first = cluster.join("m1", topics=("t", "u"))
+    assert _count(first.assignment) == 4
+    del cluster.topics["u"]
+    revoke = cluster.beat("m1", 1, owned=_owned(first.assignment))
+    assert revoke.member_epoch == 1 and revoke.assignment == {cluster.tid("t"): {0, 1}}
+    done = cluster.beat("m1", 1, owned=_owned(revoke.assignment))
+    assert done.member_epoch == 2 and cluster.groups.group("g").state is ConsumerGroupState.STABLE
