@@ -8,7 +8,8 @@ dirty ratio among the logs that need cleaning (ratio above ``min.cleanable.dirty
 a dirty record older than ``max.compaction.lag.ms``; see
 :class:`~odradek.storage.cleaner.LogToClean`). After a clean the log's first dirty offset
 moves to where the clean stopped and the checkpoint file is rewritten, as Kafka's
-``doneCleaning`` does; a log whose clean failed with an I/O or format error is marked
+``doneCleaning`` does (a truncation below it lowers it at once: see
+:class:`~odradek.storage.log_directory.LogDirectory`); a log whose clean failed with an I/O or format error is marked
 uncleanable (skipped until restart) so one bad partition does not stop the others.
 
 :meth:`LogCleanerManager.clean_filthiest` is a generator of steps (see

@@ -10,7 +10,8 @@ Layout, as Kafka writes it::
         log-start-offset-checkpoint         per partition: first readable offset
         replication-offset-checkpoint       per partition: high watermark
         cleaner-offset-checkpoint           per compacted partition: its first dirty offset
-                                            (how far the log cleaner got)
+                                            (how far the log cleaner got; lowered, and
+                                            rewritten, when the log is truncated below it)
         <topic>-<partition>/                one PartitionLog each
 
 Start: take the lock (another process holding it -> :class:`LogDirectoryLocked`), read or
@@ -110,11 +111,11 @@ class LogDirectory:
                 if parsed is None:
                     continue
                 key = parsed
-                self.logs[key] = PartitionLog.open(
+                self.logs[key] = self._watch_truncations(key, PartitionLog.open(
                     fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
                     recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
                     high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
-                    clock=self.clock)
+                    clock=self.clock))
             # The marker vouches for the state we just loaded, not for the run that starts now.
             fs.unlink(marker)
             fs.fsync_dir(self.path)
@@ -166,10 +167,20 @@ class LogDirectory:
         """Open the log of a new partition (or return the existing one)."""
         key = (topic, partition)
         if key not in self.logs:
-            self.logs[key] = PartitionLog.open(
+            self.logs[key] = self._watch_truncations(key, PartitionLog.open(
                 self.fs, f"{self.path}/{topic}-{partition}", config or self.default_config, topic=topic,
-                partition=partition, topic_id=topic_id, clock=self.clock)
+                partition=partition, topic_id=topic_id, clock=self.clock))
         return self.logs[key]
+
+    def _watch_truncations(self, key: tuple[str, int], log: PartitionLog) -> PartitionLog:
+        def truncated(offset: int) -> None:
+            # Kafka's maybeTruncateCheckpoint: records appended after the cut are dirty.
+            if self.cleaner_offsets.get(key, -1) > offset:
+                self.cleaner_offsets[key] = offset
+                self.write_cleaner_checkpoint()
+
+        log.truncation_listener = truncated
+        return log
 
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get((topic, partition))

@@ -154,6 +154,10 @@ class PartitionLog:
         self.producer_state = ProducerStateManager(fs, directory)
         self.topic_id: uuid.UUID | None = None
         self.recovered_bytes_truncated = 0
+        # Called with the offset of every truncation, before it happens: the owner of the
+        # cleaner checkpoint lowers it there (Kafka's maybeTruncateCheckpoint), so the log
+        # cleaner never takes what is appended after a cut for already compacted.
+        self.truncation_listener = None
         self.closed = False
 
     # ------------------------------------------------------------------------------- opening
@@ -605,6 +609,7 @@ class PartitionLog:
         self._check_open()
         if offset >= self.log_end_offset:
             return self.log_end_offset
+        self._note_truncation(offset)
         if offset < self.segments[0].base_offset:
             return self.truncate_fully_and_start_at(offset)
         try:
@@ -637,6 +642,7 @@ class PartitionLog:
     def truncate_fully_and_start_at(self, offset: int) -> int:
         """Drop everything; the log restarts empty at ``offset`` (log start = LEO = offset)."""
         self._check_open()
+        self._note_truncation(offset)
         for segment in self.segments:
             segment.delete()
         self.segments.clear()
@@ -651,6 +657,10 @@ class PartitionLog:
         self.producer_state.producers = {}
         self.producer_state.map_end_offset = offset
         return offset
+
+    def _note_truncation(self, offset: int) -> None:
+        if self.truncation_listener is not None:
+            self.truncation_listener(offset)
 
     def _clamp_offsets(self) -> None:
         self.log_start_offset = min(self.log_start_offset, self.log_end_offset)

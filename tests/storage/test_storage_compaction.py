@@ -467,3 +467,27 @@ def test_an_aborted_transaction_whose_marker_is_in_a_later_segment_is_found_and_
     assert [t.first_offset for t in log.aborted_transactions(aborted.first_offset, aborted.last_offset + 1)] == [1]
     log.compact()
     assert [(key, value) for _, key, value in contents(log) if key == b"k"] == [(b"k", b"committed before")]
+
+
+def test_a_truncation_below_the_cleaner_checkpoint_lowers_it_on_disk():
+    from odradek.storage.checkpoints import read_offset_checkpoint
+    from odradek.storage.cleaner_manager import LogCleanerManager
+    from odradek.storage.log_directory import CLEANER_OFFSET_CHECKPOINT, LogDirectory
+
+    fs, clock = MemoryFileSystem(), Clock()
+    directory = LogDirectory.open("data", node_id=1, fs=fs, clock=clock)
+    log = directory.create_log("t", 0, config=LogConfig(cleanup_policy="compact", segment_bytes=300))
+    for i in range(20):
+        log.append(keyed_batch([(b"k%d" % (i % 2), b"v" * 100)]))
+    log.update_high_watermark(log.log_end_offset)
+    stats = LogCleanerManager([directory], clock).clean_filthiest_now()
+    assert stats.next_dirty_offset > 5
+    log.truncate_to(5)  # e.g. a follower's divergent tail, later
+    assert read_offset_checkpoint(fs, f"data/{CLEANER_OFFSET_CHECKPOINT}") == {("t", 0): 5}
+    for i in range(20):  # appended after the cut: dirty, so compacted by the next clean
+        log.append(keyed_batch([(b"k%d" % (i % 2), b"w" * 100)]))
+    log.update_high_watermark(log.log_end_offset)
+    LogCleanerManager([directory], clock).clean_filthiest_now()
+    below = [key for offset, key, _ in contents(log) if offset < log.active_segment.base_offset]
+    assert sorted(below) == sorted(set(below))  # one record per key in the cleaned part
+    directory.close()

@@ -29,7 +29,7 @@ class LogModel(RuleBasedStateMachine):
         self.config = LogConfig(segment_bytes=700, index_interval_bytes=150, segment_index_bytes=64,
                                 retention_bytes=-1, retention_ms=-1)
         self.now = T0 + 100_000
-        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now)
+        self.log = self._watched(PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now))
         # The model: batches as (base_offset, last_offset, tag), tag = the value of its records.
         self.batches: list[tuple[int, int, bytes]] = []
         # Record indexes (within their batch) still present, for batches compaction thinned.
@@ -44,6 +44,15 @@ class LogModel(RuleBasedStateMachine):
         # snapshots exist (as in Kafka), which this model does not follow: idempotent appends stop.
         self.idempotent_compacted = False
         self.idempotent_history_lost = False
+        self.first_dirty = 0  # the cleaner checkpoint of this partition
+
+    def _watched(self, log):
+        """The cleaner checkpoint follows truncations, as LogDirectory makes it."""
+        def truncated(offset):
+            self.first_dirty = min(self.first_dirty, offset)
+
+        log.truncation_listener = truncated
+        return log
 
     # ----------------------------------------------------------------------------- rules
     @rule(records=st.integers(1, 4), size=st.integers(0, 120))
@@ -149,18 +158,18 @@ class LogModel(RuleBasedStateMachine):
     @rule()
     def reopen_clean(self):
         self.log.close()
-        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
+        self.log = self._watched(PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
                                      recovery_point=self.end, log_start_offset=self.log_start,
-                                     high_watermark=self.high_watermark, clean_shutdown=True)
+                                     high_watermark=self.high_watermark, clean_shutdown=True))
         self.flushed = self.end
 
     @rule(seed=st.integers(0, 2**32 - 1), torn=st.booleans())
     def power_loss(self, seed, torn):
         # Offsets checkpointed at the last flush are what a real restart would read.
         self.fs.crash(random.Random(seed) if torn else None)
-        self.log = PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
+        self.log = self._watched(PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
                                      recovery_point=self.flushed, log_start_offset=self.log_start,
-                                     high_watermark=self.high_watermark, clean_shutdown=False)
+                                     high_watermark=self.high_watermark, clean_shutdown=False))
         new_end = self.log.log_end_offset
         assert new_end >= self.flushed, "lost flushed data"
         assert new_end <= self.end
@@ -198,11 +207,13 @@ class LogModel(RuleBasedStateMachine):
             next_size = self.log.read(max(wanted[len(seen)][0], self.log_start), 1).size
             assert sum(s[2] for s in seen) + next_size > max_bytes
 
-    @rule(advance_high_watermark=st.booleans())
-    def compact(self, advance_high_watermark):
+    @rule(advance_high_watermark=st.booleans(), incremental=st.booleans())
+    def compact(self, advance_high_watermark, incremental):
         """Compaction keeps the last record of each key (keys are k0, k1, ... by position in
         the batch) among the cleanable segments; offsets do not move; a batch compaction
-        empties may go, except the idempotent producer's last one."""
+        empties may go, except the idempotent producer's last one. ``incremental``: from the
+        first dirty offset the previous clean reached, as the cleaner manager does (lowered
+        by truncations), which must come to the same."""
         log = self.log
         if advance_high_watermark:  # as a single node does once appends are durable
             self.high_watermark = log.update_high_watermark(self.end)
@@ -215,7 +226,8 @@ class LogModel(RuleBasedStateMachine):
                 count += 1
             boundary = log.segments[count].base_offset
             first_present = log.segments[0].base_offset
-            log.compact()
+            stats = log.compact(first_dirty_offset=self.first_dirty if incremental else None)
+            self.first_dirty = stats.next_dirty_offset
         finally:
             log.config = self.config = LogConfig(**{**self.config.__dict__, "cleanup_policy": "delete"})
         cleanable = [b for b in self.batches if b[0] >= first_present and b[1] < boundary]
