@@ -166,3 +166,15 @@ def test_consumer_offsets_is_compacted_and_offsets_survive_a_restart(broker_proc
     consumer = KafkaConsumer(bootstrap_servers=restarted.bootstrap, group_id="committer", enable_auto_commit=False)
     assert consumer.committed(partition) == commits - 1
     consumer.close()
+
+
+def test_log_cleaner_enable_false_leaves_compacted_topics_alone(broker_process):
+    broker = broker_process(None, "log.cleaner.enable=false", *CLEANER_OVERRIDES)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("uncleaned", 1, 1, topic_configs={
+        "cleanup.policy": "compact", "segment.bytes": "2048", "min.cleanable.dirty.ratio": "0.01"})])
+    admin.close()
+    written = produce(broker.bootstrap, "uncleaned", [(b"same", b"v%d" % i + b"x" * 80) for i in range(60)])
+    time.sleep(1.5)  # fifteen backoffs: an enabled cleaner would have cleaned by now (see above)
+    assert ("uncleaned", 0) not in cleaner_offsets(broker.data_dir)
+    assert read_all(broker.bootstrap, "uncleaned") == written
