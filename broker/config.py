@@ -351,7 +351,7 @@ def _d(*args, **kwargs) -> ConfigDef:
 TOPIC_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
     for d in [
-        _d("cleanup.policy", LS, ["delete"], "The retention policy for old log segments: `delete` discards segments past their retention time or size; `compact` keeps the latest value of each key. Both may be given.", list_of("compact", "delete"), synonyms=("log.cleanup.policy",), odradek_note="Both are applied; the log cleaner keeps transactional batches and transaction markers whole and does not drop records without a key (see docs/storage.md)."),
+        _d("cleanup.policy", LS, ["delete"], "The retention policy for old log segments: `delete` discards segments past their retention time or size; `compact` keeps the latest value of each key. Both may be given.", list_of("compact", "delete"), synonyms=("log.cleanup.policy",), odradek_note="Both are applied: see docs/storage.md (compacted topics) for what the log cleaner keeps and when it runs."),
         _d("compression.type", S, "producer", "The final compression of the topic's data: a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) recompresses to it; `producer` keeps what the producer sent.", one_of(*COMPRESSION_TYPES), synonyms=("compression.type",)),
         _d("compression.gzip.level", I, -1, "Compression level when compression.type is gzip.", _GZIP_LEVEL, synonyms=("compression.gzip.level",)),
         _d("compression.lz4.level", I, 9, "Compression level when compression.type is lz4.", between(1, 17), synonyms=("compression.lz4.level",)),
