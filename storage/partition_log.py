@@ -683,7 +683,9 @@ class PartitionLog:
         and fsynced) in for ``old_segments`` (consecutive, not the active one, the first at
         ``base_offset``): ``.cleaned`` -> ``.swap``, delete the old segments, ``.swap`` ->
         final names. A crash at any point leaves the old or the new segment (see
-        :func:`~odradek.storage.cleaner.complete_interrupted_swaps`)."""
+        :func:`~odradek.storage.cleaner.complete_interrupted_swaps`). An I/O error part way
+        raises KAFKA_STORAGE_ERROR with the old segments still serving reads from their open
+        files; the next open completes or undoes the swap from what is on disk."""
         first = self.segments.index(old_segments[0])
         count = len(old_segments)
         if self.segments[first:first + count] != old_segments or first + count >= len(self.segments):
