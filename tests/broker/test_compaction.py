@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
@@ -178,3 +180,27 @@ def test_log_cleaner_enable_false_leaves_compacted_topics_alone(broker_process):
     time.sleep(1.5)  # fifteen backoffs: an enabled cleaner would have cleaned by now (see above)
     assert ("uncleaned", 0) not in cleaner_offsets(broker.data_dir)
     assert read_all(broker.bootstrap, "uncleaned") == written
+
+
+@pytest.mark.slow
+def test_kafkas_console_consumer_reads_a_compacted_topic(broker_process):
+    from .test_java_tools import tool
+
+    broker = broker_process(None, *CLEANER_OVERRIDES)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("java-reads", 1, 1, topic_configs={
+        "cleanup.policy": "compact", "segment.bytes": "2048", "min.cleanable.dirty.ratio": "0.01"})])
+    admin.close()
+    pairs = [(b"k%d" % (i % 5), b"v%d" % i + b"-" * 60) for i in range(200)] + [(b"k2", None)]
+    pairs += [(b"k%d" % (i % 5), b"w%d" % i + b"-" * 60) for i in range(40) if i % 5 != 2]
+    written = produce(broker.bootstrap, "java-reads", pairs)
+    dirty_from = wait_for_clean(broker.data_dir, ("java-reads", 0), at_least=written[-30][0])
+    found = read_all(broker.bootstrap, "java-reads")
+    check_compacted(found, written, dirty_from)
+    output = tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", broker.bootstrap,
+                  "--topic", "java-reads", "--partition", "0", "--offset", "earliest", "--max-messages",
+                  str(len(found)), "--timeout-ms", "20000", "--formatter-property", "print.key=true",
+                  "--formatter-property", "print.offset=true")
+    expected = [f"Offset:{offset}\t{key.decode()}\t{'null' if value is None else value.decode()}"
+                for offset, key, value in found]
+    assert output.splitlines()[:len(found)] == expected
