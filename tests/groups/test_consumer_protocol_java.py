@@ -371,7 +371,10 @@ def test_kafka_tools_describe_the_group_and_decode_its_records(kip848_broker, ja
 @pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
 def test_java_members_carry_on_across_a_broker_restart(java_classpath, tmp_path, stop):
     data, log = tmp_path / "data", tmp_path / "broker.log"
-    broker = BrokerProcess(data, CONSUMER_PROTOCOL_BROKER, log)
+    # A longer session than the module's: a loaded machine must not expire members while the
+    # broker restarts and they reconnect (that would be a rebalance, which this test rules out).
+    settings = CONSUMER_PROTOCOL_BROKER + ("group.consumer.session.timeout.ms=30000",)
+    broker = BrokerProcess(data, settings, log)
     topic, group = "kip848-restart", "kip848-restart-group"
     _topic(broker, topic, 4)
     members = [JavaConsumer(java_classpath, broker.bootstrap, group, topic) for _ in range(2)]
@@ -388,7 +391,7 @@ def test_java_members_carry_on_across_a_broker_restart(java_classpath, tmp_path,
         else:
             broker.kill()
         # The same port, so the clients find their coordinator again.
-        broker = BrokerProcess(data, CONSUMER_PROTOCOL_BROKER + (f"listeners=PLAINTEXT://127.0.0.1:{port}",), log)
+        broker = BrokerProcess(data, settings + (f"listeners=PLAINTEXT://127.0.0.1:{port}",), log)
         described = describe_group(broker, group)
         assert described.group_epoch == epoch and len(described.members) == 2
         second = [f"after-{index}" for index in range(20)]
