@@ -22,7 +22,7 @@ module), in brief:
   selected protocol does not change; the old id is fenced (FENCED_INSTANCE_ID).
 * **Offsets**: commits are validated against the group (generation, member, state); a commit
   with generation -1 outside any group creates a "simple" Empty group that only holds offsets.
-* **KIP-848 consumer groups** live in :mod:`odradek.broker.groups.consumer` (``self.consumer``);
+* **KIP-848 consumer groups** live in :mod:`odradek.broker.groups.consumer_groups` (``self.consumer``);
   a group id names either kind, and the offsets of both are kept here.
 
 Responses leave through callbacks (``respond(result)``) so that this module knows nothing about
@@ -43,7 +43,7 @@ from odradek.protocol import error_codes
 
 from .classic import ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond, SyncResult
 from .assignors import assignor_names
-from .consumer import ConsumerGroups
+from .consumer_groups import ConsumerGroups
 from .timer import LoopTimer
 
 log = structlog.get_logger("odradek.groups")

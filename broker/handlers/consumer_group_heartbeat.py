@@ -1,5 +1,5 @@
 """ConsumerGroupHeartbeat (key 68), versions 0-1: the KIP-848 consumer protocol
-(``group.protocol=consumer``), see ``odradek.broker.groups.consumer``.
+(``group.protocol=consumer``), see ``odradek.broker.groups.consumer_groups``.
 
 One request both keeps a member alive and carries what changed since its last one (subscription,
 assignor, owned partitions; null fields are unchanged). The answer gives the member its epoch,
@@ -23,7 +23,7 @@ from odradek.protocol.messages.consumer_group_heartbeat import (
     ConsumerGroupHeartbeatResponseTopicPartitions,
 )
 
-from odradek.broker.groups.consumer import HeartbeatRequest
+from odradek.broker.groups.consumer_groups import HeartbeatRequest
 from odradek.broker.groups.waiting import client_host
 
 from . import REGISTRY

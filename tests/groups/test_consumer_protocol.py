@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from odradek.broker.groups import GroupCoordinator, GroupState, JoinRequest, ManualTimer
 from odradek.broker.groups.assignors import AssignmentSpec, MemberSpec, RangeAssignor, UniformAssignor
-from odradek.broker.groups.consumer import ConsumerGroupState, HeartbeatRequest, MemberState
+from odradek.broker.groups.consumer import ConsumerGroupState, MemberState
+from odradek.broker.groups.consumer_groups import HeartbeatRequest
 from odradek.broker.groups.persistence import decode_record, replay
 from odradek.broker.topics import Topic
 from odradek.protocol import error_codes as E
