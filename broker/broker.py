@@ -93,35 +93,56 @@ class Broker:
     async def run_maintenance(self) -> None:
         """Background work, run as one task on the event loop until cancelled: retention
         (every ``log.retention.check.interval.ms``: segments past ``retention.ms`` /
-        ``retention.bytes`` / the log start offset are deleted) and time-based flushing
-        (``flush.ms``, checked every second when some topic sets it); and the log cleaner
-        (:meth:`run_log_cleaner`) as a second task, cancelled with this one."""
+        ``retention.bytes`` / the log start offset are deleted), time-based flushing
+        (``flush.ms``, checked every second when some topic sets it), the offset checkpoints
+        (recovery points, log start offsets, high watermarks), producer id expiry
+        (``producer.id.expiration.ms``, every ``producer.id.expiration.check.interval.ms``);
+        and the log cleaner (:meth:`run_log_cleaner`) as a second task, cancelled with this one."""
         cleaner = asyncio.ensure_future(self.run_log_cleaner())
         try:
-            await self._run_retention_and_flush()
+            await self._run_periodic_log_work()
         finally:
             cleaner.cancel()
 
-    async def _run_retention_and_flush(self) -> None:
-        retention_period = self.config["log.retention.check.interval.ms"] / 1000
+    async def _run_periodic_log_work(self) -> None:
+        config = self.config
+        periods = {
+            "retention": config["log.retention.check.interval.ms"] / 1000,
+            # One write covers the offset checkpoints (so a crash keeps DeleteRecords and
+            # skips rescanning fsynced segments); Kafka writes each on its own interval, the
+            # shortest (the high watermark's, 5 s by default) serves here for all of them.
+            "checkpoint": max(0.01, min(config["log.flush.offset.checkpoint.interval.ms"],
+                                        config["log.flush.start.offset.checkpoint.interval.ms"],
+                                        config["replica.high.watermark.checkpoint.interval.ms"]) / 1000),
+            "producer_expiry": config["producer.id.expiration.check.interval.ms"] / 1000,
+        }
         loop = asyncio.get_running_loop()
-        next_retention = loop.time() + retention_period
+        due = {job: loop.time() + period for job, period in periods.items()}
         while True:
             flush_timed = any(p.log.config.flush_ms < 2**63 - 1 for p in self.partitions.values())
+            wait = min(due.values()) - loop.time()
+            await asyncio.sleep(max(0.0, min(wait, 1.0) if flush_timed else wait))
             now = loop.time()
-            await asyncio.sleep(max(0.0, min(next_retention - now, 1.0 if flush_timed else retention_period)))
+            run = {job for job, at in due.items() if now >= at}
             for partition in list(self.partitions.values()):
                 try:
                     if flush_timed:
                         partition.log.flush_if_due()
-                    if loop.time() >= next_retention:
+                    if "retention" in run:
                         deleted = partition.log.delete_old_segments()
                         if deleted:
                             log.info("retention deleted segments", partition=repr(partition), segments=deleted)
+                    if "producer_expiry" in run:
+                        partition.log.expire_producers(config["producer.id.expiration.ms"])
                 except Exception as error:  # one partition's disk trouble must not stop the others
                     log.error("maintenance failed", partition=repr(partition), error=repr(error))
-            if loop.time() >= next_retention:
-                next_retention = loop.time() + retention_period
+            if "checkpoint" in run and self._data_dir is not None:
+                try:
+                    self._data_dir.checkpoint()
+                except Exception as error:  # the next round tries again; a clean stop writes them too
+                    log.error("writing the offset checkpoints failed", error=repr(error))
+            for job in run:
+                due[job] = now + periods[job]
 
     async def run_log_cleaner(self) -> None:
         """Kafka's log cleaner (``log.cleaner.enable``): clean the filthiest compacted log
