@@ -125,6 +125,26 @@ def test_nullable_struct_field_is_marked_with_a_byte():
     assert DescribeTopicPartitionsResponse.decode(raw, 0) == message
 
 
+def test_tagged_nullable_struct_uses_a_varint_marker_and_defaults_to_the_empty_struct():
+    # Bytes from Kafka 4.3.1's generated ConsumerGroupMemberMetadataValue: "default": null in the
+    # JSON is read by Kafka's generator as no default, so the field defaults to the empty struct
+    # (left out when equal to it), and a null is written as the tag with a varint marker 0.
+    from odradek.protocol.messages.records.consumer_group_member_metadata_value import (
+        ClassicMemberMetadata, ClassicProtocol, ConsumerGroupMemberMetadataValue)
+    fields = b"\x01" * 6 + i32(-1) + b"\x01"  # empty strings and topic list, rebalance -1, no assignor
+    assert ConsumerGroupMemberMetadataValue().classic_member_metadata == ClassicMemberMetadata()
+    assert ConsumerGroupMemberMetadataValue().encode(0) == fields + b"\x00"
+    null = fields + b"\x01" + b"\x00\x01" + b"\x00"  # one tag: tag 0, size 1, marker 0 (null)
+    assert ConsumerGroupMemberMetadataValue(classic_member_metadata=None).encode(0) == null
+    assert ConsumerGroupMemberMetadataValue.decode(null, 0).classic_member_metadata is None
+    classic = ConsumerGroupMemberMetadataValue(classic_member_metadata=ClassicMemberMetadata(
+        session_timeout_ms=45000, supported_protocols=[ClassicProtocol(name="range", metadata=b"\x00\x01")]))
+    raw = classic.encode(0)
+    # one tag: tag 0, size 17, marker 1, the struct (timeout, one protocol, its tags, the struct's tags)
+    assert raw == fields + b"\x01\x00\x11\x01" + i32(45000) + b"\x02\x06range\x03\x00\x01\x00\x00"
+    assert ConsumerGroupMemberMetadataValue.decode(raw, 0) == classic
+
+
 def test_metadata_request_null_topics_means_all_topics():
     assert MetadataRequest(topics=None).encode(1) == i32(-1)
     assert MetadataRequest.decode(i32(-1), 1).topics is None

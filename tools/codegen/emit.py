@@ -206,8 +206,10 @@ class ModuleEmitter:
             return lines
         if fm.struct is not None:
             if null:
+                # The null marker: an int8 (-1 null, 1 present) in a regular field; an unsigned
+                # varint (0 null, 1 present) inside a tagged field, as Kafka's generator writes it.
                 lines.append(f"{ind}if {value} is None:")
-                lines.append(f"{ind}    {out}.append(255)")
+                lines.append(f"{ind}    {out}.append({0 if view.tagged else 255})")
                 lines.append(f"{ind}else:")
                 lines.append(f"{ind}    {out}.append(1)")
                 lines.extend(self.enc_struct(fm.struct, version, value, out, parts, ind + "    "))
@@ -395,9 +397,14 @@ class ModuleEmitter:
         if fm.struct is not None:
             if null:
                 marker = self.fresh("marker")
-                lines.append(f"{ind}({marker},) = {self.fmt('>b')}.unpack_from(buf, pos)")
-                lines.append(f"{ind}pos += 1")
-                lines.append(f"{ind}if {marker} < 0:")
+                if view.tagged:
+                    # Kafka reads the tagged marker as a varint into a signed int and tests <= 0.
+                    lines.append(f"{ind}{marker}, pos = r_uvarint(buf, pos)")
+                    lines.append(f"{ind}if {marker} == 0 or {marker} > 0x7FFFFFFF:")
+                else:
+                    lines.append(f"{ind}({marker},) = {self.fmt('>b')}.unpack_from(buf, pos)")
+                    lines.append(f"{ind}pos += 1")
+                    lines.append(f"{ind}if {marker} < 0:")
                 lines.append(f"{ind}    {target} = None")
                 lines.append(f"{ind}else:")
                 lines.extend(self.dec_struct(fm.struct, version, target, ind + "    "))

@@ -16,7 +16,6 @@ from .._runtime import (  # noqa: F401
 __all__ = ['ClassicMemberMetadata', 'ClassicProtocol', 'ConsumerGroupMemberMetadataValue']
 
 _S0 = _Struct('>i')
-_S1 = _Struct('>b')
 
 
 class ConsumerGroupMemberMetadataValue(Message):
@@ -86,7 +85,7 @@ def _enc_ConsumerGroupMemberMetadataValue_v0(self, out, parts):
     if not ((self.classic_member_metadata is not None and _is_default_ClassicMemberMetadata(self.classic_member_metadata))):
         field4 = bytearray()
         if self.classic_member_metadata is None:
-            field4.append(255)
+            field4.append(0)
         else:
             field4.append(1)
             s5 = self.classic_member_metadata
@@ -231,9 +230,8 @@ def _dec_ConsumerGroupMemberMetadataValue_v0(buf, pos):
             tag28, start29, end30 = r_tag_header(buf, pos)
             if tag28 == 0:
                 pos = start29
-                (marker31,) = _S1.unpack_from(buf, pos)
-                pos += 1
-                if marker31 < 0:
+                marker31, pos = r_uvarint(buf, pos)
+                if marker31 == 0 or marker31 > 0x7FFFFFFF:
                     obj8.classic_member_metadata = None
                 else:
                     obj32 = new(ClassicMemberMetadata)
