@@ -213,15 +213,21 @@ class MemoryFile:
 
 
 class MemoryFileSystem:
-    """The in-memory backend. Directory entries (create, rename, unlink) are durable at once;
-    file contents are durable once fsynced. ``space_limit`` (bytes written past the end of
+    """The in-memory backend. File contents are durable once fsynced. Directory entries
+    (create, rename, unlink) are durable at once, unless ``names_need_dir_fsync``: then, as on
+    a real file system, a directory's entries survive :meth:`crash` as they were at its last
+    :meth:`fsync_dir` (a file created or renamed since is lost or back under its old name, a
+    directory never fsynced comes back empty). ``space_limit`` (bytes written past the end of
     files, in total) simulates a full disk: a write past it raises ``OSError(ENOSPC)``;
     ``read_error`` makes reads fail."""
 
-    def __init__(self, space_limit: int | None = None):
+    def __init__(self, space_limit: int | None = None, *, names_need_dir_fsync: bool = False):
         self.files: dict[str, MemoryFile] = {}
         self.dirs: set[str] = {""}
         self.space_limit = space_limit
+        self.names_need_dir_fsync = names_need_dir_fsync
+        # Per directory, its entries at its last fsync_dir: name -> file (None for a directory).
+        self.durable_entries: dict[str, dict[str, MemoryFile | None]] = {"": {}}
         # Set to an OSError to make every read fail with it (a dying disk).
         self.read_error: OSError | None = None
         self.locks: set[str] = set()
@@ -323,9 +329,14 @@ class MemoryFileSystem:
         handle.pwrite(data, 0)
         handle.fsync()
         self.rename(path + ".tmp", path)
+        self.fsync_dir(os.path.dirname(self._norm(path)))
 
     def fsync_dir(self, path: str) -> None:
-        pass
+        if not self.names_need_dir_fsync:
+            return
+        key = self._norm(path)
+        prefix = key + "/" if key else ""
+        self.durable_entries[key] = {name: self.files.get(prefix + name) for name in self.listdir(key)}
 
     def lock(self, path: str):
         key = self._norm(path)
@@ -346,6 +357,8 @@ class MemoryFileSystem:
         a random prefix of each file's unsynced appended bytes survives too (the OS may have
         written some of the page cache back), which produces torn tails."""
         self.locks.clear()
+        if self.names_need_dir_fsync:
+            self._restore_durable_entries()
         for handle in self.files.values():
             kept, length = handle.durable
             if rng is not None and len(handle.data) > len(kept) and handle.data[: len(kept)] == kept:
@@ -355,3 +368,20 @@ class MemoryFileSystem:
             handle.length = length
             handle.written = min(handle.written, len(kept))
             handle.closed = True
+
+    def _restore_durable_entries(self) -> None:
+        """Rebuild the namespace from what each directory's last fsync_dir recorded."""
+        files: dict[str, MemoryFile] = {}
+        dirs = {""}
+        pending = [""]
+        while pending:
+            directory = pending.pop()
+            for name, handle in self.durable_entries.get(directory, {}).items():
+                path = f"{directory}/{name}" if directory else name
+                if handle is None:
+                    dirs.add(path)
+                    pending.append(path)
+                else:
+                    handle.path = path
+                    files[path] = handle
+        self.files, self.dirs = files, dirs

@@ -29,6 +29,7 @@ of the partition logs it opened.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 from .checkpoints import (
@@ -82,7 +83,9 @@ class LogDirectory:
 
     def _open(self, node_id: int, cluster_id: str | None, topic_configs: dict[str, LogConfig]) -> None:
         fs = self.fs
-        fs.makedirs(self.path)
+        if not fs.exists(self.path):
+            fs.makedirs(self.path)
+            fs.fsync_dir(os.path.dirname(self.path.rstrip("/")) or ".")  # as Kafka's LogManager for a new log dir
         try:
             self._lock = fs.lock(f"{self.path}/{LOCK_FILE}")
         except BlockingIOError:

@@ -38,6 +38,7 @@ unlinks files, open file objects keep them readable), but a truncation may short
 from __future__ import annotations
 
 import bisect
+import os
 import random
 import functools
 import time
@@ -179,7 +180,11 @@ class PartitionLog:
                 raise ValueError(f"{directory} is not named <topic>-<partition>")
             topic, partition = parsed
         log = cls(fs, directory, topic, partition, config, clock)
-        fs.makedirs(directory)
+        if not fs.exists(directory):
+            fs.makedirs(directory)
+            # The new directory's name is an entry of the data directory: durable only once
+            # that is fsynced (else a crash could lose the partition with its flushed data).
+            fs.fsync_dir(os.path.dirname(directory.rstrip("/")) or ".")
         log._load(recovery_point, log_start_offset, high_watermark, clean_shutdown)
         stored_id = read_partition_metadata(fs, f"{directory}/{PARTITION_METADATA}")
         if topic_id is not None and stored_id != topic_id:
@@ -392,6 +397,8 @@ class PartitionLog:
             current.on_become_inactive()
             try:
                 current.flush()
+                if current.base_offset >= self.recovery_point:
+                    self.fs.fsync_dir(self.directory)  # its file names, new since the recovery point
             except OSError as error:
                 raise KafkaStorageError(f"flush of {current.log_path} failed: {error}") from error
             if all(not s.has_unflushed_data for s in self.segments):
@@ -417,9 +424,14 @@ class PartitionLog:
         if end <= self.recovery_point and not any(s.has_unflushed_data for s in self.segments):
             return self.recovery_point
         try:
-            for segment in self.segments[max(0, bisect.bisect_right(self._base_offsets, self.recovery_point) - 1):]:
+            flushed = self.segments[max(0, bisect.bisect_right(self._base_offsets, self.recovery_point) - 1):]
+            for segment in flushed:
                 if segment.has_unflushed_data or segment is self.active_segment:
                     segment.flush()
+            # As Kafka's LocalLog.flush: a segment created since the recovery point has file
+            # names the partition directory must make durable (fsync of the directory).
+            if any(segment.base_offset >= self.recovery_point for segment in flushed):
+                self.fs.fsync_dir(self.directory)
         except OSError as error:
             raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
         self.recovery_point = end

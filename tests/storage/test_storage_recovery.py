@@ -160,11 +160,40 @@ def test_missing_or_torn_indexes_are_rebuilt(backend, damage):
         log.close()
 
 
+def durable_data_dir(names_need_dir_fsync):
+    """A memory file system holding an (already durable) empty data directory ``d``."""
+    fs = MemoryFileSystem(names_need_dir_fsync=names_need_dir_fsync)
+    fs.makedirs("d")
+    fs.fsync_dir("")
+    return fs
+
+
+def test_memory_crash_loses_names_not_made_durable_by_a_directory_fsync():
+    fs = durable_data_dir(True)
+    kept = fs.open("d/kept")
+    kept.pwrite(b"data", 0)
+    kept.fsync()
+    fs.fsync_dir("d")
+    fs.rename("d/kept", "d/renamed")
+    lost = fs.open("d/lost")
+    lost.pwrite(b"more", 0)
+    lost.fsync()  # its contents, not its name
+    fs.makedirs("d/sub")
+    fs.crash()
+    assert fs.listdir("d") == ["kept"]
+    assert fs.read_file("d/kept") == b"data"
+
+
+@pytest.mark.parametrize("names_need_dir_fsync", [False, True])
 @pytest.mark.parametrize("seed", range(10))
-def test_simulated_power_loss_keeps_every_flushed_batch(seed):
-    """MemoryFileSystem.crash drops what was not fsynced (keeping a random torn part of it)."""
+def test_simulated_power_loss_keeps_every_flushed_batch(seed, names_need_dir_fsync):
+    """MemoryFileSystem.crash drops what was not fsynced (keeping a random torn part of it) and,
+    with ``names_need_dir_fsync``, every file name whose directory was not fsynced since: a
+    flush fsyncs the partition directory when it covers segments created since the recovery
+    point (Kafka's LocalLog.flush), a roll when the segment it closes is one of them, and a new
+    partition directory's parent is fsynced."""
     rng = random.Random(seed)
-    fs = MemoryFileSystem()
+    fs = durable_data_dir(names_need_dir_fsync)
     log = PartitionLog.open(fs, "d/t-0", CONFIG, clock=clock)
     written, flushed_end = [], 0
     for i in range(rng.randint(5, 150)):
@@ -230,3 +259,20 @@ def test_plausible_but_wrong_index_entries_are_detected(damage):
         assert read_batch_header(log.read(base, 1).read_bytes()).base_offset == base
     for i in range(30):
         assert log.offset_for_timestamp(T0 + 100 * i - 20) == (T0 + 100 * i, i)
+
+
+def test_a_flush_makes_a_new_segment_name_durable():
+    """A log restarted at offset 100 writes no checkpoint or snapshot that would fsync the
+    partition directory by the way: only the flush's directory fsync keeps the new segment."""
+    fs = durable_data_dir(True)
+    log = PartitionLog.open(fs, "d/t-0", CONFIG, clock=clock)
+    log.append(make_batch([b"old"] * 3, timestamps=[T0] * 3))
+    log.flush()
+    log.truncate_fully_and_start_at(100)
+    log.append(make_batch([b"new"] * 5, timestamps=[T0] * 5))
+    flushed_end = log.flush()
+    assert flushed_end == 105
+    fs.crash()
+    log = reopen(fs, "d/t-0", recovery_point=flushed_end)
+    assert [segment.base_offset for segment in log.segments] == [100]
+    assert log.log_end_offset == 105
