@@ -155,13 +155,6 @@ class LogToClean:
                 f"delay={self.max_compaction_delay_ms})")
 
 
-def first_unstable_offset(log) -> int | None:
-    """The first offset of the oldest open transaction, if any."""
-    starts = [entry.current_txn_first_offset for entry in log.producer_state.producers.values()
-              if entry.current_txn_first_offset >= 0]
-    return min(starts) if starts else None
-
-
 def cleanable_offsets(log, checkpointed_dirty_offset: int | None, now_ms: int) -> LogToClean:
     """Where the dirty part of ``log`` starts and ends (segment boundaries), its size and the
     clean part's, and how long past ``max.compaction.lag.ms`` its oldest record is."""
@@ -170,7 +163,7 @@ def cleanable_offsets(log, checkpointed_dirty_offset: int | None, now_ms: int) -
         first_dirty = log.log_start_offset  # no, or an invalid, checkpoint: all of it is dirty
     segments = log.segments
     limit = min(log.high_watermark, log.active_segment.base_offset)
-    unstable = first_unstable_offset(log)
+    unstable = log.first_unstable_offset
     if unstable is not None:
         limit = min(limit, unstable)
     lag = max(log.config.min_compaction_lag_ms, 0)

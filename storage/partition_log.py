@@ -14,7 +14,11 @@ Offsets this object owns (all on one node today; replication will move some of t
   on one node the broker sets it to the LEO once an append is durable enough; reads are
   bounded by it by default;
 * ``recovery_point`` (= :attr:`flushed_offset`) — every offset below it is fsynced; after an
-  unclean shutdown only segments from the one holding it onwards are rescanned.
+  unclean shutdown only segments from the one holding it onwards are rescanned;
+* ``last_stable_offset`` (LSO) — the high watermark, or below it the first offset of the oldest
+  transaction not yet complete below the high watermark (:meth:`ProducerStateManager.first_unstable_offset`):
+  read_committed reads stop there, and their aborted transactions come from the ``.txnindex``
+  files (:meth:`aborted_transactions`, or ``read(..., with_aborted_transactions=True)``).
 
 Appending is validate-then-commit: :func:`~odradek.storage.validation.validate_batches`
 checks the payload without touching anything, then :meth:`_commit` alone patches offsets
@@ -44,6 +48,7 @@ import functools
 import time
 import uuid
 
+from odradek.protocol.errors import ProtocolError
 from odradek.protocol.records.header import (
     TIMESTAMP_TYPE_MASK,
     patch_base_offset,
@@ -57,7 +62,7 @@ from .config import LogConfig
 from .errors import KafkaStorageError, OffsetOutOfRange
 from .indexes import NO_TIMESTAMP, CorruptIndex
 from .leader_epochs import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache
-from .producer_state import ProducerStateManager
+from .producer_state import ProducerStateManager, read_end_txn_marker
 from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LogSegment
 from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
 
@@ -117,13 +122,15 @@ class ReadResult:
     """A read: ``regions`` (file ranges of whole batches, in order; empty when nothing is
     readable yet) and the partition's offsets at read time, for the fetch response."""
 
-    __slots__ = ("regions", "high_watermark", "log_start_offset", "log_end_offset")
+    __slots__ = ("regions", "high_watermark", "log_start_offset", "log_end_offset", "aborted_transactions")
 
-    def __init__(self, regions, high_watermark, log_start_offset, log_end_offset):
+    def __init__(self, regions, high_watermark, log_start_offset, log_end_offset, aborted_transactions=None):
         self.regions = regions
         self.high_watermark = high_watermark
         self.log_start_offset = log_start_offset
         self.log_end_offset = log_end_offset
+        # The aborted transactions overlapping the regions (AbortedTxn list) when asked for.
+        self.aborted_transactions = aborted_transactions
 
     @property
     def size(self) -> int:
@@ -226,8 +233,9 @@ class PartitionLog:
 
         if not self.segments:
             self._add_segment(self._new_segment(log_start_offset))
+        recovered_from = None
         if not clean:
-            self._recover(recovery_point)
+            recovered_from = self._recover(recovery_point)
         else:
             # Indexes of a cleanly closed log are trusted but checked on first use (rebuilt
             # from the log if they cannot be right); the active one now.
@@ -250,13 +258,21 @@ class PartitionLog:
             self.recovery_point = self.log_end_offset
         self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
-        self._rebuild_producer_state()
+        self._rebuild_producer_state(txn_index_from=recovered_from)
 
-    def _rebuild_producer_state(self) -> None:
-        """Newest usable snapshot, then the batch headers after it up to the LEO."""
+    def _rebuild_producer_state(self, txn_index_from: int | None = None) -> None:
+        """Newest usable snapshot, then the batch headers after it up to the LEO (the marker
+        of a control batch read too). With ``txn_index_from`` (recovery: the base offset of the
+        first rescanned segment) the ``.txnindex`` of every segment from there is rewritten
+        from the ABORT markers replayed, as Kafka's ``LogSegment.recover`` does, so the
+        snapshot used is one at or below that offset."""
         state = self.producer_state
-        start = max(state.load_latest_snapshot(at_most=self.log_end_offset), self.segments[0].base_offset)
+        at_most = self.log_end_offset if txn_index_from is None else min(self.log_end_offset, txn_index_from)
+        start = max(state.load_latest_snapshot(at_most=at_most), self.segments[0].base_offset)
         for segment in self.segments[self._segment_index_for(start):]:
+            rebuilds_txn_index = txn_index_from is not None and segment.base_offset >= txn_index_from
+            if rebuilds_txn_index:
+                segment.txn_index.reset()
             position = 0
             if segment.base_offset < start:
                 first = segment.find_batch(start)
@@ -264,13 +280,33 @@ class PartitionLog:
                     continue
                 position = first.position
             for batch in segment.batches(position):
-                if batch.last_offset >= start:
-                    state.replay(batch.header)
+                if batch.last_offset < start:
+                    continue
+                header = batch.header
+                aborted = state.replay(header, self._marker_of(segment, batch) if header.is_control else None)
+                if aborted is not None and rebuilds_txn_index:
+                    segment.txn_index.append(aborted)
+            if rebuilds_txn_index:
+                segment.txn_index.flush()
         state.map_end_offset = self.log_end_offset
+        state.on_high_watermark_updated(self.high_watermark)
 
-    def _recover(self, recovery_point: int) -> None:
+    @staticmethod
+    def _marker_of(segment: LogSegment, batch):
+        """The end-transaction marker of a producer's control batch in ``segment`` (None for
+        others, or one the cleaner emptied). A marker that no longer decodes is taken as
+        emptied: the log stays readable, as with any batch trusted below the recovery point."""
+        if batch.header.producer_id < 0 or not batch.header.records_count:
+            return None
+        try:
+            return read_end_txn_marker(segment.log.pread(batch.size, batch.position), 0)
+        except ProtocolError:
+            return None
+
+    def _recover(self, recovery_point: int) -> int:
         """Rescan from the segment holding the recovery point; cut the first invalid byte and
-        drop every segment after it (their offsets could not follow a hole)."""
+        drop every segment after it (their offsets could not follow a hole). Returns the base
+        offset of the first segment rescanned."""
         first = max(0, bisect.bisect_right(self._base_offsets, recovery_point) - 1)
         expected = self.segments[first - 1].next_offset() if first > 0 else 0
         index = first
@@ -291,6 +327,7 @@ class PartitionLog:
         self._base_offsets = [segment.base_offset for segment in self.segments]
         for segment in self.segments[first:]:
             segment.flush()  # what recovery kept is now on disk, whatever kind of crash it was
+        return self.segments[first].base_offset
 
     def _add_segment(self, segment: LogSegment) -> None:
         self.segments.append(segment)
@@ -313,12 +350,16 @@ class PartitionLog:
         validated = validate_batches(records, self.config, now, origin, f"{self.topic}-{self.partition}")
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
-        plan = self.producer_state.prepare([header for _, header in validated.batches], origin == ORIGIN_CLIENT)
+        buffer = records if validated.converted_payload is None else validated.converted_payload
+        # Only the coordinators and replication append control batches (validation refuses
+        # them from clients); a producer's one is a COMMIT/ABORT marker.
+        markers = [read_end_txn_marker(buffer, position) if header.is_control and header.producer_id >= 0 else None
+                   for position, header in validated.batches]
+        plan = self.producer_state.prepare([header for _, header in validated.batches], origin, markers)
         if plan.duplicate is not None:
             # A producer's retry of a batch we have: answer with the original offsets.
             return AppendResult(plan.duplicate.first_offset, plan.duplicate.last_offset, NO_TIMESTAMP,
                                 self.log_start_offset, 0, 0)
-        buffer = records if validated.converted_payload is None else validated.converted_payload
         if not isinstance(buffer, bytearray) and not (isinstance(buffer, memoryview) and not buffer.readonly):
             buffer = bytearray(buffer)
         return self._commit(buffer, validated, plan, leader_epoch, origin, now)
@@ -358,7 +399,15 @@ class PartitionLog:
             raise KafkaStorageError(f"append to {self.directory} failed: {error}") from error
 
         self.log_end_offset = last_offset + 1
-        self.producer_state.apply(plan, batch_last_offsets, self.log_end_offset)
+        aborted_txns = self.producer_state.apply(plan, batch_last_offsets, self.log_end_offset)
+        if aborted_txns:
+            # Kafka's updateTxnIndex: the entry goes with its ABORT marker. Should this write fail,
+            # the marker is in the log but not its entry; the next recovery rewrites the index.
+            try:
+                for aborted in aborted_txns:
+                    segment.txn_index.append(aborted)
+            except OSError as error:
+                raise KafkaStorageError(f"transaction index of {self.directory}: {error}") from error
         epoch = leader_epoch if origin != ORIGIN_REPLICATION else validated.batches[0][1].partition_leader_epoch
         if epoch >= 0 and epoch > self.leader_epochs.latest_epoch:
             self.leader_epochs.assign(epoch, first_offset)
@@ -456,7 +505,22 @@ class PartitionLog:
     def update_high_watermark(self, offset: int) -> int:
         """Set the high watermark (clamped to [log start, LEO]); returns the value kept."""
         self.high_watermark = min(max(offset, self.log_start_offset), self.log_end_offset)
+        self.producer_state.on_high_watermark_updated(self.high_watermark)
         return self.high_watermark
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction still open, or whose marker is not below
+        the high watermark yet (never below the log start offset); None if there is none."""
+        unstable = self.producer_state.first_unstable_offset()
+        return None if unstable is None else max(unstable, self.log_start_offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed reads stop: the first unstable offset if it is below the high
+        watermark, else the high watermark (Kafka's UnifiedLog.lastStableOffset)."""
+        unstable = self.first_unstable_offset
+        return self.high_watermark if unstable is None else min(unstable, self.high_watermark)
 
     @property
     def size_in_bytes(self) -> int:
@@ -468,11 +532,13 @@ class PartitionLog:
     # ---------------------------------------------------------------------------------- reads
     @_io_errors_as_storage_errors
     def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
-             min_one_batch: bool = True) -> ReadResult:
+             min_one_batch: bool = True, with_aborted_transactions: bool = False) -> ReadResult:
         """Whole batches from the one holding ``offset``, at most ``max_bytes`` (but at least
         one batch when ``min_one_batch``), none reaching ``max_offset`` (default: the high
-        watermark; pass the LEO for a follower, the LSO for read_committed). Raises
-        OffsetOutOfRange outside [log start offset, LEO]."""
+        watermark; pass the LEO for a follower, the LSO for read_committed). With
+        ``with_aborted_transactions`` the result lists the aborted transactions overlapping
+        what it returns (a read_committed fetch). Raises OffsetOutOfRange outside [log start
+        offset, LEO]."""
         self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise OffsetOutOfRange(
@@ -482,12 +548,14 @@ class PartitionLog:
         remaining = max_bytes
         index = self._segment_index_for(offset)
         position_offset = offset
+        last_read = None  # (segment, region) of the last region
         while index < len(self.segments) and position_offset < upper:
             segment = self.segments[index]
             found = self._read_segment(segment, position_offset, remaining, upper, min_one_batch and not regions)
             if found is not None:
                 region, _ = found
                 regions.append(region)
+                last_read = segment, region
                 remaining -= region.length
                 if remaining <= 0 or region.position + region.length < segment.size:
                     break  # out of room (or at the upper bound): later segments must not be skipped to
@@ -496,7 +564,18 @@ class PartitionLog:
             index += 1
             if index < len(self.segments):
                 position_offset = self.segments[index].base_offset
-        return ReadResult(regions, self.high_watermark, self.log_start_offset, self.log_end_offset)
+        aborted = None
+        if with_aborted_transactions:
+            aborted = self.aborted_transactions(offset, self._offset_after(*last_read)) if last_read else []
+        return ReadResult(regions, self.high_watermark, self.log_start_offset, self.log_end_offset, aborted)
+
+    @staticmethod
+    def _offset_after(segment: LogSegment, region) -> int:
+        """The first offset past ``region`` of ``segment`` (the bound of its aborted transactions,
+        as Kafka's fetchUpperBoundOffset, but exact)."""
+        end = region.position + region.length
+        following = next(segment.batches(end), None) if end < segment.size else None
+        return following.base_offset if following is not None else segment.next_offset()
 
     def _read_segment(self, segment, offset, max_bytes, upper, min_one_batch):
         try:
@@ -666,8 +745,7 @@ class PartitionLog:
         self.leader_epochs.truncate_from_end(offset)
         self.leader_epochs.truncate_from_start(offset)
         self.producer_state.delete_snapshots_before(offset + 1)  # all of them: the log restarts
-        self.producer_state.producers = {}
-        self.producer_state.map_end_offset = offset
+        self.producer_state.clear(offset)
         return offset
 
     def _note_truncation(self, offset: int) -> None:

@@ -1,4 +1,4 @@
-"""Producer state of a partition: what idempotent (and later transactional) producers wrote.
+"""Producer state of a partition: what idempotent and transactional producers wrote.
 
 For every producer id the partition remembers the producer's epoch and the metadata of its
 last five batches (first/last sequence, last offset, timestamp), as Kafka's
@@ -6,6 +6,21 @@ last five batches (first/last sequence, last offset, timestamp), as Kafka's
 the previous one (OUT_OF_ORDER_SEQUENCE_NUMBER), a batch from an older epoch
 (INVALID_PRODUCER_EPOCH), and recognises a retried batch it already has (the append returns the
 original offsets and writes nothing): exactly-once appends per partition.
+
+Transactions (Kafka's ``ProducerAppendInfo``): a producer's first transactional batch opens its
+transaction at that batch's first offset (``current_txn_first_offset``); a non-transactional
+batch while one is open is refused (INVALID_TXN_STATE); a COMMIT or ABORT marker (a control
+batch the coordinator appends) completes it, a ``CompletedTxn`` running from its first offset to
+the marker. A marker from an older producer epoch is refused (INVALID_PRODUCER_EPOCH), one from an
+older coordinator epoch than the producer's last marker too (TRANSACTION_COORDINATOR_FENCED); a
+marker of a producer with no open transaction is accepted and completes nothing. Replicated
+batches are taken as the leader wrote them. The open transactions, and the completed ones whose
+marker the high watermark has not passed yet, make the partition's first unstable offset
+(:meth:`ProducerStateManager.first_unstable_offset`), which bounds the last stable offset. An
+ABORT comes back from :meth:`ProducerStateManager.apply` / :meth:`~ProducerStateManager.replay`
+as the :class:`~odradek.storage.txn_index.AbortedTxn` its segment's ``.txnindex`` records, with
+the last stable offset at that point: the first offset of the oldest other open transaction, or
+the marker's offset + 1.
 
 Validate, then commit: :meth:`ProducerStateManager.prepare` checks an append against the state
 and returns a plan without changing anything; :meth:`ProducerStateManager.apply` records it
@@ -27,9 +42,6 @@ segment rolls and at clean shutdown; on open the newest snapshot at or below the
 loaded and the batches after it are replayed from their headers (no record is decoded). A
 snapshot that fails its CRC is ignored (an older one, or the log itself, takes its place).
 
-Not yet: the coordinator epoch of transaction markers (the log keeps -1), aborted-transaction
-tracking for ``.txnindex``.
-
 Thread safety: single-threaded, owned by its PartitionLog.
 """
 
@@ -40,7 +52,11 @@ from collections import deque
 
 import crc32c
 
+from odradek.protocol.records.batch import decode_batch, parse_control_record
+
 from .errors import StorageError
+from .txn_index import AbortedTxn
+from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
@@ -50,6 +66,10 @@ INT32_MAX = 0x7FFFFFFF
 
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+TRANSACTION_COORDINATOR_FENCED = 52
+# A control batch holds one small marker record; decoding it never needs more.
+MAX_MARKER_BATCH_BYTES = 1 << 20
 
 _SNAPSHOT_HEADER = struct.Struct(">hIi")
 _ENTRY = struct.Struct(">qhiqiqiq")
@@ -61,6 +81,14 @@ class OutOfOrderSequence(StorageError):
 
 class InvalidProducerEpoch(StorageError):
     error_code = INVALID_PRODUCER_EPOCH
+
+
+class InvalidTxnState(StorageError):
+    error_code = INVALID_TXN_STATE
+
+
+class TransactionCoordinatorFenced(StorageError):
+    error_code = TRANSACTION_COORDINATOR_FENCED
 
 
 class CorruptSnapshot(Exception):
@@ -106,6 +134,21 @@ class ProducerEntry:
         return None
 
 
+def read_end_txn_marker(buf, position: int):
+    """The COMMIT/ABORT marker (a ControlRecord) of the control batch at ``position``; None for
+    a control batch the cleaner emptied. Raises CorruptRecord for a control record that is not a
+    marker: a producer's control batch must end a transaction."""
+    batch = decode_batch(buf, position, max_decompressed_size=MAX_MARKER_BATCH_BYTES)
+    if not batch.records:
+        return None
+    marker = parse_control_record(batch.records[0])
+    if marker.coordinator_epoch is None:
+        from odradek.protocol.errors import CorruptRecord
+
+        raise CorruptRecord(f"control record type {marker.control_type} is not a transaction marker")
+    return marker
+
+
 def _last_sequence(base_sequence: int, last_offset_delta: int) -> int:
     # Sequences wrap from INT32_MAX to 0.
     return (base_sequence + last_offset_delta) % (INT32_MAX + 1) if base_sequence >= 0 else NO_SEQUENCE
@@ -118,8 +161,8 @@ def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
 class AppendPlan:
     """What :meth:`ProducerStateManager.prepare` decided. ``duplicate`` is the metadata of the
     batch already in the log when the append is a retry; else ``updates`` lists, per batch
-    index, (producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
-    transactional) for the batches that carry a producer id."""
+    index, (index, producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+    transactional, control, marker) for the batches that carry a producer id."""
 
     __slots__ = ("duplicate", "updates")
 
@@ -134,60 +177,104 @@ class ProducerStateManager:
         self.directory = directory
         self.producers: dict[int, ProducerEntry] = {}
         self.map_end_offset = 0  # the state reflects the log below this offset
+        # Open transactions, first offset -> producer id, in offset order (Kafka's ongoingTxns):
+        # offsets only grow as batches are applied, and a snapshot's are sorted when loaded.
+        self.ongoing_txns: dict[int, int] = {}
+        # Completed transactions whose marker is not below the high watermark yet, first offset
+        # -> marker offset (Kafka's unreplicatedTxns): still unstable for read_committed.
+        self.unreplicated_txns: dict[int, int] = {}
 
     # ------------------------------------------------------------------ validate, commit
-    def prepare(self, headers, from_client: bool) -> AppendPlan:
-        """Check the batches (RecordBatchHeader list) of an append; pure. Raises
-        OutOfOrderSequence / InvalidProducerEpoch for clients; replicated batches are taken
-        as the leader wrote them."""
+    def prepare(self, headers, origin: str = ORIGIN_CLIENT, markers=None) -> AppendPlan:
+        """Check the batches (RecordBatchHeader list) of an append; pure. ``markers[i]`` is
+        batch i's end-transaction marker (:func:`read_end_txn_marker`) when it is a control
+        batch. Client appends are checked in full (sequence, epoch, transaction state),
+        coordinator appends without sequences; replicated batches are taken as the leader
+        wrote them. Raises OutOfOrderSequence / InvalidProducerEpoch / InvalidTxnState /
+        TransactionCoordinatorFenced."""
         updates = []
         # Working view of the producers touched by this append (several batches may follow
         # each other); the real entries are not changed here.
-        pending: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence)
+        pending: dict[int, tuple[int, int, int, bool]] = {}  # id -> (epoch, last seq, coordinator epoch, txn open)
         for index, header in enumerate(headers):
             if header.producer_id < 0:
                 continue
             producer_id = header.producer_id
             entry = self.producers.get(producer_id)
+            control = header.is_control
+            marker = markers[index] if control and markers is not None else None
             last_sequence = _last_sequence(header.base_sequence, header.last_offset_delta)
-            if from_client and entry is not None and producer_id not in pending:
+            if origin == ORIGIN_CLIENT and not control and entry is not None and producer_id not in pending:
                 duplicate = entry.find_duplicate(header.producer_epoch, header.base_sequence, last_sequence)
                 if duplicate is not None:
                     return AppendPlan(duplicate=duplicate)
-            current_epoch, current_last = pending.get(
-                producer_id, (entry.epoch, entry.last_sequence) if entry is not None else (-1, NO_SEQUENCE))
-            if from_client:
-                self._check(producer_id, header, current_epoch, current_last)
-            pending[producer_id] = (header.producer_epoch, last_sequence)
+            current = pending.get(producer_id) or (
+                (entry.epoch, entry.last_sequence, entry.coordinator_epoch, entry.current_txn_first_offset >= 0)
+                if entry is not None else (-1, NO_SEQUENCE, -1, False))
+            epoch, current_last, coordinator_epoch, txn_open = current
+            if control and marker is None:
+                pass  # emptied by the cleaner: nothing to check or change (Kafka's append)
+            elif control:
+                if origin != ORIGIN_REPLICATION:
+                    self._check_marker(producer_id, header, marker, epoch, coordinator_epoch)
+                pending[producer_id] = (header.producer_epoch, current_last if header.producer_epoch == epoch
+                                        else NO_SEQUENCE, marker.coordinator_epoch, False)
+            else:
+                if origin != ORIGIN_REPLICATION:
+                    self._check_epoch(producer_id, header, epoch)
+                    if origin == ORIGIN_CLIENT:
+                        self._check_sequence(producer_id, header, epoch, current_last)
+                    if txn_open and not header.is_transactional:
+                        raise InvalidTxnState(
+                            f"producer {producer_id}: a non-transactional batch while its transaction is open")
+                pending[producer_id] = (header.producer_epoch, last_sequence, coordinator_epoch,
+                                        txn_open or header.is_transactional)
             updates.append((index, producer_id, header.producer_epoch, header.base_sequence, last_sequence,
                             header.last_offset_delta, header.max_timestamp, header.is_transactional,
-                            header.is_control))
+                            control, marker))
         return AppendPlan(updates=updates)
 
     @staticmethod
-    def _check(producer_id: int, header, current_epoch: int, current_last: int) -> None:
-        epoch = header.producer_epoch
-        if epoch < current_epoch:
+    def _check_epoch(producer_id: int, header, current_epoch: int) -> None:
+        if header.producer_epoch < current_epoch:
             raise InvalidProducerEpoch(
-                f"producer {producer_id}: epoch {epoch} is older than the current {current_epoch}")
-        if epoch != current_epoch:
+                f"producer {producer_id}: epoch {header.producer_epoch} is older than the current {current_epoch}")
+
+    @staticmethod
+    def _check_sequence(producer_id: int, header, current_epoch: int, current_last: int) -> None:
+        if header.producer_epoch != current_epoch:
             if header.base_sequence != 0 and current_epoch != -1:
-                raise OutOfOrderSequence(
-                    f"producer {producer_id}: a new epoch {epoch} must start at sequence 0, not {header.base_sequence}")
+                raise OutOfOrderSequence(f"producer {producer_id}: a new epoch {header.producer_epoch} must start "
+                                         f"at sequence 0, not {header.base_sequence}")
         elif current_epoch != -1 and current_last != NO_SEQUENCE and not _in_sequence(current_last, header.base_sequence):
             raise OutOfOrderSequence(
                 f"producer {producer_id}: sequence {header.base_sequence} does not follow {current_last}")
 
-    def apply(self, plan: AppendPlan, batch_last_offsets: list[int], end_offset: int) -> None:
-        """Record an append that was written; ``batch_last_offsets[i]`` is batch i's last offset."""
+    @classmethod
+    def _check_marker(cls, producer_id: int, header, marker, current_epoch: int, coordinator_epoch: int) -> None:
+        cls._check_epoch(producer_id, header, current_epoch)
+        if marker.coordinator_epoch < coordinator_epoch:
+            raise TransactionCoordinatorFenced(
+                f"producer {producer_id}: marker from coordinator epoch {marker.coordinator_epoch}, older than "
+                f"the current {coordinator_epoch}")
+
+    def apply(self, plan: AppendPlan, batch_last_offsets: list[int], end_offset: int) -> list[AbortedTxn]:
+        """Record an append that was written; ``batch_last_offsets[i]`` is batch i's last
+        offset. Returns the transactions its ABORT markers completed, for the ``.txnindex``."""
+        aborted = []
         for (index, producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
-             transactional, control) in plan.updates:
-            self._update(producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
-                         transactional, control, batch_last_offsets[index])
+             transactional, control, marker) in plan.updates:
+            completed = self._update(producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
+                                     transactional, control, marker, batch_last_offsets[index])
+            if completed is not None:
+                aborted.append(completed)
         self.map_end_offset = end_offset
+        return aborted
 
     def _update(self, producer_id, epoch, first_sequence, last_sequence, offset_delta, timestamp,
-                transactional, control, last_offset) -> None:
+                transactional, control, marker, last_offset) -> AbortedTxn | None:
+        if control and marker is None:
+            return None  # an emptied control batch changes nothing (Kafka's ProducerAppendInfo)
         entry = self.producers.get(producer_id)
         if entry is None:
             entry = self.producers[producer_id] = ProducerEntry(producer_id, epoch)
@@ -196,20 +283,70 @@ class ProducerStateManager:
             entry.batches.clear()
         entry.last_timestamp = timestamp
         if control:
-            entry.current_txn_first_offset = -1  # a transaction marker ends the open transaction
-            return
+            entry.coordinator_epoch = marker.coordinator_epoch
+            return self._complete(entry, marker_offset=last_offset - offset_delta, aborted=marker.is_abort)
         if first_sequence >= 0:
             entry.batches.append(BatchMetadata(first_sequence, last_sequence, last_offset, offset_delta, timestamp))
         if transactional and entry.current_txn_first_offset < 0:
             entry.current_txn_first_offset = last_offset - offset_delta
+            self.ongoing_txns[entry.current_txn_first_offset] = producer_id
+        return None
 
-    def replay(self, header) -> None:
-        """Rebuild state from a batch header read back from the log (recovery)."""
+    def _complete(self, entry: ProducerEntry, marker_offset: int, aborted: bool) -> AbortedTxn | None:
+        """The marker at ``marker_offset`` ends ``entry``'s open transaction, if any (Kafka's
+        CompletedTxn, completeTxn); an aborted one is returned with the last stable offset."""
+        first_offset = entry.current_txn_first_offset
+        entry.current_txn_first_offset = -1
+        if first_offset < 0:
+            return None  # no data in this transaction: nothing unstable, nothing to index
+        # Kafka's lastStableOffset(completedTxn): the oldest open transaction of another
+        # producer, else just past the marker.
+        last_stable_offset = next((offset for offset, owner in self.ongoing_txns.items() if owner != entry.producer_id),
+                                  marker_offset + 1)
+        self.ongoing_txns.pop(first_offset, None)
+        self.unreplicated_txns[first_offset] = marker_offset
+        if not aborted:
+            return None
+        return AbortedTxn(entry.producer_id, first_offset, marker_offset, last_stable_offset)
+
+    def replay(self, header, marker=None) -> AbortedTxn | None:
+        """Rebuild state from a batch header read back from the log (recovery); ``marker`` as
+        for :meth:`prepare`. Returns the transaction an ABORT marker completed, if any."""
+        aborted = None
         if header.producer_id >= 0:
-            self._update(header.producer_id, header.producer_epoch, header.base_sequence,
-                         _last_sequence(header.base_sequence, header.last_offset_delta), header.last_offset_delta,
-                         header.max_timestamp, header.is_transactional, header.is_control, header.last_offset)
+            aborted = self._update(header.producer_id, header.producer_epoch, header.base_sequence,
+                                   _last_sequence(header.base_sequence, header.last_offset_delta),
+                                   header.last_offset_delta, header.max_timestamp, header.is_transactional,
+                                   header.is_control, marker, header.last_offset)
         self.map_end_offset = header.last_offset + 1
+        return aborted
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction that is open, or completed by a marker
+        the high watermark has not passed (Kafka's firstUnstableOffset); None if none."""
+        oldest_open = next(iter(self.ongoing_txns), None)
+        if not self.unreplicated_txns:
+            return oldest_open
+        oldest_unreplicated = min(self.unreplicated_txns)
+        return oldest_unreplicated if oldest_open is None else min(oldest_open, oldest_unreplicated)
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Completed transactions whose marker is below ``high_watermark`` are stable."""
+        if self.unreplicated_txns:
+            self.unreplicated_txns = {first: marker for first, marker in self.unreplicated_txns.items()
+                                      if marker >= high_watermark}
+
+    def clear(self, map_end_offset: int) -> None:
+        """Forget every producer (the log restarts empty at ``map_end_offset``)."""
+        self._set_producers({})
+        self.map_end_offset = map_end_offset
+
+    def _set_producers(self, producers: dict[int, ProducerEntry]) -> None:
+        self.producers = producers
+        self.ongoing_txns = {entry.current_txn_first_offset: entry.producer_id
+                             for entry in sorted(producers.values(), key=lambda e: e.current_txn_first_offset)
+                             if entry.current_txn_first_offset >= 0}
+        self.unreplicated_txns = {}
 
     def expire(self, now_ms: int, expiration_ms: int) -> int:
         """Forget producers idle for ``expiration_ms`` (by their last batch's timestamp) with no
@@ -289,14 +426,13 @@ class ProducerStateManager:
             if offset < at_least:
                 break
             try:
-                self.producers = self.decode(self.fs.read_file(path))
+                self._set_producers(self.decode(self.fs.read_file(path)))
             except CorruptSnapshot:
                 self.fs.unlink(path)
                 continue
             self.map_end_offset = offset
             return offset
-        self.producers = {}
-        self.map_end_offset = at_least
+        self.clear(at_least)
         return at_least
 
     def delete_snapshots_before(self, offset: int) -> None:

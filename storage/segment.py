@@ -257,6 +257,7 @@ class LogSegment:
         self.log.fsync()
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
         self.flushed_size = self.size
 
     @property

@@ -11,10 +11,11 @@ Format (Kafka's ``TransactionIndex``/``AbortedTxn``): entries of 34 bytes, big-e
 A read_committed fetch needs, for the range it returns, the aborted transactions overlapping
 it (:meth:`TransactionIndex.aborted_overlapping`), to drop their records on the client side.
 
-What odradek does today: reads the files Kafka wrote, keeps them right when segments are
-deleted or truncated, and can append entries. It does not yet write entries itself (the
-transaction coordinator and markers come with the transactions work) nor rebuild the file
-during recovery; after an unclean shutdown entries past the recovered log end are dropped.
+Entries are written when an ABORT marker of a transaction with data is appended (the entry
+goes to the segment holding the marker, Kafka's ``LogSegment.updateTxnIndex``); recovery after
+an unclean shutdown rebuilds the file of every rescanned segment from the markers it replays
+(Kafka's ``LogSegment.recover``); deletion and truncation keep it right. Like the offset
+indexes the file is fsynced with its segment.
 
 Thread safety: single-threaded, owned by its segment.
 """
@@ -49,6 +50,7 @@ class TransactionIndex:
     def __init__(self, fs, path: str):
         self.fs = fs
         self.path = path
+        self._unflushed = False
 
     def entries(self) -> list[AbortedTxn]:
         """Every whole, version-0 entry (a torn or unknown tail is ignored)."""
@@ -71,6 +73,29 @@ class TransactionIndex:
                                       aborted.last_offset, aborted.last_stable_offset), size - size % ENTRY_SIZE)
         finally:
             handle.close()
+        self._unflushed = True
+
+    def flush(self) -> None:
+        """fsync what :meth:`append` wrote since the last flush (no-op if nothing)."""
+        if not self._unflushed:
+            return
+        handle = self.fs.open(self.path)
+        try:
+            handle.fsync()
+        finally:
+            handle.close()
+        self._unflushed = False
+
+    def reset(self) -> None:
+        """Empty the file (recovery rewrites it from the segment's markers)."""
+        if not self.fs.exists(self.path):
+            return
+        handle = self.fs.open(self.path)
+        try:
+            handle.truncate(0)
+        finally:
+            handle.close()
+        self._unflushed = True
 
     def aborted_overlapping(self, fetch_offset: int, upper_bound_offset: int) -> tuple[list[AbortedTxn], bool]:
         """Aborted transactions that end at or after ``fetch_offset`` and start before

@@ -405,7 +405,8 @@ def test_aborted_transactions_go_and_their_markers_after_the_delete_horizon():
     log.append(keyed_batch([(b"k3", b"kept"), (b"k9", b"old")], timestamp=clock.now))          # 0-1
     aborted = log.append(txn_batch([(b"k3", b"aborted"), (b"k4", b"aborted")], producer_a, 0))  # 2-3
     abort_marker = log.append(marker(False, producer_a), origin=ORIGIN_COORDINATOR)             # 4
-    log.segments[-1].txn_index.append(AbortedTxn(100, aborted.first_offset, abort_marker.first_offset, 5))
+    # The ABORT wrote its .txnindex entry: no other open transaction, so the LSO is past it.
+    assert log.segments[-1].txn_index.entries() == [AbortedTxn(100, aborted.first_offset, abort_marker.first_offset, 5)]
     committed = log.append(txn_batch([(b"k9", b"a-committed")], producer_a, 2))                  # 5
     log.append(marker(True, producer_a), origin=ORIGIN_COORDINATOR)                              # 6
     log.append(txn_batch([(b"k1", b"b-committed")], producer_b, 0))                              # 7
@@ -459,7 +460,8 @@ def test_an_aborted_transaction_whose_marker_is_in_a_later_segment_is_found_and_
     log.roll()
     abort = log.append(build_end_txn_marker_batch(False, producer_id=5, producer_epoch=0, coordinator_epoch=0,
                                                   timestamp=T0), origin=ORIGIN_COORDINATOR)
-    log.active_segment.txn_index.append(AbortedTxn(5, aborted.first_offset, abort.first_offset, abort.last_offset + 1))
+    assert log.active_segment.txn_index.entries() == [
+        AbortedTxn(5, aborted.first_offset, abort.first_offset, abort.last_offset + 1)]
     for i in range(6):
         log.append(keyed_batch([(b"other", b"y" * 100)]))
     log.update_high_watermark(log.log_end_offset)
