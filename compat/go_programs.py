@@ -11,7 +11,8 @@ the Go module proxy and are checked against the committed go.sum (``-mod=readonl
 never edits go.mod or go.sum). A build writes to a temporary name and renames, so concurrent
 first runs cannot leave a half-written binary.
 
-Programs: ``franzgo`` (a franz-go consumer group member, compat/franzgo/main.go).
+Programs: ``franzgo`` (a franz-go consumer group member, compat/franzgo/main.go) and ``sarama``
+(IBM/sarama as producer, consumer, group member and admin, compat/sarama/main.go).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 COMPAT = Path(__file__).resolve().parent
 CACHE_ROOT = COMPAT / ".cache" / "go"
-PROGRAMS = ("franzgo",)
+PROGRAMS = ("franzgo", "sarama")
 BUILD_TIMEOUT = 600.0  # the first build downloads modules and compiles them
 
 
