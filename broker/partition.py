@@ -7,8 +7,8 @@ Even with a single node a partition carries what replication will need (DESIGN.m
 * ``high_watermark``: the offset up to which consumers may read. Kafka advances it when every
   in-sync replica has a record; here the leader is the only in-sync replica, so it advances to
   the log end offset right after each append (what Kafka does with replication factor 1).
-* ``last_stable_offset``: the high watermark until transactions exist (then: the first offset
-  of the oldest open transaction).
+* ``last_stable_offset``: the high watermark, or below it the first offset of the oldest open
+  transaction (from the partition log's producer state).
 
 Durability: with ``odradek.flush.on.acks.all`` (default true) an acks=all produce is answered
 only once its records are fsynced. Flushes are grouped: all appends made during one pass of the
@@ -72,7 +72,7 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        return self.log.high_watermark
+        return self.log.last_stable_offset
 
     @property
     def leader_id(self) -> int:
@@ -157,10 +157,13 @@ class Partition:
 
     def read(self, fetch_offset: int, max_bytes: int, min_one_batch: bool, isolation_level: int = 0):
         """File regions of the records from ``fetch_offset`` up to the high watermark (or the
-        last stable offset for read_committed), at most ``max_bytes`` unless ``min_one_batch``
-        lets a first batch exceed it. Raises OffsetOutOfRange outside [log start, log end]."""
-        upper = self.last_stable_offset if isolation_level == 1 else self.high_watermark
-        return self.log.read(fetch_offset, max_bytes, max_offset=upper, min_one_batch=min_one_batch)
+        last stable offset for read_committed, with the aborted transactions they overlap), at
+        most ``max_bytes`` unless ``min_one_batch`` lets a first batch exceed it. Raises
+        OffsetOutOfRange outside [log start, log end]."""
+        committed = isolation_level == 1
+        upper = self.last_stable_offset if committed else self.high_watermark
+        return self.log.read(fetch_offset, max_bytes, max_offset=upper, min_one_batch=min_one_batch,
+                             with_aborted_transactions=committed)
 
     def add_fetch_waiter(self, future: asyncio.Future) -> None:
         self._fetch_waiters.append(future)

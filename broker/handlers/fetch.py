@@ -25,8 +25,9 @@ Version notes: v0-v3 predate record batches: what is read is down-converted to m
 memory; a topic with ``message.downconversion.enable=false`` answers them UNSUPPORTED_VERSION,
 and zstd data UNSUPPORTED_COMPRESSION_TYPE, as Kafka does. v0-v2 have no response byte limit
 and no "at least one batch" rule (a batch larger than ``partition_max_bytes`` is not returned,
-as Kafka's hard limit). v4+ last stable offset and aborted transactions (null for read_uncommitted,
-empty for read_committed until transactions exist); v5+ log start offset; v7+ sessions; v11+
+as Kafka's hard limit). v4+ last stable offset and, for read_committed, the aborted transactions
+overlapping the records returned (from the ``.txnindex`` files; null for read_uncommitted), so
+the consumer drops their records; v5+ log start offset; v7+ sessions; v11+
 preferred read replica (-1); v12+ flexible, diverging epoch and current leader (tagged); v13+
 topic ids.
 """
@@ -37,7 +38,7 @@ import asyncio
 
 from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
-from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
+from odradek.protocol.messages.fetch import AbortedTransaction, FetchRequest, FetchResponse
 
 from odradek.protocol.records.convert import down_convert
 
@@ -132,7 +133,8 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
             high_watermark=partition.high_watermark,
             last_stable_offset=partition.last_stable_offset,
             log_start_offset=partition.log_start_offset,
-            aborted_transactions=[] if isolation == READ_COMMITTED else None,
+            aborted_transactions=[AbortedTransaction(producer_id=txn.producer_id, first_offset=txn.first_offset)
+                                  for txn in read.aborted_transactions] if isolation == READ_COMMITTED else None,
             preferred_read_replica=-1,
             records=records,
         ), size))
