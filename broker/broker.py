@@ -87,7 +87,9 @@ class Broker:
                 # the middle of a deletion (the table is updated first). Finish the deletion.
                 log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
                 self._data_dir.delete_log(topic_name, index)
-        # Replay __consumer_offsets: groups and committed offsets are back before we listen.
+        # Replay __consumer_offsets in the background, in slices on the event loop: the broker
+        # listens meanwhile, and a group answers COORDINATOR_LOAD_IN_PROGRESS until its
+        # partition is replayed (as Kafka's coordinators load).
         self.group_coordinator.attach_store(ConsumerOffsetsLog(self))
 
     async def run_maintenance(self) -> None:

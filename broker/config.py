@@ -497,7 +497,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("offsets.retention.minutes", I, 10080, "Committed offsets of an empty group are kept this long.", at_least(1), "high"),
         _d("offsets.retention.check.interval.ms", L, 600000, "How often stale offsets are checked.", at_least(1), "high"),
         _d("offsets.commit.timeout.ms", I, 5000, "Timeout of an offset commit waiting for the offsets topic.", at_least(1), "high"),
-        _d("offsets.load.buffer.size", I, 5242880, "Batch size when loading offsets.", at_least(1), "high", applied=False),
+        _d("offsets.load.buffer.size", I, 5242880, "Batch size for reading from the offsets segments when loading offsets into the cache (soft-limit, overridden if records are too large).", at_least(1), "high"),
         _d("offset.metadata.max.bytes", I, 4096, "Maximum size of the metadata of an offset commit.", importance="high"),
         _d("group.initial.rebalance.delay.ms", I, 3000, "Time the coordinator waits for more members before the first rebalance of a new group.", importance="medium"),
         _d("group.min.session.timeout.ms", I, 6000, "Minimum session timeout a member may ask for.", importance="medium"),

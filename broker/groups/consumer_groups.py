@@ -152,8 +152,8 @@ class ConsumerGroups:
     def heartbeat(self, request: HeartbeatRequest, topics) -> HeartbeatResult:
         """Handle one heartbeat; ``topics`` maps every topic name to an object with ``topic_id``
         and ``partition_count`` (the broker's topic table)."""
-        if not self.coordinator.active:
-            return HeartbeatResult(error_codes.COORDINATOR_NOT_AVAILABLE)
+        if (error := self.coordinator.availability(request.group_id)) != error_codes.NONE:
+            return HeartbeatResult(error)
         try:
             self._validate(request)
             if request.member_epoch in (LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH):
@@ -556,6 +556,8 @@ class ConsumerGroups:
 
     def validate_offset_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
         """OffsetFetch v9+ from a member checks its epoch (admin fetches carry none)."""
+        if (error := self.coordinator.availability(group_id)) != error_codes.NONE:
+            return error
         group = self.groups.get(group_id)
         if group is None or (member_id is None and member_epoch < 0):
             return error_codes.NONE
@@ -845,7 +847,7 @@ class ConsumerGroups:
         coordinator = self.coordinator
         for group_id in list(self.groups):
             group = self.groups[group_id]
-            if not group.is_empty():
+            if not group.is_empty() or not coordinator.is_loaded(group_id):
                 continue
             stored = coordinator.offsets.get(group_id, {})
             expired = [key for key, value in stored.items()
@@ -938,9 +940,12 @@ class ConsumerGroups:
                                      assigned=value.assigned, pending_revocation=value.pending_revocation),
                              replaying=True)
 
-    def finish_restore(self) -> None:
-        """Restored members get a session to keep alive, and revoking ones their deadline."""
+    def finish_restore(self, replayed=lambda group_id: True) -> None:
+        """Restored members of the groups ``replayed`` says are loaded get a session to keep
+        alive, and revoking ones their deadline."""
         for group in self.groups.values():
+            if not replayed(group.group_id):
+                continue
             for member in group.members.values():
                 self._schedule_session_timeout(group.group_id, member.member_id)
                 if member.state is MemberState.UNREVOKED_PARTITIONS:

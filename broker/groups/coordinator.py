@@ -145,13 +145,81 @@ class GroupCoordinator:
         # Where groups and offsets are persisted (``persistence.ConsumerOffsetsLog``); None keeps
         # everything in memory (unit tests).
         self.store = None
+        # Partitions of __consumer_offsets the groups are spread over, those whose records are
+        # still being replayed, and those whose replay failed (see attach_store).
+        self.partition_count = 1
+        self.loading: set[int] = set()
+        self.failed_partitions: set[int] = set()
 
     # --- persistence ---
 
     def attach_store(self, store) -> None:
-        """Persist to ``store`` from now on, after replaying what it holds."""
+        """Persist to ``store`` from now on; replay what it holds in the background, one slice
+        per timer turn (``store.replay_slices``), as Kafka's CoordinatorRuntime loads each
+        __consumer_offsets partition asynchronously. Until its partition is replayed a group
+        answers COORDINATOR_LOAD_IN_PROGRESS (see :meth:`availability`); a partition whose
+        replay fails answers NOT_COORDINATOR, as a coordinator that failed to load."""
         self.store = store
-        store.load(self)
+        self.partition_count = store.partition_count()
+        self.loading = set(range(self.partition_count))
+        self._replay_next_slice(self._replay(store))
+
+    def _replay(self, store):
+        """Replay each partition in turn, yielding between slices."""
+        started = self.now_ms()
+        for partition in range(self.partition_count):
+            slices = 0
+            try:
+                for _ in store.replay_slices(self, partition):
+                    slices += 1
+                    yield
+            except Exception as error:  # noqa: BLE001 - one unreadable partition must not stop the rest
+                log.error("could not load __consumer_offsets", partition=partition, error=repr(error))
+                self.failed_partitions.add(partition)
+                self.loading.discard(partition)
+                continue
+            self.loading.discard(partition)
+            self.finish_restore(partition)
+            if slices:
+                yield  # the partition's groups are served before the next partition's first slice
+        log.info("consumer offsets loaded", groups=len(self.groups), consumer_groups=len(self.consumer.groups),
+                 elapsed_ms=self.now_ms() - started)
+
+    def _replay_next_slice(self, slices) -> None:
+        # A zero-delay timer: the event loop serves what is waiting before the next slice.
+        self.timer.schedule(("load",), 0, lambda: self._replay_slice(slices))
+
+    def _replay_slice(self, slices) -> None:
+        if next(slices, StopIteration) is not StopIteration:
+            self._replay_next_slice(slices)
+
+    def availability(self, group_id: str | None = None) -> int:
+        """Whether the coordinator serves ``group_id`` now (None: every group, as ListGroups
+        needs): COORDINATOR_NOT_AVAILABLE while shutting down, COORDINATOR_LOAD_IN_PROGRESS
+        while the group's __consumer_offsets partition (any, for None) is being replayed,
+        NOT_COORDINATOR if its replay failed, else NONE. An empty group id is the caller's to
+        refuse (INVALID_GROUP_ID), as Kafka checks it before looking for the partition."""
+        if not self.active:
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        if group_id is None:
+            if self.loading:
+                return error_codes.COORDINATOR_LOAD_IN_PROGRESS
+            return error_codes.NONE
+        if not group_id or not (self.loading or self.failed_partitions):
+            return error_codes.NONE
+        partition = coordinator_partition(group_id, self.partition_count)
+        if partition in self.loading:
+            return error_codes.COORDINATOR_LOAD_IN_PROGRESS
+        if partition in self.failed_partitions:
+            return error_codes.NOT_COORDINATOR
+        return error_codes.NONE
+
+    def is_loaded(self, group_id: str) -> bool:
+        """The group's partition has been replayed: its timers and its cleanup may run."""
+        if not (self.loading or self.failed_partitions):
+            return True
+        partition = coordinator_partition(group_id, self.partition_count)
+        return partition not in self.loading and partition not in self.failed_partitions
 
     def _write(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> int:
         """Append records for ``group_id``; the Kafka error code to answer when the log refuses
@@ -213,18 +281,25 @@ class GroupCoordinator:
             group.state_timestamp_ms = stored.state_timestamp_ms  # offsets expire counting from it
         self.groups[group_id] = group
 
-    def finish_restore(self) -> None:
-        """After replay: offsets without a group record belong to an Empty (simple) group;
-        restored members get a session to keep alive, as Kafka arms their timers on load."""
+    def finish_restore(self, partition: int | None = None) -> None:
+        """After the replay of ``partition`` (None: of everything): offsets without a group
+        record belong to an Empty (simple) group; restored members get a session to keep alive,
+        as Kafka arms their timers on load."""
+        def replayed(group_id: str) -> bool:
+            return partition is None or coordinator_partition(group_id, self.partition_count) == partition
+
         for group_id, stored in list(self.offsets.items()):
+            if not replayed(group_id):
+                continue
             if not stored:
                 del self.offsets[group_id]
             elif group_id not in self.groups and group_id not in self.consumer.groups:
                 self.groups[group_id] = ClassicGroup(group_id, self.now_ms())
         for group in self.groups.values():
-            for member in group.members.values():
-                self._reschedule_heartbeat(group, member)
-        self.consumer.finish_restore()
+            if replayed(group.group_id):
+                for member in group.members.values():
+                    self._reschedule_heartbeat(group, member)
+        self.consumer.finish_restore(replayed)
         if self.groups or self.consumer.groups:
             self._arm_cleanup()
 
@@ -277,6 +352,8 @@ class GroupCoordinator:
         Empty group without offsets is forgotten."""
         now = self.now_ms()
         for group_id in list(self.groups):
+            if not self.is_loaded(group_id):
+                continue
             group = self.groups[group_id]
             stored = self.offsets.get(group_id, {})
             if group.is_in(EMPTY):
@@ -367,8 +444,8 @@ class GroupCoordinator:
 
     def join_group(self, request: JoinRequest, respond: Respond) -> None:
         """Handle a JoinGroup; ``respond(JoinResult)`` is called now or when the join phase ends."""
-        if not self.active:
-            respond(JoinResult(error_codes.COORDINATOR_NOT_AVAILABLE, member_id=request.member_id))
+        if (error := self.availability(request.group_id)) != error_codes.NONE:
+            respond(JoinResult(error, member_id=request.member_id))
             return
         if not request.group_id:
             respond(JoinResult(error_codes.INVALID_GROUP_ID, member_id=request.member_id))
@@ -688,8 +765,8 @@ class GroupCoordinator:
     def sync_group(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                    protocol_type: str | None, protocol_name: str | None,
                    assignments: dict[str, bytes], respond: Respond) -> None:
-        if not self.active:
-            respond(SyncResult(error_codes.COORDINATOR_NOT_AVAILABLE))
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            respond(SyncResult(error))
             return
         if not group_id:
             respond(SyncResult(error_codes.INVALID_GROUP_ID))
@@ -760,8 +837,10 @@ class GroupCoordinator:
     # --- Heartbeat ---
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            # A group still loading is answered NONE blindly, as Kafka does: its members keep
+            # going (their sessions start when the group is loaded).
+            return error_codes.NONE if error == error_codes.COORDINATOR_LOAD_IN_PROGRESS else error
         if not group_id:
             return error_codes.INVALID_GROUP_ID
         consumer_group = self.consumer.group(group_id)
@@ -790,8 +869,8 @@ class GroupCoordinator:
     def leave_group(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[int, list[int]]:
         """Remove members given as (member id, group instance id; "" member id = by instance id
         only). Returns (top-level error, per-member errors)."""
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE, []
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            return error, []
         if not group_id:
             return error_codes.INVALID_GROUP_ID, []
         consumer_group = self.consumer.group(group_id)
@@ -844,8 +923,8 @@ class GroupCoordinator:
         """(error code, group): whether an OffsetCommit may store offsets for this group. A
         commit with a negative generation for a group that does not exist creates a simple
         (Empty) group that only holds offsets."""
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE, None
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            return error, None
         consumer_group = self.consumer.group(group_id)
         if consumer_group is not None:
             return self.consumer.validate_offset_commit(consumer_group, member_id, generation_id, api_version), None
@@ -899,8 +978,8 @@ class GroupCoordinator:
                       ) -> tuple[int, dict[tuple[str, int], CommittedOffset]]:
         """(group error, committed offsets): the requested partitions' offsets (absent ones
         left out), or every stored offset when ``partitions`` is None."""
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE, {}
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            return error, {}
         stored = self.offsets.get(group_id, {})
         if partitions is None:
             return error_codes.NONE, dict(stored)
@@ -910,8 +989,8 @@ class GroupCoordinator:
         """OffsetDelete: (group error, per-partition error). Offsets of topics the group's
         members subscribe to stay (GROUP_SUBSCRIBED_TO_TOPIC); a non-empty group that is not
         a consumer group cannot tell, so it refuses them all (NON_EMPTY_GROUP), as Kafka."""
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE, {}
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            return error, {}
         consumer_group = self.consumer.group(group_id)
         group = self.groups.get(group_id)
         subscribed: set[str] | None = set()
@@ -954,8 +1033,8 @@ class GroupCoordinator:
         return [group for group in self.groups.values() if not group.is_in(DEAD)]
 
     def delete_group(self, group_id: str) -> int:
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE
+        if (error := self.availability(group_id)) != error_codes.NONE:
+            return error
         if group_id in self.consumer.groups:
             return self.consumer.delete(group_id)
         group = self.groups.get(group_id)

@@ -23,8 +23,10 @@ schema of ``group-coordinator/*.json`` at that version):
 Which partition holds a group's records: ``coordinator_partition(group, partitions)``, Kafka's
 hash. The topic is created (compacted, ``offsets.topic.num.partitions`` partitions) on the first
 write, as Kafka creates it on the first coordinator lookup. On start the coordinator replays
-every partition before the broker listens (:meth:`ConsumerOffsetsLog.load`); record keys of
-versions it does not know (share groups, streams groups) are skipped.
+every partition in the background while the broker already listens
+(:meth:`ConsumerOffsetsLog.replay_slices`, one bounded slice per turn of the event loop; groups
+of a partition not yet replayed answer COORDINATOR_LOAD_IN_PROGRESS); record keys of versions it
+does not know (share groups, streams groups) are skipped.
 
 Ownership: the :class:`ConsumerOffsetsLog` belongs to the group coordinator and is used on the
 event loop only.
@@ -77,7 +79,9 @@ CONSUMER_GROUP_TARGET_KEY_VERSION = 7
 CONSUMER_GROUP_CURRENT_KEY_VERSION = 8
 CONSUMER_GROUP_VALUE_VERSION = 0
 _VERSION = struct.Struct(">h")
-READ_CHUNK_BYTES = 8 << 20
+# Records replayed per slice of the load: the event loop serves requests between slices, so a
+# slice must stay short (a few milliseconds of decoding), whatever the log's size.
+LOAD_SLICE_RECORDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,36 +384,42 @@ class ConsumerOffsetsLog:
                              for index, (key, value) in enumerate(records)], base_timestamp=now_ms)
         partition.append(batch)
 
-    def load(self, coordinator) -> int:
-        """Replay every partition into ``coordinator``; returns how many records were read."""
-        topic = self.broker.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            return 0
-        count = 0
-        for index in range(topic.partition_count):
-            partition = self.broker.partition(OFFSETS_TOPIC, index)
-            if partition is None:
+    def partition_count(self) -> int:
+        """How many partitions the coordinator's groups are spread over (the topic's count once
+        it exists, ``offsets.topic.num.partitions`` until then)."""
+        return self._partition_count()
+
+    def replay_slices(self, coordinator, index: int):
+        """Replay partition ``index`` into ``coordinator``, as a generator that yields after each
+        slice of LOAD_SLICE_RECORDS records; the log is read ``offsets.load.buffer.size`` bytes
+        at a time (Kafka's load batch). Nothing to replay if the partition (or the topic) does
+        not exist. A read error propagates from ``next()``."""
+        if self.broker.topics.get(OFFSETS_TOPIC) is None:
+            return
+        partition = self.broker.partition(OFFSETS_TOPIC, index)
+        if partition is None:
+            return
+        in_slice = 0
+        for key, value in _records_of(partition.log, self.broker.config["offsets.load.buffer.size"]):
+            try:
+                decoded = decode_record(key, value)
+            except ProtocolError as error:
+                log.warning("skipping an unreadable __consumer_offsets record", partition=index, error=str(error))
                 continue
-            for key, value in _records_of(partition.log):
-                try:
-                    decoded = decode_record(key, value)
-                except ProtocolError as error:
-                    log.warning("skipping an unreadable __consumer_offsets record", partition=index, error=str(error))
-                    continue
-                count += 1
-                replay(coordinator, decoded)
-        coordinator.finish_restore()
-        log.info("consumer offsets loaded", records=count, groups=len(coordinator.groups))
-        return count
+            replay(coordinator, decoded)
+            in_slice += 1
+            if in_slice >= LOAD_SLICE_RECORDS:
+                in_slice = 0
+                yield
 
 
-def _records_of(partition_log):
-    """(key, value) of every record of a partition log, in offset order (control batches,
-    which transaction markers will write, carry no group data)."""
+def _records_of(partition_log, read_bytes: int):
+    """(key, value) of every record of a partition log, in offset order, read ``read_bytes``
+    at a time (at least one batch); the end is the log end offset when each read starts.
+    Control batches, which transaction markers will write, carry no group data."""
     offset = partition_log.log_start_offset
-    end = partition_log.log_end_offset
-    while offset < end:
-        result = partition_log.read(offset, READ_CHUNK_BYTES, max_offset=end, min_one_batch=True)
+    while offset < (end := partition_log.log_end_offset):
+        result = partition_log.read(offset, read_bytes, max_offset=end, min_one_batch=True)
         if not result.regions:
             return
         data = b"".join(region.read() for region in result.regions)

@@ -39,8 +39,8 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
     coordinator = ctx.broker.group_coordinator
     if not consumer_protocol_enabled(ctx.broker.config):
         return DescribedGroup(group_id=group_id, error_code=error_codes.UNSUPPORTED_VERSION)
-    if not coordinator.active:
-        return DescribedGroup(group_id=group_id, error_code=error_codes.COORDINATOR_NOT_AVAILABLE)
+    if (error := coordinator.availability(group_id)) != error_codes.NONE:
+        return DescribedGroup(group_id=group_id, error_code=error)
     if not group_id:
         return DescribedGroup(group_id=group_id, error_code=error_codes.INVALID_GROUP_ID,
                               error_message="Group id can't be empty.")

@@ -33,8 +33,8 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
     operations = GROUP_OPERATIONS if include_operations and version >= 3 else AUTHORIZED_OPERATIONS_OMITTED
-    if not coordinator.active:
-        return DescribedGroup(group_id=group_id, error_code=error_codes.COORDINATOR_NOT_AVAILABLE)
+    if (error := coordinator.availability(group_id)) != error_codes.NONE:
+        return DescribedGroup(group_id=group_id, error_code=error)
     group = coordinator.group(group_id)
     if group is None:
         if version >= 6:

@@ -1,4 +1,5 @@
-"""ListGroups (key 16), versions 0-5: every group this coordinator knows.
+"""ListGroups (key 16), versions 0-5: every group this coordinator knows; COORDINATOR_LOAD_IN_PROGRESS
+while any partition of ``__consumer_offsets`` is still being replayed, as Kafka answers.
 
 Version notes: v4 filters by state and answers each group's state (KIP-518; the filter is
 case-insensitive as in Kafka); v5 filters by type and answers each group's type (KIP-848:
@@ -20,8 +21,8 @@ CONSUMER_TYPE = "consumer"
 def handle_list_groups(ctx, request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
     coordinator = ctx.broker.group_coordinator
-    if not coordinator.active:
-        return ListGroupsResponse(error_code=error_codes.COORDINATOR_NOT_AVAILABLE)
+    if (error := coordinator.availability()) != error_codes.NONE:
+        return ListGroupsResponse(error_code=error)  # LOAD_IN_PROGRESS while any partition loads
     states = {state.lower() for state in request.states_filter} if version >= 4 else set()
     types = {kind.lower() for kind in request.types_filter} if version >= 5 else set()
     listed = []

@@ -4,7 +4,12 @@ A partition without a committed offset answers offset -1, empty metadata, no err
 does); a null topic list (v2+) asks for every committed offset of the group. ``require_stable``
 (v7+) needs no wait: no transactional offset commit can be pending yet.
 
-Version notes: v0-1 report errors per partition only, v2-7 also at the top; v5 adds the leader
+A group error (COORDINATOR_LOAD_IN_PROGRESS while the group's ``__consumer_offsets``
+partition is replayed after a start, COORDINATOR_NOT_AVAILABLE while stopping) comes with no
+offsets, as in Kafka, so a client cannot mistake it for "nothing committed".
+
+Version notes: v0-1 report errors per partition only (every requested partition carries the
+group error), v2-7 at the top; v5 adds the leader
 epoch; from v8 one request asks for several groups (KIP-709), each answered with its own error;
 v9 carries the member id and epoch of the KIP-848 consumer protocol (checked for consumer
 groups: UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH; ignored for classic groups, as Kafka does); v10 names topics by id (an unknown id is UNKNOWN_TOPIC_ID).
@@ -79,6 +84,8 @@ def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse
     if version < BATCHED_VERSION:
         # null (v2+) asks for every committed offset of the group
         error, result = _fetch_group(broker, request.group_id, request.topics, by_id=False)
+        if error != error_codes.NONE and version >= 2:
+            return OffsetFetchResponse(error_code=error)  # no offsets with a group error, as Kafka
         answers = []
         for name, _, entries in result:
             partitions = []
@@ -102,6 +109,9 @@ def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse
                 groups.append(OffsetFetchResponseGroup(group_id=wanted.group_id, error_code=error))
                 continue
         error, result = _fetch_group(broker, wanted.group_id, wanted.topics, by_id)
+        if error != error_codes.NONE:
+            groups.append(OffsetFetchResponseGroup(group_id=wanted.group_id, error_code=error))
+            continue
         topics = []
         for name, topic_id, entries in result:
             partitions = [OffsetFetchResponsePartitions(

@@ -498,10 +498,13 @@ class RecordingStore:
     def append(self, group_id, records, now_ms):
         self.records.extend(records)
 
-    def load(self, coordinator):
+    def partition_count(self):
+        return 1
+
+    def replay_slices(self, coordinator, index):
         for key, value in self.records:
             replay(coordinator, decode_record(key, value))
-        coordinator.finish_restore()
+            yield
 
 
 def _state(groups):
@@ -525,6 +528,7 @@ def test_records_replay_to_the_same_groups():
     assert cluster.coordinator.delete_group("deleted") == E.NONE
     replayed = GroupCoordinator(timer=ManualTimer())
     replayed.attach_store(store)
+    replayed.timer.advance(0)  # the replay runs on the timer, a slice a turn
     assert _state(replayed.consumer) == _state(cluster.groups)
     assert "deleted" not in replayed.consumer.groups and replayed.consumer.groups["other"].is_empty()
     # Restored members carry on with their epochs.
@@ -730,11 +734,13 @@ def test_migrations_replay_from_the_records():
     classic_id, _, _ = _classic_member(cluster, "g")
     replayed = GroupCoordinator(timer=ManualTimer())
     replayed.attach_store(store)
+    replayed.timer.advance(0)  # the replay runs on the timer, a slice a turn
     assert _state(replayed.consumer) == _state(cluster.groups)
     assert replayed.consumer.group("g").members[classic_id].classic.protocols[0][0] == "range"
     cluster.beat("modern", -1)  # downgrade
     replayed = GroupCoordinator(timer=ManualTimer())
     replayed.attach_store(store)
+    replayed.timer.advance(0)  # the replay runs on the timer, a slice a turn
     assert replayed.consumer.group("g") is None
     assert set(replayed.group("g").members) == {classic_id}
     assert replayed.group("g").generation_id == cluster.coordinator.group("g").generation_id
