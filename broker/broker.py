@@ -117,6 +117,7 @@ class Broker:
                                         config["log.flush.start.offset.checkpoint.interval.ms"],
                                         config["replica.high.watermark.checkpoint.interval.ms"]) / 1000),
             "producer_expiry": config["producer.id.expiration.check.interval.ms"] / 1000,
+            "file_deletion": 1.0,  # deleted segments' files go once file.delete.delay.ms has passed
         }
         loop = asyncio.get_running_loop()
         due = {job: loop.time() + period for job, period in periods.items()}
@@ -143,6 +144,11 @@ class Broker:
                     self._data_dir.checkpoint()
                 except Exception as error:  # the next round tries again; a clean stop writes them too
                     log.error("writing the offset checkpoints failed", error=repr(error))
+            if "file_deletion" in run and self._data_dir is not None:
+                try:
+                    self._data_dir.delete_pending_files()
+                except OSError as error:  # the next round tries the rest; the next start removes them
+                    log.error("deleting segment files failed", error=repr(error))
             for job in run:
                 due[job] = now + periods[job]
 

@@ -129,6 +129,9 @@ class LogDirectories:
         for directory in self.directories:
             directory.checkpoint()
 
+    def delete_pending_files(self) -> int:
+        return sum(directory.delete_pending_files() for directory in self.directories)
+
     def flush_all(self) -> None:
         for directory in self.directories:
             directory.flush_all()

@@ -42,6 +42,7 @@ from .checkpoints import (
     write_offset_checkpoint,
 )
 from .config import LogConfig
+from .deletions import PendingDeletions
 from .errors import InconsistentLogDirectory, LogDirectoryLocked
 from .fs import OsFileSystem
 from .partition_log import PartitionLog, _system_clock_ms, parse_partition_dir_name
@@ -69,6 +70,8 @@ class LogDirectory:
         self.corrupt_checkpoints: list[str] = []  # names of checkpoint files ignored at start
         # First dirty offset per compacted partition, kept by the log cleaner (odradek.storage.cleaner_manager).
         self.cleaner_offsets: dict[tuple[str, int], int] = {}
+        # Deleted segments' *.deleted files waiting out file.delete.delay.ms (every log's).
+        self.pending_deletions = PendingDeletions(fs)
         self._lock = None
 
     @classmethod
@@ -118,7 +121,7 @@ class LogDirectory:
                     fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
                     recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
                     high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
-                    clock=self.clock))
+                    clock=self.clock, pending_deletions=self.pending_deletions))
             # The marker vouches for the state we just loaded, not for the run that starts now.
             fs.unlink(marker)
             fs.fsync_dir(self.path)
@@ -172,7 +175,7 @@ class LogDirectory:
         if key not in self.logs:
             self.logs[key] = self._watch_truncations(key, PartitionLog.open(
                 self.fs, f"{self.path}/{topic}-{partition}", config or self.default_config, topic=topic,
-                partition=partition, topic_id=topic_id, clock=self.clock))
+                partition=partition, topic_id=topic_id, clock=self.clock, pending_deletions=self.pending_deletions))
         return self.logs[key]
 
     def _watch_truncations(self, key: tuple[str, int], log: PartitionLog) -> PartitionLog:
@@ -192,7 +195,9 @@ class LogDirectory:
         log = self.logs.pop((topic, partition), None)
         self.cleaner_offsets.pop((topic, partition), None)
         if log is not None:
-            log.delete()
+            # Kafka's LogManager waits the broker's delay (not the topic's) before the files go.
+            delay = self.default_config.file_delete_delay_ms
+            log.delete(self.pending_deletions if delay > 0 else None, self.clock() + delay)
 
     def checkpoint(self) -> None:
         """Write the recovery points, log start offsets and high watermarks of every log."""
@@ -213,6 +218,11 @@ class LogDirectory:
     def flush_all(self) -> None:
         for log in self.logs.values():
             log.flush()
+
+    def delete_pending_files(self) -> int:
+        """Unlink the ``*.deleted`` files whose ``file.delete.delay.ms`` has passed (the
+        broker's periodic task calls this); returns how many went."""
+        return self.pending_deletions.delete_due(self.clock())
 
     def close(self, broker_epoch: int = -1) -> None:
         """Clean shutdown: flush and close every log, checkpoint, write the marker."""

@@ -59,6 +59,7 @@ from odradek.protocol.records.header import (
 from .checkpoints import read_partition_metadata, write_partition_metadata
 from .cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, complete_interrupted_swaps, rename_all
 from .config import LogConfig
+from .deletions import PendingDeletions
 from .errors import KafkaStorageError, OffsetOutOfRange
 from .indexes import NO_TIMESTAMP, CorruptIndex
 from .leader_epochs import LEADER_EPOCH_CHECKPOINT, LeaderEpochCache
@@ -166,6 +167,7 @@ class PartitionLog:
         # cleaner checkpoint lowers it there (Kafka's maybeTruncateCheckpoint), so the log
         # cleaner never takes what is appended after a cut for already compacted.
         self.truncation_listener = None
+        self.pending_deletions: PendingDeletions | None = None
         self.closed = False
 
     # ------------------------------------------------------------------------------- opening
@@ -173,8 +175,11 @@ class PartitionLog:
     def open(cls, fs, directory: str, config: LogConfig | None = None, *, topic: str | None = None,
              partition: int | None = None, topic_id: uuid.UUID | None = None, recovery_point: int = 0,
              log_start_offset: int = 0, high_watermark: int = 0, clean_shutdown: bool = True,
-             clock=_system_clock_ms) -> "PartitionLog":
+             clock=_system_clock_ms, pending_deletions: PendingDeletions | None = None) -> "PartitionLog":
         """Open (or create) the partition directory.
+
+        ``pending_deletions`` (the data directory's list) holds deleted segments' ``*.deleted``
+        files for ``file.delete.delay.ms``; without it (a log opened alone) they go at once.
 
         ``recovery_point``, ``log_start_offset``, ``high_watermark`` come from the data
         directory's checkpoints. With ``clean_shutdown`` False every segment from the one
@@ -187,6 +192,7 @@ class PartitionLog:
                 raise ValueError(f"{directory} is not named <topic>-<partition>")
             topic, partition = parsed
         log = cls(fs, directory, topic, partition, config, clock)
+        log.pending_deletions = pending_deletions
         if not fs.exists(directory):
             fs.makedirs(directory)
             # The new directory's name is an entry of the data directory: durable only once
@@ -199,6 +205,15 @@ class PartitionLog:
             stored_id = topic_id
         log.topic_id = stored_id
         return log
+
+    def _delete_segment(self, segment: LogSegment) -> None:
+        """Kafka's asynchronous segment deletion: renamed to ``*.deleted`` now, unlinked
+        ``file.delete.delay.ms`` later by whoever runs the pending list."""
+        delay = self.config.file_delete_delay_ms
+        if self.pending_deletions is None or delay <= 0:
+            segment.delete()
+        else:
+            segment.delete(self.pending_deletions, self.clock() + delay)
 
     def _new_segment(self, base_offset: int) -> LogSegment:
         segment = LogSegment(self.fs, self.directory, base_offset,
@@ -245,7 +260,7 @@ class PartitionLog:
             # below the log start were handed out and deleted, so restart empty there rather
             # than hand them out again.
             for segment in self.segments:
-                segment.delete()
+                self._delete_segment(segment)
             self.segments.clear()
             self._base_offsets.clear()
             self._add_segment(self._new_segment(log_start_offset))
@@ -320,7 +335,7 @@ class PartitionLog:
             if (truncated or segment.size == 0) and index + 1 < len(self.segments):
                 for later in self.segments[index + 1:]:
                     self.recovered_bytes_truncated += later.size
-                    later.delete()
+                    self._delete_segment(later)
                 del self.segments[index + 1:]
                 break
             index += 1
@@ -436,7 +451,7 @@ class PartitionLog:
             return current
         if current.size == 0:
             # An empty active segment at a different base: replace it (truncation/replication).
-            current.delete()
+            self._delete_segment(current)
             self.segments.pop()
             self._base_offsets.pop()
         else:
@@ -673,7 +688,7 @@ class PartitionLog:
         del self.segments[:count]
         del self._base_offsets[:count]
         for segment in doomed:
-            segment.delete()
+            self._delete_segment(segment)
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         self.recovery_point = max(self.recovery_point, self.log_start_offset)
         self.leader_epochs.truncate_from_start(self.log_start_offset)
@@ -706,7 +721,7 @@ class PartitionLog:
         try:
             keep = self._segment_index_for(offset)
             for segment in self.segments[keep + 1:]:
-                segment.delete()
+                self._delete_segment(segment)
             del self.segments[keep + 1:]
             del self._base_offsets[keep + 1:]
             segment = self.active_segment
@@ -735,7 +750,7 @@ class PartitionLog:
         self._check_open()
         self._note_truncation(offset)
         for segment in self.segments:
-            segment.delete()
+            self._delete_segment(segment)
         self.segments.clear()
         self._base_offsets.clear()
         segment = self._new_segment(offset)
@@ -783,7 +798,7 @@ class PartitionLog:
         fs, directory = self.fs, self.directory
         rename_all(fs, directory, base_offset, CLEANED_SUFFIX, SWAP_SUFFIX)
         for segment in old_segments:
-            segment.delete()
+            self._delete_segment(segment)
         rename_all(fs, directory, base_offset, SWAP_SUFFIX, "")
         self.segments[first:first + count] = [self._new_segment(base_offset)]
         self._base_offsets[first:first + count] = [base_offset]
@@ -810,10 +825,11 @@ class PartitionLog:
         self.closed = True
 
     @_io_errors_as_storage_errors
-    def delete(self) -> None:
+    def delete(self, pending: PendingDeletions | None = None, due_ms: int = 0) -> None:
         """Delete the whole partition: Kafka renames the directory to
         ``<topic>-<partition>.<uuid>-delete`` first, so a crash mid-way leaves a name the next
-        start recognises; then the files go."""
+        start recognises; then the files go: at once, or with ``pending`` once ``due_ms`` has
+        come (Kafka's LogManager waits the broker's ``log.segment.delete.delay.ms``)."""
         for segment in self.segments:
             segment.offset_index.close()
             segment.time_index.close()
@@ -821,4 +837,7 @@ class PartitionLog:
         parent, _, name = self.directory.rstrip("/").rpartition("/")
         doomed = f"{parent}/{name}.{uuid.uuid4().hex}-delete"
         self.fs.rename(self.directory, doomed)
-        self.fs.rmtree(doomed)
+        if pending is not None:
+            pending.schedule([doomed], due_ms)
+        else:
+            self.fs.rmtree(doomed)

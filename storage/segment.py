@@ -28,6 +28,7 @@ from odradek.protocol.records.header import (
     read_batch_header,
 )
 
+from .deletions import PendingDeletions
 from .indexes import NO_TIMESTAMP, CorruptIndex, OffsetIndex, TimeIndex
 from .txn_index import TransactionIndex
 
@@ -442,9 +443,10 @@ class LogSegment:
     def paths(self) -> list[str]:
         return [self.log_path, self.offset_index.path, self.time_index.path, self.txn_index.path]
 
-    def delete(self) -> None:
+    def delete(self, pending: PendingDeletions | None = None, due_ms: int = 0) -> None:
         """Kafka's two steps: rename every file to ``*.deleted`` (so a crash in between leaves
-        files the next start recognises and removes), then unlink them. Open file objects
+        files the next start recognises and removes), then unlink them: at once, or with
+        ``pending`` once ``due_ms`` has come (``file.delete.delay.ms``). Open file objects
         (regions being sent) stay readable until dropped."""
         self.offset_index.close()
         self.time_index.close()
@@ -453,6 +455,9 @@ class LogSegment:
             if self.fs.exists(path):
                 self.fs.rename(path, path + DELETED_SUFFIX)
                 renamed.append(path + DELETED_SUFFIX)
+        if pending is not None:
+            pending.schedule(renamed, due_ms)
+            return
         for path in renamed:
             self.fs.unlink(path)
 

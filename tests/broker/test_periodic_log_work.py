@@ -94,3 +94,31 @@ def test_idle_producer_ids_expire(broker_process):
         assert (again.error_code, again.base_offset) == (0, 1)
     finally:
         client.close()
+
+
+def test_deleted_segments_stay_as_deleted_files_for_the_delay(broker_process, tmp_path):
+    """log.segment.delete.delay.ms: DeleteRecords renames the condemned segments' files to
+    *.deleted at once; the periodic task unlinks them once the delay has passed."""
+    data_dir = tmp_path / "delayed"
+    broker = broker_process(data_dir, "log.segment.delete.delay.ms=1500", "log.segment.bytes=150")
+    client = RawClient(broker.host, broker.port)
+    try:
+        create_topic(client, "trimmed")
+        for i in range(5):
+            assert produce(client, "trimmed", 0, batch_of(b"%d" % i * 50)).error_code == 0
+        request = DeleteRecordsRequest(topics=[DeleteRecordsRequest.DeleteRecordsTopic(
+            name="trimmed", partitions=[DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition(
+                partition_index=0, offset=4)])], timeout_ms=5000)
+        answer = client.request(request, 2).topics[0].partitions[0]
+        assert (answer.error_code, answer.low_watermark) == (0, 4)
+        partition_dir = data_dir / "trimmed-0"
+
+        def deleted_logs():
+            return sorted(p.name for p in partition_dir.iterdir() if p.name.endswith(".log.deleted"))
+
+        assert deleted_logs() == [f"{offset:020d}.log.deleted" for offset in range(4)]
+        assert earliest_offset(client, "trimmed") == 4
+        wait_for(lambda: not deleted_logs(), what="the delayed deletion")
+        assert sorted(p.name for p in partition_dir.iterdir() if p.name.endswith(".log")) == [f"{4:020d}.log"]
+    finally:
+        client.close()

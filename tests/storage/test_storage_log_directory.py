@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from odradek.storage.config import LogConfig
-from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked
+from odradek.protocol.records.header import read_batch_header
+from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked, OffsetOutOfRange
 from odradek.storage.fs import MemoryFileSystem
 from odradek.storage.log_directory import LogDirectory
 
@@ -118,4 +119,71 @@ def test_corrupt_checkpoints_are_ignored_and_logs_rescanned():
     assert directory.corrupt_checkpoints == ["recovery-point-offset-checkpoint"]
     assert not directory.had_clean_shutdown  # forced full recovery
     assert directory.get_log("t", 0).log_end_offset == 1 and directory.get_log("t", 0).high_watermark == 1
+    directory.close()
+
+
+@pytest.mark.parametrize("delay_ms", [60_000, 0])
+def test_deleted_segments_wait_file_delete_delay_ms_as_deleted_files(tmp_path, delay_ms):
+    """Kafka's asynchronous segment deletion: the files are renamed to *.deleted at once (no
+    read sees them again) and unlinked file.delete.delay.ms later; 0 unlinks at once. What is
+    still pending at a stop is removed by the next start."""
+    now = [NOW]
+    config = LogConfig(segment_bytes=300, file_delete_delay_ms=delay_ms)
+    directory = LogDirectory.open(str(tmp_path), node_id=1, clock=lambda: now[0], default_config=config)
+    log = directory.create_log("events", 0)
+    for i in range(10):
+        log.append(make_batch([b"%03d" % i * 40]))
+    log.update_high_watermark(log.log_end_offset)
+    doomed = [segment.log_path for segment in log.segments[:-2]]
+    assert len(doomed) >= 2
+    kept_start = log.segments[-2].base_offset
+    assert log.delete_records_before(kept_start) == kept_start
+    partition = tmp_path / "events-0"
+
+    def deleted_files():
+        return sorted(name for name in (p.name for p in partition.iterdir()) if name.endswith(".deleted"))
+
+    expected = sorted(f"{path.rsplit('/', 1)[1][:-4]}{suffix}.deleted" for path in doomed
+                      for suffix in (".log", ".index", ".timeindex"))
+    assert all(not (partition / path.rsplit("/", 1)[1]).exists() for path in doomed)
+    assert read_batch_header(log.read(kept_start, 10**6).read_bytes()).base_offset == kept_start
+    with pytest.raises(OffsetOutOfRange):
+        log.read(0, 10**6)
+    if delay_ms == 0:
+        assert deleted_files() == []
+        directory.close()
+        return
+    assert [name for name in deleted_files() if not name.endswith(".txnindex.deleted")] == expected
+    now[0] += delay_ms - 1
+    assert directory.delete_pending_files() == 0 and deleted_files()
+    now[0] += 1
+    pending = len(deleted_files())
+    assert directory.delete_pending_files() == pending > 0
+    assert deleted_files() == []
+    # Pending at a stop: the next start removes them.
+    log.delete_records_before(log.log_end_offset)
+    assert deleted_files()
+    directory.close()
+    directory = LogDirectory.open(str(tmp_path), node_id=1, clock=lambda: now[0], default_config=config)
+    assert deleted_files() == []
+    directory.close()
+
+
+def test_a_deleted_partition_directory_waits_the_broker_delay():
+    """Kafka's LogManager: the renamed <topic>-<partition>.<uuid>-delete directory goes after
+    the broker's log.segment.delete.delay.ms; a topic of the same name can be created meanwhile."""
+    now = [NOW]
+    fs = MemoryFileSystem()
+    directory = LogDirectory.open("data", node_id=1, fs=fs, clock=lambda: now[0],
+                                  default_config=LogConfig(file_delete_delay_ms=30_000))
+    directory.create_log("gone", 0).append(make_batch([b"x"]))
+    directory.delete_log("gone", 0)
+    (renamed,) = [name for name in fs.listdir("data") if name.startswith("gone-0.")]
+    assert renamed.endswith("-delete") and fs.listdir(f"data/{renamed}")
+    assert directory.create_log("gone", 0).log_end_offset == 0
+    now[0] += 29_999
+    assert directory.delete_pending_files() == 0 and fs.exists(f"data/{renamed}")
+    now[0] += 1
+    assert directory.delete_pending_files() == 1 and not fs.exists(f"data/{renamed}")
+    assert fs.exists("data/gone-0")
     directory.close()
