@@ -341,9 +341,10 @@ def test_truncation_below_a_marker_reopens_its_transaction():
 
 # ----------------------------------------------------------------------- property test
 class TransactionModel(RuleBasedStateMachine):
-    """Random begin/append/commit/abort by three producers, plain appends, rolls and reopens
-    (clean, or unclean with the transaction indexes deleted); the log's LSO, open transactions,
-    aborted transactions and read_committed view agree with a plain model."""
+    """Random begin/append/commit/abort by three producers, plain appends, rolls, reopens (clean,
+    unclean with the transaction indexes deleted) and power losses (torn tails); the log's LSO,
+    open transactions, aborted transactions and read_committed view agree with a plain model:
+    the list of what was appended, of which a power loss keeps what is below the new log end."""
 
     PRODUCERS = (1, 2, 3)
 
@@ -353,10 +354,9 @@ class TransactionModel(RuleBasedStateMachine):
         self.config = LogConfig(segment_bytes=500)
         self.log = PartitionLog.open(self.fs, "d/t-0", self.config, clock=lambda: T0)
         self.producers = {pid: Producer(pid) for pid in self.PRODUCERS}
-        self.open: dict[int, int] = {}  # producer -> first offset of its open transaction
-        self.aborted: list[AbortedTxn] = []
-        self.values: list[tuple[int, bytes, int | None]] = []  # (offset, value, producer of a txn)
-        self.outcome: dict[tuple[int, int], bool] = {}  # (producer, first offset) -> committed
+        # In offset order: ("data", first offset, values, producer or None) and
+        # ("marker", offset, producer, commit).
+        self.events: list[tuple] = []
         self.counter = 0
 
     def _append(self, payload, **kwargs):
@@ -364,35 +364,49 @@ class TransactionModel(RuleBasedStateMachine):
         self.log.update_high_watermark(self.log.log_end_offset)
         return result
 
+    def model(self):
+        """(open transactions {producer: first offset}, aborted [AbortedTxn], values
+        [(offset, value, (producer, first offset) or None)], outcome {(producer, first): committed})."""
+        open_txns, aborted, values, outcome = {}, [], [], {}
+        for kind, offset, *rest in self.events:
+            if kind == "data":
+                batch_values, pid = rest
+                txn = None if pid is None else (pid, open_txns.setdefault(pid, offset))
+                values.extend((offset + i, value, txn) for i, value in enumerate(batch_values))
+                continue
+            pid, commit = rest
+            lso = min((first for owner, first in open_txns.items() if owner != pid), default=offset + 1)
+            first = open_txns.pop(pid, None)
+            if first is not None:
+                outcome[(pid, first)] = commit
+                if not commit:
+                    aborted.append(AbortedTxn(pid, first, offset, lso))
+        return open_txns, aborted, values, outcome
+
     @rule(pid=st.sampled_from(PRODUCERS), count=st.integers(1, 3))
     def transactional_append(self, pid, count):
         values = [b"v%d" % (self.counter + i) for i in range(count)]
         self.counter += count
-        result = self._append(self.producers[pid].batch(values))
-        first = self.open.setdefault(pid, result.first_offset)
-        self.values.extend((result.first_offset + i, v, (pid, first)) for i, v in enumerate(values))
+        self.events.append(("data", self._append(self.producers[pid].batch(values)).first_offset, values, pid))
 
     @rule()
     def plain_append(self):
-        result = self._append(make_batch([b"v%d" % self.counter]))
-        self.values.append((result.first_offset, b"v%d" % self.counter, None))
+        values = [b"v%d" % self.counter]
         self.counter += 1
+        self.events.append(("data", self._append(make_batch(values)).first_offset, values, None))
 
     @rule(pid=st.sampled_from(PRODUCERS), commit=st.booleans())
     def end_transaction(self, pid, commit):
-        first = self.open.get(pid)
-        lso = min((offset for owner, offset in self.open.items() if owner != pid), default=None)
         marker = self._append(self.producers[pid].marker(commit), origin=ORIGIN_COORDINATOR).first_offset
-        if first is None:
-            return
-        del self.open[pid]
-        self.outcome[(pid, first)] = commit
-        if not commit:
-            self.aborted.append(AbortedTxn(pid, first, marker, marker + 1 if lso is None else lso))
+        self.events.append(("marker", marker, pid, commit))
 
     @rule()
     def roll(self):
         self.log.roll()
+
+    @rule()
+    def flush(self):
+        self.log.flush()
 
     @rule()
     def reopen_clean(self):
@@ -412,29 +426,43 @@ class TransactionModel(RuleBasedStateMachine):
         self.log = PartitionLog.open(self.fs, "d/t-0", self.config, clock=lambda: T0, clean_shutdown=False,
                                      recovery_point=0, high_watermark=high_watermark)
 
+    @rule(seed=st.integers(0, 2**32 - 1))
+    def power_loss(self, seed):
+        import random
+
+        recovery_point, high_watermark = self.log.recovery_point, self.log.high_watermark
+        self.fs.crash(random.Random(seed))
+        self.log = PartitionLog.open(self.fs, "d/t-0", self.config, clock=lambda: T0, clean_shutdown=False,
+                                     recovery_point=recovery_point, high_watermark=high_watermark)
+        assert self.log.log_end_offset >= recovery_point  # what was flushed survives
+        self.events = [event for event in self.events if event[1] < self.log.log_end_offset]
+        for pid, producer in self.producers.items():  # the producers resume where the log is
+            entry = self.log.producer_state.producers.get(pid)
+            producer.sequence = entry.last_sequence + 1 if entry is not None and entry.last_sequence >= 0 else 0
+
     @invariant()
     def lso_is_the_oldest_open_transaction(self):
-        expected = min(self.open.values(), default=self.log.high_watermark)
-        assert self.log.last_stable_offset == expected
+        open_txns = self.model()[0]
+        assert self.log.last_stable_offset == min(open_txns.values(), default=self.log.high_watermark)
         assert {pid: entry.current_txn_first_offset for pid, entry in self.log.producer_state.producers.items()
-                if entry.current_txn_first_offset >= 0} == self.open
+                if entry.current_txn_first_offset >= 0} == open_txns
 
     @invariant()
     def aborted_transactions_agree(self):
-        assert all_entries(self.log) == self.aborted
+        aborted = self.model()[1]
+        assert all_entries(self.log) == aborted
         end_offset = self.log.log_end_offset
         for start, stop in [(0, end_offset), (end_offset // 3, end_offset // 2 + 1), (end_offset // 2, end_offset)]:
-            expected = [t for t in self.aborted if t.last_offset >= start and t.first_offset < stop]
-            found = self.log.aborted_transactions(start, stop)
-            assert [t for t in found if t.first_offset < stop and t.last_offset >= start] == expected
+            expected = [t for t in aborted if t.last_offset >= start and t.first_offset < stop]
+            assert self.log.aborted_transactions(start, stop) == expected
 
     @invariant()
     def read_committed_sees_committed_data_only(self):
+        _, _, values, outcome = self.model()
         lso = self.log.last_stable_offset
-        expected = [value for offset, value, txn in self.values
-                    if offset < lso and (txn is None or self.outcome.get(txn, True))]
-        assert values_read(self.log) == expected
+        assert values_read(self.log) == [value for offset, value, txn in values
+                                         if offset < lso and (txn is None or outcome.get(txn, True))]
 
 
-TransactionModel.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+TransactionModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 test_transaction_model = TransactionModel.TestCase
