@@ -174,7 +174,8 @@ def consumer_group_member_record(group_id: str, member: ConsumerMember) -> tuple
         instance_id=member.instance_id, rack_id=member.rack_id, client_id=member.client_id,
         client_host=member.client_host, subscribed_topic_names=list(member.subscribed_topic_names),
         subscribed_topic_regex=member.subscribed_topic_regex, rebalance_timeout_ms=member.rebalance_timeout_ms,
-        server_assignor=member.server_assignor)
+        server_assignor=member.server_assignor,
+        classic_member_metadata=None)  # written as an explicit null: the field's default is the empty struct
     if member.classic is not None:
         value.classic_member_metadata = member_value.ClassicMemberMetadata(
             session_timeout_ms=member.classic.session_timeout_ms,
@@ -248,9 +249,7 @@ def _decode_consumer_record(key_version: int, key_body, value):
         decoded = {topic.topic_name: (topic.topic_id, topic.num_partitions) for topic in topics}
     elif kind == "member":
         item = member_value.ConsumerGroupMemberMetadataValue.decode(body, value_version)
-        classic = item.classic_member_metadata
-        if classic is not None and not classic.supported_protocols and classic.session_timeout_ms == 0:
-            classic = None  # the field is absent: a consumer-protocol member (the codec yields the empty struct)
+        classic = item.classic_member_metadata  # None (written as an explicit null) for a consumer-protocol member
         decoded = ConsumerMember(
             member_id, instance_id=item.instance_id, rack_id=item.rack_id, client_id=item.client_id,
             client_host=item.client_host, rebalance_timeout_ms=item.rebalance_timeout_ms,
