@@ -164,7 +164,8 @@ class ClassicGroup:
         self.group_id = group_id
         self.state = GroupState.EMPTY
         self.previous_state: GroupState | None = None
-        self.state_timestamp_ms = now_ms
+        # When the group entered its state (None: restored from a record without one).
+        self.state_timestamp_ms: int | None = now_ms
         self.generation_id = 0
         self.protocol_type: str | None = None
         self.protocol_name: str | None = None

@@ -841,24 +841,24 @@ class ConsumerGroups:
         return error_codes.NONE
 
     def cleanup(self, now_ms: int) -> None:
-        """Offsets of an empty consumer group expire ``offsets.retention.minutes`` after their
-        commit (Kafka's consumer groups count from the commit only); an empty group without
-        offsets is then deleted."""
+        """Offsets of a consumer group expire ``offsets.retention.minutes`` after their commit
+        (Kafka's ConsumerGroup condition: the group state's time does not count), unless one of
+        its members subscribes to their topic (by name or by a regex that resolved to it); an
+        empty group whose offsets all went is then deleted."""
         coordinator = self.coordinator
         for group_id in list(self.groups):
             group = self.groups[group_id]
-            if not group.is_empty() or not coordinator.is_loaded(group_id):
+            if not coordinator.is_loaded(group_id):
                 continue
-            stored = coordinator.offsets.get(group_id, {})
-            expired = [key for key, value in stored.items()
-                       if (value.expire_timestamp_ms if value.expire_timestamp_ms is not None
-                           else value.commit_timestamp_ms + self.config.offsets_retention_ms) <= now_ms]
-            forget = not (set(stored) - set(expired))
+            expired, all_expired = coordinator.expired_offsets(
+                group_id, now_ms, lambda committed: committed.commit_timestamp_ms, group.subscribed_topic_names())
+            forget = all_expired and group.is_empty()
             records = coordinator._offset_tombstones(group_id, expired)
             if forget:
                 records.extend(self._group_tombstones(group_id))
             if coordinator._write(group_id, records) != error_codes.NONE:
                 continue
+            stored = coordinator.offsets.get(group_id, {})
             for key in expired:
                 del stored[key]
             if forget:

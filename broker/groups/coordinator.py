@@ -41,7 +41,8 @@ import structlog
 
 from odradek.protocol import error_codes
 
-from .classic import ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond, SyncResult
+from .classic import (CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond,
+                      SyncResult)
 from .assignors import assignor_names
 from .consumer_groups import ConsumerGroups
 from .timer import LoopTimer
@@ -130,6 +131,33 @@ def coordinator_partition(key: str, partition_count: int) -> int:
         hash_value -= 2**32
     absolute = 0 if hash_value == -2**31 else abs(hash_value)
     return absolute % partition_count
+
+
+def _classic_expiration(group: ClassicGroup):
+    """ClassicGroup.offsetExpirationCondition and isSubscribedToTopic of Kafka: (the timestamp an
+    offset's retention counts from, the topics whose offsets stay), or None when no offset of
+    the group may expire now.
+
+    * a simple group (no protocol type: offsets only) counts from each commit;
+    * an Empty group from the time it became empty (its state timestamp; from the commit when
+      the group record, older than GroupMetadataValue v2, had none), whatever the commit time;
+    * a Stable "consumer" group whose members' subscriptions parse counts from the commit, for
+      the topics none of its members subscribes to;
+    * any other group (rebalancing, or another protocol type with members) keeps everything."""
+    def commit_timestamp(committed: CommittedOffset) -> int:
+        return committed.commit_timestamp_ms
+
+    if group.protocol_type is None:
+        return commit_timestamp, set()
+    if group.is_in(EMPTY):
+        if group.state_timestamp_ms is None:
+            return commit_timestamp, set()
+        return (lambda committed: group.state_timestamp_ms), set()
+    if group.is_in(STABLE) and group.protocol_type == CONSUMER_PROTOCOL_TYPE:
+        subscribed = group.subscribed_topics()
+        if subscribed is not None:
+            return commit_timestamp, subscribed
+    return None
 
 
 class GroupCoordinator:
@@ -243,7 +271,8 @@ class GroupCoordinator:
             m.session_timeout_ms, m.metadata_for(group.protocol_name) if group.protocol_name else b"", m.assignment)
             for m in group.members.values())
         stored = persistence.StoredGroup(group.protocol_type or "", group.generation_id, group.protocol_name,
-                                         group.leader_id, group.state_timestamp_ms, members)
+                                         group.leader_id,
+                                         -1 if group.state_timestamp_ms is None else group.state_timestamp_ms, members)
         return persistence.group_metadata_key(group.group_id), persistence.group_metadata_value(stored)
 
     def _offset_tombstones(self, group_id: str, keys) -> list[tuple[bytes, None]]:
@@ -277,8 +306,9 @@ class GroupCoordinator:
             if stored.leader_id in group.members:
                 group.leader_id = stored.leader_id
             group.state = STABLE  # what the record describes; no transition happened here
-        if stored.state_timestamp_ms >= 0:
-            group.state_timestamp_ms = stored.state_timestamp_ms  # offsets expire counting from it
+        # Offsets of an Empty group expire counting from it; a record older than
+        # GroupMetadataValue v2 has none (-1): then they count from their commit, as in Kafka.
+        group.state_timestamp_ms = stored.state_timestamp_ms if stored.state_timestamp_ms >= 0 else None
         self.groups[group_id] = group
 
     def finish_restore(self, partition: int | None = None) -> None:
@@ -347,34 +377,54 @@ class GroupCoordinator:
             self._arm_cleanup()
 
     def cleanup(self) -> None:
-        """Kafka's periodic offset expiration: offsets of empty groups older than
-        ``offsets.retention.minutes`` (or past the retention a v2-4 commit asked for) go, and an
-        Empty group without offsets is forgotten."""
+        """Kafka's periodic offset expiration (OffsetMetadataManager.cleanupExpiredOffsets with
+        ClassicGroup's expiration condition): see :meth:`expired_offsets` for which offsets go;
+        an Empty group whose offsets all went is forgotten."""
         now = self.now_ms()
         for group_id in list(self.groups):
             if not self.is_loaded(group_id):
                 continue
             group = self.groups[group_id]
+            condition = _classic_expiration(group)
+            if condition is None:
+                continue  # a rebalancing group, or a non-consumer one with members: nothing expires
+            base_timestamp, subscribed = condition
+            expired, all_expired = self.expired_offsets(group_id, now, base_timestamp, subscribed)
+            forget = all_expired and group.is_in(EMPTY) and not group.pending_join_members
+            records = self._offset_tombstones(group_id, expired)
+            if forget and self.store is not None:
+                from .persistence import group_metadata_key
+                records.append((group_metadata_key(group_id), None))
+            if self._write(group_id, records) != error_codes.NONE:
+                continue  # try again at the next interval
             stored = self.offsets.get(group_id, {})
-            if group.is_in(EMPTY):
-                expired = [key for key, value in stored.items()
-                           if (value.expire_timestamp_ms is not None and value.expire_timestamp_ms <= now)
-                           or (value.expire_timestamp_ms is None
-                               and max(value.commit_timestamp_ms, group.state_timestamp_ms) + self.config.offsets_retention_ms <= now)]
-                forget = not (set(stored) - set(expired)) and not group.pending_join_members
-                records = self._offset_tombstones(group_id, expired)
-                if forget and self.store is not None:
-                    from .persistence import group_metadata_key
-                    records.append((group_metadata_key(group_id), None))
-                if self._write(group_id, records) != error_codes.NONE:
-                    continue  # try again at the next interval
-                for key in expired:
-                    del stored[key]
-                if forget:
-                    self.offsets.pop(group_id, None)
-                    group.transition_to(DEAD, now)
-                    del self.groups[group_id]
+            for key in expired:
+                del stored[key]
+            if forget:
+                self.offsets.pop(group_id, None)
+                group.transition_to(DEAD, now)
+                del self.groups[group_id]
         self.consumer.cleanup(now)
+
+    def expired_offsets(self, group_id: str, now_ms: int, base_timestamp, subscribed: set[str]
+                        ) -> tuple[list[tuple[str, int]], bool]:
+        """(the group's expired offsets, whether every offset it has expired): Kafka's
+        OffsetExpirationConditionImpl. Offsets of ``subscribed`` topics never expire; an offset
+        committed with a retention time (OffsetCommit v2-4) expires at its expire timestamp;
+        any other once ``offsets.retention.minutes`` has passed since ``base_timestamp(offset)``."""
+        retention = self.config.offsets_retention_ms
+        expired = []
+        stored = self.offsets.get(group_id, {})
+        for key, committed in stored.items():
+            if key[0] in subscribed:
+                continue
+            if committed.expire_timestamp_ms is not None:
+                due = now_ms >= committed.expire_timestamp_ms
+            else:
+                due = now_ms - base_timestamp(committed) >= retention
+            if due:
+                expired.append(key)
+        return expired, len(expired) == len(stored)
 
     # --- lookups ---
 

@@ -691,14 +691,15 @@ def test_an_empty_consumer_group_and_its_offsets_expire():
     assert cluster.groups.group("g") is not None and coordinator.offsets["g"]
     coordinator.timer.advance(20000)  # 60 s after the commit, at the next check
     assert cluster.groups.group("g") is None and "g" not in coordinator.offsets
-    # A group with members keeps its offsets however old they are.
+    # A group with members keeps the offsets of the topics they subscribe to however old they
+    # are; those of a topic nobody subscribes to expire after their commit, as in Kafka.
     cluster.join("m2", group="busy")
-    coordinator.store_offsets("busy", [("t", 0, 1, -1, "")])
+    coordinator.store_offsets("busy", [("t", 0, 1, -1, ""), ("unsubscribed", 0, 2, -1, "")])
     for _ in range(20):
         coordinator.timer.advance(10000)
         member = cluster.groups.group("busy").members["m2"]
         cluster.beat("m2", member.member_epoch, group="busy", owned=_owned(member.assigned))
-    assert coordinator.offsets["busy"]
+    assert set(coordinator.offsets["busy"]) == {("t", 0)}
 
 
 def test_a_consumer_group_left_with_classic_members_downgrades():

@@ -1,8 +1,9 @@
 """``offsets.retention.minutes``: the committed offsets of an empty group expire that long after
-the group became empty (checked every ``offsets.retention.check.interval.ms``); an OffsetCommit
-v2-4 with its own retention time sets an expire timestamp that wins; a group without offsets
-left is forgotten, with tombstones in __consumer_offsets so that a restart does not bring it
-back. Kafka's OffsetMetadataManager.cleanupExpiredOffsets and ClassicGroup's offset expiration
+the group became empty, whenever they were committed; a simple group's, and a Stable consumer
+group's offsets of topics no member subscribes to, that long after their commit (checked every
+``offsets.retention.check.interval.ms``); an OffsetCommit v2-4 with its own retention time sets
+an expire timestamp that wins; an empty group without offsets left is forgotten, with
+tombstones in __consumer_offsets so that a restart does not bring it back. Kafka's OffsetMetadataManager.cleanupExpiredOffsets and ClassicGroup's offset expiration
 condition are the reference.
 
 With the manual clock first, then against a real broker: a fast test with v2 commits and a short
@@ -15,6 +16,8 @@ import time
 import pytest
 
 from broker.test_server import create_topic
+from odradek.broker.groups import CommittedOffset, GroupState
+from odradek.broker.groups.persistence import StoredGroup
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.list_groups import ListGroupsRequest
 from odradek.protocol.messages.offset_commit import (
@@ -26,7 +29,7 @@ from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFet
 
 from .conftest import RawClient, assert_no_traceback
 from .test_clients import PythonMember, produce_kafka_python, wait_until
-from .test_coordinator import DELAY, make, new_member, sync
+from .test_coordinator import DELAY, _subscription, make, new_member, sync
 
 RETENTION = 30_000
 INTERVAL = 1_000
@@ -67,6 +70,71 @@ def test_a_later_commit_renews_a_simple_group_offset():
     assert coordinator.fetch_offsets("simple", None)[1][("t", 0)].offset == 2
     timer.advance(3 * INTERVAL)
     assert coordinator.group("simple") is None
+
+
+def test_an_empty_group_counts_from_when_it_emptied_even_for_a_later_commit():
+    """Kafka's Empty condition takes the state timestamp, not the later of it and the commit:
+    an admin commit (kafka-consumer-groups --reset-offsets) to a group that emptied earlier
+    expires with the rest, the retention after the emptying."""
+    coordinator, timer = make(offsets_retention_ms=RETENTION, offsets_retention_check_interval_ms=INTERVAL,
+                              max_session_timeout_ms=120_000)
+    member_id, joined = new_member(coordinator, session=120_000)
+    timer.advance(DELAY)
+    sync(coordinator, member_id, joined.value.generation_id, {member_id: b""})
+    coordinator.store_offsets("g", [("t", 0, 10, -1, "")])
+    timer.advance(RETENTION // 2)
+    assert coordinator.leave_group("g", [(member_id, None)]) == (E.NONE, [E.NONE])
+    emptied = timer.now_ms()
+    timer.advance(RETENTION // 2)
+    assert coordinator.validate_offset_commit("g", -1, "", None, 8)[0] == E.NONE
+    coordinator.store_offsets("g", [("t", 1, 20, -1, "")])
+    timer.advance(emptied + RETENTION - INTERVAL - timer.now_ms())
+    assert set(coordinator.fetch_offsets("g", None)[1]) == {("t", 0), ("t", 1)}
+    timer.advance(2 * INTERVAL)
+    assert coordinator.fetch_offsets("g", None)[1] == {} and coordinator.group("g") is None
+
+
+def test_a_stable_consumer_group_loses_the_offsets_of_topics_it_no_longer_subscribes_to():
+    coordinator, timer = make(offsets_retention_ms=RETENTION, offsets_retention_check_interval_ms=INTERVAL,
+                              max_session_timeout_ms=600_000)
+    member_id, joined = new_member(coordinator, session=600_000,
+                                   protocols=(("range", _subscription("kept")),))
+    timer.advance(DELAY)
+    sync(coordinator, member_id, joined.value.generation_id, {member_id: b""})
+    coordinator.store_offsets("g", [("kept", 0, 1, -1, ""), ("dropped", 0, 2, -1, "")])
+    coordinator.store_offsets("g", [("short", 0, 3, -1, "")], RETENTION * 10)  # a v2-4 retention: its own expiry
+    timer.advance(RETENTION - INTERVAL)
+    assert set(coordinator.fetch_offsets("g", None)[1]) == {("kept", 0), ("dropped", 0), ("short", 0)}
+    timer.advance(2 * INTERVAL)  # the retention since the commit: the unsubscribed topic's offset goes
+    assert set(coordinator.fetch_offsets("g", None)[1]) == {("kept", 0), ("short", 0)}
+    timer.advance(RETENTION * 10)
+    assert set(coordinator.fetch_offsets("g", None)[1]) == {("kept", 0)}
+    assert coordinator.group("g").is_in(GroupState.STABLE)  # a group with members stays
+
+
+def test_a_group_that_is_not_stable_or_of_another_protocol_keeps_its_offsets():
+    coordinator, timer = make(offsets_retention_ms=RETENTION, offsets_retention_check_interval_ms=INTERVAL,
+                              max_session_timeout_ms=600_000)
+    # Kafka Connect's protocol: the coordinator cannot tell what the members read.
+    member_id, joined = new_member(coordinator, group="connect", session=600_000, protocol_type="connect")
+    timer.advance(DELAY)
+    sync(coordinator, member_id, joined.value.generation_id, {member_id: b""}, group="connect")
+    coordinator.store_offsets("connect", [("t", 0, 1, -1, "")])
+    timer.advance(3 * RETENTION)
+    assert set(coordinator.fetch_offsets("connect", None)[1]) == {("t", 0)}
+
+
+def test_a_restored_empty_group_without_a_state_timestamp_counts_from_the_commit():
+    """A GroupMetadataValue older than v2 has no current state timestamp (-1)."""
+    coordinator, timer = make(offsets_retention_ms=RETENTION, offsets_retention_check_interval_ms=INTERVAL)
+    timer.advance(RETENTION)
+    coordinator.restore_group("old", StoredGroup("consumer", 3, None, None, -1, ()))
+    coordinator.restore_offset("old", "t", 0, CommittedOffset(1, -1, "", timer.now_ms() - RETENTION // 2))
+    coordinator.finish_restore()
+    timer.advance(RETENTION // 2 - INTERVAL)
+    assert ("t", 0) in coordinator.fetch_offsets("old", None)[1]
+    timer.advance(2 * INTERVAL)
+    assert coordinator.group("old") is None
 
 
 def _commit_v2(client, group, topic, retention_ms):
