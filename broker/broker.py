@@ -55,7 +55,7 @@ class Broker:
         self._cleaner_manager = None  # the log cleaner's state (first dirty offsets live in the data dirs)
         self.producer_ids: ProducerIdManager | None = None
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
-        # Consumer groups and committed offsets (in memory for now; see odradek.broker.groups).
+        # Consumer groups and committed offsets, persisted in __consumer_offsets (odradek.broker.groups).
         self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
         # KIP-848 groups resolve names and ids through the topic table (classic members' JoinGroup).
         self.group_coordinator.consumer.topics = self.topics.by_name

@@ -329,9 +329,10 @@ def test_java_client_every_codec_plain_and_idempotent(kafka_jars, tool, java_pro
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "broker: no transaction coordinator yet -- odradek does not serve AddPartitionsToTxn, EndTxn, "
-    "TxnOffsetCommit or FindCoordinator for transactional ids, so the Java client's "
-    "initTransactions() times out (max.block.ms)"))
+    "broker: no transaction coordinator yet -- FindCoordinator answers for transactional ids, but "
+    "InitProducerId answers them COORDINATOR_NOT_AVAILABLE (and AddPartitionsToTxn, EndTxn, "
+    "TxnOffsetCommit are not served), so the Java client's initTransactions() retries until it "
+    "times out (max.block.ms)"))
 def test_java_client_transactional_producer(kafka_jars, tool, java_producer):
     lines = ["TOPIC\tcli-txn\t1", "PRODUCER\tlz4\ttransactional\tmax.block.ms=8000\tlinger.ms=10\tdelivery.timeout.ms=20000\t"
              "request.timeout.ms=4000", "BEGIN",

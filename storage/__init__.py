@@ -6,7 +6,7 @@ the broker uses:
 * :class:`LogDirectory` — one data directory (``log.dirs`` entry): lock, ``meta.properties``,
   checkpoints, clean-shutdown marker, and the :class:`PartitionLog` of every partition in it.
 * :class:`PartitionLog` — one partition: ``append`` (validate, assign offsets, write),
-  ``flush``/``flush_up_to`` (group commit), ``read`` (file regions for sendfile),
+  ``flush``/``flush_up_to`` (group commit), ``read`` (file regions the server reads with preadv),
   ``offset_for_timestamp``, retention, ``delete_records_before``, ``truncate_to``.
 * :class:`LogConfig` — Kafka's topic config names and defaults.
 * :class:`OsFileSystem` (default) and :class:`MemoryFileSystem` (the in-memory backend, with

@@ -1,8 +1,8 @@
 """The file operations the storage engine needs, behind one small interface, with two backends.
 
 * :class:`OsFileSystem` — real files (the default). Writes and reads are positional
-  (``os.pwrite``/``os.pread``), so a file's seek position means nothing to us and a file object
-  can be handed to ``loop.sendfile`` while we keep appending to it.
+  (``os.pwrite``/``os.pread``), so a file's seek position means nothing to us and the server
+  can read a region of a file (``os.preadv`` on its ``fileno()``) while we keep appending to it.
 * :class:`MemoryFileSystem` — the in-memory backend: the same partition-log code runs on it with
   no files at all (fast tests), and it can simulate what the OS cannot be made to do on demand:
   a crash that loses everything not fsynced (:meth:`MemoryFileSystem.crash`) and a full disk
@@ -25,7 +25,8 @@ import shutil
 
 class OsFile:
     """An open read-write file on disk. ``file`` is the ``io.FileIO`` object: it has a real
-    ``fileno()`` and is what a :class:`~odradek.storage.segment.FileRegion` hands to sendfile."""
+    ``fileno()``, which the server reads a :class:`~odradek.storage.segment.FileRegion` from
+    with ``os.preadv`` (broker/records_source.py)."""
 
     __slots__ = ("path", "file", "_fd")
 
@@ -174,7 +175,7 @@ class MemoryFile:
 
     @property
     def file(self):
-        # No fileno(): a region over a memory file is read with pread, never sendfile'd.
+        # No fileno(): the server reads a region over a memory file with its pread.
         return self
 
     def size(self) -> int:

@@ -52,9 +52,10 @@ def segment_file_name(base_offset: int, suffix: str) -> str:
 class FileRegion:
     """A byte range of a segment file: what a read returns instead of bytes.
 
-    ``file`` is a real file object with ``fileno()`` on the OS backend (hand it to
-    ``loop.sendfile(transport, file, position, length)``); on the memory backend it has no
-    fileno and the server uses :meth:`read`. The region keeps the file object alive, so a
+    ``file`` is a real file object with ``fileno()`` on the OS backend: the server reads the
+    region from it with ``os.preadv`` in chunks (``RegionReader`` in broker/records_source.py,
+    see ``SEND_CHUNK_SIZE`` in broker/server.py); on the memory backend it has no fileno and
+    the server uses :meth:`read`. The region keeps the file object alive, so a
     segment deleted meanwhile (unlinked, not truncated) still reads correctly.
     """
 
@@ -67,7 +68,7 @@ class FileRegion:
         self.length = length
 
     def read(self) -> bytes:
-        """The region's bytes (a copy: tests and the no-sendfile fallback only)."""
+        """The region's bytes (a copy: tests and files without a fileno only)."""
         return self._handle.pread(self.length, self.position)
 
     def __repr__(self) -> str:

@@ -1,5 +1,7 @@
-"""The group coordinator: classic consumer groups and committed offsets (see
-:mod:`odradek.broker.groups.coordinator`)."""
+"""The group coordinator: classic groups (JoinGroup/SyncGroup), consumer groups of the KIP-848
+protocol (ConsumerGroupHeartbeat, :mod:`~odradek.broker.groups.consumer_groups`) and committed
+offsets, all kept in ``__consumer_offsets`` (:mod:`~odradek.broker.groups.persistence`); see
+:mod:`odradek.broker.groups.coordinator`."""
 
 from .classic import ClassicGroup, GroupState, JoinResult, Member, SyncResult
 from .coordinator import CommittedOffset, GroupConfig, GroupCoordinator, JoinRequest, coordinator_partition
