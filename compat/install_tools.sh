@@ -3,7 +3,8 @@
 # hand: kcat (librdkafka's CLI, Debian package), Apache Kafka's jars from Maven Central
 # (compat/kafka_jars.py, cached in compat/.cache) and the Go test programs (compat/go_programs.py:
 # modules from the Go module proxy, checked against the committed go.sum, binaries cached in
-# compat/.cache/go). Idempotent: a second run costs a second.
+# compat/.cache/go) and the Node programs' npm packages (compat/node_programs.py: `npm ci` from the
+# committed package-lock.json into compat/.cache/npm). Idempotent: a second run costs a second.
 # Python clients (kafka-python, aiokafka, confluent-kafka) come from pyproject's `test` extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,6 @@ done
 python3 compat/kafka_jars.py >/dev/null
 command -v go >/dev/null 2>&1 || { echo "install_tools: go is missing (the franz-go test member is a Go program)" >&2; exit 1; }
 python3 compat/go_programs.py >/dev/null
-echo "install_tools: kcat $(command -v kcat || command -v kafkacat), Kafka jars and Go programs in compat/.cache"
+command -v npm >/dev/null 2>&1 || { echo "install_tools: node and npm are missing (the kafkajs tests run a Node program)" >&2; exit 1; }
+python3 compat/node_programs.py >/dev/null
+echo "install_tools: kcat $(command -v kcat || command -v kafkacat), Kafka jars, Go programs and Node programs in compat/.cache"

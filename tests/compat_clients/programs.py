@@ -27,12 +27,13 @@ BASE_TIMESTAMP = 1_700_000_000_000
 
 
 def expected_records(count: int, partitions: int) -> list[dict]:
-    """Records with keys and null keys, null values, headers (an empty header value, a
-    repeated header key, none at all) and explicit, distinct timestamps, round-robin over
-    the partitions."""
+    """Records with keys and null keys, null values, headers (a repeated header key, an empty
+    header value, none at all) and explicit, distinct timestamps, round-robin over the
+    partitions. A repeated key's values are adjacent: kafkajs's headers are an object, one
+    entry (an array) per key."""
     records = []
     for i in range(count):
-        headers = [(b"h", b"%d" % i), (b"empty", b""), (b"h", b"again")] if i % 2 else []
+        headers = [(b"h", b"%d" % i), (b"h", b"again"), (b"empty", b"")] if i % 2 else []
         records.append({
             "partition": i % partitions,
             "key": None if i % 7 == 3 else b"key-%d" % i,
@@ -64,9 +65,9 @@ def decode_record(event: dict) -> dict:
             "timestamp": int(event["timestamp"])}
 
 
-def run(command: list[str], stdin: bytes = b"", timeout: float = PROGRAM_TIMEOUT) -> list[dict]:
+def run(command: list[str], stdin: bytes = b"", timeout: float = PROGRAM_TIMEOUT, env=None) -> list[dict]:
     """Run a client program to completion; its events (exit 0 required, stderr in the message)."""
-    result = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout)
+    result = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, env=env)
     events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert result.returncode == 0, (f"{command[:3]} exited {result.returncode}: {events[-3:]}\n"
                                     f"{result.stderr.decode(errors='replace')[-4000:]}")
@@ -130,12 +131,13 @@ class GroupMember:
     """A client program run as a consumer group member: events read from its standard output
     in a thread; it leaves the group and exits when its standard input closes."""
 
-    def __init__(self, command: list[str], name: str, log_path: Path):
+    def __init__(self, command: list[str], name: str, log_path: Path, env=None):
         self.name = name
         self.events: list[dict] = []
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                        env=env)
         self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
         self._reader.start()
 

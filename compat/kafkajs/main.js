@@ -1,0 +1,269 @@
+// kafkajs against odradek, for the compatibility tests in tests/compat_clients/test_kafkajs.py.
+// One subcommand per client role; every result is one JSON line on standard output, and any
+// client error is a line {"event":"error",...} followed by exit 1, so that a test sees failures
+// instead of silence. Run by compat/node_programs.py's command() (NODE_PATH = its npm ci cache).
+//
+//   node main.js produce --bootstrap B --topic T --codec C [--idempotent]
+//       reads records, one JSON object a line, from standard input:
+//       {"partition":0,"key":<base64|null>,"value":<base64|null>,"headers":[[<base64>,<base64>]],"timestamp":<ms>}
+//       sends them in one producer.send with acks=-1 and prints
+//       {"event":"acked","index":i,"partition":p,"offset":o} for each, in input order (kafkajs
+//       answers each partition's base offset; a record's offset is that plus its place among
+//       the partition's records in the request, the order in which kafkajs batches them).
+//   node main.js consume --bootstrap B --topic T --group G --count K
+//       a consumer in its own group G reads T from the beginning until K records arrived,
+//       printing {"event":"record","partition":p,"offset":o,"key":...,"value":...,"headers":...,"timestamp":ms}.
+//   node main.js group --bootstrap B --topic T --group G [--client-id C]
+//       a consumer group member (kafkajs's round-robin assigner, its only built-in one):
+//       an "assigned" line on every GROUP_JOIN, a "record" line per record and a commit of
+//       each record (auto-commit off, so the test knows what is committed); it disconnects
+//       (commits, LeaveGroup) when standard input closes.
+//   node main.js admin --bootstrap B --topic T
+//       the admin client: create T (3 partitions, retention.ms), list, fetchTopicMetadata,
+//       describeConfigs, describeCluster, createPartitions to 5, fetchTopicOffsets after a
+//       produce, deleteTopics; one line per step.
+//
+// Codecs: none and gzip are kafkajs's own; snappy (kafkajs-snappy) and lz4 (kafkajs-lz4) are
+// registered from their npm codec packages. zstd is not: @kafkajs/zstd's native dependency does
+// not build on current Node.
+'use strict';
+
+const { Kafka, CompressionTypes, CompressionCodecs, ConfigResourceTypes, logLevel } = require('kafkajs');
+const SnappyCodec = require('kafkajs-snappy');
+const LZ4Codec = require('kafkajs-lz4');
+
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec;
+CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec;
+
+const CODECS = {
+  none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+};
+
+function emit(fields) {
+  process.stdout.write(JSON.stringify(fields) + '\n');
+}
+
+function fail(step, error) {
+  emit({ event: 'error', step, error: String(error && error.stack ? error.stack : error) });
+  process.exit(1);
+}
+
+function parseArguments(argv) {
+  const options = { bootstrap: '127.0.0.1:9092', clientId: 'odradek-kafkajs', codec: 'none', idempotent: false };
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i];
+    if (name === '--idempotent') { options.idempotent = true; continue; }
+    const value = argv[++i];
+    if (value === undefined) throw new Error(`${name} needs a value`);
+    switch (name) {
+      case '--bootstrap': options.bootstrap = value; break;
+      case '--topic': options.topic = value; break;
+      case '--group': options.group = value; break;
+      case '--client-id': options.clientId = value; break;
+      case '--codec': options.codec = value; break;
+      case '--count': options.count = Number(value); break;
+      default: throw new Error(`unknown option ${name}`);
+    }
+  }
+  return options;
+}
+
+// kafkajs logs to standard error (standard output carries only the JSON events).
+const logCreator = () => ({ namespace, level, label, log }) => {
+  const { message, ...extra } = log;
+  process.stderr.write(`[${label}] ${namespace} ${message} ${JSON.stringify(extra)}\n`);
+};
+
+function client(options) {
+  return new Kafka({
+    clientId: options.clientId, brokers: [options.bootstrap], logLevel: logLevel.INFO, logCreator,
+    retry: { retries: 5, initialRetryTime: 100 },
+  });
+}
+
+const fromBase64 = (text) => (text === null ? null : Buffer.from(text, 'base64'));
+const toBase64 = (buffer) => (buffer === null || buffer === undefined ? null : Buffer.from(buffer).toString('base64'));
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// A list of [key, value] pairs as kafkajs's headers object: a repeated key becomes an array,
+// which kafkajs writes as consecutive headers (so the pairs must keep a key's values together).
+function headersObject(pairs) {
+  const headers = {};
+  for (const [key, value] of pairs) {
+    const name = fromBase64(key).toString('utf8');
+    const buffer = fromBase64(value);
+    if (!(name in headers)) headers[name] = buffer;
+    else if (Array.isArray(headers[name])) headers[name].push(buffer);
+    else headers[name] = [headers[name], buffer];
+  }
+  return headers;
+}
+
+function headerPairs(headers) {
+  const pairs = [];
+  for (const [name, value] of Object.entries(headers || {})) {
+    for (const item of Array.isArray(value) ? value : [value]) pairs.push([toBase64(Buffer.from(name)), toBase64(item)]);
+  }
+  return pairs;
+}
+
+function recordEvent(partition, message) {
+  return {
+    event: 'record', partition, offset: Number(message.offset), key: toBase64(message.key),
+    value: toBase64(message.value), headers: headerPairs(message.headers), timestamp: Number(message.timestamp),
+  };
+}
+
+async function produce(options) {
+  if (!(options.codec in CODECS)) throw new Error(`unknown codec ${options.codec}`);
+  const records = (await readStdin()).split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line));
+  const producer = client(options).producer({
+    idempotent: options.idempotent, maxInFlightRequests: options.idempotent ? 1 : undefined,
+  });
+  await producer.connect();
+  const messages = records.map((record) => ({
+    partition: record.partition, key: fromBase64(record.key), value: fromBase64(record.value),
+    headers: headersObject(record.headers), timestamp: String(record.timestamp),
+  }));
+  const answers = await producer.send({
+    topic: options.topic, acks: -1, compression: CODECS[options.codec], messages,
+  });
+  const baseOffsets = new Map(answers.map((answer) => {
+    if (answer.errorCode !== 0) throw new Error(`partition ${answer.partition}: error ${answer.errorCode}`);
+    return [answer.partition, Number(answer.baseOffset)];
+  }));
+  const placed = new Map();
+  records.forEach((record, index) => {
+    const place = placed.get(record.partition) || 0;
+    placed.set(record.partition, place + 1);
+    emit({ event: 'acked', index, partition: record.partition, offset: baseOffsets.get(record.partition) + place });
+  });
+  await producer.disconnect();
+}
+
+async function consume(options) {
+  const consumer = client(options).consumer({
+    groupId: options.group, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 500,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [options.topic], fromBeginning: true });
+  let received = 0;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} of ${options.count} records in 30 s`)), 30000);
+    consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        if (received >= options.count) return;
+        emit(recordEvent(partition, message));
+        received += 1;
+        if (received === options.count) { clearTimeout(timer); resolve(); }
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect();
+}
+
+async function group(options) {
+  const consumer = client(options).consumer({
+    groupId: options.group, sessionTimeout: 10000, heartbeatInterval: 300, retry: { retries: 5 },
+    // kafkajs heartbeats between fetches: a shorter long poll than its 5 s lets a member
+    // notice a rebalance (and disconnect) sooner.
+    maxWaitTimeInMs: 500,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const partitions = (payload.memberAssignment[options.topic] || []).slice().sort((a, b) => a - b);
+    emit({ event: 'assigned', partitions, member_id: payload.memberId, protocol: payload.groupProtocol });
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => fail('group', payload.error));
+  await consumer.connect();
+  await consumer.subscribe({ topics: [options.topic], fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ topic, partition, message }) => {
+      emit(recordEvent(partition, message));
+      await consumer.commitOffsets([{ topic, partition, offset: String(BigInt(message.offset) + 1n) }]);
+    },
+  });
+  await readStdin(); // returns when the test closes our standard input
+  await consumer.disconnect();
+  emit({ event: 'closed' });
+}
+
+async function admin(options) {
+  const kafka = client(options);
+  const adminClient = kafka.admin();
+  await adminClient.connect();
+  const topic = options.topic;
+  const definition = {
+    topic, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }],
+  };
+  emit({ event: 'created', result: await adminClient.createTopics({ topics: [definition], waitForLeaders: true }) });
+  emit({ event: 'created again', result: await adminClient.createTopics({ topics: [definition], waitForLeaders: true }) });
+  emit({ event: 'listed', found: (await adminClient.listTopics()).includes(topic) });
+
+  const metadata = await adminClient.fetchTopicMetadata({ topics: [topic] });
+  const described = metadata.topics[0];
+  emit({
+    event: 'described', name: described.name,
+    partitions: described.partitions.map((p) => ({ partition: p.partitionId, leader: p.leader, error: p.partitionErrorCode }))
+      .sort((a, b) => a.partition - b.partition),
+  });
+
+  const configs = await adminClient.describeConfigs({
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms', 'cleanup.policy'] }],
+    includeSynonyms: false,
+  });
+  const entries = Object.fromEntries(configs.resources[0].configEntries.map((entry) => [entry.configName, entry.configValue]));
+  emit({ event: 'configs', error: configs.resources[0].errorCode, ...entries });
+
+  const cluster = await adminClient.describeCluster();
+  emit({ event: 'cluster', brokers: cluster.brokers.map((b) => `${b.host}:${b.port}`), controller: cluster.controller });
+
+  await adminClient.createPartitions({ topicPartitions: [{ topic, count: 5 }] });
+  const grown = await adminClient.fetchTopicMetadata({ topics: [topic] });
+  emit({ event: 'grown', partitions: grown.topics[0].partitions.length });
+
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages: [0, 1, 2].map((i) => ({ partition: 4, value: `v${i}`, timestamp: String(1700000000000 + i) })) });
+  await producer.disconnect();
+  const offsets = await adminClient.fetchTopicOffsets(topic);
+  emit({
+    event: 'offsets',
+    partitions: offsets.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high), offset: Number(o.offset) }))
+      .sort((a, b) => a.partition - b.partition),
+  });
+  const byTime = await adminClient.fetchTopicOffsetsByTimestamp(topic, 1700000000001);
+  emit({ event: 'offsets by time', partitions: byTime.map((o) => ({ partition: o.partition, offset: Number(o.offset) }))
+    .sort((a, b) => a.partition - b.partition) });
+
+  await adminClient.deleteTopics({ topics: [topic] });
+  emit({ event: 'deleted', 'still listed': (await adminClient.listTopics()).includes(topic) });
+  try {
+    await adminClient.deleteTopics({ topics: [topic] });
+    emit({ event: 'deleted again', error: null });
+  } catch (error) {
+    emit({ event: 'deleted again', error: error.name, cause: error.cause && error.cause.type });
+  }
+  await adminClient.disconnect();
+}
+
+const COMMANDS = { produce, consume, group, admin };
+
+async function main() {
+  const [command, ...rest] = process.argv.slice(2);
+  if (!(command in COMMANDS)) {
+    process.stderr.write('usage: node main.js produce|consume|group|admin [options]\n');
+    process.exit(2);
+  }
+  const options = parseArguments(rest);
+  if (!options.topic) throw new Error('--topic is required');
+  await COMMANDS[command](options);
+}
+
+main().then(() => process.exit(0), (error) => fail('main', error));
