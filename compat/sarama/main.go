@@ -10,7 +10,9 @@
 //	    {"event":"acked","index":i,"partition":p,"offset":o} for each, in input order.
 //	sarama consume -bootstrap B -topic T -partitions N -count K [-version V]
 //	    reads partitions 0..N-1 from the oldest offset until K records arrived, printing each as
-//	    {"event":"record","partition":p,"offset":o,"key":...,"value":...,"headers":...,"timestamp":ms}.
+//	    {"event":"record","partition":p,"offset":o,"key":...,"value":...,"headers":...,"timestamp":ms};
+//	    with -offset-time MS, then {"event":"offsets","partition":p,"for time":o,"oldest":o,"newest":o}
+//	    for each partition (ListOffsets through Client.GetOffset).
 //	sarama group -bootstrap B -topic T -group G -strategy range|roundrobin|sticky [-version V]
 //	    a consumer group member: "assigned" lines after each rebalance, a "record" line per
 //	    record, and a synchronous commit after every record (auto-commit off, so the test knows
@@ -159,7 +161,8 @@ func emitRecord(message *sarama.ConsumerMessage) {
 		"value": r.Value, "headers": r.Headers, "timestamp": r.Timestamp})
 }
 
-func consume(bootstrap []string, topic string, partitions, count int, timeout time.Duration, config *sarama.Config) {
+func consume(bootstrap []string, topic string, partitions, count int, timeout time.Duration, offsetTime int64,
+	config *sarama.Config) {
 	config.Consumer.Return.Errors = true
 	consumer, err := sarama.NewConsumer(bootstrap, config)
 	if err != nil {
@@ -201,6 +204,26 @@ func consume(bootstrap []string, topic string, partitions, count int, timeout ti
 	}
 	if err := consumer.Close(); err != nil {
 		fail("close", err)
+	}
+	if offsetTime < 0 {
+		return
+	}
+	client, err := sarama.NewClient(bootstrap, config)
+	if err != nil {
+		fail("connect", err)
+	}
+	defer client.Close()
+	for partition := int32(0); partition < int32(partitions); partition++ {
+		offsets := map[string]any{"event": "offsets", "partition": partition}
+		for name, at := range map[string]int64{"for time": offsetTime, "oldest": sarama.OffsetOldest,
+			"newest": sarama.OffsetNewest} {
+			offset, err := client.GetOffset(topic, partition, at)
+			if err != nil {
+				fail("offsets", err)
+			}
+			offsets[name] = offset
+		}
+		emit(offsets)
 	}
 }
 
@@ -378,6 +401,7 @@ func main() {
 	partitions := flags.Int("partitions", 1, "partitions 0..N-1 to read (consume)")
 	count := flags.Int("count", 0, "records to read (consume)")
 	timeout := flags.Duration("timeout", 30*time.Second, "longest wait for the records (consume)")
+	offsetTime := flags.Int64("offset-time", -1, "then ask each partition's offset for this timestamp (ms), oldest and newest (consume)")
 	groupID := flags.String("group", "", "consumer group (group)")
 	strategy := flags.String("strategy", "range", "range, roundrobin or sticky (group)")
 	if err := flags.Parse(os.Args[2:]); err != nil {
@@ -394,7 +418,7 @@ func main() {
 	case "produce":
 		produce(brokers, *topic, *codec, *idempotent, config)
 	case "consume":
-		consume(brokers, *topic, *partitions, *count, *timeout, config)
+		consume(brokers, *topic, *partitions, *count, *timeout, *offsetTime, config)
 	case "group":
 		group(brokers, *topic, *groupID, *strategy, config)
 	case "admin":

@@ -16,12 +16,15 @@ from groups.test_clients import produce_kafka_python
 from groups.test_mixed_clients import load_compat_script
 from odradek.protocol import error_codes as E
 
-from .programs import (GroupMember, check_acknowledged, check_batches, check_consumed, encode_records,
+from .programs import (BASE_TIMESTAMP, GroupMember, check_acknowledged, check_batches, check_consumed, encode_records,
                        expected_records, run, run_group, stored_batches)
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 NEWEST, DEFAULT, OLDEST = "4.3.1", "default", "0.11.0.0"
 VERSIONS = [NEWEST, DEFAULT, OLDEST]
+# Before record batches: Sarama writes magic 1 message sets (Produce v2, up-converted on append)
+# and reads with Fetch v3 (down-converted back); no headers, no idempotence.
+MESSAGE_SETS = "0.10.2.0"
 RECORDS, PARTITIONS = 40, 2
 
 
@@ -31,26 +34,37 @@ def sarama():
 
 
 def cases():
-    for version in VERSIONS:
+    for version in [*VERSIONS, MESSAGE_SETS]:
         for codec in CODECS:
-            if codec == "zstd" and version == OLDEST:
+            if codec == "zstd" and version in (OLDEST, MESSAGE_SETS):
                 continue  # Sarama refuses zstd before 2.1.0 (Produce v7), as Kafka does
-            yield pytest.param(version, codec, id=f"{version}-{codec}")
+            for idempotent in [True, False] if version != MESSAGE_SETS else [False]:
+                yield pytest.param(version, codec, idempotent,
+                                   id=f"{version}-{codec}-{'idempotent' if idempotent else 'plain'}")
 
 
-@pytest.mark.parametrize("version, codec", list(cases()))
-@pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "plain"])
+@pytest.mark.parametrize("version, codec, idempotent", list(cases()))
 def test_sarama_produce_consume(client_broker, setup_client, sarama, version, codec, idempotent):
     topic = f"sarama-{version}-{codec}-{'idem' if idempotent else 'plain'}".replace(".", "")
     assert create_topic(setup_client, topic, partitions=PARTITIONS).error_code == E.NONE
     records = expected_records(RECORDS, PARTITIONS)
+    if version == MESSAGE_SETS:
+        records = [dict(record, headers=[]) for record in records]
     common = ["-bootstrap", client_broker.bootstrap, "-topic", topic, "-version", version]
     produced = run([sarama, "produce", *common, "-codec", codec, *(["-idempotent"] if idempotent else [])],
                    encode_records(records))
     placed = check_acknowledged(produced, records)
     check_batches(stored_batches(setup_client, topic, PARTITIONS), codec, idempotent)
-    consumed = run([sarama, "consume", *common, "-partitions", str(PARTITIONS), "-count", str(RECORDS)])
+    at = BASE_TIMESTAMP + 10_500
+    consumed = run([sarama, "consume", *common, "-partitions", str(PARTITIONS), "-count", str(RECORDS),
+                    "-offset-time", str(at)])
     check_consumed(consumed, placed)
+    # ListOffsets by timestamp: the first offset whose timestamp is at or after it.
+    offsets = {e["partition"]: e for e in consumed if e["event"] == "offsets"}
+    for partition in range(PARTITIONS):
+        stored = sorted(offset for (p, offset), record in placed.items() if p == partition and record["timestamp"] >= at)
+        assert (offsets[partition]["for time"], offsets[partition]["oldest"], offsets[partition]["newest"]) == (
+            stored[0], 0, RECORDS // PARTITIONS)
 
 
 # Each balance strategy with the newest protocol, and the old versions once each (about 7 s a case).
