@@ -20,8 +20,9 @@
 //       (commits, LeaveGroup) when standard input closes.
 //   node main.js admin --bootstrap B --topic T
 //       the admin client: create T (3 partitions, retention.ms), list, fetchTopicMetadata,
-//       describeConfigs, describeCluster, createPartitions to 5, fetchTopicOffsets after a
-//       produce, deleteTopics; one line per step.
+//       describeConfigs, alterConfigs, describeCluster, createPartitions to 5,
+//       fetchTopicOffsets (and by timestamp) after a produce, deleteTopicRecords, deleteTopics;
+//       one line per step.
 //
 // Codecs: none and gzip are kafkajs's own; snappy (kafkajs-snappy) and lz4 (kafkajs-lz4) are
 // registered from their npm codec packages. zstd is not: @kafkajs/zstd's native dependency does
@@ -221,6 +222,15 @@ async function admin(options) {
   const entries = Object.fromEntries(configs.resources[0].configEntries.map((entry) => [entry.configName, entry.configValue]));
   emit({ event: 'configs', error: configs.resources[0].errorCode, ...entries });
 
+  // alterConfigs replaces the topic's whole set.
+  await adminClient.alterConfigs({
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.ms', value: '7200000' }] }],
+  });
+  const altered = await adminClient.describeConfigs({
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }], includeSynonyms: false,
+  });
+  emit({ event: 'altered', 'retention.ms': altered.resources[0].configEntries[0].configValue });
+
   const cluster = await adminClient.describeCluster();
   emit({ event: 'cluster', brokers: cluster.brokers.map((b) => `${b.host}:${b.port}`), controller: cluster.controller });
 
@@ -241,6 +251,10 @@ async function admin(options) {
   const byTime = await adminClient.fetchTopicOffsetsByTimestamp(topic, 1700000000001);
   emit({ event: 'offsets by time', partitions: byTime.map((o) => ({ partition: o.partition, offset: Number(o.offset) }))
     .sort((a, b) => a.partition - b.partition) });
+
+  await adminClient.deleteTopicRecords({ topic, partitions: [{ partition: 4, offset: '2' }] });
+  const trimmed = (await adminClient.fetchTopicOffsets(topic)).find((o) => o.partition === 4);
+  emit({ event: 'records deleted', low: Number(trimmed.low), high: Number(trimmed.high) });
 
   await adminClient.deleteTopics({ topics: [topic] });
   emit({ event: 'deleted', 'still listed': (await adminClient.listTopics()).includes(topic) });

@@ -19,8 +19,9 @@
 //	    what is committed). It leaves the group (LeaveGroup, via Close) when standard input closes.
 //	sarama admin -bootstrap B -topic T [-version V]
 //	    ClusterAdmin: create T (3 partitions, retention.ms=3600000), list, describe the topic,
-//	    its config and the cluster, grow it to 5 partitions (from version 1.0, which brought
-//	    CreatePartitions), delete it; one line per step.
+//	    its config and the cluster, AlterConfigs and (from version 2.3) IncrementalAlterConfigs,
+//	    grow it to 5 partitions (from version 1.0, which brought CreatePartitions), produce 3
+//	    records and DeleteRecords below offset 2, delete it; one line per step.
 //
 // -version is a Kafka version Sarama knows ("4.3.1", "0.11.0.0") or "default", which leaves
 // Sarama's own default (sarama.DefaultVersion) in place: the protocol versions it speaks follow.
@@ -294,7 +295,14 @@ func group(bootstrap []string, topic, groupID, strategy string, config *sarama.C
 }
 
 func admin(bootstrap []string, topic string, config *sarama.Config) {
-	clusterAdmin, err := sarama.NewClusterAdmin(bootstrap, config)
+	config.Producer.Return.Successes = true
+	config.Producer.RequiredAcks = sarama.WaitForAll
+	config.Producer.Partitioner = sarama.NewManualPartitioner
+	client, err := sarama.NewClient(bootstrap, config)
+	if err != nil {
+		fail("connect", err)
+	}
+	clusterAdmin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		fail("connect", err)
 	}
@@ -337,6 +345,24 @@ func admin(bootstrap []string, topic string, config *sarama.Config) {
 	emit(map[string]any{"event": "configs", "retention.ms": configs["retention.ms"],
 		"cleanup.policy": configs["cleanup.policy"]})
 
+	// AlterConfigs replaces the topic's whole set; IncrementalAlterConfigs (from 2.3) edits it.
+	longer := "7200000"
+	if err := clusterAdmin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"retention.ms": &longer}, false); err != nil {
+		fail("alter config", err)
+	}
+	emit(map[string]any{"event": "altered", "retention.ms": topicConfig(clusterAdmin, topic, "retention.ms")})
+	if config.Version.IsAtLeast(sarama.V2_3_0_0) {
+		entries := map[string]sarama.IncrementalAlterConfigsEntry{
+			"retention.ms": {Operation: sarama.IncrementalAlterConfigsOperationDelete},
+			"segment.ms":   {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &longer},
+		}
+		if err := clusterAdmin.IncrementalAlterConfig(sarama.TopicResource, topic, entries, false); err != nil {
+			fail("incremental alter config", err)
+		}
+		emit(map[string]any{"event": "incrementally altered", "retention.ms": topicConfig(clusterAdmin, topic, "retention.ms"),
+			"segment.ms": topicConfig(clusterAdmin, topic, "segment.ms")})
+	}
+
 	brokers, controller, err := clusterAdmin.DescribeCluster()
 	if err != nil {
 		fail("describe cluster", err)
@@ -358,6 +384,32 @@ func admin(bootstrap []string, topic string, config *sarama.Config) {
 		emit(map[string]any{"event": "grown", "partitions": len(described[0].Partitions)})
 	}
 
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		fail("producer", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 0,
+			Value: sarama.StringEncoder(fmt.Sprint(i))}); err != nil {
+			fail("send", err)
+		}
+	}
+	if err := producer.Close(); err != nil {
+		fail("producer close", err)
+	}
+	if err := clusterAdmin.DeleteRecords(topic, map[int32]int64{0: 2}); err != nil {
+		fail("delete records", err)
+	}
+	oldest, err := client.GetOffset(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		fail("offsets", err)
+	}
+	newest, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		fail("offsets", err)
+	}
+	emit(map[string]any{"event": "records deleted", "oldest": oldest, "newest": newest})
+
 	if err := clusterAdmin.DeleteTopic(topic); err != nil {
 		fail("delete", err)
 	}
@@ -372,6 +424,21 @@ func admin(bootstrap []string, topic string, config *sarama.Config) {
 	if err := clusterAdmin.Close(); err != nil {
 		fail("close", err)
 	}
+}
+
+func topicConfig(clusterAdmin sarama.ClusterAdmin, topic, name string) string {
+	entries, err := clusterAdmin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic,
+		ConfigNames: []string{name}})
+	if err != nil {
+		fail("describe config", err)
+	}
+	for _, entry := range entries {
+		if entry.Name == name {
+			return entry.Value
+		}
+	}
+	fail("describe config", fmt.Errorf("no %s in %v", name, entries))
+	return ""
 }
 
 func errorText(err error) any {

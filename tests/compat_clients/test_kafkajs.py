@@ -70,6 +70,7 @@ def test_kafkajs_admin(client_broker, kafkajs):
     assert events["described"] == {"event": "described", "name": topic, "partitions": [
         {"partition": p, "leader": 1, "error": 0} for p in range(3)]}
     assert events["configs"] == {"event": "configs", "error": 0, "retention.ms": "3600000", "cleanup.policy": "delete"}
+    assert events["altered"]["retention.ms"] == "7200000"
     assert events["cluster"] == {"event": "cluster", "brokers": [client_broker.bootstrap], "controller": 1}
     assert events["grown"]["partitions"] == 5
     # Three records were produced to partition 4 with timestamps base, base + 1, base + 2.
@@ -77,6 +78,7 @@ def test_kafkajs_admin(client_broker, kafkajs):
         {"partition": p, "low": 0, "high": 3 if p == 4 else 0, "offset": 3 if p == 4 else 0} for p in range(5)]
     assert events["offsets by time"]["partitions"] == [
         {"partition": p, "offset": 1 if p == 4 else 0} for p in range(5)]
+    assert (events["records deleted"]["low"], events["records deleted"]["high"]) == (2, 3)
     assert events["deleted"]["still listed"] is False
     # Deleting it again: UNKNOWN_TOPIC_OR_PARTITION, which kafkajs retries until it gives up.
     assert (events["deleted again"]["error"], events["deleted again"]["cause"]) == (

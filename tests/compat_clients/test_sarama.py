@@ -96,9 +96,14 @@ def test_sarama_cluster_admin(client_broker, sarama, version):
     assert events["described"] == {"event": "described", "name": topic, "error": None, "partitions": 3,
                                    "leaders": [1, 1, 1]}
     assert (events["configs"]["retention.ms"], events["configs"]["cleanup.policy"]) == ("3600000", "delete")
+    assert events["altered"]["retention.ms"] == "7200000"
+    if version != OLDEST:  # IncrementalAlterConfigs came with Kafka 2.3
+        assert events["incrementally altered"] == {"event": "incrementally altered", "retention.ms": "604800000",
+                                                   "segment.ms": "7200000"}  # deleted: back to the default
     assert events["cluster"]["brokers"] == [client_broker.bootstrap] and events["cluster"]["controller"] == 1
     if version != OLDEST:  # Kafka 0.11 had no CreatePartitions: Sarama does not send it
         assert events["grown"]["partitions"] == 5
+    assert (events["records deleted"]["oldest"], events["records deleted"]["newest"]) == (2, 3)
     assert events["deleted"]["still listed"] is False
     assert events["deleted again"]["error"] == ("kafka server: Request was for a topic or partition that does not "
                                                 "exist on this broker")
