@@ -6,7 +6,10 @@ Behaviour:
 * ``acks`` must be 0, 1 or -1 (all); anything else is INVALID_REQUIRED_ACKS for every partition.
 * Each partition's record set is validated and appended by the storage engine (CRC, sizes,
   ``max.message.bytes``, timestamps, keys on compacted topics); a refusal answers that
-  partition with the error's Kafka code and message and leaves the others unaffected.
+  partition with the error's Kafka code and leaves the others unaffected. As in Kafka
+  (ReplicaManager's ``hasCustomErrorMessage``), ``error_message`` is null for every partition
+  error except a record validation fault (below); odradek's own explanation of a refusal goes
+  to the broker's log at debug level.
 * Faults of single records (a keyless record on a compacted topic: INVALID_RECORD; a
   timestamp outside ``message.timestamp.before/after.max.ms``: INVALID_TIMESTAMP) are answered
   as Kafka answers its ``RecordValidationException``: v8+ ``record_errors`` (each record's index
@@ -35,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
 from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
@@ -48,10 +53,19 @@ TopicResponse = ProduceResponse.TopicProduceResponse
 PartitionResponse = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
 RecordErrorEntry = PartitionResponse.BatchIndexAndErrorMessage
 
+log = structlog.get_logger("odradek.produce")
+
 
 def _partition_error(index: int, code: int, message: str | None = None) -> PartitionResponse:
+    """A refused partition; ``message`` only for Kafka's RecordValidationException answers."""
     return PartitionResponse(index=index, error_code=code, base_offset=-1, log_append_time_ms=-1,
                              log_start_offset=-1, error_message=message)
+
+
+def _refused(topic: str, index: int, code: int, detail: str) -> PartitionResponse:
+    """A refused partition answered as Kafka does (no error_message); the detail is logged."""
+    log.debug("produce refused", topic=topic, partition=index, error_code=code, detail=detail)
+    return _partition_error(index, code)
 
 
 @REGISTRY.handles(ProduceRequest, ProduceResponse)
@@ -66,8 +80,8 @@ def handle_produce(ctx, request: ProduceRequest):
         partitions = []
         for data in topic_data.partition_data:
             if request.transactional_id is not None:
-                partitions.append(_partition_error(data.index, error_codes.INVALID_TXN_STATE,
-                                                   "Transactions are not served by this broker yet"))
+                partitions.append(_refused(topic_data.name, data.index, error_codes.INVALID_TXN_STATE,
+                                           "transactions are not served by this broker yet"))
                 continue
             if acks not in (0, 1, -1):
                 partitions.append(_partition_error(data.index, error_codes.INVALID_REQUIRED_ACKS))
@@ -80,14 +94,14 @@ def handle_produce(ctx, request: ProduceRequest):
             if acks == -1 and partition.min_insync_replicas > len(partition.in_sync_replicas):
                 # Checked before appending, as Kafka does (NOT_ENOUGH_REPLICAS_AFTER_APPEND is
                 # for an ISR that shrinks while waiting, which one node cannot have).
-                partitions.append(_partition_error(
-                    data.index, error_codes.NOT_ENOUGH_REPLICAS,
+                partitions.append(_refused(
+                    topic_data.name, data.index, error_codes.NOT_ENOUGH_REPLICAS,
                     f"The size of the current ISR {partition.in_sync_replicas} is insufficient to satisfy the "
                     f"min.isr requirement of {partition.min_insync_replicas}"))
                 continue
             if data.records is None or len(data.records) == 0:
-                partitions.append(_partition_error(data.index, error_codes.INVALID_RECORD,
-                                                   "The produce request has no record batches"))
+                partitions.append(_refused(topic_data.name, data.index, error_codes.INVALID_RECORD,
+                                           "the produce request has no record batches"))
                 continue
             try:
                 appended = partition.append(data.records)
@@ -99,7 +113,7 @@ def handle_produce(ctx, request: ProduceRequest):
                 partitions.append(answer)
                 continue
             except ProtocolError as error:
-                partitions.append(_partition_error(data.index, error.error_code, str(error)))
+                partitions.append(_refused(topic_data.name, data.index, error.error_code, str(error)))
                 continue
             answer = PartitionResponse(
                 index=data.index,
@@ -135,9 +149,9 @@ async def _after_durable(response: ProduceResponse, waits, timeout_ms: int) -> P
     for task, (_, _, answer) in zip(tasks, waits):
         if task in late:
             task.cancel()
-            answer.error_code = error_codes.REQUEST_TIMED_OUT
-            answer.error_message = f"The records were not durable within the request timeout of {timeout_ms} ms"
+            answer.error_code = error_codes.REQUEST_TIMED_OUT  # no error_message, as Kafka's DelayedProduce
+            log.debug("produce not durable in time", timeout_ms=timeout_ms)
         elif task.exception() is not None:
             answer.error_code = error_codes.KAFKA_STORAGE_ERROR
-            answer.error_message = "The fsync of the appended records failed"
+            log.debug("produce fsync failed", error=repr(task.exception()))
     return response
