@@ -9,17 +9,18 @@ Run from the repository root (odradek installed; Java 17+ and Kafka's jars, fetc
     python3 benchmarks/broker_throughput.py --brokers odradek,kafka --rows produce-all,produce-all-many
 
 The brokers, each started fresh for every repeat with its own temporary data directory on a
-free 127.0.0.1 port (deleted afterwards):
+free 127.0.0.1 port (deleted afterwards), all reading the same ``server.properties``, the one
+compat/make_kafka_fixture.py writes (one partition per topic by default, single-node
+replication factors, ``group.initial.rebalance.delay.ms=0``; odradek ignores the KRaft keys):
 
-* ``odradek``: ``python3 -m odradek.broker.cli serve`` (what ``odradek serve`` runs, on
-  uvloop) with Kafka's defaults, so ``odradek.flush.on.acks.all=true``: an acks=all produce
+* ``odradek``: ``python3 -m odradek.broker.cli serve --config server.properties`` (what
+  ``odradek serve`` runs, on uvloop), so ``odradek.flush.on.acks.all=true``: an acks=all produce
   is answered after an fsync (one fsync round per partition covers every batch appended
   meanwhile, see docs/architecture.md, "Durability");
 * ``odradek-nofsync``: the same with ``odradek.flush.on.acks.all=false`` (acks=all answered
   after the append, as Kafka without replicas does);
 * ``kafka``: Apache Kafka (compat/kafka_jars.py's pinned version), one KRaft node in combined
-  mode with the ``server.properties`` of compat/make_kafka_fixture.py, formatted with its
-  StorageTool, started with the JVM options of Kafka's ``kafka-server-start.sh`` (``-Xmx1g
+  mode, formatted with its StorageTool, started with the JVM options of Kafka's ``kafka-server-start.sh`` (``-Xmx1g
   -Xms1g``, G1, full JIT). Kafka does not fsync on produce (``log.flush.interval.messages``
   is unbounded by default).
 
@@ -27,13 +28,13 @@ The load generators are Kafka's own tools (``kafka-producer-perf-test`` =
 ``org.apache.kafka.tools.ProducerPerformance``, ``kafka-consumer-perf-test`` =
 ``ConsumerPerformance``, from the same jars, JVMs with ``-Xmx512m``, full JIT), with the
 Java client's defaults (batch.size 16384, linger.ms 5, max.in.flight 5) unless
-``--producer-props`` says otherwise. Each fresh broker first takes ``--warm-up-seconds`` (4) of
+``--producer-props`` says otherwise. Each fresh broker first takes ``--warm-up-seconds`` (3) of
 unmeasured acks=1 produce (the Kafka JVM compiles its hot paths). Every topic has
 ``--partitions`` (1) partitions. Rows:
 
 * ``produce-1``: one producer of ``--record-size`` (1024) byte records, acks=1, as fast as it
   goes (``--throughput -1``), reporting every second; it is stopped once it has reported
-  ``--skip-seconds`` (2) + ``--row-seconds`` (10), and the row's rate is over the reports after
+  ``--skip-seconds`` (2) + ``--row-seconds`` (8), and the row's rate is over the reports after
   the first ``--skip-seconds`` (the tool's JVM start, JIT and metadata fetch left out);
 * ``produce-all``: the same with acks=all;
 * ``produce-all-many``: ``--producers`` (4) such producers at once, acks=all; the MiB/s is the
@@ -146,24 +147,28 @@ class RunningBroker:
         kafka_fixture.stop(self.process)
 
 
+def _write_server_properties(work: Path) -> tuple[Path, int]:
+    """compat/make_kafka_fixture.py's ``server.properties`` (one KRaft node, loopback
+    listeners, ``log.dirs`` = work/data): both brokers read the same file."""
+    broker_port, controller_port = kafka_fixture.free_port(), kafka_fixture.free_port()
+    properties = work / "server.properties"
+    properties.write_text(kafka_fixture.server_properties(work, broker_port, controller_port))
+    return properties, broker_port
+
+
 def start_odradek(work: Path, *, flush_on_acks_all: bool) -> RunningBroker:
-    port = kafka_fixture.free_port()
-    data_dir = work / "data"
+    properties, port = _write_server_properties(work)  # odradek ignores the KRaft keys it does not use
     log_path = work / "odradek.log"
-    command = [sys.executable, "-m", "odradek.broker.cli", "serve",
-               "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-               "--override", f"log.dirs={data_dir}",
+    command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--config", str(properties),
                "--override", f"odradek.flush.on.acks.all={str(flush_on_acks_all).lower()}"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
-    return RunningBroker("odradek", process, port, data_dir, log_path)
+    return RunningBroker("odradek", process, port, work / "data", log_path)
 
 
 def start_kafka(work: Path) -> RunningBroker:
-    broker_port, controller_port = kafka_fixture.free_port(), kafka_fixture.free_port()
-    properties = work / "server.properties"
-    properties.write_text(kafka_fixture.server_properties(work, broker_port, controller_port))
+    properties, broker_port = _write_server_properties(work)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
     log_path = work / "kafka.log"
@@ -529,8 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=lambda t: _names(t, ROWS), default=list(ROWS),
                         help="comma-separated, from: " + ", ".join(ROWS))
     parser.add_argument("--repeats", type=int, default=2, help="starts of each broker (2)")
-    parser.add_argument("--row-seconds", type=float, default=10.0,
-                        help="measured seconds of each produce row, after --skip-seconds (10)")
+    parser.add_argument("--row-seconds", type=float, default=8.0,
+                        help="measured seconds of each produce row, after --skip-seconds (8)")
     parser.add_argument("--skip-seconds", type=float, default=2.0,
                         help="first seconds of each producer's reports left out (2)")
     parser.add_argument("--record-size", type=int, default=1024, help="bytes per record value (1024)")
@@ -538,8 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=1, help="partitions per topic (1)")
     parser.add_argument("--latency-rate", type=int, default=2000, help="records/s in the latency row (2000)")
     parser.add_argument("--latency-seconds", type=int, default=8, help="length of the latency row (8)")
-    parser.add_argument("--warm-up-seconds", type=float, default=4.0,
-                        help="seconds of unmeasured acks=1 produce per broker start (4)")
+    parser.add_argument("--warm-up-seconds", type=float, default=3.0,
+                        help="seconds of unmeasured acks=1 produce per broker start (3)")
     parser.add_argument("--producer-props", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more producer configs for every producer (e.g. linger.ms=10)")
     parser.add_argument("--row-timeout", type=float, default=40.0,
@@ -560,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tempfile.mkdtemp(prefix=f"odradek-throughput-{name}-"))
             try:
                 print(f"repeat {repeat + 1}: {name} (load average {_load()})", flush=True)
+                began = time.monotonic()
                 results.setdefault(name, []).append(measure_broker(name, options, work, count_fsyncs))
+                print(f"  ({time.monotonic() - began:.0f} s)", flush=True)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         loads.append(_load())
