@@ -59,6 +59,8 @@ class Broker:
         self.group_coordinator = GroupCoordinator(GroupConfig.from_broker_config(config))
         # KIP-848 groups resolve names and ids through the topic table (classic members' JoinGroup).
         self.group_coordinator.consumer.topics = self.topics.by_name
+        # Per-group configs (consumer.session.timeout.ms, ...) live with the topic configs.
+        self.group_coordinator.group_configs = self.topics.group_configs
         # KIP-714 client instances (GetTelemetrySubscriptions / PushTelemetry, not advertised).
         self.client_metrics = ClientMetrics(config["telemetry.max.bytes"], self.clock_ms)
 

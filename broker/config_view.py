@@ -76,3 +76,19 @@ def broker_config_views(broker_config, keys=None) -> list[ConfigView]:
             synonyms.append((name, definition.format(definition.default), ConfigSource.DEFAULT_CONFIG))
         views.append(ConfigView(name, value, source, True, definition.sensitive, definition, synonyms))
     return views
+
+
+def group_config_views(broker_config, overrides: dict[str, str], keys=None) -> list[ConfigView]:
+    """A group's configs (ConfigResource GROUP): its override (source GROUP_CONFIG) or the
+    broker's value for it (DEFAULT_CONFIG, as Kafka's ConfigHelper reports it), one synonym."""
+    from .groups.group_configs import GROUP_CONFIGS, effective_values
+
+    values = effective_values(broker_config, overrides)
+    views = []
+    for name, (definition, _, _) in GROUP_CONFIGS.items():
+        if keys is not None and name not in keys:
+            continue
+        source = ConfigSource.GROUP_CONFIG if name in overrides else ConfigSource.DEFAULT_CONFIG
+        value = definition.format(values[name])
+        views.append(ConfigView(name, value, source, False, False, definition, [(name, value, source)]))
+    return views

@@ -9,7 +9,11 @@ left behind by a crash in the middle of a deletion is not resurrected.
 File format (version 1)::
 
     {"version": 1, "topics": {"<name>": {"topic_id": "<uuid>", "partitions": N,
-                                        "configs": {"<topic config>": "<value as given>"}}}}
+                                        "configs": {"<topic config>": "<value as given>"}}},
+     "group_configs": {"<group id>": {"<group config>": "<value as given>"}}}
+
+``group_configs`` (optional; absent in files written before it) holds the per-group configs
+of ``odradek.broker.groups.group_configs``, which Kafka keeps in its metadata log as well.
 
 Owner: the :class:`~odradek.broker.broker.Broker`, on the event loop.
 """
@@ -88,6 +92,8 @@ class TopicTable:
         self.path = os.path.join(directory, TOPICS_FILE)
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        # Per-group config overrides (group id -> name -> value); changed in place, then saved.
+        self.group_configs: dict[str, dict[str, str]] = {}
 
     def load(self) -> None:
         if not os.path.exists(self.path):
@@ -98,6 +104,7 @@ class TopicTable:
             raise ValueError(f"{self.path}: unknown version {document.get('version')!r}")
         for name, entry in document["topics"].items():
             self._index(Topic(name, uuid.UUID(entry["topic_id"]), int(entry["partitions"]), dict(entry["configs"])))
+        self.group_configs.update({group: dict(configs) for group, configs in document.get("group_configs", {}).items()})
 
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic
@@ -111,6 +118,7 @@ class TopicTable:
                              "configs": topic.configs}
                 for topic in self.by_name.values()
             },
+            "group_configs": self.group_configs,
         }
         data = json.dumps(document, indent=1, sort_keys=True).encode("utf-8")
         temporary = self.path + ".tmp"

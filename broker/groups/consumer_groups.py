@@ -323,7 +323,7 @@ class ConsumerGroups:
         if error != error_codes.NONE:
             return HeartbeatResult(error)
         result = HeartbeatResult(member_id=member_id, member_epoch=current.member_epoch,
-                                 heartbeat_interval_ms=self.config.consumer_heartbeat_interval_ms)
+                                 heartbeat_interval_ms=self.coordinator.consumer_heartbeat_interval_ms(group.group_id))
         full_request = joining or (request.rebalance_timeout_ms != -1 and request.owned is not None
                                    and (request.subscribed_topic_names is not None
                                         or request.subscribed_topic_regex is not None))
@@ -513,7 +513,7 @@ class ConsumerGroups:
         group = self.groups.get(group_id)
         member = group.members.get(member_id) if group is not None else None
         timeout = (member.classic.session_timeout_ms if member is not None and member.classic is not None
-                   else self.config.consumer_session_timeout_ms)
+                   else self.coordinator.consumer_session_timeout_ms(group_id))
         self.timer.schedule(self._session_key(group_id, member_id), timeout,
                             lambda: self.fence(group_id, member_id, "the member session expired"))
 

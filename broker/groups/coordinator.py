@@ -45,6 +45,7 @@ from .classic import (CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupError, GroupSta
                       SyncResult)
 from .assignors import assignor_names
 from .consumer_groups import ConsumerGroups
+from .group_configs import CONSUMER_HEARTBEAT_INTERVAL, CONSUMER_SESSION_TIMEOUT
 from .timer import LoopTimer
 
 log = structlog.get_logger("odradek.groups")
@@ -178,6 +179,9 @@ class GroupCoordinator:
         self.partition_count = 1
         self.loading: set[int] = set()
         self.failed_partitions: set[int] = set()
+        # Per-group config overrides (group_configs.py), group id -> name -> value; the broker
+        # hands in its topic table's dict, which the config handlers change.
+        self.group_configs: dict[str, dict[str, str]] = {}
 
     # --- persistence ---
 
@@ -332,6 +336,18 @@ class GroupCoordinator:
         self.consumer.finish_restore(replayed)
         if self.groups or self.consumer.groups:
             self._arm_cleanup()
+
+    def consumer_session_timeout_ms(self, group_id: str) -> int:
+        """A consumer-protocol member's session: the group's ``consumer.session.timeout.ms``,
+        else ``group.consumer.session.timeout.ms``."""
+        value = self.group_configs.get(group_id, {}).get(CONSUMER_SESSION_TIMEOUT)
+        return self.config.consumer_session_timeout_ms if value is None else int(value)
+
+    def consumer_heartbeat_interval_ms(self, group_id: str) -> int:
+        """The interval a consumer-protocol member is told: the group's
+        ``consumer.heartbeat.interval.ms``, else ``group.consumer.heartbeat.interval.ms``."""
+        value = self.group_configs.get(group_id, {}).get(CONSUMER_HEARTBEAT_INTERVAL)
+        return self.config.consumer_heartbeat_interval_ms if value is None else int(value)
 
     def now_ms(self) -> int:
         return self.timer.now_ms()

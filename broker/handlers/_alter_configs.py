@@ -1,11 +1,12 @@
 """What AlterConfigs and IncrementalAlterConfigs share: resolving a resource and applying a
-new set of topic overrides (validated as a whole before anything changes)."""
+new set of topic or group overrides (validated as a whole before anything changes)."""
 
 from __future__ import annotations
 
 from odradek.protocol import error_codes
 
 from ..config import TOPIC_CONFIGS, ConfigType
+from ..groups.group_configs import GROUP_CONFIGS, GROUP_RESOURCE, set_group_configs
 from ..topics import TopicError
 
 TOPIC = 2
@@ -15,8 +16,8 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 def alter_resource(broker, resource_type: int, resource_name: str, change, validate_only: bool) -> None:
-    """``change(current_overrides) -> new_overrides`` for a topic; raises TopicError with the
-    code and message to answer."""
+    """``change(current_overrides) -> new_overrides`` for a topic or a group; raises TopicError
+    with the code and message to answer."""
     if resource_type == TOPIC:
         topic = broker.topics.get(resource_name)
         if topic is None:
@@ -27,16 +28,24 @@ def alter_resource(broker, resource_type: int, resource_name: str, change, valid
         else:
             broker.set_topic_configs(topic, new)
         return
+    if resource_type == GROUP_RESOURCE:
+        current = dict(broker.topics.group_configs.get(resource_name, {}))
+        set_group_configs(broker, resource_name, change(current), validate_only)
+        return
     if resource_type == BROKER:
         raise TopicError(error_codes.INVALID_CONFIG,
                          "odradek has no dynamic broker configs yet: set them in server.properties")
     raise TopicError(error_codes.INVALID_REQUEST, f"Resource type {resource_type} is not served by odradek yet")
 
 
-def incremental_change(operations):
-    """The ``change`` function for IncrementalAlterConfigs ``operations`` ((name, op, value)):
-    SET, DELETE (back to the default), APPEND / SUBTRACT (list configs only: items added if
-    absent / removed, starting from the current value or the default)."""
+def incremental_change(operations, resource_type: int = TOPIC):
+    """The ``change`` function for IncrementalAlterConfigs ``operations`` ((name, op, value)) on
+    a topic or a group: SET, DELETE (back to the default), APPEND / SUBTRACT (list configs only:
+    items added if absent / removed, starting from the current value or the default)."""
+    if resource_type == GROUP_RESOURCE:
+        definitions, kind = {name: entry[0] for name, entry in GROUP_CONFIGS.items()}, "group"
+    else:
+        definitions, kind = TOPIC_CONFIGS, "topic"
     names = [name for name, _, _ in operations]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -44,9 +53,9 @@ def incremental_change(operations):
 
     def change(overrides: dict) -> dict:
         for name, operation, value in operations:
-            definition = TOPIC_CONFIGS.get(name)
+            definition = definitions.get(name)
             if definition is None:
-                raise TopicError(error_codes.INVALID_CONFIG, f"Unknown topic config name: {name}")
+                raise TopicError(error_codes.INVALID_CONFIG, f"Unknown {kind} config name: {name}")
             if operation == SET:
                 overrides[name] = value
             elif operation == DELETE:

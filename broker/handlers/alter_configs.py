@@ -1,4 +1,5 @@
-"""AlterConfigs (key 33), versions 0-2: replace a topic's whole set of config overrides.
+"""AlterConfigs (key 33), versions 0-2: replace a topic's (or a group's, resource type 32) whole
+set of config overrides.
 
 Every key not given goes back to its default (that is the legacy API's meaning; clients now
 prefer IncrementalAlterConfigs). The new set is validated as a whole first: an unknown key or

@@ -8,8 +8,12 @@ Brokers (type 4): the resource name must be this node's id (or empty: the cluste
 configs, of which there are none but the static ones yet); another id is INVALID_REQUEST, as
 Kafka answers. Every broker config is reported, read-only (no dynamic broker configs yet).
 
-Other resource types (broker loggers, client metrics, groups) are INVALID_REQUEST with a
-message saying they are not served.
+Groups (type 32, KIP-848): every group config (``odradek.broker.groups.group_configs``), the
+group's override (source GROUP_CONFIG) or the broker's value (DEFAULT_CONFIG); the group need
+not exist; an empty name is INVALID_REQUEST.
+
+Other resource types (broker loggers, client metrics) are INVALID_REQUEST with a message saying
+they are not served.
 
 Version notes: v0 has ``is_default`` instead of a source; v1+ source and synonyms; v3+ config
 type and documentation (when ``include_documentation``).
@@ -21,7 +25,8 @@ from odradek.protocol import error_codes
 from odradek.protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResponse
 
 from ..config import ConfigSource
-from ..config_view import broker_config_views, topic_config_views
+from ..config_view import broker_config_views, group_config_views, topic_config_views
+from ..groups.group_configs import GROUP_RESOURCE
 from . import REGISTRY
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
@@ -78,6 +83,14 @@ def handle_describe_configs(ctx, request: DescribeConfigsRequest) -> DescribeCon
             else:
                 views = broker_config_views(broker.config, keys) if resource.resource_name else []
                 result.configs = _entries(views, version, include_synonyms, include_documentation)
+        elif resource.resource_type == GROUP_RESOURCE:
+            if not resource.resource_name:
+                result.error_code = error_codes.INVALID_REQUEST
+                result.error_message = "Group name must not be empty"
+            else:
+                overrides = broker.topics.group_configs.get(resource.resource_name, {})
+                result.configs = _entries(group_config_views(broker.config, overrides, keys), version,
+                                          include_synonyms, include_documentation)
         else:
             result.error_code = error_codes.INVALID_REQUEST
             result.error_message = f"Resource type {resource.resource_type} is not served by odradek yet"

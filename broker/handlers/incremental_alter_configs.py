@@ -1,6 +1,7 @@
 """IncrementalAlterConfigs (key 44), versions 0-1 (KIP-339).
 
-Per topic, a list of operations on its overrides: SET (0), DELETE (1: back to the default),
+Per topic or group (resource type 32, ``odradek.broker.groups.group_configs``), a list of
+operations on its overrides: SET (0), DELETE (1: back to the default),
 APPEND (2) and SUBTRACT (3) for list configs such as ``cleanup.policy`` (items added if absent
 / removed, starting from the current value or the default). A key given twice in one resource,
 an unknown key, APPEND/SUBTRACT on a non-list config or a bad resulting value is INVALID_CONFIG
@@ -30,7 +31,8 @@ def handle_incremental_alter_configs(ctx, request: IncrementalAlterConfigsReques
         result = Result(error_code=error_codes.NONE, resource_type=resource.resource_type,
                         resource_name=resource.resource_name)
         try:
-            change = incremental_change([(c.name, c.config_operation, c.value) for c in resource.configs])
+            change = incremental_change([(c.name, c.config_operation, c.value) for c in resource.configs],
+                                        resource.resource_type)
             alter_resource(ctx.broker, resource.resource_type, resource.resource_name, change,
                            request.validate_only)
         except TopicError as error:
