@@ -268,6 +268,9 @@ func group(bootstrap []string, topic, groupID, strategy string, config *sarama.C
 	config.Consumer.Offsets.AutoCommit.Enable = false
 	config.Consumer.Group.Session.Timeout = 10 * time.Second
 	config.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
+	// The second member's join makes the first one's SyncGroup answer REBALANCE_IN_PROGRESS;
+	// Sarama waits this long before rejoining (2 s by default).
+	config.Consumer.Group.Rebalance.Retry.Backoff = 200 * time.Millisecond
 	config.Consumer.Return.Errors = true
 	consumerGroup, err := sarama.NewConsumerGroup(bootstrap, groupID, config)
 	if err != nil {
