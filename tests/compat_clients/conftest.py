@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from broker.conftest import BrokerProcess, RawClient
-from groups.conftest import FAST_GROUPS
+from groups.conftest import FAST_GROUPS, assert_no_traceback
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +16,7 @@ def client_broker(tmp_path_factory):
     yield process
     code = process.stop()
     assert code == 0, f"broker exited {code}: {process.log()}"
+    assert_no_traceback(process)  # no handler or coordinator failed on what the clients sent
 
 
 @pytest.fixture
