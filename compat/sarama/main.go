@@ -21,7 +21,8 @@
 //	    ClusterAdmin: create T (3 partitions, retention.ms=3600000), list, describe the topic,
 //	    its config and the cluster, AlterConfigs and (from version 2.3) IncrementalAlterConfigs,
 //	    grow it to 5 partitions (from version 1.0, which brought CreatePartitions), produce 3
-//	    records and DeleteRecords below offset 2, delete it; one line per step.
+//	    records and DeleteRecords below offset 2, DescribeLogDirs (from 1.0), delete it; one line
+//	    per step.
 //
 // -version is a Kafka version Sarama knows ("4.3.1", "0.11.0.0") or "default", which leaves
 // Sarama's own default (sarama.DefaultVersion) in place: the protocol versions it speaks follow.
@@ -412,6 +413,29 @@ func admin(bootstrap []string, topic string, config *sarama.Config) {
 		fail("offsets", err)
 	}
 	emit(map[string]any{"event": "records deleted", "oldest": oldest, "newest": newest})
+
+	if config.Version.IsAtLeast(sarama.V1_0_0_0) { // DescribeLogDirs came with Kafka 1.0
+		logDirs, err := clusterAdmin.DescribeLogDirs([]int32{controller})
+		if err != nil {
+			fail("describe log dirs", err)
+		}
+		var paths []string
+		sizes := map[string]int64{}
+		for _, dir := range logDirs[controller] {
+			if !errors.Is(dir.ErrorCode, sarama.ErrNoError) {
+				fail("describe log dirs", dir.ErrorCode)
+			}
+			paths = append(paths, dir.Path)
+			for _, described := range dir.Topics {
+				if described.Topic == topic {
+					for _, partition := range described.Partitions {
+						sizes[fmt.Sprint(partition.PartitionID)] = partition.Size
+					}
+				}
+			}
+		}
+		emit(map[string]any{"event": "log dirs", "paths": paths, "sizes": sizes})
+	}
 
 	if err := clusterAdmin.DeleteTopic(topic); err != nil {
 		fail("delete", err)

@@ -9,6 +9,8 @@ Fetch v4-v5, JoinGroup v1-v2, ...), as a client pinned to an old Kafka speaks.""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from broker.test_server import create_topic
@@ -104,6 +106,11 @@ def test_sarama_cluster_admin(client_broker, sarama, version):
     if version != OLDEST:  # Kafka 0.11 had no CreatePartitions: Sarama does not send it
         assert events["grown"]["partitions"] == 5
     assert (events["records deleted"]["oldest"], events["records deleted"]["newest"]) == (2, 3)
+    if version != OLDEST:  # DescribeLogDirs came with Kafka 1.0
+        assert events["log dirs"]["paths"] == [os.path.realpath(client_broker.data_dir)]
+        sizes = events["log dirs"]["sizes"]
+        assert set(sizes) == {str(p) for p in range(5)} and sizes["0"] > 0  # the 3 records (none removed yet)
+        assert all(sizes[str(p)] == 0 for p in range(1, 5))
     assert events["deleted"]["still listed"] is False
     assert events["deleted again"]["error"] == ("kafka server: Request was for a topic or partition that does not "
                                                 "exist on this broker")
