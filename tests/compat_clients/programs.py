@@ -188,7 +188,8 @@ def run_group(broker, setup_client, members: list[GroupMember], topic: str, grou
             return (all(s is not None and len(s) == partitions // len(members) for s in shares)
                     and set().union(*shares) == set(range(partitions)))
 
-        wait_until(split, timeout=timeout, what=lambda: f"an even split: {[(m.name, m.assignment, m.errors(), m.log()) for m in members]}")
+        wait_until(split, timeout=timeout,
+                   what=lambda: f"an even split: {[(m.name, m.assignment, m.errors(), m.log()) for m in members]}")
         shares = {m.name: m.assignment for m in members}
         values = [b"%s-%d" % (group.encode(), i) for i in range(records)]
         produce(values)

@@ -64,7 +64,8 @@ def test_sarama_produce_consume(client_broker, setup_client, sarama, version, co
     # ListOffsets by timestamp: the first offset whose timestamp is at or after it.
     offsets = {e["partition"]: e for e in consumed if e["event"] == "offsets"}
     for partition in range(PARTITIONS):
-        stored = sorted(offset for (p, offset), record in placed.items() if p == partition and record["timestamp"] >= at)
+        stored = sorted(offset for (p, offset), record in placed.items()
+                        if p == partition and record["timestamp"] >= at)
         assert (offsets[partition]["for time"], offsets[partition]["oldest"], offsets[partition]["newest"]) == (
             stored[0], 0, RECORDS // PARTITIONS)
 
