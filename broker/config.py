@@ -375,7 +375,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         _d("message.timestamp.type", S, "CreateTime", "Whether record timestamps are the producer's (`CreateTime`) or the broker's append time (`LogAppendTime`).", one_of("CreateTime", "LogAppendTime"), synonyms=("log.message.timestamp.type",)),
         _d("min.cleanable.dirty.ratio", D, 0.5, "The dirty ratio above which the log cleaner compacts the log.", between(0, 1), synonyms=("log.cleaner.min.cleanable.ratio",)),
         _d("min.compaction.lag.ms", L, 0, "The minimum time a message stays uncompacted.", at_least(0), synonyms=("log.cleaner.min.compaction.lag.ms",)),
-        _d("min.insync.replicas", I, 1, "The minimum number of in-sync replicas that must acknowledge a write with acks=all.", at_least(1), synonyms=("min.insync.replicas",), odradek_note="With one node the in-sync replica set has one member: a value above 1 makes acks=all produces fail with NOT_ENOUGH_REPLICAS, as in Kafka."),
+        _d("min.insync.replicas", I, 1, "The minimum number of in-sync replicas that must acknowledge a write with acks=all.", at_least(1), synonyms=("min.insync.replicas",), odradek_note="Capped at the replication factor, as Kafka's effective min ISR: with one node (replication factor 1) acks=all produces are never refused for it."),
         _d("preallocate", B, False, "Preallocate the file on disk when creating a new log segment.", synonyms=("log.preallocate",), applied=False),
         _d("remote.log.copy.disable", B, False, "Stop copying segments to tiered storage.", applied=False),
         _d("remote.log.delete.on.disable", B, False, "Delete remote data when tiered storage is disabled.", applied=False),

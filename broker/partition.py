@@ -91,6 +91,12 @@ class Partition:
         """The topic's ``min.insync.replicas`` (set by the broker when configs change)."""
         return self._min_insync_replicas
 
+    @property
+    def effective_min_insync_replicas(self) -> int:
+        """``min.insync.replicas`` capped at the replication factor, as Kafka's
+        Partition.effectiveMinIsr: a setting above it does not refuse acks=all."""
+        return min(self._min_insync_replicas, len(self.replicas))
+
     # --- writes ---
 
     def append(self, records) -> Any:

@@ -15,8 +15,10 @@ Behaviour:
   as Kafka answers its ``RecordValidationException``: v8+ ``record_errors`` (each record's index
   in its batch and Kafka's message) and Kafka's summary as ``error_message``, with the
   partition's log start offset.
-* acks=-1 on a topic whose ``min.insync.replicas`` exceeds the in-sync replicas (one node:
-  any value above 1): NOT_ENOUGH_REPLICAS, before anything is appended.
+* acks=-1 on a partition with fewer in-sync replicas than ``min.insync.replicas`` capped at
+  the replication factor (Kafka's effective min ISR): NOT_ENOUGH_REPLICAS, before anything is
+  appended. One node is never short: a topic of replication factor 1 with
+  ``min.insync.replicas=2`` takes acks=-1 produces, as Kafka does.
 * Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (v13+, by topic id: UNKNOWN_TOPIC_ID).
   Produce never auto-creates topics (clients ask Metadata first, which does).
 * ``timeout_ms`` bounds the wait for durability (acks=-1): a partition not durable by then
@@ -91,13 +93,13 @@ def handle_produce(ctx, request: ProduceRequest):
                 code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
                 partitions.append(_partition_error(data.index, code))
                 continue
-            if acks == -1 and partition.min_insync_replicas > len(partition.in_sync_replicas):
+            if acks == -1 and partition.effective_min_insync_replicas > len(partition.in_sync_replicas):
                 # Checked before appending, as Kafka does (NOT_ENOUGH_REPLICAS_AFTER_APPEND is
                 # for an ISR that shrinks while waiting, which one node cannot have).
                 partitions.append(_refused(
                     topic_data.name, data.index, error_codes.NOT_ENOUGH_REPLICAS,
                     f"The size of the current ISR {partition.in_sync_replicas} is insufficient to satisfy the "
-                    f"min.isr requirement of {partition.min_insync_replicas}"))
+                    f"min.isr requirement of {partition.effective_min_insync_replicas}"))
                 continue
             if data.records is None or len(data.records) == 0:
                 partitions.append(_refused(topic_data.name, data.index, error_codes.INVALID_RECORD,

@@ -301,12 +301,15 @@ def test_quickstart_api_table_is_generated_from_the_registry():
         assert f"| {entry.name} | {entry.api_key} | {versions}{suffix}" in table
 
 
-def test_min_insync_replicas_above_one_refuses_acks_all(raw_client):
+def test_min_insync_replicas_is_capped_at_the_replication_factor(raw_client):
+    # Kafka's Partition.effectiveMinIsr = min(min.insync.replicas, replicas): a real Kafka 4.3
+    # broker takes acks=all on a replication-factor-1 topic with min.insync.replicas=2.
     client = raw_client()
     Config = CreateTopicsRequest.CreatableTopic.CreatableTopicConfig
     create_topic(client, "isr2", configs=[Config(name="min.insync.replicas", value="2")])
-    assert produce(client, "isr2", 0, batch_of(b"x"), acks=-1).error_code == error_codes.NOT_ENOUGH_REPLICAS
-    assert produce(client, "isr2", 0, batch_of(b"x"), acks=1).error_code == 0
+    assert produce(client, "isr2", 0, batch_of(b"x"), acks=-1).error_code == 0
+    assert produce(client, "isr2", 0, batch_of(b"y"), acks=1).error_code == 0
+    assert client.request(fetch_request("isr2", 0, 0), 12).responses[0].partitions[0].high_watermark == 2
 
 
 def test_old_fetch_versions_get_down_converted_message_sets(raw_client):
