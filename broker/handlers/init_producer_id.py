@@ -6,8 +6,9 @@ send it with its epoch to have the epoch bumped (KIP-360, after a sequence error
 same id with epoch + 1, or a fresh id when the epoch would overflow.
 
 Transactional ids need the transaction coordinator, which odradek does not serve yet: such a
-request is answered COORDINATOR_NOT_AVAILABLE (FindCoordinator is not advertised either, so
-transactional clients fail early rather than appear to work).
+request is answered COORDINATOR_NOT_AVAILABLE (a retriable error: FindCoordinator does name
+this broker for transactional ids, so a transactional client retries until its
+``max.block.ms`` and then fails, rather than appear to work).
 
 Version notes: v6 (KIP-939 two-phase commit) fields are answered with their defaults;
 ``enable_2pc`` is refused with INVALID_REQUEST since no transaction can be prepared.
