@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from broker.test_server import create_topic
 from odradek.protocol import error_codes as E
+from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 
 from .conftest import RawClient
@@ -87,6 +88,20 @@ def committed_offsets(broker, group, topic, partitions=PARTITIONS):
     return {p.partition_index: p.committed_offset for p in answer.topics[0].partitions}
 
 
+def split_report(broker, group, *members) -> str:
+    """What a failed split wait shows: each member's assignment and failure, and the group as
+    the broker describes it (state, and its members), to tell a client stuck in a
+    rebalance from a broker that never completed one."""
+    client = RawClient(broker.host, broker.port)
+    try:
+        described = client.request(DescribeGroupsRequest(groups=[group]), 5).groups[0]
+    finally:
+        client.close()
+    members = "; ".join(f"{m.name}: {sorted(m.assignment)} failure={m.failure!r}" for m in members)
+    return (f"a 2+2 split ({members}); broker: {described.group_state}, members "
+            f"{[(m.client_id, m.member_id) for m in described.members]}")
+
+
 def test_kafka_python_members_split_partitions_consume_once_and_resume(group_broker):
     topic, group = "kp-split", "kp-group"
     setup = RawClient(group_broker.host, group_broker.port)
@@ -97,7 +112,8 @@ def test_kafka_python_members_split_partitions_consume_once_and_resume(group_bro
     first.start()
     second.start()
     try:
-        wait_until(lambda: len(first.assignment) == 2 and len(second.assignment) == 2, what="a 2+2 split")
+        wait_until(lambda: len(first.assignment) == 2 and len(second.assignment) == 2,
+                   what=lambda: split_report(group_broker, group, first, second))
         assert first.assignment | second.assignment == set(range(PARTITIONS))
         values = [b"value-%d" % index for index in range(40)]
         produce_kafka_python(group_broker.bootstrap, topic, values)
