@@ -28,13 +28,14 @@ The load generators are Kafka's own tools (``kafka-producer-perf-test`` =
 ``org.apache.kafka.tools.ProducerPerformance``, ``kafka-consumer-perf-test`` =
 ``ConsumerPerformance``, from the same jars, JVMs with ``-Xmx512m``, full JIT), with the
 Java client's defaults (batch.size 16384, linger.ms 5, max.in.flight 5) unless
-``--producer-props`` says otherwise. Each fresh broker first takes ``--warm-up-seconds`` (3) of
-unmeasured acks=1 produce (the Kafka JVM compiles its hot paths). Every topic has
+``--producer-props`` says otherwise. Each fresh broker first takes ``--warm-up-seconds`` (8) of
+unmeasured acks=1 produce: the Kafka JVM compiles its hot paths (with 3 s, Kafka's first row
+came out well below its second). Every topic has
 ``--partitions`` (1) partitions. Rows:
 
 * ``produce-1``: one producer of ``--record-size`` (1024) byte records, acks=1, as fast as it
   goes (``--throughput -1``), reporting every second; it is stopped once it has reported
-  ``--skip-seconds`` (2) + ``--row-seconds`` (8), and the row's rate is over the reports after
+  ``--skip-seconds`` (2) + ``--row-seconds`` (6), and the row's rate is over the reports after
   the first ``--skip-seconds`` (the tool's JVM start, JIT and metadata fetch left out);
 * ``produce-all``: the same with acks=all;
 * ``produce-all-many``: ``--producers`` (4) such producers at once, acks=all; the MiB/s is the
@@ -156,11 +157,13 @@ def _write_server_properties(work: Path) -> tuple[Path, int]:
     return properties, broker_port
 
 
-def start_odradek(work: Path, *, flush_on_acks_all: bool) -> RunningBroker:
+def start_odradek(work: Path, *, flush_on_acks_all: bool, overrides: list[str] = ()) -> RunningBroker:
     properties, port = _write_server_properties(work)  # odradek ignores the KRaft keys it does not use
     log_path = work / "odradek.log"
     command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--config", str(properties),
                "--override", f"odradek.flush.on.acks.all={str(flush_on_acks_all).lower()}"]
+    for override in overrides:
+        command += ["--override", override]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
@@ -180,10 +183,10 @@ def start_kafka(work: Path) -> RunningBroker:
     return RunningBroker("kafka", process, broker_port, work / "data", log_path)
 
 
-def start_broker(name: str, work: Path) -> RunningBroker:
+def start_broker(name: str, work: Path, odradek_overrides: list[str]) -> RunningBroker:
     if name == "kafka":
         return start_kafka(work)
-    return start_odradek(work, flush_on_acks_all=(name == "odradek"))
+    return start_odradek(work, flush_on_acks_all=(name == "odradek"), overrides=odradek_overrides)
 
 
 def create_topic(broker: RunningBroker, topic: str, partitions: int) -> None:
@@ -386,7 +389,7 @@ def run_consumer(broker: RunningBroker, topic: str, *, records: int, timeout: fl
 
 def measure_broker(name: str, options, work: Path, count_fsyncs: bool) -> dict[str, dict]:
     """Start ``name`` fresh, warm it up, run its rows; {row: result or {"error": ...}}."""
-    broker = start_broker(name, work)
+    broker = start_broker(name, work, options.odradek_override)
     results: dict[str, dict] = {}
     extra = list(options.producer_props)
     timeout = options.skip_seconds + options.row_seconds + options.row_timeout
@@ -534,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=lambda t: _names(t, ROWS), default=list(ROWS),
                         help="comma-separated, from: " + ", ".join(ROWS))
     parser.add_argument("--repeats", type=int, default=2, help="starts of each broker (2)")
-    parser.add_argument("--row-seconds", type=float, default=8.0,
-                        help="measured seconds of each produce row, after --skip-seconds (8)")
+    parser.add_argument("--row-seconds", type=float, default=6.0,
+                        help="measured seconds of each produce row, after --skip-seconds (6)")
     parser.add_argument("--skip-seconds", type=float, default=2.0,
                         help="first seconds of each producer's reports left out (2)")
     parser.add_argument("--record-size", type=int, default=1024, help="bytes per record value (1024)")
@@ -543,10 +546,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=1, help="partitions per topic (1)")
     parser.add_argument("--latency-rate", type=int, default=2000, help="records/s in the latency row (2000)")
     parser.add_argument("--latency-seconds", type=int, default=8, help="length of the latency row (8)")
-    parser.add_argument("--warm-up-seconds", type=float, default=3.0,
-                        help="seconds of unmeasured acks=1 produce per broker start (3)")
+    parser.add_argument("--warm-up-seconds", type=float, default=8.0,
+                        help="seconds of unmeasured acks=1 produce per broker start (8)")
     parser.add_argument("--producer-props", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more producer configs for every producer (e.g. linger.ms=10)")
+    parser.add_argument("--odradek-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more odradek config (repeatable), e.g. socket.send.buffer.bytes=-1")
     parser.add_argument("--row-timeout", type=float, default=40.0,
                         help="seconds a row may take beyond its length before it is killed (40)")
     parser.add_argument("--no-fsync-count", action="store_true", help="do not count fsyncs with perf")
@@ -573,7 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         loads.append(_load())
     print(f"\nodradek against Apache Kafka {kafka_jars.kafka_version()}, {options.repeats} repeats, "
           f"{options.record_size}-byte records, {options.partitions} partition(s) per topic, "
-          f"produce rows of {options.row_seconds:g} s after {options.skip_seconds:g} s; {os.cpu_count()} CPUs shared by broker and load "
+          f"produce rows of {options.row_seconds:g} s after {options.skip_seconds:g} s; "
+          + (f"odradek with {' '.join(options.odradek_override)}; " if options.odradek_override else "")
+          + f"{os.cpu_count()} CPUs shared by broker and load "
           f"generator; load average at start and after each repeat: {' | '.join(loads)}; "
           f"{time.monotonic() - started:.0f} s"
           + ("" if count_fsyncs else "; fsyncs not counted (perf unavailable)") + "\n")

@@ -81,8 +81,10 @@ FSYNC_WRITE = b"x" * 100
 
 # --- the receiver (child process) ---
 
-def _drain_forever(listener: socket.socket) -> None:
+def _drain_forever(listener: socket.socket, cpus: set[int] | None) -> None:
     """Accept one connection at a time, read it to EOF, answer with the byte count."""
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     buffer = memoryview(bytearray(RECEIVE_BUFFER))
     while True:
         connection, _ = listener.accept()
@@ -301,14 +303,23 @@ def _write_file(path: str, size: int) -> None:
 
 
 def measure_send(directory: str, size: int, chunk: int, runs: int, methods: list[str],
-                 sndbufs: list[int | None]) -> list[list[str]]:
+                 sndbufs: list[int | None], affinity: str) -> list[list[str]]:
     path = os.path.join(directory, "fetch-data")
     _write_file(path, size)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    receiver = multiprocessing.get_context("fork").Process(target=_drain_forever, args=(listener,), daemon=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    sender_cpus = receiver_cpus = None
+    if affinity == "split" and len(cpus) >= 2:
+        sender_cpus, receiver_cpus = {cpus[0]}, {cpus[1]}
+    elif affinity == "same":
+        sender_cpus = receiver_cpus = {cpus[0]}
+    receiver = multiprocessing.get_context("fork").Process(target=_drain_forever, args=(listener, receiver_cpus),
+                                                           daemon=True)
     receiver.start()
+    if sender_cpus is not None:
+        os.sched_setaffinity(0, sender_cpus)
     samples: dict[tuple, list[float]] = {}
     unsupported: dict[tuple, str] = {}
     try:
@@ -329,6 +340,7 @@ def measure_send(directory: str, size: int, chunk: int, runs: int, methods: list
         receiver.terminate()
         receiver.join()
         listener.close()
+        os.sched_setaffinity(0, cpus)
     rows = []
     for sndbuf in sndbufs:
         baseline = samples.get(("sendfile", sndbuf))
@@ -404,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated, from: " + ", ".join(METHODS))
     parser.add_argument("--sndbuf", choices=["both", "default", "broker"], default="both",
                         help="socket send buffer: kernel default, the broker's 102400, or both")
+    parser.add_argument("--affinity", choices=["split", "same", "none"], default="split",
+                        help="sender and receiver pinned to two different CPUs (default), "
+                             "both to one, or left to the scheduler")
     parser.add_argument("--fsync-seconds", type=float, default=3.0, help="seconds per fsync pattern (3; 0: skip)")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the file goes (default /tmp)")
     args = parser.parse_args(argv)
@@ -415,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
 
     directory = tempfile.mkdtemp(prefix="odradek-fetch-send-", dir=args.dir)
     try:
-        rows = measure_send(directory, args.file_size, args.chunk, args.runs, methods, sndbufs)
+        rows = measure_send(directory, args.file_size, args.chunk, args.runs, methods, sndbufs, args.affinity)
         print(f"Sending {args.file_size / MIB:,.0f} MiB from a cached file to a loopback socket, "
-              f"{args.chunk / MIB:g} MiB chunks, median of {args.runs} runs "
+              f"{args.chunk / MIB:g} MiB chunks, median of {args.runs} runs, affinity {args.affinity} "
               f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {_load()})\n")
         print(markdown_table(["method", "SO_SNDBUF", "GB/s median", "GB/s best", "median vs sendfile"], rows))
         if args.fsync_seconds > 0:
