@@ -1096,7 +1096,9 @@ class GroupCoordinator:
     # --- administration ---
 
     def list_groups(self) -> list[ClassicGroup]:
-        return [group for group in self.groups.values() if not group.is_in(DEAD)]
+        """The classic groups ListGroups names: not Dead, and not of a partition whose load
+        failed (Kafka skips a partition it is not the coordinator of)."""
+        return [group for group in self.groups.values() if not group.is_in(DEAD) and self.is_loaded(group.group_id)]
 
     def delete_group(self, group_id: str) -> int:
         if (error := self.availability(group_id)) != error_codes.NONE:

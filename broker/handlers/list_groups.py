@@ -1,5 +1,6 @@
 """ListGroups (key 16), versions 0-5: every group this coordinator knows; COORDINATOR_LOAD_IN_PROGRESS
-while any partition of ``__consumer_offsets`` is still being replayed, as Kafka answers.
+while any partition of ``__consumer_offsets`` is still being replayed, as Kafka answers; the
+groups of a partition whose replay failed are left out (Kafka skips a NOT_COORDINATOR partition).
 
 Version notes: v4 filters by state and answers each group's state (KIP-518; the filter is
 case-insensitive as in Kafka); v5 filters by type and answers each group's type (KIP-848:
@@ -35,6 +36,8 @@ def handle_list_groups(ctx, request: ListGroupsRequest) -> ListGroupsResponse:
                                   group_state=group.state.value if version >= 4 else "",
                                   group_type=CLASSIC_TYPE if version >= 5 else ""))
     for group in coordinator.consumer.groups.values():
+        if not coordinator.is_loaded(group.group_id):
+            continue
         if (states and group.state.value.lower() not in states) or (types and CONSUMER_TYPE not in types):
             continue
         listed.append(ListedGroup(group_id=group.group_id, protocol_type=group.protocol_type,

@@ -43,7 +43,7 @@ from odradek.protocol.messages.offset_fetch import (
 from odradek.protocol.messages.sync_group import SyncGroupRequest, SyncGroupRequestAssignment
 
 from .conftest import FAST_GROUPS, RawClient
-from .test_coordinator import Answer, join_request, make
+from .test_coordinator import Answer, join_request, make, new_member, sync
 
 # --- the record formats ---
 
@@ -337,10 +337,14 @@ def test_groups_answer_load_in_progress_until_their_partition_is_replayed():
 
 
 def test_the_timer_runs_the_load_one_slice_a_turn_and_a_failed_partition_answers_not_coordinator():
-    writer, _ = make()
+    writer, writer_timer = make(initial_rebalance_delay_ms=0)
     first, second = _groups_in_distinct_partitions(2, 2)
     store = PartitionedStore(2, broken={coordinator_partition(first, 2)})
     writer.store = store
+    # The broken partition's first record is the group's metadata: the group is half replayed.
+    member_id, joined = new_member(writer, group=first)
+    writer_timer.advance(0)
+    assert sync(writer, member_id, joined.value.generation_id, {member_id: b""}, group=first).value.error_code == E.NONE
     for group in (first, second):
         writer.store_offsets(group, [("t", 0, 1, -1, "")])
         writer.store_offsets(group, [("t", 1, 2, -1, "")])
@@ -352,5 +356,7 @@ def test_the_timer_runs_the_load_one_slice_a_turn_and_a_failed_partition_answers
     assert not timer.is_scheduled(("load",)) and coordinator.availability() == E.NONE
     assert coordinator.availability(first) == E.NOT_COORDINATOR
     assert coordinator.fetch_offsets(first, None)[0] == E.NOT_COORDINATOR
+    assert first in coordinator.groups  # half replayed, and not listed: ListGroups skips the partition
+    assert [group.group_id for group in coordinator.list_groups()] == [second]
     assert {key: value.offset for key, value in coordinator.fetch_offsets(second, None)[1].items()} == {
         ("t", 0): 1, ("t", 1): 2}
