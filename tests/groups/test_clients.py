@@ -171,22 +171,23 @@ def confluent_consumer(bootstrap, group, name):
 
 
 def test_confluent_kafka_members_split_partitions_and_commit(group_broker):
-    topic, group = "ck-split", "ck-group"
+    # The case: three librdkafka members of one group split six partitions.
+    topic, group, partitions, member_count = "ck-split", "ck-group", 6, 3
     setup = RawClient(group_broker.host, group_broker.port)
-    create_topic(setup, topic, partitions=PARTITIONS)
+    create_topic(setup, topic, partitions=partitions)
     setup.close()
     producer = Producer({"bootstrap.servers": group_broker.bootstrap})
-    values = [b"ck-%d" % index for index in range(40)]
+    values = [b"ck-%d" % index for index in range(10 * partitions)]
     for index, value in enumerate(values):
-        producer.produce(topic, value=value, partition=index % PARTITIONS)
+        producer.produce(topic, value=value, partition=index % partitions)
     assert producer.flush(10) == 0
-    members = [confluent_consumer(group_broker.bootstrap, group, f"ck-{index}") for index in range(2)]
+    members = [confluent_consumer(group_broker.bootstrap, group, f"ck-{index}") for index in range(member_count)]
     for member in members:
         member.subscribe([topic])
-    received = {0: [], 1: []}
+    received = {index: [] for index in range(member_count)}
     deadline = time.monotonic() + DEADLINE
-    # librdkafka joins in its background threads; poll both until both hold partitions and
-    # every record arrived (the first may start alone and hand partitions over on rebalance).
+    # librdkafka joins in its background threads; poll every member until each holds its
+    # share and every record arrived (the first may start alone and hand partitions over).
     while time.monotonic() < deadline:
         for index, member in enumerate(members):
             message = member.poll(0.05)
@@ -198,13 +199,14 @@ def test_confluent_kafka_members_split_partitions_and_commit(group_broker):
                 and all(len(a) == 2 for a in assignments)):
             break
     try:
-        assert [len(a) for a in assignments] == [2, 2] and assignments[0] | assignments[1] == set(range(PARTITIONS))
-        everything = received[0] + received[1]
+        assert [len(a) for a in assignments] == [2] * member_count
+        assert set().union(*assignments) == set(range(partitions))
+        everything = [record for records in received.values() for record in records]
         # A partition moved by the rebalance may be re-read from its last commit: at least once,
         # and nothing beyond what was committed twice.
         assert {value for _, _, value in everything} == set(values)
-        committed = members[0].committed([ConfluentPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
-        assert sorted((tp.partition, tp.offset) for tp in committed) == [(p, 10) for p in range(PARTITIONS)]
+        committed = members[0].committed([ConfluentPartition(topic, p) for p in range(partitions)], timeout=10)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [(p, 10) for p in range(partitions)]
     finally:
         for member in members:
             member.close()
