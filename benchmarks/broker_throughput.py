@@ -157,6 +157,16 @@ def _write_server_properties(work: Path) -> tuple[Path, int]:
     return properties, broker_port
 
 
+def _wait_or_kill(port: int, process: subprocess.Popen, log_path: Path) -> None:
+    """Wait until the broker listens; a broker that does not is not left running."""
+    try:
+        kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+
 def start_odradek(work: Path, *, flush_on_acks_all: bool, overrides: list[str] = ()) -> RunningBroker:
     properties, port = _write_server_properties(work)  # odradek ignores the KRaft keys it does not use
     log_path = work / "odradek.log"
@@ -166,7 +176,7 @@ def start_odradek(work: Path, *, flush_on_acks_all: bool, overrides: list[str] =
         command += ["--override", override]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
+    _wait_or_kill(port, process, log_path)
     return RunningBroker("odradek", process, port, work / "data", log_path)
 
 
@@ -179,7 +189,7 @@ def start_kafka(work: Path) -> RunningBroker:
                                       jvm_options=[f"-Xms{KAFKA_HEAP}", *FULL_JIT])
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    kafka_fixture.wait_for_port(broker_port, process, BROKER_START_TIMEOUT_S, log_path)
+    _wait_or_kill(broker_port, process, log_path)
     return RunningBroker("kafka", process, broker_port, work / "data", log_path)
 
 
@@ -240,9 +250,12 @@ class FsyncCounter:
                                          "-o", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached to every thread before the load starts
 
-    def stop(self) -> int:
+    def stop(self) -> int | None:
+        """The count, or None if perf gave none (it failed to attach)."""
         self.process.send_signal(signal.SIGINT)
         self.process.wait(30)
+        if not self.output.exists():
+            return None
         total = 0
         for line in self.output.read_text().splitlines():
             fields = line.split(",")
