@@ -15,7 +15,7 @@ import pytest
 
 from broker.test_server import create_topic
 from groups.test_clients import produce_kafka_python
-from groups.test_mixed_clients import load_compat_script
+from compat_scripts import load_compat_script
 from odradek.protocol import error_codes as E
 
 from .programs import (BASE_TIMESTAMP, GroupMember, check_acknowledged, check_batches, check_consumed, encode_records,

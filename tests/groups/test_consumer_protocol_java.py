@@ -15,10 +15,8 @@ Without java the module is skipped (CI installs it with compat/install_tools.sh)
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import pytest
 from kafka import KafkaProducer
 
 from broker.test_server import create_topic
+from compat_scripts import load_compat_script
 from odradek.protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
 from odradek.protocol.messages.list_groups import ListGroupsRequest
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopics
@@ -41,22 +40,13 @@ CONSUMER_PROTOCOL_BROKER = ("group.consumer.heartbeat.interval.ms=500", "group.c
 WAIT = 60.0
 
 
-def _kafka_jars():
-    if "kafka_jars" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("kafka_jars", REPO / "compat" / "kafka_jars.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["kafka_jars"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["kafka_jars"]
-
-
 @pytest.fixture(scope="module")
 def java_classpath(tmp_path_factory):
     """(classpath, main): Kafka's jars and GroupConsumer compiled once with javac, or without a
     JDK's javac the source file itself (java compiles it at each start, a second slower)."""
     if shutil.which("java") is None:
         pytest.skip("java is not installed (compat/install_tools.sh requires it)")
-    jars = _kafka_jars().classpath()
+    jars = load_compat_script("kafka_jars").classpath()
     if shutil.which("javac") is None:
         return jars, str(PROGRAM)
     classes = tmp_path_factory.mktemp("group-consumer-classes")
@@ -80,7 +70,7 @@ class JavaConsumer:
 
     def __init__(self, program: tuple[str, str], bootstrap: str, group: str, topic: str, *configs: str):
         classpath, main = program
-        log_config = _kafka_jars().home() / "log4j2.properties"
+        log_config = load_compat_script("kafka_jars").home() / "log4j2.properties"
         command = ["java", "-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                    f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath, main,
                    bootstrap, group, topic, "group.protocol=consumer", *configs]

@@ -10,11 +10,9 @@ compat/install_tools.sh installs the jars and builds the Go program on a fresh m
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from broker.test_server import create_topic
+from compat_scripts import load_compat_script
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
 from odradek.protocol.messages.records.consumer_protocol_assignment import ConsumerProtocolAssignment
@@ -30,30 +29,12 @@ from odradek.protocol.messages.records.consumer_protocol_assignment import Consu
 from .conftest import RawClient, assert_no_traceback
 from .test_clients import AioMember, PythonMember, committed_offsets, produce_kafka_python, wait_until
 
-COMPAT = Path(__file__).resolve().parents[2] / "compat"
 PARTITIONS = 10
 RECORDS = 100
 GROUP_TIMEOUT = 90.0  # five libraries joining one after another: several rebalances
 STOP_TIMEOUT = 30.0
 RANGE_ASSIGNOR = "org.apache.kafka.clients.consumer.RangeAssignor"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
-
-
-def load_compat_script(name: str):
-    """compat/<name>.py is a script, not a package: import it by path (once)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, COMPAT / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def kafka_jars():
-    module = load_compat_script("kafka_jars")
-    module.ensure()  # KafkaJarsUnavailable without java/mvn: an error, not a skip
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from odradek.protocol.records.batch import Record, build_batch, decode_batch
 from odradek.storage.config import LogConfig
 from odradek.storage.log_directory import LogDirectory
 
-from test_dump_log_segments import (  # noqa: F401 - kafka_jars is a fixture
-    _BATCH_LINE, dump, kafka_jars, parse_record, problems, sections, segment_bases, segment_files)
+from test_dump_log_segments import (
+    _BATCH_LINE, dump, parse_record, problems, sections, segment_bases, segment_files)
 
 T0 = 1_700_000_000_000
 PRODUCER_ID = 77

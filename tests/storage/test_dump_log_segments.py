@@ -23,12 +23,10 @@ not skipped). The first run copies the jars into compat/.cache/ (about 55 MB: 25
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import struct
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -60,23 +58,6 @@ PROBLEM_MARKERS = (
     "Ignoring unknown file",
     "Exception",
 )
-
-
-def load_kafka_jars():
-    """compat/kafka_jars.py is a script, not a package: import it by path (once)."""
-    if "kafka_jars" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("kafka_jars", REPO / "compat" / "kafka_jars.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["kafka_jars"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["kafka_jars"]
-
-
-@pytest.fixture(scope="session")
-def kafka_jars():
-    module = load_kafka_jars()
-    module.ensure()  # raises KafkaJarsUnavailable without java/mvn: a failure, not a skip
-    return module
 
 
 def dump(kafka_jars, files, *options, check=True):

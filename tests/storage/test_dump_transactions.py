@@ -11,8 +11,8 @@ import re
 from odradek.storage.config import LogConfig
 from odradek.storage.log_directory import LogDirectory
 
-from test_dump_log_segments import (  # noqa: F401 - kafka_jars is a fixture
-    _BATCH_LINE, dump, kafka_jars, problems, sections, segment_bases, segment_files)
+from test_dump_log_segments import (
+    _BATCH_LINE, dump, problems, sections, segment_bases, segment_files)
 from test_storage_transactions import Producer, end
 
 from storage_batches import make_batch
