@@ -62,10 +62,12 @@ log = structlog.get_logger("odradek.server")
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 # Record data goes from the segment file to the socket in chunks of this size (read with
-# preadv into a fresh buffer, handed to the transport): measured on this machine,
-# readinto + write reached 3.4 GB/s against 2.4 GB/s for os.sendfile over loopback, and
-# chunking bounds the memory a large fetch response holds to about one chunk plus the
-# transport's write buffer.
+# preadv into a fresh buffer, handed to the transport). benchmarks/fetch_send.py over loopback
+# on this machine: this path 2.60 GB/s against 2.08 for os.sendfile with the kernel's default
+# send buffer, 2.08 against 2.15 with socket.send.buffer.bytes' 102400 (docs/performance.md);
+# a Java consumer reading from odradek is the limit either way (~370 MiB/s), and uvloop has no
+# loop.sendfile. Chunking bounds the memory a large fetch response holds to about one chunk
+# plus the transport's write buffer.
 SEND_CHUNK_SIZE = 1 << 20
 
 
