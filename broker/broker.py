@@ -13,6 +13,7 @@ close every log; the storage engine writes its checkpoints and clean-shutdown ma
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 import uuid
@@ -52,6 +53,8 @@ class Broker:
         self.bound_listeners: dict[str, tuple[str, int]] = {}
         self.shutting_down = False
         self._data_dir = None
+        # The thread the partitions' acks=all fsyncs run in (broker/partition.py), while open.
+        self._flush_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._cleaner_manager = None  # the log cleaner's state (first dirty offsets live in the data dirs)
         self.producer_ids: ProducerIdManager | None = None
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
@@ -71,6 +74,7 @@ class Broker:
         the topic table and attach every partition's log."""
         fs = OsFileSystem()
         fs.makedirs(self.log_dir)
+        self._flush_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush")
         self.topics.load()
         cluster_id = self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or generate_cluster_id()
         self._data_dir = LogDirectories.open(
@@ -193,6 +197,9 @@ class Broker:
         every data directory (the storage engine's LogDirectories.close; a directory whose
         close fails gets no marker, so the next start recovers it)."""
         data_dir, self._data_dir = self._data_dir, None
+        executor, self._flush_executor = self._flush_executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)  # an fsync in flight ends first; the logs' close flushes the rest
         self.partitions.clear()
         if data_dir is not None:
             data_dir.close()
@@ -236,7 +243,8 @@ class Broker:
                         stored=str(partition_log.topic_id), expected=str(topic.topic_id))
         # One replica: everything in the log was acknowledged by the only in-sync replica.
         partition_log.update_high_watermark(partition_log.log_end_offset)
-        partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id)
+        partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id,
+                              flush_executor=self._flush_executor)
         partition.apply_topic_config(self.topic_log_config(topic))
         self.partitions[(topic.name, index)] = partition
         return partition

@@ -11,8 +11,11 @@ Even with a single node a partition carries what replication will need (DESIGN.m
   transaction (from the partition log's producer state).
 
 Durability: with ``odradek.flush.on.acks.all`` (default true) an acks=all produce is answered
-only once its records are fsynced. Flushes are grouped: all appends made during one pass of the
-event loop share one fsync, scheduled with ``call_soon`` after the first of them.
+only once its records are fsynced. Flushes are grouped (group commit): the fsync system calls
+run in the broker's flush thread (``flush_executor``) so that the event loop keeps reading
+produce requests meanwhile, one flush in flight per partition; the next one starts when it
+ends and covers every append made in between. The log itself stays the loop's: the thread
+only fsyncs the duplicated descriptors of a :class:`~odradek.storage.partition_log.FlushTicket`.
 
 Owner: the broker's event loop. Nothing here is thread-safe; handlers call it from the loop.
 """
@@ -22,13 +25,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from odradek.storage.errors import KafkaStorageError
+
 from . import recompress
 
 
 class Partition:
     """A partition this node leads (on one node: every partition)."""
 
-    def __init__(self, topic_name: str, topic_id, index: int, log: Any, node_id: int):
+    def __init__(self, topic_name: str, topic_id, index: int, log: Any, node_id: int, flush_executor=None):
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.index = index
@@ -41,7 +46,8 @@ class Partition:
         self._codec_level: int | None = None
         self._fetch_waiters: list[asyncio.Future] = []
         self._flush_waiters: list[tuple[int, asyncio.Future]] = []
-        self._flush_scheduled = False
+        self._flush_executor = flush_executor  # None: asyncio's default executor
+        self._flusher: asyncio.Task | None = None  # the flush rounds while any waiter waits
 
     def __repr__(self) -> str:
         return f"Partition({self.topic_name}-{self.index}, leo={self.log_end_offset}, hw={self.high_watermark})"
@@ -117,32 +123,46 @@ class Partition:
             return
         future = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((end_offset, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_now)
+        if self._flusher is None:
+            # A task's first step runs on the next loop pass: appends of this pass share the flush.
+            self._flusher = asyncio.ensure_future(self._flush_rounds())
         await future
 
-    def _flush_now(self) -> None:
-        self._flush_scheduled = False
-        waiters, self._flush_waiters = self._flush_waiters, []
+    async def _flush_rounds(self) -> None:
+        """Flush until no one waits: each round covers the appends made before it started;
+        a waiter whose records came later waits for the next round."""
+        loop = asyncio.get_running_loop()
         try:
-            self.log.flush()
-        except Exception as error:  # the disk failed: every waiter learns it
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        flushed = self.log.flushed_offset
-        for end_offset, future in waiters:
-            if future.done():
-                continue
-            if flushed >= end_offset:
-                future.set_result(None)
-            else:  # appended after the flush started: next round
-                self._flush_waiters.append((end_offset, future))
-        if self._flush_waiters and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_now)
+            while self._flush_waiters:
+                waiters, self._flush_waiters = self._flush_waiters, []
+                try:
+                    ticket = self.log.prepare_flush()
+                    if ticket is not None:
+                        try:
+                            synced = loop.run_in_executor(self._flush_executor, ticket.sync)
+                        except RuntimeError:  # the executor is shut down: the broker is closing
+                            ticket.release()
+                            raise
+                        await synced
+                        self.log.complete_flush(ticket)
+                except Exception as error:  # the disk failed (or the log closed): every waiter learns it
+                    for _, future in waiters:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                flushed = self.log.flushed_offset
+                for end_offset, future in waiters:
+                    if future.done():
+                        continue
+                    if flushed >= end_offset:
+                        future.set_result(None)
+                    elif ticket is None:  # nothing left to flush below it: truncated away
+                        future.set_exception(KafkaStorageError(
+                            f"records below {end_offset} were truncated before they were flushed"))
+                    else:  # appended after the flush started, or truncated meanwhile: next round
+                        self._flush_waiters.append((end_offset, future))
+        finally:
+            self._flusher = None
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise the log start offset to ``offset`` (<= high watermark).

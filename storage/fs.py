@@ -11,6 +11,10 @@
 Paths are plain strings joined with ``/``; the memory backend never touches the OS.
 
 Thread safety: none; each file system is used from the broker's event loop (or from a test).
+The one exception are sync targets (``sync_target()`` of a file, :meth:`OsFileSystem.dir_sync_target`):
+made on the owner's thread, their ``fsync``/``close`` may run in another thread (the broker
+fsyncs there so that its event loop keeps serving requests), and ``settle`` runs back on the
+owner's thread once the fsync succeeded.
 """
 
 from __future__ import annotations
@@ -21,6 +25,25 @@ import io
 import os
 import random
 import shutil
+
+
+class OsSyncTarget:
+    """A duplicated descriptor to fsync from another thread: a segment rolled, closed or
+    deleted meanwhile closes the original descriptor, never this one."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)  # releases the GIL for the whole system call
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def settle(self) -> None:
+        """Nothing to do: on disk the fsync itself made the data durable."""
 
 
 class OsFile:
@@ -55,6 +78,9 @@ class OsFile:
 
     def fsync(self) -> None:
         os.fsync(self._fd)
+
+    def sync_target(self) -> OsSyncTarget:
+        return OsSyncTarget(os.dup(self._fd))
 
     def close(self) -> None:
         self.file.close()
@@ -121,6 +147,10 @@ class OsFileSystem:
         finally:
             os.close(fd)
 
+    def dir_sync_target(self, path: str) -> OsSyncTarget:
+        """:meth:`fsync_dir` as a sync target (the directory opened now, fsynced later)."""
+        return OsSyncTarget(os.open(path, os.O_RDONLY))
+
     def lock(self, path: str):
         """Take an exclusive, non-blocking fcntl lock on ``path`` (created if absent). Returns
         an object whose ``close()`` releases it; raises BlockingIOError if another process
@@ -154,6 +184,27 @@ class _OsLock:
             os.close(self._fd)
             self._fd = -1
             _LOCKED_IN_THIS_PROCESS.discard(self._key)
+
+
+class MemorySyncTarget:
+    """The memory backend's sync target. The model's state belongs to its owner's thread, so
+    the fsync takes effect in :meth:`settle`, on that thread, after the flush: until then the
+    data counts as not fsynced (:meth:`MemoryFileSystem.crash` may lose it), and what becomes
+    durable is the content at that moment (as a real fsync may also write later appends)."""
+
+    __slots__ = ("_apply",)
+
+    def __init__(self, apply):
+        self._apply = apply
+
+    def fsync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def settle(self) -> None:
+        self._apply()
 
 
 class MemoryFile:
@@ -208,6 +259,9 @@ class MemoryFile:
 
     def fsync(self) -> None:
         self.durable = (bytes(self.data), self.size())
+
+    def sync_target(self) -> MemorySyncTarget:
+        return MemorySyncTarget(self.fsync)
 
     def close(self) -> None:
         self.closed = True
@@ -338,6 +392,11 @@ class MemoryFileSystem:
         key = self._norm(path)
         prefix = key + "/" if key else ""
         self.durable_entries[key] = {name: self.files.get(prefix + name) for name in self.listdir(key)}
+
+    def dir_sync_target(self, path: str) -> MemorySyncTarget:
+        if not self.is_dir(path):
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        return MemorySyncTarget(lambda: self.fsync_dir(path) if self.is_dir(path) else None)
 
     def lock(self, path: str):
         key = self._norm(path)

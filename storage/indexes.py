@@ -159,6 +159,14 @@ class _SparseIndex:
             self.write_pending()
             self._handle.fsync()
 
+    def sync_target(self):
+        """:meth:`flush` split: write the pending entries now, return the file's sync target
+        (None if the index is not open)."""
+        if self._handle is None:
+            return None
+        self.write_pending()
+        return self._handle.sync_target()
+
     def close(self) -> None:
         if self._handle is not None:
             self.write_pending()

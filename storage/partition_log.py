@@ -30,11 +30,17 @@ Durability is the caller's choice: :meth:`append` returns once the bytes are in 
 requests and cover them all with one flush before acknowledging (group commit).
 ``flush.messages`` / ``flush.ms`` trigger flushes on their own (``flush.ms`` when the caller
 calls :meth:`flush_if_due` from a timer).
+A flush can also be split so that its fsyncs run in another thread while the owner keeps
+appending: :meth:`prepare_flush` (on the owner: writes pending index entries, returns a
+:class:`FlushTicket` of duplicated descriptors), :meth:`FlushTicket.sync` (any thread: the
+fsyncs, touching no log state), :meth:`complete_flush` (on the owner: advances the recovery
+point to the LEO of the prepare, unless a truncation came in between: truncation wins).
 
 The in-memory backend is this same class over a
 :class:`~odradek.storage.fs.MemoryFileSystem`.
 
-Thread safety: single-threaded, owned by the broker's event loop (the partition layer). Read
+Thread safety: single-threaded, owned by the broker's event loop (the partition layer); only
+:meth:`FlushTicket.sync` may run in another thread (it touches no log state). Read
 results are file regions; a region's bytes stay valid while its file lives (segment deletion
 unlinks files, open file objects keep them readable), but a truncation may shorten them.
 """
@@ -141,6 +147,48 @@ class ReadResult:
         return b"".join(region.read() for region in self.regions)
 
 
+def _close_sync_targets(targets) -> None:
+    for target in targets:
+        try:
+            target.close()
+        except OSError:
+            pass
+
+
+class FlushTicket:
+    """A flush prepared by :meth:`PartitionLog.prepare_flush`: covers every offset below
+    ``end_offset``. :meth:`sync` only fsyncs and closes its own duplicated descriptors, so it
+    may run in a thread while the log's owner appends, rolls or truncates."""
+
+    __slots__ = ("end_offset", "truncations", "messages", "segment_sizes", "txn_indexes", "targets", "error")
+
+    def __init__(self, end_offset, truncations, messages, segment_sizes, txn_indexes, targets):
+        self.end_offset = end_offset
+        self.truncations = truncations  # the log's truncation count at the prepare
+        self.messages = messages  # unflushed_messages at the prepare
+        self.segment_sizes = segment_sizes  # [(segment, its size at the prepare)]
+        self.txn_indexes = txn_indexes  # transaction indexes this flush marked flushed
+        self.targets = targets
+        self.error: OSError | None = None
+
+    def sync(self) -> None:
+        """fsync every target, then close them all; an OSError is kept for :meth:`PartitionLog.complete_flush`."""
+        try:
+            for target in self.targets:
+                target.fsync()
+        except OSError as error:
+            self.error = error
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Close the duplicated descriptors (a prepared flush that will not run)."""
+        _close_sync_targets(self.targets)
+
+    def __repr__(self) -> str:
+        return f"FlushTicket(end_offset={self.end_offset}, targets={len(self.targets)}, error={self.error!r})"
+
+
 class PartitionLog:
     """The log of one partition; see the module docstring for its files and offsets."""
 
@@ -158,6 +206,7 @@ class PartitionLog:
         self.high_watermark = 0
         self.recovery_point = 0
         self.unflushed_messages = 0
+        self.truncations = 0  # bumped by every truncation: a split flush prepared before one must not advance
         self.last_flush_ms = clock()
         self.leader_epochs: LeaderEpochCache | None = None
         self.producer_state = ProducerStateManager(fs, directory)
@@ -480,21 +529,31 @@ class PartitionLog:
         """Every offset below this is on disk (fsynced)."""
         return self.recovery_point
 
+    def _segments_to_flush(self) -> tuple[list[LogSegment], bool] | None:
+        """The segments a flush fsyncs and whether the directory needs one too; None if
+        everything is flushed already."""
+        if self.log_end_offset <= self.recovery_point and not any(s.has_unflushed_data for s in self.segments):
+            return None
+        candidates = self.segments[max(0, bisect.bisect_right(self._base_offsets, self.recovery_point) - 1):]
+        segments = [segment for segment in candidates
+                    if segment.has_unflushed_data or segment is self.active_segment]
+        # As Kafka's LocalLog.flush: a segment created since the recovery point has file
+        # names the partition directory must make durable (fsync of the directory).
+        return segments, any(segment.base_offset >= self.recovery_point for segment in candidates)
+
     def flush(self) -> int:
         """fsync every segment holding unflushed data; returns the new flushed offset (the LEO
         at the time of the call). One flush covers every append made before it."""
         self._check_open()
         end = self.log_end_offset
-        if end <= self.recovery_point and not any(s.has_unflushed_data for s in self.segments):
+        selected = self._segments_to_flush()
+        if selected is None:
             return self.recovery_point
+        segments, with_directory = selected
         try:
-            flushed = self.segments[max(0, bisect.bisect_right(self._base_offsets, self.recovery_point) - 1):]
-            for segment in flushed:
-                if segment.has_unflushed_data or segment is self.active_segment:
-                    segment.flush()
-            # As Kafka's LocalLog.flush: a segment created since the recovery point has file
-            # names the partition directory must make durable (fsync of the directory).
-            if any(segment.base_offset >= self.recovery_point for segment in flushed):
+            for segment in segments:
+                segment.flush()
+            if with_directory:
                 self.fs.fsync_dir(self.directory)
         except OSError as error:
             raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
@@ -502,6 +561,51 @@ class PartitionLog:
         self.unflushed_messages = 0
         self.last_flush_ms = self.clock()
         return end
+
+    def prepare_flush(self) -> FlushTicket | None:
+        """:meth:`flush` split, first part (see the module doc): None if nothing is unflushed."""
+        self._check_open()
+        selected = self._segments_to_flush()
+        if selected is None:
+            return None
+        segments, with_directory = selected
+        targets: list = []
+        txn_indexes = [segment.txn_index for segment in segments if segment.txn_index.unflushed]
+        try:
+            for segment in segments:
+                targets.extend(segment.sync_targets())
+            if with_directory:
+                targets.append(self.fs.dir_sync_target(self.directory))
+        except OSError as error:
+            for txn_index in txn_indexes:
+                txn_index.mark_unflushed()
+            _close_sync_targets(targets)
+            raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
+        return FlushTicket(self.log_end_offset, self.truncations, self.unflushed_messages,
+                           [(segment, segment.size) for segment in segments], txn_indexes, targets)
+
+    def complete_flush(self, ticket: FlushTicket) -> int:
+        """:meth:`flush` split, last part, after ``ticket.sync()``: returns the flushed offset.
+        Raises KAFKA_STORAGE_ERROR if an fsync failed (the data stays unflushed: the next
+        flush retries it). A truncation since the prepare leaves the recovery point where the
+        truncation put it; so does a close (its own flush covered everything)."""
+        if ticket.error is not None:
+            for txn_index in ticket.txn_indexes:
+                txn_index.mark_unflushed()
+            raise KafkaStorageError(f"flush of {self.directory} failed: {ticket.error}") from ticket.error
+        if self.closed:
+            return self.recovery_point
+        for target in ticket.targets:
+            target.settle()
+        if ticket.truncations != self.truncations:
+            return self.recovery_point
+        for segment, size in ticket.segment_sizes:
+            segment.flushed_size = max(segment.flushed_size, size)
+        if ticket.end_offset > self.recovery_point:
+            self.recovery_point = ticket.end_offset
+            self.unflushed_messages = max(0, self.unflushed_messages - ticket.messages)
+            self.last_flush_ms = self.clock()
+        return self.recovery_point
 
     def flush_up_to(self, offset: int) -> int:
         """Make every offset below ``offset`` durable (no-op if already)."""
@@ -764,6 +868,7 @@ class PartitionLog:
         return offset
 
     def _note_truncation(self, offset: int) -> None:
+        self.truncations += 1
         if self.truncation_listener is not None:
             self.truncation_listener(offset)
 

@@ -262,6 +262,22 @@ class LogSegment:
         self.txn_index.flush()
         self.flushed_size = self.size
 
+    def sync_targets(self) -> list:
+        """:meth:`flush` split for another thread: the index entries are written now; the
+        returned targets fsync the log and its indexes. The caller sets ``flushed_size`` to
+        the size of now once they succeeded."""
+        targets = [self.log.sync_target()]
+        try:
+            for index in (self.offset_index, self.time_index, self.txn_index):
+                target = index.sync_target()
+                if target is not None:
+                    targets.append(target)
+        except BaseException:
+            for target in targets:
+                target.close()
+            raise
+        return targets
+
     @property
     def has_unflushed_data(self) -> bool:
         return self.flushed_size < self.size

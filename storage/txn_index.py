@@ -86,6 +86,26 @@ class TransactionIndex:
             handle.close()
         self._unflushed = False
 
+    def sync_target(self):
+        """:meth:`flush` split: the file's sync target, or None if nothing is unflushed. The
+        index counts as flushed from now on: a failed fsync calls :meth:`mark_unflushed`."""
+        if not self._unflushed:
+            return None
+        handle = self.fs.open(self.path)
+        try:
+            target = handle.sync_target()
+        finally:
+            handle.close()
+        self._unflushed = False
+        return target
+
+    @property
+    def unflushed(self) -> bool:
+        return self._unflushed
+
+    def mark_unflushed(self) -> None:
+        self._unflushed = True
+
     def reset(self) -> None:
         """Empty the file (recovery rewrites it from the segment's markers)."""
         if not self.fs.exists(self.path):

@@ -1,0 +1,249 @@
+"""The split flush (prepare_flush / FlushTicket.sync in a thread / complete_flush): appends
+go on while the fsyncs run, a truncation in between wins, the memory backend's crash model
+counts data as durable only once the flush completed, and an fsync error is a storage error
+that leaves the log usable."""
+
+import errno
+import threading
+
+import pytest
+
+from odradek.storage.config import LogConfig
+from odradek.storage.errors import KafkaStorageError
+from odradek.storage.fs import MemoryFileSystem, OsFile, OsFileSystem, OsSyncTarget
+from odradek.storage.partition_log import PartitionLog
+
+from storage_batches import make_batch
+
+T0 = 1_700_000_000_000
+
+
+def clock():
+    return T0 + 500
+
+
+class Gate:
+    """Holds every fsync of a sync target until released; counts them; may fail them."""
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.fsyncs = 0
+        self.error: OSError | None = None
+
+    def hold(self):
+        self.entered.clear()
+        self.released.clear()
+
+    def open_wide(self):
+        self.released.set()
+
+
+class GatedTarget:
+    def __init__(self, target: OsSyncTarget, gate: Gate):
+        self.target, self.gate = target, gate
+
+    def fsync(self):
+        self.gate.entered.set()
+        assert self.gate.released.wait(10), "fsync never released"
+        if self.gate.error is not None:
+            raise self.gate.error
+        self.target.fsync()
+        self.gate.fsyncs += 1
+
+    def close(self):
+        self.target.close()
+
+    def settle(self):
+        self.target.settle()
+
+
+class GatedFile(OsFile):
+    __slots__ = ("gate",)
+
+    def sync_target(self):
+        return GatedTarget(super().sync_target(), self.gate)
+
+
+class GatedFileSystem(OsFileSystem):
+    """Real files whose split-flush fsyncs wait for the test (the synchronous flush does not)."""
+
+    def __init__(self):
+        self.gate = Gate()
+        self.gate.open_wide()
+
+    def open(self, path):
+        handle = GatedFile(path)
+        handle.gate = self.gate
+        return handle
+
+    def dir_sync_target(self, path):
+        return GatedTarget(super().dir_sync_target(path), self.gate)
+
+
+def start_sync(ticket, gate) -> threading.Thread:
+    thread = threading.Thread(target=ticket.sync)
+    thread.start()
+    assert gate.entered.wait(10), "the flush thread never reached fsync"
+    return thread
+
+
+@pytest.fixture
+def gated(tmp_path):
+    fs = GatedFileSystem()
+    return fs, PartitionLog.open(fs, f"{tmp_path}/t-0", LogConfig(), clock=clock)
+
+
+def test_appends_during_an_inflight_flush_are_accepted_and_covered_by_the_next_one(gated):
+    fs, log = gated
+    log.append(make_batch([b"a"]))
+    log.append(make_batch([b"b"]))
+    fs.gate.hold()
+    ticket = log.prepare_flush()
+    assert ticket.end_offset == 2
+    thread = start_sync(ticket, fs.gate)
+    # The fsync is blocked in its thread: the log keeps taking appends, none durable yet.
+    assert log.append(make_batch([b"c"])).first_offset == 2
+    assert log.append(make_batch([b"d", b"e"])).end_offset == 5
+    assert log.flushed_offset == 0
+    assert thread.is_alive()
+    fs.gate.open_wide()
+    thread.join(10)
+    assert log.complete_flush(ticket) == 2 and log.flushed_offset == 2
+    assert any(s.has_unflushed_data for s in log.segments)  # c, d, e: not covered
+    fsyncs_before = fs.gate.fsyncs
+    second = log.prepare_flush()
+    assert second.end_offset == 5
+    second.sync()
+    assert log.complete_flush(second) == 5
+    assert not any(s.has_unflushed_data for s in log.segments)
+    assert fs.gate.fsyncs - fsyncs_before == len(second.targets)  # one flush for all three appends
+    assert log.prepare_flush() is None  # nothing left
+
+
+def test_a_roll_during_the_flush_does_not_close_its_descriptors(gated):
+    fs, log = gated
+    log.append(make_batch([b"a"]))
+    fs.gate.hold()
+    ticket = log.prepare_flush()
+    thread = start_sync(ticket, fs.gate)
+    log.roll()  # the old active segment is fsynced (synchronously) and trimmed meanwhile
+    log.append(make_batch([b"b"]))
+    old = log.segments[0]
+    old.close()  # closes its descriptors: the ticket's duplicates stay open
+    fs.gate.open_wide()
+    thread.join(10)
+    assert ticket.error is None
+    assert log.complete_flush(ticket) == 1
+
+
+def test_truncation_during_an_inflight_flush_wins(gated):
+    fs, log = gated
+    for value in (b"a", b"b", b"c"):
+        log.append(make_batch([value]))
+    fs.gate.hold()
+    ticket = log.prepare_flush()
+    assert ticket.end_offset == 3
+    thread = start_sync(ticket, fs.gate)
+    assert log.truncate_to(1) == 1
+    log.append(make_batch([b"x"]))  # offset 1 again, other data
+    fs.gate.open_wide()
+    thread.join(10)
+    assert log.complete_flush(ticket) <= 1  # never 3: offsets 1 and 2 are not the flushed ones
+    assert log.flushed_offset <= log.log_end_offset == 2
+    assert log.segments[-1].has_unflushed_data or log.flushed_offset == 2
+    assert log.flush() == 2
+
+
+def test_an_fsync_error_is_a_storage_error_and_the_next_flush_retries(gated):
+    fs, log = gated
+    log.append(make_batch([b"a"]))
+    fs.gate.error = OSError(errno.EIO, "input/output error")
+    ticket = log.prepare_flush()
+    ticket.sync()
+    with pytest.raises(KafkaStorageError) as raised:
+        log.complete_flush(ticket)
+    assert raised.value.error_code == 56
+    assert log.flushed_offset == 0 and log.segments[-1].has_unflushed_data
+    fs.gate.error = None
+    log.append(make_batch([b"b"]))
+    retry = log.prepare_flush()
+    retry.sync()
+    assert log.complete_flush(retry) == 2
+
+
+def test_memory_backend_data_is_durable_only_once_the_flush_completed():
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock)
+    log.append(make_batch([b"a"]))
+    ticket = log.prepare_flush()
+    ticket.sync()
+    fs.crash()  # fsynced in the thread, but the flush never completed: lost
+    assert PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock).log_end_offset == 0
+
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock)
+    log.append(make_batch([b"a"]))
+    ticket = log.prepare_flush()
+    ticket.sync()
+    log.complete_flush(ticket)
+    log.append(make_batch([b"b"]))  # after the flush: may be lost
+    fs.crash()
+    assert PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock).log_end_offset == 1
+
+
+def test_memory_backend_truncation_during_the_flush_does_not_come_back():
+    fs = MemoryFileSystem()
+    log = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock)
+    for value in (b"a", b"b", b"c"):
+        log.append(make_batch([value]))
+    ticket = log.prepare_flush()
+    ticket.sync()
+    log.truncate_to(1)
+    log.complete_flush(ticket)
+    assert log.flushed_offset <= 1
+    fs.crash()
+    reopened = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock)
+    assert reopened.log_end_offset == 1
+
+
+def test_the_broker_partition_runs_one_flush_at_a_time_and_the_next_covers_all_waiters(gated):
+    """odradek.broker.partition over the split flush, in a real thread: produces arriving
+    while a flush is in flight are appended at once and all answered by the next flush."""
+    import asyncio
+    import concurrent.futures
+
+    from odradek.broker.partition import Partition
+
+    fs, log = gated
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    partition = Partition("t", None, 0, log, node_id=1, flush_executor=executor)
+    prepared = []
+    prepare = log.prepare_flush
+
+    def counting_prepare():
+        ticket = prepare()
+        prepared.append(ticket)
+        return ticket
+
+    log.prepare_flush = counting_prepare
+
+    async def scenario():
+        fs.gate.hold()
+        first = asyncio.ensure_future(partition.wait_durable(partition.append(make_batch([b"a"])).end_offset))
+        while not fs.gate.entered.is_set():  # the flush thread reached its (blocked) fsync
+            await asyncio.sleep(0.001)
+        later = [asyncio.ensure_future(partition.wait_durable(partition.append(make_batch([value])).end_offset))
+                 for value in (b"b", b"c", b"d")]
+        await asyncio.sleep(0.05)
+        assert partition.log_end_offset == 4 and log.flushed_offset == 0
+        assert not first.done() and not any(task.done() for task in later)
+        fs.gate.open_wide()
+        await asyncio.wait_for(asyncio.gather(first, *later), 10)
+        assert log.flushed_offset == 4
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        executor.shutdown(wait=True)
+    assert [ticket.end_offset for ticket in prepared] == [1, 4]  # two flushes for four produces
