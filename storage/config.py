@@ -71,7 +71,7 @@ class LogConfig:
         if self.segment_ms < 1:
             raise ValueError("segment.ms must be >= 1")
         if self.message_timestamp_type not in (CREATE_TIME, LOG_APPEND_TIME):
-            raise ValueError(f"message.timestamp.type must be CreateTime or LogAppendTime")
+            raise ValueError("message.timestamp.type must be CreateTime or LogAppendTime")
         if not 0 <= self.min_cleanable_dirty_ratio <= 1:
             raise ValueError("min.cleanable.dirty.ratio must be in [0, 1]")
         if self.max_compaction_lag_ms < 1 or self.min_compaction_lag_ms < 0 or self.delete_retention_ms < 0:

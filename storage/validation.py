@@ -35,7 +35,6 @@ from __future__ import annotations
 from odradek.protocol.errors import CorruptRecord, ProtocolError, UnsupportedCompression
 from odradek.protocol.records.batch import LOG_APPEND_TIME, decode_batch
 from odradek.protocol.records.header import (
-    BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
     batch_crc_matches,
     read_batch_header,

@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition as ConfluentPartition
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 
 from broker.test_server import create_topic
 from odradek.protocol import error_codes as E

@@ -467,7 +467,7 @@ def test_a_classic_group_upgrades_when_a_consumer_protocol_member_joins():
 
 def test_offset_commit_and_fetch_use_the_member_epoch():
     cluster = Cluster(t=1)
-    answer = cluster.join("m1")
+    cluster.join("m1")
     coordinator = cluster.coordinator
     assert coordinator.validate_offset_commit("g", 1, "m1", None, 9)[0] == E.NONE
     assert coordinator.validate_offset_commit("g", 0, "m1", None, 9)[0] == E.STALE_MEMBER_EPOCH

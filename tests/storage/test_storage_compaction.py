@@ -9,7 +9,7 @@ from odradek.storage.config import LogConfig
 from odradek.storage.fs import MemoryFileSystem, OsFileSystem
 from odradek.storage.partition_log import PartitionLog
 
-from storage_batches import make_batch, encode_record
+from storage_batches import encode_record
 
 T0 = 1_700_000_000_000
 
