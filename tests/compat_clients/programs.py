@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 from broker.test_server import fetch_request
 from groups.test_clients import committed_offsets, wait_until
+from program_process import ProgramProcess
 from odradek.protocol.messages.list_offsets import ListOffsetsRequest
 from odradek.protocol.records.batch import iter_batches
 from odradek.protocol.records.compression import CODEC_NAMES
@@ -127,24 +127,17 @@ def log_end_offsets(client, topic: str, partitions: int) -> dict[int, int]:
     return {p.partition_index: p.offset for p in answer.partitions}
 
 
-class GroupMember:
+class GroupMember(ProgramProcess):
     """A client program run as a consumer group member: events read from its standard output
     in a thread; it leaves the group and exits when its standard input closes."""
 
     def __init__(self, command: list[str], name: str, log_path: Path, env=None):
-        self.name = name
         self.events: list[dict] = []
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                        env=env)
-        self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
-        self._reader.start()
+        super().__init__(command, name, log_path, stdin=subprocess.PIPE, env=env)
 
-    def _read(self):
-        for line in self.process.stdout:
-            if line.strip():
-                self.events.append(json.loads(line))
+    def on_line(self, line: bytes) -> None:
+        if line.strip():
+            self.events.append(json.loads(line))
 
     @property
     def assignment(self) -> set[int] | None:
@@ -158,23 +151,12 @@ class GroupMember:
     def errors(self) -> list[dict]:
         return [e for e in self.events if e["event"] == "error"]
 
-    def log(self) -> str:
-        return Path(self.log_path).read_text(errors="replace")[-3000:]
-
     def stop(self, timeout: float = 30.0) -> int:
         self.process.stdin.close()
         try:
             return self.process.wait(timeout)
         finally:
             self.kill()
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        self.process.stdout.close()
-        self._log.close()
 
 
 def run_group(broker, setup_client, members: list[GroupMember], topic: str, group: str, partitions: int,

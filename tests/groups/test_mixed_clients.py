@@ -15,13 +15,13 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
 
 from broker.test_server import create_topic
 from compat_scripts import load_compat_script
+from program_process import ProgramProcess
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
 from odradek.protocol.messages.records.consumer_protocol_assignment import ConsumerProtocolAssignment
@@ -42,38 +42,22 @@ def franzgo_binary():
     return load_compat_script("go_programs").build("franzgo")  # GoUnavailable without go
 
 
-class LineMember:
-    """A member in another process whose standard output is read line by line in a thread;
-    ``parse(line)`` returns a (partition, offset, value) record or None."""
+class LineMember(ProgramProcess):
+    """A member in another process; ``parse(line)`` turns a line of its output into a
+    (partition, offset, value) record or None."""
 
     def __init__(self, command, client_id, log_path, stdin=None):
         self.client_id = client_id
         self.records: list[tuple[int, int, bytes]] = []
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=self._log)
-        self._reader = threading.Thread(target=self._read, name=f"{client_id}-reader", daemon=True)
-        self._reader.start()
+        super().__init__(command, client_id, log_path, stdin=stdin)
 
     def parse(self, line: bytes):
         raise NotImplementedError
 
-    def _read(self):
-        for line in self.process.stdout:
-            record = self.parse(line.rstrip(b"\n"))
-            if record is not None:
-                self.records.append(record)
-
-    def log(self) -> str:
-        return Path(self.log_path).read_text(errors="replace")[-3000:]
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        self.process.stdout.close()
-        self._log.close()
+    def on_line(self, line: bytes) -> None:
+        record = self.parse(line)
+        if record is not None:
+            self.records.append(record)
 
 
 class JavaMember(LineMember):
