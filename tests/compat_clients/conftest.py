@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from broker.conftest import BrokerProcess, RawClient
-from groups.conftest import FAST_GROUPS, assert_no_traceback
+from broker.conftest import RawClient
+from groups.conftest import group_broker  # noqa: F401  (a fixture: the broker of tests/groups)
 
 
 @pytest.fixture(scope="module")
-def client_broker(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("client-broker")
-    process = BrokerProcess(directory / "data", FAST_GROUPS, directory / "broker.log")
-    yield process
-    code = process.stop()
-    assert code == 0, f"broker exited {code}: {process.log()}"
-    assert_no_traceback(process)  # no handler or coordinator failed on what the clients sent
+def client_broker(group_broker):  # noqa: F811
+    """tests/groups' module broker, which also fails the module if the broker logged a traceback."""
+    return group_broker
 
 
 @pytest.fixture

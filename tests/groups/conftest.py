@@ -26,6 +26,7 @@ def group_broker(tmp_path_factory):
     yield process
     code = process.stop()
     assert code == 0, f"broker exited {code}: {process.log()}"
+    assert_no_traceback(process)  # no handler or coordinator failed on what the clients sent
 
 
 @pytest.fixture
