@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from broker.conftest import BrokerProcess, RawClient, broker_process  # noqa: F401  (tests/broker, a fixture)
+from odradek.protocol import error_codes as E
+from odradek.protocol.messages.list_groups import ListGroupsRequest
 
 # Fast group settings for tests that are not about the timings themselves: the first rebalance
 # starts at once and clients may ask for short sessions.
@@ -41,3 +45,15 @@ def group_client(group_broker):
     yield connect
     for client in clients:
         client.close()
+
+
+def wait_until_loaded(client, timeout=60.0):
+    """ListGroups answers COORDINATOR_LOAD_IN_PROGRESS while any partition is replayed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        error = client.request(ListGroupsRequest(), 4).error_code
+        if error != E.COORDINATOR_LOAD_IN_PROGRESS:
+            assert error == E.NONE
+            return
+        assert time.monotonic() < deadline, "the coordinator never finished loading"
+        time.sleep(0.01)

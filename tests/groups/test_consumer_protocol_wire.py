@@ -26,7 +26,7 @@ from odradek.protocol.messages.offset_commit import (
 )
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopics
 
-from .conftest import FAST_GROUPS, RawClient, assert_no_traceback
+from .conftest import FAST_GROUPS, RawClient, assert_no_traceback, wait_until_loaded
 
 
 def _join(client, group, member_id, topics=("cg-t",), version=1, **fields):
@@ -192,6 +192,7 @@ def test_consumer_groups_come_back_after_a_restart(broker_process, tmp_path, sto
     second = broker_process(data, *FAST_GROUPS)
     client = RawClient(second.host, second.port)
     try:
+        wait_until_loaded(client)  # __consumer_offsets is replayed after the broker listens
         after = client.request(ConsumerGroupDescribeRequest(group_ids=["cg-restart"]), 0).groups[0]
         assert after == before and after.group_state == "Reconciling"
         # The members carry on where they were: "a" confirms its revocation, "b" gets its share.

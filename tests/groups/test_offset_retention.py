@@ -27,7 +27,7 @@ from odradek.protocol.messages.offset_commit import (
 )
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 
-from .conftest import RawClient, assert_no_traceback
+from .conftest import RawClient, assert_no_traceback, wait_until_loaded
 from .test_clients import PythonMember, produce_kafka_python, wait_until
 from .test_coordinator import DELAY, _subscription, make, new_member, sync
 
@@ -180,17 +180,12 @@ def test_real_broker_expires_a_short_retention_commit_and_the_restart_keeps_it_g
     broker = broker_process(data, "group.initial.rebalance.delay.ms=0")
     client = RawClient(broker.host, broker.port)
     try:
-        wait_until(lambda: _groups_or_loading(client) is not None, timeout=15, what="the coordinator loaded")
+        wait_until_loaded(client, timeout=15)
         assert "short-lived" not in _groups(client) and "long-lived" in _groups(client)
         assert _committed(client, "short-lived", "kept-topic") == -1
         assert _committed(client, "long-lived", "kept-topic") == 3
     finally:
         client.close()
-
-
-def _groups_or_loading(client):
-    answer = client.request(ListGroupsRequest(), 4)
-    return None if answer.error_code == E.COORDINATOR_LOAD_IN_PROGRESS else answer
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ from odradek.protocol.messages.offset_fetch import (
 )
 from odradek.protocol.messages.sync_group import SyncGroupRequest, SyncGroupRequestAssignment
 
-from .conftest import FAST_GROUPS, RawClient
+from .conftest import FAST_GROUPS, RawClient, wait_until_loaded
 from .test_coordinator import Answer, join_request, make, new_member, sync
 
 # --- the record formats ---
@@ -181,18 +181,6 @@ def _write_bulk_commits(client, topic):
             received_id, answer = client.receive()
             assert received_id == correlation_id
             assert all(p.error_code == E.NONE for t in answer.topics for p in t.partitions)
-
-
-def wait_until_loaded(client, timeout=60.0):
-    """ListGroups answers COORDINATOR_LOAD_IN_PROGRESS while any partition is replayed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        error = client.request(ListGroupsRequest(), 4).error_code
-        if error != E.COORDINATOR_LOAD_IN_PROGRESS:
-            assert error == E.NONE
-            return
-        assert time.monotonic() < deadline, "the coordinator never finished loading"
-        time.sleep(0.01)
 
 
 def _fetch_checked(client, version):
