@@ -54,6 +54,8 @@ import functools
 import time
 import uuid
 
+import structlog
+
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.records.header import (
     TIMESTAMP_TYPE_MASK,
@@ -62,7 +64,7 @@ from odradek.protocol.records.header import (
     patch_partition_leader_epoch,
 )
 
-from .checkpoints import read_partition_metadata, write_partition_metadata
+from .checkpoints import CorruptCheckpoint, read_partition_metadata, write_partition_metadata
 from .cleaner import CLEANED_SUFFIX, SWAP_SUFFIX, complete_interrupted_swaps, rename_all
 from .config import LogConfig
 from .deletions import PendingDeletions
@@ -74,6 +76,8 @@ from .segment import DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX
 from .validation import ORIGIN_CLIENT, ORIGIN_REPLICATION, check_replicated_offsets, validate_batches
 
 PARTITION_METADATA = "partition.metadata"
+
+_log = structlog.get_logger("odradek.storage")
 
 
 def _io_errors_as_storage_errors(method):
@@ -248,12 +252,22 @@ class PartitionLog:
             # that is fsynced (else a crash could lose the partition with its flushed data).
             fs.fsync_dir(os.path.dirname(directory.rstrip("/")) or ".")
         log._load(recovery_point, log_start_offset, high_watermark, clean_shutdown)
-        stored_id = read_partition_metadata(fs, f"{directory}/{PARTITION_METADATA}")
-        if topic_id is not None and stored_id != topic_id:
-            write_partition_metadata(fs, f"{directory}/{PARTITION_METADATA}", topic_id)
-            stored_id = topic_id
-        log.topic_id = stored_id
+        metadata_path = f"{directory}/{PARTITION_METADATA}"
+        try:
+            log.topic_id = read_partition_metadata(fs, metadata_path)
+        except (CorruptCheckpoint, UnicodeDecodeError) as error:
+            # Kafka's partition.metadata only repeats the topic id of the metadata log: the
+            # broker's topic table writes it again (set_topic_id).
+            _log.warning("ignoring a partition.metadata that does not parse", file=metadata_path, reason=str(error))
+        if topic_id is not None:
+            log.set_topic_id(topic_id)
         return log
+
+    def set_topic_id(self, topic_id: uuid.UUID) -> None:
+        """Record the topic id in ``partition.metadata`` (written when it is missing or differs)."""
+        if self.topic_id != topic_id:
+            write_partition_metadata(self.fs, f"{self.directory}/{PARTITION_METADATA}", topic_id)
+            self.topic_id = topic_id
 
     def _delete_segment(self, segment: LogSegment) -> None:
         """Kafka's asynchronous segment deletion: renamed to ``*.deleted`` now, unlinked
@@ -280,12 +294,16 @@ class PartitionLog:
         complete_interrupted_swaps(fs, self.directory)
         names = fs.listdir(self.directory)
         present = set(names)
+        missing_indexes = []
         for name in names:
             path = f"{self.directory}/{name}"
             if name.endswith(DELETED_SUFFIX) or name.endswith(".tmp"):
                 fs.unlink(path)  # an interrupted deletion or checkpoint write
             elif name.endswith(LOG_SUFFIX) and name[: -len(LOG_SUFFIX)].isdigit():
                 base_offsets.append(int(name[: -len(LOG_SUFFIX)]))
+                stem = name[: -len(LOG_SUFFIX)]
+                if stem + INDEX_SUFFIX not in present or stem + TIME_INDEX_SUFFIX not in present:
+                    missing_indexes.append(int(stem))
             elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)):
                 stem = name.rsplit(".", 1)[0]
                 if stem + LOG_SUFFIX not in present:
@@ -297,13 +315,35 @@ class PartitionLog:
 
         if not self.segments:
             self._add_segment(self._new_segment(log_start_offset))
+        for segment in self.segments:
+            if segment.base_offset in missing_indexes and segment.size:
+                # Kafka's LogLoader recovers a segment whose offset index is missing; below the
+                # recovery point the log is trusted, so only the indexes are rebuilt here.
+                _log.warning("rebuilding the missing indexes of a segment", file=segment.log_path)
+                segment.rebuild_indexes()
         recovered_from = None
         if not clean:
             recovered_from = self._recover(recovery_point)
         else:
             # Indexes of a cleanly closed log are trusted but checked on first use (rebuilt
-            # from the log if they cannot be right); the active one now.
-            self.segments[-1].verify_indexes()
+            # from the log if they cannot be right); the active one now, with the batches
+            # after its last index entry: a clean shutdown vouches for them, but a copy taken
+            # while the broker ran, or a disk that lost a write, can still end in a torn batch.
+            active = self.segments[-1]
+            if not active.tail_is_valid():
+                cut = active.recover()
+                active.flush()
+                self.recovered_bytes_truncated += cut
+                recovered_from = active.base_offset
+                _log.warning("the active segment did not end in whole, valid batches despite the clean-shutdown "
+                             "marker: recovered, cut at the last valid batch", file=active.log_path, bytes_cut=cut,
+                             next_offset=active.next_offset())
+        if clean and self.segments[-1].next_offset() < log_start_offset:
+            # A clean shutdown lost nothing: a log start above the log end can only come from a
+            # damaged checkpoint, which must not delete the log.
+            _log.warning("ignoring a checkpointed log start offset above the log end", partition=self.directory,
+                         log_start_offset=log_start_offset, log_end_offset=self.segments[-1].next_offset())
+            log_start_offset = self.segments[0].base_offset
         if self.segments[-1].next_offset() < log_start_offset:
             # Unflushed data lost in a crash ended the log below its checkpointed start: offsets
             # below the log start were handed out and deleted, so restart empty there rather
@@ -337,19 +377,25 @@ class PartitionLog:
             rebuilds_txn_index = txn_index_from is not None and segment.base_offset >= txn_index_from
             if rebuilds_txn_index:
                 segment.txn_index.reset()
-            position = 0
-            if segment.base_offset < start:
-                first = segment.find_batch(start)
-                if first is None:
-                    continue
-                position = first.position
-            for batch in segment.batches(position):
-                if batch.last_offset < start:
-                    continue
-                header = batch.header
-                aborted = state.replay(header, self._marker_of(segment, batch) if header.is_control else None)
-                if aborted is not None and rebuilds_txn_index:
-                    segment.txn_index.append(aborted)
+            try:
+                position = 0
+                if segment.base_offset < start:
+                    first = segment.find_batch(start)
+                    if first is None:
+                        continue
+                    position = first.position
+                for batch in segment.batches(position):
+                    if batch.last_offset < start:
+                        continue
+                    header = batch.header
+                    aborted = state.replay(header, self._marker_of(segment, batch) if header.is_control else None)
+                    if aborted is not None and rebuilds_txn_index:
+                        segment.txn_index.append(aborted)
+            except (ProtocolError, CorruptIndex) as error:
+                # A damaged batch below the recovery point (trusted, so not cut): the producers'
+                # state misses what follows it in this segment; reads there answer CORRUPT_MESSAGE.
+                _log.warning("producer state: a batch does not parse, the rest of the segment is skipped",
+                             file=segment.log_path, reason=str(error))
             if rebuilds_txn_index:
                 segment.txn_index.flush()
         state.map_end_offset = self.log_end_offset
@@ -372,12 +418,19 @@ class PartitionLog:
         drop every segment after it (their offsets could not follow a hole). Returns the base
         offset of the first segment rescanned."""
         first = max(0, bisect.bisect_right(self._base_offsets, recovery_point) - 1)
-        expected = self.segments[first - 1].next_offset() if first > 0 else 0
+        try:
+            expected = self.segments[first - 1].next_offset() if first > 0 else 0
+        except (ProtocolError, CorruptIndex):
+            expected = 0  # the segment before is damaged; the rescanned one's own base bounds it
         index = first
         while index < len(self.segments):
             segment = self.segments[index]
             truncated = segment.recover(expected_base=expected)
             self.recovered_bytes_truncated += truncated
+            if truncated:
+                _log.warning("recovery cut a segment at its first invalid batch", file=segment.log_path,
+                             bytes_cut=truncated, next_offset=segment.next_offset(),
+                             later_segments_dropped=len(self.segments) - index - 1)
             expected = segment.next_offset()
             # A cut tail, or an empty segment before another (a roll never leaves one), means
             # what follows cannot continue this segment's offsets: drop it.

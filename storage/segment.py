@@ -19,6 +19,8 @@ Thread safety: single-threaded, owned by its :class:`~odradek.storage.partition_
 
 from __future__ import annotations
 
+import structlog
+
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.primitives import read_varint, read_varlong
 from odradek.protocol.records.header import (
@@ -43,6 +45,8 @@ MIN_BATCH_SIZE = BATCH_HEADER_SIZE
 MAX_BATCH_SIZE = 0x7FFFFFFF
 # Bound on decompressing one batch to find a record by timestamp (ListOffsets).
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
+
+log = structlog.get_logger("odradek.storage")
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -169,7 +173,9 @@ class LogSegment:
         self._indexes_verified = True  # set first: the check itself looks batches up
         try:
             self.check_indexes()
-        except (CorruptIndex, ProtocolError):
+        except (CorruptIndex, ProtocolError) as error:
+            log.warning("rebuilding the indexes of a segment from its log", index=self.offset_index.path,
+                        time_index=self.time_index.path, reason=str(error))
             self.rebuild_indexes()
         except OSError:
             self._indexes_verified = False  # not checked after all: try again next time
@@ -314,6 +320,31 @@ class LogSegment:
             if not (self.base_offset <= header.base_offset <= indexed_offset):
                 raise CorruptIndex(f"{self.offset_index.path}: last entry does not point at a batch")
         self.time_index.check(self.next_offset())
+
+    def tail_is_valid(self) -> bool:
+        """Whether the log ends in whole batches that pass their CRC, from the last offset-index
+        entry to the last byte (what a clean shutdown promises of the active segment; costs
+        about ``index.interval.bytes`` of reading). The indexes are checked first."""
+        try:
+            position = self._indexed_position(self.offset_index.last_offset())
+        except (CorruptIndex, ProtocolError):
+            return False
+        file_size = self.log.size()
+        next_offset = self.base_offset
+        while position < file_size:
+            if position + BATCH_HEADER_SIZE > file_size:
+                return False
+            try:
+                header = read_batch_header(self.log.pread(BATCH_HEADER_SIZE, position), 0)
+            except ProtocolError:
+                return False
+            end = position + header.size_in_bytes
+            if end > file_size or header.base_offset < next_offset or header.last_offset_delta < 0 \
+                    or not batch_crc_matches(self.log.pread(header.size_in_bytes, position), 0, header):
+                return False
+            next_offset = header.last_offset + 1
+            position = end
+        return True
 
     def recover(self, expected_base: int | None = None) -> int:
         """Re-read the whole log batch by batch (header, length, CRC, offsets increasing and
