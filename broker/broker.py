@@ -134,6 +134,8 @@ class Broker:
             now = loop.time()
             run = {job for job, at in due.items() if now >= at}
             for partition in list(self.partitions.values()):
+                if partition.offline:
+                    continue
                 try:
                     if flush_timed:
                         partition.log.flush_if_due()
@@ -234,11 +236,26 @@ class Broker:
         return values
 
     def _attach_partition(self, topic: Topic, index: int) -> Partition:
+        offline_log = self._data_dir.offline_log(topic.name, index)
+        if offline_log is not None:
+            # Its log could not be opened at start (the storage engine logged why): the
+            # partition answers KAFKA_STORAGE_ERROR, every other one serves.
+            partition = Partition(topic.name, topic.topic_id, index, offline_log, self.node_id,
+                                  flush_executor=self._flush_executor)
+            partition.apply_topic_config(self.topic_log_config(topic))
+            self.partitions[(topic.name, index)] = partition
+            return partition
         partition_log = self._data_dir.get_log(topic.name, index)
         if partition_log is None:
             partition_log = self._data_dir.create_log(topic.name, index, topic_id=topic.topic_id,
                                                       config=log_config_from(self.topic_log_config(topic)))
-        elif partition_log.topic_id is not None and partition_log.topic_id != topic.topic_id:
+        elif partition_log.topic_id is None:
+            # Missing (or unreadable, and ignored) partition.metadata: Kafka writes it again from
+            # the topic id the metadata holds.
+            log.warning("writing a missing partition.metadata", topic=topic.name, partition=index,
+                        file=f"{partition_log.directory}/partition.metadata", topic_id=str(topic.topic_id))
+            partition_log.set_topic_id(topic.topic_id)
+        elif partition_log.topic_id != topic.topic_id:
             log.warning("partition.metadata has another topic id", topic=topic.name, partition=index,
                         stored=str(partition_log.topic_id), expected=str(topic.topic_id))
         # One replica: everything in the log was acknowledged by the only in-sync replica.

@@ -52,6 +52,13 @@ class Partition:
     def __repr__(self) -> str:
         return f"Partition({self.topic_name}-{self.index}, leo={self.log_end_offset}, hw={self.high_watermark})"
 
+    @property
+    def offline(self) -> bool:
+        """Whether the partition's log could not be opened (the storage engine's OfflineLog
+        stands in for it): requests for it are answered KAFKA_STORAGE_ERROR, and Metadata
+        reports no leader, as Kafka does for a replica in an offline log directory."""
+        return getattr(self.log, "offline", False)
+
     def apply_topic_config(self, values: dict) -> None:
         """Take the broker-level parts of the topic's effective config (the log's own parts
         go to the log's LogConfig)."""

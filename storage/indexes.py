@@ -59,6 +59,7 @@ class _SparseIndex:
         self._entries: bytearray | None = None  # loaded lazily
         self._written = 0  # bytes of _entries already in the file
         self._preallocated = False
+        self._torn = False  # the file held a partial entry (Kafka's sanityCheck: corrupt)
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self) -> bytearray:
@@ -70,6 +71,7 @@ class _SparseIndex:
             # every entry that has a non-zero byte (rounding up), and never a partial entry.
             meaningful = len(raw.rstrip(b"\0"))
             count = min(-(-meaningful // size), len(raw) // size)
+            self._torn = meaningful > count * size
             self._entries = bytearray(raw[: count * size])
             self._written = len(self._entries)
         return self._entries
@@ -139,6 +141,7 @@ class _SparseIndex:
         entries = self._entries
         del entries[:]
         self._written = 0
+        self._torn = False
         self._handle.truncate(0)
         if self._preallocated:
             self._handle.truncate(self.max_entries * self.entry.size)
@@ -223,6 +226,9 @@ class OffsetIndex(_SparseIndex):
         return 0 <= relative <= 0x7FFFFFFF
 
     def check(self, log_size: int) -> None:
+        self._load()
+        if self._torn:
+            raise CorruptIndex(f"{self.path}: its size is not a whole number of {self.entry.size}-byte entries")
         previous_offset, previous_position = -1, 0
         for i in range(self.entries):
             relative, position = self.entry_at(i)
@@ -277,6 +283,9 @@ class TimeIndex(_SparseIndex):
         self._truncate_entries(count)
 
     def check(self, next_offset: int) -> None:
+        self._load()
+        if self._torn:
+            raise CorruptIndex(f"{self.path}: its size is not a whole number of {self.entry.size}-byte entries")
         previous_timestamp, previous_relative = NO_TIMESTAMP, -1
         for i in range(self.entries):
             timestamp, relative = self.entry_at(i)

@@ -11,9 +11,13 @@ Thread safety: single-threaded, owned by its PartitionLog.
 
 from __future__ import annotations
 
+import structlog
+
 from .checkpoints import CorruptCheckpoint, read_leader_epochs, write_leader_epochs
 
 LEADER_EPOCH_CHECKPOINT = "leader-epoch-checkpoint"
+
+log = structlog.get_logger("odradek.storage")
 
 
 class LeaderEpochCache:
@@ -22,8 +26,9 @@ class LeaderEpochCache:
         self.path = path
         try:
             self.entries: list[tuple[int, int]] = read_leader_epochs(fs, path)
-        except CorruptCheckpoint:
+        except (CorruptCheckpoint, ValueError) as error:
             # Rebuildable from the batches' partition_leader_epoch fields: start empty.
+            log.warning("ignoring a leader-epoch-checkpoint that does not parse", file=path, reason=str(error))
             self.entries = []
             self._write()
         if not fs.exists(path):

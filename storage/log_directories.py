@@ -23,7 +23,7 @@ from .checkpoints import read_meta_properties
 from .config import LogConfig
 from .errors import InconsistentLogDirectory
 from .fs import OsFileSystem
-from .log_directory import META_PROPERTIES, LogDirectory
+from .log_directory import META_PROPERTIES, LogDirectory, OfflineLog
 from .partition_log import PartitionLog, _system_clock_ms
 
 
@@ -43,7 +43,12 @@ class LogDirectories:
         self.directories = directories
         self.logs: dict[tuple[str, int], PartitionLog] = {}
         self._directory_of: dict[tuple[str, int], LogDirectory] = {}
+        # Partitions whose log could not be opened at start, with the directory holding them.
+        self.offline: dict[tuple[str, int], OfflineLog] = {}
         for directory in directories:
+            for key, stand_in in directory.offline.items():
+                self.offline[key] = stand_in
+                self._directory_of.setdefault(key, directory)
             for key, log in directory.logs.items():
                 previous = self._directory_of.get(key)
                 if previous is not None:
@@ -104,6 +109,8 @@ class LogDirectories:
         log = self.logs.get(key)
         if log is not None:
             return log
+        if key in self.offline:
+            raise ValueError(f"{topic}-{partition} is offline: its log cannot be created again")
         directories = self.directories
         directory = directories[0] if len(directories) == 1 else min(
             directories, key=lambda candidate: len(candidate.logs))  # min keeps the first of equals
@@ -115,6 +122,10 @@ class LogDirectories:
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get((topic, partition))
 
+    def offline_log(self, topic: str, partition: int) -> OfflineLog | None:
+        """The stand-in of a partition whose log could not be opened at start, if it is one."""
+        return self.offline.get((topic, partition))
+
     def directory_of(self, topic: str, partition: int) -> LogDirectory | None:
         return self._directory_of.get((topic, partition))
 
@@ -122,6 +133,7 @@ class LogDirectories:
         key = (topic, partition)
         directory = self._directory_of.pop(key, None)
         self.logs.pop(key, None)
+        self.offline.pop(key, None)
         if directory is not None:
             directory.delete_log(topic, partition)
 

@@ -18,7 +18,10 @@ Start: take the lock (another process holding it -> :class:`LogDirectoryLocked`)
 create ``meta.properties`` (a different node or cluster id -> :class:`InconsistentLogDirectory`),
 note whether the clean-shutdown marker is there and remove it, open every partition directory
 (recovering it when the marker was absent), remove directories of interrupted deletions
-(``*-delete``). Clean shutdown (:meth:`close`): flush and close every log, write the four
+(``*-delete``). A checkpoint that does not parse is ignored (named in a warning); a partition
+directory that cannot be opened at all (an unreadable directory, an I/O error) is taken
+offline alone: it is kept as an :class:`OfflineLog` in :attr:`LogDirectory.offline`, every
+other partition serves, and its checkpointed offsets are written back unchanged. Clean shutdown (:meth:`close`): flush and close every log, write the four
 checkpoints, write the marker (Kafka 4's JSON ``{"version":0,"brokerEpoch":...}``, fsynced),
 release the lock.
 
@@ -32,6 +35,8 @@ import json
 import os
 import uuid
 
+import structlog
+
 from .checkpoints import (
     CorruptCheckpoint,
     read_meta_properties,
@@ -43,7 +48,7 @@ from .checkpoints import (
 )
 from .config import LogConfig
 from .deletions import PendingDeletions
-from .errors import InconsistentLogDirectory, LogDirectoryLocked
+from .errors import InconsistentLogDirectory, KafkaStorageError, LogDirectoryLocked
 from .fs import OsFileSystem
 from .partition_log import PartitionLog, _system_clock_ms, parse_partition_dir_name
 
@@ -54,6 +59,40 @@ RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
 REPLICATION_OFFSET_CHECKPOINT = "replication-offset-checkpoint"
 CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
+
+_log = structlog.get_logger("odradek.storage")
+
+
+class OfflineLog:
+    """Stands in for the :class:`PartitionLog` of a partition whose directory could not be
+    opened: every operation raises KAFKA_STORAGE_ERROR (what Kafka answers for a replica in an
+    offline log directory); the offsets read -1. Keeps the offsets the checkpoints had for it,
+    so that they are written back unchanged and the next start tries again from them."""
+
+    offline = True
+    log_start_offset = log_end_offset = high_watermark = last_stable_offset = flushed_offset = -1
+    size_in_bytes = 0
+
+    def __init__(self, directory: str, topic: str, partition: int, error: BaseException,
+                 checkpointed: tuple[int | None, int | None, int | None]):
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.error = error
+        self.recovery_point, self.checkpointed_log_start_offset, self.checkpointed_high_watermark = checkpointed
+        self.config = LogConfig()
+        self.closed = True
+
+    def _refuse(self, *_args, **_kwargs):
+        raise KafkaStorageError(f"partition {self.topic}-{self.partition} is offline: its log {self.directory} "
+                                f"could not be opened ({self.error})")
+
+    append = read = flush = flush_if_due = flush_up_to = prepare_flush = update_high_watermark = _refuse
+    offset_for_timestamp = max_timestamp_offset = delete_records_before = delete_old_segments = _refuse
+    truncate_to = aborted_transactions = expire_producers = compact = roll = _refuse
+
+    def close(self) -> None:
+        pass
 
 
 class LogDirectory:
@@ -68,6 +107,8 @@ class LogDirectory:
         self.directory_id: uuid.UUID | None = None
         self.had_clean_shutdown = False
         self.corrupt_checkpoints: list[str] = []  # names of checkpoint files ignored at start
+        # Partitions whose directory could not be opened at start (offline, alone).
+        self.offline: dict[tuple[str, int], OfflineLog] = {}
         # First dirty offset per compacted partition, kept by the log cleaner (odradek.storage.cleaner_manager).
         self.cleaner_offsets: dict[tuple[str, int], int] = {}
         # Deleted segments' *.deleted files waiting out file.delete.delay.ms (every log's).
@@ -117,11 +158,17 @@ class LogDirectory:
                 if parsed is None:
                     continue
                 key = parsed
-                self.logs[key] = self._watch_truncations(key, PartitionLog.open(
-                    fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
-                    recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
-                    high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
-                    clock=self.clock, pending_deletions=self.pending_deletions))
+                try:
+                    self.logs[key] = self._watch_truncations(key, PartitionLog.open(
+                        fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
+                        recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
+                        high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
+                        clock=self.clock, pending_deletions=self.pending_deletions))
+                except Exception as error:  # noqa: BLE001 - whatever it is, only this partition goes offline
+                    _log.error("partition offline: its log could not be opened", partition=f"{key[0]}-{key[1]}",
+                              directory=full, error=repr(error))
+                    self.offline[key] = OfflineLog(full, key[0], key[1], error, (
+                        recovery_points.get(key), log_starts.get(key), high_watermarks.get(key)))
             # The marker vouches for the state we just loaded, not for the run that starts now.
             fs.unlink(marker)
             fs.fsync_dir(self.path)
@@ -130,10 +177,13 @@ class LogDirectory:
             raise
 
     def _read_checkpoint(self, name: str):
-        """The checkpoint's offsets, or None if the file is corrupt (it is then ignored)."""
+        """The checkpoint's offsets, or None if the file is corrupt or unreadable (it is then
+        ignored, as Kafka's LogManager resets a recovery-point checkpoint it cannot read)."""
+        path = f"{self.path}/{name}"
         try:
-            return read_offset_checkpoint(self.fs, f"{self.path}/{name}")
-        except CorruptCheckpoint:
+            return read_offset_checkpoint(self.fs, path)
+        except (CorruptCheckpoint, OSError) as error:
+            _log.warning("ignoring a checkpoint file that cannot be read", file=path, reason=str(error))
             self.corrupt_checkpoints.append(name)
             return None
 
@@ -194,26 +244,41 @@ class LogDirectory:
     def delete_log(self, topic: str, partition: int) -> None:
         log = self.logs.pop((topic, partition), None)
         self.cleaner_offsets.pop((topic, partition), None)
+        stand_in = self.offline.pop((topic, partition), None)
+        if stand_in is not None:
+            try:
+                PartitionLog.delete_directory(self.fs, stand_in.directory, None, 0)
+            except OSError as error:
+                _log.error("the directory of a deleted offline partition could not be removed",
+                          directory=stand_in.directory, error=repr(error))
         if log is not None:
             # Kafka's LogManager waits the broker's delay (not the topic's) before the files go.
             delay = self.default_config.file_delete_delay_ms
             log.delete(self.pending_deletions if delay > 0 else None, self.clock() + delay)
 
     def checkpoint(self) -> None:
-        """Write the recovery points, log start offsets and high watermarks of every log."""
+        """Write the recovery points, log start offsets and high watermarks of every log (and
+        what the previous checkpoints said of offline ones)."""
         fs = self.fs
-        write_offset_checkpoint(fs, f"{self.path}/{RECOVERY_POINT_CHECKPOINT}",
-                                {key: log.recovery_point for key, log in self.logs.items()})
-        write_offset_checkpoint(fs, f"{self.path}/{LOG_START_OFFSET_CHECKPOINT}",
-                                {key: log.log_start_offset for key, log in self.logs.items()})
-        write_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}",
-                                {key: log.high_watermark for key, log in self.logs.items()})
+        offline = self.offline.items()
+        write_offset_checkpoint(fs, f"{self.path}/{RECOVERY_POINT_CHECKPOINT}", {
+            **{key: stand_in.recovery_point for key, stand_in in offline if stand_in.recovery_point is not None},
+            **{key: log.recovery_point for key, log in self.logs.items()}})
+        write_offset_checkpoint(fs, f"{self.path}/{LOG_START_OFFSET_CHECKPOINT}", {
+            **{key: stand_in.checkpointed_log_start_offset for key, stand_in in offline
+               if stand_in.checkpointed_log_start_offset is not None},
+            **{key: log.log_start_offset for key, log in self.logs.items()}})
+        write_offset_checkpoint(fs, f"{self.path}/{REPLICATION_OFFSET_CHECKPOINT}", {
+            **{key: stand_in.checkpointed_high_watermark for key, stand_in in offline
+               if stand_in.checkpointed_high_watermark is not None},
+            **{key: log.high_watermark for key, log in self.logs.items()}})
         self.write_cleaner_checkpoint()
 
     def write_cleaner_checkpoint(self) -> None:
         """Write ``cleaner-offset-checkpoint`` (the log cleaner does after every clean)."""
         write_offset_checkpoint(self.fs, f"{self.path}/{CLEANER_OFFSET_CHECKPOINT}",
-                                {key: offset for key, offset in self.cleaner_offsets.items() if key in self.logs})
+                                {key: offset for key, offset in self.cleaner_offsets.items()
+                                 if key in self.logs or key in self.offline})
 
     def flush_all(self) -> None:
         for log in self.logs.values():

@@ -701,6 +701,12 @@ class PartitionLog:
     def _segment_index_for(self, offset: int) -> int:
         return max(0, bisect.bisect_right(self._base_offsets, offset) - 1)
 
+    def next_segment_base_offset(self, offset: int) -> int | None:
+        """The base offset of the segment after the one holding ``offset`` (None if that is
+        the active one): where a reader that met a damaged batch can go on."""
+        index = self._segment_index_for(offset) + 1
+        return self._base_offsets[index] if index < len(self._base_offsets) else None
+
     # ---------------------------------------------------------------------------------- reads
     @_io_errors_as_storage_errors
     def read(self, offset: int, max_bytes: int, *, max_offset: int | None = None,
@@ -992,10 +998,16 @@ class PartitionLog:
             segment.offset_index.close()
             segment.time_index.close()
         self.closed = True
-        parent, _, name = self.directory.rstrip("/").rpartition("/")
+        self.delete_directory(self.fs, self.directory, pending, due_ms)
+
+    @staticmethod
+    def delete_directory(fs, directory: str, pending: PendingDeletions | None, due_ms: int) -> None:
+        """Rename a partition directory to ``<name>.<uuid>-delete``, then remove it (at once,
+        or through ``pending``): :meth:`delete`'s file work, also for a log that never opened."""
+        parent, _, name = directory.rstrip("/").rpartition("/")
         doomed = f"{parent}/{name}.{uuid.uuid4().hex}-delete"
-        self.fs.rename(self.directory, doomed)
+        fs.rename(directory, doomed)
         if pending is not None:
             pending.schedule([doomed], due_ms)
         else:
-            self.fs.rmtree(doomed)
+            fs.rmtree(doomed)

@@ -51,6 +51,7 @@ import struct
 from collections import deque
 
 import crc32c
+import structlog
 
 from odradek.protocol.records.batch import decode_batch, parse_control_record
 
@@ -70,6 +71,8 @@ INVALID_TXN_STATE = 48
 TRANSACTION_COORDINATOR_FENCED = 52
 # A control batch holds one small marker record; decoding it never needs more.
 MAX_MARKER_BATCH_BYTES = 1 << 20
+
+log = structlog.get_logger("odradek.storage")
 
 _SNAPSHOT_HEADER = struct.Struct(">hIi")
 _ENTRY = struct.Struct(">qhiqiqiq")
@@ -427,7 +430,10 @@ class ProducerStateManager:
                 break
             try:
                 self._set_producers(self.decode(self.fs.read_file(path)))
-            except CorruptSnapshot:
+            except CorruptSnapshot as error:
+                # Kafka's ProducerStateManager too drops a snapshot it cannot read: an older one,
+                # or the log itself, takes its place.
+                log.warning("deleting a producer snapshot that does not parse", file=path, reason=str(error))
                 self.fs.unlink(path)
                 continue
             self.map_end_offset = offset

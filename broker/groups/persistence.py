@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import structlog
 
 from odradek.protocol.errors import DecodeError, ProtocolError
+from odradek.storage.errors import KafkaStorageError
 from odradek.protocol.messages.records import (
     consumer_group_current_member_assignment_key as current_key,
     consumer_group_current_member_assignment_value as current_value,
@@ -398,6 +399,8 @@ class ConsumerOffsetsLog:
         partition = self.broker.partition(OFFSETS_TOPIC, index)
         if partition is None:
             return
+        if partition.offline:  # its log could not be opened: the partition fails to load (NOT_COORDINATOR)
+            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{index} is offline")
         in_slice = 0
         for key, value in _records_of(partition.log, self.broker.config["offsets.load.buffer.size"]):
             try:
@@ -415,21 +418,34 @@ class ConsumerOffsetsLog:
 def _records_of(partition_log, read_bytes: int):
     """(key, value) of every record of a partition log, in offset order, read ``read_bytes``
     at a time (at least one batch); the end is the log end offset when each read starts.
-    Control batches, which transaction markers will write, carry no group data."""
+    Control batches, which transaction markers will write, carry no group data. A batch that
+    does not parse (a damaged segment) is skipped with the rest of its segment, named in a
+    warning: the coordinator loads what it can, as the records after it may be intact."""
     offset = partition_log.log_start_offset
     while offset < (end := partition_log.log_end_offset):
-        result = partition_log.read(offset, read_bytes, max_offset=end, min_one_batch=True)
-        if not result.regions:
-            return
-        data = b"".join(region.read() for region in result.regions)
         next_offset = offset
-        for batch in iter_batches(data, allow_incomplete=False):
-            next_offset = batch.next_offset
-            if batch.is_control:
-                continue
-            for record in batch.records:
-                if batch.offset_of(record) >= offset and record.key is not None:
-                    yield bytes(record.key), (bytes(record.value) if record.value is not None else None)
+        try:
+            result = partition_log.read(offset, read_bytes, max_offset=end, min_one_batch=True)
+            if not result.regions:
+                return
+            data = b"".join(region.read() for region in result.regions)
+            for batch in iter_batches(data, allow_incomplete=False):
+                next_offset = batch.next_offset
+                if batch.is_control:
+                    continue
+                for record in batch.records:
+                    if batch.offset_of(record) >= offset and record.key is not None:
+                        yield bytes(record.key), (bytes(record.value) if record.value is not None else None)
+        except ProtocolError as error:
+            if isinstance(error, KafkaStorageError):
+                raise
+            resume = partition_log.next_segment_base_offset(max(next_offset, offset))
+            log.warning("skipping an unreadable part of __consumer_offsets", partition=partition_log.partition,
+                        offset=max(next_offset, offset), resumes_at=resume, error=str(error))
+            if resume is None:
+                return
+            offset = resume
+            continue
         if next_offset <= offset:
             return
         offset = next_offset

@@ -7,6 +7,11 @@ in bytes and an offset lag of 0 (the only replica is the leader; a future log ex
 during a directory move, never here). Partitions this broker does not have are left out, as
 Kafka does. v4+ report each directory's file system total and usable bytes (``statvfs``); v5
 ``is_cordoned`` is false.
+
+A partition whose log could not be opened at start is offline alone (Kafka would take its whole
+directory offline): it is left out of its data directory's result, and reported by a result of
+its own whose ``log_dir`` is the partition directory, with KAFKA_STORAGE_ERROR and no topics
+(how Kafka reports an offline log directory).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> DescribeLo
                 PartitionResult(partition_index=index, partition_size=partition.log.size_in_bytes, offset_lag=0,
                                 is_future_key=False)
                 for index in sorted(indexes)
-                if (partition := broker.partition(topic_name, index)) is not None
+                if (partition := broker.partition(topic_name, index)) is not None and not partition.offline
                 and broker.log_dir_of(topic_name, index) == log_dir
             ]
             if partitions:
@@ -51,4 +56,12 @@ def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> DescribeLo
             result.total_bytes = stats.f_blocks * stats.f_frsize
             result.usable_bytes = stats.f_bavail * stats.f_frsize
         results.append(result)
+    for topic_name, indexes in sorted(wanted.items()):
+        for index in sorted(indexes):
+            partition = broker.partition(topic_name, index)
+            if partition is not None and partition.offline:
+                result = Result(error_code=error_codes.KAFKA_STORAGE_ERROR, log_dir=partition.log.directory, topics=[])
+                if ctx.api_version >= 4:
+                    result.total_bytes = result.usable_bytes = -1  # Kafka's answer for an offline directory
+                results.append(result)
     return DescribeLogDirsResponse(throttle_time_ms=0, error_code=error_codes.NONE, results=results)

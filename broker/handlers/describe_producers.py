@@ -31,6 +31,10 @@ def handle_describe_producers(ctx, request: DescribeProducersRequest) -> Describ
                                                     error_code=error_codes.UNKNOWN_TOPIC_OR_PARTITION,
                                                     error_message="This server does not host this topic-partition."))
                 continue
+            if partition.offline:
+                partitions.append(PartitionResponse(partition_index=index, error_code=error_codes.KAFKA_STORAGE_ERROR,
+                                                    error_message=f"The log of {item.name}-{index} is offline."))
+                continue
             producers = [
                 ProducerState(producer_id=entry.producer_id, producer_epoch=entry.epoch,
                               last_sequence=entry.last_sequence, last_timestamp=entry.last_timestamp,

@@ -51,11 +51,14 @@ def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitionsReques
                 next_cursor = Cursor(topic_name=name, partition_index=index)
                 break
             partition = broker.partition(name, index)
+            offline = partition is not None and partition.offline  # as Metadata reports it
             partitions.append(Partition(
-                error_code=error_codes.NONE, partition_index=index, leader_id=broker.node_id,
+                error_code=error_codes.LEADER_NOT_AVAILABLE if offline else error_codes.NONE, partition_index=index,
+                leader_id=-1 if offline else broker.node_id,
                 leader_epoch=partition.leader_epoch if partition is not None else 0,
                 replica_nodes=[broker.node_id], isr_nodes=[broker.node_id],
-                eligible_leader_replicas=[], last_known_elr=[], offline_replicas=[]))
+                eligible_leader_replicas=[], last_known_elr=[],
+                offline_replicas=[broker.node_id] if offline else []))
             budget -= 1
         topics.append(Topic(error_code=error_codes.NONE, name=name, topic_id=topic.topic_id,
                             is_internal=topic.is_internal, partitions=partitions,

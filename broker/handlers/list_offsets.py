@@ -67,6 +67,8 @@ def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsResponse
             current_epoch = item.current_leader_epoch if version >= 4 else -1
             if partition is None:
                 answer.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            elif partition.offline:
+                answer.error_code = error_codes.KAFKA_STORAGE_ERROR
             elif current_epoch != -1 and current_epoch != partition.leader_epoch:
                 answer.error_code = (error_codes.FENCED_LEADER_EPOCH if current_epoch < partition.leader_epoch
                                      else error_codes.UNKNOWN_LEADER_EPOCH)

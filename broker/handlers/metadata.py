@@ -34,14 +34,18 @@ def topic_metadata(broker, topic, include_operations: bool, version: int) -> Met
     partitions = []
     for index in range(topic.partition_count):
         partition = broker.partition(topic.name, index)
+        # A partition whose log is offline has no leader: Kafka's answer for a partition whose
+        # only replica sits in an offline log directory (LEADER_NOT_AVAILABLE, leader -1, the
+        # replica listed offline and kept as the last member of the ISR).
+        offline = partition is not None and partition.offline
         partitions.append(MetadataResponse.MetadataResponseTopic.MetadataResponsePartition(
-            error_code=error_codes.NONE,
+            error_code=error_codes.LEADER_NOT_AVAILABLE if offline else error_codes.NONE,
             partition_index=index,
-            leader_id=broker.node_id,
+            leader_id=-1 if offline else broker.node_id,
             leader_epoch=(partition.leader_epoch if partition else 0) if version >= 7 else -1,
             replica_nodes=[broker.node_id],
             isr_nodes=[broker.node_id],
-            offline_replicas=[],
+            offline_replicas=[broker.node_id] if offline else [],
         ))
     return MetadataResponse.MetadataResponseTopic(
         error_code=error_codes.NONE,

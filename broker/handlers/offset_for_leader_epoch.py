@@ -37,6 +37,8 @@ def handle_offset_for_leader_epoch(ctx, request: OffsetForLeaderEpochRequest) ->
             current = wanted.current_leader_epoch if version >= 2 else -1
             if partition is None:
                 answer.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            elif partition.offline:
+                answer.error_code = error_codes.KAFKA_STORAGE_ERROR
             elif current != -1 and current != partition.leader_epoch:
                 answer.error_code = (error_codes.FENCED_LEADER_EPOCH if current < partition.leader_epoch
                                      else error_codes.UNKNOWN_LEADER_EPOCH)
