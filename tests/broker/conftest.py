@@ -74,9 +74,11 @@ class BrokerProcess:
         self.process.kill()
         raise RuntimeError(f"broker did not start: stdout={buffered!r} log={self.log()}")
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 4000) -> str:
+        """The broker's log (stderr): its last ``tail`` characters, all of it with None."""
         with open(self.log_path, "rb") as handle:
-            return handle.read().decode(errors="replace")[-4000:]
+            text = handle.read().decode(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, wait, return the exit code."""
