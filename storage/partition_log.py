@@ -729,7 +729,14 @@ class PartitionLog:
         last_read = None  # (segment, region) of the last region
         while index < len(self.segments) and position_offset < upper:
             segment = self.segments[index]
-            found = self._read_segment(segment, position_offset, remaining, upper, min_one_batch and not regions)
+            try:
+                found = self._read_segment(segment, position_offset, remaining, upper, min_one_batch and not regions)
+                if found is None and segment.find_batch(position_offset) is not None:
+                    break  # the next batch is here but did not fit: the read ends, as Kafka's
+            except ProtocolError:
+                if regions:
+                    break  # a damaged batch further on: the batches before it are served first
+                raise
             if found is not None:
                 region, _ = found
                 regions.append(region)
@@ -737,8 +744,6 @@ class PartitionLog:
                 remaining -= region.length
                 if remaining <= 0 or region.position + region.length < segment.size:
                     break  # out of room (or at the upper bound): later segments must not be skipped to
-            elif segment.find_batch(position_offset) is not None:
-                break  # the next batch is here but did not fit: the read ends, as Kafka's
             index += 1
             if index < len(self.segments):
                 position_offset = self.segments[index].base_offset

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import structlog
 
-from odradek.protocol.errors import ProtocolError
+from odradek.protocol.errors import CorruptRecord, ProtocolError
 from odradek.protocol.primitives import read_varint, read_varlong
 from odradek.protocol.records.header import (
     BATCH_HEADER_SIZE,
@@ -132,14 +132,22 @@ class LogSegment:
 
     def batches(self, start_position: int = 0, end_position: int | None = None):
         """Yield :class:`BatchInfo` for each batch from ``start_position``. Trusts the log
-        (used below the recovery point and after recovery); stops at a torn tail."""
+        (used below the recovery point and after recovery); stops at a torn tail. A header
+        that does not parse, or whose offsets cannot be in this segment after the previous
+        batch (the base offset is outside the CRC), raises CorruptRecord: a damaged segment."""
         end = self.size if end_position is None else end_position
         position = start_position
+        previous_last = self.base_offset - 1
         while position + BATCH_HEADER_SIZE <= end:
             header = self._header_at(position)
+            if header.base_offset <= previous_last or header.last_offset_delta < 0 \
+                    or not self.offset_index.can_hold(header.last_offset):
+                raise CorruptRecord(f"{self.log_path}: the batch at byte {position} has offsets "
+                                    f"{header.base_offset}-{header.last_offset}, out of place")
             if position + header.size_in_bytes > end:
                 return
             yield BatchInfo(position, header)
+            previous_last = header.last_offset
             position += header.size_in_bytes
 
     def _indexed_position(self, offset: int) -> int:
@@ -190,10 +198,15 @@ class LogSegment:
 
     def _read_largest_timestamp(self) -> tuple[int, int]:
         timestamp, offset = self.time_index.last_entry()
-        _, position = self.offset_index.lookup(offset)
-        for batch in self.batches(position):
-            if batch.max_timestamp > timestamp and batch.header.records_count:  # see _scan_and_index
-                timestamp, offset = batch.max_timestamp, batch.last_offset
+        try:
+            for batch in self.batches(self._indexed_position(offset)):
+                if batch.max_timestamp > timestamp and batch.header.records_count:  # see _scan_and_index
+                    timestamp, offset = batch.max_timestamp, batch.last_offset
+        except CorruptIndex:
+            self.rebuild_indexes()  # finds the largest timestamp on the way
+            return self._max_timestamp
+        except ProtocolError:
+            pass  # a damaged batch (a trusted segment's): the largest timestamp before it
         return timestamp, offset
 
     def largest_timestamp(self) -> int:
@@ -305,7 +318,11 @@ class LogSegment:
         # Segments whose indexes were never loaded were finalised when they rolled: closing
         # them must not read every index of the log.
         if not self.log.closed and (self.offset_index.loaded or self.time_index.loaded):
-            self.on_become_inactive()
+            try:
+                self.on_become_inactive()
+            except (CorruptIndex, ProtocolError) as error:
+                # Indexes left untrimmed are checked (and rebuilt if need be) at the next open.
+                log.warning("could not finalise the indexes of a segment", file=self.log_path, reason=str(error))
         self.offset_index.close()
         self.time_index.close()
         self.log.close()
@@ -324,8 +341,11 @@ class LogSegment:
     def tail_is_valid(self) -> bool:
         """Whether the log ends in whole batches that pass their CRC, from the last offset-index
         entry to the last byte (what a clean shutdown promises of the active segment; costs
-        about ``index.interval.bytes`` of reading). The indexes are checked first."""
+        about ``index.interval.bytes`` of reading). The indexes are checked first, and the
+        first batch's header (appends read its timestamp for ``segment.ms``)."""
         try:
+            if self.log.size():
+                next(self.batches(0), None)
             position = self._indexed_position(self.offset_index.last_offset())
         except (CorruptIndex, ProtocolError):
             return False
@@ -340,6 +360,7 @@ class LogSegment:
                 return False
             end = position + header.size_in_bytes
             if end > file_size or header.base_offset < next_offset or header.last_offset_delta < 0 \
+                    or not self.offset_index.can_hold(header.last_offset) \
                     or not batch_crc_matches(self.log.pread(header.size_in_bytes, position), 0, header):
                 return False
             next_offset = header.last_offset + 1
@@ -449,9 +470,13 @@ class LogSegment:
             if not (min_one_batch and first_end <= end_position):
                 return None
             return FileRegion(self.log, first.position, first.size), first
-        end = max(first_end, self._indexed_boundary(limit))
-        for batch in self.batches(end, limit):
-            end = batch.position + batch.size
+        end = first_end
+        try:
+            end = max(first_end, self._indexed_boundary(limit))
+            for batch in self.batches(end, limit):
+                end = batch.position + batch.size
+        except ProtocolError:
+            pass  # a damaged batch further on (a trusted segment's): the whole batches before it
         return FileRegion(self.log, first.position, end - first.position), first
 
     def _indexed_boundary(self, limit: int) -> int:
