@@ -29,11 +29,19 @@ from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
-from .groups.persistence import ConsumerOffsetsLog
+from .groups.persistence import OFFSETS_TOPIC, ConsumerOffsetsLog, offsets_topic_configs
 from .fetch_sessions import FetchSessionCache
 from .partition import Partition
 from .producer_ids import ProducerIdManager
-from .topics import INTERNAL_TOPICS, Topic, TopicError, TopicTable, validate_topic_config_overrides, validate_topic_name
+from .topics import (
+    INTERNAL_TOPICS,
+    DamagedTopicTable,
+    Topic,
+    TopicError,
+    TopicTable,
+    validate_topic_config_overrides,
+    validate_topic_name,
+)
 
 log = structlog.get_logger("odradek.broker")
 
@@ -75,7 +83,13 @@ class Broker:
         fs = OsFileSystem()
         fs.makedirs(self.log_dir)
         self._flush_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush")
-        self.topics.load()
+        try:
+            table_found = self.topics.load()
+        except DamagedTopicTable as error:
+            damaged = self.topics.set_aside()
+            log.error("the topic table does not parse: set aside, rebuilt from the partition directories "
+                      "(topic config overrides are lost)", file=self.topics.path, kept_as=damaged, error=str(error))
+            table_found = False
         cluster_id = self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or generate_cluster_id()
         self._data_dir = LogDirectories.open(
             self.log_dirs, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
@@ -83,7 +97,12 @@ class Broker:
             topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
             clock=self.clock_ms)
         self.cluster_id = self._data_dir.cluster_id or cluster_id
+        if not table_found and (self._data_dir.logs or self._data_dir.offline):
+            self._rebuild_topic_table()
         self.producer_ids = ProducerIdManager(self.log_dir)
+        if self.producer_ids.damaged:
+            self.producer_ids.skip_past(max((producer_id for partition_log in self._data_dir.logs.values()
+                                             for producer_id in partition_log.producer_state.producers), default=-1))
         for topic in self.topics:
             for index in range(topic.partition_count):
                 self._attach_partition(topic, index)
@@ -97,6 +116,28 @@ class Broker:
         # listens meanwhile, and a group answers COORDINATOR_LOAD_IN_PROGRESS until its
         # partition is replayed (as Kafka's coordinators load).
         self.group_coordinator.attach_store(ConsumerOffsetsLog(self))
+
+    def _rebuild_topic_table(self) -> None:
+        """The topic table is missing or damaged while partition directories exist: rebuild it
+        from them (a topic per name, its partition count from the highest partition found, its
+        id from ``partition.metadata``), so that no partition is taken for a deleted topic's.
+        Config overrides are lost, except ``__consumer_offsets``' own, which are re-applied."""
+        found: dict[str, tuple[int, uuid.UUID | None]] = {}
+        logs = dict(self._data_dir.logs)
+        for (name, index) in list(logs) + list(self._data_dir.offline):
+            count, topic_id = found.get(name, (0, None))
+            stored = logs[(name, index)].topic_id if (name, index) in logs else None
+            found[name] = (max(count, index + 1), topic_id or stored)
+        for name, (count, topic_id) in sorted(found.items()):
+            configs = offsets_topic_configs(self.config) if name == OFFSETS_TOPIC else {}
+            topic = Topic(name, topic_id or uuid.uuid4(), count, configs)
+            self.topics.add(topic)
+            log_config = log_config_from(self.topic_log_config(topic))
+            for index in range(count):
+                if (name, index) in logs:
+                    logs[(name, index)].config = log_config
+            log.warning("topic restored from its partition directories", topic=name, partitions=count,
+                        topic_id=str(topic.topic_id))
 
     async def run_maintenance(self) -> None:
         """Background work, run as one task on the event loop until cancelled: retention

@@ -15,8 +15,12 @@ from __future__ import annotations
 import json
 import os
 
+import structlog
+
 BLOCK_SIZE = 1000
 FILE_NAME = "odradek-producer-ids.json"
+
+log = structlog.get_logger("odradek.broker")
 
 
 class ProducerIdManager:
@@ -24,10 +28,22 @@ class ProducerIdManager:
         self.path = os.path.join(directory, FILE_NAME)
         self._next = 0
         self._block_end = 0
+        self.damaged = False  # the file did not parse: the owner skips past every id in use
         if os.path.exists(self.path):
-            with open(self.path, "rb") as handle:
-                document = json.loads(handle.read().decode("utf-8"))
-            self._next = self._block_end = int(document["next_block_start"])
+            try:
+                with open(self.path, "rb") as handle:
+                    document = json.loads(handle.read().decode("utf-8"))
+                self._next = self._block_end = int(document["next_block_start"])
+            except (ValueError, KeyError, TypeError) as error:  # JSON and UTF-8 errors are ValueErrors
+                log.error("the producer id block file does not parse", file=self.path, error=repr(error))
+                self.damaged = True
+
+    def skip_past(self, producer_id: int) -> None:
+        """Hand out only ids above ``producer_id`` (the largest found in the logs) from now on,
+        a block further on so that ids given out but not yet in a log are not repeated either."""
+        start = max(self._next, (producer_id // BLOCK_SIZE + 2) * BLOCK_SIZE)
+        self._reserve(start)
+        self._next = start
 
     def next_producer_id(self) -> int:
         if self._next >= self._block_end:

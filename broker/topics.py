@@ -84,6 +84,10 @@ class Topic:
         return self.name in INTERNAL_TOPICS
 
 
+class DamagedTopicTable(Exception):
+    """The topic table's file does not parse."""
+
+
 class TopicTable:
     """Name -> Topic and id -> Topic, persisted on every change."""
 
@@ -95,16 +99,31 @@ class TopicTable:
         # Per-group config overrides (group id -> name -> value); changed in place, then saved.
         self.group_configs: dict[str, dict[str, str]] = {}
 
-    def load(self) -> None:
+    def load(self) -> bool:
+        """Read the file; False if there is none. Raises :class:`DamagedTopicTable` when it does
+        not parse (the table is then left empty)."""
         if not os.path.exists(self.path):
-            return
-        with open(self.path, "rb") as handle:
-            document = json.loads(handle.read().decode("utf-8"))
-        if document.get("version") != 1:
-            raise ValueError(f"{self.path}: unknown version {document.get('version')!r}")
-        for name, entry in document["topics"].items():
-            self._index(Topic(name, uuid.UUID(entry["topic_id"]), int(entry["partitions"]), dict(entry["configs"])))
-        self.group_configs.update({group: dict(configs) for group, configs in document.get("group_configs", {}).items()})
+            return False
+        try:
+            with open(self.path, "rb") as handle:
+                document = json.loads(handle.read().decode("utf-8"))
+            if document.get("version") != 1:
+                raise ValueError(f"unknown version {document.get('version')!r}")
+            topics = [Topic(name, uuid.UUID(entry["topic_id"]), int(entry["partitions"]), dict(entry["configs"]))
+                      for name, entry in document["topics"].items()]
+            group_configs = {group: dict(configs) for group, configs in document.get("group_configs", {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON and UTF-8 errors are ValueErrors
+            raise DamagedTopicTable(f"{self.path}: {error!r}") from None
+        for topic in topics:
+            self._index(topic)
+        self.group_configs.update(group_configs)
+        return True
+
+    def set_aside(self) -> str:
+        """Rename a damaged file to ``<name>.damaged`` (kept for the operator); returns the new path."""
+        damaged = self.path + ".damaged"
+        os.replace(self.path, damaged)
+        return damaged
 
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic

@@ -351,6 +351,12 @@ def replay(coordinator, decoded) -> None:
 
 # --- the topic ---
 
+def offsets_topic_configs(config) -> dict[str, str]:
+    """The topic config overrides ``__consumer_offsets`` is created with (Kafka's)."""
+    return {"cleanup.policy": "compact", "segment.bytes": str(config["offsets.topic.segment.bytes"]),
+            "compression.type": "producer"}
+
+
 class ConsumerOffsetsLog:
     """Appends the coordinator's records to ``__consumer_offsets`` and replays them at start."""
 
@@ -366,11 +372,8 @@ class ConsumerOffsetsLog:
     def _ensure_topic(self):
         topic = self.broker.topics.get(OFFSETS_TOPIC)
         if topic is None:
-            configs = {"cleanup.policy": "compact",
-                       "segment.bytes": str(self.broker.config["offsets.topic.segment.bytes"]),
-                       "compression.type": "producer"}
             topic = self.broker.create_topic(OFFSETS_TOPIC, self.broker.config["offsets.topic.num.partitions"], 1,
-                                             configs=configs)
+                                             configs=offsets_topic_configs(self.broker.config))
         return topic
 
     def append(self, group_id: str, records: list[tuple[bytes, bytes | None]], now_ms: int) -> None:
