@@ -22,9 +22,10 @@ start_offset``.
 
 Every write goes to ``<name>.tmp``, is fsynced, then renamed over the old file (and the
 directory fsynced), so a crash leaves either the old or the new content, never a mix. A file
-that does not parse raises :class:`CorruptCheckpoint` (the caller decides: Kafka treats a
-corrupt checkpoint as fatal at start for offsets; we do the same, except for leader epochs,
-which are rebuilt from the log).
+that does not parse raises :class:`CorruptCheckpoint` and the caller decides, as Kafka's
+LogManager and UnifiedLog do: an offset checkpoint is ignored (a recovery point of 0 rescans
+the logs), a leader-epoch checkpoint starts empty, a ``partition.metadata`` is written again
+from the topic id; a ``meta.properties`` that does not parse refuses the start.
 
 Thread safety: none needed; these are functions.
 """

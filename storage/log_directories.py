@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from .checkpoints import read_meta_properties
+from .checkpoints import CorruptCheckpoint, read_meta_properties
 from .config import LogConfig
 from .errors import InconsistentLogDirectory
 from .fs import OsFileSystem
@@ -32,7 +32,10 @@ def stored_cluster_id(fs, paths: list[str]) -> str | None:
     for path in paths:
         meta_path = f"{path}/{META_PROPERTIES}"
         if fs.exists(meta_path):
-            stored = read_meta_properties(fs, meta_path) or {}
+            try:
+                stored = read_meta_properties(fs, meta_path) or {}
+            except CorruptCheckpoint:
+                continue  # opening that directory refuses the start, naming the file
             if stored.get("cluster.id"):
                 return stored["cluster.id"]
     return None

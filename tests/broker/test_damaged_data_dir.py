@@ -372,3 +372,22 @@ def test_random_damage_through_a_real_broker(pristine, tmp_path_factory, file_ch
         assert "Traceback" not in broker.log(tail=None)
     finally:
         assert broker.stop() == 0, broker.log()
+
+
+def test_a_damaged_meta_properties_refuses_the_start_naming_the_file(pristine, tmp_path):
+    """meta.properties is the directory's identity (node and cluster), not a cache: Kafka refuses
+    to start on one it cannot read, and so does odradek, with a message and no traceback."""
+    import subprocess
+    import sys
+
+    from .conftest import subprocess_env
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(pristine, data_dir)
+    (data_dir / "meta.properties").write_bytes(b"\x00\xffgarbage\n")
+    finished = subprocess.run(
+        [sys.executable, "-m", "odradek.broker.cli", "serve", "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+         "--override", f"log.dirs={data_dir}"], capture_output=True, timeout=30, env=subprocess_env())
+    assert finished.returncode == 1
+    assert f"{data_dir}/meta.properties" in finished.stderr.decode()
+    assert b"Traceback" not in finished.stderr
