@@ -2,9 +2,12 @@
 
 ``BROKER_CONFIGS`` and ``TOPIC_CONFIGS`` are the single source for parsing and validating
 configuration, for DescribeConfigs (defaults, sources, synonyms) and for the generated
-``docs/configuration.md`` (``tools/gen_config_docs.py``). Names, types and defaults follow
-Apache Kafka 3.9 (the last line that still had every protocol version these schemas cover);
-where odradek deliberately differs the definition says so in ``odradek_note``:
+``docs/configuration.md`` (``tools/gen_config_docs.py``). Names, types and defaults are Apache
+Kafka 4's (tests/broker/test_config_agreement.py holds every default to the ConfigDefs of the
+pinned Kafka jars); keys Kafka 4 removed (``message.format.version``,
+``message.downconversion.enable``, ``message.timestamp.difference.max.ms`` and their broker
+synonyms) are still accepted so that older files load. Where odradek deliberately differs the
+definition says so in ``odradek_note``:
 
 * ``log.dirs`` defaults to ``./odradek-data`` (Kafka: ``/tmp/kafka-logs``): a dev broker keeps
   its data beside where it was started rather than in a directory the OS may wipe.
@@ -459,9 +462,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("node.id", I, 1, "The node id of this server (odradek runs one node, which is also the controller it reports).", at_least(0), "high", odradek_note="Default 1 so that `odradek serve` needs no configuration; Kafka requires it in KRaft mode."),
         _d("broker.id", I, -1, "Older name of node.id; when set (not -1) and node.id is not, it is used as the node id.", at_least(-1), "high"),
         _d("cluster.id", S, None, "The cluster id reported in Metadata and DescribeCluster. When unset, one is generated at first start and kept in the data directory's meta.properties.", _cluster_id_check, "medium", odradek_note="Kafka takes it from `kafka-storage format`; odradek generates it on first start."),
-        _d("listeners", LS, ["PLAINTEXT://localhost:9092"], "Comma-separated list of URIs the broker listens on, NAME://host:port. Port 0 picks a free port (the real port is printed at start). An empty host binds every interface.", _listeners_check, "high", odradek_note="Only PLAINTEXT listeners are served so far."),
+        _d("listeners", LS, ["PLAINTEXT://localhost:9092"], "Comma-separated list of URIs the broker listens on, NAME://host:port. Port 0 picks a free port (the real port is printed at start). An empty host binds every interface.", _listeners_check, "high", odradek_note="Only PLAINTEXT listeners are served so far. Default `localhost:9092` (Kafka: `PLAINTEXT://:9092`, every interface): a development broker is not reachable from the network until asked."),
         _d("advertised.listeners", LS, None, "Listeners published to clients in Metadata, if different from `listeners`. When unset, the listeners are advertised (with the real port when the port is 0, and the host `localhost` when it is empty).", _listeners_check, "high"),
-        _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low"),
+        _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low", odradek_note="The default also maps CONTROLLER to PLAINTEXT (Kafka does so implicitly for the controller listener of a KRaft file that sets no map)."),
         _d("inter.broker.listener.name", S, None, "Name of the listener used between brokers.", importance="medium", applied=False),
         _d("controller.listener.names", LS, [], "Listener names used by the KRaft controller quorum. odradek does not bind these listeners: its one node is its own controller.", importance="high"),
         _d("process.roles", LS, [], "The roles of this process in KRaft mode (broker, controller); odradek is always both.", list_of("broker", "controller"), "high", applied=False),
@@ -561,7 +564,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.max.size", I, INT32_MAX, "Maximum members of a consumer-protocol group.", at_least(1), "medium"),
         _d("group.consumer.assignors", LS, ["uniform", "range"], "The server-side assignors consumer-protocol groups may name; the first is the default.", list_of("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor", allow_empty=False), "medium"),
         _d("group.consumer.migration.policy", S, "bidirectional", "Whether a group may move between the classic and the consumer protocol while it has members: `upgrade` (classic to consumer), `downgrade` (back), `bidirectional` or `disabled`.", one_of("disabled", "upgrade", "downgrade", "bidirectional", case_sensitive=False), "medium"),
-        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium"),
+        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium", odradek_note="Default `classic,consumer` (Kafka 4.3: also `streams`): streams groups (KIP-1071) are not served yet."),
         _d("transaction.state.log.num.partitions", I, 50, "Partitions of the __transaction_state topic.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.replication.factor", SH, 3, "Replication factor of __transaction_state (capped at the number of live brokers).", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.min.isr", I, 2, "min.insync.replicas of __transaction_state.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
