@@ -132,7 +132,8 @@ async def serve(config: BrokerConfig, ready_stream=None) -> None:
         for name, (host, port) in server.bound.items():
             shown = f"[{host}]" if ":" in host else host
             print(f"odradek listening on {shown}:{port} ({name})", file=out, flush=True)
-        log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs)
+        log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs,
+                 version=package_version(), event_loop=type(loop).__module__.split(".")[0])
         maintenance = asyncio.ensure_future(broker.run_maintenance())
         await stop.wait()
         log.info("shutting down")
@@ -146,6 +147,8 @@ async def serve(config: BrokerConfig, ready_stream=None) -> None:
 
 
 def _install_uvloop() -> None:
+    """Run on uvloop, a dependency of the package everywhere but on Windows (which has no
+    uvloop, and keeps asyncio's own loop)."""
     try:
         import uvloop
     except ImportError:
