@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SPEC = os.path.join(REPO, "..", "shared", "kafka-spec")
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
-from codegen.spec import NONE, Versions, load_spec, snake_case, strip_comments  # noqa: E402
+from codegen.spec import Versions, load_spec, snake_case, strip_comments  # noqa: E402
 
 needs_spec = pytest.mark.skipif(not os.path.isdir(SPEC), reason="../shared/kafka-spec not present")
 
