@@ -161,7 +161,7 @@ def expected_applied(kind, name, reported_value, reported_values):
     if kind == "broker":
         definition = BROKER_CONFIGS[name]
         value = definition.parse(reported_value)
-        for field, (key, convert) in _FROM_BROKER_CONFIG.items():
+        for key, convert in _FROM_BROKER_CONFIG.values():
             if key == name and convert is not None:
                 return convert(value)
         return value
