@@ -6,12 +6,15 @@ client and Kafka's own ``kafka-acls`` tool (``org.apache.kafka.tools.AclCommand`
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from odradek.protocol import error_codes
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest
 from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest
 from odradek.protocol.messages.describe_acls import DescribeAclsRequest
+
+from .conftest import RawClient
 
 # Kafka's codes: ResourceType TOPIC 2, GROUP 3, USER 7 (v3+), ANY 1; PatternType LITERAL 3,
 # PREFIXED 4, ANY 1, MATCH 2; AclOperation ANY 1, ALL 2, READ 3, WRITE 4; AclPermissionType
@@ -159,3 +162,45 @@ def test_kafka_acls_tool_reports_security_disabled(shared_broker, kafka_jars):
         assert (result.stdout + result.stderr).splitlines()[0] == (
             "Error while executing ACL command: org.apache.kafka.common.errors.SecurityDisabledException: "
             + expected[args[0]])
+
+
+_codes = st.integers(-128, 127)
+_names = st.one_of(st.none(), st.text(max_size=20))
+
+
+@settings(max_examples=60, deadline=None)
+@given(version=st.integers(1, 3), api=st.sampled_from(["describe", "create", "delete"]),
+       entries=st.lists(st.tuples(_codes, _codes, _codes, _codes, _names), max_size=4))
+def test_any_acl_request_is_answered_or_closed_as_kafka_would(shared_broker, version, api, entries):
+    """Whatever the enum codes (Kafka reads them as int8; unknown non-zero codes parse), the
+    answer is SECURITY_DISABLED for each entry, unless a code is UNKNOWN (0): then the
+    connection closes."""
+    if api == "describe":
+        entries = entries[:1] or [(ANY, ANY, ANY, ANY, None)]
+        resource, pattern, operation, permission, name = entries[0]
+        request = DescribeAclsRequest(resource_type_filter=resource, resource_name_filter=name,
+                                      pattern_type_filter=pattern, principal_filter=None, host_filter=None,
+                                      operation=operation, permission_type=permission)
+    elif api == "create":
+        request = CreateAclsRequest(creations=[
+            AclCreation(resource_type=r, resource_name=n or "", resource_pattern_type=p, principal="User:x", host="*",
+                        operation=o, permission_type=m) for r, p, o, m, n in entries])
+    else:
+        request = DeleteAclsRequest(filters=[
+            DeleteAclsFilter(resource_type_filter=r, resource_name_filter=n, pattern_type_filter=p,
+                             principal_filter=None, host_filter=None, operation=o, permission_type=m)
+            for r, p, o, m, n in entries])
+    client = RawClient(shared_broker.host, shared_broker.port)
+    try:
+        if any(0 in entry[:4] for entry in entries):
+            client.send(request, version)
+            assert client.is_closed_by_peer()
+            return
+        response = client.request(request, version)
+        if api == "describe":
+            assert (response.error_code, response.resources) == (error_codes.SECURITY_DISABLED, [])
+        else:
+            results = response.results if api == "create" else response.filter_results
+            assert [r.error_code for r in results] == [error_codes.SECURITY_DISABLED] * len(entries)
+    finally:
+        client.close()
