@@ -6,7 +6,8 @@ localhost:9092 with ./odradek-data as its data directory. ``--port N`` is short 
 ``--override listeners=PLAINTEXT://localhost:N`` (the default listener's name and host, another
 port) and ``--data-dir DIR`` for ``--override log.dirs=DIR``; like any override they win over the
 file. Giving a shorthand and an ``--override`` of the same key (``listeners``; ``log.dirs`` or
-``log.dir``) is refused (exit 2): there is no order between them to guess. Once every listener is bound it prints one line per listener on stdout::
+``log.dir``) is refused (exit 2): there is no order between them to guess. Once every listener
+is bound it prints one line per listener on stdout::
 
     odradek listening on 127.0.0.1:PORT (PLAINTEXT)
 
@@ -15,8 +16,8 @@ SIGTERM or SIGINT stops it cleanly: stop accepting, answer the requests in fligh
 close the logs (clean-shutdown marker), exit 0. Invalid configuration exits 2 naming the key.
 
 ``odradek --version`` prints the installed package's version (pyproject.toml's, read from the
-package metadata). ``odradek config-docs`` prints the configuration reference (docs/configuration.md) generated
-from the config definitions.
+package metadata). ``odradek config-docs`` prints the configuration reference
+(docs/configuration.md) generated from the config definitions.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT = 9  # KIP-814
 # Where each GroupConfig field comes from: a broker key and how its value converts (None: as is).
 # The fields' defaults are the broker keys' defaults converted the same way, so neither is
 # written twice (broker/config.py defines every default once).
-_FROM_BROKER_CONFIG = {
+GROUP_CONFIG_SOURCES = {
     "initial_rebalance_delay_ms": ("group.initial.rebalance.delay.ms", None),
     "min_session_timeout_ms": ("group.min.session.timeout.ms", None),
     "max_session_timeout_ms": ("group.max.session.timeout.ms", None),
@@ -81,12 +81,12 @@ _FROM_BROKER_CONFIG = {
 
 
 def _from_broker(field_name: str, broker_value):
-    convert = _FROM_BROKER_CONFIG[field_name][1]
+    convert = GROUP_CONFIG_SOURCES[field_name][1]
     return broker_value if convert is None else convert(broker_value)
 
 
 def _default(field_name: str):
-    return _from_broker(field_name, BROKER_CONFIGS[_FROM_BROKER_CONFIG[field_name][0]].default)
+    return _from_broker(field_name, BROKER_CONFIGS[GROUP_CONFIG_SOURCES[field_name][0]].default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class GroupConfig:
 
     @classmethod
     def from_broker_config(cls, config) -> "GroupConfig":
-        return cls(**{name: _from_broker(name, config[key]) for name, (key, _) in _FROM_BROKER_CONFIG.items()})
+        return cls(**{name: _from_broker(name, config[key]) for name, (key, _) in GROUP_CONFIG_SOURCES.items()})
 
 
 @dataclass(slots=True)

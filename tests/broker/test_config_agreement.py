@@ -25,7 +25,7 @@ from odradek.broker import recompress
 from odradek.broker.broker import Broker
 from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, BrokerConfig, ConfigType
 from odradek.broker.config_docs import render
-from odradek.broker.groups.coordinator import _FROM_BROKER_CONFIG
+from odradek.broker.groups.coordinator import GROUP_CONFIG_SOURCES
 from odradek.broker.groups.group_configs import GROUP_CONFIGS, GROUP_RESOURCE, default_value
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
@@ -120,16 +120,16 @@ def applied_by_the_same_broker(data_dir, overrides) -> dict:
                     elif name == "message.downconversion.enable":
                         values[name] = partition.downconversion_enabled
                     elif name == "compression.type":
-                        values[name] = partition._target_codec
+                        values[name] = partition.target_codec
                     elif name.startswith("compression.") and name.endswith(".level"):
-                        values[name] = partition._codec_level
+                        values[name] = partition.codec_level
                     else:
                         assert not definition.applied, f"{name} is applied: this test must read where"
                         values[name] = None
                 applied[("topic", topic)] = values
             coordinator = broker.group_coordinator
             applied[("broker", "")] = {
-                **{key: getattr(coordinator.config, field) for field, (key, _) in _FROM_BROKER_CONFIG.items()},
+                **{key: getattr(coordinator.config, field) for field, (key, _) in GROUP_CONFIG_SOURCES.items()},
                 "max.incremental.fetch.session.cache.slots": broker.fetch_sessions.max_sessions,
                 "telemetry.max.bytes": broker.client_metrics.telemetry_max_bytes,
             }
@@ -161,7 +161,7 @@ def expected_applied(kind, name, reported_value, reported_values):
     if kind == "broker":
         definition = BROKER_CONFIGS[name]
         value = definition.parse(reported_value)
-        for key, convert in _FROM_BROKER_CONFIG.values():
+        for key, convert in GROUP_CONFIG_SOURCES.values():
             if key == name and convert is not None:
                 return convert(value)
         return value
@@ -187,7 +187,7 @@ def test_described_values_are_the_applied_values(broker_process, tmp_path, overr
             assert applied_value == expected_applied(kind, name, reported_value, reported[resource]), (
                 resource, name, reported_value, applied_value)
             compared += 1
-    assert compared >= 2 * 25 + len(_FROM_BROKER_CONFIG) + 2 + 2 * 2
+    assert compared >= 2 * 25 + len(GROUP_CONFIG_SOURCES) + 2 + 2 * 2
     # Every broker key reported is the broker's configuration (none is reported from elsewhere).
     for name, value in reported[("broker", "")].items():
         assert value == BROKER_CONFIGS[name].format(config[name]), name
