@@ -35,7 +35,8 @@ def _api_list():
     ]
 
 
-@REGISTRY.handles(ApiVersionsRequest, ApiVersionsResponse)
+# v5 (Kafka 4.4, KIP-1242: cluster and node id checks) is not implemented yet.
+@REGISTRY.handles(ApiVersionsRequest, ApiVersionsResponse, max_version=4)
 def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
     served = REGISTRY.get(ApiVersionsRequest.API_KEY)
     if not served.min_version <= ctx.api_version <= served.max_version:

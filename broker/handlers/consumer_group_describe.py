@@ -64,7 +64,8 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
         authorized_operations=GROUP_OPERATIONS if include_operations else AUTHORIZED_OPERATIONS_OMITTED)
 
 
-@REGISTRY.handles(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse)
+# v1 (Kafka 4.4, KIP-1099 member types) is not implemented yet.
+@REGISTRY.handles(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, max_version=0)
 def handle_consumer_group_describe(ctx, request: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse:
     return ConsumerGroupDescribeResponse(groups=[_describe(ctx, group_id, request.include_authorized_operations)
                                                  for group_id in request.group_ids])

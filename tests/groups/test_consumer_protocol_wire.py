@@ -60,6 +60,7 @@ def test_the_apis_are_advertised(group_client):
                 for api in group_client().request(ApiVersionsRequest(client_software_name="odradek-test",
                                                                  client_software_version="1"), 3).api_keys}
     assert versions[68] == (0, 1) and versions[69] == (0, 0)
+    assert versions[42] == (0, 2)  # DeleteGroups v3's error messages are not served yet
 
 
 def test_heartbeat_v0_generates_the_member_id(group_client, topic_id):
