@@ -316,7 +316,7 @@ def format_value(kind: ConfigType, value: Any) -> str | None:
     return str(value)
 
 
-B, S, I, SH, L, D, LS = (
+B, S, I, SH, L, D, LS = (  # noqa: E741 - one-letter type tags keep the definition table readable
     ConfigType.BOOLEAN,
     ConfigType.STRING,
     ConfigType.INT,
@@ -581,7 +581,7 @@ class BrokerConfig:
         for name in listener_names:
             if name not in mapped:
                 raise ConfigError("listener.security.protocol.map", ",".join(self["listener.security.protocol.map"]), f"no security protocol for listener {name}")
-            if mapped[name] != "PLAINTEXT" and name in {l.name for l in self.client_listeners}:
+            if mapped[name] != "PLAINTEXT" and name in {listener.name for listener in self.client_listeners}:
                 raise ConfigError("listeners", ",".join(self["listeners"]), f"listener {name} uses {mapped[name]}; odradek serves PLAINTEXT only so far")
         if not self.client_listeners:
             raise ConfigError("listeners", ",".join(self["listeners"]),

@@ -467,7 +467,7 @@ class GroupCoordinator:
         ``members``: (ConsumerMember, protocols, {protocol name: assignment bytes})."""
         group = ClassicGroup(group_id, self.now_ms())
         group.generation_id = generation
-        for member, protocols, assignments in members:
+        for member, protocols, _assignments in members:
             group.add(Member(member.member_id, member.instance_id, member.client_id, member.client_host,
                              member.rebalance_timeout_ms, member.classic.session_timeout_ms, "consumer", protocols,
                              is_new=False))

@@ -87,7 +87,7 @@ class BrokerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"broker did not stop on SIGTERM within {timeout}s: {self.log()}")
+            raise AssertionError(f"broker did not stop on SIGTERM within {timeout}s: {self.log()}") from None
         self.process.stdout.close()
         self._log.close()
         return code

@@ -3,16 +3,14 @@ ListOffsets, pipelining, error isolation, idle timeout. One real ``odradek serve
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 import uuid
 
-import pytest
 
 from odradek.broker.handlers import REGISTRY
 from odradek.protocol import error_codes
-from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
 from odradek.protocol.messages.delete_topics import DeleteTopicsRequest
 from odradek.protocol.messages.describe_cluster import DescribeClusterRequest
@@ -240,7 +238,7 @@ def test_fetch_long_poll_waits_and_wakes_on_produce(raw_client):
 def test_fetch_returns_at_least_one_batch_and_respects_partition_max_bytes(raw_client):
     client = raw_client()
     create_topic(client, "big")
-    for i in range(3):
+    for _i in range(3):
         produce(client, "big", 0, batch_of(b"x" * 2000))
     one = client.request(fetch_request("big", 0, 0, partition_max_bytes=10), 12).responses[0].partitions[0]
     assert len(records_of(one.records)) == 1

@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
 import generate_messages  # noqa: E402
-from codegen.spec import NONE, SchemaError, Versions, load_spec, schemas_in_folder, snake_case, strip_comments  # noqa: E402
+from codegen.spec import SchemaError, Versions, load_spec, schemas_in_folder, snake_case, strip_comments  # noqa: E402
 
 
 def test_comments_are_stripped_only_outside_strings():
