@@ -8,7 +8,8 @@ Version notes:
 
 * KIP-511: a request at a version above what we serve is not parsed (the client may be newer
   than us); the connection codec hands it here to answer at v0, with UNSUPPORTED_VERSION and
-  the full API list, so the client can retry at a version we speak.
+  ApiVersions' own range only (as Kafka's ``ApiVersionsRequest.getErrorResponse``), so the
+  client can retry at a version we speak and learn the rest from that answer.
 * v3+ carry ``client_software_name``/``version``; Kafka validates them (INVALID_REQUEST when
   they do not match ``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
 * v3+ tagged fields: supported features (none), finalized features epoch -1, ZK migration
@@ -43,7 +44,9 @@ def _api_list():
 def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
     served = REGISTRY.get(ApiVersionsRequest.API_KEY)
     if not served.min_version <= ctx.api_version <= served.max_version:
-        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=_api_list())
+        own_range = ApiVersionsResponse.ApiVersion(api_key=served.api_key, min_version=served.min_version,
+                                                   max_version=served.max_version)
+        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=[own_range])
     if ctx.api_version >= 3 and not (_SOFTWARE_FIELD.match(request.client_software_name or "")
                                      and _SOFTWARE_FIELD.match(request.client_software_version or "")):
         return ApiVersionsResponse(error_code=error_codes.INVALID_REQUEST)
