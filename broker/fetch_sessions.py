@@ -52,7 +52,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from odradek.protocol import error_codes
+
+log = structlog.get_logger("odradek.fetch_sessions")
 
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0
@@ -177,6 +181,7 @@ class _Shard:
         least_recent = min(self.sessions.values(), key=lambda s: (s.last_used_ms, s.session_id))
         if now_ms - least_recent.last_used_ms > EVICTION_MS:
             del self.sessions[least_recent.session_id]
+            log.debug("fetch session evicted: unused", session_id=least_recent.session_id)
             return True
         evictable = [s for s in self.sessions.values() if s.evictable]
         if not evictable:
@@ -185,6 +190,7 @@ class _Shard:
         if size <= smallest.size_when_used:  # the new one must be worth more (ids are > 0)
             return False
         del self.sessions[smallest.session_id]
+        log.debug("fetch session evicted by a bigger one", session_id=smallest.session_id)
         return True
 
 
@@ -223,7 +229,9 @@ class FetchSessionCache:
         FetchSessionError for a session error."""
         if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             if session_id != INVALID_SESSION_ID:
-                self._shard_for(session_id).sessions.pop(session_id, None)  # a full fetch closes the one it names
+                # A full fetch closes the session it names (a client restarting its session).
+                if self._shard_for(session_id).sessions.pop(session_id, None) is not None:
+                    log.debug("fetch session closed by a full fetch", session_id=session_id, epoch=epoch)
             kind = "sessionless" if epoch == FINAL_EPOCH else "full"
             return FetchContext(kind, _distinct(request_targets), uses_topic_ids)
         shard = self._shard_for(session_id)
@@ -248,6 +256,7 @@ class FetchSessionCache:
             session.targets.pop(key, None)
         if not session.targets:
             del shard.sessions[session_id]
+            log.debug("fetch session closed: no partitions left", session_id=session_id)
             return FetchContext("sessionless", _distinct(request_targets), uses_topic_ids)
         session.touch(self._clock_ms())
         session.next_epoch = next_epoch(session.next_epoch)
@@ -261,10 +270,12 @@ class FetchSessionCache:
         self._next_shard = (self._next_shard + 1) % CACHE_SHARDS
         now_ms = self._clock_ms()
         if not shard.make_room(len(targets), now_ms):
+            log.debug("fetch session not opened: its cache shard is full", shard=shard.number)
             return None
         session = FetchSession(shard.new_session_id(), uses_topic_ids, {t.key: t for t in targets}, now_ms)
         shard.sessions[session.session_id] = session
         session.touch(now_ms)
+        log.debug("fetch session opened", session_id=session.session_id, partitions=len(targets))
         return session
 
 

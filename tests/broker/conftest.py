@@ -36,9 +36,9 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path, config_file=None):
+    def __init__(self, data_dir, overrides, log_path, config_file=None, log_level="info"):
         self.data_dir = str(data_dir)
-        command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", "info"]
+        command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", log_level]
         if config_file is not None:
             command += ["--config", str(config_file)]
         else:
