@@ -13,7 +13,7 @@ session id  epoch     answer
 id          -1        session ``id`` is closed if it exists; a full sessionless fetch
 id          0         session ``id`` is closed if it exists and a new session is opened,
                       as for (0, 0): this is how a client restarts a session it no longer
-                      trusts (franz-go and librdkafka do after dropping an in-flight fetch)
+                      trusts (franz-go does after dropping an in-flight fetch)
 0           other     FETCH_SESSION_ID_NOT_FOUND (no session has id 0)
 id          other     an incremental fetch in session ``id``: FETCH_SESSION_ID_NOT_FOUND
                       when there is no such session, INVALID_FETCH_SESSION_EPOCH unless the
@@ -23,6 +23,9 @@ id          other     an incremental fetch in session ``id``: FETCH_SESSION_ID_N
                       added or updated (fetch offset, max bytes), forgotten ones removed;
                       a session left with no partitions is closed and the fetch answered
                       without one (session id 0)
+no shard's  any       UNKNOWN_SERVER_ERROR with the request's session id and, before v13,
+                      in every partition it names: Kafka's shard lookup throws for ids from
+                      8 * :data:`SESSION_ID_RANGE` up or below -:data:`SESSION_ID_RANGE` + 1
 ==========  ========  ==================================================================
 
 Session errors answer at once with session id 0 and no partitions, and leave the session as
@@ -32,8 +35,8 @@ An incremental response carries a partition only when it has records or an error
 watermark or log start offset differs from what the session last sent (an error makes the next
 answer for the partition be sent, whatever it is). Partitions that returned records move to the
 end of the session's order, so that one busy partition cannot take every response's byte budget.
-A response whose session moved on while it waited (another request with the same id and epoch
-answered first) is INVALID_FETCH_SESSION_EPOCH with the session's id and no partitions.
+A response whose session moved on while it waited (another request in the session was answered
+meanwhile) is INVALID_FETCH_SESSION_EPOCH with the session's id and no partitions.
 
 The cache is Kafka's: ``max.incremental.fetch.session.cache.slots`` is divided evenly among
 :data:`CACHE_SHARDS` shards (so fewer than 8 slots keep no session at all), new sessions go to

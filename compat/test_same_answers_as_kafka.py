@@ -4,10 +4,13 @@ must agree field by field, where Kafka's own answer is the specification.
 
 Covered: KIP-714 telemetry without a metrics plugin (GetTelemetrySubscriptions and
 PushTelemetry left out of ApiVersions, yet answered: subscription fields, throttling, the
-checks of a push in order) and Produce per-record errors (a keyless record on a compacted
-topic, timestamps out of bounds: error code, record_errors, error_message, offsets).
+checks of a push in order), Produce per-record errors (a keyless record on a compacted
+topic, timestamps out of bounds: error code, record_errors, error_message, offsets) and fetch
+sessions (KIP-227, tests/broker/fetch_session_scenarios.py: every session id / epoch
+combination, a full session cache, and eviction two minutes on).
 
-Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine). Java and Maven
+Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine), two more for
+the session cache tests, and the eviction test waits two minutes. Java and Maven
 are required: without them the fixture raises (a failure, not a skip).
 """
 
@@ -191,5 +194,23 @@ def test_fetch_session_cache_full_answers_agree(tmp_path):
     process = BrokerProcess(tmp_path / "odradek", (slots,), tmp_path / "broker.log")
     try:
         assert fetch_session_scenarios.cache_full(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
+
+
+def test_fetch_session_eviction_answers_agree(tmp_path):
+    """Eviction from a full cache (eight slots) two minutes on: sessions unused that long make
+    room for any new one, used ones only for a bigger one. Both brokers wait together."""
+    slots = "max.incremental.fetch.session.cache.slots=8"
+    (tmp_path / "kafka").mkdir()
+    process = BrokerProcess(tmp_path / "odradek", (slots,), tmp_path / "broker.log")
+    try:
+        with running_kafka(tmp_path / "kafka", (slots,)) as kafka:
+            probes = [fetch_session_scenarios.eviction_start(*kafka),
+                      fetch_session_scenarios.eviction_start(process.host, process.port)]
+            time.sleep(fetch_session_scenarios.EVICTION_WAIT_S)
+            expected, answered = (fetch_session_scenarios.eviction_finish(probe) for probe in probes)
+        assert expected == fetch_session_scenarios.EVICTION
+        assert answered == expected
     finally:
         assert process.stop() == 0, process.log()

@@ -41,6 +41,7 @@ class SessionProbe:
         self.topic_id = self._topic_id()
         self.answers: list[tuple] = []
         self._names: dict[int, str] = {}
+        self._wait_until_served(partitions)
 
     def close(self) -> None:
         self.client.close()
@@ -54,6 +55,17 @@ class SessionProbe:
             if topic.error_code == 0 and topic.partitions and all(p.leader_id >= 0 for p in topic.partitions):
                 return topic.topic_id
             assert time.monotonic() < deadline, metadata
+            time.sleep(0.1)
+
+    def _wait_until_served(self, partitions: int) -> None:
+        """Kafka answers NOT_LEADER_OR_FOLLOWER for a moment after its metadata names the leader."""
+        deadline = time.monotonic() + 30
+        while True:
+            answer = self.fetch("ready?", 0, -1, [(partition, 0) for partition in range(partitions)])
+            self.answers.pop()
+            if all(error == 0 for _, error, _, _, _ in answer[3]):
+                return
+            assert time.monotonic() < deadline, answer
             time.sleep(0.1)
 
     def produce(self, partition: int, *values: bytes) -> None:
@@ -208,6 +220,42 @@ def cache_full(host: str, port: int) -> list[tuple]:
         probe.close()
 
 
+
+EVICTION_WAIT_S = 121.5  # a little more than Kafka's MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS
+
+
+def eviction_start(host: str, port: int) -> SessionProbe:
+    """With ``max.incremental.fetch.session.cache.slots=8`` on a fresh broker: a session of one
+    partition in each shard. Wait EVICTION_WAIT_S, then :func:`eviction_finish`."""
+    probe = SessionProbe(host, port)
+    for n in range(8):
+        probe.fetch(f"open {n}", 0, 0, [(0, 0)])
+    return probe
+
+
+def eviction_finish(probe: SessionProbe) -> list[tuple]:
+    """Sessions 0-5 are used now (older than the eviction time when used: a bigger session may
+    evict them), 6 and 7 were unused longer than it (any new session evicts them)."""
+    try:
+        for n in range(6):
+            probe.fetch(f"{n} 1, older than the eviction time", probe.session_id(f"open {n}"), 1)
+        probe.fetch("one partition, shard 0 next", 0, 0, [(0, 0)])
+        probe.fetch("two partitions, shard 1 next", 0, 0, [(0, 0), (1, 0)])
+        probe.fetch("1 2 after it was evicted", probe.session_id("open 1"), 2)
+        probe.fetch("two partitions, shard 2 next", 0, 0, [(0, 0), (1, 0)])
+        probe.fetch("one partition, shard 3 next", 0, 0, [(0, 0)])
+        probe.fetch("one partition, shard 4 next", 0, 0, [(0, 0)])
+        probe.fetch("one partition, shard 5 next", 0, 0, [(1, 0)])
+        probe.fetch("one partition, shard 6 next", 0, 0, [(0, 0)])
+        probe.fetch("6 1 after it was evicted", probe.session_id("open 6"), 1)
+        probe.fetch("none, shard 7 next", 0, 0)
+        probe.fetch("0 2 still there", probe.session_id("open 0"), 2)
+        probe.fetch("3 2 still there", probe.session_id("open 3"), 2)
+        return probe.answers
+    finally:
+        probe.close()
+
+
 # Kafka 4.3.1's answers (checked against a running Kafka by compat/test_same_answers_as_kafka.py):
 # (step, error code, session id, [(partition, error code, high watermark, log start offset,
 # record values)]). Error codes: 70 FETCH_SESSION_ID_NOT_FOUND, 71 INVALID_FETCH_SESSION_EPOCH,
@@ -297,4 +345,33 @@ CACHE_FULL = [
     ('reopen again-4: shard 6 freed, shard 3 next', 0, 0, [(0, 0, 1, 0, [])]),
     ('open with shard 4 next', 0, 0, [(0, 0, 1, 0, [])]),
     ('open with shard 5 next', 0, 'new@5', [(0, 0, 1, 0, [])]),
+]
+
+EVICTION = [
+    ('open 0', 0, 'new@0', [(0, 0, 0, 0, [])]),
+    ('open 1', 0, 'new@1', [(0, 0, 0, 0, [])]),
+    ('open 2', 0, 'new@2', [(0, 0, 0, 0, [])]),
+    ('open 3', 0, 'new@3', [(0, 0, 0, 0, [])]),
+    ('open 4', 0, 'new@4', [(0, 0, 0, 0, [])]),
+    ('open 5', 0, 'new@5', [(0, 0, 0, 0, [])]),
+    ('open 6', 0, 'new@6', [(0, 0, 0, 0, [])]),
+    ('open 7', 0, 'new@7', [(0, 0, 0, 0, [])]),
+    ('0 1, older than the eviction time', 0, 'open 0', []),
+    ('1 1, older than the eviction time', 0, 'open 1', []),
+    ('2 1, older than the eviction time', 0, 'open 2', []),
+    ('3 1, older than the eviction time', 0, 'open 3', []),
+    ('4 1, older than the eviction time', 0, 'open 4', []),
+    ('5 1, older than the eviction time', 0, 'open 5', []),
+    ('one partition, shard 0 next', 0, 0, [(0, 0, 0, 0, [])]),
+    ('two partitions, shard 1 next', 0, 'new@1', [(0, 0, 0, 0, []), (1, 0, 0, 0, [])]),
+    ('1 2 after it was evicted', 70, 0, []),
+    ('two partitions, shard 2 next', 0, 'new@2', [(0, 0, 0, 0, []), (1, 0, 0, 0, [])]),
+    ('one partition, shard 3 next', 0, 0, [(0, 0, 0, 0, [])]),
+    ('one partition, shard 4 next', 0, 0, [(0, 0, 0, 0, [])]),
+    ('one partition, shard 5 next', 0, 0, [(1, 0, 0, 0, [])]),
+    ('one partition, shard 6 next', 0, 'new@6', [(0, 0, 0, 0, [])]),
+    ('6 1 after it was evicted', 70, 0, []),
+    ('none, shard 7 next', 0, 'new@7', []),
+    ('0 2 still there', 0, 'open 0', []),
+    ('3 2 still there', 0, 'open 3', []),
 ]
