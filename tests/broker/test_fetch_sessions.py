@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from odradek.broker.fetch_sessions import (CACHE_SHARDS, EVICTION_MS, SESSION_ID_RANGE, FetchSessionCache,
                                           FetchSessionError, FetchSessionIdOutOfRange, FetchTarget)
@@ -138,6 +139,83 @@ def test_session_ids_outside_every_shard_fail_the_request():
             with pytest.raises(FetchSessionIdOutOfRange):
                 cache.resolve(session_id, epoch, [], [], False)
     assert resolve_error(cache, -1, 1, [], [], False) == error_codes.FETCH_SESSION_ID_NOT_FOUND  # shard 0
+
+
+KEYS = [("name", "a", p) for p in range(4)]
+
+
+@st.composite
+def session_requests(draw):
+    """(which session: ("opened", an index into those opened) or ("raw", an id), epoch choice,
+    partitions named, partitions forgotten, milliseconds that pass before it)."""
+    which = draw(st.one_of(st.tuples(st.just("opened"), st.integers(0, 20)),
+                           st.tuples(st.just("raw"), st.sampled_from([0, 12345, -1]))))
+    epoch = draw(st.sampled_from(["next", "next", "next", 0, -1, "other"]))
+    named = draw(st.lists(st.sampled_from(KEYS), max_size=3))
+    forgotten = draw(st.lists(st.sampled_from(KEYS), max_size=3))
+    return which, epoch, named, forgotten, draw(st.sampled_from([0, 10, EVICTION_MS // 2, EVICTION_MS + 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(session_requests(), max_size=40))
+def test_sessions_follow_a_simple_model_whatever_the_requests(requests):
+    """Against a model of sessions (their partitions and next epochs): every request is
+    answered as the module's table says, the cache never holds more than its slots, every id
+    lies in its shard's range, and a session disappears only when named by a full fetch,
+    emptied, or evicted to open another."""
+    clock = Clock()
+    slots = 2 * CACHE_SHARDS
+    cache = FetchSessionCache(max_sessions=slots, clock_ms=clock)
+    model: dict[int, tuple[set, int]] = {}  # session id: (partition keys, next epoch)
+    opened_ids: list[int] = []
+    for which, epoch_choice, named, forgotten, elapsed_ms in requests:
+        clock.now_ms += elapsed_ms
+        kind, value = which
+        session_id = opened_ids[value % len(opened_ids)] if kind == "opened" and opened_ids else (
+            value if kind == "raw" else 0)
+        known = model.get(session_id)
+        if epoch_choice == "next":
+            epoch = known[1] if known else 1
+        elif epoch_choice == "other":
+            epoch = known[1] + 1 if known else 2
+        else:
+            epoch = epoch_choice
+        targets = [FetchTarget(key, "a", uuid.UUID(int=0), key[2], 0, 1 << 20) for key in named]
+        before = set(model)
+        try:
+            context = cache.resolve(session_id, epoch, targets, forgotten, False)
+        except FetchSessionError as error:
+            assert epoch not in (0, -1)
+            expected = (error_codes.FETCH_SESSION_ID_NOT_FOUND if known is None
+                        else error_codes.INVALID_FETCH_SESSION_EPOCH)
+            assert error.error_code == expected
+            continue
+        if epoch in (0, -1):
+            model.pop(session_id, None)
+            assert context.kind == ("full" if epoch == 0 else "sessionless")
+            assert [t.key for t in context.targets] == list(dict.fromkeys(named))
+            if context.kind == "full":
+                session = cache.open(context.targets, False)
+                if session is not None:
+                    evicted = before - {session_id} - {s for s in model if cache.get(s) is not None}
+                    assert len(evicted) <= 1
+                    for gone in evicted:
+                        model.pop(gone)
+                    model[session.session_id] = (set(named), 1)
+                    opened_ids.append(session.session_id)
+        else:
+            assert known is not None and epoch == known[1]
+            partitions = (known[0] | set(named)) - set(forgotten)
+            if not partitions:
+                assert context.kind == "sessionless" and cache.get(session_id) is None
+                model.pop(session_id)
+            else:
+                assert context.kind == "incremental" and {t.key for t in context.targets} == partitions
+                model[session_id] = (partitions, known[1] + 1)
+        assert {s for s in model} == {s for s in model if cache.get(s) is not None}
+        assert len(cache) == len(model) <= slots
+        for live in model:
+            assert 0 < live < CACHE_SHARDS * SESSION_ID_RANGE
 
 
 def test_only_changes_are_sent_and_busy_partitions_rotate():
