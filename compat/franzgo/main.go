@@ -165,7 +165,7 @@ func main() {
 	}
 }
 
-// groupOptions: membership of group, reporting the assignment on out as it changes.
+// groupOptions: membership of group, calling report as the assignment changes.
 func groupOptions(group, topic string, assignedMu *sync.Mutex, assigned map[int32]bool,
 	report func()) []kgo.Opt {
 	return []kgo.Opt{
