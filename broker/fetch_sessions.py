@@ -34,7 +34,8 @@ it was. A full fetch reads exactly the partitions it lists (forgotten topics are
 An incremental response carries a partition only when it has records or an error, or its high
 watermark or log start offset differs from what the session last sent (an error makes the next
 answer for the partition be sent, whatever it is). Partitions that returned records move to the
-end of the session's order, so that one busy partition cannot take every response's byte budget.
+end of the session's order (in incremental answers only, as in Kafka), so that one busy
+partition cannot take every response's byte budget.
 A response whose session moved on while it waited (another request in the session was answered
 meanwhile) is INVALID_FETCH_SESSION_EPOCH with the session's id and no partitions.
 
@@ -135,13 +136,15 @@ class FetchSession:
                 or target.sent_log_start_offset != log_start_offset)
 
     def record_sent(self, target: FetchTarget, error_code: int, high_watermark: int, log_start_offset: int,
-                    had_records: bool) -> None:
+                    rotate: bool) -> None:
+        """Remember what was sent for ``target``; ``rotate``: move it to the end of the order
+        (an incremental answer carried records of it)."""
         # After an error the next answer differs from -1 and is sent: the client learns the
         # partition recovered even if its high watermark did not move.
         target.sent_high_watermark = -1 if error_code != error_codes.NONE else high_watermark
         target.sent_log_start_offset = log_start_offset
-        if had_records:
-            # Kafka moves the cached partition to the end (only if it is still in the session).
+        if rotate:
+            # Only if it is still in the session (a later request may have forgotten it).
             if self.targets.get(target.key) is target:
                 del self.targets[target.key]
                 self.targets[target.key] = target

@@ -7,7 +7,8 @@ PushTelemetry left out of ApiVersions, yet answered: subscription fields, thrott
 checks of a push in order), Produce per-record errors (a keyless record on a compacted
 topic, timestamps out of bounds: error code, record_errors, error_message, offsets) and fetch
 sessions (KIP-227, tests/broker/fetch_session_scenarios.py: every session id / epoch
-combination, a full session cache, and eviction two minutes on).
+combination, a full session cache, a session's topic deleted and recreated, and eviction two
+minutes on).
 
 Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine), two more for
 the session cache tests, and the eviction test waits two minutes. Java and Maven
@@ -194,6 +195,19 @@ def test_fetch_session_cache_full_answers_agree(tmp_path):
     process = BrokerProcess(tmp_path / "odradek", (slots,), tmp_path / "broker.log")
     try:
         assert fetch_session_scenarios.cache_full(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
+
+
+def test_fetch_session_topic_deleted_and_recreated_answers_agree(tmp_path):
+    """A session's topic deleted and created again (a new topic id), on fresh brokers."""
+    (tmp_path / "kafka").mkdir()
+    with running_kafka(tmp_path / "kafka") as kafka:
+        expected = fetch_session_scenarios.topic_deleted_and_recreated(*kafka)
+    assert expected == fetch_session_scenarios.RECREATED
+    process = BrokerProcess(tmp_path / "odradek", (), tmp_path / "broker.log")
+    try:
+        assert fetch_session_scenarios.topic_deleted_and_recreated(process.host, process.port) == expected
     finally:
         assert process.stop() == 0, process.log()
 

@@ -16,7 +16,10 @@ Behaviour:
 * Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (v13+ by id: UNKNOWN_TOPIC_ID), answered
   after every other partition, as Kafka does; OFFSET_OUT_OF_RANGE outside [log start offset,
   log end offset]; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when ``current_leader_epoch``
-  (v9+) is older / newer than ours. Partitions of one topic share a topic entry when adjacent.
+  (v9+) is older / newer than ours. In a v13+ session, a topic deleted since it was added is
+  UNKNOWN_TOPIC_OR_PARTITION, and INCONSISTENT_TOPIC_ID once a topic of its name exists again
+  (Kafka's session keeps the name it resolved). Partitions of one topic share a topic entry
+  when adjacent.
 * Fetch sessions (KIP-227, v7+): see :mod:`odradek.broker.fetch_sessions`. Session errors
   (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) are
   top-level and answer at once with no partitions. A full fetch opens its session when it is
@@ -96,11 +99,26 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
     # Kafka answers partitions of unknown topics after all the others (its "erroneous" list).
     unknown = []
     for target in targets:
-        topic = broker.topics.by_id.get(target.topic_id) if uses_ids else broker.topics.get(target.topic_name)
+        if uses_ids:
+            topic = broker.topics.by_id.get(target.topic_id)
+            if topic is not None:
+                target.topic_name = topic.name  # kept by a session, as Kafka's cached partitions keep it
+            elif target.topic_name is not None:
+                # A session's topic deleted since: Kafka looks it up by the name it kept, and a topic
+                # of that name now (recreated) has another id.
+                recreated = broker.topics.get(target.topic_name)
+                if recreated is not None and broker.partition(recreated.name, target.partition) is not None:
+                    result.errors = True
+                    result.items.append((target, None, _error_data(target.partition,
+                                                                   error_codes.INCONSISTENT_TOPIC_ID), 0))
+                    continue
+        else:
+            topic = broker.topics.get(target.topic_name)
         partition = broker.partition(topic.name, target.partition) if topic is not None else None
         if partition is None:
             result.errors = True
-            code = error_codes.UNKNOWN_TOPIC_ID if uses_ids and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            code = error_codes.UNKNOWN_TOPIC_ID if uses_ids and target.topic_name is None \
+                else error_codes.UNKNOWN_TOPIC_OR_PARTITION
             unknown.append((target, None, _error_data(target.partition, code), 0))
             continue
         epoch = target.current_leader_epoch if version >= 9 else -1
@@ -177,7 +195,10 @@ def _respond(read: _Read, context: FetchContext, broker) -> FetchResponse:
                                                    data.log_start_offset):
             continue
         if session is not None:
-            session.record_sent(target, data.error_code, data.high_watermark, data.log_start_offset, size > 0)
+            # Only an incremental answer rotates what returned records (Kafka's full fetch keeps
+            # the order it was asked in).
+            session.record_sent(target, data.error_code, data.high_watermark, data.log_start_offset,
+                                incremental and size > 0)
         # Partitions of one topic share an entry only when they are adjacent, as in Kafka (a
         # session's order can interleave topics after partitions that returned records rotate).
         if target.key[:2] != last_topic_key:

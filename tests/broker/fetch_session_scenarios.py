@@ -16,6 +16,7 @@ import time
 import uuid
 
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
+from odradek.protocol.messages.delete_topics import DeleteTopicsRequest
 from odradek.protocol.messages.fetch import FetchRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.messages.produce import ProduceRequest
@@ -27,6 +28,7 @@ NAMES_VERSION = 12  # the last Fetch version with topic names
 IDS_VERSION = 13  # the first with topic ids
 SESSION_ID_RANGE = (2**31 - 1) // 8
 RETRIABLE_WHILE_CREATING = (3, 5, 6)  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER
+TRANSIENT = (5, 6)  # Kafka's answers while a new topic's leader is being set up
 
 
 class SessionProbe:
@@ -35,16 +37,31 @@ class SessionProbe:
     def __init__(self, host: str, port: int, partitions: int = 2):
         self.client = RawClient(host, port, timeout=30)
         self.topic = f"sessions-{uuid.uuid4().hex[:8]}"
-        created = self.client.request(CreateTopicsRequest(timeout_ms=10000, topics=[CreateTopicsRequest.CreatableTopic(
-            name=self.topic, num_partitions=partitions, replication_factor=1)]), 7)
-        assert created.topics[0].error_code == 0, created
-        self.topic_id = self._topic_id()
+        self.create_topic(partitions)
         self.answers: list[tuple] = []
         self._names: dict[int, str] = {}
         self._wait_until_served(partitions)
 
     def close(self) -> None:
         self.client.close()
+
+    def create_topic(self, partitions: int) -> None:
+        """Create the probe's topic (again, after delete_topic: Kafka may still be deleting it)."""
+        deadline = time.monotonic() + 30
+        while True:
+            created = self.client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+                CreateTopicsRequest.CreatableTopic(name=self.topic, num_partitions=partitions,
+                                                   replication_factor=1)]), 7)
+            if created.topics[0].error_code == 0:
+                break
+            assert created.topics[0].error_code == 36 and time.monotonic() < deadline, created  # TOPIC_ALREADY_EXISTS
+            time.sleep(0.2)
+        self.topic_id = self._topic_id()
+        self.ids_seen = getattr(self, "ids_seen", []) + [self.topic_id]
+
+    def delete_topic(self) -> None:
+        deleted = self.client.request(DeleteTopicsRequest(timeout_ms=10000, topic_names=[self.topic]), 5)
+        assert deleted.responses[0].error_code == 0, deleted
 
     def _topic_id(self) -> uuid.UUID:
         deadline = time.monotonic() + 30
@@ -83,11 +100,12 @@ class SessionProbe:
             time.sleep(0.1)
 
     def fetch(self, label: str, session_id: int, epoch: int, partitions=(), forgotten=(),
-              version: int = NAMES_VERSION) -> tuple:
+              version: int = NAMES_VERSION, topic_id: uuid.UUID | None = None) -> tuple:
         """Send a Fetch naming ``partitions`` ((partition, fetch offset) pairs) and forgetting
         ``forgotten`` (partition numbers); record and return the reduced answer."""
         by_id = version >= IDS_VERSION
-        topic_fields = {"topic_id": self.topic_id} if by_id else {"topic": self.topic}
+        topic_id = topic_id or self.topic_id
+        topic_fields = {"topic_id": topic_id} if by_id else {"topic": self.topic}
         request = FetchRequest(
             replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
             session_id=session_id, session_epoch=epoch,
@@ -99,7 +117,7 @@ class SessionProbe:
         response = self.client.request(request, version)
         carried = []
         for topic in response.responses:
-            assert (topic.topic_id == self.topic_id) if by_id else (topic.topic == self.topic), topic
+            assert (topic.topic_id == topic_id) if by_id else (topic.topic == self.topic), topic
             for item in topic.partitions:
                 records = [record.value for batch in iter_batches(bytes(item.records or b""))
                            for record in batch.records]
@@ -221,6 +239,46 @@ def cache_full(host: str, port: int) -> list[tuple]:
 
 
 
+def topic_deleted_and_recreated(host: str, port: int) -> list[tuple]:
+    """A session by topic id whose topic is deleted, then created again under the same name (a
+    new id): Kafka's session keeps the name it resolved, so the partitions are
+    UNKNOWN_TOPIC_OR_PARTITION and then INCONSISTENT_TOPIC_ID; a fetch naming the old id
+    without the session gets UNKNOWN_TOPIC_ID. Kafka applies a deletion or creation a moment
+    later: each such step is the first answer that differs from the one before (and has no
+    partition in a TRANSIENT state)."""
+    probe = SessionProbe(host, port)
+    try:
+        probe.produce(0, b"a0")
+        opened = probe.fetch("open by topic id", 0, 0, [(0, 0), (1, 0)], version=IDS_VERSION)
+        session_id, epoch = probe.session_id("open by topic id"), 1
+        probe.fetch("1, nothing changed", session_id, epoch, [(0, 1)], version=IDS_VERSION)
+        old_id = probe.topic_id
+
+        def next_change(label, previous):
+            nonlocal epoch
+            deadline = time.monotonic() + 30
+            while True:
+                epoch += 1
+                answer = probe.fetch(label, session_id, epoch, version=IDS_VERSION, topic_id=old_id)
+                settled = all(error not in TRANSIENT for _, error, _, _, _ in answer[3])
+                if answer[1:] != previous[1:] and settled:
+                    return answer
+                probe.answers.pop()
+                assert time.monotonic() < deadline, answer
+                time.sleep(0.1)
+
+        probe.delete_topic()
+        deleted = next_change("after the delete", probe.answers[-1])
+        probe.create_topic(2)
+        next_change("after the topic is created again", deleted)
+        probe.fetch("old id without a session", 0, -1, [(0, 0)], version=IDS_VERSION, topic_id=old_id)
+        probe.fetch("new id, new session", 0, 0, [(0, 0), (1, 0)], version=IDS_VERSION)
+        assert opened[3] and probe.topic_id != old_id
+        return probe.answers
+    finally:
+        probe.close()
+
+
 EVICTION_WAIT_S = 121.5  # a little more than Kafka's MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS
 
 
@@ -259,7 +317,8 @@ def eviction_finish(probe: SessionProbe) -> list[tuple]:
 # Kafka 4.3.1's answers (checked against a running Kafka by compat/test_same_answers_as_kafka.py):
 # (step, error code, session id, [(partition, error code, high watermark, log start offset,
 # record values)]). Error codes: 70 FETCH_SESSION_ID_NOT_FOUND, 71 INVALID_FETCH_SESSION_EPOCH,
-# 106 FETCH_SESSION_TOPIC_ID_ERROR, 3 UNKNOWN_TOPIC_OR_PARTITION, -1 UNKNOWN_SERVER_ERROR.
+# 106 FETCH_SESSION_TOPIC_ID_ERROR, 3 UNKNOWN_TOPIC_OR_PARTITION, -1 UNKNOWN_SERVER_ERROR,
+# 100 UNKNOWN_TOPIC_ID, 103 INCONSISTENT_TOPIC_ID.
 EVERY_COMBINATION = [
     ('sessionless', 0, 0, [(0, 0, 1, 0, [b'a0']), (1, 0, 0, 0, [])]),
     ('open A', 0, 'new@0', [(0, 0, 1, 0, [b'a0']), (1, 0, 0, 0, [])]),
@@ -374,4 +433,13 @@ EVICTION = [
     ('none, shard 7 next', 0, 'new@7', []),
     ('0 2 still there', 0, 'open 0', []),
     ('3 2 still there', 0, 'open 3', []),
+]
+
+RECREATED = [
+    ('open by topic id', 0, 'new@0', [(0, 0, 1, 0, [b'a0']), (1, 0, 0, 0, [])]),
+    ('1, nothing changed', 0, 'open by topic id', []),
+    ('after the delete', 0, 'open by topic id', [(0, 3, -1, -1, []), (1, 3, -1, -1, [])]),
+    ('after the topic is created again', 0, 'open by topic id', [(0, 103, -1, -1, []), (1, 103, -1, -1, [])]),
+    ('old id without a session', 0, 0, [(0, 100, -1, -1, [])]),
+    ('new id, new session', 0, 'new@1', [(0, 0, 0, 0, []), (1, 0, 0, 0, [])]),
 ]

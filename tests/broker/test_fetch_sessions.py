@@ -223,14 +223,14 @@ def test_only_changes_are_sent_and_busy_partitions_rotate():
     session = opened(cache, [target("a", 0), target("a", 1)])
     a0, a1 = session.targets.values()
     assert session.should_send(a0, 0, 0, 10, 0)
-    session.record_sent(a0, 0, 10, 0, had_records=True)
+    session.record_sent(a0, 0, 10, 0, rotate=True)
     assert list(session.targets) == [("name", "a", 1), ("name", "a", 0)]
     assert not session.should_send(a0, 0, 0, 10, 0)
     assert session.should_send(a0, 0, 0, 11, 0)  # high watermark moved
     assert session.should_send(a0, 0, 0, 10, 4)  # log start offset moved
     assert session.should_send(a0, 0, 5, 10, 0)  # records
     assert session.should_send(a0, 3, 0, 10, 0)  # an error
-    session.record_sent(a0, 3, 10, 0, had_records=False)
+    session.record_sent(a0, 3, 10, 0, rotate=False)
     assert session.should_send(a0, 0, 0, 10, 0)  # the first answer after an error
 
 
@@ -240,6 +240,12 @@ def test_every_session_id_and_epoch_gets_kafkas_answer(broker_process):
     broker = broker_process()
     assert fetch_session_scenarios.every_combination(broker.host, broker.port) == \
         fetch_session_scenarios.EVERY_COMBINATION
+
+
+def test_a_sessions_deleted_and_recreated_topic_gets_kafkas_answer(broker_process):
+    broker = broker_process()
+    assert fetch_session_scenarios.topic_deleted_and_recreated(broker.host, broker.port) == \
+        fetch_session_scenarios.RECREATED
 
 
 def test_a_full_session_cache_gets_kafkas_answer(broker_process):
