@@ -60,6 +60,8 @@ import structlog
 
 from odradek.protocol import error_codes
 
+from .config import BROKER_CONFIGS
+
 log = structlog.get_logger("odradek.fetch_sessions")
 
 INVALID_SESSION_ID = 0
@@ -205,7 +207,8 @@ def _monotonic_ms() -> int:
 
 
 class FetchSessionCache:
-    def __init__(self, max_sessions: int = 1000, clock_ms: Callable[[], int] = _monotonic_ms):
+    def __init__(self, max_sessions: int = BROKER_CONFIGS["max.incremental.fetch.session.cache.slots"].default,
+                 clock_ms: Callable[[], int] = _monotonic_ms):
         self.max_sessions = max_sessions
         self._clock_ms = clock_ms
         self._shards = [_Shard(number, max_sessions // CACHE_SHARDS) for number in range(CACHE_SHARDS)]

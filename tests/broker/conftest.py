@@ -36,15 +36,19 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path, config_file=None, log_level="info"):
+    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, log_level="info"):
+        """``command``: a whole command line to run instead (e.g. the installed ``odradek``
+        script with its own options); ``overrides``, ``config_file`` and ``log_level`` are then
+        not used."""
         self.data_dir = str(data_dir)
-        command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", log_level]
-        if config_file is not None:
-            command += ["--config", str(config_file)]
-        else:
-            command += ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={self.data_dir}"]
-        for item in overrides:
-            command += ["--override", item]
+        if command is None:
+            command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", log_level]
+            if config_file is not None:
+                command += ["--config", str(config_file)]
+            else:
+                command += ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={self.data_dir}"]
+            for item in overrides:
+                command += ["--override", item]
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, env=subprocess_env())
