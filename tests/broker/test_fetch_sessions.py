@@ -1,4 +1,8 @@
-"""Incremental fetch sessions (KIP-227): the session cache on its own, and over the wire."""
+"""Incremental fetch sessions (KIP-227): the session cache on its own (its eviction with a
+stepped clock, a hypothesis model of random request sequences), and over the wire: Kafka's
+answer to every session id / epoch combination (tests/broker/fetch_session_scenarios.py, whose
+tables compat/test_same_answers_as_kafka.py checks against a running Kafka), and a long poll
+overtaken in its session."""
 
 from __future__ import annotations
 
