@@ -24,15 +24,28 @@ class LeaderEpochCache:
     def __init__(self, fs, path: str):
         self.fs = fs
         self.path = path
+        # The file did not parse: its owner rebuilds the entries from the batches' headers.
+        self.damaged = False
         try:
             self.entries: list[tuple[int, int]] = read_leader_epochs(fs, path)
         except (CorruptCheckpoint, ValueError) as error:
-            # Rebuildable from the batches' partition_leader_epoch fields: start empty.
-            log.warning("ignoring a leader-epoch-checkpoint that does not parse", file=path, reason=str(error))
+            log.warning("rebuilding a leader-epoch-checkpoint that does not parse from the log", file=path,
+                        reason=str(error))
             self.entries = []
+            self.damaged = True
             self._write()
         if not fs.exists(path):
             self._write()  # Kafka creates the file with the partition, empty
+
+    def rebuild(self, epochs_and_offsets) -> None:
+        """Replace the entries by what ``(partition_leader_epoch, base_offset)`` of every batch,
+        given in offset order, say (what Kafka's recovery assigns batch by batch)."""
+        self.entries = []
+        for epoch, offset in epochs_and_offsets:
+            if epoch >= 0 and epoch > self.latest_epoch:
+                self.entries.append((epoch, offset))
+        self._write()
+        self.damaged = False
 
     @property
     def latest_epoch(self) -> int:

@@ -315,6 +315,8 @@ class PartitionLog:
 
         if not self.segments:
             self._add_segment(self._new_segment(log_start_offset))
+        if self.leader_epochs.damaged:
+            self.leader_epochs.rebuild(self._batch_epochs())
         for segment in self.segments:
             if segment.base_offset in missing_indexes and segment.size:
                 # Kafka's LogLoader recovers a segment whose offset index is missing; below the
@@ -363,6 +365,16 @@ class PartitionLog:
         self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
         self._rebuild_producer_state(txn_index_from=recovered_from)
+
+    def _batch_epochs(self):
+        """(partition leader epoch, base offset) of every readable batch, in offset order (a
+        damaged segment contributes the batches before its damage)."""
+        for segment in self.segments:
+            try:
+                for batch in segment.batches():
+                    yield batch.header.partition_leader_epoch, batch.base_offset
+            except ProtocolError:
+                continue
 
     def _rebuild_producer_state(self, txn_index_from: int | None = None) -> None:
         """Newest usable snapshot, then the batch headers after it up to the LEO (the marker

@@ -243,3 +243,22 @@ def test_random_damage_keeps_every_batch_before_it(pristine, damage):
             directory.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("damage", [b"", b"0\n2\n3 0\n", b"\x00" * 16, b"garbage\xff"])
+def test_a_damaged_leader_epoch_checkpoint_is_rebuilt_from_the_batches(tmp_path, damage):
+    path = str(tmp_path / "data")
+    directory = open_directory(path)
+    log = directory.create_log("t", 0)
+    for epoch in (2, 2, 5, 7):
+        log.append(make_batch([b"epoch %d" % epoch]), leader_epoch=epoch)
+    written = list(log.leader_epochs.entries)
+    assert written == [(2, 0), (5, 2), (7, 3)]
+    directory.close()
+    with open(os.path.join(path, "t-0", "leader-epoch-checkpoint"), "wb") as handle:
+        handle.write(damage)
+    directory = open_directory(path)
+    try:
+        assert directory.get_log("t", 0).leader_epochs.entries == written
+    finally:
+        directory.close()
