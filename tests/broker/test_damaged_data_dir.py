@@ -298,6 +298,16 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(pristine, broker_p
     # A restart keeps it offline (nothing was rewritten over it) and still serves the rest.
     again = broker_process(data_dir, *OVERRIDES)
     assert consume_all(again)[-1] == (BATCHES * PER_BATCH, b"after")
+    # The operator's way out: deleting the topic removes the offline partition's directory too.
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=again.bootstrap)
+    try:
+        admin.delete_topics([VICTIM], timeout_ms=CLIENT_TIMEOUT_MS)
+    finally:
+        admin.close()
+    assert not os.path.exists(os.path.dirname(victim_log))
+    assert "Traceback" not in again.log(tail=None)
 
 
 # --- random damage through a real process (a few examples; tests/storage/test_storage_damage.py
