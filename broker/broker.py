@@ -45,6 +45,9 @@ from .topics import (
 
 log = structlog.get_logger("odradek.broker")
 
+# The directory of a Kafka (KRaft) data directory's metadata log: not a topic, left as it is.
+KRAFT_METADATA_TOPIC = "__cluster_metadata"
+
 
 class Broker:
     def __init__(self, config: BrokerConfig, clock_ms=None):
@@ -107,7 +110,7 @@ class Broker:
             for index in range(topic.partition_count):
                 self._attach_partition(topic, index)
         for topic_name, index in list(self._data_dir.logs):
-            if topic_name not in self.topics.by_name:
+            if topic_name not in self.topics.by_name and topic_name != KRAFT_METADATA_TOPIC:
                 # A partition directory of a topic the table does not have: left by a crash in
                 # the middle of a deletion (the table is updated first). Finish the deletion.
                 log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
@@ -125,6 +128,8 @@ class Broker:
         found: dict[str, tuple[int, uuid.UUID | None]] = {}
         logs = dict(self._data_dir.logs)
         for (name, index) in list(logs) + list(self._data_dir.offline):
+            if name == KRAFT_METADATA_TOPIC:
+                continue
             count, topic_id = found.get(name, (0, None))
             stored = logs[(name, index)].topic_id if (name, index) in logs else None
             found[name] = (max(count, index + 1), topic_id or stored)
