@@ -57,7 +57,7 @@ class Partition:
         """Whether the partition's log could not be opened (the storage engine's OfflineLog
         stands in for it): requests for it are answered KAFKA_STORAGE_ERROR, and Metadata
         reports no leader, as Kafka does for a replica in an offline log directory."""
-        return getattr(self.log, "offline", False)
+        return self.log.offline
 
     def apply_topic_config(self, values: dict) -> None:
         """Take the broker-level parts of the topic's effective config (the log's own parts

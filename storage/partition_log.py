@@ -196,6 +196,8 @@ class FlushTicket:
 class PartitionLog:
     """The log of one partition; see the module docstring for its files and offsets."""
 
+    offline = False  # True only for the OfflineLog standing in for a log that could not be opened
+
     def __init__(self, fs, directory: str, topic: str, partition: int, config: LogConfig, clock):
         self.fs = fs
         self.directory = directory
@@ -237,7 +239,9 @@ class PartitionLog:
         ``recovery_point``, ``log_start_offset``, ``high_watermark`` come from the data
         directory's checkpoints. With ``clean_shutdown`` False every segment from the one
         holding the recovery point onwards is rescanned (CRC of every batch), its indexes
-        rebuilt, and the log cut at the first invalid byte; later segments are dropped."""
+        rebuilt, and the log cut at the first invalid byte; later segments are dropped. With it
+        True the active segment's first batch and the batches after its last index entry are
+        checked, and that segment recovered the same way if one fails."""
         config = config or LogConfig()
         if topic is None or partition is None:
             parsed = parse_partition_dir_name(directory.rstrip("/").rsplit("/", 1)[-1])
