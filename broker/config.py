@@ -490,6 +490,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("min.insync.replicas", I, 1, "Minimum in-sync replicas for acks=all.", at_least(1), "high"),
         _d("unclean.leader.election.enable", B, False, "Allow out-of-sync replicas to become leader.", importance="high", applied=False),
         _d("odradek.flush.on.acks.all", B, True, "odradek only: fsync the partition log before acknowledging a produce with acks=all. Kafka relies on replication for durability and does not; a single node has no replicas, so odradek syncs unless this is false.", importance="high", odradek_note="odradek's own key."),
+        _d("odradek.log.open.files.max", I, 0, "odradek only: how many segment and index files (.log, .index, .timeindex, .txnindex) the broker keeps open at once; past it the least recently used are closed and reopened on their next use. 0 sizes it from the open-files limit (raised to the hard limit at start): the limit less a quarter of it, at least 64 less; a value above that is capped to it.", at_least(0), "medium", odradek_note="odradek's own key. Kafka keeps every segment's log file open and opens index files on first use; its docs ask for an open-files limit of 100,000 or more instead."),
         # internal topics and coordinators
         _d("offsets.topic.num.partitions", I, 50, "Partitions of the __consumer_offsets topic.", at_least(1), "high"),
         _d("offsets.topic.replication.factor", SH, 3, "Replication factor of __consumer_offsets (capped at the number of live brokers).", at_least(1), "high"),

@@ -111,17 +111,21 @@ class DescriptorBudget:
         return len(self._lru) + self._pinned
 
     def _open(self, path: str, flags: int) -> int:
-        """A new descriptor for ``path``, evicting first to stay within the limit. EMFILE or
-        ENFILE anyway (sockets, another process) evicts half of what is idle and tries again
-        once before raising."""
+        """A new descriptor for ``path``, evicting first to stay within the limit."""
         self._evict(self.limit - 1)
+        return self.retrying(lambda: os.open(path, flags, 0o644))
+
+    def retrying(self, operation):
+        """``operation()``; if it runs out of descriptors (EMFILE, ENFILE: client sockets or
+        another process took them), close half of the idle files' descriptors and run it once
+        more (raising what that raises)."""
         try:
-            return os.open(path, flags, 0o644)
+            return operation()
         except OSError as error:
             if error.errno not in _RUNNING_OUT or not self._lru:
                 raise
-        self._evict(min(self.limit - 1, len(self._lru) // 2))
-        return os.open(path, flags, 0o644)
+        self._evict(self._pinned + len(self._lru) // 2)
+        return operation()
 
     def _evict(self, keep: int) -> None:
         lru = self._lru
@@ -390,20 +394,25 @@ class OsFileSystem:
         return int(os.stat(path).st_mtime * 1000)
 
     def read_file(self, path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+        return self.budget.retrying(lambda: _read_whole_file(path))
 
     def write_file_atomic(self, path: str, data: bytes) -> None:
+        self.budget.retrying(lambda: self._write_file_atomic(path, data))
+
+    def _write_file_atomic(self, path: str, data: bytes) -> None:
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        self.fsync_dir(os.path.dirname(path) or ".")
+        self._fsync_dir(os.path.dirname(path) or ".")
 
     def fsync_dir(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY)
+        self.budget.retrying(lambda: self._fsync_dir(path))
+
+    def _fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
         try:
             os.fsync(fd)
         finally:
@@ -411,7 +420,7 @@ class OsFileSystem:
 
     def dir_sync_target(self, path: str) -> OsSyncTarget:
         """:meth:`fsync_dir` as a sync target (the directory opened now, fsynced later)."""
-        return OsSyncTarget(fd=os.open(path, os.O_RDONLY | _CLOEXEC))
+        return OsSyncTarget(fd=self.budget.retrying(lambda: os.open(path, os.O_RDONLY | _CLOEXEC)))
 
     def lock(self, path: str):
         """Take an exclusive, non-blocking fcntl lock on ``path`` (created if absent). Returns
@@ -421,7 +430,7 @@ class OsFileSystem:
         key = os.path.realpath(path)
         if key in _LOCKED_IN_THIS_PROCESS:
             raise BlockingIOError(errno.EAGAIN, f"{path} is already locked by this process")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = self.budget.retrying(lambda: os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644))
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -429,6 +438,11 @@ class OsFileSystem:
             raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process") from None
         _LOCKED_IN_THIS_PROCESS.add(key)
         return _OsLock(fd, key)
+
+
+def _read_whole_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 # fcntl locks belong to the process, so they cannot stop a second open from this process.
