@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Footprint of one ``odradek serve`` process: start time and resident memory (issue 4).
 
-Run from the repository root (odradek installed, e.g. ``pip install -e '.[test,fast]'``)::
+Run from the repository root (odradek installed, e.g. ``pip install -e '.[test]'``)::
 
     python3 benchmarks/footprint.py [--starts 5] [--traffic-mib 50]
 

@@ -2,9 +2,12 @@
 
 ``BROKER_CONFIGS`` and ``TOPIC_CONFIGS`` are the single source for parsing and validating
 configuration, for DescribeConfigs (defaults, sources, synonyms) and for the generated
-``docs/configuration.md`` (``tools/gen_config_docs.py``). Names, types and defaults follow
-Apache Kafka 3.9 (the last line that still had every protocol version these schemas cover);
-where odradek deliberately differs the definition says so in ``odradek_note``:
+``docs/configuration.md`` (``tools/gen_config_docs.py``). Names, types and defaults are Apache
+Kafka 4's (tests/broker/test_config_agreement.py holds every default to the ConfigDefs of the
+pinned Kafka jars); keys Kafka 4 removed (``message.format.version``,
+``message.downconversion.enable``, ``message.timestamp.difference.max.ms`` and their broker
+synonyms) are still accepted so that older files load. Where odradek deliberately differs the
+definition says so in ``odradek_note``:
 
 * ``log.dirs`` defaults to ``./odradek-data`` (Kafka: ``/tmp/kafka-logs``): a dev broker keeps
   its data beside where it was started rather than in a directory the OS may wipe.
@@ -23,12 +26,16 @@ comma-separated with each item trimmed, and an empty string is the empty list.
 
 from __future__ import annotations
 
+import decimal
 import enum
 import os
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
+
+from odradek.protocol.connection import DEFAULT_MAX_FRAME_SIZE
+from odradek.storage.config import LogConfig
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -312,11 +319,27 @@ def format_value(kind: ConfigType, value: Any) -> str | None:
     if kind is ConfigType.LIST:
         return ",".join(value)
     if kind is ConfigType.DOUBLE:
-        return repr(float(value))
+        return java_double_string(float(value))
     return str(value)
 
 
-B, S, I, SH, L, D, LS = (
+def java_double_string(value: float) -> str:
+    """``value`` as Java's ``Double.toString`` writes it (what Kafka reports for a DOUBLE config):
+    plain between 10^-3 and 10^7, else ``1.7976931348623157E308`` rather than Python's
+    ``1.7976931348623157e+308``."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return repr(value)  # Python writes these plainly too
+    # Python's repr has the same shortest round-tripping digits; only the notation differs.
+    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent + len(text) - 1}"
+
+
+B, S, I, SH, L, D, LS = (  # noqa: E741 - one-letter type tags keep the definition table readable
     ConfigType.BOOLEAN,
     ConfigType.STRING,
     ConfigType.INT,
@@ -343,6 +366,35 @@ def _d(*args, **kwargs) -> ConfigDef:
     return ConfigDef(*args, **kwargs)
 
 
+# Each default is defined once (docs/configuration.md, DescribeConfigs and what is applied all
+# read it from there):
+# * a topic config the storage engine applies: LogConfig's field (odradek.storage.config, the
+#   lower layer, which also uses it when it runs without a broker);
+# * any other topic config: its TOPIC_CONFIGS entry;
+# * a broker key that is a topic config's synonym (log.segment.bytes, compression.type, ...):
+#   that topic config's default, in hours where the broker key counts hours (log.retention.hours,
+#   log.roll.hours) as Kafka's ServerLogConfigs does;
+# * every other broker key: its BROKER_CONFIGS entry.
+_LOG_CONFIG_DEFAULTS = LogConfig()
+
+
+def _log_default(topic_key: str) -> Any:
+    value = getattr(_LOG_CONFIG_DEFAULTS, topic_key.replace(".", "_"))
+    if topic_key == "cleanup.policy":  # a comma-separated string in LogConfig, a LIST config here
+        return _parse_typed(ConfigType.LIST, value)
+    return value
+
+
+def _topic_default(topic_key: str) -> Any:
+    return TOPIC_CONFIGS[topic_key].default
+
+
+def _topic_default_hours(topic_key: str) -> int:
+    hours, rest = divmod(_topic_default(topic_key), 3_600_000)
+    assert rest == 0, f"{topic_key}'s default is not a whole number of hours"
+    return hours
+
+
 # --------------------------------------------------------------------------------------------
 # Topic-level configuration (Kafka's TopicConfig / LogConfig), with the broker synonyms Kafka
 # reports for each (ServerTopicConfigSynonyms), most specific first.
@@ -351,41 +403,41 @@ def _d(*args, **kwargs) -> ConfigDef:
 TOPIC_CONFIGS: dict[str, ConfigDef] = {
     d.name: d
     for d in [
-        _d("cleanup.policy", LS, ["delete"], "The retention policy for old log segments: `delete` discards segments past their retention time or size; `compact` keeps the latest value of each key. Both may be given.", list_of("compact", "delete"), synonyms=("log.cleanup.policy",), odradek_note="Both are applied: see docs/storage.md (compacted topics) for what the log cleaner keeps and when it runs."),
+        _d("cleanup.policy", LS, _log_default("cleanup.policy"), "The retention policy for old log segments: `delete` discards segments past their retention time or size; `compact` keeps the latest value of each key. Both may be given.", list_of("compact", "delete"), synonyms=("log.cleanup.policy",), odradek_note="Both are applied: see docs/storage.md (compacted topics) for what the log cleaner keeps and when it runs."),
         _d("compression.type", S, "producer", "The final compression of the topic's data: a codec (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`) recompresses to it; `producer` keeps what the producer sent.", one_of(*COMPRESSION_TYPES), synonyms=("compression.type",)),
         _d("compression.gzip.level", I, -1, "Compression level when compression.type is gzip.", _GZIP_LEVEL, synonyms=("compression.gzip.level",)),
         _d("compression.lz4.level", I, 9, "Compression level when compression.type is lz4.", between(1, 17), synonyms=("compression.lz4.level",)),
         _d("compression.zstd.level", I, 3, "Compression level when compression.type is zstd.", between(-131072, 22), synonyms=("compression.zstd.level",)),
-        _d("delete.retention.ms", L, 86400000, "How long delete tombstones are retained in compacted topics.", at_least(0), synonyms=("log.cleaner.delete.retention.ms",)),
-        _d("file.delete.delay.ms", L, 60000, "The time to wait before deleting a file from the filesystem.", at_least(0), synonyms=("log.segment.delete.delay.ms",), odradek_note="As in Kafka, a deleted segment's files are renamed to `*.deleted` at once (no read sees them again) and removed this long after (checked once a second); files still waiting at a stop are removed by the next start."),
-        _d("flush.messages", L, INT64_MAX, "Force an fsync of the log after this many messages (Kafka relies on replication instead; the default never forces).", at_least(1), synonyms=("log.flush.interval.messages",)),
-        _d("flush.ms", L, INT64_MAX, "Force an fsync of the log after this much time.", at_least(0), synonyms=("log.flush.interval.ms",)),
+        _d("delete.retention.ms", L, _log_default("delete.retention.ms"), "How long delete tombstones are retained in compacted topics.", at_least(0), synonyms=("log.cleaner.delete.retention.ms",)),
+        _d("file.delete.delay.ms", L, _log_default("file.delete.delay.ms"), "The time to wait before deleting a file from the filesystem.", at_least(0), synonyms=("log.segment.delete.delay.ms",), odradek_note="As in Kafka, a deleted segment's files are renamed to `*.deleted` at once (no read sees them again) and removed this long after (checked once a second); files still waiting at a stop are removed by the next start."),
+        _d("flush.messages", L, _log_default("flush.messages"), "Force an fsync of the log after this many messages (Kafka relies on replication instead; the default never forces).", at_least(1), synonyms=("log.flush.interval.messages",)),
+        _d("flush.ms", L, _log_default("flush.ms"), "Force an fsync of the log after this much time.", at_least(0), synonyms=("log.flush.interval.ms",)),
         _d("follower.replication.throttled.replicas", LS, [], "Replicas whose log replication is throttled on the follower side.", applied=False),
-        _d("index.interval.bytes", I, 4096, "How often (in bytes) an offset index entry is added.", at_least(0), synonyms=("log.index.interval.bytes",)),
+        _d("index.interval.bytes", I, _log_default("index.interval.bytes"), "How often (in bytes) an offset index entry is added.", at_least(0), synonyms=("log.index.interval.bytes",)),
         _d("leader.replication.throttled.replicas", LS, [], "Replicas whose log replication is throttled on the leader side.", applied=False),
         _d("local.retention.bytes", L, -2, "Bytes kept locally with tiered storage (-2: use retention.bytes).", at_least(-2), synonyms=("log.local.retention.bytes",), applied=False),
         _d("local.retention.ms", L, -2, "Time kept locally with tiered storage (-2: use retention.ms).", at_least(-2), synonyms=("log.local.retention.ms",), applied=False),
-        _d("max.compaction.lag.ms", L, INT64_MAX, "The maximum time a message stays ineligible for compaction.", at_least(1), synonyms=("log.cleaner.max.compaction.lag.ms",)),
-        _d("max.message.bytes", I, 1048588, "The largest record batch size allowed for the topic (after compression).", at_least(0), synonyms=("message.max.bytes",)),
+        _d("max.compaction.lag.ms", L, _log_default("max.compaction.lag.ms"), "The maximum time a message stays ineligible for compaction.", at_least(1), synonyms=("log.cleaner.max.compaction.lag.ms",)),
+        _d("max.message.bytes", I, _log_default("max.message.bytes"), "The largest record batch size allowed for the topic (after compression).", at_least(0), synonyms=("message.max.bytes",)),
         _d("message.downconversion.enable", B, True, "Whether the broker down-converts record batches for consumers fetching with an older message format.", synonyms=("log.message.downconversion.enable",)),
         _d("message.format.version", S, "3.0-IV1", "Deprecated: ignored from inter.broker.protocol.version 3.0 on; kept for compatibility.", synonyms=("log.message.format.version",), applied=False),
-        _d("message.timestamp.after.max.ms", L, INT64_MAX, "How far a record's timestamp may be ahead of the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.after.max.ms",)),
-        _d("message.timestamp.before.max.ms", L, INT64_MAX, "How far a record's timestamp may be behind the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.before.max.ms",)),
+        _d("message.timestamp.after.max.ms", L, _log_default("message.timestamp.after.max.ms"), "How far a record's timestamp may be ahead of the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.after.max.ms",)),
+        _d("message.timestamp.before.max.ms", L, _log_default("message.timestamp.before.max.ms"), "How far a record's timestamp may be behind the broker's time (CreateTime only).", at_least(0), synonyms=("log.message.timestamp.before.max.ms",)),
         _d("message.timestamp.difference.max.ms", L, INT64_MAX, "Deprecated: the maximum difference between a record's timestamp and the broker's time.", at_least(0), synonyms=("log.message.timestamp.difference.max.ms",), applied=False, odradek_note='Use message.timestamp.before.max.ms / message.timestamp.after.max.ms, which are applied.'),
-        _d("message.timestamp.type", S, "CreateTime", "Whether record timestamps are the producer's (`CreateTime`) or the broker's append time (`LogAppendTime`).", one_of("CreateTime", "LogAppendTime"), synonyms=("log.message.timestamp.type",)),
-        _d("min.cleanable.dirty.ratio", D, 0.5, "The dirty ratio above which the log cleaner compacts the log.", between(0, 1), synonyms=("log.cleaner.min.cleanable.ratio",)),
-        _d("min.compaction.lag.ms", L, 0, "The minimum time a message stays uncompacted.", at_least(0), synonyms=("log.cleaner.min.compaction.lag.ms",)),
+        _d("message.timestamp.type", S, _log_default("message.timestamp.type"), "Whether record timestamps are the producer's (`CreateTime`) or the broker's append time (`LogAppendTime`).", one_of("CreateTime", "LogAppendTime"), synonyms=("log.message.timestamp.type",)),
+        _d("min.cleanable.dirty.ratio", D, _log_default("min.cleanable.dirty.ratio"), "The dirty ratio above which the log cleaner compacts the log.", between(0, 1), synonyms=("log.cleaner.min.cleanable.ratio",)),
+        _d("min.compaction.lag.ms", L, _log_default("min.compaction.lag.ms"), "The minimum time a message stays uncompacted.", at_least(0), synonyms=("log.cleaner.min.compaction.lag.ms",)),
         _d("min.insync.replicas", I, 1, "The minimum number of in-sync replicas that must acknowledge a write with acks=all.", at_least(1), synonyms=("min.insync.replicas",), odradek_note="Capped at the replication factor, as Kafka's effective min ISR: with one node (replication factor 1) acks=all produces are never refused for it."),
         _d("preallocate", B, False, "Preallocate the file on disk when creating a new log segment.", synonyms=("log.preallocate",), applied=False),
         _d("remote.log.copy.disable", B, False, "Stop copying segments to tiered storage.", applied=False),
         _d("remote.log.delete.on.disable", B, False, "Delete remote data when tiered storage is disabled.", applied=False),
         _d("remote.storage.enable", B, False, "Enable tiered storage for the topic.", applied=False),
-        _d("retention.bytes", L, -1, "The maximum size a partition's log may grow to before old segments are discarded (-1: no limit).", synonyms=("log.retention.bytes",)),
-        _d("retention.ms", L, 604800000, "The maximum time a log segment is kept before it is discarded (-1: no limit).", at_least(-1), synonyms=("log.retention.ms", "log.retention.minutes", "log.retention.hours")),
-        _d("segment.bytes", I, 1073741824, "The segment file size of the log.", at_least(14), synonyms=("log.segment.bytes",)),
-        _d("segment.index.bytes", I, 10485760, "The size of the offset index file.", at_least(4), synonyms=("log.index.size.max.bytes",)),
-        _d("segment.jitter.ms", L, 0, "The maximum random jitter subtracted from segment.ms.", at_least(0), synonyms=("log.roll.jitter.ms", "log.roll.jitter.hours"), applied=False, odradek_note='Segments roll at segment.ms exactly.'),
-        _d("segment.ms", L, 604800000, "Roll a new segment after this time even if the current one is not full.", at_least(1), synonyms=("log.roll.ms", "log.roll.hours")),
+        _d("retention.bytes", L, _log_default("retention.bytes"), "The maximum size a partition's log may grow to before old segments are discarded (-1: no limit).", synonyms=("log.retention.bytes",)),
+        _d("retention.ms", L, _log_default("retention.ms"), "The maximum time a log segment is kept before it is discarded (-1: no limit).", at_least(-1), synonyms=("log.retention.ms", "log.retention.minutes", "log.retention.hours")),
+        _d("segment.bytes", I, _log_default("segment.bytes"), "The segment file size of the log.", at_least(14), synonyms=("log.segment.bytes",)),
+        _d("segment.index.bytes", I, _log_default("segment.index.bytes"), "The size of the offset index file.", at_least(4), synonyms=("log.index.size.max.bytes",)),
+        _d("segment.jitter.ms", L, _log_default("segment.jitter.ms"), "The maximum random jitter subtracted from segment.ms.", at_least(0), synonyms=("log.roll.jitter.ms", "log.roll.jitter.hours"), applied=False, odradek_note='Segments roll at segment.ms exactly.'),
+        _d("segment.ms", L, _log_default("segment.ms"), "Roll a new segment after this time even if the current one is not full.", at_least(1), synonyms=("log.roll.ms", "log.roll.hours")),
         _d("unclean.leader.election.enable", B, False, "Whether a replica outside the ISR may become leader (losing data).", synonyms=("unclean.leader.election.enable",), applied=False),
     ]
 }
@@ -410,9 +462,9 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("node.id", I, 1, "The node id of this server (odradek runs one node, which is also the controller it reports).", at_least(0), "high", odradek_note="Default 1 so that `odradek serve` needs no configuration; Kafka requires it in KRaft mode."),
         _d("broker.id", I, -1, "Older name of node.id; when set (not -1) and node.id is not, it is used as the node id.", at_least(-1), "high"),
         _d("cluster.id", S, None, "The cluster id reported in Metadata and DescribeCluster. When unset, one is generated at first start and kept in the data directory's meta.properties.", _cluster_id_check, "medium", odradek_note="Kafka takes it from `kafka-storage format`; odradek generates it on first start."),
-        _d("listeners", LS, ["PLAINTEXT://localhost:9092"], "Comma-separated list of URIs the broker listens on, NAME://host:port. Port 0 picks a free port (the real port is printed at start). An empty host binds every interface.", _listeners_check, "high", odradek_note="Only PLAINTEXT listeners are served so far."),
+        _d("listeners", LS, ["PLAINTEXT://localhost:9092"], "Comma-separated list of URIs the broker listens on, NAME://host:port. Port 0 picks a free port (the real port is printed at start). An empty host binds every interface.", _listeners_check, "high", odradek_note="Only PLAINTEXT listeners are served so far. Default `localhost:9092` (Kafka: `PLAINTEXT://:9092`, every interface): a development broker is not reachable from the network until asked."),
         _d("advertised.listeners", LS, None, "Listeners published to clients in Metadata, if different from `listeners`. When unset, the listeners are advertised (with the real port when the port is 0, and the host `localhost` when it is empty).", _listeners_check, "high"),
-        _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low"),
+        _d("listener.security.protocol.map", LS, _DEFAULT_PROTOCOL_MAP, "Map between listener names and security protocols.", _protocol_map_check, "low", odradek_note="The default also maps CONTROLLER to PLAINTEXT (Kafka does so implicitly for the controller listener of a KRaft file that sets no map)."),
         _d("inter.broker.listener.name", S, None, "Name of the listener used between brokers.", importance="medium", applied=False),
         _d("controller.listener.names", LS, [], "Listener names used by the KRaft controller quorum. odradek does not bind these listeners: its one node is its own controller.", importance="high"),
         _d("process.roles", LS, [], "The roles of this process in KRaft mode (broker, controller); odradek is always both.", list_of("broker", "controller"), "high", applied=False),
@@ -421,13 +473,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("rack", S, None, "Rack of this broker, reported in Metadata.", importance="medium"),
         _d("broker.rack", S, None, "Rack of this broker, reported in Metadata (Kafka's name; `rack` is accepted as an alias).", importance="medium"),
         # sockets and requests
-        _d("socket.request.max.bytes", I, 104857600, "The maximum size of a request frame; a larger size prefix closes the connection before anything is allocated.", at_least(1), "high"),
+        _d("socket.request.max.bytes", I, DEFAULT_MAX_FRAME_SIZE, "The maximum size of a request frame; a larger size prefix closes the connection before anything is allocated.", at_least(1), "high"),
         _d("socket.send.buffer.bytes", I, 102400, "SO_SNDBUF of the server sockets (-1: OS default).", importance="high"),
         _d("socket.receive.buffer.bytes", I, 102400, "SO_RCVBUF of the server sockets (-1: OS default).", importance="high"),
         _d("socket.listen.backlog.size", I, 50, "The listen backlog of the server sockets.", at_least(1), "medium"),
         _d("connections.max.idle.ms", L, 600000, "Close connections idle for longer than this.", importance="medium"),
         _d("queued.max.requests", I, 500, "Requests read ahead per connection before the broker stops reading from it (back-pressure); Kafka applies this across the network threads.", at_least(1), "high", odradek_note="Applied per connection, together with queued.max.request.bytes."),
-        _d("queued.max.request.bytes", L, -1, "Bytes of requests read ahead per connection before the broker stops reading from it (-1: 100 MiB, the frame limit).", importance="medium"),
+        _d("queued.max.request.bytes", L, -1, "Bytes of requests read ahead per connection before the broker stops reading from it (-1: socket.request.max.bytes, the frame limit).", importance="medium"),
         _d("num.network.threads", I, 3, "Threads handling network requests (odradek uses one event loop).", at_least(1), "high", applied=False),
         _d("num.io.threads", I, 8, "Threads processing requests (odradek uses one event loop).", at_least(1), "high", applied=False),
         _d("num.recovery.threads.per.data.dir", I, 2, "Threads per data directory for log recovery at start and flushing at shutdown.", at_least(1), "high", applied=False),
@@ -442,53 +494,53 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("default.replication.factor", I, 1, "Default replication factor of auto-created topics (a single node can only serve 1).", at_least(1), "medium"),
         _d("auto.create.topics.enable", B, True, "Create a topic with the broker defaults when a client asks Metadata for it (and allows auto-creation) and it does not exist.", importance="high"),
         _d("delete.topic.enable", B, True, "Allow DeleteTopics.", importance="high"),
-        _d("log.retention.hours", I, 168, "Hours to keep a log segment before deleting it; overridden by log.retention.minutes and log.retention.ms.", importance="high"),
+        _d("log.retention.hours", I, _topic_default_hours("retention.ms"), "Hours to keep a log segment before deleting it; overridden by log.retention.minutes and log.retention.ms.", importance="high"),
         _d("log.retention.minutes", I, None, "Minutes to keep a log segment; when unset, log.retention.hours applies.", importance="high"),
         _d("log.retention.ms", L, None, "Milliseconds to keep a log segment (-1: forever); when unset, log.retention.minutes applies.", importance="high"),
-        _d("log.retention.bytes", L, -1, "The maximum size of a partition's log before old segments are deleted (-1: no limit).", importance="high"),
+        _d("log.retention.bytes", L, _topic_default("retention.bytes"), "The maximum size of a partition's log before old segments are deleted (-1: no limit).", importance="high"),
         _d("log.retention.check.interval.ms", L, 300000, "How often the retention cleaner checks for segments to delete.", at_least(1), "medium"),
-        _d("log.segment.bytes", I, 1073741824, "The maximum size of a single log segment file.", at_least(14), "high"),
-        _d("log.segment.delete.delay.ms", L, 60000, "Time to wait before deleting a segment file.", at_least(0), "high", odradek_note="The default of file.delete.delay.ms; as in Kafka, also how long a deleted topic's partition directories (renamed to `<topic>-<partition>.<id>-delete`) wait before they are removed."),
-        _d("log.roll.hours", I, 168, "The maximum time before a new segment is rolled; overridden by log.roll.ms.", at_least(1), "high"),
+        _d("log.segment.bytes", I, _topic_default("segment.bytes"), "The maximum size of a single log segment file.", at_least(14), "high"),
+        _d("log.segment.delete.delay.ms", L, _topic_default("file.delete.delay.ms"), "Time to wait before deleting a segment file.", at_least(0), "high", odradek_note="The default of file.delete.delay.ms; as in Kafka, also how long a deleted topic's partition directories (renamed to `<topic>-<partition>.<id>-delete`) wait before they are removed."),
+        _d("log.roll.hours", I, _topic_default_hours("segment.ms"), "The maximum time before a new segment is rolled; overridden by log.roll.ms.", at_least(1), "high"),
         _d("log.roll.ms", L, None, "The maximum time before a new segment is rolled; when unset, log.roll.hours applies.", importance="high"),
-        _d("log.roll.jitter.hours", I, 0, "Maximum jitter subtracted from the roll time; overridden by log.roll.jitter.ms.", at_least(0), "high", applied=False, odradek_note='Segments roll at segment.ms exactly.'),
+        _d("log.roll.jitter.hours", I, _topic_default_hours("segment.jitter.ms"), "Maximum jitter subtracted from the roll time; overridden by log.roll.jitter.ms.", at_least(0), "high", applied=False, odradek_note='Segments roll at segment.ms exactly.'),
         _d("log.roll.jitter.ms", L, None, "Maximum jitter subtracted from the roll time.", importance="high", applied=False, odradek_note='Segments roll at segment.ms exactly.'),
-        _d("log.index.size.max.bytes", I, 10485760, "The maximum size of an offset index file.", at_least(4), "medium"),
-        _d("log.index.interval.bytes", I, 4096, "Bytes between offset index entries.", at_least(0), "medium"),
-        _d("log.cleanup.policy", LS, ["delete"], "The default cleanup policy of topics: delete and/or compact.", list_of("compact", "delete"), "medium"),
+        _d("log.index.size.max.bytes", I, _topic_default("segment.index.bytes"), "The maximum size of an offset index file.", at_least(4), "medium"),
+        _d("log.index.interval.bytes", I, _topic_default("index.interval.bytes"), "Bytes between offset index entries.", at_least(0), "medium"),
+        _d("log.cleanup.policy", LS, _topic_default("cleanup.policy"), "The default cleanup policy of topics: delete and/or compact.", list_of("compact", "delete"), "medium"),
         _d("log.cleaner.enable", B, True, "Run the log cleaner for compacted topics.", importance="medium"),
         _d("log.cleaner.backoff.ms", L, 15000, "The time the log cleaner sleeps when no log needs cleaning.", at_least(0), "medium"),
         _d("log.cleaner.dedupe.buffer.size", L, 134217728, "The memory of the log cleaner's key map (keys of the part of a log being cleaned).", importance="medium", odradek_note="Each key counts as its length plus about 100 bytes of Python objects; a log with more keys is cleaned in several rounds."),
         _d("log.cleaner.io.buffer.load.factor", D, 0.9, "How full the log cleaner's key map may get (a fraction of log.cleaner.dedupe.buffer.size).", between(0, 1), "medium"),
         _d("log.cleaner.io.buffer.size", I, 524288, "The log cleaner's I/O buffers.", at_least(0), "medium", applied=False, odradek_note="The cleaner reads 1 MiB at a time."),
         _d("log.cleaner.io.max.bytes.per.second", D, 1.7976931348623157e308, "A throttle on the log cleaner's I/O.", importance="medium", applied=False, odradek_note="Not throttled: the cleaner works in slices of about 1 MiB between requests."),
-        _d("log.cleaner.delete.retention.ms", L, 86400000, "How long delete tombstones are kept in compacted topics.", at_least(0), "medium"),
-        _d("log.cleaner.min.compaction.lag.ms", L, 0, "The minimum time a message stays uncompacted.", at_least(0), "medium"),
-        _d("log.cleaner.max.compaction.lag.ms", L, INT64_MAX, "The maximum time a message stays ineligible for compaction.", at_least(1), "medium"),
-        _d("log.cleaner.min.cleanable.ratio", D, 0.5, "Dirty ratio above which the cleaner compacts a log.", between(0, 1), "medium"),
+        _d("log.cleaner.delete.retention.ms", L, _topic_default("delete.retention.ms"), "How long delete tombstones are kept in compacted topics.", at_least(0), "medium"),
+        _d("log.cleaner.min.compaction.lag.ms", L, _topic_default("min.compaction.lag.ms"), "The minimum time a message stays uncompacted.", at_least(0), "medium"),
+        _d("log.cleaner.max.compaction.lag.ms", L, _topic_default("max.compaction.lag.ms"), "The maximum time a message stays ineligible for compaction.", at_least(1), "medium"),
+        _d("log.cleaner.min.cleanable.ratio", D, _topic_default("min.cleanable.dirty.ratio"), "Dirty ratio above which the cleaner compacts a log.", between(0, 1), "medium"),
         _d("log.cleaner.threads", I, 1, "Threads of the log cleaner.", at_least(0), "medium", applied=False, odradek_note='One cleaner runs on the event loop, in slices of a few MiB.'),
-        _d("log.flush.interval.messages", L, INT64_MAX, "Messages accumulated on a partition before they are fsynced.", at_least(1), "high"),
+        _d("log.flush.interval.messages", L, _topic_default("flush.messages"), "Messages accumulated on a partition before they are fsynced.", at_least(1), "high"),
         _d("log.flush.interval.ms", L, None, "Maximum time data stays in memory before it is fsynced; when unset, log.flush.scheduler.interval.ms applies.", importance="high"),
-        _d("log.flush.scheduler.interval.ms", L, INT64_MAX, "How often the flusher checks whether a log needs flushing.", importance="high"),
+        _d("log.flush.scheduler.interval.ms", L, _topic_default("flush.ms"), "How often the flusher checks whether a log needs flushing.", importance="high"),
         _d("log.flush.offset.checkpoint.interval.ms", I, 60000, "How often the recovery point checkpoint is written.", at_least(0), "high", odradek_note='The offset checkpoints are written together, at the shortest of the three intervals.'),
         _d("log.flush.start.offset.checkpoint.interval.ms", I, 60000, "How often the log start offset checkpoint is written.", at_least(0), "high", odradek_note='The offset checkpoints are written together, at the shortest of the three intervals.'),
         _d("replica.high.watermark.checkpoint.interval.ms", L, 5000, "How often the high watermark checkpoint is written.", at_least(1), "high", odradek_note='The offset checkpoints are written together, at the shortest of the three intervals.'),
-        _d("log.preallocate", B, False, "Preallocate segment files.", importance="medium", applied=False),
-        _d("log.message.timestamp.type", S, "CreateTime", "Default timestamp type of topics: CreateTime or LogAppendTime.", one_of("CreateTime", "LogAppendTime"), "medium"),
-        _d("log.message.timestamp.difference.max.ms", L, INT64_MAX, "Deprecated maximum difference between record and broker timestamps.", at_least(0), "medium", applied=False, odradek_note='Use log.message.timestamp.before.max.ms / after.max.ms, which are applied.'),
-        _d("log.message.timestamp.before.max.ms", L, INT64_MAX, "How far a record timestamp may be behind the broker's time.", at_least(0), "medium"),
-        _d("log.message.timestamp.after.max.ms", L, INT64_MAX, "How far a record timestamp may be ahead of the broker's time.", at_least(0), "medium"),
-        _d("log.message.downconversion.enable", B, True, "Down-convert record batches for old fetch versions.", importance="low"),
-        _d("log.message.format.version", S, "3.0-IV1", "Deprecated; ignored.", importance="medium", applied=False),
-        _d("log.local.retention.ms", L, -2, "Local retention time with tiered storage.", at_least(-2), "medium", applied=False),
-        _d("log.local.retention.bytes", L, -2, "Local retention size with tiered storage.", at_least(-2), "medium", applied=False),
-        _d("message.max.bytes", I, 1048588, "The largest record batch size the broker accepts (topic override: max.message.bytes).", at_least(0), "high"),
-        _d("compression.type", S, "producer", "Default final compression of topics.", one_of(*COMPRESSION_TYPES), "high"),
-        _d("compression.gzip.level", I, -1, "Default gzip level.", _GZIP_LEVEL, "medium"),
-        _d("compression.lz4.level", I, 9, "Default lz4 level.", between(1, 17), "medium"),
-        _d("compression.zstd.level", I, 3, "Default zstd level.", between(-131072, 22), "medium"),
-        _d("min.insync.replicas", I, 1, "Minimum in-sync replicas for acks=all.", at_least(1), "high"),
-        _d("unclean.leader.election.enable", B, False, "Allow out-of-sync replicas to become leader.", importance="high", applied=False),
+        _d("log.preallocate", B, _topic_default("preallocate"), "Preallocate segment files.", importance="medium", applied=False),
+        _d("log.message.timestamp.type", S, _topic_default("message.timestamp.type"), "Default timestamp type of topics: CreateTime or LogAppendTime.", one_of("CreateTime", "LogAppendTime"), "medium"),
+        _d("log.message.timestamp.difference.max.ms", L, _topic_default("message.timestamp.difference.max.ms"), "Deprecated maximum difference between record and broker timestamps.", at_least(0), "medium", applied=False, odradek_note='Use log.message.timestamp.before.max.ms / after.max.ms, which are applied.'),
+        _d("log.message.timestamp.before.max.ms", L, _topic_default("message.timestamp.before.max.ms"), "How far a record timestamp may be behind the broker's time.", at_least(0), "medium"),
+        _d("log.message.timestamp.after.max.ms", L, _topic_default("message.timestamp.after.max.ms"), "How far a record timestamp may be ahead of the broker's time.", at_least(0), "medium"),
+        _d("log.message.downconversion.enable", B, _topic_default("message.downconversion.enable"), "Down-convert record batches for old fetch versions.", importance="low"),
+        _d("log.message.format.version", S, _topic_default("message.format.version"), "Deprecated; ignored.", importance="medium", applied=False),
+        _d("log.local.retention.ms", L, _topic_default("local.retention.ms"), "Local retention time with tiered storage.", at_least(-2), "medium", applied=False),
+        _d("log.local.retention.bytes", L, _topic_default("local.retention.bytes"), "Local retention size with tiered storage.", at_least(-2), "medium", applied=False),
+        _d("message.max.bytes", I, _topic_default("max.message.bytes"), "The largest record batch size the broker accepts (topic override: max.message.bytes).", at_least(0), "high"),
+        _d("compression.type", S, _topic_default("compression.type"), "Default final compression of topics.", one_of(*COMPRESSION_TYPES), "high"),
+        _d("compression.gzip.level", I, _topic_default("compression.gzip.level"), "Default gzip level.", _GZIP_LEVEL, "medium"),
+        _d("compression.lz4.level", I, _topic_default("compression.lz4.level"), "Default lz4 level.", between(1, 17), "medium"),
+        _d("compression.zstd.level", I, _topic_default("compression.zstd.level"), "Default zstd level.", between(-131072, 22), "medium"),
+        _d("min.insync.replicas", I, _topic_default("min.insync.replicas"), "Minimum in-sync replicas for acks=all.", at_least(1), "high"),
+        _d("unclean.leader.election.enable", B, _topic_default("unclean.leader.election.enable"), "Allow out-of-sync replicas to become leader.", importance="high", applied=False),
         _d("odradek.flush.on.acks.all", B, True, "odradek only: fsync the partition log before acknowledging a produce with acks=all. Kafka relies on replication for durability and does not; a single node has no replicas, so odradek syncs unless this is false.", importance="high", odradek_note="odradek's own key."),
         _d("odradek.log.open.files.max", I, 0, "odradek only: how many segment and index files (.log, .index, .timeindex, .txnindex) the broker keeps open at once; past it the least recently used are closed and reopened on their next use. 0 sizes it from the open-files limit (raised to the hard limit at start): the limit less a quarter of it, at least 64 less; a value above that is capped to it.", at_least(0), "medium", odradek_note="odradek's own key. Kafka keeps every segment's log file open and opens index files on first use; its docs ask for an open-files limit of 100,000 or more instead."),
         # internal topics and coordinators
@@ -513,7 +565,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.max.size", I, INT32_MAX, "Maximum members of a consumer-protocol group.", at_least(1), "medium"),
         _d("group.consumer.assignors", LS, ["uniform", "range"], "The server-side assignors consumer-protocol groups may name; the first is the default.", list_of("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor", allow_empty=False), "medium"),
         _d("group.consumer.migration.policy", S, "bidirectional", "Whether a group may move between the classic and the consumer protocol while it has members: `upgrade` (classic to consumer), `downgrade` (back), `bidirectional` or `disabled`.", one_of("disabled", "upgrade", "downgrade", "bidirectional", case_sensitive=False), "medium"),
-        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium"),
+        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium", odradek_note="Default `classic,consumer` (Kafka 4.3: also `streams`): streams groups (KIP-1071) are not served yet."),
         _d("transaction.state.log.num.partitions", I, 50, "Partitions of the __transaction_state topic.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.replication.factor", SH, 3, "Replication factor of __transaction_state (capped at the number of live brokers).", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.min.isr", I, 2, "min.insync.replicas of __transaction_state.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
@@ -582,7 +634,7 @@ class BrokerConfig:
         for name in listener_names:
             if name not in mapped:
                 raise ConfigError("listener.security.protocol.map", ",".join(self["listener.security.protocol.map"]), f"no security protocol for listener {name}")
-            if mapped[name] != "PLAINTEXT" and name in {l.name for l in self.client_listeners}:
+            if mapped[name] != "PLAINTEXT" and name in {listener.name for listener in self.client_listeners}:
                 raise ConfigError("listeners", ",".join(self["listeners"]), f"listener {name} uses {mapped[name]}; odradek serves PLAINTEXT only so far")
         if not self.client_listeners:
             raise ConfigError("listeners", ",".join(self["listeners"]),
@@ -706,7 +758,7 @@ class BrokerConfig:
     @property
     def queued_max_request_bytes(self) -> int:
         value = self["queued.max.request.bytes"]
-        return value if value > 0 else 100 * 1024 * 1024
+        return value if value > 0 else self["socket.request.max.bytes"]
 
     def broker_value_for_topic_config(self, topic_key: str) -> tuple[Any, str | None]:
         """The broker-level default of topic config ``topic_key`` and the broker key it came

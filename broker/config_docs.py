@@ -14,7 +14,7 @@ HEADER = """# Configuration reference
 
 <!-- Generated from odradek/broker/config.py by `python tools/gen_config_docs.py`; do not edit. -->
 
-odradek reads Kafka's configuration: the same names, types and defaults (Apache Kafka 3.9), in
+odradek reads Kafka's configuration: the same names, types and defaults (Apache Kafka 4), in
 Kafka's `server.properties` format (`odradek serve --config server.properties`), with
 `--override key=value` (repeatable) on top, as Kafka's start script has. `odradek serve` with
 no configuration at all listens on `localhost:9092` and keeps its data in `./odradek-data`.
@@ -30,6 +30,8 @@ Differences from Kafka's defaults, on purpose:
 * `log.dir` / `log.dirs`: `./odradek-data` (Kafka: `/tmp/kafka-logs`). A development broker keeps
   its data next to where it was started, not in a directory the OS may wipe.
 * `node.id`: 1, so that no configuration is needed (Kafka requires it in KRaft mode).
+* `listeners`: `PLAINTEXT://localhost:9092` (Kafka: `PLAINTEXT://:9092`, every interface).
+* `group.coordinator.rebalance.protocols`: `classic,consumer` (Kafka 4.3 adds `streams`, not served).
 * `odradek.flush.on.acks.all` (odradek's own key, default true): a produce with `acks=all` is
   acknowledged only after its records are fsynced. Kafka relies on replication for durability;
   a single node has no replicas.

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 from odradek.protocol import error_codes
 
+from .config import BROKER_CONFIGS
+
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
@@ -100,7 +102,7 @@ class FetchSession:
 
 
 class FetchSessionCache:
-    def __init__(self, max_sessions: int = 1000):
+    def __init__(self, max_sessions: int = BROKER_CONFIGS["max.incremental.fetch.session.cache.slots"].default):
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[int, FetchSession] = OrderedDict()
 

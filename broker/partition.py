@@ -62,6 +62,16 @@ class Partition:
         self._codec_level = (None if codec is None else recompress.codec_level(
             codec, values["compression.gzip.level"], values["compression.lz4.level"], values["compression.zstd.level"]))
 
+    @property
+    def target_codec(self) -> int | None:
+        """The codec ``compression.type`` recompresses to (None: ``producer``, kept as sent)."""
+        return self._target_codec
+
+    @property
+    def codec_level(self) -> int | None:
+        """The level of :attr:`target_codec` (its ``compression.*.level``; None: no recompression)."""
+        return self._codec_level
+
     # --- offsets ---
 
     @property

@@ -20,6 +20,10 @@ plus a log4j2 backend so that the JVMs log through a configuration we choose, no
 
 ``run_java(main_class, args)`` runs a main class on that classpath with a bounded wall-clock
 time: every JVM a test starts must end, whatever Kafka does.
+
+``artifact_jars(name, coordinates)`` fetches single jars, without their dependencies, into
+``compat/.cache/<name>`` the same way (one Maven run, a marker, a lock): the message generator
+reads Kafka's JSON schemas out of them (tools/generate_messages.py).
 """
 
 from __future__ import annotations
@@ -147,29 +151,105 @@ def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
     root = home(version)
     lib = root / "lib"
     require_tool("java")  # cached jars are no use without it: fail here, clearly
-    if (root / _COMPLETE_MARKER).exists():
-        return lib
-    mvn = require_tool("mvn")
+
+    def fetch() -> None:
+        (root / "pom.xml").write_text(_pom(version))
+        _run_maven(root, lib, ["dependency:copy-dependencies", "-DincludeScope=runtime"], timeout)
+        if not any(lib.glob("kafka_2.13-*.jar")):
+            raise KafkaJarsUnavailable(f"Maven finished but {lib} has no kafka_2.13 jar")
+        (root / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+
+    _fetch_once(root, "", fetch)
+    return lib
+
+
+def artifact_jars(name: str, coordinates: list[tuple[str, str, str]], *,
+                  timeout: float = 900.0) -> dict[tuple[str, str, str], Path]:
+    """Fetch the jars ``(group, artifact, version)`` (no dependencies) into ``compat/.cache/<name>``.
+
+    Returns coordinate -> jar path. Instant, with neither Java nor Maven, when a previous run
+    fetched the same coordinates; a changed list is fetched afresh."""
+    root = CACHE_ROOT / name
+    lib = root / "lib"
+    wanted = "".join(f"{group}:{artifact}:{version}\n" for group, artifact, version in coordinates)
+
+    def fetch() -> None:
+        (root / "pom.xml").write_text(_copy_pom(name, coordinates, lib))
+        _run_maven(root, lib, ["dependency:copy"], timeout)
+
+    _fetch_once(root, wanted, fetch)
+    jars = {coordinate: lib / f"{coordinate[1]}-{coordinate[2]}.jar" for coordinate in coordinates}
+    missing = [str(jar) for jar in jars.values() if not jar.is_file()]
+    if missing:
+        raise KafkaJarsUnavailable(f"Maven finished but these jars are missing: {missing}")
+    return jars
+
+
+def _copy_pom(name: str, coordinates: list[tuple[str, str, str]], lib: Path) -> str:
+    items = "\n".join(
+        "        <artifactItem><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version>"
+        "<type>jar</type></artifactItem>".format(*coordinate)
+        for coordinate in coordinates
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by compat/kafka_jars.py: single jars copied to lib/ by dependency:copy. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>odradek.compat</groupId>
+  <artifactId>{name}</artifactId>
+  <version>0</version>
+  <packaging>pom</packaging>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <configuration>
+          <outputDirectory>{lib}</outputDirectory>
+          <artifactItems>
+{items}
+          </artifactItems>
+        </configuration>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+"""
+
+
+def _fetch_once(root: Path, wanted: str, fetch) -> None:
+    """Run ``fetch()`` unless the marker of ``root`` says a run for ``wanted`` completed.
+
+    Concurrent first runs serialise on a lock file; the marker is written last, so an
+    interrupted fetch is redone."""
+    marker = root / _COMPLETE_MARKER
+
+    def done() -> bool:
+        try:
+            return marker.read_text().partition("fetched in")[0] == wanted
+        except FileNotFoundError:
+            return False
+
+    if done():
+        return
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if (root / _COMPLETE_MARKER).exists():
-            return lib  # another process fetched them while we waited
-        return _fetch(mvn, version, root, lib, timeout)
+        if done():
+            return  # another process fetched them while we waited
+        marker.unlink(missing_ok=True)
+        started = time.monotonic()
+        fetch()
+        marker.write_text(f"{wanted}fetched in {time.monotonic() - started:.1f}s\n")
 
 
-def _fetch(mvn: str, version: str, root: Path, lib: Path, timeout: float) -> Path:
-    (root / "pom.xml").write_text(_pom(version))
+def _run_maven(root: Path, lib: Path, goal: list[str], timeout: float) -> None:
+    """Run a goal of Maven on ``root/pom.xml`` that fills ``lib`` (emptied first)."""
+    mvn = require_tool("mvn")
     # A partial copy from an interrupted run may hold stale jars: start from an empty lib/.
     if lib.exists():
         shutil.rmtree(lib)
-    command = [
-        mvn, "-q", "-B", "-f", str(root / "pom.xml"),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}",
-        "-DincludeScope=runtime",
-    ]
-    started = time.monotonic()
+    command = [mvn, "-q", "-B", "-f", str(root / "pom.xml"), *goal, f"-DoutputDirectory={lib}"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -178,11 +258,6 @@ def _fetch(mvn: str, version: str, root: Path, lib: Path, timeout: float) -> Pat
         raise KafkaJarsUnavailable(
             f"Maven failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
-    if not any(lib.glob("kafka_2.13-*.jar")):
-        raise KafkaJarsUnavailable(f"Maven finished but {lib} has no kafka_2.13 jar")
-    (root / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
-    (root / _COMPLETE_MARKER).write_text(f"fetched in {time.monotonic() - started:.1f}s\n")
-    return lib
 
 
 def classpath(version: str | None = None) -> str:

@@ -206,7 +206,7 @@ def stop(process: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise RuntimeError(f"Kafka did not stop within {BROKER_STOP_TIMEOUT}s of SIGTERM")
+        raise RuntimeError(f"Kafka did not stop within {BROKER_STOP_TIMEOUT}s of SIGTERM") from None
 
 
 def produce(work: Path, bootstrap: str, steps: list[dict]) -> tuple[dict[int, tuple[int, int, int]], list]:

@@ -2,7 +2,9 @@
 mode, started as compat/make_kafka_fixture.py starts it) and to ``odradek serve``: the answers
 must agree field by field, where Kafka's own answer is the specification.
 
-Covered: KIP-714 telemetry without a metrics plugin (GetTelemetrySubscriptions and
+Covered: the ACL APIs without an authorizer (DescribeAcls, CreateAcls, DeleteAcls: advertised
+ranges, SECURITY_DISABLED answers at v1-3, connections closed for UNKNOWN elements and v0, what
+confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telemetry without a metrics plugin (GetTelemetrySubscriptions and
 PushTelemetry left out of ApiVersions, yet answered: subscription fields, throttling, the
 checks of a push in order) and Produce per-record errors (a keyless record on a compacted
 topic, timestamps out of bounds: error code, record_errors, error_message, offsets).
@@ -31,6 +33,9 @@ import make_kafka_fixture as kafka_broker_setup  # noqa: E402
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
+from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest  # noqa: E402
+from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest  # noqa: E402
+from odradek.protocol.messages.describe_acls import DescribeAclsRequest  # noqa: E402
 from odradek.protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
 from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest  # noqa: E402
 from odradek.protocol.messages.produce import ProduceRequest  # noqa: E402
@@ -110,6 +115,81 @@ def telemetry_answers(host, port) -> list:
         client.close()
 
 
+def acl_answers(host, port) -> list:
+    """Raw ACL requests at every version, then the same through confluent-kafka and kafka-acls."""
+    def describe(**fields):
+        values = dict(resource_type_filter=1, pattern_type_filter=3, operation=1, permission_type=1)
+        return DescribeAclsRequest(**{**values, **fields})
+
+    def create(**fields):
+        values = dict(resource_type=2, resource_name="t", resource_pattern_type=3, principal="User:a", host="*",
+                      operation=3, permission_type=3)
+        return CreateAclsRequest(creations=[AclCreation(**values), AclCreation(**{**values, **fields})])
+
+    def delete(**fields):
+        values = dict(resource_type_filter=1, pattern_type_filter=3, operation=1, permission_type=1)
+        return DeleteAclsRequest(filters=[DeleteAclsFilter(**values), DeleteAclsFilter(**{**values, **fields})])
+
+    def closes(message, version) -> bool:
+        client = RawClient(host, port, timeout=30)
+        try:
+            client.send(message, version)
+            return client.is_closed_by_peer(10)
+        finally:
+            client.close()
+
+    answers = []
+    client = RawClient(host, port, timeout=30)
+    try:
+        ranges = {item.api_key: (item.min_version, item.max_version) for item in client.request(
+            ApiVersionsRequest(client_software_name="compat", client_software_version="1"), 3).api_keys}
+        answers.append(("advertised", [ranges.get(key) for key in (29, 30, 31)]))
+        for version in range(1, 4):
+            described = client.request(describe(resource_type_filter=7 if version == 3 else 2,
+                                                pattern_type_filter=1), version)
+            answers.append(("describe", version, described.throttle_time_ms, described.error_code,
+                            described.error_message, described.resources))
+            created = client.request(create(resource_type=3, resource_pattern_type=4), version)
+            answers.append(("create", version, [(r.error_code, r.error_message) for r in created.results]))
+            answers.append(("create none", version, client.request(CreateAclsRequest(creations=[]), version).results))
+            deleted = client.request(delete(resource_type_filter=2, resource_name_filter="t"), version)
+            answers.append(("delete", version, [(r.error_code, r.error_message, r.matching_acls)
+                                                for r in deleted.filter_results]))
+    finally:
+        client.close()
+    for build, fields in ((describe, ("resource_type_filter", "pattern_type_filter", "operation", "permission_type")),
+                          (create, ("resource_type", "resource_pattern_type", "operation", "permission_type")),
+                          (delete, ("resource_type_filter", "pattern_type_filter", "operation", "permission_type"))):
+        answers.append(("unknown closes", build.__name__, [closes(build(**{field: 0}), 3) for field in fields]))
+        answers.append(("v0 closes", build.__name__, closes(build(), 0)))
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    def outcome(future):
+        try:
+            return ("result", future.result(timeout=30))
+        except KafkaException as error:
+            return ("error", error.args[0].code(), error.args[0].str())
+
+    admin = AdminClient({"bootstrap.servers": f"{host}:{port}"})
+    any_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                  AclPermissionType.ANY)
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ,
+                         AclPermissionType.ALLOW)
+    answers.append(("confluent describe", outcome(admin.describe_acls(any_filter, request_timeout=20))))
+    answers.append(("confluent create", [outcome(f) for f in admin.create_acls([binding], request_timeout=20).values()]))
+    answers.append(("confluent delete", [outcome(f) for f in admin.delete_acls([any_filter], request_timeout=20).values()]))
+
+    server = ["--bootstrap-server", f"{host}:{port}"]
+    for args in (["--list"], ["--add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "t"],
+                 ["--remove", "--force", "--topic", "t"]):
+        result = kafka_jars.run_java("org.apache.kafka.tools.AclCommand", server + args, check=False, timeout=120)
+        answers.append(("kafka-acls", args[0], result.returncode, (result.stdout + result.stderr).splitlines()[:1]))
+    return answers
+
+
 def record_error_answers(host, port) -> list:
     client = RawClient(host, port, timeout=30)
     suffix = uuid.uuid4().hex[:8]
@@ -149,6 +229,13 @@ def record_error_answers(host, port) -> list:
         ]
     finally:
         client.close()
+
+
+def test_acl_answers_agree(kafka, odradek):
+    expected = acl_answers(*kafka)
+    assert expected[0] == ("advertised", [(1, 3)] * 3)
+    assert expected[1][3] == 54  # the premise: Kafka runs without an authorizer
+    assert acl_answers(*odradek) == expected
 
 
 def test_telemetry_answers_agree(kafka, odradek):

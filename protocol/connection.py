@@ -344,7 +344,8 @@ class ServerConnection:
         try:
             header, position = RequestHeader.decode_from(payload, 0, request_header_version(api_key, api_version))
         except DecodeError as error:
-            raise _context(error, api_key, api_version, correlation_id)
+            _context(error, api_key, api_version, correlation_id)
+            raise
         if header.client_id is None:
             header.client_id = ""  # Kafka reads a null client id as ""
         if not min_version <= api_version <= max_version:
@@ -363,7 +364,8 @@ class ServerConnection:
         try:
             body, _ = request_class.decode_from(payload, position, api_version)
         except DecodeError as error:
-            raise _context(error, api_key, api_version, header.correlation_id, header)
+            _context(error, api_key, api_version, header.correlation_id, header)
+            raise
         except (ValueError, IndexError, struct.error, OverflowError) as error:
             # The generated decoders promise DecodeError only; should anything else slip out,
             # Kafka's answer to any body that fails to parse is still to close. The original

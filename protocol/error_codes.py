@@ -2,12 +2,12 @@
 
 Kafka answers most failures with an error code inside the response (the first of the two error
 tiers; the second, input the protocol layer refuses, is ``odradek.protocol.errors``). This table
-is the complete list from -1 to 133, as Kafka's ``org.apache.kafka.common.protocol.Errors`` enum
-defines it: the names are the enum's, the messages its default messages, and ``retriable`` is
-whether the enum's exception class derives from Kafka's ``RetriableException`` (what clients
-use to decide to retry). Codes -1..128 are from Kafka trunk of October 2024 (the commit the
-schemas in ``../shared/kafka-spec`` come from); 129..133 were added in Kafka 4.0/4.1
-(KIP-1102 rebootstrap, KIP-1071 Streams groups, KIP-932 share sessions).
+is the complete list from -1 to 136, as Kafka 4.4.0's ``org.apache.kafka.common.protocol.Errors``
+enum defines it (the release the message schemas come from, tools/generate_messages.py): the
+names are the enum's, the messages its default messages, and ``retriable`` is whether the
+enum's exception class derives from Kafka's ``RetriableException`` (what clients use to decide
+to retry). The newest codes: 129 KIP-1102 rebootstrap, 130..132 and 135 KIP-1071 Streams
+groups, 133 KIP-932 share sessions, 134 DeleteGroups v3, 136 controller unregistration.
 
 Where kafka-python's ``kafka.errors`` differs, Kafka is right and this table follows Kafka (the
 test against kafka-python lists the differences): CORRUPT_MESSAGE is retriable
@@ -166,6 +166,9 @@ STREAMS_INVALID_TOPOLOGY = 130
 STREAMS_INVALID_TOPOLOGY_EPOCH = 131
 STREAMS_TOPOLOGY_FENCED = 132
 SHARE_SESSION_LIMIT_REACHED = 133
+GROUP_DELETION_FAILED = 134
+STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED = 135
+CONTROLLER_ID_NOT_REGISTERED = 136
 
 
 # (code, name, retriable, default message), in code order.
@@ -219,7 +222,7 @@ _TABLE = (
     (INCONSISTENT_GROUP_PROTOCOL, "INCONSISTENT_GROUP_PROTOCOL", False,
      "The group member's supported protocols are incompatible with those of existing members "
      "or first group member tried to join with empty protocol type or empty protocol list."),
-    (INVALID_GROUP_ID, "INVALID_GROUP_ID", False, "The configured groupId is invalid."),
+    (INVALID_GROUP_ID, "INVALID_GROUP_ID", False, "The group id is invalid."),
     (UNKNOWN_MEMBER_ID, "UNKNOWN_MEMBER_ID", False, "The coordinator is not aware of this member."),
     (INVALID_SESSION_TIMEOUT, "INVALID_SESSION_TIMEOUT", False,
      "The session timeout is not within the range allowed by the broker (as configured by "
@@ -325,7 +328,7 @@ _TABLE = (
      "group."),
     (PREFERRED_LEADER_NOT_AVAILABLE, "PREFERRED_LEADER_NOT_AVAILABLE", True,
      "The preferred leader was not available."),
-    (GROUP_MAX_SIZE_REACHED, "GROUP_MAX_SIZE_REACHED", False, "The consumer group has reached its max size."),
+    (GROUP_MAX_SIZE_REACHED, "GROUP_MAX_SIZE_REACHED", False, "The group has reached its maximum size."),
     (FENCED_INSTANCE_ID, "FENCED_INSTANCE_ID", False,
      "The broker rejected this static consumer since another consumer with the same "
      "group.instance.id has registered with a different member.id."),
@@ -413,8 +416,7 @@ _TABLE = (
     (SHARE_SESSION_NOT_FOUND, "SHARE_SESSION_NOT_FOUND", True, "The share session was not found."),
     (INVALID_SHARE_SESSION_EPOCH, "INVALID_SHARE_SESSION_EPOCH", True, "The share session epoch is invalid."),
     (FENCED_STATE_EPOCH, "FENCED_STATE_EPOCH", False,
-     "The share coordinator rejected the request because the share-group state epoch did not "
-     "match."),
+     "The coordinator rejected the request because the state epoch did not match."),
     (INVALID_VOTER_KEY, "INVALID_VOTER_KEY", False,
      "The voter key doesn't match the receiving replica's key."),
     (DUPLICATE_VOTER, "DUPLICATE_VOTER", False, "The voter is already part of the set of voters."),
@@ -428,6 +430,13 @@ _TABLE = (
     (STREAMS_TOPOLOGY_FENCED, "STREAMS_TOPOLOGY_FENCED", False, "The supplied topology epoch is outdated."),
     (SHARE_SESSION_LIMIT_REACHED, "SHARE_SESSION_LIMIT_REACHED", True,
      "The limit of share sessions has been reached."),
+    (GROUP_DELETION_FAILED, "GROUP_DELETION_FAILED", False,
+     "DeleteGroups could not complete; see the error message on the per-group result for details."),
+    (STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED, "STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED", False,
+     "The broker could not process the topology description update; see the error message for "
+     "details."),
+    (CONTROLLER_ID_NOT_REGISTERED, "CONTROLLER_ID_NOT_REGISTERED", False,
+     "The given controller ID was not registered."),
 )
 
 ERRORS: dict[int, ErrorCode] = {row[0]: ErrorCode(*row) for row in _TABLE}

@@ -32,7 +32,7 @@ def read_uvarint(buf, pos: int, max_bytes: int = _MAX_VARINT_BYTES) -> tuple[int
     value = 0
     shift = 0
     end = len(buf)
-    for i in range(max_bytes):
+    for _i in range(max_bytes):
         if pos >= end:
             raise DecodeError("truncated varint")
         byte = buf[pos]

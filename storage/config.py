@@ -5,6 +5,10 @@
 (``{"segment.bytes": "1048576", ...}``, strings or ints as Kafka's admin APIs carry them).
 Names not listed here are ignored by the storage layer (the broker keeps them for
 DescribeConfigs).
+
+The field defaults are the one definition of these topic configs' defaults (Kafka 4.x's):
+``odradek.broker.config`` takes its topic definitions' defaults, and its broker synonyms'
+(``log.segment.bytes``, ``log.retention.hours``, ...), from here.
 """
 
 from __future__ import annotations

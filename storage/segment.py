@@ -202,7 +202,7 @@ class LogSegment:
         """The offset after the last batch (the base offset when empty)."""
         if self._next_offset is None:
             last = None
-            for last in self.batches(self._indexed_position(self.offset_index.last_offset())):
+            for last in self.batches(self._indexed_position(self.offset_index.last_offset())):  # noqa: B007 - keeps the last
                 pass
             self._next_offset = last.last_offset + 1 if last else self.base_offset
         return self._next_offset

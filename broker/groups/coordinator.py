@@ -43,6 +43,7 @@ from odradek.protocol import error_codes
 
 from .classic import (CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupError, GroupState, JoinResult, Member, Respond,
                       SyncResult)
+from ..config import BROKER_CONFIGS
 from .assignors import assignor_names
 from .consumer_groups import ConsumerGroups
 from .group_configs import CONSUMER_HEARTBEAT_INTERVAL, CONSUMER_SESSION_TIMEOUT
@@ -60,20 +61,51 @@ FIRST_JOIN_VERSION_REQUIRING_MEMBER_ID = 4  # KIP-394
 FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT = 9  # KIP-814
 
 
+# Where each GroupConfig field comes from: a broker key and how its value converts (None: as is).
+# The fields' defaults are the broker keys' defaults converted the same way, so neither is
+# written twice (broker/config.py defines every default once).
+GROUP_CONFIG_SOURCES = {
+    "initial_rebalance_delay_ms": ("group.initial.rebalance.delay.ms", None),
+    "min_session_timeout_ms": ("group.min.session.timeout.ms", None),
+    "max_session_timeout_ms": ("group.max.session.timeout.ms", None),
+    "max_size": ("group.max.size", None),
+    "offset_metadata_max_bytes": ("offset.metadata.max.bytes", None),
+    "offsets_retention_ms": ("offsets.retention.minutes", lambda minutes: minutes * 60 * 1000),
+    "offsets_retention_check_interval_ms": ("offsets.retention.check.interval.ms", None),
+    "consumer_session_timeout_ms": ("group.consumer.session.timeout.ms", None),  # KIP-848 consumer groups
+    "consumer_heartbeat_interval_ms": ("group.consumer.heartbeat.interval.ms", None),
+    "consumer_max_size": ("group.consumer.max.size", None),
+    "consumer_assignors": ("group.consumer.assignors", assignor_names),  # the first is the default
+    "migration_policy": ("group.consumer.migration.policy", str.lower),
+}
+
+
+def _from_broker(field_name: str, broker_value):
+    convert = GROUP_CONFIG_SOURCES[field_name][1]
+    return broker_value if convert is None else convert(broker_value)
+
+
+def _default(field_name: str):
+    return _from_broker(field_name, BROKER_CONFIGS[GROUP_CONFIG_SOURCES[field_name][0]].default)
+
+
 @dataclass(frozen=True, slots=True)
 class GroupConfig:
-    initial_rebalance_delay_ms: int = 3000
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1800000
-    max_size: int = 2**31 - 1
-    offset_metadata_max_bytes: int = 4096
-    offsets_retention_ms: int = 10080 * 60 * 1000
-    offsets_retention_check_interval_ms: int = 600000
-    consumer_session_timeout_ms: int = 45000  # KIP-848 consumer groups
-    consumer_heartbeat_interval_ms: int = 5000
-    consumer_max_size: int = 2**31 - 1
-    consumer_assignors: tuple[str, ...] = ("uniform", "range")  # the first is the default
-    migration_policy: str = "bidirectional"  # group.consumer.migration.policy
+    """The coordinator's settings, taken from the broker's configuration; a field's default is
+    its broker key's default (tests build one with a few fields changed)."""
+
+    initial_rebalance_delay_ms: int = _default("initial_rebalance_delay_ms")
+    min_session_timeout_ms: int = _default("min_session_timeout_ms")
+    max_session_timeout_ms: int = _default("max_session_timeout_ms")
+    max_size: int = _default("max_size")
+    offset_metadata_max_bytes: int = _default("offset_metadata_max_bytes")
+    offsets_retention_ms: int = _default("offsets_retention_ms")
+    offsets_retention_check_interval_ms: int = _default("offsets_retention_check_interval_ms")
+    consumer_session_timeout_ms: int = _default("consumer_session_timeout_ms")
+    consumer_heartbeat_interval_ms: int = _default("consumer_heartbeat_interval_ms")
+    consumer_max_size: int = _default("consumer_max_size")
+    consumer_assignors: tuple[str, ...] = _default("consumer_assignors")
+    migration_policy: str = _default("migration_policy")
 
     @property
     def classic_max_size(self) -> int:
@@ -81,20 +113,7 @@ class GroupConfig:
 
     @classmethod
     def from_broker_config(cls, config) -> "GroupConfig":
-        return cls(
-            initial_rebalance_delay_ms=config["group.initial.rebalance.delay.ms"],
-            min_session_timeout_ms=config["group.min.session.timeout.ms"],
-            max_session_timeout_ms=config["group.max.session.timeout.ms"],
-            max_size=config["group.max.size"],
-            offset_metadata_max_bytes=config["offset.metadata.max.bytes"],
-            offsets_retention_ms=config["offsets.retention.minutes"] * 60 * 1000,
-            offsets_retention_check_interval_ms=config["offsets.retention.check.interval.ms"],
-            consumer_session_timeout_ms=config["group.consumer.session.timeout.ms"],
-            consumer_heartbeat_interval_ms=config["group.consumer.heartbeat.interval.ms"],
-            consumer_max_size=config["group.consumer.max.size"],
-            consumer_assignors=assignor_names(config["group.consumer.assignors"]),
-            migration_policy=config["group.consumer.migration.policy"].lower(),
-        )
+        return cls(**{name: _from_broker(name, config[key]) for name, (key, _) in GROUP_CONFIG_SOURCES.items()})
 
 
 @dataclass(slots=True)
@@ -467,7 +486,7 @@ class GroupCoordinator:
         ``members``: (ConsumerMember, protocols, {protocol name: assignment bytes})."""
         group = ClassicGroup(group_id, self.now_ms())
         group.generation_id = generation
-        for member, protocols, assignments in members:
+        for member, protocols, _assignments in members:
             group.add(Member(member.member_id, member.instance_id, member.client_id, member.client_host,
                              member.rebalance_timeout_ms, member.classic.session_timeout_ms, "consumer", protocols,
                              is_new=False))

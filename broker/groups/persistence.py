@@ -2,17 +2,19 @@
 key/value formats, so the topic reads the same as Kafka's (its ``GroupMetadataMessageFormatter``
 and ``OffsetsMessageFormatter`` decode it).
 
-Record formats (each key and value is a big-endian int16 version followed by the generated
-schema of ``group-coordinator/*.json`` at that version):
+Record formats, from the schemas of Kafka's kafka-group-coordinator jar: a key is a big-endian
+int16 *record type* (the schema's ``apiKey``) followed by the key schema at version 0; a value
+is an int16 version followed by the value schema at that version:
 
-* offset commit: key version 1 ``OffsetCommitKey`` (group, topic, partition); value version 3
+* offset commit: key type 1 ``OffsetCommitKey`` (group, topic, partition; type 0,
+  ``LegacyOffsetCommitKey``, has the same fields and is read too); value version 3
   ``OffsetCommitValue`` (offset, leader epoch, metadata, commit timestamp), or version 1 when
   the commit carried a retention time (it adds the expire timestamp, as Kafka writes it);
-* group metadata: key version 2 ``GroupMetadataKey`` (group); value version 3
+* group metadata: key type 2 ``GroupMetadataKey`` (group); value version 3
   ``GroupMetadataValue`` (protocol type, generation, protocol, leader, state timestamp, and per
   member its id, instance id, client id and host, timeouts, subscription and assignment);
 * KIP-848 consumer groups (``broker/groups/consumer.py``), each value version 0: group epoch
-  (key version 3 ``ConsumerGroupMetadataKey``), subscribed topics' ids and partition counts (4,
+  (key type 3 ``ConsumerGroupMetadataKey``), subscribed topics' ids and partition counts (4,
   ``ConsumerGroupPartitionMetadata``), per member its subscription and client (5,
   ``ConsumerGroupMemberMetadata``), the target assignment's epoch (6,
   ``ConsumerGroupTargetAssignmentMetadata``) and per member its target (7,
@@ -25,8 +27,8 @@ hash. The topic is created (compacted, ``offsets.topic.num.partitions`` partitio
 write, as Kafka creates it on the first coordinator lookup. On start the coordinator replays
 every partition in the background while the broker already listens
 (:meth:`ConsumerOffsetsLog.replay_slices`, one bounded slice per turn of the event loop; groups
-of a partition not yet replayed answer COORDINATOR_LOAD_IN_PROGRESS); record keys of versions it
-does not know (share groups, streams groups) are skipped.
+of a partition not yet replayed answer COORDINATOR_LOAD_IN_PROGRESS); record keys of types it
+does not know (share groups, streams groups, regular expressions) are skipped.
 
 Ownership: the :class:`ConsumerOffsetsLog` belongs to the group coordinator and is used on the
 event loop only.
@@ -56,6 +58,7 @@ from odradek.protocol.messages.records import (
 )
 from odradek.protocol.messages.records.group_metadata_key import GroupMetadataKey
 from odradek.protocol.messages.records.group_metadata_value import GroupMetadataValue, MemberMetadata
+from odradek.protocol.messages.records.legacy_offset_commit_key import LegacyOffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_key import OffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_value import OffsetCommitValue
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
@@ -66,18 +69,12 @@ from .coordinator import CommittedOffset, coordinator_partition
 log = structlog.get_logger("odradek.groups")
 
 OFFSETS_TOPIC = "__consumer_offsets"
-OFFSET_KEY_VERSION = 1
-GROUP_KEY_VERSION = 2
 OFFSET_VALUE_VERSION = 3
 OFFSET_VALUE_WITH_EXPIRY_VERSION = 1
 GROUP_VALUE_VERSION = 3
-CONSUMER_GROUP_EPOCH_KEY_VERSION = 3
-CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION = 4
-CONSUMER_GROUP_MEMBER_KEY_VERSION = 5
-CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION = 6
-CONSUMER_GROUP_TARGET_KEY_VERSION = 7
-CONSUMER_GROUP_CURRENT_KEY_VERSION = 8
 CONSUMER_GROUP_VALUE_VERSION = 0
+# A coordinator key schema has the one version 0; its int16 prefix is the record type.
+KEY_SCHEMA_VERSION = 0
 _VERSION = struct.Struct(">h")
 # Records replayed per slice of the load: the event loop serves requests between slices, so a
 # slice must stay short (a few milliseconds of decoding), whatever the log's size.
@@ -110,9 +107,12 @@ class StoredGroup:
 
 # --- record codecs (pure) ---
 
+def _key(message) -> bytes:
+    return _VERSION.pack(message.API_KEY) + message.encode(KEY_SCHEMA_VERSION)
+
+
 def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
-    return _VERSION.pack(OFFSET_KEY_VERSION) + OffsetCommitKey(group=group, topic=topic, partition=partition).encode(
-        OFFSET_KEY_VERSION)
+    return _key(OffsetCommitKey(group=group, topic=topic, partition=partition))
 
 
 def offset_commit_value(committed: CommittedOffset) -> bytes:
@@ -127,7 +127,7 @@ def offset_commit_value(committed: CommittedOffset) -> bytes:
 
 
 def group_metadata_key(group: str) -> bytes:
-    return _VERSION.pack(GROUP_KEY_VERSION) + GroupMetadataKey(group=group).encode(GROUP_KEY_VERSION)
+    return _key(GroupMetadataKey(group=group))
 
 
 def group_metadata_value(stored: StoredGroup) -> bytes:
@@ -155,7 +155,7 @@ def _assignment_of(topic_partitions) -> dict:
 
 
 def consumer_group_epoch_record(group_id: str, epoch: int) -> tuple[bytes, bytes]:
-    return (_versioned(CONSUMER_GROUP_EPOCH_KEY_VERSION, epoch_key.ConsumerGroupMetadataKey(group_id=group_id)),
+    return (_key(epoch_key.ConsumerGroupMetadataKey(group_id=group_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, epoch_value.ConsumerGroupMetadataValue(epoch=epoch)))
 
 
@@ -163,8 +163,7 @@ def consumer_group_partition_metadata_record(group_id: str, metadata: dict) -> t
     topics = [partition_metadata_value.TopicMetadata(topic_id=topic_id, topic_name=name, num_partitions=count,
                                                      partition_metadata=[])
               for name, (topic_id, count) in sorted(metadata.items())]
-    return (_versioned(CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION,
-                       partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)),
+    return (_key(partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, partition_metadata_value.ConsumerGroupPartitionMetadataValue(
                 topics=topics)))
 
@@ -181,14 +180,12 @@ def consumer_group_member_record(group_id: str, member: ConsumerMember) -> tuple
             session_timeout_ms=member.classic.session_timeout_ms,
             supported_protocols=[member_value.ClassicProtocol(name=name, metadata=metadata)
                                  for name, metadata in member.classic.protocols])
-    return (_versioned(CONSUMER_GROUP_MEMBER_KEY_VERSION,
-                       member_key.ConsumerGroupMemberMetadataKey(group_id=group_id, member_id=member.member_id)),
+    return (_key(member_key.ConsumerGroupMemberMetadataKey(group_id=group_id, member_id=member.member_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
 
 
 def consumer_group_assignment_epoch_record(group_id: str, epoch: int) -> tuple[bytes, bytes]:
-    return (_versioned(CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION,
-                       target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)),
+    return (_key(target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION,
                        target_epoch_value.ConsumerGroupTargetAssignmentMetadataValue(assignment_epoch=epoch)))
 
@@ -196,8 +193,7 @@ def consumer_group_assignment_epoch_record(group_id: str, epoch: int) -> tuple[b
 def consumer_group_target_record(group_id: str, member_id: str, assignment: dict) -> tuple[bytes, bytes]:
     value = target_value.ConsumerGroupTargetAssignmentMemberValue(
         topic_partitions=_topic_partitions(target_value.TopicPartition, assignment))
-    return (_versioned(CONSUMER_GROUP_TARGET_KEY_VERSION,
-                       target_key.ConsumerGroupTargetAssignmentMemberKey(group_id=group_id, member_id=member_id)),
+    return (_key(target_key.ConsumerGroupTargetAssignmentMemberKey(group_id=group_id, member_id=member_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
 
 
@@ -207,7 +203,7 @@ def consumer_group_current_assignment_record(group_id: str, member: ConsumerMemb
         state=int(member.state),
         assigned_partitions=_topic_partitions(current_value.TopicPartitions, member.assigned),
         partitions_pending_revocation=_topic_partitions(current_value.TopicPartitions, member.pending_revocation))
-    return (_versioned(CONSUMER_GROUP_CURRENT_KEY_VERSION, current_key.ConsumerGroupCurrentMemberAssignmentKey(
+    return (_key(current_key.ConsumerGroupCurrentMemberAssignmentKey(
                 group_id=group_id, member_id=member.member_id)),
             _versioned(CONSUMER_GROUP_VALUE_VERSION, value))
 
@@ -215,11 +211,11 @@ def consumer_group_current_assignment_record(group_id: str, member: ConsumerMemb
 def consumer_group_member_tombstones(group_id: str, member_id: str) -> list[tuple[bytes, None]]:
     """A member leaves: its current assignment, target and metadata go (Kafka's order)."""
     return [
-        (_versioned(CONSUMER_GROUP_CURRENT_KEY_VERSION, current_key.ConsumerGroupCurrentMemberAssignmentKey(
+        (_key(current_key.ConsumerGroupCurrentMemberAssignmentKey(
             group_id=group_id, member_id=member_id)), None),
-        (_versioned(CONSUMER_GROUP_TARGET_KEY_VERSION, target_key.ConsumerGroupTargetAssignmentMemberKey(
+        (_key(target_key.ConsumerGroupTargetAssignmentMemberKey(
             group_id=group_id, member_id=member_id)), None),
-        (_versioned(CONSUMER_GROUP_MEMBER_KEY_VERSION, member_key.ConsumerGroupMemberMetadataKey(
+        (_key(member_key.ConsumerGroupMemberMetadataKey(
             group_id=group_id, member_id=member_id)), None),
     ]
 
@@ -227,17 +223,15 @@ def consumer_group_member_tombstones(group_id: str, member_id: str) -> list[tupl
 def consumer_group_tombstones(group_id: str) -> list[tuple[bytes, None]]:
     """An empty consumer group is deleted: its group-level records go, the epoch last."""
     return [
-        (_versioned(CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION,
-                    target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)), None),
-        (_versioned(CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION,
-                    partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)), None),
-        (_versioned(CONSUMER_GROUP_EPOCH_KEY_VERSION, epoch_key.ConsumerGroupMetadataKey(group_id=group_id)), None),
+        (_key(target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey(group_id=group_id)), None),
+        (_key(partition_metadata_key.ConsumerGroupPartitionMetadataKey(group_id=group_id)), None),
+        (_key(epoch_key.ConsumerGroupMetadataKey(group_id=group_id)), None),
     ]
 
 
-def _decode_consumer_record(key_version: int, key_body, value):
-    key_class, kind = _CONSUMER_KEYS[key_version]
-    key = key_class.decode(key_body, key_version)
+def _decode_consumer_record(record_type: int, key_body, value):
+    key_class, kind = _CONSUMER_KEYS[record_type]
+    key = key_class.decode(key_body, KEY_SCHEMA_VERSION)
     member_id = getattr(key, "member_id", None)
     if value is None:
         return ("consumer", kind, key.group_id, member_id, None)
@@ -276,21 +270,21 @@ def _decode_consumer_record(key_version: int, key_body, value):
     return ("consumer", kind, key.group_id, member_id, decoded)
 
 
-_CONSUMER_KEYS = {
-    CONSUMER_GROUP_EPOCH_KEY_VERSION: (epoch_key.ConsumerGroupMetadataKey, "epoch"),
-    CONSUMER_GROUP_PARTITION_METADATA_KEY_VERSION: (partition_metadata_key.ConsumerGroupPartitionMetadataKey,
-                                                    "partition_metadata"),
-    CONSUMER_GROUP_MEMBER_KEY_VERSION: (member_key.ConsumerGroupMemberMetadataKey, "member"),
-    CONSUMER_GROUP_ASSIGNMENT_EPOCH_KEY_VERSION: (target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey,
-                                                  "assignment_epoch"),
-    CONSUMER_GROUP_TARGET_KEY_VERSION: (target_key.ConsumerGroupTargetAssignmentMemberKey, "target"),
-    CONSUMER_GROUP_CURRENT_KEY_VERSION: (current_key.ConsumerGroupCurrentMemberAssignmentKey, "current"),
-}
+_CONSUMER_KEYS = {key_class.API_KEY: (key_class, kind) for key_class, kind in (
+    (epoch_key.ConsumerGroupMetadataKey, "epoch"),
+    (partition_metadata_key.ConsumerGroupPartitionMetadataKey, "partition_metadata"),
+    (member_key.ConsumerGroupMemberMetadataKey, "member"),
+    (target_epoch_key.ConsumerGroupTargetAssignmentMetadataKey, "assignment_epoch"),
+    (target_key.ConsumerGroupTargetAssignmentMemberKey, "target"),
+    (current_key.ConsumerGroupCurrentMemberAssignmentKey, "current"),
+)}
+_OFFSET_KEYS = {key_class.API_KEY: key_class for key_class in (LegacyOffsetCommitKey, OffsetCommitKey)}
 
 
 def _split_version(data) -> tuple[int, memoryview]:
+    """(int16 prefix, rest): a key's record type or a value's version, then the schema's bytes."""
     if data is None or len(data) < 2:
-        raise DecodeError("a __consumer_offsets key or value needs a 2-byte version")
+        raise DecodeError("a __consumer_offsets key or value needs a 2-byte prefix")
     view = memoryview(data)
     return _VERSION.unpack_from(view, 0)[0], view[2:]
 
@@ -307,9 +301,9 @@ def decode_record(key, value):
 
     Raises a ProtocolError subclass (DecodeError, UnsupportedVersion) for bytes that are not
     such a record."""
-    key_version, key_body = _split_version(key)
-    if key_version in (0, 1):
-        offset_key = OffsetCommitKey.decode(key_body, key_version)
+    record_type, key_body = _split_version(key)
+    if record_type in _OFFSET_KEYS:
+        offset_key = _OFFSET_KEYS[record_type].decode(key_body, KEY_SCHEMA_VERSION)
         if value is None:
             return ("offset", offset_key.group, offset_key.topic, offset_key.partition, None)
         value_version, value_body = _split_version(value)
@@ -318,8 +312,8 @@ def decode_record(key, value):
         committed = CommittedOffset(decoded.offset, decoded.leader_epoch if value_version >= 3 else -1,
                                     decoded.metadata, decoded.commit_timestamp, expire)
         return ("offset", offset_key.group, offset_key.topic, offset_key.partition, committed)
-    if key_version == GROUP_KEY_VERSION:
-        group_key = GroupMetadataKey.decode(key_body, key_version)
+    if record_type == GroupMetadataKey.API_KEY:
+        group_key = GroupMetadataKey.decode(key_body, KEY_SCHEMA_VERSION)
         if value is None:
             return ("group", group_key.group, None)
         value_version, value_body = _split_version(value)
@@ -331,8 +325,8 @@ def decode_record(key, value):
         return ("group", group_key.group, StoredGroup(
             decoded.protocol_type, decoded.generation, decoded.protocol, decoded.leader,
             decoded.current_state_timestamp if value_version >= 2 else -1, members))
-    if key_version in _CONSUMER_KEYS:
-        return _decode_consumer_record(key_version, key_body, value)
+    if record_type in _CONSUMER_KEYS:
+        return _decode_consumer_record(record_type, key_body, value)
     return None
 
 

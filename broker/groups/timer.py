@@ -107,7 +107,7 @@ class ManualTimer:
         armed = self._armed.get(key)
         if armed is None:
             return None
-        for deadline, sequence, heap_key in self._heap:
+        for deadline, sequence, _heap_key in self._heap:
             if sequence == armed[0]:
                 return deadline
         return None  # pragma: no cover - every armed key has a heap entry

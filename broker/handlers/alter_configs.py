@@ -29,7 +29,7 @@ def handle_alter_configs(ctx, request: AlterConfigsRequest) -> AlterConfigsRespo
         given = {config.name: config.value for config in resource.configs}
         try:
             alter_resource(ctx.broker, resource.resource_type, resource.resource_name,
-                           lambda _current: dict(given), request.validate_only)
+                           lambda _current, given=given: dict(given), request.validate_only)
         except TopicError as error:
             result.error_code, result.error_message = error.error_code, error.message
         results.append(result)

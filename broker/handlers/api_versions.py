@@ -1,4 +1,4 @@
-"""ApiVersions (key 18), versions 0-4.
+"""ApiVersions (key 18), versions 0-5.
 
 Answers with every API the handler registry advertises and the version range served for each;
 the registry is the only source, so an API without a handler is never advertised (and one
@@ -8,11 +8,16 @@ Version notes:
 
 * KIP-511: a request at a version above what we serve is not parsed (the client may be newer
   than us); the connection codec hands it here to answer at v0, with UNSUPPORTED_VERSION and
-  the full API list, so the client can retry at a version we speak.
+  ApiVersions' own range only (as Kafka's ``ApiVersionsRequest.getErrorResponse``), so the
+  client can retry at a version we speak and learn the rest from that answer.
 * v3+ carry ``client_software_name``/``version``; Kafka validates them (INVALID_REQUEST when
   they do not match ``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
 * v3+ tagged fields: supported features (none), finalized features epoch -1, ZK migration
   not ready: what a KRaft broker without feature flags answers.
+* v5 (KIP-1242): a client names the cluster and node it means to reach; when it gives a
+  cluster id and either differs from ours, the answer is REBOOTSTRAP_REQUIRED with no API list
+  (the client's metadata is stale: the address now belongs to another broker). As in Kafka's
+  ``KafkaApis``, the check comes after the INVALID_REQUEST one, and a null cluster id skips it.
 """
 
 from __future__ import annotations
@@ -39,8 +44,14 @@ def _api_list():
 def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
     served = REGISTRY.get(ApiVersionsRequest.API_KEY)
     if not served.min_version <= ctx.api_version <= served.max_version:
-        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=_api_list())
+        own_range = ApiVersionsResponse.ApiVersion(api_key=served.api_key, min_version=served.min_version,
+                                                   max_version=served.max_version)
+        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=[own_range])
     if ctx.api_version >= 3 and not (_SOFTWARE_FIELD.match(request.client_software_name or "")
                                      and _SOFTWARE_FIELD.match(request.client_software_version or "")):
         return ApiVersionsResponse(error_code=error_codes.INVALID_REQUEST)
+    broker = ctx.broker
+    if ctx.api_version >= 5 and request.cluster_id is not None and (
+            request.cluster_id != broker.cluster_id or request.node_id != broker.node_id):
+        return ApiVersionsResponse(error_code=error_codes.REBOOTSTRAP_REQUIRED, throttle_time_ms=0)
     return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(), throttle_time_ms=0)

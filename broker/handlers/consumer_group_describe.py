@@ -1,8 +1,10 @@
-"""ConsumerGroupDescribe (key 69), version 0: KIP-848 consumer groups in detail.
+"""ConsumerGroupDescribe (key 69), versions 0-1: KIP-848 consumer groups in detail.
 
 Per group: state (Empty, Assigning, Reconciling, Stable), group epoch, assignment epoch, the
 assignor in use, and per member its epoch, client, subscription (names and regex), current
-assignment and target assignment, topics named by id and name. A group id that is not a
+assignment and target assignment, topics named by id and name; v1 adds each member's type
+(KIP-1099: 0 for a member that joined with the classic protocol, 1 for a consumer-protocol
+member, as Kafka's ``ConsumerGroupMember`` sets it). A group id that is not a
 consumer group (unknown, or a classic group) is GROUP_ID_NOT_FOUND; an empty id INVALID_GROUP_ID;
 every group is UNSUPPORTED_VERSION while ``group.coordinator.rebalance.protocols`` leaves out
 ``consumer``, as in Kafka.
@@ -24,6 +26,10 @@ from . import REGISTRY
 from ._common import AUTHORIZED_OPERATIONS_OMITTED
 from .consumer_group_heartbeat import consumer_protocol_enabled
 from .describe_groups import GROUP_OPERATIONS
+
+# KIP-1099 MemberType values (v1+).
+CLASSIC_MEMBER_TYPE = 0
+CONSUMER_MEMBER_TYPE = 1
 
 
 def _assignment(broker, assignment) -> Assignment:
@@ -55,7 +61,8 @@ def _describe(ctx, group_id: str, include_operations: bool) -> DescribedGroup:
         member_epoch=member.member_epoch, client_id=member.client_id, client_host=member.client_host,
         subscribed_topic_names=list(member.subscribed_topic_names), subscribed_topic_regex=member.subscribed_topic_regex,
         assignment=_assignment(broker, member.assigned),
-        target_assignment=_assignment(broker, group.target.get(member.member_id, {})))
+        target_assignment=_assignment(broker, group.target.get(member.member_id, {})),
+        member_type=CLASSIC_MEMBER_TYPE if member.classic is not None else CONSUMER_MEMBER_TYPE)
         for member in group.members.values()]
     return DescribedGroup(
         group_id=group_id, group_state=group.state.value, group_epoch=group.group_epoch,

@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class AddOffsetsToTxnRequest(Message):
     """AddOffsetsToTxnRequest (API key 25, v0-4, flexible from v3).
 
-    Schemas: v0-4 from clients-newer/AddOffsetsToTxnRequest.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/AddOffsetsToTxnRequest.json.
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', 'unknown_tagged_fields')
@@ -43,7 +43,7 @@ class AddOffsetsToTxnRequest(Message):
 class AddOffsetsToTxnResponse(Message):
     """AddOffsetsToTxnResponse (API key 25, v0-4, flexible from v3).
 
-    Schemas: v0-4 from clients-newer/AddOffsetsToTxnResponse.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/AddOffsetsToTxnResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tagged_fields')

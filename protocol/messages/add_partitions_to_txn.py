@@ -25,7 +25,7 @@ _S4 = _Struct('>ih')
 class AddPartitionsToTxnRequest(Message):
     """AddPartitionsToTxnRequest (API key 24, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/AddPartitionsToTxnRequest.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/AddPartitionsToTxnRequest.json.
     """
 
     __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics', 'unknown_tagged_fields')
@@ -71,7 +71,7 @@ class AddPartitionsToTxnTopic(Struct):
 class AddPartitionsToTxnResponse(Message):
     """AddPartitionsToTxnResponse (API key 24, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/AddPartitionsToTxnResponse.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/AddPartitionsToTxnResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below', 'unknown_tagged_fields')

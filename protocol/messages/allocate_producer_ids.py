@@ -22,7 +22,7 @@ _S1 = _Struct('>ihqi')
 class AllocateProducerIdsRequest(Message):
     """AllocateProducerIdsRequest (API key 67, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/AllocateProducerIdsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/AllocateProducerIdsRequest.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tagged_fields')
@@ -40,7 +40,7 @@ class AllocateProducerIdsRequest(Message):
 class AllocateProducerIdsResponse(Message):
     """AllocateProducerIdsResponse (API key 67, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/AllocateProducerIdsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/AllocateProducerIdsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id_start', 'producer_id_len', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class AlterClientQuotasRequest(Message):
     """AlterClientQuotasRequest (API key 49, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/AlterClientQuotasRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/AlterClientQuotasRequest.json.
     """
 
     __slots__ = ('entries', 'validate_only', 'unknown_tagged_fields')
@@ -78,7 +78,7 @@ class OpData(Struct):
 class AlterClientQuotasResponse(Message):
     """AlterClientQuotasResponse (API key 49, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/AlterClientQuotasResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/AlterClientQuotasResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'entries', 'unknown_tagged_fields')

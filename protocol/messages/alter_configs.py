@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class AlterConfigsRequest(Message):
     """AlterConfigsRequest (API key 33, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/AlterConfigsRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/AlterConfigsRequest.json.
     """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tagged_fields')
@@ -65,7 +65,7 @@ class AlterableConfig(Struct):
 class AlterConfigsResponse(Message):
     """AlterConfigsResponse (API key 33, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/AlterConfigsResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/AlterConfigsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tagged_fields')

@@ -27,7 +27,7 @@ _S6 = _Struct('>ihii')
 class AlterPartitionRequest(Message):
     """AlterPartitionRequest (API key 56, v0-3, flexible from v0).
 
-    Schemas: v0-3 from clients/AlterPartitionRequest.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/AlterPartitionRequest.json; v2-3 from kafka-clients-4.4.0/AlterPartitionRequest.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'topics', 'unknown_tagged_fields')
@@ -46,13 +46,13 @@ class AlterPartitionRequest(Message):
 class AlterPartitionRequestTopicData(Struct):
     """TopicData of AlterPartitionRequest"""
 
-    __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    __slots__ = ('topic_id', 'partitions', 'topic_name', 'unknown_tagged_fields')
     __qualname__ = 'AlterPartitionRequest.TopicData'
 
-    def __init__(self, *, topic_name='', topic_id=ZERO_UUID, partitions=UNSET, unknown_tagged_fields=UNSET):
-        self.topic_name = topic_name
+    def __init__(self, *, topic_id=ZERO_UUID, partitions=UNSET, topic_name='', unknown_tagged_fields=UNSET):
         self.topic_id = topic_id
         self.partitions = [] if partitions is UNSET else partitions
+        self.topic_name = topic_name
         self.unknown_tagged_fields = [] if unknown_tagged_fields is UNSET else unknown_tagged_fields
 
 
@@ -86,7 +86,7 @@ class BrokerState(Struct):
 class AlterPartitionResponse(Message):
     """AlterPartitionResponse (API key 56, v0-3, flexible from v0).
 
-    Schemas: v0-3 from clients/AlterPartitionResponse.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/AlterPartitionResponse.json; v2-3 from kafka-clients-4.4.0/AlterPartitionResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'unknown_tagged_fields')
@@ -105,13 +105,13 @@ class AlterPartitionResponse(Message):
 class AlterPartitionResponseTopicData(Struct):
     """TopicData of AlterPartitionResponse"""
 
-    __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tagged_fields')
+    __slots__ = ('topic_id', 'partitions', 'topic_name', 'unknown_tagged_fields')
     __qualname__ = 'AlterPartitionResponse.TopicData'
 
-    def __init__(self, *, topic_name='', topic_id=ZERO_UUID, partitions=UNSET, unknown_tagged_fields=UNSET):
-        self.topic_name = topic_name
+    def __init__(self, *, topic_id=ZERO_UUID, partitions=UNSET, topic_name='', unknown_tagged_fields=UNSET):
         self.topic_id = topic_id
         self.partitions = [] if partitions is UNSET else partitions
+        self.topic_name = topic_name
         self.unknown_tagged_fields = [] if unknown_tagged_fields is UNSET else unknown_tagged_fields
 
 
@@ -935,7 +935,7 @@ AlterPartitionRequest._ENCODERS = {0: _enc_AlterPartitionRequest_v0, 1: _enc_Alt
 AlterPartitionRequest._DECODERS = {0: _dec_AlterPartitionRequest_v0, 1: _dec_AlterPartitionRequest_v1, 2: _dec_AlterPartitionRequest_v2, 3: _dec_AlterPartitionRequest_v3}
 AlterPartitionRequest.FIELDS = (FieldInfo('broker_id', 'BrokerId', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, 'brokerId'), FieldInfo('broker_epoch', 'BrokerEpoch', 'int64', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('topics', 'Topics', 'TopicData', True, AlterPartitionRequestTopicData, 0xf, 0x0, 0x0, None, False, False, False, None))
 AlterPartitionRequest.TopicData = AlterPartitionRequestTopicData
-AlterPartitionRequestTopicData.FIELDS = (FieldInfo('topic_name', 'TopicName', 'string', False, None, 0x3, 0x0, 0x0, None, True, False, False, 'topicName'), FieldInfo('topic_id', 'TopicId', 'uuid', False, None, 0xc, 0x0, 0x0, None, True, False, False, None), FieldInfo('partitions', 'Partitions', 'PartitionData', True, AlterPartitionRequestPartitionData, 0xf, 0x0, 0x0, None, False, False, False, None))
+AlterPartitionRequestTopicData.FIELDS = (FieldInfo('topic_id', 'TopicId', 'uuid', False, None, 0xc, 0x0, 0x0, None, True, False, False, None), FieldInfo('partitions', 'Partitions', 'PartitionData', True, AlterPartitionRequestPartitionData, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('topic_name', 'TopicName', 'string', False, None, 0x3, 0x0, 0x0, None, True, False, False, 'topicName'))
 AlterPartitionRequestTopicData.PartitionData = AlterPartitionRequestPartitionData
 AlterPartitionRequest.TopicData = AlterPartitionRequestTopicData
 AlterPartitionRequestPartitionData.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('leader_epoch', 'LeaderEpoch', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('new_isr', 'NewIsr', 'int32', True, None, 0x7, 0x0, 0x0, None, False, False, False, 'brokerId'), FieldInfo('new_isr_with_epochs', 'NewIsrWithEpochs', 'BrokerState', True, BrokerState, 0x8, 0x0, 0x0, None, False, False, False, None), FieldInfo('leader_recovery_state', 'LeaderRecoveryState', 'int8', False, None, 0xe, 0x0, 0x0, None, False, False, False, None), FieldInfo('partition_epoch', 'PartitionEpoch', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None))
@@ -947,7 +947,7 @@ AlterPartitionResponse._ENCODERS = {0: _enc_AlterPartitionResponse_v0, 1: _enc_A
 AlterPartitionResponse._DECODERS = {0: _dec_AlterPartitionResponse_v0, 1: _dec_AlterPartitionResponse_v1, 2: _dec_AlterPartitionResponse_v2, 3: _dec_AlterPartitionResponse_v2}
 AlterPartitionResponse.FIELDS = (FieldInfo('throttle_time_ms', 'ThrottleTimeMs', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('error_code', 'ErrorCode', 'int16', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('topics', 'Topics', 'TopicData', True, AlterPartitionResponseTopicData, 0xf, 0x0, 0x0, None, False, False, False, None))
 AlterPartitionResponse.TopicData = AlterPartitionResponseTopicData
-AlterPartitionResponseTopicData.FIELDS = (FieldInfo('topic_name', 'TopicName', 'string', False, None, 0x3, 0x0, 0x0, None, True, False, False, 'topicName'), FieldInfo('topic_id', 'TopicId', 'uuid', False, None, 0xc, 0x0, 0x0, None, True, False, False, None), FieldInfo('partitions', 'Partitions', 'PartitionData', True, AlterPartitionResponsePartitionData, 0xf, 0x0, 0x0, None, False, False, False, None))
+AlterPartitionResponseTopicData.FIELDS = (FieldInfo('topic_id', 'TopicId', 'uuid', False, None, 0xc, 0x0, 0x0, None, True, False, False, None), FieldInfo('partitions', 'Partitions', 'PartitionData', True, AlterPartitionResponsePartitionData, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('topic_name', 'TopicName', 'string', False, None, 0x3, 0x0, 0x0, None, True, False, False, 'topicName'))
 AlterPartitionResponseTopicData.PartitionData = AlterPartitionResponsePartitionData
 AlterPartitionResponse.TopicData = AlterPartitionResponseTopicData
 AlterPartitionResponsePartitionData.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('error_code', 'ErrorCode', 'int16', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('leader_id', 'LeaderId', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, 'brokerId'), FieldInfo('leader_epoch', 'LeaderEpoch', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None), FieldInfo('isr', 'Isr', 'int32', True, None, 0xf, 0x0, 0x0, None, False, False, False, 'brokerId'), FieldInfo('leader_recovery_state', 'LeaderRecoveryState', 'int8', False, None, 0xe, 0x0, 0x0, None, True, False, False, None), FieldInfo('partition_epoch', 'PartitionEpoch', 'int32', False, None, 0xf, 0x0, 0x0, None, False, False, False, None))

@@ -24,7 +24,7 @@ _S3 = _Struct('>i?h')
 class AlterPartitionReassignmentsRequest(Message):
     """AlterPartitionReassignmentsRequest (API key 45, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients-newer/AlterPartitionReassignmentsRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/AlterPartitionReassignmentsRequest.json.
     """
 
     __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tagged_fields')
@@ -65,7 +65,7 @@ class ReassignablePartition(Struct):
 class AlterPartitionReassignmentsResponse(Message):
     """AlterPartitionReassignmentsResponse (API key 45, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients-newer/AlterPartitionReassignmentsResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/AlterPartitionReassignmentsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class AlterReplicaLogDirsRequest(Message):
     """AlterReplicaLogDirsRequest (API key 34, v0-2, flexible from v2).
 
-    Schemas: v0 from clients/AlterReplicaLogDirsRequest.json; v1-2 from clients-newer/AlterReplicaLogDirsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/AlterReplicaLogDirsRequest.json; v1-2 from kafka-clients-4.4.0/AlterReplicaLogDirsRequest.json.
     """
 
     __slots__ = ('dirs', 'unknown_tagged_fields')
@@ -62,7 +62,7 @@ class AlterReplicaLogDirTopic(Struct):
 class AlterReplicaLogDirsResponse(Message):
     """AlterReplicaLogDirsResponse (API key 34, v0-2, flexible from v2).
 
-    Schemas: v0 from clients/AlterReplicaLogDirsResponse.json; v1-2 from clients-newer/AlterReplicaLogDirsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/AlterReplicaLogDirsResponse.json; v1-2 from kafka-clients-4.4.0/AlterReplicaLogDirsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class AlterUserScramCredentialsRequest(Message):
     """AlterUserScramCredentialsRequest (API key 51, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/AlterUserScramCredentialsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/AlterUserScramCredentialsRequest.json.
     """
 
     __slots__ = ('deletions', 'upsertions', 'unknown_tagged_fields')
@@ -67,7 +67,7 @@ class ScramCredentialUpsertion(Struct):
 class AlterUserScramCredentialsResponse(Message):
     """AlterUserScramCredentialsResponse (API key 51, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/AlterUserScramCredentialsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/AlterUserScramCredentialsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tagged_fields')

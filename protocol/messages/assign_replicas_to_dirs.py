@@ -24,7 +24,7 @@ _S3 = _Struct('>ih')
 class AssignReplicasToDirsRequest(Message):
     """AssignReplicasToDirsRequest (API key 73, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/AssignReplicasToDirsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/AssignReplicasToDirsRequest.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'directories', 'unknown_tagged_fields')
@@ -78,7 +78,7 @@ class AssignReplicasToDirsRequestPartitionData(Struct):
 class AssignReplicasToDirsResponse(Message):
     """AssignReplicasToDirsResponse (API key 73, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/AssignReplicasToDirsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/AssignReplicasToDirsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'directories', 'unknown_tagged_fields')

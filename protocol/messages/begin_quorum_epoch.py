@@ -26,7 +26,7 @@ _S5 = _Struct('>ihii')
 class BeginQuorumEpochRequest(Message):
     """BeginQuorumEpochRequest (API key 53, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients/BeginQuorumEpochRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/BeginQuorumEpochRequest.json.
     """
 
     __slots__ = ('cluster_id', 'voter_id', 'topics', 'leader_endpoints', 'unknown_tagged_fields')
@@ -84,7 +84,7 @@ class BeginQuorumEpochRequestPartitionData(Struct):
 class BeginQuorumEpochResponse(Message):
     """BeginQuorumEpochResponse (API key 53, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients/BeginQuorumEpochResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/BeginQuorumEpochResponse.json.
     """
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tagged_fields')

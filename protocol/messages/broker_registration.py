@@ -27,7 +27,7 @@ _S6 = _Struct('>ihq')
 class BrokerRegistrationRequest(Message):
     """BrokerRegistrationRequest (API key 62, v0-4, flexible from v0).
 
-    Schemas: v0-4 from clients/BrokerRegistrationRequest.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/BrokerRegistrationRequest.json.
     """
 
     __slots__ = ('broker_id', 'cluster_id', 'incarnation_id', 'listeners', 'features', 'rack', 'is_migrating_zk_broker', 'log_dirs', 'previous_broker_epoch', 'unknown_tagged_fields')
@@ -77,7 +77,7 @@ class Feature(Struct):
 class BrokerRegistrationResponse(Message):
     """BrokerRegistrationResponse (API key 62, v0-4, flexible from v0).
 
-    Schemas: v0-4 from clients/BrokerRegistrationResponse.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/BrokerRegistrationResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'broker_epoch', 'unknown_tagged_fields')

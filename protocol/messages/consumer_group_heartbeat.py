@@ -25,7 +25,7 @@ _S4 = _Struct('>b')
 class ConsumerGroupHeartbeatRequest(Message):
     """ConsumerGroupHeartbeatRequest (API key 68, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients/ConsumerGroupHeartbeatRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/ConsumerGroupHeartbeatRequest.json.
     """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'instance_id', 'rack_id', 'rebalance_timeout_ms', 'subscribed_topic_names', 'subscribed_topic_regex', 'server_assignor', 'topic_partitions', 'unknown_tagged_fields')
@@ -63,7 +63,7 @@ class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
 class ConsumerGroupHeartbeatResponse(Message):
     """ConsumerGroupHeartbeatResponse (API key 68, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients/ConsumerGroupHeartbeatResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/ConsumerGroupHeartbeatResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tagged_fields')

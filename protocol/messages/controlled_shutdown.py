@@ -23,7 +23,7 @@ _S2 = _Struct('>h')
 class ControlledShutdownRequest(Message):
     """ControlledShutdownRequest (API key 7, v0-3, flexible from v3).
 
-    Schemas: v0-3 from clients/ControlledShutdownRequest.json.
+    Schemas: v0-3 from kafka-clients-3.9.2/ControlledShutdownRequest.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class ControlledShutdownRequest(Message):
 class ControlledShutdownResponse(Message):
     """ControlledShutdownResponse (API key 7, v0-3, flexible from v3).
 
-    Schemas: v0-3 from clients/ControlledShutdownResponse.json.
+    Schemas: v0-3 from kafka-clients-3.9.2/ControlledShutdownResponse.json.
     """
 
     __slots__ = ('error_code', 'remaining_partitions', 'unknown_tagged_fields')

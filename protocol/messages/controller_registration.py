@@ -24,7 +24,7 @@ _S3 = _Struct('>ih')
 class ControllerRegistrationRequest(Message):
     """ControllerRegistrationRequest (API key 70, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/ControllerRegistrationRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/ControllerRegistrationRequest.json.
     """
 
     __slots__ = ('controller_id', 'incarnation_id', 'zk_migration_ready', 'listeners', 'features', 'unknown_tagged_fields')
@@ -70,7 +70,7 @@ class Feature(Struct):
 class ControllerRegistrationResponse(Message):
     """ControllerRegistrationResponse (API key 70, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/ControllerRegistrationResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/ControllerRegistrationResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tagged_fields')

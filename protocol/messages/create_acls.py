@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class CreateAclsRequest(Message):
     """CreateAclsRequest (API key 30, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/CreateAclsRequest.json; v1-3 from clients-newer/CreateAclsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/CreateAclsRequest.json; v1-3 from kafka-clients-4.4.0/CreateAclsRequest.json.
     """
 
     __slots__ = ('creations', 'unknown_tagged_fields')
@@ -57,7 +57,7 @@ class AclCreation(Struct):
 class CreateAclsResponse(Message):
     """CreateAclsResponse (API key 30, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/CreateAclsResponse.json; v1-3 from clients-newer/CreateAclsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/CreateAclsResponse.json; v1-3 from kafka-clients-4.4.0/CreateAclsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>qqq')
 class CreateDelegationTokenRequest(Message):
     """CreateDelegationTokenRequest (API key 38, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients/CreateDelegationTokenRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/CreateDelegationTokenRequest.json; v1-3 from kafka-clients-4.4.0/CreateDelegationTokenRequest.json.
     """
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tagged_fields')
@@ -55,7 +55,7 @@ class CreatableRenewers(Struct):
 class CreateDelegationTokenResponse(Message):
     """CreateDelegationTokenResponse (API key 38, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients/CreateDelegationTokenResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/CreateDelegationTokenResponse.json; v1-3 from kafka-clients-4.4.0/CreateDelegationTokenResponse.json.
     """
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tagged_fields')

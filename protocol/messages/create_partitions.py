@@ -23,7 +23,7 @@ _S2 = _Struct('>h')
 class CreatePartitionsRequest(Message):
     """CreatePartitionsRequest (API key 37, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients-newer/CreatePartitionsRequest.json.
+    Schemas: v0-3 from kafka-clients-4.4.0/CreatePartitionsRequest.json.
     """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tagged_fields')
@@ -64,7 +64,7 @@ class CreatePartitionsAssignment(Struct):
 class CreatePartitionsResponse(Message):
     """CreatePartitionsResponse (API key 37, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients-newer/CreatePartitionsResponse.json.
+    Schemas: v0-3 from kafka-clients-4.4.0/CreatePartitionsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>16sh')
 class CreateTopicsRequest(Message):
     """CreateTopicsRequest (API key 19, v0-7, flexible from v5).
 
-    Schemas: v0-1 from clients/CreateTopicsRequest.json; v2-7 from clients-newer/CreateTopicsRequest.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/CreateTopicsRequest.json; v2-7 from kafka-clients-4.4.0/CreateTopicsRequest.json.
     """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tagged_fields')
@@ -81,7 +81,7 @@ class CreatableTopicConfig(Struct):
 class CreateTopicsResponse(Message):
     """CreateTopicsResponse (API key 19, v0-7, flexible from v5).
 
-    Schemas: v0-1 from clients/CreateTopicsResponse.json; v2-7 from clients-newer/CreateTopicsResponse.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/CreateTopicsResponse.json; v2-7 from kafka-clients-4.4.0/CreateTopicsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class DeleteAclsRequest(Message):
     """DeleteAclsRequest (API key 31, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/DeleteAclsRequest.json; v1-3 from clients-newer/DeleteAclsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DeleteAclsRequest.json; v1-3 from kafka-clients-4.4.0/DeleteAclsRequest.json.
     """
 
     __slots__ = ('filters', 'unknown_tagged_fields')
@@ -57,7 +57,7 @@ class DeleteAclsFilter(Struct):
 class DeleteAclsResponse(Message):
     """DeleteAclsResponse (API key 31, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/DeleteAclsResponse.json; v1-3 from clients-newer/DeleteAclsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DeleteAclsResponse.json; v1-3 from kafka-clients-4.4.0/DeleteAclsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tagged_fields')

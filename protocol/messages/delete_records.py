@@ -24,7 +24,7 @@ _S3 = _Struct('>iqh')
 class DeleteRecordsRequest(Message):
     """DeleteRecordsRequest (API key 21, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/DeleteRecordsRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DeleteRecordsRequest.json.
     """
 
     __slots__ = ('topics', 'timeout_ms', 'unknown_tagged_fields')
@@ -64,7 +64,7 @@ class DeleteRecordsPartition(Struct):
 class DeleteRecordsResponse(Message):
     """DeleteRecordsResponse (API key 21, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/DeleteRecordsResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DeleteRecordsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class DeleteShareGroupStateRequest(Message):
     """DeleteShareGroupStateRequest (API key 86, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/DeleteShareGroupStateRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/DeleteShareGroupStateRequest.json.
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tagged_fields')
@@ -62,7 +62,7 @@ class PartitionData(Struct):
 class DeleteShareGroupStateResponse(Message):
     """DeleteShareGroupStateResponse (API key 86, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/DeleteShareGroupStateResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/DeleteShareGroupStateResponse.json.
     """
 
     __slots__ = ('results', 'unknown_tagged_fields')

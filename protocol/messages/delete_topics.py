@@ -24,7 +24,7 @@ _S3 = _Struct('>16sh')
 class DeleteTopicsRequest(Message):
     """DeleteTopicsRequest (API key 20, v0-6, flexible from v4).
 
-    Schemas: v0 from clients/DeleteTopicsRequest.json; v1-6 from clients-newer/DeleteTopicsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DeleteTopicsRequest.json; v1-6 from kafka-clients-4.4.0/DeleteTopicsRequest.json.
     """
 
     __slots__ = ('topics', 'topic_names', 'timeout_ms', 'unknown_tagged_fields')
@@ -54,7 +54,7 @@ class DeleteTopicState(Struct):
 class DeleteTopicsResponse(Message):
     """DeleteTopicsResponse (API key 20, v0-6, flexible from v4).
 
-    Schemas: v0 from clients/DeleteTopicsResponse.json; v1-6 from clients-newer/DeleteTopicsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DeleteTopicsResponse.json; v1-6 from kafka-clients-4.4.0/DeleteTopicsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tagged_fields')

@@ -25,7 +25,7 @@ _S4 = _Struct('>i')
 class DescribeAclsRequest(Message):
     """DescribeAclsRequest (API key 29, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/DescribeAclsRequest.json; v1-3 from clients-newer/DescribeAclsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeAclsRequest.json; v1-3 from kafka-clients-4.4.0/DescribeAclsRequest.json.
     """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tagged_fields')
@@ -48,7 +48,7 @@ class DescribeAclsRequest(Message):
 class DescribeAclsResponse(Message):
     """DescribeAclsResponse (API key 29, v0-3, flexible from v2).
 
-    Schemas: v0 from clients/DescribeAclsResponse.json; v1-3 from clients-newer/DescribeAclsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeAclsResponse.json; v1-3 from kafka-clients-4.4.0/DescribeAclsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', 'unknown_tagged_fields')

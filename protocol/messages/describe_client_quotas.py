@@ -26,7 +26,7 @@ _S5 = _Struct('>d')
 class DescribeClientQuotasRequest(Message):
     """DescribeClientQuotasRequest (API key 48, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/DescribeClientQuotasRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/DescribeClientQuotasRequest.json.
     """
 
     __slots__ = ('components', 'strict', 'unknown_tagged_fields')
@@ -56,7 +56,7 @@ class ComponentData(Struct):
 class DescribeClientQuotasResponse(Message):
     """DescribeClientQuotasResponse (API key 48, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/DescribeClientQuotasResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/DescribeClientQuotasResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>b')
 class DescribeClusterRequest(Message):
     """DescribeClusterRequest (API key 60, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/DescribeClusterRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DescribeClusterRequest.json.
     """
 
     __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers', 'unknown_tagged_fields')
@@ -45,7 +45,7 @@ class DescribeClusterRequest(Message):
 class DescribeClusterResponse(Message):
     """DescribeClusterResponse (API key 60, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/DescribeClusterResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DescribeClusterResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations', 'unknown_tagged_fields')

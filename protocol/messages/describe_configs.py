@@ -27,7 +27,7 @@ _S6 = _Struct('>?b?')
 class DescribeConfigsRequest(Message):
     """DescribeConfigsRequest (API key 32, v0-4, flexible from v4).
 
-    Schemas: v0 from clients/DescribeConfigsRequest.json; v1-4 from clients-newer/DescribeConfigsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeConfigsRequest.json; v1-4 from kafka-clients-4.4.0/DescribeConfigsRequest.json.
     """
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tagged_fields')
@@ -58,7 +58,7 @@ class DescribeConfigsResource(Struct):
 class DescribeConfigsResponse(Message):
     """DescribeConfigsResponse (API key 32, v0-4, flexible from v4).
 
-    Schemas: v0 from clients/DescribeConfigsResponse.json; v1-4 from clients-newer/DescribeConfigsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeConfigsResponse.json; v1-4 from kafka-clients-4.4.0/DescribeConfigsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tagged_fields')
@@ -90,18 +90,18 @@ class DescribeConfigsResult(Struct):
 class DescribeConfigsResourceResult(Struct):
     """DescribeConfigsResourceResult of DescribeConfigsResponse"""
 
-    __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_default', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tagged_fields')
+    __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'is_default', 'unknown_tagged_fields')
 
-    def __init__(self, *, name='', value='', read_only=False, config_source=-1, is_default=False, is_sensitive=False, synonyms=UNSET, config_type=0, documentation='', unknown_tagged_fields=UNSET):
+    def __init__(self, *, name='', value='', read_only=False, config_source=-1, is_sensitive=False, synonyms=UNSET, config_type=0, documentation='', is_default=False, unknown_tagged_fields=UNSET):
         self.name = name
         self.value = value
         self.read_only = read_only
         self.config_source = config_source
-        self.is_default = is_default
         self.is_sensitive = is_sensitive
         self.synonyms = [] if synonyms is UNSET else synonyms
         self.config_type = config_type
         self.documentation = documentation
+        self.is_default = is_default
         self.unknown_tagged_fields = [] if unknown_tagged_fields is UNSET else unknown_tagged_fields
 
 
@@ -626,9 +626,9 @@ def _dec_DescribeConfigsResponse_v1(buf, pos):
                 obj100.unknown_tagged_fields = []
                 items98.append(obj100)
             obj92.synonyms = items98
-            obj92.is_default = False
             obj92.config_type = 0
             obj92.documentation = ''
+            obj92.is_default = False
             obj92.unknown_tagged_fields = []
             items90.append(obj92)
         obj84.configs = items90
@@ -1019,7 +1019,7 @@ DescribeConfigsResponse.DescribeConfigsResult = DescribeConfigsResult
 DescribeConfigsResult.FIELDS = (FieldInfo('error_code', 'ErrorCode', 'int16', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('error_message', 'ErrorMessage', 'string', False, None, 0x1f, 0x1f, 0x0, None, False, False, False, None), FieldInfo('resource_type', 'ResourceType', 'int8', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('resource_name', 'ResourceName', 'string', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('configs', 'Configs', 'DescribeConfigsResourceResult', True, DescribeConfigsResourceResult, 0x1f, 0x0, 0x0, None, False, False, False, None))
 DescribeConfigsResult.DescribeConfigsResourceResult = DescribeConfigsResourceResult
 DescribeConfigsResponse.DescribeConfigsResult = DescribeConfigsResult
-DescribeConfigsResourceResult.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('value', 'Value', 'string', False, None, 0x1f, 0x1f, 0x0, None, False, False, False, None), FieldInfo('read_only', 'ReadOnly', 'bool', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('config_source', 'ConfigSource', 'int8', False, None, 0x1e, 0x0, 0x0, None, True, False, False, None), FieldInfo('is_default', 'IsDefault', 'bool', False, None, 0x1, 0x0, 0x0, None, False, False, False, None), FieldInfo('is_sensitive', 'IsSensitive', 'bool', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('synonyms', 'Synonyms', 'DescribeConfigsSynonym', True, DescribeConfigsSynonym, 0x1e, 0x0, 0x0, None, True, False, False, None), FieldInfo('config_type', 'ConfigType', 'int8', False, None, 0x18, 0x0, 0x0, None, True, False, False, None), FieldInfo('documentation', 'Documentation', 'string', False, None, 0x18, 0x18, 0x0, None, True, False, False, None))
+DescribeConfigsResourceResult.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('value', 'Value', 'string', False, None, 0x1f, 0x1f, 0x0, None, False, False, False, None), FieldInfo('read_only', 'ReadOnly', 'bool', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('config_source', 'ConfigSource', 'int8', False, None, 0x1e, 0x0, 0x0, None, True, False, False, None), FieldInfo('is_sensitive', 'IsSensitive', 'bool', False, None, 0x1f, 0x0, 0x0, None, False, False, False, None), FieldInfo('synonyms', 'Synonyms', 'DescribeConfigsSynonym', True, DescribeConfigsSynonym, 0x1e, 0x0, 0x0, None, True, False, False, None), FieldInfo('config_type', 'ConfigType', 'int8', False, None, 0x18, 0x0, 0x0, None, True, False, False, None), FieldInfo('documentation', 'Documentation', 'string', False, None, 0x18, 0x18, 0x0, None, True, False, False, None), FieldInfo('is_default', 'IsDefault', 'bool', False, None, 0x1, 0x0, 0x0, None, False, False, False, None))
 DescribeConfigsResourceResult.DescribeConfigsSynonym = DescribeConfigsSynonym
 DescribeConfigsResponse.DescribeConfigsResourceResult = DescribeConfigsResourceResult
 DescribeConfigsSynonym.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x1e, 0x0, 0x0, None, False, False, False, None), FieldInfo('value', 'Value', 'string', False, None, 0x1e, 0x1e, 0x0, None, False, False, False, None), FieldInfo('source', 'Source', 'int8', False, None, 0x1e, 0x0, 0x0, None, False, False, False, None))

@@ -23,7 +23,7 @@ _S2 = _Struct('>qqq')
 class DescribeDelegationTokenRequest(Message):
     """DescribeDelegationTokenRequest (API key 41, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients/DescribeDelegationTokenRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeDelegationTokenRequest.json; v1-3 from kafka-clients-4.4.0/DescribeDelegationTokenRequest.json.
     """
 
     __slots__ = ('owners', 'unknown_tagged_fields')
@@ -51,7 +51,7 @@ class DescribeDelegationTokenOwner(Struct):
 class DescribeDelegationTokenResponse(Message):
     """DescribeDelegationTokenResponse (API key 41, v0-3, flexible from v2).
 
-    Schemas: v0-3 from clients/DescribeDelegationTokenResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeDelegationTokenResponse.json; v1-3 from kafka-clients-4.4.0/DescribeDelegationTokenResponse.json.
     """
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>?')
 class DescribeGroupsRequest(Message):
     """DescribeGroupsRequest (API key 15, v0-6, flexible from v5).
 
-    Schemas: v0-6 from clients-newer/DescribeGroupsRequest.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/DescribeGroupsRequest.json.
     """
 
     __slots__ = ('groups', 'include_authorized_operations', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class DescribeGroupsRequest(Message):
 class DescribeGroupsResponse(Message):
     """DescribeGroupsResponse (API key 15, v0-6, flexible from v5).
 
-    Schemas: v0-6 from clients-newer/DescribeGroupsResponse.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/DescribeGroupsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>qq?')
 class DescribeLogDirsRequest(Message):
     """DescribeLogDirsRequest (API key 35, v0-5, flexible from v2).
 
-    Schemas: v0 from clients/DescribeLogDirsRequest.json; v1-5 from clients-newer/DescribeLogDirsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeLogDirsRequest.json; v1-5 from kafka-clients-4.4.0/DescribeLogDirsRequest.json.
     """
 
     __slots__ = ('topics', 'unknown_tagged_fields')
@@ -54,7 +54,7 @@ class DescribableLogDirTopic(Struct):
 class DescribeLogDirsResponse(Message):
     """DescribeLogDirsResponse (API key 35, v0-5, flexible from v2).
 
-    Schemas: v0 from clients/DescribeLogDirsResponse.json; v1-5 from clients-newer/DescribeLogDirsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/DescribeLogDirsResponse.json; v1-5 from kafka-clients-4.4.0/DescribeLogDirsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tagged_fields')

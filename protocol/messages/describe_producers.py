@@ -23,7 +23,7 @@ _S2 = _Struct('>qiiqiq')
 class DescribeProducersRequest(Message):
     """DescribeProducersRequest (API key 61, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeProducersRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeProducersRequest.json.
     """
 
     __slots__ = ('topics', 'unknown_tagged_fields')
@@ -51,7 +51,7 @@ class TopicRequest(Struct):
 class DescribeProducersResponse(Message):
     """DescribeProducersResponse (API key 61, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeProducersResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeProducersResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')
@@ -324,7 +324,7 @@ DescribeProducersRequest._ENCODERS = {0: _enc_DescribeProducersRequest_v0}
 DescribeProducersRequest._DECODERS = {0: _dec_DescribeProducersRequest_v0}
 DescribeProducersRequest.FIELDS = (FieldInfo('topics', 'Topics', 'TopicRequest', True, TopicRequest, 0x1, 0x0, 0x0, None, False, False, False, None),)
 DescribeProducersRequest.TopicRequest = TopicRequest
-TopicRequest.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x1, 0x0, 0x0, None, False, False, False, 'topicName'), FieldInfo('partition_indexes', 'PartitionIndexes', 'int32', True, None, 0x1, 0x0, 0x0, None, False, False, False, None))
+TopicRequest.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x1, 0x0, 0x0, None, False, False, True, 'topicName'), FieldInfo('partition_indexes', 'PartitionIndexes', 'int32', True, None, 0x1, 0x0, 0x0, None, False, False, False, None))
 DescribeProducersRequest.TopicRequest = TopicRequest
 DescribeProducersResponse._ENCODERS = {0: _enc_DescribeProducersResponse_v0}
 DescribeProducersResponse._DECODERS = {0: _dec_DescribeProducersResponse_v0}

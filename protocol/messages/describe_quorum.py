@@ -29,7 +29,7 @@ _S8 = _Struct('>H')
 class DescribeQuorumRequest(Message):
     """DescribeQuorumRequest (API key 55, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/DescribeQuorumRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DescribeQuorumRequest.json.
     """
 
     __slots__ = ('topics', 'unknown_tagged_fields')
@@ -69,7 +69,7 @@ class DescribeQuorumRequestPartitionData(Struct):
 class DescribeQuorumResponse(Message):
     """DescribeQuorumResponse (API key 55, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/DescribeQuorumResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/DescribeQuorumResponse.json.
     """
 
     __slots__ = ('error_code', 'error_message', 'topics', 'nodes', 'unknown_tagged_fields')

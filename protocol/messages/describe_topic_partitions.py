@@ -25,7 +25,7 @@ _S4 = _Struct('>hiii')
 class DescribeTopicPartitionsRequest(Message):
     """DescribeTopicPartitionsRequest (API key 75, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeTopicPartitionsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeTopicPartitionsRequest.json.
     """
 
     __slots__ = ('topics', 'response_partition_limit', 'cursor', 'unknown_tagged_fields')
@@ -66,7 +66,7 @@ class DescribeTopicPartitionsRequestCursor(Struct):
 class DescribeTopicPartitionsResponse(Message):
     """DescribeTopicPartitionsResponse (API key 75, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeTopicPartitionsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeTopicPartitionsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'next_cursor', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>iqqh')
 class DescribeTransactionsRequest(Message):
     """DescribeTransactionsRequest (API key 65, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeTransactionsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeTransactionsRequest.json.
     """
 
     __slots__ = ('transactional_ids', 'unknown_tagged_fields')
@@ -40,7 +40,7 @@ class DescribeTransactionsRequest(Message):
 class DescribeTransactionsResponse(Message):
     """DescribeTransactionsResponse (API key 65, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeTransactionsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeTransactionsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'transaction_states', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>bi')
 class DescribeUserScramCredentialsRequest(Message):
     """DescribeUserScramCredentialsRequest (API key 50, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeUserScramCredentialsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeUserScramCredentialsRequest.json.
     """
 
     __slots__ = ('users', 'unknown_tagged_fields')
@@ -50,7 +50,7 @@ class UserName(Struct):
 class DescribeUserScramCredentialsResponse(Message):
     """DescribeUserScramCredentialsResponse (API key 50, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/DescribeUserScramCredentialsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/DescribeUserScramCredentialsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tagged_fields')

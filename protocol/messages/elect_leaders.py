@@ -24,7 +24,7 @@ _S3 = _Struct('>ih')
 class ElectLeadersRequest(Message):
     """ElectLeadersRequest (API key 43, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/ElectLeadersRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/ElectLeadersRequest.json.
     """
 
     __slots__ = ('election_type', 'topic_partitions', 'timeout_ms', 'unknown_tagged_fields')
@@ -54,7 +54,7 @@ class TopicPartitions(Struct):
 class ElectLeadersResponse(Message):
     """ElectLeadersResponse (API key 43, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/ElectLeadersResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/ElectLeadersResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results', 'unknown_tagged_fields')

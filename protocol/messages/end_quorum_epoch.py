@@ -26,7 +26,7 @@ _S5 = _Struct('>ihii')
 class EndQuorumEpochRequest(Message):
     """EndQuorumEpochRequest (API key 54, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients/EndQuorumEpochRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/EndQuorumEpochRequest.json.
     """
 
     __slots__ = ('cluster_id', 'topics', 'leader_endpoints', 'unknown_tagged_fields')
@@ -95,7 +95,7 @@ class ReplicaInfo(Struct):
 class EndQuorumEpochResponse(Message):
     """EndQuorumEpochResponse (API key 54, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients/EndQuorumEpochResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/EndQuorumEpochResponse.json.
     """
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>ihqh')
 class EndTxnRequest(Message):
     """EndTxnRequest (API key 26, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/EndTxnRequest.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/EndTxnRequest.json.
     """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', 'unknown_tagged_fields')
@@ -44,7 +44,7 @@ class EndTxnRequest(Message):
 class EndTxnResponse(Message):
     """EndTxnResponse (API key 26, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/EndTxnResponse.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/EndTxnResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tagged_fields')

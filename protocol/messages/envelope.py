@@ -21,7 +21,7 @@ _S0 = _Struct('>h')
 class EnvelopeRequest(Message):
     """EnvelopeRequest (API key 58, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/EnvelopeRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/EnvelopeRequest.json.
     """
 
     __slots__ = ('request_data', 'request_principal', 'client_host_address', 'unknown_tagged_fields')
@@ -40,7 +40,7 @@ class EnvelopeRequest(Message):
 class EnvelopeResponse(Message):
     """EnvelopeResponse (API key 58, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/EnvelopeResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/EnvelopeResponse.json.
     """
 
     __slots__ = ('response_data', 'error_code', 'unknown_tagged_fields')

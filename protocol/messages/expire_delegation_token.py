@@ -23,7 +23,7 @@ _S2 = _Struct('>hqi')
 class ExpireDelegationTokenRequest(Message):
     """ExpireDelegationTokenRequest (API key 40, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients/ExpireDelegationTokenRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/ExpireDelegationTokenRequest.json; v1-2 from kafka-clients-4.4.0/ExpireDelegationTokenRequest.json.
     """
 
     __slots__ = ('hmac', 'expiry_time_period_ms', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class ExpireDelegationTokenRequest(Message):
 class ExpireDelegationTokenResponse(Message):
     """ExpireDelegationTokenResponse (API key 40, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients/ExpireDelegationTokenResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/ExpireDelegationTokenResponse.json; v1-2 from kafka-clients-4.4.0/ExpireDelegationTokenResponse.json.
     """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tagged_fields')

@@ -41,7 +41,7 @@ _S20 = _Struct('>qi')
 class FetchRequest(Message):
     """FetchRequest (API key 1, v0-18, flexible from v12).
 
-    Schemas: v0-3 from clients/FetchRequest.json; v4-18 from clients-newer/FetchRequest.json.
+    Schemas: v0-3 from kafka-clients-3.9.2/FetchRequest.json; v4-18 from kafka-clients-4.4.0/FetchRequest.json.
     """
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tagged_fields')
@@ -121,7 +121,7 @@ class FetchPartition(Struct):
 class FetchResponse(Message):
     """FetchResponse (API key 1, v0-18, flexible from v12).
 
-    Schemas: v0-3 from clients/FetchResponse.json; v4-18 from clients-newer/FetchResponse.json.
+    Schemas: v0-3 from kafka-clients-3.9.2/FetchResponse.json; v4-18 from kafka-clients-4.4.0/FetchResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tagged_fields')

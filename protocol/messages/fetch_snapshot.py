@@ -28,7 +28,7 @@ _S7 = _Struct('>H')
 class FetchSnapshotRequest(Message):
     """FetchSnapshotRequest (API key 59, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients/FetchSnapshotRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/FetchSnapshotRequest.json.
     """
 
     __slots__ = ('cluster_id', 'replica_id', 'max_bytes', 'topics', 'unknown_tagged_fields')
@@ -87,7 +87,7 @@ class FetchSnapshotRequestSnapshotId(Struct):
 class FetchSnapshotResponse(Message):
     """FetchSnapshotResponse (API key 59, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients/FetchSnapshotResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/FetchSnapshotResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'node_endpoints', 'unknown_tagged_fields')

@@ -25,7 +25,7 @@ _S4 = _Struct('>ih')
 class FindCoordinatorRequest(Message):
     """FindCoordinatorRequest (API key 10, v0-6, flexible from v3).
 
-    Schemas: v0-6 from clients-newer/FindCoordinatorRequest.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/FindCoordinatorRequest.json.
     """
 
     __slots__ = ('key', 'key_type', 'coordinator_keys', 'unknown_tagged_fields')
@@ -44,7 +44,7 @@ class FindCoordinatorRequest(Message):
 class FindCoordinatorResponse(Message):
     """FindCoordinatorResponse (API key 10, v0-6, flexible from v3).
 
-    Schemas: v0-6 from clients-newer/FindCoordinatorResponse.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/FindCoordinatorResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>ii?')
 class GetTelemetrySubscriptionsRequest(Message):
     """GetTelemetrySubscriptionsRequest (API key 71, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/GetTelemetrySubscriptionsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/GetTelemetrySubscriptionsRequest.json.
     """
 
     __slots__ = ('client_instance_id', 'unknown_tagged_fields')
@@ -40,7 +40,7 @@ class GetTelemetrySubscriptionsRequest(Message):
 class GetTelemetrySubscriptionsResponse(Message):
     """GetTelemetrySubscriptionsResponse (API key 71, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/GetTelemetrySubscriptionsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/GetTelemetrySubscriptionsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'client_instance_id', 'subscription_id', 'accepted_compression_types', 'push_interval_ms', 'telemetry_max_bytes', 'delta_temporality', 'requested_metrics', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>i')
 class RequestHeader(Message):
     """RequestHeader (v0-2, flexible from v2).
 
-    Schemas: v0 from clients/RequestHeader.json; v1-2 from clients-newer/RequestHeader.json.
+    Schemas: v0 from kafka-clients-3.9.2/RequestHeader.json; v1-2 from kafka-clients-4.4.0/RequestHeader.json.
     """
 
     __slots__ = ('request_api_key', 'request_api_version', 'correlation_id', 'client_id', 'unknown_tagged_fields')
@@ -43,7 +43,7 @@ class RequestHeader(Message):
 class ResponseHeader(Message):
     """ResponseHeader (v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/ResponseHeader.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/ResponseHeader.json.
     """
 
     __slots__ = ('correlation_id', 'unknown_tagged_fields')

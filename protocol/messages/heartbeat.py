@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class HeartbeatRequest(Message):
     """HeartbeatRequest (API key 12, v0-4, flexible from v4).
 
-    Schemas: v0-4 from clients-newer/HeartbeatRequest.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/HeartbeatRequest.json.
     """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'unknown_tagged_fields')
@@ -43,7 +43,7 @@ class HeartbeatRequest(Message):
 class HeartbeatResponse(Message):
     """HeartbeatResponse (API key 12, v0-4, flexible from v4).
 
-    Schemas: v0-4 from clients-newer/HeartbeatResponse.json.
+    Schemas: v0-4 from kafka-clients-4.4.0/HeartbeatResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tagged_fields')

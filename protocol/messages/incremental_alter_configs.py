@@ -24,7 +24,7 @@ _S3 = _Struct('>h')
 class IncrementalAlterConfigsRequest(Message):
     """IncrementalAlterConfigsRequest (API key 44, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/IncrementalAlterConfigsRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/IncrementalAlterConfigsRequest.json.
     """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tagged_fields')
@@ -66,7 +66,7 @@ class AlterableConfig(Struct):
 class IncrementalAlterConfigsResponse(Message):
     """IncrementalAlterConfigsResponse (API key 44, v0-1, flexible from v1).
 
-    Schemas: v0-1 from clients-newer/IncrementalAlterConfigsResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/IncrementalAlterConfigsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tagged_fields')

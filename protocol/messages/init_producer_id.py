@@ -26,7 +26,7 @@ _S5 = _Struct('>ihqhqh')
 class InitProducerIdRequest(Message):
     """InitProducerIdRequest (API key 22, v0-6, flexible from v2).
 
-    Schemas: v0-6 from clients-newer/InitProducerIdRequest.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/InitProducerIdRequest.json.
     """
 
     __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tagged_fields')
@@ -48,7 +48,7 @@ class InitProducerIdRequest(Message):
 class InitProducerIdResponse(Message):
     """InitProducerIdResponse (API key 22, v0-6, flexible from v2).
 
-    Schemas: v0-6 from clients-newer/InitProducerIdResponse.json.
+    Schemas: v0-6 from kafka-clients-4.4.0/InitProducerIdResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tagged_fields')

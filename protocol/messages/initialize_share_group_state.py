@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class InitializeShareGroupStateRequest(Message):
     """InitializeShareGroupStateRequest (API key 83, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/InitializeShareGroupStateRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/InitializeShareGroupStateRequest.json.
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tagged_fields')
@@ -64,7 +64,7 @@ class PartitionData(Struct):
 class InitializeShareGroupStateResponse(Message):
     """InitializeShareGroupStateResponse (API key 83, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/InitializeShareGroupStateResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/InitializeShareGroupStateResponse.json.
     """
 
     __slots__ = ('results', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>?')
 class JoinGroupRequest(Message):
     """JoinGroupRequest (API key 11, v0-9, flexible from v6).
 
-    Schemas: v0-9 from clients-newer/JoinGroupRequest.json.
+    Schemas: v0-9 from kafka-clients-4.4.0/JoinGroupRequest.json.
     """
 
     __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason', 'unknown_tagged_fields')
@@ -61,7 +61,7 @@ class JoinGroupRequestProtocol(Struct):
 class JoinGroupResponse(Message):
     """JoinGroupResponse (API key 11, v0-9, flexible from v6).
 
-    Schemas: v0-9 from clients-newer/JoinGroupResponse.json.
+    Schemas: v0-9 from kafka-clients-4.4.0/JoinGroupResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members', 'unknown_tagged_fields')

@@ -31,7 +31,7 @@ _S10 = _Struct('>ih')
 class LeaderAndIsrRequest(Message):
     """LeaderAndIsrRequest (API key 4, v0-7, flexible from v4).
 
-    Schemas: v0-7 from clients/LeaderAndIsrRequest.json.
+    Schemas: v0-7 from kafka-clients-3.9.2/LeaderAndIsrRequest.json.
     """
 
     __slots__ = ('controller_id', 'is_k_raft_controller', 'controller_epoch', 'broker_epoch', 'type', 'ungrouped_partition_states', 'topic_states', 'live_leaders', 'unknown_tagged_fields')
@@ -100,7 +100,7 @@ class LeaderAndIsrLiveLeader(Struct):
 class LeaderAndIsrResponse(Message):
     """LeaderAndIsrResponse (API key 4, v0-7, flexible from v4).
 
-    Schemas: v0-7 from clients/LeaderAndIsrResponse.json.
+    Schemas: v0-7 from kafka-clients-3.9.2/LeaderAndIsrResponse.json.
     """
 
     __slots__ = ('error_code', 'partition_errors', 'topics', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class LeaveGroupRequest(Message):
     """LeaveGroupRequest (API key 13, v0-5, flexible from v4).
 
-    Schemas: v0-5 from clients-newer/LeaveGroupRequest.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/LeaveGroupRequest.json.
     """
 
     __slots__ = ('group_id', 'member_id', 'members', 'unknown_tagged_fields')
@@ -54,7 +54,7 @@ class MemberIdentity(Struct):
 class LeaveGroupResponse(Message):
     """LeaveGroupResponse (API key 13, v0-5, flexible from v4).
 
-    Schemas: v0-5 from clients-newer/LeaveGroupResponse.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/LeaveGroupResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'members', 'unknown_tagged_fields')

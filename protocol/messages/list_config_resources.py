@@ -22,7 +22,7 @@ _S1 = _Struct('>b')
 class ListConfigResourcesRequest(Message):
     """ListConfigResourcesRequest (API key 74, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients-newer/ListConfigResourcesRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/ListConfigResourcesRequest.json.
     """
 
     __slots__ = ('resource_types', 'unknown_tagged_fields')
@@ -39,7 +39,7 @@ class ListConfigResourcesRequest(Message):
 class ListConfigResourcesResponse(Message):
     """ListConfigResourcesResponse (API key 74, v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients-newer/ListConfigResourcesResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/ListConfigResourcesResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'config_resources', 'unknown_tagged_fields')

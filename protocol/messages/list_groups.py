@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class ListGroupsRequest(Message):
     """ListGroupsRequest (API key 16, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/ListGroupsRequest.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/ListGroupsRequest.json.
     """
 
     __slots__ = ('states_filter', 'types_filter', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class ListGroupsRequest(Message):
 class ListGroupsResponse(Message):
     """ListGroupsResponse (API key 16, v0-5, flexible from v3).
 
-    Schemas: v0-5 from clients-newer/ListGroupsResponse.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/ListGroupsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'groups', 'unknown_tagged_fields')

@@ -29,7 +29,7 @@ _S8 = _Struct('>ihqqi')
 class ListOffsetsRequest(Message):
     """ListOffsetsRequest (API key 2, v0-11, flexible from v6).
 
-    Schemas: v0 from clients/ListOffsetsRequest.json; v1-11 from clients-newer/ListOffsetsRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/ListOffsetsRequest.json; v1-11 from kafka-clients-4.4.0/ListOffsetsRequest.json.
     """
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tagged_fields')
@@ -73,7 +73,7 @@ class ListOffsetsPartition(Struct):
 class ListOffsetsResponse(Message):
     """ListOffsetsResponse (API key 2, v0-11, flexible from v6).
 
-    Schemas: v0 from clients/ListOffsetsResponse.json; v1-11 from clients-newer/ListOffsetsResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/ListOffsetsResponse.json; v1-11 from kafka-clients-4.4.0/ListOffsetsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')
@@ -102,15 +102,15 @@ class ListOffsetsTopicResponse(Struct):
 class ListOffsetsPartitionResponse(Struct):
     """ListOffsetsPartitionResponse of ListOffsetsResponse"""
 
-    __slots__ = ('partition_index', 'error_code', 'old_style_offsets', 'timestamp', 'offset', 'leader_epoch', 'unknown_tagged_fields')
+    __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'old_style_offsets', 'unknown_tagged_fields')
 
-    def __init__(self, *, partition_index=0, error_code=0, old_style_offsets=UNSET, timestamp=-1, offset=-1, leader_epoch=-1, unknown_tagged_fields=UNSET):
+    def __init__(self, *, partition_index=0, error_code=0, timestamp=-1, offset=-1, leader_epoch=-1, old_style_offsets=UNSET, unknown_tagged_fields=UNSET):
         self.partition_index = partition_index
         self.error_code = error_code
-        self.old_style_offsets = [] if old_style_offsets is UNSET else old_style_offsets
         self.timestamp = timestamp
         self.offset = offset
         self.leader_epoch = leader_epoch
+        self.old_style_offsets = [] if old_style_offsets is UNSET else old_style_offsets
         self.unknown_tagged_fields = [] if unknown_tagged_fields is UNSET else unknown_tagged_fields
 
 
@@ -635,10 +635,10 @@ def _enc_ListOffsetsResponse_v1(self, out, parts):
         w_str(out, item97.name)
         w_alen(out, item97.partitions)
         for item98 in item97.partitions:
-            if not ((item98.old_style_offsets is not None and len(item98.old_style_offsets) == 0)):
-                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
             if not (item98.leader_epoch == -1):
                 raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '1-3')
+            if not ((item98.old_style_offsets is not None and len(item98.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
             out += _S7.pack(item98.partition_index, item98.error_code, item98.timestamp, item98.offset)
             if item98.unknown_tagged_fields:
                 raise no_tagged_fields_error('ListOffsetsPartitionResponse', '1-3')
@@ -674,8 +674,8 @@ def _dec_ListOffsetsResponse_v1(buf, pos):
             obj109 = new(ListOffsetsPartitionResponse)
             (obj109.partition_index, obj109.error_code, obj109.timestamp, obj109.offset,) = _S7.unpack_from(buf, pos)
             pos += 22
-            obj109.old_style_offsets = []
             obj109.leader_epoch = -1
+            obj109.old_style_offsets = []
             obj109.unknown_tagged_fields = []
             items107.append(obj109)
         obj103.partitions = items107
@@ -696,10 +696,10 @@ def _enc_ListOffsetsResponse_v2(self, out, parts):
         w_str(out, item110.name)
         w_alen(out, item110.partitions)
         for item111 in item110.partitions:
-            if not ((item111.old_style_offsets is not None and len(item111.old_style_offsets) == 0)):
-                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
             if not (item111.leader_epoch == -1):
                 raise cannot_carry('ListOffsetsPartitionResponse', 'leader_epoch', '1-3')
+            if not ((item111.old_style_offsets is not None and len(item111.old_style_offsets) == 0)):
+                raise cannot_carry('ListOffsetsPartitionResponse', 'old_style_offsets', '1-3')
             out += _S7.pack(item111.partition_index, item111.error_code, item111.timestamp, item111.offset)
             if item111.unknown_tagged_fields:
                 raise no_tagged_fields_error('ListOffsetsPartitionResponse', '1-3')
@@ -737,8 +737,8 @@ def _dec_ListOffsetsResponse_v2(buf, pos):
             obj122 = new(ListOffsetsPartitionResponse)
             (obj122.partition_index, obj122.error_code, obj122.timestamp, obj122.offset,) = _S7.unpack_from(buf, pos)
             pos += 22
-            obj122.old_style_offsets = []
             obj122.leader_epoch = -1
+            obj122.old_style_offsets = []
             obj122.unknown_tagged_fields = []
             items120.append(obj122)
         obj116.partitions = items120
@@ -922,5 +922,5 @@ ListOffsetsResponse.ListOffsetsTopicResponse = ListOffsetsTopicResponse
 ListOffsetsTopicResponse.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0xfff, 0x0, 0x0, None, False, False, False, 'topicName'), FieldInfo('partitions', 'Partitions', 'ListOffsetsPartitionResponse', True, ListOffsetsPartitionResponse, 0xfff, 0x0, 0x0, None, False, False, False, None))
 ListOffsetsTopicResponse.ListOffsetsPartitionResponse = ListOffsetsPartitionResponse
 ListOffsetsResponse.ListOffsetsTopicResponse = ListOffsetsTopicResponse
-ListOffsetsPartitionResponse.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0xfff, 0x0, 0x0, None, False, False, False, None), FieldInfo('error_code', 'ErrorCode', 'int16', False, None, 0xfff, 0x0, 0x0, None, False, False, False, None), FieldInfo('old_style_offsets', 'OldStyleOffsets', 'int64', True, None, 0x1, 0x0, 0x0, None, False, False, False, None), FieldInfo('timestamp', 'Timestamp', 'int64', False, None, 0xffe, 0x0, 0x0, None, False, False, False, None), FieldInfo('offset', 'Offset', 'int64', False, None, 0xffe, 0x0, 0x0, None, False, False, False, None), FieldInfo('leader_epoch', 'LeaderEpoch', 'int32', False, None, 0xff0, 0x0, 0x0, None, False, False, False, None))
+ListOffsetsPartitionResponse.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0xfff, 0x0, 0x0, None, False, False, False, None), FieldInfo('error_code', 'ErrorCode', 'int16', False, None, 0xfff, 0x0, 0x0, None, False, False, False, None), FieldInfo('timestamp', 'Timestamp', 'int64', False, None, 0xffe, 0x0, 0x0, None, False, False, False, None), FieldInfo('offset', 'Offset', 'int64', False, None, 0xffe, 0x0, 0x0, None, False, False, False, None), FieldInfo('leader_epoch', 'LeaderEpoch', 'int32', False, None, 0xff0, 0x0, 0x0, None, False, False, False, None), FieldInfo('old_style_offsets', 'OldStyleOffsets', 'int64', True, None, 0x1, 0x0, 0x0, None, False, False, False, None))
 ListOffsetsResponse.ListOffsetsPartitionResponse = ListOffsetsPartitionResponse

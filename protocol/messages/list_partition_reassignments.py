@@ -22,7 +22,7 @@ _S1 = _Struct('>ih')
 class ListPartitionReassignmentsRequest(Message):
     """ListPartitionReassignmentsRequest (API key 46, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/ListPartitionReassignmentsRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/ListPartitionReassignmentsRequest.json.
     """
 
     __slots__ = ('timeout_ms', 'topics', 'unknown_tagged_fields')
@@ -51,7 +51,7 @@ class ListPartitionReassignmentsTopics(Struct):
 class ListPartitionReassignmentsResponse(Message):
     """ListPartitionReassignmentsResponse (API key 46, v0-0, flexible from v0).
 
-    Schemas: v0 from clients-newer/ListPartitionReassignmentsResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/ListPartitionReassignmentsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics', 'unknown_tagged_fields')

@@ -22,7 +22,7 @@ _S1 = _Struct('>ih')
 class ListTransactionsRequest(Message):
     """ListTransactionsRequest (API key 66, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/ListTransactionsRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/ListTransactionsRequest.json.
     """
 
     __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', 'unknown_tagged_fields')
@@ -42,7 +42,7 @@ class ListTransactionsRequest(Message):
 class ListTransactionsResponse(Message):
     """ListTransactionsResponse (API key 66, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/ListTransactionsResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/ListTransactionsResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', 'unknown_tagged_fields')

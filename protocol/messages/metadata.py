@@ -29,7 +29,7 @@ _S8 = _Struct('>16s?')
 class MetadataRequest(Message):
     """MetadataRequest (API key 3, v0-13, flexible from v9).
 
-    Schemas: v0-13 from clients-newer/MetadataRequest.json.
+    Schemas: v0-13 from kafka-clients-4.4.0/MetadataRequest.json.
     """
 
     __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations', 'unknown_tagged_fields')
@@ -60,7 +60,7 @@ class MetadataRequestTopic(Struct):
 class MetadataResponse(Message):
     """MetadataResponse (API key 3, v0-13, flexible from v9).
 
-    Schemas: v0-13 from clients-newer/MetadataResponse.json.
+    Schemas: v0-13 from kafka-clients-4.4.0/MetadataResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'error_code', 'unknown_tagged_fields')

@@ -28,7 +28,7 @@ _S7 = _Struct('>ih')
 class OffsetCommitRequest(Message):
     """OffsetCommitRequest (API key 8, v0-10, flexible from v8).
 
-    Schemas: v0-1 from clients/OffsetCommitRequest.json; v2-10 from clients-newer/OffsetCommitRequest.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/OffsetCommitRequest.json; v2-10 from kafka-clients-4.4.0/OffsetCommitRequest.json.
     """
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tagged_fields')
@@ -62,21 +62,21 @@ class OffsetCommitRequestTopic(Struct):
 class OffsetCommitRequestPartition(Struct):
     """OffsetCommitRequestPartition of OffsetCommitRequest"""
 
-    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'commit_timestamp', 'committed_metadata', 'unknown_tagged_fields')
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'commit_timestamp', 'unknown_tagged_fields')
 
-    def __init__(self, *, partition_index=0, committed_offset=0, committed_leader_epoch=-1, commit_timestamp=-1, committed_metadata='', unknown_tagged_fields=UNSET):
+    def __init__(self, *, partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata='', commit_timestamp=-1, unknown_tagged_fields=UNSET):
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
-        self.commit_timestamp = commit_timestamp
         self.committed_metadata = committed_metadata
+        self.commit_timestamp = commit_timestamp
         self.unknown_tagged_fields = [] if unknown_tagged_fields is UNSET else unknown_tagged_fields
 
 
 class OffsetCommitResponse(Message):
     """OffsetCommitResponse (API key 8, v0-10, flexible from v8).
 
-    Schemas: v0-1 from clients/OffsetCommitResponse.json; v2-10 from clients-newer/OffsetCommitResponse.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/OffsetCommitResponse.json; v2-10 from kafka-clients-4.4.0/OffsetCommitResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')
@@ -1261,7 +1261,7 @@ OffsetCommitRequest.OffsetCommitRequestTopic = OffsetCommitRequestTopic
 OffsetCommitRequestTopic.FIELDS = (FieldInfo('name', 'Name', 'string', False, None, 0x3ff, 0x0, 0x0, None, True, False, False, 'topicName'), FieldInfo('topic_id', 'TopicId', 'uuid', False, None, 0x400, 0x0, 0x0, None, True, False, False, None), FieldInfo('partitions', 'Partitions', 'OffsetCommitRequestPartition', True, OffsetCommitRequestPartition, 0x7ff, 0x0, 0x0, None, False, False, False, None))
 OffsetCommitRequestTopic.OffsetCommitRequestPartition = OffsetCommitRequestPartition
 OffsetCommitRequest.OffsetCommitRequestTopic = OffsetCommitRequestTopic
-OffsetCommitRequestPartition.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0x7ff, 0x0, 0x0, None, False, False, False, None), FieldInfo('committed_offset', 'CommittedOffset', 'int64', False, None, 0x7ff, 0x0, 0x0, None, False, False, False, None), FieldInfo('committed_leader_epoch', 'CommittedLeaderEpoch', 'int32', False, None, 0x7c0, 0x0, 0x0, None, True, False, False, None), FieldInfo('commit_timestamp', 'CommitTimestamp', 'int64', False, None, 0x2, 0x0, 0x0, None, False, False, False, None), FieldInfo('committed_metadata', 'CommittedMetadata', 'string', False, None, 0x7ff, 0x7ff, 0x0, None, False, False, False, None))
+OffsetCommitRequestPartition.FIELDS = (FieldInfo('partition_index', 'PartitionIndex', 'int32', False, None, 0x7ff, 0x0, 0x0, None, False, False, False, None), FieldInfo('committed_offset', 'CommittedOffset', 'int64', False, None, 0x7ff, 0x0, 0x0, None, False, False, False, None), FieldInfo('committed_leader_epoch', 'CommittedLeaderEpoch', 'int32', False, None, 0x7c0, 0x0, 0x0, None, True, False, False, None), FieldInfo('committed_metadata', 'CommittedMetadata', 'string', False, None, 0x7ff, 0x7ff, 0x0, None, False, False, False, None), FieldInfo('commit_timestamp', 'CommitTimestamp', 'int64', False, None, 0x2, 0x0, 0x0, None, False, False, False, None))
 OffsetCommitRequest.OffsetCommitRequestPartition = OffsetCommitRequestPartition
 OffsetCommitResponse._ENCODERS = {0: _enc_OffsetCommitResponse_v0, 1: _enc_OffsetCommitResponse_v0, 2: _enc_OffsetCommitResponse_v0, 3: _enc_OffsetCommitResponse_v3, 4: _enc_OffsetCommitResponse_v3, 5: _enc_OffsetCommitResponse_v3, 6: _enc_OffsetCommitResponse_v3, 7: _enc_OffsetCommitResponse_v3, 8: _enc_OffsetCommitResponse_v8, 9: _enc_OffsetCommitResponse_v8, 10: _enc_OffsetCommitResponse_v10}
 OffsetCommitResponse._DECODERS = {0: _dec_OffsetCommitResponse_v0, 1: _dec_OffsetCommitResponse_v0, 2: _dec_OffsetCommitResponse_v0, 3: _dec_OffsetCommitResponse_v3, 4: _dec_OffsetCommitResponse_v3, 5: _dec_OffsetCommitResponse_v3, 6: _dec_OffsetCommitResponse_v3, 7: _dec_OffsetCommitResponse_v3, 8: _dec_OffsetCommitResponse_v8, 9: _dec_OffsetCommitResponse_v8, 10: _dec_OffsetCommitResponse_v10}

@@ -24,7 +24,7 @@ _S3 = _Struct('>ih')
 class OffsetDeleteRequest(Message):
     """OffsetDeleteRequest (API key 47, v0-0, never flexible).
 
-    Schemas: v0 from clients-newer/OffsetDeleteRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/OffsetDeleteRequest.json.
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tagged_fields')
@@ -63,7 +63,7 @@ class OffsetDeleteRequestPartition(Struct):
 class OffsetDeleteResponse(Message):
     """OffsetDeleteResponse (API key 47, v0-0, never flexible).
 
-    Schemas: v0 from clients-newer/OffsetDeleteResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/OffsetDeleteResponse.json.
     """
 
     __slots__ = ('error_code', 'throttle_time_ms', 'topics', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>iqi')
 class OffsetFetchRequest(Message):
     """OffsetFetchRequest (API key 9, v0-10, flexible from v6).
 
-    Schemas: v0 from clients/OffsetFetchRequest.json; v1-10 from clients-newer/OffsetFetchRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/OffsetFetchRequest.json; v1-10 from kafka-clients-4.4.0/OffsetFetchRequest.json.
     """
 
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable', 'unknown_tagged_fields')
@@ -82,7 +82,7 @@ class OffsetFetchRequestTopics(Struct):
 class OffsetFetchResponse(Message):
     """OffsetFetchResponse (API key 9, v0-10, flexible from v6).
 
-    Schemas: v0 from clients/OffsetFetchResponse.json; v1-10 from clients-newer/OffsetFetchResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/OffsetFetchResponse.json; v1-10 from kafka-clients-4.4.0/OffsetFetchResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups', 'unknown_tagged_fields')

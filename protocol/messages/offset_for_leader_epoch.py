@@ -26,7 +26,7 @@ _S5 = _Struct('>hiiq')
 class OffsetForLeaderEpochRequest(Message):
     """OffsetForLeaderEpochRequest (API key 23, v0-4, flexible from v4).
 
-    Schemas: v0-1 from clients/OffsetForLeaderEpochRequest.json; v2-4 from clients-newer/OffsetForLeaderEpochRequest.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/OffsetForLeaderEpochRequest.json; v2-4 from kafka-clients-4.4.0/OffsetForLeaderEpochRequest.json.
     """
 
     __slots__ = ('replica_id', 'topics', 'unknown_tagged_fields')
@@ -67,7 +67,7 @@ class OffsetForLeaderPartition(Struct):
 class OffsetForLeaderEpochResponse(Message):
     """OffsetForLeaderEpochResponse (API key 23, v0-4, flexible from v4).
 
-    Schemas: v0-1 from clients/OffsetForLeaderEpochResponse.json; v2-4 from clients-newer/OffsetForLeaderEpochResponse.json.
+    Schemas: v0-1 from kafka-clients-3.9.2/OffsetForLeaderEpochResponse.json; v2-4 from kafka-clients-4.4.0/OffsetForLeaderEpochResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tagged_fields')

@@ -28,7 +28,7 @@ _S7 = _Struct('>ii')
 class ProduceRequest(Message):
     """ProduceRequest (API key 0, v0-13, flexible from v9).
 
-    Schemas: v0-2 from clients/ProduceRequest.json; v3-13 from clients-newer/ProduceRequest.json.
+    Schemas: v0-2 from kafka-clients-3.9.2/ProduceRequest.json; v3-13 from kafka-clients-4.4.0/ProduceRequest.json.
     """
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tagged_fields')
@@ -71,7 +71,7 @@ class PartitionProduceData(Struct):
 class ProduceResponse(Message):
     """ProduceResponse (API key 0, v0-13, flexible from v9).
 
-    Schemas: v0-2 from clients/ProduceResponse.json; v3-13 from clients-newer/ProduceResponse.json.
+    Schemas: v0-2 from kafka-clients-3.9.2/ProduceResponse.json; v3-13 from kafka-clients-4.4.0/ProduceResponse.json.
     """
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tagged_fields')

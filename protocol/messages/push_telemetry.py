@@ -22,7 +22,7 @@ _S1 = _Struct('>ih')
 class PushTelemetryRequest(Message):
     """PushTelemetryRequest (API key 72, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/PushTelemetryRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/PushTelemetryRequest.json.
     """
 
     __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics', 'unknown_tagged_fields')
@@ -43,7 +43,7 @@ class PushTelemetryRequest(Message):
 class PushTelemetryResponse(Message):
     """PushTelemetryResponse (API key 72, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/PushTelemetryResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/PushTelemetryResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tagged_fields')

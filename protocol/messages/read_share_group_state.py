@@ -25,7 +25,7 @@ _S4 = _Struct('>qqbh')
 class ReadShareGroupStateRequest(Message):
     """ReadShareGroupStateRequest (API key 84, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/ReadShareGroupStateRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/ReadShareGroupStateRequest.json.
     """
 
     __slots__ = ('group_id', 'topics', 'unknown_tagged_fields')
@@ -65,7 +65,7 @@ class PartitionData(Struct):
 class ReadShareGroupStateResponse(Message):
     """ReadShareGroupStateResponse (API key 84, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/ReadShareGroupStateResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/ReadShareGroupStateResponse.json.
     """
 
     __slots__ = ('results', 'unknown_tagged_fields')

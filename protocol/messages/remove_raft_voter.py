@@ -22,7 +22,7 @@ _S1 = _Struct('>ih')
 class RemoveRaftVoterRequest(Message):
     """RemoveRaftVoterRequest (API key 81, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/RemoveRaftVoterRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/RemoveRaftVoterRequest.json.
     """
 
     __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class RemoveRaftVoterRequest(Message):
 class RemoveRaftVoterResponse(Message):
     """RemoveRaftVoterResponse (API key 81, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/RemoveRaftVoterResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/RemoveRaftVoterResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>hqi')
 class RenewDelegationTokenRequest(Message):
     """RenewDelegationTokenRequest (API key 39, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients/RenewDelegationTokenRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/RenewDelegationTokenRequest.json; v1-2 from kafka-clients-4.4.0/RenewDelegationTokenRequest.json.
     """
 
     __slots__ = ('hmac', 'renew_period_ms', 'unknown_tagged_fields')
@@ -41,7 +41,7 @@ class RenewDelegationTokenRequest(Message):
 class RenewDelegationTokenResponse(Message):
     """RenewDelegationTokenResponse (API key 39, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients/RenewDelegationTokenResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/RenewDelegationTokenResponse.json; v1-2 from kafka-clients-4.4.0/RenewDelegationTokenResponse.json.
     """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>q')
 class SaslAuthenticateRequest(Message):
     """SaslAuthenticateRequest (API key 36, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/SaslAuthenticateRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/SaslAuthenticateRequest.json.
     """
 
     __slots__ = ('auth_bytes', 'unknown_tagged_fields')
@@ -40,7 +40,7 @@ class SaslAuthenticateRequest(Message):
 class SaslAuthenticateResponse(Message):
     """SaslAuthenticateResponse (API key 36, v0-2, flexible from v2).
 
-    Schemas: v0-2 from clients-newer/SaslAuthenticateResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/SaslAuthenticateResponse.json.
     """
 
     __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', 'unknown_tagged_fields')

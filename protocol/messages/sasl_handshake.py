@@ -22,7 +22,7 @@ _S1 = _Struct('>i')
 class SaslHandshakeRequest(Message):
     """SaslHandshakeRequest (API key 17, v0-1, never flexible).
 
-    Schemas: v0-1 from clients-newer/SaslHandshakeRequest.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/SaslHandshakeRequest.json.
     """
 
     __slots__ = ('mechanism', 'unknown_tagged_fields')
@@ -39,7 +39,7 @@ class SaslHandshakeRequest(Message):
 class SaslHandshakeResponse(Message):
     """SaslHandshakeResponse (API key 17, v0-1, never flexible).
 
-    Schemas: v0-1 from clients-newer/SaslHandshakeResponse.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/SaslHandshakeResponse.json.
     """
 
     __slots__ = ('error_code', 'mechanisms', 'unknown_tagged_fields')

@@ -27,7 +27,7 @@ _S6 = _Struct('>ih')
 class StopReplicaRequest(Message):
     """StopReplicaRequest (API key 5, v0-4, flexible from v2).
 
-    Schemas: v0-4 from clients/StopReplicaRequest.json.
+    Schemas: v0-4 from kafka-clients-3.9.2/StopReplicaRequest.json.
     """
 
     __slots__ = ('controller_id', 'is_k_raft_controller', 'controller_epoch', 'broker_epoch', 'delete_partitions', 'ungrouped_partitions', 'topics', 'topic_states', 'unknown_tagged_fields')
@@ -96,7 +96,7 @@ class StopReplicaPartitionState(Struct):
 class StopReplicaResponse(Message):
     """StopReplicaResponse (API key 5, v0-4, flexible from v2).
 
-    Schemas: v0-4 from clients/StopReplicaResponse.json.
+    Schemas: v0-4 from kafka-clients-3.9.2/StopReplicaResponse.json.
     """
 
     __slots__ = ('error_code', 'partition_errors', 'unknown_tagged_fields')

@@ -23,7 +23,7 @@ _S2 = _Struct('>ih')
 class SyncGroupRequest(Message):
     """SyncGroupRequest (API key 14, v0-5, flexible from v4).
 
-    Schemas: v0-5 from clients-newer/SyncGroupRequest.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/SyncGroupRequest.json.
     """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'protocol_type', 'protocol_name', 'assignments', 'unknown_tagged_fields')
@@ -57,7 +57,7 @@ class SyncGroupRequestAssignment(Struct):
 class SyncGroupResponse(Message):
     """SyncGroupResponse (API key 14, v0-5, flexible from v4).
 
-    Schemas: v0-5 from clients-newer/SyncGroupResponse.json.
+    Schemas: v0-5 from kafka-clients-4.4.0/SyncGroupResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment', 'unknown_tagged_fields')

@@ -22,7 +22,7 @@ _S1 = _Struct('>ih')
 class UnregisterBrokerRequest(Message):
     """UnregisterBrokerRequest (API key 64, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/UnregisterBrokerRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/UnregisterBrokerRequest.json.
     """
 
     __slots__ = ('broker_id', 'unknown_tagged_fields')
@@ -39,7 +39,7 @@ class UnregisterBrokerRequest(Message):
 class UnregisterBrokerResponse(Message):
     """UnregisterBrokerResponse (API key 64, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/UnregisterBrokerResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/UnregisterBrokerResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tagged_fields')

@@ -26,7 +26,7 @@ _S5 = _Struct('>h')
 class UpdateFeaturesRequest(Message):
     """UpdateFeaturesRequest (API key 57, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/UpdateFeaturesRequest.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/UpdateFeaturesRequest.json.
     """
 
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only', 'unknown_tagged_fields')
@@ -58,7 +58,7 @@ class FeatureUpdateKey(Struct):
 class UpdateFeaturesResponse(Message):
     """UpdateFeaturesResponse (API key 57, v0-2, flexible from v0).
 
-    Schemas: v0-2 from clients-newer/UpdateFeaturesResponse.json.
+    Schemas: v0-2 from kafka-clients-4.4.0/UpdateFeaturesResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tagged_fields')

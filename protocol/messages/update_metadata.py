@@ -28,7 +28,7 @@ _S7 = _Struct('>b')
 class UpdateMetadataRequest(Message):
     """UpdateMetadataRequest (API key 6, v0-8, flexible from v6).
 
-    Schemas: v0-8 from clients/UpdateMetadataRequest.json.
+    Schemas: v0-8 from kafka-clients-3.9.2/UpdateMetadataRequest.json.
     """
 
     __slots__ = ('controller_id', 'is_k_raft_controller', 'type', 'controller_epoch', 'broker_epoch', 'ungrouped_partition_states', 'topic_states', 'live_brokers', 'unknown_tagged_fields')
@@ -109,7 +109,7 @@ class UpdateMetadataEndpoint(Struct):
 class UpdateMetadataResponse(Message):
     """UpdateMetadataResponse (API key 6, v0-8, flexible from v6).
 
-    Schemas: v0-8 from clients/UpdateMetadataResponse.json.
+    Schemas: v0-8 from kafka-clients-3.9.2/UpdateMetadataResponse.json.
     """
 
     __slots__ = ('error_code', 'unknown_tagged_fields')

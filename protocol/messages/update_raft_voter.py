@@ -26,7 +26,7 @@ _S5 = _Struct('>i')
 class UpdateRaftVoterRequest(Message):
     """UpdateRaftVoterRequest (API key 82, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/UpdateRaftVoterRequest.json.
+    Schemas: v0 from kafka-clients-4.4.0/UpdateRaftVoterRequest.json.
     """
 
     __slots__ = ('cluster_id', 'current_leader_epoch', 'voter_id', 'voter_directory_id', 'listeners', 'k_raft_version_feature', 'unknown_tagged_fields')
@@ -71,7 +71,7 @@ class KRaftVersionFeature(Struct):
 class UpdateRaftVoterResponse(Message):
     """UpdateRaftVoterResponse (API key 82, v0-0, flexible from v0).
 
-    Schemas: v0 from clients/UpdateRaftVoterResponse.json.
+    Schemas: v0 from kafka-clients-4.4.0/UpdateRaftVoterResponse.json.
     """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'current_leader', 'unknown_tagged_fields')

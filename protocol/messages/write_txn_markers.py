@@ -26,7 +26,7 @@ _S5 = _Struct('>ih')
 class WriteTxnMarkersRequest(Message):
     """WriteTxnMarkersRequest (API key 27, v0-2, flexible from v1).
 
-    Schemas: v0 from clients/WriteTxnMarkersRequest.json; v1-2 from clients-newer/WriteTxnMarkersRequest.json.
+    Schemas: v0 from kafka-clients-3.9.2/WriteTxnMarkersRequest.json; v1-2 from kafka-clients-4.4.0/WriteTxnMarkersRequest.json.
     """
 
     __slots__ = ('markers', 'unknown_tagged_fields')
@@ -69,7 +69,7 @@ class WritableTxnMarkerTopic(Struct):
 class WriteTxnMarkersResponse(Message):
     """WriteTxnMarkersResponse (API key 27, v0-2, flexible from v1).
 
-    Schemas: v0 from clients/WriteTxnMarkersResponse.json; v1-2 from clients-newer/WriteTxnMarkersResponse.json.
+    Schemas: v0 from kafka-clients-3.9.2/WriteTxnMarkersResponse.json; v1-2 from kafka-clients-4.4.0/WriteTxnMarkersResponse.json.
     """
 
     __slots__ = ('markers', 'unknown_tagged_fields')

@@ -39,15 +39,19 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path, config_file=None, open_files_limit=None):
+    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, open_files_limit=None):
+        """``command``: a whole command line to run instead (e.g. the installed ``odradek``
+        script with its own options); ``overrides`` and ``config_file`` are then not used.
+        ``open_files_limit``: the process's soft and hard RLIMIT_NOFILE (``ulimit -n``)."""
         self.data_dir = str(data_dir)
-        command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", "info"]
-        if config_file is not None:
-            command += ["--config", str(config_file)]
-        else:
-            command += ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={self.data_dir}"]
-        for item in overrides:
-            command += ["--override", item]
+        if command is None:
+            command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", "info"]
+            if config_file is not None:
+                command += ["--config", str(config_file)]
+            else:
+                command += ["--override", "listeners=PLAINTEXT://127.0.0.1:0", "--override", f"log.dirs={self.data_dir}"]
+            for item in overrides:
+                command += ["--override", item]
         self.log_path = log_path
         self._log = open(log_path, "ab")
         preexec_fn = None
@@ -102,7 +106,7 @@ class BrokerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"broker did not stop on SIGTERM within {timeout}s: {self.log()}")
+            raise AssertionError(f"broker did not stop on SIGTERM within {timeout}s: {self.log()}") from None
         self.process.stdout.close()
         self._log.close()
         return code

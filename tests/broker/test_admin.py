@@ -66,7 +66,7 @@ def test_retention_deletes_old_segments(configured_broker):
         create_topic(client, "short-lived", configs=[Config(name="segment.bytes", value="1024"),
                                                      Config(name="retention.ms", value="60000")])
         old = int(time.time() * 1000) - 3_600_000
-        for i in range(5):
+        for _i in range(5):
             batch = build_batch([Record(0, 0, None, b"x" * 700)], base_timestamp=old)
             assert produce(client, "short-lived", 0, batch).error_code == 0
 
@@ -167,6 +167,7 @@ def test_create_partitions_delete_records_and_epochs(shared_broker):
 
 
 def test_alter_configs_and_incremental_alter_configs(shared_broker):
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic)
 
     name = f"alter-{uuid.uuid4().hex[:8]}"
@@ -192,9 +193,10 @@ def test_alter_configs_and_incremental_alter_configs(shared_broker):
 
     bad = ConfigResource("topic", name, incremental_configs=[
         ConfigEntry("segment.bytes", "2", incremental_operation=AlterConfigOpType.SET)])
-    with pytest.raises(Exception):
+    with pytest.raises(KafkaException) as refused:
         for future in admin.incremental_alter_configs([bad]).values():
             future.result(10)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
     assert current()["segment.bytes"] == ("1048576", DYNAMIC_TOPIC_CONFIG)  # unchanged
 
     # Legacy AlterConfigs replaces the whole set: what is not given returns to its default.

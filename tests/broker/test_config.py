@@ -156,5 +156,5 @@ def test_wildcard_address_must_not_be_advertised():
     assert "nonroutable" in str(info.value)
     config = BrokerConfig.from_sources({"listeners": "PLAINTEXT://0.0.0.0:9092",
                                         "advertised.listeners": "PLAINTEXT://broker.example:9092"})
-    assert [(l.host, l.port) for l in config.advertised_listeners] == [("broker.example", 9092)]
-    assert [(l.host, l.port) for l in BrokerConfig.from_sources({"listeners": "PLAINTEXT://[::1]:0"}).listeners] == [("::1", 0)]
+    assert [(listener.host, listener.port) for listener in config.advertised_listeners] == [("broker.example", 9092)]
+    assert [(listener.host, listener.port) for listener in BrokerConfig.from_sources({"listeners": "PLAINTEXT://[::1]:0"}).listeners] == [("::1", 0)]

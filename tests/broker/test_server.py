@@ -3,16 +3,14 @@ ListOffsets, pipelining, error isolation, idle timeout. One real ``odradek serve
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 import uuid
 
-import pytest
 
 from odradek.broker.handlers import REGISTRY
 from odradek.protocol import error_codes
-from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
 from odradek.protocol.messages.delete_topics import DeleteTopicsRequest
 from odradek.protocol.messages.describe_cluster import DescribeClusterRequest
@@ -63,20 +61,42 @@ def batch_of(*values, timestamp=1_700_000_000_000):
 
 def test_api_versions_is_the_registry(raw_client):
     client = raw_client()
-    for version in range(0, 5):
+    for version in range(0, 6):
         response = client.request(ApiVersionsRequest(client_software_name="odradek-test",
                                                      client_software_version="1.0"), version)
         assert response.error_code == error_codes.NONE
         assert api_list(response) == registry_answer()
 
 
-def test_api_versions_at_an_unsupported_version_answers_v0_with_the_list(raw_client):
+def test_api_versions_v5_checks_the_cluster_and_node_the_client_means(raw_client):
+    client = raw_client()
+    described = client.request(DescribeClusterRequest(), 0)
+    cluster_id, node_id = described.cluster_id, described.brokers[0].broker_id
+
+    def ask(**fields):
+        return client.request(ApiVersionsRequest(client_software_name="odradek-test", client_software_version="1.0",
+                                                 **fields), 5)
+
+    for fields in ({}, {"cluster_id": cluster_id, "node_id": node_id}, {"node_id": node_id + 1}):
+        answer = ask(**fields)  # right ids, or no cluster id (the check is skipped): the list
+        assert answer.error_code == error_codes.NONE and api_list(answer) == registry_answer(), fields
+    for fields in ({"cluster_id": "another-cluster", "node_id": node_id},
+                   {"cluster_id": cluster_id, "node_id": node_id + 1},
+                   {"cluster_id": cluster_id}):  # node id left at its default, -1
+        answer = ask(**fields)
+        assert (answer.error_code, answer.api_keys) == (error_codes.REBOOTSTRAP_REQUIRED, []), fields
+    # v4 cannot carry the ids: the same request is answered normally there.
+    assert client.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 4).error_code == 0
+
+
+def test_api_versions_at_an_unsupported_version_answers_v0_with_its_own_range(raw_client):
     client = raw_client()
     client.send_raw(client.connection.encode_raw_request(18, 99, 7, b"\x00garbage-body"))
     correlation_id, response = client.receive()
     assert correlation_id == 7
     assert response.error_code == error_codes.UNSUPPORTED_VERSION
-    assert api_list(response) == registry_answer()
+    # Kafka lists ApiVersions' own range only; the client retries at a version in it.
+    assert api_list(response) == [entry for entry in registry_answer() if entry[0] == 18]
     # The connection stays usable.
     assert client.request(ApiVersionsRequest(), 0).error_code == error_codes.NONE
 
@@ -219,7 +239,7 @@ def test_fetch_long_poll_waits_and_wakes_on_produce(raw_client):
 def test_fetch_returns_at_least_one_batch_and_respects_partition_max_bytes(raw_client):
     client = raw_client()
     create_topic(client, "big")
-    for i in range(3):
+    for _i in range(3):
         produce(client, "big", 0, batch_of(b"x" * 2000))
     one = client.request(fetch_request("big", 0, 0, partition_max_bytes=10), 12).responses[0].partitions[0]
     assert len(records_of(one.records)) == 1

@@ -18,6 +18,7 @@ from odradek.protocol.messages.consumer_group_heartbeat import (
 from odradek.protocol.messages.delete_groups import DeleteGroupsRequest
 from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
 from odradek.protocol.messages.join_group import JoinGroupRequest, JoinGroupRequestProtocol
+from odradek.protocol.messages.leave_group import LeaveGroupRequest, MemberIdentity
 from odradek.protocol.messages.list_groups import ListGroupsRequest
 from odradek.protocol.messages.offset_commit import (
     OffsetCommitRequest,
@@ -25,6 +26,7 @@ from odradek.protocol.messages.offset_commit import (
     OffsetCommitRequestTopic,
 )
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopics
+from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
 
 from .conftest import FAST_GROUPS, RawClient, assert_no_traceback, wait_until_loaded
 
@@ -59,7 +61,8 @@ def test_the_apis_are_advertised(group_client):
     versions = {api.api_key: (api.min_version, api.max_version)
                 for api in group_client().request(ApiVersionsRequest(client_software_name="odradek-test",
                                                                  client_software_version="1"), 3).api_keys}
-    assert versions[68] == (0, 1) and versions[69] == (0, 0)
+    assert versions[68] == (0, 1) and versions[69] == (0, 1)
+    assert versions[42] == (0, 2)  # DeleteGroups v3's error messages are not served yet
 
 
 def test_heartbeat_v0_generates_the_member_id(group_client, topic_id):
@@ -100,6 +103,28 @@ def test_heartbeat_v1_two_members_reconcile(group_client, topic_id):
 
     fenced = _beat(client, "cg-two", "member-b", 7, [])
     assert fenced.error_code == E.FENCED_MEMBER_EPOCH and fenced.error_message
+
+
+def test_describe_v1_tells_classic_and_consumer_members_apart(group_client, topic_id):
+    client = group_client()
+    assert _join(client, "cg-types", "consumer-m").error_code == E.NONE
+    subscription = (1).to_bytes(2, "big") + ConsumerProtocolSubscription(topics=["cg-t"]).encode(1)
+
+    def classic_join(member_id):
+        return client.request(JoinGroupRequest(
+            group_id="cg-types", session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id=member_id,
+            protocol_type="consumer", protocols=[JoinGroupRequestProtocol(name="range", metadata=subscription)]), 5)
+
+    required = classic_join("")
+    assert required.error_code == E.MEMBER_ID_REQUIRED
+    assert classic_join(required.member_id).error_code == E.NONE
+    v1 = client.request(ConsumerGroupDescribeRequest(group_ids=["cg-types"]), 1).groups[0]
+    assert {m.member_id: m.member_type for m in v1.members} == {"consumer-m": 1, required.member_id: 0}
+    v0 = client.request(ConsumerGroupDescribeRequest(group_ids=["cg-types"]), 0).groups[0]
+    assert {m.member_type for m in v0.members} == {-1}  # v0 does not carry it
+    left = client.request(LeaveGroupRequest(group_id="cg-types", members=[MemberIdentity(member_id=required.member_id)]), 3)
+    assert left.error_code == E.NONE
+    client.request(ConsumerGroupHeartbeatRequest(group_id="cg-types", member_id="consumer-m", member_epoch=-1), 1)
 
 
 def test_errors_carry_a_message(group_client, topic_id):

@@ -11,7 +11,6 @@ from odradek.protocol.connection import ClientConnection, Request, ServerConnect
 from odradek.protocol.errors import FrameTooLarge, UnsupportedVersion
 from odradek.protocol.messages import registry
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-from odradek.protocol.messages.headers import RequestHeader
 from odradek.protocol.messages.metadata import MetadataRequest, MetadataResponse
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 
@@ -167,7 +166,7 @@ def test_request_response_round_trip_through_both_sides():
     while (response := client.next_response()) is not None:
         got.append(response)
     assert [cid for cid, _ in got] == [0, 1, 2, 3]
-    for (cid, msg), (req, version) in zip(got, requests):
+    for (_cid, msg), (req, version) in zip(got, requests):
         expected = responses[type(req)]
         assert msg == type(expected).decode(expected.encode(version), version)
     assert client.in_flight == 0

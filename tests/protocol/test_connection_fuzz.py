@@ -20,7 +20,7 @@ def _seed_frames():
     populated ones (records, arrays, strings, nulls, flexible and not)."""
     client = ClientConnection()
     frames = []
-    for key, info in sorted(registry.API_KEYS.items()):
+    for _key, info in sorted(registry.API_KEYS.items()):
         for version in range(info.min_version, info.max_version + 1):
             frames.append(client.encode_request(info.request_class(), version, len(frames)))
     topic = ProduceRequest.TopicProduceData(name="t", partition_data=[

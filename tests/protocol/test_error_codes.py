@@ -25,8 +25,8 @@ KAFKA_PYTHON_NAMES = {
 # Codes whose retriable flag kafka-python gets wrong: CorruptRecordException extends
 # RetriableException in Kafka (clients retry a produce whose CRC failed in transit).
 KAFKA_PYTHON_RETRIABLE_WRONG = {2}
-# Codes newer than kafka-python 3.0.12 (Kafka 4.0/4.1).
-NOT_IN_KAFKA_PYTHON = {128, 129, 130, 131, 132, 133}
+# Codes newer than kafka-python 3.0.12 (Kafka 4.0 to 4.4).
+NOT_IN_KAFKA_PYTHON = {128, 129, 130, 131, 132, 133, 134, 135, 136}
 
 
 def kafka_python_errors():
@@ -38,7 +38,7 @@ def kafka_python_errors():
 
 
 def test_table_is_complete_and_contiguous():
-    assert sorted(error_codes.ERRORS) == list(range(-1, 134))
+    assert sorted(error_codes.ERRORS) == list(range(-1, 137))
     assert len(error_codes.BY_NAME) == len(error_codes.ERRORS)  # names are unique
 
 
@@ -82,6 +82,8 @@ def test_known_entries_from_kafka_source():
     assert error_codes.REBOOTSTRAP_REQUIRED == 129
     assert error_codes.SHARE_SESSION_LIMIT_REACHED == 133
     assert error_codes.ERRORS[133].retriable
+    assert error_codes.GROUP_DELETION_FAILED == 134 and not error_codes.ERRORS[134].retriable
+    assert error_codes.CONTROLLER_ID_NOT_REGISTERED == 136
     assert error_codes.BY_NAME["UNSUPPORTED_VERSION"].message == "The version of API is not supported."
 
 

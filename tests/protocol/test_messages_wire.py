@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from odradek.protocol.errors import DecodeError, UnsupportedVersion
-from odradek.protocol.messages import registry
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from odradek.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsResponse
 from odradek.protocol.messages.fetch import FetchRequest, FetchResponse
@@ -406,12 +405,12 @@ def test_encode_parts_passes_records_objects_through():
 
     for version in (4, 12):
         regions = [FileRegion(b"A" * 5), FileRegion(b"B" * 300)]
-        parts = response(lambda p: regions[p]).encode_parts(version)
+        parts = response(lambda p, regions=regions: regions[p]).encode_parts(version)
         assert [part for part in parts if not isinstance(part, bytes)] == regions
         joined = b"".join(part if isinstance(part, bytes) else part.data for part in parts)
-        assert joined == response(lambda p: regions[p].data).encode(version)
+        assert joined == response(lambda p, regions=regions: regions[p].data).encode(version)
         with pytest.raises(ValueError, match="encode_parts"):
-            response(lambda p: regions[p]).encode(version)
+            response(lambda p, regions=regions: regions[p]).encode(version)
 
 
 def test_registry_imports_api_modules_only_on_first_use():

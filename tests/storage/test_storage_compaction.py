@@ -83,7 +83,7 @@ def test_keeps_the_last_record_of_each_key_at_its_offset(backend):
     assert [r for r in after if r[0] >= active_base] == [r for r in before if r[0] >= active_base]
     fs, directory = backend
     assert not any(name.endswith((CLEANED_SUFFIX, SWAP_SUFFIX)) for name in fs.listdir(directory))
-    for offset, key, value in after:  # every kept record is found by offset
+    for offset, _key, value in after:  # every kept record is found by offset
         batch = decode_batch(log.read(offset, 1).read_bytes(), 0, max_decompressed_size=1 << 20)
         assert any(batch.offset_of(r) == offset and r.value == value for r in batch.records)
     log.close()
@@ -99,7 +99,7 @@ def test_tombstones_live_for_delete_retention_ms(backend):
     log = compacted_log(backend, clock, delete_retention_ms=10_000)
     log.append(keyed_batch([(b"gone", b"x" * 100)]))
     log.append(keyed_batch([(b"gone", None)]))  # tombstone
-    for i in range(8):
+    for _i in range(8):
         log.append(keyed_batch([(b"other", b"y" * 100)]))
     log.update_high_watermark(log.log_end_offset)
     log.compact()
@@ -127,7 +127,7 @@ def test_records_without_a_key_go_as_in_kafkas_cleaner(backend):
     clock = Clock()
     log = PartitionLog.open(fs, directory, LogConfig(segment_bytes=300), clock=clock)  # delete: keyless allowed
     log.append(keyed_batch([(None, b"no key"), (b"k", b"a")]))
-    for i in range(6):
+    for _i in range(6):
         log.append(keyed_batch([(b"other", b"x" * 100)]))
     log.config = LogConfig(cleanup_policy="compact", segment_bytes=300)  # the topic switched to compact
     log.update_high_watermark(log.log_end_offset)
@@ -138,7 +138,7 @@ def test_records_without_a_key_go_as_in_kafkas_cleaner(backend):
 def test_delete_policy_is_not_compacted(backend):
     fs, directory = backend
     log = PartitionLog.open(fs, directory, LogConfig(segment_bytes=300), clock=Clock())
-    for i in range(12):
+    for _i in range(12):
         log.append(keyed_batch([(b"same", b"v" * 80)]))
     log.update_high_watermark(12)
     assert log.compact().segments_cleaned == 0
@@ -395,7 +395,8 @@ def test_aborted_transactions_go_and_their_markers_after_the_delete_horizon():
     def txn_batch(pairs, producer, sequence):
         batch = bytearray(keyed_batch(pairs, timestamp=clock.now, base_sequence=sequence, **producer))
         batch[22] |= 0x10  # the transactional attribute bit (attributes int16 at 21..22)
-        import crc32c, struct
+        import crc32c
+        import struct
         struct.pack_into(">I", batch, 17, crc32c.crc32c(bytes(batch[21:])))
         return bytes(batch)
 
@@ -415,8 +416,10 @@ def test_aborted_transactions_go_and_their_markers_after_the_delete_horizon():
         log.append(keyed_batch([(b"k1", b"plain%d" % i + b"z" * 60)], timestamp=clock.now))      # 9-20
     log.roll()
     log.update_high_watermark(log.log_end_offset)
-    offsets = lambda: [offset for offset, _, _ in contents(log)]
-    values = lambda: {key: value for _, key, value in contents(log)}
+    def offsets():
+        return [offset for offset, _, _ in contents(log)]
+    def values():
+        return {key: value for _, key, value in contents(log)}
 
     log.compact()
     found = values()
@@ -462,7 +465,7 @@ def test_an_aborted_transaction_whose_marker_is_in_a_later_segment_is_found_and_
                                                   timestamp=T0), origin=ORIGIN_COORDINATOR)
     assert log.active_segment.txn_index.entries() == [
         AbortedTxn(5, aborted.first_offset, abort.first_offset, abort.last_offset + 1)]
-    for i in range(6):
+    for _i in range(6):
         log.append(keyed_batch([(b"other", b"y" * 100)]))
     log.update_high_watermark(log.log_end_offset)
     # The entry lives in the marker's segment, past the range asked about.

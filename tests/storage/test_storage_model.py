@@ -220,7 +220,7 @@ class LogModel(RuleBasedStateMachine):
         log.config = self.config = LogConfig(**{**self.config.__dict__, "cleanup_policy": "compact"})
         try:
             count = 0
-            for index, segment in enumerate(log.segments[:-1]):
+            for index in range(len(log.segments) - 1):
                 if log.segments[index + 1].base_offset > log.high_watermark:
                     break
                 count += 1

@@ -76,7 +76,7 @@ def test_append_assigns_offsets_and_reads_back(backend):
 
 def test_read_returns_at_least_one_whole_batch(backend):
     log = open_log(backend)
-    for i in range(5):
+    for _i in range(5):
         log.append(make_batch([b"x" * 100]))
     log.update_high_watermark(5)
     one = log.read(1, 10)
@@ -261,7 +261,7 @@ def test_retention_by_time_bytes_and_log_start(backend):
     assert not any(name.startswith("00000000000000000000") for name in fs.listdir(f"{root}/t-0"))
 
     log2 = open_log((MemoryFileSystem(), "d"), segment_bytes=2 * batch_size, retention_bytes=3 * batch_size)
-    for i in range(10):
+    for _ in range(10):
         log2.append(make_batch([b"x" * 50]))
     log2.update_high_watermark(10)
     log2.delete_old_segments()

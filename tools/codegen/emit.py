@@ -553,7 +553,8 @@ class ModuleEmitter:
 
     def _message_doc(self, message: MessageModel) -> str:
         flex = "never flexible" if message.flexible_min is None else f"flexible from v{message.flexible_min}"
-        key = f"API key {message.api_key}, " if message.api_key is not None else ""
+        kind = "API key" if message.type in ("request", "response") else "record type"
+        key = f"{kind} {message.api_key}, " if message.api_key is not None else ""
         by_source: dict[str, list[int]] = {}
         for v, src in message.sources.items():
             by_source.setdefault(src, []).append(v)

@@ -1,5 +1,5 @@
-"""The spec model: Kafka's JSON message schemas read into Python objects, and merged across the
-two schema generations we carry (clients/ and clients-newer/).
+"""The spec model: Kafka's JSON message schemas read into Python objects, and merged across
+schema generations (Kafka releases).
 
 Reading a schema file
 ---------------------
@@ -11,9 +11,11 @@ without inline ``fields`` are looked up in the file's ``commonStructs``.
 
 Merging generations
 -------------------
-Kafka 4 dropped the oldest protocol versions from its files while adding new ones. For every
-(message, version) we take the definition from the newest file whose ``validVersions`` covers it
-(see ../shared/kafka-spec/README.md). :func:`merge` turns several files for one message into a
+Kafka 4 dropped the oldest protocol versions from its files while adding new ones, so the
+schemas come in generations, newest first (Kafka 4.4's jars, then Kafka 3.9's kafka-clients,
+which still declares every version from 0: tools/generate_messages.py). For every (message,
+version) we take the definition from the newest file whose ``validVersions`` covers it.
+:func:`merge` turns several files for one message into a
 :class:`MessageModel`: one class tree whose fields are the union of the files' fields (matched by
 name, struct by struct), and for each version a *view* taken from the file that owns that
 version. The generated code only ever looks at views, so which file a version came from stops
@@ -164,7 +166,7 @@ class StructSpec:
 
 @dataclass
 class SchemaFile:
-    path: str
+    source: str                    # where it was read, e.g. "kafka-clients-4.4.0/ProduceRequest.json"
     name: str                      # e.g. "ProduceRequest"
     type: str                      # request, response, header, data, metadata
     api_key: int | None
@@ -177,7 +179,12 @@ class SchemaFile:
 
 def load_schema(path: str) -> SchemaFile:
     with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+        return parse_schema(handle.read(), path)
+
+
+def parse_schema(text: str, source: str) -> SchemaFile:
+    """One schema file's text; ``source`` names it in errors and in the generated docstrings."""
+    path = source
     try:
         doc = json.loads(strip_comments(text))
     except ValueError as exc:
@@ -237,12 +244,15 @@ def load_schema(path: str) -> SchemaFile:
         return common[name]
 
     root = StructSpec(doc["name"], valid, [])
-    root.fields = build_fields(doc["fields"], valid)
+    if "fields" not in doc and valid != NONE:
+        raise SchemaError(f"{path}: no fields")
+    # Kafka 4 keeps a field-less file with "validVersions": "none" for each removed API.
+    root.fields = build_fields(doc.get("fields", []), valid)
     # Common structs nobody references are still part of the file; build them for completeness.
     for name in common_raw:
         common_struct(name)
     return SchemaFile(
-        path=path,
+        source=source,
         name=doc["name"],
         type=doc["type"],
         api_key=doc.get("apiKey"),
@@ -384,7 +394,7 @@ def _parse_default(spec: FieldSpec) -> tuple[object, bool]:
     raise SchemaError(f"field {spec.name}: no default for type {t}")
 
 
-def merge(files: list[SchemaFile], spec_root: str) -> MessageModel:
+def merge(files: list[SchemaFile]) -> MessageModel:
     """Merge the files defining one message (newest first) into one model."""
     newest = files[0]
     all_versions = sorted(
@@ -464,7 +474,7 @@ def merge(files: list[SchemaFile], spec_root: str) -> MessageModel:
             fm = by_name[spec.name]
             is_tagged = version in spec.tagged
             if is_tagged and not flexible_struct:
-                raise SchemaError(f"{schema.path}: tagged field {spec.name} in a non-flexible version")
+                raise SchemaError(f"{schema.source}: tagged field {spec.name} in a non-flexible version")
             flexible = flexible_struct
             if spec.flexible_override is not None:
                 flexible = version in spec.flexible_override and flexible_struct
@@ -486,14 +496,14 @@ def merge(files: list[SchemaFile], spec_root: str) -> MessageModel:
         tagged.sort(key=lambda v: v.tag)
         tags = [v.tag for v in tagged]
         if len(set(tags)) != len(tags):
-            raise SchemaError(f"{schema.path}: duplicate tag in {struct.name} at v{version}")
+            raise SchemaError(f"{schema.source}: duplicate tag in {struct.name} at v{version}")
         model.views[version] = (regular, tagged)
         model.flexible[version] = flexible_struct
 
     sources = {}
     for version, schema in owners.items():
         fill_views(root, schema.root, schema, version)
-        sources[version] = os.path.relpath(schema.path, spec_root)
+        sources[version] = schema.source
     # Structs never reached at some version still need an (empty) view there only if a parent
     # references them at that version, which fill_views already guarantees.
 
@@ -515,12 +525,7 @@ def merge(files: list[SchemaFile], spec_root: str) -> MessageModel:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading a whole spec folder
-
-# Folders holding record-level ("data"/"metadata") schemas, besides the data schemas of clients/.
-RECORD_FOLDERS = ("group-coordinator", "transaction-coordinator", "metadata", "raft", "share-coordinator")
-# Newest first: a version comes from the first folder whose file covers it.
-CLIENT_FOLDERS = ("clients-newer", "clients")
+# Loading every schema
 
 
 @dataclass
@@ -531,35 +536,40 @@ class SpecSet:
     notes: list[str]
 
 
-def _list_json(folder: str) -> list[str]:
+def schemas_in_folder(folder: str) -> list[SchemaFile]:
+    """The ``*.json`` schema files directly in ``folder`` (e.g. a Kafka checkout's
+    clients/src/main/resources/common/message), named ``<folder name>/<file>`` as sources."""
     if not os.path.isdir(folder):
-        return []
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".json"))
+        raise SchemaError(f"{folder}: not a folder")
+    label = os.path.basename(os.path.normpath(folder))
+    schemas = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                schemas.append(parse_schema(handle.read(), f"{label}/{name}"))
+    return schemas
 
 
-def load_spec(spec_root: str) -> SpecSet:
-    """Load a spec folder: either the shared layout (clients/, clients-newer/, record folders)
-    or a single flat folder of schema files (such as a Kafka checkout's common/message)."""
-    layered = [os.path.join(spec_root, f) for f in CLIENT_FOLDERS if os.path.isdir(os.path.join(spec_root, f))]
-    if not layered:
-        layered = [spec_root]
-    generations: list[list[SchemaFile]] = [[load_schema(p) for p in _list_json(folder)] for folder in layered]
-    record_files: list[SchemaFile] = []
-    for folder in RECORD_FOLDERS:
-        record_files.extend(load_schema(p) for p in _list_json(os.path.join(spec_root, folder)))
-
+def load_spec(generations: list[list[SchemaFile]]) -> SpecSet:
+    """Merge schema generations, newest first: each (message, version) comes from the first
+    generation with a file for that message whose ``validVersions`` covers the version."""
     notes: list[str] = []
     # Group request/response files by (type, api key); header and data files by name.
     by_api: dict[tuple[str, int], list[SchemaFile]] = {}
     by_name: dict[str, list[SchemaFile]] = {}
     for generation in generations:  # newest first
+        seen: dict[tuple, str] = {}
         for schema in generation:
             if schema.type in ("request", "response"):
-                by_api.setdefault((schema.type, schema.api_key), []).append(schema)
+                key = (schema.type, schema.api_key)
+                by_api.setdefault(key, []).append(schema)
             else:
+                key = (schema.name,)
                 by_name.setdefault(schema.name, []).append(schema)
-    for schema in record_files:
-        by_name.setdefault(schema.name, []).append(schema)
+            if key in seen:
+                # Within one generation neither file is the newer one: refuse to guess.
+                raise SchemaError(f"{schema.source} and {seen[key]} define the same message")
+            seen[key] = schema.source
 
     def prune(files: list[SchemaFile]) -> list[SchemaFile]:
         """Drop files that own no version (fully covered by a newer one)."""
@@ -583,17 +593,19 @@ def load_spec(spec_root: str) -> SpecSet:
     for key in keys:
         req_files = prune(by_api.get(("request", key), []))
         resp_files = prune(by_api.get(("response", key), []))
+        if not req_files and not resp_files:
+            continue  # removed from Kafka, and no older generation declares it
         if not req_files or not resp_files:
             raise SchemaError(f"api key {key}: request or response schema missing")
         kept_names = [f.name for f in req_files]
         if len({api_module_name(n) for n in kept_names}) > 1:
             raise SchemaError(f"api key {key}: versions split between differently named files {kept_names}")
-        apis[key] = (merge(req_files, spec_root), merge(resp_files, spec_root))
+        apis[key] = (merge(req_files), merge(resp_files))
     headers = []
     records = []
     for name in sorted(by_name):
         files = prune(by_name[name])
-        model = merge(files, spec_root)
+        model = merge(files)
         if model.type == "header":
             headers.append(model)
         else:

@@ -18,9 +18,9 @@ __all__ = ['AbortTransactionRecord']
 
 
 class AbortTransactionRecord(Message):
-    """AbortTransactionRecord (API key 25, v0-0, flexible from v0).
+    """AbortTransactionRecord (record type 25, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/AbortTransactionRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/AbortTransactionRecord.json.
     """
 
     __slots__ = ('reason', 'unknown_tagged_fields')

@@ -21,9 +21,9 @@ _S2 = _Struct('>bb')
 
 
 class AccessControlEntryRecord(Message):
-    """AccessControlEntryRecord (API key 18, v0-0, flexible from v0).
+    """AccessControlEntryRecord (record type 18, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/AccessControlEntryRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/AccessControlEntryRecord.json.
     """
 
     __slots__ = ('id', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tagged_fields')

@@ -18,9 +18,9 @@ __all__ = ['BeginTransactionRecord']
 
 
 class BeginTransactionRecord(Message):
-    """BeginTransactionRecord (API key 23, v0-0, flexible from v0).
+    """BeginTransactionRecord (record type 23, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/BeginTransactionRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/BeginTransactionRecord.json.
     """
 
     __slots__ = ('name', 'unknown_tagged_fields')

@@ -19,9 +19,9 @@ _S0 = _Struct('>d?')
 
 
 class ClientQuotaRecord(Message):
-    """ClientQuotaRecord (API key 14, v0-0, flexible from v0).
+    """ClientQuotaRecord (record type 14, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/ClientQuotaRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/ClientQuotaRecord.json.
     """
 
     __slots__ = ('entity', 'key', 'value', 'remove', 'unknown_tagged_fields')

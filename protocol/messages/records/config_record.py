@@ -19,9 +19,9 @@ _S0 = _Struct('>b')
 
 
 class ConfigRecord(Message):
-    """ConfigRecord (API key 4, v0-0, flexible from v0).
+    """ConfigRecord (record type 4, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/ConfigRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/ConfigRecord.json.
     """
 
     __slots__ = ('resource_type', 'resource_name', 'name', 'value', 'unknown_tagged_fields')

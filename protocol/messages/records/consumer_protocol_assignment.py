@@ -22,7 +22,7 @@ _S1 = _Struct('>h')
 class ConsumerProtocolAssignment(Message):
     """ConsumerProtocolAssignment (v0-3, never flexible).
 
-    Schemas: v0-3 from clients-newer/ConsumerProtocolAssignment.json.
+    Schemas: v0-3 from kafka-clients-4.4.0/ConsumerProtocolAssignment.json.
     """
 
     __slots__ = ('assigned_partitions', 'user_data', 'unknown_tagged_fields')

@@ -22,7 +22,7 @@ _S1 = _Struct('>h')
 class ConsumerProtocolSubscription(Message):
     """ConsumerProtocolSubscription (v0-3, never flexible).
 
-    Schemas: v0-3 from clients-newer/ConsumerProtocolSubscription.json.
+    Schemas: v0-3 from kafka-clients-4.4.0/ConsumerProtocolSubscription.json.
     """
 
     __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id', 'unknown_tagged_fields')

@@ -21,7 +21,7 @@ _S0 = _Struct('>?')
 class DefaultPrincipalData(Message):
     """DefaultPrincipalData (v0-0, flexible from v0).
 
-    Schemas: v0 from clients/DefaultPrincipalData.json.
+    Schemas: v0 from kafka-clients-4.4.0/DefaultPrincipalData.json.
     """
 
     __slots__ = ('type', 'name', 'token_authenticated', 'unknown_tagged_fields')

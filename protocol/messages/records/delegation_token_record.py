@@ -19,9 +19,9 @@ _S0 = _Struct('>qqq')
 
 
 class DelegationTokenRecord(Message):
-    """DelegationTokenRecord (API key 10, v0-0, flexible from v0).
+    """DelegationTokenRecord (record type 10, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/DelegationTokenRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/DelegationTokenRecord.json.
     """
 
     __slots__ = ('owner', 'requester', 'renewers', 'issue_timestamp', 'max_timestamp', 'expiration_timestamp', 'token_id', 'unknown_tagged_fields')

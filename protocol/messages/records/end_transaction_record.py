@@ -18,9 +18,9 @@ __all__ = ['EndTransactionRecord']
 
 
 class EndTransactionRecord(Message):
-    """EndTransactionRecord (API key 24, v0-0, flexible from v0).
+    """EndTransactionRecord (record type 24, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/EndTransactionRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/EndTransactionRecord.json.
     """
 
     __slots__ = ('unknown_tagged_fields',)

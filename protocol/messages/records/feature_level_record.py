@@ -19,9 +19,9 @@ _S0 = _Struct('>h')
 
 
 class FeatureLevelRecord(Message):
-    """FeatureLevelRecord (API key 12, v0-0, flexible from v0).
+    """FeatureLevelRecord (record type 12, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/FeatureLevelRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/FeatureLevelRecord.json.
     """
 
     __slots__ = ('name', 'feature_level', 'unknown_tagged_fields')

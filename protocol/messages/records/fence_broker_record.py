@@ -19,9 +19,9 @@ _S0 = _Struct('>iq')
 
 
 class FenceBrokerRecord(Message):
-    """FenceBrokerRecord (API key 7, v0-0, flexible from v0).
+    """FenceBrokerRecord (record type 7, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/FenceBrokerRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/FenceBrokerRecord.json.
     """
 
     __slots__ = ('id', 'epoch', 'unknown_tagged_fields')

@@ -21,7 +21,7 @@ _S0 = _Struct('>hh')
 class KRaftVersionRecord(Message):
     """KRaftVersionRecord (v0-0, flexible from v0).
 
-    Schemas: v0 from clients/KRaftVersionRecord.json.
+    Schemas: v0 from kafka-clients-4.4.0/KRaftVersionRecord.json.
     """
 
     __slots__ = ('version', 'k_raft_version', 'unknown_tagged_fields')

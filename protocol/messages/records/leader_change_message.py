@@ -23,7 +23,7 @@ _S2 = _Struct('>i16s')
 class LeaderChangeMessage(Message):
     """LeaderChangeMessage (v0-1, flexible from v0).
 
-    Schemas: v0-1 from clients/LeaderChangeMessage.json.
+    Schemas: v0-1 from kafka-clients-4.4.0/LeaderChangeMessage.json.
     """
 
     __slots__ = ('version', 'leader_id', 'voters', 'granting_voters', 'unknown_tagged_fields')

@@ -18,9 +18,9 @@ __all__ = ['NoOpRecord']
 
 
 class NoOpRecord(Message):
-    """NoOpRecord (API key 20, v0-0, flexible from v0).
+    """NoOpRecord (record type 20, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/NoOpRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/NoOpRecord.json.
     """
 
     __slots__ = ('unknown_tagged_fields',)

@@ -22,9 +22,9 @@ _S3 = _Struct('>16s')
 
 
 class PartitionChangeRecord(Message):
-    """PartitionChangeRecord (API key 5, v0-2, flexible from v0).
+    """PartitionChangeRecord (record type 5, v0-2, flexible from v0).
 
-    Schemas: v0-2 from metadata/PartitionChangeRecord.json.
+    Schemas: v0-2 from kafka-metadata-4.4.0/PartitionChangeRecord.json.
     """
 
     __slots__ = ('partition_id', 'topic_id', 'isr', 'leader', 'replicas', 'removing_replicas', 'adding_replicas', 'leader_recovery_state', 'directories', 'eligible_leader_replicas', 'last_known_elr', 'unknown_tagged_fields')

@@ -22,9 +22,9 @@ _S3 = _Struct('>16s')
 
 
 class PartitionRecord(Message):
-    """PartitionRecord (API key 3, v0-2, flexible from v0).
+    """PartitionRecord (record type 3, v0-2, flexible from v0).
 
-    Schemas: v0-2 from metadata/PartitionRecord.json.
+    Schemas: v0-2 from kafka-metadata-4.4.0/PartitionRecord.json.
     """
 
     __slots__ = ('partition_id', 'topic_id', 'replicas', 'isr', 'removing_replicas', 'adding_replicas', 'leader', 'leader_recovery_state', 'leader_epoch', 'partition_epoch', 'directories', 'eligible_leader_replicas', 'last_known_elr', 'unknown_tagged_fields')

@@ -19,9 +19,9 @@ _S0 = _Struct('>iqq')
 
 
 class ProducerIdsRecord(Message):
-    """ProducerIdsRecord (API key 15, v0-0, flexible from v0).
+    """ProducerIdsRecord (record type 15, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/ProducerIdsRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/ProducerIdsRecord.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'next_producer_id', 'unknown_tagged_fields')

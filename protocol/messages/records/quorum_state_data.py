@@ -23,7 +23,7 @@ _S2 = _Struct('>iii16s')
 class QuorumStateData(Message):
     """QuorumStateData (v0-1, flexible from v0).
 
-    Schemas: v0-1 from raft/QuorumStateData.json.
+    Schemas: v0-1 from kafka-raft-4.4.0/QuorumStateData.json.
     """
 
     __slots__ = ('cluster_id', 'leader_id', 'leader_epoch', 'voted_id', 'voted_directory_id', 'applied_offset', 'current_voters', 'unknown_tagged_fields')

@@ -21,9 +21,9 @@ _S2 = _Struct('>hh')
 
 
 class RegisterControllerRecord(Message):
-    """RegisterControllerRecord (API key 27, v0-0, flexible from v0).
+    """RegisterControllerRecord (record type 27, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/RegisterControllerRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/RegisterControllerRecord.json.
     """
 
     __slots__ = ('controller_id', 'incarnation_id', 'zk_migration_ready', 'end_points', 'features', 'unknown_tagged_fields')

@@ -19,9 +19,9 @@ _S0 = _Struct('>16s')
 
 
 class RemoveAccessControlEntryRecord(Message):
-    """RemoveAccessControlEntryRecord (API key 19, v0-0, flexible from v0).
+    """RemoveAccessControlEntryRecord (record type 19, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/RemoveAccessControlEntryRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/RemoveAccessControlEntryRecord.json.
     """
 
     __slots__ = ('id', 'unknown_tagged_fields')

@@ -18,9 +18,9 @@ __all__ = ['RemoveDelegationTokenRecord']
 
 
 class RemoveDelegationTokenRecord(Message):
-    """RemoveDelegationTokenRecord (API key 26, v0-0, flexible from v0).
+    """RemoveDelegationTokenRecord (record type 26, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/RemoveDelegationTokenRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/RemoveDelegationTokenRecord.json.
     """
 
     __slots__ = ('token_id', 'unknown_tagged_fields')

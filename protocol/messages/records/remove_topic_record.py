@@ -19,9 +19,9 @@ _S0 = _Struct('>16s')
 
 
 class RemoveTopicRecord(Message):
-    """RemoveTopicRecord (API key 9, v0-0, flexible from v0).
+    """RemoveTopicRecord (record type 9, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/RemoveTopicRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/RemoveTopicRecord.json.
     """
 
     __slots__ = ('topic_id', 'unknown_tagged_fields')

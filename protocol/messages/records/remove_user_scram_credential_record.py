@@ -19,9 +19,9 @@ _S0 = _Struct('>b')
 
 
 class RemoveUserScramCredentialRecord(Message):
-    """RemoveUserScramCredentialRecord (API key 22, v0-0, flexible from v0).
+    """RemoveUserScramCredentialRecord (record type 22, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/RemoveUserScramCredentialRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/RemoveUserScramCredentialRecord.json.
     """
 
     __slots__ = ('name', 'mechanism', 'unknown_tagged_fields')

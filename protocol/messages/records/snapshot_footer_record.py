@@ -21,7 +21,7 @@ _S0 = _Struct('>h')
 class SnapshotFooterRecord(Message):
     """SnapshotFooterRecord (v0-0, flexible from v0).
 
-    Schemas: v0 from clients/SnapshotFooterRecord.json.
+    Schemas: v0 from kafka-clients-4.4.0/SnapshotFooterRecord.json.
     """
 
     __slots__ = ('version', 'unknown_tagged_fields')

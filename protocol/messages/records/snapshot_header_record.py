@@ -21,7 +21,7 @@ _S0 = _Struct('>hq')
 class SnapshotHeaderRecord(Message):
     """SnapshotHeaderRecord (v0-0, flexible from v0).
 
-    Schemas: v0 from clients/SnapshotHeaderRecord.json.
+    Schemas: v0 from kafka-clients-4.4.0/SnapshotHeaderRecord.json.
     """
 
     __slots__ = ('version', 'last_contained_log_timestamp', 'unknown_tagged_fields')

@@ -19,9 +19,9 @@ _S0 = _Struct('>16s')
 
 
 class TopicRecord(Message):
-    """TopicRecord (API key 2, v0-0, flexible from v0).
+    """TopicRecord (record type 2, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/TopicRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/TopicRecord.json.
     """
 
     __slots__ = ('name', 'topic_id', 'unknown_tagged_fields')

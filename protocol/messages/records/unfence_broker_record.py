@@ -19,9 +19,9 @@ _S0 = _Struct('>iq')
 
 
 class UnfenceBrokerRecord(Message):
-    """UnfenceBrokerRecord (API key 8, v0-0, flexible from v0).
+    """UnfenceBrokerRecord (record type 8, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/UnfenceBrokerRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/UnfenceBrokerRecord.json.
     """
 
     __slots__ = ('id', 'epoch', 'unknown_tagged_fields')

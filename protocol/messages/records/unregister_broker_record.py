@@ -19,9 +19,9 @@ _S0 = _Struct('>iq')
 
 
 class UnregisterBrokerRecord(Message):
-    """UnregisterBrokerRecord (API key 1, v0-0, flexible from v0).
+    """UnregisterBrokerRecord (record type 1, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/UnregisterBrokerRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/UnregisterBrokerRecord.json.
     """
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tagged_fields')

@@ -20,9 +20,9 @@ _S1 = _Struct('>i')
 
 
 class UserScramCredentialRecord(Message):
-    """UserScramCredentialRecord (API key 11, v0-0, flexible from v0).
+    """UserScramCredentialRecord (record type 11, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/UserScramCredentialRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/UserScramCredentialRecord.json.
     """
 
     __slots__ = ('name', 'mechanism', 'salt', 'stored_key', 'server_key', 'iterations', 'unknown_tagged_fields')

@@ -24,7 +24,7 @@ _S3 = _Struct('>hh')
 class VotersRecord(Message):
     """VotersRecord (v0-0, flexible from v0).
 
-    Schemas: v0 from clients/VotersRecord.json.
+    Schemas: v0 from kafka-clients-4.4.0/VotersRecord.json.
     """
 
     __slots__ = ('version', 'voters', 'unknown_tagged_fields')

@@ -19,9 +19,9 @@ _S0 = _Struct('>b')
 
 
 class ZkMigrationStateRecord(Message):
-    """ZkMigrationStateRecord (API key 21, v0-0, flexible from v0).
+    """ZkMigrationStateRecord (record type 21, v0-0, flexible from v0).
 
-    Schemas: v0 from metadata/ZkMigrationRecord.json.
+    Schemas: v0 from kafka-metadata-4.4.0/ZkMigrationRecord.json.
     """
 
     __slots__ = ('zk_migration_state', 'unknown_tagged_fields')
