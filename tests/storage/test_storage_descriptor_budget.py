@@ -185,7 +185,7 @@ def test_any_sequence_of_operations_keeps_the_data_and_the_budget(tmp_path_facto
         elif operation == "flush":
             log.flush()
         assert fs.budget.open_count <= budget
-    for log, values in zip(logs, written):
+    for log in logs:
         log.close()
     for i, values in enumerate(written):
         reopened = PartitionLog.open(fs, f"{directory}/p-{i}", LogConfig(), clock=clock)
