@@ -13,6 +13,7 @@ started under a small open-files limit (soft and hard, as ``ulimit -n``):
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -177,6 +178,12 @@ def fill_descriptors(broker, limit: int, deadline_s: float = 20.0) -> list[socke
     return sockets
 
 
+def cpu_seconds(broker) -> float:
+    with open(f"/proc/{broker.process.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def close_all(sockets) -> None:
     for item in sockets:
         item.close()
@@ -199,6 +206,12 @@ def test_out_of_descriptors_is_answered_with_an_error_code_and_the_broker_recove
 
     # Nothing of the storage engine is open that could make room: the creation fails.
     sockets = fill_descriptors(broker, limit)
+    # More connections while full are closed by the broker, not retried in a busy loop.
+    cpu_before = cpu_seconds(broker)
+    refused = [socket.create_connection((broker.host, broker.port), timeout=5) for _ in range(20)]
+    time.sleep(1.0)
+    assert cpu_seconds(broker) - cpu_before < 0.5
+    close_all(refused)
     failed = create_topics(client, ["fd-full"], partitions=3)["fd-full"]
     assert failed.error_code == error_codes.KAFKA_STORAGE_ERROR
     assert "Too many open files" in failed.error_message
