@@ -484,7 +484,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("num.io.threads", I, 8, "Threads processing requests (odradek uses one event loop).", at_least(1), "high", applied=False),
         _d("num.recovery.threads.per.data.dir", I, 2, "Threads per data directory for log recovery at start and flushing at shutdown.", at_least(1), "high", applied=False),
         _d("background.threads", I, 10, "Threads for background tasks.", at_least(1), "high", applied=False),
-        _d("max.incremental.fetch.session.cache.slots", I, 1000, "The maximum number of incremental fetch sessions (KIP-227) kept; when full, the least recently used one is evicted.", at_least(0), "medium"),
+        _d("max.incremental.fetch.session.cache.slots", I, 1000, "The maximum number of incremental fetch sessions (KIP-227) kept. As in Kafka, the cache has 8 shards that share the limit equally (fewer than 8 slots keep no session), new sessions go to the shards in turn, and a full shard evicts one of its own sessions only if it was unused for 2 minutes, or is older than that and holds fewer partitions than the new one; otherwise the new fetch gets no session.", at_least(0), "medium"),
         _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
         _d("telemetry.max.bytes", I, 1048576, "The maximum size (after compression) of a client's metrics push (KIP-714 PushTelemetry); a larger push gets TELEMETRY_TOO_LARGE.", at_least(1), "low"),
         # topics and logs

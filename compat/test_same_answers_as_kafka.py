@@ -4,18 +4,23 @@ must agree field by field, where Kafka's own answer is the specification.
 
 Covered: the ACL APIs without an authorizer (DescribeAcls, CreateAcls, DeleteAcls: advertised
 ranges, SECURITY_DISABLED answers at v1-3, connections closed for UNKNOWN elements and v0, what
-confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telemetry without a metrics plugin (GetTelemetrySubscriptions and
-PushTelemetry left out of ApiVersions, yet answered: subscription fields, throttling, the
-checks of a push in order) and Produce per-record errors (a keyless record on a compacted
-topic, timestamps out of bounds: error code, record_errors, error_message, offsets).
+confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telemetry without a
+metrics plugin (GetTelemetrySubscriptions and PushTelemetry left out of ApiVersions, yet
+answered: subscription fields, throttling, the checks of a push in order), Produce per-record
+errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
+record_errors, error_message, offsets) and fetch sessions (KIP-227,
+tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
+cache, a session's topic deleted and recreated, and eviction two minutes on).
 
-Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine). Java and Maven
+Slow: one Kafka JVM for the module (about 20 s to start on a loaded machine), two more for
+the session cache tests, and the eviction test waits two minutes. Java and Maven
 are required: without them the fixture raises (a failure, not a skip).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import subprocess
 import sys
@@ -30,6 +35,7 @@ sys.path.insert(0, str(REPO / "compat"))
 sys.path.insert(0, str(REPO / "tests"))
 import kafka_jars  # noqa: E402  (a sibling script)
 import make_kafka_fixture as kafka_broker_setup  # noqa: E402
+from broker import fetch_session_scenarios  # noqa: E402
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
@@ -49,14 +55,14 @@ Topic = CreateTopicsRequest.CreatableTopic
 TopicConfig = Topic.CreatableTopicConfig
 
 
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory):
-    """(host, port) of a running Kafka broker."""
+@contextlib.contextmanager
+def running_kafka(work: Path, extra_properties: tuple[str, ...] = ()):
+    """(host, port) of a Kafka broker started in ``work`` with ``extra_properties`` lines."""
     kafka_jars.ensure()
-    work = tmp_path_factory.mktemp("kafka")
     broker_port, controller_port = kafka_broker_setup.free_port(), kafka_broker_setup.free_port()
     properties = work / "server.properties"
-    properties.write_text(kafka_broker_setup.server_properties(work, broker_port, controller_port))
+    properties.write_text(kafka_broker_setup.server_properties(work, broker_port, controller_port)
+                          + "".join(f"{line}\n" for line in extra_properties))
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
     log_path = work / "kafka.log"
@@ -68,6 +74,13 @@ def kafka(tmp_path_factory):
         yield "127.0.0.1", broker_port
     finally:
         kafka_broker_setup.stop(process)
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory):
+    """(host, port) of a running Kafka broker."""
+    with running_kafka(tmp_path_factory.mktemp("kafka")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +261,57 @@ def test_produce_record_errors_agree(kafka, odradek):
     expected = record_error_answers(*kafka)
     assert expected[0][0] == 87 and len(expected[0][3]) == 2  # the premise: Kafka refused them
     assert record_error_answers(*odradek) == expected
+
+
+def test_fetch_session_answers_agree(kafka, odradek):
+    """Every session id / epoch combination (tests/broker/fetch_session_scenarios.py), on the
+    module's brokers before any other test fetched: Kafka's answers are the expected table that
+    the default run checks odradek against, and odradek's are the same."""
+    expected = fetch_session_scenarios.every_combination(*kafka)
+    assert expected == fetch_session_scenarios.EVERY_COMBINATION
+    assert fetch_session_scenarios.every_combination(*odradek) == expected
+
+
+def test_fetch_session_cache_full_answers_agree(tmp_path):
+    """A full session cache (eight slots: one per shard), on fresh brokers."""
+    slots = "max.incremental.fetch.session.cache.slots=8"
+    (tmp_path / "kafka").mkdir()
+    with running_kafka(tmp_path / "kafka", (slots,)) as kafka:
+        expected = fetch_session_scenarios.cache_full(*kafka)
+    assert expected == fetch_session_scenarios.CACHE_FULL
+    process = BrokerProcess(tmp_path / "odradek", (slots,), tmp_path / "broker.log")
+    try:
+        assert fetch_session_scenarios.cache_full(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
+
+
+def test_fetch_session_topic_deleted_and_recreated_answers_agree(tmp_path):
+    """A session's topic deleted and created again (a new topic id), on fresh brokers."""
+    (tmp_path / "kafka").mkdir()
+    with running_kafka(tmp_path / "kafka") as kafka:
+        expected = fetch_session_scenarios.topic_deleted_and_recreated(*kafka)
+    assert expected == fetch_session_scenarios.RECREATED
+    process = BrokerProcess(tmp_path / "odradek", (), tmp_path / "broker.log")
+    try:
+        assert fetch_session_scenarios.topic_deleted_and_recreated(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
+
+
+def test_fetch_session_eviction_answers_agree(tmp_path):
+    """Eviction from a full cache (eight slots) two minutes on: sessions unused that long make
+    room for any new one, used ones only for a bigger one. Both brokers wait together."""
+    slots = "max.incremental.fetch.session.cache.slots=8"
+    (tmp_path / "kafka").mkdir()
+    process = BrokerProcess(tmp_path / "odradek", (slots,), tmp_path / "broker.log")
+    try:
+        with running_kafka(tmp_path / "kafka", (slots,)) as kafka:
+            probes = [fetch_session_scenarios.eviction_start(*kafka),
+                      fetch_session_scenarios.eviction_start(process.host, process.port)]
+            time.sleep(fetch_session_scenarios.EVICTION_WAIT_S)
+            expected, answered = (fetch_session_scenarios.eviction_finish(probe) for probe in probes)
+        assert expected == fetch_session_scenarios.EVICTION
+        assert answered == expected
+    finally:
+        assert process.stop() == 0, process.log()

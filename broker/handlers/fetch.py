@@ -13,12 +13,17 @@ Behaviour:
 * Long poll: when fewer than ``min_bytes`` are available and ``max_wait_ms`` > 0 the response
   waits until a produce to one of the fetched partitions adds data (then reads again), the
   wait ends, or the broker shuts down. Errors answer at once.
-* Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (v13+ by id: UNKNOWN_TOPIC_ID);
-  OFFSET_OUT_OF_RANGE outside [log start offset, log end offset]; FENCED_LEADER_EPOCH /
-  UNKNOWN_LEADER_EPOCH when ``current_leader_epoch`` (v9+) is older / newer than ours.
+* Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (v13+ by id: UNKNOWN_TOPIC_ID), answered
+  after every other partition, as Kafka does; OFFSET_OUT_OF_RANGE outside [log start offset,
+  log end offset]; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH when ``current_leader_epoch``
+  (v9+) is older / newer than ours. In a v13+ session, a topic deleted since it was added is
+  UNKNOWN_TOPIC_OR_PARTITION, and INCONSISTENT_TOPIC_ID once a topic of its name exists again
+  (Kafka's session keeps the name it resolved). Partitions of one topic share a topic entry
+  when adjacent.
 * Fetch sessions (KIP-227, v7+): see :mod:`odradek.broker.fetch_sessions`. Session errors
   (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) are
-  top-level and answer at once with no partitions.
+  top-level and answer at once with no partitions. A full fetch opens its session when it is
+  answered (after any long poll).
 
 Version notes: v0-v3 predate record batches: what is read is down-converted to magic 0
 (v0-v1) or magic 1 (v2-v3) message sets (``odradek.protocol.records.convert``), copied through
@@ -42,7 +47,8 @@ from odradek.protocol.messages.fetch import AbortedTransaction, FetchRequest, Fe
 
 from odradek.protocol.records.convert import down_convert
 
-from ..fetch_sessions import FINAL_EPOCH, INVALID_SESSION_ID, FetchSessionError, FetchTarget
+from ..fetch_sessions import (FINAL_EPOCH, INVALID_SESSION_ID, FetchContext, FetchSessionError,
+                              FetchSessionIdOutOfRange, FetchTarget)
 from ..records_source import FileRegions
 from . import REGISTRY
 
@@ -90,13 +96,30 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
     remaining = request.max_bytes
     min_one_batch = version >= 3  # v0-v2: a hard per-partition limit (Kafka's hardMaxBytesLimit)
     result = _Read()
+    # Kafka answers partitions of unknown topics after all the others (its "erroneous" list).
+    unknown = []
     for target in targets:
-        topic = broker.topics.by_id.get(target.topic_id) if uses_ids else broker.topics.get(target.topic_name)
+        if uses_ids:
+            topic = broker.topics.by_id.get(target.topic_id)
+            if topic is not None:
+                target.topic_name = topic.name  # kept by a session, as Kafka's cached partitions keep it
+            elif target.topic_name is not None:
+                # A session's topic deleted since: Kafka looks it up by the name it kept, and a topic
+                # of that name now (recreated) has another id.
+                recreated = broker.topics.get(target.topic_name)
+                if recreated is not None and broker.partition(recreated.name, target.partition) is not None:
+                    result.errors = True
+                    result.items.append((target, None, _error_data(target.partition,
+                                                                   error_codes.INCONSISTENT_TOPIC_ID), 0))
+                    continue
+        else:
+            topic = broker.topics.get(target.topic_name)
         partition = broker.partition(topic.name, target.partition) if topic is not None else None
         if partition is None:
             result.errors = True
-            code = error_codes.UNKNOWN_TOPIC_ID if uses_ids and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
-            result.items.append((target, None, _error_data(target.partition, code), 0))
+            code = error_codes.UNKNOWN_TOPIC_ID if uses_ids and target.topic_name is None \
+                else error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            unknown.append((target, None, _error_data(target.partition, code), 0))
             continue
         epoch = target.current_leader_epoch if version >= 9 else -1
         if epoch != -1 and epoch != partition.leader_epoch:
@@ -138,6 +161,7 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
             preferred_read_replica=-1,
             records=records,
         ), size))
+    result.items += unknown
     return result
 
 
@@ -151,25 +175,49 @@ def _error_data(index: int, code: int, partition=None) -> PartitionData:
     )
 
 
-def _respond(read: _Read, session, incremental: bool) -> FetchResponse:
+def _respond(read: _Read, context: FetchContext, broker) -> FetchResponse:
     """The response for ``read``: every partition, or (incremental) only what changed; the
-    session remembers what was sent."""
-    topics: dict[tuple, TopicResponse] = {}
+    session remembers what was sent. A full fetch opens its session here, as Kafka does when it
+    answers."""
+    session = context.session
+    if context.kind == "full":
+        # The session keeps the partitions in the order they are answered (unknown ones last).
+        session = broker.fetch_sessions.open([target for target, *_ in read.items], context.uses_topic_ids)
+    elif context.kind == "incremental" and session.next_epoch != context.expected_epoch:
+        # Another request in this session (same epoch) was answered while this one waited.
+        return FetchResponse(error_code=error_codes.INVALID_FETCH_SESSION_EPOCH, session_id=session.session_id,
+                             responses=[])
+    incremental = context.kind == "incremental"
+    responses: list[TopicResponse] = []
+    last_topic_key = None
     for target, _, data, size in read.items:
         if incremental and not session.should_send(target, data.error_code, size, data.high_watermark,
-                                                   data.last_stable_offset, data.log_start_offset):
+                                                   data.log_start_offset):
             continue
         if session is not None:
-            session.record_sent(target, data.high_watermark, data.last_stable_offset, data.log_start_offset, size > 0)
-        topic_key = target.key[:2]
-        response_topic = topics.get(topic_key)
-        if response_topic is None:
-            response_topic = topics[topic_key] = TopicResponse(topic=target.topic_name or "", topic_id=target.topic_id,
-                                                               partitions=[])
-        response_topic.partitions.append(data)
+            # Only an incremental answer rotates what returned records (Kafka's full fetch keeps
+            # the order it was asked in).
+            session.record_sent(target, data.error_code, data.high_watermark, data.log_start_offset,
+                                incremental and size > 0)
+        # Partitions of one topic share an entry only when they are adjacent, as in Kafka (a
+        # session's order can interleave topics after partitions that returned records rotate).
+        if target.key[:2] != last_topic_key:
+            last_topic_key = target.key[:2]
+            responses.append(TopicResponse(topic=target.topic_name or "", topic_id=target.topic_id, partitions=[]))
+        responses[-1].partitions.append(data)
     return FetchResponse(error_code=error_codes.NONE,
                          session_id=session.session_id if session is not None else INVALID_SESSION_ID,
-                         responses=list(topics.values()))
+                         responses=responses)
+
+
+def _request_failed(request: FetchRequest, version: int, error_code: int) -> FetchResponse:
+    """Kafka's answer to a Fetch whose handling threw: the error at the top and, before v13,
+    in every partition the request names; the request's session id."""
+    responses = [] if version >= 13 else [
+        TopicResponse(topic=topic.topic, topic_id=topic.topic_id,
+                      partitions=[_error_data(item.partition, error_code) for item in topic.partitions])
+        for topic in request.topics]
+    return FetchResponse(error_code=error_code, session_id=request.session_id, responses=responses)
 
 
 @REGISTRY.handles(FetchRequest, FetchResponse)
@@ -180,18 +228,20 @@ def handle_fetch(ctx, request: FetchRequest):
     targets, forgotten = _targets(request, uses_ids)
     session_id, epoch = (request.session_id, request.session_epoch) if version >= 7 else (INVALID_SESSION_ID, FINAL_EPOCH)
     try:
-        session, targets, incremental = broker.fetch_sessions.resolve(session_id, epoch, targets, forgotten, uses_ids)
+        context = broker.fetch_sessions.resolve(session_id, epoch, targets, forgotten, uses_ids)
+    except FetchSessionIdOutOfRange as error:
+        return _request_failed(request, version, error.error_code)
     except FetchSessionError as error:
         return FetchResponse(error_code=error.error_code, session_id=INVALID_SESSION_ID, responses=[])
-    read = _read(broker, targets, request, version)
+    read = _read(broker, context.targets, request, version)
     if read.total >= request.min_bytes or read.errors or request.max_wait_ms <= 0 or not read.watched \
             or broker.shutting_down:
-        return _respond(read, session, incremental)
-    return _long_poll(broker, request, version, targets, read, session, incremental)
+        return _respond(read, context, broker)
+    return _long_poll(broker, request, version, context, read)
 
 
-async def _long_poll(broker, request: FetchRequest, version: int, targets, read: _Read, session,
-                     incremental: bool) -> FetchResponse:
+async def _long_poll(broker, request: FetchRequest, version: int, context: FetchContext,
+                     read: _Read) -> FetchResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + request.max_wait_ms / 1000
     while True:
@@ -209,7 +259,7 @@ async def _long_poll(broker, request: FetchRequest, version: int, targets, read:
                 partition.remove_fetch_waiter(woken)
             if not woken.done():
                 woken.cancel()
-        read = _read(broker, targets, request, version)
+        read = _read(broker, context.targets, request, version)
         if read.total >= request.min_bytes or read.errors or not read.watched:
-            return _respond(read, session, incremental)
-    return _respond(_read(broker, targets, request, version), session, incremental)
+            return _respond(read, context, broker)
+    return _respond(_read(broker, context.targets, request, version), context, broker)

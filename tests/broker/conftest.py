@@ -39,13 +39,14 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, open_files_limit=None):
+    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, log_level="info",
+                 open_files_limit=None):
         """``command``: a whole command line to run instead (e.g. the installed ``odradek``
-        script with its own options); ``overrides`` and ``config_file`` are then not used.
-        ``open_files_limit``: the process's soft and hard RLIMIT_NOFILE (``ulimit -n``)."""
+        script with its own options); ``overrides``, ``config_file`` and ``log_level`` are then
+        not used. ``open_files_limit``: the process's soft and hard RLIMIT_NOFILE (``ulimit -n``)."""
         self.data_dir = str(data_dir)
         if command is None:
-            command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", "info"]
+            command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", log_level]
             if config_file is not None:
                 command += ["--config", str(config_file)]
             else:

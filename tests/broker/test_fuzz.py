@@ -152,12 +152,15 @@ def odd_but_valid_requests(draw):
     name = draw(NAMES)
     if kind == "fetch":
         return FetchRequest(max_wait_ms=draw(st.integers(-5, 50)), min_bytes=draw(INT32), max_bytes=draw(INT32),
-                            isolation_level=draw(st.integers(-1, 2)), session_id=draw(st.sampled_from([0, 0, 1, -1])),
-                            session_epoch=draw(st.sampled_from([-1, 0, 1, 7])),
+                            isolation_level=draw(st.integers(-1, 2)),
+                            session_id=draw(st.one_of(st.sampled_from([0, 0, 1, -1]), INT32)),
+                            session_epoch=draw(st.one_of(st.sampled_from([-1, 0, 1, 7]), INT32)),
                             topics=[FetchRequest.FetchTopic(topic=name, partitions=[
                                 FetchRequest.FetchTopic.FetchPartition(
                                     partition=draw(INT32), fetch_offset=draw(INT64),
-                                    partition_max_bytes=draw(INT32), current_leader_epoch=draw(INT32))])]), 12
+                                    partition_max_bytes=draw(INT32), current_leader_epoch=draw(INT32))])],
+                            forgotten_topics_data=[FetchRequest.ForgottenTopic(
+                                topic=draw(NAMES), partitions=draw(st.lists(INT32, max_size=2)))]), 12
     if kind == "list_offsets":
         return ListOffsetsRequest(isolation_level=draw(st.integers(-1, 2)), topics=[ListOffsetsRequest.ListOffsetsTopic(
             name=name, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
