@@ -65,8 +65,8 @@ VALUE_SIZES = (KIB, 100 * KIB)
 class Broker:
     """One ``odradek serve`` subprocess on a free loopback port with its own data directory."""
 
-    def __init__(self, work_dir: str, name: str, env: dict):
-        self.data_dir = os.path.join(work_dir, name)
+    def __init__(self, work_dir: str, name: str, env: dict, data_dir: str | None = None, preexec_fn=None):
+        self.data_dir = data_dir or os.path.join(work_dir, name)
         self.port = _free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._log = open(os.path.join(work_dir, f"{name}.log"), "wb")
@@ -74,18 +74,19 @@ class Broker:
                    "--override", f"listeners=PLAINTEXT://{self.bootstrap}",
                    "--override", f"log.dirs={self.data_dir}"]
         self.started_at = time.perf_counter()
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._log, env=env,
+                                        preexec_fn=preexec_fn)
 
-    def seconds_to_api_versions(self) -> float:
+    def seconds_to_api_versions(self, deadline_s: float = START_DEADLINE_S) -> float:
         """Poll-connect, send ApiVersions v3, return seconds from Popen to its response."""
-        deadline = self.started_at + START_DEADLINE_S
+        deadline = self.started_at + deadline_s
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"broker exited {self.process.returncode} before answering: {self.log()}")
             if time.perf_counter() > deadline:
-                raise RuntimeError(f"no ApiVersions answer within {START_DEADLINE_S}s: {self.log()}")
+                raise RuntimeError(f"no ApiVersions answer within {deadline_s}s: {self.log()}")
             try:
-                sock = socket.create_connection(("127.0.0.1", self.port), timeout=START_DEADLINE_S)
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=deadline_s)
             except ConnectionRefusedError:
                 time.sleep(0.002)
                 continue
@@ -109,12 +110,15 @@ class Broker:
         with open(self._log.name, "rb") as handle:
             return handle.read().decode(errors="replace")[-2000:]
 
-    def stop(self) -> None:
-        """SIGTERM (a clean shutdown), SIGKILL if it has not exited after 15 s."""
+    def open_files(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (a clean shutdown), SIGKILL if it has not exited after ``timeout`` s."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(15)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -23,7 +23,8 @@ import structlog
 from odradek.protocol import error_codes
 from odradek.storage.cleaner_manager import LogCleanerManager
 from odradek.storage.config import LogConfig
-from odradek.storage.fs import OsFileSystem
+from odradek.storage.errors import StorageError
+from odradek.storage.fs import OsFileSystem, is_out_of_descriptors
 from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 
 from .client_metrics import ClientMetrics
@@ -31,6 +32,7 @@ from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
 from .groups.persistence import OFFSETS_TOPIC, ConsumerOffsetsLog, offsets_topic_configs
 from .fetch_sessions import FetchSessionCache
+from .open_files import descriptor_budget, raise_open_files_limit
 from .partition import Partition
 from .producer_ids import ProducerIdManager
 from .topics import (
@@ -83,7 +85,11 @@ class Broker:
     def open(self) -> None:
         """Lock and recover the data directories (the storage engine's LogDirectories), load
         the topic table and attach every partition's log."""
-        fs = OsFileSystem()
+        limit = raise_open_files_limit()
+        budget = descriptor_budget(self.config["odradek.log.open.files.max"], limit)
+        log.info("file descriptor budget", open_files_limit=limit, budget=budget)
+        fs = OsFileSystem(max_open_files=budget)
+        self.topics.fs = fs
         fs.makedirs(self.log_dir)
         self._flush_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush")
         try:
@@ -376,11 +382,29 @@ class Broker:
                      configs: dict[str, str | None] | None = None) -> Topic:
         count, overrides = self.check_new_topic(name, num_partitions, replication_factor, assignments, configs or {})
         topic = Topic(name, uuid.uuid4(), count, overrides)
-        self.topics.add(topic)
-        for index in range(count):
-            self._attach_partition(topic, index)
+        try:
+            self.topics.add(topic)
+            for index in range(count):
+                self._attach_partition(topic, index)
+        except (OSError, StorageError) as error:
+            self._undo_partitions(topic, 0, count)
+            try:
+                self.topics.remove(topic)
+            except OSError as second:  # the table on disk still names it: the next start creates its logs
+                log.warning("could not remove a topic whose creation failed", topic=name, error=str(second))
+            raise _storage_failure(f"Could not create topic {name}", error) from error
         log.info("topic created", topic=name, partitions=count, topic_id=str(topic.topic_id))
         return topic
+
+    def _undo_partitions(self, topic: Topic, start: int, end: int) -> None:
+        """Remove the partitions ``start``..``end-1`` a failed creation attached (or began)."""
+        for index in range(start, end):
+            self.partitions.pop((topic.name, index), None)
+            try:
+                self._data_dir.delete_log(topic.name, index)
+            except (OSError, StorageError) as error:  # the next start removes what is left
+                log.warning("could not remove a partition of a failed creation", topic=topic.name,
+                            partition=index, error=str(error))
 
     def auto_create_topic(self, name: str) -> Topic | None:
         """Create ``name`` with the broker defaults if auto-creation is on; None when it is off.
@@ -413,10 +437,20 @@ class Broker:
     def create_partitions(self, topic: Topic, count: int, assignments: list[list[int]] | None = None) -> None:
         self.check_new_partitions(topic, count, assignments)
         previous = topic.partition_count
-        topic.partition_count = count
-        self.topics.save()
-        for index in range(previous, count):
-            self._attach_partition(topic, index)
+        try:
+            topic.partition_count = count
+            self.topics.save()
+            for index in range(previous, count):
+                self._attach_partition(topic, index)
+        except (OSError, StorageError) as error:
+            topic.partition_count = previous
+            self._undo_partitions(topic, previous, count)
+            try:
+                self.topics.save()
+            except OSError as second:  # the table on disk names them: the next start creates their logs
+                log.warning("could not save the topic table after a failed creation", topic=topic.name,
+                            error=str(second))
+            raise _storage_failure(f"Could not create partitions of {topic.name}", error) from error
         log.info("partitions created", topic=topic.name, partitions=count)
 
     def check_topic_configs(self, overrides: dict[str, str | None]) -> dict[str, str]:
@@ -448,6 +482,15 @@ class Broker:
                 self._data_dir.delete_log(topic.name, index)
         self.group_coordinator.delete_topic_offsets(topic.name)
         log.info("topic deleted", topic=topic.name)
+
+
+def _storage_failure(what: str, error: BaseException) -> TopicError:
+    """A creation that failed on the disk (out of file descriptors, no space): Kafka's answer
+    for a log it cannot create is KAFKA_STORAGE_ERROR; the creation was undone, so a retry
+    once descriptors are free succeeds."""
+    log.warning("creating logs failed", what=what, error=str(error),
+                out_of_descriptors=is_out_of_descriptors(error))
+    return TopicError(error_codes.KAFKA_STORAGE_ERROR, f"{what}: {error}")
 
 
 def log_config_from(values: dict) -> LogConfig:

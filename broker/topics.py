@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from odradek.protocol import error_codes
+from odradek.storage.fs import OsFileSystem
 
 from .config import ConfigError, validate_topic_configs
 
@@ -91,8 +92,11 @@ class DamagedTopicTable(Exception):
 class TopicTable:
     """Name -> Topic and id -> Topic, persisted on every change."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, fs: OsFileSystem | None = None):
         self.directory = directory
+        # The broker's file system once it is open (its descriptor budget makes room for a
+        # save when the process runs out of descriptors).
+        self.fs = fs or OsFileSystem()
         self.path = os.path.join(directory, TOPICS_FILE)
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
@@ -139,18 +143,7 @@ class TopicTable:
             },
             "group_configs": self.group_configs,
         }
-        data = json.dumps(document, indent=1, sort_keys=True).encode("utf-8")
-        temporary = self.path + ".tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        directory_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
+        self.fs.write_file_atomic(self.path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
 
     def add(self, topic: Topic) -> None:
         self._index(topic)

@@ -3,6 +3,9 @@
 * :class:`OsFileSystem` — real files (the default). Writes and reads are positional
   (``os.pwrite``/``os.pread``), so a file's seek position means nothing to us and the server
   can read a region of a file (``os.preadv`` on its ``fileno()``) while we keep appending to it.
+  Its files hold descriptors only within a :class:`DescriptorBudget` (least recently used ones
+  closed, reopened on their next use), so the number of partitions is not capped by the
+  process's open-files limit.
 * :class:`MemoryFileSystem` — the in-memory backend: the same partition-log code runs on it with
   no files at all (fast tests), and it can simulate what the OS cannot be made to do on demand:
   a crash that loses everything not fsynced (:meth:`MemoryFileSystem.crash`) and a full disk
@@ -14,88 +17,348 @@ Thread safety: none; each file system is used from the broker's event loop (or f
 The one exception are sync targets (``sync_target()`` of a file, :meth:`OsFileSystem.dir_sync_target`):
 made on the owner's thread, their ``fsync``/``close`` may run in another thread (the broker
 fsyncs there so that its event loop keeps serving requests), and ``settle`` runs back on the
-owner's thread once the fsync succeeded.
+owner's thread once the fsync succeeded. A file's sync target opens the file by its path in
+that thread (so a queue of flushes holds no descriptors).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import os
 import random
+import resource
 import shutil
+import threading
+import weakref
+from collections import OrderedDict
+
+
+def soft_open_files_limit() -> int | None:
+    """The process's soft ``RLIMIT_NOFILE`` (None where it is unlimited or unknown)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # pragma: no cover - platforms without the limit
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def default_descriptor_budget(limit: int | None = None) -> int:
+    """How many segment and index files the storage engine keeps open at once: the process's
+    open-files limit less what it leaves for the rest (client sockets, checkpoint and metadata
+    files written now and then, the flush thread's short-lived descriptors, Python's own):
+    a quarter of the limit, at least ``MIN_DESCRIPTOR_RESERVE``. Never below
+    ``MIN_DESCRIPTOR_BUDGET`` (a tiny limit then fails loudly on the sockets, not silently)."""
+    limit = soft_open_files_limit() if limit is None else limit
+    if limit is None:
+        return UNLIMITED_DESCRIPTOR_BUDGET
+    return max(MIN_DESCRIPTOR_BUDGET, limit - max(MIN_DESCRIPTOR_RESERVE, limit // 4))
+
+
+# Descriptors the budget leaves below the process limit at the least, and the smallest budget.
+MIN_DESCRIPTOR_RESERVE = 64
+MIN_DESCRIPTOR_BUDGET = 16
+# With no limit (RLIM_INFINITY) the budget is still finite: the kernel's per-process maximum.
+UNLIMITED_DESCRIPTOR_BUDGET = 1 << 20
+_RUNNING_OUT = (errno.EMFILE, errno.ENFILE)
+
+
+def is_out_of_descriptors(error: BaseException) -> bool:
+    """True for EMFILE/ENFILE (the process's or the system's open-files limit reached),
+    also when wrapped (``__cause__``) in a storage error."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _RUNNING_OUT:
+            return True
+        error = error.__cause__
+    return False
+
+
+class DescriptorBudget:
+    """The open descriptors of the :class:`OsFile`s of one file system, at most ``limit``.
+
+    A file holds a descriptor only while it is used: each operation reopens it if needed
+    (by its current path, which :class:`OsFileSystem` keeps up to date through renames) and
+    marks it most recently used; opening one more descriptor over the limit first closes the
+    least recently used ones. Everything that reads or writes a file does so on the owner's
+    thread, so between two operations nothing holds a descriptor that eviction could pull
+    away: a fetch response reads each chunk through :meth:`OsFile.fileno` (one ``preadv``, no
+    await in between), and the flush thread opens a descriptor of its own
+    (:class:`OsSyncTarget`).
+
+    A file removed from the namespace (unlinked, or its directory removed) cannot be reopened:
+    it keeps its descriptor, outside the LRU order ("pinned"), until it is closed or dropped, so
+    a region of a deleted segment still reads (an open descriptor outlives the unlink).
+
+    The budget refers to files weakly: a file dropped without ``close()`` closes its descriptor.
+    ``reopened`` and ``evicted`` count what the budget did (benchmarks, tests).
+    """
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        # id(file) -> weak reference, for the files holding a descriptor, least recently used first.
+        self._lru: OrderedDict[int, weakref.ref] = OrderedDict()
+        self._pinned = 0  # descriptors of removed files (outside the LRU)
+        self._lock = threading.Lock()  # guards _pinned: a file may be dropped on another thread
+        # Directory -> name -> weak reference, for the open files. Only a file's own directory
+        # is tracked: renaming or removing a partition directory moves or removes the files in
+        # it; a directory above one with open files is never renamed.
+        self._files: dict[str, dict[str, weakref.ref]] = {}
+        self.reopened = 0
+        self.evicted = 0
+
+    @property
+    def open_count(self) -> int:
+        return len(self._lru) + self._pinned
+
+    def _open(self, path: str, flags: int) -> int:
+        """A new descriptor for ``path``, evicting first to stay within the limit."""
+        self._evict(self.limit - 1)
+        return self.retrying(lambda: os.open(path, flags, 0o644))
+
+    def retrying(self, operation):
+        """``operation()``; if it runs out of descriptors (EMFILE, ENFILE: client sockets or
+        another process took them), close half of the idle files' descriptors and run it once
+        more (raising what that raises)."""
+        try:
+            return operation()
+        except OSError as error:
+            if error.errno not in _RUNNING_OUT or not self._lru:
+                raise
+        self._evict(self._pinned + len(self._lru) // 2)
+        return operation()
+
+    def _evict(self, keep: int) -> None:
+        lru = self._lru
+        while len(lru) + self._pinned > keep and lru:
+            _, ref = lru.popitem(last=False)
+            victim = ref()
+            if victim is not None:
+                victim._release()
+                self.evicted += 1
+
+    # -- where the files are (kept by OsFileSystem's rename, unlink and rmtree) ---------------
+    def _track(self, handle: "OsFile") -> None:
+        directory, _, name = handle.path.rpartition("/")
+        self._files.setdefault(directory, {})[name] = handle._ref
+
+    def _untrack(self, handle: "OsFile") -> None:
+        directory, _, name = handle.path.rpartition("/")
+        names = self._files.get(directory)
+        if names is not None and names.get(name) is handle._ref:
+            del names[name]
+            if not names:
+                del self._files[directory]
+
+    def _tracked(self, path: str) -> "OsFile | None":
+        directory, _, name = path.rpartition("/")
+        ref = self._files.get(directory, {}).get(name)
+        return ref() if ref is not None else None
+
+    def _moved(self, source: str, target: str) -> None:
+        handle = self._tracked(source)
+        if handle is not None:
+            self._untrack(handle)
+            handle.path = target
+            self._track(handle)
+        moved = self._files.pop(source, None)  # a directory: the files in it follow it
+        if moved:
+            for name, ref in moved.items():
+                handle = ref()
+                if handle is not None:
+                    handle.path = f"{target}/{name}"
+            self._files.setdefault(target, {}).update(moved)
+
+    def _removed(self, path: str | None = None, directory: str | None = None) -> None:
+        """A file (``path``) or the files of ``directory`` were removed: they keep their descriptors."""
+        if path is not None:
+            found = self._tracked(path)
+            removed = [found] if found is not None else []
+        else:
+            removed = [ref() for ref in self._files.get(directory, {}).values()]
+        for handle in removed:
+            if handle is not None:
+                self._untrack(handle)
+                if self._lru.pop(handle._key, None) is not None:
+                    handle._pinned = True
+                    with self._lock:
+                        self._pinned += 1
+
+    def _unpin(self) -> None:
+        with self._lock:
+            self._pinned -= 1
 
 
 class OsSyncTarget:
-    """A duplicated descriptor to fsync from another thread: a segment rolled, closed or
-    deleted meanwhile closes the original descriptor, never this one."""
+    """An fsync to run on another thread, with a descriptor of its own opened there: the
+    budget may close the file's descriptor meanwhile. A file is found by its path when the
+    fsync runs (a rename moves it; a file removed by then has nothing left to make durable);
+    a removed file's and a directory's descriptor is duplicated or opened beforehand."""
 
-    __slots__ = ("_fd",)
+    __slots__ = ("_file", "_path", "_fd")
 
-    def __init__(self, fd: int):
+    def __init__(self, file: "OsFile | None" = None, fd: int = -1):
+        self._file = weakref.ref(file) if file is not None else None
+        self._path = file.path if file is not None else None  # if the file is dropped meanwhile
         self._fd = fd
 
     def fsync(self) -> None:
-        os.fsync(self._fd)  # releases the GIL for the whole system call
+        fd = self._fd
+        if fd < 0:
+            file = self._file() if self._file is not None else None
+            path = file.path if file is not None else self._path
+            try:
+                fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+            except FileNotFoundError:
+                return  # deleted (retention, a compacted segment replaced, the topic deleted)
+        try:
+            os.fsync(fd)  # releases the GIL for the whole system call
+        finally:
+            if fd != self._fd:
+                os.close(fd)
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def settle(self) -> None:
         """Nothing to do: on disk the fsync itself made the data durable."""
 
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 class OsFile:
-    """An open read-write file on disk. ``file`` is the ``io.FileIO`` object: it has a real
-    ``fileno()``, which the server reads a :class:`~odradek.storage.segment.FileRegion` from
-    with ``os.preadv`` (broker/records_source.py)."""
+    """A read-write file on disk, holding a descriptor only while its budget lets it (see
+    :class:`DescriptorBudget`). Writes and reads are positional. ``file`` is what a
+    :class:`~odradek.storage.segment.FileRegion` reads from: the file itself, whose
+    :meth:`fileno` the server reads a region from with ``os.preadv`` (broker/records_source.py).
+    """
 
-    __slots__ = ("path", "file", "_fd")
+    __slots__ = ("path", "_fd", "_budget", "_closed", "_pinned", "_key", "_ref", "__weakref__")
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, budget: DescriptorBudget):
         self.path = path
+        self._budget = budget
+        self._closed = False
+        self._pinned = False
+        self._key = id(self)
+        self._ref = weakref.ref(self)
+        self._fd = -1
         # Not O_APPEND: on Linux pwrite() ignores its offset on an O_APPEND file, and the
         # preallocated indexes are written in place.
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        self.file = io.FileIO(self._fd, "r+b", closefd=True)
+        self._fd = budget._open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC)
+        budget._lru[self._key] = self._ref
+
+    def fileno(self) -> int:
+        """The descriptor, reopened if the budget closed it; valid until the next operation
+        on any file of the budget."""
+        fd = self._fd
+        if fd < 0:
+            return self._reopen()
+        if not self._pinned:
+            self._budget._lru.move_to_end(self._key)
+        return fd
+
+    def _reopen(self) -> int:
+        if self._closed:
+            raise OSError(errno.EBADF, "file is closed", self.path)
+        budget = self._budget
+        # No O_CREAT: a file that vanished must fail here rather than come back empty.
+        self._fd = budget._open(self.path, os.O_RDWR | _CLOEXEC)
+        budget._lru[self._key] = self._ref
+        budget.reopened += 1
+        return self._fd
+
+    def _release(self) -> None:
+        """Close the descriptor (evicted, closed or dropped); the file stays usable."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @property
+    def file(self) -> "OsFile":
+        return self
+
+    @property
+    def has_descriptor(self) -> bool:
+        return self._fd >= 0
 
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        return os.fstat(self.fileno()).st_size
 
     def pread(self, size: int, position: int) -> bytes:
-        return os.pread(self._fd, size, position)
+        return os.pread(self.fileno(), size, position)
 
     def pwrite(self, data, position: int) -> None:
-        view = memoryview(data)
+        fd = self.fileno()
+        written = os.pwrite(fd, data, position)
+        if written == len(data):
+            return
+        view = memoryview(data)[written:]
+        position += written
         while view:
-            written = os.pwrite(self._fd, view, position)
+            written = os.pwrite(fd, view, position)
             view = view[written:]
             position += written
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self._fd, size)
+        os.ftruncate(self.fileno(), size)
 
     def fsync(self) -> None:
-        os.fsync(self._fd)
+        os.fsync(self.fileno())
 
     def sync_target(self) -> OsSyncTarget:
-        return OsSyncTarget(os.dup(self._fd))
+        if self._pinned:  # removed: no path to reopen it by in the thread
+            return OsSyncTarget(fd=os.dup(self.fileno()))
+        return OsSyncTarget(self)
 
     def close(self) -> None:
-        self.file.close()
+        if not self._closed:
+            self._closed = True
+            self._forget()
+
+    def _forget(self) -> None:
+        budget = self._budget
+        budget._untrack(self)
+        if self._fd >= 0:
+            if self._pinned:
+                budget._unpin()
+            else:
+                budget._lru.pop(self._key, None)
+        self._pinned = False
+        self._release()
+
+    def __del__(self) -> None:
+        if self._fd >= 0:
+            self._forget()
 
     @property
     def closed(self) -> bool:
-        return self.file.closed
+        return self._closed
 
 
 class OsFileSystem:
     """Real files. ``write_file_atomic`` is the .tmp + fsync + rename + fsync(dir) dance that
-    checkpoints and metadata files rely on."""
+    checkpoints and metadata files rely on.
+
+    The files it opens share one :class:`DescriptorBudget` of ``max_open_files`` descriptors
+    (default: :func:`default_descriptor_budget` of the process limit now). It knows every
+    open file by directory and name so that :meth:`rename` (of a file, or of the directory
+    holding it: a partition directory renamed for deletion) moves the file's path along and
+    :meth:`unlink`/:meth:`rmtree` keep a removed file's descriptor."""
+
+    def __init__(self, max_open_files: int | None = None):
+        self.budget = DescriptorBudget(max_open_files or default_descriptor_budget())
 
     def open(self, path: str) -> OsFile:
-        return OsFile(path)
+        handle = OsFile(path, self.budget)
+        self.budget._track(handle)
+        return handle
+
+    def tracked_file(self, path: str) -> OsFile | None:
+        """The open file at ``path`` (tests)."""
+        return self.budget._tracked(path)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
@@ -111,15 +374,18 @@ class OsFileSystem:
 
     def rename(self, source: str, target: str) -> None:
         os.replace(source, target)
+        self.budget._moved(source.rstrip("/"), target.rstrip("/"))
 
     def unlink(self, path: str) -> None:
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+        self.budget._removed(path=path)
 
     def rmtree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
+        self.budget._removed(directory=path.rstrip("/"))
 
     def file_size(self, path: str) -> int:
         return os.stat(path).st_size
@@ -128,20 +394,25 @@ class OsFileSystem:
         return int(os.stat(path).st_mtime * 1000)
 
     def read_file(self, path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
+        return self.budget.retrying(lambda: _read_whole_file(path))
 
     def write_file_atomic(self, path: str, data: bytes) -> None:
+        self.budget.retrying(lambda: self._write_file_atomic(path, data))
+
+    def _write_file_atomic(self, path: str, data: bytes) -> None:
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        self.fsync_dir(os.path.dirname(path) or ".")
+        self._fsync_dir(os.path.dirname(path) or ".")
 
     def fsync_dir(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY)
+        self.budget.retrying(lambda: self._fsync_dir(path))
+
+    def _fsync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
         try:
             os.fsync(fd)
         finally:
@@ -149,7 +420,7 @@ class OsFileSystem:
 
     def dir_sync_target(self, path: str) -> OsSyncTarget:
         """:meth:`fsync_dir` as a sync target (the directory opened now, fsynced later)."""
-        return OsSyncTarget(os.open(path, os.O_RDONLY))
+        return OsSyncTarget(fd=self.budget.retrying(lambda: os.open(path, os.O_RDONLY | _CLOEXEC)))
 
     def lock(self, path: str):
         """Take an exclusive, non-blocking fcntl lock on ``path`` (created if absent). Returns
@@ -159,7 +430,7 @@ class OsFileSystem:
         key = os.path.realpath(path)
         if key in _LOCKED_IN_THIS_PROCESS:
             raise BlockingIOError(errno.EAGAIN, f"{path} is already locked by this process")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = self.budget.retrying(lambda: os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644))
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -167,6 +438,11 @@ class OsFileSystem:
             raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process") from None
         _LOCKED_IN_THIS_PROCESS.add(key)
         return _OsLock(fd, key)
+
+
+def _read_whole_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 # fcntl locks belong to the process, so they cannot stop a second open from this process.

@@ -56,11 +56,13 @@ def segment_file_name(base_offset: int, suffix: str) -> str:
 class FileRegion:
     """A byte range of a segment file: what a read returns instead of bytes.
 
-    ``file`` is a real file object with ``fileno()`` on the OS backend: the server reads the
-    region from it with ``os.preadv`` in chunks (``RegionReader`` in broker/records_source.py,
-    see ``SEND_CHUNK_SIZE`` in broker/server.py); on the memory backend it has no fileno and
-    the server uses :meth:`read`. The region keeps the file object alive, so a
-    segment deleted meanwhile (unlinked, not truncated) still reads correctly.
+    ``file`` is the segment's :class:`~odradek.storage.fs.OsFile` on the OS backend: the server
+    reads the region from its ``fileno()`` with ``os.preadv`` in chunks (``RegionReader`` in
+    broker/records_source.py, see ``SEND_CHUNK_SIZE`` in broker/server.py), asking for the
+    descriptor again for each chunk (the descriptor budget may have closed it in between; it
+    is reopened); on the memory backend it has no fileno and the server uses :meth:`read`. The
+    region keeps the file object alive, and a removed file keeps its descriptor, so a segment
+    deleted meanwhile (unlinked, not truncated) still reads correctly.
     """
 
     __slots__ = ("file", "position", "length", "_handle")

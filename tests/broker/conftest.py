@@ -1,14 +1,17 @@
 """Fixtures that run a real ``odradek serve`` process on a random loopback port.
 
-``broker_process(data_dir=None, *overrides)`` starts one (a fresh tmp data dir unless given),
-waits for its "listening" line and returns a :class:`BrokerProcess`; every process still
-running at teardown is stopped with SIGTERM and must exit 0. ``broker`` is one such process.
+``broker_process(data_dir=None, *overrides, open_files_limit=None)`` starts one (a fresh tmp
+data dir unless given; ``open_files_limit`` sets its soft and hard RLIMIT_NOFILE, as
+``ulimit -n`` would), waits for its "listening" line and returns a :class:`BrokerProcess`;
+every process still running at teardown is stopped with SIGTERM and must exit 0. ``broker``
+is one such process.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -36,10 +39,11 @@ def subprocess_env() -> dict:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, log_level="info"):
+    def __init__(self, data_dir, overrides, log_path, config_file=None, command=None, log_level="info",
+                 open_files_limit=None):
         """``command``: a whole command line to run instead (e.g. the installed ``odradek``
         script with its own options); ``overrides``, ``config_file`` and ``log_level`` are then
-        not used."""
+        not used. ``open_files_limit``: the process's soft and hard RLIMIT_NOFILE (``ulimit -n``)."""
         self.data_dir = str(data_dir)
         if command is None:
             command = [sys.executable, "-m", "odradek.broker.cli", "serve", "--log-level", log_level]
@@ -51,7 +55,12 @@ class BrokerProcess:
                 command += ["--override", item]
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, env=subprocess_env())
+        preexec_fn = None
+        if open_files_limit is not None:
+            def preexec_fn():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files_limit, open_files_limit))
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, env=subprocess_env(),
+                                        preexec_fn=preexec_fn)
         self.host, self.port = self._wait_listening()
         self.bootstrap = f"{self.host}:{self.port}"
 
@@ -78,11 +87,16 @@ class BrokerProcess:
         self.process.kill()
         raise RuntimeError(f"broker did not start: stdout={buffered!r} log={self.log()}")
 
-    def log(self, tail: int | None = 4000) -> str:
-        """The broker's log (stderr): its last ``tail`` characters, all of it with None."""
+    def log(self) -> str:
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
         with open(self.log_path, "rb") as handle:
-            text = handle.read().decode(errors="replace")
-        return text if tail is None else text[-tail:]
+            return handle.read().decode(errors="replace")
+
+    def open_files(self) -> int:
+        """How many descriptors the broker process holds now (/proc/PID/fd)."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, wait, return the exit code."""
@@ -110,10 +124,11 @@ def broker_process(tmp_path):
     started: list[BrokerProcess] = []
     counter = [0]
 
-    def start(data_dir=None, *overrides) -> BrokerProcess:
+    def start(data_dir=None, *overrides, open_files_limit=None) -> BrokerProcess:
         counter[0] += 1
         directory = data_dir if data_dir is not None else tmp_path / f"data{counter[0]}"
-        process = BrokerProcess(directory, overrides, tmp_path / f"broker{counter[0]}.log")
+        process = BrokerProcess(directory, overrides, tmp_path / f"broker{counter[0]}.log",
+                                open_files_limit=open_files_limit)
         started.append(process)
         return process
 

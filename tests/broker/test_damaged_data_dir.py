@@ -245,7 +245,7 @@ def test_broker_starts_on_a_damaged_data_dir_and_serves_what_was_intact(pristine
         assert committed(broker) == COMMITS[-1]
     if damage is missing_partition_metadata:
         assert os.path.exists(damaged_file)  # written again from the topic id
-    log = broker.log(tail=None)
+    log = broker.full_log()
     assert damaged_file in log, log
     assert "Traceback" not in log, log
     assert broker.stop() == 0, broker.log()
@@ -253,7 +253,7 @@ def test_broker_starts_on_a_damaged_data_dir_and_serves_what_was_intact(pristine
     again = broker_process(data_dir, *OVERRIDES)
     assert consume_all(again) == [(offset, value_of(offset)) for offset in intact] + [
         (answer.base_offset, b"after-damage")]
-    assert "warning" not in again.log(tail=None), again.log()
+    assert "warning" not in again.full_log(), again.log()
 
 
 def test_a_partition_that_cannot_be_opened_goes_offline_alone(pristine, broker_process, tmp_path):
@@ -292,7 +292,7 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(pristine, broker_p
         assert produce(client, TOPIC, 0, batch_of(b"after")).base_offset == BATCHES * PER_BATCH
     finally:
         client.close()
-    log = broker.log(tail=None)
+    log = broker.full_log()
     assert "partition offline" in log and f"{VICTIM}-0" in log, log
     assert broker.stop() == 0, broker.log()
     # A restart keeps it offline (nothing was rewritten over it) and still serves the rest.
@@ -307,7 +307,7 @@ def test_a_partition_that_cannot_be_opened_goes_offline_alone(pristine, broker_p
     finally:
         admin.close()
     assert not os.path.exists(os.path.dirname(victim_log))
-    assert "Traceback" not in again.log(tail=None)
+    assert "Traceback" not in again.full_log()
 
 
 # --- random damage through a real process (a few examples; tests/storage/test_storage_damage.py
@@ -379,7 +379,7 @@ def test_random_damage_through_a_real_broker(pristine, tmp_path_factory, file_ch
         answer = produce(client, TOPIC, 0, batch_of(b"after-damage"))
         client.close()
         assert answer.error_code == 0, (damaged, answer)
-        assert "Traceback" not in broker.log(tail=None)
+        assert "Traceback" not in broker.full_log()
     finally:
         assert broker.stop() == 0, broker.log()
 

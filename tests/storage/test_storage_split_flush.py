@@ -69,11 +69,13 @@ class GatedFileSystem(OsFileSystem):
     """Real files whose split-flush fsyncs wait for the test (the synchronous flush does not)."""
 
     def __init__(self):
+        super().__init__()
         self.gate = Gate()
         self.gate.open_wide()
 
     def open(self, path):
-        handle = GatedFile(path)
+        handle = GatedFile(path, self.budget)
+        self.budget._track(handle)
         handle.gate = self.gate
         return handle
 
