@@ -38,6 +38,7 @@ from .producer_ids import ProducerIdManager
 from .topics import (
     INTERNAL_TOPICS,
     DamagedTopicTable,
+    NewTopic,
     Topic,
     TopicError,
     TopicTable,
@@ -334,11 +335,10 @@ class Broker:
         validate_topic_name(name)
         if name in self.topics.by_name:
             raise TopicError(error_codes.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        collision_key = name.replace(".", "_")
-        for existing in self.topics.by_name:
-            if existing.replace(".", "_") == collision_key:
-                raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION,
-                                 f"Topic '{name}' collides with existing topic: {existing}")
+        existing = self.topics.colliding_name(name)
+        if existing is not None:
+            raise TopicError(error_codes.INVALID_TOPIC_EXCEPTION,
+                             f"Topic '{name}' collides with existing topic: {existing}")
         if assignments:
             if num_partitions != -1 or replication_factor != -1:
                 raise TopicError(error_codes.INVALID_REQUEST,
@@ -380,21 +380,60 @@ class Broker:
     def create_topic(self, name: str, num_partitions: int = -1, replication_factor: int = -1,
                      assignments: dict[int, list[int]] | None = None,
                      configs: dict[str, str | None] | None = None) -> Topic:
-        count, overrides = self.check_new_topic(name, num_partitions, replication_factor, assignments, configs or {})
-        topic = Topic(name, uuid.uuid4(), count, overrides)
-        try:
-            self.topics.add(topic)
-            for index in range(count):
-                self._attach_partition(topic, index)
-        except (OSError, StorageError) as error:
-            self._undo_partitions(topic, 0, count)
+        """Create one topic; raises TopicError with Kafka's code and message when refused."""
+        created = self.create_topics([NewTopic(name, num_partitions, replication_factor, assignments, configs)])[0]
+        if isinstance(created, TopicError):
+            raise created
+        return created
+
+    def create_topics(self, wanted: list[NewTopic]) -> list[Topic | TopicError]:
+        """Create several topics (one CreateTopics request): each is validated on its own (a
+        later one sees the earlier ones, as a loop of :meth:`create_topic` would), then the
+        topic table is written once for all of them before any partition directory is made
+        (a crash in between leaves the table naming topics whose logs the next start creates;
+        never a partition directory of a topic the table does not know, which the start would
+        take for a deleted one's). Returns, in order, the Topic or the TopicError of each."""
+        results: list[Topic | TopicError] = []
+        added: list[Topic] = []
+        for spec in wanted:
             try:
-                self.topics.remove(topic)
-            except OSError as second:  # the table on disk still names it: the next start creates its logs
-                log.warning("could not remove a topic whose creation failed", topic=name, error=str(second))
-            raise _storage_failure(f"Could not create topic {name}", error) from error
-        log.info("topic created", topic=name, partitions=count, topic_id=str(topic.topic_id))
-        return topic
+                count, overrides = self.check_new_topic(spec.name, spec.num_partitions, spec.replication_factor,
+                                                        spec.assignments, spec.configs or {})
+            except TopicError as error:
+                results.append(error)
+                continue
+            topic = Topic(spec.name, uuid.uuid4(), count, overrides)
+            self.topics.add(topic, save=False)
+            added.append(topic)
+            results.append(topic)
+        if not added:
+            return results
+        try:
+            self.topics.save()
+        except OSError as error:
+            for topic in added:
+                self.topics.remove(topic, save=False)
+            return [_storage_failure(f"Could not create topic {result.name}", error) if isinstance(result, Topic)
+                    else result for result in results]
+        failed: dict[str, TopicError] = {}
+        for topic in added:
+            try:
+                for index in range(topic.partition_count):
+                    self._attach_partition(topic, index)
+            except (OSError, StorageError) as error:
+                self._undo_partitions(topic, 0, topic.partition_count)
+                self.topics.remove(topic, save=False)
+                failed[topic.name] = _storage_failure(f"Could not create topic {topic.name}", error)
+                continue
+            log.info("topic created", topic=topic.name, partitions=topic.partition_count,
+                     topic_id=str(topic.topic_id))
+        if failed:
+            try:
+                self.topics.save()
+            except OSError as second:  # the table on disk still names them: the next start creates their logs
+                log.warning("could not remove topics whose creation failed", topics=sorted(failed),
+                            error=str(second))
+        return [failed.get(result.name, result) if isinstance(result, Topic) else result for result in results]
 
     def _undo_partitions(self, topic: Topic, start: int, end: int) -> None:
         """Remove the partitions ``start``..``end-1`` a failed creation attached (or began)."""

@@ -62,6 +62,11 @@ def validate_topic_name(name: str) -> None:
                          "alphanumerics, '.', '_' and '-'")
 
 
+def collision_key(name: str) -> str:
+    """Kafka's ``Topic.hasCollisionChars`` rule: '.' and '_' may collide in metric names."""
+    return name.replace(".", "_")
+
+
 def validate_topic_config_overrides(configs: dict[str, str | None]) -> dict[str, str]:
     """Check overrides against the topic config definitions; returns them as strings (the form
     they are stored and reported in). Raises TopicError(INVALID_CONFIG)."""
@@ -85,6 +90,17 @@ class Topic:
         return self.name in INTERNAL_TOPICS
 
 
+@dataclass
+class NewTopic:
+    """A topic a client asks to create (a CreateTopics entry): -1 partitions or replication
+    factor take the broker's defaults; ``assignments`` maps partition -> broker ids."""
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    assignments: dict[int, list[int]] | None = None
+    configs: dict[str, str | None] | None = None
+
+
 class DamagedTopicTable(Exception):
     """The topic table's file does not parse."""
 
@@ -100,6 +116,9 @@ class TopicTable:
         self.path = os.path.join(directory, TOPICS_FILE)
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        # collision_key(name) -> name: Kafka refuses a topic whose name equals another's once
+        # '.' and '_' are taken for the same; a dict keeps that check O(1) per creation.
+        self.by_collision_key: dict[str, str] = {}
         # Per-group config overrides (group id -> name -> value); changed in place, then saved.
         self.group_configs: dict[str, dict[str, str]] = {}
 
@@ -132,6 +151,11 @@ class TopicTable:
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic
         self.by_id[topic.topic_id] = topic
+        self.by_collision_key[collision_key(topic.name)] = topic.name
+
+    def colliding_name(self, name: str) -> str | None:
+        """The existing topic ``name`` collides with (the same once '.' and '_' are one), if any."""
+        return self.by_collision_key.get(collision_key(name))
 
     def save(self) -> None:
         document = {
@@ -145,14 +169,20 @@ class TopicTable:
         }
         self.fs.write_file_atomic(self.path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
 
-    def add(self, topic: Topic) -> None:
+    def add(self, topic: Topic, *, save: bool = True) -> None:
+        """Add ``topic``; with ``save`` False the caller saves once after adding several (the
+        whole table is one file: a save per topic would make creating N topics cost O(N^2))."""
         self._index(topic)
-        self.save()
+        if save:
+            self.save()
 
-    def remove(self, topic: Topic) -> None:
+    def remove(self, topic: Topic, *, save: bool = True) -> None:
         self.by_name.pop(topic.name, None)
         self.by_id.pop(topic.topic_id, None)
-        self.save()
+        if self.by_collision_key.get(collision_key(topic.name)) == topic.name:
+            del self.by_collision_key[collision_key(topic.name)]
+        if save:
+            self.save()
 
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)

@@ -21,7 +21,7 @@ from odradek.protocol import error_codes
 from odradek.protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
 
 from ..config_view import topic_config_views
-from ..topics import TopicError
+from ..topics import NewTopic, TopicError
 from . import REGISTRY
 
 Result = CreateTopicsResponse.CreatableTopicResult
@@ -32,6 +32,12 @@ def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
     broker = ctx.broker
     version = ctx.api_version
     counts = Counter(topic.name for topic in request.topics)
+    # Every topic of the request is created by one call, which writes the topic table once.
+    creatable = [wanted for wanted in request.topics if counts[wanted.name] == 1]
+    created = {} if request.validate_only else dict(zip(
+        (wanted.name for wanted in creatable),
+        broker.create_topics([NewTopic(wanted.name, wanted.num_partitions, wanted.replication_factor,
+                                       _assignments(wanted), _configs(wanted)) for wanted in creatable])))
     results = []
     for wanted in request.topics:
         result = Result(name=wanted.name, error_code=error_codes.NONE)
@@ -39,16 +45,16 @@ def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
             _fail(result, version, error_codes.INVALID_REQUEST, "Duplicate topic name.")
             results.append(result)
             continue
-        assignments = {item.partition_index: list(item.broker_ids) for item in wanted.assignments}
-        configs = {item.name: item.value for item in wanted.configs}
         try:
             if request.validate_only:
                 count, overrides = broker.check_new_topic(wanted.name, wanted.num_partitions,
-                                                          wanted.replication_factor, assignments, configs)
+                                                          wanted.replication_factor, _assignments(wanted),
+                                                          _configs(wanted))
                 topic_id = None
             else:
-                topic = broker.create_topic(wanted.name, wanted.num_partitions, wanted.replication_factor,
-                                            assignments, configs)
+                topic = created[wanted.name]
+                if isinstance(topic, TopicError):
+                    raise topic
                 count, overrides, topic_id = topic.partition_count, topic.configs, topic.topic_id
         except TopicError as error:
             _fail(result, version, error.error_code, error.message)
@@ -66,6 +72,14 @@ def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
             result.topic_id = topic_id
         results.append(result)
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
+
+
+def _assignments(wanted) -> dict[int, list[int]]:
+    return {item.partition_index: list(item.broker_ids) for item in wanted.assignments}
+
+
+def _configs(wanted) -> dict[str, str | None]:
+    return {item.name: item.value for item in wanted.configs}
 
 
 def _fail(result, version: int, code: int, message: str) -> None:
