@@ -89,8 +89,13 @@ def read_leader_epochs(fs, path: str) -> list[tuple[int, int]]:
         raise CorruptCheckpoint(f"{path}: {error}") from None
 
 
-def write_leader_epochs(fs, path: str, entries: list[tuple[int, int]]) -> None:
-    fs.write_file_atomic(path, _frame([f"{epoch} {offset}" for epoch, offset in entries]))
+def write_leader_epochs(fs, path: str, entries: list[tuple[int, int]], *, durable: bool = True) -> None:
+    """``durable`` False writes in place without fsync (see :meth:`LeaderEpochCache.__init__`)."""
+    data = _frame([f"{epoch} {offset}" for epoch, offset in entries])
+    if durable:
+        fs.write_file_atomic(path, data)
+    else:
+        fs.write_file(path, data)
 
 
 def uuid_to_kafka(value: uuid.UUID) -> str:

@@ -399,6 +399,11 @@ class OsFileSystem:
     def write_file_atomic(self, path: str, data: bytes) -> None:
         self.budget.retrying(lambda: self._write_file_atomic(path, data))
 
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write ``path`` in place, with no fsync: for a file whose loss or tearing a crash may
+        cause because the next start rebuilds it (a new partition's empty leader-epoch-checkpoint)."""
+        self.budget.retrying(lambda: _write_whole_file(path, data))
+
     def _write_file_atomic(self, path: str, data: bytes) -> None:
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
@@ -438,6 +443,11 @@ class OsFileSystem:
             raise BlockingIOError(errno.EAGAIN, f"{path} is locked by another process") from None
         _LOCKED_IN_THIS_PROCESS.add(key)
         return _OsLock(fd, key)
+
+
+def _write_whole_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def _read_whole_file(path: str) -> bytes:
@@ -661,6 +671,11 @@ class MemoryFileSystem:
         handle.fsync()
         self.rename(path + ".tmp", path)
         self.fsync_dir(os.path.dirname(self._norm(path)))
+
+    def write_file(self, path: str, data: bytes) -> None:
+        handle = self.open(path)
+        handle.truncate(0)
+        handle.pwrite(data, 0)  # not fsynced: a crash takes it back to its last durable content
 
     def fsync_dir(self, path: str) -> None:
         if not self.names_need_dir_fsync:
