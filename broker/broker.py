@@ -257,7 +257,7 @@ class Broker:
             executor.shutdown(wait=True)  # an fsync in flight ends first; the logs' close flushes the rest
         self.partitions.clear()
         if data_dir is not None:
-            data_dir.close()
+            data_dir.close(threads_per_directory=self.config["num.recovery.threads.per.data.dir"])
 
     # --- listeners ---
 

@@ -99,6 +99,9 @@ class DescriptorBudget:
         self._lru: OrderedDict[int, weakref.ref] = OrderedDict()
         self._pinned = 0  # descriptors of removed files (outside the LRU)
         self._lock = threading.Lock()  # guards _pinned: a file may be dropped on another thread
+        # Serialises the eviction of retrying(): a clean shutdown writes producer snapshots on
+        # several threads at once (LogDirectory.close) while the owner's thread waits for them.
+        self._retry_lock = threading.Lock()
         # Directory -> name -> weak reference, for the open files. Only a file's own directory
         # is tracked: renaming or removing a partition directory moves or removes the files in
         # it; a directory above one with open files is never renamed.
@@ -124,7 +127,8 @@ class DescriptorBudget:
         except OSError as error:
             if error.errno not in _RUNNING_OUT or not self._lru:
                 raise
-        self._evict(self._pinned + len(self._lru) // 2)
+        with self._retry_lock:
+            self._evict(self._pinned + len(self._lru) // 2)
         return operation()
 
     def _evict(self, keep: int) -> None:

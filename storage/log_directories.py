@@ -151,13 +151,14 @@ class LogDirectories:
         for directory in self.directories:
             directory.flush_all()
 
-    def close(self, broker_epoch: int = -1) -> None:
-        """Clean shutdown of every directory; one failing (no marker: it recovers at the next
-        start) does not keep the others from closing cleanly. The first failure is raised."""
+    def close(self, broker_epoch: int = -1, threads_per_directory: int = 1) -> None:
+        """Clean shutdown of every directory (its logs' fsyncs on ``threads_per_directory``
+        threads); one failing (no marker: it recovers at the next start) does not keep the
+        others from closing cleanly. The first failure is raised."""
         failure = None
         for directory in self.directories:
             try:
-                directory.close(broker_epoch)
+                directory.close(broker_epoch, threads_per_directory)
             except Exception as error:  # noqa: BLE001 - re-raised below
                 failure = failure or error
         if failure is not None:

@@ -31,6 +31,7 @@ of the partition logs it opened.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import uuid
@@ -93,6 +94,54 @@ class OfflineLog:
 
     def close(self) -> None:
         pass
+
+
+def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
+    """What closing ``logs`` makes durable, ahead of their :meth:`PartitionLog.close`: each
+    one's appends since its last flush (fsynced, the recovery point advanced to its end) and a
+    producer snapshot at its end. A log with nothing appended since its last flush and snapshot
+    costs nothing (Kafka's shutdown flush and takeSnapshot skip it too), so a clean stop costs
+    what was written since the last one, not the number of partitions.
+
+    The fsyncs are most of the time (a few hundred microseconds each, and a file system serves
+    several at once): each log's flush (:meth:`PartitionLog.prepare_flush`, made on this thread)
+    is synced and its snapshot written on one of up to ``threads`` threads; this thread waits,
+    then completes each flush. Neither touches a log's state off this thread. Raises the first
+    failure (KAFKA_STORAGE_ERROR) once every log was tried."""
+    jobs = []
+    for log in logs:
+        ticket = log.prepare_flush()
+        snapshot = log.producer_state.snapshot_due()
+        if ticket is not None or snapshot is not None:
+            jobs.append((log, ticket, snapshot))
+
+    def run(job) -> OSError | None:
+        _, ticket, snapshot = job
+        if ticket is not None:
+            ticket.sync()  # keeps its own error for complete_flush
+        if snapshot is not None and (ticket is None or ticket.error is None):
+            try:
+                fs.write_file_atomic(*snapshot)
+            except OSError as error:
+                return error
+        return None
+
+    if threads > 1 and len(jobs) > 1:
+        with concurrent.futures.ThreadPoolExecutor(min(threads, len(jobs)), thread_name_prefix="odradek-close") as pool:
+            snapshot_errors = list(pool.map(run, jobs))
+    else:
+        snapshot_errors = [run(job) for job in jobs]
+    failure = None
+    for (log, ticket, _), error in zip(jobs, snapshot_errors):
+        try:
+            if ticket is not None:
+                log.complete_flush(ticket)
+            if error is not None:
+                raise KafkaStorageError(f"producer snapshot of {log.directory} failed: {error}") from error
+        except KafkaStorageError as storage_error:
+            failure = failure or storage_error
+    if failure is not None:
+        raise failure
 
 
 class LogDirectory:
@@ -289,10 +338,13 @@ class LogDirectory:
         broker's periodic task calls this); returns how many went."""
         return self.pending_deletions.delete_due(self.clock())
 
-    def close(self, broker_epoch: int = -1) -> None:
-        """Clean shutdown: flush and close every log, checkpoint, write the marker."""
+    def close(self, broker_epoch: int = -1, threads: int = 1) -> None:
+        """Clean shutdown: flush and close every log, checkpoint, write the marker. The fsyncs
+        and producer snapshots of different logs run on up to ``threads`` threads (Kafka's
+        ``num.recovery.threads.per.data.dir``); see :func:`make_durable`."""
+        make_durable(self.fs, list(self.logs.values()), threads)
         for log in self.logs.values():
-            log.close()
+            log.close()  # its flush and snapshot are done: trims the active indexes, closes the files
         self.checkpoint()
         # Kafka 4.x's CleanShutdownFileHandler shape: numbers, camelCase key.
         marker = json.dumps({"version": 0, "brokerEpoch": broker_epoch}, separators=(",", ":")).encode()

@@ -413,9 +413,16 @@ class ProducerStateManager:
 
     def take_snapshot(self) -> None:
         """Write the state as of ``map_end_offset`` (no-op if that snapshot exists)."""
+        due = self.snapshot_due()
+        if due is not None:
+            self.fs.write_file_atomic(*due)
+
+    def snapshot_due(self) -> tuple[str, bytes] | None:
+        """(path, contents) of the snapshot :meth:`take_snapshot` would write, None if it exists
+        (no append since the last one: Kafka's takeSnapshot too skips an offset already
+        snapshotted). Writing it (``fs.write_file_atomic``) may run on another thread."""
         path = self.snapshot_path(self.map_end_offset)
-        if not self.fs.exists(path):
-            self.fs.write_file_atomic(path, self.encode())
+        return None if self.fs.exists(path) else (path, self.encode())
 
     def load_latest_snapshot(self, at_most: int, at_least: int = 0) -> int:
         """Replace the state by the newest valid snapshot with offset in [at_least, at_most];
