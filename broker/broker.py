@@ -105,7 +105,7 @@ class Broker:
             self.log_dirs, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
             default_config=log_config_from(self.default_topic_config()),
             topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
-            clock=self.clock_ms)
+            clock=self.clock_ms, recovery_threads=self.config["num.recovery.threads.per.data.dir"])
         self.cluster_id = self._data_dir.cluster_id or cluster_id
         if not table_found and (self._data_dir.logs or self._data_dir.offline):
             self._rebuild_topic_table()
@@ -114,8 +114,9 @@ class Broker:
             self.producer_ids.skip_past(max((producer_id for partition_log in self._data_dir.logs.values()
                                              for producer_id in partition_log.producer_state.producers), default=-1))
         for topic in self.topics:
+            values = self.topic_log_config(topic)  # once per topic: it is the same for every partition
             for index in range(topic.partition_count):
-                self._attach_partition(topic, index)
+                self._attach_partition(topic, index, values)
         for topic_name, index in list(self._data_dir.logs):
             if topic_name not in self.topics.by_name and topic_name != KRAFT_METADATA_TOPIC:
                 # A partition directory of a topic the table does not have: left by a crash in
@@ -288,20 +289,24 @@ class Broker:
             values[name] = TOPIC_CONFIGS[name].parse(raw)
         return values
 
-    def _attach_partition(self, topic: Topic, index: int) -> Partition:
+    def _attach_partition(self, topic: Topic, index: int, values: dict | None = None) -> Partition:
+        """The Partition of ``topic``'s partition ``index``, its log created if new; ``values``
+        is ``topic_log_config(topic)`` when the caller has it (attaching many partitions)."""
+        if values is None:
+            values = self.topic_log_config(topic)
         offline_log = self._data_dir.offline_log(topic.name, index)
         if offline_log is not None:
             # Its log could not be opened at start (the storage engine logged why): the
             # partition answers KAFKA_STORAGE_ERROR, every other one serves.
             partition = Partition(topic.name, topic.topic_id, index, offline_log, self.node_id,
                                   flush_executor=self._flush_executor)
-            partition.apply_topic_config(self.topic_log_config(topic))
+            partition.apply_topic_config(values)
             self.partitions[(topic.name, index)] = partition
             return partition
         partition_log = self._data_dir.get_log(topic.name, index)
         if partition_log is None:
             partition_log = self._data_dir.create_log(topic.name, index, topic_id=topic.topic_id,
-                                                      config=log_config_from(self.topic_log_config(topic)))
+                                                      config=log_config_from(values))
         elif partition_log.topic_id is None:
             # Missing (or unreadable, and ignored) partition.metadata: Kafka writes it again from
             # the topic id the metadata holds.
@@ -315,7 +320,7 @@ class Broker:
         partition_log.update_high_watermark(partition_log.log_end_offset)
         partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id,
                               flush_executor=self._flush_executor)
-        partition.apply_topic_config(self.topic_log_config(topic))
+        partition.apply_topic_config(values)
         self.partitions[(topic.name, index)] = partition
         return partition
 
@@ -418,8 +423,9 @@ class Broker:
         failed: dict[str, TopicError] = {}
         for topic in added:
             try:
+                values = self.topic_log_config(topic)
                 for index in range(topic.partition_count):
-                    self._attach_partition(topic, index)
+                    self._attach_partition(topic, index, values)
             except (OSError, StorageError) as error:
                 self._undo_partitions(topic, 0, topic.partition_count)
                 self.topics.remove(topic, save=False)
@@ -479,8 +485,9 @@ class Broker:
         try:
             topic.partition_count = count
             self.topics.save()
+            values = self.topic_log_config(topic)
             for index in range(previous, count):
-                self._attach_partition(topic, index)
+                self._attach_partition(topic, index, values)
         except (OSError, StorageError) as error:
             topic.partition_count = previous
             self._undo_partitions(topic, previous, count)

@@ -64,7 +64,7 @@ class LogDirectories:
     @classmethod
     def open(cls, paths: list[str], *, node_id: int, cluster_id: str | None = None, fs=None,
              default_config: LogConfig | None = None, topic_configs: dict[str, LogConfig] | None = None,
-             clock=_system_clock_ms) -> "LogDirectories":
+             clock=_system_clock_ms, recovery_threads: int = 1) -> "LogDirectories":
         """Open (creating where needed) every directory of ``paths`` and the logs in them;
         the same arguments as :meth:`LogDirectory.open`, for each directory."""
         fs = fs or OsFileSystem()
@@ -78,7 +78,8 @@ class LogDirectories:
         try:
             for path in normalized:
                 directory = LogDirectory.open(path, node_id=node_id, cluster_id=cluster_id, fs=fs,
-                                              default_config=default_config, topic_configs=topic_configs, clock=clock)
+                                              default_config=default_config, topic_configs=topic_configs, clock=clock,
+                                              recovery_threads=recovery_threads)
                 opened.append(directory)
                 # A directory formatted now takes the cluster id of the ones already open.
                 cluster_id = cluster_id or directory.cluster_id

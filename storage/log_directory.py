@@ -167,14 +167,16 @@ class LogDirectory:
     @classmethod
     def open(cls, path: str, *, node_id: int, cluster_id: str | None = None, fs=None,
              default_config: LogConfig | None = None, topic_configs: dict[str, LogConfig] | None = None,
-             clock=_system_clock_ms) -> "LogDirectory":
+             clock=_system_clock_ms, recovery_threads: int = 1) -> "LogDirectory":
         """Open (creating if needed) the data directory at ``path`` and every log in it.
-        ``topic_configs`` gives the effective config of topics that override defaults."""
+        ``topic_configs`` gives the effective config of topics that override defaults. After an
+        unclean shutdown the recovered logs are flushed on ``recovery_threads`` threads."""
         directory = cls(fs or OsFileSystem(), path, default_config or LogConfig(), clock)
-        directory._open(node_id, cluster_id, topic_configs or {})
+        directory._open(node_id, cluster_id, topic_configs or {}, recovery_threads)
         return directory
 
-    def _open(self, node_id: int, cluster_id: str | None, topic_configs: dict[str, LogConfig]) -> None:
+    def _open(self, node_id: int, cluster_id: str | None, topic_configs: dict[str, LogConfig],
+              recovery_threads: int = 1) -> None:
         fs = self.fs
         if not fs.exists(self.path):
             fs.makedirs(self.path)
@@ -212,12 +214,21 @@ class LogDirectory:
                         fs, full, topic_configs.get(key[0], self.default_config), topic=key[0], partition=key[1],
                         recovery_point=recovery_points.get(key, 0), log_start_offset=log_starts.get(key, 0),
                         high_watermark=high_watermarks.get(key, 0), clean_shutdown=self.had_clean_shutdown,
-                        clock=self.clock, pending_deletions=self.pending_deletions))
+                        clock=self.clock, pending_deletions=self.pending_deletions, flush_recovered=False))
                 except Exception as error:  # noqa: BLE001 - whatever it is, only this partition goes offline
                     _log.error("partition offline: its log could not be opened", partition=f"{key[0]}-{key[1]}",
                               directory=full, error=repr(error))
                     self.offline[key] = OfflineLog(full, key[0], key[1], error, (
                         recovery_points.get(key), log_starts.get(key), high_watermarks.get(key)))
+            if not self.had_clean_shutdown:
+                # What recovery kept, fsynced and snapshotted for every log together (the
+                # fsyncs of different logs overlap on the recovery threads), as Kafka's
+                # recovery ends each log with a producer snapshot at its end.
+                try:
+                    make_durable(fs, list(self.logs.values()), recovery_threads)
+                except KafkaStorageError as error:
+                    # The logs serve; a recovery point left behind is recovered again after a crash.
+                    _log.error("flushing the recovered logs failed", directory=self.path, error=repr(error))
             # The marker vouches for the state we just loaded, not for the run that starts now.
             fs.unlink(marker)
             fs.fsync_dir(self.path)

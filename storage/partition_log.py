@@ -230,7 +230,8 @@ class PartitionLog:
     def open(cls, fs, directory: str, config: LogConfig | None = None, *, topic: str | None = None,
              partition: int | None = None, topic_id: uuid.UUID | None = None, recovery_point: int = 0,
              log_start_offset: int = 0, high_watermark: int = 0, clean_shutdown: bool = True,
-             clock=_system_clock_ms, pending_deletions: PendingDeletions | None = None) -> "PartitionLog":
+             clock=_system_clock_ms, pending_deletions: PendingDeletions | None = None,
+             flush_recovered: bool = True) -> "PartitionLog":
         """Open (or create) the partition directory.
 
         ``pending_deletions`` (the data directory's list) holds deleted segments' ``*.deleted``
@@ -241,7 +242,12 @@ class PartitionLog:
         holding the recovery point onwards is rescanned (CRC of every batch), its indexes
         rebuilt, and the log cut at the first invalid byte; later segments are dropped. With it
         True the active segment's first batch and the batches after its last index entry are
-        checked, and that segment recovered the same way if one fails."""
+        checked, and that segment recovered the same way if one fails.
+
+        What a recovery kept is fsynced before this returns (the recovery point is then the log
+        end); with ``flush_recovered`` False the rescanned segments are left marked unflushed
+        and the recovery point where the checkpoint had it (Kafka's LogLoader), for the caller
+        to flush (:meth:`prepare_flush`; a data directory flushes its logs together)."""
         config = config or LogConfig()
         if topic is None or partition is None:
             parsed = parse_partition_dir_name(directory.rstrip("/").rsplit("/", 1)[-1])
@@ -255,7 +261,7 @@ class PartitionLog:
             # The new directory's name is an entry of the data directory: durable only once
             # that is fsynced (else a crash could lose the partition with its flushed data).
             fs.fsync_dir(os.path.dirname(directory.rstrip("/")) or ".")
-        log._load(recovery_point, log_start_offset, high_watermark, clean_shutdown)
+        log._load(recovery_point, log_start_offset, high_watermark, clean_shutdown, flush_recovered)
         metadata_path = f"{directory}/{PARTITION_METADATA}"
         try:
             log.topic_id = read_partition_metadata(fs, metadata_path)
@@ -292,7 +298,8 @@ class PartitionLog:
         segment.roll_jitter_ms = random.randrange(jitter) if jitter > 0 else 0
         return segment
 
-    def _load(self, recovery_point: int, log_start_offset: int, high_watermark: int, clean: bool) -> None:
+    def _load(self, recovery_point: int, log_start_offset: int, high_watermark: int, clean: bool,
+              flush_recovered: bool = True) -> None:
         fs = self.fs
         base_offsets = []
         complete_interrupted_swaps(fs, self.directory)
@@ -329,7 +336,7 @@ class PartitionLog:
                 segment.rebuild_indexes()
         recovered_from = None
         if not clean:
-            recovered_from = self._recover(recovery_point)
+            recovered_from = self._recover(recovery_point, flush_recovered)
         else:
             # Indexes of a cleanly closed log are trusted but checked on first use (rebuilt
             # from the log if they cannot be right); the active one now, with the batches
@@ -364,7 +371,7 @@ class PartitionLog:
         self.log_end_offset = active.next_offset()
         self.log_start_offset = min(max(log_start_offset, self.segments[0].base_offset), self.log_end_offset)
         self.recovery_point = min(max(recovery_point, self.log_start_offset), self.log_end_offset)
-        if not clean:
+        if not clean and flush_recovered:
             self.recovery_point = self.log_end_offset
         self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
@@ -388,7 +395,8 @@ class PartitionLog:
         snapshot used is one at or below that offset."""
         state = self.producer_state
         at_most = self.log_end_offset if txn_index_from is None else min(self.log_end_offset, txn_index_from)
-        start = max(state.load_latest_snapshot(at_most=at_most), self.segments[0].base_offset)
+        start = max(state.load_latest_snapshot(at_most=at_most, keep_up_to=self.log_end_offset),
+                    self.segments[0].base_offset)
         for segment in self.segments[self._segment_index_for(start):]:
             rebuilds_txn_index = txn_index_from is not None and segment.base_offset >= txn_index_from
             if rebuilds_txn_index:
@@ -429,10 +437,11 @@ class PartitionLog:
         except ProtocolError:
             return None
 
-    def _recover(self, recovery_point: int) -> int:
+    def _recover(self, recovery_point: int, flush: bool = True) -> int:
         """Rescan from the segment holding the recovery point; cut the first invalid byte and
-        drop every segment after it (their offsets could not follow a hole). Returns the base
-        offset of the first segment rescanned."""
+        drop every segment after it (their offsets could not follow a hole); fsync what was
+        rescanned, or with ``flush`` False mark it unflushed for the next flush. Returns the
+        base offset of the first segment rescanned."""
         first = max(0, bisect.bisect_right(self._base_offsets, recovery_point) - 1)
         try:
             expected = self.segments[first - 1].next_offset() if first > 0 else 0
@@ -459,7 +468,10 @@ class PartitionLog:
             index += 1
         self._base_offsets = [segment.base_offset for segment in self.segments]
         for segment in self.segments[first:]:
-            segment.flush()  # what recovery kept is now on disk, whatever kind of crash it was
+            if flush:
+                segment.flush()  # what recovery kept is now on disk, whatever kind of crash it was
+            else:
+                segment.flushed_size = 0  # the next flush fsyncs it: its bytes may be in the page cache only
         return self.segments[first].base_offset
 
     def _add_segment(self, segment: LogSegment) -> None:

@@ -424,14 +424,17 @@ class ProducerStateManager:
         path = self.snapshot_path(self.map_end_offset)
         return None if self.fs.exists(path) else (path, self.encode())
 
-    def load_latest_snapshot(self, at_most: int, at_least: int = 0) -> int:
+    def load_latest_snapshot(self, at_most: int, at_least: int = 0, keep_up_to: int | None = None) -> int:
         """Replace the state by the newest valid snapshot with offset in [at_least, at_most];
-        corrupt or out-of-range snapshots above ``at_most`` are deleted. Returns the offset
-        the state now reflects (``at_least`` with an empty state if none qualifies)."""
+        corrupt snapshots, and those above ``at_most`` (above ``keep_up_to`` when given: a
+        recovery replays from an older snapshot, but those up to the log end still hold), are
+        deleted. Returns the offset the state now reflects (``at_least`` with an empty state if
+        none qualifies)."""
         for offset in reversed(self.snapshot_offsets()):
             path = self.snapshot_path(offset)
             if offset > at_most:
-                self.fs.unlink(path)
+                if offset > max(at_most, keep_up_to if keep_up_to is not None else at_most):
+                    self.fs.unlink(path)
                 continue
             if offset < at_least:
                 break
