@@ -403,10 +403,11 @@ class OsFileSystem:
     def write_file_atomic(self, path: str, data: bytes) -> None:
         self.budget.retrying(lambda: self._write_file_atomic(path, data))
 
-    def write_file(self, path: str, data: bytes) -> None:
-        """Write ``path`` in place, with no fsync: for a file whose loss or tearing a crash may
-        cause because the next start rebuilds it (a new partition's empty leader-epoch-checkpoint)."""
-        self.budget.retrying(lambda: _write_whole_file(path, data))
+    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
+        """Write ``path`` in place (fsynced with ``sync``; no rename, no directory fsync): for a
+        file a crash may tear or lose because a start detects that and has what replaces it (a
+        new partition's empty leader-epoch-checkpoint; a producer snapshot, checked by its CRC)."""
+        self.budget.retrying(lambda: _write_whole_file(path, data, sync))
 
     def _write_file_atomic(self, path: str, data: bytes) -> None:
         tmp = path + ".tmp"
@@ -449,9 +450,12 @@ class OsFileSystem:
         return _OsLock(fd, key)
 
 
-def _write_whole_file(path: str, data: bytes) -> None:
+def _write_whole_file(path: str, data: bytes, sync: bool) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _read_whole_file(path: str) -> bytes:
@@ -676,10 +680,12 @@ class MemoryFileSystem:
         self.rename(path + ".tmp", path)
         self.fsync_dir(os.path.dirname(self._norm(path)))
 
-    def write_file(self, path: str, data: bytes) -> None:
+    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
         handle = self.open(path)
         handle.truncate(0)
-        handle.pwrite(data, 0)  # not fsynced: a crash takes it back to its last durable content
+        handle.pwrite(data, 0)
+        if sync:
+            handle.fsync()  # else a crash takes it back to its last durable content
 
     def fsync_dir(self, path: str) -> None:
         if not self.names_need_dir_fsync:

@@ -60,6 +60,10 @@ class _SparseIndex:
         self._written = 0  # bytes of _entries already in the file
         self._preallocated = False
         self._torn = False  # the file held a partial entry (Kafka's sanityCheck: corrupt)
+        # Entries written or removed since the last fsync. Only they need one: a size change
+        # alone (preallocate, trim) leaves a zero tail or none, which loading ignores, so the
+        # fsync of an index with no new entry (a flush after small appends) is skipped.
+        self._unsynced = False
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self) -> bytearray:
@@ -101,6 +105,7 @@ class _SparseIndex:
         if self._entries is not None and self._written < len(self._entries):
             self._handle.pwrite(memoryview(self._entries)[self._written:], self._written)
             self._written = len(self._entries)
+            self._unsynced = True
 
     def _bisect(self, key_field: int, target: int) -> int:
         """Index of the last entry whose ``key_field`` is <= target, or -1."""
@@ -142,6 +147,7 @@ class _SparseIndex:
         del entries[:]
         self._written = 0
         self._torn = False
+        self._unsynced = True
         self._handle.truncate(0)
         if self._preallocated:
             self._handle.truncate(self.max_entries * self.entry.size)
@@ -152,6 +158,7 @@ class _SparseIndex:
         del entries[count * size :]
         self.write_pending()
         self._written = len(entries)
+        self._unsynced = True
         # Zero the dropped entries on disk too (they are inside the preallocated area).
         self._handle.truncate(count * size)
         if self._preallocated:
@@ -160,15 +167,25 @@ class _SparseIndex:
     def flush(self) -> None:
         if self._handle is not None:
             self.write_pending()
-            self._handle.fsync()
+            if self._unsynced:
+                self._handle.fsync()
+                self._unsynced = False
 
     def sync_target(self):
         """:meth:`flush` split: write the pending entries now, return the file's sync target
-        (None if the index is not open)."""
+        (None if the index is not open or has no entry to make durable). The entries count as
+        synced from now on: a failed fsync calls :meth:`mark_unsynced`."""
         if self._handle is None:
             return None
         self.write_pending()
-        return self._handle.sync_target()
+        if not self._unsynced:
+            return None
+        target = self._handle.sync_target()
+        self._unsynced = False
+        return target
+
+    def mark_unsynced(self) -> None:
+        self._unsynced = True
 
     def close(self) -> None:
         if self._handle is not None:

@@ -52,6 +52,7 @@ from .deletions import PendingDeletions
 from .errors import InconsistentLogDirectory, KafkaStorageError, LogDirectoryLocked
 from .fs import OsFileSystem
 from .partition_log import PartitionLog, _system_clock_ms, parse_partition_dir_name
+from .producer_state import write_snapshot
 
 META_PROPERTIES = "meta.properties"
 LOCK_FILE = ".lock"
@@ -121,7 +122,7 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
             ticket.sync()  # keeps its own error for complete_flush
         if snapshot is not None and (ticket is None or ticket.error is None):
             try:
-                fs.write_file_atomic(*snapshot)
+                write_snapshot(fs, *snapshot)
             except OSError as error:
                 return error
         return None

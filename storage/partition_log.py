@@ -660,6 +660,9 @@ class PartitionLog:
         except OSError as error:
             for txn_index in txn_indexes:
                 txn_index.mark_unflushed()
+            for segment in segments:
+                segment.offset_index.mark_unsynced()
+                segment.time_index.mark_unsynced()
             _close_sync_targets(targets)
             raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
         return FlushTicket(self.log_end_offset, self.truncations, self.unflushed_messages,
@@ -673,6 +676,9 @@ class PartitionLog:
         if ticket.error is not None:
             for txn_index in ticket.txn_indexes:
                 txn_index.mark_unflushed()
+            for segment, _ in ticket.segment_sizes:
+                segment.offset_index.mark_unsynced()
+                segment.time_index.mark_unsynced()
             raise KafkaStorageError(f"flush of {self.directory} failed: {ticket.error}") from ticket.error
         if self.closed:
             return self.recovery_point

@@ -174,6 +174,14 @@ class AppendPlan:
         self.updates = updates
 
 
+def write_snapshot(fs, path: str, data: bytes) -> None:
+    """Write a producer snapshot as Kafka's ProducerStateManager does: in place, fsynced, with
+    no temporary file or directory fsync. A snapshot a crash tore fails its CRC and is deleted
+    at load, one it lost is not found: either way the next older snapshot and the batches
+    after it rebuild the state (:meth:`ProducerStateManager.load_latest_snapshot`)."""
+    fs.write_file(path, data, sync=True)
+
+
 class ProducerStateManager:
     def __init__(self, fs, directory: str):
         self.fs = fs
@@ -415,12 +423,15 @@ class ProducerStateManager:
         """Write the state as of ``map_end_offset`` (no-op if that snapshot exists)."""
         due = self.snapshot_due()
         if due is not None:
-            self.fs.write_file_atomic(*due)
+            write_snapshot(self.fs, *due)
 
     def snapshot_due(self) -> tuple[str, bytes] | None:
         """(path, contents) of the snapshot :meth:`take_snapshot` would write, None if it exists
         (no append since the last one: Kafka's takeSnapshot too skips an offset already
-        snapshotted). Writing it (``fs.write_file_atomic``) may run on another thread."""
+        snapshotted; nor at offset 0: a log that never held a batch has no state to keep).
+        Writing it (:func:`write_snapshot`) may run on another thread."""
+        if self.map_end_offset == 0:
+            return None
         path = self.snapshot_path(self.map_end_offset)
         return None if self.fs.exists(path) else (path, self.encode())
 

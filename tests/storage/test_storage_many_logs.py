@@ -22,7 +22,7 @@ PRODUCER_ID = 4000
 
 
 class CountingFileSystem(OsFileSystem):
-    """Real files; counts the atomic file writes (checkpoints, snapshots) and the files fsynced."""
+    """Real files; records the files written whole (checkpoints, snapshots)."""
 
     def __init__(self):
         super().__init__()
@@ -31,6 +31,10 @@ class CountingFileSystem(OsFileSystem):
     def write_file_atomic(self, path: str, data: bytes) -> None:
         self.atomic_writes.append(path)
         super().write_file_atomic(path, data)
+
+    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
+        self.atomic_writes.append(path)  # a producer snapshot: in place, fsynced
+        super().write_file(path, data, sync=sync)
 
 
 def open_directory(path: str, fs=None, threads: int = 4) -> LogDirectory:
