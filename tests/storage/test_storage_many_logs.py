@@ -11,6 +11,7 @@ import random
 import pytest
 
 from odradek.storage.producer_state import OutOfOrderSequence
+from odradek.storage.config import LogConfig
 from odradek.storage.fs import MemoryFileSystem, OsFileSystem
 from odradek.storage.log_directory import CLEAN_SHUTDOWN_FILE, LogDirectory
 
@@ -199,5 +200,37 @@ def test_a_new_partitions_leader_epoch_checkpoint_is_usable_after_a_crash():
         assert directory.get_log("t", 1).leader_epochs.entries == [(3, 0)]
         directory.get_log("t", 0).append(make_batch([b"y"]), leader_epoch=4)
         assert directory.get_log("t", 0).leader_epochs.entries == [(4, 0)]
+    finally:
+        directory.close()
+
+
+def test_index_entries_a_flush_covered_survive_a_power_loss():
+    """A flush skips the fsync of an index with no new entry, never of one with new entries:
+    after a crash, the segments below the recovery point (not rescanned) keep every entry."""
+    config = LogConfig(segment_bytes=1500, index_interval_bytes=150, segment_index_bytes=4096)
+    fs = MemoryFileSystem(names_need_dir_fsync=True)
+    directory = LogDirectory.open("/data", node_id=1, cluster_id="many-logs", fs=fs, default_config=config)
+    log = directory.create_log("t", 0)
+    for index in range(40):
+        log.append(make_batch([b"v%03d" % index + b"." * 60]))
+        if index % 7 == 0:
+            log.flush()  # some flushes with new index entries, some without
+    log.flush()
+    directory.checkpoint()
+    rolled = log.segments[:-1]
+    assert len(rolled) >= 2
+    entries = {segment.base_offset: (bytes(segment.offset_index._load()), bytes(segment.time_index._load()))
+               for segment in rolled}
+    assert all(offsets and times for offsets, times in entries.values())
+    fs.crash()
+
+    directory = LogDirectory.open("/data", node_id=1, cluster_id="many-logs", fs=fs, default_config=config)
+    try:
+        log = directory.get_log("t", 0)
+        for segment in log.segments[:-1]:
+            if segment.base_offset in entries:
+                assert (bytes(segment.offset_index._load()), bytes(segment.time_index._load())) == \
+                    entries[segment.base_offset]
+        assert values(log) == [b"v%03d" % index + b"." * 60 for index in range(40)]
     finally:
         directory.close()
