@@ -166,11 +166,13 @@ def _produce(request, version, answer):
 def _fetch(request, version, answer):
     Response = fetch.FetchResponse
     topics = []
-    if version < 13:  # v13+ clients read the top-level code; older ones need it per partition
+    # v13+ clients read the top-level code; older ones need it per partition. Records: empty
+    # (Kafka 4), null before v4 (Kafka 3.9, the last to speak v0-3).
+    if version < 13:
         for topic in request.topics:
             partitions = [_make(Response.FetchableTopicResponse.PartitionData, version,
                                 partition_index=partition.partition, error_code=answer.code,
-                                high_watermark=UNKNOWN_OFFSET, records=b"")
+                                high_watermark=UNKNOWN_OFFSET, records=b"" if version >= 4 else None)
                           for partition in topic.partitions]
             topics.append(_make(Response.FetchableTopicResponse, version, topic=topic.topic,
                                 topic_id=topic.topic_id, partitions=partitions))
@@ -216,6 +218,16 @@ def _offset_fetch(request, version, answer):
             _make(Topic.OffsetFetchResponsePartition, version, partition_index=index, error_code=answer.code,
                   committed_offset=UNKNOWN_OFFSET, metadata="", committed_leader_epoch=UNKNOWN_EPOCH)
             for index in topic.partition_indexes]) for topic in request.topics or ()]
+        if version == 0:
+            # Kafka 3.9, the last to speak v0, gathers the partitions by topic: a topic named
+            # twice is answered once, one with no partitions not at all.
+            merged: dict = {}
+            for topic in topics:
+                if topic.partitions:
+                    into = merged.setdefault(topic.name, _make(Topic, version, name=topic.name))
+                    known = {partition.partition_index for partition in into.partitions}
+                    into.partitions += [p for p in topic.partitions if p.partition_index not in known]
+            topics = list(merged.values())
         return _make(Response, version, throttle_time_ms=0, topics=topics)
     if version < 8:  # one group, a top-level code
         return _make(Response, version, throttle_time_ms=0, error_code=answer.code)

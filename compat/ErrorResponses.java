@@ -1,12 +1,15 @@
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.util.HexFormat;
 
 import org.apache.kafka.common.errors.KafkaStorageException;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
-import org.apache.kafka.common.protocol.MessageUtil;
+import org.apache.kafka.common.protocol.Message;
+import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.requests.AbstractRequest;
 import org.apache.kafka.common.requests.AbstractResponse;
 
@@ -17,7 +20,11 @@ import org.apache.kafka.common.requests.AbstractResponse;
  * request with Kafka's AbstractRequest.parseRequest and prints one line: "OK " and the body of
  * request.getErrorResponse(0, exception) serialized at VERSION in hex; "NULL" when Kafka has no
  * error response (it closes the connection); "UNSUPPORTED" for a version this Kafka does not
- * speak; "REFUSED " and the exception when Kafka's parsing refuses the request.
+ * speak; "REFUSED " and the exception when Kafka's parsing refuses the request; "THROWS " and the
+ * exception when getErrorResponse itself throws.
+ *
+ * Compiles against kafka-clients 4.x and 3.9 alike (3.9's parseRequest takes a ByteBuffer, 4.x's a
+ * Readable), so that the versions Kafka 4 dropped can be checked with 3.9.
  *
  * tests/broker/test_error_responses.py compares odradek's error responses with these, field by
  * field. Nothing printed here is committed.
@@ -39,20 +46,39 @@ public class ErrorResponses {
             }
             AbstractRequest request;
             try {
-                request = AbstractRequest.parseRequest(api, version, new ByteBufferAccessor(ByteBuffer.wrap(body))).request;
-            } catch (Exception e) {
-                System.out.println("REFUSED " + e.toString().replace('\n', ' '));
+                request = parse(api, version, body);
+            } catch (InvocationTargetException e) {
+                System.out.println("REFUSED " + e.getCause().toString().replace('\n', ' '));
                 continue;
             }
-            AbstractResponse response = request.getErrorResponse(0, failure);
+            AbstractResponse response;
+            try {
+                response = request.getErrorResponse(0, failure);
+            } catch (Exception e) {  // a Produce with null records: Kafka's own error path fails
+                System.out.println("THROWS " + e.toString().replace('\n', ' '));
+                continue;
+            }
             if (response == null) {
                 System.out.println("NULL");
                 continue;
             }
-            ByteBuffer buffer = MessageUtil.toByteBufferAccessor(response.data(), version).buffer();
-            byte[] bytes = new byte[buffer.remaining()];
-            buffer.get(bytes);
-            System.out.println("OK " + hex.formatHex(bytes));
+            Message data = response.data();
+            ObjectSerializationCache cache = new ObjectSerializationCache();
+            ByteBuffer buffer = ByteBuffer.allocate(data.size(cache, version));
+            data.write(new ByteBufferAccessor(buffer), cache, version);
+            System.out.println("OK " + hex.formatHex(buffer.array()));
         }
+    }
+
+    private static AbstractRequest parse(ApiKeys api, short version, byte[] body) throws Exception {
+        for (Method method : AbstractRequest.class.getMethods()) {
+            if (method.getName().equals("parseRequest") && method.getParameterCount() == 3) {
+                Class<?> input = method.getParameterTypes()[2];
+                Object readable = input == ByteBuffer.class ? ByteBuffer.wrap(body) : new ByteBufferAccessor(ByteBuffer.wrap(body));
+                Object parsed = method.invoke(null, api, version, readable);
+                return (AbstractRequest) parsed.getClass().getField("request").get(parsed);
+            }
+        }
+        throw new IllegalStateException("no AbstractRequest.parseRequest(ApiKeys, short, input)");
     }
 }
