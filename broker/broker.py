@@ -460,8 +460,13 @@ class Broker:
     def set_topic_configs(self, topic: Topic, overrides: dict[str, str | None]) -> None:
         """Replace ``topic``'s overrides (AlterConfigs, IncrementalAlterConfigs) and apply them
         to its partition logs at once (the log reads its config on every append and roll)."""
-        topic.configs = self.check_topic_configs(overrides)
-        self.topics.save()
+        checked = self.check_topic_configs(overrides)
+        previous, topic.configs = topic.configs, checked
+        try:
+            self.topics.save()
+        except OSError:  # not saved, not applied: the request is answered KAFKA_STORAGE_ERROR
+            topic.configs = previous
+            raise
         values = self.topic_log_config(topic)
         log_config = log_config_from(values)
         for index in range(topic.partition_count):

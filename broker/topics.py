@@ -150,9 +150,14 @@ class TopicTable:
         self.save()
 
     def remove(self, topic: Topic) -> None:
+        """Forget ``topic`` and save; a failed save (OSError) leaves the table as it was."""
         self.by_name.pop(topic.name, None)
         self.by_id.pop(topic.topic_id, None)
-        self.save()
+        try:
+            self.save()
+        except OSError:
+            self._index(topic)
+            raise
 
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)
