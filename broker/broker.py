@@ -479,7 +479,7 @@ class Broker:
     def delete_topic(self, topic: Topic) -> None:
         if not self.config["delete.topic.enable"]:
             raise TopicError(error_codes.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
-        self.topics.remove(topic)
+        self.topics.remove(topic, keep_if_unsaved=True)  # not saved: not deleted (KAFKA_STORAGE_ERROR)
         for index in range(topic.partition_count):
             partition = self.partitions.pop((topic.name, index), None)
             if partition is not None:

@@ -149,14 +149,16 @@ class TopicTable:
         self._index(topic)
         self.save()
 
-    def remove(self, topic: Topic) -> None:
-        """Forget ``topic`` and save; a failed save (OSError) leaves the table as it was."""
+    def remove(self, topic: Topic, *, keep_if_unsaved: bool = False) -> None:
+        """Forget ``topic`` and save. When the save fails (OSError) the topic stays forgotten
+        (undoing a creation), or, with ``keep_if_unsaved`` (a deletion), stays in the table."""
         self.by_name.pop(topic.name, None)
         self.by_id.pop(topic.topic_id, None)
         try:
             self.save()
         except OSError:
-            self._index(topic)
+            if keep_if_unsaved:
+                self._index(topic)
             raise
 
     def get(self, name: str) -> Topic | None:

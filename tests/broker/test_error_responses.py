@@ -29,7 +29,7 @@ from odradek.broker.error_responses import BUILDERS, ErrorAnswer, error_answer, 
 from odradek.broker.handlers import REGISTRY
 from odradek.protocol import error_codes
 from odradek.protocol.errors import CorruptRecord
-from odradek.protocol.messages._runtime import Message, Struct
+from odradek.protocol.messages._runtime import Struct
 from odradek.storage.errors import KafkaStorageError
 
 TESTS = Path(__file__).resolve().parents[1]
