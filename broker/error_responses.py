@@ -21,8 +21,9 @@ comparison in tests/broker/test_error_responses.py.
 :func:`error_answer` is Kafka's ``Errors.forException`` for our exceptions: an exception that
 carries a Kafka error code (``error_code``: the protocol and storage errors, TopicError, ...)
 answers that code; an OSError (the disk failed, the process ran out of file descriptors) is
-KAFKA_STORAGE_ERROR, as Kafka answers the ``KafkaStorageException`` it wraps I/O errors in;
-anything else is UNKNOWN_SERVER_ERROR.
+KAFKA_STORAGE_ERROR, as Kafka answers the ``KafkaStorageException`` it wraps I/O errors in
+(a TimeoutError, an OSError in Python, is REQUEST_TIMED_OUT, Kafka's TimeoutException; a
+ConnectionError is not the disk's); anything else is UNKNOWN_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def error_answer(error: BaseException) -> ErrorAnswer:
     code = getattr(error, "error_code", None)
     if not isinstance(code, int) or isinstance(code, bool) or code == error_codes.NONE \
             or code not in error_codes.ERRORS:
-        code = error_codes.KAFKA_STORAGE_ERROR if isinstance(error, OSError) else error_codes.UNKNOWN_SERVER_ERROR
+        if isinstance(error, TimeoutError):  # an OSError in Python; Kafka's TimeoutException
+            code = error_codes.REQUEST_TIMED_OUT
+        elif isinstance(error, OSError) and not isinstance(error, ConnectionError):
+            code = error_codes.KAFKA_STORAGE_ERROR
+        else:
+            code = error_codes.UNKNOWN_SERVER_ERROR
     if code == error_codes.UNKNOWN_SERVER_ERROR:
         return ErrorAnswer(code, None)
     message = getattr(error, "message", None)

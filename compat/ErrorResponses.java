@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.util.HexFormat;
 
 import org.apache.kafka.common.errors.KafkaStorageException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Message;
@@ -16,7 +17,8 @@ import org.apache.kafka.common.requests.AbstractResponse;
 /**
  * Kafka's own answer to a request whose handling failed: for each input line
  * "API_KEY VERSION FAILURE REQUEST_BODY_HEX" (FAILURE "storage": a KafkaStorageException with
- * the message "x"; "unknown": a RuntimeException, Kafka's UNKNOWN_SERVER_ERROR), parses the
+ * the message "x"; "unsupported": an UnsupportedVersionException (ApiVersions then lists its
+ * own range, KIP-511); "unknown": a RuntimeException, Kafka's UNKNOWN_SERVER_ERROR), parses the
  * request with Kafka's AbstractRequest.parseRequest and prints one line: "OK " and the body of
  * request.getErrorResponse(0, exception) serialized at VERSION in hex; "NULL" when Kafka has no
  * error response (it closes the connection); "UNSUPPORTED" for a version this Kafka does not
@@ -38,7 +40,11 @@ public class ErrorResponses {
             String[] parts = line.trim().split(" ", -1);
             ApiKeys api = ApiKeys.forId(Integer.parseInt(parts[0]));
             short version = Short.parseShort(parts[1]);
-            Throwable failure = parts[2].equals("storage") ? new KafkaStorageException("x") : new RuntimeException("x");
+            Throwable failure = switch (parts[2]) {
+                case "storage" -> new KafkaStorageException("x");
+                case "unsupported" -> new UnsupportedVersionException("x");
+                default -> new RuntimeException("x");
+            };
             byte[] body = parts.length > 3 ? hex.parseHex(parts[3]) : new byte[0];
             if (version < api.oldestVersion() || version > api.latestVersion(true)) {
                 System.out.println("UNSUPPORTED");

@@ -242,6 +242,23 @@ def test_a_handler_bug_is_answered_unknown_server_error_and_the_connection_stays
     asyncio.run(scenario())
 
 
+def test_a_response_that_cannot_be_encoded_is_answered_with_the_error_response():
+    registry = HandlerRegistry()
+    # An error code outside int16: the encoder refuses it (a handler bug found at encoding).
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse(error_code=1 << 20))
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1)
+                               + client.encode_request(ApiVersionsRequest(), 2, 2))
+        answered = responses(transport, client)
+        assert [(correlation_id, body.error_code) for correlation_id, body in answered] == [(1, -1), (2, -1)]
+        assert not transport.closed
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_acks_0_produce_closes_the_connection_after_the_earlier_responses():
     from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 
