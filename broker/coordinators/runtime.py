@@ -21,8 +21,9 @@ rest, the same for every coordinator:
   its state to the last committed offset); an append whose fsync fails unloads the partition,
   dropping what it replayed, as the partition can no longer be trusted. Operations need no
   lock: an operation, its append and its replay run in one step of the event loop, so no other
-  operation sees half of it. :meth:`append` is the lower step the group coordinator uses (it
-  changes its state itself once the append succeeded, and answers at once, as before);
+  operation sees half of it. :meth:`append` is the lower step the group coordinator uses: it
+  changes its state itself (classic groups and offsets once the append succeeded; KIP-848
+  consumer groups before it, not rolled back) and answers at once, without an fsync;
 * **timers**: :meth:`schedule` arms a write operation to run after a delay, bound to the
   partition of its key: unloading the partition cancels it (Kafka's ``CoordinatorTimer``);
 * **load and unload**: :meth:`load_partition` / :meth:`unload_partition` move one partition's
