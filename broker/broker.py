@@ -30,7 +30,8 @@ from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
-from .groups.persistence import OFFSETS_TOPIC, ConsumerOffsetsLog, offsets_topic_configs
+from .coordinators.runtime import CoordinatorLog
+from .groups.persistence import CONSUMER_OFFSETS
 from .fetch_sessions import FetchSessionCache
 from .open_files import descriptor_budget, raise_open_files_limit
 from .partition import Partition
@@ -126,7 +127,7 @@ class Broker:
         # Replay __consumer_offsets in the background, in slices on the event loop: the broker
         # listens meanwhile, and a group answers COORDINATOR_LOAD_IN_PROGRESS until its
         # partition is replayed (as Kafka's coordinators load).
-        self.group_coordinator.attach_store(ConsumerOffsetsLog(self))
+        self.group_coordinator.attach_store(CoordinatorLog(self, CONSUMER_OFFSETS))
 
     def _rebuild_topic_table(self) -> None:
         """The topic table is missing or damaged while partition directories exist: rebuild it
@@ -142,7 +143,7 @@ class Broker:
             stored = logs[(name, index)].topic_id if (name, index) in logs else None
             found[name] = (max(count, index + 1), topic_id or stored)
         for name, (count, topic_id) in sorted(found.items()):
-            configs = offsets_topic_configs(self.config) if name == OFFSETS_TOPIC else {}
+            configs = CONSUMER_OFFSETS.topic_configs(self.config) if name == CONSUMER_OFFSETS.name else {}
             topic = Topic(name, topic_id or uuid.uuid4(), count, configs)
             self.topics.add(topic)
             log_config = log_config_from(self.topic_log_config(topic))
@@ -506,8 +507,13 @@ class Broker:
     def set_topic_configs(self, topic: Topic, overrides: dict[str, str | None]) -> None:
         """Replace ``topic``'s overrides (AlterConfigs, IncrementalAlterConfigs) and apply them
         to its partition logs at once (the log reads its config on every append and roll)."""
-        topic.configs = self.check_topic_configs(overrides)
-        self.topics.save()
+        checked = self.check_topic_configs(overrides)
+        previous, topic.configs = topic.configs, checked
+        try:
+            self.topics.save()
+        except OSError:  # not saved, not applied: the request is answered KAFKA_STORAGE_ERROR
+            topic.configs = previous
+            raise
         values = self.topic_log_config(topic)
         log_config = log_config_from(values)
         for index in range(topic.partition_count):
@@ -520,7 +526,7 @@ class Broker:
     def delete_topic(self, topic: Topic) -> None:
         if not self.config["delete.topic.enable"]:
             raise TopicError(error_codes.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
-        self.topics.remove(topic)
+        self.topics.remove(topic, keep_if_unsaved=True)  # not saved: not deleted (KAFKA_STORAGE_ERROR)
         for index in range(topic.partition_count):
             partition = self.partitions.pop((topic.name, index), None)
             if partition is not None:

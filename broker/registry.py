@@ -10,6 +10,10 @@ answers) but left out of ApiVersions: Kafka does this with the client telemetry 
 metrics plugin receives them, so clients do not send them unasked, yet answers a client that
 sends them anyway.
 
+Every API registered has the answer Kafka gives when its handler fails (Kafka's
+``getErrorResponse``, ``odradek.broker.error_responses``); registering one without it is an
+error, so a new API cannot leave a failure to a dropped connection.
+
 A handler is a function ``handler(ctx, request) -> response``: ``ctx`` is the
 :class:`~odradek.broker.context.RequestContext` (the broker state it may use, the request
 header, the version), ``request`` the decoded request message, and the result a generated
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+from . import error_responses
 
 
 class _CloseConnection:
@@ -69,6 +75,8 @@ class HandlerRegistry:
         if not request_class.MIN_VERSION <= low <= high <= request_class.MAX_VERSION:
             raise ValueError(f"{request_class.__name__}: versions {low}-{high} outside the schema's "
                              f"{request_class.MIN_VERSION}-{request_class.MAX_VERSION}")
+        if api_key not in error_responses.BUILDERS:
+            raise ValueError(f"{request_class.__name__}: no error response in odradek.broker.error_responses")
         name = request_class.__name__.removesuffix("Request")
         entry = HandlerEntry(api_key, name, low, high, handler, request_class, response_class, advertised)
         self._entries[api_key] = entry

@@ -30,9 +30,18 @@ frame over ``socket.request.max.bytes``, unknown API, unparsable body) closes th
 only, after the responses to requests already dispatched were sent. (The codec checks a size
 prefix the moment it arrives, so complete requests that arrived in the same chunk as a bad
 prefix are not answered.) The KIP-511 case (ApiVersions at a
-version we do not speak) is answered. An unexpected exception in a handler is logged and closes
-the connection, as Kafka would answer UNKNOWN_SERVER_ERROR and a client treats either as fatal
-for the request.
+version we do not speak) is answered.
+
+A handler that raises is answered as Kafka answers it (``KafkaApis.handle`` ->
+``sendErrorOrCloseConnection``): the exception is logged with its traceback (a bug or a fault
+worth seeing), mapped to an error code (:func:`~odradek.broker.error_responses.error_answer`:
+the code an exception carries, KAFKA_STORAGE_ERROR for an OSError such as running out of file
+descriptors, UNKNOWN_SERVER_ERROR for anything else) and the request gets the error response
+its API defines (``odradek.broker.error_responses``: the code at the top level and/or in every
+result mirroring the request's topics, partitions, resources or groups); the connection stays
+open. It closes only where Kafka's answer is none (an acks=0 produce: the client reads no
+response, so a closed connection is how it learns) or the error response itself cannot be built
+or encoded. A response the encoder refuses (a handler's bug) is answered the same way.
 
 Idle connections (no request for ``connections.max.idle.ms`` and nothing pending) are closed
 by one sweeper task for the whole server.
@@ -55,6 +64,7 @@ from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
 from .context import RequestContext
+from .error_responses import error_answer, error_response
 from .records_source import RegionReader
 from .registry import CLOSE_CONNECTION
 
@@ -200,8 +210,8 @@ class KafkaProtocol(asyncio.Protocol):
                              request.client_id, self.listener_name, self.peer)
         try:
             result = handler.handler(ctx, request.body)
-        except Exception as error:  # a handler bug: log it, drop this connection only
-            self._handler_failed(request, error)
+        except Exception as error:  # a bug or a fault (disk, descriptors): answered with its code
+            self._handler_failed(entry, error)
             return
         if inspect.isawaitable(result):
             # The handler did its state changes already; what remains is waiting (acks,
@@ -218,16 +228,35 @@ class KafkaProtocol(asyncio.Protocol):
             return
         error = task.exception()
         if error is not None:
-            self._handler_failed(entry.request, error)
+            self._handler_failed(entry, error)
             return
         entry.response = task.result()
         entry.done = True
         self._send_ready()
 
-    def _handler_failed(self, request, error: BaseException) -> None:
+    def _handler_failed(self, entry: _Pending, error: BaseException) -> None:
+        """Answer ``entry``'s request with the error response Kafka gives for ``error`` (in
+        its place in the queue), or close once the responses before it were sent where
+        Kafka would."""
+        entry.response = self._error_response(entry.request, error)
+        entry.done = True
+        self._send_ready()
+
+    def _error_response(self, request, error: BaseException):
+        """The error response for ``request`` failed with ``error`` (logged with its
+        traceback), or CLOSE_CONNECTION where there is none."""
+        answer = error_answer(error)
         log.error("handler failed", peer=self.peer, api_key=request.api_key, api_version=request.api_version,
-                  correlation_id=request.correlation_id, error=repr(error), exc_info=error)
-        self.close()
+                  correlation_id=request.correlation_id, error=repr(error), error_code=answer.code, exc_info=error)
+        entry = self.server.registry.get(request.api_key)
+        try:
+            response = error_response(request.body, request.response_version, answer,
+                                      (entry.min_version, entry.max_version))
+        except Exception as second:  # pragma: no cover - a bug in the error response itself
+            log.error("building the error response failed", api_key=request.api_key, error=repr(second),
+                      exc_info=second)
+            return CLOSE_CONNECTION
+        return CLOSE_CONNECTION if response is None else response
 
     # --- responses out ---
 
@@ -256,11 +285,20 @@ class KafkaProtocol(asyncio.Protocol):
         if self._reading_paused and not self._over_limit_half():
             self._read_requests()
 
-    def _write_response(self, request, response) -> None:
+    def _write_response(self, request, response, *, is_error_response: bool = False) -> None:
         try:
             parts = self.connection.encode_response_parts(request, response)
         except Exception as error:  # an encoder refusing a field this version cannot carry: a bug
-            self._handler_failed(request, error)
+            if is_error_response:
+                log.error("encoding the error response failed", peer=self.peer, api_key=request.api_key,
+                          error=repr(error), exc_info=error)
+                self.close()
+                return
+            answer = self._error_response(request, error)
+            if answer is CLOSE_CONNECTION:
+                self.close()
+            else:
+                self._write_response(request, answer, is_error_response=True)
             return
         output = self._output
         for part in parts:

@@ -176,13 +176,22 @@ class TopicTable:
         if save:
             self.save()
 
-    def remove(self, topic: Topic, *, save: bool = True) -> None:
+    def remove(self, topic: Topic, *, save: bool = True, keep_if_unsaved: bool = False) -> None:
+        """Forget ``topic`` and (with ``save``) save. When the save fails (OSError) the topic
+        stays forgotten (undoing a creation), or, with ``keep_if_unsaved`` (a deletion), stays
+        in the table."""
         self.by_name.pop(topic.name, None)
         self.by_id.pop(topic.topic_id, None)
         if self.by_collision_key.get(collision_key(topic.name)) == topic.name:
             del self.by_collision_key[collision_key(topic.name)]
-        if save:
+        if not save:
+            return
+        try:
             self.save()
+        except OSError:
+            if keep_if_unsaved:
+                self._index(topic)
+            raise
 
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)

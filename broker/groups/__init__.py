@@ -4,8 +4,9 @@ offsets, all kept in ``__consumer_offsets`` (:mod:`~odradek.broker.groups.persis
 :mod:`odradek.broker.groups.coordinator`."""
 
 from .classic import ClassicGroup, GroupState, JoinResult, Member, SyncResult
-from .coordinator import CommittedOffset, GroupConfig, GroupCoordinator, JoinRequest, coordinator_partition
-from .timer import LoopTimer, ManualTimer
+from ..coordinators.runtime import coordinator_partition
+from ..coordinators.timer import LoopTimer, ManualTimer
+from .coordinator import CommittedOffset, GroupConfig, GroupCoordinator, JoinRequest
 
 __all__ = ["ClassicGroup", "CommittedOffset", "GroupConfig", "GroupCoordinator", "GroupState", "JoinRequest",
            "JoinResult", "LoopTimer", "ManualTimer", "Member", "SyncResult", "coordinator_partition"]

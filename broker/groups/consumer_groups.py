@@ -319,7 +319,7 @@ class ConsumerGroups:
                                              topics, records)
         self._schedule_session_timeout(group.group_id, member_id)
 
-        error = self.coordinator._write(group.group_id, records)
+        error = self.coordinator.runtime.append(group.group_id, records)
         if error != error_codes.NONE:
             return HeartbeatResult(error)
         result = HeartbeatResult(member_id=member_id, member_epoch=current.member_epoch,
@@ -446,7 +446,7 @@ class ConsumerGroups:
             else:
                 log.info("static member left the consumer group", group=group.group_id, member=member.member_id)
                 self._fence_member(group, member, records)
-        error = self.coordinator._write(group.group_id, records)
+        error = self.coordinator.runtime.append(group.group_id, records)
         if error != error_codes.NONE:
             return HeartbeatResult(error)
         return HeartbeatResult(member_id=request.member_id, member_epoch=request.member_epoch)
@@ -470,7 +470,7 @@ class ConsumerGroups:
         log.info("consumer group member fenced", group=group_id, member=member_id, reason=reason)
         records: list = []
         self._fence_member(group, member, records)
-        self.coordinator._write(group_id, records)
+        self.coordinator.runtime.append(group_id, records)
 
     def _fence_member(self, group: ConsumerGroup, member: ConsumerMember, records: list) -> None:
         """Remove a member that left or was fenced; when only classic members remain, the group
@@ -655,7 +655,7 @@ class ConsumerGroups:
         self._schedule_session_timeout(group_id, member_id)
         self.timer.schedule(self._sync_key(group_id, member_id), max(request.rebalance_timeout_ms, 0),
                             lambda: self.fence(group_id, member_id, "the classic member did not sync in time"))
-        error = self.coordinator._write(group_id, records)
+        error = self.coordinator.runtime.append(group_id, records)
         if error != error_codes.NONE:
             respond(JoinResult(error, member_id=member_id))
             return
@@ -760,7 +760,7 @@ class ConsumerGroups:
         if records:
             group.group_epoch += 1
             records.append(self._record_group_epoch(group))
-        error = self.coordinator._write(group.group_id, records)
+        error = self.coordinator.runtime.append(group.group_id, records)
         return error, results
 
     def upgrade(self, classic_group) -> ConsumerGroup | None:
@@ -831,7 +831,7 @@ class ConsumerGroups:
         records = [] if keep_offsets else self.coordinator._offset_tombstones(
             group_id, self.coordinator.offsets.get(group_id, {}))
         records.extend(self._group_tombstones(group_id))
-        error = self.coordinator._write(group_id, records)
+        error = self.coordinator.runtime.append(group_id, records)
         if error != error_codes.NONE:
             return error
         del self.groups[group_id]
@@ -856,7 +856,7 @@ class ConsumerGroups:
             records = coordinator._offset_tombstones(group_id, expired)
             if forget:
                 records.extend(self._group_tombstones(group_id))
-            if coordinator._write(group_id, records) != error_codes.NONE:
+            if coordinator.runtime.append(group_id, records) != error_codes.NONE:
                 continue
             stored = coordinator.offsets.get(group_id, {})
             for key in expired:

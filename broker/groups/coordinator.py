@@ -30,7 +30,9 @@ asyncio futures or wire versions: the handlers in ``odradek.broker.handlers`` wr
 around the callback and encode the result.
 
 Ownership: one coordinator per broker (``broker.group_coordinator``) owns every group, offset
-and timer; all of it runs on the broker's event loop.
+and timer; all of it runs on the broker's event loop. ``__consumer_offsets`` itself (its load,
+the appends, which partitions are served) is its :class:`~odradek.broker.coordinators.runtime.CoordinatorRuntime`'s
+(``self.runtime``), of which this coordinator is the shard.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from ..config import BROKER_CONFIGS
 from .assignors import assignor_names
 from .consumer_groups import ConsumerGroups
 from .group_configs import CONSUMER_HEARTBEAT_INTERVAL, CONSUMER_SESSION_TIMEOUT
-from .timer import LoopTimer
+from ..coordinators.runtime import CoordinatorRuntime, coordinator_partition
 
 log = structlog.get_logger("odradek.groups")
 
@@ -140,19 +142,6 @@ class JoinRequest:
     reason: str | None = None
 
 
-def coordinator_partition(key: str, partition_count: int) -> int:
-    """The partition of ``__consumer_offsets`` (or ``__transaction_state``) that owns ``key``:
-    Kafka's ``Utils.abs(key.hashCode()) % partitionCount``, Java's String hash over UTF-16."""
-    hash_value = 0
-    encoded = key.encode("utf-16-be")
-    for index in range(0, len(encoded), 2):
-        hash_value = (31 * hash_value + int.from_bytes(encoded[index:index + 2], "big")) & 0xFFFFFFFF
-    if hash_value >= 2**31:
-        hash_value -= 2**32
-    absolute = 0 if hash_value == -2**31 else abs(hash_value)
-    return absolute % partition_count
-
-
 def _classic_expiration(group: ClassicGroup):
     """ClassicGroup.offsetExpirationCondition and isSubscribedToTopic of Kafka: (the timestamp an
     offset's retention counts from, the topics whose offsets stay), or None when no offset of
@@ -183,66 +172,61 @@ def _classic_expiration(group: ClassicGroup):
 class GroupCoordinator:
     def __init__(self, config: GroupConfig | None = None, timer=None):
         self.config = config or GroupConfig()
-        self.timer = timer or LoopTimer()
+        # The coordinator runtime (broker/coordinators/runtime.py) owns __consumer_offsets: its
+        # load, writes and partition ownership; this coordinator is its shard.
+        from .persistence import CONSUMER_OFFSETS
+        self.runtime = CoordinatorRuntime(CONSUMER_OFFSETS, lambda runtime: self, timer)
+        self.timer = self.runtime.timer
         self.groups: dict[str, ClassicGroup] = {}
         # KIP-848 consumer groups (a group id names a classic group or a consumer group).
         self.consumer = ConsumerGroups(self)
         self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
-        self.active = True
         self._cleanup_armed = False
-        # Where groups and offsets are persisted (``persistence.ConsumerOffsetsLog``); None keeps
-        # everything in memory (unit tests).
-        self.store = None
-        # Partitions of __consumer_offsets the groups are spread over, those whose records are
-        # still being replayed, and those whose replay failed (see attach_store).
-        self.partition_count = 1
-        self.loading: set[int] = set()
-        self.failed_partitions: set[int] = set()
         # Per-group config overrides (group_configs.py), group id -> name -> value; the broker
         # hands in its topic table's dict, which the config handlers change.
         self.group_configs: dict[str, dict[str, str]] = {}
 
     # --- persistence ---
 
+    @property
+    def store(self):
+        """Where groups and offsets are persisted (the runtime's log, a ``CoordinatorLog`` of
+        ``__consumer_offsets``); None keeps everything in memory (unit tests)."""
+        return self.runtime.log
+
+    @store.setter
+    def store(self, store) -> None:
+        self.runtime.log = store
+
     def attach_store(self, store) -> None:
-        """Persist to ``store`` from now on; replay what it holds in the background, one slice
-        per timer turn (``store.replay_slices``), as Kafka's CoordinatorRuntime loads each
-        __consumer_offsets partition asynchronously. Until its partition is replayed a group
-        answers COORDINATOR_LOAD_IN_PROGRESS (see :meth:`availability`); a partition whose
-        replay fails answers NOT_COORDINATOR, as a coordinator that failed to load."""
-        self.store = store
-        self.partition_count = store.partition_count()
-        self.loading = set(range(self.partition_count))
-        self._replay_next_slice(self._replay(store))
+        """Persist to ``store`` from now on; the runtime replays what it holds in the background
+        (``CoordinatorRuntime.load``): until its partition is replayed a group answers
+        COORDINATOR_LOAD_IN_PROGRESS, a partition whose replay fails NOT_COORDINATOR."""
+        self.runtime.load(store)
 
-    def _replay(self, store):
-        """Replay each partition in turn, yielding between slices."""
-        started = self.now_ms()
-        for partition in range(self.partition_count):
-            slices = 0
-            try:
-                for _ in store.replay_slices(self, partition):
-                    slices += 1
-                    yield
-            except Exception as error:  # noqa: BLE001 - one unreadable partition must not stop the rest
-                log.error("could not load __consumer_offsets", partition=partition, error=repr(error))
-                self.failed_partitions.add(partition)
-                self.loading.discard(partition)
-                continue
-            self.loading.discard(partition)
-            self.finish_restore(partition)
-            if slices:
-                yield  # the partition's groups are served before the next partition's first slice
-        log.info("consumer offsets loaded", groups=len(self.groups), consumer_groups=len(self.consumer.groups),
-                 elapsed_ms=self.now_ms() - started)
+    # The shard's side of the runtime (CoordinatorShard).
 
-    def _replay_next_slice(self, slices) -> None:
-        # A zero-delay timer: the event loop serves what is waiting before the next slice.
-        self.timer.schedule(("load",), 0, lambda: self._replay_slice(slices))
+    def replay(self, decoded) -> None:
+        """Apply one decoded ``__consumer_offsets`` record (``persistence.decode_record``)."""
+        from .persistence import replay
+        replay(self, decoded)
 
-    def _replay_slice(self, slices) -> None:
-        if next(slices, StopIteration) is not StopIteration:
-            self._replay_next_slice(slices)
+    def on_loaded(self, partition: int) -> None:
+        self.finish_restore(partition)
+
+    def on_unloaded(self, partition: int) -> None:
+        """Never called for groups: the runtime unloads a partition only when a write's fsync
+        fails, which the group coordinator's writes (``runtime.append``) do not wait for, and
+        odradek, a single node, owns every partition of ``__consumer_offsets``."""
+        raise NotImplementedError("the group coordinator does not give a partition up")
+
+    @property
+    def active(self) -> bool:
+        return self.runtime.active
+
+    @property
+    def partition_count(self) -> int:
+        return self.runtime.partition_count
 
     def availability(self, group_id: str | None = None) -> int:
         """Whether the coordinator serves ``group_id`` now (None: every group, as ListGroups
@@ -250,42 +234,11 @@ class GroupCoordinator:
         while the group's __consumer_offsets partition (any, for None) is being replayed,
         NOT_COORDINATOR if its replay failed, else NONE. An empty group id is the caller's to
         refuse (INVALID_GROUP_ID), as Kafka checks it before looking for the partition."""
-        if not self.active:
-            return error_codes.COORDINATOR_NOT_AVAILABLE
-        if group_id is None:
-            if self.loading:
-                return error_codes.COORDINATOR_LOAD_IN_PROGRESS
-            return error_codes.NONE
-        if not group_id or not (self.loading or self.failed_partitions):
-            return error_codes.NONE
-        partition = coordinator_partition(group_id, self.partition_count)
-        if partition in self.loading:
-            return error_codes.COORDINATOR_LOAD_IN_PROGRESS
-        if partition in self.failed_partitions:
-            return error_codes.NOT_COORDINATOR
-        return error_codes.NONE
+        return self.runtime.availability(group_id)
 
     def is_loaded(self, group_id: str) -> bool:
         """The group's partition has been replayed: its timers and its cleanup may run."""
-        if not (self.loading or self.failed_partitions):
-            return True
-        partition = coordinator_partition(group_id, self.partition_count)
-        return partition not in self.loading and partition not in self.failed_partitions
-
-    def _write(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> int:
-        """Append records for ``group_id``; the Kafka error code to answer when the log refuses
-        (Kafka's mapping of append errors for coordinators: storage trouble -> NOT_COORDINATOR,
-        anything else -> COORDINATOR_NOT_AVAILABLE)."""
-        if self.store is None or not records:
-            return error_codes.NONE
-        try:
-            self.store.append(group_id, records, self.now_ms())
-        except Exception as error:
-            log.error("could not write to __consumer_offsets", group=group_id, error=repr(error))
-            if getattr(error, "error_code", None) == error_codes.KAFKA_STORAGE_ERROR:
-                return error_codes.NOT_COORDINATOR
-            return error_codes.COORDINATOR_NOT_AVAILABLE
-        return error_codes.NONE
+        return self.runtime.is_loaded(group_id)
 
     def _group_record(self, group: ClassicGroup) -> tuple[bytes, bytes]:
         from . import persistence
@@ -376,8 +329,7 @@ class GroupCoordinator:
     def shutdown(self) -> None:
         """Stop serving: answer every parked request (COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR
         as Kafka does when a coordinator unloads) so connections can drain, stop every timer."""
-        self.active = False
-        self.timer.cancel_all()
+        self.runtime.shutdown()
         for group in self.groups.values():
             for member in group.members.values():
                 member.complete_join(JoinResult(error_codes.NOT_COORDINATOR, member_id=member.member_id))
@@ -430,7 +382,7 @@ class GroupCoordinator:
             if forget and self.store is not None:
                 from .persistence import group_metadata_key
                 records.append((group_metadata_key(group_id), None))
-            if self._write(group_id, records) != error_codes.NONE:
+            if self.runtime.append(group_id, records) != error_codes.NONE:
                 continue  # try again at the next interval
             stored = self.offsets.get(group_id, {})
             for key in expired:
@@ -473,7 +425,7 @@ class GroupCoordinator:
         if group is None or not group.is_in(EMPTY) or group.pending_join_members:
             return False
         from .persistence import group_metadata_key
-        if self.store is not None and self._write(group_id, [(group_metadata_key(group_id), None)]) != error_codes.NONE:
+        if self.store is not None and self.runtime.append(group_id, [(group_metadata_key(group_id), None)]) != error_codes.NONE:
             return False
         group.transition_to(DEAD, self.now_ms())
         del self.groups[group_id]
@@ -495,7 +447,7 @@ class GroupCoordinator:
             group.members[member.member_id].assignment = assignments.get(group.protocol_name, b"")
         group.state = STABLE  # what the consumer group was; the rebalance below moves it on
         self.groups[group_id] = group
-        self._write(group_id, records + [self._group_record(group)])
+        self.runtime.append(group_id, records + [self._group_record(group)])
         for member in group.members.values():
             self._reschedule_heartbeat(group, member)
         self._prepare_rebalance(group, "downgraded from a consumer group")
@@ -513,7 +465,7 @@ class GroupCoordinator:
             self.timer.cancel(self._heartbeat_key(group, member_id))
         self.timer.cancel(self._join_key(group))
         self.timer.cancel(self._sync_key(group))
-        self._write(group.group_id, [(group_metadata_key(group.group_id), None)] + records)
+        self.runtime.append(group.group_id, [(group_metadata_key(group.group_id), None)] + records)
         group.transition_to(DEAD, self.now_ms())
         del self.groups[group.group_id]
 
@@ -693,7 +645,7 @@ class GroupCoordinator:
         if group.is_in(STABLE):
             if group.select_protocol() == group.protocol_name:
                 # Nothing the assignment depends on changed: hand the member its old place.
-                self._write(group.group_id, [self._group_record(group)])
+                self.runtime.append(group.group_id, [self._group_record(group)])
                 if request.api_version >= FIRST_JOIN_VERSION_SKIPPING_ASSIGNMENT:
                     is_leader = group.is_leader(new_member_id)
                     respond(self._join_answer(group, member, members=is_leader, skip_assignment=is_leader))
@@ -787,7 +739,7 @@ class GroupCoordinator:
         group.init_next_generation(self.now_ms())
         if group.is_in(EMPTY):
             log.info("group is empty", group=group.group_id, generation=group.generation_id)
-            self._write(group.group_id, [self._group_record(group)])
+            self.runtime.append(group.group_id, [self._group_record(group)])
             return
         log.info("group rebalanced", group=group.group_id, generation=group.generation_id,
                  protocol=group.protocol_name, members=len(group.members))
@@ -891,7 +843,7 @@ class GroupCoordinator:
             if group.is_leader(member_id):
                 for each in group.members.values():
                     each.assignment = assignments.get(each.member_id, b"")
-                error = self._write(group.group_id, [self._group_record(group)])
+                error = self.runtime.append(group.group_id, [self._group_record(group)])
                 if error != error_codes.NONE:
                     # Not stored, not handed out: everyone learns the error and rejoins.
                     for each in group.members.values():
@@ -1050,7 +1002,7 @@ class GroupCoordinator:
                    for topic, partition, offset, leader_epoch, metadata in entries}
         if self.store is not None:
             from .persistence import offset_commit_key, offset_commit_value
-            error = self._write(group_id, [(offset_commit_key(group_id, topic, partition), offset_commit_value(value))
+            error = self.runtime.append(group_id, [(offset_commit_key(group_id, topic, partition), offset_commit_value(value))
                                            for (topic, partition), value in commits.items()])
             if error != error_codes.NONE:
                 return error
@@ -1097,7 +1049,7 @@ class GroupCoordinator:
                 results[key] = error_codes.NONE
                 if key in stored:
                     deleted.append(key)
-        error = self._write(group_id, self._offset_tombstones(group_id, deleted))
+        error = self.runtime.append(group_id, self._offset_tombstones(group_id, deleted))
         if error != error_codes.NONE:
             return error, {}
         for key in deleted:
@@ -1108,7 +1060,7 @@ class GroupCoordinator:
         """Offsets of a deleted topic go with it (Kafka's onPartitionsDeleted)."""
         for group_id, stored in self.offsets.items():
             gone = [key for key in stored if key[0] == topic]
-            self._write(group_id, self._offset_tombstones(group_id, gone))
+            self.runtime.append(group_id, self._offset_tombstones(group_id, gone))
             for key in gone:
                 del stored[key]
 
@@ -1133,7 +1085,7 @@ class GroupCoordinator:
             from .persistence import group_metadata_key
             records = self._offset_tombstones(group_id, self.offsets.get(group_id, {}))
             records.append((group_metadata_key(group_id), None))
-            error = self._write(group_id, records)
+            error = self.runtime.append(group_id, records)
             if error != error_codes.NONE:
                 return error
         for member_id in list(group.pending_join_members):

@@ -130,8 +130,16 @@ def set_group_configs(broker, group_id: str, overrides: dict[str, str | None], v
     if validate_only:
         return
     table = broker.topics
+    previous = table.group_configs.get(group_id)
     if checked:
         table.group_configs[group_id] = checked
     else:
         table.group_configs.pop(group_id, None)
-    table.save()
+    try:
+        table.save()
+    except OSError:  # not saved, not applied: the request is answered KAFKA_STORAGE_ERROR
+        if previous is None:
+            table.group_configs.pop(group_id, None)
+        else:
+            table.group_configs[group_id] = previous
+        raise

@@ -22,16 +22,14 @@ is an int16 version followed by the value schema at that version:
   partitions (8, ``ConsumerGroupCurrentMemberAssignment``);
 * a null value is a tombstone: the offset or the group is gone.
 
-Which partition holds a group's records: ``coordinator_partition(group, partitions)``, Kafka's
-hash. The topic is created (compacted, ``offsets.topic.num.partitions`` partitions) on the first
-write, as Kafka creates it on the first coordinator lookup. On start the coordinator replays
-every partition in the background while the broker already listens
-(:meth:`ConsumerOffsetsLog.replay_slices`, one bounded slice per turn of the event loop; groups
-of a partition not yet replayed answer COORDINATOR_LOAD_IN_PROGRESS); record keys of types it
-does not know (share groups, streams groups, regular expressions) are skipped.
+The topic itself (which partition holds a group's records, its creation with the
+``offsets.topic.*`` settings on the first write, the background replay at start, during which a
+group of a partition not yet replayed answers COORDINATOR_LOAD_IN_PROGRESS) is the coordinator
+runtime's (:mod:`odradek.broker.coordinators.runtime`), given :data:`CONSUMER_OFFSETS`; record
+keys of types the group coordinator does not know (share groups, streams groups, regular
+expressions) decode to None and are skipped.
 
-Ownership: the :class:`ConsumerOffsetsLog` belongs to the group coordinator and is used on the
-event loop only.
+Ownership: pure functions and constants; the records are the group coordinator's.
 """
 
 from __future__ import annotations
@@ -39,10 +37,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import structlog
-
-from odradek.protocol.errors import DecodeError, ProtocolError
-from odradek.storage.errors import KafkaStorageError
+from odradek.protocol.errors import DecodeError
 from odradek.protocol.messages.records import (
     consumer_group_current_member_assignment_key as current_key,
     consumer_group_current_member_assignment_value as current_value,
@@ -62,12 +57,11 @@ from odradek.protocol.messages.records.group_metadata_value import GroupMetadata
 from odradek.protocol.messages.records.legacy_offset_commit_key import LegacyOffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_key import OffsetCommitKey
 from odradek.protocol.messages.records.offset_commit_value import OffsetCommitValue
-from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
+from ..coordinators.runtime import CoordinatorTopic
 from .consumer import ClassicMemberInfo, ConsumerMember, MemberState
-from .coordinator import CommittedOffset, coordinator_partition
+from .coordinator import CommittedOffset
 
-log = structlog.get_logger("odradek.groups")
 
 OFFSETS_TOPIC = "__consumer_offsets"
 OFFSET_VALUE_VERSION = 3
@@ -77,9 +71,6 @@ CONSUMER_GROUP_VALUE_VERSION = 0
 # A coordinator key schema has the one version 0; its int16 prefix is the record type.
 KEY_SCHEMA_VERSION = 0
 _VERSION = struct.Struct(">h")
-# Records replayed per slice of the load: the event loop serves requests between slices, so a
-# slice must stay short (a few milliseconds of decoding), whatever the log's size.
-LOAD_SLICE_RECORDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,104 +336,9 @@ def replay(coordinator, decoded) -> None:
 
 # --- the topic ---
 
-def offsets_topic_configs(config) -> dict[str, str]:
-    """The topic config overrides ``__consumer_offsets`` is created with (Kafka's)."""
-    return {"cleanup.policy": "compact", "segment.bytes": str(config["offsets.topic.segment.bytes"]),
-            "compression.type": "producer"}
-
-
-class ConsumerOffsetsLog:
-    """Appends the coordinator's records to ``__consumer_offsets`` and replays them at start."""
-
-    def __init__(self, broker):
-        self.broker = broker
-
-    def _partition_count(self) -> int:
-        topic = self.broker.topics.get(OFFSETS_TOPIC)
-        if topic is not None:
-            return topic.partition_count
-        return self.broker.config["offsets.topic.num.partitions"]
-
-    def _ensure_topic(self):
-        topic = self.broker.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            topic = self.broker.create_topic(OFFSETS_TOPIC, self.broker.config["offsets.topic.num.partitions"], 1,
-                                             configs=offsets_topic_configs(self.broker.config))
-        return topic
-
-    def append(self, group_id: str, records: list[tuple[bytes, bytes | None]], now_ms: int) -> None:
-        """Append one batch of records to the group's partition. Raises the storage layer's
-        error when the disk refuses."""
-        if not records:
-            return
-        topic = self._ensure_topic()
-        partition = self.broker.partition(OFFSETS_TOPIC, coordinator_partition(group_id, topic.partition_count))
-        batch = build_batch([Record(offset_delta=index, timestamp_delta=0, key=key, value=value)
-                             for index, (key, value) in enumerate(records)], base_timestamp=now_ms)
-        partition.append(batch)
-
-    def partition_count(self) -> int:
-        """How many partitions the coordinator's groups are spread over (the topic's count once
-        it exists, ``offsets.topic.num.partitions`` until then)."""
-        return self._partition_count()
-
-    def replay_slices(self, coordinator, index: int):
-        """Replay partition ``index`` into ``coordinator``, as a generator that yields after each
-        slice of LOAD_SLICE_RECORDS records; the log is read ``offsets.load.buffer.size`` bytes
-        at a time (Kafka's load batch). Nothing to replay if the partition (or the topic) does
-        not exist. A read error propagates from ``next()``."""
-        if self.broker.topics.get(OFFSETS_TOPIC) is None:
-            return
-        partition = self.broker.partition(OFFSETS_TOPIC, index)
-        if partition is None:
-            return
-        if partition.offline:  # its log could not be opened: the partition fails to load (NOT_COORDINATOR)
-            raise KafkaStorageError(f"{OFFSETS_TOPIC}-{index} is offline")
-        in_slice = 0
-        for key, value in _records_of(partition.log, self.broker.config["offsets.load.buffer.size"]):
-            try:
-                decoded = decode_record(key, value)
-            except ProtocolError as error:
-                log.warning("skipping an unreadable __consumer_offsets record", partition=index, error=str(error))
-                continue
-            replay(coordinator, decoded)
-            in_slice += 1
-            if in_slice >= LOAD_SLICE_RECORDS:
-                in_slice = 0
-                yield
-
-
-def _records_of(partition_log, read_bytes: int):
-    """(key, value) of every record of a partition log, in offset order, read ``read_bytes``
-    at a time (at least one batch); the end is the log end offset when each read starts.
-    Control batches, which transaction markers will write, carry no group data. A batch that
-    does not parse (a damaged segment) is skipped with the rest of its segment, named in a
-    warning: the coordinator loads what it can, as the records after it may be intact."""
-    offset = partition_log.log_start_offset
-    while offset < (end := partition_log.log_end_offset):
-        next_offset = offset
-        try:
-            result = partition_log.read(offset, read_bytes, max_offset=end, min_one_batch=True)
-            if not result.regions:
-                return
-            data = b"".join(region.read() for region in result.regions)
-            for batch in iter_batches(data, allow_incomplete=False):
-                next_offset = batch.next_offset
-                if batch.is_control:
-                    continue
-                for record in batch.records:
-                    if batch.offset_of(record) >= offset and record.key is not None:
-                        yield bytes(record.key), (bytes(record.value) if record.value is not None else None)
-        except ProtocolError as error:
-            if isinstance(error, KafkaStorageError):
-                raise
-            resume = partition_log.next_segment_base_offset(max(next_offset, offset))
-            log.warning("skipping an unreadable part of __consumer_offsets", partition=partition_log.partition,
-                        offset=max(next_offset, offset), resumes_at=resume, error=str(error))
-            if resume is None:
-                return
-            offset = resume
-            continue
-        if next_offset <= offset:
-            return
-        offset = next_offset
+# __consumer_offsets as the coordinator runtime (broker/coordinators/runtime.py) keeps it: Kafka's
+# offsets.topic.* settings and topic configs (compacted; compression as the producer chose).
+CONSUMER_OFFSETS = CoordinatorTopic(
+    name=OFFSETS_TOPIC, partitions_key="offsets.topic.num.partitions", segment_bytes_key="offsets.topic.segment.bytes",
+    load_buffer_key="offsets.load.buffer.size", decode=decode_record,
+    fixed_configs=(("cleanup.policy", "compact"), ("compression.type", "producer")))

@@ -9,6 +9,11 @@ started under a small open-files limit (soft and hard, as ``ulimit -n``):
   KAFKA_STORAGE_ERROR for the topic, the connection stays, and once descriptors are free the
   same request succeeds; with idle segment files open, the broker closes some of them to make
   room instead of failing.
+* out of descriptors while a request rewrites the topic table (AlterConfigs and
+  IncrementalAlterConfigs on a topic and on a group, DeleteTopics): each is answered
+  KAFKA_STORAGE_ERROR for its resources on the same connection (the handler's failure answered
+  as Kafka's getErrorResponse answers it), nothing changed, and the same requests succeed once
+  descriptors are free.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import time
 import pytest
 
 from odradek.protocol import error_codes
+from odradek.protocol.messages.alter_configs import AlterConfigsRequest
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
+from odradek.protocol.messages.delete_topics import DeleteTopicsRequest
+from odradek.protocol.messages.describe_configs import DescribeConfigsRequest
+from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 from odradek.protocol.messages.fetch import FetchRequest
 from odradek.protocol.messages.produce import ProduceRequest
 
@@ -242,3 +251,96 @@ def test_out_of_descriptors_is_answered_with_an_error_code_and_the_broker_recove
     client.close()
     assert broker.stop() == 0
     assert_no_traceback(broker)
+
+
+TOPIC_RESOURCE, GROUP_RESOURCE = 2, 32
+
+
+def alter_configs(client, topic: str, configs: dict):
+    request = AlterConfigsRequest(validate_only=False, resources=[AlterConfigsRequest.AlterConfigsResource(
+        resource_type=TOPIC_RESOURCE, resource_name=topic, configs=[
+            AlterConfigsRequest.AlterConfigsResource.AlterableConfig(name=name, value=value)
+            for name, value in configs.items()])])
+    return client.request(request, 2).responses
+
+
+def incremental_alter_configs(client, resource_type: int, name: str, configs: dict):
+    Resource = IncrementalAlterConfigsRequest.AlterConfigsResource
+    request = IncrementalAlterConfigsRequest(validate_only=False, resources=[Resource(
+        resource_type=resource_type, resource_name=name, configs=[
+            Resource.AlterableConfig(name=key, config_operation=0, value=value) for key, value in configs.items()])])
+    return client.request(request, 1).responses
+
+
+def topic_overrides(client, topic: str) -> dict:
+    request = DescribeConfigsRequest(resources=[DescribeConfigsRequest.DescribeConfigsResource(
+        resource_type=TOPIC_RESOURCE, resource_name=topic, configuration_keys=None)])
+    result = client.request(request, 4).results[0]
+    assert result.error_code == error_codes.NONE
+    return {config.name: config.value for config in result.configs if config.config_source == 1}  # TOPIC_CONFIG
+
+
+def delete_topics(client, names):
+    return client.request(DeleteTopicsRequest(topic_names=list(names), timeout_ms=30000), 5).responses
+
+
+def assert_only_descriptor_tracebacks(broker, count: int) -> None:
+    """The log has a traceback for each handler that failed on EMFILE (logged as any handler
+    failure is) and none for anything else."""
+    log = broker.full_log()
+    failures = [line for line in log.splitlines() if "handler failed" in line]
+    assert len(failures) == count, failures
+    assert all("Too many open files" in line and "error_code=56" in line for line in failures), failures
+    assert log.count("Traceback") == count, log[log.index("Traceback"):][:6000]
+
+
+def exhaust_descriptors(broker, limit: int, client, topic: str) -> list[socket.socket]:
+    """Fill the descriptor table, then let the broker close its idle segment files one by one
+    (each save of the topic table makes room by closing one, and a new connection takes the
+    descriptor back) until none is left to close: an AlterConfigs that changes nothing then
+    fails. Returns the sockets holding the descriptors."""
+    sockets = fill_descriptors(broker, limit)
+    for _ in range(100):
+        [answer] = alter_configs(client, topic, {})
+        if answer.error_code == error_codes.KAFKA_STORAGE_ERROR:
+            return sockets
+        assert answer.error_code == error_codes.NONE
+        sockets += fill_descriptors(broker, limit)
+    raise AssertionError("the broker kept finding descriptors to close")
+
+
+def test_out_of_descriptors_while_the_topic_table_is_written_is_answered_kafka_storage_error(broker_process):
+    limit = 128
+    broker = broker_process(None, open_files_limit=limit)
+    client = RawClient(broker.host, broker.port)
+    assert create_topics(client, ["fd-configs", "fd-doomed"], partitions=1)["fd-configs"].error_code == 0
+    idle = broker.open_files()
+
+    sockets = exhaust_descriptors(broker, limit, client, "fd-configs")
+    [answer] = alter_configs(client, "fd-configs", {"retention.ms": "1000"})
+    assert (answer.resource_name, answer.error_code) == ("fd-configs", error_codes.KAFKA_STORAGE_ERROR)
+    assert "Too many open files" in answer.error_message
+    [answer] = incremental_alter_configs(client, TOPIC_RESOURCE, "fd-configs", {"segment.ms": "60000"})
+    assert (answer.resource_name, answer.error_code) == ("fd-configs", error_codes.KAFKA_STORAGE_ERROR)
+    [answer] = incremental_alter_configs(client, GROUP_RESOURCE, "fd-group",
+                                         {"consumer.session.timeout.ms": "50000"})
+    assert (answer.resource_name, answer.error_code) == ("fd-group", error_codes.KAFKA_STORAGE_ERROR)
+    [answer] = delete_topics(client, ["fd-doomed"])
+    assert (answer.name, answer.error_code) == ("fd-doomed", error_codes.KAFKA_STORAGE_ERROR)
+    # Same connection, nothing changed: the overrides were not applied, the topic is still there.
+    assert topic_overrides(client, "fd-configs") == {}
+    assert client.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 3).error_code == 0
+
+    close_all(sockets)
+    wait_for_free_descriptors(broker, idle + 8)
+    assert [a.error_code for a in alter_configs(client, "fd-configs", {"retention.ms": "1000"})] == [0]
+    assert [a.error_code for a in incremental_alter_configs(client, TOPIC_RESOURCE, "fd-configs",
+                                                            {"segment.ms": "60000"})] == [0]
+    assert [a.error_code for a in incremental_alter_configs(client, GROUP_RESOURCE, "fd-group",
+                                                            {"consumer.session.timeout.ms": "50000"})] == [0]
+    assert topic_overrides(client, "fd-configs") == {"retention.ms": "1000", "segment.ms": "60000"}
+    assert [a.error_code for a in delete_topics(client, ["fd-doomed"])] == [0]
+    assert [a.error_code for a in delete_topics(client, ["fd-doomed"])] == [error_codes.UNKNOWN_TOPIC_OR_PARTITION]
+    client.close()
+    assert broker.stop() == 0
+    assert_only_descriptor_tracebacks(broker, 5)  # the one that found nothing left to close, then four

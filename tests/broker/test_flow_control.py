@@ -212,18 +212,70 @@ def test_an_unregistered_api_closes_the_connection():
     asyncio.run(scenario())
 
 
-def test_a_handler_bug_closes_only_that_connection():
+def test_a_handler_bug_is_answered_unknown_server_error_and_the_connection_stays():
     registry = HandlerRegistry()
 
     def broken(ctx, request):
         raise RuntimeError("bug")
 
+    async def broken_later(ctx, request):
+        await asyncio.sleep(0)
+        raise RuntimeError("bug after waiting")
+
     registry.register(ApiVersionsRequest, ApiVersionsResponse, broken)
+    registry.register(MetadataRequest, MetadataResponse, broken_later)
 
     async def scenario():
         protocol, transport = make(registry)
         client = ClientConnection()
-        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1))
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1)
+                               + client.encode_request(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(
+                                   name="t")]), 12, 2))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        answered = responses(transport, client)
+        assert [correlation_id for correlation_id, _ in answered] == [1, 2]
+        assert answered[0][1].error_code == -1
+        assert [(topic.name, topic.error_code) for topic in answered[1][1].topics] == [("t", -1)]
+        assert not transport.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_response_that_cannot_be_encoded_is_answered_with_the_error_response():
+    registry = HandlerRegistry()
+    # An error code outside int16: the encoder refuses it (a handler bug found at encoding).
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse(error_code=1 << 20))
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1)
+                               + client.encode_request(ApiVersionsRequest(), 2, 2))
+        answered = responses(transport, client)
+        assert [(correlation_id, body.error_code) for correlation_id, body in answered] == [(1, -1), (2, -1)]
+        assert not transport.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_acks_0_produce_closes_the_connection_after_the_earlier_responses():
+    from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
+
+    registry = HandlerRegistry()
+    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
+
+    def broken(ctx, request):
+        raise OSError(24, "Too many open files")
+
+    registry.register(ProduceRequest, ProduceResponse, broken)
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 1)
+                               + client.encode_request(ProduceRequest(acks=0, timeout_ms=1), 9, 2))
+        assert [correlation_id for correlation_id, _ in responses(transport, client)] == [1]
         assert transport.closed
 
     asyncio.run(scenario())

@@ -244,7 +244,7 @@ def test_offset_fetch_while_loading_answers_load_in_progress_or_the_committed_of
 
 class PartitionedStore:
     """The coordinator's store interface over lists of records per partition, each record a
-    slice of its own (ConsumerOffsetsLog is the real one, tested over a socket above); a
+    slice of its own (CoordinatorLog is the real one, tested over a socket above); a
     partition named in ``broken`` fails its read after its first record."""
 
     def __init__(self, partition_count, broken=()):
@@ -306,7 +306,7 @@ def test_groups_answer_load_in_progress_until_their_partition_is_replayed():
     # One slice per timer turn: the first partition is served once its two records are in,
     # while the later ones still wait (half a partition is never served).
     coordinator.timer.cancel(("load",))  # drive the slices by hand: the next test runs them on the timer
-    slices = coordinator._replay(store)
+    slices = coordinator.runtime._replay(store)
     next(slices)
     assert coordinator.fetch_offsets(first, None)[0] == E.COORDINATOR_LOAD_IN_PROGRESS
     next(slices)  # the partition's second record

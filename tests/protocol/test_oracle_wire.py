@@ -176,6 +176,8 @@ def default_value_bytes(field: dict, ctx: WireContext) -> bytes:
     default = field.get("default")
     compact = _field_is_compact(field, ctx)
     if type_name.startswith("[]"):
+        if default == "null" and _nullable(field, ctx):  # e.g. BrokerHeartbeat v2's CordonedLogDirs
+            return _length_prefix(ctx, ctx.flexible, None, ">i")
         return _length_prefix(ctx, ctx.flexible, 0, ">i")
     if "fields" in field:
         if default == "null" and _nullable(field, ctx):

@@ -1,7 +1,8 @@
-"""Keyed timers for the group coordinator: one pending callback per key.
+"""Keyed timers for the coordinators (:mod:`~odradek.broker.coordinators.runtime`): one pending
+callback per key.
 
-The coordinator arms a timer per member (session expiry), per group (join phase, sync phase)
-and one for the cleanup of empty groups. Scheduling a key that is already armed replaces the
+The group coordinator, for instance, arms a timer per member (session expiry), per group (join
+phase, sync phase) and one for the cleanup of empty groups. Scheduling a key that is already armed replaces the
 earlier callback, which is how a heartbeat "pushes back" a member's expiry. Two implementations
 share this interface:
 
@@ -11,7 +12,7 @@ share this interface:
 * :class:`ManualTimer` keeps the deadlines in a heap against a clock the test moves with
   :meth:`ManualTimer.advance`; no sleeps, no loop.
 
-Ownership: both are owned by one :class:`~odradek.broker.groups.coordinator.GroupCoordinator`
+Ownership: each is owned by one :class:`~odradek.broker.coordinators.runtime.CoordinatorRuntime`
 and used from its thread (the event loop) only.
 """
 
