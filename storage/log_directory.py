@@ -31,6 +31,7 @@ of the partition logs it opened.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import json
 import os
@@ -105,35 +106,19 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
     what was written since the last one, not the number of partitions.
 
     The fsyncs are most of the time (a few hundred microseconds each, and a file system serves
-    several at once): each log's flush (:meth:`PartitionLog.prepare_flush`, made on this thread)
-    is synced and its snapshot written on one of up to ``threads`` threads; this thread waits,
-    then completes each flush. Neither touches a log's state off this thread. Raises the first
-    failure (KAFKA_STORAGE_ERROR) once every log was tried."""
-    jobs = []
-    for log in logs:
-        ticket = log.prepare_flush()
-        snapshot = log.producer_state.snapshot_due()
-        if ticket is not None or snapshot is not None:
-            jobs.append((log, ticket, snapshot))
+    several at once): each log's flush is prepared on this thread (:meth:`PartitionLog.prepare_flush`),
+    synced and its snapshot written on one of up to ``threads`` threads, and completed back on
+    this thread, so no log's state is touched elsewhere. At most ``IN_FLIGHT_PER_THREAD`` flushes
+    per thread are prepared ahead (a prepared flush may hold a descriptor: the budget must not
+    run out under a low open-files limit). Raises the first failure (KAFKA_STORAGE_ERROR) once
+    every log was tried."""
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="odradek-durable") if threads > 1 else None
+    in_flight: collections.deque = collections.deque()
+    failure: KafkaStorageError | None = None
 
-    def run(job) -> OSError | None:
-        _, ticket, snapshot = job
-        if ticket is not None:
-            ticket.sync()  # keeps its own error for complete_flush
-        if snapshot is not None and (ticket is None or ticket.error is None):
-            try:
-                write_snapshot(fs, *snapshot)
-            except OSError as error:
-                return error
-        return None
-
-    if threads > 1 and len(jobs) > 1:
-        with concurrent.futures.ThreadPoolExecutor(min(threads, len(jobs)), thread_name_prefix="odradek-close") as pool:
-            snapshot_errors = list(pool.map(run, jobs))
-    else:
-        snapshot_errors = [run(job) for job in jobs]
-    failure = None
-    for (log, ticket, _), error in zip(jobs, snapshot_errors):
+    def complete(log: PartitionLog, ticket, outcome) -> None:
+        nonlocal failure
+        error = outcome.result() if pool is not None else outcome
         try:
             if ticket is not None:
                 log.complete_flush(ticket)
@@ -141,8 +126,48 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
                 raise KafkaStorageError(f"producer snapshot of {log.directory} failed: {error}") from error
         except KafkaStorageError as storage_error:
             failure = failure or storage_error
+
+    try:
+        for log in logs:
+            try:
+                ticket = log.prepare_flush()
+            except KafkaStorageError as error:
+                failure = failure or error
+                continue
+            snapshot = log.producer_state.snapshot_due()
+            if ticket is None and snapshot is None:
+                continue
+            outcome = pool.submit(_sync_and_snapshot, fs, ticket, snapshot) if pool is not None \
+                else _sync_and_snapshot(fs, ticket, snapshot)
+            in_flight.append((log, ticket, outcome))
+            while len(in_flight) >= IN_FLIGHT_PER_THREAD * threads:
+                complete(*in_flight.popleft())
+        while in_flight:
+            complete(*in_flight.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     if failure is not None:
         raise failure
+
+
+# Flushes make_durable prepares ahead of the ones its threads are syncing.
+IN_FLIGHT_PER_THREAD = 4
+
+
+def _sync_and_snapshot(fs, ticket, snapshot) -> OSError | None:
+    """One log's part of :func:`make_durable`, on any thread: the flush's fsyncs (their error
+    is kept in the ticket), then the snapshot (after the data it describes); its error returned."""
+    if ticket is not None:
+        ticket.sync()
+        if ticket.error is not None:
+            return None
+    if snapshot is not None:
+        try:
+            write_snapshot(fs, *snapshot)
+        except OSError as error:
+            return error
+    return None
 
 
 class LogDirectory:
