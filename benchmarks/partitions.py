@@ -19,7 +19,8 @@ the soft and hard limit, as ``ulimit -n``):
    ApiVersions answer (the broker listens once every partition is loaded), RSS and open files
    then, and one Fetch of every partition (all records checked);
 3. produce one more record to each partition, ``kill -9``, start again: seconds to ApiVersions
-   (the unflushed tails are recovered), and every partition fetched again (both records).
+   (the unflushed tails are recovered), and every partition fetched again (both records);
+4. clean stop again (timed): nothing was written since that start.
 
 A partition count the broker cannot serve (it runs out of descriptors: CreateTopics errors, a
 dropped connection) is reported as such with where it stopped. The table is Markdown.
@@ -172,6 +173,9 @@ def measure(work_dir: str, env: dict, count: int, per_topic: int, preexec_fn) ->
         client.close()
         row["kill9_open_files"] = broker.open_files()
         row["kill9_rss_mb"] = broker.rss_mb()
+        started = time.perf_counter()
+        broker.stop(STOP_DEADLINE_S)  # nothing written since the start, which flushed what it recovered
+        row["idle_stop_s"] = time.perf_counter() - started
         return row
     finally:
         broker.stop(STOP_DEADLINE_S)
@@ -215,11 +219,13 @@ def main(argv: list[str] | None = None) -> int:
           f"open-files limit {limit:,}\n")
     print(markdown_table(
         ["partitions", "create s", "RSS MB", "open files", "clean stop s", "clean restart s",
-         "RSS MB after restart", "open files after restart", "fetch all s", "kill -9 restart s", "note"],
+         "RSS MB after restart", "open files after restart", "fetch all s", "kill -9 restart s",
+         "stop, nothing written s", "note"],
         [[f"{row['partitions']:,}", _cell(row, "create_s", ".1f"), _cell(row, "rss_mb", ".0f"),
           _cell(row, "open_files", ","), _cell(row, "stop_s", ".2f"), _cell(row, "restart_s", ".2f"),
           _cell(row, "restart_rss_mb", ".0f"), _cell(row, "restart_open_files", ","),
-          _cell(row, "fetch_all_s", ".2f"), _cell(row, "kill9_restart_s", ".2f"), row.get("failed", "")]
+          _cell(row, "fetch_all_s", ".2f"), _cell(row, "kill9_restart_s", ".2f"), _cell(row, "idle_stop_s", ".2f"),
+          row.get("failed", "")]
          for row in rows]))
     print(f"\ntemporary data under {tempfile.gettempdir()} removed; Python {sys.version.split()[0]}")
     return 1 if any("failed" in row for row in rows) else 0
