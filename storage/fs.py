@@ -99,9 +99,6 @@ class DescriptorBudget:
         self._lru: OrderedDict[int, weakref.ref] = OrderedDict()
         self._pinned = 0  # descriptors of removed files (outside the LRU)
         self._lock = threading.Lock()  # guards _pinned: a file may be dropped on another thread
-        # Serialises the eviction of retrying(): a clean shutdown writes producer snapshots on
-        # several threads at once (LogDirectory.close) while the owner's thread waits for them.
-        self._retry_lock = threading.Lock()
         # Directory -> name -> weak reference, for the open files. Only a file's own directory
         # is tracked: renaming or removing a partition directory moves or removes the files in
         # it; a directory above one with open files is never renamed.
@@ -127,8 +124,7 @@ class DescriptorBudget:
         except OSError as error:
             if error.errno not in _RUNNING_OUT or not self._lru:
                 raise
-        with self._retry_lock:
-            self._evict(self._pinned + len(self._lru) // 2)
+        self._evict(self._pinned + len(self._lru) // 2)
         return operation()
 
     def _evict(self, keep: int) -> None:
@@ -403,11 +399,16 @@ class OsFileSystem:
     def write_file_atomic(self, path: str, data: bytes) -> None:
         self.budget.retrying(lambda: self._write_file_atomic(path, data))
 
-    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
+    def write_file(self, path: str, data: bytes, *, sync: bool = False, other_thread: bool = False) -> None:
         """Write ``path`` in place (fsynced with ``sync``; no rename, no directory fsync): for a
         file a crash may tear or lose because a start detects that and has what replaces it (a
-        new partition's empty leader-epoch-checkpoint; a producer snapshot, checked by its CRC)."""
-        self.budget.retrying(lambda: _write_whole_file(path, data, sync))
+        new partition's empty leader-epoch-checkpoint; a producer snapshot, checked by its CRC).
+        ``other_thread``: called off the owner's thread, so out of descriptors it raises rather
+        than evict (the budget is the owner's); the owner retries."""
+        if other_thread:
+            _write_whole_file(path, data, sync)
+        else:
+            self.budget.retrying(lambda: _write_whole_file(path, data, sync))
 
     def _write_file_atomic(self, path: str, data: bytes) -> None:
         tmp = path + ".tmp"
@@ -680,7 +681,7 @@ class MemoryFileSystem:
         self.rename(path + ".tmp", path)
         self.fsync_dir(os.path.dirname(self._norm(path)))
 
-    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
+    def write_file(self, path: str, data: bytes, *, sync: bool = False, other_thread: bool = False) -> None:
         handle = self.open(path)
         handle.truncate(0)
         handle.pwrite(data, 0)

@@ -107,8 +107,9 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
 
     The fsyncs are most of the time (a few hundred microseconds each, and a file system serves
     several at once): each log's flush is prepared on this thread (:meth:`PartitionLog.prepare_flush`),
-    synced and its snapshot written on one of up to ``threads`` threads, and completed back on
-    this thread, so no log's state is touched elsewhere. At most ``IN_FLIGHT_PER_THREAD`` flushes
+    synced and its snapshot written on one of up to ``threads`` threads (neither touches the
+    descriptor budget there), and completed back on this thread, so no log's state is touched
+    elsewhere. At most ``IN_FLIGHT_PER_THREAD`` flushes
     per thread are prepared ahead (a prepared flush may hold a descriptor: the budget must not
     run out under a low open-files limit). Raises the first failure (KAFKA_STORAGE_ERROR) once
     every log was tried."""
@@ -116,14 +117,17 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
     in_flight: collections.deque = collections.deque()
     failure: KafkaStorageError | None = None
 
-    def complete(log: PartitionLog, ticket, outcome) -> None:
+    def complete(log: PartitionLog, ticket, snapshot, outcome) -> None:
         nonlocal failure
         error = outcome.result() if pool is not None else outcome
         try:
             if ticket is not None:
                 log.complete_flush(ticket)
             if error is not None:
-                raise KafkaStorageError(f"producer snapshot of {log.directory} failed: {error}") from error
+                try:  # once more here, where running out of descriptors may close idle files
+                    write_snapshot(fs, *snapshot)
+                except OSError as second:
+                    raise KafkaStorageError(f"producer snapshot of {log.directory} failed: {second}") from second
         except KafkaStorageError as storage_error:
             failure = failure or storage_error
 
@@ -137,9 +141,9 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
             snapshot = log.producer_state.snapshot_due()
             if ticket is None and snapshot is None:
                 continue
-            outcome = pool.submit(_sync_and_snapshot, fs, ticket, snapshot) if pool is not None \
-                else _sync_and_snapshot(fs, ticket, snapshot)
-            in_flight.append((log, ticket, outcome))
+            outcome = pool.submit(_sync_and_snapshot, fs, ticket, snapshot, True) if pool is not None \
+                else _sync_and_snapshot(fs, ticket, snapshot, False)
+            in_flight.append((log, ticket, snapshot, outcome))
             while len(in_flight) >= IN_FLIGHT_PER_THREAD * threads:
                 complete(*in_flight.popleft())
         while in_flight:
@@ -155,16 +159,17 @@ def make_durable(fs, logs: list[PartitionLog], threads: int) -> None:
 IN_FLIGHT_PER_THREAD = 4
 
 
-def _sync_and_snapshot(fs, ticket, snapshot) -> OSError | None:
+def _sync_and_snapshot(fs, ticket, snapshot, other_thread: bool) -> OSError | None:
     """One log's part of :func:`make_durable`, on any thread: the flush's fsyncs (their error
-    is kept in the ticket), then the snapshot (after the data it describes); its error returned."""
+    is kept in the ticket), then the snapshot (after the data it describes); its error returned.
+    Neither touches the descriptor budget (a sync target opens its own descriptor)."""
     if ticket is not None:
         ticket.sync()
         if ticket.error is not None:
             return None
     if snapshot is not None:
         try:
-            write_snapshot(fs, *snapshot)
+            write_snapshot(fs, *snapshot, other_thread=other_thread)
         except OSError as error:
             return error
     return None

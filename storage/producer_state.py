@@ -174,12 +174,13 @@ class AppendPlan:
         self.updates = updates
 
 
-def write_snapshot(fs, path: str, data: bytes) -> None:
+def write_snapshot(fs, path: str, data: bytes, *, other_thread: bool = False) -> None:
     """Write a producer snapshot as Kafka's ProducerStateManager does: in place, fsynced, with
     no temporary file or directory fsync. A snapshot a crash tore fails its CRC and is deleted
     at load, one it lost is not found: either way the next older snapshot and the batches
-    after it rebuild the state (:meth:`ProducerStateManager.load_latest_snapshot`)."""
-    fs.write_file(path, data, sync=True)
+    after it rebuild the state (:meth:`ProducerStateManager.load_latest_snapshot`).
+    ``other_thread``: see ``write_file``."""
+    fs.write_file(path, data, sync=True, other_thread=other_thread)
 
 
 class ProducerStateManager:

@@ -5,6 +5,7 @@ written without an fsync yet survives a crash in a usable state (issue 8)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -33,9 +34,9 @@ class CountingFileSystem(OsFileSystem):
         self.atomic_writes.append(path)
         super().write_file_atomic(path, data)
 
-    def write_file(self, path: str, data: bytes, *, sync: bool = False) -> None:
+    def write_file(self, path: str, data: bytes, **how) -> None:
         self.atomic_writes.append(path)  # a producer snapshot: in place, fsynced
-        super().write_file(path, data, sync=sync)
+        super().write_file(path, data, **how)
 
 
 def open_directory(path: str, fs=None, threads: int = 4) -> LogDirectory:
@@ -232,5 +233,36 @@ def test_index_entries_a_flush_covered_survive_a_power_loss():
                 assert (bytes(segment.offset_index._load()), bytes(segment.time_index._load())) == \
                     entries[segment.base_offset]
         assert values(log) == [b"v%03d" % index + b"." * 60 for index in range(40)]
+    finally:
+        directory.close()
+
+
+class DescriptorsRunOutOffThread(OsFileSystem):
+    """Real files; every write made off the owner's thread fails as out of descriptors (EMFILE),
+    which another process or the client sockets may cause at any time."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused = 0
+
+    def write_file(self, path: str, data: bytes, **how) -> None:
+        if how.get("other_thread"):
+            self.refused += 1
+            raise OSError(errno.EMFILE, "Too many open files (injected)", path)
+        super().write_file(path, data, **how)
+
+
+def test_a_snapshot_the_close_threads_could_not_write_is_written_by_the_owner(tmp_path):
+    path = str(tmp_path / "data")
+    fs = DescriptorsRunOutOffThread()
+    directory = open_directory(path, fs, threads=4)
+    fill(directory, 0)
+    directory.close(threads=4)
+    assert fs.refused == PARTITIONS  # each snapshot was tried on a close thread first
+    assert all(names == [f"{1:020d}.snapshot"] for names in snapshot_names(path).values())
+    directory = open_directory(path)
+    try:
+        assert directory.had_clean_shutdown
+        assert all(log.producer_state.producers[PRODUCER_ID].last_sequence == 0 for log in directory.logs.values())
     finally:
         directory.close()
