@@ -75,10 +75,19 @@ class ConfigError(ValueError):
     """A configuration value that its definition refuses; the message names the key."""
 
     def __init__(self, key: str, value: Any, reason: str):
-        super().__init__(f"Invalid value {value!r} for configuration {key}: {reason}")
+        # Kafka's ConfigException(name, value, message) text, the value unquoted.
+        super().__init__(f"Invalid value {value} for configuration {key}: {reason}")
         self.key = key
         self.value = value
         self.reason = reason
+
+
+class UnknownTopicConfig(ConfigError):
+    """A topic config name no definition has; Kafka's message (LogConfig.validateNames) names it."""
+
+    def __init__(self, key: str, value: Any):
+        ValueError.__init__(self, f"Unknown topic config name: {key}")
+        self.key, self.value, self.reason = key, value, "Unknown topic config name"
 
 
 class _NoDefault:
@@ -103,8 +112,10 @@ def at_least(minimum: float) -> Callable[[Any], None]:
 
 def between(low: float, high: float) -> Callable[[Any], None]:
     def check(value):
-        if value is not None and not low <= value <= high:
-            raise ValueError(f"Value must be no less than {low} and no more than {high}")
+        if value is not None and value < low:
+            raise ValueError(f"Value must be at least {low}")
+        if value is not None and value > high:
+            raise ValueError(f"Value must be no more than {high}")
 
     check.description = f"[{low},...,{high}]"
     return check
@@ -123,6 +134,14 @@ def one_of(*allowed: str, case_sensitive: bool = True) -> Callable[[Any], None]:
     return check
 
 
+class InvalidListItem(ValueError):
+    """One item of a list value refused; Kafka's message names the item, not the whole list."""
+
+    def __init__(self, item: str, reason: str):
+        super().__init__(reason)
+        self.item = item
+
+
 def list_of(*allowed: str, allow_empty: bool = True) -> Callable[[Any], None]:
     def check(value):
         if value is None:
@@ -131,7 +150,7 @@ def list_of(*allowed: str, allow_empty: bool = True) -> Callable[[Any], None]:
             raise ValueError("Empty list is not allowed")
         for item in value:
             if item not in allowed:
-                raise ValueError(f"Invalid value {item} for configuration: String must be one of: {', '.join(allowed)}")
+                raise InvalidListItem(item, f"String must be one of: {', '.join(allowed)}")
 
     check.description = "[" + ", ".join(allowed) + "]"
     return check
@@ -252,10 +271,17 @@ class ConfigDef:
         """Parse ``raw`` (a string from a file or an already typed value) and validate it."""
         try:
             value = _parse_typed(self.type, raw)
-            if self.validator is not None:
-                self.validator(value)
         except ValueError as exc:
             raise ConfigError(self.name, raw, str(exc)) from None
+        if self.validator is not None:
+            # As Kafka's validators: the message shows the parsed value (a DOUBLE's 2 as 2.0) and,
+            # for a list, the item refused.
+            try:
+                self.validator(value)
+            except InvalidListItem as exc:
+                raise ConfigError(self.name, exc.item, str(exc)) from None
+            except ValueError as exc:
+                raise ConfigError(self.name, value, str(exc)) from None
         return value
 
     def format(self, value: Any) -> str | None:
@@ -802,7 +828,7 @@ def validate_topic_configs(overrides: Mapping[str, Any]) -> dict[str, Any]:
     for name, raw in overrides.items():
         definition = TOPIC_CONFIGS.get(name)
         if definition is None:
-            raise ConfigError(name, raw, "Unknown topic config name")
+            raise UnknownTopicConfig(name, raw)
         result[name] = definition.parse(raw)
     return result
 
