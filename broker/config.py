@@ -75,10 +75,19 @@ class ConfigError(ValueError):
     """A configuration value that its definition refuses; the message names the key."""
 
     def __init__(self, key: str, value: Any, reason: str):
-        super().__init__(f"Invalid value {value!r} for configuration {key}: {reason}")
+        # Kafka's ConfigException(name, value, message) text, the value unquoted.
+        super().__init__(f"Invalid value {value} for configuration {key}: {reason}")
         self.key = key
         self.value = value
         self.reason = reason
+
+
+class UnknownTopicConfig(ConfigError):
+    """A topic config name no definition has; Kafka's message (LogConfig.validateNames) names it."""
+
+    def __init__(self, key: str, value: Any):
+        ValueError.__init__(self, f"Unknown topic config name: {key}")
+        self.key, self.value, self.reason = key, value, "Unknown topic config name"
 
 
 class _NoDefault:
@@ -103,8 +112,10 @@ def at_least(minimum: float) -> Callable[[Any], None]:
 
 def between(low: float, high: float) -> Callable[[Any], None]:
     def check(value):
-        if value is not None and not low <= value <= high:
-            raise ValueError(f"Value must be no less than {low} and no more than {high}")
+        if value is not None and value < low:
+            raise ValueError(f"Value must be at least {low}")
+        if value is not None and value > high:
+            raise ValueError(f"Value must be no more than {high}")
 
     check.description = f"[{low},...,{high}]"
     return check
@@ -123,6 +134,14 @@ def one_of(*allowed: str, case_sensitive: bool = True) -> Callable[[Any], None]:
     return check
 
 
+class InvalidListItem(ValueError):
+    """One item of a list value refused; Kafka's message names the item, not the whole list."""
+
+    def __init__(self, item: str, reason: str):
+        super().__init__(reason)
+        self.item = item
+
+
 def list_of(*allowed: str, allow_empty: bool = True) -> Callable[[Any], None]:
     def check(value):
         if value is None:
@@ -131,7 +150,7 @@ def list_of(*allowed: str, allow_empty: bool = True) -> Callable[[Any], None]:
             raise ValueError("Empty list is not allowed")
         for item in value:
             if item not in allowed:
-                raise ValueError(f"Invalid value {item} for configuration: String must be one of: {', '.join(allowed)}")
+                raise InvalidListItem(item, f"String must be one of: {', '.join(allowed)}")
 
     check.description = "[" + ", ".join(allowed) + "]"
     return check
@@ -252,10 +271,17 @@ class ConfigDef:
         """Parse ``raw`` (a string from a file or an already typed value) and validate it."""
         try:
             value = _parse_typed(self.type, raw)
-            if self.validator is not None:
-                self.validator(value)
         except ValueError as exc:
             raise ConfigError(self.name, raw, str(exc)) from None
+        if self.validator is not None:
+            # As Kafka's validators: the message shows the parsed value (a DOUBLE's 2 as 2.0) and,
+            # for a list, the item refused.
+            try:
+                self.validator(value)
+            except InvalidListItem as exc:
+                raise ConfigError(self.name, exc.item, str(exc)) from None
+            except ValueError as exc:
+                raise ConfigError(self.name, value, str(exc)) from None
         return value
 
     def format(self, value: Any) -> str | None:
@@ -409,6 +435,7 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         _d("compression.lz4.level", I, 9, "Compression level when compression.type is lz4.", between(1, 17), synonyms=("compression.lz4.level",)),
         _d("compression.zstd.level", I, 3, "Compression level when compression.type is zstd.", between(-131072, 22), synonyms=("compression.zstd.level",)),
         _d("delete.retention.ms", L, _log_default("delete.retention.ms"), "How long delete tombstones are retained in compacted topics.", at_least(0), synonyms=("log.cleaner.delete.retention.ms",)),
+        _d("errors.deadletterqueue.group.enable", B, False, "Whether share groups may write undeliverable records to this topic as a dead-letter queue (KIP-1191, Kafka 4.4).", applied=False, odradek_note="Share groups are not served."),
         _d("file.delete.delay.ms", L, _log_default("file.delete.delay.ms"), "The time to wait before deleting a file from the filesystem.", at_least(0), synonyms=("log.segment.delete.delay.ms",), odradek_note="As in Kafka, a deleted segment's files are renamed to `*.deleted` at once (no read sees them again) and removed this long after (checked once a second); files still waiting at a stop are removed by the next start."),
         _d("flush.messages", L, _log_default("flush.messages"), "Force an fsync of the log after this many messages (Kafka relies on replication instead; the default never forces).", at_least(1), synonyms=("log.flush.interval.messages",)),
         _d("flush.ms", L, _log_default("flush.ms"), "Force an fsync of the log after this much time.", at_least(0), synonyms=("log.flush.interval.ms",)),
@@ -432,6 +459,8 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         _d("remote.log.copy.disable", B, False, "Stop copying segments to tiered storage.", applied=False),
         _d("remote.log.delete.on.disable", B, False, "Delete remote data when tiered storage is disabled.", applied=False),
         _d("remote.storage.enable", B, False, "Enable tiered storage for the topic.", applied=False),
+        _d("remote.copy.lag.bytes", L, -1, "Newer local data (bytes) after which a segment may be copied to tiered storage (-1: derived from local.retention.bytes; Kafka 4.4).", at_least(-1), synonyms=("log.remote.copy.lag.bytes",), applied=False),
+        _d("remote.copy.lag.ms", L, 0, "Age of a segment's newest record after which it may be copied to tiered storage (0: at once; -1: derived from local.retention.ms; Kafka 4.4).", at_least(-1), synonyms=("log.remote.copy.lag.ms",), applied=False),
         _d("retention.bytes", L, _log_default("retention.bytes"), "The maximum size a partition's log may grow to before old segments are discarded (-1: no limit).", synonyms=("log.retention.bytes",)),
         _d("retention.ms", L, _log_default("retention.ms"), "The maximum time a log segment is kept before it is discarded (-1: no limit).", at_least(-1), synonyms=("log.retention.ms", "log.retention.minutes", "log.retention.hours")),
         _d("segment.bytes", I, _log_default("segment.bytes"), "The segment file size of the log.", at_least(14), synonyms=("log.segment.bytes",)),
@@ -534,6 +563,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("log.message.format.version", S, _topic_default("message.format.version"), "Deprecated; ignored.", importance="medium", applied=False),
         _d("log.local.retention.ms", L, _topic_default("local.retention.ms"), "Local retention time with tiered storage.", at_least(-2), "medium", applied=False),
         _d("log.local.retention.bytes", L, _topic_default("local.retention.bytes"), "Local retention size with tiered storage.", at_least(-2), "medium", applied=False),
+        _d("log.remote.copy.lag.bytes", L, _topic_default("remote.copy.lag.bytes"), "Tiered storage copy lag in bytes.", at_least(-1), "medium", applied=False),
+        _d("log.remote.copy.lag.ms", L, _topic_default("remote.copy.lag.ms"), "Tiered storage copy lag in time.", at_least(-1), "medium", applied=False),
         _d("message.max.bytes", I, _topic_default("max.message.bytes"), "The largest record batch size the broker accepts (topic override: max.message.bytes).", at_least(0), "high"),
         _d("compression.type", S, _topic_default("compression.type"), "Default final compression of topics.", one_of(*COMPRESSION_TYPES), "high"),
         _d("compression.gzip.level", I, _topic_default("compression.gzip.level"), "Default gzip level.", _GZIP_LEVEL, "medium"),
@@ -565,7 +596,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("group.consumer.max.size", I, INT32_MAX, "Maximum members of a consumer-protocol group.", at_least(1), "medium"),
         _d("group.consumer.assignors", LS, ["uniform", "range"], "The server-side assignors consumer-protocol groups may name; the first is the default.", list_of("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor", allow_empty=False), "medium"),
         _d("group.consumer.migration.policy", S, "bidirectional", "Whether a group may move between the classic and the consumer protocol while it has members: `upgrade` (classic to consumer), `downgrade` (back), `bidirectional` or `disabled`.", one_of("disabled", "upgrade", "downgrade", "bidirectional", case_sensitive=False), "medium"),
-        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium", odradek_note="Default `classic,consumer` (Kafka 4.3: also `streams`): streams groups (KIP-1071) are not served yet."),
+        _d("group.coordinator.rebalance.protocols", LS, ["classic", "consumer"], "Rebalance protocols the group coordinator serves.", list_of("classic", "consumer", "share", "streams"), "medium", odradek_note="Default `classic,consumer` (Kafka 4.4: also `streams`): streams groups (KIP-1071) are not served yet."),
         _d("transaction.state.log.num.partitions", I, 50, "Partitions of the __transaction_state topic.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.replication.factor", SH, 3, "Replication factor of __transaction_state (capped at the number of live brokers).", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
         _d("transaction.state.log.min.isr", I, 2, "min.insync.replicas of __transaction_state.", at_least(1), "high", applied=False, odradek_note='Transactions are not served yet.'),
@@ -797,7 +828,7 @@ def validate_topic_configs(overrides: Mapping[str, Any]) -> dict[str, Any]:
     for name, raw in overrides.items():
         definition = TOPIC_CONFIGS.get(name)
         if definition is None:
-            raise ConfigError(name, raw, "Unknown topic config name")
+            raise UnknownTopicConfig(name, raw)
         result[name] = definition.parse(raw)
     return result
 

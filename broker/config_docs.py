@@ -31,7 +31,7 @@ Differences from Kafka's defaults, on purpose:
   its data next to where it was started, not in a directory the OS may wipe.
 * `node.id`: 1, so that no configuration is needed (Kafka requires it in KRaft mode).
 * `listeners`: `PLAINTEXT://localhost:9092` (Kafka: `PLAINTEXT://:9092`, every interface).
-* `group.coordinator.rebalance.protocols`: `classic,consumer` (Kafka 4.3 adds `streams`, not served).
+* `group.coordinator.rebalance.protocols`: `classic,consumer` (Kafka 4.4 adds `streams`, not served).
 * `odradek.flush.on.acks.all` (odradek's own key, default true): a produce with `acks=all` is
   acknowledged only after its records are fsynced. Kafka relies on replication for durability;
   a single node has no replicas.

@@ -2,7 +2,7 @@
 
 Run from the repository root (or import it)::
 
-    python compat/kafka_jars.py [--version 4.3.1]        # fetch, print the lib directory
+    python compat/kafka_jars.py [--version 4.4.0]        # fetch, print the lib directory
     python compat/kafka_jars.py --run org.apache.kafka.tools.DumpLogSegments --files x.log
 
 The jars are resolved with Maven (``mvn dependency:copy-dependencies`` over a small pom written
@@ -12,8 +12,8 @@ Maven, no network); an interrupted copy leaves no marker and is redone. Concurre
 (two test processes) serialise on a lock file.
 
 What is fetched is what Kafka's own distribution puts in ``libs/`` for the tools we use:
-``kafka_2.13`` (the broker ``kafka.Kafka``, ``kafka.tools.StorageTool``, ``ConfigCommand``),
-``kafka-tools`` (``DumpLogSegments``, ``TopicCommand``, ``GetOffsetShell``, console
+``kafka_2.13`` (the broker ``kafka.Kafka``, ``kafka.tools.StorageTool``),
+``kafka-tools`` (``DumpLogSegments``, ``TopicCommand``, ``ConfigCommand``, ``GetOffsetShell``, console
 producer/consumer, ...), ``kafka-storage`` and
 ``kafka-server-common`` and ``kafka-metadata`` (``StorageTool``'s pieces), ``kafka-clients``,
 plus a log4j2 backend so that the JVMs log through a configuration we choose, not stderr noise.
@@ -39,7 +39,7 @@ from pathlib import Path
 
 # Pinned so that the fixtures and the test expectations do not move under us; a recent 4.x
 # (KRaft only, Java 17) release. Override with ODRADEK_KAFKA_VERSION to try another one.
-DEFAULT_VERSION = "4.3.1"
+DEFAULT_VERSION = "4.4.0"
 LOG4J_VERSION = "2.24.3"
 
 # Main classes, as named in Kafka 4.x (DumpLogSegments and the CLI tools moved from kafka.tools /
@@ -52,7 +52,8 @@ CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+# Kafka 4.4 moved ConfigCommand from kafka.admin (the core jar, Scala) to kafka-tools (Java).
+CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
 LOG_DIRS_COMMAND = "org.apache.kafka.tools.LogDirsCommand"
 

@@ -43,6 +43,7 @@ from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest
 from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest  # noqa: E402
 from odradek.protocol.messages.describe_acls import DescribeAclsRequest  # noqa: E402
 from odradek.protocol.messages.create_topics import CreateTopicsRequest  # noqa: E402
+from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest  # noqa: E402
 from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest  # noqa: E402
 from odradek.protocol.messages.produce import ProduceRequest  # noqa: E402
 from odradek.protocol.messages.push_telemetry import PushTelemetryRequest  # noqa: E402
@@ -242,6 +243,48 @@ def record_error_answers(host, port) -> list:
         ]
     finally:
         client.close()
+
+
+# Topic configs for CreateTopics (validate_only) and IncrementalAlterConfigs: accepted ones, an
+# unknown name, values that do not parse or are out of range, and Kafka 4.4's new topic configs.
+CONFIG_CASES = [
+    ("retention.ms", "60000"), ("cleanup.policy", "compact,delete"), ("no.such.config", "1"),
+    ("retention.ms", "-2"), ("segment.bytes", "x"), ("cleanup.policy", "sometimes"),
+    ("cleanup.policy", "compact,sometimes"),
+    ("min.cleanable.dirty.ratio", "2"), ("remote.copy.lag.ms", "5"), ("remote.copy.lag.bytes", "-2"),
+    ("errors.deadletterqueue.group.enable", "true"),
+]
+
+
+def topic_config_answers(host, port) -> list:
+    client = RawClient(host, port, timeout=30)
+    topic = f"configs-{uuid.uuid4().hex[:8]}"
+    try:
+        answers = []
+        for name, value in CONFIG_CASES:
+            checked = client.request(CreateTopicsRequest(timeout_ms=10000, validate_only=True, topics=[
+                Topic(name=topic, num_partitions=1, replication_factor=1,
+                      configs=[TopicConfig(name=name, value=value)])]), 7).topics[0]
+            answers.append(("create", name, value, checked.error_code, checked.error_message))
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
+        answers.append(("created", created.error_code, created.error_message))
+        Resource = IncrementalAlterConfigsRequest.AlterConfigsResource
+        for name, value in CONFIG_CASES:
+            altered = client.request(IncrementalAlterConfigsRequest(validate_only=True, resources=[Resource(
+                resource_type=2, resource_name=topic, configs=[Resource.AlterableConfig(
+                    name=name, config_operation=0, value=value)])]), 1).responses[0]
+            answers.append(("alter", name, value, altered.error_code,
+                            None if altered.error_message is None else altered.error_message.replace(topic, "*")))
+        return answers
+    finally:
+        client.close()
+
+
+def test_topic_config_errors_agree(kafka, odradek):
+    expected = topic_config_answers(*kafka)
+    assert expected[2][3] == 40  # the premise: Kafka refuses an unknown name (INVALID_CONFIG)
+    assert topic_config_answers(*odradek) == expected
 
 
 def test_acl_answers_agree(kafka, odradek):

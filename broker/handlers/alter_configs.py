@@ -24,8 +24,8 @@ Result = AlterConfigsResponse.AlterConfigsResourceResponse
 def handle_alter_configs(ctx, request: AlterConfigsRequest) -> AlterConfigsResponse:
     results = []
     for resource in request.resources:
-        result = Result(error_code=error_codes.NONE, resource_type=resource.resource_type,
-                        resource_name=resource.resource_name)
+        result = Result(error_code=error_codes.NONE, error_message=None,  # Kafka: null
+                        resource_type=resource.resource_type, resource_name=resource.resource_name)
         given = {config.name: config.value for config in resource.configs}
         try:
             alter_resource(ctx.broker, resource.resource_type, resource.resource_name,

@@ -40,7 +40,7 @@ def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsRespo
                                        _assignments(wanted), _configs(wanted)) for wanted in creatable])))
     results = []
     for wanted in request.topics:
-        result = Result(name=wanted.name, error_code=error_codes.NONE)
+        result = Result(name=wanted.name, error_code=error_codes.NONE, error_message=None)  # Kafka: null
         if counts[wanted.name] > 1:
             _fail(result, version, error_codes.INVALID_REQUEST, "Duplicate topic name.")
             results.append(result)

@@ -28,8 +28,8 @@ Result = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
 def handle_incremental_alter_configs(ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     results = []
     for resource in request.resources:
-        result = Result(error_code=error_codes.NONE, resource_type=resource.resource_type,
-                        resource_name=resource.resource_name)
+        result = Result(error_code=error_codes.NONE, error_message=None,  # Kafka: null
+                        resource_type=resource.resource_type, resource_name=resource.resource_name)
         try:
             change = incremental_change([(c.name, c.config_operation, c.value) for c in resource.configs],
                                         resource.resource_type)

@@ -314,7 +314,7 @@ def eviction_finish(probe: SessionProbe) -> list[tuple]:
         probe.close()
 
 
-# Kafka 4.3.1's answers (checked against a running Kafka by compat/test_same_answers_as_kafka.py):
+# Kafka 4.4.0's answers (checked against a running Kafka by compat/test_same_answers_as_kafka.py):
 # (step, error code, session id, [(partition, error code, high watermark, log start offset,
 # record values)]). Error codes: 70 FETCH_SESSION_ID_NOT_FOUND, 71 INVALID_FETCH_SESSION_EPOCH,
 # 106 FETCH_SESSION_TOPIC_ID_ERROR, 3 UNKNOWN_TOPIC_OR_PARTITION, -1 UNKNOWN_SERVER_ERROR,

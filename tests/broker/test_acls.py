@@ -126,7 +126,7 @@ def test_version_0_is_not_served(raw_client, request_of, literal):
 def test_confluent_kafka_admin_sees_security_disabled(shared_broker):
     """create_acls and delete_acls fail with SECURITY_DISABLED; describe_acls gives an empty list
     (librdkafka drops DescribeAcls's top-level error): both exactly what the same calls give
-    against Kafka 4.3.1 (compat/test_same_answers_as_kafka.py::test_acl_answers_agree)."""
+    against Kafka 4.4.0 (compat/test_same_answers_as_kafka.py::test_acl_answers_agree)."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                        ResourcePatternType, ResourceType)

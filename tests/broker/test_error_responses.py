@@ -167,7 +167,8 @@ class KafkaOracle:
 
 # The Kafka client libraries that parse the requests and build the error responses: 4.4.0 (the
 # release whose schemas odradek speaks) and, for the old versions Kafka 4 dropped, 3.9.2; their
-# dependencies (compression libraries, slf4j) come from Kafka 4.3.1's lib.
+# dependencies (compression libraries, slf4j) come from the pinned Kafka's lib
+# (compat/kafka_jars.py).
 KAFKA_CLIENTS = ("4.4.0", "3.9.2")
 CLIENTS_DEPENDENCIES = ("zstd-jni", "lz4-java", "snappy-java", "slf4j-api")
 

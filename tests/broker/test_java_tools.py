@@ -5,23 +5,25 @@ are fetched from Maven Central by ``python compat/kafka_jars.py`` into compat/.c
 
 from __future__ import annotations
 
-import pathlib
 import shutil
 import subprocess
 
 import pytest
 
+from compat_scripts import load_compat_script
+
 pytestmark = pytest.mark.slow
 
-CACHE = pathlib.Path(__file__).resolve().parents[2] / "compat" / ".cache"
+KAFKA_JARS = load_compat_script("kafka_jars")
 
 
 def _classpath() -> str | None:
-    libs = sorted(CACHE.glob("kafka-*/lib"))
-    if not libs or shutil.which("java") is None:
+    """The pinned Kafka's jars (compat/kafka_jars.py), if fetched: not whichever version the
+    cache happens to hold too."""
+    jars = sorted((KAFKA_JARS.home() / "lib").glob("*.jar"))
+    if not jars or shutil.which("java") is None:
         return None
-    jars = sorted(libs[-1].glob("*.jar"))
-    return ":".join(str(jar) for jar in jars) if jars else None
+    return ":".join(str(jar) for jar in jars)
 
 
 CLASSPATH = _classpath()
@@ -52,9 +54,9 @@ def test_kafka_cli_tools(shared_broker, tmp_path):
                     partition, "--offset", "earliest", "--max-messages", "2", "--timeout-ms", "20000",
                     "--formatter-property", "print.key=true")
     assert consumed.splitlines()[:2] == ["k1\thello", "k1\tworld"]
-    tool("kafka.admin.ConfigCommand", *server, "--alter", "--entity-type", "topics", "--entity-name", "jt",
+    tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--alter", "--entity-type", "topics", "--entity-name", "jt",
          "--add-config", "retention.ms=1000,cleanup.policy=[delete,compact]")
-    configs = tool("kafka.admin.ConfigCommand", *server, "--describe", "--entity-type", "topics", "--entity-name", "jt")
+    configs = tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--describe", "--entity-type", "topics", "--entity-name", "jt")
     assert "retention.ms=1000" in configs and "cleanup.policy=delete,compact" in configs
     offsets_file = tmp_path / "delete.json"
     offsets_file.write_text('{"partitions":[{"topic":"jt","partition":%s,"offset":1}],"version":1}' % partition)

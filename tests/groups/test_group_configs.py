@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.test_java_tools import tool
+from broker.test_java_tools import KAFKA_JARS, tool
 from broker.test_server import create_topic
 from odradek.broker.config import ConfigSource
 from odradek.protocol import error_codes as E
@@ -137,13 +137,13 @@ def test_the_heartbeat_applies_the_groups_session_timeout():
 @pytest.mark.slow
 def test_kafka_configs_tool_on_groups(group_broker):
     server = ["--bootstrap-server", f"{group_broker.host}:{group_broker.port}"]
-    tool("kafka.admin.ConfigCommand", *server, "--alter", "--entity-type", "groups", "--entity-name", "tool-group",
+    tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--alter", "--entity-type", "groups", "--entity-name", "tool-group",
          "--add-config", "consumer.session.timeout.ms=50000,consumer.heartbeat.interval.ms=6000")
-    described = tool("kafka.admin.ConfigCommand", *server, "--describe", "--entity-type", "groups",
+    described = tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--describe", "--entity-type", "groups",
                      "--entity-name", "tool-group")
     assert "consumer.session.timeout.ms=50000" in described and "consumer.heartbeat.interval.ms=6000" in described
-    tool("kafka.admin.ConfigCommand", *server, "--alter", "--entity-type", "groups", "--entity-name", "tool-group",
+    tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--alter", "--entity-type", "groups", "--entity-name", "tool-group",
          "--delete-config", "consumer.heartbeat.interval.ms")
-    described = tool("kafka.admin.ConfigCommand", *server, "--describe", "--all", "--entity-type", "groups",
+    described = tool(KAFKA_JARS.CONFIG_COMMAND, *server, "--describe", "--all", "--entity-type", "groups",
                      "--entity-name", "tool-group")
     assert "consumer.session.timeout.ms=50000" in described and "consumer.heartbeat.interval.ms=5000" in described

@@ -125,9 +125,10 @@ def test_nullable_struct_field_is_marked_with_a_byte():
 
 
 def test_tagged_nullable_struct_uses_a_varint_marker_and_defaults_to_the_empty_struct():
-    # Bytes from Kafka 4.3.1's generated ConsumerGroupMemberMetadataValue: "default": null in the
-    # JSON is read by Kafka's generator as no default, so the field defaults to the empty struct
-    # (left out when equal to it), and a null is written as the tag with a varint marker 0.
+    # Bytes from Kafka 4.4.0's (as 4.3.1's) generated ConsumerGroupMemberMetadataValue: "default":
+    # null in the JSON is read by Kafka's generator as no default, so the field defaults to the
+    # empty struct (left out when equal to it), and a null is written as the tag with a varint
+    # marker 0.
     from odradek.protocol.messages.records.consumer_group_member_metadata_value import (
         ClassicMemberMetadata, ClassicProtocol, ConsumerGroupMemberMetadataValue)
     fields = b"\x01" * 6 + i32(-1) + b"\x01"  # empty strings and topic list, rebalance -1, no assignor
