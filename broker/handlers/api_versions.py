@@ -27,6 +27,7 @@ import re
 from odradek.protocol import error_codes
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
+from ..error_responses import ErrorAnswer, error_response
 from . import REGISTRY
 
 _SOFTWARE_FIELD = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
@@ -44,9 +45,9 @@ def _api_list():
 def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
     served = REGISTRY.get(ApiVersionsRequest.API_KEY)
     if not served.min_version <= ctx.api_version <= served.max_version:
-        own_range = ApiVersionsResponse.ApiVersion(api_key=served.api_key, min_version=served.min_version,
-                                                   max_version=served.max_version)
-        return ApiVersionsResponse(error_code=error_codes.UNSUPPORTED_VERSION, api_keys=[own_range])
+        # Answered at v0 (the codec's KIP-511 path) as Kafka's error response for it.
+        return error_response(request, 0, ErrorAnswer(error_codes.UNSUPPORTED_VERSION, None),
+                              (served.min_version, served.max_version))
     if ctx.api_version >= 3 and not (_SOFTWARE_FIELD.match(request.client_software_name or "")
                                      and _SOFTWARE_FIELD.match(request.client_software_version or "")):
         return ApiVersionsResponse(error_code=error_codes.INVALID_REQUEST)
