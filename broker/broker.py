@@ -535,6 +535,19 @@ class Broker:
         self.group_coordinator.delete_topic_offsets(topic.name)
         log.info("topic deleted", topic=topic.name)
 
+    async def verify_transactional_offset_commit(self, transactional_id: str, group_id: str, producer_id: int,
+                                                 producer_epoch: int, api_version: int) -> int:
+        """KIP-890 verification before a TxnOffsetCommit is written (Kafka's
+        ``maybeStartTransactionVerification`` for the group's ``__consumer_offsets`` partition):
+        the Kafka error code to answer, NONE to go on. The hook where the transaction
+        coordinator plugs in: NOT WIRED YET, no verification is done (NONE), which is what Kafka
+        does with ``transaction.partition.verification.enable=false``. Wired, it answers as
+        Kafka's AddPartitionsToTxnManager maps the coordinator's verdict: PRODUCER_FENCED as
+        INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE as INVALID_TXN_STATE below
+        ``api_version`` 4, a coordinator it cannot reach as COORDINATOR_LOAD_IN_PROGRESS; from
+        ``api_version`` 5 (transaction version 2) it adds the partition to the transaction."""
+        return error_codes.NONE
+
 
 def _storage_failure(what: str, error: BaseException) -> TopicError:
     """A creation that failed on the disk (out of file descriptors, no space): Kafka's answer

@@ -47,4 +47,5 @@ from . import (  # noqa: E402,F401
     produce,
     push_telemetry,
     sync_group,
+    txn_offset_commit,
 )
