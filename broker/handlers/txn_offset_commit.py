@@ -23,9 +23,12 @@ translate). A negative producer id is INVALID_PRODUCER_ID_MAPPING, the answer Ka
 transaction verification gives it. A partition whose metadata is longer than
 ``offset.metadata.max.bytes`` is OFFSET_METADATA_TOO_LARGE and not written.
 
-KIP-890 verification (that the group's ``__consumer_offsets`` partition is part of the
-producer's transaction, Kafka's ``maybeStartTransactionVerification``) is asked of
-``ctx.broker.verify_transactional_offset_commit`` before the write.
+KIP-890 (``Broker.verify_transactional_offset_commit``, Kafka's
+``maybeStartTransactionVerification``), before the write, with
+``transaction.partition.verification.enable`` (the default): below v5 the group's
+``__consumer_offsets`` partition must be in the producer's transaction (AddOffsetsToTxn put it
+there), else INVALID_TXN_STATE (v4: TRANSACTION_ABORTABLE); from v5 the broker adds it; a
+producer the transaction coordinator has fenced is INVALID_PRODUCER_EPOCH.
 
 Version notes: v0-1 are the same; v2 adds the committed leader epoch; v3 (flexible) the member
 id, generation and group instance id; v4 allows TRANSACTION_ABORTABLE (from the verification);

@@ -1,22 +1,29 @@
 """TxnOffsetCommit over a socket against a real ``odradek serve``: the offsets stay pending
 (invisible to OffsetFetch, UNSTABLE_OFFSET_COMMIT with require_stable) until the producer's
-marker; the errors Kafka answers; pending offsets across kill -9 and a clean stop, completed by
-a marker written afterwards (in process on the same data directory, as the transaction
-coordinator's marker writer calls ``GroupCoordinator.complete_transaction``).
+marker; the errors Kafka answers; pending offsets across kill -9, completed by a marker written
+afterwards (in process on the same data directory, as the transaction coordinator's marker writer
+calls ``GroupCoordinator.complete_transaction``, and over the wire with EndTxn); whole
+transactions with AddOffsetsToTxn (transaction version 1) and without (TxnOffsetCommit v5).
 
-The producer id comes from InitProducerId without a transactional id (an idempotent producer's):
-the group coordinator takes any producer id and epoch, the storage layer fences older epochs."""
+The group coordinator's side alone runs on a broker with
+``transaction.partition.verification.enable=false``, with producer ids from InitProducerId
+without a transactional id (an idempotent producer's): the group coordinator then takes any
+producer id and epoch, and the log fences older epochs. The whole transactions run with Kafka's
+default (verification on)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from broker.test_server import create_topic  # tests/broker's helper
 from odradek.broker.groups import coordinator_partition
 from odradek.protocol import error_codes as E
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest
 from odradek.protocol.messages.delete_groups import DeleteGroupsRequest
 from odradek.protocol.messages.init_producer_id import InitProducerIdRequest
 from odradek.protocol.messages.offset_commit import (
@@ -36,8 +43,55 @@ from odradek.protocol.messages.txn_offset_commit import (
     TxnOffsetCommitRequestTopic,
 )
 
+from broker.conftest import BrokerProcess
+from broker.test_transactions import end, init, init_retrying, wait_state
+
 from .conftest import FAST_GROUPS, RawClient, assert_no_traceback, wait_until_loaded
 from .test_transactional_offsets import loaded, open_broker
+
+UNVERIFIED = FAST_GROUPS + ("transaction.partition.verification.enable=false",)
+TRANSACTIONS = FAST_GROUPS + ("transaction.state.log.num.partitions=4", "offsets.topic.num.partitions=5")
+
+
+def module_broker(tmp_path_factory, name, overrides):
+    directory = tmp_path_factory.mktemp(name)
+    process = BrokerProcess(directory / "data", overrides, directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"
+    assert_no_traceback(process)
+
+
+@pytest.fixture(scope="module")
+def offsets_broker(tmp_path_factory):
+    """The group coordinator's side alone: no KIP-890 verification."""
+    yield from module_broker(tmp_path_factory, "txo-offsets", UNVERIFIED)
+
+
+@pytest.fixture(scope="module")
+def txn_broker(tmp_path_factory):
+    """Kafka's defaults: the transaction coordinator verifies (or adds) the offsets partition."""
+    yield from module_broker(tmp_path_factory, "txo-txn", TRANSACTIONS)
+
+
+@pytest.fixture
+def group_client(offsets_broker):
+    clients = []
+
+    def connect() -> RawClient:
+        clients.append(RawClient(offsets_broker.host, offsets_broker.port))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def txn_client(txn_broker):
+    client = RawClient(txn_broker.host, txn_broker.port)
+    yield client
+    client.close()
 
 
 def init_producer(client, producer_id=-1, epoch=-1) -> tuple[int, int]:
@@ -108,7 +162,7 @@ def test_offsets_stay_pending_and_require_stable_sees_them_at_every_version(grou
     assert fetch(client, group, topic, [0, 1]) == [(0, 3, E.NONE), (1, 3, E.NONE)]
 
 
-def test_the_errors_are_kafkas(group_client, group_broker):
+def test_the_errors_are_kafkas(group_client, offsets_broker):
     client = group_client()
     create_topic(client, "txo-errors", partitions=1)
     producer_id, epoch = init_producer(client)
@@ -128,7 +182,7 @@ def test_the_errors_are_kafkas(group_client, group_broker):
     for version in range(0, 6):
         assert txn_commit(client, "txo-e", (producer_id, epoch), one, version=version) == [
             [(0, E.INVALID_PRODUCER_EPOCH)]]
-    assert_no_traceback(group_broker)
+    assert_no_traceback(offsets_broker)
 
 
 def test_deleting_the_group_deletes_its_pending_offsets(group_client):
@@ -157,7 +211,7 @@ def complete_in_process(data_dir, group: str, producer_id: int, epoch: int, comm
 def test_pending_offsets_survive_a_crash_and_the_marker_decides(broker_process):
     """kill -9 with offsets pending: they are pending after the restart; a COMMIT marker written
     then makes them visible, an ABORT marker drops them, and both stay so after restarts."""
-    broker = broker_process(None, *FAST_GROUPS, "offsets.topic.num.partitions=3")
+    broker = broker_process(None, *UNVERIFIED, "offsets.topic.num.partitions=3")
     client = RawClient(broker.host, broker.port)
     create_topic(client, "txo-crash", partitions=2)
     committing, aborting = init_producer(client), init_producer(client)
@@ -169,7 +223,7 @@ def test_pending_offsets_survive_a_crash_and_the_marker_decides(broker_process):
     client.close()
     broker.kill()
 
-    restarted = broker_process(broker.data_dir, *FAST_GROUPS, "offsets.topic.num.partitions=3")
+    restarted = broker_process(broker.data_dir, *UNVERIFIED, "offsets.topic.num.partitions=3")
     client = RawClient(restarted.host, restarted.port)
     wait_until_loaded(client)
     assert fetch(client, "txo-commit", "txo-crash", [0, 1], require_stable=True) == [
@@ -181,7 +235,7 @@ def test_pending_offsets_survive_a_crash_and_the_marker_decides(broker_process):
     assert complete_in_process(restarted.data_dir, "txo-commit", *committing, committed=True) == E.NONE
     assert complete_in_process(restarted.data_dir, "txo-abort", *aborting, committed=False) == E.NONE
 
-    final = broker_process(restarted.data_dir, *FAST_GROUPS, "offsets.topic.num.partitions=3")
+    final = broker_process(restarted.data_dir, *UNVERIFIED, "offsets.topic.num.partitions=3")
     client = RawClient(final.host, final.port)
     wait_until_loaded(client)
     assert fetch(client, "txo-commit", "txo-crash", [0, 1], require_stable=True) == [(0, 100, E.NONE),
@@ -189,3 +243,110 @@ def test_pending_offsets_survive_a_crash_and_the_marker_decides(broker_process):
     assert fetch(client, "txo-abort", "txo-crash", [0], require_stable=True) == [(0, 7, E.NONE)]
     client.close()
     assert_no_traceback(final)
+
+
+# --- whole transactions: the transaction coordinator writes the markers ---
+
+
+def add_offsets(client, transactional_id, producer_id, epoch, group, version=3) -> int:
+    return client.request(AddOffsetsToTxnRequest(transactional_id=transactional_id, producer_id=producer_id,
+                                                 producer_epoch=epoch, group_id=group), version).error_code
+
+
+def fetch_until(client, group, topic, partitions, expected, timeout=10.0):
+    """OffsetFetch with require_stable until it answers ``expected`` (the markers are written
+    after EndTxn is answered, as in Kafka)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fetch(client, group, topic, partitions, require_stable=True)
+        if found == expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_a_committed_transaction_makes_its_offsets_the_groups(txn_client):
+    client = txn_client
+    create_topic(client, "txo-e2e", partitions=2)
+    started = init(client, "txo-committer")
+    producer = (started.producer_id, started.producer_epoch)
+    one = {"txo-e2e": [(0, 40, "x"), (1, 41, "")]}
+    # Not in the transaction yet (no AddOffsetsToTxn): refused by the verification (KIP-890),
+    # as Kafka: INVALID_TXN_STATE below v4, TRANSACTION_ABORTABLE from v4.
+    assert txn_commit(client, "txo-g", producer, one, version=3, transactional_id="txo-committer") == [
+        [(0, E.INVALID_TXN_STATE), (1, E.INVALID_TXN_STATE)]]
+    assert txn_commit(client, "txo-g", producer, one, version=4, transactional_id="txo-committer") == [
+        [(0, E.TRANSACTION_ABORTABLE), (1, E.TRANSACTION_ABORTABLE)]]
+    assert add_offsets(client, "txo-committer", *producer, "txo-g") == E.NONE
+    assert txn_commit(client, "txo-g", producer, one, version=3, transactional_id="txo-committer") == [
+        [(0, E.NONE), (1, E.NONE)]]
+    assert fetch(client, "txo-g", "txo-e2e", [0, 1], require_stable=True) == [
+        (0, -1, E.UNSTABLE_OFFSET_COMMIT), (1, -1, E.UNSTABLE_OFFSET_COMMIT)]
+    assert end(client, "txo-committer", *producer, commit=True).error_code == E.NONE
+    assert fetch_until(client, "txo-g", "txo-e2e", [0, 1], [(0, 40, E.NONE), (1, 41, E.NONE)]) == [
+        (0, 40, E.NONE), (1, 41, E.NONE)]
+    wait_state(client, "txo-committer", "CompleteCommit")
+
+    # The next transaction of the same producer aborts: the offsets stay where they were.
+    assert add_offsets(client, "txo-committer", *producer, "txo-g") == E.NONE
+    assert txn_commit(client, "txo-g", producer, {"txo-e2e": [(0, 90, "")]}, transactional_id="txo-committer") == [
+        [(0, E.NONE)]]
+    assert end(client, "txo-committer", *producer, commit=False).error_code == E.NONE
+    assert fetch_until(client, "txo-g", "txo-e2e", [0, 1], [(0, 40, E.NONE), (1, 41, E.NONE)]) == [
+        (0, 40, E.NONE), (1, 41, E.NONE)]
+
+    # A new producer with the same transactional id fences the old epoch.
+    fenced = init_retrying(client, "txo-committer")
+    assert fenced.error_code == E.NONE and fenced.producer_epoch > producer[1]
+    assert txn_commit(client, "txo-g", producer, {"txo-e2e": [(0, 1, "")]}, transactional_id="txo-committer") == [
+        [(0, E.INVALID_PRODUCER_EPOCH)]]
+
+
+def test_transaction_version_2_adds_the_offsets_partition_with_txn_offset_commit_v5(txn_client):
+    client = txn_client
+    create_topic(client, "txo-v2", partitions=1)
+    started = init(client, "txo-v2-producer", version=5)
+    producer = (started.producer_id, started.producer_epoch)
+    # No AddOffsetsToTxn: TxnOffsetCommit v5 puts the group's partition into the transaction.
+    assert txn_commit(client, "txo-v2-group", producer, {"txo-v2": [(0, 12, "")]}, version=5,
+                      transactional_id="txo-v2-producer") == [[(0, E.NONE)]]
+    described = client.request(DescribeTransactionsRequest(transactional_ids=["txo-v2-producer"]), 0)
+    state = described.transaction_states[0]
+    assert state.transaction_state == "Ongoing"
+    assert [(topic.topic, list(topic.partitions)) for topic in state.topics] == [
+        ("__consumer_offsets", [coordinator_partition("txo-v2-group", 5)])]
+    ended = end(client, "txo-v2-producer", *producer, commit=True, version=5)
+    assert (ended.error_code, ended.producer_epoch) == (E.NONE, producer[1] + 1)
+    assert fetch_until(client, "txo-v2-group", "txo-v2", [0], [(0, 12, E.NONE)]) == [(0, 12, E.NONE)]
+
+
+def test_a_transaction_left_pending_by_a_crash_commits_after_the_restart(broker_process):
+    broker = broker_process(None, *TRANSACTIONS)
+    client = RawClient(broker.host, broker.port)
+    create_topic(client, "txo-restart", partitions=1)
+    started = init(client, "txo-restarting")
+    producer = (started.producer_id, started.producer_epoch)
+    assert add_offsets(client, "txo-restarting", *producer, "txo-r") == E.NONE
+    assert txn_commit(client, "txo-r", producer, {"txo-restart": [(0, 77, "")]},
+                      transactional_id="txo-restarting") == [[(0, E.NONE)]]
+    client.close()
+    broker.kill()
+
+    restarted = broker_process(broker.data_dir, *TRANSACTIONS)
+    client = RawClient(restarted.host, restarted.port)
+    wait_until_loaded(client)
+    assert fetch(client, "txo-r", "txo-restart", [0], require_stable=True) == [(0, -1, E.UNSTABLE_OFFSET_COMMIT)]
+    deadline = time.monotonic() + 10
+    while (answer := end(client, "txo-restarting", *producer, commit=True)).error_code in (
+            E.COORDINATOR_LOAD_IN_PROGRESS, E.CONCURRENT_TRANSACTIONS) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer.error_code == E.NONE
+    assert fetch_until(client, "txo-r", "txo-restart", [0], [(0, 77, E.NONE)]) == [(0, 77, E.NONE)]
+    client.close()
+    assert restarted.stop() == 0
+
+    again = broker_process(restarted.data_dir, *TRANSACTIONS)
+    client = RawClient(again.host, again.port)
+    wait_until_loaded(client)
+    assert fetch(client, "txo-r", "txo-restart", [0], require_stable=True) == [(0, 77, E.NONE)]
+    client.close()
+    assert_no_traceback(again)
