@@ -160,9 +160,9 @@ def test_a_consumer_group_member_commits_with_its_epoch():
 # --- on a real broker's storage: the batches, the markers, the replay after a restart ---
 
 
-def open_broker(data_dir) -> Broker:
+def open_broker(data_dir, **overrides) -> Broker:
     config = BrokerConfig.from_sources({"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(data_dir)},
-                                       {"offsets.topic.num.partitions": "3"})
+                                       {"offsets.topic.num.partitions": "3", **overrides})
     broker = Broker(config)
     broker.open()
     return broker
@@ -176,11 +176,11 @@ async def loaded(broker: Broker) -> Broker:
     return broker
 
 
-def run_on(data_dir, scenario):
+def run_on(data_dir, scenario, **overrides):
     """Open a broker on ``data_dir`` inside a fresh event loop, wait for the load, run
     ``scenario(broker)`` and close the broker cleanly."""
     async def main():
-        broker = await loaded(open_broker(data_dir))
+        broker = await loaded(open_broker(data_dir, **overrides))
         try:
             return await scenario(broker)
         finally:
@@ -414,3 +414,38 @@ def test_an_empty_control_batch_is_nothing():
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+def test_a_deleted_topic_takes_its_pending_offsets_with_it():
+    coordinator, _ = make()
+    assert commit(coordinator, offsets=(("gone", 0, 1), ("kept", 0, 2))) == E.NONE
+    coordinator.delete_topic_offsets("gone")
+    assert not coordinator.has_pending_transactional_offsets("g", "gone", 0)
+    assert coordinator.has_pending_transactional_offsets("g", "kept", 0)
+    assert end(coordinator, committed=True) == E.NONE
+    assert visible(coordinator) == {("kept", 0): 2}
+
+
+@pytest.mark.parametrize("version, expected", [(0, E.COORDINATOR_NOT_AVAILABLE), (1, E.COORDINATOR_NOT_AVAILABLE),
+                                               (2, E.COORDINATOR_LOAD_IN_PROGRESS), (5, E.COORDINATOR_LOAD_IN_PROGRESS)])
+def test_the_handler_answers_a_loading_partition_as_kafka_per_version(tmp_path, version, expected):
+    """Below v2 COORDINATOR_LOAD_IN_PROGRESS is COORDINATOR_NOT_AVAILABLE (KAFKA-7296)."""
+    from odradek.broker.context import RequestContext
+    from odradek.broker.handlers.txn_offset_commit import handle_txn_offset_commit
+    from odradek.protocol.messages.txn_offset_commit import (TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition,
+                                                             TxnOffsetCommitRequestTopic)
+
+    async def scenario(broker):
+        broker.create_topic("t", 1, 1)
+        coordinator = broker.group_coordinator
+        coordinator.runtime.loading.add(coordinator.runtime.partition_of("g"))
+        ctx = RequestContext(broker, 28, version, 1, "test", "PLAINTEXT", "127.0.0.1:1")
+        request = TxnOffsetCommitRequest(transactional_id="tx", group_id="g", producer_id=PRODUCER, producer_epoch=0,
+                                         topics=[TxnOffsetCommitRequestTopic(name="t", partitions=[
+                                             TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=1)])])
+        response = await handle_txn_offset_commit(ctx, request)
+        coordinator.runtime.loading.clear()
+        return [p.error_code for p in response.topics[0].partitions]
+    # Without KIP-890 verification (which would come first, as in Kafka, and fail for this
+    # producer the transaction coordinator does not know).
+    assert run_on(tmp_path, scenario, **{"transaction.partition.verification.enable": "false"}) == [expected]
