@@ -60,6 +60,7 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.records.batch import (Record, build_batch, build_end_txn_marker_batch, iter_batches,
                                             parse_control_record)
+from odradek.protocol.records.header import NO_PRODUCER_EPOCH, NO_PRODUCER_ID
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.validation import ORIGIN_COORDINATOR
 
@@ -76,7 +77,6 @@ RecordPair = tuple[bytes, bytes | None]  # (key, value); a None value is a tombs
 # Kafka's coordinator writes its transactional batches with base sequence 0 (the storage layer
 # checks no sequence for the broker's own appends, only the producer epoch).
 COORDINATOR_BASE_SEQUENCE = 0
-NO_PRODUCER_ID = -1
 
 # The storage layer's refusals of a producer's batch or marker, which a transactional write
 # answers as they are (Kafka's CoordinatorOperationExceptionHelper passes them through).
@@ -95,7 +95,7 @@ class LogEntry:
     key: bytes | None
     value: bytes | None
     producer_id: int = NO_PRODUCER_ID
-    producer_epoch: int = -1
+    producer_epoch: int = NO_PRODUCER_EPOCH
     transactional: bool = False
     marker: Any = None
 
@@ -202,7 +202,7 @@ class CoordinatorLog:
         if not records:
             return None
         existing = self._ensure_topic()
-        producer_id, producer_epoch = producer if producer is not None else (NO_PRODUCER_ID, -1)
+        producer_id, producer_epoch = producer if producer is not None else (NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
         batch = build_batch([Record(offset_delta=index, timestamp_delta=0, key=record_key, value=value)
                              for index, (record_key, value) in enumerate(records)], base_timestamp=now_ms,
                             producer_id=producer_id, producer_epoch=producer_epoch,
