@@ -216,10 +216,14 @@ class CoordinatorLog:
         after it. Raises the storage layer's error: an older producer epoch
         (INVALID_PRODUCER_EPOCH), an older coordinator epoch than the partition's last marker of
         the producer (TRANSACTION_COORDINATOR_FENCED), a disk fault."""
-        self._ensure_topic()
         batch = build_end_txn_marker_batch(committed, producer_id=producer_id, producer_epoch=producer_epoch,
                                            coordinator_epoch=coordinator_epoch, timestamp=now_ms)
         return self._append_to(index, batch)
+
+    def has_partition(self, index: int) -> bool:
+        """The topic exists and has partition ``index`` (a marker is never what creates it)."""
+        return self.broker.topics.get(self.topic.name) is not None and \
+            self.broker.partition(self.topic.name, index) is not None
 
     def _append_to(self, index: int, batch: bytes) -> int:
         partition = self.broker.partition(self.topic.name, index)
@@ -358,7 +362,7 @@ class CoordinatorRuntime:
     then: nothing is persisted, as in unit tests). A log is anything with ``partition_count()``,
     ``append(key, records, now_ms)``, ``replay_slices(shard, index)`` and, for :meth:`write`,
     ``wait_durable(key, end_offset)``; for the transactional writes also
-    ``append(key, records, now_ms, (producer_id, producer_epoch))``,
+    ``append(key, records, now_ms, (producer_id, producer_epoch))``, ``has_partition(partition)``,
     ``append_end_transaction_marker(...)`` and ``wait_durable_at(partition, end_offset)``:
     :class:`CoordinatorLog` on the broker."""
 
@@ -534,12 +538,16 @@ class CoordinatorRuntime:
         ``partition`` of the topic and apply it (Kafka's scheduleTransactionCompletion): the
         shard's ``replay_end_transaction`` makes what the transaction wrote there visible or
         drops it. Returns once the marker is fsynced: NONE, or the error as Kafka's runtime
-        gives it (not translated: COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR,
-        COORDINATOR_NOT_AVAILABLE while the partition is not served; the storage layer's
+        gives it (not translated: UNKNOWN_TOPIC_OR_PARTITION for a partition the topic does not
+        have, the topic not created yet included, as Kafka's WriteTxnMarkers answers before it
+        asks the coordinator: nothing can be pending there; COORDINATOR_LOAD_IN_PROGRESS,
+        NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE while the partition is not served; the storage layer's
         refusal of the marker, INVALID_PRODUCER_EPOCH for an older producer epoch,
         TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch than the partition's last
         marker of the producer; KAFKA_STORAGE_ERROR when the disk fails). A marker for a
         producer with nothing pending is written and changes nothing, as in Kafka."""
+        if self.log is not None and not self.log.has_partition(partition):
+            return error_codes.UNKNOWN_TOPIC_OR_PARTITION
         if (error := self.partition_availability(partition)) != error_codes.NONE:
             return error
         end_offset = None

@@ -340,7 +340,7 @@ def test_transactional_writes_are_producer_batches_and_markers_end_them_live_and
             assert await runtime.complete_transaction(runtime.partition_of(first), 11, 2, 0, True) == E.NONE
             assert await runtime.complete_transaction(runtime.partition_of(first), 11, 1, 0, True) == \
                 E.INVALID_PRODUCER_EPOCH
-            assert await runtime.complete_transaction(PARTITIONS, 11, 2, 0, True) == E.NOT_COORDINATOR
+            assert await runtime.complete_transaction(PARTITIONS, 11, 2, 0, True) == E.UNKNOWN_TOPIC_OR_PARTITION
             assert shard.counts == {first: 5}
         asyncio.run(scenario())
         log = broker.partition(TOY_TOPIC.name, runtime.partition_of(first)).log

@@ -267,10 +267,14 @@ def test_a_marker_completes_only_its_own_producer_and_partition(tmp_path):
     run_on(tmp_path, scenario)
 
 
-def test_a_marker_for_a_partition_that_is_not_served_is_refused(tmp_path):
+def test_a_marker_for_a_partition_that_does_not_exist_or_is_not_served_is_refused(tmp_path):
     async def scenario(broker):
         coordinator = broker.group_coordinator
-        assert await coordinator.complete_transaction(99, PRODUCER, 0, 0, True) == E.NOT_COORDINATOR
+        # No __consumer_offsets yet: nothing can be pending, the marker does not create the topic.
+        assert await coordinator.complete_transaction(0, PRODUCER, 0, 0, True) == E.UNKNOWN_TOPIC_OR_PARTITION
+        assert broker.topics.get(OFFSETS_TOPIC) is None
+        assert await commit_async(coordinator) == E.NONE
+        assert await coordinator.complete_transaction(99, PRODUCER, 0, 0, True) == E.UNKNOWN_TOPIC_OR_PARTITION
         coordinator.runtime.loading.add(1)
         assert await coordinator.complete_transaction(1, PRODUCER, 0, 0, True) == E.COORDINATOR_LOAD_IN_PROGRESS
         coordinator.runtime.loading.discard(1)
@@ -357,6 +361,9 @@ def test_a_restart_replays_to_the_state_the_live_coordinator_had(tmp_path_factor
                 exists.add(group)
             elif step[0] == "end":
                 _, group, producer, committed = step
+                if not exists:  # no commit yet: no __consumer_offsets, nothing pending, no marker
+                    assert await end_async(coordinator, committed, group, producer) == E.UNKNOWN_TOPIC_OR_PARTITION
+                    continue
                 assert await end_async(coordinator, committed, group, producer) == E.NONE
                 # The marker is in the group's partition: it ends the producer's offsets of every
                 # group of that partition.
