@@ -20,7 +20,8 @@ member's epoch, ILLEGAL_GENERATION for a stale one), then the storage layer's pr
 INVALID_PRODUCER_EPOCH for an epoch older than the partition knows (Kafka answers it so at
 every version: unlike InitProducerId, EndTxn and AddOffsetsToTxn there is no PRODUCER_FENCED to
 translate). A negative producer id is INVALID_PRODUCER_ID_MAPPING, the answer Kafka's
-transaction verification gives it. A partition whose metadata is longer than
+transaction verification gives it (odradek answers so with the verification off too, where Kafka
+would store the offsets as a plain commit). A partition whose metadata is longer than
 ``offset.metadata.max.bytes`` is OFFSET_METADATA_TOO_LARGE and not written.
 
 KIP-890 (``Broker.verify_transactional_offset_commit``, Kafka's
