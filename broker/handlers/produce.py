@@ -38,7 +38,11 @@ Behaviour:
   to the transaction implicitly. A coordinator that cannot tell yet (CONCURRENT_TRANSACTIONS,
   loading, ...) answers NOT_ENOUGH_REPLICAS, which every client retries, and a fenced producer
   INVALID_PRODUCER_EPOCH, as Kafka's ReplicaManager translates them
-  (``transaction.partition.verification.enable`` turns the check off).
+  (``transaction.partition.verification.enable`` turns the check below v12 off; the implicit
+  add of v12+ is not a check and happens whatever it says, as in Kafka 4.4).
+* Transactional batches in a request without a ``transactional_id``: every partition answers
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended, as Kafka's KafkaApis answers
+  (only a transactional producer may write transactional batches).
 
 Version notes: v8+ ``record_errors`` and ``error_message``; v13+ topics by id.
 """
@@ -54,9 +58,10 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 from odradek.protocol.records.batch import BATCH_HEADER_SIZE
-from odradek.protocol.records.header import read_batch_header
+from odradek.protocol.records.header import LOG_OVERHEAD, read_batch_header
 from odradek.storage.errors import RecordValidationError
 
+from ..error_responses import ErrorAnswer, error_response
 from ..registry import CLOSE_CONNECTION
 from . import REGISTRY
 from ._common import topic_by_name_or_id
@@ -124,10 +129,38 @@ def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
     return code, None
 
 
+def _has_transactional_batch(request: ProduceRequest) -> bool:
+    """Whether any batch of the request has the transactional bit (Kafka's
+    RequestUtils.hasTransactionalRecords); a malformed batch ends the look at its partition
+    (the append refuses it)."""
+    for topic_data in request.topic_data:
+        for data in topic_data.partition_data:
+            records = data.records or b""
+            position = 0
+            while position + BATCH_HEADER_SIZE <= len(records):
+                try:
+                    header = read_batch_header(records, position)
+                except ProtocolError:
+                    break
+                if header.magic == 2 and header.is_transactional:
+                    return True
+                if header.batch_length <= 0:
+                    break
+                position += LOG_OVERHEAD + header.batch_length
+    return False
+
+
 @REGISTRY.handles(ProduceRequest, ProduceResponse)
 def handle_produce(ctx, request: ProduceRequest):
     broker = ctx.broker
-    if request.transactional_id is None or not broker.config["transaction.partition.verification.enable"]:
+    if request.transactional_id is None:
+        if _has_transactional_batch(request):
+            served = REGISTRY.get(ProduceRequest.API_KEY)
+            return error_response(request, ctx.api_version,
+                                  ErrorAnswer(error_codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None),
+                                  (served.min_version, served.max_version))
+        return _produce(ctx, request, {})
+    if ctx.api_version < FIRST_IMPLICIT_ADD_VERSION and not broker.config["transaction.partition.verification.enable"]:
         return _produce(ctx, request, {})
     by_id = ctx.api_version >= 13
     to_verify = {}  # (topic name, index) -> (producer id, epoch)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odradek.broker.coordinators.runtime import coordinator_partition
 from odradek.broker.transactions.metadata import TransactionMetadata, TxnState, transaction_key, transaction_value
@@ -310,31 +312,76 @@ def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(cl
     assert stale.error_code == error_codes.INVALID_PRODUCER_EPOCH
 
 
-def test_write_txn_markers_ends_a_hanging_transaction(client):
-    """What ``kafka-transactions abort`` does: a transactional batch of a producer id the
-    coordinator never saw hangs (it holds the last stable offset) until an ABORT marker."""
-    create_topic(client, "txn-hanging")
-    idempotent = init(client, None)
-    pid = idempotent.producer_id
-    hanging = build_batch([Record(0, 0, None, b"hung")], producer_id=pid, producer_epoch=3, base_sequence=0,
-                          transactional=True, base_timestamp=1_700_000_000_000)
+def produce_without_transactional_id(client, topic, batch, version=9):
     request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
-        name="txn-hanging", partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0,
-                                                                                               records=hanging)])])
-    assert client.request(request, 9).responses[0].partition_responses[0].error_code == 0
-    assert latest_offset(client, "txn-hanging", 0, committed=True) == 0
+        name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+    return client.request(request, version).responses[0].partition_responses[0]
 
-    def markers(epoch, topic="txn-hanging"):
-        answer = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
-            producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=0,
-            topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[0])])]), 1)
-        return answer.markers[0].topics[0].partitions[0].error_code
 
-    assert markers(2) == error_codes.INVALID_PRODUCER_EPOCH
-    assert markers(3, topic="no-such-topic") == error_codes.UNKNOWN_TOPIC_OR_PARTITION
-    assert markers(3) == error_codes.NONE
-    assert latest_offset(client, "txn-hanging", 0, committed=True) == 2
-    assert read(client, "txn-hanging", 0, committed=True) == []
+def test_transactional_batches_need_a_transactional_id(client):
+    """Kafka's KafkaApis: a Produce carrying a transactional batch without a transactional id
+    is refused whole with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (checked against Kafka 4.4.0:
+    error 53, base offset -1, no error message); nothing is appended."""
+    create_topic(client, "txn-no-id")
+    pid = init(client, None).producer_id
+    batch = build_batch([Record(0, 0, None, b"stray")], producer_id=pid, producer_epoch=0, base_sequence=0,
+                        transactional=True, base_timestamp=1_700_000_000_000)
+    answer = produce_without_transactional_id(client, "txn-no-id", batch)
+    assert (answer.error_code, answer.base_offset, answer.log_append_time_ms, answer.log_start_offset,
+            answer.error_message) == (error_codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1, None)
+    assert latest_offset(client, "txn-no-id", 0, committed=False) == 0
+    # The same producer's idempotent (not transactional) batch is taken.
+    plain = build_batch([Record(0, 0, None, b"plain")], producer_id=pid, producer_epoch=0, base_sequence=0,
+                        base_timestamp=1_700_000_000_000)
+    assert produce_without_transactional_id(client, "txn-no-id", plain).error_code == error_codes.NONE
+
+
+def test_implicit_add_happens_without_verification(broker_process):
+    """Transaction version 2 adds a partition to the transaction with its first Produce v12+
+    even when ``transaction.partition.verification.enable`` is false (Kafka 4.4.0 does: its
+    kafka-transactions describe shows the partition of a Java producer's open transaction)."""
+    broker = broker_process(None, *OVERRIDES, "transaction.partition.verification.enable=false")
+    client = RawClient(broker.host, broker.port)
+    try:
+        create_topic(client, "txn-unverified")
+        producer = init(client, "unverified")
+        pid, epoch = producer.producer_id, producer.producer_epoch
+        assert produce_txn(client, "unverified", "txn-unverified", 0, txn_batch(pid, epoch, 0, b"one"),
+                           version=12).error_code == 0
+        described = describe(client, "unverified")
+        assert described.transaction_state == "Ongoing"
+        assert [(topic.topic, topic.partitions) for topic in described.topics] == [("txn-unverified", [0])]
+    finally:
+        client.close()
+
+
+def test_write_txn_markers_ends_a_hanging_transaction(broker_process):
+    """What ``kafka-transactions abort`` does: a transactional batch of a producer id the
+    coordinator never saw (written below Produce v12 with verification off, as a Kafka broker
+    lets it be) hangs: it holds the last stable offset until an ABORT marker."""
+    broker = broker_process(None, *OVERRIDES, "transaction.partition.verification.enable=false")
+    client = RawClient(broker.host, broker.port)
+    try:
+        create_topic(client, "txn-hanging")
+        pid = init(client, None).producer_id
+        hanging = build_batch([Record(0, 0, None, b"hung")], producer_id=pid, producer_epoch=3, base_sequence=0,
+                              transactional=True, base_timestamp=1_700_000_000_000)
+        assert produce_txn(client, "never-initialized", "txn-hanging", 0, hanging).error_code == 0
+        assert latest_offset(client, "txn-hanging", 0, committed=True) == 0
+
+        def markers(epoch, topic="txn-hanging"):
+            answer = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+                producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=0,
+                topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[0])])]), 1)
+            return answer.markers[0].topics[0].partitions[0].error_code
+
+        assert markers(2) == error_codes.INVALID_PRODUCER_EPOCH
+        assert markers(3, topic="no-such-topic") == error_codes.UNKNOWN_TOPIC_OR_PARTITION
+        assert markers(3) == error_codes.NONE
+        assert latest_offset(client, "txn-hanging", 0, committed=True) == 2
+        assert read(client, "txn-hanging", 0, committed=True) == []
+    finally:
+        client.close()
 
 
 def test_state_survives_a_restart_and_a_prepared_commit_is_finished(broker_process, tmp_path):
@@ -401,3 +448,27 @@ def test_transaction_version_is_the_finalized_feature(client, broker_process):
     assert wait_state(connection, "tv0", "CompleteCommit").producer_epoch == epoch  # no bump before version 2
     assert read(connection, "txn-tv0", 0, committed=True) == [b"v0"]
     connection.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(flags=st.lists(st.booleans(), min_size=0, max_size=4), tail=st.binary(max_size=80),
+       cut=st.integers(min_value=0, max_value=400))
+def test_transactional_batch_detection_reads_every_batch_header(flags, tail, cut):
+    """The Produce handler's look for a transactional batch (Kafka's hasTransactionalRecords):
+    any well-formed batch with the bit counts, whatever comes before or after it; truncated or
+    garbage bytes never raise."""
+    from odradek.broker.handlers.produce import _has_transactional_batch
+
+    batches = b"".join(build_batch([Record(0, 0, None, b"v")], producer_id=7, producer_epoch=0, base_sequence=0,
+                                   transactional=flag) for flag in flags)
+
+    def request(records):
+        return ProduceRequest(transactional_id=None, acks=-1, timeout_ms=1, topic_data=[
+            ProduceRequest.TopicProduceData(name="t", partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=records)])])
+
+    assert _has_transactional_batch(request(batches)) == any(flags)
+    # Bytes after the batches may parse as anything, but never hide a transactional batch.
+    assert _has_transactional_batch(request(batches + tail)) or not any(flags)
+    _has_transactional_batch(request(batches[:cut] + tail))  # never raises
+    assert _has_transactional_batch(request(None)) is False
