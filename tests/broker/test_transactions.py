@@ -281,10 +281,59 @@ def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
     assert add(client, "timeout", pid, epoch, [("txn-timeout", 0)]) == {("txn-timeout", 0): 0}
     assert produce_txn(client, "timeout", "txn-timeout", 0, txn_batch(pid, epoch, 0, b"slow")).error_code == 0
     described = wait_state(client, "timeout", "CompleteAbort", timeout=5)
-    assert described.transaction_state == "CompleteAbort" and described.producer_epoch > epoch
+    # One bump: the abort runs at the broker's transaction version 2, which bumps the epoch it
+    # found, not the fencing one (Kafka 4.4.0 ends at epoch + 1 too).
+    assert (described.transaction_state, described.producer_epoch) == ("CompleteAbort", epoch + 1)
     assert end(client, "timeout", pid, epoch, commit=True).error_code == error_codes.PRODUCER_FENCED
+    assert end(client, "timeout", pid, epoch, commit=False).error_code == error_codes.PRODUCER_FENCED
     assert read(client, "txn-timeout", 0, committed=True) == []
     assert latest_offset(client, "txn-timeout", 0, committed=True) == 2  # the record and the abort marker
+
+
+def test_end_txn_answers_by_the_requests_transaction_version(client):
+    """EndTxn v5+ (transaction version 2) against Kafka 4.4.0's answers, request by request
+    (the same sequence was sent to its broker): an abort with nothing added ends an empty
+    transaction with a new epoch, a commit of nothing is INVALID_TXN_STATE, a retry with the
+    epoch before the bump is answered NONE, a second end with the current epoch is a new
+    transaction's; EndTxn v3 keeps the rules of version 1 (the current epoch only)."""
+    create_topic(client, "txn-endtxn")
+    producer = init(client, "endtxn")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+
+    def ending(epoch_sent, commit, version=5):
+        """The answer, once the previous end finished (CONCURRENT_TRANSACTIONS until then)."""
+        deadline = time.monotonic() + 10
+        while True:
+            answer = end(client, "endtxn", pid, epoch_sent, commit, version=version)
+            if answer.error_code != error_codes.CONCURRENT_TRANSACTIONS or time.monotonic() > deadline:
+                return answer.error_code, answer.producer_epoch
+            time.sleep(0.02)
+
+    assert ending(epoch, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False, version=3) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False) == (error_codes.NONE, epoch + 1)
+    described = wait_state(client, "endtxn", "CompleteAbort")
+    assert (described.producer_epoch, described.topics) == (epoch + 1, [])
+    assert ending(epoch + 1, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False) == (error_codes.NONE, epoch + 1)  # a retry of the abort
+    assert ending(epoch + 1, commit=False) == (error_codes.NONE, epoch + 2)  # another empty one
+    wait_state(client, "endtxn", "CompleteAbort")
+    epoch += 2
+
+    deadline = time.monotonic() + 10
+    while (added := add(client, "endtxn", pid, epoch, [("txn-endtxn", 0)])) == {
+            ("txn-endtxn", 0): error_codes.CONCURRENT_TRANSACTIONS} and time.monotonic() < deadline:
+        time.sleep(0.02)  # the last abort's Complete record is being made durable
+    assert added == {("txn-endtxn", 0): 0}
+    assert produce_txn(client, "endtxn", "txn-endtxn", 0, txn_batch(pid, epoch, 0, b"x")).error_code == 0
+    assert ending(epoch, commit=True) == (error_codes.NONE, epoch + 1)
+    wait_state(client, "endtxn", "CompleteCommit")
+    assert ending(epoch, commit=True) == (error_codes.NONE, epoch + 1)  # a retry
+    assert ending(epoch, commit=False) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch + 1, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch + 1, commit=False) == (error_codes.NONE, epoch + 2)
+    assert wait_state(client, "endtxn", "CompleteAbort").producer_epoch == epoch + 2
+    assert read(client, "txn-endtxn", 0, committed=True) == [b"x"]
 
 
 def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(client):
