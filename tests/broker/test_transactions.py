@@ -28,7 +28,7 @@ from odradek.protocol.messages.write_txn_markers import WritableTxnMarker, Writa
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
 from .conftest import BrokerProcess, RawClient
-from .test_server import create_topic, records_of
+from .test_server import create_topic
 
 ABORT_CHECK_MS = 200
 # Short abort checks, and few __transaction_state partitions so that its creation is quick.
