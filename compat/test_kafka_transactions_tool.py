@@ -3,10 +3,11 @@
 ``describe-producers``, ``find-hanging`` and ``abort``.
 
 Every expected table (columns, values, what is left empty, the epochs) is what the same tool
-printed for the same scenario against a Kafka 4.4.0 broker (compat/test_same_answers_as_kafka.py's
-``running_kafka``, run by hand): the tests here run against odradek only.
+printed for the same scenario against a Kafka 4.4.0 broker: these tests, with ``odradek``
+replaced by compat/test_same_answers_as_kafka.py's ``running_kafka`` (same settings), pass
+against it (run by hand); committed, they run against odradek only.
 
-Two transactions are looked at:
+Three transactions are looked at:
 
 * an open transaction of a real transactional producer (Kafka's Java client, through
   compat/FixtureProducer.java) that is then killed with SIGKILL: the coordinator knows it (so
@@ -18,7 +19,10 @@ Two transactions are looked at:
   include the partition) and what ``abort`` is for. A Kafka 4.4 broker lets such a batch in only
   with ``transaction.partition.verification.enable=false`` (KIP-890's check otherwise refuses a
   partition the coordinator has not been told of), so the broker here runs with it off, as the
-  Kafka broker of the comparison did.
+  Kafka broker of the comparison did;
+* the hanging transaction of the field: a producer with a transactional id writes to a
+  partition it never added to its transaction; the coordinator knows the transaction but not
+  the partition, and writes no marker there when it commits.
 
 Slow (a JVM per tool run, 2-4 s each): run with ``python -m pytest compat/test_kafka_transactions_tool.py``.
 The fixtures ``kafka_jars`` and ``tool`` are compat/test_kafka_cli.py's (imported); ``odradek``
@@ -40,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "compat"))
 sys.path.insert(0, str(REPO / "tests"))
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
-from broker.test_transactions import describe, init, produce_txn, read  # noqa: E402
+from broker.test_transactions import add, describe, end, init, produce_txn, read  # noqa: E402
 from program_process import ProgramProcess  # noqa: E402
 import test_kafka_cli  # noqa: E402
 
@@ -278,3 +282,39 @@ def test_find_hanging_then_abort(kafka_jars, tool, odradek):
         assert read(client, topic, 1, committed=True) == [b"after"]
     finally:
         client.close()
+
+
+def test_find_hanging_a_partition_the_coordinator_was_not_told_of(kafka_jars, tool, odradek):
+    """The hanging transaction of the field (what KIP-890 set out to prevent): a producer with
+    a transactional id writes to a partition it never added to its transaction (here through
+    Produce v9 with the check off). The coordinator knows the transaction, but not that
+    partition: find-hanging lists that partition and not the added one, and still lists it
+    after the transaction commits (the coordinator wrote no marker there)."""
+    topic, transactional_id = "tool-unadded", "tool-unadded-producer"
+    tool(kafka_jars.TOPIC_COMMAND, "--create", "--topic", topic, "--partitions", "2", "--replication-factor", "1")
+    client = RawClient(odradek.host, odradek.port)
+    try:
+        producer = wait_for(lambda: (answer := init(client, transactional_id)).error_code == 0 and answer, 30,
+                            "InitProducerId")
+        producer_id, epoch = producer.producer_id, producer.producer_epoch
+        assert add(client, transactional_id, producer_id, epoch, [(topic, 0)]) == {(topic, 0): 0}
+        written_ms = int(time.time() * 1000)
+        for index in (0, 1):
+            batch = build_batch([Record(0, 0, b"k", b"v")], producer_id=producer_id, producer_epoch=epoch,
+                                base_sequence=0, transactional=True, base_timestamp=written_ms)
+            assert produce_txn(client, transactional_id, topic, index, batch).error_code == 0
+        expected = [{"Topic": topic, "Partition": "1", "ProducerId": str(producer_id), "ProducerEpoch": str(epoch),
+                     "CoordinatorEpoch": "-1", "StartOffset": "0", "LastTimestamp": str(written_ms),
+                     "Duration(min)": "0"}]
+        found = transactions(tool, "find-hanging", "--topic", topic, "--max-transaction-timeout", "0").stdout
+        assert table(found, HANGING_HEADERS) == expected
+
+        assert end(client, transactional_id, producer_id, epoch, commit=True).error_code == 0
+        wait_for(lambda: describe(client, transactional_id).transaction_state == "CompleteCommit", 30,
+                 "the commit to complete")
+        assert read(client, topic, 0, committed=True) == [b"v"]
+        assert read(client, topic, 1, committed=True) == []  # held by the transaction nobody will end
+    finally:
+        client.close()
+    found = transactions(tool, "find-hanging", "--topic", topic, "--max-transaction-timeout", "0").stdout
+    assert table(found, HANGING_HEADERS) == expected
