@@ -58,7 +58,9 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 from odradek.protocol.records.batch import BATCH_HEADER_SIZE
-from odradek.protocol.records.header import LOG_OVERHEAD, read_batch_header
+from odradek.protocol.records.header import (
+    ATTRIBUTES_OFFSET, LOG_OVERHEAD, MAGIC_OFFSET, TRANSACTIONAL_MASK, read_batch_header,
+)
 from odradek.storage.errors import RecordValidationError
 
 from ..error_responses import ErrorAnswer, error_response
@@ -131,22 +133,22 @@ def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
 
 def _has_transactional_batch(request: ProduceRequest) -> bool:
     """Whether any batch of the request has the transactional bit (Kafka's
-    RequestUtils.hasTransactionalRecords); a malformed batch ends the look at its partition
-    (the append refuses it)."""
+    RequestUtils.hasTransactionalRecords). Read from the header bytes alone, as every plain
+    produce asks: the magic, the low byte of the attributes and the batch length; a malformed
+    batch ends the look at its partition (the append refuses it)."""
     for topic_data in request.topic_data:
         for data in topic_data.partition_data:
-            records = data.records or b""
+            records = data.records
+            if not records:
+                continue
             position = 0
             while position + BATCH_HEADER_SIZE <= len(records):
-                try:
-                    header = read_batch_header(records, position)
-                except ProtocolError:
-                    break
-                if header.magic == 2 and header.is_transactional:
+                if records[position + MAGIC_OFFSET] == 2 and records[position + ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
                     return True
-                if header.batch_length <= 0:
+                batch_length = int.from_bytes(records[position + 8:position + LOG_OVERHEAD], "big", signed=True)
+                if batch_length <= 0:
                     break
-                position += LOG_OVERHEAD + header.batch_length
+                position += LOG_OVERHEAD + batch_length
     return False
 
 
