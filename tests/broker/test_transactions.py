@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from odradek.broker.coordinators.runtime import coordinator_partition
 from odradek.broker.transactions.metadata import TransactionMetadata, TxnState, transaction_key, transaction_value
 from odradek.protocol import error_codes
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest
 from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
 from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest
 from odradek.protocol.messages.end_txn import EndTxnRequest
@@ -284,6 +285,26 @@ def test_a_new_producer_fences_the_open_transaction(client):
     assert late.error_code == error_codes.INVALID_PRODUCER_EPOCH
     assert read(client, "txn-fence", 0, committed=True) == []
     assert describe(client, "fence").transaction_state == "Empty"
+
+
+def test_a_fenced_producer_is_answered_in_its_versions_words(client):
+    """PRODUCER_FENCED came with InitProducerId v4 and EndTxn, AddPartitionsToTxn and
+    AddOffsetsToTxn v2 (KIP-588); older versions get INVALID_PRODUCER_EPOCH for it, as from
+    Kafka 4.4.0."""
+    create_topic(client, "txn-fenced-words")
+    old = init(client, "fenced-words")
+    pid, epoch = old.producer_id, old.producer_epoch
+    assert init_retrying(client, "fenced-words").producer_epoch == epoch + 1
+    for version, expected in ((1, error_codes.INVALID_PRODUCER_EPOCH), (2, error_codes.PRODUCER_FENCED)):
+        assert end(client, "fenced-words", pid, epoch, commit=True, version=version).error_code == expected
+        assert add(client, "fenced-words", pid, epoch, [("txn-fenced-words", 0)], version=version) == {
+            ("txn-fenced-words", 0): expected}
+        added = client.request(AddOffsetsToTxnRequest(transactional_id="fenced-words", producer_id=pid,
+                                                      producer_epoch=epoch, group_id="g"), version)
+        assert added.error_code == expected
+    # KIP-360: the old producer asks to continue with its epoch after the id was taken over.
+    for version, expected in ((3, error_codes.INVALID_PRODUCER_EPOCH), (4, error_codes.PRODUCER_FENCED)):
+        assert init(client, "fenced-words", producer_id=pid, epoch=epoch, version=version).error_code == expected
 
 
 def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
