@@ -1,0 +1,284 @@
+"""Transactions through franz-go, Sarama and kafkajs against a real ``odradek serve``: the
+programs' ``txn`` (a transactional producer driven line by line from the test), ``read`` (a
+read_committed or read_uncommitted reader) and franz-go's ``transform`` (kgo.GroupTransactSession)
+subcommands in compat/franzgo, compat/sarama and compat/kafkajs.
+
+Each client: transactions committed, aborted and committed again over two topics; offsets sent in
+a transaction (kafkajs sendOffsets, Sarama AddOffsetsToTxn and AddMessageToTxn, franz-go's
+GroupTransactSession) visible to the group exactly when it commits; a second producer with the
+same transactional id fencing the first; a transaction left open past its timeout aborted by the
+broker. The errors a client reports are the ones it reports against Kafka 4.4.
+
+A reader stops when every partition delivered the value ``END``, written last by a committed
+transaction: a read_committed reader gets there only once every transaction before it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import pytest
+
+from broker.conftest import BrokerProcess, RawClient
+from broker.test_server import create_topic, fetch_request
+from compat_scripts import load_compat_script
+from groups.conftest import FAST_GROUPS, assert_no_traceback
+from groups.test_clients import produce_kafka_python, wait_until
+from odradek.protocol import error_codes as E
+from odradek.protocol.messages.list_offsets import ListOffsetsRequest
+from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
+from odradek.protocol.records.batch import iter_batches, parse_control_record
+from program_process import ProgramProcess
+
+from .programs import run
+
+END = "END"
+ANSWER_TIMEOUT = 45.0  # one operation of a client program, retries included
+SETTLE_TIMEOUT = 20.0  # markers written after EndTxn answered, a timed-out transaction aborted
+# The broker looks for expired transactions every 500 ms (Kafka's default: every 10 s).
+TRANSACTION_SETTINGS = (*FAST_GROUPS, "transaction.abort.timed.out.transaction.cleanup.interval.ms=500")
+SHORT_TRANSACTION_TIMEOUT_MS = 1500
+READ_COMMITTED, READ_UNCOMMITTED = 1, 0
+
+
+def start_broker(directory):
+    return BrokerProcess(directory / "data", TRANSACTION_SETTINGS, directory / "broker.log")
+
+
+@pytest.fixture(scope="module")
+def txn_broker(tmp_path_factory):
+    process = start_broker(tmp_path_factory.mktemp("txn-broker"))
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"
+    assert_no_traceback(process)
+
+
+@pytest.fixture
+def raw_client(txn_broker):
+    client = RawClient(txn_broker.host, txn_broker.port)
+    yield client
+    client.close()
+
+
+@dataclass
+class Client:
+    """How to run one client library's program: the command prefix, its environment, and how
+    it spells a duration."""
+    name: str
+    prefix: list[str]
+    env: dict | None
+    go: bool
+
+    def duration(self, ms: int) -> str:
+        return f"{ms}ms" if self.go else str(ms)
+
+    def txn_command(self, bootstrap: str, transactional_id: str, timeout_ms: int | None = None) -> list[str]:
+        command = [*self.prefix, "txn", "--bootstrap", bootstrap, "--transactional-id", transactional_id]
+        return command + (["--transaction-timeout", self.duration(timeout_ms)] if timeout_ms else [])
+
+    def read(self, bootstrap: str, topics: dict[str, int], isolation: str) -> dict[tuple[str, int], list]:
+        """The records of ``topics`` as read with ``isolation`` (committed or uncommitted) up to
+        END on every partition: {(topic, partition): [(offset, value), ...]} in delivery order."""
+        command = [*self.prefix, "read", "--bootstrap", bootstrap, "--isolation", isolation, "--until", END,
+                   "--topics", ",".join(f"{topic}:{count}" for topic, count in topics.items())]
+        if not self.go:
+            command += ["--group", f"reader-{isolation}-{'-'.join(topics)}"]
+        records = defaultdict(list)
+        for event in run(command, env=self.env, timeout=ANSWER_TIMEOUT):
+            assert event["event"] == "record", event
+            records[(event["topic"], event["partition"])].append((int(event["offset"]), event["value"]))
+        return dict(records)
+
+
+def _franzgo() -> Client:
+    return Client("franz-go", [str(load_compat_script("go_programs").build("franzgo"))], None, go=True)
+
+
+def _sarama() -> Client:
+    return Client("sarama", [str(load_compat_script("go_programs").build("sarama"))], None, go=True)
+
+
+def _kafkajs() -> Client:
+    command, env = load_compat_script("node_programs").command("kafkajs")
+    return Client("kafkajs", command, env, go=False)
+
+
+CLIENTS = {"franz-go": _franzgo, "sarama": _sarama, "kafkajs": _kafkajs}
+
+
+@pytest.fixture(scope="module", params=list(CLIENTS))
+def client(request):
+    return CLIENTS[request.param]()  # GoUnavailable / NodeUnavailable without the toolchain: a failure
+
+
+class ClientProgram(ProgramProcess):
+    """A client program that answers each command line on its standard input with one JSON event."""
+
+    def __init__(self, command, name, log_path, env=None):
+        self.answers: queue.Queue = queue.Queue()
+        super().__init__(command, name, log_path, stdin=subprocess.PIPE, env=env)
+
+    def on_line(self, line: bytes) -> None:
+        if line.strip():
+            self.answers.put(json.loads(line))
+
+    def next_event(self, timeout: float = ANSWER_TIMEOUT) -> dict:
+        try:
+            return self.answers.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.name}: no answer within {timeout} s; its log:\n{self.log()}") from None
+
+    def ask(self, line: str) -> dict:
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+        return self.next_event()
+
+    def do(self, line: str) -> dict:
+        answer = self.ask(line)
+        assert answer["event"] == "done", f"{self.name}: {line!r} answered {answer}; its log:\n{self.log()}"
+        return answer
+
+    def close(self) -> int:
+        self.process.stdin.close()
+        try:
+            return self.process.wait(30)
+        finally:
+            self.kill()
+
+
+@pytest.fixture
+def programs(tmp_path):
+    started = []
+
+    def start(command, name, env=None) -> ClientProgram:
+        program = ClientProgram(command, name, tmp_path / f"{name}.log", env=env)
+        started.append(program)
+        return program
+
+    yield start
+    for program in started:
+        program.kill()
+
+
+def producer(programs, client: Client, broker, transactional_id: str, name: str, timeout_ms=None) -> ClientProgram:
+    return programs(client.txn_command(broker.bootstrap, transactional_id, timeout_ms), f"{client.name}-{name}",
+                    env=client.env)
+
+
+def create_topics(raw_client, topics: dict[str, int]) -> None:
+    for topic, partitions in topics.items():
+        assert create_topic(raw_client, topic, partitions=partitions).error_code == E.NONE
+
+
+def partitions_of(topics: dict[str, int]) -> list[tuple[str, int]]:
+    return [(topic, partition) for topic, count in topics.items() for partition in range(count)]
+
+
+def commit_end(program: ClientProgram, topics: dict[str, int]) -> None:
+    """One committed transaction writing END to every partition (where the readers stop)."""
+    program.do("begin")
+    for topic, partition in partitions_of(topics):
+        program.do(f"send {topic} {partition} {END}")
+    program.do("commit")
+
+
+def values(records: dict[tuple[str, int], list]) -> dict[tuple[str, int], list[str]]:
+    return {key: [value for _, value in items] for key, items in records.items()}
+
+
+def markers(raw_client, topic: str, partitions: int) -> dict[int, list[str]]:
+    """The transaction markers stored in each partition, in order ("commit" or "abort")."""
+    found = {}
+    for partition in range(partitions):
+        data = raw_client.request(fetch_request(topic, partition, 0), 12).responses[0].partitions[0]
+        assert data.error_code == E.NONE
+        found[partition] = ["commit" if parse_control_record(record).is_commit else "abort"
+                            for batch in iter_batches(bytes(data.records)) if batch.is_control
+                            for record in batch.records]
+    return found
+
+
+def list_offsets(raw_client, topic: str, partitions: int, isolation: int) -> dict[int, int]:
+    """Each partition's end offset: the high watermark (read_uncommitted) or the last stable
+    offset (read_committed)."""
+    request = ListOffsetsRequest(replica_id=-1, isolation_level=isolation, topics=[ListOffsetsRequest.ListOffsetsTopic(
+        name=topic, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
+            partition_index=p, timestamp=-1) for p in range(partitions)])])
+    answer = raw_client.request(request, 5).topics[0]
+    assert all(p.error_code == E.NONE for p in answer.partitions), answer
+    return {p.partition_index: p.offset for p in answer.partitions}
+
+
+def wait_transactions_ended(raw_client, topic: str, partitions: int) -> None:
+    """Every transaction on ``topic`` ended (its markers written): the last stable offset is
+    the high watermark."""
+    wait_until(lambda: list_offsets(raw_client, topic, partitions, READ_COMMITTED)
+               == list_offsets(raw_client, topic, partitions, READ_UNCOMMITTED), timeout=SETTLE_TIMEOUT,
+               what=lambda: f"the transactions on {topic} to end: last stable offsets "
+                            f"{list_offsets(raw_client, topic, partitions, READ_COMMITTED)}, high watermarks "
+                            f"{list_offsets(raw_client, topic, partitions, READ_UNCOMMITTED)}")
+
+
+def group_offsets(raw_client, group: str, topic: str, partitions: int, require_stable: bool = False):
+    """OffsetFetch v7: {partition: (committed offset, error name)}."""
+    answer = raw_client.request(OffsetFetchRequest(group_id=group, require_stable=require_stable, topics=[
+        OffsetFetchRequestTopic(name=topic, partition_indexes=list(range(partitions)))]), 7)
+    assert answer.error_code == E.NONE, answer
+    return {p.partition_index: (p.committed_offset, E.lookup(p.error_code).name) for p in answer.topics[0].partitions}
+
+
+def committed(raw_client, group, topic, partitions) -> dict[int, int]:
+    """The group's committed offsets once no transactional offset is pending (OffsetFetch with
+    require_stable answers UNSTABLE_OFFSET_COMMIT for a partition while one is)."""
+    stable = {}
+
+    def settled():
+        stable.update(group_offsets(raw_client, group, topic, partitions, require_stable=True))
+        return all(error == "NONE" for _, error in stable.values())
+
+    wait_until(settled, timeout=SETTLE_TIMEOUT, what=lambda: f"the offsets of {group} to settle: {stable}")
+    return {partition: offset for partition, (offset, _) in stable.items()}
+
+
+def error_name(answer: dict) -> str | None:
+    return None if answer.get("code") is None else E.lookup(answer["code"]).name
+
+
+# --- begin, produce to several partitions, commit; abort; commit again --------------------------------------------
+
+
+def test_commit_abort_commit(txn_broker, raw_client, client, programs):
+    prefix = f"{client.name}-cac"
+    topics = {f"{prefix}-a": 2, f"{prefix}-b": 3}
+    create_topics(raw_client, topics)
+    program = producer(programs, client, txn_broker, f"{prefix}-id", "producer")
+    program.do("init")
+    sent = defaultdict(list)  # (topic, partition) -> [(offset, value, outcome)]
+    for number, outcome in enumerate(["commit", "abort", "commit"]):
+        program.do("begin")
+        for index in range(2):
+            for topic, partition in partitions_of(topics):
+                value = f"{outcome}{number}-{partition}-{index}"
+                offset = program.do(f"send {topic} {partition} {value}")["offset"]
+                sent[(topic, partition)].append((int(offset), value, outcome))
+        program.do(outcome)
+    commit_end(program, topics)
+    assert program.close() == 0, program.log()
+
+    read_committed = client.read(txn_broker.bootstrap, topics, "committed")
+    read_uncommitted = client.read(txn_broker.bootstrap, topics, "uncommitted")
+    for key, records in sent.items():
+        committed_records = [(offset, value) for offset, value, outcome in records if outcome == "commit"]
+        assert read_committed[key][:-1] == committed_records, key  # in order, each once, at its offset
+        assert read_uncommitted[key][:-1] == [(offset, value) for offset, value, _ in records], key
+        for read in (read_committed, read_uncommitted):
+            assert read[key][-1][1] == END
+    assert set(read_committed) == set(read_uncommitted) == set(sent)
+    for topic, count in topics.items():  # one marker per transaction that touched the partition
+        assert markers(raw_client, topic, count) == {p: ["commit", "abort", "commit", "commit"] for p in range(count)}
