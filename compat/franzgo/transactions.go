@@ -1,6 +1,6 @@
 package main
 
-// The transactional subcommands (tests/compat_clients/test_transactions_go_node.py). Each writes
+// The transactional subcommands (tests/compat_clients/test_transactions_franzgo_sarama_kafkajs.py). Each writes
 // one JSON object a line on standard output and franz-go's log on standard error:
 //
 //	franzgo txn -bootstrap B -transactional-id ID [-transaction-timeout D]

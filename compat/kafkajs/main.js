@@ -25,7 +25,8 @@
 //       one line per step.
 //   node main.js txn --bootstrap B --transactional-id ID [--transaction-timeout MS]
 //       a transactional producer (idempotent, one request in flight) driven by commands on
-//       standard input, one a line: "init" (connect, which sends InitProducerId), "begin"
+//       standard input, one a line: "init" (connect, then InitProducerId with the transactional
+//       id through a first, empty transaction), "begin"
 //       (producer.transaction()), "send TOPIC PARTITION VALUE" (transaction.send, acks=-1),
 //       "offsets GROUP TOPIC PARTITION OFFSET" (transaction.sendOffsets), "commit", "abort".
 //       Each is answered {"event":"done","op":...} (send adds "offset") or
@@ -322,7 +323,11 @@ async function txn(options) {
     const answer = { event: 'done', op };
     try {
       if (op === 'init') {
+        // connect's InitProducerId is the idempotent one (no transactional id); kafkajs sends
+        // the transactional one at the first transaction(). An abort of a transaction that
+        // touched nothing sends no EndTxn and leaves the producer ready.
         await producer.connect();
+        await (await producer.transaction()).abort();
       } else if (op === 'begin') {
         transaction = await producer.transaction();
       } else if (op === 'send' && fields.length === 4) {

@@ -1,6 +1,6 @@
 package main
 
-// The transactional subcommands (tests/compat_clients/test_transactional_clients.py):
+// The transactional subcommands (tests/compat_clients/test_transactions_franzgo_sarama_kafkajs.py):
 //
 //	sarama txn -bootstrap B -transactional-id ID [-transaction-timeout D] [-version V]
 //	    a transactional SyncProducer (Producer.Transaction.ID, manual partitioner) driven by

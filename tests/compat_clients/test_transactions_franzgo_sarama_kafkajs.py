@@ -69,11 +69,15 @@ def raw_client(txn_broker):
 @dataclass
 class Client:
     """How to run one client library's program: the command prefix, its environment, and how
-    it spells a duration."""
-    name: str
+    it spells a duration. ``name`` starts the names of the test's topics and transactional ids."""
+    library: str
     prefix: list[str]
     env: dict | None
     go: bool
+    name: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or self.library
 
     def duration(self, ms: int) -> str:
         return f"{ms}ms" if self.go else str(ms)
@@ -282,3 +286,253 @@ def test_commit_abort_commit(txn_broker, raw_client, client, programs):
     assert set(read_committed) == set(read_uncommitted) == set(sent)
     for topic, count in topics.items():  # one marker per transaction that touched the partition
         assert markers(raw_client, topic, count) == {p: ["commit", "abort", "commit", "commit"] for p in range(count)}
+
+
+# --- fencing: a second producer with the same transactional id ---------------------------------------------------
+
+# What each client reports, as against Kafka 4.4. The coordinator answers an EndTxn with an old
+# epoch PRODUCER_FENCED, which it spells INVALID_PRODUCER_EPOCH before EndTxn v2 (kafkajs sends v0);
+# the partition leader answers a Produce with an old epoch INVALID_PRODUCER_EPOCH. The commit after
+# that fails in the client itself: franz-go sends nothing once its producer id failed
+# (OPERATION_NOT_ATTEMPTED), Sarama repeats the Produce's error.
+FENCING_ERRORS = {
+    "franz-go": {"first commit": "PRODUCER_FENCED", "second send": "INVALID_PRODUCER_EPOCH",
+                 "second commit": "OPERATION_NOT_ATTEMPTED"},
+    "sarama": {"first commit": "PRODUCER_FENCED", "second send": "INVALID_PRODUCER_EPOCH",
+               "second commit": "INVALID_PRODUCER_EPOCH"},
+    "kafkajs": {"first commit": "INVALID_PRODUCER_EPOCH", "second send": "INVALID_PRODUCER_EPOCH",
+                "second commit": "INVALID_PRODUCER_EPOCH"},
+}
+
+
+
+def test_second_producer_fences_the_first(txn_broker, raw_client, client, programs):
+    """A's transaction is open when B initialises with the same transactional id: A's EndTxn
+    is refused by the coordinator. B's is open when C initialises: B's next Produce is refused by
+    the partition leader (the partition is already in B's transaction, so no AddPartitionsToTxn
+    comes first). Both open transactions are aborted; C's goes through."""
+    prefix = f"{client.name}-fence"
+    topics = {prefix: 2}
+    create_topics(raw_client, topics)
+    fenced = {}
+    first = producer(programs, client, txn_broker, f"{prefix}-id", "first")
+    first.do("init")
+    first.do("begin")
+    first.do(f"send {prefix} 0 first-0")
+    second = producer(programs, client, txn_broker, f"{prefix}-id", "second")
+    second.do("init")
+    fenced["first commit"] = first.ask("commit")
+    second.do("begin")
+    second.do(f"send {prefix} 0 second-0")
+    third = producer(programs, client, txn_broker, f"{prefix}-id", "third")
+    third.do("init")
+    fenced["second send"] = second.ask(f"send {prefix} 0 second-1")
+    fenced["second commit"] = second.ask("commit")
+    commit_end(third, topics)
+    assert third.close() == 0, third.log()
+    assert {step: error_name(answer) for step, answer in fenced.items()} == FENCING_ERRORS[client.library], fenced
+    assert all(answer["event"] == "failed" for answer in fenced.values())
+
+    read_committed = values(client.read(txn_broker.bootstrap, topics, "committed"))
+    read_uncommitted = values(client.read(txn_broker.bootstrap, topics, "uncommitted"))
+    assert read_committed == {(prefix, 0): [END], (prefix, 1): [END]}
+    assert read_uncommitted == {(prefix, 0): ["first-0", "second-0", END], (prefix, 1): [END]}
+    assert markers(raw_client, prefix, 2) == {0: ["abort", "abort", "commit"], 1: ["commit"]}
+
+
+# --- offsets sent in a transaction --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", ["sarama", "kafkajs"])
+def test_offsets_visible_when_the_transaction_commits(txn_broker, raw_client, library, programs):
+    """kafkajs's sendOffsets sends AddOffsetsToTxn and TxnOffsetCommit at once: the offsets are
+    pending in the group (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until
+    EndTxn. Sarama's AddOffsetsToTxn and AddMessageToTxn keep them until CommitTxn sends them
+    before EndTxn. Either way: visible once the commit is answered (its markers written), never
+    after an abort."""
+    client = CLIENTS[library]()
+    prefix = f"{client.name}-offsets"
+    source, output, group = f"{prefix}-in", f"{prefix}-out", f"{prefix}-group"
+    topics = {source: 2, output: 2}
+    create_topics(raw_client, topics)
+    program = producer(programs, client, txn_broker, f"{prefix}-id", "producer")
+    program.do("init")
+    nothing = {0: -1, 1: -1}
+
+    def add_offsets(offsets: dict[int, int]):
+        for partition, offset in offsets.items():
+            if library == "sarama" and partition == 1:
+                program.do(f"consumed {group} {source} {partition} {offset - 1}")  # AddMessageToTxn
+            else:
+                program.do(f"offsets {group} {source} {partition} {offset}")
+
+    def pending_check(offsets: dict[int, int], before: dict[int, int]):
+        """Before the transaction ends: the group still shows ``before``; with require_stable the
+        partitions whose offsets the client already sent are UNSTABLE_OFFSET_COMMIT."""
+        plain = group_offsets(raw_client, group, source, 2)
+        assert {p: offset for p, (offset, _) in plain.items()} == before
+        stable = group_offsets(raw_client, group, source, 2, require_stable=True)
+        expected = "UNSTABLE_OFFSET_COMMIT" if library == "kafkajs" else "NONE"
+        assert {p: error for p, (_, error) in stable.items() if p in offsets} == {p: expected for p in offsets}
+
+    program.do("begin")
+    program.do(f"send {output} 0 aborted-0")
+    add_offsets({0: 3, 1: 5})
+    pending_check({0: 3, 1: 5}, nothing)
+    program.do("abort")
+    assert committed(raw_client, group, source, 2) == nothing
+
+    program.do("begin")
+    program.do(f"send {output} 1 committed-0")
+    add_offsets({0: 4, 1: 6})
+    pending_check({0: 4, 1: 6}, nothing)
+    program.do("commit")
+    wait_until(lambda: group_offsets(raw_client, group, source, 2) == {0: (4, "NONE"), 1: (6, "NONE")},
+               timeout=SETTLE_TIMEOUT, what=lambda: f"the committed offsets: {group_offsets(raw_client, group, source, 2)}")
+
+    program.do("begin")
+    program.do(f"send {output} 0 aborted-1")
+    add_offsets({0: 9})
+    pending_check({0: 9}, {0: 4, 1: 6})
+    program.do("abort")
+    assert committed(raw_client, group, source, 2) == {0: 4, 1: 6}
+
+    commit_end(program, {output: 2})
+    assert program.close() == 0, program.log()
+    assert values(client.read(txn_broker.bootstrap, {output: 2}, "committed")) == {
+        (output, 0): [END], (output, 1): ["committed-0", END]}
+
+
+def transform_session(programs, client, broker, prefix, timeout_ms=None) -> tuple[ClientProgram, dict[str, int], str]:
+    """compat/franzgo's transform (kgo.GroupTransactSession) from ``prefix``-in to ``prefix``-out,
+    the input holding in-0..in-5 on two partitions."""
+    source, output, group = f"{prefix}-in", f"{prefix}-out", f"{prefix}-group"
+    produce_kafka_python(broker.bootstrap, source, [b"in-%d" % i for i in range(INPUT_RECORDS)], partitions=2)
+    command = [*client.prefix, "transform", "--bootstrap", broker.bootstrap, "--transactional-id", f"{prefix}-id",
+               "--group", group, "--input", source, "--output", output]
+    if timeout_ms:
+        command += ["--transaction-timeout", client.duration(timeout_ms)]
+    return programs(command, f"{client.name}-transform", env=client.env), {source: 2, output: 2}, group
+
+
+INPUT_RECORDS = 6
+INPUT_VALUES = sorted(f"in-{i}" for i in range(INPUT_RECORDS))
+
+
+def test_franzgo_group_transact_session(txn_broker, raw_client, programs):
+    """An aborted round leaves the group's offsets alone and the session reads the same records
+    again; a committed round's offsets are pending (UNSTABLE_OFFSET_COMMIT with require_stable,
+    the old offsets without) between TxnOffsetCommit and EndTxn, visible after it. The output
+    holds each input record once for read_committed, twice (the aborted copy first) for
+    read_uncommitted."""
+    client = CLIENTS["franz-go"]()
+    prefix = f"{client.name}-session"
+    topics = {f"{prefix}-in": 2, f"{prefix}-out": 2}
+    create_topics(raw_client, topics)
+    session, topics, group = transform_session(programs, client, txn_broker, prefix)
+    source, output = list(topics)
+
+    session.process.stdin.write(f"round abort {INPUT_RECORDS}\n".encode())
+    session.process.stdin.flush()
+    polled = session.next_event()
+    assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled
+    assert session.next_event() == {"event": "ended", "committed": False, "error": None, "code": None}
+    assert committed(raw_client, group, source, 2) == {0: -1, 1: -1}
+
+    session.process.stdin.write(f"round commit {INPUT_RECORDS} pause\n".encode())
+    session.process.stdin.flush()
+    polled = session.next_event()
+    assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled  # read again
+    assert session.next_event() == {"event": "offsets sent"}
+    assert group_offsets(raw_client, group, source, 2) == {0: (-1, "NONE"), 1: (-1, "NONE")}
+    assert group_offsets(raw_client, group, source, 2, require_stable=True) == {
+        0: (-1, "UNSTABLE_OFFSET_COMMIT"), 1: (-1, "UNSTABLE_OFFSET_COMMIT")}
+    assert session.ask("continue") == {"event": "ended", "committed": True, "error": None, "code": None}
+    half = INPUT_RECORDS // 2
+    wait_until(lambda: group_offsets(raw_client, group, source, 2) == {0: (half, "NONE"), 1: (half, "NONE")},
+               timeout=SETTLE_TIMEOUT, what=lambda: f"the committed offsets: {group_offsets(raw_client, group, source, 2)}")
+    assert session.close() == 0, session.log()
+
+    end = producer(programs, client, txn_broker, f"{prefix}-end", "end")
+    end.do("init")
+    commit_end(end, {output: 2})
+    assert end.close() == 0, end.log()
+    expected = {(output, p): [f"out-in-{i}" for i in range(p, INPUT_RECORDS, 2)] for p in range(2)}
+    read_committed = values(client.read(txn_broker.bootstrap, {output: 2}, "committed"))
+    assert read_committed == {key: [*items, END] for key, items in expected.items()}
+    read_uncommitted = values(client.read(txn_broker.bootstrap, {output: 2}, "uncommitted"))
+    assert read_uncommitted == {key: [*items, *items, END] for key, items in expected.items()}
+    assert markers(raw_client, output, 2) == {p: ["abort", "commit", "commit"] for p in range(2)}
+
+
+# --- a transaction left open past its timeout ----------------------------------------------------------------------
+
+
+def wait_aborted_by_broker(raw_client, topic: str, partitions: int, began: float) -> None:
+    """The broker ended the open transaction on ``topic`` (its last stable offset caught up with
+    the high watermark), and not before the transaction timeout since ``began`` (a time before
+    the transaction started)."""
+    wait_transactions_ended(raw_client, topic, partitions)
+    assert time.monotonic() - began >= SHORT_TRANSACTION_TIMEOUT_MS / 1000
+
+
+# The commit of a transaction the broker aborted, as against Kafka 4.4. The abort bumped the
+# producer epoch. franz-go speaks transaction version 2 (EndTxn v5), where an EndTxn one epoch
+# behind is taken for a retry: the transaction is CompleteAbort, a commit of it INVALID_TXN_STATE.
+# Before version 2 the old epoch is fenced: PRODUCER_FENCED for Sarama, INVALID_PRODUCER_EPOCH for
+# kafkajs's EndTxn v0.
+TIMEOUT_ERRORS = {"franz-go": "INVALID_TXN_STATE", "sarama": "PRODUCER_FENCED", "kafkajs": "INVALID_PRODUCER_EPOCH"}
+
+
+def test_transaction_timeout_aborts(txn_broker, raw_client, client, programs):
+    prefix = f"{client.name}-timeout"
+    topics = {prefix: 2}
+    create_topics(raw_client, topics)
+    program = producer(programs, client, txn_broker, f"{prefix}-id", "producer", timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
+    program.do("init")
+    began = time.monotonic()
+    program.do("begin")
+    program.do(f"send {prefix} 0 late-0")
+    program.do(f"send {prefix} 1 late-1")
+    assert list_offsets(raw_client, prefix, 2, READ_COMMITTED) == {0: 0, 1: 0}  # open: stable below it
+    wait_aborted_by_broker(raw_client, prefix, 2, began)
+    late = program.ask("commit")
+    assert (late["event"], error_name(late)) == ("failed", TIMEOUT_ERRORS[client.library]), late
+
+    after = producer(programs, client, txn_broker, f"{prefix}-id", "after")
+    after.do("init")
+    commit_end(after, topics)
+    assert after.close() == 0, after.log()
+    assert values(client.read(txn_broker.bootstrap, topics, "committed")) == {(prefix, 0): [END], (prefix, 1): [END]}
+    assert values(client.read(txn_broker.bootstrap, topics, "uncommitted")) == {
+        (prefix, 0): ["late-0", END], (prefix, 1): ["late-1", END]}
+    assert markers(raw_client, prefix, 2) == {p: ["abort", "commit"] for p in range(2)}
+
+
+def test_franzgo_group_transact_session_timeout(txn_broker, raw_client, programs):
+    """The session stops between TxnOffsetCommit and EndTxn for longer than its transaction
+    timeout: the broker aborts the transaction, its offsets never become visible, End reports
+    the failure."""
+    client = CLIENTS["franz-go"]()
+    prefix = f"{client.name}-session-timeout"
+    create_topics(raw_client, {f"{prefix}-in": 2, f"{prefix}-out": 2})
+    began = time.monotonic()
+    session, topics, group = transform_session(programs, client, txn_broker, prefix, SHORT_TRANSACTION_TIMEOUT_MS)
+    source, output = list(topics)
+    session.process.stdin.write(f"round commit {INPUT_RECORDS} pause\n".encode())
+    session.process.stdin.flush()
+    polled = session.next_event()
+    assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled
+    assert session.next_event() == {"event": "offsets sent"}
+    wait_aborted_by_broker(raw_client, output, 2, began)
+    ended = session.ask("continue")
+    assert (ended["event"], ended["committed"], error_name(ended)) == ("ended", False, TIMEOUT_ERRORS["franz-go"]), ended
+    assert committed(raw_client, group, source, 2) == {0: -1, 1: -1}
+    assert session.close() == 0, session.log()
+
+    end = producer(programs, client, txn_broker, f"{prefix}-end", "end")
+    end.do("init")
+    commit_end(end, {output: 2})
+    assert end.close() == 0, end.log()
+    assert values(client.read(txn_broker.bootstrap, {output: 2}, "committed")) == {(output, p): [END] for p in range(2)}
+    assert markers(raw_client, output, 2) == {p: ["abort", "commit"] for p in range(2)}
