@@ -68,29 +68,27 @@ def raw_client(txn_broker):
 
 @dataclass
 class Client:
-    """How to run one client library's program: the command prefix, its environment, and how
-    it spells a duration. ``name`` starts the names of the test's topics and transactional ids."""
-    library: str
+    """How to run one client library's program: the command prefix, the options after the
+    subcommand, its environment, and how it spells a duration."""
+    name: str
     prefix: list[str]
     env: dict | None
     go: bool
-    name: str = ""
-
-    def __post_init__(self):
-        self.name = self.name or self.library
+    options: tuple[str, ...] = ()
 
     def duration(self, ms: int) -> str:
         return f"{ms}ms" if self.go else str(ms)
 
     def txn_command(self, bootstrap: str, transactional_id: str, timeout_ms: int | None = None) -> list[str]:
-        command = [*self.prefix, "txn", "--bootstrap", bootstrap, "--transactional-id", transactional_id]
+        command = [*self.prefix, "txn", *self.options, "--bootstrap", bootstrap,
+                   "--transactional-id", transactional_id]
         return command + (["--transaction-timeout", self.duration(timeout_ms)] if timeout_ms else [])
 
     def read(self, bootstrap: str, topics: dict[str, int], isolation: str) -> dict[tuple[str, int], list]:
         """The records of ``topics`` as read with ``isolation`` (committed or uncommitted) up to
         END on every partition: {(topic, partition): [(offset, value), ...]} in delivery order."""
-        command = [*self.prefix, "read", "--bootstrap", bootstrap, "--isolation", isolation, "--until", END,
-                   "--topics", ",".join(f"{topic}:{count}" for topic, count in topics.items())]
+        command = [*self.prefix, "read", *self.options, "--bootstrap", bootstrap, "--isolation", isolation,
+                   "--until", END, "--topics", ",".join(f"{topic}:{count}" for topic, count in topics.items())]
         if not self.go:
             command += ["--group", f"reader-{isolation}-{'-'.join(topics)}"]
         records = defaultdict(list)
@@ -105,7 +103,15 @@ def _franzgo() -> Client:
 
 
 def _sarama() -> Client:
+    """Sarama speaking the protocol of the newest Kafka it knows (4.3.1: InitProducerId v4, the
+    other transaction requests v3)."""
     return Client("sarama", [str(load_compat_script("go_programs").build("sarama"))], None, go=True)
+
+
+def _sarama_default() -> Client:
+    """Sarama with its default config.Version (2.8.0: the transaction requests at v2)."""
+    return Client("sarama-2.8", [str(load_compat_script("go_programs").build("sarama"))], None, go=True,
+                  options=("--version", "default"))
 
 
 def _kafkajs() -> Client:
@@ -113,7 +119,7 @@ def _kafkajs() -> Client:
     return Client("kafkajs", command, env, go=False)
 
 
-CLIENTS = {"franz-go": _franzgo, "sarama": _sarama, "kafkajs": _kafkajs}
+CLIENTS = {"franz-go": _franzgo, "sarama": _sarama, "sarama-2.8": _sarama_default, "kafkajs": _kafkajs}
 
 
 @pytest.fixture(scope="module", params=list(CLIENTS))
@@ -138,9 +144,12 @@ class ClientProgram(ProgramProcess):
         except queue.Empty:
             raise AssertionError(f"{self.name}: no answer within {timeout} s; its log:\n{self.log()}") from None
 
-    def ask(self, line: str) -> dict:
+    def tell(self, line: str) -> None:
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
+
+    def ask(self, line: str) -> dict:
+        self.tell(line)
         return self.next_event()
 
     def do(self, line: str) -> dict:
@@ -250,6 +259,13 @@ def committed(raw_client, group, topic, partitions) -> dict[int, int]:
     return {partition: offset for partition, (offset, _) in stable.items()}
 
 
+def wait_visible(raw_client, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """The group shows ``offsets`` (a commit's offsets appear once its markers are written)."""
+    shown = {partition: (offset, "NONE") for partition, offset in offsets.items()}
+    wait_until(lambda: group_offsets(raw_client, group, topic, len(offsets)) == shown, timeout=SETTLE_TIMEOUT,
+               what=lambda: f"offsets {offsets}: {group_offsets(raw_client, group, topic, len(offsets))}")
+
+
 def error_name(answer: dict) -> str | None:
     return None if answer.get("code") is None else E.lookup(answer["code"]).name
 
@@ -291,7 +307,7 @@ def test_commit_abort_commit(txn_broker, raw_client, client, programs):
 # --- fencing: a second producer with the same transactional id ---------------------------------------------------
 
 # What each client reports, as against Kafka 4.4. The coordinator answers an EndTxn with an old
-# epoch PRODUCER_FENCED, which it spells INVALID_PRODUCER_EPOCH before EndTxn v2 (kafkajs sends v0);
+# epoch PRODUCER_FENCED, which it spells INVALID_PRODUCER_EPOCH before EndTxn v2 (kafkajs sends v1);
 # the partition leader answers a Produce with an old epoch INVALID_PRODUCER_EPOCH. The commit after
 # that fails in the client itself: franz-go sends nothing once its producer id failed
 # (OPERATION_NOT_ATTEMPTED), Sarama repeats the Produce's error.
@@ -300,10 +316,11 @@ FENCING_ERRORS = {
                  "second commit": "OPERATION_NOT_ATTEMPTED"},
     "sarama": {"first commit": "PRODUCER_FENCED", "second send": "INVALID_PRODUCER_EPOCH",
                "second commit": "INVALID_PRODUCER_EPOCH"},
+    "sarama-2.8": {"first commit": "PRODUCER_FENCED", "second send": "INVALID_PRODUCER_EPOCH",
+                   "second commit": "INVALID_PRODUCER_EPOCH"},
     "kafkajs": {"first commit": "INVALID_PRODUCER_EPOCH", "second send": "INVALID_PRODUCER_EPOCH",
                 "second commit": "INVALID_PRODUCER_EPOCH"},
 }
-
 
 
 def test_second_producer_fences_the_first(txn_broker, raw_client, client, programs):
@@ -330,7 +347,7 @@ def test_second_producer_fences_the_first(txn_broker, raw_client, client, progra
     fenced["second commit"] = second.ask("commit")
     commit_end(third, topics)
     assert third.close() == 0, third.log()
-    assert {step: error_name(answer) for step, answer in fenced.items()} == FENCING_ERRORS[client.library], fenced
+    assert {step: error_name(answer) for step, answer in fenced.items()} == FENCING_ERRORS[client.name], fenced
     assert all(answer["event"] == "failed" for answer in fenced.values())
 
     read_committed = values(client.read(txn_broker.bootstrap, topics, "committed"))
@@ -343,7 +360,7 @@ def test_second_producer_fences_the_first(txn_broker, raw_client, client, progra
 # --- offsets sent in a transaction --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("library", ["sarama", "kafkajs"])
+@pytest.mark.parametrize("library", ["sarama", "sarama-2.8", "kafkajs"])
 def test_offsets_visible_when_the_transaction_commits(txn_broker, raw_client, library, programs):
     """kafkajs's sendOffsets sends AddOffsetsToTxn and TxnOffsetCommit at once: the offsets are
     pending in the group (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until
@@ -361,7 +378,7 @@ def test_offsets_visible_when_the_transaction_commits(txn_broker, raw_client, li
 
     def add_offsets(offsets: dict[int, int]):
         for partition, offset in offsets.items():
-            if library == "sarama" and partition == 1:
+            if library.startswith("sarama") and partition == 1:
                 program.do(f"consumed {group} {source} {partition} {offset - 1}")  # AddMessageToTxn
             else:
                 program.do(f"offsets {group} {source} {partition} {offset}")
@@ -387,8 +404,7 @@ def test_offsets_visible_when_the_transaction_commits(txn_broker, raw_client, li
     add_offsets({0: 4, 1: 6})
     pending_check({0: 4, 1: 6}, nothing)
     program.do("commit")
-    wait_until(lambda: group_offsets(raw_client, group, source, 2) == {0: (4, "NONE"), 1: (6, "NONE")},
-               timeout=SETTLE_TIMEOUT, what=lambda: f"the committed offsets: {group_offsets(raw_client, group, source, 2)}")
+    wait_visible(raw_client, group, source, {0: 4, 1: 6})
 
     program.do("begin")
     program.do(f"send {output} 0 aborted-1")
@@ -432,15 +448,13 @@ def test_franzgo_group_transact_session(txn_broker, raw_client, programs):
     session, topics, group = transform_session(programs, client, txn_broker, prefix)
     source, output = list(topics)
 
-    session.process.stdin.write(f"round abort {INPUT_RECORDS}\n".encode())
-    session.process.stdin.flush()
+    session.tell(f"round abort {INPUT_RECORDS}")
     polled = session.next_event()
     assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled
     assert session.next_event() == {"event": "ended", "committed": False, "error": None, "code": None}
     assert committed(raw_client, group, source, 2) == {0: -1, 1: -1}
 
-    session.process.stdin.write(f"round commit {INPUT_RECORDS} pause\n".encode())
-    session.process.stdin.flush()
+    session.tell(f"round commit {INPUT_RECORDS} pause")
     polled = session.next_event()
     assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled  # read again
     assert session.next_event() == {"event": "offsets sent"}
@@ -449,8 +463,7 @@ def test_franzgo_group_transact_session(txn_broker, raw_client, programs):
         0: (-1, "UNSTABLE_OFFSET_COMMIT"), 1: (-1, "UNSTABLE_OFFSET_COMMIT")}
     assert session.ask("continue") == {"event": "ended", "committed": True, "error": None, "code": None}
     half = INPUT_RECORDS // 2
-    wait_until(lambda: group_offsets(raw_client, group, source, 2) == {0: (half, "NONE"), 1: (half, "NONE")},
-               timeout=SETTLE_TIMEOUT, what=lambda: f"the committed offsets: {group_offsets(raw_client, group, source, 2)}")
+    wait_visible(raw_client, group, source, {0: half, 1: half})
     assert session.close() == 0, session.log()
 
     end = producer(programs, client, txn_broker, f"{prefix}-end", "end")
@@ -479,16 +492,18 @@ def wait_aborted_by_broker(raw_client, topic: str, partitions: int, began: float
 # The commit of a transaction the broker aborted, as against Kafka 4.4. The abort bumped the
 # producer epoch. franz-go speaks transaction version 2 (EndTxn v5), where an EndTxn one epoch
 # behind is taken for a retry: the transaction is CompleteAbort, a commit of it INVALID_TXN_STATE.
-# Before version 2 the old epoch is fenced: PRODUCER_FENCED for Sarama, INVALID_PRODUCER_EPOCH for
-# kafkajs's EndTxn v0.
-TIMEOUT_ERRORS = {"franz-go": "INVALID_TXN_STATE", "sarama": "PRODUCER_FENCED", "kafkajs": "INVALID_PRODUCER_EPOCH"}
+# Before version 2 the old epoch is fenced: PRODUCER_FENCED for Sarama (EndTxn v3, v2 at 2.8),
+# INVALID_PRODUCER_EPOCH for kafkajs's EndTxn v1.
+TIMEOUT_ERRORS = {"franz-go": "INVALID_TXN_STATE", "sarama": "PRODUCER_FENCED", "sarama-2.8": "PRODUCER_FENCED",
+                  "kafkajs": "INVALID_PRODUCER_EPOCH"}
 
 
 def test_transaction_timeout_aborts(txn_broker, raw_client, client, programs):
     prefix = f"{client.name}-timeout"
     topics = {prefix: 2}
     create_topics(raw_client, topics)
-    program = producer(programs, client, txn_broker, f"{prefix}-id", "producer", timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
+    program = producer(programs, client, txn_broker, f"{prefix}-id", "producer",
+                       timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
     program.do("init")
     began = time.monotonic()
     program.do("begin")
@@ -497,7 +512,7 @@ def test_transaction_timeout_aborts(txn_broker, raw_client, client, programs):
     assert list_offsets(raw_client, prefix, 2, READ_COMMITTED) == {0: 0, 1: 0}  # open: stable below it
     wait_aborted_by_broker(raw_client, prefix, 2, began)
     late = program.ask("commit")
-    assert (late["event"], error_name(late)) == ("failed", TIMEOUT_ERRORS[client.library]), late
+    assert (late["event"], error_name(late)) == ("failed", TIMEOUT_ERRORS[client.name]), late
 
     after = producer(programs, client, txn_broker, f"{prefix}-id", "after")
     after.do("init")
@@ -519,14 +534,14 @@ def test_franzgo_group_transact_session_timeout(txn_broker, raw_client, programs
     began = time.monotonic()
     session, topics, group = transform_session(programs, client, txn_broker, prefix, SHORT_TRANSACTION_TIMEOUT_MS)
     source, output = list(topics)
-    session.process.stdin.write(f"round commit {INPUT_RECORDS} pause\n".encode())
-    session.process.stdin.flush()
+    session.tell(f"round commit {INPUT_RECORDS} pause")
     polled = session.next_event()
     assert polled["event"] == "polled" and sorted(polled["values"]) == INPUT_VALUES, polled
     assert session.next_event() == {"event": "offsets sent"}
     wait_aborted_by_broker(raw_client, output, 2, began)
     ended = session.ask("continue")
-    assert (ended["event"], ended["committed"], error_name(ended)) == ("ended", False, TIMEOUT_ERRORS["franz-go"]), ended
+    assert (ended["event"], ended["committed"], error_name(ended)) == (
+        "ended", False, TIMEOUT_ERRORS["franz-go"]), ended
     assert committed(raw_client, group, source, 2) == {0: -1, 1: -1}
     assert session.close() == 0, session.log()
 
