@@ -263,7 +263,8 @@ def wait_visible(raw_client, group: str, topic: str, offsets: dict[int, int]) ->
     """The group shows ``offsets`` (a commit's offsets appear once its markers are written)."""
     shown = {partition: (offset, "NONE") for partition, offset in offsets.items()}
     wait_until(lambda: group_offsets(raw_client, group, topic, len(offsets)) == shown, timeout=SETTLE_TIMEOUT,
-               what=lambda: f"offsets {offsets}: {group_offsets(raw_client, group, topic, len(offsets))}")
+               what=lambda: f"offsets {offsets}: {group_offsets(raw_client, group, topic, len(offsets))}, with "
+                            f"require_stable {group_offsets(raw_client, group, topic, len(offsets), True)}")
 
 
 def error_name(answer: dict) -> str | None:
