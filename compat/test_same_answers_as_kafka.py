@@ -8,7 +8,9 @@ confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telem
 metrics plugin (GetTelemetrySubscriptions and PushTelemetry left out of ApiVersions, yet
 answered: subscription fields, throttling, the checks of a push in order), Produce per-record
 errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
-record_errors, error_message, offsets) and fetch sessions (KIP-227,
+record_errors, error_message, offsets), the transaction APIs of Kafka's admin client and
+``kafka-transactions`` (Describe/ListTransactions, DescribeProducers, WriteTxnMarkers, EndTxn)
+and fetch sessions (KIP-227,
 tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
 cache, a session's topic deleted and recreated, and eviction two minutes on).
 
@@ -46,6 +48,17 @@ from odradek.protocol.messages.create_topics import CreateTopicsRequest  # noqa:
 from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest  # noqa: E402
 from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest  # noqa: E402
 from odradek.protocol.messages.produce import ProduceRequest  # noqa: E402
+from odradek.protocol import error_codes  # noqa: E402
+from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic  # noqa: E402
+from odradek.protocol.messages.describe_producers import DescribeProducersRequest  # noqa: E402
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest  # noqa: E402
+from odradek.protocol.messages.end_txn import EndTxnRequest  # noqa: E402
+from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest  # noqa: E402
+from odradek.protocol.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
+from odradek.protocol.messages.list_transactions import ListTransactionsRequest  # noqa: E402
+from odradek.protocol.messages.write_txn_markers import (  # noqa: E402
+    WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+)
 from odradek.protocol.messages.push_telemetry import PushTelemetryRequest  # noqa: E402
 from odradek.protocol.records.batch import Record, build_batch  # noqa: E402
 
@@ -256,6 +269,113 @@ CONFIG_CASES = [
 ]
 
 
+def transaction_admin_answers(host, port) -> list:
+    """The transaction APIs that Kafka's kafka-transactions tool and admin client use, around a
+    transaction opened, committed and looked at: DescribeTransactions (known, unknown and empty
+    ids, each state), ListTransactions (state, producer id, duration and pattern filters, an
+    unknown state name, an invalid pattern), DescribeProducers (an open transaction, a partition
+    without producers, an unknown partition), WriteTxnMarkers (a partition with no transaction,
+    an unknown topic) and EndTxn of an unknown id. Producer ids are given relative to the first
+    one each broker hands out; times as whether they are set."""
+    client = RawClient(host, port, timeout=30)
+    suffix = uuid.uuid4().hex[:8]
+    topic, tid, other = f"txn-admin-{suffix}", f"admin-{suffix}", f"admin-none-{suffix}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=2, replication_factor=1)]), 5)
+        assert created.topics[0].error_code == 0
+
+        def retried(send, retriable=(error_codes.COORDINATOR_NOT_AVAILABLE, error_codes.NOT_COORDINATOR,
+                                     error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.CONCURRENT_TRANSACTIONS,
+                                     error_codes.UNKNOWN_TOPIC_OR_PARTITION, error_codes.NOT_LEADER_OR_FOLLOWER)):
+            for _ in range(150):  # Kafka creates __transaction_state and elects leaders meanwhile
+                answer, code = send()
+                if code not in retriable:
+                    return answer
+                time.sleep(0.2)
+            raise AssertionError(f"still {code}")
+
+        retried(lambda: (None, client.request(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)
+                         .coordinators[0].error_code))
+        init = retried(lambda: (answer := client.request(InitProducerIdRequest(
+            transactional_id=tid, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1), 4),
+            answer.error_code))
+        base, epoch = init.producer_id, init.producer_epoch
+        ranges = {item.api_key: item.max_version for item in client.request(
+            ApiVersionsRequest(client_software_name="compat", client_software_version="1"), 3).api_keys}
+        answers: list = [("max versions", [ranges.get(key) for key in (27, 61, 65, 66)]), ("init", init.error_code, epoch)]
+
+        def described(*ids):
+            states = client.request(DescribeTransactionsRequest(transactional_ids=list(ids)), 0).transaction_states
+            return [(state.error_code, state.transactional_id.replace(suffix, "*"), state.transaction_state,
+                     state.transaction_timeout_ms, state.transaction_start_time_ms > 0,
+                     state.producer_id - base if state.error_code == 0 else state.producer_id,
+                     state.producer_epoch, [(t.topic.replace(suffix, "*"), t.partitions) for t in state.topics])
+                    for state in states]
+
+        def listed(version, **filters):
+            answer = client.request(ListTransactionsRequest(**{"state_filters": [], "producer_id_filters": [],
+                                                                **filters}), version)
+            return (answer.error_code, answer.unknown_state_filters,
+                    sorted((t.transactional_id.replace(suffix, "*"), t.producer_id - base, t.transaction_state)
+                           for t in answer.transaction_states if t.transactional_id.endswith(suffix)))
+
+        def producers():
+            answer = client.request(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+                name=topic, partition_indexes=[0, 1, 7])]), 0)
+            return [(p.partition_index, p.error_code, p.error_message is not None,
+                     [(s.producer_id - base, s.producer_epoch, s.last_sequence, s.coordinator_epoch,
+                       s.current_txn_start_offset, s.last_timestamp > 0) for s in p.active_producers])
+                    for p in answer.topics[0].partitions]
+
+        answers.append(("describe empty", described(tid, other, "")))
+        added = client.request(AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id=tid, v3_and_below_producer_id=base, v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])]), 3)
+        answers.append(("add", [(r.partition_index, r.partition_error_code)
+                                for t in added.results_by_topic_v3_and_below for r in t.results_by_partition]))
+        batch = build_batch([Record(0, 0, b"k", b"v")], producer_id=base, producer_epoch=epoch, base_sequence=0,
+                            transactional=True, base_timestamp=int(time.time() * 1000))
+        produced = retried(lambda: (answer := client.request(ProduceRequest(
+            transactional_id=tid, acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+                name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=0, records=batch)])]), 9).responses[0].partition_responses[0], answer.error_code))
+        answers.append(("produce", produced.error_code, produced.base_offset))
+        answers.append(("describe ongoing", described(tid)))
+        answers.append(("list", listed(0)))
+        answers.append(("list states", listed(1, state_filters=["Ongoing", "Bogus"])))
+        answers.append(("list producer", listed(1, producer_id_filters=[base])))
+        answers.append(("list other producer", listed(1, producer_id_filters=[base + 1000])))
+        answers.append(("list duration", listed(1, duration_filter=3_600_000)))
+        if ranges.get(66, 0) >= 2:
+            answers.append(("list pattern", listed(2, transactional_id_pattern=f"admin-{suffix[:4]}.*")))
+            answers.append(("list bad pattern", listed(2, transactional_id_pattern="(")))
+        answers.append(("producers ongoing", producers()))
+
+        markers = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+            producer_id=base, producer_epoch=epoch, transaction_result=True, coordinator_epoch=0,
+            topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[1]),
+                    WritableTxnMarkerTopic(name=f"no-such-{suffix}", partition_indexes=[0])])]), 1)
+        answers.append(("markers", [(t.name.replace(suffix, "*"), [(p.partition_index, p.error_code)
+                                                                   for p in t.partitions])
+                                    for m in markers.markers for t in m.topics]))
+        ended = client.request(EndTxnRequest(transactional_id=tid, producer_id=base, producer_epoch=epoch,
+                                             committed=True), 3)
+        answers.append(("end", ended.error_code))
+        for _ in range(100):
+            if described(tid)[0][2] == "CompleteCommit":
+                break
+            time.sleep(0.1)
+        answers.append(("describe committed", described(tid)))
+        answers.append(("producers committed", producers()))
+        unknown = client.request(EndTxnRequest(transactional_id=other, producer_id=base, producer_epoch=0,
+                                               committed=False), 3)
+        answers.append(("end unknown", unknown.error_code))
+        return answers
+    finally:
+        client.close()
+
+
 def topic_config_answers(host, port) -> list:
     client = RawClient(host, port, timeout=30)
     topic = f"configs-{uuid.uuid4().hex[:8]}"
@@ -285,6 +405,12 @@ def test_topic_config_errors_agree(kafka, odradek):
     expected = topic_config_answers(*kafka)
     assert expected[2][3] == 40  # the premise: Kafka refuses an unknown name (INVALID_CONFIG)
     assert topic_config_answers(*odradek) == expected
+
+
+def test_transaction_admin_answers_agree(kafka, odradek):
+    expected = transaction_admin_answers(*kafka)
+    assert expected[2][0] == "describe empty" and expected[2][1][1][0] == 105  # TRANSACTIONAL_ID_NOT_FOUND
+    assert transaction_admin_answers(*odradek) == expected
 
 
 def test_acl_answers_agree(kafka, odradek):
