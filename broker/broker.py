@@ -568,11 +568,8 @@ class Broker:
         else:
             code = self.transaction_coordinator.verify_partition(transactional_id, producer_id, producer_epoch,
                                                                  *offsets_partition)
-        if code == error_codes.PRODUCER_FENCED:
-            return error_codes.INVALID_PRODUCER_EPOCH
-        if code == error_codes.TRANSACTION_ABORTABLE and api_version < TXN_OFFSET_COMMIT_ABORTABLE_VERSION:
-            return error_codes.INVALID_TXN_STATE
-        return code
+        return self.transaction_coordinator.verification_answer(
+            code, knows_abortable=api_version >= TXN_OFFSET_COMMIT_ABORTABLE_VERSION)
 
 
 # TxnOffsetCommit v4 clients understand TRANSACTION_ABORTABLE; v5 ones (transaction version 2)

@@ -65,6 +65,7 @@ from odradek.storage.errors import RecordValidationError
 
 from ..error_responses import ErrorAnswer, error_response
 from ..registry import CLOSE_CONNECTION
+from ..transactions.coordinator import TransactionCoordinator
 from . import REGISTRY
 from ._common import topic_by_name_or_id
 
@@ -119,10 +120,7 @@ def _needs_verification(broker, topic_name: str, data) -> tuple[int, int] | None
 def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
     """The produce answer to a failed verification (Kafka's AddPartitionsToTxnManager and
     ReplicaManager translations): (error code, error message)."""
-    if code == error_codes.PRODUCER_FENCED:
-        return error_codes.INVALID_PRODUCER_EPOCH, None
-    if code == error_codes.TRANSACTION_ABORTABLE and version < FIRST_ABORTABLE_VERSION:
-        code = error_codes.INVALID_TXN_STATE
+    code = TransactionCoordinator.verification_answer(code, knows_abortable=version >= FIRST_ABORTABLE_VERSION)
     if code == error_codes.INVALID_TXN_STATE:
         return code, "Partition was not added to the transaction"
     if code in _UNVERIFIED:

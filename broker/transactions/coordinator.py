@@ -311,6 +311,19 @@ class TransactionCoordinator:
             return error_codes.CONCURRENT_TRANSACTIONS
         return error_codes.NONE if (topic, index) in metadata.partitions else error_codes.TRANSACTION_ABORTABLE
 
+    @staticmethod
+    def verification_answer(code: int, knows_abortable: bool) -> int:
+        """What a write that asked for verification (a produce, a TxnOffsetCommit) is told
+        of the coordinator's answer, as Kafka's AddPartitionsToTxnManager translates it:
+        PRODUCER_FENCED as INVALID_PRODUCER_EPOCH (what producers expect from a partition),
+        TRANSACTION_ABORTABLE as INVALID_TXN_STATE to a client of a version that does not know
+        it."""
+        if code == error_codes.PRODUCER_FENCED:
+            return error_codes.INVALID_PRODUCER_EPOCH
+        if code == error_codes.TRANSACTION_ABORTABLE and not knows_abortable:
+            return error_codes.INVALID_TXN_STATE
+        return code
+
     # --- EndTxn ---
 
     async def end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int, commit: bool,
