@@ -8,6 +8,8 @@ Each scenario runs for each client (its producer writes, its consumer reads):
 - consume-transform-produce: input records read, transformed into an output topic, their
   offsets sent in the transaction; the group's offsets (OffsetFetch) change exactly when the
   transaction commits, not when the offsets are sent, and not at all when it aborts;
+- the same as a member of the group (confluent-kafka and kafka-python, whose producers send a
+  member's metadata): once the member left, its offsets are refused (UNKNOWN_MEMBER_ID);
 - fencing: a second producer with the same transactional id initialises, and the first one's
   commit fails with the client's fencing error (librdkafka: the fatal error _FENCED; aiokafka:
   ProducerFenced; kafka-python: ProducerFencedError); its open transaction is aborted;
@@ -113,14 +115,17 @@ class ConfluentProducer:
         return acks
 
     def send_offsets(self, group, offsets):
+        """``group``: a group id, or a member's metadata (Member.metadata)."""
         from confluent_kafka import Consumer, TopicPartition
 
+        listed = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        if not isinstance(group, str):
+            self.producer.send_offsets_to_transaction(listed, group, CALL_TIMEOUT)
+            return
         # librdkafka takes the group from a consumer's metadata; this one never joins.
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
         try:
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()],
-                consumer.consumer_group_metadata(), CALL_TIMEOUT)
+            self.producer.send_offsets_to_transaction(listed, consumer.consumer_group_metadata(), CALL_TIMEOUT)
         finally:
             consumer.close()
 
@@ -144,9 +149,34 @@ class ConfluentProducer:
                 raise  # a fenced producer reports its fencing once more while it closes
 
 
+class ConfluentMember:
+    """A consumer of ``topic`` in ``group`` (subscribed: it joins) that polls until it has
+    ``count`` records; ``metadata`` is then its group metadata (generation, member id)."""
+
+    def __init__(self, bootstrap, group, topic, count):
+        from confluent_kafka import Consumer
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                                  "session.timeout.ms": 6000})
+        self.consumer.subscribe([topic])
+        records = Records(count)
+        while records.received < count and not records.done():
+            message = self.consumer.poll(0.1)
+            if message is not None:
+                assert message.error() is None, message.error()
+                records.add(message.topic(), message.partition(), message.offset(), message.value())
+        self.records = records.by_partition
+        self.metadata = self.consumer.consumer_group_metadata()
+
+    def leave(self):
+        bounded(self.consumer.close)
+
+
 class ConfluentClient:
     name = "confluent-kafka"
     producer = ConfluentProducer
+    member = ConfluentMember
 
     @staticmethod
     def read(bootstrap, isolation, partitions, count):
@@ -172,6 +202,15 @@ class ConfluentClient:
 
         return (isinstance(error, KafkaException) and error.args[0].code() == KafkaError._FENCED
                 and error.args[0].fatal())
+
+    @staticmethod
+    def stale_member(error):
+        """The broker refused the offsets of a member that left (UNKNOWN_MEMBER_ID): the
+        transaction must be aborted, the producer stays usable."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        return (isinstance(error, KafkaException) and error.args[0].code() == KafkaError.UNKNOWN_MEMBER_ID
+                and error.args[0].txn_requires_abort() and not error.args[0].fatal())
 
 
 class KafkaPythonProducer:
@@ -220,9 +259,31 @@ class KafkaPythonProducer:
         bounded(lambda: self.producer.close(timeout=5))
 
 
+class KafkaPythonMember:
+    """As ConfluentMember, with kafka-python's consumer."""
+
+    def __init__(self, bootstrap, group, topic, count):
+        from kafka import KafkaConsumer
+
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                                      enable_auto_commit=False, isolation_level="read_committed",
+                                      session_timeout_ms=6000, heartbeat_interval_ms=500)
+        records = Records(count)
+        while records.received < count and not records.done():
+            for messages in self.consumer.poll(timeout_ms=100).values():
+                for m in messages:
+                    records.add(m.topic, m.partition, m.offset, m.value)
+        self.records = records.by_partition
+        self.metadata = self.consumer.group_metadata()
+
+    def leave(self):
+        bounded(self.consumer.close)
+
+
 class KafkaPythonClient:
     name = "kafka-python"
     producer = KafkaPythonProducer
+    member = KafkaPythonMember
 
     @staticmethod
     def read(bootstrap, isolation, partitions, count):
@@ -248,6 +309,12 @@ class KafkaPythonClient:
         from kafka.errors import ProducerFencedError
 
         return isinstance(error, ProducerFencedError)
+
+    @staticmethod
+    def stale_member(error):
+        from kafka.errors import CommitFailedError
+
+        return isinstance(error, CommitFailedError) and "UnknownMemberIdError" in str(error)
 
 
 class AioLoop:
@@ -605,3 +672,41 @@ def test_a_transaction_open_past_its_timeout_is_aborted_by_the_broker(transactio
         (topic, 0): [(2, b"on-time")]}
     assert client.read(transaction_broker.bootstrap, "read_uncommitted", partitions, 2) == {
         (topic, 0): [(0, b"too-late"), (2, b"on-time")]}
+
+
+# aiokafka's send_offsets_to_transaction takes a group id, never a member's metadata.
+@pytest.mark.parametrize("client", [ConfluentClient, KafkaPythonClient], ids=lambda client: client.name)
+def test_offsets_of_a_group_member_and_of_one_that_left(transaction_broker, client, names, producers):
+    """Consume-transform-produce as a member of the group (KIP-447: the offsets carry the
+    member's generation and id, which the broker checks): committed, they are the group's. Once
+    the member has left, its metadata is stale: the broker refuses the offsets (UNKNOWN_MEMBER_ID,
+    as Kafka 4.4 answers), the client asks for an abort, and the group's offsets stay."""
+    source, sink, group = names("in"), names("out"), names("group")
+    create_topics(transaction_broker, source, sink)
+    produce_plain(transaction_broker.bootstrap, source, [(p, b"in-%d-%d" % (p, i)) for p in range(2) for i in range(2)])
+    member = client.member(transaction_broker.bootstrap, group, source, 4)
+    try:
+        assert {key: [value for _, value in records] for key, records in member.records.items()} == {
+            (source, p): [b"in-%d-%d" % (p, i) for i in range(2)] for p in range(2)}
+        producer = producers(names("txn"))
+        producer.begin()
+        for (_, partition), records in sorted(member.records.items()):
+            for _, value in records:
+                producer.send(sink, partition, value.upper())
+        producer.send_offsets(member.metadata, {(source, 0): 2, (source, 1): 2})
+        producer.commit()
+        assert settled_offsets(transaction_broker, group, source, range(2)) == {0: (2, E.NONE), 1: (2, E.NONE)}
+    finally:
+        member.leave()
+
+    producer.begin()
+    producer.send(sink, 0, b"from-a-zombie")
+    assert producer.flush() == [(sink, 0, 3)]  # out-0: IN-0-0 0, IN-0-1 1, marker 2
+    with pytest.raises(Exception) as raised:
+        producer.send_offsets(member.metadata, {(source, 0): 5})
+    assert client.stale_member(raised.value), repr(raised.value)
+    producer.abort()
+    assert settled_offsets(transaction_broker, group, source, range(2)) == {0: (2, E.NONE), 1: (2, E.NONE)}
+    output = client.read(transaction_broker.bootstrap, "read_committed", every_partition(sink), 4)
+    assert {key: [value for _, value in records] for key, records in output.items()} == {
+        (sink, p): [b"IN-%d-%d" % (p, i) for i in range(2)] for p in range(2)}
