@@ -11,6 +11,12 @@
 //     SEND <name> <topic> <partition> <value>                     send (asynchronous)
 //     OFFSETS <name> <group> <topic>:<partition>=<offset>[,...]   sendOffsetsToTransaction
 //     CLOSE <name>                                                close(0): what a crash leaves
+//     JOIN <member> <group> <topic> <count>
+//         a consumer subscribes to the topic in the group and polls until it has <count> records
+//         (or 20 s pass); the group metadata it then has (generation, member id) is kept
+//     MEMBER_OFFSETS <name> <member> <topic>:<partition>=<offset>[,...]
+//         sendOffsetsToTransaction with the metadata JOIN kept (KIP-447: the broker checks them)
+//     LEAVE <member>                                              the member's consumer closes
 //     SLEEP <ms>
 //     READ <isolation.level> <count> <topic>:<partition>[,...]
 //         a consumer (no group) reads the partitions from the start until it has <count>
@@ -47,6 +53,7 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -88,6 +95,16 @@ public class TransactionalClient {
         return result;
     }
 
+    // "<topic>:<partition>=<offset>,..."
+    private static Map<TopicPartition, OffsetAndMetadata> offsets(String field) {
+        Map<TopicPartition, OffsetAndMetadata> offsets = new LinkedHashMap<>();
+        for (String item : field.split(",")) {
+            String[] tpo = item.split("=", 2);
+            offsets.put(partitions(tpo[0]).get(0), new OffsetAndMetadata(Long.parseLong(tpo[1])));
+        }
+        return offsets;
+    }
+
     // Waits for the sends of one producer (each was bounded by delivery.timeout.ms already).
     private static void report(String name, List<Sent> sent) {
         for (Sent s : sent) {
@@ -121,6 +138,8 @@ public class TransactionalClient {
     private static void run(String bootstrap) throws Exception {
         Map<String, KafkaProducer<String, String>> producers = new HashMap<>();
         Map<String, List<Sent>> pending = new HashMap<>();
+        Map<String, KafkaConsumer<String, String>> members = new HashMap<>();
+        Map<String, ConsumerGroupMetadata> memberMetadata = new HashMap<>();
         BufferedReader input = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         String line;
         while ((line = input.readLine()) != null) {
@@ -170,18 +189,12 @@ public class TransactionalClient {
                         producers.get(name).flush();
                         report(name, pending.get(name));
                         break;
-                    case "OFFSETS": {
-                        Map<TopicPartition, OffsetAndMetadata> offsets = new LinkedHashMap<>();
-                        for (String item : f[3].split(",")) {
-                            String[] tpo = item.split("=", 2);
-                            offsets.put(partitions(tpo[0]).get(0), new OffsetAndMetadata(Long.parseLong(tpo[1])));
-                        }
+                    case "OFFSETS":
                         // The group's metadata as a consumer of it has them (not joined: no generation).
                         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(consumerProps(bootstrap, f[2]))) {
-                            producers.get(name).sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                            producers.get(name).sendOffsetsToTransaction(offsets(f[3]), consumer.groupMetadata());
                         }
                         break;
-                    }
                     case "COMMIT":
                         try {
                             producers.get(name).commitTransaction();
@@ -195,6 +208,32 @@ public class TransactionalClient {
                         } finally {
                             report(name, pending.get(name));
                         }
+                        break;
+                    case "JOIN": {
+                        Properties props = consumerProps(bootstrap, f[2]);
+                        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+                        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+                        KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props);
+                        members.put(name, consumer);
+                        consumer.subscribe(List.of(f[3]));
+                        int count = Integer.parseInt(f[4]);
+                        int received = 0;
+                        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                        while (received < count && System.nanoTime() < deadline) {
+                            for (ConsumerRecord<String, String> record : consumer.poll(Duration.ofMillis(200))) {
+                                say("RECORD " + record.topic() + " " + record.partition() + " " + record.offset() + " "
+                                    + record.value());
+                                received++;
+                            }
+                        }
+                        memberMetadata.put(name, consumer.groupMetadata());
+                        break;
+                    }
+                    case "MEMBER_OFFSETS":
+                        producers.get(name).sendOffsetsToTransaction(offsets(f[3]), memberMetadata.get(f[2]));
+                        break;
+                    case "LEAVE":
+                        members.remove(name).close();
                         break;
                     case "CLOSE":
                         producers.remove(name).close(Duration.ZERO);
@@ -247,6 +286,9 @@ public class TransactionalClient {
         }
         for (KafkaProducer<String, String> producer : producers.values()) {
             producer.close(Duration.ofSeconds(5));
+        }
+        for (KafkaConsumer<String, String> consumer : members.values()) {
+            consumer.close();
         }
     }
 

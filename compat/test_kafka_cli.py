@@ -375,12 +375,12 @@ def _lines(*commands):
 
 
 def _reads(output):
-    """The records of each READ command, in order."""
+    """{(topic, partition): [(offset, value)]} of each READ and JOIN command, in order."""
     reads, current = [], {}
     for fields in output:
         if fields[0] == "RECORD":
             current.setdefault((fields[1], int(fields[2])), []).append((int(fields[3]), fields[4]))
-        elif fields[:2] == ["OK", "READ"] or fields[:2] == ["ERROR", "READ"]:
+        elif fields[0] in ("OK", "ERROR") and fields[1] in ("READ", "JOIN"):
             reads.append(current)
             current = {}
     return reads
@@ -478,3 +478,35 @@ def test_java_transaction_open_past_its_timeout_is_aborted_by_the_broker(transac
     committed, everything = _reads(output)
     assert committed == {(topic, 0): [(2, "on-time")]}
     assert everything == {(topic, 0): [(0, "too-late"), (2, "on-time")]}
+
+
+def test_java_consume_transform_produce_as_a_group_member(transactional_client):
+    """A subscribed consumer (a member of the group) reads the input; the transactional producer
+    writes it transformed and sends the offsets with the member's metadata (KIP-447), which
+    become the group's when the transaction commits. Once the member has left, the same
+    metadata is refused: CommitFailedException (UNKNOWN_MEMBER_ID, as Kafka 4.4 answers), the
+    transaction is aborted and the group's offsets stay."""
+    source, sink, group = "java-ctp-in", "java-ctp-out", "java-ctp-group"
+    output = transactional_client(_lines(
+        ("TOPIC", source, 2), ("TOPIC", sink, 2),
+        ("PRODUCER", "feed", "java-ctp-feed"),
+        ("BEGIN", "feed"), *[("SEND", "feed", source, i % 2, f"in-{i}") for i in range(4)], ("COMMIT", "feed"),
+        ("JOIN", "member", group, source, 4),
+        ("PRODUCER", "p", "java-ctp-1"),
+        ("BEGIN", "p"), *[("SEND", "p", sink, i % 2, f"IN-{i}") for i in range(4)],
+        ("MEMBER_OFFSETS", "p", "member", f"{source}:0=3,{source}:1=3"),
+        ("COMMIT", "p"),
+        ("STABLE", group, f"{source}:0,{source}:1"),
+        ("LEAVE", "member"),
+        ("BEGIN", "p"), ("SEND", "p", sink, 0, "from-a-zombie"), ("FLUSH", "p"),
+        ("MEMBER_OFFSETS", "p", "member", f"{source}:0=4"),
+        ("ABORT", "p"),
+        ("STABLE", group, f"{source}:0,{source}:1"),
+        ("READ", "read_committed", 4, f"{sink}:0,{sink}:1")))
+    assert _errors(output) == [("MEMBER_OFFSETS", "p", "CommitFailedException")], output
+    # in-0 0, in-2 1, marker 2 on partition 0; the member read all four.
+    member_read, committed = _reads(output)
+    assert member_read == {(source, 0): [(0, "in-0"), (1, "in-2")], (source, 1): [(0, "in-1"), (1, "in-3")]}
+    assert [fields[1:] for fields in output if fields[0] == "COMMITTED"] == [
+        [f"{source}:0", "3"], [f"{source}:1", "3"], [f"{source}:0", "3"], [f"{source}:1", "3"]]
+    assert committed == {(sink, 0): [(0, "IN-0"), (1, "IN-2")], (sink, 1): [(0, "IN-1"), (1, "IN-3")]}
