@@ -36,6 +36,7 @@ from .fetch_sessions import FetchSessionCache
 from .open_files import descriptor_budget, raise_open_files_limit
 from .partition import Partition
 from .producer_ids import ProducerIdManager
+from .transactions.coordinator import TRANSACTION_STATE, TransactionCoordinator
 from .topics import (
     INTERNAL_TOPICS,
     DamagedTopicTable,
@@ -79,6 +80,9 @@ class Broker:
         self.group_coordinator.consumer.topics = self.topics.by_name
         # Per-group configs (consumer.session.timeout.ms, ...) live with the topic configs.
         self.group_coordinator.group_configs = self.topics.group_configs
+        # Transactional ids and the two phases of a transaction's end, persisted in
+        # __transaction_state (odradek.broker.transactions).
+        self.transaction_coordinator = TransactionCoordinator(self)
         # KIP-714 client instances (GetTelemetrySubscriptions / PushTelemetry, not advertised).
         self.client_metrics = ClientMetrics(config["telemetry.max.bytes"], self.clock_ms)
 
@@ -128,6 +132,7 @@ class Broker:
         # listens meanwhile, and a group answers COORDINATOR_LOAD_IN_PROGRESS until its
         # partition is replayed (as Kafka's coordinators load).
         self.group_coordinator.attach_store(CoordinatorLog(self, CONSUMER_OFFSETS))
+        self.transaction_coordinator.attach_store(CoordinatorLog(self, TRANSACTION_STATE))
 
     def _rebuild_topic_table(self) -> None:
         """The topic table is missing or damaged while partition directories exist: rebuild it
@@ -248,6 +253,7 @@ class Broker:
         for partition in self.partitions.values():
             partition._wake_fetchers()
         self.group_coordinator.shutdown()  # answers parked JoinGroup/SyncGroup so connections drain
+        self.transaction_coordinator.shutdown()
 
     def close(self) -> None:
         """Flush and close every log, write the checkpoints and the clean-shutdown marker of

@@ -32,6 +32,8 @@ from typing import Callable, NamedTuple
 
 from odradek.protocol import error_codes
 from odradek.protocol.messages import (
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     alter_configs,
     api_versions,
     consumer_group_describe,
@@ -50,6 +52,8 @@ from odradek.protocol.messages import (
     describe_log_dirs,
     describe_producers,
     describe_topic_partitions,
+    describe_transactions,
+    end_txn,
     fetch,
     find_coordinator,
     get_telemetry_subscriptions,
@@ -60,6 +64,7 @@ from odradek.protocol.messages import (
     leave_group,
     list_groups,
     list_offsets,
+    list_transactions,
     metadata,
     offset_commit,
     offset_delete,
@@ -68,6 +73,7 @@ from odradek.protocol.messages import (
     produce,
     push_telemetry,
     sync_group,
+    write_txn_markers,
 )
 from odradek.protocol.messages._runtime import ZERO_UUID
 
@@ -431,6 +437,46 @@ def _push_telemetry(request, version, answer):
     return _make(push_telemetry.PushTelemetryResponse, version, throttle_time_ms=0, error_code=answer.code)
 
 
+def _add_partitions_to_txn(request, version, answer):
+    Response = add_partitions_to_txn.AddPartitionsToTxnResponse
+    if version >= 4:
+        return _make(Response, version, throttle_time_ms=0, error_code=answer.code)
+    topics = [_make(add_partitions_to_txn.AddPartitionsToTxnTopicResult, version, name=topic.name, results_by_partition=[
+        _make(add_partitions_to_txn.AddPartitionsToTxnPartitionResult, version, partition_index=index,
+              partition_error_code=answer.code) for index in topic.partitions])
+        for topic in request.v3_and_below_topics]
+    return _make(Response, version, throttle_time_ms=0, results_by_topic_v3_and_below=topics)
+
+
+def _add_offsets_to_txn(request, version, answer):
+    return _make(add_offsets_to_txn.AddOffsetsToTxnResponse, version, throttle_time_ms=0, error_code=answer.code)
+
+
+def _end_txn(request, version, answer):
+    return _make(end_txn.EndTxnResponse, version, throttle_time_ms=0, error_code=answer.code)
+
+
+def _write_txn_markers(request, version, answer):
+    Response = write_txn_markers.WriteTxnMarkersResponse
+    markers = [_make(write_txn_markers.WritableTxnMarkerResult, version, producer_id=marker.producer_id, topics=[
+        _make(write_txn_markers.WritableTxnMarkerTopicResult, version, name=topic.name, partitions=[
+            _make(write_txn_markers.WritableTxnMarkerPartitionResult, version, partition_index=index,
+                  error_code=answer.code) for index in topic.partition_indexes]) for topic in marker.topics])
+        for marker in request.markers]
+    return _make(Response, version, markers=markers)
+
+
+def _describe_transactions(request, version, answer):
+    Response = describe_transactions.DescribeTransactionsResponse
+    states = [_make(describe_transactions.TransactionState, version, transactional_id=transactional_id,
+                    error_code=answer.code) for transactional_id in request.transactional_ids]
+    return _make(Response, version, throttle_time_ms=0, transaction_states=states)
+
+
+def _list_transactions(request, version, answer):
+    return _make(list_transactions.ListTransactionsResponse, version, throttle_time_ms=0, error_code=answer.code)
+
+
 def _describe_topic_partitions(request, version, answer):
     Response = describe_topic_partitions.DescribeTopicPartitionsResponse
     topics = [_make(Response.DescribeTopicPartitionsResponseTopic, version, name=topic.name, error_code=answer.code,
@@ -460,6 +506,10 @@ BUILDERS: dict[int, Callable] = {
     delete_records.DeleteRecordsRequest.API_KEY: _delete_records,
     init_producer_id.InitProducerIdRequest.API_KEY: _init_producer_id,
     offset_for_leader_epoch.OffsetForLeaderEpochRequest.API_KEY: _offset_for_leader_epoch,
+    add_partitions_to_txn.AddPartitionsToTxnRequest.API_KEY: _add_partitions_to_txn,
+    add_offsets_to_txn.AddOffsetsToTxnRequest.API_KEY: _add_offsets_to_txn,
+    end_txn.EndTxnRequest.API_KEY: _end_txn,
+    write_txn_markers.WriteTxnMarkersRequest.API_KEY: _write_txn_markers,
     describe_acls.DescribeAclsRequest.API_KEY: _describe_acls,
     create_acls.CreateAclsRequest.API_KEY: _create_acls,
     delete_acls.DeleteAclsRequest.API_KEY: _delete_acls,
@@ -477,5 +527,7 @@ BUILDERS: dict[int, Callable] = {
     consumer_group_describe.ConsumerGroupDescribeRequest.API_KEY: _consumer_group_describe,
     get_telemetry_subscriptions.GetTelemetrySubscriptionsRequest.API_KEY: _get_telemetry_subscriptions,
     push_telemetry.PushTelemetryRequest.API_KEY: _push_telemetry,
+    describe_transactions.DescribeTransactionsRequest.API_KEY: _describe_transactions,
+    list_transactions.ListTransactionsRequest.API_KEY: _list_transactions,
     describe_topic_partitions.DescribeTopicPartitionsRequest.API_KEY: _describe_topic_partitions,
 }

@@ -26,6 +26,7 @@ import asyncio
 from typing import Any
 
 from odradek.storage.errors import KafkaStorageError
+from odradek.storage.validation import ORIGIN_CLIENT
 
 from . import recompress
 
@@ -122,14 +123,14 @@ class Partition:
 
     # --- writes ---
 
-    def append(self, records) -> Any:
-        """Validate and append ``records`` (a produce's record set) as the leader. Raises the
-        storage layer's errors (each carries the Kafka error code to answer with). The high
-        watermark follows the log end offset at once (single replica), and fetches waiting on
-        this partition are woken."""
-        if self._target_codec is not None:
+    def append(self, records, origin: str = ORIGIN_CLIENT) -> Any:
+        """Validate and append ``records`` (a produce's record set, or a coordinator's batch:
+        ``origin`` ORIGIN_COORDINATOR) as the leader. Raises the storage layer's errors (each
+        carries the Kafka error code to answer with). The high watermark follows the log end
+        offset at once (single replica), and fetches waiting on this partition are woken."""
+        if self._target_codec is not None and origin == ORIGIN_CLIENT:
             records = recompress.recompress(records, self._target_codec, self._codec_level)
-        info = self.log.append(records, leader_epoch=self.leader_epoch)
+        info = self.log.append(records, leader_epoch=self.leader_epoch, origin=origin)
         self.log.update_high_watermark(self.log.log_end_offset)
         self._wake_fetchers()
         return info

@@ -89,10 +89,13 @@ class CoordinatorTopic:
     load_buffer_key: str       # e.g. offsets.load.buffer.size
     decode: Callable[[bytes, bytes | None], Any]
     fixed_configs: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
+    # Topic configs taken from broker keys at creation, (topic key, broker key), beside segment.bytes.
+    broker_configs: tuple[tuple[str, str], ...] = ()
 
     def topic_configs(self, config) -> dict[str, str]:
         """The topic config overrides the topic is created with (Kafka's)."""
-        return {**dict(self.fixed_configs), "segment.bytes": str(config[self.segment_bytes_key])}
+        return {**dict(self.fixed_configs), "segment.bytes": str(config[self.segment_bytes_key]),
+                **{topic_key: str(config[broker_key]) for topic_key, broker_key in self.broker_configs}}
 
 
 class CoordinatorShard(Protocol):

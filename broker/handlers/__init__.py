@@ -11,6 +11,8 @@ REGISTRY = HandlerRegistry()
 
 # Imported for their registrations (order does not matter: the registry sorts by key).
 from . import (  # noqa: E402,F401
+    add_offsets_to_txn,
+    add_partitions_to_txn,
     alter_configs,
     api_versions,
     consumer_group_describe,
@@ -28,6 +30,8 @@ from . import (  # noqa: E402,F401
     describe_log_dirs,
     describe_producers,
     describe_topic_partitions,
+    describe_transactions,
+    end_txn,
     describe_groups,
     fetch,
     find_coordinator,
@@ -39,6 +43,7 @@ from . import (  # noqa: E402,F401
     leave_group,
     list_groups,
     list_offsets,
+    list_transactions,
     metadata,
     offset_commit,
     offset_delete,
@@ -47,4 +52,5 @@ from . import (  # noqa: E402,F401
     produce,
     push_telemetry,
     sync_group,
+    write_txn_markers,
 )

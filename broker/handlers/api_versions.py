@@ -12,8 +12,12 @@ Version notes:
   client can retry at a version we speak and learn the rest from that answer.
 * v3+ carry ``client_software_name``/``version``; Kafka validates them (INVALID_REQUEST when
   they do not match ``[a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])?``).
-* v3+ tagged fields: supported features (none), finalized features epoch -1, ZK migration
-  not ready: what a KRaft broker without feature flags answers.
+* v3+ tagged fields: the features this broker supports and has finalized (KIP-584): today
+  ``transaction.version`` (0-2, finalized at ``odradek.transaction.version``, listed as
+  finalized only above 0, as Kafka lists a feature at level 0 as not finalized); ZK migration
+  not ready. Clients read ``transaction.version`` >= 2 as leave to use transaction version 2
+  (KIP-890 part 2). The finalized-features epoch (the metadata offset on a KRaft cluster) is
+  a constant here, since the levels change only with a restart.
 * v5 (KIP-1242): a client names the cluster and node it means to reach; when it gives a
   cluster id and either differs from ours, the answer is REBOOTSTRAP_REQUIRED with no API list
   (the client's metadata is stale: the address now belongs to another broker). As in Kafka's
@@ -31,6 +35,23 @@ from ..error_responses import ErrorAnswer, error_response
 from . import REGISTRY
 
 _SOFTWARE_FIELD = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$")
+
+
+TRANSACTION_VERSION_FEATURE = "transaction.version"
+SUPPORTED_TRANSACTION_VERSIONS = (0, 2)
+FINALIZED_FEATURES_EPOCH = 0
+
+
+def _features(broker) -> dict:
+    level = broker.config["odradek.transaction.version"]
+    low, high = SUPPORTED_TRANSACTION_VERSIONS
+    return dict(
+        supported_features=[ApiVersionsResponse.SupportedFeatureKey(name=TRANSACTION_VERSION_FEATURE, min_version=low,
+                                                                    max_version=high)],
+        finalized_features_epoch=FINALIZED_FEATURES_EPOCH,
+        finalized_features=[ApiVersionsResponse.FinalizedFeatureKey(name=TRANSACTION_VERSION_FEATURE,
+                                                                    min_version_level=level, max_version_level=level)]
+        if level > 0 else [])
 
 
 def _api_list():
@@ -55,4 +76,5 @@ def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse
     if ctx.api_version >= 5 and request.cluster_id is not None and (
             request.cluster_id != broker.cluster_id or request.node_id != broker.node_id):
         return ApiVersionsResponse(error_code=error_codes.REBOOTSTRAP_REQUIRED, throttle_time_ms=0)
-    return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(), throttle_time_ms=0)
+    return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(), throttle_time_ms=0,
+                               **_features(broker))

@@ -1,14 +1,15 @@
-"""InitProducerId (key 22), versions 0-5, for idempotent producers.
+"""InitProducerId (key 22), versions 0-5.
 
-A producer without a transactional id gets a fresh producer id (never reused, see
+Without a transactional id (an idempotent producer): a fresh producer id (never reused, see
 ``odradek.broker.producer_ids``) with epoch 0. From v3 a producer that already has an id may
 send it with its epoch to have the epoch bumped (KIP-360, after a sequence error): it gets the
 same id with epoch + 1, or a fresh id when the epoch would overflow.
 
-Transactional ids need the transaction coordinator, which odradek does not serve yet: such a
-request is answered COORDINATOR_NOT_AVAILABLE (a retriable error: FindCoordinator does name
-this broker for transactional ids, so a transactional client retries until its
-``max.block.ms`` and then fails, rather than appear to work).
+With a transactional id: the transaction coordinator's answer
+(:meth:`~odradek.broker.transactions.coordinator.TransactionCoordinator.init_producer_id`):
+INVALID_TRANSACTION_TIMEOUT for a timeout outside (0, ``transaction.max.timeout.ms``], the
+id's producer id with a bumped epoch (fencing any older producer of the id), and, from v3, the
+KIP-360 continuation of a producer that names its producer id and epoch.
 
 Version notes: v6 (KIP-939 two-phase commit) is an unstable version in Kafka 4.4, which a
 broker advertises only with ``unstable.api.versions.enable``; odradek serves up to v5 as a
@@ -26,15 +27,25 @@ MAX_EPOCH = 32767
 
 
 @REGISTRY.handles(InitProducerIdRequest, InitProducerIdResponse, max_version=5)
-def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitProducerIdResponse:
+def handle_init_producer_id(ctx, request: InitProducerIdRequest):
     broker = ctx.broker
-    if request.transactional_id is not None:
-        return InitProducerIdResponse(error_code=error_codes.COORDINATOR_NOT_AVAILABLE, producer_id=-1,
-                                      producer_epoch=-1)
     producer_id, epoch = request.producer_id, request.producer_epoch
-    if ctx.api_version >= 3 and producer_id >= 0 and 0 <= epoch < MAX_EPOCH - 1:
+    if ctx.api_version < 3:
+        producer_id = epoch = -1
+    if request.transactional_id is not None:
+        return _transactional(broker, request.transactional_id, request.transaction_timeout_ms, producer_id, epoch)
+    if producer_id >= 0 and 0 <= epoch < MAX_EPOCH - 1:
         return InitProducerIdResponse(error_code=error_codes.NONE, producer_id=producer_id, producer_epoch=epoch + 1)
     if (producer_id >= 0) != (epoch >= 0):
         return InitProducerIdResponse(error_code=error_codes.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
     return InitProducerIdResponse(error_code=error_codes.NONE, producer_id=broker.producer_ids.next_producer_id(),
                                   producer_epoch=0)
+
+
+async def _transactional(broker, transactional_id: str, timeout_ms: int, producer_id: int,
+                         epoch: int) -> InitProducerIdResponse:
+    if (producer_id >= 0) != (epoch >= 0):
+        return InitProducerIdResponse(error_code=error_codes.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
+    error, producer_id, epoch = await broker.transaction_coordinator.init_producer_id(
+        transactional_id, timeout_ms, producer_id, epoch)
+    return InitProducerIdResponse(error_code=error, producer_id=producer_id, producer_epoch=epoch)

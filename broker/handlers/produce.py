@@ -30,21 +30,31 @@ Behaviour:
 * The response carries the first offset of the appended records, the log append time (or -1
   for CreateTime topics, v2+) and the log start offset (v5+).
 
-Version notes: v3+ carry ``transactional_id``. Transactions are not served yet (no producer can
-obtain a transactional producer id here), so a produce with a transactional id is refused with
-INVALID_TXN_STATE for every partition rather than appended with no way to commit or abort it;
-v8+ ``record_errors`` and ``error_message``; v13+ topics by id.
+* Transactions (v3+ ``transactional_id``), KIP-890: before a producer's first transactional
+  batch in a partition (no transaction of its epoch open there), the partition must be in the
+  producer's transaction. Below v12 the transaction coordinator is asked whether it is (a
+  partition not added answers INVALID_TXN_STATE, "Partition was not added to the transaction",
+  or from v11 TRANSACTION_ABORTABLE); from v12 (transaction version 2) the partitions are added
+  to the transaction implicitly. A coordinator that cannot tell yet (CONCURRENT_TRANSACTIONS,
+  loading, ...) answers NOT_ENOUGH_REPLICAS, which every client retries, and a fenced producer
+  INVALID_PRODUCER_EPOCH, as Kafka's ReplicaManager translates them
+  (``transaction.partition.verification.enable`` turns the check off).
+
+Version notes: v8+ ``record_errors`` and ``error_message``; v13+ topics by id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import structlog
 
 from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
+from odradek.protocol.records.batch import BATCH_HEADER_SIZE
+from odradek.protocol.records.header import read_batch_header
 from odradek.storage.errors import RecordValidationError
 
 from ..registry import CLOSE_CONNECTION
@@ -70,8 +80,97 @@ def _refused(topic: str, index: int, code: int, detail: str) -> PartitionRespons
     return _partition_error(index, code)
 
 
+# Produce v11 clients understand TRANSACTION_ABORTABLE; v12+ ones add partitions implicitly.
+FIRST_ABORTABLE_VERSION = 11
+FIRST_IMPLICIT_ADD_VERSION = 12
+# What a verification that could not complete answers (Kafka's ReplicaManager): a retriable
+# error that does not make the client refresh its metadata.
+_UNVERIFIED = frozenset({error_codes.CONCURRENT_TRANSACTIONS, error_codes.NETWORK_EXCEPTION,
+                         error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.COORDINATOR_NOT_AVAILABLE,
+                         error_codes.NOT_COORDINATOR})
+
+
+def _needs_verification(broker, topic_name: str, data) -> tuple[int, int] | None:
+    """(producer id, epoch) of a transactional batch that would open its producer's
+    transaction in this partition; None when there is nothing to verify."""
+    partition = broker.partition(topic_name, data.index)
+    records = data.records
+    if partition is None or partition.offline or records is None or len(records) < BATCH_HEADER_SIZE:
+        return None
+    try:
+        header = read_batch_header(records, 0)
+    except ProtocolError:
+        return None  # the append refuses it with the right code
+    if header.magic != 2 or not header.is_transactional or header.producer_id < 0:
+        return None
+    entry = partition.log.producer_state.producers.get(header.producer_id)
+    if entry is not None and entry.epoch == header.producer_epoch and entry.current_txn_first_offset >= 0:
+        return None
+    return header.producer_id, header.producer_epoch
+
+
+def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
+    """The produce answer to a failed verification (Kafka's AddPartitionsToTxnManager and
+    ReplicaManager translations): (error code, error message)."""
+    if code == error_codes.PRODUCER_FENCED:
+        return error_codes.INVALID_PRODUCER_EPOCH, None
+    if code == error_codes.TRANSACTION_ABORTABLE and version < FIRST_ABORTABLE_VERSION:
+        code = error_codes.INVALID_TXN_STATE
+    if code == error_codes.INVALID_TXN_STATE:
+        return code, "Partition was not added to the transaction"
+    if code in _UNVERIFIED:
+        return error_codes.NOT_ENOUGH_REPLICAS, ("Unable to verify the partition has been added to the transaction. "
+                                                 f"Underlying error: {error_codes.lookup(code).name}")
+    return code, None
+
+
 @REGISTRY.handles(ProduceRequest, ProduceResponse)
 def handle_produce(ctx, request: ProduceRequest):
+    broker = ctx.broker
+    if request.transactional_id is None or not broker.config["transaction.partition.verification.enable"]:
+        return _produce(ctx, request, {})
+    by_id = ctx.api_version >= 13
+    to_verify = {}  # (topic name, index) -> (producer id, epoch)
+    for topic_data in request.topic_data:
+        topic = topic_by_name_or_id(broker, None if by_id else topic_data.name, topic_data.topic_id if by_id else None)
+        if topic is None:
+            continue
+        for data in topic_data.partition_data:
+            producer = _needs_verification(broker, topic.name, data)
+            if producer is not None:
+                to_verify[(topic.name, data.index)] = producer
+    if not to_verify:
+        return _produce(ctx, request, {})
+    coordinator = broker.transaction_coordinator
+    if ctx.api_version >= FIRST_IMPLICIT_ADD_VERSION:
+        return _add_then_produce(ctx, request, to_verify)
+    refused = {}
+    for (topic_name, index), (producer_id, epoch) in to_verify.items():
+        code = coordinator.verify_partition(request.transactional_id, producer_id, epoch, topic_name, index)
+        if code != error_codes.NONE:
+            refused[(topic_name, index)] = _verification_refusal(code, ctx.api_version)
+    return _produce(ctx, request, refused)
+
+
+async def _add_then_produce(ctx, request: ProduceRequest, to_verify: dict):
+    """Transaction version 2: add the partitions to the transaction (one coordinator write per
+    producer), then append."""
+    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for partition, producer in to_verify.items():
+        by_producer.setdefault(producer, []).append(partition)
+    refused = {}
+    for (producer_id, epoch), partitions in by_producer.items():
+        code = await ctx.broker.transaction_coordinator.add_partitions(
+            request.transactional_id, producer_id, epoch, partitions, client_transaction_version=2)
+        if code != error_codes.NONE:
+            refused.update({partition: _verification_refusal(code, ctx.api_version) for partition in partitions})
+    response = _produce(ctx, request, refused)
+    return await response if inspect.isawaitable(response) else response
+
+
+def _produce(ctx, request: ProduceRequest, refused: dict):
+    """Append every partition's records, except those in ``refused`` ((topic name, index) ->
+    (error code, message)), which answer their refusal."""
     broker = ctx.broker
     acks = request.acks
     by_id = ctx.api_version >= 13
@@ -81,10 +180,6 @@ def handle_produce(ctx, request: ProduceRequest):
         topic = topic_by_name_or_id(broker, None if by_id else topic_data.name, topic_data.topic_id if by_id else None)
         partitions = []
         for data in topic_data.partition_data:
-            if request.transactional_id is not None:
-                partitions.append(_refused(topic_data.name, data.index, error_codes.INVALID_TXN_STATE,
-                                           "transactions are not served by this broker yet"))
-                continue
             if acks not in (0, 1, -1):
                 partitions.append(_partition_error(data.index, error_codes.INVALID_REQUIRED_ACKS))
                 continue
@@ -92,6 +187,11 @@ def handle_produce(ctx, request: ProduceRequest):
             if partition is None:
                 code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
                 partitions.append(_partition_error(data.index, code))
+                continue
+            if (topic.name, data.index) in refused:
+                code, message = refused[(topic.name, data.index)]
+                log.debug("transactional produce refused", topic=topic.name, partition=data.index, error_code=code)
+                partitions.append(_partition_error(data.index, code, message))
                 continue
             if acks == -1 and partition.effective_min_insync_replicas > len(partition.in_sync_replicas):
                 # Checked before appending, as Kafka does (NOT_ENOUGH_REPLICAS_AFTER_APPEND is

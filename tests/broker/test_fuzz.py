@@ -11,6 +11,10 @@ import uuid
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from odradek.protocol.connection import ClientConnection
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest
+from odradek.protocol.messages.add_partitions_to_txn import (
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+)
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_partitions import CreatePartitionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
@@ -19,15 +23,21 @@ from odradek.protocol.messages.describe_cluster import DescribeClusterRequest
 from odradek.protocol.messages.describe_configs import DescribeConfigsRequest
 from odradek.protocol.messages.describe_log_dirs import DescribeLogDirsRequest
 from odradek.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest
+from odradek.protocol.messages.end_txn import EndTxnRequest
 from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest
 from odradek.protocol.messages.init_producer_id import InitProducerIdRequest
 from odradek.protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest
 from odradek.protocol.messages.fetch import FetchRequest
 from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest
 from odradek.protocol.messages.list_offsets import ListOffsetsRequest
+from odradek.protocol.messages.list_transactions import ListTransactionsRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.messages.produce import ProduceRequest
 from odradek.protocol.messages.push_telemetry import PushTelemetryRequest
+from odradek.protocol.messages.write_txn_markers import (
+    WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+)
 from odradek.protocol.records.batch import Record, build_batch
 
 from .conftest import RawClient
@@ -148,7 +158,8 @@ def odd_but_valid_requests(draw):
     """Requests that decode fine but carry values a careful client would not send: every
     handler must answer them (with error codes), never fail."""
     kind = draw(st.sampled_from(["fetch", "list_offsets", "create_partitions", "delete_records", "epochs",
-                                 "topic_partitions", "create_topics", "init_producer_id", "telemetry"]))
+                                 "topic_partitions", "create_topics", "init_producer_id", "telemetry",
+                                 "transactions"]))
     name = draw(NAMES)
     if kind == "fetch":
         return FetchRequest(max_wait_ms=draw(st.integers(-5, 50)), min_bytes=draw(INT32), max_bytes=draw(INT32),
@@ -203,9 +214,53 @@ def odd_but_valid_requests(draw):
         return PushTelemetryRequest(client_instance_id=instance_id, subscription_id=draw(INT32),
                                     terminating=draw(st.booleans()), compression_type=draw(st.integers(-128, 127)),
                                     metrics=draw(st.binary(max_size=64))), 0
+    if kind == "transactions":
+        return draw(transaction_requests(name))
     return InitProducerIdRequest(transactional_id=draw(st.one_of(st.none(), st.just("t"))),
                                  transaction_timeout_ms=draw(INT32), producer_id=draw(st.integers(-2, 5)),
                                  producer_epoch=draw(st.integers(-2, 32767))), 4
+
+
+@st.composite
+def transaction_requests(draw, topic: str):
+    """The transaction APIs with odd ids, epochs, partitions and filters."""
+    transactional_id = draw(st.sampled_from(["t", "", "fuzz-txn", "\u00e9"]))
+    producer_id, epoch = draw(st.integers(-2, 5)), draw(st.integers(-2, 32767))
+    partitions = draw(st.lists(st.integers(-1, 3), max_size=3))
+    kind = draw(st.sampled_from(["add", "add_batched", "offsets", "end", "markers", "describe", "list", "produce"]))
+    if kind == "add":
+        return AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id=transactional_id, v3_and_below_producer_id=producer_id,
+            v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=partitions)]), draw(st.integers(0, 3))
+    if kind == "add_batched":
+        return AddPartitionsToTxnRequest(transactions=[AddPartitionsToTxnTransaction(
+            transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+            verify_only=draw(st.booleans()),
+            topics=draw(st.lists(st.just(AddPartitionsToTxnTopic(name=topic, partitions=partitions)), max_size=2)))]), 5
+    if kind == "offsets":
+        return AddOffsetsToTxnRequest(transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                                      group_id=draw(st.sampled_from(["", "g", topic]))), draw(st.integers(0, 4))
+    if kind == "end":
+        return EndTxnRequest(transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                             committed=draw(st.booleans())), draw(st.integers(0, 5))
+    if kind == "markers":
+        return WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+            producer_id=producer_id, producer_epoch=epoch, transaction_result=draw(st.booleans()),
+            coordinator_epoch=draw(INT32), topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=partitions)])]), 1
+    if kind == "describe":
+        return DescribeTransactionsRequest(transactional_ids=[transactional_id]), 0
+    if kind == "list":
+        return ListTransactionsRequest(state_filters=draw(st.lists(st.sampled_from(["Ongoing", "Bogus", ""]), max_size=2)),
+                                       producer_id_filters=draw(st.lists(st.integers(-1, 5), max_size=2)),
+                                       duration_filter=draw(st.integers(-2, 10**12)),
+                                       transactional_id_pattern=draw(st.sampled_from([None, "", ".*", "(", "t.*"]))), 2
+    batch = build_batch([Record(0, 0, b"k", b"v")], producer_id=producer_id, producer_epoch=max(epoch, -1),
+                        base_sequence=0, transactional=draw(st.booleans()))
+    return ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=1000, topic_data=[
+        ProduceRequest.TopicProduceData(name=topic, partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=draw(st.integers(-1, 1)), records=batch)])]), \
+        draw(st.sampled_from([9, 11, 12]))
 
 
 def test_odd_but_valid_requests_are_answered(shared_broker):

@@ -297,16 +297,6 @@ def test_acks_0_sends_nothing_and_closes_the_connection_on_error(raw_client):
     assert client.is_closed_by_peer()
 
 
-def test_transactional_produce_is_refused_until_transactions_exist(raw_client):
-    client = raw_client()
-    create_topic(client, "txn")
-    request = ProduceRequest(transactional_id="tx-1", acks=-1, timeout_ms=5000, topic_data=[
-        ProduceRequest.TopicProduceData(name="txn", partition_data=[
-            ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch_of(b"t"))])])
-    answer = client.request(request, 9).responses[0].partition_responses[0]
-    assert answer.error_code == error_codes.INVALID_TXN_STATE
-
-
 def test_quickstart_api_table_is_generated_from_the_registry():
     import pathlib
 

@@ -1,0 +1,1 @@
+"""Transactions: the transaction coordinator (``__transaction_state``) and its records."""

@@ -1,0 +1,403 @@
+"""The transaction coordinator against ``odradek serve``, over the wire with the raw protocol:
+InitProducerId with transactional ids, AddPartitionsToTxn, the KIP-890 checks of Produce,
+EndTxn and its markers (read_committed sees exactly the committed records), fencing, the
+abort of timed-out transactions, transaction version 2, Describe/ListTransactions,
+WriteTxnMarkers, and the state across restarts, including a crash between the PrepareCommit
+record and the markers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from odradek.broker.coordinators.runtime import coordinator_partition
+from odradek.broker.transactions.metadata import TransactionMetadata, TxnState, transaction_key, transaction_value
+from odradek.protocol import error_codes
+from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest
+from odradek.protocol.messages.end_txn import EndTxnRequest
+from odradek.protocol.messages.fetch import FetchRequest
+from odradek.protocol.messages.init_producer_id import InitProducerIdRequest
+from odradek.protocol.messages.list_offsets import ListOffsetsRequest
+from odradek.protocol.messages.list_transactions import ListTransactionsRequest
+from odradek.protocol.messages.produce import ProduceRequest
+from odradek.protocol.messages.write_txn_markers import WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest
+from odradek.protocol.records.batch import Record, build_batch, iter_batches
+
+from .conftest import BrokerProcess, RawClient
+from .test_server import create_topic, records_of
+
+ABORT_CHECK_MS = 200
+# Short abort checks, and few __transaction_state partitions so that its creation is quick.
+OVERRIDES = (f"transaction.abort.timed.out.transaction.cleanup.interval.ms={ABORT_CHECK_MS}",
+             "transaction.state.log.num.partitions=4")
+
+
+@pytest.fixture(scope="module")
+def txn_broker(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("txn-broker")
+    process = BrokerProcess(directory / "data", OVERRIDES, directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"
+    assert "Traceback" not in process.full_log()
+
+
+@pytest.fixture
+def client(txn_broker):
+    connection = RawClient(txn_broker.host, txn_broker.port)
+    yield connection
+    connection.close()
+
+
+# --- requests ---
+
+def init(client, transactional_id, timeout_ms=60000, producer_id=-1, epoch=-1, version=4):
+    return client.request(InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=timeout_ms,
+                                                producer_id=producer_id, producer_epoch=epoch), version)
+
+
+def init_retrying(client, transactional_id, **kwargs):
+    """InitProducerId until it is not CONCURRENT_TRANSACTIONS (an abort of the open one runs)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = init(client, transactional_id, **kwargs)
+        if answer.error_code != error_codes.CONCURRENT_TRANSACTIONS or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
+
+
+def add(client, transactional_id, producer_id, epoch, partitions, version=3) -> dict:
+    """AddPartitionsToTxn (v0-3 form); {(topic, index): error code}."""
+    topics = {}
+    for topic, index in partitions:
+        topics.setdefault(topic, []).append(index)
+    request = AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id=transactional_id, v3_and_below_producer_id=producer_id,
+        v3_and_below_producer_epoch=epoch,
+        v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=indexes) for topic, indexes in topics.items()])
+    answer = client.request(request, version)
+    return {(topic.name, result.partition_index): result.partition_error_code
+            for topic in answer.results_by_topic_v3_and_below for result in topic.results_by_partition}
+
+
+def end(client, transactional_id, producer_id, epoch, commit, version=3):
+    return client.request(EndTxnRequest(transactional_id=transactional_id, producer_id=producer_id,
+                                        producer_epoch=epoch, committed=commit), version)
+
+
+def describe(client, transactional_id):
+    return client.request(DescribeTransactionsRequest(transactional_ids=[transactional_id]), 0).transaction_states[0]
+
+
+def wait_state(client, transactional_id, state: str, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        described = describe(client, transactional_id)
+        if described.transaction_state == state or time.monotonic() > deadline:
+            return described
+        time.sleep(0.02)
+
+
+def txn_batch(producer_id, epoch, sequence, *values):
+    return build_batch([Record(i, 0, b"k", value) for i, value in enumerate(values)], producer_id=producer_id,
+                       producer_epoch=epoch, base_sequence=sequence, transactional=True,
+                       base_timestamp=1_700_000_000_000)
+
+
+def produce_txn(client, transactional_id, topic, index, batch, version=9):
+    request = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=5000, topic_data=[
+        ProduceRequest.TopicProduceData(name=topic, partition_data=[
+            ProduceRequest.TopicProduceData.PartitionProduceData(index=index, records=batch)])])
+    return client.request(request, version).responses[0].partition_responses[0]
+
+
+def read(client, topic, index, committed: bool) -> list[bytes]:
+    request = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
+                           isolation_level=1 if committed else 0, session_id=0, session_epoch=-1,
+                           topics=[FetchRequest.FetchTopic(topic=topic, partitions=[
+                               FetchRequest.FetchTopic.FetchPartition(partition=index, fetch_offset=0,
+                                                                      partition_max_bytes=1 << 20)])])
+    data = client.request(request, 12).responses[0].partitions[0]
+    assert data.error_code == 0
+    # What a read_committed consumer does with the aborted transactions listed (Kafka's
+    # Fetcher): from an entry's first offset on, its producer's batches are dropped until that
+    # producer's marker.
+    pending = sorted((entry.first_offset, entry.producer_id) for entry in (data.aborted_transactions or []))
+    aborting: set[int] = set()
+    values = []
+    for batch in iter_batches(bytes(data.records or b"")):
+        while pending and pending[0][0] <= batch.base_offset:
+            aborting.add(pending.pop(0)[1])
+        if batch.is_control:
+            aborting.discard(batch.producer_id)
+            continue
+        if committed and batch.is_transactional and batch.producer_id in aborting:
+            continue
+        values.extend(bytes(record.value) for record in batch.records)
+    return values
+
+
+def latest_offset(client, topic, index, committed: bool) -> int:
+    request = ListOffsetsRequest(replica_id=-1, isolation_level=1 if committed else 0, topics=[
+        ListOffsetsRequest.ListOffsetsTopic(name=topic, partitions=[
+            ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(partition_index=index, timestamp=-1)])])
+    return client.request(request, 5).topics[0].partitions[0].offset
+
+
+# --- tests ---
+
+def test_init_producer_id_bumps_the_epoch_and_checks_the_timeout(client):
+    first = init(client, "init-1")
+    assert (first.error_code, first.producer_epoch) == (0, 0) and first.producer_id >= 0
+    second = init(client, "init-1")
+    assert (second.error_code, second.producer_id, second.producer_epoch) == (0, first.producer_id, 1)
+    assert init(client, "init-2", timeout_ms=0).error_code == error_codes.INVALID_TRANSACTION_TIMEOUT
+    assert init(client, "init-2", timeout_ms=900_001).error_code == error_codes.INVALID_TRANSACTION_TIMEOUT
+    assert init(client, "init-2", timeout_ms=900_000).error_code == error_codes.NONE
+    assert init(client, "").error_code == error_codes.INVALID_REQUEST
+    # KIP-360: the producer names its id and epoch and continues with the next epoch; an
+    # epoch that is neither current nor the last one is fenced.
+    resumed = init(client, "init-1", producer_id=first.producer_id, epoch=1)
+    assert (resumed.error_code, resumed.producer_epoch) == (0, 2)
+    assert init(client, "init-1", producer_id=first.producer_id, epoch=0).error_code == error_codes.PRODUCER_FENCED
+
+
+def test_committed_and_aborted_transactions_across_partitions(client):
+    for topic in ("txn-a", "txn-b"):
+        assert create_topic(client, topic, partitions=2).error_code == 0
+    producer = init(client, "commit-abort")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    partitions = [("txn-a", 0), ("txn-a", 1), ("txn-b", 0)]
+    sequences = dict.fromkeys(partitions, 0)
+
+    def run(tag: bytes, commit: bool):
+        assert set(add(client, "commit-abort", pid, epoch, partitions).values()) == {0}
+        for topic, index in partitions:
+            answer = produce_txn(client, "commit-abort", topic, index,
+                                 txn_batch(pid, epoch, sequences[(topic, index)], tag + b"-1", tag + b"-2"))
+            assert answer.error_code == 0, answer
+            sequences[(topic, index)] += 2
+        assert describe(client, "commit-abort").transaction_state == "Ongoing"
+        assert end(client, "commit-abort", pid, epoch, commit).error_code == 0
+        assert wait_state(client, "commit-abort", "CompleteCommit" if commit else "CompleteAbort").error_code == 0
+
+    run(b"first", commit=True)
+    run(b"second", commit=False)
+    run(b"third", commit=True)
+    for topic, index in partitions:
+        assert read(client, topic, index, committed=True) == [b"first-1", b"first-2", b"third-1", b"third-2"]
+        assert read(client, topic, index, committed=False) == [
+            b"first-1", b"first-2", b"second-1", b"second-2", b"third-1", b"third-2"]
+        # Every marker is in: the last stable offset is the log end (3 transactions, 2 records
+        # and a marker each).
+        assert latest_offset(client, topic, index, committed=True) == latest_offset(client, topic, index, False) == 9
+    described = describe(client, "commit-abort")
+    assert (described.producer_id, described.producer_epoch, described.topics) == (pid, epoch, [])
+    listed = client.request(ListTransactionsRequest(state_filters=["CompleteCommit", "NoSuchState"]), 1)
+    assert listed.unknown_state_filters == ["NoSuchState"]
+    assert ("commit-abort", pid, "CompleteCommit") in [
+        (entry.transactional_id, entry.producer_id, entry.transaction_state) for entry in listed.transaction_states]
+    assert client.request(ListTransactionsRequest(producer_id_filters=[pid]), 0).transaction_states[0] \
+        .transactional_id == "commit-abort"
+    assert client.request(ListTransactionsRequest(transactional_id_pattern="commit-.*"), 2).transaction_states
+    assert not client.request(ListTransactionsRequest(transactional_id_pattern="commit"), 2).transaction_states
+
+
+def test_open_transaction_holds_the_last_stable_offset(client):
+    create_topic(client, "txn-open")
+    producer = init(client, "open")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert add(client, "open", pid, epoch, [("txn-open", 0)]) == {("txn-open", 0): 0}
+    assert produce_txn(client, "open", "txn-open", 0, txn_batch(pid, epoch, 0, b"pending")).error_code == 0
+    assert read(client, "txn-open", 0, committed=True) == []
+    assert latest_offset(client, "txn-open", 0, committed=True) == 0
+    described = describe(client, "open")
+    assert described.transaction_state == "Ongoing"
+    assert [(topic.topic, topic.partitions) for topic in described.topics] == [("txn-open", [0])]
+    assert end(client, "open", pid, epoch, commit=True).error_code == 0
+    wait_state(client, "open", "CompleteCommit")
+    assert read(client, "txn-open", 0, committed=True) == [b"pending"]
+
+
+def test_produce_to_a_partition_not_in_the_transaction_is_refused(client):
+    create_topic(client, "txn-unadded")
+    producer = init(client, "unadded")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    refused = produce_txn(client, "unadded", "txn-unadded", 0, txn_batch(pid, epoch, 0, b"x"), version=9)
+    assert (refused.error_code, refused.error_message) == (error_codes.INVALID_TXN_STATE,
+                                                           "Partition was not added to the transaction")
+    newer = produce_txn(client, "unadded", "txn-unadded", 0, txn_batch(pid, epoch, 0, b"x"), version=11)
+    assert newer.error_code == error_codes.TRANSACTION_ABORTABLE
+    stranger = produce_txn(client, "no-such-id", "txn-unadded", 0, txn_batch(pid, epoch, 0, b"x"), version=9)
+    assert stranger.error_code == error_codes.INVALID_PRODUCER_ID_MAPPING
+    assert latest_offset(client, "txn-unadded", 0, committed=False) == 0
+
+
+def test_add_partitions_and_end_txn_errors(client):
+    create_topic(client, "txn-errors")
+    producer = init(client, "errors")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert add(client, "errors", pid, epoch, [("txn-errors", 0), ("txn-errors", 7)]) == {
+        ("txn-errors", 0): error_codes.OPERATION_NOT_ATTEMPTED, ("txn-errors", 7): error_codes.UNKNOWN_TOPIC_OR_PARTITION}
+    assert add(client, "errors", pid + 1, epoch, [("txn-errors", 0)]) == {
+        ("txn-errors", 0): error_codes.INVALID_PRODUCER_ID_MAPPING}
+    assert add(client, "never-initialized", pid, epoch, [("txn-errors", 0)]) == {
+        ("txn-errors", 0): error_codes.INVALID_PRODUCER_ID_MAPPING}
+    assert add(client, "errors", pid, epoch + 1, [("txn-errors", 0)]) == {("txn-errors", 0): error_codes.PRODUCER_FENCED}
+    assert end(client, "errors", pid, epoch, commit=True).error_code == error_codes.INVALID_TXN_STATE  # Empty
+    assert add(client, "errors", pid, epoch, [("txn-errors", 0)]) == {("txn-errors", 0): 0}
+    assert end(client, "errors", pid, epoch, commit=False).error_code == 0
+    wait_state(client, "errors", "CompleteAbort")
+    assert end(client, "errors", pid, epoch, commit=False).error_code == 0  # a retry of the same end
+    assert end(client, "errors", pid, epoch, commit=True).error_code == error_codes.INVALID_TXN_STATE
+
+
+def test_a_new_producer_fences_the_open_transaction(client):
+    create_topic(client, "txn-fence")
+    old = init(client, "fence")
+    pid, epoch = old.producer_id, old.producer_epoch
+    assert add(client, "fence", pid, epoch, [("txn-fence", 0)]) == {("txn-fence", 0): 0}
+    assert produce_txn(client, "fence", "txn-fence", 0, txn_batch(pid, epoch, 0, b"zombie")).error_code == 0
+    first_try = init(client, "fence")
+    assert first_try.error_code == error_codes.CONCURRENT_TRANSACTIONS  # the open one is being aborted
+    new = init_retrying(client, "fence")
+    assert new.error_code == 0 and new.producer_id == pid and new.producer_epoch > epoch + 1
+    # The old producer is fenced everywhere.
+    assert end(client, "fence", pid, epoch, commit=True).error_code == error_codes.PRODUCER_FENCED
+    late = produce_txn(client, "fence", "txn-fence", 0, txn_batch(pid, epoch, 1, b"late"))
+    assert late.error_code == error_codes.INVALID_PRODUCER_EPOCH
+    assert read(client, "txn-fence", 0, committed=True) == []
+    assert describe(client, "fence").transaction_state == "Empty"
+
+
+def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
+    create_topic(client, "txn-timeout")
+    producer = init(client, "timeout", timeout_ms=300)
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert add(client, "timeout", pid, epoch, [("txn-timeout", 0)]) == {("txn-timeout", 0): 0}
+    assert produce_txn(client, "timeout", "txn-timeout", 0, txn_batch(pid, epoch, 0, b"slow")).error_code == 0
+    described = wait_state(client, "timeout", "CompleteAbort", timeout=5)
+    assert described.transaction_state == "CompleteAbort" and described.producer_epoch > epoch
+    assert end(client, "timeout", pid, epoch, commit=True).error_code == error_codes.PRODUCER_FENCED
+    assert read(client, "txn-timeout", 0, committed=True) == []
+    assert latest_offset(client, "txn-timeout", 0, committed=True) == 2  # the record and the abort marker
+
+
+def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(client):
+    create_topic(client, "txn-v2", partitions=2)
+    producer = init(client, "v2", version=5)
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    for index in (0, 1):  # Produce v12: no AddPartitionsToTxn
+        assert produce_txn(client, "v2", "txn-v2", index, txn_batch(pid, epoch, 0, b"one"), version=12).error_code == 0
+    assert describe(client, "v2").transaction_state == "Ongoing"
+    ended = end(client, "v2", pid, epoch, commit=True, version=5)
+    assert (ended.error_code, ended.producer_id, ended.producer_epoch) == (0, pid, epoch + 1)
+    wait_state(client, "v2", "CompleteCommit")
+    # The retry of that end, with the epoch before the bump, is answered as done.
+    retried = end(client, "v2", pid, epoch, commit=True, version=5)
+    assert (retried.error_code, retried.producer_epoch) == (0, epoch + 1)
+    epoch += 1
+    assert produce_txn(client, "v2", "txn-v2", 0, txn_batch(pid, epoch, 0, b"two"), version=12).error_code == 0
+    ended = end(client, "v2", pid, epoch, commit=False, version=5)
+    assert (ended.error_code, ended.producer_epoch) == (0, epoch + 1)
+    wait_state(client, "v2", "CompleteAbort")
+    assert read(client, "txn-v2", 0, committed=True) == [b"one"]
+    assert read(client, "txn-v2", 1, committed=True) == [b"one"]
+    # The old epoch is fenced by the bump.
+    stale = produce_txn(client, "v2", "txn-v2", 0, txn_batch(pid, epoch, 1, b"stale"), version=12)
+    assert stale.error_code == error_codes.INVALID_PRODUCER_EPOCH
+
+
+def test_write_txn_markers_ends_a_hanging_transaction(client):
+    """What ``kafka-transactions abort`` does: a transactional batch of a producer id the
+    coordinator never saw hangs (it holds the last stable offset) until an ABORT marker."""
+    create_topic(client, "txn-hanging")
+    idempotent = init(client, None)
+    pid = idempotent.producer_id
+    hanging = build_batch([Record(0, 0, None, b"hung")], producer_id=pid, producer_epoch=3, base_sequence=0,
+                          transactional=True, base_timestamp=1_700_000_000_000)
+    request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
+        name="txn-hanging", partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0,
+                                                                                               records=hanging)])])
+    assert client.request(request, 9).responses[0].partition_responses[0].error_code == 0
+    assert latest_offset(client, "txn-hanging", 0, committed=True) == 0
+
+    def markers(epoch, topic="txn-hanging"):
+        answer = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+            producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=0,
+            topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[0])])]), 1)
+        return answer.markers[0].topics[0].partitions[0].error_code
+
+    assert markers(2) == error_codes.INVALID_PRODUCER_EPOCH
+    assert markers(3, topic="no-such-topic") == error_codes.UNKNOWN_TOPIC_OR_PARTITION
+    assert markers(3) == error_codes.NONE
+    assert latest_offset(client, "txn-hanging", 0, committed=True) == 2
+    assert read(client, "txn-hanging", 0, committed=True) == []
+
+
+def test_state_survives_a_restart_and_a_prepared_commit_is_finished(broker_process, tmp_path):
+    """A crash after the PrepareCommit record and before the markers: the restarted broker
+    writes the markers and the CompleteCommit record, as Kafka's coordinator does on load."""
+    data_dir = tmp_path / "prepared"
+    broker = broker_process(data_dir, *OVERRIDES)
+    client = RawClient(broker.host, broker.port)
+    create_topic(client, "txn-crash", partitions=2)
+    producer = init(client, "crash")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert set(add(client, "crash", pid, epoch, [("txn-crash", 0), ("txn-crash", 1)]).values()) == {0}
+    for index in (0, 1):
+        assert produce_txn(client, "crash", "txn-crash", index, txn_batch(pid, epoch, 0, b"kept")).error_code == 0
+    ongoing = describe(client, "crash")
+    client.close()
+    broker.kill()
+
+    # Write what EndTxn(commit) writes first, as the crash left it.
+    from odradek.storage.log_directory import LogDirectory
+    directory = LogDirectory.open(str(data_dir), node_id=1)
+    prepared = TransactionMetadata("crash", pid, producer_epoch=epoch, timeout_ms=ongoing.transaction_timeout_ms,
+                                   state=TxnState.PREPARE_COMMIT,
+                                   partitions=frozenset({("txn-crash", 0), ("txn-crash", 1)}),
+                                   start_ms=ongoing.transaction_start_time_ms, last_update_ms=int(time.time() * 1000))
+    state_log = directory.get_log("__transaction_state", coordinator_partition("crash", 4))
+    state_log.append(build_batch([Record(0, 0, transaction_key("crash"), transaction_value(prepared, 2))],
+                                 base_timestamp=int(time.time() * 1000)))
+    directory.close()
+
+    restarted = broker_process(data_dir, *OVERRIDES)
+    client = RawClient(restarted.host, restarted.port)
+    described = wait_state(client, "crash", "CompleteCommit")
+    assert (described.transaction_state, described.producer_id) == ("CompleteCommit", pid)
+    for index in (0, 1):
+        assert read(client, "txn-crash", index, committed=True) == [b"kept"]
+    # The id keeps its producer id across the restarts and gets the next epoch.
+    again = init(client, "crash")
+    assert (again.error_code, again.producer_id, again.producer_epoch) == (0, pid, epoch + 1)
+    client.close()
+
+
+def test_transaction_version_is_the_finalized_feature(client, broker_process):
+    """ApiVersions finalizes transaction.version at ``odradek.transaction.version`` (2 by
+    default); at 0 it is not finalized, and the coordinator writes version-0 records."""
+    from odradek.protocol.messages.api_versions import ApiVersionsRequest
+
+    def features(connection):
+        answer = connection.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 3)
+        return ([(f.name, f.min_version, f.max_version) for f in answer.supported_features],
+                [(f.name, f.min_version_level, f.max_version_level) for f in answer.finalized_features],
+                answer.finalized_features_epoch)
+
+    assert features(client) == ([("transaction.version", 0, 2)], [("transaction.version", 2, 2)], 0)
+    old_cluster = broker_process(None, "odradek.transaction.version=0", "transaction.state.log.num.partitions=1")
+    connection = RawClient(old_cluster.host, old_cluster.port)
+    assert features(connection)[:2] == ([("transaction.version", 0, 2)], [])
+    create_topic(connection, "txn-tv0")
+    producer = init(connection, "tv0")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert add(connection, "tv0", pid, epoch, [("txn-tv0", 0)]) == {("txn-tv0", 0): 0}
+    assert produce_txn(connection, "tv0", "txn-tv0", 0, txn_batch(pid, epoch, 0, b"v0")).error_code == 0
+    assert end(connection, "tv0", pid, epoch, commit=True).error_code == 0
+    assert wait_state(connection, "tv0", "CompleteCommit").producer_epoch == epoch  # no bump before version 2
+    assert read(connection, "txn-tv0", 0, committed=True) == [b"v0"]
+    connection.close()
