@@ -258,7 +258,9 @@ class ProducerStateManager:
             if header.base_sequence != 0 and current_epoch != -1:
                 raise OutOfOrderSequence(f"producer {producer_id}: a new epoch {header.producer_epoch} must start "
                                          f"at sequence 0, not {header.base_sequence}")
-        elif current_epoch != -1 and current_last != NO_SEQUENCE and not _in_sequence(current_last, header.base_sequence):
+        # A known epoch with no batch yet (its first batches were removed, or a marker bumped
+        # the epoch: transaction version 2) takes sequence 0 only, as Kafka's checkSequence.
+        elif current_epoch != -1 and not _in_sequence(current_last, header.base_sequence):
             raise OutOfOrderSequence(
                 f"producer {producer_id}: sequence {header.base_sequence} does not follow {current_last}")
 

@@ -127,10 +127,30 @@ def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
 @REGISTRY.handles(ProduceRequest, ProduceResponse)
 def handle_produce(ctx, request: ProduceRequest):
     broker = ctx.broker
-    if request.transactional_id is None or not broker.config["transaction.partition.verification.enable"]:
+    transactional_id = request.transactional_id
+    if transactional_id is None or not broker.config["transaction.partition.verification.enable"]:
         return _produce(ctx, request, {})
+    order = broker.transaction_coordinator.produce_order
+    previous = order.get(transactional_id)
+    if previous is None:
+        to_verify = _to_verify(ctx, request)
+        if not to_verify or ctx.api_version < FIRST_IMPLICIT_ADD_VERSION:
+            return _produce(ctx, request, _verified(ctx, request, to_verify))
+    # An implicit add awaits a coordinator write before appending. Requests are pipelined, so
+    # the produce requests of this transactional id that follow wait for it: the batches of
+    # a producer are appended in the order they were sent, as their sequence numbers need
+    # (Kafka reads one request of a connection at a time).
+    appended = asyncio.get_running_loop().create_future()
+    order[transactional_id] = appended
+    return _in_order(ctx, request, previous, appended)
+
+
+def _to_verify(ctx, request: ProduceRequest) -> dict:
+    """(topic name, index) -> (producer id, epoch) of the partitions whose batch must be
+    verified (or, from v12, added) before it is appended."""
+    broker = ctx.broker
     by_id = ctx.api_version >= 13
-    to_verify = {}  # (topic name, index) -> (producer id, epoch)
+    to_verify = {}
     for topic_data in request.topic_data:
         topic = topic_by_name_or_id(broker, None if by_id else topic_data.name, topic_data.topic_id if by_id else None)
         if topic is None:
@@ -139,32 +159,46 @@ def handle_produce(ctx, request: ProduceRequest):
             producer = _needs_verification(broker, topic.name, data)
             if producer is not None:
                 to_verify[(topic.name, data.index)] = producer
-    if not to_verify:
-        return _produce(ctx, request, {})
-    coordinator = broker.transaction_coordinator
-    if ctx.api_version >= FIRST_IMPLICIT_ADD_VERSION:
-        return _add_then_produce(ctx, request, to_verify)
+    return to_verify
+
+
+def _verified(ctx, request: ProduceRequest, to_verify: dict) -> dict:
+    """KIP-890 part 1: the refusals of the partitions not in the transaction."""
     refused = {}
     for (topic_name, index), (producer_id, epoch) in to_verify.items():
-        code = coordinator.verify_partition(request.transactional_id, producer_id, epoch, topic_name, index)
+        code = ctx.broker.transaction_coordinator.verify_partition(request.transactional_id, producer_id, epoch,
+                                                                   topic_name, index)
         if code != error_codes.NONE:
             refused[(topic_name, index)] = _verification_refusal(code, ctx.api_version)
-    return _produce(ctx, request, refused)
+    return refused
 
 
-async def _add_then_produce(ctx, request: ProduceRequest, to_verify: dict):
-    """Transaction version 2: add the partitions to the transaction (one coordinator write per
-    producer), then append."""
-    by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
-    for partition, producer in to_verify.items():
-        by_producer.setdefault(producer, []).append(partition)
-    refused = {}
-    for (producer_id, epoch), partitions in by_producer.items():
-        code = await ctx.broker.transaction_coordinator.add_partitions(
-            request.transactional_id, producer_id, epoch, partitions, client_transaction_version=2)
-        if code != error_codes.NONE:
-            refused.update({partition: _verification_refusal(code, ctx.api_version) for partition in partitions})
-    response = _produce(ctx, request, refused)
+async def _in_order(ctx, request: ProduceRequest, previous, appended):
+    """Append after the previous produce of the same transactional id has appended; from v12
+    the partitions new to the transaction are first added to it (transaction version 2, one
+    coordinator write per producer)."""
+    order = ctx.broker.transaction_coordinator.produce_order
+    try:
+        if previous is not None:
+            await previous
+        to_verify = _to_verify(ctx, request)
+        if ctx.api_version < FIRST_IMPLICIT_ADD_VERSION:
+            refused = _verified(ctx, request, to_verify)
+        else:
+            by_producer: dict[tuple[int, int], list[tuple[str, int]]] = {}
+            for partition, producer in to_verify.items():
+                by_producer.setdefault(producer, []).append(partition)
+            refused = {}
+            for (producer_id, epoch), partitions in by_producer.items():
+                code = await ctx.broker.transaction_coordinator.add_partitions_for_produce(
+                    request.transactional_id, producer_id, epoch, partitions)
+                if code != error_codes.NONE:
+                    refused.update({partition: _verification_refusal(code, ctx.api_version) for partition in partitions})
+        response = _produce(ctx, request, refused)
+    finally:
+        appended.set_result(None)
+        if order.get(request.transactional_id) is appended:
+            del order[request.transactional_id]
     return await response if inspect.isawaitable(response) else response
 
 

@@ -88,12 +88,18 @@ class TransactionCoordinator:
         self.config = broker.config
         self.runtime = CoordinatorRuntime(TRANSACTION_STATE, lambda runtime: self, timer)
         self.transactions: dict[str, TransactionMetadata] = {}
-        # Transactional ids whose markers are being written (Prepare state written, Complete not yet).
+        # Transactional ids whose markers are being written (Prepare state written, Complete not
+        # yet durable), each with a future set when that is over.
         self._completing: set[str] = set()
+        self._completion_done: dict[str, asyncio.Future] = {}
         # The epoch before the last bump, which the log does not keep (Kafka's lastProducerEpoch):
         # set by an operation for the record it writes, taken by that record's replay.
         self._last_epoch_of_write: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
+        # Transactional id -> a future set once its latest produce request has appended (the
+        # Produce handler keeps a producer's appends in the order they were sent while one
+        # of them waits for an implicit add).
+        self.produce_order: dict[str, asyncio.Future] = {}
 
     # --- settings ---
 
@@ -158,7 +164,6 @@ class TransactionCoordinator:
     def on_unloaded(self, partition: int) -> None:
         for transactional_id in [tid for tid in self.transactions if self.runtime.partition_of(tid) == partition]:
             del self.transactions[transactional_id]
-            self._completing.discard(transactional_id)
 
     # --- writing a state ---
 
@@ -248,6 +253,28 @@ class TransactionCoordinator:
         if metadata.producer_epoch != producer_epoch:
             return error_codes.PRODUCER_FENCED, None
         return error_codes.NONE, metadata
+
+    async def add_partitions_for_produce(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                                         partitions: Iterable[tuple[str, int]]) -> int:
+        """The implicit add of a Produce v12+ (transaction version 2). While the producer's
+        previous transaction is still being completed (CONCURRENT_TRANSACTIONS) it is tried
+        again, as Kafka's broker does, once that completion is done or after
+        ``add.partitions.to.txn.retry.backoff.ms``, for at most
+        ``add.partitions.to.txn.retry.backoff.max.ms``: the producer need not back off itself."""
+        partitions = frozenset(partitions)
+        deadline = self.runtime.now_ms() + self.config["add.partitions.to.txn.retry.backoff.max.ms"]
+        while True:
+            error = await self.add_partitions(transactional_id, producer_id, producer_epoch, partitions,
+                                              client_transaction_version=TV_2)
+            remaining = deadline - self.runtime.now_ms()
+            if error != error_codes.CONCURRENT_TRANSACTIONS or remaining <= 0:
+                return error
+            wait_ms = min(remaining, self.config["add.partitions.to.txn.retry.backoff.ms"])
+            completion = self._completion_done.get(transactional_id)
+            if completion is None:
+                await asyncio.sleep(wait_ms / 1000)
+            else:
+                await asyncio.wait([completion], timeout=wait_ms / 1000)
 
     async def add_partitions(self, transactional_id: str, producer_id: int, producer_epoch: int,
                              partitions: Iterable[tuple[str, int]], client_transaction_version: int | None = None) -> int:
@@ -376,6 +403,7 @@ class TransactionCoordinator:
         if metadata.transactional_id in self._completing:
             return
         self._completing.add(metadata.transactional_id)
+        self._completion_done[metadata.transactional_id] = asyncio.get_running_loop().create_future()
         self._spawn(self._complete(metadata))
 
     async def _complete(self, prepared: TransactionMetadata) -> None:
@@ -422,6 +450,9 @@ class TransactionCoordinator:
                             error_code=error)
         finally:
             self._completing.discard(transactional_id)
+            done = self._completion_done.pop(transactional_id, None)
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def write_marker(self, topic: str, index: int, producer_id: int, producer_epoch: int,
                            coordinator_epoch: int, commit: bool) -> int:

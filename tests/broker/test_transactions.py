@@ -113,6 +113,17 @@ def produce_txn(client, transactional_id, topic, index, batch, version=9):
     return client.request(request, version).responses[0].partition_responses[0]
 
 
+def produce_txn_retrying(client, transactional_id, topic, index, batch, version=12):
+    """Produce, again while the answer is NOT_ENOUGH_REPLICAS (the coordinator could not add
+    the partition yet: the previous transaction is still being completed), as clients do."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = produce_txn(client, transactional_id, topic, index, batch, version)
+        if answer.error_code != error_codes.NOT_ENOUGH_REPLICAS or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.02)
+
+
 def read(client, topic, index, committed: bool) -> list[bytes]:
     request = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
                            isolation_level=1 if committed else 0, session_id=0, session_epoch=-1,
@@ -299,7 +310,7 @@ def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(cl
     retried = end(client, "v2", pid, epoch, commit=True, version=5)
     assert (retried.error_code, retried.producer_epoch) == (0, epoch + 1)
     epoch += 1
-    assert produce_txn(client, "v2", "txn-v2", 0, txn_batch(pid, epoch, 0, b"two"), version=12).error_code == 0
+    assert produce_txn_retrying(client, "v2", "txn-v2", 0, txn_batch(pid, epoch, 0, b"two")).error_code == 0
     ended = end(client, "v2", pid, epoch, commit=False, version=5)
     assert (ended.error_code, ended.producer_epoch) == (0, epoch + 1)
     wait_state(client, "v2", "CompleteAbort")

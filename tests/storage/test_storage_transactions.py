@@ -19,6 +19,7 @@ from odradek.storage.producer_state import (
     TRANSACTION_COORDINATOR_FENCED,
     InvalidProducerEpoch,
     InvalidTxnState,
+    OutOfOrderSequence,
     TransactionCoordinatorFenced,
 )
 from odradek.storage.segment import TXN_INDEX_SUFFIX
@@ -466,3 +467,20 @@ class TransactionModel(RuleBasedStateMachine):
 
 TransactionModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 test_transaction_model = TransactionModel.TestCase
+
+
+def test_after_a_marker_bumps_the_epoch_the_new_epoch_starts_at_sequence_zero():
+    """Transaction version 2: the end of a transaction writes its marker with the next epoch;
+    the producer's first batch of that epoch must have sequence 0 (Kafka's checkSequence: a
+    known epoch with no batch yet takes only the next sequence after -1), so a later batch
+    that overtook a refused first one is refused too, and the client resends both in order."""
+    log = new_log()
+    producer = Producer(7)
+    log.append(producer.batch([b"a", b"b"]))
+    log.append(producer.marker(True, epoch=1), origin=ORIGIN_COORDINATOR)
+    producer.epoch, producer.sequence = 1, 5
+    with pytest.raises(OutOfOrderSequence):
+        log.append(producer.batch([b"overtaking"]))
+    producer.sequence = 0
+    log.append(producer.batch([b"first"]))
+    assert log.producer_state.producers[7].last_sequence == 0
