@@ -8,7 +8,9 @@ confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telem
 metrics plugin (GetTelemetrySubscriptions and PushTelemetry left out of ApiVersions, yet
 answered: subscription fields, throttling, the checks of a push in order), Produce per-record
 errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
-record_errors, error_message, offsets) and fetch sessions (KIP-227,
+record_errors, error_message, offsets), a transaction fenced by a second producer (the epoch
+left, the fenced epoch's error code at each version of EndTxn, AddPartitionsToTxn,
+AddOffsetsToTxn and InitProducerId) and fetch sessions (KIP-227,
 tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
 cache, a session's topic deleted and recreated, and eviction two minutes on).
 
@@ -38,7 +40,12 @@ import make_kafka_fixture as kafka_broker_setup  # noqa: E402
 from broker import fetch_session_scenarios  # noqa: E402
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest  # noqa: E402
+from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic  # noqa: E402
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
+from odradek.protocol.messages.end_txn import EndTxnRequest  # noqa: E402
+from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest  # noqa: E402
+from odradek.protocol.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
 from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest  # noqa: E402
 from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest  # noqa: E402
 from odradek.protocol.messages.describe_acls import DescribeAclsRequest  # noqa: E402
@@ -279,6 +286,82 @@ def topic_config_answers(host, port) -> list:
         return answers
     finally:
         client.close()
+
+
+# Answers a transaction coordinator gives while it starts or while a transaction ends: retried.
+COORDINATOR_BUSY = {14: "COORDINATOR_LOAD_IN_PROGRESS", 15: "COORDINATOR_NOT_AVAILABLE",
+                    51: "CONCURRENT_TRANSACTIONS"}
+
+
+def transaction_fencing_answers(host, port) -> list:
+    """A transactional id whose open transaction (transaction version 1: the old request
+    versions) is fenced by a second InitProducerId: the epoch the fencing leaves, and what the
+    fenced epoch is answered by EndTxn, AddPartitionsToTxn, AddOffsetsToTxn and InitProducerId
+    (KIP-360 recovery) at each version (PRODUCER_FENCED only where a version knows it)."""
+    client = RawClient(host, port, timeout=30)
+    topic, transactional_id = f"fence-{uuid.uuid4().hex[:8]}", f"fence-{uuid.uuid4().hex[:8]}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
+        assert created.error_code == 0, created
+
+        def retried(request, version, error_of=lambda answer: answer.error_code):
+            deadline = time.monotonic() + 60
+            while True:
+                answer = client.request(request, version)
+                if error_of(answer) not in COORDINATOR_BUSY or time.monotonic() > deadline:
+                    return answer
+                time.sleep(0.1)
+
+        found = retried(FindCoordinatorRequest(key=transactional_id, key_type=1), 1)
+        assert found.error_code == 0, found
+
+        def init(version=0, producer_id=-1, epoch=-1):
+            return InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=60000,
+                                         producer_id=producer_id, producer_epoch=epoch)
+
+        def add_partition(producer_id, epoch):
+            return AddPartitionsToTxnRequest(
+                v3_and_below_transactional_id=transactional_id, v3_and_below_producer_id=producer_id,
+                v3_and_below_producer_epoch=epoch,
+                v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])])
+
+        def partition_error(answer):
+            return answer.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+
+        first = retried(init(), 0)
+        producer_id, epoch = first.producer_id, first.producer_epoch
+        answers = [("init", first.error_code, first.producer_epoch)]
+        answers.append(("add", partition_error(retried(add_partition(producer_id, epoch), 0, partition_error))))
+        # The second producer: the coordinator aborts the open transaction first.
+        fencing = client.request(init(), 0)
+        answers.append(("fencing init, first answer", fencing.error_code))
+        if fencing.error_code in COORDINATOR_BUSY:
+            fencing = retried(init(), 0)
+        answers.append(("fencing init", fencing.error_code, fencing.producer_id == producer_id,
+                        fencing.producer_epoch - epoch))
+        for version in range(5):
+            answers.append(("end, fenced epoch", version, client.request(EndTxnRequest(
+                transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                committed=True), version).error_code))
+        for version in range(4):
+            answers.append(("add, fenced epoch", version,
+                            partition_error(client.request(add_partition(producer_id, epoch), version))))
+            answers.append(("add offsets, fenced epoch", version, client.request(AddOffsetsToTxnRequest(
+                transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                group_id="fence-group"), version).error_code))
+        for version in (3, 4):  # KIP-360: a producer that knows its id and epoch asks again
+            recovery = client.request(init(producer_id=producer_id, epoch=epoch), version)
+            answers.append(("init with the fenced epoch", version, recovery.error_code))
+        return answers
+    finally:
+        client.close()
+
+
+def test_transaction_fencing_answers_agree(kafka, odradek):
+    expected = transaction_fencing_answers(*kafka)
+    assert expected[0] == ("init", 0, 0) and expected[1] == ("add", 0)  # the premise: a fresh id
+    assert transaction_fencing_answers(*odradek) == expected
 
 
 def test_topic_config_errors_agree(kafka, odradek):
