@@ -10,7 +10,8 @@ answered: subscription fields, throttling, the checks of a push in order), Produ
 errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
 record_errors, error_message, offsets), a transaction fenced by a second producer (the epoch
 left, the fenced epoch's error code at each version of EndTxn, AddPartitionsToTxn,
-AddOffsetsToTxn and InitProducerId) and fetch sessions (KIP-227,
+AddOffsetsToTxn and InitProducerId), a transaction aborted by the broker for its timeout
+(its state and epoch, then the producer's EndTxn) and fetch sessions (KIP-227,
 tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
 cache, a session's topic deleted and recreated, and eviction two minutes on).
 
@@ -21,7 +22,6 @@ are required: without them the fixture raises (a failure, not a skip).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 import subprocess
@@ -43,6 +43,7 @@ from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest  # noqa: E402
 from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic  # noqa: E402
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest  # noqa: E402
 from odradek.protocol.messages.end_txn import EndTxnRequest  # noqa: E402
 from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest  # noqa: E402
 from odradek.protocol.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
@@ -71,8 +72,8 @@ def running_kafka(work: Path, extra_properties: tuple[str, ...] = ()):
     properties = work / "server.properties"
     properties.write_text(kafka_broker_setup.server_properties(work, broker_port, controller_port)
                           + "".join(f"{line}\n" for line in extra_properties))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
+    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", kafka_broker_setup.new_cluster_id(), "-c",
+                                                  str(properties)], timeout=120)
     log_path = work / "kafka.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(kafka_jars.java_command(kafka_jars.KAFKA_SERVER, [str(properties)], heap="512m"),
@@ -362,6 +363,82 @@ def test_transaction_fencing_answers_agree(kafka, odradek):
     expected = transaction_fencing_answers(*kafka)
     assert expected[0] == ("init", 0, 0) and expected[1] == ("add", 0)  # the premise: a fresh id
     assert transaction_fencing_answers(*odradek) == expected
+
+
+# The sweep for timed-out transactions (Kafka's default runs it every 10 s), and the timeout of
+# the transaction that is left open.
+ABORT_SWEEP = "transaction.abort.timed.out.transaction.cleanup.interval.ms=500"
+SHORT_TRANSACTION_TIMEOUT_MS = 1000
+
+
+def transaction_timeout_answers(host, port) -> list:
+    """A transaction version 2 transaction (InitProducerId v5, the partition added implicitly by
+    Produce v12) left open past its timeout: the broker aborts it; the state and epoch it
+    leaves, then what the producer's EndTxn v5 with its own epoch is answered (commit, then
+    abort), and the epoch a new InitProducerId gets."""
+    client = RawClient(host, port, timeout=30)
+    topic, transactional_id = f"timeout-{uuid.uuid4().hex[:8]}", f"timeout-{uuid.uuid4().hex[:8]}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
+        assert created.error_code == 0, created
+
+        def retried(request, version, error_of=lambda answer: answer.error_code, busy=COORDINATOR_BUSY):
+            deadline = time.monotonic() + 60
+            while True:
+                answer = client.request(request, version)
+                if error_of(answer) not in busy or time.monotonic() > deadline:
+                    return answer
+                time.sleep(0.1)
+
+        assert retried(FindCoordinatorRequest(key=transactional_id, key_type=1), 1).error_code == 0
+        init = InitProducerIdRequest(transactional_id=transactional_id,
+                                     transaction_timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
+        first = retried(init, 5)
+        producer_id, epoch = first.producer_id, first.producer_epoch
+        answers = [("init", first.error_code, first.producer_epoch)]
+        batch = build_batch([Record(0, 0, b"k", b"too-late")], producer_id=producer_id, producer_epoch=epoch,
+                            base_sequence=0, transactional=True, base_timestamp=1_700_000_000_000)
+        produce = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=5000, topic_data=[
+            ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        produced = retried(produce, 12, lambda answer: answer.responses[0].partition_responses[0].error_code,
+                           busy={6: "NOT_LEADER_OR_FOLLOWER", 19: "NOT_ENOUGH_REPLICAS",
+                                 51: "CONCURRENT_TRANSACTIONS"})
+        answers.append(("produce", produced.responses[0].partition_responses[0].error_code))
+        deadline = time.monotonic() + 30
+        while True:
+            state = client.request(DescribeTransactionsRequest(transactional_ids=[transactional_id]),
+                                   0).transaction_states[0]
+            if state.transaction_state == "CompleteAbort" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        answers.append(("aborted by the broker", state.error_code, state.transaction_state,
+                        state.producer_epoch - epoch, [(t.topic, list(t.partitions)) for t in state.topics]))
+        for committed in (True, False):
+            ended = client.request(EndTxnRequest(transactional_id=transactional_id, producer_id=producer_id,
+                                                 producer_epoch=epoch, committed=committed), 5)
+            answers.append(("end", committed, ended.error_code, ended.producer_id == producer_id,
+                            ended.producer_epoch - epoch if ended.producer_epoch >= 0 else ended.producer_epoch))
+        again = retried(init, 5)
+        answers.append(("init again", again.error_code, again.producer_id == producer_id,
+                        again.producer_epoch - epoch))
+        return answers
+    finally:
+        client.close()
+
+
+def test_transaction_timeout_answers_agree(tmp_path):
+    """On brokers of their own (the abort sweep every 500 ms)."""
+    (tmp_path / "kafka").mkdir()
+    with running_kafka(tmp_path / "kafka", (ABORT_SWEEP,)) as kafka:
+        expected = transaction_timeout_answers(*kafka)
+    assert expected[2][2] == "CompleteAbort"  # the premise: Kafka aborted it
+    process = BrokerProcess(tmp_path / "odradek", (ABORT_SWEEP,), tmp_path / "broker.log")
+    try:
+        assert transaction_timeout_answers(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
 
 
 def test_topic_config_errors_agree(kafka, odradek):
