@@ -24,7 +24,9 @@ def _lookup(ctx, key_type: int) -> tuple[int, str | None, int, str, int]:
     """(error code, error message, node id, host, port) for one key."""
     if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
         return error_codes.INVALID_REQUEST, f"Unknown coordinator type {key_type}", -1, "", -1
-    if not ctx.broker.group_coordinator.active:
+    coordinator = ctx.broker.group_coordinator.runtime if key_type == GROUP_KEY_TYPE \
+        else ctx.broker.transaction_coordinator.runtime
+    if not coordinator.active:
         return error_codes.COORDINATOR_NOT_AVAILABLE, "The coordinator is not available.", -1, "", -1
     host, port = ctx.broker.advertised_endpoint(ctx.listener_name)
     return error_codes.NONE, None, ctx.broker.node_id, host, port
