@@ -82,10 +82,13 @@ def bounded(call, timeout=CALL_TIMEOUT):
 
 
 # --------------------------------------------------------------------------- the three clients
-# A producer wrapper: begin(), send(topic, partition, value), flush() -> the sends since the
-# last flush, commit or abort, acknowledged: [(topic, partition, offset or error)], send_offsets(group, {(topic, partition): offset}), commit(),
-# abort(), close(). A client: producer(bootstrap, transactional_id, **timeout), read(bootstrap,
-# isolation, partitions, count) -> {(topic, partition): [(offset, value)]}, fenced(error) -> bool.
+# A producer wrapper: begin(), send(topic, partition, value), flush() -> the sends since the last
+# flush, commit or abort, acknowledged: [(topic, partition, offset or error)],
+# send_offsets(group id or member metadata, {(topic, partition): offset}), commit(), abort(),
+# close(). A client: producer(bootstrap, transactional_id, **timeout); read(bootstrap, isolation,
+# partitions, count) -> {(topic, partition): [(offset, value)]}; fenced(error) -> bool; and, for
+# the clients that send a member's metadata, member(bootstrap, group, topic, count) and
+# stale_member(error) -> bool.
 
 
 class ConfluentProducer:
