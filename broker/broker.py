@@ -541,6 +541,45 @@ class Broker:
         self.group_coordinator.delete_topic_offsets(topic.name)
         log.info("topic deleted", topic=topic.name)
 
+    async def verify_transactional_offset_commit(self, transactional_id: str, group_id: str, producer_id: int,
+                                                 producer_epoch: int, api_version: int) -> int:
+        """KIP-890 before a TxnOffsetCommit is written (Kafka's ``maybeStartTransactionVerification``
+        for the group's ``__consumer_offsets`` partition): the Kafka error code to answer, NONE to
+        go on. From ``api_version`` 5 (transaction version 2, no AddOffsetsToTxn) the partition
+        is added to the producer's transaction; below, the transaction coordinator is asked
+        whether it is in it (AddOffsetsToTxn put it there). Nothing to check when
+        ``transaction.partition.verification.enable`` is false, or when the producer's
+        transaction is already open in the partition at this epoch (its first write there was
+        verified). The coordinator's verdict is answered as Kafka's AddPartitionsToTxnManager
+        maps it: PRODUCER_FENCED as INVALID_PRODUCER_EPOCH, TRANSACTION_ABORTABLE as
+        INVALID_TXN_STATE below ``api_version`` 4, the rest as it is."""
+        if not self.config["transaction.partition.verification.enable"]:
+            return error_codes.NONE
+        index = self.group_coordinator.runtime.partition_of(group_id)
+        partition = self.partition(CONSUMER_OFFSETS.name, index)
+        if partition is not None and not partition.offline:
+            entry = partition.log.producer_state.producers.get(producer_id)
+            if entry is not None and entry.epoch == producer_epoch and entry.current_txn_first_offset >= 0:
+                return error_codes.NONE
+        offsets_partition = (CONSUMER_OFFSETS.name, index)
+        if api_version >= TXN_OFFSET_COMMIT_IMPLICIT_ADD_VERSION:
+            code = await self.transaction_coordinator.add_partitions_for_produce(
+                transactional_id, producer_id, producer_epoch, [offsets_partition])
+        else:
+            code = self.transaction_coordinator.verify_partition(transactional_id, producer_id, producer_epoch,
+                                                                 *offsets_partition)
+        if code == error_codes.PRODUCER_FENCED:
+            return error_codes.INVALID_PRODUCER_EPOCH
+        if code == error_codes.TRANSACTION_ABORTABLE and api_version < TXN_OFFSET_COMMIT_ABORTABLE_VERSION:
+            return error_codes.INVALID_TXN_STATE
+        return code
+
+
+# TxnOffsetCommit v4 clients understand TRANSACTION_ABORTABLE; v5 ones (transaction version 2)
+# have the group's __consumer_offsets partition added to their transaction by the broker.
+TXN_OFFSET_COMMIT_ABORTABLE_VERSION = 4
+TXN_OFFSET_COMMIT_IMPLICIT_ADD_VERSION = 5
+
 
 def _storage_failure(what: str, error: BaseException) -> TopicError:
     """A creation that failed on the disk (out of file descriptors, no space): Kafka's answer

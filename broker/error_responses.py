@@ -73,6 +73,7 @@ from odradek.protocol.messages import (
     produce,
     push_telemetry,
     sync_group,
+    txn_offset_commit,
     write_txn_markers,
 )
 from odradek.protocol.messages._runtime import ZERO_UUID
@@ -402,6 +403,14 @@ def _offset_delete(request, version, answer):
     return _make(offset_delete.OffsetDeleteResponse, version, throttle_time_ms=0, error_code=answer.code, topics=[])
 
 
+def _txn_offset_commit(request, version, answer):
+    topics = [_make(txn_offset_commit.TxnOffsetCommitResponseTopic, version, name=topic.name, partitions=[
+        _make(txn_offset_commit.TxnOffsetCommitResponsePartition, version, partition_index=partition.partition_index,
+              error_code=answer.code) for partition in topic.partitions])
+        for topic in request.topics]
+    return _make(txn_offset_commit.TxnOffsetCommitResponse, version, throttle_time_ms=0, topics=topics)
+
+
 def _describe_cluster(request, version, answer):
     return _make(describe_cluster.DescribeClusterResponse, version, throttle_time_ms=0, error_code=answer.code,
                  error_message=answer.message)
@@ -521,6 +530,7 @@ BUILDERS: dict[int, Callable] = {
     incremental_alter_configs.IncrementalAlterConfigsRequest.API_KEY:
         _alter_configs_like(incremental_alter_configs, "IncrementalAlterConfigsResponse"),
     offset_delete.OffsetDeleteRequest.API_KEY: _offset_delete,
+    txn_offset_commit.TxnOffsetCommitRequest.API_KEY: _txn_offset_commit,
     describe_cluster.DescribeClusterRequest.API_KEY: _describe_cluster,
     describe_producers.DescribeProducersRequest.API_KEY: _describe_producers,
     consumer_group_heartbeat.ConsumerGroupHeartbeatRequest.API_KEY: _consumer_group_heartbeat,

@@ -554,6 +554,17 @@ class ConsumerGroups:
             return error_codes.STALE_MEMBER_EPOCH
         return error_codes.NONE
 
+    def validate_transactional_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int) -> int:
+        """Kafka's ConsumerGroup.validateOffsetCommit for a TxnOffsetCommit: as a commit, but any
+        version is accepted, and a stale member epoch is ILLEGAL_GENERATION (Kafka maps
+        STALE_MEMBER_EPOCH so below TxnOffsetCommit v6)."""
+        if member_epoch < 0 and group.is_empty():
+            return error_codes.NONE
+        member = group.members.get(member_id)
+        if member is None:
+            return error_codes.UNKNOWN_MEMBER_ID
+        return error_codes.NONE if member_epoch == member.member_epoch else error_codes.ILLEGAL_GENERATION
+
     def validate_offset_fetch(self, group_id: str, member_id: str | None, member_epoch: int) -> int:
         """OffsetFetch v9+ from a member checks its epoch (admin fetches carry none)."""
         if (error := self.coordinator.availability(group_id)) != error_codes.NONE:
@@ -828,14 +839,15 @@ class ConsumerGroups:
             return error_codes.GROUP_ID_NOT_FOUND
         if not group.is_empty():
             return error_codes.NON_EMPTY_GROUP
-        records = [] if keep_offsets else self.coordinator._offset_tombstones(
-            group_id, self.coordinator.offsets.get(group_id, {}))
+        offset_keys = [] if keep_offsets else self.coordinator.all_offset_keys(group_id)  # pending ones too
+        records = self.coordinator._offset_tombstones(group_id, offset_keys)
         records.extend(self._group_tombstones(group_id))
         error = self.coordinator.runtime.append(group_id, records)
         if error != error_codes.NONE:
             return error
         del self.groups[group_id]
         if not keep_offsets:
+            self.coordinator.forget_offsets(group_id, offset_keys)
             self.coordinator.offsets.pop(group_id, None)
         log.info("consumer group deleted", group=group_id)
         return error_codes.NONE

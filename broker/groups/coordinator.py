@@ -22,6 +22,15 @@ module), in brief:
   selected protocol does not change; the old id is fenced (FENCED_INSTANCE_ID).
 * **Offsets**: commits are validated against the group (generation, member, state); a commit
   with generation -1 outside any group creates a "simple" Empty group that only holds offsets.
+* **Transactional offsets** (TxnOffsetCommit, :meth:`GroupCoordinator.commit_transactional_offsets`):
+  validated as a commit but without the state checks (a rebalancing group takes them), written
+  as a transactional batch of the producer and held pending
+  (:mod:`~odradek.broker.groups.transactional_offsets`) until the producer's marker reaches the
+  group's ``__consumer_offsets`` partition (:meth:`GroupCoordinator.complete_transaction`): a
+  COMMIT makes them the committed offsets unless a later plain commit of the same partition
+  reached the log after them, an ABORT drops them. A partition with a pending offset answers
+  UNSTABLE_OFFSET_COMMIT to an OffsetFetch that requires stable offsets, does not expire, and
+  keeps its simple group; OffsetDelete and DeleteGroups delete the pending offsets too.
 * **KIP-848 consumer groups** live in :mod:`odradek.broker.groups.consumer_groups` (``self.consumer``);
   a group id names either kind, and the offsets of both are kept here.
 
@@ -37,7 +46,7 @@ the appends, which partitions are served) is its :class:`~odradek.broker.coordin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -49,7 +58,8 @@ from ..config import BROKER_CONFIGS
 from .assignors import assignor_names
 from .consumer_groups import ConsumerGroups
 from .group_configs import CONSUMER_HEARTBEAT_INTERVAL, CONSUMER_SESSION_TIMEOUT
-from ..coordinators.runtime import CoordinatorRuntime, coordinator_partition
+from ..coordinators.runtime import CoordinatorResult, CoordinatorRuntime, coordinator_partition
+from .transactional_offsets import PendingTransactionalOffsets
 
 log = structlog.get_logger("odradek.groups")
 
@@ -125,6 +135,11 @@ class CommittedOffset:
     metadata: str
     commit_timestamp_ms: int
     expire_timestamp_ms: int | None = None  # from OffsetCommit v2-4's retention time
+    # Where the commit reached __consumer_offsets relative to the group's other commits (a
+    # counter that follows the log's order: an append and its application are one step, the
+    # load replays in offset order). Kafka's recordOffset: a transaction's offset becomes the
+    # committed one at its COMMIT only if no plain commit of the partition came after it.
+    log_order: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -181,6 +196,9 @@ class GroupCoordinator:
         # KIP-848 consumer groups (a group id names a classic group or a consumer group).
         self.consumer = ConsumerGroups(self)
         self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        # Offsets of transactions not ended yet, per producer (TxnOffsetCommit).
+        self.transactional_offsets = PendingTransactionalOffsets()
+        self._log_order = 0
         self._cleanup_armed = False
         # Per-group config overrides (group_configs.py), group id -> name -> value; the broker
         # hands in its topic table's dict, which the config handlers change.
@@ -210,6 +228,44 @@ class GroupCoordinator:
         """Apply one decoded ``__consumer_offsets`` record (``persistence.decode_record``)."""
         from .persistence import replay
         replay(self, decoded)
+
+    def replay_transactional(self, decoded, producer_id: int, producer_epoch: int) -> None:
+        """Apply one record of a transactional batch of ``producer_id``'s: an offset commit is
+        held pending until the producer's marker in this partition (Kafka's
+        OffsetMetadataManager.replay with a producer id); anything else applies as usual. A
+        live commit (its partition loaded) creates the simple group it may need, as Kafka's
+        replay does; at load :meth:`finish_restore` does."""
+        if decoded is None or decoded[0] != "offset" or decoded[4] is None:
+            self.replay(decoded)
+            return
+        _, group_id, topic, partition, committed = decoded
+        committed.log_order = self._next_log_order()
+        self.transactional_offsets.add(coordinator_partition(group_id, self.partition_count), producer_id,
+                                       group_id, (topic, partition), committed)
+        if self.is_loaded(group_id) and group_id not in self.groups and group_id not in self.consumer.groups:
+            self._get_or_create(group_id)
+
+    def replay_end_transaction(self, partition: int, producer_id: int, producer_epoch: int, committed: bool) -> None:
+        """``producer_id``'s marker in ``partition`` (Kafka's replayEndTransactionMarker): on
+        COMMIT its pending offsets there become committed, each unless the partition's committed
+        offset reached the log after it; on ABORT they are dropped. A marker with nothing
+        pending changes nothing."""
+        ended = self.transactional_offsets.end(partition, producer_id)
+        if not committed:
+            return
+        for group_id, offsets in ended.items():
+            stored = self.offsets.setdefault(group_id, {})
+            for key, offset in offsets.items():
+                existing = stored.get(key)
+                if existing is None or offset.log_order > existing.log_order:
+                    stored[key] = offset
+                else:
+                    log.info("a transaction's offset is older than the committed one; kept the committed",
+                             group=group_id, topic=key[0], partition=key[1], producer_id=producer_id)
+
+    def _next_log_order(self) -> int:
+        self._log_order += 1
+        return self._log_order
 
     def on_loaded(self, partition: int) -> None:
         self.finish_restore(partition)
@@ -256,11 +312,14 @@ class GroupCoordinator:
         return [(persistence.offset_commit_key(group_id, topic, partition), None) for topic, partition in keys]
 
     def restore_offset(self, group_id: str, topic: str, partition: int, committed: CommittedOffset | None) -> None:
-        """Replay one offset record (None: a tombstone)."""
+        """Replay one offset record (None: a tombstone, which deletes the pending transactional
+        offsets of the partition too, as Kafka's replay)."""
         stored = self.offsets.setdefault(group_id, {})
         if committed is None:
             stored.pop((topic, partition), None)
+            self.transactional_offsets.drop(group_id, [(topic, partition)])
         else:
+            committed.log_order = self._next_log_order()
             stored[(topic, partition)] = committed
 
     def restore_group(self, group_id: str, stored) -> None:
@@ -300,6 +359,9 @@ class GroupCoordinator:
             if not stored:
                 del self.offsets[group_id]
             elif group_id not in self.groups and group_id not in self.consumer.groups:
+                self.groups[group_id] = ClassicGroup(group_id, self.now_ms())
+        for group_id in self.transactional_offsets.groups():  # pending offsets only: a simple group too
+            if replayed(group_id) and group_id not in self.groups and group_id not in self.consumer.groups:
                 self.groups[group_id] = ClassicGroup(group_id, self.now_ms())
         for group in self.groups.values():
             if replayed(group.group_id):
@@ -398,12 +460,15 @@ class GroupCoordinator:
         """(the group's expired offsets, whether every offset it has expired): Kafka's
         OffsetExpirationConditionImpl. Offsets of ``subscribed`` topics never expire; an offset
         committed with a retention time (OffsetCommit v2-4) expires at its expire timestamp;
-        any other once ``offsets.retention.minutes`` has passed since ``base_timestamp(offset)``."""
+        any other once ``offsets.retention.minutes`` has passed since ``base_timestamp(offset)``.
+        An offset with a pending transactional offset does not expire, and a group with an open
+        transaction has not had every offset expire (Kafka keeps both until the transaction ends)."""
         retention = self.config.offsets_retention_ms
         expired = []
         stored = self.offsets.get(group_id, {})
+        pending = self.transactional_offsets
         for key, committed in stored.items():
-            if key[0] in subscribed:
+            if key[0] in subscribed or pending.has_pending(group_id, key):
                 continue
             if committed.expire_timestamp_ms is not None:
                 due = now_ms >= committed.expire_timestamp_ms
@@ -411,7 +476,7 @@ class GroupCoordinator:
                 due = now_ms - base_timestamp(committed) >= retention
             if due:
                 expired.append(key)
-        return expired, len(expired) == len(stored)
+        return expired, len(expired) == len(stored) and not pending.has_open_transactions(group_id)
 
     # --- lookups ---
 
@@ -1000,6 +1065,8 @@ class GroupCoordinator:
         expire = now + retention_ms if retention_ms is not None and retention_ms >= 0 else None
         commits = {(topic, partition): CommittedOffset(offset, leader_epoch, metadata or "", now, expire)
                    for topic, partition, offset, leader_epoch, metadata in entries}
+        for committed in commits.values():
+            committed.log_order = self._next_log_order()
         if self.store is not None:
             from .persistence import offset_commit_key, offset_commit_value
             error = self.runtime.append(group_id, [(offset_commit_key(group_id, topic, partition), offset_commit_value(value))
@@ -1047,22 +1114,110 @@ class GroupCoordinator:
                 results[key] = error_codes.GROUP_SUBSCRIBED_TO_TOPIC
             else:
                 results[key] = error_codes.NONE
-                if key in stored:
+                # a pending transactional offset is deleted too (Kafka writes the tombstone)
+                if key in stored or self.transactional_offsets.has_pending(group_id, key):
                     deleted.append(key)
         error = self.runtime.append(group_id, self._offset_tombstones(group_id, deleted))
         if error != error_codes.NONE:
             return error, {}
-        for key in deleted:
-            del stored[key]
+        self.forget_offsets(group_id, deleted)
         return error_codes.NONE, results
 
     def delete_topic_offsets(self, topic: str) -> None:
-        """Offsets of a deleted topic go with it (Kafka's onPartitionsDeleted)."""
-        for group_id, stored in self.offsets.items():
-            gone = [key for key in stored if key[0] == topic]
-            self.runtime.append(group_id, self._offset_tombstones(group_id, gone))
-            for key in gone:
-                del stored[key]
+        """Offsets of a deleted topic go with it, pending transactional ones too (Kafka's
+        onPartitionsDeleted)."""
+        for group_id in set(self.offsets) | set(self.transactional_offsets.groups()):
+            gone = [key for key in self.all_offset_keys(group_id) if key[0] == topic]
+            if gone:
+                self.runtime.append(group_id, self._offset_tombstones(group_id, gone))
+                self.forget_offsets(group_id, gone)
+
+    def all_offset_keys(self, group_id: str) -> list[tuple[str, int]]:
+        """The group's partitions with a committed or a pending transactional offset: what
+        deleting all its offsets writes a tombstone for (Kafka's deleteAllOffsets)."""
+        keys = list(self.offsets.get(group_id, {}))
+        known = set(keys)
+        keys.extend(key for key in self.transactional_offsets.keys_of(group_id) if key not in known)
+        return keys
+
+    def forget_offsets(self, group_id: str, keys) -> None:
+        """The tombstones of ``keys`` were written: their committed and pending offsets go."""
+        stored = self.offsets.get(group_id, {})
+        for key in keys:
+            stored.pop(key, None)
+        self.transactional_offsets.drop(group_id, keys)
+
+    def has_pending_transactional_offsets(self, group_id: str, topic: str, partition: int) -> bool:
+        """A transaction not ended yet committed an offset of this partition for the group."""
+        return self.transactional_offsets.has_pending(group_id, (topic, partition))
+
+    # --- transactional offsets (TxnOffsetCommit) ---
+
+    def validate_transactional_offset_commit(self, group_id: str, generation_id: int, member_id: str,
+                                             group_instance_id: str | None) -> int:
+        """Kafka's validateTransactionalOffsetCommit: a group that does not exist takes the commit
+        with a negative generation (a simple group is created), else ILLEGAL_GENERATION; a
+        classic group checks member (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) and generation
+        (ILLEGAL_GENERATION) when a generation or member is given, but not its state; a
+        consumer group its member's epoch (ILLEGAL_GENERATION, Kafka's answer below TxnOffsetCommit
+        v6 for a stale one)."""
+        consumer_group = self.consumer.group(group_id)
+        if consumer_group is not None:
+            return self.consumer.validate_transactional_offset_commit(consumer_group, member_id, generation_id)
+        group = self.groups.get(group_id)
+        if group is None:
+            return error_codes.NONE if generation_id < 0 else error_codes.ILLEGAL_GENERATION
+        if group.is_in(DEAD):
+            return error_codes.COORDINATOR_NOT_AVAILABLE
+        if generation_id < 0 and group.is_in(EMPTY):
+            return error_codes.NONE
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            try:
+                group.validate_member(member_id, group_instance_id)
+            except GroupError as error:
+                return error.error_code
+            if generation_id != group.generation_id:
+                return error_codes.ILLEGAL_GENERATION
+        return error_codes.NONE
+
+    async def commit_transactional_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                                           generation_id: int, member_id: str, group_instance_id: str | None,
+                                           entries: list[tuple[str, int, int, int, str | None]]) -> int:
+        """TxnOffsetCommit (Kafka's commitTransactionalOffset through the runtime's transactional
+        write): validate, write ``entries`` (topic, partition, offset, leader epoch, metadata;
+        already checked for size) as one transactional batch of the producer's, hold them
+        pending. Returns the error for all of them: the group's verdict, the partition's
+        availability, INVALID_PRODUCER_EPOCH for an epoch older than the partition's, NONE once
+        the batch is fsynced. With no entries only the validation runs."""
+        from .persistence import offset_commit_key, offset_commit_value
+
+        def operation() -> CoordinatorResult:
+            error = self.validate_transactional_offset_commit(group_id, generation_id, member_id, group_instance_id)
+            if error != error_codes.NONE:
+                return CoordinatorResult([], error)
+            now = self.now_ms()
+            records = [(offset_commit_key(group_id, topic, partition),
+                        offset_commit_value(CommittedOffset(offset, leader_epoch, metadata or "", now)))
+                       for topic, partition, offset, leader_epoch, metadata in entries]
+            if not records and group_id not in self.groups and group_id not in self.consumer.groups:
+                self._get_or_create(group_id)  # Kafka creates the simple group at validation
+            return CoordinatorResult(records, error_codes.NONE)
+
+        error, verdict = await self.runtime.write_transactional(group_id, producer_id, producer_epoch, operation)
+        return error if error != error_codes.NONE else verdict
+
+    async def complete_transaction(self, partition: int, producer_id: int, producer_epoch: int,
+                                   coordinator_epoch: int, committed: bool) -> int:
+        """End ``producer_id``'s transaction in ``__consumer_offsets`` partition ``partition``
+        (Kafka's GroupCoordinatorService.completeTransaction): append its COMMIT
+        (``committed``) or ABORT marker through the runtime, wait until it is fsynced, and make
+        the producer's pending offsets of that partition committed or drop them. Returns a
+        Kafka error code, NONE on success; see ``CoordinatorRuntime.complete_transaction`` for
+        the others (WriteTxnMarkers answers COORDINATOR_NOT_AVAILABLE,
+        COORDINATOR_LOAD_IN_PROGRESS and NOT_COORDINATOR as NOT_LEADER_OR_FOLLOWER, as Kafka's
+        KafkaApis does)."""
+        return await self.runtime.complete_transaction(partition, producer_id, producer_epoch, coordinator_epoch,
+                                                       committed)
 
     # --- administration ---
 
@@ -1081,13 +1236,15 @@ class GroupCoordinator:
             return error_codes.GROUP_ID_NOT_FOUND
         if not group.is_in(EMPTY):
             return error_codes.NON_EMPTY_GROUP
+        offset_keys = self.all_offset_keys(group_id)
         if self.store is not None:
             from .persistence import group_metadata_key
-            records = self._offset_tombstones(group_id, self.offsets.get(group_id, {}))
+            records = self._offset_tombstones(group_id, offset_keys)
             records.append((group_metadata_key(group_id), None))
             error = self.runtime.append(group_id, records)
             if error != error_codes.NONE:
                 return error
+        self.forget_offsets(group_id, offset_keys)
         for member_id in list(group.pending_join_members):
             self.timer.cancel(self._heartbeat_key(group, member_id))
         group.transition_to(DEAD, self.now_ms())

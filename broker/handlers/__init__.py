@@ -52,5 +52,6 @@ from . import (  # noqa: E402,F401
     produce,
     push_telemetry,
     sync_group,
+    txn_offset_commit,
     write_txn_markers,
 )

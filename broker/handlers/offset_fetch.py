@@ -1,8 +1,12 @@
 """OffsetFetch (key 9), versions 0-10: read a group's committed positions.
 
 A partition without a committed offset answers offset -1, empty metadata, no error (as Kafka
-does); a null topic list (v2+) asks for every committed offset of the group. ``require_stable``
-(v7+) needs no wait: no transactional offset commit can be pending yet.
+does); a null topic list (v2+) asks for every committed offset of the group. Offsets committed
+in a transaction that has not ended (TxnOffsetCommit) are not seen; with ``require_stable``
+(v7+) a partition that has such a pending offset answers UNSTABLE_OFFSET_COMMIT with offset -1
+instead of its committed offset (Kafka's OffsetMetadataManager.fetchOffsets, the same for the
+classic and the KIP-848 paths; the client retries until the transaction ends). The check needs
+no wait: a commit is applied when it is written.
 
 A group error (COORDINATOR_LOAD_IN_PROGRESS while the group's ``__consumer_offsets``
 partition is replayed after a start, COORDINATOR_NOT_AVAILABLE while stopping) comes with no
@@ -31,19 +35,26 @@ from odradek.protocol.messages.offset_fetch import (
 from . import REGISTRY
 from ._common import topic_by_name_or_id
 
+REQUIRE_STABLE_VERSION = 7
 BATCHED_VERSION = 8
 MEMBER_EPOCH_VERSION = 9
 TOPIC_IDS_VERSION = 10
 
 
-def _fetch_group(broker, group_id: str, topics, by_id: bool):
+def _fetch_group(broker, group_id: str, topics, by_id: bool, require_stable: bool = False):
     """(group error, [(topic name or None, topic id, [(partition, CommittedOffset | None, error)])])."""
     coordinator = broker.group_coordinator
+
+    def unstable(name: str, partition: int) -> bool:
+        return require_stable and coordinator.has_pending_transactional_offsets(group_id, name, partition)
+
     if topics is None:
         error, found = coordinator.fetch_offsets(group_id, None)
         by_topic: dict[str, list] = {}
         for (name, partition), committed in sorted(found.items()):
-            by_topic.setdefault(name, []).append((partition, committed, error_codes.NONE))
+            by_topic.setdefault(name, []).append(
+                (partition, None, error_codes.UNSTABLE_OFFSET_COMMIT) if unstable(name, partition)
+                else (partition, committed, error_codes.NONE))
         result = []
         for name, partitions in by_topic.items():
             topic_id = None
@@ -71,6 +82,8 @@ def _fetch_group(broker, group_id: str, topics, by_id: bool):
         for partition in partitions:
             if unknown_id:
                 entries.append((partition, None, error_codes.UNKNOWN_TOPIC_ID))
+            elif unstable(name, partition):
+                entries.append((partition, None, error_codes.UNSTABLE_OFFSET_COMMIT))
             else:
                 entries.append((partition, found.get((name, partition)), error_codes.NONE))
         result.append((name, topic_id, entries))
@@ -83,7 +96,8 @@ def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse
     broker = ctx.broker
     if version < BATCHED_VERSION:
         # null (v2+) asks for every committed offset of the group
-        error, result = _fetch_group(broker, request.group_id, request.topics, by_id=False)
+        error, result = _fetch_group(broker, request.group_id, request.topics, by_id=False,
+                                     require_stable=version >= REQUIRE_STABLE_VERSION and request.require_stable)
         if error != error_codes.NONE and version >= 2:
             return OffsetFetchResponse(error_code=error)  # no offsets with a group error, as Kafka
         answers = []
@@ -108,7 +122,7 @@ def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse
             if error != error_codes.NONE:
                 groups.append(OffsetFetchResponseGroup(group_id=wanted.group_id, error_code=error))
                 continue
-        error, result = _fetch_group(broker, wanted.group_id, wanted.topics, by_id)
+        error, result = _fetch_group(broker, wanted.group_id, wanted.topics, by_id, request.require_stable)
         if error != error_codes.NONE:
             groups.append(OffsetFetchResponseGroup(group_id=wanted.group_id, error_code=error))
             continue

@@ -297,3 +297,89 @@ def test_an_unreadable_record_is_skipped_at_load(tmp_path, value):
         assert runtime.shard.counts == {"a": 5} and runtime.availability("a") == E.NONE
     finally:
         broker.close()
+
+
+class TransactionalCounterShard(CounterShard):
+    """The toy coordinator with transactions: a producer's additions count once its COMMIT
+    marker is replayed, never after an ABORT."""
+
+    def __init__(self, runtime: CoordinatorRuntime):
+        super().__init__(runtime)
+        self.pending: dict[tuple[int, int], dict[str, int]] = {}  # (partition, producer) -> counts
+
+    def replay_transactional(self, record, producer_id: int, producer_epoch: int) -> None:
+        name, count = record
+        self.pending.setdefault((self.runtime.partition_of(name), producer_id), {})[name] = count
+
+    def replay_end_transaction(self, partition: int, producer_id: int, producer_epoch: int, committed: bool) -> None:
+        ended = self.pending.pop((partition, producer_id), {})
+        if committed:
+            self.counts.update(ended)
+
+
+def test_transactional_writes_are_producer_batches_and_markers_end_them_live_and_at_load(tmp_path):
+    first, second, _ = names_in_distinct_partitions()
+    broker = open_broker(tmp_path)
+    try:
+        runtime = CoordinatorRuntime(TOY_TOPIC, TransactionalCounterShard, ManualTimer())
+        runtime.load(CoordinatorLog(broker, TOY_TOPIC))
+        runtime.timer.advance(0)
+        shard = runtime.shard
+
+        async def scenario():
+            assert await runtime.write_transactional(first, 11, 2, lambda: shard.add(first, 5)) == (E.NONE, 5)
+            assert await runtime.write_transactional(second, 12, 0, lambda: shard.add(second, 7)) == (E.NONE, 7)
+            assert shard.counts == {} and set(shard.pending) == {(runtime.partition_of(first), 11),
+                                                                  (runtime.partition_of(second), 12)}
+            # The log fences an older epoch; the shard is untouched.
+            assert await runtime.write_transactional(first, 11, 1, lambda: shard.add(first, 9)) == (
+                E.INVALID_PRODUCER_EPOCH, None)
+            # A marker of the producer in another partition ends nothing there.
+            assert await runtime.complete_transaction(runtime.partition_of(second), 11, 2, 0, True) == E.NONE
+            assert shard.counts == {}
+            assert await runtime.complete_transaction(runtime.partition_of(first), 11, 2, 0, True) == E.NONE
+            assert await runtime.complete_transaction(runtime.partition_of(first), 11, 1, 0, True) == \
+                E.INVALID_PRODUCER_EPOCH
+            assert await runtime.complete_transaction(PARTITIONS, 11, 2, 0, True) == E.UNKNOWN_TOPIC_OR_PARTITION
+            assert shard.counts == {first: 5}
+        asyncio.run(scenario())
+        log = broker.partition(TOY_TOPIC.name, runtime.partition_of(first)).log
+        assert log.flushed_offset == log.log_end_offset  # the marker was answered once fsynced
+    finally:
+        broker.close()
+
+    broker = open_broker(tmp_path)
+    try:
+        replayed = CoordinatorRuntime(TOY_TOPIC, TransactionalCounterShard, ManualTimer())
+        replayed.load(CoordinatorLog(broker, TOY_TOPIC))
+        replayed.timer.advance(0)
+        assert replayed.shard.counts == {first: 5}
+        assert set(replayed.shard.pending) == {(replayed.partition_of(second), 12)}  # still open
+        asyncio.run(replayed.complete_transaction(replayed.partition_of(second), 12, 0, 0, False))
+        assert replayed.shard.counts == {first: 5} and replayed.shard.pending == {}
+        # A shard without the transaction methods (the CounterShard) sees the records as plain
+        # ones and no marker: what every coordinator saw before transactions.
+        plain = runtime_on(broker)
+        assert plain.shard.counts == {first: 5, second: 7}
+    finally:
+        broker.close()
+
+
+def test_a_failed_fsync_of_a_transactional_write_or_marker_is_answered_without_unloading(tmp_path):
+    broker = open_broker(tmp_path)
+    flushes = control_flushes(broker, fail=True)
+    flushes.gate.set()
+    try:
+        runtime = CoordinatorRuntime(TOY_TOPIC, TransactionalCounterShard, ManualTimer())
+        runtime.load(CoordinatorLog(broker, TOY_TOPIC))
+        runtime.timer.advance(0)
+
+        async def scenario():
+            assert await runtime.write_transactional("a", 3, 0, lambda: runtime.shard.add("a", 1)) == (
+                E.NOT_COORDINATOR, None)
+            assert await runtime.complete_transaction(runtime.partition_of("a"), 3, 0, 0, True) == \
+                E.KAFKA_STORAGE_ERROR
+        asyncio.run(scenario())
+        assert runtime.shard.unloaded == [] and runtime.availability("a") == E.NONE
+    finally:
+        broker.close()
