@@ -8,7 +8,8 @@ Run from the repository root (or import it)::
 The jars are resolved with Maven (``mvn dependency:copy-dependencies`` over a small pom written
 next to them) into ``compat/.cache/kafka-<version>/lib``, which is gitignored: nothing fetched
 is ever committed. A marker file written after a complete copy makes a second run instant (no
-Maven, no network); an interrupted copy leaves no marker and is redone. Concurrent first runs
+Maven, no network); an interrupted copy leaves no marker and is redone, and so is a copy made
+for another list of artifacts (the marker names them). Concurrent first runs
 (two test processes) serialise on a lock file.
 
 What is fetched is what Kafka's own distribution puts in ``libs/`` for the tools we use:
@@ -16,6 +17,7 @@ What is fetched is what Kafka's own distribution puts in ``libs/`` for the tools
 ``kafka-tools`` (``DumpLogSegments``, ``TopicCommand``, ``ConfigCommand``, ``GetOffsetShell``, console
 producer/consumer, ...), ``kafka-storage`` and
 ``kafka-server-common`` and ``kafka-metadata`` (``StorageTool``'s pieces), ``kafka-clients``,
+``kafka-streams`` (the exactly-once Streams application of the transaction tests),
 plus a log4j2 backend so that the JVMs log through a configuration we choose, not stderr noise.
 
 ``run_java(main_class, args)`` runs a main class on that classpath with a bounded wall-clock
@@ -76,6 +78,7 @@ KAFKA_ARTIFACTS = [
     "kafka-transaction-coordinator",
     "kafka-share-coordinator",
     "kafka-coordinator-common",
+    "kafka-streams",
 ]
 
 # Kafka's distribution logs through log4j2 behind slf4j; the poms only declare the API.
@@ -160,7 +163,8 @@ def ensure(version: str | None = None, *, timeout: float = 900.0) -> Path:
             raise KafkaJarsUnavailable(f"Maven finished but {lib} has no kafka_2.13 jar")
         (root / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
 
-    _fetch_once(root, "", fetch)
+    # The marker names what was fetched: a cache made before an artifact was added is redone.
+    _fetch_once(root, "".join(f"{artifact}\n" for artifact in KAFKA_ARTIFACTS), fetch)
     return lib
 
 

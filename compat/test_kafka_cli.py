@@ -264,6 +264,13 @@ def _b64(data: str | None) -> str:
     return "-" if data is None else base64.b64encode(data.encode()).decode()
 
 
+def fixture_producer_command(kafka_jars, bootstrap: str) -> list[str]:
+    """The argv that runs compat/FixtureProducer.java against ``bootstrap`` (commands on stdin)."""
+    return [shutil.which("java") or "java", "-Xmx256m", "-XX:+UseSerialGC", "-Dfile.encoding=UTF-8",
+            f"-Dlog4j2.configurationFile={kafka_jars.home() / 'log4j2.properties'}",
+            "-cp", kafka_jars.classpath(), str(FIXTURE_PRODUCER), bootstrap]
+
+
 @pytest.fixture(scope="module")
 def java_producer(kafka_jars, odradek):
     """java_producer(commands) -> (acks {id: (partition, offset, timestamp)}, ListOffsets
@@ -271,10 +278,7 @@ def java_producer(kafka_jars, odradek):
     Java producer and Admin clients) fed the given command lines."""
 
     def run(lines, ok=True):
-        command = [shutil.which("java") or "java", "-Xmx256m", "-XX:+UseSerialGC", "-Dfile.encoding=UTF-8",
-                   f"-Dlog4j2.configurationFile={kafka_jars.home() / 'log4j2.properties'}",
-                   "-cp", kafka_jars.classpath(), str(FIXTURE_PRODUCER), odradek.bootstrap]
-        result = subprocess.run(command, input="\n".join(lines) + "\n", capture_output=True, text=True,
+        result = subprocess.run(fixture_producer_command(kafka_jars, odradek.bootstrap), input="\n".join(lines) + "\n", capture_output=True, text=True,
                                 timeout=TOOL_TIMEOUT)
         if ok:
             assert result.returncode == 0, f"{result.stderr[-3000:]}\nbroker: {odradek.log()[-2000:]}"

@@ -8,10 +8,12 @@ confluent-kafka's admin client and Kafka's ``kafka-acls`` report), KIP-714 telem
 metrics plugin (GetTelemetrySubscriptions and PushTelemetry left out of ApiVersions, yet
 answered: subscription fields, throttling, the checks of a push in order), Produce per-record
 errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
-record_errors, error_message, offsets), a transaction fenced by a second producer (the epoch
-left, the fenced epoch's error code at each version of EndTxn, AddPartitionsToTxn,
-AddOffsetsToTxn and InitProducerId), a transaction aborted by the broker for its timeout
-(its state and epoch, then the producer's EndTxn) and fetch sessions (KIP-227,
+record_errors, error_message, offsets), the transaction APIs of Kafka's admin client and
+``kafka-transactions`` (Describe/ListTransactions, DescribeProducers, WriteTxnMarkers, EndTxn),
+a transaction fenced by a second producer (the epoch left, the fenced epoch's error code at each
+version of EndTxn, AddPartitionsToTxn, AddOffsetsToTxn and InitProducerId), a transaction
+aborted by the broker for its timeout (its state and epoch, then the producer's EndTxn) and
+fetch sessions (KIP-227,
 tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
 cache, a session's topic deleted and recreated, and eviction two minutes on).
 
@@ -41,12 +43,7 @@ from broker import fetch_session_scenarios  # noqa: E402
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 
 from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest  # noqa: E402
-from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic  # noqa: E402
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
-from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest  # noqa: E402
-from odradek.protocol.messages.end_txn import EndTxnRequest  # noqa: E402
-from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest  # noqa: E402
-from odradek.protocol.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
 from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest  # noqa: E402
 from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest  # noqa: E402
 from odradek.protocol.messages.describe_acls import DescribeAclsRequest  # noqa: E402
@@ -54,6 +51,17 @@ from odradek.protocol.messages.create_topics import CreateTopicsRequest  # noqa:
 from odradek.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest  # noqa: E402
 from odradek.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest  # noqa: E402
 from odradek.protocol.messages.produce import ProduceRequest  # noqa: E402
+from odradek.protocol import error_codes  # noqa: E402
+from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic  # noqa: E402
+from odradek.protocol.messages.describe_producers import DescribeProducersRequest  # noqa: E402
+from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest  # noqa: E402
+from odradek.protocol.messages.end_txn import EndTxnRequest  # noqa: E402
+from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest  # noqa: E402
+from odradek.protocol.messages.init_producer_id import InitProducerIdRequest  # noqa: E402
+from odradek.protocol.messages.list_transactions import ListTransactionsRequest  # noqa: E402
+from odradek.protocol.messages.write_txn_markers import (  # noqa: E402
+    WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+)
 from odradek.protocol.messages.push_telemetry import PushTelemetryRequest  # noqa: E402
 from odradek.protocol.records.batch import Record, build_batch  # noqa: E402
 
@@ -264,6 +272,126 @@ CONFIG_CASES = [
 ]
 
 
+# Answers that mean "not yet": Kafka creates __transaction_state and elects leaders after the
+# first request for a transactional id or a new topic, and a transaction being ended holds the
+# next InitProducerId.
+TRANSIENT_ERRORS = (error_codes.COORDINATOR_NOT_AVAILABLE, error_codes.NOT_COORDINATOR,
+                    error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.CONCURRENT_TRANSACTIONS,
+                    error_codes.UNKNOWN_TOPIC_OR_PARTITION, error_codes.NOT_LEADER_OR_FOLLOWER)
+
+
+def retried(send, retriable=TRANSIENT_ERRORS):
+    """send() -> (answer, error code), again while the code is a transient one (30 s at most)."""
+    for _ in range(150):
+        answer, code = send()
+        if code not in retriable:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"still {code}")
+
+
+def sending(client, request, version, error_of=lambda answer: answer.error_code):
+    """What ``retried`` takes: send ``request`` at ``version``; (answer, its error code)."""
+    return lambda: (answer := client.request(request, version), error_of(answer))
+
+
+def transaction_admin_answers(host, port) -> list:
+    """The transaction APIs that Kafka's kafka-transactions tool and admin client use, around a
+    transaction opened, committed and looked at: DescribeTransactions (known, unknown and empty
+    ids, each state), ListTransactions (state, producer id, duration and pattern filters, an
+    unknown state name, an invalid pattern), DescribeProducers (an open transaction, a partition
+    without producers, an unknown partition), WriteTxnMarkers (a partition with no transaction,
+    an unknown topic) and EndTxn of an unknown id. Producer ids are given relative to the first
+    one each broker hands out; times as whether they are set."""
+    client = RawClient(host, port, timeout=30)
+    suffix = uuid.uuid4().hex[:8]
+    topic, tid, other = f"txn-admin-{suffix}", f"admin-{suffix}", f"admin-none-{suffix}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=2, replication_factor=1)]), 5)
+        assert created.topics[0].error_code == 0
+
+        retried(lambda: (None, client.request(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)
+                         .coordinators[0].error_code))
+        init = retried(lambda: (answer := client.request(InitProducerIdRequest(
+            transactional_id=tid, transaction_timeout_ms=60000, producer_id=-1, producer_epoch=-1), 4),
+            answer.error_code))
+        base, epoch = init.producer_id, init.producer_epoch
+        ranges = {item.api_key: item.max_version for item in client.request(
+            ApiVersionsRequest(client_software_name="compat", client_software_version="1"), 3).api_keys}
+        answers: list = [("max versions", [ranges.get(key) for key in (27, 61, 65, 66)]), ("init", init.error_code, epoch)]
+
+        def described(*ids):
+            states = client.request(DescribeTransactionsRequest(transactional_ids=list(ids)), 0).transaction_states
+            return [(state.error_code, state.transactional_id.replace(suffix, "*"), state.transaction_state,
+                     state.transaction_timeout_ms, state.transaction_start_time_ms > 0,
+                     state.producer_id - base if state.error_code == 0 else state.producer_id,
+                     state.producer_epoch, [(t.topic.replace(suffix, "*"), t.partitions) for t in state.topics])
+                    for state in states]
+
+        def listed(version, **filters):
+            answer = client.request(ListTransactionsRequest(**{"state_filters": [], "producer_id_filters": [],
+                                                                **filters}), version)
+            return (answer.error_code, answer.unknown_state_filters,
+                    sorted((t.transactional_id.replace(suffix, "*"), t.producer_id - base, t.transaction_state)
+                           for t in answer.transaction_states if t.transactional_id.endswith(suffix)))
+
+        def producers():
+            answer = client.request(DescribeProducersRequest(topics=[DescribeProducersRequest.TopicRequest(
+                name=topic, partition_indexes=[0, 1, 7])]), 0)
+            return [(p.partition_index, p.error_code, p.error_message is not None,
+                     [(s.producer_id - base, s.producer_epoch, s.last_sequence, s.coordinator_epoch,
+                       s.current_txn_start_offset, s.last_timestamp > 0) for s in p.active_producers])
+                    for p in answer.topics[0].partitions]
+
+        answers.append(("describe empty", described(tid, other, "")))
+        added = client.request(AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id=tid, v3_and_below_producer_id=base, v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])]), 3)
+        answers.append(("add", [(r.partition_index, r.partition_error_code)
+                                for t in added.results_by_topic_v3_and_below for r in t.results_by_partition]))
+        batch = build_batch([Record(0, 0, b"k", b"v")], producer_id=base, producer_epoch=epoch, base_sequence=0,
+                            transactional=True, base_timestamp=int(time.time() * 1000))
+        produced = retried(lambda: (answer := client.request(ProduceRequest(
+            transactional_id=tid, acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+                name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=0, records=batch)])]), 9).responses[0].partition_responses[0], answer.error_code))
+        answers.append(("produce", produced.error_code, produced.base_offset))
+        answers.append(("describe ongoing", described(tid)))
+        answers.append(("list", listed(0)))
+        answers.append(("list states", listed(1, state_filters=["Ongoing", "Bogus"])))
+        answers.append(("list producer", listed(1, producer_id_filters=[base])))
+        answers.append(("list other producer", listed(1, producer_id_filters=[base + 1000])))
+        answers.append(("list duration", listed(1, duration_filter=3_600_000)))
+        if ranges.get(66, 0) >= 2:
+            answers.append(("list pattern", listed(2, transactional_id_pattern=f"admin-{suffix[:4]}.*")))
+            answers.append(("list bad pattern", listed(2, transactional_id_pattern="(")))
+        answers.append(("producers ongoing", producers()))
+
+        markers = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+            producer_id=base, producer_epoch=epoch, transaction_result=True, coordinator_epoch=0,
+            topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[1]),
+                    WritableTxnMarkerTopic(name=f"no-such-{suffix}", partition_indexes=[0])])]), 1)
+        answers.append(("markers", [(t.name.replace(suffix, "*"), [(p.partition_index, p.error_code)
+                                                                   for p in t.partitions])
+                                    for m in markers.markers for t in m.topics]))
+        ended = client.request(EndTxnRequest(transactional_id=tid, producer_id=base, producer_epoch=epoch,
+                                             committed=True), 3)
+        answers.append(("end", ended.error_code))
+        for _ in range(100):
+            if described(tid)[0][2] == "CompleteCommit":
+                break
+            time.sleep(0.1)
+        answers.append(("describe committed", described(tid)))
+        answers.append(("producers committed", producers()))
+        unknown = client.request(EndTxnRequest(transactional_id=other, producer_id=base, producer_epoch=0,
+                                               committed=False), 3)
+        answers.append(("end unknown", unknown.error_code))
+        return answers
+    finally:
+        client.close()
+
+
 def topic_config_answers(host, port) -> list:
     client = RawClient(host, port, timeout=30)
     topic = f"configs-{uuid.uuid4().hex[:8]}"
@@ -289,11 +417,6 @@ def topic_config_answers(host, port) -> list:
         client.close()
 
 
-# Answers a transaction coordinator gives while it starts or while a transaction ends: retried.
-COORDINATOR_BUSY = {14: "COORDINATOR_LOAD_IN_PROGRESS", 15: "COORDINATOR_NOT_AVAILABLE",
-                    51: "CONCURRENT_TRANSACTIONS"}
-
-
 def transaction_fencing_answers(host, port) -> list:
     """A transactional id whose open transaction (transaction version 1: the old request
     versions) is fenced by a second InitProducerId: the epoch the fencing leaves, and what the
@@ -306,15 +429,7 @@ def transaction_fencing_answers(host, port) -> list:
             Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
         assert created.error_code == 0, created
 
-        def retried(request, version, error_of=lambda answer: answer.error_code):
-            deadline = time.monotonic() + 60
-            while True:
-                answer = client.request(request, version)
-                if error_of(answer) not in COORDINATOR_BUSY or time.monotonic() > deadline:
-                    return answer
-                time.sleep(0.1)
-
-        found = retried(FindCoordinatorRequest(key=transactional_id, key_type=1), 1)
+        found = retried(sending(client, FindCoordinatorRequest(key=transactional_id, key_type=1), 1))
         assert found.error_code == 0, found
 
         def init(version=0, producer_id=-1, epoch=-1):
@@ -330,15 +445,15 @@ def transaction_fencing_answers(host, port) -> list:
         def partition_error(answer):
             return answer.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
 
-        first = retried(init(), 0)
+        first = retried(sending(client, init(), 0))
         producer_id, epoch = first.producer_id, first.producer_epoch
         answers = [("init", first.error_code, first.producer_epoch)]
-        answers.append(("add", partition_error(retried(add_partition(producer_id, epoch), 0, partition_error))))
+        answers.append(("add", partition_error(retried(sending(client, add_partition(producer_id, epoch), 0, partition_error)))))
         # The second producer: the coordinator aborts the open transaction first.
         fencing = client.request(init(), 0)
         answers.append(("fencing init, first answer", fencing.error_code))
-        if fencing.error_code in COORDINATOR_BUSY:
-            fencing = retried(init(), 0)
+        if fencing.error_code in TRANSIENT_ERRORS:
+            fencing = retried(sending(client, init(), 0))
         answers.append(("fencing init", fencing.error_code, fencing.producer_id == producer_id,
                         fencing.producer_epoch - epoch))
         for version in range(5):
@@ -383,18 +498,10 @@ def transaction_timeout_answers(host, port) -> list:
             Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
         assert created.error_code == 0, created
 
-        def retried(request, version, error_of=lambda answer: answer.error_code, busy=COORDINATOR_BUSY):
-            deadline = time.monotonic() + 60
-            while True:
-                answer = client.request(request, version)
-                if error_of(answer) not in busy or time.monotonic() > deadline:
-                    return answer
-                time.sleep(0.1)
-
-        assert retried(FindCoordinatorRequest(key=transactional_id, key_type=1), 1).error_code == 0
+        assert retried(sending(client, FindCoordinatorRequest(key=transactional_id, key_type=1), 1)).error_code == 0
         init = InitProducerIdRequest(transactional_id=transactional_id,
                                      transaction_timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
-        first = retried(init, 5)
+        first = retried(sending(client, init, 5))
         producer_id, epoch = first.producer_id, first.producer_epoch
         answers = [("init", first.error_code, first.producer_epoch)]
         batch = build_batch([Record(0, 0, b"k", b"too-late")], producer_id=producer_id, producer_epoch=epoch,
@@ -402,9 +509,8 @@ def transaction_timeout_answers(host, port) -> list:
         produce = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=5000, topic_data=[
             ProduceRequest.TopicProduceData(name=topic, partition_data=[
                 ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
-        produced = retried(produce, 12, lambda answer: answer.responses[0].partition_responses[0].error_code,
-                           busy={6: "NOT_LEADER_OR_FOLLOWER", 19: "NOT_ENOUGH_REPLICAS",
-                                 51: "CONCURRENT_TRANSACTIONS"})
+        produced = retried(sending(client, produce, 12, lambda answer: answer.responses[0].partition_responses[0].error_code),
+                           (*TRANSIENT_ERRORS, error_codes.NOT_ENOUGH_REPLICAS))
         answers.append(("produce", produced.responses[0].partition_responses[0].error_code))
         deadline = time.monotonic() + 30
         while True:
@@ -420,7 +526,7 @@ def transaction_timeout_answers(host, port) -> list:
                                                  producer_epoch=epoch, committed=committed), 5)
             answers.append(("end", committed, ended.error_code, ended.producer_id == producer_id,
                             ended.producer_epoch - epoch if ended.producer_epoch >= 0 else ended.producer_epoch))
-        again = retried(init, 5)
+        again = retried(sending(client, init, 5))
         answers.append(("init again", again.error_code, again.producer_id == producer_id,
                         again.producer_epoch - epoch))
         return answers
@@ -445,6 +551,12 @@ def test_topic_config_errors_agree(kafka, odradek):
     expected = topic_config_answers(*kafka)
     assert expected[2][3] == 40  # the premise: Kafka refuses an unknown name (INVALID_CONFIG)
     assert topic_config_answers(*odradek) == expected
+
+
+def test_transaction_admin_answers_agree(kafka, odradek):
+    expected = transaction_admin_answers(*kafka)
+    assert expected[2][0] == "describe empty" and expected[2][1][1][0] == 105  # TRANSACTIONAL_ID_NOT_FOUND
+    assert transaction_admin_answers(*odradek) == expected
 
 
 def test_acl_answers_agree(kafka, odradek):

@@ -3,8 +3,8 @@
 v0-3 (from a producer): one transaction; each partition that does not exist answers
 UNKNOWN_TOPIC_OR_PARTITION and then the others OPERATION_NOT_ATTEMPTED (nothing is added);
 otherwise every partition gets the coordinator's answer (the partitions added to the
-transaction, or why not: INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
-CONCURRENT_TRANSACTIONS, ...).
+transaction, or why not: INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH
+below v2, which came before it, as Kafka answers), CONCURRENT_TRANSACTIONS, ...).
 
 v4+ (KIP-890, the batched form Kafka's brokers send): several transactions, each either added
 or, with ``verify_only``, checked (a partition not in the transaction answers
@@ -21,6 +21,9 @@ from odradek.protocol.messages.add_partitions_to_txn import (
 )
 
 from . import REGISTRY
+from ._common import fenced_as_known_to
+
+FIRST_FENCED_VERSION = 2  # PRODUCER_FENCED from this version, INVALID_PRODUCER_EPOCH before
 
 
 def _results(errors: dict[tuple[str, int], int]) -> list[AddPartitionsToTxnTopicResult]:
@@ -53,6 +56,8 @@ async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) 
         errors = await _one_transaction(broker, request.v3_and_below_transactional_id,
                                         request.v3_and_below_producer_id, request.v3_and_below_producer_epoch,
                                         request.v3_and_below_topics, verify_only=False)
+        errors = {partition: fenced_as_known_to(ctx.api_version, FIRST_FENCED_VERSION, code)
+                  for partition, code in errors.items()}
         return AddPartitionsToTxnResponse(throttle_time_ms=0, results_by_topic_v3_and_below=_results(errors))
     if any(not transaction.topics for transaction in request.transactions):
         return AddPartitionsToTxnResponse(throttle_time_ms=0, error_code=error_codes.INVALID_REQUEST)

@@ -2,8 +2,8 @@
 
 For each partition asked for, the producers the partition log keeps idempotence state for:
 producer id, epoch, last sequence, last timestamp, coordinator epoch and the first offset of
-an open transaction (-1: none; transactions are not served yet). Unknown partitions:
-UNKNOWN_TOPIC_OR_PARTITION.
+an open transaction (-1: none). Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION, offline ones
+KAFKA_STORAGE_ERROR, without a message (as Kafka answers them).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ def handle_describe_producers(ctx, request: DescribeProducersRequest) -> Describ
         partitions = []
         for index in item.partition_indexes:
             partition = broker.partition(item.name, index)
+            # Kafka's ReplicaManager.activeProducerState answers these with the code alone.
             if partition is None:
                 partitions.append(PartitionResponse(partition_index=index,
-                                                    error_code=error_codes.UNKNOWN_TOPIC_OR_PARTITION,
-                                                    error_message="This server does not host this topic-partition."))
+                                                    error_code=error_codes.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
             if partition.offline:
-                partitions.append(PartitionResponse(partition_index=index, error_code=error_codes.KAFKA_STORAGE_ERROR,
-                                                    error_message=f"The log of {item.name}-{index} is offline."))
+                partitions.append(PartitionResponse(partition_index=index, error_code=error_codes.KAFKA_STORAGE_ERROR))
                 continue
             producers = [
                 ProducerState(producer_id=entry.producer_id, producer_epoch=entry.epoch,

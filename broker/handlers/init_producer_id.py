@@ -9,7 +9,8 @@ With a transactional id: the transaction coordinator's answer
 (:meth:`~odradek.broker.transactions.coordinator.TransactionCoordinator.init_producer_id`):
 INVALID_TRANSACTION_TIMEOUT for a timeout outside (0, ``transaction.max.timeout.ms``], the
 id's producer id with a bumped epoch (fencing any older producer of the id), and, from v3, the
-KIP-360 continuation of a producer that names its producer id and epoch.
+KIP-360 continuation of a producer that names its producer id and epoch (PRODUCER_FENCED when
+another producer took the id meanwhile; INVALID_PRODUCER_EPOCH below v4, as Kafka answers).
 
 Version notes: v6 (KIP-939 two-phase commit) is an unstable version in Kafka 4.4, which a
 broker advertises only with ``unstable.api.versions.enable``; odradek serves up to v5 as a
@@ -22,8 +23,10 @@ from odradek.protocol import error_codes
 from odradek.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 
 from . import REGISTRY
+from ._common import fenced_as_known_to
 
 MAX_EPOCH = 32767
+FIRST_FENCED_VERSION = 4  # PRODUCER_FENCED from this version, INVALID_PRODUCER_EPOCH before
 
 
 @REGISTRY.handles(InitProducerIdRequest, InitProducerIdResponse, max_version=5)
@@ -33,7 +36,8 @@ def handle_init_producer_id(ctx, request: InitProducerIdRequest):
     if ctx.api_version < 3:
         producer_id = epoch = -1
     if request.transactional_id is not None:
-        return _transactional(broker, request.transactional_id, request.transaction_timeout_ms, producer_id, epoch)
+        return _transactional(broker, request.transactional_id, request.transaction_timeout_ms, producer_id, epoch,
+                              ctx.api_version)
     if producer_id >= 0 and 0 <= epoch < MAX_EPOCH - 1:
         return InitProducerIdResponse(error_code=error_codes.NONE, producer_id=producer_id, producer_epoch=epoch + 1)
     if (producer_id >= 0) != (epoch >= 0):
@@ -43,9 +47,10 @@ def handle_init_producer_id(ctx, request: InitProducerIdRequest):
 
 
 async def _transactional(broker, transactional_id: str, timeout_ms: int, producer_id: int,
-                         epoch: int) -> InitProducerIdResponse:
+                         epoch: int, api_version: int) -> InitProducerIdResponse:
     if (producer_id >= 0) != (epoch >= 0):
         return InitProducerIdResponse(error_code=error_codes.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
     error, producer_id, epoch = await broker.transaction_coordinator.init_producer_id(
         transactional_id, timeout_ms, producer_id, epoch)
-    return InitProducerIdResponse(error_code=error, producer_id=producer_id, producer_epoch=epoch)
+    return InitProducerIdResponse(error_code=fenced_as_known_to(api_version, FIRST_FENCED_VERSION, error),
+                                  producer_id=producer_id, producer_epoch=epoch)

@@ -38,7 +38,11 @@ Behaviour:
   to the transaction implicitly. A coordinator that cannot tell yet (CONCURRENT_TRANSACTIONS,
   loading, ...) answers NOT_ENOUGH_REPLICAS, which every client retries, and a fenced producer
   INVALID_PRODUCER_EPOCH, as Kafka's ReplicaManager translates them
-  (``transaction.partition.verification.enable`` turns the check off).
+  (``transaction.partition.verification.enable`` turns the check below v12 off; the implicit
+  add of v12+ is not a check and happens whatever it says, as in Kafka 4.4).
+* Transactional batches in a request without a ``transactional_id``: every partition answers
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended, as Kafka's KafkaApis answers
+  (only a transactional producer may write transactional batches).
 
 Version notes: v8+ ``record_errors`` and ``error_message``; v13+ topics by id.
 """
@@ -54,9 +58,12 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
 from odradek.protocol.records.batch import BATCH_HEADER_SIZE
-from odradek.protocol.records.header import read_batch_header
+from odradek.protocol.records.header import (
+    ATTRIBUTES_OFFSET, LOG_OVERHEAD, MAGIC_OFFSET, TRANSACTIONAL_MASK, read_batch_header,
+)
 from odradek.storage.errors import RecordValidationError
 
+from ..error_responses import ErrorAnswer, error_response
 from ..registry import CLOSE_CONNECTION
 from . import REGISTRY
 from ._common import topic_by_name_or_id
@@ -124,11 +131,39 @@ def _verification_refusal(code: int, version: int) -> tuple[int, str | None]:
     return code, None
 
 
+def _has_transactional_batch(request: ProduceRequest) -> bool:
+    """Whether any batch of the request has the transactional bit (Kafka's
+    RequestUtils.hasTransactionalRecords). Read from the header bytes alone, as every plain
+    produce asks: the magic, the low byte of the attributes and the batch length; a malformed
+    batch ends the look at its partition (the append refuses it)."""
+    for topic_data in request.topic_data:
+        for data in topic_data.partition_data:
+            records = data.records
+            if not records:
+                continue
+            position = 0
+            while position + BATCH_HEADER_SIZE <= len(records):
+                if records[position + MAGIC_OFFSET] == 2 and records[position + ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
+                    return True
+                batch_length = int.from_bytes(records[position + 8:position + LOG_OVERHEAD], "big", signed=True)
+                if batch_length <= 0:
+                    break
+                position += LOG_OVERHEAD + batch_length
+    return False
+
+
 @REGISTRY.handles(ProduceRequest, ProduceResponse)
 def handle_produce(ctx, request: ProduceRequest):
     broker = ctx.broker
     transactional_id = request.transactional_id
-    if transactional_id is None or not broker.config["transaction.partition.verification.enable"]:
+    if transactional_id is None:
+        if _has_transactional_batch(request):
+            served = REGISTRY.get(ProduceRequest.API_KEY)
+            return error_response(request, ctx.api_version,
+                                  ErrorAnswer(error_codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None),
+                                  (served.min_version, served.max_version))
+        return _produce(ctx, request, {})
+    if ctx.api_version < FIRST_IMPLICIT_ADD_VERSION and not broker.config["transaction.partition.verification.enable"]:
         return _produce(ctx, request, {})
     order = broker.transaction_coordinator.produce_order
     previous = order.get(transactional_id)

@@ -325,19 +325,24 @@ class TransactionCoordinator:
         metadata = self.transactions.get(transactional_id)
         if metadata is None:
             return (error_codes.INVALID_PRODUCER_ID_MAPPING, *failed)
-        at_least_v2 = not metadata.fence_pending and metadata.client_transaction_version >= TV_2
+        # Kafka 4.4 ends a transaction by the request's transaction version: below 2 (EndTxn
+        # v0-4) the epoch must be the current one; from 2 (EndTxn v5+) a retry of an end whose
+        # epoch bump the client did not hear of is recognised too. A fencing abort (a timeout,
+        # a new producer) is checked as below 2 whatever the version.
+        at_least_v2 = not metadata.fence_pending and client_transaction_version >= TV_2
         # A TV2 client retrying an EndTxn whose epoch bump overflowed to a new producer id, or
         # whose bump it never heard of.
         retry_on_overflow = (at_least_v2 and metadata.previous_producer_id == producer_id
                              and producer_epoch == MAX_EPOCH - 1 and metadata.producer_epoch == 0)
         retry_on_bump = at_least_v2 and metadata.producer_epoch == producer_epoch + 1
+        retry = retry_on_bump or retry_on_overflow
         if at_least_v2:
             if metadata.state in (TxnState.ONGOING, TxnState.EMPTY, TxnState.DEAD):
                 valid_epoch = producer_epoch == metadata.producer_epoch
             elif metadata.state.preparing:
                 valid_epoch = retry_on_bump
             else:
-                valid_epoch = retry_on_bump or retry_on_overflow
+                valid_epoch = retry or producer_epoch == metadata.producer_epoch
         else:
             valid_epoch = (not from_client or producer_epoch == metadata.producer_epoch) \
                 and producer_epoch >= metadata.producer_epoch
@@ -348,27 +353,38 @@ class TransactionCoordinator:
         if transactional_id in self._completing and not metadata.state.preparing:
             return (error_codes.CONCURRENT_TRANSACTIONS, *failed)
         state = metadata.state
-        if state == TxnState.COMPLETE_COMMIT or state == TxnState.COMPLETE_ABORT:
-            if (state == TxnState.COMPLETE_COMMIT) == commit:
+        # With transaction version 2 a client may abort a transaction to which it added nothing
+        # (Kafka's noPartitionAdded: a Prepare/Complete pair with no marker, and a new epoch).
+        empty_abort = at_least_v2 and not commit and not retry and state in (
+            TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT)
+        if (state == TxnState.COMPLETE_COMMIT or state == TxnState.COMPLETE_ABORT) and not empty_abort:
+            if (state == TxnState.COMPLETE_COMMIT) == commit and (retry or not at_least_v2):
                 return error_codes.NONE, metadata.producer_id, metadata.producer_epoch  # a retry of a finished end
             return (error_codes.INVALID_TXN_STATE, *failed)
         if state.preparing:
             if (state == TxnState.PREPARE_COMMIT) == commit:
                 return (error_codes.CONCURRENT_TRANSACTIONS, *failed)
             return (error_codes.INVALID_TXN_STATE, *failed)
-        if state != TxnState.ONGOING:
+        if state != TxnState.ONGOING and not empty_abort:
             return (error_codes.INVALID_TXN_STATE, *failed)
         epoch, last_epoch, next_producer_id = metadata.producer_epoch, metadata.last_producer_epoch, NO_PRODUCER_ID
-        if metadata.fence_pending:
-            epoch, last_epoch = producer_epoch, NO_PRODUCER_EPOCH  # the fencing epoch, bumped by the caller
-        if client_transaction_version >= TV_2 and epoch < MAX_EPOCH:
-            if not metadata.fence_pending and epoch_exhausted(epoch):
+        if client_transaction_version >= TV_2:
+            # Every end bumps the epoch once, a fencing abort included: Kafka's transaction
+            # version 2 end does not take the fencing epoch but bumps the current one, so a
+            # producer aborted for its timeout or by a new producer ends at epoch + 1 (Kafka
+            # 4.4.0's kafka-transactions describe shows it so), not + 2.
+            if epoch_exhausted(epoch):
                 next_producer_id = self._next_producer_id()
-            epoch, last_epoch = epoch + 1, epoch
+            if epoch < MAX_EPOCH:
+                epoch, last_epoch = epoch + 1, epoch
+        elif metadata.fence_pending:
+            epoch, last_epoch = producer_epoch, NO_PRODUCER_EPOCH  # the fencing epoch, bumped by the caller
         updated = metadata.but(
             state=TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT, producer_epoch=epoch,
             last_producer_epoch=last_epoch, next_producer_id=next_producer_id, previous_producer_id=metadata.producer_id,
             client_transaction_version=client_transaction_version, last_update_ms=self.runtime.now_ms())
+        if empty_abort:
+            updated = updated.but(partitions=frozenset(), start_ms=updated.last_update_ms)
         error = await self._write(updated)
         if error != error_codes.NONE:
             if metadata.fence_pending and transactional_id in self.transactions:

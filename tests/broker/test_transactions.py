@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from odradek.broker.coordinators.runtime import coordinator_partition
 from odradek.broker.transactions.metadata import TransactionMetadata, TxnState, transaction_key, transaction_value
 from odradek.protocol import error_codes
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest
 from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
 from odradek.protocol.messages.describe_transactions import DescribeTransactionsRequest
 from odradek.protocol.messages.end_txn import EndTxnRequest
@@ -26,7 +29,7 @@ from odradek.protocol.messages.write_txn_markers import WritableTxnMarker, Writa
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
 from .conftest import BrokerProcess, RawClient
-from .test_server import create_topic, records_of
+from .test_server import create_topic
 
 ABORT_CHECK_MS = 200
 # Short abort checks, and few __transaction_state partitions so that its creation is quick.
@@ -274,13 +277,34 @@ def test_a_new_producer_fences_the_open_transaction(client):
     first_try = init(client, "fence")
     assert first_try.error_code == error_codes.CONCURRENT_TRANSACTIONS  # the open one is being aborted
     new = init_retrying(client, "fence")
-    assert new.error_code == 0 and new.producer_id == pid and new.producer_epoch > epoch + 1
+    # The abort bumped the epoch once, the new producer's init once more (so does Kafka 4.4.0).
+    assert new.error_code == 0 and new.producer_id == pid and new.producer_epoch == epoch + 2
     # The old producer is fenced everywhere.
     assert end(client, "fence", pid, epoch, commit=True).error_code == error_codes.PRODUCER_FENCED
     late = produce_txn(client, "fence", "txn-fence", 0, txn_batch(pid, epoch, 1, b"late"))
     assert late.error_code == error_codes.INVALID_PRODUCER_EPOCH
     assert read(client, "txn-fence", 0, committed=True) == []
     assert describe(client, "fence").transaction_state == "Empty"
+
+
+def test_a_fenced_producer_is_answered_in_its_versions_words(client):
+    """PRODUCER_FENCED came with InitProducerId v4 and EndTxn, AddPartitionsToTxn and
+    AddOffsetsToTxn v2 (KIP-588); older versions get INVALID_PRODUCER_EPOCH for it, as from
+    Kafka 4.4.0."""
+    create_topic(client, "txn-fenced-words")
+    old = init(client, "fenced-words")
+    pid, epoch = old.producer_id, old.producer_epoch
+    assert init_retrying(client, "fenced-words").producer_epoch == epoch + 1
+    for version, expected in ((1, error_codes.INVALID_PRODUCER_EPOCH), (2, error_codes.PRODUCER_FENCED)):
+        assert end(client, "fenced-words", pid, epoch, commit=True, version=version).error_code == expected
+        assert add(client, "fenced-words", pid, epoch, [("txn-fenced-words", 0)], version=version) == {
+            ("txn-fenced-words", 0): expected}
+        added = client.request(AddOffsetsToTxnRequest(transactional_id="fenced-words", producer_id=pid,
+                                                      producer_epoch=epoch, group_id="g"), version)
+        assert added.error_code == expected
+    # KIP-360: the old producer asks to continue with its epoch after the id was taken over.
+    for version, expected in ((3, error_codes.INVALID_PRODUCER_EPOCH), (4, error_codes.PRODUCER_FENCED)):
+        assert init(client, "fenced-words", producer_id=pid, epoch=epoch, version=version).error_code == expected
 
 
 def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
@@ -290,10 +314,59 @@ def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
     assert add(client, "timeout", pid, epoch, [("txn-timeout", 0)]) == {("txn-timeout", 0): 0}
     assert produce_txn(client, "timeout", "txn-timeout", 0, txn_batch(pid, epoch, 0, b"slow")).error_code == 0
     described = wait_state(client, "timeout", "CompleteAbort", timeout=5)
-    assert described.transaction_state == "CompleteAbort" and described.producer_epoch > epoch
+    # One bump: the abort runs at the broker's transaction version 2, which bumps the epoch it
+    # found, not the fencing one (Kafka 4.4.0 ends at epoch + 1 too).
+    assert (described.transaction_state, described.producer_epoch) == ("CompleteAbort", epoch + 1)
     assert end(client, "timeout", pid, epoch, commit=True).error_code == error_codes.PRODUCER_FENCED
+    assert end(client, "timeout", pid, epoch, commit=False).error_code == error_codes.PRODUCER_FENCED
     assert read(client, "txn-timeout", 0, committed=True) == []
     assert latest_offset(client, "txn-timeout", 0, committed=True) == 2  # the record and the abort marker
+
+
+def test_end_txn_answers_by_the_requests_transaction_version(client):
+    """EndTxn v5+ (transaction version 2) against Kafka 4.4.0's answers, request by request
+    (the same sequence was sent to its broker): an abort with nothing added ends an empty
+    transaction with a new epoch, a commit of nothing is INVALID_TXN_STATE, a retry with the
+    epoch before the bump is answered NONE, a second end with the current epoch is a new
+    transaction's; EndTxn v3 keeps the rules of version 1 (the current epoch only)."""
+    create_topic(client, "txn-endtxn")
+    producer = init(client, "endtxn")
+    pid, epoch = producer.producer_id, producer.producer_epoch
+
+    def ending(epoch_sent, commit, version=5):
+        """The answer, once the previous end finished (CONCURRENT_TRANSACTIONS until then)."""
+        deadline = time.monotonic() + 10
+        while True:
+            answer = end(client, "endtxn", pid, epoch_sent, commit, version=version)
+            if answer.error_code != error_codes.CONCURRENT_TRANSACTIONS or time.monotonic() > deadline:
+                return answer.error_code, answer.producer_epoch
+            time.sleep(0.02)
+
+    assert ending(epoch, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False, version=3) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False) == (error_codes.NONE, epoch + 1)
+    described = wait_state(client, "endtxn", "CompleteAbort")
+    assert (described.producer_epoch, described.topics) == (epoch + 1, [])
+    assert ending(epoch + 1, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch, commit=False) == (error_codes.NONE, epoch + 1)  # a retry of the abort
+    assert ending(epoch + 1, commit=False) == (error_codes.NONE, epoch + 2)  # another empty one
+    wait_state(client, "endtxn", "CompleteAbort")
+    epoch += 2
+
+    deadline = time.monotonic() + 10
+    while (added := add(client, "endtxn", pid, epoch, [("txn-endtxn", 0)])) == {
+            ("txn-endtxn", 0): error_codes.CONCURRENT_TRANSACTIONS} and time.monotonic() < deadline:
+        time.sleep(0.02)  # the last abort's Complete record is being made durable
+    assert added == {("txn-endtxn", 0): 0}
+    assert produce_txn(client, "endtxn", "txn-endtxn", 0, txn_batch(pid, epoch, 0, b"x")).error_code == 0
+    assert ending(epoch, commit=True) == (error_codes.NONE, epoch + 1)
+    wait_state(client, "endtxn", "CompleteCommit")
+    assert ending(epoch, commit=True) == (error_codes.NONE, epoch + 1)  # a retry
+    assert ending(epoch, commit=False) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch + 1, commit=True) == (error_codes.INVALID_TXN_STATE, -1)
+    assert ending(epoch + 1, commit=False) == (error_codes.NONE, epoch + 2)
+    assert wait_state(client, "endtxn", "CompleteAbort").producer_epoch == epoch + 2
+    assert read(client, "txn-endtxn", 0, committed=True) == [b"x"]
 
 
 def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(client):
@@ -321,31 +394,76 @@ def test_transaction_version_2_bumps_the_epoch_and_adds_partitions_implicitly(cl
     assert stale.error_code == error_codes.INVALID_PRODUCER_EPOCH
 
 
-def test_write_txn_markers_ends_a_hanging_transaction(client):
-    """What ``kafka-transactions abort`` does: a transactional batch of a producer id the
-    coordinator never saw hangs (it holds the last stable offset) until an ABORT marker."""
-    create_topic(client, "txn-hanging")
-    idempotent = init(client, None)
-    pid = idempotent.producer_id
-    hanging = build_batch([Record(0, 0, None, b"hung")], producer_id=pid, producer_epoch=3, base_sequence=0,
-                          transactional=True, base_timestamp=1_700_000_000_000)
+def produce_without_transactional_id(client, topic, batch, version=9):
     request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
-        name="txn-hanging", partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0,
-                                                                                               records=hanging)])])
-    assert client.request(request, 9).responses[0].partition_responses[0].error_code == 0
-    assert latest_offset(client, "txn-hanging", 0, committed=True) == 0
+        name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+    return client.request(request, version).responses[0].partition_responses[0]
 
-    def markers(epoch, topic="txn-hanging"):
-        answer = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
-            producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=0,
-            topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[0])])]), 1)
-        return answer.markers[0].topics[0].partitions[0].error_code
 
-    assert markers(2) == error_codes.INVALID_PRODUCER_EPOCH
-    assert markers(3, topic="no-such-topic") == error_codes.UNKNOWN_TOPIC_OR_PARTITION
-    assert markers(3) == error_codes.NONE
-    assert latest_offset(client, "txn-hanging", 0, committed=True) == 2
-    assert read(client, "txn-hanging", 0, committed=True) == []
+def test_transactional_batches_need_a_transactional_id(client):
+    """Kafka's KafkaApis: a Produce carrying a transactional batch without a transactional id
+    is refused whole with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (checked against Kafka 4.4.0:
+    error 53, base offset -1, no error message); nothing is appended."""
+    create_topic(client, "txn-no-id")
+    pid = init(client, None).producer_id
+    batch = build_batch([Record(0, 0, None, b"stray")], producer_id=pid, producer_epoch=0, base_sequence=0,
+                        transactional=True, base_timestamp=1_700_000_000_000)
+    answer = produce_without_transactional_id(client, "txn-no-id", batch)
+    assert (answer.error_code, answer.base_offset, answer.log_append_time_ms, answer.log_start_offset,
+            answer.error_message) == (error_codes.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1, None)
+    assert latest_offset(client, "txn-no-id", 0, committed=False) == 0
+    # The same producer's idempotent (not transactional) batch is taken.
+    plain = build_batch([Record(0, 0, None, b"plain")], producer_id=pid, producer_epoch=0, base_sequence=0,
+                        base_timestamp=1_700_000_000_000)
+    assert produce_without_transactional_id(client, "txn-no-id", plain).error_code == error_codes.NONE
+
+
+def test_implicit_add_happens_without_verification(broker_process):
+    """Transaction version 2 adds a partition to the transaction with its first Produce v12+
+    even when ``transaction.partition.verification.enable`` is false (Kafka 4.4.0 does: its
+    kafka-transactions describe shows the partition of a Java producer's open transaction)."""
+    broker = broker_process(None, *OVERRIDES, "transaction.partition.verification.enable=false")
+    client = RawClient(broker.host, broker.port)
+    try:
+        create_topic(client, "txn-unverified")
+        producer = init(client, "unverified")
+        pid, epoch = producer.producer_id, producer.producer_epoch
+        assert produce_txn(client, "unverified", "txn-unverified", 0, txn_batch(pid, epoch, 0, b"one"),
+                           version=12).error_code == 0
+        described = describe(client, "unverified")
+        assert described.transaction_state == "Ongoing"
+        assert [(topic.topic, topic.partitions) for topic in described.topics] == [("txn-unverified", [0])]
+    finally:
+        client.close()
+
+
+def test_write_txn_markers_ends_a_hanging_transaction(broker_process):
+    """What ``kafka-transactions abort`` does: a transactional batch of a producer id the
+    coordinator never saw (written below Produce v12 with verification off, as a Kafka broker
+    lets it be) hangs: it holds the last stable offset until an ABORT marker."""
+    broker = broker_process(None, *OVERRIDES, "transaction.partition.verification.enable=false")
+    client = RawClient(broker.host, broker.port)
+    try:
+        create_topic(client, "txn-hanging")
+        pid = init(client, None).producer_id
+        hanging = build_batch([Record(0, 0, None, b"hung")], producer_id=pid, producer_epoch=3, base_sequence=0,
+                              transactional=True, base_timestamp=1_700_000_000_000)
+        assert produce_txn(client, "never-initialized", "txn-hanging", 0, hanging).error_code == 0
+        assert latest_offset(client, "txn-hanging", 0, committed=True) == 0
+
+        def markers(epoch, topic="txn-hanging"):
+            answer = client.request(WriteTxnMarkersRequest(markers=[WritableTxnMarker(
+                producer_id=pid, producer_epoch=epoch, transaction_result=False, coordinator_epoch=0,
+                topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[0])])]), 1)
+            return answer.markers[0].topics[0].partitions[0].error_code
+
+        assert markers(2) == error_codes.INVALID_PRODUCER_EPOCH
+        assert markers(3, topic="no-such-topic") == error_codes.UNKNOWN_TOPIC_OR_PARTITION
+        assert markers(3) == error_codes.NONE
+        assert latest_offset(client, "txn-hanging", 0, committed=True) == 2
+        assert read(client, "txn-hanging", 0, committed=True) == []
+    finally:
+        client.close()
 
 
 def test_state_survives_a_restart_and_a_prepared_commit_is_finished(broker_process, tmp_path):
@@ -412,3 +530,27 @@ def test_transaction_version_is_the_finalized_feature(client, broker_process):
     assert wait_state(connection, "tv0", "CompleteCommit").producer_epoch == epoch  # no bump before version 2
     assert read(connection, "txn-tv0", 0, committed=True) == [b"v0"]
     connection.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(flags=st.lists(st.booleans(), min_size=0, max_size=4), tail=st.binary(max_size=80),
+       cut=st.integers(min_value=0, max_value=400))
+def test_transactional_batch_detection_reads_every_batch_header(flags, tail, cut):
+    """The Produce handler's look for a transactional batch (Kafka's hasTransactionalRecords):
+    any well-formed batch with the bit counts, whatever comes before or after it; truncated or
+    garbage bytes never raise."""
+    from odradek.broker.handlers.produce import _has_transactional_batch
+
+    batches = b"".join(build_batch([Record(0, 0, None, b"v")], producer_id=7, producer_epoch=0, base_sequence=0,
+                                   transactional=flag) for flag in flags)
+
+    def request(records):
+        return ProduceRequest(transactional_id=None, acks=-1, timeout_ms=1, topic_data=[
+            ProduceRequest.TopicProduceData(name="t", partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=records)])])
+
+    assert _has_transactional_batch(request(batches)) == any(flags)
+    # Bytes after the batches may parse as anything, but never hide a transactional batch.
+    assert _has_transactional_batch(request(batches + tail)) or not any(flags)
+    _has_transactional_batch(request(batches[:cut] + tail))  # never raises
+    assert _has_transactional_batch(request(None)) is False
