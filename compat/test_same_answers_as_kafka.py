@@ -448,7 +448,8 @@ def transaction_fencing_answers(host, port) -> list:
         first = retried(sending(client, init(), 0))
         producer_id, epoch = first.producer_id, first.producer_epoch
         answers = [("init", first.error_code, first.producer_epoch)]
-        answers.append(("add", partition_error(retried(sending(client, add_partition(producer_id, epoch), 0, partition_error)))))
+        added = retried(sending(client, add_partition(producer_id, epoch), 0, partition_error))
+        answers.append(("add", partition_error(added)))
         # The second producer: the coordinator aborts the open transaction first.
         fencing = client.request(init(), 0)
         answers.append(("fencing init, first answer", fencing.error_code))
@@ -509,7 +510,8 @@ def transaction_timeout_answers(host, port) -> list:
         produce = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=5000, topic_data=[
             ProduceRequest.TopicProduceData(name=topic, partition_data=[
                 ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
-        produced = retried(sending(client, produce, 12, lambda answer: answer.responses[0].partition_responses[0].error_code),
+        produced = retried(sending(client, produce, 12,
+                                   lambda answer: answer.responses[0].partition_responses[0].error_code),
                            (*TRANSIENT_ERRORS, error_codes.NOT_ENOUGH_REPLICAS))
         answers.append(("produce", produced.responses[0].partition_responses[0].error_code))
         deadline = time.monotonic() + 30
