@@ -466,12 +466,20 @@ def _end_txn(request, version, answer):
 
 
 def _write_txn_markers(request, version, answer):
+    # Kafka builds the answer from a map producer id -> partition -> error: a producer id named
+    # twice is answered once, a partition once, a topic naming no partition not at all.
+    by_producer: dict[int, dict[str, dict[int, None]]] = {}
+    for marker in request.markers:
+        topics = by_producer.setdefault(marker.producer_id, {})
+        for topic in marker.topics:
+            for index in topic.partition_indexes:
+                topics.setdefault(topic.name, {})[index] = None
     Response = write_txn_markers.WriteTxnMarkersResponse
-    markers = [_make(write_txn_markers.WritableTxnMarkerResult, version, producer_id=marker.producer_id, topics=[
-        _make(write_txn_markers.WritableTxnMarkerTopicResult, version, name=topic.name, partitions=[
+    markers = [_make(write_txn_markers.WritableTxnMarkerResult, version, producer_id=producer_id, topics=[
+        _make(write_txn_markers.WritableTxnMarkerTopicResult, version, name=name, partitions=[
             _make(write_txn_markers.WritableTxnMarkerPartitionResult, version, partition_index=index,
-                  error_code=answer.code) for index in topic.partition_indexes]) for topic in marker.topics])
-        for marker in request.markers]
+                  error_code=answer.code) for index in indexes]) for name, indexes in topics.items()])
+        for producer_id, topics in by_producer.items()]
     return _make(Response, version, markers=markers)
 
 

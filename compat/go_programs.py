@@ -11,8 +11,10 @@ the Go module proxy and are checked against the committed go.sum (``-mod=readonl
 never edits go.mod or go.sum). A build writes to a temporary name and renames, so concurrent
 first runs cannot leave a half-written binary.
 
-Programs: ``franzgo`` (a franz-go consumer group member, compat/franzgo/main.go) and ``sarama``
-(IBM/sarama as producer, consumer, group member and admin, compat/sarama/main.go).
+Programs: ``franzgo`` (a franz-go consumer group member, compat/franzgo/main.go; a transactional
+producer, a GroupTransactSession and a read_committed reader, compat/franzgo/transactions.go) and
+``sarama`` (IBM/sarama as producer, consumer, group member, admin and transactional producer,
+compat/sarama/main.go and transactions.go).
 """
 
 from __future__ import annotations

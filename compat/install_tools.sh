@@ -27,7 +27,7 @@ for tool in java mvn; do
     command -v "$tool" >/dev/null 2>&1 || { echo "install_tools: $tool is missing (Java 17 and Maven are needed for Kafka's jars)" >&2; exit 1; }
 done
 python3 compat/kafka_jars.py >/dev/null
-command -v go >/dev/null 2>&1 || { echo "install_tools: go is missing (the franz-go test member is a Go program)" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "install_tools: go is missing (the franz-go and Sarama test programs are Go programs)" >&2; exit 1; }
 python3 compat/go_programs.py >/dev/null
 command -v npm >/dev/null 2>&1 || { echo "install_tools: node and npm are missing (the kafkajs tests run a Node program)" >&2; exit 1; }
 python3 compat/node_programs.py >/dev/null

@@ -14,7 +14,8 @@ concurrent first runs cannot leave a half-installed cache. The program itself (`
 run from compat/<name>/ with NODE_PATH pointing at the cached modules (:func:`command`), so an
 edited program needs no reinstall.
 
-Programs: ``kafkajs`` (kafkajs as producer, consumer, group member and admin, compat/kafkajs/main.js).
+Programs: ``kafkajs`` (kafkajs as producer, consumer, group member, admin and transactional
+producer, compat/kafkajs/main.js).
 """
 
 from __future__ import annotations

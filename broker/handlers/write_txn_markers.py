@@ -6,7 +6,9 @@ abort`` sends it to end a hanging transaction. Per partition: UNKNOWN_TOPIC_OR_P
 a partition this broker does not have, the storage layer's refusal (INVALID_PRODUCER_EPOCH for
 an older epoch than the producer's, TRANSACTION_COORDINATOR_FENCED for an older coordinator
 epoch), else NONE. ``__consumer_offsets`` partitions are completed through the group
-coordinator, which makes the transaction's offsets visible or drops them.
+coordinator, which makes the transaction's offsets visible or drops them; a partition it does
+not serve now (loading, not owned, shutting down) answers NOT_LEADER_OR_FOLLOWER, as Kafka's
+KafkaApis translates it, so that the sender retries.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from odradek.protocol.messages.write_txn_markers import (
     WriteTxnMarkersResponse,
 )
 
+from odradek.protocol import error_codes
+
 from . import REGISTRY
+
+# What the group coordinator answers for a partition it does not serve now.
+_NOT_SERVED = frozenset({error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.NOT_COORDINATOR,
+                         error_codes.COORDINATOR_NOT_AVAILABLE})
 
 
 @REGISTRY.handles(WriteTxnMarkersRequest, WriteTxnMarkersResponse, min_version=1)
@@ -33,7 +41,9 @@ async def handle_write_txn_markers(ctx, request: WriteTxnMarkersRequest) -> Writ
                                          marker.coordinator_epoch, marker.transaction_result)
                 for index in topic.partition_indexes))
             topics.append(WritableTxnMarkerTopicResult(name=topic.name, partitions=[
-                WritableTxnMarkerPartitionResult(partition_index=index, error_code=code)
+                WritableTxnMarkerPartitionResult(
+                    partition_index=index,
+                    error_code=error_codes.NOT_LEADER_OR_FOLLOWER if code in _NOT_SERVED else code)
                 for index, code in zip(topic.partition_indexes, codes)]))
         results.append(WritableTxnMarkerResult(producer_id=marker.producer_id, topics=topics))
     return WriteTxnMarkersResponse(markers=results)

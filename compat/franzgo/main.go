@@ -21,6 +21,9 @@
 // and franz-go's own log (info level: session resets, errors) on standard error. It leaves the
 // group (LeaveGroup, via Close) when its standard input closes or on SIGTERM, and exits 1 on any
 // client error, so that a test sees failures instead of a silent member.
+//
+// The subcommands txn, transform and read (the transactional producer, kgo.GroupTransactSession
+// and a read_committed / read_uncommitted reader) are described in transactions.go.
 package main
 
 import (
@@ -54,6 +57,13 @@ func (o *output) line(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "txn", "transform", "read":
+			runTransactional(os.Args[1], os.Args[2:])
+			return
+		}
+	}
 	bootstrap := flag.String("bootstrap", "127.0.0.1:9092", "bootstrap broker")
 	group := flag.String("group", "", "consumer group id")
 	topic := flag.String("topic", "", "topic to consume")

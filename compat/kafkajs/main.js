@@ -23,6 +23,21 @@
 //       describeConfigs, alterConfigs, describeCluster, createPartitions to 5,
 //       fetchTopicOffsets (and by timestamp) after a produce, deleteTopicRecords, deleteTopics;
 //       one line per step.
+//   node main.js txn --bootstrap B --transactional-id ID [--transaction-timeout MS]
+//       a transactional producer (idempotent, one request in flight) driven by commands on
+//       standard input, one a line: "init" (connect, then InitProducerId with the transactional
+//       id through a first, empty transaction), "begin"
+//       (producer.transaction()), "send TOPIC PARTITION VALUE" (transaction.send, acks=-1),
+//       "offsets GROUP TOPIC PARTITION OFFSET" (transaction.sendOffsets), "commit", "abort".
+//       Each is answered {"event":"done","op":...} (send adds "offset") or
+//       {"event":"failed","op":...,"error":name,"type":kafka_error_name|null,"code":kafka_error_code|null};
+//       a failure does not end the program, so the test sees what the next operation answers.
+//       It exits when standard input closes.
+//   node main.js read --bootstrap B --topics T:N,U:M --isolation committed|uncommitted --until VALUE --group G
+//       a consumer in its own group G (kafkajs reads only through a group) reads T (and U...)
+//       from the beginning with that isolation level until each of the partitions 0..N-1
+//       delivered a record whose value is VALUE; one
+//       {"event":"record","topic":t,"partition":p,"offset":o,"value":v} line per record.
 //
 // Codecs: none and gzip are kafkajs's own; snappy (kafkajs-snappy) and lz4 (kafkajs-lz4) are
 // registered from their npm codec packages. zstd is not: @kafkajs/zstd's native dependency does
@@ -64,6 +79,11 @@ function parseArguments(argv) {
       case '--client-id': options.clientId = value; break;
       case '--codec': options.codec = value; break;
       case '--count': options.count = Number(value); break;
+      case '--transactional-id': options.transactionalId = value; break;
+      case '--transaction-timeout': options.transactionTimeout = Number(value); break;
+      case '--topics': options.topics = value; break;
+      case '--isolation': options.isolation = value; break;
+      case '--until': options.until = value; break;
       default: throw new Error(`unknown option ${name}`);
     }
   }
@@ -267,16 +287,113 @@ async function admin(options) {
   await adminClient.disconnect();
 }
 
-const COMMANDS = { produce, consume, group, admin };
+// The Kafka error inside a kafkajs error (a retrier wraps the last one as its cause).
+function failure(op, error) {
+  let kafkaError = error;
+  while (kafkaError && kafkaError.code === undefined && kafkaError.cause) kafkaError = kafkaError.cause;
+  return {
+    event: 'failed', op, error: error.name, message: error.message,
+    type: (kafkaError && kafkaError.type) || null, code: kafkaError && kafkaError.code !== undefined ? kafkaError.code : null,
+  };
+}
+
+async function* stdinLines() {
+  let buffered = '';
+  for await (const chunk of process.stdin) {
+    buffered += chunk.toString('utf8');
+    let end;
+    while ((end = buffered.indexOf('\n')) >= 0) {
+      yield buffered.slice(0, end);
+      buffered = buffered.slice(end + 1);
+    }
+  }
+  if (buffered) yield buffered;
+}
+
+async function txn(options) {
+  const producer = client(options).producer({
+    transactionalId: options.transactionalId, idempotent: true, maxInFlightRequests: 1,
+    transactionTimeout: options.transactionTimeout || 60000,
+  });
+  let transaction = null;
+  for await (const line of stdinLines()) {
+    const fields = line.trim().split(/\s+/);
+    if (!fields[0]) continue;
+    const [op] = fields;
+    const answer = { event: 'done', op };
+    try {
+      if (op === 'init') {
+        // connect's InitProducerId is the idempotent one (no transactional id); kafkajs sends
+        // the transactional one at the first transaction(). An abort of a transaction that
+        // touched nothing sends no EndTxn and leaves the producer ready.
+        await producer.connect();
+        await (await producer.transaction()).abort();
+      } else if (op === 'begin') {
+        transaction = await producer.transaction();
+      } else if (op === 'send' && fields.length === 4) {
+        const [result] = await transaction.send({
+          topic: fields[1], acks: -1, messages: [{ partition: Number(fields[2]), value: fields[3] }],
+        });
+        answer.offset = Number(result.baseOffset);
+      } else if (op === 'offsets' && fields.length === 5) {
+        await transaction.sendOffsets({
+          consumerGroupId: fields[1], topics: [{ topic: fields[2], partitions: [{ partition: Number(fields[3]), offset: fields[4] }] }],
+        });
+      } else if (op === 'commit') {
+        await transaction.commit();
+      } else if (op === 'abort') {
+        await transaction.abort();
+      } else {
+        throw new Error(`bad command ${JSON.stringify(line)}`);
+      }
+      emit(answer);
+    } catch (error) {
+      if (error.message.startsWith('bad command')) throw error;
+      emit(failure(op, error));
+    }
+  }
+  await producer.disconnect();
+}
+
+async function read(options) {
+  const topics = options.topics.split(',').map((item) => {
+    const [topic, count] = item.split(':');
+    return { topic, count: Number(count) };
+  });
+  const waiting = new Set(topics.flatMap(({ topic, count }) => [...Array(count).keys()].map((p) => `${topic}/${p}`)));
+  if (!['committed', 'uncommitted'].includes(options.isolation)) throw new Error(`bad --isolation ${options.isolation}`);
+  const consumer = client(options).consumer({
+    groupId: options.group, readUncommitted: options.isolation === 'uncommitted', sessionTimeout: 10000,
+    heartbeatInterval: 500, maxWaitTimeInMs: 500,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: topics.map(({ topic }) => topic), fromBeginning: true });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${options.until} yet on ${[...waiting]} in 30 s`)), 30000);
+    consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ topic, partition, message }) => {
+        const value = message.value === null ? null : message.value.toString('utf8');
+        emit({ event: 'record', topic, partition, offset: Number(message.offset), value });
+        if (value === options.until) waiting.delete(`${topic}/${partition}`);
+        if (waiting.size === 0) { clearTimeout(timer); resolve(); }
+      },
+    }).catch(reject);
+  });
+  await consumer.disconnect();
+}
+
+const COMMANDS = { produce, consume, group, admin, txn, read };
+const NEEDS_TOPIC = new Set(['produce', 'consume', 'group', 'admin']);
 
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   if (!(command in COMMANDS)) {
-    process.stderr.write('usage: node main.js produce|consume|group|admin [options]\n');
+    process.stderr.write('usage: node main.js produce|consume|group|admin|txn|read [options]\n');
     process.exit(2);
   }
   const options = parseArguments(rest);
-  if (!options.topic) throw new Error('--topic is required');
+  if (NEEDS_TOPIC.has(command) && !options.topic) throw new Error('--topic is required');
   await COMMANDS[command](options);
 }
 

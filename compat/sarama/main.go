@@ -23,6 +23,9 @@
 //	    grow it to 5 partitions (from version 1.0, which brought CreatePartitions), produce 3
 //	    records and DeleteRecords below offset 2, DescribeLogDirs (from 1.0), delete it; one line
 //	    per step.
+//	sarama txn ... and sarama read ...
+//	    a transactional producer driven by commands and a read_committed / read_uncommitted
+//	    reader: see transactions.go.
 //
 // -version is a Kafka version Sarama knows ("4.3.1", "0.11.0.0") or "default", which leaves
 // Sarama's own default (sarama.DefaultVersion) in place: the protocol versions it speaks follow.
@@ -481,7 +484,7 @@ func errorText(err error) any {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sarama produce|consume|group|admin [flags]")
+		fmt.Fprintln(os.Stderr, "usage: sarama produce|consume|group|admin|txn|read [flags]")
 		os.Exit(2)
 	}
 	command := os.Args[1]
@@ -498,10 +501,15 @@ func main() {
 	offsetTime := flags.Int64("offset-time", -1, "then ask each partition's offset for this timestamp (ms), oldest and newest (consume)")
 	groupID := flags.String("group", "", "consumer group (group)")
 	strategy := flags.String("strategy", "range", "range, roundrobin or sticky (group)")
+	transactionalID := flags.String("transactional-id", "", "transactional id (txn)")
+	transactionTimeout := flags.Duration("transaction-timeout", time.Minute, "transaction.timeout.ms (txn)")
+	topics := flags.String("topics", "", "T:N,U:M: topics and their partition counts (read)")
+	isolation := flags.String("isolation", "committed", "committed or uncommitted (read)")
+	until := flags.String("until", "", "read each partition until a record with this value (read)")
 	if err := flags.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
 	}
-	if *topic == "" {
+	if *topic == "" && command != "txn" && command != "read" {
 		fmt.Fprintln(os.Stderr, "sarama: -topic is required")
 		os.Exit(2)
 	}
@@ -517,6 +525,10 @@ func main() {
 		group(brokers, *topic, *groupID, *strategy, config)
 	case "admin":
 		admin(brokers, *topic, config)
+	case "txn":
+		transactionalProducer(brokers, *transactionalID, *transactionTimeout, config)
+	case "read":
+		read(brokers, *topics, *isolation, *until, *timeout, config)
 	default:
 		fmt.Fprintf(os.Stderr, "sarama: unknown command %q\n", command)
 		os.Exit(2)

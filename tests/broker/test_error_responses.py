@@ -199,8 +199,8 @@ def kafka_oracles(tmp_path_factory):
 
 
 def in_kafkas_order(response, api_key: int, version: int):
-    """Kafka gathers a Produce's partitions (and an OffsetFetch v0's) in a hash map: compare
-    them as sets."""
+    """Kafka gathers a Produce's partitions (and an OffsetFetch v0's, and a WriteTxnMarkers'
+    producers and partitions) in a hash map: compare them as sets."""
     if api_key == 0:
         for topic in response.responses:
             topic.partition_responses.sort(key=lambda partition: partition.index)
@@ -209,6 +209,12 @@ def in_kafkas_order(response, api_key: int, version: int):
         for topic in response.topics:
             topic.partitions.sort(key=lambda partition: partition.partition_index)
         response.topics.sort(key=lambda topic: topic.name)
+    if api_key == 27:
+        for marker in response.markers:
+            for topic in marker.topics:
+                topic.partitions.sort(key=lambda partition: partition.partition_index)
+            marker.topics.sort(key=lambda topic: topic.name)
+        response.markers.sort(key=lambda marker: marker.producer_id)
     return response
 
 

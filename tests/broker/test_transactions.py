@@ -466,44 +466,118 @@ def test_write_txn_markers_ends_a_hanging_transaction(broker_process):
         client.close()
 
 
-def test_state_survives_a_restart_and_a_prepared_commit_is_finished(broker_process, tmp_path):
-    """A crash after the PrepareCommit record and before the markers: the restarted broker
-    writes the markers and the CompleteCommit record, as Kafka's coordinator does on load."""
-    data_dir = tmp_path / "prepared"
+@pytest.mark.parametrize("crash_point", ["after-prepare", "between-markers", "after-complete"])
+def test_state_survives_a_crash_at_any_point_of_a_commit(broker_process, tmp_path, crash_point):
+    """A kill -9 during a commit, its on-disk state rebuilt exactly (the broker is killed
+    with the transaction open, then the records the commit would have written up to the crash
+    point are appended as the coordinator writes them): after the PrepareCommit record only,
+    after the marker of one partition of two, or after the CompleteCommit record. The
+    restarted broker finishes the commit as Kafka's coordinator does on load: every record
+    is read_committed once, the state is CompleteCommit, and the id keeps its producer id."""
+    data_dir = tmp_path / "crash"
     broker = broker_process(data_dir, *OVERRIDES)
     client = RawClient(broker.host, broker.port)
     create_topic(client, "txn-crash", partitions=2)
     producer = init(client, "crash")
     pid, epoch = producer.producer_id, producer.producer_epoch
-    assert set(add(client, "crash", pid, epoch, [("txn-crash", 0), ("txn-crash", 1)]).values()) == {0}
+    partitions = [("txn-crash", 0), ("txn-crash", 1)]
+    assert set(add(client, "crash", pid, epoch, partitions).values()) == {0}
     for index in (0, 1):
         assert produce_txn(client, "crash", "txn-crash", index, txn_batch(pid, epoch, 0, b"kept")).error_code == 0
     ongoing = describe(client, "crash")
     client.close()
     broker.kill()
 
-    # Write what EndTxn(commit) writes first, as the crash left it.
     from odradek.storage.log_directory import LogDirectory
+    from odradek.protocol.records.batch import build_end_txn_marker_batch
+    from odradek.storage.validation import ORIGIN_COORDINATOR
+    now = int(time.time() * 1000)
     directory = LogDirectory.open(str(data_dir), node_id=1)
-    prepared = TransactionMetadata("crash", pid, producer_epoch=epoch, timeout_ms=ongoing.transaction_timeout_ms,
-                                   state=TxnState.PREPARE_COMMIT,
-                                   partitions=frozenset({("txn-crash", 0), ("txn-crash", 1)}),
-                                   start_ms=ongoing.transaction_start_time_ms, last_update_ms=int(time.time() * 1000))
     state_log = directory.get_log("__transaction_state", coordinator_partition("crash", 4))
-    state_log.append(build_batch([Record(0, 0, transaction_key("crash"), transaction_value(prepared, 2))],
-                                 base_timestamp=int(time.time() * 1000)))
+    prepared = TransactionMetadata("crash", pid, producer_epoch=epoch, timeout_ms=ongoing.transaction_timeout_ms,
+                                   state=TxnState.PREPARE_COMMIT, partitions=frozenset(partitions),
+                                   start_ms=ongoing.transaction_start_time_ms, last_update_ms=now)
+    state_log.append(build_batch([Record(0, 0, transaction_key("crash"), transaction_value(prepared, 0))],
+                                 base_timestamp=now))
+    marked = [] if crash_point == "after-prepare" else [0] if crash_point == "between-markers" else [0, 1]
+    for index in marked:
+        directory.get_log("txn-crash", index).append(
+            build_end_txn_marker_batch(True, producer_id=pid, producer_epoch=epoch, coordinator_epoch=0, timestamp=now),
+            origin=ORIGIN_COORDINATOR)
+    if crash_point == "after-complete":
+        completed = prepared.but(state=TxnState.COMPLETE_COMMIT, partitions=frozenset())
+        state_log.append(build_batch([Record(0, 0, transaction_key("crash"), transaction_value(completed, 0))],
+                                     base_timestamp=now))
     directory.close()
 
     restarted = broker_process(data_dir, *OVERRIDES)
     client = RawClient(restarted.host, restarted.port)
     described = wait_state(client, "crash", "CompleteCommit")
-    assert (described.transaction_state, described.producer_id) == ("CompleteCommit", pid)
+    assert (described.transaction_state, described.producer_id, described.topics) == ("CompleteCommit", pid, [])
     for index in (0, 1):
         assert read(client, "txn-crash", index, committed=True) == [b"kept"]
-    # The id keeps its producer id across the restarts and gets the next epoch.
+        assert latest_offset(client, "txn-crash", index, committed=True) == \
+            latest_offset(client, "txn-crash", index, committed=False)
     again = init(client, "crash")
     assert (again.error_code, again.producer_id, again.producer_epoch) == (0, pid, epoch + 1)
     client.close()
+
+
+def test_an_idle_transactional_id_expires(broker_process, tmp_path):
+    """transactional.id.expiration.ms: an id idle that long is removed (a tombstone, so also
+    after a restart); the next InitProducerId of it starts afresh with a new producer id."""
+    data_dir = tmp_path / "expiry"
+    overrides = (*OVERRIDES, "transactional.id.expiration.ms=500",
+                 "transaction.remove.expired.transaction.cleanup.interval.ms=100")
+    broker = broker_process(data_dir, *overrides)
+    client = RawClient(broker.host, broker.port)
+    first = init(client, "idle")
+    assert first.error_code == 0
+    deadline = time.monotonic() + 10
+    while describe(client, "idle").error_code != error_codes.TRANSACTIONAL_ID_NOT_FOUND and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert describe(client, "idle").error_code == error_codes.TRANSACTIONAL_ID_NOT_FOUND
+    client.close()
+    assert broker.stop() == 0
+    restarted = broker_process(data_dir, *OVERRIDES)
+    client = RawClient(restarted.host, restarted.port)
+    deadline = time.monotonic() + 10
+    while (answer := describe(client, "idle")).error_code == error_codes.COORDINATOR_LOAD_IN_PROGRESS \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert answer.error_code == error_codes.TRANSACTIONAL_ID_NOT_FOUND
+    again = init(client, "idle")
+    assert again.error_code == 0 and again.producer_id != first.producer_id and again.producer_epoch == 0
+    client.close()
+
+
+def test_add_partitions_batched_form_adds_and_verifies(client):
+    """AddPartitionsToTxn v4+ (KIP-890's broker form): several transactions in one request,
+    each added or, with verify_only, checked."""
+    from odradek.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnTransaction
+    create_topic(client, "txn-batched", partitions=2)
+    ids = {name: init(client, name) for name in ("batched-1", "batched-2")}
+
+    def request(name, indexes, verify_only):
+        return AddPartitionsToTxnTransaction(transactional_id=name, producer_id=ids[name].producer_id,
+                                             producer_epoch=ids[name].producer_epoch, verify_only=verify_only,
+                                             topics=[AddPartitionsToTxnTopic(name="txn-batched", partitions=indexes)])
+
+    def results(answer):
+        return {(result.transactional_id, partition.partition_index): partition.partition_error_code
+                for result in answer.results_by_transaction for topic in result.topic_results
+                for partition in topic.results_by_partition}
+
+    added = client.request(AddPartitionsToTxnRequest(transactions=[
+        request("batched-1", [0], False), request("batched-2", [1], False)]), 4)
+    assert added.error_code == 0
+    assert results(added) == {("batched-1", 0): 0, ("batched-2", 1): 0}
+    verified = client.request(AddPartitionsToTxnRequest(transactions=[request("batched-1", [0, 1], True)]), 5)
+    assert results(verified) == {("batched-1", 0): 0, ("batched-1", 1): error_codes.TRANSACTION_ABORTABLE}
+    assert describe(client, "batched-1").topics[0].partitions == [0]  # verifying added nothing
+    empty = client.request(AddPartitionsToTxnRequest(transactions=[AddPartitionsToTxnTransaction(
+        transactional_id="batched-1", producer_id=ids["batched-1"].producer_id, producer_epoch=0, topics=[])]), 4)
+    assert empty.error_code == error_codes.INVALID_REQUEST
 
 
 def test_transaction_version_is_the_finalized_feature(client, broker_process):
