@@ -64,7 +64,6 @@ every figure includes that contention (the same for both brokers), and the load 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import shutil
@@ -182,8 +181,8 @@ def start_odradek(work: Path, *, flush_on_acks_all: bool, overrides: list[str] =
 
 def start_kafka(work: Path) -> RunningBroker:
     properties, broker_port = _write_server_properties(work)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
+    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", kafka_fixture.new_cluster_id(), "-c", str(properties)],
+                        timeout=120)
     log_path = work / "kafka.log"
     command = kafka_jars.java_command(kafka_jars.KAFKA_SERVER, [str(properties)], heap=KAFKA_HEAP,
                                       jvm_options=[f"-Xms{KAFKA_HEAP}", *FULL_JIT])

@@ -76,6 +76,15 @@ PRODUCER_TIMEOUT = 300.0
 BASE_TIMESTAMP = 1_750_000_000_000
 
 
+def new_cluster_id() -> str:
+    """A random cluster id for ``kafka-storage format -t``, as Kafka's Uuid.randomUuid makes
+    them: never one that starts with '-', which the tool would read as an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -298,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     broker_port, controller_port = free_port(), free_port()
     properties = work / "server.properties"
     properties.write_text(server_properties(work, broker_port, controller_port))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)],
+    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", new_cluster_id(), "-c", str(properties)],
                         timeout=120)
     log_path = work / "kafka.log"
     steps = plan()

@@ -51,10 +51,17 @@ def kafka_jars():
     return module
 
 
+# The broker's sweep for transactions open past their timeout runs this often (Kafka's default
+# is 10 s): the timeout test waits for it.
+ABORT_SWEEP_INTERVAL_MS = 500
+
+
 @pytest.fixture(scope="module")
 def odradek(tmp_path_factory):
     directory = tmp_path_factory.mktemp("odradek-cli")
-    process = BrokerProcess(directory / "data", (), directory / "broker.log")
+    process = BrokerProcess(directory / "data", (
+        f"transaction.abort.timed.out.transaction.cleanup.interval.ms={ABORT_SWEEP_INTERVAL_MS}",),
+        directory / "broker.log")
     yield process
     code = process.stop()
     assert code == 0, f"odradek exited {code}: {process.log()}"
@@ -332,11 +339,6 @@ def test_java_client_every_codec_plain_and_idempotent(kafka_jars, tool, java_pro
                     for t, key, value, h in sent], consumed.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker: no transaction coordinator yet -- FindCoordinator answers for transactional ids, but "
-    "InitProducerId answers them COORDINATOR_NOT_AVAILABLE (and AddPartitionsToTxn, EndTxn, "
-    "TxnOffsetCommit are not served), so the Java client's initTransactions() retries until it "
-    "times out (max.block.ms)"))
 def test_java_client_transactional_producer(kafka_jars, tool, java_producer):
     lines = ["TOPIC\tcli-txn\t1", "PRODUCER\tlz4\ttransactional\tmax.block.ms=8000\tlinger.ms=10\tdelivery.timeout.ms=20000\t"
              "request.timeout.ms=4000", "BEGIN",
@@ -348,3 +350,167 @@ def test_java_client_transactional_producer(kafka_jars, tool, java_producer):
     consumed = tool(kafka_jars.CONSOLE_CONSUMER, "--topic", "cli-txn", "--partition", "0", "--offset", "earliest",
                     "--isolation-level", "read_committed", "--timeout-ms", "10000")
     assert consumed.stdout.split() == ["committed"]
+
+
+TRANSACTIONAL_CLIENT = REPO / "compat" / "TransactionalClient.java"
+
+
+@pytest.fixture(scope="module")
+def transactional_client(kafka_jars, odradek):
+    """transactional_client(commands) -> the output lines of compat/TransactionalClient.java (the
+    Java transactional producer, consumers and Admin client) fed the given command lines, each
+    split on spaces (an ERROR line into 5 fields: its message keeps its spaces)."""
+
+    def run(lines):
+        command = [shutil.which("java") or "java", "-Xmx256m", "-XX:+UseSerialGC", "-Dfile.encoding=UTF-8",
+                   f"-Dlog4j2.configurationFile={kafka_jars.home() / 'log4j2.properties'}",
+                   "-cp", kafka_jars.classpath(), str(TRANSACTIONAL_CLIENT), odradek.bootstrap]
+        result = subprocess.run(command, input="\n".join(lines) + "\n", capture_output=True, text=True,
+                                timeout=TOOL_TIMEOUT)
+        assert result.returncode == 0, f"{result.stderr[-3000:]}\nbroker: {odradek.log()[-2000:]}"
+        return [line.split(" ", 4) if line.startswith("ERROR ") else line.split(" ")
+                for line in result.stdout.splitlines()]
+
+    return run
+
+
+def _lines(*commands):
+    return ["\t".join(map(str, command)) for command in commands]
+
+
+def _reads(output):
+    """{(topic, partition): [(offset, value)]} of each READ and JOIN command, in order."""
+    reads, current = [], {}
+    for fields in output:
+        if fields[0] == "RECORD":
+            current.setdefault((fields[1], int(fields[2])), []).append((int(fields[3]), fields[4]))
+        elif fields[0] in ("OK", "ERROR") and fields[1] in ("READ", "JOIN"):
+            reads.append(current)
+            current = {}
+    return reads
+
+
+def _errors(output):
+    """[(command, producer name, exception class)] of the ERROR lines."""
+    return [(fields[1], fields[2], fields[3]) for fields in output if fields[0] == "ERROR"]
+
+
+def test_java_transactions_commit_abort_commit_with_offsets(transactional_client):
+    """Three transactions over two topics of two partitions: committed, aborted, committed with
+    the offsets of a group. The group's offsets are not visible while the transaction is open
+    (Admin: none; read_committed's committed() would wait) and are once it committed; a
+    read_committed consumer reads exactly the committed records at Kafka's offsets (one marker
+    per partition per transaction end), a read_uncommitted one every record."""
+    a, b, group, partitions = "java-txn-a", "java-txn-b", "java-txn-group", "java-txn-a:0,java-txn-a:1,java-txn-b:0,java-txn-b:1"
+    output = transactional_client(_lines(
+        ("TOPIC", a, 2), ("TOPIC", b, 2),
+        ("PRODUCER", "p", "java-txn-1"),
+        ("BEGIN", "p"), ("SEND", "p", a, 0, "c1"), ("SEND", "p", a, 1, "c2"), ("SEND", "p", b, 0, "c3"),
+        ("COMMIT", "p"),
+        ("BEGIN", "p"), ("SEND", "p", a, 0, "a1"), ("SEND", "p", b, 1, "a2"), ("FLUSH", "p"),
+        ("OFFSETS", "p", group, "java-txn-b:0=9"), ("ABORT", "p"),
+        ("COMMITTED", group, "java-txn-b:0"),
+        ("BEGIN", "p"), ("SEND", "p", a, 0, "c4"), ("SEND", "p", b, 1, "c5"),
+        ("OFFSETS", "p", group, "java-txn-a:0=5,java-txn-a:1=1"),
+        ("COMMITTED", group, "java-txn-a:0,java-txn-a:1"),
+        ("COMMIT", "p"),
+        ("STABLE", group, "java-txn-a:0,java-txn-a:1,java-txn-b:0"),
+        ("COMMITTED", group, "java-txn-a:0,java-txn-a:1,java-txn-b:0"),
+        ("READ", "read_committed", 5, partitions),
+        ("READ", "read_uncommitted", 7, partitions)))
+    assert _errors(output) == [], output
+    assert [fields[2:] for fields in output if fields[0] == "ACK"] == [
+        [a, "0", "0"], [a, "1", "0"], [b, "0", "0"], [a, "0", "2"], [b, "1", "0"], [a, "0", "4"], [b, "1", "2"]]
+    assert [fields[1:] for fields in output if fields[0] == "COMMITTED"] == [
+        ["java-txn-b:0", "-1"],  # aborted: never the group's
+        ["java-txn-a:0", "-1"], ["java-txn-a:1", "-1"],  # sent, not committed yet
+        ["java-txn-a:0", "5"], ["java-txn-a:1", "1"], ["java-txn-b:0", "-1"],  # committed
+        ["java-txn-a:0", "5"], ["java-txn-a:1", "1"], ["java-txn-b:0", "-1"]]
+    committed, everything = _reads(output)
+    assert committed == {(a, 0): [(0, "c1"), (4, "c4")], (a, 1): [(0, "c2")], (b, 0): [(0, "c3")],
+                         (b, 1): [(2, "c5")]}
+    assert everything == {(a, 0): [(0, "c1"), (2, "a1"), (4, "c4")], (a, 1): [(0, "c2")], (b, 0): [(0, "c3")],
+                          (b, 1): [(0, "a2"), (2, "c5")]}
+
+
+def test_java_producer_fenced_by_a_second_one_with_the_same_id(transactional_client):
+    """A second producer's initTransactions() fences the first and aborts its open transaction.
+    As against Kafka 4.4: the fenced one's commit (EndTxn) fails with ProducerFencedException,
+    a fatal error (its next beginTransaction fails the same way); a fenced producer's send fails
+    with InvalidProducerEpochException (the partition leader refuses the old epoch), which its
+    commit then reports."""
+    topic = "java-fenced"
+    output = transactional_client(_lines(
+        ("TOPIC", topic, 1),
+        ("PRODUCER", "first", "java-fenced-1"),
+        ("BEGIN", "first"), ("SEND", "first", topic, 0, "fenced-1"), ("FLUSH", "first"),
+        ("PRODUCER", "second", "java-fenced-1"),
+        ("COMMIT", "first"), ("BEGIN", "first"),
+        ("BEGIN", "second"), ("SEND", "second", topic, 0, "new-1"), ("COMMIT", "second"),
+        ("PRODUCER", "third", "java-fenced-2"),
+        ("BEGIN", "third"), ("SEND", "third", topic, 0, "fenced-2"), ("FLUSH", "third"),
+        ("PRODUCER", "fourth", "java-fenced-2"),
+        ("SEND", "third", topic, 0, "fenced-3"), ("FLUSH", "third"), ("COMMIT", "third"),
+        ("READ", "read_committed", 1, f"{topic}:0"),
+        ("READ", "read_uncommitted", 3, f"{topic}:0")))
+    assert _errors(output) == [("COMMIT", "first", "ProducerFencedException"),
+                               ("BEGIN", "first", "ProducerFencedException"),
+                               ("COMMIT", "third", "InvalidProducerEpochException")], output
+    assert ["NACK", "third", topic, "0", "InvalidProducerEpochException"] in output
+    # first-0: fenced-1 0, abort marker 1, new-1 2, commit marker 3, fenced-2 4, abort marker 5.
+    committed, everything = _reads(output)
+    assert committed == {(topic, 0): [(2, "new-1")]}
+    assert everything == {(topic, 0): [(0, "fenced-1"), (2, "new-1"), (4, "fenced-2")]}
+
+
+def test_java_transaction_open_past_its_timeout_is_aborted_by_the_broker(transactional_client):
+    """A transaction idle past the producer's transaction.timeout.ms is aborted by the broker's
+    sweep: its record never reaches read_committed, and the producer's commit then fails with
+    InvalidTxnStateException, as against Kafka 4.4 (transaction version 2: the broker's abort
+    bumped the epoch). The transactional id works again in a new producer."""
+    topic = "java-timeout"
+    output = transactional_client(_lines(
+        ("TOPIC", topic, 1),
+        ("PRODUCER", "late", "java-timeout-1", "transaction.timeout.ms=2000"),
+        ("BEGIN", "late"), ("SEND", "late", topic, 0, "too-late"), ("FLUSH", "late"),
+        ("SLEEP", 5000 + ABORT_SWEEP_INTERVAL_MS), ("COMMIT", "late"),
+        ("PRODUCER", "again", "java-timeout-1"),
+        ("BEGIN", "again"), ("SEND", "again", topic, 0, "on-time"), ("COMMIT", "again"),
+        ("READ", "read_committed", 1, f"{topic}:0"),
+        ("READ", "read_uncommitted", 2, f"{topic}:0")))
+    assert _errors(output) == [("COMMIT", "late", "InvalidTxnStateException")], output
+    committed, everything = _reads(output)
+    assert committed == {(topic, 0): [(2, "on-time")]}
+    assert everything == {(topic, 0): [(0, "too-late"), (2, "on-time")]}
+
+
+def test_java_consume_transform_produce_as_a_group_member(transactional_client):
+    """A subscribed consumer (a member of the group) reads the input; the transactional producer
+    writes it transformed and sends the offsets with the member's metadata (KIP-447), which
+    become the group's when the transaction commits. Once the member has left, the same
+    metadata is refused: CommitFailedException (UNKNOWN_MEMBER_ID, as Kafka 4.4 answers), the
+    transaction is aborted and the group's offsets stay."""
+    source, sink, group = "java-ctp-in", "java-ctp-out", "java-ctp-group"
+    output = transactional_client(_lines(
+        ("TOPIC", source, 2), ("TOPIC", sink, 2),
+        ("PRODUCER", "feed", "java-ctp-feed"),
+        ("BEGIN", "feed"), *[("SEND", "feed", source, i % 2, f"in-{i}") for i in range(4)], ("COMMIT", "feed"),
+        ("JOIN", "member", group, source, 4),
+        ("PRODUCER", "p", "java-ctp-1"),
+        ("BEGIN", "p"), *[("SEND", "p", sink, i % 2, f"IN-{i}") for i in range(4)],
+        ("MEMBER_OFFSETS", "p", "member", f"{source}:0=3,{source}:1=3"),
+        ("COMMIT", "p"),
+        ("STABLE", group, f"{source}:0,{source}:1"),
+        ("LEAVE", "member"),
+        ("BEGIN", "p"), ("SEND", "p", sink, 0, "from-a-zombie"), ("FLUSH", "p"),
+        ("MEMBER_OFFSETS", "p", "member", f"{source}:0=4"),
+        ("ABORT", "p"),
+        ("STABLE", group, f"{source}:0,{source}:1"),
+        ("READ", "read_committed", 4, f"{sink}:0,{sink}:1")))
+    assert _errors(output) == [("MEMBER_OFFSETS", "p", "CommitFailedException")], output
+    # in-0 0, in-2 1, marker 2 on partition 0; the member read all four.
+    member_read, committed = _reads(output)
+    assert member_read == {(source, 0): [(0, "in-0"), (1, "in-2")], (source, 1): [(0, "in-1"), (1, "in-3")]}
+    assert [fields[1:] for fields in output if fields[0] == "COMMITTED"] == [
+        [f"{source}:0", "3"], [f"{source}:1", "3"], [f"{source}:0", "3"], [f"{source}:1", "3"]]
+    assert committed == {(sink, 0): [(0, "IN-0"), (1, "IN-2")], (sink, 1): [(0, "IN-1"), (1, "IN-3")]}

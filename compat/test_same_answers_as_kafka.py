@@ -9,8 +9,11 @@ metrics plugin (GetTelemetrySubscriptions and PushTelemetry left out of ApiVersi
 answered: subscription fields, throttling, the checks of a push in order), Produce per-record
 errors (a keyless record on a compacted topic, timestamps out of bounds: error code,
 record_errors, error_message, offsets), the transaction APIs of Kafka's admin client and
-``kafka-transactions`` (Describe/ListTransactions, DescribeProducers, WriteTxnMarkers, EndTxn)
-and fetch sessions (KIP-227,
+``kafka-transactions`` (Describe/ListTransactions, DescribeProducers, WriteTxnMarkers, EndTxn),
+a transaction fenced by a second producer (the epoch left, the fenced epoch's error code at each
+version of EndTxn, AddPartitionsToTxn, AddOffsetsToTxn and InitProducerId), a transaction
+aborted by the broker for its timeout (its state and epoch, then the producer's EndTxn) and
+fetch sessions (KIP-227,
 tests/broker/fetch_session_scenarios.py: every session id / epoch combination, a full session
 cache, a session's topic deleted and recreated, and eviction two minutes on).
 
@@ -21,7 +24,6 @@ are required: without them the fixture raises (a failure, not a skip).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 import subprocess
@@ -40,6 +42,7 @@ import make_kafka_fixture as kafka_broker_setup  # noqa: E402
 from broker import fetch_session_scenarios  # noqa: E402
 from broker.conftest import BrokerProcess, RawClient  # noqa: E402
 
+from odradek.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest  # noqa: E402
 from odradek.protocol.messages.api_versions import ApiVersionsRequest  # noqa: E402
 from odradek.protocol.messages.create_acls import AclCreation, CreateAclsRequest  # noqa: E402
 from odradek.protocol.messages.delete_acls import DeleteAclsFilter, DeleteAclsRequest  # noqa: E402
@@ -77,8 +80,8 @@ def running_kafka(work: Path, extra_properties: tuple[str, ...] = ()):
     properties = work / "server.properties"
     properties.write_text(kafka_broker_setup.server_properties(work, broker_port, controller_port)
                           + "".join(f"{line}\n" for line in extra_properties))
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", cluster_id, "-c", str(properties)], timeout=120)
+    kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", kafka_broker_setup.new_cluster_id(), "-c",
+                                                  str(properties)], timeout=120)
     log_path = work / "kafka.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(kafka_jars.java_command(kafka_jars.KAFKA_SERVER, [str(properties)], heap="512m"),
@@ -269,6 +272,29 @@ CONFIG_CASES = [
 ]
 
 
+# Answers that mean "not yet": Kafka creates __transaction_state and elects leaders after the
+# first request for a transactional id or a new topic, and a transaction being ended holds the
+# next InitProducerId.
+TRANSIENT_ERRORS = (error_codes.COORDINATOR_NOT_AVAILABLE, error_codes.NOT_COORDINATOR,
+                    error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.CONCURRENT_TRANSACTIONS,
+                    error_codes.UNKNOWN_TOPIC_OR_PARTITION, error_codes.NOT_LEADER_OR_FOLLOWER)
+
+
+def retried(send, retriable=TRANSIENT_ERRORS):
+    """send() -> (answer, error code), again while the code is a transient one (30 s at most)."""
+    for _ in range(150):
+        answer, code = send()
+        if code not in retriable:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"still {code}")
+
+
+def sending(client, request, version, error_of=lambda answer: answer.error_code):
+    """What ``retried`` takes: send ``request`` at ``version``; (answer, its error code)."""
+    return lambda: (answer := client.request(request, version), error_of(answer))
+
+
 def transaction_admin_answers(host, port) -> list:
     """The transaction APIs that Kafka's kafka-transactions tool and admin client use, around a
     transaction opened, committed and looked at: DescribeTransactions (known, unknown and empty
@@ -284,16 +310,6 @@ def transaction_admin_answers(host, port) -> list:
         created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
             Topic(name=topic, num_partitions=2, replication_factor=1)]), 5)
         assert created.topics[0].error_code == 0
-
-        def retried(send, retriable=(error_codes.COORDINATOR_NOT_AVAILABLE, error_codes.NOT_COORDINATOR,
-                                     error_codes.COORDINATOR_LOAD_IN_PROGRESS, error_codes.CONCURRENT_TRANSACTIONS,
-                                     error_codes.UNKNOWN_TOPIC_OR_PARTITION, error_codes.NOT_LEADER_OR_FOLLOWER)):
-            for _ in range(150):  # Kafka creates __transaction_state and elects leaders meanwhile
-                answer, code = send()
-                if code not in retriable:
-                    return answer
-                time.sleep(0.2)
-            raise AssertionError(f"still {code}")
 
         retried(lambda: (None, client.request(FindCoordinatorRequest(key_type=1, coordinator_keys=[tid]), 4)
                          .coordinators[0].error_code))
@@ -399,6 +415,138 @@ def topic_config_answers(host, port) -> list:
         return answers
     finally:
         client.close()
+
+
+def transaction_fencing_answers(host, port) -> list:
+    """A transactional id whose open transaction (transaction version 1: the old request
+    versions) is fenced by a second InitProducerId: the epoch the fencing leaves, and what the
+    fenced epoch is answered by EndTxn, AddPartitionsToTxn, AddOffsetsToTxn and InitProducerId
+    (KIP-360 recovery) at each version (PRODUCER_FENCED only where a version knows it)."""
+    client = RawClient(host, port, timeout=30)
+    topic, transactional_id = f"fence-{uuid.uuid4().hex[:8]}", f"fence-{uuid.uuid4().hex[:8]}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
+        assert created.error_code == 0, created
+
+        found = retried(sending(client, FindCoordinatorRequest(key=transactional_id, key_type=1), 1))
+        assert found.error_code == 0, found
+
+        def init(version=0, producer_id=-1, epoch=-1):
+            return InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=60000,
+                                         producer_id=producer_id, producer_epoch=epoch)
+
+        def add_partition(producer_id, epoch):
+            return AddPartitionsToTxnRequest(
+                v3_and_below_transactional_id=transactional_id, v3_and_below_producer_id=producer_id,
+                v3_and_below_producer_epoch=epoch,
+                v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])])
+
+        def partition_error(answer):
+            return answer.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+
+        first = retried(sending(client, init(), 0))
+        producer_id, epoch = first.producer_id, first.producer_epoch
+        answers = [("init", first.error_code, first.producer_epoch)]
+        added = retried(sending(client, add_partition(producer_id, epoch), 0, partition_error))
+        answers.append(("add", partition_error(added)))
+        # The second producer: the coordinator aborts the open transaction first.
+        fencing = client.request(init(), 0)
+        answers.append(("fencing init, first answer", fencing.error_code))
+        if fencing.error_code in TRANSIENT_ERRORS:
+            fencing = retried(sending(client, init(), 0))
+        answers.append(("fencing init", fencing.error_code, fencing.producer_id == producer_id,
+                        fencing.producer_epoch - epoch))
+        for version in range(5):
+            answers.append(("end, fenced epoch", version, client.request(EndTxnRequest(
+                transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                committed=True), version).error_code))
+        for version in range(4):
+            answers.append(("add, fenced epoch", version,
+                            partition_error(client.request(add_partition(producer_id, epoch), version))))
+            answers.append(("add offsets, fenced epoch", version, client.request(AddOffsetsToTxnRequest(
+                transactional_id=transactional_id, producer_id=producer_id, producer_epoch=epoch,
+                group_id="fence-group"), version).error_code))
+        for version in (3, 4):  # KIP-360: a producer that knows its id and epoch asks again
+            recovery = client.request(init(producer_id=producer_id, epoch=epoch), version)
+            answers.append(("init with the fenced epoch", version, recovery.error_code))
+        return answers
+    finally:
+        client.close()
+
+
+def test_transaction_fencing_answers_agree(kafka, odradek):
+    expected = transaction_fencing_answers(*kafka)
+    assert expected[0] == ("init", 0, 0) and expected[1] == ("add", 0)  # the premise: a fresh id
+    assert transaction_fencing_answers(*odradek) == expected
+
+
+# The sweep for timed-out transactions (Kafka's default runs it every 10 s), and the timeout of
+# the transaction that is left open.
+ABORT_SWEEP = "transaction.abort.timed.out.transaction.cleanup.interval.ms=500"
+SHORT_TRANSACTION_TIMEOUT_MS = 1000
+
+
+def transaction_timeout_answers(host, port) -> list:
+    """A transaction version 2 transaction (InitProducerId v5, the partition added implicitly by
+    Produce v12) left open past its timeout: the broker aborts it; the state and epoch it
+    leaves, then what the producer's EndTxn v5 with its own epoch is answered (commit, then
+    abort), and the epoch a new InitProducerId gets."""
+    client = RawClient(host, port, timeout=30)
+    topic, transactional_id = f"timeout-{uuid.uuid4().hex[:8]}", f"timeout-{uuid.uuid4().hex[:8]}"
+    try:
+        created = client.request(CreateTopicsRequest(timeout_ms=10000, topics=[
+            Topic(name=topic, num_partitions=1, replication_factor=1)]), 7).topics[0]
+        assert created.error_code == 0, created
+
+        assert retried(sending(client, FindCoordinatorRequest(key=transactional_id, key_type=1), 1)).error_code == 0
+        init = InitProducerIdRequest(transactional_id=transactional_id,
+                                     transaction_timeout_ms=SHORT_TRANSACTION_TIMEOUT_MS)
+        first = retried(sending(client, init, 5))
+        producer_id, epoch = first.producer_id, first.producer_epoch
+        answers = [("init", first.error_code, first.producer_epoch)]
+        batch = build_batch([Record(0, 0, b"k", b"too-late")], producer_id=producer_id, producer_epoch=epoch,
+                            base_sequence=0, transactional=True, base_timestamp=1_700_000_000_000)
+        produce = ProduceRequest(transactional_id=transactional_id, acks=-1, timeout_ms=5000, topic_data=[
+            ProduceRequest.TopicProduceData(name=topic, partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+        produced = retried(sending(client, produce, 12,
+                                   lambda answer: answer.responses[0].partition_responses[0].error_code),
+                           (*TRANSIENT_ERRORS, error_codes.NOT_ENOUGH_REPLICAS))
+        answers.append(("produce", produced.responses[0].partition_responses[0].error_code))
+        deadline = time.monotonic() + 30
+        while True:
+            state = client.request(DescribeTransactionsRequest(transactional_ids=[transactional_id]),
+                                   0).transaction_states[0]
+            if state.transaction_state == "CompleteAbort" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        answers.append(("aborted by the broker", state.error_code, state.transaction_state,
+                        state.producer_epoch - epoch, [(t.topic, list(t.partitions)) for t in state.topics]))
+        for committed in (True, False):
+            ended = client.request(EndTxnRequest(transactional_id=transactional_id, producer_id=producer_id,
+                                                 producer_epoch=epoch, committed=committed), 5)
+            answers.append(("end", committed, ended.error_code, ended.producer_id == producer_id,
+                            ended.producer_epoch - epoch if ended.producer_epoch >= 0 else ended.producer_epoch))
+        again = retried(sending(client, init, 5))
+        answers.append(("init again", again.error_code, again.producer_id == producer_id,
+                        again.producer_epoch - epoch))
+        return answers
+    finally:
+        client.close()
+
+
+def test_transaction_timeout_answers_agree(tmp_path):
+    """On brokers of their own (the abort sweep every 500 ms)."""
+    (tmp_path / "kafka").mkdir()
+    with running_kafka(tmp_path / "kafka", (ABORT_SWEEP,)) as kafka:
+        expected = transaction_timeout_answers(*kafka)
+    assert expected[2][2] == "CompleteAbort"  # the premise: Kafka aborted it
+    process = BrokerProcess(tmp_path / "odradek", (ABORT_SWEEP,), tmp_path / "broker.log")
+    try:
+        assert transaction_timeout_answers(process.host, process.port) == expected
+    finally:
+        assert process.stop() == 0, process.log()
 
 
 def test_topic_config_errors_agree(kafka, odradek):
