@@ -372,9 +372,10 @@ def transaction_admin_answers(host, port) -> list:
             producer_id=base, producer_epoch=epoch, transaction_result=True, coordinator_epoch=0,
             topics=[WritableTxnMarkerTopic(name=topic, partition_indexes=[1]),
                     WritableTxnMarkerTopic(name=f"no-such-{suffix}", partition_indexes=[0])])]), 1)
-        answers.append(("markers", [(t.name.replace(suffix, "*"), [(p.partition_index, p.error_code)
-                                                                   for p in t.partitions])
-                                    for m in markers.markers for t in m.topics]))
+        # Kafka gathers the answer in hash maps: the topics' order is not part of it.
+        answers.append(("markers", sorted((t.name.replace(suffix, "*"), sorted((p.partition_index, p.error_code)
+                                                                               for p in t.partitions))
+                                          for m in markers.markers for t in m.topics)))
         ended = client.request(EndTxnRequest(transactional_id=tid, producer_id=base, producer_epoch=epoch,
                                              committed=True), 3)
         answers.append(("end", ended.error_code))
