@@ -175,7 +175,18 @@ def handle_produce(ctx, request: ProduceRequest):
     # (Kafka reads one request of a connection at a time).
     appended = asyncio.get_running_loop().create_future()
     order[transactional_id] = appended
-    return _in_order(ctx, request, previous, appended)
+    task = asyncio.ensure_future(_in_order(ctx, request, previous, appended))
+    # Also when the task is cancelled before it runs (its connection closed): the next
+    # produce of the id must not wait for it forever.
+    task.add_done_callback(lambda _: _appended(order, transactional_id, appended))
+    return task
+
+
+def _appended(order: dict, transactional_id: str, appended: asyncio.Future) -> None:
+    if not appended.done():
+        appended.set_result(None)
+    if order.get(transactional_id) is appended:
+        del order[transactional_id]
 
 
 def _to_verify(ctx, request: ProduceRequest) -> dict:
@@ -229,9 +240,7 @@ async def _in_order(ctx, request: ProduceRequest, previous, appended):
                     refused.update({partition: _verification_refusal(code, ctx.api_version) for partition in partitions})
         response = _produce(ctx, request, refused)
     finally:
-        appended.set_result(None)
-        if order.get(request.transactional_id) is appended:
-            del order[request.transactional_id]
+        _appended(order, request.transactional_id, appended)
     return await response if inspect.isawaitable(response) else response
 
 

@@ -628,3 +628,26 @@ def test_transactional_batch_detection_reads_every_batch_header(flags, tail, cut
     assert _has_transactional_batch(request(batches + tail)) or not any(flags)
     _has_transactional_batch(request(batches[:cut] + tail))  # never raises
     assert _has_transactional_batch(request(None)) is False
+
+
+def test_a_connection_closed_during_an_implicit_add_does_not_stall_the_id(client, txn_broker):
+    """Fault: a Produce v12 whose implicit add is under way when its connection closes. The
+    next produce of the same transactional id, on another connection, is still answered."""
+    create_topic(client, "txn-closed", partitions=2)
+    producer = init(client, "closed", version=5)
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    for round_ in range(10):
+        doomed = RawClient(txn_broker.host, txn_broker.port)
+        request = ProduceRequest(transactional_id="closed", acks=-1, timeout_ms=5000, topic_data=[
+            ProduceRequest.TopicProduceData(name="txn-closed", partition_data=[
+                ProduceRequest.TopicProduceData.PartitionProduceData(
+                    index=round_ % 2, records=txn_batch(pid, epoch, 0, b"lost?"))])])
+        doomed.send(request, 12)
+        doomed.close()
+        answer = produce_txn_retrying(client, "closed", "txn-closed", (round_ + 1) % 2,
+                                      txn_batch(pid, epoch, 0, b"next"))
+        assert answer.error_code == error_codes.NONE, answer  # the other partition: its own sequence
+        ended = end(client, "closed", pid, epoch, commit=False, version=5)
+        assert ended.error_code == 0, ended
+        epoch = ended.producer_epoch
+        wait_state(client, "closed", "CompleteAbort")
