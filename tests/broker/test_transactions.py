@@ -127,6 +127,17 @@ def produce_txn_retrying(client, transactional_id, topic, index, batch, version=
         time.sleep(0.02)
 
 
+def open_transaction(client, transactional_id, topic, value, timeout_ms=60000) -> tuple[int, int]:
+    """A new topic and a transaction of a new id with one record in its partition 0 (open);
+    (producer id, epoch)."""
+    create_topic(client, topic)
+    producer = init(client, transactional_id, timeout_ms=timeout_ms)
+    pid, epoch = producer.producer_id, producer.producer_epoch
+    assert add(client, transactional_id, pid, epoch, [(topic, 0)]) == {(topic, 0): 0}
+    assert produce_txn(client, transactional_id, topic, 0, txn_batch(pid, epoch, 0, value)).error_code == 0
+    return pid, epoch
+
+
 def read(client, topic, index, committed: bool) -> list[bytes]:
     request = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20,
                            isolation_level=1 if committed else 0, session_id=0, session_epoch=-1,
@@ -220,11 +231,7 @@ def test_committed_and_aborted_transactions_across_partitions(client):
 
 
 def test_open_transaction_holds_the_last_stable_offset(client):
-    create_topic(client, "txn-open")
-    producer = init(client, "open")
-    pid, epoch = producer.producer_id, producer.producer_epoch
-    assert add(client, "open", pid, epoch, [("txn-open", 0)]) == {("txn-open", 0): 0}
-    assert produce_txn(client, "open", "txn-open", 0, txn_batch(pid, epoch, 0, b"pending")).error_code == 0
+    pid, epoch = open_transaction(client, "open", "txn-open", b"pending")
     assert read(client, "txn-open", 0, committed=True) == []
     assert latest_offset(client, "txn-open", 0, committed=True) == 0
     described = describe(client, "open")
@@ -269,11 +276,7 @@ def test_add_partitions_and_end_txn_errors(client):
 
 
 def test_a_new_producer_fences_the_open_transaction(client):
-    create_topic(client, "txn-fence")
-    old = init(client, "fence")
-    pid, epoch = old.producer_id, old.producer_epoch
-    assert add(client, "fence", pid, epoch, [("txn-fence", 0)]) == {("txn-fence", 0): 0}
-    assert produce_txn(client, "fence", "txn-fence", 0, txn_batch(pid, epoch, 0, b"zombie")).error_code == 0
+    pid, epoch = open_transaction(client, "fence", "txn-fence", b"zombie")
     first_try = init(client, "fence")
     assert first_try.error_code == error_codes.CONCURRENT_TRANSACTIONS  # the open one is being aborted
     new = init_retrying(client, "fence")
@@ -308,11 +311,7 @@ def test_a_fenced_producer_is_answered_in_its_versions_words(client):
 
 
 def test_a_timed_out_transaction_is_aborted_by_the_broker(client):
-    create_topic(client, "txn-timeout")
-    producer = init(client, "timeout", timeout_ms=300)
-    pid, epoch = producer.producer_id, producer.producer_epoch
-    assert add(client, "timeout", pid, epoch, [("txn-timeout", 0)]) == {("txn-timeout", 0): 0}
-    assert produce_txn(client, "timeout", "txn-timeout", 0, txn_batch(pid, epoch, 0, b"slow")).error_code == 0
+    pid, epoch = open_transaction(client, "timeout", "txn-timeout", b"slow", timeout_ms=300)
     described = wait_state(client, "timeout", "CompleteAbort", timeout=5)
     # One bump: the abort runs at the broker's transaction version 2, which bumps the epoch it
     # found, not the fencing one (Kafka 4.4.0 ends at epoch + 1 too).
