@@ -89,8 +89,10 @@ class TransactionCoordinator:
         self.runtime = CoordinatorRuntime(TRANSACTION_STATE, lambda runtime: self, timer)
         self.transactions: dict[str, TransactionMetadata] = {}
         # Transactional ids whose markers are being written (Prepare state written, Complete not
-        # yet durable), each with a future set when that is over.
-        self._completing: set[str] = set()
+        # yet durable), with their prepared state, which Describe/ListTransactions show until
+        # the Complete record is durable (Kafka shows a transition once it is written); each
+        # with a future set when that is over.
+        self._completing: dict[str, TransactionMetadata] = {}
         self._completion_done: dict[str, asyncio.Future] = {}
         # The epoch before the last bump, which the log does not keep (Kafka's lastProducerEpoch):
         # set by an operation for the record it writes, taken by that record's replay.
@@ -431,7 +433,7 @@ class TransactionCoordinator:
     def _start_completion(self, metadata: TransactionMetadata) -> None:
         if metadata.transactional_id in self._completing:
             return
-        self._completing.add(metadata.transactional_id)
+        self._completing[metadata.transactional_id] = metadata
         self._completion_done[metadata.transactional_id] = asyncio.get_running_loop().create_future()
         self._spawn(self._complete(metadata))
 
@@ -478,7 +480,7 @@ class TransactionCoordinator:
                 log.warning("could not write a transaction's completion", transactional_id=transactional_id,
                             error_code=error)
         finally:
-            self._completing.discard(transactional_id)
+            self._completing.pop(transactional_id, None)
             done = self._completion_done.pop(transactional_id, None)
             if done is not None and not done.done():
                 done.set_result(None)
@@ -549,7 +551,7 @@ class TransactionCoordinator:
             return error_codes.INVALID_REQUEST, None
         if (error := self.runtime.availability(transactional_id)) != error_codes.NONE:
             return error, None
-        metadata = self.transactions.get(transactional_id)
+        metadata = self._completing.get(transactional_id) or self.transactions.get(transactional_id)
         if metadata is None or metadata.state == TxnState.DEAD:
             return error_codes.TRANSACTIONAL_ID_NOT_FOUND, None
         return error_codes.NONE, metadata
@@ -558,8 +560,8 @@ class TransactionCoordinator:
         """(error code, every known transactional id's state) for ListTransactions."""
         if (error := self.runtime.availability()) != error_codes.NONE:
             return error, []
-        return error_codes.NONE, [metadata for metadata in self.transactions.values()
-                                  if metadata.state != TxnState.DEAD]
+        return error_codes.NONE, [self._completing.get(metadata.transactional_id, metadata)
+                                  for metadata in self.transactions.values() if metadata.state != TxnState.DEAD]
 
     def partition_for_group(self, group_id: str) -> int:
         """The ``__consumer_offsets`` partition of ``group_id`` (AddOffsetsToTxn adds it)."""
