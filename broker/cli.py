@@ -130,7 +130,7 @@ async def serve(config: BrokerConfig, ready_stream=None, *, memory: bool = False
     then shut it down cleanly. ``memory``: keep the data in memory (nothing is written)."""
     from odradek.storage.fs import MemoryFileSystem
 
-    from .service import BrokerService
+    from .service import BrokerService, address, bootstrap_servers
 
     log = structlog.get_logger("odradek")
     loop = asyncio.get_running_loop()
@@ -146,7 +146,7 @@ async def serve(config: BrokerConfig, ready_stream=None, *, memory: bool = False
     try:
         await service.start()
         for name, (host, port) in service.bound.items():
-            print(f"odradek listening on {_address(host, port)} ({name})", file=out, flush=True)
+            print(f"odradek listening on {address(host, port)} ({name})", file=out, flush=True)
         log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs,
                  in_memory=memory, version=package_version(), event_loop=type(loop).__module__.split(".")[0])
         await service.ready()
@@ -158,15 +158,6 @@ async def serve(config: BrokerConfig, ready_stream=None, *, memory: bool = False
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("shut down cleanly")
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def bootstrap_servers(bound: dict[str, tuple[str, int]]) -> str:
-    """What a client's ``bootstrap.servers`` takes to reach the bound listeners."""
-    return ",".join(_address(host, port) for host, port in bound.values())
 
 
 def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

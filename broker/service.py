@@ -71,3 +71,13 @@ class BrokerService:
             await self.server.shutdown()
         finally:
             self.broker.close()
+
+
+def address(host: str, port: int) -> str:
+    """``host:port`` as clients and Kafka's tools write it (``[::1]:9092`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bootstrap_servers(bound: dict[str, tuple[str, int]]) -> str:
+    """What a client's ``bootstrap.servers`` takes to reach the bound listeners."""
+    return ",".join(address(host, port) for host, port in bound.values())
