@@ -11,6 +11,21 @@ The public API is what this module exports; everything under ``odradek.broker``,
           producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
 """
 
-from odradek.broker.embedded import Broker
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __all__ = ["Broker"]
+
+if TYPE_CHECKING:
+    from odradek.broker.embedded import Broker
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that importing odradek.protocol (the sans-I/O codecs) does not
+    # load the broker and the storage engine through this package.
+    if name == "Broker":
+        from odradek.broker.embedded import Broker
+
+        return Broker
+    raise AttributeError(f"module 'odradek' has no attribute {name!r}")

@@ -26,7 +26,7 @@ the broker's own thread (or process).
 from __future__ import annotations
 
 import asyncio
-import atexit
+import concurrent.futures.thread  # noqa: F401 - its exit hook must be registered before ours (below)
 import os
 import selectors
 import shutil
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any, Mapping
 
 import structlog
@@ -150,7 +151,7 @@ class Broker:
             self.data_dir = tempfile.mkdtemp(prefix="odradek-")
             self._overrides["log.dirs"] = self.data_dir
         self._started = True
-        atexit.register(self.stop)
+        _stop_at_exit(self)
         try:
             if self.mode == "thread":
                 self._start_thread()
@@ -166,7 +167,7 @@ class Broker:
         if not self._started:
             return
         self._started = False
-        atexit.unregister(self.stop)
+        _RUNNING.discard(self)
         try:
             if self._thread is not None:
                 self._stop_thread()
@@ -313,6 +314,34 @@ class Broker:
             process.stdout.close()
             self._child_stderr.close()
             self._child_stderr = None
+
+
+# The brokers started and not stopped, stopped cleanly when the interpreter exits.
+_RUNNING: "weakref.WeakSet[Broker]" = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _stop_at_exit(broker: Broker) -> None:
+    """Have ``broker`` stopped at interpreter exit if it still runs then. The hook is one of
+    threading's exit hooks, not an atexit one: those run after concurrent.futures has shut its
+    executors down (Python's own exit hook), and a clean stop needs the flush thread. threading
+    runs its hooks in reverse order of registration, so ours, registered after
+    concurrent.futures.thread registered its own (imported at the top of this module), runs first."""
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        _RUNNING.add(broker)
+        if not _exit_hook_registered:
+            threading._register_atexit(_stop_running_brokers)  # runs before the executors' hook
+            _exit_hook_registered = True
+
+
+def _stop_running_brokers() -> None:
+    for broker in list(_RUNNING):
+        try:
+            broker.stop()
+        except Exception as error:  # noqa: BLE001 - the others are still stopped
+            print(f"odradek: a broker did not stop cleanly at exit: {error}", file=sys.stderr)
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

@@ -297,3 +297,20 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_broker_left_running_is_stopped_cleanly_at_interpreter_exit(tmp_path):
+    data_dir = tmp_path / "forgotten"
+    script = textwrap.dedent(f"""
+        from kafka import KafkaProducer
+        from odradek import Broker
+        broker = Broker(data_dir={str(data_dir)!r}).start()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+        producer.send("forgotten", b"x").get(timeout=30)
+        producer.close()
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, env=subprocess_env(),
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert (data_dir / ".kafka_cleanshutdown").exists(), result.stderr
+    assert (data_dir / "forgotten-0").is_dir()
