@@ -314,3 +314,38 @@ def test_a_broker_left_running_is_stopped_cleanly_at_interpreter_exit(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (data_dir / ".kafka_cleanshutdown").exists(), result.stderr
     assert (data_dir / "forgotten-0").is_dir()
+
+
+def test_memory_mode_serves_transactions_and_reports_no_volume():
+    """The coordinators' topics, producer id blocks and the topic table on the memory backend: a
+    transactional confluent-kafka producer commits, a read_committed consumer reads it; and
+    DescribeLogDirs v4 answers Kafka's -1 (unknown) for a volume that does not exist."""
+    from confluent_kafka import Consumer, Producer
+
+    from odradek.protocol.messages.describe_log_dirs import DescribeLogDirsRequest
+
+    with Broker(memory=True) as broker:
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "transactional.id": "memory-txn"})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce("memory-txn", value=b"committed")
+        producer.commit_transaction(30)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "memory-txn-reader",
+                             "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+        consumer.subscribe(["memory-txn"])
+        deadline = time.monotonic() + 30
+        message = None
+        try:
+            while message is None and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+        finally:
+            consumer.close()
+        assert message is not None and message.error() is None and message.value() == b"committed"
+        client = RawClient(broker.host, broker.port)
+        try:
+            results = client.request(DescribeLogDirsRequest(topics=None), 4).results
+        finally:
+            client.close()
+        assert len(results) == 1 and results[0].error_code == E.NONE
+        assert (results[0].total_bytes, results[0].usable_bytes) == (-1, -1)
+        assert {topic.name for topic in results[0].topics} >= {"memory-txn", "__transaction_state"}
