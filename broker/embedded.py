@@ -110,7 +110,9 @@ class Broker:
         self.memory = memory
         self.log_level = log_level
         self.start_timeout = start_timeout
-        self.data_dir: str | None = None if memory else overrides.get("log.dirs")
+        # The data directory (the first, when config lists several); a temporary one once started.
+        configured = overrides.get("log.dirs") or overrides.get("log.dir")
+        self.data_dir: str | None = None if memory or not configured else configured.split(",")[0]
         self.bootstrap_servers: str | None = None
         self.process: subprocess.Popen | None = None  # process mode: the child running the broker
         self._addresses: list[tuple[str, int]] = []  # (host, port) of each listener, once running
