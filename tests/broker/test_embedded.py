@@ -144,8 +144,13 @@ def test_memory_mode_leaves_no_files(tmp_path, monkeypatch):
 
 
 def test_two_brokers_in_one_process_are_independent():
+    import asyncio
+
+    policy = asyncio.get_event_loop_policy()
     with Broker(memory=True) as first, Broker() as second:
         assert first.port != second.port
+        # Each runs its own loop in its own thread; the caller's event loop policy is left alone.
+        assert asyncio.get_event_loop_policy() is policy
         assert sorted(produce_and_consume_kafka_python(first.bootstrap_servers, "only-first")) == \
             sorted(expected_values())
         admin = KafkaAdminClient(bootstrap_servers=second.bootstrap_servers)
