@@ -6,7 +6,10 @@ Run with odradek installed (``pip install -e '.[test]'``)::
     python3 benchmarks/embedded_start.py [--starts 20]
 
 For each way of running it (thread or process mode; in memory or on a temporary data
-directory) one unmeasured start warms up (imports, bytecode), then ``--starts`` brokers are
+directory) one unmeasured start warms up (imports; for process mode the child's bytecode, kept
+in a private cache in a temporary directory as benchmarks/footprint.py does, since an installed
+package has its bytecode compiled and PYTHONDONTWRITEBYTECODE would make every child compile the
+generated codecs again), then ``--starts`` brokers are
 started and stopped one after the other. Start is the wall time of ``Broker.start()``: it
 returns once the broker is ready (listening, coordinators loaded, topics creatable), and an
 ApiVersions answer over TCP right after it is checked so that a start that returned early would
@@ -18,9 +21,11 @@ mode, under 500 ms in process mode. The exit status is 1 if one is missed.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 
 from odradek import Broker
@@ -68,12 +73,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=20)
     args = parser.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the children inherit the environment
+    with tempfile.TemporaryDirectory(prefix="odradek-bench-pycache-") as cache:
+        os.environ["PYTHONPYCACHEPREFIX"] = cache
+        return run(args.starts)
+
+
+def run(starts: int) -> int:
     missed = False
     print("| mode | storage | start to ready, ms (min / median / max) | stop, ms | target (median start) |")
     print("| --- | --- | --- | --- | --- |")
     for mode in ("thread", "process"):
         for memory in (True, False):
-            start_ms, stop_ms = measure(mode, memory, args.starts)
+            start_ms, stop_ms = measure(mode, memory, starts)
             met = statistics.median(start_ms) < TARGET_MS[mode]
             missed |= not met
             storage = "memory" if memory else "temporary dir"

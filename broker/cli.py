@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import os
 import signal
 import sys
 import threading
@@ -164,10 +165,12 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """Set ``stop`` once stdin reaches end of file: a harness that holds the write end of the
     broker's stdin takes the broker with it when it dies, even by SIGKILL."""
     def read_until_eof() -> None:
+        # os.read on the descriptor, not sys.stdin: a thread blocked in a buffered read holds the
+        # buffer's lock, and the interpreter's exit then waits a second for it.
         try:
-            while sys.stdin.buffer.read1(65536):
+            while os.read(0, 65536):
                 pass
-        except (OSError, ValueError):  # stdin closed or unreadable: the same as its end
+        except OSError:  # stdin closed or unreadable: the same as its end
             pass
         loop.call_soon_threadsafe(stop.set)
 
