@@ -354,3 +354,26 @@ def test_memory_mode_serves_transactions_and_reports_no_volume():
         assert len(results) == 1 and results[0].error_code == E.NONE
         assert (results[0].total_bytes, results[0].usable_bytes) == (-1, -1)
         assert {topic.name for topic in results[0].topics} >= {"memory-txn", "__transaction_state"}
+
+
+def test_log_lines_follow_the_test_runners_capture(tmp_path):
+    """A broker started during one test (capsys active) logs into the capture of the test
+    running when it logs, not into the first test's stream, swapped out and closed since."""
+    (tmp_path / "test_capture.py").write_text(textwrap.dedent("""
+        import socket, time
+        from odradek import Broker
+
+        BROKERS = []
+
+        def test_start(capsys):
+            BROKERS.append(Broker(memory=True, log_level="info").start())
+
+        def test_a_later_connection_is_logged_here(capsys):
+            with socket.create_connection((BROKERS[0].host, BROKERS[0].port)):
+                time.sleep(0.3)
+            BROKERS[0].stop()
+            assert "connection opened" in capsys.readouterr().err
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_capture.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert result.returncode == 0, result.stdout + result.stderr
