@@ -118,7 +118,10 @@ class Broker:
         self._addresses: list[tuple[str, int]] = []  # (host, port) of each listener, once running
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_requested: asyncio.Event | None = None
+        self._stop_requested: asyncio.Event | None = None  # on the broker's loop
+        # Set by stop() in the caller's thread: covers a stop that comes before the broker's
+        # loop exists (a start that timed out), when _stop_requested cannot be reached yet.
+        self._stop_wanted = threading.Event()
         self._thread_error: BaseException | None = None
         self._child_stderr = None
         self._started = False
@@ -201,6 +204,7 @@ class Broker:
         config = BrokerConfig.from_sources({}, self._overrides)
         ready = threading.Event()
         self._thread_error = None
+        self._stop_wanted.clear()
         self._thread = threading.Thread(target=self._run_thread, args=(config, ready), name="odradek-broker",
                                         daemon=True)
         self._thread.start()
@@ -233,12 +237,14 @@ class Broker:
             self._addresses = list(service.bound.values())
             self.bootstrap_servers = bootstrap_servers(service.bound)
             ready.set()
-            await self._stop_requested.wait()
+            if not self._stop_wanted.is_set():
+                await self._stop_requested.wait()
         finally:
             await service.stop()
 
     def _stop_thread(self) -> None:
         thread, self._thread = self._thread, None
+        self._stop_wanted.set()
         loop, stop_requested = self._loop, self._stop_requested
         if thread.is_alive() and loop is not None and stop_requested is not None:
             try:

@@ -377,3 +377,13 @@ def test_log_lines_follow_the_test_runners_capture(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_capture.py"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_start_that_times_out_raises_and_stops_at_once(mode):
+    broker = Broker(memory=True, mode=mode, start_timeout=1e-6)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        broker.start()
+    assert time.monotonic() - began < 10  # the half-started broker was stopped, not waited for
+    assert not broker.running and broker.process is None
