@@ -24,7 +24,7 @@ from odradek.protocol import error_codes
 from odradek.storage.cleaner_manager import LogCleanerManager
 from odradek.storage.config import LogConfig
 from odradek.storage.errors import StorageError
-from odradek.storage.fs import OsFileSystem, is_out_of_descriptors
+from odradek.storage.fs import MemoryFileSystem, OsFileSystem, is_out_of_descriptors
 from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 
 from .client_metrics import ClientMetrics
@@ -55,8 +55,12 @@ KRAFT_METADATA_TOPIC = "__cluster_metadata"
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, clock_ms=None):
+    def __init__(self, config: BrokerConfig, clock_ms=None, fs=None):
         self.config = config
+        # The file system the data directories live on: None for the real one (made at open(),
+        # with its descriptor budget), or one given, such as the memory backend of memory mode.
+        self._given_fs = fs
+        self.in_memory = isinstance(fs, MemoryFileSystem)  # memory mode: no file is ever written
         # Wall-clock milliseconds (record timestamps, retention); injectable for tests.
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.node_id = config.node_id
@@ -91,10 +95,12 @@ class Broker:
     def open(self) -> None:
         """Lock and recover the data directories (the storage engine's LogDirectories), load
         the topic table and attach every partition's log."""
-        limit = raise_open_files_limit()
-        budget = descriptor_budget(self.config["odradek.log.open.files.max"], limit)
-        log.info("file descriptor budget", open_files_limit=limit, budget=budget)
-        fs = OsFileSystem(max_open_files=budget)
+        fs = self._given_fs
+        if fs is None:
+            limit = raise_open_files_limit()
+            budget = descriptor_budget(self.config["odradek.log.open.files.max"], limit)
+            log.info("file descriptor budget", open_files_limit=limit, budget=budget)
+            fs = OsFileSystem(max_open_files=budget)
         self.topics.fs = fs
         fs.makedirs(self.log_dir)
         self._flush_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush")
@@ -114,7 +120,7 @@ class Broker:
         self.cluster_id = self._data_dir.cluster_id or cluster_id
         if not table_found and (self._data_dir.logs or self._data_dir.offline):
             self._rebuild_topic_table()
-        self.producer_ids = ProducerIdManager(self.log_dir)
+        self.producer_ids = ProducerIdManager(self.log_dir, fs)
         if self.producer_ids.damaged:
             self.producer_ids.skip_past(max((producer_id for partition_log in self._data_dir.logs.values()
                                              for producer_id in partition_log.producer_state.producers), default=-1))

@@ -1,7 +1,7 @@
 """The ``odradek`` command.
 
 ``odradek serve [--config server.properties] [--override key=value ...] [--port N]
-[--data-dir DIR] [--log-level L]`` starts a broker. With no arguments it listens on
+[--data-dir DIR | --memory] [--stop-on-stdin-eof] [--log-level L]`` starts a broker. With no arguments it listens on
 localhost:9092 with ./odradek-data as its data directory. ``--port N`` is short for
 ``--override listeners=PLAINTEXT://localhost:N`` (the default listener's name and host, another
 port) and ``--data-dir DIR`` for ``--override log.dirs=DIR``; like any override they win over the
@@ -11,8 +11,16 @@ is bound it prints one line per listener on stdout::
 
     odradek listening on 127.0.0.1:PORT (PLAINTEXT)
 
-(the real port, also when the configured one is 0) and flushes it: tools and tests wait for it.
-SIGTERM or SIGINT stops it cleanly: stop accepting, answer the requests in flight, flush and
+(the real port, also when the configured one is 0) and flushes it. Once it is also *ready* (the
+group and transaction coordinators loaded their state: broker/service.py) it prints::
+
+    odradek ready: bootstrap.servers=127.0.0.1:PORT
+
+Tools and tests wait for one line or the other. ``--memory`` keeps the data in memory (the
+storage engine's memory backend: no file is written, nothing outlives the process);
+``--stop-on-stdin-eof`` stops the broker cleanly when its stdin is closed, so that a test harness
+holding the other end takes its broker with it even when it is killed. SIGTERM or SIGINT stops
+it cleanly: stop accepting, answer the requests in flight, flush and
 close the logs (clean-shutdown marker), exit 0. Invalid configuration exits 2 naming the key.
 
 ``odradek --version`` prints the installed package's version (pyproject.toml's, read from the
@@ -25,8 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import os
 import signal
 import sys
+import threading
 
 import structlog
 
@@ -69,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="listen on localhost:N: short for --override listeners=PLAINTEXT://localhost:N "
                             "(0 picks a free port)")
     serve.add_argument("--data-dir", metavar="DIR", help="keep the data in DIR: short for --override log.dirs=DIR")
+    serve.add_argument("--memory", action="store_true",
+                       help="keep the data in memory: nothing is written to disk, and it is gone at exit")
+    serve.add_argument("--stop-on-stdin-eof", action="store_true",
+                       help="stop cleanly when stdin is closed (a test harness holding it takes the broker with it)")
     serve.add_argument("--log-level", default="warning", choices=logs.LEVELS, help="default: warning")
     commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
     return parser
@@ -111,40 +125,56 @@ def load_config(config_path: str | None, overrides: list[str], logger, *, port: 
     return BrokerConfig.from_sources(file_values, override_values, logger=logger)
 
 
-async def serve(config: BrokerConfig, ready_stream=None) -> None:
-    """Run a broker until SIGTERM/SIGINT, then shut it down cleanly."""
-    from .broker import Broker
-    from .handlers import REGISTRY
-    from .server import BrokerServer
+async def serve(config: BrokerConfig, ready_stream=None, *, memory: bool = False,
+                stop_on_stdin_eof: bool = False) -> None:
+    """Run a broker until SIGTERM/SIGINT (or, with ``stop_on_stdin_eof``, until stdin closes),
+    then shut it down cleanly. ``memory``: keep the data in memory (nothing is written)."""
+    from odradek.storage.fs import MemoryFileSystem
+
+    from .service import BrokerService, address, bootstrap_servers
 
     log = structlog.get_logger("odradek")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if stop_on_stdin_eof:
+        _watch_stdin(loop, stop)
 
-    broker = Broker(config)
-    broker.open()
-    server = BrokerServer(broker, REGISTRY)
+    service = BrokerService(config, fs=MemoryFileSystem() if memory else None)
+    broker = service.broker
+    out = ready_stream or sys.stdout
     try:
-        await server.start()
-        broker.set_bound_listeners(server.bound)
-        out = ready_stream or sys.stdout
-        for name, (host, port) in server.bound.items():
-            shown = f"[{host}]" if ":" in host else host
-            print(f"odradek listening on {shown}:{port} ({name})", file=out, flush=True)
+        await service.start()
+        for name, (host, port) in service.bound.items():
+            print(f"odradek listening on {address(host, port)} ({name})", file=out, flush=True)
         log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs,
-                 version=package_version(), event_loop=type(loop).__module__.split(".")[0])
-        maintenance = asyncio.ensure_future(broker.run_maintenance())
+                 in_memory=memory, version=package_version(), event_loop=type(loop).__module__.split(".")[0])
+        await service.ready()
+        print(f"odradek ready: bootstrap.servers={bootstrap_servers(service.bound)}", file=out, flush=True)
         await stop.wait()
         log.info("shutting down")
-        maintenance.cancel()
-        await server.shutdown()
     finally:
-        broker.close()
+        await service.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("shut down cleanly")
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` once stdin reaches end of file: a harness that holds the write end of the
+    broker's stdin takes the broker with it when it dies, even by SIGKILL."""
+    def read_until_eof() -> None:
+        # os.read on the descriptor, not sys.stdin: a thread blocked in a buffered read holds the
+        # buffer's lock, and the interpreter's exit then waits a second for it.
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:  # stdin closed or unreadable: the same as its end
+            pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=read_until_eof, name="odradek-stdin", daemon=True).start()
 
 
 def _install_uvloop() -> None:
@@ -166,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.configure(args.log_level)
     log = structlog.get_logger("odradek")
+    if args.memory and args.data_dir is not None:
+        print("odradek: --memory keeps no data directory: give --memory or --data-dir", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
     try:
         config = load_config(args.config, args.override, log, port=args.port, data_dir=args.data_dir)
     except (ConfigError, PropertiesError, ShorthandConflict, OSError) as error:
@@ -173,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
     _install_uvloop()
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, memory=args.memory, stop_on_stdin_eof=args.stop_on_stdin_eof))
     except (OSError, LogDirectoryLocked, InconsistentLogDirectory) as error:
         # A port in use, a data dir we cannot write or that another broker holds.
         print(f"odradek: cannot start: {error}", file=sys.stderr)

@@ -15,6 +15,20 @@ import structlog
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+class CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing. An embedded broker's log
+    lines then follow a test runner's capture (pytest swaps sys.stderr per test, and closes the
+    stream it swapped in) instead of writing to the stream there was when logging was configured."""
+
+    def write(self, text: str) -> None:
+        if sys.stderr is not None:
+            sys.stderr.write(text)
+
+    def flush(self) -> None:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+
+
 def configure(level: str = "warning", stream=None) -> None:
     numeric = getattr(logging, level.upper())
     structlog.configure(
@@ -25,6 +39,6 @@ def configure(level: str = "warning", stream=None) -> None:
             structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"], drop_missing=True),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or CurrentStderr()),
         cache_logger_on_first_use=False,
     )

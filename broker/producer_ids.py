@@ -17,6 +17,8 @@ import os
 
 import structlog
 
+from odradek.storage.fs import OsFileSystem
+
 BLOCK_SIZE = 1000
 FILE_NAME = "odradek-producer-ids.json"
 
@@ -24,15 +26,15 @@ log = structlog.get_logger("odradek.broker")
 
 
 class ProducerIdManager:
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, fs=None):
+        self.fs = fs or OsFileSystem()  # the broker's file system (the memory backend in memory mode)
         self.path = os.path.join(directory, FILE_NAME)
         self._next = 0
         self._block_end = 0
         self.damaged = False  # the file did not parse: the owner skips past every id in use
-        if os.path.exists(self.path):
+        if self.fs.exists(self.path):
             try:
-                with open(self.path, "rb") as handle:
-                    document = json.loads(handle.read().decode("utf-8"))
+                document = json.loads(self.fs.read_file(self.path).decode("utf-8"))
                 self._next = self._block_end = int(document["next_block_start"])
             except (ValueError, KeyError, TypeError) as error:  # JSON and UTF-8 errors are ValueErrors
                 log.error("the producer id block file does not parse", file=self.path, error=repr(error))
@@ -53,15 +55,6 @@ class ProducerIdManager:
         return producer_id
 
     def _reserve(self, block_end: int) -> None:
-        temporary = self.path + ".tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(json.dumps({"version": 1, "next_block_start": block_end}).encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        directory_fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
+        document = json.dumps({"version": 1, "next_block_start": block_end}).encode("utf-8")
+        self.fs.write_file_atomic(self.path, document)  # temporary file, fsync, rename, directory fsync
         self._block_end = block_end

@@ -125,11 +125,10 @@ class TopicTable:
     def load(self) -> bool:
         """Read the file; False if there is none. Raises :class:`DamagedTopicTable` when it does
         not parse (the table is then left empty)."""
-        if not os.path.exists(self.path):
+        if not self.fs.exists(self.path):
             return False
         try:
-            with open(self.path, "rb") as handle:
-                document = json.loads(handle.read().decode("utf-8"))
+            document = json.loads(self.fs.read_file(self.path).decode("utf-8"))
             if document.get("version") != 1:
                 raise ValueError(f"unknown version {document.get('version')!r}")
             topics = [Topic(name, uuid.UUID(entry["topic_id"]), int(entry["partitions"]), dict(entry["configs"]))
@@ -145,7 +144,7 @@ class TopicTable:
     def set_aside(self) -> str:
         """Rename a damaged file to ``<name>.damaged`` (kept for the operator); returns the new path."""
         damaged = self.path + ".damaged"
-        os.replace(self.path, damaged)
+        self.fs.rename(self.path, damaged)
         return damaged
 
     def _index(self, topic: Topic) -> None:

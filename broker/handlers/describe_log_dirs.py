@@ -5,8 +5,8 @@ holds none of the partitions asked for, as Kafka's ReplicaManager answers): for 
 asked for (all of them when ``topics`` is null) that lives in that directory, its size on disk
 in bytes and an offset lag of 0 (the only replica is the leader; a future log exists only
 during a directory move, never here). Partitions this broker does not have are left out, as
-Kafka does. v4+ report each directory's file system total and usable bytes (``statvfs``); v5
-``is_cordoned`` is false.
+Kafka does. v4+ report each directory's file system total and usable bytes (``statvfs``; in
+memory mode, which has no file system, Kafka's -1 for unknown); v5 ``is_cordoned`` is false.
 
 A partition whose log could not be opened at start is offline alone (Kafka would take its whole
 directory offline): it is left out of its data directory's result, and reported by a result of
@@ -26,6 +26,8 @@ from . import REGISTRY
 Result = DescribeLogDirsResponse.DescribeLogDirsResult
 TopicResult = Result.DescribeLogDirsTopic
 PartitionResult = TopicResult.DescribeLogDirsPartition
+# Kafka's DescribeLogDirsResponse.UNKNOWN_VOLUME_BYTES: a volume whose size cannot be told.
+UNKNOWN_VOLUME_BYTES = -1
 
 
 @REGISTRY.handles(DescribeLogDirsRequest, DescribeLogDirsResponse)
@@ -51,7 +53,9 @@ def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> DescribeLo
             if partitions:
                 topics.append(TopicResult(name=topic_name, partitions=partitions))
         result = Result(error_code=error_codes.NONE, log_dir=log_dir, topics=topics)
-        if ctx.api_version >= 4:
+        if ctx.api_version >= 4 and broker.in_memory:
+            result.total_bytes = result.usable_bytes = UNKNOWN_VOLUME_BYTES
+        elif ctx.api_version >= 4:
             stats = os.statvfs(log_dir)
             result.total_bytes = stats.f_blocks * stats.f_frsize
             result.usable_bytes = stats.f_bavail * stats.f_frsize

@@ -126,3 +126,44 @@ def test_a_bad_port_is_refused(port):
     result = run_odradek("serve", "--port", port, "--data-dir", "unused")
     assert result.returncode == 2
     assert "argument --port" in result.stderr
+
+
+def test_memory_serves_a_real_client_writes_no_file_and_stops_when_stdin_closes(tmp_path):
+    """``--memory``: the listening line, then the ready line with the bootstrap servers; a real
+    client produces and consumes; nothing is written in the working directory (where
+    ./odradek-data would be). ``--stop-on-stdin-eof``: closing its stdin stops it cleanly."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    process = subprocess.Popen([ODRADEK, "serve", "--memory", "--port", "0", "--stop-on-stdin-eof",
+                                "--log-level", "info"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, cwd=tmp_path, env=subprocess_env(), text=True)
+    try:
+        listening = process.stdout.readline()
+        ready = process.stdout.readline()
+        assert listening.startswith("odradek listening on 127.0.0.1:") and listening.endswith(" (PLAINTEXT)\n")
+        port = int(listening.split()[3].rsplit(":", 1)[1])
+        assert ready == f"odradek ready: bootstrap.servers=127.0.0.1:{port}\n"
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", acks="all")
+        producer.send("in-memory", value=b"hello").get(timeout=10)
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}", auto_offset_reset="earliest",
+                                 consumer_timeout_ms=5000)
+        consumer.assign([TopicPartition("in-memory", 0)])
+        assert [record.value for record in consumer] == [b"hello"]
+        consumer.close()
+        assert list(tmp_path.iterdir()) == []
+        process.stdin.close()
+        assert process.wait(15) == 0
+        log = process.stderr.read()
+        assert "in_memory=True" in log and "event='shut down cleanly'" in log, log
+    finally:
+        process.kill()
+        process.wait()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_and_data_dir_conflict(tmp_path):
+    result = run_odradek("serve", "--memory", "--data-dir", str(tmp_path / "d"), "--port", "0")
+    assert result.returncode == 2
+    assert "--memory" in result.stderr and "--data-dir" in result.stderr
+    assert not (tmp_path / "d").exists()
