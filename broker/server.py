@@ -63,6 +63,7 @@ import structlog
 from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
+from . import advertised_versions
 from .context import RequestContext
 from .error_responses import error_answer, error_response
 from .records_source import RegionReader
@@ -104,7 +105,7 @@ class KafkaProtocol(asyncio.Protocol):
         config = self.broker.config
         self.connection = ServerConnection(
             max_frame_size=config["socket.request.max.bytes"],
-            api_versions=server.registry.version_ranges(),
+            api_versions=server.api_versions,
         )
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -206,6 +207,10 @@ class KafkaProtocol(asyncio.Protocol):
         self._pending.append(entry)
         self._pending_bytes += entry.cost
         handler = self.server.registry.get(request.api_key)
+        # Kafka's request logger at DEBUG: which client sent what at which version (the versions
+        # a client negotiated, e.g. against odradek.advertise.kafka.version). A no-op above debug.
+        log.debug("request", peer=self.peer, client_id=request.client_id, api=handler.name,
+                  api_key=request.api_key, api_version=request.api_version)
         ctx = RequestContext(self.broker, request.api_key, request.api_version, request.correlation_id,
                              request.client_id, self.listener_name, self.peer)
         try:
@@ -248,10 +253,9 @@ class KafkaProtocol(asyncio.Protocol):
         answer = error_answer(error)
         log.error("handler failed", peer=self.peer, api_key=request.api_key, api_version=request.api_version,
                   correlation_id=request.correlation_id, error=repr(error), error_code=answer.code, exc_info=error)
-        entry = self.server.registry.get(request.api_key)
         try:
             response = error_response(request.body, request.response_version, answer,
-                                      (entry.min_version, entry.max_version))
+                                      self.server.api_versions[request.api_key])
         except Exception as second:  # pragma: no cover - a bug in the error response itself
             log.error("building the error response failed", api_key=request.api_key, error=repr(second),
                       exc_info=second)
@@ -386,6 +390,9 @@ class BrokerServer:
     def __init__(self, broker, registry):
         self.broker = broker
         self.registry = registry
+        # What every connection's codec accepts: the registry's ranges, cut down to an older
+        # release's with odradek.advertise.kafka.version.
+        self.api_versions = registry.version_ranges(broker.config[advertised_versions.CONFIG_KEY])
         self.connections: set[KafkaProtocol] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self.bound: dict[str, tuple[str, int]] = {}  # listener name -> (host, real port)
