@@ -251,7 +251,7 @@ def _advertised_release_check(value):
         release_line(value)
 
 
-_advertised_release_check.description = "a Kafka release: " + ", ".join(RELEASE_API_VERSIONS)
+_advertised_release_check.description = "[" + ", ".join(RELEASE_API_VERSIONS) + "]"
 
 
 @dataclass(frozen=True)
