@@ -248,16 +248,14 @@ def test_librdkafka_negotiates_the_release(brokers, release):
     assert_negotiated(brokers, release, client_id)
 
 
-@pytest.mark.slow
-def test_java_client_negotiates_2_8(brokers, kafka_jars):
-    release = "2.8"
-
+@pytest.mark.parametrize("release", ["2.8", "0.11"])
+def test_java_client_negotiates_the_release(brokers, kafka_jars, release):
     def client_id(advertised):
-        return f"java-{advertised or 'own'}"
+        return f"java-{advertised or 'own'}-for-{release}"
 
     for advertised in (None, release):
         broker = brokers[advertised]
-        topic = f"java-{advertised or 'own'}"
+        topic = f"java-{advertised or 'own'}-for-{release}"
         server = ["--bootstrap-server", broker.bootstrap]
         kafka_jars.run_java(kafka_jars.CONSOLE_PRODUCER, [*server, "--topic", topic, "--command-property",
                                                           f"client.id={client_id(advertised)}"],
