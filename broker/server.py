@@ -105,7 +105,9 @@ class KafkaProtocol(asyncio.Protocol):
         config = self.broker.config
         self.connection = ServerConnection(
             max_frame_size=config["socket.request.max.bytes"],
-            api_versions=server.api_versions,
+            # The registry's ranges, cut down to an older release's with
+            # odradek.advertise.kafka.version (computed once, then cached by the registry).
+            api_versions=server.registry.version_ranges(config[advertised_versions.CONFIG_KEY]),
         )
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -255,7 +257,7 @@ class KafkaProtocol(asyncio.Protocol):
                   correlation_id=request.correlation_id, error=repr(error), error_code=answer.code, exc_info=error)
         try:
             response = error_response(request.body, request.response_version, answer,
-                                      self.server.api_versions[request.api_key])
+                                      self.connection.api_versions[request.api_key])
         except Exception as second:  # pragma: no cover - a bug in the error response itself
             log.error("building the error response failed", api_key=request.api_key, error=repr(second),
                       exc_info=second)
@@ -390,9 +392,6 @@ class BrokerServer:
     def __init__(self, broker, registry):
         self.broker = broker
         self.registry = registry
-        # What every connection's codec accepts: the registry's ranges, cut down to an older
-        # release's with odradek.advertise.kafka.version.
-        self.api_versions = registry.version_ranges(broker.config[advertised_versions.CONFIG_KEY])
         self.connections: set[KafkaProtocol] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self.bound: dict[str, tuple[str, int]] = {}  # listener name -> (host, real port)
