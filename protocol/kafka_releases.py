@@ -2,8 +2,9 @@
 """The request versions of each Kafka release line, read from its kafka-clients jar
 (tools/generate_kafka_releases.py says how), and the finalized features it had.
 
-``API_VERSIONS[release][api_key] = (min_version, max_version)``: what a broker of that
-release answered in ApiVersions. ``FEATURES[release]``: the finalized features (KIP-584)
+``API_VERSIONS[release][api_key] = (min_version, max_version)``: the request versions the
+release declares for an API a broker may receive (controller-only APIs and unstable last
+versions left out where its schemas mark them). ``FEATURES[release]``: the features (KIP-584)
 odradek advertises that the release defined. ``READ_FROM[release]``: the kafka-clients
 version the table was read from.
 """

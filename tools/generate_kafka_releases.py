@@ -149,8 +149,9 @@ def render(table) -> str:
         HEADER,
         '"""The request versions of each Kafka release line, read from its kafka-clients jar\n'
         "(tools/generate_kafka_releases.py says how), and the finalized features it had.\n\n"
-        "``API_VERSIONS[release][api_key] = (min_version, max_version)``: what a broker of that\n"
-        "release answered in ApiVersions. ``FEATURES[release]``: the finalized features (KIP-584)\n"
+        "``API_VERSIONS[release][api_key] = (min_version, max_version)``: the request versions the\n"
+        "release declares for an API a broker may receive (controller-only APIs and unstable last\n"
+        "versions left out where its schemas mark them). ``FEATURES[release]``: the features (KIP-584)\n"
         "odradek advertises that the release defined. ``READ_FROM[release]``: the kafka-clients\n"
         'version the table was read from.\n"""\n\n',
         "READ_FROM = {\n",

@@ -99,6 +99,19 @@ def test_api_versions_lists_the_release_intersected_with_what_odradek_serves(bro
     assert set(listed) < own
 
 
+def test_4_4_is_odradeks_own_list_less_the_versions_kafka_4_removed():
+    """The table's 4.4 (read from the JSON schemas) and odradek's codecs (generated from the same
+    jar) agree on every API and newest version; only the oldest versions, which odradek still
+    serves for pre-2.1 clients (from 3.9's schemas), go."""
+    own = REGISTRY.version_ranges()
+    kafka_4_4 = REGISTRY.version_ranges("4.4")
+    assert set(kafka_4_4) == set(own)
+    assert {key: high for key, (_, high) in kafka_4_4.items()} == {key: high for key, (_, high) in own.items()}
+    raised = {key for key in own if kafka_4_4[key][0] > own[key][0]}
+    assert {PRODUCE, FETCH} <= raised
+    assert kafka_4_4[PRODUCE] == (3, own[PRODUCE][1])  # KIP-896: Produce v0-2 removed in 4.0
+
+
 def test_features_the_release_did_not_define_are_not_advertised(brokers):
     assert "transaction.version" not in FEATURES["2.8"] and "transaction.version" in FEATURES["3.9"]
     old = api_versions(brokers["2.8"], 3)
