@@ -23,6 +23,7 @@ from odradek.broker.handlers import REGISTRY
 from odradek.protocol import error_codes
 from odradek.protocol.kafka_releases import API_VERSIONS, FEATURES
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
+from odradek.protocol.messages.describe_cluster import DescribeClusterRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.messages.produce import ProduceRequest
 
@@ -30,7 +31,7 @@ from .conftest import BrokerProcess, RawClient
 from .test_cli import run_odradek
 
 KEY = "odradek.advertise.kafka.version"
-PRODUCE, FETCH, API_VERSIONS_KEY = 0, 1, 18
+PRODUCE, FETCH, METADATA, API_VERSIONS_KEY, DESCRIBE_CLUSTER = 0, 1, 3, 18, 60
 _REQUEST_LINE = re.compile(r"event='request' .*?client_id='([^']*)' .*?api_key=(\d+) api_version=(\d+)")
 
 
@@ -130,24 +131,33 @@ def test_api_versions_above_the_release_answers_unsupported_version(brokers, rel
 
 
 @pytest.mark.parametrize("release", ["2.8", "0.11"])
-def test_other_requests_above_the_release_close_the_connection(brokers, release):
+def test_other_requests_outside_the_release_close_the_connection(brokers, release):
+    """As Kafka closes a connection whose request is at a version it does not serve (only
+    ApiVersions gets an answer): a version above the release's, or an API it did not have."""
     broker = brokers[release]
     produce_max = API_VERSIONS[release][PRODUCE][1]
-    metadata_max = API_VERSIONS[release][3][1]
-    for message, version in ((ProduceRequest(acks=1, timeout_ms=1000), produce_max + 1),
-                             (MetadataRequest(topics=[]), metadata_max + 1)):
+    metadata_max = API_VERSIONS[release][METADATA][1]
+    refused = [(ProduceRequest(acks=1, timeout_ms=1000), produce_max + 1), (MetadataRequest(topics=[]), metadata_max + 1)]
+    if DESCRIBE_CLUSTER not in API_VERSIONS[release]:
+        refused.append((DescribeClusterRequest(), 0))
+    for message, version in refused:
         client = RawClient(broker.host, broker.port)
         try:
             client.send(message, version)
             assert client.is_closed_by_peer(), f"{type(message).__name__} v{version} was not refused"
         finally:
             client.close()
-        # The version the release had is served on a new connection.
+    assert len(refused) == (3 if release == "0.11" else 2)
+    # The versions the release had are served, and the broker odradek's own answers all of them.
     client = RawClient(broker.host, broker.port)
+    own = RawClient(brokers[None].host, brokers[None].port)
     try:
         assert client.request(MetadataRequest(topics=[]), metadata_max).brokers
+        assert own.request(MetadataRequest(topics=[]), metadata_max + 1).brokers
+        assert own.request(DescribeClusterRequest(), 0).error_code == error_codes.NONE
     finally:
         client.close()
+        own.close()
 
 
 @pytest.mark.parametrize("value", ["2.99", "5.0", "banana", "2", "2.8.x", ""])
