@@ -39,7 +39,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "compat"))
 
-from codegen.spec import Versions, strip_comments  # noqa: E402
+from codegen.spec import NONE, Versions, strip_comments  # noqa: E402
 from kafka_jars import KafkaJarsUnavailable, artifact_jars, require_tool  # noqa: E402
 
 OUTPUT = os.path.join(REPO, "protocol", "kafka_releases.py")
@@ -98,8 +98,10 @@ def ranges_from_schemas(jar: zipfile.ZipFile) -> dict[int, tuple[int, int]]:
         if listeners is not None and not BROKER_LISTENERS & set(listeners):
             continue
         valid = Versions.parse(doc.get("validVersions"))
-        if valid.hi is None or valid.lo > valid.hi:  # "none": an API the release removed
+        if valid == NONE:  # an API the release removed keeps a file with "none"
             continue
+        if valid.hi is None:
+            raise SystemExit(f"{entry}: open-ended validVersions {valid} in a request schema")
         high = valid.hi - 1 if doc.get("latestVersionUnstable") else valid.hi
         if high >= valid.lo:
             ranges[int(doc["apiKey"])] = (valid.lo, high)
