@@ -4,8 +4,8 @@ Set to a release line (``2.8``, ``0.11``, ...), the broker advertises in ApiVers
 APIs that release had, each with the versions it had, and the connection codec accepts only
 those: a request at another version gets what Kafka gives it (an ApiVersions request the KIP-511
 answer, UNSUPPORTED_VERSION with the versions served; any other request a closed connection), so a
-client's fallback paths for an older broker can be tested. The finalized features the release
-did not define (``transaction.version`` before 3.9) are not advertised either.
+client's fallback paths for an older broker can be tested. A feature is advertised up to the
+level the release supported by default (``transaction.version``: not before 4.0).
 
 What a release served comes from protocol/kafka_releases.py, generated from its kafka-clients
 jar (tools/generate_kafka_releases.py). The range served for an API is the intersection of the
@@ -47,6 +47,9 @@ def restrict(served: dict[int, tuple[int, int]], release: str | None) -> dict[in
     return ranges
 
 
-def has_feature(release: str | None, feature: str) -> bool:
-    """Whether a broker advertising ``release`` (None: odradek's own) lists ``feature``."""
-    return release is None or feature in FEATURES[release_line(release)]
+def feature_level(release: str | None, feature: str, own: int) -> int:
+    """The newest level of ``feature`` a broker advertising ``release`` supports: odradek's own
+    (``own``) capped at the release's default, 0 for a release that did not support it."""
+    if release is None:
+        return own
+    return min(own, FEATURES[release_line(release)].get(feature, 0))

@@ -4,8 +4,9 @@
 
 ``API_VERSIONS[release][api_key] = (min_version, max_version)``: the request versions the
 release declares for an API a broker may receive (controller-only APIs and unstable last
-versions left out where its schemas mark them). ``FEATURES[release]``: the features (KIP-584)
-odradek advertises that the release defined. ``READ_FROM[release]``: the kafka-clients
+versions left out where its schemas mark them). ``FEATURES[release]``: feature (KIP-584) ->
+the newest level a broker of the release supports by default, for the features odradek
+advertises; a feature not there was not supported. ``READ_FROM[release]``: the kafka-clients
 version the table was read from.
 """
 
@@ -1651,31 +1652,31 @@ API_VERSIONS = {
 }
 
 FEATURES = {
-    '0.11': frozenset(),
-    '1.0': frozenset(),
-    '1.1': frozenset(),
-    '2.0': frozenset(),
-    '2.1': frozenset(),
-    '2.2': frozenset(),
-    '2.3': frozenset(),
-    '2.4': frozenset(),
-    '2.5': frozenset(),
-    '2.6': frozenset(),
-    '2.7': frozenset(),
-    '2.8': frozenset(),
-    '3.0': frozenset(),
-    '3.1': frozenset(),
-    '3.2': frozenset(),
-    '3.3': frozenset(),
-    '3.4': frozenset(),
-    '3.5': frozenset(),
-    '3.6': frozenset(),
-    '3.7': frozenset(),
-    '3.8': frozenset(),
-    '3.9': frozenset({'transaction.version'}),
-    '4.0': frozenset({'transaction.version'}),
-    '4.1': frozenset({'transaction.version'}),
-    '4.2': frozenset({'transaction.version'}),
-    '4.3': frozenset({'transaction.version'}),
-    '4.4': frozenset({'transaction.version'}),
+    '0.11': {},
+    '1.0': {},
+    '1.1': {},
+    '2.0': {},
+    '2.1': {},
+    '2.2': {},
+    '2.3': {},
+    '2.4': {},
+    '2.5': {},
+    '2.6': {},
+    '2.7': {},
+    '2.8': {},
+    '3.0': {},
+    '3.1': {},
+    '3.2': {},
+    '3.3': {},
+    '3.4': {},
+    '3.5': {},
+    '3.6': {},
+    '3.7': {},
+    '3.8': {},
+    '3.9': {},
+    '4.0': {'transaction.version': 2},
+    '4.1': {'transaction.version': 2},
+    '4.2': {'transaction.version': 2},
+    '4.3': {'transaction.version': 2},
+    '4.4': {'transaction.version': 2},
 }

@@ -5,8 +5,8 @@ the registry is the only source, so an API without a handler is never advertised
 registered with ``advertised=False``, the telemetry APIs, is served but not listed).
 
 With ``odradek.advertise.kafka.version`` set, the list and the ranges are those of that Kafka
-release (intersected with odradek's), and features it did not define are left out
-(odradek.broker.advertised_versions).
+release (intersected with odradek's), and ``transaction.version`` is capped at the level the
+release supported (left out before 4.0; odradek.broker.advertised_versions).
 
 Version notes:
 
@@ -35,7 +35,7 @@ import re
 from odradek.protocol import error_codes
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
-from ..advertised_versions import CONFIG_KEY as ADVERTISED_RELEASE_KEY, has_feature
+from ..advertised_versions import CONFIG_KEY as ADVERTISED_RELEASE_KEY, feature_level
 from ..error_responses import ErrorAnswer, error_response
 from . import REGISTRY
 
@@ -48,10 +48,11 @@ FINALIZED_FEATURES_EPOCH = 0
 
 
 def _features(broker) -> dict:
-    if not has_feature(broker.config[ADVERTISED_RELEASE_KEY], TRANSACTION_VERSION_FEATURE):
-        return {}  # an advertised release from before the feature (Kafka 3.9) lists none
-    level = broker.config["odradek.transaction.version"]
     low, high = SUPPORTED_TRANSACTION_VERSIONS
+    high = feature_level(broker.config[ADVERTISED_RELEASE_KEY], TRANSACTION_VERSION_FEATURE, high)
+    if high == 0:
+        return {}  # an advertised release without the feature: Kafka lists a feature only above 0
+    level = min(broker.config["odradek.transaction.version"], high)
     return dict(
         supported_features=[ApiVersionsResponse.SupportedFeatureKey(name=TRANSACTION_VERSION_FEATURE, min_version=low,
                                                                     max_version=high)],

@@ -114,11 +114,27 @@ def test_4_4_is_odradeks_own_list_less_the_versions_kafka_4_removed():
 
 
 def test_features_the_release_did_not_define_are_not_advertised(brokers):
-    assert "transaction.version" not in FEATURES["2.8"] and "transaction.version" in FEATURES["3.9"]
+    # Read from the jars: 3.9 defined the feature but had no production level above 0 yet.
+    assert FEATURES["2.8"] == FEATURES["3.9"] == {} and FEATURES["4.0"] == {"transaction.version": 2}
     old = api_versions(brokers["2.8"], 3)
     assert old.supported_features == [] and old.finalized_features == []
     own = api_versions(brokers[None], 3)
     assert [feature.name for feature in own.supported_features] == ["transaction.version"]
+
+
+@pytest.mark.parametrize("release, listed", [("3.9", False), ("4.0", True)])
+def test_transaction_version_is_advertised_from_4_0(tmp_path, release, listed):
+    process = BrokerProcess(tmp_path / "data", (f"{KEY}={release}",), tmp_path / "broker.log")
+    try:
+        answer = api_versions(process, 4)
+    finally:
+        assert process.stop() == 0
+    supported = [(f.name, f.min_version, f.max_version) for f in answer.supported_features]
+    finalized = [(f.name, f.min_version_level, f.max_version_level) for f in answer.finalized_features]
+    if listed:
+        assert supported == [("transaction.version", 0, 2)] and finalized == [("transaction.version", 2, 2)]
+    else:
+        assert supported == [] and finalized == []
 
 
 @pytest.mark.parametrize("release", ["2.8", "0.11"])
