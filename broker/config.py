@@ -37,6 +37,8 @@ from typing import Any, Callable, Iterable, Mapping
 from odradek.protocol.connection import DEFAULT_MAX_FRAME_SIZE
 from odradek.storage.config import LogConfig
 
+from .advertised_versions import API_VERSIONS as RELEASE_API_VERSIONS, release_line
+
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 INT64_MAX = 2**63 - 1
@@ -242,6 +244,14 @@ def _cluster_id_check(value):
 
 
 _cluster_id_check.description = "22-character base64 UUID"
+
+
+def _advertised_release_check(value):
+    if value is not None:
+        release_line(value)
+
+
+_advertised_release_check.description = "[" + ", ".join(RELEASE_API_VERSIONS) + "]"
 
 
 @dataclass(frozen=True)
@@ -609,6 +619,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("add.partitions.to.txn.retry.backoff.max.ms", I, 100, "How long the broker keeps trying to add a partition to a transaction for a produce before it answers the client (NOT_ENOUGH_REPLICAS, which the client retries).", at_least(0), "low"),
         _d("transaction.partition.verification.enable", B, True, "Verify, before appending a transactional batch to a partition, that the partition was added to the producer's transaction (KIP-890): a batch of a partition not in the transaction is refused. Produce v12+ (transaction version 2) adds the partition to the transaction whatever this says.", importance="low"),
         _d("odradek.transaction.version", I, 2, "odradek only: the finalized level of the transaction.version feature ApiVersions advertises (Kafka sets it when the storage is formatted). 2 (KIP-890 part 2): clients that support it bump the producer epoch at the end of every transaction and add partitions implicitly with Produce v12+; 1: flexible __transaction_state records only; 0: the original protocol.", between(0, 2), "medium", odradek_note="odradek's own key, for Kafka's `kafka-storage format --feature transaction.version=N`."),
+        _d("odradek.advertise.kafka.version", S, None, "odradek only: a Kafka release line (`2.8`, `0.11`, ...; a patch release such as `2.8.2` stands for its line) whose protocol the broker then speaks: ApiVersions lists only the APIs that release had, with its version ranges (cut to what odradek serves), every other API and version is refused as Kafka refuses them, and `transaction.version` is advertised only up to the level the release supported (not before 4.0). For testing a client's fallback paths; unset: Kafka 4.4's ranges. The ranges are read from each release's kafka-clients jar (protocol/kafka_releases.py).", _advertised_release_check, "low", odradek_note="odradek's own key, for testing clients against an older broker."),
         _d("transactional.id.expiration.ms", I, 604800000, "Time after which an idle transactional id expires.", at_least(1), "high"),
         _d("producer.id.expiration.ms", I, 86400000, "Time after which an idle producer id's state expires.", at_least(1), "low"),
         _d("producer.id.expiration.check.interval.ms", I, 600000, "How often producer ids idle for producer.id.expiration.ms are removed.", at_least(1), "low"),

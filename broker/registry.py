@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import error_responses
+from . import advertised_versions, error_responses
 
 
 class _CloseConnection:
@@ -62,6 +62,7 @@ class HandlerRegistry:
 
     def __init__(self) -> None:
         self._entries: dict[int, HandlerEntry] = {}
+        self._ranges: dict[str | None, dict[int, tuple[int, int]]] = {}  # version_ranges' answers
 
     def register(self, request_class: type, response_class: type, handler: Callable,
                  min_version: int | None = None, max_version: int | None = None, *,
@@ -80,6 +81,7 @@ class HandlerRegistry:
         name = request_class.__name__.removesuffix("Request")
         entry = HandlerEntry(api_key, name, low, high, handler, request_class, response_class, advertised)
         self._entries[api_key] = entry
+        self._ranges.clear()
         return entry
 
     def handles(self, request_class: type, response_class: type, *, min_version: int | None = None,
@@ -106,6 +108,11 @@ class HandlerRegistry:
         """The entries ApiVersions lists, by API key."""
         return [entry for entry in self if entry.advertised]
 
-    def version_ranges(self) -> dict[int, tuple[int, int]]:
-        """api_key -> (min_version, max_version): what the connection codec accepts."""
-        return {key: (entry.min_version, entry.max_version) for key, entry in self._entries.items()}
+    def version_ranges(self, release: str | None = None) -> dict[int, tuple[int, int]]:
+        """api_key -> (min_version, max_version): what the connection codec accepts and
+        ApiVersions lists; with a Kafka release (``odradek.advertise.kafka.version``), only the
+        APIs and versions that release had too (odradek.broker.advertised_versions). Read-only."""
+        if release not in self._ranges:
+            served = {key: (entry.min_version, entry.max_version) for key, entry in self._entries.items()}
+            self._ranges[release] = advertised_versions.restrict(served, release)
+        return self._ranges[release]

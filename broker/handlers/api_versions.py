@@ -4,6 +4,10 @@ Answers with every API the handler registry advertises and the version range ser
 the registry is the only source, so an API without a handler is never advertised (and one
 registered with ``advertised=False``, the telemetry APIs, is served but not listed).
 
+With ``odradek.advertise.kafka.version`` set, the list and the ranges are those of that Kafka
+release (intersected with odradek's), and ``transaction.version`` is capped at the level the
+release supported (left out before 4.0; odradek.broker.advertised_versions).
+
 Version notes:
 
 * KIP-511: a request at a version above what we serve is not parsed (the client may be newer
@@ -31,6 +35,7 @@ import re
 from odradek.protocol import error_codes
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 
+from ..advertised_versions import CONFIG_KEY as ADVERTISED_RELEASE_KEY, feature_level
 from ..error_responses import ErrorAnswer, error_response
 from . import REGISTRY
 
@@ -43,8 +48,11 @@ FINALIZED_FEATURES_EPOCH = 0
 
 
 def _features(broker) -> dict:
-    level = broker.config["odradek.transaction.version"]
     low, high = SUPPORTED_TRANSACTION_VERSIONS
+    high = feature_level(broker.config[ADVERTISED_RELEASE_KEY], TRANSACTION_VERSION_FEATURE, high)
+    if high == 0:
+        return {}  # an advertised release without the feature: Kafka lists a feature only above 0
+    level = min(broker.config["odradek.transaction.version"], high)
     return dict(
         supported_features=[ApiVersionsResponse.SupportedFeatureKey(name=TRANSACTION_VERSION_FEATURE, min_version=low,
                                                                     max_version=high)],
@@ -54,21 +62,21 @@ def _features(broker) -> dict:
         if level > 0 else [])
 
 
-def _api_list():
+def _api_list(ranges: dict[int, tuple[int, int]]):
     return [
-        ApiVersionsResponse.ApiVersion(api_key=entry.api_key, min_version=entry.min_version,
-                                       max_version=entry.max_version)
-        for entry in REGISTRY.advertised()
+        ApiVersionsResponse.ApiVersion(api_key=entry.api_key, min_version=ranges[entry.api_key][0],
+                                       max_version=ranges[entry.api_key][1])
+        for entry in REGISTRY.advertised() if entry.api_key in ranges
     ]
 
 
 @REGISTRY.handles(ApiVersionsRequest, ApiVersionsResponse)
 def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
-    served = REGISTRY.get(ApiVersionsRequest.API_KEY)
-    if not served.min_version <= ctx.api_version <= served.max_version:
+    ranges = REGISTRY.version_ranges(ctx.broker.config[ADVERTISED_RELEASE_KEY])
+    served = ranges[ApiVersionsRequest.API_KEY]
+    if not served[0] <= ctx.api_version <= served[1]:
         # Answered at v0 (the codec's KIP-511 path) as Kafka's error response for it.
-        return error_response(request, 0, ErrorAnswer(error_codes.UNSUPPORTED_VERSION, None),
-                              (served.min_version, served.max_version))
+        return error_response(request, 0, ErrorAnswer(error_codes.UNSUPPORTED_VERSION, None), served)
     if ctx.api_version >= 3 and not (_SOFTWARE_FIELD.match(request.client_software_name or "")
                                      and _SOFTWARE_FIELD.match(request.client_software_version or "")):
         return ApiVersionsResponse(error_code=error_codes.INVALID_REQUEST)
@@ -76,5 +84,5 @@ def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse
     if ctx.api_version >= 5 and request.cluster_id is not None and (
             request.cluster_id != broker.cluster_id or request.node_id != broker.node_id):
         return ApiVersionsResponse(error_code=error_codes.REBOOTSTRAP_REQUIRED, throttle_time_ms=0)
-    return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(), throttle_time_ms=0,
+    return ApiVersionsResponse(error_code=error_codes.NONE, api_keys=_api_list(ranges), throttle_time_ms=0,
                                **_features(broker))
