@@ -9,6 +9,8 @@ continues after the last batch it finds.
 
 import sys
 
+import structlog
+
 from odradek.protocol.records.batch import decode_batch
 from odradek.storage.config import LogConfig
 from odradek.storage.log_directory import LogDirectory
@@ -28,6 +30,9 @@ def batch_number(data: bytes) -> int:
 
 
 def main(path: str, seed: int) -> None:
+    # stdout carries only the lines above; what recovery logs (structlog prints to stdout
+    # unless told otherwise) goes to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     directory = LogDirectory.open(path, node_id=1, default_config=CONFIG)
     log = directory.create_log("crash", 0)
     next_number = 0

@@ -29,7 +29,10 @@ def run_and_kill(path: str, seed: int, rng: random.Random) -> int:
     flushed = 0
     try:
         line = writer.stdout.readline()
-        assert line.startswith("ready"), writer.stderr.read()
+        if not line.startswith("ready"):
+            writer.kill()  # its stderr ends only once it is gone: a live writer blocked on a full pipe would hang
+            writer.wait()
+            raise AssertionError(f"the writer did not start: {line!r} {writer.stderr.read()}")
         os.set_blocking(writer.stdout.fileno(), False)
         deadline = time.monotonic() + rng.uniform(0.02, 0.4)
         while time.monotonic() < deadline:
