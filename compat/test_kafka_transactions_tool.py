@@ -43,7 +43,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "compat"))
 sys.path.insert(0, str(REPO / "tests"))
-from broker.conftest import BrokerProcess, RawClient  # noqa: E402
+from broker.conftest import RawClient, module_broker  # noqa: E402
 from broker.test_transactions import add, describe, end, init, produce_txn, read  # noqa: E402
 from program_process import ProgramProcess  # noqa: E402
 import test_kafka_cli  # noqa: E402
@@ -72,12 +72,7 @@ HANGING_HEADERS = ["Topic", "Partition", "ProducerId", "ProducerEpoch", "Coordin
 
 @pytest.fixture(scope="module")
 def odradek(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("odradek-transactions-tool")
-    process = BrokerProcess(directory / "data", BROKER_SETTINGS, directory / "broker.log")
-    yield process
-    code = process.stop()
-    assert "Traceback" not in process.full_log(), process.full_log()[-6000:]
-    assert code == 0, f"odradek exited {code}: {process.log()}"
+    yield from module_broker(tmp_path_factory, "odradek-transactions-tool", BROKER_SETTINGS)
 
 
 def table(stdout: str, headers: list[str]) -> list[dict[str, str]]:

@@ -211,6 +211,25 @@ def raw_client(shared_broker):
         client.close()
 
 
+def assert_no_traceback(broker: BrokerProcess) -> None:
+    """The broker logged no unexpected exception (a handler or coordinator bug) so far."""
+    with open(broker.log_path, encoding="utf-8", errors="replace") as handle:
+        log = handle.read()
+    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 2000):][:6000]
+
+
+def module_broker(tmp_path_factory, name: str, overrides=()):
+    """The body of a module-scoped broker fixture (``yield from module_broker(...)``): one
+    broker with ``overrides`` for the whole module, which at teardown must stop cleanly (exit
+    0) and must not have logged a traceback."""
+    directory = tmp_path_factory.mktemp(name)
+    process = BrokerProcess(directory / "data", tuple(overrides), directory / "broker.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"broker exited {code}: {process.log()}"
+    assert_no_traceback(process)
+
+
 @pytest.fixture(scope="module")
 def shared_broker(tmp_path_factory):
     """One broker for a whole test module (tests use distinct topic names)."""

@@ -30,9 +30,9 @@ import uuid
 
 import pytest
 
-from broker.conftest import BrokerProcess, RawClient
+from broker.conftest import RawClient, module_broker
 from broker.test_server import create_topic
-from groups.conftest import FAST_GROUPS, assert_no_traceback
+from groups.conftest import FAST_GROUPS
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest, OffsetFetchRequestTopic
 
@@ -51,14 +51,8 @@ IDLE_PAST_TIMEOUT = 5.0
 
 @pytest.fixture(scope="module")
 def transaction_broker(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("transaction-broker")
-    process = BrokerProcess(directory / "data", (*FAST_GROUPS, "transaction.abort.timed.out.transaction.cleanup"
-                                                 f".interval.ms={ABORT_SWEEP_INTERVAL_MS}"),
-                            directory / "broker.log")
-    yield process
-    code = process.stop()
-    assert code == 0, f"odradek exited {code}: {process.log()}"
-    assert_no_traceback(process)
+    yield from module_broker(tmp_path_factory, "transaction-broker", (
+        *FAST_GROUPS, f"transaction.abort.timed.out.transaction.cleanup.interval.ms={ABORT_SWEEP_INTERVAL_MS}"))
 
 
 def bounded(call, timeout=CALL_TIMEOUT):

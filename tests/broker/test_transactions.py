@@ -28,7 +28,7 @@ from odradek.protocol.messages.produce import ProduceRequest
 from odradek.protocol.messages.write_txn_markers import WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
-from .conftest import BrokerProcess, RawClient
+from .conftest import RawClient, module_broker
 from .test_server import create_topic
 
 ABORT_CHECK_MS = 200
@@ -39,12 +39,7 @@ OVERRIDES = (f"transaction.abort.timed.out.transaction.cleanup.interval.ms={ABOR
 
 @pytest.fixture(scope="module")
 def txn_broker(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("txn-broker")
-    process = BrokerProcess(directory / "data", OVERRIDES, directory / "broker.log")
-    yield process
-    code = process.stop()
-    assert code == 0, f"broker exited {code}: {process.log()}"
-    assert "Traceback" not in process.full_log()
+    yield from module_broker(tmp_path_factory, "txn-broker", OVERRIDES)
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from broker.conftest import BrokerProcess, RawClient, broker_process  # noqa: F401  (tests/broker, a fixture)
+from broker.conftest import (  # noqa: F401  (broker_process: a fixture of tests/broker)
+    BrokerProcess, RawClient, assert_no_traceback, broker_process, module_broker,
+)
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.list_groups import ListGroupsRequest
 
@@ -15,22 +17,10 @@ from odradek.protocol.messages.list_groups import ListGroupsRequest
 FAST_GROUPS = ("group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=500", "num.partitions=4")
 
 
-def assert_no_traceback(broker: BrokerProcess) -> None:
-    """The broker logged no unexpected exception (a handler or coordinator bug) so far."""
-    with open(broker.log_path, encoding="utf-8", errors="replace") as handle:
-        log = handle.read()
-    assert "Traceback" not in log, log[max(0, log.index("Traceback") - 2000):][:6000]
-
-
 @pytest.fixture(scope="module")
 def group_broker(tmp_path_factory):
     """One broker with fast group settings for a whole test module (tests use distinct names)."""
-    directory = tmp_path_factory.mktemp("group-broker")
-    process = BrokerProcess(directory / "data", FAST_GROUPS, directory / "broker.log")
-    yield process
-    code = process.stop()
-    assert code == 0, f"broker exited {code}: {process.log()}"
-    assert_no_traceback(process)  # no handler or coordinator failed on what the clients sent
+    yield from module_broker(tmp_path_factory, "group-broker", FAST_GROUPS)
 
 
 @pytest.fixture
