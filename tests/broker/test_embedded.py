@@ -380,8 +380,17 @@ def test_log_lines_follow_the_test_runners_capture(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
-def test_a_start_that_times_out_raises_and_stops_at_once(mode):
-    broker = Broker(memory=True, mode=mode, start_timeout=1e-6)
+def test_a_start_that_times_out_raises_and_stops_at_once(mode, tmp_path):
+    # An empty in-memory broker in a thread can be ready before the caller's first wait
+    # returns, so the broker to time out has 300 partitions to load: tens of milliseconds.
+    data_dir = tmp_path / "slow"
+    with Broker(data_dir=data_dir) as loaded:
+        admin = KafkaAdminClient(bootstrap_servers=loaded.bootstrap_servers)
+        try:
+            admin.create_topics([NewTopic("many", num_partitions=300, replication_factor=1)])
+        finally:
+            admin.close()
+    broker = Broker(data_dir=data_dir, mode=mode, start_timeout=1e-6)
     began = time.monotonic()
     with pytest.raises(TimeoutError):
         broker.start()
