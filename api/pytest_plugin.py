@@ -35,13 +35,15 @@ _WORKER_OUTPUT_KEY = "odradek_kept_data_dirs"
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The plugin's options, command line over ini; ``mode`` None leaves Broker's default."""
+    """The plugin's options, command line over ini; ``mode`` and ``log_level`` None leave
+    Broker's defaults."""
 
     storage: str
     port: int
     config: dict[str, str]
     mode: str | None
     keep_on_failure: bool
+    log_level: str | None
 
 
 @dataclasses.dataclass
@@ -73,12 +75,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--odradek-keep-on-failure", action="store_true", default=None,
                     help="disk storage: keep the broker's data directory when a test failed and print where; "
                          "ini: odradek_keep_on_failure")
+    group.addoption("--odradek-log-level", metavar="LEVEL", default=None,
+                    help="the broker's log lines on stderr, shown with the test running then: debug logs every "
+                         "request (default: warning); ini: odradek_log_level")
     parser.addini("odradek_storage", f"odradek: memory or disk (default: {DEFAULT_STORAGE})", default=DEFAULT_STORAGE)
     parser.addini("odradek_port", "odradek: the broker's port, 0 = a free port", default="0")
     parser.addini("odradek_config", "odradek: broker configs, one KEY=VALUE a line", type="linelist", default=[])
     parser.addini("odradek_mode", "odradek: thread or process (default: thread)", default="")
     parser.addini("odradek_keep_on_failure", "odradek: keep disk storage when a test failed", type="bool",
                   default=False)
+    parser.addini("odradek_log_level", "odradek: the broker's log level (default: warning)", default="")
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -109,7 +115,7 @@ def read_settings(config: pytest.Config) -> Settings:
     keep_on_failure = bool(option("keep_on_failure"))
     if keep_on_failure and storage != "disk":
         raise pytest.UsageError("odradek keep-on-failure keeps a data directory: it needs --odradek-storage=disk")
-    return Settings(storage, port, broker_config, mode, keep_on_failure)
+    return Settings(storage, port, broker_config, mode, keep_on_failure, option("log_level") or None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -136,7 +142,7 @@ def odradek_broker(pytestconfig: pytest.Config):
     if settings.keep_on_failure and not {"log.dirs", "log.dir"} & settings.config.keys():
         # Made here rather than by Broker, which removes its temporary directory on stop.
         data_dir = state.data_dir = tempfile.mkdtemp(prefix=f"odradek-pytest-{state.worker or 'data'}-")
-    options = {"mode": settings.mode} if settings.mode else {}
+    options = {name: value for name, value in (("mode", settings.mode), ("log_level", settings.log_level)) if value}
     try:
         broker = Broker(settings.config, port=worker_port(settings.port, state.worker) or None,
                         data_dir=data_dir, memory=settings.storage == "memory", **options)

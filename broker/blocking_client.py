@@ -42,7 +42,8 @@ class BlockingClient:
         self._connection = ClientConnection()
         self._correlation_id = 0
         try:
-            self._versions = self._negotiate()
+            # api key -> (min, max) version the broker serves, from its ApiVersions answer
+            self.versions = self._negotiate()
         except BaseException:
             self.close()
             raise
@@ -58,7 +59,7 @@ class BlockingClient:
 
     def request(self, message):
         """Send ``message`` at the newest version both sides serve and return the response."""
-        served = self._versions.get(message.API_KEY)
+        served = self.versions.get(message.API_KEY)
         low = max(message.MIN_VERSION, served[0]) if served else None
         high = min(message.MAX_VERSION, served[1]) if served else None
         if served is None or low > high:
