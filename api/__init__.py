@@ -9,6 +9,9 @@ The public API is what this module exports; everything under ``odradek.broker``,
 
       with Broker() as broker:
           producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+
+* ``odradek.pytest_plugin``: the ``odradek_*`` fixtures, which pytest loads by itself (the
+  ``pytest11`` entry point) wherever odradek is installed.
 """
 
 from __future__ import annotations
