@@ -64,7 +64,7 @@ def measure(mode: str, memory: bool, rounds: int) -> tuple[list[float], list[flo
     return broker_ms, caller_ms
 
 
-def row(label: str, values: list[float]) -> str:
+def spread(values: list[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
@@ -72,13 +72,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(f"| mode | storage | reset, broker (ms, min / median / max) | reset, caller (ms) |")
+    print("| mode | storage | reset, broker (ms, min / median / max) | reset, caller (ms) |")
     print("| --- | --- | --- | --- |")
     missed = False
     for mode, memory in (("thread", True), ("thread", False), ("process", True), ("process", False)):
         broker_ms, caller_ms = measure(mode, memory, args.rounds)
         missed |= statistics.median(broker_ms) >= TARGET_MS
-        print(f"| {mode} | {'memory' if memory else 'disk'} | {row('broker', broker_ms)} | {row('caller', caller_ms)} |",
+        print(f"| {mode} | {'memory' if memory else 'disk'} | {spread(broker_ms)} | {spread(caller_ms)} |",
               flush=True)
     print(f"\n{TOPICS} topics x {RECORDS} records, {GROUPS} groups with an offset for each topic; "
           f"{args.rounds} rounds; target: median under {TARGET_MS:.0f} ms")
