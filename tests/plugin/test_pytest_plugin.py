@@ -205,8 +205,9 @@ def test_odradek_clean_resets_the_broker_before_each_test(pytester):
 
         def test_4_a_topic_made_by_a_fixture_listed_first_outlives_the_reset(
                 request, orders, odradek_clean, odradek_bootstrap_servers):
+            there = orders in topics(odradek_bootstrap_servers)[0]  # before a producer could auto-create it
             produce(odradek_bootstrap_servers, orders, [b"z"])
-            record(request, values=consume(odradek_bootstrap_servers, orders, 1))
+            record(request, there=there, values=consume(odradek_bootstrap_servers, orders, 1))
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
@@ -215,7 +216,8 @@ def test_odradek_clean_resets_the_broker_before_each_test(pytester):
     assert saw["test_2_without_the_fixture_sees_them"]["orders"] is True
     assert saw["test_2_without_the_fixture_sees_them"]["groups"] == ["billing"]
     assert saw["test_3_with_the_fixture_sees_nothing"] == {"names": [], "groups": [], "worker": None}
-    assert saw["test_4_a_topic_made_by_a_fixture_listed_first_outlives_the_reset"]["values"] == ["z"]
+    made_first = saw["test_4_a_topic_made_by_a_fixture_listed_first_outlives_the_reset"]
+    assert (made_first["there"], made_first["values"]) == (True, ["z"])
 
 
 def test_options_from_the_ini_file_and_the_command_line_over_them(pytester, child_env):
