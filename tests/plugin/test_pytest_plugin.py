@@ -232,7 +232,7 @@ def test_options_from_the_ini_file_and_the_command_line_over_them(pytester, chil
             auto.create.topics.enable=true
     """)
     write_tests(pytester, "test_options", """
-        def test_broker(request, capsys, odradek_broker, odradek_bootstrap_servers):
+        def test_broker(request, capsys, odradek_clean, odradek_broker, odradek_bootstrap_servers):
             produce(odradek_bootstrap_servers, "auto-created", [b"x"])
             producer = KafkaProducer(bootstrap_servers=odradek_bootstrap_servers)
             partitions = len(producer.partitions_for("auto-created"))
