@@ -356,10 +356,15 @@ class FaultRegistry:
         now = self._clock()
         return [fault.describe(now) for fault in self._faults.values()]
 
+    def describe(self, fault: Fault) -> dict:
+        """``fault`` as :meth:`list` shows it."""
+        return fault.describe(self._clock())
+
     def get(self, fault_id: int) -> Fault | None:
         return self._faults.get(fault_id)
 
     def remove(self, fault_id: int) -> Fault | None:
+        """Remove the fault (None when there is none); a removed fault lists as inactive."""
         fault = self._faults.pop(fault_id, None)
         if fault is not None:
             fault.removed = True

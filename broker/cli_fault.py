@@ -1,0 +1,102 @@
+"""``odradek fault add|list|remove|clear``: script a running broker's faults through its control
+API (broker/control/faults.py; docs/testing.md "Faults").
+
+    odradek fault add ACTION [--api NAME] [--error NAME] [--delay-ms N] [--throttle-ms N]
+                             [--count N] [--duration-ms N] [--topic T] [--partition P]
+                             [--group G] [--client-id C] --control URL
+    odradek fault list --control URL            one line per fault (--json: the API's documents)
+    odradek fault remove ID --control URL
+    odradek fault clear --control URL
+
+``--control`` is the URL ``odradek serve`` prints (``odradek control: http://127.0.0.1:PORT``);
+without it, the ``ODRADEK_CONTROL_URL`` environment variable's. ``add`` prints the fault as the
+broker lists it, with its id. Exit 0 on success; 1 when the broker refused (the reason printed,
+such as what is wrong with the spec) or could not be reached; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+CONTROL_URL_ENV = "ODRADEK_CONTROL_URL"
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+# Options of ``fault add`` -> the spec's field (the rest of the spec, the action, is positional).
+_SPEC_OPTIONS = (("--api", "api", str), ("--error", "error", str), ("--delay-ms", "delay_ms", int),
+                 ("--throttle-ms", "throttle_ms", int), ("--count", "count", int),
+                 ("--duration-ms", "duration_ms", int), ("--topic", "topic", str), ("--partition", "partition", int),
+                 ("--group", "group", str), ("--client-id", "client_id", str))
+
+
+def add_command(commands) -> None:
+    """Register ``fault`` on the ``odradek`` command's subparsers."""
+    from .faults import ACTIONS
+
+    control = argparse.ArgumentParser(add_help=False)
+    control.add_argument("--control", metavar="URL", default=os.environ.get(CONTROL_URL_ENV),
+                         help=f"the broker's control API (default: ${CONTROL_URL_ENV})")
+    fault = commands.add_parser("fault", help="script a running broker's faults (errors, delays, drops, offline)")
+    actions = fault.add_subparsers(dest="fault_command", required=True, metavar="add|list|remove|clear")
+    add = actions.add_parser("add", parents=[control], help="add a fault")
+    add.add_argument("action", choices=ACTIONS)
+    for option, field, kind in _SPEC_OPTIONS:
+        add.add_argument(option, dest=field, type=kind, metavar=field.upper())
+    listing = actions.add_parser("list", parents=[control], help="list the faults with their hits")
+    listing.add_argument("--json", action="store_true", help="print the control API's JSON")
+    remove = actions.add_parser("remove", parents=[control], help="remove a fault by id")
+    remove.add_argument("id", type=int)
+    actions.add_parser("clear", parents=[control], help="remove every fault")
+
+
+def run(args) -> int:
+    from .control.client import ControlClient, ControlError
+
+    if not args.control:
+        print(f"odradek fault: give the broker's control URL with --control or ${CONTROL_URL_ENV}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = ControlClient(args.control)
+    except ValueError as error:
+        print(f"odradek fault: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.fault_command == "add":
+            spec = {"action": args.action}
+            spec.update({field: getattr(args, field) for _, field, _ in _SPEC_OPTIONS
+                         if getattr(args, field) is not None})
+            print(describe(client.call("POST", "/v1/faults", spec)))
+        elif args.fault_command == "list":
+            faults = client.call("GET", "/v1/faults")["faults"]
+            for fault in faults:
+                print(json.dumps(fault) if args.json else describe(fault))
+        elif args.fault_command == "remove":
+            print(describe(client.call("DELETE", f"/v1/faults/{args.id}")))
+        else:
+            print(f"removed {client.call('DELETE', '/v1/faults')['removed']}")
+    except ControlError as error:
+        print(f"odradek fault: {error.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except OSError as error:
+        print(f"odradek fault: cannot reach {args.control}: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        client.close()
+    return 0
+
+
+def describe(fault: dict) -> str:
+    """One line: ``1 error api=Produce error=NOT_LEADER_OR_FOLLOWER count=3 hits=1 remaining=2 active``."""
+    fields = [str(fault["id"]), fault["action"]]
+    fields += [f"{key}={value}" for key, value in fault.items()
+               if key not in ("id", "action", "active", "hits", "remaining", "expires_in_ms") and value is not None]
+    fields.append(f"hits={fault['hits']}")
+    if fault["remaining"] is not None:
+        fields.append(f"remaining={fault['remaining']}")
+    if fault["expires_in_ms"] is not None:
+        fields.append(f"expires_in_ms={fault['expires_in_ms']}")
+    fields.append("active" if fault["active"] else "inactive")
+    return " ".join(fields)
