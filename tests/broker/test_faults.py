@@ -66,7 +66,8 @@ class ThreadBroker:
         return self.call(self.service.broker.faults.list)
 
     def remove_fault(self, fault_id):
-        return self.call(self.service.broker.faults.remove, fault_id)
+        registry = self.service.broker.faults
+        return self.call(lambda: registry.describe(registry.remove(fault_id)))
 
     def clear_faults(self):
         return self.call(self.service.broker.faults.clear)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from broker.conftest import RawClient
 from broker.test_server import create_topic, fetch_request
 from compat_scripts import load_compat_script
 from odradek.protocol import error_codes as E
+from odradek.protocol.messages.create_topics import CreatableTopicConfig
 from odradek.protocol.records.batch import iter_batches
 
 from broker.test_faults import ThreadBroker
@@ -40,7 +42,11 @@ RETRIED = {
     "dropped_after_handling": ("close_after_response", {"api": "Produce", "count": 1}),
     # Never answered: the client's own request timeout (about 2 s here) fires and it retries.
     "no_response": ("no_response", {"api": "Produce", "count": 1}),
+    # The partition has no leader (a leader moving) until a second after the client first saw it
+    # so (the test removes the fault then): the client waits for a leader.
+    "offline": ("offline", {}),
 }
+OFFLINE_SECONDS = 1.0
 # Every client waits about this long for a produce response (its request timeout).
 CLIENT_REQUEST_TIMEOUT_MS = 2000
 
@@ -150,8 +156,9 @@ def producer(request, broker):
     return lambda topic, count: produce_franzgo(binary, bootstrap, topic, count)
 
 
-def partition_values(broker, topic: str) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record in partition 0 of ``topic``."""
+def partition_values(broker, topic: str, append_times: list | None = None) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record in partition 0 of ``topic``; the batches' append times
+    (a topic with message.timestamp.type LogAppendTime) added to ``append_times``."""
     client = RawClient(broker.host, broker.port)
     try:
         found = []
@@ -163,6 +170,8 @@ def partition_values(broker, topic: str) -> list[tuple[int, bytes]]:
             if not data.records:
                 return found
             for batch in iter_batches(bytes(data.records)):
+                if append_times is not None:
+                    append_times.append(batch.max_timestamp)
                 for record in batch.records:
                     found.append((batch.base_offset + record.offset_delta, record.value))
             offset = found[-1][0] + 1
@@ -173,9 +182,11 @@ def partition_values(broker, topic: str) -> list[tuple[int, bytes]]:
 
 
 def new_topic(broker, name: str) -> str:
+    """A one-partition topic whose batches carry the time the broker appended them."""
     client = RawClient(broker.host, broker.port)
     try:
-        create_topic(client, name, 1)
+        assert create_topic(client, name, 1, configs=[CreatableTopicConfig(
+            name="message.timestamp.type", value="LogAppendTime")]).error_code == E.NONE
     finally:
         client.close()
     return name
@@ -188,6 +199,19 @@ CLIENTS = [
 ]
 
 
+def restore_when_seen(broker, fault_id: int, restored: list) -> None:
+    """Remove the offline fault OFFLINE_SECONDS after a client's request first showed it (its
+    hits), and put the wall-clock time in ms and the fault as it was last in ``restored``."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        if any(item["id"] == fault_id and item["hits"] for item in broker.faults()):
+            time.sleep(OFFLINE_SECONDS)
+            removed_at = int(time.time() * 1000)
+            restored += [removed_at, broker.remove_fault(fault_id)]
+            return
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("producer", CLIENTS, indirect=True)
 @pytest.mark.parametrize("fault", list(RETRIED))
 def test_an_idempotent_producer_retries_through_the_fault_and_writes_each_record_once(broker, producer, fault,
@@ -195,15 +219,22 @@ def test_an_idempotent_producer_retries_through_the_fault_and_writes_each_record
     topic = new_topic(broker, f"retry-{fault}-{request.node.callspec.id}".replace("_", "-").replace("[", "-"))
     action, spec = RETRIED[fault]
     added = broker.add_fault(action, topic=topic, **spec)
+    restored = []
+    if action == "offline":
+        threading.Thread(target=restore_when_seen, args=(broker, added["id"], restored), daemon=True).start()
     try:
         report = producer(topic, COUNT)
     finally:
-        [listed] = [item for item in broker.faults() if item["id"] == added["id"]]
-        broker.remove_fault(added["id"])
+        listed = restored[1] if restored else broker.remove_fault(added["id"])
     assert report.errors == {}, report.output
     assert sorted(report.acked) == list(range(COUNT)), report.output
-    assert listed["hits"] == spec["count"], listed  # the client met the fault, every time it could
-    stored = partition_values(broker, topic)
+    append_times = []
+    stored = partition_values(broker, topic, append_times)
+    if "count" in spec:
+        assert listed["hits"] == spec["count"], listed  # the client met the fault, every time it could
+    else:  # the client saw the partition offline, and wrote nothing before it was back
+        assert listed["hits"] >= 1 and restored, listed
+        assert min(append_times) >= restored[0], (append_times, restored[0])
     values = [value for _, value in stored]
     assert sorted(values) == sorted(f"value-{index}".encode() for index in range(COUNT)), values  # each once
     by_offset = dict(stored)
@@ -218,8 +249,7 @@ def test_a_non_retriable_error_reaches_the_application(broker, producer, request
     try:
         report = producer(topic, 3)
     finally:
-        [listed] = [item for item in broker.faults() if item["id"] == added["id"]]
-        broker.remove_fault(added["id"])
+        listed = broker.remove_fault(added["id"])
     assert report.acked == {}, report.output
     assert report.errors == {index: E.TOPIC_AUTHORIZATION_FAILED for index in range(3)}, report.output
     assert listed["hits"] >= 1
