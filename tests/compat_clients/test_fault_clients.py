@@ -5,7 +5,9 @@ requests with NOT_LEADER_OR_FOLLOWER, with REQUEST_TIMED_OUT, or drops the conne
 after handling one. Each client retries through it: every record is acknowledged, the fault
 was used up (the client met it), and the partition holds each record exactly once, at the
 offset the client was told. TOPIC_AUTHORIZATION_FAILED, which is not retriable, reaches the
-application as that error for every record, and nothing is written.
+application as that error for every record, and nothing is written. A librdkafka consumer reads
+every record once, in order, through NOT_LEADER_OR_FOLLOWER, a dropped connection and a delay on
+its fetches (which name the topic by id).
 
 What each client does on each fault is in docs/testing.md ("Faults")."""
 
@@ -256,3 +258,33 @@ def test_a_non_retriable_error_reaches_the_application(broker, producer, request
     assert time.monotonic() - began < 30  # failed at once, not after the delivery timeout
     assert partition_values(broker, topic) == []
 
+
+
+@pytest.mark.parametrize("fault", [
+    ("error", {"api": "Fetch", "error": "NOT_LEADER_OR_FOLLOWER", "count": 2}),
+    ("close_before_response", {"api": "Fetch", "count": 1}),
+    ("delay", {"api": "Fetch", "delay_ms": 1000, "count": 1}),
+], ids=["not_leader", "dropped", "delayed"])
+def test_a_librdkafka_consumer_reads_each_record_once_through_fetch_faults(broker, fault):
+    from confluent_kafka import Consumer, TopicPartition
+
+    action, spec = fault
+    topic = new_topic(broker, f"consume-{action}-{spec.get('error', '')}".replace("_", "-").rstrip("-"))
+    assert produce_confluent(f"{broker.host}:{broker.port}", topic, COUNT).errors == {}
+    added = broker.add_fault(action, topic=topic, **spec)
+    consumer = Consumer({"bootstrap.servers": f"{broker.host}:{broker.port}", "group.id": f"{topic}-group",
+                         "enable.auto.commit": False, "socket.timeout.ms": CLIENT_REQUEST_TIMEOUT_MS})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values = []
+    deadline = time.monotonic() + RUN_TIMEOUT
+    try:
+        while len(values) < COUNT and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None:
+                assert message.error() is None, message.error()
+                values.append(message.value())
+    finally:
+        consumer.close()
+        listed = broker.remove_fault(added["id"])
+    assert values == [f"value-{index}".encode() for index in range(COUNT)]  # in order, each once
+    assert listed["hits"] == spec["count"], listed
