@@ -216,3 +216,11 @@ def test_offline_without_a_partition_holds_every_partition():
     registry.add({"action": "offline", "topic": "t", "error": "LEADER_NOT_AVAILABLE"})
     assert not registry.active  # no request fault: the server's check stays one attribute read
     assert [registry.offline_error("t", index) for index in range(3)] == [E.LEADER_NOT_AVAILABLE] * 3
+
+
+def test_request_targets_reads_every_request_the_broker_serves():
+    from odradek.broker.handlers import REGISTRY
+
+    for entry in REGISTRY:
+        targets = request_targets(entry.request_class())  # a default instance: empty names and lists
+        assert targets.groups <= {""} and all(not partitions for partitions in targets.topics.values())

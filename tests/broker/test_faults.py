@@ -163,6 +163,28 @@ def test_no_response_leaves_the_request_and_later_ones_unanswered(broker, client
     other = client()
     assert other.request(MetadataRequest(topics=[]), 12).brokers
     assert broker.faults()[0]["hits"] == 1
+    connections = broker.call(lambda: len(broker.service.server.connections))
+    raw.close()
+    deadline = time.monotonic() + 5
+    while broker.call(lambda: len(broker.service.server.connections)) != connections - 1:
+        assert time.monotonic() < deadline, "the broker kept the connection its client closed"
+        time.sleep(0.02)
+
+
+def test_a_connection_left_unanswered_does_not_hold_up_shutdown(tmp_path):
+    stopping = ThreadBroker(tmp_path)
+    raw = RawClient(stopping.host, stopping.port)
+    try:
+        stopping.add_fault("no_response", api="ApiVersions")
+        raw.send(ApiVersionsRequest(), 0)
+        while not stopping.faults()[0]["hits"]:
+            time.sleep(0.01)
+        began = time.monotonic()
+        stopping.stop()
+        assert time.monotonic() - began < 3  # not the 10 s the shutdown waits for busy connections
+        assert raw.is_closed_by_peer()
+    finally:
+        raw.close()
 
 
 def test_close_before_response_closes_in_the_requests_place(broker, client):
