@@ -51,6 +51,7 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 _READY_PREFIX = b"odradek ready: bootstrap.servers="
+_CONTROL_PREFIX = b"odradek control: "
 
 
 class BrokerStartError(RuntimeError):
@@ -114,6 +115,10 @@ class Broker:
         configured = overrides.get("log.dirs") or overrides.get("log.dir")
         self.data_dir: str | None = None if memory or not configured else configured.split(",")[0]
         self.bootstrap_servers: str | None = None
+        # The control API's http://127.0.0.1:PORT once running (None with odradek.control.port -1).
+        self.control_url: str | None = None
+        self._control = None
+        self._control_lock = threading.Lock()  # the control client is shared by the caller's threads
         self.process: subprocess.Popen | None = None  # process mode: the child running the broker
         self._addresses: list[tuple[str, int]] = []  # (host, port) of each listener, once running
         self._thread: threading.Thread | None = None
@@ -180,10 +185,49 @@ class Broker:
                 self._stop_process()
         finally:
             self._addresses = []
-            self.bootstrap_servers = None
+            self.bootstrap_servers = self.control_url = None
+            if self._control is not None:
+                self._control.close()
+                self._control = None
             if self._temporary_data_dir and self.data_dir is not None:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
                 self.data_dir = None
+
+    # --- the control API (broker/control/, docs/testing.md) ---
+
+    def control(self, method: str, path: str, body=None, query: dict | None = None):
+        """One call of the control API (``broker.control("GET", "/v1/status")``): the parsed
+        JSON answer; :class:`odradek.broker.control.client.ControlError` for an error answer."""
+        from .control.client import ControlClient
+
+        if not self._started:
+            raise RuntimeError("the broker is not running: call start() first")
+        if self.control_url is None:
+            raise RuntimeError("the control API is off (odradek.control.port=-1)")
+        with self._control_lock:
+            if self._control is None:
+                self._control = ControlClient(self.control_url)
+            return self._control.call(method, path, body, query)
+
+    def reset(self, *topics: str) -> float:
+        """Drop every topic, group, committed offset, producer state, transaction and fault
+        (client connections are dropped; clients reconnect); with ``topics``, empty just those.
+        Returns the milliseconds the broker took."""
+        if topics:
+            self.control("POST", "/v1/reset", {"topics": list(topics)})
+            return 0.0
+        return self.control("POST", "/v1/reset")["ms"]
+
+    def snapshot(self, name: str) -> dict:
+        """Keep the broker's data now under ``name`` (in the broker's memory, for :meth:`restore`)."""
+        return self.control("POST", f"/v1/snapshots/{name}")
+
+    def restore(self, name: str) -> float:
+        """Replace the broker's data with the snapshot ``name``; the milliseconds it took."""
+        return self.control("POST", f"/v1/snapshots/{name}/restore")["ms"]
+
+    def status(self) -> dict:
+        return self.control("GET", "/v1/status")
 
     def __enter__(self) -> "Broker":
         return self.start()
@@ -257,6 +301,7 @@ class Broker:
             await service.ready()
             self._addresses = list(service.bound.values())
             self.bootstrap_servers = bootstrap_servers(service.bound)
+            self.control_url = service.control_url
             ready.set()
             if not self._stop_wanted.is_set():
                 await self._stop_requested.wait()
@@ -317,6 +362,8 @@ class Broker:
                     break  # the child closed stdout: it is exiting
                 output += chunk
                 for line in output.splitlines():
+                    if line.startswith(_CONTROL_PREFIX):
+                        self.control_url = line[len(_CONTROL_PREFIX):].decode().strip()
                     if line.startswith(_READY_PREFIX):
                         return line[len(_READY_PREFIX):].decode().strip()
         process.wait()

@@ -480,6 +480,16 @@ class KafkaProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection now: nothing pending is answered, no waiting handler resumes
+        (a reset replaces the broker state those would have touched)."""
+        self._closing = True
+        for entry in self._pending:
+            if entry.task is not None and not entry.task.done():
+                entry.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
     @property
     def idle(self) -> bool:
         return not self._pending and not self._output
@@ -544,6 +554,14 @@ class BrokerServer:
                 if connection.idle and now - connection.last_activity > idle_limit:
                     log.info("closing idle connection", peer=connection.peer)
                     connection.close()
+
+    def abort_connections(self) -> int:
+        """Drop every client connection (a reset); clients reconnect as after a broker restart.
+        Returns how many there were."""
+        connections = list(self.connections)
+        for connection in connections:
+            connection.abort()
+        return len(connections)
 
     def connection_closed(self) -> None:
         if not self.connections:
