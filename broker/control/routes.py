@@ -92,3 +92,7 @@ def _bootstrap(service) -> str:
     from odradek.broker.service import bootstrap_servers
 
     return bootstrap_servers(service.bound)
+
+
+# Every area's routes (importing a module registers its routes).
+from . import faults  # noqa: E402,F401

@@ -77,8 +77,8 @@ def test_python_api_in_a_child_process_and_a_reset_removes_faults():
         fault = broker.add_fault("error", api="Metadata", error="LEADER_NOT_AVAILABLE", count=1)
         client = RawClient(broker.host, broker.port)
         try:
-            assert client.request(MetadataRequest(topics=None), 12).error_code == E.LEADER_NOT_AVAILABLE
-            assert client.request(MetadataRequest(topics=None), 12).error_code == E.NONE
+            assert client.request(MetadataRequest(topics=None), 13).error_code == E.LEADER_NOT_AVAILABLE
+            assert client.request(MetadataRequest(topics=None), 13).error_code == E.NONE
         finally:
             client.close()
         [listed] = broker.faults()
@@ -117,8 +117,8 @@ def test_cli_add_list_remove_clear(running):
                   control_url=url)
     listing = odradek_fault("list", control_url=url)
     assert listing.returncode == 0 and len(listing.stdout.splitlines()) == 2
-    assert listing.stdout.splitlines()[1].split()[1:5] == ["offline", "error=NOT_LEADER_OR_FOLLOWER", "topic=orders",
-                                                           "partition=1"]
+    assert listing.stdout.splitlines()[1].split()[1:6] == ["offline", "error=NOT_LEADER_OR_FOLLOWER",
+                                                           "duration_ms=60000", "topic=orders", "partition=1"]
     removed = odradek_fault("remove", fault_id, control_url=url)
     assert removed.returncode == 0 and removed.stdout.split()[0] == fault_id and "inactive" in removed.stdout
     cleared = odradek_fault("clear", env_url=url)  # the URL from the environment

@@ -6,14 +6,12 @@ Produce, Fetch, ListOffsets and OffsetForLeaderEpoch until the fault is removed.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
 
 import pytest
 
-from odradek.broker.config import BrokerConfig
+from odradek import Broker
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
 from odradek.protocol.messages.create_topics import CreatableTopic, CreateTopicsRequest
@@ -31,58 +29,10 @@ from odradek.protocol.records.batch import Record, build_batch
 from .conftest import RawClient
 
 
-class ThreadBroker:
-    """A broker service on its own loop in a thread; faults added on that loop."""
-
-    def __init__(self, tmp_path):
-        from odradek.broker.service import BrokerService
-
-        config = BrokerConfig.from_sources({}, {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(tmp_path)})
-        self.loop = asyncio.new_event_loop()
-        self.service = BrokerService(config)
-        started = threading.Event()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.service.start())
-            self.loop.run_until_complete(self.service.ready())
-            started.set()
-            self.loop.run_forever()
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert started.wait(30)
-        self.host, self.port = next(iter(self.service.bound.values()))
-
-    def call(self, function, *args):
-        async def run():
-            return function(*args)
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
-
-    def add_fault(self, action, **spec):
-        fault = self.call(self.service.broker.faults.add, {"action": action, **spec})
-        return self.call(lambda: fault.describe(time.monotonic()))
-
-    def faults(self):
-        return self.call(self.service.broker.faults.list)
-
-    def remove_fault(self, fault_id):
-        registry = self.service.broker.faults
-        return self.call(lambda: registry.describe(registry.remove(fault_id)))
-
-    def clear_faults(self):
-        return self.call(self.service.broker.faults.clear)
-
-    def stop(self):
-        asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    running = ThreadBroker(tmp_path_factory.mktemp("faults"))
-    yield running
-    running.stop()
+def broker():
+    with Broker() as running:
+        yield running
 
 
 @pytest.fixture
@@ -163,16 +113,16 @@ def test_no_response_leaves_the_request_and_later_ones_unanswered(broker, client
     other = client()
     assert other.request(MetadataRequest(topics=[]), 12).brokers
     assert broker.faults()[0]["hits"] == 1
-    connections = broker.call(lambda: len(broker.service.server.connections))
+    connections = broker.status()["connections"]
     raw.close()
     deadline = time.monotonic() + 5
-    while broker.call(lambda: len(broker.service.server.connections)) != connections - 1:
+    while broker.status()["connections"] != connections - 1:
         assert time.monotonic() < deadline, "the broker kept the connection its client closed"
         time.sleep(0.02)
 
 
-def test_a_connection_left_unanswered_does_not_hold_up_shutdown(tmp_path):
-    stopping = ThreadBroker(tmp_path)
+def test_a_connection_left_unanswered_does_not_hold_up_shutdown():
+    stopping = Broker().start()
     raw = RawClient(stopping.host, stopping.port)
     try:
         stopping.add_fault("no_response", api="ApiVersions")

@@ -25,11 +25,10 @@ import pytest
 from broker.conftest import RawClient
 from broker.test_server import create_topic, fetch_request
 from compat_scripts import load_compat_script
+from odradek import Broker
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.create_topics import CreatableTopicConfig
 from odradek.protocol.records.batch import iter_batches
-
-from broker.test_faults import ThreadBroker
 
 REPO = Path(__file__).resolve().parents[2]
 JAVA_PROGRAM = REPO / "compat" / "FaultProducer.java"
@@ -138,17 +137,16 @@ def produce_franzgo(binary, bootstrap: str, topic: str, count: int) -> Report:
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    running = ThreadBroker(tmp_path_factory.mktemp("fault-clients"))
-    yield running
-    running.stop()
+def broker():
+    with Broker() as running:
+        yield running
 
 
 @pytest.fixture
 def producer(request, broker):
     """A function (topic, count) -> Report running the client named by the test's parameter."""
     name = request.param
-    bootstrap = f"{broker.host}:{broker.port}"
+    bootstrap = broker.bootstrap_servers
     if name == "confluent":
         return lambda topic, count: produce_confluent(bootstrap, topic, count)
     if name == "java":
@@ -270,9 +268,9 @@ def test_a_librdkafka_consumer_reads_each_record_once_through_fetch_faults(broke
 
     action, spec = fault
     topic = new_topic(broker, f"consume-{action}-{spec.get('error', '')}".replace("_", "-").rstrip("-"))
-    assert produce_confluent(f"{broker.host}:{broker.port}", topic, COUNT).errors == {}
+    assert produce_confluent(broker.bootstrap_servers, topic, COUNT).errors == {}
     added = broker.add_fault(action, topic=topic, **spec)
-    consumer = Consumer({"bootstrap.servers": f"{broker.host}:{broker.port}", "group.id": f"{topic}-group",
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": f"{topic}-group",
                          "enable.auto.commit": False, "socket.timeout.ms": CLIENT_REQUEST_TIMEOUT_MS})
     consumer.assign([TopicPartition(topic, 0, 0)])
     values = []
