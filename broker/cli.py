@@ -46,7 +46,7 @@ import threading
 
 import structlog
 
-from . import cli_fault, logs
+from . import cli_control, cli_fault, logs
 from .config import BROKER_CONFIGS, BrokerConfig, ConfigError, Listener, parse_listener, parse_overrides
 from .properties import PropertiesError, load_properties_file
 from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly when stdin is closed (a test harness holding it takes the broker with it)")
     serve.add_argument("--log-level", default="warning", choices=logs.LEVELS, help="default: warning")
     commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    cli_control.add_commands(commands)
     cli_fault.add_command(commands)
     return parser
 
@@ -198,6 +199,8 @@ def _install_uvloop() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in cli_control.COMMANDS:
+        return cli_control.run(args)
     if args.command == "config-docs":
         from .config_docs import render
 

@@ -8,8 +8,9 @@ API (broker/control/faults.py; docs/testing.md "Faults").
     odradek fault remove ID --control URL
     odradek fault clear --control URL
 
-``--control`` is the URL ``odradek serve`` prints (``odradek control: http://127.0.0.1:PORT``);
-without it, the ``ODRADEK_CONTROL_URL`` environment variable's. ``add`` prints the fault as the
+Which broker, as for the other control commands (broker/cli_control.py): ``--control URL`` (the
+URL ``odradek serve`` prints: ``odradek control: http://127.0.0.1:PORT``), else the environment's
+``ODRADEK_CONTROL``, else the broker ``odradek up`` runs for this folder. ``add`` prints the fault as the
 broker lists it, with its id. Exit 0 on success; 1 when the broker refused (the reason printed,
 such as what is wrong with the spec) or could not be reached; 2 for a usage error.
 """
@@ -21,7 +22,8 @@ import json
 import os
 import sys
 
-CONTROL_URL_ENV = "ODRADEK_CONTROL_URL"
+from .cli_control import CONTROL_ENV, _url_of_project_broker
+
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 
@@ -37,8 +39,9 @@ def add_command(commands) -> None:
     from .faults import ACTIONS
 
     control = argparse.ArgumentParser(add_help=False)
-    control.add_argument("--control", metavar="URL", default=os.environ.get(CONTROL_URL_ENV),
-                         help=f"the broker's control API (default: ${CONTROL_URL_ENV})")
+    control.add_argument("--control", metavar="URL",
+                         help=f"the broker's control API (default: ${CONTROL_ENV}, else the broker `odradek up` "
+                              "runs for this folder)")
     fault = commands.add_parser("fault", help="script a running broker's faults (errors, delays, drops, offline)")
     actions = fault.add_subparsers(dest="fault_command", required=True, metavar="add|list|remove|clear")
     add = actions.add_parser("add", parents=[control], help="add a fault")
@@ -55,11 +58,13 @@ def add_command(commands) -> None:
 def run(args) -> int:
     from .control.client import ControlClient, ControlError
 
-    if not args.control:
-        print(f"odradek fault: give the broker's control URL with --control or ${CONTROL_URL_ENV}", file=sys.stderr)
+    url = args.control or os.environ.get(CONTROL_ENV) or _url_of_project_broker()
+    if not url:
+        print(f"odradek fault: no broker to talk to: give --control URL or set {CONTROL_ENV} "
+              "(odradek serve prints its control URL), or start one with odradek up", file=sys.stderr)
         return EXIT_USAGE
     try:
-        client = ControlClient(args.control)
+        client = ControlClient(url)
     except ValueError as error:
         print(f"odradek fault: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -81,7 +86,7 @@ def run(args) -> int:
         print(f"odradek fault: {error.message}", file=sys.stderr)
         return EXIT_REFUSED
     except OSError as error:
-        print(f"odradek fault: cannot reach {args.control}: {error}", file=sys.stderr)
+        print(f"odradek fault: cannot reach the control API at {url}: {error}", file=sys.stderr)
         return EXIT_REFUSED
     finally:
         client.close()

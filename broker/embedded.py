@@ -229,6 +229,87 @@ class Broker:
     def status(self) -> dict:
         return self.control("GET", "/v1/status")
 
+    def clients(self) -> list[dict]:
+        """The connections open and the last ones closed: peer, client id, the software each
+        named (KIP-511) and the versions of each API it used."""
+        return self.control("GET", "/v1/clients")["clients"]
+
+    def activity(self, since: int = 0, *, wait_ms: int = 0, **filters) -> list[dict]:
+        """The requests answered after sequence number ``since`` (client, API and version,
+        topics and partitions, error names, milliseconds); ``filters``: ``client_id``, ``api``,
+        ``topic``."""
+        return self.control("GET", "/v1/activity", query={"since": since, "wait_ms": wait_ms, **filters})["events"]
+
+    def topic(self, name: str) -> dict:
+        """A topic's id, configs and each partition's offsets (log start, log end, high
+        watermark, last stable offset, leader epoch)."""
+        return self.control("GET", f"/v1/topics/{_path_segment(name)}")
+
+    def records(self, topic: str, partition: int | None = None, offset: int | None = None,
+                limit: int = 1000) -> list[dict]:
+        """The records of ``topic`` up to the high watermark (of one ``partition`` from
+        ``offset`` if given), each with its ``transaction``: None, "committed", "aborted" or
+        "open"; keys, values and headers as text, or ``{"base64": ...}`` when not UTF-8."""
+        query = {"partition": partition, "offset": offset if partition is not None else None, "limit": limit}
+        return self.control("GET", f"/v1/topics/{_path_segment(topic)}/records", query=query)["records"]
+
+    def group(self, group_id: str) -> dict:
+        """A group's type, state, members and committed offsets with the lag of each."""
+        return self.control("GET", f"/v1/groups/{_path_segment(group_id)}")
+
+    # --- assertions for tests: each waits up to ``timeout`` seconds for the state it expects ---
+
+    def assert_records(self, topic: str, count: int, *, timeout: float = 10.0) -> list[dict]:
+        """``topic`` holds exactly ``count`` records that were not aborted (committed, open or
+        outside transactions), waiting up to ``timeout`` for them; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [record for record in self.records(topic, limit=max(count + 1, 1))
+                     if record["transaction"] != "aborted"]
+            if len(found) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert len(found) == count, f"topic {topic} holds {len(found)} records, not {count}: {found[:20]}"
+        return found
+
+    def assert_committed(self, group_id: str, topic: str, partition: int, offset: int, *,
+                         timeout: float = 10.0) -> None:
+        """Group ``group_id`` committed ``offset`` for ``topic``-``partition`` (waiting up to
+        ``timeout`` for the commit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = self.group(group_id)["offsets"]
+            except Exception as error:  # noqa: BLE001 - no such group yet: wait for it
+                offsets, last_error = [], error
+            else:
+                last_error = None
+            committed = next((entry["offset"] for entry in offsets
+                              if (entry["topic"], entry["partition"]) == (topic, partition)), None)
+            if committed == offset or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert committed == offset, (f"group {group_id} committed {committed} for {topic}-{partition}, "
+                                     f"not {offset}" + (f" ({last_error})" if last_error else ""))
+
+    def assert_no_aborted(self, topic: str, received) -> None:
+        """None of ``received`` (what a read_committed consumer got from ``topic``: values as
+        bytes or str, or (partition, offset) pairs) is a record of an aborted or still open
+        transaction."""
+        uncommitted = [record for record in self.records(topic, limit=10_000)
+                       if record["transaction"] in ("aborted", "open")]
+        positions = {(record["partition"], record["offset"]): record for record in uncommitted}
+        values = {record["value"]: record for record in uncommitted if isinstance(record["value"], str)}
+        leaked = []
+        for item in received:
+            if isinstance(item, tuple):
+                record = positions.get(item)
+            else:
+                record = values.get(item.decode("utf-8", "replace") if isinstance(item, (bytes, bytearray)) else item)
+            if record is not None:
+                leaked.append(record)
+        assert not leaked, f"records of aborted or open transactions reached the consumer: {leaked[:20]}"
+
     def __enter__(self) -> "Broker":
         return self.start()
 
@@ -433,3 +514,10 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _path_segment(name: str) -> str:
+    """A topic or group name as one segment of a control API path."""
+    from urllib.parse import quote
+
+    return quote(name, safe="")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
@@ -33,7 +33,7 @@ class HttpError(Exception):
 @dataclass
 class Request:
     method: str
-    path: str  # percent-decoded, without the query
+    path: str  # as sent (percent-encoded), without the query: the router decodes each segment
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased; a repeated header keeps its last value
     body: bytes
@@ -114,7 +114,7 @@ def _split_target(target: str) -> tuple[str, dict[str, str]]:
     if not target.startswith("/"):
         raise HttpError(400, "the request target must be a path")
     parts = urlsplit(target)
-    return unquote(parts.path), dict(parse_qsl(parts.query, keep_blank_values=True))
+    return parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
 def response_bytes(status: int, document=None, *, keep_alive: bool = True) -> bytes:

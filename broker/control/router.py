@@ -6,6 +6,7 @@ every area's module, so that registering happens when the server imports routes.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 from typing import Awaitable, Callable
 
 from .http import HttpError, Request
@@ -32,7 +33,8 @@ def find(request: Request) -> Handler:
         if found is None:
             continue
         if method == request.method:
-            request.params = found.groupdict()
+            # Each segment decoded on its own: a group id may hold a "/" (sent as %2F).
+            request.params = {name: unquote(value) for name, value in found.groupdict().items()}
             return handler
         methods.append(method)
     if methods:

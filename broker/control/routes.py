@@ -81,6 +81,46 @@ async def delete_snapshot(service, request):
     return 204, None
 
 
+@route("GET", "/v1/clients")
+async def clients(service, request):
+    return 200, {"clients": service.server.activity.clients()}
+
+
+# How long GET /v1/activity may wait for a first event (wait_ms) at most.
+ACTIVITY_WAIT_MAX_MS = 60_000
+
+
+@route("GET", "/v1/activity")
+async def activity(service, request):
+    """The requests answered after ``since`` (a ``seq``; 0: all those kept), at most ``limit``,
+    waiting up to ``wait_ms`` for one when there is none yet (``odradek activity -f`` polls
+    so); filtered by ``client_id``, ``api`` (its name) and ``topic`` when given. ``last`` is the
+    sequence number to ask after next."""
+    since = _int_query(request, "since", 0)
+    limit = _int_query(request, "limit", 1000)
+    wait_ms = min(_int_query(request, "wait_ms", 0), ACTIVITY_WAIT_MAX_MS)
+    stream = service.server.activity
+    await stream.wait_for_events(since, wait_ms / 1000)
+    wanted = {key: request.query[key] for key in ("client_id", "api") if key in request.query}
+    topic = request.query.get("topic")
+    batch = stream.events(since, limit)
+    events = [event for event in batch
+              if all(event[key] == value for key, value in wanted.items())
+              and (topic is None or topic in (event["topics"] or {}))]
+    # After a broker restart a reader's ``since`` may be ahead of the stream: it starts over.
+    last = batch[-1]["seq"] if batch else min(since, stream.last_sequence)
+    return 200, {"events": events, "last": last}
+
+
+def _int_query(request, name: str, default: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise HttpError(400, f"{name} must be a whole number, not {text[:30]!r}")
+    return int(text)
+
+
 def _snapshot_name(request) -> str:
     name = request.params["name"]
     if not SNAPSHOT_NAME.match(name):
@@ -94,5 +134,5 @@ def _bootstrap(service) -> str:
     return bootstrap_servers(service.bound)
 
 
-# Every area's routes (importing a module registers its routes).
-from . import faults  # noqa: E402,F401
+# Every area's routes, registered by importing their modules.
+from . import faults, inspect  # noqa: E402,F401

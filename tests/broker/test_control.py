@@ -272,3 +272,101 @@ def test_serve_prints_the_control_url_unless_it_is_off(tmp_path):
         assert broker.control_url is None
         with pytest.raises(RuntimeError, match="control API is off"):
             broker.reset()
+
+
+def test_clients_and_activity_show_who_asked_what(memory_broker):
+    bootstrap = memory_broker.bootstrap_servers
+    since = memory_broker.activity()[-1]["seq"] if memory_broker.activity() else 0
+    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="activity-probe", acks="all")
+    producer.send("watched", b"v").get(timeout=10)
+    producer.close()
+    events = memory_broker.activity(since, client_id="activity-probe")
+    produces = [event for event in events if event["api"] == "Produce"]
+    assert produces and produces[0]["topics"] == {"watched": [0]} and produces[0]["errors"] == []
+    assert produces[0]["api_version"] >= 3 and produces[0]["ms"] >= 0
+    assert {event["api"] for event in memory_broker.activity(since, topic="watched")} >= {"Metadata", "Produce"}
+    probe = [client for client in memory_broker.clients() if client["client_id"] == "activity-probe"]
+    assert probe and all(client["software_name"] == "kafka-python" for client in probe)
+    assert any("Produce" in client["api_versions"] for client in probe)
+    # An error code in a response shows by name.
+    client = RawClient(memory_broker.host, memory_broker.port)
+    try:
+        response = client.request(InitProducerIdRequest(transactional_id="", transaction_timeout_ms=-5), 4)
+    finally:
+        client.close()
+    [event] = [event for event in memory_broker.activity(since, api="InitProducerId") if event["errors"]]
+    assert event["errors"] == [error_name(response.error_code)] != []
+
+
+def error_name(code: int) -> str:
+    from odradek.protocol import error_codes
+
+    return error_codes.lookup(code).name
+
+
+def test_a_waiting_activity_reader_gets_the_next_request(memory_broker):
+    last = memory_broker.control("GET", "/v1/activity")["last"]
+    answer = {}
+    reader = threading.Thread(target=lambda: answer.update(memory_broker.control(
+        "GET", "/v1/activity", query={"since": last, "wait_ms": 10_000, "client_id": "late"})))
+    reader.start()
+    time.sleep(0.2)
+    producer = KafkaProducer(bootstrap_servers=memory_broker.bootstrap_servers, client_id="late")
+    producer.close()
+    reader.join(15)
+    assert answer["events"] and answer["events"][0]["client_id"] == "late" and answer["last"] > last
+
+
+def test_records_topics_groups_and_the_assertions():
+    from confluent_kafka import Consumer, Producer
+
+    with Broker(FAST_GROUPS, memory=True) as broker:
+        bootstrap = broker.bootstrap_servers
+        produce(bootstrap, "ledger", [b"plain"])
+        transactional = Producer({"bootstrap.servers": bootstrap, "transactional.id": "ledger-writer"})
+        transactional.init_transactions()
+        transactional.begin_transaction()
+        transactional.produce("ledger", b"rolled back")
+        transactional.flush()
+        transactional.abort_transaction()
+        transactional.begin_transaction()
+        transactional.produce("ledger", b"kept", key=b"\xff")
+        transactional.commit_transaction()
+
+        records = broker.records("ledger")
+        assert [(r["value"], r["transaction"]) for r in records] == [
+            ("plain", None), ("rolled back", "aborted"), ("kept", "committed")]
+        assert records[2]["key"] == {"base64": "/w=="}
+        partition = broker.topic("ledger")["partitions"][0]
+        assert partition["high_watermark"] == partition["last_stable_offset"] == partition["log_end_offset"] == 5
+        assert broker.records("ledger", partition=0, offset=3) == records[2:]  # 2 and 4 are markers
+        broker.assert_records("ledger", 2)
+        with pytest.raises(AssertionError, match="holds 2 records, not 3"):
+            broker.assert_records("ledger", 3, timeout=0.2)
+
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "team/ledger", "auto.offset.reset": "earliest",
+                             "isolation.level": "read_committed", "enable.auto.commit": False})
+        consumer.subscribe(["ledger"])
+        received = []
+        deadline = time.monotonic() + 20
+        while len(received) < 2 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                received.append(message.value())
+        consumer.commit(asynchronous=False)
+        broker.assert_no_aborted("ledger", received)
+        with pytest.raises(AssertionError, match="rolled back"):
+            broker.assert_no_aborted("ledger", received + [b"rolled back"])
+        # librdkafka commits the offset after the last record it returned (4), not past the
+        # commit marker (5). A "/" in a group id travels as %2F.
+        broker.assert_committed("team/ledger", "ledger", 0, 4)
+        group = broker.group("team/ledger")
+        assert group["state"] == "Stable" and len(group["members"]) == 1
+        assert group["offsets"] == [{"topic": "ledger", "partition": 0, "offset": 4, "metadata": "",
+                                     "high_watermark": 5, "lag": 1}]
+        consumer.close()
+        with pytest.raises(AssertionError, match="committed 4 for ledger-0, not 5"):
+            broker.assert_committed("team/ledger", "ledger", 0, 5, timeout=0.2)
+        with pytest.raises(ControlError) as missing:
+            broker.group("nobody")
+        assert missing.value.status == 404

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from odradek import Broker
-from odradek.broker.cli_fault import CONTROL_URL_ENV
+from odradek.broker.cli_control import CONTROL_ENV
 from odradek.broker.control.client import ControlClient, ControlError
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.metadata import MetadataRequest
@@ -94,15 +94,15 @@ def test_python_api_in_a_child_process_and_a_reset_removes_faults():
         assert broker.faults() == []
 
 
-def odradek_fault(*args, control_url=None, env_url=None):
+def odradek_fault(*args, control_url=None, env_url=None, cwd=None):
     command = [sys.executable, "-m", "odradek.broker.cli", "fault", *args]
     if control_url is not None:
         command += ["--control", control_url]
     env = subprocess_env()
-    env.pop(CONTROL_URL_ENV, None)
+    env.pop(CONTROL_ENV, None)
     if env_url is not None:
-        env[CONTROL_URL_ENV] = env_url
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+        env[CONTROL_ENV] = env_url
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
 
 
 def test_cli_add_list_remove_clear(running):
@@ -126,13 +126,13 @@ def test_cli_add_list_remove_clear(running):
     assert running.faults() == []
 
 
-def test_cli_errors(running):
+def test_cli_errors(running, tmp_path):
     refused = odradek_fault("add", "error", "--api", "Produce", control_url=running.control_url)
     assert refused.returncode == 1 and "needs error" in refused.stderr
     missing = odradek_fault("remove", "999", control_url=running.control_url)
     assert missing.returncode == 1 and "no fault 999" in missing.stderr
     assert odradek_fault("add", "explode", control_url=running.control_url).returncode == 2
-    no_url = odradek_fault("list")
+    no_url = odradek_fault("list", cwd=tmp_path)  # no --control, no environment, no odradek up here
     assert no_url.returncode == 2 and "--control" in no_url.stderr
     unreachable = odradek_fault("list", control_url="http://127.0.0.1:9")
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr

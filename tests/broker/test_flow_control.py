@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
+from odradek.broker.activity import Activity
 from odradek.broker.config import BrokerConfig
 from odradek.broker.faults import FaultRegistry
 from odradek.broker.registry import HandlerRegistry
@@ -59,6 +60,7 @@ class FakeServer:
         self.broker = FakeBroker(**overrides)
         self.registry = registry
         self.connections = set()
+        self.activity = Activity()  # the control API's record of requests (broker/activity.py)
 
     def connection_closed(self):
         pass
