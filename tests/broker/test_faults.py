@@ -76,6 +76,9 @@ def test_error_answers_the_code_without_handling_the_request(broker, client):
     assert answer.responses[0].partition_responses[0].base_offset == 0  # the two failed ones were not appended
     [listed] = broker.faults()
     assert (listed["id"], listed["hits"], listed["remaining"], listed["active"]) == (fault["id"], 2, 0, False)
+    # The activity stream shows what the fault answered.
+    produced = broker.activity(api="Produce", topic="err")
+    assert [event["errors"] for event in produced][-3:] == [["NOT_LEADER_OR_FOLLOWER"]] * 2 + [[]]
 
 
 def test_error_on_an_acks_0_produce_closes_the_connection(broker, client):
