@@ -51,6 +51,9 @@ THROTTLE = "throttle"
 OFFLINE = "offline"
 ACTIONS = (ERROR, DELAY, NO_RESPONSE, CLOSE_BEFORE_RESPONSE, CLOSE_AFTER_RESPONSE, THROTTLE, OFFLINE)
 
+# The most faults a broker holds (used-up ones included): every request is matched against the
+# active ones, and the control API is open to anything on the host.
+MAX_FAULTS = 1000
 # Kafka's int32 milliseconds (throttle_time_ms is one); also the bound on the other durations.
 MAX_MS = 2**31 - 1
 # What an offline partition may answer Produce/Fetch/ListOffsets/OffsetForLeaderEpoch with.
@@ -344,8 +347,11 @@ class FaultRegistry:
         return bool(self._request_faults)
 
     def add(self, document) -> Fault:
-        """Validate ``document`` (FaultSpecError when it is no fault) and add it."""
+        """Validate ``document`` and add it; FaultSpecError when it is no fault, or when
+        :data:`MAX_FAULTS` are held already."""
         spec = parse_fault_spec(document)
+        if len(self._faults) >= MAX_FAULTS:
+            raise FaultSpecError(f"the broker holds {MAX_FAULTS} faults already: remove or clear some")
         fault = Fault(self._next_id, spec, self._clock())
         self._next_id += 1
         self._faults[fault.id] = fault

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from odradek.broker.faults import (
     ACTIONS,
+    MAX_FAULTS,
     FaultRegistry,
     FaultSpecError,
     parse_fault_spec,
@@ -224,3 +225,13 @@ def test_request_targets_reads_every_request_the_broker_serves():
     for entry in REGISTRY:
         targets = request_targets(entry.request_class())  # a default instance: empty names and lists
         assert targets.groups <= {""} and all(not partitions for partitions in targets.topics.values())
+
+
+def test_the_number_of_faults_is_bounded():
+    registry = FaultRegistry(FakeClock())
+    for _ in range(MAX_FAULTS):
+        registry.add({"action": "error", "error": 6, "count": 1})
+    with pytest.raises(FaultSpecError, match="remove or clear some"):
+        registry.add({"action": "error", "error": 6})
+    registry.remove(1)
+    registry.add({"action": "error", "error": 6})
