@@ -138,7 +138,7 @@ def produce_franzgo(binary, bootstrap: str, topic: str, count: int) -> Report:
 
 @pytest.fixture(scope="module")
 def broker():
-    with Broker() as running:
+    with Broker({"group.initial.rebalance.delay.ms": 0}) as running:
         yield running
 
 
@@ -286,3 +286,41 @@ def test_a_librdkafka_consumer_reads_each_record_once_through_fetch_faults(broke
         listed = broker.remove_fault(added["id"])
     assert values == [f"value-{index}".encode() for index in range(COUNT)]  # in order, each once
     assert listed["hits"] == spec["count"], listed
+
+
+def test_a_librdkafka_group_member_commits_through_coordinator_errors_for_its_group(broker):
+    """Faults filtered on the group id: the coordinator lookup answered COORDINATOR_NOT_AVAILABLE
+    and the first commit NOT_COORDINATOR; the member looks the coordinator up again, and its
+    synchronous commit succeeds without the application seeing the error."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = new_topic(broker, "group-faults")
+    assert produce_confluent(broker.bootstrap_servers, topic, COUNT).errors == {}
+    group = "faulty-group"
+    since = max((event["seq"] for event in broker.activity()), default=0)
+    lookup = broker.add_fault("error", api="FindCoordinator", error="COORDINATOR_NOT_AVAILABLE", count=1, group=group)
+    commit = broker.add_fault("error", api="OffsetCommit", error="NOT_COORDINATOR", count=1, group=group)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        values = []
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while len(values) < COUNT and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None:
+                assert message.error() is None, message.error()
+                values.append(message.value())
+        assert len(values) == COUNT
+        committed = consumer.commit(asynchronous=False)  # retried inside librdkafka: no error here
+        assert [(tp.partition, tp.offset) for tp in committed] == [(0, COUNT)]
+        assert [tp.offset for tp in consumer.committed([TopicPartition(topic, 0)], timeout=10)] == [COUNT]
+    finally:
+        consumer.close()
+    assert broker.remove_fault(lookup["id"])["hits"] == 1
+    assert broker.remove_fault(commit["id"])["hits"] == 1
+    answered = [(event["api"], event["errors"]) for event in broker.activity(since)
+                if event["api"] in ("FindCoordinator", "OffsetCommit")]
+    assert answered[0] == ("FindCoordinator", ["COORDINATOR_NOT_AVAILABLE"])
+    commits = [errors for api, errors in answered if api == "OffsetCommit"]
+    assert commits == [["NOT_COORDINATOR"], []]  # librdkafka retried the commit itself
