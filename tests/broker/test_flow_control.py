@@ -60,7 +60,7 @@ class FakeServer:
         self.broker = FakeBroker(**overrides)
         self.registry = registry
         self.connections = set()
-        self.activity = Activity()  # the control API's record of requests (broker/activity.py)
+        self.activity = Activity()
 
     def connection_closed(self):
         pass
