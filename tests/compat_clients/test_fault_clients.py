@@ -324,3 +324,27 @@ def test_a_librdkafka_group_member_commits_through_coordinator_errors_for_its_gr
     assert answered[0] == ("FindCoordinator", ["COORDINATOR_NOT_AVAILABLE"])
     commits = [errors for api, errors in answered if api == "OffsetCommit"]
     assert commits == [["NOT_COORDINATOR"], []]  # librdkafka retried the commit itself
+
+
+def test_librdkafka_reports_a_throttled_produce_and_holds_back(broker):
+    """A throttle fault on Produce: librdkafka's throttle_cb reports the broker's throttle time,
+    and it sends that broker nothing more until the time is over (KIP-219)."""
+    from confluent_kafka import Producer
+
+    topic = new_topic(broker, "throttled")
+    throttles = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 0,
+                         "throttle_cb": lambda event: throttles.append(event.throttle_time)})
+    fault = broker.add_fault("throttle", api="Produce", throttle_ms=1500, count=1, topic=topic)
+    acked = []
+    producer.produce(topic, value=b"first", partition=0, on_delivery=lambda error, message: acked.append(error))
+    assert producer.flush(RUN_TIMEOUT) == 0
+    began = time.monotonic()
+    producer.produce(topic, value=b"second", partition=0, on_delivery=lambda error, message: acked.append(error))
+    assert producer.flush(RUN_TIMEOUT) == 0
+    held_back = time.monotonic() - began
+    producer.poll(0)  # serves the throttle callback
+    assert acked == [None, None]
+    assert throttles and abs(throttles[0] - 1.5) < 0.01, throttles  # librdkafka reports seconds
+    assert held_back >= 1.0, held_back  # the second produce waited out (most of) the throttle
+    assert broker.remove_fault(fault["id"])["hits"] == 1
