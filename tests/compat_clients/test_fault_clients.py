@@ -7,7 +7,8 @@ was used up (the client met it), and the partition holds each record exactly onc
 offset the client was told. TOPIC_AUTHORIZATION_FAILED, which is not retriable, reaches the
 application as that error for every record, and nothing is written. A librdkafka consumer reads
 every record once, in order, through NOT_LEADER_OR_FOLLOWER, a dropped connection and a delay on
-its fetches (which name the topic by id).
+its fetches (which name the topic by id); a librdkafka group member commits through coordinator
+errors filtered on its group; a throttled produce reaches librdkafka's throttle_cb.
 
 What each client does on each fault is in docs/testing.md ("Faults")."""
 
