@@ -40,7 +40,7 @@ import threading
 
 import structlog
 
-from . import logs
+from . import cli_dev, logs
 from .config import BROKER_CONFIGS, BrokerConfig, ConfigError, Listener, parse_listener, parse_overrides
 from .properties import PropertiesError, load_properties_file
 from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly when stdin is closed (a test harness holding it takes the broker with it)")
     serve.add_argument("--log-level", default="warning", choices=logs.LEVELS, help="default: warning")
     commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    cli_dev.add_commands(commands, _port)
     return parser
 
 
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(render())
         return 0
+    if args.command in cli_dev.COMMANDS:
+        return cli_dev.run(args)
     logs.configure(args.log_level)
     log = structlog.get_logger("odradek")
     if args.memory and args.data_dir is not None:
