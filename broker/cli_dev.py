@@ -21,7 +21,8 @@ for them. docs/cli.md is the user's reference; this module's parts:
 
 Every command but ``up/status/down`` takes ``--bootstrap-server`` (Kafka's tools' flag),
 defaulting to the running project broker's, else localhost:9092. Exit status: 0 done, 1 a Kafka
-error or an unreachable broker (the message names it), 2 a usage error (argparse's), 3
+error or an unreachable broker (the message names it), 2 a usage error (argparse's, or a
+configuration ``up`` passes to serve that serve refuses), 3
 ``status`` of a broker that is not running, 130 ``consume`` stopped by Ctrl-C.
 """
 
@@ -224,7 +225,10 @@ def run(args) -> int:
             if args.command == "consume":
                 return _consume(client, args)
             return _group(client, args)
-    except (OSError, ConnectionError, DevBrokerError, StateFileError, ValueError) as error:
+    except DevBrokerError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return error.exit_code
+    except (OSError, ConnectionError, StateFileError, ValueError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KafkaError as error:

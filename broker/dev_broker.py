@@ -58,7 +58,12 @@ class StateFileError(ValueError):
 
 
 class DevBrokerError(RuntimeError):
-    """The broker could not be started or stopped; the message says why."""
+    """The broker could not be started or stopped; the message says why, ``exit_code`` is
+    serve's own exit status when it exited (2: invalid configuration), else 1."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class DevBroker:
                 return state
             if process.poll() is not None:
                 raise DevBrokerError(f"the broker exited with {process.returncode} before it was ready:\n"
-                                     + _tail(output))
+                                     + _tail(output), exit_code=process.returncode or 1)
             if time.monotonic() > deadline:
                 process.terminate()
                 process.wait(STOP_TIMEOUT)

@@ -1,0 +1,480 @@
+"""The developer commands of ``odradek`` (broker/cli_dev.py, broker/dev_broker.py,
+broker/admin_client.py) as a user runs them: the installed script, real broker processes over
+TCP, kafka-python as the independent client on the other side; the parsers of what the user
+types (configs, formats, the state file) and of what the broker sends (assignments) under
+hypothesis. The comparison with Kafka's own tools' output is slow (a JVM per tool)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from hypothesis import given, strategies as st
+
+from odradek.broker.admin_client import (
+    ConsumedRecord,
+    consumer_assignment,
+    murmur2,
+    parse_bootstrap,
+    partition_for_key,
+)
+from odradek.broker.cli_dev import FORMAT_FIELDS, RecordFormat, parse_topic_configs
+from odradek.broker.dev_broker import DevBrokerState, StateFileError, parse_state, process_is_broker
+
+from .conftest import subprocess_env
+from .test_cli import ODRADEK
+
+
+def odradek(*args, cwd=None, stdin=None, timeout=60):
+    """Run the installed ``odradek`` script."""
+    return subprocess.run([ODRADEK, *args], capture_output=True, text=True, input=stdin, timeout=timeout, cwd=cwd,
+                          env=subprocess_env())
+
+
+# --- up / status / down ---------------------------------------------------------------------------
+
+@pytest.fixture
+def project(tmp_path):
+    """A project folder; whatever broker a test left running in it is stopped at teardown."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    yield folder
+    state_file = folder / ".odradek" / "state.json"
+    if state_file.exists():
+        try:
+            pid = json.loads(state_file.read_text())["pid"]
+        except (ValueError, KeyError):
+            return
+        if process_is_broker(pid):
+            result = odradek("down", cwd=folder)
+            if result.returncode != 0 and process_is_broker(pid):
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"the test left a broker running: {result.stdout}{result.stderr}")
+
+
+def field(output: str, name: str) -> str:
+    match = re.search(rf"^{re.escape(name)}=(.*)$", output, re.MULTILINE)
+    assert match, output
+    return match.group(1)
+
+
+def test_up_status_down_keep_the_data_per_project_folder(project):
+    up = odradek("up", "--port", "0", cwd=project)
+    assert up.returncode == 0, up.stdout + up.stderr
+    bootstrap = field(up.stdout, "bootstrap.servers")
+    state = json.loads((project / ".odradek" / "state.json").read_text())
+    assert state["bootstrap_servers"] == bootstrap
+    assert state["data_dir"] == str(project / ".odradek" / "data")
+    assert process_is_broker(state["pid"])
+
+    again = odradek("up", "--port", "0", cwd=project)
+    assert again.returncode == 0 and "already running" in again.stdout and f"pid {state['pid']}" in again.stdout
+    assert field(again.stdout, "bootstrap.servers") == bootstrap
+
+    # Commands in the project (or a folder below it) talk to its broker without being told where.
+    created = odradek("topic", "create", "kept", "--partitions", "2", cwd=project)
+    assert created.stdout == "Created topic kept.\n", created.stdout + created.stderr
+    below = project / "src" / "deep"
+    below.mkdir(parents=True)
+    status = odradek("status", cwd=below)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"pid {state['pid']}" in status.stdout and field(status.stdout, "topics") == "1"
+    assert field(status.stdout, "bootstrap.servers") == bootstrap
+
+    down = odradek("down", cwd=project)
+    assert down.returncode == 0 and f"stopped (pid {state['pid']})" in down.stdout, down.stdout + down.stderr
+    assert not process_is_broker(state["pid"])
+    assert not (project / ".odradek" / "state.json").exists()
+    assert "shut down cleanly" in (project / ".odradek" / "broker.log").read_text()
+
+    stopped = odradek("status", cwd=project)
+    assert stopped.returncode == 3 and "not running" in stopped.stdout
+    assert odradek("down", cwd=project).returncode == 0  # nothing running is not an error
+
+    # The next `up` serves the same data.
+    up = odradek("up", "--port", "0", cwd=project)
+    assert up.returncode == 0, up.stdout + up.stderr
+    listed = odradek("topic", "list", "--exclude-internal", cwd=project)
+    assert listed.stdout == "kept\n"
+    assert odradek("down", cwd=project).returncode == 0
+
+
+def test_memory_broker_keeps_nothing(project):
+    up = odradek("up", "--port", "0", "--memory", cwd=project)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert field(up.stdout, "data.dir") == "(in memory)"
+    assert odradek("topic", "create", "gone", cwd=project).returncode == 0
+    assert odradek("down", cwd=project).returncode == 0
+    assert not (project / ".odradek" / "data").exists()
+    assert odradek("up", "--port", "0", "--memory", cwd=project).returncode == 0
+    assert odradek("topic", "list", "--exclude-internal", cwd=project).stdout == "\n"
+    assert odradek("down", cwd=project).returncode == 0
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("stale", ["dead pid", "other program", "unreadable"])
+def test_a_stale_state_file_is_reported_and_cleaned(project, stale):
+    state_dir = project / ".odradek"
+    state_dir.mkdir()
+    other = None
+    if stale == "unreadable":
+        text = "{not json"
+    else:
+        if stale == "dead pid":
+            pid = _dead_pid()
+        else:  # a live process that is not a broker: a reused pid must not pass for one
+            other = subprocess.Popen(["sleep", "60"])
+            pid = other.pid
+        text = DevBrokerState(pid=pid, bootstrap_servers="127.0.0.1:1", control_url=None, data_dir=None,
+                              log=str(state_dir / "broker.log"), started_at="2026-01-01T00:00:00Z").to_json()
+    (state_dir / "state.json").write_text(text)
+    try:
+        status = odradek("status", cwd=project)
+        assert status.returncode == 3, status.stdout + status.stderr
+        assert "not running" in status.stdout
+        up = odradek("up", "--port", "0", cwd=project)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert field(up.stdout, "bootstrap.servers") != "127.0.0.1:1"
+        if other is not None:
+            assert other.poll() is None  # up left the unrelated process alone
+        assert odradek("down", cwd=project).returncode == 0
+    finally:
+        if other is not None:
+            other.kill()
+            other.wait()
+
+
+def test_up_reports_a_broker_that_cannot_start(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = odradek("up", "--port", str(port), "--override", "listeners=PLAINTEXT://127.0.0.1:" + str(port),
+                     cwd=project)
+        assert up.returncode == 2  # serve refuses --port with an --override of listeners: told, not hung
+        up = odradek("up", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", cwd=project)
+    assert up.returncode == 1
+    assert "before it was ready" in up.stderr and "cannot start" in up.stderr, up.stderr
+    assert not (project / ".odradek" / "state.json").exists()
+    assert odradek("status", cwd=project).returncode == 3
+
+
+# --- topics ---------------------------------------------------------------------------------------
+
+def test_topic_create_list_describe_delete(shared_broker):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    created = odradek("topic", "create", "devtopic", "--partitions", "3", "--config", "retention.ms=12345",
+                      "--config", " cleanup.policy = compact ", *server)
+    assert (created.returncode, created.stdout) == (0, "Created topic devtopic.\n"), created.stderr
+    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    metadata = admin.list_topics("devtopic", timeout=10)
+    assert len(metadata.topics["devtopic"].partitions) == 3
+    resource = ConfigResource("topic", "devtopic")
+    configs = admin.describe_configs([resource])[resource].result(10)
+    assert configs["retention.ms"].value == "12345" and configs["cleanup.policy"].value == "compact"
+
+    exists = odradek("topic", "create", "devtopic", *server)
+    assert exists.returncode == 1
+    assert exists.stdout == "Error while executing topic command : Topic 'devtopic' already exists.\n"
+    assert odradek("topic", "create", "devtopic", "--if-not-exists", *server).returncode == 0
+    bad = odradek("topic", "create", "other", "--config", "a=b=c", *server)
+    assert bad.returncode == 1 and 'must be in the format "key=val"' in bad.stdout
+    invalid = odradek("topic", "create", "other", "--config", "retention.ms=soon", *server)
+    assert invalid.returncode == 1 and invalid.stdout.startswith("Error while executing topic command : ")
+    assert "retention.ms" in invalid.stdout
+
+    assert "devtopic" in odradek("topic", "list", *server).stdout.splitlines()
+    described = odradek("topic", "describe", "devtopic", *server)
+    lines = described.stdout.splitlines()
+    assert re.fullmatch(r"Topic: devtopic\tTopicId: [A-Za-z0-9_-]{22}\tPartitionCount: 3\tReplicationFactor: 1"
+                        r"\tConfigs: cleanup.policy=compact,retention.ms=12345", lines[0]), lines[0]
+    assert lines[1:] == [f"\tTopic: devtopic\tPartition: {p}\tLeader: 1\tReplicas: 1\tIsr: 1\tElr: \tLastKnownElr: "
+                         for p in range(3)]
+
+    assert odradek("topic", "delete", "devtopic", *server).returncode == 0
+    assert "devtopic" not in odradek("topic", "list", *server).stdout.splitlines()
+    missing = odradek("topic", "describe", "devtopic", *server)
+    assert missing.returncode == 1
+    assert missing.stdout == "Error while executing topic command : Topic 'devtopic' does not exist as expected\n"
+    assert odradek("topic", "delete", "devtopic", "--if-exists", *server).returncode == 0
+
+
+def test_no_broker_is_an_error_not_a_hang(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = odradek("topic", "list", "--bootstrap-server", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert result.returncode == 1 and "cannot connect" in result.stdout + result.stderr
+    assert time.monotonic() - started < 10
+
+
+# --- records --------------------------------------------------------------------------------------
+
+def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "lines", "--partitions", "4", *server).returncode == 0
+    keyed = "".join(f"key{i}:value {i}\n" for i in range(20))
+    produced = odradek("produce", "lines", "--key-separator", ":", *server, stdin=keyed)
+    assert produced.returncode == 0, produced.stderr
+    assert odradek("produce", "lines", "--partition", "3", *server, stdin="plain\n\nlast without newline").returncode == 0
+    assert odradek("produce", "lines", "--value", "héllo", "--key", "k", *server).returncode == 0
+
+    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)
+    partitions = [TopicPartition("lines", p) for p in range(4)]
+    consumer.assign(partitions)
+    seen = {}
+    for record in consumer:
+        seen.setdefault(record.partition, []).append((record.key, record.value))
+    consumer.close()
+    # Keys land where Kafka's default partitioner puts them (murmur2), as kafka-python computes it.
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    for i in range(20):
+        key = f"key{i}".encode()
+        expected = (kafka_python_murmur2(key) & 0x7FFFFFFF) % 4
+        assert (key, f"value {i}".encode()) in seen[expected]
+    assert [value for key, value in seen[3] if key is None] == [b"plain", b"", b"last without newline"]
+    assert (b"k", "héllo".encode()) in seen[(kafka_python_murmur2(b"k") & 0x7FFFFFFF) % 4]
+
+    missing = odradek("produce", "no-such-topic", "--value", "x", *server)
+    assert missing.returncode == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in missing.stderr
+
+
+def test_records_produced_by_kafka_python_are_consumed_by_the_cli(shared_broker):
+    from kafka import KafkaProducer
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "tocli", "--partitions", "2", *server).returncode == 0
+    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, compression_type="gzip")
+    for i in range(6):
+        producer.send("tocli", key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 2)
+    producer.send("tocli", key=b"nv", value=None, partition=0)
+    producer.flush()
+    producer.close()
+
+    values = odradek("consume", "tocli", "--from-beginning", "--count", "7", *server)
+    assert values.returncode == 0, values.stderr
+    assert sorted(values.stdout.splitlines()) == sorted([f"v{i}" for i in range(6)] + ["null"])
+    assert values.stderr == "Processed a total of 7 messages\n"
+    formatted = odradek("consume", "tocli", "--partition", "1", "--offset", "1", "--count", "2",
+                        "--format", "{topic}/{partition}@{offset} {key}={value}", *server)
+    assert formatted.stdout.splitlines() == ["tocli/1@1 k3=v3", "tocli/1@2 k5=v5"], formatted.stderr
+    # Without --from-beginning only new records come; none come, so the timeout ends it.
+    started = time.monotonic()
+    idle = odradek("consume", "tocli", "--timeout-ms", "700", *server)
+    assert idle.returncode == 0 and idle.stdout == "" and "total of 0 messages" in idle.stderr
+    assert time.monotonic() - started < 10
+    bad = odradek("consume", "tocli", "--format", "{value.__class__}", *server)
+    assert bad.returncode == 2 and "unknown field" in bad.stderr
+
+
+# --- groups ---------------------------------------------------------------------------------------
+
+def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(shared_broker):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "lagging", "--partitions", "2", *server).returncode == 0
+    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    for value, partition in [(b"x", 0)] * 5 + [(b"y", 1)] * 3:
+        producer.send("lagging", value=value, partition=partition)
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer("lagging", group_id="laggards", client_id="lag-client",
+                             bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, max_poll_records=1)
+    try:
+        consumed = 0
+        deadline = time.monotonic() + 20
+        while consumed < 1 and time.monotonic() < deadline:
+            consumed += sum(len(batch) for batch in consumer.poll(500).values())
+        consumer.commit()
+        committed = {tp.partition: consumer.committed(tp) for tp in consumer.assignment()}
+        member_id = consumer._coordinator._generation.member_id
+
+        listed = odradek("group", "list", *server)
+        assert "laggards" in listed.stdout.splitlines()
+        live = odradek("group", "describe", "laggards", *server)
+        assert live.returncode == 0, live.stderr
+        lines = live.stdout.splitlines()
+        assert lines[0] == "" and lines[1].split() == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
+                                                      "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]
+        rows = {int(line.split()[2]): line.split() for line in lines[2:]}
+        assert set(rows) == {0, 1}
+        for partition, end in ((0, 5), (1, 3)):
+            current = committed[partition]
+            assert rows[partition][:6] == ["laggards", "lagging", str(partition),
+                                           "-" if current is None else str(current), str(end),
+                                           "-" if current is None else str(end - current)]
+            assert rows[partition][6:] == [member_id, "/127.0.0.1", "lag-client"]
+    finally:
+        consumer.close()
+
+    empty = odradek("group", "describe", "laggards", *server)
+    assert empty.returncode == 0
+    assert empty.stderr == "\nConsumer group 'laggards' has no active members.\n"
+    for line in empty.stdout.splitlines()[2:]:
+        assert line.split()[6:] == ["-", "-", "-"]
+    missing = odradek("group", "describe", "nobody", *server)
+    assert missing.returncode == 1 and missing.stdout == "\nError: Consumer group 'nobody' does not exist.\n"
+
+
+def test_consume_with_a_group_commits_what_it_read(shared_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "resumable", "--partitions", "1", *server).returncode == 0
+    assert odradek("produce", "resumable", *server, stdin="a\nb\nc\nd\n").returncode == 0
+    first = odradek("consume", "resumable", "--from-beginning", "--group", "resumers", "--count", "3", *server)
+    assert first.stdout.splitlines() == ["a", "b", "c"], first.stderr
+    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="resumers",
+                             enable_auto_commit=False)
+    try:
+        assert consumer.committed(TopicPartition("resumable", 0)) == 3
+    finally:
+        consumer.close()
+    # The next run resumes at the commit, not at the beginning.
+    rest = odradek("consume", "resumable", "--from-beginning", "--group", "resumers", "--timeout-ms", "700", *server)
+    assert rest.stdout.splitlines() == ["d"], rest.stderr
+    described = odradek("group", "describe", "resumers", *server)
+    (row,) = described.stdout.splitlines()[2:]
+    assert row.split()[:6] == ["resumers", "resumable", "0", "4", "4", "0"]
+
+
+# --- parsers (hypothesis) -------------------------------------------------------------------------
+
+_token = st.text(st.characters(blacklist_characters="=", blacklist_categories=("Cs",)), min_size=1).filter(
+    lambda text: text.strip() and text == text.strip())
+
+
+@given(_token, _token, st.sampled_from(["", " ", "  "]), st.sampled_from(["", " ", "\t"]))
+def test_topic_config_key_value_round_trip(key, value, left, right):
+    assert parse_topic_configs([f"{key}{left}={right}{value}"]) == {key: value}
+
+
+@given(st.lists(st.text(), max_size=4))
+def test_topic_configs_parse_or_give_kafkas_message(items):
+    try:
+        configs = parse_topic_configs(items)
+    except ValueError as error:
+        assert 'all configs to be added must be in the format "key=val"' in str(error)
+        return
+    assert len(configs) <= len(items)
+    for key, value in configs.items():
+        assert key == key.strip() and value == value.strip() and "=" not in value
+
+
+@given(st.text())
+def test_record_format_parses_or_refuses(template):
+    try:
+        record_format = RecordFormat(template)
+    except ValueError as error:
+        assert "--format" in str(error)
+        return
+    record = ConsumedRecord("t", 3, 42, 1700000000000, b"\xff\x00k", None, [])
+    assert isinstance(record_format.render(record), str)
+
+
+@given(st.lists(st.sampled_from(FORMAT_FIELDS), min_size=1), st.text(alphabet="abc :=\t-"))
+def test_record_format_fields_render_their_values(fields, separator):
+    template = separator.join("{" + name + "}" for name in fields)
+    record = ConsumedRecord("topic", 3, 42, 1700000000000, b"key", b"\xc3\xa9t\xff", [])
+    values = {"topic": "topic", "partition": "3", "offset": "42", "timestamp": "1700000000000", "key": "key",
+              "value": "ét\\xff"}
+    assert RecordFormat(template).render(record) == separator.join(values[name] for name in fields)
+
+
+_states = st.builds(DevBrokerState, pid=st.integers(1, 2**31 - 1), bootstrap_servers=st.text(min_size=1),
+                    control_url=st.none() | st.text(), data_dir=st.none() | st.text(), log=st.text(),
+                    started_at=st.text())
+
+
+@given(_states)
+def test_state_file_round_trips(state):
+    assert parse_state(state.to_json()) == state
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3))
+
+
+@given(st.one_of(st.text(), _json.map(json.dumps),
+                 st.fixed_dictionaries({"pid": _json, "bootstrap_servers": _json, "control_url": _json,
+                                        "data_dir": _json, "log": _json, "started_at": _json}).map(json.dumps)))
+def test_state_file_parses_or_is_refused(text):
+    try:
+        state = parse_state(text)
+    except StateFileError:
+        return
+    assert isinstance(state.pid, int) and 0 < state.pid < 2**31 and state.bootstrap_servers
+
+
+def test_state_file_refuses_a_nesting_bomb():
+    with pytest.raises(StateFileError):
+        parse_state("[" * 100000)
+
+
+@given(st.binary(max_size=64))
+def test_murmur2_is_kafkas(data):
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    assert murmur2(data) & 0xFFFFFFFF == kafka_python_murmur2(data) & 0xFFFFFFFF
+    assert partition_for_key(data, 7) == (kafka_python_murmur2(data) & 0x7FFFFFFF) % 7
+
+
+def test_murmur2_known_values():
+    # Kafka's UtilsTest.testMurmur2 vectors.
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+             b"a-little-bit-longer-string": -1486304829,
+             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107}
+    for data, expected in cases.items():
+        assert murmur2(data) == expected
+
+
+_assignments = st.lists(st.tuples(st.text(max_size=8), st.lists(st.integers(0, 2**31 - 1), max_size=4)), max_size=4)
+
+
+@given(_assignments, st.binary(max_size=8))
+def test_consumer_assignment_reads_what_kafka_python_writes(topics, user_data):
+    from kafka.protocol.old.consumer_protocol import ConsumerProtocolMemberAssignment_v0
+
+    encoded = ConsumerProtocolMemberAssignment_v0(0, topics, user_data).encode()
+    assert consumer_assignment(encoded) == [(topic, p) for topic, partitions in topics for p in partitions]
+
+
+@given(st.binary(max_size=64))
+def test_consumer_assignment_never_raises(data):
+    assert isinstance(consumer_assignment(data), list)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["localhost", "127.0.0.1", "[::1]", "broker-1.example"]),
+                          st.integers(1, 65535)), min_size=1, max_size=3))
+def test_bootstrap_servers_parse(addresses):
+    text = ",".join(f"{host}:{port}" for host, port in addresses)
+    assert parse_bootstrap(text) == [(host.strip("[]"), port) for host, port in addresses]
+
+
+@given(st.text())
+def test_bootstrap_servers_parse_or_refuse(text):
+    try:
+        addresses = parse_bootstrap(text)
+    except ValueError:
+        return
+    assert addresses and all(host and 0 < port <= 65535 for host, port in addresses)
