@@ -366,11 +366,34 @@ def _topic(client: KafkaClient, args) -> int:
         return _topic_error(error.message)
 
 
+def java_hash_map_order(keys: list[str]) -> dict[str, int]:
+    """key -> its place when Java's ``HashMap`` iterates the distinct ``keys`` put in this order:
+    the order kafka-topics.sh prints a topic's configs in (its admin ``Config`` keeps them in a
+    HashMap). Buckets in index order (``(h ^ h >>> 16) & (capacity - 1)`` of ``String.hashCode``,
+    the capacity doubled from 16 while above 0.75 full), each bucket in insertion order (a resize
+    keeps it)."""
+    capacity = 16
+    while len(keys) > capacity * 3 // 4:
+        capacity *= 2
+
+    def bucket(key: str) -> int:
+        h = 0
+        units = key.encode("utf-16-be")
+        for i in range(0, len(units), 2):
+            h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (capacity - 1)
+    ordered = sorted(range(len(keys)), key=lambda i: (bucket(keys[i]), i))
+    return {keys[i]: place for place, i in enumerate(ordered)}
+
+
 def _describe_topic(client: KafkaClient, name: str) -> None:
     """kafka-topics.sh --describe's lines for one topic (TopicCommand's TopicDescription and
     PartitionDescription)."""
     topic = client.topic(name)
-    configs = ",".join(f"{key}={value}" for key, value, is_default in client.topic_configs(name) if not is_default)
+    entries = client.topic_configs(name)
+    order = java_hash_map_order([key for key, _, _ in entries])
+    configs = ",".join(f"{key}={value}" for key, value, is_default in sorted(entries, key=lambda e: order[e[0]])
+                       if not is_default)
     head = f"Topic: {topic.name}"
     if topic.topic_id.int:
         head += f"\tTopicId: {topic_id_text(topic.topic_id)}"

@@ -478,3 +478,47 @@ def test_bootstrap_servers_parse_or_refuse(text):
     except ValueError:
         return
     assert addresses and all(host and 0 < port <= 65535 for host, port in addresses)
+
+
+# --- side by side with Kafka's own tools (slow: a JVM per tool) --------------------------------------
+
+@pytest.mark.slow
+def test_output_is_kafka_tools_output(shared_broker):
+    """``topic list|describe`` and ``group list|describe`` print what kafka-topics.sh and
+    kafka-consumer-groups.sh (Kafka's jars, compat/.cache) print for the same broker state."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from .test_java_tools import tool
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    topics = "org.apache.kafka.tools.TopicCommand"
+    groups = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    assert odradek("topic", "create", "side.by.side", "--partitions", "3", "--config", "retention.ms=60000",
+                   "--config", "max.message.bytes=2000000", *server).returncode == 0
+    assert odradek("topic", "list", *server).stdout == tool(topics, *server, "--list")
+    assert odradek("topic", "list", "--exclude-internal", *server).stdout == \
+        tool(topics, *server, "--list", "--exclude-internal")
+    assert odradek("topic", "describe", "side.by.side", *server).stdout == \
+        tool(topics, *server, "--describe", "--topic", "side.by.side")
+
+    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    for partition in (0, 1, 1, 2, 2, 2):
+        producer.send("side.by.side", value=b"v", partition=partition)
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer("side.by.side", group_id="side-group", client_id="side-client",
+                             bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, max_poll_records=2)
+    try:
+        deadline = time.monotonic() + 20
+        while not consumer.poll(500) and time.monotonic() < deadline:
+            pass
+        consumer.commit()
+        live = tool(groups, *server, "--describe", "--group", "side-group")
+        assert odradek("group", "describe", "side-group", *server).stdout == live
+        assert "side-client" in live
+    finally:
+        consumer.close()
+    assert odradek("group", "list", *server).stdout == tool(groups, *server, "--list")
+    assert odradek("group", "describe", "side-group", *server).stdout == \
+        tool(groups, *server, "--describe", "--group", "side-group")
