@@ -23,6 +23,10 @@ holding the other end takes its broker with it even when it is killed. SIGTERM o
 it cleanly: stop accepting, answer the requests in flight, flush and
 close the logs (clean-shutdown marker), exit 0. Invalid configuration exits 2 naming the key.
 
+``odradek up | status | down | topic | produce | consume | group`` are the developer commands: a
+background broker per project folder and the everyday topic, record and group commands
+(broker/cli_dev.py; docs/cli.md).
+
 ``odradek --version`` prints the installed package's version (pyproject.toml's, read from the
 package metadata). ``odradek config-docs`` prints the configuration reference
 (docs/configuration.md) generated from the config definitions.

@@ -503,6 +503,8 @@ def _consume(client: KafkaClient, args) -> int:
                 client.commit_offsets(args.group, {(args.topic, p): o for p, o in positions.items()})
                 committed = dict(positions)
     except KeyboardInterrupt:
+        # The interrupt may have cut a request or its response short: commit on new connections.
+        client.close()
         if args.group and positions != committed:
             client.commit_offsets(args.group, {(args.topic, p): o for p, o in positions.items()})
         print(f"Processed a total of {consumed} messages", file=sys.stderr)

@@ -358,6 +358,33 @@ def test_consume_with_a_group_commits_what_it_read(shared_broker):
     assert row.split()[:6] == ["resumers", "resumable", "0", "4", "4", "0"]
 
 
+def test_ctrl_c_ends_consume_with_its_reads_committed(shared_broker):
+    from kafka import KafkaConsumer, TopicPartition
+
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "interrupted", "--partitions", "1", *server).returncode == 0
+    assert odradek("produce", "interrupted", *server, stdin="a\nb\n").returncode == 0
+    process = subprocess.Popen([ODRADEK, "consume", "interrupted", "--from-beginning", "--group", "interrupters",
+                                *server], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    try:
+        assert process.stdout.readline() == b"a\n" and process.stdout.readline() == b"b\n"
+        time.sleep(0.3)  # into its next fetch, which waits for records that do not come
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert stderr.decode().endswith("Processed a total of 2 messages\n")
+    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="interrupters",
+                             enable_auto_commit=False)
+    try:
+        assert consumer.committed(TopicPartition("interrupted", 0)) == 2
+    finally:
+        consumer.close()
+
+
 # --- parsers (hypothesis) -------------------------------------------------------------------------
 
 _token = st.text(st.characters(blacklist_characters="=", blacklist_categories=("Cs",)), min_size=1).filter(
