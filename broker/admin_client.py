@@ -53,7 +53,11 @@ from odradek.protocol.messages.create_topics import CreatableTopic, CreatableTop
 from odradek.protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicState
 from odradek.protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResource
 from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
-from odradek.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest, TopicRequest
+from odradek.protocol.messages.describe_topic_partitions import (
+    DescribeTopicPartitionsRequest,
+    DescribeTopicPartitionsRequestCursor,
+    TopicRequest,
+)
 from odradek.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest
 from odradek.protocol.messages.list_groups import ListGroupsRequest
@@ -341,13 +345,24 @@ class KafkaClient:
         does; Metadata otherwise); KafkaError UNKNOWN_TOPIC_OR_PARTITION when it does not exist."""
         connection = self.any_broker()
         if connection.supports(DescribeTopicPartitionsRequest):
-            response = connection.request(DescribeTopicPartitionsRequest(topics=[TopicRequest(name=name)]))
-            (topic,) = response.topics
-            check(topic.error_code)
-            return TopicInfo(topic.name, topic.topic_id, topic.is_internal, sorted(
-                (PartitionInfo(p.partition_index, p.leader_id, list(p.replica_nodes), list(p.isr_nodes),
-                               p.eligible_leader_replicas, p.last_known_elr) for p in topic.partitions),
-                key=lambda p: p.partition))
+            info = None
+            request = DescribeTopicPartitionsRequest(topics=[TopicRequest(name=name)])
+            while True:  # a page of partitions at a time (response_partition_limit), as the cursor says
+                response = connection.request(request)
+                (topic,) = response.topics
+                check(topic.error_code)
+                if info is None:
+                    info = TopicInfo(topic.name, topic.topic_id, topic.is_internal)
+                info.partitions.extend(PartitionInfo(p.partition_index, p.leader_id, list(p.replica_nodes),
+                                                     list(p.isr_nodes), p.eligible_leader_replicas, p.last_known_elr)
+                                       for p in topic.partitions)
+                cursor = response.next_cursor
+                if cursor is None or cursor.topic_name != name or not topic.partitions:
+                    break
+                request.cursor = DescribeTopicPartitionsRequestCursor(topic_name=name,
+                                                                      partition_index=cursor.partition_index)
+            info.partitions.sort(key=lambda p: p.partition)
+            return info
         (topic,) = self.metadata([name]).topics
         check(topic.error_code)
         return self._topic_info(topic)
@@ -448,9 +463,12 @@ class KafkaClient:
                              f"topic {topic!r} has no partition {min(missing)}")
         return offsets
 
-    def fetch(self, topic: str, positions: dict[int, int], *, max_wait_ms: int) -> dict[int, list[ConsumedRecord]]:
+    def fetch(self, topic: str, positions: dict[int, int], *, max_wait_ms: int,
+              out_of_range: set[int] | None = None) -> dict[int, list[ConsumedRecord]]:
         """Records from each partition at its position (read_uncommitted; control records left
-        out); partition -> records at or after the position, in offset order."""
+        out); partition -> records at or after the position, in offset order. A partition whose
+        position is out of range is added to ``out_of_range`` when given (the caller resets it,
+        as a consumer's auto.offset.reset does), else raises like any other error."""
         leaders = self.partition_leaders(topic)
         by_leader: dict[int, list[int]] = {}
         for partition in positions:
@@ -467,6 +485,9 @@ class KafkaClient:
             check(response.error_code)
             for topic_response in response.responses:
                 for data in topic_response.partitions:
+                    if data.error_code == error_codes.OFFSET_OUT_OF_RANGE and out_of_range is not None:
+                        out_of_range.add(data.partition_index)
+                        continue
                     check(data.error_code)
                     fetched[data.partition_index] = self._records(
                         topic, data.partition_index, data.records, positions[data.partition_index])

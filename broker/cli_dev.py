@@ -485,7 +485,10 @@ def _consume(client: KafkaClient, args) -> int:
                 if remaining_ms <= 0:
                     break
                 wait_ms = max(1, min(wait_ms, int(remaining_ms)))
-            fetched = client.fetch(args.topic, positions, max_wait_ms=wait_ms)
+            out_of_range: set[int] = set()
+            fetched = client.fetch(args.topic, positions, max_wait_ms=wait_ms, out_of_range=out_of_range)
+            if out_of_range:  # deleted by retention, or past the end: start over where a consumer would
+                positions.update(client.list_offsets(args.topic, sorted(out_of_range), _reset_timestamp(args)))
             for partition in partitions:
                 for record in fetched.get(partition, ()):
                     if args.count is not None and consumed >= args.count:
@@ -515,6 +518,12 @@ def _consume(client: KafkaClient, args) -> int:
     return EXIT_OK
 
 
+def _reset_timestamp(args) -> int:
+    """Where a partition without a position starts: auto.offset.reset earliest with
+    --from-beginning, latest otherwise (Kafka's console consumer)."""
+    return EARLIEST_TIMESTAMP if args.from_beginning else LATEST_TIMESTAMP
+
+
 def _start_positions(client: KafkaClient, args, partitions: list[int]) -> dict[int, int]:
     if args.offset is not None:
         if args.offset in ("earliest", "latest"):
@@ -523,8 +532,7 @@ def _start_positions(client: KafkaClient, args, partitions: list[int]) -> dict[i
         if not args.offset.isdigit():
             raise ValueError(f"--offset {args.offset!r}: expected earliest, latest or a non-negative offset")
         return {partitions[0]: int(args.offset)}
-    reset = EARLIEST_TIMESTAMP if args.from_beginning else LATEST_TIMESTAMP
-    positions = client.list_offsets(args.topic, partitions, reset)
+    positions = client.list_offsets(args.topic, partitions, _reset_timestamp(args))
     if args.group:
         for (topic, partition), offset in client.committed_offsets(args.group).items():
             if topic == args.topic and partition in positions:

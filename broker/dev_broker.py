@@ -207,10 +207,24 @@ class DevBroker:
             command += ["--data-dir", data_dir]
         for item in overrides:
             command += ["--override", item]
+            key, _, value = item.partition("=")
+            if not memory and key.strip() in ("log.dirs", "log.dir") and data_dir is None:
+                data_dir = str(self.project / value.split(",")[0].strip())  # serve runs in the project folder
         with open(self.log_file, "ab") as log:
             start_offset = log.tell()
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        start_new_session=True, cwd=self.project)
+        try:
+            return self._wait_ready(process, start_offset, data_dir, timeout)
+        except BaseException:
+            # Not ready (or the caller was interrupted): no broker without a state file is left behind.
+            if process.poll() is None:
+                process.terminate()
+                process.wait(STOP_TIMEOUT)
+            raise
+
+    def _wait_ready(self, process: subprocess.Popen, start_offset: int, data_dir: str | None,
+                    timeout: float) -> DevBrokerState:
         deadline = time.monotonic() + timeout
         while True:
             output = self._log_since(start_offset)
@@ -228,8 +242,6 @@ class DevBroker:
                 raise DevBrokerError(f"the broker exited with {process.returncode} before it was ready:\n"
                                      + _tail(output), exit_code=process.returncode or 1)
             if time.monotonic() > deadline:
-                process.terminate()
-                process.wait(STOP_TIMEOUT)
                 raise DevBrokerError(f"the broker was not ready within {timeout:g} s; stopped it:\n" + _tail(output))
             time.sleep(_POLL_INTERVAL)
 

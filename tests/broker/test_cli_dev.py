@@ -24,7 +24,7 @@ from odradek.broker.admin_client import (
     parse_bootstrap,
     partition_for_key,
 )
-from odradek.broker.cli_dev import FORMAT_FIELDS, RecordFormat, parse_topic_configs
+from odradek.broker.cli_dev import FORMAT_FIELDS, RecordFormat, java_hash_map_order, parse_topic_configs
 from odradek.broker.dev_broker import DevBrokerState, StateFileError, parse_state, process_is_broker
 
 from .conftest import subprocess_env
@@ -281,6 +281,13 @@ def test_records_produced_by_kafka_python_are_consumed_by_the_cli(shared_broker)
     idle = odradek("consume", "tocli", "--timeout-ms", "700", *server)
     assert idle.returncode == 0 and idle.stdout == "" and "total of 0 messages" in idle.stderr
     assert time.monotonic() - started < 10
+    # A start past the end resets as a consumer's auto.offset.reset does: latest, or earliest
+    # with --from-beginning.
+    past = odradek("consume", "tocli", "--partition", "1", "--offset", "999", "--timeout-ms", "700", *server)
+    assert past.returncode == 0 and past.stdout == "", past.stderr
+    past = odradek("consume", "tocli", "--partition", "1", "--offset", "999", "--from-beginning", "--count", "1",
+                   *server)
+    assert past.stdout == "v1\n", past.stderr
     bad = odradek("consume", "tocli", "--format", "{value.__class__}", *server)
     assert bad.returncode == 2 and "unknown field" in bad.stderr
 
@@ -473,6 +480,30 @@ def test_murmur2_known_values():
              b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107}
     for data, expected in cases.items():
         assert murmur2(data) == expected
+
+
+def test_configs_are_ordered_as_a_java_hash_map_iterates():
+    # What java.util.HashMap's keySet() printed for these keys put in this order (a 64-bucket
+    # table, with a non-ASCII key), run with Java 17.
+    keys = ("cleanup.policy compression.type delete.retention.ms file.delete.delay.ms flush.messages flush.ms "
+            "follower.replication.throttled.replicas index.interval.bytes leader.replication.throttled.replicas "
+            "local.retention.bytes local.retention.ms max.compaction.lag.ms max.message.bytes "
+            "message.timestamp.after.max.ms message.timestamp.before.max.ms message.timestamp.type "
+            "min.cleanable.dirty.ratio min.compaction.lag.ms min.insync.replicas preallocate remote.storage.enable "
+            "retention.bytes retention.ms segment.bytes segment.index.bytes segment.jitter.ms segment.ms "
+            "unclean.leader.election.enable é日本 a b").split()
+    java = ("compression.type,é日本,leader.replication.throttled.replicas,remote.storage.enable,min.insync.replicas,"
+            "segment.jitter.ms,local.retention.ms,cleanup.policy,flush.ms,follower.replication.throttled.replicas,"
+            "retention.ms,segment.bytes,flush.messages,a,b,file.delete.delay.ms,max.compaction.lag.ms,"
+            "max.message.bytes,min.compaction.lag.ms,message.timestamp.type,local.retention.bytes,preallocate,"
+            "index.interval.bytes,min.cleanable.dirty.ratio,unclean.leader.election.enable,delete.retention.ms,"
+            "retention.bytes,message.timestamp.after.max.ms,message.timestamp.before.max.ms,segment.ms,"
+            "segment.index.bytes").split(",")
+    order = java_hash_map_order(keys)
+    assert sorted(keys, key=order.get) == java
+    # Five keys fit the first 16-bucket table.
+    assert sorted(keys[:5], key=java_hash_map_order(keys[:5]).get) == \
+        "compression.type,cleanup.policy,file.delete.delay.ms,delete.retention.ms,flush.messages".split(",")
 
 
 _assignments = st.lists(st.tuples(st.text(max_size=8), st.lists(st.integers(0, 2**31 - 1), max_size=4)), max_size=4)
