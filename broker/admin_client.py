@@ -79,6 +79,7 @@ LATEST_TIMESTAMP = -1
 CONFIG_RESOURCE_TOPIC = 2  # DescribeConfigs' resource type for a topic
 CONFIG_SOURCE_DEFAULT = 5  # DescribeConfigs' config_source DEFAULT_CONFIG
 FETCH_MAX_BYTES = 8 * 1024 * 1024
+PARTITION_PAGE_SIZE = 2000  # DescribeTopicPartitions' response_partition_limit, as Kafka's admin client asks
 _RETRY_BACKOFF = 0.1
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -271,10 +272,11 @@ class KafkaClient:
     connection per broker. Not thread-safe (one owner, the command that made it)."""
 
     def __init__(self, bootstrap_servers: str, *, client_id: str = DEFAULT_CLIENT_ID,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, partition_page_size: int = PARTITION_PAGE_SIZE):
         self.bootstrap = parse_bootstrap(bootstrap_servers)
         self.client_id = client_id
         self.timeout = timeout
+        self.partition_page_size = partition_page_size
         self.brokers: dict[int, tuple[str, int]] = {}
         self._connections: dict[tuple[str, int], BrokerConnection] = {}
 
@@ -346,7 +348,8 @@ class KafkaClient:
         connection = self.any_broker()
         if connection.supports(DescribeTopicPartitionsRequest):
             info = None
-            request = DescribeTopicPartitionsRequest(topics=[TopicRequest(name=name)])
+            request = DescribeTopicPartitionsRequest(topics=[TopicRequest(name=name)],
+                                                     response_partition_limit=self.partition_page_size)
             while True:  # a page of partitions at a time (response_partition_limit), as the cursor says
                 response = connection.request(request)
                 (topic,) = response.topics

@@ -19,6 +19,7 @@ from hypothesis import given, strategies as st
 
 from odradek.broker.admin_client import (
     ConsumedRecord,
+    KafkaClient,
     consumer_assignment,
     murmur2,
     parse_bootstrap,
@@ -210,6 +211,15 @@ def test_topic_create_list_describe_delete(shared_broker):
     assert missing.returncode == 1
     assert missing.stdout == "Error while executing topic command : Topic 'devtopic' does not exist as expected\n"
     assert odradek("topic", "delete", "devtopic", "--if-exists", *server).returncode == 0
+
+
+def test_a_topic_described_a_page_at_a_time_has_every_partition(shared_broker):
+    server = ["--bootstrap-server", shared_broker.bootstrap]
+    assert odradek("topic", "create", "paged", "--partitions", "7", *server).returncode == 0
+    with KafkaClient(shared_broker.bootstrap, partition_page_size=3) as client:
+        topic = client.topic("paged")
+    assert [p.partition for p in topic.partitions] == list(range(7))
+    assert all(p.leader == 1 and p.replicas == [1] for p in topic.partitions)
 
 
 def test_no_broker_is_an_error_not_a_hang(tmp_path):
