@@ -368,8 +368,8 @@ def _topic(client: KafkaClient, args) -> int:
 
 def java_hash_map_order(keys: list[str]) -> dict[str, int]:
     """key -> its place when Java's ``HashMap`` iterates the distinct ``keys`` put in this order:
-    the order kafka-topics.sh prints a topic's configs in (its admin ``Config`` keeps them in a
-    HashMap). Buckets in index order (``(h ^ h >>> 16) & (capacity - 1)`` of ``String.hashCode``,
+    the order Kafka's tools print what its admin client keeps in a HashMap (a topic's configs,
+    the consumer groups). Buckets in index order (``(h ^ h >>> 16) & (capacity - 1)`` of ``String.hashCode``,
     the capacity doubled from 16 while above 0.75 full), each bucket in insertion order (a resize
     keeps it)."""
     capacity = 16
@@ -548,9 +548,12 @@ _REBALANCING = {"PreparingRebalance", "CompletingRebalance", "Assigning", "Recon
 def _group(client: KafkaClient, args) -> int:
     if args.group_command == "list":
         # kafka-consumer-groups.sh --list: consumer groups (protocol type "consumer", or none
-        # for a group that only committed offsets), each once.
-        names = sorted({group.group_id for group in client.list_groups() if group.protocol_type in ("consumer", "")})
-        for name in names:
+        # for a group that only committed offsets), each once, in its order: Kafka's admin
+        # client collects the brokers' listings in a HashMap by group id.
+        names = list(dict.fromkeys(group.group_id for group in client.list_groups()
+                                   if group.protocol_type in ("consumer", "")))
+        order = java_hash_map_order(names)
+        for name in sorted(names, key=order.get):
             print(name)
         return EXIT_OK
     return _describe_group(client, args.group)
