@@ -176,6 +176,7 @@ def add_commands(commands, port_type) -> None:
     listing.add_argument("--exclude-internal", action="store_true", help="leave out __consumer_offsets and the like")
     describe = actions.add_parser("describe", parents=[client], help="partitions and configs of a topic")
     describe.add_argument("name", nargs="?", help="default: every topic")
+    describe.add_argument("--exclude-internal", action="store_true", help="without NAME: leave out internal topics")
     delete = actions.add_parser("delete", parents=[client], help="delete a topic")
     delete.add_argument("name")
     delete.add_argument("--if-exists", action="store_true", help="no error when the topic does not exist")
@@ -359,7 +360,10 @@ def _topic(client: KafkaClient, args) -> int:
         if command == "delete":
             client.delete_topic(args.name)
             return EXIT_OK
-        for name in [args.name] if args.name is not None else names:
+        # Every topic in kafka-topics.sh's order: it asks for the sorted names and prints what
+        # its admin client returns in a HashMap by name.
+        order = java_hash_map_order(names)
+        for name in [args.name] if args.name is not None else sorted(names, key=order.get):
             _describe_topic(client, name)
         return EXIT_OK
     except KafkaError as error:
@@ -369,7 +373,7 @@ def _topic(client: KafkaClient, args) -> int:
 def java_hash_map_order(keys: list[str]) -> dict[str, int]:
     """key -> its place when Java's ``HashMap`` iterates the distinct ``keys`` put in this order:
     the order Kafka's tools print what its admin client keeps in a HashMap (a topic's configs,
-    the consumer groups). Buckets in index order (``(h ^ h >>> 16) & (capacity - 1)`` of ``String.hashCode``,
+    the topics described, the consumer groups). Buckets in index order (``(h ^ h >>> 16) & (capacity - 1)`` of ``String.hashCode``,
     the capacity doubled from 16 while above 0.75 full), each bucket in insertion order (a resize
     keeps it)."""
     capacity = 16

@@ -568,6 +568,10 @@ def test_output_is_kafka_tools_output(shared_broker):
         tool(topics, *server, "--list", "--exclude-internal")
     assert odradek("topic", "describe", "side.by.side", *server).stdout == \
         tool(topics, *server, "--describe", "--topic", "side.by.side")
+    for name in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"):
+        assert odradek("topic", "create", f"side-{name}", *server).returncode == 0
+    assert odradek("topic", "describe", "--exclude-internal", *server).stdout == \
+        tool(topics, *server, "--describe", "--exclude-internal")
 
     producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
     for partition in (0, 1, 1, 2, 2, 2):
