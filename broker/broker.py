@@ -55,8 +55,11 @@ KRAFT_METADATA_TOPIC = "__cluster_metadata"
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, clock_ms=None, fs=None):
+    def __init__(self, config: BrokerConfig, clock_ms=None, fs=None, cluster_id: str | None = None):
+        """``cluster_id``: the id to take when neither ``cluster.id`` nor the data directories
+        give one (a reset, whose emptied directories must keep the broker's id); None makes one."""
         self.config = config
+        self._fallback_cluster_id = cluster_id
         # The file system the data directories live on: None for the real one (made at open(),
         # with its descriptor budget), or one given, such as the memory backend of memory mode.
         self._given_fs = fs
@@ -111,7 +114,8 @@ class Broker:
             log.error("the topic table does not parse: set aside, rebuilt from the partition directories "
                       "(topic config overrides are lost)", file=self.topics.path, kept_as=damaged, error=str(error))
             table_found = False
-        cluster_id = self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or generate_cluster_id()
+        cluster_id = (self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or self._fallback_cluster_id
+                      or generate_cluster_id())
         self._data_dir = LogDirectories.open(
             self.log_dirs, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
             default_config=log_config_from(self.default_topic_config()),
@@ -265,13 +269,25 @@ class Broker:
         """Flush and close every log, write the checkpoints and the clean-shutdown marker of
         every data directory (the storage engine's LogDirectories.close; a directory whose
         close fails gets no marker, so the next start recovers it)."""
+        data_dir = self._release()
+        if data_dir is not None:
+            data_dir.close(threads_per_directory=self.config["num.recovery.threads.per.data.dir"])
+
+    def abandon(self) -> None:
+        """Close every log without making anything durable and release the data directories:
+        their contents are removed next (a reset, broker/service.py). Call after
+        :meth:`begin_shutdown`."""
+        data_dir = self._release()
+        if data_dir is not None:
+            data_dir.abandon()
+
+    def _release(self):
         data_dir, self._data_dir = self._data_dir, None
         executor, self._flush_executor = self._flush_executor, None
         if executor is not None:
             executor.shutdown(wait=True)  # an fsync in flight ends first; the logs' close flushes the rest
         self.partitions.clear()
-        if data_dir is not None:
-            data_dir.close(threads_per_directory=self.config["num.recovery.threads.per.data.dir"])
+        return data_dir
 
     # --- listeners ---
 

@@ -14,7 +14,10 @@ is bound it prints one line per listener on stdout::
 (the real port, also when the configured one is 0) and flushes it. Once it is also *ready* (the
 group and transaction coordinators loaded their state: broker/service.py) it prints::
 
+    odradek control: http://127.0.0.1:PORT
     odradek ready: bootstrap.servers=127.0.0.1:PORT
+
+(the first unless ``odradek.control.port`` is -1: the control API, broker/control/).
 
 Tools and tests wait for one line or the other. ``--memory`` keeps the data in memory (the
 storage engine's memory backend: no file is written, nothing outlives the process);
@@ -156,6 +159,8 @@ async def serve(config: BrokerConfig, ready_stream=None, *, memory: bool = False
         log.info("broker started", node_id=broker.node_id, cluster_id=broker.cluster_id, log_dirs=broker.log_dirs,
                  in_memory=memory, version=package_version(), event_loop=type(loop).__module__.split(".")[0])
         await service.ready()
+        if service.control_url is not None:
+            print(f"odradek control: {service.control_url}", file=out, flush=True)
         print(f"odradek ready: bootstrap.servers={bootstrap_servers(service.bound)}", file=out, flush=True)
         await stop.wait()
         log.info("shutting down")

@@ -51,6 +51,7 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 _READY_PREFIX = b"odradek ready: bootstrap.servers="
+_CONTROL_PREFIX = b"odradek control: "
 
 
 class BrokerStartError(RuntimeError):
@@ -114,6 +115,10 @@ class Broker:
         configured = overrides.get("log.dirs") or overrides.get("log.dir")
         self.data_dir: str | None = None if memory or not configured else configured.split(",")[0]
         self.bootstrap_servers: str | None = None
+        # The control API's http://127.0.0.1:PORT once running (None with odradek.control.port -1).
+        self.control_url: str | None = None
+        self._control = None
+        self._control_lock = threading.Lock()  # the control client is shared by the caller's threads
         self.process: subprocess.Popen | None = None  # process mode: the child running the broker
         self._addresses: list[tuple[str, int]] = []  # (host, port) of each listener, once running
         self._thread: threading.Thread | None = None
@@ -180,10 +185,130 @@ class Broker:
                 self._stop_process()
         finally:
             self._addresses = []
-            self.bootstrap_servers = None
+            self.bootstrap_servers = self.control_url = None
+            if self._control is not None:
+                self._control.close()
+                self._control = None
             if self._temporary_data_dir and self.data_dir is not None:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
                 self.data_dir = None
+
+    # --- the control API (broker/control/, docs/testing.md) ---
+
+    def control(self, method: str, path: str, body=None, query: dict | None = None):
+        """One call of the control API (``broker.control("GET", "/v1/status")``): the parsed
+        JSON answer; :class:`odradek.broker.control.client.ControlError` for an error answer."""
+        from .control.client import ControlClient
+
+        if not self._started:
+            raise RuntimeError("the broker is not running: call start() first")
+        if self.control_url is None:
+            raise RuntimeError("the control API is off (odradek.control.port=-1)")
+        with self._control_lock:
+            if self._control is None:
+                self._control = ControlClient(self.control_url)
+            return self._control.call(method, path, body, query)
+
+    def reset(self, *topics: str) -> float:
+        """Drop every topic, group, committed offset, producer state, transaction and fault
+        (client connections are dropped; clients reconnect); with ``topics``, empty just those.
+        Returns the milliseconds the broker took."""
+        if topics:
+            self.control("POST", "/v1/reset", {"topics": list(topics)})
+            return 0.0
+        return self.control("POST", "/v1/reset")["ms"]
+
+    def snapshot(self, name: str) -> dict:
+        """Keep the broker's data now under ``name`` (in the broker's memory, for :meth:`restore`)."""
+        return self.control("POST", f"/v1/snapshots/{name}")
+
+    def restore(self, name: str) -> float:
+        """Replace the broker's data with the snapshot ``name``; the milliseconds it took."""
+        return self.control("POST", f"/v1/snapshots/{name}/restore")["ms"]
+
+    def status(self) -> dict:
+        return self.control("GET", "/v1/status")
+
+    def clients(self) -> list[dict]:
+        """The connections open and the last ones closed: peer, client id, the software each
+        named (KIP-511) and the versions of each API it used."""
+        return self.control("GET", "/v1/clients")["clients"]
+
+    def activity(self, since: int = 0, *, wait_ms: int = 0, **filters) -> list[dict]:
+        """The requests answered after sequence number ``since`` (client, API and version,
+        topics and partitions, error names, milliseconds); ``filters``: ``client_id``, ``api``,
+        ``topic``."""
+        return self.control("GET", "/v1/activity", query={"since": since, "wait_ms": wait_ms, **filters})["events"]
+
+    def topic(self, name: str) -> dict:
+        """A topic's id, configs and each partition's offsets (log start, log end, high
+        watermark, last stable offset, leader epoch)."""
+        return self.control("GET", f"/v1/topics/{_path_segment(name)}")
+
+    def records(self, topic: str, partition: int | None = None, offset: int | None = None,
+                limit: int = 1000) -> list[dict]:
+        """The records of ``topic`` up to the high watermark (of one ``partition`` from
+        ``offset`` if given), each with its ``transaction``: None, "committed", "aborted" or
+        "open"; keys, values and headers as text, or ``{"base64": ...}`` when not UTF-8."""
+        query = {"partition": partition, "offset": offset if partition is not None else None, "limit": limit}
+        return self.control("GET", f"/v1/topics/{_path_segment(topic)}/records", query=query)["records"]
+
+    def group(self, group_id: str) -> dict:
+        """A group's type, state, members and committed offsets with the lag of each."""
+        return self.control("GET", f"/v1/groups/{_path_segment(group_id)}")
+
+    # --- assertions for tests: each waits up to ``timeout`` seconds for the state it expects ---
+
+    def assert_records(self, topic: str, count: int, *, timeout: float = 10.0) -> list[dict]:
+        """``topic`` holds exactly ``count`` records that were not aborted (committed, open or
+        outside transactions), waiting up to ``timeout`` for them; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [record for record in self.records(topic, limit=max(count + 1, 1))
+                     if record["transaction"] != "aborted"]
+            if len(found) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert len(found) == count, f"topic {topic} holds {len(found)} records, not {count}: {found[:20]}"
+        return found
+
+    def assert_committed(self, group_id: str, topic: str, partition: int, offset: int, *,
+                         timeout: float = 10.0) -> None:
+        """Group ``group_id`` committed ``offset`` for ``topic``-``partition`` (waiting up to
+        ``timeout`` for the commit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                offsets = self.group(group_id)["offsets"]
+            except Exception as error:  # noqa: BLE001 - no such group yet: wait for it
+                offsets, last_error = [], error
+            else:
+                last_error = None
+            committed = next((entry["offset"] for entry in offsets
+                              if (entry["topic"], entry["partition"]) == (topic, partition)), None)
+            if committed == offset or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert committed == offset, (f"group {group_id} committed {committed} for {topic}-{partition}, "
+                                     f"not {offset}" + (f" ({last_error})" if last_error else ""))
+
+    def assert_no_aborted(self, topic: str, received) -> None:
+        """None of ``received`` (what a read_committed consumer got from ``topic``: values as
+        bytes or str, or (partition, offset) pairs) is a record of an aborted or still open
+        transaction."""
+        uncommitted = [record for record in self.records(topic, limit=10_000)
+                       if record["transaction"] in ("aborted", "open")]
+        positions = {(record["partition"], record["offset"]): record for record in uncommitted}
+        values = {record["value"]: record for record in uncommitted if isinstance(record["value"], str)}
+        leaked = []
+        for item in received:
+            if isinstance(item, tuple):
+                record = positions.get(item)
+            else:
+                record = values.get(item.decode("utf-8", "replace") if isinstance(item, (bytes, bytearray)) else item)
+            if record is not None:
+                leaked.append(record)
+        assert not leaked, f"records of aborted or open transactions reached the consumer: {leaked[:20]}"
 
     def __enter__(self) -> "Broker":
         return self.start()
@@ -236,6 +361,7 @@ class Broker:
             await service.ready()
             self._addresses = list(service.bound.values())
             self.bootstrap_servers = bootstrap_servers(service.bound)
+            self.control_url = service.control_url
             ready.set()
             if not self._stop_wanted.is_set():
                 await self._stop_requested.wait()
@@ -296,6 +422,8 @@ class Broker:
                     break  # the child closed stdout: it is exiting
                 output += chunk
                 for line in output.splitlines():
+                    if line.startswith(_CONTROL_PREFIX):
+                        self.control_url = line[len(_CONTROL_PREFIX):].decode().strip()
                     if line.startswith(_READY_PREFIX):
                         return line[len(_READY_PREFIX):].decode().strip()
         process.wait()
@@ -365,3 +493,10 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _path_segment(name: str) -> str:
+    """A topic or group name as one segment of a control API path."""
+    from urllib.parse import quote
+
+    return quote(name, safe="")

@@ -47,6 +47,11 @@ class ProducerIdManager:
         self._reserve(start)
         self._next = start
 
+    @property
+    def handed_out(self) -> int:
+        """How far ids were handed out: every id below it may be in use."""
+        return self._next
+
     def next_producer_id(self) -> int:
         if self._next >= self._block_end:
             self._reserve(self._next + BLOCK_SIZE)

@@ -64,6 +64,7 @@ from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
 from . import advertised_versions
+from .activity import Activity
 from .context import RequestContext
 from .error_responses import error_answer, error_response
 from .records_source import RegionReader
@@ -85,7 +86,7 @@ SEND_CHUNK_SIZE = 1 << 20
 class _Pending:
     """One request waiting for (or holding) its response, in the connection's queue."""
 
-    __slots__ = ("request", "response", "done", "task", "cost")
+    __slots__ = ("request", "response", "done", "task", "cost", "arrived", "api_name")
 
     def __init__(self, request, cost: int):
         self.request = request
@@ -93,6 +94,8 @@ class _Pending:
         self.done = False
         self.task: asyncio.Task | None = None
         self.cost = cost
+        self.arrived = time.monotonic()
+        self.api_name = "?"
 
 
 class KafkaProtocol(asyncio.Protocol):
@@ -124,6 +127,7 @@ class KafkaProtocol(asyncio.Protocol):
         self._in_read_loop = False
         self.last_activity = time.monotonic()
         self.requests_served = 0
+        self.client = None  # this connection's record in the server's activity (broker/activity.py)
 
     # --- asyncio callbacks ---
 
@@ -135,6 +139,7 @@ class KafkaProtocol(asyncio.Protocol):
         # request), a bound one filters a debug line out in a fraction of that.
         self._request_log = log.bind(peer=self.peer)
         self.server.connections.add(self)
+        self.client = self.server.activity.connection_opened(self.peer, self.listener_name)
         log.info("connection opened", peer=self.peer, listener=self.listener_name)
 
     def connection_lost(self, exc) -> None:
@@ -144,6 +149,8 @@ class KafkaProtocol(asyncio.Protocol):
             if entry.task is not None and not entry.task.done():
                 entry.task.cancel()
         self._pending.clear()
+        if self.client is not None:
+            self.server.activity.connection_closed(self.client)
         log.info("connection closed", peer=self.peer, requests=self.requests_served,
                  error=str(exc) if exc else None)
         self.server.connection_closed()
@@ -213,6 +220,7 @@ class KafkaProtocol(asyncio.Protocol):
         self._pending.append(entry)
         self._pending_bytes += entry.cost
         handler = self.server.registry.get(request.api_key)
+        entry.api_name = handler.name
         # Kafka's request logger at DEBUG: which client sent what at which version (the versions
         # a client negotiated, e.g. against odradek.advertise.kafka.version).
         self._request_log.debug("request", client_id=request.client_id, api=handler.name,
@@ -278,6 +286,9 @@ class KafkaProtocol(asyncio.Protocol):
             entry = pending.popleft()
             self._pending_bytes -= entry.cost
             self.requests_served += 1
+            self.server.activity.request_answered(
+                self.client, entry.request, entry.api_name, time.monotonic() - entry.arrived,
+                None if entry.response is CLOSE_CONNECTION else entry.response)
             if entry.response is CLOSE_CONNECTION:
                 log.info("closing connection as the handler asked", peer=self.peer, api_key=entry.request.api_key)
                 self.close()
@@ -384,6 +395,16 @@ class KafkaProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection now: nothing pending is answered, no waiting handler resumes
+        (a reset replaces the broker state those would have touched)."""
+        self._closing = True
+        for entry in self._pending:
+            if entry.task is not None and not entry.task.done():
+                entry.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
     @property
     def idle(self) -> bool:
         return not self._pending and not self._output
@@ -397,6 +418,7 @@ class BrokerServer:
         self.broker = broker
         self.registry = registry
         self.connections: set[KafkaProtocol] = set()
+        self.activity = Activity(self._topic_name_of)
         self._servers: list[asyncio.AbstractServer] = []
         self.bound: dict[str, tuple[str, int]] = {}  # listener name -> (host, real port)
         self._sweeper: asyncio.Task | None = None
@@ -448,6 +470,18 @@ class BrokerServer:
                 if connection.idle and now - connection.last_activity > idle_limit:
                     log.info("closing idle connection", peer=connection.peer)
                     connection.close()
+
+    def _topic_name_of(self, topic_id) -> str | None:
+        topic = self.broker.topics.by_id.get(topic_id)
+        return None if topic is None else topic.name
+
+    def abort_connections(self) -> int:
+        """Drop every client connection (a reset); clients reconnect as after a broker restart.
+        Returns how many there were."""
+        connections = list(self.connections)
+        for connection in connections:
+            connection.abort()
+        return len(connections)
 
     def connection_closed(self) -> None:
         if not self.connections:

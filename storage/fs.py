@@ -582,6 +582,20 @@ class MemoryFileSystem:
         self.read_error: OSError | None = None
         self.locks: set[str] = set()
 
+    def copy(self) -> "MemoryFileSystem":
+        """An independent copy of every directory and file as it is now (a snapshot of a broker
+        in memory mode); locks are not copied. Directory entries count as durable in the copy."""
+        copied = MemoryFileSystem(self.space_limit, names_need_dir_fsync=self.names_need_dir_fsync)
+        copied.dirs = set(self.dirs)
+        for key, original in self.files.items():
+            clone = copied.files[key] = MemoryFile(key, copied)
+            clone.data, clone.length, clone.written = bytearray(original.data), original.length, original.written
+            clone.durable = (bytes(original.data), original.size())
+        if self.names_need_dir_fsync:
+            for directory in copied.dirs:
+                copied.fsync_dir(directory)
+        return copied
+
     def _reserve(self, extra: int) -> None:
         if self.space_limit is None:
             return

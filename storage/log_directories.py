@@ -152,6 +152,12 @@ class LogDirectories:
         for directory in self.directories:
             directory.flush_all()
 
+    def abandon(self) -> None:
+        """Close every directory's logs without making anything durable and release the locks
+        (a broker reset removes the directories' contents next)."""
+        for directory in self.directories:
+            directory.abandon()
+
     def close(self, broker_epoch: int = -1, threads_per_directory: int = 1) -> None:
         """Clean shutdown of every directory (its logs' fsyncs on ``threads_per_directory``
         threads); one failing (no marker: it recovers at the next start) does not keep the

@@ -393,6 +393,13 @@ class LogDirectory:
         self.fs.write_file_atomic(f"{self.path}/{CLEAN_SHUTDOWN_FILE}", marker)
         self._release_lock()
 
+    def abandon(self) -> None:
+        """Close every log without a flush, a checkpoint or a marker, and release the lock: the
+        directory's contents are about to be removed (a broker reset)."""
+        for log in self.logs.values():
+            log.abandon()
+        self._release_lock()
+
     def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.close()

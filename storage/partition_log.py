@@ -1027,6 +1027,15 @@ class PartitionLog:
             segment.close()
         self.closed = True
 
+    def abandon(self) -> None:
+        """Close every file without making anything durable: the directory is about to be
+        removed whole (a broker reset), so flushing and snapshotting would be wasted work."""
+        for segment in self.segments:
+            segment.offset_index.close()
+            segment.time_index.close()
+            segment.log.close()
+        self.closed = True
+
     @_io_errors_as_storage_errors
     def delete(self, pending: PendingDeletions | None = None, due_ms: int = 0) -> None:
         """Delete the whole partition: Kafka renames the directory to

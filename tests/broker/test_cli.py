@@ -139,9 +139,11 @@ def test_memory_serves_a_real_client_writes_no_file_and_stops_when_stdin_closes(
                                stderr=subprocess.PIPE, cwd=tmp_path, env=subprocess_env(), text=True)
     try:
         listening = process.stdout.readline()
+        control = process.stdout.readline()
         ready = process.stdout.readline()
         assert listening.startswith("odradek listening on 127.0.0.1:") and listening.endswith(" (PLAINTEXT)\n")
         port = int(listening.split()[3].rsplit(":", 1)[1])
+        assert control.startswith("odradek control: http://127.0.0.1:")
         assert ready == f"odradek ready: bootstrap.servers=127.0.0.1:{port}\n"
         producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", acks="all")
         producer.send("in-memory", value=b"hello").get(timeout=10)

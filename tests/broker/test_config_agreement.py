@@ -271,7 +271,7 @@ KAFKA_HAS_NO_DEFAULT = {("broker", "node.id"), ("broker", "process.roles"), ("br
 NOT_IN_KAFKA_4 = {
     ("broker", "cluster.id"), ("broker", "rack"), ("broker", "odradek.flush.on.acks.all"),
     ("broker", "odradek.log.open.files.max"), ("broker", "odradek.transaction.version"),
-    ("broker", "odradek.advertise.kafka.version"),
+    ("broker", "odradek.advertise.kafka.version"), ("broker", "odradek.control.port"),
     ("broker", "log.message.downconversion.enable"), ("broker", "log.message.format.version"),
     ("broker", "log.message.timestamp.difference.max.ms"), ("topic", "message.downconversion.enable"),
     ("topic", "message.format.version"), ("topic", "message.timestamp.difference.max.ms"),

@@ -113,3 +113,31 @@ def test_each_directory_has_its_own_lock(tmp_path):
     dirs = open_dirs(OsFileSystem(), paths)
     assert (tmp_path / "one" / ".lock").exists() and (tmp_path / "two" / ".lock").exists()
     dirs.close()
+
+
+def test_abandon_releases_the_locks_and_makes_nothing_durable(tmp_path):
+    paths = [str(tmp_path / name) for name in PATHS]
+    dirs = open_dirs(OsFileSystem(), paths)
+    dirs.create_log("dropped", 0).append(make_batch([b"unflushed"]))
+    dirs.abandon()
+    for path in paths:
+        assert not (tmp_path / path / ".kafka_cleanshutdown").exists()  # no clean shutdown claimed
+    again = open_dirs(OsFileSystem(), paths)  # the locks are free: a new broker state takes them
+    assert again.get_log("dropped", 0) is not None
+    again.close()
+
+
+def test_a_memory_file_system_copy_is_independent():
+    fs = MemoryFileSystem()
+    dirs = open_dirs(fs)
+    dirs.create_log("kept", 0).append(make_batch([b"before"]))
+    dirs.close()
+    copied = fs.copy()
+    dirs = open_dirs(fs)
+    dirs.get_log("kept", 0).append(make_batch([b"after"]))
+    dirs.close()
+    from_copy = open_dirs(copied)
+    assert from_copy.had_clean_shutdown
+    assert from_copy.get_log("kept", 0).log_end_offset == 1
+    from_copy.close()
+    assert open_dirs(fs).get_log("kept", 0).log_end_offset == 2

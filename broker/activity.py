@@ -1,0 +1,176 @@
+"""What the broker's clients did, for the test kit's eyes (the control API's ``/v1/clients`` and
+``/v1/activity``, ``odradek activity``): each connection (its peer, client id, the software it
+named in ApiVersions — KIP-511 — and the versions of each API it used) and a stream of the
+requests answered (client, API and version, the topics and partitions it named, the error codes
+in the response, how long it took).
+
+Bounded: the stream keeps the last :data:`EVENTS_KEPT` requests and the list of clients the
+open connections plus the last :data:`CLOSED_CLIENTS_KEPT` closed ones. A sequence number
+orders the events; a reader asks for those after the last it saw, waiting for the next if there
+is none yet. Owned by the server (broker/server.py), on the event loop; it outlives a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+
+from odradek.protocol import error_codes
+from odradek.protocol.messages._runtime import Struct
+
+EVENTS_KEPT = 10_000
+# The field a request's partition entry names its index by (ListOffsets..., Fetch, Produce).
+_PARTITION_FIELDS = ("partition_index", "partition", "index")
+CLOSED_CLIENTS_KEPT = 200
+_API_VERSIONS_KEY = 18
+
+
+class ClientRecord:
+    """One connection: who it was and what it used."""
+
+    __slots__ = ("peer", "listener", "client_id", "software_name", "software_version", "connected_ms",
+                 "closed_ms", "requests", "versions")
+
+    def __init__(self, peer: str, listener: str):
+        self.peer = peer
+        self.listener = listener
+        self.client_id: str | None = None
+        self.software_name: str | None = None
+        self.software_version: str | None = None
+        self.connected_ms = _now_ms()
+        self.closed_ms: int | None = None
+        self.requests = 0
+        self.versions: dict[str, set[int]] = {}  # API name -> versions used
+
+    def describe(self) -> dict:
+        return {"peer": self.peer, "listener": self.listener, "client_id": self.client_id,
+                "software_name": self.software_name, "software_version": self.software_version,
+                "connected_ms": self.connected_ms, "closed_ms": self.closed_ms, "requests": self.requests,
+                "api_versions": {api: sorted(versions) for api, versions in sorted(self.versions.items())}}
+
+
+class Activity:
+    def __init__(self, topic_name_of=lambda topic_id: None):
+        """``topic_name_of``: a topic id's name (Fetch v13+ names topics by id only)."""
+        self._topic_name_of = topic_name_of
+        self._events: collections.deque[dict] = collections.deque(maxlen=EVENTS_KEPT)
+        self._sequence = 0
+        self._open: set[ClientRecord] = set()
+        self._closed: collections.deque[ClientRecord] = collections.deque(maxlen=CLOSED_CLIENTS_KEPT)
+        self._arrived: asyncio.Event | None = None  # made on the loop by the first reader that waits
+
+    # --- the server's side ---
+
+    def connection_opened(self, peer: str, listener: str) -> ClientRecord:
+        client = ClientRecord(peer, listener)
+        self._open.add(client)
+        return client
+
+    def connection_closed(self, client: ClientRecord) -> None:
+        if client in self._open:
+            self._open.discard(client)
+            client.closed_ms = _now_ms()
+            self._closed.append(client)
+
+    def request_answered(self, client: ClientRecord, request, api_name: str, elapsed_s: float, response) -> None:
+        """Note a request whose answer left (``response`` None when none is sent: acks=0, or
+        the connection was closed instead)."""
+        client.requests += 1
+        client.client_id = request.client_id
+        versions = client.versions.get(api_name)
+        if versions is None:
+            versions = client.versions[api_name] = set()
+        versions.add(request.api_version)
+        if request.api_key == _API_VERSIONS_KEY:  # v3+ names the software (KIP-511)
+            client.software_name = getattr(request.body, "client_software_name", None) or client.software_name
+            client.software_version = (getattr(request.body, "client_software_version", None)
+                                       or client.software_version)
+        self._sequence += 1
+        self._events.append({
+            "seq": self._sequence, "time_ms": _now_ms(), "peer": client.peer, "client_id": request.client_id,
+            "api": api_name, "api_version": request.api_version, "correlation_id": request.correlation_id,
+            "topics": _request_topics(request.body, self._topic_name_of),
+            "errors": sorted({error_codes.lookup(code).name for code in _error_codes(response)}),
+            "ms": round(elapsed_s * 1000, 3)})
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
+    # --- the readers' side ---
+
+    def clients(self) -> list[dict]:
+        """The open connections, then the closed ones kept, oldest first in each."""
+        opened = sorted(self._open, key=lambda client: client.connected_ms)
+        return [client.describe() for client in (*opened, *self._closed)]
+
+    def events(self, since: int = 0, limit: int = 1000) -> list[dict]:
+        """The events after sequence number ``since``, oldest first, at most ``limit``."""
+        found = []
+        for event in reversed(self._events):
+            if event["seq"] <= since:
+                break
+            found.append(event)
+        found.reverse()
+        return found[:limit]
+
+    @property
+    def last_sequence(self) -> int:
+        return self._sequence
+
+    async def wait_for_events(self, since: int, timeout: float) -> None:
+        """Return once there is an event after ``since``, or after ``timeout`` seconds."""
+        if self._sequence > since or timeout <= 0:
+            return
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _error_codes(response) -> set[int]:
+    """Every non-zero ``error_code`` anywhere in a response (top level, topics, partitions)."""
+    found = set()
+    pending = [response] if isinstance(response, Struct) else []
+    while pending:
+        node = pending.pop()
+        for name in node.__slots__:
+            value = getattr(node, name, None)
+            if name == "error_code":
+                if value:
+                    found.add(value)
+            elif type(value) is list and value and isinstance(value[0], Struct):
+                pending.extend(value)
+    return found
+
+
+def _request_topics(body, topic_name_of) -> dict[str, list[int]] | None:
+    """The topics a request names, each with the partitions it names (empty when it names
+    none): Produce, Fetch, ListOffsets, Metadata, OffsetCommit, ... by their ``topics`` field
+    (Produce's is ``topic_data``); None for a request about no topic."""
+    topics = getattr(body, "topics", None)
+    if topics is None:
+        topics = getattr(body, "topic_data", None)
+    if not topics or type(topics) is not list or not isinstance(topics[0], Struct):
+        return None
+    named: dict[str, list[int]] = {}
+    for topic in topics:
+        name = getattr(topic, "name", None) or getattr(topic, "topic", None)
+        if not name and getattr(topic, "topic_id", None) is not None:
+            name = topic_name_of(topic.topic_id)
+        if not isinstance(name, str) or not name:
+            continue
+        partitions = getattr(topic, "partitions", None) or getattr(topic, "partition_data", None) or []
+        indexes = named.setdefault(name, [])
+        for partition in partitions:
+            index = partition if type(partition) is int else next(
+                (getattr(partition, field) for field in _PARTITION_FIELDS if hasattr(partition, field)), None)
+            if type(index) is int:
+                indexes.append(index)
+    return named or None
