@@ -45,7 +45,7 @@ from .admin_client import (
     partition_for_key,
     topic_id_text,
 )
-from .dev_broker import DEFAULT_PORT, DevBroker, DevBrokerError, StateFileError
+from .dev_broker import DEFAULT_PORT, DevBroker, DevBrokerError, DevBrokerState, StateFileError
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 EXIT_OK = 0
@@ -237,11 +237,18 @@ def run(args) -> int:
         return EXIT_FAILED
 
 
-def _project_bootstrap() -> str | None:
+def project_broker() -> DevBrokerState | None:
+    """The state of the project's running ``odradek up`` broker (bootstrap servers, control
+    URL), or None: what commands use when not told where the broker is."""
     try:
         state, _ = DevBroker.nearest().running()
     except StateFileError:
         return None
+    return state
+
+
+def _project_bootstrap() -> str | None:
+    state = project_broker()
     return state.bootstrap_servers if state else None
 
 

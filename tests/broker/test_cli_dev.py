@@ -26,6 +26,7 @@ from odradek.broker.admin_client import (
     partition_for_key,
 )
 from odradek.broker.cli_dev import FORMAT_FIELDS, RecordFormat, java_hash_map_order, parse_topic_configs
+from odradek.broker.control.client import ControlClient
 from odradek.broker.dev_broker import DevBrokerState, StateFileError, parse_state, process_is_broker
 
 from .conftest import subprocess_env
@@ -73,6 +74,13 @@ def test_up_status_down_keep_the_data_per_project_folder(project):
     assert state["bootstrap_servers"] == bootstrap
     assert state["data_dir"] == str(project / ".odradek" / "data")
     assert process_is_broker(state["pid"])
+    # The control API's URL, read from serve's `odradek control:` line, answers.
+    assert field(up.stdout, "control") == state["control_url"]
+    control = ControlClient(state["control_url"], timeout=10)
+    try:
+        assert control.call("GET", "/v1/status")["bootstrap_servers"] == bootstrap
+    finally:
+        control.close()
 
     again = odradek("up", "--port", "0", cwd=project)
     assert again.returncode == 0 and "already running" in again.stdout and f"pid {state['pid']}" in again.stdout
