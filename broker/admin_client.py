@@ -331,10 +331,12 @@ class KafkaClient:
 
     # --- topics ---
 
-    def metadata(self, topics: list[str] | None = None):
-        """The Metadata response for ``topics`` (None: every topic; []: none, brokers only)."""
+    def metadata(self, topics: list[str] | None = None, *, auto_create: bool = False):
+        """The Metadata response for ``topics`` (None: every topic; []: none, brokers only).
+        ``auto_create``: let the broker create a missing topic (where its
+        auto.create.topics.enable says so), as a producer or consumer asks by default."""
         request = MetadataRequest(topics=None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
-                                  allow_auto_topic_creation=False)
+                                  allow_auto_topic_creation=auto_create)
         response = self.any_broker().request(request)
         self.brokers = {broker.node_id: (broker.host, broker.port) for broker in response.brokers}
         return response
@@ -376,10 +378,11 @@ class KafkaClient:
                       for p in topic.partitions]
         return TopicInfo(topic.name, topic.topic_id, topic.is_internal, sorted(partitions, key=lambda p: p.partition))
 
-    def partition_leaders(self, topic: str) -> dict[int, int]:
-        """partition -> leader node id, retried while a leader is not known yet."""
+    def partition_leaders(self, topic: str, *, auto_create: bool = False) -> dict[int, int]:
+        """partition -> leader node id, retried while a leader is not known yet (as just after
+        the topic was created)."""
         def attempt():
-            (info,) = self.metadata([topic]).topics
+            (info,) = self.metadata([topic], auto_create=auto_create).topics
             check(info.error_code)
             leaders = {}
             for partition in info.partitions:

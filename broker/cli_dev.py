@@ -424,7 +424,8 @@ def _describe_topic(client: KafkaClient, name: str) -> None:
 # --- produce -------------------------------------------------------------------------------------
 
 def _produce(client: KafkaClient, args) -> int:
-    partitions = sorted(client.partition_leaders(args.topic))
+    # A missing topic is created where the broker auto-creates topics, as for Kafka's producers.
+    partitions = sorted(client.partition_leaders(args.topic, auto_create=True))
     if args.partition is not None and args.partition not in partitions:
         raise KafkaError(3, f"topic {args.topic!r} has no partition {args.partition}")
     key = args.key.encode() if args.key is not None else None
@@ -474,7 +475,7 @@ def _produce(client: KafkaClient, args) -> int:
 # --- consume -------------------------------------------------------------------------------------
 
 def _consume(client: KafkaClient, args) -> int:
-    available = sorted(client.partition_leaders(args.topic))
+    available = sorted(client.partition_leaders(args.topic, auto_create=True))  # as Kafka's consumers
     if args.partition is not None:
         if args.partition not in available:
             raise KafkaError(3, f"topic {args.topic!r} has no partition {args.partition}")

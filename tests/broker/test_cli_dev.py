@@ -164,6 +164,27 @@ def test_a_stale_state_file_is_reported_and_cleaned(project, stale):
             other.wait()
 
 
+def test_a_killed_broker_is_stale_and_the_next_up_recovers_its_data(project):
+    up = odradek("up", "--port", "0", cwd=project)
+    assert up.returncode == 0, up.stdout + up.stderr
+    pid = json.loads((project / ".odradek" / "state.json").read_text())["pid"]
+    assert odradek("produce", "survivor", "--value", "kept", cwd=project).returncode == 0  # auto-created
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_is_broker(pid):  # dead, or a zombie until its new parent reaps it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = odradek("status", cwd=project)
+    assert status.returncode == 3 and f"pid {pid}" in status.stdout, status.stdout
+    up = odradek("up", "--port", "0", cwd=project)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"pid {pid}" in up.stderr  # the stale state it removed
+    consumed = odradek("consume", "survivor", "--from-beginning", "--count", "1", "--timeout-ms", "5000",
+                       cwd=project)
+    assert consumed.stdout == "kept\n", consumed.stderr
+    assert odradek("down", cwd=project).returncode == 0
+
+
 def test_up_reports_a_broker_that_cannot_start(project):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -271,7 +292,11 @@ def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
     assert [value for key, value in seen[3] if key is None] == [b"plain", b"", b"last without newline"]
     assert (b"k", "héllo".encode()) in seen[(kafka_python_murmur2(b"k") & 0x7FFFFFFF) % 4]
 
-    missing = odradek("produce", "no-such-topic", "--value", "x", *server)
+    # A missing topic is auto-created (the broker's auto.create.topics.enable), as for Kafka's
+    # producers; a missing partition is an error.
+    assert odradek("produce", "made-on-use", "--value", "x", *server).returncode == 0
+    assert "made-on-use" in odradek("topic", "list", *server).stdout.splitlines()
+    missing = odradek("produce", "lines", "--partition", "9", "--value", "x", *server)
     assert missing.returncode == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in missing.stderr
 
 
