@@ -229,12 +229,11 @@ def run(args) -> int:
     except DevBrokerError as error:
         print(f"Error: {error}", file=sys.stderr)
         return error.exit_code
-    except (OSError, ConnectionError, StateFileError, ValueError) as error:
+    except (KafkaError, OSError, StateFileError, ValueError) as error:  # OSError: ConnectionError too
         print(f"Error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except KafkaError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    except KeyboardInterrupt:  # before consume's loop, or any other command
+        return EXIT_INTERRUPTED
 
 
 def project_broker() -> DevBrokerState | None:
@@ -264,28 +263,27 @@ def _describe_state(state, *, topics: str | None = None) -> None:
         print(f"topics={topics}")
 
 
-def _read_state_or_clean(dev: DevBroker):
-    """``(running state, stale state)``; an unreadable state file counts as stale (removed by
-    the caller), since no broker can be found from it."""
+def _read_state(dev: DevBroker):
+    """``(running, stale)`` states (DevBroker.running); an unreadable state file is reported and
+    reads as neither: no broker can be found from it, and ``up`` or ``down`` replace it."""
     try:
         return dev.running()
     except StateFileError as error:
         print(f"odradek: {dev.state_file} is unreadable ({error}); treating it as stale", file=sys.stderr)
-        return None, True
+        return None, None
 
 
 def _up(args) -> int:
     dev = DevBroker.nearest()
     with dev.lock():
-        running, stale = _read_state_or_clean(dev)
+        running, stale = _read_state(dev)
         if running:
             print(f"odradek is already running (pid {running.pid})")
             _describe_state(running)
             return EXIT_OK
         if stale:
-            if stale is not True:
-                print(f"odradek: removed the state of a broker that is gone (pid {stale.pid})", file=sys.stderr)
-            dev.remove_state()
+            print(f"odradek: removed the state of a broker that is gone (pid {stale.pid})", file=sys.stderr)
+        dev.remove_state()
         state = dev.start(port=args.port, memory=args.memory, overrides=args.override)
     print(f"odradek is up (pid {state.pid})")
     _describe_state(state)
@@ -294,9 +292,9 @@ def _up(args) -> int:
 
 def _status(args) -> int:
     dev = DevBroker.nearest()
-    running, stale = _read_state_or_clean(dev)
+    running, stale = _read_state(dev)
     if not running:
-        if stale and stale is not True:
+        if stale:
             print(f"odradek is not running (pid {stale.pid} of {dev.state_file} has exited without `odradek down`)")
         else:
             print(f"odradek is not running (no broker started from {dev.project})")
@@ -317,7 +315,7 @@ def _down(args) -> int:
         print("odradek is not running")
         return EXIT_OK
     with dev.lock():
-        running, stale = _read_state_or_clean(dev)
+        running, _ = _read_state(dev)
         if not running:
             dev.remove_state()
             print("odradek is not running")
