@@ -424,9 +424,14 @@ class KafkaClient:
         """``(name, value, is_default)`` of each config of the topic, in the broker's order."""
         request = DescribeConfigsRequest(resources=[DescribeConfigsResource(
             resource_type=CONFIG_RESOURCE_TOPIC, resource_name=name, configuration_keys=None)])
-        (result,) = self.any_broker().request(request).results
+        connection = self.any_broker()
+        version = connection.version_for(DescribeConfigsRequest)
+        (result,) = connection.request(request).results
         check(result.error_code, result.error_message)
-        return [(entry.name, entry.value, entry.config_source == CONFIG_SOURCE_DEFAULT) for entry in result.configs]
+        # v0 says is_default; v1 replaced it by config_source (Kafka's ConfigEntry.isDefault()).
+        return [(entry.name, entry.value,
+                 entry.is_default if version == 0 else entry.config_source == CONFIG_SOURCE_DEFAULT)
+                for entry in result.configs]
 
     # --- records ---
 

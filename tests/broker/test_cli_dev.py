@@ -627,3 +627,40 @@ def test_output_is_kafka_tools_output(shared_broker):
     assert odradek("group", "list", *server).stdout == tool(groups, *server, "--list")
     assert odradek("group", "describe", "side-group", *server).stdout == \
         tool(groups, *server, "--describe", "--group", "side-group")
+
+
+@pytest.mark.parametrize("release", ["2.8", "0.11"])
+def test_commands_against_an_older_kafka(broker_process, release):
+    """The version each request is sent at follows the broker's ApiVersions: against a broker
+    advertising an older Kafka the commands take the older shapes (FindCoordinator's single key,
+    DeleteTopics' topic_names, Metadata instead of DescribeTopicPartitions, ApiVersions v0)."""
+    broker = broker_process(None, f"odradek.advertise.kafka.version={release}")
+    server = ["--bootstrap-server", broker.bootstrap]
+    created = odradek("topic", "create", "old", "--partitions", "2", "--config", "retention.ms=60000", *server)
+    assert created.returncode == 0, created.stdout + created.stderr
+    described = odradek("topic", "describe", "old", *server).stdout.splitlines()
+    assert described[0].endswith("\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: retention.ms=60000")
+    # No DescribeTopicPartitions before 3.8: no ELR to show, as Kafka's admin client shows it.
+    assert described[1] == "\tTopic: old\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tElr: N/A\tLastKnownElr: N/A"
+    assert odradek("produce", "old", "--key-separator", ":", *server, stdin="a:1\nb:2\nc:3\n").returncode == 0
+    consumed = odradek("consume", "old", "--from-beginning", "--group", "elders", "--count", "3",
+                       "--format", "{key}={value}", *server)
+    assert sorted(consumed.stdout.splitlines()) == ["a=1", "b=2", "c=3"], consumed.stderr
+    assert odradek("group", "list", *server).stdout == "elders\n"
+    rows = [line.split() for line in odradek("group", "describe", "elders", *server).stdout.splitlines()[2:]]
+    assert sorted(row[2:6] for row in rows) == sorted(
+        [str(p), str(end), str(end), "0"] for p, end in enumerate(_partition_ends(broker.bootstrap, "old")))
+    assert odradek("topic", "delete", "old", *server).returncode == 0
+    assert odradek("topic", "list", "--exclude-internal", *server).stdout == "\n"
+
+
+def _partition_ends(bootstrap: str, topic: str) -> list[int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        ends = consumer.end_offsets(partitions)
+        return [ends[tp] for tp in partitions]
+    finally:
+        consumer.close()
