@@ -274,14 +274,16 @@ def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
     assert odradek("produce", "lines", "--partition", "3", *server, stdin="plain\n\nlast without newline").returncode == 0
     assert odradek("produce", "lines", "--value", "héllo", "--key", "k", *server).returncode == 0
 
-    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
-    partitions = [TopicPartition("lines", p) for p in range(4)]
-    consumer.assign(partitions)
+    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest")
+    consumer.assign([TopicPartition("lines", p) for p in range(4)])
     seen = {}
-    for record in consumer:
-        seen.setdefault(record.partition, []).append((record.key, record.value))
+    deadline = time.monotonic() + 20
+    while sum(map(len, seen.values())) < 24 and time.monotonic() < deadline:
+        for records in consumer.poll(500).values():
+            for record in records:
+                seen.setdefault(record.partition, []).append((record.key, record.value))
     consumer.close()
+    assert sum(map(len, seen.values())) == 24
     # Keys land where Kafka's default partitioner puts them (murmur2), as kafka-python computes it.
     from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
@@ -648,19 +650,8 @@ def test_commands_against_an_older_kafka(broker_process, release):
     assert sorted(consumed.stdout.splitlines()) == ["a=1", "b=2", "c=3"], consumed.stderr
     assert odradek("group", "list", *server).stdout == "elders\n"
     rows = [line.split() for line in odradek("group", "describe", "elders", *server).stdout.splitlines()[2:]]
-    assert sorted(row[2:6] for row in rows) == sorted(
-        [str(p), str(end), str(end), "0"] for p, end in enumerate(_partition_ends(broker.bootstrap, "old")))
+    assert sorted(row[2] for row in rows) == ["0", "1"]
+    assert all(row[3] == row[4] and row[5] == "0" for row in rows) and sum(int(row[4]) for row in rows) == 3
     assert odradek("topic", "delete", "old", *server).returncode == 0
     assert odradek("topic", "list", "--exclude-internal", *server).stdout == "\n"
 
-
-def _partition_ends(bootstrap: str, topic: str) -> list[int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        ends = consumer.end_offsets(partitions)
-        return [ends[tp] for tp in partitions]
-    finally:
-        consumer.close()
