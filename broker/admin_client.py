@@ -257,6 +257,7 @@ class GroupMember:
     client_id: str
     host: str
     assignment: list[tuple[str, int]]
+    instance_id: str | None = None  # group.instance.id of a static member
 
 
 @dataclass
@@ -560,14 +561,14 @@ class KafkaClient:
             if described.error_code == error_codes.NONE and described.group_state != "Dead":
                 members = [GroupMember(m.member_id, m.client_id, m.client_host,
                                        consumer_assignment(m.member_assignment) if described.protocol_type == "consumer"
-                                       else []) for m in described.members]
+                                       else [], m.group_instance_id) for m in described.members]
                 return GroupDescription(group, described.group_state, described.protocol_type, members)
             if connection.supports(ConsumerGroupDescribeRequest):
                 (found,) = connection.request(ConsumerGroupDescribeRequest(group_ids=[group])).groups
                 if found.error_code == error_codes.NONE:
                     members = [GroupMember(m.member_id, m.client_id, m.client_host,
                                            [(tp.topic_name, p) for tp in m.assignment.topic_partitions
-                                            for p in tp.partitions]) for m in found.members]
+                                            for p in tp.partitions], m.instance_id) for m in found.members]
                     return GroupDescription(group, found.group_state, "consumer", members)
                 if found.error_code != error_codes.GROUP_ID_NOT_FOUND:
                     check(found.error_code, found.error_message)

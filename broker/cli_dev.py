@@ -210,6 +210,8 @@ def add_commands(commands, port_type) -> None:
     group_describe = group_actions.add_parser("describe", parents=[client],
                                               help="members, committed offsets and lag of a group")
     group_describe.add_argument("group")
+    group_describe.add_argument("--members", action="store_true",
+                                help="one line per member with its partition count (kafka-consumer-groups.sh --members)")
 
 
 def run(args) -> int:
@@ -566,15 +568,46 @@ def _group(client: KafkaClient, args) -> int:
         for name in sorted(names, key=order.get):
             print(name)
         return EXIT_OK
-    return _describe_group(client, args.group)
-
-
-def _describe_group(client: KafkaClient, group_id: str) -> int:
-    """kafka-consumer-groups.sh --describe --group G (ConsumerGroupCommand's offsets view)."""
-    group = client.describe_group(group_id)
+    group = client.describe_group(args.group)
     if group.state == "Dead":
-        print(f"\nError: Consumer group '{group_id}' does not exist.")
+        print(f"\nError: Consumer group '{args.group}' does not exist.")
         return EXIT_FAILED
+    if args.members:
+        return _describe_members(group)
+    return _describe_offsets(client, group)
+
+
+def _member_state_notice(group) -> None:
+    """What kafka-consumer-groups.sh says on stderr about a group not Stable."""
+    if group.state == "Empty":
+        print(f"\nConsumer group '{group.group_id}' has no active members.", file=sys.stderr)
+    elif group.state in _REBALANCING:
+        print(f"\nWarning: Consumer group '{group.group_id}' is rebalancing.", file=sys.stderr)
+
+
+def _describe_members(group) -> int:
+    """kafka-consumer-groups.sh --describe --members --group G: a header (also for a group with
+    no members, as the tool prints it), then one line per member; GROUP-INSTANCE-ID only when a
+    member has one. Columns padded as the tool pads them, the last one too."""
+    _member_state_notice(group)
+    rows = [(group.group_id, m.member_id, m.instance_id or "", m.host, m.client_id, str(len(m.assignment)))
+            for m in group.members]
+    with_instance = any(row[2] for row in rows)
+    minimums = (15, 15, 17, 15, 15, 15)
+    columns = [i for i in range(6) if with_instance or i != 2]
+    widths = {i: max([minimums[i], *(len(row[i]) for row in rows)]) if i != 5 else 15 for i in columns}
+
+    def line(cells) -> str:
+        return "".join(f"{cells[i]:<{widths[i]}} " for i in columns)
+    print("\n" + line(("GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS")))
+    for row in rows:
+        print(line(row))
+    return EXIT_OK
+
+
+def _describe_offsets(client: KafkaClient, group) -> int:
+    """kafka-consumer-groups.sh --describe --group G (ConsumerGroupCommand's offsets view)."""
+    group_id = group.group_id
     committed = client.committed_offsets(group_id)
     rows = []  # (topic, partition, consumer id, host, client id); topic/partition None: a member with none
     assigned = set()
@@ -584,10 +617,7 @@ def _describe_group(client: KafkaClient, group_id: str) -> int:
             assigned.add((topic, partition))
     for topic, partition in sorted(set(committed) - assigned, key=lambda tp: (tp[1], tp[0])):
         rows.append((topic, partition, MISSING, MISSING, MISSING))
-    if group.state == "Empty":
-        print(f"\nConsumer group '{group_id}' has no active members.", file=sys.stderr)
-    elif group.state in _REBALANCING:
-        print(f"\nWarning: Consumer group '{group_id}' is rebalancing.", file=sys.stderr)
+    _member_state_notice(group)
     if not rows:
         return EXIT_OK
     log_end: dict[tuple[str, int], int] = {}
@@ -604,7 +634,7 @@ def _describe_group(client: KafkaClient, group_id: str) -> int:
         lag = end - current if current is not None and end is not None else None
         table.append((group_id, topic, str(partition), _cell(current), _cell(end), _cell(lag), member_id, host,
                       client_id))
-    widths = [max(15, *(len(row[i]) for row in table)) for i in (0, 1, 6, 7)]
+    widths = [max([15, *(len(row[i]) for row in table)]) for i in (0, 1, 6, 7)]
     row_format = (f"\n{{:<{widths[0]}}} {{:<{widths[1]}}} {{:<10}} {{:<15}} {{:<15}} {{:<15}} "
                   f"{{:<{widths[2]}}} {{:<{widths[3]}}} {{}}")
     out = row_format.format("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",

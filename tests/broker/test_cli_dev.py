@@ -376,6 +376,9 @@ def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(shared_broker)
                                            "-" if current is None else str(current), str(end),
                                            "-" if current is None else str(end - current)]
             assert rows[partition][6:] == [member_id, "/127.0.0.1", "lag-client"]
+        members = odradek("group", "describe", "laggards", "--members", *server).stdout.splitlines()
+        assert members[0] == "" and members[1].split() == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+        assert [line.split() for line in members[2:]] == [["laggards", member_id, "/127.0.0.1", "lag-client", "2"]]
     finally:
         consumer.close()
 
@@ -384,6 +387,7 @@ def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(shared_broker)
     assert empty.stderr == "\nConsumer group 'laggards' has no active members.\n"
     for line in empty.stdout.splitlines()[2:]:
         assert line.split()[6:] == ["-", "-", "-"]
+    assert odradek("group", "describe", "laggards", "--members", *server).stdout.splitlines()[2:] == []
     missing = odradek("group", "describe", "nobody", *server)
     assert missing.returncode == 1 and missing.stdout == "\nError: Consumer group 'nobody' does not exist.\n"
 
@@ -624,11 +628,15 @@ def test_output_is_kafka_tools_output(shared_broker):
         live = tool(groups, *server, "--describe", "--group", "side-group")
         assert odradek("group", "describe", "side-group", *server).stdout == live
         assert "side-client" in live
+        members = tool(groups, *server, "--describe", "--members", "--group", "side-group")
+        assert odradek("group", "describe", "side-group", "--members", *server).stdout == members
     finally:
         consumer.close()
     assert odradek("group", "list", *server).stdout == tool(groups, *server, "--list")
     assert odradek("group", "describe", "side-group", *server).stdout == \
         tool(groups, *server, "--describe", "--group", "side-group")
+    assert odradek("group", "describe", "side-group", "--members", *server).stdout == \
+        tool(groups, *server, "--describe", "--members", "--group", "side-group")
 
 
 @pytest.mark.parametrize("release", ["2.8", "0.11"])
