@@ -26,7 +26,9 @@ ListGroups             5          ``group list``
 DescribeGroups         5          classic groups
 ConsumerGroupDescribe  0          KIP-848 consumer groups (DescribeGroups answers them Dead)
 OffsetFetch            7          a group's committed offsets
-OffsetCommit           8          ``consume --group`` commits, as a consumer outside the group
+OffsetCommit           8          ``consume --group`` commits
+JoinGroup, SyncGroup,  5, 3,      ``consume --group``'s membership (broker/group_membership.py)
+Heartbeat, LeaveGroup  3, 3
 =====================  =========  ==================================================================
 
 Errors: a Kafka error code in a response raises :class:`KafkaError` carrying the code, Kafka's
@@ -40,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,10 +49,22 @@ from dataclasses import dataclass, field
 from odradek.protocol import error_codes
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
-from odradek.protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest
-from odradek.protocol.messages.create_topics import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
-from odradek.protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicState
-from odradek.protocol.messages.describe_configs import DescribeConfigsRequest, DescribeConfigsResource
+from odradek.protocol.messages.consumer_group_describe import (
+    ConsumerGroupDescribeRequest,
+)
+from odradek.protocol.messages.create_topics import (
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
+from odradek.protocol.messages.delete_topics import (
+    DeleteTopicsRequest,
+    DeleteTopicState,
+)
+from odradek.protocol.messages.describe_configs import (
+    DescribeConfigsRequest,
+    DescribeConfigsResource,
+)
 from odradek.protocol.messages.describe_groups import DescribeGroupsRequest
 from odradek.protocol.messages.describe_topic_partitions import (
     DescribeTopicPartitionsRequest,
@@ -60,8 +73,15 @@ from odradek.protocol.messages.describe_topic_partitions import (
 )
 from odradek.protocol.messages.fetch import FetchPartition, FetchRequest, FetchTopic
 from odradek.protocol.messages.find_coordinator import FindCoordinatorRequest
+from odradek.protocol.messages.heartbeat import HeartbeatRequest
+from odradek.protocol.messages.join_group import JoinGroupRequest
+from odradek.protocol.messages.leave_group import LeaveGroupRequest
 from odradek.protocol.messages.list_groups import ListGroupsRequest
-from odradek.protocol.messages.list_offsets import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
+from odradek.protocol.messages.list_offsets import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
 from odradek.protocol.messages.metadata import MetadataRequest, MetadataRequestTopic
 from odradek.protocol.messages.offset_commit import (
     OffsetCommitRequest,
@@ -69,8 +89,15 @@ from odradek.protocol.messages.offset_commit import (
     OffsetCommitRequestTopic,
 )
 from odradek.protocol.messages.offset_fetch import OffsetFetchRequest
-from odradek.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from odradek.protocol.messages.produce import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from odradek.protocol.messages.sync_group import SyncGroupRequest
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
+
+from .consumer_protocol import PROTOCOL_TYPE, decode_assignment
 
 DEFAULT_CLIENT_ID = "odradek-cli"
 DEFAULT_TIMEOUT = 30.0
@@ -81,8 +108,6 @@ CONFIG_SOURCE_DEFAULT = 5  # DescribeConfigs' config_source DEFAULT_CONFIG
 FETCH_MAX_BYTES = 8 * 1024 * 1024
 PARTITION_PAGE_SIZE = 2000  # DescribeTopicPartitions' response_partition_limit, as Kafka's admin client asks
 _RETRY_BACKOFF = 0.1
-_INT16 = struct.Struct(">h")
-_INT32 = struct.Struct(">i")
 
 # The version each API is sent at when the broker serves it (module docstring).
 PREFERRED_VERSIONS = {
@@ -90,6 +115,7 @@ PREFERRED_VERSIONS = {
     DescribeTopicPartitionsRequest: 0, DescribeConfigsRequest: 4, ProduceRequest: 9, ListOffsetsRequest: 7,
     FetchRequest: 12, FindCoordinatorRequest: 4, ListGroupsRequest: 5, DescribeGroupsRequest: 5,
     ConsumerGroupDescribeRequest: 0, OffsetFetchRequest: 7, OffsetCommitRequest: 8,
+    JoinGroupRequest: 5, SyncGroupRequest: 3, HeartbeatRequest: 3, LeaveGroupRequest: 3,  # broker/group_membership.py
 }
 
 # Errors retried until the timeout: a broker still loading or a leader not yet elected.
@@ -560,7 +586,7 @@ class KafkaClient:
                 check(described.error_code, described.error_message)
             if described.error_code == error_codes.NONE and described.group_state != "Dead":
                 members = [GroupMember(m.member_id, m.client_id, m.client_host,
-                                       consumer_assignment(m.member_assignment) if described.protocol_type == "consumer"
+                                       decode_assignment(m.member_assignment) if described.protocol_type == PROTOCOL_TYPE
                                        else [], m.group_instance_id) for m in described.members]
                 return GroupDescription(group, described.group_state, described.protocol_type, members)
             if connection.supports(ConsumerGroupDescribeRequest):
@@ -589,16 +615,18 @@ class KafkaClient:
             return offsets
         return self._retrying(attempt)
 
-    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
-        """Commit as a consumer outside the group (generation -1, no member id): what Kafka
-        accepts for a group with no members, as for a consumer using assign()."""
+    def commit_offsets(self, group: str, offsets: dict[tuple[str, int], int], *, generation: int = -1,
+                       member_id: str = "") -> None:
+        """Commit as the group's member ``member_id`` of ``generation``, or by default as a
+        consumer outside the group (generation -1, no member id): what Kafka accepts for a group
+        with no members, as for a consumer using assign()."""
         topics: dict[str, list] = {}
         for (topic, partition), offset in sorted(offsets.items()):
             topics.setdefault(topic, []).append(OffsetCommitRequestPartition(partition_index=partition,
                                                                               committed_offset=offset))
 
         def attempt():
-            request = OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=-1, member_id="",
+            request = OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=generation, member_id=member_id,
                                           topics=[OffsetCommitRequestTopic(name=t, partitions=p)
                                                   for t, p in topics.items()])
             for topic in self.coordinator(group).request(request).topics:
@@ -606,28 +634,3 @@ class KafkaClient:
                     check(partition.error_code)
         self._retrying(attempt)
 
-
-def consumer_assignment(data: bytes) -> list[tuple[str, int]]:
-    """The (topic, partition) pairs of a classic consumer's assignment (Kafka's ConsumerProtocol
-    Assignment: int16 version, [topic string, [int32 partition]], user data), as DescribeGroups
-    returns it; [] for an empty or unreadable one (a member still joining has none)."""
-    try:
-        pairs = []
-        position = 2
-        (count,) = _INT32.unpack_from(data, position)
-        position += 4
-        for _ in range(max(count, 0)):
-            (length,) = _INT16.unpack_from(data, position)
-            position += 2
-            if length < 0 or position + length > len(data):
-                return []
-            topic = bytes(data[position:position + length]).decode()
-            position += length
-            (partitions,) = _INT32.unpack_from(data, position)
-            position += 4
-            for _ in range(max(partitions, 0)):
-                pairs.append((topic, _INT32.unpack_from(data, position)[0]))
-                position += 4
-        return pairs
-    except (struct.error, UnicodeDecodeError):
-        return []

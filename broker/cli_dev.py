@@ -15,7 +15,8 @@ for them. docs/cli.md is the user's reference; this module's parts:
 ``consume TOPIC``
     values, one a line, or ``--format`` with {topic} {partition} {offset} {timestamp} {key}
     {value}; ends after ``--count`` records or ``--timeout-ms`` without one, and prints
-    ``Processed a total of N messages`` on stderr as Kafka's console consumer does.
+    ``Processed a total of N messages`` on stderr as Kafka's console consumer does. With
+    ``--group`` it is a member of the group (broker/group_membership.py).
 ``group list|describe``
     as ``kafka-consumer-groups.sh --list`` / ``--describe`` (the offsets view, its columns).
 
@@ -45,7 +46,14 @@ from .admin_client import (
     partition_for_key,
     topic_id_text,
 )
-from .dev_broker import DEFAULT_PORT, DevBroker, DevBrokerError, DevBrokerState, StateFileError
+from .dev_broker import (
+    DEFAULT_PORT,
+    DevBroker,
+    DevBrokerError,
+    DevBrokerState,
+    StateFileError,
+)
+from .group_membership import GroupMembership, RebalanceNeeded
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 EXIT_OK = 0
@@ -198,8 +206,8 @@ def add_commands(commands, port_type) -> None:
     consume.add_argument("--count", "--max-messages", dest="count", type=_positive,
                          help="stop after N records")
     consume.add_argument("--timeout-ms", type=_positive, help="stop after this long without a record")
-    consume.add_argument("--group", help="start at the group's committed offsets and commit what was read "
-                                         "(as a consumer outside the group: it does not join it)")
+    consume.add_argument("--group", help="read as a member of this consumer group: the partitions it assigns, "
+                                         "from its committed offsets, committing what was read")
     consume.add_argument("--format", type=_format_arg,
                          help="e.g. '{partition}:{offset} {key}={value}'; fields: "
                               + ", ".join("{" + f + "}" for f in FORMAT_FIELDS) + " (default: the value)")
@@ -479,17 +487,14 @@ def _consume(client: KafkaClient, args) -> int:
     if args.partition is not None:
         if args.partition not in available:
             raise KafkaError(3, f"topic {args.topic!r} has no partition {args.partition}")
-        partitions = [args.partition]
-    else:
-        if args.offset is not None:
-            raise ValueError("--offset needs --partition")
-        partitions = available
-    positions = _start_positions(client, args, partitions)
+    elif args.offset is not None:
+        raise ValueError("--offset needs --partition")
+    reader = _TopicReader(client, args, available)
     out = sys.stdout.buffer
     consumed = 0
-    committed = dict(positions)
-    last_record = time.monotonic()
     try:
+        reader.start()  # joining a group can take the broker's group.initial.rebalance.delay.ms
+        last_record = time.monotonic()
         while args.count is None or consumed < args.count:
             wait_ms = _CONSUME_POLL_MS
             if args.timeout_ms is not None:
@@ -497,37 +502,109 @@ def _consume(client: KafkaClient, args) -> int:
                 if remaining_ms <= 0:
                     break
                 wait_ms = max(1, min(wait_ms, int(remaining_ms)))
-            out_of_range: set[int] = set()
-            fetched = client.fetch(args.topic, positions, max_wait_ms=wait_ms, out_of_range=out_of_range)
-            if out_of_range:  # deleted by retention, or past the end: start over where a consumer would
-                positions.update(client.list_offsets(args.topic, sorted(out_of_range), _reset_timestamp(args)))
-            for partition in partitions:
-                for record in fetched.get(partition, ()):
-                    if args.count is not None and consumed >= args.count:
-                        break
-                    if args.format is None:
-                        out.write(b"null" if record.value is None else bytes(record.value))
-                        out.write(b"\n")
-                    else:
-                        out.write(args.format.render(record).encode("utf-8", "surrogateescape") + b"\n")
-                    positions[partition] = record.offset + 1
-                    consumed += 1
-                    last_record = time.monotonic()
+            for record in reader.fetch(wait_ms):
+                if args.count is not None and consumed >= args.count:
+                    break
+                if args.format is None:
+                    out.write(b"null" if record.value is None else bytes(record.value))
+                    out.write(b"\n")
+                else:
+                    out.write(args.format.render(record).encode("utf-8", "surrogateescape") + b"\n")
+                reader.positions[record.partition] = record.offset + 1
+                consumed += 1
+                last_record = time.monotonic()
             out.flush()
-            if args.group and positions != committed:
-                client.commit_offsets(args.group, {(args.topic, p): o for p, o in positions.items()})
-                committed = dict(positions)
+            reader.commit()
     except KeyboardInterrupt:
         # The interrupt may have cut a request or its response short: commit on new connections.
         client.close()
-        if args.group and positions != committed:
-            client.commit_offsets(args.group, {(args.topic, p): o for p, o in positions.items()})
+        reader.stop()
         print(f"Processed a total of {consumed} messages", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if args.group:
-        client.commit_offsets(args.group, {(args.topic, p): o for p, o in positions.items()})
+    except BaseException:
+        reader.leave()
+        raise
+    reader.stop()
     print(f"Processed a total of {consumed} messages", file=sys.stderr)
     return EXIT_OK
+
+
+class _TopicReader:
+    """The partitions ``consume`` reads and its position in each. With ``--group`` and no
+    ``--partition`` it is a member of the group (broker/group_membership.py): it reads the
+    partitions the group assigns it, from the group's committed offsets, and commits as the
+    member; with ``--partition`` it commits as a consumer outside the group (Kafka's assign())."""
+
+    def __init__(self, client: KafkaClient, args, available: list[int]):
+        self.client = client
+        self.args = args
+        self.topic = args.topic
+        self.partitions = [args.partition] if args.partition is not None else available
+        self.membership = (GroupMembership(client, args.group, [args.topic])
+                           if args.group and args.partition is None else None)
+        self.positions: dict[int, int] = {}
+        self.committed: dict[int, int] = {}
+
+    def start(self) -> None:
+        if self.membership is not None:
+            self.partitions = sorted(p for topic, p in self.membership.join() if topic == self.topic)
+        self.positions = _start_positions(self.client, self.args, self.partitions)
+        self.committed = dict(self.positions)
+
+    def fetch(self, wait_ms: int) -> list:
+        """The records fetched at the positions, partition by partition (waits up to wait_ms)."""
+        if self.membership is not None:
+            try:
+                self.membership.poll()
+            except RebalanceNeeded:
+                self._rejoin()
+        if not self.positions:  # the group gave this member no partition (yet)
+            time.sleep(wait_ms / 1000)
+            return []
+        out_of_range: set[int] = set()
+        fetched = self.client.fetch(self.topic, self.positions, max_wait_ms=wait_ms, out_of_range=out_of_range)
+        if out_of_range:  # deleted by retention, or past the end: start over where a consumer would
+            self.positions.update(self.client.list_offsets(self.topic, sorted(out_of_range),
+                                                           _reset_timestamp(self.args)))
+        return [record for partition in self.partitions for record in fetched.get(partition, ())]
+
+    def commit(self) -> None:
+        """Commit the positions that moved (with --group)."""
+        if not self.args.group or self.positions == self.committed:
+            return
+        offsets = {(self.topic, partition): offset for partition, offset in self.positions.items()}
+        if self.membership is None:
+            self.client.commit_offsets(self.args.group, offsets)
+        else:
+            try:
+                self.membership.commit(offsets)
+            except RebalanceNeeded:
+                self._rejoin()
+                return
+        self.committed = dict(self.positions)
+
+    def _rejoin(self) -> None:
+        """Commit what was read (if the group still takes it), join again, start the new
+        assignment at its committed offsets, as a consumer does after a rebalance."""
+        offsets = {(self.topic, partition): offset for partition, offset in self.positions.items()
+                   if offset != self.committed.get(partition)}
+        if offsets:
+            try:
+                self.membership.commit(offsets)
+            except RebalanceNeeded:
+                pass  # dropped from the group: those records will be read again
+        self.start()
+
+    def stop(self) -> None:
+        """Commit and leave the group."""
+        try:
+            self.commit()
+        finally:
+            self.leave()
+
+    def leave(self) -> None:
+        if self.membership is not None:
+            self.membership.leave()
 
 
 def _reset_timestamp(args) -> int:

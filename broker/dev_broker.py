@@ -20,7 +20,7 @@ remove it, ``status`` reports the broker as not running. A process counts as the
 it is alive, not a zombie, and (where /proc exists) an ``odradek ... serve`` command line: a pid
 reused by another program is not mistaken for it.
 
-The broker is ``odradek serve`` started in its own session (no controlling terminal: closing
+The broker is ``odradek serve`` (with DEV_DEFAULTS unless overridden) started in its own session (no controlling terminal: closing
 the terminal does not stop it), its stdin closed and its output going to ``broker.log``; ``up``
 reads the log for the ``odradek control:`` and ``odradek ready:`` lines that serve prints
 (broker/cli.py) and returns once ready. POSIX only (sessions, signals, flock).
@@ -45,6 +45,9 @@ DATA_DIR_NAME = "data"
 LOG_FILE_NAME = "broker.log"
 LOCK_FILE_NAME = "lock"
 DEFAULT_PORT = 9092  # serve's own default listener port (config.py's listeners default)
+# What `up` sets unless overridden, as the server.properties Kafka ships for development does:
+# no wait for more members before a new group's first rebalance (Kafka's default is 3 s).
+DEV_DEFAULTS = {"group.initial.rebalance.delay.ms": "0"}
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 _POLL_INTERVAL = 0.05
@@ -205,6 +208,9 @@ class DevBroker:
         elif not keys & {"log.dirs", "log.dir"}:
             data_dir = str(self.data_dir)
             command += ["--data-dir", data_dir]
+        for key, value in DEV_DEFAULTS.items():
+            if key not in keys:
+                command += ["--override", f"{key}={value}"]
         for item in overrides:
             command += ["--override", item]
             key, _, value = item.partition("=")

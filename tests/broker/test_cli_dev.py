@@ -15,21 +15,37 @@ import subprocess
 import time
 
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from odradek.broker.admin_client import (
     ConsumedRecord,
     KafkaClient,
-    consumer_assignment,
     murmur2,
     parse_bootstrap,
     partition_for_key,
 )
-from odradek.broker.cli_dev import FORMAT_FIELDS, RecordFormat, java_hash_map_order, parse_topic_configs
+from odradek.broker.cli_dev import (
+    FORMAT_FIELDS,
+    RecordFormat,
+    java_hash_map_order,
+    parse_topic_configs,
+)
+from odradek.broker.consumer_protocol import (
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
+    range_assign,
+)
 from odradek.broker.control.client import ControlClient
-from odradek.broker.dev_broker import DevBrokerState, StateFileError, parse_state, process_is_broker
+from odradek.broker.dev_broker import (
+    DevBrokerState,
+    StateFileError,
+    parse_state,
+    process_is_broker,
+)
 
-from .conftest import subprocess_env
+from .conftest import module_broker, subprocess_env
 from .test_cli import ODRADEK
 
 
@@ -37,6 +53,13 @@ def odradek(*args, cwd=None, stdin=None, timeout=60):
     """Run the installed ``odradek`` script."""
     return subprocess.run([ODRADEK, *args], capture_output=True, text=True, input=stdin, timeout=timeout, cwd=cwd,
                           env=subprocess_env())
+
+
+@pytest.fixture(scope="module")
+def group_broker(tmp_path_factory):
+    """The module's broker; a new group's first rebalance does not wait for more members (as in
+    the server.properties Kafka ships for development, and as `odradek up` runs)."""
+    yield from module_broker(tmp_path_factory, "cli-dev", ["group.initial.rebalance.delay.ms=0"])
 
 
 # --- up / status / down ---------------------------------------------------------------------------
@@ -202,14 +225,14 @@ def test_up_reports_a_broker_that_cannot_start(project):
 
 # --- topics ---------------------------------------------------------------------------------------
 
-def test_topic_create_list_describe_delete(shared_broker):
+def test_topic_create_list_describe_delete(group_broker):
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     created = odradek("topic", "create", "devtopic", "--partitions", "3", "--config", "retention.ms=12345",
                       "--config", " cleanup.policy = compact ", *server)
     assert (created.returncode, created.stdout) == (0, "Created topic devtopic.\n"), created.stderr
-    admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+    admin = AdminClient({"bootstrap.servers": group_broker.bootstrap})
     metadata = admin.list_topics("devtopic", timeout=10)
     assert len(metadata.topics["devtopic"].partitions) == 3
     resource = ConfigResource("topic", "devtopic")
@@ -242,10 +265,10 @@ def test_topic_create_list_describe_delete(shared_broker):
     assert odradek("topic", "delete", "devtopic", "--if-exists", *server).returncode == 0
 
 
-def test_a_topic_described_a_page_at_a_time_has_every_partition(shared_broker):
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+def test_a_topic_described_a_page_at_a_time_has_every_partition(group_broker):
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "paged", "--partitions", "7", *server).returncode == 0
-    with KafkaClient(shared_broker.bootstrap, partition_page_size=3) as client:
+    with KafkaClient(group_broker.bootstrap, partition_page_size=3) as client:
         topic = client.topic("paged")
     assert [p.partition for p in topic.partitions] == list(range(7))
     assert all(p.leader == 1 and p.replicas == [1] for p in topic.partitions)
@@ -263,10 +286,10 @@ def test_no_broker_is_an_error_not_a_hang(tmp_path):
 
 # --- records --------------------------------------------------------------------------------------
 
-def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
+def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(group_broker):
     from kafka import KafkaConsumer, TopicPartition
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "lines", "--partitions", "4", *server).returncode == 0
     keyed = "".join(f"key{i}:value {i}\n" for i in range(20))
     produced = odradek("produce", "lines", "--key-separator", ":", *server, stdin=keyed)
@@ -274,7 +297,7 @@ def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
     assert odradek("produce", "lines", "--partition", "3", *server, stdin="plain\n\nlast without newline").returncode == 0
     assert odradek("produce", "lines", "--value", "héllo", "--key", "k", *server).returncode == 0
 
-    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(bootstrap_servers=group_broker.bootstrap, auto_offset_reset="earliest")
     consumer.assign([TopicPartition("lines", p) for p in range(4)])
     seen = {}
     deadline = time.monotonic() + 20
@@ -302,12 +325,12 @@ def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(shared_broker):
     assert missing.returncode == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in missing.stderr
 
 
-def test_records_produced_by_kafka_python_are_consumed_by_the_cli(shared_broker):
+def test_records_produced_by_kafka_python_are_consumed_by_the_cli(group_broker):
     from kafka import KafkaProducer
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "tocli", "--partitions", "2", *server).returncode == 0
-    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, compression_type="gzip")
+    producer = KafkaProducer(bootstrap_servers=group_broker.bootstrap, compression_type="gzip")
     for i in range(6):
         producer.send("tocli", key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 2)
     producer.send("tocli", key=b"nv", value=None, partition=0)
@@ -339,18 +362,18 @@ def test_records_produced_by_kafka_python_are_consumed_by_the_cli(shared_broker)
 
 # --- groups ---------------------------------------------------------------------------------------
 
-def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(shared_broker):
+def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(group_broker):
     from kafka import KafkaConsumer, KafkaProducer
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "lagging", "--partitions", "2", *server).returncode == 0
-    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=group_broker.bootstrap)
     for value, partition in [(b"x", 0)] * 5 + [(b"y", 1)] * 3:
         producer.send("lagging", value=value, partition=partition)
     producer.flush()
     producer.close()
     consumer = KafkaConsumer("lagging", group_id="laggards", client_id="lag-client",
-                             bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
+                             bootstrap_servers=group_broker.bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, max_poll_records=1)
     try:
         consumed = 0
@@ -392,15 +415,15 @@ def test_group_describe_shows_a_kafka_python_consumer_and_its_lag(shared_broker)
     assert missing.returncode == 1 and missing.stdout == "\nError: Consumer group 'nobody' does not exist.\n"
 
 
-def test_consume_with_a_group_commits_what_it_read(shared_broker):
+def test_consume_with_a_group_commits_what_it_read(group_broker):
     from kafka import KafkaConsumer, TopicPartition
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "resumable", "--partitions", "1", *server).returncode == 0
     assert odradek("produce", "resumable", *server, stdin="a\nb\nc\nd\n").returncode == 0
     first = odradek("consume", "resumable", "--from-beginning", "--group", "resumers", "--count", "3", *server)
     assert first.stdout.splitlines() == ["a", "b", "c"], first.stderr
-    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="resumers",
+    consumer = KafkaConsumer(bootstrap_servers=group_broker.bootstrap, group_id="resumers",
                              enable_auto_commit=False)
     try:
         assert consumer.committed(TopicPartition("resumable", 0)) == 3
@@ -414,10 +437,96 @@ def test_consume_with_a_group_commits_what_it_read(shared_broker):
     assert row.split()[:6] == ["resumers", "resumable", "0", "4", "4", "0"]
 
 
-def test_ctrl_c_ends_consume_with_its_reads_committed(shared_broker):
+def _start_consumer(*args) -> subprocess.Popen:
+    return subprocess.Popen([ODRADEK, "consume", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=subprocess_env())
+
+
+def _finish(process: subprocess.Popen, timeout: float = 30) -> tuple[int, str, str]:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def test_consume_with_a_group_is_a_member_of_it(group_broker):
+    server = ["--bootstrap-server", group_broker.bootstrap]
+    assert odradek("topic", "create", "membered", "--partitions", "3", *server).returncode == 0
+    assert odradek("produce", "membered", "--partition", "1", *server, stdin="x\ny\n").returncode == 0
+    process = _start_consumer("membered", "--from-beginning", "--group", "members", *server)
+    try:
+        assert process.stdout.readline() == b"x\n" and process.stdout.readline() == b"y\n"
+        members = odradek("group", "describe", "members", "--members", *server).stdout.splitlines()
+        assert [line.split()[0::2] for line in members[2:]] == [["members", "/127.0.0.1", "3"]], members
+        rows = [line.split() for line in odradek("group", "describe", "members", *server).stdout.splitlines()[2:]]
+        assert [row[2:6] + row[8:] for row in rows] == [["0", "0", "0", "0", "odradek-cli"],
+                                                        ["1", "2", "2", "0", "odradek-cli"],
+                                                        ["2", "0", "0", "0", "odradek-cli"]], rows
+        process.send_signal(signal.SIGINT)
+    finally:
+        code, _, stderr = _finish(process)
+    assert code == 130 and stderr.endswith("Processed a total of 2 messages\n"), stderr
+    # It left the group on its way out: no member, its commits kept.
+    empty = odradek("group", "describe", "members", *server)
+    assert "has no active members" in empty.stderr
+    assert [line.split()[3] for line in empty.stdout.splitlines()[2:]] == ["0", "2", "0"]
+
+
+@pytest.mark.slow
+def test_two_group_consumers_share_the_partitions(group_broker):
+    """Two ``consume --group`` processes and a kafka-python consumer in one group: the second
+    and third joins rebalance the group, each record is read once."""
+    from kafka import KafkaConsumer
+
+    server = ["--bootstrap-server", group_broker.bootstrap]
+    assert odradek("topic", "create", "shared", "--partitions", "4", *server).returncode == 0
+    # From the beginning: a member that starts reading a partition after the records came
+    # still reads them (with latest it would start after them).
+    first = _start_consumer("shared", "--group", "sharers", "--from-beginning", "--timeout-ms", "12000", *server)
+    second = None
+    python_consumer = None
+    try:
+        deadline = time.monotonic() + 20
+        while "odradek-cli" not in odradek("group", "describe", "sharers", "--members", *server).stdout:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        second = _start_consumer("shared", "--group", "sharers", "--from-beginning", "--timeout-ms", "12000",
+                                 *server)
+        python_consumer = KafkaConsumer("shared", group_id="sharers", bootstrap_servers=group_broker.bootstrap,
+                                        client_id="python-member", auto_offset_reset="earliest")
+        while True:  # until the group is Stable with its three members, each with a partition
+            python_consumer.poll(200)
+            members = odradek("group", "describe", "sharers", "--members", *server)
+            counts = [line.split()[-1] for line in members.stdout.splitlines()[2:]]
+            if len(counts) == 3 and "0" not in counts and not members.stderr:
+                break
+            assert time.monotonic() < deadline + 20, members.stdout + members.stderr
+        values = [f"v{i}" for i in range(40)]
+        stdin = "".join(f"k{i}:{value}\n" for i, value in enumerate(values))
+        assert odradek("produce", "shared", "--key-separator", ":", *server, stdin=stdin).returncode == 0
+        python_read = []
+        quiet_until = time.monotonic() + 3
+        while time.monotonic() < quiet_until:
+            for records in python_consumer.poll(200).values():
+                python_read += [record.value.decode() for record in records]
+                quiet_until = time.monotonic() + 3
+    finally:
+        if python_consumer is not None:
+            python_consumer.close()
+        results = [_finish(process, 60) for process in (first, second) if process is not None]
+    assert [code for code, _, _ in results] == [0, 0], results
+    cli_read = [line for _, stdout, _ in results for line in stdout.splitlines()]
+    assert sorted(cli_read + python_read) == sorted(values)  # every record once
+    assert all(stdout for _, stdout, _ in results) and python_read
+
+
+def test_ctrl_c_ends_consume_with_its_reads_committed(group_broker):
     from kafka import KafkaConsumer, TopicPartition
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     assert odradek("topic", "create", "interrupted", "--partitions", "1", *server).returncode == 0
     assert odradek("produce", "interrupted", *server, stdin="a\nb\n").returncode == 0
     process = subprocess.Popen([ODRADEK, "consume", "interrupted", "--from-beginning", "--group", "interrupters",
@@ -433,7 +542,7 @@ def test_ctrl_c_ends_consume_with_its_reads_committed(shared_broker):
             process.wait()
     assert process.returncode == 130, stderr
     assert stderr.decode().endswith("Processed a total of 2 messages\n")
-    consumer = KafkaConsumer(bootstrap_servers=shared_broker.bootstrap, group_id="interrupters",
+    consumer = KafkaConsumer(bootstrap_servers=group_broker.bootstrap, group_id="interrupters",
                              enable_auto_commit=False)
     try:
         assert consumer.committed(TopicPartition("interrupted", 0)) == 2
@@ -563,12 +672,54 @@ def test_consumer_assignment_reads_what_kafka_python_writes(topics, user_data):
     from kafka.protocol.old.consumer_protocol import ConsumerProtocolMemberAssignment_v0
 
     encoded = ConsumerProtocolMemberAssignment_v0(0, topics, user_data).encode()
-    assert consumer_assignment(encoded) == [(topic, p) for topic, partitions in topics for p in partitions]
+    assert decode_assignment(encoded) == [(topic, p) for topic, partitions in topics for p in partitions]
 
 
 @given(st.binary(max_size=64))
 def test_consumer_assignment_never_raises(data):
-    assert isinstance(consumer_assignment(data), list)
+    assert isinstance(decode_assignment(data), list)
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), st.integers(0, 2**31 - 1)), max_size=8))
+def test_consumer_assignment_round_trips(pairs):
+    by_topic = {}
+    for topic, partition in pairs:
+        by_topic.setdefault(topic, []).append(partition)
+    assert decode_assignment(encode_assignment(pairs)) == [(t, p) for t, ps in by_topic.items() for p in ps]
+
+
+@given(st.lists(st.text(max_size=8), max_size=4), st.binary(max_size=8) | st.none())
+def test_subscription_reads_what_kafka_python_writes(topics, user_data):
+    from kafka.protocol.old.consumer_protocol import ConsumerProtocolMemberMetadata_v0
+
+    assert decode_subscription(ConsumerProtocolMemberMetadata_v0(0, topics, user_data).encode()) == topics
+    # and kafka-python reads ours
+    assert ConsumerProtocolMemberMetadata_v0.decode(encode_subscription(topics)).topics == topics
+
+
+@given(st.binary(max_size=64))
+def test_subscription_never_raises(data):
+    assert isinstance(decode_subscription(data), list)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), st.lists(st.sampled_from("abc"), max_size=3), min_size=1,
+                       max_size=5),
+       st.dictionaries(st.sampled_from("abc"), st.integers(0, 12)))
+def test_range_assignment_gives_each_partition_once(subscriptions, counts):
+    assignment = range_assign(subscriptions, counts)
+    assert set(assignment) == set(subscriptions)
+    for topic, count in counts.items():
+        subscribed = sorted(m for m, topics in subscriptions.items() if topic in topics)
+        owned = {m: [p for t, p in assignment[m] if t == topic] for m in subscribed}
+        if not subscribed:
+            continue
+        assert sorted(p for ps in owned.values() for p in ps) == list(range(count))  # each once
+        sizes = [len(owned[m]) for m in subscribed]
+        assert sizes == sorted(sizes, reverse=True) and max(sizes) - min(sizes) <= 1  # the first ones get more
+        ranges = [owned[m] for m in subscribed if owned[m]]  # consecutive ranges, in member order
+        assert [p for r in ranges for p in r] == list(range(count))
+    for member, pairs in assignment.items():
+        assert all(topic in subscriptions[member] for topic, _ in pairs)
 
 
 @given(st.lists(st.tuples(st.sampled_from(["localhost", "127.0.0.1", "[::1]", "broker-1.example"]),
@@ -590,14 +741,14 @@ def test_bootstrap_servers_parse_or_refuse(text):
 # --- side by side with Kafka's own tools (slow: a JVM per tool) --------------------------------------
 
 @pytest.mark.slow
-def test_output_is_kafka_tools_output(shared_broker):
+def test_output_is_kafka_tools_output(group_broker):
     """``topic list|describe`` and ``group list|describe`` print what kafka-topics.sh and
     kafka-consumer-groups.sh (Kafka's jars, compat/.cache) print for the same broker state."""
     from kafka import KafkaConsumer, KafkaProducer
 
     from .test_java_tools import tool
 
-    server = ["--bootstrap-server", shared_broker.bootstrap]
+    server = ["--bootstrap-server", group_broker.bootstrap]
     topics = "org.apache.kafka.tools.TopicCommand"
     groups = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
     assert odradek("topic", "create", "side.by.side", "--partitions", "3", "--config", "retention.ms=60000",
@@ -612,13 +763,13 @@ def test_output_is_kafka_tools_output(shared_broker):
     assert odradek("topic", "describe", "--exclude-internal", *server).stdout == \
         tool(topics, *server, "--describe", "--exclude-internal")
 
-    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=group_broker.bootstrap)
     for partition in (0, 1, 1, 2, 2, 2):
         producer.send("side.by.side", value=b"v", partition=partition)
     producer.flush()
     producer.close()
     consumer = KafkaConsumer("side.by.side", group_id="side-group", client_id="side-client",
-                             bootstrap_servers=shared_broker.bootstrap, auto_offset_reset="earliest",
+                             bootstrap_servers=group_broker.bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, max_poll_records=2)
     try:
         deadline = time.monotonic() + 20
