@@ -41,6 +41,8 @@ client's timeout.
 from __future__ import annotations
 
 import base64
+import importlib.metadata
+import re
 import socket
 import time
 import uuid
@@ -145,6 +147,15 @@ def check(code: int, message: str | None = None) -> None:
         raise KafkaError(code, message)
 
 
+def _software_version() -> str:
+    """The installed odradek's version as ApiVersions v3 takes it (letters, digits, '-' and '.')."""
+    try:
+        version = importlib.metadata.version("odradek")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+    return re.sub(r"[^A-Za-z0-9.-]", "-", version).strip(".-") or "0"
+
+
 def parse_bootstrap(text: str) -> list[tuple[str, int]]:
     """``host:port[,host:port...]`` as Kafka's ``bootstrap.servers`` (IPv6 hosts in brackets)."""
     addresses = []
@@ -198,19 +209,23 @@ def partition_for_key(key: bytes, partition_count: int) -> int:
 
 
 class BrokerConnection:
-    """One blocking socket to one broker, owned by the :class:`KafkaClient` that opened it."""
+    """One blocking socket to one broker, owned by the :class:`KafkaClient` that opened it.
+    ``broken`` once a request failed half way (a timeout, a closed socket, an interrupt): the
+    byte stream may then be out of step, and the client opens a new connection instead."""
 
     def __init__(self, host: str, port: int, *, timeout: float, client_id: str):
         self.address = (host, port)
         self.client_id = client_id
+        self.timeout = timeout
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.codec = ClientConnection()
         self._correlation_id = 0
+        self.broken = False
         self.api_versions: dict[int, tuple[int, int]] = {}
         self._negotiate()
 
     def _negotiate(self) -> None:
-        request = ApiVersionsRequest(client_software_name="odradek-cli", client_software_version="1")
+        request = ApiVersionsRequest(client_software_name=DEFAULT_CLIENT_ID, client_software_version=_software_version())
         response = self._send(request, PREFERRED_VERSIONS[ApiVersionsRequest])
         if response.error_code == error_codes.UNSUPPORTED_VERSION:  # an older broker answered v0 (KIP-511)
             response = self._send(ApiVersionsRequest(), 0)
@@ -229,20 +244,28 @@ class BrokerConnection:
                              f"{request_class.__name__.removesuffix('Request')} at a version this client speaks")
         return min(high, preferred)
 
-    def request(self, message):
-        return self._send(message, self.version_for(type(message)))
+    def request(self, message, *, timeout: float | None = None):
+        """The response to ``message``; ``timeout``: how long the broker may take to answer, when
+        more than the connection's (a JoinGroup waits for the group's other members)."""
+        return self._send(message, self.version_for(type(message)), timeout)
 
-    def _send(self, message, version: int):
+    def _send(self, message, version: int, timeout: float | None = None):
         self._correlation_id += 1
-        self.sock.sendall(self.codec.encode_request(message, version, self._correlation_id, self.client_id))
-        while True:
-            response = self.codec.next_response()
-            if response is not None:
-                return response[1]
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError(f"the broker at {self.address[0]}:{self.address[1]} closed the connection")
-            self.codec.receive_data(data)
+        frame = self.codec.encode_request(message, version, self._correlation_id, self.client_id)
+        try:
+            self.sock.settimeout(timeout or self.timeout)
+            self.sock.sendall(frame)
+            while True:
+                response = self.codec.next_response()
+                if response is not None:
+                    return response[1]
+                data = self.sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError(f"the broker at {self.address[0]}:{self.address[1]} closed the connection")
+                self.codec.receive_data(data)
+        except BaseException:
+            self.broken = True
+            raise
 
     def close(self) -> None:
         self.sock.close()
@@ -322,7 +345,9 @@ class KafkaClient:
 
     def _connect(self, address: tuple[str, int]) -> BrokerConnection:
         connection = self._connections.get(address)
-        if connection is None:
+        if connection is None or connection.broken:
+            if connection is not None:
+                connection.close()
             connection = BrokerConnection(*address, timeout=self.timeout, client_id=self.client_id)
             self._connections[address] = connection
         return connection

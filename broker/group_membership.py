@@ -88,11 +88,13 @@ class GroupMembership:
                                    protocol_type=PROTOCOL_TYPE,
                                    protocols=[JoinGroupRequestProtocol(name=RANGE,
                                                                        metadata=encode_subscription(self.topics))])
-        joined = connection.request(request)
+        # The broker answers a JoinGroup once every member joined, or the rebalance timed out.
+        wait = REBALANCE_TIMEOUT_MS / 1000 + self.client.timeout
+        joined = connection.request(request, timeout=wait)
         if joined.error_code == error_codes.MEMBER_ID_REQUIRED:  # KIP-394: join again with this id
             self.member_id = joined.member_id
             request.member_id = joined.member_id
-            joined = connection.request(request)
+            joined = connection.request(request, timeout=wait)
         check(joined.error_code)
         self.member_id = joined.member_id
         self.generation = joined.generation_id
@@ -104,7 +106,7 @@ class GroupMembership:
                                 assignments=assignments)
         if connection.version_for(SyncGroupRequest) >= 5:  # KIP-559: the broker checks them
             sync.protocol_type, sync.protocol_name = PROTOCOL_TYPE, joined.protocol_name
-        synced = connection.request(sync)
+        synced = connection.request(sync, timeout=wait)  # answered once the leader synced
         check(synced.error_code)
         self.assignment = decode_assignment(synced.assignment)
         self._next_heartbeat = time.monotonic() + self.heartbeat_interval
