@@ -284,6 +284,27 @@ def test_no_broker_is_an_error_not_a_hang(tmp_path):
     assert time.monotonic() - started < 10
 
 
+def test_a_broker_that_closes_the_connection_is_an_error(tmp_path):
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def close_each_connection():
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except OSError:  # the listener closed: the test is over
+                    return
+                connection.recv(65536)  # the request, unanswered
+                connection.close()
+        threading.Thread(target=close_each_connection, daemon=True).start()
+        result = odradek("topic", "list", "--bootstrap-server", "127.0.0.1:%d" % listener.getsockname()[1],
+                         cwd=tmp_path)
+    assert result.returncode == 1 and "closed the connection" in result.stderr, result.stderr
+
+
 # --- records --------------------------------------------------------------------------------------
 
 def test_lines_produced_by_the_cli_are_read_back_by_kafka_python(group_broker):
