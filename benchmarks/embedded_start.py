@@ -3,7 +3,7 @@
 
 Run with odradek installed (``pip install -e '.[test]'``)::
 
-    python3 benchmarks/embedded_start.py [--starts 20]
+    python3 benchmarks/embedded_start.py [--starts 20] [--kafka 3]
 
 For each way of running it (thread or process mode; in memory or on a temporary data
 directory) one unmeasured start warms up (imports; for process mode the child's bytecode, kept
@@ -16,12 +16,18 @@ ApiVersions answer over TCP right after it is checked so that a start that retur
 show. Stop is the wall time of ``Broker.stop()``. Printed as a Markdown table of min / median /
 max in milliseconds; the targets (issue 10) apply to the median start: under 150 ms in thread
 mode, under 500 ms in process mode. The exit status is 1 if one is missed.
+
+``--kafka N`` also starts Apache Kafka (compat/kafka_jars.py's pinned version, fetched into
+compat/.cache on the first run; one KRaft node in combined mode, as benchmarks/broker_throughput.py
+runs it) N times on this machine, for the same table: ``kafka-storage format`` plus the start of
+the JVM broker until a topic can be created, the nearest Kafka comes to "ready".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import socket
 import statistics
 import sys
@@ -65,6 +71,25 @@ def measure(mode: str, memory: bool, starts: int) -> tuple[list[float], list[flo
     return start_ms, stop_ms
 
 
+def measure_kafka(starts: int) -> list[float]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import broker_throughput as throughput
+
+    throughput.kafka_jars.ensure()
+    ready_ms = []
+    for index in range(starts):
+        with tempfile.TemporaryDirectory(prefix="odradek-bench-kafka-") as work:
+            began = time.perf_counter()
+            broker = throughput.start_kafka(pathlib.Path(work))
+            try:
+                throughput.create_topic(broker, f"ready-{index}", 1)
+                ready_ms.append((time.perf_counter() - began) * 1000)
+            finally:
+                broker.process.terminate()
+                broker.process.wait(60)
+    return ready_ms
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.0f} / {statistics.median(values):.0f} / {max(values):.0f}"
 
@@ -72,14 +97,15 @@ def spread(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--kafka", type=int, default=0, metavar="N", help="also start Apache Kafka N times")
     args = parser.parse_args()
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the children inherit the environment
     with tempfile.TemporaryDirectory(prefix="odradek-bench-pycache-") as cache:
         os.environ["PYTHONPYCACHEPREFIX"] = cache
-        return run(args.starts)
+        return run(args.starts, args.kafka)
 
 
-def run(starts: int) -> int:
+def run(starts: int, kafka_starts: int) -> int:
     missed = False
     print("| mode | storage | start to ready, ms (min / median / max) | stop, ms | target (median start) |")
     print("| --- | --- | --- | --- | --- |")
@@ -91,6 +117,9 @@ def run(starts: int) -> int:
             storage = "memory" if memory else "temporary dir"
             print(f"| {mode} | {storage} | {spread(start_ms)} | {spread(stop_ms)} | "
                   f"< {TARGET_MS[mode]:.0f}: {'met' if met else 'MISSED'} |")
+    if kafka_starts:
+        ready_ms = measure_kafka(kafka_starts)
+        print(f"| Apache Kafka (JVM, KRaft), format + start | disk | {spread(ready_ms)} | | |")
     return 1 if missed else 0
 
 

@@ -54,7 +54,7 @@ class Activity:
     def __init__(self, topic_name_of=lambda topic_id: None):
         """``topic_name_of``: a topic id's name (Fetch v13+ names topics by id only)."""
         self._topic_name_of = topic_name_of
-        self._events: collections.deque[dict] = collections.deque(maxlen=EVENTS_KEPT)
+        self._events: collections.deque[tuple] = collections.deque(maxlen=EVENTS_KEPT)
         self._sequence = 0
         self._open: set[ClientRecord] = set()
         self._closed: collections.deque[ClientRecord] = collections.deque(maxlen=CLOSED_CLIENTS_KEPT)
@@ -87,12 +87,10 @@ class Activity:
             client.software_version = (getattr(request.body, "client_software_version", None)
                                        or client.software_version)
         self._sequence += 1
-        self._events.append({
-            "seq": self._sequence, "time_ms": _now_ms(), "peer": client.peer, "client_id": request.client_id,
-            "api": api_name, "api_version": request.api_version, "correlation_id": request.correlation_id,
-            "topics": _request_topics(request.body, self._topic_name_of),
-            "errors": sorted({error_codes.lookup(code).name for code in _error_codes(response)}),
-            "ms": round(elapsed_s * 1000, 3)})
+        # Kept as a tuple, made readable only when read: this runs for every request.
+        self._events.append((self._sequence, time.time_ns() // 1_000_000, client.peer, request.client_id, api_name,
+                             request.api_version, request.correlation_id,
+                             _request_topics(request.body, self._topic_name_of), _error_codes(response), elapsed_s))
         if self._arrived is not None:
             self._arrived.set()
             self._arrived = None
@@ -108,11 +106,11 @@ class Activity:
         """The events after sequence number ``since``, oldest first, at most ``limit``."""
         found = []
         for event in reversed(self._events):
-            if event["seq"] <= since:
+            if event[0] <= since:
                 break
             found.append(event)
         found.reverse()
-        return found[:limit]
+        return [_readable(event) for event in found[:limit]]
 
     @property
     def last_sequence(self) -> int:
@@ -130,6 +128,13 @@ class Activity:
             pass
 
 
+def _readable(event: tuple) -> dict:
+    sequence, time_ms, peer, client_id, api, api_version, correlation_id, topics, codes, elapsed_s = event
+    return {"seq": sequence, "time_ms": time_ms, "peer": peer, "client_id": client_id, "api": api,
+            "api_version": api_version, "correlation_id": correlation_id, "topics": topics,
+            "errors": sorted({error_codes.lookup(code).name for code in codes}), "ms": round(elapsed_s * 1000, 3)}
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -140,14 +145,29 @@ def _error_codes(response) -> set[int]:
     pending = [response] if isinstance(response, Struct) else []
     while pending:
         node = pending.pop()
-        for name in node.__slots__:
-            value = getattr(node, name, None)
-            if name == "error_code":
-                if value:
-                    found.add(value)
-            elif type(value) is list and value and isinstance(value[0], Struct):
+        has_error_code, list_fields = _shape(type(node))
+        if has_error_code and node.error_code:
+            found.add(node.error_code)
+        for name in list_fields:
+            value = getattr(node, name)
+            if value and isinstance(value[0], Struct):
                 pending.extend(value)
     return found
+
+
+_SHAPES: dict[type, tuple[bool, tuple[str, ...]]] = {}
+
+
+def _shape(cls: type) -> tuple[bool, tuple[str, ...]]:
+    """Whether a generated message class has an ``error_code`` and which of its fields are
+    lists (of structs or of plain values: which, a value tells), found once per class."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        blank = cls()
+        lists = tuple(name for name in cls.__slots__
+                      if name != "unknown_tagged_fields" and isinstance(getattr(blank, name, None), list))
+        shape = _SHAPES[cls] = ("error_code" in cls.__slots__, lists)
+    return shape
 
 
 def _request_topics(body, topic_name_of) -> dict[str, list[int]] | None:
@@ -168,9 +188,19 @@ def _request_topics(body, topic_name_of) -> dict[str, list[int]] | None:
             continue
         partitions = getattr(topic, "partitions", None) or getattr(topic, "partition_data", None) or []
         indexes = named.setdefault(name, [])
-        for partition in partitions:
-            index = partition if type(partition) is int else next(
-                (getattr(partition, field) for field in _PARTITION_FIELDS if hasattr(partition, field)), None)
-            if type(index) is int:
-                indexes.append(index)
+        if partitions and type(partitions[0]) is int:
+            indexes.extend(partitions)
+        elif partitions:
+            field = _partition_field(type(partitions[0]))
+            if field is not None:
+                indexes.extend(getattr(partition, field) for partition in partitions)
     return named or None
+
+
+_PARTITION_FIELD: dict[type, str | None] = {}
+
+
+def _partition_field(cls: type) -> str | None:
+    if cls not in _PARTITION_FIELD:
+        _PARTITION_FIELD[cls] = next((field for field in _PARTITION_FIELDS if field in cls.__slots__), None)
+    return _PARTITION_FIELD[cls]

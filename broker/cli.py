@@ -47,7 +47,7 @@ import threading
 
 import structlog
 
-from . import cli_dev, logs
+from . import cli_control, cli_dev, logs
 from .config import BROKER_CONFIGS, BrokerConfig, ConfigError, Listener, parse_listener, parse_overrides
 from .properties import PropertiesError, load_properties_file
 from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning", choices=logs.LEVELS, help="default: warning")
     commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
     cli_dev.add_commands(commands, _port)
+    cli_control.add_commands(commands)
     return parser
 
 
@@ -199,6 +200,8 @@ def _install_uvloop() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in cli_control.COMMANDS:
+        return cli_control.run(args)
     if args.command == "config-docs":
         from .config_docs import render
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -29,6 +30,7 @@ START_TIMEOUT = 15.0
 # PYTHONDONTWRITEBYTECODE, which would make every start recompile the generated codecs).
 _PYCACHE_DIR = os.path.join(tempfile.gettempdir(), f"odradek-test-pycache-{os.getuid()}")
 _LISTENING = re.compile(rb"odradek listening on (\S+):(\d+)")
+_CONTROL = re.compile(rb"odradek control: (\S+)")
 
 
 def subprocess_env() -> dict:
@@ -81,11 +83,23 @@ class BrokerProcess:
                 buffered += chunk
                 match = _LISTENING.search(buffered)
                 if match:
+                    self._stdout = buffered
                     return match.group(1).decode(), int(match.group(2))
         finally:
             selector.close()
         self.process.kill()
         raise RuntimeError(f"broker did not start: stdout={buffered!r} log={self.log()}")
+
+    @property
+    def control_url(self) -> str:
+        """The control API's URL, from the ``odradek control:`` line (printed once ready)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while (match := _CONTROL.search(self._stdout)) is None:
+            assert time.monotonic() < deadline and self.process.poll() is None, f"no control line: {self._stdout!r}"
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
+            if ready:
+                self._stdout += os.read(self.process.stdout.fileno(), 4096)
+        return match.group(1).decode()
 
     def log(self) -> str:
         return self.full_log()[-4000:]

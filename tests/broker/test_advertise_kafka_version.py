@@ -4,21 +4,21 @@ table read from the release's kafka-clients jar, protocol/kafka_releases.py), a 
 the release's range gets Kafka's answer, and kafka-python, confluent-kafka (librdkafka) and the
 Java client negotiate the release's versions and still produce and consume.
 
-Which versions a client used is read from the broker's debug log (one ``request`` line per
-request, with the client id): each client runs once against a broker serving Kafka 4.4's ranges
+Which versions a client used is read from the broker's activity stream (the control API, as
+``odradek activity`` shows it): each client runs once against a broker serving Kafka 4.4's ranges
 and once against the older release, and for every API it used, the newest version it sent to
 the older one must be its 4.4 choice capped at the release's maximum.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
 from hypothesis import given, strategies as st
 
 from odradek.broker.advertised_versions import release_line, restrict
+from odradek.broker.control.client import ControlClient
 from odradek.broker.handlers import REGISTRY
 from odradek.protocol import error_codes
 from odradek.protocol.kafka_releases import API_VERSIONS, FEATURES
@@ -32,19 +32,19 @@ from .test_cli import run_odradek
 
 KEY = "odradek.advertise.kafka.version"
 PRODUCE, FETCH, METADATA, API_VERSIONS_KEY, DESCRIBE_CLUSTER = 0, 1, 3, 18, 60
-_REQUEST_LINE = re.compile(r"event='request' .*?client_id='([^']*)' .*?api_key=(\d+) api_version=(\d+)")
+REGISTRY_KEYS = {entry.name: entry.api_key for entry in REGISTRY}
 
 
 @pytest.fixture(scope="module")
 def brokers(tmp_path_factory):
-    """release -> a broker advertising it (None: odradek's own, Kafka 4.4), logging at debug."""
+    """release -> a broker advertising it (None: odradek's own, Kafka 4.4)."""
     directory = tmp_path_factory.mktemp("advertise")
     started = {}
     for release in (None, "2.8", "0.11"):
         name = release or "own"
         # No wait for more members: each consumer here is alone in its group.
         overrides = ("group.initial.rebalance.delay.ms=0",) + (() if release is None else (f"{KEY}={release}",))
-        started[release] = BrokerProcess(directory / name, overrides, directory / f"{name}.log", log_level="debug")
+        started[release] = BrokerProcess(directory / name, overrides, directory / f"{name}.log")
     yield started
     for process in started.values():
         assert process.stop() == 0, process.log()
@@ -71,13 +71,18 @@ def api_versions(broker, version):
 
 
 def versions_used(broker, client_id: str) -> dict[int, int]:
-    """api key -> the newest version ``client_id`` sent, from the broker's debug log."""
+    """api key -> the newest version ``client_id`` sent, from the broker's activity stream
+    (the control API's /v1/activity, what ``odradek activity`` shows)."""
+    control = ControlClient(broker.control_url)
+    try:
+        events = control.call("GET", "/v1/activity", query={"client_id": client_id, "limit": 10_000})["events"]
+    finally:
+        control.close()
     newest: dict[int, int] = {}
-    for match in _REQUEST_LINE.finditer(broker.full_log()):
-        if match.group(1) == client_id:
-            key, version = int(match.group(2)), int(match.group(3))
-            newest[key] = max(version, newest.get(key, -1))
-    assert newest, f"no request from {client_id} in the broker's log"
+    for event in events:
+        key = REGISTRY_KEYS[event["api"]]
+        newest[key] = max(event["api_version"], newest.get(key, -1))
+    assert newest, f"no request from {client_id} in the broker's activity"
     return newest
 
 

@@ -119,6 +119,12 @@ def test_up_status_down_keep_the_data_per_project_folder(project):
     assert f"pid {state['pid']}" in status.stdout and field(status.stdout, "topics") == "1"
     assert field(status.stdout, "bootstrap.servers") == bootstrap
 
+    # The control commands find it too (broker/cli_control.py): a reset drops the topic.
+    reset = odradek("reset", cwd=below)
+    assert reset.returncode == 0 and reset.stdout.startswith("reset in"), reset.stdout + reset.stderr
+    assert odradek("topic", "list", "--exclude-internal", cwd=project).stdout == "\n"
+    assert odradek("topic", "create", "kept", "--partitions", "2", cwd=project).returncode == 0
+
     down = odradek("down", cwd=project)
     assert down.returncode == 0 and f"stopped (pid {state['pid']})" in down.stdout, down.stdout + down.stderr
     assert not process_is_broker(state["pid"])

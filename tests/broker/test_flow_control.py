@@ -9,6 +9,7 @@ import struct
 
 from odradek.broker.config import BrokerConfig
 from odradek.broker.registry import HandlerRegistry
+from odradek.broker.activity import Activity
 from odradek.broker.server import KafkaProtocol
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
@@ -57,6 +58,7 @@ class FakeServer:
         self.broker = FakeBroker(**overrides)
         self.registry = registry
         self.connections = set()
+        self.activity = Activity()
 
     def connection_closed(self):
         pass
