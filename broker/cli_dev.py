@@ -18,7 +18,8 @@ for them. docs/cli.md is the user's reference; this module's parts:
     ``Processed a total of N messages`` on stderr as Kafka's console consumer does. With
     ``--group`` it is a member of the group (broker/group_membership.py).
 ``group list|describe``
-    as ``kafka-consumer-groups.sh --list`` / ``--describe`` (the offsets view, its columns).
+    as ``kafka-consumer-groups.sh --list`` / ``--describe`` (the offsets view, its columns, or
+    ``--members``).
 
 Every command but ``up/status/down`` takes ``--bootstrap-server`` (Kafka's tools' flag),
 defaulting to the running project broker's, else localhost:9092. Exit status: 0 done, 1 a Kafka
@@ -36,6 +37,8 @@ import re
 import string
 import sys
 import time
+
+from odradek.protocol import error_codes
 
 from .admin_client import (
     EARLIEST_TIMESTAMP,
@@ -435,7 +438,7 @@ def _produce(client: KafkaClient, args) -> int:
     # A missing topic is created where the broker auto-creates topics, as for Kafka's producers.
     partitions = sorted(client.partition_leaders(args.topic, auto_create=True))
     if args.partition is not None and args.partition not in partitions:
-        raise KafkaError(3, f"topic {args.topic!r} has no partition {args.partition}")
+        raise KafkaError(error_codes.UNKNOWN_TOPIC_OR_PARTITION, f"topic {args.topic!r} has no partition {args.partition}")
     key = args.key.encode() if args.key is not None else None
     separator = args.key_separator.encode() if args.key_separator else None
 
@@ -486,7 +489,7 @@ def _consume(client: KafkaClient, args) -> int:
     available = sorted(client.partition_leaders(args.topic, auto_create=True))  # as Kafka's consumers
     if args.partition is not None:
         if args.partition not in available:
-            raise KafkaError(3, f"topic {args.topic!r} has no partition {args.partition}")
+            raise KafkaError(error_codes.UNKNOWN_TOPIC_OR_PARTITION, f"topic {args.topic!r} has no partition {args.partition}")
     elif args.offset is not None:
         raise ValueError("--offset needs --partition")
     reader = _TopicReader(client, args, available)
