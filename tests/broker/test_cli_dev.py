@@ -143,6 +143,17 @@ def test_up_status_down_keep_the_data_per_project_folder(project):
     assert odradek("down", cwd=project).returncode == 0
 
 
+def test_two_ups_at_once_start_one_broker(project):
+    ups = [subprocess.Popen([ODRADEK, "up", "--port", "0"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env()) for _ in range(2)]
+    outputs = [up.communicate(timeout=60) for up in ups]
+    assert [up.returncode for up in ups] == [0, 0], outputs
+    assert sorted("already running" in stdout for stdout, _ in outputs) == [False, True], outputs
+    pids = {re.search(r"\(pid (\d+)\)", stdout).group(1) for stdout, _ in outputs}
+    assert len(pids) == 1  # the second waited for the first's lock, then found its broker
+    assert odradek("down", cwd=project).returncode == 0
+
+
 def test_memory_broker_keeps_nothing(project):
     up = odradek("up", "--port", "0", "--memory", cwd=project)
     assert up.returncode == 0, up.stdout + up.stderr
