@@ -19,13 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-from .cli_control import CONTROL_ENV, _url_of_project_broker
-
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
+from .cli_control import add_control_option, run_with_control
 
 # Options of ``fault add`` -> the spec's field (the rest of the spec, the action, is positional).
 _SPEC_OPTIONS = (("--api", "api", str), ("--error", "error", str), ("--delay-ms", "delay_ms", int),
@@ -39,9 +34,7 @@ def add_command(commands) -> None:
     from .faults import ACTIONS
 
     control = argparse.ArgumentParser(add_help=False)
-    control.add_argument("--control", metavar="URL",
-                         help=f"the broker's control API (default: ${CONTROL_ENV}, else the broker `odradek up` "
-                              "runs for this folder)")
+    add_control_option(control)
     fault = commands.add_parser("fault", help="script a running broker's faults (errors, delays, drops, offline)")
     actions = fault.add_subparsers(dest="fault_command", required=True, metavar="add|list|remove|clear")
     add = actions.add_parser("add", parents=[control], help="add a fault")
@@ -56,40 +49,22 @@ def add_command(commands) -> None:
 
 
 def run(args) -> int:
-    from .control.client import ControlClient, ControlError
+    return run_with_control(args, "odradek fault", lambda client: _run(client, args))
 
-    url = args.control or os.environ.get(CONTROL_ENV) or _url_of_project_broker()
-    if not url:
-        print(f"odradek fault: no broker to talk to: give --control URL or set {CONTROL_ENV} "
-              "(odradek serve prints its control URL), or start one with odradek up", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        client = ControlClient(url)
-    except ValueError as error:
-        print(f"odradek fault: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.fault_command == "add":
-            spec = {"action": args.action}
-            spec.update({field: getattr(args, field) for _, field, _ in _SPEC_OPTIONS
-                         if getattr(args, field) is not None})
-            print(describe(client.call("POST", "/v1/faults", spec)))
-        elif args.fault_command == "list":
-            faults = client.call("GET", "/v1/faults")["faults"]
-            for fault in faults:
-                print(json.dumps(fault) if args.json else describe(fault))
-        elif args.fault_command == "remove":
-            print(describe(client.call("DELETE", f"/v1/faults/{args.id}")))
-        else:
-            print(f"removed {client.call('DELETE', '/v1/faults')['removed']}")
-    except ControlError as error:
-        print(f"odradek fault: {error.message}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OSError as error:
-        print(f"odradek fault: cannot reach the control API at {url}: {error}", file=sys.stderr)
-        return EXIT_REFUSED
-    finally:
-        client.close()
+
+def _run(client, args) -> int:
+    if args.fault_command == "add":
+        spec = {"action": args.action}
+        spec.update({field: getattr(args, field) for _, field, _ in _SPEC_OPTIONS
+                     if getattr(args, field) is not None})
+        print(describe(client.call("POST", "/v1/faults", spec)))
+    elif args.fault_command == "list":
+        for fault in client.call("GET", "/v1/faults")["faults"]:
+            print(json.dumps(fault) if args.json else describe(fault))
+    elif args.fault_command == "remove":
+        print(describe(client.call("DELETE", f"/v1/faults/{args.id}")))
+    else:
+        print(f"removed {client.call('DELETE', '/v1/faults')['removed']}")
     return 0
 
 
