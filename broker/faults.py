@@ -408,7 +408,7 @@ class FaultRegistry:
                 continue
             if spec.topic is not None or spec.group is not None:
                 if targets is None:
-                    targets = _named_targets(request_targets(body), topic_name_of_id)
+                    targets = named_request_targets(body, topic_name_of_id)
                 if spec.group is not None and spec.group not in targets.groups:
                     continue
                 if spec.topic is not None:
@@ -442,6 +442,12 @@ class FaultRegistry:
         if expired:
             self._prune()
         return found
+
+
+def named_request_targets(body, topic_name_of_id: Callable) -> RequestTargets:
+    """:func:`request_targets` with topics given by id put under their names (unknown ids stay
+    as they are): what the request names, as a fault filter or the activity stream sees it."""
+    return _named_targets(request_targets(body), topic_name_of_id)
 
 
 def _named_targets(targets: RequestTargets, topic_name_of_id: Callable) -> RequestTargets:
