@@ -19,9 +19,9 @@ import time
 from odradek.protocol import error_codes
 from odradek.protocol.messages._runtime import Struct
 
+from .faults import named_request_targets
+
 EVENTS_KEPT = 10_000
-# The field a request's partition entry names its index by (ListOffsets..., Fetch, Produce).
-_PARTITION_FIELDS = ("partition_index", "partition", "index")
 CLOSED_CLIENTS_KEPT = 200
 _API_VERSIONS_KEY = 18
 
@@ -171,36 +171,9 @@ def _shape(cls: type) -> tuple[bool, tuple[str, ...]]:
 
 
 def _request_topics(body, topic_name_of) -> dict[str, list[int]] | None:
-    """The topics a request names, each with the partitions it names (empty when it names
-    none): Produce, Fetch, ListOffsets, Metadata, OffsetCommit, ... by their ``topics`` field
-    (Produce's is ``topic_data``); None for a request about no topic."""
-    topics = getattr(body, "topics", None)
-    if topics is None:
-        topics = getattr(body, "topic_data", None)
-    if not topics or type(topics) is not list or not isinstance(topics[0], Struct):
+    """The topics a request names (by name; a topic id the broker does not know as its text),
+    each with the partitions it names, sorted; None for a request that names none."""
+    topics = named_request_targets(body, topic_name_of).topics
+    if not topics:
         return None
-    named: dict[str, list[int]] = {}
-    for topic in topics:
-        name = getattr(topic, "name", None) or getattr(topic, "topic", None)
-        if not name and getattr(topic, "topic_id", None) is not None:
-            name = topic_name_of(topic.topic_id)
-        if not isinstance(name, str) or not name:
-            continue
-        partitions = getattr(topic, "partitions", None) or getattr(topic, "partition_data", None) or []
-        indexes = named.setdefault(name, [])
-        if partitions and type(partitions[0]) is int:
-            indexes.extend(partitions)
-        elif partitions:
-            field = _partition_field(type(partitions[0]))
-            if field is not None:
-                indexes.extend(getattr(partition, field) for partition in partitions)
-    return named or None
-
-
-_PARTITION_FIELD: dict[type, str | None] = {}
-
-
-def _partition_field(cls: type) -> str | None:
-    if cls not in _PARTITION_FIELD:
-        _PARTITION_FIELD[cls] = next((field for field in _PARTITION_FIELDS if field in cls.__slots__), None)
-    return _PARTITION_FIELD[cls]
+    return {str(topic): sorted(partitions) for topic, partitions in topics.items()}

@@ -32,6 +32,7 @@ from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
 from .groups import GroupConfig, GroupCoordinator
 from .coordinators.runtime import CoordinatorLog
 from .groups.persistence import CONSUMER_OFFSETS
+from .faults import FaultRegistry
 from .fetch_sessions import FetchSessionCache
 from .open_files import descriptor_budget, raise_open_files_limit
 from .partition import Partition
@@ -92,6 +93,9 @@ class Broker:
         self.transaction_coordinator = TransactionCoordinator(self)
         # KIP-714 client instances (GetTelemetrySubscriptions / PushTelemetry, not advertised).
         self.client_metrics = ClientMetrics(config["telemetry.max.bytes"], self.clock_ms)
+        # Scripted faults (the control API's /v1/faults): applied by the server to requests,
+        # asked by handlers for partitions taken offline.
+        self.faults = FaultRegistry()
 
     # --- lifecycle ---
 
@@ -355,6 +359,17 @@ class Broker:
 
     def partition(self, topic_name: str, index: int) -> Partition | None:
         return self.partitions.get((topic_name, index))
+
+    def leaderless(self, topic_name: str, index: int) -> bool:
+        """Whether Metadata shows the partition without a leader: its log is offline, or a fault
+        took it offline (broker/faults.py)."""
+        partition = self.partitions.get((topic_name, index))
+        return ((partition is not None and partition.offline)
+                or self.faults.offline_error(topic_name, index) is not None)
+
+    def topic_name_of_id(self, topic_id) -> str | None:
+        topic = self.topics.by_id.get(topic_id)
+        return topic.name if topic is not None else None
 
     def log_dir_of(self, topic_name: str, index: int) -> str | None:
         """The data directory (an entry of ``log_dirs``) holding the partition's log."""

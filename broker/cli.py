@@ -26,6 +26,12 @@ holding the other end takes its broker with it even when it is killed. SIGTERM o
 it cleanly: stop accepting, answer the requests in flight, flush and
 close the logs (clean-shutdown marker), exit 0. Invalid configuration exits 2 naming the key.
 
+``odradek up | status | down | topic | produce | consume | group`` are the developer commands: a
+background broker per project folder and the everyday topic, record and group commands
+(broker/cli_dev.py; docs/cli.md). ``odradek reset | snapshot | clients | activity`` drive a running
+broker through its control API (broker/cli_control.py), and ``odradek fault
+add|list|remove|clear`` scripts its faults (broker/cli_fault.py; docs/testing.md).
+
 ``odradek --version`` prints the installed package's version (pyproject.toml's, read from the
 package metadata). ``odradek config-docs`` prints the configuration reference
 (docs/configuration.md) generated from the config definitions.
@@ -43,7 +49,7 @@ import threading
 
 import structlog
 
-from . import cli_control, logs
+from . import cli_control, cli_dev, cli_fault, logs
 from .config import BROKER_CONFIGS, BrokerConfig, ConfigError, Listener, parse_listener, parse_overrides
 from .properties import PropertiesError, load_properties_file
 from odradek.storage.errors import InconsistentLogDirectory, LogDirectoryLocked
@@ -88,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop cleanly when stdin is closed (a test harness holding it takes the broker with it)")
     serve.add_argument("--log-level", default="warning", choices=logs.LEVELS, help="default: warning")
     commands.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    cli_dev.add_commands(commands, _port)
     cli_control.add_commands(commands)
+    cli_fault.add_command(commands)
     return parser
 
 
@@ -202,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(render())
         return 0
+    if args.command == "fault":
+        return cli_fault.run(args)
+    if args.command in cli_dev.COMMANDS:
+        return cli_dev.run(args)
     logs.configure(args.log_level)
     log = structlog.get_logger("odradek")
     if args.memory and args.data_dir is not None:

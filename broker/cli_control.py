@@ -21,12 +21,16 @@ EXIT_USAGE = 2
 FOLLOW_WAIT_MS = 10_000
 
 
+def add_control_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--control", metavar="URL",
+                        help=f"the broker's control API (default: ${CONTROL_ENV}, else the broker `odradek up` "
+                             "runs for this folder)")
+
+
 def add_commands(commands) -> None:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--control", metavar="URL",
-                            help=f"the broker's control API (default: ${CONTROL_ENV}, else the broker `odradek up` "
-                                 "runs for this folder)")
+        add_control_option(parser)
         return parser
 
     reset = command("reset", "drop every topic, group, offset and transaction (or empty the topics named)")
@@ -47,25 +51,32 @@ COMMANDS = ("reset", "snapshot", "clients", "activity")
 
 
 def run(args) -> int:
+    return run_with_control(args, "odradek", lambda client: _COMMANDS[args.command](client, args))
+
+
+def run_with_control(args, prog: str, command) -> int:
+    """Run ``command(client)`` against the broker ``args.control`` names (else
+    ``$ODRADEK_CONTROL``, else the ``odradek up`` broker of this folder); its exit code, or
+    the error's: the message on stderr after ``prog``."""
     from .control.client import ControlClient, ControlError
 
     url = args.control or os.environ.get(CONTROL_ENV) or _url_of_project_broker()
     if not url:
-        print(f"odradek: no broker to talk to: give --control URL or set {CONTROL_ENV} "
+        print(f"{prog}: no broker to talk to: give --control URL or set {CONTROL_ENV} "
               "(odradek serve prints its control URL), or start one with odradek up", file=sys.stderr)
         return EXIT_USAGE
     try:
         client = ControlClient(url)
     except ValueError as error:
-        print(f"odradek: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _COMMANDS[args.command](client, args)
+        return command(client)
     except ControlError as error:
-        print(f"odradek: {error.message}", file=sys.stderr)
+        print(f"{prog}: {error.message}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as error:
-        print(f"odradek: cannot reach the control API at {url}: {error}", file=sys.stderr)
+        print(f"{prog}: cannot reach the control API at {url}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 0
@@ -75,11 +86,10 @@ def run(args) -> int:
 
 def _url_of_project_broker() -> str | None:
     """The control URL of the broker ``odradek up`` started for the current folder, if any."""
-    try:
-        from .dev_state import running_control_url
-    except ImportError:
-        return None
-    return running_control_url()
+    from .cli_dev import project_broker
+
+    state = project_broker()
+    return state.control_url if state else None
 
 
 def _reset(client, args) -> int:

@@ -321,6 +321,27 @@ class Broker:
         storage = "memory" if self.memory else self.data_dir
         return f"<odradek.Broker {state} mode={self.mode} storage={storage}>"
 
+    # --- faults (the control API's /v1/faults; docs/testing.md "Faults") ---
+
+    def add_fault(self, action: str, **spec) -> dict:
+        """Make the broker misbehave: ``add_fault("error", api="Produce",
+        error="NOT_LEADER_OR_FOLLOWER", count=2, topic="orders")``. Returns the fault as
+        :meth:`faults` lists it (with its ``id``); a spec that is not one raises ControlError
+        saying why."""
+        return self.control("POST", "/v1/faults", {"action": action, **spec})
+
+    def faults(self) -> list[dict]:
+        """Every fault, with its ``hits``, ``remaining``, ``expires_in_ms`` and ``active``."""
+        return self.control("GET", "/v1/faults")["faults"]
+
+    def remove_fault(self, fault_id: int) -> dict:
+        """Remove a fault; returns it as it was last (its hits)."""
+        return self.control("DELETE", f"/v1/faults/{int(fault_id)}")
+
+    def clear_faults(self) -> int:
+        """Remove every fault; returns how many there were."""
+        return self.control("DELETE", "/v1/faults")["removed"]
+
     # --- thread mode ---
 
     def _start_thread(self) -> None:

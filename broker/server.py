@@ -63,10 +63,10 @@ import structlog
 from odradek.protocol.connection import ServerConnection
 from odradek.protocol.errors import ProtocolError
 
-from . import advertised_versions
+from . import advertised_versions, faults
 from .activity import Activity
 from .context import RequestContext
-from .error_responses import error_answer, error_response
+from .error_responses import ErrorAnswer, error_answer, error_response
 from .records_source import RegionReader
 from .registry import CLOSE_CONNECTION
 
@@ -86,7 +86,7 @@ SEND_CHUNK_SIZE = 1 << 20
 class _Pending:
     """One request waiting for (or holding) its response, in the connection's queue."""
 
-    __slots__ = ("request", "response", "done", "task", "cost", "arrived", "api_name")
+    __slots__ = ("request", "response", "done", "task", "cost", "arrived", "api_name", "faulted", "throttle_ms")
 
     def __init__(self, request, cost: int):
         self.request = request
@@ -96,6 +96,8 @@ class _Pending:
         self.cost = cost
         self.arrived = time.monotonic()
         self.api_name = "?"
+        self.faulted = False  # a scripted fault (broker/faults.py) applied to it already
+        self.throttle_ms = 0  # a throttle fault's: put in the response, then the connection muted
 
 
 class KafkaProtocol(asyncio.Protocol):
@@ -125,6 +127,12 @@ class KafkaProtocol(asyncio.Protocol):
         self._closing = False
         self._draining = False  # shutdown: no new requests, finish the pending ones
         self._in_read_loop = False
+        # Scripted faults (broker/faults.py): requests read but not handled yet, behind a delayed
+        # one (always the tail of _pending); reading stopped by a throttle; input thrown away
+        # after a request that is never answered.
+        self._held: deque[_Pending] = deque()
+        self._muted = False
+        self._discarding = False
         self.last_activity = time.monotonic()
         self.requests_served = 0
         self.client = None  # this connection's record in the server's activity (broker/activity.py)
@@ -145,6 +153,7 @@ class KafkaProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self._closing = True
         self.server.connections.discard(self)
+        self._held.clear()
         for entry in self._pending:
             if entry.task is not None and not entry.task.done():
                 entry.task.cancel()
@@ -156,7 +165,7 @@ class KafkaProtocol(asyncio.Protocol):
         self.server.connection_closed()
 
     def data_received(self, data) -> None:
-        if self._closing:
+        if self._closing or self._discarding:
             return
         self.last_activity = time.monotonic()
         try:
@@ -170,7 +179,7 @@ class KafkaProtocol(asyncio.Protocol):
         # The client half-closed: answer what is pending, then close (returning False closes
         # the transport once the write buffer drains; pending responses would be lost, so keep
         # it open while work remains).
-        if self._pending or self._output:
+        if (self._pending or self._output) and not self._discarding:
             self._draining = True
             return True
         return False
@@ -198,7 +207,7 @@ class KafkaProtocol(asyncio.Protocol):
             self._in_read_loop = False
 
     def _read_requests_loop(self) -> None:
-        while not self._closing and not self._draining:
+        while not self._closing and not self._draining and not self._muted:
             if self._over_limit():
                 self._pause_reading()
                 return
@@ -225,6 +234,15 @@ class KafkaProtocol(asyncio.Protocol):
         # a client negotiated, e.g. against odradek.advertise.kafka.version).
         self._request_log.debug("request", client_id=request.client_id, api=handler.name,
                                 api_key=request.api_key, api_version=request.api_version)
+        if self._held:  # behind a delayed request: Kafka handles a connection's requests one at a time
+            self._held.append(entry)
+            return
+        self._handle(entry, handler)
+
+    def _handle(self, entry: _Pending, handler) -> None:
+        request = entry.request
+        if self.broker.faults.active and not entry.faulted and self._inject_fault(entry):
+            return
         ctx = RequestContext(self.broker, request.api_key, request.api_version, request.correlation_id,
                              request.client_id, self.listener_name, self.peer)
         try:
@@ -241,6 +259,80 @@ class KafkaProtocol(asyncio.Protocol):
         entry.response = result
         entry.done = True
         self._send_ready()
+
+    def _inject_fault(self, entry: _Pending) -> bool:
+        """Apply the scripted fault the request matches, if any (broker/faults.py has what each
+        does and why). True when the fault took the request over: its handler does not run now."""
+        request = entry.request
+        broker = self.broker
+        fault = broker.faults.match(request.api_key, request.client_id, request.body, broker.topic_name_of_id)
+        if fault is None:
+            return False
+        entry.faulted = True
+        action = fault.spec.action
+        log.info("fault applied", peer=self.peer, fault=fault.id, action=action, api_key=request.api_key,
+                 correlation_id=request.correlation_id)
+        if action == faults.ERROR:
+            response = error_response(request.body, request.response_version, ErrorAnswer(fault.spec.error, None),
+                                      self.connection.api_versions[request.api_key])
+            entry.response = CLOSE_CONNECTION if response is None else response  # an acks=0 produce
+            entry.done = True
+            self._send_ready()
+        elif action == faults.DELAY:
+            self._held.appendleft(entry)
+            asyncio.get_running_loop().call_later(fault.spec.delay_ms / 1000, self._release_held)
+        elif action == faults.NO_RESPONSE:
+            # Never done, so nothing after it is answered; later input is read (to see the
+            # client close) and thrown away.
+            self._stop_handling()
+            self._discarding = True
+            if self._reading_paused and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+        elif action == faults.CLOSE_BEFORE_RESPONSE:
+            self._stop_handling()
+            entry.response = CLOSE_CONNECTION
+            entry.done = True
+            self._send_ready()
+        elif action == faults.CLOSE_AFTER_RESPONSE:
+            self._stop_handling()  # the connection closes once this response is sent
+            return False
+        elif action == faults.THROTTLE:
+            entry.throttle_ms = fault.spec.throttle_ms
+            return False
+        return True
+
+    def _stop_handling(self) -> None:
+        """Handle no request after the current one: read no more, drop those held, and close
+        once the pending responses are sent."""
+        self._draining = True
+        self._pause_reading()
+        while self._held:
+            entry = self._held.pop()
+            self._pending.remove(entry)
+            self._pending_bytes -= entry.cost
+
+    def _release_held(self) -> None:
+        """A delay ended: handle the held requests in order, until one is delayed again."""
+        held = self._held
+        while held and not self._closing:
+            entry = held.popleft()
+            self._handle(entry, self.server.registry.get(entry.request.api_key))
+            if held and held[0] is entry:
+                return
+        if not self._closing and not self._draining and self._reading_paused and not self._over_limit_half():
+            self._read_requests()
+
+    def _mute(self, throttle_ms: int) -> None:
+        """Read nothing from this connection for ``throttle_ms`` (a throttled response was sent)."""
+        self._muted = True
+        self._pause_reading()
+
+        def unmute() -> None:
+            self._muted = False
+            if not self._closing and not self._draining:
+                self._read_requests()
+        asyncio.get_running_loop().call_later(throttle_ms / 1000, unmute)
 
     def _task_done(self, entry: _Pending, task: asyncio.Task) -> None:
         if task.cancelled() or self._closing:
@@ -293,6 +385,9 @@ class KafkaProtocol(asyncio.Protocol):
                 log.info("closing connection as the handler asked", peer=self.peer, api_key=entry.request.api_key)
                 self.close()
                 return
+            if entry.throttle_ms:
+                faults.set_throttle_time(entry.response, entry.request.response_version, entry.throttle_ms)
+                self._mute(entry.throttle_ms)
             if entry.response is not None:  # acks=0 produce: no response at all
                 self._write_response(entry.request, entry.response)
                 if self._output:
@@ -361,7 +456,8 @@ class KafkaProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None and not self._closing and not self._draining:
+        if (self._reading_paused and self.transport is not None and not self._closing and not self._draining
+                and not self._muted):
             self._reading_paused = False
             self.transport.resume_reading()
 
@@ -385,7 +481,7 @@ class KafkaProtocol(asyncio.Protocol):
             return
         self._draining = True
         self._pause_reading()
-        if not self._pending and not self._output:
+        if (not self._pending and not self._output) or self._discarding:  # discarding: never answered
             self.close()
 
     def close(self) -> None:

@@ -12,7 +12,8 @@ never edits go.mod or go.sum). A build writes to a temporary name and renames, s
 first runs cannot leave a half-written binary.
 
 Programs: ``franzgo`` (a franz-go consumer group member, compat/franzgo/main.go; a transactional
-producer, a GroupTransactSession and a read_committed reader, compat/franzgo/transactions.go) and
+producer, a GroupTransactSession and a read_committed reader, compat/franzgo/transactions.go; an
+idempotent producer reporting each record's fate for the fault tests, compat/franzgo/produce.go) and
 ``sarama`` (IBM/sarama as producer, consumer, group member, admin and transactional producer,
 compat/sarama/main.go and transactions.go).
 """

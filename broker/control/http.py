@@ -40,6 +40,16 @@ class Request:
     keep_alive: bool
     params: dict[str, str] = field(default_factory=dict)  # filled by the router from the path
 
+    def int_query(self, name: str, default: int) -> int:
+        """Query parameter ``name`` as a whole number (``default`` when absent); HttpError 400
+        when it is not one."""
+        text = self.query.get(name)
+        if text is None:
+            return default
+        if not text.isdigit() or not text.isascii():
+            raise HttpError(400, f"{name} must be a whole number, not {text[:30]!r}")
+        return int(text)
+
     @property
     def json(self):
         """The body parsed as JSON (None for an empty body); HttpError 400 when it is not JSON."""

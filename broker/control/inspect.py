@@ -61,9 +61,9 @@ async def topic_records(service, request):
     "committed", "aborted" or "open" (no marker below the high watermark yet)."""
     broker = service.broker
     topic = _topic(service, request.params["name"])
-    limit = min(_int(request, "limit", 1000), RECORDS_LIMIT_MAX)
+    limit = min(request.int_query("limit", 1000), RECORDS_LIMIT_MAX)
     if "partition" in request.query:
-        wanted = [_int(request, "partition", 0)]
+        wanted = [request.int_query("partition", 0)]
         if wanted[0] >= topic.partition_count:
             raise HttpError(404, f"topic {topic.name} has no partition {wanted[0]}")
     else:
@@ -73,7 +73,7 @@ async def topic_records(service, request):
         partition = broker.partition(topic.name, index)
         if partition is None or partition.offline:
             raise HttpError(503, f"partition {topic.name}-{index} is offline")
-        start = _int(request, "offset", partition.log_start_offset) if "partition" in request.query else \
+        start = request.int_query("offset", partition.log_start_offset) if "partition" in request.query else \
             partition.log_start_offset
         records += _read_partition(partition, max(start, partition.log_start_offset), limit - len(records))
         if len(records) >= limit:
@@ -175,12 +175,3 @@ async def describe_group(service, request):
         offsets.append({"topic": topic, "partition": index, "offset": stored.offset, "metadata": stored.metadata,
                         "high_watermark": end, "lag": None if end is None else max(0, end - stored.offset)})
     return 200, {"group_id": group_id, "type": kind, "state": state, "members": members, "offsets": offsets}
-
-
-def _int(request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise HttpError(400, f"{name} must be a whole number, not {text[:30]!r}")
-    return int(text)

@@ -96,9 +96,9 @@ async def activity(service, request):
     waiting up to ``wait_ms`` for one when there is none yet (``odradek activity -f`` polls
     so); filtered by ``client_id``, ``api`` (its name) and ``topic`` when given. ``last`` is the
     sequence number to ask after next."""
-    since = _int_query(request, "since", 0)
-    limit = _int_query(request, "limit", 1000)
-    wait_ms = min(_int_query(request, "wait_ms", 0), ACTIVITY_WAIT_MAX_MS)
+    since = request.int_query("since", 0)
+    limit = request.int_query("limit", 1000)
+    wait_ms = min(request.int_query("wait_ms", 0), ACTIVITY_WAIT_MAX_MS)
     stream = service.server.activity
     await stream.wait_for_events(since, wait_ms / 1000)
     wanted = {key: request.query[key] for key in ("client_id", "api") if key in request.query}
@@ -110,15 +110,6 @@ async def activity(service, request):
     # After a broker restart a reader's ``since`` may be ahead of the stream: it starts over.
     last = batch[-1]["seq"] if batch else min(since, stream.last_sequence)
     return 200, {"events": events, "last": last}
-
-
-def _int_query(request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise HttpError(400, f"{name} must be a whole number, not {text[:30]!r}")
-    return int(text)
 
 
 def _snapshot_name(request) -> str:
@@ -135,4 +126,4 @@ def _bootstrap(service) -> str:
 
 
 # Every area's routes, registered by importing their modules.
-from . import inspect  # noqa: E402,F401
+from . import faults, inspect  # noqa: E402,F401

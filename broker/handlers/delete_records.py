@@ -32,6 +32,8 @@ def handle_delete_records(ctx, request: DeleteRecordsRequest) -> DeleteRecordsRe
             partition = broker.partition(item.name, wanted.partition_index)
             if partition is None:
                 answer.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
+            elif (offline := broker.faults.offline_error(item.name, wanted.partition_index)) is not None:
+                answer.error_code = offline
             else:
                 offset = partition.high_watermark if wanted.offset == HIGH_WATERMARK else wanted.offset
                 try:

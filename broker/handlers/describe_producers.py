@@ -34,6 +34,9 @@ def handle_describe_producers(ctx, request: DescribeProducersRequest) -> Describ
             if partition.offline:
                 partitions.append(PartitionResponse(partition_index=index, error_code=error_codes.KAFKA_STORAGE_ERROR))
                 continue
+            if (offline := broker.faults.offline_error(item.name, index)) is not None:
+                partitions.append(PartitionResponse(partition_index=index, error_code=offline))
+                continue
             producers = [
                 ProducerState(producer_id=entry.producer_id, producer_epoch=entry.epoch,
                               last_sequence=entry.last_sequence, last_timestamp=entry.last_timestamp,

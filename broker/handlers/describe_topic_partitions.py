@@ -51,7 +51,7 @@ def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitionsReques
                 next_cursor = Cursor(topic_name=name, partition_index=index)
                 break
             partition = broker.partition(name, index)
-            offline = partition is not None and partition.offline  # as Metadata reports it
+            offline = broker.leaderless(name, index)  # as Metadata reports it
             partitions.append(Partition(
                 error_code=error_codes.LEADER_NOT_AVAILABLE if offline else error_codes.NONE, partition_index=index,
                 leader_id=-1 if offline else broker.node_id,

@@ -121,6 +121,14 @@ def _read(broker, targets: list[FetchTarget], request: FetchRequest, version: in
                 else error_codes.UNKNOWN_TOPIC_OR_PARTITION
             unknown.append((target, None, _error_data(target.partition, code), 0))
             continue
+        offline = broker.faults.offline_error(topic.name, target.partition)
+        if offline is not None:  # an offline fault: Kafka's answer from a broker that is not the leader
+            result.errors = True
+            data = _error_data(target.partition, offline)
+            if version >= 16:  # KIP-951: the leader as this broker knows it (none)
+                data.current_leader.leader_epoch = partition.leader_epoch
+            result.items.append((target, partition, data, 0))
+            continue
         epoch = target.current_leader_epoch if version >= 9 else -1
         if epoch != -1 and epoch != partition.leader_epoch:
             result.errors = True

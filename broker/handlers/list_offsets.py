@@ -69,6 +69,8 @@ def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsResponse
                 answer.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
             elif partition.offline:
                 answer.error_code = error_codes.KAFKA_STORAGE_ERROR
+            elif (offline := broker.faults.offline_error(wanted.name, item.partition_index)) is not None:
+                answer.error_code = offline
             elif current_epoch != -1 and current_epoch != partition.leader_epoch:
                 answer.error_code = (error_codes.FENCED_LEADER_EPOCH if current_epoch < partition.leader_epoch
                                      else error_codes.UNKNOWN_LEADER_EPOCH)

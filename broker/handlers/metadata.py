@@ -36,8 +36,9 @@ def topic_metadata(broker, topic, include_operations: bool, version: int) -> Met
         partition = broker.partition(topic.name, index)
         # A partition whose log is offline has no leader: Kafka's answer for a partition whose
         # only replica sits in an offline log directory (LEADER_NOT_AVAILABLE, leader -1, the
-        # replica listed offline and kept as the last member of the ISR).
-        offline = partition is not None and partition.offline
+        # replica listed offline and kept as the last member of the ISR). A partition an
+        # offline fault holds is shown the same way.
+        offline = broker.leaderless(topic.name, index)
         partitions.append(MetadataResponse.MetadataResponseTopic.MetadataResponsePartition(
             error_code=error_codes.LEADER_NOT_AVAILABLE if offline else error_codes.NONE,
             partition_index=index,

@@ -39,6 +39,8 @@ def handle_offset_for_leader_epoch(ctx, request: OffsetForLeaderEpochRequest) ->
                 answer.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
             elif partition.offline:
                 answer.error_code = error_codes.KAFKA_STORAGE_ERROR
+            elif (offline := broker.faults.offline_error(item.topic, wanted.partition)) is not None:
+                answer.error_code = offline
             elif current != -1 and current != partition.leader_epoch:
                 answer.error_code = (error_codes.FENCED_LEADER_EPOCH if current < partition.leader_epoch
                                      else error_codes.UNKNOWN_LEADER_EPOCH)

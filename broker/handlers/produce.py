@@ -264,6 +264,13 @@ def _produce(ctx, request: ProduceRequest, refused: dict):
                 code = error_codes.UNKNOWN_TOPIC_ID if by_id and topic is None else error_codes.UNKNOWN_TOPIC_OR_PARTITION
                 partitions.append(_partition_error(data.index, code))
                 continue
+            offline = broker.faults.offline_error(topic.name, data.index)
+            if offline is not None:  # an offline fault: Kafka's answer from a broker that is not the leader
+                answer = _partition_error(data.index, offline)
+                if ctx.api_version >= 10:  # KIP-951: the leader as this broker knows it (none)
+                    answer.current_leader.leader_epoch = partition.leader_epoch
+                partitions.append(answer)
+                continue
             if (topic.name, data.index) in refused:
                 code, message = refused[(topic.name, data.index)]
                 log.debug("transactional produce refused", topic=topic.name, partition=data.index, error_code=code)

@@ -23,7 +23,8 @@
 // client error, so that a test sees failures instead of a silent member.
 //
 // The subcommands txn, transform and read (the transactional producer, kgo.GroupTransactSession
-// and a read_committed / read_uncommitted reader) are described in transactions.go.
+// and a read_committed / read_uncommitted reader) are described in transactions.go; produce (an
+// idempotent producer reporting each record's fate, for the fault tests) in produce.go.
 package main
 
 import (
@@ -61,6 +62,9 @@ func main() {
 		switch os.Args[1] {
 		case "txn", "transform", "read":
 			runTransactional(os.Args[1], os.Args[2:])
+			return
+		case "produce":
+			runProduce(os.Args[2:])
 			return
 		}
 	}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from odradek.broker.config import BrokerConfig
-from odradek.broker.registry import HandlerRegistry
 from odradek.broker.activity import Activity
+from odradek.broker.config import BrokerConfig
+from odradek.broker.faults import FaultRegistry
+from odradek.broker.registry import HandlerRegistry
 from odradek.broker.server import KafkaProtocol
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
@@ -51,6 +52,7 @@ class FakeTransport(asyncio.Transport):
 class FakeBroker:
     def __init__(self, **overrides):
         self.config = BrokerConfig.from_sources({k.replace("_", "."): str(v) for k, v in overrides.items()})
+        self.faults = FaultRegistry()  # none added: the server asks it on every request
 
 
 class FakeServer:

@@ -1,8 +1,9 @@
-"""The harness snippets of docs/testing.md ("Other languages and CI") work as printed: the Go
-``TestMain`` and the ``node:test`` hooks are taken from the document, put beside a small test
-that talks to the broker they started (a TCP connection to the bootstrap servers, a reset over
-the control API), and run with the machine's ``go test`` and ``node --test``; after the run the
-broker process is gone (it stopped when its stdin closed)."""
+"""The harness snippets of docs/testing.md ("Other languages and CI") work as printed: the JUnit 5
+extension, the Go ``TestMain`` and the ``node:test`` hooks are taken from the document, put beside
+a small test that talks to the broker they started (a TCP connection to the bootstrap servers, a
+reset over the control API), and run with JUnit's console launcher (fetched from Maven Central),
+``go test`` and ``node --test``; after the run the broker process is gone (it stopped when its
+stdin closed)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from .conftest import subprocess_env
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+# JUnit 5's launcher with the Jupiter engine in one jar, for the JUnit extension's test.
+JUNIT_CONSOLE = ("org.junit.platform", "junit-platform-console-standalone", "1.11.4")
 
 
 def snippet(language: str, marker: str) -> str:
@@ -93,4 +96,46 @@ test("the broker answers and was reset", async () => {
                             timeout=120, env=harness_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# pass 1" in result.stdout, result.stdout
+    assert odradek_processes() <= before
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="a JDK is not installed")
+def test_the_junit5_extension_starts_resets_and_stops_the_broker(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "compat"))
+    import kafka_jars  # compat/: fetches from Maven Central into compat/.cache
+
+    [console] = kafka_jars.artifact_jars("junit", [JUNIT_CONSOLE]).values()
+    before = odradek_processes()
+    (tmp_path / "OdradekExtension.java").write_text(snippet("java", "class OdradekExtension"))
+    (tmp_path / "HarnessTest.java").write_text("""
+import java.net.Socket;
+import org.junit.jupiter.api.*;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+@ExtendWith(OdradekExtension.class)
+class HarnessTest {
+    @BeforeEach
+    void clean() throws Exception {
+        OdradekExtension.reset();
+    }
+
+    @Test
+    void theBrokerAnswers() throws Exception {
+        int colon = OdradekExtension.bootstrapServers.lastIndexOf(':');
+        try (Socket socket = new Socket(OdradekExtension.bootstrapServers.substring(0, colon),
+                                        Integer.parseInt(OdradekExtension.bootstrapServers.substring(colon + 1)))) {
+            Assertions.assertTrue(socket.isConnected());
+        }
+    }
+}
+""")
+    env = harness_env(tmp_path)
+    compiled = subprocess.run(["javac", "-cp", str(console), "-d", "classes", "OdradekExtension.java", "HarnessTest.java"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert compiled.returncode == 0, compiled.stderr
+    result = subprocess.run(["java", "-jar", str(console), "execute", "--class-path", "classes",
+                             "--select-class", "HarnessTest", "--disable-banner"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\[\s+1 tests successful\s+\]", result.stdout), result.stdout
     assert odradek_processes() <= before
