@@ -177,7 +177,7 @@ def odradek_topic(request: pytest.FixtureRequest, odradek_broker):
     the session. ``config``: topic configs by Kafka's names (``{"cleanup.policy": "compact"}``)."""
     if "odradek_clean" in request.fixturenames:
         request.getfixturevalue("odradek_clean")  # the reset first, or it would drop this test's topics
-    from odradek.broker.blocking_client import BlockingClient
+    from odradek.broker.admin_client import KafkaClient
     from odradek.broker.embedded import config_text
 
     used = request.config.stash[_STATE].topic_names
@@ -187,8 +187,8 @@ def odradek_topic(request: pytest.FixtureRequest, odradek_broker):
         if name is None:
             name = unique_topic_name(base, used)
         configs = {str(key): config_text(value) for key, value in (config or {}).items()}
-        with BlockingClient(odradek_broker.host, odradek_broker.port, client_id="odradek-pytest") as client:
-            client.create_topic(name, partitions, configs)
+        with KafkaClient(odradek_broker.bootstrap_servers, client_id="odradek-pytest") as client:
+            client.create_topic(name, partitions=partitions, replication_factor=1, configs=configs)
         used.add(name)
         return name
 

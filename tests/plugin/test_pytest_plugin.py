@@ -195,9 +195,12 @@ def test_odradek_clean_resets_the_broker_before_each_test(pytester):
             names, groups = topics(odradek_bootstrap_servers)
             record(request, orders="orders" in names, groups=groups)
 
-        def test_3_with_the_fixture_sees_nothing(request, odradek_clean, odradek_bootstrap_servers):
+        def test_3_with_the_fixture_sees_nothing(request, odradek_clean, odradek_topic, odradek_bootstrap_servers):
             names, groups = topics(odradek_bootstrap_servers)
             record(request, names=sorted(name for name in names if not name.startswith("__")), groups=groups)
+            assert odradek_topic(name="orders") == "orders"  # the name is free again
+            with pytest.raises(Exception, match="^TOPIC_ALREADY_EXISTS: "):
+                odradek_topic(name="orders")
 
         @pytest.fixture
         def orders(odradek_topic):
