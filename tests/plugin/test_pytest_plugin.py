@@ -97,9 +97,10 @@ def free_port_pair() -> int:
 @pytest.fixture(scope="module", autouse=True)
 def broker_modules_loaded_here():
     """pytester's in-process runs drop the modules imported during them, so each would import
-    the broker, asyncio and concurrent.futures anew, while uvloop, a C extension loaded once,
-    keeps the first run's concurrent.futures: the broker's executor futures then fail its
-    isinstance check. One broker started here loads them all into this process for good."""
+    the broker and concurrent.futures anew while uvloop, a C extension loaded once, keeps the
+    first run's: a later run's broker then never finished a produce on disk (the client waited
+    out its delivery timeout, two minutes). One broker started here loads them into this process
+    for good, as in a user's session, which imports them once."""
     import confluent_kafka  # noqa: F401 - kept loaded too: a second copy of each per run is only slower
     import kafka  # noqa: F401
 
