@@ -210,19 +210,25 @@ class RawClient:
         self.sock.close()
 
 
-@pytest.fixture
-def raw_client(shared_broker):
-    """Connect RawClients to the module's shared broker (closed at teardown)."""
+def raw_clients(host: str, port: int):
+    """The body of a fixture (``yield from raw_clients(...)``) handing out ``connect()``, which
+    opens a RawClient to host:port; every one opened is closed at teardown."""
     clients = []
 
     def connect() -> RawClient:
-        client = RawClient(shared_broker.host, shared_broker.port)
+        client = RawClient(host, port)
         clients.append(client)
         return client
 
     yield connect
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def raw_client(shared_broker):
+    """Connect RawClients to the module's shared broker (closed at teardown)."""
+    yield from raw_clients(shared_broker.host, shared_broker.port)
 
 
 def assert_no_traceback(broker: BrokerProcess) -> None:

@@ -26,7 +26,7 @@ from odradek.protocol.messages.offset_for_leader_epoch import (
 from odradek.protocol.messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
 from odradek.protocol.records.batch import Record, build_batch
 
-from .conftest import RawClient
+from .conftest import RawClient, raw_clients
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +37,7 @@ def broker():
 
 @pytest.fixture
 def client(broker):
-    clients = []
-
-    def connect() -> RawClient:
-        made = RawClient(broker.host, broker.port)
-        clients.append(made)
-        return made
-    yield connect
-    for made in clients:
-        made.close()
+    yield from raw_clients(broker.host, broker.port)
     broker.clear_faults()
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from broker.conftest import (  # noqa: F401  (broker_process: a fixture of tests/broker)
-    BrokerProcess, RawClient, assert_no_traceback, broker_process, module_broker,
+    BrokerProcess, RawClient, assert_no_traceback, broker_process, module_broker, raw_clients,
 )
 from odradek.protocol import error_codes as E
 from odradek.protocol.messages.list_groups import ListGroupsRequest
@@ -25,16 +25,7 @@ def group_broker(tmp_path_factory):
 
 @pytest.fixture
 def group_client(group_broker):
-    clients = []
-
-    def connect() -> RawClient:
-        client = RawClient(group_broker.host, group_broker.port)
-        clients.append(client)
-        return client
-
-    yield connect
-    for client in clients:
-        client.close()
+    yield from raw_clients(group_broker.host, group_broker.port)
 
 
 def wait_until_loaded(client, timeout=60.0):
