@@ -1,77 +1,57 @@
-"""Kafka's consumer protocol for classic groups, client side: the bytes consumers put in
-JoinGroup's member metadata and SyncGroup's assignments (Kafka's ``ConsumerProtocol``), and the
-range assignor a group leader runs (Kafka's ``RangeAssignor``). Pure functions, no I/O; used by
-the ``odradek`` developer commands (broker/admin_client.py, broker/group_membership.py).
+"""Kafka's consumer protocol for classic groups: the bytes consumers put in JoinGroup's member
+metadata and SyncGroup's assignments (Kafka's ``ConsumerProtocol``: an int16 version, then the
+ConsumerProtocolSubscription or ConsumerProtocolAssignment record of that version, generated from
+Kafka's schemas in protocol/messages/records), and the range assignor a group leader runs
+(Kafka's ``RangeAssignor``). Pure functions, no I/O. The group coordinator reads and writes these
+bytes for classic members of consumer groups (broker/groups/consumer_groups.py); the ``odradek``
+developer commands are a classic member themselves (broker/group_membership.py).
 
-Subscription v0::  version int16, topics [string], user_data bytes (-1: null)
-Assignment v0::    version int16, [topic string, partitions [int32]], user_data bytes (-1: null)
-
-Later versions only append fields (owned partitions, generation, rack), so a reader of v0 reads
-any version's prefix, as Kafka's own reader does.
+Later versions only append fields (owned partitions, generation, rack), so a version newer than
+the schemas know is read as the newest known, as Kafka's own reader does.
 """
 
 from __future__ import annotations
 
-import struct
+from odradek.protocol.errors import ProtocolError
+from odradek.protocol.messages.records.consumer_protocol_assignment import (
+    ConsumerProtocolAssignment,
+    TopicPartition as AssignedTopicPartition,
+)
+from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
 
 PROTOCOL_TYPE = "consumer"
 RANGE = "range"  # the assignor's name in JoinGroup, as Kafka's consumers announce it
 
-_INT16 = struct.Struct(">h")
-_INT32 = struct.Struct(">i")
+
+def known_version(message_class, version: int) -> int:
+    """``version`` brought within what the schema of ``message_class`` defines."""
+    return min(max(version, message_class.MIN_VERSION), message_class.MAX_VERSION)
 
 
-class _Reader:
-    """Reads the protocol's primitives from a buffer; struct.error or ValueError on bad input."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self.position = 0
-
-    def int16(self) -> int:
-        (value,) = _INT16.unpack_from(self.data, self.position)
-        self.position += 2
-        return value
-
-    def int32(self) -> int:
-        (value,) = _INT32.unpack_from(self.data, self.position)
-        self.position += 4
-        return value
-
-    def string(self) -> str:
-        length = self.int16()
-        if length < 0 or self.position + length > len(self.data):
-            raise ValueError("bad string length")
-        value = bytes(self.data[self.position:self.position + length]).decode()
-        self.position += length
-        return value
-
-    def count(self) -> int:
-        """An array's length, bounded by what is left (each element takes at least 2 bytes)."""
-        value = self.int32()
-        if value < 0 or value > (len(self.data) - self.position) // 2:
-            raise ValueError("bad array length")
-        return value
+def decode_versioned(message_class, data: bytes):
+    """The record ``data`` holds (its int16 version, then the record); ProtocolError when it
+    does not read."""
+    if len(data) < 2:
+        raise ProtocolError(f"{message_class.__name__} needs a 2-byte version")
+    version = int.from_bytes(data[:2], "big", signed=True)
+    return message_class.decode(memoryview(data)[2:], known_version(message_class, version))
 
 
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return _INT16.pack(len(data)) + data
+def encode_versioned(message, version: int) -> bytes:
+    version = known_version(type(message), version)
+    return version.to_bytes(2, "big", signed=True) + bytes(message.encode(version))
 
 
 def encode_subscription(topics: list[str]) -> bytes:
     """A v0 Subscription of ``topics``, no user data."""
-    return (_INT16.pack(0) + _INT32.pack(len(topics)) + b"".join(_string(topic) for topic in topics)
-            + _INT32.pack(-1))
+    return encode_versioned(ConsumerProtocolSubscription(topics=list(topics), user_data=None), 0)
 
 
 def decode_subscription(data: bytes) -> list[str]:
     """The topics of a member's Subscription (any version); [] when it does not read."""
     try:
-        reader = _Reader(data)
-        reader.int16()
-        return [reader.string() for _ in range(reader.count())]
-    except (struct.error, ValueError):
+        return list(decode_versioned(ConsumerProtocolSubscription, data).topics)
+    except ProtocolError:
         return []
 
 
@@ -80,25 +60,18 @@ def encode_assignment(pairs: list[tuple[str, int]]) -> bytes:
     by_topic: dict[str, list[int]] = {}
     for topic, partition in pairs:
         by_topic.setdefault(topic, []).append(partition)
-    out = bytearray(_INT16.pack(0) + _INT32.pack(len(by_topic)))
-    for topic, partitions in by_topic.items():
-        out += _string(topic) + _INT32.pack(len(partitions)) + b"".join(_INT32.pack(p) for p in partitions)
-    return bytes(out + _INT32.pack(-1))
+    topics = [AssignedTopicPartition(topic=topic, partitions=partitions) for topic, partitions in by_topic.items()]
+    return encode_versioned(ConsumerProtocolAssignment(assigned_partitions=topics, user_data=None), 0)
 
 
 def decode_assignment(data: bytes) -> list[tuple[str, int]]:
     """The (topic, partition) pairs of an Assignment (any version); [] for an empty or
     unreadable one (a member still joining has none)."""
     try:
-        reader = _Reader(data)
-        reader.int16()
-        pairs = []
-        for _ in range(reader.count()):
-            topic = reader.string()
-            pairs.extend((topic, reader.int32()) for _ in range(reader.count()))
-        return pairs
-    except (struct.error, ValueError):
+        decoded = decode_versioned(ConsumerProtocolAssignment, data)
+    except ProtocolError:
         return []
+    return [(item.topic, partition) for item in decoded.assigned_partitions for partition in item.partitions]
 
 
 def range_assign(subscriptions: dict[str, list[str]], partition_counts: dict[str, int]) -> dict[str, list[tuple[str, int]]]:

@@ -568,8 +568,7 @@ class BrokerServer:
                     connection.close()
 
     def _topic_name_of(self, topic_id) -> str | None:
-        topic = self.broker.topics.by_id.get(topic_id)
-        return None if topic is None else topic.name
+        return self.broker.topic_name_of_id(topic_id)  # the broker of now: a reset replaces it
 
     def abort_connections(self) -> int:
         """Drop every client connection (a reset); clients reconnect as after a broker restart.

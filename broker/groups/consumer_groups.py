@@ -47,6 +47,7 @@ from odradek.protocol.messages.records.consumer_protocol_assignment import (
 )
 from odradek.protocol.messages.records.consumer_protocol_subscription import ConsumerProtocolSubscription
 
+from ..consumer_protocol import decode_versioned, encode_versioned
 from .assignors import ASSIGNORS, Assignment, AssignmentSpec, MemberSpec
 from .classic import CONSUMER_PROTOCOL_TYPE, GroupState, JoinResult, SyncResult
 from .consumer import (
@@ -71,13 +72,9 @@ FIRST_MEMBER_EPOCH_OFFSET_COMMIT_VERSION = 9  # members of consumer groups commi
 
 
 def _decode_subscription(metadata: bytes) -> ConsumerProtocolSubscription:
-    """A classic member's subscription (its JoinGroup protocol metadata); newer versions only
-    add fields, so they are read as the newest known. Raises a ProtocolError if unreadable."""
-    if len(metadata) < 2:
-        raise ProtocolError("subscription metadata needs a 2-byte version")
-    version = int.from_bytes(metadata[:2], "big", signed=True)
-    known = min(max(version, ConsumerProtocolSubscription.MIN_VERSION), ConsumerProtocolSubscription.MAX_VERSION)
-    return ConsumerProtocolSubscription.decode(memoryview(metadata)[2:], known)
+    """A classic member's subscription (its JoinGroup protocol metadata). Raises a
+    ProtocolError if unreadable."""
+    return decode_versioned(ConsumerProtocolSubscription, metadata)
 
 
 def generate_member_id() -> str:
@@ -729,12 +726,11 @@ class ConsumerGroups:
     def _encode_assignment(self, assigned: Assignment, subscription_metadata: bytes) -> bytes:
         """The member's partitions as ConsumerProtocolAssignment, at its subscription's version."""
         version = int.from_bytes(subscription_metadata[:2], "big", signed=True) if len(subscription_metadata) >= 2 else 0
-        version = min(max(version, ConsumerProtocolAssignment.MIN_VERSION), ConsumerProtocolAssignment.MAX_VERSION)
         by_id = {topic.topic_id: topic.name for topic in self.topics.values()}
         topics = [AssignedTopicPartition(topic=by_id[topic_id], partitions=sorted(partitions))
                   for topic_id, partitions in assigned.items() if topic_id in by_id and partitions]
         message = ConsumerProtocolAssignment(assigned_partitions=sorted(topics, key=lambda t: t.topic), user_data=None)
-        return version.to_bytes(2, "big") + message.encode(version)
+        return encode_versioned(message, version)
 
     def classic_heartbeat(self, group: ConsumerGroup, generation_id: int, member_id: str,
                           instance_id: str | None) -> int:
@@ -820,9 +816,7 @@ class ConsumerGroups:
     def _decode_assignment(self, data: bytes) -> Assignment:
         if len(data) < 2:
             return {}
-        version = int.from_bytes(data[:2], "big", signed=True)
-        known = min(max(version, ConsumerProtocolAssignment.MIN_VERSION), ConsumerProtocolAssignment.MAX_VERSION)
-        decoded = ConsumerProtocolAssignment.decode(memoryview(data)[2:], known)
+        decoded = decode_versioned(ConsumerProtocolAssignment, data)
         assignment: Assignment = {}
         for item in decoded.assigned_partitions:
             topic = self.topics.get(item.topic)
