@@ -262,9 +262,12 @@ class KafkaPythonMember:
     def __init__(self, bootstrap, group, topic, count):
         from kafka import KafkaConsumer
 
+        # metadata_max_age_ms: a leader whose metadata did not have the just-created topic yet
+        # assigns it to nobody and rejoins only once its metadata changes (seen in a loaded CI
+        # run: "No partition metadata for topic"); kafka-python's 5-minute default outlasts the read.
         self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
                                       enable_auto_commit=False, isolation_level="read_committed",
-                                      session_timeout_ms=6000, heartbeat_interval_ms=500)
+                                      session_timeout_ms=6000, heartbeat_interval_ms=500, metadata_max_age_ms=1000)
         records = Records(count)
         while records.received < count and not records.done():
             for messages in self.consumer.poll(timeout_ms=100).values():
