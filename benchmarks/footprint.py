@@ -99,11 +99,7 @@ class Broker:
             return elapsed
 
     def rss_mb(self, field: str = "VmRSS") -> float:
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * KIB / 1e6  # the kernel's "kB" are KiB
-        raise RuntimeError(f"{field} missing from /proc/{self.process.pid}/status")
+        return rss_mb(self.process.pid, field)
 
     def log(self) -> str:
         self._log.flush()
@@ -123,6 +119,15 @@ class Broker:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """``field`` (VmRSS, VmHWM) of process ``pid`` in MB (10^6 bytes)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * KIB / 1e6  # the kernel's "kB" are KiB
+    raise RuntimeError(f"{field} missing from /proc/{pid}/status")
 
 
 def bytecode_environment(pycache_dir: str, *, write: bool) -> dict:
