@@ -84,6 +84,7 @@ METADATA_VERSION = 12
 SCALE_TOPIC = "scale"
 RESTART_DEADLINE_S = 300.0
 IDLE_CONNECT_TIMEOUT_S = 30.0
+METADATA_CATCH_UP_S = 120.0
 
 
 def _counts(text: str) -> list[int]:
@@ -97,6 +98,10 @@ def _counts(text: str) -> list[int]:
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError("counts must be at least 1 (or the list just 0)")
     return sorted(counts)
+
+
+def _port(broker) -> int:
+    return int(broker.bootstrap.rsplit(":", 1)[1])
 
 
 def start(name: str, work: Path):
@@ -187,13 +192,19 @@ def measure_partitions(name: str, count: int, options, env: dict) -> dict:
                 broker, "warm-up", producers=1, seconds=options.warm_up_seconds, skip_seconds=0,
                 record_size=options.record_size, acks="1", extra_props=[],
                 timeout=options.warm_up_seconds + options.row_timeout)
-        started = time.perf_counter()
-        broker_throughput.create_topic(broker, SCALE_TOPIC, count)
-        row["create_s"] = time.perf_counter() - started
+        # One raw CreateTopics (timeout_ms 600,000): 10,000 partitions take longer than the
+        # Admin client's wait in broker_throughput.create_topic.
+        client = partitions_benchmark.Client(_port(broker))
+        try:
+            started = time.perf_counter()
+            partitions_benchmark.create(client, [SCALE_TOPIC], count)
+            row["create_s"] = time.perf_counter() - started
+        finally:
+            client.close()
         row["rss_created"] = footprint.rss_mb(broker.pid)
         row["plain"] = _rows(broker, options, "no idle")
         if options.idle_connections:
-            idle = IdleConnections(int(broker.bootstrap.rsplit(":", 1)[1]), options.idle_connections)
+            idle = IdleConnections(_port(broker), options.idle_connections)
             try:
                 row["idle_open_s"] = idle.open_seconds
                 row["rss_idle"] = footprint.rss_mb(broker.pid)
@@ -255,29 +266,53 @@ def time_metadata(port: int, topics: int, requests: int) -> dict:
             times.append((time.perf_counter() - started) * 1000)
     connection.receive_data(response)
     _, decoded = connection.next_response()
-    listed = sum(1 for topic in decoded.topics if not topic.is_internal and topic.name.startswith("m"))
+    listed = _user_topics(decoded)
     if listed != topics:
         raise RuntimeError(f"Metadata listed {listed} of {topics} topics")
     times.sort()
     return {"median_ms": statistics.median(times), "p99_ms": percentile(times, 0.99), "bytes": len(response)}
 
 
+def _user_topics(metadata) -> int:
+    return sum(1 for topic in metadata.topics if not topic.is_internal and topic.name.startswith("m"))
+
+
+def _wait_until_listed(client: partitions_benchmark.Client, topics: int) -> None:
+    """Kafka answers CreateTopics once its controller has the topics; its Metadata lists them
+    a moment later. Not timed."""
+    deadline = time.monotonic() + METADATA_CATCH_UP_S
+    while True:
+        listed = _user_topics(client.request(MetadataRequest(topics=None, allow_auto_topic_creation=False),
+                                             METADATA_VERSION))
+        if listed == topics:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Metadata lists {listed} of {topics} topics after {METADATA_CATCH_UP_S:.0f} s")
+        time.sleep(0.2)
+
+
 def measure_topics(name: str, counts: list[int], options) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix=f"odradek-scale-topics-{name}-"))
     rows = []
     broker = start(name, work)
-    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    port = _port(broker)
     try:
         client = partitions_benchmark.Client(port)
         try:
             created = 0
             for count in counts:
-                started = time.perf_counter()
-                partitions_benchmark.create(client, [f"m{index:05d}" for index in range(created, count)], 1)
-                create_s = time.perf_counter() - started
-                created = count
-                row = {"topics": count, "create_s": create_s}
-                row.update(time_metadata(port, count, options.metadata_requests))
+                step = f"creating topics {created + 1:,} to {count:,}"
+                try:
+                    started = time.perf_counter()
+                    partitions_benchmark.create(client, [f"m{index:05d}" for index in range(created, count)], 1)
+                    row = {"topics": count, "create_s": time.perf_counter() - started}
+                    created = count
+                    step = f"Metadata with {count:,} topics"
+                    _wait_until_listed(client, count)
+                    row.update(time_metadata(port, count, options.metadata_requests))
+                except (RuntimeError, OSError) as error:
+                    raise RuntimeError(f"{step}: {error}; {broker.name}'s log ends: "
+                                       f"{broker.log_path.read_text(errors='replace')[-1500:]}") from error
                 rows.append(row)
                 print(f"  {name:8} {count:>6,} topics: {row['median_ms']:.2f} ms median, "
                       f"{row['p99_ms']:.2f} ms p99, {row['bytes']:,} bytes", flush=True)
