@@ -4,7 +4,7 @@
 Run from the repository root (odradek installed; ``pip`` reaching PyPI on the first run; Java
 17+ and Kafka's jars, fetched by ``compat/kafka_jars.py``, for the Java tools)::
 
-    python3 benchmarks/peers.py check                 # every peer, every feature: about 7 minutes
+    python3 benchmarks/peers.py check                 # every peer, every feature: about 6 minutes
     python3 benchmarks/peers.py check --peers tansu
 
 Both peers come from PyPI at run time and are cached under ``compat/.cache/peers/`` (where
