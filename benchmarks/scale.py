@@ -17,9 +17,11 @@ generators are that script's runners of Kafka's ``ProducerPerformance``. Three p
 1. **Partitions** (``--partitions``, default 1,10,100,1,000,10,000; Kafka up to
    ``--kafka-max-partitions``, 1,000): for each count a fresh broker, ``--warm-up-seconds`` (5)
    of unmeasured acks=1 produce to a one-partition topic, then one topic of that many
-   partitions (its CreateTopics timed), and on it: one producer of ``--record-size`` (1024) byte
-   records, acks=all, as fast as it goes for ``--skip-seconds`` (2) + ``--row-seconds`` (6) s,
-   the rate over the last ``--row-seconds``; then one producer at ``--latency-rate`` (2,000)
+   partitions (its CreateTopics timed, and the time until Metadata shows a leader for every
+   partition: Kafka's broker takes them over after its controller answered), and on it: one
+   producer of ``--record-size`` (1024) byte records, acks=all, as fast as it goes for
+   ``--skip-seconds`` (2) + ``--row-seconds`` (6) s, the rate over the last ``--row-seconds``;
+   then one producer at ``--latency-rate`` (2,000)
    records/s for ``--latency-seconds`` (8) s, acks=all, its p50 / p99 send-to-ack latency. The
    Java client's default partitioner (no keys) fills a batch for one partition, then moves on
    to another, so the records spread over every partition. Both rows again with
@@ -179,6 +181,22 @@ def _rows(broker, options, label: str) -> dict:
     return result
 
 
+def _wait_until_led(client: partitions_benchmark.Client, count: int) -> None:
+    """Kafka answers CreateTopics once its controller has the partitions; the broker leads
+    them a while later (seconds for 1,000 under load), and a producer started before then
+    waits. Polls Metadata until every partition has a leader; not part of any row."""
+    deadline = time.monotonic() + METADATA_CATCH_UP_S
+    while True:
+        (topic,) = client.request(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=SCALE_TOPIC)],
+                                                  allow_auto_topic_creation=False), METADATA_VERSION).topics
+        led = sum(1 for partition in topic.partitions if partition.error_code == 0 and partition.leader_id >= 0)
+        if topic.error_code == 0 and led == count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{led} of {count} partitions have a leader after {METADATA_CATCH_UP_S:.0f} s")
+        time.sleep(0.2)
+
+
 def measure_partitions(name: str, count: int, options, env: dict) -> dict:
     """One fresh broker with a topic of ``count`` partitions: the rows without and with idle
     connections, RSS; odradek: the clean stop and the start after it."""
@@ -199,6 +217,8 @@ def measure_partitions(name: str, count: int, options, env: dict) -> dict:
             started = time.perf_counter()
             partitions_benchmark.create(client, [SCALE_TOPIC], count)
             row["create_s"] = time.perf_counter() - started
+            _wait_until_led(client, count)
+            row["led_s"] = time.perf_counter() - started
         finally:
             client.close()
         row["rss_created"] = footprint.rss_mb(broker.pid)
@@ -343,7 +363,7 @@ def _row_cells(result: dict | None) -> list[str]:
 
 def tables(partition_rows: dict, topic_rows: dict, options) -> str:
     out = []
-    headers = ["partitions", "broker", "create s", "MiB/s", "p50 ms", "p99 ms"]
+    headers = ["partitions", "broker", "CreateTopics s", "all led s", "MiB/s", "p50 ms", "p99 ms"]
     if options.idle_connections:
         headers += [f"MiB/s, {options.idle_connections:,} idle", "p50 ms, idle", "p99 ms, idle",
                     "idle connect s", "closed by broker"]
@@ -357,7 +377,8 @@ def tables(partition_rows: dict, topic_rows: dict, options) -> str:
                 rows.append([f"{count:,}", BROKERS[name], f"failed: {row['error'][:80]}"]
                             + ["-"] * (len(headers) - 3))
                 continue
-            cells = [f"{count:,}", BROKERS[name], _number(row.get("create_s"), ",.2f"), *_row_cells(row["plain"])]
+            cells = [f"{count:,}", BROKERS[name], _number(row.get("create_s"), ",.2f"),
+                     _number(row.get("led_s"), ",.2f"), *_row_cells(row["plain"])]
             if options.idle_connections:
                 cells += [*_row_cells(row.get("idle")), _number(row.get("idle_open_s"), ",.2f"),
                           _number(row.get("idle_closed"), ",d")]
