@@ -126,6 +126,9 @@ FSYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
 DOC_BEGIN = "<!-- broker_throughput:begin -->"
 DOC_END = "<!-- broker_throughput:end -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A generator process using this much of a core is taken as the row's bottleneck (a Java
+# producer's sender is one thread; rdkafka_load.py's Python loop holds the GIL).
+GENERATOR_BOUND_CPU = 90
 
 JAVA, RDKAFKA = "java", "librdkafka"
 PRODUCE, CONSUME, LATENCY, E2E = "produce", "consume", "latency", "e2e"
@@ -544,6 +547,8 @@ def run_producers_for(broker: RunningBroker, topic: str, row: Row, options, work
 
     def wait_until(condition) -> None:
         while not condition():
+            if broker.process.poll() is not None:
+                raise RowFailed(f"the broker exited {broker.process.returncode}")
             for reader in readers:
                 if reader.error:
                     raise RowFailed(reader.error)
@@ -935,13 +940,16 @@ def tables(results: dict, options, rows: list[Row]) -> str:
             generator_cpu = _values(results, entry.name, row.name, "generator_cpu")
             if not (fsyncs or broker_cpu):
                 continue
+            busiest = _values(results, entry.name, row.name, "generator_cpu_max")
+            bound = sum(value >= GENERATOR_BOUND_CPU for value in busiest)
             resources.append([row.name, entry.label, _median(fsyncs, 0), _median(batches, 0),
                               _median(per) if per else "-", _median(broker_cpu, 0), _median(generator_cpu, 0),
-                              _median(_values(results, entry.name, row.name, "generator_cpu_max"), 0)])
+                              _median(busiest, 0) + (f" (bound in {bound} of {len(busiest)})" if bound else "")])
     if resources:
         out.append("Where the time goes: fsyncs during the row and the record batches it wrote; CPU % of one "
                    "core over the measured window, of the broker and of the load generators (all of them, and "
-                   "the busiest one: near 100 % it is the bottleneck):\n\n"
+                   f"the busiest one: at {GENERATOR_BOUND_CPU} % or more, marked \"bound\", it is likely the "
+                   "bottleneck rather than the broker):\n\n"
                    + markdown_table(["row", "broker", "fsyncs", "batches written", "batches per fsync",
                                      "broker CPU %", "generators CPU %", "busiest generator CPU %"], resources))
 
@@ -1114,6 +1122,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for row in ROWS_IN_ORDER if row.name in options.rows]
 
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    # also when started with SIGINT ignored (a background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     kafka_jars.ensure()
     count_fsyncs = not options.no_fsync_count and perf_can_count_fsyncs()
     estimate = estimate_seconds(options, rows)
@@ -1145,4 +1155,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: the brokers are stopped and their directories removed", file=sys.stderr)
+        sys.exit(130)
