@@ -45,7 +45,8 @@ opens, and it closes ``--row-seconds`` (6) later, after each producer's next rep
 producer, the rate over its reports inside the window; summed over producers. MiB/s is 2^20
 bytes of record values per second (what the tools call MB/sec; for compressed rows, the values
 before compression). The broker's and the generators' CPU over the window are read from
-``/proc/PID/stat``: a generator near 100 % of a core is the bottleneck, not the broker.
+``/proc/PID/stat`` and ``/proc/PID/task/TID/stat``: a generator thread near 100 % of a core is
+marked "bound" (the row may measure the generator, not the broker).
 
 Consume rows read, from the page cache, a topic of ``--consume-mib`` (1024) MiB of 1 KiB records
 that one librdkafka producer (acks=1) wrote on first use, so that every broker serves the same
@@ -126,8 +127,7 @@ FSYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
 DOC_BEGIN = "<!-- broker_throughput:begin -->"
 DOC_END = "<!-- broker_throughput:end -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# A generator process using this much of a core is taken as the row's bottleneck (a Java
-# producer's sender is one thread; rdkafka_load.py's Python loop holds the GIL).
+# A generator thread using this much of a core is taken as the row's bottleneck (see CpuWindow).
 GENERATOR_BOUND_CPU = 90
 
 JAVA, RDKAFKA = "java", "librdkafka"
@@ -214,21 +214,28 @@ class RunningBroker:
 
 @dataclass(frozen=True)
 class BrokerUnderTest:
-    """One entry of the registry. ``start(work, odradek_overrides)`` starts the broker with its
-    data under the temporary directory ``work`` and returns it listening (the overrides are
-    ``--odradek-override``, for odradek only). ``cannot``: row name -> why this broker cannot
-    run it. ``fsync_rows_only``: it runs only the rows where acks=all's fsync matters and shares
-    the others with ``odradek``."""
+    """One entry of the registry. ``start(work)`` starts the broker with its data under the
+    temporary directory ``work`` and returns it listening (an object of RunningBroker's shape:
+    ``name``, ``bootstrap``, ``pid``, ``data_dir``, ``log_path``, ``stop()``); with
+    ``takes_odradek_overrides``, ``start(work, overrides)`` gets ``--odradek-override`` too.
+    ``cannot``: row name -> why this broker cannot run it. ``fsync_rows_only``: it runs only the
+    rows where acks=all's fsync matters and shares the others with ``odradek``."""
 
     name: str
     label: str
-    start: Callable[[Path, Sequence[str]], RunningBroker]
+    start: Callable[..., RunningBroker]
     cannot: Mapping[str, str] = field(default_factory=dict)
     fsync_rows_only: bool = False
+    takes_odradek_overrides: bool = False
     start_seconds: float = 5.0  # for the run's estimate: start, stop, clean-up
 
     def runs(self, row: Row) -> bool:
         return row.fsync_matters or not self.fsync_rows_only
+
+    def start_in(self, work: Path, odradek_overrides: Sequence[str]) -> RunningBroker:
+        if self.takes_odradek_overrides:
+            return self.start(work, odradek_overrides)
+        return self.start(work)
 
 
 def _write_server_properties(work: Path) -> tuple[Path, int]:
@@ -267,7 +274,7 @@ def start_odradek_nofsync(work: Path, overrides: Sequence[str] = ()) -> RunningB
     return start_odradek(work, overrides, flush_on_acks_all=False)
 
 
-def start_kafka(work: Path, _overrides: Sequence[str] = ()) -> RunningBroker:
+def start_kafka(work: Path) -> RunningBroker:
     properties, broker_port = _write_server_properties(work)
     kafka_jars.run_java(kafka_jars.STORAGE_TOOL, ["format", "-t", kafka_fixture.new_cluster_id(), "-c", str(properties)],
                         timeout=120)
@@ -293,19 +300,21 @@ def _registry(entries: list[BrokerUnderTest]) -> dict[str, BrokerUnderTest]:
 
 
 # A peer plugs in with one entry here, e.g.
-#   BrokerUnderTest("tansu", "Tansu 0.x (memory)", peers.start_tansu, cannot={"consume-group": "why"}),
-# its start function returning a RunningBroker (data_dir None if it does not write Kafka's format).
+#   BrokerUnderTest("tansu", peers.LABELS["tansu"], peers.start_tansu, cannot={"zstd": "the reason"}),
+# its start function returning a broker of RunningBroker's shape (data_dir None if it does not
+# write Kafka's log format); ``cannot`` is keyed by the row names of ROWS.
 BROKERS = _registry([
-    BrokerUnderTest("odradek", "odradek (fsync on acks=all)", start_odradek, start_seconds=4.0),
+    BrokerUnderTest("odradek", "odradek (fsync on acks=all)", start_odradek, takes_odradek_overrides=True,
+                    start_seconds=4.0),
     BrokerUnderTest("odradek-nofsync", "odradek (odradek.flush.on.acks.all=false)", start_odradek_nofsync,
-                    fsync_rows_only=True, start_seconds=4.0),
+                    fsync_rows_only=True, takes_odradek_overrides=True, start_seconds=4.0),
     BrokerUnderTest("kafka", f"Kafka {kafka_jars.kafka_version()}", start_kafka, start_seconds=25.0),
 ])
 REFERENCE, OURS, OURS_NOFSYNC = "kafka", "odradek", "odradek-nofsync"
 
 
 def start_broker(name: str, work: Path, odradek_overrides: Sequence[str]) -> RunningBroker:
-    return BROKERS[name].start(work, odradek_overrides)
+    return BROKERS[name].start_in(work, odradek_overrides)
 
 
 def create_topic(broker: RunningBroker, topic: str, partitions: int) -> None:
@@ -392,19 +401,32 @@ class FsyncCounter:
         return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads (``/proc/PID/stat`` fields 14 and 15); 0
-    once it is gone."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU of a process, all its threads (``/proc/PID/stat`` fields 14 and 15), or
+    of one of its threads; 0 once it is gone."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as stat:
+        with open(path) as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process."""
+    try:
+        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return {}
+    return {tid: cpu_seconds(pid, tid) for tid in tids}
+
+
 class CpuWindow:
-    """CPU % (of one core) of the broker and of the load generators between start() and stop()."""
+    """CPU % (of one core) between start() and stop(): of the broker, of the load generators
+    together, and of the busiest generator thread: a thread near 100 % (a Java producer's
+    application or sender thread, rdkafka_load.py's Python loop, a librdkafka broker thread)
+    cannot go faster, whatever the broker does."""
 
     def __init__(self, broker_pid: int, generator_pids: list[int]):
         self.broker_pid, self.generator_pids = broker_pid, generator_pids
@@ -413,13 +435,16 @@ class CpuWindow:
         self.began = time.monotonic()
         self.broker0 = cpu_seconds(self.broker_pid)
         self.generators0 = [cpu_seconds(pid) for pid in self.generator_pids]
+        self.threads0 = [thread_cpu_seconds(pid) for pid in self.generator_pids]
 
     def stop(self) -> dict:
         elapsed = time.monotonic() - self.began
         broker = cpu_seconds(self.broker_pid) - self.broker0
         generators = [cpu_seconds(pid) - before for pid, before in zip(self.generator_pids, self.generators0)]
+        threads = [seconds - before.get(tid, 0.0) for pid, before in zip(self.generator_pids, self.threads0)
+                   for tid, seconds in thread_cpu_seconds(pid).items()]
         return {"broker_cpu": 100 * broker / elapsed, "generator_cpu": 100 * sum(generators) / elapsed,
-                "generator_cpu_max": 100 * max(generators) / elapsed}
+                "generator_thread_max": 100 * max(threads, default=0.0) / elapsed}
 
 
 # --- the load generators ---
@@ -767,7 +792,7 @@ def measure_row(broker: RunningBroker, row: Row, options, work: Path, count_fsyn
 
 def measure_broker(entry: BrokerUnderTest, rows: list[Row], options, work: Path, count_fsyncs: bool) -> dict:
     """Start the broker fresh, warm it up, run its rows; {row: result or {"error": ...}}."""
-    broker = entry.start(work, options.odradek_override)
+    broker = entry.start_in(work, options.odradek_override)
     results: dict[str, dict] = {}
     filled: dict[int, tuple[str, int]] = {}
     try:
@@ -940,7 +965,7 @@ def tables(results: dict, options, rows: list[Row]) -> str:
             generator_cpu = _values(results, entry.name, row.name, "generator_cpu")
             if not (fsyncs or broker_cpu):
                 continue
-            busiest = _values(results, entry.name, row.name, "generator_cpu_max")
+            busiest = _values(results, entry.name, row.name, "generator_thread_max")
             bound = sum(value >= GENERATOR_BOUND_CPU for value in busiest)
             resources.append([row.name, entry.label, _median(fsyncs, 0), _median(batches, 0),
                               _median(per) if per else "-", _median(broker_cpu, 0), _median(generator_cpu, 0),
@@ -948,10 +973,10 @@ def tables(results: dict, options, rows: list[Row]) -> str:
     if resources:
         out.append("Where the time goes: fsyncs during the row and the record batches it wrote; CPU % of one "
                    "core over the measured window, of the broker and of the load generators (all of them, and "
-                   f"the busiest one: at {GENERATOR_BOUND_CPU} % or more, marked \"bound\", it is likely the "
-                   "bottleneck rather than the broker):\n\n"
+                   f"their busiest thread: at {GENERATOR_BOUND_CPU} % or more, marked \"bound\", the generator is "
+                   "likely the bottleneck rather than the broker):\n\n"
                    + markdown_table(["row", "broker", "fsyncs", "batches written", "batches per fsync",
-                                     "broker CPU %", "generators CPU %", "busiest generator CPU %"], resources))
+                                     "broker CPU %", "generators CPU %", "busiest generator thread CPU %"], resources))
 
     joins = []
     for row in rows:
