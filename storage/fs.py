@@ -46,7 +46,7 @@ def soft_open_files_limit() -> int | None:
 def default_descriptor_budget(limit: int | None = None) -> int:
     """How many segment and index files the storage engine keeps open at once: the process's
     open-files limit less what it leaves for the rest (client sockets, checkpoint and metadata
-    files written now and then, the flush thread's short-lived descriptors, Python's own):
+    files written now and then, the sync threads' short-lived descriptors, Python's own):
     a quarter of the limit, at least ``MIN_DESCRIPTOR_RESERVE``. Never below
     ``MIN_DESCRIPTOR_BUDGET`` (a tiny limit then fails loudly on the sockets, not silently)."""
     limit = soft_open_files_limit() if limit is None else limit
@@ -82,7 +82,7 @@ class DescriptorBudget:
     least recently used ones. Everything that reads or writes a file does so on the owner's
     thread, so between two operations nothing holds a descriptor that eviction could pull
     away: a fetch response reads each chunk through :meth:`OsFile.fileno` (one ``preadv``, no
-    await in between), and the flush thread opens a descriptor of its own
+    await in between), and a sync thread opens a descriptor of its own
     (:class:`OsSyncTarget`).
 
     A file removed from the namespace (unlinked, or its directory removed) cannot be reopened:
