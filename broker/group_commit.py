@@ -8,8 +8,11 @@ records are on disk. One :class:`GroupCommit` serves one data directory (one dis
 * one sync round is in flight at a time. A round takes every partition with a waiter, asks each
   log for a data sync (:meth:`~odradek.storage.partition_log.PartitionLog.prepare_sync`:
   fdatasync of the ``.log`` file, the directory only when a segment is new; indexes are left
-  to recovery, as in Kafka), runs all of them in the directory's sync thread, then completes
-  them on the loop and wakes the waiters whose records are covered;
+  to recovery, as in Kafka), runs them in the directory's sync threads (up to
+  ``SYNC_THREADS`` at once: a file system serves concurrent fdatasyncs of different files with
+  one journal commit, so a round over many partitions costs little more than one over a
+  single partition), then completes them on the loop and wakes the waiters whose records are
+  covered;
 * meanwhile the loop keeps reading and appending: whatever arrives during a round waits for
   the next, which starts as soon as this one ends and covers all of it. A producer's five
   requests in flight, and every producer writing to the directory, share a round instead of
@@ -30,6 +33,10 @@ import concurrent.futures
 from odradek.storage.errors import KafkaStorageError
 
 
+# Sync threads per data directory: the most fdatasyncs one round runs at once.
+SYNC_THREADS = 4
+
+
 def _sync_all(tickets) -> None:
     """In the sync thread: each ticket's syncs (a failure is kept in its ticket)."""
     for ticket in tickets:
@@ -40,7 +47,8 @@ class GroupCommit:
     """The sync rounds of one data directory (see the module doc)."""
 
     def __init__(self, name: str):
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"odradek-sync-{name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=SYNC_THREADS,
+                                                               thread_name_prefix=f"odradek-sync-{name}")
         # log -> [(end offset, future)], in the order the logs first waited
         self._waiting: dict = {}
         self._rounds: asyncio.Task | None = None
@@ -79,14 +87,18 @@ class GroupCommit:
                         _fail(waiters, error)
                 tickets = [ticket for _, ticket, _ in prepared if ticket is not None]
                 if tickets:
+                    # One hand-off per thread used, each syncing every n-th ticket.
+                    shares = min(len(tickets), SYNC_THREADS)
                     try:
-                        await loop.run_in_executor(self._executor, _sync_all, tickets)
-                    except BaseException as error:  # the executor is shut down: the broker is closing
+                        synced = [loop.run_in_executor(self._executor, _sync_all, tickets[first::shares])
+                                  for first in range(shares)]
+                    except RuntimeError:  # shut down (on this thread, so before any share): the broker is closing
                         for ticket in tickets:
                             ticket.release()
                         for _, _, waiters in prepared:
-                            _fail(waiters, error if isinstance(error, Exception) else KafkaStorageError("closing"))
+                            _fail(waiters, KafkaStorageError("the broker is stopping"))
                         raise
+                    await asyncio.gather(*synced)
                 self.rounds += 1
                 for log, ticket, waiters in prepared:
                     self._settle(log, ticket, waiters)
