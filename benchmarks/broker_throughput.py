@@ -129,6 +129,8 @@ DOC_END = "<!-- broker_throughput:end -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A generator thread using this much of a core is taken as the row's bottleneck (see CpuWindow).
 GENERATOR_BOUND_CPU = 90
+# Broker and generators together using this much (90 % of every core) leave nothing to spare.
+MACHINE_FULL_CPU = 90 * len(os.sched_getaffinity(0))
 
 JAVA, RDKAFKA = "java", "librdkafka"
 PRODUCE, CONSUME, LATENCY, E2E = "produce", "consume", "latency", "e2e"
@@ -178,6 +180,7 @@ ROWS_IN_ORDER = [
     Row("zstd", "compression.type=zstd", PRODUCE, JAVA, compression="zstd"),
     Row("rdkafka-baseline", "1 KiB records, 1 partition, 1 producer, acks=all", PRODUCE, RDKAFKA),
     Row("rdkafka-100b", "100 B records", PRODUCE, RDKAFKA, record_size=100),
+    Row("rdkafka-producers-8", "8 producers", PRODUCE, RDKAFKA, producers=8),
     Row("consume", "consume from the page cache, 1 consumer", CONSUME, JAVA),
     Row("rdkafka-consume", "consume from the page cache, 1 consumer", CONSUME, RDKAFKA),
     Row("consume-group", "consume from the page cache, 4 consumers in one group, 16 partitions", CONSUME,
@@ -821,7 +824,7 @@ def measure_broker(entry: BrokerUnderTest, rows: list[Row], options, work: Path,
                     result = {"error": f"{type(error).__name__}: {error}"}
             result["seconds"] = time.monotonic() - began
             results[row.name] = result
-            print(f"  {entry.name:16} {row.name:17} " + ", ".join(
+            print(f"  {entry.name:16} {row.name:19} " + ", ".join(
                 f"{key}={value:,.1f}" if isinstance(value, float) else f"{key}={value}"
                 for key, value in result.items()), flush=True)
     finally:
@@ -835,8 +838,8 @@ def row_seconds_estimate(row: Row, options) -> float:
     """Wall time of one row, from measurements on the 2-core machine (JVM starts, topic
     creation, group joins); for the estimate printed at the start."""
     if row.kind == PRODUCE:
-        per_jvm = 2.5 if row.generator == JAVA else 1.0
-        return options.skip_seconds + options.row_seconds + 2.0 + per_jvm * row.producers
+        per_process = 2.5 if row.generator == JAVA else 0.3
+        return options.skip_seconds + options.row_seconds + 2.0 + per_process * row.producers
     if row.kind in (LATENCY, E2E):
         return options.latency_seconds + 4.0
     reading = options.consume_mib / 300  # MiB/s
@@ -967,14 +970,17 @@ def tables(results: dict, options, rows: list[Row]) -> str:
                 continue
             busiest = _values(results, entry.name, row.name, "generator_thread_max")
             bound = sum(value >= GENERATOR_BOUND_CPU for value in busiest)
+            full = sum(b + g >= MACHINE_FULL_CPU for b, g in zip(broker_cpu, generator_cpu))
             resources.append([row.name, entry.label, _median(fsyncs, 0), _median(batches, 0),
-                              _median(per) if per else "-", _median(broker_cpu, 0), _median(generator_cpu, 0),
+                              _median(per) if per else "-", _median(broker_cpu, 0),
+                              _median(generator_cpu, 0) + (f" (full in {full} of {len(generator_cpu)})" if full else ""),
                               _median(busiest, 0) + (f" (bound in {bound} of {len(busiest)})" if bound else "")])
     if resources:
         out.append("Where the time goes: fsyncs during the row and the record batches it wrote; CPU % of one "
                    "core over the measured window, of the broker and of the load generators (all of them, and "
                    f"their busiest thread: at {GENERATOR_BOUND_CPU} % or more, marked \"bound\", the generator is "
-                   "likely the bottleneck rather than the broker):\n\n"
+                   f"likely the bottleneck rather than the broker; \"full\": broker and generators used {MACHINE_FULL_CPU} % "
+                   "or more, the machine's cores were the limit):\n\n"
                    + markdown_table(["row", "broker", "fsyncs", "batches written", "batches per fsync",
                                      "broker CPU %", "generators CPU %", "busiest generator thread CPU %"], resources))
 
