@@ -11,9 +11,7 @@ way the request takes its place in the connection's queue of pending responses, 
 leave strictly in that order: a response that is ready waits behind an earlier one that is not.
 Because dispatch happens in arrival order and handlers do their state changes before they
 return, pipelined requests also take effect in order (two produces on one connection
-append in the order they were sent). The responses that are ready once every request of a
-received chunk was dispatched leave in one write (a producer's pipelined requests often arrive
-together; on loopback a send costs tens of microseconds, as it also wakes the reader).
+append in the order they were sent).
 
 Flow control
 ------------
@@ -202,23 +200,17 @@ class KafkaProtocol(asyncio.Protocol):
     def _read_requests(self) -> None:
         if self._in_read_loop:
             return  # re-entered from a response sent by a request this loop dispatched
-        while True:
-            self._in_read_loop = True
-            try:
-                stopped_at_limit = self._read_requests_loop()
-            finally:
-                self._in_read_loop = False
-            # The responses that became ready while the requests read were dispatched leave
-            # together, in one write (a producer's pipelined requests often arrive in one chunk).
-            if not (self._write_ready() and stopped_at_limit and not self._over_limit_half()):
-                return
+        self._in_read_loop = True
+        try:
+            self._read_requests_loop()
+        finally:
+            self._in_read_loop = False
 
-    def _read_requests_loop(self) -> bool:
-        """Dispatch the whole requests buffered; True when it stopped at the pending limit."""
+    def _read_requests_loop(self) -> None:
         while not self._closing and not self._draining and not self._muted:
             if self._over_limit():
                 self._pause_reading()
-                return True
+                return
             try:
                 request = self.connection.next_request()
             except ProtocolError as error:
@@ -231,7 +223,6 @@ class KafkaProtocol(asyncio.Protocol):
             self._dispatch(request)
         if not self._over_limit():
             self._resume_reading()
-        return False
 
     def _dispatch(self, request) -> None:
         entry = _Pending(request, request.frame_size)
@@ -380,18 +371,9 @@ class KafkaProtocol(asyncio.Protocol):
     # --- responses out ---
 
     def _send_ready(self) -> None:
-        if self._in_read_loop:
-            return  # the read loop writes what is ready once it has dispatched every request read
-        if self._write_ready() and self._reading_paused and not self._over_limit_half():
-            self._read_requests()
-
-    def _write_ready(self) -> bool:
-        """Hand the responses that are ready, in order, to the transport (those that are bytes
-        only in one write); True when all were sent and the connection takes more requests."""
         if not self._pump_output():
-            return False  # an earlier response is still being sent; resume_writing continues
+            return  # an earlier response is still being sent; resume_writing continues
         pending = self._pending
-        output = self._output
         while pending and pending[0].done and not self._writing_paused and not self._closing:
             entry = pending.popleft()
             self._pending_bytes -= entry.cost
@@ -401,82 +383,66 @@ class KafkaProtocol(asyncio.Protocol):
                 None if entry.response is CLOSE_CONNECTION else entry.response)
             if entry.response is CLOSE_CONNECTION:
                 log.info("closing connection as the handler asked", peer=self.peer, api_key=entry.request.api_key)
-                output.append(CLOSE_CONNECTION)
-                break
+                self.close()
+                return
             if entry.throttle_ms:
                 faults.set_throttle_time(entry.response, entry.request.response_version, entry.throttle_ms)
                 self._mute(entry.throttle_ms)
             if entry.response is not None:  # acks=0 produce: no response at all
                 self._write_response(entry.request, entry.response)
-                if output and output[-1] is CLOSE_CONNECTION:
-                    break
-        if not self._pump_output() or self._closing:
-            return False  # the socket is full mid-response
+                if self._output:
+                    return  # the socket is full mid-response
+        if self._closing:
+            return
         if self._draining:
             if not pending:
                 self.close()
-            return False
-        return True
+            return
+        if self._reading_paused and not self._over_limit_half():
+            self._read_requests()
 
     def _write_response(self, request, response, *, is_error_response: bool = False) -> None:
-        """Queue the response's bytes (and its record data, read when sent) in the output; or
-        CLOSE_CONNECTION, which closes the connection once what was queued before it is sent."""
-        output = self._output
         try:
             parts = self.connection.encode_response_parts(request, response)
         except Exception as error:  # an encoder refusing a field this version cannot carry: a bug
             if is_error_response:
                 log.error("encoding the error response failed", peer=self.peer, api_key=request.api_key,
                           error=repr(error), exc_info=error)
-                output.append(CLOSE_CONNECTION)
+                self.close()
                 return
             answer = self._error_response(request, error)
             if answer is CLOSE_CONNECTION:
-                output.append(CLOSE_CONNECTION)
+                self.close()
             else:
                 self._write_response(request, answer, is_error_response=True)
             return
+        output = self._output
         for part in parts:
             output.append(part if isinstance(part, _BYTES_LIKE) else RegionReader(part))
+        self._pump_output()
 
     def _pump_output(self) -> bool:
         """Write queued response bytes while the socket takes them; record data is read from
-        the segment files one chunk at a time, only when it can be written. The bytes queued
-        before a chunk go in the same write (one system call: on loopback, where a send also
-        wakes the reader, a send costs tens of microseconds). True when all queued output was
-        handed to the transport."""
+        the segment files one chunk at a time, only when it can be written. True when all
+        queued output was handed to the transport."""
         output = self._output
+        transport = self.transport
         while output and not self._writing_paused and not self._closing:
-            batch = []
-            while output:
-                part = output[0]
-                if isinstance(part, _BYTES_LIKE):
-                    output.popleft()
-                    batch.append(part)
-                    continue
-                if part is CLOSE_CONNECTION:
-                    self._write(batch)
-                    self.close()
-                    return False
-                try:
-                    chunk = part.next_chunk(SEND_CHUNK_SIZE)
-                except OSError as error:  # a segment shrank under us: the frame cannot be completed
-                    log.error("reading record data for a response failed", peer=self.peer, error=repr(error))
-                    self._write(batch)
-                    self.close()
-                    return False
-                if part.done:
-                    output.popleft()
-                batch.append(chunk)
-                break  # one chunk per write: record data is read only as the socket takes it
-            self._write(batch)
+            part = output[0]
+            if isinstance(part, _BYTES_LIKE):
+                output.popleft()
+                transport.write(part)
+                continue
+            try:
+                chunk = part.next_chunk(SEND_CHUNK_SIZE)
+            except OSError as error:  # a segment shrank under us: the frame cannot be completed
+                log.error("reading record data for a response failed", peer=self.peer, error=repr(error))
+                self.close()
+                return False
+            if part.done:
+                output.popleft()
+            transport.write(chunk)
         return not output
-
-    def _write(self, chunks: list) -> None:
-        if len(chunks) == 1:
-            self.transport.write(chunks[0])
-        elif chunks:
-            self.transport.writelines(chunks)
 
     # --- flow control ---
 

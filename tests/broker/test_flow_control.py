@@ -174,29 +174,6 @@ def test_paused_writing_holds_responses_and_then_reading():
     asyncio.run(scenario())
 
 
-def test_responses_ready_together_leave_in_one_write():
-    # A producer's pipelined requests often arrive in one chunk: their responses go out in one
-    # system call, not one each.
-    registry = HandlerRegistry()
-    registry.register(ApiVersionsRequest, ApiVersionsResponse, lambda ctx, request: ApiVersionsResponse())
-
-    async def scenario():
-        protocol, transport = make(registry)
-        calls = []
-        transport.write = lambda data: calls.append([bytes(data)])
-        transport.writelines = lambda chunks: calls.append([bytes(chunk) for chunk in chunks])
-        client = ClientConnection()
-        protocol.data_received(b"".join(client.encode_request(ApiVersionsRequest(), 2, i) for i in range(5)))
-        assert len(calls) == 1
-        client.receive_data(b"".join(calls[0]))
-        assert [client.next_response()[0] for _ in range(5)] == [0, 1, 2, 3, 4]
-        # One more request on its own: its own write.
-        protocol.data_received(client.encode_request(ApiVersionsRequest(), 2, 5))
-        assert len(calls) == 2
-
-    asyncio.run(scenario())
-
-
 def test_a_bad_frame_answers_pending_requests_then_closes():
     registry = HandlerRegistry()
     gate_holder = []
