@@ -8,6 +8,7 @@ Run from the repository root (odradek installed; Java 17+ and Kafka's jars, fetc
     python3 benchmarks/profile_broker.py                          # every workload, py-spy, ~3 min
     python3 benchmarks/profile_broker.py --workloads produce-100,consume --profiler none
     python3 benchmarks/profile_broker.py --profiler cprofile --top 40
+    python3 benchmarks/profile_broker.py --workloads produce-1k --profiler perf
 
 For each workload a fresh broker (``python3 -m odradek.broker.cli serve``, uvloop, the
 ``server.properties`` of compat/make_kafka_fixture.py in a temporary directory, deleted
@@ -34,13 +35,23 @@ Profilers (``--profiler``):
   samples whose innermost Python frame is the function (time in C code called from it, such as
   a socket write or a CRC, counts as its self time); "cumulative" the share with the function
   anywhere on the stack.
+  py-spy counts a thread as busy while it is runnable, also when it waits for a core: on a
+  loaded machine a call that wakes another process (a send on loopback wakes the client) looks
+  more costly than the CPU it takes. ``perf`` tells the two apart.
+* ``perf``: ``perf record`` of the broker's on-CPU samples (``--rate`` a second), reported by
+  binary (the kernel: system calls; libpython: the interpreter running odradek's Python code;
+  extension modules such as crc32c, lz4, uvloop) and by symbol. No Python function names (Python
+  3.11 has no perf trampoline), but the true split between system calls and Python.
 * ``cprofile``: the broker runs under ``python -m cProfile -o FILE``; its stats are written when
   SIGTERM stops it and printed sorted by cumulative and by self (tottime) time. Deterministic
   and complete (call counts), but every Python call costs several times more, so the rates
   drop and small functions look bigger than they are.
 * ``none``: the rates alone (what before/after comparisons should use).
 
-``--save DIR`` keeps the raw profiles (py-spy's collapsed stacks, cProfile's stats files).
+``--save DIR`` keeps the raw profiles (py-spy's collapsed stacks, cProfile's stats files, perf's
+data files). Every workload also reports the broker's CPU time (``/proc``, all its threads) per
+record batch and per record over the whole run: steadier than the rates when other work shares
+the cores.
 The machine's load average is printed with the results: on a shared 2-core machine the load
 generator's JVM and other work compete with the broker, so compare runs taken alternately.
 """
@@ -78,7 +89,7 @@ WORKLOADS = {
     "produce-all": (1024, [], 1, "all"),
     "consume": (1024, [], 1, "1"),
 }
-PROFILERS = ("py-spy", "cprofile", "none")
+PROFILERS = ("py-spy", "cprofile", "perf", "none")
 
 
 class Broker:
@@ -117,6 +128,34 @@ class Broker:
 
     def stop(self) -> None:
         kafka_fixture.stop(self.process)  # SIGTERM: a clean shutdown, so cProfile writes its stats
+
+
+class Perf:
+    """``perf record`` of the broker's on-CPU time (kernel included) until stopped."""
+
+    def __init__(self, pid: int, output: Path, rate: int):
+        self.output = output
+        self.process = subprocess.Popen(["perf", "record", "-F", str(rate), "-p", str(pid), "-o", str(output)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        _, stderr = self.process.communicate(timeout=60)
+        if not self.output.exists():
+            raise RuntimeError(f"perf wrote no profile: {stderr.strip()[-500:]}")
+
+
+def perf_tops(path: Path, top: int) -> str:
+    """Shares of on-CPU samples by binary (kernel, the interpreter, extension modules) and by
+    symbol: what the system calls cost next to the Python code (the interpreter's share)."""
+    lines = []
+    for sort in ("dso", "dso,sym"):
+        report = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "--no-children", "--sort", sort,
+                                 "--percent-limit", "0.5"], capture_output=True, text=True, timeout=120)
+        rows = [line for line in report.stdout.splitlines() if line.strip() and not line.startswith("#")]
+        lines.append(f"  by {sort}:")
+        lines += [f"    {row.strip()}" for row in rows[:top]]
+    return "\n".join(lines)
 
 
 class PySpy:
@@ -185,6 +224,14 @@ def cprofile_tops(path: Path, top: int) -> str:
     return text.getvalue()
 
 
+def _profiler(options, broker: Broker, stem: Path):
+    if options.profiler == "py-spy":
+        return PySpy(broker.pid, stem.with_suffix(".txt"), options.rate)
+    if options.profiler == "perf":
+        return Perf(broker.pid, stem.with_suffix(".perf"), options.rate)
+    return None
+
+
 def run_workload(name: str, options, work: Path) -> tuple[dict, str]:
     record_size, props, partitions, acks = WORKLOADS[name]
     cprofile_output = work / f"{name}.prof" if options.profiler == "cprofile" else None
@@ -199,15 +246,13 @@ def run_workload(name: str, options, work: Path) -> tuple[dict, str]:
             run_producers_for(broker, topic, producers=1, seconds=options.consume_seconds, skip_seconds=0,
                               record_size=record_size, acks=acks, extra_props=props, timeout=timeout)
             batches, records = count_batches(broker, topic)
-            if options.profiler == "py-spy":
-                spy = PySpy(broker.pid, work / f"{name}.txt", options.rate)
+            spy = _profiler(options, broker, work / name)
             cpu = broker.cpu_seconds()
             result = run_consumer(broker, topic, records=records, timeout=timeout)
             cpu = broker.cpu_seconds() - cpu
             result["records_per_s"] = records / (result["fetch_ms"] / 1000) if result["fetch_ms"] > 0 else 0.0
         else:
-            if options.profiler == "py-spy":
-                spy = PySpy(broker.pid, work / f"{name}.txt", options.rate)
+            spy = _profiler(options, broker, work / name)
             cpu = broker.cpu_seconds()
             result = run_producers_for(broker, topic, producers=1, seconds=options.seconds,
                                        skip_seconds=options.skip_seconds, record_size=record_size, acks=acks,
@@ -221,7 +266,7 @@ def run_workload(name: str, options, work: Path) -> tuple[dict, str]:
                       cpu_us_per_batch=cpu * 1e6 / max(batches, 1), cpu_ns_per_record=cpu * 1e9 / max(records, 1))
         if spy is not None:
             spy.stop()
-            profile = collapsed_tops(spy.output, options.top)
+            profile = (perf_tops if isinstance(spy, Perf) else collapsed_tops)(spy.output, options.top)
             spy = None
     except RowFailed as error:
         result = {"error": str(error)}
