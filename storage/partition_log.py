@@ -212,6 +212,7 @@ class PartitionLog:
         self.directory = directory
         self.topic = topic
         self.partition = partition
+        self._name = f"{topic}-{partition}"  # as Kafka names a partition in record errors
         self.config = config
         self.clock = clock
         self.segments: list[LogSegment] = []
@@ -507,14 +508,15 @@ class PartitionLog:
         error code to answer with) and leaves the log unchanged on any refusal or I/O error."""
         self._check_open()
         now = self.clock()
-        validated = validate_batches(records, self.config, now, origin, f"{self.topic}-{self.partition}")
+        validated = validate_batches(records, self.config, now, origin, self._name)
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
         buffer = records if validated.converted_payload is None else validated.converted_payload
         # Only the coordinators and replication append control batches (validation refuses
         # them from clients); a producer's one is a COMMIT/ABORT marker.
-        markers = [read_end_txn_marker(buffer, position) if header.is_control and header.producer_id >= 0 else None
-                   for position, header in validated.batches]
+        markers = None if origin == ORIGIN_CLIENT else [
+            read_end_txn_marker(buffer, position) if header.is_control and header.producer_id >= 0 else None
+            for position, header in validated.batches]
         plan = self.producer_state.prepare([header for _, header in validated.batches], origin, markers)
         if plan.duplicate is not None:
             # A producer's retry of a batch we have: answer with the original offsets.

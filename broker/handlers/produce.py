@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import struct
 
 import structlog
 
@@ -87,6 +88,11 @@ def _refused(topic: str, index: int, code: int, detail: str) -> PartitionRespons
     log.debug("produce refused", topic=topic, partition=index, error_code=code, detail=detail)
     return _partition_error(index, code)
 
+
+# A batch header's length, magic and attributes in one read (every plain produce looks at them).
+BATCH_LENGTH_OFFSET = 8
+_LENGTH_MAGIC_ATTRIBUTES = struct.Struct(
+    f">i{MAGIC_OFFSET - BATCH_LENGTH_OFFSET - 4}xB{ATTRIBUTES_OFFSET - MAGIC_OFFSET - 1}xh")
 
 # Produce v11 clients understand TRANSACTION_ABORTABLE; v12+ ones add partitions implicitly.
 FIRST_ABORTABLE_VERSION = 11
@@ -141,9 +147,9 @@ def _has_transactional_batch(request: ProduceRequest) -> bool:
                 continue
             position = 0
             while position + BATCH_HEADER_SIZE <= len(records):
-                if records[position + MAGIC_OFFSET] == 2 and records[position + ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
+                batch_length, magic, attributes = _LENGTH_MAGIC_ATTRIBUTES.unpack_from(records, position + BATCH_LENGTH_OFFSET)
+                if magic == 2 and attributes & TRANSACTIONAL_MASK:
                     return True
-                batch_length = int.from_bytes(records[position + 8:position + LOG_OVERHEAD], "big", signed=True)
                 if batch_length <= 0:
                     break
                 position += LOG_OVERHEAD + batch_length
