@@ -68,6 +68,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
@@ -76,19 +77,20 @@ sys.path.insert(0, str(BENCHMARKS.parent / "compat"))
 import kafka_jars  # noqa: E402  (compat/, a sibling script folder)
 import make_kafka_fixture as kafka_fixture  # noqa: E402
 from broker_throughput import (  # noqa: E402
-    BROKER_START_TIMEOUT_S, RowFailed, count_batches, create_topic, run_consumer, run_producers_for,
+    BROKER_START_TIMEOUT_S, JAVA, PRODUCE, Row, RowFailed, count_batches, create_topic, run_java_consumer,
+    run_producers_for, topic_records,
 )
 
-# name: (record size, producer props, partitions, acks)
-WORKLOADS = {
-    "produce-1k": (1024, [], 1, "1"),
-    "produce-100": (100, [], 1, "1"),
-    "produce-1k-lz4": (1024, ["compression.type=lz4"], 1, "1"),
-    "produce-100-lz4": (100, ["compression.type=lz4"], 1, "1"),
-    "produce-16p": (1024, [], 16, "1"),
-    "produce-all": (1024, [], 1, "all"),
-    "consume": (1024, [], 1, "1"),
-}
+# The workloads, as rows of broker_throughput.py (Java's ProducerPerformance as the load).
+WORKLOADS = {row.name: row for row in [
+    Row("produce-1k", "1 KiB, acks=1", PRODUCE, JAVA, acks="1"),
+    Row("produce-100", "100 B, acks=1", PRODUCE, JAVA, record_size=100, acks="1"),
+    Row("produce-1k-lz4", "1 KiB, lz4, acks=1", PRODUCE, JAVA, acks="1", compression="lz4"),
+    Row("produce-100-lz4", "100 B, lz4, acks=1", PRODUCE, JAVA, record_size=100, acks="1", compression="lz4"),
+    Row("produce-16p", "1 KiB, 16 partitions, acks=1", PRODUCE, JAVA, partitions=16, acks="1"),
+    Row("produce-all", "1 KiB, acks=all", PRODUCE, JAVA),
+    Row("consume", "consume what 1 KiB acks=1 produced", PRODUCE, JAVA, acks="1"),
+]}
 PROFILERS = ("py-spy", "cprofile", "perf", "none")
 
 
@@ -233,32 +235,30 @@ def _profiler(options, broker: Broker, stem: Path):
 
 
 def run_workload(name: str, options, work: Path) -> tuple[dict, str]:
-    record_size, props, partitions, acks = WORKLOADS[name]
+    row = WORKLOADS[name]
     cprofile_output = work / f"{name}.prof" if options.profiler == "cprofile" else None
     broker = Broker(work, cprofile_output)
     profile = ""
     spy = None
+    load = SimpleNamespace(skip_seconds=options.skip_seconds, row_seconds=options.seconds, row_timeout=60,
+                           producer_props=[])
     try:
         topic = f"profile-{name}"
-        create_topic(broker, topic, partitions)
-        timeout = options.skip_seconds + options.seconds + 60
+        create_topic(broker, topic, row.partitions)
         if name == "consume":
-            run_producers_for(broker, topic, producers=1, seconds=options.consume_seconds, skip_seconds=0,
-                              record_size=record_size, acks=acks, extra_props=props, timeout=timeout)
-            batches, records = count_batches(broker, topic)
+            run_producers_for(broker, topic, row, SimpleNamespace(**{**vars(load), "skip_seconds": 0,
+                                                                     "row_seconds": options.consume_seconds}), work)
+            batches, records = count_batches(broker, topic), topic_records(broker, topic, row.partitions)
             spy = _profiler(options, broker, work / name)
             cpu = broker.cpu_seconds()
-            result = run_consumer(broker, topic, records=records, timeout=timeout)
+            result = run_java_consumer(broker, topic, records, load, work)
             cpu = broker.cpu_seconds() - cpu
-            result["records_per_s"] = records / (result["fetch_ms"] / 1000) if result["fetch_ms"] > 0 else 0.0
         else:
             spy = _profiler(options, broker, work / name)
             cpu = broker.cpu_seconds()
-            result = run_producers_for(broker, topic, producers=1, seconds=options.seconds,
-                                       skip_seconds=options.skip_seconds, record_size=record_size, acks=acks,
-                                       extra_props=props, timeout=timeout)
+            result = run_producers_for(broker, topic, row, load, work)
             cpu = broker.cpu_seconds() - cpu
-            batches, records = count_batches(broker, topic)
+            batches, records = count_batches(broker, topic), topic_records(broker, topic, row.partitions)
         # The broker's CPU time per batch (per produce request on one partition) and per record,
         # over everything the tool sent or read: steadier than the rates when other work shares
         # the cores.
