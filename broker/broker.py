@@ -13,7 +13,6 @@ close every log; the storage engine writes its checkpoints and clean-shutdown ma
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import time
 import uuid
@@ -29,6 +28,7 @@ from odradek.storage.log_directories import LogDirectories, stored_cluster_id
 
 from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
+from .group_commit import GroupCommit
 from .groups import GroupConfig, GroupCoordinator
 from .coordinators.runtime import CoordinatorLog
 from .groups.persistence import CONSUMER_OFFSETS
@@ -77,8 +77,8 @@ class Broker:
         self.bound_listeners: dict[str, tuple[str, int]] = {}
         self.shutting_down = False
         self._data_dir = None
-        # The thread the partitions' acks=all fsyncs run in (broker/partition.py), while open.
-        self._flush_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # The acks=all sync rounds of each data directory (broker/group_commit.py), while open.
+        self._group_commits: dict[str, GroupCommit] = {}
         self._cleaner_manager = None  # the log cleaner's state (first dirty offsets live in the data dirs)
         self.producer_ids: ProducerIdManager | None = None
         self.fetch_sessions = FetchSessionCache(config["max.incremental.fetch.session.cache.slots"])
@@ -110,7 +110,7 @@ class Broker:
             fs = OsFileSystem(max_open_files=budget)
         self.topics.fs = fs
         fs.makedirs(self.log_dir)
-        self._flush_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="odradek-flush")
+        self._group_commits = {path: GroupCommit(str(number)) for number, path in enumerate(self.log_dirs)}
         try:
             table_found = self.topics.load()
         except DamagedTopicTable as error:
@@ -287,9 +287,9 @@ class Broker:
 
     def _release(self):
         data_dir, self._data_dir = self._data_dir, None
-        executor, self._flush_executor = self._flush_executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)  # an fsync in flight ends first; the logs' close flushes the rest
+        group_commits, self._group_commits = self._group_commits, {}
+        for group_commit in group_commits.values():
+            group_commit.close()  # a sync in flight ends first; the logs' close flushes the rest
         self.partitions.clear()
         return data_dir
 
@@ -331,8 +331,7 @@ class Broker:
         if offline_log is not None:
             # Its log could not be opened at start (the storage engine logged why): the
             # partition answers KAFKA_STORAGE_ERROR, every other one serves.
-            partition = Partition(topic.name, topic.topic_id, index, offline_log, self.node_id,
-                                  flush_executor=self._flush_executor)
+            partition = Partition(topic.name, topic.topic_id, index, offline_log, self.node_id)
             partition.apply_topic_config(values)
             self.partitions[(topic.name, index)] = partition
             return partition
@@ -352,10 +351,18 @@ class Broker:
         # One replica: everything in the log was acknowledged by the only in-sync replica.
         partition_log.update_high_watermark(partition_log.log_end_offset)
         partition = Partition(topic.name, topic.topic_id, index, partition_log, self.node_id,
-                              flush_executor=self._flush_executor)
+                              group_commit=self._group_commit_of(partition_log))
         partition.apply_topic_config(values)
         self.partitions[(topic.name, index)] = partition
         return partition
+
+    def _group_commit_of(self, partition_log) -> GroupCommit:
+        """The group commit of the data directory holding ``partition_log``."""
+        data_dir = os.path.dirname(os.path.abspath(partition_log.directory))
+        group_commit = self._group_commits.get(data_dir)
+        if group_commit is None:  # a log.dirs entry spelled differently (a symbolic link)
+            group_commit = self._group_commits[data_dir] = GroupCommit(str(len(self._group_commits)))
+        return group_commit
 
     def partition(self, topic_name: str, index: int) -> Partition | None:
         return self.partitions.get((topic_name, index))

@@ -482,7 +482,7 @@ _exit_hook_registered = False
 def _stop_at_exit(broker: Broker) -> None:
     """Have ``broker`` stopped at interpreter exit if it still runs then. The hook is one of
     threading's exit hooks, not an atexit one: those run after concurrent.futures has shut its
-    executors down (Python's own exit hook), and a clean stop needs the flush thread. threading
+    executors down (Python's own exit hook), and a clean stop needs the sync threads. threading
     runs its hooks in reverse order of registration, so ours, registered after
     concurrent.futures.thread registered its own (imported at the top of this module), runs first."""
     global _exit_hook_registered

@@ -11,11 +11,9 @@ Even with a single node a partition carries what replication will need (DESIGN.m
   transaction (from the partition log's producer state).
 
 Durability: with ``odradek.flush.on.acks.all`` (default true) an acks=all produce is answered
-only once its records are fsynced. Flushes are grouped (group commit): the fsync system calls
-run in the broker's flush thread (``flush_executor``) so that the event loop keeps reading
-produce requests meanwhile, one flush in flight per partition; the next one starts when it
-ends and covers every append made in between. The log itself stays the loop's: the thread
-only fsyncs the duplicated descriptors of a :class:`~odradek.storage.partition_log.FlushTicket`.
+only once its records are synced to disk: :meth:`Partition.wait_durable` waits for the data
+directory's :class:`~odradek.broker.group_commit.GroupCommit`, whose rounds cover every
+partition and every append made before they start.
 
 Owner: the broker's event loop. Nothing here is thread-safe; handlers call it from the loop.
 """
@@ -34,7 +32,7 @@ from . import recompress
 class Partition:
     """A partition this node leads (on one node: every partition)."""
 
-    def __init__(self, topic_name: str, topic_id, index: int, log: Any, node_id: int, flush_executor=None):
+    def __init__(self, topic_name: str, topic_id, index: int, log: Any, node_id: int, group_commit=None):
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.index = index
@@ -46,9 +44,7 @@ class Partition:
         self._target_codec: int | None = None  # compression.type "producer": keep as sent
         self._codec_level: int | None = None
         self._fetch_waiters: list[asyncio.Future] = []
-        self._flush_waiters: list[tuple[int, asyncio.Future]] = []
-        self._flush_executor = flush_executor  # None: asyncio's default executor
-        self._flusher: asyncio.Task | None = None  # the flush rounds while any waiter waits
+        self._group_commit = group_commit  # its data directory's (None: an offline log)
 
     def __repr__(self) -> str:
         return f"Partition({self.topic_name}-{self.index}, leo={self.log_end_offset}, hw={self.high_watermark})"
@@ -135,52 +131,14 @@ class Partition:
         self._wake_fetchers()
         return info
 
-    async def wait_durable(self, end_offset: int) -> None:
-        """Return once every record below ``end_offset`` is fsynced (grouped, see module doc)."""
-        if self.log.flushed_offset >= end_offset:
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((end_offset, future))
-        if self._flusher is None:
-            # A task's first step runs on the next loop pass: appends of this pass share the flush.
-            self._flusher = asyncio.ensure_future(self._flush_rounds())
-        await future
-
-    async def _flush_rounds(self) -> None:
-        """Flush until no one waits: each round covers the appends made before it started;
-        a waiter whose records came later waits for the next round."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._flush_waiters:
-                waiters, self._flush_waiters = self._flush_waiters, []
-                try:
-                    ticket = self.log.prepare_flush()
-                    if ticket is not None:
-                        try:
-                            synced = loop.run_in_executor(self._flush_executor, ticket.sync)
-                        except RuntimeError:  # the executor is shut down: the broker is closing
-                            ticket.release()
-                            raise
-                        await synced
-                        self.log.complete_flush(ticket)
-                except Exception as error:  # the disk failed (or the log closed): every waiter learns it
-                    for _, future in waiters:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                flushed = self.log.flushed_offset
-                for end_offset, future in waiters:
-                    if future.done():
-                        continue
-                    if flushed >= end_offset:
-                        future.set_result(None)
-                    elif ticket is None:  # nothing left to flush below it: truncated away
-                        future.set_exception(KafkaStorageError(
-                            f"records below {end_offset} were truncated before they were flushed"))
-                    else:  # appended after the flush started, or truncated meanwhile: next round
-                        self._flush_waiters.append((end_offset, future))
-        finally:
-            self._flusher = None
+    def wait_durable(self, end_offset: int) -> asyncio.Future | None:
+        """None if every record below ``end_offset`` is durable already, else a future set
+        once it is (failing with KAFKA_STORAGE_ERROR if the sync fails)."""
+        if self.log.durable_offset >= end_offset:
+            return None
+        if self._group_commit is None:
+            raise KafkaStorageError(f"partition {self.topic_name}-{self.index} has no log to sync")
+        return self._group_commit.wait(self.log, end_offset)
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise the log start offset to ``offset`` (<= high watermark).
@@ -229,7 +187,5 @@ class Partition:
     def fail_waiters(self, error: BaseException) -> None:
         """The partition goes away (deleted, broker stopping): wake every waiter."""
         self._wake_fetchers()
-        waiters, self._flush_waiters = self._flush_waiters, []
-        for _, future in waiters:
-            if not future.done():
-                future.set_exception(error)
+        if self._group_commit is not None:
+            self._group_commit.fail(self.log, error)

@@ -14,6 +14,7 @@ The field defaults are the one definition of these topic configs' defaults (Kafk
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 LONG_MAX = 2**63 - 1
 
@@ -94,8 +95,15 @@ class LogConfig:
         return "delete" in self._policies
 
     @property
-    def _policies(self) -> list[str]:
-        return [policy.strip() for policy in self.cleanup_policy.split(",")]
+    def _policies(self) -> frozenset[str]:
+        return _cleanup_policies(self.cleanup_policy)
+
+
+@lru_cache(maxsize=64)
+def _cleanup_policies(cleanup_policy: str) -> frozenset[str]:
+    """The policies of a ``cleanup.policy`` value, parsed once: every produce asks whether its
+    topic compacts."""
+    return frozenset(policy.strip() for policy in cleanup_policy.split(","))
 
 
 # Kafka config name -> field name ("segment.bytes" -> "segment_bytes").

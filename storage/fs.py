@@ -46,7 +46,7 @@ def soft_open_files_limit() -> int | None:
 def default_descriptor_budget(limit: int | None = None) -> int:
     """How many segment and index files the storage engine keeps open at once: the process's
     open-files limit less what it leaves for the rest (client sockets, checkpoint and metadata
-    files written now and then, the flush thread's short-lived descriptors, Python's own):
+    files written now and then, the sync threads' short-lived descriptors, Python's own):
     a quarter of the limit, at least ``MIN_DESCRIPTOR_RESERVE``. Never below
     ``MIN_DESCRIPTOR_BUDGET`` (a tiny limit then fails loudly on the sockets, not silently)."""
     limit = soft_open_files_limit() if limit is None else limit
@@ -82,7 +82,7 @@ class DescriptorBudget:
     least recently used ones. Everything that reads or writes a file does so on the owner's
     thread, so between two operations nothing holds a descriptor that eviction could pull
     away: a fetch response reads each chunk through :meth:`OsFile.fileno` (one ``preadv``, no
-    await in between), and the flush thread opens a descriptor of its own
+    await in between), and a sync thread opens a descriptor of its own
     (:class:`OsSyncTarget`).
 
     A file removed from the namespace (unlinked, or its directory removed) cannot be reopened:
@@ -192,14 +192,18 @@ class OsSyncTarget:
     """An fsync to run on another thread, with a descriptor of its own opened there: the
     budget may close the file's descriptor meanwhile. A file is found by its path when the
     fsync runs (a rename moves it; a file removed by then has nothing left to make durable);
-    a removed file's and a directory's descriptor is duplicated or opened beforehand."""
+    a removed file's and a directory's descriptor is duplicated or opened beforehand.
 
-    __slots__ = ("_file", "_path", "_fd")
+    ``data_only``: fdatasync, which skips metadata a read does not need (timestamps) but, as
+    the file's size is needed, still makes appended bytes durable: what a log file needs."""
 
-    def __init__(self, file: "OsFile | None" = None, fd: int = -1):
+    __slots__ = ("_file", "_path", "_fd", "_sync")
+
+    def __init__(self, file: "OsFile | None" = None, fd: int = -1, data_only: bool = False):
         self._file = weakref.ref(file) if file is not None else None
         self._path = file.path if file is not None else None  # if the file is dropped meanwhile
         self._fd = fd
+        self._sync = _fdatasync if data_only else os.fsync
 
     def fsync(self) -> None:
         fd = self._fd
@@ -211,7 +215,7 @@ class OsSyncTarget:
             except FileNotFoundError:
                 return  # deleted (retention, a compacted segment replaced, the topic deleted)
         try:
-            os.fsync(fd)  # releases the GIL for the whole system call
+            self._sync(fd)  # releases the GIL for the whole system call
         finally:
             if fd != self._fd:
                 os.close(fd)
@@ -226,6 +230,7 @@ class OsSyncTarget:
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 class OsFile:
@@ -308,10 +313,10 @@ class OsFile:
     def fsync(self) -> None:
         os.fsync(self.fileno())
 
-    def sync_target(self) -> OsSyncTarget:
+    def sync_target(self, data_only: bool = False) -> OsSyncTarget:
         if self._pinned:  # removed: no path to reopen it by in the thread
-            return OsSyncTarget(fd=os.dup(self.fileno()))
-        return OsSyncTarget(self)
+            return OsSyncTarget(fd=os.dup(self.fileno()), data_only=data_only)
+        return OsSyncTarget(self, data_only=data_only)
 
     def close(self) -> None:
         if not self._closed:
@@ -555,7 +560,9 @@ class MemoryFile:
     def fsync(self) -> None:
         self.durable = (bytes(self.data), self.size())
 
-    def sync_target(self) -> MemorySyncTarget:
+    def sync_target(self, data_only: bool = False) -> MemorySyncTarget:
+        # The model keeps no metadata apart from the content and size, both of which fdatasync
+        # makes durable: data_only syncs the same.
         return MemorySyncTarget(self.fsync)
 
     def close(self) -> None:
@@ -594,6 +601,30 @@ class MemoryFileSystem:
         if self.names_need_dir_fsync:
             for directory in copied.dirs:
                 copied.fsync_dir(directory)
+        return copied
+
+    def power_loss_copy(self, rng: random.Random | None = None) -> "MemoryFileSystem":
+        """What a power loss now would leave, as an independent copy (:meth:`crash` applied to
+        a copy that keeps every file's durable content and every directory's durable entries):
+        the broker using this file system goes on, the copy can be opened by another one."""
+        copied = MemoryFileSystem(self.space_limit, names_need_dir_fsync=self.names_need_dir_fsync)
+        copied.dirs = set(self.dirs)
+        clones: dict[int, MemoryFile] = {}
+
+        def clone_of(original: MemoryFile) -> MemoryFile:
+            clone = clones.get(id(original))
+            if clone is None:
+                clone = clones[id(original)] = MemoryFile(original.path, copied)
+                clone.data, clone.length, clone.written = bytearray(original.data), original.length, original.written
+                clone.durable = original.durable
+            return clone
+
+        for key, original in self.files.items():
+            copied.files[key] = clone_of(original)
+        copied.durable_entries = {
+            directory: {name: None if entry is None else clone_of(entry) for name, entry in entries.items()}
+            for directory, entries in self.durable_entries.items()}
+        copied.crash(rng)
         return copied
 
     def _reserve(self, extra: int) -> None:

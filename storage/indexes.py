@@ -95,13 +95,10 @@ class _SparseIndex:
     def entry_at(self, index: int) -> tuple[int, int]:
         return self.entry.unpack_from(self._load(), index * self.entry.size)
 
-    def _append_entry(self, *fields) -> None:
-        # Kept in memory until the next flush/trim/close (write_pending): an index entry per
-        # append would otherwise cost a syscall per append. Entries not yet written can only be
-        # lost with unflushed log data, which recovery rescans and re-indexes anyway.
-        self._load().extend(self.entry.pack(*fields))
-
     def write_pending(self) -> None:
+        # Appended entries stay in memory until the next flush/trim/close (here): an index entry
+        # per append would otherwise cost a syscall per append. Entries not yet written can only
+        # be lost with unflushed log data, which recovery rescans and re-indexes anyway.
         if self._entries is not None and self._written < len(self._entries):
             self._handle.pwrite(memoryview(self._entries)[self._written:], self._written)
             self._written = len(self._entries)
@@ -212,11 +209,13 @@ class OffsetIndex(_SparseIndex):
 
     def append(self, offset: int, position: int) -> None:
         relative = offset - self.base_offset
-        if self.is_full:
+        entries = self._load()  # once: an entry is added on every append of index.interval.bytes
+        count = len(entries) // _OFFSET_ENTRY.size
+        if count >= self.max_entries:
             raise CorruptIndex(f"offset index {self.path} is full")
-        if self.entries and relative <= self.entry_at(self.entries - 1)[0]:
+        if count and relative <= _OFFSET_ENTRY.unpack_from(entries, (count - 1) * _OFFSET_ENTRY.size)[0]:
             raise CorruptIndex(f"offset {offset} is not above the last indexed offset in {self.path}")
-        self._append_entry(relative, position)
+        entries.extend(_OFFSET_ENTRY.pack(relative, position))
 
     def lookup(self, offset: int) -> tuple[int, int]:
         """(offset, position) of the last entry at or below ``offset``; (base, 0) if none."""
@@ -274,14 +273,19 @@ class TimeIndex(_SparseIndex):
     def maybe_append(self, timestamp: int, offset: int, final: bool = False) -> None:
         """Add (timestamp, offset) if ``timestamp`` is above the last entry's. ``final`` is the
         entry written when the segment becomes inactive: it may use the reserved last slot."""
-        last_timestamp, last_offset = self.last_entry()
-        if timestamp <= last_timestamp:
+        entries = self._load()  # once: this runs on every append of index.interval.bytes
+        count = len(entries) // _TIME_ENTRY.size
+        if count:
+            last_timestamp, last_relative = _TIME_ENTRY.unpack_from(entries, (count - 1) * _TIME_ENTRY.size)
+            if timestamp <= last_timestamp:
+                return
+        elif timestamp <= NO_TIMESTAMP:
             return
-        if self.entries >= self.max_entries or (not final and self.is_full):
+        if count >= (self.max_entries if final else self.max_entries - 1):  # is_full keeps the last slot
             raise CorruptIndex(f"time index {self.path} is full")
-        if self.entries and offset < last_offset:
-            raise CorruptIndex(f"time index offset {offset} below the last entry's {last_offset}")
-        self._append_entry(timestamp, offset - self.base_offset)
+        if count and offset < self.base_offset + last_relative:
+            raise CorruptIndex(f"time index offset {offset} below the last entry's {self.base_offset + last_relative}")
+        entries.extend(_TIME_ENTRY.pack(timestamp, offset - self.base_offset))
 
     def lookup(self, timestamp: int) -> tuple[int, int]:
         """(timestamp, offset) of the last entry with timestamp <= ``timestamp``;

@@ -73,7 +73,7 @@ class OfflineLog:
     so that they are written back unchanged and the next start tries again from them."""
 
     offline = True
-    log_start_offset = log_end_offset = high_watermark = last_stable_offset = flushed_offset = -1
+    log_start_offset = log_end_offset = high_watermark = last_stable_offset = durable_offset = -1
     size_in_bytes = 0
 
     def __init__(self, directory: str, topic: str, partition: int, error: BaseException,

@@ -13,8 +13,11 @@ Offsets this object owns (all on one node today; replication will move some of t
 * ``high_watermark`` — stored here, advanced by the caller (:meth:`update_high_watermark`);
   on one node the broker sets it to the LEO once an append is durable enough; reads are
   bounded by it by default;
-* ``recovery_point`` (= :attr:`flushed_offset`) — every offset below it is fsynced; after an
-  unclean shutdown only segments from the one holding it onwards are rescanned;
+* ``recovery_point`` — every offset below it is fsynced with its indexes; after an unclean
+  shutdown only segments from the one holding it onwards are rescanned (their indexes rebuilt);
+* ``durable_offset`` — every record below it is fsynced (at or above the recovery point): a
+  :meth:`prepare_sync` makes only the ``.log`` files durable, the one thing recovery cannot
+  rebuild; what lies between the two is found again by the rescan from the recovery point;
 * ``last_stable_offset`` (LSO) — the high watermark, or below it the first offset of the oldest
   transaction not yet complete below the high watermark (:meth:`ProducerStateManager.first_unstable_offset`):
   read_committed reads stop there, and their aborted transactions come from the ``.txnindex``
@@ -35,6 +38,10 @@ appending: :meth:`prepare_flush` (on the owner: writes pending index entries, re
 :class:`FlushTicket` of duplicated descriptors), :meth:`FlushTicket.sync` (any thread: the
 fsyncs, touching no log state), :meth:`complete_flush` (on the owner: advances the recovery
 point to the LEO of the prepare, unless a truncation came in between: truncation wins).
+:meth:`prepare_sync` / :meth:`complete_sync` are the same for the records alone: fdatasync of
+the ``.log`` files (and of the directory when a segment's file names are new), advancing
+:attr:`durable_offset`; a produce with acks=all waits for that (Kafka's recovery point, too,
+advances only when segments roll or the log is flushed, and its indexes are rebuilt by recovery).
 
 The in-memory backend is this same class over a
 :class:`~odradek.storage.fs.MemoryFileSystem`.
@@ -164,15 +171,17 @@ class FlushTicket:
     ``end_offset``. :meth:`sync` only fsyncs and closes its own duplicated descriptors, so it
     may run in a thread while the log's owner appends, rolls or truncates."""
 
-    __slots__ = ("end_offset", "truncations", "messages", "segment_sizes", "txn_indexes", "targets", "error")
+    __slots__ = ("end_offset", "truncations", "messages", "segment_sizes", "txn_indexes", "targets", "error",
+                 "named_segments")
 
-    def __init__(self, end_offset, truncations, messages, segment_sizes, txn_indexes, targets):
+    def __init__(self, end_offset, truncations, messages, segment_sizes, txn_indexes, targets, named_segments=()):
         self.end_offset = end_offset
         self.truncations = truncations  # the log's truncation count at the prepare
         self.messages = messages  # unflushed_messages at the prepare
         self.segment_sizes = segment_sizes  # [(segment, its size at the prepare)]
         self.txn_indexes = txn_indexes  # transaction indexes this flush marked flushed
         self.targets = targets
+        self.named_segments = named_segments  # segments whose file names the directory fsync makes durable
         self.error: OSError | None = None
 
     def sync(self) -> None:
@@ -203,6 +212,7 @@ class PartitionLog:
         self.directory = directory
         self.topic = topic
         self.partition = partition
+        self._name = f"{topic}-{partition}"  # as Kafka names a partition in record errors
         self.config = config
         self.clock = clock
         self.segments: list[LogSegment] = []
@@ -211,6 +221,7 @@ class PartitionLog:
         self.log_end_offset = 0
         self.high_watermark = 0
         self.recovery_point = 0
+        self.durable_offset = 0
         self.unflushed_messages = 0
         self.truncations = 0  # bumped by every truncation: a split flush prepared before one must not advance
         self.last_flush_ms = clock()
@@ -320,7 +331,11 @@ class PartitionLog:
                 if stem + LOG_SUFFIX not in present:
                     fs.unlink(path)  # an index without its log cannot be trusted or used
         for base in sorted(base_offsets):
-            self.segments.append(self._new_segment(base))
+            segment = self._new_segment(base)
+            # After a clean shutdown the directory was fsynced with its files; after a crash
+            # the names may have been in the page cache only: the first sync fsyncs it again.
+            segment.names_durable = clean
+            self.segments.append(segment)
         self._base_offsets = [segment.base_offset for segment in self.segments]
         self.leader_epochs = LeaderEpochCache(fs, f"{self.directory}/{LEADER_EPOCH_CHECKPOINT}")
 
@@ -373,6 +388,7 @@ class PartitionLog:
         self.recovery_point = min(max(recovery_point, self.log_start_offset), self.log_end_offset)
         if not clean and flush_recovered:
             self.recovery_point = self.log_end_offset
+        self.durable_offset = self.recovery_point
         self.high_watermark = min(max(high_watermark, self.log_start_offset), self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
         self._rebuild_producer_state(txn_index_from=recovered_from)
@@ -492,14 +508,15 @@ class PartitionLog:
         error code to answer with) and leaves the log unchanged on any refusal or I/O error."""
         self._check_open()
         now = self.clock()
-        validated = validate_batches(records, self.config, now, origin, f"{self.topic}-{self.partition}")
+        validated = validate_batches(records, self.config, now, origin, self._name)
         if origin == ORIGIN_REPLICATION:
             check_replicated_offsets(validated, self.log_end_offset)
         buffer = records if validated.converted_payload is None else validated.converted_payload
         # Only the coordinators and replication append control batches (validation refuses
         # them from clients); a producer's one is a COMMIT/ABORT marker.
-        markers = [read_end_txn_marker(buffer, position) if header.is_control and header.producer_id >= 0 else None
-                   for position, header in validated.batches]
+        markers = None if origin == ORIGIN_CLIENT else [
+            read_end_txn_marker(buffer, position) if header.is_control and header.producer_id >= 0 else None
+            for position, header in validated.batches]
         plan = self.producer_state.prepare([header for _, header in validated.batches], origin, markers)
         if plan.duplicate is not None:
             # A producer's retry of a batch we have: answer with the original offsets.
@@ -597,6 +614,7 @@ class PartitionLog:
                 raise KafkaStorageError(f"flush of {current.log_path} failed: {error}") from error
             if all(not s.has_unflushed_data for s in self.segments):
                 self.recovery_point = max(self.recovery_point, current.next_offset())
+                self.durable_offset = max(self.durable_offset, self.recovery_point)
         segment = self._new_segment(base_offset)
         segment.on_become_active()
         self._add_segment(segment)
@@ -605,11 +623,6 @@ class PartitionLog:
         return segment
 
     # -------------------------------------------------------------------------------- flushing
-    @property
-    def flushed_offset(self) -> int:
-        """Every offset below this is on disk (fsynced)."""
-        return self.recovery_point
-
     def _segments_to_flush(self) -> tuple[list[LogSegment], bool] | None:
         """The segments a flush fsyncs and whether the directory needs one too; None if
         everything is flushed already."""
@@ -638,7 +651,11 @@ class PartitionLog:
                 self.fs.fsync_dir(self.directory)
         except OSError as error:
             raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
+        if with_directory:
+            for segment in segments:
+                segment.names_durable = True
         self.recovery_point = end
+        self.durable_offset = max(self.durable_offset, end)
         self.unflushed_messages = 0
         self.last_flush_ms = self.clock()
         return end
@@ -666,7 +683,8 @@ class PartitionLog:
             _close_sync_targets(targets)
             raise KafkaStorageError(f"flush of {self.directory} failed: {error}") from error
         return FlushTicket(self.log_end_offset, self.truncations, self.unflushed_messages,
-                           [(segment, segment.size) for segment in segments], txn_indexes, targets)
+                           [(segment, segment.size) for segment in segments], txn_indexes, targets,
+                           segments if with_directory else ())
 
     def complete_flush(self, ticket: FlushTicket) -> int:
         """:meth:`flush` split, last part, after ``ticket.sync()``: returns the flushed offset.
@@ -688,11 +706,54 @@ class PartitionLog:
             return self.recovery_point
         for segment, size in ticket.segment_sizes:
             segment.flushed_size = max(segment.flushed_size, size)
+        for segment in ticket.named_segments:
+            segment.names_durable = True
         if ticket.end_offset > self.recovery_point:
             self.recovery_point = ticket.end_offset
+            self.durable_offset = max(self.durable_offset, ticket.end_offset)
             self.unflushed_messages = max(0, self.unflushed_messages - ticket.messages)
             self.last_flush_ms = self.clock()
         return self.recovery_point
+
+    def prepare_sync(self) -> FlushTicket | None:
+        """Make the records appended so far durable, without their indexes, first part: a
+        ticket of fdatasync targets for the ``.log`` of every segment holding offsets at or
+        above :attr:`durable_offset` (in practice the active one: a roll flushes the segment
+        it leaves), and of the partition directory if one of those segments' file names may
+        not be durable yet. None if every record is durable already. Then
+        :meth:`FlushTicket.sync` (any thread) and :meth:`complete_sync`."""
+        self._check_open()
+        if self.log_end_offset <= self.durable_offset:
+            return None
+        segments = self.segments[max(0, bisect.bisect_right(self._base_offsets, self.durable_offset) - 1):]
+        named = [segment for segment in segments if not segment.names_durable]
+        targets: list = []
+        try:
+            for segment in segments:
+                targets.append(segment.log.sync_target(data_only=True))
+            if named:
+                targets.append(self.fs.dir_sync_target(self.directory))
+        except OSError as error:
+            _close_sync_targets(targets)
+            raise KafkaStorageError(f"sync of {self.directory} failed: {error}") from error
+        return FlushTicket(self.log_end_offset, self.truncations, 0, (), (), targets, named)
+
+    def complete_sync(self, ticket: FlushTicket) -> int:
+        """:meth:`prepare_sync`'s last part, after ``ticket.sync()``, on the owner: returns the
+        durable offset. Raises KAFKA_STORAGE_ERROR if a sync failed (the next one retries it);
+        a truncation or a close since the prepare leaves the durable offset alone."""
+        if ticket.error is not None:
+            raise KafkaStorageError(f"sync of {self.directory} failed: {ticket.error}") from ticket.error
+        if self.closed:
+            return self.durable_offset
+        for target in ticket.targets:
+            target.settle()
+        if ticket.truncations != self.truncations:
+            return self.durable_offset
+        for segment in ticket.named_segments:
+            segment.names_durable = True
+        self.durable_offset = max(self.durable_offset, ticket.end_offset)
+        return self.durable_offset
 
     def flush_up_to(self, offset: int) -> int:
         """Make every offset below ``offset`` durable (no-op if already)."""
@@ -893,6 +954,7 @@ class PartitionLog:
             self._delete_segment(segment)
         self.log_start_offset = max(self.log_start_offset, self.segments[0].base_offset)
         self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        self.durable_offset = max(self.durable_offset, self.recovery_point)
         self.leader_epochs.truncate_from_start(self.log_start_offset)
         self.producer_state.delete_snapshots_before(self.segments[0].base_offset)
         return count
@@ -959,6 +1021,7 @@ class PartitionLog:
         segment.on_become_active()
         self._add_segment(segment)
         self.log_start_offset = self.log_end_offset = self.high_watermark = self.recovery_point = offset
+        self.durable_offset = offset
         self.leader_epochs.truncate_from_end(offset)
         self.leader_epochs.truncate_from_start(offset)
         self.producer_state.delete_snapshots_before(offset + 1)  # all of them: the log restarts
@@ -974,6 +1037,7 @@ class PartitionLog:
         self.log_start_offset = min(self.log_start_offset, self.log_end_offset)
         self.high_watermark = min(self.high_watermark, self.log_end_offset)
         self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self.durable_offset = min(self.durable_offset, self.log_end_offset)
         self.leader_epochs.truncate_from_end(self.log_end_offset)
 
     @_io_errors_as_storage_errors

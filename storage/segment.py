@@ -126,6 +126,9 @@ class LogSegment:
         self._next_offset: int | None = None
         self._indexes_verified = False
         self.roll_jitter_ms = 0  # set by the log from segment.jitter.ms
+        # Whether the directory entries of this segment's files are known durable (an fsync of
+        # the partition directory since they were created); the log keeps it.
+        self.names_durable = False
 
     # -- reading headers ---------------------------------------------------------------------
     def _header_at(self, position: int):

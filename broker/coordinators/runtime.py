@@ -238,7 +238,9 @@ class CoordinatorLog:
 
     async def wait_durable_at(self, index: int, end_offset: int) -> None:
         """:meth:`wait_durable` for partition ``index``."""
-        await self.broker.partition(self.topic.name, index).wait_durable(end_offset)
+        synced = self.broker.partition(self.topic.name, index).wait_durable(end_offset)
+        if synced is not None:
+            await synced
 
     def replay_slices(self, shard: CoordinatorShard, index: int):
         """Replay partition ``index`` into ``shard``, as a generator that yields after each

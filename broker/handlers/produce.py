@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import struct
 
 import structlog
 
@@ -87,6 +88,11 @@ def _refused(topic: str, index: int, code: int, detail: str) -> PartitionRespons
     log.debug("produce refused", topic=topic, partition=index, error_code=code, detail=detail)
     return _partition_error(index, code)
 
+
+# A batch header's length, magic and attributes in one read (every plain produce looks at them).
+BATCH_LENGTH_OFFSET = 8
+_LENGTH_MAGIC_ATTRIBUTES = struct.Struct(
+    f">i{MAGIC_OFFSET - BATCH_LENGTH_OFFSET - 4}xB{ATTRIBUTES_OFFSET - MAGIC_OFFSET - 1}xh")
 
 # Produce v11 clients understand TRANSACTION_ABORTABLE; v12+ ones add partitions implicitly.
 FIRST_ABORTABLE_VERSION = 11
@@ -141,9 +147,9 @@ def _has_transactional_batch(request: ProduceRequest) -> bool:
                 continue
             position = 0
             while position + BATCH_HEADER_SIZE <= len(records):
-                if records[position + MAGIC_OFFSET] == 2 and records[position + ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK:
+                batch_length, magic, attributes = _LENGTH_MAGIC_ATTRIBUTES.unpack_from(records, position + BATCH_LENGTH_OFFSET)
+                if magic == 2 and attributes & TRANSACTIONAL_MASK:
                     return True
-                batch_length = int.from_bytes(records[position + 8:position + LOG_OVERHEAD], "big", signed=True)
                 if batch_length <= 0:
                     break
                 position += LOG_OVERHEAD + batch_length
@@ -320,23 +326,29 @@ def _produce(ctx, request: ProduceRequest, refused: dict):
                      for topic_response in responses for answer in topic_response.partition_responses)
         return CLOSE_CONNECTION if failed else None
     if durable_waits and broker.config["odradek.flush.on.acks.all"]:
-        return _after_durable(response, durable_waits, request.timeout_ms)
+        pending = []
+        for partition, end, answer in durable_waits:
+            synced = partition.wait_durable(end)
+            if synced is not None:
+                pending.append((synced, answer))
+        if pending:
+            return _after_durable(response, pending, request.timeout_ms)
     return response
 
 
-async def _after_durable(response: ProduceResponse, waits, timeout_ms: int) -> ProduceResponse:
-    """Answer once every appended partition is fsynced; a partition whose fsync fails answers
+async def _after_durable(response: ProduceResponse, pending, timeout_ms: int) -> ProduceResponse:
+    """Answer once every appended partition is synced (``pending``: the group commit's future
+    and the answer of each partition not durable yet); a partition whose sync fails answers
     KAFKA_STORAGE_ERROR, one not durable within ``timeout_ms`` REQUEST_TIMED_OUT (its records
-    stay appended and become durable with the next flush, as in Kafka, where a timed-out
+    stay appended and become durable with the next round, as in Kafka, where a timed-out
     acks=all produce may still be committed)."""
-    tasks = [asyncio.ensure_future(partition.wait_durable(end)) for partition, end, _ in waits]
-    _, late = await asyncio.wait(tasks, timeout=max(timeout_ms, 0) / 1000)
-    for task, (_, _, answer) in zip(tasks, waits):
-        if task in late:
-            task.cancel()
+    _, late = await asyncio.wait([synced for synced, _ in pending], timeout=max(timeout_ms, 0) / 1000)
+    for synced, answer in pending:
+        if synced in late:
+            synced.cancel()
             answer.error_code = error_codes.REQUEST_TIMED_OUT  # no error_message, as Kafka's DelayedProduce
             log.debug("produce not durable in time", timeout_ms=timeout_ms)
-        elif task.exception() is not None:
+        elif synced.exception() is not None:
             answer.error_code = error_codes.KAFKA_STORAGE_ERROR
-            log.debug("produce fsync failed", error=repr(task.exception()))
+            log.debug("produce sync failed", error=repr(synced.exception()))
     return response

@@ -502,7 +502,9 @@ class TransactionCoordinator:
         try:
             appended = partition.append(batch, origin=ORIGIN_COORDINATOR)
             if self.config["odradek.flush.on.acks.all"]:
-                await partition.wait_durable(appended.last_offset + 1)
+                synced = partition.wait_durable(appended.last_offset + 1)
+                if synced is not None:
+                    await synced
         except ProtocolError as error:
             return error.error_code
         except OSError:

@@ -114,8 +114,9 @@ def test_status_names_the_broker(memory_broker):
 
 @pytest.mark.parametrize("storage", ["memory", "disk"])
 def test_reset_drops_topics_groups_offsets_and_keeps_the_cluster_id(storage):
-    # num.partitions 2: the topic auto-created after the reset has the partitions the producer knew.
-    with Broker({**FAST_GROUPS, "num.partitions": 2}, memory=storage == "memory") as broker:
+    # No auto-creation: the long-lived producer reconnects after the reset, and its metadata
+    # request would otherwise create "orders" again while the reset is being checked.
+    with Broker({**FAST_GROUPS, "auto.create.topics.enable": False}, memory=storage == "memory") as broker:
         bootstrap = broker.bootstrap_servers
         create_topics(bootstrap, "orders", "payments", partitions=2)
         produce(bootstrap, "orders", [b"a", b"b"])
@@ -134,8 +135,9 @@ def test_reset_drops_topics_groups_offsets_and_keeps_the_cluster_id(storage):
         assert init_producer_id(broker) > first_id  # producer ids are never handed out twice
         if storage == "disk":
             assert not [name for name in os.listdir(broker.data_dir) if name.startswith(("orders", "payments"))]
-        # A client connected before the reset reconnects and carries on (the topic is created
-        # again by auto-creation, empty).
+        # A client connected before the reset reconnects and carries on once the topic is
+        # created again (with the partitions the producer knew), empty.
+        create_topics(bootstrap, "orders", partitions=2)
         long_lived.send("orders", b"after").get(timeout=10)
         long_lived.close()
         assert consume_all(bootstrap, "orders") == [b"after"]

@@ -108,20 +108,22 @@ class ControlledFlushes(concurrent.futures.ThreadPoolExecutor):
         self.gate = threading.Event()
         self.fail = fail
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn, tickets, /):
         def held():
             self.gate.wait(10)
-            fn(*args, **kwargs)
+            fn(tickets)
             if self.fail:
-                fn.__self__.error = OSError(errno.EIO, "injected fsync failure")
+                for ticket in tickets:
+                    ticket.error = OSError(errno.EIO, "injected fsync failure")
         return super().submit(held)
 
 
 def control_flushes(broker: Broker, fail: bool = False) -> ControlledFlushes:
-    """Replace the broker's fsync thread before the toy topic's partitions are made."""
+    """Replace the broker's sync thread (its group commit's) before the toy topic's partitions are made."""
     flushes = ControlledFlushes(fail)
-    broker._flush_executor.shutdown(wait=True)
-    broker._flush_executor = flushes
+    for group_commit in broker._group_commits.values():
+        group_commit._executor.shutdown(wait=True)
+        group_commit._executor = flushes
     return flushes
 
 
@@ -189,7 +191,7 @@ def test_a_write_is_answered_only_once_its_records_are_fsynced(tmp_path):
             await asyncio.sleep(0.2)
             partition = broker.partition(TOY_TOPIC.name, runtime.partition_of("a"))
             assert not write.done()
-            assert partition.log.log_end_offset == 1 and partition.log.flushed_offset == 0
+            assert partition.log.log_end_offset == 1 and partition.log.durable_offset == 0
             # Replayed already: the next operation builds on it (it waits for its flush too).
             assert runtime.shard.counts == {"a": 7}
             second = asyncio.ensure_future(runtime.write("a", lambda: runtime.shard.add("a", 1)))
@@ -198,7 +200,7 @@ def test_a_write_is_answered_only_once_its_records_are_fsynced(tmp_path):
             flushes.gate.set()
             assert await write == (E.NONE, 7)
             assert await second == (E.NONE, 8)
-            assert partition.log.flushed_offset == 2
+            assert partition.log.durable_offset == 2
         asyncio.run(scenario())
     finally:
         flushes.gate.set()
@@ -344,7 +346,7 @@ def test_transactional_writes_are_producer_batches_and_markers_end_them_live_and
             assert shard.counts == {first: 5}
         asyncio.run(scenario())
         log = broker.partition(TOY_TOPIC.name, runtime.partition_of(first)).log
-        assert log.flushed_offset == log.log_end_offset  # the marker was answered once fsynced
+        assert log.durable_offset == log.log_end_offset  # the marker was answered once fsynced
     finally:
         broker.close()
 

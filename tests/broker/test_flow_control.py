@@ -378,19 +378,17 @@ def test_acks_all_answers_timeout_and_storage_errors_per_partition():
     from odradek.protocol import error_codes
     from odradek.protocol.messages.produce import ProduceResponse
 
-    class FakePartition:
-        def __init__(self, behaviour):
-            self.behaviour = behaviour
-
-        async def wait_durable(self, end):
-            if self.behaviour == "hang":
-                await asyncio.sleep(3600)
-            if self.behaviour == "fail":
-                raise OSError("disk on fire")
-
     answers = [PartitionResponse(index=i, error_code=0, base_offset=0) for i in range(3)]
     response = ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name="t", partition_responses=answers)])
-    waits = [(FakePartition(kind), 1, answer) for kind, answer in zip(["ok", "hang", "fail"], answers)]
-    result = asyncio.run(_after_durable(response, waits, timeout_ms=50))
+
+    async def answer_after(timeout_ms):
+        synced, hanging, failed = (asyncio.get_running_loop().create_future() for _ in range(3))
+        synced.set_result(None)
+        failed.set_exception(OSError("disk on fire"))
+        pending = list(zip([synced, hanging, failed], answers))
+        return await _after_durable(response, pending, timeout_ms=timeout_ms), hanging
+
+    result, hanging = asyncio.run(answer_after(50))
+    assert hanging.cancelled()  # the group commit skips a waiter that gave up
     assert [a.error_code for a in result.responses[0].partition_responses] == [
         0, error_codes.REQUEST_TIMED_OUT, error_codes.KAFKA_STORAGE_ERROR]

@@ -214,9 +214,9 @@ def test_the_commit_is_a_transactional_batch_and_the_marker_a_control_batch_both
         coordinator = broker.group_coordinator
         assert await commit_async(coordinator, epoch=3, offsets=(("t", 0, 10), ("t", 1, 11))) == E.NONE
         partition_log = offsets_partition_log(broker)
-        assert partition_log.flushed_offset == partition_log.log_end_offset  # answered once durable
+        assert partition_log.durable_offset == partition_log.log_end_offset  # answered once durable
         assert await end_async(coordinator, committed=True, epoch=3, coordinator_epoch=7) == E.NONE
-        assert partition_log.flushed_offset == partition_log.log_end_offset
+        assert partition_log.durable_offset == partition_log.log_end_offset
         data, marker = batches_of(partition_log)
         assert (data.producer_id, data.producer_epoch, data.is_transactional, data.is_control) == (PRODUCER, 3, True,
                                                                                                    False)

@@ -1,6 +1,7 @@
 """Stateful property test: random appends, rolls (tiny segments), high watermark moves,
-DeleteRecords, retention by size, truncation, flushes, clean reopens and simulated power losses
-agree with a plain list-of-batches model of the log (on the memory backend)."""
+DeleteRecords, retention by size, truncation, flushes, data syncs (the records without their
+indexes, what acks=all waits for), clean reopens and simulated power losses agree with a plain
+list-of-batches model of the log (on the memory backend)."""
 
 import random
 
@@ -37,7 +38,8 @@ class LogModel(RuleBasedStateMachine):
         self.log_start = 0
         self.end = 0
         self.high_watermark = 0
-        self.flushed = 0
+        self.flushed = 0  # the recovery point a restart is given (the last full flush)
+        self.synced = 0  # records below are durable (a full flush or a data sync)
         self.counter = 0
         # Compaction removed an idempotent batch (not the producer's last); if a truncation then
         # removes the last one, the sequence the log expects depends on which producer-state
@@ -111,7 +113,16 @@ class LogModel(RuleBasedStateMachine):
     @rule()
     def flush(self):
         assert self.log.flush() == self.end
-        self.flushed = self.end
+        self.flushed = self.synced = self.end
+
+    @rule()
+    def sync(self):
+        ticket = self.log.prepare_sync()
+        assert (ticket is None) == (self.log.durable_offset >= self.end)
+        if ticket is not None:
+            ticket.sync()
+            assert self.log.complete_sync(ticket) == self.end
+        self.synced = self.end
 
     @rule()
     def roll(self):
@@ -154,6 +165,7 @@ class LogModel(RuleBasedStateMachine):
         self.end = target
         self.high_watermark = min(self.high_watermark, target)
         self.flushed = min(self.flushed, target)
+        self.synced = min(self.synced, target)
 
     @rule()
     def reopen_clean(self):
@@ -161,7 +173,7 @@ class LogModel(RuleBasedStateMachine):
         self.log = self._watched(PartitionLog.open(self.fs, DIRECTORY, self.config, clock=lambda: self.now,
                                      recovery_point=self.end, log_start_offset=self.log_start,
                                      high_watermark=self.high_watermark, clean_shutdown=True))
-        self.flushed = self.end
+        self.flushed = self.synced = self.end
 
     @rule(seed=st.integers(0, 2**32 - 1), torn=st.booleans())
     def power_loss(self, seed, torn):
@@ -171,7 +183,7 @@ class LogModel(RuleBasedStateMachine):
                                      recovery_point=self.flushed, log_start_offset=self.log_start,
                                      high_watermark=self.high_watermark, clean_shutdown=False))
         new_end = self.log.log_end_offset
-        assert new_end >= self.flushed, "lost flushed data"
+        assert new_end >= self.synced, "lost synced records"
         assert new_end <= self.end
         # Whole batches survive; a log that lost everything from its start restarts there.
         assert new_end == self.log_start or not any(b[0] < new_end <= b[1] for b in self.batches), "partial batch"
@@ -180,7 +192,7 @@ class LogModel(RuleBasedStateMachine):
         self.kept = {base: kept for base, kept in self.kept.items() if base < new_end}
         self.end = new_end
         self.high_watermark = min(self.high_watermark, new_end)
-        self.flushed = new_end
+        self.flushed = self.synced = new_end
 
     @rule(data=st.data(), max_bytes=st.integers(0, 1500), min_one=st.booleans())
     def read_some(self, data, max_bytes, min_one):
@@ -270,7 +282,7 @@ class LogModel(RuleBasedStateMachine):
         log = self.log
         assert (log.log_start_offset, log.log_end_offset, log.high_watermark) == (
             self.log_start, self.end, self.high_watermark)
-        assert log.flushed_offset >= self.flushed
+        assert log.durable_offset >= self.synced >= self.flushed
 
     @invariant()
     def contents_agree(self):

@@ -326,8 +326,8 @@ def test_flush_and_group_commit(backend):
     log = open_log(backend)
     log.append(make_batch([b"a"]))
     result = log.append(make_batch([b"b"]))
-    assert log.flushed_offset == 0
-    assert log.flush_up_to(result.end_offset) == 2 and log.flushed_offset == 2
+    assert log.durable_offset == 0
+    assert log.flush_up_to(result.end_offset) == 2 and log.durable_offset == 2
     log.append(make_batch([b"c"]))
     assert log.flush_up_to(2) == 2  # already durable: no fsync
     assert log.flush() == 3
@@ -337,13 +337,13 @@ def test_flush_messages_and_flush_ms_policy(backend):
     clock = Clock()
     log = open_log(backend, clock, flush_messages=3, flush_ms=1000)
     log.append(make_batch([b"a", b"b"]))
-    assert log.flushed_offset == 0
+    assert log.durable_offset == 0
     log.append(make_batch([b"c"]))
-    assert log.flushed_offset == 3
+    assert log.durable_offset == 3
     log.append(make_batch([b"d"]))
     assert not log.flush_if_due()
     clock.now += 1000
-    assert log.flush_if_due() and log.flushed_offset == 4
+    assert log.flush_if_due() and log.durable_offset == 4
 
 
 def test_disk_full_fails_the_append_and_the_log_recovers():

@@ -61,8 +61,8 @@ class GatedTarget:
 class GatedFile(OsFile):
     __slots__ = ("gate",)
 
-    def sync_target(self):
-        return GatedTarget(super().sync_target(), self.gate)
+    def sync_target(self, data_only=False):
+        return GatedTarget(super().sync_target(data_only), self.gate)
 
 
 class GatedFileSystem(OsFileSystem):
@@ -107,11 +107,11 @@ def test_appends_during_an_inflight_flush_are_accepted_and_covered_by_the_next_o
     # The fsync is blocked in its thread: the log keeps taking appends, none durable yet.
     assert log.append(make_batch([b"c"])).first_offset == 2
     assert log.append(make_batch([b"d", b"e"])).end_offset == 5
-    assert log.flushed_offset == 0
+    assert log.recovery_point == 0
     assert thread.is_alive()
     fs.gate.open_wide()
     thread.join(10)
-    assert log.complete_flush(ticket) == 2 and log.flushed_offset == 2
+    assert log.complete_flush(ticket) == 2 and log.recovery_point == 2
     assert any(s.has_unflushed_data for s in log.segments)  # c, d, e: not covered
     fsyncs_before = fs.gate.fsyncs
     second = log.prepare_flush()
@@ -152,8 +152,8 @@ def test_truncation_during_an_inflight_flush_wins(gated):
     fs.gate.open_wide()
     thread.join(10)
     assert log.complete_flush(ticket) <= 1  # never 3: offsets 1 and 2 are not the flushed ones
-    assert log.flushed_offset <= log.log_end_offset == 2
-    assert log.segments[-1].has_unflushed_data or log.flushed_offset == 2
+    assert log.recovery_point <= log.log_end_offset == 2
+    assert log.segments[-1].has_unflushed_data or log.recovery_point == 2
     assert log.flush() == 2
 
 
@@ -166,7 +166,7 @@ def test_an_fsync_error_is_a_storage_error_and_the_next_flush_retries(gated):
     with pytest.raises(KafkaStorageError) as raised:
         log.complete_flush(ticket)
     assert raised.value.error_code == 56
-    assert log.flushed_offset == 0 and log.segments[-1].has_unflushed_data
+    assert log.recovery_point == 0 and log.segments[-1].has_unflushed_data
     fs.gate.error = None
     log.append(make_batch([b"b"]))
     retry = log.prepare_flush()
@@ -203,49 +203,57 @@ def test_memory_backend_truncation_during_the_flush_does_not_come_back():
     ticket.sync()
     log.truncate_to(1)
     log.complete_flush(ticket)
-    assert log.flushed_offset <= 1
+    assert log.recovery_point <= 1
     fs.crash()
     reopened = PartitionLog.open(fs, "d/t-0", LogConfig(), clock=clock)
     assert reopened.log_end_offset == 1
 
 
-def test_the_broker_partition_runs_one_flush_at_a_time_and_the_next_covers_all_waiters(gated):
-    """odradek.broker.partition over the split flush, in a real thread: produces arriving
-    while a flush is in flight are appended at once and all answered by the next flush."""
+def test_the_group_commit_runs_one_round_at_a_time_and_the_next_covers_all_waiters(tmp_path):
+    """odradek.broker.group_commit over the data sync, in its real thread: produces arriving
+    while a round is in flight are appended at once and all answered by the next round, and
+    the partitions waiting together share a round."""
     import asyncio
-    import concurrent.futures
 
+    from odradek.broker.group_commit import GroupCommit
     from odradek.broker.partition import Partition
 
-    fs, log = gated
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    partition = Partition("t", None, 0, log, node_id=1, flush_executor=executor)
+    fs = GatedFileSystem()
+    logs = [PartitionLog.open(fs, f"{tmp_path}/t-{index}", LogConfig(), clock=clock) for index in range(2)]
+    group_commit = GroupCommit("test")
+    first_partition, second_partition = (Partition("t", None, index, log, node_id=1, group_commit=group_commit)
+                                         for index, log in enumerate(logs))
     prepared = []
-    prepare = log.prepare_flush
+    for log in logs:
+        def counting_prepare(prepare=log.prepare_sync):
+            ticket = prepare()
+            prepared.append(ticket.end_offset)
+            return ticket
+        log.prepare_sync = counting_prepare
 
-    def counting_prepare():
-        ticket = prepare()
-        prepared.append(ticket)
-        return ticket
-
-    log.prepare_flush = counting_prepare
+    def produce(partition, value):
+        return partition.wait_durable(partition.append(make_batch([value])).end_offset)
 
     async def scenario():
         fs.gate.hold()
-        first = asyncio.ensure_future(partition.wait_durable(partition.append(make_batch([b"a"])).end_offset))
-        while not fs.gate.entered.is_set():  # the flush thread reached its (blocked) fsync
+        first = produce(first_partition, b"a")
+        while not fs.gate.entered.is_set():  # the sync thread reached its (blocked) fdatasync
             await asyncio.sleep(0.001)
-        later = [asyncio.ensure_future(partition.wait_durable(partition.append(make_batch([value])).end_offset))
-                 for value in (b"b", b"c", b"d")]
+        later = [produce(first_partition, value) for value in (b"b", b"c", b"d")]
+        later.append(produce(second_partition, b"x"))
         await asyncio.sleep(0.05)
-        assert partition.log_end_offset == 4 and log.flushed_offset == 0
-        assert not first.done() and not any(task.done() for task in later)
+        assert first_partition.log_end_offset == 4 and logs[0].durable_offset == 0
+        assert not first.done() and not any(future.done() for future in later)
         fs.gate.open_wide()
         await asyncio.wait_for(asyncio.gather(first, *later), 10)
-        assert log.flushed_offset == 4
+        assert [log.durable_offset for log in logs] == [4, 1]
+        assert [log.recovery_point for log in logs] == [0, 0]  # the indexes were left to recovery
+        assert first_partition.wait_durable(4) is None  # durable already: nothing to wait for
 
     try:
         asyncio.run(scenario())
     finally:
-        executor.shutdown(wait=True)
-    assert [ticket.end_offset for ticket in prepared] == [1, 4]  # two flushes for four produces
+        group_commit.close()
+    # two rounds for five produces: the first partition's first append, then its three later
+    # ones together with the second partition's
+    assert prepared == [1, 4, 1] and group_commit.rounds == 2
