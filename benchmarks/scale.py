@@ -12,7 +12,8 @@ Run from the repository root (odradek installed; Java 17+ and Kafka's jars, fetc
 The brokers are started as benchmarks/broker_throughput.py starts them (its ``start_odradek``
 with fsync on acks=all, odradek's default, and ``start_kafka``: the same ``server.properties``,
 a free 127.0.0.1 port, a fresh temporary data directory, removed afterwards). The load
-generators are that script's runners of Kafka's ``ProducerPerformance``. Three parts:
+generators are that script's runners of Kafka's ``ProducerPerformance`` (its
+``run_producers_for`` and ``run_java_latency``, the scale rows given as its ``Row``). Three parts:
 
 1. **Partitions** (``--partitions``, default 1,10,100,1,000,10,000; Kafka up to
    ``--kafka-max-partitions``, 1,000): for each count a fresh broker, ``--warm-up-seconds`` (5)
@@ -50,6 +51,7 @@ to 127.0.0.1 only. Tables are Markdown; ``--write-docs PATH`` replaces the text 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -155,23 +157,22 @@ class IdleConnections:
 
 # --- part 1 and 2: partitions ---
 
-def _rows(broker, options, label: str) -> dict:
-    """The throughput and the fixed-rate latency row on the scale topic."""
+def _rows(broker, count: int, options, work: Path, label: str) -> dict:
+    """The throughput and the fixed-rate latency row on the scale topic, run by
+    broker_throughput.py's runners as rows of that harness."""
     started = time.monotonic()
     result: dict = {}
-    timeout = options.skip_seconds + options.row_seconds + options.row_timeout
+    harness_options = argparse.Namespace(**vars(options), producer_props=[])
+    throughput = broker_throughput.Row(SCALE_TOPIC, f"{count:,} partitions", broker_throughput.PRODUCE,
+                                       broker_throughput.JAVA, record_size=options.record_size, partitions=count)
     try:
-        produced = broker_throughput.run_producers_for(
-            broker, SCALE_TOPIC, producers=1, seconds=options.row_seconds, skip_seconds=options.skip_seconds,
-            record_size=options.record_size, acks="all", extra_props=[], timeout=timeout)
+        produced = broker_throughput.run_producers_for(broker, SCALE_TOPIC, throughput, harness_options, work)
         result["mib_per_s"] = produced["mib_per_s"]
     except broker_throughput.RowFailed as error:
         result["produce_error"] = str(error)
     try:
-        latency = broker_throughput.run_producer_at_rate(
-            broker, SCALE_TOPIC, records=options.latency_rate * options.latency_seconds, rate=options.latency_rate,
-            record_size=options.record_size, acks="all", extra_props=[],
-            timeout=options.latency_seconds + options.row_timeout)
+        latency = broker_throughput.run_java_latency(broker, SCALE_TOPIC, dataclasses.replace(
+            throughput, kind=broker_throughput.LATENCY, rate=options.latency_rate), harness_options, work)
         result.update(p50_ms=latency["p50_ms"], p99_ms=latency["p99_ms"])
     except broker_throughput.RowFailed as error:
         result["latency_error"] = str(error)
@@ -204,12 +205,13 @@ def measure_partitions(name: str, count: int, options, env: dict) -> dict:
     row: dict = {}
     broker = start(name, work)
     try:
-        broker_throughput.create_topic(broker, "warm-up", 1)
-        if options.warm_up_seconds > 0:
-            broker_throughput.run_producers_for(
-                broker, "warm-up", producers=1, seconds=options.warm_up_seconds, skip_seconds=0,
-                record_size=options.record_size, acks="1", extra_props=[],
-                timeout=options.warm_up_seconds + options.row_timeout)
+        if options.warm_up_seconds > 0:  # as broker_throughput.measure_broker warms a broker up
+            warm_up = broker_throughput.Row("warm-up", "warm-up", broker_throughput.PRODUCE, broker_throughput.JAVA,
+                                            acks="1")
+            broker_throughput.create_topic(broker, warm_up.name, 1)
+            broker_throughput.run_producers_for(broker, warm_up.name, warm_up, argparse.Namespace(
+                **{**vars(options), "skip_seconds": options.warm_up_seconds, "row_seconds": 0.5}, producer_props=[]),
+                work)
         # One raw CreateTopics (timeout_ms 600,000): 10,000 partitions take longer than the
         # Admin client's wait in broker_throughput.create_topic.
         client = partitions_benchmark.Client(_port(broker))
@@ -222,13 +224,13 @@ def measure_partitions(name: str, count: int, options, env: dict) -> dict:
         finally:
             client.close()
         row["rss_created"] = footprint.rss_mb(broker.pid)
-        row["plain"] = _rows(broker, options, "no idle")
+        row["plain"] = _rows(broker, count, options, work, "no idle")
         if options.idle_connections:
             idle = IdleConnections(_port(broker), options.idle_connections)
             try:
                 row["idle_open_s"] = idle.open_seconds
                 row["rss_idle"] = footprint.rss_mb(broker.pid)
-                row["idle"] = _rows(broker, options, f"{options.idle_connections:,} idle")
+                row["idle"] = _rows(broker, count, options, work, f"{options.idle_connections:,} idle")
                 row["idle_closed"] = idle.closed_by_broker()
             finally:
                 idle.close()
@@ -358,7 +360,7 @@ def _row_cells(result: dict | None) -> list[str]:
         throughput = f"failed: {result['produce_error'][:60]}"
     if "latency_error" in result:
         return [throughput, f"failed: {result['latency_error'][:60]}", "-"]
-    return [throughput, _number(result.get("p50_ms"), ",d"), _number(result.get("p99_ms"), ",d")]
+    return [throughput, _number(result.get("p50_ms"), ",.0f"), _number(result.get("p99_ms"), ",.0f")]
 
 
 def tables(partition_rows: dict, topic_rows: dict, options) -> str:
