@@ -56,8 +56,10 @@ their consumers in one group, wait until the group has assigned every partition 
 then time the read of everything from the start: total bytes / (last record - start).
 
 Latency rows produce at a fixed rate, acks=all, for ``--latency-seconds`` (8): the Java rows
-give ProducerPerformance's send-to-acknowledgement percentiles over every record (linger.ms and
-the tool's start included); the ``e2e`` rows stamp each record with its send time and a
+give ProducerPerformance's send-to-acknowledgement percentiles (linger.ms included) over the
+records after rate x ``--skip-seconds`` warm-up records (its ``--warmup-records``: the tool's
+start, first metadata request and JIT would otherwise be the slowest percent, and p99 would say
+more about them than about the broker); the ``e2e`` rows stamp each record with its send time and a
 librdkafka consumer in another process takes receive time minus send time (produce to consume),
 over the records after the first ``--skip-seconds``; their producer's send-to-ack p99 is shown
 too.
@@ -497,8 +499,9 @@ def _java_producer_args(broker, topic, row: Row, *, records, throughput, extra, 
 _JAVA_WINDOW = re.compile(
     r"^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), [\d.]+ ms avg latency, "
     r"[\d.]+ ms max latency\.$")
-_JAVA_SUMMARY = re.compile(
-    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+# ProducerPerformance with --warmup-records prints this one too: the records after the warm-up.
+_JAVA_STEADY_SUMMARY = re.compile(
+    r"(\d+) steady state records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
 _UNBOUNDED_RECORDS = 10**12
 REPORT_INTERVAL_S = 1.0
@@ -610,11 +613,15 @@ def run_producers_for(broker: RunningBroker, topic: str, row: Row, options, work
 
 
 def run_java_latency(broker: RunningBroker, topic: str, row: Row, options, work: Path) -> dict:
-    """One ProducerPerformance of rate x ``--latency-seconds`` records at the row's rate; its
-    final summary (send-to-ack percentiles over every record)."""
+    """One ProducerPerformance of rate x ``--latency-seconds`` records at the row's rate, after
+    rate x ``--skip-seconds`` warm-up records (its ``--warmup-records``: the tool's start, first
+    metadata request and JIT, which would otherwise make up the slowest percent); its
+    steady-state summary (send-to-ack percentiles over the records after the warm-up)."""
+    warm_up = int(row.rate * options.skip_seconds)
     records = row.rate * options.latency_seconds
-    args = _java_producer_args(broker, topic, row, records=records, throughput=row.rate,
-                               extra=options.producer_props, interval_ms=5000)
+    args = ["--warmup-records", str(warm_up), *_java_producer_args(
+        broker, topic, row, records=records + warm_up, throughput=row.rate, extra=options.producer_props,
+        interval_ms=5000)]
     stderr_path = work / f"{topic}.stderr"
     process = _java_tool(PRODUCER_PERFORMANCE, args, stderr_path)
     try:
@@ -625,9 +632,9 @@ def run_java_latency(broker: RunningBroker, topic: str, row: Row, options, work:
         _kill([process])
     if process.returncode != 0:
         raise RowFailed(f"exit {process.returncode}: {_stderr_tail(stderr_path)}")
-    matches = _JAVA_SUMMARY.findall(output)
+    matches = _JAVA_STEADY_SUMMARY.findall(output)
     if not matches:
-        raise RowFailed(f"no summary line in: {output.strip()[-500:]}")
+        raise RowFailed(f"no steady-state summary line in: {output.strip()[-500:]}")
     sent, per_second, mib_per_second, _average, maximum, p50, _p95, p99, p999 = matches[-1]
     if int(sent) != records:
         raise RowFailed(f"{sent} of {records} records sent")

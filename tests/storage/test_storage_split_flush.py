@@ -221,6 +221,7 @@ def test_the_group_commit_runs_one_round_at_a_time_and_the_next_covers_all_waite
     fs = GatedFileSystem()
     logs = [PartitionLog.open(fs, f"{tmp_path}/t-{index}", LogConfig(), clock=clock) for index in range(2)]
     group_commit = GroupCommit("test")
+    group_commit.expected_sync_s = 3600.0  # a slow disk: its syncs go to the (held) sync thread
     first_partition, second_partition = (Partition("t", None, index, log, node_id=1, group_commit=group_commit)
                                          for index, log in enumerate(logs))
     prepared = []
@@ -257,3 +258,65 @@ def test_the_group_commit_runs_one_round_at_a_time_and_the_next_covers_all_waite
     # two rounds for five produces: the first partition's first append, then its three later
     # ones together with the second partition's
     assert prepared == [1, 4, 1] and group_commit.rounds == 2
+
+
+def test_the_group_commit_syncs_one_partition_on_the_loop_while_syncs_are_quick_and_in_its_thread_once_slow(tmp_path):
+    """A quick sync of one partition runs on the event loop (no hand-off); once syncs take
+    longer than INLINE_SYNC_S they run in the sync thread, so a slow disk stops holding the
+    loop; when it is quick again they come back."""
+    import asyncio
+    import time
+
+    from odradek.broker import group_commit as group_commit_module
+    from odradek.broker.group_commit import GroupCommit
+    from odradek.broker.partition import Partition
+
+    class TimedFile(OsFile):
+        __slots__ = ()
+        delay = 0.0
+        threads: list[str] = []
+
+        def sync_target(self, data_only=False):
+            target = super().sync_target(data_only)
+
+            class Timed:
+                def fsync(self_inner):
+                    TimedFile.threads.append(threading.current_thread().name)
+                    time.sleep(TimedFile.delay)
+                    target.fsync()
+
+                def close(self_inner):
+                    target.close()
+
+                def settle(self_inner):
+                    target.settle()
+            return Timed()
+
+    class TimedFileSystem(OsFileSystem):
+        def open(self, path):
+            handle = TimedFile(path, self.budget)
+            self.budget._track(handle)
+            return handle
+
+    log = PartitionLog.open(TimedFileSystem(), f"{tmp_path}/t-0", LogConfig(), clock=clock)
+    group_commit = GroupCommit("test")
+    partition = Partition("t", None, 0, log, node_id=1, group_commit=group_commit)
+
+    async def produce_and_wait(count):
+        for _ in range(count):
+            await partition.wait_durable(partition.append(make_batch([b"v"])).end_offset)
+
+    try:
+        asyncio.run(produce_and_wait(3))
+        on_loop = threading.main_thread().name
+        assert TimedFile.threads and set(TimedFile.threads) == {on_loop}
+        assert group_commit.expected_sync_s < group_commit_module.INLINE_SYNC_S
+        TimedFile.delay, TimedFile.threads = 0.02, []  # a slow disk: 20 ms a sync
+        asyncio.run(produce_and_wait(4))
+        assert TimedFile.threads[0] == on_loop  # the first slow sync was not foreseen
+        assert TimedFile.threads[-1] != on_loop  # the next ones run in the sync thread
+        TimedFile.delay, TimedFile.threads = 0.0, []
+        asyncio.run(produce_and_wait(60))
+        assert TimedFile.threads[-1] == on_loop  # quick again: back on the loop
+    finally:
+        group_commit.close()
