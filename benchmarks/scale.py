@@ -22,8 +22,9 @@ generators are that script's runners of Kafka's ``ProducerPerformance`` (its
    partition: Kafka's broker takes them over after its controller answered), and on it: one
    producer of ``--record-size`` (1024) byte records, acks=all, as fast as it goes for
    ``--skip-seconds`` (2) + ``--row-seconds`` (6) s, the rate over the last ``--row-seconds``;
-   then one producer at ``--latency-rate`` (2,000)
-   records/s for ``--latency-seconds`` (8) s, acks=all, its p50 / p99 send-to-ack latency. The
+   then one producer at ``--latency-rate`` (2,000) records/s for ``--latency-seconds`` (8) s,
+   acks=all, its p50 / p99 send-to-ack latency (after ``--skip-seconds`` of warm-up records,
+   as that harness runs its latency rows). The
    Java client's default partitioner (no keys) fills a batch for one partition, then moves on
    to another, so the records spread over every partition. Both rows again with
    ``--idle-connections`` (1,000) more connections open: sockets from this process that each
