@@ -778,6 +778,11 @@ def run_rdkafka_consumers(broker: RunningBroker, topic: str, row: Row, records: 
 def measure_row(broker: RunningBroker, row: Row, options, work: Path, count_fsyncs: bool, filled: dict) -> dict:
     """One row's result. ``filled``: partitions -> (topic, records) of the consume rows' topics
     written so far on this broker (written on first use, read by every consume row after)."""
+    # What earlier rows left dirty in the page cache (above all the consume rows' 1 GiB fills)
+    # is written back now: else the kernel writes it back about 30 s later (dirty_expire), in
+    # the middle of another row, whose fsyncs then wait behind it (a broker that does not fsync
+    # would not notice).
+    os.sync()
     if row.kind == CONSUME:
         if row.partitions not in filled:
             filled[row.partitions] = fill_topic(broker, row.partitions, options, work)
