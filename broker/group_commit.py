@@ -149,7 +149,7 @@ class GroupCommit:
             self._waiting.setdefault(log, []).extend(again)
 
     def close(self) -> None:
-        """Stop the sync thread after the sync in flight; a waiter left fails."""
+        """Stop the sync threads after the syncs in flight; a waiter left fails."""
         self._executor.shutdown(wait=True)
         waiting, self._waiting = self._waiting, {}
         for waiters in waiting.values():

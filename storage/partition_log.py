@@ -167,7 +167,8 @@ def _close_sync_targets(targets) -> None:
 
 
 class FlushTicket:
-    """A flush prepared by :meth:`PartitionLog.prepare_flush`: covers every offset below
+    """A flush prepared by :meth:`PartitionLog.prepare_flush` (or a data sync, by
+    :meth:`PartitionLog.prepare_sync`): covers every offset below
     ``end_offset``. :meth:`sync` only fsyncs and closes its own duplicated descriptors, so it
     may run in a thread while the log's owner appends, rolls or truncates."""
 
