@@ -464,6 +464,20 @@ def _java_tool(main_class: str, args: list[str], stderr_path: Path) -> subproces
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
+def _java_tool_output(main_class: str, args: list[str], stderr_path: Path, timeout: float) -> str:
+    """Run a Java tool to its end; its stdout (RowFailed if it fails or outlasts ``timeout``)."""
+    process = _java_tool(main_class, args, stderr_path)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise RowFailed("timed out") from error
+    finally:
+        _kill([process])
+    if process.returncode != 0:
+        raise RowFailed(f"exit {process.returncode}: {_stderr_tail(stderr_path)}")
+    return output
+
+
 def _rdkafka(args: list[str], stderr_path: Path, *, stdin: bool = False) -> subprocess.Popen:
     with open(stderr_path, "ab") as stderr:
         return subprocess.Popen([sys.executable, str(RDKAFKA_LOAD), *args], stdout=subprocess.PIPE, stderr=stderr,
@@ -626,16 +640,8 @@ def run_java_latency(broker: RunningBroker, topic: str, row: Row, options, work:
     args = ["--warmup-records", str(warm_up), *_java_producer_args(
         broker, topic, row, records=records + warm_up, throughput=row.rate, extra=options.producer_props,
         interval_ms=5000)]
-    stderr_path = work / f"{topic}.stderr"
-    process = _java_tool(PRODUCER_PERFORMANCE, args, stderr_path)
-    try:
-        output, _ = process.communicate(timeout=options.latency_seconds + options.row_timeout)
-    except subprocess.TimeoutExpired as error:
-        raise RowFailed("timed out") from error
-    finally:
-        _kill([process])
-    if process.returncode != 0:
-        raise RowFailed(f"exit {process.returncode}: {_stderr_tail(stderr_path)}")
+    output = _java_tool_output(PRODUCER_PERFORMANCE, args, work / f"{topic}.stderr",
+                               options.latency_seconds + options.row_timeout)
     matches = _JAVA_STEADY_SUMMARY.findall(output)
     if not matches:
         raise RowFailed(f"no steady-state summary line in: {output.strip()[-500:]}")
@@ -712,16 +718,7 @@ def fill_topic(broker: RunningBroker, partitions: int, options, work: Path) -> t
 def run_java_consumer(broker: RunningBroker, topic: str, records: int, options, work: Path) -> dict:
     args = ["--bootstrap-server", broker.bootstrap, "--topic", topic, "--num-records", str(records),
             "--group", f"perf-{uuid.uuid4().hex[:8]}", "--timeout", "20000"]
-    stderr_path = work / f"consume-{topic}.stderr"
-    process = _java_tool(CONSUMER_PERFORMANCE, args, stderr_path)
-    try:
-        output, _ = process.communicate(timeout=options.row_timeout + 20)
-    except subprocess.TimeoutExpired as error:
-        raise RowFailed("timed out") from error
-    finally:
-        _kill([process])
-    if process.returncode != 0:
-        raise RowFailed(f"exit {process.returncode}: {_stderr_tail(stderr_path)}")
+    output = _java_tool_output(CONSUMER_PERFORMANCE, args, work / f"consume-{topic}.stderr", options.row_timeout + 20)
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
     # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
     lines = [line for line in output.splitlines() if line.count(",") >= 9 and not line.startswith("start.time")]
