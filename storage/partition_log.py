@@ -699,19 +699,12 @@ class PartitionLog:
                 segment.offset_index.mark_unsynced()
                 segment.time_index.mark_unsynced()
             raise KafkaStorageError(f"flush of {self.directory} failed: {ticket.error}") from ticket.error
-        if self.closed:
-            return self.recovery_point
-        for target in ticket.targets:
-            target.settle()
-        if ticket.truncations != self.truncations:
+        if not self._settle(ticket):
             return self.recovery_point
         for segment, size in ticket.segment_sizes:
             segment.flushed_size = max(segment.flushed_size, size)
-        for segment in ticket.named_segments:
-            segment.names_durable = True
         if ticket.end_offset > self.recovery_point:
             self.recovery_point = ticket.end_offset
-            self.durable_offset = max(self.durable_offset, ticket.end_offset)
             self.unflushed_messages = max(0, self.unflushed_messages - ticket.messages)
             self.last_flush_ms = self.clock()
         return self.recovery_point
@@ -745,16 +738,23 @@ class PartitionLog:
         a truncation or a close since the prepare leaves the durable offset alone."""
         if ticket.error is not None:
             raise KafkaStorageError(f"sync of {self.directory} failed: {ticket.error}") from ticket.error
+        self._settle(ticket)
+        return self.durable_offset
+
+    def _settle(self, ticket: FlushTicket) -> bool:
+        """What completing a flush and a data sync share, once the ticket's error is handled:
+        False if a close or a truncation since the prepare voids the ticket; else its file
+        names and the records below its end are durable now."""
         if self.closed:
-            return self.durable_offset
+            return False
         for target in ticket.targets:
             target.settle()
         if ticket.truncations != self.truncations:
-            return self.durable_offset
+            return False
         for segment in ticket.named_segments:
             segment.names_durable = True
         self.durable_offset = max(self.durable_offset, ticket.end_offset)
-        return self.durable_offset
+        return True
 
     def flush_up_to(self, offset: int) -> int:
         """Make every offset below ``offset`` durable (no-op if already)."""

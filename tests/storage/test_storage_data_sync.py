@@ -38,12 +38,17 @@ def _open(fs):
     return LogDirectory.open("/data", node_id=1, cluster_id="data-sync", fs=fs, default_config=CONFIG)
 
 
-def test_a_sync_writes_the_log_only_and_advances_the_durable_offset_not_the_recovery_point():
-    fs = MemoryFileSystem(names_need_dir_fsync=True)
-    directory = _open(fs)
+def _log_of(records: int):
+    """A data directory on a fresh file system and its partition t-0 with ``records`` records."""
+    directory = _open(MemoryFileSystem(names_need_dir_fsync=True))
     log = directory.create_log("t", 0)
-    for index in range(3):
+    for index in range(records):
         log.append(make_batch([_value(index)]))
+    return directory, log
+
+
+def test_a_sync_writes_the_log_only_and_advances_the_durable_offset_not_the_recovery_point():
+    directory, log = _log_of(3)
     ticket = log.prepare_sync()
     # the active segment's .log, and the partition directory: its files are new
     assert len(ticket.targets) == 2
@@ -61,11 +66,7 @@ def test_a_sync_writes_the_log_only_and_advances_the_durable_offset_not_the_reco
 
 
 def test_a_truncation_during_a_sync_keeps_the_durable_offset_at_the_cut():
-    fs = MemoryFileSystem(names_need_dir_fsync=True)
-    directory = _open(fs)
-    log = directory.create_log("t", 0)
-    for index in range(4):
-        log.append(make_batch([_value(index)]))
+    directory, log = _log_of(4)
     ticket = log.prepare_sync()
     ticket.sync()
     log.truncate_to(2)
