@@ -253,16 +253,6 @@ def _write_server_properties(work: Path) -> tuple[Path, int]:
     return properties, broker_port
 
 
-def _wait_or_kill(port: int, process: subprocess.Popen, log_path: Path) -> None:
-    """Wait until the broker listens; a broker that does not is not left running."""
-    try:
-        kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-
-
 def start_odradek(work: Path, overrides: Sequence[str] = (), *, flush_on_acks_all: bool = True) -> RunningBroker:
     properties, port = _write_server_properties(work)  # odradek ignores the KRaft keys it does not use
     log_path = work / "odradek.log"
@@ -272,7 +262,7 @@ def start_odradek(work: Path, overrides: Sequence[str] = (), *, flush_on_acks_al
         command += ["--override", override]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    _wait_or_kill(port, process, log_path)
+    kafka_fixture.wait_for_port(port, process, BROKER_START_TIMEOUT_S, log_path)
     return RunningBroker("odradek", process, port, work / "data", log_path)
 
 
@@ -289,7 +279,7 @@ def start_kafka(work: Path) -> RunningBroker:
                                       jvm_options=[f"-Xms{KAFKA_HEAP}", *FULL_JIT])
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    _wait_or_kill(broker_port, process, log_path)
+    kafka_fixture.wait_for_port(broker_port, process, BROKER_START_TIMEOUT_S, log_path)
     return RunningBroker("kafka", process, broker_port, work / "data", log_path)
 
 

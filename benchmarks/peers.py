@@ -161,12 +161,7 @@ def _start(name: str, command: list[str], port: int, work: Path, state_dir: Path
     log_path = work / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        kafka_fixture.wait_for_port(port, process, START_TIMEOUT_S, log_path)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
+    kafka_fixture.wait_for_port(port, process, START_TIMEOUT_S, log_path)  # kills it if it never listens
     return PeerBroker(name, process, port, log_path, state_dir)
 
 

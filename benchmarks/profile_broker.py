@@ -111,12 +111,7 @@ class Broker:
         self.data_dir = work / "data"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            kafka_fixture.wait_for_port(broker_port, self.process, BROKER_START_TIMEOUT_S, self.log_path)
-        except BaseException:
-            self.process.kill()
-            self.process.wait()
-            raise
+        kafka_fixture.wait_for_port(broker_port, self.process, BROKER_START_TIMEOUT_S, self.log_path)
 
     @property
     def pid(self) -> int:

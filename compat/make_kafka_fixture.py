@@ -195,16 +195,23 @@ def server_properties(work: Path, broker_port: int, controller_port: int) -> str
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float, log_path: Path) -> None:
+    """Wait until ``process`` listens on ``port``; one that exits or does not listen in time is
+    not left running (killed) and its log's tail is raised."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Kafka exited ({process.returncode}):\n{log_path.read_text()[-4000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"Kafka did not listen on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Kafka exited ({process.returncode}):\n{log_path.read_text()[-4000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"Kafka did not listen on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
 
 
 def stop(process: subprocess.Popen) -> int:
