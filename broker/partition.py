@@ -21,7 +21,7 @@ Owner: the broker's event loop. Nothing here is thread-safe; handlers call it fr
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.validation import ORIGIN_CLIENT
@@ -136,9 +136,21 @@ class Partition:
         once it is (failing with KAFKA_STORAGE_ERROR if the sync fails)."""
         if self.log.durable_offset >= end_offset:
             return None
+        return self._durable_group_commit().wait(self.log, end_offset)
+
+    def when_durable(self, end_offset: int, on_durable: Callable[[BaseException | None], None]) -> bool:
+        """False if every record below ``end_offset`` is durable already; else True, and
+        ``on_durable(None)`` is called on the loop once it is (``on_durable(error)`` if the
+        sync fails): :meth:`wait_durable` without a future, for the produce path."""
+        if self.log.durable_offset >= end_offset:
+            return False
+        self._durable_group_commit().when_durable(self.log, end_offset, on_durable)
+        return True
+
+    def _durable_group_commit(self):
         if self._group_commit is None:
             raise KafkaStorageError(f"partition {self.topic_name}-{self.index} has no log to sync")
-        return self._group_commit.wait(self.log, end_offset)
+        return self._group_commit
 
     def delete_records_before(self, offset: int) -> int:
         """DeleteRecords: raise the log start offset to ``offset`` (<= high watermark).

@@ -17,12 +17,15 @@ error, so a new API cannot leave a failure to a dropped connection.
 A handler is a function ``handler(ctx, request) -> response``: ``ctx`` is the
 :class:`~odradek.broker.context.RequestContext` (the broker state it may use, the request
 header, the version), ``request`` the decoded request message, and the result a generated
-response message. A handler that has to wait (a produce with acks=all, a fetch long poll) is an
-``async def``; the server awaits it while still answering in request order.
+response message. A handler that has to wait (a fetch long poll) is an ``async def``; the
+server awaits it while still answering in request order. A handler whose answer waits only for
+a callback of the loop (a produce with acks=all, for the sync of its records) returns a
+:class:`LaterResponse` instead and finishes it from that callback.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,6 +42,41 @@ class _CloseConnection:
 
 
 CLOSE_CONNECTION = _CloseConnection()
+
+
+class LaterResponse:
+    """What a handler returns when its state changes are done and its response waits for a
+    callback on the loop (an acks=all produce, for its group commit): the handler, from that
+    callback, calls :meth:`finish` with the response, and the server sends it right then, in
+    request order. An ``async def`` would cost a Task and three more passes of the loop before
+    the response went out, time a producer's requests in flight spend waiting."""
+
+    __slots__ = ("_response", "_send")
+
+    def __init__(self):
+        self._response = None
+        self._send: Callable | None = None
+
+    def finish(self, response) -> None:
+        """The response is ready (call once)."""
+        if self._send is None:  # finished before the server took it
+            self._response = response
+        else:
+            self._send(response)
+
+    def when_finished(self, send: Callable) -> None:
+        """The server's side: ``send(response)`` once the handler finishes."""
+        if self._response is not None:
+            send(self._response)
+        else:
+            self._send = send
+
+    def __await__(self):
+        """The response, for a handler that hands its answer on from a coroutine (a produce
+        appended after its transaction's coordinator write)."""
+        future = asyncio.get_running_loop().create_future()
+        self.when_finished(future.set_result)
+        return future.__await__()
 
 
 class DuplicateHandler(ValueError):

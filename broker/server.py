@@ -69,7 +69,7 @@ from .activity import Activity
 from .context import RequestContext
 from .error_responses import ErrorAnswer, error_answer, error_response
 from .records_source import RegionReader
-from .registry import CLOSE_CONNECTION
+from .registry import CLOSE_CONNECTION, LaterResponse
 
 log = structlog.get_logger("odradek.server")
 
@@ -253,12 +253,16 @@ class KafkaProtocol(asyncio.Protocol):
             return
         # A response message (most requests) is told apart first: inspect.isawaitable's check
         # against the Awaitable ABC costs more than the rest of this method.
-        if not isinstance(result, Message) and inspect.isawaitable(result):
-            # The handler did its state changes already; what remains is waiting (acks,
-            # long poll). Later requests are dispatched meanwhile; responses keep their order.
-            entry.task = asyncio.ensure_future(result)
-            entry.task.add_done_callback(lambda task, entry=entry: self._task_done(entry, task))
-            return
+        if not isinstance(result, Message):
+            if isinstance(result, LaterResponse):  # finished from a loop callback (acks=all)
+                result.when_finished(lambda response, entry=entry: self._finished(entry, response))
+                return
+            if inspect.isawaitable(result):
+                # The handler did its state changes already; what remains is waiting (a long
+                # poll). Later requests are dispatched meanwhile; responses keep their order.
+                entry.task = asyncio.ensure_future(result)
+                entry.task.add_done_callback(lambda task, entry=entry: self._task_done(entry, task))
+                return
         entry.response = result
         entry.done = True
         self._send_ready()
@@ -344,7 +348,12 @@ class KafkaProtocol(asyncio.Protocol):
         if error is not None:
             self._handler_failed(entry, error)
             return
-        entry.response = task.result()
+        self._finished(entry, task.result())
+
+    def _finished(self, entry: _Pending, response) -> None:
+        if self._closing:
+            return
+        entry.response = response
         entry.done = True
         self._send_ready()
 

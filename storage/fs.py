@@ -197,12 +197,13 @@ class OsSyncTarget:
     ``data_only``: fdatasync, which skips metadata a read does not need (timestamps) but, as
     the file's size is needed, still makes appended bytes durable: what a log file needs."""
 
-    __slots__ = ("_file", "_path", "_fd", "_sync")
+    __slots__ = ("_file", "_path", "_fd", "_sync", "data_only")
 
     def __init__(self, file: "OsFile | None" = None, fd: int = -1, data_only: bool = False):
         self._file = weakref.ref(file) if file is not None else None
         self._path = file.path if file is not None else None  # if the file is dropped meanwhile
         self._fd = fd
+        self.data_only = data_only
         self._sync = _fdatasync if data_only else os.fsync
 
     def fsync(self) -> None:
@@ -219,6 +220,20 @@ class OsSyncTarget:
         finally:
             if fd != self._fd:
                 os.close(fd)
+
+    def descriptor(self) -> tuple[int, bool] | None:
+        """For a sync the owner's thread submits to the kernel (storage/kernel_aio.py): a
+        descriptor of the file and whether the caller closes it once submitted, or None when
+        the file is gone (nothing left to make durable)."""
+        if self._fd >= 0:
+            return self._fd, False
+        file = self._file() if self._file is not None else None
+        if file is not None and not file.closed:
+            return file.fileno(), False
+        try:
+            return os.open(self._path, os.O_RDONLY | _CLOEXEC), True
+        except FileNotFoundError:
+            return None
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -65,7 +65,7 @@ from odradek.protocol.records.header import (
 from odradek.storage.errors import RecordValidationError
 
 from ..error_responses import ErrorAnswer, error_response
-from ..registry import CLOSE_CONNECTION
+from ..registry import CLOSE_CONNECTION, LaterResponse
 from ..transactions.coordinator import TransactionCoordinator
 from . import REGISTRY
 from ._common import topic_by_name_or_id
@@ -326,29 +326,50 @@ def _produce(ctx, request: ProduceRequest, refused: dict):
                      for topic_response in responses for answer in topic_response.partition_responses)
         return CLOSE_CONNECTION if failed else None
     if durable_waits and broker.config["odradek.flush.on.acks.all"]:
-        pending = []
-        for partition, end, answer in durable_waits:
-            synced = partition.wait_durable(end)
-            if synced is not None:
-                pending.append((synced, answer))
-        if pending:
-            return _after_durable(response, pending, request.timeout_ms)
+        answer = _DurableAnswer(response)
+        for partition, end, partition_answer in durable_waits:
+            answer.wait_for(partition, end, partition_answer)
+        if answer.waiting:
+            return answer.start(request.timeout_ms)
     return response
 
 
-async def _after_durable(response: ProduceResponse, pending, timeout_ms: int) -> ProduceResponse:
-    """Answer once every appended partition is synced (``pending``: the group commit's future
-    and the answer of each partition not durable yet); a partition whose sync fails answers
-    KAFKA_STORAGE_ERROR, one not durable within ``timeout_ms`` REQUEST_TIMED_OUT (its records
-    stay appended and become durable with the next round, as in Kafka, where a timed-out
-    acks=all produce may still be committed)."""
-    _, late = await asyncio.wait([synced for synced, _ in pending], timeout=max(timeout_ms, 0) / 1000)
-    for synced, answer in pending:
-        if synced in late:
-            synced.cancel()
-            answer.error_code = error_codes.REQUEST_TIMED_OUT  # no error_message, as Kafka's DelayedProduce
-            log.debug("produce not durable in time", timeout_ms=timeout_ms)
-        elif synced.exception() is not None:
+class _DurableAnswer:
+    """An acks=all produce's response, sent once every appended partition is synced (the
+    group commit calls back per partition); a partition whose sync fails answers
+    KAFKA_STORAGE_ERROR, one not durable within the request's timeout REQUEST_TIMED_OUT (its
+    records stay appended and become durable with the next round, as in Kafka, where a
+    timed-out acks=all produce may still be committed)."""
+
+    __slots__ = ("response", "waiting", "later", "timer")
+
+    def __init__(self, response: ProduceResponse):
+        self.response = response
+        self.waiting: dict = {}  # id(partition answer) -> partition answer, not synced yet
+        self.later = LaterResponse()
+        self.timer = None
+
+    def wait_for(self, partition, end_offset: int, answer) -> None:
+        if partition.when_durable(end_offset, lambda error: self._synced(answer, error)):
+            self.waiting[id(answer)] = answer
+
+    def start(self, timeout_ms: int) -> LaterResponse:
+        self.timer = asyncio.get_running_loop().call_later(max(timeout_ms, 0) / 1000, self._timed_out)
+        return self.later
+
+    def _synced(self, answer, error: BaseException | None) -> None:
+        if self.waiting.pop(id(answer), None) is None:
+            return  # answered already: the request timed out
+        if error is not None:
             answer.error_code = error_codes.KAFKA_STORAGE_ERROR
-            log.debug("produce sync failed", error=repr(synced.exception()))
-    return response
+            log.debug("produce sync failed", error=repr(error))
+        if not self.waiting:
+            self.timer.cancel()
+            self.later.finish(self.response)
+
+    def _timed_out(self) -> None:
+        for answer in self.waiting.values():
+            answer.error_code = error_codes.REQUEST_TIMED_OUT  # no error_message, as Kafka's DelayedProduce
+        self.waiting.clear()
+        log.debug("produce not durable in time")
+        self.later.finish(self.response)

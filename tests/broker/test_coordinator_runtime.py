@@ -127,6 +127,7 @@ def control_flushes(broker: Broker, fail: bool = False) -> ControlledFlushes:
     """Replace the broker's sync thread (its group commit's) before the toy topic's partitions are made."""
     flushes = ControlledFlushes(fail)
     for group_commit in broker._group_commits.values():
+        group_commit._close_aio()  # the syncs go to the (held) threads, not to the kernel's AIO
         group_commit._executor.shutdown(wait=True)
         group_commit._executor = flushes
         group_commit.expected_sync_s = SLOW_DISK_SYNC_S  # syncs go to the (held) thread

@@ -374,21 +374,36 @@ def test_thousands_of_pipelined_requests_after_a_pause_do_not_recurse():
 
 
 def test_acks_all_answers_timeout_and_storage_errors_per_partition():
-    from odradek.broker.handlers.produce import PartitionResponse, _after_durable
+    from odradek.broker.handlers.produce import PartitionResponse, _DurableAnswer
     from odradek.protocol import error_codes
     from odradek.protocol.messages.produce import ProduceResponse
 
-    answers = [PartitionResponse(index=i, error_code=0, base_offset=0) for i in range(3)]
-    response = ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name="t", partition_responses=answers)])
+    class CalledBack:
+        """A partition whose group commit calls back when the test says so."""
 
-    async def answer_after(timeout_ms):
-        synced, hanging, failed = (asyncio.get_running_loop().create_future() for _ in range(3))
-        synced.set_result(None)
-        failed.set_exception(OSError("disk on fire"))
-        pending = list(zip([synced, hanging, failed], answers))
-        return await _after_durable(response, pending, timeout_ms=timeout_ms), hanging
+        def when_durable(self, end_offset, on_durable):
+            self.on_durable = on_durable
+            return True
 
-    result, hanging = asyncio.run(answer_after(50))
-    assert hanging.cancelled()  # the group commit skips a waiter that gave up
-    assert [a.error_code for a in result.responses[0].partition_responses] == [
+    async def answer(timeout_ms, settle):
+        answers = [PartitionResponse(index=i, error_code=0, base_offset=0) for i in range(3)]
+        response = ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name="t", partition_responses=answers)])
+        partitions = [CalledBack() for _ in answers]
+        durable = _DurableAnswer(response)
+        for partition, partition_answer in zip(partitions, answers):
+            durable.wait_for(partition, 1, partition_answer)
+        later = durable.start(timeout_ms)
+        for partition, error in zip(partitions, settle):
+            if error is not ...:
+                partition.on_durable(error)
+        result = await later
+        for partition in partitions:  # rounds that end after the answer change nothing
+            partition.on_durable(OSError("too late"))
+        return [a.error_code for a in result.responses[0].partition_responses]
+
+    synced, failed, never = None, OSError("disk on fire"), ...
+    assert asyncio.run(answer(50, [synced, never, failed])) == [
         0, error_codes.REQUEST_TIMED_OUT, error_codes.KAFKA_STORAGE_ERROR]
+    # all three settled: answered at once, long before the (10 s) timeout
+    assert asyncio.run(asyncio.wait_for(answer(10_000, [synced, synced, failed]), 5)) == [
+        0, 0, error_codes.KAFKA_STORAGE_ERROR]

@@ -220,7 +220,7 @@ def test_the_group_commit_runs_one_round_at_a_time_and_the_next_covers_all_waite
 
     fs = GatedFileSystem()
     logs = [PartitionLog.open(fs, f"{tmp_path}/t-{index}", LogConfig(), clock=clock) for index in range(2)]
-    group_commit = GroupCommit("test")
+    group_commit = GroupCommit("test", kernel_aio=False)
     group_commit.expected_sync_s = 3600.0  # a slow disk: its syncs go to the (held) sync thread
     first_partition, second_partition = (Partition("t", None, index, log, node_id=1, group_commit=group_commit)
                                          for index, log in enumerate(logs))
@@ -299,7 +299,7 @@ def test_the_group_commit_syncs_one_partition_on_the_loop_while_syncs_are_quick_
             return handle
 
     log = PartitionLog.open(TimedFileSystem(), f"{tmp_path}/t-0", LogConfig(), clock=clock)
-    group_commit = GroupCommit("test")
+    group_commit = GroupCommit("test", kernel_aio=False)
     partition = Partition("t", None, 0, log, node_id=1, group_commit=group_commit)
 
     async def produce_and_wait(count):
