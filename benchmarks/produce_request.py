@@ -12,7 +12,11 @@ transport only counts the bytes it is given. Produce v13 requests as the Java pr
 (one idempotent batch of 16 KiB of records, acks=1, the topic by id, a new sequence each) are
 encoded first, then fed to the connection one per ``data_received``: each is decoded, validated,
 appended (the ``pwrite`` of the segment file included), recorded in the activity stream and
-answered, exactly as on a socket. The figure is the process's CPU time per request
+answered, exactly as on a socket. With ``--acks all`` each request is answered once its group
+commit round has synced it (the broker's default, ``odradek.flush.on.acks.all``): the script
+waits for each response before the next request, so every request has a round of its own, and
+the figure adds the round's work on the loop (the sync itself runs in the kernel's AIO worker,
+or on the loop where there is none, and then counts too). The figure is the process's CPU time per request
 (``time.process_time``), the smallest over ``--rounds`` rounds: CPU time, not wall time, and the
 least disturbed round, so that other work on the machine moves it little (unlike a run against
 a real client, where the client and the broker share the cores). ``--profile`` samples the same
@@ -23,6 +27,7 @@ self time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import shutil
 import subprocess
@@ -49,10 +54,13 @@ class CountingTransport:
     def __init__(self):
         self.writes = 0
         self.bytes = 0
+        self.answered: asyncio.Future | None = None  # set by the next write
 
     def write(self, data) -> None:
         self.writes += 1
         self.bytes += len(data)
+        if self.answered is not None and not self.answered.done():
+            self.answered.set_result(None)
 
     def writelines(self, chunks) -> None:
         self.writes += 1
@@ -74,7 +82,7 @@ class CountingTransport:
         pass
 
 
-def produce_frames(topic_id, record_size: int, count: int) -> list[bytes]:
+def produce_frames(topic_id, record_size: int, count: int, acks: int) -> list[bytes]:
     client = ClientConnection()
     per_batch = max(1, BATCH_BYTES // (record_size + 10))
     now = int(time.time() * 1000)
@@ -83,13 +91,13 @@ def produce_frames(topic_id, record_size: int, count: int) -> list[bytes]:
         batch = build_batch([Record(offset_delta=i, timestamp_delta=0, key=None, value=b"x" * record_size)
                              for i in range(per_batch)], base_timestamp=now, producer_id=PRODUCER_ID,
                             producer_epoch=0, base_sequence=sequence * per_batch)
-        request = ProduceRequest(acks=1, timeout_ms=30000, topic_data=[TopicProduceData(
+        request = ProduceRequest(acks=acks, timeout_ms=30000, topic_data=[TopicProduceData(
             topic_id=topic_id, partition_data=[PartitionProduceData(index=0, records=batch)])])
         frames.append(client.encode_request(request, 13, sequence, client_id="producer-1"))
     return frames
 
 
-async def measure(record_size: int, requests: int, rounds: int) -> dict:
+async def measure(record_size: int, requests: int, rounds: int, acks: int) -> dict:
     work = tempfile.mkdtemp(prefix="odradek-produce-request-")
     try:
         config = BrokerConfig.from_sources({"log.dirs": work, "listeners": "PLAINTEXT://127.0.0.1:0",
@@ -100,17 +108,22 @@ async def measure(record_size: int, requests: int, rounds: int) -> dict:
         try:
             broker = service.broker
             broker.create_topic("bench", 1, 1)
-            frames = produce_frames(broker.topics.by_name["bench"].topic_id, record_size, requests)
+            frames = produce_frames(broker.topics.by_name["bench"].topic_id, record_size, requests, acks)
             protocol = KafkaProtocol(service.server, "PLAINTEXT")
             transport = CountingTransport()
             protocol.connection_made(transport)
             per_round = max(1, requests // rounds)
+            loop = asyncio.get_running_loop()
             seconds = []
             for start in range(0, requests, per_round):
                 chunk = frames[start:start + per_round]
                 began = time.process_time()
                 for frame in chunk:
+                    answered = transport.writes
+                    transport.answered = loop.create_future()
                     protocol.data_received(frame)
+                    if transport.writes == answered:  # acks=all: the round's callback answers
+                        await transport.answered
                 seconds.append((time.process_time() - began) / len(chunk))
             partition = broker.partition("bench", 0)
             if transport.writes != requests or partition.log_end_offset != requests * (
@@ -124,9 +137,9 @@ async def measure(record_size: int, requests: int, rounds: int) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(record_size: int, requests: int, rounds: int) -> dict:
+def run(record_size: int, requests: int, rounds: int, acks: int) -> dict:
     import uvloop  # what odradek serve runs on
-    return uvloop.run(measure(record_size, requests, rounds))
+    return uvloop.run(measure(record_size, requests, rounds, acks))
 
 
 def profile(argv: list[str], top: int) -> None:
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-sizes", default="1024,100", help="comma-separated record value sizes (1024,100)")
     parser.add_argument("--requests", type=int, default=10000, help="produce requests per size (10000)")
     parser.add_argument("--rounds", type=int, default=10, help="rounds the requests are timed in (10)")
+    parser.add_argument("--acks", choices=("1", "all"), default="1", help="the requests' acks (1)")
     parser.add_argument("--profile", action="store_true", help="also sample the run with py-spy")
     parser.add_argument("--top", type=int, default=30, help="functions listed with --profile (30)")
     options = parser.parse_args(argv)
@@ -163,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- |")
     sizes = [int(size) for size in options.record_sizes.split(",")]
     for size in sizes:
-        result = run(size, options.requests, options.rounds)
+        result = run(size, options.requests, options.rounds, -1 if options.acks == "all" else 1)
         print(f"| {size} | {max(1, BATCH_BYTES // (size + 10))} | {result['best_us']:.1f} | {result['median_us']:.1f} |",
               flush=True)
     if options.profile:
         for size in sizes:
-            profile(["--record-sizes", str(size), "--requests", str(options.requests)], options.top)
+            profile(["--record-sizes", str(size), "--requests", str(options.requests), "--acks", options.acks],
+                    options.top)
     return 0
 
 

@@ -105,17 +105,24 @@ def produce_unbounded(options) -> None:
     # 1.2 us of CPU per 100-byte record here), which matters at a million records a second.
     batch = [{"value": value} for _ in range(max(1, min(BATCH_RECORDS, BATCH_BYTES // options.record_size)))]
     enqueued = acked_before = 0
+    pending = batch
     window_start, cpu_start = time.monotonic(), time.process_time()
     while not options.records or enqueued < options.records:
-        if options.records and options.records - enqueued < len(batch):
-            batch = batch[:options.records - enqueued]
-        taken = producer.produce_batch(options.topic, batch)
+        if options.records and options.records - enqueued < len(pending):
+            pending = pending[:options.records - enqueued]
+        taken = producer.produce_batch(options.topic, pending)
         enqueued += taken
-        if taken < len(batch):  # librdkafka's queue is full: the rest are marked, sent again
-            for message in batch:
-                message.pop("_error", None)
-            producer.poll(0.001)
+        if taken < len(pending):
+            # librdkafka's queue is full: the records it refused (marked) go again once acks
+            # have made room for them. Waiting here, rather than offering them again every
+            # poll, leaves the cores to the broker: eight producers retrying at once took
+            # most of this 2-core machine and starved the broker they waited for.
+            pending = [message for message in pending if message.pop("_error", None) is not None]
+            room_at = len(producer) - len(pending)
+            while len(producer) > room_at:
+                producer.poll(0.005)  # no delivery events (only errors are reported): a sleep
         else:
+            pending = batch
             producer.poll(0)
         if failures:
             fail(f"delivery failed: {failures[0]}")
