@@ -90,6 +90,7 @@ class GroupCommit:
         self._waiting: dict = {}
         self._round_scheduled = False  # _start_round is due on the loop's next pass
         self._in_flight = 0  # rounds started and not ended
+        self._closed = False
         self.rounds = 0  # completed rounds (for tests and benchmarks)
         self.expected_sync_s = 0.0  # running estimate of one partition's sync, from the recent ones
 
@@ -126,7 +127,7 @@ class GroupCommit:
         _fail(self._waiting.pop(log, ()), error)
 
     def _schedule_round(self) -> None:
-        if self._round_scheduled or not self._waiting:
+        if self._round_scheduled or self._closed or not self._waiting:
             return
         if self._in_flight == 0:  # one round at a time (the module doc says why)
             self._round_scheduled = True
@@ -240,14 +241,26 @@ class GroupCommit:
 
     def _kernel_syncs_ended(self, wait: bool = False) -> None:
         """The eventfd is readable: settle the syncs that ended, each round with its last."""
-        for (ongoing, ticket), code in self._aio.completions(wait):
+        try:
+            ended = self._aio.completions(wait)
+        except OSError as error:  # the context itself failed: what it synced is unknown
+            logger.error("kernel AIO failed; syncing in threads", error=str(error))
+            rounds, self._aio_rounds = self._aio_rounds, []
+            self._close_aio()  # once the syncs in flight ended
+            for ongoing in rounds:
+                for _, ticket, _ in ongoing.prepared:
+                    if ticket is not None and ticket.error is None:
+                        ticket.error = error
+                self._end_round(ongoing.prepared)
+            return
+        for (ongoing, ticket), code in ended:
             if code and ticket.error is None:
                 ticket.error = OSError(code, os.strerror(code))
             ongoing.remaining -= 1
-        ended = [ongoing for ongoing in self._aio_rounds if ongoing.remaining == 0]
-        if ended:
+        finished = [ongoing for ongoing in self._aio_rounds if ongoing.remaining == 0]
+        if finished:
             self._aio_rounds = [ongoing for ongoing in self._aio_rounds if ongoing.remaining]
-            for ongoing in ended:
+            for ongoing in finished:
                 self._end_round(ongoing.prepared)
 
     def _close_aio(self) -> None:
@@ -291,6 +304,7 @@ class GroupCommit:
 
     def close(self) -> None:
         """Stop the sync threads after the syncs in flight; a waiter left fails."""
+        self._closed = True
         self._executor.shutdown(wait=True)
         if self._aio_rounds:  # the kernel's syncs in flight: wait for them and settle
             self._kernel_syncs_ended(wait=True)

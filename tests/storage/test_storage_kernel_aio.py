@@ -206,3 +206,32 @@ def test_a_kernel_that_refuses_the_first_sync_sends_the_rounds_elsewhere(tmp_pat
         log.close()
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_failed_completion_read_fails_the_round_with_a_storage_error_and_the_syncs_move_to_the_threads(tmp_path):
+    """io_getevents failing (injected here; the kernel's own failure cannot be provoked) leaves
+    the round's outcome unknown: its waiters get a storage error, never a hang, and the next
+    syncs run without AIO."""
+    from odradek.broker.group_commit import GroupCommit
+
+    group_commit = GroupCommit("test")
+    log, partition = _partition(tmp_path, group_commit)
+
+    async def scenario():
+        await partition.wait_durable(partition.append(make_batch([b"first"])).end_offset)
+        aio = group_commit._aio
+
+        def failing(wait=False):
+            raise OSError(errno.EFAULT, "injected io_getevents failure")
+        aio.completions = failing
+        with pytest.raises(KafkaStorageError):
+            await asyncio.wait_for(partition.wait_durable(partition.append(make_batch([b"second"])).end_offset), 10)
+        assert group_commit._aio is None and log.durable_offset == 1
+        await asyncio.wait_for(partition.wait_durable(2), 10)  # synced on the loop now
+
+    try:
+        asyncio.run(scenario())
+        assert log.durable_offset == 2
+    finally:
+        group_commit.close()
+        log.close()
