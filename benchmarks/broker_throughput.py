@@ -64,11 +64,13 @@ librdkafka consumer in another process takes receive time minus send time (produ
 over the records after the first ``--skip-seconds``; their producer's send-to-ack p99 is shown
 too.
 
-Fsyncs: where ``perf`` can count the ``syscalls:sys_enter_fsync`` / ``fdatasync`` tracepoints of
-the broker process (``perf stat -p``; no ptrace, so the broker is not slowed down), they are
-counted during each produce and latency row, with the record batches the row left in the topic's
-segment files (brokers writing Kafka's log format): batches per fsync shows how many batches one
-flush covered.
+Fsyncs: where ``perf`` can count the ``syscalls:sys_enter_fsync`` / ``fdatasync`` /
+``io_submit`` tracepoints of the broker process (``perf stat -p``; no ptrace, so the broker is
+not slowed down), they are counted during each produce and latency row, with the record batches
+the row left in the topic's segment files (brokers writing Kafka's log format): batches per
+fsync shows how many batches one flush covered. ``io_submit`` counts because odradek hands its
+syncs to the kernel's AIO on Linux, one ``io_submit`` per file synced (storage/kernel_aio.py),
+and submits nothing else that way.
 
 Each fresh broker first takes ``--warm-up-seconds`` (8) of unmeasured acks=1 produce (the Kafka
 JVM compiles its hot paths). The brokers alternate: each repeat starts them in a rotated order.
@@ -126,7 +128,7 @@ BROKER_START_TIMEOUT_S = 90.0
 TOPIC_CREATE_TIMEOUT_S = 60.0
 GROUP_FORM_TIMEOUT_S = 60.0
 FILL_TIMEOUT_S = 300.0
-FSYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync"
+FSYNC_EVENTS = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_io_submit"
 DOC_BEGIN = "<!-- broker_throughput:begin -->"
 DOC_END = "<!-- broker_throughput:end -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -979,7 +981,8 @@ def tables(results: dict, options, rows: list[Row]) -> str:
                               _median(generator_cpu, 0) + (f" (full in {full} of {len(generator_cpu)})" if full else ""),
                               _median(busiest, 0) + (f" (bound in {bound} of {len(busiest)})" if bound else "")])
     if resources:
-        out.append("Where the time goes: fsyncs during the row and the record batches it wrote; CPU % of one "
+        out.append("Where the time goes: fsyncs (fsync, fdatasync and AIO submissions) during the row and the "
+                   "record batches it wrote; CPU % of one "
                    "core over the measured window, of the broker and of the load generators (all of them, and "
                    f"their busiest thread: at {GENERATOR_BOUND_CPU} % or more, marked \"bound\", the generator is "
                    f"likely the bottleneck rather than the broker; \"full\": broker and generators used {MACHINE_FULL_CPU} % "
