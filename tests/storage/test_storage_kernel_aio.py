@@ -28,11 +28,17 @@ def _readable(fd: int, timeout: float = 5.0) -> bool:
     return bool(select.select([fd], [], [], timeout)[0])
 
 
+def _written(path, size: int) -> int:
+    """A descriptor of a new file with ``size`` bytes written and not synced."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"x" * size)
+    return fd
+
+
 def test_fdatasync_and_fsync_end_on_the_eventfd_with_their_tokens(tmp_path):
     aio = KernelAio.open(4)
     try:
-        fd = os.open(tmp_path / "data", os.O_RDWR | os.O_CREAT)
-        os.write(fd, b"x" * 100_000)
+        fd = _written(tmp_path / "data", 100_000)
         aio.submit(fd, True, "data sync")
         aio.submit(fd, False, "full sync")
         assert aio.in_flight == 2
@@ -51,8 +57,7 @@ def test_a_descriptor_closed_after_the_submission_is_still_synced(tmp_path):
     """The kernel holds its own reference: the descriptor budget may close a file at once."""
     aio = KernelAio.open(4)
     try:
-        fd = os.open(tmp_path / "data", os.O_RDWR | os.O_CREAT)
-        os.write(fd, b"y" * 50_000)
+        fd = _written(tmp_path / "data", 50_000)
         aio.submit(fd, True, "closed")
         os.close(fd)
         assert aio.completions(wait=True) == [("closed", 0)]
@@ -79,14 +84,17 @@ def test_the_kernel_refuses_a_bad_descriptor_and_a_file_without_fsync_at_the_sub
         aio.close()
 
 
-def test_close_waits_for_the_syncs_in_flight(tmp_path):
+def test_close_with_a_sync_in_flight_frees_the_context_once(tmp_path):
     aio = KernelAio.open(4)
-    fd = os.open(tmp_path / "data", os.O_RDWR | os.O_CREAT)
+    fd = _written(tmp_path / "data", 1_000_000)
     try:
-        os.write(fd, b"z" * 1_000_000)
         aio.submit(fd, False, "in flight")
+        eventfd = aio.eventfd
         aio.close()  # io_destroy returns once the sync ended
-        assert aio.in_flight == 0
+        with pytest.raises(OSError) as closed:
+            os.fstat(eventfd)
+        assert closed.value.errno == errno.EBADF
+        aio.close()  # a second close does nothing
     finally:
         os.close(fd)
 
