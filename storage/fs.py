@@ -228,9 +228,9 @@ class OsSyncTarget:
         if self._fd >= 0:
             return self._fd, False
         file = self._file() if self._file is not None else None
-        if file is not None and not file.closed:
-            return file.fileno(), False
         try:
+            if file is not None and not file.closed:
+                return file.fileno(), False  # reopened by its current name if the budget closed it
             return os.open(self._path, os.O_RDONLY | _CLOEXEC), True
         except FileNotFoundError:
             return None

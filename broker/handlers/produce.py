@@ -364,7 +364,8 @@ class _DurableAnswer:
             answer.error_code = error_codes.KAFKA_STORAGE_ERROR
             log.debug("produce sync failed", error=repr(error))
         if not self.waiting:
-            self.timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
             self.later.finish(self.response)
 
     def _timed_out(self) -> None:
