@@ -14,7 +14,7 @@ records are on disk. One :class:`GroupCommit` serves one data directory (one dis
 * where Linux's AIO is there (storage/kernel_aio.py) the round's syncs go to the kernel, all
   at once, and the loop learns their end from an eventfd it polls: the loop keeps reading and
   appending during the sync, and no Python thread has to win the GIL back to report it (one
-  producer's acks=all rate +10 %, 100 KiB records +15 %, 16 partitions +10 %, measured with
+  producer's acks=all rate +7 %, 100 KiB records +16 %, 16 partitions +19 %, measured with
   benchmarks/broker_throughput.py against the syncs on the loop and in threads). Letting the
   next round start while one is in flight (overlapping fdatasyncs of one file) was measured
   too: a tenth slower, so one round at a time holds here as well;
