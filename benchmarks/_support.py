@@ -6,7 +6,9 @@ benchmarks/X.py`` does that), so they import this as ``_support``.
 
 from __future__ import annotations
 
+import signal
 import statistics
+import subprocess
 import time
 import timeit
 
@@ -89,3 +91,15 @@ def batch_of_size(size: int, *, record_value_size: int = 1000, base_timestamp: i
             continue
         last += missing
     raise ValueError(f"cannot build a batch of exactly {size} bytes")
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (a broker's clean shutdown), then SIGKILL if it is still running after
+    ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

