@@ -84,7 +84,7 @@ class GroupCommit:
         self._kernel_aio = kernel_aio
         self._aio: KernelAio | None = None
         self._aio_loop = None  # the loop polling its eventfd
-        self._aio_rounds: list[_AioRound] = []  # in flight, oldest first
+        self._aio_round: _AioRound | None = None  # the round the kernel is syncing
         self._aio_proven = False  # one AIO sync was accepted: an EINVAL later is the file's, not the kernel's
         # log -> [(end offset, on_durable)], in the order the logs first waited
         self._waiting: dict = {}
@@ -217,7 +217,7 @@ class GroupCommit:
                 continue
             fd, owned = opened
             try:
-                aio.submit(fd, target.data_only, (ongoing, ticket))
+                aio.submit(fd, target.data_only, ticket)
             except OSError as error:
                 if not self._aio_proven and error.errno in (errno.EINVAL, errno.ENOSYS):
                     # No AIO fsync in this kernel (before Linux 4.18): the threads from now on
@@ -236,32 +236,31 @@ class GroupCommit:
         if ongoing.remaining == 0:
             self._end_round(prepared)
         else:
-            self._aio_rounds.append(ongoing)
+            self._aio_round = ongoing
         return True
 
     def _kernel_syncs_ended(self, wait: bool = False) -> None:
-        """The eventfd is readable: settle the syncs that ended, each round with its last."""
+        """The eventfd is readable: settle the syncs that ended; the round ends with its last."""
+        ongoing = self._aio_round
         try:
             ended = self._aio.completions(wait)
         except OSError as error:  # the context itself failed: what it synced is unknown
             logger.error("kernel AIO failed; syncing in threads", error=str(error))
-            rounds, self._aio_rounds = self._aio_rounds, []
+            self._aio_round = None
             self._close_aio()  # once the syncs in flight ended
-            for ongoing in rounds:
+            if ongoing is not None:
                 for _, ticket, _ in ongoing.prepared:
                     if ticket is not None and ticket.error is None:
                         ticket.error = error
                 self._end_round(ongoing.prepared)
             return
-        for (ongoing, ticket), code in ended:
+        for ticket, code in ended:
             if code and ticket.error is None:
                 ticket.error = OSError(code, os.strerror(code))
             ongoing.remaining -= 1
-        finished = [ongoing for ongoing in self._aio_rounds if ongoing.remaining == 0]
-        if finished:
-            self._aio_rounds = [ongoing for ongoing in self._aio_rounds if ongoing.remaining]
-            for ongoing in finished:
-                self._end_round(ongoing.prepared)
+        if ongoing is not None and ongoing.remaining == 0:
+            self._aio_round = None
+            self._end_round(ongoing.prepared)
 
     def _close_aio(self) -> None:
         self._kernel_aio = False
@@ -306,7 +305,7 @@ class GroupCommit:
         """Stop the sync threads after the syncs in flight; a waiter left fails."""
         self._closed = True
         self._executor.shutdown(wait=True)
-        if self._aio_rounds:  # the kernel's syncs in flight: wait for them and settle
+        if self._aio_round is not None:  # the kernel's syncs in flight: wait for them and settle
             self._kernel_syncs_ended(wait=True)
         self._close_aio()
         waiting, self._waiting = self._waiting, {}
