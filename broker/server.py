@@ -125,6 +125,7 @@ class KafkaProtocol(asyncio.Protocol):
         self._max_bytes = config.queued_max_request_bytes
         self._reading_paused = False
         self._writing_paused = False
+        self._send_scheduled = False  # _send_ready is due in the next pass (see _finished_later)
         self._closing = False
         self._draining = False  # shutdown: no new requests, finish the pending ones
         self._in_read_loop = False
@@ -255,7 +256,7 @@ class KafkaProtocol(asyncio.Protocol):
         # against the Awaitable ABC costs more than the rest of this method.
         if not isinstance(result, Message):
             if isinstance(result, LaterResponse):  # finished from a loop callback (acks=all)
-                result.when_finished(lambda response, entry=entry: self._finished(entry, response))
+                result.when_finished(lambda response, entry=entry: self._finished_later(entry, response))
                 return
             if inspect.isawaitable(result):
                 # The handler did its state changes already; what remains is waiting (a long
@@ -357,6 +358,26 @@ class KafkaProtocol(asyncio.Protocol):
         entry.done = True
         self._send_ready()
 
+    def _finished_later(self, entry: _Pending, response) -> None:
+        """A response finished by a callback (a group commit's round ends): sent in the next
+        pass of the loop with every other response finished in this one, in one write. A
+        round answers several requests of a connection at once; a write per response wakes
+        the client once per response, and on a machine whose cores the client keeps busy the
+        woken client thread takes the core from the loop before the next response is written
+        (measured: 200-300 us between the four answers of one round with 100 B records)."""
+        if self._closing:
+            return
+        entry.response = response
+        entry.done = True
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_scheduled_responses)
+
+    def _send_scheduled_responses(self) -> None:
+        self._send_scheduled = False
+        if not self._closing:
+            self._send_ready()
+
     def _handler_failed(self, entry: _Pending, error: BaseException) -> None:
         """Answer ``entry``'s request with the error response Kafka gives for ``error`` (in
         its place in the queue), or close once the responses before it were sent where
@@ -401,9 +422,10 @@ class KafkaProtocol(asyncio.Protocol):
                 faults.set_throttle_time(entry.response, entry.request.response_version, entry.throttle_ms)
                 self._mute(entry.throttle_ms)
             if entry.response is not None:  # acks=0 produce: no response at all
-                self._write_response(entry.request, entry.response)
-                if self._output:
-                    return  # the socket is full mid-response
+                self._write_response(entry.request, entry.response, pump=False)
+        # Every ready response in one write (one wake-up of the client, see _finished_later).
+        if not self._pump_output():
+            return  # the socket is full mid-response: resume_writing goes on
         if self._closing:
             return
         if self._draining:
@@ -413,7 +435,7 @@ class KafkaProtocol(asyncio.Protocol):
         if self._reading_paused and not self._over_limit_half():
             self._read_requests()
 
-    def _write_response(self, request, response, *, is_error_response: bool = False) -> None:
+    def _write_response(self, request, response, *, is_error_response: bool = False, pump: bool = True) -> None:
         try:
             parts = self.connection.encode_response_parts(request, response)
         except Exception as error:  # an encoder refusing a field this version cannot carry: a bug
@@ -426,12 +448,13 @@ class KafkaProtocol(asyncio.Protocol):
             if answer is CLOSE_CONNECTION:
                 self.close()
             else:
-                self._write_response(request, answer, is_error_response=True)
+                self._write_response(request, answer, is_error_response=True, pump=pump)
             return
         output = self._output
         for part in parts:
             output.append(part if isinstance(part, _BYTES_LIKE) else RegionReader(part))
-        self._pump_output()
+        if pump:
+            self._pump_output()
 
     def _pump_output(self) -> bool:
         """Write queued response bytes while the socket takes them; record data is read from
@@ -443,7 +466,14 @@ class KafkaProtocol(asyncio.Protocol):
             part = output[0]
             if isinstance(part, _BYTES_LIKE):
                 output.popleft()
-                transport.write(part)
+                if not output or not isinstance(output[0], _BYTES_LIKE):
+                    transport.write(part)
+                    continue
+                # Several responses' bytes: one system call for them all.
+                parts = [part]
+                while output and isinstance(output[0], _BYTES_LIKE):
+                    parts.append(output.popleft())
+                transport.writelines(parts)
                 continue
             try:
                 chunk = part.next_chunk(SEND_CHUNK_SIZE)

@@ -10,7 +10,7 @@ import struct
 from odradek.broker.activity import Activity
 from odradek.broker.config import BrokerConfig
 from odradek.broker.faults import FaultRegistry
-from odradek.broker.registry import HandlerRegistry
+from odradek.broker.registry import HandlerRegistry, LaterResponse
 from odradek.broker.server import KafkaProtocol
 from odradek.protocol.connection import ClientConnection
 from odradek.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
@@ -24,16 +24,18 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
         self.closed = False
         self.pause_count = 0
+        self.write_calls = 0  # system calls a real transport would make (writelines: one)
 
     def get_extra_info(self, name, default=None):
         return ("127.0.0.1", 5555) if name == "peername" else default
 
     def write(self, data):
         self.written += data
+        self.write_calls += 1
 
     def writelines(self, chunks):
-        for chunk in chunks:
-            self.write(chunk)
+        self.written += b"".join(chunks)
+        self.write_calls += 1
 
     def pause_reading(self):
         self.reading = False
@@ -114,6 +116,38 @@ def test_responses_leave_in_request_order_even_when_later_ones_finish_first():
         gates[0].set_result(None)
         await asyncio.sleep(0.01)
         assert [cid for cid, _ in responses(transport, client)] == [1, 2, 3]
+
+    asyncio.run(scenario())
+
+
+def test_responses_finished_by_callbacks_in_one_pass_leave_in_one_write_in_order():
+    """A group commit's round answers several requests of a connection from its callbacks:
+    they go out together in the next pass of the loop (one wake-up of the client), in
+    request order, whatever the order the callbacks ran in."""
+    registry = HandlerRegistry()
+    later: list[LaterResponse] = []
+
+    def durable_metadata(ctx, request):
+        answer = LaterResponse()
+        later.append(answer)
+        return answer
+
+    registry.register(MetadataRequest, MetadataResponse, durable_metadata)
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(b"".join(client.encode_request(MetadataRequest(topics=None), 12, cid)
+                                        for cid in (1, 2, 3)))
+        await asyncio.sleep(0)
+        assert len(later) == 3 and transport.written == b""
+        for index in (2, 0, 1):  # one round's callbacks, in no particular order
+            later[index].finish(MetadataResponse(cluster_id=f"answer-{index}"))
+        assert transport.written == b""  # sent in the next pass, all together
+        await asyncio.sleep(0)
+        assert transport.write_calls == 1
+        assert [(cid, response.cluster_id) for cid, response in responses(transport, client)] == [
+            (1, "answer-0"), (2, "answer-1"), (3, "answer-2")]
 
     asyncio.run(scenario())
 
