@@ -408,6 +408,8 @@ class KafkaProtocol(asyncio.Protocol):
             return  # an earlier response is still being sent; resume_writing continues
         pending = self._pending
         while pending and pending[0].done and not self._writing_paused and not self._closing:
+            if pending[0].response is CLOSE_CONNECTION and self._output and not self._pump_output():
+                return  # the answers before the close first; resume_writing comes back here
             entry = pending.popleft()
             self._pending_bytes -= entry.cost
             self.requests_served += 1
@@ -442,10 +444,12 @@ class KafkaProtocol(asyncio.Protocol):
             if is_error_response:
                 log.error("encoding the error response failed", peer=self.peer, api_key=request.api_key,
                           error=repr(error), exc_info=error)
+                self._pump_output()  # the answers queued before this one
                 self.close()
                 return
             answer = self._error_response(request, error)
             if answer is CLOSE_CONNECTION:
+                self._pump_output()
                 self.close()
             else:
                 self._write_response(request, answer, is_error_response=True, pump=pump)

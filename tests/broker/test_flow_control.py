@@ -319,6 +319,39 @@ def test_a_failed_acks_0_produce_closes_the_connection_after_the_earlier_respons
     asyncio.run(scenario())
 
 
+def test_answers_sent_together_before_a_close_are_written_before_it():
+    """A durable answer finished in the same pass as a failed acks=0 produce behind it: the
+    answer is written, then the connection closes."""
+    from odradek.protocol.messages.produce import ProduceRequest, ProduceResponse
+
+    registry = HandlerRegistry()
+    later: list[LaterResponse] = []
+
+    def durable_metadata(ctx, request):
+        later.append(LaterResponse())
+        return later[-1]
+
+    def broken(ctx, request):
+        raise OSError(24, "Too many open files")
+
+    registry.register(MetadataRequest, MetadataResponse, durable_metadata)
+    registry.register(ProduceRequest, ProduceResponse, broken)
+
+    async def scenario():
+        protocol, transport = make(registry)
+        client = ClientConnection()
+        protocol.data_received(client.encode_request(MetadataRequest(topics=None), 12, 1)
+                               + client.encode_request(ProduceRequest(acks=0, timeout_ms=1), 9, 2))
+        await asyncio.sleep(0)
+        assert not transport.closed
+        later[0].finish(MetadataResponse(cluster_id="durable"))
+        await asyncio.sleep(0)
+        assert [(cid, body.cluster_id) for cid, body in responses(transport, client)] == [(1, "durable")]
+        assert transport.closed
+
+    asyncio.run(scenario())
+
+
 class _Region:
     def __init__(self, file, position, length):
         self.file, self.position, self.length = file, position, length
