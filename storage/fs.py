@@ -776,15 +776,17 @@ class MemoryFileSystem:
 
     def crash(self, rng: random.Random | None = None) -> None:
         """Simulate power loss: every file falls back to its last fsynced content. With ``rng``,
-        a random prefix of each file's unsynced appended bytes survives too (the OS may have
-        written some of the page cache back), which produces torn tails."""
+        the file's current content up to a random point survives too, the synced content after
+        it (the OS may have written some of the page cache back): torn tails of appends, and
+        appends into zeros written ahead that reached the disk only in part."""
         self.locks.clear()
         if self.names_need_dir_fsync:
             self._restore_durable_entries()
         for handle in self.files.values():
             kept, length = handle.durable
-            if rng is not None and len(handle.data) > len(kept) and handle.data[: len(kept)] == kept:
-                kept = bytes(handle.data[: rng.randint(len(kept), len(handle.data))])
+            if rng is not None and handle.data != kept:
+                cut = rng.randint(0, len(handle.data))
+                kept = bytes(handle.data[:cut]) + kept[cut:]
                 length = max(length, len(kept))
             handle.data = bytearray(kept)
             handle.length = length

@@ -11,6 +11,14 @@ CRC). No header, no footer, no padding: the file is the concatenation of the bat
 range of it can go to a consumer's socket as is. See :mod:`odradek.storage.indexes` for the
 two index files.
 
+The one exception is the active segment of a log synced often (acks=all): its file may run
+past the batches in zeros written ahead of the appends (:meth:`LogSegment.prepare_space`, as
+Kafka's ``preallocate`` but written, not sparse). An fdatasync after an append into space the
+file already has is a data write and a cache flush; after an append that grows the file it is
+also a journal commit for the new size, about twice as long (``benchmarks/sync_cost.py``). The
+zeros are cut when the segment rolls and before the flush of a clean shutdown; recovery cuts
+them after a crash (a zero header is no batch) without counting them as lost bytes.
+
 The segment tracks its size and the data not yet fsynced; it never interprets record contents
 (only the 61-byte batch headers, and whole batches' CRCs during recovery).
 
@@ -45,6 +53,8 @@ MIN_BATCH_SIZE = BATCH_HEADER_SIZE
 MAX_BATCH_SIZE = 0x7FFFFFFF
 # Bound on decompressing one batch to find a record by timestamp (ListOffsets).
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
+# What prepare_space writes (and the recovery's zero check reads) at a time.
+_ZEROS = memoryview(bytes(1 << 20))
 
 log = structlog.get_logger("odradek.storage")
 
@@ -112,6 +122,9 @@ class LogSegment:
         self.log_path = f"{directory}/{segment_file_name(base_offset, LOG_SUFFIX)}{suffix}"
         self.log = fs.open(self.log_path)
         self.size = self.log.size()
+        # The file's own size: above ``size`` while zeros written ahead follow the batches.
+        self.file_end = self.size
+        self._trim_unsynced = False  # zeros cut since the last flush: the new size must be synced
         self.flushed_size = self.size
         self.offset_index = OffsetIndex(
             fs, f"{directory}/{segment_file_name(base_offset, INDEX_SUFFIX)}{suffix}", base_offset, max_index_size)
@@ -263,12 +276,14 @@ class LogSegment:
         except OSError:
             try:
                 self.log.truncate(position)
+                self.file_end = position
             except OSError:
                 pass
             raise
         if position == 0:
             self._rolling_timestamp = max_timestamp
         self.size = position + len(data)
+        self.file_end = max(self.file_end, self.size)
         self._next_offset = last_offset + 1
         current_max = self.max_timestamp_and_offset
         if max_timestamp > current_max[0]:
@@ -279,12 +294,41 @@ class LogSegment:
             self.bytes_since_last_index_entry = 0
         self.bytes_since_last_index_entry += len(data)
 
+    def prepare_space(self, end: int) -> None:
+        """Write zeros from the file's end up to ``end``, so that the appends up to there
+        land in space the file has (see the module doc). Best effort: a failed write (a full
+        disk) cuts the file back and leaves the appends to grow it."""
+        start = self.file_end
+        if end <= start:
+            return
+        try:
+            while start < end:
+                length = min(end - start, len(_ZEROS))
+                self.log.pwrite(_ZEROS[:length], start)
+                start += length
+        except OSError as error:
+            log.warning("could not write zeros ahead of a segment's appends", file=self.log_path, reason=str(error))
+            try:
+                self.log.truncate(self.file_end)
+            except OSError:
+                self.file_end = max(self.file_end, start)  # the zeros that were written stay
+            return
+        self.file_end = end
+
+    def trim(self) -> None:
+        """Cut the zeros written ahead of the appends; the next :meth:`flush` syncs the cut."""
+        if self.file_end > self.size:
+            self.log.truncate(self.size)
+            self.file_end = self.size
+            self._trim_unsynced = True
+
     def flush(self) -> None:
         self.log.fsync()
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
         self.flushed_size = self.size
+        self._trim_unsynced = False
 
     def sync_targets(self) -> list:
         """:meth:`flush` split for another thread: the index entries are written now; the
@@ -304,15 +348,16 @@ class LogSegment:
 
     @property
     def has_unflushed_data(self) -> bool:
-        return self.flushed_size < self.size
+        return self.flushed_size < self.size or self._trim_unsynced
 
     def on_become_active(self) -> None:
         self.offset_index.preallocate()
         self.time_index.preallocate()
 
     def on_become_inactive(self) -> None:
-        """Rolled away from: write the final time index entry (the segment's max timestamp)
-        and trim both indexes to their entries."""
+        """Rolled away from: cut the zeros written ahead, write the final time index entry
+        (the segment's max timestamp) and trim both indexes to their entries."""
+        self.trim()
         timestamp, offset = self.max_timestamp_and_offset
         if timestamp >= 0:
             self.time_index.maybe_append(timestamp, offset, final=True)
@@ -420,8 +465,10 @@ class LogSegment:
         if cut_invalid_tail:
             self.txn_index.truncate_to(next_offset if valid else self.base_offset)
         if truncated and cut_invalid_tail:
+            if self._only_zeros(valid, file_size):
+                truncated = 0  # zeros written ahead of the appends (prepare_space): no batch lost
             self.log.truncate(valid)
-            self.size = valid
+            self.size = self.file_end = valid
             self.flushed_size = min(self.flushed_size, valid)
         if self._max_timestamp[0] >= 0:
             self.time_index.maybe_append(*self._max_timestamp, final=True)
@@ -429,6 +476,14 @@ class LogSegment:
         self.bytes_since_last_index_entry = valid - last_index_position if valid else 0
         self._rolling_timestamp = None
         return truncated
+
+    def _only_zeros(self, start: int, end: int) -> bool:
+        while start < end:
+            chunk = self.log.pread(min(end - start, len(_ZEROS)), start)
+            if not chunk or chunk.count(0) != len(chunk):
+                return False
+            start += len(chunk)
+        return True
 
     def truncate_to(self, offset: int) -> int:
         """Remove every batch whose last offset is >= ``offset`` (whole batches, as Kafka).
@@ -441,7 +496,7 @@ class LogSegment:
             return 0
         removed = self.size - batch.position
         self.log.truncate(batch.position)
-        self.size = batch.position
+        self.size = self.file_end = batch.position
         self.flushed_size = min(self.flushed_size, self.size)
         self._next_offset = None
         self._max_timestamp = None
