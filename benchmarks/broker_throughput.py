@@ -11,7 +11,8 @@ fetched by ``compat/kafka_jars.py`` into ``compat/.cache`` on the first run)::
     python3 benchmarks/broker_throughput.py --list-rows
 
 Brokers (``BROKERS``; one entry each: a name, a label, a start function returning the running
-broker, and the rows it cannot do with the reason, shown as "cannot: reason" in the tables).
+broker, and the rows it cannot do with the reason, shown in the tables as "cannot, note N",
+the reasons numbered after the tables).
 Each is started fresh for every repeat with its own temporary data directory on a free
 127.0.0.1 port (deleted afterwards, also on Ctrl-C or an error); odradek and Kafka read the same
 ``server.properties``, the one compat/make_kafka_fixture.py writes (single-node replication
@@ -884,9 +885,27 @@ def _median(values: list[float], digits: int = 1) -> str:
     return text
 
 
-def _cell(results, entry: BrokerUnderTest, row: Row, key: str, digits: int = 1) -> str:
+class _Notes:
+    """The reasons a broker cannot do a row, numbered once per report: the cells say "cannot,
+    note N", the notes follow the tables (a reason is a paragraph; repeated in every cell it
+    made the tables unreadable)."""
+
+    def __init__(self):
+        self.numbers: dict[tuple[str, str], int] = {}
+
+    def cannot(self, entry: BrokerUnderTest, row: Row) -> str:
+        key = (entry.label, entry.cannot[row.name])
+        number = self.numbers.setdefault(key, len(self.numbers) + 1)
+        return f"cannot, note {number}"
+
+    def text(self) -> str:
+        return "Notes:\n\n" + "\n".join(f"{number}. {label} cannot run the row: {reason}"
+                                         for (label, reason), number in self.numbers.items())
+
+
+def _cell(results, entry: BrokerUnderTest, row: Row, key: str, notes: _Notes, digits: int = 1) -> str:
     if row.name in entry.cannot:
-        return f"cannot: {entry.cannot[row.name]}"
+        return notes.cannot(entry, row)
     if not entry.runs(row):
         return f"(as {OURS})"
     cell = _median(_values(results, entry.name, row.name, key), digits)
@@ -921,6 +940,7 @@ def tables(results: dict, options, rows: list[Row]) -> str:
     brokers = [name for name in BROKERS if name in options.brokers]
     entries = [BROKERS[name] for name in brokers]
     out = []
+    notes = _Notes()
 
     throughput = []
     for row in rows:
@@ -928,11 +948,11 @@ def tables(results: dict, options, rows: list[Row]) -> str:
             continue
         key = "records_per_s" if row.in_records else "mib_per_s"
         cells = [row.name, row.label, row.generator, "records/s" if row.in_records else "MiB/s"]
-        cells += [_cell(results, entry, row, key, 0 if row.in_records else 1) for entry in entries]
+        cells += [_cell(results, entry, row, key, notes, 0 if row.in_records else 1) for entry in entries]
         cells.append(_ratio_cell(results, brokers, row, key))
         throughput.append(cells)
         if row.in_records:  # the same row in MiB/s
-            throughput.append(["", "", "", "MiB/s"] + [_cell(results, entry, row, "mib_per_s") for entry in entries]
+            throughput.append(["", "", "", "MiB/s"] + [_cell(results, entry, row, "mib_per_s", notes) for entry in entries]
                               + [""])
     if throughput:
         out.append("Throughput, median (min-max) of the repeats; the ratio is odradek's median over Kafka's:\n\n"
@@ -945,9 +965,9 @@ def tables(results: dict, options, rows: list[Row]) -> str:
             continue
         for entry in entries:
             line = [row.name, row.label, row.generator, entry.label]
-            line += [_cell(results, entry, row, key) for key in ("p50_ms", "p99_ms", "p999_ms", "max_ms")]
-            line.append(_cell(results, entry, row, "ack_p99_ms") if row.kind == E2E else "-")
-            line.append(_cell(results, entry, row, "records_per_s", 0))
+            line += [_cell(results, entry, row, key, notes) for key in ("p50_ms", "p99_ms", "p999_ms", "max_ms")]
+            line.append(_cell(results, entry, row, "ack_p99_ms", notes) if row.kind == E2E else "-")
+            line.append(_cell(results, entry, row, "records_per_s", notes, 0))
             if REFERENCE in brokers and entry.name != REFERENCE and entry.runs(row):
                 ratio = _ratio(results, entry.name, row, "p99_ms", lower_is_better=True)
                 line.append(f"{ratio:.2f}" if ratio is not None else "-")
@@ -1003,6 +1023,8 @@ def tables(results: dict, options, rows: list[Row]) -> str:
         out.append("Consume rows: time to join the group (not in the rates above; librdkafka rows: until "
                    "the whole group is assigned) and, for ConsumerPerformance, MiB/s including the join:\n\n"
                    + markdown_table(["row", "broker", "group join ms", "MiB/s including the join"], joins))
+    if notes.numbers:
+        out.append(notes.text())
     return "\n\n".join(out)
 
 
