@@ -27,6 +27,8 @@ Thread safety: single-threaded, owned by its :class:`~odradek.storage.partition_
 
 from __future__ import annotations
 
+import functools
+
 import structlog
 
 from odradek.protocol.errors import CorruptRecord, ProtocolError
@@ -54,7 +56,7 @@ MAX_BATCH_SIZE = 0x7FFFFFFF
 # Bound on decompressing one batch to find a record by timestamp (ListOffsets).
 MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024
 # What prepare_space writes (and the recovery's zero check reads) at a time.
-_ZEROS = memoryview(bytes(1 << 20))
+ZEROS_CHUNK = 1 << 20
 
 log = structlog.get_logger("odradek.storage")
 
@@ -302,9 +304,10 @@ class LogSegment:
         if end <= start:
             return
         try:
+            zeros = _zeros()
             while start < end:
-                length = min(end - start, len(_ZEROS))
-                self.log.pwrite(_ZEROS[:length], start)
+                length = min(end - start, ZEROS_CHUNK)
+                self.log.pwrite(zeros[:length], start)
                 start += length
         except OSError as error:
             log.warning("could not write zeros ahead of a segment's appends", file=self.log_path, reason=str(error))
@@ -479,7 +482,7 @@ class LogSegment:
 
     def _only_zeros(self, start: int, end: int) -> bool:
         while start < end:
-            chunk = self.log.pread(min(end - start, len(_ZEROS)), start)
+            chunk = self.log.pread(min(end - start, ZEROS_CHUNK), start)
             if not chunk or chunk.count(0) != len(chunk):
                 return False
             start += len(chunk)
@@ -593,6 +596,13 @@ class LogSegment:
             return
         for path in renamed:
             self.fs.unlink(path)
+
+
+@functools.cache
+def _zeros() -> memoryview:
+    """ZEROS_CHUNK zero bytes, made at the first use: a broker that never syncs a log often
+    does not carry them."""
+    return memoryview(bytes(ZEROS_CHUNK))
 
 
 def _first_record_at(batch: bytes, header, timestamp: int, starting_offset: int) -> tuple[int, int]:
