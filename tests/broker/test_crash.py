@@ -13,6 +13,7 @@ import pytest
 
 from odradek.protocol.messages.produce import ProduceRequest
 from odradek.protocol.records.batch import Record, build_batch
+from odradek.protocol.records.header import BATCH_HEADER_SIZE, read_batch_header
 
 from odradek.storage.log_directory import CLEAN_SHUTDOWN_FILE
 
@@ -149,3 +150,56 @@ def test_acknowledged_records_survive_sigterm(broker_process, tmp_path):
     assert os.path.exists(data_dir / CLEAN_SHUTDOWN_FILE)
 
     check_acknowledged_after_restart(broker_process(data_dir), acknowledged)
+
+
+def _end_of_batches(segment_path) -> int:
+    """Where the record batches of a ``.log`` end (the zeros written ahead, if any, follow)."""
+    data = segment_path.read_bytes()
+    position = 0
+    while position + BATCH_HEADER_SIZE <= len(data) and any(data[position:position + BATCH_HEADER_SIZE]):
+        position += read_batch_header(data, position).size_in_bytes
+    return position
+
+
+def _produce_acknowledged(broker, acknowledged: list, count: int) -> None:
+    client = RawClient(broker.host, broker.port)
+    try:
+        for _ in range(count):
+            i = len(acknowledged)
+            batch = build_batch([Record(j, 0, None, b"%d-%d" % (i, j)) for j in range(3)],
+                                base_timestamp=1_700_000_000_000)
+            answer = produce(client, "crash", 0, batch, acks=-1)
+            assert answer.error_code == 0
+            acknowledged.append((answer.base_offset, i))
+    finally:
+        client.close()
+
+
+def test_zeros_ahead_of_a_partition_synced_often_survive_kill_9_and_sigterm(broker_process, tmp_path):
+    """acks=all produce, each request its own sync: the segment gets zeros ahead of its
+    appends; kill -9 leaves them on disk and the restart cuts them (every acknowledged record
+    there, offsets continuing); SIGTERM cuts them before its flush."""
+    data_dir = tmp_path / "zeros-data"
+    segment = data_dir / "crash-0" / "00000000000000000000.log"
+    first = broker_process(data_dir)
+    setup = RawClient(first.host, first.port)
+    create_topic(setup, "crash")
+    setup.close()
+    acknowledged: list = []
+    _produce_acknowledged(first, acknowledged, 40)
+    data_end = _end_of_batches(segment)
+    assert segment.stat().st_size > data_end > 0  # zeros ahead of the appends, on disk
+    first.kill()
+    assert segment.stat().st_size > data_end
+
+    second = broker_process(data_dir)
+    assert "recovery cut a segment" not in second.log()  # zeros are not lost bytes
+    assert segment.stat().st_size == _end_of_batches(segment)
+    _produce_acknowledged(second, acknowledged, 40)
+    assert segment.stat().st_size > _end_of_batches(segment)
+    assert second.stop() == 0, second.log()
+    assert segment.stat().st_size == _end_of_batches(segment)  # cut by the clean close
+
+    third = broker_process(data_dir)
+    assert "did not end in whole, valid batches" not in third.log()
+    check_acknowledged_after_restart(third, acknowledged)
