@@ -17,13 +17,20 @@ of "write, then sync" on a real file and prints the median and the 90th percenti
   beforehand (a preallocated segment): the size does not change, so only the data and a cache
   flush remain.
 
-The difference between the first and the last is what a preallocated segment would save each
-round (docs/performance.md, "acks=all: what the fsync costs").
+The difference between the first and the last is what the zeros written ahead of a hot
+segment's appends save each round (docs/performance.md, "acks=all: what the fsync costs").
+
+A second table times rounds over several files, 16 KiB written to each, as a round of an
+acks=all load over several partitions syncs one ``.log`` per partition: one kernel AIO
+fdatasync per file, appending and overwriting written zeros, and for comparison one
+``syncfs`` of the whole file system after overwrites (one journal commit and one cache flush
+for every file, but it also writes back whatever else is dirty on that file system).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import select
 import shutil
@@ -36,6 +43,8 @@ from pathlib import Path
 from odradek.storage.kernel_aio import KernelAio
 
 SIZES = (4096, 16384, 65536, 262144)
+FILE_COUNTS = (1, 4, 16)
+FILE_WRITE = 16384
 
 
 def _timed_rounds(fd: int, size: int, syncs: int, *, start: int, sync) -> list[float]:
@@ -85,6 +94,51 @@ def measure(directory: Path, size: int, syncs: int, aio: KernelAio | None) -> di
     return results
 
 
+def measure_files(directory: Path, files: int, syncs: int, aio: KernelAio | None) -> dict[str, list[float]]:
+    """Rounds that write FILE_WRITE bytes to each of ``files`` files and sync them all."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    has_syncfs = hasattr(libc, "syncfs")
+    data = os.urandom(FILE_WRITE)
+    results = {}
+    ways = [("append", "one AIO fdatasync per file")] if aio is not None else []
+    ways += [("overwrite", "one AIO fdatasync per file")] if aio is not None else []
+    ways += [("overwrite", "one syncfs")] if has_syncfs else []
+    for write, sync in ways:
+        fds = [os.open(directory / f"file-{index}", os.O_RDWR | os.O_CREAT | os.O_TRUNC) for index in range(files)]
+        try:
+            if write == "overwrite":
+                for fd in fds:
+                    os.pwrite(fd, bytes(FILE_WRITE * syncs), 0)
+                    os.fsync(fd)
+            took = []
+            for round_ in range(syncs):
+                for fd in fds:
+                    os.pwrite(fd, data, round_ * FILE_WRITE)
+                began = time.perf_counter()
+                if sync == "one syncfs":
+                    if libc.syncfs(fds[0]) != 0:
+                        raise OSError(ctypes.get_errno(), "syncfs")
+                else:
+                    for fd in fds:
+                        aio.submit(fd, True, None)
+                    while aio.in_flight:
+                        select.select([aio.eventfd], [], [], 5)
+                        aio.completions()
+                took.append(time.perf_counter() - began)
+            results[f"{write}, {sync}"] = took
+        finally:
+            for index, fd in enumerate(fds):
+                os.close(fd)
+                (directory / f"file-{index}").unlink()
+    return results
+
+
+def _print_row(first: str, way: str, took: list[float]) -> None:
+    p50 = statistics.median(took) * 1e3
+    p90 = statistics.quantiles(took, n=10)[-1] * 1e3
+    print(f"| {first} | {way} | {p50:.3f} | {p90:.3f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, help="where the files are written (a temporary directory under /tmp)")
@@ -94,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
         print("no fdatasync on this system", file=sys.stderr)
         return 1
     directory = Path(tempfile.mkdtemp(prefix="odradek-sync-cost-", dir=options.dir or "/tmp"))
-    aio = KernelAio.open(4)
+    aio = KernelAio.open(max(FILE_COUNTS))
     try:
         print("| write per round | way | p50 ms | p90 ms |")
         print("| --- | --- | --- | --- |")
         for size in SIZES:
             for way, took in measure(directory, size, options.syncs, aio).items():
-                p50 = statistics.median(took) * 1e3
-                p90 = statistics.quantiles(took, n=10)[-1] * 1e3
-                print(f"| {size // 1024} KiB | {way} | {p50:.3f} | {p90:.3f} |", flush=True)
+                _print_row(f"{size // 1024} KiB", way, took)
+        print(f"\n| files per round ({FILE_WRITE // 1024} KiB each) | way | p50 ms | p90 ms |")
+        print("| --- | --- | --- | --- |")
+        for files in FILE_COUNTS:
+            for way, took in measure_files(directory, files, options.syncs, aio).items():
+                _print_row(str(files), way, took)
     finally:
         if aio is not None:
             aio.close()
