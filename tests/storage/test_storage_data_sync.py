@@ -16,18 +16,10 @@ from odradek.storage.fs import MemoryFileSystem
 from odradek.storage.log_directory import LogDirectory
 
 from storage_batches import make_batch
+from sync_steps import apply_steps, values_of
 
 # Small segments and indexes: a few appends roll, so syncs cross segment boundaries.
 CONFIG = LogConfig(segment_bytes=900, index_interval_bytes=120, segment_index_bytes=4096)
-
-
-def _values(log) -> list[bytes]:
-    found = []
-    for segment in log.segments:
-        for batch in segment.batches():
-            raw = segment.log.pread(batch.size, batch.position)
-            found.append(raw[raw.index(b"value-"):][:12])
-    return found
 
 
 def _value(index: int) -> bytes:
@@ -83,23 +75,7 @@ def test_records_below_the_durable_offset_survive_a_power_loss(steps, seed, torn
     directory = _open(fs)
     directory.checkpoint()
     log = directory.create_log("t", 0)
-    appended = synced = 0
-    for step in steps:
-        if step == "append":
-            log.append(make_batch([_value(appended)]))
-            appended += 1
-        elif step == "sync":
-            ticket = log.prepare_sync()
-            if ticket is not None:
-                ticket.sync()
-                log.complete_sync(ticket)
-            synced = appended
-        elif step == "roll":
-            log.roll()
-        else:
-            log.flush()
-            synced = appended
-        assert log.durable_offset >= synced
+    appended, synced = apply_steps(log, steps, _value, 0)
     # The checkpoint a restart reads holds whatever recovery point was last written (here: the
     # one at the start, 0, or none at all: recovery then starts from the first segment).
     fs.crash(random.Random(seed) if torn else None)
@@ -107,7 +83,7 @@ def test_records_below_the_durable_offset_survive_a_power_loss(steps, seed, torn
     directory = _open(fs)
     try:
         recovered = directory.get_log("t", 0)
-        kept = _values(recovered) if recovered is not None else []
+        kept = values_of(recovered) if recovered is not None else []
         assert kept[:synced] == [_value(index) for index in range(synced)], "a synced record was lost"
         assert kept == [_value(index) for index in range(len(kept))] and len(kept) <= appended
         if recovered is not None:

@@ -17,6 +17,7 @@ from odradek.storage.log_directory import LogDirectory
 from odradek.storage.partition_log import MAX_PREPARED_BYTES, SYNCS_BEFORE_PREPARING
 
 from storage_batches import make_batch
+from sync_steps import apply_steps, values_of
 
 CONFIG = LogConfig(segment_bytes=64 * 1024, index_interval_bytes=1024)
 VALUE = b"v" * 200
@@ -35,15 +36,6 @@ def _append_and_sync(log, index: int) -> None:
     ticket = log.prepare_sync()
     ticket.sync()
     log.complete_sync(ticket)
-
-
-def _values(log) -> list[bytes]:
-    found = []
-    for segment in log.segments:
-        for batch in segment.batches():
-            raw = segment.log.pread(batch.size, batch.position)
-            found.append(raw[raw.index(b"value-"):][:12])
-    return found
 
 
 def _hot_log(fs, syncs: int = SYNCS_BEFORE_PREPARING + 4):
@@ -71,7 +63,7 @@ def test_a_log_synced_often_appends_into_zeros_and_a_clean_close_cuts_them():
     _append_and_sync(log, SYNCS_BEFORE_PREPARING + 1)
     assert segment.file_end == ahead  # the append went into the zeros: the file did not grow
     records = SYNCS_BEFORE_PREPARING + 2
-    assert _values(log) == [b"value-%06d" % i for i in range(records)]
+    assert values_of(log) == [b"value-%06d" % i for i in range(records)]
     log.update_high_watermark(log.log_end_offset)
     read = log.read(0, 10 * 1024 * 1024)
     assert read.size == segment.size  # reads stop at the last batch, not the zeros
@@ -85,7 +77,7 @@ def test_a_log_synced_often_appends_into_zeros_and_a_clean_close_cuts_them():
         assert reopened.recovered_bytes_truncated == 0
         assert reopened.log_end_offset == records
         reopened.append(make_batch([_value(records)]))  # right after the last batch
-        assert _values(reopened) == [b"value-%06d" % i for i in range(records + 1)]
+        assert values_of(reopened) == [b"value-%06d" % i for i in range(records + 1)]
     finally:
         directory.close()
 
@@ -127,7 +119,7 @@ def test_a_full_disk_leaves_the_appends_to_grow_the_file():
         index += 1
         assert segment.log.size() == segment.file_end >= segment.size
     assert segment.file_end == segment.size > zeros_end  # grown by the appends alone
-    assert _values(log) == [b"value-%06d" % i for i in range(index)]
+    assert values_of(log) == [b"value-%06d" % i for i in range(index)]
     directory.close()
 
 
@@ -159,29 +151,13 @@ def test_zeros_left_behind_a_clean_shutdown_marker_are_cut_at_the_next_start():
 def test_records_below_the_durable_offset_survive_a_power_loss_with_zeros_ahead(steps, seed, torn):
     fs = MemoryFileSystem(names_need_dir_fsync=True)
     directory, log = _hot_log(fs)
-    appended = synced = log.log_end_offset
-    for step in steps:
-        if step == "append":
-            log.append(make_batch([_value(appended)]))
-            appended += 1
-        elif step == "sync":
-            ticket = log.prepare_sync()
-            if ticket is not None:
-                ticket.sync()
-                log.complete_sync(ticket)
-            synced = appended
-        elif step == "roll":
-            log.roll()
-        else:
-            log.flush()
-            synced = appended
-        assert log.durable_offset >= synced
+    appended, synced = apply_steps(log, steps, _value, log.log_end_offset)
     fs.crash(random.Random(seed) if torn else None)
 
     directory = _open(fs)
     try:
         recovered = directory.get_log("t", 0)
-        kept = _values(recovered)
+        kept = values_of(recovered)
         assert kept[:synced] == [b"value-%06d" % index for index in range(synced)], "a synced record was lost"
         assert kept == [b"value-%06d" % index for index in range(len(kept))] and len(kept) <= appended
         if not torn:  # only synced content: zeros past the last batch at most, never a torn batch
@@ -189,7 +165,7 @@ def test_records_below_the_durable_offset_survive_a_power_loss_with_zeros_ahead(
         active = recovered.active_segment
         assert fs.file_size(active.log_path) == active.size  # the zeros are gone
         recovered.append(make_batch([_value(len(kept))]))
-        assert _values(recovered) == [b"value-%06d" % index for index in range(len(kept) + 1)]
+        assert values_of(recovered) == [b"value-%06d" % index for index in range(len(kept) + 1)]
         for segment in recovered.segments:
             segment.check_indexes()
     finally:
