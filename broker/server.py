@@ -424,7 +424,7 @@ class KafkaProtocol(asyncio.Protocol):
                 faults.set_throttle_time(entry.response, entry.request.response_version, entry.throttle_ms)
                 self._mute(entry.throttle_ms)
             if entry.response is not None:  # acks=0 produce: no response at all
-                self._write_response(entry.request, entry.response, pump=False)
+                self._queue_response(entry.request, entry.response)
         # Every ready response in one write (one wake-up of the client, see _finished_later).
         if not self._pump_output():
             return  # the socket is full mid-response: resume_writing goes on
@@ -437,7 +437,8 @@ class KafkaProtocol(asyncio.Protocol):
         if self._reading_paused and not self._over_limit_half():
             self._read_requests()
 
-    def _write_response(self, request, response, *, is_error_response: bool = False, pump: bool = True) -> None:
+    def _queue_response(self, request, response, *, is_error_response: bool = False) -> None:
+        """Encode ``response`` into the output queue; :meth:`_send_ready` writes the queue."""
         try:
             parts = self.connection.encode_response_parts(request, response)
         except Exception as error:  # an encoder refusing a field this version cannot carry: a bug
@@ -452,13 +453,11 @@ class KafkaProtocol(asyncio.Protocol):
                 self._pump_output()
                 self.close()
             else:
-                self._write_response(request, answer, is_error_response=True, pump=pump)
+                self._queue_response(request, answer, is_error_response=True)
             return
         output = self._output
         for part in parts:
             output.append(part if isinstance(part, _BYTES_LIKE) else RegionReader(part))
-        if pump:
-            self._pump_output()
 
     def _pump_output(self) -> bool:
         """Write queued response bytes while the socket takes them; record data is read from
@@ -469,15 +468,14 @@ class KafkaProtocol(asyncio.Protocol):
         while output and not self._writing_paused and not self._closing:
             part = output[0]
             if isinstance(part, _BYTES_LIKE):
-                output.popleft()
-                if not output or not isinstance(output[0], _BYTES_LIKE):
-                    transport.write(part)
-                    continue
-                # Several responses' bytes: one system call for them all.
-                parts = [part]
+                # Every response's bytes queued up to the next record data: one system call.
+                parts = [output.popleft()]
                 while output and isinstance(output[0], _BYTES_LIKE):
                     parts.append(output.popleft())
-                transport.writelines(parts)
+                if len(parts) == 1:
+                    transport.write(parts[0])
+                else:
+                    transport.writelines(parts)
                 continue
             try:
                 chunk = part.next_chunk(SEND_CHUNK_SIZE)
