@@ -60,13 +60,13 @@ def _timed_rounds(fd: int, size: int, syncs: int, *, start: int, sync) -> list[f
     return took
 
 
-def _aio_sync(aio: KernelAio):
-    def sync(fd: int) -> None:
+def _aio_fdatasync(aio: KernelAio, fds) -> None:
+    """fdatasync every one of ``fds`` at once through the kernel's AIO; back once all ended."""
+    for fd in fds:
         aio.submit(fd, True, None)
-        while aio.in_flight:
-            select.select([aio.eventfd], [], [], 5)
-            aio.completions()
-    return sync
+    while aio.in_flight:
+        select.select([aio.eventfd], [], [], 5)
+        aio.completions()
 
 
 def measure(directory: Path, size: int, syncs: int, aio: KernelAio | None) -> dict[str, list[float]]:
@@ -76,7 +76,7 @@ def measure(directory: Path, size: int, syncs: int, aio: KernelAio | None) -> di
     try:
         results["append, fdatasync"] = _timed_rounds(fd, size, syncs, start=0, sync=os.fdatasync)
         if aio is not None:
-            results["append, kernel AIO"] = _timed_rounds(fd, size, syncs, start=size * syncs, sync=_aio_sync(aio))
+            results["append, kernel AIO"] = _timed_rounds(fd, size, syncs, start=size * syncs, sync=lambda fd: _aio_fdatasync(aio, [fd]))
     finally:
         os.close(fd)
         appended.unlink()
@@ -119,11 +119,7 @@ def measure_files(directory: Path, files: int, syncs: int, aio: KernelAio | None
                     if libc.syncfs(fds[0]) != 0:
                         raise OSError(ctypes.get_errno(), "syncfs")
                 else:
-                    for fd in fds:
-                        aio.submit(fd, True, None)
-                    while aio.in_flight:
-                        select.select([aio.eventfd], [], [], 5)
-                        aio.completions()
+                    _aio_fdatasync(aio, fds)
                 took.append(time.perf_counter() - began)
             results[f"{write}, {sync}"] = took
         finally:
