@@ -96,10 +96,13 @@ def render_all(generations: list[list[SchemaFile]]) -> dict[str, str]:
     files["headers.py"] = render_headers(spec.headers)
     files["registry.py"] = render_registry(spec)
     record_lines = []
+    metadata_types = []
     for message in spec.records:
         module = api_module_name(message.name)
         files[f"records/{module}.py"] = render_single_module(message, ".._runtime")
         record_lines.append(f"    {module}: {message.name} ({message.type}, v{message.versions[0]}-{message.versions[-1]})")
+        if message.type == "metadata":
+            metadata_types.append(f"    {message.api_key}: ({module!r}, {message.name!r}),")
     files["__init__.py"] = (
         HEADER
         + '"""Message codecs generated from Kafka\'s schemas: one module per API (request and response\n'
@@ -113,7 +116,12 @@ def render_all(generations: list[list[SchemaFile]]) -> dict[str, str]:
         + '"""Record-level schemas (__consumer_offsets, __transaction_state, KRaft metadata, raft,\n'
         + "share coordinator, consumer protocol, control records).\n\nModules:\n"
         + "\n".join(record_lines)
-        + '\n"""\n'
+        + '\n"""\n\n'
+        + "# KRaft metadata record type (the schema's apiKey) -> (module, class): what the frame of a\n"
+        + "# __cluster_metadata record names (protocol/metadata.py imports each on first use).\n"
+        + "METADATA_RECORD_TYPES = {\n"
+        + "\n".join(sorted(metadata_types, key=lambda line: int(line.split(":")[0])))
+        + "\n}\n"
     )
     return files
 
