@@ -100,12 +100,12 @@ from odradek.protocol.messages.sync_group import SyncGroupRequest
 from odradek.protocol.records.batch import Record, build_batch, iter_batches
 
 from .consumer_protocol import PROTOCOL_TYPE, decode_assignment
+from .topics import TOPIC_RESOURCE
 
 DEFAULT_CLIENT_ID = "odradek-cli"
 DEFAULT_TIMEOUT = 30.0
 EARLIEST_TIMESTAMP = -2  # ListOffsets' special timestamps
 LATEST_TIMESTAMP = -1
-CONFIG_RESOURCE_TOPIC = 2  # DescribeConfigs' resource type for a topic
 CONFIG_SOURCE_DEFAULT = 5  # DescribeConfigs' config_source DEFAULT_CONFIG
 FETCH_MAX_BYTES = 8 * 1024 * 1024
 PARTITION_PAGE_SIZE = 2000  # DescribeTopicPartitions' response_partition_limit, as Kafka's admin client asks
@@ -475,7 +475,7 @@ class KafkaClient:
     def topic_configs(self, name: str) -> list[tuple[str, str | None, bool]]:
         """``(name, value, is_default)`` of each config of the topic, in the broker's order."""
         request = DescribeConfigsRequest(resources=[DescribeConfigsResource(
-            resource_type=CONFIG_RESOURCE_TOPIC, resource_name=name, configuration_keys=None)])
+            resource_type=TOPIC_RESOURCE, resource_name=name, configuration_keys=None)])
         connection = self.any_broker()
         version = connection.version_for(DescribeConfigsRequest)
         (result,) = connection.request(request).results

@@ -25,6 +25,7 @@ from odradek.storage.config import LogConfig
 from odradek.storage.errors import StorageError
 from odradek.storage.fs import MemoryFileSystem, OsFileSystem, is_out_of_descriptors
 from odradek.storage.log_directories import LogDirectories, stored_cluster_id
+from odradek.storage.metadata_log import METADATA_TOPIC
 
 from .client_metrics import ClientMetrics
 from .config import BrokerConfig, TOPIC_CONFIGS, generate_cluster_id
@@ -51,9 +52,6 @@ from .topics import (
 
 log = structlog.get_logger("odradek.broker")
 
-# The directory of a Kafka (KRaft) data directory's metadata log: not a topic, left as it is.
-KRAFT_METADATA_TOPIC = "__cluster_metadata"
-
 
 class Broker:
     def __init__(self, config: BrokerConfig, clock_ms=None, fs=None, cluster_id: str | None = None):
@@ -68,11 +66,11 @@ class Broker:
         # Wall-clock milliseconds (record timestamps, retention); injectable for tests.
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.node_id = config.node_id
-        # Every entry of log.dirs; the first also holds the topic table and producer id blocks.
+        # Every entry of log.dirs; the first also holds the metadata log and producer id blocks.
         self.log_dirs = [os.path.abspath(path) for path in config.log_dirs]
         self.log_dir = self.log_dirs[0]
         self.cluster_id: str = config["cluster.id"] or ""
-        self.topics = TopicTable(self.log_dir)
+        self.topics = TopicTable(self.log_dir, node_id=self.node_id)
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.bound_listeners: dict[str, tuple[str, int]] = {}
         self.shutting_down = False
@@ -111,23 +109,36 @@ class Broker:
         self.topics.fs = fs
         fs.makedirs(self.log_dir)
         self._group_commits = {path: GroupCommit(str(number)) for number, path in enumerate(self.log_dirs)}
-        try:
-            table_found = self.topics.load()
-        except DamagedTopicTable as error:
-            damaged = self.topics.set_aside()
-            log.error("the topic table does not parse: set aside, rebuilt from the partition directories "
-                      "(topic config overrides are lost)", file=self.topics.path, kept_as=damaged, error=str(error))
-            table_found = False
         cluster_id = (self.config["cluster.id"] or stored_cluster_id(fs, self.log_dirs) or self._fallback_cluster_id
                       or generate_cluster_id())
+        # The logs open with the default config: the topics' overrides are in the metadata log,
+        # read once the data directories are locked (below), then applied to each log (here for
+        # every topic with overrides, the rebuilt ones included).
         self._data_dir = LogDirectories.open(
             self.log_dirs, node_id=self.node_id, cluster_id=cluster_id, fs=fs,
             default_config=log_config_from(self.default_topic_config()),
-            topic_configs={topic.name: log_config_from(self.topic_log_config(topic)) for topic in self.topics},
             clock=self.clock_ms, recovery_threads=self.config["num.recovery.threads.per.data.dir"])
         self.cluster_id = self._data_dir.cluster_id or cluster_id
-        if not table_found and (self._data_dir.logs or self._data_dir.offline):
+        try:
+            table_found = self.topics.load(directory_id=self._data_dir.directories[0].directory_id,
+                                           clock=self.clock_ms)
+        except DamagedTopicTable as error:
+            damaged = self.topics.set_aside()
+            log.error("the metadata log does not read: set aside, topics rebuilt from the partition directories "
+                      "(topic config overrides are lost)", kept_as=damaged, error=str(error))
+            table_found = False
+        if (not table_found or self.topics.lost_changes) and (self._data_dir.logs or self._data_dir.offline):
+            # Lost changes: a torn end of the log is what a crash leaves of a change that was
+            # not acknowledged (its partition directories were not made yet); a partition
+            # directory the table lacks then is not a deletion's leftover, but the log's damage.
             self._rebuild_topic_table()
+        for topic in self.topics:
+            if topic.configs:
+                log_config = log_config_from(self.topic_log_config(topic))
+                for index in range(topic.partition_count):
+                    partition_log = self._data_dir.logs.get((topic.name, index))
+                    if partition_log is not None:
+                        partition_log.config = log_config
         self.producer_ids = ProducerIdManager(self.log_dir, fs)
         if self.producer_ids.damaged:
             self.producer_ids.skip_past(max((producer_id for partition_log in self._data_dir.logs.values()
@@ -137,7 +148,7 @@ class Broker:
             for index in range(topic.partition_count):
                 self._attach_partition(topic, index, values)
         for topic_name, index in list(self._data_dir.logs):
-            if topic_name not in self.topics.by_name and topic_name != KRAFT_METADATA_TOPIC:
+            if topic_name not in self.topics.by_name:
                 # A partition directory of a topic the table does not have: left by a crash in
                 # the middle of a deletion (the table is updated first). Finish the deletion.
                 log.warning("deleting the log of an unknown topic", topic=topic_name, partition=index)
@@ -149,14 +160,16 @@ class Broker:
         self.transaction_coordinator.attach_store(CoordinatorLog(self, TRANSACTION_STATE))
 
     def _rebuild_topic_table(self) -> None:
-        """The topic table is missing or damaged while partition directories exist: rebuild it
-        from them (a topic per name, its partition count from the highest partition found, its
-        id from ``partition.metadata``), so that no partition is taken for a deleted topic's.
-        Config overrides are lost, except ``__consumer_offsets``' own, which are re-applied."""
+        """The topic table is missing or damaged while partition directories exist, or its
+        metadata log lost its end (recovery cut it): restore the topics it lacks from the
+        partition directories (a topic per name, its partition count from the highest partition
+        found, its id from ``partition.metadata``), so that no partition is taken for a deleted
+        topic's. Config overrides are lost, except ``__consumer_offsets``' own, which are
+        re-applied."""
         found: dict[str, tuple[int, uuid.UUID | None]] = {}
         logs = dict(self._data_dir.logs)
         for (name, index) in list(logs) + list(self._data_dir.offline):
-            if name == KRAFT_METADATA_TOPIC:
+            if name in self.topics.by_name:
                 continue
             count, topic_id = found.get(name, (0, None))
             stored = logs[(name, index)].topic_id if (name, index) in logs else None
@@ -165,10 +178,6 @@ class Broker:
             configs = CONSUMER_OFFSETS.topic_configs(self.config) if name == CONSUMER_OFFSETS.name else {}
             topic = Topic(name, topic_id or uuid.uuid4(), count, configs)
             self.topics.add(topic)
-            log_config = log_config_from(self.topic_log_config(topic))
-            for index in range(count):
-                if (name, index) in logs:
-                    logs[(name, index)].config = log_config
             log.warning("topic restored from its partition directories", topic=name, partitions=count,
                         topic_id=str(topic.topic_id))
 
@@ -281,11 +290,12 @@ class Broker:
         """Close every log without making anything durable and release the data directories:
         their contents are removed next (a reset, broker/service.py). Call after
         :meth:`begin_shutdown`."""
-        data_dir = self._release()
+        data_dir = self._release(durable=False)
         if data_dir is not None:
             data_dir.abandon()
 
-    def _release(self):
+    def _release(self, durable: bool = True):
+        self.topics.close(durable=durable)  # the metadata log, before its directory's lock goes
         data_dir, self._data_dir = self._data_dir, None
         group_commits, self._group_commits = self._group_commits, {}
         for group_commit in group_commits.values():
@@ -388,6 +398,8 @@ class Broker:
         """Validate a topic creation without doing it (CreateTopics validate_only, and the
         first half of create_topic). Returns (partition count, config overrides as strings).
         Raises TopicError with Kafka's code and message."""
+        if name == METADATA_TOPIC:  # checked first, as Kafka's CreateTopics does
+            raise TopicError(error_codes.INVALID_REQUEST, f"Creation of internal topic {METADATA_TOPIC} is prohibited.")
         validate_topic_name(name)
         if name in self.topics.by_name:
             raise TopicError(error_codes.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")

@@ -527,7 +527,7 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         _d("request.timeout.ms", I, 30000, "Inter-broker request timeout.", at_least(0), "medium", applied=False),
         _d("telemetry.max.bytes", I, 1048576, "The maximum size (after compression) of a client's metrics push (KIP-714 PushTelemetry); a larger push gets TELEMETRY_TOO_LARGE.", at_least(1), "low"),
         # topics and logs
-        _d("log.dirs", LS, None, "Directories where the log data is kept. Each new partition goes to the directory holding the fewest partitions; the first one also holds the topic table and producer id blocks (Kafka's metadata.log.dir default).", _log_dirs_check, "high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
+        _d("log.dirs", LS, None, "Directories where the log data is kept. Each new partition goes to the directory holding the fewest partitions; the first one also holds the KRaft metadata log (__cluster_metadata-0) and producer id blocks (Kafka's metadata.log.dir default).", _log_dirs_check, "high", odradek_note="When neither log.dirs nor log.dir is set, odradek uses ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("log.dir", S, "./odradek-data", "The data directory, used when log.dirs is not set.", importance="high", odradek_note="Default ./odradek-data (Kafka: /tmp/kafka-logs)."),
         _d("num.partitions", I, 1, "Default number of partitions of auto-created topics and CreateTopics requests that leave it to the broker.", at_least(1), "medium"),
         _d("default.replication.factor", I, 1, "Default replication factor of auto-created topics (a single node can only serve 1).", at_least(1), "medium"),
@@ -774,7 +774,7 @@ class BrokerConfig:
 
     @property
     def log_dir(self) -> str:
-        """The first data directory (topic table, producer ids)."""
+        """The first data directory (the metadata log, producer ids)."""
         return self.log_dirs[0]
 
     @property

@@ -1,33 +1,43 @@
 """Topics: names, ids, partition counts and config overrides, and their validation.
 
-:class:`TopicTable` is the broker's topic metadata, persisted in the data directory as
-``odradek-topics.json`` (written to a temporary file, fsynced, renamed) until odradek has a
-metadata log as KRaft does. Each partition's data lives in the storage engine's
-``<topic>-<partition>`` directory; the table says which topics exist, so a partition directory
-left behind by a crash in the middle of a deletion is not resurrected.
+:class:`TopicTable` is the broker's topic metadata, kept as Kafka keeps it: in the KRaft
+metadata log (``__cluster_metadata-0`` in the first data directory, storage/metadata_log.py).
+Each save appends what changed, as the records Kafka's controller writes: TopicRecord and a
+PartitionRecord per partition (this node the replica, the ISR and the leader) for a new topic,
+PartitionRecords for added partitions, RemoveTopicRecord for a deletion, ConfigRecords (resource
+type 2, topic; 32, group) for config overrides set or removed (a null value). A start replays
+them. Each partition's data lives in the storage engine's ``<topic>-<partition>`` directory; the
+table says which topics exist, so a partition directory left behind by a crash in the middle of
+a deletion is not resurrected.
 
-File format (version 1)::
-
-    {"version": 1, "topics": {"<name>": {"topic_id": "<uuid>", "partitions": N,
-                                        "configs": {"<topic config>": "<value as given>"}}},
-     "group_configs": {"<group id>": {"<group config>": "<value as given>"}}}
-
-``group_configs`` (optional; absent in files written before it) holds the per-group configs
-of ``odradek.broker.groups.group_configs``, which Kafka keeps in its metadata log as well.
+Before the metadata log, odradek kept the table in ``odradek-topics.json`` (version 1:
+``{"version": 1, "topics": {"<name>": {"topic_id", "partitions", "configs"}}, "group_configs":
+{...}}``). A start that finds one moves it into the metadata log (appending what the log lacks,
+so a crash in the middle repeats nothing) and renames it ``odradek-topics.json.migrated``.
 
 Owner: the :class:`~odradek.broker.broker.Broker`, on the event loop.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import uuid
 from dataclasses import dataclass, field
 
+import structlog
+
 from odradek.protocol import error_codes
+from odradek.protocol.messages.records.config_record import ConfigRecord
+from odradek.protocol.messages.records.partition_record import PartitionRecord
+from odradek.protocol.messages.records.remove_topic_record import RemoveTopicRecord
+from odradek.protocol.messages.records.topic_record import TopicRecord
+from odradek.protocol.metadata import MetadataRecord
+from odradek.storage.errors import StorageError
 from odradek.storage.fs import OsFileSystem
+from odradek.storage.metadata_log import DamagedMetadataLog, MetadataLog
 
 from .config import ConfigError, validate_topic_configs
 
@@ -35,6 +45,8 @@ MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 TOPICS_FILE = "odradek-topics.json"
+
+log = structlog.get_logger("odradek.topics")
 
 
 class TopicError(Exception):
@@ -102,18 +114,30 @@ class NewTopic:
 
 
 class DamagedTopicTable(Exception):
-    """The topic table's file does not parse."""
+    """The metadata log (or the topic table file it migrates) does not read."""
+
+
+# Kafka's ConfigResource.Type ids: DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and
+# the metadata log's ConfigRecord name the resource by them.
+TOPIC_RESOURCE = 2
+BROKER_RESOURCE = 4
+GROUP_RESOURCE = 32
+# Kafka's DirectoryId.UNASSIGNED: a replica whose log directory the metadata does not say.
+UNASSIGNED_DIRECTORY = uuid.UUID(int=1)
 
 
 class TopicTable:
-    """Name -> Topic and id -> Topic, persisted on every change."""
+    """Name -> Topic and id -> Topic, and the per-group config overrides, kept in the metadata
+    log: every :meth:`save` appends what changed since the last one (fsynced)."""
 
-    def __init__(self, directory: str, fs: OsFileSystem | None = None):
+    def __init__(self, directory: str, fs: OsFileSystem | None = None, node_id: int = 1):
         self.directory = directory
         # The broker's file system once it is open (its descriptor budget makes room for a
         # save when the process runs out of descriptors).
         self.fs = fs or OsFileSystem()
-        self.path = os.path.join(directory, TOPICS_FILE)
+        self.node_id = node_id
+        self.path = os.path.join(directory, TOPICS_FILE)  # odradek's table before the metadata log
+        self.metadata_log: MetadataLog | None = None
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         # collision_key(name) -> name: Kafka refuses a topic whose name equals another's once
@@ -121,12 +145,46 @@ class TopicTable:
         self.by_collision_key: dict[str, str] = {}
         # Per-group config overrides (group id -> name -> value); changed in place, then saved.
         self.group_configs: dict[str, dict[str, str]] = {}
+        # What the metadata log holds: topic id -> (name, partitions, configs), group -> configs.
+        self._saved_topics: dict[uuid.UUID, tuple[str, int, dict[str, str]]] = {}
+        self._saved_groups: dict[str, dict[str, str]] = {}
+        # The metadata log's recovery cut bytes at the last load: changes may be lost.
+        self.lost_changes = False
 
-    def load(self) -> bool:
-        """Read the file; False if there is none. Raises :class:`DamagedTopicTable` when it does
-        not parse (the table is then left empty)."""
+    def load(self, *, directory_id: uuid.UUID, clock) -> bool:
+        """Open the metadata log (in ``directory``, created if needed) and read the topics and
+        group configs it holds; a topic table file of an older odradek found there is moved
+        into it first (and renamed ``<name>.migrated``). False when neither had anything (a new
+        data directory). Raises :class:`DamagedTopicTable` when the log or the file do not read
+        (the table is then left empty; :meth:`set_aside` keeps them for the operator)."""
+        existed = MetadataLog.exists(self.fs, self.directory)
+        self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
+                                             directory_id=directory_id, clock=clock)
+        self.lost_changes = self.metadata_log.log.recovered_bytes_truncated > 0
+        try:
+            self._replay(self.metadata_log.replay())
+        except DamagedMetadataLog as error:
+            self._forget_all()
+            raise DamagedTopicTable(f"{self.metadata_log.directory}: {error}") from None
+        self._saved_topics = {topic.topic_id: _saved_form(topic) for topic in self.by_name.values()}
+        self._saved_groups = {group: dict(configs) for group, configs in self.group_configs.items()}
         if not self.fs.exists(self.path):
-            return False
+            return existed and bool(self.by_name or self.group_configs)
+        try:
+            self._load_file()
+        except DamagedTopicTable:
+            self._forget_all()
+            raise
+        # Whatever of the file the log lacks is appended (all of it the first time; nothing when
+        # a crash came between the append and the rename), then the file is kept aside.
+        self.save()
+        self.fs.rename(self.path, self.path + ".migrated")
+        self.fs.fsync_dir(self.directory)
+        log.info("topic table moved into the metadata log", file=self.path, topics=len(self.by_name),
+                 metadata_log=self.metadata_log.directory)
+        return True
+
+    def _load_file(self) -> None:
         try:
             document = json.loads(self.fs.read_file(self.path).decode("utf-8"))
             if document.get("version") != 1:
@@ -137,15 +195,71 @@ class TopicTable:
         except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSON and UTF-8 errors are ValueErrors
             raise DamagedTopicTable(f"{self.path}: {error!r}") from None
         for topic in topics:
+            existing = self.by_name.get(topic.name)
+            if existing is not None and existing.topic_id != topic.topic_id:
+                self.remove(existing, save=False)
             self._index(topic)
         self.group_configs.update(group_configs)
-        return True
+
+    def _replay(self, records) -> None:
+        configs: dict[str, dict[str, str]] = {}  # topic name -> overrides, as Kafka keys them
+        for message, _ in records:
+            if isinstance(message, TopicRecord):
+                replaced = self.by_name.get(message.name)
+                if replaced is not None:  # a name is one topic: the later record wins
+                    self.remove(replaced, save=False)
+                self._index(Topic(message.name, message.topic_id, 0))
+            elif isinstance(message, PartitionRecord):
+                topic = self.by_id.get(message.topic_id)
+                if topic is not None:
+                    topic.partition_count = max(topic.partition_count, message.partition_id + 1)
+            elif isinstance(message, RemoveTopicRecord):
+                topic = self.by_id.get(message.topic_id)
+                if topic is not None:
+                    self.remove(topic, save=False)
+                    configs.pop(topic.name, None)
+            elif isinstance(message, ConfigRecord) and message.resource_type in (TOPIC_RESOURCE, GROUP_RESOURCE):
+                held = configs if message.resource_type == TOPIC_RESOURCE else self.group_configs
+                entry = held.setdefault(message.resource_name, {})
+                if message.value is None:
+                    entry.pop(message.name, None)
+                else:
+                    entry[message.name] = message.value
+                if not entry:
+                    del held[message.resource_name]
+        for name, overrides in configs.items():
+            topic = self.by_name.get(name)
+            if topic is not None:
+                topic.configs = overrides
+
+    def _forget_all(self) -> None:
+        """Empty the table in memory (what the log holds stays known: the next save turns the
+        log into whatever the table is then)."""
+        self.by_name.clear()
+        self.by_id.clear()
+        self.by_collision_key.clear()
+        self.group_configs.clear()
 
     def set_aside(self) -> str:
-        """Rename a damaged file to ``<name>.damaged`` (kept for the operator); returns the new path."""
-        damaged = self.path + ".damaged"
-        self.fs.rename(self.path, damaged)
-        return damaged
+        """Keep a metadata log (or topic table file) that does not read for the operator,
+        renamed with a ``.damaged-<time>`` suffix, and start a new, empty metadata log; returns
+        the kept path. The caller rebuilds the table from the partition directories."""
+        if self.fs.exists(self.path):
+            kept = self.path + ".damaged"
+            self.fs.rename(self.path, kept)
+            return kept
+        metadata_log = self.metadata_log
+        directory, directory_id, clock = metadata_log.directory, metadata_log.directory_id, metadata_log.clock
+        metadata_log.close()
+        kept = f"{directory}.damaged-{clock()}"
+        self.fs.rename(directory, kept)
+        self.fs.fsync_dir(self.directory)
+        self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
+                                             directory_id=directory_id, clock=clock)
+        self._forget_all()
+        self._saved_topics.clear()  # the new log holds nothing
+        self._saved_groups.clear()
+        return kept
 
     def _index(self, topic: Topic) -> None:
         self.by_name[topic.name] = topic
@@ -157,16 +271,61 @@ class TopicTable:
         return self.by_collision_key.get(collision_key(name))
 
     def save(self) -> None:
-        document = {
-            "version": 1,
-            "topics": {
-                topic.name: {"topic_id": str(topic.topic_id), "partitions": topic.partition_count,
-                             "configs": topic.configs}
-                for topic in self.by_name.values()
-            },
-            "group_configs": self.group_configs,
-        }
-        self.fs.write_file_atomic(self.path, json.dumps(document, indent=1, sort_keys=True).encode("utf-8"))
+        """Append to the metadata log what changed since the last save, as the records Kafka's
+        controller writes for it, in one change; raises OSError when it is not written (the
+        caller undoes its change in memory)."""
+        records = self._changes(self._saved_topics, self._saved_groups)
+        if not records:
+            return
+        try:
+            self.metadata_log.append(records)
+        except StorageError as error:
+            raise OSError(errno.EIO, str(error)) from error
+        self._saved_topics = {topic.topic_id: _saved_form(topic) for topic in self.by_name.values()}
+        self._saved_groups = {group: dict(configs) for group, configs in self.group_configs.items()}
+        if self.metadata_log.snapshot_due:
+            try:
+                self.metadata_log.write_snapshot(self.records())
+            except (OSError, StorageError) as error:  # the log has it all: a later save tries again
+                log.warning("could not write a metadata snapshot", error=str(error))
+
+    def _changes(self, saved_topics: dict, saved_groups: dict) -> list[MetadataRecord]:
+        """The records that turn the state ``saved_topics`` / ``saved_groups`` into the table."""
+        records: list[MetadataRecord] = []
+        for topic_id, (name, _, _) in saved_topics.items():
+            if self.by_id.get(topic_id) is None or self.by_id[topic_id].name != name:
+                records.append(MetadataRecord(RemoveTopicRecord(topic_id=topic_id), 0))
+        for topic in self.by_name.values():
+            saved = saved_topics.get(topic.topic_id)
+            if saved is None or saved[0] != topic.name:
+                records.append(MetadataRecord(TopicRecord(name=topic.name, topic_id=topic.topic_id), 0))
+                saved = (topic.name, 0, {})
+            records.extend(self._partition_record(topic.topic_id, index)
+                           for index in range(saved[1], topic.partition_count))
+            records.extend(_config_changes(TOPIC_RESOURCE, topic.name, saved[2], topic.configs))
+        for group in saved_groups.keys() | self.group_configs.keys():
+            records.extend(_config_changes(GROUP_RESOURCE, group, saved_groups.get(group, {}),
+                                           self.group_configs.get(group, {})))
+        return records
+
+    def _partition_record(self, topic_id: uuid.UUID, index: int) -> MetadataRecord:
+        return MetadataRecord(PartitionRecord(
+            partition_id=index, topic_id=topic_id, replicas=[self.node_id], isr=[self.node_id], leader=self.node_id,
+            leader_epoch=0, partition_epoch=0, directories=[UNASSIGNED_DIRECTORY]), PartitionRecord.MAX_VERSION)
+
+    def records(self) -> list[MetadataRecord]:
+        """The whole table as the records that make it (a snapshot's content)."""
+        return self._changes({}, {})
+
+    def close(self, durable: bool = True) -> None:
+        """Close the metadata log (every save is already durable; ``durable`` False skips the
+        final flush of a log about to be removed)."""
+        if self.metadata_log is not None:
+            if durable:
+                self.metadata_log.close()
+            else:
+                self.metadata_log.abandon()
+            self.metadata_log = None
 
     def add(self, topic: Topic, *, save: bool = True) -> None:
         """Add ``topic``; with ``save`` False the caller saves once after adding several (the
@@ -200,3 +359,18 @@ class TopicTable:
 
     def __len__(self) -> int:
         return len(self.by_name)
+
+
+def _saved_form(topic: Topic) -> tuple[str, int, dict[str, str]]:
+    return topic.name, topic.partition_count, dict(topic.configs)
+
+
+def _config_changes(resource_type: int, resource: str, before: dict[str, str], after: dict[str, str]) -> list:
+    """ConfigRecords turning ``before`` into ``after`` (a null value deletes an override)."""
+    records = [MetadataRecord(ConfigRecord(resource_type=resource_type, resource_name=resource, name=name,
+                                           value=value), 0)
+               for name, value in sorted(after.items()) if before.get(name) != value]
+    records.extend(MetadataRecord(ConfigRecord(resource_type=resource_type, resource_name=resource, name=name,
+                                               value=None), 0)
+                   for name in sorted(before.keys() - after.keys()))
+    return records

@@ -52,6 +52,7 @@ from .config import LogConfig
 from .deletions import PendingDeletions
 from .errors import InconsistentLogDirectory, KafkaStorageError, LogDirectoryLocked
 from .fs import OsFileSystem
+from .metadata_log import METADATA_TOPIC
 from .partition_log import PartitionLog, _system_clock_ms, parse_partition_dir_name
 from .producer_state import write_snapshot
 
@@ -237,8 +238,8 @@ class LogDirectory:
                     fs.rmtree(full)  # a deletion interrupted by a crash
                     continue
                 parsed = parse_partition_dir_name(name)
-                if parsed is None:
-                    continue
+                if parsed is None or parsed[0] == METADATA_TOPIC:
+                    continue  # the metadata log is its owner's (storage/metadata_log.py), as in Kafka
                 key = parsed
                 try:
                     self.logs[key] = self._watch_truncations(key, PartitionLog.open(

@@ -15,9 +15,8 @@ each value within the broker's min/max for it, and each session timeout above it
 interval, checked on the group's whole resulting set; INVALID_CONFIG otherwise. A group's configs
 do not need the group to exist, and stay when it is deleted, as in Kafka.
 
-Persistence: Kafka keeps group configs as ConfigRecords in its metadata log; odradek, which has
-none yet, keeps them with the topic configs in the topic table's file (``TopicTable.group_configs``,
-written the same way). Ownership: the dict of overrides belongs to the broker's topic table; the
+Persistence: as Kafka, ConfigRecords (resource type GROUP) in the metadata log, written by the
+topic table's save (``TopicTable.group_configs``). Ownership: the dict of overrides belongs to the broker's topic table; the
 coordinator reads it (``GroupCoordinator.group_configs``), handlers change it through
 :func:`set_group_configs`, all on the event loop.
 """
@@ -30,8 +29,6 @@ from odradek.protocol import error_codes
 
 from ..config import ConfigDef, ConfigError, ConfigType, at_least
 from ..topics import TopicError  # the refused-config error the config handlers answer with
-
-GROUP_RESOURCE = 32
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,8 @@ from __future__ import annotations
 from odradek.protocol import error_codes
 
 from ..config import TOPIC_CONFIGS, ConfigType
-from ..groups.group_configs import GROUP_CONFIGS, GROUP_RESOURCE, set_group_configs
-from ..topics import TopicError
-
-TOPIC = 2
-BROKER = 4
+from ..groups.group_configs import GROUP_CONFIGS, set_group_configs
+from ..topics import BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE, TopicError
 
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
@@ -18,7 +15,7 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 def alter_resource(broker, resource_type: int, resource_name: str, change, validate_only: bool) -> None:
     """``change(current_overrides) -> new_overrides`` for a topic or a group; raises TopicError
     with the code and message to answer."""
-    if resource_type == TOPIC:
+    if resource_type == TOPIC_RESOURCE:
         topic = broker.topics.get(resource_name)
         if topic is None:
             raise TopicError(error_codes.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource_name} does not exist")
@@ -32,13 +29,13 @@ def alter_resource(broker, resource_type: int, resource_name: str, change, valid
         current = dict(broker.topics.group_configs.get(resource_name, {}))
         set_group_configs(broker, resource_name, change(current), validate_only)
         return
-    if resource_type == BROKER:
+    if resource_type == BROKER_RESOURCE:
         raise TopicError(error_codes.INVALID_CONFIG,
                          "odradek has no dynamic broker configs yet: set them in server.properties")
     raise TopicError(error_codes.INVALID_REQUEST, f"Resource type {resource_type} is not served by odradek yet")
 
 
-def incremental_change(operations, resource_type: int = TOPIC):
+def incremental_change(operations, resource_type: int = TOPIC_RESOURCE):
     """The ``change`` function for IncrementalAlterConfigs ``operations`` ((name, op, value)) on
     a topic or a group: SET, DELETE (back to the default), APPEND / SUBTRACT (list configs only:
     items added if absent / removed, starting from the current value or the default)."""

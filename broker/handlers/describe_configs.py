@@ -26,15 +26,13 @@ from odradek.protocol.messages.describe_configs import DescribeConfigsRequest, D
 
 from ..config import ConfigSource
 from ..config_view import broker_config_views, group_config_views, topic_config_views
-from ..groups.group_configs import GROUP_RESOURCE
+from ..topics import BROKER_RESOURCE, GROUP_RESOURCE, TOPIC_RESOURCE
 from . import REGISTRY
 
 Result = DescribeConfigsResponse.DescribeConfigsResult
 Entry = DescribeConfigsResponse.DescribeConfigsResult.DescribeConfigsResourceResult
 Synonym = Entry.DescribeConfigsSynonym
 
-TOPIC = 2
-BROKER = 4
 
 
 def _entries(views, version: int, include_synonyms: bool, include_documentation: bool):
@@ -67,7 +65,7 @@ def handle_describe_configs(ctx, request: DescribeConfigsRequest) -> DescribeCon
         keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
         result = Result(error_code=error_codes.NONE, resource_type=resource.resource_type,
                         resource_name=resource.resource_name, configs=[])
-        if resource.resource_type == TOPIC:
+        if resource.resource_type == TOPIC_RESOURCE:
             topic = broker.topics.get(resource.resource_name)
             if topic is None:
                 result.error_code = error_codes.UNKNOWN_TOPIC_OR_PARTITION
@@ -75,7 +73,7 @@ def handle_describe_configs(ctx, request: DescribeConfigsRequest) -> DescribeCon
             else:
                 result.configs = _entries(topic_config_views(broker.config, topic.configs, keys), version,
                                           include_synonyms, include_documentation)
-        elif resource.resource_type == BROKER:
+        elif resource.resource_type == BROKER_RESOURCE:
             if resource.resource_name not in ("", str(broker.node_id)):
                 result.error_code = error_codes.INVALID_REQUEST
                 result.error_message = (f"Unexpected broker id, expected {broker.node_id} or empty string, "

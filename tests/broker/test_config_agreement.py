@@ -26,7 +26,8 @@ from odradek.broker.broker import Broker
 from odradek.broker.config import BROKER_CONFIGS, TOPIC_CONFIGS, BrokerConfig, ConfigType
 from odradek.broker.config_docs import render
 from odradek.broker.groups.coordinator import GROUP_CONFIG_SOURCES
-from odradek.broker.groups.group_configs import GROUP_CONFIGS, GROUP_RESOURCE, default_value
+from odradek.broker.groups.group_configs import GROUP_CONFIGS, default_value
+from odradek.broker.topics import GROUP_RESOURCE
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
 from odradek.protocol.messages.describe_configs import DescribeConfigsRequest

@@ -206,18 +206,21 @@ def corrupt_consumer_offsets_segment(data_dir):
     return every_offset(), path
 
 
-def damaged_topic_table(data_dir):
-    """odradek's own topic table (Kafka keeps this in its metadata log): rebuilt from the
-    partition directories, so no partition is taken for a deleted topic's."""
-    path = os.path.join(data_dir, "odradek-topics.json")
+def damaged_metadata_log(data_dir):
+    """The metadata log (where the topics are) damaged in its first change: recovery cuts it
+    there, and the topics it lost are restored from their partition directories (not taken
+    for deleted ones' and removed)."""
+    path = os.path.join(data_dir, "__cluster_metadata-0", "00000000000000000000.log")
+    [(_, leader_change), (position, first_change), *_] = batches_in(path)
     with open(path, "r+b") as handle:
-        handle.truncate(os.path.getsize(path) // 2)
+        handle.seek(position + first_change.size_in_bytes // 2)
+        handle.write(b"\xff" * 8)
     return every_offset(), path
 
 
 CASES = [torn_tail_after_clean_shutdown, truncated_index, garbage_time_index, zero_filled_log_tail,
          missing_partition_metadata, corrupt_recovery_point_checkpoint, corrupt_consumer_offsets_segment,
-         damaged_topic_table]
+         damaged_metadata_log]
 
 
 @pytest.mark.parametrize("damage", CASES, ids=[case.__name__ for case in CASES])

@@ -5,12 +5,13 @@ record of every partition is there."""
 
 from __future__ import annotations
 
-import json
 import os
 
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
 from odradek.protocol.messages.produce import ProduceRequest
+from odradek.protocol.messages.records.topic_record import TopicRecord
+from odradek.protocol.metadata import iter_entries
 from odradek.protocol.records.batch import Record, build_batch
 
 from .conftest import RawClient
@@ -76,8 +77,12 @@ def test_many_partitions_survive_a_clean_stop_and_a_kill_9(broker_process, tmp_p
     results = create_all(client)
     assert [result.error_code for result in results[:TOPICS]] == [error_codes.NONE] * TOPICS
     assert results[TOPICS].error_code == error_codes.INVALID_TOPIC_EXCEPTION
-    with open(os.path.join(data_dir, "odradek-topics.json")) as handle:
-        assert sorted(json.load(handle)["topics"]) == topic_names()
+    # The creations are in the metadata log (fsynced before the answers), one TopicRecord each.
+    metadata = os.path.join(data_dir, "__cluster_metadata-0", "00000000000000000000.log")
+    with open(metadata, "rb") as handle:
+        created = [entry.message.name for entry in iter_entries(handle.read())
+                   if isinstance(entry.message, TopicRecord)]
+    assert sorted(created) == topic_names()
     assert all(response.error_code == 0 for response in produce_round(client, 0, acks=-1, sequence=0))
     # Written just before the clean stop: the close flushes and snapshots these.
     assert all(response.error_code == 0 for response in produce_round(client, 1, acks=1, sequence=1))
