@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from odradek.protocol import error_codes
+from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.records.config_record import ConfigRecord
 from odradek.protocol.messages.records.partition_record import PartitionRecord
 from odradek.protocol.messages.records.remove_topic_record import RemoveTopicRecord
@@ -37,7 +38,7 @@ from odradek.protocol.messages.records.topic_record import TopicRecord
 from odradek.protocol.metadata import MetadataRecord
 from odradek.storage.errors import StorageError
 from odradek.storage.fs import OsFileSystem
-from odradek.storage.metadata_log import DamagedMetadataLog, MetadataLog
+from odradek.storage.metadata_log import METADATA_PARTITION_DIR, DamagedMetadataLog, MetadataLog
 
 from .config import ConfigError, validate_topic_configs
 
@@ -138,6 +139,7 @@ class TopicTable:
         self.node_id = node_id
         self.path = os.path.join(directory, TOPICS_FILE)  # odradek's table before the metadata log
         self.metadata_log: MetadataLog | None = None
+        self._directory_id, self._clock = uuid.UUID(int=0), None  # given to load()
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         # collision_key(name) -> name: Kafka refuses a topic whose name equals another's once
@@ -158,8 +160,12 @@ class TopicTable:
         data directory). Raises :class:`DamagedTopicTable` when the log or the file do not read
         (the table is then left empty; :meth:`set_aside` keeps them for the operator)."""
         existed = MetadataLog.exists(self.fs, self.directory)
-        self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
-                                             directory_id=directory_id, clock=clock)
+        self._directory_id, self._clock = directory_id, clock
+        try:
+            self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
+                                                 directory_id=directory_id, clock=clock)
+        except (OSError, ProtocolError) as error:  # its files cannot be read or written
+            raise DamagedTopicTable(f"{self.directory}/{METADATA_PARTITION_DIR}: {error!r}") from None
         self.lost_changes = self.metadata_log.log.recovered_bytes_truncated > 0
         try:
             self._replay(self.metadata_log.replay())
@@ -242,20 +248,20 @@ class TopicTable:
 
     def set_aside(self) -> str:
         """Keep a metadata log (or topic table file) that does not read for the operator,
-        renamed with a ``.damaged-<time>`` suffix, and start a new, empty metadata log; returns
+        renamed with a ``.<ms>.damaged`` suffix, and start a new, empty metadata log; returns
         the kept path. The caller rebuilds the table from the partition directories."""
         if self.fs.exists(self.path):
             kept = self.path + ".damaged"
             self.fs.rename(self.path, kept)
             return kept
-        metadata_log = self.metadata_log
-        directory, directory_id, clock = metadata_log.directory, metadata_log.directory_id, metadata_log.clock
-        metadata_log.close()
-        kept = f"{directory}.damaged-{clock()}"
+        if self.metadata_log is not None:
+            self.metadata_log.close()
+        directory = os.path.join(self.directory, METADATA_PARTITION_DIR)
+        kept = f"{directory}.{self._clock()}.damaged"  # a name no data directory takes for a partition's
         self.fs.rename(directory, kept)
         self.fs.fsync_dir(self.directory)
         self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
-                                             directory_id=directory_id, clock=clock)
+                                             directory_id=self._directory_id, clock=self._clock)
         self._forget_all()
         self._saved_topics.clear()  # the new log holds nothing
         self._saved_groups.clear()

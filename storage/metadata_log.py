@@ -117,15 +117,15 @@ class MetadataLog:
 
     def _open_snapshots(self) -> None:
         """Remove what a crash left of snapshot writes and deletions; take the latest complete
-        snapshot that the log reaches."""
-        for found in snapshot_files(self.fs, self.directory):
+        snapshot."""
+        for found in snapshot_files(self.fs, self.directory):  # by id: the latest last
             if found.state != "complete":
                 self.fs.unlink(os.path.join(self.directory, found.name))
-            elif found.snapshot_id.end_offset <= self.log.log_end_offset or self.log.log_end_offset == 0:
+            else:
                 self.snapshot_id = found.snapshot_id
         if self.snapshot_id is not None and self.log.log_end_offset < self.snapshot_id.end_offset:
-            # The log was lost or cut below the snapshot (Kafka's log starts at the snapshot
-            # then): it continues from the snapshot's end.
+            # The log ends before the snapshot (lost, or cut by recovery): as Kafka's metadata
+            # log does, it starts again at the snapshot's end.
             self.log.truncate_fully_and_start_at(self.snapshot_id.end_offset)
 
     def _elect(self) -> None:
@@ -196,8 +196,8 @@ class MetadataLog:
         self.bytes_since_snapshot = self.log.size_in_bytes
 
     def append(self, records: Sequence[MetadataRecord]) -> None:
-        """Append ``records`` as one change and fsync them (KafkaStorageError on a failure; the
-        change may then be in the log or not, as after a crash)."""
+        """Append ``records`` as one change and fsync them. On a failure (KafkaStorageError) the
+        change is cut from the log again."""
         values = [encode_metadata_record(record) for record in records]
         if not values:
             return

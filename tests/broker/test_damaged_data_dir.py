@@ -218,9 +218,19 @@ def damaged_metadata_log(data_dir):
     return every_offset(), path
 
 
+def unreadable_metadata_log(data_dir):
+    """The metadata log's segment cannot be opened (a directory in its place, as an I/O error
+    would): the log is kept aside, a new one started, the topics restored from their partition
+    directories."""
+    directory = os.path.join(data_dir, "__cluster_metadata-0")
+    os.unlink(os.path.join(directory, "00000000000000000000.log"))
+    os.mkdir(os.path.join(directory, "00000000000000000000.log"))
+    return every_offset(), directory
+
+
 CASES = [torn_tail_after_clean_shutdown, truncated_index, garbage_time_index, zero_filled_log_tail,
          missing_partition_metadata, corrupt_recovery_point_checkpoint, corrupt_consumer_offsets_segment,
-         damaged_metadata_log]
+         damaged_metadata_log, unreadable_metadata_log]
 
 
 @pytest.mark.parametrize("damage", CASES, ids=[case.__name__ for case in CASES])

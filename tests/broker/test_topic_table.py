@@ -5,12 +5,15 @@ was saved last."""
 import random
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import odradek.storage.metadata_log as metadata_log_module
-from odradek.broker.topics import Topic, TopicTable
+from odradek.broker.topics import DamagedTopicTable, Topic, TopicTable
+from odradek.protocol.metadata import build_data_batch
 from odradek.storage.fs import MemoryFileSystem
+from odradek.storage.partition_log import parse_partition_dir_name
 
 DATA = "/data"
 DIRECTORY_ID = uuid.UUID(int=42)
@@ -114,3 +117,27 @@ def test_snapshots_keep_the_log_short():
         assert [(topic.name, topic.partition_count) for topic in opened(fs)] == [("kept", 2)]
     finally:
         metadata_log_module.SNAPSHOT_AFTER_BYTES = original
+
+
+def test_a_metadata_log_that_does_not_replay_is_kept_aside_and_a_new_one_started():
+    fs = MemoryFileSystem()
+    fs.makedirs(DATA)
+    table = opened(fs)
+    table.add(Topic("orders", uuid.uuid4(), 2))
+    metadata_log = table.metadata_log
+    # A sound batch holding a record of a type this version does not know.
+    metadata_log._append([build_data_batch([bytes([1, 99, 0])], base_offset=metadata_log.end_offset,
+                                           epoch=metadata_log.epoch, timestamp=1)])
+    table.close()
+    again = TopicTable(DATA, fs)
+    with pytest.raises(DamagedTopicTable, match="unknown metadata record type 99"):
+        again.load(directory_id=DIRECTORY_ID, clock=clock)
+    assert len(again) == 0
+    kept = again.set_aside()
+    name = kept.rsplit("/", 1)[1]
+    assert name.startswith("__cluster_metadata-0.") and name.endswith(".damaged")
+    assert parse_partition_dir_name(name) is None  # never opened as a partition by a data directory
+    assert fs.exists(f"{kept}/00000000000000000000.log")
+    again.add(Topic("rebuilt", uuid.uuid4(), 1))
+    again.close()
+    assert [topic.name for topic in opened(fs)] == ["rebuilt"]

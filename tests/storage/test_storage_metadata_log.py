@@ -206,3 +206,22 @@ def test_a_failed_append_is_cut_from_the_log():
                                                      value="1"), 0)])
     assert [type(record.message).__name__ for record in metadata_log.replay()] == ["TopicRecord", "ConfigRecord"]
     assert os.path.basename(metadata_log.directory) == METADATA_PARTITION_DIR
+
+
+def test_a_log_that_ends_before_the_latest_snapshot_starts_again_at_its_end():
+    fs = fresh_fs()
+    metadata_log = open_log(fs)
+    for index in range(3):
+        metadata_log.append([topic(f"t{index}")])
+    snapshot_id = metadata_log.write_snapshot(list(metadata_log.replay()))
+    metadata_log.close()
+    for name in fs.listdir(LOG_DIR):  # the log's segments lost, the snapshot kept
+        if name.endswith((".log", ".index", ".timeindex")):
+            fs.unlink(f"{LOG_DIR}/{name}")
+    reopened = open_log(fs)
+    assert reopened.log.log_start_offset == snapshot_id.end_offset
+    assert reopened.epoch == snapshot_id.epoch + 1
+    assert names(reopened) == ["t0", "t1", "t2"]
+    reopened.append([topic("after")])
+    reopened.close()
+    assert names(open_log(fs)) == ["t0", "t1", "t2", "after"]
