@@ -270,12 +270,21 @@ def incremental_alter_configs(client, resource_type: int, name: str, configs: di
     return client.request(request, 1).responses
 
 
-def topic_overrides(client, topic: str) -> dict:
+# DescribeConfigs' config_source of an override, by resource type: TOPIC_CONFIG, GROUP_CONFIG.
+_OVERRIDE_SOURCE = {TOPIC_RESOURCE: 1, GROUP_RESOURCE: 8}
+
+
+def overrides(client, resource_type: int, name: str) -> dict:
     request = DescribeConfigsRequest(resources=[DescribeConfigsRequest.DescribeConfigsResource(
-        resource_type=TOPIC_RESOURCE, resource_name=topic, configuration_keys=None)])
+        resource_type=resource_type, resource_name=name, configuration_keys=None)])
     result = client.request(request, 4).results[0]
     assert result.error_code == error_codes.NONE
-    return {config.name: config.value for config in result.configs if config.config_source == 1}  # TOPIC_CONFIG
+    return {config.name: config.value for config in result.configs
+            if config.config_source == _OVERRIDE_SOURCE[resource_type]}
+
+
+def topic_overrides(client, topic: str) -> dict:
+    return overrides(client, TOPIC_RESOURCE, topic)
 
 
 def delete_topics(client, names):

@@ -22,7 +22,6 @@ import uuid
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_partitions import CreatePartitionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
-from odradek.protocol.messages.describe_configs import DescribeConfigsRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.metadata import iter_entries
 from odradek.protocol.records.batch import CONTROL_LEADER_CHANGE
@@ -36,6 +35,7 @@ from .test_file_descriptors import (
     alter_configs,
     delete_topics,
     incremental_alter_configs,
+    overrides,
     topic_overrides,
 )
 from .test_server import batch_of, create_topic, fetch_request, produce, records_of
@@ -57,11 +57,7 @@ def partition_counts(client, names) -> dict:
 
 
 def group_overrides(client, group: str) -> dict:
-    request = DescribeConfigsRequest(resources=[DescribeConfigsRequest.DescribeConfigsResource(
-        resource_type=GROUP_RESOURCE, resource_name=group, configuration_keys=None)])
-    result = client.request(request, 4).results[0]
-    assert result.error_code == error_codes.NONE
-    return {config.name: config.value for config in result.configs if config.config_source == 8}  # GROUP_CONFIG
+    return overrides(client, GROUP_RESOURCE, group)
 
 
 def create_partitions(client, name: str, count: int):

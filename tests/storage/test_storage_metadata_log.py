@@ -131,12 +131,17 @@ def test_a_change_of_many_batches_is_a_transaction_and_a_torn_one_is_dropped(mon
     assert names(open_log(fs)) == ["before"]
 
 
+def snapshotted(fs, topics: int):
+    """A log of ``topics`` topics, one change each, and a snapshot at its end."""
+    metadata_log = open_log(fs)
+    for index in range(topics):
+        metadata_log.append([topic(f"t{index}")])
+    return metadata_log, metadata_log.write_snapshot(list(metadata_log.replay()))
+
+
 def test_a_snapshot_replaces_the_log_below_it():
     fs = fresh_fs()
-    metadata_log = open_log(fs)
-    for index in range(5):
-        metadata_log.append([topic(f"t{index}")])
-    snapshot_id = metadata_log.write_snapshot(list(metadata_log.replay()))
+    metadata_log, snapshot_id = snapshotted(fs, 5)
     assert snapshot_id == (metadata_log.end_offset, 1)
     metadata_log.append([topic("after")])
     metadata_log.close()
@@ -210,10 +215,7 @@ def test_a_failed_append_is_cut_from_the_log():
 
 def test_a_log_that_ends_before_the_latest_snapshot_starts_again_at_its_end():
     fs = fresh_fs()
-    metadata_log = open_log(fs)
-    for index in range(3):
-        metadata_log.append([topic(f"t{index}")])
-    snapshot_id = metadata_log.write_snapshot(list(metadata_log.replay()))
+    metadata_log, snapshot_id = snapshotted(fs, 3)
     metadata_log.close()
     for name in fs.listdir(LOG_DIR):  # the log's segments lost, the snapshot kept
         if name.endswith((".log", ".index", ".timeindex")):
