@@ -14,8 +14,8 @@ resource, group, key, filter), in the request's order, with the "unknown" values
 beside it (offsets, leaders, epochs -1, empty names, the authorized operations left out).
 Fields a version does not carry are left at their defaults. Where Kafka writes a message, it is
 ``ApiError.fromThrowable``'s (none for UNKNOWN_SERVER_ERROR, so that nothing of a bug leaks;
-none when it is the code's default message), except DescribeConfigs and FindCoordinator, which
-write the code's default message. compat/ErrorResponses.java prints Kafka's own answers for the
+none when it is the code's default message), except DescribeConfigs, FindCoordinator and
+DescribeQuorum, which write the code's default message. compat/ErrorResponses.java prints Kafka's own answers for the
 comparison in tests/broker/test_error_responses.py.
 
 :func:`error_answer` is Kafka's ``Errors.forException`` for our exceptions: an exception that
@@ -51,6 +51,7 @@ from odradek.protocol.messages import (
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_quorum,
     describe_topic_partitions,
     describe_transactions,
     end_txn,
@@ -416,6 +417,11 @@ def _describe_cluster(request, version, answer):
                  error_message=answer.message)
 
 
+def _describe_quorum(request, version, answer):
+    return _make(describe_quorum.DescribeQuorumResponse, version, error_code=answer.code,
+                 error_message=answer.default_message)
+
+
 def _describe_producers(request, version, answer):
     Response = describe_producers.DescribeProducersResponse
     Topic = Response.TopicResponse
@@ -541,6 +547,7 @@ BUILDERS: dict[int, Callable] = {
     txn_offset_commit.TxnOffsetCommitRequest.API_KEY: _txn_offset_commit,
     describe_cluster.DescribeClusterRequest.API_KEY: _describe_cluster,
     describe_producers.DescribeProducersRequest.API_KEY: _describe_producers,
+    describe_quorum.DescribeQuorumRequest.API_KEY: _describe_quorum,
     consumer_group_heartbeat.ConsumerGroupHeartbeatRequest.API_KEY: _consumer_group_heartbeat,
     consumer_group_describe.ConsumerGroupDescribeRequest.API_KEY: _consumer_group_describe,
     get_telemetry_subscriptions.GetTelemetrySubscriptionsRequest.API_KEY: _get_telemetry_subscriptions,

@@ -58,6 +58,7 @@ CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCom
 CONFIG_COMMAND = "org.apache.kafka.tools.ConfigCommand"
 DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
 LOG_DIRS_COMMAND = "org.apache.kafka.tools.LogDirsCommand"
+METADATA_QUORUM_COMMAND = "org.apache.kafka.tools.MetadataQuorumCommand"
 
 # compat/.cache (gitignored); ODRADEK_KAFKA_CACHE points elsewhere (a CI cache directory).
 CACHE_ROOT = Path(os.environ.get("ODRADEK_KAFKA_CACHE") or Path(__file__).resolve().parent / ".cache")

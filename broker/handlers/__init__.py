@@ -29,6 +29,7 @@ from . import (  # noqa: E402,F401
     describe_configs,
     describe_log_dirs,
     describe_producers,
+    describe_quorum,
     describe_topic_partitions,
     describe_transactions,
     end_txn,

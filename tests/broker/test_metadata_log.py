@@ -9,7 +9,8 @@
   topics, configs, group configs and records: the file is moved into the metadata log at the
   first start (renamed ``.migrated``), and a start that finds it again (a crash before the
   rename) adds nothing twice;
-* a topic named ``__cluster_metadata`` is refused as Kafka refuses it.
+* a topic named ``__cluster_metadata`` is refused as Kafka refuses it;
+* DescribeQuorum: Kafka's ``kafka-metadata-quorum`` describes the one-voter quorum.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import uuid
 from odradek.protocol import error_codes
 from odradek.protocol.messages.create_partitions import CreatePartitionsRequest
 from odradek.protocol.messages.create_topics import CreateTopicsRequest
+from odradek.protocol.messages.describe_quorum import DescribeQuorumRequest
 from odradek.protocol.messages.metadata import MetadataRequest
 from odradek.protocol.metadata import iter_entries
 from odradek.protocol.records.batch import CONTROL_LEADER_CHANGE
-from odradek.storage.checkpoints import read_quorum_state, uuid_to_kafka
+from odradek.storage.checkpoints import read_meta_properties, read_quorum_state, uuid_to_kafka
 from odradek.storage.fs import OsFileSystem
 
 from .conftest import RawClient
@@ -175,3 +177,43 @@ def test_a_topic_named_after_the_metadata_log_is_refused(raw_client):
     answer = create_topic(raw_client(), "__cluster_metadata")
     assert answer.error_code == error_codes.INVALID_REQUEST
     assert answer.error_message == "Creation of internal topic __cluster_metadata is prohibited."
+
+
+def test_kafka_metadata_quorum_describes_the_one_voter_quorum(broker_process, tmp_path, kafka_jars):
+    broker = broker_process(tmp_path / "data")
+    client = RawClient(broker.host, broker.port)
+    assert create_topic(client, "described").error_code == 0
+    bootstrap = f"{broker.host}:{broker.port}"
+    status = kafka_jars.run_java(kafka_jars.METADATA_QUORUM_COMMAND,
+                                 ["--bootstrap-server", bootstrap, "describe", "--status"], timeout=120).stdout
+    fields = dict(re.findall(r"^(\w+):\s+(.*)$", status, re.MULTILINE))
+    entries = metadata_entries(tmp_path / "data")
+    meta = read_meta_properties(OsFileSystem(), str(tmp_path / "data" / "meta.properties"))
+    assert fields["ClusterId"] == meta["cluster.id"]
+    assert (fields["LeaderId"], fields["LeaderEpoch"]) == ("1", "1")
+    assert fields["HighWatermark"] == str(entries[-1].offset + 1)  # the log's end: all of it committed
+    assert (fields["MaxFollowerLag"], fields["MaxFollowerLagTimeMs"]) == ("0", "0")
+    assert json.loads(fields["CurrentVoters"]) == [{
+        "id": 1, "directoryId": meta["directory.id"], "endpoints": [f"PLAINTEXT://{bootstrap}"]}]
+    assert json.loads(fields["CurrentObservers"]) == []
+    replication = kafka_jars.run_java(kafka_jars.METADATA_QUORUM_COMMAND,
+                                      ["--bootstrap-server", bootstrap, "describe", "--replication"], timeout=120).stdout
+    rows = [line.split() for line in replication.splitlines()[1:] if line.strip()]
+    assert [(row[0], row[1], row[2], row[-1]) for row in rows] == [("1", meta["directory.id"], fields["HighWatermark"],
+                                                                   "Leader")]
+    client.close()
+
+
+def test_describe_quorum_of_another_partition_is_unknown(raw_client):
+    Topic, Partition = DescribeQuorumRequest.TopicData, DescribeQuorumRequest.PartitionData
+    client = raw_client()
+    for topics in ([Topic(topic_name="__cluster_metadata", partitions=[Partition(partition_index=1)])],
+                   [Topic(topic_name="orders", partitions=[Partition(partition_index=0)])], []):
+        answer = client.request(DescribeQuorumRequest(topics=topics), 2)
+        assert (answer.error_code, answer.topics) == (error_codes.UNKNOWN_TOPIC_OR_PARTITION, [])
+    answer = client.request(DescribeQuorumRequest(topics=[
+        Topic(topic_name="__cluster_metadata", partitions=[Partition(partition_index=0)])]), 0)
+    assert answer.topics, answer
+    [partition] = answer.topics[0].partitions
+    assert (answer.error_code, partition.leader_id, [voter.replica_id for voter in partition.current_voters]) == (0, 1, [1])
+    assert partition.high_watermark == partition.current_voters[0].log_end_offset > 0
