@@ -172,7 +172,8 @@ class TopicTable:
         except DamagedMetadataLog as error:
             self._forget_all()
             raise DamagedTopicTable(f"{self.metadata_log.directory}: {error}") from None
-        self._saved_topics = {topic.topic_id: _saved_form(topic) for topic in self.by_name.values()}
+        self._saved_topics = {topic.topic_id: (topic.name, topic.partition_count, dict(topic.configs))
+                              for topic in self.by_name.values()}
         self._saved_groups = {group: dict(configs) for group, configs in self.group_configs.items()}
         if not self.fs.exists(self.path):
             return existed and bool(self.by_name or self.group_configs)
@@ -280,39 +281,52 @@ class TopicTable:
         """Append to the metadata log what changed since the last save, as the records Kafka's
         controller writes for it, in one change; raises OSError when it is not written (the
         caller undoes its change in memory)."""
-        records = self._changes(self._saved_topics, self._saved_groups)
+        records, saved_topics, saved_groups = self._changes(self._saved_topics, self._saved_groups)
         if not records:
             return
         try:
             self.metadata_log.append(records)
         except StorageError as error:
             raise OSError(errno.EIO, str(error)) from error
-        self._saved_topics = {topic.topic_id: _saved_form(topic) for topic in self.by_name.values()}
-        self._saved_groups = {group: dict(configs) for group, configs in self.group_configs.items()}
+        self._saved_topics, self._saved_groups = saved_topics, saved_groups
         if self.metadata_log.snapshot_due:
             try:
                 self.metadata_log.write_snapshot(self.records())
             except (OSError, StorageError) as error:  # the log has it all: a later save tries again
                 log.warning("could not write a metadata snapshot", error=str(error))
 
-    def _changes(self, saved_topics: dict, saved_groups: dict) -> list[MetadataRecord]:
-        """The records that turn the state ``saved_topics`` / ``saved_groups`` into the table."""
+    def _changes(self, saved_topics: dict, saved_groups: dict) -> tuple[list[MetadataRecord], dict, dict]:
+        """The records that turn the state ``saved_topics`` / ``saved_groups`` into the table,
+        and that state once they are written (only what changed is copied: a save costs one
+        comparison per topic)."""
         records: list[MetadataRecord] = []
+        topics_after, groups_after = dict(saved_topics), dict(saved_groups)
         for topic_id, (name, _, _) in saved_topics.items():
-            if self.by_id.get(topic_id) is None or self.by_id[topic_id].name != name:
+            current = self.by_id.get(topic_id)
+            if current is None or current.name != name:
                 records.append(MetadataRecord(RemoveTopicRecord(topic_id=topic_id), 0))
+                del topics_after[topic_id]
         for topic in self.by_name.values():
             saved = saved_topics.get(topic.topic_id)
+            if saved is not None and saved[0] == topic.name and saved[1] == topic.partition_count \
+                    and saved[2] == topic.configs:
+                continue
             if saved is None or saved[0] != topic.name:
                 records.append(MetadataRecord(TopicRecord(name=topic.name, topic_id=topic.topic_id), 0))
                 saved = (topic.name, 0, {})
             records.extend(self._partition_record(topic.topic_id, index)
                            for index in range(saved[1], topic.partition_count))
             records.extend(_config_changes(TOPIC_RESOURCE, topic.name, saved[2], topic.configs))
+            topics_after[topic.topic_id] = (topic.name, topic.partition_count, dict(topic.configs))
         for group in saved_groups.keys() | self.group_configs.keys():
-            records.extend(_config_changes(GROUP_RESOURCE, group, saved_groups.get(group, {}),
-                                           self.group_configs.get(group, {})))
-        return records
+            before, after = saved_groups.get(group, {}), self.group_configs.get(group, {})
+            if before != after:
+                records.extend(_config_changes(GROUP_RESOURCE, group, before, after))
+                if after:
+                    groups_after[group] = dict(after)
+                else:
+                    del groups_after[group]
+        return records, topics_after, groups_after
 
     def _partition_record(self, topic_id: uuid.UUID, index: int) -> MetadataRecord:
         return MetadataRecord(PartitionRecord(
@@ -321,7 +335,7 @@ class TopicTable:
 
     def records(self) -> list[MetadataRecord]:
         """The whole table as the records that make it (a snapshot's content)."""
-        return self._changes({}, {})
+        return self._changes({}, {})[0]
 
     def close(self, durable: bool = True) -> None:
         """Close the metadata log (every save is already durable; ``durable`` False skips the
@@ -365,10 +379,6 @@ class TopicTable:
 
     def __len__(self) -> int:
         return len(self.by_name)
-
-
-def _saved_form(topic: Topic) -> tuple[str, int, dict[str, str]]:
-    return topic.name, topic.partition_count, dict(topic.configs)
 
 
 def _config_changes(resource_type: int, resource: str, before: dict[str, str], after: dict[str, str]) -> list:
