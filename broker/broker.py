@@ -127,10 +127,11 @@ class Broker:
             log.error("the metadata log does not read: set aside, topics rebuilt from the partition directories "
                       "(topic config overrides are lost)", kept_as=damaged, error=str(error))
             table_found = False
-        if (not table_found or self.topics.lost_changes) and (self._data_dir.logs or self._data_dir.offline):
-            # Lost changes: a torn end of the log is what a crash leaves of a change that was
-            # not acknowledged (its partition directories were not made yet); a partition
-            # directory the table lacks then is not a deletion's leftover, but the log's damage.
+        # Lost changes: a torn end of the log is what a crash leaves of a change that was not
+        # acknowledged (its partition directories were not made yet); a partition directory
+        # the table lacks then is not a deletion's leftover, but the log's damage.
+        rebuilt = (not table_found or self.topics.lost_changes) and bool(self._data_dir.logs or self._data_dir.offline)
+        if rebuilt:
             self._rebuild_topic_table()
         for topic in self.topics:
             if topic.configs:
@@ -139,8 +140,8 @@ class Broker:
                     partition_log = self._data_dir.logs.get((topic.name, index))
                     if partition_log is not None:
                         partition_log.config = log_config
-        self.producer_ids = ProducerIdManager(self.log_dir, fs)
-        if self.producer_ids.damaged:
+        self.producer_ids = ProducerIdManager(self.topics, self.log_dir)
+        if self.producer_ids.damaged or rebuilt:  # the block in the log may be behind the ids in use
             self.producer_ids.skip_past(max((producer_id for partition_log in self._data_dir.logs.values()
                                              for producer_id in partition_log.producer_state.producers), default=-1))
         for topic in self.topics:

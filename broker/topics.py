@@ -5,8 +5,8 @@ metadata log (``__cluster_metadata-0`` in the first data directory, storage/meta
 Each save appends what changed, as the records Kafka's controller writes: TopicRecord and a
 PartitionRecord per partition (this node the replica, the ISR and the leader) for a new topic,
 PartitionRecords for added partitions, RemoveTopicRecord for a deletion, ConfigRecords (resource
-type 2, topic; 32, group) for config overrides set or removed (a null value). A start replays
-them. Each partition's data lives in the storage engine's ``<topic>-<partition>`` directory; the
+type 2, topic; 32, group) for config overrides set or removed (a null value). The producer id
+blocks of broker/producer_ids.py are ProducerIdsRecords in the same log. A start replays them. Each partition's data lives in the storage engine's ``<topic>-<partition>`` directory; the
 table says which topics exist, so a partition directory left behind by a crash in the middle of
 a deletion is not resurrected.
 
@@ -33,6 +33,7 @@ from odradek.protocol import error_codes
 from odradek.protocol.errors import ProtocolError
 from odradek.protocol.messages.records.config_record import ConfigRecord
 from odradek.protocol.messages.records.partition_record import PartitionRecord
+from odradek.protocol.messages.records.producer_ids_record import ProducerIdsRecord
 from odradek.protocol.messages.records.remove_topic_record import RemoveTopicRecord
 from odradek.protocol.messages.records.topic_record import TopicRecord
 from odradek.protocol.metadata import MetadataRecord
@@ -152,6 +153,9 @@ class TopicTable:
         self._saved_groups: dict[str, dict[str, str]] = {}
         # The metadata log's recovery cut bytes at the last load: changes may be lost.
         self.lost_changes = False
+        # The first producer id of the next block (the latest ProducerIdsRecord): every id
+        # below it may have been handed out (broker/producer_ids.py).
+        self.next_producer_id_block = 0
 
     def load(self, *, directory_id: uuid.UUID, clock) -> bool:
         """Open the metadata log (in ``directory``, created if needed) and read the topics and
@@ -225,6 +229,8 @@ class TopicTable:
                 if topic is not None:
                     self.remove(topic, save=False)
                     configs.pop(topic.name, None)
+            elif isinstance(message, ProducerIdsRecord):
+                self.next_producer_id_block = max(self.next_producer_id_block, message.next_producer_id)
             elif isinstance(message, ConfigRecord) and message.resource_type in (TOPIC_RESOURCE, GROUP_RESOURCE):
                 held = configs if message.resource_type == TOPIC_RESOURCE else self.group_configs
                 entry = held.setdefault(message.resource_name, {})
@@ -335,7 +341,23 @@ class TopicTable:
 
     def records(self) -> list[MetadataRecord]:
         """The whole table as the records that make it (a snapshot's content)."""
-        return self._changes({}, {})[0]
+        records = self._changes({}, {})[0]
+        if self.next_producer_id_block:
+            records.append(self._producer_ids_record(self.next_producer_id_block))
+        return records
+
+    def reserve_producer_ids(self, next_block: int) -> None:
+        """Record that every producer id below ``next_block`` may be handed out (Kafka's
+        ProducerIdsRecord; the broker epoch is -1: odradek's node does not register yet).
+        Raises OSError when it is not written."""
+        try:
+            self.metadata_log.append([self._producer_ids_record(next_block)])
+        except StorageError as error:
+            raise OSError(errno.EIO, str(error)) from error
+        self.next_producer_id_block = next_block
+
+    def _producer_ids_record(self, next_block: int) -> MetadataRecord:
+        return MetadataRecord(ProducerIdsRecord(broker_id=self.node_id, broker_epoch=-1, next_producer_id=next_block), 0)
 
     def close(self, durable: bool = True) -> None:
         """Close the metadata log (every save is already durable; ``durable`` False skips the

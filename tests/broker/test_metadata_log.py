@@ -10,7 +10,9 @@
   first start (renamed ``.migrated``), and a start that finds it again (a crash before the
   rename) adds nothing twice;
 * a topic named ``__cluster_metadata`` is refused as Kafka refuses it;
-* DescribeQuorum: Kafka's ``kafka-metadata-quorum`` describes the one-voter quorum.
+* DescribeQuorum: Kafka's ``kafka-metadata-quorum`` describes the one-voter quorum;
+* producer id blocks are ProducerIdsRecords in the log; an older ``odradek-producer-ids.json``
+  moves there, and one that does not parse sends the ids past every one in use.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .test_file_descriptors import (
     overrides,
     topic_overrides,
 )
+from .test_idempotence import idempotent_batch, init_producer_id
 from .test_server import batch_of, create_topic, fetch_request, produce, records_of
 
 METADATA_DIR = "__cluster_metadata-0"
@@ -217,3 +220,41 @@ def test_describe_quorum_of_another_partition_is_unknown(raw_client):
     [partition] = answer.topics[0].partitions
     assert (answer.error_code, partition.leader_id, [voter.replica_id for voter in partition.current_voters]) == (0, 1, [1])
     assert partition.high_watermark == partition.current_voters[0].log_end_offset > 0
+
+
+def test_producer_id_blocks_are_in_the_metadata_log_and_an_older_file_moves_there(broker_process, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "odradek-producer-ids.json").write_text('{"version": 1, "next_block_start": 5000}')
+    broker = broker_process(data_dir)
+    client = RawClient(broker.host, broker.port)
+    assert [init_producer_id(client).producer_id for _ in range(3)] == [5000, 5001, 5002]
+    client.close()
+    broker.kill()  # no clean stop: the reserved block is what counts
+    assert not (data_dir / "odradek-producer-ids.json").exists()
+    assert (data_dir / "odradek-producer-ids.json.migrated").exists()
+    blocks = [entry.message.next_producer_id for entry in metadata_entries(data_dir)
+              if type(entry.message).__name__ == "ProducerIdsRecord"]
+    assert blocks == [5000, 6000]  # the file's block, then the block handed out from
+    again = broker_process(data_dir)
+    client = RawClient(again.host, again.port)
+    assert init_producer_id(client).producer_id == 6000  # the rest of the block is never reused
+    client.close()
+
+
+def test_a_producer_id_file_that_does_not_parse_sends_the_ids_past_every_one_in_use(broker_process, tmp_path):
+    data_dir = tmp_path / "data"
+    broker = broker_process(data_dir)
+    client = RawClient(broker.host, broker.port)
+    assert create_topic(client, "idem").error_code == 0
+    used = init_producer_id(client).producer_id
+    assert produce(client, "idem", 0, idempotent_batch(used, 0, 0, b"a")).error_code == 0
+    client.close()
+    assert broker.stop() == 0
+    (data_dir / "odradek-producer-ids.json").write_bytes(b"{not json")
+    again = broker_process(data_dir)
+    client = RawClient(again.host, again.port)
+    assert init_producer_id(client).producer_id >= (used // 1000 + 2) * 1000
+    client.close()
+    assert (data_dir / "odradek-producer-ids.json.damaged").exists()
+    assert "the producer id block file does not parse" in again.full_log()

@@ -1,6 +1,6 @@
-"""The topic table over the metadata log (broker/topics.py): whatever sequence of changes is saved,
-with snapshots taken along the way and power lost at any point, a reopened table holds what
-was saved last."""
+"""The topic table over the metadata log (broker/topics.py): whatever sequence of changes is saved
+(topics, partitions, topic and group configs, producer id blocks), with snapshots taken along the
+way and power lost at any point, a reopened table holds what was saved last."""
 
 import random
 import uuid
@@ -31,7 +31,7 @@ def opened(fs) -> TopicTable:
 
 def state(table: TopicTable):
     return ({topic.topic_id: (topic.name, topic.partition_count, dict(topic.configs)) for topic in table},
-            {group: dict(configs) for group, configs in table.group_configs.items()})
+            {group: dict(configs) for group, configs in table.group_configs.items()}, table.next_producer_id_block)
 
 
 NAMES = [f"topic-{index}" for index in range(5)]
@@ -42,6 +42,7 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("partitions"), st.sampled_from(NAMES), st.integers(1, 3)),
     st.tuples(st.just("config"), st.sampled_from(NAMES), st.sampled_from(CONFIGS), st.none() | st.sampled_from(["1", "2"])),
     st.tuples(st.just("group"), st.sampled_from(["g1", "g2"]), st.none() | st.sampled_from(["45000", "50000"])),
+    st.tuples(st.just("producer ids"), st.integers(1, 3)),
     st.tuples(st.just("restart")),
 ), max_size=40)
 
@@ -63,6 +64,8 @@ def apply(table: TopicTable, operation) -> None:
             configs[args[1]] = args[2]
         table.by_name[args[0]].configs = configs
         table.save()
+    elif kind == "producer ids":
+        table.reserve_producer_ids(table.next_producer_id_block + args[0] * 1000)
     elif kind == "group":
         if args[1] is None:
             table.group_configs.pop(args[0], None)
