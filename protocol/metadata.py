@@ -175,6 +175,21 @@ def build_data_batch(values: Sequence[bytes], *, base_offset: int, epoch: int, t
                        base_offset=base_offset, base_timestamp=timestamp, partition_leader_epoch=epoch)
 
 
+def value_batches(values: Sequence[bytes], max_bytes: int) -> list[list[bytes]]:
+    """``values`` cut, in order, into groups that each make a batch of at most about
+    ``max_bytes`` (each record's own framing counted as 16 bytes, and 1 KiB left for the batch
+    header); a value larger than that is a group of its own."""
+    groups: list[list[bytes]] = [[]]
+    size = 0
+    for value in values:
+        if groups[-1] and size + len(value) + 16 > max_bytes - 1024:
+            groups.append([])
+            size = 0
+        groups[-1].append(value)
+        size += len(value) + 16
+    return groups if groups[0] else []
+
+
 def build_control_batch(messages: Sequence[Message], *, base_offset: int, epoch: int, timestamp: int) -> bytes:
     """One control batch of raft control records written in raft epoch ``epoch``."""
     return build_batch([control_record(message, index) for index, message in enumerate(messages)],

@@ -43,6 +43,7 @@ from odradek.protocol.metadata import (
     build_data_batch,
     encode_metadata_record,
     iter_entries,
+    value_batches,
 )
 
 from .checkpoints import QUORUM_STATE_FILE, CorruptCheckpoint, QuorumState, read_quorum_state, write_quorum_state
@@ -198,10 +199,9 @@ class MetadataLog:
     def append(self, records: Sequence[MetadataRecord]) -> None:
         """Append ``records`` as one change and fsync them. On a failure (KafkaStorageError) the
         change is cut from the log again."""
-        values = [encode_metadata_record(record) for record in records]
-        if not values:
+        groups = value_batches([encode_metadata_record(record) for record in records], MAX_BATCH_BYTES)
+        if not groups:
             return
-        groups = _batches(values)
         if len(groups) > 1:
             begin = encode_metadata_record(MetadataRecord(BeginTransactionRecord(name="odradek"), 0))
             end = encode_metadata_record(MetadataRecord(EndTransactionRecord(), 0))
@@ -257,15 +257,3 @@ class MetadataLog:
         """Close without flushing (the directory is removed next)."""
         self.log.abandon()
 
-
-def _batches(values: list[bytes]) -> list[list[bytes]]:
-    """``values`` cut into groups of at most about MAX_BATCH_BYTES (record framing included)."""
-    groups: list[list[bytes]] = [[]]
-    size = 0
-    for value in values:
-        if groups[-1] and size + len(value) + 16 > MAX_BATCH_BYTES - 1024:
-            groups.append([])
-            size = 0
-        groups[-1].append(value)
-        size += len(value) + 16
-    return groups

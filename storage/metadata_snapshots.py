@@ -36,6 +36,7 @@ from odradek.protocol.metadata import (
     build_data_batch,
     encode_metadata_record,
     iter_entries,
+    value_batches,
 )
 
 SNAPSHOT_SUFFIX = ".checkpoint"
@@ -123,18 +124,7 @@ def encode_snapshot(records: Sequence[MetadataRecord], *, epoch: int, last_conta
             control.append(voters)
     parts = [build_control_batch(control, base_offset=0, epoch=epoch, timestamp=now_ms)]
     offset = len(control)
-    batch: list[bytes] = []
-    batch_bytes = 0
-    for record in records:
-        value = encode_metadata_record(record)
-        size = len(value) + 16  # with the record's own framing (lengths, deltas), about
-        if batch and batch_bytes + size > max_batch_bytes:
-            parts.append(build_data_batch(batch, base_offset=offset, epoch=epoch, timestamp=now_ms))
-            offset += len(batch)
-            batch, batch_bytes = [], 0
-        batch.append(value)
-        batch_bytes += size
-    if batch:
+    for batch in value_batches([encode_metadata_record(record) for record in records], max_batch_bytes):
         parts.append(build_data_batch(batch, base_offset=offset, epoch=epoch, timestamp=now_ms))
         offset += len(batch)
     parts.append(build_control_batch([SnapshotFooterRecord(version=CONTROL_RECORD_VERSION)],

@@ -25,6 +25,7 @@ from odradek.protocol.metadata import (
     iter_entries,
     record_class,
     type_name,
+    value_batches,
 )
 from odradek.protocol.records.batch import (
     CONTROL_COMMIT,
@@ -146,3 +147,14 @@ def test_batches_carry_the_epoch_and_read_back_in_order():
     stray = build_batch([Record(0, 0, None, b"plain value")], base_offset=3, partition_leader_epoch=3)
     with pytest.raises(CorruptRecord, match="frame version"):
         list(iter_entries(log + stray))
+
+
+@settings(max_examples=200)
+@given(sizes=st.lists(st.integers(0, 3000), max_size=60), max_bytes=st.integers(1500, 20000))
+def test_values_are_cut_into_batches_in_order_and_within_the_size(sizes, max_bytes):
+    values = [bytes([index % 256]) * size for index, size in enumerate(sizes)]
+    groups = value_batches(values, max_bytes)
+    assert [value for group in groups for value in group] == values
+    assert all(group for group in groups)
+    for group in groups:
+        assert len(group) == 1 or sum(len(value) + 16 for value in group) <= max_bytes - 1024
