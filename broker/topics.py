@@ -141,6 +141,7 @@ class TopicTable:
         self.path = os.path.join(directory, TOPICS_FILE)  # odradek's table before the metadata log
         self.metadata_log: MetadataLog | None = None
         self._directory_id, self._clock = uuid.UUID(int=0), None  # given to load()
+        self._damaged_path: str | None = None  # what load() found damaged: the log's directory or the file
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
         # collision_key(name) -> name: Kafka refuses a topic whose name equals another's once
@@ -169,13 +170,15 @@ class TopicTable:
             self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
                                                  directory_id=directory_id, clock=clock)
         except (OSError, ProtocolError) as error:  # its files cannot be read or written
-            raise DamagedTopicTable(f"{self.directory}/{METADATA_PARTITION_DIR}: {error!r}") from None
+            self._damaged_path = os.path.join(self.directory, METADATA_PARTITION_DIR)
+            raise DamagedTopicTable(f"{self._damaged_path}: {error!r}") from None
         self.lost_changes = self.metadata_log.log.recovered_bytes_truncated > 0
         try:
             self._replay(self.metadata_log.replay())
         except DamagedMetadataLog as error:
             self._forget_all()
-            raise DamagedTopicTable(f"{self.metadata_log.directory}: {error}") from None
+            self._damaged_path = self.metadata_log.directory
+            raise DamagedTopicTable(f"{self._damaged_path}: {error}") from None
         self._saved_topics = {topic.topic_id: (topic.name, topic.partition_count, dict(topic.configs))
                               for topic in self.by_name.values()}
         self._saved_groups = {group: dict(configs) for group, configs in self.group_configs.items()}
@@ -185,6 +188,7 @@ class TopicTable:
             self._load_file()
         except DamagedTopicTable:
             self._forget_all()
+            self._damaged_path = self.path
             raise
         # Whatever of the file the log lacks is appended (all of it the first time; nothing when
         # a crash came between the append and the rename), then the file is kept aside.
@@ -257,15 +261,15 @@ class TopicTable:
         """Keep a metadata log (or topic table file) that does not read for the operator,
         renamed with a ``.<ms>.damaged`` suffix, and start a new, empty metadata log; returns
         the kept path. The caller rebuilds the table from the partition directories."""
-        if self.fs.exists(self.path):
+        damaged, self._damaged_path = self._damaged_path, None
+        if damaged == self.path:  # the file: the log read, and stays
             kept = self.path + ".damaged"
             self.fs.rename(self.path, kept)
             return kept
         if self.metadata_log is not None:
             self.metadata_log.close()
-        directory = os.path.join(self.directory, METADATA_PARTITION_DIR)
-        kept = f"{directory}.{self._clock()}.damaged"  # a name no data directory takes for a partition's
-        self.fs.rename(directory, kept)
+        kept = f"{damaged}.{self._clock()}.damaged"  # a name no data directory takes for a partition's
+        self.fs.rename(damaged, kept)
         self.fs.fsync_dir(self.directory)
         self.metadata_log = MetadataLog.open(self.fs, self.directory, node_id=self.node_id,
                                              directory_id=self._directory_id, clock=self._clock)

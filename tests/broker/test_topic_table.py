@@ -144,3 +144,19 @@ def test_a_metadata_log_that_does_not_replay_is_kept_aside_and_a_new_one_started
     again.add(Topic("rebuilt", uuid.uuid4(), 1))
     again.close()
     assert [topic.name for topic in opened(fs)] == ["rebuilt"]
+
+
+def test_a_damaged_log_is_kept_aside_even_with_an_older_table_file_beside_it():
+    fs = MemoryFileSystem()
+    fs.makedirs(DATA)
+    table = opened(fs)
+    table.metadata_log._append([build_data_batch([bytes([1, 99, 0])], base_offset=table.metadata_log.end_offset,
+                                                 epoch=table.metadata_log.epoch, timestamp=1)])
+    table.close()
+    fs.write_file(f"{DATA}/odradek-topics.json", b'{"version": 1, "topics": {}}')
+    again = TopicTable(DATA, fs)
+    with pytest.raises(DamagedTopicTable, match="__cluster_metadata-0"):
+        again.load(directory_id=DIRECTORY_ID, clock=clock)
+    kept = again.set_aside()
+    assert kept.endswith(".damaged") and "__cluster_metadata-0." in kept
+    assert fs.exists(f"{DATA}/odradek-topics.json")  # not what was damaged: left for the next start
