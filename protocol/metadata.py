@@ -73,27 +73,11 @@ def record_class(record_type: int) -> type[Message]:
     return found
 
 
-def type_name(record_class_: type[Message]) -> str:
-    """Kafka's ``MetadataRecordType`` name of a record class: TopicRecord -> TOPIC_RECORD."""
-    name = record_class_.__name__
-    out = [name[0]]
-    for previous, letter in zip(name, name[1:]):
-        if letter.isupper() and not previous.isupper():
-            out.append("_")
-        out.append(letter)
-    return "".join(out).upper()
-
-
 class MetadataRecord(NamedTuple):
     """A metadata record and the version its body is (or is to be) encoded at."""
 
     message: Message
     version: int
-
-    @classmethod
-    def latest(cls, message: Message) -> "MetadataRecord":
-        """``message`` at the newest version its schema has."""
-        return cls(message, message.MAX_VERSION)
 
 
 def encode_metadata_record(record: MetadataRecord) -> bytes:

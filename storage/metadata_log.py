@@ -93,7 +93,6 @@ class MetadataLog:
         self.clock = clock
         self.epoch = -1
         self.snapshot_id: SnapshotId | None = None
-        self.bytes_since_snapshot = 0
         self.failed: BaseException | None = None  # a refused change that could not be cut
 
     @staticmethod
@@ -194,7 +193,6 @@ class MetadataLog:
             offset = entries[-1].offset + 1
         if pending:
             _log.warning("a metadata transaction the log does not end was dropped", records=len(pending))
-        self.bytes_since_snapshot = self.log.size_in_bytes
 
     def append(self, records: Sequence[MetadataRecord]) -> None:
         """Append ``records`` as one change and fsync them. On a failure (KafkaStorageError) the
@@ -211,7 +209,6 @@ class MetadataLog:
             batches.append(build_data_batch(group, base_offset=offset, epoch=self.epoch, timestamp=now))
             offset += len(group)
         self._append(batches)
-        self.bytes_since_snapshot += sum(len(batch) for batch in batches)
 
     def _append(self, batches: list[bytes]) -> None:
         if self.failed is not None:
@@ -233,16 +230,19 @@ class MetadataLog:
 
     @property
     def snapshot_due(self) -> bool:
-        return self.bytes_since_snapshot >= SNAPSHOT_AFTER_BYTES
+        # The segments below the latest snapshot are deleted (it starts a segment of its own):
+        # what the log holds is what was appended since.
+        return self.log.size_in_bytes >= SNAPSHOT_AFTER_BYTES
 
     def write_snapshot(self, records: Sequence[MetadataRecord]) -> SnapshotId:
         """Write ``records`` (the whole state the log holds up to its end) as a snapshot at the
         log end, then drop the segments and snapshots below it."""
         snapshot_id = SnapshotId(self.log.log_end_offset, self.epoch)
-        write_snapshot(self.fs, self.directory, snapshot_id, records, last_contained_timestamp=self.clock(),
-                       now_ms=self.clock())
+        now = self.clock()
+        newest, _ = self.log.max_timestamp_offset()  # the append time of the last record it contains
+        write_snapshot(self.fs, self.directory, snapshot_id, records,
+                       last_contained_timestamp=newest if newest >= 0 else now, now_ms=now)
         self.snapshot_id = snapshot_id
-        self.bytes_since_snapshot = 0
         self.log.roll()
         self.log.delete_records_before(snapshot_id.end_offset)
         for found in snapshot_files(self.fs, self.directory):

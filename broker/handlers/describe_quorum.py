@@ -45,7 +45,9 @@ def handle_describe_quorum(ctx, request: DescribeQuorumRequest) -> DescribeQuoru
     if v2:
         me.replica_directory_id = metadata_log.directory_id
         partition.error_message = response.error_message = None
-        response.nodes = [Response.Node(node_id=broker.node_id, listeners=[
-            Response.Listener(name=name, host=host, port=port)
-            for name, (host, port) in ((name, broker.advertised_endpoint(name)) for name in broker.bound_listeners)])]
+        listeners = []
+        for name in broker.bound_listeners:
+            host, port = broker.advertised_endpoint(name)
+            listeners.append(Response.Listener(name=name, host=host, port=port))
+        response.nodes = [Response.Node(node_id=broker.node_id, listeners=listeners)]
     return response

@@ -49,7 +49,6 @@ from odradek.protocol.metadata import (
     encode_metadata_record,
     iter_entries,
     record_class,
-    type_name,
 )
 from odradek.storage.checkpoints import read_meta_properties, uuid_from_kafka, uuid_to_kafka
 from odradek.storage.fs import OsFileSystem
@@ -77,6 +76,14 @@ def kafka_json(value):
 def _camel(name: str) -> str:
     first, *rest = name.split("_")
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def type_name(record_class) -> str:
+    """Kafka's ``MetadataRecordType`` name of a record class, as DumpLogSegments prints it:
+    TopicRecord -> TOPIC_RECORD (checked against the tool's output for every type below)."""
+    name = record_class.__name__
+    return "".join("_" + letter if letter.isupper() and not previous.isupper() else letter
+                   for previous, letter in zip(" " + name, name)).lstrip("_").upper()
 
 
 def assert_printed_as(printed: dict, message) -> None:

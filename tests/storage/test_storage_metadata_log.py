@@ -17,7 +17,7 @@ from odradek.storage.checkpoints import QUORUM_STATE_FILE, read_quorum_state
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.fs import MemoryFileSystem
 from odradek.storage.metadata_log import METADATA_PARTITION_DIR, DamagedMetadataLog, MetadataLog
-from odradek.storage.metadata_snapshots import snapshot_files
+from odradek.storage.metadata_snapshots import read_snapshot, snapshot_files
 import odradek.storage.metadata_log as metadata_log_module
 
 DATA = "/data"
@@ -227,3 +227,14 @@ def test_a_log_that_ends_before_the_latest_snapshot_starts_again_at_its_end():
     reopened.append([topic("after")])
     reopened.close()
     assert names(open_log(fs)) == ["t0", "t1", "t2", "after"]
+
+
+def test_a_snapshot_header_carries_the_time_of_the_last_record_it_contains():
+    fs = fresh_fs()
+    clock = Clock()
+    metadata_log = open_log(fs, clock)
+    metadata_log.append([topic("t")])
+    appended_at = log_entries(fs)[-1].timestamp
+    clock.now += 60_000
+    snapshot_id = metadata_log.write_snapshot(list(metadata_log.replay()))
+    assert read_snapshot(fs, LOG_DIR, snapshot_id).last_contained_timestamp == appended_at
